@@ -1,0 +1,17 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""GroupViT zero-shot semantic segmentation as an MMSegmentation 1.x plugin.
+
+Importing the package registers its components into mmseg's registries
+(``MODELS``, ``DATASETS``). Configs load it with
+``custom_imports = dict(imports=['mmseg_groupvit'])``.
+"""
+import _mmseg_groupvit_mmcv_shim
+
+# Must run before anything imports ``mmseg.models`` (see the shim's docstring).
+_mmseg_groupvit_mmcv_shim.install()
+
+from .datasets import *  # noqa: E402,F401,F403
+from .models import *  # noqa: E402,F401,F403
+from .utils import *  # noqa: E402,F401,F403
+
+__version__ = '0.1.0'

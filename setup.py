@@ -1,0 +1,62 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Packaging for mmseg-groupvit.
+
+mmcv is deliberately *not* an install requirement: ``mmcv`` (full build) and
+``mmcv-lite`` install the same ``mmcv`` package, so requiring one would
+overwrite the other. Pick one through an extra:
+
+* ``pip install -e .[lite]``: mmcv-lite 2.1.0 (seconds); the compiled ops
+  that GroupViT never uses are replaced by clear errors (see
+  ``_mmseg_groupvit_mmcv_shim.py``).
+* ``pip install -e .``: keeps an mmcv you already have, e.g. a full build.
+"""
+import os.path as osp
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+PTH_FILE = 'mmseg_groupvit_mmcv.pth'
+
+
+class BuildPyWithPth(build_py):
+    """Also place the ``.pth`` start-up hook at the root of site-packages."""
+
+    def run(self):
+        super().run()
+        self.copy_file(PTH_FILE, osp.join(self.build_lib, PTH_FILE))
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [
+            osp.join(self.build_lib, PTH_FILE)
+        ]
+
+
+def read_requirements(path):
+    with open(path) as f:
+        return [
+            line.split('#')[0].strip() for line in f
+            if line.split('#')[0].strip()
+        ]
+
+
+setup(
+    name='mmseg-groupvit',
+    version='0.1.0',
+    description='GroupViT zero-shot semantic segmentation for MMSegmentation '
+    '1.x',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.8',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    py_modules=['_mmseg_groupvit_mmcv_shim'],
+    include_package_data=True,
+    install_requires=read_requirements('requirements/runtime.txt'),
+    extras_require={
+        'lite': ['mmcv-lite==2.1.0'],
+        'full': ['mmcv==2.1.0'],
+        'tests': read_requirements('requirements/tests.txt'),
+    },
+    cmdclass={'build_py': BuildPyWithPth},
+    zip_safe=False,
+)
