@@ -14,6 +14,7 @@ import os.path as osp
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 PTH_FILE = 'mmseg_groupvit_mmcv.pth'
 
@@ -29,6 +30,32 @@ class BuildPyWithPth(build_py):
         return super().get_outputs(include_bytecode) + [
             osp.join(self.build_lib, PTH_FILE)
         ]
+
+
+class _StrategyWithPth:
+    """Wrap an editable-install strategy to add the ``.pth`` hook too."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.strategy.__exit__(*exc)
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(PTH_FILE) as f:
+            wheel.writestr(PTH_FILE, f.read())
+
+
+class EditableWheelWithPth(editable_wheel):
+    """``pip install -e .`` places the ``.pth`` hook as well."""
+
+    def _select_strategy(self, *args, **kwargs):
+        return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
 
 
 def read_requirements(path):
@@ -57,6 +84,9 @@ setup(
         'full': ['mmcv==2.1.0'],
         'tests': read_requirements('requirements/tests.txt'),
     },
-    cmdclass={'build_py': BuildPyWithPth},
+    cmdclass={
+        'build_py': BuildPyWithPth,
+        'editable_wheel': EditableWheelWithPth
+    },
     zip_safe=False,
 )

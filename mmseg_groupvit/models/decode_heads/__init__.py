@@ -1,1 +1,4 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
+from .groupvit_head import GroupViTHead, chain_assignments, group_maps
+
+__all__ = ['GroupViTHead', 'chain_assignments', 'group_maps']

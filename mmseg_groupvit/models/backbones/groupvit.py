@@ -1,0 +1,421 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""GroupViT image encoder.
+
+Paper: Xu et al., "GroupViT: Semantic Segmentation Emerges from Text
+Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094.
+
+Re-implemented after the original code (https://github.com/NVlabs/GroupViT,
+``models/group_vit.py``, NVIDIA Source Code License, non-commercial) and
+Hugging Face transformers' ``modeling_groupvit.py`` (Apache-2.0). No code is
+copied; the module and argument names follow transformers'
+``GroupViTVisionConfig`` so that a config written for one reads naturally for
+the other.
+"""
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import nn
+
+from mmseg.registry import MODELS
+from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch embedding followed by LayerNorm.
+
+    Args:
+        in_channels (int): Image channels.
+        embed_dims (int): Output channels.
+        patch_size (int): Patch side.
+        layer_norm_eps (float): LayerNorm epsilon.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
+                 layer_norm_eps: float):
+        super().__init__()
+        self.proj = nn.Conv2d(
+            in_channels, embed_dims, kernel_size=patch_size,
+            stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int,
+                                                                     int]]:
+        """
+        Args:
+            x (Tensor): Images ``[B, C_in, H, W]``.
+
+        Returns:
+            tuple: tokens ``[B, h*w, C]`` and the grid ``(h, w)`` with
+            ``h = H // patch``, ``w = W // patch``.
+        """
+        x = self.proj(x)
+        grid = x.shape[-2:]
+        return self.norm(x.flatten(2).transpose(1, 2)), tuple(grid)
+
+
+class GroupingStage(nn.Module):
+    """Transformer blocks over ``[tokens, group tokens]``, then an optional
+    grouping block.
+
+    Args:
+        embed_dims (int): Channels.
+        depth (int): Transformer blocks.
+        num_heads (int): Attention heads.
+        mlp_dims (int): MLP hidden channels.
+        num_group_tokens (int): Learned group tokens appended to the sequence
+            (0: none, and then no grouping block either).
+        num_output_groups (int): Segments produced by the grouping block.
+        num_prev_group_tokens (int): Group tokens handed over by the previous
+            stage (0: none). When both this and ``num_group_tokens`` are set,
+            the previous group tokens are projected (``group_projector``) and
+            added to this stage's learned ones.
+        grouping_cfg (dict): Extra arguments of :class:`GroupingBlock`.
+        act (str): Activation.
+        layer_norm_eps (float): LayerNorm epsilon.
+        attn_drop (float): Attention dropout.
+    """
+
+    def __init__(self, embed_dims: int, depth: int, num_heads: int,
+                 mlp_dims: int, num_group_tokens: int, num_output_groups: int,
+                 num_prev_group_tokens: int, grouping_cfg: dict, act: str,
+                 layer_norm_eps: float, attn_drop: float):
+        super().__init__()
+        self.num_group_tokens = num_group_tokens
+        self.blocks = nn.ModuleList([
+            TransformerBlock(embed_dims, num_heads, mlp_dims, act,
+                             layer_norm_eps, attn_drop) for _ in range(depth)
+        ])
+        if num_group_tokens > 0:
+            self.group_token = nn.Parameter(
+                torch.zeros(1, num_group_tokens, embed_dims))
+            self.grouping = GroupingBlock(
+                embed_dims,
+                num_heads,
+                num_group_tokens,
+                num_output_groups,
+                mlp_dims,
+                act=act,
+                layer_norm_eps=layer_norm_eps,
+                attn_drop=attn_drop,
+                **grouping_cfg)
+        else:
+            self.group_token = None
+            self.grouping = None
+        if num_group_tokens > 0 and num_prev_group_tokens > 0:
+            self.group_projector = nn.Sequential()
+            self.group_projector.add_module(
+                'norm', nn.LayerNorm(embed_dims, eps=layer_norm_eps))
+            self.group_projector.add_module(
+                'mlp',
+                MixerMLP(
+                    num_prev_group_tokens,
+                    embed_dims // 2,
+                    num_group_tokens,
+                    act=act))
+        else:
+            self.group_projector = None
+
+    def forward(
+        self, x: torch.Tensor, prev_group_tokens: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor],
+               torch.Tensor]:
+        """
+        Args:
+            x (Tensor): Tokens ``[B, L, C]``.
+            prev_group_tokens (Tensor | None): Previous stage's group tokens
+                ``[B, S_prev, C]``.
+
+        Returns:
+            tuple: ``(out, group_tokens, soft_assign, tokens)``: the stage
+            output ``[B, S_out, C]`` (or ``[B, L, C]`` without grouping), the
+            group tokens after the blocks ``[B, S, C]`` (or None), the soft
+            assignment ``[B, S_out, L]`` (or None) and the image tokens after
+            the blocks ``[B, L, C]``.
+        """
+        if self.group_token is None:
+            for block in self.blocks:
+                x = block(x)
+            return x, None, None, x
+        group_tokens = self.group_token.expand(x.shape[0], -1, -1)
+        if self.group_projector is not None:
+            group_tokens = group_tokens + self.group_projector(
+                prev_group_tokens)
+        num_tokens = x.shape[1]
+        x = torch.cat([x, group_tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        x, group_tokens = x[:, :num_tokens], x[:, num_tokens:]
+        out, soft_assign = self.grouping(x, group_tokens)
+        return out, group_tokens, soft_assign, x
+
+
+@MODELS.register_module()
+class GroupViT(BaseModule):
+    """GroupViT image encoder (backbone).
+
+    Patch tokens pass through grouping stages; each stage appends learned
+    group tokens, runs transformer blocks over both, then merges the image
+    tokens into segment tokens with a :class:`GroupingBlock`. The final
+    segment tokens are normalised, averaged into the image feature and, with
+    ``with_projector``, projected into the joint image-text space.
+
+    Every architecture field of transformers' ``GroupViTVisionConfig`` is an
+    argument with the same default, plus the projection of
+    ``GroupViTConfig``.
+
+    Args:
+        hidden_size (int): Channels ``C``. Defaults to 384.
+        intermediate_size (int): MLP hidden channels. Defaults to 1536.
+        depths (Sequence[int]): Transformer blocks per stage.
+            Defaults to (6, 3, 3).
+        num_hidden_layers (int, optional): Informational, as in
+            transformers: ``depths`` decide the blocks, and a value other than
+            ``sum(depths)`` only warns. Defaults to 12.
+        num_group_tokens (Sequence[int]): Group tokens per stage.
+            Defaults to (64, 8, 0).
+        num_output_groups (Sequence[int]): Segments produced per stage. The
+            transformers config writes a third entry (8) that is never used.
+            Defaults to (64, 8, 8).
+        num_attention_heads (int): Heads in every stage. Defaults to 6.
+        image_size (int): Training resolution; the learned position embedding
+            covers ``(image_size // patch_size) ** 2`` patches and is
+            interpolated (bicubic) for other sizes. Defaults to 224.
+        patch_size (int): Patch side. Defaults to 16.
+        num_channels (int): Image channels. Defaults to 3.
+        hidden_act (str): Activation. Defaults to 'gelu'.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        dropout (float): Dropout after the position embedding.
+            Defaults to 0.
+        attention_dropout (float): Attention dropout. Defaults to 0.
+        assign_eps (float): Grouping normaliser. Defaults to 1.
+        assign_mlp_ratio (Sequence[float]): Grouping MLP ratios.
+            Defaults to (0.5, 4).
+        with_projector (bool): Build the image projection head.
+            Defaults to True.
+        projection_dim (int): Joint-space channels. Defaults to 256.
+        projection_intermediate_dim (int): Projection hidden channels.
+            Defaults to 4096.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+
+    The forward output is a dict:
+
+    - ``group_tokens`` ``[B, S, C]``: final segment tokens after the last
+      LayerNorm (``S = 8`` by default);
+    - ``pooled`` ``[B, C]``: their mean, the image feature;
+    - ``soft_assigns`` (list[Tensor]): per grouping stage, the soft
+      assignment of its input tokens to its output groups, ``[B, 64, h*w]``
+      then ``[B, 8, 64]`` by default (softmax over the group axis);
+    - ``grid`` (tuple[int, int]): the patch grid ``(h, w)``;
+    - with the projector, ``group_embeds`` ``[B, S, D]`` and
+      ``image_embeds`` ``[B, D]``: the projected (not normalised) features.
+    """
+
+    def __init__(self,
+                 hidden_size: int = 384,
+                 intermediate_size: int = 1536,
+                 depths: Sequence[int] = (6, 3, 3),
+                 num_hidden_layers: Optional[int] = 12,
+                 num_group_tokens: Sequence[int] = (64, 8, 0),
+                 num_output_groups: Sequence[int] = (64, 8, 8),
+                 num_attention_heads: int = 6,
+                 image_size: int = 224,
+                 patch_size: int = 16,
+                 num_channels: int = 3,
+                 hidden_act: str = 'gelu',
+                 layer_norm_eps: float = 1e-5,
+                 dropout: float = 0.0,
+                 attention_dropout: float = 0.0,
+                 assign_eps: float = 1.0,
+                 assign_mlp_ratio: Sequence[float] = (0.5, 4),
+                 with_projector: bool = True,
+                 projection_dim: int = 256,
+                 projection_intermediate_dim: int = 4096,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        depths = list(depths)
+        num_group_tokens = list(num_group_tokens)
+        num_output_groups = list(num_output_groups)
+        self._check_arch(depths, num_hidden_layers, num_group_tokens,
+                         num_output_groups)
+        self.hidden_size = hidden_size
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.pos_grid = image_size // patch_size
+
+        self.patch_embed = PatchEmbed(num_channels, hidden_size, patch_size,
+                                      layer_norm_eps)
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, self.pos_grid**2, hidden_size))
+        self.pos_drop = nn.Dropout(dropout)
+        grouping_cfg = dict(
+            assign_mlp_ratio=tuple(assign_mlp_ratio), assign_eps=assign_eps)
+        self.stages = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            self.stages.append(
+                GroupingStage(
+                    hidden_size,
+                    depth,
+                    num_attention_heads,
+                    intermediate_size,
+                    num_group_tokens[i],
+                    num_output_groups[i] if num_group_tokens[i] else 0,
+                    num_group_tokens[i - 1] if i > 0 else 0,
+                    grouping_cfg,
+                    hidden_act,
+                    layer_norm_eps,
+                    attention_dropout,
+                ))
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.projector = ProjectionMLP(
+            hidden_size, projection_intermediate_dim,
+            projection_dim) if with_projector else None
+        self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def _check_arch(depths, num_hidden_layers, num_group_tokens,
+                    num_output_groups):
+        if num_hidden_layers is not None and num_hidden_layers != sum(depths):
+            # transformers only warns here too; depths decide the layers.
+            warnings.warn(f'num_hidden_layers={num_hidden_layers} differs '
+                          f'from sum(depths)={sum(depths)}; using depths '
+                          f'{depths}.')
+        if len(num_group_tokens) != len(depths):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens} needs one entry per '
+                f'stage (depths {depths}).')
+        if len(num_output_groups) < sum(1 for n in num_group_tokens if n):
+            raise ValueError(
+                f'num_output_groups {num_output_groups} needs an entry for '
+                f'every stage with group tokens ({num_group_tokens}).')
+        if any(n == 0 for n in num_group_tokens[:-1]) and any(
+                n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens}: only trailing stages '
+                f'may have no group tokens.')
+
+    def init_weights(self):
+        """Truncated-normal init (std 0.02) for linear layers, position
+        embedding and group tokens, as in the original; then ``init_cfg``
+        (e.g. a pretrained checkpoint)."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, nn.BatchNorm1d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        trunc_normal_(self.pos_embed, std=.02)
+        for stage in self.stages:
+            if stage.group_token is not None:
+                trunc_normal_(stage.group_token, std=.02)
+
+    def interpolate_pos_embed(self, grid: Tuple[int, int]) -> torch.Tensor:
+        """Position embedding for a patch grid of any size.
+
+        The learned ``[1, g*g, C]`` table is resized **bicubic,
+        align_corners=False, to an explicit output size**, as the original and
+        transformers 5.x do (transformers 4.x used a scale factor with a +0.1
+        offset, which gives slightly different values). In eval mode without
+        autograd the result is cached per grid size.
+
+        Args:
+            grid (tuple[int, int]): ``(h, w)`` patches.
+
+        Returns:
+            Tensor: ``[1, h*w, C]``.
+        """
+        if tuple(grid) == (self.pos_grid, self.pos_grid):
+            return self.pos_embed
+        cacheable = not (self.training or torch.is_grad_enabled())
+        key = (tuple(grid), self.pos_embed.device, self.pos_embed.dtype,
+               self.pos_embed._version)
+        if cacheable and key in self._pos_embed_cache:
+            return self._pos_embed_cache[key]
+        # [1, g*g, C] -> [1, C, g, g] -> [1, C, h, w] -> [1, h*w, C]
+        table = self.pos_embed.reshape(1, self.pos_grid, self.pos_grid,
+                                       -1).permute(0, 3, 1, 2)
+        table = F.interpolate(
+            table, size=tuple(grid), mode='bicubic', align_corners=False)
+        table = table.flatten(2).transpose(1, 2)
+        if cacheable:
+            self._pos_embed_cache.clear()
+            self._pos_embed_cache[key] = table
+        return table
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ValueError(
+                f'GroupViT expects images as a [B, C, H, W] tensor, got '
+                f'{getattr(x, "shape", type(x))}.')
+        if x.shape[1] != self.num_channels:
+            raise ValueError(
+                f'GroupViT expects {self.num_channels}-channel images, got '
+                f'{x.shape[1]} channels (shape {tuple(x.shape)}). Convert '
+                f'grayscale or RGBA images to RGB first (mmseg\'s '
+                f'LoadImageFromFile does so with color_type="color").')
+        if x.shape[2] < self.patch_size or x.shape[3] < self.patch_size:
+            raise ValueError(
+                f'Image {tuple(x.shape[2:])} is smaller than one '
+                f'{self.patch_size}x{self.patch_size} patch; resize it first.')
+
+    def forward_features(self, x: torch.Tensor) -> dict:
+        """Run the encoder without the projection head.
+
+        Args:
+            x (Tensor): Normalised images ``[B, C_in, H, W]``.
+
+        Returns:
+            dict: ``group_tokens``, ``pooled``, ``soft_assigns``, ``grid``
+            (see the class docstring) and ``stage_tokens``: per stage the
+            tokens after its transformer blocks (``[B, h*w, C]`` for stage 1),
+            used for dense features.
+        """
+        self._check_input(x)
+        x, grid = self.patch_embed(x)
+        x = self.pos_drop(x + self.interpolate_pos_embed(grid))
+        group_tokens = None
+        soft_assigns, stage_tokens = [], []
+        for stage in self.stages:
+            x, group_tokens, soft_assign, tokens = stage(x, group_tokens)
+            stage_tokens.append(tokens)
+            if soft_assign is not None:
+                soft_assigns.append(soft_assign)
+        x = self.norm(x)
+        return dict(
+            group_tokens=x,
+            pooled=x.mean(dim=1),
+            soft_assigns=soft_assigns,
+            grid=grid,
+            stage_tokens=stage_tokens)
+
+    def forward_head(self, feats: dict) -> dict:
+        """Add the projected ``group_embeds`` ``[B, S, D]`` and
+        ``image_embeds`` ``[B, D]`` (not normalised) to ``feats``."""
+        if self.projector is None:
+            raise RuntimeError('This GroupViT was built with '
+                               'with_projector=False.')
+        feats['group_embeds'] = self.projector(feats['group_tokens'])
+        feats['image_embeds'] = self.projector(feats['pooled'])
+        return feats
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """
+        Args:
+            x (Tensor): Normalised images ``[B, C_in, H, W]``.
+
+        Returns:
+            dict: See the class docstring.
+        """
+        feats = self.forward_features(x)
+        if self.projector is not None:
+            feats = self.forward_head(feats)
+        return feats

@@ -1,0 +1,250 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Zero-shot segmentation head of GroupViT.
+
+Implements the published inference algorithm of Xu et al., "GroupViT:
+Semantic Segmentation Emerges from Text Supervision", CVPR 2022
+(https://arxiv.org/abs/2202.11094), as in the original
+``GroupViTSegInference.encode_decode``
+(https://github.com/NVlabs/GroupViT/blob/main/segmentation/evaluation/group_vit_seg.py,
+NVIDIA Source Code License), re-written for mmseg 1.x's decode-head contract.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+
+
+def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
+    """Chain per-stage soft assignments into a token-to-final-group map.
+
+    Args:
+        soft_assigns (Sequence[Tensor]): Per grouping stage ``[B, S_i,
+            S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
+
+    Returns:
+        Tensor: ``[B, h*w, S_last]``; every row is a distribution over the
+        final groups (``A_1^T @ A_2^T @ ...``).
+    """
+    chained = None
+    for assign in soft_assigns:
+        # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i]
+        assign = assign.transpose(1, 2)
+        chained = assign if chained is None else chained @ assign
+    return chained
+
+
+def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
+               size: Tuple[int, int]) -> Tensor:
+    """Soft pixel-to-final-group maps at window resolution.
+
+    Args:
+        soft_assigns (Sequence[Tensor]): See :func:`chain_assignments`.
+        grid (tuple[int, int]): Patch grid ``(h, w)``.
+        size (tuple[int, int]): Output size ``(H, W)``.
+
+    Returns:
+        Tensor: ``[B, S_last, H, W]``, bilinearly resized
+        (``align_corners=False``).
+    """
+    chained = chain_assignments(soft_assigns)
+    batch, _, groups = chained.shape
+    # [B, h*w, G] -> [B, G, h, w]
+    maps = chained.transpose(1, 2).reshape(batch, groups, *grid)
+    return F.interpolate(
+        maps, size=tuple(size), mode='bilinear', align_corners=False)
+
+
+@MODELS.register_module()
+class GroupViTHead(BaseDecodeHead):
+    """Assign GroupViT's final groups to classes, with a background
+    threshold.
+
+    For each window (``B`` windows at once), with ``T`` the ``[K, D]``
+    normalised class embeddings and ``s = min(exp(logit_scale),
+    logit_scale_max)``::
+
+        groups ──► chained soft maps ──► resize to window ──► argmax ──► g(p)
+        group_embeds ──► G = s·norm(e_g)·Tᵀ ─► softmax_K ──────────┐ P_all
+        image_embeds ──► a = softmax_K(s·norm(e)·Tᵀ) ─► top-k mask │
+        G masked to the top-k classes ─► softmax_K ─► ⊙ P_all ─► P [B, G, K]
+        score(p, c) = P[g(p), c]
+        background(p) = max_c score(p, c) < min(bg_thresh, max P)
+
+    Output channel 0 is background (1 or 0) when ``with_bg``, followed by
+    the ``K`` class scores in vocabulary order; without background the
+    ``K`` scores alone. Every pixel of a group carries the same score, so the
+    result is at window resolution and mmseg's slide averaging and final
+    resize reproduce the original protocol.
+
+    Args:
+        num_classes (int): Output channels: ``K + 1`` with background,
+            ``K`` without.
+        with_bg (bool): Prepend the background channel. Defaults to True.
+        bg_thresh (float): Background threshold; ``bg_thresh`` in the
+            segmentor's ``test_cfg`` overrides it. Defaults to 0.95 (VOC and
+            COCO-Object; PASCAL Context uses 0.35).
+        topk (int): Classes kept by the image-level gate. Defaults to 5.
+        logit_scale_init (float): Initial log temperature. Defaults to
+            2.6592 (``ln(1/0.07)``).
+        logit_scale_max (float): Clamp of ``exp(logit_scale)``.
+            Defaults to 100.
+        **kwargs: Passed to :class:`BaseDecodeHead`; ``in_channels`` and
+            ``channels`` are unused and default to 1.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 with_bg: bool = True,
+                 bg_thresh: float = 0.95,
+                 topk: int = 5,
+                 logit_scale_init: float = 2.6592,
+                 logit_scale_max: Optional[float] = 100.,
+                 in_channels: int = 1,
+                 channels: int = 1,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
+        super().__init__(
+            in_channels=in_channels,
+            channels=channels,
+            num_classes=num_classes,
+            init_cfg=init_cfg,
+            **kwargs)
+        del self.conv_seg
+        self.with_bg = with_bg
+        self.bg_thresh = bg_thresh
+        self.topk = topk
+        self.logit_scale_max = logit_scale_max
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+
+    def init_weights(self):
+        """Nothing to initialise but ``logit_scale`` (set in ``__init__``);
+        ``init_cfg`` is still honoured."""
+        if self.init_cfg is not None and self.init_cfg.get(
+                'type') != 'Normal':
+            super().init_weights()
+
+    @property
+    def temperature(self) -> Tensor:
+        """``exp(logit_scale)``, clamped to ``logit_scale_max``."""
+        scale = self.logit_scale.exp()
+        if self.logit_scale_max is not None:
+            scale = scale.clamp(max=self.logit_scale_max)
+        return scale
+
+    def _check_vocabulary(self, class_embeds: Tensor) -> None:
+        expected = class_embeds.shape[0] + int(self.with_bg)
+        if class_embeds.shape[0] == 0:
+            raise ValueError('The vocabulary is empty: give the text encoder '
+                             'at least one class name.')
+        if expected != self.num_classes:
+            raise ValueError(
+                f'The text encoder gives {class_embeds.shape[0]} class '
+                f'embeddings, so with_bg={self.with_bg} means '
+                f'{expected} output classes, but the head has '
+                f'num_classes={self.num_classes}. Make num_classes equal to '
+                f'the vocabulary size{" + 1 (background)" * self.with_bg}, '
+                f'and the dataset\'s class count.')
+
+    def group_class_scores(self, group_embeds: Tensor, image_embeds: Tensor,
+                           class_embeds: Tensor) -> Tensor:
+        """Score of every final group for every class.
+
+        Args:
+            group_embeds (Tensor): ``[B, G, D]`` projected group tokens.
+            image_embeds (Tensor): ``[B, D]`` projected image feature.
+            class_embeds (Tensor): ``[K, D]`` normalised class embeddings.
+
+        Returns:
+            Tensor: ``P`` ``[B, G, K]``: the softmax over the top-k gated
+            classes times the ungated softmax.
+        """
+        scale = self.temperature
+        group_logits = F.normalize(group_embeds, dim=-1) @ class_embeds.t()
+        group_logits = group_logits * scale
+        ungated = group_logits.softmax(dim=-1)
+        image_probs = (F.normalize(image_embeds, dim=-1) @ class_embeds.t() *
+                       scale).softmax(dim=-1)
+        topk = image_probs.topk(min(self.topk, class_embeds.shape[0]), dim=-1)
+        keep = torch.zeros_like(image_probs, dtype=torch.bool).scatter_(
+            -1, topk.indices, True)
+        gated = group_logits.masked_fill(~keep[:, None], float('-inf'))
+        return gated.softmax(dim=-1) * ungated
+
+    def forward(self,
+                inputs: list,
+                bg_thresh: Optional[float] = None) -> Tensor:
+        """Window-resolution class scores.
+
+        Args:
+            inputs (list): ``[images, feats, class_embeds]``: images
+                ``[B, 3, H, W]``, the :class:`GroupViT` output dict
+                (``soft_assigns``, ``grid``, ``group_embeds``,
+                ``image_embeds``) and ``[K, D]`` class embeddings.
+            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
+
+        Returns:
+            Tensor: ``[B, num_classes, H, W]``.
+        """
+        images, feats, class_embeds = inputs
+        self._check_vocabulary(class_embeds)
+        class_embeds = class_embeds.to(feats['group_embeds'].dtype)
+        scores = self.group_class_scores(feats['group_embeds'],
+                                         feats['image_embeds'], class_embeds)
+        maps = group_maps(feats['soft_assigns'], feats['grid'],
+                          images.shape[-2:])
+        # Hard pixel-to-group assignment [B, H, W].
+        pixel_group = maps.argmax(dim=1)
+        batch = torch.arange(scores.shape[0], device=scores.device)
+        batch = batch[:, None, None]
+        # [B, H, W, K] -> [B, K, H, W]; the gather keeps the exact values of
+        # ``scores`` so the threshold below compares like with like.
+        seg = scores[batch, pixel_group].permute(0, 3, 1, 2)
+        if not self.with_bg:
+            return seg.contiguous()
+        thresh = self.bg_thresh if bg_thresh is None else bg_thresh
+        # min(bg_thresh, max P) per window: at least one group stays
+        # foreground.
+        thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
+        group_best = scores.max(dim=-1).values
+        background = group_best[batch, pixel_group] < thresh[:, None, None]
+        return torch.cat([background[:, None].to(seg.dtype), seg], dim=1)
+
+    def predict(self, inputs: list, batch_img_metas: List[dict],
+                test_cfg: Optional[dict]) -> Tensor:
+        """Class scores resized to the meta's image (window) size.
+
+        Args:
+            inputs (list): See :meth:`forward`.
+            batch_img_metas (list[dict]): Image metas.
+            test_cfg (dict, optional): The segmentor's ``test_cfg``; its
+                ``bg_thresh`` overrides the head's.
+
+        Returns:
+            Tensor: ``[B, num_classes, H, W]``.
+        """
+        bg_thresh = (test_cfg or {}).get('bg_thresh', None)
+        seg_logits = self.forward(inputs, bg_thresh=bg_thresh)
+        return self.predict_by_feat(seg_logits, batch_img_metas)
+
+    def predict_by_feat(self, seg_logits: Tensor,
+                        batch_img_metas: List[dict]) -> Tensor:
+        """Resize to the target size only when it differs (mmseg's rule for
+        the target: the window in slide mode, else the padded shape)."""
+        meta = batch_img_metas[0]
+        if isinstance(meta['img_shape'], torch.Size):
+            size = meta['img_shape']
+        else:
+            size = meta.get('pad_shape', meta['img_shape'])[:2]
+        if tuple(seg_logits.shape[-2:]) == tuple(size):
+            return seg_logits
+        return super().predict_by_feat(seg_logits, batch_img_metas)
+
+    def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
+        raise NotImplementedError(
+            'GroupViTHead is a zero-shot inference head and has no '
+            'segmentation loss. To train on labels, pair the GroupViT '
+            'backbone with an mmseg decode head (e.g. FCNHead).')

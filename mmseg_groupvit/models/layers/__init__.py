@@ -1,0 +1,11 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+from .grouping import AssignAttention, CrossAttentionBlock, GroupingBlock
+from .projector import ProjectionMLP
+from .transformer import (MLP, CrossAttention, MixerMLP, SelfAttention,
+                          TransformerBlock, build_activation)
+
+__all__ = [
+    'AssignAttention', 'CrossAttentionBlock', 'GroupingBlock', 'ProjectionMLP',
+    'MLP', 'MixerMLP', 'SelfAttention', 'CrossAttention', 'TransformerBlock',
+    'build_activation'
+]

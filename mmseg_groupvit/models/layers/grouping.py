@@ -1,0 +1,195 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The grouping block of GroupViT: merges image tokens into segment tokens.
+
+Re-implemented from the paper (Xu et al., "GroupViT: Semantic Segmentation
+Emerges from Text Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094,
+Sec. 3.1) following the structure of the original ``GroupingBlock`` /
+``AssignAttention`` (https://github.com/NVlabs/GroupViT, NVIDIA Source Code
+License) and of transformers' ``GroupViTTokenAssign`` (Apache-2.0), so that
+the published weights load unchanged.
+"""
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from .transformer import MLP, CrossAttention, MixerMLP
+
+
+def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
+    """Hard one-hot of ``soft`` along ``dim`` with straight-through gradient.
+
+    The forward value is ``one_hot - soft + soft`` computed exactly as the
+    original code does, so results match it to the last bit.
+    """
+    index = soft.argmax(dim, keepdim=True)
+    hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+    return hard - soft.detach() + soft
+
+
+class AssignAttention(nn.Module):
+    """Single-head attention that assigns every image token to one group.
+
+    Softmax runs over the **group** axis, so each image token spreads one
+    unit of mass over the groups. During training the assignment is a hard
+    Gumbel-softmax sample, in eval the hard argmax, both with
+    straight-through gradients. Each group then takes the average of its
+    members' values, normalised as ``A / (sum_tokens A + assign_eps)``.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        assign_eps (float): Added to each group's mass. Defaults to 1.
+        gumbel (bool): Sample with Gumbel noise in training. Defaults to True.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 assign_eps: float = 1.,
+                 gumbel: bool = True):
+        super().__init__()
+        self.scale = embed_dims**-0.5
+        self.assign_eps = assign_eps
+        self.gumbel = gumbel
+        self.q_proj = nn.Linear(embed_dims, embed_dims)
+        self.k_proj = nn.Linear(embed_dims, embed_dims)
+        self.v_proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, query: torch.Tensor,
+                key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            query (Tensor): Group tokens ``[B, S, C]``.
+            key (Tensor): Image tokens ``[B, L, C]`` (also the values).
+
+        Returns:
+            tuple[Tensor, Tensor]: The new group tokens ``[B, S, C]`` and the
+            soft assignment ``[B, S, L]`` (softmax over ``S``, no noise, not
+            hardened; zero-shot segmentation uses this one).
+        """
+        # [B, S, L]
+        raw = (self.q_proj(query) @ self.k_proj(key).transpose(-2, -1)) * \
+            self.scale
+        soft = raw.softmax(dim=-2)
+        if self.training and self.gumbel:
+            gumbels = -torch.empty_like(raw).exponential_().log()
+            hard = straight_through_one_hot((raw + gumbels).softmax(-2), -2)
+        else:
+            hard = straight_through_one_hot(soft, -2)
+        hard = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)
+        return self.proj(hard @ self.v_proj(key)), soft
+
+
+class CrossAttentionBlock(nn.Module):
+    """Post-norm cross-attention block: ``q += attn(q, x); q += mlp(norm2(q));
+    q = norm_post(q)``.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        mlp_dims (int): MLP hidden channels.
+        act (str): MLP activation. Defaults to 'gelu'.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        attn_drop (float): Attention dropout. Defaults to 0.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_dims: int,
+                 act: str = 'gelu',
+                 layer_norm_eps: float = 1e-5,
+                 attn_drop: float = 0.):
+        super().__init__()
+        self.attn = CrossAttention(embed_dims, num_heads, attn_drop)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.mlp = MLP(embed_dims, mlp_dims, act=act)
+        self.norm_post = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        query = query + self.attn(query, key)
+        query = query + self.mlp(self.norm2(query))
+        return self.norm_post(query)
+
+
+class GroupingBlock(nn.Module):
+    """Merge ``L`` image tokens into ``S_out`` segment tokens.
+
+    1. normalise group tokens (``norm_tokens``) and image tokens (``norm_x``);
+    2. mix the ``S_in`` group tokens into ``S_out`` (``mlp_inter``, over the
+       token axis) and normalise (``norm_post_tokens``);
+    3. let them attend to the image tokens (``pre_assign_attn``);
+    4. assign image tokens to them (``assign``) and add the result;
+    5. a residual channel MLP (``norm_new_x``, ``mlp_channels``).
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        num_heads (int): Heads of the pre-assign cross-attention.
+        num_group_tokens (int): ``S_in``.
+        num_output_groups (int): ``S_out``.
+        mlp_dims (int): Hidden channels of the cross-attention MLP.
+        assign_mlp_ratio (tuple[float, float]): Hidden sizes of the token
+            mixer and of the channel MLP, as multiples of ``C``.
+            Defaults to (0.5, 4).
+        assign_eps (float): See :class:`AssignAttention`. Defaults to 1.
+        act (str): Activation. Defaults to 'gelu'.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        attn_drop (float): Attention dropout. Defaults to 0.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 num_group_tokens: int,
+                 num_output_groups: int,
+                 mlp_dims: int,
+                 assign_mlp_ratio: Tuple[float, float] = (0.5, 4),
+                 assign_eps: float = 1.,
+                 act: str = 'gelu',
+                 layer_norm_eps: float = 1e-5,
+                 attn_drop: float = 0.):
+        super().__init__()
+        tokens_dims, channels_dims = (int(r * embed_dims)
+                                      for r in assign_mlp_ratio)
+        self.num_output_groups = num_output_groups
+        self.norm_tokens = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.mlp_inter = MixerMLP(
+            num_group_tokens, tokens_dims, num_output_groups, act=act)
+        self.norm_post_tokens = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.norm_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.pre_assign_attn = CrossAttentionBlock(
+            embed_dims,
+            num_heads,
+            mlp_dims,
+            act=act,
+            layer_norm_eps=layer_norm_eps,
+            attn_drop=attn_drop)
+        self.assign = AssignAttention(embed_dims, assign_eps=assign_eps)
+        self.norm_new_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
+        self.mlp_channels = MLP(embed_dims, channels_dims, act=act)
+
+    def forward(self, x: torch.Tensor, group_tokens: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            x (Tensor): Image (or segment) tokens ``[B, L, C]``.
+            group_tokens (Tensor): ``[B, S_in, C]``.
+
+        Returns:
+            tuple[Tensor, Tensor]: Segment tokens ``[B, S_out, C]`` and the
+            soft assignment ``[B, S_out, L]``.
+        """
+        group_tokens = self.norm_tokens(group_tokens)
+        x = self.norm_x(x)
+        projected = self.norm_post_tokens(self.mlp_inter(group_tokens))
+        projected = self.pre_assign_attn(projected, x)
+        new_x, soft_assign = self.assign(projected, x)
+        new_x = new_x + projected
+        new_x = new_x + self.mlp_channels(self.norm_new_x(new_x))
+        return new_x, soft_assign
+
+
+__all__ = [
+    'AssignAttention', 'CrossAttentionBlock', 'GroupingBlock',
+    'straight_through_one_hot'
+]

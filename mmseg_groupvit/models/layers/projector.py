@@ -1,0 +1,44 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The projection head that maps image and text features to the joint
+space."""
+import torch
+from torch import nn
+
+
+class ProjectionMLP(nn.Module):
+    """``Linear -> BatchNorm1d -> ReLU -> Linear``, applied per token.
+
+    The original GroupViT ``ProjectMLP`` (``proj_num_layers=2``) uses 1x1
+    ``Conv1d`` layers over ``[B, C, L]``; a 1x1 convolution is a linear layer
+    on each token, so this module stores ``nn.Linear`` weights (the
+    transformers layout) and the converter squeezes the conv kernels. In eval
+    mode BatchNorm uses its running statistics, so every token is projected
+    independently.
+
+    Args:
+        in_dims (int): Input channels.
+        hidden_dims (int): Hidden channels. Defaults to 4096.
+        out_dims (int): Output channels. Defaults to 256.
+    """
+
+    def __init__(self,
+                 in_dims: int,
+                 hidden_dims: int = 4096,
+                 out_dims: int = 256):
+        super().__init__()
+        self.linear1 = nn.Linear(in_dims, hidden_dims)
+        self.bn = nn.BatchNorm1d(hidden_dims)
+        self.linear2 = nn.Linear(hidden_dims, out_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x (Tensor): ``[..., in_dims]``.
+
+        Returns:
+            Tensor: ``[..., out_dims]``.
+        """
+        shape = x.shape[:-1]
+        x = self.linear1(x.reshape(-1, x.shape[-1]))
+        x = torch.relu(self.bn(x))
+        return self.linear2(x).reshape(*shape, -1)

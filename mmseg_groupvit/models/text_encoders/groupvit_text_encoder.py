@@ -1,0 +1,261 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""GroupViT text encoder: a CLIP-style causal transformer plus an MLP
+projection head, turning a vocabulary into class embeddings.
+
+Paper: Xu et al., "GroupViT: Semantic Segmentation Emerges from Text
+Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094. Re-implemented
+after the original ``models/transformer.py`` and ``build_text_embedding``
+(https://github.com/NVlabs/GroupViT, NVIDIA Source Code License) and
+transformers' ``GroupViTTextTransformer`` (Apache-2.0); the calling contract
+(``forward()`` without arguments returns the class embeddings) is the one of
+mmseg's ``CLIPTextEncoder``.
+"""
+import warnings
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+
+from mmseg.registry import MODELS
+from mmseg.utils import tokenize
+from mmseg.utils.tokenizer import _tokenizer
+from ...utils import get_prompt_classes, get_templates, load_vocabulary
+from ..layers import ProjectionMLP, TransformerBlock
+
+Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]
+
+
+@MODELS.register_module()
+class GroupViTTextEncoder(BaseModule):
+    """GroupViT text encoder.
+
+    ``forward()`` returns one L2-normalised embedding per class ``[K, D]``,
+    in the order of the vocabulary. Every prompt (class name or synonym x
+    template) is tokenised with ``mmseg.utils.tokenize``, encoded, and
+    projected; the **un-normalised projected** vectors of a class are averaged
+    and the mean is L2-normalised, as the original ``build_text_embedding``
+    does (CLIP normalises each template first; the two agree for a single
+    template). The result is cached per vocabulary, templates, device and
+    weights, so evaluation encodes the text once.
+
+    Prompts are only encoded up to the longest prompt's end token: under the
+    causal mask the later positions cannot change the pooled feature, so
+    this is exact and saves most of the text cost.
+
+    Every architecture field of transformers' ``GroupViTTextConfig`` is an
+    argument with the same default.
+
+    Args:
+        vocabulary (str | list, optional): Class names, a list whose items are
+            names or lists of synonyms, or the path of a vocabulary file (one
+            class per line, comma-separated synonyms; see
+            :func:`mmseg_groupvit.utils.load_vocabulary`).
+        dataset_name (str, optional): A prompt-name list of
+            :func:`mmseg_groupvit.utils.get_prompt_classes` (e.g. ``'voc'``);
+            a leading ``'background'`` is dropped. Give this or
+            ``vocabulary``.
+        templates (str | list[str]): Template-set name (``simple``,
+            ``subset``, ``full``, ``identity``) or a list of templates with
+            one ``{}``. Defaults to 'simple' (``a photo of a {}.``).
+        vocab_size (int): Token vocabulary. Defaults to 49408.
+        hidden_size (int): Width. Defaults to 256.
+        intermediate_size (int): MLP hidden channels. Defaults to 1024.
+        num_hidden_layers (int): Blocks. Defaults to 12.
+        num_attention_heads (int): Heads. Defaults to 4.
+        max_position_embeddings (int): Context length. Defaults to 77.
+        hidden_act (str): Activation. Defaults to 'quick_gelu'.
+        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        dropout (float): Unused at inference; kept for config parity.
+            Defaults to 0.
+        attention_dropout (float): Attention dropout. Defaults to 0.
+        eos_token_id (int): End-of-text id; the feature at its position is
+            the sentence feature. Defaults to 49407.
+        projection_dim (int): Output channels. Defaults to 256.
+        projection_intermediate_dim (int): Projection hidden channels.
+            Defaults to 4096.
+        frozen (bool): Freeze all weights (mmseg's text encoders always
+            are). Defaults to True.
+        chunk_size (int): Prompts encoded per forward pass, which bounds
+            memory for large vocabularies. Defaults to 256.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 vocabulary: Optional[Vocabulary] = None,
+                 dataset_name: Optional[str] = None,
+                 templates: Union[str, Sequence[str]] = 'simple',
+                 vocab_size: int = 49408,
+                 hidden_size: int = 256,
+                 intermediate_size: int = 1024,
+                 num_hidden_layers: int = 12,
+                 num_attention_heads: int = 4,
+                 max_position_embeddings: int = 77,
+                 hidden_act: str = 'quick_gelu',
+                 layer_norm_eps: float = 1e-5,
+                 dropout: float = 0.0,
+                 attention_dropout: float = 0.0,
+                 eos_token_id: int = 49407,
+                 projection_dim: int = 256,
+                 projection_intermediate_dim: int = 4096,
+                 frozen: bool = True,
+                 chunk_size: int = 256,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.context_length = max_position_embeddings
+        self.eos_token_id = eos_token_id
+        self.chunk_size = chunk_size
+        self.token_embedding = nn.Embedding(vocab_size, hidden_size)
+        self.positional_embedding = nn.Parameter(
+            torch.zeros(max_position_embeddings, hidden_size))
+        self.blocks = nn.ModuleList([
+            TransformerBlock(hidden_size, num_attention_heads,
+                             intermediate_size, hidden_act, layer_norm_eps,
+                             attention_dropout)
+            for _ in range(num_hidden_layers)
+        ])
+        self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.projector = ProjectionMLP(hidden_size,
+                                       projection_intermediate_dim,
+                                       projection_dim)
+        self.frozen = frozen
+        self._cache_key = None
+        self._cache = None
+        self.set_vocabulary(vocabulary, templates, dataset_name)
+        if frozen:
+            self.requires_grad_(False)
+
+    # ------------------------------------------------------------------
+    # vocabulary
+    # ------------------------------------------------------------------
+    def set_vocabulary(self,
+                       vocabulary: Optional[Vocabulary] = None,
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       dataset_name: Optional[str] = None) -> None:
+        """Change the vocabulary (and optionally the templates) of a built
+        encoder; the next ``forward()`` re-encodes.
+
+        Args:
+            vocabulary (str | list, optional): See the class docstring.
+            templates (str | list[str], optional): Keep the current templates
+                when None.
+            dataset_name (str, optional): See the class docstring.
+        """
+        if (vocabulary is None) == (dataset_name is None):
+            raise ValueError(
+                'GroupViTTextEncoder needs exactly one of `vocabulary` (class '
+                'names, synonym lists or a vocabulary file) and '
+                '`dataset_name` (e.g. "voc").')
+        if dataset_name is not None:
+            names = list(get_prompt_classes(dataset_name))
+            if names and names[0] == 'background':
+                names = names[1:]
+            classes = load_vocabulary(names)
+        else:
+            classes = load_vocabulary(vocabulary)
+        if templates is not None:
+            self.templates = list(get_templates(templates))
+        self.classes: List[List[str]] = [list(c) for c in classes]
+        self._cache_key = None
+        self._cache = None
+
+    @property
+    def class_names(self) -> List[str]:
+        """The first name of every class, in order."""
+        return [names[0] for names in self.classes]
+
+    def prompts(self) -> List[List[str]]:
+        """Per class, every (synonym x template) prompt."""
+        return [[t.format(name) for name in names for t in self.templates]
+                for names in self.classes]
+
+    # ------------------------------------------------------------------
+    # encoding
+    # ------------------------------------------------------------------
+    def tokenize(self, texts: List[str]) -> torch.Tensor:
+        """Tokenise with mmseg's CLIP tokenizer, warning once per call about
+        prompts longer than the context (they are cut, the last token forced
+        to end-of-text, as CLIP does).
+
+        Returns:
+            Tensor: ``[N, context_length]`` int64 token ids.
+        """
+        too_long = [
+            t for t in texts
+            if len(_tokenizer.encode(t)) + 2 > self.context_length
+        ]
+        if too_long:
+            warnings.warn(
+                f'{len(too_long)} prompt(s) are longer than '
+                f'{self.context_length} tokens and were cut, e.g. '
+                f'"{too_long[0][:80]}...". Shorten the class names or '
+                f'templates to keep their ends.')
+        return tokenize(texts, context_length=self.context_length)
+
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Encode token ids into projected (not normalised) features.
+
+        Args:
+            tokens (Tensor): ``[N, L]`` ids, ``L <= context_length``, with
+                the end-of-text id at each sequence's end.
+
+        Returns:
+            Tensor: ``[N, projection_dim]``.
+        """
+        if tokens.shape[-1] > self.context_length:
+            raise ValueError(f'Token sequences of length {tokens.shape[-1]} '
+                             f'exceed the context of {self.context_length}.')
+        tokens = tokens.to(self.token_embedding.weight.device)
+        # Positions past the longest prompt's end cannot reach the pooled
+        # feature through the causal mask: drop them.
+        eot = tokens.argmax(dim=-1)
+        length = int(eot.max()) + 1
+        x = self.token_embedding(tokens[:, :length])
+        x = x + self.positional_embedding[:length]
+        for block in self.blocks:
+            x = block(x, is_causal=True)
+        x = self.final_norm(x)
+        x = x[torch.arange(x.shape[0], device=x.device), eot]
+        return self.projector(x)
+
+    def encode_text(self, texts: List[str]) -> torch.Tensor:
+        """Encode raw strings (no template), in chunks of ``chunk_size``.
+
+        Returns:
+            Tensor: ``[N, projection_dim]`` projected, not normalised.
+        """
+        tokens = self.tokenize(texts)
+        return torch.cat([
+            self.encode_tokens(tokens[i:i + self.chunk_size])
+            for i in range(0, len(texts), self.chunk_size)
+        ])
+
+    def _weights_version(self) -> tuple:
+        return tuple(t._version for t in self.state_dict().values())
+
+    def forward(self) -> torch.Tensor:
+        """Class embeddings of the current vocabulary.
+
+        Returns:
+            Tensor: ``[K, projection_dim]``, L2-normalised, in vocabulary
+            order.
+        """
+        weight = self.token_embedding.weight
+        key = (weight.device, weight.dtype, self.training,
+               self._weights_version())
+        if self._cache is not None and self._cache_key == key:
+            return self._cache
+        prompts = self.prompts()
+        flat = [p for class_prompts in prompts for p in class_prompts]
+        grad = torch.is_grad_enabled() and not self.frozen
+        with torch.set_grad_enabled(grad):
+            feats = self.encode_text(flat)
+            sizes = [len(p) for p in prompts]
+            # Average the un-normalised projected prompts of each class.
+            embeds = torch.stack(
+                [chunk.mean(dim=0) for chunk in feats.split(sizes)])
+            embeds = F.normalize(embeds, dim=-1)
+        if not grad:
+            self._cache_key, self._cache = key, embeds
+        return embeds

@@ -1,0 +1,181 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Safe reading of GroupViT checkpoints in their published forms.
+
+Nothing here unpickles arbitrary objects: ``.pth`` / ``.bin`` files are read
+with ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
+containers, and ``.safetensors`` files hold no code at all. The released
+NVlabs checkpoints also pickle an OmegaConf config object; loading such a file
+is refused with an explanation unless the caller passes ``trust_pickle=True``
+(only for files from a source you trust: full unpickling can run code).
+"""
+import json
+import os.path as osp
+import pickle
+import struct
+import zipfile
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
+
+_SAFETENSORS_DTYPES = {
+    'F64': torch.float64,
+    'F32': torch.float32,
+    'F16': torch.float16,
+    'BF16': torch.bfloat16,
+    'I64': torch.int64,
+    'I32': torch.int32,
+    'I16': torch.int16,
+    'I8': torch.int8,
+    'U8': torch.uint8,
+    'BOOL': torch.bool,
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the reason and the fix."""
+
+
+def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file (8-byte little-endian header length, a
+    JSON header of ``{name: {dtype, shape, data_offsets}}``, then the raw
+    little-endian buffer).
+
+    Args:
+        path (str): File path.
+
+    Returns:
+        dict[str, Tensor]: The tensors.
+    """
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        (header_len, ) = struct.unpack('<Q', raw[:8])
+        header = json.loads(raw[8:8 + header_len])
+    except (struct.error, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f'{path} is not a valid safetensors file ({e}); it may be '
+            f'truncated or corrupt. Download it again.') from e
+    buffer = memoryview(raw)[8 + header_len:]
+    tensors = {}
+    for name, info in header.items():
+        if name == '__metadata__':
+            continue
+        start, end = info['data_offsets']
+        if end > len(buffer) or info['dtype'] not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(
+                f'{path}: tensor "{name}" is truncated or has an unknown '
+                f'dtype {info["dtype"]}; the file is damaged. Download it '
+                f'again.')
+        dtype = _SAFETENSORS_DTYPES[info['dtype']]
+        data = bytes(buffer[start:end])
+        if dtype == torch.bfloat16:
+            array = np.frombuffer(data, dtype=np.int16).copy()
+            tensor = torch.from_numpy(array).view(torch.bfloat16)
+        else:
+            tensor = torch.frombuffer(
+                bytearray(data), dtype=dtype) if data else torch.empty(
+                    0, dtype=dtype)
+        tensors[name] = tensor.reshape(info['shape'])
+    return tensors
+
+
+def torch_load(path: str, trust_pickle: bool = False):
+    """``torch.load`` on CPU, tensors and containers only unless trusted.
+
+    Raises:
+        CheckpointError: Missing, truncated or refused files, with the fix.
+    """
+    if not osp.isfile(path):
+        raise CheckpointError(
+            f'Checkpoint not found: {path}. Check the path, or download the '
+            f'GroupViT weights (see README, "Checkpoints").')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
+                              f'download probably failed. Download it again.')
+    try:
+        return torch.load(
+            path, map_location='cpu', weights_only=not trust_pickle)
+    except pickle.UnpicklingError as e:
+        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+            raise CheckpointError(
+                f'{path} contains pickled Python objects besides tensors '
+                f'(the released NVlabs checkpoints pickle an OmegaConf '
+                f'config), which the safe loader refuses: {_first_line(e)}. '
+                f'If you trust the file\'s source, convert it with '
+                f'--trust-pickle (tools/convert_weights.py), which unpickles '
+                f'it fully; this can run code embedded in the file.') from e
+        raise CheckpointError(
+            f'{path} is not a readable PyTorch checkpoint '
+            f'({_first_line(e)}); it may be truncated or of another '
+            f'format.') from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(
+            f'{path} is not a readable PyTorch checkpoint '
+            f'({_first_line(e)}); it is probably truncated or corrupt. '
+            f'Download it again.') from e
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def load_source_checkpoint(
+        path: str,
+        trust_pickle: bool = False) -> Tuple[str, dict, Optional[dict]]:
+    """Read a published GroupViT checkpoint.
+
+    Args:
+        path (str): An NVlabs ``.pth`` file, a transformers folder (with
+            ``config.json`` and ``model.safetensors`` or
+            ``pytorch_model.bin``), or one of those weight files directly
+            (its ``config.json`` is looked for beside it).
+        trust_pickle (bool): Allow full unpickling. Defaults to False.
+
+    Returns:
+        tuple: ``(layout, state_dict, config)`` with ``layout`` in
+        ``{'nvlabs', 'hf', 'mmseg'}``, the raw state dict, and the
+        transformers ``config.json`` dict, the NVlabs ``config`` entry (if
+        present) or None.
+    """
+    config = None
+    if osp.isdir(path):
+        files = [f for f in HF_WEIGHT_FILES if osp.isfile(osp.join(path, f))]
+        if not files:
+            raise CheckpointError(
+                f'{path} is a folder without {" or ".join(HF_WEIGHT_FILES)}; '
+                f'give a transformers GroupViT folder (save_pretrained) or '
+                f'an NVlabs .pth file.')
+        config_path = osp.join(path, 'config.json')
+        path = osp.join(path, files[0])
+    else:
+        config_path = osp.join(osp.dirname(path), 'config.json')
+    if path.endswith('.safetensors'):
+        if not osp.isfile(path):
+            raise CheckpointError(f'Checkpoint not found: {path}.')
+        state = read_safetensors(path)
+    else:
+        state = torch_load(path, trust_pickle)
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f'{path} holds a {type(state).__name__}, not a state dict; it is '
+            f'not a GroupViT checkpoint.')
+    if 'model' in state and isinstance(state['model'], dict):
+        return 'nvlabs', state['model'], state.get('config')
+    if 'state_dict' in state and isinstance(state['state_dict'], dict):
+        return 'mmseg', state['state_dict'], state.get('meta')
+    if any(k.startswith('vision_model.') for k in state):
+        if osp.isfile(config_path):
+            with open(config_path) as f:
+                config = json.load(f)
+        return 'hf', state, config
+    if any(k.startswith('img_encoder.') for k in state):
+        return 'nvlabs', state, None
+    raise CheckpointError(
+        f'{path} does not look like a GroupViT checkpoint: none of its '
+        f'{len(state)} keys (e.g. {sorted(state)[:3]}) has the NVlabs '
+        f'prefix "img_encoder." (under "model") or the transformers prefix '
+        f'"vision_model.".')
