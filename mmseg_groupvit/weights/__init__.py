@@ -2,11 +2,12 @@
 """Reading published GroupViT checkpoints and converting them to this
 package's keys."""
 from .arch import DEFAULT_ARCH, arch_diff, infer_arch
+from .check import check_state_dict
 from .convert import convert_hf, convert_nvlabs, convert_state_dict
 from .io import CheckpointError, load_source_checkpoint, read_safetensors
 
 __all__ = [
     'DEFAULT_ARCH', 'arch_diff', 'infer_arch', 'convert_hf', 'convert_nvlabs',
     'convert_state_dict', 'CheckpointError', 'load_source_checkpoint',
-    'read_safetensors'
+    'read_safetensors', 'check_state_dict'
 ]

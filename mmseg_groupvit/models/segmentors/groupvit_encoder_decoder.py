@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
+from ...weights import check_state_dict
 
 
 @MODELS.register_module()
@@ -59,6 +60,22 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             decode_head=decode_head,
             asymetric_input=asymetric_input,
             **kwargs)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Refuse checkpoints whose keys or shapes differ from the model.
+
+        mmengine loads checkpoints non-strictly and only logs mismatches,
+        which would leave random weights in place silently. The root call
+        sees the whole state dict, so the check is done once, here, and
+        names the differing architecture fields.
+        """
+        if prefix == '':
+            check_state_dict(self, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """Zero-shot scores at input resolution ``[B, num_classes, H, W]``

@@ -54,8 +54,10 @@ class GroupViTTextEncoder(BaseModule):
             :func:`mmseg_groupvit.utils.load_vocabulary`).
         dataset_name (str, optional): A prompt-name list of
             :func:`mmseg_groupvit.utils.get_prompt_classes` (e.g. ``'voc'``);
-            a leading ``'background'`` is dropped. Give this or
-            ``vocabulary``.
+            a leading ``'background'`` is dropped. Used when ``vocabulary``
+            is None, so a config can default to the dataset's names and
+            ``--cfg-options model.text_encoder.vocabulary=...`` overrides
+            them.
         templates (str | list[str]): Template-set name (``simple``,
             ``subset``, ``full``, ``identity``) or a list of templates with
             one ``{}``. Defaults to 'simple' (``a photo of a {}.``).
@@ -142,12 +144,12 @@ class GroupViTTextEncoder(BaseModule):
                 when None.
             dataset_name (str, optional): See the class docstring.
         """
-        if (vocabulary is None) == (dataset_name is None):
+        if vocabulary is None and dataset_name is None:
             raise ValueError(
-                'GroupViTTextEncoder needs exactly one of `vocabulary` (class '
-                'names, synonym lists or a vocabulary file) and '
-                '`dataset_name` (e.g. "voc").')
-        if dataset_name is not None:
+                'GroupViTTextEncoder needs a `vocabulary` (class names, '
+                'synonym lists or a vocabulary file) or a `dataset_name` '
+                '(e.g. "voc").')
+        if vocabulary is None:
             names = list(get_prompt_classes(dataset_name))
             if names and names[0] == 'background':
                 names = names[1:]

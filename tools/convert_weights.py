@@ -1,0 +1,74 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Convert published GroupViT weights into an mmseg checkpoint.
+
+Usage::
+
+    python tools/convert_weights.py SRC DST.pth [--arch-config JSON]
+        [--vision-heads N] [--base-config CFG] [--trust-pickle]
+
+SRC is an NVlabs checkpoint (``group_vit_gcc_yfcc_30e-879422e0.pth``) or a
+transformers folder (``nvidia/groupvit-gcc-yfcc`` with ``config.json`` and
+``model.safetensors`` or ``pytorch_model.bin``). The keys of DST equal the
+model's keys exactly. For a non-default architecture DST.py is written too,
+so ``python tools/test.py DST.py DST.pth`` works.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_groupvit.weights.convert_checkpoint import (  # noqa: E402
+    DEFAULT_BASE_CONFIG, convert_checkpoint)
+from mmseg_groupvit.weights.io import CheckpointError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='NVlabs .pth, or a transformers folder '
+                        '/ weight file')
+    parser.add_argument('dst', help='output mmseg checkpoint (.pth)')
+    parser.add_argument(
+        '--arch-config',
+        help='JSON with the architecture when the checkpoint has none '
+        '(transformers config.json, or an NVlabs config with '
+        'model.img_encoder)')
+    parser.add_argument(
+        '--vision-heads',
+        type=int,
+        help='vision attention heads when no config says (default: '
+        'hidden_size // 64)')
+    parser.add_argument(
+        '--base-config',
+        default=DEFAULT_BASE_CONFIG,
+        help='config inherited by DST.py for non-default architectures')
+    parser.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='unpickle SRC fully (needed for NVlabs files that pickle their '
+        'OmegaConf config); only for files from a source you trust')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        result = convert_checkpoint(args.src, args.dst, args.arch_config,
+                                    args.vision_heads, args.base_config,
+                                    args.trust_pickle)
+    except (CheckpointError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'Converted {result["num_tensors"]} tensors from the '
+          f'{result["layout"]} layout to {args.dst}')
+    for field in result['assumed']:
+        print(f'warning: assumed {field} (not recorded in the checkpoint); '
+              f'pass --arch-config or --vision-heads if that is wrong')
+    if result['config']:
+        print(f'Non-default architecture: wrote {result["config"]}; run '
+              f'`python tools/test.py {result["config"]} {args.dst}`')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
