@@ -13,5 +13,6 @@ _mmseg_groupvit_mmcv_shim.install()
 from .datasets import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .utils import *  # noqa: E402,F401,F403
+from .apis import *  # noqa: E402,F401,F403
 
 __version__ = '0.1.0'

@@ -62,17 +62,14 @@ from mmengine.utils import (mkdir_or_exist, track_parallel_progress,
 from PIL import Image
 
 #: COCO category ids of the 80 thing classes, in label order 1..80.
-COCO_THING_IDS: Tuple[int,
-                      ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15,
-                              16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-                              31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
-                              43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-                              56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70,
-                              72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-                              85, 86, 87, 88, 89, 90)
+COCO_THING_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
+                  19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36,
+                  37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52,
+                  53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70,
+                  72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
+                  88, 89, 90)
 #: Category ids below 92 (COCO-Stuff's first stuff id) without a class.
-UNUSED_THING_IDS: Tuple[int, ...] = tuple(
-    sorted(set(range(1, 92)) - set(COCO_THING_IDS)))
+UNUSED_THING_IDS = tuple(sorted(set(range(1, 92)) - set(COCO_THING_IDS)))
 NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'

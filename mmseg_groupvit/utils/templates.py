@@ -1,0 +1,232 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Prompt template sets for GroupViT's text encoder.
+
+A template is a string with exactly one ``{}`` field that receives a class
+name, e.g. ``'a photo of a {}.'.format('cat')``. Four named sets exist, the
+ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``
+(spec §6):
+
+* ``simple``: ``['a photo of a {}.']``, used by GroupViT's zero-shot
+  segmentation (``configs/default.yml``: ``evaluate.seg.template: simple``).
+* ``subset``: 7 templates, used by GroupViT's ImageNet zero-shot
+  classification. Note that GroupViT's second template is
+  ``'a bad photo of a {}.'`` where CLIP's notebook has
+  ``'a bad photo of the {}.'``; both are in ``full``.
+* ``full``: the 80 ImageNet templates of CLIP (Radford et al., 2021,
+  `arXiv:2103.00020 <https://arxiv.org/abs/2103.00020>`_;
+  ``openai/CLIP:notebooks/Prompt_Engineering_for_ImageNet.ipynb``, MIT
+  licence). mmseg 1.2.2 ships the same 80 strings in the same order as
+  ``mmseg.utils.get_templates.PREDEFINED_TEMPLATES['imagenet']``.
+* ``identity``: ``['{}']``, the bare class name.
+
+The text encoder averages the projected, un-normalised text embeddings over
+the templates of a class, then L2-normalises (spec §4).
+"""
+import string
+from collections import Counter
+from typing import Dict, List, Sequence, Union
+
+__all__ = [
+    'SIMPLE_TEMPLATES', 'SUBSET_TEMPLATES', 'FULL_TEMPLATES',
+    'IDENTITY_TEMPLATES', 'TEMPLATE_SETS', 'get_templates', 'check_template'
+]
+
+SIMPLE_TEMPLATES: List[str] = ['a photo of a {}.']
+
+SUBSET_TEMPLATES: List[str] = [
+    'itap of a {}.',
+    'a bad photo of a {}.',
+    'a origami {}.',
+    'a photo of the large {}.',
+    'a {} in a video game.',
+    'art of the {}.',
+    'a photo of the small {}.',
+]
+
+FULL_TEMPLATES: List[str] = [
+    'a bad photo of a {}.',
+    'a photo of many {}.',
+    'a sculpture of a {}.',
+    'a photo of the hard to see {}.',
+    'a low resolution photo of the {}.',
+    'a rendering of a {}.',
+    'graffiti of a {}.',
+    'a bad photo of the {}.',
+    'a cropped photo of the {}.',
+    'a tattoo of a {}.',
+    'the embroidered {}.',
+    'a photo of a hard to see {}.',
+    'a bright photo of a {}.',
+    'a photo of a clean {}.',
+    'a photo of a dirty {}.',
+    'a dark photo of the {}.',
+    'a drawing of a {}.',
+    'a photo of my {}.',
+    'the plastic {}.',
+    'a photo of the cool {}.',
+    'a close-up photo of a {}.',
+    'a black and white photo of the {}.',
+    'a painting of the {}.',
+    'a painting of a {}.',
+    'a pixelated photo of the {}.',
+    'a sculpture of the {}.',
+    'a bright photo of the {}.',
+    'a cropped photo of a {}.',
+    'a plastic {}.',
+    'a photo of the dirty {}.',
+    'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.',
+    'a photo of the {}.',
+    'a good photo of the {}.',
+    'a rendering of the {}.',
+    'a {} in a video game.',
+    'a photo of one {}.',
+    'a doodle of a {}.',
+    'a close-up photo of the {}.',
+    'a photo of a {}.',
+    'the origami {}.',
+    'the {} in a video game.',
+    'a sketch of a {}.',
+    'a doodle of the {}.',
+    'a origami {}.',
+    'a low resolution photo of a {}.',
+    'the toy {}.',
+    'a rendition of the {}.',
+    'a photo of the clean {}.',
+    'a photo of a large {}.',
+    'a rendition of a {}.',
+    'a photo of a nice {}.',
+    'a photo of a weird {}.',
+    'a blurry photo of a {}.',
+    'a cartoon {}.',
+    'art of a {}.',
+    'a sketch of the {}.',
+    'a embroidered {}.',
+    'a pixelated photo of a {}.',
+    'itap of the {}.',
+    'a jpeg corrupted photo of the {}.',
+    'a good photo of a {}.',
+    'a plushie {}.',
+    'a photo of the nice {}.',
+    'a photo of the small {}.',
+    'a photo of the weird {}.',
+    'the cartoon {}.',
+    'art of the {}.',
+    'a drawing of the {}.',
+    'a photo of the large {}.',
+    'a black and white photo of a {}.',
+    'the plushie {}.',
+    'a dark photo of a {}.',
+    'itap of a {}.',
+    'graffiti of the {}.',
+    'a toy {}.',
+    'itap of my {}.',
+    'a photo of a cool {}.',
+    'a photo of a small {}.',
+    'a tattoo of the {}.',
+]
+
+IDENTITY_TEMPLATES: List[str] = ['{}']
+
+TEMPLATE_SETS: Dict[str, List[str]] = {
+    'simple': SIMPLE_TEMPLATES,
+    'subset': SUBSET_TEMPLATES,
+    'full': FULL_TEMPLATES,
+    'identity': IDENTITY_TEMPLATES,
+}
+
+
+def _render_field(name: str, spec: str, conversion: str) -> str:
+    """Write a parsed format field back, e.g. ``'{0!r:>5}'``."""
+    conversion = f'!{conversion}' if conversion else ''
+    spec = f':{spec}' if spec else ''
+    return '{' + name + conversion + spec + '}'
+
+
+def check_template(template: str) -> str:
+    """Check that a template has exactly one empty ``{}`` field.
+
+    Literal braces may be written doubled (``'{{'``, ``'}}'``), as in
+    :meth:`str.format`.
+
+    Args:
+        template (str): A prompt template such as ``'a photo of a {}.'``.
+
+    Returns:
+        str: ``template`` unchanged.
+
+    Raises:
+        TypeError: If ``template`` is not a str.
+        ValueError: If it does not have exactly one ``{}`` field, or if its
+            braces are malformed.
+    """
+    if not isinstance(template, str):
+        raise TypeError(f'A prompt template must be a str, got '
+                        f'{type(template).__name__}: {template!r}.')
+    hint = ("Write exactly one '{}' where the class name goes, e.g. "
+            "'a photo of a {}.'; write literal braces as '{{' and '}}'.")
+    try:
+        fields = [(name, spec, conv)
+                  for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as err:
+        raise ValueError(
+            f'Prompt template {template!r} has malformed braces ({err}). '
+            f'{hint}') from None
+    if len(fields) != 1 or fields[0] != ('', '', None):
+        shown = ', '.join(_render_field(*field) for field in fields)
+        raise ValueError(
+            f'Prompt template {template!r} has {len(fields)} replacement '
+            f'field(s) ({shown or "none"}), expected exactly one empty '
+            f'one. {hint}')
+    return template
+
+
+def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:
+    """Return a prompt template set by name, or check a custom one.
+
+    Args:
+        name_or_list (str | Sequence[str]): A set name (``'simple'``,
+            ``'subset'``, ``'full'``, ``'identity'``) or a non-empty
+            sequence of templates, each with exactly one ``{}``.
+
+    Returns:
+        list[str]: A new list of T templates, in order.
+
+    Raises:
+        ValueError: For an unknown name (the message lists the valid ones),
+            an empty sequence, a template without exactly one ``{}`` field,
+            or a template listed twice (it would count double in the
+            template average).
+        TypeError: If the argument is neither a str nor a sequence of str.
+
+    Example:
+        >>> get_templates('simple')
+        ['a photo of a {}.']
+        >>> get_templates(['a photo of a {}.', 'art of the {}.'])
+        ['a photo of a {}.', 'art of the {}.']
+    """
+    if isinstance(name_or_list, str):
+        name = name_or_list
+        if name in TEMPLATE_SETS:
+            return list(TEMPLATE_SETS[name])
+        msg = (f'Unknown prompt template set {name!r}. Valid names: '
+               f'{", ".join(sorted(TEMPLATE_SETS))}; or pass a list of '
+               f'templates.')
+        if '{' in name:
+            msg += f' For a single custom template pass [{name!r}].'
+        raise ValueError(msg)
+    if not isinstance(name_or_list, Sequence):
+        raise TypeError(
+            f'Prompt templates must be a set name (str) or a list of str, '
+            f'got {type(name_or_list).__name__}: {name_or_list!r}.')
+    templates = [check_template(t) for t in name_or_list]
+    if not templates:
+        raise ValueError('The list of prompt templates is empty; pass at '
+                         "least one, e.g. ['a photo of a {}.'].")
+    repeated = [t for t, n in Counter(templates).items() if n > 1]
+    if repeated:
+        raise ValueError(f'Prompt templates listed more than once: '
+                         f'{repeated}. Each one would count several times '
+                         f'in the template average; list it once.')
+    return templates

@@ -1,0 +1,178 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Custom open vocabularies: class names with synonyms.
+
+A vocabulary file is UTF-8 text with one class per line; the line's
+comma-separated names are synonyms of that class::
+
+    # my_vocabulary.txt
+    background          # a leading 'background' is not prompted
+    person, man, woman
+    dog
+    potted plant, houseplant
+
+* ``#`` starts a comment that runs to the end of the line, so a name cannot
+  contain ``#``. Blank lines and comment-only lines are ignored.
+* Names are stripped and runs of whitespace become one space. Any Unicode
+  text is allowed (note that the CLIP tokenizer lower-cases and that its BPE
+  vocabulary is mostly English).
+* A name may appear only once in the whole vocabulary, compared without
+  case (the tokenizer lower-cases, so ``Dog`` and ``dog`` are the same
+  prompt): a repeated name would make its class ambiguous.
+
+:func:`load_vocabulary` returns ``list[list[str]]``: entry ``k`` holds the
+synonyms of class ``k`` (label ``k``), first name first.
+
+**How synonyms are combined** (done by the text encoder, not here): for
+class ``k`` with synonyms ``S_k`` and templates ``T``, every prompt
+``t.format(s)`` for ``s`` in ``S_k`` and ``t`` in ``T`` is encoded and
+projected; the **un-normalised projected** embeddings of those
+``|S_k| x |T|`` prompts are averaged, and the mean is L2-normalised into
+the class embedding ``[C]``. With one synonym this is exactly GroupViT's
+template averaging (``build_text_embedding`` in ``NVlabs/GroupViT``,
+spec §4); synonyms simply enlarge the set being averaged, with every prompt
+weighted equally (a class with more synonyms does not weigh more, its
+embedding is still one unit vector).
+"""
+import os
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Sequence, Tuple, Union
+
+__all__ = ['load_vocabulary']
+
+VocabularyInput = Union[str, os.PathLike, Sequence[Union[str, Sequence[str]]]]
+
+_FORMAT_HINT = ('Expected one class per line, synonyms separated by commas '
+                "(e.g. 'person, man, woman'), '#' for comments.")
+
+
+def _clean(name: str) -> str:
+    """Strip a name and collapse its inner whitespace to single spaces."""
+    return ' '.join(name.split())
+
+
+def _split_line(line: str, where: str) -> List[str]:
+    """Split one vocabulary line into its synonyms.
+
+    Args:
+        line (str): The line, comment already removed.
+        where (str): Where the line came from, for error messages.
+
+    Returns:
+        list[str]: Cleaned synonyms; empty if the line is blank.
+    """
+    if not line.strip():
+        return []
+    names = [_clean(name) for name in line.split(',')]
+    if not all(names):
+        raise ValueError(f'{where}: empty name in {line.strip()!r} (two '
+                         f'commas in a row, or a leading/trailing comma). '
+                         f'{_FORMAT_HINT}')
+    return names
+
+
+def _read_file(path: str) -> List[Tuple[List[str], str]]:
+    """Read a vocabulary file into ``(synonyms, location)`` pairs."""
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'Vocabulary file {path!r} does not exist. Pass the path of a '
+            f'text file ({_FORMAT_HINT}) or a list of class names.')
+    if not osp.isfile(path):
+        raise ValueError(f'Vocabulary path {path!r} is not a file. Pass a '
+                         f'text file with one class per line.')
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f'Vocabulary file {path!r} is not UTF-8 text '
+                         f'({err}). Save it as UTF-8.') from None
+    entries = []
+    for lineno, line in enumerate(lines, start=1):
+        where = f'{path}, line {lineno}'
+        names = _split_line(line.split('#', 1)[0], where)
+        if names:
+            entries.append((names, where))
+    return entries
+
+
+def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
+    """Read an in-memory vocabulary into ``(synonyms, location)`` pairs."""
+    entries = []
+    for index, item in enumerate(items):
+        where = f'vocabulary entry {index}'
+        if isinstance(item, str):
+            # A string entry is read like a file line: commas split it.
+            names = _split_line(item, where)
+            if not names:
+                raise ValueError(f'{where} is blank. Remove it or give a '
+                                 f'class name.')
+        elif isinstance(item, Sequence) and item and all(
+                isinstance(name, str) for name in item):
+            names = [_clean(name) for name in item]
+            if not all(names):
+                raise ValueError(f'{where} {list(item)!r} has a blank '
+                                 f'synonym; remove it.')
+        else:
+            raise TypeError(
+                f'{where} must be a str (synonyms separated by commas) or a '
+                f'non-empty list of str, got {type(item).__name__}: '
+                f'{item!r}.')
+        entries.append((names, where))
+    return entries
+
+
+def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
+    """Raise if any name (case-insensitive) occurs more than once."""
+    seen: Dict[str, List[str]] = defaultdict(list)
+    for names, where in entries:
+        for name in names:
+            seen[name.casefold()].append(f'{name!r} ({where})')
+    duplicates = [places for places in seen.values() if len(places) > 1]
+    if duplicates:
+        listed = '; '.join(', '.join(places) for places in duplicates)
+        raise ValueError(
+            f'Duplicate class names in the vocabulary (compared without '
+            f'case): {listed}. Each name may appear once; merge the lines '
+            f'into one class or drop the repeats.')
+
+
+def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
+    """Load an open vocabulary from a text file or a list.
+
+    Args:
+        path_or_list (str | os.PathLike | Sequence): The path of a
+            vocabulary file (format in the module docstring), or a sequence
+            with one entry per class: either a str, split on commas like a
+            file line (``'person, man'``), or a list of synonyms
+            (``['person', 'man']``).
+
+    Returns:
+        list[list[str]]: K classes, each a non-empty list of its synonyms,
+        in file order.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the vocabulary is empty, a name is empty, names are
+            repeated (the message names them and where), or the file is not
+            UTF-8.
+        TypeError: If the input or an entry has the wrong type.
+
+    Example:
+        >>> load_vocabulary(['background', 'person, man', ['dog', 'puppy']])
+        [['background'], ['person', 'man'], ['dog', 'puppy']]
+    """
+    if isinstance(path_or_list, (str, os.PathLike)):
+        source = f'file {os.fspath(path_or_list)!r}'
+        entries = _read_file(os.fspath(path_or_list))
+    elif isinstance(path_or_list, Sequence):
+        source = 'list'
+        entries = _read_list(path_or_list)
+    else:
+        raise TypeError(
+            f'A vocabulary must be a file path or a list of class names, got '
+            f'{type(path_or_list).__name__}: {path_or_list!r}.')
+    if not entries:
+        raise ValueError(f'The vocabulary {source} has no class names (only '
+                         f'blank lines or comments). {_FORMAT_HINT}')
+    _check_duplicates(entries)
+    return [names for names, _ in entries]
