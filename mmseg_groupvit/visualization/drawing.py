@@ -88,12 +88,14 @@ def draw_legend(image: np.ndarray, entries: Sequence[Tuple[str, Sequence[int]]],
 
 
 def stamp_text(image: Image.Image, lines: List[str]) -> Image.Image:
-    """Write warning lines in a red band at the top of ``image``."""
+    """Add a red band with warning lines above ``image`` (nothing of the
+    picture is covered)."""
     font = _font(15)
-    image = image.copy()
-    draw = ImageDraw.Draw(image)
     band = 8 + 20 * len(lines)
-    draw.rectangle([0, 0, image.width, band], fill=(180, 0, 0))
+    canvas = Image.new('RGB', (image.width, image.height + band),
+                       (180, 0, 0))
+    canvas.paste(image, (0, band))
+    draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
         draw.text((6, 4 + 20 * i), line, fill=(255, 255, 255), font=font)
-    return image
+    return canvas

@@ -11,7 +11,6 @@ copied; the module and argument names follow transformers'
 ``GroupViTVisionConfig`` so that a config written for one reads naturally for
 the other.
 """
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -174,7 +173,7 @@ class GroupViT(BaseModule):
             Defaults to (6, 3, 3).
         num_hidden_layers (int, optional): Informational, as in
             transformers: ``depths`` decide the blocks, and a value other than
-            ``sum(depths)`` only warns. Defaults to 12.
+            ``sum(depths)`` is ignored. Defaults to 12.
         num_group_tokens (Sequence[int]): Group tokens per stage.
             Defaults to (64, 8, 0).
         num_output_groups (Sequence[int]): Segments produced per stage. The
@@ -239,8 +238,7 @@ class GroupViT(BaseModule):
         depths = list(depths)
         num_group_tokens = list(num_group_tokens)
         num_output_groups = list(num_output_groups)
-        self._check_arch(depths, num_hidden_layers, num_group_tokens,
-                         num_output_groups)
+        self._check_arch(depths, num_group_tokens, num_output_groups)
         self.hidden_size = hidden_size
         self.image_size = image_size
         self.patch_size = patch_size
@@ -277,13 +275,7 @@ class GroupViT(BaseModule):
         self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
 
     @staticmethod
-    def _check_arch(depths, num_hidden_layers, num_group_tokens,
-                    num_output_groups):
-        if num_hidden_layers is not None and num_hidden_layers != sum(depths):
-            # transformers only warns here too; depths decide the layers.
-            warnings.warn(f'num_hidden_layers={num_hidden_layers} differs '
-                          f'from sum(depths)={sum(depths)}; using depths '
-                          f'{depths}.')
+    def _check_arch(depths, num_group_tokens, num_output_groups):
         if len(num_group_tokens) != len(depths):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens} needs one entry per '

@@ -107,6 +107,9 @@ class GroupViTHead(BaseDecodeHead):
                  channels: int = 1,
                  init_cfg: Optional[dict] = None,
                  **kwargs):
+        # BaseDecodeHead always builds a loss; this head never uses it.
+        kwargs.setdefault('loss_decode',
+                          dict(type='CrossEntropyLoss', avg_non_ignore=True))
         super().__init__(
             in_channels=in_channels,
             channels=channels,

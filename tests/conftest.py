@@ -1,0 +1,89 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Shared test fixtures: paths, the reference fixture of the original code,
+and small GroupViT models built from configs."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+
+import mmseg_groupvit  # noqa: F401  (registers the components)
+from mmseg.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SAMPLES = osp.join(REPO, 'samples')
+VOC_SAMPLE = osp.join(SAMPLES, 'voc2012_sample', 'VOCdevkit', 'VOC2012')
+CONTEXT_SAMPLE = osp.join(SAMPLES, 'context_sample', 'VOCdevkit', 'VOC2010')
+COCO_SAMPLE = osp.join(SAMPLES, 'coco_sample')
+PHOTOS = osp.join(SAMPLES, 'images')
+# The large reference fixtures live outside the repository, in ../shared
+# (override with GROUPVIT_FIXTURES).
+FIXTURE_A = os.environ.get(
+    'GROUPVIT_FIXTURES',
+    osp.join(osp.dirname(REPO), 'shared', 'fixtures',
+             'groupvit-original-A'))
+
+# A small architecture for fast tests (two grouping stages, 4 heads).
+SMALL_ARCH = dict(
+    image_encoder=dict(
+        hidden_size=64,
+        intermediate_size=128,
+        depths=[1, 1, 1],
+        num_group_tokens=[8, 4, 0],
+        num_output_groups=[8, 4],
+        num_attention_heads=4,
+        projection_dim=32,
+        projection_intermediate_dim=64),
+    text_encoder=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        projection_dim=32,
+        projection_intermediate_dim=64))
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    init_default_scope('mmseg')
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope='session')
+def fixture_a():
+    """Path of the original code's reference fixture (skips when absent)."""
+    if not osp.isdir(FIXTURE_A):
+        pytest.skip(f'reference fixture not found at {FIXTURE_A}: it ships '
+                    f'beside the repository in shared/fixtures (or set '
+                    f'GROUPVIT_FIXTURES)')
+    return FIXTURE_A
+
+
+def build_small_segmentor(config='groupvit_voc.py', seed=0, **overrides):
+    """A randomly initialised small GroupViT segmentor built from a shipped
+    config, in eval mode."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    cfg.model.image_encoder.update(SMALL_ARCH['image_encoder'])
+    cfg.model.text_encoder.update(SMALL_ARCH['text_encoder'])
+    for key, value in overrides.items():
+        cfg.model[key].update(value)
+    torch.manual_seed(seed)
+    model = MODELS.build(ConfigDict(cfg.model))
+    model.init_weights()
+    randomise_batchnorm(model, seed)
+    return model.eval()
+
+
+def randomise_batchnorm(model, seed=0):
+    """Give BatchNorm layers non-trivial running statistics and affine
+    parameters, so projections are not near-identity."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine (Python 3.8+, nothing else needed) and
+# run zero-shot segmentation on a real photo shipped in samples/.
+#
+#   bash tools/quickstart.sh [CHECKPOINT]
+#
+# Creates .venv/ (reused when present), installs the CPU build of PyTorch
+# 2.13, MMSegmentation 1.2.2 and this package (with mmcv-lite, see README,
+# "Installation"), plus the test requirements, then writes the demo pictures
+# to outputs/demo/. Without CHECKPOINT the weights are random and the output
+# says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install --quiet --upgrade pip 'setuptools<81' wheel
+"$PY" -m pip install --quiet 'torch==2.13.0'
+"$PY" -m pip install --quiet -e '.[lite,tests]'
+
+CKPT_ARGS=()
+if [ $# -ge 1 ]; then
+    CKPT_ARGS=(--checkpoint "$1")
+fi
+"$PY" -W ignore tools/demo.py samples/images/groupvit_demo_voc.jpg \
+    --vocab "dog,plant,flower pot,chair,floor,curtain" \
+    --show overlay,prediction,groups,panel --out outputs/demo \
+    "${CKPT_ARGS[@]+"${CKPT_ARGS[@]}"}"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the test suite in the environment made by tools/quickstart.sh.
+# Tests that need the reference fixtures in ../shared/fixtures are reported
+# as skipped, with the reason, when that folder is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec "${VENV:-.venv}/bin/python" -m pytest tests "$@"
