@@ -5,14 +5,20 @@ Nothing here unpickles arbitrary objects: ``.pth`` / ``.bin`` files are read
 with ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
 containers, and ``.safetensors`` files hold no code at all. The released
 NVlabs checkpoints also pickle an OmegaConf config object; loading such a file
-is refused with an explanation unless the caller passes ``trust_pickle=True``
-(only for files from a source you trust: full unpickling can run code).
+is still read safely: the few OmegaConf classes such a file names are mapped,
+for the unpickler, to inert placeholders (:class:`InertConfigNode`) that only
+store their state, and the config is turned into plain dicts and lists. No
+OmegaConf code runs, and ``omegaconf`` need not be installed. Any other class
+is refused with an explanation unless the caller passes
+``trust_pickle=True`` (only for files from a source you trust: full
+unpickling can run code).
 """
 import json
 import os.path as osp
 import pickle
 import struct
 import zipfile
+from collections import defaultdict
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -36,6 +42,42 @@ _SAFETENSORS_DTYPES = {
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with the reason and the fix."""
+
+
+class InertConfigNode:
+    """Stands in for an OmegaConf object while unpickling: it runs no code
+    and keeps the pickled state, which :func:`to_plain` reads."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.__dict__['pickled_state'] = state
+
+
+# Globals pickled with an OmegaConf config (checked on a file saved with
+# omegaconf 2.3), each mapped to an inert placeholder.
+_OMEGACONF_NAMES = ('omegaconf.dictconfig.DictConfig',
+                    'omegaconf.listconfig.ListConfig',
+                    'omegaconf.nodes.AnyNode', 'omegaconf.base.Metadata',
+                    'omegaconf.base.ContainerMetadata', 'typing.Any')
+NVLABS_SAFE_GLOBALS = [(type(name.rsplit('.', 1)[1], (InertConfigNode, ),
+                             {}), name) for name in _OMEGACONF_NAMES
+                       ] + [dict, list, int, defaultdict]
+
+
+def to_plain(obj):
+    """Turn unpickled :class:`InertConfigNode` trees into dicts and lists."""
+    if isinstance(obj, InertConfigNode):
+        state = obj.__dict__.get('pickled_state') or {}
+        if '_content' in state:
+            return to_plain(state['_content'])
+        return to_plain(state.get('_val'))
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
 
 
 def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
@@ -96,14 +138,26 @@ def torch_load(path: str, trust_pickle: bool = False):
         raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
                               f'download probably failed. Download it again.')
     try:
-        return torch.load(
-            path, map_location='cpu', weights_only=not trust_pickle)
+        if trust_pickle:
+            return torch.load(path, map_location='cpu', weights_only=False)
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError as e:
+            if 'omegaconf' not in str(e):
+                raise
+            with torch.serialization.safe_globals(NVLABS_SAFE_GLOBALS):
+                state = torch.load(
+                    path, map_location='cpu', weights_only=True)
+            if isinstance(state, dict) and 'config' in state:
+                state['config'] = to_plain(state['config'])
+            return state
     except pickle.UnpicklingError as e:
         if 'weights_only' in str(e) or 'Unsupported global' in str(e):
             raise CheckpointError(
                 f'{path} contains pickled Python objects besides tensors '
-                f'(the released NVlabs checkpoints pickle an OmegaConf '
-                f'config), which the safe loader refuses: {_first_line(e)}. '
+                f'that the safe loader does not know (it accepts the '
+                f'OmegaConf config of the released NVlabs checkpoints): '
+                f'{_first_line(e)}. '
                 f'If you trust the file\'s source, convert it with '
                 f'--trust-pickle (tools/convert_weights.py), which unpickles '
                 f'it fully; this can run code embedded in the file.') from e
