@@ -16,6 +16,7 @@ unpickling can run code).
 import json
 import os.path as osp
 import pickle
+import re
 import struct
 import zipfile
 from collections import defaultdict
@@ -157,7 +158,7 @@ def torch_load(path: str, trust_pickle: bool = False):
                 f'{path} contains pickled Python objects besides tensors '
                 f'that the safe loader does not know (it accepts the '
                 f'OmegaConf config of the released NVlabs checkpoints): '
-                f'{_first_line(e)}. '
+                f'{_refused_global(e)}. '
                 f'If you trust the file\'s source, convert it with '
                 f'--trust-pickle (tools/convert_weights.py), which unpickles '
                 f'it fully; this can run code embedded in the file.') from e
@@ -170,6 +171,11 @@ def torch_load(path: str, trust_pickle: bool = False):
             f'{path} is not a readable PyTorch checkpoint '
             f'({_first_line(e)}); it is probably truncated or corrupt. '
             f'Download it again.') from e
+
+
+def _refused_global(e: Exception) -> str:
+    match = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
+    return f'refused class {match.group(1)}' if match else _first_line(e)
 
 
 def _first_line(e: Exception) -> str:
