@@ -8,9 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 import mmseg_groupvit  # noqa: F401  (registers the components)
-from mmseg.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SAMPLES = osp.join(REPO, 'samples')
@@ -22,8 +22,7 @@ PHOTOS = osp.join(SAMPLES, 'images')
 # (override with GROUPVIT_FIXTURES).
 FIXTURE_A = os.environ.get(
     'GROUPVIT_FIXTURES',
-    osp.join(osp.dirname(REPO), 'shared', 'fixtures',
-             'groupvit-original-A'))
+    osp.join(osp.dirname(REPO), 'shared', 'fixtures', 'groupvit-original-A'))
 
 # A small architecture for fast tests (two grouping stages, 4 heads).
 SMALL_ARCH = dict(

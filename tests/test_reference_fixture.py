@@ -14,8 +14,8 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
-
 from mmseg.registry import MODELS
+
 from mmseg_groupvit.models.decode_heads import group_maps
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 
@@ -35,8 +35,7 @@ def converted(fixture_a, tmp_path_factory):
         osp.join(fixture_a, 'nvlabs_ckpt.pth'),
         str(out / 'nvlabs.pth'),
         arch_config=osp.join(fixture_a, 'nvlabs_config.json'))
-    hf = convert_checkpoint(
-        osp.join(fixture_a, 'hf'), str(out / 'hf.pth'))
+    hf = convert_checkpoint(osp.join(fixture_a, 'hf'), str(out / 'hf.pth'))
     return nv, hf, out
 
 
@@ -117,8 +116,7 @@ def check_scores(scores, labels, reference, i):
 def test_segmentation_from_exact_inputs(model, reference, i):
     inputs = torch.from_numpy(reference[f'img{i}_input'])
     height, width, h, w = (int(v) for v in reference[f'img{i}_hw'])
-    meta = dict(img_shape=(h, w), ori_shape=(height, width),
-                pad_shape=(h, w))
+    meta = dict(img_shape=(h, w), ori_shape=(height, width), pad_shape=(h, w))
     with torch.no_grad():
         scores = model.inference(inputs, [meta])
     labels = torch.nn.functional.interpolate(
@@ -128,15 +126,13 @@ def test_segmentation_from_exact_inputs(model, reference, i):
 
 
 @pytest.mark.parametrize('i', [0, 1, 2])
-def test_segmentation_through_mmseg_pipeline(model, reference, fixture_a,
-                                             i):
+def test_segmentation_through_mmseg_pipeline(model, reference, fixture_a, i):
     """LoadImageFromFile -> Resize -> SegDataPreProcessor -> slide inference
     -> postprocess_result, from the photo on disk."""
     shared = osp.dirname(osp.dirname(fixture_a))
     path = osp.join(shared, str(reference['image_files'][i]))
-    pipeline = Compose([
-        t for t in model.cfg.test_pipeline if t['type'] != 'LoadAnnotations'
-    ])
+    pipeline = Compose(
+        [t for t in model.cfg.test_pipeline if t['type'] != 'LoadAnnotations'])
     batch = model.data_preprocessor(
         pseudo_collate([pipeline(dict(img_path=path))]), False)
     inputs = batch['inputs']

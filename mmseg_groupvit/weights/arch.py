@@ -124,8 +124,7 @@ def infer_arch(state: Dict[str, torch.Tensor],
     return arch
 
 
-def arch_diff(expected: dict,
-              actual: dict,
+def arch_diff(expected: dict, actual: dict,
               ignore: List[str] = ()) -> List[str]:
     """Fields that differ between two architecture dicts.
 

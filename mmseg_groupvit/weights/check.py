@@ -23,13 +23,14 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    reshaped = sorted(k for k in set(own) & set(state)
-                      if tuple(own[k].shape) != tuple(state[k].shape))
+    reshaped = sorted(
+        k for k in set(own) & set(state)
+        if tuple(own[k].shape) != tuple(state[k].shape))
     if not (missing or unexpected or reshaped):
         return
     lines = []
-    if not any(k.startswith(('image_encoder.', 'text_encoder.'))
-               for k in state):
+    if not any(
+            k.startswith(('image_encoder.', 'text_encoder.')) for k in state):
         raise CheckpointError(
             f'The checkpoint has none of the model\'s keys (e.g. '
             f'{sorted(state)[:3]}): it is not a converted GroupViT '

@@ -28,9 +28,9 @@ def arch_from_hf_config(config: dict) -> dict:
         if k in config
     }
     return dict(
-        image_encoder=dict({k: vision[k]
-                            for k in VISION_FIELDS if k in vision},
-                           **projection),
+        image_encoder=dict(
+            {k: vision[k]
+             for k in VISION_FIELDS if k in vision}, **projection),
         text_encoder=dict({k: text[k]
                            for k in TEXT_FIELDS if k in text}, **projection))
 
@@ -70,7 +70,11 @@ def arch_from_nvlabs_config(config) -> Optional[dict]:
         vocab_size=txt.get('vocab_size'),
         projection_dim=model.get('output_dim'))
     return dict(
-        image_encoder={k: v
-                       for k, v in image.items() if v is not None},
-        text_encoder={k: v
-                      for k, v in text.items() if v is not None})
+        image_encoder={
+            k: v
+            for k, v in image.items() if v is not None
+        },
+        text_encoder={
+            k: v
+            for k, v in text.items() if v is not None
+        })

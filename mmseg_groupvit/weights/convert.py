@@ -14,60 +14,82 @@ import torch
 from .io import CheckpointError
 
 # (pattern, replacement) applied in order, first match wins.
+_NV_STAGE = r'^img_encoder\.layers\.(\d+)\.'
+_NV_BLOCK = r'^text_encoder\.transformer\.resblocks\.(\d+)\.'
+_HF_STAGE = r'^vision_model\.encoder\.stages\.(\d+)\.'
+_HF_BLOCK = r'^text_model\.encoder\.layers\.(\d+)\.'
+_STAGE = r'image_encoder.stages.\1.'
+_TEXT_BLOCK = r'text_encoder.blocks.\1.'
+
+# yapf: disable
 NVLABS_RULES: List[Tuple[str, str]] = [
-    (r'^img_encoder\.layers\.(\d+)\.downsample\.', r'image_encoder.stages.\1.grouping.'),
-    (r'^img_encoder\.layers\.(\d+)\.group_projector\.0\.', r'image_encoder.stages.\1.group_projector.norm.'),  # noqa: E501
-    (r'^img_encoder\.layers\.(\d+)\.group_projector\.1\.', r'image_encoder.stages.\1.group_projector.mlp.'),  # noqa: E501
-    (r'^img_encoder\.layers\.(\d+)\.', r'image_encoder.stages.\1.'),
-    (r'^img_encoder\.', r'image_encoder.'),
-    (r'^img_projector\.linear_hidden\.0\.', r'image_encoder.projector.linear1.'),  # noqa: E501
-    (r'^img_projector\.linear_hidden\.1\.', r'image_encoder.projector.bn.'),
-    (r'^img_projector\.linear_out\.', r'image_encoder.projector.linear2.'),
-    (r'^text_projector\.linear_hidden\.0\.', r'text_encoder.projector.linear1.'),  # noqa: E501
-    (r'^text_projector\.linear_hidden\.1\.', r'text_encoder.projector.bn.'),
-    (r'^text_projector\.linear_out\.', r'text_encoder.projector.linear2.'),
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.attn\.in_proj_', r'text_encoder.blocks.\1.attn.qkv.'),  # noqa: E501
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.attn\.out_proj\.', r'text_encoder.blocks.\1.attn.proj.'),  # noqa: E501
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.ln_1\.', r'text_encoder.blocks.\1.norm1.'),  # noqa: E501
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.ln_2\.', r'text_encoder.blocks.\1.norm2.'),  # noqa: E501
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.mlp\.c_fc\.', r'text_encoder.blocks.\1.mlp.fc1.'),  # noqa: E501
-    (r'^text_encoder\.transformer\.resblocks\.(\d+)\.mlp\.c_proj\.', r'text_encoder.blocks.\1.mlp.fc2.'),  # noqa: E501
-    (r'^text_encoder\.ln_final\.', r'text_encoder.final_norm.'),
-    (r'^text_encoder\.', r'text_encoder.'),
-    (r'^logit_scale$', r'decode_head.logit_scale'),
+    (_NV_STAGE + r'downsample\.', _STAGE + 'grouping.'),
+    (_NV_STAGE + r'group_projector\.0\.', _STAGE + 'group_projector.norm.'),
+    (_NV_STAGE + r'group_projector\.1\.', _STAGE + 'group_projector.mlp.'),
+    (_NV_STAGE, _STAGE),
+    (r'^img_encoder\.', 'image_encoder.'),
+    (r'^img_projector\.linear_hidden\.0\.',
+     'image_encoder.projector.linear1.'),
+    (r'^img_projector\.linear_hidden\.1\.', 'image_encoder.projector.bn.'),
+    (r'^img_projector\.linear_out\.', 'image_encoder.projector.linear2.'),
+    (r'^text_projector\.linear_hidden\.0\.',
+     'text_encoder.projector.linear1.'),
+    (r'^text_projector\.linear_hidden\.1\.', 'text_encoder.projector.bn.'),
+    (r'^text_projector\.linear_out\.', 'text_encoder.projector.linear2.'),
+    (_NV_BLOCK + r'attn\.in_proj_', _TEXT_BLOCK + 'attn.qkv.'),
+    (_NV_BLOCK + r'attn\.out_proj\.', _TEXT_BLOCK + 'attn.proj.'),
+    (_NV_BLOCK + r'ln_1\.', _TEXT_BLOCK + 'norm1.'),
+    (_NV_BLOCK + r'ln_2\.', _TEXT_BLOCK + 'norm2.'),
+    (_NV_BLOCK + r'mlp\.c_fc\.', _TEXT_BLOCK + 'mlp.fc1.'),
+    (_NV_BLOCK + r'mlp\.c_proj\.', _TEXT_BLOCK + 'mlp.fc2.'),
+    (r'^text_encoder\.ln_final\.', 'text_encoder.final_norm.'),
+    (r'^text_encoder\.', 'text_encoder.'),
+    (r'^logit_scale$', 'decode_head.logit_scale'),
 ]
+# yapf: enable
 # Training-only tensors of the original with no inference role.
 NVLABS_DROPPED = ('multi_label_logit_scale', )
 
+# yapf: disable
 HF_RULES: List[Tuple[str, str]] = [
-    (r'^vision_model\.embeddings\.position_embeddings$', r'image_encoder.pos_embed'),  # noqa: E501
-    (r'^vision_model\.embeddings\.patch_embeddings\.projection\.', r'image_encoder.patch_embed.proj.'),  # noqa: E501
-    (r'^vision_model\.embeddings\.layernorm\.', r'image_encoder.patch_embed.norm.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.layer_norm(\d)\.', r'image_encoder.stages.\1.blocks.\2.norm\3.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.self_attn\.qkv\.', r'image_encoder.stages.\1.blocks.\2.attn.qkv.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.self_attn\.out_proj\.', r'image_encoder.stages.\1.blocks.\2.attn.proj.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.mlp\.', r'image_encoder.stages.\1.blocks.\2.mlp.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.downsample\.pre_assign_attn\.attn\.out_proj\.', r'image_encoder.stages.\1.grouping.pre_assign_attn.attn.proj.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.downsample\.', r'image_encoder.stages.\1.grouping.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.group_projector\.0\.', r'image_encoder.stages.\1.group_projector.norm.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.group_projector\.1\.', r'image_encoder.stages.\1.group_projector.mlp.'),  # noqa: E501
-    (r'^vision_model\.encoder\.stages\.(\d+)\.group_token$', r'image_encoder.stages.\1.group_token'),  # noqa: E501
-    (r'^vision_model\.layernorm\.', r'image_encoder.norm.'),
-    (r'^visual_projection\.0\.', r'image_encoder.projector.linear1.'),
-    (r'^visual_projection\.1\.', r'image_encoder.projector.bn.'),
-    (r'^visual_projection\.3\.', r'image_encoder.projector.linear2.'),
-    (r'^text_model\.embeddings\.token_embedding\.', r'text_encoder.token_embedding.'),  # noqa: E501
-    (r'^text_model\.embeddings\.position_embedding\.weight$', r'text_encoder.positional_embedding'),  # noqa: E501
-    (r'^text_model\.encoder\.layers\.(\d+)\.layer_norm(\d)\.', r'text_encoder.blocks.\1.norm\2.'),  # noqa: E501
-    (r'^text_model\.encoder\.layers\.(\d+)\.self_attn\.qkv\.', r'text_encoder.blocks.\1.attn.qkv.'),  # noqa: E501
-    (r'^text_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.', r'text_encoder.blocks.\1.attn.proj.'),  # noqa: E501
-    (r'^text_model\.encoder\.layers\.(\d+)\.mlp\.', r'text_encoder.blocks.\1.mlp.'),  # noqa: E501
-    (r'^text_model\.final_layer_norm\.', r'text_encoder.final_norm.'),
-    (r'^text_projection\.0\.', r'text_encoder.projector.linear1.'),
-    (r'^text_projection\.1\.', r'text_encoder.projector.bn.'),
-    (r'^text_projection\.3\.', r'text_encoder.projector.linear2.'),
-    (r'^logit_scale$', r'decode_head.logit_scale'),
+    (r'^vision_model\.embeddings\.position_embeddings$',
+     'image_encoder.pos_embed'),
+    (r'^vision_model\.embeddings\.patch_embeddings\.projection\.',
+     'image_encoder.patch_embed.proj.'),
+    (r'^vision_model\.embeddings\.layernorm\.',
+     'image_encoder.patch_embed.norm.'),
+    (_HF_STAGE + r'layers\.(\d+)\.layer_norm(\d)\.',
+     _STAGE + r'blocks.\2.norm\3.'),
+    (_HF_STAGE + r'layers\.(\d+)\.self_attn\.qkv\.',
+     _STAGE + r'blocks.\2.attn.qkv.'),
+    (_HF_STAGE + r'layers\.(\d+)\.self_attn\.out_proj\.',
+     _STAGE + r'blocks.\2.attn.proj.'),
+    (_HF_STAGE + r'layers\.(\d+)\.mlp\.', _STAGE + r'blocks.\2.mlp.'),
+    (_HF_STAGE + r'downsample\.pre_assign_attn\.attn\.out_proj\.',
+     _STAGE + 'grouping.pre_assign_attn.attn.proj.'),
+    (_HF_STAGE + r'downsample\.', _STAGE + 'grouping.'),
+    (_HF_STAGE + r'group_projector\.0\.', _STAGE + 'group_projector.norm.'),
+    (_HF_STAGE + r'group_projector\.1\.', _STAGE + 'group_projector.mlp.'),
+    (_HF_STAGE + r'group_token$', _STAGE + 'group_token'),
+    (r'^vision_model\.layernorm\.', 'image_encoder.norm.'),
+    (r'^visual_projection\.0\.', 'image_encoder.projector.linear1.'),
+    (r'^visual_projection\.1\.', 'image_encoder.projector.bn.'),
+    (r'^visual_projection\.3\.', 'image_encoder.projector.linear2.'),
+    (r'^text_model\.embeddings\.token_embedding\.',
+     'text_encoder.token_embedding.'),
+    (r'^text_model\.embeddings\.position_embedding\.weight$',
+     'text_encoder.positional_embedding'),
+    (_HF_BLOCK + r'layer_norm(\d)\.', _TEXT_BLOCK + r'norm\2.'),
+    (_HF_BLOCK + r'self_attn\.qkv\.', _TEXT_BLOCK + 'attn.qkv.'),
+    (_HF_BLOCK + r'self_attn\.out_proj\.', _TEXT_BLOCK + 'attn.proj.'),
+    (_HF_BLOCK + r'mlp\.', _TEXT_BLOCK + 'mlp.'),
+    (r'^text_model\.final_layer_norm\.', 'text_encoder.final_norm.'),
+    (r'^text_projection\.0\.', 'text_encoder.projector.linear1.'),
+    (r'^text_projection\.1\.', 'text_encoder.projector.bn.'),
+    (r'^text_projection\.3\.', 'text_encoder.projector.linear2.'),
+    (r'^logit_scale$', 'decode_head.logit_scale'),
 ]
+# yapf: enable
 # Buffers some transformers versions save that carry no weights.
 HF_DROPPED = ('text_model.embeddings.position_ids', )
 
@@ -100,8 +122,10 @@ def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
     1x1 ``Conv1d`` projector kernels ``[out, in, 1]`` become linear weights.
     """
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
     out = _apply_rules(state, NVLABS_RULES, NVLABS_DROPPED, 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:
@@ -131,8 +155,9 @@ def convert_hf(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return _apply_rules(rest, HF_RULES, HF_DROPPED, 'transformers')
 
 
-def convert_state_dict(layout: str,
-                       state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_state_dict(
+        layout: str, state: Dict[str,
+                                 torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Convert a state dict of the given layout (``nvlabs``, ``hf`` or
     ``mmseg``, which is returned as is)."""
     if layout == 'nvlabs':

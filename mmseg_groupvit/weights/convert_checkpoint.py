@@ -37,7 +37,8 @@ GUESSED_FIELDS = ('image_encoder.num_attention_heads',
                   'text_encoder.num_attention_heads')
 
 
-def _merge(inferred: dict, declared: Optional[dict],
+def _merge(inferred: dict,
+           declared: Optional[dict],
            guessed=GUESSED_FIELDS) -> dict:
     """Declared fields win where the shapes cannot tell (heads, activation,
     eps); everything the shapes can tell must agree."""
@@ -65,8 +66,8 @@ def _format_dict(values: dict, indent: int) -> str:
 
 def write_arch_config(path: str, arch: dict, base_config: str) -> None:
     """Write a config inheriting ``base_config`` that sets ``arch``."""
-    base = osp.relpath(osp.abspath(base_config), osp.dirname(
-        osp.abspath(path)))
+    base = osp.relpath(
+        osp.abspath(base_config), osp.dirname(osp.abspath(path)))
     with open(path, 'w') as f:
         f.write('# Written by tools/convert_weights.py: the architecture of '
                 'a non-default\n# GroupViT checkpoint.\n')

@@ -62,9 +62,10 @@ _OMEGACONF_NAMES = ('omegaconf.dictconfig.DictConfig',
                     'omegaconf.listconfig.ListConfig',
                     'omegaconf.nodes.AnyNode', 'omegaconf.base.Metadata',
                     'omegaconf.base.ContainerMetadata', 'typing.Any')
-NVLABS_SAFE_GLOBALS = [(type(name.rsplit('.', 1)[1], (InertConfigNode, ),
-                             {}), name) for name in _OMEGACONF_NAMES
-                       ] + [dict, list, int, defaultdict]
+NVLABS_SAFE_GLOBALS = [
+    (type(name.rsplit('.', 1)[1], (InertConfigNode, ), {}), name)
+    for name in _OMEGACONF_NAMES
+] + [dict, list, int, defaultdict]
 
 
 def to_plain(obj):
@@ -147,8 +148,7 @@ def torch_load(path: str, trust_pickle: bool = False):
             if 'omegaconf' not in str(e):
                 raise
             with torch.serialization.safe_globals(NVLABS_SAFE_GLOBALS):
-                state = torch.load(
-                    path, map_location='cpu', weights_only=True)
+                state = torch.load(path, map_location='cpu', weights_only=True)
             if isinstance(state, dict) and 'config' in state:
                 state['config'] = to_plain(state['config'])
             return state

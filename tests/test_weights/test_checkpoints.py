@@ -27,10 +27,13 @@ def small_checkpoint(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match='not found'):
         load_source_checkpoint(str(tmp_path / 'nope.pth'))
-    proc = subprocess.run(
-        [sys.executable, CONVERT, str(tmp_path / 'nope.pth'),
-         str(tmp_path / 'out.pth')],
-        capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, CONVERT,
+        str(tmp_path / 'nope.pth'),
+        str(tmp_path / 'out.pth')
+    ],
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 1
     assert 'Checkpoint not found' in proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -57,8 +60,8 @@ def test_truncated_safetensors(tmp_path):
 
 
 def test_another_models_checkpoint(tmp_path):
-    resnet = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3),
-                                 torch.nn.BatchNorm2d(8))
+    resnet = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
     path = tmp_path / 'resnet.pth'
     torch.save(resnet.state_dict(), path)
     with pytest.raises(CheckpointError, match='not look like a GroupViT'):
@@ -72,8 +75,10 @@ def test_another_models_checkpoint(tmp_path):
 
 def test_other_architecture_names_the_fields(small_checkpoint):
     model = build_small_segmentor(
-        image_encoder=dict(depths=[2, 1, 1], num_group_tokens=[16, 4, 0],
-                           num_output_groups=[16, 4]))
+        image_encoder=dict(
+            depths=[2, 1, 1],
+            num_group_tokens=[16, 4, 0],
+            num_output_groups=[16, 4]))
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(model, str(small_checkpoint))
     message = str(info.value)
@@ -87,8 +92,9 @@ def test_pickled_objects_are_refused(tmp_path):
     # any class outside torch's allow-list is refused.
     path = tmp_path / 'nvlabs.pth'
     torch.save(dict(model={}, config=argparse.Namespace(lr=1)), path)
-    with pytest.raises(CheckpointError,
-                       match='refused class argparse.Namespace.*--trust-pickle'):
+    with pytest.raises(
+            CheckpointError,
+            match='refused class argparse.Namespace.*--trust-pickle'):
         load_source_checkpoint(str(path))
     layout, _, config = load_source_checkpoint(str(path), trust_pickle=True)
     assert layout == 'nvlabs' and config.lr == 1

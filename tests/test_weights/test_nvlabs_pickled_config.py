@@ -24,26 +24,27 @@ def released_style_checkpoint(fixture_a, tmp_path_factory):
     weights = torch.load(
         osp.join(fixture_a, 'nvlabs_ckpt.pth'), weights_only=True)['model']
     path = tmp_path_factory.mktemp('nvlabs') / 'group_vit.pth'
-    torch.save(
-        dict(model=weights, config=config, epoch=29, metrics={}), path)
+    torch.save(dict(model=weights, config=config, epoch=29, metrics={}), path)
     return path
 
 
-def test_converts_without_unpickling_code(released_style_checkpoint,
-                                          fixture_a, tmp_path):
+def test_converts_without_unpickling_code(released_style_checkpoint, fixture_a,
+                                          tmp_path):
     # omegaconf is hidden from the converter's process: nothing of it runs.
-    script = (
-        'import sys; sys.modules["omegaconf"] = None; '
-        'sys.argv = ["convert_weights.py"] + sys.argv[1:]; '
-        f'sys.path.insert(0, {REPO!r}); '
-        'import runpy; runpy.run_path('
-        f'{osp.join(REPO, "tools", "convert_weights.py")!r}, '
-        'run_name="__main__")')
+    script = ('import sys; sys.modules["omegaconf"] = None; '
+              'sys.argv = ["convert_weights.py"] + sys.argv[1:]; '
+              f'sys.path.insert(0, {REPO!r}); '
+              'import runpy; runpy.run_path('
+              f'{osp.join(REPO, "tools", "convert_weights.py")!r}, '
+              'run_name="__main__")')
     out = tmp_path / 'converted.pth'
-    proc = subprocess.run(
-        [sys.executable, '-c', script,
-         str(released_style_checkpoint), str(out)],
-        capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, '-c', script,
+        str(released_style_checkpoint),
+        str(out)
+    ],
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     assert 'assumed' not in proc.stdout  # heads came from the config
     ours = torch.load(out)
@@ -55,7 +56,9 @@ def test_converts_without_unpickling_code(released_style_checkpoint,
         osp.join(REPO, 'tools', 'convert_weights.py'),
         osp.join(fixture_a, 'hf'),
         str(reference)
-    ], check=True, capture_output=True)
+    ],
+                   check=True,
+                   capture_output=True)
     expected = torch.load(reference)['state_dict']
     assert ours['state_dict'].keys() == expected.keys()
     assert all(
