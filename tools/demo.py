@@ -4,22 +4,36 @@
 Usage::
 
     python tools/demo.py IMAGE_OR_FOLDER [...] [--config CFG]
-        [--checkpoint CKPT] [--vocab "cat,dog,grass" | --vocab-file FILE]
-        [--templates simple|subset|full] [--bg-thresh T] [--out DIR]
+        [--checkpoint CKPT] [--vocab "cat,dog|puppy,grass" |
+        --vocab-file FILE] [--extra-classes "grass,sky"]
+        [--templates simple|subset|full|identity|"a {}." ...]
+        [--bg-thresh T] [--out DIR]
         [--show overlay,prediction,groups,final_groups,panel]
 
-Writes PNGs into ``--out``: ``<name>_overlay.png`` (prediction over the
-image, with a legend of class names and colours), ``<name>_prediction.png``
-(the label map, palette PNG), ``<name>_groups_stage<i>.png`` (each pixel
-coloured by the group it belongs to after grouping stage ``i``; ``groups``
-writes every stage, ``final_groups`` the last) and ``<name>_panel.png``
-(side by side). Without ``--checkpoint`` the weights are random and every
-picture says so.
+For every image, writes into ``--out`` (all PNG, all of the image's size
+except the panel):
+
+- ``<name>_overlay.png``: the prediction over the photo (background left
+  uncoloured) with a legend of every class, its colour and its share of the
+  pixels;
+- ``<name>_prediction.png``: the label map (a palette PNG: pixel value =
+  label, ``background`` = 0 when the config has one);
+- ``<name>_groups_stage<i>.png``: the group every pixel belongs to after
+  grouping stage ``i`` (a palette PNG, one colour per group; ``groups``
+  writes every stage, ``final_groups`` the last);
+- ``<name>_panel.png``: photo, prediction and groups side by side.
+
+PNG text chunks carry the legend (``Image.open(f).text['legend']``) and the
+weights used; ``summary.json`` lists the outputs, classes, pixel shares and
+group counts. Without ``--checkpoint`` the weights are random and the
+pictures say so.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -29,169 +43,355 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
+from mmengine.fileio import get as read_bytes  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mmseg.apis import inference_model  # noqa: E402
-from mmseg_groupvit.apis import image_group_maps, init_groupvit  # noqa: E402
-from mmseg_groupvit.utils import load_vocabulary  # noqa: E402
-from mmseg_groupvit.visualization import (draw_legend,  # noqa: E402
-                                          group_palette, overlay_labels,
-                                          stamp_text)
+from mmseg_groupvit.apis import (check_bg_thresh,  # noqa: E402
+                                 image_group_maps, init_groupvit)
+from mmseg_groupvit.utils import get_templates, load_vocabulary  # noqa: E402
+from mmseg_groupvit.visualization import (distinct_colors,  # noqa: E402
+                                          draw_banner, draw_legend,
+                                          mark_boundaries, overlay_labels,
+                                          png_text, tile_panes)
+from mmseg_groupvit.weights import CheckpointError  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
-    'Pass --checkpoint (see README) for real results.'
+    'Pass --checkpoint (see docs/demo.md) for real results.'
 ]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='GroupViT open-vocabulary segmentation demo')
+        description='GroupViT open-vocabulary segmentation demo: segment '
+        'images with your own class names.')
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
         default=osp.join(REPO, 'configs', 'groupvit_voc.py'),
         help='config (default: configs/groupvit_voc.py)')
-    parser.add_argument('--checkpoint', help='converted checkpoint')
+    parser.add_argument(
+        '--checkpoint',
+        help='converted checkpoint (tools/convert_weights.py); random '
+        'weights without it')
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
-        '--vocab', help='comma-separated class names, e.g. "cat,dog,grass"')
+        '--vocab',
+        help='comma-separated classes, "|" between synonyms of one class, '
+        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
     vocab.add_argument(
         '--vocab-file',
-        help='one class per line; commas on a line give synonyms')
+        help='text file, one class per line, commas between synonyms')
     parser.add_argument(
-        '--templates', help='template set (simple, subset, full, identity)')
-    parser.add_argument('--bg-thresh', type=float, help='background '
-                        'threshold (the config\'s when omitted)')
-    parser.add_argument('--out', default='outputs/demo', help='output dir')
+        '--extra-classes',
+        help='classes appended to the vocabulary (the config\'s by '
+        'default), same form as --vocab, e.g. "grass,sky"')
+    parser.add_argument(
+        '--templates',
+        nargs='+',
+        help='a template set (simple, subset, full, identity) or templates '
+        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
+    parser.add_argument(
+        '--bg-thresh',
+        type=float,
+        help='background threshold in [0, 1] (the config\'s when omitted)')
+    parser.add_argument('--out', default='outputs/demo', help='output folder')
     parser.add_argument(
         '--show',
-        default='overlay,prediction,final_groups',
-        help=f'comma-separated subset of {",".join(SHOW_CHOICES)}')
-    parser.add_argument('--device', default='cpu')
+        default='overlay,prediction,groups',
+        help=f'comma-separated subset of {",".join(SHOW_CHOICES)} '
+        '(default: overlay,prediction,groups)')
+    parser.add_argument(
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='colour weight of the overlays (default 0.5)')
+    parser.add_argument('--device', default='cpu', help='torch device')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the random weights when there is no checkpoint')
     args = parser.parse_args(argv)
-    args.show = [s for s in args.show.split(',') if s]
+    args.show = [s.strip() for s in args.show.split(',') if s.strip()]
     unknown = sorted(set(args.show) - set(SHOW_CHOICES))
-    if unknown:
-        parser.error(f'unknown --show item(s) {unknown}; choose from '
-                     f'{list(SHOW_CHOICES)}')
+    if unknown or not args.show:
+        parser.error(f'--show: unknown item(s) {unknown}; choose from '
+                     f'{",".join(SHOW_CHOICES)}')
+    if not 0 <= args.opacity <= 1:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     return args
 
 
 def list_images(paths):
+    """Image files from files and folders (folders: sorted, not
+    recursive)."""
     files = []
     for path in paths:
         if osp.isdir(path):
-            files += sorted(
+            found = sorted(
                 osp.join(path, f) for f in os.listdir(path)
                 if f.lower().endswith(IMAGE_EXTS))
+            if not found:
+                raise FileNotFoundError(
+                    f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')
+            files += found
         elif osp.isfile(path):
             files.append(path)
         else:
             raise FileNotFoundError(f'No such image or folder: {path}')
-    if not files:
-        raise FileNotFoundError(f'No images found in {paths}')
     return files
 
 
-def read_vocabulary(args):
+def split_classes(text, option):
+    """``"cat,dog|puppy"`` -> ``[['cat'], ['dog', 'puppy']]``."""
+    classes = [[n.strip() for n in item.split('|')]
+               for item in text.split(',')]
+    if any(not all(names) for names in classes):
+        raise ValueError(f'{option} {text!r} has an empty class name (two '
+                         f'commas or "|" in a row, or one at an end).')
+    return load_vocabulary(classes)
+
+
+def check_inputs(args):
+    """Everything the command line names, checked before the model is
+    built. Returns ``(images, vocabulary, extra_classes, templates)``."""
+    images = list_images(args.images)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(
+            f'Config not found: {args.config}. Pass one of '
+            f'configs/groupvit_*.py or the .py written next to a converted '
+            f'checkpoint.')
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint not found: {args.checkpoint}. Convert the '
+            f'published weights with tools/convert_weights.py (see '
+            f'docs/demo.md), or leave --checkpoint out for random weights.')
+    vocabulary = None
     if args.vocab is not None:
-        return load_vocabulary(
-            [name.strip() for name in args.vocab.split(',')])
-    if args.vocab_file is not None:
-        return load_vocabulary(args.vocab_file)
-    return None
+        vocabulary = split_classes(args.vocab, '--vocab')
+    elif args.vocab_file is not None:
+        vocabulary = load_vocabulary(args.vocab_file)
+    extra = None
+    if args.extra_classes is not None:
+        extra = split_classes(args.extra_classes, '--extra-classes')
+    templates = None
+    if args.templates is not None:
+        templates = args.templates
+        if len(templates) == 1 and '{' not in templates[0]:
+            templates = templates[0]
+        templates = get_templates(templates)
+    if args.bg_thresh is not None:
+        check_bg_thresh(args.bg_thresh)
+    return images, vocabulary, extra, templates
 
 
-def segment(model, path, args, note):
-    """Run the model on one image and write the requested pictures."""
-    stem = osp.splitext(osp.basename(path))[0]
-    rgb = mmcv.imread(path, channel_order='rgb')
-    result = inference_model(model, path)
-    labels = result.pred_sem_seg.data[0].cpu().numpy()
-    classes = model.dataset_meta['classes']
-    palette = np.array(model.dataset_meta['palette'], dtype=np.uint8)
-    with_bg = classes[0] == 'background'
-    written, panels = [], []
+def unique_stems(paths):
+    """Output name stems, made unique when two inputs share a name."""
+    stems, seen = [], {}
+    for path in paths:
+        stem = osp.splitext(osp.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
+    return stems
 
-    def save(image, suffix):
-        if note:
-            image = stamp_text(image, note)
-        out = osp.join(args.out, f'{stem}_{suffix}.png')
-        image.save(out)
-        written.append(out)
-        return image
 
-    if {'overlay', 'panel'} & set(args.show):
-        blended = overlay_labels(
-            rgb, labels, palette, skip_label=0 if with_bg else None)
-        legend = draw_legend(
-            blended, [(name, palette[i]) for i, name in enumerate(classes)],
-            title='classes')
-        panels.append(Image.fromarray(blended))
-        if 'overlay' in args.show:
-            save(legend, 'overlay')
-    if 'prediction' in args.show:
-        label_png = Image.fromarray(labels.astype(np.uint8), mode='P')
-        label_png.putpalette(palette.flatten().tolist())
-        label_png.save(osp.join(args.out, f'{stem}_prediction.png'))
-        written.append(osp.join(args.out, f'{stem}_prediction.png'))
-    if {'groups', 'final_groups', 'panel'} & set(args.show):
-        maps = image_group_maps(model, path)
-        for stage, groups in enumerate(maps, 1):
-            final = stage == len(maps)
-            if not ('groups' in args.show or
-                    (final and {'final_groups', 'panel'} & set(args.show))):
-                continue
-            colours = group_palette(int(groups.max()) + 1, seed=stage)
-            picture = Image.fromarray(overlay_labels(rgb, groups, colours))
-            if final:
-                panels.append(picture)
-            if 'groups' in args.show or (final
-                                         and 'final_groups' in args.show):
-                save(picture, f'groups_stage{stage}')
-    if 'panel' in args.show:
-        panel = Image.new('RGB', (sum(p.width for p in panels) + rgb.shape[1],
-                                  rgb.shape[0]))
-        x = 0
-        for picture in [Image.fromarray(rgb)] + panels:
-            panel.paste(picture, (x, 0))
-            x += picture.width
-        save(panel, 'panel')
-    return written
+class UnreadableImage(ValueError):
+    """An input file that does not decode as an image."""
+
+
+def read_rgb(path):
+    """Decode like mmseg's ``LoadImageFromFile`` (so the picture and the
+    prediction have the same size), as RGB."""
+    try:
+        bgr = mmcv.imfrombytes(read_bytes(path), flag='color')
+    except Exception:  # any read or decode failure gets one message
+        bgr = None
+    if bgr is None:
+        raise UnreadableImage(f'Cannot read {path} as an image.')
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def class_shares(labels, num_classes):
+    counts = np.bincount(labels.ravel(), minlength=num_classes)
+    return counts / max(labels.size, 1)
+
+
+def palette_png(labels, palette):
+    """A label map as a palette PNG (pixel value = label); beyond 256
+    labels, a 16-bit grey PNG."""
+    if len(palette) > 256:
+        return Image.fromarray(labels.astype(np.uint16))
+    picture = Image.fromarray(labels.astype(np.uint8), mode='P')
+    flat = np.zeros((256, 3), np.uint8)
+    flat[:len(palette)] = np.asarray(palette, np.uint8)[:256]
+    picture.putpalette(flat.flatten().tolist())
+    return picture
+
+
+class Writer:
+    """Saves the pictures of one image, with PNG text chunks saying where
+    they come from."""
+
+    def __init__(self, out_dir, stem, text):
+        self.out_dir, self.stem, self.text = out_dir, stem, text
+        self.files = {}
+
+    def save(self, picture, kind, extra_text=None):
+        path = osp.join(self.out_dir, f'{self.stem}_{kind}.png')
+        text = dict(self.text, **(extra_text or {}))
+        picture.save(path, pnginfo=png_text(text))
+        self.files[kind] = path
+        return path
+
+
+def segment(model, path, stem, args, note):
+    """Run the model on one image and write the requested pictures.
+
+    Returns:
+        dict: The image's entry of ``summary.json``.
+    """
+    rgb = read_rgb(path)
+    height, width = rgb.shape[:2]
+    labels = inference_model(model, path).pred_sem_seg.data[0].cpu().numpy()
+    if labels.shape != (height, width):
+        raise RuntimeError(f'{path}: prediction {labels.shape} and image '
+                           f'{(height, width)} differ in size.')
+    meta = model.dataset_meta
+    classes, palette = meta['classes'], np.asarray(meta['palette'], np.uint8)
+    with_bg = getattr(model.decode_head, 'with_bg', False)
+    shares = class_shares(labels, len(classes))
+    synonyms = [list(names) for names in model.text_encoder.classes]
+    if with_bg:
+        synonyms = [[classes[0]]] + synonyms
+    legend = [
+        dict(
+            name=name,
+            synonyms=synonyms[i][1:],
+            color=None if (with_bg and i == 0) else palette[i].tolist(),
+            share=round(float(shares[i]), 6)) for i, name in enumerate(classes)
+    ]
+    writer = Writer(
+        args.out, stem,
+        dict(
+            Software='mmseg-groupvit tools/demo.py',
+            source=osp.abspath(path),
+            weights=osp.abspath(args.checkpoint)
+            if args.checkpoint else 'random'))
+    show = set(args.show)
+    panes, titles = [Image.fromarray(rgb)], ['image']
+
+    if {'overlay', 'panel'} & show:
+        blended = overlay_labels(rgb, labels, palette, args.opacity,
+                                 0 if with_bg else None)
+        entries = [(', '.join([e['name']] + e['synonyms']), e['color'],
+                    e['share']) for e in legend]
+        if 'overlay' in show:
+            # The banner first, the legend below it.
+            picture, top = Image.fromarray(blended), 0
+            if note:
+                picture, top = draw_banner(picture, note)
+            writer.save(
+                draw_legend(picture, entries, top), 'overlay',
+                dict(legend=legend))
+        panes.append(draw_legend(Image.fromarray(blended), entries))
+        titles.append('prediction')
+    if 'prediction' in show:
+        writer.save(
+            palette_png(labels, palette), 'prediction', dict(legend=legend))
+
+    groups_summary = []
+    if {'groups', 'final_groups', 'panel'} & show:
+        stages = image_group_maps(model, path)
+        for index, (groups, num_groups) in enumerate(stages, 1):
+            final = index == len(stages)
+            colours = distinct_colors(num_groups, seed=index)
+            non_empty = int(len(np.unique(groups)))
+            groups_summary.append(
+                dict(
+                    stage=index,
+                    groups=num_groups,
+                    non_empty=non_empty,
+                    file=None))
+            if 'groups' in show or (final and 'final_groups' in show):
+                groups_summary[-1]['file'] = writer.save(
+                    palette_png(groups, colours), f'groups_stage{index}',
+                    dict(stage=index, groups=num_groups, non_empty=non_empty))
+            if 'panel' in show and (final or index == 1):
+                picture = mark_boundaries(
+                    overlay_labels(rgb, groups, colours, 0.6), groups)
+                panes.append(Image.fromarray(picture))
+                titles.append(f'{"final groups" if final else "groups"} '
+                              f'(stage {index}): {non_empty} of '
+                              f'{num_groups}')
+    if 'panel' in show:
+        writer.save(tile_panes(panes, titles, note), 'panel')
+    return dict(
+        image=osp.abspath(path),
+        size=[width, height],
+        outputs=writer.files,
+        legend=legend,
+        groups=groups_summary)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        images = list_images(args.images)
-        vocabulary = read_vocabulary(args)
-    except (FileNotFoundError, ValueError) as e:
+        images, vocabulary, extra, templates = check_inputs(args)
+    except (FileNotFoundError, ValueError, TypeError) as e:
         sys.exit(f'error: {e}')
-    model = init_groupvit(
-        args.config,
-        args.checkpoint,
-        args.device,
-        vocabulary=vocabulary,
-        templates=args.templates,
-        bg_thresh=args.bg_thresh)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='No checkpoint given')
+            # mmseg's own deprecation notice, about its code, not the user's.
+            warnings.filterwarnings('ignore', message='``build_loss``')
+            model = init_groupvit(
+                args.config,
+                args.checkpoint,
+                args.device,
+                vocabulary=vocabulary,
+                templates=templates,
+                bg_thresh=args.bg_thresh,
+                extra_classes=extra,
+                seed=args.seed)
+    except CheckpointError as e:
+        sys.exit(f'error: {e}')
     note = None if args.checkpoint else RANDOM_NOTE
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))
     os.makedirs(args.out, exist_ok=True)
     progress = ProgressBar(len(images)) if len(images) > 1 else None
-    written = []
-    for path in images:
-        written += segment(model, path, args, note)
+    results, failed = [], []
+    for path, stem in zip(images, unique_stems(images)):
+        try:
+            results.append(segment(model, path, stem, args, note))
+        except UnreadableImage as e:
+            failed.append(path)
+            print(f'\nerror: {e}', file=sys.stderr)
         if progress:
             progress.update()
-    print(f'\nClasses: {", ".join(model.dataset_meta["classes"])}')
-    print('Wrote:\n  ' + '\n  '.join(written))
-    return written
+    summary = dict(
+        config=osp.abspath(args.config),
+        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
+        classes=model.dataset_meta['classes'],
+        templates=model.text_encoder.templates,
+        bg_thresh=model.test_cfg.get('bg_thresh'),
+        images=results,
+        failed=failed)
+    with open(osp.join(args.out, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(f'\nClasses: {", ".join(summary["classes"])}')
+    for result in results:
+        print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
+    if failed:
+        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
+                 f'not be read: {", ".join(failed)}')
+    return summary
 
 
 if __name__ == '__main__':

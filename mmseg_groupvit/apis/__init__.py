@@ -1,4 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-from .inference import image_group_maps, init_groupvit
+from .group_maps import StageGroups, image_group_maps
+from .inference import check_bg_thresh, init_groupvit
 
-__all__ = ['init_groupvit', 'image_group_maps']
+__all__ = [
+    'init_groupvit', 'check_bg_thresh', 'image_group_maps', 'StageGroups'
+]

@@ -1,5 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-from .drawing import (draw_legend, group_palette, overlay_labels,
-                      stamp_text)
+from .drawing import (draw_banner, draw_legend, font_size_for, get_font,
+                      legend_text, mark_boundaries, overlay_labels, png_text,
+                      tile_panes)
+from .palette import class_palette, distinct_colors
 
-__all__ = ['draw_legend', 'group_palette', 'overlay_labels', 'stamp_text']
+__all__ = [
+    'class_palette', 'distinct_colors', 'draw_banner', 'draw_legend',
+    'font_size_for', 'get_font', 'legend_text', 'mark_boundaries',
+    'overlay_labels', 'png_text', 'tile_panes'
+]

@@ -1,0 +1,1 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.

@@ -1,0 +1,251 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""tools/demo.py on real photos: the files it writes, their sizes, legends,
+label and group maps, and its messages for bad input."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+from mmseg.apis import init_model
+from PIL import Image
+
+from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor)
+
+PHOTO_DIRS = [
+    osp.join(osp.dirname(REPO), 'shared', 'data', 'images'),
+    osp.join(SAMPLES, 'images')
+]
+# 500 x 375: a non-square photo, so width and height cannot be swapped
+# unnoticed (the shared photos are 448 x 448).
+WIDE_PHOTO = osp.join(VOC_SAMPLE, 'JPEGImages', '2007_000033.jpg')
+VOCAB = 'dog|puppy,potted plant,curtain,carpet'
+CLASSES = ['background', 'dog', 'potted plant', 'curtain', 'carpet']
+
+
+def load_script(path, name):
+    """Import a script by path (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = load_script(osp.join(REPO, 'tools', 'demo.py'), 'groupvit_demo')
+
+
+def shared_photo(name='groupvit_demo_voc.jpg'):
+    for folder in PHOTO_DIRS:
+        if osp.isfile(osp.join(folder, name)):
+            return osp.join(folder, name)
+    pytest.skip(f'sample photo {name} not found in {PHOTO_DIRS}')
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+    """A seeded small two-stage GroupViT saved as a checkpoint, and its
+    config (the VOC config with the small architecture)."""
+    tmp = tmp_path_factory.mktemp('demo_model')
+    init_default_scope('mmseg')
+    model = build_small_segmentor(seed=0)
+    checkpoint = str(tmp / 'small.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), checkpoint)
+    config = tmp / 'small.py'
+    base = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    arch = SMALL_ARCH
+    config.write_text(f'_base_ = [{base!r}]\n'
+                      f'model = dict(image_encoder={arch["image_encoder"]!r}, '
+                      f'text_encoder={arch["text_encoder"]!r})\n')
+    return str(config), checkpoint
+
+
+def load_picture(path):
+    """A picture read fully (its file closed)."""
+    with Image.open(path) as picture:
+        picture.load()
+        return picture
+
+
+def packed(picture):
+    """An RGB picture's pixels as ints ``r << 16 | g << 8 | b``."""
+    rgb = np.asarray(picture).reshape(-1, 3).astype(np.int64)
+    return rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]
+
+
+def recomputed_groups(model, path):
+    """Per stage, the group of every pixel computed here from the image
+    encoder's soft assignments: chained with explicit products, resized
+    bilinearly to the photo, arg-maxed."""
+    pipeline = [
+        t for t in model.cfg.test_pipeline if t['type'] != 'LoadAnnotations'
+    ]
+    data = Compose(pipeline)(dict(img_path=path))
+    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    with torch.no_grad():
+        feats = model.image_encoder(batch['inputs'])
+    h, w = feats['grid']
+    size = batch['data_samples'][0].ori_shape
+    maps, chained = [], None
+    for assign in feats['soft_assigns']:
+        step = assign[0].t()  # [tokens, groups]
+        chained = step if chained is None else chained @ step
+        grid = chained.t().reshape(1, -1, h, w)
+        up = F.interpolate(
+            grid, size=size, mode='bilinear', align_corners=False)
+        maps.append(up[0].argmax(0).numpy())
+    return maps
+
+
+def test_demo_on_real_photos(small, tmp_path):
+    config, checkpoint = small
+    photos = [shared_photo(), WIDE_PHOTO]
+    summary = demo.main(photos + [
+        '--config', config, '--checkpoint', checkpoint, '--vocab', VOCAB,
+        '--show', 'overlay,prediction,groups,panel', '--out',
+        str(tmp_path)
+    ])
+    model = init_model(config, checkpoint, device='cpu')
+    assert summary['classes'] == CLASSES
+    for photo in photos:
+        stem = osp.splitext(osp.basename(photo))[0]
+        width, height = load_picture(photo).size
+        files = {
+            kind: tmp_path / f'{stem}_{kind}.png'
+            for kind in ('overlay', 'prediction', 'groups_stage1',
+                         'groups_stage2', 'panel')
+        }
+        assert all(f.is_file() for f in files.values())
+        for kind, f in files.items():
+            if kind != 'panel':
+                assert load_picture(f).size == (width, height), kind
+        # Panel: photo, prediction, first and final groups, titled.
+        panel = load_picture(files['panel'])
+        assert panel.width == 4 * width + 3 * 6
+        assert height < panel.height < height + 60
+
+        # The legend lists exactly the vocabulary, background first.
+        overlay = load_picture(files['overlay'])
+        legend = json.loads(overlay.text['legend'])
+        assert [e['name'] for e in legend] == CLASSES
+        assert legend[1]['synonyms'] == ['puppy']
+        assert json.loads(load_picture(
+            files['prediction']).text['legend']) == legend
+        # Every class's exact colour is drawn (its legend swatch); the
+        # colours differ.
+        pixels = packed(overlay.convert('RGB'))
+        colours = [tuple(e['color']) for e in legend[1:]]
+        assert legend[0]['color'] is None and len(set(colours)) == 4
+        for r, g, b in colours:
+            assert (pixels == (r << 16 | g << 8 | b)).sum() >= 36, (r, g, b)
+
+        # The prediction PNG holds labels, its palette the legend colours,
+        # and the legend's shares are the labels' pixel shares.
+        prediction = load_picture(files['prediction'])
+        labels = np.asarray(prediction)
+        assert prediction.mode == 'P' and labels.max() < len(CLASSES)
+        lut = np.array(prediction.getpalette()[:15]).reshape(5, 3)
+        assert [tuple(c) for c in lut[1:]] == colours
+        shares = np.bincount(labels.ravel(), minlength=5) / labels.size
+        np.testing.assert_allclose([e['share'] for e in legend],
+                                   shares,
+                                   atol=1e-6)
+
+        # Group maps: one colour per non-empty group, and the groups are
+        # those computed here from the encoder.
+        expected = recomputed_groups(model, photo)
+        for stage, groups in enumerate(expected, 1):
+            picture = load_picture(files[f'groups_stage{stage}'])
+            ids = np.asarray(picture)
+            np.testing.assert_array_equal(ids, groups)
+            rgb = packed(picture.convert('RGB'))
+            # (group, colour) pairs: one per group and one per colour.
+            pairs = np.unique(ids.ravel().astype(np.int64) << 24 | rgb)
+            non_empty = len(np.unique(ids))
+            assert len(np.unique(rgb)) == non_empty == len(pairs)
+            assert int(picture.text['non_empty']) == non_empty
+        assert len(np.unique(expected[0])) >= 4  # the groups vary
+        assert all(f.read_bytes() for f in files.values())
+        assert load_picture(files['panel']).text['weights'] == checkpoint
+
+
+def test_readme_command_says_random_weights(tmp_path):
+    """The docs' command: default architecture, no checkpoint, a panel."""
+    photo = shared_photo()
+    summary = demo.main([
+        photo, '--vocab', 'dog,plant,flower pot,curtain,carpet,chair',
+        '--show', 'panel,final_groups', '--out',
+        str(tmp_path)
+    ])
+    stem = osp.splitext(osp.basename(photo))[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f'{stem}_panel.png', f'{stem}_groups_stage2.png', 'summary.json'])
+    panel = load_picture(tmp_path / f'{stem}_panel.png')
+    assert panel.text['weights'] == 'random'
+    # The red band across the top.
+    top = np.asarray(panel.convert('RGB'))[2]
+    assert (top == (180, 0, 0)).all(1).mean() > 0.9
+    assert summary['checkpoint'] is None
+    assert summary['images'][0]['groups'][-1]['groups'] == 8
+
+
+def test_extra_classes_and_templates(small, tmp_path):
+    config, checkpoint = small
+    summary = demo.main([
+        WIDE_PHOTO, '--config', config, '--checkpoint', checkpoint,
+        '--extra-classes', 'grass,sky', '--templates', 'a photo of a {}.',
+        'art of the {}.', '--bg-thresh', '0.5', '--show', 'overlay', '--out',
+        str(tmp_path)
+    ])
+    assert summary['classes'][-3:] == ['monitor', 'grass', 'sky']
+    assert len(summary['classes']) == 23
+    assert summary['templates'] == ['a photo of a {}.', 'art of the {}.']
+    assert summary['bg_thresh'] == 0.5
+
+
+def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
+    config, checkpoint = small
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    (folder / 'a_broken.jpg').write_bytes(b'not an image')
+    Image.open(WIDE_PHOTO).save(folder / 'b_good.jpg')
+    with pytest.raises(SystemExit) as exc:
+        demo.main([
+            str(folder), '--config', config, '--checkpoint', checkpoint,
+            '--show', 'prediction', '--out',
+            str(tmp_path / 'out')
+        ])
+    assert 'could not be read' in str(exc.value.code)
+    assert 'a_broken.jpg' in str(exc.value.code)
+    assert (tmp_path / 'out' / 'b_good_prediction.png').is_file()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['missing.jpg'], 'No such image or folder: missing.jpg'),
+    (['PHOTO', '--checkpoint', 'nope.pth'], 'Checkpoint not found'),
+    (['PHOTO', '--config', 'nope.py'], 'Config not found'),
+    (['PHOTO', '--vocab', 'cat,,dog'], 'empty class name'),
+    (['PHOTO', '--vocab', 'cat,Cat'], 'Duplicate class names'),
+    (['PHOTO', '--vocab-file', 'nope.txt'], 'does not exist'),
+    (['PHOTO', '--templates', 'fancy'], 'Unknown prompt template set'),
+    (['PHOTO', '--templates', 'a photo'], 'Unknown prompt template set'),
+    (['PHOTO', '--bg-thresh', '1.5'], 'bg_thresh must be a number in'),
+])
+def test_bad_input_gives_one_clear_error(args, message, tmp_path):
+    args = [WIDE_PHOTO if a == 'PHOTO' else a for a in args]
+    with pytest.raises(SystemExit) as exc:
+        demo.main(args + ['--out', str(tmp_path)])
+    assert str(exc.value.code).startswith('error: ')
+    assert message in str(exc.value.code)
+
+
+def test_unknown_show_item(capsys):
+    with pytest.raises(SystemExit):
+        demo.main([WIDE_PHOTO, '--show', 'overlay,heatmap'])
+    assert "unknown item(s) ['heatmap']" in capsys.readouterr().err
