@@ -20,6 +20,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
 from mmseg.registry import MODELS
+from ...weights.io import CheckpointError
 from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
 
 
@@ -37,12 +38,10 @@ class PatchEmbed(nn.Module):
                  layer_norm_eps: float):
         super().__init__()
         self.proj = nn.Conv2d(
-            in_channels, embed_dims, kernel_size=patch_size,
-            stride=patch_size)
+            in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int,
-                                                                     int]]:
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """
         Args:
             x (Tensor): Images ``[B, C_in, H, W]``.
@@ -198,9 +197,33 @@ class GroupViT(BaseModule):
         projection_dim (int): Joint-space channels. Defaults to 256.
         projection_intermediate_dim (int): Projection hidden channels.
             Defaults to 4096.
-        init_cfg (dict | list[dict], optional): Initialisation config.
+        out_indices (int | Sequence[int], optional): Stages whose dense
+            feature maps are returned (mmseg's backbone convention; negative
+            indices count from the end). None keeps the zero-shot output
+            below. Defaults to None.
+        with_zero_shot (bool): With ``out_indices``, return the zero-shot
+            dict with the dense maps added under ``dense`` instead of the
+            bare tuple, for segmentors that run the zero-shot head and mmseg
+            heads together. Defaults to False.
+        frozen_stages (int): Freeze (no gradient, eval mode) the patch
+            embedding and position table (``>= 0``) and the first
+            ``frozen_stages`` stages; the number of stages freezes the final
+            LayerNorm too. -1 freezes nothing. Defaults to -1.
+        freeze_group_tokens (bool): Freeze the learned group tokens of
+            every stage. Defaults to False.
+        freeze_projector (bool): Freeze the projection head.
+            Defaults to False.
+        frozen (bool): Freeze the whole encoder, projector included.
+            Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialisation config, e.g.
+            ``dict(type='Pretrained', checkpoint='groupvit.pth',
+            prefix='image_encoder.')`` with a checkpoint converted by
+            ``tools/convert_weights.py``. The loaded keys must equal the
+            encoder's (the projector's may be left over when it is built
+            without one), else :class:`CheckpointError` names the
+            difference.
 
-    The forward output is a dict:
+    Without ``out_indices`` the forward output is a dict:
 
     - ``group_tokens`` ``[B, S, C]``: final segment tokens after the last
       LayerNorm (``S = 8`` by default);
@@ -210,7 +233,24 @@ class GroupViT(BaseModule):
       then ``[B, 8, 64]`` by default (softmax over the group axis);
     - ``grid`` (tuple[int, int]): the patch grid ``(h, w)``;
     - with the projector, ``group_embeds`` ``[B, S, D]`` and
-      ``image_embeds`` ``[B, D]``: the projected (not normalised) features.
+      ``image_embeds`` ``[B, D]``: the projected (not normalised) features;
+    - ``stage_tokens`` (list[Tensor]): per stage the tokens after its
+      transformer blocks.
+
+    With ``out_indices`` it is a tuple with one dense map ``[B, C, h, w]``
+    per selected stage, all on the patch grid ``h = H // 16``,
+    ``w = W // 16`` (see :meth:`forward_dense`):
+
+    - stage 1 (index 0): its patch tokens after the transformer blocks,
+      ``[B, 384, H/16, W/16]`` by default;
+    - every later stage: its segment tokens spread back to the patches
+      through the chained soft assignments of the grouping blocks before
+      it, ``map(p) = sum_g A(p, g) * token_g`` (``A`` sums to one over
+      ``g``). The last stage uses the encoder's final, LayerNorm-ed tokens
+      (``group_tokens`` above): ``[B, 384, H/16, W/16]`` each by default.
+
+    With ``with_zero_shot`` the dict above is returned with that tuple
+    under ``dense``.
     """
 
     def __init__(self,
@@ -233,6 +273,12 @@ class GroupViT(BaseModule):
                  with_projector: bool = True,
                  projection_dim: int = 256,
                  projection_intermediate_dim: int = 4096,
+                 out_indices: Optional[Union[int, Sequence[int]]] = None,
+                 with_zero_shot: bool = False,
+                 frozen_stages: int = -1,
+                 freeze_group_tokens: bool = False,
+                 freeze_projector: bool = False,
+                 frozen: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         depths = list(depths)
@@ -274,6 +320,23 @@ class GroupViT(BaseModule):
             projection_dim) if with_projector else None
         self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
 
+        self.out_indices = self._check_out_indices(out_indices, len(depths))
+        if with_zero_shot and self.out_indices is None:
+            raise ValueError(
+                'GroupViT: with_zero_shot=True adds the dense maps to the '
+                'zero-shot output, so it needs out_indices (e.g. '
+                'out_indices=(0, 1, 2)).')
+        self.with_zero_shot = with_zero_shot
+        if not -1 <= frozen_stages <= len(depths):
+            raise ValueError(
+                f'GroupViT: frozen_stages={frozen_stages} must be between -1 '
+                f'(nothing frozen) and {len(depths)} (all stages).')
+        self.frozen_stages = frozen_stages
+        self.freeze_group_tokens = freeze_group_tokens
+        self.freeze_projector = freeze_projector
+        self.frozen = frozen
+        self._freeze()
+
     @staticmethod
     def _check_arch(depths, num_group_tokens, num_output_groups):
         if len(num_group_tokens) != len(depths):
@@ -289,6 +352,113 @@ class GroupViT(BaseModule):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens}: only trailing stages '
                 f'may have no group tokens.')
+
+    @staticmethod
+    def _check_out_indices(out_indices,
+                           num_stages: int) -> Optional[Tuple[int, ...]]:
+        if out_indices is None:
+            return None
+        indices = (out_indices, ) if isinstance(out_indices,
+                                                int) else tuple(out_indices)
+        if not indices or any(
+                not isinstance(i, int) or not -num_stages <= i < num_stages
+                for i in indices):
+            raise ValueError(
+                f'GroupViT: out_indices={out_indices!r} must be stage '
+                f'indices in [-{num_stages}, {num_stages - 1}] (this encoder '
+                f'has {num_stages} stages), e.g. out_indices=(0, 1, 2).')
+        return tuple(i % num_stages for i in indices)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        """Modules kept without gradient and in eval mode."""
+        if self.frozen:
+            return [self]
+        modules = []
+        if self.frozen_stages >= 0:
+            modules += [self.patch_embed, self.pos_drop]
+        modules += list(self.stages[:max(self.frozen_stages, 0)])
+        if self.frozen_stages == len(self.stages):
+            modules.append(self.norm)
+        if self.freeze_projector and self.projector is not None:
+            modules.append(self.projector)
+        return modules
+
+    def _freeze(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            module.requires_grad_(False)
+        if self.frozen or self.frozen_stages >= 0:
+            self.pos_embed.requires_grad_(False)
+        if self.freeze_group_tokens:
+            for stage in self.stages:
+                if stage.group_token is not None:
+                    stage.group_token.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'GroupViT':
+        """Set the mode, keeping frozen parts in eval mode (no Gumbel noise
+        in their grouping, fixed BatchNorm statistics), as mmseg's backbones
+        do with ``frozen_stages``."""
+        super().train(mode)
+        if mode:
+            for module in self._frozen_modules():
+                module.eval()
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        """Refuse weights whose keys or shapes differ from the encoder.
+
+        mmengine's ``Pretrained`` init (and ``load_from``) loads
+        non-strictly and only logs mismatches, which would silently keep
+        random weights. Leftover projector keys are allowed when the encoder
+        is built without a projector (``with_projector=False``).
+        """
+        self._check_weights(
+            {
+                k[len(prefix):]: v
+                for k, v in state_dict.items() if k.startswith(prefix)
+            }, prefix, list(state_dict))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _check_weights(self, state: Dict[str, torch.Tensor], prefix: str,
+                       all_keys: List[str]) -> None:
+        own = {k: v.shape for k, v in self.state_dict().items()}
+        extra = set(state) - set(own)
+        if self.projector is None:
+            extra = {k for k in extra if not k.startswith('projector.')}
+        missing = sorted(set(own) - set(state))
+        reshaped = sorted(
+            k for k in set(own) & set(state)
+            if tuple(own[k]) != tuple(state[k].shape))
+        if not (missing or extra or reshaped):
+            return
+        where = f' (prefix {prefix!r})' if prefix else ''
+        lines = [f'GroupViT weights{where} do not match the encoder:']
+        if len(missing) == len(own):
+            lines.append(
+                f'none of its {len(own)} keys were found (the weights have '
+                f'{sorted(all_keys)[:3]} ...). Load a checkpoint converted '
+                f'by tools/convert_weights.py through the encoder\'s '
+                f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
+                f'prefix=\'image_encoder.\').')
+        else:
+            for name, keys in (('missing', missing), ('unexpected',
+                                                      sorted(extra))):
+                if keys:
+                    lines.append(f'{len(keys)} key(s) {name}: {keys[:6]}'
+                                 f'{" ..." * (len(keys) > 6)}')
+            if reshaped:
+                lines.append('shape mismatches: ' + ', '.join(
+                    f'{k} {tuple(state[k].shape)} vs encoder {tuple(own[k])}'
+                    for k in reshaped[:6]))
+            lines.append(
+                'Set the architecture fields (depths, num_group_tokens, '
+                'hidden_size, image_size, ...) to the checkpoint\'s: '
+                'tools/convert_weights.py writes them to DST.py for '
+                'non-default architectures.')
+        raise CheckpointError('\n'.join(lines))
 
     def init_weights(self):
         """Truncated-normal init (std 0.02) for linear layers, position
@@ -399,15 +569,63 @@ class GroupViT(BaseModule):
         feats['image_embeds'] = self.projector(feats['pooled'])
         return feats
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward_dense(self, feats: dict) -> Tuple[torch.Tensor, ...]:
+        """Pixel-aligned feature maps of the stages in ``out_indices``.
+
+        Stage 1 gives its patch tokens. A later stage gives its segment
+        tokens spread back to the patches through the soft assignments
+        that made them: with ``A_j`` ``[B, S_j, S_{j-1}]`` the soft
+        assignment of grouping block ``j`` (softmax over ``S_j``), stage
+        ``i`` uses ``M_i = A_1^T @ ... @ A_i^T`` ``[B, h*w, S_i]``, whose
+        rows sum to one, and ``map_i = M_i @ tokens_i``. The last stage uses
+        the final LayerNorm-ed tokens and all assignments.
+
+        Args:
+            feats (dict): Output of :meth:`forward_features`.
+
+        Returns:
+            tuple[Tensor]: ``[B, C, h, w]`` per index of ``out_indices``.
+        """
+        grid, assigns = feats['grid'], feats['soft_assigns']
+        last = len(self.stages) - 1
+        maps = {}
+        chained = None
+        for i in range(last + 1):
+            if 0 < i <= len(assigns):
+                # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i], chained from the
+                # patches: [B, h*w, S_i].
+                step = assigns[i - 1].transpose(1, 2)
+                chained = step if chained is None else chained @ step
+            if i not in self.out_indices:
+                continue
+            if i == 0:
+                tokens = feats['stage_tokens'][0]
+            elif i == last:
+                spread = chained
+                for assign in assigns[i:]:
+                    spread = spread @ assign.transpose(1, 2)
+                tokens = spread @ feats['group_tokens']
+            else:
+                tokens = chained @ feats['stage_tokens'][i]
+            # [B, h*w, C] -> [B, C, h, w]
+            maps[i] = tokens.transpose(1, 2).reshape(tokens.shape[0], -1,
+                                                     *grid)
+        return tuple(maps[i] for i in self.out_indices)
+
+    def forward(self,
+                x: torch.Tensor) -> Union[dict, Tuple[torch.Tensor, ...]]:
         """
         Args:
             x (Tensor): Normalised images ``[B, C_in, H, W]``.
 
         Returns:
-            dict: See the class docstring.
+            dict | tuple[Tensor]: See the class docstring.
         """
         feats = self.forward_features(x)
+        if self.out_indices is not None and not self.with_zero_shot:
+            return self.forward_dense(feats)
         if self.projector is not None:
             feats = self.forward_head(feats)
+        if self.out_indices is not None:
+            feats['dense'] = self.forward_dense(feats)
         return feats

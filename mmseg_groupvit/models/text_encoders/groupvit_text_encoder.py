@@ -51,13 +51,20 @@ class GroupViTTextEncoder(BaseModule):
         vocabulary (str | list, optional): Class names, a list whose items are
             names or lists of synonyms, or the path of a vocabulary file (one
             class per line, comma-separated synonyms; see
-            :func:`mmseg_groupvit.utils.load_vocabulary`).
+            :func:`mmseg_groupvit.utils.load_vocabulary`). A leading
+            ``'background'`` is dropped: it names the head's background
+            channel and is never prompted.
         dataset_name (str, optional): A prompt-name list of
             :func:`mmseg_groupvit.utils.get_prompt_classes` (e.g. ``'voc'``);
             a leading ``'background'`` is dropped. Used when ``vocabulary``
             is None, so a config can default to the dataset's names and
             ``--cfg-options model.text_encoder.vocabulary=...`` overrides
             them.
+        extra_classes (str | list, optional): Classes appended after
+            ``vocabulary`` or the dataset's names, in the same forms as
+            ``vocabulary`` (e.g. ``dataset_name='voc',
+            extra_classes=['grass', 'sky, clouds']``). A name that is
+            already in the vocabulary raises a ValueError naming it.
         templates (str | list[str]): Template-set name (``simple``,
             ``subset``, ``full``, ``identity``) or a list of templates with
             one ``{}``. Defaults to 'simple' (``a photo of a {}.``).
@@ -78,7 +85,8 @@ class GroupViTTextEncoder(BaseModule):
         projection_intermediate_dim (int): Projection hidden channels.
             Defaults to 4096.
         frozen (bool): Freeze all weights (mmseg's text encoders always
-            are). Defaults to True.
+            are) and stay in eval mode under ``model.train()``, so the
+            projector's BatchNorm keeps its running statistics. Defaults to True.
         chunk_size (int): Prompts encoded per forward pass, which bounds
             memory for large vocabularies. Defaults to 256.
         init_cfg (dict, optional): Initialisation config.
@@ -88,6 +96,7 @@ class GroupViTTextEncoder(BaseModule):
                  vocabulary: Optional[Vocabulary] = None,
                  dataset_name: Optional[str] = None,
                  templates: Union[str, Sequence[str]] = 'simple',
+                 extra_classes: Optional[Vocabulary] = None,
                  vocab_size: int = 49408,
                  hidden_size: int = 256,
                  intermediate_size: int = 1024,
@@ -124,9 +133,13 @@ class GroupViTTextEncoder(BaseModule):
         self.frozen = frozen
         self._cache_key = None
         self._cache = None
-        self.set_vocabulary(vocabulary, templates, dataset_name)
+        self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """A frozen encoder ignores ``train()`` and stays in eval mode."""
+        return super().train(mode and not self.frozen)
 
     # ------------------------------------------------------------------
     # vocabulary
@@ -134,7 +147,8 @@ class GroupViTTextEncoder(BaseModule):
     def set_vocabulary(self,
                        vocabulary: Optional[Vocabulary] = None,
                        templates: Optional[Union[str, Sequence[str]]] = None,
-                       dataset_name: Optional[str] = None) -> None:
+                       dataset_name: Optional[str] = None,
+                       extra_classes: Optional[Vocabulary] = None) -> None:
         """Change the vocabulary (and optionally the templates) of a built
         encoder; the next ``forward()`` re-encodes.
 
@@ -143,6 +157,7 @@ class GroupViTTextEncoder(BaseModule):
             templates (str | list[str], optional): Keep the current templates
                 when None.
             dataset_name (str, optional): See the class docstring.
+            extra_classes (str | list, optional): See the class docstring.
         """
         if vocabulary is None and dataset_name is None:
             raise ValueError(
@@ -150,12 +165,20 @@ class GroupViTTextEncoder(BaseModule):
                 'synonym lists or a vocabulary file) or a `dataset_name` '
                 '(e.g. "voc").')
         if vocabulary is None:
-            names = list(get_prompt_classes(dataset_name))
-            if names and names[0] == 'background':
-                names = names[1:]
-            classes = load_vocabulary(names)
+            classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
         else:
             classes = load_vocabulary(vocabulary)
+        # A leading 'background' names label 0, the head's threshold
+        # channel; it is not prompted (see load_vocabulary's file format).
+        if [name.casefold() for name in classes[0]] == ['background']:
+            classes = classes[1:]
+            if not classes:
+                raise ValueError(
+                    'The vocabulary has only "background", which is not '
+                    'prompted; add the classes to segment.')
+        if extra_classes is not None:
+            # Loaded together so that a repeated name is reported.
+            classes = load_vocabulary(classes + load_vocabulary(extra_classes))
         if templates is not None:
             self.templates = list(get_templates(templates))
         self.classes: List[List[str]] = [list(c) for c in classes]
@@ -244,8 +267,10 @@ class GroupViTTextEncoder(BaseModule):
             order.
         """
         weight = self.token_embedding.weight
+        # The prompts are part of the key, so editing ``classes`` or
+        # ``templates`` in place cannot return stale embeddings.
         key = (weight.device, weight.dtype, self.training,
-               self._weights_version())
+               self._weights_version(), tuple(map(tuple, self.prompts())))
         if self._cache is not None and self._cache_key == key:
             return self._cache
         prompts = self.prompts()

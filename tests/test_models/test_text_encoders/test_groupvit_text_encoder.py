@@ -120,3 +120,15 @@ def test_long_prompt_warns_and_is_cut():
 def test_frozen_by_default():
     model = build_encoder(vocabulary=['cat'])
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_encoder_stays_in_eval_mode():
+    model = build_encoder(vocabulary=['cat', 'dog'])
+    with torch.no_grad():
+        before = model().clone()
+        model.train()
+        assert not model.training and not model.projector.bn.training
+        after = model()
+    assert torch.equal(before, after)
+    trainable = build_encoder(vocabulary=['cat'], frozen=False).train()
+    assert trainable.training

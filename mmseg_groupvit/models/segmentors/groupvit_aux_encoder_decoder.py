@@ -1,0 +1,165 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Zero-shot GroupViT with mmseg heads trained on its dense features."""
+from typing import List, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from .groupvit_encoder_decoder import GroupViTEncoderDecoder
+
+
+@MODELS.register_module()
+class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
+    """:class:`GroupViTEncoderDecoder` plus auxiliary mmseg heads on the
+    backbone's dense feature maps.
+
+    Prediction is the parent's zero-shot path, unchanged; training fits the
+    auxiliary heads (any mmseg decode head: ``FCNHead``, ``UPerHead``, ...)
+    to the labels and, through them, the image encoder. The zero-shot decode
+    head has no loss and stays frozen; a frozen text encoder stays in eval
+    mode.
+
+    ::
+
+        loss(inputs, data_samples)
+         ├─ image_encoder(inputs)   -> feats (zero-shot dict, with
+         │                             feats['dense'] = ([B, C, h, w], ...))
+         ├─ auxiliary_head.loss(feats['dense'], ...)  -> aux.loss_ce, ...
+         └─ with contrastive_loss_weight > 0 (experimental):
+             text_encoder() -> class embeds [K, D]
+             loss_contrastive(feats['image_embeds'], present classes)
+        predict(inputs, data_samples)  -> the parent's zero-shot path
+
+    The image encoder must be built with ``out_indices`` and
+    ``with_zero_shot=True``.
+
+    Checkpoints: a checkpoint without auxiliary-head weights (a converted
+    zero-shot checkpoint, e.g. through ``init_cfg=dict(type='Pretrained',
+    checkpoint=...)`` or ``load_from``) is checked strictly against the
+    zero-shot parts and leaves the auxiliary heads as initialised; any
+    other checkpoint must match the whole model.
+
+    Args:
+        image_encoder (dict): :class:`GroupViT` config.
+        text_encoder (dict): :class:`GroupViTTextEncoder` config.
+        decode_head (dict): :class:`GroupViTHead` config.
+        auxiliary_head (dict | list[dict]): mmseg decode head(s) reading
+            the dense maps (``in_index`` counts within ``out_indices``).
+        contrastive_loss_weight (float): Weight of the experimental
+            multi-label image-text contrastive loss between the image
+            embedding and the prompts of the classes present in the labels
+            (GroupViT's ``multi_label`` loss, with the class prompts as the
+            texts); 0 turns it off. Defaults to 0.
+        **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 decode_head: dict,
+                 auxiliary_head: Union[dict, List[dict]],
+                 contrastive_loss_weight: float = 0.,
+                 **kwargs):
+        super().__init__(
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            decode_head=decode_head,
+            **kwargs)
+        if getattr(self.image_encoder, 'out_indices', None) is None or \
+                not getattr(self.image_encoder, 'with_zero_shot', False):
+            raise ValueError(
+                'GroupViTAuxEncoderDecoder needs the dense maps and the '
+                'zero-shot outputs: build the image encoder with '
+                'out_indices=(0, 1, 2) and with_zero_shot=True.')
+        if auxiliary_head is None:
+            raise ValueError(
+                'GroupViTAuxEncoderDecoder needs auxiliary_head (an mmseg '
+                'decode head config, e.g. dict(type=\'FCNHead\', ...)); '
+                'without one use GroupViTEncoderDecoder.')
+        EncoderDecoder._init_auxiliary_head(self, auxiliary_head)
+        self.contrastive_loss_weight = contrastive_loss_weight
+        # The zero-shot head has no loss: nothing in it is trained.
+        self.decode_head.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'GroupViTAuxEncoderDecoder':
+        """Set the mode; a frozen text encoder stays in eval mode so its
+        projector's BatchNorm keeps the pretrained statistics."""
+        super().train(mode)
+        if mode and getattr(self.text_encoder, 'frozen', False):
+            self.text_encoder.eval()
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        """Let a checkpoint without auxiliary-head weights load into the
+        zero-shot parts (strictly checked by the parent); the auxiliary
+        heads keep their current weights."""
+        if prefix == '':
+            own = self.state_dict()
+            aux = [k for k in own if k.startswith('auxiliary_head.')]
+            if not any(k in state_dict for k in aux):
+                state_dict.update({k: own[k] for k in aux})
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        """Auxiliary-head losses on the dense maps (plus the optional
+        contrastive loss).
+
+        Args:
+            inputs (Tensor): Images ``[B, 3, H, W]``.
+            data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: ``aux.*`` (``aux_{i}.*`` for a list of heads)
+            and ``loss_contrastive``.
+        """
+        feats = self.image_encoder(inputs)
+        losses = EncoderDecoder._auxiliary_head_forward_train(
+            self, feats['dense'], data_samples)
+        if self.contrastive_loss_weight > 0:
+            losses.update(
+                self._contrastive_loss(feats['image_embeds'], data_samples))
+        return losses
+
+    def _present_classes(self, data_samples: list, num_classes: int) -> Tensor:
+        """``[B, K]`` 0/1: vocabulary class ``k`` occurs in the labels
+        (label ``k + 1`` with background at 0, else ``k``)."""
+        offset = int(getattr(self.decode_head, 'with_bg', False))
+        present = torch.zeros(len(data_samples), num_classes)
+        for i, sample in enumerate(data_samples):
+            labels = sample.gt_sem_seg.data.unique().cpu() - offset
+            labels = labels[(labels >= 0) & (labels < num_classes)]
+            present[i, labels] = 1
+        return present
+
+    def _contrastive_loss(self, image_embeds: Tensor,
+                          data_samples: list) -> dict:
+        """Multi-label contrastive loss between images and class prompts.
+
+        With ``s`` the zero-shot head's temperature and ``L = s *
+        norm(image_embeds) @ class_embeds^T`` ``[B, K]``: cross-entropy of
+        the softmax over classes against the uniform distribution over the
+        image's classes, plus the softmax over images against the uniform
+        distribution over the images holding each present class, halved.
+        Images without a vocabulary class (and absent classes) are left out.
+        """
+        class_embeds = self.text_encoder().to(image_embeds)
+        logits = F.normalize(image_embeds, dim=-1) @ class_embeds.t()
+        logits = logits * self.decode_head.temperature.detach()
+        present = self._present_classes(data_samples,
+                                        class_embeds.shape[0]).to(logits)
+        terms = []
+        for dim, log_probs in ((1, logits.log_softmax(dim=1)),
+                               (0, logits.log_softmax(dim=0))):
+            count = present.sum(dim=dim)
+            keep = count > 0
+            if keep.any():
+                loss = -(present * log_probs).sum(dim=dim)[keep] / count[keep]
+                terms.append(loss.mean())
+        loss = sum(terms) / 2 if terms else logits.sum() * 0
+        return dict(loss_contrastive=loss * self.contrastive_loss_weight)

@@ -1,0 +1,224 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Train a segmentor: mmseg's ``tools/train.py`` with the same command line,
+plus what GroupViT users need.
+
+Adapted from MMSegmentation 1.2.2 ``tools/train.py`` (Apache-2.0). Additions:
+
+- the checkout's ``mmseg_groupvit`` is importable without installing it;
+- ``--launcher pytorch`` also works on CPU-only machines: the gloo process
+  group is created as in ``tools/test.py`` (its ``init_cpu_distributed``),
+  the model is wrapped in DDP without a device id, and SyncBN layers become
+  BN (SyncBN needs GPUs; statistics are then per process), so
+  ``torchrun --nproc_per_node=2 tools/train.py CFG --launcher pytorch``
+  trains with two processes;
+- a missing pretrained checkpoint or training data root stops with one
+  message saying which config key to set;
+- ``--amp`` without a GPU stops with a clear message (mmengine's
+  ``AmpOptimWrapper`` needs one);
+- ``--resume`` and ``load_from`` read mmengine's own training checkpoints
+  under torch >= 2.6 (see :mod:`mmseg_groupvit.weights.training_state`).
+
+Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import importlib.util
+import logging
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import _mmseg_groupvit_mmcv_shim  # noqa: E402
+
+_mmseg_groupvit_mmcv_shim.install()
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmseg_groupvit.weights.training_state import \
+    allow_mmengine_training_state  # noqa: E402
+
+
+def _load_test_tool():
+    """``tools/test.py`` as a module (``tools`` is not a package, and the
+    name ``test`` would clash with Python's own ``test`` package)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')
+    spec = importlib.util.spec_from_file_location('_groupvit_test_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+init_cpu_distributed = _load_test_tool().init_cpu_distributed
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        default=False,
+        help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch (PyTorch >= 2.0) passes --local-rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def replace_sync_bn(cfg) -> int:
+    """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place.
+
+    Returns:
+        int: How many were replaced.
+    """
+    count = 0
+    if isinstance(cfg, dict):
+        if cfg.get('type') == 'SyncBN':
+            cfg['type'] = 'BN'
+            count += 1
+        for value in cfg.values():
+            count += replace_sync_bn(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            count += replace_sync_bn(value)
+    return count
+
+
+def setup_cpu_distributed(cfg) -> None:
+    """Make ``--launcher pytorch`` train on CPU-only machines."""
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    init_cpu_distributed(cfg)
+    if replace_sync_bn(cfg.model):
+        print_log(
+            'No GPU: SyncBN layers are built as BN (batch statistics per '
+            'process).',
+            logger='current',
+            level=logging.WARNING)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    # DDP takes no device ids for CPU modules.
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def enable_amp(cfg) -> None:
+    """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``."""
+    if not torch.cuda.is_available():
+        sys.exit('error: --amp needs a GPU (mmengine\'s AmpOptimWrapper runs '
+                 'on CUDA/NPU/MLU devices); train without --amp on CPU.')
+    optim_wrapper = cfg.optim_wrapper.type
+    if optim_wrapper == 'AmpOptimWrapper':
+        print_log(
+            'AMP training is already enabled in your config.',
+            logger='current',
+            level=logging.WARNING)
+        return
+    if optim_wrapper != 'OptimWrapper':
+        sys.exit('error: --amp is only supported when the optimizer wrapper '
+                 f'type is `OptimWrapper` but got {optim_wrapper}.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def _find(cfg, predicate, path=''):
+    """``(path, dict)`` for every dict in ``cfg`` that ``predicate`` takes."""
+    if isinstance(cfg, dict):
+        if predicate(cfg):
+            yield path, cfg
+        for key, value in cfg.items():
+            yield from _find(value, predicate, f'{path}.{key}'.lstrip('.'))
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            yield from _find(value, predicate, f'{path}.{i}'.lstrip('.'))
+
+
+def check_inputs(cfg) -> None:
+    """Stop with one message when a pretrained checkpoint or a training data
+    root is missing, before anything is built."""
+    for path, init in _find(
+            cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
+                d.get('checkpoint'), str)):
+        checkpoint = init['checkpoint']
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            sys.exit(f'error: pretrained checkpoint not found: {checkpoint} '
+                     f'(model.{path}.checkpoint). Convert the published '
+                     f'GroupViT weights with tools/convert_weights.py, or '
+                     f'point to them with --cfg-options '
+                     f'model.{path}.checkpoint=PATH.')
+    for path, dataset in _find(cfg.train_dataloader.dataset,
+                               lambda d: isinstance(d.get('data_root'), str)):
+        if not osp.isdir(dataset['data_root']):
+            key = f'train_dataloader.dataset.{path}'.rstrip('.')
+            sys.exit(f'error: training data root not found: '
+                     f'{dataset["data_root"]} ({key}.data_root). Prepare the '
+                     f'dataset as mmseg describes, or point to it with '
+                     f'--cfg-options {key}.data_root=PATH.')
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir priority: CLI > config file > config file name
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    cfg.resume = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_config(args)
+    check_inputs(cfg)
+    setup_cpu_distributed(cfg)
+    allow_mmengine_training_state()
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmseg.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
