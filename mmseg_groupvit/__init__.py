@@ -11,6 +11,7 @@ import _mmseg_groupvit_mmcv_shim
 _mmseg_groupvit_mmcv_shim.install()
 
 from .datasets import *  # noqa: E402,F401,F403
+from .evaluation import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .utils import *  # noqa: E402,F401,F403
 from .apis import *  # noqa: E402,F401,F403

@@ -10,13 +10,23 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   ``torch.cuda.set_device`` and would fail), so
   ``torchrun --nproc_per_node=2 tools/test.py CFG CKPT --launcher pytorch``
   evaluates with two processes;
-- the metrics are written to ``WORK_DIR/results.json``.
+- ``WORK_DIR/results.json`` records the metrics, the per-class IoU and
+  accuracy, the protocol (dataset, resize, window, threshold, templates,
+  vocabulary), the number of images and the seconds the test took;
+- a missing config, checkpoint or data root, or a vocabulary whose size
+  does not match the dataset, stops with one message saying what to fix;
+- images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files
+  named) and counted by ``CheckedIoUMetric`` (label maps checked, per-image
+  counts written to ``WORK_DIR/progress`` as it goes); after an interruption
+  ``--resume`` with the same work dir skips the images already evaluated and
+  gives the same metrics as an uninterrupted run.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -27,7 +37,15 @@ _mmseg_groupvit_mmcv_shim.install()
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import get_world_size  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+from mmseg_groupvit.evaluation import (check_model_classes,  # noqa: E402
+                                       check_text_options, describe_protocol)
+from mmseg_groupvit.evaluation import (USER_ERRORS,  # noqa: E402
+                                       prepare_test_run, user_error_message)
+from mmseg_groupvit.weights.training_state import \
+    allow_mmengine_training_state  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -69,6 +87,11 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='skip the images that an interrupted run of the same config and '
+        'checkpoint already evaluated in the same work dir')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -102,6 +125,10 @@ def init_cpu_distributed(cfg) -> None:
         dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     cfg.env_cfg.dist_cfg['backend'] = 'gloo'
+    # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which
+    # DistributedDataParallel refuses for a CPU model.
+    cfg.setdefault('model_wrapper_cfg',
+                   dict(type='MMDistributedDataParallel', device_ids=None))
 
 
 def build_config(args) -> Config:
@@ -128,25 +155,92 @@ def build_config(args) -> Config:
     return cfg
 
 
+def check_data_root(cfg) -> None:
+    """Stop with a hint when the test data root does not exist."""
+    data_root = cfg.test_dataloader.dataset.get('data_root', None)
+    if data_root and not osp.isdir(data_root):
+        sys.exit(f'error: data root not found: {data_root}. Prepare the '
+                 f'dataset as docs/evaluation.md describes, or point to it '
+                 f'with --cfg-options '
+                 f'test_dataloader.dataset.data_root=PATH.')
+
+
+def class_results(runner):
+    """Per-class results of the evaluator's first metric that keeps them
+    (``PerClassIoUMetric``), or None."""
+    for metric in runner.test_evaluator.metrics:
+        results = getattr(metric, 'class_results', None)
+        if results is not None:
+            return results
+    return None
+
+
+def write_results(path, args, cfg, runner, metrics, seconds) -> None:
+    """Write ``results.json``: what was evaluated, how, and the metrics."""
+    record = dict(
+        config=osp.abspath(args.config),
+        checkpoint=osp.abspath(args.checkpoint),
+        cfg_options=args.cfg_options or {},
+        protocol=describe_protocol(cfg),
+        # mmseg rounds to 2 decimals in float32; drop the float32 noise.
+        metrics={
+            k: round(float(v), 4)
+            for k, v in metrics.items()
+        },
+        per_class=class_results(runner),
+        images=len(runner.test_loop.dataloader.dataset),
+        seconds=round(seconds, 3),
+        processes=get_world_size())
+    if args.out is not None:
+        record['predictions'] = osp.abspath(args.out)
+    with open(path, 'w') as f:
+        json.dump(record, f, indent=2)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config not found: {args.config}. Pass one of '
+                 f'configs/groupvit_*.py or your own config file.')
     if not osp.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint not found: {args.checkpoint}. Convert '
                  f'the published weights with tools/convert_weights.py.')
     cfg = build_config(args)
+    check_data_root(cfg)
+    try:
+        progress = prepare_test_run(cfg, args.checkpoint, args.resume,
+                                    int(os.environ.get('RANK', 0)))
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
+    # Checkpoints saved by tools/train.py pickle mmengine's message hub.
+    allow_mmengine_training_state()
+    try:
+        # The model reads the vocabulary (file) and templates when built.
+        check_text_options(cfg)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        sys.exit(f'error: {e}')
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    try:
+        # runner.model is wrapped (DistributedDataParallel) with a launcher.
+        check_model_classes(getattr(runner.model, 'module', runner.model), cfg)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    start = time.perf_counter()
+    try:
+        metrics = runner.test()
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
+    except KeyboardInterrupt:
+        sys.exit('interrupted' + (
+            f': the images evaluated so far are recorded in {progress}; run '
+            f'the same command with --resume to go on from there.'
+            if progress else '.'))
+    seconds = time.perf_counter() - start
     if runner.rank == 0:
-        with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
-            json.dump(
-                dict(
-                    config=osp.abspath(args.config),
-                    checkpoint=osp.abspath(args.checkpoint),
-                    metrics={k: float(v)
-                             for k, v in metrics.items()}),
-                f,
-                indent=2)
+        write_results(
+            osp.join(cfg.work_dir, 'results.json'), args, cfg, runner, metrics,
+            seconds)
     return metrics
 
 

@@ -2,5 +2,9 @@
 _base_ = ['mmseg::_base_/default_runtime.py']
 
 test_cfg = dict(type='TestLoop')
-# Keep the log readable: one line per 50 images.
-default_hooks = dict(logger=dict(type='LoggerHook', interval=50))
+# Keep the log readable: one line per 50 images. The visualization hook
+# draws only when tools/test.py gets --show or --show-dir, and then every
+# image (mmseg's default interval paints one image in 50).
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    visualization=dict(type='SegVisualizationHook', interval=1))

@@ -21,4 +21,6 @@ test_dataloader = dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mmseg's IoUMetric (mIoU over every class, ignore index 255) that also
+# keeps the per-class values for WORK_DIR/results.json.
+test_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])

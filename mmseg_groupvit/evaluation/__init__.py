@@ -1,0 +1,26 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Evaluation: metrics, the protocol of a config, checks of test configs
+and data, and resumable progress."""
+from .checked_iou_metric import (CheckedIoUMetric, check_class_count,
+                                 check_label_map)
+from .consistency import (check_model_classes, check_text_options,
+                          dataset_classes)
+from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
+                     ProgressError, user_error_message)
+from .iou_metric import PerClassIoUMetric
+from .preflight import check_dataset_paths
+from .progress import (ProgressWriter, describe_run, enable_progress,
+                       prepare_progress, read_progress)
+from .protocol import describe_protocol
+from .skip_done_sampler import SkipDoneSampler
+from .test_run import prepare_test_run, use_checked_loading
+
+__all__ = [
+    'check_model_classes', 'check_text_options', 'dataset_classes',
+    'PerClassIoUMetric', 'describe_protocol', 'CheckedIoUMetric',
+    'check_class_count', 'check_label_map', 'USER_ERRORS', 'ConfigCheckError',
+    'LabelMapError', 'ProgressError', 'user_error_message',
+    'check_dataset_paths', 'ProgressWriter', 'describe_run', 'enable_progress',
+    'prepare_progress', 'read_progress', 'SkipDoneSampler', 'prepare_test_run',
+    'use_checked_loading'
+]

@@ -1,0 +1,237 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""mmseg's ``IoUMetric`` with checks on what it counts, exact counts, and
+per-image progress on disk for resuming."""
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+
+from mmseg.registry import METRICS
+from ..datasets.transforms import exif_orientation
+from .errors import ConfigCheckError, LabelMapError, ProgressError
+from .iou_metric import PerClassIoUMetric
+from .progress import ProgressWriter, read_progress
+
+__all__ = ['CheckedIoUMetric', 'check_class_count', 'check_label_map']
+
+# Pixels per step when counting, which bounds the metric's memory for very
+# large images.
+_COUNT_STEP = 1 << 22
+
+
+def check_class_count(sample: dict, num_classes: int) -> None:
+    """Raise unless the model scored as many classes as the dataset has.
+
+    A model with fewer classes than the dataset never predicts the missing
+    ones, and mmseg's ``IoUMetric`` then reports a plausible but wrong mIoU.
+
+    Args:
+        sample (dict): A data sample as the evaluator sees it (a dict, with
+            ``seg_logits`` when the model provides it).
+        num_classes (int): Classes of the dataset.
+
+    Raises:
+        ConfigCheckError: The counts differ.
+    """
+    logits = sample.get('seg_logits')
+    if logits is None:
+        return
+    channels = logits['data'].shape[0]
+    if channels == num_classes or (channels == 1 and num_classes == 2):
+        return
+    raise ConfigCheckError(
+        f'The model scores {channels} classes but the dataset has '
+        f'{num_classes}: the mIoU would compare different class lists. Make '
+        f'model.decode_head.num_classes (and the text encoder vocabulary, '
+        f'plus background) match the dataset\'s classes.')
+
+
+def _exif_hint(img_path: str, label_shape, image_shape) -> str:
+    if tuple(label_shape) != tuple(image_shape)[::-1]:
+        return ''
+    try:
+        with open(img_path, 'rb') as f:
+            orientation = exif_orientation(f.read())
+    except OSError:
+        return ''
+    if orientation < 5:
+        return ''
+    return (f' The image has EXIF orientation {orientation}, so it was '
+            f'turned by 90 degrees when loaded while the label map matches '
+            f'the stored pixels: load images with '
+            f'color_type="color_ignore_orientation".')
+
+
+def check_label_map(sample: dict, num_classes: int, ignore_index: int) -> None:
+    """Raise if a label map does not fit its image or holds values that are
+    neither a class nor the ignore index.
+
+    mmseg's ``IoUMetric`` fails on a size mismatch with an indexing error
+    that names no file, and silently leaves out-of-range values out of every
+    histogram.
+
+    Args:
+        sample (dict): A data sample with ``gt_sem_seg``, ``ori_shape``,
+            ``img_path`` and ``seg_map_path``.
+        num_classes (int): Classes of the dataset.
+        ignore_index (int): The evaluator's ignore index.
+
+    Raises:
+        LabelMapError: Naming the label file, what is wrong and the fix.
+    """
+    label = sample['gt_sem_seg']['data']
+    label = label.reshape(label.shape[-2:])
+    seg_map = sample.get('seg_map_path', '<label map>')
+    img_path = sample.get('img_path', '<image>')
+    image_shape = tuple(sample['ori_shape'][:2])
+    if tuple(label.shape) != image_shape:
+        raise LabelMapError(
+            f'Label map {seg_map} is {label.shape[0]}x{label.shape[1]} '
+            f'(height x width) but its image {img_path} is '
+            f'{image_shape[0]}x{image_shape[1]}.'
+            f'{_exif_hint(img_path, label.shape, image_shape)} Check that '
+            f'the two files belong together (data_prefix, seg_map_suffix), '
+            f'or regenerate the label map at the image\'s size.')
+    bad = (label < 0) | (label >= num_classes)
+    if ignore_index is not None:
+        bad &= label != ignore_index
+    if bool(bad.any()):
+        values, counts = torch.unique(label[bad], return_counts=True)
+        listed = ', '.join(f'{int(v)} ({int(c)} px)'
+                           for v, c in zip(values[:8], counts[:8]))
+        raise LabelMapError(
+            f'Label map {seg_map} holds value(s) {listed}'
+            f'{" ..." * (len(values) > 8)} outside the dataset\'s '
+            f'{num_classes} classes (0..{num_classes - 1}) and the ignore '
+            f'index {ignore_index}; mmseg would leave them out of every IoU '
+            f'without a word. Check the dataset type and its classes, '
+            f'reduce_zero_label, and that the file holds class indices (not '
+            f'a colour image).')
+
+
+@METRICS.register_module()
+class CheckedIoUMetric(PerClassIoUMetric):
+    """``IoUMetric`` that checks what it counts and can resume.
+
+    Same arguments and metrics as mmseg's ``IoUMetric`` (and the per-class
+    results of :class:`PerClassIoUMetric`), plus:
+
+    - every sample is checked first: the model's class count against the
+      dataset's (:func:`check_class_count`) and the label map's size and
+      values (:func:`check_label_map`); a failure names the file and the
+      fix instead of giving a wrong or crashing evaluation;
+    - pixels are counted with integer histograms (``bincount``) and summed
+      as integers, so totals do not depend on the order of the images (mmseg
+      sums float32 histograms);
+    - with ``progress_dir``, each image's counts are written to disk as soon
+      as it is counted (:mod:`.progress`), and the counts recorded there by
+      an earlier, interrupted run are added to this run's. An image counted
+      twice (e.g. repeated by a sampler to even out processes) counts once.
+
+    Args:
+        progress_dir (str, optional): Progress folder. Defaults to None.
+        **kwargs: Arguments of ``IoUMetric``.
+    """
+
+    def __init__(self, progress_dir: Optional[str] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.progress_dir = progress_dir
+        self._previous = read_progress(progress_dir)
+        self._writer = None
+        self._size = None
+
+    @staticmethod
+    def intersect_and_union(pred_label: torch.Tensor, label: torch.Tensor,
+                            num_classes: int, ignore_index: int):
+        """Integer pixel histograms of one image, in steps of at most
+        ``4M`` pixels to bound memory.
+
+        Args:
+            pred_label (Tensor): ``[H, W]`` predicted labels.
+            label (Tensor): ``[H, W]`` ground truth.
+            num_classes (int): Classes.
+            ignore_index (int): Ground-truth value left out.
+
+        Returns:
+            tuple[Tensor]: ``area_intersect``, ``area_union``,
+            ``area_pred_label``, ``area_label``, each ``[num_classes]``
+            float64 (integer valued).
+        """
+        pred_label = pred_label.reshape(-1)
+        label = label.reshape(-1)
+        totals = torch.zeros(3, num_classes, dtype=torch.int64)
+        for start in range(0, label.numel(), _COUNT_STEP):
+            pred = pred_label[start:start + _COUNT_STEP].long()
+            gt = label[start:start + _COUNT_STEP].long()
+            keep = gt != ignore_index
+            pred, gt = pred[keep], gt[keep]
+            for row, values in enumerate((pred[pred == gt], pred, gt)):
+                values = values[(values >= 0) & (values < num_classes)]
+                totals[row] += torch.bincount(values, minlength=num_classes)
+        intersect, area_pred, area_label = totals.double()
+        return (intersect, area_pred + area_label - intersect, area_pred,
+                area_label)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Check, count (and record) a batch; see the class docstring."""
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            check_class_count(sample, num_classes)
+            if not self.format_only:
+                check_label_map(sample, num_classes, self.ignore_index)
+        start = len(self.results)
+        super().process(data_batch, data_samples)
+        if self.format_only:
+            return
+        for index, sample in zip(
+                range(start, len(self.results)), data_samples):
+            counts = torch.stack(self.results[index]).long().numpy()
+            self.results[index] = (sample['img_path'], counts)
+            if self.progress_dir is not None:
+                if self._writer is None:
+                    self._writer = ProgressWriter(self.progress_dir,
+                                                  get_rank())
+                self._writer.write(sample['img_path'], counts)
+
+    def evaluate(self, size: int) -> dict:
+        self._size = size
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return super().evaluate(size)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Metrics over this run's images and those recorded earlier.
+
+        Args:
+            results (list): ``(img_path, counts [4, K])`` per image.
+
+        Returns:
+            dict[str, float]: As ``IoUMetric``.
+        """
+        if self.format_only:
+            return super().compute_metrics(results)
+        merged = dict(self._previous)
+        merged.update(results)
+        num_classes = len(self.dataset_meta['classes'])
+        shapes = {counts.shape for counts in merged.values()}
+        if shapes - {(4, num_classes)}:
+            raise ProgressError(
+                f'Recorded counts in {self.progress_dir} have shapes '
+                f'{sorted(shapes)}, expected (4, {num_classes}). Delete the '
+                f'folder to start over.')
+        if self._size is not None and len(merged) != self._size:
+            where = (f' (with {len(self._previous)} recorded in '
+                     f'{self.progress_dir})' if self._previous else '')
+            raise ProgressError(
+                f'Counted {len(merged)} distinct images{where} but the '
+                f'dataset has {self._size}: some image paths repeat in the '
+                f'split, or the records belong to another dataset. Start '
+                f'over in a new work dir.')
+        # Exact integer totals, handed to the parent as one float32 "image"
+        # so that the metrics have mmseg's dtype (mmseg sums float32
+        # histograms image by image, which is exact only up to 2**24).
+        totals = np.sum([merged[key] for key in sorted(merged)], axis=0)
+        return super().compute_metrics(
+            [tuple(torch.from_numpy(row).float() for row in totals)])

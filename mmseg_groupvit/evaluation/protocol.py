@@ -1,0 +1,86 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Read the evaluation protocol out of a config: what is measured, on
+which data, with which test-time settings."""
+from typing import Any, Dict, List, Optional
+
+from mmengine.config import Config, ConfigDict
+
+__all__ = ['describe_protocol']
+
+
+def _plain(value: Any) -> Any:
+    """Config values as JSON-friendly Python (tuples become lists)."""
+    if isinstance(value, (dict, ConfigDict)):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _test_pipeline(cfg: Config) -> List[dict]:
+    dataset = cfg.test_dataloader.dataset
+    pipeline = dataset.get('pipeline', None)
+    if pipeline is None:
+        pipeline = cfg.get('test_pipeline', [])
+    return list(pipeline)
+
+
+def _resize(pipeline: List[dict]) -> Optional[dict]:
+    for step in pipeline:
+        if step.get('type') == 'Resize':
+            return dict(
+                scale=_plain(step.get('scale')),
+                keep_ratio=bool(step.get('keep_ratio', False)))
+    return None
+
+
+def describe_protocol(cfg: Config) -> Dict[str, Any]:
+    """The test-time protocol a (merged) config evaluates.
+
+    Args:
+        cfg (Config): A GroupViT evaluation config, ``--cfg-options``
+            already merged.
+
+    Returns:
+        dict: JSON-serialisable, with keys
+
+        - ``dataset``: the test dataset's registered type;
+        - ``data_root``: its ``data_root``;
+        - ``num_classes``: classes evaluated (the head's output channels);
+        - ``background``: whether class 0 is a thresholded background;
+        - ``bg_thresh``: the background threshold (None without one);
+        - ``resize``: ``{'scale': [w, h], 'keep_ratio': bool}`` of the test
+          pipeline's ``Resize``, or None;
+        - ``window``: the segmentor's ``mode`` and, for ``'slide'``,
+          ``crop_size`` and ``stride``;
+        - ``templates``: a template-set name or the list of templates;
+        - ``vocabulary``: the prompt source: ``{'dataset_name': ...}`` or
+          ``{'vocabulary': <file path or list>}``.
+    """
+    model = cfg.model
+    head = model.get('decode_head', {})
+    text = model.get('text_encoder', {})
+    test_cfg = model.get('test_cfg', None) or {}
+    dataset = cfg.test_dataloader.dataset
+    # GroupViTHead's defaults: background on, threshold 0.95.
+    with_bg = bool(head.get('with_bg', True))
+    bg_thresh = test_cfg.get('bg_thresh', head.get('bg_thresh', 0.95))
+    window = dict(mode=test_cfg.get('mode', 'whole'))
+    if window['mode'] == 'slide':
+        window.update(
+            crop_size=_plain(test_cfg.get('crop_size')),
+            stride=_plain(test_cfg.get('stride')))
+    if text.get('vocabulary', None) is not None:
+        vocabulary = dict(vocabulary=_plain(text.vocabulary))
+    else:
+        vocabulary = dict(dataset_name=text.get('dataset_name', None))
+    return dict(
+        dataset=dataset.get('type'),
+        data_root=dataset.get('data_root', None),
+        num_classes=head.get('num_classes'),
+        background=with_bg,
+        bg_thresh=float(bg_thresh) if with_bg else None,
+        resize=_resize(_test_pipeline(cfg)),
+        window=window,
+        templates=_plain(text.get('templates', 'simple')),
+        vocabulary=vocabulary)

@@ -1,0 +1,54 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""What ``tools/test.py`` does to a test config before running it: check the
+data paths, load images with checks, and record (and resume) progress."""
+from typing import Optional
+
+from .preflight import check_dataset_paths
+from .progress import enable_progress
+
+__all__ = ['use_checked_loading', 'prepare_test_run']
+
+
+def use_checked_loading(cfg) -> None:
+    """Load test images with :class:`RobustLoadImageFromFile` instead of
+    mmcv's ``LoadImageFromFile`` (same arguments, same pixels; bad files are
+    named with the reason and the fix).
+
+    Only the test dataloader's pipeline changes: ``cfg.test_pipeline``
+    keeps ``LoadImageFromFile``, which ``MMSegInferencer`` looks for by name.
+
+    Args:
+        cfg (Config): Modified in place.
+    """
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    for step in dataset.get('pipeline', None) or []:
+        if step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
+            step['type'] = 'RobustLoadImageFromFile'
+
+
+def prepare_test_run(cfg,
+                     checkpoint: str,
+                     resume: bool = False,
+                     rank: int = 0) -> Optional[str]:
+    """Check the test data paths, switch to checked image loading and
+    record progress (see :func:`.progress.enable_progress`).
+
+    Args:
+        cfg (Config): The test config, ``work_dir`` set. Modified in place.
+        checkpoint (str): The checkpoint file.
+        resume (bool): Skip the images an earlier run of the same config
+            and checkpoint in the same work dir already evaluated.
+        rank (int): This process's rank.
+
+    Returns:
+        str | None: The progress folder (None if not recorded).
+
+    Raises:
+        ConfigCheckError: Missing data folders or split file.
+        ProgressError: Records that cannot be resumed.
+    """
+    dataset = cfg.get('test_dataloader', {}).get('dataset', None)
+    if isinstance(dataset, dict) and 'data_prefix' in dataset:
+        check_dataset_paths(dataset)
+    use_checked_loading(cfg)
+    return enable_progress(cfg, checkpoint, resume, rank)

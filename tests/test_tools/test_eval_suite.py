@@ -1,0 +1,210 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""tools/eval_suite.py on two sample configs: its table against individual
+tools/test.py runs, resuming, and bad input.
+
+The model is the small test architecture with random weights; the configs
+are thin leaves over the shipped VOC and COCO-Object configs (VOC limited to
+3 images by its own split file).
+"""
+import csv
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor)
+
+SUITE_PY = osp.join(REPO, 'tools', 'eval_suite.py')
+TEST_PY = osp.join(REPO, 'tools', 'test.py')
+ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+
+def load_suite_tool():
+    spec = importlib.util.spec_from_file_location('groupvit_eval_suite',
+                                                  SUITE_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_config(path, base, extra=''):
+    with open(path, 'w') as f:
+        f.write(f"_base_ = ['{osp.join(REPO, 'configs', base)}']\n"
+                f"model = dict(image_encoder={SMALL_ARCH['image_encoder']!r},"
+                f" text_encoder={SMALL_ARCH['text_encoder']!r})\n{extra}")
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('suite')
+    checkpoint = root / 'small.pth'
+    init_default_scope('mmseg')
+    torch.save(
+        dict(state_dict=build_small_segmentor().state_dict()), checkpoint)
+    with open(osp.join(VOC_SAMPLE, 'ImageSets', 'Segmentation',
+                       'val.txt')) as f:
+        (root / 'voc3.txt').write_text('\n'.join(f.read().split()[:3]))
+    voc = write_config(
+        root / 'voc_small.py', 'groupvit_voc.py',
+        f"test_dataloader = dict(dataset=dict(ann_file='{root}/voc3.txt'))\n")
+    coco = write_config(root / 'coco_small.py', 'groupvit_coco.py')
+    return dict(
+        root=root,
+        checkpoint=str(checkpoint),
+        configs=[voc, coco],
+        data_roots={
+            voc: VOC_SAMPLE,
+            coco: COCO_SAMPLE
+        })
+
+
+def run_suite(setup, configs, out_dir):
+    command = [
+        sys.executable, SUITE_PY, *configs, '--checkpoints',
+        setup['checkpoint'], '--out-dir',
+        str(out_dir), '--data-root', *[
+            f'{osp.splitext(osp.basename(c))[0]}={setup["data_roots"][c]}'
+            for c in configs
+        ]
+    ]
+    proc = subprocess.run(
+        command, cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def read_markdown(path):
+    """Rows of the Markdown table as dicts."""
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.startswith('|')]
+    header = [cell.strip() for cell in lines[0].strip('|').split('|')]
+    return [
+        dict(zip(header, [c.strip() for c in line.strip('|').split('|')]))
+        for line in lines[2:]
+    ]
+
+
+@pytest.fixture(scope='module')
+def suite_runs(setup):
+    """The suite run twice: on the VOC config, then on both (the VOC run
+    must be resumed from the table, the COCO one added)."""
+    out_dir = setup['root'] / 'out'
+    voc, coco = setup['configs']
+    first = run_suite(setup, [voc], out_dir)
+    second = run_suite(setup, [voc, coco], out_dir)
+    return dict(out_dir=out_dir, first=first, second=second)
+
+
+def individual_run(setup, config, work_dir):
+    proc = subprocess.run([
+        sys.executable, TEST_PY, config, setup['checkpoint'], '--work-dir',
+        str(work_dir), '--cfg-options',
+        f'test_dataloader.dataset.data_root={setup["data_roots"][config]}'
+    ],
+                          cwd=REPO,
+                          env=ENV,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(osp.join(work_dir, 'results.json')) as f:
+        return json.load(f)
+
+
+def test_table_equals_individual_runs(setup, suite_runs, tmp_path):
+    rows = read_csv(suite_runs['out_dir'] / 'results.csv')
+    markdown = read_markdown(suite_runs['out_dir'] / 'results.md')
+    assert [r['config'] for r in rows] == setup['configs']
+    assert [r['config'] for r in markdown] == setup['configs']
+    for row, md_row, config in zip(rows, markdown, setup['configs']):
+        record = individual_run(setup, config, tmp_path / osp.basename(config))
+        for metric in ('mIoU', 'mAcc', 'aAcc'):
+            expected = f'{record["metrics"][metric]:.2f}'
+            assert row[metric] == md_row[metric] == expected, (config, metric)
+        assert int(row['images']) == record['images']
+        assert row['checkpoint'] == setup['checkpoint']
+        assert row['data_root'] == setup['data_roots'][config]
+        assert float(row['seconds']) > 0
+
+
+def test_table_describes_the_protocol(suite_runs):
+    voc, coco = read_csv(suite_runs['out_dir'] / 'results.csv')
+    assert voc['dataset'] == 'PascalVOCDataset'
+    assert voc['classes'] == '21 (incl. background)'
+    assert voc['images'] == '3'
+    assert coco['dataset'] == 'COCOObjectDataset'
+    assert coco['classes'] == '81 (incl. background)'
+    assert coco['images'] == '3'
+    for row in (voc, coco):
+        assert row['resize'] == 'short 448, long <= 2048'
+        assert row['window'] == 'slide 448x448 / 224x224'
+        assert row['bg_thresh'] == '0.95'
+        assert row['templates'] == 'simple'
+
+
+def test_finished_runs_are_skipped(setup, suite_runs):
+    voc, coco = setup['configs']
+    assert f'skip {voc}' not in suite_runs['first']
+    assert f'skip {voc}' in suite_runs['second']
+    assert f'run  {coco}' in suite_runs['second']
+    out_dir = suite_runs['out_dir']
+    runs = sorted(os.listdir(out_dir / 'runs'))
+    assert len(runs) == 2
+    before = {
+        name: os.stat(out_dir / 'runs' / name / 'results.json').st_mtime_ns
+        for name in runs
+    }
+    rows = read_csv(out_dir / 'results.csv')
+    output = run_suite(setup, [voc, coco], out_dir)
+    assert output.count('skip ') == 2 and 'run  ' not in output
+    assert read_csv(out_dir / 'results.csv') == rows
+    assert sorted(os.listdir(out_dir / 'runs')) == runs
+    assert before == {
+        name: os.stat(out_dir / 'runs' / name / 'results.json').st_mtime_ns
+        for name in runs
+    }
+
+
+def test_configs_from_a_glob(setup, tmp_path):
+    tool = load_suite_tool()
+    pattern = str(setup['root'] / '*_small.py')
+    assert tool.expand_configs([pattern]) == sorted(setup['configs'])
+    # A pattern and a path naming the same file count once.
+    assert tool.expand_configs([pattern, setup['configs'][0]
+                                ]) == sorted(setup['configs'])
+
+
+@pytest.mark.parametrize('case', ['config', 'checkpoint', 'data_root'])
+def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
+    tool = load_suite_tool()
+    configs, checkpoint = list(setup['configs']), setup['checkpoint']
+    extra, expected = [], dict(
+        config='no config matches',
+        checkpoint='checkpoint not found',
+        data_root='is not one of the configs')[case]
+    if case == 'config':
+        configs = [str(tmp_path / 'nothing_*.py')]
+    elif case == 'checkpoint':
+        checkpoint = str(tmp_path / 'missing.pth')
+    else:
+        extra = ['--data-root', 'groupvit_unknown=/data']
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            *configs, '--checkpoints', checkpoint, '--out-dir',
+            str(tmp_path / 'out'), *extra
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and expected in message, message
+    assert not (tmp_path / 'out' / 'results.csv').exists()

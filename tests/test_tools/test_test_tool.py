@@ -1,0 +1,416 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""tools/test.py end to end on the real VOC, Context and COCO samples.
+
+The checkpoint is a small, randomly initialised transformers
+``GroupViTModel`` (weights perturbed so that predictions vary), saved with
+``save_pretrained`` and converted with ``convert_checkpoint``; the converter
+writes the config of its architecture, which the runs inherit through small
+leaf configs over the shipped ones. Every run goes through the command line
+(``python tools/test.py`` or ``torchrun``) with one thread per process, so
+one and two processes compute bit-identical scores.
+
+What is checked against something independent:
+
+- the per-class IoU / accuracy and the summary metrics of ``results.json``
+  against a numpy confusion matrix of the saved predictions (``--out``) and
+  the label PNGs read with PIL (ignore index 255);
+- the predictions' size against the JPEG's own size;
+- two processes (torchrun, gloo) against one process;
+- ``--show-dir`` overlays against the images they show.
+"""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmseg.datasets import PascalVOCDataset
+from mmseg.registry import MODELS
+from mmseg_groupvit.evaluation import describe_protocol
+from mmseg_groupvit.utils import get_prompt_classes
+from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
+from tests.conftest import COCO_SAMPLE, CONTEXT_SAMPLE, REPO, VOC_SAMPLE
+
+transformers = pytest.importorskip('transformers')
+
+TEST_PY = osp.join(REPO, 'tools', 'test.py')
+# A small architecture with two grouping stages (8 then 4 groups).
+HF_SMALL = dict(
+    vision_config=dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        depths=[1, 1, 1],
+        num_hidden_layers=3,
+        num_group_tokens=[8, 4, 0],
+        num_output_groups=[8, 4, 4]),
+    text_config=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2),
+    projection_dim=32,
+    projection_intermediate_dim=64)
+VOC_IMAGES = 5  # odd: two processes must drop the sampler's padding
+
+
+def load_test_tool():
+    """Import tools/test.py (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('groupvit_test_tool',
+                                                  TEST_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def small_model(tmp_path_factory):
+    """``(checkpoint, architecture)`` of a converted random transformers
+    model."""
+    root = tmp_path_factory.mktemp('groupvit_small')
+    torch.manual_seed(0)
+    model = transformers.GroupViTModel(
+        transformers.GroupViTConfig(**HF_SMALL)).eval()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name == 'logit_scale':
+                param.fill_(4.6)
+            else:
+                param.add_(torch.randn(param.shape, generator=gen) * 0.2)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.normal_(0, 0.1, generator=gen)
+                module.running_var.uniform_(0.5, 1.5, generator=gen)
+    model.save_pretrained(str(root / 'hf'))
+    result = convert_checkpoint(str(root / 'hf'), str(root / 'small.pth'))
+    return str(root / 'small.pth'), result['arch']
+
+
+def leaf_config(path, base, arch):
+    """A config over a shipped one with the converted architecture."""
+    with open(path, 'w') as f:
+        f.write(f"_base_ = ['{osp.join(REPO, 'configs', base)}']\n"
+                f"model = dict(image_encoder={arch['image_encoder']!r}, "
+                f"text_encoder={arch['text_encoder']!r})\n")
+    return str(path)
+
+
+def run_tool(config, checkpoint, work_dir, *extra, nproc=1):
+    """Run tools/test.py (torchrun for ``nproc`` > 1) and return its
+    results.json."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    args = [config, checkpoint, '--work-dir', str(work_dir), *extra]
+    if nproc == 1:
+        command = [sys.executable, TEST_PY, *args]
+    else:
+        command = [
+            sys.executable, '-m', 'torch.distributed.run',
+            f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
+            f'--master_port={free_port()}', TEST_PY, *args, '--launcher',
+            'pytorch'
+        ]
+    proc = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(osp.join(work_dir, 'results.json')) as f:
+        return json.load(f)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def subset_split(path, split_file, count):
+    """The first ``count`` ids of a split file, written to ``path``."""
+    with open(split_file) as f:
+        ids = f.read().split()[:count]
+    path.write_text('\n'.join(ids) + '\n')
+    return str(path), ids
+
+
+def numpy_metrics(pairs, num_classes, ignore_index=255):
+    """Per-class IoU / accuracy and the summary, in percent, from a
+    confusion matrix; NaN for a class absent from both maps."""
+    hist = np.zeros((num_classes, num_classes), np.int64)
+    for pred, label in pairs:
+        valid = label != ignore_index
+        hist += np.bincount(
+            num_classes * label[valid].astype(np.int64) + pred[valid],
+            minlength=num_classes**2).reshape(num_classes, num_classes)
+    inter = np.diag(hist).astype(np.float64)
+    label_area, pred_area = hist.sum(1), hist.sum(0)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = inter / (label_area + pred_area - inter)
+        acc = inter / label_area
+    return dict(
+        IoU=iou * 100,
+        Acc=acc * 100,
+        aAcc=inter.sum() / hist.sum() * 100,
+        mIoU=np.nanmean(iou) * 100,
+        mAcc=np.nanmean(acc) * 100,
+        predicted=set(np.flatnonzero(pred_area)))
+
+
+def read_pairs(pred_dir, image_dir, label_dir, ids, label_suffix):
+    """``(prediction, label)`` arrays, checking each against its image's
+    size."""
+    pairs = []
+    for name in ids:
+        width, height = Image.open(osp.join(image_dir, name + '.jpg')).size
+        pred = np.asarray(Image.open(osp.join(pred_dir, name + '.png')))
+        label = np.asarray(
+            Image.open(osp.join(label_dir, name + label_suffix)))
+        assert pred.shape == label.shape == (height, width), name
+        pairs.append((pred.astype(np.int64), label))
+    return pairs
+
+
+def assert_matches_numpy(record, expected, num_classes):
+    per_class = record['per_class']
+    assert len(per_class['classes']) == num_classes
+    for metric in ('IoU', 'Acc'):
+        got = np.array([np.nan if v is None else v for v in per_class[metric]])
+        np.testing.assert_array_equal(
+            np.isnan(got), np.isnan(expected[metric]))
+        np.testing.assert_allclose(
+            got, expected[metric], rtol=1e-5, atol=1e-4, equal_nan=True)
+    # mmseg reports the summary rounded to 2 decimals (from float32).
+    for metric in ('mIoU', 'mAcc', 'aAcc'):
+        assert abs(record['metrics'][metric] - expected[metric]) < 0.0051, \
+            metric
+
+
+@pytest.fixture(scope='module')
+def voc_run(small_model, tmp_path_factory):
+    """One process over 5 VOC images, with --out and --show-dir."""
+    checkpoint, arch = small_model
+    root = tmp_path_factory.mktemp('voc_run')
+    config = leaf_config(root / 'voc.py', 'groupvit_voc.py', arch)
+    split, ids = subset_split(
+        root / 'val.txt',
+        osp.join(VOC_SAMPLE, 'ImageSets', 'Segmentation', 'val.txt'),
+        VOC_IMAGES)
+    options = [
+        '--cfg-options', f'test_dataloader.dataset.data_root={VOC_SAMPLE}',
+        f'test_dataloader.dataset.ann_file={split}'
+    ]
+    record = run_tool(config, checkpoint, root / 'work', '--out',
+                      str(root / 'pred'), '--show-dir', str(root / 'show'),
+                      *options)
+    return dict(
+        record=record,
+        root=root,
+        ids=ids,
+        config=config,
+        checkpoint=checkpoint,
+        options=options)
+
+
+def test_voc_metrics_equal_numpy(voc_run):
+    record, root, ids = voc_run['record'], voc_run['root'], voc_run['ids']
+    assert record['images'] == VOC_IMAGES
+    assert record['processes'] == 1
+    assert record['seconds'] > 0
+    pairs = read_pairs(
+        str(root / 'pred'), osp.join(VOC_SAMPLE, 'JPEGImages'),
+        osp.join(VOC_SAMPLE, 'SegmentationClass'), ids, '.png')
+    assert any((label == 255).any() for _, label in pairs)
+    expected = numpy_metrics(pairs, 21)
+    # A test of the metric needs several predicted classes.
+    assert len(expected['predicted']) >= 2, expected['predicted']
+    assert_matches_numpy(record, expected, 21)
+    assert record['per_class']['classes'][0] == 'background'
+
+
+def test_results_json_records_the_protocol(voc_run):
+    protocol = voc_run['record']['protocol']
+    assert protocol['dataset'] == 'PascalVOCDataset'
+    assert protocol['data_root'] == VOC_SAMPLE
+    assert protocol['num_classes'] == 21 and protocol['background']
+    assert protocol['bg_thresh'] == 0.95
+    assert protocol['resize'] == dict(scale=[2048, 448], keep_ratio=True)
+    assert protocol['window'] == dict(
+        mode='slide', crop_size=[448, 448], stride=[224, 224])
+    assert protocol['templates'] == 'simple'
+    assert protocol['vocabulary'] == dict(dataset_name='voc')
+
+
+def test_show_dir_writes_overlays(voc_run):
+    """Every image gets mmseg's SegLocalVisualizer drawing: ground truth
+    and prediction side by side, each blended over the photo with the
+    dataset palette (``0.2 * photo + 0.8 * colour``, label boxes aside)."""
+    root, ids = voc_run['root'], voc_run['ids']
+    files = glob.glob(str(root / 'show' / '**' / '*.png'), recursive=True)
+    assert len(files) == len(ids)
+    # Index 255 (void) is not painted: black mask.
+    palette = np.zeros((256, 3))
+    palette[:21] = PascalVOCDataset.METAINFO['palette']
+    for name in ids:
+        (path, ) = [
+            f for f in files if osp.basename(f).startswith(f'test_{name}.')
+        ]
+        image = np.asarray(
+            Image.open(osp.join(VOC_SAMPLE, 'JPEGImages', name + '.jpg')))
+        label = np.asarray(
+            Image.open(
+                osp.join(VOC_SAMPLE, 'SegmentationClass', name + '.png')))
+        pred = np.asarray(Image.open(root / 'pred' / f'{name}.png'))
+        overlay = np.asarray(Image.open(path).convert('RGB')).astype(int)
+        assert overlay.shape == (image.shape[0], 2 * image.shape[1], 3)
+        for half, labels in zip(np.split(overlay, 2, axis=1), (label, pred)):
+            expected = image * 0.2 + palette[labels] * 0.8
+            close = (np.abs(half - expected) <= 1).all(axis=2)
+            assert close.mean() > 0.9, (name, close.mean())
+
+
+def test_two_processes_give_the_same_metrics(voc_run, tmp_path):
+    record = run_tool(
+        voc_run['config'],
+        voc_run['checkpoint'],
+        tmp_path / 'work',
+        '--out',
+        str(tmp_path / 'pred'),
+        *voc_run['options'],
+        nproc=2)
+    single = voc_run['record']
+    assert record['processes'] == 2
+    assert record['images'] == single['images'] == VOC_IMAGES
+    assert record['metrics'] == single['metrics']
+    assert record['per_class'] == single['per_class']
+    for name in voc_run['ids']:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / 'pred' / f'{name}.png')),
+            np.asarray(Image.open(voc_run['root'] / 'pred' / f'{name}.png')))
+
+
+def test_context_end_to_end(small_model, tmp_path):
+    """5 Context sample pairs, 60 classes with background 0."""
+    checkpoint, arch = small_model
+    config = leaf_config(tmp_path / 'context.py', 'groupvit_context.py', arch)
+    split, ids = subset_split(
+        tmp_path / 'val.txt',
+        osp.join(CONTEXT_SAMPLE, 'ImageSets', 'SegmentationContext',
+                 'val.txt'), 5)
+    record = run_tool(config, checkpoint, tmp_path / 'work', '--out',
+                      str(tmp_path / 'pred'), '--cfg-options',
+                      f'test_dataloader.dataset.data_root={CONTEXT_SAMPLE}',
+                      f'test_dataloader.dataset.ann_file={split}')
+    assert record['images'] == len(ids) == 5
+    assert record['protocol']['bg_thresh'] == 0.35
+    pairs = read_pairs(
+        str(tmp_path / 'pred'), osp.join(CONTEXT_SAMPLE, 'JPEGImages'),
+        osp.join(CONTEXT_SAMPLE, 'SegmentationClassContext'), ids, '.png')
+    assert_matches_numpy(record, numpy_metrics(pairs, 60), 60)
+
+
+def write_vocabulary(path, names, synonyms):
+    lines = ['# one class per line, synonyms after commas']
+    lines += [', '.join([name] + synonyms.get(name, [])) for name in names]
+    path.write_text('\n'.join(lines) + '\n')
+    return str(path)
+
+
+def test_coco_end_to_end_with_a_vocabulary_file(small_model, tmp_path):
+    """The 3 COCO-Object pairs (81 classes), prompts from a vocabulary file
+    with synonyms and another template set, given on the command line."""
+    checkpoint, arch = small_model
+    config = leaf_config(tmp_path / 'coco.py', 'groupvit_coco.py', arch)
+    names = get_prompt_classes('coco_object')[1:]
+    vocabulary = write_vocabulary(tmp_path / 'coco_vocab.txt', names, {
+        'person': ['man', 'woman'],
+        'tv': ['television']
+    })
+    record = run_tool(config, checkpoint, tmp_path / 'work', '--out',
+                      str(tmp_path / 'pred'), '--cfg-options',
+                      f'test_dataloader.dataset.data_root={COCO_SAMPLE}',
+                      f'model.text_encoder.vocabulary={vocabulary}',
+                      'model.text_encoder.templates=subset')
+    assert record['protocol']['vocabulary'] == dict(vocabulary=vocabulary)
+    assert record['protocol']['templates'] == 'subset'
+    ids = sorted(
+        osp.splitext(f)[0]
+        for f in os.listdir(osp.join(COCO_SAMPLE, 'images', 'val2017')))
+    assert record['images'] == len(ids) == 3
+    pairs = read_pairs(
+        str(tmp_path / 'pred'), osp.join(COCO_SAMPLE, 'images', 'val2017'),
+        osp.join(COCO_SAMPLE, 'annotations', 'val2017'), ids,
+        '_instanceTrainIds.png')
+    # COCO-Object has no ignore region: 255 never occurs.
+    assert not any((label == 255).any() for _, label in pairs)
+    assert_matches_numpy(record, numpy_metrics(pairs, 81), 81)
+
+
+def test_text_options_reach_the_model(small_model, tmp_path):
+    """--cfg-options sets the vocabulary file, templates and threshold of
+    the model that tools/test.py builds."""
+    checkpoint, arch = small_model
+    tool = load_test_tool()
+    config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
+    names = get_prompt_classes('voc')[1:]
+    vocabulary = write_vocabulary(tmp_path / 'voc_vocab.txt', names,
+                                  {'aeroplane': ['airplane', 'plane']})
+    args = tool.parse_args([
+        config, checkpoint, '--cfg-options',
+        f'model.text_encoder.vocabulary={vocabulary}',
+        'model.text_encoder.templates=subset', 'model.test_cfg.bg_thresh=0.5'
+    ])
+    cfg = tool.build_config(args)
+    model = MODELS.build(cfg.model)
+    assert model.text_encoder.classes[0] == ['aeroplane', 'airplane', 'plane']
+    assert [c[0] for c in model.text_encoder.classes] == names
+    assert len(model.text_encoder.templates) == 7
+    assert model.test_cfg['bg_thresh'] == 0.5
+    protocol = describe_protocol(cfg)
+    assert protocol['bg_thresh'] == 0.5
+    assert protocol['vocabulary'] == dict(vocabulary=vocabulary)
+
+
+@pytest.mark.parametrize('case', [
+    'config', 'checkpoint', 'data_root', 'vocabulary_file', 'template',
+    'vocabulary_size'
+])
+def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
+    checkpoint, arch = small_model
+    tool = load_test_tool()
+    config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
+    options = [f'test_dataloader.dataset.data_root={VOC_SAMPLE}']
+    expected = dict(
+        config='config not found',
+        checkpoint='checkpoint not found',
+        data_root='data root',
+        vocabulary_file='missing.txt',
+        template='has 0 replacement field',
+        vocabulary_size='The text encoder has 3 classes')[case]
+    if case == 'config':
+        config = str(tmp_path / 'missing.py')
+    elif case == 'checkpoint':
+        checkpoint = str(tmp_path / 'missing.pth')
+    elif case == 'data_root':
+        options = [f'test_dataloader.dataset.data_root={tmp_path}/nowhere']
+    elif case == 'vocabulary_file':
+        options.append(
+            f'model.text_encoder.vocabulary={tmp_path}/missing.txt')
+    elif case == 'template':
+        options.append('model.text_encoder.templates=[aphoto]')
+    else:
+        vocabulary = write_vocabulary(tmp_path / 'v.txt',
+                                      ['cat', 'dog', 'bird'], {})
+        options.append(f'model.text_encoder.vocabulary={vocabulary}')
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options', *options
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and expected in message, message

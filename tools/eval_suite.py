@@ -1,0 +1,378 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Evaluate several configs with one or more checkpoints and write one
+results table (Markdown and CSV).
+
+Usage::
+
+    python tools/eval_suite.py 'configs/groupvit_*.py' \\
+        --checkpoints checkpoints/groupvit_gcc-yfcc.pth \\
+        checkpoints/groupvit_gcc-redcaps.pth \\
+        --out-dir work_dirs/suite \\
+        [--data-root groupvit_voc=/data/VOCdevkit/VOC2012 ...] \\
+        [--cfg-options KEY=VALUE ...] [--nproc 2]
+
+Every (config, checkpoint) pair is one run of ``tools/test.py`` in its own
+process (through torchrun with ``--nproc`` > 1), with its work dir under
+``OUT_DIR/runs/``. After each run, ``OUT_DIR/results.md`` and
+``OUT_DIR/results.csv`` are rewritten: one row per finished run with the
+dataset, the protocol settings (resize, window, background threshold,
+templates), the checkpoint, mIoU, mAcc, aAcc, the number of images and the
+seconds the evaluation took. Run the same command again and the pairs
+already in ``results.csv`` (same config, checkpoint, data root and options)
+are skipped, so an interrupted suite resumes where it stopped. A run that
+fails is reported and left out of the table; the others still run.
+"""
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+import time
+from io import StringIO
+from typing import Dict, List, Optional, Sequence, Tuple
+
+TOOLS = osp.dirname(osp.abspath(__file__))
+TEST_PY = osp.join(TOOLS, 'test.py')
+
+# Columns of results.csv; results.md shows the first ones (up to 'seconds').
+COLUMNS = [
+    'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
+    'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'images', 'seconds',
+    'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+]
+MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
+# A finished run is identified by these columns.
+KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Evaluate configs x checkpoints with tools/test.py and '
+        'write one results table (Markdown + CSV), resuming finished runs.')
+    parser.add_argument(
+        'configs',
+        nargs='+',
+        help='config files or glob patterns (quote them), e.g. '
+        '"configs/groupvit_*.py"')
+    parser.add_argument(
+        '--checkpoints',
+        nargs='+',
+        required=True,
+        help='one or more converted checkpoints (tools/convert_weights.py)')
+    parser.add_argument(
+        '--out-dir',
+        required=True,
+        help='where results.md, results.csv and the runs\' work dirs go')
+    parser.add_argument(
+        '--data-root',
+        nargs='+',
+        default=[],
+        metavar='CONFIG=PATH',
+        help='data root for the configs whose file name (without .py) is '
+        'CONFIG, e.g. groupvit_voc=data/VOCdevkit/VOC2012')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='options passed to every run (tools/test.py --cfg-options)')
+    parser.add_argument(
+        '--nproc',
+        type=int,
+        default=1,
+        help='processes per run (torchrun, gloo on CPU); default 1')
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------
+# inputs
+# ----------------------------------------------------------------------
+def expand_configs(patterns: Sequence[str]) -> List[str]:
+    """Config files from paths and glob patterns, in the order given
+    (sorted within a pattern), without repeats.
+
+    Raises:
+        SystemExit: If a path does not exist or a pattern matches nothing.
+    """
+    configs = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                sys.exit(f'error: no config matches {pattern!r}.')
+        elif osp.isfile(pattern):
+            matches = [pattern]
+        else:
+            sys.exit(f'error: config not found: {pattern}.')
+        for path in matches:
+            path = osp.normpath(path)
+            if path not in configs:
+                configs.append(path)
+    return configs
+
+
+def parse_data_roots(items: Sequence[str],
+                     configs: Sequence[str]) -> Dict[str, str]:
+    """``CONFIG=PATH`` items as ``{config name: path}``.
+
+    Raises:
+        SystemExit: On a malformed item or a name that is none of the
+            configs' file names.
+    """
+    names = {config_name(c) for c in configs}
+    roots = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            sys.exit(f'error: --data-root expects CONFIG=PATH (the config '
+                     f'file name without .py), got {item!r}.')
+        if name not in names:
+            sys.exit(f'error: --data-root {item!r}: {name!r} is not one of '
+                     f'the configs ({", ".join(sorted(names))}).')
+        roots[name] = path
+    return roots
+
+
+def config_name(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
+
+
+# ----------------------------------------------------------------------
+# the table
+# ----------------------------------------------------------------------
+def run_key(row: dict) -> Tuple[str, ...]:
+    return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
+
+
+def read_table(path: str) -> List[dict]:
+    """Rows of an existing results.csv (empty if there is none)."""
+    if not osp.isfile(path):
+        return []
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w', newline='') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def csv_text(rows: Sequence[dict]) -> str:
+    buf = StringIO()
+    writer = csv.DictWriter(buf, COLUMNS, lineterminator='\n')
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, '') for k in COLUMNS})
+    return buf.getvalue()
+
+
+def markdown_text(rows: Sequence[dict]) -> str:
+    """The table as Markdown (the CSV has every column)."""
+
+    def cell(value) -> str:
+        return str(value).replace('|', '\\|')
+
+    lines = [
+        '| ' + ' | '.join(MARKDOWN_COLUMNS) + ' |',
+        '|' + '|'.join('---' for _ in MARKDOWN_COLUMNS) + '|'
+    ]
+    for row in rows:
+        lines.append('| ' + ' | '.join(
+            cell(row.get(k, '')) for k in MARKDOWN_COLUMNS) + ' |')
+    return ('<!-- Written by tools/eval_suite.py; every column is in '
+            'results.csv. -->\n' + '\n'.join(lines) + '\n')
+
+
+def save_table(out_dir: str, rows: Sequence[dict]) -> None:
+    write_atomic(osp.join(out_dir, 'results.csv'), csv_text(rows))
+    write_atomic(osp.join(out_dir, 'results.md'), markdown_text(rows))
+
+
+# ----------------------------------------------------------------------
+# describing a finished run
+# ----------------------------------------------------------------------
+def format_resize(resize: Optional[dict]) -> str:
+    if not resize:
+        return 'none'
+    scale = resize['scale']
+    if resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
+        return f'short {min(scale)}, long <= {max(scale)}'
+    return f'{scale} (keep_ratio={resize["keep_ratio"]})'
+
+
+def format_window(window: dict) -> str:
+    if window.get('mode') != 'slide':
+        return window.get('mode', 'whole')
+    crop, stride = window['crop_size'], window['stride']
+    return f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
+
+
+def format_templates(templates) -> str:
+    if isinstance(templates, str):
+        return templates
+    if len(templates) == 1:
+        return repr(templates[0])
+    return f'{len(templates)} custom: ' + ' / '.join(templates)
+
+
+def format_vocabulary(vocabulary: dict) -> str:
+    if 'dataset_name' in vocabulary:
+        return f'dataset_name={vocabulary["dataset_name"]}'
+    value = vocabulary['vocabulary']
+    if isinstance(value, str):
+        return f'file {value}'
+    return f'list of {len(value)}'
+
+
+def table_row(record: dict, config: str, checkpoint: str, data_root: str,
+              cfg_options: str, work_dir: str) -> dict:
+    """One table row from a run's ``results.json``."""
+    protocol = record['protocol']
+    metrics = record['metrics']
+    classes = str(protocol['num_classes'])
+    if protocol['background']:
+        classes += ' (incl. background)'
+    return dict(
+        config=config,
+        dataset=protocol['dataset'],
+        classes=classes,
+        resize=format_resize(protocol['resize']),
+        window=format_window(protocol['window']),
+        bg_thresh=('-' if protocol['bg_thresh'] is None else
+                   f'{protocol["bg_thresh"]:g}'),
+        templates=format_templates(protocol['templates']),
+        checkpoint=checkpoint,
+        mIoU=f'{metrics["mIoU"]:.2f}',
+        mAcc=f'{metrics["mAcc"]:.2f}',
+        aAcc=f'{metrics["aAcc"]:.2f}',
+        images=record['images'],
+        seconds=f'{record["seconds"]:.1f}',
+        vocabulary=format_vocabulary(protocol['vocabulary']),
+        data_root=data_root,
+        cfg_options=cfg_options,
+        work_dir=work_dir)
+
+
+# ----------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_command(config: str, checkpoint: str, work_dir: str,
+                 options: Sequence[str], nproc: int) -> List[str]:
+    """The ``tools/test.py`` command line of one run."""
+    args = [config, checkpoint, '--work-dir', work_dir]
+    if options:
+        args += ['--cfg-options', *options]
+    if nproc <= 1:
+        return [sys.executable, TEST_PY, *args]
+    return [
+        sys.executable, '-m', 'torch.distributed.run',
+        f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}', TEST_PY, *args, '--launcher', 'pytorch'
+    ]
+
+
+def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
+    digest = hashlib.sha1('\n'.join(key).encode()).hexdigest()[:8]
+    stem = osp.splitext(osp.basename(checkpoint))[0]
+    return f'{config_name(config)}__{stem}__{digest}'
+
+
+def run_one(command: List[str], work_dir: str) -> Optional[dict]:
+    """Run one evaluation; its ``results.json``, or None if it failed (the
+    output is in ``WORK_DIR/suite_run.log``)."""
+    os.makedirs(work_dir, exist_ok=True)
+    results = osp.join(work_dir, 'results.json')
+    if osp.exists(results):
+        os.remove(results)
+    log = osp.join(work_dir, 'suite_run.log')
+    with open(log, 'w') as f:
+        proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0 or not osp.isfile(results):
+        with open(log) as f:
+            lines = f.read().strip().splitlines()
+        # tools/test.py reports bad input on one line starting 'error: '.
+        shown = list(
+            dict.fromkeys(
+                line for line in lines if line.startswith('error: ')))[:2]
+        print('  failed (exit code %d), see %s:\n    %s' %
+              (proc.returncode, log, '\n    '.join(shown or lines[-5:])))
+        return None
+    with open(results) as f:
+        return json.load(f)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    configs = expand_configs(args.configs)
+    checkpoints = [osp.normpath(c) for c in args.checkpoints]
+    missing = [c for c in checkpoints if not osp.isfile(c)]
+    if missing:
+        sys.exit(f'error: checkpoint not found: {", ".join(missing)}. '
+                 f'Convert the published weights with '
+                 f'tools/convert_weights.py.')
+    if args.nproc < 1:
+        sys.exit('error: --nproc must be at least 1.')
+    data_roots = parse_data_roots(args.data_root, configs)
+    os.makedirs(args.out_dir, exist_ok=True)
+    rows = read_table(osp.join(args.out_dir, 'results.csv'))
+    done = {run_key(row) for row in rows}
+    failed = []
+    for checkpoint in checkpoints:
+        for config in configs:
+            data_root = data_roots.get(config_name(config), '')
+            options = list(args.cfg_options)
+            if data_root:
+                options.append(f'test_dataloader.dataset.data_root='
+                               f'{data_root}')
+            cfg_options = ' '.join(args.cfg_options)
+            key = run_key(
+                dict(
+                    config=config,
+                    checkpoint=checkpoint,
+                    data_root=data_root,
+                    cfg_options=cfg_options))
+            label = f'{config} with {checkpoint}'
+            if key in done:
+                print(f'skip {label}: already in results.csv')
+                continue
+            work_dir = osp.join(args.out_dir, 'runs',
+                                run_dir_name(config, checkpoint, key))
+            print(f'run  {label} ...', flush=True)
+            start = time.perf_counter()
+            record = run_one(
+                test_command(config, checkpoint, work_dir, options,
+                             args.nproc), work_dir)
+            if record is None:
+                failed.append(label)
+                continue
+            rows.append(
+                table_row(record, config, checkpoint, data_root, cfg_options,
+                          work_dir))
+            done.add(key)
+            save_table(args.out_dir, rows)
+            print(f'     mIoU {record["metrics"]["mIoU"]:.2f} '
+                  f'({time.perf_counter() - start:.0f} s)')
+    save_table(args.out_dir, rows)
+    print(f'results: {osp.join(args.out_dir, "results.md")} and '
+          f'results.csv ({len(rows)} runs)')
+    if failed:
+        print(f'{len(failed)} run(s) failed: {"; ".join(failed)}')
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
