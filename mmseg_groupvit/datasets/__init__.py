@@ -1,5 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Datasets registered into ``mmseg.registry.DATASETS``."""
+"""Datasets and transforms registered into ``mmseg.registry``."""
 from .coco_object import COCOObjectDataset
+from .transforms import (ImageLoadError, RobustLoadImageFromFile,
+                         exif_orientation)
 
-__all__ = ['COCOObjectDataset']
+__all__ = [
+    'COCOObjectDataset', 'ImageLoadError', 'RobustLoadImageFromFile',
+    'exif_orientation'
+]

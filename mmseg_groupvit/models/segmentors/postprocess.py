@@ -1,0 +1,164 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Post-processing of segmentor outputs with memory bounded for large
+images.
+
+mmseg's ``BaseSegmentor.postprocess_result`` resizes the whole ``[C, h, w]``
+score map to the original image size before the argmax and keeps it in the
+result. For an 8000x6000 photo and 21 classes that is a 4 GB float tensor
+(plus the argmax), and it grows with the number of classes. Here, when the
+full-size scores would exceed a budget, the argmax is computed a few
+channels at a time and only the label map is kept at full size.
+"""
+import logging
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.structures import PixelData
+from torch import Tensor
+
+__all__ = ['MAX_LOGITS_BYTES', 'resize_argmax', 'postprocess_bounded']
+
+#: Largest full-size score map kept in a result (``C * H * W * 4`` bytes);
+#: the default of the segmentor's ``test_cfg.max_logits_bytes``.
+MAX_LOGITS_BYTES = 256 << 20
+#: Working memory for the resized channels of one step.
+CHUNK_BYTES = 64 << 20
+
+
+def resize_argmax(logits: Tensor,
+                  size: Tuple[int, int],
+                  align_corners: bool = False,
+                  chunk_bytes: int = CHUNK_BYTES) -> Tensor:
+    """``argmax`` over classes of the bilinearly resized scores, without
+    resizing all classes at once.
+
+    Channels are resized in groups of as many as fit in ``chunk_bytes``
+    (at least one). Each channel goes through the same ``F.interpolate`` as
+    in a single call, so the values compared are bit-identical to mmseg's;
+    a running maximum keeps the first class on ties, as ``argmax`` does.
+    Memory: the ``int64`` label map, one float map of the best score, one
+    group of channels and a mask, i.e. about ``17 * H * W`` bytes for one
+    channel per group, whatever the number of classes.
+
+    Args:
+        logits (Tensor): ``[1, C, h, w]`` scores.
+        size (tuple[int, int]): Output ``(H, W)``.
+        align_corners (bool): As in ``F.interpolate``. Defaults to False.
+        chunk_bytes (int): Memory for one group of resized channels.
+
+    Returns:
+        Tensor: ``[1, H, W]`` int64 labels.
+    """
+    channels = logits.shape[1]
+    height, width = int(size[0]), int(size[1])
+    step = max(1, chunk_bytes // (height * width * logits.element_size()))
+    labels = torch.zeros((1, height, width),
+                         dtype=torch.int64,
+                         device=logits.device)
+    best = None
+    for first in range(0, channels, step):
+        part = F.interpolate(
+            logits[:, first:first + step],
+            size=(height, width),
+            mode='bilinear',
+            align_corners=align_corners)[0]
+        if part.shape[0] == 1:
+            value, index = part[0], None
+        else:
+            index = part.argmax(dim=0)
+            value = part.gather(0, index[None])[0]
+        del part
+        if best is None:
+            best = value
+            if index is not None:
+                labels[0] = index
+            continue
+        better = value > best
+        torch.maximum(best, value, out=best)
+        if index is None:
+            labels[0].masked_fill_(better, first)
+        else:
+            labels[0][better] = index[better] + first
+        del value, index, better
+    return labels
+
+
+def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
+    """Undo padding and flipping, as mmseg's ``postprocess_result`` does
+    (``mmseg/models/segmentors/base.py``, Apache-2.0)."""
+    height, width = logits.shape[-2:]
+    padding = meta.get('img_padding_size', meta.get('padding_size', None))
+    left, right, top, bottom = padding or [0] * 4
+    logits = logits[:, :, top:height - bottom, left:width - right]
+    if meta.get('flip', None):
+        direction = meta.get('flip_direction', None)
+        if direction not in ('horizontal', 'vertical'):
+            raise ValueError(f'Unknown flip_direction {direction!r} in the '
+                             f'image meta; expected horizontal or vertical.')
+        logits = logits.flip(
+            dims=(3, ) if direction == 'horizontal' else (2, ))
+    return logits
+
+
+def postprocess_bounded(parent: Callable,
+                        seg_logits: Tensor,
+                        data_samples: Optional[Sequence],
+                        align_corners: bool = False,
+                        max_logits_bytes: int = MAX_LOGITS_BYTES) -> list:
+    """mmseg's ``postprocess_result`` with bounded memory.
+
+    A sample whose full-size scores fit in ``max_logits_bytes`` goes through
+    ``parent`` (mmseg's method) unchanged. For a larger one the labels come
+    from :func:`resize_argmax` (the same labels, bit for bit) and
+    ``seg_logits`` is kept at the network's resolution ``[C, h, w]`` instead
+    of the original size; a warning says so once per process.
+
+    Args:
+        parent (Callable): mmseg's ``postprocess_result`` (bound).
+        seg_logits (Tensor): ``[B, C, h, w]`` scores.
+        data_samples (Sequence[SegDataSample], optional): Samples with
+            ``ori_shape`` (and padding/flip) metas; None only returns the
+            scores (nothing is resized), as in mmseg.
+        align_corners (bool): The segmentor's ``align_corners``.
+        max_logits_bytes (int): Largest full-size score map to keep.
+
+    Returns:
+        list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
+    """
+    channels = seg_logits.shape[1]
+    if data_samples is None or channels == 1:
+        return parent(seg_logits, data_samples)
+    for i, sample in enumerate(data_samples):
+        height, width = sample.metainfo['ori_shape'][:2]
+        full_bytes = channels * height * width * seg_logits.element_size()
+        if full_bytes <= max_logits_bytes:
+            parent(seg_logits[i:i + 1], [sample])
+            continue
+        logits = _unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
+        labels = resize_argmax(logits, (height, width), align_corners)
+        _warn_once(channels, height, width, full_bytes, max_logits_bytes)
+        sample.set_data(
+            dict(
+                seg_logits=PixelData(data=logits[0]),
+                pred_sem_seg=PixelData(data=labels)))
+    return list(data_samples)
+
+
+_warned = False
+
+
+def _warn_once(channels, height, width, full_bytes, budget) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    print_log(
+        f'Scores of {channels} classes at {height}x{width} would take '
+        f'{full_bytes / 2**30:.1f} GiB (more than test_cfg.max_logits_bytes '
+        f'= {budget / 2**20:.0f} MiB): the labels are computed in steps '
+        f'and seg_logits is kept at the network resolution. Raise '
+        f'test_cfg.max_logits_bytes to keep full-size scores.',
+        logger='current',
+        level=logging.WARNING)

@@ -1,0 +1,160 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""``tools/test.py`` on a broken copy of the VOC sample: every problem stops
+the run with one ``error: ...`` line naming the input and the fix."""
+import importlib.util
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+from mmseg_groupvit.evaluation import (ConfigCheckError, check_dataset_paths,
+                                       user_error_message)
+from mmseg_groupvit.datasets import ImageLoadError
+from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
+
+NAMES = ['2007_000033', '2007_000129']
+# Small windows on images resized to a short side of 224: quick.
+CONFIG = """_base_ = {base!r}
+model = dict(
+    image_encoder={image_encoder!r},
+    text_encoder={text_encoder!r},
+    test_cfg=dict(crop_size=(224, 224), stride=(224, 224)))
+test_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root={data_root!r},
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(1024, 224), keep_ratio=True),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs')
+        ]))
+"""
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'groupvit_test_tool', osp.join(REPO, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    init_default_scope('mmseg')
+    path = tmp_path_factory.mktemp('checkpoint') / 'small.pth'
+    torch.save(
+        dict(state_dict=build_small_segmentor().state_dict(), meta={}), path)
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path, checkpoint):
+    """Two VOC pairs in the VOC layout, a config and a small checkpoint."""
+    root = tmp_path / 'VOC2012'
+    for folder, suffix in (('JPEGImages', '.jpg'), ('SegmentationClass',
+                                                    '.png')):
+        (root / folder).mkdir(parents=True)
+        for name in NAMES:
+            shutil.copy(
+                osp.join(VOC_SAMPLE, folder, name + suffix), root / folder)
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' /
+     'val.txt').write_text('\n'.join(NAMES) + '\n')
+    config = tmp_path / 'config.py'
+    config.write_text(
+        CONFIG.format(
+            base=osp.join(REPO, 'configs', 'groupvit_voc.py'),
+            data_root=str(root),
+            **SMALL_ARCH))
+    return root, config, checkpoint
+
+
+def run_tool(dataset, *options):
+    root, config, checkpoint = dataset
+    argv = [
+        str(config),
+        str(checkpoint), '--work-dir',
+        str(root.parent / 'work'), *options
+    ]
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(argv)
+    message = str(info.value.code)
+    assert message.startswith('error: ')
+    assert 'Traceback' not in message
+    return message
+
+
+def test_missing_split_file(dataset):
+    root = dataset[0]
+    split = root / 'ImageSets' / 'Segmentation' / 'val.txt'
+    split.unlink()
+    message = run_tool(dataset)
+    assert f'split file {split}' in message
+    assert 'test_dataloader.dataset.ann_file' in message
+
+
+def test_missing_image_folder(dataset):
+    message = run_tool(dataset, '--cfg-options',
+                       'test_dataloader.dataset.data_prefix.img_path=Images')
+    assert f'image folder {dataset[0] / "Images"} does not exist' in message
+
+
+def test_missing_data_root(dataset):
+    missing = dataset[0].parent / 'nowhere'
+    message = run_tool(dataset, '--cfg-options',
+                       f'test_dataloader.dataset.data_root={missing}')
+    assert str(missing) in message and 'data_root' in message
+
+
+def test_check_dataset_paths_names_data_root(tmp_path):
+    with pytest.raises(ConfigCheckError) as info:
+        check_dataset_paths(
+            dict(data_root=str(tmp_path / 'VOC'), data_prefix={}))
+    message = str(info.value)
+    assert 'test_dataloader.dataset.data_root' in message
+    assert '--cfg-options test_dataloader.dataset.data_root=' in message
+
+
+def test_corrupt_image_is_named(dataset):
+    path = dataset[0] / 'JPEGImages' / (NAMES[0] + '.jpg')
+    path.write_bytes(path.read_bytes()[:2000])
+    message = run_tool(dataset)
+    assert f'Cannot load image {path}' in message
+    assert 'truncated or corrupt' in message
+
+
+def test_label_map_size_mismatch_stops_the_tool(dataset):
+    path = dataset[0] / 'SegmentationClass' / (NAMES[0] + '.png')
+    label = Image.open(path)
+    label.crop((0, 0, label.width - 7, label.height)).save(path)
+    message = run_tool(dataset)
+    assert f'Label map {path} is 366x493' in message
+    assert 'is 366x500' in message
+
+
+def test_checkpoint_of_another_architecture(dataset, tmp_path):
+    other = tmp_path / 'other.pth'
+    model = build_small_segmentor(image_encoder=dict(depths=[2, 1, 1]))
+    torch.save(dict(state_dict=model.state_dict(), meta={}), other)
+    message = run_tool((dataset[0], dataset[1], other))
+    assert 'image_encoder.depths' in message
+
+
+def test_worker_traceback_is_stripped():
+    """DataLoader workers re-raise errors with their traceback in the
+    message; the tools print the original message only."""
+    wrapped = ImageLoadError(
+        'Caught ImageLoadError in DataLoader worker process 0.\n'
+        'Original Traceback (most recent call last):\n'
+        '  File "x.py", line 1, in <module>\n'
+        'mmseg_groupvit.datasets.transforms.ImageLoadError: Cannot load '
+        'image /d/a.jpg: the file is empty (0 bytes). Copy it again.\n')
+    assert user_error_message(wrapped) == (
+        'Cannot load image /d/a.jpg: the file is empty (0 bytes). Copy it '
+        'again.')
