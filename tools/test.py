@@ -150,6 +150,9 @@ def build_config(args) -> Config:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
+        # Every process writes predictions there, but mmseg's IoUMetric
+        # creates the folder on rank 0 only: create it before any starts.
+        os.makedirs(args.out, exist_ok=True)
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return cfg

@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
+from mmengine.dist import barrier, get_rank
 
 from mmseg.registry import METRICS
 from ..datasets.transforms import exif_orientation
@@ -138,6 +138,9 @@ class CheckedIoUMetric(PerClassIoUMetric):
         super().__init__(**kwargs)
         self.progress_dir = progress_dir
         self._previous = read_progress(progress_dir)
+        # Every process reads the earlier runs' records before any process
+        # writes this run's (a fast rank would otherwise start early).
+        barrier()
         self._writer = None
         self._size = None
 

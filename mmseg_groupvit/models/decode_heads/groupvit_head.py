@@ -172,8 +172,10 @@ class GroupViTHead(BaseDecodeHead):
         image_probs = (F.normalize(image_embeds, dim=-1) @ class_embeds.t() *
                        scale).softmax(dim=-1)
         topk = image_probs.topk(min(self.topk, class_embeds.shape[0]), dim=-1)
-        keep = torch.zeros_like(image_probs, dtype=torch.bool).scatter_(
-            -1, topk.indices, True)
+        # The value 1 (not True) keeps the head traceable by torch.jit, which
+        # FLOP counting uses.
+        keep = torch.zeros_like(image_probs, dtype=torch.bool)
+        keep.scatter_(-1, topk.indices, 1)
         gated = group_logits.masked_fill(~keep[:, None], float('-inf'))
         return gated.softmax(dim=-1) * ungated
 
@@ -199,22 +201,30 @@ class GroupViTHead(BaseDecodeHead):
                                          feats['image_embeds'], class_embeds)
         maps = group_maps(feats['soft_assigns'], feats['grid'],
                           images.shape[-2:])
-        # Hard pixel-to-group assignment [B, H, W].
-        pixel_group = maps.argmax(dim=1)
-        batch = torch.arange(scores.shape[0], device=scores.device)
-        batch = batch[:, None, None]
-        # [B, H, W, K] -> [B, K, H, W]; the gather keeps the exact values of
-        # ``scores`` so the threshold below compares like with like.
-        seg = scores[batch, pixel_group].permute(0, 3, 1, 2)
-        if not self.with_bg:
-            return seg.contiguous()
-        thresh = self.bg_thresh if bg_thresh is None else bg_thresh
-        # min(bg_thresh, max P) per window: at least one group stays
-        # foreground.
-        thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
-        group_best = scores.max(dim=-1).values
-        background = group_best[batch, pixel_group] < thresh[:, None, None]
-        return torch.cat([background[:, None].to(seg.dtype), seg], dim=1)
+        # Hard pixel-to-group assignment [B, H, W]. The argmax runs over
+        # the innermost axis of a channels-last copy: the same values and
+        # the same first-maximum rule, but an order of magnitude faster on
+        # CPU than reducing over the strided group axis.
+        pixel_group = maps.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+        # Every pixel takes its group's row of a [B, G, C] table: the class
+        # scores, after a background column when there is one. Deciding the
+        # background per group is the same comparison as per pixel, and the
+        # gather keeps the exact values of ``scores``.
+        table = scores
+        if self.with_bg:
+            thresh = self.bg_thresh if bg_thresh is None else bg_thresh
+            # min(bg_thresh, max P) per window: at least one group stays
+            # foreground.
+            thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
+            background = scores.max(dim=-1).values < thresh[:, None]
+            table = torch.cat([background[..., None].to(scores.dtype), scores],
+                              dim=-1)
+        batch, channels = table.shape[0], table.shape[-1]
+        height, width = pixel_group.shape[-2:]
+        # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
+        index = pixel_group.view(batch, 1, -1).expand(-1, channels, -1)
+        seg = table.transpose(1, 2).gather(2, index)
+        return seg.view(batch, channels, height, width)
 
     def predict(self, inputs: list, batch_img_metas: List[dict],
                 test_cfg: Optional[dict]) -> Tensor:

@@ -1,4 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
+from . import fast_linear  # noqa: F401  (fused linear kernels)
 from .grouping import AssignAttention, CrossAttentionBlock, GroupingBlock
 from .projector import ProjectionMLP
 from .transformer import (MLP, CrossAttention, MixerMLP, SelfAttention,

@@ -13,6 +13,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from . import fast_linear
 from .transformer import MLP, CrossAttention, MixerMLP
 
 
@@ -68,8 +69,8 @@ class AssignAttention(nn.Module):
             hardened; zero-shot segmentation uses this one).
         """
         # [B, S, L]
-        raw = (self.q_proj(query) @ self.k_proj(key).transpose(-2, -1)) * \
-            self.scale
+        raw = (fast_linear.apply(self.q_proj, query) @ fast_linear.apply(
+            self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
         if self.training and self.gumbel:
             gumbels = -torch.empty_like(raw).exponential_().log()
@@ -77,7 +78,8 @@ class AssignAttention(nn.Module):
         else:
             hard = straight_through_one_hot(soft, -2)
         hard = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)
-        return self.proj(hard @ self.v_proj(key)), soft
+        out = hard @ fast_linear.apply(self.v_proj, key)
+        return fast_linear.apply(self.proj, out), soft
 
 
 class CrossAttentionBlock(nn.Module):

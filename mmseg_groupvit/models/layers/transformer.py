@@ -9,12 +9,19 @@ scale ``head_dim ** -0.5`` as in the original GroupViT
 (https://github.com/NVlabs/GroupViT, ``models/group_vit.py`` and
 ``models/transformer.py``) and in Hugging Face transformers'
 ``modeling_groupvit.py``.
+
+For fp32 inference on CPU the linear layers run through
+:mod:`.fast_linear`, which applies the bias, the MLP activation and the
+residual additions inside the matrix product; elsewhere they are the plain
+modules.
 """
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import fast_linear
 
 
 class QuickGELU(nn.Module):
@@ -71,9 +78,26 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(in_dims, hidden_dims)
         self.act = build_activation(act)
         self.fc2 = nn.Linear(hidden_dims, out_dims or in_dims)
+        self.fused_act = act if act in fast_linear.FUSABLE_ACTIVATIONS \
+            else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self,
+                x: torch.Tensor,
+                residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Args:
+            x (Tensor): ``[..., in_dims]``.
+            residual (Tensor, optional): ``[..., out_dims]``, added to the
+                output.
+
+        Returns:
+            Tensor: ``[..., out_dims]``.
+        """
+        if self.fused_act is not None:
+            hidden = fast_linear.apply(self.fc1, x, self.fused_act)
+        else:
+            hidden = self.act(fast_linear.apply(self.fc1, x))
+        return fast_linear.apply(self.fc2, hidden, residual=residual)
 
 
 class MixerMLP(MLP):
@@ -127,27 +151,30 @@ class SelfAttention(nn.Module):
 
     def forward(self,
                 x: torch.Tensor,
-                is_causal: bool = False) -> torch.Tensor:
+                is_causal: bool = False,
+                residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
         Args:
             x (Tensor): Tokens ``[B, L, C]``.
             is_causal (bool): Apply a causal mask (text tower).
+            residual (Tensor, optional): ``[B, L, C]``, added to the output.
 
         Returns:
             Tensor: ``[B, L, C]``.
         """
         batch, length, channels = x.shape
         # [B, L, 3C] -> [3, B, heads, L, C // heads]
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads,
-                               channels // self.num_heads).permute(
-                                   2, 0, 3, 1, 4)
+        qkv = fast_linear.apply(self.qkv, x)
+        qkv = qkv.view(batch, length, 3, self.num_heads,
+                       channels // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(
             qkv[0],
             qkv[1],
             qkv[2],
             dropout_p=self.attn_drop if self.training else 0.,
             is_causal=is_causal)
-        return self.proj(_merge_heads(out))
+        return fast_linear.apply(
+            self.proj, _merge_heads(out), residual=residual)
 
 
 class CrossAttention(nn.Module):
@@ -181,11 +208,12 @@ class CrossAttention(nn.Module):
             Tensor: ``[B, S, C]``.
         """
         out = F.scaled_dot_product_attention(
-            _split_heads(self.q_proj(query), self.num_heads),
-            _split_heads(self.k_proj(key), self.num_heads),
-            _split_heads(self.v_proj(key), self.num_heads),
+            _split_heads(
+                fast_linear.apply(self.q_proj, query), self.num_heads),
+            _split_heads(fast_linear.apply(self.k_proj, key), self.num_heads),
+            _split_heads(fast_linear.apply(self.v_proj, key), self.num_heads),
             dropout_p=self.attn_drop if self.training else 0.)
-        return self.proj(_merge_heads(out))
+        return fast_linear.apply(self.proj, _merge_heads(out))
 
 
 class TransformerBlock(nn.Module):
@@ -217,5 +245,6 @@ class TransformerBlock(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 is_causal: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), is_causal=is_causal)
-        return x + self.mlp(self.norm2(x))
+        # The residual additions happen inside the output projections.
+        x = self.attn(self.norm1(x), is_causal=is_causal, residual=x)
+        return self.mlp(self.norm2(x), residual=x)

@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Segmentor wiring for GroupViT on top of mmseg's
 ``MultimodalEncoderDecoder``."""
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -9,7 +10,11 @@ from torch import Tensor
 
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
+from ...visualization import class_palette
 from ...weights import check_state_dict
+from .fast_inference import (autocast, autocast_dtype, batched_slide_inference,
+                             to_float32)
+from .postprocess import MAX_LOGITS_BYTES, postprocess_bounded
 
 
 @MODELS.register_module()
@@ -36,9 +41,17 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     - ``_forward`` (``mode='tensor'``) runs the whole zero-shot path, since
       the head needs the images and class embeddings, not just the backbone
       output (the parent calls ``decode_head.forward(x)``);
+    - ``dataset_meta`` (read by ``mmseg.apis`` and its visualisers) names
+      the classes of the current vocabulary, ``background`` first when the
+      head has a background channel, so ``init_model`` and
+      ``MMSegInferencer`` never label a custom vocabulary with another
+      dataset's classes;
     - :meth:`contrastive` gives image and text embeddings,
       ``logits_per_image`` / ``logits_per_text`` and the symmetric
-      contrastive loss, as transformers' ``GroupViTModel`` does.
+      contrastive loss, as transformers' ``GroupViTModel`` does;
+    - ``slide_inference`` passes ``test_cfg.window_batch`` windows (default
+      2) through the backbone at once, and ``test_cfg.autocast`` (``'fp16'``
+      or ``'bf16'``) runs the image encoder under ``torch.autocast``.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -60,6 +73,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             decode_head=decode_head,
             asymetric_input=asymetric_input,
             **kwargs)
+        self._palette = None
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
@@ -85,26 +99,110 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         ] * inputs.shape[0]
         return self.encode_decode(inputs, batch_img_metas)
 
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Zero-shot scores of a batch of images (or windows).
+
+        The parent's: cached class embeddings, one image-encoder pass, the
+        head. With ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) the image
+        encoder runs under ``torch.autocast`` and the head in fp32.
+
+        Returns:
+            Tensor: ``[B, num_classes, h, w]``.
+        """
+        class_embeds = self.text_encoder()
+        clip_inputs = inputs
+        if self.asymetric_input:
+            clip_inputs = F.interpolate(
+                inputs, scale_factor=self.encoder_resolution, mode='bilinear')
+        with autocast(self.test_cfg, inputs.device):
+            feats = self.image_encoder(clip_inputs)
+        if autocast_dtype(self.test_cfg) is not None:
+            feats = to_float32(feats)
+        return self.decode_head.predict([inputs, feats, class_embeds],
+                                        batch_img_metas, self.test_cfg)
+
+    def slide_inference(self, inputs: Tensor,
+                        batch_img_metas: List[dict]) -> Tensor:
+        """mmseg's sliding-window inference, with ``test_cfg.window_batch``
+        windows per backbone pass (default 2) and the window scores added in
+        place rather than padded to the image size; the sums are mmseg's.
+        See :func:`~.fast_inference.batched_slide_inference`."""
+        return batched_slide_inference(self, inputs, batch_img_metas)
+
+    def postprocess_result(self, seg_logits: Tensor, data_samples=None):
+        """mmseg's post-processing (resize to the original size, argmax)
+        with memory bounded for large images: see
+        :func:`~.postprocess.postprocess_bounded`. ``test_cfg`` may set
+        ``max_logits_bytes`` (default 256 MiB), the largest full-size score
+        map kept in the result."""
+        budget = (self.test_cfg or {}).get('max_logits_bytes',
+                                           MAX_LOGITS_BYTES)
+        return postprocess_bounded(super().postprocess_result, seg_logits,
+                                   data_samples, self.align_corners, budget)
+
     def set_vocabulary(self,
-                       vocabulary,
-                       templates: Optional[Union[str, Sequence[str]]] = None
-                       ) -> None:
+                       vocabulary=None,
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       dataset_name: Optional[str] = None,
+                       extra_classes=None) -> None:
         """Change the classes of a built model without rebuilding it.
 
-        Updates the text encoder (its cache is dropped) and the head's class
-        count (plus background when the head has one).
+        Updates the text encoder (its cache is dropped), the head's class
+        count (plus background when the head has one) and
+        ``dataset_meta``.
 
         Args:
             vocabulary: Names, synonym lists or a vocabulary file; see
                 :class:`GroupViTTextEncoder`.
             templates: Template set name or list; unchanged when None.
+            dataset_name (str, optional): Use a dataset's prompt names
+                (e.g. ``'voc'``) when ``vocabulary`` is None.
+            extra_classes: Classes appended to the vocabulary or to the
+                dataset's names.
         """
-        self.text_encoder.set_vocabulary(vocabulary, templates)
+        self.text_encoder.set_vocabulary(vocabulary, templates, dataset_name,
+                                         extra_classes)
+        self._palette = None
         num_classes = len(self.text_encoder.classes) + int(
             getattr(self.decode_head, 'with_bg', False))
         self.decode_head.num_classes = num_classes
         self.decode_head.out_channels = num_classes
         self.num_classes = self.out_channels = num_classes
+
+    @property
+    def dataset_meta(self) -> dict:
+        """``classes`` (the first name of every class of the vocabulary,
+        with ``'background'`` first when the head has a background channel)
+        and a ``palette`` of as many distinct RGB colours."""
+        classes = list(self.text_encoder.class_names)
+        with_bg = getattr(self.decode_head, 'with_bg', False)
+        if with_bg:
+            classes = ['background'] + classes
+        palette = self._palette
+        if palette is None or len(palette) != len(classes):
+            palette = class_palette(len(classes), with_bg)
+        return dict(classes=classes, palette=palette)
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: Optional[dict]) -> None:
+        """Keep the palette of ``meta`` when its classes are the model's;
+        other class names are not taken (the vocabulary defines them), with
+        a warning. ``mmseg.apis.init_model`` and ``MMSegInferencer`` assign a
+        guess here when a checkpoint has no ``dataset_meta``."""
+        if not meta or meta.get('classes') is None:
+            return
+        current = self.dataset_meta['classes']
+        if list(meta['classes']) == current:
+            palette = meta.get('palette')
+            if palette is not None and len(palette) >= len(current):
+                self._palette = [list(c) for c in palette[:len(current)]]
+            return
+        shown = ', '.join(current[:6]) + ', ...' * (len(current) > 6)
+        warnings.warn(
+            f'GroupViT names its classes after its vocabulary ({shown}); '
+            f'the assigned dataset_meta classes are not used. Change them '
+            f'with model.set_vocabulary(...).')
 
     def contrastive(self,
                     images: Tensor,

@@ -1,0 +1,157 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Linear layers with fused epilogues for fp32 inference on CPU.
+
+PyTorch runs ``F.linear`` on CPU through its BLAS (MKL in the official
+wheels), then the bias, activation and residual add as separate passes
+over memory. oneDNN, which PyTorch also ships, has a linear primitive that
+applies the bias, an activation or an added tensor in the same kernel
+(``torch.ops.mkldnn._linear_pointwise``, the op that ``torch.compile``'s
+CPU backend emits for the same fusions). On the CPU we measured it is also
+the faster matrix product for the transformer's shapes; see
+``docs/benchmark.md``.
+
+The fused path is only taken where it computes the same function as the
+plain one, up to fp32 rounding: float32 CPU tensors, no autograd through
+the call, no autocast and no tracing (``torch.jit`` tracing, used for FLOP
+counting, sees ``F.linear``). Everywhere else, and whenever the op is
+missing, :func:`linear` is ``F.linear`` followed by the same activation and
+addition. :func:`set_enabled` turns the fused path off (e.g. to time or
+test the plain one).
+"""
+import warnings
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# activation name -> (oneDNN post-op, its algorithm)
+FUSABLE_ACTIVATIONS = {
+    'gelu': ('gelu', 'none'),
+    'gelu_new': ('gelu', 'tanh'),
+    'gelu_pytorch_tanh': ('gelu', 'tanh'),
+    'relu': ('relu', ''),
+}
+_PLAIN_ACTIVATIONS = {
+    'gelu': F.gelu,
+    'gelu_new': lambda x: F.gelu(x, approximate='tanh'),
+    'gelu_pytorch_tanh': lambda x: F.gelu(x, approximate='tanh'),
+    'relu': F.relu,
+}
+
+
+def _has_onednn_linear() -> bool:
+    try:
+        return (torch.backends.mkldnn.is_available()
+                and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_STATE = dict(enabled=_has_onednn_linear())
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turn the fused path on or off; returns the previous setting.
+
+    Turning it on has no effect where PyTorch lacks the oneDNN op.
+    """
+    previous = _STATE['enabled']
+    _STATE['enabled'] = bool(enabled) and _has_onednn_linear()
+    return previous
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:  # PyTorch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear` takes the fused path for these tensors."""
+    if not _STATE['enabled'] or x.device.type != 'cpu' or x.dim() < 2:
+        return False
+    if x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return not _cpu_autocast()
+
+
+def linear(x: torch.Tensor,
+           weight: torch.Tensor,
+           bias: Optional[torch.Tensor] = None,
+           activation: Optional[str] = None,
+           residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``act(x @ weight.T + bias)`` or ``x @ weight.T + bias + residual``.
+
+    Args:
+        x (Tensor): ``[..., in]``.
+        weight (Tensor): ``[out, in]``.
+        bias (Tensor, optional): ``[out]``.
+        activation (str, optional): A key of ``FUSABLE_ACTIVATIONS``.
+        residual (Tensor, optional): ``[..., out]``, added last. Not
+            combined with ``activation``.
+
+    Returns:
+        Tensor: ``[..., out]``.
+    """
+    if activation is not None and residual is not None:
+        raise ValueError('linear() fuses an activation or a residual '
+                         'addition, not both.')
+    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
+        raise ValueError(f'Activation {activation!r} cannot be fused; '
+                         f'expected one of {sorted(FUSABLE_ACTIVATIONS)}.')
+    if available(x, weight) and (bias is None or not bias.requires_grad
+                                 or not torch.is_grad_enabled()):
+        try:
+            return _onednn_linear(x, weight, bias, activation, residual)
+        except RuntimeError as e:  # an ISA or layout oneDNN refuses
+            _STATE['enabled'] = False
+            warnings.warn(f'oneDNN fused linear failed ({e}); using '
+                          f'F.linear from now on.')
+    out = F.linear(x, weight, bias)
+    if activation is not None:
+        out = _PLAIN_ACTIVATIONS[activation](out)
+    if residual is not None:
+        out = out + residual
+    return out
+
+
+def apply(module: nn.Linear,
+          x: torch.Tensor,
+          activation: Optional[str] = None,
+          residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``module(x)``, then ``activation`` or ``residual + ...``, through the
+    fused path where :func:`available`; otherwise exactly those calls.
+
+    Args:
+        module (nn.Linear): The layer (its weights are used).
+        x (Tensor): ``[..., in]``.
+        activation (str, optional): A key of ``FUSABLE_ACTIVATIONS``.
+        residual (Tensor, optional): ``[..., out]``, added last.
+
+    Returns:
+        Tensor: ``[..., out]``.
+    """
+    if available(x, module.weight):
+        return linear(x, module.weight, module.bias, activation, residual)
+    out = module(x)
+    if activation is not None:
+        out = _PLAIN_ACTIVATIONS[activation](out)
+    return out if residual is None else residual + out
+
+
+def _onednn_linear(x, weight, bias, activation, residual):
+    op = torch.ops.mkldnn._linear_pointwise
+    if residual is not None:
+        if residual.shape[:-1] != x.shape[:-1]:
+            residual = residual.expand(*x.shape[:-1], weight.shape[0])
+        return op.binary(x, residual.contiguous(), weight, bias, 'add')
+    if activation is None:
+        return op(x, weight, bias, 'none', [], '')
+    attr, algorithm = FUSABLE_ACTIVATIONS[activation]
+    return op(x, weight, bias, attr, [], algorithm)

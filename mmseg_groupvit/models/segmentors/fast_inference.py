@@ -1,0 +1,133 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Sliding-window inference with the windows batched through the backbone,
+and optional autocast of the image encoder.
+
+mmseg's ``EncoderDecoder.slide_inference`` runs one window at a time and
+adds each window's scores into the image canvas through ``F.pad`` of the
+window to the full image size (a full ``[B, C, H, W]`` temporary per
+window). Here the windows of an image go through ``encode_decode`` in
+batches of ``test_cfg.window_batch`` and are added into the canvas slices
+in the same order, so every sum is the same as mmseg's.
+"""
+from contextlib import nullcontext
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+#: Windows per backbone pass when ``test_cfg`` does not say: two 448x448
+#: windows per pass were 8% faster per window than one on a 2-core CPU
+#: (docs/benchmark.md), and most images of the shipped protocols have two.
+DEFAULT_WINDOW_BATCH = 2
+_AMP_DTYPES = dict(
+    fp16=torch.float16,
+    float16=torch.float16,
+    bf16=torch.bfloat16,
+    bfloat16=torch.bfloat16)
+
+
+def window_boxes(height: int, width: int, crop: Tuple[int, int],
+                 stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
+    """The windows of mmseg's slide inference, in its order.
+
+    Args:
+        height, width (int): Image size.
+        crop (tuple[int, int]): Window ``(h, w)``.
+        stride (tuple[int, int]): Step ``(h, w)``.
+
+    Returns:
+        list[tuple]: ``(y1, y2, x1, x2)`` per window; the last row and
+        column are shifted back inside the image, and an image smaller than
+        the window gives windows of the image's size.
+    """
+    (h_crop, w_crop), (h_stride, w_stride) = crop, stride
+    h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
+    w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
+    boxes = []
+    for h_idx in range(h_grids):
+        for w_idx in range(w_grids):
+            y2 = min(h_idx * h_stride + h_crop, height)
+            x2 = min(w_idx * w_stride + w_crop, width)
+            boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return boxes
+
+
+def window_batch(test_cfg) -> int:
+    """``test_cfg.window_batch``, checked."""
+    value = (test_cfg or {}).get('window_batch', DEFAULT_WINDOW_BATCH)
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f'test_cfg.window_batch must be a positive integer (windows per '
+            f'backbone pass), got {value!r}.')
+    return value
+
+
+def batched_slide_inference(model, inputs: Tensor,
+                            batch_img_metas: List[dict]) -> Tensor:
+    """Slide inference as mmseg's, with ``test_cfg.window_batch`` windows
+    per ``encode_decode`` call.
+
+    Args:
+        model: The segmentor (``test_cfg.crop_size``, ``test_cfg.stride``,
+            ``out_channels`` and ``encode_decode`` are used).
+        inputs (Tensor): ``[B, 3, H, W]``.
+        batch_img_metas (list[dict]): Image metas; as in mmseg, the first
+            one's ``img_shape`` is set to the window size.
+
+    Returns:
+        Tensor: ``[B, out_channels, H, W]``, the average of the windows'
+        scores at every pixel.
+    """
+    test_cfg = model.test_cfg
+    per_pass = window_batch(test_cfg)
+    batch_size, _, height, width = inputs.shape
+    boxes = window_boxes(height, width, tuple(test_cfg.crop_size),
+                         tuple(test_cfg.stride))
+    preds = inputs.new_zeros((batch_size, model.out_channels, height, width))
+    count = inputs.new_zeros((batch_size, 1, height, width))
+    for start in range(0, len(boxes), per_pass):
+        chunk = boxes[start:start + per_pass]
+        # Windows are all the same size: [n * B, 3, h, w], window-major.
+        crops = torch.cat(
+            [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+        batch_img_metas[0]['img_shape'] = crops.shape[2:]
+        logits = model.encode_decode(crops, batch_img_metas)
+        for i, (y1, y2, x1, x2) in enumerate(chunk):
+            preds[:, :, y1:y2,
+                  x1:x2] += logits[i * batch_size:(i + 1) * batch_size]
+            count[:, :, y1:y2, x1:x2] += 1
+    return preds / count
+
+
+def autocast_dtype(test_cfg) -> Optional[torch.dtype]:
+    """``test_cfg.autocast`` (``'fp16'``/``'bf16'``, or None for fp32) as
+    a dtype."""
+    name = (test_cfg or {}).get('autocast')
+    if name in (None, 'fp32', 'float32', False):
+        return None
+    if name not in _AMP_DTYPES:
+        raise ValueError(
+            f'test_cfg.autocast must be None (fp32), "fp16" or "bf16", got '
+            f'{name!r}.')
+    return _AMP_DTYPES[name]
+
+
+def autocast(test_cfg, device: torch.device):
+    """The autocast context of ``test_cfg.autocast`` on ``device`` (a
+    no-op for fp32)."""
+    dtype = autocast_dtype(test_cfg)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_float32(feats):
+    """Floating tensors of a (nested) backbone output in fp32, so the head
+    runs in full precision after an autocast backbone."""
+    if isinstance(feats, Tensor):
+        return feats.float() if feats.is_floating_point() else feats
+    if isinstance(feats, dict):
+        return {k: to_float32(v) for k, v in feats.items()}
+    if isinstance(feats, (list, tuple)):
+        return type(feats)(to_float32(v) for v in feats)
+    return feats

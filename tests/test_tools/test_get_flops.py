@@ -1,0 +1,101 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""tools/analysis_tools/get_flops.py: mmseg's FLOP counter made to work on
+GroupViT's multimodal segmentor.
+
+Independent references: multiply-adds worked out by hand for one attention
+block, and ``torch.utils.flop_counter`` (two FLOPs per multiply-add) for a
+whole backbone, with attention decomposed into matrix products so that it
+counts them too.
+"""
+import contextlib
+import importlib.util
+import io
+import os.path as osp
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from mmseg_groupvit.models.layers import SelfAttention, fast_linear
+from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
+
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
+
+
+@pytest.fixture(scope='module')
+def get_flops():
+    spec = importlib.util.spec_from_file_location('_groupvit_get_flops',
+                                                  SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_attention_block_by_hand(get_flops):
+    batch, length, channels, heads = 2, 29, 48, 4
+    attn = SelfAttention(channels, heads).eval()
+    x = torch.randn(batch, length, channels)
+    with torch.no_grad():
+        count = get_flops.count_flops(attn, x)
+    qkv = batch * length * channels * 3 * channels
+    # q @ k^T and attn @ v: length^2 * head_dim each, per head.
+    sdpa = 2 * batch * heads * length * length * (channels // heads)
+    proj = batch * length * channels * channels
+    assert count.total() == qkv + sdpa + proj
+    assert count.by_operator()['scaled_dot_product_attention'] == sdpa
+
+
+def test_backbone_against_torch_flop_counter(get_flops):
+    model = build_small_segmentor()
+    encoder = model.image_encoder
+    x = torch.randn(1, 3, 224, 224)  # the table's own grid: no resizing
+    with torch.no_grad():
+        count = get_flops.count_flops(encoder, x, encoder.forward_features)
+        previous = fast_linear.set_enabled(False)
+        try:
+            with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(
+                    display=False) as counter:
+                encoder.forward_features(x)
+        finally:
+            fast_linear.set_enabled(previous)
+    ops = count.by_operator()
+    products = sum(ops[k] for k in ops
+                   if k in ('conv', 'linear', 'addmm', 'matmul', 'bmm',
+                            'einsum', 'scaled_dot_product_attention'))
+    assert products > 0
+    assert 2 * products == counter.get_total_flops()
+
+
+def test_segmentor_counts(get_flops):
+    model = build_small_segmentor()
+    flops = get_flops.segmentor_flops(model, (448, 448))
+    assert flops['window'] == (
+        flops['image_encoder'] + flops['projection'] + flops['head'])
+    assert flops['head'] > 0 and flops['projection'] > 0
+    # Projection of the final groups and the pooled feature (5 tokens):
+    # 64 -> 64 (BatchNorm) -> 32.
+    image = SMALL_ARCH['image_encoder']
+    tokens = image['num_output_groups'][-1] + 1
+    hidden = image['projection_intermediate_dim']
+    products = tokens * hidden * (
+        image['hidden_size'] + image['projection_dim'])
+    # BatchNorm: at most a multiply and an add per element.
+    assert products <= flops['projection'] <= products + 2 * tokens * hidden
+    assert flops['num_prompts'] == 20 and flops['text'] > 0
+    assert flops['params']['all'] == sum(p.numel() for p in model.parameters())
+
+
+def test_cli_on_shipped_config_with_small_arch(get_flops, tmp_path):
+    config = tmp_path / 'small.py'
+    config.write_text(
+        f'_base_ = [{osp.join(REPO, "configs", "groupvit_context.py")!r}]\n'
+        f'model = dict(image_encoder={SMALL_ARCH["image_encoder"]!r}, '
+        f'text_encoder={SMALL_ARCH["text_encoder"]!r})\n')
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert get_flops.main([str(config)]) == 0
+    text = out.getvalue()
+    assert 'Input shape: (3, 448, 448)' in text  # the config's crop_size
+    assert '(59 prompts)' in text  # Context: 59 classes + background
+    assert get_flops.main(['no/such.py']) == 1

@@ -1,0 +1,723 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Speed of GroupViT zero-shot segmentation, against transformers'
+``GroupViTModel`` on the same weights and pixels, in one run.
+
+Usage::
+
+    python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
+        [--data-root DIR] [--num-images N] [--repeat 5] [--threads 2]
+        [--device cpu|cuda] [--amp fp32|fp16|bf16] [--window-batch N]
+        [--json] [--cfg-options ...]
+
+Per window (the config's ``crop_size``, 448x448 for the shipped configs)
+it times, best of ``--repeat`` after a warm-up, ours and the reference
+interleaved so that a busy machine slows both alike:
+
+- the full zero-shot call: ours is ``encode_decode`` (class embeddings
+  cached, one image-encoder pass, the head); transformers' is
+  ``GroupViTModel(input_ids, pixel_values, output_segmentation=True)`` with
+  the vocabulary's prompts zero-padded to the 77-token context, as the
+  original tokenizer writes them (and, for reference, padded only to the
+  longest prompt, as transformers' processor does with ``padding=True``);
+- the vision backbone alone: ``GroupViT.forward_features`` against
+  ``GroupViTModel.vision_model(..., output_attentions=True)``;
+- the text encoder (once per vocabulary for us, every call for
+  transformers);
+- the peak of tensor memory allocated during one call of each.
+
+It checks that the timed outputs agree: image and text embeddings, the
+final group tokens, every soft grouping and transformers'
+``segmentation_logits`` (recomputed from our tensors, divided by its
+``exp(logit_scale)**2``) must be within ``--atol`` (exit status 1
+otherwise); our head run on transformers' features must give our scores.
+FLOPs are :func:`get_flops.count_flops`'s (twice its multiply-add count),
+reported as GFLOP/s and as a share of the best large fp32 matrix product
+measured on the device in the same run.
+
+With ``--data-root`` (or the config's data when present) it also measures
+images/s on the dataset's real images (the pipeline's load and resize, the
+slide windows and the final resize included) for the slide paths: ours
+(``slide_inference``, windows batched through the backbone), mmseg's window
+loop (one window at a time, one encoder pass each), and the original's
+protocol run naively (one window at a time, two encoder passes each, as
+``GroupViTSegInference`` does), with our layers and with plain PyTorch ones
+(``F.linear`` instead of the fused linear kernel).
+
+With ``--json`` the last line printed is one JSON object with at least
+``speedup_window``, ``speedup_backbone``, ``max_abs_diff``,
+``peak_mem_ratio`` and ``machine``.
+"""
+import argparse
+import contextlib
+import functools
+import json
+import os
+import os.path as osp
+import platform
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import _mmseg_groupvit_mmcv_shim  # noqa: E402
+
+_mmseg_groupvit_mmcv_shim.install()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from get_flops import segmentor_flops, window_shape  # noqa: E402
+from hf_reference import build_reference, randomise_  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from mmseg_groupvit.models.segmentors import fast_inference  # noqa: E402
+
+MiB = 2.0**20
+
+
+# ----------------------------------------------------------------------
+# measuring
+# ----------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: Dict[str, Callable], repeat: int, warmup: int,
+                     device: torch.device) -> Dict[str, Dict[str, float]]:
+    """Best and median wall time (s) of each function, run in turn.
+
+    Every round runs each function once, so a change of machine load
+    during the measurement affects all of them alike.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    _sync(device)
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: dict(best=min(ts), median=sorted(ts)[len(ts) // 2])
+        for name, ts in times.items()
+    }
+
+
+def peak_memory(fn: Callable, device: torch.device) -> int:
+    """Peak bytes of tensor memory allocated during ``fn()`` (weights and
+    tensors alive before the call excluded).
+
+    CUDA: the caching allocator's peak. CPU: the running sum of the
+    allocations and frees the PyTorch profiler records, in time order.
+    """
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    current = peak = 0
+    for event in events:
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+def matmul_peak(device: torch.device, sizes: List[int],
+                repeat: int) -> Dict[str, float]:
+    """Best fp32 GFLOP/s of square matrix products (``torch.mm``, and the
+    package's fused linear kernel where it differs), the device's peak for
+    the share-of-peak figures."""
+    from mmseg_groupvit.models.layers import fast_linear
+    best = {}
+    for size in sizes:
+        a = torch.randn(size, size, device=device)
+        b = torch.randn(size, size, device=device)
+        fns = dict(mm=lambda: torch.mm(a, b))
+        if fast_linear.available(a, b):
+            fns['fused_linear'] = lambda: fast_linear.linear(a, b)
+        with torch.no_grad():
+            times = time_interleaved(fns, repeat, 1, device)
+        for name, t in times.items():
+            rate = 2 * size**3 / t['best'] / 1e9
+            best[name] = max(best.get(name, 0.), rate)
+    best['peak'] = max(best.values())
+    return best
+
+
+def machine(device: torch.device) -> Dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = dict(
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        device=str(device),
+        torch=torch.__version__,
+        python=platform.python_version())
+    try:
+        import transformers
+        info['transformers'] = transformers.__version__
+    except ImportError:
+        info['transformers'] = None
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+def load_average() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------
+# the paths being compared
+# ----------------------------------------------------------------------
+def naive_encode_decode(model, window, metas):
+    """One window as the original ``GroupViTSegInference`` runs it: the
+    image encoder once for the grouping maps and again for the embeddings
+    (the class embeddings are built once, as there)."""
+    class_embeds = model.text_encoder()
+    feats = model.image_encoder(window)
+    again = model.image_encoder(window)
+    feats = dict(
+        feats,
+        group_embeds=again['group_embeds'],
+        image_embeds=again['image_embeds'])
+    return model.decode_head.predict([window, feats, class_embeds], metas,
+                                     model.test_cfg)
+
+
+@contextlib.contextmanager
+def swapped_encode_decode(model, fn):
+    model.encode_decode = functools.partial(fn, model)
+    try:
+        yield
+    finally:
+        del model.encode_decode
+
+
+@contextlib.contextmanager
+def plain_layers():
+    """Plain ``F.linear`` layers instead of the fused linear kernel."""
+    from mmseg_groupvit.models.layers import fast_linear
+    previous = fast_linear.set_enabled(False)
+    try:
+        yield
+    finally:
+        fast_linear.set_enabled(previous)
+
+
+IMAGE_MODES = ('ours', 'mmseg_loop', 'naive', 'naive_plain')
+
+
+def predict_with(model, mode: str, inputs, data_samples):
+    """``model.predict`` through one of the slide paths: ``ours``,
+    ``mmseg_loop`` (mmseg's window loop, one pass per window), ``naive``
+    (one window at a time, two passes each) or ``naive_plain`` (the same
+    with plain PyTorch linear layers)."""
+    from mmseg.models.segmentors import MultimodalEncoderDecoder
+    metas = [s.metainfo for s in data_samples]
+    if mode == 'ours':
+        logits = model.inference(inputs, metas)
+    elif mode == 'mmseg_loop':
+        logits = MultimodalEncoderDecoder.slide_inference(model, inputs, metas)
+    else:
+        layers = plain_layers() if mode == 'naive_plain' else \
+            contextlib.nullcontext()
+        with layers, swapped_encode_decode(model, naive_encode_decode):
+            logits = MultimodalEncoderDecoder.slide_inference(
+                model, inputs, metas)
+    return model.postprocess_result(logits, data_samples)
+
+
+def hf_features(hf, out, grid):
+    """transformers' outputs in the layout our head reads."""
+    vision = out.vision_model_output
+    return dict(
+        soft_assigns=list(vision.attentions),
+        grid=grid,
+        group_embeds=hf.visual_projection(
+            vision.last_hidden_state.flatten(0, 1)).view(
+                *vision.last_hidden_state.shape[:2], -1),
+        image_embeds=hf.visual_projection(vision.pooler_output))
+
+
+# ----------------------------------------------------------------------
+# setup
+# ----------------------------------------------------------------------
+def build_model(cfg, checkpoint: Optional[str], device, seed: int):
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        randomise_(model, seed)
+    return model.to(device).eval()
+
+
+def build_dataset(cfg, data_root: Optional[str]):
+    """The config's test dataset (optionally at another root), or None
+    when its files are not there."""
+    from mmengine.registry import DATASETS
+    dataset_cfg = cfg.test_dataloader.dataset.copy()
+    if data_root:
+        dataset_cfg['data_root'] = data_root
+    root = dataset_cfg.get('data_root', '')
+    if not osp.isdir(root):
+        return None
+    return DATASETS.build(dataset_cfg)
+
+
+def first_window(dataset, model, shape, device, seed):
+    """The top-left window of the first image after the test pipeline, or
+    seeded noise without a dataset."""
+    if dataset is None:
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(1, 3, *shape, generator=gen).to(device), 'noise'
+    batch = model.data_preprocessor(pseudo_collate([dataset[0]]), False)
+    inputs = batch['inputs']
+    if inputs.shape[-2] < shape[0] or inputs.shape[-1] < shape[1]:
+        inputs = F.interpolate(
+            inputs, size=shape, mode='bilinear', align_corners=False)
+    name = osp.basename(batch['data_samples'][0].img_path)
+    return inputs[:, :, :shape[0], :shape[1]].contiguous(), name
+
+
+# ----------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------
+def max_diff(a, b) -> float:
+    return (a.detach().float() - b.detach().float()).abs().max().item()
+
+
+def agreement(model, hf, window, tokens, metas, amp):
+    """Max abs differences between what ours and transformers compute."""
+    with torch.no_grad():
+        out = hf(
+            input_ids=tokens, pixel_values=window, output_segmentation=True)
+        feats = model.image_encoder(window)
+        text = F.normalize(model.text_encoder.encode_tokens(tokens), dim=-1)
+        scale = model.decode_head.logit_scale.exp()
+        from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
+        maps = group_maps(feats['soft_assigns'], feats['grid'],
+                          window.shape[-2:])
+        cos = F.normalize(feats['group_embeds'], dim=-1) @ text.t()
+        seg = torch.einsum('bgt,bghw->bthw', cos, maps)
+        diffs = dict(
+            image_embeds=max_diff(
+                F.normalize(feats['image_embeds'], dim=-1), out.image_embeds),
+            text_embeds=max_diff(text, out.text_embeds),
+            group_tokens=max_diff(feats['group_tokens'],
+                                  out.vision_model_output.last_hidden_state),
+            segmentation_logits_over_scale2=max_diff(
+                seg, out.segmentation_logits / scale**2))
+        for i, (a, b) in enumerate(
+                zip(feats['soft_assigns'],
+                    out.vision_model_output.attentions)):
+            diffs[f'soft_grouping_{i + 1}'] = max_diff(a, b)
+        ours = model.encode_decode(window, metas)
+        class_embeds = model.text_encoder()
+        from_hf = model.decode_head.predict(
+            [window, hf_features(hf, out, feats['grid']), class_embeds], metas,
+            model.test_cfg)
+    head = dict(
+        max_abs_diff=max_diff(ours, from_hf),
+        label_agreement=(
+            ours.argmax(1) == from_hf.argmax(1)).float().mean().item())
+    return diffs, head
+
+
+def amp_agreement(model, window, metas, amp):
+    """Our autocast outputs against our fp32 outputs: the zero-shot scores
+    (max abs diff, equal labels), the projected group embeddings (smallest
+    cosine similarity) and the soft groupings (max abs diff)."""
+    test_cfg = model.test_cfg
+    saved = test_cfg.get('autocast')
+    with torch.no_grad():
+        fast = model.encode_decode(window, metas)
+        with fast_inference.autocast(test_cfg, window.device):
+            fast_feats = fast_inference.to_float32(model.image_encoder(window))
+        test_cfg['autocast'] = None
+        try:
+            exact = model.encode_decode(window, metas)
+            feats = model.image_encoder(window)
+        finally:
+            test_cfg['autocast'] = saved
+    cosine = F.cosine_similarity(
+        fast_feats['group_embeds'], feats['group_embeds'], dim=-1)
+    return dict(
+        dtype=amp,
+        max_abs_diff=max_diff(fast, exact),
+        label_agreement=(
+            fast.argmax(1) == exact.argmax(1)).float().mean().item(),
+        min_group_embed_cosine=cosine.min().item(),
+        soft_grouping_max_abs_diff=max(
+            max_diff(a, b) for a, b in zip(fast_feats['soft_assigns'],
+                                           feats['soft_assigns'])))
+
+
+def image_throughput(model, dataset, num_images, repeat, device):
+    """images/s of the slide paths on real images, interleaved per image
+    (best of ``repeat`` per image and path)."""
+    modes = IMAGE_MODES
+    n = min(num_images, len(dataset))
+    totals = dict.fromkeys(modes, 0.)
+    windows = 0
+    same = total = 0
+    with torch.no_grad():
+        for i in range(n):
+            start = time.perf_counter()
+            data = pseudo_collate([dataset[i]])
+            batch = model.data_preprocessor(data, False)
+            inputs = batch['inputs']
+            _sync(device)
+            load = time.perf_counter() - start
+            labels = {}
+
+            def run(mode):
+                samples = [s.clone() for s in batch['data_samples']]
+                out = predict_with(model, mode, inputs, samples)
+                labels[mode] = out[0].pred_sem_seg.data
+
+            fns = {mode: functools.partial(run, mode) for mode in modes}
+            times = time_interleaved(fns, repeat, int(i == 0), device)
+            for mode in modes:
+                totals[mode] += load + times[mode]['best']
+            same += (labels['ours'] == labels['naive']).sum().item()
+            total += labels['ours'].numel()
+            stride, crop = model.test_cfg.stride, model.test_cfg.crop_size
+            h, w = inputs.shape[-2:]
+            windows += (
+                (max(h - crop[0] + stride[0] - 1, 0) // stride[0] + 1) *
+                (max(w - crop[1] + stride[1] - 1, 0) // stride[1] + 1))
+    return dict(
+        num_images=n,
+        windows_per_image=windows / max(n, 1),
+        images_per_s={mode: n / totals[mode]
+                      for mode in modes},
+        label_agreement_ours_vs_naive=same / max(total, 1))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark GroupViT zero-shot inference against '
+        'transformers\' GroupViTModel')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--checkpoint',
+        help='converted checkpoint (default: random weights, seeded)')
+    parser.add_argument(
+        '--data-root', help='dataset root for the images/s measurement')
+    parser.add_argument(
+        '--num-images',
+        type=int,
+        default=10,
+        help='images for the images/s measurement (0 skips it)')
+    parser.add_argument(
+        '--repeat', type=int, default=5, help='timed runs (best of)')
+    parser.add_argument(
+        '--image-repeat',
+        type=int,
+        default=1,
+        help='timed runs per image and path (best of)')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    parser.add_argument(
+        '--amp',
+        choices=['fp32', 'fp16', 'bf16'],
+        default='fp32',
+        help='autocast the image encoder (sets model.test_cfg.autocast)')
+    parser.add_argument(
+        '--window-batch',
+        type=int,
+        help='windows per backbone pass in slide inference '
+        '(sets model.test_cfg.window_batch)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        help='window H [W] (default: the config\'s crop_size)')
+    parser.add_argument(
+        '--peak-sizes',
+        type=int,
+        nargs='+',
+        default=[2048, 4096],
+        help='matrix sizes for the device\'s matrix-product peak')
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-4,
+        help='largest allowed difference from transformers')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--json',
+        action='store_true',
+        help='print the results as one JSON object on the last line')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, xxx=yyy')
+    return parser.parse_args(argv)
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('error: --device cuda but no GPU is visible; use '
+                         '--device cpu')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.amp != 'fp32':
+        cfg.model.test_cfg['autocast'] = args.amp
+    if args.window_batch:
+        cfg.model.test_cfg['window_batch'] = args.window_batch
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    shape = window_shape(cfg) if not args.shape else (args.shape[0],
+                                                      args.shape[-1])
+    load_start = load_average()
+
+    model = build_model(cfg, args.checkpoint, device, args.seed)
+    hf = build_reference(model, shape, cfg.model).to(device)
+    dataset = build_dataset(cfg, args.data_root) if args.num_images else None
+    window, source = first_window(dataset, model, shape, device, args.seed)
+    metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
+    prompts = [p for ps in model.text_encoder.prompts() for p in ps]
+    tokens = model.text_encoder.tokenize(prompts).to(device)
+    longest = int(tokens.argmax(-1).max()) + 1
+    short_tokens = tokens[:, :longest].contiguous()
+    encoder = model.image_encoder
+
+    with torch.no_grad():
+        model.text_encoder()  # cached, as for every window after the first
+        batch2 = window.expand(2, -1, -1, -1).contiguous()
+        fns = dict(
+            ours_window=lambda: model.encode_decode(window, metas),
+            hf_window=lambda:
+            hf(input_ids=tokens, pixel_values=window, output_segmentation=True
+               ),
+            hf_window_padded_longest=lambda: hf(
+                input_ids=short_tokens,
+                pixel_values=window,
+                output_segmentation=True),
+            ours_backbone=lambda: encoder.forward_features(window),
+            hf_backbone=lambda: hf.vision_model(
+                pixel_values=window, output_attentions=True),
+            ours_window_batch2=lambda: model.encode_decode(batch2, metas),
+            ours_text=lambda: model.text_encoder.encode_tokens(tokens),
+            hf_text=lambda: hf.get_text_features(input_ids=tokens))
+        times = time_interleaved(fns, args.repeat, 1, device)
+        times['ours_window_batch2'] = {
+            k: v / 2
+            for k, v in times['ours_window_batch2'].items()
+        }
+        memory = dict(
+            ours_window=peak_memory(fns['ours_window'], device),
+            hf_window=peak_memory(fns['hf_window'], device),
+            ours_backbone=peak_memory(fns['ours_backbone'], device),
+            hf_backbone=peak_memory(fns['hf_backbone'], device))
+    diffs, head = agreement(model, hf, window, tokens, metas, args.amp)
+    amp = amp_agreement(model, window, metas,
+                        args.amp) if args.amp != 'fp32' else None
+
+    flops = segmentor_flops(model, shape)
+    peak = matmul_peak(device, args.peak_sizes, max(2, args.repeat // 2))
+    best = {k: v['best'] for k, v in times.items()}
+    rates = dict(
+        ours_window=2 * flops['window'] / best['ours_window'] / 1e9,
+        ours_backbone=2 * flops['image_encoder'] / best['ours_backbone'] / 1e9,
+        hf_backbone=2 * flops['image_encoder'] / best['hf_backbone'] / 1e9)
+    images = None
+    if dataset is not None and args.num_images > 0:
+        images = image_throughput(model, dataset, args.num_images,
+                                  args.image_repeat, device)
+    max_abs = max(diffs.values())
+    return dict(
+        config=args.config,
+        window=list(shape),
+        window_source=source,
+        num_prompts=len(prompts),
+        prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
+        amp=args.amp,
+        window_batch=fast_inference.window_batch(model.test_cfg),
+        weights=args.checkpoint or f'random (seed {args.seed})',
+        machine=machine(device),
+        load_avg_1min=dict(start=load_start, end=load_average()),
+        repeat=args.repeat,
+        times_ms={
+            k: {
+                s: v * 1e3
+                for s, v in t.items()
+            }
+            for k, t in times.items()
+        },
+        speedup_window=best['hf_window'] / best['ours_window'],
+        speedup_window_vs_padded_longest=best['hf_window_padded_longest'] /
+        best['ours_window'],
+        speedup_backbone=best['hf_backbone'] / best['ours_backbone'],
+        speedup_window_batch2=best['ours_window'] / best['ours_window_batch2'],
+        peak_mem_mib={
+            k: v / MiB
+            for k, v in memory.items()
+        },
+        peak_mem_ratio=memory['ours_window'] / max(memory['hf_window'], 1),
+        gflop=dict(
+            window=2 * flops['window'] / 1e9,
+            image_encoder=2 * flops['image_encoder'] / 1e9,
+            text=2 * flops['text'] / 1e9),
+        gflop_per_s=rates,
+        matmul_peak_gflop_per_s=peak,
+        share_of_peak={
+            k: v / peak['peak']
+            for k, v in rates.items()
+        },
+        max_abs_diff=max_abs,
+        diffs=diffs,
+        head_on_reference_features=head,
+        amp_vs_fp32=amp,
+        agree=max_abs <= args.atol,
+        atol=args.atol,
+        images=images)
+
+
+def report(r: dict) -> str:
+    t = {k: v['best'] for k, v in r['times_ms'].items()}
+    m = r['machine']
+    h, w = r['window']
+    lines = [
+        f'GroupViT zero-shot benchmark: {r["config"]}, {h}x{w} window '
+        f'({r["window_source"]}), {r["num_prompts"]} prompts, '
+        f'{r["amp"]}, weights {r["weights"]}',
+        f'machine: {m["cpu"]} ({m["cpu_count"]} CPUs), {m["threads"]} '
+        f'threads, device {m["device"]}{", " + m["gpu"] if "gpu" in m else ""}'
+        f', torch {m["torch"]}, transformers {m["transformers"]}',
+        f'load average (1 min): {r["load_avg_1min"]["start"]} at start, '
+        f'{r["load_avg_1min"]["end"]} at end',
+        '',
+        f'per window, best of {r["repeat"]} (ms)      ours  transformers'
+        f'   ratio',
+        f'full zero-shot call         {t["ours_window"]:9.1f} '
+        f'{t["hf_window"]:13.1f} {r["speedup_window"]:6.2f}x',
+        f'  transformers, text padded to the longest prompt '
+        f'({r["prompt_tokens"]["longest"]} tokens): '
+        f'{t["hf_window_padded_longest"]:.1f} ms, '
+        f'{r["speedup_window_vs_padded_longest"]:.2f}x',
+        f'vision backbone             {t["ours_backbone"]:9.1f} '
+        f'{t["hf_backbone"]:13.1f} {r["speedup_backbone"]:6.2f}x',
+        f'text encoder ({r["num_prompts"]} prompts)    {t["ours_text"]:9.1f} '
+        f'{t["hf_text"]:13.1f}   (ours: once per vocabulary)',
+        f'ours, 2 windows per pass    {t["ours_window_batch2"]:9.1f}'
+        f'   per window ({r["speedup_window_batch2"]:.2f}x one window)',
+        '',
+        f'peak tensor memory (MiB)    {r["peak_mem_mib"]["ours_window"]:9.1f}'
+        f' {r["peak_mem_mib"]["hf_window"]:13.1f} '
+        f'{r["peak_mem_ratio"]:6.2f}x  (full call)',
+        f'                            '
+        f'{r["peak_mem_mib"]["ours_backbone"]:9.1f} '
+        f'{r["peak_mem_mib"]["hf_backbone"]:13.1f}          (backbone)',
+        '',
+        f'GFLOP per window {r["gflop"]["window"]:.2f} (backbone '
+        f'{r["gflop"]["image_encoder"]:.2f}); text '
+        f'{r["gflop"]["text"]:.2f} per vocabulary',
+        f'GFLOP/s: ours window {r["gflop_per_s"]["ours_window"]:.1f}, ours '
+        f'backbone {r["gflop_per_s"]["ours_backbone"]:.1f}, transformers '
+        f'backbone {r["gflop_per_s"]["hf_backbone"]:.1f}',
+        'matrix-product peak (GFLOP/s): ' +
+        ', '.join(f'{k} {v:.1f}'
+                  for k, v in r['matmul_peak_gflop_per_s'].items()) +
+        f'; ours backbone at '
+        f'{100 * r["share_of_peak"]["ours_backbone"]:.0f}% of it, '
+        f'transformers\' at {100 * r["share_of_peak"]["hf_backbone"]:.0f}%',
+        '',
+        'agreement with transformers (max abs diff): ' +
+        ', '.join(f'{k} {v:.1e}' for k, v in r['diffs'].items()),
+        f'  max {r["max_abs_diff"]:.1e} '
+        f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
+        f'our head on transformers\' features: max abs diff '
+        f'{r["head_on_reference_features"]["max_abs_diff"]:.1e}, labels '
+        f'{100 * r["head_on_reference_features"]["label_agreement"]:.3f}% '
+        f'equal',
+    ]
+    if r['amp_vs_fp32']:
+        a = r['amp_vs_fp32']
+        lines.append(f'{a["dtype"]} autocast vs fp32: scores max abs diff '
+                     f'{a["max_abs_diff"]:.1e}, labels '
+                     f'{100 * a["label_agreement"]:.3f}% equal; group '
+                     f'embeddings cosine >= {a["min_group_embed_cosine"]:.5f}'
+                     f', soft groupings max abs diff '
+                     f'{a["soft_grouping_max_abs_diff"]:.1e}')
+    if r['images']:
+        i = r['images']
+        ips = i['images_per_s']
+        lines += [
+            '',
+            f'images/s on {i["num_images"]} real images '
+            f'({i["windows_per_image"]:.2f} windows each, load and resize '
+            f'included):',
+            f'  ours (window batch {r["window_batch"]}) {ips["ours"]:.3f}, '
+            f'mmseg window loop {ips["mmseg_loop"]:.3f}, original protocol '
+            f'naive (2 encoder passes, one window at a time) '
+            f'{ips["naive"]:.3f}, the same with plain PyTorch linear layers '
+            f'{ips["naive_plain"]:.3f}',
+            f'  ours: {ips["ours"] / ips["mmseg_loop"]:.2f}x the mmseg loop, '
+            f'{ips["ours"] / ips["naive"]:.2f}x the naive protocol, '
+            f'{ips["ours"] / ips["naive_plain"]:.2f}x the naive protocol '
+            f'with plain layers',
+            f'  labels equal, ours vs naive: '
+            f'{100 * i["label_agreement_ours_vs_naive"]:.4f}%',
+        ]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        print(f'error: config {args.config} does not exist', file=sys.stderr)
+        return 1
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        print(
+            'error: the reference needs transformers '
+            '(pip install "transformers>=4.37")',
+            file=sys.stderr)
+        return 1
+    result = run(args)
+    print(report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result['agree'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,169 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""transformers' ``GroupViTModel`` carrying the weights of a GroupViT
+segmentor, for side-by-side speed and agreement checks.
+
+The key tables are the converter's (``mmseg_groupvit.weights.convert``),
+read backwards: each transformers key is renamed to ours, and our fused
+``qkv`` rows (q, k, v) are split into ``q_proj`` / ``k_proj`` / ``v_proj``.
+transformers' public ``forward`` only accepts its configured
+``image_size``, so the reference is built for the window size and given our
+position table already resized to that grid (bicubic, as both models
+resize it), which makes the two compute the same function.
+"""
+import re
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from mmseg_groupvit.weights import infer_arch
+from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
+
+_QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
+_RULES = [(re.compile(p), r) for p, r in HF_RULES]
+
+
+def _our_key(hf_key: str) -> str:
+    for pattern, repl in _RULES:
+        if pattern.match(hf_key):
+            return pattern.sub(repl, hf_key)
+    raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
+
+
+def hf_config(model: nn.Module, image_size: int, cfg_model=None):
+    """A ``transformers.GroupViTConfig`` for a built segmentor.
+
+    Shapes come from the weights (:func:`infer_arch`), head counts from the
+    modules, activation and LayerNorm epsilon from the config when it sets
+    them (both default to transformers' values).
+
+    Args:
+        model (nn.Module): ``GroupViTEncoderDecoder``.
+        image_size (int): The reference's input size (the window side).
+        cfg_model (dict, optional): The ``model`` section of the config.
+
+    Returns:
+        transformers.GroupViTConfig
+    """
+    from transformers import GroupViTConfig
+    image_encoder, text_encoder = model.image_encoder, model.text_encoder
+    arch = infer_arch(
+        model.state_dict(),
+        vision_heads=image_encoder.stages[0].blocks[0].attn.num_heads,
+        text_heads=text_encoder.blocks[0].attn.num_heads)
+    vision = dict(arch['image_encoder'])
+    text = dict(arch['text_encoder'])
+    projection = dict(
+        projection_dim=vision.pop('projection_dim'),
+        projection_intermediate_dim=vision.pop('projection_intermediate_dim'))
+    for part in (text, ):
+        part.pop('projection_dim', None)
+        part.pop('projection_intermediate_dim', None)
+    # transformers reads num_output_groups[i - 1] for every stage.
+    groups = list(vision['num_output_groups'])
+    vision['num_output_groups'] = groups + groups[-1:] * (
+        len(vision['depths']) - len(groups))
+    vision['num_hidden_layers'] = sum(vision['depths'])
+    vision['image_size'] = image_size
+    for part, key in ((vision, 'image_encoder'), (text, 'text_encoder')):
+        section = (cfg_model or {}).get(key, {})
+        for field in ('hidden_act', 'layer_norm_eps'):
+            if field in section:
+                part[field] = section[field]
+    return GroupViTConfig(vision_config=vision, text_config=text, **projection)
+
+
+def hf_state_dict(model: nn.Module, hf_keys,
+                  grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+    """Our weights under transformers' keys.
+
+    Args:
+        model (nn.Module): ``GroupViTEncoderDecoder``.
+        hf_keys (Iterable[str]): The reference model's state-dict keys.
+        grid (tuple[int, int]): Patch grid of the reference's input size;
+            the position table is resized to it.
+
+    Returns:
+        dict[str, Tensor]
+    """
+    state = model.state_dict()
+    out = {}
+    for key in hf_keys:
+        if key in HF_DROPPED:
+            continue
+        match = _QKV.match(key)
+        if match and '.downsample.' not in key:
+            prefix, which, kind = match.groups()
+            fused = state[_our_key(f'{prefix}.self_attn.qkv.{kind}')]
+            out[key] = fused.chunk(3)['qkv'.index(which)]
+        elif key == 'vision_model.embeddings.position_embeddings':
+            with torch.no_grad():
+                out[key] = model.image_encoder.interpolate_pos_embed(
+                    grid).detach().clone()
+        else:
+            out[key] = state[_our_key(key)]
+    return out
+
+
+def build_reference(model: nn.Module,
+                    window: Tuple[int, int],
+                    cfg_model: Optional[dict] = None) -> nn.Module:
+    """transformers' ``GroupViTModel`` with ``model``'s weights, for square
+    windows of side ``window[0]``, in eval mode.
+
+    Raises:
+        ValueError: for a non-square window (transformers' forward accepts
+            only its square ``image_size``).
+    """
+    import transformers
+    if window[0] != window[1]:
+        raise ValueError(
+            f'transformers\' GroupViTModel only runs square inputs of its '
+            f'image_size; the window is {window[0]}x{window[1]}. Pass a '
+            f'square --shape.')
+    config = hf_config(model, window[0], cfg_model)
+    hf = transformers.GroupViTModel(config).eval()
+    patch = model.image_encoder.patch_size
+    state = hf_state_dict(model,
+                          hf.state_dict().keys(),
+                          (window[0] // patch, window[1] // patch))
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in HF_DROPPED]
+    if missing or unexpected:
+        raise RuntimeError(f'weights do not map onto transformers\' model: '
+                           f'missing {missing[:5]}, unexpected '
+                           f'{unexpected[:5]}')
+    return hf
+
+
+def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every tensor of a freshly built segmentor non-trivial random
+    values (weights, biases, norms, group tokens, position tables and
+    BatchNorm statistics), so groupings are not degenerate and nothing
+    agrees by accident.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(t, std, mean=0.):
+        return torch.randn(t.shape, generator=gen) * std + mean
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('logit_scale'):
+                continue
+            leaf = name.rsplit('.', 1)[-1]
+            if param.dim() >= 2 and 'group_token' not in name and \
+                    'pos' not in name:
+                param.copy_(normal(param, 0.02))
+            elif 'group_token' in name or 'pos' in name:
+                param.copy_(normal(param, 0.2))
+            elif leaf == 'bias':
+                param.copy_(normal(param, 0.02))
+            else:  # LayerNorm / BatchNorm scales
+                param.copy_(normal(param, 0.1, 1.))
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.copy_(normal(module.running_mean, 0.2))
+                module.running_var.copy_(
+                    torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    return model
