@@ -1,8 +1,8 @@
 # GroupViT zero-shot on PASCAL Context val: 60 classes with background, the
 # paper's protocol (mIoU 22.4 with GCC+YFCC).
 _base_ = [
-    './_base_/models/groupvit_gcc-yfcc.py', './_base_/datasets/pascal_context.py',
-    './_base_/default_runtime.py'
+    './_base_/models/groupvit_gcc-yfcc.py',
+    './_base_/datasets/pascal_context.py', './_base_/default_runtime.py'
 ]
 
 model = dict(

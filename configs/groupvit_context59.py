@@ -1,7 +1,7 @@
 # GroupViT zero-shot on PASCAL Context val without background (Context59).
 _base_ = [
-    './_base_/models/groupvit_gcc-yfcc.py', './_base_/datasets/pascal_context59.py',
-    './_base_/default_runtime.py'
+    './_base_/models/groupvit_gcc-yfcc.py',
+    './_base_/datasets/pascal_context59.py', './_base_/default_runtime.py'
 ]
 
 model = dict(

@@ -2,8 +2,8 @@
 # paper's protocol (VOC mIoU 52.3 with GCC+YFCC). Prompt names are the
 # original's (table, plant, monitor); the dataset keeps mmseg's names.
 _base_ = [
-    './_base_/models/groupvit_gcc-yfcc.py', './_base_/datasets/pascal_voc12.py',
-    './_base_/default_runtime.py'
+    './_base_/models/groupvit_gcc-yfcc.py',
+    './_base_/datasets/pascal_voc12.py', './_base_/default_runtime.py'
 ]
 
 model = dict(

@@ -1,8 +1,8 @@
 # GroupViT zero-shot on PASCAL VOC 2012 val without background (VOC20):
 # background pixels are ignored; every pixel gets one of the 20 classes.
 _base_ = [
-    './_base_/models/groupvit_gcc-yfcc.py', './_base_/datasets/pascal_voc20.py',
-    './_base_/default_runtime.py'
+    './_base_/models/groupvit_gcc-yfcc.py',
+    './_base_/datasets/pascal_voc20.py', './_base_/default_runtime.py'
 ]
 
 model = dict(

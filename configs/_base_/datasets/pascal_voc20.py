@@ -4,8 +4,8 @@ _base_ = ['./pascal_voc12.py']
 
 test_dataloader = dict(
     dataset=dict(
-        metainfo=dict(classes=(
-            'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
-            'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
-            'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
-            'tvmonitor'))))
+        metainfo=dict(
+            classes=('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
+                     'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
+                     'horse', 'motorbike', 'person', 'pottedplant', 'sheep',
+                     'sofa', 'train', 'tvmonitor'))))

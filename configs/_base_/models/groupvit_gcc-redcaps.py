@@ -2,4 +2,3 @@
 # .pth or nvidia/groupvit-gcc-redcaps): same architecture as GCC + YFCC,
 # other weights.
 _base_ = ['./groupvit_gcc-yfcc.py']
-

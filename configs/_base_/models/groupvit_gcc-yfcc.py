@@ -18,5 +18,4 @@ model = dict(
     text_encoder=dict(type='GroupViTTextEncoder', templates='simple'),
     decode_head=dict(type='GroupViTHead', num_classes=21, with_bg=True),
     test_cfg=dict(
-        mode='slide', crop_size=(448, 448), stride=(224, 224),
-        bg_thresh=0.95))
+        mode='slide', crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95))

@@ -86,7 +86,8 @@ class GroupViTTextEncoder(BaseModule):
             Defaults to 4096.
         frozen (bool): Freeze all weights (mmseg's text encoders always
             are) and stay in eval mode under ``model.train()``, so the
-            projector's BatchNorm keeps its running statistics. Defaults to True.
+            projector's BatchNorm keeps its running statistics.
+            Defaults to True.
         chunk_size (int): Prompts encoded per forward pass, which bounds
             memory for large vocabularies. Defaults to 256.
         init_cfg (dict, optional): Initialisation config.
