@@ -1,8 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Shared test fixtures: paths, the reference fixture of the original code,
 and small GroupViT models built from configs."""
+import importlib.util
 import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -42,6 +44,24 @@ SMALL_ARCH = dict(
         num_attention_heads=2,
         projection_dim=32,
         projection_intermediate_dim=64))
+
+
+def load_script(path, name=None):
+    """Import a script by path (``tools/`` is not a package).
+
+    Args:
+        path (str): The script, absolute or relative to the repository.
+        name (str, optional): Module name; derived from the path if None.
+            The module is registered in ``sys.modules`` so that worker
+            processes can unpickle its functions.
+    """
+    path = path if osp.isabs(path) else osp.join(REPO, path)
+    name = name or '_groupvit_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +106,31 @@ def randomise_batchnorm(model, seed=0):
             module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
             module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
             module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+@torch.no_grad()
+def randomise_hf(hf, seed=0, logit_scale=None):
+    """Move every tensor that transformers initialises to a constant (zero
+    biases and group tokens, unit norms, zero position table, fresh
+    BatchNorm statistics) to random values, so nothing passes by accident."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(t, std, mean=0.):
+        return torch.randn(t.shape, generator=gen) * std + mean
+
+    for name, param in hf.named_parameters():
+        if name == 'logit_scale':
+            if logit_scale is not None:
+                param.fill_(logit_scale)
+        elif name.endswith('.bias'):
+            param.copy_(randn(param, 0.02))
+        elif 'group_token' in name or 'position_embeddings' in name:
+            param.copy_(randn(param, 0.2))
+    for module in hf.modules():
+        if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
+            module.weight.copy_(randn(module.weight, 0.1, 1.))
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.copy_(randn(module.running_mean, 0.2))
+            module.running_var.copy_(
+                torch.rand(module.running_var.shape, generator=gen) + 0.5)
+            module.num_batches_tracked.fill_(7)

@@ -19,9 +19,9 @@ import pytest
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose
 from mmengine.runner import Runner
+from mmseg.registry import DATASETS, MODELS
 from PIL import Image
 
-from mmseg.registry import DATASETS, MODELS
 from mmseg_groupvit.utils import get_prompt_classes
 from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, REPO, SMALL_ARCH,
                             VOC_SAMPLE)

@@ -9,7 +9,6 @@ that training fits in seconds on a CPU; the configs are otherwise used as
 shipped.
 """
 import glob
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -19,25 +18,17 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
-
 from mmseg.registry import MODELS
+
 from mmseg_groupvit.weights import CheckpointError
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor)
+                            build_small_segmentor, load_script)
 
 FINETUNE_CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py')))
 RELEASED_WIDTH = 384
 SMALL_WIDTH = SMALL_ARCH['image_encoder']['hidden_size']
 CROP = (64, 64)
-
-
-def load_tool(name):
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def shrink(cfg):
@@ -331,7 +322,8 @@ def test_train_fcn_on_voc_sample(converted, tmp_path):
     iters = 40
     cfg_path = _train_config(tmp_path, checkpoint, iters)
     work_dir = str(tmp_path / 'work')
-    runner = load_tool('train').main([cfg_path, '--work-dir', work_dir])
+    runner = load_script('tools/train.py').main(
+        [cfg_path, '--work-dir', work_dir])
 
     losses, _ = runner.message_hub.get_scalar('train/loss').data
     losses = np.asarray(losses)
@@ -365,7 +357,7 @@ def test_train_fcn_on_voc_sample(converted, tmp_path):
     allowed = torch.serialization.get_safe_globals()
     torch.serialization.clear_safe_globals()
     try:
-        metrics = load_tool('test').main(
+        metrics = load_script('tools/test.py').main(
             [cfg_path, ckpt, '--work-dir',
              str(tmp_path / 'test')])
     finally:
@@ -378,7 +370,7 @@ def test_train_fcn_on_voc_sample(converted, tmp_path):
     cfg_more.train_cfg.val_interval = 1000
     cfg_more.param_scheduler[0].end = iters + 2
     cfg_more.dump(str(tmp_path / 'fcn_more.py'))
-    resumed = load_tool('train').main(
+    resumed = load_script('tools/train.py').main(
         [str(tmp_path / 'fcn_more.py'), '--work-dir', work_dir, '--resume'])
     assert resumed.iter == iters + 2
 
@@ -386,14 +378,14 @@ def test_train_fcn_on_voc_sample(converted, tmp_path):
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason='checks the message shown without GPU')
 def test_train_amp_without_gpu_is_refused():
-    train = load_tool('train')
+    train = load_script('tools/train.py')
     path = [p for p in FINETUNE_CONFIGS if osp.basename(p).startswith('fcn')]
     with pytest.raises(SystemExit, match='--amp needs a GPU'):
         train.build_config(train.parse_args([path[0], '--amp']))
 
 
 def test_train_missing_inputs_are_named(converted, tmp_path):
-    train = load_tool('train')
+    train = load_script('tools/train.py')
     path = [p for p in FINETUNE_CONFIGS if osp.basename(p).startswith('fcn')]
     missing = str(tmp_path / 'missing.pth')
     args = train.parse_args([
@@ -419,7 +411,7 @@ def test_train_missing_inputs_are_named(converted, tmp_path):
 
 
 def test_sync_bn_becomes_bn_for_cpu_processes():
-    train = load_tool('train')
+    train = load_script('tools/train.py')
     path = [p for p in FINETUNE_CONFIGS if 'upernet' in p][0]
     cfg = Config.fromfile(path)
     assert train.replace_sync_bn(cfg.model) == 2

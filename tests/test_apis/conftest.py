@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import VOC_SAMPLE
+from tests.conftest import VOC_SAMPLE, randomise_hf
 
 transformers = pytest.importorskip('transformers')
 
@@ -37,23 +37,6 @@ HF_ARCH = dict(
     projection_intermediate_dim=64)
 
 
-def randomise(hf, seed=0):
-    """Give the tensors transformers initialises to constants (biases, group
-    tokens, the position table, BatchNorm statistics) random values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in hf.named_parameters():
-            if name.endswith('.bias'):
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
-            elif 'group_token' in name or 'position_embeddings' in name:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.2)
-        for module in hf.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-
-
 @pytest.fixture(scope='session')
 def small(tmp_path_factory):
     """``config`` (.py written by the converter), ``checkpoint`` (.pth) and
@@ -61,7 +44,7 @@ def small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('groupvit_small')
     torch.manual_seed(0)
     hf = transformers.GroupViTModel(transformers.GroupViTConfig(**HF_ARCH))
-    randomise(hf)
+    randomise_hf(hf)
     hf.eval()
     hf.save_pretrained(str(tmp / 'hf'))
     info = convert_checkpoint(str(tmp / 'hf'), str(tmp / 'groupvit.pth'))

@@ -35,6 +35,7 @@ from PIL import Image
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
+from tests.conftest import randomise_hf
 
 transformers = pytest.importorskip('transformers')
 hf_groupvit = pytest.importorskip(
@@ -135,32 +136,6 @@ def load_images(size):
     return torch.stack(batch)
 
 
-def randomise(hf, seed=0):
-    """Move every tensor that transformers initialises to a constant (zero
-    biases and group tokens, unit norms, zero position table, fresh
-    BatchNorm statistics) to random values, so nothing passes by accident."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def randn(t, std, mean=0.):
-        return torch.randn(t.shape, generator=gen) * std + mean
-
-    for name, param in hf.named_parameters():
-        if name == 'logit_scale':
-            param.fill_(LOGIT_SCALE)
-        elif name.endswith('.bias'):
-            param.copy_(randn(param, 0.02))
-        elif 'group_token' in name or 'position_embeddings' in name:
-            param.copy_(randn(param, 0.2))
-    for module in hf.modules():
-        if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
-            module.weight.copy_(randn(module.weight, 0.1, 1.))
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.copy_(randn(module.running_mean, 0.2))
-            module.running_var.copy_(
-                torch.rand(module.running_var.shape, generator=gen) + 0.5)
-            module.num_batches_tracked.fill_(7)
-
-
 def _load_state(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
@@ -172,7 +147,7 @@ def pair(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f'hf_{arch}')
     torch.manual_seed(0)
     hf = transformers.GroupViTModel(transformers.GroupViTConfig(**ARCHS[arch]))
-    randomise(hf)
+    randomise_hf(hf, logit_scale=LOGIT_SCALE)
     hf.eval()
 
     # save_pretrained writes model.safetensors (transformers 5 dropped

@@ -40,10 +40,10 @@ from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.dataset import Compose, pseudo_collate  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import mmseg_groupvit  # noqa: E402,F401
-from mmseg.registry import MODELS  # noqa: E402
 from mmseg_groupvit.evaluation import CheckedIoUMetric  # noqa: E402
 
 VOC_IMAGE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit', 'VOC2012',

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """``tools/test.py`` on a broken copy of the VOC sample: every problem stops
 the run with one ``error: ...`` line naming the input and the fix."""
-import importlib.util
 import os.path as osp
 import shutil
 
@@ -10,10 +9,11 @@ import torch
 from mmengine.registry import init_default_scope
 from PIL import Image
 
+from mmseg_groupvit.datasets import ImageLoadError
 from mmseg_groupvit.evaluation import (ConfigCheckError, check_dataset_paths,
                                        user_error_message)
-from mmseg_groupvit.datasets import ImageLoadError
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor, load_script)
 
 NAMES = ['2007_000033', '2007_000129']
 # Small windows on images resized to a short side of 224: quick.
@@ -34,14 +34,6 @@ test_dataloader = dict(
             dict(type='PackSegInputs')
         ]))
 """
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'groupvit_test_tool', osp.join(REPO, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +75,7 @@ def run_tool(dataset, *options):
         str(root.parent / 'work'), *options
     ]
     with pytest.raises(SystemExit) as info:
-        load_tool().main(argv)
+        load_script('tools/test.py', 'groupvit_test_tool').main(argv)
     message = str(info.value.code)
     assert message.startswith('error: ')
     assert 'Traceback' not in message

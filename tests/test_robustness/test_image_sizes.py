@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
-from PIL import Image
-
 from mmseg.structures import SegDataSample
+from PIL import Image
 
 import mmseg_groupvit.models.segmentors.postprocess as postprocess
 from mmseg_groupvit.models.segmentors.postprocess import resize_argmax

@@ -4,9 +4,9 @@ checks, and progress records that merge without double counting."""
 import numpy as np
 import pytest
 import torch
+from mmseg.evaluation import IoUMetric
 from PIL import Image
 
-from mmseg.evaluation import IoUMetric
 from mmseg_groupvit.evaluation import (CheckedIoUMetric, ConfigCheckError,
                                        LabelMapError, ProgressError,
                                        ProgressWriter, read_progress)

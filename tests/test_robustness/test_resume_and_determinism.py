@@ -22,9 +22,9 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 from PIL import Image
 
-from mmseg.registry import MODELS
 from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')

@@ -6,9 +6,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
 from mmseg.utils.tokenizer import _tokenizer
+
 from tests.conftest import SMALL_ARCH, build_small_segmentor
 
 EOT = 49407

@@ -14,7 +14,6 @@ It checks that the tool's comparisons are real ones:
   ``test_get_flops.py``).
 """
 import contextlib
-import importlib.util
 import io
 import json
 import os.path as osp
@@ -22,19 +21,12 @@ import os.path as osp
 import pytest
 import torch
 
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor, load_script)
 
 pytest.importorskip('transformers')
 
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_groupvit_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +42,7 @@ def small_config(tmp_path_factory):
 @pytest.fixture(scope='module')
 def result(small_config):
     """The printed report and the JSON object of its last line."""
-    benchmark = load_tool('benchmark')
+    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         status = benchmark.main([
@@ -114,7 +106,7 @@ def test_flops_are_get_flops_count(result, small_config):
     out, _, _ = result
     from mmengine.config import Config
     from mmseg.registry import MODELS
-    get_flops = load_tool('get_flops')
+    get_flops = load_script(osp.join(TOOLS, 'get_flops.py'))
     model = MODELS.build(Config.fromfile(small_config).model).eval()
     flops = get_flops.segmentor_flops(model, (448, 448))
     assert out['gflop']['window'] == pytest.approx(2 * flops['window'] / 1e9)
@@ -123,13 +115,13 @@ def test_flops_are_get_flops_count(result, small_config):
 
 
 def test_bad_config_is_one_clear_error(capsys):
-    benchmark = load_tool('benchmark')
+    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     assert benchmark.main(['no/such/config.py']) == 1
     assert 'does not exist' in capsys.readouterr().err
 
 
 def test_amp_agreement_reports_bf16_against_fp32():
-    benchmark = load_tool('benchmark')
+    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     model = build_small_segmentor()
     model.test_cfg['autocast'] = 'bf16'
     window = torch.randn(1, 3, 64, 64)

@@ -18,16 +18,7 @@ COCO_SAMPLE = osp.join(REPO, 'samples', 'coco_sample')
 SAMPLE_JSON = osp.join(COCO_SAMPLE, 'annotations',
                        'instances_val2017_sample.json')
 
-
-def load_script(path, name):
-    """Import a script by path (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    # Registered so that worker processes can unpickle its functions.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from tests.conftest import load_script  # noqa: E402
 
 converter = load_script(
     osp.join(REPO, 'tools', 'dataset_converters', 'coco_object.py'),

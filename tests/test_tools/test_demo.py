@@ -1,10 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """tools/demo.py on real photos: the files it writes, their sizes, legends,
 label and group maps, and its messages for bad input."""
-import importlib.util
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from mmseg.apis import init_model
 from PIL import Image
 
 from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor)
+                            build_small_segmentor, load_script)
 
 PHOTO_DIRS = [
     osp.join(osp.dirname(REPO), 'shared', 'data', 'images'),
@@ -27,16 +25,6 @@ PHOTO_DIRS = [
 WIDE_PHOTO = osp.join(VOC_SAMPLE, 'JPEGImages', '2007_000033.jpg')
 VOCAB = 'dog|puppy,potted plant,curtain,carpet'
 CLASSES = ['background', 'dog', 'potted plant', 'curtain', 'carpet']
-
-
-def load_script(path, name):
-    """Import a script by path (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 demo = load_script(osp.join(REPO, 'tools', 'demo.py'), 'groupvit_demo')
 

@@ -7,7 +7,6 @@ are thin leaves over the shipped VOC and COCO-Object configs (VOC limited to
 3 images by its own split file).
 """
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,19 +18,11 @@ import torch
 from mmengine.registry import init_default_scope
 
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor)
+                            build_small_segmentor, load_script)
 
 SUITE_PY = osp.join(REPO, 'tools', 'eval_suite.py')
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-
-
-def load_suite_tool():
-    spec = importlib.util.spec_from_file_location('groupvit_eval_suite',
-                                                  SUITE_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_config(path, base, extra=''):
@@ -178,7 +169,7 @@ def test_finished_runs_are_skipped(setup, suite_runs):
 
 
 def test_configs_from_a_glob(setup, tmp_path):
-    tool = load_suite_tool()
+    tool = load_script(SUITE_PY, 'groupvit_eval_suite')
     pattern = str(setup['root'] / '*_small.py')
     assert tool.expand_configs([pattern]) == sorted(setup['configs'])
     # A pattern and a path naming the same file count once.
@@ -188,7 +179,7 @@ def test_configs_from_a_glob(setup, tmp_path):
 
 @pytest.mark.parametrize('case', ['config', 'checkpoint', 'data_root'])
 def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
-    tool = load_suite_tool()
+    tool = load_script(SUITE_PY, 'groupvit_eval_suite')
     configs, checkpoint = list(setup['configs']), setup['checkpoint']
     extra, expected = [], dict(
         config='no config matches',

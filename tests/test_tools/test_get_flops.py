@@ -8,7 +8,6 @@ whole backbone, with attention decomposed into matrix products so that it
 counts them too.
 """
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 
@@ -18,18 +17,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmseg_groupvit.models.layers import SelfAttention, fast_linear
-from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
+from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor, load_script
 
 SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
 
 
 @pytest.fixture(scope='module')
 def get_flops():
-    spec = importlib.util.spec_from_file_location('_groupvit_get_flops',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, '_groupvit_get_flops')
 
 
 def test_attention_block_by_hand(get_flops):

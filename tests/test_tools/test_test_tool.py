@@ -19,7 +19,6 @@ What is checked against something independent:
 - ``--show-dir`` overlays against the images they show.
 """
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -30,14 +29,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import MODELS
+from PIL import Image
+
 from mmseg_groupvit.evaluation import describe_protocol
 from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import COCO_SAMPLE, CONTEXT_SAMPLE, REPO, VOC_SAMPLE
+from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, REPO, VOC_SAMPLE,
+                            load_script)
 
 transformers = pytest.importorskip('transformers')
 
@@ -60,15 +60,6 @@ HF_SMALL = dict(
     projection_dim=32,
     projection_intermediate_dim=64)
 VOC_IMAGES = 5  # odd: two processes must drop the sampler's padding
-
-
-def load_test_tool():
-    """Import tools/test.py (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location('groupvit_test_tool',
-                                                  TEST_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -355,7 +346,7 @@ def test_text_options_reach_the_model(small_model, tmp_path):
     """--cfg-options sets the vocabulary file, templates and threshold of
     the model that tools/test.py builds."""
     checkpoint, arch = small_model
-    tool = load_test_tool()
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
     config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
     names = get_prompt_classes('voc')[1:]
     vocabulary = write_vocabulary(tmp_path / 'voc_vocab.txt', names,
@@ -382,7 +373,7 @@ def test_text_options_reach_the_model(small_model, tmp_path):
 ])
 def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     checkpoint, arch = small_model
-    tool = load_test_tool()
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
     config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
     options = [f'test_dataloader.dataset.data_root={VOC_SAMPLE}']
     expected = dict(
@@ -399,8 +390,7 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     elif case == 'data_root':
         options = [f'test_dataloader.dataset.data_root={tmp_path}/nowhere']
     elif case == 'vocabulary_file':
-        options.append(
-            f'model.text_encoder.vocabulary={tmp_path}/missing.txt')
+        options.append(f'model.text_encoder.vocabulary={tmp_path}/missing.txt')
     elif case == 'template':
         options.append('model.text_encoder.templates=[aphoto]')
     else:

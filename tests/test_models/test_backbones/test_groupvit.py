@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from tests.conftest import SMALL_ARCH
 
 

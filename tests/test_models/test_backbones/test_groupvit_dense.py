@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from mmseg_groupvit.weights import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import SMALL_ARCH

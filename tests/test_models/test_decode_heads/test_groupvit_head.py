@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 from PIL import Image
 
-from mmseg.registry import MODELS
 from mmseg_groupvit.models.decode_heads import chain_assignments
 from tests.conftest import PHOTOS, build_small_segmentor
 

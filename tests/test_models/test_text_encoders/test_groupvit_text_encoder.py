@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
 from mmseg.utils import tokenize
+
 from tests.conftest import SMALL_ARCH, randomise_batchnorm
 
 
