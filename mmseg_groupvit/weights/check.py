@@ -1,12 +1,43 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Strict comparison of a checkpoint with the model it is loaded into."""
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
 from .arch import arch_diff, infer_arch
 from .io import CheckpointError
+
+
+def compare_state_dicts(
+        own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]
+) -> Tuple[List[str], List[str], List[str]]:
+    """Keys missing from ``state``, keys it has in excess, and keys whose
+    shapes differ, each sorted."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    reshaped = sorted(
+        k for k in set(own) & set(state)
+        if tuple(own[k].shape) != tuple(state[k].shape))
+    return missing, unexpected, reshaped
+
+
+def describe_mismatch(own: Dict[str, torch.Tensor],
+                      state: Dict[str, torch.Tensor], missing: List[str],
+                      unexpected: List[str], reshaped: List[str],
+                      owner: str) -> List[str]:
+    """Lines naming the first few missing, unexpected and reshaped keys."""
+    lines = []
+    for name, keys in (('missing from the checkpoint', missing),
+                       ('unexpected in the checkpoint', unexpected)):
+        if keys:
+            lines.append(f'{len(keys)} key(s) {name}: {keys[:6]}'
+                         f'{" ..." * (len(keys) > 6)}')
+    if reshaped:
+        lines.append('shape mismatches: ' + ', '.join(
+            f'{k} {tuple(state[k].shape)} vs {owner} {tuple(own[k].shape)}'
+            for k in reshaped[:6]))
+    return lines
 
 
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
@@ -21,11 +52,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
         state (dict[str, Tensor]): The checkpoint's state dict.
     """
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    reshaped = sorted(
-        k for k in set(own) & set(state)
-        if tuple(own[k].shape) != tuple(state[k].shape))
+    missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         return
     lines = []
@@ -43,15 +70,8 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     if diff:
         lines.append('architecture fields that differ (config vs '
                      'checkpoint):\n  ' + '\n  '.join(diff))
-    for name, keys in (('missing from the checkpoint', missing),
-                       ('unexpected in the checkpoint', unexpected)):
-        if keys:
-            lines.append(f'{len(keys)} key(s) {name}: {keys[:6]}'
-                         f'{" ..." * (len(keys) > 6)}')
-    if reshaped:
-        lines.append('shape mismatches: ' + ', '.join(
-            f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-            for k in reshaped[:6]))
+    lines += describe_mismatch(own, state, missing, unexpected, reshaped,
+                               'model')
     raise CheckpointError(
         'The checkpoint does not match the model built from the config:\n' +
         '\n'.join(lines) + '\nUse the config written next to the converted '

@@ -20,6 +20,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
 from mmseg.registry import MODELS
+from ...weights.check import compare_state_dicts, describe_mismatch
 from ...weights.io import CheckpointError
 from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
 
@@ -424,14 +425,10 @@ class GroupViT(BaseModule):
 
     def _check_weights(self, state: Dict[str, torch.Tensor], prefix: str,
                        all_keys: List[str]) -> None:
-        own = {k: v.shape for k, v in self.state_dict().items()}
-        extra = set(state) - set(own)
+        own = self.state_dict()
+        missing, extra, reshaped = compare_state_dicts(own, state)
         if self.projector is None:
-            extra = {k for k in extra if not k.startswith('projector.')}
-        missing = sorted(set(own) - set(state))
-        reshaped = sorted(
-            k for k in set(own) & set(state)
-            if tuple(own[k]) != tuple(state[k].shape))
+            extra = [k for k in extra if not k.startswith('projector.')]
         if not (missing or extra or reshaped):
             return
         where = f' (prefix {prefix!r})' if prefix else ''
@@ -444,15 +441,8 @@ class GroupViT(BaseModule):
                 f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
                 f'prefix=\'image_encoder.\').')
         else:
-            for name, keys in (('missing', missing), ('unexpected',
-                                                      sorted(extra))):
-                if keys:
-                    lines.append(f'{len(keys)} key(s) {name}: {keys[:6]}'
-                                 f'{" ..." * (len(keys) > 6)}')
-            if reshaped:
-                lines.append('shape mismatches: ' + ', '.join(
-                    f'{k} {tuple(state[k].shape)} vs encoder {tuple(own[k])}'
-                    for k in reshaped[:6]))
+            lines += describe_mismatch(own, state, missing, extra, reshaped,
+                                       'encoder')
             lines.append(
                 'Set the architecture fields (depths, num_group_tokens, '
                 'hidden_size, image_size, ...) to the checkpoint\'s: '
