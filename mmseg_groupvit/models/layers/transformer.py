@@ -112,6 +112,12 @@ class MixerMLP(MLP):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
+def _check_heads(embed_dims: int, num_heads: int) -> None:
+    if embed_dims % num_heads:
+        raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
+                         f'num_heads ({num_heads}).')
+
+
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     # [B, L, C] -> [B, heads, L, C // heads]
     batch, length, channels = x.shape
@@ -141,9 +147,7 @@ class SelfAttention(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.):
         super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
-                             f'num_heads ({num_heads}).')
+        _check_heads(embed_dims, num_heads)
         self.num_heads = num_heads
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(embed_dims, 3 * embed_dims)
@@ -188,9 +192,7 @@ class CrossAttention(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.):
         super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
-                             f'num_heads ({num_heads}).')
+        _check_heads(embed_dims, num_heads)
         self.num_heads = num_heads
         self.attn_drop = attn_drop
         self.q_proj = nn.Linear(embed_dims, embed_dims)
