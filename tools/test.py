@@ -200,6 +200,15 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
         json.dump(record, f, indent=2)
 
 
+def finish_distributed() -> None:
+    """Wait for every process, then tear the process group down: a gloo
+    group left to the interpreter's exit can abort a process after its work
+    is done (``terminate called without an active exception``)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -244,6 +253,7 @@ def main(argv=None):
         write_results(
             osp.join(cfg.work_dir, 'results.json'), args, cfg, runner, metrics,
             seconds)
+    finish_distributed()
     return metrics
 
 

@@ -55,7 +55,9 @@ def _load_test_tool():
     return module
 
 
-init_cpu_distributed = _load_test_tool().init_cpu_distributed
+_test_tool = _load_test_tool()
+init_cpu_distributed = _test_tool.init_cpu_distributed
+finish_distributed = _test_tool.finish_distributed
 
 
 def parse_args(argv=None):
@@ -217,6 +219,7 @@ def main(argv=None):
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
     return runner
 
 
