@@ -60,10 +60,33 @@ from mmseg_groupvit.weights import CheckpointError  # noqa: E402
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
+#: Pictures list every class of a vocabulary up to this size; a larger one
+#: lists the classes present, most pixels first.
+LEGEND_EVERY_CLASS_UP_TO = 40
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Pass --checkpoint (see docs/demo.md) for real results.'
 ]
+
+
+def legend_entries(legend: list) -> tuple:
+    """What a picture's legend shows: every class of a vocabulary of up to
+    :data:`LEGEND_EVERY_CLASS_UP_TO` classes; of a larger one, the classes
+    present, most pixels first, under a title that says how many of the
+    vocabulary's they are (the PNG text and ``summary.json`` keep every
+    class).
+
+    Returns:
+        tuple: ``[(text, colour, share)]`` and the title (or None).
+    """
+    title = None
+    if len(legend) > LEGEND_EVERY_CLASS_UP_TO:
+        present = [e for e in legend if e['share'] > 0]
+        title = f'{len(present)} of {len(legend)} classes present'
+        legend = sorted(present, key=lambda e: -e['share'])
+    entries = [(', '.join([e['name']] + e['synonyms']), e['color'], e['share'])
+               for e in legend]
+    return entries, title
 
 
 def parse_args(argv=None):
@@ -289,17 +312,17 @@ def segment(model, path, stem, args, note):
     if {'overlay', 'panel'} & show:
         blended = overlay_labels(rgb, labels, palette, args.opacity,
                                  0 if with_bg else None)
-        entries = [(', '.join([e['name']] + e['synonyms']), e['color'],
-                    e['share']) for e in legend]
+        entries, legend_title = legend_entries(legend)
         if 'overlay' in show:
             # The banner first, the legend below it.
             picture, top = Image.fromarray(blended), 0
             if note:
                 picture, top = draw_banner(picture, note)
             writer.save(
-                draw_legend(picture, entries, top), 'overlay',
+                draw_legend(picture, entries, top, legend_title), 'overlay',
                 dict(legend=legend))
-        panes.append(draw_legend(Image.fromarray(blended), entries))
+        panes.append(
+            draw_legend(Image.fromarray(blended), entries, 0, legend_title))
         titles.append('prediction')
     if 'prediction' in show:
         writer.save(

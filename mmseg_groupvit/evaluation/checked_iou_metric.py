@@ -28,16 +28,21 @@ def check_class_count(sample: dict, num_classes: int) -> None:
 
     Args:
         sample (dict): A data sample as the evaluator sees it (a dict, with
-            ``seg_logits`` when the model provides it).
+            ``seg_logits`` or ``score_channels`` when the model provides
+            them).
         num_classes (int): Classes of the dataset.
 
     Raises:
         ConfigCheckError: The counts differ.
     """
     logits = sample.get('seg_logits')
-    if logits is None:
-        return
-    channels = logits['data'].shape[0]
+    if logits is not None:
+        channels = logits['data'].shape[0]
+    else:
+        # Results of the compact path hold no scores, only their count.
+        channels = sample.get('score_channels')
+        if channels is None:
+            return
     if channels == num_classes or (channels == 1 and num_classes == 2):
         return
     raise ConfigCheckError(

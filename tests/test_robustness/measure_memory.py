@@ -2,9 +2,11 @@
 """Measure the peak memory (RSS) of the cases that docs/robustness.md
 reports. Each measurement runs in its own process::
 
-    python tests/test_robustness/measure_memory.py large-image [--unbounded]
-    python tests/test_robustness/measure_memory.py vocabulary --classes 5000
-    python tests/test_robustness/measure_memory.py segment --classes 1000
+    cd tests/test_robustness
+    python measure_memory.py large-image [--unbounded]
+    python measure_memory.py vocabulary --classes 5000
+    python measure_memory.py segment --classes 5000
+    python measure_memory.py segment --dense --classes 500
 
 ``large-image``: one 8000x6000 photo through the VOC test pipeline
 (RobustLoadImageFromFile, Resize to a short side of 448, slide windows of
@@ -15,9 +17,11 @@ mmseg's post-processing (all class scores resized to full size at once).
 ``vocabulary``: encode a vocabulary of N classes with the default text
 encoder (random weights).
 
-``segment``: predict one VOC sample image (500x375) with an N-class
+``segment``: predict one VOC sample image (334x500) with an N-class
 vocabulary (small image encoder; the memory of the head and the slide canvas
-does not depend on its width).
+does not depend on its width). Above ``test_cfg.max_logits_bytes`` the
+segmentor takes its compact path; ``--dense`` keeps mmseg's dense score maps
+whatever their size.
 
 Prints one JSON line: the resident memory (RSS) before the measured steps,
 the peak RSS of each step (Linux ``VmHWM``, reset between steps) and the
@@ -175,7 +179,7 @@ def vocabulary(classes: int) -> dict:
         **stages.finish())
 
 
-def segment(classes: int) -> dict:
+def segment(classes: int, dense: bool) -> dict:
     names = [f'object number {i}' for i in range(classes)]
     small = dict(
         hidden_size=64,
@@ -190,6 +194,8 @@ def segment(classes: int) -> dict:
         image_encoder=small,
         text_encoder=dict(vocabulary=names),
         decode_head=dict(num_classes=classes + 1))
+    if dense:
+        model.test_cfg['max_logits_bytes'] = 1 << 62
     with torch.no_grad():
         model.text_encoder()
     pipeline = Compose([
@@ -203,10 +209,13 @@ def segment(classes: int) -> dict:
     with torch.no_grad():
         result = model.predict(batch['inputs'], batch['data_samples'])
     stages.done('predict')
+    logits = result[0].get('seg_logits')
     return dict(
         case=f'segment a 334x500 VOC image with {classes} classes',
+        scores='dense (mmseg)' if dense else 'default',
         input_shape=list(batch['inputs'].shape),
-        seg_logits_shape=list(result[0].seg_logits.data.shape),
+        label_shape=list(result[0].pred_sem_seg.shape),
+        seg_logits_shape=None if logits is None else list(logits.data.shape),
         **stages.finish())
 
 
@@ -216,6 +225,7 @@ def main():
         'case', choices=['large-image', 'vocabulary', 'segment'])
     parser.add_argument('--classes', type=int, default=5000)
     parser.add_argument('--unbounded', action='store_true')
+    parser.add_argument('--dense', action='store_true')
     args = parser.parse_args()
     torch.set_num_threads(2)
     init_default_scope('mmseg')
@@ -225,7 +235,7 @@ def main():
     elif args.case == 'vocabulary':
         record = vocabulary(args.classes)
     else:
-        record = segment(args.classes)
+        record = segment(args.classes, args.dense)
     print(json.dumps(record))
 
 

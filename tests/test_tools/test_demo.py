@@ -163,6 +163,47 @@ def test_demo_on_real_photos(small, tmp_path):
         assert load_picture(files['panel']).text['weights'] == checkpoint
 
 
+def test_legend_of_a_large_vocabulary_lists_the_classes_present():
+    """Up to 40 classes the picture's legend lists them all; beyond, the
+    classes present, most pixels first (ties in vocabulary order)."""
+
+    def entry(i, share):
+        return dict(name=f'c{i}', synonyms=[], color=[i, i, i], share=share)
+
+    small_vocabulary = [entry(i, 0.0 if i else 1.0) for i in range(40)]
+    entries, title = demo.legend_entries(small_vocabulary)
+    assert title is None and len(entries) == 40
+    shares = {3: 0.25, 7: 0.5, 30: 0.25}
+    large = [entry(i, shares.get(i, 0.0)) for i in range(41)]
+    entries, title = demo.legend_entries(large)
+    assert title == '3 of 41 classes present'
+    assert entries == [('c7', [7, 7, 7], 0.5), ('c3', [3, 3, 3], 0.25),
+                       ('c30', [30, 30, 30], 0.25)]
+
+
+def test_demo_with_a_thousand_classes(small, tmp_path):
+    """A 1000-class vocabulary file: the segmentor's compact path, a 16-bit
+    label PNG, and a legend whose shares are the labels' pixel shares."""
+    config, checkpoint = small
+    vocab = tmp_path / 'vocab.txt'
+    vocab.write_text('\n'.join(f'object number {i}' for i in range(1000)))
+    summary = demo.main([
+        WIDE_PHOTO, '--config', config, '--checkpoint', checkpoint,
+        '--vocab-file',
+        str(vocab), '--show', 'overlay,prediction', '--out',
+        str(tmp_path)
+    ])
+    assert len(summary['classes']) == 1001
+    prediction = load_picture(tmp_path / '2007_000033_prediction.png')
+    labels = np.asarray(prediction)
+    assert prediction.mode == 'I;16' and labels.shape == (366, 500)
+    legend = json.loads(prediction.text['legend'])
+    shares = np.bincount(labels.ravel(), minlength=1001) / labels.size
+    np.testing.assert_allclose([e['share'] for e in legend], shares, atol=1e-6)
+    overlay = load_picture(tmp_path / '2007_000033_overlay.png')
+    assert overlay.size == (500, 366)
+
+
 def test_readme_command_says_random_weights(tmp_path):
     """The docs' command: default architecture, no checkpoint, a panel."""
     photo = shared_photo()

@@ -58,6 +58,25 @@ def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
         maps, size=tuple(size), mode='bilinear', align_corners=False)
 
 
+def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
+    """Give every pixel its group's row of a score table.
+
+    Args:
+        pixel_group (Tensor): ``[B, H, W]`` int64 group indices.
+        table (Tensor): ``[B, G, C]`` scores per group (or a slice of the
+            columns).
+
+    Returns:
+        Tensor: ``[B, C, H, W]``; the values of ``table``, exactly.
+    """
+    batch, channels = table.shape[0], table.shape[-1]
+    height, width = pixel_group.shape[-2:]
+    # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
+    index = pixel_group.reshape(batch, 1, -1).expand(-1, channels, -1)
+    seg = table.transpose(1, 2).gather(2, index)
+    return seg.view(batch, channels, height, width)
+
+
 @MODELS.register_module()
 class GroupViTHead(BaseDecodeHead):
     """Assign GroupViT's final groups to classes, with a background
@@ -126,8 +145,7 @@ class GroupViTHead(BaseDecodeHead):
     def init_weights(self):
         """Nothing to initialise but ``logit_scale`` (set in ``__init__``);
         ``init_cfg`` is still honoured."""
-        if self.init_cfg is not None and self.init_cfg.get(
-                'type') != 'Normal':
+        if self.init_cfg is not None and self.init_cfg.get('type') != 'Normal':
             super().init_weights()
 
     @property
@@ -179,6 +197,52 @@ class GroupViTHead(BaseDecodeHead):
         gated = group_logits.masked_fill(~keep[:, None], float('-inf'))
         return gated.softmax(dim=-1) * ungated
 
+    def assign(self,
+               inputs: list,
+               bg_thresh: Optional[float] = None) -> Tuple[Tensor, Tensor]:
+        """Window scores in compact form: a group per pixel and a score
+        table per group.
+
+        Every pixel of a group carries the same scores, so
+        ``paint_scores(*self.assign(inputs))`` equals :meth:`forward`, while
+        the two tensors here take ``O(H*W + G*C)`` memory instead of
+        ``O(C*H*W)`` (what matters for vocabularies of thousands of classes).
+
+        Args:
+            inputs (list): See :meth:`forward`.
+            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``pixel_group`` ``[B, H, W]`` (int64, the
+            final group of every pixel) and ``table`` ``[B, G,
+            num_classes]``: the background column (1 or 0) when
+            ``with_bg``, then the ``K`` class scores.
+        """
+        images, feats, class_embeds = inputs
+        self._check_vocabulary(class_embeds)
+        class_embeds = class_embeds.to(feats['group_embeds'].dtype)
+        scores = self.group_class_scores(feats['group_embeds'],
+                                         feats['image_embeds'], class_embeds)
+        maps = group_maps(feats['soft_assigns'], feats['grid'],
+                          images.shape[-2:])
+        # Hard pixel-to-group assignment [B, H, W]. The argmax runs over
+        # the innermost axis of a channels-last copy: the same values and
+        # the same first-maximum rule, but an order of magnitude faster on
+        # CPU than reducing over the strided group axis.
+        pixel_group = maps.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+        if not self.with_bg:
+            return pixel_group, scores
+        # Deciding the background per group is the same comparison as per
+        # pixel, since every pixel of a group has its group's scores.
+        thresh = self.bg_thresh if bg_thresh is None else bg_thresh
+        # min(bg_thresh, max P) per window: at least one group stays
+        # foreground.
+        thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
+        background = scores.max(dim=-1).values < thresh[:, None]
+        table = torch.cat([background[..., None].to(scores.dtype), scores],
+                          dim=-1)
+        return pixel_group, table
+
     def forward(self,
                 inputs: list,
                 bg_thresh: Optional[float] = None) -> Tensor:
@@ -194,37 +258,7 @@ class GroupViTHead(BaseDecodeHead):
         Returns:
             Tensor: ``[B, num_classes, H, W]``.
         """
-        images, feats, class_embeds = inputs
-        self._check_vocabulary(class_embeds)
-        class_embeds = class_embeds.to(feats['group_embeds'].dtype)
-        scores = self.group_class_scores(feats['group_embeds'],
-                                         feats['image_embeds'], class_embeds)
-        maps = group_maps(feats['soft_assigns'], feats['grid'],
-                          images.shape[-2:])
-        # Hard pixel-to-group assignment [B, H, W]. The argmax runs over
-        # the innermost axis of a channels-last copy: the same values and
-        # the same first-maximum rule, but an order of magnitude faster on
-        # CPU than reducing over the strided group axis.
-        pixel_group = maps.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
-        # Every pixel takes its group's row of a [B, G, C] table: the class
-        # scores, after a background column when there is one. Deciding the
-        # background per group is the same comparison as per pixel, and the
-        # gather keeps the exact values of ``scores``.
-        table = scores
-        if self.with_bg:
-            thresh = self.bg_thresh if bg_thresh is None else bg_thresh
-            # min(bg_thresh, max P) per window: at least one group stays
-            # foreground.
-            thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
-            background = scores.max(dim=-1).values < thresh[:, None]
-            table = torch.cat([background[..., None].to(scores.dtype), scores],
-                              dim=-1)
-        batch, channels = table.shape[0], table.shape[-1]
-        height, width = pixel_group.shape[-2:]
-        # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
-        index = pixel_group.view(batch, 1, -1).expand(-1, channels, -1)
-        seg = table.transpose(1, 2).gather(2, index)
-        return seg.view(batch, channels, height, width)
+        return paint_scores(*self.assign(inputs, bg_thresh))
 
     def predict(self, inputs: list, batch_img_metas: List[dict],
                 test_cfg: Optional[dict]) -> Tensor:

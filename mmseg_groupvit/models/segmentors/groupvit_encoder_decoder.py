@@ -12,6 +12,7 @@ from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from ...visualization import class_palette
 from ...weights import check_state_dict
+from .compact_inference import compact_predict, use_compact_scores
 from .fast_inference import (autocast, autocast_dtype, batched_slide_inference,
                              to_float32)
 from .postprocess import MAX_LOGITS_BYTES, postprocess_bounded
@@ -51,7 +52,10 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
       contrastive loss, as transformers' ``GroupViTModel`` does;
     - ``slide_inference`` passes ``test_cfg.window_batch`` windows (default
       2) through the backbone at once, and ``test_cfg.autocast`` (``'fp16'``
-      or ``'bf16'``) runs the image encoder under ``torch.autocast``.
+      or ``'bf16'``) runs the image encoder under ``torch.autocast``;
+    - ``predict`` keeps memory flat in the number of classes when the dense
+      scores would exceed ``test_cfg.max_logits_bytes`` (vocabularies of
+      thousands of classes): same labels, no ``seg_logits``.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -75,9 +79,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             **kwargs)
         self._palette = None
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         """Refuse checkpoints whose keys or shapes differ from the model.
 
         mmengine loads checkpoints non-strictly and only logs mismatches,
@@ -111,6 +114,13 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             Tensor: ``[B, num_classes, h, w]``.
         """
         class_embeds = self.text_encoder()
+        feats = self.image_features(inputs)
+        return self.decode_head.predict([inputs, feats, class_embeds],
+                                        batch_img_metas, self.test_cfg)
+
+    def image_features(self, inputs: Tensor) -> dict:
+        """The image encoder's output for a batch of images (or windows),
+        under ``test_cfg.autocast`` when set, returned in fp32."""
         clip_inputs = inputs
         if self.asymetric_input:
             clip_inputs = F.interpolate(
@@ -119,8 +129,16 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             feats = self.image_encoder(clip_inputs)
         if autocast_dtype(self.test_cfg) is not None:
             feats = to_float32(feats)
-        return self.decode_head.predict([inputs, feats, class_embeds],
-                                        batch_img_metas, self.test_cfg)
+        return feats
+
+    def predict(self, inputs: Tensor, data_samples=None) -> list:
+        """mmseg's ``predict``; with a vocabulary so large that the dense
+        score map would exceed ``test_cfg.max_logits_bytes`` (default
+        256 MiB), the same labels from compact per-window scores, without
+        ``seg_logits``: see :mod:`~.compact_inference`."""
+        if use_compact_scores(self, inputs, data_samples):
+            return compact_predict(self, inputs, data_samples)
+        return super().predict(inputs, data_samples)
 
     def slide_inference(self, inputs: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:
@@ -134,8 +152,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         """mmseg's post-processing (resize to the original size, argmax)
         with memory bounded for large images: see
         :func:`~.postprocess.postprocess_bounded`. ``test_cfg`` may set
-        ``max_logits_bytes`` (default 256 MiB), the largest full-size score
-        map kept in the result."""
+        ``max_logits_bytes`` (default 256 MiB), the largest score map kept
+        in the result (full size here, the network's size in
+        :meth:`predict`)."""
         budget = (self.test_cfg or {}).get('max_logits_bytes',
                                            MAX_LOGITS_BYTES)
         return postprocess_bounded(super().postprocess_result, seg_logits,

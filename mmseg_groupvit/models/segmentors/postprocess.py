@@ -10,7 +10,7 @@ full-size scores would exceed a budget, the argmax is computed a few
 channels at a time and only the label map is kept at full size.
 """
 import logging
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,10 @@ from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from torch import Tensor
 
-__all__ = ['MAX_LOGITS_BYTES', 'resize_argmax', 'postprocess_bounded']
+__all__ = [
+    'MAX_LOGITS_BYTES', 'channels_per_step', 'running_argmax', 'resize_argmax',
+    'unpad_and_unflip', 'postprocess_bounded'
+]
 
 #: Largest full-size score map kept in a result (``C * H * W * 4`` bytes);
 #: the default of the segmentor's ``test_cfg.max_logits_bytes``.
@@ -27,43 +30,37 @@ MAX_LOGITS_BYTES = 256 << 20
 CHUNK_BYTES = 64 << 20
 
 
-def resize_argmax(logits: Tensor,
-                  size: Tuple[int, int],
-                  align_corners: bool = False,
-                  chunk_bytes: int = CHUNK_BYTES) -> Tensor:
-    """``argmax`` over classes of the bilinearly resized scores, without
-    resizing all classes at once.
+def channels_per_step(size: Tuple[int, int],
+                      chunk_bytes: int = CHUNK_BYTES,
+                      element_size: int = 4) -> int:
+    """How many ``size`` float maps fit in ``chunk_bytes`` (at least 1)."""
+    return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
 
-    Channels are resized in groups of as many as fit in ``chunk_bytes``
-    (at least one). Each channel goes through the same ``F.interpolate`` as
-    in a single call, so the values compared are bit-identical to mmseg's;
-    a running maximum keeps the first class on ties, as ``argmax`` does.
-    Memory: the ``int64`` label map, one float map of the best score, one
-    group of channels and a mask, i.e. about ``17 * H * W`` bytes for one
-    channel per group, whatever the number of classes.
+
+def running_argmax(parts: Iterable[Tuple[int, Tensor]], size: Tuple[int, int],
+                   device: torch.device) -> Tensor:
+    """``argmax`` over classes whose scores come a group of channels at a
+    time.
+
+    A running maximum keeps the first class on ties, as ``argmax`` over all
+    channels at once does. Memory: the ``int64`` label map, one float map of
+    the best score, the current group and a mask.
 
     Args:
-        logits (Tensor): ``[1, C, h, w]`` scores.
-        size (tuple[int, int]): Output ``(H, W)``.
-        align_corners (bool): As in ``F.interpolate``. Defaults to False.
-        chunk_bytes (int): Memory for one group of resized channels.
+        parts (Iterable[tuple[int, Tensor]]): ``(first, scores)`` in channel
+            order: the index of the group's first channel and its scores
+            ``[n, H, W]``.
+        size (tuple[int, int]): ``(H, W)``.
+        device (torch.device): Device of the label map.
 
     Returns:
         Tensor: ``[1, H, W]`` int64 labels.
     """
-    channels = logits.shape[1]
-    height, width = int(size[0]), int(size[1])
-    step = max(1, chunk_bytes // (height * width * logits.element_size()))
-    labels = torch.zeros((1, height, width),
+    labels = torch.zeros((1, int(size[0]), int(size[1])),
                          dtype=torch.int64,
-                         device=logits.device)
+                         device=device)
     best = None
-    for first in range(0, channels, step):
-        part = F.interpolate(
-            logits[:, first:first + step],
-            size=(height, width),
-            mode='bilinear',
-            align_corners=align_corners)[0]
+    for first, part in parts:
         if part.shape[0] == 1:
             value, index = part[0], None
         else:
@@ -85,7 +82,43 @@ def resize_argmax(logits: Tensor,
     return labels
 
 
-def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
+def resize_argmax(logits: Tensor,
+                  size: Tuple[int, int],
+                  align_corners: bool = False,
+                  chunk_bytes: int = CHUNK_BYTES) -> Tensor:
+    """``argmax`` over classes of the bilinearly resized scores, without
+    resizing all classes at once.
+
+    Channels are resized in groups of as many as fit in ``chunk_bytes``
+    (at least one) and reduced by :func:`running_argmax`. Each channel goes
+    through the same ``F.interpolate`` as in a single call, so the values
+    compared are bit-identical to mmseg's. Memory: about ``17 * H * W``
+    bytes for one channel per group, whatever the number of classes.
+
+    Args:
+        logits (Tensor): ``[1, C, h, w]`` scores.
+        size (tuple[int, int]): Output ``(H, W)``.
+        align_corners (bool): As in ``F.interpolate``. Defaults to False.
+        chunk_bytes (int): Memory for one group of resized channels.
+
+    Returns:
+        Tensor: ``[1, H, W]`` int64 labels.
+    """
+    size = (int(size[0]), int(size[1]))
+    step = channels_per_step(size, chunk_bytes, logits.element_size())
+
+    def parts():
+        for first in range(0, logits.shape[1], step):
+            yield first, F.interpolate(
+                logits[:, first:first + step],
+                size=size,
+                mode='bilinear',
+                align_corners=align_corners)[0]
+
+    return running_argmax(parts(), size, logits.device)
+
+
+def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
     """Undo padding and flipping, as mmseg's ``postprocess_result`` does
     (``mmseg/models/segmentors/base.py``, Apache-2.0)."""
     height, width = logits.shape[-2:]
@@ -136,7 +169,7 @@ def postprocess_bounded(parent: Callable,
         if full_bytes <= max_logits_bytes:
             parent(seg_logits[i:i + 1], [sample])
             continue
-        logits = _unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
+        logits = unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
         labels = resize_argmax(logits, (height, width), align_corners)
         _warn_once(channels, height, width, full_bytes, max_logits_bytes)
         sample.set_data(

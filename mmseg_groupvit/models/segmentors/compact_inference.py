@@ -1,0 +1,198 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Prediction with vocabularies of thousands of classes, without a dense
+``[C, H, W]`` score map.
+
+GroupViT's scores are constant on each final group, so a window is fully
+described by the group of every pixel ``[h, w]`` and a ``[G, C]`` score
+table (:meth:`GroupViTHead.assign`). mmseg's path expands them into dense
+maps: every window's ``[C, h, w]`` scores, the slide canvas ``[C, H, W]``
+and the canvas resized to the original size. For a 334x500 VOC photo
+(448x671 after the test resize) that is about 3 MiB per class, 15 GiB for
+5000 classes.
+
+Here the windows stay compact and the canvas, its average and its resize
+are built a few classes at a time, each step reduced by a running argmax.
+Every value goes through the operations of mmseg's path in the same order
+(the window scores added into a zero canvas in window order, the division
+by the window count, the per-channel bilinear resize of
+``BaseSegmentor.postprocess_result``), so the labels are bit-identical;
+memory no longer grows with the number of classes beyond the ``[G, C]``
+tables. The dense score map is not kept in the result (``seg_logits`` is
+absent; ``score_channels`` in the metainfo says how many classes were
+scored).
+"""
+import logging
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmseg.structures import SegDataSample
+from ..decode_heads.groupvit_head import paint_scores
+from .fast_inference import window_batch, window_boxes
+from .postprocess import (MAX_LOGITS_BYTES, channels_per_step, running_argmax,
+                          unpad_and_unflip)
+
+__all__ = ['use_compact_scores', 'compact_predict']
+
+Box = Tuple[int, int, int, int]
+Window = Tuple[Box, Tensor, Tensor]
+
+
+def _default_metas(inputs: Tensor) -> List[dict]:
+    """mmseg's metas for ``predict`` without data samples."""
+    return [
+        dict(
+            ori_shape=inputs.shape[2:],
+            img_shape=inputs.shape[2:],
+            pad_shape=inputs.shape[2:],
+            padding_size=[0, 0, 0, 0])
+    ] * inputs.shape[0]
+
+
+def use_compact_scores(model, inputs: Tensor,
+                       data_samples: Optional[Sequence]) -> bool:
+    """Whether ``model.predict`` should take the compact path.
+
+    It does when the dense score canvas ``[B, C, H, W]`` would exceed
+    ``test_cfg.max_logits_bytes`` (default 256 MiB) and the decode head
+    gives compact scores (:meth:`GroupViTHead.assign`). In ``whole`` mode
+    the head's scores must also be at the input size (mmseg would resize
+    them to the meta's ``pad_shape`` otherwise).
+    """
+    channels = model.out_channels
+    if channels < 2 or not hasattr(model.decode_head, 'assign'):
+        return False
+    test_cfg = model.test_cfg or {}
+    budget = test_cfg.get('max_logits_bytes', MAX_LOGITS_BYTES)
+    dense_bytes = inputs[:, :1].numel() * channels * inputs.element_size()
+    if dense_bytes <= budget:
+        return False
+    if test_cfg.get('mode', 'whole') == 'slide':
+        return True
+    metas = (
+        _default_metas(inputs) if data_samples is None else
+        [sample.metainfo for sample in data_samples])
+    return all(
+        tuple(meta.get('pad_shape', meta['img_shape'])[:2]) == tuple(
+            inputs.shape[2:]) for meta in metas)
+
+
+def _compact_windows(model, inputs: Tensor) -> List[Window]:
+    """The compact scores of every window, in mmseg's window order.
+
+    Returns:
+        list[tuple]: ``(box, pixel_group [B, h, w], table [B, G, C])`` per
+        window, ``box`` being ``(y1, y2, x1, x2)``.
+    """
+    test_cfg = model.test_cfg
+    batch_size, _, height, width = inputs.shape
+    if test_cfg.get('mode', 'whole') == 'slide':
+        boxes = window_boxes(height, width, tuple(test_cfg.crop_size),
+                             tuple(test_cfg.stride))
+        per_pass = window_batch(test_cfg)
+    else:
+        boxes, per_pass = [(0, height, 0, width)], 1
+    class_embeds = model.text_encoder()
+    bg_thresh = test_cfg.get('bg_thresh', None)
+    windows = []
+    for start in range(0, len(boxes), per_pass):
+        chunk = boxes[start:start + per_pass]
+        # [n * B, 3, h, w], window-major, as in batched_slide_inference.
+        crops = torch.cat(
+            [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+        feats = model.image_features(crops)
+        pixel_group, table = model.decode_head.assign(
+            [crops, feats, class_embeds], bg_thresh=bg_thresh)
+        for i, box in enumerate(chunk):
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            windows.append((box, pixel_group[part], table[part]))
+    return windows
+
+
+def _score_steps(windows: List[Window], index: int, count: Tensor,
+                 meta: Optional[dict], align_corners: bool,
+                 step: int) -> Iterator[Tuple[int, Tensor]]:
+    """Averaged (and, with a meta, resized) scores of image ``index``,
+    ``step`` classes at a time: ``(first class, [n, H', W'])``."""
+    channels = windows[0][2].shape[-1]
+    height, width = count.shape[-2:]
+    for first in range(0, channels, step):
+        last = min(first + step, channels)
+        canvas = count.new_zeros((1, last - first, height, width))
+        for (y1, y2, x1, x2), pixel_group, table in windows:
+            canvas[:, :, y1:y2, x1:x2] += paint_scores(
+                pixel_group[index:index + 1], table[index:index + 1, :,
+                                                    first:last])
+        canvas = canvas / count
+        if meta is not None:
+            canvas = unpad_and_unflip(canvas, meta)
+            canvas = F.interpolate(
+                canvas,
+                size=tuple(meta['ori_shape'][:2]),
+                mode='bilinear',
+                align_corners=align_corners)
+        yield first, canvas[0]
+
+
+def compact_predict(model,
+                    inputs: Tensor,
+                    data_samples: Optional[Sequence] = None) -> list:
+    """``predict`` of a GroupViT segmentor with memory independent of the
+    number of classes; the labels are bit-identical to mmseg's path.
+
+    Args:
+        model: A :class:`GroupViTEncoderDecoder` whose decode head has
+            ``assign``.
+        inputs (Tensor): ``[B, 3, H, W]``.
+        data_samples (Sequence[SegDataSample], optional): As in mmseg's
+            ``predict``; without them the labels are at the input size.
+
+    Returns:
+        list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and the
+        metainfo ``score_channels`` (the number of classes scored); no
+        ``seg_logits``.
+    """
+    windows = _compact_windows(model, inputs)
+    channels = windows[0][2].shape[-1]
+    count = inputs.new_zeros((1, 1) + tuple(inputs.shape[2:]))
+    for y1, y2, x1, x2 in (box for box, _, _ in windows):
+        count[:, :, y1:y2, x1:x2] += 1
+    samples = data_samples
+    if samples is None:
+        samples = [SegDataSample() for _ in range(inputs.shape[0])]
+    for index, sample in enumerate(samples):
+        meta = None if data_samples is None else sample.metainfo
+        size = inputs.shape[2:] if meta is None else meta['ori_shape'][:2]
+        largest = (max(size[0], inputs.shape[2]), max(size[1],
+                                                      inputs.shape[3]))
+        step = channels_per_step(largest)
+        steps = _score_steps(windows, index, count, meta, model.align_corners,
+                             step)
+        labels = running_argmax(steps, size, inputs.device)
+        sample.set_metainfo(dict(score_channels=channels))
+        sample.set_data(dict(pred_sem_seg=PixelData(data=labels)))
+    _log_once(channels, inputs)
+    return list(samples)
+
+
+_logged = False
+
+
+def _log_once(channels: int, inputs: Tensor) -> None:
+    global _logged
+    if _logged:
+        return
+    _logged = True
+    dense = inputs[:, :1].numel() * channels * inputs.element_size()
+    print_log(
+        f'Scores of {channels} classes at {inputs.shape[2]}x'
+        f'{inputs.shape[3]} would take {dense / 2**20:.0f} MiB per batch '
+        f'(more than test_cfg.max_logits_bytes): the labels are computed a '
+        f'few classes at a time from each window\'s groups, and the results '
+        f'hold no seg_logits. Raise test_cfg.max_logits_bytes to keep them.',
+        logger='current',
+        level=logging.WARNING)
