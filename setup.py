@@ -11,7 +11,6 @@ overwrite the other. Pick one through an extra:
 * ``pip install -e .``: keeps an mmcv you already have, e.g. a full build.
 """
 import os.path as osp
-
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel

@@ -18,15 +18,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_groupvit.weights.convert_checkpoint import (  # noqa: E402
-    DEFAULT_BASE_CONFIG, convert_checkpoint)
-from mmseg_groupvit.weights.io import CheckpointError  # noqa: E402
+from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
+                                                       convert_checkpoint)
+from mmseg_groupvit.weights.io import CheckpointError
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='NVlabs .pth, or a transformers folder '
-                        '/ weight file')
+    parser.add_argument(
+        'src', help='NVlabs .pth, or a transformers folder '
+        '/ weight file')
     parser.add_argument('dst', help='output mmseg checkpoint (.pth)')
     parser.add_argument(
         '--arch-config',

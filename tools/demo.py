@@ -37,25 +37,24 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import mmcv  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.fileio import get as read_bytes  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
-from PIL import Image  # noqa: E402
+import mmcv
+import numpy as np
+from mmengine.fileio import get as read_bytes
+from mmengine.utils import ProgressBar
+from mmseg.apis import inference_model
+from PIL import Image
 
-from mmseg.apis import inference_model  # noqa: E402
-from mmseg_groupvit.apis import (check_bg_thresh,  # noqa: E402
-                                 image_group_maps, init_groupvit)
-from mmseg_groupvit.utils import get_templates, load_vocabulary  # noqa: E402
-from mmseg_groupvit.visualization import (distinct_colors,  # noqa: E402
-                                          draw_banner, draw_legend,
-                                          mark_boundaries, overlay_labels,
-                                          png_text, tile_panes)
-from mmseg_groupvit.weights import CheckpointError  # noqa: E402
+from mmseg_groupvit.apis import (check_bg_thresh, image_group_maps,
+                                 init_groupvit)
+from mmseg_groupvit.utils import get_templates, load_vocabulary
+from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
+                                          draw_legend, mark_boundaries,
+                                          overlay_labels, png_text, tile_panes)
+from mmseg_groupvit.weights import CheckpointError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

@@ -30,22 +30,20 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dist import get_world_size  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+from mmengine.dist import get_world_size
+from mmengine.runner import Runner
 
-from mmseg_groupvit.evaluation import (check_model_classes,  # noqa: E402
-                                       check_text_options, describe_protocol)
-from mmseg_groupvit.evaluation import (USER_ERRORS,  # noqa: E402
+from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
+                                       check_text_options, describe_protocol,
                                        prepare_test_run, user_error_message)
-from mmseg_groupvit.weights.training_state import \
-    allow_mmengine_training_state  # noqa: E402
+from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
 
 
 def parse_args(argv=None):

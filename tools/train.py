@@ -32,17 +32,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
-from mmseg_groupvit.weights.training_state import \
-    allow_mmengine_training_state  # noqa: E402
+from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
 
 
 def _load_test_tool():

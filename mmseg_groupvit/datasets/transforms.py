@@ -38,9 +38,8 @@ import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
-from PIL import Image, UnidentifiedImageError
-
 from mmseg.registry import TRANSFORMS
+from PIL import Image, UnidentifiedImageError
 
 __all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
 

@@ -6,8 +6,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.dist import barrier, get_rank
-
 from mmseg.registry import METRICS
+
 from ..datasets.transforms import exif_orientation
 from .errors import ConfigCheckError, LabelMapError, ProgressError
 from .iou_metric import PerClassIoUMetric

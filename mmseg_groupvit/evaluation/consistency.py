@@ -6,9 +6,9 @@ test loop."""
 from typing import Sequence
 
 from mmengine.config import Config
+from mmseg.registry import DATASETS
 from torch import nn
 
-from mmseg.registry import DATASETS
 from ..utils import get_templates, load_vocabulary
 
 __all__ = ['dataset_classes', 'check_model_classes', 'check_text_options']

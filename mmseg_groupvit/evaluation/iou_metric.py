@@ -3,7 +3,6 @@
 from typing import Dict, List, Optional
 
 import numpy as np
-
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 

@@ -6,8 +6,8 @@ from typing import Iterator, Sized
 
 from mmengine.dataset import DefaultSampler
 from mmengine.logging import print_log
-
 from mmseg.registry import DATA_SAMPLERS
+
 from .progress import read_progress
 
 __all__ = ['SkipDoneSampler']

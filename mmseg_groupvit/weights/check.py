@@ -10,8 +10,9 @@ from .io import CheckpointError
 
 
 def compare_state_dicts(
-        own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]
-) -> Tuple[List[str], List[str], List[str]]:
+        own: Dict[str, torch.Tensor],
+        state: Dict[str,
+                    torch.Tensor]) -> Tuple[List[str], List[str], List[str]]:
     """Keys missing from ``state``, keys it has in excess, and keys whose
     shapes differ, each sorted."""
     missing = sorted(set(own) - set(state))
@@ -22,10 +23,10 @@ def compare_state_dicts(
     return missing, unexpected, reshaped
 
 
-def describe_mismatch(own: Dict[str, torch.Tensor],
-                      state: Dict[str, torch.Tensor], missing: List[str],
-                      unexpected: List[str], reshaped: List[str],
-                      owner: str) -> List[str]:
+def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
+                                                                torch.Tensor],
+                      missing: List[str], unexpected: List[str],
+                      reshaped: List[str], owner: str) -> List[str]:
     """Lines naming the first few missing, unexpected and reshaped keys."""
     lines = []
     for name, keys in (('missing from the checkpoint', missing),

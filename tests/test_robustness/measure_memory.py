@@ -38,17 +38,17 @@ import time
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, ConfigDict  # noqa: E402
-from mmengine.dataset import Compose, pseudo_collate  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from PIL import Image
 
-import mmseg_groupvit  # noqa: E402,F401
-from mmseg_groupvit.evaluation import CheckedIoUMetric  # noqa: E402
+import mmseg_groupvit  # noqa: F401
+from mmseg_groupvit.evaluation import CheckedIoUMetric
 
 VOC_IMAGE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit', 'VOC2012',
                      'JPEGImages', '2007_000129.jpg')

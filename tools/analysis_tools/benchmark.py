@@ -62,20 +62,20 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from get_flops import segmentor_flops, window_shape  # noqa: E402
-from hf_reference import build_reference, randomise_  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
+import torch
+import torch.nn.functional as F
+from get_flops import segmentor_flops, window_shape
+from hf_reference import build_reference, randomise_
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from torch.profiler import ProfilerActivity, profile
 
-from mmseg_groupvit.models.segmentors import fast_inference  # noqa: E402
+from mmseg_groupvit.models.segmentors import fast_inference
 
 MiB = 2.0**20
 

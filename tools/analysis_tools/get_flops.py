@@ -34,17 +34,17 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch  # noqa: E402
-from mmengine.analysis import FlopAnalyzer, parameter_count  # noqa: E402
-from mmengine.analysis.jit_handles import get_shape  # noqa: E402
-from mmengine.analysis.print_helper import _format_size  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
+from mmengine.analysis.print_helper import _format_size
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from torch import nn
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:

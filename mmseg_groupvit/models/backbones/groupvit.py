@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
+from mmseg.registry import MODELS
 from torch import nn
 
-from mmseg.registry import MODELS
 from ...weights.check import compare_state_dicts, describe_mismatch
 from ...weights.io import CheckpointError
 from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock

@@ -12,10 +12,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
+from torch import Tensor, nn
 
 
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:

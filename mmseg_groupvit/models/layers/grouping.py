@@ -151,8 +151,8 @@ class GroupingBlock(nn.Module):
                  layer_norm_eps: float = 1e-5,
                  attn_drop: float = 0.):
         super().__init__()
-        tokens_dims, channels_dims = (int(r * embed_dims)
-                                      for r in assign_mlp_ratio)
+        tokens_dims, channels_dims = (
+            int(r * embed_dims) for r in assign_mlp_ratio)
         self.num_output_groups = num_output_groups
         self.norm_tokens = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp_inter = MixerMLP(
@@ -170,8 +170,9 @@ class GroupingBlock(nn.Module):
         self.norm_new_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp_channels = MLP(embed_dims, channels_dims, act=act)
 
-    def forward(self, x: torch.Tensor, group_tokens: torch.Tensor
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+            self, x: torch.Tensor,
+            group_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             x (Tensor): Image (or segment) tokens ``[B, L, C]``.

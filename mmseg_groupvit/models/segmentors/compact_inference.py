@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
 from torch import Tensor
 
-from mmseg.structures import SegDataSample
 from ..decode_heads.groupvit_head import paint_scores
 from .fast_inference import window_batch, window_boxes
 from .postprocess import (MAX_LOGITS_BYTES, channels_per_step, running_argmax,

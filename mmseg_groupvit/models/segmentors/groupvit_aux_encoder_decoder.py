@@ -4,10 +4,10 @@ from typing import List, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+from torch import Tensor
+
 from .groupvit_encoder_decoder import GroupViTEncoderDecoder
 
 

@@ -6,10 +6,10 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
+from torch import Tensor
+
 from ...visualization import class_palette
 from ...weights import check_state_dict
 from .compact_inference import compact_predict, use_compact_scores

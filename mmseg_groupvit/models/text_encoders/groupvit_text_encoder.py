@@ -16,11 +16,11 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import nn
-
 from mmseg.registry import MODELS
 from mmseg.utils import tokenize
 from mmseg.utils.tokenizer import _tokenizer
+from torch import nn
+
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
 from ..layers import ProjectionMLP, TransformerBlock
 

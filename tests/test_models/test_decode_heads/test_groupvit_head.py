@@ -92,8 +92,7 @@ def test_chain_assignments_by_hand():
     a1 = torch.tensor([[[1., 0., .5, 0.], [0., 1., .5, 1.]]])  # [1, 2, 4]
     a2 = torch.tensor([[[.25, 1.], [.75, 0.]]])  # [1, 2, 2]
     # token -> final group: sum_j a1[j, n] * a2[g, j]
-    expected = torch.tensor([[[.25, .75], [1., 0.], [.625, .375],
-                              [1., 0.]]])
+    expected = torch.tensor([[[.25, .75], [1., 0.], [.625, .375], [1., 0.]]])
     torch.testing.assert_close(chain_assignments([a1, a2]), expected)
 
 
@@ -120,8 +119,8 @@ def original_algorithm(feats, class_embeds, logit_scale, bg_thresh, size):
         attn = step if attn is None else attn @ step
     h, w = feats['grid']
     maps = attn.t().reshape(1, -1, h, w)
-    maps = F.interpolate(maps, size=size, mode='bilinear',
-                         align_corners=False)[0]
+    maps = F.interpolate(
+        maps, size=size, mode='bilinear', align_corners=False)[0]
     onehot = F.one_hot(maps.argmax(0), maps.shape[0]).float()  # [H, W, G]
     group = F.normalize(feats['group_embeds'][0], dim=-1)
     image = F.normalize(feats['image_embeds'][0], dim=-1)
@@ -146,12 +145,14 @@ def test_matches_step_by_step_algorithm_on_real_photo(bg_thresh):
     model = build_small_segmentor(seed=3)
     with torch.no_grad():
         model.decode_head.logit_scale.fill_(3.5)
-    img = Image.open(osp.join(PHOTOS, 'groupvit_demo_coco.jpg')).convert(
-        'RGB').resize((320, 224))
+    img = Image.open(osp.join(PHOTOS,
+                              'groupvit_demo_coco.jpg')).convert('RGB').resize(
+                                  (320, 224))
     mean = np.array([123.675, 116.28, 103.53])
     std = np.array([58.395, 57.12, 57.375])
-    x = torch.from_numpy(((np.asarray(img) - mean) / std).astype(
-        np.float32)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(
+        ((np.asarray(img) - mean) / std).astype(np.float32)).permute(2, 0,
+                                                                     1)[None]
     with torch.no_grad():
         class_embeds = model.text_encoder()
         feats = model.image_encoder(x)

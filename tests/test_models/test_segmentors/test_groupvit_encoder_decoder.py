@@ -46,8 +46,7 @@ def test_slide_equals_mean_of_windows():
     model = build_small_segmentor()
     result = run(model, 'slide')
     data = Compose(PIPELINE)(dict(img_path=PHOTO))
-    inputs = model.data_preprocessor(pseudo_collate([data]),
-                                     False)['inputs']
+    inputs = model.data_preprocessor(pseudo_collate([data]), False)['inputs']
     assert inputs.shape[-2:] == (671, 448)
     with torch.no_grad():
         top = model._forward(inputs[..., :448, :])
@@ -59,8 +58,7 @@ def test_slide_equals_mean_of_windows():
     count[..., :448, :] += 1
     count[..., 223:, :] += 1
     expected = torch.nn.functional.interpolate(
-        canvas / count, size=(500, 334), mode='bilinear',
-        align_corners=False)
+        canvas / count, size=(500, 334), mode='bilinear', align_corners=False)
     torch.testing.assert_close(result.seg_logits.data, expected[0])
 
 
@@ -99,7 +97,7 @@ def test_contrastive_outputs():
     cosine = out['image_embeds'] @ out['text_embeds'].t()
     torch.testing.assert_close(out['logits_per_image'], cosine * scale)
     target = torch.arange(3)
-    expected = (torch.nn.functional.cross_entropy(cosine * scale, target) +
-                torch.nn.functional.cross_entropy(cosine.t() * scale,
-                                                  target)) / 2
+    expected = (
+        torch.nn.functional.cross_entropy(cosine * scale, target) +
+        torch.nn.functional.cross_entropy(cosine.t() * scale, target)) / 2
     torch.testing.assert_close(out['loss'], expected)

@@ -40,8 +40,10 @@ def test_truncated_encoding_is_exact():
     texts = ['a photo of a cat.', 'a photo of a traffic light.', 'x']
     with torch.no_grad():
         torch.testing.assert_close(
-            model.encode_text(texts), full_length_features(model, texts),
-            atol=1e-5, rtol=1e-5)
+            model.encode_text(texts),
+            full_length_features(model, texts),
+            atol=1e-5,
+            rtol=1e-5)
 
 
 def test_template_mean_before_normalisation():
@@ -51,8 +53,8 @@ def test_template_mean_before_normalisation():
         got = model()
         for i, name in enumerate(['cat', 'dog']):
             feats = model.encode_text([t.format(name) for t in templates])
-            torch.testing.assert_close(
-                got[i], F.normalize(feats.mean(0), dim=-1))
+            torch.testing.assert_close(got[i],
+                                       F.normalize(feats.mean(0), dim=-1))
             # CLIP's normalise-then-average would differ here.
             clip_style = F.normalize(
                 F.normalize(feats, dim=-1).mean(0), dim=-1)
