@@ -3,6 +3,7 @@
 tools print them: one message naming the input and the fix, no
 traceback."""
 from ..datasets.transforms import ImageLoadError
+from ..models.backbones.groupvit import ImageSizeError
 from ..weights.io import CheckpointError
 
 __all__ = [
@@ -27,7 +28,7 @@ class ProgressError(ValueError):
 
 #: Exceptions caused by the user's input; tools print their message only.
 USER_ERRORS = (CheckpointError, ConfigCheckError, ImageLoadError,
-               LabelMapError, ProgressError)
+               ImageSizeError, LabelMapError, ProgressError)
 
 
 def user_error_message(error: BaseException) -> str:

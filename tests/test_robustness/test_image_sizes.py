@@ -13,6 +13,7 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 
 import mmseg_groupvit.models.segmentors.postprocess as postprocess
+from mmseg_groupvit.models.backbones import ImageSizeError
 from mmseg_groupvit.models.segmentors.postprocess import resize_argmax
 from tests.conftest import VOC_SAMPLE, build_small_segmentor
 
@@ -134,9 +135,12 @@ def test_image_smaller_than_the_window_equals_whole_inference():
 
 def test_image_smaller_than_a_patch_after_resizing(tmp_path):
     """A 4000x5 strip keeps its aspect ratio: 2048x3 after the resize, less
-    than one 16x16 patch high. The error says so instead of failing deep in
-    the network."""
+    than one 16x16 patch high. The error names the file and says so instead
+    of failing deep in the network."""
     path = tmp_path / 'strip.png'
     Image.fromarray(np.zeros((5, 4000, 3), np.uint8)).save(path)
-    with pytest.raises(ValueError, match='smaller than one 16x16 patch'):
+    with pytest.raises(
+            ImageSizeError,
+            match=r'strip.png \(5x4000, 3x2048 after the test pipeline\): '
+            r'Image \(3, 448\) is smaller than one 16x16 patch'):
         predict(build_small_segmentor(), path)

@@ -386,7 +386,7 @@ def test_text_options_reach_the_model(small_model, tmp_path):
 
 @pytest.mark.parametrize('case', [
     'config', 'checkpoint', 'data_root', 'vocabulary_file', 'template',
-    'vocabulary_size'
+    'vocabulary_size', 'tiny_image'
 ])
 def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     checkpoint, arch = small_model
@@ -399,7 +399,9 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
         data_root='data root',
         vocabulary_file='missing.txt',
         template='has 0 replacement field',
-        vocabulary_size='The text encoder has 3 classes')[case]
+        vocabulary_size='The text encoder has 3 classes',
+        tiny_image='strip.jpg (5x4000, 3x2048 after the test pipeline): '
+        'Image (3, 448) is smaller than one 16x16 patch')[case]
     if case == 'config':
         config = str(tmp_path / 'missing.py')
     elif case == 'checkpoint':
@@ -410,6 +412,19 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
         options.append(f'model.text_encoder.vocabulary={tmp_path}/missing.txt')
     elif case == 'template':
         options.append('model.text_encoder.templates=[aphoto]')
+    elif case == 'tiny_image':
+        # A 4000x5 strip: 2048x3 after the resize to a short side of 448.
+        root = tmp_path / 'voc'
+        for folder in ('JPEGImages', 'SegmentationClass',
+                       'ImageSets/Segmentation'):
+            (root / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros(
+            (5, 4000, 3), np.uint8)).save(root / 'JPEGImages' / 'strip.jpg')
+        Image.fromarray(np.zeros(
+            (5, 4000),
+            np.uint8)).save(root / 'SegmentationClass' / 'strip.png')
+        (root / 'ImageSets' / 'Segmentation' / 'val.txt').write_text('strip\n')
+        options = [f'test_dataloader.dataset.data_root={root}']
     else:
         vocabulary = write_vocabulary(tmp_path / 'v.txt',
                                       ['cat', 'dog', 'bird'], {})

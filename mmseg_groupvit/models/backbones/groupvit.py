@@ -25,6 +25,10 @@ from ...weights.io import CheckpointError
 from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
 
 
+class ImageSizeError(ValueError):
+    """An image (after the test pipeline) smaller than one patch."""
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patch embedding followed by LayerNorm.
 
@@ -515,7 +519,7 @@ class GroupViT(BaseModule):
                 f'grayscale or RGBA images to RGB first (mmseg\'s '
                 f'LoadImageFromFile does so with color_type="color").')
         if x.shape[2] < self.patch_size or x.shape[3] < self.patch_size:
-            raise ValueError(
+            raise ImageSizeError(
                 f'Image {tuple(x.shape[2:])} is smaller than one '
                 f'{self.patch_size}x{self.patch_size} patch; resize it first.')
 

@@ -12,10 +12,29 @@ from torch import Tensor
 
 from ...visualization import class_palette
 from ...weights import check_state_dict
+from ..backbones.groupvit import ImageSizeError
 from .compact_inference import compact_predict, use_compact_scores
 from .fast_inference import (autocast, autocast_dtype, batched_slide_inference,
                              to_float32)
 from .postprocess import MAX_LOGITS_BYTES, postprocess_bounded
+
+
+def describe_images(data_samples) -> str:
+    """``'FILE (HxW, hxw after the test pipeline): '`` for each sample, to
+    prefix an error about the batch; empty without samples."""
+    if not data_samples:
+        return ''
+    names = []
+    for sample in data_samples:
+        meta = sample.metainfo
+        sizes = [
+            'x'.join(str(int(v)) for v in meta[key][:2])
+            for key in ('ori_shape', 'img_shape') if key in meta
+        ]
+        sizes = ', '.join(sizes[:1] +
+                          [f'{s} after the test pipeline' for s in sizes[1:]])
+        names.append(f'{meta.get("img_path", "an image")} ({sizes})')
+    return '; '.join(names) + ': '
 
 
 @MODELS.register_module()
@@ -135,10 +154,17 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         """mmseg's ``predict``; with a vocabulary so large that the dense
         score map would exceed ``test_cfg.max_logits_bytes`` (default
         256 MiB), the same labels from compact per-window scores, without
-        ``seg_logits``: see :mod:`~.compact_inference`."""
-        if use_compact_scores(self, inputs, data_samples):
-            return compact_predict(self, inputs, data_samples)
-        return super().predict(inputs, data_samples)
+        ``seg_logits``: see :mod:`~.compact_inference`. An image smaller
+        than one patch after the test pipeline raises
+        :class:`ImageSizeError` naming its file."""
+        try:
+            if use_compact_scores(self, inputs, data_samples):
+                return compact_predict(self, inputs, data_samples)
+            return super().predict(inputs, data_samples)
+        except ImageSizeError as error:
+            # The backbone sees a tensor; name the files here.
+            raise ImageSizeError(describe_images(data_samples) +
+                                 str(error)) from None
 
     def slide_inference(self, inputs: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:
