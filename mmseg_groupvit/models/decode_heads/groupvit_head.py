@@ -280,14 +280,20 @@ class GroupViTHead(BaseDecodeHead):
                         batch_img_metas: List[dict]) -> Tensor:
         """Resize to the target size only when it differs (mmseg's rule for
         the target: the window in slide mode, else the padded shape)."""
-        meta = batch_img_metas[0]
+        size = self.target_size(batch_img_metas[0])
+        if tuple(seg_logits.shape[-2:]) == size:
+            return seg_logits
+        return super().predict_by_feat(seg_logits, batch_img_metas)
+
+    @staticmethod
+    def target_size(meta: dict) -> Tuple[int, int]:
+        """mmseg's size for a head's scores: the window's ``img_shape`` in
+        slide mode (a ``torch.Size`` there), else the padded shape."""
         if isinstance(meta['img_shape'], torch.Size):
             size = meta['img_shape']
         else:
-            size = meta.get('pad_shape', meta['img_shape'])[:2]
-        if tuple(seg_logits.shape[-2:]) == tuple(size):
-            return seg_logits
-        return super().predict_by_feat(seg_logits, batch_img_metas)
+            size = meta.get('pad_shape', meta['img_shape'])
+        return tuple(int(v) for v in size[:2])
 
     def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
         raise NotImplementedError(

@@ -76,9 +76,9 @@ def use_compact_scores(model, inputs: Tensor,
     metas = (
         _default_metas(inputs) if data_samples is None else
         [sample.metainfo for sample in data_samples])
+    head = model.decode_head
     return all(
-        tuple(meta.get('pad_shape', meta['img_shape'])[:2]) == tuple(
-            inputs.shape[2:]) for meta in metas)
+        head.target_size(meta) == tuple(inputs.shape[2:]) for meta in metas)
 
 
 def _compact_windows(model, inputs: Tensor) -> List[Window]:
@@ -88,11 +88,11 @@ def _compact_windows(model, inputs: Tensor) -> List[Window]:
         list[tuple]: ``(box, pixel_group [B, h, w], table [B, G, C])`` per
         window, ``box`` being ``(y1, y2, x1, x2)``.
     """
-    test_cfg = model.test_cfg
+    test_cfg = model.test_cfg or {}
     batch_size, _, height, width = inputs.shape
     if test_cfg.get('mode', 'whole') == 'slide':
-        boxes = window_boxes(height, width, tuple(test_cfg.crop_size),
-                             tuple(test_cfg.stride))
+        boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
+                             tuple(test_cfg['stride']))
         per_pass = window_batch(test_cfg)
     else:
         boxes, per_pass = [(0, height, 0, width)], 1
