@@ -24,7 +24,6 @@ scored).
 import logging
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
@@ -32,25 +31,20 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from ..decode_heads.groupvit_head import paint_scores
-from .fast_inference import window_batch, window_boxes
+from .fast_inference import (window_batch, window_batches, window_boxes,
+                             window_counts)
 from .postprocess import (MAX_LOGITS_BYTES, channels_per_step, running_argmax,
                           unpad_and_unflip)
 
-__all__ = ['use_compact_scores', 'compact_predict']
+__all__ = ['dense_scores_bytes', 'use_compact_scores', 'compact_predict']
 
 Box = Tuple[int, int, int, int]
 Window = Tuple[Box, Tensor, Tensor]
 
 
-def _default_metas(inputs: Tensor) -> List[dict]:
-    """mmseg's metas for ``predict`` without data samples."""
-    return [
-        dict(
-            ori_shape=inputs.shape[2:],
-            img_shape=inputs.shape[2:],
-            pad_shape=inputs.shape[2:],
-            padding_size=[0, 0, 0, 0])
-    ] * inputs.shape[0]
+def dense_scores_bytes(inputs: Tensor, channels: int) -> int:
+    """Bytes of the dense score canvas ``[B, channels, H, W]``."""
+    return inputs[:, :1].numel() * channels * inputs.element_size()
 
 
 def use_compact_scores(model, inputs: Tensor,
@@ -68,17 +62,14 @@ def use_compact_scores(model, inputs: Tensor,
         return False
     test_cfg = model.test_cfg or {}
     budget = test_cfg.get('max_logits_bytes', MAX_LOGITS_BYTES)
-    dense_bytes = inputs[:, :1].numel() * channels * inputs.element_size()
-    if dense_bytes <= budget:
+    if dense_scores_bytes(inputs, channels) <= budget:
         return False
-    if test_cfg.get('mode', 'whole') == 'slide':
+    if test_cfg.get('mode', 'whole') == 'slide' or data_samples is None:
+        # Without samples mmseg's metas are the input size.
         return True
-    metas = (
-        _default_metas(inputs) if data_samples is None else
-        [sample.metainfo for sample in data_samples])
-    head = model.decode_head
     return all(
-        head.target_size(meta) == tuple(inputs.shape[2:]) for meta in metas)
+        model.decode_head.target_size(sample.metainfo) == tuple(
+            inputs.shape[2:]) for sample in data_samples)
 
 
 def _compact_windows(model, inputs: Tensor) -> List[Window]:
@@ -99,17 +90,12 @@ def _compact_windows(model, inputs: Tensor) -> List[Window]:
     class_embeds = model.text_encoder()
     bg_thresh = test_cfg.get('bg_thresh', None)
     windows = []
-    for start in range(0, len(boxes), per_pass):
-        chunk = boxes[start:start + per_pass]
-        # [n * B, 3, h, w], window-major, as in batched_slide_inference.
-        crops = torch.cat(
-            [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+    for chunk, crops in window_batches(inputs, boxes, per_pass):
         feats = model.image_features(crops)
         pixel_group, table = model.decode_head.assign(
             [crops, feats, class_embeds], bg_thresh=bg_thresh)
-        for i, box in enumerate(chunk):
-            part = slice(i * batch_size, (i + 1) * batch_size)
-            windows.append((box, pixel_group[part], table[part]))
+        windows += zip(chunk, pixel_group.split(batch_size),
+                       table.split(batch_size))
     return windows
 
 
@@ -158,9 +144,7 @@ def compact_predict(model,
     """
     windows = _compact_windows(model, inputs)
     channels = windows[0][2].shape[-1]
-    count = inputs.new_zeros((1, 1) + tuple(inputs.shape[2:]))
-    for y1, y2, x1, x2 in (box for box, _, _ in windows):
-        count[:, :, y1:y2, x1:x2] += 1
+    count = window_counts(inputs, [box for box, _, _ in windows])
     samples = data_samples
     if samples is None:
         samples = [SegDataSample() for _ in range(inputs.shape[0])]
@@ -187,7 +171,7 @@ def _log_once(channels: int, inputs: Tensor) -> None:
     if _logged:
         return
     _logged = True
-    dense = inputs[:, :1].numel() * channels * inputs.element_size()
+    dense = dense_scores_bytes(inputs, channels)
     print_log(
         f'Scores of {channels} classes at {inputs.shape[2]}x'
         f'{inputs.shape[3]} would take {dense / 2**20:.0f} MiB per batch '

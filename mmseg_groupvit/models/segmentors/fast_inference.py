@@ -10,7 +10,7 @@ batches of ``test_cfg.window_batch`` and are added into the canvas slices
 in the same order, so every sum is the same as mmseg's.
 """
 from contextlib import nullcontext
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -62,6 +62,36 @@ def window_batch(test_cfg) -> int:
     return value
 
 
+def window_batches(inputs: Tensor, boxes: List[Tuple[int, int, int, int]],
+                   per_pass: int) -> Iterator[Tuple[list, Tensor]]:
+    """The windows of ``boxes``, ``per_pass`` at a time.
+
+    Args:
+        inputs (Tensor): ``[B, 3, H, W]``.
+        boxes (list[tuple]): ``(y1, y2, x1, x2)`` per window, all of one
+            size.
+        per_pass (int): Windows per batch.
+
+    Yields:
+        tuple[list, Tensor]: The batch's boxes and its crops
+        ``[n * B, 3, h, w]``, window-major: ``crops.split(B)`` gives the
+        windows in the order of the boxes.
+    """
+    for start in range(0, len(boxes), per_pass):
+        chunk = boxes[start:start + per_pass]
+        yield chunk, torch.cat(
+            [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+
+
+def window_counts(inputs: Tensor, boxes: List[Tuple[int, int, int,
+                                                    int]]) -> Tensor:
+    """How many windows cover each pixel: ``[1, 1, H, W]``."""
+    count = inputs.new_zeros((1, 1) + tuple(inputs.shape[2:]))
+    for y1, y2, x1, x2 in boxes:
+        count[:, :, y1:y2, x1:x2] += 1
+    return count
+
+
 def batched_slide_inference(model, inputs: Tensor,
                             batch_img_metas: List[dict]) -> Tensor:
     """Slide inference as mmseg's, with ``test_cfg.window_batch`` windows
@@ -79,24 +109,16 @@ def batched_slide_inference(model, inputs: Tensor,
         scores at every pixel.
     """
     test_cfg = model.test_cfg
-    per_pass = window_batch(test_cfg)
     batch_size, _, height, width = inputs.shape
-    boxes = window_boxes(height, width, tuple(test_cfg.crop_size),
-                         tuple(test_cfg.stride))
+    boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
+                         tuple(test_cfg['stride']))
     preds = inputs.new_zeros((batch_size, model.out_channels, height, width))
-    count = inputs.new_zeros((batch_size, 1, height, width))
-    for start in range(0, len(boxes), per_pass):
-        chunk = boxes[start:start + per_pass]
-        # Windows are all the same size: [n * B, 3, h, w], window-major.
-        crops = torch.cat(
-            [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+    for chunk, crops in window_batches(inputs, boxes, window_batch(test_cfg)):
         batch_img_metas[0]['img_shape'] = crops.shape[2:]
         logits = model.encode_decode(crops, batch_img_metas)
-        for i, (y1, y2, x1, x2) in enumerate(chunk):
-            preds[:, :, y1:y2,
-                  x1:x2] += logits[i * batch_size:(i + 1) * batch_size]
-            count[:, :, y1:y2, x1:x2] += 1
-    return preds / count
+        for (y1, y2, x1, x2), window in zip(chunk, logits.split(batch_size)):
+            preds[:, :, y1:y2, x1:x2] += window
+    return preds / window_counts(inputs, boxes)
 
 
 def autocast_dtype(test_cfg) -> Optional[torch.dtype]:
