@@ -2,6 +2,7 @@
 """Shared test fixtures: paths, the reference fixture of the original code,
 and small GroupViT models built from configs."""
 import importlib.util
+import math
 import os
 import os.path as osp
 import sys
@@ -93,6 +94,26 @@ def build_small_segmentor(config='groupvit_voc.py', seed=0, **overrides):
     model.init_weights()
     randomise_batchnorm(model, seed)
     return model.eval()
+
+
+def varied_segmentor(seed=0, text_encoder=False):
+    """A small random GroupViT whose labels vary with the image: at the
+    usual init scale (std 0.02) random weights give one class everywhere,
+    which would make every comparison trivial. Matrices of the image
+    encoder (and of the text encoder when asked) are drawn at std 0.2, and
+    the head's temperature is the clamp, 100."""
+    model = build_small_segmentor(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    encoders = [model.image_encoder]
+    if text_encoder:
+        encoders.append(model.text_encoder)
+    with torch.no_grad():
+        for encoder in encoders:
+            for param in encoder.parameters():
+                if param.dim() >= 2:
+                    param.copy_(torch.randn(param.shape, generator=gen) * 0.2)
+        model.decode_head.logit_scale.fill_(math.log(100))
+    return model
 
 
 def randomise_batchnorm(model, seed=0):

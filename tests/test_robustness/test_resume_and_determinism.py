@@ -8,7 +8,6 @@ resumed again; and once with two processes. Metrics and every predicted
 label map must be identical.
 """
 import json
-import math
 import os
 import os.path as osp
 import signal
@@ -25,7 +24,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from PIL import Image
 
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
+from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, varied_segmentor
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 NUM_IMAGES = 25
@@ -64,20 +63,6 @@ def setup(tmp_path_factory):
     torch.save(
         dict(state_dict=varied_segmentor().state_dict(), meta={}), checkpoint)
     return root, str(config), str(checkpoint)
-
-
-def varied_segmentor(seed=0):
-    """A small random GroupViT whose labels vary with the image: at the
-    usual init scale (std 0.02) random weights give one class everywhere,
-    which would make every comparison trivial."""
-    model = build_small_segmentor(seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.image_encoder.named_parameters():
-            if param.dim() >= 2:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.2)
-        model.decode_head.logit_scale.fill_(math.log(100))
-    return model
 
 
 def command(config, checkpoint, work_dir, *extra):

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Compact prediction for large vocabularies gives mmseg's labels bit for
 bit, without any dense ``[C, H, W]`` score map."""
-import math
 import os.path as osp
 
 import pytest
@@ -14,7 +13,7 @@ from mmengine.registry import init_default_scope
 import mmseg_groupvit.models.segmentors.compact_inference as compact
 from mmseg_groupvit.evaluation import CheckedIoUMetric, ConfigCheckError
 from mmseg_groupvit.models.decode_heads import GroupViTHead
-from tests.conftest import VOC_SAMPLE, build_small_segmentor
+from tests.conftest import VOC_SAMPLE, build_small_segmentor, varied_segmentor
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -160,14 +159,7 @@ def test_real_groupvit_head_with_background():
     """The GroupViT head itself (groups, gate, background threshold) on a
     real photo with the 150 ADE20K classes: compact labels equal dense."""
     init_default_scope('mmseg')
-    model = build_small_segmentor()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for encoder in (model.image_encoder, model.text_encoder):
-            for param in encoder.parameters():
-                if param.dim() >= 2:
-                    param.copy_(torch.randn(param.shape, generator=gen) * 0.2)
-        model.decode_head.logit_scale.fill_(math.log(100))
+    model = varied_segmentor(text_encoder=True)
     model.set_vocabulary(dataset_name='ade20k')
     batch = load_batch(model, PAIR)
     for bg_thresh in (0.0, 0.5):
