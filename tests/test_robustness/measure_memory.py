@@ -49,6 +49,7 @@ from PIL import Image
 
 import mmseg_groupvit  # noqa: F401
 from mmseg_groupvit.evaluation import CheckedIoUMetric
+from tests.conftest import SMALL_ARCH
 
 VOC_IMAGE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit', 'VOC2012',
                      'JPEGImages', '2007_000129.jpg')
@@ -181,15 +182,9 @@ def vocabulary(classes: int) -> dict:
 
 def segment(classes: int, dense: bool) -> dict:
     names = [f'object number {i}' for i in range(classes)]
-    small = dict(
-        hidden_size=64,
-        intermediate_size=128,
-        depths=[1, 1, 1],
-        num_group_tokens=[8, 4, 0],
-        num_output_groups=[8, 4],
-        num_attention_heads=4,
-        projection_dim=256,
-        projection_intermediate_dim=64)
+    # The tests' small image encoder, projecting to the default text
+    # encoder's 256 dimensions.
+    small = dict(SMALL_ARCH['image_encoder'], projection_dim=256)
     model, _ = build(
         image_encoder=small,
         text_encoder=dict(vocabulary=names),
