@@ -21,11 +21,9 @@ tables. The dense score map is not kept in the result (``seg_logits`` is
 absent; ``score_channels`` in the metainfo says how many classes were
 scored).
 """
-import logging
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor
@@ -34,7 +32,7 @@ from ..decode_heads.groupvit_head import paint_scores
 from .fast_inference import (window_batch, window_batches, window_boxes,
                              window_counts)
 from .postprocess import (MAX_LOGITS_BYTES, channels_per_step, running_argmax,
-                          unpad_and_unflip)
+                          unpad_and_unflip, warn_once)
 
 __all__ = ['dense_scores_bytes', 'use_compact_scores', 'compact_predict']
 
@@ -159,24 +157,11 @@ def compact_predict(model,
         labels = running_argmax(steps, size, inputs.device)
         sample.set_metainfo(dict(score_channels=channels))
         sample.set_data(dict(pred_sem_seg=PixelData(data=labels)))
-    _log_once(channels, inputs)
-    return list(samples)
-
-
-_logged = False
-
-
-def _log_once(channels: int, inputs: Tensor) -> None:
-    global _logged
-    if _logged:
-        return
-    _logged = True
-    dense = dense_scores_bytes(inputs, channels)
-    print_log(
-        f'Scores of {channels} classes at {inputs.shape[2]}x'
-        f'{inputs.shape[3]} would take {dense / 2**20:.0f} MiB per batch '
+    warn_once(
+        'compact scores', f'Scores of {channels} classes at {inputs.shape[2]}x'
+        f'{inputs.shape[3]} would take '
+        f'{dense_scores_bytes(inputs, channels) / 2**20:.0f} MiB per batch '
         f'(more than test_cfg.max_logits_bytes): the labels are computed a '
         f'few classes at a time from each window\'s groups, and the results '
-        f'hold no seg_logits. Raise test_cfg.max_logits_bytes to keep them.',
-        logger='current',
-        level=logging.WARNING)
+        f'hold no seg_logits. Raise test_cfg.max_logits_bytes to keep them.')
+    return list(samples)

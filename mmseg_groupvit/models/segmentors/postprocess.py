@@ -20,7 +20,7 @@ from torch import Tensor
 
 __all__ = [
     'MAX_LOGITS_BYTES', 'channels_per_step', 'running_argmax', 'resize_argmax',
-    'unpad_and_unflip', 'postprocess_bounded'
+    'unpad_and_unflip', 'postprocess_bounded', 'warn_once'
 ]
 
 #: Largest full-size score map kept in a result (``C * H * W * 4`` bytes);
@@ -171,7 +171,14 @@ def postprocess_bounded(parent: Callable,
             continue
         logits = unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
         labels = resize_argmax(logits, (height, width), align_corners)
-        _warn_once(channels, height, width, full_bytes, max_logits_bytes)
+        warn_once(
+            'bounded postprocess',
+            f'Scores of {channels} classes at {height}x{width} would take '
+            f'{full_bytes / 2**30:.1f} GiB (more than '
+            f'test_cfg.max_logits_bytes = {max_logits_bytes / 2**20:.0f} '
+            f'MiB): the labels are computed in steps and seg_logits is kept '
+            f'at the network resolution. Raise test_cfg.max_logits_bytes to '
+            f'keep full-size scores.')
         sample.set_data(
             dict(
                 seg_logits=PixelData(data=logits[0]),
@@ -179,19 +186,13 @@ def postprocess_bounded(parent: Callable,
     return list(data_samples)
 
 
-_warned = False
+_warned_keys = set()
 
 
-def _warn_once(channels, height, width, full_bytes, budget) -> None:
-    global _warned
-    if _warned:
+def warn_once(key: str, message: str) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this
+    process (through mmengine's current logger)."""
+    if key in _warned_keys:
         return
-    _warned = True
-    print_log(
-        f'Scores of {channels} classes at {height}x{width} would take '
-        f'{full_bytes / 2**30:.1f} GiB (more than test_cfg.max_logits_bytes '
-        f'= {budget / 2**20:.0f} MiB): the labels are computed in steps '
-        f'and seg_logits is kept at the network resolution. Raise '
-        f'test_cfg.max_logits_bytes to keep full-size scores.',
-        logger='current',
-        level=logging.WARNING)
+    _warned_keys.add(key)
+    print_log(message, logger='current', level=logging.WARNING)
