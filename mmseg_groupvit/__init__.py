@@ -15,5 +15,7 @@ from .datasets import *  # noqa: E402,F401,F403
 from .evaluation import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .utils import *  # noqa: E402,F401,F403
+# Registers the safe loader of local checkpoints with mmengine.
+from .weights import checkpoint_loader  # noqa: E402,F401
 
 __version__ = '0.1.0'

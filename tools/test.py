@@ -43,7 +43,7 @@ from mmengine.runner import Runner
 from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
                                        check_text_options, describe_protocol,
                                        prepare_test_run, user_error_message)
-from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
+from mmseg_groupvit.weights import trust_checkpoint
 
 
 def parse_args(argv=None):
@@ -90,6 +90,12 @@ def parse_args(argv=None):
         action='store_true',
         help='skip the images that an interrupted run of the same config and '
         'checkpoint already evaluated in the same work dir')
+    parser.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='unpickle CHECKPOINT fully, for a file that holds Python '
+        'objects the safe loader refuses; only for a file from a source '
+        'you trust, since unpickling can run code')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -223,8 +229,8 @@ def main(argv=None):
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
-    # Checkpoints saved by tools/train.py pickle mmengine's message hub.
-    allow_mmengine_training_state()
+    if args.trust_pickle:
+        trust_checkpoint(args.checkpoint)
     try:
         # The model reads the vocabulary (file) and templates when built.
         check_text_options(cfg)

@@ -41,7 +41,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
+from mmseg_groupvit.weights import CheckpointError
 
 
 def _load_test_tool():
@@ -211,13 +211,15 @@ def main(argv=None):
     cfg = build_config(args)
     check_inputs(cfg)
     setup_cpu_distributed(cfg)
-    allow_mmengine_training_state()
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as e:
+        sys.exit(f'error: {e}')
     finish_distributed()
     return runner
 

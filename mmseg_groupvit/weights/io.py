@@ -15,15 +15,15 @@ unpickling can run code).
 """
 import json
 import os.path as osp
-import pickle
 import re
 import struct
-import zipfile
 from collections import defaultdict
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
+
+from .training_state import restore_numpy, training_state_globals
 
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
@@ -126,11 +126,34 @@ def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
     return tensors
 
 
+def safe_globals() -> list:
+    """Everything besides tensors and plain containers that the safe loader
+    rebuilds: the NVlabs release's OmegaConf config (inert placeholders) and
+    mmengine's training state (see :mod:`.training_state`). None of it can
+    run code chosen by a file.
+    """
+    return NVLABS_SAFE_GLOBALS + training_state_globals()
+
+
 def torch_load(path: str, trust_pickle: bool = False):
-    """``torch.load`` on CPU, tensors and containers only unless trusted.
+    """``torch.load`` on CPU of tensors, containers and :func:`safe_globals`
+    only, unless ``trust_pickle``.
+
+    The extra globals are allowed for this call only (torch's
+    ``safe_globals`` context), never process-wide.
+
+    Args:
+        path (str): A ``.pth`` / ``.bin`` file.
+        trust_pickle (bool): Unpickle fully: only for a file from a source
+            the user trusts, since unpickling can run code.
+
+    Returns:
+        The loaded object, with OmegaConf configs as plain dicts and numpy
+        objects restored.
 
     Raises:
-        CheckpointError: Missing, truncated or refused files, with the fix.
+        CheckpointError: Missing, empty, damaged, refused or non-checkpoint
+            files, naming the file, what it holds and the fix.
     """
     if not osp.isfile(path):
         raise CheckpointError(
@@ -142,45 +165,94 @@ def torch_load(path: str, trust_pickle: bool = False):
     try:
         if trust_pickle:
             return torch.load(path, map_location='cpu', weights_only=False)
-        try:
-            return torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError as e:
-            if 'omegaconf' not in str(e):
-                raise
-            with torch.serialization.safe_globals(NVLABS_SAFE_GLOBALS):
-                state = torch.load(path, map_location='cpu', weights_only=True)
-            if isinstance(state, dict) and 'config' in state:
-                state['config'] = to_plain(state['config'])
-            return state
-    except pickle.UnpicklingError as e:
-        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
-            raise CheckpointError(
-                f'{path} contains pickled Python objects besides tensors '
-                f'that the safe loader does not know (it accepts the '
-                f'OmegaConf config of the released NVlabs checkpoints): '
-                f'{_refused_global(e)}. '
-                f'If you trust the file\'s source, convert it with '
-                f'--trust-pickle (tools/convert_weights.py), which unpickles '
-                f'it fully; this can run code embedded in the file.') from e
-        raise CheckpointError(
-            f'{path} is not a readable PyTorch checkpoint '
-            f'({_first_line(e)}); it may be truncated or of another '
-            f'format.') from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise CheckpointError(
-            f'{path} is not a readable PyTorch checkpoint '
-            f'({_first_line(e)}); it is probably truncated or corrupt. '
-            f'Download it again.') from e
+        with torch.serialization.safe_globals(safe_globals()):
+            state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # torch raises many types for damaged files
+        raise CheckpointError(_load_failure(path, e)) from None
+    state = restore_numpy(state)
+    if isinstance(state, dict) and 'config' in state:
+        state['config'] = to_plain(state['config'])
+    return state
 
 
-def _refused_global(e: Exception) -> str:
-    match = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
-    return f'refused class {match.group(1)}' if match else _first_line(e)
+def _load_failure(path: str, error: Exception) -> str:
+    """Say why ``torch.load`` failed, from the error and the file's first
+    bytes, without repeating torch's advice to unpickle fully."""
+    kind = sniff_file(path)
+    if kind is not None:
+        return (f'{path} is {kind}, not a PyTorch checkpoint. Give a GroupViT '
+                f'checkpoint (.pth), a transformers folder or a .safetensors '
+                f'file.')
+    refused = refused_global(error)
+    if refused:
+        return (f'{path} was refused: it holds {refused}, which the safe '
+                f'loader does not rebuild (it reads tensors, plain '
+                f'containers, the NVlabs OmegaConf config and mmengine '
+                f'training state). Loading it fully could run code hidden in '
+                f'the file; if you trust its source, pass --trust-pickle for '
+                f'this file.')
+    return (f'{path} is not a readable PyTorch checkpoint '
+            f'({_first_line(error)}); it is probably truncated or corrupt. '
+            f'Download it again.')
+
+
+# First bytes of files that are often given by mistake.
+_MAGIC = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
+          (b'GIF8', 'a GIF image'), (b'%PDF', 'a PDF document'),
+          (b'\x1f\x8b', 'a gzip archive'), (b'BZh', 'a bzip2 archive'))
+
+
+def sniff_file(path: str) -> Optional[str]:
+    """What a file that ``torch.load`` cannot read is, when it is clearly
+    not a checkpoint: an image, an archive, a safetensors file or text.
+
+    Returns:
+        str | None: E.g. ``'a JPEG image'``; None for a file that looks like
+        a (possibly damaged) PyTorch checkpoint or unknown binary data.
+    """
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if head.startswith(b'PK\x03\x04') or head[:1] == b'\x80':
+        return None  # torch's zip format, or a legacy pickle
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) > 8 and head[8:10] == b'{"':
+        return ('a safetensors file (name it *.safetensors, or give its '
+                'transformers folder)')
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return 'unrecognised binary data'
+    if all(c.isprintable() or c in '\n\r\t' for c in text):
+        first = text.strip().splitlines()[0][:40] if text.strip() else ''
+        return f'a text file (it starts with {first!r})'
+    return None
+
+
+# How torch's weights-only unpickler (and .training_state) name what they
+# refuse; each pattern captures the name.
+_REFUSALS = (r'unsupported GLOBAL (\S+) whose module',
+             r'Unsupported global: GLOBAL (.+?)(?: was not an allowed|$)',
+             r'reduce for unrecognized function (.+)$',
+             r'classes allowlisted via `add_safe_globals` but got (.+)$',
+             r'types allowlisted via `add_safe_globals`, but got (.+)$')
+
+
+def refused_global(error: Exception) -> Optional[str]:
+    """The class or function named in a refusal of the safe unpickler, or
+    None when the error is not a refusal."""
+    for pattern in _REFUSALS:
+        match = re.search(pattern, str(error), re.MULTILINE)
+        if match:
+            return f'the class or function {match.group(1).strip()}'
+    return None
 
 
 def _first_line(e: Exception) -> str:
+    """The first sentence of an error's message."""
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return text[0].split('. ')[0].rstrip('.') if text else type(e).__name__
 
 
 def load_source_checkpoint(
