@@ -94,7 +94,8 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save(dict(model={}, config=argparse.Namespace(lr=1)), path)
     with pytest.raises(
             CheckpointError,
-            match='holds the class or function argparse.Namespace.*--trust-pickle'):
+            match='holds the class or function argparse.Namespace.*'
+            '--trust-pickle'):
         load_source_checkpoint(str(path))
     layout, _, config = load_source_checkpoint(str(path), trust_pickle=True)
     assert layout == 'nvlabs' and config.lr == 1
