@@ -83,17 +83,18 @@ class PickledArray:
         self.array = None
 
     def __setstate__(self, state):
-        if not (isinstance(state, tuple) and len(state) == 5
-                and isinstance(state[2], PickledDtype)
-                and isinstance(state[4], bytes)):
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(
+                state[2], PickledDtype) and isinstance(state[4], bytes)):
             _refuse('numpy.ndarray that is not a plain numeric array')
         _, shape, dtype, fortran, data = state
-        if not all(isinstance(n, int) and n >= 0 for n in shape) or (
-                math.prod(shape) * dtype.dtype.itemsize != len(data)):
+        if not all(isinstance(n, int) and n >= 0
+                   for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
+                                       != len(data)):
             _refuse(f'numpy.ndarray whose shape {shape} does not match its '
                     f'{len(data)} bytes')
-        self.array = np.frombuffer(data, dtype=dtype.dtype).reshape(
-            shape, order='F' if fortran else 'C').copy()
+        self.array = np.frombuffer(
+            data, dtype=dtype.dtype).reshape(
+                shape, order='F' if fortran else 'C').copy()
 
 
 def array_from_pickle(subtype, shape, dtype_char):
@@ -135,8 +136,8 @@ def restore_numpy(obj):
     elif isinstance(obj, list):
         obj[:] = [restore_numpy(v) for v in obj]
     elif isinstance(obj, tuple):
-        return type(obj)(restore_numpy(v) for v in obj) if not hasattr(
-            obj, '_fields') else obj
+        return type(obj)(restore_numpy(v)
+                         for v in obj) if not hasattr(obj, '_fields') else obj
     return obj
 
 

@@ -89,7 +89,6 @@ def write_hostile_checkpoints(folder: str, state_dict: dict) -> tuple:
     paths = {}
     for route, payload in _payloads(marker, folder).items():
         path = osp.join(folder, f'{route}.pth')
-        torch.save(
-            dict(state_dict=state_dict, meta=dict(hook=payload)), path)
+        torch.save(dict(state_dict=state_dict, meta=dict(hook=payload)), path)
         paths[route] = path
     return paths, marker

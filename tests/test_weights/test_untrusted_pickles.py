@@ -26,8 +26,8 @@ from tests.conftest import REPO, VOC_SAMPLE, build_small_segmentor
 from tests.test_weights.hostile_checkpoints import (Call,
                                                     write_hostile_checkpoints)
 
-ROUTES = ('reduce_os_system', 'reduce_exec', 'build_setstate',
-          'getattr_chain', 'nested_containers')
+ROUTES = ('reduce_os_system', 'reduce_exec', 'build_setstate', 'getattr_chain',
+          'nested_containers')
 
 
 @pytest.fixture(scope='module')
@@ -151,8 +151,7 @@ def test_forged_numpy_dtype_flags_give_plain_numbers(tmp_path):
     class ForgedArray:
 
         def __reduce__(self):
-            return (np.core.multiarray._reconstruct, (np.ndarray, (0, ),
-                                                      b'b'),
+            return (np.core.multiarray._reconstruct, (np.ndarray, (0, ), b'b'),
                     (1, (3, ), _dtype_with_flags(63), False, values.tobytes()))
 
     path = str(tmp_path / 'forged.pth')
@@ -287,8 +286,8 @@ def test_training_entry_points_refuse(hostile, tmp_path):
     # No init_cfg, the hostile file as load_from.
     proc = _run([
         'tools/train.py', config, '--work-dir',
-        str(work_dir), '--cfg-options',
-        'model.backbone.init_cfg=None', f'load_from={path}'
+        str(work_dir), '--cfg-options', 'model.backbone.init_cfg=None',
+        f'load_from={path}'
     ], marker, osp.dirname(marker))
     _one_error_line(proc, path, 'function exec,')
     # --resume finds the hostile file as the last checkpoint.
