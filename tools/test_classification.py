@@ -31,7 +31,6 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -118,7 +117,8 @@ def main(argv=None):
     cfg = build_config(args)
     if args.checkpoint is None:
         print(RANDOM_WARNING, file=sys.stderr)
-        torch.manual_seed(args.seed)
+        # The runner seeds everything before it builds the model.
+        cfg.randomness = dict(seed=args.seed)
     try:
         runner = Runner.from_cfg(cfg)
         start = time.perf_counter()
