@@ -52,12 +52,14 @@ def test_custom_folders_name_the_classes(tmp_path):
     assert sorted(d['gt_label'] for d in infos(ds)) == [0, 1]
 
 
-@pytest.mark.parametrize('layout, match', [
-    ('empty', 'no class folders'),
-    ('no_images', 'no images'),
-    ('unknown_wnid', r"not among the 1000 known ones.*'n99999999'"),
-    ('missing', 'does not exist'),
-])
+@pytest.mark.parametrize(
+    'layout, match', [
+        ('empty', 'no class folders'),
+        ('no_images', 'no images'),
+        ('unknown_wnid', r"not among the 1000 known ones.*'n99999999'"),
+        ('missing', 'does not exist'),
+    ],
+    ids=['empty', 'no_images', 'unknown_wnid', 'missing'])
 def test_folder_errors(tmp_path, layout, match):
     root = tmp_path / 'val'
     root.mkdir()
@@ -72,12 +74,14 @@ def test_folder_errors(tmp_path, layout, match):
         ImageNet(data_prefix=str(root))
 
 
-@pytest.mark.parametrize('line, match', [
-    ('a.JPEG', 'line 2 .* has no label'),
-    ('a.JPEG 1000', r'label 1000 is out of range for 1000 classes'),
-    ('a.JPEG -1', 'label -1 is out of range'),
-    ('a.JPEG cat', "label 'cat' is not an integer"),
-])
+@pytest.mark.parametrize(
+    'line, match', [
+        ('a.JPEG', 'line 2 .* has no label'),
+        ('a.JPEG 1000', r'label 1000 is out of range for 1000 classes'),
+        ('a.JPEG -1', 'label -1 is out of range'),
+        ('a.JPEG cat', "label 'cat' is not an integer"),
+    ],
+    ids=['no_label', 'too_large', 'negative', 'not_integer'])
 def test_annotation_errors(tmp_path, line, match):
     (tmp_path / 'val.txt').write_text(f'b.JPEG 3\n{line}\n')
     with pytest.raises(ClassificationDataError, match=match):
