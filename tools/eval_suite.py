@@ -46,8 +46,7 @@ TEST_PY = osp.join(TOOLS, 'test.py')
 COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
-    'images', 'seconds',
-    'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+    'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 # A finished run is identified by these columns.
@@ -416,9 +415,10 @@ def main(argv=None) -> int:
             done.add(key)
             save_table(args.out_dir, rows)
             metrics = record['metrics']
-            shown = (f'top-1 {metrics["accuracy/top1"]:.2f}'
-                     if 'accuracy/top1' in metrics else
-                     f'mIoU {metrics["mIoU"]:.2f}')
+            if 'accuracy/top1' in metrics:
+                shown = f'top-1 {metrics["accuracy/top1"]:.2f}'
+            else:
+                shown = f'mIoU {metrics["mIoU"]:.2f}'
             print(f'     {shown} ({time.perf_counter() - start:.0f} s)')
     save_table(args.out_dir, rows)
     print(f'results: {osp.join(args.out_dir, "results.md")} and '

@@ -221,8 +221,8 @@ def classification_tool(argv=None):
     except Exception:  # a broken config is reported by the usual path
         return None
     import importlib.util
-    path = osp.join(osp.dirname(osp.abspath(__file__)),
-                    'test_classification.py')
+    path = osp.join(
+        osp.dirname(osp.abspath(__file__)), 'test_classification.py')
     spec = importlib.util.spec_from_file_location('test_classification', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

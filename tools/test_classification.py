@@ -92,8 +92,10 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
         checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
         cfg_options=args.cfg_options or {},
         protocol=describe_classification_protocol(cfg),
-        metrics={k: round(float(v), 4)
-                 for k, v in metrics.items()},
+        metrics={
+            k: round(float(v), 4)
+            for k, v in metrics.items()
+        },
         images=len(runner.test_loop.dataloader.dataset),
         seconds=round(seconds, 3),
         processes=1)

@@ -17,7 +17,8 @@ model = dict(
         bgr_to_rgb=True),
     image_encoder=dict(type='GroupViT'),
     text_encoder=dict(
-        type='GroupViTTextEncoder', dataset_name='imagenet',
+        type='GroupViTTextEncoder',
+        dataset_name='imagenet',
         templates='subset'))
 
 test_pipeline = [

@@ -14,9 +14,9 @@ test_dataloader = dict(
         data_root='samples/voc2012_sample/VOCdevkit/VOC2012',
         data_prefix='',
         ann_file='ImageSets/Classification/val_dominant.txt',
-        metainfo=dict(classes=('aeroplane', 'bicycle', 'bird', 'boat',
-                               'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-                               'diningtable', 'dog', 'horse', 'motorbike',
-                               'person', 'pottedplant', 'sheep', 'sofa',
-                               'train', 'tvmonitor')),
+        metainfo=dict(
+            classes=('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
+                     'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
+                     'horse', 'motorbike', 'person', 'pottedplant', 'sheep',
+                     'sofa', 'train', 'tvmonitor')),
         pipeline={{_base_.test_pipeline}}))

@@ -8,6 +8,6 @@ from .transforms import (ImageLoadError, RobustLoadImageFromFile,
 
 __all__ = [
     'COCOObjectDataset', 'ImageLoadError', 'RobustLoadImageFromFile',
-    'exif_orientation', 'CustomDataset', 'ImageNet',
-    'ClassificationDataError', 'ResizeEdge', 'PackInputs'
+    'exif_orientation', 'CustomDataset', 'ImageNet', 'ClassificationDataError',
+    'ResizeEdge', 'PackInputs'
 ]

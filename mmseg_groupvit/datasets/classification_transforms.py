@@ -87,12 +87,10 @@ class PackInputs(BaseTransform):
         img = results['img']
         if img.ndim == 2:
             img = img[..., None]
-        inputs = torch.from_numpy(
-            np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = BaseDataElement(metainfo={
-            k: results[k]
-            for k in self.meta_keys if k in results
-        })
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        sample = BaseDataElement(
+            metainfo={k: results[k]
+                      for k in self.meta_keys if k in results})
         if 'gt_label' in results:
             sample.gt_label = torch.tensor([int(results['gt_label'])])
         return dict(inputs=inputs, data_samples=sample)

@@ -20,8 +20,8 @@ def is_classification_config(cfg) -> bool:
     model_type = cfg.get('model', {}).get('type', None)
     if isinstance(model_type, str):
         model_type = MODELS.get(model_type)
-    return isinstance(model_type, type) and issubclass(
-        model_type, GroupViTClassifier)
+    return isinstance(model_type, type) and issubclass(model_type,
+                                                       GroupViTClassifier)
 
 
 def describe_classification_protocol(cfg: Config) -> Dict[str, Any]:
@@ -35,8 +35,7 @@ def describe_classification_protocol(cfg: Config) -> Dict[str, Any]:
     """
     dataset = cfg.test_dataloader.dataset
     pipeline = list(dataset.get('pipeline', None) or [])
-    resize = next((s for s in pipeline if s.get('type') == 'ResizeEdge'),
-                  None)
+    resize = next((s for s in pipeline if s.get('type') == 'ResizeEdge'), None)
     crop = next((s for s in pipeline if s.get('type') == 'CenterCrop'), None)
     text = cfg.model.get('text_encoder', {})
     if text.get('vocabulary', None) is not None:

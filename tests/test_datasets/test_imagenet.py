@@ -24,9 +24,9 @@ def test_wnid_folders_get_the_sorted_wnid_index(tmp_path):
         write_image(tmp_path / 'val' / wnid / name)
     (tmp_path / 'val' / 'n01440764' / 'notes.txt').write_text('x')
     ds = ImageNet(data_root=str(tmp_path), data_prefix='val')
-    got = sorted((p.split('/')[-2] + '/' + p.split('/')[-1], label)
-                 for p, label in ((d['img_path'], d['gt_label'])
-                                  for d in infos(ds)))
+    got = sorted(
+        (p.split('/')[-2] + '/' + p.split('/')[-1], label)
+        for p, label in ((d['img_path'], d['gt_label']) for d in infos(ds)))
     assert got == [('n01440764/d.JPEG', 0), ('n01443537/b.JPEG', 1),
                    ('n01443537/c.jpeg', 1), ('n15075141/a.JPEG', 999)]
     assert len(ds.metainfo['classes']) == 1000
@@ -34,14 +34,13 @@ def test_wnid_folders_get_the_sorted_wnid_index(tmp_path):
 
 def test_annotation_file(tmp_path):
     (tmp_path / 'meta').mkdir()
-    (tmp_path / 'meta' / 'val.txt').write_text(
-        'ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n')
+    (tmp_path / 'meta' / 'val.txt'
+     ).write_text('ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n')
     ds = ImageNet(
         data_root=str(tmp_path), data_prefix='val', ann_file='meta/val.txt')
-    assert [(d['img_path'], d['gt_label']) for d in infos(ds)] == [
-        (str(tmp_path / 'val' / 'ILSVRC2012_val_00000001.JPEG'), 65),
-        (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999)
-    ]
+    assert [(d['img_path'], d['gt_label']) for d in infos(ds)
+            ] == [(str(tmp_path / 'val' / 'ILSVRC2012_val_00000001.JPEG'), 65),
+                  (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999)]
 
 
 def test_custom_folders_name_the_classes(tmp_path):

@@ -68,8 +68,7 @@ def test_top1_top5_equal_a_recomputation(small):
     env = dict(os.environ, OMP_NUM_THREADS='2')
     proc = subprocess.run([
         sys.executable,
-        osp.join(REPO, 'tools', 'test.py'), config, checkpoint,
-        '--work-dir',
+        osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir',
         str(root / 'run')
     ],
                           cwd=REPO,
@@ -91,8 +90,8 @@ def test_top1_top5_equal_a_recomputation(small):
         logits = model(images, mode='tensor')
     ranked = logits.argsort(dim=1, descending=True)
     top1 = float((ranked[:, 0] == labels).float().mean() * 100)
-    top5 = float((ranked[:, :5] == labels[:, None]).any(1).float().mean() *
-                 100)
+    top5 = float(
+        (ranked[:, :5] == labels[:, None]).any(1).float().mean() * 100)
 
     assert len(set(ranked[:, 0].tolist())) > 1  # predictions vary
     assert record['images'] == len(pairs) == 17

@@ -41,13 +41,14 @@ def test_classify_prints_the_ranked_probabilities(small, tmp_path, capsys):
         '--topk', '2', '--out',
         str(tmp_path / 'out')
     ])
-    printed = [line for line in capsys.readouterr().out.splitlines()
-               if line.startswith('   ')]
+    printed = [
+        line for line in capsys.readouterr().out.splitlines()
+        if line.startswith('   ')
+    ]
 
     # Independent: PIL resize to 256 and center crop 224, the model's
     # cosine, softmax at the clamped temperature.
-    img = Image.open(photo).convert('RGB').resize((256, 256),
-                                                  Image.BILINEAR)
+    img = Image.open(photo).convert('RGB').resize((256, 256), Image.BILINEAR)
     img = (np.asarray(img, dtype=np.float64)[16:240, 16:240] - MEAN) / STD
     model = init_classifier(
         config,
@@ -70,9 +71,8 @@ def test_classify_prints_the_ranked_probabilities(small, tmp_path, capsys):
     ranked = summary['images'][0]['classes']
     assert [c['name'] for c in ranked] == [names[k] for k in order]
     assert sum(c['probability'] for c in ranked) == pytest.approx(1, abs=1e-6)
-    assert next(c for c in ranked if c['name'] == 'dog')['synonyms'] == [
-        'puppy'
-    ]
+    assert next(c for c in ranked
+                if c['name'] == 'dog')['synonyms'] == ['puppy']
 
 
 def test_classify_names_an_unreadable_image(small, tmp_path, capsys):

@@ -48,7 +48,7 @@ def test_classification_row(tmp_path):
     assert row['top5'] == f'{metrics["accuracy/top5"]:.2f}'
     assert (row['dataset'], row['resize'], row['templates'], row['images'],
             row['mIoU'], row['bg_thresh']) == ('CustomDataset',
-                                               'short 256, crop 224',
-                                               'subset', '17', '-', '-')
+                                               'short 256, crop 224', 'subset',
+                                               '17', '-', '-')
     assert record['processes'] == 1
     assert 'top-1' in proc.stdout

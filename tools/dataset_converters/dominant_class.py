@@ -17,9 +17,9 @@ Rule (per image of the split list):
 Writes ``filename label`` lines (``filename`` relative to the dataset root)
 for ``CustomDataset(ann_file=...)``::
 
-    python tools/dataset_converters/dominant_class.py \\
-        samples/voc2012_sample/VOCdevkit/VOC2012 \\
-        -o samples/voc2012_sample/VOCdevkit/VOC2012/ImageSets/Classification/val_dominant.txt
+    cd samples/voc2012_sample/VOCdevkit/VOC2012
+    python ../../../../tools/dataset_converters/dominant_class.py . \\
+        -o ImageSets/Classification/val_dominant.txt
 """
 import argparse
 import os.path as osp

@@ -123,8 +123,7 @@ class GroupViTClassifier(BaseModel):
                        extra_classes=None) -> None:
         """Change the classes (and optionally the templates) of a built
         classifier; arguments as in the constructor's ``text_encoder``."""
-        self.classes = resolve_classes(vocabulary, dataset_name,
-                                       extra_classes)
+        self.classes = resolve_classes(vocabulary, dataset_name, extra_classes)
         unique, index = _unique(self.classes)
         self.text_encoder.set_vocabulary(unique, templates)
         self.class_index = torch.tensor(index, device=self.class_index.device)
@@ -192,10 +191,11 @@ class GroupViTClassifier(BaseModel):
             f'{mode!r}: it is a zero-shot classifier and is not trained. '
             f'Train GroupViT with the segmentation configs.')
 
-    def predict(self,
-                inputs: Tensor,
-                data_samples: Optional[Sequence[BaseDataElement]] = None
-                ) -> List[BaseDataElement]:
+    def predict(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[Sequence[BaseDataElement]] = None
+    ) -> List[BaseDataElement]:
         """Scores and labels of a batch (see :meth:`forward`)."""
         logits = self.logits(inputs)
         scores = F.softmax(logits * self.scale(), dim=-1)

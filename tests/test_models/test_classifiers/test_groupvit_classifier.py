@@ -94,8 +94,8 @@ def test_loads_a_segmentor_checkpoint_and_matches_its_embeddings():
     segmentor = varied_segmentor(seed=3)
     model = MODELS.build(classifier_cfg().model).eval()
     model.load_state_dict(segmentor.state_dict())
-    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().
-                         manual_seed(0))
+    images = torch.randn(
+        2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = model.image_embeddings(images)
         theirs = segmentor.contrastive(
