@@ -211,8 +211,9 @@ def classification_tool(argv=None):
     """``tools/test_classification.py`` (imported) when the command's
     config builds a zero-shot classifier, else None."""
     argv = sys.argv[1:] if argv is None else argv
-    config = next((a for a in argv if not a.startswith('-')), None)
-    if config is None or not osp.isfile(config):
+    config = next((a for a in argv if a.endswith('.py') and osp.isfile(a)),
+                  None)
+    if config is None:
         return None
     from mmseg_groupvit.evaluation import is_classification_config
     try:
