@@ -77,6 +77,7 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     py_modules=['_mmseg_groupvit_mmcv_shim'],
     include_package_data=True,
+    package_data={'mmseg_groupvit': ['utils/*.tsv']},
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require={
         'lite': ['mmcv-lite==2.1.0'],

@@ -27,6 +27,11 @@ PNG text chunks carry the legend (``Image.open(f).text['legend']``) and the
 weights used; ``summary.json`` lists the outputs, classes, pixel shares and
 group counts. Without ``--checkpoint`` the weights are random and the
 pictures say so.
+
+``--classify`` classifies each image instead (zero-shot, the ImageNet
+config's protocol; same vocabulary, synonym and template options) and
+prints the ``--topk`` classes with their probabilities; see
+docs/classification.md.
 """
 import argparse
 import json
@@ -48,8 +53,10 @@ from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from PIL import Image
 
-from mmseg_groupvit.apis import (check_bg_thresh, image_group_maps,
+from mmseg_groupvit.apis import (check_bg_thresh, classify_image,
+                                 image_group_maps, init_classifier,
                                  init_groupvit)
+from mmseg_groupvit.datasets import ImageLoadError
 from mmseg_groupvit.utils import get_templates, load_vocabulary
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
@@ -62,6 +69,9 @@ SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
 #: Pictures list every class of a vocabulary up to this size; a larger one
 #: lists the classes present, most pixels first.
 LEGEND_EVERY_CLASS_UP_TO = 40
+SEGMENT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
+CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
+                           'groupvit_imagenet.py')
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Pass --checkpoint (see docs/demo.md) for real results.'
@@ -95,8 +105,8 @@ def parse_args(argv=None):
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
-        default=osp.join(REPO, 'configs', 'groupvit_voc.py'),
-        help='config (default: configs/groupvit_voc.py)')
+        help='config (default: configs/groupvit_voc.py, with --classify '
+        'configs/classification/groupvit_imagenet.py)')
     parser.add_argument(
         '--checkpoint',
         help='converted checkpoint (tools/convert_weights.py); random '
@@ -133,6 +143,16 @@ def parse_args(argv=None):
         type=float,
         default=0.5,
         help='colour weight of the overlays (default 0.5)')
+    parser.add_argument(
+        '--classify',
+        action='store_true',
+        help='classify each image instead: print the classes ranked, with '
+        'probabilities (see docs/classification.md)')
+    parser.add_argument(
+        '--topk',
+        type=int,
+        default=5,
+        help='with --classify, how many classes to print (default 5)')
     parser.add_argument('--device', default='cpu', help='torch device')
     parser.add_argument(
         '--seed',
@@ -140,6 +160,13 @@ def parse_args(argv=None):
         default=0,
         help='seed of the random weights when there is no checkpoint')
     args = parser.parse_args(argv)
+    if args.config is None:
+        args.config = CLASSIFY_CONFIG if args.classify else SEGMENT_CONFIG
+    if args.classify and args.bg_thresh is not None:
+        parser.error('--bg-thresh is a segmentation setting; a classifier '
+                     'has no background. Drop it or drop --classify.')
+    if args.topk < 1:
+        parser.error(f'--topk must be at least 1, got {args.topk}')
     args.show = [s.strip() for s in args.show.split(',') if s.strip()]
     unknown = sorted(set(args.show) - set(SHOW_CHOICES))
     if unknown or not args.show:
@@ -361,12 +388,61 @@ def segment(model, path, stem, args, note):
         groups=groups_summary)
 
 
+def classify(args, images, vocabulary, extra, templates):
+    """``--classify``: print every image's ``--topk`` classes with their
+    probabilities and write ``OUT/classification.json`` (every class)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='No checkpoint given')
+            model = init_classifier(
+                args.config,
+                args.checkpoint,
+                args.device,
+                vocabulary=vocabulary,
+                templates=templates,
+                extra_classes=extra,
+                seed=args.seed)
+    except (CheckpointError, ValueError, TypeError) as e:
+        sys.exit(f'error: {e}')
+    if not args.checkpoint:
+        print('warning: ' + ' '.join(RANDOM_NOTE))
+    results, failed = [], []
+    for path in images:
+        try:
+            ranked = classify_image(model, path)
+        except ImageLoadError as e:
+            failed.append(path)
+            print(f'error: {e}', file=sys.stderr)
+            continue
+        results.append(dict(image=path, classes=ranked))
+        print(f'{path}:')
+        width = max(len(c['name']) for c in ranked[:args.topk])
+        for rank, c in enumerate(ranked[:args.topk], 1):
+            print(f'  {rank:>2}. {c["name"]:<{width}}  '
+                  f'{100 * c["probability"]:6.2f}%')
+    os.makedirs(args.out, exist_ok=True)
+    summary = dict(
+        config=osp.abspath(args.config),
+        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
+        templates=model.text_encoder.templates,
+        images=results,
+        failed=failed)
+    with open(osp.join(args.out, 'classification.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    if failed:
+        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
+                 f'not be read: {", ".join(failed)}')
+    return summary
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         images, vocabulary, extra, templates = check_inputs(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
         sys.exit(f'error: {e}')
+    if args.classify:
+        return classify(args, images, vocabulary, extra, templates)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')

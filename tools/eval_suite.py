@@ -17,7 +17,10 @@ process (through torchrun with ``--nproc`` > 1), with its work dir under
 ``OUT_DIR/results.csv`` are rewritten: one row per finished run with the
 dataset, the protocol settings (resize, window, background threshold,
 templates), the checkpoint, mIoU, mAcc, aAcc, the number of images and the
-seconds the evaluation took. Run the same command again and the pairs
+seconds the evaluation took. Classification configs
+(``configs/classification/``) share the table: their rows give the resize
+and crop and top-1 / top-5 accuracy (always one process), the segmentation
+columns ``-``. Run the same command again and the pairs
 already in ``results.csv`` (same config, checkpoint, data root and options)
 are skipped, so an interrupted suite resumes where it stopped. A run that
 fails is reported and left out of the table; the others still run.
@@ -42,8 +45,8 @@ TEST_PY = osp.join(TOOLS, 'test.py')
 # Columns of results.csv; results.md shows the first ones (up to 'seconds').
 COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
-    'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'images', 'seconds',
-    'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+    'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
+    'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 # A finished run is identified by these columns.
@@ -231,10 +234,44 @@ def format_vocabulary(vocabulary: dict) -> str:
     return f'list of {len(value)}'
 
 
+def classification_row(record: dict) -> dict:
+    """The protocol and metric columns of a classification run."""
+    protocol = record['protocol']
+    metrics = record['metrics']
+    resize, crop = protocol['resize'], protocol['crop']
+    shown = [] if resize is None else [f'{resize["edge"]} {resize["scale"]}']
+    if crop is not None:
+        shown.append(f'crop {crop}')
+    return dict(
+        classes='-',
+        resize=', '.join(shown) or 'none',
+        window='-',
+        bg_thresh='-',
+        mIoU='-',
+        mAcc='-',
+        aAcc='-',
+        top1=f'{metrics["accuracy/top1"]:.2f}',
+        top5=(f'{metrics["accuracy/top5"]:.2f}'
+              if 'accuracy/top5' in metrics else '-'))
+
+
 def table_row(record: dict, config: str, checkpoint: str, data_root: str,
               cfg_options: str, work_dir: str) -> dict:
     """One table row from a run's ``results.json``."""
     protocol = record['protocol']
+    if protocol.get('task') == 'classification':
+        return dict(
+            config=config,
+            dataset=protocol['dataset'],
+            templates=format_templates(protocol['templates']),
+            checkpoint=checkpoint,
+            images=record['images'],
+            seconds=f'{record["seconds"]:.1f}',
+            vocabulary=format_vocabulary(protocol['vocabulary']),
+            data_root=data_root,
+            cfg_options=cfg_options,
+            work_dir=work_dir,
+            **classification_row(record))
     metrics = record['metrics']
     classes = str(protocol['num_classes'])
     if protocol['background']:
@@ -252,6 +289,8 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
         mIoU=f'{metrics["mIoU"]:.2f}',
         mAcc=f'{metrics["mAcc"]:.2f}',
         aAcc=f'{metrics["aAcc"]:.2f}',
+        top1='-',
+        top5='-',
         images=record['images'],
         seconds=f'{record["seconds"]:.1f}',
         vocabulary=format_vocabulary(protocol['vocabulary']),
@@ -269,10 +308,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def is_classification(config: str) -> bool:
+    """Whether the config builds a zero-shot classifier (run in one
+    process)."""
+    repo = osp.dirname(TOOLS)
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from mmseg_groupvit.evaluation import is_classification_config
+    return is_classification_config(config)
+
+
 def test_command(config: str, checkpoint: str, work_dir: str,
                  options: Sequence[str], nproc: int) -> List[str]:
     """The ``tools/test.py`` command line of one run."""
     args = [config, checkpoint, '--work-dir', work_dir]
+    if nproc > 1 and is_classification(config):
+        nproc = 1
     if options:
         args += ['--cfg-options', *options]
     if nproc <= 1:
@@ -363,8 +414,12 @@ def main(argv=None) -> int:
                           work_dir))
             done.add(key)
             save_table(args.out_dir, rows)
-            print(f'     mIoU {record["metrics"]["mIoU"]:.2f} '
-                  f'({time.perf_counter() - start:.0f} s)')
+            metrics = record['metrics']
+            if 'accuracy/top1' in metrics:
+                shown = f'top-1 {metrics["accuracy/top1"]:.2f}'
+            else:
+                shown = f'mIoU {metrics["mIoU"]:.2f}'
+            print(f'     {shown} ({time.perf_counter() - start:.0f} s)')
     save_table(args.out_dir, rows)
     print(f'results: {osp.join(args.out_dir, "results.md")} and '
           f'results.csv ({len(rows)} runs)')

@@ -213,7 +213,34 @@ def finish_distributed() -> None:
         dist.destroy_process_group()
 
 
+def classification_tool(argv=None):
+    """``tools/test_classification.py`` (imported) when the command's
+    config builds a zero-shot classifier, else None."""
+    argv = sys.argv[1:] if argv is None else argv
+    config = next((a for a in argv if a.endswith('.py') and osp.isfile(a)),
+                  None)
+    if config is None:
+        return None
+    from mmseg_groupvit.evaluation import is_classification_config
+    try:
+        if not is_classification_config(config):
+            return None
+    except Exception:  # a broken config is reported by the usual path
+        return None
+    import importlib.util
+    path = osp.join(
+        osp.dirname(osp.abspath(__file__)), 'test_classification.py')
+    spec = importlib.util.spec_from_file_location('test_classification', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None):
+    # Classification configs have their own tool, same arguments.
+    classification = classification_tool(argv)
+    if classification is not None:
+        return classification.main(argv)
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '

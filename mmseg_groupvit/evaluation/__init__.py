@@ -3,11 +3,14 @@
 and data, and resumable progress."""
 from .checked_iou_metric import (CheckedIoUMetric, check_class_count,
                                  check_label_map)
+from .classification import (describe_classification_protocol,
+                             is_classification_config)
 from .consistency import (check_model_classes, check_text_options,
                           dataset_classes)
 from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
                      ProgressError, user_error_message)
 from .iou_metric import PerClassIoUMetric
+from .metrics import Accuracy
 from .preflight import check_dataset_paths
 from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
@@ -22,5 +25,6 @@ __all__ = [
     'LabelMapError', 'ProgressError', 'user_error_message',
     'check_dataset_paths', 'ProgressWriter', 'describe_run', 'enable_progress',
     'prepare_progress', 'read_progress', 'SkipDoneSampler', 'prepare_test_run',
-    'use_checked_loading'
+    'use_checked_loading', 'Accuracy', 'is_classification_config',
+    'describe_classification_protocol'
 ]

@@ -2,6 +2,7 @@
 """Errors about user input (files, configs, data), and how the command-line
 tools print them: one message naming the input and the fix, no
 traceback."""
+from ..datasets.imagenet import ClassificationDataError
 from ..datasets.transforms import ImageLoadError
 from ..models.backbones.groupvit import ImageSizeError
 from ..weights.io import CheckpointError
@@ -27,8 +28,8 @@ class ProgressError(ValueError):
 
 
 #: Exceptions caused by the user's input; tools print their message only.
-USER_ERRORS = (CheckpointError, ConfigCheckError, ImageLoadError,
-               ImageSizeError, LabelMapError, ProgressError)
+USER_ERRORS = (CheckpointError, ClassificationDataError, ConfigCheckError,
+               ImageLoadError, ImageSizeError, LabelMapError, ProgressError)
 
 
 def user_error_message(error: BaseException) -> str:

@@ -1,0 +1,104 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Zero-shot classification of single images with
+:class:`~mmseg_groupvit.models.GroupViTClassifier`."""
+import copy
+import warnings
+from typing import List, Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..evaluation.test_run import use_checked_loading
+from ..utils import get_templates, load_vocabulary
+
+__all__ = ['init_classifier', 'classify_image']
+
+
+def init_classifier(config: Union[str, Config],
+                    checkpoint: Optional[str] = None,
+                    device: str = 'cpu',
+                    vocabulary=None,
+                    templates: Optional[Union[str, Sequence[str]]] = None,
+                    extra_classes=None,
+                    cfg_options: Optional[dict] = None,
+                    seed: int = 0) -> nn.Module:
+    """Build a classifier from a classification config.
+
+    Args:
+        config (str | Config): E.g. ``configs/classification/
+            groupvit_imagenet.py``.
+        checkpoint (str, optional): Converted checkpoint (segmentor or
+            classifier); without one the weights are random (seeded with
+            ``seed``) and a warning says so.
+        device (str): Defaults to 'cpu'.
+        vocabulary: Class names, synonym lists or a vocabulary file (see
+            :func:`mmseg_groupvit.utils.load_vocabulary`); the config's when
+            None.
+        templates (str | list[str], optional): Template set or templates;
+            the config's when None.
+        extra_classes: Classes appended to the vocabulary.
+        cfg_options (dict, optional): Other config overrides.
+        seed (int): Seed of the random weights. Defaults to 0.
+
+    Returns:
+        nn.Module: The classifier in eval mode, ``model.cfg`` set.
+    """
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
+        Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    text = cfg.model.text_encoder
+    if vocabulary is not None:
+        text.vocabulary = load_vocabulary(vocabulary)
+        text.dataset_name = None
+    if extra_classes is not None:
+        text.extra_classes = load_vocabulary(extra_classes)
+    if templates is not None:
+        text.templates = get_templates(templates)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if checkpoint is None:
+        warnings.warn('No checkpoint given: the model has RANDOM weights and '
+                      'its predictions are meaningless. Convert the '
+                      'published weights with tools/convert_weights.py.')
+        torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def classify_image(model: nn.Module, image: str) -> List[dict]:
+    """Rank the model's classes for one image file, through the test
+    pipeline of ``model.cfg`` (images loaded with
+    :class:`~mmseg_groupvit.datasets.RobustLoadImageFromFile`).
+
+    Returns:
+        list[dict]: One per class, best first: ``name``, ``synonyms``,
+        ``label``, ``probability`` (softmax of the scaled cosine) and
+        ``cosine``.
+
+    Raises:
+        ImageLoadError: The file is not a readable image.
+    """
+    cfg = copy.deepcopy(model.cfg)
+    use_checked_loading(cfg)
+    pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    data = model.data_preprocessor(
+        pseudo_collate([pipeline(dict(img_path=image))]), False)
+    sample = model.predict(data['inputs'], data['data_samples'])[0]
+    order = sample.pred_score.argsort(descending=True).tolist()
+    return [
+        dict(
+            name=model.classes[k][0],
+            synonyms=model.classes[k][1:],
+            label=k,
+            probability=float(sample.pred_score[k]),
+            cosine=float(sample.pred_logits[k])) for k in order
+    ]

@@ -1,0 +1,96 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The two transforms of a classification test pipeline that mmcv does not
+have, named as in mmpretrain: ``ResizeEdge`` and ``PackInputs``."""
+from typing import Sequence
+
+import mmcv
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmengine.structures import BaseDataElement
+from mmseg.registry import TRANSFORMS
+
+__all__ = ['ResizeEdge', 'PackInputs']
+
+
+@TRANSFORMS.register_module()
+class ResizeEdge(BaseTransform):
+    """Resize so that the short (or long) edge is ``scale``, keeping the
+    aspect ratio; the other edge is ``int(scale * other / edge)``, as
+    torchvision's ``Resize(int)`` computes it.
+
+    Args:
+        scale (int): Target edge length.
+        edge (str): ``'short'`` or ``'long'``. Defaults to 'short'.
+        backend (str): ``'cv2'`` or ``'pillow'`` (torchvision's resize of
+            PIL images). Defaults to 'cv2'.
+        interpolation (str): Defaults to 'bilinear'.
+    """
+
+    def __init__(self,
+                 scale: int,
+                 edge: str = 'short',
+                 backend: str = 'cv2',
+                 interpolation: str = 'bilinear'):
+        if edge not in ('short', 'long'):
+            raise ValueError(f'ResizeEdge: edge must be "short" or "long", '
+                             f'got {edge!r}.')
+        if int(scale) <= 0:
+            raise ValueError(f'ResizeEdge: scale must be positive, got '
+                             f'{scale!r}.')
+        self.scale = int(scale)
+        self.edge = edge
+        self.backend = backend
+        self.interpolation = interpolation
+
+    def target_size(self, h: int, w: int):
+        """``(w, h)`` after the resize."""
+        short_is_h = (h <= w) == (self.edge == 'short')
+        if short_is_h:
+            return int(self.scale * w / h), self.scale
+        return self.scale, int(self.scale * h / w)
+
+    def transform(self, results: dict) -> dict:
+        h, w = results['img'].shape[:2]
+        size = self.target_size(h, w)
+        results['img'] = mmcv.imresize(
+            results['img'],
+            size,
+            interpolation=self.interpolation,
+            backend=self.backend)
+        results['img_shape'] = results['img'].shape[:2]
+        results['scale_factor'] = (size[0] / w, size[1] / h)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(scale={self.scale}, '
+                f'edge={self.edge!r}, backend={self.backend!r}, '
+                f'interpolation={self.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
+class PackInputs(BaseTransform):
+    """Pack an image and its label: ``inputs`` ``[3, H, W]`` uint8 and a
+    ``data_samples`` element with ``gt_label`` ``[1]`` (when the sample has
+    one) and the meta keys present.
+
+    Args:
+        meta_keys (Sequence[str]): Keys copied into the metainfo.
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('img_path', 'ori_shape',
+                                             'img_shape', 'scale_factor')):
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        if img.ndim == 2:
+            img = img[..., None]
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        sample = BaseDataElement(
+            metainfo={k: results[k]
+                      for k in self.meta_keys if k in results})
+        if 'gt_label' in results:
+            sample.gt_label = torch.tensor([int(results['gt_label'])])
+        return dict(inputs=inputs, data_samples=sample)

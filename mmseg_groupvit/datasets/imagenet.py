@@ -1,0 +1,195 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Image-classification datasets in mmpretrain's two layouts, for
+zero-shot evaluation.
+
+* a folder of class folders, ``<data_prefix>/<class>/**/<image>`` (ImageNet:
+  ``val/<wnid>/*.JPEG``);
+* an annotation file of ``<filename> <label>`` lines, the filename relative
+  to ``data_prefix`` (ImageNet: ``meta/val.txt``).
+
+Each sample is ``dict(img_path=..., gt_label=int)``. Bad layouts and labels
+raise :class:`ClassificationDataError` naming the file or folder and the
+fix.
+"""
+import os
+import os.path as osp
+from typing import List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+from mmseg.registry import DATASETS
+
+from ..utils.imagenet_classes import imagenet_classes, imagenet_wnids
+
+__all__ = ['ClassificationDataError', 'CustomDataset', 'ImageNet']
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                  '.tiff', '.webp')
+
+
+class ClassificationDataError(ValueError):
+    """A classification dataset whose files or labels cannot be used."""
+
+
+@DATASETS.register_module()
+class CustomDataset(BaseDataset):
+    """A classification dataset from a class-folder tree or an annotation
+    file (mmpretrain's ``CustomDataset`` layouts).
+
+    Args:
+        data_root (str): Root of ``data_prefix`` and ``ann_file``.
+        data_prefix (str | dict): Image folder, or ``dict(img_path=...)``.
+        ann_file (str): ``filename label`` lines; empty to read the class
+            folders instead.
+        extensions (Sequence[str]): Image suffixes (case-insensitive) of
+            the folder layout.
+        metainfo (dict, optional): ``classes``: names in label order. The
+            folder layout without it takes the sorted folder names.
+        folder_names (Sequence[str], optional): The class folder of each
+            label, in label order (e.g. ImageNet's wnids). A folder that is
+            not among them is an error. Without it, the sorted folder names
+            give the labels.
+        **kwargs: mmengine ``BaseDataset`` arguments (``pipeline``,
+            ``test_mode``, ``lazy_init``, ...).
+    """
+
+    def __init__(self,
+                 data_root: str = '',
+                 data_prefix: Union[str, dict] = '',
+                 ann_file: str = '',
+                 extensions: Sequence[str] = IMG_EXTENSIONS,
+                 metainfo: Optional[dict] = None,
+                 folder_names: Optional[Sequence[str]] = None,
+                 **kwargs):
+        if isinstance(data_prefix, str):
+            data_prefix = dict(img_path=data_prefix)
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.folder_names = list(folder_names) if folder_names else None
+        kwargs.setdefault('test_mode', True)
+        super().__init__(
+            ann_file=ann_file,
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=data_prefix,
+            **kwargs)
+
+    @property
+    def img_prefix(self) -> str:
+        return self.data_prefix['img_path']
+
+    def load_data_list(self) -> List[dict]:
+        if self.ann_file:
+            return self._load_annotations()
+        return self._scan_folders()
+
+    def _class_count(self) -> Optional[int]:
+        classes = self._metainfo.get('classes')
+        return len(classes) if classes is not None else None
+
+    def _load_annotations(self) -> List[dict]:
+        path = self.ann_file
+        if not osp.isfile(path):
+            raise ClassificationDataError(
+                f'Annotation file {path} does not exist. Point ann_file at '
+                f'the "filename label" list, or set ann_file=\'\' to read '
+                f'class folders.')
+        num_classes = self._class_count()
+        if num_classes is None:
+            raise ClassificationDataError(
+                f'{path}: an annotation file needs the class names '
+                f'(metainfo=dict(classes=[...])) to check its labels.')
+        samples = []
+        with open(path, encoding='utf-8') as f:
+            for number, line in enumerate(f, 1):
+                text = line.strip()
+                if not text:
+                    continue
+                parts = text.rsplit(maxsplit=1)
+                where = f'{path} line {number} ({text!r})'
+                if len(parts) != 2:
+                    raise ClassificationDataError(
+                        f'{where} has no label. Each line is "filename '
+                        f'label" with an integer label in [0, '
+                        f'{num_classes - 1}].')
+                filename, label = parts
+                try:
+                    label = int(label)
+                except ValueError:
+                    raise ClassificationDataError(
+                        f'{where}: the label {label!r} is not an integer. '
+                        f'Each line is "filename label".') from None
+                if not 0 <= label < num_classes:
+                    raise ClassificationDataError(
+                        f'{where}: label {label} is out of range for '
+                        f'{num_classes} classes (0..{num_classes - 1}). '
+                        f'Check that the file and the class list belong '
+                        f'together.')
+                samples.append(
+                    dict(
+                        img_path=osp.join(self.img_prefix, filename),
+                        gt_label=label))
+        if not samples:
+            raise ClassificationDataError(
+                f'Annotation file {path} lists no images.')
+        return samples
+
+    def _scan_folders(self) -> List[dict]:
+        root = self.img_prefix
+        if not osp.isdir(root):
+            raise ClassificationDataError(
+                f'Image folder {root} does not exist. Set data_root / '
+                f'data_prefix to the folder of class folders (e.g. '
+                f'imagenet/val).')
+        folders = sorted(
+            d for d in os.listdir(root) if osp.isdir(osp.join(root, d)))
+        if not folders:
+            raise ClassificationDataError(
+                f'Image folder {root} has no class folders. Expected '
+                f'{root}/<class>/<image>, or give an annotation file '
+                f'(ann_file) of "filename label" lines.')
+        if self.folder_names is not None:
+            index = {name: i for i, name in enumerate(self.folder_names)}
+            unknown = [d for d in folders if d not in index]
+            if unknown:
+                raise ClassificationDataError(
+                    f'Image folder {root} has class folders that are not '
+                    f'among the {len(index)} known ones (e.g. ImageNet '
+                    f'wnids): {unknown[:5]}'
+                    f'{" ..." * (len(unknown) > 5)}. Remove them or '
+                    f'rename them to their ids.')
+        else:
+            index = {name: i for i, name in enumerate(folders)}
+            if self._metainfo.get('classes') is None:
+                self._metainfo['classes'] = tuple(folders)
+        samples = []
+        for folder in folders:
+            for dirpath, dirnames, filenames in os.walk(
+                    osp.join(root, folder)):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    if name.lower().endswith(self.extensions):
+                        samples.append(
+                            dict(
+                                img_path=osp.join(dirpath, name),
+                                gt_label=index[folder]))
+        if not samples:
+            raise ClassificationDataError(
+                f'Image folder {root} has class folders but no images '
+                f'({", ".join(self.extensions)}) in them.')
+        return samples
+
+
+@DATASETS.register_module()
+class ImageNet(CustomDataset):
+    """ImageNet-1k (e.g. its 50 000 val images) in either layout:
+    ``val/<wnid>/*.JPEG`` (labels from the sorted wnids) or
+    ``meta/val.txt`` of ``filename label`` lines.
+
+    ``METAINFO['classes']`` are the 1000 names GroupViT prompts with; the
+    folder layout accepts only the 1000 wnids.
+    """
+
+    METAINFO = dict(classes=tuple(imagenet_classes()))
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault('folder_names', imagenet_wnids())
+        super().__init__(**kwargs)

@@ -1,0 +1,4 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+from .accuracy import Accuracy
+
+__all__ = ['Accuracy']

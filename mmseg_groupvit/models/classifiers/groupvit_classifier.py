@@ -1,0 +1,210 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Zero-shot image classification with GroupViT: the paper's ImageNet
+protocol (spec §7) with the segmentor's encoders and checkpoints."""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from ...utils import get_prompt_classes, load_vocabulary
+from ...utils.imagenet_classes import imagenet_classes
+from ...weights import check_state_dict
+
+_SEGMENTOR_SCALE_KEY = 'decode_head.logit_scale'
+
+
+def resolve_classes(vocabulary=None,
+                    dataset_name: Optional[str] = None,
+                    extra_classes=None) -> List[List[str]]:
+    """The classes of a classifier, synonyms per class.
+
+    A user vocabulary follows :func:`~mmseg_groupvit.utils.load_vocabulary`
+    (no repeated names). ``dataset_name='imagenet'`` gives the 1000 names of
+    the original evaluation, which repeat two names (``missile``,
+    ``sunglasses``); a leading ``background`` of a segmentation set is
+    dropped (a classifier has no background).
+
+    Returns:
+        list[list[str]]: K classes in label order.
+    """
+    if vocabulary is not None:
+        classes = load_vocabulary(vocabulary)
+    elif dataset_name == 'imagenet':
+        classes = [[name] for name in imagenet_classes()]
+    elif dataset_name is not None:
+        classes = load_vocabulary(get_prompt_classes(dataset_name))
+    else:
+        raise ValueError('GroupViTClassifier needs text_encoder.vocabulary '
+                         '(class names, synonym lists or a vocabulary file) '
+                         'or text_encoder.dataset_name (e.g. "imagenet").')
+    if [n.casefold() for n in classes[0]] == ['background']:
+        classes = classes[1:]
+    if extra_classes is not None:
+        classes = classes + load_vocabulary(extra_classes)
+    if not classes:
+        raise ValueError('The classifier vocabulary has no classes.')
+    return [list(c) for c in classes]
+
+
+def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
+    """Distinct classes (compared without case) and, per class, the index
+    of its distinct entry."""
+    seen, unique, index = {}, [], []
+    for names in classes:
+        key = tuple(n.casefold() for n in names)
+        if key not in seen:
+            seen[key] = len(unique)
+            unique.append(names)
+        index.append(seen[key])
+    return unique, index
+
+
+@MODELS.register_module()
+class GroupViTClassifier(BaseModel):
+    """GroupViT zero-shot image classifier.
+
+    The image embedding is the projected pooled feature of the
+    :class:`GroupViT` backbone (``image_embeds``), the class embeddings come
+    from :class:`GroupViTTextEncoder` (the templates' un-normalised
+    projections averaged, then normalised), and the logits are their plain
+    cosine ``[B, K]``, as the original ranks ImageNet classes. Predictions
+    carry ``pred_score = softmax(s * cosine)`` with ``s = min(exp(
+    logit_scale), 100)`` (same ranking) and ``pred_label``, mmpretrain's
+    fields.
+
+    It loads the checkpoints of :class:`GroupViTEncoderDecoder` unchanged
+    (``image_encoder.*``, ``text_encoder.*``, ``decode_head.logit_scale``),
+    with the same strict key and shape check.
+
+    Args:
+        image_encoder (dict): :class:`GroupViT` config (with projector).
+        text_encoder (dict): :class:`GroupViTTextEncoder` config. Its
+            ``vocabulary`` / ``dataset_name`` / ``extra_classes`` name the
+            classes (see :func:`resolve_classes`; ``'imagenet'`` gives the
+            original's 1000 names, repeats included).
+        logit_scale_max (float): Clamp of ``exp(logit_scale)`` for
+            ``pred_score``. Defaults to 100.
+        data_preprocessor (dict, optional): E.g. mmengine's
+            ``ImgDataPreprocessor`` with ImageNet mean/std.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 logit_scale_max: float = 100.,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        text_cfg = dict(text_encoder)
+        self.classes = resolve_classes(
+            text_cfg.pop('vocabulary', None),
+            text_cfg.pop('dataset_name', None),
+            text_cfg.pop('extra_classes', None))
+        unique, index = _unique(self.classes)
+        text_cfg['vocabulary'] = unique
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_cfg)
+        self.register_buffer(
+            'class_index', torch.tensor(index), persistent=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.logit_scale_max = logit_scale_max
+
+    def set_vocabulary(self,
+                       vocabulary=None,
+                       templates=None,
+                       dataset_name: Optional[str] = None,
+                       extra_classes=None) -> None:
+        """Change the classes (and optionally the templates) of a built
+        classifier; arguments as in the constructor's ``text_encoder``."""
+        self.classes = resolve_classes(vocabulary, dataset_name, extra_classes)
+        unique, index = _unique(self.classes)
+        self.text_encoder.set_vocabulary(unique, templates)
+        self.class_index = torch.tensor(index, device=self.class_index.device)
+
+    @property
+    def class_names(self) -> List[str]:
+        """The first name of every class, in label order."""
+        return [names[0] for names in self.classes]
+
+    @property
+    def dataset_meta(self) -> dict:
+        """``classes``: the class names in label order."""
+        return dict(classes=self.class_names)
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta) -> None:
+        """The classes come from the vocabulary; a dataset's are not
+        taken."""
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        """Accept the segmentor's checkpoints (temperature under
+        ``decode_head.logit_scale``) and refuse keys or shapes that differ
+        from the model, as the segmentor does."""
+        if prefix == '':
+            if _SEGMENTOR_SCALE_KEY in state_dict:
+                state_dict['logit_scale'] = state_dict.pop(
+                    _SEGMENTOR_SCALE_KEY)
+            check_state_dict(self, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def class_embeddings(self) -> Tensor:
+        """``[K, D]`` normalised class embeddings in label order (a
+        repeated class shares its row)."""
+        return self.text_encoder()[self.class_index]
+
+    def image_embeddings(self, inputs: Tensor) -> Tensor:
+        """``[B, D]`` normalised projected pooled features of normalised
+        images ``[B, 3, H, W]``."""
+        return F.normalize(self.image_encoder(inputs)['image_embeds'], dim=-1)
+
+    def logits(self, inputs: Tensor) -> Tensor:
+        """Plain cosine of every image with every class ``[B, K]``."""
+        return self.image_embeddings(inputs) @ self.class_embeddings().t()
+
+    def scale(self) -> Tensor:
+        """``min(exp(logit_scale), logit_scale_max)``."""
+        return self.logit_scale.exp().clamp(max=self.logit_scale_max)
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[Sequence[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        """``'tensor'``: the cosine logits ``[B, K]``; ``'predict'``: the
+        data samples with ``pred_score`` ``[K]`` and ``pred_label`` ``[1]``
+        added. ``'loss'`` is not supported: the classifier is zero-shot."""
+        if mode == 'tensor':
+            return self.logits(inputs)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(
+            f'GroupViTClassifier supports mode "tensor" and "predict", not '
+            f'{mode!r}: it is a zero-shot classifier and is not trained. '
+            f'Train GroupViT with the segmentation configs.')
+
+    def predict(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[Sequence[BaseDataElement]] = None
+    ) -> List[BaseDataElement]:
+        """Scores and labels of a batch (see :meth:`forward`)."""
+        logits = self.logits(inputs)
+        scores = F.softmax(logits * self.scale(), dim=-1)
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(len(inputs))]
+        for sample, score, cos in zip(data_samples, scores, logits):
+            sample.set_data(
+                dict(
+                    pred_score=score,
+                    pred_logits=cos,
+                    pred_label=score.argmax(dim=-1, keepdim=True)))
+        return list(data_samples)

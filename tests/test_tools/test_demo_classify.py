@@ -1,0 +1,97 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""``tools/demo.py --classify``: ranked classes with probabilities, checked
+against the softmax of the scaled cosine recomputed from the model."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmseg_groupvit.apis import init_classifier
+from tests.conftest import (PHOTOS, REPO, SMALL_ARCH, load_script,
+                            varied_segmentor)
+
+MEAN = np.array([123.675, 116.28, 103.53])
+STD = np.array([58.395, 57.12, 57.375])
+
+
+@pytest.fixture
+def small(tmp_path):
+    checkpoint = str(tmp_path / 'small.pth')
+    torch.save(
+        dict(state_dict=varied_segmentor(seed=2).state_dict()), checkpoint)
+    config = str(tmp_path / 'small_cls.py')
+    base = osp.join(REPO, 'configs', 'classification', 'groupvit_imagenet.py')
+    with open(config, 'w') as f:
+        f.write(f'_base_ = [{base!r}]\n'
+                f'model = dict(image_encoder={SMALL_ARCH["image_encoder"]!r},'
+                f' text_encoder={SMALL_ARCH["text_encoder"]!r})\n')
+    return config, checkpoint
+
+
+def test_classify_prints_the_ranked_probabilities(small, tmp_path, capsys):
+    config, checkpoint = small
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')  # 448 x 448
+    demo = load_script('tools/demo.py')
+    demo.main([
+        photo, '--classify', '--config', config, '--checkpoint', checkpoint,
+        '--vocab', 'cat,dog|puppy,a red car', '--templates', 'simple',
+        '--topk', '2', '--out',
+        str(tmp_path / 'out')
+    ])
+    printed = [
+        line for line in capsys.readouterr().out.splitlines()
+        if line.startswith('   ')
+    ]
+
+    # Independent: PIL resize to 256 and center crop 224, the model's
+    # cosine, softmax at the clamped temperature.
+    img = Image.open(photo).convert('RGB').resize((256, 256), Image.BILINEAR)
+    img = (np.asarray(img, dtype=np.float64)[16:240, 16:240] - MEAN) / STD
+    model = init_classifier(
+        config,
+        checkpoint,
+        vocabulary=['cat', ['dog', 'puppy'], 'a red car'],
+        templates='simple')
+    with torch.no_grad():
+        cosine = model(
+            torch.from_numpy(img.transpose(2, 0, 1)).float()[None],
+            mode='tensor')[0]
+    scale = min(float(model.logit_scale.detach().exp()), 100.)
+    probs = torch.softmax(cosine * scale, dim=0)
+    order = probs.argsort(descending=True).tolist()
+    names = ['cat', 'dog', 'a red car']
+    expected = [f'{names[k]} {100 * float(probs[k]):.2f}%' for k in order[:2]]
+    assert [' '.join(line.split()[1:]) for line in printed] == expected
+
+    with open(tmp_path / 'out' / 'classification.json') as f:
+        summary = json.load(f)
+    ranked = summary['images'][0]['classes']
+    assert [c['name'] for c in ranked] == [names[k] for k in order]
+    assert sum(c['probability'] for c in ranked) == pytest.approx(1, abs=1e-6)
+    assert next(c for c in ranked
+                if c['name'] == 'dog')['synonyms'] == ['puppy']
+
+
+def test_classify_names_an_unreadable_image(small, tmp_path, capsys):
+    config, _ = small
+    bad = tmp_path / 'bad.jpg'
+    bad.write_bytes(b'not an image')
+    demo = load_script('tools/demo.py')
+    with pytest.raises(SystemExit, match='^error: 1 of 1 image'):
+        demo.main([
+            str(bad), '--classify', '--config', config, '--vocab', 'cat,dog',
+            '--out',
+            str(tmp_path / 'out')
+        ])
+    err = capsys.readouterr().err
+    assert f'error: Cannot load image {bad}' in err
+
+
+def test_bg_thresh_with_classify_is_refused(capsys):
+    demo = load_script('tools/demo.py')
+    with pytest.raises(SystemExit):
+        demo.parse_args(['x.jpg', '--classify', '--bg-thresh', '0.5'])
+    assert 'no background' in capsys.readouterr().err

@@ -1,0 +1,96 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Derive a labelled image-classification list from semantic-segmentation
+ground truth: the images whose label map is dominated by one class, with
+that class as the label.
+
+Rule (per image of the split list):
+
+1. Count the pixels of every class in the label map, leaving out the
+   background value(s) (``--ignore``, default 0 and 255: VOC's background
+   and void border).
+2. The image is kept when the remaining (object) pixels are at least
+   ``--min-object`` of the image (default 0.05) and the most frequent class
+   has at least ``--min-share`` of them (default 0.75).
+3. Its label is that class's value minus ``--offset`` (default 1, so VOC's
+   aeroplane = 1 becomes label 0 of the 20 object classes).
+
+Writes ``filename label`` lines (``filename`` relative to the dataset root)
+for ``CustomDataset(ann_file=...)``::
+
+    cd samples/voc2012_sample/VOCdevkit/VOC2012
+    python ../../../../tools/dataset_converters/dominant_class.py . \\
+        -o ImageSets/Classification/val_dominant.txt
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Iterable, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+
+
+def dominant_class(labels: np.ndarray,
+                   ignore: Iterable[int] = (0, 255),
+                   min_object: float = 0.05,
+                   min_share: float = 0.75) -> Optional[Tuple[int, float]]:
+    """The dominant class value of a label map and its share of the object
+    pixels, or None when the map is not dominated by one class.
+
+    Args:
+        labels (np.ndarray): ``[H, W]`` integer label map.
+        ignore (Iterable[int]): Values that are not objects.
+        min_object (float): Least fraction of the image that objects cover.
+        min_share (float): Least share of the object pixels that the
+            dominant class covers.
+    """
+    objects = labels[~np.isin(labels, list(ignore))]
+    if objects.size < min_object * labels.size or objects.size == 0:
+        return None
+    values, counts = np.unique(objects, return_counts=True)
+    best = int(np.argmax(counts))
+    share = counts[best] / objects.size
+    if share < min_share:
+        return None
+    return int(values[best]), float(share)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('root', help='dataset root (e.g. VOCdevkit/VOC2012)')
+    parser.add_argument('-o', '--out', required=True, help='output list')
+    parser.add_argument('--split', default='ImageSets/Segmentation/val.txt')
+    parser.add_argument('--img-dir', default='JPEGImages')
+    parser.add_argument('--img-suffix', default='.jpg')
+    parser.add_argument('--seg-dir', default='SegmentationClass')
+    parser.add_argument('--seg-suffix', default='.png')
+    parser.add_argument('--ignore', type=int, nargs='+', default=[0, 255])
+    parser.add_argument('--offset', type=int, default=1)
+    parser.add_argument('--min-object', type=float, default=0.05)
+    parser.add_argument('--min-share', type=float, default=0.75)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    split = osp.join(args.root, args.split)
+    if not osp.isfile(split):
+        sys.exit(f'error: split list not found: {split}')
+    with open(split) as f:
+        names = [line.strip() for line in f if line.strip()]
+    lines = []
+    for name in names:
+        seg = osp.join(args.root, args.seg_dir, name + args.seg_suffix)
+        found = dominant_class(
+            np.array(Image.open(seg)), args.ignore, args.min_object,
+            args.min_share)
+        if found is not None:
+            image = osp.join(args.img_dir, name + args.img_suffix)
+            lines.append(f'{image} {found[0] - args.offset}')
+    with open(args.out, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print(f'{len(lines)} of {len(names)} images kept: {args.out}')
+
+
+if __name__ == '__main__':
+    main()
