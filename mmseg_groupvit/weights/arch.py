@@ -2,6 +2,7 @@
 """Architecture of a GroupViT state dict (in this package's keys), read off
 its tensor shapes."""
 import math
+import numbers
 import re
 from typing import Dict, List, Optional
 
@@ -32,6 +33,74 @@ DEFAULT_ARCH = dict(
         max_position_embeddings=77,
         projection_dim=256,
         projection_intermediate_dim=4096))
+
+# Fields the tensor shapes cannot tell, at the released models' values (the
+# transformers defaults, which are also the constructors' defaults).
+UNSHAPED_DEFAULTS = dict(
+    image_encoder=dict(
+        hidden_act='gelu',
+        layer_norm_eps=1e-5,
+        dropout=0.0,
+        attention_dropout=0.0,
+        assign_eps=1.0),
+    text_encoder=dict(
+        hidden_act='quick_gelu',
+        layer_norm_eps=1e-5,
+        dropout=0.0,
+        attention_dropout=0.0,
+        eos_token_id=49407))
+
+# transformers ``hidden_act`` names the layers implement.
+ACTIVATIONS = ('gelu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu', 'relu',
+               'silu')
+
+
+def canonical_arch(arch: dict) -> dict:
+    """The architecture with every field the shapes cannot tell filled in
+    (:data:`UNSHAPED_DEFAULTS`), ``num_output_groups`` cut to the stages
+    that group (transformers writes an unused last entry) and fields in
+    sorted order: equal models give equal dicts, whichever layout they
+    came from."""
+    out = {}
+    for part in sorted(arch):
+        values = dict(UNSHAPED_DEFAULTS.get(part, {}), **arch[part])
+        if 'num_output_groups' in values:
+            groups = sum(1 for n in values.get('num_group_tokens', []) if n)
+            values['num_output_groups'] = list(
+                values['num_output_groups'])[:groups]
+        out[part] = {k: values[k] for k in sorted(values)}
+    return out
+
+
+def check_arch(arch: dict) -> None:
+    """Raise ``ValueError`` for fields no model can be built with: head
+    counts that are not positive integers dividing ``hidden_size``, an
+    unknown ``hidden_act``, a ``layer_norm_eps`` that is not a positive
+    number.
+
+    Args:
+        arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
+    """
+    for part, values in sorted(arch.items()):
+        heads = values.get('num_attention_heads')
+        width = values.get('hidden_size')
+        if heads is not None and (isinstance(heads, bool)
+                                  or not isinstance(heads, int) or heads < 1
+                                  or (isinstance(width, int) and width % heads)):
+            raise ValueError(
+                f'{part}.num_attention_heads={heads!r} cannot work: it must '
+                f'be a positive integer dividing {part}.hidden_size '
+                f'({width}).')
+        act = values.get('hidden_act')
+        if act is not None and act not in ACTIVATIONS:
+            raise ValueError(f'{part}.hidden_act={act!r} is not supported; '
+                             f'expected one of {list(ACTIVATIONS)}.')
+        eps = values.get('layer_norm_eps')
+        if eps is not None and (isinstance(eps, bool)
+                                or not isinstance(eps, numbers.Real)
+                                or not 0 < eps < math.inf):
+            raise ValueError(f'{part}.layer_norm_eps={eps!r} cannot work: '
+                             f'it must be a positive number, e.g. 1e-05.')
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
