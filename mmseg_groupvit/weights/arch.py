@@ -82,25 +82,26 @@ def check_arch(arch: dict) -> None:
         arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
     """
     for part, values in sorted(arch.items()):
-        heads = values.get('num_attention_heads')
         width = values.get('hidden_size')
-        if heads is not None and (isinstance(heads, bool)
-                                  or not isinstance(heads, int) or heads < 1
-                                  or (isinstance(width, int) and width % heads)):
+        if 'num_attention_heads' in values:
+            heads = values['num_attention_heads']
+            if (isinstance(heads, bool) or not isinstance(heads, int)
+                    or heads < 1 or (isinstance(width, int) and width % heads)):
+                raise ValueError(
+                    f'{part}.num_attention_heads={heads!r} cannot work: it '
+                    f'must be a positive integer dividing {part}.hidden_size '
+                    f'({width}).')
+        if 'hidden_act' in values and values['hidden_act'] not in ACTIVATIONS:
             raise ValueError(
-                f'{part}.num_attention_heads={heads!r} cannot work: it must '
-                f'be a positive integer dividing {part}.hidden_size '
-                f'({width}).')
-        act = values.get('hidden_act')
-        if act is not None and act not in ACTIVATIONS:
-            raise ValueError(f'{part}.hidden_act={act!r} is not supported; '
-                             f'expected one of {list(ACTIVATIONS)}.')
-        eps = values.get('layer_norm_eps')
-        if eps is not None and (isinstance(eps, bool)
-                                or not isinstance(eps, numbers.Real)
-                                or not 0 < eps < math.inf):
-            raise ValueError(f'{part}.layer_norm_eps={eps!r} cannot work: '
-                             f'it must be a positive number, e.g. 1e-05.')
+                f'{part}.hidden_act={values["hidden_act"]!r} is not '
+                f'supported; expected one of {list(ACTIVATIONS)}.')
+        if 'layer_norm_eps' in values:
+            eps = values['layer_norm_eps']
+            if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
+                    or not 0 < eps < math.inf):
+                raise ValueError(
+                    f'{part}.layer_norm_eps={eps!r} cannot work: it must be '
+                    f'a positive number, e.g. 1e-05.')
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:

@@ -202,8 +202,10 @@ def convert_checkpoint(src: str,
                 f'is not the released one, so it cannot be assumed: pass '
                 f'--vision-heads N (or --arch-config with the model\'s '
                 f'config).')
-        assumed.append('image_encoder.num_attention_heads='
-                       f'{arch["image_encoder"]["num_attention_heads"]}')
+        heads = DEFAULT_ARCH['image_encoder']['num_attention_heads']
+        arch['image_encoder']['num_attention_heads'] = heads
+        assumed.append(f'image_encoder.num_attention_heads={heads} (the '
+                       f'released models\')')
     try:
         check_arch(arch)
     except ValueError as e:

@@ -3,7 +3,6 @@
 byte: each gives one CheckpointError naming the file and the problem."""
 import json
 import os.path as osp
-import shutil
 import struct
 import subprocess
 import sys
@@ -95,45 +94,13 @@ def test_well_formed_file_reads(tmp_path):
     assert tensors['b'].dtype == torch.int64 and tensors['b'].tolist() == [7]
 
 
-@pytest.fixture(scope='module')
-def hf_folder(tmp_path_factory):
-    """A small random transformers GroupViT saved with save_pretrained."""
-    transformers = pytest.importorskip('transformers')
-    root = tmp_path_factory.mktemp('hf_small')
-    config = transformers.GroupViTConfig(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_attention_heads=2,
-            depths=[1, 1],
-            num_hidden_layers=2,
-            num_group_tokens=[4, 0],
-            num_output_groups=[4, 4]),
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2),
-        projection_dim=16,
-        projection_intermediate_dim=32)
-    torch.manual_seed(0)
-    transformers.GroupViTModel(config).save_pretrained(str(root / 'hf'))
-    return root / 'hf'
-
-
-def copy_folder(hf_folder, tmp_path):
-    folder = tmp_path / 'hf'
-    shutil.copytree(hf_folder, folder)
-    return folder
-
-
 def test_hf_folder_converts(hf_folder, tmp_path):
     result = convert_checkpoint(str(hf_folder), str(tmp_path / 'ok.pth'))
     assert result['arch']['image_encoder']['num_attention_heads'] == 2
 
 
-def test_integer_tensor_refused_at_conversion(hf_folder, tmp_path):
-    folder = copy_folder(hf_folder, tmp_path)
+def test_integer_tensor_refused_at_conversion(hf_copy, tmp_path):
+    folder = hf_copy
     tensors = load_file(str(folder / 'model.safetensors'))
     key = 'vision_model.embeddings.position_embeddings'
     tensors[key] = tensors[key].to(torch.int16)
@@ -145,16 +112,16 @@ def test_integer_tensor_refused_at_conversion(hf_folder, tmp_path):
 
 
 @pytest.mark.parametrize('text', ['[]', '3', '"groupvit"', '{"vision_config'])
-def test_config_json_not_an_object(hf_folder, tmp_path, text):
-    folder = copy_folder(hf_folder, tmp_path)
+def test_config_json_not_an_object(hf_copy, tmp_path, text):
+    folder = hf_copy
     (folder / 'config.json').write_text(text)
     with pytest.raises(CheckpointError) as info:
         convert_checkpoint(str(folder), str(tmp_path / 'out.pth'))
     assert str(folder / 'config.json') in str(info.value)
 
 
-def test_cli_gives_one_error_line(hf_folder, tmp_path):
-    folder = copy_folder(hf_folder, tmp_path)
+def test_cli_gives_one_error_line(hf_copy, tmp_path):
+    folder = hf_copy
     data, _ = MALFORMED['overlapping offsets']
     (folder / 'model.safetensors').write_bytes(data)
     proc = subprocess.run([
