@@ -189,7 +189,7 @@ def convert_checkpoint(src: str,
             f'again.') from e
     guessed = [
         f for f in GUESSED_FIELDS
-        if not (vision_heads and f.startswith('image_encoder'))
+        if not (vision_heads is not None and f.startswith('image_encoder'))
     ]
     arch = _merge(inferred, declared, guessed)
     assumed = []

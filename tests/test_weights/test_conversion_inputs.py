@@ -89,6 +89,12 @@ def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
     (hf_copy / 'config.json').unlink()
     with pytest.raises(CheckpointError, match='--vision-heads'):
         convert_checkpoint(str(hf_copy), str(tmp_path / 'out.pth'))
+    for heads in (0, -2, 3):
+        with pytest.raises(
+                CheckpointError,
+                match=f'image_encoder.num_attention_heads={heads} cannot'):
+            convert_checkpoint(
+                str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=heads)
     result = convert_checkpoint(
         str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
     assert result['arch']['image_encoder']['num_attention_heads'] == 2
