@@ -218,5 +218,5 @@ def arch_diff(expected: dict, actual: dict,
                 groups = sum(1 for n in exp.get('num_group_tokens', []) if n)
                 a, b = list(a)[:groups], list(b)[:groups]
             if a != b:
-                lines.append(f'{part}.{key}: expected {a}, got {b}')
+                lines.append(f'{part}.{key}: expected {a!r}, got {b!r}')
     return lines

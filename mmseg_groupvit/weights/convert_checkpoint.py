@@ -27,6 +27,16 @@ GUESSED_FIELDS = ('image_encoder.num_attention_heads',
 def _declared_arch(layout: str, config, arch_config: Optional[str]):
     """The architecture a config declares: ``--arch-config`` if given
     (refused unless it is one), else the checkpoint's own config."""
+    try:
+        return _read_declared_arch(layout, config, arch_config)
+    except (AttributeError, KeyError, TypeError) as e:
+        where = arch_config or 'the checkpoint\'s config'
+        raise CheckpointError(
+            f'{where} is malformed: a section or field has the wrong type '
+            f'({type(e).__name__}: {e}). Give the model\'s own config.') from e
+
+
+def _read_declared_arch(layout: str, config, arch_config: Optional[str]):
     if arch_config is not None:
         config = read_config_json(arch_config)
         if 'vision_config' in config:

@@ -137,3 +137,15 @@ def test_cli_gives_one_error_line(hf_copy, tmp_path):
         proc.stderr
     assert proc.stderr.count('\n') == 1
     assert 'invalid offset for tensor `b`' in proc.stderr
+
+
+@pytest.mark.parametrize('section,value', [('vision_config', [1]),
+                                           ('text_config', 'x')])
+def test_config_section_of_wrong_type(hf_copy, tmp_path, section, value):
+    config = json.loads((hf_copy / 'config.json').read_text())
+    config[section] = value
+    (hf_copy / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(
+            CheckpointError,
+            match=f'"{section}" is a {type(value).__name__}, not an object'):
+        convert_checkpoint(str(hf_copy), str(tmp_path / 'out.pth'))
