@@ -86,7 +86,8 @@ def check_arch(arch: dict) -> None:
         if 'num_attention_heads' in values:
             heads = values['num_attention_heads']
             if (isinstance(heads, bool) or not isinstance(heads, int)
-                    or heads < 1 or (isinstance(width, int) and width % heads)):
+                    or heads < 1
+                    or (isinstance(width, int) and width % heads)):
                 raise ValueError(
                     f'{part}.num_attention_heads={heads!r} cannot work: it '
                     f'must be a positive integer dividing {part}.hidden_size '
@@ -187,8 +188,8 @@ def infer_arch(state: Dict[str, torch.Tensor],
             hidden_size=width,
             intermediate_size=txt['blocks.0.mlp.fc1.weight'].shape[0],
             num_hidden_layers=_count(txt, r'blocks\.(\d+)\.'),
-            num_attention_heads=text_heads
-            if text_heads is not None else max(width // 64, 1),
+            num_attention_heads=text_heads if text_heads is not None else max(
+                width // 64, 1),
             max_position_embeddings=txt['positional_embedding'].shape[0],
             projection_dim=txt['projector.linear2.weight'].shape[0],
             projection_intermediate_dim=txt['projector.linear1.weight'].

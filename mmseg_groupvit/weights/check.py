@@ -50,19 +50,17 @@ def check_values(state: Dict[str, torch.Tensor],
             "The checkpoint").
         own (dict[str, Tensor], optional): The model's state dict.
     """
-    not_tensors = sorted(
-        f'{k} ({type(v).__name__})' for k, v in state.items()
-        if not isinstance(v, torch.Tensor))
+    not_tensors = sorted(f'{k} ({type(v).__name__})' for k, v in state.items()
+                         if not isinstance(v, torch.Tensor))
     if not_tensors:
         raise CheckpointError(
             f'{source}: {len(not_tensors)} entr(y/ies) of the state dict '
             f'are not tensors: {_listed(not_tensors)}. The file is not a '
             f'GroupViT checkpoint, or it is damaged.')
     if own is not None:
-        kinds = sorted(
-            f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
-            for k in set(own) & set(state)
-            if _kind(own[k].dtype) != _kind(state[k].dtype))
+        kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
+                       for k in set(own) & set(state)
+                       if _kind(own[k].dtype) != _kind(state[k].dtype))
         if kinds:
             raise CheckpointError(
                 f'{source}: {len(kinds)} tensor(s) have a dtype of another '

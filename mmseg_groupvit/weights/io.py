@@ -232,6 +232,6 @@ def load_source_checkpoint(
         return 'nvlabs', state, None
     raise CheckpointError(
         f'{path} does not look like a GroupViT checkpoint: none of its '
-        f'{len(state)} keys (e.g. {sorted(map(str, state))[:3]}) has the NVlabs '
-        f'prefix "img_encoder." (under "model") or the transformers prefix '
-        f'"vision_model.".')
+        f'{len(state)} keys (e.g. {sorted(map(str, state))[:3]}) has the '
+        f'NVlabs prefix "img_encoder." (under "model") or the transformers '
+        f'prefix "vision_model.".')

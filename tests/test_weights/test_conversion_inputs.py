@@ -39,18 +39,17 @@ def edit_config(folder, part, **fields):
     path.write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize(
-    'part,field,value',
-    [('vision_config', 'num_attention_heads', 0),
-     ('vision_config', 'num_attention_heads', -2),
-     ('vision_config', 'num_attention_heads', 3),
-     ('text_config', 'num_attention_heads', 5),
-     ('text_config', 'num_attention_heads', 2.0),
-     ('vision_config', 'hidden_act', 'swish_plus'),
-     ('text_config', 'hidden_act', None),
-     ('vision_config', 'layer_norm_eps', 'abc'),
-     ('text_config', 'layer_norm_eps', 0),
-     ('vision_config', 'layer_norm_eps', None)])
+@pytest.mark.parametrize('part,field,value',
+                         [('vision_config', 'num_attention_heads', 0),
+                          ('vision_config', 'num_attention_heads', -2),
+                          ('vision_config', 'num_attention_heads', 3),
+                          ('text_config', 'num_attention_heads', 5),
+                          ('text_config', 'num_attention_heads', 2.0),
+                          ('vision_config', 'hidden_act', 'swish_plus'),
+                          ('text_config', 'hidden_act', None),
+                          ('vision_config', 'layer_norm_eps', 'abc'),
+                          ('text_config', 'layer_norm_eps', 0),
+                          ('vision_config', 'layer_norm_eps', None)])
 def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
     edit_config(hf_copy, part, **{field: value})
     with pytest.raises(CheckpointError) as info:
@@ -69,8 +68,7 @@ def test_known_activations_build():
 
 
 @pytest.mark.parametrize('content', [[1, 2], {'lr': 0.1}, {'model': {}}])
-def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path,
-                                                 content):
+def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
     path = tmp_path / 'arch.json'
     path.write_text(json.dumps(content))
     with pytest.raises(CheckpointError, match=f'{path}.*'):
@@ -123,8 +121,7 @@ def test_released_architecture_assumes_its_heads(small_state, tmp_path,
 def test_moved_config_still_loads(small_state, tmp_path):
     src = tmp_path / 'src.pth'
     torch.save(
-        dict(state_dict=small_state, meta=dict(groupvit_arch=SMALL_ARCH)),
-        src)
+        dict(state_dict=small_state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
     result = convert_checkpoint(str(src), str(tmp_path / 'out' / 'm.pth'))
     moved = tmp_path / 'elsewhere' / 'deeper'
     moved.mkdir(parents=True)
@@ -152,7 +149,8 @@ def test_nvlabs_missing_tensor(nvlabs_source, tmp_path):
     torch.save(ckpt, tmp_path / 'src.pth')
     with pytest.raises(CheckpointError) as info:
         convert_checkpoint(
-            str(tmp_path / 'src.pth'), str(tmp_path / 'out.pth'),
+            str(tmp_path / 'src.pth'),
+            str(tmp_path / 'out.pth'),
             arch_config=arch)
     assert "missing from the checkpoint: " \
         "['image_encoder.stages.1.blocks.0.norm2.bias']" in str(info.value)
@@ -162,11 +160,13 @@ def test_nvlabs_non_tensor(nvlabs_source, tmp_path):
     ckpt, arch = nvlabs_source
     ckpt['model']['text_encoder.positional_embedding'] = [0.5] * 4
     torch.save(ckpt, tmp_path / 'src.pth')
-    with pytest.raises(CheckpointError,
-                       match=r"not tensors: \['text_encoder.positional_"
-                       r"embedding \(list\)'\]"):
+    with pytest.raises(
+            CheckpointError,
+            match=r"not tensors: \['text_encoder.positional_"
+            r"embedding \(list\)'\]"):
         convert_checkpoint(
-            str(tmp_path / 'src.pth'), str(tmp_path / 'out.pth'),
+            str(tmp_path / 'src.pth'),
+            str(tmp_path / 'out.pth'),
             arch_config=arch)
 
 
@@ -184,9 +184,10 @@ def test_missing_tensor_and_non_tensor(small_state, tmp_path):
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     state = dict(small_state, **{'image_encoder.norm.bias': 'zeros'})
     torch.save(dict(state_dict=state, meta=meta), src)
-    with pytest.raises(CheckpointError,
-                       match=r"not tensors: \['image_encoder.norm.bias "
-                       r"\(str\)'\]"):
+    with pytest.raises(
+            CheckpointError,
+            match=r"not tensors: \['image_encoder.norm.bias "
+            r"\(str\)'\]"):
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
 
 
@@ -201,7 +202,8 @@ def test_another_models_state_dict(tmp_path):
         "'0.weight', '1.bias'])" in str(info.value)
     proc = subprocess.run(
         [sys.executable, CONVERT,
-         str(src), str(tmp_path / 'out.pth')],
+         str(src),
+         str(tmp_path / 'out.pth')],
         capture_output=True,
         text=True)
     assert proc.returncode == 1

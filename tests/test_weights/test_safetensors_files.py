@@ -33,29 +33,30 @@ def entry(dtype='F32', shape=(2, ), offsets=(0, 8)):
 MALFORMED = {
     'header is a JSON list': (safetensors_bytes([1, 2]), 'sequence'),
     'int entry': (safetensors_bytes({'a': 3}), 'integer `3`'),
-    'missing dtype': (safetensors_bytes({'a': {
+    'missing dtype':
+    (safetensors_bytes({'a': {
         'shape': [2],
         'data_offsets': [0, 8]
     }}, F32_ZEROS[:8]), 'missing field `dtype`'),
-    'unknown dtype': (safetensors_bytes({'a': entry('X9')}, F32_ZEROS[:8]),
-                      'unknown variant `X9`'),
+    'unknown dtype':
+    (safetensors_bytes({'a': entry('X9')},
+                       F32_ZEROS[:8]), 'unknown variant `X9`'),
     'negative offset': (safetensors_bytes({'a': entry(offsets=(-8, 0))},
                                           F32_ZEROS[:8]), 'integer `-8`'),
-    'reversed offsets': (safetensors_bytes({'a': entry(offsets=(8, 0))},
-                                           F32_ZEROS[:8]),
-                         'invalid offset for tensor `a`'),
+    'reversed offsets':
+    (safetensors_bytes({'a': entry(offsets=(8, 0))},
+                       F32_ZEROS[:8]), 'invalid offset for tensor `a`'),
     'overlapping offsets': (safetensors_bytes(
         {
             'a': entry(offsets=(0, 8)),
             'b': entry(offsets=(4, 12))
         }, F32_ZEROS[:12]), 'invalid offset for tensor `b`'),
-    'shape does not fit the bytes': (safetensors_bytes(
-        {'a': entry(shape=(3, ))}, F32_ZEROS[:8]),
-                                     'invalid shape, data type, or offset'),
-    'truncated buffer': (safetensors_bytes({'a': entry(shape=(4, ),
-                                                       offsets=(0, 16))},
-                                           F32_ZEROS[:8]),
-                         'not fully covered'),
+    'shape does not fit the bytes':
+    (safetensors_bytes({'a': entry(shape=(3, ))},
+                       F32_ZEROS[:8]), 'invalid shape, data type, or offset'),
+    'truncated buffer':
+    (safetensors_bytes({'a': entry(shape=(4, ), offsets=(0, 16))},
+                       F32_ZEROS[:8]), 'not fully covered'),
     'truncated header length': (b'\x10\x00\x00', 'header too small'),
     'header length beyond the file': (struct.pack('<Q', 10**12) + b'{}',
                                       'header too large'),

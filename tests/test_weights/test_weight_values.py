@@ -35,8 +35,8 @@ def save(path, state, meta=None):
 
 
 @pytest.mark.parametrize(
-    'key,value',
-    zip(DAMAGED, [float('nan'), float('inf'), -float('inf')] * 2))
+    'key,value', zip(DAMAGED,
+                     [float('nan'), float('inf'), -float('inf')] * 2))
 def test_nonfinite_weight_refused_at_load(tmp_path, small_state, key, value):
     state = {k: v.clone() for k, v in small_state.items()}
     state[key].view(-1)[0] = value
@@ -89,8 +89,10 @@ def test_integer_tensor_refused_at_load(tmp_path, small_state):
 
 def test_half_precision_weights_load(tmp_path, small_state):
     # A floating-point dtype other than the model's is a cast, not an error.
-    state = {k: v.half() if v.is_floating_point() else v
-             for k, v in small_state.items()}
+    state = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in small_state.items()
+    }
     model = build_small_segmentor(seed=1)
     load_checkpoint(model, save(tmp_path / 'half.pth', state))
     assert torch.equal(model.state_dict()['image_encoder.pos_embed'],
@@ -101,8 +103,10 @@ def converted_like(small_state):
     """A checkpoint in this package's layout with its architecture in meta,
     as the converter writes it, to be read back as a source."""
     return dict(
-        state_dict={k: v.clone()
-                    for k, v in small_state.items()},
+        state_dict={
+            k: v.clone()
+            for k, v in small_state.items()
+        },
         meta=dict(groupvit_arch=SMALL_ARCH))
 
 
@@ -112,8 +116,9 @@ def test_nonfinite_weight_refused_at_conversion(tmp_path, small_state, key):
     ckpt['state_dict'][key].view(-1)[0] = float('nan')
     src = tmp_path / 'src.pth'
     torch.save(ckpt, src)
-    with pytest.raises(CheckpointError,
-                       match=rf"1 tensor\(s\) hold NaN or Inf: \['{key}'\]"):
+    with pytest.raises(
+            CheckpointError,
+            match=rf"1 tensor\(s\) hold NaN or Inf: \['{key}'\]"):
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert not (tmp_path / 'out.pth').exists()
 
@@ -123,11 +128,12 @@ def test_integer_tensor_refused_at_conversion(tmp_path, small_state):
     key = 'image_encoder.stages.1.group_token'
     ckpt['state_dict'][key] = ckpt['state_dict'][key].long()
     torch.save(ckpt, tmp_path / 'src.pth')
-    with pytest.raises(CheckpointError,
-                       match=f'{key} \\(torch.int64, the model has '
-                       f'torch.float32\\)'):
-        convert_checkpoint(str(tmp_path / 'src.pth'),
-                           str(tmp_path / 'out.pth'))
+    with pytest.raises(
+            CheckpointError,
+            match=f'{key} \\(torch.int64, the model has '
+            f'torch.float32\\)'):
+        convert_checkpoint(
+            str(tmp_path / 'src.pth'), str(tmp_path / 'out.pth'))
 
 
 def test_cli_gives_one_error_line(tmp_path, small_state):
@@ -143,11 +149,18 @@ def test_cli_gives_one_error_line(tmp_path, small_state):
         f"model = dict(image_encoder={SMALL_ARCH['image_encoder']!r}, "
         f"text_encoder={SMALL_ARCH['text_encoder']!r})\n")
     commands = [
-        [osp.join(REPO, 'tools', 'convert_weights.py'), str(src),
-         str(tmp_path / 'out.pth')],
-        [osp.join(REPO, 'tools', 'test.py'), str(config), str(src),
-         '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-         f'test_dataloader.dataset.data_root={VOC_SAMPLE}'],
+        [
+            osp.join(REPO, 'tools', 'convert_weights.py'),
+            str(src),
+            str(tmp_path / 'out.pth')
+        ],
+        [
+            osp.join(REPO, 'tools', 'test.py'),
+            str(config),
+            str(src), '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+        ],
     ]
     for command in commands:
         proc = subprocess.run([sys.executable, *command],
