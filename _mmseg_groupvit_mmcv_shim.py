@@ -7,25 +7,32 @@ the compiled extension ``mmcv._ext`` when it is imported. ``mmcv-lite`` ships
 the Python files of ``mmcv.ops`` but not the extension, so
 ``import mmseg.models`` fails with ``No module named 'mmcv._ext'``.
 
-This module installs an import hook that provides ``mmcv._ext`` **only when
-no compiled extension can be found**. The stand-in module answers every
-attribute lookup with a function that raises :class:`RuntimeError` naming the
-op and how to get a full build. Nothing in GroupViT calls a compiled op, so
-``mmseg.models``, ``mmseg.datasets`` and ``mmseg.apis`` import and run; an
-mmseg model that does need a compiled op (PSANet, CCNet, deformable convs,
-...) fails with that message instead of a silent wrong result.
+This module provides ``mmcv._ext`` **only when mmcv has no compiled
+extension**: the stand-in module answers every attribute lookup with a
+function that raises :class:`RuntimeError` naming the mmcv class or function
+that was called, the missing kernel, and how to get a full build. Nothing in
+GroupViT calls a compiled op, so ``mmseg.models``, ``mmseg.datasets`` and
+``mmseg.apis`` import and run; an mmseg model that does need a compiled op
+(PSANet, CCNet, deformable convs, ...) fails with that message instead of a
+silent wrong result.
 
-With a full mmcv build installed, the real ``mmcv/_ext*.so`` is found by the
-regular path finder first (this hook is appended last to
-``sys.meta_path``), so the hook never answers and nothing changes.
+What mmcv and mmengine report about themselves stays true:
+``mmcv.utils.collect_env()`` gives ``'n/a'`` for the mmcv compilers, as it
+does for mmcv-lite without the stand-in, and
+``mmengine.utils.dl_utils.mmcv_full_available()`` is False (the stand-in's
+module spec has no loader, so ``pkgutil.find_loader`` finds none).
 
-The hook is activated at interpreter start by ``mmseg_groupvit_mmcv.pth``
+With a full mmcv build installed, ``mmcv/_ext*.so`` is found and nothing is
+installed, so nothing changes.
+
+The stand-in is installed at interpreter start by ``mmseg_groupvit_mmcv.pth``
 (installed next to this module) and again, idempotently, by
-``import mmseg_groupvit``. Only the standard library is imported here, so the
-start-up cost is negligible.
+``import mmseg_groupvit``. Only the standard library is imported here and
+mmcv is located without being imported, so the start-up cost is
+negligible.
 """
-import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import types
 
@@ -35,6 +42,24 @@ FULL_MMCV_HINT = (
     '`pip uninstall -y mmcv-lite && MMCV_WITH_OPS=1 pip install '
     '--no-build-isolation "mmcv==2.1.0"` (compiles for about 20 minutes on '
     '2 CPU cores).')
+# Build facts the stand-in answers truthfully: nothing was compiled.
+BUILD_INFO = dict(get_compiler_version='n/a', get_compiling_cuda_version='n/a')
+
+
+def _mmcv_caller() -> str:
+    """The outermost ``mmcv.ops`` function on the stack (the mmcv op class
+    or function the user called, e.g.
+    ``mmcv.ops.deform_conv.DeformConv2d.forward``)."""
+    frame, caller = sys._getframe(2), None
+    while frame is not None:
+        module = frame.f_globals.get('__name__', '')
+        if module.startswith('mmcv.'):
+            code = frame.f_code
+            name = getattr(code, 'co_qualname', code.co_name)
+            if module.startswith('mmcv.ops.') or caller is None:
+                caller = f'{module}.{name}'
+        frame = frame.f_back
+    return caller or 'mmcv'
 
 
 class MissingOpsModule(types.ModuleType):
@@ -45,37 +70,43 @@ class MissingOpsModule(types.ModuleType):
     def __getattr__(self, name: str):
         if name.startswith('__'):
             raise AttributeError(name)
+        if name in BUILD_INFO:
+            return lambda: BUILD_INFO[name]
 
         def missing_op(*args, **kwargs):
             raise RuntimeError(
-                f'The compiled mmcv op "{name}" is not available: this '
-                f'environment has mmcv-lite, which has no compiled ops. '
-                f'{FULL_MMCV_HINT}')
+                f'{_mmcv_caller()} needs the compiled mmcv op "{name}", '
+                f'which this environment lacks: it has mmcv-lite, which has '
+                f'no compiled ops. {FULL_MMCV_HINT}')
 
         missing_op.__name__ = name
         return missing_op
 
 
-class MissingOpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Meta-path finder that serves :class:`MissingOpsModule` as a last
-    resort for ``mmcv._ext``."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != EXT_NAME:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self)
-
-    def create_module(self, spec):
-        return MissingOpsModule(spec.name)
-
-    def exec_module(self, module):
-        pass
+def _has_real_extension() -> bool:
+    """Whether mmcv ships a compiled ``_ext``, found without importing
+    mmcv. True when mmcv is absent (there is then nothing to stand in
+    for)."""
+    try:
+        mmcv = importlib.util.find_spec('mmcv')
+    except (ImportError, ValueError):
+        return True
+    if mmcv is None or not mmcv.submodule_search_locations:
+        return True
+    return importlib.machinery.PathFinder.find_spec(
+        EXT_NAME, list(mmcv.submodule_search_locations)) is not None
 
 
 def install() -> None:
-    """Append the finder to ``sys.meta_path`` once."""
-    if not any(isinstance(f, MissingOpsFinder) for f in sys.meta_path):
-        sys.meta_path.append(MissingOpsFinder())
+    """Register the stand-in as ``mmcv._ext`` once, unless mmcv has a
+    compiled extension (or is not installed)."""
+    if EXT_NAME in sys.modules or _has_real_extension():
+        return
+    module = MissingOpsModule(EXT_NAME)
+    # No loader: importlib and pkgutil then report no loadable mmcv._ext.
+    module.__spec__ = importlib.machinery.ModuleSpec(
+        EXT_NAME, None, origin='mmseg-groupvit stand-in for mmcv-lite')
+    sys.modules[EXT_NAME] = module
 
 
 def has_compiled_ops() -> bool:

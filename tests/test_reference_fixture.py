@@ -33,9 +33,10 @@ def converted(fixture_a, tmp_path_factory):
     out = tmp_path_factory.mktemp('converted')
     nv = convert_checkpoint(
         osp.join(fixture_a, 'nvlabs_ckpt.pth'),
-        str(out / 'nvlabs.pth'),
+        str(out / 'nvlabs' / 'model.pth'),
         arch_config=osp.join(fixture_a, 'nvlabs_config.json'))
-    hf = convert_checkpoint(osp.join(fixture_a, 'hf'), str(out / 'hf.pth'))
+    hf = convert_checkpoint(
+        osp.join(fixture_a, 'hf'), str(out / 'hf' / 'model.pth'))
     return nv, hf, out
 
 
@@ -44,24 +45,29 @@ def model(converted):
     _, hf, out = converted
     cfg = Config.fromfile(hf['config'])
     segmentor = MODELS.build(ConfigDict(cfg.model))
-    load_checkpoint(segmentor, str(out / 'hf.pth'), map_location='cpu')
+    load_checkpoint(segmentor, hf['config'][:-3] + '.pth', map_location='cpu')
     segmentor.cfg = cfg
     return segmentor.eval()
 
 
 def test_both_layouts_convert_to_the_same_checkpoint(converted):
     nv, hf, out = converted
-    a = torch.load(out / 'nvlabs.pth')['state_dict']
-    b = torch.load(out / 'hf.pth')['state_dict']
+    a = torch.load(out / 'nvlabs' / 'model.pth')['state_dict']
+    b = torch.load(out / 'hf' / 'model.pth')['state_dict']
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     for arch in (nv['arch'], hf['arch']):
         assert arch['image_encoder']['num_attention_heads'] == 4
         assert arch['text_encoder']['num_attention_heads'] == 1
+    # Identical files, bit for bit: the weights and architecture decide
+    # the bytes, not the source layout or path.
+    for name in ('model.pth', 'model.py'):
+        assert (out / 'nvlabs' / name).read_bytes() == (out / 'hf' /
+                                                        name).read_bytes()
 
 
 def test_converted_keys_equal_model_keys(model, converted):
-    state = torch.load(converted[2] / 'hf.pth')['state_dict']
+    state = torch.load(converted[2] / 'hf' / 'model.pth')['state_dict']
     assert set(state) == set(model.state_dict())
 
 

@@ -9,8 +9,10 @@ Usage::
 SRC is an NVlabs checkpoint (``group_vit_gcc_yfcc_30e-879422e0.pth``) or a
 transformers folder (``nvidia/groupvit-gcc-yfcc`` with ``config.json`` and
 ``model.safetensors`` or ``pytorch_model.bin``). The keys of DST equal the
-model's keys exactly. For a non-default architecture DST.py is written too,
-so ``python tools/test.py DST.py DST.pth`` works.
+model's keys exactly, and both forms of one model give identical files. For
+a non-default architecture DST.py is written too, so
+``python tools/test.py DST.py DST.pth`` works (it inherits the base config
+by absolute path, so it can be moved).
 """
 import argparse
 import os.path as osp
@@ -37,8 +39,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--vision-heads',
         type=int,
-        help='vision attention heads when no config says (default: '
-        'hidden_size // 64)')
+        help='vision attention heads when no config says (needed then, '
+        'unless the architecture is the released one, with 6)')
     parser.add_argument(
         '--base-config',
         default=DEFAULT_BASE_CONFIG,
@@ -46,8 +48,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--trust-pickle',
         action='store_true',
-        help='unpickle SRC fully (needed for NVlabs files that pickle their '
-        'OmegaConf config); only for files from a source you trust')
+        help='unpickle SRC fully, for a file that pickles classes besides '
+        'tensors (the OmegaConf config of the released NVlabs files is '
+        'read safely without it); can run code hidden in the file: only '
+        'for files from a source you trust')
     return parser.parse_args(argv)
 
 

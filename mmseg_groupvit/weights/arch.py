@@ -2,6 +2,7 @@
 """Architecture of a GroupViT state dict (in this package's keys), read off
 its tensor shapes."""
 import math
+import numbers
 import re
 from typing import Dict, List, Optional
 
@@ -32,6 +33,76 @@ DEFAULT_ARCH = dict(
         max_position_embeddings=77,
         projection_dim=256,
         projection_intermediate_dim=4096))
+
+# Fields the tensor shapes cannot tell, at the released models' values (the
+# transformers defaults, which are also the constructors' defaults).
+UNSHAPED_DEFAULTS = dict(
+    image_encoder=dict(
+        hidden_act='gelu',
+        layer_norm_eps=1e-5,
+        dropout=0.0,
+        attention_dropout=0.0,
+        assign_eps=1.0),
+    text_encoder=dict(
+        hidden_act='quick_gelu',
+        layer_norm_eps=1e-5,
+        dropout=0.0,
+        attention_dropout=0.0,
+        eos_token_id=49407))
+
+# transformers ``hidden_act`` names the layers implement.
+ACTIVATIONS = ('gelu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu', 'relu',
+               'silu')
+
+
+def canonical_arch(arch: dict) -> dict:
+    """The architecture with every field the shapes cannot tell filled in
+    (:data:`UNSHAPED_DEFAULTS`), ``num_output_groups`` cut to the stages
+    that group (transformers writes an unused last entry) and fields in
+    sorted order: equal models give equal dicts, whichever layout they
+    came from."""
+    out = {}
+    for part in sorted(arch):
+        values = dict(UNSHAPED_DEFAULTS.get(part, {}), **arch[part])
+        if 'num_output_groups' in values:
+            groups = sum(1 for n in values.get('num_group_tokens', []) if n)
+            values['num_output_groups'] = list(
+                values['num_output_groups'])[:groups]
+        out[part] = {k: values[k] for k in sorted(values)}
+    return out
+
+
+def check_arch(arch: dict) -> None:
+    """Raise ``ValueError`` for fields no model can be built with: head
+    counts that are not positive integers dividing ``hidden_size``, an
+    unknown ``hidden_act``, a ``layer_norm_eps`` that is not a positive
+    number.
+
+    Args:
+        arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
+    """
+    for part, values in sorted(arch.items()):
+        width = values.get('hidden_size')
+        if 'num_attention_heads' in values:
+            heads = values['num_attention_heads']
+            if (isinstance(heads, bool) or not isinstance(heads, int)
+                    or heads < 1
+                    or (isinstance(width, int) and width % heads)):
+                raise ValueError(
+                    f'{part}.num_attention_heads={heads!r} cannot work: it '
+                    f'must be a positive integer dividing {part}.hidden_size '
+                    f'({width}).')
+        if 'hidden_act' in values and values['hidden_act'] not in ACTIVATIONS:
+            raise ValueError(
+                f'{part}.hidden_act={values["hidden_act"]!r} is not '
+                f'supported; expected one of {list(ACTIVATIONS)}.')
+        if 'layer_norm_eps' in values:
+            eps = values['layer_norm_eps']
+            if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
+                    or not 0 < eps < math.inf):
+                raise ValueError(
+                    f'{part}.layer_norm_eps={eps!r} cannot work: it must be '
+                    f'a positive number, e.g. 1e-05.')
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
@@ -99,7 +170,8 @@ def infer_arch(state: Dict[str, torch.Tensor],
             depths=depths,
             num_group_tokens=group_tokens,
             num_output_groups=output_groups,
-            num_attention_heads=vision_heads or max(hidden // 64, 1),
+            num_attention_heads=vision_heads
+            if vision_heads is not None else max(hidden // 64, 1),
             image_size=int(math.isqrt(img['pos_embed'].shape[1])) * patch,
             patch_size=patch,
             num_channels=img['patch_embed.proj.weight'].shape[1],
@@ -116,7 +188,8 @@ def infer_arch(state: Dict[str, torch.Tensor],
             hidden_size=width,
             intermediate_size=txt['blocks.0.mlp.fc1.weight'].shape[0],
             num_hidden_layers=_count(txt, r'blocks\.(\d+)\.'),
-            num_attention_heads=text_heads or max(width // 64, 1),
+            num_attention_heads=text_heads if text_heads is not None else max(
+                width // 64, 1),
             max_position_embeddings=txt['positional_embedding'].shape[0],
             projection_dim=txt['projector.linear2.weight'].shape[0],
             projection_intermediate_dim=txt['projector.linear1.weight'].
@@ -146,5 +219,5 @@ def arch_diff(expected: dict, actual: dict,
                 groups = sum(1 for n in exp.get('num_group_tokens', []) if n)
                 a, b = list(a)[:groups], list(b)[:groups]
             if a != b:
-                lines.append(f'{part}.{key}: expected {a}, got {b}')
+                lines.append(f'{part}.{key}: expected {a!r}, got {b!r}')
     return lines

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Strict comparison of a checkpoint with the model it is loaded into."""
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -23,6 +23,61 @@ def compare_state_dicts(
     return missing, unexpected, reshaped
 
 
+def _listed(keys: List[str], limit: int = 5) -> str:
+    return f'{keys[:limit]}{" ..." * (len(keys) > limit)}'
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype.is_floating_point:
+        return 'floating-point'
+    return 'boolean' if dtype == torch.bool else 'integer'
+
+
+def check_values(state: Dict[str, torch.Tensor],
+                 source: str,
+                 own: Optional[Dict[str, torch.Tensor]] = None) -> None:
+    """Raise :class:`CheckpointError` for values no model can use.
+
+    Refused: entries that are not tensors; floating-point tensors holding
+    NaN or Inf (a model loaded from them labels every pixel alike); and,
+    given ``own``, tensors whose kind (floating-point, integer, boolean)
+    differs from the model's tensor of the same key (loading would cast
+    them silently). Each message names the first few keys and their count.
+
+    Args:
+        state (dict[str, Tensor]): The checkpoint's tensors.
+        source (str): What the tensors are, for the message (a path, or
+            "The checkpoint").
+        own (dict[str, Tensor], optional): The model's state dict.
+    """
+    not_tensors = sorted(f'{k} ({type(v).__name__})' for k, v in state.items()
+                         if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise CheckpointError(
+            f'{source}: {len(not_tensors)} entr(y/ies) of the state dict '
+            f'are not tensors: {_listed(not_tensors)}. The file is not a '
+            f'GroupViT checkpoint, or it is damaged.')
+    if own is not None:
+        kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
+                       for k in set(own) & set(state)
+                       if _kind(own[k].dtype) != _kind(state[k].dtype))
+        if kinds:
+            raise CheckpointError(
+                f'{source}: {len(kinds)} tensor(s) have a dtype of another '
+                f'kind than the model\'s: {_listed(kinds)}. The file is '
+                f'damaged or from another model.')
+    nonfinite = sorted(
+        k for k, v in state.items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if nonfinite:
+        raise CheckpointError(
+            f'{source}: {len(nonfinite)} tensor(s) hold NaN or Inf: '
+            f'{_listed(nonfinite)}. A model with these weights gives '
+            f'meaningless scores (typically one class everywhere); the '
+            f'training diverged or the file is damaged. Use another '
+            f'checkpoint.')
+
+
 def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
                                                                 torch.Tensor],
                       missing: List[str], unexpected: List[str],
@@ -43,7 +98,8 @@ def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
 
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     """Raise :class:`CheckpointError` unless ``state`` has exactly the
-    model's keys and shapes.
+    model's keys and shapes, tensors of the model's dtype kinds, and only
+    finite values (see :func:`check_values`).
 
     The message names the differing architecture fields (read off the tensor
     shapes of both), the missing and unexpected keys, and the likely cause.
@@ -55,6 +111,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     own = model.state_dict()
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
+        check_values(state, 'The checkpoint', own)
         return
     lines = []
     if not any(

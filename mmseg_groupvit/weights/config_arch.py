@@ -22,6 +22,10 @@ def arch_from_hf_config(config: dict) -> dict:
     """
     vision = config.get('vision_config') or {}
     text = config.get('text_config') or {}
+    for name, section in (('vision_config', vision), ('text_config', text)):
+        if not isinstance(section, dict):
+            raise TypeError(f'"{name}" is a {type(section).__name__}, not '
+                            f'an object of fields')
     projection = {
         k: config[k]
         for k in ('projection_dim', 'projection_intermediate_dim')

@@ -1,40 +1,69 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """End-to-end conversion of a published GroupViT checkpoint into an mmseg
 checkpoint (and, for non-default architectures, a matching config)."""
-import json
 import os
 import os.path as osp
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
+from mmseg.registry import MODELS
 
-from .arch import DEFAULT_ARCH, arch_diff, infer_arch
+from .arch import (DEFAULT_ARCH, arch_diff, canonical_arch, check_arch,
+                   infer_arch)
+from .check import check_values, compare_state_dicts, describe_mismatch
 from .config_arch import arch_from_hf_config, arch_from_nvlabs_config
 from .convert import convert_state_dict
-from .io import CheckpointError, load_source_checkpoint
+from .io import CheckpointError, load_source_checkpoint, read_config_json
 
 DEFAULT_BASE_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
     'groupvit_voc.py')
 
+# Fields the tensor shapes cannot tell; infer_arch only guesses them.
+GUESSED_FIELDS = ('image_encoder.num_attention_heads',
+                  'text_encoder.num_attention_heads')
+
 
 def _declared_arch(layout: str, config, arch_config: Optional[str]):
+    """The architecture a config declares: ``--arch-config`` if given
+    (refused unless it is one), else the checkpoint's own config."""
+    try:
+        return _read_declared_arch(layout, config, arch_config)
+    except (AttributeError, KeyError, TypeError) as e:
+        where = arch_config or 'the checkpoint\'s config'
+        raise CheckpointError(
+            f'{where} is malformed: a section or field has the wrong type '
+            f'({type(e).__name__}: {e}). Give the model\'s own config.') from e
+
+
+def _read_declared_arch(layout: str, config, arch_config: Optional[str]):
     if arch_config is not None:
-        with open(arch_config) as f:
-            config = json.load(f)
-        layout = 'hf' if 'vision_config' in config else 'nvlabs'
+        config = read_config_json(arch_config)
+        if 'vision_config' in config:
+            return arch_from_hf_config(config)
+        arch = arch_from_nvlabs_config(config)
+        if arch is None:
+            raise CheckpointError(
+                f'--arch-config {arch_config} is not a GroupViT '
+                f'architecture: give a transformers config.json (with '
+                f'"vision_config") or an NVlabs config (with '
+                f'"model.img_encoder"); this file has the keys '
+                f'{sorted(config)[:6]}.')
+        return arch
     if config is None:
         return None
     if layout == 'hf':
         return arch_from_hf_config(config)
     if layout == 'nvlabs':
         return arch_from_nvlabs_config(config)
-    return config.get('groupvit_arch') if hasattr(config, 'get') else None
-
-
-# Fields the tensor shapes cannot tell; infer_arch only guesses them.
-GUESSED_FIELDS = ('image_encoder.num_attention_heads',
-                  'text_encoder.num_attention_heads')
+    arch = config.get('groupvit_arch') if hasattr(config, 'get') else None
+    if arch is not None and not (isinstance(arch, dict) and all(
+            isinstance(v, dict) for v in arch.values())):
+        raise CheckpointError(
+            f'The meta.groupvit_arch of the checkpoint is a '
+            f'{type(arch).__name__}, not a dict of architecture fields; the '
+            f'file is damaged.')
+    return arch
 
 
 def _merge(inferred: dict,
@@ -58,6 +87,46 @@ def _merge(inferred: dict,
     return merged
 
 
+def expected_state(arch: dict) -> Dict[str, torch.Tensor]:
+    """The state dict (keys, shapes, dtypes; on the meta device, so no
+    memory) of the segmentor built with ``arch``.
+
+    Raises:
+        CheckpointError: A field the encoders refuse.
+    """
+    parts = dict(
+        image_encoder=dict(type='mmseg.GroupViT'),
+        text_encoder=dict(
+            type='mmseg.GroupViTTextEncoder', vocabulary=['object']))
+    own = {'decode_head.logit_scale': torch.empty((), device='meta')}
+    for part, cfg in parts.items():
+        try:
+            with torch.device('meta'):
+                module = MODELS.build(dict(cfg, **arch[part]))
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(
+                f'No {part} can be built with the checkpoint\'s '
+                f'architecture: {e}') from e
+        own.update({f'{part}.{k}': v for k, v in module.state_dict().items()})
+    return own
+
+
+def check_converted(state: Dict[str, torch.Tensor], arch: dict,
+                    src: str) -> None:
+    """Refuse converted tensors that do not make the model ``arch``
+    describes: missing or extra keys, other shapes or dtype kinds,
+    NaN or Inf."""
+    own = expected_state(arch)
+    missing, unexpected, reshaped = compare_state_dicts(own, state)
+    if missing or unexpected or reshaped:
+        raise CheckpointError(
+            f'{src} does not hold a complete GroupViT:\n' + '\n'.join(
+                describe_mismatch(own, state, missing, unexpected, reshaped,
+                                  'model')) +
+            '\nThe file is incomplete or damaged; download it again.')
+    check_values(state, src, own)
+
+
 def _format_dict(values: dict, indent: int) -> str:
     pad = ' ' * indent
     items = ',\n'.join(f'{pad}{k}={v!r}' for k, v in values.items())
@@ -65,13 +134,13 @@ def _format_dict(values: dict, indent: int) -> str:
 
 
 def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` that sets ``arch``."""
-    base = osp.relpath(
-        osp.abspath(base_config), osp.dirname(osp.abspath(path)))
+    """Write a config inheriting ``base_config`` (by absolute path, so the
+    file still loads after it is moved) that sets ``arch``."""
+    base = osp.abspath(base_config)
     with open(path, 'w') as f:
         f.write('# Written by tools/convert_weights.py: the architecture of '
                 'a non-default\n# GroupViT checkpoint.\n')
-        f.write(f"_base_ = ['{base}']\n\n")
+        f.write(f'_base_ = [{base!r}]\n\n')
         f.write('model = dict(\n'
                 f'    image_encoder={_format_dict(arch["image_encoder"], 8)},'
                 '\n'
@@ -86,6 +155,10 @@ def convert_checkpoint(src: str,
                        trust_pickle: bool = False) -> dict:
     """Convert ``src`` (NVlabs ``.pth`` or transformers folder/file) to an
     mmseg checkpoint at ``dst``.
+
+    The written file depends only on the weights and the architecture:
+    the NVlabs and transformers forms of one model give identical files
+    (keys in sorted order, one storage per tensor, no source path).
 
     Args:
         src (str): Source checkpoint.
@@ -102,29 +175,56 @@ def convert_checkpoint(src: str,
     Returns:
         dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the path of
         the written config or None) and ``assumed`` (fields guessed).
+
+    Raises:
+        CheckpointError: An unreadable, incomplete or damaged source (NaN or
+            Inf included), an architecture that is refused or unknown, or a
+            ``dst`` ending in ``.py``.
     """
+    if dst.endswith('.py'):
+        raise CheckpointError(
+            f'DST {dst} ends in .py: the converter writes the weights there '
+            f'and, for non-default architectures, the config to DST.py, '
+            f'which would overwrite them. Give a .pth path.')
     layout, state, config = load_source_checkpoint(src, trust_pickle)
+    check_values(state, src)
     state = convert_state_dict(layout, state)
     declared = _declared_arch(layout, config, arch_config)
-    inferred = infer_arch(state, vision_heads=vision_heads)
+    try:
+        inferred = infer_arch(state, vision_heads=vision_heads)
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(
+            f'{src} does not hold a complete GroupViT: tensor {e} is '
+            f'missing. The file is incomplete or damaged; download it '
+            f'again.') from e
     guessed = [
         f for f in GUESSED_FIELDS
-        if not (vision_heads and f.startswith('image_encoder'))
+        if not (vision_heads is not None and f.startswith('image_encoder'))
     ]
     arch = _merge(inferred, declared, guessed)
     assumed = []
     if vision_heads is None and 'num_attention_heads' not in (
             declared or {}).get('image_encoder', {}):
-        assumed.append('image_encoder.num_attention_heads='
-                       f'{arch["image_encoder"]["num_attention_heads"]}')
+        if arch_diff(DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
+            raise CheckpointError(
+                f'{src} records no vision attention head count (no '
+                f'config.json or NVlabs config says it) and its architecture '
+                f'is not the released one, so it cannot be assumed: pass '
+                f'--vision-heads N (or --arch-config with the model\'s '
+                f'config).')
+        heads = DEFAULT_ARCH['image_encoder']['num_attention_heads']
+        arch['image_encoder']['num_attention_heads'] = heads
+        assumed.append(f'image_encoder.num_attention_heads={heads} (the '
+                       f'released models\')')
+    try:
+        check_arch(arch)
+    except ValueError as e:
+        raise CheckpointError(f'{src}: {e}') from e
+    arch = canonical_arch(arch)
+    check_converted(state, arch, src)
+    state = {k: state[k].detach().clone() for k in sorted(state)}
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(
-        dict(
-            state_dict=state,
-            meta=dict(
-                groupvit_arch=arch,
-                source=osp.abspath(src),
-                source_layout=layout)), dst)
+    torch.save(dict(state_dict=state, meta=dict(groupvit_arch=arch)), dst)
     config_path = None
     if arch_diff(DEFAULT_ARCH, arch):
         config_path = osp.splitext(dst)[0] + '.py'

@@ -16,29 +16,18 @@ unpickling can run code).
 import json
 import os.path as osp
 import re
-import struct
 from collections import defaultdict
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors_file
 
 from .training_state import restore_numpy, training_state_globals
 
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
-
-_SAFETENSORS_DTYPES = {
-    'F64': torch.float64,
-    'F32': torch.float32,
-    'F16': torch.float16,
-    'BF16': torch.bfloat16,
-    'I64': torch.int64,
-    'I32': torch.int32,
-    'I16': torch.int16,
-    'I8': torch.int8,
-    'U8': torch.uint8,
-    'BOOL': torch.bool,
-}
+# Key prefixes of this package's checkpoints (tools/convert_weights.py).
+MMSEG_PREFIXES = ('image_encoder.', 'text_encoder.', 'decode_head.')
 
 
 class CheckpointError(ValueError):
@@ -83,47 +72,29 @@ def to_plain(obj):
 
 
 def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` file (8-byte little-endian header length, a
-    JSON header of ``{name: {dtype, shape, data_offsets}}``, then the raw
-    little-endian buffer).
+    """Read a ``.safetensors`` file with the ``safetensors`` package.
 
     Args:
         path (str): File path.
 
     Returns:
-        dict[str, Tensor]: The tensors.
+        dict[str, Tensor]: The tensors, on the CPU.
+
+    Raises:
+        CheckpointError: A missing or malformed file (a header that is not
+            a JSON object of tensor entries, a missing or unknown dtype,
+            negative, reversed or overlapping ``data_offsets``, a shape
+            that does not fit its bytes, a truncated buffer), naming the
+            file and the problem.
     """
-    with open(path, 'rb') as f:
-        raw = f.read()
+    if not osp.isfile(path):
+        raise CheckpointError(f'Checkpoint not found: {path}.')
     try:
-        (header_len, ) = struct.unpack('<Q', raw[:8])
-        header = json.loads(raw[8:8 + header_len])
-    except (struct.error, ValueError, UnicodeDecodeError) as e:
+        return load_safetensors_file(path, device='cpu')
+    except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(
-            f'{path} is not a valid safetensors file ({e}); it may be '
-            f'truncated or corrupt. Download it again.') from e
-    buffer = memoryview(raw)[8 + header_len:]
-    tensors = {}
-    for name, info in header.items():
-        if name == '__metadata__':
-            continue
-        start, end = info['data_offsets']
-        if end > len(buffer) or info['dtype'] not in _SAFETENSORS_DTYPES:
-            raise CheckpointError(
-                f'{path}: tensor "{name}" is truncated or has an unknown '
-                f'dtype {info["dtype"]}; the file is damaged. Download it '
-                f'again.')
-        dtype = _SAFETENSORS_DTYPES[info['dtype']]
-        data = bytes(buffer[start:end])
-        if dtype == torch.bfloat16:
-            array = np.frombuffer(data, dtype=np.int16).copy()
-            tensor = torch.from_numpy(array).view(torch.bfloat16)
-        else:
-            tensor = torch.frombuffer(
-                bytearray(data), dtype=dtype) if data else torch.empty(
-                    0, dtype=dtype)
-        tensors[name] = tensor.reshape(info['shape'])
-    return tensors
+            f'{path} is not a valid safetensors file ({_first_line(e)}); it '
+            f'may be truncated or corrupt. Download it again.') from e
 
 
 def safe_globals() -> list:
@@ -255,6 +226,26 @@ def _first_line(e: Exception) -> str:
     return text[0].split('. ')[0].rstrip('.') if text else type(e).__name__
 
 
+def read_config_json(path: str) -> dict:
+    """Read a JSON config (a transformers ``config.json``, an architecture
+    file) that must hold one JSON object.
+
+    Raises:
+        CheckpointError: Unreadable JSON, or JSON that is not an object.
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f'{path} is not a readable JSON file '
+                              f'({_first_line(e)}).') from e
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f'{path} holds a JSON {type(config).__name__}, not an object of '
+            f'config fields: it is not a GroupViT config.')
+    return config
+
+
 def load_source_checkpoint(
         path: str,
         trust_pickle: bool = False) -> Tuple[str, dict, Optional[dict]]:
@@ -286,8 +277,6 @@ def load_source_checkpoint(
     else:
         config_path = osp.join(osp.dirname(path), 'config.json')
     if path.endswith('.safetensors'):
-        if not osp.isfile(path):
-            raise CheckpointError(f'Checkpoint not found: {path}.')
         state = read_safetensors(path)
     else:
         state = torch_load(path, trust_pickle)
@@ -298,16 +287,23 @@ def load_source_checkpoint(
     if 'model' in state and isinstance(state['model'], dict):
         return 'nvlabs', state['model'], state.get('config')
     if 'state_dict' in state and isinstance(state['state_dict'], dict):
+        keys = sorted(map(str, state['state_dict']))
+        if not any(k.startswith(MMSEG_PREFIXES) for k in keys):
+            raise CheckpointError(
+                f'{path} holds the state_dict of another model (keys e.g. '
+                f'{keys[:3]}), none of them under {list(MMSEG_PREFIXES)}: '
+                f'it is not a GroupViT checkpoint. Give an NVlabs .pth, a '
+                f'transformers GroupViT folder, or a checkpoint written by '
+                f'tools/convert_weights.py.')
         return 'mmseg', state['state_dict'], state.get('meta')
-    if any(k.startswith('vision_model.') for k in state):
+    if any(str(k).startswith('vision_model.') for k in state):
         if osp.isfile(config_path):
-            with open(config_path) as f:
-                config = json.load(f)
+            config = read_config_json(config_path)
         return 'hf', state, config
-    if any(k.startswith('img_encoder.') for k in state):
+    if any(str(k).startswith('img_encoder.') for k in state):
         return 'nvlabs', state, None
     raise CheckpointError(
         f'{path} does not look like a GroupViT checkpoint: none of its '
-        f'{len(state)} keys (e.g. {sorted(state)[:3]}) has the NVlabs '
-        f'prefix "img_encoder." (under "model") or the transformers prefix '
-        f'"vision_model.".')
+        f'{len(state)} keys (e.g. {sorted(map(str, state))[:3]}) has the '
+        f'NVlabs prefix "img_encoder." (under "model") or the transformers '
+        f'prefix "vision_model.".')

@@ -20,7 +20,8 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 from torch import nn
 
-from ...weights.check import compare_state_dicts, describe_mismatch
+from ...weights.check import (check_values, compare_state_dicts,
+                              describe_mismatch)
 from ...weights.io import CheckpointError
 from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
 
@@ -434,6 +435,9 @@ class GroupViT(BaseModule):
         if self.projector is None:
             extra = [k for k in extra if not k.startswith('projector.')]
         if not (missing or extra or reshaped):
+            where = f' (prefix {prefix!r})' if prefix else ''
+            check_values({k: state[k]
+                          for k in own}, f'GroupViT weights{where}', own)
             return
         where = f' (prefix {prefix!r})' if prefix else ''
         lines = [f'GroupViT weights{where} do not match the encoder:']

@@ -1,0 +1,211 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The converter refuses sources and options it cannot turn into a model
+that is known to be right: fields that cannot work, files that are not
+architectures, incomplete checkpoints, another model's weights; it writes
+a DST.py that still loads after being moved."""
+import json
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
+
+from mmseg_groupvit.models.layers.transformer import build_activation
+from mmseg_groupvit.weights import CheckpointError
+from mmseg_groupvit.weights import convert_checkpoint as converter
+from mmseg_groupvit.weights.arch import ACTIVATIONS
+from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
+from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
+
+CONVERT = osp.join(REPO, 'tools', 'convert_weights.py')
+
+
+@pytest.fixture(scope='module')
+def small_state():
+    init_default_scope('mmseg')
+    return build_small_segmentor().state_dict()
+
+
+def edit_config(folder, part, **fields):
+    path = folder / 'config.json'
+    config = json.loads(path.read_text())
+    config[part].update(fields)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize('part,field,value',
+                         [('vision_config', 'num_attention_heads', 0),
+                          ('vision_config', 'num_attention_heads', -2),
+                          ('vision_config', 'num_attention_heads', 3),
+                          ('text_config', 'num_attention_heads', 5),
+                          ('text_config', 'num_attention_heads', 2.0),
+                          ('vision_config', 'hidden_act', 'swish_plus'),
+                          ('text_config', 'hidden_act', None),
+                          ('vision_config', 'layer_norm_eps', 'abc'),
+                          ('text_config', 'layer_norm_eps', 0),
+                          ('vision_config', 'layer_norm_eps', None)])
+def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
+    edit_config(hf_copy, part, **{field: value})
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(str(hf_copy), str(tmp_path / 'out.pth'))
+    ours = 'image_encoder' if part == 'vision_config' else 'text_encoder'
+    assert f'{ours}.{field}={value!r}' in str(info.value)
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_known_activations_build():
+    # The converter's list is the set the layers implement.
+    for name in ACTIVATIONS:
+        build_activation(name)
+    with pytest.raises(ValueError):
+        build_activation('swish_plus')
+
+
+@pytest.mark.parametrize('content', [[1, 2], {'lr': 0.1}, {'model': {}}])
+def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
+    path = tmp_path / 'arch.json'
+    path.write_text(json.dumps(content))
+    with pytest.raises(CheckpointError, match=f'{path}.*'):
+        convert_checkpoint(
+            str(hf_folder), str(tmp_path / 'out.pth'), arch_config=str(path))
+
+
+def test_dst_ending_in_py_refused(hf_folder, tmp_path):
+    dst = tmp_path / 'model.py'
+    with pytest.raises(CheckpointError, match='ends in .py'):
+        convert_checkpoint(str(hf_folder), str(dst))
+    assert not dst.exists()
+
+
+def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
+    (hf_copy / 'config.json').unlink()
+    with pytest.raises(CheckpointError, match='--vision-heads'):
+        convert_checkpoint(str(hf_copy), str(tmp_path / 'out.pth'))
+    for heads in (0, -2, 3):
+        with pytest.raises(
+                CheckpointError,
+                match=f'image_encoder.num_attention_heads={heads} cannot'):
+            convert_checkpoint(
+                str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=heads)
+    result = convert_checkpoint(
+        str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
+    assert result['arch']['image_encoder']['num_attention_heads'] == 2
+    assert not result['assumed']
+
+
+def test_released_architecture_assumes_its_heads(small_state, tmp_path,
+                                                 monkeypatch):
+    # Stand the small architecture in for the released one (building the
+    # released model would take a minute): its head count is assumed, with
+    # a warning, only because the whole architecture matches.
+    released = {part: dict(v) for part, v in SMALL_ARCH.items()}
+    monkeypatch.setattr(converter, 'DEFAULT_ARCH', released)
+    src = tmp_path / 'src.pth'
+    torch.save(dict(state_dict=small_state, meta={}), src)
+    result = convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+    assert result['arch']['image_encoder']['num_attention_heads'] == 4
+    assert result['assumed'] == [
+        "image_encoder.num_attention_heads=4 (the released models')"
+    ]
+    released['image_encoder']['depths'] = [2, 1, 1]
+    with pytest.raises(CheckpointError, match='--vision-heads'):
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+
+
+def test_moved_config_still_loads(small_state, tmp_path):
+    src = tmp_path / 'src.pth'
+    torch.save(
+        dict(state_dict=small_state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
+    result = convert_checkpoint(str(src), str(tmp_path / 'out' / 'm.pth'))
+    moved = tmp_path / 'elsewhere' / 'deeper'
+    moved.mkdir(parents=True)
+    shutil.move(result['config'], moved / 'm.py')
+    shutil.move(tmp_path / 'out' / 'm.pth', moved / 'm.pth')
+    cfg = Config.fromfile(str(moved / 'm.py'))
+    assert cfg.model.image_encoder.depths == [1, 1, 1]
+    model = MODELS.build(ConfigDict(cfg.model))
+    load_checkpoint(model, str(moved / 'm.pth'))
+    assert torch.equal(model.state_dict()['image_encoder.pos_embed'],
+                       small_state['image_encoder.pos_embed'])
+
+
+@pytest.fixture
+def nvlabs_source(fixture_a, tmp_path):
+    """The reference fixture's NVlabs checkpoint, loaded for editing."""
+    ckpt = torch.load(
+        osp.join(fixture_a, 'nvlabs_ckpt.pth'), weights_only=True)
+    return ckpt, osp.join(fixture_a, 'nvlabs_config.json')
+
+
+def test_nvlabs_missing_tensor(nvlabs_source, tmp_path):
+    ckpt, arch = nvlabs_source
+    del ckpt['model']['img_encoder.layers.1.blocks.0.norm2.bias']
+    torch.save(ckpt, tmp_path / 'src.pth')
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(
+            str(tmp_path / 'src.pth'),
+            str(tmp_path / 'out.pth'),
+            arch_config=arch)
+    assert "missing from the checkpoint: " \
+        "['image_encoder.stages.1.blocks.0.norm2.bias']" in str(info.value)
+
+
+def test_nvlabs_non_tensor(nvlabs_source, tmp_path):
+    ckpt, arch = nvlabs_source
+    ckpt['model']['text_encoder.positional_embedding'] = [0.5] * 4
+    torch.save(ckpt, tmp_path / 'src.pth')
+    with pytest.raises(
+            CheckpointError,
+            match=r"not tensors: \['text_encoder.positional_"
+            r"embedding \(list\)'\]"):
+        convert_checkpoint(
+            str(tmp_path / 'src.pth'),
+            str(tmp_path / 'out.pth'),
+            arch_config=arch)
+
+
+def test_missing_tensor_and_non_tensor(small_state, tmp_path):
+    # The same defects in this package's layout (runs without the fixture).
+    state = dict(small_state)
+    del state['text_encoder.blocks.0.norm1.weight']
+    src = tmp_path / 'src.pth'
+    meta = dict(groupvit_arch=SMALL_ARCH)
+    torch.save(dict(state_dict=state, meta=meta), src)
+    with pytest.raises(
+            CheckpointError,
+            match=r"missing from the checkpoint: \['text_encoder.blocks.0."
+            r"norm1.weight'\]"):
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+    state = dict(small_state, **{'image_encoder.norm.bias': 'zeros'})
+    torch.save(dict(state_dict=state, meta=meta), src)
+    with pytest.raises(
+            CheckpointError,
+            match=r"not tensors: \['image_encoder.norm.bias "
+            r"\(str\)'\]"):
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+
+
+def test_another_models_state_dict(tmp_path):
+    resnet = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
+    src = tmp_path / 'resnet.pth'
+    torch.save(dict(state_dict=resnet.state_dict(), meta={}), src)
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+    assert "the state_dict of another model (keys e.g. ['0.bias', " \
+        "'0.weight', '1.bias'])" in str(info.value)
+    proc = subprocess.run(
+        [sys.executable, CONVERT,
+         str(src),
+         str(tmp_path / 'out.pth')],
+        capture_output=True,
+        text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
+    assert 'state_dict of another model' in proc.stderr
