@@ -37,6 +37,10 @@ from io import StringIO
 from typing import Dict, List, Optional, Sequence, Tuple
 
 TOOLS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS))
+
+from mmseg_groupvit.evaluation.protocol import format_protocol  # noqa: E402
+
 TEST_PY = osp.join(TOOLS, 'test.py')
 
 # Columns of results.csv; results.md shows the first ones (up to 'seconds').
@@ -198,63 +202,27 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
 # ----------------------------------------------------------------------
 # describing a finished run
 # ----------------------------------------------------------------------
-def format_resize(resize: Optional[dict]) -> str:
-    if not resize:
-        return 'none'
-    scale = resize['scale']
-    if resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
-        return f'short {min(scale)}, long <= {max(scale)}'
-    return f'{scale} (keep_ratio={resize["keep_ratio"]})'
-
-
-def format_window(window: dict) -> str:
-    if window.get('mode') != 'slide':
-        return window.get('mode', 'whole')
-    crop, stride = window['crop_size'], window['stride']
-    return f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
-
-
-def format_templates(templates) -> str:
-    if isinstance(templates, str):
-        return templates
-    if len(templates) == 1:
-        return repr(templates[0])
-    return f'{len(templates)} custom: ' + ' / '.join(templates)
-
-
-def format_vocabulary(vocabulary: dict) -> str:
-    if 'dataset_name' in vocabulary:
-        return f'dataset_name={vocabulary["dataset_name"]}'
-    value = vocabulary['vocabulary']
-    if isinstance(value, str):
-        return f'file {value}'
-    return f'list of {len(value)}'
-
-
 def table_row(record: dict, config: str, checkpoint: str, data_root: str,
               cfg_options: str, work_dir: str) -> dict:
     """One table row from a run's ``results.json``."""
     protocol = record['protocol']
     metrics = record['metrics']
-    classes = str(protocol['num_classes'])
-    if protocol['background']:
-        classes += ' (incl. background)'
+    texts = format_protocol(protocol)
     return dict(
         config=config,
         dataset=protocol['dataset'],
-        classes=classes,
-        resize=format_resize(protocol['resize']),
-        window=format_window(protocol['window']),
-        bg_thresh=('-' if protocol['bg_thresh'] is None else
-                   f'{protocol["bg_thresh"]:g}'),
-        templates=format_templates(protocol['templates']),
+        classes=texts['classes'],
+        resize=texts['resize'],
+        window=texts['window'],
+        bg_thresh=texts['bg_thresh'],
+        templates=texts['templates'],
         checkpoint=checkpoint,
         mIoU=f'{metrics["mIoU"]:.2f}',
         mAcc=f'{metrics["mAcc"]:.2f}',
         aAcc=f'{metrics["aAcc"]:.2f}',
         images=record['images'],
         seconds=f'{record["seconds"]:.1f}',
-        vocabulary=format_vocabulary(protocol['vocabulary']),
+        vocabulary=texts['vocabulary'],
         data_root=data_root,
         cfg_options=cfg_options,
         work_dir=work_dir)
