@@ -9,7 +9,14 @@ from mmengine.runner import Runner
 
 from ..utils.console import quiet_console_log
 
-__all__ = ['ToolRunner', 'QuietRunner', 'build_runner']
+__all__ = ['ToolRunner', 'QuietRunner', 'build_runner', 'TRAIN_LOG']
+
+#: What the console of a quiet training run keeps of mmengine's info log
+#: (message starts): the logged iterations (loss, learning rate, ETA), the
+#: validation's per-class table and metrics, the checkpoints saved.
+TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
+             'per class results', '+---', 'Saving checkpoint',
+             'Auto resumed from', 'Resumed')
 
 
 class ToolRunner(Runner):
