@@ -243,7 +243,8 @@ def test_results_json_records_the_protocol(voc_run):
 def test_show_dir_writes_overlays(voc_run):
     """Every image gets mmseg's SegLocalVisualizer drawing: ground truth
     and prediction side by side, each blended over the photo with the
-    dataset palette (``0.2 * photo + 0.8 * colour``, label boxes aside)."""
+    dataset palette at the configs' opacity (``0.5 * photo + 0.5 *
+    colour``, label boxes aside)."""
     root, ids = voc_run['root'], voc_run['ids']
     files = glob.glob(str(root / 'show' / '**' / '*.png'), recursive=True)
     assert len(files) == len(ids)
@@ -263,7 +264,7 @@ def test_show_dir_writes_overlays(voc_run):
         overlay = np.asarray(Image.open(path).convert('RGB')).astype(int)
         assert overlay.shape == (image.shape[0], 2 * image.shape[1], 3)
         for half, labels in zip(np.split(overlay, 2, axis=1), (label, pred)):
-            expected = image * 0.2 + palette[labels] * 0.8
+            expected = image * 0.5 + palette[labels] * 0.5
             close = (np.abs(half - expected) <= 1).all(axis=2)
             assert close.mean() > 0.9, (name, close.mean())
 
