@@ -12,6 +12,7 @@ that are not about the user's work.
   the run's log file.
 """
 import logging
+import os
 import sys
 import time
 import warnings
@@ -22,8 +23,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 __all__ = [
-    'quiet_warnings', 'ConsoleLogFilter', 'quiet_console_log', 'progress',
-    'format_seconds'
+    'quiet_warnings', 'quiet_profiler', 'ConsoleLogFilter',
+    'quiet_console_log', 'progress', 'format_seconds'
 ]
 
 #: Warnings that are about mmengine's, mmseg's or setuptools' own code,
@@ -53,6 +54,21 @@ def quiet_warnings(verbose: bool = False) -> None:
     """
     for message in NOISE_WARNINGS[:1] if verbose else NOISE_WARNINGS:
         warnings.filterwarnings('ignore', message=message)
+
+
+def quiet_profiler() -> None:
+    """Silence the two lines PyTorch's profiler (Kineto, in
+    ``libtorch_cpu``) prints at every start and stop,
+    ``USDT: ... SyncActivityProfilerHandler.cpp:52] profiler_start`` /
+    ``profiler_stop``.
+
+    Kineto logs them at its highest level (USDT, 5, above ERROR, 4), so the
+    only switch is ``KINETO_LOG_LEVEL=6``, which also mutes Kineto's own
+    error lines; the profiler's records are unaffected. Kineto reads the
+    variable when it first logs, so call this before the first profile. A
+    value the user set is kept.
+    """
+    os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 
 class ConsoleLogFilter(logging.Filter):
