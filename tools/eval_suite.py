@@ -20,7 +20,9 @@ templates), the checkpoint, mIoU, mAcc, aAcc, the number of images and the
 seconds the evaluation took. Run the same command again and the pairs
 already in ``results.csv`` (same config, checkpoint, data root and options)
 are skipped, so an interrupted suite resumes where it stopped. A run that
-fails is reported and left out of the table; the others still run.
+fails is reported and left out of the table; the others still run. While a
+run goes, a progress bar over its images (read from the run's per-image
+records) shows its ETA on standard error.
 """
 import argparse
 import csv
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -40,6 +43,7 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
 from mmseg_groupvit.evaluation.protocol import format_protocol  # noqa: E402
+from mmseg_groupvit.utils.console import progress  # noqa: E402
 
 TEST_PY = osp.join(TOOLS, 'test.py')
 
@@ -258,6 +262,53 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
+#: tools/test.py's line saying how many images it evaluates.
+IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
+
+
+def images_recorded(progress_dir: str) -> int:
+    """Images a running tools/test.py has recorded (one line each in its
+    ``progress/rank*.jsonl``)."""
+    count = 0
+    for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
+        with open(path, 'rb') as f:
+            count += f.read().count(b'\n')
+    return count
+
+
+def watch(proc: subprocess.Popen,
+          log: str,
+          work_dir: str,
+          poll: float = 0.5) -> int:
+    """Wait for a tools/test.py process, showing a progress bar over its
+    images once its log says how many. Returns its exit code."""
+    state = dict(bar=None, shown=0)
+
+    def update():
+        if state['bar'] is None:
+            with open(log, errors='replace') as f:
+                match = IMAGES_LINE.search(f.read())
+            if not match:
+                return
+            total = int(match.group(1)) - int(match.group(2) or 0)
+            state['bar'] = progress(total, 'test', 'images').__enter__()
+        done = images_recorded(osp.join(work_dir, 'progress'))
+        if done > state['shown']:
+            state['bar'].advance(done - state['shown'])
+            state['shown'] = done
+
+    try:
+        while proc.poll() is None:
+            time.sleep(poll)
+            update()
+        if proc.returncode == 0:
+            update()
+    finally:
+        if state['bar'] is not None:
+            state['bar'].__exit__(None, None, None)
+    return proc.returncode
+
+
 def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     """Run one evaluation; its ``results.json``, or None if it failed (the
     output is in ``WORK_DIR/suite_run.log``)."""
@@ -267,7 +318,8 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
         os.remove(results)
     log = osp.join(work_dir, 'suite_run.log')
     with open(log, 'w') as f:
-        proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
+        watch(proc, log, work_dir)
     if proc.returncode != 0 or not osp.isfile(results):
         with open(log) as f:
             lines = f.read().strip().splitlines()
@@ -298,8 +350,11 @@ def main(argv=None) -> int:
     rows = read_table(osp.join(args.out_dir, 'results.csv'))
     done = {run_key(row) for row in rows}
     failed = []
+    pairs = len(checkpoints) * len(configs)
+    number = 0
     for checkpoint in checkpoints:
         for config in configs:
+            number += 1
             data_root = data_roots.get(config_name(config), '')
             options = list(args.cfg_options)
             if data_root:
@@ -314,11 +369,12 @@ def main(argv=None) -> int:
                     cfg_options=cfg_options))
             label = f'{config} with {checkpoint}'
             if key in done:
-                print(f'skip {label}: already in results.csv')
+                print(f'skip {label}: already in results.csv '
+                      f'({number} of {pairs})')
                 continue
             work_dir = osp.join(args.out_dir, 'runs',
                                 run_dir_name(config, checkpoint, key))
-            print(f'run  {label} ...', flush=True)
+            print(f'run  {label} ({number} of {pairs}) ...', flush=True)
             start = time.perf_counter()
             record = run_one(
                 test_command(config, checkpoint, work_dir, options,
