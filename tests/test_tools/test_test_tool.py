@@ -351,6 +351,11 @@ def test_two_processes_give_the_same_metrics(voc_run, tmp_path):
         nproc=2)
     assert record['processes'] == 2
     assert_same_evaluation(record, tmp_path / 'pred', voc_run)
+    # The console counts images of the whole run, not iterations of one
+    # process, and only the main process prints.
+    text = (tmp_path / 'work' / 'console.txt').read_text()
+    assert text.count(f'test: {VOC_IMAGES}/{VOC_IMAGES} images') == 1
+    assert 'Iter(test)' not in text and text.count('config      ') == 1
 
 
 def test_compact_scores_give_the_same_evaluation(voc_run, tmp_path):
