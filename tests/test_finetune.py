@@ -410,3 +410,37 @@ def test_sync_bn_becomes_bn_for_cpu_processes():
     cfg = Config.fromfile(path)
     assert train.replace_sync_bn(cfg.model) == 2
     assert 'SyncBN' not in str(cfg.model)
+
+
+def test_smoke_config_trains_on_the_shipped_samples(tmp_path, monkeypatch,
+                                                    capsys):
+    """configs/finetune/fcn_groupvit_voc-sample_smoke.py runs tools/train.py
+    from the repository root on samples/ as shipped (small architecture,
+    random weights): the sample's 25 pairs, its 4 iterations, a validation
+    on 5 images and a checkpoint; the console keeps the logged iterations
+    and drops mmengine's set-up log."""
+    monkeypatch.chdir(REPO)
+    torch.set_num_threads(1)
+    path = osp.join(REPO, 'configs', 'finetune',
+                    'fcn_groupvit_voc-sample_smoke.py')
+    cfg = small_config(path)
+    # The shipped crops (small_config's are smaller).
+    cfg.model.data_preprocessor.size = Config.fromfile(
+        path).model.data_preprocessor.size
+    with open(osp.join(VOC_SAMPLE, 'ImageSets', 'Segmentation',
+                       'val.txt')) as f:
+        pairs = len(f.read().split())
+    config = str(tmp_path / 'smoke.py')
+    cfg.dump(config)
+    work_dir = str(tmp_path / 'work')
+    runner = load_script('tools/train.py').main(
+        [config, '--work-dir', work_dir])
+    assert len(runner.train_dataloader.dataset) == pairs == 25
+    assert len(runner.val_dataloader.dataset) == 5
+    losses, _ = runner.message_hub.get_scalar('train/loss').data
+    assert len(losses) == 4 and np.all(np.isfinite(losses))
+    assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
+    assert runner.message_hub.get_scalar('val/mIoU').current() >= 0
+    out = capsys.readouterr().out
+    assert 'Iter(train) [4/4]' in out and 'Iter(val) [5/5]' in out
+    assert 'Config:' not in out and 'before_run:' not in out

@@ -14,8 +14,9 @@ For every image, writes into ``--out`` (all PNG, all of the image's size
 except the panel):
 
 - ``<name>_overlay.png``: the prediction over the photo (background left
-  uncoloured) with a legend of every class, its colour and its share of the
-  pixels;
+  uncoloured) with a legend of the classes present, most pixels first, with
+  their colours and shares of the pixels, and how many classes are absent
+  (``--legend all`` lists every class);
 - ``<name>_prediction.png``: the label map (a palette PNG: pixel value =
   label, ``background`` = 0 when the config has one);
 - ``<name>_groups_stage<i>.png``: the group every pixel belongs to after
@@ -26,7 +27,8 @@ except the panel):
 PNG text chunks carry the legend (``Image.open(f).text['legend']``) and the
 weights used; ``summary.json`` lists the outputs, classes, pixel shares and
 group counts. Without ``--checkpoint`` the weights are random and the
-pictures say so.
+pictures say so. A folder's pictures written by this tool (its PNG text
+says so) are not segmented again, so ``--out`` may be the input folder.
 
 ``--classify`` classifies each image instead (zero-shot, the ImageNet
 config's protocol; same vocabulary, synonym and template options) and
@@ -49,7 +51,6 @@ _mmseg_groupvit_mmcv_shim.install()
 import mmcv
 import numpy as np
 from mmengine.fileio import get as read_bytes
-from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from PIL import Image
 
@@ -58,6 +59,7 @@ from mmseg_groupvit.apis import (check_bg_thresh, classify_image,
                                  init_groupvit)
 from mmseg_groupvit.datasets import ImageLoadError
 from mmseg_groupvit.utils import get_templates, load_vocabulary
+from mmseg_groupvit.utils.console import progress, quiet_warnings
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
@@ -66,36 +68,36 @@ from mmseg_groupvit.weights import CheckpointError
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
-#: Pictures list every class of a vocabulary up to this size; a larger one
-#: lists the classes present, most pixels first.
-LEGEND_EVERY_CLASS_UP_TO = 40
 SEGMENT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
                            'groupvit_imagenet.py')
+#: The ``Software`` text of every PNG this tool writes.
+SOFTWARE = 'mmseg-groupvit tools/demo.py'
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Pass --checkpoint (see docs/demo.md) for real results.'
 ]
 
 
-def legend_entries(legend: list) -> tuple:
-    """What a picture's legend shows: every class of a vocabulary of up to
-    :data:`LEGEND_EVERY_CLASS_UP_TO` classes; of a larger one, the classes
-    present, most pixels first, under a title that says how many of the
-    vocabulary's they are (the PNG text and ``summary.json`` keep every
-    class).
+def legend_entries(legend: list, every_class: bool = False) -> tuple:
+    """What a picture's legend shows: the classes present, most pixels
+    first, then how many of the vocabulary's are absent; or every class in
+    vocabulary order (``every_class``). The PNG text and ``summary.json``
+    keep every class either way.
 
     Returns:
-        tuple: ``[(text, colour, share)]`` and the title (or None).
+        tuple: ``[(text, colour, share)]`` and the closing line (or None).
     """
-    title = None
-    if len(legend) > LEGEND_EVERY_CLASS_UP_TO:
+    footer = None
+    if not every_class:
         present = [e for e in legend if e['share'] > 0]
-        title = f'{len(present)} of {len(legend)} classes present'
+        absent = len(legend) - len(present)
+        if absent:
+            footer = f'+{absent} class{"es" if absent > 1 else ""} absent'
         legend = sorted(present, key=lambda e: -e['share'])
     entries = [(', '.join([e['name']] + e['synonyms']), e['color'], e['share'])
                for e in legend]
-    return entries, title
+    return entries, footer
 
 
 def parse_args(argv=None):
@@ -139,6 +141,12 @@ def parse_args(argv=None):
         help=f'comma-separated subset of {",".join(SHOW_CHOICES)} '
         '(default: overlay,prediction,groups)')
     parser.add_argument(
+        '--legend',
+        choices=('present', 'all'),
+        default='present',
+        help='legend of the pictures: the classes present, most pixels '
+        'first, and how many are absent (default), or every class')
+    parser.add_argument(
         '--opacity',
         type=float,
         default=0.5,
@@ -177,15 +185,27 @@ def parse_args(argv=None):
     return args
 
 
+def written_by_demo(path):
+    """Whether ``path`` is a PNG this tool wrote (its ``Software`` text)."""
+    if not path.lower().endswith('.png'):
+        return False
+    try:
+        with Image.open(path) as picture:
+            return picture.info.get('Software') == SOFTWARE
+    except Exception:  # not readable: left to the reader to report
+        return False
+
+
 def list_images(paths):
-    """Image files from files and folders (folders: sorted, not
-    recursive)."""
+    """Image files from files and folders (folders: sorted, not recursive,
+    without the pictures this tool wrote)."""
     files = []
     for path in paths:
         if osp.isdir(path):
             found = sorted(
                 osp.join(path, f) for f in os.listdir(path)
                 if f.lower().endswith(IMAGE_EXTS))
+            found = [f for f in found if not written_by_demo(f)]
             if not found:
                 raise FileNotFoundError(
                     f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')
@@ -328,7 +348,7 @@ def segment(model, path, stem, args, note):
     writer = Writer(
         args.out, stem,
         dict(
-            Software='mmseg-groupvit tools/demo.py',
+            Software=SOFTWARE,
             source=osp.abspath(path),
             weights=osp.abspath(args.checkpoint)
             if args.checkpoint else 'random'))
@@ -338,17 +358,17 @@ def segment(model, path, stem, args, note):
     if {'overlay', 'panel'} & show:
         blended = overlay_labels(rgb, labels, palette, args.opacity,
                                  0 if with_bg else None)
-        entries, legend_title = legend_entries(legend)
+        entries, footer = legend_entries(legend, args.legend == 'all')
         if 'overlay' in show:
             # The banner first, the legend below it.
             picture, top = Image.fromarray(blended), 0
             if note:
                 picture, top = draw_banner(picture, note)
             writer.save(
-                draw_legend(picture, entries, top, legend_title), 'overlay',
+                draw_legend(picture, entries, top, footer=footer), 'overlay',
                 dict(legend=legend))
         panes.append(
-            draw_legend(Image.fromarray(blended), entries, 0, legend_title))
+            draw_legend(Image.fromarray(blended), entries, 0, footer=footer))
         titles.append('prediction')
     if 'prediction' in show:
         writer.save(
@@ -437,6 +457,7 @@ def classify(args, images, vocabulary, extra, templates):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_warnings()
     try:
         images, vocabulary, extra, templates = check_inputs(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
@@ -446,8 +467,6 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')
-            # mmseg's own deprecation notice, about its code, not the user's.
-            warnings.filterwarnings('ignore', message='``build_loss``')
             model = init_groupvit(
                 args.config,
                 args.checkpoint,
@@ -463,16 +482,15 @@ def main(argv=None):
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))
     os.makedirs(args.out, exist_ok=True)
-    progress = ProgressBar(len(images)) if len(images) > 1 else None
     results, failed = [], []
-    for path, stem in zip(images, unique_stems(images)):
-        try:
-            results.append(segment(model, path, stem, args, note))
-        except UnreadableImage as e:
-            failed.append(path)
-            print(f'\nerror: {e}', file=sys.stderr)
-        if progress:
-            progress.update()
+    with progress(len(images), 'segment', 'images') as bar:
+        for path, stem in zip(images, unique_stems(images)):
+            try:
+                results.append(segment(model, path, stem, args, note))
+            except UnreadableImage as e:
+                failed.append(path)
+                print(f'error: {e}', file=sys.stderr)
+            bar.advance()
     summary = dict(
         config=osp.abspath(args.config),
         checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
@@ -481,11 +499,12 @@ def main(argv=None):
         bg_thresh=model.test_cfg.get('bg_thresh'),
         images=results,
         failed=failed)
-    with open(osp.join(args.out, 'summary.json'), 'w') as f:
+    summary_path = osp.join(args.out, 'summary.json')
+    with open(summary_path, 'w') as f:
         json.dump(summary, f, indent=2)
-    print(f'\nClasses: {", ".join(summary["classes"])}')
-    for result in results:
-        print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
+    print(f'Classes: {", ".join(summary["classes"])}')
+    written = [p for r in results for p in r['outputs'].values()]
+    print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
     if failed:
         sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
                  f'not be read: {", ".join(failed)}')

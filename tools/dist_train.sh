@@ -7,9 +7,16 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+# The environment of tools/quickstart.sh when there is one (VENV, default
+# .venv in the repository), else the python on PATH.
+VENV=${VENV:-"$(dirname "$0")/../.venv"}
+PYTHON=python
+if [ -x "$VENV/bin/python" ]; then
+    PYTHON="$VENV/bin/python"
+fi
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-python -m torch.distributed.run \
+"$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -23,7 +23,9 @@ and crop and top-1 / top-5 accuracy (always one process), the segmentation
 columns ``-``. Run the same command again and the pairs
 already in ``results.csv`` (same config, checkpoint, data root and options)
 are skipped, so an interrupted suite resumes where it stopped. A run that
-fails is reported and left out of the table; the others still run.
+fails is reported and left out of the table; the others still run. While a
+run goes, a progress bar over its images (read from the run's per-image
+records) shows its ETA on standard error.
 """
 import argparse
 import csv
@@ -32,6 +34,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -40,6 +43,14 @@ from io import StringIO
 from typing import Dict, List, Optional, Sequence, Tuple
 
 TOOLS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS))
+
+from mmseg_groupvit.evaluation.protocol import (
+    format_protocol,  # noqa: E402
+    format_templates,
+    format_vocabulary)
+from mmseg_groupvit.utils.console import progress  # noqa: E402
+
 TEST_PY = osp.join(TOOLS, 'test.py')
 
 # Columns of results.csv; results.md shows the first ones (up to 'seconds').
@@ -201,39 +212,6 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
 # ----------------------------------------------------------------------
 # describing a finished run
 # ----------------------------------------------------------------------
-def format_resize(resize: Optional[dict]) -> str:
-    if not resize:
-        return 'none'
-    scale = resize['scale']
-    if resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
-        return f'short {min(scale)}, long <= {max(scale)}'
-    return f'{scale} (keep_ratio={resize["keep_ratio"]})'
-
-
-def format_window(window: dict) -> str:
-    if window.get('mode') != 'slide':
-        return window.get('mode', 'whole')
-    crop, stride = window['crop_size'], window['stride']
-    return f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
-
-
-def format_templates(templates) -> str:
-    if isinstance(templates, str):
-        return templates
-    if len(templates) == 1:
-        return repr(templates[0])
-    return f'{len(templates)} custom: ' + ' / '.join(templates)
-
-
-def format_vocabulary(vocabulary: dict) -> str:
-    if 'dataset_name' in vocabulary:
-        return f'dataset_name={vocabulary["dataset_name"]}'
-    value = vocabulary['vocabulary']
-    if isinstance(value, str):
-        return f'file {value}'
-    return f'list of {len(value)}'
-
-
 def classification_row(record: dict) -> dict:
     """The protocol and metric columns of a classification run."""
     protocol = record['protocol']
@@ -273,18 +251,15 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
             work_dir=work_dir,
             **classification_row(record))
     metrics = record['metrics']
-    classes = str(protocol['num_classes'])
-    if protocol['background']:
-        classes += ' (incl. background)'
+    texts = format_protocol(protocol)
     return dict(
         config=config,
         dataset=protocol['dataset'],
-        classes=classes,
-        resize=format_resize(protocol['resize']),
-        window=format_window(protocol['window']),
-        bg_thresh=('-' if protocol['bg_thresh'] is None else
-                   f'{protocol["bg_thresh"]:g}'),
-        templates=format_templates(protocol['templates']),
+        classes=texts['classes'],
+        resize=texts['resize'],
+        window=texts['window'],
+        bg_thresh=texts['bg_thresh'],
+        templates=texts['templates'],
         checkpoint=checkpoint,
         mIoU=f'{metrics["mIoU"]:.2f}',
         mAcc=f'{metrics["mAcc"]:.2f}',
@@ -293,7 +268,7 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
         top5='-',
         images=record['images'],
         seconds=f'{record["seconds"]:.1f}',
-        vocabulary=format_vocabulary(protocol['vocabulary']),
+        vocabulary=texts['vocabulary'],
         data_root=data_root,
         cfg_options=cfg_options,
         work_dir=work_dir)
@@ -341,6 +316,53 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
+#: tools/test.py's line saying how many images it evaluates.
+IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
+
+
+def images_recorded(progress_dir: str) -> int:
+    """Images a running tools/test.py has recorded (one line each in its
+    ``progress/rank*.jsonl``)."""
+    count = 0
+    for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
+        with open(path, 'rb') as f:
+            count += f.read().count(b'\n')
+    return count
+
+
+def watch(proc: subprocess.Popen,
+          log: str,
+          work_dir: str,
+          poll: float = 0.5) -> int:
+    """Wait for a tools/test.py process, showing a progress bar over its
+    images once its log says how many. Returns its exit code."""
+    state = dict(bar=None, shown=0)
+
+    def update():
+        if state['bar'] is None:
+            with open(log, errors='replace') as f:
+                match = IMAGES_LINE.search(f.read())
+            if not match:
+                return
+            total = int(match.group(1)) - int(match.group(2) or 0)
+            state['bar'] = progress(total, 'test', 'images').__enter__()
+        done = images_recorded(osp.join(work_dir, 'progress'))
+        if done > state['shown']:
+            state['bar'].advance(done - state['shown'])
+            state['shown'] = done
+
+    try:
+        while proc.poll() is None:
+            time.sleep(poll)
+            update()
+        if proc.returncode == 0:
+            update()
+    finally:
+        if state['bar'] is not None:
+            state['bar'].__exit__(None, None, None)
+    return proc.returncode
+
+
 def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     """Run one evaluation; its ``results.json``, or None if it failed (the
     output is in ``WORK_DIR/suite_run.log``)."""
@@ -350,7 +372,8 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
         os.remove(results)
     log = osp.join(work_dir, 'suite_run.log')
     with open(log, 'w') as f:
-        proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
+        watch(proc, log, work_dir)
     if proc.returncode != 0 or not osp.isfile(results):
         with open(log) as f:
             lines = f.read().strip().splitlines()
@@ -381,8 +404,11 @@ def main(argv=None) -> int:
     rows = read_table(osp.join(args.out_dir, 'results.csv'))
     done = {run_key(row) for row in rows}
     failed = []
+    pairs = len(checkpoints) * len(configs)
+    number = 0
     for checkpoint in checkpoints:
         for config in configs:
+            number += 1
             data_root = data_roots.get(config_name(config), '')
             options = list(args.cfg_options)
             if data_root:
@@ -397,11 +423,12 @@ def main(argv=None) -> int:
                     cfg_options=cfg_options))
             label = f'{config} with {checkpoint}'
             if key in done:
-                print(f'skip {label}: already in results.csv')
+                print(f'skip {label}: already in results.csv '
+                      f'({number} of {pairs})')
                 continue
             work_dir = osp.join(args.out_dir, 'runs',
                                 run_dir_name(config, checkpoint, key))
-            print(f'run  {label} ...', flush=True)
+            print(f'run  {label} ({number} of {pairs}) ...', flush=True)
             start = time.perf_counter()
             record = run_one(
                 test_command(config, checkpoint, work_dir, options,

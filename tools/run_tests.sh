@@ -4,4 +4,5 @@
 # as skipped, with the reason, when that folder is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec "${VENV:-.venv}/bin/python" -m pytest tests "$@"
+# -rs: the reason of every skipped test is printed at the end.
+exec "${VENV:-.venv}/bin/python" -m pytest tests -rs "$@"

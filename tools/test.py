@@ -19,7 +19,12 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   named) and counted by ``CheckedIoUMetric`` (label maps checked, per-image
   counts written to ``WORK_DIR/progress`` as it goes); after an interruption
   ``--resume`` with the same work dir skips the images already evaluated and
-  gives the same metrics as an uninterrupted run.
+  gives the same metrics as an uninterrupted run;
+- the console says what is run (config, checkpoint, data, vocabulary,
+  protocol), shows a progress bar over the images with an ETA, then the
+  per-class table, the metrics and the files written; mmengine's full log
+  goes to the log file in the work dir, and to the console with
+  ``--verbose``.
 """
 import argparse
 import json
@@ -38,11 +43,14 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
-from mmengine.runner import Runner
 
+from mmseg_groupvit.engine import ImageProgressHook, build_runner
 from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
-                                       check_text_options, describe_protocol,
-                                       prepare_test_run, user_error_message)
+                                       check_text_options, class_table_lines,
+                                       describe_protocol, prepare_test_run,
+                                       result_lines, run_lines,
+                                       user_error_message)
+from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.weights import trust_checkpoint
 
 
@@ -96,6 +104,12 @@ def parse_args(argv=None):
         help='unpickle CHECKPOINT fully, for a file that holds Python '
         'objects the safe loader refuses; only for a file from a source '
         'you trust, since unpickling can run code')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='print mmengine\'s full log (environment, config, hooks, '
+        'logged iterations) instead of the short report; the log file in '
+        'the work dir always has it')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -147,6 +161,7 @@ def build_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    cfg.resume = args.resume
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -204,6 +219,18 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
         json.dump(record, f, indent=2)
 
 
+def print_report(args, cfg, runner, metrics, seconds) -> None:
+    """The per-class table, the metrics and the files written."""
+    lines = class_table_lines(class_results(runner))
+    paths = [('results', osp.join(cfg.work_dir, 'results.json')),
+             ('log', getattr(runner.logger, 'log_file', None)),
+             ('progress', osp.join(cfg.work_dir, 'progress')),
+             ('predictions', args.out), ('pictures', args.show_dir)]
+    lines += result_lines(metrics, len(runner.test_loop.dataloader.dataset),
+                          seconds, paths)
+    print('\n'.join(lines), flush=True)
+
+
 def finish_distributed() -> None:
     """Wait for every process, then tear the process group down: a gloo
     group left to the interpreter's exit can abort a process after its work
@@ -242,6 +269,7 @@ def main(argv=None):
     if classification is not None:
         return classification.main(argv)
     args = parse_args(argv)
+    quiet_warnings(args.verbose)
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
                  f'configs/groupvit_*.py or your own config file.')
@@ -263,7 +291,12 @@ def main(argv=None):
         check_text_options(cfg)
     except (ValueError, FileNotFoundError, TypeError) as e:
         sys.exit(f'error: {e}')
-    runner = Runner.from_cfg(cfg)
+    main_process = int(os.environ.get('RANK', 0)) == 0
+    if main_process and not args.verbose:
+        print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
+    runner = build_runner(cfg, args.verbose)
+    if not args.verbose:
+        runner.register_hook(ImageProgressHook())
     try:
         # runner.model is wrapped (DistributedDataParallel) with a launcher.
         check_model_classes(getattr(runner.model, 'module', runner.model), cfg)
@@ -284,6 +317,8 @@ def main(argv=None):
         write_results(
             osp.join(cfg.work_dir, 'results.json'), args, cfg, runner, metrics,
             seconds)
+        if not args.verbose:
+            print_report(args, cfg, runner, metrics, seconds)
     finish_distributed()
     return metrics
 

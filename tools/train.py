@@ -16,12 +16,17 @@ Adapted from MMSegmentation 1.2.2 ``tools/train.py`` (Apache-2.0). Additions:
 - ``--amp`` without a GPU stops with a clear message (mmengine's
   ``AmpOptimWrapper`` needs one);
 - ``--resume`` and ``load_from`` read mmengine's own training checkpoints
-  under torch >= 2.6 (see :mod:`mmseg_groupvit.weights.training_state`).
+  under torch >= 2.6 (see :mod:`mmseg_groupvit.weights.training_state`);
+- the console shows the logged iterations (loss, ETA), the validations and
+  the checkpoints saved, not mmengine's set-up log (environment, config,
+  hooks), which stays in the log file in the work dir and comes back on the
+  console with ``--verbose``.
 
 Usage::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--verbose]
 """
 import argparse
 import importlib.util
@@ -39,8 +44,9 @@ _mmseg_groupvit_mmcv_shim.install()
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 
+from mmseg_groupvit.engine import TRAIN_LOG, build_runner
+from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.weights import CheckpointError
 
 
@@ -88,6 +94,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='print mmengine\'s full log (environment, config, hooks) on the '
+        'console too; the log file in the work dir always has it')
     # torch.distributed.launch (PyTorch >= 2.0) passes --local-rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -208,18 +219,26 @@ def build_config(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_warnings(args.verbose)
     cfg = build_config(args)
     check_inputs(cfg)
     setup_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
     else:
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
+    if runner.rank == 0 and not args.verbose:
+        print(
+            f'config      {args.config}\nwork dir    {cfg.work_dir}\n'
+            f'log         {getattr(runner.logger, "log_file", None)}',
+            flush=True)
     try:
         runner.train()
     except CheckpointError as e:
         sys.exit(f'error: {e}')
+    if runner.rank == 0 and not args.verbose:
+        print(f'written     checkpoints in {cfg.work_dir}', flush=True)
     finish_distributed()
     return runner
 

@@ -8,3 +8,7 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     visualization=dict(type='SegVisualizationHook', interval=1))
+# Prediction pictures (tools/test.py --show-dir): half photo, half class
+# colour; mmseg's default (0.8) hides the photo. MMSegInferencer sets its
+# own on every call (its `opacity` argument, 0.8 unless given).
+visualizer = dict(alpha=0.5)

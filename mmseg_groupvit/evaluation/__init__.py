@@ -14,17 +14,19 @@ from .metrics import Accuracy
 from .preflight import check_dataset_paths
 from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
-from .protocol import describe_protocol
+from .protocol import describe_protocol, format_protocol
+from .report import class_table_lines, result_lines, run_lines
 from .skip_done_sampler import SkipDoneSampler
 from .test_run import prepare_test_run, use_checked_loading
 
 __all__ = [
     'check_model_classes', 'check_text_options', 'dataset_classes',
-    'PerClassIoUMetric', 'describe_protocol', 'CheckedIoUMetric',
-    'check_class_count', 'check_label_map', 'USER_ERRORS', 'ConfigCheckError',
-    'LabelMapError', 'ProgressError', 'user_error_message',
+    'PerClassIoUMetric', 'describe_protocol', 'format_protocol',
+    'CheckedIoUMetric', 'check_class_count', 'check_label_map', 'USER_ERRORS',
+    'ConfigCheckError', 'LabelMapError', 'ProgressError', 'user_error_message',
     'check_dataset_paths', 'ProgressWriter', 'describe_run', 'enable_progress',
     'prepare_progress', 'read_progress', 'SkipDoneSampler', 'prepare_test_run',
     'use_checked_loading', 'Accuracy', 'is_classification_config',
-    'describe_classification_protocol'
+    'describe_classification_protocol', 'class_table_lines', 'result_lines',
+    'run_lines'
 ]

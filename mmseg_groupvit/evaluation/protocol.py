@@ -5,7 +5,10 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
-__all__ = ['describe_protocol']
+__all__ = [
+    'describe_protocol', 'format_protocol', 'format_templates',
+    'format_vocabulary'
+]
 
 
 def _plain(value: Any) -> Any:
@@ -84,3 +87,61 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         window=window,
         templates=_plain(text.get('templates', 'simple')),
         vocabulary=vocabulary)
+
+
+def _format_resize(resize: Optional[dict]) -> str:
+    if not resize:
+        return 'none'
+    scale = resize['scale']
+    if resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
+        return f'short {min(scale)}, long <= {max(scale)}'
+    return f'{scale} (keep_ratio={resize["keep_ratio"]})'
+
+
+def _format_window(window: dict) -> str:
+    if window.get('mode') != 'slide':
+        return window.get('mode', 'whole')
+    crop, stride = window['crop_size'], window['stride']
+    return f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
+
+
+def format_templates(templates) -> str:
+    if isinstance(templates, str):
+        return templates
+    if len(templates) == 1:
+        return repr(templates[0])
+    return f'{len(templates)} custom: ' + ' / '.join(templates)
+
+
+def format_vocabulary(vocabulary: dict) -> str:
+    if 'dataset_name' in vocabulary:
+        return f'dataset_name={vocabulary["dataset_name"]}'
+    value = vocabulary['vocabulary']
+    if isinstance(value, str):
+        return f'file {value}'
+    return f'list of {len(value)}'
+
+
+def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
+    """:func:`describe_protocol`'s record as short texts for a table or a
+    console.
+
+    Args:
+        protocol (dict): What :func:`describe_protocol` returns.
+
+    Returns:
+        dict[str, str]: ``classes``, ``resize``, ``window``, ``bg_thresh``,
+        ``templates`` and ``vocabulary``, e.g. ``'short 448, long <= 2048'``
+        or ``'slide 448x448 / 224x224'``.
+    """
+    classes = str(protocol['num_classes'])
+    if protocol['background']:
+        classes += ' (incl. background)'
+    return dict(
+        classes=classes,
+        resize=_format_resize(protocol['resize']),
+        window=_format_window(protocol['window']),
+        bg_thresh=('-' if protocol['bg_thresh'] is None else
+                   f'{protocol["bg_thresh"]:g}'),
+        templates=format_templates(protocol['templates']),
+        vocabulary=format_vocabulary(protocol['vocabulary']))

@@ -123,7 +123,7 @@ def draw_banner(image: Image.Image,
 
 
 def _legend_layout(texts: List[str], width: int, height: int, top: int,
-                   title: Optional[str]) -> dict:
+                   title: Optional[str], footer: Optional[str]) -> dict:
     """Font size, rows per column, column width, and how many entries fit
     (the text shrinks down to ``MIN_FONT`` before entries are left out)."""
     size = font_size_for(width, height)
@@ -131,8 +131,10 @@ def _legend_layout(texts: List[str], width: int, height: int, top: int,
         font = get_font(size)
         row = size + 6
         title_h = row if title else 0
-        rows = max(1, (height - top - 16 - title_h) // row)
-        text_w = max(_text_width(font, t) for t in texts + [title or ''])
+        footer_h = row if footer else 0
+        rows = max(1, (height - top - 16 - title_h - footer_h) // row)
+        text_w = max(
+            _text_width(font, t) for t in texts + [title or '', footer or ''])
         col_w = size + 8 + text_w + 12
         cols = math.ceil(len(texts) / rows)
         if cols * col_w <= width - 12 or size <= MIN_FONT:
@@ -151,7 +153,8 @@ def _legend_layout(texts: List[str], width: int, height: int, top: int,
         size=size,
         row=row,
         title_h=title_h,
-        rows=min(rows, shown + (shown < len(texts))),
+        footer_h=footer_h,
+        rows=max(1, min(rows, shown + (shown < len(texts)))),
         col_w=col_w,
         cols=cols,
         shown=shown)
@@ -166,7 +169,8 @@ def legend_text(entry: LegendEntry) -> str:
 def draw_legend(image: Image.Image,
                 entries: Sequence[LegendEntry],
                 top: int = 0,
-                title: Optional[str] = None) -> Image.Image:
+                title: Optional[str] = None,
+                footer: Optional[str] = None) -> Image.Image:
     """Draw a legend box in the picture's top-left corner, below ``top``.
 
     Each entry is a swatch filled with its exact colour (an empty, crossed
@@ -179,17 +183,19 @@ def draw_legend(image: Image.Image,
         entries (list[LegendEntry]): ``(name, colour, share)`` in order.
         top (int): First row free for the legend (below a banner).
         title (str, optional): A heading.
+        footer (str, optional): A last line, e.g. ``'+18 classes absent'``.
 
     Returns:
         Image: The picture with the legend.
     """
     texts = [legend_text(e) for e in entries]
-    lay = _legend_layout(texts, image.width, image.height, top, title)
+    lay = _legend_layout(texts, image.width, image.height, top, title, footer)
     font, size, row, rows = lay['font'], lay['size'], lay['row'], lay['rows']
     x0, y0 = 6, top + 6
+    rows_h = rows * row if entries else 0
     box = [
         x0, y0, x0 + lay['cols'] * lay['col_w'],
-        y0 + lay['title_h'] + rows * row + 4
+        y0 + lay['title_h'] + rows_h + lay['footer_h'] + 4
     ]
     # A translucent white box, then opaque swatches and text on it.
     layer = Image.new('RGBA', image.size, (0, 0, 0, 0))
@@ -220,6 +226,11 @@ def draw_legend(image: Image.Image,
             f'+{len(entries) - lay["shown"]} more',
             fill=(0, 0, 0),
             font=font)
+    if footer:
+        draw.text((x0 + 6, y0 + lay['title_h'] + rows_h + 2),
+                  footer,
+                  fill=(0, 0, 0),
+                  font=font)
     return out
 
 

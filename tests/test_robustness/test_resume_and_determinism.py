@@ -149,9 +149,10 @@ def test_interrupted_and_killed_evaluation_resumes_with_the_same_metrics(
 
     resumed = run(command(config, checkpoint, work_dir, '--resume'))
     log = resumed.stdout + resumed.stderr
-    assert f'{done} of {NUM_IMAGES} images were already evaluated' in log
+    left = NUM_IMAGES - done
+    assert f'{done} already evaluated in this work dir, {left} to go' in log
     # Only the remaining images were evaluated again.
-    assert f'Iter(test) [{NUM_IMAGES - done}/{NUM_IMAGES - done}]' in log
+    assert f'test: {left}/{left} images' in log
     assert progress_lines(work_dir) == NUM_IMAGES
 
     results, preds = load_run(work_dir)

@@ -16,7 +16,9 @@ It checks that the tool's comparisons are real ones:
 import contextlib
 import io
 import json
+import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -39,12 +41,30 @@ def small_config(tmp_path_factory):
     return str(path)
 
 
+@contextlib.contextmanager
+def stderr_of_process(path):
+    """Standard error at the file-descriptor level (what C++ libraries
+    such as PyTorch's profiler write) and Python's, into ``path``."""
+    with open(path, 'w+') as f, contextlib.redirect_stderr(f):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            f.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 @pytest.fixture(scope='module')
-def result(small_config):
-    """The printed report and the JSON object of its last line."""
+def run(small_config, tmp_path_factory):
+    """The JSON object of the report's last line, the report, the exit
+    status and what went to standard error."""
     benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    err_path = tmp_path_factory.mktemp('bench_err') / 'stderr.txt'
+    with contextlib.redirect_stdout(stdout), stderr_of_process(err_path):
         status = benchmark.main([
             small_config, '--data-root', VOC_SAMPLE, '--num-images', '1',
             '--repeat', '1', '--peak-sizes', '64', '--window-batch', '2',
@@ -52,7 +72,26 @@ def result(small_config):
         ])
     text = stdout.getvalue().strip()
     out = json.loads(text.splitlines()[-1])
-    return out, text, status
+    return out, text, status, err_path.read_text()
+
+
+@pytest.fixture(scope='module')
+def result(run):
+    """The printed report and the JSON object of its last line."""
+    return run[:3]
+
+
+def test_progress_per_phase_and_no_profiler_lines(run):
+    """Standard error: each phase's progress (count and ETA), and none of
+    the profiler's 'USDT: ... profiler_start/stop' lines, although the peak
+    memory is measured with the profiler."""
+    err = run[3]
+    assert 'USDT' not in err and 'profiler_start' not in err, err
+    for line in ('per-window times: 2/2 rounds', 'peak memory: 4/4 calls',
+                 'matrix-product peak: 3/3 rounds',
+                 'whole images: 1/1 images'):
+        assert line in err, (line, err)
+    assert 'ETA' in err and 'pkg_resources' not in err
 
 
 def test_json_fields(result):

@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmseg.apis import init_model
+from mmseg.datasets import PascalVOCDataset
 from PIL import Image
 
+from mmseg_groupvit.visualization import draw_legend
 from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
@@ -25,6 +27,7 @@ PHOTO_DIRS = [
 WIDE_PHOTO = osp.join(VOC_SAMPLE, 'JPEGImages', '2007_000033.jpg')
 VOCAB = 'dog|puppy,potted plant,curtain,carpet'
 CLASSES = ['background', 'dog', 'potted plant', 'curtain', 'carpet']
+CLASSES_VOC = list(PascalVOCDataset.METAINFO['classes'])
 
 demo = load_script(osp.join(REPO, 'tools', 'demo.py'), 'groupvit_demo')
 
@@ -96,7 +99,8 @@ def test_demo_on_real_photos(small, tmp_path):
     photos = [shared_photo(), WIDE_PHOTO]
     summary = demo.main(photos + [
         '--config', config, '--checkpoint', checkpoint, '--vocab', VOCAB,
-        '--show', 'overlay,prediction,groups,panel', '--out',
+        '--show', 'overlay,prediction,groups,panel', '--legend', 'all',
+        '--out',
         str(tmp_path)
     ])
     model = init_model(config, checkpoint, device='cpu')
@@ -125,8 +129,8 @@ def test_demo_on_real_photos(small, tmp_path):
         assert legend[1]['synonyms'] == ['puppy']
         assert json.loads(load_picture(
             files['prediction']).text['legend']) == legend
-        # Every class's exact colour is drawn (its legend swatch); the
-        # colours differ.
+        # Every class's exact colour is drawn (its legend swatch, with
+        # --legend all); the colours differ.
         pixels = packed(overlay.convert('RGB'))
         colours = [tuple(e['color']) for e in legend[1:]]
         assert legend[0]['color'] is None and len(set(colours)) == 4
@@ -163,22 +167,86 @@ def test_demo_on_real_photos(small, tmp_path):
         assert load_picture(files['panel']).text['weights'] == checkpoint
 
 
-def test_legend_of_a_large_vocabulary_lists_the_classes_present():
-    """Up to 40 classes the picture's legend lists them all; beyond, the
-    classes present, most pixels first (ties in vocabulary order)."""
+def test_legend_lists_the_classes_present_largest_first():
+    """The picture's legend: the classes present, most pixels first (ties
+    in vocabulary order), then how many are absent; every class with
+    ``--legend all``."""
 
     def entry(i, share):
         return dict(name=f'c{i}', synonyms=[], color=[i, i, i], share=share)
 
-    small_vocabulary = [entry(i, 0.0 if i else 1.0) for i in range(40)]
-    entries, title = demo.legend_entries(small_vocabulary)
-    assert title is None and len(entries) == 40
-    shares = {3: 0.25, 7: 0.5, 30: 0.25}
-    large = [entry(i, shares.get(i, 0.0)) for i in range(41)]
-    entries, title = demo.legend_entries(large)
-    assert title == '3 of 41 classes present'
+    shares = {3: 0.25, 7: 0.5, 20: 0.25}
+    legend = [entry(i, shares.get(i, 0.0)) for i in range(21)]
+    entries, footer = demo.legend_entries(legend)
     assert entries == [('c7', [7, 7, 7], 0.5), ('c3', [3, 3, 3], 0.25),
-                       ('c30', [30, 30, 30], 0.25)]
+                       ('c20', [20, 20, 20], 0.25)]
+    assert footer == '+18 classes absent'
+    entries, footer = demo.legend_entries(legend, every_class=True)
+    assert [e[0] for e in entries] == [f'c{i}' for i in range(21)]
+    assert footer is None
+    one = [entry(0, 0.0), entry(1, 1.0)]
+    assert demo.legend_entries(one)[1] == '+1 class absent'
+
+
+def test_legend_of_a_voc_picture_is_small():
+    """21 VOC classes, 3 present, on a 448x448 picture: the legend (the
+    pixels it changes) covers under a tenth of the photo; listing every
+    class covers several times more."""
+    picture = Image.fromarray(np.full((448, 448, 3), 90, np.uint8))
+    shares = {0: 0.6, 12: 0.3, 15: 0.1}
+    legend = [
+        dict(
+            name=name,
+            synonyms=[],
+            color=None if i == 0 else [i * 10, 200 - i * 5, 40],
+            share=shares.get(i, 0.0)) for i, name in enumerate(CLASSES_VOC)
+    ]
+
+    def covered(every_class):
+        entries, footer = demo.legend_entries(legend, every_class)
+        drawn = draw_legend(picture, entries, footer=footer)
+        changed = (np.asarray(drawn) != np.asarray(picture)).any(2)
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(
+            changed.any(0))
+        box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        return box / changed.size
+
+    assert covered(False) < 0.1
+    assert covered(True) > 3 * covered(False)
+
+
+def test_out_folder_equal_to_the_input_folder(small, tmp_path):
+    """Run twice with --out the input folder: the second run segments the
+    photos only, not the pictures the first one wrote there."""
+    config, checkpoint = small
+    Image.open(WIDE_PHOTO).save(tmp_path / 'photo.jpg')
+    args = [
+        str(tmp_path), '--config', config, '--checkpoint', checkpoint,
+        '--show', 'overlay,prediction', '--out',
+        str(tmp_path)
+    ]
+    first = demo.main(args)
+    second = demo.main(args)
+    for summary in (first, second):
+        assert [r['image']
+                for r in summary['images']] == [str(tmp_path / 'photo.jpg')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'photo.jpg', 'photo_overlay.png', 'photo_prediction.png',
+        'summary.json'
+    ]
+
+
+def test_console_lists_every_file_written(small, tmp_path, capsys):
+    config, checkpoint = small
+    demo.main([
+        WIDE_PHOTO, '--config', config, '--checkpoint', checkpoint, '--show',
+        'overlay', '--out',
+        str(tmp_path)
+    ])
+    out = capsys.readouterr()
+    wrote = out.out.split('Wrote:\n', 1)[1].split()
+    assert sorted(wrote) == sorted(str(p) for p in tmp_path.iterdir())
+    assert 'pkg_resources' not in out.err and 'build_loss' not in out.err
 
 
 def test_demo_with_a_thousand_classes(small, tmp_path):

@@ -69,7 +69,7 @@ def run_suite(setup, configs, out_dir):
     proc = subprocess.run(
         command, cwd=REPO, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def read_csv(path):
@@ -143,6 +143,18 @@ def test_table_describes_the_protocol(suite_runs):
         assert row['window'] == 'slide 448x448 / 224x224'
         assert row['bg_thresh'] == '0.95'
         assert row['templates'] == 'simple'
+
+
+def test_progress_per_run_and_per_image(setup, suite_runs):
+    """Each run says which of how many it is, and its images are counted
+    up to the 3 of the sample."""
+    voc, coco = setup['configs']
+    second = suite_runs['second']
+    assert 'test: 3/3 images' in suite_runs['first']
+    assert f'skip {voc} with {setup["checkpoint"]}: already in results.csv ' \
+        f'(1 of 2)' in second
+    assert f'run  {coco} with {setup["checkpoint"]} (2 of 2)' in second
+    assert 'test: 3/3 images' in second
 
 
 def test_finished_runs_are_skipped(setup, suite_runs):

@@ -93,4 +93,13 @@ def test_cli_on_shipped_config_with_small_arch(get_flops, tmp_path):
     text = out.getvalue()
     assert 'Input shape: (3, 448, 448)' in text  # the config's crop_size
     assert '(59 prompts)' in text  # Context: 59 classes + background
+    # One unit, FLOPs (2 per multiply-add), said once, for every figure.
+    assert 'a multiply-add counts as 2' in text
+    model = build_small_segmentor('groupvit_context.py')
+    flops = get_flops.segmentor_flops(model, (448, 448))
+    window = [line for line in text.splitlines() if 'one window:' in line]
+    flop = 2 * flops['window']
+    assert 1e6 <= flop < 1e9  # the small architecture: millions
+    assert window == [f'  one window: {flop / 1e6:.1f} MFLOP']
+    assert 'Flops:' not in text
     assert get_flops.main(['no/such.py']) == 1

@@ -112,6 +112,9 @@ def run_tool(config, checkpoint, work_dir, *extra, nproc=1):
     proc = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # What the user saw, for the tests of the console.
+    with open(osp.join(work_dir, 'console.txt'), 'w') as f:
+        f.write(proc.stdout + proc.stderr)
     with open(osp.join(work_dir, 'results.json')) as f:
         return json.load(f)
 
@@ -240,7 +243,8 @@ def test_results_json_records_the_protocol(voc_run):
 def test_show_dir_writes_overlays(voc_run):
     """Every image gets mmseg's SegLocalVisualizer drawing: ground truth
     and prediction side by side, each blended over the photo with the
-    dataset palette (``0.2 * photo + 0.8 * colour``, label boxes aside)."""
+    dataset palette at the configs' opacity (``0.5 * photo + 0.5 *
+    colour``, label boxes aside)."""
     root, ids = voc_run['root'], voc_run['ids']
     files = glob.glob(str(root / 'show' / '**' / '*.png'), recursive=True)
     assert len(files) == len(ids)
@@ -260,9 +264,67 @@ def test_show_dir_writes_overlays(voc_run):
         overlay = np.asarray(Image.open(path).convert('RGB')).astype(int)
         assert overlay.shape == (image.shape[0], 2 * image.shape[1], 3)
         for half, labels in zip(np.split(overlay, 2, axis=1), (label, pred)):
-            expected = image * 0.2 + palette[labels] * 0.8
+            expected = image * 0.5 + palette[labels] * 0.5
             close = (np.abs(half - expected) <= 1).all(axis=2)
             assert close.mean() > 0.9, (name, close.mean())
+
+
+def test_console_says_what_a_person_needs(voc_run):
+    """The default console: what is run, progress in images, the per-class
+    table (equal to results.json, itself checked against numpy above), the
+    metrics and the paths written; none of mmengine's set-up log (it was
+    about 300 lines for 25 images), which stays in the log file."""
+    root, record = voc_run['root'], voc_run['record']
+    text = (root / 'work' / 'console.txt').read_text()
+    lines = text.splitlines()
+    assert len(lines) < 60, text
+    for noise in ('pkg_resources', 'Config:', 'before_run:', 'GPU number',
+                  'dist_cfg', 'The prefix is not set', 'The draw is False',
+                  'Loads checkpoint by', 'Iter(test)'):
+        assert noise not in text, noise
+    assert f'config      {voc_run["config"]}' in lines
+    assert f'checkpoint  {voc_run["checkpoint"]}' in lines
+    assert any(
+        line.startswith('data        PascalVOCDataset in ' + VOC_SAMPLE)
+        for line in lines)
+    assert f'images      {VOC_IMAGES}' in lines
+    assert f'test: {VOC_IMAGES}/{VOC_IMAGES} images' in text
+    rows = {line.split()[0]: line.split()[1:] for line in lines}
+    per_class = record['per_class']
+    for i, name in enumerate(per_class['classes']):
+        expected = [
+            '-' if v is None else f'{v:.2f}'
+            for v in (per_class['IoU'][i], per_class['Acc'][i])
+        ]
+        assert rows[name] == expected, name
+    metrics = record['metrics']
+    assert (f'metrics     aAcc {metrics["aAcc"]:.2f}  mIoU '
+            f'{metrics["mIoU"]:.2f}  mAcc {metrics["mAcc"]:.2f}') in lines
+    written = {
+        line.split()[0]: line.split()[1]
+        for line in lines[lines.index('written') + 1:]
+    }
+    assert written['results'] == str(root / 'work' / 'results.json')
+    assert written['predictions'] == str(root / 'pred')
+    assert written['pictures'] == str(root / 'show')
+    # The full log is in the file named.
+    with open(written['log']) as f:
+        log = f.read()
+    assert 'Config:' in log
+    assert f'Iter(test) [{VOC_IMAGES}/{VOC_IMAGES}]' in log
+
+
+def test_verbose_prints_the_full_log(voc_run, tmp_path):
+    """--verbose: mmengine's log on the console, the config as run
+    (``resume = True`` under --resume), and the metrics unchanged."""
+    record = run_tool(voc_run['config'], voc_run['checkpoint'],
+                      tmp_path / 'work', '--verbose', '--resume',
+                      *voc_run['options'])
+    text = (tmp_path / 'work' / 'console.txt').read_text()
+    assert 'Config:' in text and 'resume = True' in text
+    assert f'Iter(test) [{VOC_IMAGES}/{VOC_IMAGES}]' in text
+    assert 'pkg_resources' not in text
+    assert record['metrics'] == voc_run['record']['metrics']
 
 
 def assert_same_evaluation(record, pred_dir, voc_run):
@@ -289,6 +351,11 @@ def test_two_processes_give_the_same_metrics(voc_run, tmp_path):
         nproc=2)
     assert record['processes'] == 2
     assert_same_evaluation(record, tmp_path / 'pred', voc_run)
+    # The console counts images of the whole run, not iterations of one
+    # process, and only the main process prints.
+    text = (tmp_path / 'work' / 'console.txt').read_text()
+    assert text.count(f'test: {VOC_IMAGES}/{VOC_IMAGES} images') == 1
+    assert 'Iter(test)' not in text and text.count('config      ') == 1
 
 
 def test_compact_scores_give_the_same_evaluation(voc_run, tmp_path):

@@ -76,6 +76,8 @@ from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
 from mmseg_groupvit.models.segmentors import fast_inference
+from mmseg_groupvit.utils.console import (progress, quiet_profiler,
+                                          quiet_warnings)
 
 MiB = 2.0**20
 
@@ -88,16 +90,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(fns: Dict[str, Callable], repeat: int, warmup: int,
-                     device: torch.device) -> Dict[str, Dict[str, float]]:
+def _nothing(count: int = 1) -> None:
+    pass
+
+
+def time_interleaved(
+        fns: Dict[str, Callable],
+        repeat: int,
+        warmup: int,
+        device: torch.device,
+        advance: Callable = _nothing) -> Dict[str, Dict[str, float]]:
     """Best and median wall time (s) of each function, run in turn.
 
     Every round runs each function once, so a change of machine load
-    during the measurement affects all of them alike.
+    during the measurement affects all of them alike. ``advance()`` is
+    called after each round (warm-up included).
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
+        advance()
     _sync(device)
     times = {name: [] for name in fns}
     for _ in range(repeat):
@@ -107,6 +119,7 @@ def time_interleaved(fns: Dict[str, Callable], repeat: int, warmup: int,
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
+        advance()
     return {
         name: dict(best=min(ts), median=sorted(ts)[len(ts) // 2])
         for name, ts in times.items()
@@ -138,8 +151,10 @@ def peak_memory(fn: Callable, device: torch.device) -> int:
     return peak
 
 
-def matmul_peak(device: torch.device, sizes: List[int],
-                repeat: int) -> Dict[str, float]:
+def matmul_peak(device: torch.device,
+                sizes: List[int],
+                repeat: int,
+                advance: Callable = _nothing) -> Dict[str, float]:
     """Best fp32 GFLOP/s of square matrix products (``torch.mm``, and the
     package's fused linear kernel where it differs), the device's peak for
     the share-of-peak figures."""
@@ -152,7 +167,7 @@ def matmul_peak(device: torch.device, sizes: List[int],
         if fast_linear.available(a, b):
             fns['fused_linear'] = lambda: fast_linear.linear(a, b)
         with torch.no_grad():
-            times = time_interleaved(fns, repeat, 1, device)
+            times = time_interleaved(fns, repeat, 1, device, advance)
         for name, t in times.items():
             rate = 2 * size**3 / t['best'] / 1e9
             best[name] = max(best.get(name, 0.), rate)
@@ -384,9 +399,15 @@ def amp_agreement(model, window, metas, amp):
                                            feats['soft_assigns'])))
 
 
-def image_throughput(model, dataset, num_images, repeat, device):
+def image_throughput(model,
+                     dataset,
+                     num_images,
+                     repeat,
+                     device,
+                     advance: Callable = _nothing):
     """images/s of the slide paths on real images, interleaved per image
-    (best of ``repeat`` per image and path)."""
+    (best of ``repeat`` per image and path); ``advance()`` after each
+    image."""
     modes = IMAGE_MODES
     n = min(num_images, len(dataset))
     totals = dict.fromkeys(modes, 0.)
@@ -418,6 +439,7 @@ def image_throughput(model, dataset, num_images, repeat, device):
             windows += (
                 (max(h - crop[0] + stride[0] - 1, 0) // stride[0] + 1) *
                 (max(w - crop[1] + stride[1] - 1, 0) // stride[1] + 1))
+            advance()
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
@@ -507,6 +529,7 @@ def run(args) -> dict:
                                                       args.shape[-1])
     load_start = load_average()
 
+    say('building ours and the transformers reference')
     model = build_model(cfg, args.checkpoint, device, args.seed)
     hf = build_reference(model, shape, cfg.model).to(device)
     dataset = build_dataset(cfg, args.data_root) if args.num_images else None
@@ -536,22 +559,30 @@ def run(args) -> dict:
             ours_window_batch2=lambda: model.encode_decode(batch2, metas),
             ours_text=lambda: model.text_encoder.encode_tokens(tokens),
             hf_text=lambda: hf.get_text_features(input_ids=tokens))
-        times = time_interleaved(fns, args.repeat, 1, device)
+        with progress(args.repeat + 1, 'per-window times', 'rounds') as bar:
+            times = time_interleaved(fns, args.repeat, 1, device, bar.advance)
         times['ours_window_batch2'] = {
             k: v / 2
             for k, v in times['ours_window_batch2'].items()
         }
-        memory = dict(
-            ours_window=peak_memory(fns['ours_window'], device),
-            hf_window=peak_memory(fns['hf_window'], device),
-            ours_backbone=peak_memory(fns['ours_backbone'], device),
-            hf_backbone=peak_memory(fns['hf_backbone'], device))
+        memory = {}
+        names = ('ours_window', 'hf_window', 'ours_backbone', 'hf_backbone')
+        with progress(len(names), 'peak memory', 'calls') as bar:
+            for name in names:
+                memory[name] = peak_memory(fns[name], device)
+                bar.advance()
+    say('checking that ours and the reference agree')
     diffs, head = agreement(model, hf, window, tokens, metas, args.amp)
     amp = amp_agreement(model, window, metas,
                         args.amp) if args.amp != 'fp32' else None
 
+    say('counting FLOPs')
     flops = segmentor_flops(model, shape)
-    peak = matmul_peak(device, args.peak_sizes, max(2, args.repeat // 2))
+    rounds = max(2, args.repeat // 2)
+    with progress(
+            len(args.peak_sizes) * (rounds + 1), 'matrix-product peak',
+            'rounds') as bar:
+        peak = matmul_peak(device, args.peak_sizes, rounds, bar.advance)
     best = {k: v['best'] for k, v in times.items()}
     rates = dict(
         ours_window=2 * flops['window'] / best['ours_window'] / 1e9,
@@ -559,8 +590,10 @@ def run(args) -> dict:
         hf_backbone=2 * flops['image_encoder'] / best['hf_backbone'] / 1e9)
     images = None
     if dataset is not None and args.num_images > 0:
-        images = image_throughput(model, dataset, args.num_images,
-                                  args.image_repeat, device)
+        count = min(args.num_images, len(dataset))
+        with progress(count, 'whole images', 'images') as bar:
+            images = image_throughput(model, dataset, args.num_images,
+                                      args.image_repeat, device, bar.advance)
     max_abs = max(diffs.values())
     return dict(
         config=args.config,
@@ -699,8 +732,16 @@ def report(r: dict) -> str:
     return '\n'.join(lines)
 
 
+def say(message: str) -> None:
+    """One line of progress on standard error (standard output keeps the
+    report)."""
+    print(f'benchmark: {message}', file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    quiet_warnings()
+    quiet_profiler()
     if not osp.isfile(args.config):
         print(f'error: config {args.config} does not exist', file=sys.stderr)
         return 1

@@ -22,8 +22,9 @@ the head the backbone output alone) and, with mmengine 0.10.7, not at all
   as they are for every window after the first;
 - the text encoder is counted apart, once per vocabulary.
 
-:func:`count_flops` is the counter ``tools/analysis_tools/benchmark.py``
-uses for its GFLOP/s figures (twice the count: a multiply and an add).
+:func:`count_flops` counts multiply-adds; the tool prints FLOPs, two per
+multiply-add (a multiply and an add), as
+``tools/analysis_tools/benchmark.py`` does for its GFLOP/s figures.
 """
 import argparse
 import os.path as osp
@@ -45,6 +46,8 @@ from mmengine.analysis.print_helper import _format_size
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from torch import nn
+
+from mmseg_groupvit.utils.console import quiet_warnings
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -186,8 +189,38 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def format_flop(multiply_adds: int) -> str:
+    """A multiply-add count as FLOPs, two per multiply-add (a multiply and
+    an add), e.g. ``'27.7 GFLOP'``."""
+    flop = 2 * multiply_adds
+    for prefix, scale in (('T', 1e12), ('G', 1e9), ('M', 1e6), ('k', 1e3)):
+        if flop >= scale:
+            return f'{flop / scale:.1f} {prefix}FLOP'
+    return f'{flop} FLOP'
+
+
+def report(flops: Dict[str, Any], shape: Sequence[int]) -> str:
+    """What the tool prints: every count in FLOPs, the unit said once."""
+    line = '=' * 30
+    params = flops['params']
+    return (f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, '
+            f'class embeddings cached\nInput shape: (3, {shape[0]}, '
+            f'{shape[1]})\nFLOPs (a multiply-add counts as 2: a multiply '
+            f'and an add)\n'
+            f'  one window: {format_flop(flops["window"])}\n'
+            f'    image encoder: {format_flop(flops["image_encoder"])}\n'
+            f'    projection: {format_flop(flops["projection"])}\n'
+            f'    head: {format_flop(flops["head"])}\n'
+            f'  text encoder, once per vocabulary ({flops["num_prompts"]} '
+            f'prompts): {format_flop(flops["text"])}\n'
+            f'Params: {_format_size(params["all"])} (image encoder '
+            f'{_format_size(params["image_encoder"])}, text encoder '
+            f'{_format_size(params["text_encoder"])})\n{line}')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    quiet_warnings()
     if not osp.isfile(args.config):
         print(f'error: config {args.config} does not exist', file=sys.stderr)
         return 1
@@ -206,20 +239,7 @@ def main(argv=None):
     from mmseg.registry import MODELS
     model = MODELS.build(cfg.model).eval()
     flops = segmentor_flops(model, shape)
-    line = '=' * 30
-    print(f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, class '
-          f'embeddings cached\nInput shape: (3, {shape[0]}, {shape[1]})\n'
-          f'Flops: {_format_size(flops["window"])}\n'
-          f'  image encoder: {_format_size(flops["image_encoder"])}\n'
-          f'  projection: {_format_size(flops["projection"])}\n'
-          f'  head: {_format_size(flops["head"])}\n'
-          f'Text encoder, once per vocabulary ({flops["num_prompts"]} '
-          f'prompts): {_format_size(flops["text"])}\n'
-          f'Params: {_format_size(flops["params"]["all"])} (image encoder '
-          f'{_format_size(flops["params"]["image_encoder"])}, text encoder '
-          f'{_format_size(flops["params"]["text_encoder"])})\n{line}')
-    print('Flops count one multiply-add as one (fvcore/mmengine); GFLOP/s '
-          'figures elsewhere use twice this count.')
+    print(report(flops, shape))
     return 0
 
 

@@ -1,0 +1,9 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The runner of the command-line tools and its hooks."""
+from .hooks import ImageProgressHook
+from .runner import TRAIN_LOG, QuietRunner, ToolRunner, build_runner
+
+__all__ = [
+    'ImageProgressHook', 'QuietRunner', 'ToolRunner', 'build_runner',
+    'TRAIN_LOG'
+]

@@ -1,0 +1,104 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""What ``tools/test.py`` prints: what is run, the per-class table, the
+metrics and the files written."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from .protocol import describe_protocol, format_protocol
+
+__all__ = ['run_lines', 'class_table_lines', 'result_lines']
+
+
+def _split_file(dataset: dict) -> Optional[str]:
+    ann_file = dataset.get('ann_file', None)
+    if not ann_file:
+        return None
+    root = dataset.get('data_root', None) or ''
+    return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+
+
+def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
+    """What a test run evaluates, one ``name  value`` line each: config,
+    checkpoint, data, vocabulary, protocol.
+
+    Args:
+        cfg (Config): The merged test config.
+        config (str): The config file given.
+        checkpoint (str, optional): The checkpoint given.
+
+    Returns:
+        list[str]: The lines.
+    """
+    protocol = describe_protocol(cfg)
+    texts = format_protocol(protocol)
+    dataset = cfg.test_dataloader.dataset
+    data = f'{protocol["dataset"]} in {protocol["data_root"]}'
+    split = _split_file(dataset)
+    if split:
+        data += f', split {split}'
+    lines = [
+        ('config', config),
+        ('checkpoint', checkpoint if checkpoint else 'none'),
+        ('data', data),
+        ('vocabulary', f'{texts["vocabulary"]}; {protocol["num_classes"]} '
+         f'classes{" incl. background" if protocol["background"] else ""}; '
+         f'templates {texts["templates"]}'),
+        ('protocol', f'resize {texts["resize"]}; {texts["window"]}; '
+         f'bg_thresh {texts["bg_thresh"]}'),
+    ]
+    return [f'{name:<11} {value}' for name, value in lines]
+
+
+def _cell(value) -> str:
+    return '-' if value is None else f'{value:.2f}'
+
+
+def class_table_lines(class_results: Optional[dict]) -> List[str]:
+    """The per-class table: one row per class, one column per metric
+    (``-`` for a class absent from both labels and predictions).
+
+    Args:
+        class_results (dict, optional): ``classes`` and, per metric, one
+            value per class (``PerClassIoUMetric.class_results``).
+
+    Returns:
+        list[str]: The lines (none without results).
+    """
+    if not class_results:
+        return []
+    classes = class_results['classes']
+    metrics = [k for k in class_results if k != 'classes']
+    width = max(len('class'), *(len(str(c)) for c in classes))
+    lines = [f'{"class":<{width}}' + ''.join(f'{m:>8}' for m in metrics)]
+    for i, name in enumerate(classes):
+        lines.append(f'{str(name):<{width}}' +
+                     ''.join(f'{_cell(class_results[m][i]):>8}'
+                             for m in metrics))
+    return lines
+
+
+def result_lines(metrics: Dict[str, float], images: int, seconds: float,
+                 paths: Sequence[tuple]) -> List[str]:
+    """The summary metrics, the time and the files written.
+
+    Args:
+        metrics (dict): mmseg's summary (``aAcc``, ``mIoU``, ...).
+        images (int): Images in the test set.
+        seconds (float): Time of the test loop.
+        paths (Sequence[tuple]): ``(what, path)`` of every file or folder
+            written; None paths are left out.
+
+    Returns:
+        list[str]: The lines.
+    """
+    summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
+    lines = [
+        f'metrics     {summary}',
+        f'time        {seconds:.1f} s for {images} images '
+        f'({seconds / max(images, 1):.2f} s per image)'
+    ]
+    written = [(what, path) for what, path in paths if path]
+    width = max([len(w) for w, _ in written] + [0])
+    lines += ['written'
+              ] + [f'  {what:<{width}}  {path}' for what, path in written]
+    return lines
