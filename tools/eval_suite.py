@@ -45,11 +45,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
-from mmseg_groupvit.evaluation.protocol import (
-    format_protocol,  # noqa: E402
-    format_templates,
-    format_vocabulary)
-from mmseg_groupvit.utils.console import progress  # noqa: E402
+from mmseg_groupvit.evaluation.protocol import (format_protocol,
+                                                format_templates,
+                                                format_vocabulary)
+from mmseg_groupvit.utils.console import progress
 
 TEST_PY = osp.join(TOOLS, 'test.py')
 
