@@ -43,14 +43,20 @@ from mmengine.runner import Runner
 from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
                                        check_text_options, describe_protocol,
                                        prepare_test_run, user_error_message)
-from mmseg_groupvit.weights import trust_checkpoint
+from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
+from mmseg_groupvit.weights.download import is_remote
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint: a file (converted, NVlabs .pth or transformers '
+        'weights), a transformers folder, an http(s) URL or hf://OWNER/NAME '
+        '(default: the config\'s load_from, downloaded once into the cache)')
     parser.add_argument(
         '--work-dir',
         help=('if specified, the evaluation metric results will be dumped '
@@ -146,7 +152,8 @@ def build_config(args) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    if args.checkpoint:
+        cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -186,7 +193,9 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
     """Write ``results.json``: what was evaluated, how, and the metrics."""
     record = dict(
         config=osp.abspath(args.config),
-        checkpoint=osp.abspath(args.checkpoint),
+        checkpoint=args.checkpoint
+        if is_remote(args.checkpoint) else osp.abspath(args.checkpoint),
+        checkpoint_file=osp.abspath(cfg.load_from),
         cfg_options=args.cfg_options or {},
         protocol=describe_protocol(cfg),
         # mmseg rounds to 2 decimals in float32; drop the float32 noise.
@@ -218,19 +227,19 @@ def main(argv=None):
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
                  f'configs/groupvit_*.py or your own config file.')
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}. Convert '
-                 f'the published weights with tools/convert_weights.py.')
     cfg = build_config(args)
     check_data_root(cfg)
+    if args.trust_pickle and args.checkpoint:
+        trust_checkpoint(args.checkpoint)
     try:
-        progress = prepare_test_run(cfg, args.checkpoint, args.resume,
+        # Download (once) and apply the checkpoint's architecture.
+        args.checkpoint = args.checkpoint or cfg.get('load_from')
+        resolve_load_from(cfg)
+        progress = prepare_test_run(cfg, cfg.load_from, args.resume,
                                     int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
-    if args.trust_pickle:
-        trust_checkpoint(args.checkpoint)
     try:
         # The model reads the vocabulary (file) and templates when built.
         check_text_options(cfg)

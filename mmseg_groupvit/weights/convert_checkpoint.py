@@ -78,6 +78,34 @@ def write_arch_config(path: str, arch: dict, base_config: str) -> None:
                 f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
 
 
+def convert_source(layout: str,
+                   state: dict,
+                   config=None,
+                   arch_config: Optional[str] = None,
+                   vision_heads: Optional[int] = None):
+    """Convert a read source checkpoint (see :func:`load_source_checkpoint`)
+    to this package's keys and architecture.
+
+    Returns:
+        tuple: ``(state_dict, arch, assumed)``; ``assumed`` lists the
+        ``part.field=value`` that nothing recorded (guessed).
+    """
+    state = convert_state_dict(layout, state)
+    declared = _declared_arch(layout, config, arch_config)
+    inferred = infer_arch(state, vision_heads=vision_heads)
+    guessed = [
+        f for f in GUESSED_FIELDS
+        if not (vision_heads and f.startswith('image_encoder'))
+    ]
+    arch = _merge(inferred, declared, guessed)
+    assumed = []
+    if vision_heads is None and 'num_attention_heads' not in (
+            declared or {}).get('image_encoder', {}):
+        assumed.append('image_encoder.num_attention_heads='
+                       f'{arch["image_encoder"]["num_attention_heads"]}')
+    return state, arch, assumed
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
@@ -104,25 +132,15 @@ def convert_checkpoint(src: str,
         the written config or None) and ``assumed`` (fields guessed).
     """
     layout, state, config = load_source_checkpoint(src, trust_pickle)
-    state = convert_state_dict(layout, state)
-    declared = _declared_arch(layout, config, arch_config)
-    inferred = infer_arch(state, vision_heads=vision_heads)
-    guessed = [
-        f for f in GUESSED_FIELDS
-        if not (vision_heads and f.startswith('image_encoder'))
-    ]
-    arch = _merge(inferred, declared, guessed)
-    assumed = []
-    if vision_heads is None and 'num_attention_heads' not in (
-            declared or {}).get('image_encoder', {}):
-        assumed.append('image_encoder.num_attention_heads='
-                       f'{arch["image_encoder"]["num_attention_heads"]}')
+    state, arch, assumed = convert_source(layout, state, config, arch_config,
+                                          vision_heads)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(
         dict(
             state_dict=state,
             meta=dict(
                 groupvit_arch=arch,
+                groupvit_arch_assumed=[a.split('=')[0] for a in assumed],
                 source=osp.abspath(src),
                 source_layout=layout)), dst)
     config_path = None
