@@ -65,8 +65,8 @@ def sha256(path: str) -> str:
 
 
 def _by_hand(url: str, dst: str) -> str:
-    return (f'Download it on a machine with access and place it at {dst} '
-            f'(e.g. `curl -L -o {dst} {url}`), or pass a local file.')
+    return (f'To place it by hand, download it where you have access, '
+            f'e.g. `curl -L -o {dst} {url}`, or pass a local file.')
 
 
 def _check_hash(path: str, url: str, dst: str) -> None:
@@ -103,16 +103,21 @@ def _fetch(url: str, dst: str) -> None:
             raise CheckpointError(
                 f'the download of {url} stopped after {received} of '
                 f'{length} bytes; nothing was kept in {osp.dirname(dst)}. '
-                f'Run again, or: ' + _by_hand(url, dst))
+                f'Run again. ' + _by_hand(url, dst))
         _check_hash(tmp.name, url, dst)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)  # as a plainly written file
         os.replace(tmp.name, dst)
     except (urllib.error.URLError, OSError, ValueError) as e:
         if isinstance(e, CheckpointError):
             raise
         reason = getattr(e, 'reason', None) or e
+        if isinstance(e, urllib.error.HTTPError):
+            reason = f'HTTP {e.code} {e.reason}'
         raise CheckpointError(
             f'cannot download {url} ({reason}); offline or the server '
-            f'failed. The checkpoint is looked for at {dst}: '
+            f'failed. The checkpoint is looked for at {dst}. '
             + _by_hand(url, dst)) from None
     finally:
         if osp.exists(tmp.name):
@@ -213,7 +218,7 @@ def download_hub(source: str) -> str:
             'the hub could not be reached or refused'
         raise CheckpointError(
             f'cannot get {source}: {kind} ({type(e).__name__}: '
-            f'{str(e).splitlines()[0] if str(e) else ""}). The hub cache is '
+            f'{str(e).split(". ")[0].rstrip(".")}). The hub cache is '
             f'{folder}. ' + hand) from None
     raise CheckpointError(
         f'{source} has none of {", ".join(HF_WEIGHT_FILES)} in the hub cache '

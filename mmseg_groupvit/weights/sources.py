@@ -162,7 +162,9 @@ def merge_arch(model_cfg: dict,
     return applied
 
 
-def apply_checkpoint_arch(cfg, checkpoint: Optional[str] = None):
+def apply_checkpoint_arch(cfg,
+                          checkpoint: Optional[str] = None,
+                          name: Optional[str] = None):
     """Set the model config's architecture from the checkpoint it will load
     (``checkpoint``, else ``cfg.load_from``), before the model is built, and
     log it.
@@ -170,6 +172,8 @@ def apply_checkpoint_arch(cfg, checkpoint: Optional[str] = None):
     Args:
         cfg (Config): Modified in place.
         checkpoint (str, optional): Local file, folder, URL or hub id.
+        name (str, optional): How the log names it (e.g. the URL of a
+            downloaded file).
 
     Returns:
         dict | None: The architecture applied (None without a checkpoint or
@@ -188,7 +192,7 @@ def apply_checkpoint_arch(cfg, checkpoint: Optional[str] = None):
     arch, guessed = checkpoint_arch(read_checkpoint(source))
     if arch is None:
         return None
-    name = source if '://' in source else osp.abspath(source)
+    name = name or (source if '://' in source else osp.abspath(source))
     for model_cfg in models:
         applied = merge_arch(model_cfg, arch, guessed, name)
     print_log(
@@ -239,7 +243,7 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
             f'published weights (a URL, hf://nvidia/groupvit-gcc-yfcc, the '
             f'NVlabs .pth or a transformers folder; see README, '
             f'"Checkpoints"), or leave CHECKPOINT out to use the config\'s.')
-    apply_checkpoint_arch(cfg, local)
+    apply_checkpoint_arch(cfg, local, name=source)
     cfg.load_from = local
     if is_remote(source):
         print_log(f'Weights {source}: {local}', logger='current')
