@@ -214,7 +214,7 @@ def download_hub(source: str) -> str:
             except EntryNotFoundError:
                 continue
     except Exception as e:  # offline, no such repo, server errors
-        kind = 'offline (HF_HUB_OFFLINE)' if constants.HF_HUB_OFFLINE else \
+        kind = 'offline (HF_HUB_OFFLINE)' if constants.is_offline_mode() else \
             'the hub could not be reached or refused'
         raise CheckpointError(
             f'cannot get {source}: {kind} ({type(e).__name__}: '
