@@ -13,6 +13,10 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
 - ``WORK_DIR/results.json`` records the metrics, the per-class IoU and
   accuracy, the protocol (dataset, resize, window, threshold, templates,
   vocabulary), the number of images and the seconds the test took;
+- CHECKPOINT is optional (the config's ``load_from``) and may be a URL or
+  ``hf://OWNER/NAME`` (downloaded once into the cache and verified), an
+  NVlabs ``.pth`` or a transformers folder; the architecture the checkpoint
+  records is applied to the model config before the model is built;
 - a missing config, checkpoint or data root, or a vocabulary whose size
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files

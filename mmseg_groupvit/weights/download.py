@@ -79,10 +79,11 @@ def _check_hash(path: str, url: str, dst: str) -> None:
     if not digest.startswith(prefix):
         os.remove(path)
         raise CheckpointError(
-            f'the checkpoint from {url} has SHA-256 {digest[:len(prefix)]}..., '
-            f'not the {prefix} its name promises: the download is damaged or '
-            f'not the published file; it was deleted from {dst}. '
-            + _by_hand(url, dst))
+            f'the checkpoint from {url} has SHA-256 '
+            f'{digest[:len(prefix)]}..., not the {prefix} its name '
+            f'promises: the download is damaged or not the published file; '
+            f'it was deleted from {dst}. ' +
+            _by_hand(url, dst))
 
 
 def _fetch(url: str, dst: str) -> None:
@@ -117,8 +118,8 @@ def _fetch(url: str, dst: str) -> None:
             reason = f'HTTP {e.code} {e.reason}'
         raise CheckpointError(
             f'cannot download {url} ({reason}); offline or the server '
-            f'failed. The checkpoint is looked for at {dst}. '
-            + _by_hand(url, dst)) from None
+            f'failed. The checkpoint is looked for at {dst}. ' +
+            _by_hand(url, dst)) from None
     finally:
         if osp.exists(tmp.name):
             os.remove(tmp.name)
@@ -202,8 +203,9 @@ def download_hub(source: str) -> str:
             f'folder or the NVlabs .pth.') from None
     folder = osp.join(constants.HF_HUB_CACHE,
                       'models--' + repo_id.replace('/', '--'))
-    hand = (f'Download the model (config.json and {" or ".join(HF_WEIGHT_FILES)}'
-            f') on a machine with access, e.g. `huggingface-cli download '
+    weights = ' or '.join(HF_WEIGHT_FILES)
+    hand = (f'Download the model (config.json and {weights}) on a '
+            f'machine with access, e.g. `huggingface-cli download '
             f'{repo_id}`, and copy the hub cache folder {folder}, or pass the '
             f'files\' folder as a local checkpoint.')
     try:

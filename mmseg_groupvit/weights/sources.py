@@ -52,8 +52,7 @@ def _as_checkpoint(layout: str, state: dict, config, source: str) -> dict:
             source_layout=layout))
 
 
-def to_mmseg_checkpoint(checkpoint, path: str,
-                        trust_pickle: bool = False):
+def to_mmseg_checkpoint(checkpoint, path: str, trust_pickle: bool = False):
     """Convert a loaded NVlabs or transformers checkpoint to this package's
     keys; return anything else unchanged.
 
@@ -140,8 +139,10 @@ def merge_arch(model_cfg: dict,
             with another value; the message names each one.
     """
     explicit = {
-        part: {k: v
-               for k, v in model_cfg[part].items() if k in arch.get(part, {})}
+        part: {
+            k: v
+            for k, v in model_cfg[part].items() if k in arch.get(part, {})
+        }
         for part in PARTS
     }
     conflicts = arch_diff(explicit, arch, ignore=list(guessed))

@@ -210,8 +210,8 @@ def test_readme_command_says_random_weights(tmp_path):
     photo = shared_photo()
     summary = demo.main([
         photo, '--random-weights', '--vocab',
-        'dog,plant,flower pot,curtain,carpet,chair',
-        '--show', 'panel,final_groups', '--out',
+        'dog,plant,flower pot,curtain,carpet,chair', '--show',
+        'panel,final_groups', '--out',
         str(tmp_path)
     ])
     stem = osp.splitext(osp.basename(photo))[0]

@@ -157,7 +157,8 @@ def test_bad_download_gives_one_error_and_leaves_nothing(
 def test_hub_id_offline_from_the_cache(fixture_a, tmp_path):
     pytest.importorskip('huggingface_hub')
     hf_home = tmp_path / 'hf'
-    hub_cache(hf_home / 'hub', 'nvidia/groupvit-gcc-yfcc', osp.join(fixture_a, 'hf'))
+    hub_cache(hf_home / 'hub', 'nvidia/groupvit-gcc-yfcc',
+              osp.join(fixture_a, 'hf'))
     env = dict(HF_HOME=str(hf_home), HF_HUB_OFFLINE='1')
     log = run_cli([
         osp.join(REPO, 'configs', 'groupvit_voc.py'),

@@ -181,3 +181,18 @@ def test_hub_id_without_huggingface_hub(monkeypatch):
 def test_malformed_hub_id():
     with pytest.raises(CheckpointError, match='hf://OWNER/NAME'):
         CheckpointLoader.load_checkpoint('hf://groupvit')
+
+
+def test_mmseg_inferencer_with_the_checkpoint_architecture(
+        published, torch_home):
+    """mmseg's own inferencer on a config made ready by resolve_load_from:
+    the published tensors in a model of the checkpoint's architecture."""
+    from mmseg.apis import MMSegInferencer
+
+    from mmseg_groupvit.weights import resolve_load_from
+    cfg = Config.fromfile(VOC)
+    local = resolve_load_from(cfg, published['url'])
+    assert cfg.load_from == local and osp.isfile(local)
+    inferencer = MMSegInferencer(cfg, cfg.load_from, device='cpu')
+    source = torch.load(published['file'], weights_only=True)['state_dict']
+    assert_same_tensors(inferencer.model.state_dict(), source)
