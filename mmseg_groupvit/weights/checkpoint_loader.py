@@ -19,8 +19,9 @@ folder or weights file is converted to this package's keys when read
 ``hf://owner/name`` hub ids are downloaded into their caches and verified
 (:mod:`.download`), then read by the same loader.
 """
+import os
 import os.path as osp
-from typing import Set
+from typing import Dict, Optional, Set, Tuple
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -29,6 +30,18 @@ from .io import torch_load
 from .sources import load_published, to_mmseg_checkpoint
 
 _TRUSTED: Set[str] = set()
+# The checkpoint last read by read_checkpoint (to learn its architecture),
+# handed to the next load of the same unchanged file instead of reading and
+# converting it again.
+_READ_AHEAD: Dict[Tuple, dict] = {}
+
+
+def _file_key(path: str) -> Optional[Tuple]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return osp.realpath(path), stat.st_mtime_ns, stat.st_size
 
 
 def trust_checkpoint(path: str) -> None:
@@ -59,6 +72,9 @@ def load_from_local(filename: str, map_location=None):
         CheckpointError: Missing, damaged or refused files, named.
     """
     filename = osp.expanduser(filename)
+    ahead = _READ_AHEAD.pop(_file_key(filename), None)
+    if ahead is not None:
+        return ahead
     trust = osp.realpath(filename) in _TRUSTED
     if osp.isdir(filename) or filename.endswith('.safetensors'):
         return load_published(filename, trust)
@@ -85,5 +101,14 @@ def load_from_remote(filename: str, map_location=None, model_dir=None):
 
 def read_checkpoint(source: str) -> dict:
     """Read a checkpoint (path, folder, URL or hub id) through mmengine's
-    loader, i.e. through the safe schemes of this module."""
-    return CheckpointLoader.load_checkpoint(source, map_location='cpu')
+    loader, i.e. through the safe schemes of this module.
+
+    The next load of the same unchanged local file gets this result
+    without reading and converting it again (once).
+    """
+    checkpoint = CheckpointLoader.load_checkpoint(source, map_location='cpu')
+    _READ_AHEAD.clear()
+    key = _file_key(osp.expanduser(source))
+    if key is not None and osp.isfile(key[0]):
+        _READ_AHEAD[key] = checkpoint
+    return checkpoint

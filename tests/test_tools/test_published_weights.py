@@ -169,3 +169,20 @@ def test_hub_id_offline_from_the_cache(fixture_a, tmp_path):
     assert 'Architecture from the checkpoint hf://nvidia/groupvit-gcc-yfcc' \
         in log
     assert_reference_labels(tmp_path / 'pred', fixture_a, VOC_IDS[:1])
+
+
+def test_demo_takes_the_release_file_without_a_config(release, fixture_a,
+                                                      tmp_path):
+    """tools/demo.py with the default config and a checkpoint of another
+    architecture: the original's label map of the third photo."""
+    reference = np.load(osp.join(fixture_a, 'reference.npz'))
+    photo = osp.join(
+        osp.dirname(osp.dirname(fixture_a)), str(reference['image_files'][2]))
+    demo = load_script('tools/demo.py', 'groupvit_demo_tool')
+    demo.main([
+        photo, '--checkpoint', release[3], '--show', 'prediction', '--out',
+        str(tmp_path)
+    ])
+    stem = osp.splitext(osp.basename(photo))[0]
+    labels = np.asarray(Image.open(tmp_path / f'{stem}_prediction.png'))
+    assert (labels == reference['img2_label']).mean() >= 0.999
