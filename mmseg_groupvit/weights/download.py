@@ -82,8 +82,7 @@ def _check_hash(path: str, url: str, dst: str) -> None:
             f'the checkpoint from {url} has SHA-256 '
             f'{digest[:len(prefix)]}..., not the {prefix} its name '
             f'promises: the download is damaged or not the published file; '
-            f'it was deleted from {dst}. ' +
-            _by_hand(url, dst))
+            f'it was deleted from {dst}. ' + _by_hand(url, dst))
 
 
 def _fetch(url: str, dst: str) -> None:
