@@ -83,6 +83,7 @@ setup(
         'lite': ['mmcv-lite==2.1.0'],
         'full': ['mmcv==2.1.0'],
         'tests': read_requirements('requirements/tests.txt'),
+        'hub': read_requirements('requirements/hub.txt'),
     },
     cmdclass={
         'build_py': BuildPyWithPth,

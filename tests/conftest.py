@@ -1,11 +1,17 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Shared test fixtures: paths, the reference fixture of the original code,
 and small GroupViT models built from configs."""
+import contextlib
+import functools
+import hashlib
+import http.server
 import importlib.util
 import math
 import os
 import os.path as osp
+import shutil
 import sys
+import threading
 
 import pytest
 import torch
@@ -155,3 +161,65 @@ def randomise_hf(hf, seed=0, logit_scale=None):
             module.running_var.copy_(
                 torch.rand(module.running_var.shape, generator=gen) + 0.5)
             module.num_batches_tracked.fill_(7)
+
+
+class _FileHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; ``/truncated/NAME`` announces NAME's full length
+    and sends half of it. Every GET path is recorded."""
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        if self.path.startswith('/truncated/'):
+            with open(osp.join(self.directory, self.path[11:]), 'rb') as f:
+                data = f.read()
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.close_connection = True
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder):
+    """An HTTP server on 127.0.0.1 serving ``folder`` from a thread; yields
+    ``(base_url, requests)``, the list of the paths requested."""
+    handler = functools.partial(_FileHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}', server.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def release_name(path, stem):
+    """Rename ``path`` to ``stem-<first 8 hex of its SHA-256>.pth``, the
+    release naming; returns the new path."""
+    digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()[:8]
+    target = osp.join(osp.dirname(path), f'{stem}-{digest}.pth')
+    os.replace(path, target)
+    return target
+
+
+def hub_cache(hub, repo_id, folder):
+    """Make ``hub`` (a Hugging Face cache folder, ``HF_HUB_CACHE``) hold
+    ``folder``'s files as ``repo_id``'s main revision, in the layout
+    huggingface_hub writes: ``refs/main`` names a snapshot folder."""
+    commit = '0' * 40
+    repo = osp.join(hub, 'models--' + repo_id.replace('/', '--'))
+    snapshot = osp.join(repo, 'snapshots', commit)
+    os.makedirs(snapshot)
+    os.makedirs(osp.join(repo, 'refs'))
+    with open(osp.join(repo, 'refs', 'main'), 'w') as f:
+        f.write(commit)
+    for name in os.listdir(folder):
+        shutil.copy(osp.join(folder, name), osp.join(snapshot, name))

@@ -4,7 +4,7 @@
 Usage::
 
     python tools/demo.py IMAGE_OR_FOLDER [...] [--config CFG]
-        [--checkpoint CKPT] [--vocab "cat,dog|puppy,grass" |
+        [--checkpoint CKPT | --random-weights] [--vocab "cat,dog|puppy,grass" |
         --vocab-file FILE] [--extra-classes "grass,sky"]
         [--templates simple|subset|full|identity|"a {}." ...]
         [--bg-thresh T] [--out DIR]
@@ -26,9 +26,11 @@ except the panel):
 
 PNG text chunks carry the legend (``Image.open(f).text['legend']``) and the
 weights used; ``summary.json`` lists the outputs, classes, pixel shares and
-group counts. Without ``--checkpoint`` the weights are random and the
-pictures say so. A folder's pictures written by this tool (its PNG text
-says so) are not segmented again, so ``--out`` may be the input folder.
+group counts. Without ``--checkpoint`` the config's weights (its
+``load_from``: the published release, downloaded once) are used;
+``--random-weights`` builds a random model, and the pictures say so. A
+folder's pictures written by this tool (its PNG text says so) are not
+segmented again, so ``--out`` may be the input folder.
 
 ``--classify`` classifies each image instead (zero-shot, the ImageNet
 config's protocol; same vocabulary, synonym and template options) and
@@ -75,7 +77,7 @@ CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
 SOFTWARE = 'mmseg-groupvit tools/demo.py'
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
-    'Pass --checkpoint (see docs/demo.md) for real results.'
+    'Leave --random-weights out (see docs/demo.md) for real results.'
 ]
 
 
@@ -100,6 +102,13 @@ def legend_entries(legend: list, every_class: bool = False) -> tuple:
     return entries, footer
 
 
+def _weights_name(checkpoint):
+    """How pictures and the summary name the weights."""
+    if not checkpoint:
+        return 'random'
+    return checkpoint if '://' in checkpoint else osp.abspath(checkpoint)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT open-vocabulary segmentation demo: segment '
@@ -111,8 +120,15 @@ def parse_args(argv=None):
         'configs/classification/groupvit_imagenet.py)')
     parser.add_argument(
         '--checkpoint',
-        help='converted checkpoint (tools/convert_weights.py); random '
-        'weights without it')
+        help='checkpoint: a file (converted, NVlabs .pth or transformers '
+        'weights), a transformers folder, a URL or hf://OWNER/NAME; its '
+        'architecture is applied to the config (default: the config\'s '
+        'load_from)')
+    parser.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='random weights instead of the config\'s (to try the tool '
+        'offline)')
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
         '--vocab',
@@ -236,11 +252,12 @@ def check_inputs(args):
             f'Config not found: {args.config}. Pass one of '
             f'configs/groupvit_*.py or the .py written next to a converted '
             f'checkpoint.')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+    if args.checkpoint is not None and '://' not in args.checkpoint and \
+            not osp.exists(args.checkpoint):
         raise FileNotFoundError(
-            f'Checkpoint not found: {args.checkpoint}. Convert the '
-            f'published weights with tools/convert_weights.py (see '
-            f'docs/demo.md), or leave --checkpoint out for random weights.')
+            f'Checkpoint not found: {args.checkpoint}. Give a checkpoint '
+            f'file or folder, a URL or hf://OWNER/NAME (see docs/demo.md), '
+            f'or leave --checkpoint out for the config\'s weights.')
     vocabulary = None
     if args.vocab is not None:
         vocabulary = split_classes(args.vocab, '--vocab')
@@ -350,8 +367,7 @@ def segment(model, path, stem, args, note):
         dict(
             Software=SOFTWARE,
             source=osp.abspath(path),
-            weights=osp.abspath(args.checkpoint)
-            if args.checkpoint else 'random'))
+            weights=_weights_name(args.checkpoint)))
     show = set(args.show)
     panes, titles = [Image.fromarray(rgb)], ['image']
 
@@ -475,9 +491,12 @@ def main(argv=None):
                 templates=templates,
                 bg_thresh=args.bg_thresh,
                 extra_classes=extra,
-                seed=args.seed)
+                seed=args.seed,
+                random_weights=args.random_weights)
     except CheckpointError as e:
         sys.exit(f'error: {e}')
+    if not args.random_weights:
+        args.checkpoint = args.checkpoint or model.cfg.get('load_from')
     note = None if args.checkpoint else RANDOM_NOTE
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))
@@ -493,7 +512,7 @@ def main(argv=None):
             bar.advance()
     summary = dict(
         config=osp.abspath(args.config),
-        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
+        checkpoint=_weights_name(args.checkpoint) if args.checkpoint else None,
         classes=model.dataset_meta['classes'],
         templates=model.text_encoder.templates,
         bg_thresh=model.test_cfg.get('bg_thresh'),

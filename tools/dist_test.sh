@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Multi-process evaluation: tools/dist_test.sh CONFIG CHECKPOINT NPROC [ARGS]
-# Uses NCCL on GPUs and gloo on CPU-only machines (see tools/test.py).
+# Multi-process evaluation: tools/dist_test.sh CONFIG [CHECKPOINT] NPROC [ARGS]
+# Without CHECKPOINT the config's weights (load_from) are used. Uses NCCL on
+# GPUs and gloo on CPU-only machines (see tools/test.py).
 CONFIG=$1
-CHECKPOINT=$2
-NPROC=$3
+if [[ "$2" =~ ^[0-9]+$ ]]; then  # CONFIG NPROC [ARGS]
+    CHECKPOINT=
+    NPROC=$2
+    shift 2
+else
+    CHECKPOINT=$2
+    NPROC=$3
+    shift 3
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
@@ -27,4 +35,4 @@ PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
     $CONFIG \
     $CHECKPOINT \
     --launcher pytorch \
-    ${@:4}
+    "$@"

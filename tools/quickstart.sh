@@ -2,13 +2,16 @@
 # Set up everything on a fresh machine (Python 3.8+, nothing else needed) and
 # run zero-shot segmentation on a real photo shipped in samples/.
 #
-#   bash tools/quickstart.sh [CHECKPOINT]
+#   bash tools/quickstart.sh [CHECKPOINT | --random-weights]
 #
 # Creates .venv/ (reused when present), installs the CPU build of PyTorch
 # 2.13, MMSegmentation 1.2.2 and this package (with mmcv-lite, see README,
 # "Installation"), plus the test requirements, then writes the demo pictures
-# to outputs/demo/. Without CHECKPOINT the weights are random and the output
-# says so.
+# to outputs/demo/. Without CHECKPOINT the config's published weights are
+# downloaded once into torch hub's cache; CHECKPOINT may be any form
+# tools/demo.py takes (a file of any architecture, a transformers folder, a
+# URL, hf://OWNER/NAME). --random-weights runs offline with random weights,
+# and the output says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -23,7 +26,9 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet -e '.[lite,tests]'
 
 CKPT_ARGS=()
-if [ $# -ge 1 ]; then
+if [ "${1:-}" = "--random-weights" ]; then
+    CKPT_ARGS=(--random-weights)
+elif [ $# -ge 1 ]; then
     CKPT_ARGS=(--checkpoint "$1")
 fi
 "$PY" -W ignore tools/demo.py samples/images/groupvit_demo_voc.jpg \

@@ -13,6 +13,10 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
 - ``WORK_DIR/results.json`` records the metrics, the per-class IoU and
   accuracy, the protocol (dataset, resize, window, threshold, templates,
   vocabulary), the number of images and the seconds the test took;
+- CHECKPOINT is optional (the config's ``load_from``) and may be a URL or
+  ``hf://OWNER/NAME`` (downloaded once into the cache and verified), an
+  NVlabs ``.pth`` or a transformers folder; the architecture the checkpoint
+  records is applied to the model config before the model is built;
 - a missing config, checkpoint or data root, or a vocabulary whose size
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files
@@ -51,14 +55,20 @@ from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
                                        result_lines, run_lines,
                                        user_error_message)
 from mmseg_groupvit.utils.console import quiet_warnings
-from mmseg_groupvit.weights import trust_checkpoint
+from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
+from mmseg_groupvit.weights.download import is_remote
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint: a file (converted, NVlabs .pth or transformers '
+        'weights), a transformers folder, an http(s) URL or hf://OWNER/NAME '
+        '(default: the config\'s load_from, downloaded once into the cache)')
     parser.add_argument(
         '--work-dir',
         help=('if specified, the evaluation metric results will be dumped '
@@ -160,7 +170,8 @@ def build_config(args) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    if args.checkpoint:
+        cfg.load_from = args.checkpoint
     cfg.resume = args.resume
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -201,7 +212,9 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
     """Write ``results.json``: what was evaluated, how, and the metrics."""
     record = dict(
         config=osp.abspath(args.config),
-        checkpoint=osp.abspath(args.checkpoint),
+        checkpoint=args.checkpoint
+        if is_remote(args.checkpoint) else osp.abspath(args.checkpoint),
+        checkpoint_file=osp.abspath(cfg.load_from),
         cfg_options=args.cfg_options or {},
         protocol=describe_protocol(cfg),
         # mmseg rounds to 2 decimals in float32; drop the float32 noise.
@@ -273,19 +286,19 @@ def main(argv=None):
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
                  f'configs/groupvit_*.py or your own config file.')
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}. Convert '
-                 f'the published weights with tools/convert_weights.py.')
     cfg = build_config(args)
     check_data_root(cfg)
+    if args.trust_pickle and args.checkpoint:
+        trust_checkpoint(args.checkpoint)
     try:
-        progress = prepare_test_run(cfg, args.checkpoint, args.resume,
+        # Download (once) and apply the checkpoint's architecture.
+        args.checkpoint = args.checkpoint or cfg.get('load_from')
+        resolve_load_from(cfg)
+        progress = prepare_test_run(cfg, cfg.load_from, args.resume,
                                     int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
-    if args.trust_pickle:
-        trust_checkpoint(args.checkpoint)
     try:
         # The model reads the vocabulary (file) and templates when built.
         check_text_options(cfg)

@@ -2,8 +2,9 @@
 # encoder's dense maps is trained on PASCAL VOC 2012 + SBD labels as an
 # auxiliary head, and predictions still come from the zero-shot head (the
 # paper's protocol: short side 448, 448x448 windows). The text encoder,
-# projector and zero-shot head stay frozen. The whole converted checkpoint
-# is loaded through the segmentor's init_cfg (the FCN starts fresh).
+# projector and zero-shot head stay frozen. The whole published checkpoint
+# (downloaded once, converted when loaded) goes through the segmentor's
+# init_cfg (the FCN starts fresh).
 _base_ = [
     '../_base_/models/groupvit_gcc-yfcc.py',
     'mmseg::_base_/datasets/pascal_voc12_aug.py',
@@ -16,7 +17,9 @@ model = dict(
     type='GroupViTAuxEncoderDecoder',
     data_preprocessor=dict(size=crop_size),
     init_cfg=dict(
-        type='Pretrained', checkpoint='checkpoints/groupvit_gcc-yfcc.pth'),
+        type='Pretrained',
+        checkpoint='https://github.com/xvjiarui/GroupViT/releases/download/'
+        'v1.0.0/group_vit_gcc_yfcc_30e-879422e0.pth'),
     image_encoder=dict(
         out_indices=(0, 1, 2), with_zero_shot=True, freeze_projector=True),
     text_encoder=dict(dataset_name='voc'),

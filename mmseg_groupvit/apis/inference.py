@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Build a GroupViT segmentor for single images, on top of
 ``mmseg.apis.init_model``."""
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ from mmseg.apis import init_model
 from torch import nn
 
 from ..utils import get_templates, load_vocabulary
+from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
 
@@ -39,7 +41,8 @@ def init_groupvit(config: ConfigLike,
                   bg_thresh: Optional[float] = None,
                   extra_classes=None,
                   cfg_options: Optional[dict] = None,
-                  seed: int = 0) -> nn.Module:
+                  seed: int = 0,
+                  random_weights: bool = False) -> nn.Module:
     """``mmseg.apis.init_model`` plus GroupViT's text options.
 
     The vocabulary and templates are checked before anything is built, so a
@@ -50,8 +53,12 @@ def init_groupvit(config: ConfigLike,
 
     Args:
         config (str | Path | Config): Config file or object.
-        checkpoint (str, optional): Converted checkpoint; without one the
-            weights are random (seeded with ``seed``) and a warning says so.
+        checkpoint (str, optional): A checkpoint file (converted, NVlabs
+            ``.pth`` or transformers weights), a transformers folder, a URL
+            or ``hf://OWNER/NAME``; the config's ``load_from`` when None.
+            Remote ones are downloaded once into their cache. The
+            architecture the checkpoint records is applied to the model
+            config before the model is built.
         device (str): Device. Defaults to 'cpu'.
         vocabulary: Class names, synonym lists or a vocabulary file (see
             :func:`mmseg_groupvit.utils.load_vocabulary`); the config's
@@ -67,6 +74,9 @@ def init_groupvit(config: ConfigLike,
         cfg_options (dict, optional): Other config overrides.
         seed (int): Seed of the random weights when there is no
             checkpoint. Defaults to 0.
+        random_weights (bool): Ignore the config's ``load_from``: random
+            weights (seeded with ``seed``) unless ``checkpoint`` is given;
+            a warning says so.
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
@@ -79,14 +89,22 @@ def init_groupvit(config: ConfigLike,
         templates = get_templates(templates)
     if bg_thresh is not None:
         bg_thresh = check_bg_thresh(bg_thresh)
-    if checkpoint is None:
+    cfg = copy.deepcopy(config) if isinstance(
+        config, Config) else Config.fromfile(config)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if checkpoint is None and not random_weights:
+        checkpoint = cfg.get('load_from')
+    if checkpoint:
+        checkpoint = resolve_load_from(cfg, str(checkpoint))
+    else:
         warnings.warn('No checkpoint given: the model has RANDOM weights and '
-                      'its predictions are meaningless. Convert the '
-                      'published weights with tools/convert_weights.py.')
+                      'its predictions are meaningless. Give the published '
+                      'weights (see README, "Checkpoints").')
         torch.manual_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        model = init_model(config, checkpoint, device, cfg_options)
+        model = init_model(cfg, checkpoint or None, device)
     for warning in caught:
         # init_model guesses class names from another dataset when the
         # checkpoint has none, and the model refuses them (it names its

@@ -147,6 +147,72 @@ def write_arch_config(path: str, arch: dict, base_config: str) -> None:
                 f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
 
 
+def convert_source(layout: str,
+                   state: dict,
+                   config=None,
+                   arch_config: Optional[str] = None,
+                   vision_heads: Optional[int] = None,
+                   src: str = 'the checkpoint'):
+    """Convert a read source checkpoint (see :func:`load_source_checkpoint`)
+    to this package's keys and architecture, checking every tensor.
+
+    Args:
+        layout (str): ``'nvlabs'``, ``'hf'`` or ``'mmseg'``.
+        state (dict): Its raw state dict.
+        config: The transformers ``config.json`` or NVlabs config, if any.
+        arch_config (str, optional): A JSON file with the architecture.
+        vision_heads (int, optional): Vision attention heads, when no config
+            says.
+        src (str): The source, for messages.
+
+    Returns:
+        tuple: ``(state_dict, arch, assumed)``: the tensors in sorted key
+        order, the architecture, and the ``part.field=value`` that nothing
+        recorded (assumed).
+
+    Raises:
+        CheckpointError: Incomplete or damaged tensors (NaN or Inf
+            included), or an architecture that is refused or unknown.
+    """
+    check_values(state, src)
+    state = convert_state_dict(layout, state)
+    declared = _declared_arch(layout, config, arch_config)
+    try:
+        inferred = infer_arch(state, vision_heads=vision_heads)
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(
+            f'{src} does not hold a complete GroupViT: tensor {e} is '
+            f'missing. The file is incomplete or damaged; download it '
+            f'again.') from e
+    guessed = [
+        f for f in GUESSED_FIELDS
+        if not (vision_heads is not None and f.startswith('image_encoder'))
+    ]
+    arch = _merge(inferred, declared, guessed)
+    assumed = []
+    if vision_heads is None and 'num_attention_heads' not in (
+            declared or {}).get('image_encoder', {}):
+        if arch_diff(DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
+            raise CheckpointError(
+                f'{src} records no vision attention head count (no '
+                f'config.json or NVlabs config says it) and its architecture '
+                f'is not the released one, so it cannot be assumed: pass '
+                f'--vision-heads N (or --arch-config with the model\'s '
+                f'config) to tools/convert_weights.py.')
+        heads = DEFAULT_ARCH['image_encoder']['num_attention_heads']
+        arch['image_encoder']['num_attention_heads'] = heads
+        assumed.append(f'image_encoder.num_attention_heads={heads} (the '
+                       f'released models\')')
+    try:
+        check_arch(arch)
+    except ValueError as e:
+        raise CheckpointError(f'{src}: {e}') from e
+    arch = canonical_arch(arch)
+    check_converted(state, arch, src)
+    state = {k: state[k].detach().clone() for k in sorted(state)}
+    return state, arch, assumed
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
@@ -187,44 +253,16 @@ def convert_checkpoint(src: str,
             f'and, for non-default architectures, the config to DST.py, '
             f'which would overwrite them. Give a .pth path.')
     layout, state, config = load_source_checkpoint(src, trust_pickle)
-    check_values(state, src)
-    state = convert_state_dict(layout, state)
-    declared = _declared_arch(layout, config, arch_config)
-    try:
-        inferred = infer_arch(state, vision_heads=vision_heads)
-    except (KeyError, IndexError) as e:
-        raise CheckpointError(
-            f'{src} does not hold a complete GroupViT: tensor {e} is '
-            f'missing. The file is incomplete or damaged; download it '
-            f'again.') from e
-    guessed = [
-        f for f in GUESSED_FIELDS
-        if not (vision_heads is not None and f.startswith('image_encoder'))
-    ]
-    arch = _merge(inferred, declared, guessed)
-    assumed = []
-    if vision_heads is None and 'num_attention_heads' not in (
-            declared or {}).get('image_encoder', {}):
-        if arch_diff(DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
-            raise CheckpointError(
-                f'{src} records no vision attention head count (no '
-                f'config.json or NVlabs config says it) and its architecture '
-                f'is not the released one, so it cannot be assumed: pass '
-                f'--vision-heads N (or --arch-config with the model\'s '
-                f'config).')
-        heads = DEFAULT_ARCH['image_encoder']['num_attention_heads']
-        arch['image_encoder']['num_attention_heads'] = heads
-        assumed.append(f'image_encoder.num_attention_heads={heads} (the '
-                       f'released models\')')
-    try:
-        check_arch(arch)
-    except ValueError as e:
-        raise CheckpointError(f'{src}: {e}') from e
-    arch = canonical_arch(arch)
-    check_converted(state, arch, src)
-    state = {k: state[k].detach().clone() for k in sorted(state)}
+    state, arch, assumed = convert_source(layout, state, config, arch_config,
+                                          vision_heads, src)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(dict(state_dict=state, meta=dict(groupvit_arch=arch)), dst)
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(
+                groupvit_arch=arch,
+                groupvit_arch_assumed=[a.split('=')[0] for a in assumed])),
+        dst)
     config_path = None
     if arch_diff(DEFAULT_ARCH, arch):
         config_path = osp.splitext(dst)[0] + '.py'

@@ -273,11 +273,13 @@ def test_demo_with_a_thousand_classes(small, tmp_path):
 
 
 def test_readme_command_says_random_weights(tmp_path):
-    """The docs' command: default architecture, no checkpoint, a panel."""
+    """The docs' offline command: default architecture, random weights, a
+    panel."""
     photo = shared_photo()
     summary = demo.main([
-        photo, '--vocab', 'dog,plant,flower pot,curtain,carpet,chair',
-        '--show', 'panel,final_groups', '--out',
+        photo, '--random-weights', '--vocab',
+        'dog,plant,flower pot,curtain,carpet,chair', '--show',
+        'panel,final_groups', '--out',
         str(tmp_path)
     ])
     stem = osp.splitext(osp.basename(photo))[0]

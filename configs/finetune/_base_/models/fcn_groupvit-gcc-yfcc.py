@@ -1,11 +1,13 @@
 # GroupViT image encoder (GCC + YFCC) under mmseg's FCNHead for supervised
 # fine-tuning. The FCN reads the three dense maps of the encoder (stage 1
 # patch tokens, stages 2 and 3 group tokens spread back to the patches, all
-# at 1/16), concatenated. Pretrained weights: a checkpoint converted by
-# tools/convert_weights.py, loaded into the backbone through init_cfg.
+# at 1/16), concatenated. Pretrained weights: the published NVlabs release
+# (downloaded once, verified and converted when loaded), into the backbone
+# through init_cfg.
 custom_imports = dict(imports=['mmseg_groupvit'], allow_failed_imports=False)
 
-pretrained = 'checkpoints/groupvit_gcc-yfcc.pth'
+pretrained = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
+              'group_vit_gcc_yfcc_30e-879422e0.pth')
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

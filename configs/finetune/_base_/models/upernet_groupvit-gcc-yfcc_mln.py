@@ -1,11 +1,13 @@
 # GroupViT image encoder (GCC + YFCC) with mmseg's MultiLevelNeck and
 # UPerHead, as mmseg pairs plain ViTs with UPerNet. The three dense maps
 # (all at 1/16) become a 1/4, 1/8, 1/16 pyramid; an FCN auxiliary head reads
-# the last level. Pretrained weights: a checkpoint converted by
-# tools/convert_weights.py, loaded into the backbone through init_cfg.
+# the last level. Pretrained weights: the published NVlabs release
+# (downloaded once, verified and converted when loaded), into the backbone
+# through init_cfg.
 custom_imports = dict(imports=['mmseg_groupvit'], allow_failed_imports=False)
 
-pretrained = 'checkpoints/groupvit_gcc-yfcc.pth'
+pretrained = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
+              'group_vit_gcc_yfcc_30e-879422e0.pth')
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
