@@ -11,7 +11,8 @@
 # downloaded once into torch hub's cache; CHECKPOINT may be any form
 # tools/demo.py takes (a file of any architecture, a transformers folder, a
 # URL, hf://OWNER/NAME). --random-weights runs offline with random weights,
-# and the output says so.
+# and the output says so; so does a run whose download fails (offline), after
+# the error that says where to place the file by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -30,6 +31,22 @@ if [ "${1:-}" = "--random-weights" ]; then
     CKPT_ARGS=(--random-weights)
 elif [ $# -ge 1 ]; then
     CKPT_ARGS=(--checkpoint "$1")
+elif ! "$PY" -W ignore - <<'PY'
+# Fetch the config's published weights into the cache (once, verified).
+import sys
+from mmengine.config import Config
+from mmseg_groupvit.weights import CheckpointError
+from mmseg_groupvit.weights.download import resolve_checkpoint
+try:
+    resolve_checkpoint(Config.fromfile('configs/groupvit_voc.py').load_from)
+except CheckpointError as e:
+    sys.exit(f'error: {e}')
+PY
+then
+    echo "warning: the published weights could not be had (see the error" \
+        "above); the demo runs with random weights instead, and its" \
+        "pictures say so." >&2
+    CKPT_ARGS=(--random-weights)
 fi
 "$PY" -W ignore tools/demo.py samples/images/groupvit_demo_voc.jpg \
     --vocab "dog,plant,flower pot,chair,floor,curtain" \
