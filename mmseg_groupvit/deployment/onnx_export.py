@@ -94,8 +94,10 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
             f'with crop_size and stride, as configs/groupvit_*.py have); '
             f'got mode={test_cfg.get("mode")!r}.')
     pre = model.data_preprocessor
-    mean = pre.mean.flatten().tolist()
-    std = pre.std.flatten().tolist()
+    # The config's values (the model holds them as float32 tensors).
+    pre_cfg = cfg.model.get('data_preprocessor', {})
+    mean = [float(v) for v in pre_cfg.get('mean', pre.mean.flatten())]
+    std = [float(v) for v in pre_cfg.get('std', pre.std.flatten())]
     if not getattr(pre, 'channel_conversion', False):
         raise ValueError('The ONNX runtime reads images as RGB; the config\'s '
                          'data_preprocessor must have bgr_to_rgb=True.')

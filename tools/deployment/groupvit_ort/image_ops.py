@@ -51,9 +51,8 @@ def read_rgb(path: str) -> np.ndarray:
                 raise UnreadableImage(
                     f'{path} is a {picture.mode} (16-bit or float) image; '
                     f'convert it to 8-bit RGB first.')
-            if picture.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
-                picture = picture.convert(picture.mode[0] if picture.mode[0]
-                                          != 'P' else 'RGB')
+            # Pillow drops an alpha channel here without blending, as
+            # OpenCV does.
             rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
     except UnreadableImage:
         raise
