@@ -50,6 +50,9 @@ def window_boxes(height: int, width: int, crop: Sequence[int],
 def _session(path: str, threads: Optional[int], providers):
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Idle threads sleep instead of spinning between calls (they would
+    # take the cores from the rest of the program).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
