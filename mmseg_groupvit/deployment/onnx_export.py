@@ -67,9 +67,10 @@ def _pipeline_resize(cfg) -> dict:
             f'runtime reproduces: it needs scale=(long, short), '
             f'keep_ratio=True and cv2 bilinear interpolation.')
     other = [
-        t['type'] for t in pipeline if t['type'] not in (
-            'LoadImageFromFile', 'RobustLoadImageFromFile', 'Resize',
-            'mmseg.Resize', 'LoadAnnotations', 'PackSegInputs')
+        t['type'] for t in pipeline
+        if t['type'] not in ('LoadImageFromFile', 'RobustLoadImageFromFile',
+                             'Resize', 'mmseg.Resize', 'LoadAnnotations',
+                             'PackSegInputs')
     ]
     if other:
         raise ValueError(f'The test pipeline has steps the ONNX runtime does '
@@ -134,8 +135,7 @@ def check_window(model, cfg, image: str) -> Tuple[torch.Tensor, str]:
         if 'LoadAnnotations' not in t['type']
     ]
     data = Compose(steps)(dict(img_path=image))
-    inputs = model.data_preprocessor(pseudo_collate([data]),
-                                     False)['inputs']
+    inputs = model.data_preprocessor(pseudo_collate([data]), False)['inputs']
     h, w = model.test_cfg['crop_size']
     if inputs.shape[-2] < h or inputs.shape[-1] < w:
         raise ValueError(f'The check image {image} is smaller than one '
@@ -213,8 +213,8 @@ def check_graphs(model, out_dir: str, window: torch.Tensor,
     Raises:
         ExportCheckError: When a difference exceeds ``atol``.
     """
-    bg_thresh = float(model.test_cfg.get('bg_thresh',
-                                         model.decode_head.bg_thresh))
+    bg_thresh = float(
+        model.test_cfg.get('bg_thresh', model.decode_head.bg_thresh))
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
     class_embeds = model.text_encoder()
     ref = model.encode_decode(window, metas).numpy()
@@ -228,8 +228,9 @@ def check_graphs(model, out_dir: str, window: torch.Tensor,
     tokens = model.text_encoder.tokenize(prompts)
     tokens = tokens[:, :int(tokens.argmax(-1).max()) + 1]
     ref_text = model.text_encoder.encode_tokens(tokens).numpy()
-    text = _session(osp.join(out_dir, 'text.onnx')).run(
-        ['text_features'], dict(tokens=tokens.numpy()))[0]
+    text = _session(osp.join(out_dir,
+                             'text.onnx')).run(['text_features'],
+                                               dict(tokens=tokens.numpy()))[0]
     result = dict(
         window_scores_max_abs_diff=float(np.abs(scores - ref).max()),
         text_features_max_abs_diff=float(np.abs(text - ref_text).max()),

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.decode_heads.groupvit_head import (chain_assignments,
-                                                 paint_scores)
+from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 #: Names of the graphs' inputs and outputs, read by the runner.
 IMAGE_INPUTS = ('pixels', 'class_embeds', 'bg_thresh')
@@ -47,11 +46,10 @@ class ImageSide(nn.Module):
         self.image_encoder = segmentor.image_encoder
         self.head = segmentor.decode_head
 
-    def forward(self, pixels: Tensor, class_embeds: Tensor,
-                bg_thresh: Tensor):
+    def forward(self, pixels: Tensor, class_embeds: Tensor, bg_thresh: Tensor):
         feats = self.image_encoder(pixels)
-        pixel_group, table = self.head.assign(
-            [pixels, feats, class_embeds], bg_thresh=bg_thresh)
+        pixel_group, table = self.head.assign([pixels, feats, class_embeds],
+                                              bg_thresh=bg_thresh)
         scores = paint_scores(pixel_group, table)
         return (scores, feats['group_embeds'], pixel_group,
                 chain_assignments(feats['soft_assigns']))

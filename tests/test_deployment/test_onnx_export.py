@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_groupvit.deployment import ExportCheckError, export_onnx
-from mmseg_groupvit.deployment import onnx_export
+from mmseg_groupvit.deployment import (ExportCheckError, export_onnx,
+                                       onnx_export)
 from tests.conftest import PHOTOS, load_script, small_onnx_export
 
 ort = pytest.importorskip('onnxruntime')
@@ -65,13 +65,13 @@ def test_one_image_graph_serves_every_vocabulary(exported, num_classes):
             class_embeds = model.text_encoder()
             model.test_cfg['bg_thresh'] = 0.3
             expected = model.encode_decode(window, metas).numpy()
-        scores, pixel_group = session(
-            osp.join(exported['dir'], 'image.onnx')).run(
-                ['scores', 'pixel_group'],
-                dict(
-                    pixels=window.numpy(),
-                    class_embeds=class_embeds.numpy(),
-                    bg_thresh=np.array(0.3, np.float32)))
+        scores, pixel_group = session(osp.join(
+            exported['dir'],
+            'image.onnx')).run(['scores', 'pixel_group'],
+                               dict(
+                                   pixels=window.numpy(),
+                                   class_embeds=class_embeds.numpy(),
+                                   bg_thresh=np.array(0.3, np.float32)))
     finally:
         model.test_cfg['bg_thresh'] = 0.95
         model.set_vocabulary(dataset_name='voc')
@@ -101,7 +101,10 @@ def test_failed_check_leaves_nothing(exported, tmp_path):
     out = tmp_path / 'export'
     with pytest.raises(ExportCheckError, match='deleted'):
         export_onnx(
-            exported['model'], exported['model'].cfg, str(out), PHOTO,
+            exported['model'],
+            exported['model'].cfg,
+            str(out),
+            PHOTO,
             atol=-1.0)
     assert not out.exists()
     assert os.listdir(tmp_path) == []
@@ -127,8 +130,7 @@ def test_whole_mode_is_refused(exported, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['config', 'checkpoint', 'image', 'vocab'])
-def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path,
-                                             capsys):
+def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
     tool = load_script('tools/deployment/pytorch2onnx.py')
     args = dict(
         config=[exported['config'], exported['checkpoint']],

@@ -151,9 +151,8 @@ def test_onnxruntime_column(small_config):
     assert onnx['window_max_abs_diff'] <= 1e-4
     assert onnx['window_ms']['onnxruntime_window'] > 0
     assert onnx['images']['labels_equal'] >= 0.9999
-    assert set(onnx['file_mib']) == {
-        'image.onnx', 'text.onnx', 'pytorch_state_dict'
-    }
+    assert set(
+        onnx['file_mib']) == {'image.onnx', 'text.onnx', 'pytorch_state_dict'}
     assert all(v > 0 for v in onnx['peak_rss_mib'].values())
     assert 'MatMul' in onnx['image_graph_profile_ms']
     assert 'onnxruntime' in stdout.getvalue()

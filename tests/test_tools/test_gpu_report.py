@@ -35,7 +35,8 @@ def test_dry_run_exercises_every_step(tmp_path, fixture_a):
     assert set(report['precision']) == {'fp16', 'bf16'}
     assert set(report['throughput']) == {
         f'{who}_{p}'
-        for who in ('ours', 'transformers') for p in ('fp32', 'fp16', 'bf16')
+        for who in ('ours', 'transformers')
+        for p in ('fp32', 'fp16', 'bf16')
     }
     assert all(v > 0 for v in report['throughput'].values())
     assert report['onnxruntime']['images_per_s'] > 0
@@ -44,7 +45,6 @@ def test_dry_run_exercises_every_step(tmp_path, fixture_a):
 
 
 def test_shell_script_runs_the_report():
-    with open(osp.join(REPO, 'tools', 'analysis_tools',
-                       'gpu_report.sh')) as f:
+    with open(osp.join(REPO, 'tools', 'analysis_tools', 'gpu_report.sh')) as f:
         script = f.read()
     assert 'tools/analysis_tools/gpu_report.py "$@"' in script

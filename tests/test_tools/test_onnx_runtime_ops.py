@@ -19,10 +19,12 @@ from tests.conftest import PHOTOS, REPO, VOC_SAMPLE
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
-from groupvit_ort.image_ops import (read_rgb, rescale_size,  # noqa: E402
-                                    resize_float_bilinear,
-                                    resize_uint8_bilinear)
+from groupvit_ort import image_ops  # noqa: E402
 from groupvit_ort.tokenizer import ClipTokenizer  # noqa: E402
+
+read_rgb, rescale_size = image_ops.read_rgb, image_ops.rescale_size
+resize_float_bilinear = image_ops.resize_float_bilinear
+resize_uint8_bilinear = image_ops.resize_uint8_bilinear
 
 TRICKY = [
     'a photo of a dog.', 'Café crème', 'naïve façade', '東京タワー',

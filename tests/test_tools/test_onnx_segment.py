@@ -115,14 +115,15 @@ def test_labels_equal_the_reference_fixture(fixture_a, tmp_path_factory):
 
 def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
     out = tmp_path / 'out'
-    code = (f'import runpy, sys; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
-            f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
-            f' "--threads", "2"]\n'
-            f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
-            'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
-            ' "cv2")\n'
-            'print("IMPORTED", [m for m in sys.modules'
-            ' if m.split(".")[0] in banned])\n')
+    code = (
+        f'import runpy, sys; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
+        f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
+        f' "--threads", "2"]\n'
+        f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
+        'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
+        ' "cv2")\n'
+        'print("IMPORTED", [m for m in sys.modules'
+        ' if m.split(".")[0] in banned])\n')
     proc = subprocess.run([sys.executable, '-c', code],
                           cwd=str(tmp_path),
                           capture_output=True,
@@ -150,8 +151,7 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
     'vocab', 'vocab_file', 'bg_thresh', 'missing_image', 'not_export',
     'unreadable'
 ])
-def test_bad_input_gives_the_demos_one_line_errors(case, voc_export,
-                                                   tmp_path):
+def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     tool = load_script(TOOL, '_groupvit_onnx_segment')
     demo = load_script('tools/demo.py', '_groupvit_demo_for_onnx')
     bad_file = tmp_path / 'bad.jpg'

@@ -637,8 +637,7 @@ def onnx_column(args, cfg, model, dataset, window, metas) -> dict:
                                            osp.join(tmp, 'export'))
         return onnx_bench.run(model, cfg, dataset, window, metas, export,
                               args.num_images, args.repeat, args.threads,
-                              time_interleaved, args.checkpoint,
-                              args.config)
+                              time_interleaved, args.checkpoint, args.config)
 
 
 def window_image(dataset) -> str:

@@ -142,8 +142,8 @@ def fixture_check(device, fixture_dir, work_dir):
             dict(
                 image=str(name),
                 scores_max_abs_diff=diff,
-                labels_equal=bool(torch.equal(out['cpu'][1],
-                                              out['device'][1]))))
+                labels_equal=bool(
+                    torch.equal(out['cpu'][1], out['device'][1]))))
     ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3
              for i in images)
     return dict(images=images, passed=ok, atol=1e-3)
@@ -160,8 +160,7 @@ def precision_check(model, cfg, paths, device):
             with autocast_setting(model, precision):
                 samples = [s.clone() for s in batch['data_samples']]
                 result = predict_labels(
-                    model, dict(inputs=batch['inputs'],
-                                data_samples=samples))
+                    model, dict(inputs=batch['inputs'], data_samples=samples))
             labels[precision].append(result.pred_sem_seg.data)
     for precision in PRECISIONS[1:]:
         same = sum((a == b).sum().item()
@@ -192,8 +191,7 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
             input_ids=tokens, pixel_values=inputs, output_segmentation=True)
     logits = out.segmentation_logits.float()
     if logits.shape[-2:] != inputs.shape[-2:]:
-        logits = F.interpolate(
-            logits, size=inputs.shape[-2:], mode='bilinear')
+        logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear')
     background = logits.new_zeros((logits.shape[0], 1) + logits.shape[2:])
     return torch.cat([background, logits], dim=1)
 
@@ -211,16 +209,15 @@ def throughput(model, hf, cfg, paths, device, repeat):
             for run in range(repeat + 1):  # the first run warms up
                 sync(device)
                 start = time.perf_counter()
-                with autocast_setting(model, precision), (
-                        swapped_encode_decode(
+                with autocast_setting(
+                        model, precision), (swapped_encode_decode(
                             model,
                             functools.partial(hf_encode_decode, hf, tokens,
                                               precision))
-                        if who == 'transformers' else
-                        contextlib.nullcontext()):
+                                            if who == 'transformers' else
+                                            contextlib.nullcontext()):
                     for path in paths:
-                        predict_labels(model,
-                                       preprocess(model, steps, path))
+                        predict_labels(model, preprocess(model, steps, path))
                 sync(device)
                 if run:
                     best = min(best, time.perf_counter() - start)
@@ -266,14 +263,15 @@ def table(report):
     name = m.get('gpu') or f'{m["cpu"]} (dry run on CPU: not a GPU figure)'
     t = report['throughput']
     lines = [
-        f'| device | precision | ours (img/s) | transformers (img/s) | '
-        f'ratio | labels equal to fp32 |', '| --- | --- | --- | --- | --- | '
+        '| device | precision | ours (img/s) | transformers (img/s) | '
+        'ratio | labels equal to fp32 |', '| --- | --- | --- | --- | --- | '
         '--- |'
     ]
     for precision in PRECISIONS:
         ours, hf = t[f'ours_{precision}'], t[f'transformers_{precision}']
-        agree = report['precision'].get(precision, {}).get(
-            'label_agreement_with_fp32', 1.0)
+        agree = report['precision'].get(precision,
+                                        {}).get('label_agreement_with_fp32',
+                                                1.0)
         lines.append(f'| {name} | {precision} | {ours:.2f} | {hf:.2f} | '
                      f'{ours / hf:.2f}x | {100 * agree:.3f}% |')
     ort_cuda = report['onnxruntime']

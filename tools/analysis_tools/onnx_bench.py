@@ -49,8 +49,10 @@ def export_for(model, cfg, check_image: str, out_dir: str) -> str:
 
 _HWM_LAUNCHER = """import atexit, os, runpy, sys
 def _record():
-    with open('/proc/self/status') as f, open(os.environ['HWM_FILE'], 'w') as out:
-        out.write(f.read())
+    with open('/proc/self/status') as f:
+        status = f.read()
+    with open(os.environ['HWM_FILE'], 'w') as out:
+        out.write(status)
 atexit.register(_record)
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name='__main__')
@@ -63,12 +65,12 @@ def _peak_rss_mib(script, args, tmp) -> Optional[float]:
     ``wait4`` figure would include this process's memory at the fork)."""
     hwm_file = osp.join(tmp, 'status')
     env = dict(os.environ, PYTHONPATH=REPO, HWM_FILE=hwm_file)
-    proc = subprocess.run([sys.executable, '-c', _HWM_LAUNCHER, script] +
-                          list(args),
-                          cwd=REPO,
-                          env=env,
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, '-c', _HWM_LAUNCHER, script] + list(args),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     if proc.returncode != 0 or not osp.isfile(hwm_file):
         return None
     with open(hwm_file) as f:
@@ -89,8 +91,7 @@ def peak_memory(export_dir, config, checkpoint, image, threads):
                 str(threads)
             ], tmp)
         demo_args = [
-            image, '--config', config, '--show', 'overlay,prediction',
-            '--out',
+            image, '--config', config, '--show', 'overlay,prediction', '--out',
             osp.join(tmp, 'torch')
         ] + (['--checkpoint', checkpoint] if checkpoint else [])
         ours = _peak_rss_mib(
@@ -98,8 +99,12 @@ def peak_memory(export_dir, config, checkpoint, image, threads):
         return dict(onnxruntime=onnx, pytorch=ours)
 
 
-def profile_image_graph(export_dir, window, class_embeds, bg_thresh,
-                        threads, runs=3) -> Dict[str, float]:
+def profile_image_graph(export_dir,
+                        window,
+                        class_embeds,
+                        bg_thresh,
+                        threads,
+                        runs=3) -> Dict[str, float]:
     """Milliseconds per call of the image graph, summed per operator
     type, from onnxruntime's profiler (largest first)."""
     import onnxruntime as ort
@@ -138,10 +143,9 @@ def profile_image_graph(export_dir, window, class_embeds, bg_thresh,
     return dict(sorted(per_call.items(), key=lambda kv: -kv[1]))
 
 
-def run(model, cfg, dataset, window, metas, export_dir: str,
-        num_images: int, repeat: int, threads: int,
-        time_interleaved: Callable, checkpoint: Optional[str],
-        config: str) -> dict:
+def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
+        repeat: int, threads: int, time_interleaved: Callable,
+        checkpoint: Optional[str], config: str) -> dict:
     """The onnxruntime column (CPU, fp32): see the module docstring."""
     runtime = _runtime()
     runner = runtime.OnnxSegmenter(export_dir, threads=threads)
@@ -159,11 +163,12 @@ def run(model, cfg, dataset, window, metas, export_dir: str,
     scores = runner.window_scores(pixels, class_embeds, bg_thresh)
     result = dict(
         export=export_dir,
-        window_ms={k: v['best'] * 1e3
-                   for k, v in times.items()},
+        window_ms={
+            k: v['best'] * 1e3
+            for k, v in times.items()
+        },
         window_max_abs_diff=float(np.abs(scores - ours).max()),
-        window_labels_equal=float(
-            (scores.argmax(1) == ours.argmax(1)).mean()))
+        window_labels_equal=float((scores.argmax(1) == ours.argmax(1)).mean()))
     result['speedup_window'] = times['ours_window']['best'] / times[
         'onnxruntime_window']['best']
     sizes = {
@@ -180,8 +185,8 @@ def run(model, cfg, dataset, window, metas, export_dir: str,
     result['file_mib'] = sizes
     if dataset is not None and num_images > 0:
         result['images'] = whole_images(model, cfg, dataset, runner,
-                                        class_embeds, bg_thresh,
-                                        num_images, repeat, time_interleaved,
+                                        class_embeds, bg_thresh, num_images,
+                                        repeat, time_interleaved,
                                         window.device)
         image = dataset[0]['data_samples'].img_path
         result['peak_rss_mib'] = peak_memory(export_dir, config, checkpoint,
@@ -218,16 +223,17 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
                 path, class_embeds, bg_thresh)[1]
 
         times = time_interleaved(
-            dict(pytorch=ours, onnxruntime=onnx), repeat, int(i == 0),
-            device)
+            dict(pytorch=ours, onnxruntime=onnx), repeat, int(i == 0), device)
         for key in totals:
             totals[key] += times[key]['best']
         same += (labels['pytorch'] == labels['onnxruntime']).sum()
         total += labels['pytorch'].size
     return dict(
         num_images=n,
-        images_per_s={k: n / v
-                      for k, v in totals.items()},
+        images_per_s={
+            k: n / v
+            for k, v in totals.items()
+        },
         labels_equal=float(same / max(total, 1)))
 
 
@@ -242,7 +248,7 @@ def report_lines(o: dict) -> list:
         f'diff {o["window_max_abs_diff"]:.1e}, labels '
         f'{100 * o["window_labels_equal"]:.3f}% equal',
         '  files (MiB): ' + ', '.join(f'{k} {v:.1f}'
-                                     for k, v in o['file_mib'].items())
+                                      for k, v in o['file_mib'].items())
     ]
     if o.get('images'):
         i = o['images']

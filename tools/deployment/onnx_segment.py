@@ -36,8 +36,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from groupvit_ort import (ExportError, OnnxSegmenter,  # noqa: E402
-                          UnreadableImage)
+from groupvit_ort import OnnxSegmenter, UnreadableImage
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 LEGEND_EVERY_CLASS_UP_TO = 40
@@ -142,8 +141,8 @@ def check_inputs(args):
         classes = vocabulary.parse_class_list(args.vocab, '--vocab')
     elif args.vocab_file is not None:
         classes = vocabulary.load_vocabulary(args.vocab_file)
-    if classes is not None and [n.casefold() for n in classes[0]
-                                ] == ['background']:
+    if classes is not None and [n.casefold()
+                                for n in classes[0]] == ['background']:
         # As the text encoder: a leading 'background' names label 0.
         classes = classes[1:]
         if not classes:
@@ -192,8 +191,8 @@ def legend_of(classes, with_bg, labels, palette):
     return legend, entries, title
 
 
-def write_outputs(out_dir, stem, rgb, labels, legend_info, palette, note,
-                  text, opacity, with_bg):
+def write_outputs(out_dir, stem, rgb, labels, legend_info, palette, note, text,
+                  opacity, with_bg):
     legend, entries, title = legend_info
     files = {}
     path = osp.join(out_dir, f'{stem}_prediction.png')
@@ -236,8 +235,7 @@ def main(argv=None):
         print('warning: ' + ' '.join(RANDOM_NOTE))
     with_bg = protocol['with_bg']
     palette = np.asarray(
-        palettes.class_palette(len(classes) + int(with_bg), with_bg),
-        np.uint8)
+        palettes.class_palette(len(classes) + int(with_bg), with_bg), np.uint8)
     os.makedirs(args.out, exist_ok=True)
     results, failed = [], []
     for path, stem in zip(images, unique_stems(images)):

@@ -131,8 +131,8 @@ def main(argv=None):
             args.out,
             args.check_image,
             atol=args.atol,
-            weights=osp.abspath(args.checkpoint) if args.checkpoint else
-            f'random (seed {args.seed})')
+            weights=osp.abspath(args.checkpoint)
+            if args.checkpoint else f'random (seed {args.seed})')
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     except (FileNotFoundError, ValueError, TypeError, ExportCheckError) as e:

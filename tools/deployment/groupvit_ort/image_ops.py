@@ -14,7 +14,6 @@ what mmseg's pipeline and post-processing compute with OpenCV and PyTorch.
   align_corners=False)`` of ``float32`` maps, with PyTorch's index and
   weight rules and order of operations.
 """
-import math
 from typing import Tuple
 
 import numpy as np
@@ -73,15 +72,14 @@ def rescale_size(width: int, height: int,
     long_edge, short_edge = max(scale), min(scale)
     factor = min(long_edge / max(height, width),
                  short_edge / min(height, width))
-    return int(width * float(factor) + 0.5), int(height * float(factor) +
-                                                 0.5)
+    return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
 
 
 def _linear_table(src: int, dst: int, clamp_weight: bool):
     """OpenCV's source indices and fixed-point weights along one axis."""
     scale = 1.0 / (float(dst) / src)
-    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale -
-           0.5).astype(np.float32)
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(
+        np.float32)
     index = np.floor(pos).astype(np.int64)
     frac = (pos - index.astype(np.float32)).astype(np.float32)
     if clamp_weight:
@@ -115,8 +113,7 @@ def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
     if width == 2 * new_w and height == 2 * new_h:
         # OpenCV resizes an exact 2x reduction with INTER_AREA.
         s = image.astype(np.int64)
-        total = (s[0::2, 0::2] + s[0::2, 1::2] + s[1::2, 0::2] +
-                 s[1::2, 1::2])
+        total = (s[0::2, 0::2] + s[0::2, 1::2] + s[1::2, 0::2] + s[1::2, 1::2])
         return ((total + 2) >> 2).astype(np.uint8)
     x0, x1, a0, a1 = _linear_table(width, new_w, clamp_weight=True)
     y0, y1, b0, b1 = _linear_table(height, new_h, clamp_weight=False)
@@ -135,8 +132,7 @@ def _torch_linear_table(src: int, dst: int):
     weights along one axis (``scale * (i + 0.5) - 0.5`` rounded once, as
     its fused multiply-add computes it)."""
     scale = np.float32(src) / np.float32(dst)
-    pos = (np.float64(scale) * (np.arange(dst) + 0.5) - 0.5).astype(
-        np.float32)
+    pos = (np.float64(scale) * (np.arange(dst) + 0.5) - 0.5).astype(np.float32)
     pos = np.maximum(pos, np.float32(0))
     first = np.minimum(np.floor(pos).astype(np.int64), src - 1)
     second = first + (first < src - 1)

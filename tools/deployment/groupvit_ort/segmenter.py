@@ -114,7 +114,8 @@ class OnnxSegmenter:
     # ------------------------------------------------------------------
     # text
     # ------------------------------------------------------------------
-    def prompts(self, classes: List[List[str]],
+    def prompts(self,
+                classes: List[List[str]],
                 templates: Optional[List[str]] = None) -> List[List[str]]:
         """Per class, every (synonym x template) prompt."""
         templates = templates or self.protocol['templates']
@@ -169,12 +170,12 @@ class OnnxSegmenter:
     def window_scores(self, windows: np.ndarray, class_embeds: np.ndarray,
                       bg_thresh: float) -> np.ndarray:
         """The image graph on ``[n, 3, H, W]`` windows: ``[n, C, H, W]``."""
-        return self.image.run(
-            ['scores'],
-            dict(
-                pixels=np.ascontiguousarray(windows),
-                class_embeds=class_embeds,
-                bg_thresh=np.array(bg_thresh, np.float32)))[0]
+        return self.image.run(['scores'],
+                              dict(
+                                  pixels=np.ascontiguousarray(windows),
+                                  class_embeds=class_embeds,
+                                  bg_thresh=np.array(bg_thresh,
+                                                     np.float32)))[0]
 
     def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
               bg_thresh: float) -> np.ndarray:
@@ -203,8 +204,7 @@ class OnnxSegmenter:
         return preds / count
 
     @staticmethod
-    def resize_argmax(logits: np.ndarray, size: Tuple[int,
-                                                      int]) -> np.ndarray:
+    def resize_argmax(logits: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
         """Labels of the scores resized to ``size`` (PyTorch's bilinear,
         ``align_corners=False``), a few channels at a time; ties go to the
         first class, as ``argmax`` does."""

@@ -173,8 +173,9 @@ def _letter_number_classes() -> Tuple[str, str]:
 
     def ranges(spans):
         return ''.join(
-            re.escape(chr(a)) if a == b else
-            f'{re.escape(chr(a))}-{re.escape(chr(b))}' for a, b in spans)
+            re.escape(chr(a)) if a ==
+            b else f'{re.escape(chr(a))}-{re.escape(chr(b))}'
+            for a, b in spans)
 
     return ranges(letters), ranges(numbers)
 
@@ -183,10 +184,10 @@ def _letter_number_classes() -> Tuple[str, str]:
 def bytes_to_unicode() -> Dict[int, str]:
     """CLIP's reversible map from bytes to printable characters."""
     bs = list(range(ord('!'),
-                    ord('~') + 1)) + list(range(ord('¡'),
-                                                ord('¬') + 1)) + list(
-                                                    range(ord('®'),
-                                                          ord('ÿ') + 1))
+                    ord('~') + 1)) + list(range(
+                        ord('¡'),
+                        ord('¬') + 1)) + list(range(ord('®'),
+                                                    ord('ÿ') + 1))
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -255,7 +256,8 @@ class ClipTokenizer:
         text = re.sub(r'\s+', ' ', text).strip().lower()
         ids = []
         for token in self.pattern.findall(text):
-            token = ''.join(self.byte_encoder[b] for b in token.encode('utf-8'))
+            token = ''.join(self.byte_encoder[b]
+                            for b in token.encode('utf-8'))
             ids.extend(self.encoder[t] for t in self.bpe(token))
         return ids
 
