@@ -9,6 +9,9 @@ overwrite the other. Pick one through an extra:
   that GroupViT never uses are replaced by clear errors (see
   ``_mmseg_groupvit_mmcv_shim.py``).
 * ``pip install -e .``: keeps an mmcv you already have, e.g. a full build.
+
+``.[deploy]`` adds onnx and onnxruntime (CPU) for the ONNX export and its
+PyTorch-free runner (docs/deployment.md); the tests need them too.
 """
 import os.path as osp
 from setuptools import find_packages, setup
@@ -58,11 +61,18 @@ class EditableWheelWithPth(editable_wheel):
 
 
 def read_requirements(path):
+    """Requirement lines of a file; ``-r other.txt`` includes another file
+    of the same folder."""
+    requirements = []
     with open(path) as f:
-        return [
-            line.split('#')[0].strip() for line in f
-            if line.split('#')[0].strip()
-        ]
+        for line in f:
+            line = line.split('#')[0].strip()
+            if line.startswith('-r '):
+                requirements += read_requirements(
+                    osp.join(osp.dirname(path), line[3:].strip()))
+            elif line:
+                requirements.append(line)
+    return requirements
 
 
 setup(
@@ -84,6 +94,7 @@ setup(
         'full': ['mmcv==2.1.0'],
         'tests': read_requirements('requirements/tests.txt'),
         'hub': read_requirements('requirements/hub.txt'),
+        'deploy': read_requirements('requirements/deploy.txt'),
     },
     cmdclass={
         'build_py': BuildPyWithPth,

@@ -223,3 +223,40 @@ def hub_cache(hub, repo_id, folder):
         f.write(commit)
     for name in os.listdir(folder):
         shutil.copy(osp.join(folder, name), osp.join(snapshot, name))
+
+
+def small_onnx_export(root, config='groupvit_voc.py', seed=0):
+    """Export a :func:`varied_segmentor` (image and text encoders varied)
+    with the architecture of :data:`SMALL_ARCH` over a shipped config.
+
+    Returns:
+        dict: ``dir`` (the export), ``model`` (the PyTorch segmentor, with
+        ``cfg``), ``config`` and ``checkpoint`` paths.
+    """
+    from mmseg_groupvit.deployment import export_onnx
+    init_default_scope('mmseg')
+    root = str(root)
+    model = varied_segmentor(seed=seed, text_encoder=True)
+    checkpoint = osp.join(root, 'small.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    leaf = osp.join(root, osp.basename(config))
+    with open(leaf, 'w') as f:
+        f.write(f"_base_ = ['{osp.join(REPO, 'configs', config)}']\n"
+                f"model = dict(image_encoder="
+                f"{SMALL_ARCH['image_encoder']!r}, text_encoder="
+                f"{SMALL_ARCH['text_encoder']!r})\n")
+    import warnings
+
+    from mmseg_groupvit.apis import init_groupvit
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = init_groupvit(leaf, checkpoint)
+    cfg = model.cfg
+    out = osp.join(root, 'export')
+    export_onnx(
+        model,
+        cfg,
+        out,
+        osp.join(PHOTOS, 'groupvit_demo_voc.jpg'),
+        weights=checkpoint)
+    return dict(dir=out, model=model, config=leaf, checkpoint=checkpoint)

@@ -62,6 +62,7 @@ from mmseg_groupvit.apis import (check_bg_thresh, classify_image,
 from mmseg_groupvit.datasets import ImageLoadError
 from mmseg_groupvit.utils import get_templates, load_vocabulary
 from mmseg_groupvit.utils.console import progress, quiet_warnings
+from mmseg_groupvit.utils.vocabulary import parse_class_list
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
@@ -235,12 +236,7 @@ def list_images(paths):
 
 def split_classes(text, option):
     """``"cat,dog|puppy"`` -> ``[['cat'], ['dog', 'puppy']]``."""
-    classes = [[n.strip() for n in item.split('|')]
-               for item in text.split(',')]
-    if any(not all(names) for names in classes):
-        raise ValueError(f'{option} {text!r} has an empty class name (two '
-                         f'commas or "|" in a row, or one at an end).')
-    return load_vocabulary(classes)
+    return parse_class_list(text, option)
 
 
 def check_inputs(args):

@@ -2,7 +2,6 @@
 """Build a GroupViT segmentor for single images, on top of
 ``mmseg.apis.init_model``."""
 import copy
-import math
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -14,23 +13,9 @@ from torch import nn
 
 from ..utils import get_templates, load_vocabulary
 from ..weights import resolve_load_from
+from ..utils.bg_thresh import check_bg_thresh
 
 ConfigLike = Union[str, Path, Config]
-
-
-def check_bg_thresh(bg_thresh: float) -> float:
-    """Return ``bg_thresh`` as a float, or raise naming the fix."""
-    try:
-        value = float(bg_thresh)
-    except (TypeError, ValueError):
-        value = float('nan')
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise ValueError(
-            f'bg_thresh must be a number in [0, 1], got {bg_thresh!r}. '
-            f'A pixel is background when its group\'s best class score is '
-            f'below it: 0 keeps every pixel foreground, 0.95 is the VOC '
-            f'and COCO value, 0.35 the PASCAL Context one.')
-    return value
 
 
 def init_groupvit(config: ConfigLike,

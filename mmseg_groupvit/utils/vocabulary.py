@@ -38,7 +38,7 @@ import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple, Union
 
-__all__ = ['load_vocabulary']
+__all__ = ['load_vocabulary', 'parse_class_list']
 
 VocabularyInput = Union[str, os.PathLike, Sequence[Union[str, Sequence[str]]]]
 
@@ -176,3 +176,23 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
                          f'blank lines or comments). {_FORMAT_HINT}')
     _check_duplicates(entries)
     return [names for names, _ in entries]
+
+
+def parse_class_list(text: str, option: str = '--vocab') -> List[List[str]]:
+    """A command-line vocabulary: classes separated by commas, synonyms of
+    one class by ``|``.
+
+    Args:
+        text (str): E.g. ``'cat,dog|puppy'``.
+        option (str): The option's name, for error messages.
+
+    Returns:
+        list[list[str]]: ``[['cat'], ['dog', 'puppy']]``, checked by
+        :func:`load_vocabulary`.
+    """
+    classes = [[n.strip() for n in item.split('|')]
+               for item in text.split(',')]
+    if any(not all(names) for names in classes):
+        raise ValueError(f'{option} {text!r} has an empty class name (two '
+                         f'commas or "|" in a row, or one at an end).')
+    return load_vocabulary(classes)

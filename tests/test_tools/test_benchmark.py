@@ -172,3 +172,26 @@ def test_amp_agreement_reports_bf16_against_fp32():
     assert 0.99 < out['min_group_embed_cosine'] < 1.0
     assert 0 < out['soft_grouping_max_abs_diff'] < 0.1
     assert 0 <= out['label_agreement'] <= 1
+
+
+def test_onnxruntime_column(small_config):
+    """``--onnx auto``: the export of the same weights timed beside ours,
+    with its agreement, file sizes, memory and profile."""
+    pytest.importorskip('onnxruntime')
+    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        status = benchmark.main([
+            small_config, '--data-root', VOC_SAMPLE, '--num-images', '1',
+            '--repeat', '1', '--peak-sizes', '64', '--onnx', 'auto', '--json'
+        ])
+    assert status == 0
+    onnx = json.loads(stdout.getvalue().strip().splitlines()[-1])['onnx']
+    assert onnx['window_max_abs_diff'] <= 1e-4
+    assert onnx['window_ms']['onnxruntime_window'] > 0
+    assert onnx['images']['labels_equal'] >= 0.9999
+    assert set(
+        onnx['file_mib']) == {'image.onnx', 'text.onnx', 'pytorch_state_dict'}
+    assert all(v > 0 for v in onnx['peak_rss_mib'].values())
+    assert 'MatMul' in onnx['image_graph_profile_ms']
+    assert 'onnxruntime' in stdout.getvalue()

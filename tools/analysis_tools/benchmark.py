@@ -498,6 +498,11 @@ def parse_args(argv=None):
         type=float,
         default=1e-4,
         help='largest allowed difference from transformers')
+    parser.add_argument(
+        '--onnx',
+        help='also time onnxruntime: an export folder of '
+        'tools/deployment/pytorch2onnx.py for the same weights, or "auto" '
+        'to export the model into a temporary folder')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--json',
@@ -595,7 +600,11 @@ def run(args) -> dict:
             images = image_throughput(model, dataset, args.num_images,
                                       args.image_repeat, device, bar.advance)
     max_abs = max(diffs.values())
+    onnx = None
+    if args.onnx:
+        onnx = onnx_column(args, cfg, model, dataset, window, metas)
     return dict(
+        onnx=onnx,
         config=args.config,
         window=list(shape),
         window_source=source,
@@ -641,6 +650,34 @@ def run(args) -> dict:
         agree=max_abs <= args.atol,
         atol=args.atol,
         images=images)
+
+
+def onnx_column(args, cfg, model, dataset, window, metas) -> dict:
+    """The onnxruntime column (see ``onnx_bench.py``), exporting into a
+    temporary folder for ``--onnx auto``."""
+    import tempfile
+
+    import onnx_bench
+    if window.device.type != 'cpu':
+        print('note: the onnxruntime column is measured on CPU only; run '
+              'the benchmark with --device cpu for it.')
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        export = args.onnx
+        if export == 'auto':
+            image = window_image(dataset)
+            export = onnx_bench.export_for(model, cfg, image,
+                                           osp.join(tmp, 'export'))
+        return onnx_bench.run(model, cfg, dataset, window, metas, export,
+                              args.num_images, args.repeat, args.threads,
+                              time_interleaved, args.checkpoint, args.config)
+
+
+def window_image(dataset) -> str:
+    """The photo of the timed window (a shipped one without data)."""
+    if dataset is not None:
+        return dataset[0]['data_samples'].img_path
+    return osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
 
 
 def report(r: dict) -> str:
@@ -729,6 +766,9 @@ def report(r: dict) -> str:
             f'  labels equal, ours vs naive: '
             f'{100 * i["label_agreement_ours_vs_naive"]:.4f}%',
         ]
+    if r.get('onnx'):
+        import onnx_bench
+        lines += onnx_bench.report_lines(r['onnx'])
     return '\n'.join(lines)
 
 

@@ -188,11 +188,17 @@ class GroupViTHead(BaseDecodeHead):
         ungated = group_logits.softmax(dim=-1)
         image_probs = (F.normalize(image_embeds, dim=-1) @ class_embeds.t() *
                        scale).softmax(dim=-1)
-        topk = image_probs.topk(min(self.topk, class_embeds.shape[0]), dim=-1)
+        # ``topk`` entries below every probability are appended, so that
+        # ``k = topk`` is valid for any vocabulary size and a traced or
+        # exported head serves vocabularies smaller than ``topk`` too; they
+        # are never picked before a real class and are cut off after.
+        padded = F.pad(image_probs, (0, self.topk), value=-1.)
+        index = padded.topk(self.topk, dim=-1).indices
         # The value 1 (not True) keeps the head traceable by torch.jit, which
         # FLOP counting uses.
-        keep = torch.zeros_like(image_probs, dtype=torch.bool)
-        keep.scatter_(-1, topk.indices, 1)
+        keep = torch.zeros_like(padded, dtype=torch.bool)
+        keep.scatter_(-1, index, 1)
+        keep = keep[:, :class_embeds.shape[0]]
         gated = group_logits.masked_fill(~keep[:, None], float('-inf'))
         return gated.softmax(dim=-1) * ungated
 

@@ -1,0 +1,155 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""ONNX export: the graphs against the PyTorch segmentor, the protocol
+written beside them, a failed check leaving nothing behind."""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_groupvit.deployment import (ExportCheckError, export_onnx,
+                                       onnx_export)
+from tests.conftest import PHOTOS, load_script, small_onnx_export
+
+ort = pytest.importorskip('onnxruntime')
+PHOTO = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    return small_onnx_export(tmp_path_factory.mktemp('onnx_voc'))
+
+
+def session(path):
+    return ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+
+def test_export_holds_graphs_protocol_and_check(exported):
+    with open(osp.join(exported['dir'], 'deploy.json')) as f:
+        meta = json.load(f)
+    assert sorted(os.listdir(exported['dir'])) == [
+        'bpe_simple_vocab_16e6.txt.gz', 'deploy.json', 'image.onnx',
+        'text.onnx'
+    ]
+    protocol = meta['protocol']
+    # The values of configs/_base_ (read from the files, not the model).
+    assert protocol['mean'] == [123.675, 116.28, 103.53]
+    assert protocol['std'] == [58.395, 57.12, 57.375]
+    assert protocol['resize'] == dict(scale=[2048, 448], keep_ratio=True)
+    assert protocol['crop_size'] == [448, 448]
+    assert protocol['stride'] == [224, 224]
+    assert protocol['bg_thresh'] == 0.95 and protocol['with_bg']
+    assert protocol['templates'] == ['a photo of a {}.']
+    assert protocol['classes'][:2] == [['aeroplane'], ['bicycle']]
+    assert protocol['class_names'][0] == 'background'
+    assert meta['opset'] == 17 and meta['weights'].endswith('small.pth')
+    check = meta['check']
+    assert check['window_scores_max_abs_diff'] <= 1e-4
+    assert check['text_features_max_abs_diff'] <= 1e-4
+
+
+@pytest.mark.parametrize('num_classes', [3, 30])
+def test_one_image_graph_serves_every_vocabulary(exported, num_classes):
+    """Vocabularies smaller than the top-k gate and larger than the one
+    exported: the graph's scores against the PyTorch head's."""
+    model = exported['model']
+    names = [f'thing {i}' for i in range(num_classes)]
+    model.set_vocabulary(names)
+    try:
+        window, _ = onnx_export.check_window(model, model.cfg, PHOTO)
+        window = torch.cat([window, window.flip(-1)])
+        metas = [dict(img_shape=(448, 448), pad_shape=(448, 448))]
+        with torch.no_grad():
+            class_embeds = model.text_encoder()
+            model.test_cfg['bg_thresh'] = 0.3
+            expected = model.encode_decode(window, metas).numpy()
+        scores, pixel_group = session(osp.join(
+            exported['dir'],
+            'image.onnx')).run(['scores', 'pixel_group'],
+                               dict(
+                                   pixels=window.numpy(),
+                                   class_embeds=class_embeds.numpy(),
+                                   bg_thresh=np.array(0.3, np.float32)))
+    finally:
+        model.test_cfg['bg_thresh'] = 0.95
+        model.set_vocabulary(dataset_name='voc')
+    assert scores.shape == (2, num_classes + 1, 448, 448)
+    # Float rounding differs between the runtimes; a pixel whose two best
+    # groups tie to within it may change group (a few pixels at most).
+    close = (np.abs(scores - expected) <= 1e-4).all(axis=1)
+    assert close.mean() >= 0.9999
+    # The varied model gives several classes and groups per window.
+    assert len(np.unique(scores.argmax(1))) > 1
+    assert len(np.unique(pixel_group)) > 1
+
+
+def test_text_graph_equals_the_encoder(exported):
+    text = exported['model'].text_encoder
+    prompts = ['a photo of a cat.', 'a', 'a photo of a very small dog.']
+    tokens = text.tokenize(prompts)
+    with torch.no_grad():
+        expected = text.encode_tokens(tokens).numpy()
+    graph = session(osp.join(exported['dir'], 'text.onnx'))
+    for length in (tokens.argmax(-1).max().item() + 1, 77):
+        got = graph.run(None, dict(tokens=tokens[:, :length].numpy()))[0]
+        assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_failed_check_leaves_nothing(exported, tmp_path):
+    out = tmp_path / 'export'
+    with pytest.raises(ExportCheckError, match='deleted'):
+        export_onnx(
+            exported['model'],
+            exported['model'].cfg,
+            str(out),
+            PHOTO,
+            atol=-1.0)
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_with_other_files_is_refused(exported, tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(ValueError, match='not an ONNX export'):
+        export_onnx(exported['model'], exported['model'].cfg, str(tmp_path),
+                    PHOTO)
+    assert os.listdir(tmp_path) == ['notes.txt']
+
+
+def test_whole_mode_is_refused(exported, tmp_path):
+    model = exported['model']
+    mode = model.test_cfg['mode']
+    model.test_cfg['mode'] = 'whole'
+    try:
+        with pytest.raises(ValueError, match='slide inference'):
+            export_onnx(model, model.cfg, str(tmp_path / 'x'), PHOTO)
+    finally:
+        model.test_cfg['mode'] = mode
+
+
+@pytest.mark.parametrize('case', ['config', 'checkpoint', 'image', 'vocab'])
+def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
+    tool = load_script('tools/deployment/pytorch2onnx.py')
+    args = dict(
+        config=[exported['config'], exported['checkpoint']],
+        checkpoint=[exported['config'],
+                    str(tmp_path / 'missing.pth')],
+        image=[exported['config'], '--check-image',
+               str(tmp_path / 'no.jpg')],
+        vocab=[exported['config'], '--vocab', 'cat,,dog'])[case]
+    if case == 'config':
+        args[0] = str(tmp_path / 'missing.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(args + ['--out', str(tmp_path / 'out')])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    expected = dict(
+        config='Config not found',
+        checkpoint='Checkpoint not found',
+        image='Check image not found',
+        vocab='empty class name')[case]
+    assert expected in message
+    assert not (tmp_path / 'out').exists()
+    assert onnx_export.DEPLOY_FILE == 'deploy.json'

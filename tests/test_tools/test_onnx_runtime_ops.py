@@ -1,0 +1,129 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The ONNX runtime's torch-free operations against the libraries they
+replace: mmseg's CLIP tokenizer, mmcv's image decoding and rescale, OpenCV's
+and PyTorch's bilinear resizes."""
+import os.path as osp
+import sys
+
+import cv2
+import mmcv
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmseg.utils import tokenize
+from mmseg.utils import tokenizer as mmseg_tokenizer
+from PIL import Image
+
+from tests.conftest import PHOTOS, REPO, VOC_SAMPLE
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+
+from groupvit_ort import image_ops  # noqa: E402
+from groupvit_ort.tokenizer import ClipTokenizer  # noqa: E402
+
+read_rgb, rescale_size = image_ops.read_rgb, image_ops.rescale_size
+resize_float_bilinear = image_ops.resize_float_bilinear
+resize_uint8_bilinear = image_ops.resize_uint8_bilinear
+
+TRICKY = [
+    'a photo of a dog.', 'Café crème', 'naïve façade', '東京タワー',
+    'emoji 🐶🐱 party', "don't won't it's we're I'll they've", 'dog\'s',
+    '&amp; &lt;tag&gt; &amp;amp; AT&T', '<b>bold</b> &amp;', 'PÉREZ &EACUTE;',
+    '&#x41;&#66; &notanentity;', 'ﬁsh ﬂower ĳs', 'ｆｕｌｌｗｉｄｔｈ ＡＢＣ１２３',
+    '“curly” ‘quotes’', '\x93smart\x94', 'tab\tnew\nline  \r\n spaces',
+    '  leading and trailing  ', 'x²³ ½ Ⅻ ٣٤', '12345 3.14', 'ǅemal',
+    '<start_of_text> hi <end_of_text>', 'mixed-case HeLLo WORLD',
+    'ümlaut Straße', '\u200bzero\u200bwidth', 'e\u0301 combining',
+    'a\x00b\x07c\x1bd', 'hello\u2028world', 'Ελληνικά кириллица',
+    'हिन्दी العربية', 'a' * 100, 'potted plant, tv monitor', ''
+]
+
+
+@pytest.fixture(scope='module')
+def tokenizer():
+    return ClipTokenizer(
+        osp.join(
+            osp.dirname(mmseg_tokenizer.__file__),
+            'bpe_simple_vocab_16e6.txt.gz'))
+
+
+@pytest.mark.parametrize('text', TRICKY)
+def test_token_ids_equal_mmseg(tokenizer, text):
+    assert tokenizer.encode(text) == mmseg_tokenizer._tokenizer.encode(text)
+
+
+def test_tokenize_pads_and_cuts_as_mmseg(tokenizer):
+    texts = ['a photo of a cat.', 'word ' * 100, 'x']
+    rows, cut = tokenizer.tokenize(texts, context_length=77)
+    assert np.array_equal(np.array(rows), tokenize(texts, 77).numpy())
+    assert cut == [1]
+
+
+def test_mojibake_is_refused_not_mistokenised(tokenizer):
+    with pytest.raises(ValueError, match='decoded as'):
+        tokenizer.encode('cafÃ© crÃ¨me')
+
+
+def test_uint8_resize_equals_opencv():
+    rng = np.random.default_rng(0)
+    for case in range(40):
+        height, width = (int(v) for v in rng.integers(2, 300, 2))
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        if case % 8 == 0:  # an exact 2x reduction (OpenCV's area path)
+            size = (width // 2 or 1, height // 2 or 1)
+            image = image[:2 * size[1], :2 * size[0]].copy()
+        else:
+            size = tuple(int(v) for v in rng.integers(1, 500, 2))
+        expected = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        assert np.array_equal(resize_uint8_bilinear(image, size), expected)
+
+
+def test_float_resize_equals_pytorch():
+    """Every output size of a photo (height + width above 128: PyTorch
+    runs another kernel below that, see docs/deployment.md)."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        channels = int(rng.integers(1, 9))
+        height, width = (int(v) for v in rng.integers(4, 200, 2))
+        out = (int(rng.integers(65, 600)), int(rng.integers(65, 600)))
+        maps = rng.random((channels, height, width), dtype=np.float32)
+        expected = F.interpolate(
+            torch.from_numpy(maps)[None],
+            size=out,
+            mode='bilinear',
+            align_corners=False)[0].numpy()
+        assert np.array_equal(resize_float_bilinear(maps, out), expected)
+
+
+def test_rescale_size_equals_mmcv():
+    for width, height in [(500, 375), (375, 500), (4000, 300), (448, 448),
+                          (97, 1031), (2049, 449)]:
+        expected = mmcv.rescale_size((width, height), (2048, 448))
+        assert rescale_size(width, height, (2048, 448)) == tuple(expected)
+
+
+def exif_rotated(path, tmp_path):
+    image = Image.open(path)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    target = str(tmp_path / 'rotated.jpg')
+    image.save(target, exif=exif, quality=90)
+    return target
+
+
+def test_decoding_equals_mmcv(tmp_path):
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+    grey = str(tmp_path / 'grey.png')
+    Image.open(photo).convert('L').save(grey)
+    rgba = str(tmp_path / 'rgba.png')
+    Image.open(photo).convert('RGBA').save(rgba)
+    paths = [
+        photo,
+        osp.join(VOC_SAMPLE, 'JPEGImages', '2007_000033.jpg'), grey, rgba,
+        exif_rotated(photo, tmp_path)
+    ]
+    for path in paths:
+        with open(path, 'rb') as f:
+            expected = mmcv.imfrombytes(f.read(), flag='color')[..., ::-1]
+        assert np.array_equal(read_rgb(path), expected), path

@@ -1,0 +1,348 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""GPU report: correctness first, then throughput, into one JSON and a
+README table. ``tools/analysis_tools/gpu_report.sh`` runs it.
+
+Usage::
+
+    python tools/analysis_tools/gpu_report.py [CONFIG] [--checkpoint CKPT]
+        [--device cuda] [--data-root DIR] [--num-images 25]
+        [--window-batch 8] [--repeat 3] [--out outputs/gpu_report]
+
+Steps (each recorded in ``report.json``; ``report.md`` is the table):
+
+1. **CUDA against CPU** on the reference fixture (its architecture,
+   vocabulary and threshold; skipped with the reason when the fixture is
+   absent): label maps equal and scores within 1e-3 on its photos, through
+   mmseg's pipeline and ``predict``.
+2. **fp16 and bf16 against fp32** (``test_cfg.autocast``): the share of
+   equal labels on the VOC sample images.
+3. **Throughput**: images/s on the VOC sample, full protocol (pipeline,
+   resize, slide windows batched ``--window-batch`` at a time, final
+   resize, argmax), in fp32, fp16 and bf16, ours against transformers'
+   ``GroupViTModel`` (same weights, its segmentation logits per window in
+   the same slide loop; fp16/bf16 through ``torch.autocast``); and the
+   onnxruntime CUDA provider when it is installed.
+
+Without a GPU (or with ``--device cpu``) it is a **dry run**: every step
+runs on the CPU (the "CUDA" side is the CPU again), so the script is known
+to work, but the figures say nothing about a GPU and ``report.json`` says
+``"dry_run": true``.
+"""
+import argparse
+import contextlib
+import functools
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import _mmseg_groupvit_mmcv_shim
+
+_mmseg_groupvit_mmcv_shim.install()
+
+import torch
+import torch.nn.functional as F
+from benchmark import (build_dataset, build_model, machine,
+                       swapped_encode_decode)
+from hf_reference import build_reference
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+
+DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
+VOC_SAMPLE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
+                      'VOC2012')
+FIXTURE = os.environ.get(
+    'GROUPVIT_FIXTURES',
+    osp.join(osp.dirname(REPO), 'shared', 'fixtures', 'groupvit-original-A'))
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='GroupViT GPU report: correctness, then throughput')
+    parser.add_argument(
+        'config', nargs='?', default=DEFAULT_CONFIG, help='config file')
+    parser.add_argument(
+        '--checkpoint', help='converted checkpoint (default: random)')
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cuda[:i]; cpu gives a dry run (default: cuda when visible)')
+    parser.add_argument('--data-root', default=VOC_SAMPLE)
+    parser.add_argument('--num-images', type=int, default=25)
+    parser.add_argument('--window-batch', type=int, default=8)
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--fixture', default=FIXTURE)
+    parser.add_argument('--out', default=osp.join('outputs', 'gpu_report'))
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def predict_labels(model, batch):
+    with torch.no_grad():
+        out = model.predict(batch['inputs'], batch['data_samples'])
+    return out[0]
+
+
+def preprocess(model, steps, path):
+    data = pseudo_collate([steps(dict(img_path=path))])
+    return model.data_preprocessor(data, False)
+
+
+def pipeline(cfg):
+    return Compose([
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if 'LoadAnnotations' not in t['type']
+    ])
+
+
+def fixture_check(device, fixture_dir, work_dir):
+    """CUDA against CPU on the reference fixture's model and photos."""
+    import numpy as np
+    from mmengine.config import ConfigDict
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
+    if not osp.isdir(fixture_dir):
+        return dict(skipped=f'reference fixture not found at {fixture_dir}')
+    reference = np.load(osp.join(fixture_dir, 'reference.npz'))
+    converted = convert_checkpoint(
+        osp.join(fixture_dir, 'hf'), osp.join(work_dir, 'fixture.pth'))
+    cfg = Config.fromfile(converted['config'])
+    models = {}
+    for name, dev in (('cpu', torch.device('cpu')), ('device', device)):
+        model = MODELS.build(ConfigDict(cfg.model))
+        load_checkpoint(
+            model, osp.join(work_dir, 'fixture.pth'), map_location='cpu')
+        models[name] = model.to(dev).eval()
+    steps = pipeline(cfg)
+    shared = osp.dirname(osp.dirname(fixture_dir))
+    images = []
+    for name in reference['image_files']:
+        path = osp.join(shared, str(name))
+        out = {}
+        for key, model in models.items():
+            result = predict_labels(model, preprocess(model, steps, path))
+            out[key] = (result.seg_logits.data.float().cpu(),
+                        result.pred_sem_seg.data.cpu())
+        diff = (out['cpu'][0] - out['device'][0]).abs().max().item()
+        images.append(
+            dict(
+                image=str(name),
+                scores_max_abs_diff=diff,
+                labels_equal=bool(
+                    torch.equal(out['cpu'][1], out['device'][1]))))
+    ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3
+             for i in images)
+    return dict(images=images, passed=ok, atol=1e-3)
+
+
+def precision_check(model, cfg, paths, device):
+    """fp16 / bf16 autocast against fp32: the share of equal labels."""
+    steps = pipeline(cfg)
+    out = {}
+    labels = {p: [] for p in PRECISIONS}
+    for path in paths:
+        batch = preprocess(model, steps, path)
+        for precision in PRECISIONS:
+            with autocast_setting(model, precision):
+                samples = [s.clone() for s in batch['data_samples']]
+                result = predict_labels(
+                    model, dict(inputs=batch['inputs'], data_samples=samples))
+            labels[precision].append(result.pred_sem_seg.data)
+    for precision in PRECISIONS[1:]:
+        same = sum((a == b).sum().item()
+                   for a, b in zip(labels['fp32'], labels[precision]))
+        total = sum(a.numel() for a in labels['fp32'])
+        out[precision] = dict(label_agreement_with_fp32=same / total)
+    return out
+
+
+@contextlib.contextmanager
+def autocast_setting(model, precision):
+    saved = model.test_cfg.get('autocast')
+    model.test_cfg['autocast'] = None if precision == 'fp32' else precision
+    try:
+        yield
+    finally:
+        model.test_cfg['autocast'] = saved
+
+
+def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
+    """transformers' window scores in our slide loop: its segmentation
+    logits (window resolution), a zero background channel first."""
+    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
+    context = torch.autocast(inputs.device.type, dtype=dtype) \
+        if dtype else contextlib.nullcontext()
+    with context:
+        out = hf(
+            input_ids=tokens, pixel_values=inputs, output_segmentation=True)
+    logits = out.segmentation_logits.float()
+    if logits.shape[-2:] != inputs.shape[-2:]:
+        logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear')
+    background = logits.new_zeros((logits.shape[0], 1) + logits.shape[2:])
+    return torch.cat([background, logits], dim=1)
+
+
+def throughput(model, hf, cfg, paths, device, repeat):
+    """images/s of the full protocol, per precision, ours and
+    transformers'."""
+    steps = pipeline(cfg)
+    prompts = [p for ps in model.text_encoder.prompts() for p in ps]
+    tokens = model.text_encoder.tokenize(prompts).to(device)
+    result = {}
+    for precision in PRECISIONS:
+        for who in ('ours', 'transformers'):
+            best = float('inf')
+            for run in range(repeat + 1):  # the first run warms up
+                sync(device)
+                start = time.perf_counter()
+                with autocast_setting(
+                        model, precision), (swapped_encode_decode(
+                            model,
+                            functools.partial(hf_encode_decode, hf, tokens,
+                                              precision))
+                                            if who == 'transformers' else
+                                            contextlib.nullcontext()):
+                    for path in paths:
+                        predict_labels(model, preprocess(model, steps, path))
+                sync(device)
+                if run:
+                    best = min(best, time.perf_counter() - start)
+            result[f'{who}_{precision}'] = len(paths) / best
+    return result
+
+
+def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
+    """images/s of the onnxruntime runner with the CUDA provider, when it
+    is installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return dict(skipped='onnxruntime is not installed')
+    provider = 'CUDAExecutionProvider'
+    if device.type != 'cuda':
+        provider = 'CPUExecutionProvider'
+    elif provider not in ort.get_available_providers():
+        return dict(skipped='onnxruntime has no CUDA provider here '
+                    '(pip install onnxruntime-gpu)')
+    from mmseg_groupvit.deployment import export_onnx
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    from groupvit_ort import OnnxSegmenter
+    export = osp.join(work_dir, 'onnx')
+    export_onnx(model.cpu(), cfg, export, paths[0])
+    model.to(device)
+    runner = OnnxSegmenter(export, providers=[provider], window_batch=8)
+    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
+    thresh = runner.protocol['bg_thresh']
+    best = float('inf')
+    for run in range(repeat + 1):
+        start = time.perf_counter()
+        for path in paths:
+            runner.predict_file(path, class_embeds, thresh)
+        if run:
+            best = min(best, time.perf_counter() - start)
+    return dict(provider=provider, images_per_s=len(paths) / best)
+
+
+def table(report):
+    """The README table (markdown)."""
+    m = report['machine']
+    name = m.get('gpu') or f'{m["cpu"]} (dry run on CPU: not a GPU figure)'
+    t = report['throughput']
+    lines = [
+        '| device | precision | ours (img/s) | transformers (img/s) | '
+        'ratio | labels equal to fp32 |', '| --- | --- | --- | --- | --- | '
+        '--- |'
+    ]
+    for precision in PRECISIONS:
+        ours, hf = t[f'ours_{precision}'], t[f'transformers_{precision}']
+        agree = report['precision'].get(precision,
+                                        {}).get('label_agreement_with_fp32',
+                                                1.0)
+        lines.append(f'| {name} | {precision} | {ours:.2f} | {hf:.2f} | '
+                     f'{ours / hf:.2f}x | {100 * agree:.3f}% |')
+    ort_cuda = report['onnxruntime']
+    if 'images_per_s' in ort_cuda:
+        lines.append(f'| {name} | onnxruntime {ort_cuda["provider"]} fp32 | '
+                     f'{ort_cuda["images_per_s"]:.2f} | | | |')
+    fixture = report['cuda_vs_cpu_fixture']
+    if 'images' in fixture:
+        worst = max(i['scores_max_abs_diff'] for i in fixture['images'])
+        lines.append(f'\nCUDA against CPU on the reference fixture: labels '
+                     f'{"equal" if fixture["passed"] else "DIFFER"}, scores '
+                     f'max abs diff {worst:.1e} (atol 1e-3).')
+    else:
+        lines.append(f'\nCUDA against CPU: {fixture["skipped"]}.')
+    return '\n'.join(lines) + '\n'
+
+
+def run(args):
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('error: --device cuda but no GPU is visible; use '
+                         '--device cpu for a dry run')
+    dry_run = device.type != 'cuda'
+    os.makedirs(args.out, exist_ok=True)
+    cfg = Config.fromfile(args.config)
+    cfg.model.test_cfg['window_batch'] = args.window_batch
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    dataset = build_dataset(cfg, args.data_root)
+    if dataset is None:
+        raise SystemExit(f'error: data root not found: {args.data_root}')
+    paths = [
+        dataset.get_data_info(i)['img_path']
+        for i in range(min(args.num_images, len(dataset)))
+    ]
+    report = dict(
+        dry_run=dry_run,
+        config=args.config,
+        weights=args.checkpoint or f'random (seed {args.seed})',
+        num_images=len(paths),
+        window_batch=args.window_batch)
+    report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
+                                                  args.out)
+    model = build_model(cfg, args.checkpoint, device, args.seed)
+    report['precision'] = precision_check(model, cfg, paths, device)
+    crop = tuple(cfg.model.test_cfg['crop_size'])
+    hf = build_reference(model.cpu(), crop, cfg.model).to(device)
+    model.to(device)
+    report['throughput'] = throughput(model, hf, cfg, paths, device,
+                                      args.repeat)
+    report['onnxruntime'] = onnxruntime_cuda(model, cfg, paths, args.out,
+                                             device, args.repeat)
+    report['machine'] = machine(device)
+    with open(osp.join(args.out, 'report.json'), 'w') as f:
+        json.dump(report, f, indent=2)
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write(table(report))
+    return report
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config not found: {args.config}')
+    report = run(args)
+    if report['dry_run']:
+        print('DRY RUN on CPU: every step ran, but no figure is a GPU '
+              'figure.')
+    print(table(report))
+    print(f'Wrote {osp.join(args.out, "report.json")} and report.md')
+    return report
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,183 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Image operations of the zero-shot protocol in numpy and Pillow, equal to
+what mmseg's pipeline and post-processing compute with OpenCV and PyTorch.
+
+- :func:`read_rgb`: decode as mmcv's ``LoadImageFromFile`` does with
+  ``color_type='color'`` (EXIF orientation applied, grey and alpha images
+  to three channels), as RGB ``uint8``;
+- :func:`rescale_size`: mmcv's ``rescale_size`` for ``keep_ratio=True``;
+- :func:`resize_uint8_bilinear`: ``cv2.resize(..., INTER_LINEAR)`` of a
+  ``uint8`` image, bit for bit (OpenCV's 11-bit fixed-point
+  coefficients and rounding, and its 2x-downscale shortcut to
+  ``INTER_AREA``);
+- :func:`resize_float_bilinear`: ``F.interpolate(mode='bilinear',
+  align_corners=False)`` of ``float32`` maps, with PyTorch's index and
+  weight rules and order of operations.
+"""
+from typing import Tuple
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    'read_rgb', 'rescale_size', 'resize_uint8_bilinear',
+    'resize_float_bilinear', 'normalize'
+]
+
+_COEF_BITS = 11
+_COEF_SCALE = 1 << _COEF_BITS
+
+
+class UnreadableImage(ValueError):
+    """An input file that does not decode as an image."""
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file as ``[H, W, 3]`` RGB ``uint8``.
+
+    As OpenCV's ``IMREAD_COLOR`` (what mmcv's ``LoadImageFromFile`` uses):
+    the EXIF orientation is applied, grey images are repeated on three
+    channels and an alpha channel is dropped (not blended). 16-bit images
+    are refused rather than scaled differently from OpenCV.
+
+    Raises:
+        UnreadableImage: When the file is not a readable 8-bit image.
+    """
+    try:
+        with Image.open(path) as picture:
+            picture = ImageOps.exif_transpose(picture)
+            if picture.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+                raise UnreadableImage(
+                    f'{path} is a {picture.mode} (16-bit or float) image; '
+                    f'convert it to 8-bit RGB first.')
+            # Pillow drops an alpha channel here without blending, as
+            # OpenCV does.
+            rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
+    except UnreadableImage:
+        raise
+    except Exception:  # any read or decode failure gets one message
+        raise UnreadableImage(f'Cannot read {path} as an image.') from None
+    return np.ascontiguousarray(rgb)
+
+
+def rescale_size(width: int, height: int,
+                 scale: Tuple[int, int]) -> Tuple[int, int]:
+    """mmcv's ``rescale_size`` for a ``(long, short)`` scale: the largest
+    size with the image's aspect ratio whose long side is at most
+    ``max(scale)`` and short side at most ``min(scale)``.
+
+    Returns:
+        tuple[int, int]: ``(new_width, new_height)``.
+    """
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width),
+                 short_edge / min(height, width))
+    return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
+
+
+def _linear_table(src: int, dst: int, clamp_weight: bool):
+    """OpenCV's source indices and fixed-point weights along one axis."""
+    scale = 1.0 / (float(dst) / src)
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(
+        np.float32)
+    index = np.floor(pos).astype(np.int64)
+    frac = (pos - index.astype(np.float32)).astype(np.float32)
+    if clamp_weight:
+        low, high = index < 0, index >= src - 1
+        frac[low | high] = 0
+        index[low] = 0
+        index[high] = src - 1
+    w0 = np.rint((np.float32(1) - frac) * np.float32(_COEF_SCALE))
+    w1 = np.rint(frac * np.float32(_COEF_SCALE))
+    first = np.clip(index, 0, src - 1)
+    second = np.clip(index + 1, 0, src - 1)
+    return first, second, w0.astype(np.int64), w1.astype(np.int64)
+
+
+def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
+                                                         int]) -> np.ndarray:
+    """``cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)`` for a
+    ``uint8`` ``[H, W, C]`` image, bit for bit.
+
+    Args:
+        image (np.ndarray): ``[H, W, C]`` uint8.
+        size (tuple[int, int]): ``(width, height)`` of the output, as cv2.
+
+    Returns:
+        np.ndarray: ``[height, width, C]`` uint8.
+    """
+    height, width = image.shape[:2]
+    new_w, new_h = size
+    if (new_w, new_h) == (width, height):
+        return image.copy()
+    if width == 2 * new_w and height == 2 * new_h:
+        # OpenCV resizes an exact 2x reduction with INTER_AREA.
+        s = image.astype(np.int64)
+        total = (s[0::2, 0::2] + s[0::2, 1::2] + s[1::2, 0::2] + s[1::2, 1::2])
+        return ((total + 2) >> 2).astype(np.uint8)
+    x0, x1, a0, a1 = _linear_table(width, new_w, clamp_weight=True)
+    y0, y1, b0, b1 = _linear_table(height, new_h, clamp_weight=False)
+    src = image.astype(np.int64)
+    # Horizontal pass: integer sums with 11-bit weights.
+    rows = src[:, x0] * a0[None, :, None] + src[:, x1] * a1[None, :, None]
+    # Vertical pass: OpenCV's rounding of the 22-bit products.
+    top = (b0[:, None, None] * (rows[y0] >> 4)) >> 16
+    bottom = (b1[:, None, None] * (rows[y1] >> 4)) >> 16
+    out = (top + bottom + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _torch_linear_table(src: int, dst: int):
+    """PyTorch's bilinear (``align_corners=False``) indices and float32
+    weights along one axis (``scale * (i + 0.5) - 0.5`` rounded once, as
+    its fused multiply-add computes it)."""
+    scale = np.float32(src) / np.float32(dst)
+    pos = (np.float64(scale) * (np.arange(dst) + 0.5) - 0.5).astype(np.float32)
+    pos = np.maximum(pos, np.float32(0))
+    first = np.minimum(np.floor(pos).astype(np.int64), src - 1)
+    second = first + (first < src - 1)
+    w1 = np.clip(pos - first.astype(np.float32), 0, 1).astype(np.float32)
+    w0 = (np.float32(1) - w1).astype(np.float32)
+    return first, second, w0, w1
+
+
+def _lerp(t0, w0, t1, w1):
+    """``t0 * w0 + t1 * w1`` as PyTorch's CPU kernel computes it: one fused
+    multiply-add over ``t1 * w1`` rounded to float32 (the float64 product
+    of two float32 values is exact)."""
+    return (t0.astype(np.float64) * w0 + (t1 * w1)).astype(np.float32)
+
+
+def resize_float_bilinear(maps: np.ndarray, size: Tuple[int,
+                                                        int]) -> np.ndarray:
+    """``F.interpolate(maps, size, mode='bilinear', align_corners=False)``
+    for ``float32`` ``[C, h, w]`` maps, as PyTorch computes it on CPU
+    (its generic kernel: width within each row, then the two rows).
+
+    Args:
+        maps (np.ndarray): ``[C, h, w]`` float32.
+        size (tuple[int, int]): ``(H, W)``.
+
+    Returns:
+        np.ndarray: ``[C, H, W]`` float32.
+    """
+    height, width = maps.shape[-2:]
+    out_h, out_w = size
+    if (out_h, out_w) == (height, width):
+        return maps.copy()
+    x0, x1, a0, a1 = _torch_linear_table(width, out_w)
+    y0, y1, b0, b1 = _torch_linear_table(height, out_h)
+    rows0 = maps[:, y0]
+    rows1 = maps[:, y1]
+    top = _lerp(rows0[:, :, x0], a0, rows0[:, :, x1], a1)
+    bottom = _lerp(rows1[:, :, x0], a0, rows1[:, :, x1], a1)
+    return _lerp(top, b0[:, None], bottom, b1[:, None])
+
+
+def normalize(rgb: np.ndarray, mean, std) -> np.ndarray:
+    """``(pixels - mean) / std`` in float32, as mmseg's
+    ``SegDataPreProcessor``: ``[H, W, 3]`` uint8 to ``[1, 3, H, W]``."""
+    pixels = rgb.astype(np.float32).transpose(2, 0, 1)
+    mean = np.asarray(mean, np.float32)[:, None, None]
+    std = np.asarray(std, np.float32)[:, None, None]
+    return ((pixels - mean) / std)[None]

@@ -1,0 +1,235 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Zero-shot segmentation of whole images with an ONNX export, in
+onnxruntime and numpy: the steps of mmseg's pipeline and of the
+segmentor's slide inference and post-processing, one by one.
+
+::
+
+    photo ─ read_rgb ─ resize (cv2-equal) ─ normalise ─► [1, 3, h, w]
+    windows (crop, stride; mmseg's order) ─ image.onnx ─► window scores
+    sum per pixel / windows per pixel ─► [C, h, w]
+    resize to the photo (PyTorch-equal bilinear) ─ argmax ─► labels
+"""
+import json
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnxruntime as ort
+
+from .image_ops import (normalize, read_rgb, rescale_size,
+                        resize_float_bilinear, resize_uint8_bilinear)
+from .tokenizer import ClipTokenizer
+
+__all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
+
+FORMAT = 'mmseg-groupvit onnx 1'
+#: Channels resized at a time in post-processing (bounds memory).
+CHANNELS_PER_STEP = 8
+
+
+class ExportError(ValueError):
+    """An export folder that cannot be used."""
+
+
+def window_boxes(height: int, width: int, crop: Sequence[int],
+                 stride: Sequence[int]) -> List[Tuple[int, int, int, int]]:
+    """mmseg's slide windows ``(y1, y2, x1, x2)``, in its order."""
+    (h_crop, w_crop), (h_stride, w_stride) = crop, stride
+    h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
+    w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
+    boxes = []
+    for h_idx in range(h_grids):
+        for w_idx in range(w_grids):
+            y2 = min(h_idx * h_stride + h_crop, height)
+            x2 = min(w_idx * w_stride + w_crop, width)
+            boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return boxes
+
+
+def _session(path: str, threads: Optional[int], providers):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # Idle threads sleep instead of spinning between calls (they would
+    # take the cores from the rest of the program).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        path, options, providers=providers or ['CPUExecutionProvider'])
+
+
+class OnnxSegmenter:
+    """An export folder of ``tools/deployment/pytorch2onnx.py``, ready to
+    segment.
+
+    Args:
+        export_dir (str): The folder (``deploy.json``, ``image.onnx``,
+            ``text.onnx``, the BPE data).
+        threads (int, optional): onnxruntime intra-op threads.
+        providers (list, optional): onnxruntime execution providers
+            (default CPU).
+        window_batch (int): Windows per image-graph call. Defaults to 2.
+    """
+
+    def __init__(self,
+                 export_dir: str,
+                 threads: Optional[int] = None,
+                 providers=None,
+                 window_batch: int = 2):
+        meta_path = osp.join(export_dir, 'deploy.json')
+        if not osp.isfile(meta_path):
+            raise ExportError(
+                f'{export_dir} is not an ONNX export (no deploy.json); '
+                f'create one with tools/deployment/pytorch2onnx.py.')
+        try:
+            with open(meta_path, encoding='utf-8') as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ExportError(f'Cannot read {meta_path}: {e}. Export '
+                              f'again.') from None
+        if not isinstance(meta, dict) or meta.get('format') != FORMAT:
+            raise ExportError(
+                f'{meta_path} is not an export of this version ({FORMAT!r}); '
+                f'export again with tools/deployment/pytorch2onnx.py.')
+        self.meta = meta
+        self.protocol = meta['protocol']
+        files = [
+            meta['image_graph']['file'], meta['text_graph']['file'],
+            meta['tokenizer']['bpe_file']
+        ]
+        for name in files:
+            if osp.basename(name) != name or not osp.isfile(
+                    osp.join(export_dir, name)):
+                raise ExportError(f'{export_dir} lacks {name!r}; export '
+                                  f'again.')
+        self.image = _session(
+            osp.join(export_dir, files[0]), threads, providers)
+        self.text = _session(
+            osp.join(export_dir, files[1]), threads, providers)
+        self.tokenizer = ClipTokenizer(osp.join(export_dir, files[2]))
+        self.window_batch = window_batch
+
+    # ------------------------------------------------------------------
+    # text
+    # ------------------------------------------------------------------
+    def prompts(self,
+                classes: List[List[str]],
+                templates: Optional[List[str]] = None) -> List[List[str]]:
+        """Per class, every (synonym x template) prompt."""
+        templates = templates or self.protocol['templates']
+        return [[t.format(name) for name in names for t in templates]
+                for names in classes]
+
+    def class_embeddings(self,
+                         classes: List[List[str]],
+                         templates: Optional[List[str]] = None,
+                         chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
+        """L2-normalised class embeddings ``[K, D]``, as the text encoder's
+        ``forward()``: every prompt tokenised, encoded up to the longest
+        prompt's end, projected; the un-normalised projections of a class
+        averaged, then normalised.
+
+        Returns:
+            tuple: the embeddings and the prompts that were cut at the
+            context length.
+        """
+        prompts = self.prompts(classes, templates)
+        flat = [p for ps in prompts for p in ps]
+        rows, cut = self.tokenizer.tokenize(flat,
+                                            self.protocol['context_length'])
+        tokens = np.asarray(rows, dtype=np.int64)
+        feats = []
+        for start in range(0, len(flat), chunk):
+            part = tokens[start:start + chunk]
+            # Positions after the longest prompt's end cannot change the
+            # result under the causal mask (the segmentor does the same).
+            length = int(part.argmax(-1).max()) + 1
+            feats.append(
+                self.text.run(['text_features'],
+                              dict(tokens=part[:, :length]))[0])
+        feats = np.concatenate(feats)
+        sizes = np.cumsum([len(p) for p in prompts])[:-1]
+        means = np.stack([c.mean(axis=0) for c in np.split(feats, sizes)])
+        norm = np.sqrt((means * means).sum(-1, keepdims=True))
+        return (means / np.maximum(norm, np.float32(1e-12))).astype(
+            np.float32), [flat[i] for i in cut]
+
+    # ------------------------------------------------------------------
+    # image
+    # ------------------------------------------------------------------
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """mmcv's keep-ratio ``Resize`` and mmseg's normalisation:
+        ``[H, W, 3]`` uint8 to ``[1, 3, h, w]`` float32."""
+        height, width = rgb.shape[:2]
+        size = rescale_size(width, height, self.protocol['resize']['scale'])
+        resized = resize_uint8_bilinear(rgb, size)
+        return normalize(resized, self.protocol['mean'], self.protocol['std'])
+
+    def window_scores(self, windows: np.ndarray, class_embeds: np.ndarray,
+                      bg_thresh: float) -> np.ndarray:
+        """The image graph on ``[n, 3, H, W]`` windows: ``[n, C, H, W]``."""
+        return self.image.run(['scores'],
+                              dict(
+                                  pixels=np.ascontiguousarray(windows),
+                                  class_embeds=class_embeds,
+                                  bg_thresh=np.array(bg_thresh,
+                                                     np.float32)))[0]
+
+    def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
+              bg_thresh: float) -> np.ndarray:
+        """mmseg's slide inference: window scores added in window order and
+        divided by the windows per pixel. ``[1, 3, h, w]`` to
+        ``[C, h, w]``."""
+        _, _, height, width = pixels.shape
+        patch = self.protocol['patch_size']
+        if height < patch or width < patch:
+            raise ValueError(
+                f'Image {height}x{width} after the resize is smaller than '
+                f'one {patch}x{patch} patch; resize it first.')
+        boxes = window_boxes(height, width, self.protocol['crop_size'],
+                             self.protocol['stride'])
+        channels = len(class_embeds) + int(self.protocol['with_bg'])
+        preds = np.zeros((channels, height, width), np.float32)
+        count = np.zeros((height, width), np.float32)
+        for start in range(0, len(boxes), self.window_batch):
+            chunk = boxes[start:start + self.window_batch]
+            crops = np.concatenate(
+                [pixels[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+            scores = self.window_scores(crops, class_embeds, bg_thresh)
+            for (y1, y2, x1, x2), window in zip(chunk, scores):
+                preds[:, y1:y2, x1:x2] += window
+                count[y1:y2, x1:x2] += 1
+        return preds / count
+
+    @staticmethod
+    def resize_argmax(logits: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+        """Labels of the scores resized to ``size`` (PyTorch's bilinear,
+        ``align_corners=False``), a few channels at a time; ties go to the
+        first class, as ``argmax`` does."""
+        labels = best = None
+        for first in range(0, len(logits), CHANNELS_PER_STEP):
+            part = resize_float_bilinear(
+                logits[first:first + CHANNELS_PER_STEP], size)
+            index = part.argmax(0)
+            value = np.take_along_axis(part, index[None], 0)[0]
+            if best is None:
+                labels, best = index, value
+                continue
+            better = value > best
+            labels = np.where(better, index + first, labels)
+            best = np.where(better, value, best)
+        return labels.astype(np.int64)
+
+    def predict(self, rgb: np.ndarray, class_embeds: np.ndarray,
+                bg_thresh: float) -> np.ndarray:
+        """Labels ``[H, W]`` (int64) of an ``[H, W, 3]`` RGB photo."""
+        logits = self.slide(self.preprocess(rgb), class_embeds, bg_thresh)
+        return self.resize_argmax(logits, rgb.shape[:2])
+
+    def predict_file(self, path: str, class_embeds: np.ndarray,
+                     bg_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
+        """Read an image file and segment it: ``(rgb, labels)``."""
+        rgb = read_rgb(path)
+        return rgb, self.predict(rgb, class_embeds, bg_thresh)

@@ -1,0 +1,281 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""CLIP's BPE tokenizer in the standard library, giving the token ids of
+``mmseg.utils.tokenize`` (the reference) from the exported BPE data.
+
+mmseg's tokenizer (copied from OpenAI's CLIP, MIT licence) cleans the text
+with ``ftfy.fix_text`` and splits it with the ``regex`` package's Unicode
+classes. Neither package is used here:
+
+- the pattern's ``\\p{L}`` and ``\\p{N}`` are built as explicit character
+  ranges from :mod:`unicodedata`;
+- of ``ftfy.fix_text`` (6.x defaults) every step is reproduced except the
+  repair of mojibake (text decoded with the wrong encoding, e.g. ``cafÃ©``);
+  text that looks like mojibake is refused with a :class:`ValueError`
+  instead of being tokenised differently.
+"""
+import gzip
+import html
+import html.entities
+import re
+import sys
+import unicodedata
+from functools import lru_cache
+from typing import Dict, List, Tuple
+
+__all__ = ['ClipTokenizer']
+
+# ftfy's tables (ftfy/chardata.py, MIT licence).
+_CONTROL = dict.fromkeys(
+    list(range(0x00, 0x09)) + [0x0B] + list(range(0x0E, 0x20)) + [0x7F] +
+    list(range(0x206A, 0x2070)) + [0xFEFF] + list(range(0xFFF9, 0xFFFD)))
+_LIGATURES = {
+    ord('Ĳ'): 'IJ',
+    ord('ĳ'): 'ij',
+    ord('ŉ'): 'ʼn',
+    ord('Ǳ'): 'DZ',
+    ord('ǲ'): 'Dz',
+    ord('ǳ'): 'dz',
+    ord('Ǆ'): 'DŽ',
+    ord('ǅ'): 'Dž',
+    ord('ǆ'): 'dž',
+    ord('Ǉ'): 'LJ',
+    ord('ǈ'): 'Lj',
+    ord('ǉ'): 'lj',
+    ord('Ǌ'): 'NJ',
+    ord('ǋ'): 'Nj',
+    ord('ǌ'): 'nj',
+    ord('ﬀ'): 'ff',
+    ord('ﬁ'): 'fi',
+    ord('ﬂ'): 'fl',
+    ord('ﬃ'): 'ffi',
+    ord('ﬄ'): 'ffl',
+    ord('ﬅ'): 'ſt',
+    ord('ﬆ'): 'st',
+}
+_SINGLE_QUOTE = re.compile('[\u02bc\u2018-\u201b]')
+_DOUBLE_QUOTE = re.compile('[\u201c-\u201f]')
+_ENTITY = re.compile(r'&#?[0-9A-Za-z]{1,24};')
+_C1 = re.compile(r'[\x80-\x9f]')
+_TERMINAL_ESCAPE = re.compile(r'\033\[((?:\d|;)*)([a-zA-Z])')
+_LINE_BREAK = re.compile('\r\n|\r|\u2028|\u2029|\u0085')
+_SURROGATE_PAIR = re.compile('[\ud800-\udbff][\udc00-\udfff]')
+_SURROGATE = re.compile('[\ud800-\udfff]')
+#: Single-byte encodings whose mis-decoding of UTF-8 ftfy repairs.
+_MOJIBAKE_ENCODINGS = ('latin-1', 'cp1252', 'cp1251', 'cp1250', 'mac_roman',
+                       'cp437', 'iso-8859-2')
+
+
+@lru_cache()
+def _html_entities() -> Dict[str, str]:
+    """ftfy's entity table: HTML5 names with a semicolon, and upper-case
+    forms of the lower-case ones that are not entities themselves."""
+    entities = {}
+    for name, char in html.entities.html5.items():
+        if name.endswith(';'):
+            entities['&' + name] = char
+            if name == name.lower():
+                upper = '&' + name.upper()
+                if html.unescape(upper) == upper:
+                    entities[upper] = char.upper()
+    return entities
+
+
+@lru_cache()
+def _width_map() -> Dict[int, str]:
+    width = {0x3000: ' '}
+    for i in range(0xFF01, 0xFFF0):
+        alternate = unicodedata.normalize('NFKC', chr(i))
+        if alternate != chr(i):
+            width[i] = alternate
+    return width
+
+
+def _unescape_entity(match) -> str:
+    text = match.group(0)
+    entities = _html_entities()
+    if text in entities:
+        return entities[text]
+    if text.startswith('&#'):
+        unescaped = html.unescape(text)
+        return text if ';' in unescaped else unescaped
+    return text
+
+
+def _sloppy_cp1252(char: str) -> str:
+    try:
+        return bytes([ord(char)]).decode('cp1252')
+    except UnicodeDecodeError:
+        return char
+
+
+def _surrogate_pair(match) -> str:
+    high, low = (ord(c) for c in match.group(0))
+    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+
+def check_not_mojibake(text: str) -> None:
+    """Refuse text that ftfy would re-decode (UTF-8 read as a single-byte
+    encoding): its repair is not reproduced here."""
+    if text.isascii():
+        return
+    for encoding in _MOJIBAKE_ENCODINGS:
+        try:
+            decoded = text.encode(encoding).decode('utf-8')
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if decoded != text:
+            raise ValueError(
+                f'The class name or prompt {text!r} looks like UTF-8 text '
+                f'decoded as {encoding} (it reads {decoded!r} when '
+                f're-decoded); fix the text\'s encoding (save the vocabulary '
+                f'as UTF-8).')
+
+
+def fix_text(text: str) -> str:
+    """``ftfy.fix_text`` with its default settings, mojibake repair
+    excepted (see :func:`check_not_mojibake`)."""
+    unescape = '<' not in text
+    while True:
+        original = text
+        if unescape:
+            text = _ENTITY.sub(_unescape_entity, text)
+        check_not_mojibake(text)
+        text = _C1.sub(lambda m: _sloppy_cp1252(m.group(0)), text)
+        text = text.translate(_LIGATURES)
+        text = text.translate(_width_map())
+        text = _SINGLE_QUOTE.sub("'", text)
+        text = _DOUBLE_QUOTE.sub('"', text)
+        text = _LINE_BREAK.sub('\n', text)
+        if _SURROGATE.search(text):
+            text = _SURROGATE_PAIR.sub(_surrogate_pair, text)
+            text = _SURROGATE.sub('\ufffd', text)
+        text = _TERMINAL_ESCAPE.sub('', text)
+        text = text.translate(_CONTROL)
+        text = unicodedata.normalize('NFC', text)
+        if text == original:
+            return text
+
+
+@lru_cache()
+def _letter_number_classes() -> Tuple[str, str]:
+    """Character classes of every Unicode letter (``\\p{L}``) and number
+    (``\\p{N}``), as ranges for :mod:`re`."""
+    letters, numbers = [], []
+    for code in range(sys.maxunicode + 1):
+        kind = unicodedata.category(chr(code))[0]
+        target = letters if kind == 'L' else numbers if kind == 'N' else None
+        if target is None:
+            continue
+        if target and target[-1][1] == code - 1:
+            target[-1][1] = code
+        else:
+            target.append([code, code])
+
+    def ranges(spans):
+        return ''.join(
+            re.escape(chr(a)) if a ==
+            b else f'{re.escape(chr(a))}-{re.escape(chr(b))}'
+            for a, b in spans)
+
+    return ranges(letters), ranges(numbers)
+
+
+@lru_cache()
+def bytes_to_unicode() -> Dict[int, str]:
+    """CLIP's reversible map from bytes to printable characters."""
+    bs = list(range(ord('!'),
+                    ord('~') + 1)) + list(range(
+                        ord('¡'),
+                        ord('¬') + 1)) + list(range(ord('®'),
+                                                    ord('ÿ') + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+class ClipTokenizer:
+    """CLIP's BPE tokenizer, as ``mmseg.utils.tokenizer.SimpleTokenizer``
+    with mmseg's special tokens (``<start_of_text>``, ``<end_of_text>``).
+
+    Args:
+        bpe_path (str): ``bpe_simple_vocab_16e6.txt.gz`` (in the export
+            folder).
+    """
+
+    def __init__(self, bpe_path: str):
+        with gzip.open(bpe_path) as f:
+            merges = f.read().decode('utf-8').split('\n')
+        merges = [tuple(m.split()) for m in merges[1:49152 - 256 - 2 + 1]]
+        vocab = list(bytes_to_unicode().values())
+        vocab = vocab + [v + '</w>' for v in vocab]
+        vocab += [''.join(m) for m in merges]
+        special = ['<start_of_text>', '<end_of_text>']
+        vocab += special
+        self.encoder = {token: i for i, token in enumerate(vocab)}
+        self.bpe_ranks = {merge: i for i, merge in enumerate(merges)}
+        self.byte_encoder = bytes_to_unicode()
+        self.cache = {t: t for t in special}
+        self.sot_id, self.eot_id = (self.encoder[t] for t in special)
+        letters, numbers = _letter_number_classes()
+        self.pattern = re.compile(
+            '|'.join(special) + r"|'s|'t|'re|'ve|'m|'ll|'d" +
+            f'|[{letters}]+|[{numbers}]|[^\\s{letters}{numbers}]+',
+            re.IGNORECASE)
+
+    def bpe(self, token: str) -> List[str]:
+        """Merge the characters of one pre-token by rank."""
+        if token in self.cache:
+            return self.cache[token].split(' ')
+        word = tuple(token[:-1]) + (token[-1] + '</w>', )
+        while len(word) > 1:
+            pairs = set(zip(word[:-1], word[1:]))
+            bigram = min(
+                pairs, key=lambda p: self.bpe_ranks.get(p, float('inf')))
+            if bigram not in self.bpe_ranks:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == bigram:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = tuple(merged)
+        self.cache[token] = ' '.join(word)
+        return list(word)
+
+    def encode(self, text: str) -> List[int]:
+        """Token ids of ``text`` without the start and end tokens."""
+        text = html.unescape(html.unescape(fix_text(text))).strip()
+        text = re.sub(r'\s+', ' ', text).strip().lower()
+        ids = []
+        for token in self.pattern.findall(text):
+            token = ''.join(self.byte_encoder[b]
+                            for b in token.encode('utf-8'))
+            ids.extend(self.encoder[t] for t in self.bpe(token))
+        return ids
+
+    def tokenize(self, texts: List[str], context_length: int = 77):
+        """``mmseg.utils.tokenize``: ``[N, context_length]`` int64 ids,
+        start and end tokens added, zero-padded; a text that is too long is
+        cut and its last token set to the end token.
+
+        Returns:
+            tuple: the ids as a list of lists, and the indices of the texts
+            that were cut.
+        """
+        rows, cut = [], []
+        for index, text in enumerate(texts):
+            ids = [self.sot_id] + self.encode(text) + [self.eot_id]
+            if len(ids) > context_length:
+                ids = ids[:context_length]
+                ids[-1] = self.eot_id
+                cut.append(index)
+            rows.append(ids + [0] * (context_length - len(ids)))
+        return rows, cut

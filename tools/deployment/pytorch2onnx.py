@@ -1,0 +1,153 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Export a GroupViT config (and checkpoint) to ONNX for
+``tools/deployment/onnx_segment.py``.
+
+Usage::
+
+    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT] --out DIR
+        [--check-image PHOTO] [--vocab ... | --vocab-file F]
+        [--templates ...] [--bg-thresh T] [--seed 0]
+
+Writes ``DIR/image.onnx`` (windows + class embeddings -> window scores),
+``DIR/text.onnx`` (token ids -> text features), the tokenizer's BPE data and
+``DIR/deploy.json`` (the protocol: mean/std, resize, window and stride,
+templates, classes, bg_thresh). Before reporting success, both graphs are
+run with onnxruntime and compared with PyTorch on a real photo (window
+scores and text features within 1e-4); a failed check leaves no output.
+Without CHECKPOINT the weights are random, and ``deploy.json`` and the
+output say so. See docs/deployment.md.
+"""
+import argparse
+import os.path as osp
+import sys
+import warnings
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+import _mmseg_groupvit_mmcv_shim
+
+_mmseg_groupvit_mmcv_shim.install()
+
+from mmengine.config import Config
+
+from mmseg_groupvit.apis import init_groupvit
+from mmseg_groupvit.deployment import ExportCheckError, export_onnx
+from mmseg_groupvit.evaluation import USER_ERRORS, user_error_message
+
+DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
+                               'groupvit_demo_voc.jpg')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export a GroupViT segmentor to ONNX (image and text '
+        'graphs plus the protocol), checked against PyTorch.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='converted checkpoint (tools/convert_weights.py); random '
+        'weights without it')
+    parser.add_argument('--out', required=True, help='export folder')
+    parser.add_argument(
+        '--check-image',
+        default=DEFAULT_CHECK_IMAGE,
+        help='photo whose first window is compared with PyTorch '
+        '(default: samples/images/groupvit_demo_voc.jpg)')
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument(
+        '--vocab',
+        help='default vocabulary stored in deploy.json: comma-separated '
+        'classes, "|" between synonyms (default: the config\'s)')
+    vocab.add_argument('--vocab-file', help='vocabulary file')
+    parser.add_argument(
+        '--templates', nargs='+', help='template set or templates')
+    parser.add_argument(
+        '--bg-thresh', type=float, help='default background threshold')
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-4,
+        help='largest allowed difference from PyTorch (default 1e-4)')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the random weights')
+    return parser.parse_args(argv)
+
+
+def check_inputs(args):
+    """Files and text options, checked before anything is built."""
+    from mmseg_groupvit.utils import get_templates, load_vocabulary
+    from mmseg_groupvit.utils.vocabulary import parse_class_list
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(
+            f'Config not found: {args.config}. Pass one of '
+            f'configs/groupvit_*.py or the .py written next to a converted '
+            f'checkpoint.')
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint not found: {args.checkpoint}. Convert the '
+            f'published weights with tools/convert_weights.py, or leave it '
+            f'out for random weights.')
+    if not osp.isfile(args.check_image):
+        raise FileNotFoundError(
+            f'Check image not found: {args.check_image}. Pass a photo with '
+            f'--check-image.')
+    vocabulary = None
+    if args.vocab is not None:
+        vocabulary = parse_class_list(args.vocab, '--vocab')
+    elif args.vocab_file is not None:
+        vocabulary = load_vocabulary(args.vocab_file)
+    templates = None
+    if args.templates is not None:
+        templates = args.templates
+        if len(templates) == 1 and '{' not in templates[0]:
+            templates = templates[0]
+        templates = get_templates(templates)
+    return vocabulary, templates
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        vocabulary, templates = check_inputs(args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='No checkpoint given')
+            warnings.filterwarnings('ignore', message='``build_loss``')
+            model = init_groupvit(
+                args.config,
+                args.checkpoint,
+                'cpu',
+                vocabulary=vocabulary,
+                templates=templates,
+                bg_thresh=args.bg_thresh,
+                seed=args.seed)
+        if args.checkpoint is None:
+            print('warning: no CHECKPOINT: the exported model has RANDOM '
+                  'weights and its predictions are meaningless.')
+        meta = export_onnx(
+            model,
+            Config.fromfile(args.config),
+            args.out,
+            args.check_image,
+            atol=args.atol,
+            weights=osp.abspath(args.checkpoint)
+            if args.checkpoint else f'random (seed {args.seed})')
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
+    except (FileNotFoundError, ValueError, TypeError, ExportCheckError) as e:
+        sys.exit(f'error: {e}')
+    check = meta['check']
+    print(f'Exported to {args.out}: image.onnx, text.onnx, deploy.json '
+          f'(opset {meta["opset"]}, window '
+          f'{"x".join(map(str, meta["protocol"]["crop_size"]))}).')
+    print(f'Checked against PyTorch on {check["image"]}: window scores max '
+          f'abs diff {check["window_scores_max_abs_diff"]:.1e}, text '
+          f'features {check["text_features_max_abs_diff"]:.1e} (<= '
+          f'{check["atol"]:.0e}), labels {100 * check["labels_equal"]:.3f}% '
+          f'equal.')
+    return meta
+
+
+if __name__ == '__main__':
+    main()
