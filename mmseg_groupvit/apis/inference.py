@@ -12,8 +12,8 @@ from mmseg.apis import init_model
 from torch import nn
 
 from ..utils import get_templates, load_vocabulary
-from ..weights import resolve_load_from
 from ..utils.bg_thresh import check_bg_thresh
+from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
 
