@@ -34,8 +34,6 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 from mmengine.runner import Runner
@@ -43,6 +41,8 @@ from mmengine.runner import Runner
 from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
                                        check_text_options, describe_protocol,
                                        prepare_test_run, user_error_message)
+from mmseg_groupvit.utils.distributed import (finish_distributed,
+                                              init_cpu_distributed)
 from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
 
 
@@ -114,21 +114,6 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
-def init_cpu_distributed(cfg) -> None:
-    """Create the gloo process group for ``--launcher pytorch`` without
-    CUDA, before the Runner tries (and fails) to set a CUDA device."""
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
-        return
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg['backend'] = 'gloo'
-    # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which
-    # DistributedDataParallel refuses for a CPU model.
-    cfg.setdefault('model_wrapper_cfg',
-                   dict(type='MMDistributedDataParallel', device_ids=None))
-
-
 def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -196,15 +181,6 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
         record['predictions'] = osp.abspath(args.out)
     with open(path, 'w') as f:
         json.dump(record, f, indent=2)
-
-
-def finish_distributed() -> None:
-    """Wait for every process, then tear the process group down: a gloo
-    group left to the interpreter's exit can abort a process after its work
-    is done (``terminate called without an active exception``)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def main(argv=None):
