@@ -77,8 +77,9 @@ def test_pipeline_pixels_are_the_hand_normalised_image(name, tmp_path):
     """A real photo through the config's test pipeline and data
     preprocessor equals the photo normalised by hand, channel by channel
     in RGB order. The PNG is 448 high, so the resize leaves it as is."""
-    photo = Image.open(osp.join(REPO, 'samples', 'images',
-                                'groupvit_demo_voc.jpg')).convert('RGB')
+    photo = Image.open(
+        osp.join(REPO, 'samples', 'images',
+                 'groupvit_demo_voc.jpg')).convert('RGB')
     photo = photo.resize((600, 448), Image.BILINEAR)
     path = tmp_path / 'photo.png'
     photo.save(path)
