@@ -105,10 +105,14 @@ def build_small_segmentor(config='groupvit_voc.py', seed=0, **overrides):
 def varied_segmentor(seed=0, text_encoder=False):
     """A small random GroupViT whose labels vary with the image: at the
     usual init scale (std 0.02) random weights give one class everywhere,
-    which would make every comparison trivial. Matrices of the image
-    encoder (and of the text encoder when asked) are drawn at std 0.2, and
-    the head's temperature is the clamp, 100."""
-    model = build_small_segmentor(seed=seed)
+    which would make every comparison trivial. See :func:`vary_weights`."""
+    return vary_weights(build_small_segmentor(seed=seed), seed, text_encoder)
+
+
+def vary_weights(model, seed=0, text_encoder=False):
+    """Make a random segmentor's labels vary with the image, in place:
+    matrices of the image encoder (and of the text encoder when asked) are
+    drawn at std 0.2, and the head's temperature is the clamp, 100."""
     gen = torch.Generator().manual_seed(seed)
     encoders = [model.image_encoder]
     if text_encoder:

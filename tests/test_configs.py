@@ -67,6 +67,37 @@ def load(name):
     return cfg
 
 
+# ImageNet mean and std of RGB pixels in 0..255 (spec section 6).
+IMAGENET_MEAN = np.array([123.675, 116.28, 103.53])
+IMAGENET_STD = np.array([58.395, 57.12, 57.375])
+
+
+@pytest.mark.parametrize('name', SHIPPED)
+def test_pipeline_pixels_are_the_hand_normalised_image(name, tmp_path):
+    """A real photo through the config's test pipeline and data
+    preprocessor equals the photo normalised by hand, channel by channel
+    in RGB order. The PNG is 448 high, so the resize leaves it as is."""
+    photo = Image.open(
+        osp.join(REPO, 'samples', 'images',
+                 'groupvit_demo_voc.jpg')).convert('RGB')
+    photo = photo.resize((600, 448), Image.BILINEAR)
+    path = tmp_path / 'photo.png'
+    photo.save(path)
+    cfg = load(name)
+    pipeline = Compose([
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if t['type'] != 'LoadAnnotations'
+    ])
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    data = pipeline(dict(img_path=str(path)))
+    inputs = preprocessor(dict(inputs=[data['inputs']]), False)['inputs']
+    expected = (np.asarray(photo, dtype=np.float64) -
+                IMAGENET_MEAN) / IMAGENET_STD
+    assert inputs.shape == (1, 3, 448, 600)
+    np.testing.assert_allclose(
+        inputs[0].permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize('name', SHIPPED)
 def test_protocol_settings(name):
     """The original evaluation protocol (spec section 6), in every config."""

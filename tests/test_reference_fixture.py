@@ -13,6 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
@@ -44,6 +45,7 @@ def converted(fixture_a, tmp_path_factory):
 def model(converted):
     _, hf, out = converted
     cfg = Config.fromfile(hf['config'])
+    init_default_scope('mmseg')  # module scope: before the autouse fixture
     segmentor = MODELS.build(ConfigDict(cfg.model))
     load_checkpoint(segmentor, hf['config'][:-3] + '.pth', map_location='cpu')
     segmentor.cfg = cfg
@@ -93,6 +95,32 @@ def test_embeddings(model, reference):
         t.format(n) for n in model.text_encoder.class_names
         for t in model.text_encoder.templates
     ]
+
+
+def test_tokens_and_text_features(model, reference):
+    """The prompts' token ids and projected features (before the template
+    mean and normalisation) equal the original's."""
+    prompts = [str(p) for p in reference['prompts']]
+    tokens = model.text_encoder.tokenize(prompts)
+    np.testing.assert_array_equal(tokens.numpy(), reference['text_ids'])
+    with torch.no_grad():
+        text_x = model.text_encoder.encode_text(prompts)
+    diff = (text_x - torch.from_numpy(reference['nv_text_x'])).abs().max()
+    assert diff.item() <= EMBED_TOL, f'nv_text_x: max abs diff {diff:.2e}'
+
+
+@pytest.mark.parametrize('i', [0, 1, 2])
+def test_image_feature_of_the_whole_resized_image(model, reference, i):
+    """The pooled feature of the whole resized image (671x448, 448x612 and
+    448x448): the position table interpolated to the image's grid, square
+    or not, as the original does (bicubic)."""
+    inputs = torch.from_numpy(reference[f'img{i}_input'])
+    with torch.no_grad():
+        image_x = model.image_encoder(inputs)['image_embeds']
+    ref = torch.from_numpy(reference[f'img{i}_nv_image_x_full'])
+    assert image_x.shape == ref.shape
+    diff = (image_x - ref).abs().max().item()
+    assert diff <= EMBED_TOL, f'image {i}: max abs diff {diff:.2e}'
 
 
 def test_logits_per_image_match_transformers(model, reference):

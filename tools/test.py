@@ -43,8 +43,6 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import torch
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
@@ -55,6 +53,8 @@ from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
                                        result_lines, run_lines,
                                        user_error_message)
 from mmseg_groupvit.utils.console import quiet_warnings
+from mmseg_groupvit.utils.distributed import (finish_distributed,
+                                              init_cpu_distributed)
 from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
 from mmseg_groupvit.weights.download import is_remote
 
@@ -144,21 +144,6 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
-def init_cpu_distributed(cfg) -> None:
-    """Create the gloo process group for ``--launcher pytorch`` without
-    CUDA, before the Runner tries (and fails) to set a CUDA device."""
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
-        return
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg['backend'] = 'gloo'
-    # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which
-    # DistributedDataParallel refuses for a CPU model.
-    cfg.setdefault('model_wrapper_cfg',
-                   dict(type='MMDistributedDataParallel', device_ids=None))
-
-
 def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -242,15 +227,6 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
     lines += result_lines(metrics, len(runner.test_loop.dataloader.dataset),
                           seconds, paths)
     print('\n'.join(lines), flush=True)
-
-
-def finish_distributed() -> None:
-    """Wait for every process, then tear the process group down: a gloo
-    group left to the interpreter's exit can abort a process after its work
-    is done (``terminate called without an active exception``)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def classification_tool(argv=None):

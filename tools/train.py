@@ -6,7 +6,8 @@ Adapted from MMSegmentation 1.2.2 ``tools/train.py`` (Apache-2.0). Additions:
 
 - the checkout's ``mmseg_groupvit`` is importable without installing it;
 - ``--launcher pytorch`` also works on CPU-only machines: the gloo process
-  group is created as in ``tools/test.py`` (its ``init_cpu_distributed``),
+  group is created as in ``tools/test.py``
+  (:mod:`mmseg_groupvit.utils.distributed`),
   the model is wrapped in DDP without a device id, and SyncBN layers become
   BN (SyncBN needs GPUs; statistics are then per process), so
   ``torchrun --nproc_per_node=2 tools/train.py CFG --launcher pytorch``
@@ -29,7 +30,6 @@ Usage::
         [--verbose]
 """
 import argparse
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -47,22 +47,9 @@ from mmengine.logging import print_log
 
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
 from mmseg_groupvit.utils.console import quiet_warnings
+from mmseg_groupvit.utils.distributed import (finish_distributed,
+                                              init_cpu_distributed)
 from mmseg_groupvit.weights import CheckpointError
-
-
-def _load_test_tool():
-    """``tools/test.py`` as a module (``tools`` is not a package, and the
-    name ``test`` would clash with Python's own ``test`` package)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')
-    spec = importlib.util.spec_from_file_location('_groupvit_test_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_test_tool = _load_test_tool()
-init_cpu_distributed = _test_tool.init_cpu_distributed
-finish_distributed = _test_tool.finish_distributed
 
 
 def parse_args(argv=None):

@@ -6,10 +6,11 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 
-from tests.conftest import VOC_SAMPLE, build_small_segmentor
+from tests.conftest import VOC_SAMPLE, build_small_segmentor, varied_segmentor
 
 # 2007_000129 is 334 wide and 500 high (an odd size): resized to 448x671,
 # two windows.
@@ -32,12 +33,15 @@ def run(model, mode):
 
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
 def test_predict_on_real_photo(mode):
-    model = build_small_segmentor()
+    model = varied_segmentor(seed=1)
     result = run(model, mode)
     assert result.seg_logits.data.shape == (21, 500, 334)
     labels = result.pred_sem_seg.data[0]
     assert labels.shape == (500, 334)
-    assert 0 <= labels.min() and labels.max() < 21
+    # Not a trivial prediction: background and a class are both present.
+    assert (labels == 0).any() and (labels > 0).any()
+    # The labels are the best-scoring channel of the scores.
+    assert torch.equal(labels, result.seg_logits.data.argmax(0))
     # Reproducible: a second run gives the same labels bit for bit.
     assert torch.equal(run(model, mode).pred_sem_seg.data[0], labels)
 
@@ -88,12 +92,21 @@ def test_set_vocabulary_changes_class_count():
 def test_contrastive_outputs():
     model = build_small_segmentor()
     images = torch.randn(3, 3, 224, 224)
+    texts = ['a cat.', 'a dog.', 'a bird.']
     with torch.no_grad():
-        out = model.contrastive(images, ['a cat.', 'a dog.', 'a bird.'])
-    assert out['logits_per_image'].shape == (3, 3)
-    torch.testing.assert_close(out['logits_per_text'],
-                               out['logits_per_image'].t())
+        out = model.contrastive(images, texts)
+        # Two images against three texts: which side is which is in the
+        # shapes.
+        pair = model.contrastive(images[:2], texts, return_loss=False)
+        image_embeds = model.image_encoder(images[:2])['image_embeds']
+        text_embeds = model.text_encoder.encode_text(texts)
     scale = model.decode_head.logit_scale.exp()
+    cosine = (F.normalize(text_embeds, dim=-1) @ F.normalize(
+        image_embeds, dim=-1).t())  # [3 texts, 2 images]
+    torch.testing.assert_close(pair['logits_per_text'], cosine * scale)
+    torch.testing.assert_close(pair['logits_per_image'], cosine.t() * scale)
+    assert 'loss' not in pair
+    assert out['logits_per_image'].shape == (3, 3)
     cosine = out['image_embeds'] @ out['text_embeds'].t()
     torch.testing.assert_close(out['logits_per_image'], cosine * scale)
     target = torch.arange(3)
