@@ -48,9 +48,10 @@ from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from PIL import Image
 
-from mmseg_groupvit.apis import (check_bg_thresh, image_group_maps,
-                                 init_groupvit)
+from mmseg_groupvit.apis import image_group_maps, init_groupvit
+from mmseg_groupvit.evaluation import user_error_message
 from mmseg_groupvit.utils import get_templates, load_vocabulary
+from mmseg_groupvit.utils.config_checks import ConfigValueError
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
@@ -208,8 +209,6 @@ def check_inputs(args):
         if len(templates) == 1 and '{' not in templates[0]:
             templates = templates[0]
         templates = get_templates(templates)
-    if args.bg_thresh is not None:
-        check_bg_thresh(args.bg_thresh)
     return images, vocabulary, extra, templates
 
 
@@ -381,8 +380,9 @@ def main(argv=None):
                 bg_thresh=args.bg_thresh,
                 extra_classes=extra,
                 seed=args.seed)
-    except CheckpointError as e:
-        sys.exit(f'error: {e}')
+    except (CheckpointError, ConfigValueError) as e:
+        # bg_thresh and the other settings are checked by the model.
+        sys.exit(f'error: {user_error_message(e)}')
     note = None if args.checkpoint else RANDOM_NOTE
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))

@@ -40,7 +40,8 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 from mmengine.runner import Runner
 
-from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
+from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
+                                       check_model_classes, check_out_dir,
                                        check_text_options, describe_protocol,
                                        prepare_test_run, user_error_message)
 from mmseg_groupvit.weights.training_state import allow_mmengine_training_state
@@ -144,26 +145,23 @@ def build_config(args) -> Config:
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            raise ConfigCheckError(
+                f'--tta needs {" and ".join(missing)} in the config, which '
+                f'{args.config} does not define (the shipped GroupViT '
+                f'configs have no test-time augmentation). Run without '
+                f'--tta, or define them as mmseg\'s configs do.')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
         # Every process writes predictions there, but mmseg's IoUMetric
         # creates the folder on rank 0 only: create it before any starts.
-        os.makedirs(args.out, exist_ok=True)
+        check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return cfg
-
-
-def check_data_root(cfg) -> None:
-    """Stop with a hint when the test data root does not exist."""
-    data_root = cfg.test_dataloader.dataset.get('data_root', None)
-    if data_root and not osp.isdir(data_root):
-        sys.exit(f'error: data root not found: {data_root}. Prepare the '
-                 f'dataset as docs/evaluation.md describes, or point to it '
-                 f'with --cfg-options '
-                 f'test_dataloader.dataset.data_root=PATH.')
 
 
 def class_results(runner):
@@ -215,9 +213,9 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint not found: {args.checkpoint}. Convert '
                  f'the published weights with tools/convert_weights.py.')
-    cfg = build_config(args)
-    check_data_root(cfg)
     try:
+        cfg = build_config(args)
+        check_out_dir(cfg.work_dir, '--work-dir')
         progress = prepare_test_run(cfg, args.checkpoint, args.resume,
                                     int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
@@ -230,7 +228,11 @@ def main(argv=None):
         check_text_options(cfg)
     except (ValueError, FileNotFoundError, TypeError) as e:
         sys.exit(f'error: {e}')
-    runner = Runner.from_cfg(cfg)
+    try:
+        # The segmentor, head and text encoder check their settings here.
+        runner = Runner.from_cfg(cfg)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     try:
         # runner.model is wrapped (DistributedDataParallel) with a launcher.
         check_model_classes(getattr(runner.model, 'module', runner.model), cfg)

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Build a GroupViT segmentor for single images, on top of
 ``mmseg.apis.init_model``."""
-import math
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -16,21 +15,6 @@ from ..utils import get_templates, load_vocabulary
 ConfigLike = Union[str, Path, Config]
 
 
-def check_bg_thresh(bg_thresh: float) -> float:
-    """Return ``bg_thresh`` as a float, or raise naming the fix."""
-    try:
-        value = float(bg_thresh)
-    except (TypeError, ValueError):
-        value = float('nan')
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise ValueError(
-            f'bg_thresh must be a number in [0, 1], got {bg_thresh!r}. '
-            f'A pixel is background when its group\'s best class score is '
-            f'below it: 0 keeps every pixel foreground, 0.95 is the VOC '
-            f'and COCO value, 0.35 the PASCAL Context one.')
-    return value
-
-
 def init_groupvit(config: ConfigLike,
                   checkpoint: Optional[str] = None,
                   device: str = 'cpu',
@@ -43,10 +27,11 @@ def init_groupvit(config: ConfigLike,
     """``mmseg.apis.init_model`` plus GroupViT's text options.
 
     The vocabulary and templates are checked before anything is built, so a
-    typo fails fast with a message naming it. ``model.dataset_meta`` follows
-    the vocabulary (``background`` first when the head has a background
-    channel), so mmseg's ``inference_model``, ``show_result_pyplot`` and
-    visualisers name the classes correctly.
+    typo fails fast with a message naming it; ``bg_thresh`` is checked by
+    the segmentor when it is built (as every ``test_cfg`` value is).
+    ``model.dataset_meta`` follows the vocabulary (``background`` first when
+    the head has a background channel), so mmseg's ``inference_model``,
+    ``show_result_pyplot`` and visualisers name the classes correctly.
 
     Args:
         config (str | Path | Config): Config file or object.
@@ -59,8 +44,8 @@ def init_groupvit(config: ConfigLike,
         templates (str | list[str], optional): Template-set name
             (``simple``, ``subset``, ``full``, ``identity``) or a list of
             templates; the config's when None.
-        bg_thresh (float, optional): Background threshold in [0, 1]; the
-            config's when None.
+        bg_thresh (float, optional): Background threshold in [0, 1] (else
+            a ``ConfigValueError``); the config's when None.
         extra_classes: Classes appended to the vocabulary (the config's
             when ``vocabulary`` is None), e.g. the dataset's names plus
             ``['grass', 'sky']``.
@@ -78,7 +63,8 @@ def init_groupvit(config: ConfigLike,
     if templates is not None:
         templates = get_templates(templates)
     if bg_thresh is not None:
-        bg_thresh = check_bg_thresh(bg_thresh)
+        cfg_options = dict(cfg_options or {})
+        cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
     if checkpoint is None:
         warnings.warn('No checkpoint given: the model has RANDOM weights and '
                       'its predictions are meaningless. Convert the '
@@ -101,6 +87,4 @@ def init_groupvit(config: ConfigLike,
             if vocabulary is not None else model.text_encoder.classes,
             templates,
             extra_classes=extra_classes)
-    if bg_thresh is not None:
-        model.test_cfg['bg_thresh'] = bg_thresh
     return model

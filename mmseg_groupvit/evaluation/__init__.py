@@ -8,7 +8,8 @@ from .consistency import (check_model_classes, check_text_options,
 from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
                      ProgressError, user_error_message)
 from .iou_metric import PerClassIoUMetric
-from .preflight import check_dataset_paths
+from .preflight import (check_dataset_paths, check_out_dir,
+                        check_test_dataloader)
 from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
 from .protocol import describe_protocol
@@ -20,7 +21,8 @@ __all__ = [
     'PerClassIoUMetric', 'describe_protocol', 'CheckedIoUMetric',
     'check_class_count', 'check_label_map', 'USER_ERRORS', 'ConfigCheckError',
     'LabelMapError', 'ProgressError', 'user_error_message',
-    'check_dataset_paths', 'ProgressWriter', 'describe_run', 'enable_progress',
-    'prepare_progress', 'read_progress', 'SkipDoneSampler', 'prepare_test_run',
+    'check_dataset_paths', 'check_out_dir', 'check_test_dataloader',
+    'ProgressWriter', 'describe_run', 'enable_progress', 'prepare_progress',
+    'read_progress', 'SkipDoneSampler', 'prepare_test_run',
     'use_checked_loading'
 ]

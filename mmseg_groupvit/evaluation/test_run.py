@@ -3,7 +3,7 @@
 data paths, load images with checks, and record (and resume) progress."""
 from typing import Optional
 
-from .preflight import check_dataset_paths
+from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
 
 __all__ = ['use_checked_loading', 'prepare_test_run']
@@ -30,8 +30,9 @@ def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
                      rank: int = 0) -> Optional[str]:
-    """Check the test data paths, switch to checked image loading and
-    record progress (see :func:`.progress.enable_progress`).
+    """Check the test data paths and dataloader settings, switch to checked
+    image loading and record progress (see
+    :func:`.progress.enable_progress`).
 
     Args:
         cfg (Config): The test config, ``work_dir`` set. Modified in place.
@@ -45,10 +46,12 @@ def prepare_test_run(cfg,
 
     Raises:
         ConfigCheckError: Missing data folders or split file.
+        ConfigValueError: A dataloader setting that cannot work.
         ProgressError: Records that cannot be resumed.
     """
+    check_test_dataloader(cfg)
     dataset = cfg.get('test_dataloader', {}).get('dataset', None)
-    if isinstance(dataset, dict) and 'data_prefix' in dataset:
+    if isinstance(dataset, dict):
         check_dataset_paths(dataset)
     use_checked_loading(cfg)
     return enable_progress(cfg, checkpoint, resume, rank)

@@ -265,6 +265,12 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
     (['PHOTO', '--templates', 'fancy'], 'Unknown prompt template set'),
     (['PHOTO', '--templates', 'a photo'], 'Unknown prompt template set'),
     (['PHOTO', '--bg-thresh', '1.5'], 'bg_thresh must be a number in'),
+    (['PHOTO', '--bg-thresh', 'nan'], 'bg_thresh must be a number in'),
+    (['PHOTO', '--extra-classes', 'grass,background'
+      ], '"background" is a name of the prompted class'),
+    (['PHOTO', '--vocab', 't-shirt,t - shirt'
+      ], "tokenize the same and would give identical prompts: 't-shirt' and "
+     "'t - shirt'"),
 ])
 def test_bad_input_gives_one_clear_error(args, message, tmp_path):
     args = [WIDE_PHOTO if a == 'PHOTO' else a for a in args]
