@@ -1,10 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What ``tools/test.py`` does to a test config before running it: check the
 data paths, load images with checks, and record (and resume) progress."""
+import os
 from typing import Optional
 
 from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
+from .work_dir_lock import lock_work_dir
 
 __all__ = ['use_checked_loading', 'prepare_test_run']
 
@@ -31,8 +33,8 @@ def prepare_test_run(cfg,
                      resume: bool = False,
                      rank: int = 0) -> Optional[str]:
     """Check the test data paths and dataloader settings, switch to checked
-    image loading and record progress (see
-    :func:`.progress.enable_progress`).
+    image loading, lock the work dir (main process) and record progress
+    (see :func:`.progress.enable_progress`).
 
     Args:
         cfg (Config): The test config, ``work_dir`` set. Modified in place.
@@ -47,11 +49,15 @@ def prepare_test_run(cfg,
     Raises:
         ConfigCheckError: Missing data folders or split file.
         ConfigValueError: A dataloader setting that cannot work.
-        ProgressError: Records that cannot be resumed.
+        ProgressError: Records that cannot be resumed, or another run in
+            the same work dir.
     """
     check_test_dataloader(cfg)
     dataset = cfg.get('test_dataloader', {}).get('dataset', None)
     if isinstance(dataset, dict):
         check_dataset_paths(dataset)
     use_checked_loading(cfg)
+    if rank == 0:
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        lock_work_dir(cfg.work_dir)
     return enable_progress(cfg, checkpoint, resume, rank)
