@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmseg.apis import init_model
 from torch import nn
 
+from ..datasets import use_checked_resize
 from ..utils import get_templates, load_vocabulary
 
 ConfigLike = Union[str, Path, Config]
@@ -80,6 +81,9 @@ def init_groupvit(config: ConfigLike,
         if 'dataset_meta' not in str(warning.message):
             warnings.warn_explicit(warning.message, warning.category,
                                    warning.filename, warning.lineno)
+    # inference_model reads cfg.test_pipeline: name images that cannot be
+    # resized (the checked steps give the same pixels).
+    use_checked_resize(model.cfg.get('test_pipeline'))
     if vocabulary is not None or templates is not None or \
             extra_classes is not None:
         model.set_vocabulary(

@@ -1,10 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Datasets and transforms registered into ``mmseg.registry``."""
+from .checked_transforms import (CheckedLoadAnnotations, CheckedResize,
+                                 use_checked_resize)
 from .coco_object import COCOObjectDataset
 from .transforms import (ImageLoadError, RobustLoadImageFromFile,
                          exif_orientation)
 
 __all__ = [
     'COCOObjectDataset', 'ImageLoadError', 'RobustLoadImageFromFile',
-    'exif_orientation'
+    'exif_orientation', 'CheckedResize', 'CheckedLoadAnnotations',
+    'use_checked_resize'
 ]

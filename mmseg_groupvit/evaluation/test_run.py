@@ -4,6 +4,7 @@ data paths, load images with checks, and record (and resume) progress."""
 import os
 from typing import Optional
 
+from ..datasets import use_checked_resize
 from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
 from .work_dir_lock import lock_work_dir
@@ -14,7 +15,10 @@ __all__ = ['use_checked_loading', 'prepare_test_run']
 def use_checked_loading(cfg) -> None:
     """Load test images with :class:`RobustLoadImageFromFile` instead of
     mmcv's ``LoadImageFromFile`` (same arguments, same pixels; bad files are
-    named with the reason and the fix).
+    named with the reason and the fix), resize them with
+    :class:`CheckedResize` and load label maps with
+    :class:`CheckedLoadAnnotations` (images too elongated to resize are
+    named; label maps with a one-pixel side keep their shape).
 
     Only the test dataloader's pipeline changes: ``cfg.test_pipeline``
     keeps ``LoadImageFromFile``, which ``MMSegInferencer`` looks for by name.
@@ -23,9 +27,11 @@ def use_checked_loading(cfg) -> None:
         cfg (Config): Modified in place.
     """
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    for step in dataset.get('pipeline', None) or []:
+    pipeline = dataset.get('pipeline', None) or []
+    for step in pipeline:
         if step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
             step['type'] = 'RobustLoadImageFromFile'
+    use_checked_resize(pipeline, annotations=True)
 
 
 def prepare_test_run(cfg,

@@ -116,6 +116,25 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                                          None))
         self._test_cfg = test_cfg
 
+    def test_step(self, data) -> list:
+        """mmengine's ``test_step`` (used by ``inference_model`` and the
+        test loop), with the images' channels checked before the data
+        preprocessor, whose mean and std would otherwise fail on a
+        4-channel array with a shape error naming neither. One channel is
+        accepted: the preprocessor's mean and std spread it to three."""
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        expected = self.image_encoder.num_channels
+        for image in inputs if isinstance(inputs, (list, tuple)) else []:
+            if isinstance(image, Tensor) and image.dim() == 3 and \
+                    image.shape[0] not in (1, expected):
+                raise ValueError(
+                    f'GroupViT expects {expected}-channel images, got '
+                    f'{image.shape[0]} channels (an image of shape '
+                    f'{tuple(image.shape)}, channels first). Convert RGBA '
+                    f'images to RGB first, e.g. array[..., :3] (mmseg\'s '
+                    f'LoadImageFromFile does so with color_type="color").')
+        return super().test_step(data)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
         """Refuse checkpoints whose keys or shapes differ from the model.
