@@ -52,9 +52,9 @@ def check_test_cfg(test_cfg: Optional[dict],
 
     Checked: ``mode`` (``'whole'`` or ``'slide'``); in slide mode
     ``crop_size`` and ``stride`` (two positive integers, the stride at most
-    the crop, the crop at least one patch); ``window_batch`` and
-    ``max_logits_bytes`` (positive integers); ``autocast``; ``bg_thresh``
-    (a number in [0, 1]).
+    the crop, the crop at least one patch); ``window_batch`` (a positive
+    integer); ``max_logits_bytes`` (an integer, 0 or more); ``autocast``;
+    ``bg_thresh`` (a number in [0, 1]).
 
     Args:
         test_cfg (dict, optional): The segmentor's ``test_cfg``.
@@ -72,10 +72,12 @@ def check_test_cfg(test_cfg: Optional[dict],
     if test_cfg.get('window_batch') is not None:
         check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
                            'windows per backbone pass')
-    if test_cfg.get('max_logits_bytes') is not None:
-        check_positive_int(test_cfg['max_logits_bytes'],
-                           f'{_KEY}.max_logits_bytes',
-                           'the largest score map kept, in bytes')
+    budget = test_cfg.get('max_logits_bytes')
+    if budget is not None and (not isinstance(budget, int)
+                               or isinstance(budget, bool) or budget < 0):
+        raise ConfigValueError(
+            f'{_KEY}.max_logits_bytes must be a number of bytes (an integer, '
+            f'0 or more: the largest score map kept), got {budget!r}.')
     check_choice(
         test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
     if test_cfg.get('bg_thresh') is not None:

@@ -88,6 +88,7 @@ def test_bad_test_cfg_is_refused_when_set(model, update, key):
         dict(bg_thresh=0),
         dict(bg_thresh=1),
         dict(autocast='bf16', window_batch=3, max_logits_bytes=1 << 20),
+        dict(max_logits_bytes=0),
         dict(mode='whole', crop_size=None, stride=None),
     ])
 def test_good_test_cfg_is_kept(model, update):
