@@ -43,13 +43,14 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import mmcv
 import numpy as np
+import torch
 from mmengine.fileio import get as read_bytes
 from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from PIL import Image
 
 from mmseg_groupvit.apis import image_group_maps, init_groupvit
-from mmseg_groupvit.evaluation import user_error_message
+from mmseg_groupvit.evaluation import USER_ERRORS, user_error_message
 from mmseg_groupvit.utils import get_templates, load_vocabulary
 from mmseg_groupvit.utils.config_checks import ConfigValueError
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
@@ -134,7 +135,8 @@ def parse_args(argv=None):
         type=float,
         default=0.5,
         help='colour weight of the overlays (default 0.5)')
-    parser.add_argument('--device', default='cpu', help='torch device')
+    parser.add_argument(
+        '--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
     parser.add_argument(
         '--seed',
         type=int,
@@ -181,9 +183,27 @@ def split_classes(text, option):
     return load_vocabulary(classes)
 
 
+def check_device(name):
+    """Raise unless ``name`` is a device of this machine."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f'--device {name!r} is not a device name ({e}). '
+                         f'Use cpu, cuda or cuda:N.') from None
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index is not None and device.index >= count or not count:
+            have = (f'CUDA devices 0 to {count - 1}'
+                    if count else 'no CUDA device')
+            raise ValueError(f'--device {name}: this machine has {have}. '
+                             f'Use --device cpu' +
+                             (' or cuda:0.' if count else '.'))
+
+
 def check_inputs(args):
     """Everything the command line names, checked before the model is
     built. Returns ``(images, vocabulary, extra_classes, templates)``."""
+    check_device(args.device)
     images = list_images(args.images)
     if not osp.isfile(args.config):
         raise FileNotFoundError(
@@ -392,9 +412,11 @@ def main(argv=None):
     for path, stem in zip(images, unique_stems(images)):
         try:
             results.append(segment(model, path, stem, args, note))
-        except UnreadableImage as e:
+        except (UnreadableImage, ) + USER_ERRORS as e:
+            # One bad image does not stop the others; it is reported at the
+            # end and the command fails.
             failed.append(path)
-            print(f'\nerror: {e}', file=sys.stderr)
+            print(f'\nerror: {user_error_message(e)}', file=sys.stderr)
         if progress:
             progress.update()
     summary = dict(
@@ -412,7 +434,8 @@ def main(argv=None):
         print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
     if failed:
         sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read: {", ".join(failed)}')
+                 f'not be read or segmented (the reasons are above; the '
+                 f'others are written): {", ".join(failed)}')
     return summary
 
 
