@@ -52,15 +52,17 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import mmcv
 import numpy as np
+import torch
 from mmengine.fileio import get as read_bytes
 from mmseg.apis import inference_model
 from PIL import Image
 
-from mmseg_groupvit.apis import (check_bg_thresh, classify_image,
-                                 image_group_maps, init_classifier,
-                                 init_groupvit)
+from mmseg_groupvit.apis import (classify_image, image_group_maps,
+                                 init_classifier, init_groupvit)
 from mmseg_groupvit.datasets import ImageLoadError
+from mmseg_groupvit.evaluation import USER_ERRORS, user_error_message
 from mmseg_groupvit.utils import get_templates, load_vocabulary
+from mmseg_groupvit.utils.config_checks import ConfigValueError
 from mmseg_groupvit.utils.console import progress, quiet_warnings
 from mmseg_groupvit.utils.vocabulary import parse_class_list
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
@@ -178,7 +180,8 @@ def parse_args(argv=None):
         type=int,
         default=5,
         help='with --classify, how many classes to print (default 5)')
-    parser.add_argument('--device', default='cpu', help='torch device')
+    parser.add_argument(
+        '--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
     parser.add_argument(
         '--seed',
         type=int,
@@ -239,9 +242,27 @@ def split_classes(text, option):
     return parse_class_list(text, option)
 
 
+def check_device(name):
+    """Raise unless ``name`` is a device of this machine."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f'--device {name!r} is not a device name ({e}). '
+                         f'Use cpu, cuda or cuda:N.') from None
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index is not None and device.index >= count or not count:
+            have = (f'CUDA devices 0 to {count - 1}'
+                    if count else 'no CUDA device')
+            raise ValueError(f'--device {name}: this machine has {have}. '
+                             f'Use --device cpu' +
+                             (' or cuda:0.' if count else '.'))
+
+
 def check_inputs(args):
     """Everything the command line names, checked before the model is
     built. Returns ``(images, vocabulary, extra_classes, templates)``."""
+    check_device(args.device)
     images = list_images(args.images)
     if not osp.isfile(args.config):
         raise FileNotFoundError(
@@ -268,8 +289,6 @@ def check_inputs(args):
         if len(templates) == 1 and '{' not in templates[0]:
             templates = templates[0]
         templates = get_templates(templates)
-    if args.bg_thresh is not None:
-        check_bg_thresh(args.bg_thresh)
     return images, vocabulary, extra, templates
 
 
@@ -489,8 +508,9 @@ def main(argv=None):
                 extra_classes=extra,
                 seed=args.seed,
                 random_weights=args.random_weights)
-    except CheckpointError as e:
-        sys.exit(f'error: {e}')
+    except (CheckpointError, ConfigValueError) as e:
+        # bg_thresh and the other settings are checked by the model.
+        sys.exit(f'error: {user_error_message(e)}')
     if not args.random_weights:
         args.checkpoint = args.checkpoint or model.cfg.get('load_from')
     note = None if args.checkpoint else RANDOM_NOTE
@@ -502,9 +522,11 @@ def main(argv=None):
         for path, stem in zip(images, unique_stems(images)):
             try:
                 results.append(segment(model, path, stem, args, note))
-            except UnreadableImage as e:
+            except (UnreadableImage, ) + USER_ERRORS as e:
+                # One bad image does not stop the others; it is reported at
+                # the end and the command fails.
                 failed.append(path)
-                print(f'error: {e}', file=sys.stderr)
+                print(f'error: {user_error_message(e)}', file=sys.stderr)
             bar.advance()
     summary = dict(
         config=osp.abspath(args.config),
@@ -522,7 +544,8 @@ def main(argv=None):
     print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
     if failed:
         sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read: {", ".join(failed)}')
+                 f'not be read or segmented (the reasons are above; the '
+                 f'others are written): {", ".join(failed)}')
     return summary
 
 

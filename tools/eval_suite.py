@@ -20,9 +20,11 @@ templates), the checkpoint, mIoU, mAcc, aAcc, the number of images and the
 seconds the evaluation took. Classification configs
 (``configs/classification/``) share the table: their rows give the resize
 and crop and top-1 / top-5 accuracy (always one process), the segmentation
-columns ``-``. Run the same command again and the pairs
-already in ``results.csv`` (same config, checkpoint, data root and options)
-are skipped, so an interrupted suite resumes where it stopped. A run that
+columns ``-``. Run the same command again and the pairs already in
+``results.csv`` (same config, checkpoint, data root and options, and the
+same checkpoint content: its SHA-256 is a column) are skipped, so an
+interrupted suite resumes where it stopped; a checkpoint file that changed
+since is evaluated again and its new row replaces the old one. A run that
 fails is reported and left out of the table; the others still run. While a
 run goes, a progress bar over its images (read from the run's per-image
 records) shows its ETA on standard error.
@@ -56,11 +58,14 @@ TEST_PY = osp.join(TOOLS, 'test.py')
 COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
-    'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+    'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir',
+    'checkpoint_sha256'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
-# A finished run is identified by these columns.
-KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options')
+# A finished run is identified by these columns; the first four name the
+# pair, the last the checkpoint's content.
+KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
+               'checkpoint_sha256')
 
 
 def parse_args(argv=None):
@@ -162,6 +167,15 @@ def run_key(row: dict) -> Tuple[str, ...]:
     return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
 
 
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's content."""
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def read_table(path: str) -> List[dict]:
     """Rows of an existing results.csv (empty if there is none)."""
     if not osp.isfile(path):
@@ -233,7 +247,7 @@ def classification_row(record: dict) -> dict:
 
 
 def table_row(record: dict, config: str, checkpoint: str, data_root: str,
-              cfg_options: str, work_dir: str) -> dict:
+              cfg_options: str, work_dir: str, checkpoint_sha256: str) -> dict:
     """One table row from a run's ``results.json``."""
     protocol = record['protocol']
     if protocol.get('task') == 'classification':
@@ -248,6 +262,7 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
             data_root=data_root,
             cfg_options=cfg_options,
             work_dir=work_dir,
+            checkpoint_sha256=checkpoint_sha256,
             **classification_row(record))
     metrics = record['metrics']
     texts = format_protocol(protocol)
@@ -270,7 +285,8 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
         vocabulary=texts['vocabulary'],
         data_root=data_root,
         cfg_options=cfg_options,
-        work_dir=work_dir)
+        work_dir=work_dir,
+        checkpoint_sha256=checkpoint_sha256)
 
 
 # ----------------------------------------------------------------------
@@ -406,6 +422,7 @@ def main(argv=None) -> int:
     pairs = len(checkpoints) * len(configs)
     number = 0
     for checkpoint in checkpoints:
+        digest = file_sha256(checkpoint)
         for config in configs:
             number += 1
             data_root = data_roots.get(config_name(config), '')
@@ -419,7 +436,8 @@ def main(argv=None) -> int:
                     config=config,
                     checkpoint=checkpoint,
                     data_root=data_root,
-                    cfg_options=cfg_options))
+                    cfg_options=cfg_options,
+                    checkpoint_sha256=digest))
             label = f'{config} with {checkpoint}'
             if key in done:
                 print(f'skip {label}: already in results.csv '
@@ -435,9 +453,11 @@ def main(argv=None) -> int:
             if record is None:
                 failed.append(label)
                 continue
+            # A row of the same pair with an older checkpoint content goes.
+            rows = [row for row in rows if run_key(row)[:4] != key[:4]]
             rows.append(
                 table_row(record, config, checkpoint, data_root, cfg_options,
-                          work_dir))
+                          work_dir, digest))
             done.add(key)
             save_table(args.out_dir, rows)
             metrics = record['metrics']

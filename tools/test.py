@@ -47,7 +47,8 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
 from mmseg_groupvit.engine import ImageProgressHook, build_runner
-from mmseg_groupvit.evaluation import (USER_ERRORS, check_model_classes,
+from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
+                                       check_model_classes, check_out_dir,
                                        check_text_options, class_table_lines,
                                        describe_protocol, prepare_test_run,
                                        result_lines, run_lines,
@@ -161,26 +162,23 @@ def build_config(args) -> Config:
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            raise ConfigCheckError(
+                f'--tta needs {" and ".join(missing)} in the config, which '
+                f'{args.config} does not define (the shipped GroupViT '
+                f'configs have no test-time augmentation). Run without '
+                f'--tta, or define them as mmseg\'s configs do.')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
         # Every process writes predictions there, but mmseg's IoUMetric
         # creates the folder on rank 0 only: create it before any starts.
-        os.makedirs(args.out, exist_ok=True)
+        check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return cfg
-
-
-def check_data_root(cfg) -> None:
-    """Stop with a hint when the test data root does not exist."""
-    data_root = cfg.test_dataloader.dataset.get('data_root', None)
-    if data_root and not osp.isdir(data_root):
-        sys.exit(f'error: data root not found: {data_root}. Prepare the '
-                 f'dataset as docs/evaluation.md describes, or point to it '
-                 f'with --cfg-options '
-                 f'test_dataloader.dataset.data_root=PATH.')
 
 
 def class_results(runner):
@@ -262,11 +260,11 @@ def main(argv=None):
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
                  f'configs/groupvit_*.py or your own config file.')
-    cfg = build_config(args)
-    check_data_root(cfg)
-    if args.trust_pickle and args.checkpoint:
-        trust_checkpoint(args.checkpoint)
     try:
+        cfg = build_config(args)
+        check_out_dir(cfg.work_dir, '--work-dir')
+        if args.trust_pickle and args.checkpoint:
+            trust_checkpoint(args.checkpoint)
         # Download (once) and apply the checkpoint's architecture.
         args.checkpoint = args.checkpoint or cfg.get('load_from')
         resolve_load_from(cfg)
@@ -283,7 +281,11 @@ def main(argv=None):
     main_process = int(os.environ.get('RANK', 0)) == 0
     if main_process and not args.verbose:
         print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
-    runner = build_runner(cfg, args.verbose)
+    try:
+        # The segmentor, head and text encoder check their settings here.
+        runner = build_runner(cfg, args.verbose)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     if not args.verbose:
         runner.register_hook(ImageProgressHook())
     try:

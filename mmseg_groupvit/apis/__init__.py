@@ -1,9 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 from .classification import classify_image, init_classifier
 from .group_maps import StageGroups, image_group_maps
-from .inference import check_bg_thresh, init_groupvit
+from .inference import init_groupvit
 
 __all__ = [
-    'init_groupvit', 'check_bg_thresh', 'image_group_maps', 'StageGroups',
-    'init_classifier', 'classify_image'
+    'init_groupvit', 'image_group_maps', 'StageGroups', 'init_classifier',
+    'classify_image'
 ]

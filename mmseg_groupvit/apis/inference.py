@@ -11,8 +11,8 @@ from mmengine.config import Config
 from mmseg.apis import init_model
 from torch import nn
 
+from ..datasets import use_checked_resize
 from ..utils import get_templates, load_vocabulary
-from ..utils.bg_thresh import check_bg_thresh
 from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
@@ -31,10 +31,11 @@ def init_groupvit(config: ConfigLike,
     """``mmseg.apis.init_model`` plus GroupViT's text options.
 
     The vocabulary and templates are checked before anything is built, so a
-    typo fails fast with a message naming it. ``model.dataset_meta`` follows
-    the vocabulary (``background`` first when the head has a background
-    channel), so mmseg's ``inference_model``, ``show_result_pyplot`` and
-    visualisers name the classes correctly.
+    typo fails fast with a message naming it; ``bg_thresh`` is checked by
+    the segmentor when it is built (as every ``test_cfg`` value is).
+    ``model.dataset_meta`` follows the vocabulary (``background`` first when
+    the head has a background channel), so mmseg's ``inference_model``,
+    ``show_result_pyplot`` and visualisers name the classes correctly.
 
     Args:
         config (str | Path | Config): Config file or object.
@@ -51,8 +52,8 @@ def init_groupvit(config: ConfigLike,
         templates (str | list[str], optional): Template-set name
             (``simple``, ``subset``, ``full``, ``identity``) or a list of
             templates; the config's when None.
-        bg_thresh (float, optional): Background threshold in [0, 1]; the
-            config's when None.
+        bg_thresh (float, optional): Background threshold in [0, 1] (else
+            a ``ConfigValueError``); the config's when None.
         extra_classes: Classes appended to the vocabulary (the config's
             when ``vocabulary`` is None), e.g. the dataset's names plus
             ``['grass', 'sky']``.
@@ -73,7 +74,8 @@ def init_groupvit(config: ConfigLike,
     if templates is not None:
         templates = get_templates(templates)
     if bg_thresh is not None:
-        bg_thresh = check_bg_thresh(bg_thresh)
+        cfg_options = dict(cfg_options or {})
+        cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
     cfg = copy.deepcopy(config) if isinstance(
         config, Config) else Config.fromfile(config)
     if cfg_options is not None:
@@ -97,6 +99,9 @@ def init_groupvit(config: ConfigLike,
         if 'dataset_meta' not in str(warning.message):
             warnings.warn_explicit(warning.message, warning.category,
                                    warning.filename, warning.lineno)
+    # inference_model reads cfg.test_pipeline: name images that cannot be
+    # resized (the checked steps give the same pixels).
+    use_checked_resize(model.cfg.get('test_pipeline'))
     if vocabulary is not None or templates is not None or \
             extra_classes is not None:
         model.set_vocabulary(
@@ -104,6 +109,4 @@ def init_groupvit(config: ConfigLike,
             if vocabulary is not None else model.text_encoder.classes,
             templates,
             extra_classes=extra_classes)
-    if bg_thresh is not None:
-        model.test_cfg['bg_thresh'] = bg_thresh
     return model

@@ -1,5 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Datasets and transforms registered into ``mmseg.registry``."""
+from .checked_transforms import (CheckedLoadAnnotations, CheckedResize,
+                                 use_checked_resize)
 from .classification_transforms import PackInputs, ResizeEdge
 from .coco_object import COCOObjectDataset
 from .imagenet import ClassificationDataError, CustomDataset, ImageNet
@@ -9,5 +11,6 @@ from .transforms import (ImageLoadError, RobustLoadImageFromFile,
 __all__ = [
     'COCOObjectDataset', 'ImageLoadError', 'RobustLoadImageFromFile',
     'exif_orientation', 'CustomDataset', 'ImageNet', 'ClassificationDataError',
-    'ResizeEdge', 'PackInputs'
+    'ResizeEdge', 'PackInputs', 'CheckedResize', 'CheckedLoadAnnotations',
+    'use_checked_resize'
 ]

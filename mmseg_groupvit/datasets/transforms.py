@@ -149,6 +149,10 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 filename, 'the file does not exist',
                 'Check data_root / data_prefix in the config, or remove the '
                 'name from the split file.')
+        except IsADirectoryError:
+            return self._fail(
+                filename, 'it is a folder, not an image file',
+                'Name an image file, or remove the name from the split file.')
         except OSError as e:
             return self._fail(filename, f'it cannot be read ({e})',
                               'Check its permissions.')

@@ -11,7 +11,8 @@ from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
                      ProgressError, user_error_message)
 from .iou_metric import PerClassIoUMetric
 from .metrics import Accuracy
-from .preflight import check_dataset_paths
+from .preflight import (check_dataset_paths, check_out_dir,
+                        check_test_dataloader)
 from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
 from .protocol import describe_protocol, format_protocol
@@ -24,8 +25,9 @@ __all__ = [
     'PerClassIoUMetric', 'describe_protocol', 'format_protocol',
     'CheckedIoUMetric', 'check_class_count', 'check_label_map', 'USER_ERRORS',
     'ConfigCheckError', 'LabelMapError', 'ProgressError', 'user_error_message',
-    'check_dataset_paths', 'ProgressWriter', 'describe_run', 'enable_progress',
-    'prepare_progress', 'read_progress', 'SkipDoneSampler', 'prepare_test_run',
+    'check_dataset_paths', 'check_out_dir', 'check_test_dataloader',
+    'ProgressWriter', 'describe_run', 'enable_progress', 'prepare_progress',
+    'read_progress', 'SkipDoneSampler', 'prepare_test_run',
     'use_checked_loading', 'Accuracy', 'is_classification_config',
     'describe_classification_protocol', 'class_table_lines', 'result_lines',
     'run_lines'

@@ -200,7 +200,9 @@ class CheckedIoUMetric(PerClassIoUMetric):
                 if self._writer is None:
                     self._writer = ProgressWriter(self.progress_dir,
                                                   get_rank())
-                self._writer.write(sample['img_path'], counts)
+                files = [sample['img_path'], sample.get('seg_map_path')]
+                self._writer.write(sample['img_path'], counts,
+                                   [f for f in files if f])
 
     def evaluate(self, size: int) -> dict:
         self._size = size

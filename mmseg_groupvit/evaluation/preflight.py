@@ -1,15 +1,20 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Check, before anything is built, that a test dataset's files are where
-its config says.
+its config says, that the test dataloader's settings can work, and that the
+output folders can be written.
 
 mmseg's datasets assert this without a message (``assert
 fileio.exists(...)``). Class counts are checked by :mod:`.consistency`.
 """
+import os
 import os.path as osp
+import tempfile
 
+from ..utils.config_checks import (ConfigValueError, check_positive_int,
+                                   check_positive_pair)
 from .errors import ConfigCheckError
 
-__all__ = ['check_dataset_paths']
+__all__ = ['check_dataset_paths', 'check_test_dataloader', 'check_out_dir']
 
 _KEY = 'test_dataloader.dataset'
 
@@ -32,6 +37,11 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
             fix.
     """
     data_root = dataset.get('data_root') or ''
+    if not isinstance(data_root, str):
+        raise ConfigCheckError(
+            f'{key}.data_root must be one folder (a string), got '
+            f'{data_root!r}. Give the dataset\'s folder: --cfg-options '
+            f'{key}.data_root=/path/to/dataset')
     if not _is_local(data_root):
         return
     if data_root and not osp.isdir(data_root):
@@ -60,3 +70,86 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
                 f'The split file {path} ({key}.ann_file) does not exist. '
                 f'Check the dataset\'s layout, or set {key}.ann_file=\'\' to '
                 f'use every image of the image folder.')
+
+
+def _check_resize(step: dict, key: str) -> None:
+    """Check the ``scale`` and ``scale_factor`` of a resize step."""
+    scale = step.get('scale')
+    what = f'{step["type"]}: the target'
+    if scale is not None:
+        if isinstance(scale, int) and not isinstance(scale, bool):
+            check_positive_int(scale, f'{key}.scale', f'{what} size')
+        else:
+            check_positive_pair(scale, f'{key}.scale',
+                                f'{what} width and height', '(W,H)')
+    factor = step.get('scale_factor')
+    if factor is not None:
+        factors = factor if isinstance(factor, (list, tuple)) else [factor]
+        if not all(
+                isinstance(f, (int,
+                               float)) and not isinstance(f, bool) and f > 0
+                for f in factors):
+            raise ConfigValueError(
+                f'{key}.scale_factor ({step["type"]}) must be positive, got '
+                f'{factor!r}.')
+
+
+def check_test_dataloader(cfg) -> None:
+    """Check the settings of the test dataloader that would otherwise fail
+    with a bare exception, or give empty images, once the test runs:
+    ``batch_size`` and the sizes of its ``Resize`` steps.
+
+    Args:
+        cfg (Config): The test config.
+
+    Raises:
+        ConfigValueError: Naming the key, the value and the fix.
+    """
+    loader = cfg.get('test_dataloader', None) or {}
+    check_positive_int(
+        loader.get('batch_size', 1), 'test_dataloader.batch_size',
+        'images per batch')
+    dataset = loader.get('dataset', None) or {}
+    for index, step in enumerate(dataset.get('pipeline', None) or []):
+        if isinstance(step, dict) and 'Resize' in str(step.get('type', '')):
+            _check_resize(step, f'{_KEY}.pipeline.{index}')
+
+
+def _first_existing(path: str) -> str:
+    """``path`` or its nearest ancestor that exists."""
+    path = osp.abspath(path)
+    while not osp.lexists(path):
+        parent = osp.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_out_dir(path: str, option: str) -> None:
+    """Create an output folder, or check an existing one, and check that a
+    file can be written in it, before any work is done.
+
+    Args:
+        path (str): The folder.
+        option (str): Its command-line option, for messages (``--out``).
+
+    Raises:
+        ConfigCheckError: The path is a file, lies under a file, or cannot
+            be written.
+    """
+    existing = _first_existing(path)
+    if osp.exists(existing) and not osp.isdir(existing):
+        where = ('is a file' if existing == osp.abspath(path) else
+                 f'lies under the file {existing}')
+        raise ConfigCheckError(
+            f'{option} {path} {where}, not a folder. Give a folder path (it '
+            f'is created if missing).')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigCheckError(
+            f'{option} {path} cannot be written ({e.strerror or e}). Give a '
+            f'folder you can write to.') from None

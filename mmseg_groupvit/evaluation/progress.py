@@ -6,12 +6,14 @@ Layout of a progress folder (``WORK_DIR/progress`` for ``tools/test.py``)::
 
     progress/
     ├── meta.json      # what was evaluated: hashes of the model config, the
-    │                  # test dataset config, the evaluator config and the
-    │                  # checkpoint file (SHA-256)
+    │                  # test dataset config, the evaluator config, the
+    │                  # checkpoint file and every file the model config
+    │                  # names, e.g. a vocabulary (SHA-256); the --out folder
     └── rank0.jsonl    # one line per image, written (and fsynced) as soon
                        # as the image is counted:
                        # {"img_path": ..., "counts": [[intersect], [union],
-                       #                               [pred], [label]]}
+                       #                               [pred], [label]],
+                       #  "files": {path: [size, mtime_ns]}}  (image, label)
 
 Every process writes its own ``rank{R}.jsonl``, so several processes never
 append to one file. A process killed while writing leaves at most one
@@ -19,13 +21,19 @@ incomplete last line, which is ignored (that image is evaluated again).
 The counts are the integer pixel histograms of mmseg's ``IoUMetric``, all
 that the final metrics need, so a resumed evaluation sums exactly the same
 numbers as an uninterrupted one.
+
+``--resume`` refuses records whose inputs changed since: another
+checkpoint, config or vocabulary file (hashes in ``meta.json``), an image or
+label map of another size or modification time (per record), or another
+``--out`` folder (the label maps of the images already evaluated are in the
+first one).
 """
 import glob
 import hashlib
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
@@ -33,8 +41,8 @@ from mmengine.logging import print_log
 from .errors import ProgressError
 
 __all__ = [
-    'ProgressWriter', 'read_progress', 'describe_run', 'prepare_progress',
-    'enable_progress'
+    'ProgressWriter', 'read_progress', 'read_records', 'file_stamp',
+    'describe_run', 'prepare_progress', 'enable_progress'
 ]
 
 META_FILE = 'meta.json'
@@ -53,18 +61,26 @@ class ProgressWriter:
         self.path = osp.join(progress_dir, f'rank{rank}.jsonl')
         self._file = None
 
-    def write(self, img_path: str, counts: np.ndarray) -> None:
+    def write(self,
+              img_path: str,
+              counts: np.ndarray,
+              files: Sequence[str] = ()) -> None:
         """Record one image, durably (flushed and fsynced).
 
         Args:
             img_path (str): The image path (the record's key).
             counts (ndarray): ``[4, K]`` integer histograms.
+            files (Sequence[str]): The files the counts depend on (the
+                image and its label map); their size and modification time
+                are recorded, so that a resume can tell that they changed.
         """
         if self._file is None:
             _drop_partial_line(self.path)
             self._file = open(self.path, 'a', encoding='utf-8')
-        line = json.dumps(
-            dict(img_path=img_path, counts=np.asarray(counts).tolist()))
+        record = dict(img_path=img_path, counts=np.asarray(counts).tolist())
+        if files:
+            record['files'] = {path: file_stamp(path) for path in files}
+        line = json.dumps(record)
         # One write per line, so a kill leaves at most a partial last line.
         self._file.write(line + '\n')
         self._file.flush()
@@ -74,6 +90,16 @@ class ProgressWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def file_stamp(path: str) -> Optional[List[int]]:
+    """``[size, mtime_ns]`` of a local file, None when it cannot be read
+    (a remote path, or a missing file)."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _drop_partial_line(path: str) -> None:
@@ -100,7 +126,23 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
     Raises:
         ProgressError: A line other than the last one of a file is damaged.
     """
-    records: Dict[str, np.ndarray] = {}
+    return {
+        path: counts
+        for path, (counts, _) in read_records(progress_dir).items()
+    }
+
+
+def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
+    """Every record of a progress folder, with the stamps of its files.
+
+    Returns:
+        dict[str, tuple]: ``img_path`` -> (``[4, K]`` int64 counts,
+        ``{path: [size, mtime_ns]}``, empty for older records).
+
+    Raises:
+        ProgressError: A line other than the last one of a file is damaged.
+    """
+    records: Dict[str, tuple] = {}
     if not progress_dir or not osp.isdir(progress_dir):
         return records
     for path in sorted(glob.glob(osp.join(progress_dir, 'rank*.jsonl'))):
@@ -113,6 +155,7 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
                 record = json.loads(line)
                 counts = np.asarray(record['counts'], dtype=np.int64)
                 img_path = record['img_path']
+                files = dict(record.get('files') or {})
             except (ValueError, KeyError, TypeError) as e:
                 raise ProgressError(
                     f'{path}, line {number} is damaged ({e}). Delete the '
@@ -123,7 +166,7 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
                     f'{path}, line {number}: counts of shape '
                     f'{counts.shape}, expected [4, num_classes]. Delete '
                     f'{progress_dir} to start over.')
-            records[img_path] = counts
+            records[img_path] = (counts, files)
     return records
 
 
@@ -154,20 +197,40 @@ def describe_run(cfg, checkpoint: str) -> dict:
         checkpoint (str): The checkpoint file.
 
     Returns:
-        dict: ``model``, ``dataset``, ``evaluator`` (config hashes) and
-        ``checkpoint`` (the file's SHA-256), plus ``checkpoint_path`` for
-        messages.
+        dict: ``model``, ``dataset``, ``evaluator`` (config hashes),
+        ``checkpoint`` (the file's SHA-256), ``files`` (the SHA-256 of every
+        file the model config names, such as a vocabulary file) and
+        ``output_dir`` (the absolute ``--out`` folder or None), plus
+        ``checkpoint_path`` for messages.
     """
     evaluator = dict(_to_plain(cfg.test_evaluator))
+    output_dir = evaluator.get('output_dir')
     for key in ('type', 'output_dir', 'progress_dir', 'keep_results',
                 'collect_device', 'collect_dir', 'format_only'):
         evaluator.pop(key, None)
+    model = _to_plain(cfg.model)
     return dict(
-        model=_digest(_to_plain(cfg.model)),
+        model=_digest(model),
         dataset=_digest(_to_plain(cfg.test_dataloader.dataset)),
         evaluator=_digest(evaluator),
         checkpoint=_file_digest(checkpoint),
+        files={
+            path: _file_digest(path)
+            for path in sorted(_named_files(model))
+        },
+        output_dir=osp.abspath(output_dir) if output_dir else None,
         checkpoint_path=osp.abspath(checkpoint))
+
+
+def _named_files(obj) -> set:
+    """The local files named by the strings of a (nested) config."""
+    if isinstance(obj, str):
+        return {osp.abspath(obj)} if osp.isfile(obj) else set()
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return set().union(*(_named_files(item) for item in obj))
+    return set()
 
 
 _PARTS = dict(
@@ -203,6 +266,14 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
         changed = [
             text for key, text in _PARTS.items() if old.get(key) != run[key]
         ]
+        # Records of older versions have no 'files' or 'output_dir'.
+        old_files = old.get('files', run['files'])
+        changed += [
+            f'content of {path}'
+            for path in sorted(set(old_files)
+                               | set(run['files']))
+            if old_files.get(path) != run['files'].get(path)
+        ]
         if changed:
             raise ProgressError(
                 f'Cannot resume from {progress_dir}: it was recorded with a '
@@ -210,7 +281,12 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'{old.get("checkpoint_path")}). Give another --work-dir, '
                 f'or run without --resume to start over (this deletes the '
                 f'records).')
-        return len(read_progress(progress_dir))
+        records = read_records(progress_dir)
+        if 'output_dir' in old:
+            _check_output_dir(progress_dir, old['output_dir'],
+                              run['output_dir'], len(records))
+        _check_record_files(progress_dir, records)
+        return len(records)
     if resume:
         print_log(
             f'Nothing to resume in {progress_dir}: evaluating every image.',
@@ -220,6 +296,37 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     with open(meta_path, 'w', encoding='utf-8') as f:
         json.dump(run, f, indent=2)
     return 0
+
+
+def _check_output_dir(progress_dir: str, old: Optional[str],
+                      new: Optional[str], done: int) -> None:
+    """Refuse to resume into another ``--out`` folder: the label maps of the
+    images already evaluated are in the first one (or were not written),
+    and the new folder would be incomplete."""
+    if new is None or new == old or not done:
+        return
+    where = (f'in {old}' if old else 'not written (the run had no --out)')
+    raise ProgressError(
+        f'Cannot resume from {progress_dir} with --out {new}: the label maps '
+        f'of the {done} images already evaluated are {where}, so {new} would '
+        f'miss them. Resume with ' + (f'--out {old}' if old else 'no --out') +
+        ', or run without --resume to evaluate every image again.')
+
+
+def _check_record_files(progress_dir: str, records: Dict[str, tuple]) -> None:
+    """Refuse records whose image or label map changed (size or
+    modification time) since it was counted."""
+    changed = [
+        path for _, files in records.values() for path, stamp in files.items()
+        if file_stamp(path) != stamp
+    ]
+    if changed:
+        shown = ', '.join(sorted(changed)[:5])
+        more = f' and {len(changed) - 5} more' if len(changed) > 5 else ''
+        raise ProgressError(
+            f'Cannot resume from {progress_dir}: {len(changed)} image or '
+            f'label file(s) changed since they were counted: {shown}{more}. '
+            f'Run without --resume to evaluate every image again.')
 
 
 def enable_progress(cfg,

@@ -30,7 +30,8 @@ def _test_pipeline(cfg: Config) -> List[dict]:
 
 def _resize(pipeline: List[dict]) -> Optional[dict]:
     for step in pipeline:
-        if step.get('type') == 'Resize':
+        # tools/test.py loads with CheckedResize: the same resize.
+        if step.get('type') in ('Resize', 'CheckedResize'):
             return dict(
                 scale=_plain(step.get('scale')),
                 keep_ratio=bool(step.get('keep_ratio', False)))

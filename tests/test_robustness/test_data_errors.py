@@ -1,9 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """``tools/test.py`` on a broken copy of the VOC sample: every problem stops
 the run with one ``error: ...`` line naming the input and the fix."""
+import json
 import os.path as osp
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from mmengine.registry import init_default_scope
@@ -150,3 +152,39 @@ def test_worker_traceback_is_stripped():
     assert user_error_message(wrapped) == (
         'Cannot load image /d/a.jpg: the file is empty (0 bytes). Copy it '
         'again.')
+
+
+def test_too_elongated_image_is_named(dataset):
+    """A 10x100000 strip: one side under a pixel after the resize (mmcv
+    fails with an OpenCV assertion naming nothing)."""
+    root = dataset[0]
+    image = root / 'JPEGImages' / (NAMES[0] + '.jpg')
+    Image.new('RGB', (60000, 10)).save(image, format='PNG')
+    Image.new('L', (60000, 10)).save(root / 'SegmentationClass' /
+                                     (NAMES[0] + '.png'))
+    message = run_tool(dataset)
+    assert f'{image} (10x60000) cannot be resized by the test pipeline' in \
+        message
+
+
+def test_one_pixel_image_with_a_label_is_evaluated(dataset):
+    """mmseg squeezes a 1x1 label map to 0 dimensions and fails; it is
+    counted as one pixel."""
+    root, config, checkpoint = dataset
+    other = np.asarray(
+        Image.open(root / 'SegmentationClass' / (NAMES[1] + '.png')))
+    # A class that only the 1x1 image's label holds.
+    label = min(set(range(1, 21)) - set(np.unique(other).tolist()))
+    Image.new('RGB', (1, 1),
+              (90, 120, 30)).save(root / 'JPEGImages' / (NAMES[0] + '.jpg'))
+    Image.new('L', (1, 1),
+              label).save(root / 'SegmentationClass' / (NAMES[0] + '.png'))
+    work = root.parent / 'work'
+    load_script('tools/test.py', 'groupvit_test_tool').main(
+        [str(config), str(checkpoint), '--work-dir',
+         str(work)])
+    with open(work / 'results.json') as f:
+        record = json.load(f)
+    assert record['images'] == 2
+    # Exactly one pixel of that class is labelled: its accuracy is 0 or 100.
+    assert record['per_class']['Acc'][label] in (0.0, 100.0)

@@ -69,7 +69,7 @@ def test_bounded_postprocess_gives_the_same_labels():
     gen = torch.Generator().manual_seed(0)
     logits = F.interpolate(
         torch.randn(1, 21, 12, 8, generator=gen), size=(671, 448))
-    model.test_cfg = ConfigDict(mode='slide')
+    model.test_cfg = ConfigDict(mode='whole')
     unbounded = model.postprocess_result(logits, [sample.clone()])[0]
     model.test_cfg.max_logits_bytes = 0
     bounded = model.postprocess_result(logits, [sample.clone()])[0]

@@ -314,15 +314,25 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
     folder.mkdir()
     (folder / 'a_broken.jpg').write_bytes(b'not an image')
     Image.open(WIDE_PHOTO).save(folder / 'b_good.jpg')
+    # Decodes, but too elongated for the resize to a short side of 448.
+    Image.new('RGB', (60000, 10)).save(folder / 'c_strip.png')
     with pytest.raises(SystemExit) as exc:
         demo.main([
             str(folder), '--config', config, '--checkpoint', checkpoint,
             '--show', 'prediction', '--out',
             str(tmp_path / 'out')
         ])
-    assert 'could not be read' in str(exc.value.code)
+    assert str(exc.value.code).startswith(
+        'error: 2 of 3 image(s) could not be read or segmented')
     assert 'a_broken.jpg' in str(exc.value.code)
+    assert 'c_strip.png' in str(exc.value.code)
     assert (tmp_path / 'out' / 'b_good_prediction.png').is_file()
+    with open(tmp_path / 'out' / 'summary.json') as f:
+        summary = json.load(f)
+    assert [osp.basename(r['image'])
+            for r in summary['images']] == ['b_good.jpg']
+    assert [osp.basename(p)
+            for p in summary['failed']] == ['a_broken.jpg', 'c_strip.png']
 
 
 @pytest.mark.parametrize('args, message', [
@@ -335,6 +345,14 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
     (['PHOTO', '--templates', 'fancy'], 'Unknown prompt template set'),
     (['PHOTO', '--templates', 'a photo'], 'Unknown prompt template set'),
     (['PHOTO', '--bg-thresh', '1.5'], 'bg_thresh must be a number in'),
+    (['PHOTO', '--bg-thresh', 'nan'], 'bg_thresh must be a number in'),
+    (['PHOTO', '--device', 'cuda:7'], '--device cuda:7: this machine has'),
+    (['PHOTO', '--device', 'gpu'], "--device 'gpu' is not a device name"),
+    (['PHOTO', '--extra-classes', 'grass,background'
+      ], '"background" is a name of the prompted class'),
+    (['PHOTO', '--vocab', 't-shirt,t - shirt'
+      ], "tokenize the same and would give identical prompts: 't-shirt' and "
+     "'t - shirt'"),
 ])
 def test_bad_input_gives_one_clear_error(args, message, tmp_path):
     args = [WIDE_PHOTO if a == 'PHOTO' else a for a in args]

@@ -7,6 +7,7 @@ are thin leaves over the shipped VOC and COCO-Object configs (VOC limited to
 3 images by its own split file).
 """
 import csv
+import hashlib
 import json
 import os
 import os.path as osp
@@ -211,3 +212,47 @@ def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
     message = str(error.value.code)
     assert message.startswith('error: ') and expected in message, message
     assert not (tmp_path / 'out' / 'results.csv').exists()
+
+
+def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
+    """The table is keyed by the checkpoint's content: the same path with
+    new bytes is evaluated again and its row replaced; the same bytes are
+    skipped. (The runs are stubbed: this is about the table.)"""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    calls = []
+
+    def fake_run(command, work_dir):
+        calls.append(work_dir)
+        return dict(
+            protocol=dict(
+                dataset='PascalVOCDataset',
+                num_classes=21,
+                background=True,
+                resize=None,
+                window=dict(mode='whole'),
+                bg_thresh=0.95,
+                templates='simple',
+                vocabulary=dict(dataset_name='voc')),
+            metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
+            images=3,
+            seconds=1.0)
+
+    monkeypatch.setattr(suite, 'run_one', fake_run)
+    checkpoint = tmp_path / 'model.pth'
+    config = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    argv = [
+        config, '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out')
+    ]
+    for content, runs in ((b'first', 1), (b'first', 1), (b'second', 2)):
+        checkpoint.write_bytes(content)
+        assert suite.main(argv) == 0
+        assert len(calls) == runs
+        rows = read_csv(tmp_path / 'out' / 'results.csv')
+        assert len(rows) == 1
+        assert rows[0]['checkpoint_sha256'] == hashlib.sha256(
+            content).hexdigest()
+        assert rows[0]['mIoU'] == f'{runs:.2f}'
+    # Each content has its own run folder.
+    assert len(set(calls)) == 2

@@ -463,7 +463,7 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     expected = dict(
         config='config not found',
         checkpoint='checkpoint not found',
-        data_root='data root',
+        data_root='data_root',
         vocabulary_file='missing.txt',
         template='has 0 replacement field',
         vocabulary_size='The text encoder has 3 classes',
@@ -503,3 +503,92 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
         ])
     message = str(error.value.code)
     assert message.startswith('error: ') and expected in message, message
+
+
+@pytest.mark.parametrize('options, expected', [
+    (['model.test_cfg.stride=(0,0)'
+      ], 'model.test_cfg.stride must be two positive integers'),
+    (['model.test_cfg.bg_thresh=abc'
+      ], "model.test_cfg.bg_thresh must be a number in [0, 1], got 'abc'"),
+    (['--tta'], '--tta needs tta_pipeline in the config'),
+])
+def test_bad_options_give_one_error_line_from_the_command_line(
+        options, expected, small_model, tmp_path):
+    """As a user runs it: exit status 1, one ``error:`` line on stderr, no
+    traceback, and no work done (no results.json)."""
+    checkpoint, arch = small_model
+    config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
+    flags = [o for o in options if '=' not in o]
+    cfg_options = [o for o in options if '=' in o]
+    proc = subprocess.run([
+        sys.executable, TEST_PY, config, checkpoint, '--work-dir',
+        str(tmp_path / 'work'), *flags, '--cfg-options',
+        f'test_dataloader.dataset.data_root={VOC_SAMPLE}', *cfg_options
+    ],
+                          cwd=REPO,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'),
+                          capture_output=True,
+                          text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert lines[-1].startswith('error: ') and expected in lines[-1], lines
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'work' / 'results.json').exists()
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('model.test_cfg.crop_size=(224,224) model.test_cfg.stride=(300,300)',
+     'model.test_cfg.stride (300, 300) is larger than model.test_cfg.'
+     'crop_size (224, 224)'),
+    ('model.test_cfg.crop_size=(8,8) model.test_cfg.stride=(8,8)',
+     'model.test_cfg.crop_size (8, 8) is smaller than one 16x16 patch'),
+    ('model.decode_head.num_classes=abc',
+     'model.decode_head.num_classes must be a positive integer'),
+    ('model.test_cfg.bg_thresh=nan', 'model.test_cfg.bg_thresh must be a'),
+    ('model.text_encoder.extra_classes=grass',
+     "model.text_encoder.extra_classes 'grass' is neither a vocabulary"),
+    ('model.text_encoder.extra_classes=[background]',
+     '"background" is a name of the prompted class'),
+    ('test_dataloader.dataset.data_root=[a,b]',
+     'data_root must be one folder (a string)'),
+    ('test_dataloader.dataset.pipeline.1.scale=(0,0)',
+     'test_dataloader.dataset.pipeline.1.scale must be two positive'),
+])
+def test_bad_cfg_options_give_one_error(option, expected, small_model,
+                                        tmp_path):
+    """Each setting is refused by the component that owns it (segmentor,
+    head, text encoder, dataloader checks) before the first image; the
+    other values each component refuses are tested with the component."""
+    checkpoint, arch = small_model
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
+    config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
+    options = [f'test_dataloader.dataset.data_root={VOC_SAMPLE}']
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options', *options, *option.split()
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and expected in message, message
+    assert 'class `' not in message
+    assert not (tmp_path / 'work' / 'results.json').exists()
+
+
+@pytest.mark.parametrize('option', ['--out', '--work-dir'])
+def test_output_folder_under_a_file_is_refused_before_any_image(
+        option, small_model, tmp_path):
+    checkpoint, arch = small_model
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
+    config = leaf_config(tmp_path / 'voc.py', 'groupvit_voc.py', arch)
+    afile = tmp_path / 'file.txt'
+    afile.write_text('')
+    argv = [config, checkpoint, '--work-dir', str(tmp_path / 'work')]
+    argv += [option, str(afile / 'sub')]
+    with pytest.raises(SystemExit) as error:
+        tool.main(argv + [
+            '--cfg-options', f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+        ])
+    message = str(error.value.code)
+    assert message == (f'error: {option} {afile / "sub"} lies under the file '
+                       f'{afile}, not a folder. Give a folder path (it is '
+                       f'created if missing).')

@@ -16,6 +16,8 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from ...utils.config_checks import check_bg_thresh, check_positive_int
+
 
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
     """Chain per-stage soft assignments into a token-to-final-group map.
@@ -102,7 +104,7 @@ class GroupViTHead(BaseDecodeHead):
         num_classes (int): Output channels: ``K + 1`` with background,
             ``K`` without.
         with_bg (bool): Prepend the background channel. Defaults to True.
-        bg_thresh (float): Background threshold; ``bg_thresh`` in the
+        bg_thresh (float): Background threshold in [0, 1]; ``bg_thresh`` in the
             segmentor's ``test_cfg`` overrides it. Defaults to 0.95 (VOC and
             COCO-Object; PASCAL Context uses 0.35).
         topk (int): Classes kept by the image-level gate. Defaults to 5.
@@ -125,6 +127,13 @@ class GroupViTHead(BaseDecodeHead):
                  channels: int = 1,
                  init_cfg: Optional[dict] = None,
                  **kwargs):
+        check_positive_int(
+            num_classes, 'model.decode_head.num_classes',
+            'output classes: the vocabulary size, plus 1 '
+            'with background')
+        check_positive_int(topk, 'model.decode_head.topk',
+                           'classes kept by the image-level gate')
+        bg_thresh = check_bg_thresh(bg_thresh, 'model.decode_head.bg_thresh')
         # BaseDecodeHead always builds a loss; this head never uses it.
         kwargs.setdefault('loss_decode',
                           dict(type='CrossEntropyLoss', avg_non_ignore=True))

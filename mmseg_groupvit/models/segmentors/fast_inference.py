@@ -24,6 +24,8 @@ _AMP_DTYPES = dict(
     float16=torch.float16,
     bf16=torch.bfloat16,
     bfloat16=torch.bfloat16)
+#: Values of ``test_cfg.autocast``: fp32 (None and its names) or a dtype.
+AUTOCAST_CHOICES = (None, False, 'fp32', 'float32') + tuple(_AMP_DTYPES)
 
 
 def window_boxes(height: int, width: int, crop: Tuple[int, int],
@@ -53,13 +55,10 @@ def window_boxes(height: int, width: int, crop: Tuple[int, int],
 
 
 def window_batch(test_cfg) -> int:
-    """``test_cfg.window_batch``, checked."""
-    value = (test_cfg or {}).get('window_batch', DEFAULT_WINDOW_BATCH)
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f'test_cfg.window_batch must be a positive integer (windows per '
-            f'backbone pass), got {value!r}.')
-    return value
+    """``test_cfg.window_batch`` (checked with the rest of ``test_cfg`` by
+    :func:`~.test_cfg.check_test_cfg`)."""
+    value = (test_cfg or {}).get('window_batch')
+    return DEFAULT_WINDOW_BATCH if value is None else value
 
 
 def window_batches(inputs: Tensor, boxes: List[Tuple[int, int, int, int]],

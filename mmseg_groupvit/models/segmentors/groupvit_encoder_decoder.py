@@ -17,6 +17,7 @@ from .compact_inference import compact_predict, use_compact_scores
 from .fast_inference import (autocast, autocast_dtype, batched_slide_inference,
                              to_float32)
 from .postprocess import MAX_LOGITS_BYTES, postprocess_bounded
+from .test_cfg import check_test_cfg
 
 
 def describe_images(data_samples) -> str:
@@ -74,7 +75,11 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
       or ``'bf16'``) runs the image encoder under ``torch.autocast``;
     - ``predict`` keeps memory flat in the number of classes when the dense
       scores would exceed ``test_cfg.max_logits_bytes`` (vocabularies of
-      thousands of classes): same labels, no ``seg_logits``.
+      thousands of classes): same labels, no ``seg_logits``;
+    - ``test_cfg`` is checked when it is set (built or assigned), so a
+      value that cannot give a correct result (a stride larger than the
+      window, a threshold outside [0, 1], ...) fails at once with a message
+      naming the key: see :func:`~.test_cfg.check_test_cfg`.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -97,6 +102,38 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             asymetric_input=asymetric_input,
             **kwargs)
         self._palette = None
+
+    @property
+    def test_cfg(self) -> Optional[dict]:
+        """The test config (``mode``, ``crop_size``, ``stride``,
+        ``bg_thresh``, ``window_batch``, ``autocast``,
+        ``max_logits_bytes``), checked when set."""
+        return self._test_cfg
+
+    @test_cfg.setter
+    def test_cfg(self, test_cfg: Optional[dict]) -> None:
+        check_test_cfg(test_cfg, getattr(self.image_encoder, 'patch_size',
+                                         None))
+        self._test_cfg = test_cfg
+
+    def test_step(self, data) -> list:
+        """mmengine's ``test_step`` (used by ``inference_model`` and the
+        test loop), with the images' channels checked before the data
+        preprocessor, whose mean and std would otherwise fail on a
+        4-channel array with a shape error naming neither. One channel is
+        accepted: the preprocessor's mean and std spread it to three."""
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        expected = self.image_encoder.num_channels
+        for image in inputs if isinstance(inputs, (list, tuple)) else []:
+            if isinstance(image, Tensor) and image.dim() == 3 and \
+                    image.shape[0] not in (1, expected):
+                raise ValueError(
+                    f'GroupViT expects {expected}-channel images, got '
+                    f'{image.shape[0]} channels (an image of shape '
+                    f'{tuple(image.shape)}, channels first). Convert RGBA '
+                    f'images to RGB first, e.g. array[..., :3] (mmseg\'s '
+                    f'LoadImageFromFile does so with color_type="color").')
+        return super().test_step(data)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):

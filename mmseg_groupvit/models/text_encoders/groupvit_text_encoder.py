@@ -10,7 +10,10 @@ transformers' ``GroupViTTextTransformer`` (Apache-2.0); the calling contract
 (``forward()`` without arguments returns the class embeddings) is the one of
 mmseg's ``CLIPTextEncoder``.
 """
+import os
+import os.path as osp
 import warnings
+from collections import defaultdict
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -22,9 +25,63 @@ from mmseg.utils.tokenizer import _tokenizer
 from torch import nn
 
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
+from ...utils.config_checks import ConfigValueError, check_positive_int
 from ..layers import ProjectionMLP, TransformerBlock
 
 Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]
+
+
+def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
+    """:func:`load_vocabulary`, with a bare word given where a file or a
+    list is expected (``--cfg-options model.text_encoder.extra_classes=grass``)
+    named as such."""
+    if isinstance(value, (str, os.PathLike)) and not osp.exists(value) and \
+            os.sep not in os.fspath(value) and \
+            not osp.splitext(os.fspath(value))[1]:
+        raise ConfigValueError(
+            f'model.text_encoder.{key} {os.fspath(value)!r} is neither a '
+            f'vocabulary file nor a list of class names. Give a list, e.g. '
+            f'--cfg-options "model.text_encoder.{key}=[{value}]", or the '
+            f'path of a text file with one class per line.')
+    return load_vocabulary(value)
+
+
+def _check_background(classes: List[List[str]]) -> None:
+    """Refuse ``background`` anywhere but first: it names the head's
+    background channel, label 0, and is never prompted, so a second one (for
+    example from ``extra_classes``) would be a prompted class with the same
+    name as label 0."""
+    for names in classes:
+        if any(name.casefold() == 'background' for name in names):
+            raise ConfigValueError(
+                f'"background" is a name of the prompted class '
+                f'"{", ".join(names)}", but it may only be the first class, '
+                f'alone: it names label 0, the background channel, which is '
+                f'never prompted. Remove it from the vocabulary or the extra '
+                f'classes.')
+
+
+def _check_distinct_tokens(classes: List[List[str]]) -> None:
+    """Refuse names of different entries that the CLIP tokenizer turns into
+    the same tokens (``t-shirt`` and ``t - shirt``, ``tv/monitor`` and
+    ``tv / monitor``): their prompts, and so their classes, would be the
+    same."""
+    seen = defaultdict(list)
+    for index, names in enumerate(classes):
+        for name in names:
+            seen[tuple(_tokenizer.encode(name))].append((index, name))
+    clashes = [
+        entries for entries in seen.values()
+        if len({index
+                for index, _ in entries}) > 1 or len(entries) > 1
+    ]
+    if clashes:
+        listed = '; '.join(' and '.join(repr(name) for _, name in entries)
+                           for entries in clashes)
+        raise ConfigValueError(
+            f'Vocabulary names that differ only in spacing or case tokenize '
+            f'the same and would give identical prompts: {listed}. Keep one '
+            f'of each.')
 
 
 @MODELS.register_module()
@@ -117,7 +174,9 @@ class GroupViTTextEncoder(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.context_length = max_position_embeddings
         self.eos_token_id = eos_token_id
-        self.chunk_size = chunk_size
+        self.chunk_size = check_positive_int(
+            chunk_size, 'model.text_encoder.chunk_size',
+            'prompts encoded per forward pass')
         self.token_embedding = nn.Embedding(vocab_size, hidden_size)
         self.positional_embedding = nn.Parameter(
             torch.zeros(max_position_embeddings, hidden_size))
@@ -168,7 +227,7 @@ class GroupViTTextEncoder(BaseModule):
         if vocabulary is None:
             classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
         else:
-            classes = load_vocabulary(vocabulary)
+            classes = _read_vocabulary(vocabulary, 'vocabulary')
         # A leading 'background' names label 0, the head's threshold
         # channel; it is not prompted (see load_vocabulary's file format).
         if [name.casefold() for name in classes[0]] == ['background']:
@@ -179,7 +238,10 @@ class GroupViTTextEncoder(BaseModule):
                     'prompted; add the classes to segment.')
         if extra_classes is not None:
             # Loaded together so that a repeated name is reported.
-            classes = load_vocabulary(classes + load_vocabulary(extra_classes))
+            classes = load_vocabulary(
+                classes + _read_vocabulary(extra_classes, 'extra_classes'))
+        _check_background(classes)
+        _check_distinct_tokens(classes)
         if templates is not None:
             self.templates = list(get_templates(templates))
         self.classes: List[List[str]] = [list(c) for c in classes]

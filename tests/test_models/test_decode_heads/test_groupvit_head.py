@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from mmseg_groupvit.models.decode_heads import chain_assignments
+from mmseg_groupvit.utils.config_checks import ConfigValueError
 from tests.conftest import PHOTOS, varied_segmentor
 
 E = math.e
@@ -170,3 +171,26 @@ def test_matches_step_by_step_algorithm_on_real_photo(bg_thresh):
     assert (ref[1:].max() < bg_thresh) == (bg_thresh == 0.95)
     assert torch.equal(ours[0], ref[0])
     torch.testing.assert_close(ours[1:], ref[1:], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(bg_thresh=-1), 'model.decode_head.bg_thresh must be a number in'),
+    (dict(bg_thresh=2), 'model.decode_head.bg_thresh must be a number in'),
+    (dict(bg_thresh=math.nan), 'model.decode_head.bg_thresh must be a'),
+    (dict(bg_thresh='abc'), 'model.decode_head.bg_thresh must be a'),
+    (dict(num_classes='abc'), 'model.decode_head.num_classes must be a'),
+    (dict(num_classes=0), 'model.decode_head.num_classes must be a'),
+    (dict(topk=0), 'model.decode_head.topk must be a positive integer'),
+])
+def test_bad_settings_are_refused_when_built(kwargs, message):
+    """Each setting is checked by the head, whatever builds it; a threshold
+    outside [0, 1] would make every pixel foreground (< 0) or every group
+    but the best background (> 1) without a word."""
+    with pytest.raises(ConfigValueError) as info:
+        build_head(**kwargs)
+    assert message in str(info.value)
+
+
+def test_threshold_bounds_are_accepted():
+    assert build_head(bg_thresh=0).bg_thresh == 0.0
+    assert build_head(bg_thresh=1).bg_thresh == 1.0

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.utils import tokenize
+from mmseg.utils.tokenizer import _tokenizer
 
+from mmseg_groupvit.utils.config_checks import ConfigValueError
 from tests.conftest import SMALL_ARCH, randomise_batchnorm
 
 
@@ -134,3 +136,54 @@ def test_frozen_encoder_stays_in_eval_mode():
     assert torch.equal(before, after)
     trainable = build_encoder(vocabulary=['cat'], frozen=False).train()
     assert trainable.training
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(vocabulary=['cat', 'background']),
+     '"background" is a name of the prompted class "background"'),
+    (dict(vocabulary=['cat', 'sky, background']),
+     '"background" is a name of the prompted class "sky, background"'),
+    (dict(vocabulary=['background, void', 'cat']),
+     'class "background, void", but it may only be the first class, alone'),
+    (dict(dataset_name='voc', extra_classes=['background']),
+     '"background" is a name of the prompted class "background"'),
+    (dict(vocabulary=['t-shirt', 't - shirt']),
+     "tokenize the same and would give identical prompts: 't-shirt' and "
+     "'t - shirt'"),
+    (dict(vocabulary=['tv/monitor', 'dog', 'tv / monitor']),
+     "'tv/monitor' and 'tv / monitor'"),
+    (dict(vocabulary=['cat'], extra_classes=['dog.', 'dog .'
+                                             ]), "'dog.' and 'dog .'"),
+    (dict(vocabulary=['cat'], extra_classes='grass'),
+     "model.text_encoder.extra_classes 'grass' is neither a vocabulary file "
+     'nor a list'),
+    (dict(vocabulary='cat'), "model.text_encoder.vocabulary 'cat' is neither"),
+    (dict(vocabulary=['cat'], chunk_size=0),
+     'model.text_encoder.chunk_size must be a positive integer'),
+])
+def test_ambiguous_or_malformed_vocabulary_is_refused(kwargs, message):
+    """A second background would be a prompted class named like label 0;
+    names that the CLIP tokenizer turns into the same tokens would give two
+    classes with identical embeddings (one could never win)."""
+    with pytest.raises(ConfigValueError) as info:
+        build_encoder(**kwargs)
+    assert message in str(info.value)
+
+
+def test_names_that_tokenize_differently_are_kept():
+    # 'ice cream' is two tokens, 'icecream' one: distinct prompts.
+    assert _tokenizer.encode('ice cream') != _tokenizer.encode('icecream')
+    model = build_encoder(vocabulary=['background', 'icecream', 'ice cream'])
+    assert model.class_names == ['icecream', 'ice cream']
+
+
+def test_same_tokens_give_identical_embeddings():
+    """The property the token check relies on: equal token ids, equal
+    class embeddings."""
+    assert tokenize(['a photo of a t-shirt.'
+                     ]).equal(tokenize(['a photo of a t - shirt.']))
+    model = build_encoder(vocabulary=['cat'])
+    with torch.no_grad():
+        first, second = model.encode_text(
+            ['a photo of a t-shirt.', 'a photo of a t - shirt.'])
+    assert torch.equal(first, second)

@@ -1,0 +1,98 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` with the image sizes
+they cannot handle named or handled.
+
+- :class:`CheckedResize`: an empty image, or one so elongated that a side
+  would be under one pixel after the resize (a 10x100000 strip), raises
+  :class:`ImageSizeError` naming the file and its size, where mmcv fails
+  with an OpenCV assertion (``inv_scale_x > 0``) or a division by zero that
+  names neither.
+- :class:`CheckedLoadAnnotations`: a label map with a side of one pixel
+  (a 1x1 or 1xW image) keeps its two dimensions; mmseg squeezes them away
+  and ``PackSegInputs`` then fails with "The dim of value must be 2 or 3".
+
+``tools/test.py`` uses both in its test dataloader, and
+:func:`mmseg_groupvit.apis.init_groupvit` puts ``CheckedResize`` in the
+model's ``cfg.test_pipeline`` (read by ``inference_model``).
+"""
+import io
+
+import cv2
+import numpy as np
+from mmcv.transforms import Resize
+from mmengine import fileio
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import TRANSFORMS
+from PIL import Image
+
+from ..models.backbones.groupvit import ImageSizeError
+
+__all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize']
+
+
+def _name(results: dict) -> str:
+    return results.get('img_path') or 'the image array'
+
+
+@TRANSFORMS.register_module()
+class CheckedResize(Resize):
+    """mmcv's ``Resize`` (same arguments, same pixels) that names the image
+    when it is empty or cannot be resized.
+
+    Raises:
+        ImageSizeError: The image has no pixels, or a side would be under
+            one pixel after the resize.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results.get('img')
+        if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
+            raise ImageSizeError(
+                f'{_name(results)} is empty (shape {tuple(img.shape)}): there '
+                f'is nothing to segment. Give an image of at least one pixel '
+                f'on each side.')
+        try:
+            return super().transform(results)
+        except (cv2.error, ZeroDivisionError):
+            height, width = img.shape[:2]
+            raise ImageSizeError(
+                f'{_name(results)} ({height}x{width}) cannot be resized by '
+                f'the test pipeline (Resize scale={self.scale}, '
+                f'keep_ratio={self.keep_ratio}): one side would be under one '
+                f'pixel. Crop the image into less elongated pieces, or '
+                f'remove it from the split file.') from None
+
+
+@TRANSFORMS.register_module()
+class CheckedLoadAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` that keeps both dimensions of a label
+    map with a side of one pixel."""
+
+    def _load_seg_map(self, results: dict) -> None:
+        super()._load_seg_map(results)
+        label = results['gt_seg_map']
+        if label.ndim >= 2:
+            return
+        # mmseg squeezes [1, W], [H, 1] and [1, 1] maps; the file header
+        # gives the size back.
+        content = fileio.get(
+            results['seg_map_path'], backend_args=self.backend_args)
+
+        with Image.open(io.BytesIO(content)) as picture:
+            width, height = picture.size
+        results['gt_seg_map'] = np.ascontiguousarray(
+            label.reshape(height, width))
+
+
+def use_checked_resize(pipeline, annotations: bool = False) -> None:
+    """Swap ``Resize`` for :class:`CheckedResize` in a pipeline config (in
+    place), and with ``annotations`` ``LoadAnnotations`` for
+    :class:`CheckedLoadAnnotations` (not in ``cfg.test_pipeline``, from
+    which ``inference_model`` removes ``LoadAnnotations`` by name)."""
+    for step in pipeline or []:
+        kind = step.get('type')
+        if kind in ('Resize', 'mmcv.Resize'):
+            step['type'] = 'CheckedResize'
+        elif annotations and kind in ('LoadAnnotations',
+                                      'mmseg.LoadAnnotations'):
+            step['type'] = 'CheckedLoadAnnotations'

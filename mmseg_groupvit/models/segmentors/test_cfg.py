@@ -1,0 +1,84 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The checks of a GroupViT segmentor's ``test_cfg``, made when it is set
+(built, or assigned later), so that every entry point (``tools/test.py``,
+the demo, ``mmseg.apis.init_model``) refuses the same values with the same
+message.
+
+mmseg reads ``test_cfg`` only while predicting, and some values give a
+wrong result rather than an error there: a ``stride`` larger than the
+``crop_size`` leaves pixels that no window covers, whose score is then
+``0 / 0 = NaN`` and whose label is background.
+"""
+from typing import Optional
+
+from ...utils.config_checks import (ConfigValueError, check_bg_thresh,
+                                    check_choice, check_positive_int,
+                                    check_positive_pair)
+from .fast_inference import AUTOCAST_CHOICES
+
+__all__ = ['check_test_cfg']
+
+_KEY = 'model.test_cfg'
+
+
+def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
+    """Check ``crop_size`` and ``stride`` of slide inference: two positive
+    integers each, every pixel covered, a window of at least one patch."""
+    crop = check_positive_pair(
+        test_cfg.get('crop_size'), f'{_KEY}.crop_size',
+        'window height and width, needed by mode=\'slide\'')
+    stride = check_positive_pair(
+        test_cfg.get('stride'), f'{_KEY}.stride',
+        'step between windows, needed by mode=\'slide\'')
+    if stride[0] > crop[0] or stride[1] > crop[1]:
+        raise ConfigValueError(
+            f'{_KEY}.stride {stride} is larger than {_KEY}.crop_size {crop}: '
+            f'the pixels between two windows would get no score (0/0 = NaN, '
+            f'then counted as background). Use a stride of at most the crop '
+            f'size, e.g. --cfg-options "{_KEY}.stride=({max(crop[0] // 2, 1)},'
+            f'{max(crop[1] // 2, 1)})".')
+    if patch_size and min(crop) < patch_size:
+        raise ConfigValueError(
+            f'{_KEY}.crop_size {crop} is smaller than one '
+            f'{patch_size}x{patch_size} patch of the image encoder, so no '
+            f'window can be segmented. Use windows of at least '
+            f'({patch_size}, {patch_size}); the shipped configs use '
+            f'(448, 448) with a stride of (224, 224).')
+
+
+def check_test_cfg(test_cfg: Optional[dict],
+                   patch_size: Optional[int] = None) -> None:
+    """Raise unless ``test_cfg`` can give a correct result.
+
+    Checked: ``mode`` (``'whole'`` or ``'slide'``); in slide mode
+    ``crop_size`` and ``stride`` (two positive integers, the stride at most
+    the crop, the crop at least one patch); ``window_batch`` (a positive
+    integer); ``max_logits_bytes`` (an integer, 0 or more); ``autocast``;
+    ``bg_thresh`` (a number in [0, 1]).
+
+    Args:
+        test_cfg (dict, optional): The segmentor's ``test_cfg``.
+        patch_size (int, optional): The image encoder's patch side.
+
+    Raises:
+        ConfigValueError: Naming the key, the value and the fix.
+    """
+    if test_cfg is None:
+        return
+    mode = check_choice(
+        test_cfg.get('mode', 'whole'), f'{_KEY}.mode', ('whole', 'slide'))
+    if mode == 'slide':
+        check_slide_windows(test_cfg, patch_size)
+    if test_cfg.get('window_batch') is not None:
+        check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
+                           'windows per backbone pass')
+    budget = test_cfg.get('max_logits_bytes')
+    if budget is not None and (not isinstance(budget, int)
+                               or isinstance(budget, bool) or budget < 0):
+        raise ConfigValueError(
+            f'{_KEY}.max_logits_bytes must be a number of bytes (an integer, '
+            f'0 or more: the largest score map kept), got {budget!r}.')
+    check_choice(
+        test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
+    if test_cfg.get('bg_thresh') is not None:
+        check_bg_thresh(test_cfg['bg_thresh'], f'{_KEY}.bg_thresh')
