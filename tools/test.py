@@ -251,12 +251,13 @@ def classification_tool(argv=None):
 
 
 def main(argv=None):
+    # Before anything reads a config (mmengine imports pkg_resources then).
+    quiet_warnings('--verbose' in (sys.argv[1:] if argv is None else argv))
     # Classification configs have their own tool, same arguments.
     classification = classification_tool(argv)
     if classification is not None:
         return classification.main(argv)
     args = parse_args(argv)
-    quiet_warnings(args.verbose)
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
                  f'configs/groupvit_*.py or your own config file.')
@@ -278,14 +279,14 @@ def main(argv=None):
         check_text_options(cfg)
     except (ValueError, FileNotFoundError, TypeError) as e:
         sys.exit(f'error: {e}')
-    main_process = int(os.environ.get('RANK', 0)) == 0
-    if main_process and not args.verbose:
-        print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
     try:
         # The segmentor, head and text encoder check their settings here.
         runner = build_runner(cfg, args.verbose)
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
+    if runner.rank == 0 and not args.verbose:
+        # What is run, from settings the model has checked.
+        print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
     if not args.verbose:
         runner.register_hook(ImageProgressHook())
     try:

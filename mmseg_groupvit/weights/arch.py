@@ -73,15 +73,22 @@ def canonical_arch(arch: dict) -> dict:
 
 
 def check_arch(arch: dict) -> None:
-    """Raise ``ValueError`` for fields no model can be built with: head
-    counts that are not positive integers dividing ``hidden_size``, an
-    unknown ``hidden_act``, a ``layer_norm_eps`` that is not a positive
-    number.
+    """Raise ``ValueError`` for fields no model can be built with: an
+    unknown part or field, head counts that are not positive integers
+    dividing ``hidden_size``, an unknown ``hidden_act``, a ``layer_norm_eps``
+    outside (0, 1), an ``assign_eps`` that is not a positive number.
 
     Args:
         arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
     """
     for part, values in sorted(arch.items()):
+        known = set(DEFAULT_ARCH.get(part, {})) | set(
+            UNSHAPED_DEFAULTS.get(part, {}))
+        unknown = sorted(set(values) - known) if known else [part]
+        if unknown:
+            raise ValueError(
+                f'{part}: unknown architecture field(s) {unknown}; the known '
+                f'ones are {sorted(known) or list(DEFAULT_ARCH)}.')
         width = values.get('hidden_size')
         if 'num_attention_heads' in values:
             heads = values['num_attention_heads']
@@ -99,10 +106,17 @@ def check_arch(arch: dict) -> None:
         if 'layer_norm_eps' in values:
             eps = values['layer_norm_eps']
             if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
-                    or not 0 < eps < math.inf):
+                    or not 0 < eps < 1):
                 raise ValueError(
                     f'{part}.layer_norm_eps={eps!r} cannot work: it must be '
-                    f'a positive number, e.g. 1e-05.')
+                    f'a small positive number, e.g. 1e-05.')
+        if 'assign_eps' in values:
+            eps = values['assign_eps']
+            if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
+                    or not 0 < eps < math.inf):
+                raise ValueError(
+                    f'{part}.assign_eps={eps!r} cannot work: it must be a '
+                    f'positive number (the released models use 1.0).')
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:

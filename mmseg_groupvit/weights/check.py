@@ -66,9 +66,11 @@ def check_values(state: Dict[str, torch.Tensor],
                 f'{source}: {len(kinds)} tensor(s) have a dtype of another '
                 f'kind than the model\'s: {_listed(kinds)}. The file is '
                 f'damaged or from another model.')
+    # Checked as the model holds them (float32): a float64 1e300 is finite
+    # in the file and Inf in the model.
     nonfinite = sorted(
-        k for k, v in state.items()
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+        k for k, v in state.items() if v.is_floating_point()
+        and not bool(torch.isfinite(v.to(_model_dtype(own, k, v))).all()))
     if nonfinite:
         raise CheckpointError(
             f'{source}: {len(nonfinite)} tensor(s) hold NaN or Inf: '
@@ -76,6 +78,25 @@ def check_values(state: Dict[str, torch.Tensor],
             f'meaningless scores (typically one class everywhere); the '
             f'training diverged or the file is damaged. Use another '
             f'checkpoint.')
+    negative = sorted(
+        k for k, v in state.items()
+        if k.endswith('running_var') and v.is_floating_point() and bool((
+            v < 0).any()))
+    if negative:
+        raise CheckpointError(
+            f'{source}: {len(negative)} BatchNorm variance(s) hold negative '
+            f'values: {_listed(negative)}. A variance cannot be negative; '
+            f'the model would give NaN scores. The file is damaged; use '
+            f'another checkpoint.')
+
+
+def _model_dtype(own: Optional[Dict[str, torch.Tensor]], key: str,
+                 value: torch.Tensor) -> torch.dtype:
+    """The dtype a floating-point checkpoint tensor will have in the
+    model: the model's own, else float32 for float64 values."""
+    if own is not None and key in own and own[key].is_floating_point():
+        return own[key].dtype
+    return torch.float32 if value.dtype == torch.float64 else value.dtype
 
 
 def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,

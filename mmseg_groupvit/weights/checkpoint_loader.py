@@ -21,15 +21,16 @@ folder or weights file is converted to this package's keys when read
 """
 import os
 import os.path as osp
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, Optional, Tuple
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .download import HUB_PREFIX, URL_PREFIXES, resolve_checkpoint
+from .download import HUB_PREFIX, URL_PREFIXES, resolve_checkpoint, sha256
 from .io import torch_load
 from .sources import load_published, to_mmseg_checkpoint
 
-_TRUSTED: Set[str] = set()
+# Trusted files: real path -> SHA-256 of the bytes the user trusted.
+_TRUSTED: Dict[str, str] = {}
 # The checkpoint last read by read_checkpoint (to learn its architecture),
 # handed to the next load of the same unchanged file instead of reading and
 # converting it again.
@@ -48,11 +49,15 @@ def trust_checkpoint(path: str) -> None:
     """Let :func:`load_from_local` unpickle this one file fully.
 
     Only for a file from a source the user trusts: unpickling can run code.
+    The trust is for the file's contents now: a file replaced afterwards is
+    not unpickled.
 
     Args:
         path (str): The checkpoint file.
     """
-    _TRUSTED.add(osp.realpath(osp.expanduser(path)))
+    path = osp.realpath(osp.expanduser(path))
+    if osp.isfile(path):
+        _TRUSTED[path] = sha256(path)
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
@@ -75,11 +80,11 @@ def load_from_local(filename: str, map_location=None):
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
     if ahead is not None:
         return ahead
-    trust = osp.realpath(filename) in _TRUSTED
+    trusted = _TRUSTED.get(osp.realpath(filename))
     if osp.isdir(filename) or filename.endswith('.safetensors'):
-        return load_published(filename, trust)
+        return load_published(filename)
     return to_mmseg_checkpoint(
-        torch_load(filename, trust_pickle=trust), filename, trust)
+        torch_load(filename, trusted_sha256=trusted), filename)
 
 
 @CheckpointLoader.register_scheme(
@@ -106,7 +111,8 @@ def read_checkpoint(source: str) -> dict:
     The next load of the same unchanged local file gets this result
     without reading and converting it again (once).
     """
-    checkpoint = CheckpointLoader.load_checkpoint(source, map_location='cpu')
+    checkpoint = CheckpointLoader.load_checkpoint(
+        source, map_location='cpu', logger='silent')
     _READ_AHEAD.clear()
     key = _file_key(osp.expanduser(source))
     if key is not None and osp.isfile(key[0]):

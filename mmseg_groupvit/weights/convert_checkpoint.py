@@ -152,7 +152,8 @@ def convert_source(layout: str,
                    config=None,
                    arch_config: Optional[str] = None,
                    vision_heads: Optional[int] = None,
-                   src: str = 'the checkpoint'):
+                   src: str = 'the checkpoint',
+                   assume_heads: bool = False):
     """Convert a read source checkpoint (see :func:`load_source_checkpoint`)
     to this package's keys and architecture, checking every tensor.
 
@@ -164,6 +165,11 @@ def convert_source(layout: str,
         vision_heads (int, optional): Vision attention heads, when no config
             says.
         src (str): The source, for messages.
+        assume_heads (bool): When nothing records the vision head count of
+            an architecture other than the released one, assume the
+            released count (listed in ``assumed``, for the loader to warn
+            and let the model config decide) instead of refusing. The
+            converter refuses; loading assumes.
 
     Returns:
         tuple: ``(state_dict, arch, assumed)``: the tensors in sorted key
@@ -192,7 +198,8 @@ def convert_source(layout: str,
     assumed = []
     if vision_heads is None and 'num_attention_heads' not in (
             declared or {}).get('image_encoder', {}):
-        if arch_diff(DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
+        if not assume_heads and arch_diff(
+                DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
             raise CheckpointError(
                 f'{src} records no vision attention head count (no '
                 f'config.json or NVlabs config says it) and its architecture '

@@ -13,6 +13,8 @@ is refused with an explanation unless the caller passes
 ``trust_pickle=True`` (only for files from a source you trust: full
 unpickling can run code).
 """
+import hashlib
+import io
 import json
 import os.path as osp
 import re
@@ -106,7 +108,9 @@ def safe_globals() -> list:
     return NVLABS_SAFE_GLOBALS + training_state_globals()
 
 
-def torch_load(path: str, trust_pickle: bool = False):
+def torch_load(path: str,
+               trust_pickle: bool = False,
+               trusted_sha256: Optional[str] = None):
     """``torch.load`` on CPU of tensors, containers and :func:`safe_globals`
     only, unless ``trust_pickle``.
 
@@ -117,6 +121,9 @@ def torch_load(path: str, trust_pickle: bool = False):
         path (str): A ``.pth`` / ``.bin`` file.
         trust_pickle (bool): Unpickle fully: only for a file from a source
             the user trusts, since unpickling can run code.
+        trusted_sha256 (str, optional): Unpickle fully if the file's bytes
+            still have this SHA-256 (the file the user trusted); they are
+            read once, so the file cannot change between check and load.
 
     Returns:
         The loaded object, with OmegaConf configs as plain dicts and numpy
@@ -126,6 +133,10 @@ def torch_load(path: str, trust_pickle: bool = False):
         CheckpointError: Missing, empty, damaged, refused or non-checkpoint
             files, naming the file, what it holds and the fix.
     """
+    if osp.exists(path) and not osp.isfile(path):
+        raise CheckpointError(
+            f'{path} is not a regular file; give a checkpoint file (or a '
+            f'transformers folder).')
     if not osp.isfile(path):
         raise CheckpointError(
             f'Checkpoint not found: {path}. Check the path, or download the '
@@ -134,15 +145,31 @@ def torch_load(path: str, trust_pickle: bool = False):
         raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
                               f'download probably failed. Download it again.')
     try:
+        if trusted_sha256 is not None:
+            with open(path, 'rb') as f:
+                data = f.read()
+            if hashlib.sha256(data).hexdigest() != trusted_sha256:
+                raise CheckpointError(
+                    f'{path} changed after it was trusted (--trust-pickle); '
+                    f'it is not unpickled. Trust the new file explicitly if '
+                    f'you mean to.')
+            return torch.load(
+                io.BytesIO(data), map_location='cpu', weights_only=False)
         if trust_pickle:
             return torch.load(path, map_location='cpu', weights_only=False)
         with torch.serialization.safe_globals(safe_globals()):
             state = torch.load(path, map_location='cpu', weights_only=True)
+        state = restore_numpy(state)
+        if isinstance(state, dict) and 'config' in state:
+            state['config'] = to_plain(state['config'])
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError(
+            f'{path} was refused: its objects nest too deeply to be a '
+            f'checkpoint. The file is damaged or crafted.') from None
     except Exception as e:  # torch raises many types for damaged files
         raise CheckpointError(_load_failure(path, e)) from None
-    state = restore_numpy(state)
-    if isinstance(state, dict) and 'config' in state:
-        state['config'] = to_plain(state['config'])
     return state
 
 
@@ -160,8 +187,9 @@ def _load_failure(path: str, error: Exception) -> str:
                 f'loader does not rebuild (it reads tensors, plain '
                 f'containers, the NVlabs OmegaConf config and mmengine '
                 f'training state). Loading it fully could run code hidden in '
-                f'the file; if you trust its source, pass --trust-pickle for '
-                f'this file.')
+                f'the file; if you trust its source, convert it once with '
+                f'`tools/convert_weights.py --trust-pickle {path} OUT.pth` '
+                f'(or pass --trust-pickle to tools/test.py).')
     return (f'{path} is not a readable PyTorch checkpoint '
             f'({_first_line(error)}); it is probably truncated or corrupt. '
             f'Download it again.')

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
 
-from .arch import arch_diff, infer_arch
+from .arch import arch_diff, check_arch, infer_arch
 from .convert_checkpoint import GUESSED_FIELDS, convert_source
 from .io import CheckpointError, load_source_checkpoint
 
@@ -42,7 +42,8 @@ def source_layout(checkpoint) -> Optional[str]:
 
 
 def _as_checkpoint(layout: str, state: dict, config, source: str) -> dict:
-    state, arch, assumed = convert_source(layout, state, config, src=source)
+    state, arch, assumed = convert_source(
+        layout, state, config, src=source, assume_heads=True)
     return dict(
         state_dict=state,
         meta=dict(
@@ -196,6 +197,19 @@ def apply_checkpoint_arch(cfg,
     name = name or (source if '://' in source else osp.abspath(source))
     for model_cfg in models:
         applied = merge_arch(model_cfg, arch, guessed, name)
+    try:
+        # A checkpoint's meta is as untrusted as its tensors: check the
+        # fields it sets, as merged with the config, before any model is
+        # built from them.
+        check_arch({
+            part: {
+                k: models[0][part][k]
+                for k in values
+            }
+            for part, values in arch.items()
+        })
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f'{source}: {e}') from None
     print_log(
         f'Architecture from the checkpoint {name}: ' +
         ', '.join(f'{part}.{k}={models[0][part][k]}' for part in PARTS

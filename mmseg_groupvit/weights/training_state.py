@@ -58,6 +58,8 @@ class PickledDtype:
     """Stands in for ``np.dtype`` while unpickling: a plain numeric dtype
     (bool, integer, float, complex) and its byte order, nothing else."""
 
+    dtype = None  # until __init__ runs (a NEWOBJ skips it)
+
     def __init__(self, spec='', align=False, copy=False):
         try:
             dtype = np.dtype(str(spec))
@@ -79,12 +81,15 @@ class PickledArray:
     """Stands in for ``np.ndarray`` while unpickling; :meth:`__setstate__`
     builds the array from its bytes."""
 
+    array = None  # until __setstate__ runs
+
     def __init__(self, *args):
         self.array = None
 
     def __setstate__(self, state):
         if not (isinstance(state, tuple) and len(state) == 5 and isinstance(
-                state[2], PickledDtype) and isinstance(state[4], bytes)):
+                state[1], tuple) and isinstance(state[2], PickledDtype) and
+                state[2].dtype is not None and isinstance(state[4], bytes)):
             _refuse('numpy.ndarray that is not a plain numeric array')
         _, shape, dtype, fortran, data = state
         if not all(isinstance(n, int) and n >= 0
@@ -106,13 +111,13 @@ def array_from_pickle(subtype, shape, dtype_char):
 
 def scalar_from_pickle(dtype, data):
     """numpy's ``scalar`` for plain numeric dtypes."""
-    if not isinstance(dtype, PickledDtype) or not isinstance(
-            data, bytes) or len(data) != dtype.dtype.itemsize:
+    if not isinstance(dtype, PickledDtype) or dtype.dtype is None or (
+            not isinstance(data, bytes)) or len(data) != dtype.dtype.itemsize:
         _refuse('numpy scalar that is not a plain number')
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
-def restore_numpy(obj):
+def restore_numpy(obj, _seen=None):
     """Replace the stand-ins in a loaded checkpoint by numpy objects, in
     containers and in the attributes of ``HistoryBuffer`` objects.
 
@@ -121,23 +126,32 @@ def restore_numpy(obj):
 
     Returns:
         The same structure with real arrays and dtypes.
+
+    Raises:
+        pickle.UnpicklingError: A stand-in whose state never came (the file
+            skipped its BUILD).
     """
     from mmengine.logging import HistoryBuffer
-    if isinstance(obj, PickledArray):
-        return obj.array
-    if isinstance(obj, PickledDtype):
-        return obj.dtype
+    if isinstance(obj, (PickledArray, PickledDtype)):
+        value = obj.array if isinstance(obj, PickledArray) else obj.dtype
+        if value is None:
+            _refuse(f'{type(obj).__name__} stand-in without its state')
+        return value
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen:  # shared or cyclic: restored once
+        return obj
+    if isinstance(obj, (HistoryBuffer, dict, list, tuple)):
+        seen.add(id(obj))
     if isinstance(obj, HistoryBuffer):
         for key, value in obj.__dict__.items():
-            obj.__dict__[key] = restore_numpy(value)
+            obj.__dict__[key] = restore_numpy(value, seen)
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            obj[key] = restore_numpy(value)
+            obj[key] = restore_numpy(value, seen)
     elif isinstance(obj, list):
-        obj[:] = [restore_numpy(v) for v in obj]
-    elif isinstance(obj, tuple):
-        return type(obj)(restore_numpy(v)
-                         for v in obj) if not hasattr(obj, '_fields') else obj
+        obj[:] = [restore_numpy(v, seen) for v in obj]
+    elif isinstance(obj, tuple) and not hasattr(obj, '_fields'):
+        return tuple(restore_numpy(v, seen) for v in obj)
     return obj
 
 

@@ -357,7 +357,7 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
 def test_bad_input_gives_one_clear_error(args, message, tmp_path):
     args = [WIDE_PHOTO if a == 'PHOTO' else a for a in args]
     with pytest.raises(SystemExit) as exc:
-        demo.main(args + ['--out', str(tmp_path)])
+        demo.main(args + ['--out', str(tmp_path), '--random-weights'])
     assert str(exc.value.code).startswith('error: ')
     assert message in str(exc.value.code)
 

@@ -94,8 +94,8 @@ def test_url_downloads_once_and_reproduces_the_original(
     cached = torch_home / 'hub' / 'checkpoints' / osp.basename(url)
     assert os.listdir(cached.parent) == [cached.name]
     assert cached.read_bytes() == open(source, 'rb').read()
-    assert f'Architecture from the checkpoint {url}: ' \
-           'image_encoder.hidden_size=128' in log
+    assert f'Architecture from the checkpoint {url}: ' in log
+    assert 'image_encoder.hidden_size=128' in log
     assert_reference_labels(tmp_path / 'pred', fixture_a)
     with open(tmp_path / 'work' / 'results.json') as f:
         assert json.load(f)['checkpoint'] == url

@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -298,3 +299,75 @@ def test_training_entry_points_refuse(hostile, tmp_path):
         'model.backbone.init_cfg=None'
     ], marker, osp.dirname(marker))
     _one_error_line(proc, path, 'function exec,')
+
+
+def test_shapes_of_objects_that_break_the_restoring_are_refused(tmp_path):
+    """Cycles, deep nesting and numpy stand-ins whose state never comes
+    give a CheckpointError (one line from the tools), not a traceback."""
+    cyclic = []
+    cyclic.append(cyclic)
+    path = str(tmp_path / 'cyclic.pth')
+    torch.save(_training_checkpoint(dict(value=cyclic)), path)
+    value = CheckpointLoader.load_checkpoint(path)['meta']['value']
+    assert value[0] is value  # a cycle is data, restored once
+
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    path = str(tmp_path / 'deep.pth')
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50000)
+    try:
+        torch.save(_training_checkpoint(dict(value=deep)), path)
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(CheckpointError, match='nest too deeply'):
+        CheckpointLoader.load_checkpoint(path)
+
+    class Dtype:
+        """Pickles as NEWOBJ numpy.dtype with no BUILD: the stand-in's
+        __init__ and __setstate__ never run."""
+
+    path = str(tmp_path / 'newobj.pth')
+    with mock.patch.object(np, 'dtype', Dtype):
+        Dtype.__module__, Dtype.__qualname__ = 'numpy', 'dtype'
+        torch.save(dict(state_dict={}, meta=dict(value=Dtype())), path)
+    with pytest.raises(CheckpointError, match='PickledDtype stand-in without'):
+        CheckpointLoader.load_checkpoint(path)
+
+
+def test_trust_is_for_the_contents_that_were_trusted(hostile, tmp_path):
+    """A trusted file replaced afterwards (by a hostile one) is refused."""
+    from mmseg_groupvit.weights import trust_checkpoint
+    paths, marker = hostile
+    path = tmp_path / 'trusted.pth'
+    torch.save(_training_checkpoint(), path)
+    trust_checkpoint(str(path))
+    CheckpointLoader.load_checkpoint(str(path))
+    path.write_bytes(open(paths['reduce_exec'], 'rb').read())
+    with pytest.raises(CheckpointError, match='changed after it was trusted'):
+        CheckpointLoader.load_checkpoint(str(path))
+    assert not osp.exists(marker)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('num_attention_heads', 0, 'must be a positive integer'),
+    ('assign_eps', -1.0, 'assign_eps=-1.0 cannot work'),
+    ('layer_norm_eps', 1e300, 'must be a small positive number'),
+    ('foo', 1, "unknown architecture field\\(s\\) \\['foo'\\]"),
+])
+def test_architecture_in_a_checkpoints_meta_is_checked(tmp_path, field, value,
+                                                       message):
+    """The meta of a converted checkpoint is as untrusted as its tensors:
+    fields no model can be built with are refused before building one."""
+    from mmengine.config import Config
+
+    from mmseg_groupvit.weights import resolve_load_from
+    from mmseg_groupvit.weights.arch import DEFAULT_ARCH
+    arch = {part: dict(values) for part, values in DEFAULT_ARCH.items()}
+    arch['image_encoder'][field] = value
+    path = str(tmp_path / 'meta.pth')
+    torch.save(dict(state_dict={}, meta=dict(groupvit_arch=arch)), path)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'groupvit_voc.py'))
+    with pytest.raises(CheckpointError, match=message):
+        resolve_load_from(cfg, path)

@@ -13,7 +13,8 @@ from mmengine.runner import load_checkpoint
 
 from mmseg_groupvit.weights import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, build_small_segmentor
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor, varied_segmentor)
 
 # One tensor of each part: image encoder, text encoder, both projectors and
 # the temperature.
@@ -173,3 +174,36 @@ def test_cli_gives_one_error_line(tmp_path, small_state):
         assert len(errors) == 1, proc.stderr[-2000:]
         assert "NaN or Inf: ['decode_head.logit_scale']" in errors[0]
         assert 'Traceback' not in proc.stderr
+
+
+def test_values_that_become_non_finite_in_the_model_are_refused(
+        tmp_path, small_state):
+    """Finite in the file, not in the model: a float64 1e300 is Inf as
+    float32, and a negative BatchNorm variance gives NaN scores."""
+    key = 'image_encoder.stages.0.blocks.0.attn.qkv.weight'
+    state = {k: v.clone() for k, v in small_state.items()}
+    state[key] = state[key].double()
+    state[key].view(-1)[0] = 1e300
+    with pytest.raises(CheckpointError, match=f"hold NaN or Inf: .*{key}"):
+        load_checkpoint(build_small_segmentor(), save(tmp_path / 'a', state))
+    variance = 'image_encoder.projector.bn.running_var'
+    state = {k: v.clone() for k, v in small_state.items()}
+    state[variance].view(-1)[0] = -0.5
+    with pytest.raises(
+            CheckpointError, match=f'negative values: .*{variance}'):
+        load_checkpoint(build_small_segmentor(), save(tmp_path / 'b', state))
+
+
+def test_scores_that_overflow_are_an_error_not_one_label():
+    """Finite weights can still overflow in the forward pass (all 3e38 in
+    one layer): the head refuses NaN or Inf scores, where an argmax would
+    label every pixel alike."""
+    model = varied_segmentor()
+    image = torch.rand(
+        1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    metas = [dict(img_shape=(64, 64), ori_shape=(64, 64))]
+    with torch.no_grad():
+        assert torch.isfinite(model.encode_decode(image, metas)).all()
+        model.image_encoder.stages[0].blocks[0].attn.qkv.weight.fill_(3e38)
+        with pytest.raises(CheckpointError, match='NaN or Inf group-class'):
+            model.encode_decode(image, metas)

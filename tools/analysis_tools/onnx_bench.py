@@ -93,7 +93,8 @@ def peak_memory(export_dir, config, checkpoint, image, threads):
         demo_args = [
             image, '--config', config, '--show', 'overlay,prediction', '--out',
             osp.join(tmp, 'torch')
-        ] + (['--checkpoint', checkpoint] if checkpoint else [])
+        ] + (['--checkpoint', checkpoint]
+             if checkpoint else ['--random-weights'])
         ours = _peak_rss_mib(
             osp.join(REPO, 'tools', 'demo.py'), demo_args, tmp)
         return dict(onnxruntime=onnx, pytorch=ours)

@@ -58,7 +58,7 @@ def load_package_module(relpath: str):
 
 
 vocabulary = load_package_module('utils/vocabulary.py')
-thresholds = load_package_module('utils/bg_thresh.py')
+config_checks = load_package_module('utils/config_checks.py')
 drawing = load_package_module('visualization/drawing.py')
 palettes = load_package_module('visualization/palette.py')
 
@@ -150,7 +150,8 @@ def check_inputs(args):
                              'is not prompted; add the classes to segment.')
     bg_thresh = None
     if args.bg_thresh is not None:
-        bg_thresh = thresholds.check_bg_thresh(args.bg_thresh)
+        bg_thresh = config_checks.check_bg_thresh(args.bg_thresh,
+                                                  '--bg-thresh')
     return images, classes, bg_thresh
 
 

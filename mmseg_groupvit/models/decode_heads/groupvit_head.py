@@ -17,6 +17,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ...utils.config_checks import check_bg_thresh, check_positive_int
+from ...weights.io import CheckpointError
 
 
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
@@ -57,6 +58,34 @@ def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
     maps = chained.transpose(1, 2).reshape(batch, groups, *grid)
     return F.interpolate(
         maps, size=tuple(size), mode='bilinear', align_corners=False)
+
+
+def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
+    """Refuse window scores that are not finite: an argmax over NaN picks
+    one class for every pixel, a result nobody could trust.
+
+    Args:
+        scores (Tensor): Group-class scores ``[B, G, K]``.
+        maps (Tensor): Group maps ``[B, G, H, W]``.
+
+    Raises:
+        CheckpointError: Naming how many values are not finite.
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return  # an export records the graph, not this check
+    bad = [(name, int((~torch.isfinite(t)).sum()), t.numel())
+           for name, t in (('group-class scores', scores), ('group maps',
+                                                            maps))]
+    bad = [b for b in bad if b[1]]
+    if bad:
+        raise CheckpointError(
+            'The model computed NaN or Inf ' +
+            ' and '.join(f'{name} ({n} of {total})'
+                         for name, n, total in bad) +
+            ', so its labels would be meaningless. Its weights or '
+            'architecture settings are broken (overflowing weights, a '
+            'negative variance, an eps setting); use another checkpoint or '
+            'fix the setting.')
 
 
 def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
@@ -244,6 +273,7 @@ class GroupViTHead(BaseDecodeHead):
         # the same first-maximum rule, but an order of magnitude faster on
         # CPU than reducing over the strided group axis.
         pixel_group = maps.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+        check_finite_scores(scores, maps)
         if not self.with_bg:
             return pixel_group, scores
         # Deciding the background per group is the same comparison as per

@@ -113,4 +113,4 @@ def test_init_groupvit_refuses_bg_thresh(bg_thresh, tmp_path):
         f"model = dict(image_encoder={SMALL_ARCH['image_encoder']!r}, "
         f"text_encoder={SMALL_ARCH['text_encoder']!r})\n")
     with pytest.raises(ConfigValueError, match='bg_thresh must be a number'):
-        init_groupvit(str(config), bg_thresh=bg_thresh)
+        init_groupvit(str(config), bg_thresh=bg_thresh, random_weights=True)
