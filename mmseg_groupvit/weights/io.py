@@ -3,14 +3,14 @@
 
 Nothing here unpickles arbitrary objects: ``.pth`` / ``.bin`` files are read
 with ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
-containers, and ``.safetensors`` files hold no code at all. The released
-NVlabs checkpoints also pickle an OmegaConf config object; loading such a file
-is still read safely: the few OmegaConf classes such a file names are mapped,
-for the unpickler, to inert placeholders (:class:`InertConfigNode`) that only
-store their state, and the config is turned into plain dicts and lists. No
-OmegaConf code runs, and ``omegaconf`` need not be installed. Any other class
-is refused with an explanation unless the caller passes
-``trust_pickle=True`` (only for files from a source you trust: full
+containers, plus :func:`safe_globals` allowed for that one call (never
+process-wide): the OmegaConf config of the released NVlabs checkpoints, whose
+few classes are mapped to inert placeholders (:class:`InertConfigNode`) that
+only store their state and are turned into plain dicts and lists (no
+OmegaConf code runs, and ``omegaconf`` need not be installed), and mmengine's
+training state (:mod:`.training_state`). ``.safetensors`` files hold no code
+at all. Any other class is refused with an explanation naming it, unless the
+caller trusts the file (only for files from a source you trust: full
 unpickling can run code).
 """
 import hashlib
