@@ -103,20 +103,15 @@ def check_arch(arch: dict) -> None:
             raise ValueError(
                 f'{part}.hidden_act={values["hidden_act"]!r} is not '
                 f'supported; expected one of {list(ACTIVATIONS)}.')
-        if 'layer_norm_eps' in values:
-            eps = values['layer_norm_eps']
+        for key, upper, kind in (('layer_norm_eps', 1, 'a small positive '
+                                  'number, e.g. 1e-05'),
+                                 ('assign_eps', math.inf, 'a positive number '
+                                  '(the released models use 1.0)')):
+            eps = values.get(key, 1e-5)
             if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
-                    or not 0 < eps < 1):
-                raise ValueError(
-                    f'{part}.layer_norm_eps={eps!r} cannot work: it must be '
-                    f'a small positive number, e.g. 1e-05.')
-        if 'assign_eps' in values:
-            eps = values['assign_eps']
-            if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
-                    or not 0 < eps < math.inf):
-                raise ValueError(
-                    f'{part}.assign_eps={eps!r} cannot work: it must be a '
-                    f'positive number (the released models use 1.0).')
+                    or not 0 < eps < upper):
+                raise ValueError(f'{part}.{key}={eps!r} cannot work: it must '
+                                 f'be {kind}.')
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
