@@ -43,7 +43,10 @@ hf_groupvit = pytest.importorskip(
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
-IMAGE_DIRS = [osp.join(REPO, 'samples', 'images'), '/work/shared/data/images']
+IMAGE_DIRS = [
+    osp.join(REPO, 'samples', 'images'),
+    osp.join(osp.dirname(REPO), 'shared', 'data', 'images')
+]
 IMAGE_NAMES = [
     'groupvit_demo_voc.jpg', 'groupvit_demo_ctx.jpg', 'groupvit_demo_coco.jpg'
 ]
