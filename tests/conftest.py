@@ -52,6 +52,24 @@ SMALL_ARCH = dict(
         projection_dim=32,
         projection_intermediate_dim=64))
 
+# SMALL_ARCH as a transformers GroupViTConfig's arguments.
+HF_SMALL = dict(
+    vision_config=dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        depths=[1, 1, 1],
+        num_hidden_layers=3,
+        num_group_tokens=[8, 4, 0],
+        num_output_groups=[8, 4, 4]),
+    text_config=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2),
+    projection_dim=32,
+    projection_intermediate_dim=64)
+
 
 def load_script(path, name=None):
     """Import a script by path (``tools/`` is not a package).

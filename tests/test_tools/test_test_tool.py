@@ -36,29 +36,12 @@ from PIL import Image
 from mmseg_groupvit.evaluation import describe_protocol
 from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, REPO, VOC_SAMPLE,
-                            load_script)
+from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, HF_SMALL, REPO,
+                            VOC_SAMPLE, load_script)
 
 transformers = pytest.importorskip('transformers')
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
-# A small architecture with two grouping stages (8 then 4 groups).
-HF_SMALL = dict(
-    vision_config=dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_attention_heads=4,
-        depths=[1, 1, 1],
-        num_hidden_layers=3,
-        num_group_tokens=[8, 4, 0],
-        num_output_groups=[8, 4, 4]),
-    text_config=dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2),
-    projection_dim=32,
-    projection_intermediate_dim=64)
 VOC_IMAGES = 5  # odd: two processes must drop the sampler's padding
 
 

@@ -16,27 +16,11 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmseg_groupvit.apis import init_groupvit
 from mmseg_groupvit.weights import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import (REPO, hub_cache, randomise_hf, release_name,
-                            serve_folder)
+from tests.conftest import (HF_SMALL, REPO, hub_cache, randomise_hf,
+                            release_name, serve_folder)
 
 transformers = pytest.importorskip('transformers')
 
-HF_SMALL = dict(
-    vision_config=dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_attention_heads=4,
-        depths=[1, 1, 1],
-        num_hidden_layers=3,
-        num_group_tokens=[8, 4, 0],
-        num_output_groups=[8, 4, 4]),
-    text_config=dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2),
-    projection_dim=32,
-    projection_intermediate_dim=64)
 VOC = osp.join(REPO, 'configs', 'groupvit_voc.py')
 
 
