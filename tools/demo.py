@@ -237,11 +237,6 @@ def list_images(paths):
     return files
 
 
-def split_classes(text, option):
-    """``"cat,dog|puppy"`` -> ``[['cat'], ['dog', 'puppy']]``."""
-    return parse_class_list(text, option)
-
-
 def check_device(name):
     """Raise unless ``name`` is a device of this machine."""
     try:
@@ -277,12 +272,12 @@ def check_inputs(args):
             f'or leave --checkpoint out for the config\'s weights.')
     vocabulary = None
     if args.vocab is not None:
-        vocabulary = split_classes(args.vocab, '--vocab')
+        vocabulary = parse_class_list(args.vocab, '--vocab')
     elif args.vocab_file is not None:
         vocabulary = load_vocabulary(args.vocab_file)
     extra = None
     if args.extra_classes is not None:
-        extra = split_classes(args.extra_classes, '--extra-classes')
+        extra = parse_class_list(args.extra_classes, '--extra-classes')
     templates = None
     if args.templates is not None:
         templates = args.templates
