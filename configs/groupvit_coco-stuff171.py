@@ -6,7 +6,7 @@ _base_ = [
 
 model = dict(
     text_encoder=dict(dataset_name='coco_stuff'),
-    decode_head=dict(num_classes=171, with_bg=False))
+    decode_head=dict(with_bg=False))
 # The published GCC+YFCC weights, downloaded once into torch hub's cache and
 # verified (README, "Checkpoints"); tools/test.py's CHECKPOINT replaces them.
 load_from = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'

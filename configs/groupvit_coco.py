@@ -7,7 +7,7 @@ _base_ = [
 
 model = dict(
     text_encoder=dict(dataset_name='coco_object'),
-    decode_head=dict(num_classes=81, with_bg=True),
+    decode_head=dict(with_bg=True),
     test_cfg=dict(bg_thresh=0.95))
 # The published GCC+YFCC weights, downloaded once into torch hub's cache and
 # verified (README, "Checkpoints"); tools/test.py's CHECKPOINT replaces them.

@@ -23,7 +23,7 @@ model = dict(
     image_encoder=dict(
         out_indices=(0, 1, 2), with_zero_shot=True, freeze_projector=True),
     text_encoder=dict(dataset_name='voc'),
-    decode_head=dict(num_classes=21, with_bg=True),
+    decode_head=dict(with_bg=True),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=[384, 384, 384],

@@ -12,7 +12,6 @@ from mmseg.apis import init_model
 from torch import nn
 
 from ..datasets import use_checked_resize
-from ..utils import get_templates, load_vocabulary
 from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
@@ -30,9 +29,11 @@ def init_groupvit(config: ConfigLike,
                   random_weights: bool = False) -> nn.Module:
     """``mmseg.apis.init_model`` plus GroupViT's text options.
 
-    The vocabulary and templates are checked before anything is built, so a
-    typo fails fast with a message naming it; ``bg_thresh`` is checked by
-    the segmentor when it is built (as every ``test_cfg`` value is).
+    The text options and ``bg_thresh`` go into the model config, so each is
+    checked by its owner when the model is built, before any weights are
+    loaded: the vocabulary and templates by the text encoder, ``bg_thresh``
+    by the segmentor's ``test_cfg`` checks. The head's class count follows
+    the vocabulary.
     ``model.dataset_meta`` follows the vocabulary (``background`` first when
     the head has a background channel), so mmseg's ``inference_model``,
     ``show_result_pyplot`` and visualisers name the classes correctly.
@@ -56,7 +57,9 @@ def init_groupvit(config: ConfigLike,
             a ``ConfigValueError``); the config's when None.
         extra_classes: Classes appended to the vocabulary (the config's
             when ``vocabulary`` is None), e.g. the dataset's names plus
-            ``['grass', 'sky']``.
+            ``['grass', 'sky']``; they replace the config's
+            ``extra_classes``, which are also dropped when ``vocabulary`` is
+            given.
         cfg_options (dict, optional): Other config overrides.
         seed (int): Seed of the random weights when there is no
             checkpoint. Defaults to 0.
@@ -67,12 +70,6 @@ def init_groupvit(config: ConfigLike,
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
     """
-    if vocabulary is not None:
-        vocabulary = load_vocabulary(vocabulary)
-    if extra_classes is not None:
-        extra_classes = load_vocabulary(extra_classes)
-    if templates is not None:
-        templates = get_templates(templates)
     if bg_thresh is not None:
         cfg_options = dict(cfg_options or {})
         cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
@@ -80,6 +77,13 @@ def init_groupvit(config: ConfigLike,
         config, Config) else Config.fromfile(config)
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
+    text = cfg.model.text_encoder
+    if vocabulary is not None:
+        text.vocabulary = vocabulary
+    if vocabulary is not None or extra_classes is not None:
+        text.extra_classes = extra_classes
+    if templates is not None:
+        text.templates = templates
     if checkpoint is None and not random_weights:
         checkpoint = cfg.get('load_from')
     if checkpoint:
@@ -102,11 +106,4 @@ def init_groupvit(config: ConfigLike,
     # inference_model reads cfg.test_pipeline: name images that cannot be
     # resized (the checked steps give the same pixels).
     use_checked_resize(model.cfg.get('test_pipeline'))
-    if vocabulary is not None or templates is not None or \
-            extra_classes is not None:
-        model.set_vocabulary(
-            vocabulary
-            if vocabulary is not None else model.text_encoder.classes,
-            templates,
-            extra_classes=extra_classes)
     return model

@@ -1,12 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Evaluation: metrics, the protocol of a config, checks of test configs
 and data, and resumable progress."""
-from .checked_iou_metric import (CheckedIoUMetric, check_class_count,
-                                 check_label_map)
+from .checked_iou_metric import (CheckedIoUMetric, check_label_map,
+                                 check_result_classes)
 from .classification import (describe_classification_protocol,
                              is_classification_config)
-from .consistency import (check_model_classes, check_text_options,
-                          dataset_classes)
+from .consistency import (check_class_count, check_model_classes,
+                          check_text_options, dataset_classes)
 from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
                      ProgressError, user_error_message)
 from .iou_metric import PerClassIoUMetric
@@ -23,12 +23,12 @@ from .test_run import prepare_test_run, use_checked_loading
 __all__ = [
     'check_model_classes', 'check_text_options', 'dataset_classes',
     'PerClassIoUMetric', 'describe_protocol', 'format_protocol',
-    'CheckedIoUMetric', 'check_class_count', 'check_label_map', 'USER_ERRORS',
-    'ConfigCheckError', 'LabelMapError', 'ProgressError', 'user_error_message',
-    'check_dataset_paths', 'check_out_dir', 'check_test_dataloader',
-    'ProgressWriter', 'describe_run', 'enable_progress', 'prepare_progress',
-    'read_progress', 'SkipDoneSampler', 'prepare_test_run',
-    'use_checked_loading', 'Accuracy', 'is_classification_config',
-    'describe_classification_protocol', 'class_table_lines', 'result_lines',
-    'run_lines'
+    'CheckedIoUMetric', 'check_class_count', 'check_result_classes',
+    'check_label_map', 'USER_ERRORS', 'ConfigCheckError', 'LabelMapError',
+    'ProgressError', 'user_error_message', 'check_dataset_paths',
+    'check_out_dir', 'check_test_dataloader', 'ProgressWriter', 'describe_run',
+    'enable_progress', 'prepare_progress', 'read_progress', 'SkipDoneSampler',
+    'prepare_test_run', 'use_checked_loading', 'Accuracy',
+    'is_classification_config', 'describe_classification_protocol',
+    'class_table_lines', 'result_lines', 'run_lines'
 ]

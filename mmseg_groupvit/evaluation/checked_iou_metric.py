@@ -9,27 +9,26 @@ from mmengine.dist import barrier, get_rank
 from mmseg.registry import METRICS
 
 from ..datasets.transforms import exif_orientation
-from .errors import ConfigCheckError, LabelMapError, ProgressError
+from .consistency import check_class_count
+from .errors import LabelMapError, ProgressError
 from .iou_metric import PerClassIoUMetric
 from .progress import ProgressWriter, read_progress
 
-__all__ = ['CheckedIoUMetric', 'check_class_count', 'check_label_map']
+__all__ = ['CheckedIoUMetric', 'check_result_classes', 'check_label_map']
 
 # Pixels per step when counting, which bounds the metric's memory for very
 # large images.
 _COUNT_STEP = 1 << 22
 
 
-def check_class_count(sample: dict, num_classes: int) -> None:
-    """Raise unless the model scored as many classes as the dataset has.
-
-    A model with fewer classes than the dataset never predicts the missing
-    ones, and mmseg's ``IoUMetric`` then reports a plausible but wrong mIoU.
+def check_result_classes(sample: dict, num_classes: int) -> None:
+    """Raise unless the model scored as many classes as the dataset has
+    (:func:`~.consistency.check_class_count`), for one result.
 
     Args:
         sample (dict): A data sample as the evaluator sees it (a dict, with
             ``seg_logits`` or ``score_channels`` when the model provides
-            them).
+            them; without either nothing is checked).
         num_classes (int): Classes of the dataset.
 
     Raises:
@@ -39,17 +38,12 @@ def check_class_count(sample: dict, num_classes: int) -> None:
     if logits is not None:
         channels = logits['data'].shape[0]
     else:
-        # Results of the compact path hold no scores, only their count.
+        # Results of the large-vocabulary path hold no scores, only their
+        # count.
         channels = sample.get('score_channels')
         if channels is None:
             return
-    if channels == num_classes or (channels == 1 and num_classes == 2):
-        return
-    raise ConfigCheckError(
-        f'The model scores {channels} classes but the dataset has '
-        f'{num_classes}: the mIoU would compare different class lists. Make '
-        f'model.decode_head.num_classes (and the text encoder vocabulary, '
-        f'plus background) match the dataset\'s classes.')
+    check_class_count(channels, num_classes)
 
 
 def _exif_hint(img_path: str, label_shape, image_shape) -> str:
@@ -123,7 +117,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
     results of :class:`PerClassIoUMetric`), plus:
 
     - every sample is checked first: the model's class count against the
-      dataset's (:func:`check_class_count`) and the label map's size and
+      dataset's (:func:`check_result_classes`) and the label map's size and
       values (:func:`check_label_map`); a failure names the file and the
       fix instead of giving a wrong or crashing evaluation;
     - pixels are counted with integer histograms (``bincount``) and summed
@@ -185,7 +179,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
         """Check, count (and record) a batch; see the class docstring."""
         num_classes = len(self.dataset_meta['classes'])
         for sample in data_samples:
-            check_class_count(sample, num_classes)
+            check_result_classes(sample, num_classes)
             if not self.format_only:
                 check_label_map(sample, num_classes, self.ignore_index)
         start = len(self.results)

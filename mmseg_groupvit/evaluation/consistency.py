@@ -1,8 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Check, before an evaluation starts, that the text options can be read
-and that the model's classes match the dataset's, so a wrong vocabulary
-fails with one clear message instead of a traceback in the middle of the
-test loop."""
+"""Check that the text options can be read and that the model's classes
+match the dataset's, so a wrong vocabulary fails with one clear message
+instead of a traceback in the middle of the test loop (or a wrong mIoU)."""
 from typing import Sequence
 
 from mmengine.config import Config
@@ -10,8 +9,12 @@ from mmseg.registry import DATASETS
 from torch import nn
 
 from ..utils import get_templates, load_vocabulary
+from .errors import ConfigCheckError
 
-__all__ = ['dataset_classes', 'check_model_classes', 'check_text_options']
+__all__ = [
+    'dataset_classes', 'check_class_count', 'check_model_classes',
+    'check_text_options'
+]
 
 
 def check_text_options(cfg: Config) -> None:
@@ -60,38 +63,61 @@ def dataset_classes(cfg: Config) -> Sequence[str]:
     return tuple(classes)
 
 
-def check_model_classes(model: nn.Module, cfg: Config) -> None:
-    """Raise if the vocabulary, the head and the dataset disagree on the
-    number of classes.
+def check_class_count(model_classes: int,
+                      dataset_classes: int,
+                      source: str = '') -> None:
+    """Raise unless the model scores as many classes as the dataset has.
+
+    The one check of the model's classes against the dataset's: made on
+    the built model before a test run (:func:`check_model_classes`) and on
+    every result the metric counts
+    (:class:`~mmseg_groupvit.evaluation.CheckedIoUMetric`). A model with
+    fewer classes than the dataset never predicts the missing ones, and
+    mmseg's ``IoUMetric`` then reports a plausible but wrong mIoU. A single
+    channel is accepted for two classes (mmseg's binary protocol).
 
     Args:
-        model (nn.Module): The built segmentor (``text_encoder`` with
-            ``classes``, ``decode_head`` with ``num_classes`` and
-            ``with_bg``).
+        model_classes (int): Classes the model scores (its output
+            channels).
+        dataset_classes (int): Classes of the dataset.
+        source (str): What the model's classes are made of, put first in
+            the message (e.g. the vocabulary). Defaults to ''.
+
+    Raises:
+        ConfigCheckError: The counts differ, with the fix.
+    """
+    if model_classes == dataset_classes or (model_classes == 1
+                                            and dataset_classes == 2):
+        return
+    raise ConfigCheckError(
+        f'{source}The model scores {model_classes} classes but the dataset '
+        f'has {dataset_classes}: the mIoU would compare different class '
+        f'lists. The vocabulary (model.text_encoder.vocabulary or '
+        f'dataset_name) needs one entry per dataset class, in label order, '
+        f'without background when the head adds it (with_bg=True).')
+
+
+def check_model_classes(model: nn.Module, cfg: Config) -> None:
+    """Raise if the model and the test dataset disagree on the number of
+    classes (see :func:`check_class_count`).
+
+    Args:
+        model (nn.Module): The built segmentor (``num_classes``; with a
+            ``text_encoder``, its ``classes`` are named in the message).
         cfg (Config): Its config (for the test dataset).
 
     Raises:
-        ValueError: Naming the counts and how to make them agree.
+        ConfigCheckError: Naming the counts and how to make them agree.
     """
-    head = model.decode_head
-    num_out = head.num_classes
-    with_bg = bool(getattr(head, 'with_bg', False))
+    with_bg = bool(getattr(model.decode_head, 'with_bg', False))
     # Supervised segmentors (mmseg's EncoderDecoder) have no text encoder.
     vocab = getattr(getattr(model, 'text_encoder', None), 'classes', None)
-    if vocab is not None and len(vocab) + int(with_bg) != num_out:
-        bg = ' plus background' if with_bg else ''
-        raise ValueError(
-            f'The text encoder has {len(vocab)} classes (first: '
-            f'{vocab[0][0]!r}){bg}, but model.decode_head.num_classes is '
-            f'{num_out}. List {num_out - int(with_bg)} classes in the '
-            f'vocabulary, one per dataset label in label order'
-            f'{" and without background (the head adds it)" * with_bg}, or '
-            f'set model.decode_head.num_classes.')
+    source = ''
+    if vocab:
+        source = (f'The text encoder has {len(vocab)} classes (first: '
+                  f'{vocab[0][0]!r}){" plus background" * with_bg}. ')
     classes = dataset_classes(cfg)
-    if len(classes) != num_out:
-        raise ValueError(
-            f'The test dataset ({cfg.test_dataloader.dataset.type}) has '
-            f'{len(classes)} classes but the model outputs {num_out}. The '
-            f'vocabulary needs one entry per dataset class'
-            f'{" except background" * with_bg}, in label order, and '
-            f'model.decode_head.num_classes must be {len(classes)}.')
+    check_class_count(
+        model.num_classes, len(classes),
+        source + f'The test dataset ({cfg.test_dataloader.dataset.type}) '
+        f'has {len(classes)} classes. ')

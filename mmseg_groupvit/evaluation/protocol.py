@@ -5,6 +5,8 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
+from .consistency import dataset_classes
+
 __all__ = [
     'describe_protocol', 'format_protocol', 'format_templates',
     'format_vocabulary'
@@ -50,7 +52,8 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
 
         - ``dataset``: the test dataset's registered type;
         - ``data_root``: its ``data_root``;
-        - ``num_classes``: classes evaluated (the head's output channels);
+        - ``num_classes``: classes evaluated (the head's output channels,
+          which the test run checks equal the dataset's);
         - ``background``: whether class 0 is a thresholded background;
         - ``bg_thresh``: the background threshold (None without one);
         - ``resize``: ``{'scale': [w, h], 'keep_ratio': bool}`` of the test
@@ -81,7 +84,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
     return dict(
         dataset=dataset.get('type'),
         data_root=dataset.get('data_root', None),
-        num_classes=head.get('num_classes'),
+        num_classes=head.get('num_classes', None) or len(dataset_classes(cfg)),
         background=with_bg,
         bg_thresh=float(bg_thresh) if with_bg else None,
         resize=_resize(_test_pipeline(cfg)),

@@ -146,10 +146,28 @@ def test_extra_class_already_in_the_dataset_is_named(small):
 
 
 def test_mismatched_class_count_names_the_fix(small):
+    """A config that still sets num_classes must agree with the vocabulary
+    (2 classes plus background): it is refused when built, naming both
+    numbers, never silently overridden."""
     cfg = vocabulary_config(small, vocabulary=['cat', 'dog'])
+    cfg.model.decode_head.num_classes = 21
+    with pytest.raises(
+            ValueError,
+            match='num_classes is 21 but the '
+            'vocabulary has 2 classes plus background, so the '
+            'head has 3 outputs'):
+        init_model(cfg, small.checkpoint, device='cpu')
+
+
+def test_vocabulary_alone_sets_the_classes(small):
+    """No num_classes anywhere: the vocabulary decides the head's
+    channels."""
+    cfg = vocabulary_config(small, vocabulary=['cat', 'dog'])
+    assert 'num_classes' not in cfg.model.decode_head
     model = init_model(cfg, small.checkpoint, device='cpu')
-    with pytest.raises(ValueError, match='Make num_classes equal'):
-        inference_model(model, PHOTO)
+    assert model.num_classes == model.decode_head.num_classes == 3
+    result = inference_model(model, PHOTO)
+    assert result.seg_logits.data.shape[0] == 3
 
 
 def test_inferencer_with_a_vocabulary_override(small, tmp_path):

@@ -19,9 +19,9 @@ encoder (random weights).
 
 ``segment``: predict one VOC sample image (334x500) with an N-class
 vocabulary (small image encoder; the memory of the head and the slide canvas
-does not depend on its width). Above ``test_cfg.max_logits_bytes`` the
-segmentor takes its compact path; ``--dense`` keeps mmseg's dense score maps
-whatever their size.
+does not depend on its width). Above ``test_cfg.max_dense_scores_bytes``
+the segmentor takes its large-vocabulary path; ``--dense`` keeps mmseg's
+dense score maps whatever their size.
 
 Prints one JSON line: the resident memory (RSS) before the measured steps,
 the peak RSS of each step (Linux ``VmHWM``, reset between steps) and the
@@ -124,7 +124,7 @@ def make_large_files(img_path: str,
 def large_image(unbounded: bool) -> dict:
     model, cfg = build()
     if unbounded:
-        model.test_cfg['max_logits_bytes'] = 1 << 62
+        model.test_cfg['max_full_size_scores_bytes'] = 1 << 62
     folder = tempfile.mkdtemp()
     img_path = osp.join(folder, 'large.jpg')
     seg_path = osp.join(folder, 'large.png')
@@ -188,9 +188,9 @@ def segment(classes: int, dense: bool) -> dict:
     model, _ = build(
         image_encoder=small,
         text_encoder=dict(vocabulary=names),
-        decode_head=dict(num_classes=classes + 1))
+        decode_head=dict())
     if dense:
-        model.test_cfg['max_logits_bytes'] = 1 << 62
+        model.test_cfg['max_dense_scores_bytes'] = 1 << 62
     with torch.no_grad():
         model.text_encoder()
     pipeline = Compose([

@@ -71,7 +71,7 @@ def test_bounded_postprocess_gives_the_same_labels():
         torch.randn(1, 21, 12, 8, generator=gen), size=(671, 448))
     model.test_cfg = ConfigDict(mode='whole')
     unbounded = model.postprocess_result(logits, [sample.clone()])[0]
-    model.test_cfg.max_logits_bytes = 0
+    model.test_cfg.max_full_size_scores_bytes = 0
     bounded = model.postprocess_result(logits, [sample.clone()])[0]
     assert len(unbounded.pred_sem_seg.data.unique()) > 5
     torch.testing.assert_close(
@@ -97,7 +97,8 @@ def test_large_image_never_resizes_all_classes_at_once(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 21, 448, 597, generator=gen)
     model = build_small_segmentor()
-    model.test_cfg = ConfigDict(max_logits_bytes=postprocess.CHUNK_BYTES)
+    model.test_cfg = ConfigDict(
+        max_full_size_scores_bytes=postprocess.CHUNK_BYTES)
     sample = SegDataSample(
         metainfo=dict(ori_shape=(1200, 1600), img_shape=(448, 597)))
     result = model.postprocess_result(logits, [sample])[0]

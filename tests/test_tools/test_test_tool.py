@@ -348,7 +348,7 @@ def test_compact_scores_give_the_same_evaluation(voc_run, tmp_path):
     record = run_tool(voc_run['config'],
                       voc_run['checkpoint'], tmp_path / 'work', '--out',
                       str(tmp_path / 'pred'), *voc_run['options'],
-                      'model.test_cfg.max_logits_bytes=0')
+                      'model.test_cfg.max_dense_scores_bytes=0')
     assert_same_evaluation(record, tmp_path / 'pred', voc_run)
 
 

@@ -16,6 +16,6 @@ model = dict(
     data_preprocessor=data_preprocessor,
     image_encoder=dict(type='GroupViT'),
     text_encoder=dict(type='GroupViTTextEncoder', templates='simple'),
-    decode_head=dict(type='GroupViTHead', num_classes=21, with_bg=True),
+    decode_head=dict(type='GroupViTHead', with_bg=True),
     test_cfg=dict(
         mode='slide', crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95))

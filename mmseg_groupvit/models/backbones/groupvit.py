@@ -23,11 +23,29 @@ from torch import nn
 from ...weights.check import (check_values, compare_state_dicts,
                               describe_mismatch)
 from ...weights.io import CheckpointError
-from ..layers import GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock
+from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,
+                      chain_assignments)
 
 
 class ImageSizeError(ValueError):
     """An image (after the test pipeline) smaller than one patch."""
+
+
+def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,
+                        *args) -> None:
+    """``load_state_dict`` pre-hook of :class:`GroupViT`: refuse weights
+    whose keys or shapes differ from the encoder.
+
+    mmengine's ``Pretrained`` init (and ``load_from``) loads non-strictly
+    and only logs mismatches, which would silently keep random weights.
+    Leftover projector keys are allowed when the encoder is built without a
+    projector (``with_projector=False``). ``state_dict`` is not changed.
+    """
+    module._check_weights(
+        {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }, prefix, list(state_dict))
 
 
 class PatchEmbed(nn.Module):
@@ -342,6 +360,7 @@ class GroupViT(BaseModule):
         self.freeze_projector = freeze_projector
         self.frozen = frozen
         self._freeze()
+        self.register_load_state_dict_pre_hook(_check_weights_hook)
 
     @staticmethod
     def _check_arch(depths, num_group_tokens, num_output_groups):
@@ -409,24 +428,6 @@ class GroupViT(BaseModule):
             for module in self._frozen_modules():
                 module.eval()
         return self
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        """Refuse weights whose keys or shapes differ from the encoder.
-
-        mmengine's ``Pretrained`` init (and ``load_from``) loads
-        non-strictly and only logs mismatches, which would silently keep
-        random weights. Leftover projector keys are allowed when the encoder
-        is built without a projector (``with_projector=False``).
-        """
-        self._check_weights(
-            {
-                k[len(prefix):]: v
-                for k, v in state_dict.items() if k.startswith(prefix)
-            }, prefix, list(state_dict))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     def _check_weights(self, state: Dict[str, torch.Tensor], prefix: str,
                        all_keys: List[str]) -> None:
@@ -587,24 +588,14 @@ class GroupViT(BaseModule):
         grid, assigns = feats['grid'], feats['soft_assigns']
         last = len(self.stages) - 1
         maps = {}
-        chained = None
-        for i in range(last + 1):
-            if 0 < i <= len(assigns):
-                # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i], chained from the
-                # patches: [B, h*w, S_i].
-                step = assigns[i - 1].transpose(1, 2)
-                chained = step if chained is None else chained @ step
-            if i not in self.out_indices:
-                continue
+        for i in self.out_indices:
             if i == 0:
                 tokens = feats['stage_tokens'][0]
             elif i == last:
-                spread = chained
-                for assign in assigns[i:]:
-                    spread = spread @ assign.transpose(1, 2)
-                tokens = spread @ feats['group_tokens']
+                tokens = chain_assignments(assigns) @ feats['group_tokens']
             else:
-                tokens = chained @ feats['stage_tokens'][i]
+                tokens = chain_assignments(
+                    assigns[:i]) @ feats['stage_tokens'][i]
             # [B, h*w, C] -> [B, C, h, w]
             maps[i] = tokens.transpose(1, 2).reshape(tokens.shape[0], -1,
                                                      *grid)

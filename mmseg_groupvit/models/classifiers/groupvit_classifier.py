@@ -1,6 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Zero-shot image classification with GroupViT: the paper's ImageNet
-protocol (spec §7) with the segmentor's encoders and checkpoints."""
+protocol (short side resized to 256, a 224 centre crop, the 1000 class names
+prompted with the 7 'subset' templates, the class of highest cosine) with the
+segmentor's encoders and checkpoints."""
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,6 +18,44 @@ from ...utils.imagenet_classes import imagenet_classes
 from ...weights import check_state_dict
 
 _SEGMENTOR_SCALE_KEY = 'decode_head.logit_scale'
+_SCALE_KEY = 'logit_scale'
+
+
+def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
+                           *args) -> None:
+    """``load_state_dict`` pre-hook: accept the segmentor's checkpoints
+    (temperature under ``decode_head.logit_scale``) and refuse keys or
+    shapes that differ from the model, as the segmentor does.
+
+    ``state_dict`` is not changed: the check runs on a renamed copy and the
+    segmentor's temperature is copied into ``logit_scale`` here, then
+    :func:`_loaded_segmentor_scale` drops the two names from the missing
+    and unexpected keys.
+    """
+    if prefix != '':
+        return
+    if _SEGMENTOR_SCALE_KEY in state_dict:
+        state = {
+            k: v
+            for k, v in state_dict.items() if k != _SEGMENTOR_SCALE_KEY
+        }
+        state[_SCALE_KEY] = state_dict[_SEGMENTOR_SCALE_KEY]
+        check_state_dict(module, state)
+        with torch.no_grad():
+            module.logit_scale.copy_(state[_SCALE_KEY])
+    else:
+        check_state_dict(module, state_dict)
+
+
+def _loaded_segmentor_scale(module: nn.Module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: the segmentor's temperature was
+    loaded by :func:`_check_checkpoint_hook` (found under its key)."""
+    unexpected = incompatible_keys.unexpected_keys
+    if _SEGMENTOR_SCALE_KEY in unexpected:
+        unexpected.remove(_SEGMENTOR_SCALE_KEY)
+        missing = incompatible_keys.missing_keys
+        if _SCALE_KEY in missing:
+            missing.remove(_SCALE_KEY)
 
 
 def resolve_classes(vocabulary=None,
@@ -115,6 +155,8 @@ class GroupViTClassifier(BaseModel):
             'class_index', torch.tensor(index), persistent=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.logit_scale_max = logit_scale_max
+        self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
+        self.register_load_state_dict_post_hook(_loaded_segmentor_scale)
 
     def set_vocabulary(self,
                        vocabulary=None,
@@ -142,20 +184,6 @@ class GroupViTClassifier(BaseModel):
     def dataset_meta(self, meta) -> None:
         """The classes come from the vocabulary; a dataset's are not
         taken."""
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        """Accept the segmentor's checkpoints (temperature under
-        ``decode_head.logit_scale``) and refuse keys or shapes that differ
-        from the model, as the segmentor does."""
-        if prefix == '':
-            if _SEGMENTOR_SCALE_KEY in state_dict:
-                state_dict['logit_scale'] = state_dict.pop(
-                    _SEGMENTOR_SCALE_KEY)
-            check_state_dict(self, state_dict)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     def class_embeddings(self) -> Tensor:
         """``[K, D]`` normalised class embeddings in label order (a

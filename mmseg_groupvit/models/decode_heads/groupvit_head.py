@@ -18,25 +18,12 @@ from torch import Tensor, nn
 
 from ...utils.config_checks import check_bg_thresh, check_positive_int
 from ...weights.io import CheckpointError
+from ..layers import chain_assignments
 
-
-def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
-    """Chain per-stage soft assignments into a token-to-final-group map.
-
-    Args:
-        soft_assigns (Sequence[Tensor]): Per grouping stage ``[B, S_i,
-            S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
-
-    Returns:
-        Tensor: ``[B, h*w, S_last]``; every row is a distribution over the
-        final groups (``A_1^T @ A_2^T @ ...``).
-    """
-    chained = None
-    for assign in soft_assigns:
-        # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i]
-        assign = assign.transpose(1, 2)
-        chained = assign if chained is None else chained @ assign
-    return chained
+__all__ = [
+    'GroupViTHead', 'chain_assignments', 'group_maps', 'paint_scores',
+    'check_finite_scores'
+]
 
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
@@ -131,7 +118,8 @@ class GroupViTHead(BaseDecodeHead):
 
     Args:
         num_classes (int): Output channels: ``K + 1`` with background,
-            ``K`` without.
+            ``K`` without. In a :class:`GroupViTEncoderDecoder` it follows
+            the text encoder's vocabulary and is best left out of configs.
         with_bg (bool): Prepend the background channel. Defaults to True.
         bg_thresh (float): Background threshold in [0, 1]; ``bg_thresh`` in the
             segmentor's ``test_cfg`` overrides it. Defaults to 0.95 (VOC and
@@ -203,9 +191,11 @@ class GroupViTHead(BaseDecodeHead):
                 f'The text encoder gives {class_embeds.shape[0]} class '
                 f'embeddings, so with_bg={self.with_bg} means '
                 f'{expected} output classes, but the head has '
-                f'num_classes={self.num_classes}. Make num_classes equal to '
-                f'the vocabulary size{" + 1 (background)" * self.with_bg}, '
-                f'and the dataset\'s class count.')
+                f'num_classes={self.num_classes}. Change the vocabulary '
+                f'through the segmentor (model.set_vocabulary), which '
+                f'updates the head; a head used alone needs num_classes '
+                f'equal to the vocabulary size'
+                f'{" + 1 (background)" * self.with_bg}.')
 
     def group_class_scores(self, group_embeds: Tensor, image_embeds: Tensor,
                            class_embeds: Tensor) -> Tensor:

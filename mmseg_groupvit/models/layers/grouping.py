@@ -8,10 +8,10 @@ Sec. 3.1) following the structure of the original ``GroupingBlock`` /
 License) and of transformers' ``GroupViTTokenAssign`` (Apache-2.0), so that
 the published weights load unchanged.
 """
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from . import fast_linear
 from .transformer import MLP, CrossAttention, MixerMLP
@@ -26,6 +26,25 @@ def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
     index = soft.argmax(dim, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
     return hard - soft.detach() + soft
+
+
+def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
+    """Chain per-stage soft assignments into a token-to-final-group map.
+
+    Args:
+        soft_assigns (Sequence[Tensor]): Per grouping stage ``[B, S_i,
+            S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
+
+    Returns:
+        Tensor: ``[B, h*w, S_last]``; every row is a distribution over the
+        final groups (``A_1^T @ A_2^T @ ...``).
+    """
+    chained = None
+    for assign in soft_assigns:
+        # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i]
+        assign = assign.transpose(1, 2)
+        chained = assign if chained is None else chained @ assign
+    return chained
 
 
 class AssignAttention(nn.Module):
@@ -194,5 +213,5 @@ class GroupingBlock(nn.Module):
 
 __all__ = [
     'AssignAttention', 'CrossAttentionBlock', 'GroupingBlock',
-    'straight_through_one_hot'
+    'chain_assignments', 'straight_through_one_hot'
 ]

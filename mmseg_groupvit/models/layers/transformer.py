@@ -19,25 +19,21 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import nn
 
 from . import fast_linear
 
-
-class QuickGELU(nn.Module):
-    """``x * sigmoid(1.702 x)``, the activation of CLIP's text tower."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-_ACTIVATIONS = {
-    'gelu': lambda: nn.GELU(),
-    'gelu_new': lambda: nn.GELU(approximate='tanh'),
-    'gelu_pytorch_tanh': lambda: nn.GELU(approximate='tanh'),
-    'quick_gelu': QuickGELU,
-    'relu': lambda: nn.ReLU(),
-    'silu': lambda: nn.SiLU(),
+#: transformers' ``hidden_act`` names and the activation configs of mmseg's
+#: registry (mmcv's ``GELU``, ``ReLU`` and ``SiLU``, mmseg's ``QuickGELU``,
+#: ``x * sigmoid(1.702 x)`` as in CLIP's text tower).
+ACTIVATIONS = {
+    'gelu': dict(type='GELU'),
+    'gelu_new': dict(type='GELU', approximate='tanh'),
+    'gelu_pytorch_tanh': dict(type='GELU', approximate='tanh'),
+    'quick_gelu': dict(type='QuickGELU'),
+    'relu': dict(type='ReLU'),
+    'silu': dict(type='SiLU'),
 }
 
 
@@ -50,12 +46,12 @@ def build_activation(name: str) -> nn.Module:
             ``relu`` and ``silu``.
 
     Returns:
-        nn.Module: The activation.
+        nn.Module: The activation, built by mmseg's registry.
     """
-    if name not in _ACTIVATIONS:
+    if name not in ACTIVATIONS:
         raise ValueError(f'Unknown activation "{name}"; expected one of '
-                         f'{sorted(_ACTIVATIONS)}.')
-    return _ACTIVATIONS[name]()
+                         f'{sorted(ACTIVATIONS)}.')
+    return MODELS.build(ACTIVATIONS[name])
 
 
 class MLP(nn.Module):

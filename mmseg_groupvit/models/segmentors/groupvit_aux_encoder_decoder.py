@@ -10,6 +10,18 @@ from torch import Tensor
 
 from .groupvit_encoder_decoder import GroupViTEncoderDecoder
 
+_AUX_PREFIX = 'auxiliary_head.'
+
+
+def _keep_unloaded_aux_heads(module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: when none of the auxiliary-head keys
+    was loaded (a zero-shot checkpoint), they are not reported missing; the
+    heads keep their weights. A partial set was refused before loading."""
+    missing = incompatible_keys.missing_keys
+    aux = [k for k in module.state_dict() if k.startswith(_AUX_PREFIX)]
+    if aux and set(aux) <= set(missing):
+        missing[:] = [k for k in missing if not k.startswith(_AUX_PREFIX)]
+
 
 @MODELS.register_module()
 class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
@@ -41,6 +53,13 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
     checkpoint=...)`` or ``load_from``) is checked strictly against the
     zero-shot parts and leaves the auxiliary heads as initialised; any
     other checkpoint must match the whole model.
+
+    The auxiliary heads are built and trained by mmseg's own
+    ``EncoderDecoder._init_auxiliary_head`` and
+    ``_auxiliary_head_forward_train``, adopted as methods of this class:
+    they read only ``auxiliary_head`` and ``train_cfg``, which it has (it
+    does not inherit ``EncoderDecoder``, whose constructor builds a
+    ``backbone``).
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -79,10 +98,16 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
                 'GroupViTAuxEncoderDecoder needs auxiliary_head (an mmseg '
                 'decode head config, e.g. dict(type=\'FCNHead\', ...)); '
                 'without one use GroupViTEncoderDecoder.')
-        EncoderDecoder._init_auxiliary_head(self, auxiliary_head)
+        self._init_auxiliary_head(auxiliary_head)
+        self.register_load_state_dict_post_hook(_keep_unloaded_aux_heads)
         self.contrastive_loss_weight = contrastive_loss_weight
         # The zero-shot head has no loss: nothing in it is trained.
         self.decode_head.requires_grad_(False)
+
+    # mmseg's implementations (see the class docstring).
+    _init_auxiliary_head = EncoderDecoder._init_auxiliary_head
+    _auxiliary_head_forward_train = \
+        EncoderDecoder._auxiliary_head_forward_train
 
     def train(self, mode: bool = True) -> 'GroupViTAuxEncoderDecoder':
         """Set the mode; a frozen text encoder stays in eval mode so its
@@ -92,19 +117,15 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
             self.text_encoder.eval()
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        """Let a checkpoint without auxiliary-head weights load into the
-        zero-shot parts (strictly checked by the parent); the auxiliary
-        heads keep their current weights."""
-        if prefix == '':
-            own = self.state_dict()
-            aux = [k for k in own if k.startswith('auxiliary_head.')]
-            if not any(k in state_dict for k in aux):
-                state_dict.update({k: own[k] for k in aux})
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    def check_checkpoint(self, state_dict: dict) -> None:
+        """Check a checkpoint strictly; one without auxiliary-head weights
+        is checked against the zero-shot parts only (the heads then keep
+        their weights). ``state_dict`` is not changed."""
+        own = self.state_dict()
+        aux = {k: v for k, v in own.items() if k.startswith(_AUX_PREFIX)}
+        if not any(k in state_dict for k in aux):
+            state_dict = {**state_dict, **aux}
+        super().check_checkpoint(state_dict)
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
         """Auxiliary-head losses on the dense maps (plus the optional
@@ -119,8 +140,8 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
             and ``loss_contrastive``.
         """
         feats = self.image_encoder(inputs)
-        losses = EncoderDecoder._auxiliary_head_forward_train(
-            self, feats['dense'], data_samples)
+        losses = self._auxiliary_head_forward_train(feats['dense'],
+                                                    data_samples)
         if self.contrastive_loss_weight > 0:
             losses.update(
                 self._contrastive_loss(feats['image_embeds'], data_samples))

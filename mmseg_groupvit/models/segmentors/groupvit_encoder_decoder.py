@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Segmentor wiring for GroupViT on top of mmseg's
 ``MultimodalEncoderDecoder``."""
+import inspect
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -8,15 +9,16 @@ import torch
 import torch.nn.functional as F
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
-from torch import Tensor
+from torch import Tensor, nn
 
+from ...utils.config_checks import ConfigValueError
 from ...visualization import class_palette
 from ...weights import check_state_dict
 from ..backbones.groupvit import ImageSizeError
-from .compact_inference import compact_predict, use_compact_scores
-from .fast_inference import (autocast, autocast_dtype, batched_slide_inference,
-                             to_float32)
-from .postprocess import MAX_LOGITS_BYTES, postprocess_bounded
+from .large_vocabulary import LargeVocabularyMixin
+from .mixed_precision import autocast, autocast_dtype, to_float32
+from .postprocess import BoundedPostprocessMixin
+from .sliding_windows import SlidingWindowsMixin
 from .test_cfg import check_test_cfg
 
 
@@ -38,8 +40,31 @@ def describe_images(data_samples) -> str:
     return '; '.join(names) + ': '
 
 
+def _head_default(head_type, name: str, default):
+    """The default of argument ``name`` of a registered head type (its
+    class, or its name in mmseg's registry); ``default`` when the head has
+    no such argument."""
+    cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
+    if cls is None:
+        return default
+    param = inspect.signature(cls).parameters.get(name)
+    if param is None or param.default is inspect.Parameter.empty:
+        return default
+    return param.default
+
+
+def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
+                           *args) -> None:
+    """``load_state_dict`` pre-hook: the root call sees the whole state
+    dict, so the model checks it once, there."""
+    if prefix == '':
+        module.check_checkpoint(state_dict)
+
+
 @MODELS.register_module()
-class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
+class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
+                             BoundedPostprocessMixin,
+                             MultimodalEncoderDecoder):
     """GroupViT segmentor: mmseg's ``MultimodalEncoderDecoder`` with the
     defaults and the few fixes GroupViT needs.
 
@@ -55,10 +80,19 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                                             -> [B, num_classes, h, w]
          └─ postprocess_result -> resize to the original size, argmax
 
+    The classes are the text encoder's vocabulary: the head's
+    ``num_classes`` and ``out_channels`` (the vocabulary size, plus the
+    background channel when the head has ``with_bg``) follow it when the
+    segmentor is built and when :meth:`set_vocabulary` changes it, so a
+    config sets ``model.text_encoder.vocabulary`` (or ``dataset_name``)
+    alone. A config that still gives ``model.decode_head.num_classes`` must
+    give that count, else building fails naming both numbers.
+
     Differences from the parent:
 
-    - ``asymetric_input`` defaults to False (GroupViT sees the window at its
-      own resolution);
+    - ``asymetric_input`` (resizing the images for the image encoder) is
+      not supported: GroupViT sees each window at its own resolution, and
+      ``asymetric_input=True`` is refused;
     - ``_forward`` (``mode='tensor'``) runs the whole zero-shot path, since
       the head needs the images and class embeddings, not just the backbone
       output (the parent calls ``decode_head.forward(x)``);
@@ -71,11 +105,22 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
       ``logits_per_image`` / ``logits_per_text`` and the symmetric
       contrastive loss, as transformers' ``GroupViTModel`` does;
     - ``slide_inference`` passes ``test_cfg.window_batch`` windows (default
-      2) through the backbone at once, and ``test_cfg.autocast`` (``'fp16'``
-      or ``'bf16'``) runs the image encoder under ``torch.autocast``;
+      2) through the backbone at once (:class:`SlidingWindowsMixin`), and
+      ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) runs the image
+      encoder under ``torch.autocast`` (:meth:`extract_feat`);
     - ``predict`` keeps memory flat in the number of classes when the dense
-      scores would exceed ``test_cfg.max_logits_bytes`` (vocabularies of
-      thousands of classes): same labels, no ``seg_logits``;
+      score canvas at the network's size would exceed
+      ``test_cfg.max_dense_scores_bytes`` (default 256 MiB; vocabularies of
+      thousands of classes): same labels, no ``seg_logits``, logged once
+      (:class:`LargeVocabularyMixin`);
+    - ``postprocess_result`` computes the labels a few classes at a time
+      when the scores resized to the original image would exceed
+      ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB; very large
+      photos): same labels, ``seg_logits`` kept at the network's size,
+      logged once (:class:`BoundedPostprocessMixin`);
+    - a checkpoint whose keys or shapes differ from the model is refused,
+      naming the differing architecture fields (mmengine loads
+      non-strictly and would only log them);
     - ``test_cfg`` is checked when it is set (built or assigned), so a
       value that cannot give a correct result (a stride larger than the
       window, a threshold outside [0, 1], ...) fails at once with a message
@@ -84,9 +129,12 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     Args:
         image_encoder (dict): :class:`GroupViT` config.
         text_encoder (dict): :class:`GroupViTTextEncoder` config.
-        decode_head (dict): :class:`GroupViTHead` config (or another head).
-        asymetric_input (bool): See the parent. Defaults to False.
-        **kwargs: Passed to ``MultimodalEncoderDecoder``.
+        decode_head (dict): :class:`GroupViTHead` config (or another head);
+            ``num_classes`` may be left out (it follows the vocabulary).
+        asymetric_input (bool): Must be False (the default), kept for
+            mmseg's signature.
+        **kwargs: Passed to ``MultimodalEncoderDecoder``
+            (``encoder_resolution`` is unused).
     """
 
     def __init__(self,
@@ -95,19 +143,53 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                  decode_head: dict,
                  asymetric_input: bool = False,
                  **kwargs):
+        if asymetric_input:
+            raise ConfigValueError(
+                'model.asymetric_input=True is not supported by GroupViT, '
+                'which segments every window at its own resolution. Remove '
+                'it (and encoder_resolution) from the config.')
         super().__init__(
             image_encoder=image_encoder,
             text_encoder=text_encoder,
             decode_head=decode_head,
-            asymetric_input=asymetric_input,
+            asymetric_input=False,
             **kwargs)
         self._palette = None
+        self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
+
+    def vocabulary_channels(self, with_bg: bool) -> int:
+        """Output channels of the current vocabulary: one per class, plus
+        the background channel when ``with_bg``."""
+        return len(self.text_encoder.classes) + int(with_bg)
+
+    def _init_decode_head(self, decode_head: dict) -> None:
+        """Build the head with ``num_classes`` from the vocabulary; refuse a
+        configured ``num_classes`` that differs (the head checks its type
+        and range)."""
+        with_bg = decode_head.get(
+            'with_bg',
+            _head_default(decode_head.get('type'), 'with_bg', False))
+        channels = self.vocabulary_channels(with_bg)
+        configured = decode_head.get('num_classes', None)
+        if configured is None:
+            decode_head = dict(decode_head, num_classes=channels)
+        super()._init_decode_head(decode_head)
+        if configured is not None and self.num_classes != channels:
+            count = len(self.text_encoder.classes)
+            raise ConfigValueError(
+                f'model.decode_head.num_classes is {self.num_classes} but '
+                f'the vocabulary has {count} classes'
+                f'{" plus background" * bool(with_bg)}, so the head has '
+                f'{channels} outputs. The vocabulary decides the classes: '
+                f'remove model.decode_head.num_classes from the config (or '
+                f'set it to {channels}).')
 
     @property
     def test_cfg(self) -> Optional[dict]:
         """The test config (``mode``, ``crop_size``, ``stride``,
         ``bg_thresh``, ``window_batch``, ``autocast``,
-        ``max_logits_bytes``), checked when set."""
+        ``max_dense_scores_bytes``, ``max_full_size_scores_bytes``), checked
+        when set."""
         return self._test_cfg
 
     @test_cfg.setter
@@ -135,20 +217,15 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                     f'LoadImageFromFile does so with color_type="color").')
         return super().test_step(data)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
+    def check_checkpoint(self, state_dict: dict) -> None:
         """Refuse checkpoints whose keys or shapes differ from the model.
 
         mmengine loads checkpoints non-strictly and only logs mismatches,
-        which would leave random weights in place silently. The root call
-        sees the whole state dict, so the check is done once, here, and
+        which would leave random weights in place silently. Called once per
+        load, on the whole state dict (which is not changed); the error
         names the differing architecture fields.
         """
-        if prefix == '':
-            check_state_dict(self, state_dict)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        check_state_dict(self, state_dict)
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
@@ -162,66 +239,43 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                       batch_img_metas: List[dict]) -> Tensor:
         """Zero-shot scores of a batch of images (or windows).
 
-        The parent's: cached class embeddings, one image-encoder pass, the
-        head. With ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) the image
-        encoder runs under ``torch.autocast`` and the head in fp32.
+        The parent's: cached class embeddings, one image-encoder pass
+        (:meth:`extract_feat`), the head.
 
         Returns:
             Tensor: ``[B, num_classes, h, w]``.
         """
         class_embeds = self.text_encoder()
-        feats = self.image_features(inputs)
+        feats = self.extract_feat(inputs)
         return self.decode_head.predict([inputs, feats, class_embeds],
                                         batch_img_metas, self.test_cfg)
 
-    def image_features(self, inputs: Tensor) -> dict:
-        """The image encoder's output for a batch of images (or windows),
-        under ``test_cfg.autocast`` when set, returned in fp32."""
-        clip_inputs = inputs
-        if self.asymetric_input:
-            clip_inputs = F.interpolate(
-                inputs, scale_factor=self.encoder_resolution, mode='bilinear')
+    def extract_feat(self, inputs: Tensor) -> dict:
+        """The image encoder's output for a batch of images (or windows);
+        with ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) it runs under
+        ``torch.autocast`` and is returned in fp32, so the head runs in
+        full precision."""
         with autocast(self.test_cfg, inputs.device):
-            feats = self.image_encoder(clip_inputs)
+            feats = self.image_encoder(inputs)
         if autocast_dtype(self.test_cfg) is not None:
             feats = to_float32(feats)
         return feats
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
         """mmseg's ``predict``; with a vocabulary so large that the dense
-        score map would exceed ``test_cfg.max_logits_bytes`` (default
-        256 MiB), the same labels from compact per-window scores, without
-        ``seg_logits``: see :mod:`~.compact_inference`. An image smaller
-        than one patch after the test pipeline raises
+        score canvas would exceed ``test_cfg.max_dense_scores_bytes``
+        (default 256 MiB), the same labels from compact per-window scores,
+        without ``seg_logits``: see :mod:`~.large_vocabulary`. An image
+        smaller than one patch after the test pipeline raises
         :class:`ImageSizeError` naming its file."""
         try:
-            if use_compact_scores(self, inputs, data_samples):
-                return compact_predict(self, inputs, data_samples)
+            if self.use_large_vocabulary_path(inputs, data_samples):
+                return self.predict_large_vocabulary(inputs, data_samples)
             return super().predict(inputs, data_samples)
         except ImageSizeError as error:
             # The backbone sees a tensor; name the files here.
             raise ImageSizeError(describe_images(data_samples) +
                                  str(error)) from None
-
-    def slide_inference(self, inputs: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
-        """mmseg's sliding-window inference, with ``test_cfg.window_batch``
-        windows per backbone pass (default 2) and the window scores added in
-        place rather than padded to the image size; the sums are mmseg's.
-        See :func:`~.fast_inference.batched_slide_inference`."""
-        return batched_slide_inference(self, inputs, batch_img_metas)
-
-    def postprocess_result(self, seg_logits: Tensor, data_samples=None):
-        """mmseg's post-processing (resize to the original size, argmax)
-        with memory bounded for large images: see
-        :func:`~.postprocess.postprocess_bounded`. ``test_cfg`` may set
-        ``max_logits_bytes`` (default 256 MiB), the largest score map kept
-        in the result (full size here, the network's size in
-        :meth:`predict`)."""
-        budget = (self.test_cfg or {}).get('max_logits_bytes',
-                                           MAX_LOGITS_BYTES)
-        return postprocess_bounded(super().postprocess_result, seg_logits,
-                                   data_samples, self.align_corners, budget)
 
     def set_vocabulary(self,
                        vocabulary=None,
@@ -246,7 +300,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         self.text_encoder.set_vocabulary(vocabulary, templates, dataset_name,
                                          extra_classes)
         self._palette = None
-        num_classes = len(self.text_encoder.classes) + int(
+        num_classes = self.vocabulary_channels(
             getattr(self.decode_head, 'with_bg', False))
         self.decode_head.num_classes = num_classes
         self.decode_head.out_channels = num_classes

@@ -6,11 +6,12 @@ mmseg's ``BaseSegmentor.postprocess_result`` resizes the whole ``[C, h, w]``
 score map to the original image size before the argmax and keeps it in the
 result. For an 8000x6000 photo and 21 classes that is a 4 GB float tensor
 (plus the argmax), and it grows with the number of classes. Here, when the
-full-size scores would exceed a budget, the argmax is computed a few
-channels at a time and only the label map is kept at full size.
+full-size scores would exceed ``test_cfg.max_full_size_scores_bytes``
+(default 256 MiB), the argmax is computed a few channels at a time and only
+the label map is kept at full size.
 """
 import logging
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,13 +20,14 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 __all__ = [
-    'MAX_LOGITS_BYTES', 'channels_per_step', 'running_argmax', 'resize_argmax',
-    'unpad_and_unflip', 'postprocess_bounded', 'warn_once'
+    'MAX_FULL_SIZE_SCORES_BYTES', 'BoundedPostprocessMixin',
+    'channels_per_step', 'running_argmax', 'resize_argmax', 'unpad_and_unflip',
+    'warn_once'
 ]
 
 #: Largest full-size score map kept in a result (``C * H * W * 4`` bytes);
-#: the default of the segmentor's ``test_cfg.max_logits_bytes``.
-MAX_LOGITS_BYTES = 256 << 20
+#: the default of the segmentor's ``test_cfg.max_full_size_scores_bytes``.
+MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
 #: Working memory for the resized channels of one step.
 CHUNK_BYTES = 64 << 20
 
@@ -120,7 +122,14 @@ def resize_argmax(logits: Tensor,
 
 def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
     """Undo padding and flipping, as mmseg's ``postprocess_result`` does
-    (``mmseg/models/segmentors/base.py``, Apache-2.0)."""
+    (``mmseg/models/segmentors/base.py``, Apache-2.0).
+
+    The parent method cannot serve here: it resizes all the channels it is
+    given to the original size in the same step (the memory this module
+    avoids), and it turns a single channel into a sigmoid probability, which
+    a step of one class may be. Its unpadding and flipping rules are
+    repeated on ``[1, C, h, w]`` scores, without the resize.
+    """
     height, width = logits.shape[-2:]
     padding = meta.get('img_padding_size', meta.get('padding_size', None))
     left, right, top, bottom = padding or [0] * 4
@@ -135,55 +144,58 @@ def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
     return logits
 
 
-def postprocess_bounded(parent: Callable,
-                        seg_logits: Tensor,
-                        data_samples: Optional[Sequence],
-                        align_corners: bool = False,
-                        max_logits_bytes: int = MAX_LOGITS_BYTES) -> list:
-    """mmseg's ``postprocess_result`` with bounded memory.
+class BoundedPostprocessMixin:
+    """mmseg's ``postprocess_result`` with bounded memory, for a segmentor
+    with ``test_cfg`` and ``align_corners``."""
 
-    A sample whose full-size scores fit in ``max_logits_bytes`` goes through
-    ``parent`` (mmseg's method) unchanged. For a larger one the labels come
-    from :func:`resize_argmax` (the same labels, bit for bit) and
-    ``seg_logits`` is kept at the network's resolution ``[C, h, w]`` instead
-    of the original size; a warning says so once per process.
+    def postprocess_result(self, seg_logits: Tensor, data_samples=None):
+        """mmseg's post-processing (resize to the original size, argmax)
+        with memory bounded for large images.
 
-    Args:
-        parent (Callable): mmseg's ``postprocess_result`` (bound).
-        seg_logits (Tensor): ``[B, C, h, w]`` scores.
-        data_samples (Sequence[SegDataSample], optional): Samples with
-            ``ori_shape`` (and padding/flip) metas; None only returns the
-            scores (nothing is resized), as in mmseg.
-        align_corners (bool): The segmentor's ``align_corners``.
-        max_logits_bytes (int): Largest full-size score map to keep.
+        A sample whose full-size scores fit in
+        ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB) goes
+        through mmseg's method unchanged. For a larger one the labels come
+        from :func:`resize_argmax` (the same labels, bit for bit) and
+        ``seg_logits`` is kept at the network's resolution ``[C, h, w]``
+        instead of the original size; a warning says so once per process.
 
-    Returns:
-        list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
-    """
-    channels = seg_logits.shape[1]
-    if data_samples is None or channels == 1:
-        return parent(seg_logits, data_samples)
-    for i, sample in enumerate(data_samples):
-        height, width = sample.metainfo['ori_shape'][:2]
-        full_bytes = channels * height * width * seg_logits.element_size()
-        if full_bytes <= max_logits_bytes:
-            parent(seg_logits[i:i + 1], [sample])
-            continue
-        logits = unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
-        labels = resize_argmax(logits, (height, width), align_corners)
-        warn_once(
-            'bounded postprocess',
-            f'Scores of {channels} classes at {height}x{width} would take '
-            f'{full_bytes / 2**30:.1f} GiB (more than '
-            f'test_cfg.max_logits_bytes = {max_logits_bytes / 2**20:.0f} '
-            f'MiB): the labels are computed in steps and seg_logits is kept '
-            f'at the network resolution. Raise test_cfg.max_logits_bytes to '
-            f'keep full-size scores.')
-        sample.set_data(
-            dict(
-                seg_logits=PixelData(data=logits[0]),
-                pred_sem_seg=PixelData(data=labels)))
-    return list(data_samples)
+        Args:
+            seg_logits (Tensor): ``[B, C, h, w]`` scores.
+            data_samples (Sequence[SegDataSample], optional): Samples with
+                ``ori_shape`` (and padding/flip) metas; None only returns the
+                scores (nothing is resized), as in mmseg.
+
+        Returns:
+            list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
+        """
+        parent = super().postprocess_result
+        channels = seg_logits.shape[1]
+        if data_samples is None or channels == 1:
+            return parent(seg_logits, data_samples)
+        budget = (self.test_cfg or {}).get('max_full_size_scores_bytes',
+                                           MAX_FULL_SIZE_SCORES_BYTES)
+        for i, sample in enumerate(data_samples):
+            height, width = sample.metainfo['ori_shape'][:2]
+            full_bytes = channels * height * width * seg_logits.element_size()
+            if full_bytes <= budget:
+                parent(seg_logits[i:i + 1], [sample])
+                continue
+            logits = unpad_and_unflip(seg_logits[i:i + 1], sample.metainfo)
+            labels = resize_argmax(logits, (height, width), self.align_corners)
+            warn_once(
+                'bounded postprocess',
+                f'Scores of {channels} classes at {height}x{width} would '
+                f'take {full_bytes / 2**30:.1f} GiB (more than '
+                f'test_cfg.max_full_size_scores_bytes = '
+                f'{budget / 2**20:.0f} MiB): the labels are computed in '
+                f'steps and seg_logits is kept at the network resolution. '
+                f'Raise test_cfg.max_full_size_scores_bytes to keep '
+                f'full-size scores.')
+            sample.set_data(
+                dict(
+                    seg_logits=PixelData(data=logits[0]),
+                    pred_sem_seg=PixelData(data=labels)))
+        return list(data_samples)
 
 
 _warned_keys = set()

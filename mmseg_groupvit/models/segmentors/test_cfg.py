@@ -14,11 +14,17 @@ from typing import Optional
 from ...utils.config_checks import (ConfigValueError, check_bg_thresh,
                                     check_choice, check_positive_int,
                                     check_positive_pair)
-from .fast_inference import AUTOCAST_CHOICES
+from .mixed_precision import AUTOCAST_CHOICES
 
 __all__ = ['check_test_cfg']
 
 _KEY = 'model.test_cfg'
+
+#: The memory budgets of ``test_cfg`` and what each bounds.
+BUDGETS = dict(
+    max_dense_scores_bytes='the largest score canvas at the network\'s size',
+    max_full_size_scores_bytes='the largest score map resized to the '
+    'original image')
 
 
 def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
@@ -53,8 +59,11 @@ def check_test_cfg(test_cfg: Optional[dict],
     Checked: ``mode`` (``'whole'`` or ``'slide'``); in slide mode
     ``crop_size`` and ``stride`` (two positive integers, the stride at most
     the crop, the crop at least one patch); ``window_batch`` (a positive
-    integer); ``max_logits_bytes`` (an integer, 0 or more); ``autocast``;
-    ``bg_thresh`` (a number in [0, 1]).
+    integer); ``max_dense_scores_bytes`` and ``max_full_size_scores_bytes``
+    (integers, 0 or more: see :class:`GroupViTEncoderDecoder`); ``autocast``;
+    ``bg_thresh`` (a number in [0, 1]). The former ``max_logits_bytes``,
+    which set both budgets, is refused with a message naming the two keys
+    that replace it.
 
     Args:
         test_cfg (dict, optional): The segmentor's ``test_cfg``.
@@ -72,12 +81,22 @@ def check_test_cfg(test_cfg: Optional[dict],
     if test_cfg.get('window_batch') is not None:
         check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
                            'windows per backbone pass')
-    budget = test_cfg.get('max_logits_bytes')
-    if budget is not None and (not isinstance(budget, int)
-                               or isinstance(budget, bool) or budget < 0):
+    if 'max_logits_bytes' in test_cfg:
         raise ConfigValueError(
-            f'{_KEY}.max_logits_bytes must be a number of bytes (an integer, '
-            f'0 or more: the largest score map kept), got {budget!r}.')
+            f'{_KEY}.max_logits_bytes is no longer read: it was split into '
+            f'{_KEY}.max_dense_scores_bytes (the largest score canvas at the '
+            f'network\'s size; above it a large vocabulary is segmented a '
+            f'few classes at a time, without seg_logits) and '
+            f'{_KEY}.max_full_size_scores_bytes (the largest score map '
+            f'resized to the original image; above it seg_logits stays at '
+            f'the network\'s size). Set either or both instead.')
+    for key, meaning in BUDGETS.items():
+        budget = test_cfg.get(key)
+        if budget is not None and (not isinstance(budget, int)
+                                   or isinstance(budget, bool) or budget < 0):
+            raise ConfigValueError(
+                f'{_KEY}.{key} must be a number of bytes (an integer, 0 or '
+                f'more: {meaning}), got {budget!r}.')
     check_choice(
         test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
     if test_cfg.get('bg_thresh') is not None:

@@ -16,8 +16,8 @@ from mmengine.registry import init_default_scope
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
 from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.models.segmentors.fast_inference import (window_boxes,
-                                                             window_counts)
+from mmseg_groupvit.models.segmentors.sliding_windows import (window_boxes,
+                                                              window_counts)
 from mmseg_groupvit.utils.config_checks import ConfigValueError
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 
@@ -52,25 +52,38 @@ def test_larger_stride_leaves_pixels_uncovered(model):
         model._test_cfg = ConfigDict(SLIDE)
 
 
-@pytest.mark.parametrize('update, key', [
-    (dict(stride=(65, 64)), 'stride (65, 64) is larger than'),
-    (dict(stride=(64, 300)), 'stride (64, 300) is larger than'),
-    (dict(stride=(0, 0)), 'model.test_cfg.stride must be two positive'),
-    (dict(stride=(-32, 32)), 'model.test_cfg.stride must be two positive'),
-    (dict(stride=None), 'model.test_cfg.stride must be two positive'),
-    (dict(crop_size=(8, 8),
-          stride=(8, 8)), 'crop_size (8, 8) is smaller than one 16x16 patch'),
-    (dict(crop_size=(0, 64)), 'model.test_cfg.crop_size must be two'),
-    (dict(mode='foo'), "model.test_cfg.mode must be one of 'whole', 'slide'"),
-    (dict(window_batch=0), 'model.test_cfg.window_batch must be a positive'),
-    (dict(window_batch=1.5), 'model.test_cfg.window_batch must be a'),
-    (dict(max_logits_bytes=-1), 'model.test_cfg.max_logits_bytes must be'),
-    (dict(autocast='int8'), 'model.test_cfg.autocast must be one of'),
-    (dict(bg_thresh=-1), 'model.test_cfg.bg_thresh must be a number in'),
-    (dict(bg_thresh=2), 'model.test_cfg.bg_thresh must be a number in'),
-    (dict(bg_thresh=math.nan), 'model.test_cfg.bg_thresh must be a number'),
-    (dict(bg_thresh='abc'), 'model.test_cfg.bg_thresh must be a number in'),
-])
+@pytest.mark.parametrize(
+    'update, key',
+    [
+        (dict(stride=(65, 64)), 'stride (65, 64) is larger than'),
+        (dict(stride=(64, 300)), 'stride (64, 300) is larger than'),
+        (dict(stride=(0, 0)), 'model.test_cfg.stride must be two positive'),
+        (dict(stride=(-32, 32)), 'model.test_cfg.stride must be two positive'),
+        (dict(stride=None), 'model.test_cfg.stride must be two positive'),
+        (dict(crop_size=(8, 8), stride=(8, 8)),
+         'crop_size (8, 8) is smaller than one 16x16 patch'),
+        (dict(crop_size=(0, 64)), 'model.test_cfg.crop_size must be two'),
+        (dict(mode='foo'),
+         "model.test_cfg.mode must be one of 'whole', 'slide'"),
+        (dict(window_batch=0),
+         'model.test_cfg.window_batch must be a positive'),
+        (dict(window_batch=1.5), 'model.test_cfg.window_batch must be a'),
+        (dict(max_dense_scores_bytes=-1),
+         'model.test_cfg.max_dense_scores_bytes must be'),
+        (dict(max_full_size_scores_bytes=1.5),
+         'model.test_cfg.max_full_size_scores_bytes must be'),
+        # The former key, which set both budgets, names its replacements.
+        (dict(max_logits_bytes=0), 'max_dense_scores_bytes (the largest score'
+         ),
+        (dict(max_logits_bytes=0), 'max_full_size_scores_bytes (the largest'),
+        (dict(autocast='int8'), 'model.test_cfg.autocast must be one of'),
+        (dict(bg_thresh=-1), 'model.test_cfg.bg_thresh must be a number in'),
+        (dict(bg_thresh=2), 'model.test_cfg.bg_thresh must be a number in'),
+        (dict(bg_thresh=math.nan),
+         'model.test_cfg.bg_thresh must be a number'),
+        (dict(bg_thresh='abc'),
+         'model.test_cfg.bg_thresh must be a number in'),
+    ])
 def test_bad_test_cfg_is_refused_when_set(model, update, key):
     with pytest.raises(ConfigValueError) as info:
         model.test_cfg = ConfigDict(SLIDE, **update)
@@ -87,8 +100,8 @@ def test_bad_test_cfg_is_refused_when_set(model, update, key):
         dict(crop_size=(16, 16), stride=(16, 16)),  # one patch per window
         dict(bg_thresh=0),
         dict(bg_thresh=1),
-        dict(autocast='bf16', window_batch=3, max_logits_bytes=1 << 20),
-        dict(max_logits_bytes=0),
+        dict(autocast='bf16', window_batch=3, max_dense_scores_bytes=1 << 20),
+        dict(max_dense_scores_bytes=0, max_full_size_scores_bytes=0),
         dict(mode='whole', crop_size=None, stride=None),
     ])
 def test_good_test_cfg_is_kept(model, update):

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
-from mmseg_groupvit.models.segmentors.fast_inference import window_boxes
+from mmseg_groupvit.models.segmentors.sliding_windows import window_boxes
 from tests.conftest import build_small_segmentor, varied_segmentor
 
 

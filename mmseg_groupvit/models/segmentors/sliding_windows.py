@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Sliding-window inference with the windows batched through the backbone,
-and optional autocast of the image encoder.
+"""Sliding-window inference with the windows batched through the backbone.
 
 mmseg's ``EncoderDecoder.slide_inference`` runs one window at a time and
 adds each window's scores into the image canvas through ``F.pad`` of the
@@ -9,23 +8,20 @@ window). Here the windows of an image go through ``encode_decode`` in
 batches of ``test_cfg.window_batch`` and are added into the canvas slices
 in the same order, so every sum is the same as mmseg's.
 """
-from contextlib import nullcontext
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 from torch import Tensor
+
+__all__ = [
+    'SlidingWindowsMixin', 'window_boxes', 'window_batch', 'window_batches',
+    'window_counts', 'DEFAULT_WINDOW_BATCH'
+]
 
 #: Windows per backbone pass when ``test_cfg`` does not say: two 448x448
 #: windows per pass were 8% faster per window than one on a 2-core CPU
 #: (docs/benchmark.md), and most images of the shipped protocols have two.
 DEFAULT_WINDOW_BATCH = 2
-_AMP_DTYPES = dict(
-    fp16=torch.float16,
-    float16=torch.float16,
-    bf16=torch.bfloat16,
-    bfloat16=torch.bfloat16)
-#: Values of ``test_cfg.autocast``: fp32 (None and its names) or a dtype.
-AUTOCAST_CHOICES = (None, False, 'fp32', 'float32') + tuple(_AMP_DTYPES)
 
 
 def window_boxes(height: int, width: int, crop: Tuple[int, int],
@@ -91,64 +87,37 @@ def window_counts(inputs: Tensor, boxes: List[Tuple[int, int, int,
     return count
 
 
-def batched_slide_inference(model, inputs: Tensor,
-                            batch_img_metas: List[dict]) -> Tensor:
-    """Slide inference as mmseg's, with ``test_cfg.window_batch`` windows
-    per ``encode_decode`` call.
+class SlidingWindowsMixin:
+    """``slide_inference`` for a segmentor with ``test_cfg``,
+    ``out_channels`` and ``encode_decode`` (mmseg's contract)."""
 
-    Args:
-        model: The segmentor (``test_cfg.crop_size``, ``test_cfg.stride``,
-            ``out_channels`` and ``encode_decode`` are used).
-        inputs (Tensor): ``[B, 3, H, W]``.
-        batch_img_metas (list[dict]): Image metas; as in mmseg, the first
-            one's ``img_shape`` is set to the window size.
+    def slide_inference(self, inputs: Tensor,
+                        batch_img_metas: List[dict]) -> Tensor:
+        """Slide inference as mmseg's, with ``test_cfg.window_batch``
+        windows (default 2) per ``encode_decode`` call and the window scores
+        added in place rather than padded to the image size; the sums are
+        mmseg's.
 
-    Returns:
-        Tensor: ``[B, out_channels, H, W]``, the average of the windows'
-        scores at every pixel.
-    """
-    test_cfg = model.test_cfg
-    batch_size, _, height, width = inputs.shape
-    boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
-                         tuple(test_cfg['stride']))
-    preds = inputs.new_zeros((batch_size, model.out_channels, height, width))
-    for chunk, crops in window_batches(inputs, boxes, window_batch(test_cfg)):
-        batch_img_metas[0]['img_shape'] = crops.shape[2:]
-        logits = model.encode_decode(crops, batch_img_metas)
-        for (y1, y2, x1, x2), window in zip(chunk, logits.split(batch_size)):
-            preds[:, :, y1:y2, x1:x2] += window
-    return preds / window_counts(inputs, boxes)
+        Args:
+            inputs (Tensor): ``[B, 3, H, W]``.
+            batch_img_metas (list[dict]): Image metas; as in mmseg, the
+                first one's ``img_shape`` is set to the window size.
 
-
-def autocast_dtype(test_cfg) -> Optional[torch.dtype]:
-    """``test_cfg.autocast`` (``'fp16'``/``'bf16'``, or None for fp32) as
-    a dtype."""
-    name = (test_cfg or {}).get('autocast')
-    if name in (None, 'fp32', 'float32', False):
-        return None
-    if name not in _AMP_DTYPES:
-        raise ValueError(
-            f'test_cfg.autocast must be None (fp32), "fp16" or "bf16", got '
-            f'{name!r}.')
-    return _AMP_DTYPES[name]
-
-
-def autocast(test_cfg, device: torch.device):
-    """The autocast context of ``test_cfg.autocast`` on ``device`` (a
-    no-op for fp32)."""
-    dtype = autocast_dtype(test_cfg)
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def to_float32(feats):
-    """Floating tensors of a (nested) backbone output in fp32, so the head
-    runs in full precision after an autocast backbone."""
-    if isinstance(feats, Tensor):
-        return feats.float() if feats.is_floating_point() else feats
-    if isinstance(feats, dict):
-        return {k: to_float32(v) for k, v in feats.items()}
-    if isinstance(feats, (list, tuple)):
-        return type(feats)(to_float32(v) for v in feats)
-    return feats
+        Returns:
+            Tensor: ``[B, out_channels, H, W]``, the average of the windows'
+            scores at every pixel.
+        """
+        test_cfg = self.test_cfg
+        batch_size, _, height, width = inputs.shape
+        boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
+                             tuple(test_cfg['stride']))
+        preds = inputs.new_zeros(
+            (batch_size, self.out_channels, height, width))
+        for chunk, crops in window_batches(inputs, boxes,
+                                           window_batch(test_cfg)):
+            batch_img_metas[0]['img_shape'] = crops.shape[2:]
+            logits = self.encode_decode(crops, batch_img_metas)
+            for (y1, y2, x1, x2), window in zip(chunk,
+                                                logits.split(batch_size)):
+                preds[:, :, y1:y2, x1:x2] += window
+        return preds / window_counts(inputs, boxes)

@@ -10,7 +10,7 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
-import mmseg_groupvit.models.segmentors.compact_inference as compact
+import mmseg_groupvit.models.segmentors.large_vocabulary as compact
 from mmseg_groupvit.evaluation import CheckedIoUMetric, ConfigCheckError
 from mmseg_groupvit.models.decode_heads import GroupViTHead
 from tests.conftest import VOC_SAMPLE, build_small_segmentor, varied_segmentor
@@ -77,7 +77,8 @@ def predict(model, batch, budget, mode='slide', window_batch=2, bg_thresh=0.):
         stride=(224, 224),
         bg_thresh=bg_thresh,
         window_batch=window_batch,
-        max_logits_bytes=budget)
+        max_dense_scores_bytes=budget,
+        max_full_size_scores_bytes=budget)
     samples = batch['data_samples']
     if samples is not None:
         samples = [sample.clone() for sample in samples]
@@ -198,8 +199,8 @@ def test_no_dense_score_map_is_built(monkeypatch):
     batch = load_batch(model, ['2007_000129'])
     model.test_cfg = ConfigDict(
         mode='slide', crop_size=(448, 448), stride=(224, 224))
-    assert compact.use_compact_scores(model, batch['inputs'],
-                                      batch['data_samples'])
+    assert model.use_large_vocabulary_path(batch['inputs'],
+                                           batch['data_samples'])
     with torch.no_grad():
         result = model.predict(batch['inputs'], batch['data_samples'])[0]
     dense_bytes = 2001 * batch['inputs'][:, :1].numel() * 4
@@ -217,8 +218,8 @@ def test_small_vocabularies_keep_mmseg_path():
     batch = load_batch(model, ['2007_000129'])
     model.test_cfg = ConfigDict(
         mode='slide', crop_size=(448, 448), stride=(224, 224))
-    assert not compact.use_compact_scores(model, batch['inputs'],
-                                          batch['data_samples'])
+    assert not model.use_large_vocabulary_path(batch['inputs'],
+                                               batch['data_samples'])
     with torch.no_grad():
         result = model.predict(batch['inputs'], batch['data_samples'])[0]
     assert result.seg_logits.data.shape == (21, 500, 334)
