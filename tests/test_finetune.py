@@ -217,6 +217,22 @@ def test_aux_segmentor_loads_a_zero_shot_checkpoint(converted, tmp_path):
         model.init_weights()
 
 
+def test_aux_segmentor_loading_leaves_the_state_dict_unchanged():
+    """Loading zero-shot weights alone reports nothing missing and adds no
+    auxiliary-head keys to the caller's state dict."""
+    path = [p for p in FINETUNE_CONFIGS if 'fcn-aux_' in p][0]
+    model = MODELS.build(ConfigDict(small_config(path).model))
+    state = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if not k.startswith('auxiliary_head.')
+    }
+    keys = list(state)
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert list(state) == keys
+
+
 def test_aux_segmentor_needs_dense_outputs():
     path = [p for p in FINETUNE_CONFIGS if 'fcn-aux_' in p][0]
     cfg = small_config(path)

@@ -18,7 +18,10 @@ def _keep_unloaded_aux_heads(module, incompatible_keys) -> None:
     was loaded (a zero-shot checkpoint), they are not reported missing; the
     heads keep their weights. A partial set was refused before loading."""
     missing = incompatible_keys.missing_keys
-    aux = [k for k in module.state_dict() if k.startswith(_AUX_PREFIX)]
+    # Parameters only: BatchNorm fills a missing num_batches_tracked itself.
+    aux = [
+        _AUX_PREFIX + k for k, _ in module.auxiliary_head.named_parameters()
+    ]
     if aux and set(aux) <= set(missing):
         missing[:] = [k for k in missing if not k.startswith(_AUX_PREFIX)]
 

@@ -93,7 +93,12 @@ def test_predict_scores_rank_like_the_logits(fixture_classifier, reference):
 def test_loads_a_segmentor_checkpoint_and_matches_its_embeddings():
     segmentor = varied_segmentor(seed=3)
     model = MODELS.build(classifier_cfg().model).eval()
-    model.load_state_dict(segmentor.state_dict())
+    state = segmentor.state_dict()
+    keys = list(state)
+    # Strict: the segmentor's temperature is loaded under its own name.
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert list(state) == keys  # the caller's dict is not changed
     images = torch.randn(
         2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -7,10 +7,12 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
+from mmseg.registry import MODELS
 
-from tests.conftest import VOC_SAMPLE, build_small_segmentor, varied_segmentor
+from tests.conftest import (REPO, VOC_SAMPLE, build_small_segmentor,
+                            varied_segmentor)
 
 # 2007_000129 is 334 wide and 500 high (an odd size): resized to 448x671,
 # two windows.
@@ -114,3 +116,61 @@ def test_contrastive_outputs():
         torch.nn.functional.cross_entropy(cosine * scale, target) +
         torch.nn.functional.cross_entropy(cosine.t() * scale, target)) / 2
     torch.testing.assert_close(out['loss'], expected)
+
+
+@pytest.mark.parametrize('with_bg,channels', [(True, 4), (False, 3)])
+def test_vocabulary_alone_decides_the_classes(with_bg, channels):
+    """The VOC config with a three-class vocabulary and no num_classes:
+    the head follows the vocabulary (plus background with with_bg) and
+    the model predicts one of those classes at every pixel."""
+    model = build_small_segmentor(
+        text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
+        decode_head=dict(with_bg=with_bg))
+    assert model.decode_head.num_classes == channels
+    assert model.decode_head.out_channels == channels
+    assert model.num_classes == model.out_channels == channels
+    model.test_cfg = ConfigDict(mode='whole')
+    with torch.no_grad():
+        result = model.predict(torch.randn(1, 3, 64, 80))[0]
+    assert result.seg_logits.data.shape == (channels, 64, 80)
+    labels = result.pred_sem_seg.data
+    assert labels.shape == (1, 64, 80)
+    assert 0 <= int(labels.min()) and int(labels.max()) < channels
+
+
+def test_configured_class_count_must_follow_the_vocabulary():
+    """A num_classes left in a config is kept only when it agrees; a
+    disagreeing one is refused naming both numbers, not overridden."""
+    model = build_small_segmentor(
+        text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
+        decode_head=dict(num_classes=4))
+    assert model.num_classes == 4
+    with pytest.raises(
+            ValueError,
+            match='num_classes is 21 but the '
+            'vocabulary has 3 classes plus background, so the '
+            'head has 4 outputs'):
+        build_small_segmentor(
+            text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
+            decode_head=dict(num_classes=21))
+
+
+def test_asymetric_input_is_refused():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'groupvit_voc.py'))
+    cfg.model.update(asymetric_input=True, encoder_resolution=0.5)
+    with pytest.raises(ValueError, match='asymetric_input=True is not'):
+        MODELS.build(cfg.model)
+
+
+def test_checkpoint_check_leaves_the_state_dict_unchanged():
+    """The strict check refuses a checkpoint naming the difference, and
+    loading never changes the caller's state dict."""
+    model = build_small_segmentor()
+    state = model.state_dict()
+    keys = list(state)
+    model.load_state_dict(state)
+    assert list(state) == keys
+    bad = {k: v for k, v in state.items() if k != 'decode_head.logit_scale'}
+    with pytest.raises(Exception, match='logit_scale'):
+        model.load_state_dict(bad, strict=False)
+    assert 'decode_head.logit_scale' not in bad
