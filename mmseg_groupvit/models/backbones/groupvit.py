@@ -189,6 +189,13 @@ class GroupViT(BaseModule):
     argument with the same default, plus the projection of
     ``GroupViTConfig``.
 
+    Naming: one convention per level. The public arguments of this class
+    (and of :class:`GroupViTTextEncoder`) follow transformers
+    (``hidden_size``, ``num_attention_heads``, ``intermediate_size``,
+    ``hidden_act``), so a checkpoint's ``config.json`` maps onto them field
+    for field; the building blocks below them (:mod:`..layers`) follow
+    mmseg (``embed_dims``, ``num_heads``, ``mlp_dims``, ``act``).
+
     Args:
         hidden_size (int): Channels ``C``. Defaults to 384.
         intermediate_size (int): MLP hidden channels. Defaults to 1536.
