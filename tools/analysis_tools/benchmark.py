@@ -75,7 +75,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
-from mmseg_groupvit.models.segmentors import fast_inference
+from mmseg_groupvit.models.segmentors import sliding_windows
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
 
@@ -378,8 +378,7 @@ def amp_agreement(model, window, metas, amp):
     saved = test_cfg.get('autocast')
     with torch.no_grad():
         fast = model.encode_decode(window, metas)
-        with fast_inference.autocast(test_cfg, window.device):
-            fast_feats = fast_inference.to_float32(model.image_encoder(window))
+        fast_feats = model.extract_feat(window)
         test_cfg['autocast'] = None
         try:
             exact = model.encode_decode(window, metas)
@@ -611,7 +610,7 @@ def run(args) -> dict:
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         amp=args.amp,
-        window_batch=fast_inference.window_batch(model.test_cfg),
+        window_batch=sliding_windows.window_batch(model.test_cfg),
         weights=args.checkpoint or f'random (seed {args.seed})',
         machine=machine(device),
         load_avg_1min=dict(start=load_start, end=load_average()),
