@@ -29,6 +29,7 @@ from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
 
 __all__ = ['TEMPLATE_SETS', 'get_templates', 'check_template']
 
+# yapf: disable
 TEMPLATE_SETS: Dict[str, List[str]] = {
     'simple': ['a photo of a {}.'],
     'subset': [
@@ -43,6 +44,7 @@ TEMPLATE_SETS: Dict[str, List[str]] = {
     'full': PREDEFINED_TEMPLATES['imagenet'],
     'identity': ['{}'],
 }
+# yapf: enable
 
 
 def _render_field(name: str, spec: str, conversion: str) -> str:

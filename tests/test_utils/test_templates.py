@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Prompt template sets, checked against mmseg's copy of CLIP's templates
-and against GroupViT's lists (``NVlabs/GroupViT:datasets/imagenet_template.py``),
+and against GroupViT's lists (its ``datasets/imagenet_template.py``),
 written out here by hand."""
 import pytest
 from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
