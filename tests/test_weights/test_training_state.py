@@ -41,7 +41,7 @@ class Call:
 
 
 def test_message_hub_of_a_real_run_round_trips():
-    hub = MessageHub.get_instance('test_training_state_round_trip')
+    hub = MessageHub('test_training_state_round_trip')
     for loss in (1.5, 2.5, np.float32(3.0)):
         hub.update_scalar('train/loss', loss)
     hub.update_scalar('train/lr', np.float64(0.01))
