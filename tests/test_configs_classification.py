@@ -1,5 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The ImageNet classification config is the original protocol (spec §7)."""
+"""The ImageNet classification config is GroupViT's zero-shot protocol:
+short side resized to 256 (bilinear), 224 centre crop, ImageNet mean/std,
+the 7 'subset' templates over the 1000 classes, top-1 and top-5."""
 import os.path as osp
 
 from mmengine.config import Config

@@ -1,23 +1,18 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Class names for evaluation (dataset order) and for GroupViT prompts.
+"""The class names GroupViT puts into its prompt templates.
 
-Two kinds of list live here, one pair per dataset name:
-
-* **Dataset classes** (:func:`get_dataset_classes`): the canonical names of
-  mmseg 1.2.2's dataset ``METAINFO``, in label-id order. Evaluation and the
-  dataset configs use these; they are never renamed, because
-  ``BaseSegDataset.get_label_map`` rejects class names that are not in
-  ``METAINFO`` (spec §11).
-* **Prompt classes** (:func:`get_prompt_classes`): the words put into the
-  prompt templates. They are the dataset classes with the documented
-  renames of :data:`PROMPT_RENAMES` applied, index for index, so prompt
-  ``i`` always describes label ``i``.
+One list per dataset name (:func:`get_prompt_classes`): the class names of
+mmseg 1.2.2's dataset ``METAINFO``, in label-id order, with the documented
+renames of :data:`PROMPT_RENAMES` applied index for index, so prompt ``i``
+always describes label ``i``. The dataset configs keep mmseg's own names,
+because ``BaseSegDataset.get_label_map`` rejects class names that are not
+in ``METAINFO``.
 
 The lists are derived from mmseg's ``METAINFO`` at import time rather than
 copied. The renames are the ones GroupViT's evaluation configs make
 (``NVlabs/GroupViT:segmentation/configs/_base_/datasets/*.py``, read for
 reference only; that code is under the NVIDIA Source Code License), checked
-against mmseg 1.2.2 in ``docs/groupvit-spec.md`` §6:
+against mmseg 1.2.2's class names:
 
 =============  ====  ==========================================================
 name           size  prompt classes
@@ -38,23 +33,14 @@ cityscapes     19    ``CityscapesDataset`` names, unchanged
 
 GroupViT has no 'background' prompt: a text encoder drops a leading
 'background' entry before prompting, and the head writes the background
-channel from a threshold instead (spec §6).
+channel from a threshold instead.
 """
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
-                            PascalContextDataset, PascalContextDataset59,
-                            PascalVOCDataset)
+                            PascalContextDataset, PascalVOCDataset)
 
-__all__ = [
-    'BACKGROUND', 'PROMPT_RENAMES', 'VOC_CLASSES', 'VOC20_CLASSES',
-    'CONTEXT_CLASSES', 'CONTEXT59_CLASSES', 'COCO_OBJECT_CLASSES',
-    'COCO_STUFF_CLASSES', 'ADE20K_CLASSES', 'CITYSCAPES_CLASSES',
-    'VOC_PROMPT_CLASSES', 'VOC20_PROMPT_CLASSES', 'CONTEXT_PROMPT_CLASSES',
-    'CONTEXT59_PROMPT_CLASSES', 'COCO_OBJECT_PROMPT_CLASSES',
-    'COCO_STUFF_PROMPT_CLASSES', 'ADE20K_PROMPT_CLASSES',
-    'CITYSCAPES_PROMPT_CLASSES', 'get_dataset_classes', 'get_prompt_classes'
-]
+__all__ = ['PROMPT_RENAMES', 'COCO_OBJECT_CLASSES', 'get_prompt_classes']
 
 BACKGROUND = 'background'
 
@@ -105,60 +91,26 @@ def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
     return [renames.get(name, name) for name in names]
 
 
-# --- dataset classes: mmseg METAINFO, label order, never renamed ----------
-VOC_CLASSES = _metainfo_classes(PascalVOCDataset)  # 21
-VOC20_CLASSES = VOC_CLASSES[1:]  # 20
-CONTEXT_CLASSES = _metainfo_classes(PascalContextDataset)  # 60
-CONTEXT59_CLASSES = _metainfo_classes(PascalContextDataset59)  # 59
-COCO_STUFF_CLASSES = _metainfo_classes(COCOStuffDataset)  # 171
-COCO_OBJECT_CLASSES = (BACKGROUND, ) + COCO_STUFF_CLASSES[:NUM_COCO_THINGS]
-ADE20K_CLASSES = _metainfo_classes(ADE20KDataset)  # 150
-CITYSCAPES_CLASSES = _metainfo_classes(CityscapesDataset)  # 19
+_COCO_STUFF_CLASSES = _metainfo_classes(COCOStuffDataset)  # 171
+#: mmseg-style class names of the COCO-Object dataset (label order): the
+#: 80 COCO thing classes after 'background'.
+COCO_OBJECT_CLASSES = (BACKGROUND, ) + _COCO_STUFF_CLASSES[:NUM_COCO_THINGS]
 
-# --- prompt classes: the words that go into the templates -----------------
-VOC_PROMPT_CLASSES = _apply_renames(VOC_CLASSES, PROMPT_RENAMES['voc'])
-VOC20_PROMPT_CLASSES = VOC_PROMPT_CLASSES[1:]
-CONTEXT_PROMPT_CLASSES = _apply_renames(CONTEXT_CLASSES,
-                                        PROMPT_RENAMES['context'])
-CONTEXT59_PROMPT_CLASSES = CONTEXT_PROMPT_CLASSES[1:]
-COCO_OBJECT_PROMPT_CLASSES = list(COCO_OBJECT_CLASSES)
-COCO_STUFF_PROMPT_CLASSES = list(COCO_STUFF_CLASSES)
-ADE20K_PROMPT_CLASSES = [name.strip() for name in ADE20K_CLASSES]
-CITYSCAPES_PROMPT_CLASSES = list(CITYSCAPES_CLASSES)
-
-_DATASET_CLASSES: Dict[str, Tuple[str, ...]] = {
-    'voc': VOC_CLASSES,
-    'voc20': VOC20_CLASSES,
-    'context': CONTEXT_CLASSES,
-    'context59': CONTEXT59_CLASSES,
-    'coco_object': COCO_OBJECT_CLASSES,
-    'coco_stuff': COCO_STUFF_CLASSES,
-    'ade20k': ADE20K_CLASSES,
-    'cityscapes': CITYSCAPES_CLASSES,
-}
+_VOC_PROMPTS = _apply_renames(
+    _metainfo_classes(PascalVOCDataset), PROMPT_RENAMES['voc'])
+_CONTEXT_PROMPTS = _apply_renames(
+    _metainfo_classes(PascalContextDataset), PROMPT_RENAMES['context'])
 
 _PROMPT_CLASSES: Dict[str, List[str]] = {
-    'voc': VOC_PROMPT_CLASSES,
-    'voc20': VOC20_PROMPT_CLASSES,
-    'context': CONTEXT_PROMPT_CLASSES,
-    'context59': CONTEXT59_PROMPT_CLASSES,
-    'coco_object': COCO_OBJECT_PROMPT_CLASSES,
-    'coco_stuff': COCO_STUFF_PROMPT_CLASSES,
-    'ade20k': ADE20K_PROMPT_CLASSES,
-    'cityscapes': CITYSCAPES_PROMPT_CLASSES,
+    'voc': _VOC_PROMPTS,  # 21
+    'voc20': _VOC_PROMPTS[1:],  # 20
+    'context': _CONTEXT_PROMPTS,  # 60
+    'context59': _CONTEXT_PROMPTS[1:],  # 59
+    'coco_object': list(COCO_OBJECT_CLASSES),  # 81
+    'coco_stuff': list(_COCO_STUFF_CLASSES),  # 171
+    'ade20k': [name.strip() for name in ADE20KDataset.METAINFO['classes']],
+    'cityscapes': list(CityscapesDataset.METAINFO['classes']),  # 19
 }
-
-
-def _lookup(table: Mapping[str, Sequence[str]], name: str,
-            kind: str) -> List[str]:
-    """Return a fresh list from ``table[name]`` or raise a clear error."""
-    if not isinstance(name, str):
-        raise TypeError(f'The {kind} set name must be a str, got '
-                        f'{type(name).__name__}: {name!r}.')
-    if name not in table:
-        raise ValueError(f'Unknown {kind} set {name!r}. Valid names: '
-                         f'{", ".join(sorted(table))}.')
-    return list(table[name])
 
 
 def get_prompt_classes(name: str) -> List[str]:
@@ -181,24 +133,10 @@ def get_prompt_classes(name: str) -> List[str]:
         >>> get_prompt_classes('voc')[11]
         'table'
     """
-    return _lookup(_PROMPT_CLASSES, name, 'prompt class')
-
-
-def get_dataset_classes(name: str) -> List[str]:
-    """Canonical mmseg class names of a dataset, for evaluation.
-
-    Same names as :func:`get_prompt_classes` accepts. The result equals the
-    mmseg ``METAINFO['classes']`` of the matching dataset (``voc20``: VOC
-    without 'background'; ``coco_object``: 'background' + the first 80
-    ``COCOStuffDataset`` classes).
-
-    Args:
-        name (str): A dataset name, e.g. ``'voc'``.
-
-    Returns:
-        list[str]: A new list of the K class names in label order.
-
-    Raises:
-        ValueError: If ``name`` is unknown; the message lists valid names.
-    """
-    return _lookup(_DATASET_CLASSES, name, 'dataset class')
+    if not isinstance(name, str):
+        raise TypeError(f'The prompt class set name must be a str, got '
+                        f'{type(name).__name__}: {name!r}.')
+    if name not in _PROMPT_CLASSES:
+        raise ValueError(f'Unknown prompt class set {name!r}. Valid names: '
+                         f'{", ".join(sorted(_PROMPT_CLASSES))}.')
+    return list(_PROMPT_CLASSES[name])

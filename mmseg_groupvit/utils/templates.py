@@ -3,8 +3,7 @@
 
 A template is a string with exactly one ``{}`` field that receives a class
 name, e.g. ``'a photo of a {}.'.format('cat')``. Four named sets exist, the
-ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``
-(spec §6):
+ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``:
 
 * ``simple``: ``['a photo of a {}.']``, used by GroupViT's zero-shot
   segmentation (``configs/default.yml``: ``evaluate.seg.template: simple``).
@@ -15,125 +14,37 @@ ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``
 * ``full``: the 80 ImageNet templates of CLIP (Radford et al., 2021,
   `arXiv:2103.00020 <https://arxiv.org/abs/2103.00020>`_;
   ``openai/CLIP:notebooks/Prompt_Engineering_for_ImageNet.ipynb``, MIT
-  licence). mmseg 1.2.2 ships the same 80 strings in the same order as
-  ``mmseg.utils.get_templates.PREDEFINED_TEMPLATES['imagenet']``.
+  licence), taken from mmseg, which ships the same 80 strings in the same
+  order as ``mmseg.utils.get_templates.PREDEFINED_TEMPLATES['imagenet']``.
 * ``identity``: ``['{}']``, the bare class name.
 
 The text encoder averages the projected, un-normalised text embeddings over
-the templates of a class, then L2-normalises (spec §4).
+the templates of a class, then L2-normalises the average.
 """
 import string
 from collections import Counter
 from typing import Dict, List, Sequence, Union
 
-__all__ = [
-    'SIMPLE_TEMPLATES', 'SUBSET_TEMPLATES', 'FULL_TEMPLATES',
-    'IDENTITY_TEMPLATES', 'TEMPLATE_SETS', 'get_templates', 'check_template'
-]
+from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
 
-SIMPLE_TEMPLATES: List[str] = ['a photo of a {}.']
+__all__ = ['TEMPLATE_SETS', 'get_templates', 'check_template']
 
-SUBSET_TEMPLATES: List[str] = [
-    'itap of a {}.',
-    'a bad photo of a {}.',
-    'a origami {}.',
-    'a photo of the large {}.',
-    'a {} in a video game.',
-    'art of the {}.',
-    'a photo of the small {}.',
-]
-
-FULL_TEMPLATES: List[str] = [
-    'a bad photo of a {}.',
-    'a photo of many {}.',
-    'a sculpture of a {}.',
-    'a photo of the hard to see {}.',
-    'a low resolution photo of the {}.',
-    'a rendering of a {}.',
-    'graffiti of a {}.',
-    'a bad photo of the {}.',
-    'a cropped photo of the {}.',
-    'a tattoo of a {}.',
-    'the embroidered {}.',
-    'a photo of a hard to see {}.',
-    'a bright photo of a {}.',
-    'a photo of a clean {}.',
-    'a photo of a dirty {}.',
-    'a dark photo of the {}.',
-    'a drawing of a {}.',
-    'a photo of my {}.',
-    'the plastic {}.',
-    'a photo of the cool {}.',
-    'a close-up photo of a {}.',
-    'a black and white photo of the {}.',
-    'a painting of the {}.',
-    'a painting of a {}.',
-    'a pixelated photo of the {}.',
-    'a sculpture of the {}.',
-    'a bright photo of the {}.',
-    'a cropped photo of a {}.',
-    'a plastic {}.',
-    'a photo of the dirty {}.',
-    'a jpeg corrupted photo of a {}.',
-    'a blurry photo of the {}.',
-    'a photo of the {}.',
-    'a good photo of the {}.',
-    'a rendering of the {}.',
-    'a {} in a video game.',
-    'a photo of one {}.',
-    'a doodle of a {}.',
-    'a close-up photo of the {}.',
-    'a photo of a {}.',
-    'the origami {}.',
-    'the {} in a video game.',
-    'a sketch of a {}.',
-    'a doodle of the {}.',
-    'a origami {}.',
-    'a low resolution photo of a {}.',
-    'the toy {}.',
-    'a rendition of the {}.',
-    'a photo of the clean {}.',
-    'a photo of a large {}.',
-    'a rendition of a {}.',
-    'a photo of a nice {}.',
-    'a photo of a weird {}.',
-    'a blurry photo of a {}.',
-    'a cartoon {}.',
-    'art of a {}.',
-    'a sketch of the {}.',
-    'a embroidered {}.',
-    'a pixelated photo of a {}.',
-    'itap of the {}.',
-    'a jpeg corrupted photo of the {}.',
-    'a good photo of a {}.',
-    'a plushie {}.',
-    'a photo of the nice {}.',
-    'a photo of the small {}.',
-    'a photo of the weird {}.',
-    'the cartoon {}.',
-    'art of the {}.',
-    'a drawing of the {}.',
-    'a photo of the large {}.',
-    'a black and white photo of a {}.',
-    'the plushie {}.',
-    'a dark photo of a {}.',
-    'itap of a {}.',
-    'graffiti of the {}.',
-    'a toy {}.',
-    'itap of my {}.',
-    'a photo of a cool {}.',
-    'a photo of a small {}.',
-    'a tattoo of the {}.',
-]
-
-IDENTITY_TEMPLATES: List[str] = ['{}']
-
+# yapf: disable
 TEMPLATE_SETS: Dict[str, List[str]] = {
-    'simple': SIMPLE_TEMPLATES,
-    'subset': SUBSET_TEMPLATES,
-    'full': FULL_TEMPLATES,
-    'identity': IDENTITY_TEMPLATES,
+    'simple': ['a photo of a {}.'],
+    'subset': [
+        'itap of a {}.',
+        'a bad photo of a {}.',
+        'a origami {}.',
+        'a photo of the large {}.',
+        'a {} in a video game.',
+        'art of the {}.',
+        'a photo of the small {}.',
+    ],
+    'full': PREDEFINED_TEMPLATES['imagenet'],
+    'identity': ['{}'],
 }
+# yapf: enable
 
 
 def _render_field(name: str, spec: str, conversion: str) -> str:

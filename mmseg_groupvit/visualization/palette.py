@@ -1,27 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Colour tables for class and group maps."""
+import colorsys
 from typing import List
 
 import numpy as np
 
 # Successive hues a golden angle apart look different even for nearby ids.
 _GOLDEN = 0.618033988749895
-
-
-def _hsv_to_rgb(hue: np.ndarray, sat: np.ndarray,
-                val: np.ndarray) -> np.ndarray:
-    """Vectorised HSV -> RGB, all in [0, 1]; returns ``[N, 3]`` floats."""
-    sector = np.floor(hue * 6).astype(int) % 6
-    frac = hue * 6 - np.floor(hue * 6)
-    p = val * (1 - sat)
-    q = val * (1 - frac * sat)
-    t = val * (1 - (1 - frac) * sat)
-    return np.stack([
-        np.choose(sector, [val, q, p, p, t, val]),
-        np.choose(sector, [t, val, val, q, p, p]),
-        np.choose(sector, [p, p, t, val, val, q]),
-    ],
-                    axis=1)
 
 
 def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
@@ -45,7 +30,10 @@ def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
     hue = (ids * _GOLDEN + seed * 0.1) % 1.0
     sat = np.where(ids % 2 == 0, 0.85, 0.6)
     val = np.where(ids % 3 == 0, 0.95, 0.8)
-    colours = (_hsv_to_rgb(hue, sat, val) * 255).round().astype(np.int64)
+    rgb = np.array([
+        colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hue, sat, val)
+    ]).reshape(num, 3)
+    colours = (rgb * 255).round().astype(np.int64)
     # Rounding can, for long tables, map two hues to one colour: nudge the
     # later one until every row is unique.
     seen = set()

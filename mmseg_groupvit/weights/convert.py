@@ -21,6 +21,18 @@ _HF_BLOCK = r'^text_model\.encoder\.layers\.(\d+)\.'
 _STAGE = r'image_encoder.stages.\1.'
 _TEXT_BLOCK = r'text_encoder.blocks.\1.'
 
+
+def _projector_rules(source: str, parts: Tuple[str, str, str],
+                     tower: str) -> List[Tuple[str, str]]:
+    """Rules for one projection head, whose source keys ``<source>.<part>.``
+    name its hidden linear layer, batch norm and output linear layer."""
+    return [(rf'^{source}\.{part}\.', f'{tower}_encoder.projector.{ours}.')
+            for part, ours in zip(parts, ('linear1', 'bn', 'linear2'))]
+
+
+_NV_PROJECTOR = (r'linear_hidden\.0', r'linear_hidden\.1', 'linear_out')
+_HF_PROJECTOR = ('0', '1', '3')
+
 # yapf: disable
 NVLABS_RULES: List[Tuple[str, str]] = [
     (_NV_STAGE + r'downsample\.', _STAGE + 'grouping.'),
@@ -28,14 +40,8 @@ NVLABS_RULES: List[Tuple[str, str]] = [
     (_NV_STAGE + r'group_projector\.1\.', _STAGE + 'group_projector.mlp.'),
     (_NV_STAGE, _STAGE),
     (r'^img_encoder\.', 'image_encoder.'),
-    (r'^img_projector\.linear_hidden\.0\.',
-     'image_encoder.projector.linear1.'),
-    (r'^img_projector\.linear_hidden\.1\.', 'image_encoder.projector.bn.'),
-    (r'^img_projector\.linear_out\.', 'image_encoder.projector.linear2.'),
-    (r'^text_projector\.linear_hidden\.0\.',
-     'text_encoder.projector.linear1.'),
-    (r'^text_projector\.linear_hidden\.1\.', 'text_encoder.projector.bn.'),
-    (r'^text_projector\.linear_out\.', 'text_encoder.projector.linear2.'),
+    *_projector_rules('img_projector', _NV_PROJECTOR, 'image'),
+    *_projector_rules('text_projector', _NV_PROJECTOR, 'text'),
     (_NV_BLOCK + r'attn\.in_proj_', _TEXT_BLOCK + 'attn.qkv.'),
     (_NV_BLOCK + r'attn\.out_proj\.', _TEXT_BLOCK + 'attn.proj.'),
     (_NV_BLOCK + r'ln_1\.', _TEXT_BLOCK + 'norm1.'),
@@ -72,9 +78,7 @@ HF_RULES: List[Tuple[str, str]] = [
     (_HF_STAGE + r'group_projector\.1\.', _STAGE + 'group_projector.mlp.'),
     (_HF_STAGE + r'group_token$', _STAGE + 'group_token'),
     (r'^vision_model\.layernorm\.', 'image_encoder.norm.'),
-    (r'^visual_projection\.0\.', 'image_encoder.projector.linear1.'),
-    (r'^visual_projection\.1\.', 'image_encoder.projector.bn.'),
-    (r'^visual_projection\.3\.', 'image_encoder.projector.linear2.'),
+    *_projector_rules('visual_projection', _HF_PROJECTOR, 'image'),
     (r'^text_model\.embeddings\.token_embedding\.',
      'text_encoder.token_embedding.'),
     (r'^text_model\.embeddings\.position_embedding\.weight$',
@@ -84,9 +88,7 @@ HF_RULES: List[Tuple[str, str]] = [
     (_HF_BLOCK + r'self_attn\.out_proj\.', _TEXT_BLOCK + 'attn.proj.'),
     (_HF_BLOCK + r'mlp\.', _TEXT_BLOCK + 'mlp.'),
     (r'^text_model\.final_layer_norm\.', 'text_encoder.final_norm.'),
-    (r'^text_projection\.0\.', 'text_encoder.projector.linear1.'),
-    (r'^text_projection\.1\.', 'text_encoder.projector.bn.'),
-    (r'^text_projection\.3\.', 'text_encoder.projector.linear2.'),
+    *_projector_rules('text_projection', _HF_PROJECTOR, 'text'),
     (r'^logit_scale$', 'decode_head.logit_scale'),
 ]
 # yapf: enable

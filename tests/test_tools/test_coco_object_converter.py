@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_groupvit.utils import get_dataset_classes
+from mmseg_groupvit.datasets import COCOObjectDataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COCO_SAMPLE = osp.join(REPO, 'samples', 'coco_sample')
@@ -94,7 +94,7 @@ def test_thing_ids_match_a_real_coco_file():
 
 
 def test_hand_table_names_match_class_list():
-    classes = get_dataset_classes('coco_object')
+    classes = COCOObjectDataset.METAINFO['classes']
     for raw, label, name in HAND_TABLE:
         if name is not None:
             assert classes[label] == name, (raw, label, name)

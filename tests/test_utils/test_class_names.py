@@ -1,9 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Prompt and dataset class names against mmseg METAINFO and real COCO data.
 
-The expected renames are written out by hand from the GroupViT evaluation
-protocol (spec §6 table: index, mmseg name -> GroupViT name), so these tests
-do not just re-run the module's own rename table.
+The expected renames are written out by hand from GroupViT's evaluation
+configs (index, mmseg name -> GroupViT name), so these tests do not just
+re-run the module's own rename table.
 """
 import json
 import os.path as osp
@@ -13,7 +13,7 @@ from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
                             PascalContextDataset, PascalContextDataset59,
                             PascalVOCDataset)
 
-from mmseg_groupvit.utils import get_dataset_classes, get_prompt_classes
+from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.utils.class_names import _apply_renames
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -49,10 +49,9 @@ def diff(prompt, canonical):
 
 
 @pytest.mark.parametrize('name', ALL_NAMES)
-def test_sizes_and_alignment(name):
+def test_sizes(name):
     prompts = get_prompt_classes(name)
-    classes = get_dataset_classes(name)
-    assert len(prompts) == len(classes) == SIZES[name]
+    assert len(prompts) == SIZES[name]
     assert all(isinstance(n, str) and n and n == n.strip() for n in prompts)
     assert len(set(prompts)) == len(prompts), 'duplicate prompt names'
 
@@ -128,35 +127,18 @@ def test_ade20k_only_strips_whitespace():
     }
 
 
-@pytest.mark.parametrize('name, expected', [
-    ('voc', metainfo(PascalVOCDataset)),
-    ('voc20', metainfo(PascalVOCDataset)[1:]),
-    ('context', metainfo(PascalContextDataset)),
-    ('context59', metainfo(PascalContextDataset59)),
-    ('coco_object', ['background'] + metainfo(COCOStuffDataset)[:80]),
-    ('coco_stuff', metainfo(COCOStuffDataset)),
-    ('ade20k', metainfo(ADE20KDataset)),
-    ('cityscapes', metainfo(CityscapesDataset)),
-])
-def test_dataset_classes_stay_canonical(name, expected):
-    assert get_dataset_classes(name) == expected
-
-
 def test_returns_fresh_lists():
     get_prompt_classes('voc').append('oops')
-    get_dataset_classes('voc').append('oops')
     assert len(get_prompt_classes('voc')) == 21
-    assert len(get_dataset_classes('voc')) == 21
 
 
-@pytest.mark.parametrize('func', [get_prompt_classes, get_dataset_classes])
-def test_unknown_name_lists_valid_names(func):
+def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match='Unknown') as info:
-        func('pascal_voc')
+        get_prompt_classes('pascal_voc')
     for name in ALL_NAMES:
         assert name in str(info.value)
     with pytest.raises(TypeError, match='must be a str'):
-        func(None)
+        get_prompt_classes(None)
 
 
 def test_rename_table_checked_against_dataset_names():

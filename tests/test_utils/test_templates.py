@@ -1,12 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Prompt template sets, checked against mmseg's copy of CLIP's templates
-and against the lists written in the spec (§6)."""
+and against GroupViT's lists (its ``datasets/imagenet_template.py``),
+written out here by hand."""
 import pytest
 from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
 
 from mmseg_groupvit.utils import check_template, get_templates
 
-# Spec §6, 'subset', in order (GroupViT's ImageNet zero-shot prompts).
+# GroupViT's 'subset', in order (its ImageNet zero-shot prompts).
 SPEC_SUBSET = [
     'itap of a {}.', 'a bad photo of a {}.', 'a origami {}.',
     'a photo of the large {}.', 'a {} in a video game.', 'art of the {}.',
@@ -25,14 +26,22 @@ def test_full_matches_mmseg_imagenet_templates():
     assert len(full) == 80
     assert len(set(full)) == 80
     mmseg_imagenet = PREDEFINED_TEMPLATES['imagenet']
-    assert set(full) == set(mmseg_imagenet)
-    # Found while writing this: the order is the same too.
-    assert full == list(mmseg_imagenet)
+    assert len(full) == len(mmseg_imagenet)
+    for ours, theirs in zip(full, mmseg_imagenet):
+        assert ours == theirs
+    # CLIP's notebook (Prompt_Engineering_for_ImageNet.ipynb), by hand.
     assert full[0] == 'a bad photo of a {}.'
+    assert full[7] == 'a bad photo of the {}.'
     assert full[-1] == 'a tattoo of the {}.'
 
 
-def test_subset_is_spec_order_and_within_full():
+def test_simple_and_subset_are_clip_templates():
+    full = PREDEFINED_TEMPLATES['imagenet']
+    assert set(get_templates('simple')) <= set(full)
+    assert set(get_templates('subset')) <= set(full)
+
+
+def test_subset_is_groupvit_order_and_within_full():
     subset = get_templates('subset')
     assert subset == SPEC_SUBSET
     assert set(subset) <= set(get_templates('full'))
@@ -50,6 +59,9 @@ def test_every_named_template_takes_one_name(name):
 def test_named_sets_are_copies():
     get_templates('simple').append('x {}')
     assert get_templates('simple') == ['a photo of a {}.']
+    get_templates('full').append('x {}')
+    assert len(get_templates('full')) == 80
+    assert len(PREDEFINED_TEMPLATES['imagenet']) == 80
 
 
 def test_custom_list_and_tuple():

@@ -1,15 +1,15 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The NVlabs key conversion without the reference fixture.
 
-A transformers ``GroupViTModel`` of the small test architecture gives the
-names and shapes of every tensor; each element gets its own integer value.
-The same tensors are laid out the NVlabs way by the mapping table of the
-GroupViT spec (section 5), written out here independently of
-:mod:`mmseg_groupvit.weights.convert`. Converting the NVlabs dict must put
-every tensor exactly where converting the transformers dict puts it (the
-transformers path is pinned numerically against transformers itself in
-``tests/test_models/test_parity_transformers.py``), and the result must be
-the model's state dict, key for key and shape for shape.
+A transformers ``GroupViTModel`` of the small test architecture gives the names
+and shapes of every tensor; each element gets its own integer value. The same
+tensors are laid out the NVlabs way by the inverse of the key table of
+transformers' ``convert_groupvit_nvlab_to_hf.py``, written out here
+independently of :mod:`mmseg_groupvit.weights.convert`. Converting the NVlabs
+dict must put every tensor exactly where converting the transformers dict puts
+it (the transformers path is pinned numerically against transformers itself in
+``tests/test_models/test_parity_transformers.py``), and the result must be the
+model's state dict, key for key and shape for shape.
 """
 import re
 
@@ -41,7 +41,8 @@ HF_CONFIG = dict(
     projection_dim=VISION['projection_dim'],
     projection_intermediate_dim=VISION['projection_intermediate_dim'])
 
-# The spec's table, transformers key -> NVlabs key (first match wins).
+# transformers key -> NVlabs key (first match wins), the inverse of
+# transformers' convert_groupvit_nvlab_to_hf.py.
 _STAGE = r'^vision_model\.encoder\.stages\.(\d+)\.'
 _TEXT = r'^text_model\.encoder\.layers\.(\d+)\.'
 HF_TO_NVLABS = [
@@ -105,7 +106,7 @@ def distinct_values(state):
 
 def hf_to_nvlabs(hf_state):
     """Lay a transformers state dict out as an NVlabs ``model`` dict, by
-    the spec's table."""
+    the table above."""
     nv, qkv = {}, {}
     for key, value in hf_state.items():
         split = _SPLIT_QKV.match(key)
@@ -149,7 +150,7 @@ def layouts():
 
 def test_nvlabs_tensors_land_where_transformers_puts_them(layouts):
     hf_state, nv_state = layouts
-    # Not vacuous: the NVlabs dict has the spec's layout and size.
+    # Not vacuous: the NVlabs dict has the NVlabs layout and size.
     assert any(k.endswith('.attn.qkv.weight') for k in nv_state)
     assert nv_state['img_projector.linear_hidden.0.weight'].dim() == 3
     assert len(nv_state) == len(hf_state) - 4 * (sum(VISION['depths']) +

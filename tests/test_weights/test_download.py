@@ -110,14 +110,17 @@ def test_file_placed_by_hand_is_verified(published, torch_home):
     assert not placed.exists()
 
 
+@pytest.fixture
 def closed_port():
+    """A port that refuses connections: bound here without listening, and
+    held for the test, so that no other process can serve on it."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
-def test_offline_names_url_cache_and_what_to_do(torch_home):
-    url = f'http://127.0.0.1:{closed_port()}/group_vit_x-879422e0.pth'
+def test_offline_names_url_cache_and_what_to_do(torch_home, closed_port):
+    url = f'http://127.0.0.1:{closed_port}/group_vit_x-879422e0.pth'
     with pytest.raises(CheckpointError) as error:
         CheckpointLoader.load_checkpoint(url)
     message = str(error.value)

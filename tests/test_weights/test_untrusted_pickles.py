@@ -98,7 +98,7 @@ def test_trust_pickle_is_for_one_named_file(hostile, tmp_path):
 
 
 def _training_checkpoint(meta=None):
-    hub = MessageHub.get_instance('hostile_test')
+    hub = MessageHub('hostile_test')  # a fresh hub, not the shared instance
     for value in (1.5, 2.5, np.float32(3.0)):
         hub.update_scalar('train/loss', value)
     hub.update_info('iter', 3)

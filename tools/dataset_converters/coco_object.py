@@ -11,7 +11,8 @@ bicycle = 2, ..., stop sign = 12, ..., toothbrush = 80). COCO numbers its 80
 things with ids 1..90 and leaves 12, 26, 29, 30, 45, 66, 68, 69, 71, 83 (and,
 in COCO-Stuff, 91) unused; those are skipped when counting. This is the
 convention of GroupViT's ``convert_dataset/convert_coco_object.py``
-(NVlabs/GroupViT, read for reference only) and spec §6.
+(NVlabs/GroupViT, read for reference only), whose 81-class COCO-Object
+evaluation counts background as class 0.
 
 Two inputs:
 
