@@ -17,6 +17,9 @@ refuses those, and the obvious allow-list is not safe:
   :class:`PickledArray`, which accept plain numeric dtypes only and build the
   array from its bytes with ``np.frombuffer``; :func:`restore_numpy` puts
   the real arrays in place after loading.
+- ``builtins.bytes`` (protocol 2's empty byte string) would let a file
+  allocate ``bytes(n)``; it is bound to :func:`empty_bytes`, which takes no
+  argument.
 
 Nothing in :func:`training_state_globals` can run code that a file chooses,
 and it is never added process-wide: :func:`.io.torch_load` passes it to
@@ -52,6 +55,17 @@ def history_buffer_method(obj, name):
         return getattr(HistoryBuffer, name)
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     _refuse(f'builtins.getattr (attribute {name!r} of {owner})')
+
+
+def empty_bytes(*args) -> bytes:
+    """``bytes`` for the one use pickle protocol 2 makes of it: ``bytes()``
+    for an empty byte string (the data of an empty array, e.g. a
+    ``HistoryBuffer`` that was never updated). Any argument is refused, so a
+    file cannot allocate ``bytes(n)``; non-empty bytes arrive through
+    ``_codecs.encode``, which torch's unpickler handles."""
+    if args:
+        _refuse(f'builtins.bytes with arguments ({len(args)} given)')
+    return b''
 
 
 class PickledDtype:
@@ -172,5 +186,6 @@ def training_state_globals() -> list:
         entries += [(array_from_pickle, f'{module}._reconstruct'),
                     (scalar_from_pickle, f'{module}.scalar')]
     # Protocol 2 writes ``__builtin__``; torch maps it to ``builtins``.
-    entries += [(history_buffer_method, 'builtins.getattr')]
+    entries += [(history_buffer_method, 'builtins.getattr'),
+                (empty_bytes, 'builtins.bytes')]
     return entries

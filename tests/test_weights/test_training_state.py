@@ -208,3 +208,19 @@ def test_globals_allow_no_general_callable():
     assert np.ndarray not in allowed
     names = {e[1] for e in entries if isinstance(e, tuple)}
     assert 'builtins.getattr' in names and 'numpy.dtype' in names
+
+
+def test_history_buffer_never_updated_round_trips():
+    """Its empty arrays pickle their data as ``bytes()`` (protocol 2)."""
+    loaded = safe_load(save(dict(log_scalars=dict(lr=HistoryBuffer()))))
+    buffer = loaded['log_scalars']['lr']
+    assert type(buffer) is HistoryBuffer
+    assert buffer.data[0].shape == (0, ) and buffer.data[1].shape == (0, )
+    assert safe_load(save(np.zeros(0))).shape == (0, )
+
+
+@pytest.mark.parametrize('args', [(10**9, ), ('abc', 'utf-8'), ([1, 2], )])
+def test_bytes_with_arguments_in_a_file_is_refused(args):
+    data = save(dict(value=Call(bytes, args)))
+    with pytest.raises(pickle.UnpicklingError, match='builtins.bytes with'):
+        safe_load(data)
