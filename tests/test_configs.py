@@ -67,7 +67,7 @@ def load(name):
     return cfg
 
 
-# ImageNet mean and std of RGB pixels in 0..255 (spec section 6).
+# ImageNet mean and std of RGB pixels in 0..255 (the original's protocol).
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53])
 IMAGENET_STD = np.array([58.395, 57.12, 57.375])
 
@@ -100,7 +100,8 @@ def test_pipeline_pixels_are_the_hand_normalised_image(name, tmp_path):
 
 @pytest.mark.parametrize('name', SHIPPED)
 def test_protocol_settings(name):
-    """The original evaluation protocol (spec section 6), in every config."""
+    """The original evaluation protocol (short side 448, 448x448 windows
+    with stride 224, ImageNet mean and std), in every config."""
     cfg = load(name)
     assert 'mmseg_groupvit' in cfg.custom_imports['imports']
     assert cfg.default_scope == 'mmseg'

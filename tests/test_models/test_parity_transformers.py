@@ -12,7 +12,7 @@ its default) is saved with ``save_pretrained``, converted with
   (``GroupViTModel.forward``) and at non-square sizes (transformers' own
   ``interpolate_pos_encoding`` path, which its ``forward`` never takes);
 - ``logits_per_image``, the contrastive loss and ``segmentation_logits``
-  recomputed from our outputs with spec section 8's formula.
+  recomputed from our outputs with transformers' formula (below).
 
 Run with ``pytest -s`` to see the table of measured differences.
 """
@@ -313,8 +313,8 @@ def test_logits_and_loss_224(pair, run224, images224, token_ids, prompts):
 
 
 def test_segmentation_logits_224(pair, run224, images224):
-    """transformers' ``segmentation_logits`` from our outputs (spec section
-    8): ``seg[b, t] = s^2 * sum_g R_g * cos(proj(group_g), text_t)`` with
+    """transformers' ``segmentation_logits`` from our outputs:
+    ``seg[b, t] = s^2 * sum_g R_g * cos(proj(group_g), text_t)`` with
     ``s = exp(logit_scale)`` unclamped and ``R`` the chained soft grouping
     resized bilinearly."""
     hf_out, feats, ours = run224
