@@ -12,6 +12,7 @@ _mmseg_groupvit_mmcv_shim.install()
 
 from .apis import *  # noqa: E402,F401,F403
 from .datasets import *  # noqa: E402,F401,F403
+from .errors import *  # noqa: E402,F401,F403
 from .evaluation import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .utils import *  # noqa: E402,F401,F403

@@ -20,9 +20,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmseg_groupvit.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
                                                        convert_checkpoint)
-from mmseg_groupvit.weights.io import CheckpointError
 
 
 def parse_args(argv=None):

@@ -59,16 +59,15 @@ from PIL import Image
 
 from mmseg_groupvit.apis import (classify_image, image_group_maps,
                                  init_classifier, init_groupvit)
-from mmseg_groupvit.datasets import ImageLoadError
-from mmseg_groupvit.evaluation import USER_ERRORS, user_error_message
+from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
+                                   ConfigValueError, ImageLoadError,
+                                   user_error_message)
 from mmseg_groupvit.utils import get_templates, load_vocabulary
-from mmseg_groupvit.utils.config_checks import ConfigValueError
 from mmseg_groupvit.utils.console import progress, quiet_warnings
 from mmseg_groupvit.utils.vocabulary import parse_class_list
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
-from mmseg_groupvit.weights import CheckpointError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

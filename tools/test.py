@@ -47,12 +47,12 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
 from mmseg_groupvit.engine import ImageProgressHook, build_runner
-from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
-                                       check_model_classes, check_out_dir,
+from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
+                                   user_error_message)
+from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
                                        check_text_options, class_table_lines,
                                        describe_protocol, prepare_test_run,
-                                       result_lines, run_lines,
-                                       user_error_message)
+                                       result_lines, run_lines)
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_distributed)

@@ -34,9 +34,9 @@ _mmseg_groupvit_mmcv_shim.install()
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_groupvit.evaluation import (USER_ERRORS,
-                                       describe_classification_protocol,
-                                       use_checked_loading, user_error_message)
+from mmseg_groupvit.errors import USER_ERRORS, user_error_message
+from mmseg_groupvit.evaluation import (describe_classification_protocol,
+                                       use_checked_loading)
 
 RANDOM_WARNING = ('warning: no checkpoint given: the weights are RANDOM and '
                   'the accuracy means nothing. Pass a converted checkpoint '

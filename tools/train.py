@@ -46,10 +46,10 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
+from mmseg_groupvit.errors import CheckpointError
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_distributed)
-from mmseg_groupvit.weights import CheckpointError
 
 
 def parse_args(argv=None):

@@ -25,7 +25,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from ..models.backbones.groupvit import ImageSizeError
+from ..errors import ImageSizeError
 
 __all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize']
 

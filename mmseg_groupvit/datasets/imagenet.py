@@ -18,16 +18,13 @@ from typing import List, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
+from ..errors import ClassificationDataError
 from ..utils.imagenet_classes import imagenet_classes, imagenet_wnids
 
 __all__ = ['ClassificationDataError', 'CustomDataset', 'ImageNet']
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
-
-
-class ClassificationDataError(ValueError):
-    """A classification dataset whose files or labels cannot be used."""
 
 
 @DATASETS.register_module()

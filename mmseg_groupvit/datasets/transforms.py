@@ -41,6 +41,8 @@ from mmengine import fileio
 from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import ImageLoadError
+
 __all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
 
 _JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
@@ -49,10 +51,6 @@ _EXIF_ORIENTATION_TAG = 0x0112
 # Flags of mmcv.imfrombytes that apply the EXIF orientation.
 _ORIENTING_FLAGS = ('color', 'grayscale')
 _warned_exif = False
-
-
-class ImageLoadError(ValueError):
-    """An image file that cannot be used, with the reason and the fix."""
 
 
 def exif_orientation(content: bytes) -> int:

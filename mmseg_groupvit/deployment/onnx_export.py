@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose, pseudo_collate
 
+from ..errors import ExportCheckError
 from .onnx_modules import (IMAGE_INPUTS, IMAGE_OUTPUTS, TEXT_INPUTS,
                            TEXT_OUTPUTS, ImageSide, TextSide)
 
@@ -42,10 +43,6 @@ OPSET = 17
 SCORE_ATOL = 1e-4
 DEPLOY_FILE = 'deploy.json'
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
-
-
-class ExportCheckError(RuntimeError):
-    """The exported graphs disagree with PyTorch (the export is deleted)."""
 
 
 def _pipeline_resize(cfg) -> dict:

@@ -7,8 +7,6 @@ from .classification import (describe_classification_protocol,
                              is_classification_config)
 from .consistency import (check_class_count, check_model_classes,
                           check_text_options, dataset_classes)
-from .errors import (USER_ERRORS, ConfigCheckError, LabelMapError,
-                     ProgressError, user_error_message)
 from .iou_metric import PerClassIoUMetric
 from .metrics import Accuracy
 from .preflight import (check_dataset_paths, check_out_dir,
@@ -24,9 +22,8 @@ __all__ = [
     'check_model_classes', 'check_text_options', 'dataset_classes',
     'PerClassIoUMetric', 'describe_protocol', 'format_protocol',
     'CheckedIoUMetric', 'check_class_count', 'check_result_classes',
-    'check_label_map', 'USER_ERRORS', 'ConfigCheckError', 'LabelMapError',
-    'ProgressError', 'user_error_message', 'check_dataset_paths',
-    'check_out_dir', 'check_test_dataloader', 'ProgressWriter', 'describe_run',
+    'check_label_map', 'check_dataset_paths', 'check_out_dir',
+    'check_test_dataloader', 'ProgressWriter', 'describe_run',
     'enable_progress', 'prepare_progress', 'read_progress', 'SkipDoneSampler',
     'prepare_test_run', 'use_checked_loading', 'Accuracy',
     'is_classification_config', 'describe_classification_protocol',

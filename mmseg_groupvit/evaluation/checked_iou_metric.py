@@ -9,8 +9,8 @@ from mmengine.dist import barrier, get_rank
 from mmseg.registry import METRICS
 
 from ..datasets.transforms import exif_orientation
+from ..errors import LabelMapError, ProgressError
 from .consistency import check_class_count
-from .errors import LabelMapError, ProgressError
 from .iou_metric import PerClassIoUMetric
 from .progress import ProgressWriter, read_progress
 

@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmseg.registry import DATASETS
 from torch import nn
 
+from ..errors import ConfigCheckError
 from ..utils import get_templates, load_vocabulary
-from .errors import ConfigCheckError
 
 __all__ = [
     'dataset_classes', 'check_class_count', 'check_model_classes',

@@ -10,9 +10,8 @@ import os
 import os.path as osp
 import tempfile
 
-from ..utils.config_checks import (ConfigValueError, check_positive_int,
-                                   check_positive_pair)
-from .errors import ConfigCheckError
+from ..errors import ConfigCheckError, ConfigValueError
+from ..utils.config_checks import check_positive_int, check_positive_pair
 
 __all__ = ['check_dataset_paths', 'check_test_dataloader', 'check_out_dir']
 

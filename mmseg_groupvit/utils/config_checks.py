@@ -4,20 +4,18 @@
 Each component checks its own arguments once, when it is built, and raises
 :class:`ConfigValueError` naming the config key, the value and the fix. The
 tools print that message as one ``error:`` line (see
-``mmseg_groupvit.evaluation.errors``).
+:mod:`mmseg_groupvit.errors`).
 """
 import math
 from numbers import Integral, Real
 from typing import Any, Sequence, Tuple
 
+from ..errors import ConfigValueError
+
 __all__ = [
-    'ConfigValueError', 'check_positive_int', 'check_positive_pair',
-    'check_bg_thresh', 'check_choice'
+    'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
+    'check_choice'
 ]
-
-
-class ConfigValueError(ValueError):
-    """A config value that cannot work, naming its key and the fix."""
 
 
 def _is_int(value: Any) -> bool:

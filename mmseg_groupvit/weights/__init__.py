@@ -8,11 +8,10 @@ Importing it registers the safe checkpoint loader with mmengine
 from .arch import infer_arch
 from .check import check_state_dict
 from .checkpoint_loader import trust_checkpoint
-from .io import CheckpointError, load_source_checkpoint, read_safetensors
+from .io import load_source_checkpoint, read_safetensors
 from .sources import resolve_load_from
 
 __all__ = [
-    'infer_arch', 'CheckpointError', 'load_source_checkpoint',
-    'read_safetensors', 'check_state_dict', 'trust_checkpoint',
-    'resolve_load_from'
+    'infer_arch', 'load_source_checkpoint', 'read_safetensors',
+    'check_state_dict', 'trust_checkpoint', 'resolve_load_from'
 ]

@@ -5,8 +5,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from .arch import arch_diff, infer_arch
-from .io import CheckpointError
 
 
 def compare_state_dicts(

@@ -8,12 +8,13 @@ from typing import Dict, Optional
 import torch
 from mmseg.registry import MODELS
 
+from ..errors import CheckpointError
 from .arch import (DEFAULT_ARCH, arch_diff, canonical_arch, check_arch,
                    infer_arch)
 from .check import check_values, compare_state_dicts, describe_mismatch
 from .config_arch import arch_from_hf_config, arch_from_nvlabs_config
 from .convert import convert_state_dict
-from .io import CheckpointError, load_source_checkpoint, read_config_json
+from .io import load_source_checkpoint, read_config_json
 
 DEFAULT_BASE_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',

@@ -29,7 +29,8 @@ from typing import Optional
 import torch
 from mmengine.dist import get_dist_info
 
-from .io import HF_WEIGHT_FILES, CheckpointError
+from ..errors import CheckpointError
+from .io import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'

@@ -25,15 +25,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors_file
 
+from ..errors import CheckpointError
 from .training_state import restore_numpy, training_state_globals
 
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 # Key prefixes of this package's checkpoints (tools/convert_weights.py).
 MMSEG_PREFIXES = ('image_encoder.', 'text_encoder.', 'decode_head.')
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with the reason and the fix."""
 
 
 class InertConfigNode:

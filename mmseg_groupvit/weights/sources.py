@@ -19,9 +19,10 @@ from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
 
+from ..errors import CheckpointError
 from .arch import arch_diff, check_arch, infer_arch
 from .convert_checkpoint import GUESSED_FIELDS, convert_source
-from .io import CheckpointError, load_source_checkpoint
+from .io import load_source_checkpoint
 
 PARTS = ('image_encoder', 'text_encoder')
 

@@ -14,8 +14,7 @@ from PIL import Image
 from mmseg_groupvit.datasets import (CheckedLoadAnnotations, CheckedResize,
                                      RobustLoadImageFromFile,
                                      use_checked_resize)
-from mmseg_groupvit.datasets.transforms import ImageLoadError
-from mmseg_groupvit.models.backbones.groupvit import ImageSizeError
+from mmseg_groupvit.errors import ImageLoadError, ImageSizeError
 from tests.conftest import REPO, build_small_segmentor
 
 VOC_RESIZE = dict(scale=(2048, 448), keep_ratio=True)

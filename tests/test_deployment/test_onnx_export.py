@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_groupvit.deployment import (ExportCheckError, export_onnx,
-                                       onnx_export)
+from mmseg_groupvit.deployment import export_onnx, onnx_export
+from mmseg_groupvit.errors import ExportCheckError
 from tests.conftest import PHOTOS, load_script, small_onnx_export
 
 ort = pytest.importorskip('onnxruntime')

@@ -6,11 +6,10 @@ import os
 import pytest
 from mmengine.config import Config
 
-from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
-                                       check_dataset_paths, check_out_dir,
-                                       check_test_dataloader,
-                                       user_error_message)
-from mmseg_groupvit.utils.config_checks import ConfigValueError
+from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
+                                   ConfigValueError, user_error_message)
+from mmseg_groupvit.evaluation import (check_dataset_paths, check_out_dir,
+                                       check_test_dataloader)
 
 
 def loader_cfg(**loader):

@@ -7,9 +7,10 @@ import torch
 from mmseg.evaluation import IoUMetric
 from PIL import Image
 
-from mmseg_groupvit.evaluation import (CheckedIoUMetric, ConfigCheckError,
-                                       LabelMapError, ProgressError,
-                                       ProgressWriter, read_progress)
+from mmseg_groupvit.errors import (ConfigCheckError, LabelMapError,
+                                   ProgressError)
+from mmseg_groupvit.evaluation import (CheckedIoUMetric, ProgressWriter,
+                                       read_progress)
 
 CLASSES = [f'class{i}' for i in range(6)]
 

@@ -16,8 +16,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
+from mmseg_groupvit.errors import CheckpointError
 from mmseg_groupvit.models.layers.transformer import build_activation
-from mmseg_groupvit.weights import CheckpointError
 from mmseg_groupvit.weights import convert_checkpoint as converter
 from mmseg_groupvit.weights.arch import ACTIVATIONS
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint

@@ -23,11 +23,12 @@ and ``summary.json``. Without ``--vocab`` the export's vocabulary and
 threshold are used. See docs/deployment.md.
 """
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import os.path as osp
 import sys
+import types
 
 import numpy as np
 from PIL import Image
@@ -47,14 +48,20 @@ RANDOM_NOTE = [
 
 
 def load_package_module(relpath: str):
-    """A torch-free module of the package, loaded by file path (importing
-    ``mmseg_groupvit`` itself would import PyTorch and mmseg)."""
-    path = osp.join(REPO, 'mmseg_groupvit', relpath)
-    name = '_groupvit_ort_' + relpath.replace('/', '_')[:-3]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A torch-free module of the package, imported without running the
+    package's ``__init__`` files (they import PyTorch and mmseg): the
+    package and its sub-packages are registered as bare namespaces under
+    another name, so the module's relative imports (``..errors``) work."""
+    parts = ['_groupvit_ort_package'] + relpath[:-3].split('/')
+    for depth in range(1, len(parts)):
+        name = '.'.join(parts[:depth])
+        if name not in sys.modules:
+            namespace = types.ModuleType(name)
+            namespace.__path__ = [
+                osp.join(REPO, 'mmseg_groupvit', *parts[1:depth])
+            ]
+            sys.modules[name] = namespace
+    return importlib.import_module('.'.join(parts))
 
 
 vocabulary = load_package_module('utils/vocabulary.py')

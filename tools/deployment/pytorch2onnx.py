@@ -32,8 +32,9 @@ _mmseg_groupvit_mmcv_shim.install()
 from mmengine.config import Config
 
 from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.deployment import ExportCheckError, export_onnx
-from mmseg_groupvit.evaluation import USER_ERRORS, user_error_message
+from mmseg_groupvit.deployment import export_onnx
+from mmseg_groupvit.errors import (USER_ERRORS, ExportCheckError,
+                                   user_error_message)
 
 DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
                                'groupvit_demo_voc.jpg')

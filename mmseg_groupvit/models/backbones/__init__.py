@@ -1,4 +1,4 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-from .groupvit import GroupViT, ImageSizeError
+from .groupvit import GroupViT
 
-__all__ = ['GroupViT', 'ImageSizeError']
+__all__ = ['GroupViT']

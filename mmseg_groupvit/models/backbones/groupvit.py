@@ -20,15 +20,11 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import CheckpointError, ImageSizeError
 from ...weights.check import (check_values, compare_state_dicts,
                               describe_mismatch)
-from ...weights.io import CheckpointError
 from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,
                       chain_assignments)
-
-
-class ImageSizeError(ValueError):
-    """An image (after the test pipeline) smaller than one patch."""
 
 
 def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,

@@ -11,10 +11,9 @@ from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from ...utils.config_checks import ConfigValueError
+from ...errors import ConfigValueError, ImageSizeError
 from ...visualization import class_palette
 from ...weights import check_state_dict
-from ..backbones.groupvit import ImageSizeError
 from .large_vocabulary import LargeVocabularyMixin
 from .mixed_precision import autocast, autocast_dtype, to_float32
 from .postprocess import BoundedPostprocessMixin

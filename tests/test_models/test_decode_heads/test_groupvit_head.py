@@ -12,8 +12,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from PIL import Image
 
+from mmseg_groupvit.errors import ConfigValueError
 from mmseg_groupvit.models.decode_heads import chain_assignments
-from mmseg_groupvit.utils.config_checks import ConfigValueError
 from tests.conftest import PHOTOS, varied_segmentor
 
 E = math.e

@@ -16,9 +16,9 @@ from mmengine.registry import init_default_scope
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
 from mmseg_groupvit.apis import init_groupvit
+from mmseg_groupvit.errors import ConfigValueError
 from mmseg_groupvit.models.segmentors.sliding_windows import (window_boxes,
                                                               window_counts)
-from mmseg_groupvit.utils.config_checks import ConfigValueError
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 
 SLIDE = dict(mode='slide', crop_size=(64, 64), stride=(32, 32))

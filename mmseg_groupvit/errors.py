@@ -1,24 +1,48 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Errors about user input (files, configs, data), and how the command-line
-tools print them: one message naming the input and the fix, no
-traceback."""
+"""The errors users see, and how the command-line tools print them.
+
+Every exception here means "the input cannot give a correct result": its
+message names the input (file, config key, option) and the fix, and the
+tools print it as one ``error:`` line without a traceback
+(:data:`USER_ERRORS`, :func:`user_error_message`). The components that own
+a value raise them when they check it.
+
+This module imports only the standard library: the onnxruntime runner
+(``tools/deployment/onnx_segment.py``), which must not import PyTorch,
+uses it too.
+"""
 import re
 
-from ..datasets.imagenet import ClassificationDataError
-from ..datasets.transforms import ImageLoadError
-from ..models.backbones.groupvit import ImageSizeError
-from ..utils.config_checks import ConfigValueError
-from ..weights.io import CheckpointError
-
 __all__ = [
-    'ConfigCheckError', 'LabelMapError', 'ProgressError', 'USER_ERRORS',
-    'user_error_message'
+    'CheckpointError', 'ClassificationDataError', 'ConfigCheckError',
+    'ConfigValueError', 'ExportCheckError', 'ImageLoadError', 'ImageSizeError',
+    'LabelMapError', 'ProgressError', 'USER_ERRORS', 'user_error_message'
 ]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the reason and the fix."""
+
+
+class ClassificationDataError(ValueError):
+    """A classification dataset whose files or labels cannot be used."""
 
 
 class ConfigCheckError(ValueError):
     """A test config that cannot give a correct result (missing data,
     class counts that disagree), with the fix."""
+
+
+class ConfigValueError(ValueError):
+    """A config value that cannot work, naming its key and the fix."""
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be used, with the reason and the fix."""
+
+
+class ImageSizeError(ValueError):
+    """An image (after the test pipeline) smaller than one patch."""
 
 
 class LabelMapError(ValueError):
@@ -28,6 +52,10 @@ class LabelMapError(ValueError):
 
 class ProgressError(ValueError):
     """Recorded evaluation progress that cannot be resumed."""
+
+
+class ExportCheckError(RuntimeError):
+    """The exported graphs disagree with PyTorch (the export is deleted)."""
 
 
 #: Exceptions caused by the user's input; tools print their message only.
