@@ -21,7 +21,11 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files
   named) and counted by ``CheckedIoUMetric`` (label maps checked, per-image
-  counts written to ``WORK_DIR/progress`` as it goes); after an interruption
+  counts written to ``WORK_DIR/progress`` as it goes): the shipped configs
+  name the checked steps and metric, except the loading steps that mmseg's
+  inference APIs find by name; every value the tool changes (those steps,
+  the progress folder, the sampler) is said in one ``swapped KEY: OLD ->
+  NEW`` line, on the console and in the log file; after an interruption
   ``--resume`` with the same work dir skips the images already evaluated and
   gives the same metrics as an uninterrupted run;
 - the console says what is run (config, checkpoint, data, vocabulary,
@@ -250,6 +254,12 @@ def classification_tool(argv=None):
     return module
 
 
+def swap_lines(swaps) -> list:
+    """One ``swapped     KEY: OLD -> NEW`` console line per config value
+    the tool changed."""
+    return [f'{"swapped":<11} {swap}' for swap in swaps]
+
+
 def main(argv=None):
     # Before anything reads a config (mmengine imports pkg_resources then).
     quiet_warnings('--verbose' in (sys.argv[1:] if argv is None else argv))
@@ -269,8 +279,8 @@ def main(argv=None):
         # Download (once) and apply the checkpoint's architecture.
         args.checkpoint = args.checkpoint or cfg.get('load_from')
         resolve_load_from(cfg)
-        progress = prepare_test_run(cfg, cfg.load_from, args.resume,
-                                    int(os.environ.get('RANK', 0)))
+        progress, swaps = prepare_test_run(cfg, cfg.load_from, args.resume,
+                                           int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
@@ -284,9 +294,13 @@ def main(argv=None):
         runner = build_runner(cfg, args.verbose)
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
+    for swap in swaps:
+        # The log file always; the console with --verbose.
+        runner.logger.info(f'swapped {swap}')
     if runner.rank == 0 and not args.verbose:
         # What is run, from settings the model has checked.
-        print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
+        print('\n'.join(
+            run_lines(cfg, args.config, args.checkpoint) + swap_lines(swaps)))
     if not args.verbose:
         runner.register_hook(ImageProgressHook())
     try:

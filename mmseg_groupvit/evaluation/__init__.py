@@ -18,7 +18,7 @@ from .progress import (ProgressWriter, describe_run, enable_progress,
 from .protocol import describe_protocol, format_protocol
 from .report import class_table_lines, result_lines, run_lines
 from .skip_done_sampler import SkipDoneSampler
-from .test_run import prepare_test_run, use_checked_loading
+from .test_run import TestRun, prepare_test_run, use_checked_loading
 
 __all__ = [
     'check_model_classes', 'check_text_options', 'dataset_classes',
@@ -30,5 +30,5 @@ __all__ = [
     'read_progress', 'SkipDoneSampler', 'prepare_test_run',
     'use_checked_loading', 'Accuracy', 'is_classification_config',
     'describe_classification_protocol', 'class_table_lines', 'result_lines',
-    'run_lines'
+    'run_lines', 'TestRun'
 ]

@@ -272,6 +272,20 @@ def test_console_says_what_a_person_needs(voc_run):
         for line in lines)
     assert f'images      {VOC_IMAGES}' in lines
     assert f'test: {VOC_IMAGES}/{VOC_IMAGES} images' in text
+    # The config values the tool changes, one line each (the shipped
+    # configs name the rest of what runs).
+    progress = root / 'work' / 'progress'
+    swaps = [line.split(None, 1)[1] for line in lines
+             if line.startswith('swapped     ')]
+    assert swaps == [
+        'test_dataloader.dataset.pipeline.0: LoadImageFromFile -> '
+        'RobustLoadImageFromFile',
+        'test_dataloader.dataset.pipeline.2: LoadAnnotations -> '
+        'CheckedLoadAnnotations',
+        f'test_evaluator.progress_dir: None -> {progress}',
+        'test_dataloader.sampler: DefaultSampler -> SkipDoneSampler (skips '
+        f'the images recorded in {progress})'
+    ], swaps
     rows = {line.split()[0]: line.split()[1:] for line in lines}
     per_class = record['per_class']
     for i, name in enumerate(per_class['classes']):
@@ -295,6 +309,8 @@ def test_console_says_what_a_person_needs(voc_run):
         log = f.read()
     assert 'Config:' in log
     assert f'Iter(test) [{VOC_IMAGES}/{VOC_IMAGES}]' in log
+    for swap in swaps:
+        assert f'swapped {swap}' in log, swap
 
 
 def test_verbose_prints_the_full_log(voc_run, tmp_path):
