@@ -50,7 +50,9 @@ _mmseg_groupvit_mmcv_shim.install()
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
-from mmseg_groupvit.engine import ImageProgressHook, build_runner
+from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
+                                   classification_config_of,
+                                   classification_main)
 from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
                                        check_model_classes, check_out_dir,
                                        check_text_options, class_table_lines,
@@ -231,29 +233,6 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
     print('\n'.join(lines), flush=True)
 
 
-def classification_tool(argv=None):
-    """``tools/test_classification.py`` (imported) when the command's
-    config builds a zero-shot classifier, else None."""
-    argv = sys.argv[1:] if argv is None else argv
-    config = next((a for a in argv if a.endswith('.py') and osp.isfile(a)),
-                  None)
-    if config is None:
-        return None
-    from mmseg_groupvit.evaluation import is_classification_config
-    try:
-        if not is_classification_config(config):
-            return None
-    except Exception:  # a broken config is reported by the usual path
-        return None
-    import importlib.util
-    path = osp.join(
-        osp.dirname(osp.abspath(__file__)), 'test_classification.py')
-    spec = importlib.util.spec_from_file_location('test_classification', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def swap_lines(swaps) -> list:
     """One ``swapped     KEY: OLD -> NEW`` console line per config value
     the tool changed."""
@@ -263,10 +242,9 @@ def swap_lines(swaps) -> list:
 def main(argv=None):
     # Before anything reads a config (mmengine imports pkg_resources then).
     quiet_warnings('--verbose' in (sys.argv[1:] if argv is None else argv))
-    # Classification configs have their own tool, same arguments.
-    classification = classification_tool(argv)
-    if classification is not None:
-        return classification.main(argv)
+    # Classification configs have their own command, same arguments.
+    if classification_config_of(argv) is not None:
+        return classification_main(argv)
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
