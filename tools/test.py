@@ -57,7 +57,7 @@ from mmseg_groupvit.evaluation import (USER_ERRORS, ConfigCheckError,
                                        check_model_classes, check_out_dir,
                                        check_text_options, class_table_lines,
                                        describe_protocol, prepare_test_run,
-                                       result_lines, run_lines,
+                                       result_lines, run_lines, swap_lines,
                                        user_error_message)
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
@@ -231,12 +231,6 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
     lines += result_lines(metrics, len(runner.test_loop.dataloader.dataset),
                           seconds, paths)
     print('\n'.join(lines), flush=True)
-
-
-def swap_lines(swaps) -> list:
-    """One ``swapped     KEY: OLD -> NEW`` console line per config value
-    the tool changed."""
-    return [f'{"swapped":<11} {swap}' for swap in swaps]
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
 from .protocol import describe_protocol, format_protocol
 from .report import (class_table_lines, classification_run_lines, result_lines,
-                     run_lines)
+                     run_lines, swap_lines)
 from .skip_done_sampler import SkipDoneSampler
 from .test_run import TestRun, prepare_test_run, use_checked_loading
 
@@ -31,5 +31,5 @@ __all__ = [
     'read_progress', 'SkipDoneSampler', 'prepare_test_run',
     'use_checked_loading', 'Accuracy', 'is_classification_config',
     'describe_classification_protocol', 'class_table_lines', 'result_lines',
-    'run_lines', 'classification_run_lines', 'TestRun'
+    'run_lines', 'classification_run_lines', 'swap_lines', 'TestRun'
 ]

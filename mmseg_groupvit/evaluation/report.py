@@ -8,7 +8,7 @@ from .classification import describe_classification_protocol
 from .protocol import describe_protocol, format_protocol
 
 __all__ = [
-    'run_lines', 'classification_run_lines', 'class_table_lines',
+    'run_lines', 'classification_run_lines', 'swap_lines', 'class_table_lines',
     'result_lines'
 ]
 
@@ -94,6 +94,12 @@ def classification_run_lines(cfg,
         ('protocol', '; '.join(steps)),
     ]
     return [f'{name:<11} {value}' for name, value in lines]
+
+
+def swap_lines(swaps: Sequence[str]) -> List[str]:
+    """One ``swapped     KEY: OLD -> NEW`` line per config value the tool
+    changed (:func:`~.test_run.prepare_test_run`'s ``swaps``)."""
+    return [f'{"swapped":<11} {swap}' for swap in swaps]
 
 
 def _cell(value) -> str:
