@@ -30,9 +30,9 @@ final group tokens, every soft grouping and transformers'
 ``segmentation_logits`` (recomputed from our tensors, divided by its
 ``exp(logit_scale)**2``) must be within ``--atol`` (exit status 1
 otherwise); our head run on transformers' features must give our scores.
-FLOPs are :func:`get_flops.count_flops`'s (twice its multiply-add count),
-reported as GFLOP/s and as a share of the best large fp32 matrix product
-measured on the device in the same run.
+FLOPs are :func:`mmseg_groupvit.utils.flops.count_flops`'s (twice its
+multiply-add count), reported as GFLOP/s and as a share of the best large
+fp32 matrix product measured on the device in the same run.
 
 With ``--data-root`` (or the config's data when present) it also measures
 images/s on the dataset's real images (the pipeline's load and resize, the
@@ -68,8 +68,6 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import torch
 import torch.nn.functional as F
-from get_flops import segmentor_flops, window_shape
-from hf_reference import build_reference, randomise_
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -78,6 +76,8 @@ from torch.profiler import ProfilerActivity, profile
 from mmseg_groupvit.models.segmentors import fast_inference
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
+from mmseg_groupvit.utils.flops import segmentor_flops, window_shape
+from mmseg_groupvit.utils.hf_reference import build_reference, randomise_
 
 MiB = 2.0**20
 
