@@ -47,12 +47,12 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import torch
 import torch.nn.functional as F
-from benchmark import (build_dataset, build_model, machine,
-                       swapped_encode_decode)
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
+from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
+                                               machine, swapped_encode_decode)
 from mmseg_groupvit.utils.hf_reference import build_reference
 
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
