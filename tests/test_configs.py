@@ -111,13 +111,16 @@ def test_protocol_settings(name):
     assert pre.bgr_to_rgb
     pipeline = cfg.test_dataloader.dataset.pipeline
     assert [t['type'] for t in pipeline][-1] == 'PackSegInputs'
-    resize = [t for t in pipeline if t['type'] == 'Resize']
+    # mmcv's Resize that names an image it cannot resize.
+    resize = [t for t in pipeline if t['type'] == 'CheckedResize']
     assert len(resize) == 1
     assert tuple(resize[0]['scale']) == (2048, 448)
     assert resize[0]['keep_ratio']
     # Labels are loaded after the resize, so they keep the original size.
     types = [t['type'] for t in pipeline]
-    assert types.index('LoadAnnotations') > types.index('Resize')
+    assert types.index('LoadAnnotations') > types.index('CheckedResize')
+    # mmseg's inference APIs find the loading steps by these names.
+    assert types[0] == 'LoadImageFromFile'
     test_cfg = cfg.model.test_cfg
     assert test_cfg.mode == 'slide'
     assert tuple(test_cfg.crop_size) == (448, 448)
@@ -125,7 +128,7 @@ def test_protocol_settings(name):
     assert cfg.model.text_encoder.templates == 'simple'
     assert cfg.test_dataloader.batch_size == 1
     evaluator = cfg.test_evaluator
-    assert evaluator.type == 'PerClassIoUMetric'
+    assert evaluator.type == 'CheckedIoUMetric'
     assert evaluator.get('ignore_index', 255) == 255
     assert evaluator.iou_metrics == ['mIoU']
     assert cfg.test_cfg.type == 'TestLoop'

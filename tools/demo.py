@@ -62,9 +62,8 @@ from mmseg_groupvit.apis import (classify_image, image_group_maps,
 from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
                                    ConfigValueError, ImageLoadError,
                                    user_error_message)
-from mmseg_groupvit.utils import get_templates, load_vocabulary
 from mmseg_groupvit.utils.console import progress, quiet_warnings
-from mmseg_groupvit.utils.vocabulary import parse_class_list
+from mmseg_groupvit.utils.text_options import read_text_options
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
@@ -269,21 +268,9 @@ def check_inputs(args):
             f'Checkpoint not found: {args.checkpoint}. Give a checkpoint '
             f'file or folder, a URL or hf://OWNER/NAME (see docs/demo.md), '
             f'or leave --checkpoint out for the config\'s weights.')
-    vocabulary = None
-    if args.vocab is not None:
-        vocabulary = parse_class_list(args.vocab, '--vocab')
-    elif args.vocab_file is not None:
-        vocabulary = load_vocabulary(args.vocab_file)
-    extra = None
-    if args.extra_classes is not None:
-        extra = parse_class_list(args.extra_classes, '--extra-classes')
-    templates = None
-    if args.templates is not None:
-        templates = args.templates
-        if len(templates) == 1 and '{' not in templates[0]:
-            templates = templates[0]
-        templates = get_templates(templates)
-    return images, vocabulary, extra, templates
+    text = read_text_options(args.vocab, args.vocab_file, args.extra_classes,
+                             args.templates)
+    return (images, text.vocabulary, text.extra_classes, text.templates)
 
 
 def unique_stems(paths):

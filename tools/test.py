@@ -21,7 +21,11 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files
   named) and counted by ``CheckedIoUMetric`` (label maps checked, per-image
-  counts written to ``WORK_DIR/progress`` as it goes); after an interruption
+  counts written to ``WORK_DIR/progress`` as it goes): the shipped configs
+  name the checked steps and metric, except the loading steps that mmseg's
+  inference APIs find by name; every value the tool changes (those steps,
+  the progress folder, the sampler) is said in one ``swapped KEY: OLD ->
+  NEW`` line, on the console and in the log file; after an interruption
   ``--resume`` with the same work dir skips the images already evaluated and
   gives the same metrics as an uninterrupted run;
 - the console says what is run (config, checkpoint, data, vocabulary,
@@ -46,13 +50,15 @@ _mmseg_groupvit_mmcv_shim.install()
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
-from mmseg_groupvit.engine import ImageProgressHook, build_runner
+from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
+                                   classification_config_of,
+                                   classification_main)
 from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
                                    user_error_message)
 from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
                                        check_text_options, class_table_lines,
                                        describe_protocol, prepare_test_run,
-                                       result_lines, run_lines)
+                                       result_lines, run_lines, swap_lines)
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_distributed)
@@ -227,36 +233,12 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
     print('\n'.join(lines), flush=True)
 
 
-def classification_tool(argv=None):
-    """``tools/test_classification.py`` (imported) when the command's
-    config builds a zero-shot classifier, else None."""
-    argv = sys.argv[1:] if argv is None else argv
-    config = next((a for a in argv if a.endswith('.py') and osp.isfile(a)),
-                  None)
-    if config is None:
-        return None
-    from mmseg_groupvit.evaluation import is_classification_config
-    try:
-        if not is_classification_config(config):
-            return None
-    except Exception:  # a broken config is reported by the usual path
-        return None
-    import importlib.util
-    path = osp.join(
-        osp.dirname(osp.abspath(__file__)), 'test_classification.py')
-    spec = importlib.util.spec_from_file_location('test_classification', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv=None):
     # Before anything reads a config (mmengine imports pkg_resources then).
     quiet_warnings('--verbose' in (sys.argv[1:] if argv is None else argv))
-    # Classification configs have their own tool, same arguments.
-    classification = classification_tool(argv)
-    if classification is not None:
-        return classification.main(argv)
+    # Classification configs have their own command, same arguments.
+    if classification_config_of(argv) is not None:
+        return classification_main(argv)
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'error: config not found: {args.config}. Pass one of '
@@ -269,8 +251,8 @@ def main(argv=None):
         # Download (once) and apply the checkpoint's architecture.
         args.checkpoint = args.checkpoint or cfg.get('load_from')
         resolve_load_from(cfg)
-        progress = prepare_test_run(cfg, cfg.load_from, args.resume,
-                                    int(os.environ.get('RANK', 0)))
+        progress, swaps = prepare_test_run(cfg, cfg.load_from, args.resume,
+                                           int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
@@ -284,9 +266,13 @@ def main(argv=None):
         runner = build_runner(cfg, args.verbose)
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
+    for swap in swaps:
+        # The log file always; the console with --verbose.
+        runner.logger.info(f'swapped {swap}')
     if runner.rank == 0 and not args.verbose:
         # What is run, from settings the model has checked.
-        print('\n'.join(run_lines(cfg, args.config, args.checkpoint)))
+        print('\n'.join(
+            run_lines(cfg, args.config, args.checkpoint) + swap_lines(swaps)))
     if not args.verbose:
         runner.register_hook(ImageProgressHook())
     try:

@@ -49,7 +49,7 @@ from mmseg_groupvit.engine import TRAIN_LOG, build_runner
 from mmseg_groupvit.errors import CheckpointError
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
-                                              init_cpu_distributed)
+                                              init_cpu_training)
 
 
 def parse_args(argv=None):
@@ -92,45 +92,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def replace_sync_bn(cfg) -> int:
-    """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place.
-
-    Returns:
-        int: How many were replaced.
-    """
-    count = 0
-    if isinstance(cfg, dict):
-        if cfg.get('type') == 'SyncBN':
-            cfg['type'] = 'BN'
-            count += 1
-        for value in cfg.values():
-            count += replace_sync_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            count += replace_sync_bn(value)
-    return count
-
-
-def setup_cpu_distributed(cfg) -> None:
-    """Make ``--launcher pytorch`` train on CPU-only machines."""
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
-        return
-    init_cpu_distributed(cfg)
-    if replace_sync_bn(cfg.model):
-        print_log(
-            'No GPU: SyncBN layers are built as BN (batch statistics per '
-            'process).',
-            logger='current',
-            level=logging.WARNING)
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    # DDP takes no device ids for CPU modules.
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
 
 
 def enable_amp(cfg) -> None:
@@ -209,7 +170,7 @@ def main(argv=None):
     quiet_warnings(args.verbose)
     cfg = build_config(args)
     check_inputs(cfg)
-    setup_cpu_distributed(cfg)
+    init_cpu_training(cfg)
     if 'runner_type' not in cfg:
         runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
     else:

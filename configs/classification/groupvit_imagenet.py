@@ -22,7 +22,8 @@ model = dict(
         templates='subset'))
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    # mmcv's LoadImageFromFile (same pixels) that names a bad image file.
+    dict(type='RobustLoadImageFromFile', imdecode_backend='pillow'),
     dict(
         type='ResizeEdge',
         scale=256,

@@ -11,11 +11,14 @@ they cannot handle named or handled.
   (a 1x1 or 1xW image) keeps its two dimensions; mmseg squeezes them away
   and ``PackSegInputs`` then fails with "The dim of value must be 2 or 3".
 
-``tools/test.py`` uses both in its test dataloader, and
+The shipped dataset configs name ``CheckedResize``; ``tools/test.py``
+loads label maps with ``CheckedLoadAnnotations`` (the configs keep mmseg's
+name, which ``inference_model`` and ``MMSegInferencer`` look for), and
 :func:`mmseg_groupvit.apis.init_groupvit` puts ``CheckedResize`` in the
-model's ``cfg.test_pipeline`` (read by ``inference_model``).
+``cfg.test_pipeline`` of a user config's model.
 """
 import io
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -27,7 +30,10 @@ from PIL import Image
 
 from ..errors import ImageSizeError
 
-__all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize']
+__all__ = [
+    'CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize',
+    'swap_steps'
+]
 
 
 def _name(results: dict) -> str:
@@ -84,15 +90,51 @@ class CheckedLoadAnnotations(LoadAnnotations):
             label.reshape(height, width))
 
 
-def use_checked_resize(pipeline, annotations: bool = False) -> None:
+def use_checked_resize(pipeline,
+                       annotations: bool = False,
+                       where: str = 'pipeline') -> List[str]:
     """Swap ``Resize`` for :class:`CheckedResize` in a pipeline config (in
     place), and with ``annotations`` ``LoadAnnotations`` for
     :class:`CheckedLoadAnnotations` (not in ``cfg.test_pipeline``, from
-    which ``inference_model`` removes ``LoadAnnotations`` by name)."""
-    for step in pipeline or []:
+    which ``inference_model`` removes ``LoadAnnotations`` by name).
+
+    The shipped dataset configs already name ``CheckedResize``; this is for
+    pipelines of user configs.
+
+    Args:
+        pipeline (list[dict], optional): The pipeline config.
+        annotations (bool): Swap ``LoadAnnotations`` too.
+        where (str): The pipeline's config key, for the returned lines.
+
+    Returns:
+        list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
+    """
+    swaps = {'Resize': 'CheckedResize', 'mmcv.Resize': 'CheckedResize'}
+    if annotations:
+        swaps.update({
+            'LoadAnnotations': 'CheckedLoadAnnotations',
+            'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
+        })
+    return swap_steps(pipeline, swaps, where)
+
+
+def swap_steps(pipeline, swaps: Dict[str, str], where: str) -> List[str]:
+    """Give the steps of a pipeline config another type (in place).
+
+    Args:
+        pipeline (list[dict], optional): The pipeline config.
+        swaps (dict[str, str]): New type by old type (as written in the
+            config, scope included).
+        where (str): The pipeline's config key, for the returned lines.
+
+    Returns:
+        list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
+    """
+    lines = []
+    for index, step in enumerate(pipeline or []):
         kind = step.get('type')
-        if kind in ('Resize', 'mmcv.Resize'):
-            step['type'] = 'CheckedResize'
-        elif annotations and kind in ('LoadAnnotations',
-                                      'mmseg.LoadAnnotations'):
-            step['type'] = 'CheckedLoadAnnotations'
+        new = swaps.get(kind) if isinstance(kind, str) else None
+        if new is not None:
+            step['type'] = new
+            lines.append(f'{where}.{index}: {kind} -> {new}')
+    return lines

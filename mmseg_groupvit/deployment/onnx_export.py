@@ -44,12 +44,16 @@ SCORE_ATOL = 1e-4
 DEPLOY_FILE = 'deploy.json'
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
 
+#: Resize steps of a test pipeline (``CheckedResize``: same arguments and
+#: pixels as mmcv's ``Resize``).
+_RESIZES = ('Resize', 'mmseg.Resize', 'CheckedResize')
+
 
 def _pipeline_resize(cfg) -> dict:
     """The ``Resize`` of the config's test pipeline, checked to be one the
     runtime reproduces (``keep_ratio=True``, bilinear, cv2)."""
     pipeline = cfg.test_dataloader.dataset.pipeline
-    resizes = [t for t in pipeline if t['type'] in ('Resize', 'mmseg.Resize')]
+    resizes = [t for t in pipeline if t['type'] in _RESIZES]
     if len(resizes) != 1:
         raise ValueError(
             f'The config\'s test pipeline has {len(resizes)} Resize steps; '
@@ -66,8 +70,8 @@ def _pipeline_resize(cfg) -> dict:
     other = [
         t['type'] for t in pipeline
         if t['type'] not in ('LoadImageFromFile', 'RobustLoadImageFromFile',
-                             'Resize', 'mmseg.Resize', 'LoadAnnotations',
-                             'PackSegInputs')
+                             'LoadAnnotations', 'CheckedLoadAnnotations',
+                             'PackSegInputs') + _RESIZES
     ]
     if other:
         raise ValueError(f'The test pipeline has steps the ONNX runtime does '

@@ -14,9 +14,10 @@ from .preflight import (check_dataset_paths, check_out_dir,
 from .progress import (ProgressWriter, describe_run, enable_progress,
                        prepare_progress, read_progress)
 from .protocol import describe_protocol, format_protocol
-from .report import class_table_lines, result_lines, run_lines
+from .report import (class_table_lines, classification_run_lines, result_lines,
+                     run_lines, swap_lines)
 from .skip_done_sampler import SkipDoneSampler
-from .test_run import prepare_test_run, use_checked_loading
+from .test_run import TestRun, prepare_test_run, use_checked_loading
 
 __all__ = [
     'check_model_classes', 'check_text_options', 'dataset_classes',
@@ -27,5 +28,6 @@ __all__ = [
     'enable_progress', 'prepare_progress', 'read_progress', 'SkipDoneSampler',
     'prepare_test_run', 'use_checked_loading', 'Accuracy',
     'is_classification_config', 'describe_classification_protocol',
-    'class_table_lines', 'result_lines', 'run_lines'
+    'class_table_lines', 'result_lines', 'run_lines',
+    'classification_run_lines', 'swap_lines', 'TestRun'
 ]

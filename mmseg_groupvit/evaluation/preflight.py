@@ -48,7 +48,7 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
             f'{key}.data_root {data_root!r} does not exist (looked in '
             f'{osp.abspath(data_root)}). Put the dataset there, or point the '
             f'config at it: --cfg-options {key}.data_root=/path/to/'
-            f'{osp.basename(osp.normpath(data_root)) or "dataset"}')
+            f'{osp.basename(osp.normpath(data_root))}')
     prefix = dataset.get('data_prefix') or {}
     for name, what in (('img_path', 'image'), ('seg_map_path', 'label map')):
         if name not in prefix:

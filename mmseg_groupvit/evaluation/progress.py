@@ -332,14 +332,15 @@ def _check_record_files(progress_dir: str, records: Dict[str, tuple]) -> None:
 def enable_progress(cfg,
                     checkpoint: str,
                     resume: bool = False,
-                    rank: int = 0) -> Optional[str]:
+                    rank: int = 0,
+                    swaps: Optional[List[str]] = None) -> Optional[str]:
     """Record per-image progress of a test run in ``WORK_DIR/progress`` and,
     with ``resume``, skip the images recorded by an earlier run.
 
-    Swaps the evaluator (mmseg's ``IoUMetric`` or
-    :class:`PerClassIoUMetric`) for :class:`CheckedIoUMetric` (same
-    arguments and metrics, plus label checks and the records) and the test
-    sampler for :class:`SkipDoneSampler`.
+    The evaluator becomes :class:`CheckedIoUMetric` (the shipped configs
+    name it already; mmseg's ``IoUMetric`` and :class:`PerClassIoUMetric`
+    take the same arguments and give the same metrics) with the progress
+    folder, and the test sampler :class:`SkipDoneSampler`.
 
     Args:
         cfg (Config): The test config; ``work_dir`` must be set. Modified in
@@ -347,6 +348,8 @@ def enable_progress(cfg,
         checkpoint (str): The checkpoint file.
         resume (bool): Keep and skip the images already evaluated.
         rank (int): This process's rank; only rank 0 prepares the folder.
+        swaps (list[str], optional): Gets one ``KEY: OLD -> NEW`` line per
+            config value changed.
 
     Returns:
         str | None: The progress folder, or None when the evaluator is not
@@ -356,6 +359,7 @@ def enable_progress(cfg,
         ProgressError: ``resume`` with records of another run, or with an
             evaluator that cannot record progress.
     """
+    swaps = [] if swaps is None else swaps
     evaluator = cfg.get('test_evaluator', None)
     if not isinstance(evaluator, dict) or evaluator.get('type') not in (
             'IoUMetric', 'PerClassIoUMetric', 'CheckedIoUMetric'):
@@ -365,11 +369,20 @@ def enable_progress(cfg,
                 f'PerClassIoUMetric or CheckedIoUMetric, got {evaluator!r}.')
         return None
     progress_dir = osp.join(cfg.work_dir, 'progress')
-    evaluator['type'] = 'CheckedIoUMetric'
+    if evaluator['type'] != 'CheckedIoUMetric':
+        swaps.append(f'test_evaluator.type: {evaluator["type"]} -> '
+                     f'CheckedIoUMetric')
+        evaluator['type'] = 'CheckedIoUMetric'
+    swaps.append(f'test_evaluator.progress_dir: '
+                 f'{evaluator.get("progress_dir")} -> {progress_dir}')
     evaluator['progress_dir'] = progress_dir
-    round_up = cfg.test_dataloader.get('sampler', {}).get('round_up', True)
+    sampler = cfg.test_dataloader.get('sampler', {})
+    round_up = sampler.get('round_up', True)
     cfg.test_dataloader.sampler = dict(
         type='SkipDoneSampler', progress_dir=progress_dir, round_up=round_up)
+    swaps.append(f'test_dataloader.sampler: {sampler.get("type")} -> '
+                 f'SkipDoneSampler (skips the images recorded in '
+                 f'{progress_dir})')
     if rank == 0:
         prepare_progress(progress_dir, describe_run(cfg, checkpoint), resume)
     return progress_dir

@@ -1,12 +1,16 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What ``tools/test.py`` prints: what is run, the per-class table, the
-metrics and the files written."""
+metrics and the files written (for classification configs too)."""
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from .classification import describe_classification_protocol
 from .protocol import describe_protocol, format_protocol
 
-__all__ = ['run_lines', 'class_table_lines', 'result_lines']
+__all__ = [
+    'run_lines', 'classification_run_lines', 'swap_lines', 'class_table_lines',
+    'result_lines'
+]
 
 
 def _split_file(dataset: dict) -> Optional[str]:
@@ -47,6 +51,55 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
          f'bg_thresh {texts["bg_thresh"]}'),
     ]
     return [f'{name:<11} {value}' for name, value in lines]
+
+
+def classification_run_lines(cfg,
+                             config: str,
+                             checkpoint: Optional[str],
+                             seed: int = 0) -> List[str]:
+    """What a classification test evaluates, as :func:`run_lines` says it
+    for segmentation: config, checkpoint, data, vocabulary, protocol.
+
+    Args:
+        cfg (Config): The merged classification config.
+        config (str): The config file given.
+        checkpoint (str, optional): The checkpoint given; None for random
+            weights.
+        seed (int): The seed of the random weights.
+
+    Returns:
+        list[str]: The lines.
+    """
+    protocol = describe_classification_protocol(cfg)
+    data = f'{protocol["dataset"]} in {protocol["data_root"]}'
+    split = _split_file(cfg.test_dataloader.dataset)
+    if split:
+        data += f', split {split}'
+    vocabulary = protocol['vocabulary']
+    names = vocabulary.get('vocabulary')
+    vocabulary = (f'{len(names)} classes from the config' if names is not None
+                  else f'the classes of {vocabulary["dataset_name"]}')
+    resize, crop = protocol['resize'], protocol['crop']
+    steps = [
+        f'resize {resize["edge"]} side {resize["scale"]}' if resize else
+        'no resize', f'center crop {crop}' if crop is not None else 'no crop',
+        'top-' + ', top-'.join(str(k) for k in protocol['topk'])
+    ]
+    lines = [
+        ('config', config),
+        ('checkpoint',
+         checkpoint if checkpoint else f'none: RANDOM weights (seed {seed})'),
+        ('data', data),
+        ('vocabulary', f'{vocabulary}; templates {protocol["templates"]}'),
+        ('protocol', '; '.join(steps)),
+    ]
+    return [f'{name:<11} {value}' for name, value in lines]
+
+
+def swap_lines(swaps: Sequence[str]) -> List[str]:
+    """One ``swapped     KEY: OLD -> NEW`` line per config value the tool
+    changed (:func:`~.test_run.prepare_test_run`'s ``swaps``)."""
+    return [f'{"swapped":<11} {swap}' for swap in swaps]
 
 
 def _cell(value) -> str:

@@ -3,7 +3,8 @@
 created before the Runner, torn down before the interpreter exits.
 
 mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` and fails
-without a GPU, so the tools create the group themselves.
+without a GPU, so the tools create the group themselves
+(:func:`init_cpu_distributed`; :func:`init_cpu_training` for training).
 
 Tearing it down takes more than ``destroy_process_group``: that call only
 drops torch's own registry of groups, while the runner's
@@ -19,9 +20,11 @@ destructor and joins its threads while the interpreter is fully alive.
 """
 import atexit
 import gc
+import logging
 
 import torch
 import torch.distributed as dist
+from mmengine.logging import print_log
 
 _release_registered = False
 
@@ -56,6 +59,53 @@ def init_cpu_distributed(cfg) -> None:
     # DistributedDataParallel refuses for a CPU model.
     cfg.setdefault('model_wrapper_cfg',
                    dict(type='MMDistributedDataParallel', device_ids=None))
+
+
+def replace_sync_bn(cfg) -> int:
+    """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place.
+
+    Returns:
+        int: How many were replaced.
+    """
+    count = 0
+    if isinstance(cfg, dict):
+        if cfg.get('type') == 'SyncBN':
+            cfg['type'] = 'BN'
+            count += 1
+        for value in cfg.values():
+            count += replace_sync_bn(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            count += replace_sync_bn(value)
+    return count
+
+
+def init_cpu_training(cfg) -> None:
+    """:func:`init_cpu_distributed` for ``tools/train.py``: also build
+    SyncBN layers as BN (SyncBN needs GPUs; batch statistics are then per
+    process, and a warning says so) and wrap the model in DDP without
+    device ids.
+
+    Args:
+        cfg (mmengine.Config): The training config, with ``launcher`` set.
+            Updated in place.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    init_cpu_distributed(cfg)
+    if replace_sync_bn(cfg.model):
+        print_log(
+            'No GPU: SyncBN layers are built as BN (batch statistics per '
+            'process).',
+            logger='current',
+            level=logging.WARNING)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    # DDP takes no device ids for CPU modules.
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def release_group() -> None:

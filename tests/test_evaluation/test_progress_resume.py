@@ -138,3 +138,29 @@ def test_second_run_in_a_locked_work_dir_is_refused(tmp_path):
         holder.wait()
     lock_work_dir(str(tmp_path))
     lock_work_dir(str(tmp_path))  # this process may take it again
+
+
+def test_the_lock_file_names_its_holder(tmp_path):
+    """The lock file holds the id of the process that took it; another
+    work dir has a lock of its own."""
+    lock_work_dir(str(tmp_path))
+    assert (tmp_path / '.lock').read_text() == str(os.getpid())
+    other = tmp_path / 'other'
+    other.mkdir()
+    lock_work_dir(str(other))
+    assert (other / '.lock').read_text() == str(os.getpid())
+
+
+def test_the_lock_of_an_ended_process_is_free(tmp_path):
+    """The operating system releases the lock of a process that ended,
+    even one killed while holding it."""
+    holder = subprocess.run([
+        sys.executable, '-c', 'import fcntl, os\n'
+        f'fd = os.open({str(tmp_path / ".lock")!r}, os.O_RDWR | os.O_CREAT)\n'
+        'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+        'os.write(fd, b"12345")\n'
+        'os.kill(os.getpid(), 9)\n'
+    ])
+    assert holder.returncode == -9
+    lock_work_dir(str(tmp_path))
+    assert (tmp_path / '.lock').read_text() == str(os.getpid())

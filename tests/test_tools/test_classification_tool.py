@@ -63,7 +63,10 @@ def preprocess(path):
     return torch.from_numpy(img.transpose(2, 0, 1)).float()
 
 
-def test_top1_top5_equal_a_recomputation(small):
+@pytest.fixture(scope='module')
+def cls_run(small):
+    """One run of ``tools/test.py`` on the classification config: its
+    ``results.json`` and what the user saw."""
     config, checkpoint, root = small
     env = dict(os.environ, OMP_NUM_THREADS='2')
     proc = subprocess.run([
@@ -78,7 +81,12 @@ def test_top1_top5_equal_a_recomputation(small):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(root / 'run' / 'results.json') as f:
         record = json.load(f)
+    return record, proc.stdout + proc.stderr
 
+
+def test_top1_top5_equal_a_recomputation(small, cls_run):
+    config, checkpoint, root = small
+    record, _ = cls_run
     with open(LIST) as f:
         pairs = [line.split() for line in f if line.strip()]
     labels = torch.tensor([int(label) for _, label in pairs])
@@ -101,6 +109,72 @@ def test_top1_top5_equal_a_recomputation(small):
     assert record['protocol']['resize'] == dict(scale=256, edge='short')
     assert record['protocol']['crop'] == 224
     assert record['protocol']['templates'] == 'subset'
+
+
+def test_console_says_what_a_person_needs(small, cls_run):
+    """The console of tools/test.py for segmentation, for classification:
+    what is run, progress in images, the metrics (those of results.json)
+    and the files written; mmengine's set-up log only in the log file."""
+    config, checkpoint, root = small
+    record, text = cls_run
+    lines = text.splitlines()
+    assert len(lines) < 20, text
+    for noise in ('pkg_resources', 'Config:', 'before_run:', 'GPU number',
+                  'Loads checkpoint by', 'Iter(test)', 'RANDOM'):
+        assert noise not in text, noise
+    assert f'config      {config}' in lines
+    assert f'checkpoint  {checkpoint}' in lines
+    assert f'data        CustomDataset in {VOC_SAMPLE}, split {LIST}' in lines
+    assert 'vocabulary  the classes of voc20; templates subset' in lines
+    assert ('protocol    resize short side 256; center crop 224; top-1, '
+            'top-5') in lines
+    assert 'images      17' in lines
+    assert 'test: 17/17 images' in text
+    metrics = record['metrics']
+    assert (f'metrics     top1 {metrics["accuracy/top1"]:.2f}  top5 '
+            f'{metrics["accuracy/top5"]:.2f}') in lines
+    assert any(
+        line.startswith('time        ') and 'for 17 images' in line
+        for line in lines)
+    written = {
+        line.split()[0]: line.split()[1]
+        for line in lines[lines.index('written') + 1:]
+    }
+    assert written['results'] == str(root / 'run' / 'results.json')
+    with open(written['log']) as f:
+        log = f.read()
+    assert 'Config:' in log and 'Iter(test)' in log
+
+
+def two_image_list(tmp_path):
+    with open(LIST) as f:
+        path = tmp_path / 'two.txt'
+        path.write_text(''.join(f.readlines()[:2]))
+    return str(path)
+
+
+def test_verbose_prints_the_full_log(small, tmp_path, capsys):
+    """--verbose: mmengine's log on the console instead of the short
+    report, as tools/test.py does."""
+    config, checkpoint, _ = small
+    tool = load_script('tools/test_classification.py')
+    metrics = tool.main([
+        config, checkpoint, '--work-dir',
+        str(tmp_path), '--verbose', '--cfg-options',
+        f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    ])
+    text = ''.join(capsys.readouterr())
+    # Two images in one batch of 4.
+    assert 'Config:' in text and 'Iter(test) [1/1]' in text
+    for short in ('config      ', 'images      ', 'metrics     ', 'written'):
+        assert short not in text, short
+    with open(tmp_path / 'results.json') as f:
+        record = json.load(f)
+    assert record['images'] == 2
+    assert record['metrics'] == {
+        k: round(float(v), 4)
+        for k, v in metrics.items()
+    }
 
 
 def test_bad_list_is_one_error_line_and_random_weights_are_said(

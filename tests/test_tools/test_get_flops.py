@@ -17,6 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmseg_groupvit.models.layers import SelfAttention, fast_linear
+from mmseg_groupvit.utils.flops import count_flops, segmentor_flops
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor, load_script
 
 SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
@@ -32,7 +33,7 @@ def test_attention_block_by_hand(get_flops):
     attn = SelfAttention(channels, heads).eval()
     x = torch.randn(batch, length, channels)
     with torch.no_grad():
-        count = get_flops.count_flops(attn, x)
+        count = count_flops(attn, x)
     qkv = batch * length * channels * 3 * channels
     # q @ k^T and attn @ v: length^2 * head_dim each, per head.
     sdpa = 2 * batch * heads * length * length * (channels // heads)
@@ -46,7 +47,7 @@ def test_backbone_against_torch_flop_counter(get_flops):
     encoder = model.image_encoder
     x = torch.randn(1, 3, 224, 224)  # the table's own grid: no resizing
     with torch.no_grad():
-        count = get_flops.count_flops(encoder, x, encoder.forward_features)
+        count = count_flops(encoder, x, encoder.forward_features)
         previous = fast_linear.set_enabled(False)
         try:
             with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(
@@ -64,7 +65,7 @@ def test_backbone_against_torch_flop_counter(get_flops):
 
 def test_segmentor_counts(get_flops):
     model = build_small_segmentor()
-    flops = get_flops.segmentor_flops(model, (448, 448))
+    flops = segmentor_flops(model, (448, 448))
     assert flops['window'] == (
         flops['image_encoder'] + flops['projection'] + flops['head'])
     assert flops['head'] > 0 and flops['projection'] > 0
@@ -96,7 +97,7 @@ def test_cli_on_shipped_config_with_small_arch(get_flops, tmp_path):
     # One unit, FLOPs (2 per multiply-add), said once, for every figure.
     assert 'a multiply-add counts as 2' in text
     model = build_small_segmentor('groupvit_context.py')
-    flops = get_flops.segmentor_flops(model, (448, 448))
+    flops = segmentor_flops(model, (448, 448))
     window = [line for line in text.splitlines() if 'one window:' in line]
     flop = 2 * flops['window']
     assert 1e6 <= flop < 1e9  # the small architecture: millions

@@ -14,7 +14,9 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from mmseg_groupvit.utils.distributed import (finish_distributed,
-                                              init_cpu_distributed)
+                                              init_cpu_distributed,
+                                              init_cpu_training,
+                                              replace_sync_bn)
 
 GLOO_THREADS = ('pt_gloo_runloop', 'gloo_tcp_loop')
 
@@ -86,3 +88,60 @@ def test_no_group_without_the_pytorch_launcher():
     assert not dist.is_initialized()
     assert 'model_wrapper_cfg' not in cfg
     finish_distributed()  # nothing to tear down
+
+
+def test_sync_bn_is_replaced_everywhere_in_a_config():
+    cfg = dict(
+        backbone=dict(norm_cfg=dict(type='SyncBN')),
+        heads=[
+            dict(norm_cfg=dict(type='SyncBN')),
+            dict(norm_cfg=dict(type='GN'))
+        ])
+    assert replace_sync_bn(cfg) == 2
+    assert cfg['backbone']['norm_cfg']['type'] == 'BN'
+    assert [h['norm_cfg']['type'] for h in cfg['heads']] == ['BN', 'GN']
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='the CPU path only runs without CUDA')
+@pytest.mark.parametrize('wrapper', ['default', 'none', 'own'])
+def test_cpu_training_builds_bn_and_ddp_without_device_ids(
+        torchrun_env, wrapper):
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            find_unused_parameters=True,
+            model=dict(norm_cfg=dict(type='SyncBN'))))
+    if wrapper == 'none':
+        cfg.model_wrapper_cfg = None
+    elif wrapper == 'own':
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=[0],
+            broadcast_buffers=True)
+    try:
+        init_cpu_training(cfg)
+        assert dist.is_initialized() and cfg.env_cfg.dist_cfg.backend == \
+            'gloo'
+        assert cfg.model.norm_cfg.type == 'BN'
+        expected = dict(
+            default=dict(type='MMDistributedDataParallel', device_ids=None),
+            none=dict(
+                type='MMDistributedDataParallel',
+                broadcast_buffers=False,
+                find_unused_parameters=True,
+                device_ids=None),
+            own=dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=True))[wrapper]
+        assert cfg.model_wrapper_cfg == expected
+    finally:
+        finish_distributed()
+
+
+def test_no_training_group_without_the_pytorch_launcher():
+    cfg = Config(dict(launcher='none', model=dict(type='SyncBN')))
+    init_cpu_training(cfg)
+    assert not dist.is_initialized()
+    assert cfg.model.type == 'SyncBN' and 'model_wrapper_cfg' not in cfg

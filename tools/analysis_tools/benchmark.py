@@ -30,9 +30,9 @@ final group tokens, every soft grouping and transformers'
 ``segmentation_logits`` (recomputed from our tensors, divided by its
 ``exp(logit_scale)**2``) must be within ``--atol`` (exit status 1
 otherwise); our head run on transformers' features must give our scores.
-FLOPs are :func:`get_flops.count_flops`'s (twice its multiply-add count),
-reported as GFLOP/s and as a share of the best large fp32 matrix product
-measured on the device in the same run.
+FLOPs are :func:`mmseg_groupvit.utils.flops.count_flops`'s (twice its
+multiply-add count), reported as GFLOP/s and as a share of the best large
+fp32 matrix product measured on the device in the same run.
 
 With ``--data-root`` (or the config's data when present) it also measures
 images/s on the dataset's real images (the pipeline's load and resize, the
@@ -53,7 +53,6 @@ import functools
 import json
 import os
 import os.path as osp
-import platform
 import sys
 import time
 from typing import Callable, Dict, List, Optional
@@ -68,16 +67,18 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import torch
 import torch.nn.functional as F
-from get_flops import segmentor_flops, window_shape
-from hf_reference import build_reference, randomise_
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
 from mmseg_groupvit.models.segmentors import sliding_windows
+from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
+                                               machine, swapped_encode_decode)
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
+from mmseg_groupvit.utils.flops import segmentor_flops, window_shape
+from mmseg_groupvit.utils.hf_reference import build_reference
 
 MiB = 2.0**20
 
@@ -175,34 +176,6 @@ def matmul_peak(device: torch.device,
     return best
 
 
-def machine(device: torch.device) -> Dict[str, object]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = dict(
-        cpu=cpu,
-        cpu_count=os.cpu_count(),
-        threads=torch.get_num_threads(),
-        device=str(device),
-        torch=torch.__version__,
-        python=platform.python_version())
-    try:
-        import transformers
-        info['transformers'] = transformers.__version__
-    except ImportError:
-        info['transformers'] = None
-    if device.type == 'cuda':
-        info['gpu'] = torch.cuda.get_device_name(device)
-    return info
-
-
 def load_average() -> Optional[float]:
     try:
         return round(os.getloadavg()[0], 2)
@@ -226,15 +199,6 @@ def naive_encode_decode(model, window, metas):
         image_embeds=again['image_embeds'])
     return model.decode_head.predict([window, feats, class_embeds], metas,
                                      model.test_cfg)
-
-
-@contextlib.contextmanager
-def swapped_encode_decode(model, fn):
-    model.encode_decode = functools.partial(fn, model)
-    try:
-        yield
-    finally:
-        del model.encode_decode
 
 
 @contextlib.contextmanager
@@ -286,31 +250,6 @@ def hf_features(hf, out, grid):
 # ----------------------------------------------------------------------
 # setup
 # ----------------------------------------------------------------------
-def build_model(cfg, checkpoint: Optional[str], device, seed: int):
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    else:
-        randomise_(model, seed)
-    return model.to(device).eval()
-
-
-def build_dataset(cfg, data_root: Optional[str]):
-    """The config's test dataset (optionally at another root), or None
-    when its files are not there."""
-    from mmengine.registry import DATASETS
-    dataset_cfg = cfg.test_dataloader.dataset.copy()
-    if data_root:
-        dataset_cfg['data_root'] = data_root
-    root = dataset_cfg.get('data_root', '')
-    if not osp.isdir(root):
-        return None
-    return DATASETS.build(dataset_cfg)
-
-
 def first_window(dataset, model, shape, device, seed):
     """The top-left window of the first image after the test pipeline, or
     seeded noise without a dataset."""

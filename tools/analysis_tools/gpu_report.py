@@ -39,7 +39,6 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import _mmseg_groupvit_mmcv_shim
 
@@ -47,12 +46,13 @@ _mmseg_groupvit_mmcv_shim.install()
 
 import torch
 import torch.nn.functional as F
-from benchmark import (build_dataset, build_model, machine,
-                       swapped_encode_decode)
-from hf_reference import build_reference
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
+
+from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
+                                               machine, swapped_encode_decode)
+from mmseg_groupvit.utils.hf_reference import build_reference
 
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 VOC_SAMPLE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',

@@ -78,8 +78,7 @@ def parse_args(argv=None):
 
 def check_inputs(args):
     """Files and text options, checked before anything is built."""
-    from mmseg_groupvit.utils import get_templates, load_vocabulary
-    from mmseg_groupvit.utils.vocabulary import parse_class_list
+    from mmseg_groupvit.utils.text_options import read_text_options
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'Config not found: {args.config}. Pass one of '
@@ -94,18 +93,8 @@ def check_inputs(args):
         raise FileNotFoundError(
             f'Check image not found: {args.check_image}. Pass a photo with '
             f'--check-image.')
-    vocabulary = None
-    if args.vocab is not None:
-        vocabulary = parse_class_list(args.vocab, '--vocab')
-    elif args.vocab_file is not None:
-        vocabulary = load_vocabulary(args.vocab_file)
-    templates = None
-    if args.templates is not None:
-        templates = args.templates
-        if len(templates) == 1 and '{' not in templates[0]:
-            templates = templates[0]
-        templates = get_templates(templates)
-    return vocabulary, templates
+    text = read_text_options(args.vocab, args.vocab_file, None, args.templates)
+    return text.vocabulary, text.templates
 
 
 def main(argv=None):

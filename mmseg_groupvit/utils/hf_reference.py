@@ -16,8 +16,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from mmseg_groupvit.weights import infer_arch
-from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
+from ..weights import infer_arch
+from ..weights.convert import HF_DROPPED, HF_RULES
 
 _QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 _RULES = [(re.compile(p), r) for p, r in HF_RULES]
