@@ -56,9 +56,9 @@ from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
 from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
                                    user_error_message)
 from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
-                                       check_text_options, class_table_lines,
-                                       describe_protocol, prepare_test_run,
-                                       result_lines, run_lines, swap_lines)
+                                       class_table_lines, describe_protocol,
+                                       prepare_test_run, result_lines,
+                                       run_lines, swap_lines)
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_distributed)
@@ -257,12 +257,8 @@ def main(argv=None):
         sys.exit(f'error: {user_error_message(e)}')
     init_cpu_distributed(cfg)
     try:
-        # The model reads the vocabulary (file) and templates when built.
-        check_text_options(cfg)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        sys.exit(f'error: {e}')
-    try:
-        # The segmentor, head and text encoder check their settings here.
+        # The segmentor, head and text encoder check their settings here
+        # (the text encoder reads the vocabulary file and the templates).
         runner = build_runner(cfg, args.verbose)
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Check that the text options can be read and that the model's classes
-match the dataset's, so a wrong vocabulary fails with one clear message
-instead of a traceback in the middle of the test loop (or a wrong mIoU)."""
+"""Check that the model's classes match the dataset's, so a wrong
+vocabulary fails with one clear message instead of a wrong mIoU."""
 from typing import Sequence
 
 from mmengine.config import Config
@@ -9,33 +8,8 @@ from mmseg.registry import DATASETS
 from torch import nn
 
 from ..errors import ConfigCheckError
-from ..utils import get_templates, load_vocabulary
 
-__all__ = [
-    'dataset_classes', 'check_class_count', 'check_model_classes',
-    'check_text_options'
-]
-
-
-def check_text_options(cfg: Config) -> None:
-    """Read the text encoder's vocabulary and templates as the model will.
-
-    A missing vocabulary file, a malformed one or a template without its
-    ``{}`` then fails before anything is built, with the reader's message.
-
-    Args:
-        cfg (Config): An evaluation config, options merged.
-
-    Raises:
-        FileNotFoundError: The vocabulary file does not exist.
-        ValueError: The vocabulary or the templates are malformed.
-        TypeError: They have the wrong type.
-    """
-    text = cfg.model.get('text_encoder', None) or {}
-    if text.get('vocabulary', None) is not None:
-        load_vocabulary(text.vocabulary)
-    if text.get('templates', None) is not None:
-        get_templates(text.templates)
+__all__ = ['dataset_classes', 'check_class_count', 'check_model_classes']
 
 
 def dataset_classes(cfg: Config) -> Sequence[str]:

@@ -12,6 +12,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmseg.apis import init_model
 from mmseg.utils import tokenize
 
+from mmseg_groupvit.errors import ConfigValueError
 from mmseg_groupvit.utils import get_templates
 from .conftest import PHOTO
 
@@ -177,8 +178,11 @@ def test_bad_vocabularies_are_named(small, tmp_path):
     model = build(small)
     with pytest.raises(ValueError, match="'cat'.*'Cat'"):
         model.set_vocabulary(['cat', 'Cat'])
-    with pytest.raises(FileNotFoundError, match='does not exist'):
+    # Every problem of the text options is the user's: one error type.
+    with pytest.raises(ConfigValueError, match='does not exist'):
         model.set_vocabulary(str(tmp_path / 'missing.txt'))
+    with pytest.raises(ConfigValueError, match='must be a str'):
+        model.set_vocabulary(['cat'], templates=['a {}.', 3])
     with pytest.raises(ValueError, match='Unknown prompt template set'):
         model.set_vocabulary(['cat'], templates='fancy')
     with pytest.raises(ValueError, match='only "background"'):

@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import warnings
 from collections import defaultdict
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,46 @@ def _check_distinct_tokens(classes: List[List[str]]) -> None:
             f'Vocabulary names that differ only in spacing or case tokenize '
             f'the same and would give identical prompts: {listed}. Keep one '
             f'of each.')
+
+
+def _read_text_options(
+    vocabulary: Optional[Vocabulary],
+    templates: Optional[Union[str, Sequence[str]]],
+    dataset_name: Optional[str], extra_classes: Optional[Vocabulary]
+) -> Tuple[List[List[str]], Optional[List[str]]]:
+    """Read and check the text options of :meth:`GroupViTTextEncoder.
+    set_vocabulary`.
+
+    Returns:
+        tuple: The classes (synonym lists, without a leading
+        ``background``) and the templates (None: keep the current ones).
+    """
+    if vocabulary is None and dataset_name is None:
+        raise ValueError(
+            'GroupViTTextEncoder needs a `vocabulary` (class names, '
+            'synonym lists or a vocabulary file) or a `dataset_name` '
+            '(e.g. "voc").')
+    if vocabulary is None:
+        classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
+    else:
+        classes = _read_vocabulary(vocabulary, 'vocabulary')
+    # A leading 'background' names label 0, the head's threshold
+    # channel; it is not prompted (see load_vocabulary's file format).
+    if [name.casefold() for name in classes[0]] == ['background']:
+        classes = classes[1:]
+        if not classes:
+            raise ValueError(
+                'The vocabulary has only "background", which is not '
+                'prompted; add the classes to segment.')
+    if extra_classes is not None:
+        # Loaded together so that a repeated name is reported.
+        classes = load_vocabulary(
+            classes + _read_vocabulary(extra_classes, 'extra_classes'))
+    _check_background(classes)
+    _check_distinct_tokens(classes)
+    if templates is not None:
+        templates = list(get_templates(templates))
+    return classes, templates
 
 
 @MODELS.register_module()
@@ -220,31 +260,18 @@ class GroupViTTextEncoder(BaseModule):
             dataset_name (str, optional): See the class docstring.
             extra_classes (str | list, optional): See the class docstring.
         """
-        if vocabulary is None and dataset_name is None:
-            raise ValueError(
-                'GroupViTTextEncoder needs a `vocabulary` (class names, '
-                'synonym lists or a vocabulary file) or a `dataset_name` '
-                '(e.g. "voc").')
-        if vocabulary is None:
-            classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
-        else:
-            classes = _read_vocabulary(vocabulary, 'vocabulary')
-        # A leading 'background' names label 0, the head's threshold
-        # channel; it is not prompted (see load_vocabulary's file format).
-        if [name.casefold() for name in classes[0]] == ['background']:
-            classes = classes[1:]
-            if not classes:
-                raise ValueError(
-                    'The vocabulary has only "background", which is not '
-                    'prompted; add the classes to segment.')
-        if extra_classes is not None:
-            # Loaded together so that a repeated name is reported.
-            classes = load_vocabulary(
-                classes + _read_vocabulary(extra_classes, 'extra_classes'))
-        _check_background(classes)
-        _check_distinct_tokens(classes)
+        try:
+            classes, templates = _read_text_options(vocabulary, templates,
+                                                    dataset_name,
+                                                    extra_classes)
+        except ConfigValueError:
+            raise
+        except (FileNotFoundError, TypeError, ValueError) as error:
+            # The readers' messages name the input and the fix; as a
+            # ConfigValueError the tools print them as one error line.
+            raise ConfigValueError(str(error)) from None
         if templates is not None:
-            self.templates = list(get_templates(templates))
+            self.templates = templates
         self.classes: List[List[str]] = [list(c) for c in classes]
         self._cache_key = None
         self._cache = None
