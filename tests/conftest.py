@@ -89,10 +89,15 @@ def load_script(path, name=None):
     return module
 
 
+#: Threads per test process: the machine's 2 cores, shared among the
+#: pytest-xdist workers when there are several.
+TORCH_THREADS = max(1, 2 // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
+
+
 @pytest.fixture(autouse=True)
 def _mmseg_scope():
     init_default_scope('mmseg')
-    torch.set_num_threads(2)
+    torch.set_num_threads(TORCH_THREADS)
 
 
 @pytest.fixture(scope='session')

@@ -81,7 +81,11 @@ def test_uint8_resize_equals_opencv():
 
 def test_float_resize_equals_pytorch():
     """Every output size of a photo (height + width above 128: PyTorch
-    runs another kernel below that, see docs/deployment.md)."""
+    runs another kernel below that, see docs/deployment.md), against
+    PyTorch on two or more threads: on one thread, PyTorch's own result
+    differs by one ulp for some sizes (38 % of the values of the
+    31x197 -> 420x327 case below)."""
+    torch.set_num_threads(2)  # the conftest fixture sets it for each test
     rng = np.random.default_rng(1)
     for _ in range(20):
         channels = int(rng.integers(1, 9))
