@@ -14,7 +14,6 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ..evaluation.test_run import use_checked_loading
-from ..utils import get_templates, load_vocabulary
 
 __all__ = ['init_classifier', 'classify_image']
 
@@ -52,14 +51,15 @@ def init_classifier(config: Union[str, Config],
         Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    # The classifier reads and checks the text options when it is built.
     text = cfg.model.text_encoder
     if vocabulary is not None:
-        text.vocabulary = load_vocabulary(vocabulary)
+        text.vocabulary = vocabulary
         text.dataset_name = None
     if extra_classes is not None:
-        text.extra_classes = load_vocabulary(extra_classes)
+        text.extra_classes = extra_classes
     if templates is not None:
-        text.templates = get_templates(templates)
+        text.templates = templates
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if checkpoint is None:
         warnings.warn('No checkpoint given: the model has RANDOM weights and '
