@@ -163,12 +163,20 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
 
     def _init_decode_head(self, decode_head: dict) -> None:
         """Build the head with ``num_classes`` from the vocabulary; refuse a
-        configured ``num_classes`` that differs (the head checks its type
-        and range)."""
+        configured ``num_classes`` or ``out_channels`` that differs (the
+        head checks their type and range)."""
         with_bg = decode_head.get(
             'with_bg',
             _head_default(decode_head.get('type'), 'with_bg', False))
         channels = self.vocabulary_channels(with_bg)
+        out_channels = decode_head.get('out_channels', None)
+        if out_channels is not None and out_channels != channels:
+            raise ConfigValueError(
+                f'model.decode_head.out_channels is {out_channels!r} but the '
+                f'vocabulary has {len(self.text_encoder.classes)} classes'
+                f'{" plus background" * bool(with_bg)}, so the head has '
+                f'{channels} outputs. The vocabulary decides the classes: '
+                f'remove model.decode_head.out_channels from the config.')
         configured = decode_head.get('num_classes', None)
         if configured is None:
             decode_head = dict(decode_head, num_classes=channels)

@@ -52,6 +52,12 @@ def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
             f'(448, 448) with a stride of (224, 224).')
 
 
+#: Every key of the segmentor's ``test_cfg``; another one is refused, since
+#: it would be ignored (a misspelled budget would silently not apply).
+KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
+        'max_dense_scores_bytes', 'max_full_size_scores_bytes')
+
+
 def check_test_cfg(test_cfg: Optional[dict],
                    patch_size: Optional[int] = None) -> None:
     """Raise unless ``test_cfg`` can give a correct result.
@@ -61,7 +67,8 @@ def check_test_cfg(test_cfg: Optional[dict],
     the crop, the crop at least one patch); ``window_batch`` (a positive
     integer); ``max_dense_scores_bytes`` and ``max_full_size_scores_bytes``
     (integers, 0 or more: see :class:`GroupViTEncoderDecoder`); ``autocast``;
-    ``bg_thresh`` (a number in [0, 1]). The former ``max_logits_bytes``,
+    ``bg_thresh`` (a number in [0, 1]); no other key. The former
+    ``max_logits_bytes``,
     which set both budgets, is refused with a message naming the two keys
     that replace it.
 
@@ -74,6 +81,11 @@ def check_test_cfg(test_cfg: Optional[dict],
     """
     if test_cfg is None:
         return
+    unknown = sorted(set(test_cfg) - set(KEYS) - {'max_logits_bytes'})
+    if unknown:
+        raise ConfigValueError(
+            f'{_KEY} has no setting {", ".join(map(repr, unknown))}: it '
+            f'would be ignored. The settings are {", ".join(KEYS)}.')
     mode = check_choice(
         test_cfg.get('mode', 'whole'), f'{_KEY}.mode', ('whole', 'slide'))
     if mode == 'slide':

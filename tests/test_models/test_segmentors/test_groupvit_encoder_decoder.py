@@ -11,6 +11,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import MODELS
 
+from mmseg_groupvit.errors import ConfigValueError
 from tests.conftest import (REPO, VOC_SAMPLE, build_small_segmentor,
                             varied_segmentor)
 
@@ -153,6 +154,17 @@ def test_configured_class_count_must_follow_the_vocabulary():
         build_small_segmentor(
             text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
             decode_head=dict(num_classes=21))
+    # mmseg's head would refuse it with a message naming neither count.
+    with pytest.raises(
+            ConfigValueError,
+            match='out_channels is 21 but the vocabulary has 3 classes plus '
+            'background, so the head has 4 outputs'):
+        build_small_segmentor(
+            text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
+            decode_head=dict(out_channels=21))
+    assert build_small_segmentor(
+        text_encoder=dict(vocabulary=['cat', 'grass', 'sky']),
+        decode_head=dict(out_channels=4)).out_channels == 4
 
 
 def test_asymetric_input_is_refused():

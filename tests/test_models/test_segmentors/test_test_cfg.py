@@ -77,6 +77,10 @@ def test_larger_stride_leaves_pixels_uncovered(model):
          ),
         (dict(max_logits_bytes=0), 'max_full_size_scores_bytes (the largest'),
         (dict(autocast='int8'), 'model.test_cfg.autocast must be one of'),
+        # A misspelled key would be ignored: refused, naming the real ones.
+        (dict(max_dense_score_bytes=0),
+         "no setting 'max_dense_score_bytes': it would be ignored. The "
+         'settings are mode, crop_size'),
         (dict(bg_thresh=-1), 'model.test_cfg.bg_thresh must be a number in'),
         (dict(bg_thresh=2), 'model.test_cfg.bg_thresh must be a number in'),
         (dict(bg_thresh=math.nan),
