@@ -4,9 +4,9 @@
 classification config (see :func:`classification_main`).
 
 A command of its own rather than more branches in ``tools/test.py``: the
-segmentation checks (class counts against the dataset, label maps, per-class
-IoU, resumable progress, the required checkpoint) do not apply to
-classification. What does apply is shared: images loaded by
+segmentation checks (label maps, per-class IoU, resumable progress, the
+required checkpoint) do not apply to classification. What does apply is
+shared: the vocabulary's size against the dataset's classes, images loaded by
 ``RobustLoadImageFromFile`` (named in the config), one ``error:`` line for
 bad input, and the short console of ``tools/test.py`` (what is run, a
 progress bar over the images, the metrics and the files written; mmengine's
@@ -25,6 +25,7 @@ from mmengine.config import Config, DictAction
 from ..errors import USER_ERRORS, user_error_message
 from ..evaluation.classification import (describe_classification_protocol,
                                          is_classification_config)
+from ..evaluation.consistency import check_class_count
 from ..evaluation.report import classification_run_lines, result_lines
 from ..utils.console import quiet_warnings
 from .hooks import ImageProgressHook
@@ -122,6 +123,23 @@ def report_lines(args, cfg, runner, record) -> List[str]:
     return lines
 
 
+def check_dataset_classes(runner) -> None:
+    """Refuse a vocabulary of another size than the test dataset's classes
+    before any image is classified: top-k accuracy against labels the
+    model cannot predict would be a plausible but wrong number.
+
+    Raises:
+        ConfigCheckError: Naming both counts and the fix.
+    """
+    model = getattr(runner.model, 'module', runner.model)
+    classes = runner.test_loop.dataloader.dataset.metainfo.get('classes')
+    if classes is not None:
+        check_class_count(
+            len(model.classes), len(classes),
+            f'The classifier\'s vocabulary has {len(model.classes)} classes '
+            f'and the test dataset {len(classes)}. ')
+
+
 def classification_main(argv=None):
     """Run the classification test of a command line (``tools/
     test_classification.py``'s arguments); exit with one ``error:`` line on
@@ -157,6 +175,7 @@ def classification_main(argv=None):
                                              args.seed)),
                 flush=True)
             runner.register_hook(ImageProgressHook())
+        check_dataset_classes(runner)
         start = time.perf_counter()
         metrics = runner.test()
     except USER_ERRORS as e:

@@ -65,7 +65,7 @@ def check_class_count(model_classes: int,
         return
     raise ConfigCheckError(
         f'{source}The model scores {model_classes} classes but the dataset '
-        f'has {dataset_classes}: the mIoU would compare different class '
+        f'has {dataset_classes}: the metrics would compare different class '
         f'lists. The vocabulary (model.text_encoder.vocabulary or '
         f'dataset_name) needs one entry per dataset class, in label order, '
         f'without background when the head adds it (with_bg=True).')

@@ -76,7 +76,7 @@ def _read_file(path: str) -> List[Tuple[List[str], str]]:
     if not osp.exists(path):
         raise FileNotFoundError(
             f'Vocabulary file {path!r} does not exist. Pass the path of a '
-            f'text file ({_FORMAT_HINT}) or a list of class names.')
+            f'text file or a list of class names. {_FORMAT_HINT}')
     if not osp.isfile(path):
         raise ValueError(f'Vocabulary path {path!r} is not a file. Pass a '
                          f'text file with one class per line.')

@@ -198,3 +198,21 @@ def test_missing_checkpoint_is_one_error_line(small):
     tool = load_script('tools/test_classification.py')
     with pytest.raises(SystemExit, match='^error: checkpoint not found'):
         tool.main([small[0], 'nowhere.pth'])
+
+
+def test_vocabulary_of_another_size_is_refused_before_any_image(
+        small, tmp_path):
+    """Top-1 of a 2-class vocabulary on the 20 VOC classes would be a
+    plausible but wrong number: refused, nothing evaluated."""
+    config, checkpoint, _ = small
+    tool = load_script('tools/test_classification.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            'model.text_encoder.vocabulary=[cat,dog]'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert 'vocabulary has 2 classes and the test dataset 20' in message
+    assert not (tmp_path / 'results.json').exists()
