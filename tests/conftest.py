@@ -91,8 +91,8 @@ def load_script(path, name=None):
 
 #: Threads per test process: the machine's 2 cores, shared among the
 #: pytest-xdist workers when there are several.
-TORCH_THREADS = max(
-    1, 2 // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
+TORCH_THREADS = max(1,
+                    2 // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
 
 
 @pytest.fixture(autouse=True)
