@@ -158,7 +158,22 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
 
     def vocabulary_channels(self, with_bg: bool) -> int:
         """Output channels of the current vocabulary: one per class, plus
-        the background channel when ``with_bg``."""
+        the background channel when ``with_bg``.
+
+        Raises:
+            ConfigValueError: The vocabulary names ``background`` first (label
+                0, which only a head with ``with_bg`` has) for a head without
+                a background channel: every label would shift by one.
+        """
+        if not with_bg and getattr(self.text_encoder, 'background_first',
+                                   False):
+            raise ConfigValueError(
+                'The vocabulary starts with "background", which names label '
+                '0 of a head with a background channel, but this head has '
+                'none (model.decode_head.with_bg=False): its first prompted '
+                'class would take label 0 and every label would shift by '
+                'one. Remove "background" from the vocabulary, or set '
+                'with_bg=True.')
         return len(self.text_encoder.classes) + int(with_bg)
 
     def _init_decode_head(self, decode_head: dict) -> None:
@@ -304,11 +319,18 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
             extra_classes: Classes appended to the vocabulary or to the
                 dataset's names.
         """
-        self.text_encoder.set_vocabulary(vocabulary, templates, dataset_name,
-                                         extra_classes)
+        text = self.text_encoder
+        before = (text.classes, text.templates, text.background_first)
+        text.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
+        try:
+            num_classes = self.vocabulary_channels(
+                getattr(self.decode_head, 'with_bg', False))
+        except ConfigValueError:
+            # A refused change leaves the model as it was.
+            text.classes, text.templates, text.background_first = before
+            text._cache_key = text._cache = None
+            raise
         self._palette = None
-        num_classes = self.vocabulary_channels(
-            getattr(self.decode_head, 'with_bg', False))
         self.decode_head.num_classes = num_classes
         self.decode_head.out_channels = num_classes
         self.num_classes = self.out_channels = num_classes

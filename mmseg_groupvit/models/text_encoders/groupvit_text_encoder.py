@@ -89,13 +89,14 @@ def _read_text_options(
     vocabulary: Optional[Vocabulary],
     templates: Optional[Union[str, Sequence[str]]],
     dataset_name: Optional[str], extra_classes: Optional[Vocabulary]
-) -> Tuple[List[List[str]], Optional[List[str]]]:
+) -> Tuple[List[List[str]], Optional[List[str]], bool]:
     """Read and check the text options of :meth:`GroupViTTextEncoder.
     set_vocabulary`.
 
     Returns:
         tuple: The classes (synonym lists, without a leading
-        ``background``) and the templates (None: keep the current ones).
+        ``background``), the templates (None: keep the current ones) and
+        whether a leading ``background`` was dropped.
     """
     if vocabulary is None and dataset_name is None:
         raise ValueError(
@@ -108,7 +109,9 @@ def _read_text_options(
         classes = _read_vocabulary(vocabulary, 'vocabulary')
     # A leading 'background' names label 0, the head's threshold
     # channel; it is not prompted (see load_vocabulary's file format).
-    if [name.casefold() for name in classes[0]] == ['background']:
+    background_first = [name.casefold()
+                        for name in classes[0]] == ['background']
+    if background_first:
         classes = classes[1:]
         if not classes:
             raise ValueError(
@@ -122,7 +125,7 @@ def _read_text_options(
     _check_distinct_tokens(classes)
     if templates is not None:
         templates = list(get_templates(templates))
-    return classes, templates
+    return classes, templates, background_first
 
 
 @MODELS.register_module()
@@ -261,9 +264,8 @@ class GroupViTTextEncoder(BaseModule):
             extra_classes (str | list, optional): See the class docstring.
         """
         try:
-            classes, templates = _read_text_options(vocabulary, templates,
-                                                    dataset_name,
-                                                    extra_classes)
+            classes, templates, background_first = _read_text_options(
+                vocabulary, templates, dataset_name, extra_classes)
         except ConfigValueError:
             raise
         except (FileNotFoundError, TypeError, ValueError) as error:
@@ -272,6 +274,10 @@ class GroupViTTextEncoder(BaseModule):
             raise ConfigValueError(str(error)) from None
         if templates is not None:
             self.templates = templates
+        #: Whether the vocabulary named ``background`` first (label 0, the
+        #: head's background channel); the segmentor refuses it for a head
+        #: without one, whose labels would shift by one.
+        self.background_first = background_first
         self.classes: List[List[str]] = [list(c) for c in classes]
         self._cache_key = None
         self._cache = None

@@ -186,3 +186,25 @@ def test_checkpoint_check_leaves_the_state_dict_unchanged():
     with pytest.raises(Exception, match='logit_scale'):
         model.load_state_dict(bad, strict=False)
     assert 'decode_head.logit_scale' not in bad
+
+
+def test_background_first_needs_a_background_channel():
+    """Without with_bg, a leading "background" would be dropped and "cat"
+    would take label 0: every label shifted. Refused, when built and when
+    changed, and a refused change leaves the model as it was."""
+    vocabulary = ['background', 'cat', 'dog']
+    with pytest.raises(ConfigValueError, match='every label would shift'):
+        build_small_segmentor(
+            text_encoder=dict(vocabulary=vocabulary),
+            decode_head=dict(with_bg=False))
+    model = build_small_segmentor(
+        text_encoder=dict(vocabulary=['cat', 'dog']),
+        decode_head=dict(with_bg=False))
+    with pytest.raises(ConfigValueError, match='with_bg=False'):
+        model.set_vocabulary(vocabulary)
+    assert model.dataset_meta['classes'] == ['cat', 'dog']
+    assert model.text_encoder.background_first is False
+    assert model.num_classes == model.decode_head.out_channels == 2
+    # With a background channel it names label 0, as before.
+    with_bg = build_small_segmentor(text_encoder=dict(vocabulary=vocabulary))
+    assert with_bg.dataset_meta['classes'] == vocabulary
