@@ -63,13 +63,13 @@ from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
                                    ConfigValueError, ImageLoadError,
                                    user_error_message)
 from mmseg_groupvit.utils.console import progress, quiet_warnings
+from mmseg_groupvit.utils.image_files import list_images
 from mmseg_groupvit.utils.text_options import read_text_options
 from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
                                           draw_legend, mark_boundaries,
                                           overlay_labels, png_text, tile_panes)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
 SEGMENT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
@@ -214,27 +214,6 @@ def written_by_demo(path):
         return False
 
 
-def list_images(paths):
-    """Image files from files and folders (folders: sorted, not recursive,
-    without the pictures this tool wrote)."""
-    files = []
-    for path in paths:
-        if osp.isdir(path):
-            found = sorted(
-                osp.join(path, f) for f in os.listdir(path)
-                if f.lower().endswith(IMAGE_EXTS))
-            found = [f for f in found if not written_by_demo(f)]
-            if not found:
-                raise FileNotFoundError(
-                    f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')
-            files += found
-        elif osp.isfile(path):
-            files.append(path)
-        else:
-            raise FileNotFoundError(f'No such image or folder: {path}')
-    return files
-
-
 def check_device(name):
     """Raise unless ``name`` is a device of this machine."""
     try:
@@ -256,7 +235,7 @@ def check_inputs(args):
     """Everything the command line names, checked before the model is
     built. Returns ``(images, vocabulary, extra_classes, templates)``."""
     check_device(args.device)
-    images = list_images(args.images)
+    images = list_images(args.images, skip=written_by_demo)
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'Config not found: {args.config}. Pass one of '

@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Checks of a test config made before anything is built: the dataloader's
 settings and the output folders."""
+import ast
 import os
 
 import pytest
@@ -38,7 +39,7 @@ def test_dataloader_settings_that_cannot_work(change, message):
     else:
         cfg = loader_cfg()
         key, value = change.split('=')
-        cfg.test_dataloader.dataset.pipeline[1][key] = eval(value)
+        cfg.test_dataloader.dataset.pipeline[1][key] = ast.literal_eval(value)
     with pytest.raises(ConfigValueError) as info:
         check_test_dataloader(cfg)
     assert message in str(info.value)

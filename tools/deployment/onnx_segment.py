@@ -39,7 +39,6 @@ sys.path.insert(0, HERE)
 
 from groupvit_ort import OnnxSegmenter, UnreadableImage
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 LEGEND_EVERY_CLASS_UP_TO = 40
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
@@ -68,6 +67,7 @@ vocabulary = load_package_module('utils/vocabulary.py')
 config_checks = load_package_module('utils/config_checks.py')
 drawing = load_package_module('visualization/drawing.py')
 palettes = load_package_module('visualization/palette.py')
+image_files = load_package_module('utils/image_files.py')
 
 
 def parse_args(argv=None):
@@ -109,26 +109,6 @@ def parse_args(argv=None):
     return args
 
 
-def list_images(paths):
-    """Image files from files and folders (folders: sorted, not
-    recursive)."""
-    files = []
-    for path in paths:
-        if osp.isdir(path):
-            found = sorted(
-                osp.join(path, f) for f in os.listdir(path)
-                if f.lower().endswith(IMAGE_EXTS))
-            if not found:
-                raise FileNotFoundError(
-                    f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')
-            files += found
-        elif osp.isfile(path):
-            files.append(path)
-        else:
-            raise FileNotFoundError(f'No such image or folder: {path}')
-    return files
-
-
 def unique_stems(paths):
     """Output name stems, made unique when two inputs share a name."""
     stems, seen = [], {}
@@ -142,7 +122,7 @@ def unique_stems(paths):
 def check_inputs(args):
     """Images, vocabulary and threshold, checked before the export is
     loaded. Returns ``(images, classes or None, bg_thresh or None)``."""
-    images = list_images(args.images)
+    images = image_files.list_images(args.images)
     classes = None
     if args.vocab is not None:
         classes = vocabulary.parse_class_list(args.vocab, '--vocab')

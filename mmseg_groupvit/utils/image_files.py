@@ -1,0 +1,49 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The image files a command is given: files, and the images of folders.
+
+Standard library only: the onnxruntime runner, which must not import
+PyTorch, uses it too.
+"""
+import os
+import os.path as osp
+from typing import Callable, List, Optional, Sequence
+
+__all__ = ['IMAGE_EXTS', 'list_images']
+
+#: File name endings read as images in a folder.
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def list_images(paths: Sequence[str],
+                skip: Optional[Callable[[str], bool]] = None) -> List[str]:
+    """Image files from files and folders (folders: sorted, not recursive).
+
+    Args:
+        paths (Sequence[str]): Files (taken as given) and folders.
+        skip (callable, optional): ``skip(path)`` drops a file found in a
+            folder (e.g. the pictures the tool itself wrote there).
+
+    Returns:
+        list[str]: The files, in the order of ``paths``.
+
+    Raises:
+        FileNotFoundError: A path that does not exist, or a folder without
+            images.
+    """
+    files = []
+    for path in paths:
+        if osp.isdir(path):
+            found = sorted(
+                osp.join(path, f) for f in os.listdir(path)
+                if f.lower().endswith(IMAGE_EXTS))
+            if skip is not None:
+                found = [f for f in found if not skip(f)]
+            if not found:
+                raise FileNotFoundError(
+                    f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')
+            files += found
+        elif osp.isfile(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f'No such image or folder: {path}')
+    return files
