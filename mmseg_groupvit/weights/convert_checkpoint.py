@@ -23,6 +23,8 @@ DEFAULT_BASE_CONFIG = osp.join(
 # Fields the tensor shapes cannot tell; infer_arch only guesses them.
 GUESSED_FIELDS = ('image_encoder.num_attention_heads',
                   'text_encoder.num_attention_heads')
+# The two towers every GroupViT checkpoint holds, in this package's keys.
+PARTS = ('image_encoder', 'text_encoder')
 
 
 def _declared_arch(layout: str, config, arch_config: Optional[str]):
@@ -148,6 +150,29 @@ def write_arch_config(path: str, arch: dict, base_config: str) -> None:
                 f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
 
 
+def _check_parts(layout: str, state: dict, src: str) -> None:
+    """Refuse a state dict without an image or a text encoder: nothing to
+    convert (a fine-tuned mmseg model) or an incomplete checkpoint."""
+    missing = [
+        part for part in PARTS
+        if not any(k.startswith(part + '.') for k in state)
+    ]
+    if not missing:
+        return
+    prefixes = sorted({k.split('.')[0] for k in state})
+    if layout == 'mmseg':
+        raise CheckpointError(
+            f'{src} holds no {" and no ".join(missing)} tensors (its keys '
+            f'start with {prefixes}): it is a checkpoint of another mmseg '
+            f'model, e.g. GroupViT fine-tuned under its own head, which '
+            f'needs no conversion. Test it with the config it was trained '
+            f'with: python tools/test.py CONFIG {src}')
+    raise CheckpointError(
+        f'{src} does not hold a complete GroupViT: it has no '
+        f'{" and no ".join(missing)} tensors. The file is incomplete or '
+        f'damaged; download it again.')
+
+
 def convert_source(layout: str,
                    state: dict,
                    config=None,
@@ -179,10 +204,12 @@ def convert_source(layout: str,
 
     Raises:
         CheckpointError: Incomplete or damaged tensors (NaN or Inf
-            included), or an architecture that is refused or unknown.
+            included), no image or text encoder (e.g. a fine-tuned mmseg
+            model), or an architecture that is refused or unknown.
     """
     check_values(state, src)
     state = convert_state_dict(layout, state)
+    _check_parts(layout, state, src)
     declared = _declared_arch(layout, config, arch_config)
     try:
         inferred = infer_arch(state, vision_heads=vision_heads)

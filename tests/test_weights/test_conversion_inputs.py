@@ -209,3 +209,41 @@ def test_another_models_state_dict(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
     assert 'state_dict of another model' in proc.stderr
+
+
+def test_fine_tuned_mmseg_checkpoint(small_state, tmp_path):
+    # What tools/train.py writes for a fine-tuned model (configs/finetune):
+    # the backbone under "backbone.", a head, no text encoder. It needs no
+    # conversion: the converter says so in one line, never a traceback.
+    state = {
+        'backbone.' + k[len('image_encoder.'):]: v
+        for k, v in small_state.items() if k.startswith('image_encoder.')
+    }
+    state['decode_head.conv_seg.weight'] = torch.zeros(21, 8, 1, 1)
+    state['decode_head.conv_seg.bias'] = torch.zeros(21)
+    src = tmp_path / 'iter_20000.pth'
+    torch.save(dict(state_dict=state, meta=dict(iter=20000)), src)
+    proc = subprocess.run(
+        [sys.executable, CONVERT,
+         str(src),
+         str(tmp_path / 'out.pth')],
+        capture_output=True,
+        text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
+    assert "holds no image_encoder and no text_encoder tensors (its keys " \
+        "start with ['backbone', 'decode_head'])" in proc.stderr
+    assert f'python tools/test.py CONFIG {src}' in proc.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_text_encoder_missing(small_state, tmp_path):
+    state = {
+        k: v
+        for k, v in small_state.items() if not k.startswith('text_encoder.')
+    }
+    src = tmp_path / 'src.pth'
+    torch.save(dict(state_dict=state, meta={}), src)
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+    assert 'holds no text_encoder tensors' in str(info.value)
