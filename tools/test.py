@@ -59,6 +59,7 @@ from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
                                        class_table_lines, describe_protocol,
                                        prepare_test_run, result_lines,
                                        run_lines, swap_lines)
+from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_distributed)
@@ -184,6 +185,8 @@ def build_config(args) -> Config:
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    # Before the checkpoint is looked for (or downloaded).
+    check_model_arguments(cfg.model)
     return cfg
 
 

@@ -46,7 +46,9 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
-from mmseg_groupvit.errors import CheckpointError
+from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
+                                   user_error_message)
+from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_training)
@@ -169,10 +171,17 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_warnings(args.verbose)
     cfg = build_config(args)
+    try:
+        check_model_arguments(cfg.model)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     check_inputs(cfg)
     init_cpu_training(cfg)
     if 'runner_type' not in cfg:
-        runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
+        try:
+            runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
+        except USER_ERRORS as e:
+            sys.exit(f'error: {user_error_message(e)}')
     else:
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)

@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ..evaluation.test_run import use_checked_loading
+from ..models.config_arguments import check_model_arguments
 
 __all__ = ['init_classifier', 'classify_image']
 
@@ -66,6 +67,7 @@ def init_classifier(config: Union[str, Config],
                       'its predictions are meaningless. Convert the '
                       'published weights with tools/convert_weights.py.')
         torch.manual_seed(seed)
+    check_model_arguments(cfg.model)
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu')

@@ -12,6 +12,7 @@ from mmseg.apis import init_model
 from torch import nn
 
 from ..datasets import use_checked_resize
+from ..models.config_arguments import check_model_arguments
 from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
@@ -84,6 +85,7 @@ def init_groupvit(config: ConfigLike,
         text.extra_classes = extra_classes
     if templates is not None:
         text.templates = templates
+    check_model_arguments(cfg.model)
     if checkpoint is None and not random_weights:
         checkpoint = cfg.get('load_from')
     if checkpoint:

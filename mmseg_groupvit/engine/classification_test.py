@@ -27,6 +27,7 @@ from ..evaluation.classification import (describe_classification_protocol,
                                          is_classification_config)
 from ..evaluation.consistency import check_class_count
 from ..evaluation.report import classification_run_lines, result_lines
+from ..models.config_arguments import check_model_arguments
 from ..utils.console import quiet_warnings
 from .hooks import ImageProgressHook
 from .runner import build_runner
@@ -167,6 +168,7 @@ def classification_main(argv=None):
         # The runner seeds everything before it builds the model.
         cfg.randomness = dict(seed=args.seed)
     try:
+        check_model_arguments(cfg.model)
         runner = build_runner(cfg, args.verbose)
         if not args.verbose:
             print(
