@@ -86,3 +86,16 @@ def test_tools_print_one_error_line(tool, tmp_path):
     assert message.startswith(
         f'error: {key.replace(".mode", "")} is not a setting of ')
     assert '\n' not in message
+
+
+def test_apis_refuse_before_building():
+    from mmseg_groupvit.apis import init_classifier, init_groupvit
+    with pytest.raises(ConfigValueError, match='^model.decode_head.bg_tresh'):
+        init_groupvit(
+            VOC,
+            random_weights=True,
+            cfg_options={'model.decode_head.bg_tresh': 0.5})
+    imagenet = osp.join(REPO, 'configs', 'classification',
+                        'groupvit_imagenet.py')
+    with pytest.raises(ConfigValueError, match='^model.topK is not a setting'):
+        init_classifier(imagenet, cfg_options={'model.topK': 5})
