@@ -333,3 +333,18 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         not_export='not an ONNX export', unreadable='could not be read')
     if case in expected:
         assert expected[case] in message
+
+
+@pytest.mark.parametrize('option,value', [('--threads', '0'),
+                                          ('--threads', '-1'),
+                                          ('--window-batch', '0'),
+                                          ('--opacity', '1.5')])
+def test_bad_numbers_are_refused(option, value, capsys):
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args(['export', PHOTO, option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    # argparse names the program after sys.argv[0].
+    assert f': error: {option} must be' in err
+    assert f'got {value}' in err

@@ -23,12 +23,10 @@ and ``summary.json``. Without ``--vocab`` the export's vocabulary and
 threshold are used. See docs/deployment.md.
 """
 import argparse
-import importlib
 import json
 import os
 import os.path as osp
 import sys
-import types
 
 import numpy as np
 from PIL import Image
@@ -38,30 +36,13 @@ REPO = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from groupvit_ort import OnnxSegmenter, UnreadableImage
+from groupvit_ort.package_modules import load_package_module
 
 LEGEND_EVERY_CLASS_UP_TO = 40
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Export a converted checkpoint (see docs/deployment.md).'
 ]
-
-
-def load_package_module(relpath: str):
-    """A torch-free module of the package, imported without running the
-    package's ``__init__`` files (they import PyTorch and mmseg): the
-    package and its sub-packages are registered as bare namespaces under
-    another name, so the module's relative imports (``..errors``) work."""
-    parts = ['_groupvit_ort_package'] + relpath[:-3].split('/')
-    for depth in range(1, len(parts)):
-        name = '.'.join(parts[:depth])
-        if name not in sys.modules:
-            namespace = types.ModuleType(name)
-            namespace.__path__ = [
-                osp.join(REPO, 'mmseg_groupvit', *parts[1:depth])
-            ]
-            sys.modules[name] = namespace
-    return importlib.import_module('.'.join(parts))
-
 
 vocabulary = load_package_module('utils/vocabulary.py')
 config_checks = load_package_module('utils/config_checks.py')
@@ -106,6 +87,9 @@ def parse_args(argv=None):
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     if args.window_batch < 1:
         parser.error(f'--window-batch must be >= 1, got {args.window_batch}')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1 (leave it out for all cores), '
+                     f'got {args.threads}')
     return args
 
 

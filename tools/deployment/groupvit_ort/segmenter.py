@@ -12,14 +12,18 @@ segmentor's slide inference and post-processing, one by one.
 """
 import json
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import onnxruntime as ort
 
 from .image_ops import (normalize, read_rgb, rescale_size,
                         resize_float_bilinear, resize_uint8_bilinear)
+from .package_modules import load_package_module
 from .tokenizer import ClipTokenizer
+
+#: mmseg's slide windows, in its order (the segmentor's own grid).
+window_boxes = load_package_module('utils/window_grid.py').window_boxes
 
 __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 
@@ -30,21 +34,6 @@ CHANNELS_PER_STEP = 8
 
 class ExportError(ValueError):
     """An export folder that cannot be used."""
-
-
-def window_boxes(height: int, width: int, crop: Sequence[int],
-                 stride: Sequence[int]) -> List[Tuple[int, int, int, int]]:
-    """mmseg's slide windows ``(y1, y2, x1, x2)``, in its order."""
-    (h_crop, w_crop), (h_stride, w_stride) = crop, stride
-    h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
-    w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
-    boxes = []
-    for h_idx in range(h_grids):
-        for w_idx in range(w_grids):
-            y2 = min(h_idx * h_stride + h_crop, height)
-            x2 = min(w_idx * w_stride + w_crop, width)
-            boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
-    return boxes
 
 
 def _session(path: str, threads: Optional[int], providers):
