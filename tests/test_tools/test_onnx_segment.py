@@ -348,3 +348,32 @@ def test_bad_numbers_are_refused(option, value, capsys):
     # argparse names the program after sys.argv[0].
     assert f': error: {option} must be' in err
     assert f'got {value}' in err
+
+
+@pytest.mark.parametrize('size', [(1500, 300), (300, 1500)])
+def test_panorama_below_the_window_is_refused(size, voc_export, tmp_path):
+    """A photo more elongated than the resize scale (2048x448) has a
+    resized short side below the 448-pixel window: PyTorch runs smaller
+    windows, the graph cannot. It is named and skipped; the others are
+    written."""
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    panorama = tmp_path / 'panorama.png'
+    Image.fromarray(
+        np.random.RandomState(0).randint(0, 255, size[::-1] + (3, ),
+                                         np.uint8)).save(panorama)
+    out = tmp_path / 'o'
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([voc_export['dir'], str(panorama), PHOTO, '--out', str(out)])
+    assert str(exit_info.value.code) == (
+        f'error: 1 of 2 image(s) could not be segmented with this export: '
+        f'{panorama}')
+    assert (out / 'groupvit_demo_voc_prediction.png').is_file()
+    assert not (out / 'panorama_prediction.png').exists()
+    with open(out / 'summary.json') as f:
+        assert json.load(f)['failed'] == [str(panorama)]
+    runner = OnnxSegmenter(voc_export['dir'])
+    class_embeds, _ = runner.class_embeddings([['cat']])
+    # 1500x300 resizes to 2048x410 (the long side reaches 2048 first).
+    with pytest.raises(ValueError, match=r'smaller than the export\'s '
+                       r'448x448 window'):
+        runner.predict_file(str(panorama), class_embeds, 0.5)

@@ -209,13 +209,19 @@ def main(argv=None):
     palette = np.asarray(
         palettes.class_palette(len(classes) + int(with_bg), with_bg), np.uint8)
     os.makedirs(args.out, exist_ok=True)
-    results, failed = [], []
+    results, failed, refused = [], [], []
     for path, stem in zip(images, unique_stems(images)):
         try:
             rgb, labels = model.predict_file(path, class_embeds, bg_thresh)
-        except (UnreadableImage, ValueError) as e:
+        except UnreadableImage as e:
             failed.append(path)
             print(f'error: {e}', file=sys.stderr)
+            continue
+        except ValueError as e:
+            # The export cannot take this image (e.g. a panorama whose
+            # resized short side is below the window).
+            refused.append(path)
+            print(f'error: {path}: {e}', file=sys.stderr)
             continue
         legend_info = legend_of(classes, with_bg, labels, palette)
         text = dict(
@@ -237,14 +243,17 @@ def main(argv=None):
         templates=protocol['templates'],
         bg_thresh=bg_thresh,
         images=results,
-        failed=failed)
+        failed=failed + refused)
     with open(osp.join(args.out, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     for result in results:
         print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
-    if failed:
-        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read: {", ".join(failed)}')
+    problems = [(failed, 'could not be read'),
+                (refused, 'could not be segmented with this export')]
+    problems = [f'{len(paths)} of {len(images)} image(s) {what}: '
+                f'{", ".join(paths)}' for paths, what in problems if paths]
+    if problems:
+        sys.exit('error: ' + '; '.join(problems))
     return summary
 
 

@@ -172,13 +172,18 @@ class OnnxSegmenter:
         divided by the windows per pixel. ``[1, 3, h, w]`` to
         ``[C, h, w]``."""
         _, _, height, width = pixels.shape
-        patch = self.protocol['patch_size']
-        if height < patch or width < patch:
+        crop = self.protocol['crop_size']
+        if height < crop[0] or width < crop[1]:
+            # The segmentor then runs windows of the image's size, but the
+            # graph takes whole windows only.
             raise ValueError(
-                f'Image {height}x{width} after the resize is smaller than '
-                f'one {patch}x{patch} patch; resize it first.')
-        boxes = window_boxes(height, width, self.protocol['crop_size'],
-                             self.protocol['stride'])
+                f'{height}x{width} after the resize is smaller than the '
+                f'export\'s {crop[0]}x{crop[1]} window (a photo more '
+                f'elongated than the resize scale '
+                f'{"x".join(map(str, self.protocol["resize"]["scale"]))}); '
+                f'the exported graph takes whole windows only. Crop it to a '
+                f'less elongated shape, or segment it with tools/demo.py.')
+        boxes = window_boxes(height, width, crop, self.protocol['stride'])
         channels = len(class_embeds) + int(self.protocol['with_bg'])
         preds = np.zeros((channels, height, width), np.float32)
         count = np.zeros((height, width), np.float32)
