@@ -3,6 +3,7 @@
 the reference fixture, no PyTorch in the process, one-line errors."""
 import json
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ from tests.conftest import (CONTEXT_SAMPLE, PHOTOS, REPO, VOC_SAMPLE,
 pytest.importorskip('onnxruntime')
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
-from groupvit_ort import OnnxSegmenter  # noqa: E402
+from groupvit_ort import ExportError, OnnxSegmenter  # noqa: E402
 from groupvit_ort.image_ops import read_rgb  # noqa: E402
 from groupvit_ort.segmenter import window_boxes  # noqa: E402
 
@@ -335,19 +336,38 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         assert expected[case] in message
 
 
-@pytest.mark.parametrize('option,value', [('--threads', '0'),
-                                          ('--threads', '-1'),
-                                          ('--window-batch', '0'),
-                                          ('--opacity', '1.5')])
-def test_bad_numbers_are_refused(option, value, capsys):
+def test_bad_opacity_is_refused(capsys):
     tool = load_script(TOOL, '_groupvit_onnx_segment')
     with pytest.raises(SystemExit) as exit_info:
-        tool.parse_args(['export', PHOTO, option, value])
+        tool.parse_args(['export', PHOTO, '--opacity', '1.5'])
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err.splitlines()[-1]
     # argparse names the program after sys.argv[0].
-    assert f': error: {option} must be' in err
-    assert f'got {value}' in err
+    assert ': error: --opacity must be in [0, 1], got 1.5' in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize('option,value,message', [
+    ('--threads', '0', 'threads must be an integer >= 1 (leave --threads '
+     'out for all cores), got 0'),
+    ('--threads', '-1', 'threads must be an integer >= 1 (leave --threads '
+     'out for all cores), got -1'),
+    ('--window-batch', '0', 'window batch must be an integer >= 1 '
+     '(--window-batch), got 0'),
+])
+def test_runtime_options_are_checked_by_the_runner(option, value, message,
+                                                   voc_export, tmp_path):
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([
+            voc_export['dir'], PHOTO, option, value, '--out',
+            str(tmp_path / 'o')
+        ])
+    assert str(exit_info.value.code) == f'error: {message}'
+    # The same check for API callers (a bool is not a count).
+    options = dict(threads=True) if 'threads' in option else dict(
+        window_batch=True)
+    with pytest.raises(ValueError, match=message.split(' (')[0]):
+        OnnxSegmenter(voc_export['dir'], **options)
 
 
 @pytest.mark.parametrize('size', [(1500, 300), (300, 1500)])
@@ -374,6 +394,50 @@ def test_panorama_below_the_window_is_refused(size, voc_export, tmp_path):
     runner = OnnxSegmenter(voc_export['dir'])
     class_embeds, _ = runner.class_embeddings([['cat']])
     # 1500x300 resizes to 2048x410 (the long side reaches 2048 first).
-    with pytest.raises(ValueError, match=r'smaller than the export\'s '
-                       r'448x448 window'):
+    with pytest.raises(
+            ValueError, match=r'smaller than the export\'s '
+            r'448x448 window'):
         runner.predict_file(str(panorama), class_embeds, 0.5)
+
+
+@pytest.mark.parametrize('key,value,says', [
+    ('stride', [0, 224], 'protocol.stride must be two positive integers'),
+    ('stride', [224.5, 224], 'protocol.stride must be two positive'),
+    ('stride', None, 'protocol.stride must be two positive integers'),
+    ('stride', [True, 224], 'protocol.stride must be two positive'),
+    ('stride', [500, 500], 'larger than the window'),
+    ('crop_size', [448, 0], 'protocol.crop_size must be two positive'),
+    ('crop_size', [448, 448, 448], 'protocol.crop_size must be two'),
+    ('crop_size', [224, 224], "is not the image graph's window [448, 448]"),
+    ('resize', dict(scale=[2048, -448], keep_ratio=True),
+     'protocol.resize.scale must be two positive integers'),
+    ('mean', [1, 2], 'protocol.mean must be three finite numbers'),
+    ('std', [58.4, 0, 57.4], 'protocol.std must be positive'),
+    ('std', [58.4, float('nan'), 57.4], 'protocol.std must be three finite'),
+    ('with_bg', 'yes', 'protocol.with_bg must be true or false'),
+    ('context_length', 0, 'protocol.context_length must be an integer'),
+    ('templates', ['a photo.'], 'protocol.templates must be a list'),
+    ('classes', [], 'protocol.classes must be a list of non-empty lists'),
+    ('bg_thresh', 2, 'protocol.bg_thresh must be a number in [0, 1]'),
+])
+def test_damaged_protocol_is_refused(key, value, says, voc_export, tmp_path):
+    """deploy.json may come from anyone: each value the runner uses is
+    checked once, when the export is opened, with one error line."""
+    export = tmp_path / 'export'
+    shutil.copytree(voc_export['dir'], export)
+    with open(export / 'deploy.json') as f:
+        meta = json.load(f)
+    meta['protocol'][key] = value
+    with open(export / 'deploy.json', 'w') as f:
+        json.dump(meta, f)
+    with pytest.raises(ExportError) as info:
+        OnnxSegmenter(str(export))
+    assert says in str(info.value)
+    assert str(info.value).endswith(
+        'export again with tools/deployment/pytorch2onnx.py.')
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([str(export), PHOTO, '--out', str(tmp_path / 'o')])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and says in message
+    assert '\n' not in message and not (tmp_path / 'o').exists()

@@ -85,11 +85,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
-    if args.window_batch < 1:
-        parser.error(f'--window-batch must be >= 1, got {args.window_batch}')
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1 (leave it out for all cores), '
-                     f'got {args.threads}')
     return args
 
 
@@ -250,8 +245,10 @@ def main(argv=None):
         print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
     problems = [(failed, 'could not be read'),
                 (refused, 'could not be segmented with this export')]
-    problems = [f'{len(paths)} of {len(images)} image(s) {what}: '
-                f'{", ".join(paths)}' for paths, what in problems if paths]
+    problems = [
+        f'{len(paths)} of {len(images)} image(s) {what}: '
+        f'{", ".join(paths)}' for paths, what in problems if paths
+    ]
     if problems:
         sys.exit('error: ' + '; '.join(problems))
     return summary

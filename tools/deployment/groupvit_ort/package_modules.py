@@ -17,7 +17,7 @@ __all__ = ['load_package_module']
 
 #: The package's folder, beside ``tools/``.
 PACKAGE_DIR = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))),
     'mmseg_groupvit')
 #: The name the bare package is registered under.
 NAMESPACE = '_groupvit_ort_package'

@@ -20,6 +20,7 @@ import onnxruntime as ort
 from .image_ops import (normalize, read_rgb, rescale_size,
                         resize_float_bilinear, resize_uint8_bilinear)
 from .package_modules import load_package_module
+from .protocol import ExportError, check_protocol, check_runtime_options
 from .tokenizer import ClipTokenizer
 
 #: mmseg's slide windows, in its order (the segmentor's own grid).
@@ -30,10 +31,6 @@ __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 FORMAT = 'mmseg-groupvit onnx 1'
 #: Channels resized at a time in post-processing (bounds memory).
 CHANNELS_PER_STEP = 8
-
-
-class ExportError(ValueError):
-    """An export folder that cannot be used."""
 
 
 def _session(path: str, threads: Optional[int], providers):
@@ -67,6 +64,7 @@ class OnnxSegmenter:
                  threads: Optional[int] = None,
                  providers=None,
                  window_batch: int = 2):
+        check_runtime_options(threads, window_batch)
         meta_path = osp.join(export_dir, 'deploy.json')
         if not osp.isfile(meta_path):
             raise ExportError(
@@ -83,18 +81,26 @@ class OnnxSegmenter:
                 f'{meta_path} is not an export of this version ({FORMAT!r}); '
                 f'export again with tools/deployment/pytorch2onnx.py.')
         self.meta = meta
-        self.protocol = meta['protocol']
-        files = [
-            meta['image_graph']['file'], meta['text_graph']['file'],
-            meta['tokenizer']['bpe_file']
-        ]
+        try:
+            files = [
+                meta['image_graph']['file'], meta['text_graph']['file'],
+                meta['tokenizer']['bpe_file']
+            ]
+        except (KeyError, TypeError) as e:
+            raise ExportError(
+                f'{meta_path} lacks {e}; export again.') from None
         for name in files:
-            if osp.basename(name) != name or not osp.isfile(
-                    osp.join(export_dir, name)):
+            if not isinstance(
+                    name, str) or osp.basename(name) != name or not osp.isfile(
+                        osp.join(export_dir, name)):
                 raise ExportError(f'{export_dir} lacks {name!r}; export '
                                   f'again.')
         self.image = _session(
             osp.join(export_dir, files[0]), threads, providers)
+        window = self.image.get_inputs()[0].shape[2:]
+        self.protocol = check_protocol(
+            meta.get('protocol'), meta_path,
+            window if all(isinstance(v, int) for v in window) else None)
         self.text = _session(
             osp.join(export_dir, files[1]), threads, providers)
         self.tokenizer = ClipTokenizer(osp.join(export_dir, files[2]))
