@@ -177,14 +177,14 @@ def main(argv=None):
         sys.exit(f'error: {user_error_message(e)}')
     check_inputs(cfg)
     init_cpu_training(cfg)
-    if 'runner_type' not in cfg:
-        try:
+    from mmseg.registry import RUNNERS
+    try:
+        if 'runner_type' not in cfg:
             runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
-        except USER_ERRORS as e:
-            sys.exit(f'error: {user_error_message(e)}')
-    else:
-        from mmseg.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     if runner.rank == 0 and not args.verbose:
         print(
             f'config      {args.config}\nwork dir    {cfg.work_dir}\n'

@@ -1,12 +1,14 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Config keys that no argument of this package's components takes.
+"""Config keys that no argument of the component they configure takes.
 
 A misspelled key (``--cfg-options model.test_cgf.mode=whole``,
 ``model.decode_head.bg_tresh=0.5``) would otherwise end in Python's
 ``TypeError`` from deep inside mmengine's builder. The check reads the
 constructors' signatures (and, for one that takes ``**kwargs``, its
-parents'), so it follows the code; components of other packages are left
-to their own checks.
+parents'), so it follows the code. It covers this package's components
+and mmseg's (a misspelled ``model.data_preprocessor`` or FCN head key);
+those of other packages, and chains that reach one, are left to their own
+checks.
 """
 import inspect
 from typing import Any
@@ -18,11 +20,15 @@ from ..errors import ConfigValueError
 __all__ = ['check_model_arguments']
 
 PACKAGE = __name__.split('.')[0]
+#: The packages whose components are checked: this one and mmseg.
+CHECKED = (PACKAGE + '.', 'mmseg.')
+#: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
+RESERVED = ('type', '_scope_')
 
 
 def _component(type_: Any):
     """The class a config's ``type`` names in mmseg's model registry, if it
-    is one of this package's; else None."""
+    is this package's or mmseg's; else None."""
     if isinstance(type_, type):
         cls = type_
     elif isinstance(type_, str):
@@ -32,20 +38,24 @@ def _component(type_: Any):
             return None
     else:
         return None
-    if cls is None or not cls.__module__.startswith(PACKAGE + '.'):
+    if cls is None or not cls.__module__.startswith(CHECKED):
         return None
     return cls
 
 
 def _arguments(cls) -> tuple:
     """The keyword arguments of ``cls``'s constructor. A constructor that
-    takes ``**kwargs`` passes them on to its parent's (as this package's
-    do), whose arguments are added, up to the first constructor without
-    ``**kwargs``; None when none is found (anything may be taken)."""
+    takes ``**kwargs`` passes them on to its parent's (the convention of
+    this package and mmseg), whose arguments are added, up to the first
+    constructor without ``**kwargs``; None when there is none, or when a
+    constructor of the chain is another package's (its parents may take
+    anything)."""
     names = []
     for klass in cls.__mro__:
         if '__init__' not in vars(klass):
             continue
+        if not klass.__module__.startswith(CHECKED):
+            return None
         params = inspect.signature(klass.__init__).parameters.values()
         names += [
             p.name for p in params if p.name != 'self' and p.kind in (
@@ -58,9 +68,9 @@ def _arguments(cls) -> tuple:
 
 
 def check_model_arguments(cfg: Any, key: str = 'model') -> None:
-    """Refuse a key of a config dict whose ``type`` is one of this package's
-    components when its constructor has no such argument, in ``cfg`` and
-    every dict and list nested in it.
+    """Refuse a key of a config dict whose ``type`` is a component of this
+    package or mmseg when its constructor has no such argument, in ``cfg``
+    and every dict and list nested in it.
 
     Args:
         cfg: A model config (dict) or any value nested in one.
@@ -79,11 +89,12 @@ def check_model_arguments(cfg: Any, key: str = 'model') -> None:
     cls = _component(cfg.get('type'))
     arguments = _arguments(cls) if cls is not None else None
     if arguments is not None:
-        unknown = sorted(k for k in cfg if k != 'type' and k not in arguments)
+        unknown = sorted(
+            str(k) for k in cfg if k not in RESERVED and k not in arguments)
         if unknown:
             raise ConfigValueError(
                 f'{key}.{unknown[0]} is not a setting of {cls.__name__}: '
-                f'check its spelling in the config or --cfg-options. '
-                f'{cls.__name__} takes {", ".join(arguments)}.')
+                f'check its spelling in the config or the command\'s '
+                f'options. {cls.__name__} takes {", ".join(arguments)}.')
     for name, value in cfg.items():
         check_model_arguments(value, f'{key}.{name}')

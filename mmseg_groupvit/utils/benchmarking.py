@@ -60,6 +60,9 @@ def build_model(cfg, checkpoint: Optional[str], device, seed: int):
     weights (strictly), or random weights seeded with ``seed``."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
+
+    from ..models.config_arguments import check_model_arguments
+    check_model_arguments(cfg.model)
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     if checkpoint:

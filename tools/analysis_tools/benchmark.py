@@ -72,6 +72,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
+from mmseg_groupvit.errors import USER_ERRORS, user_error_message
 from mmseg_groupvit.models.segmentors import sliding_windows
 from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
                                                machine, swapped_encode_decode)
@@ -731,7 +732,11 @@ def main(argv=None):
             '(pip install "transformers>=4.37")',
             file=sys.stderr)
         return 1
-    result = run(args)
+    try:
+        result = run(args)
+    except USER_ERRORS as e:
+        print(f'error: {user_error_message(e)}', file=sys.stderr)
+        return 1
     print(report(result))
     if args.json:
         print(json.dumps(result))

@@ -43,6 +43,8 @@ from mmengine.analysis.print_helper import _format_size
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
+from mmseg_groupvit.errors import USER_ERRORS, user_error_message
+from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.flops import segmentor_flops, window_shape
 
@@ -113,7 +115,12 @@ def main(argv=None):
         return 1
 
     from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model).eval()
+    try:
+        check_model_arguments(cfg.model)
+        model = MODELS.build(cfg.model).eval()
+    except USER_ERRORS as e:
+        print(f'error: {user_error_message(e)}', file=sys.stderr)
+        return 1
     flops = segmentor_flops(model, shape)
     print(report(flops, shape))
     return 0
