@@ -38,7 +38,8 @@ def check_values(state: Dict[str, torch.Tensor],
                  own: Optional[Dict[str, torch.Tensor]] = None) -> None:
     """Raise :class:`CheckpointError` for values no model can use.
 
-    Refused: entries that are not tensors; floating-point tensors holding
+    Refused: keys that are not names (strings); entries that are not
+    tensors; floating-point tensors holding
     NaN or Inf (a model loaded from them labels every pixel alike); and,
     given ``own``, tensors whose kind (floating-point, integer, boolean)
     differs from the model's tensor of the same key (loading would cast
@@ -50,6 +51,12 @@ def check_values(state: Dict[str, torch.Tensor],
             "The checkpoint").
         own (dict[str, Tensor], optional): The model's state dict.
     """
+    not_names = sorted(repr(k) for k in state if not isinstance(k, str))
+    if not_names:
+        raise CheckpointError(
+            f'{source}: {len(not_names)} key(s) of the state dict are not '
+            f'names: {_listed(not_names)}. The file is not a GroupViT '
+            f'checkpoint, or it is damaged.')
     not_tensors = sorted(f'{k} ({type(v).__name__})' for k, v in state.items()
                          if not isinstance(v, torch.Tensor))
     if not_tensors:

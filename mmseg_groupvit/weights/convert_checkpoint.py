@@ -151,26 +151,30 @@ def write_arch_config(path: str, arch: dict, base_config: str) -> None:
 
 
 def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse a state dict without an image or a text encoder: nothing to
-    convert (a fine-tuned mmseg model) or an incomplete checkpoint."""
+    """Refuse what the converter cannot turn into a GroupViT: a checkpoint
+    of another mmseg model (e.g. GroupViT fine-tuned under its own head,
+    which needs no conversion), or one without an image or a text
+    encoder."""
+    prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
+    if layout == 'mmseg':
+        foreign = [p for p in prefixes if p not in PARTS + ('decode_head', )]
+        if foreign:
+            raise CheckpointError(
+                f'{src} is a checkpoint of another mmseg model (its keys '
+                f'start with {prefixes}, not only {list(PARTS)}), e.g. '
+                f'GroupViT fine-tuned under its own head: it needs no '
+                f'conversion. Test it with the config it was trained with: '
+                f'python tools/test.py CONFIG {src}')
     missing = [
         part for part in PARTS
         if not any(k.startswith(part + '.') for k in state)
     ]
-    if not missing:
-        return
-    prefixes = sorted({k.split('.')[0] for k in state})
-    if layout == 'mmseg':
+    if missing:
         raise CheckpointError(
-            f'{src} holds no {" and no ".join(missing)} tensors (its keys '
-            f'start with {prefixes}): it is a checkpoint of another mmseg '
-            f'model, e.g. GroupViT fine-tuned under its own head, which '
-            f'needs no conversion. Test it with the config it was trained '
-            f'with: python tools/test.py CONFIG {src}')
-    raise CheckpointError(
-        f'{src} does not hold a complete GroupViT: it has no '
-        f'{" and no ".join(missing)} tensors. The file is incomplete or '
-        f'damaged; download it again.')
+            f'{src} does not hold a complete GroupViT: it has no '
+            f'{" and no ".join(p + ".*" for p in missing)} tensors (its keys '
+            f'start with {prefixes}). The file is incomplete or damaged; '
+            f'download it again.')
 
 
 def convert_source(layout: str,

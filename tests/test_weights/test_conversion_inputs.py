@@ -231,8 +231,8 @@ def test_fine_tuned_mmseg_checkpoint(small_state, tmp_path):
         text=True)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
-    assert "holds no image_encoder and no text_encoder tensors (its keys " \
-        "start with ['backbone', 'decode_head'])" in proc.stderr
+    assert "is a checkpoint of another mmseg model (its keys start with " \
+        "['backbone', 'decode_head']" in proc.stderr
     assert f'python tools/test.py CONFIG {src}' in proc.stderr
     assert not (tmp_path / 'out.pth').exists()
 
@@ -246,4 +246,32 @@ def test_text_encoder_missing(small_state, tmp_path):
     torch.save(dict(state_dict=state, meta={}), src)
     with pytest.raises(CheckpointError) as info:
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
-    assert 'holds no text_encoder tensors' in str(info.value)
+    assert 'does not hold a complete GroupViT: it has no text_encoder.* ' \
+        "tensors (its keys start with ['decode_head', 'image_encoder'])" \
+        in str(info.value)
+
+
+def test_fine_tuned_with_an_auxiliary_head(small_state, tmp_path):
+    # The aux fine-tuning configs keep the whole GroupViT and add a head.
+    state = dict(
+        small_state,
+        **{'auxiliary_head.conv_seg.weight': torch.zeros(21, 8, 1, 1)})
+    src = tmp_path / 'aux.pth'
+    torch.save(dict(state_dict=state, meta={}), src)
+    with pytest.raises(
+            CheckpointError,
+            match='another mmseg model .* it '
+            'needs no conversion'):
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+
+
+@pytest.mark.parametrize('key', [3, ('image_encoder', 'x'), b'bytes'])
+def test_keys_that_are_not_names(small_state, tmp_path, key):
+    state = dict(small_state)
+    state[key] = torch.zeros(1)
+    src = tmp_path / 'src.pth'
+    torch.save(dict(state_dict=state, meta={}), src)
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
+    assert '1 key(s) of the state dict are not names: ' in str(info.value)
+    assert repr(key) in str(info.value)
