@@ -6,6 +6,7 @@ A one-process gloo group stands in for torchrun's: the threads and the
 teardown are the same whatever the world size."""
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -34,6 +35,17 @@ def gloo_threads():
         if name in GLOO_THREADS:
             names.append(name)
     return names
+
+
+def threads_once_named(seconds=10.0):
+    """:func:`gloo_threads` once every gloo thread has started and named
+    itself (a thread sets its name after it starts, so right after the
+    collective one may still be unnamed), or as found after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while set(gloo_threads()) != set(GLOO_THREADS) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(set(gloo_threads()))
 
 
 @pytest.fixture
@@ -74,7 +86,7 @@ def test_finish_joins_the_gloo_threads_a_runner_still_holds(torchrun_env):
     dist.broadcast(torch.arange(4.), src=0)
     dist.barrier()
     # The check below is not vacuous: the threads exist.
-    assert sorted(set(gloo_threads())) == sorted(GLOO_THREADS)
+    assert threads_once_named() == sorted(GLOO_THREADS)
     del runner
 
     finish_distributed()
