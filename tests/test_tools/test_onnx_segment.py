@@ -6,6 +6,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
+from mmseg_groupvit.models.layers import grouping
 from mmseg_groupvit.models.layers.grouping import chain_assignments
 from tests.conftest import (CONTEXT_SAMPLE, PHOTOS, REPO, VOC_SAMPLE,
                             load_script, small_onnx_export)
@@ -151,15 +153,51 @@ def test_runner_steps_reproduce_mmseg_exactly(dataset, request, monkeypatch):
     assert max(calls) == 2 and len(calls) > len(sample_paths(dataset))
 
 
-def hard_choice_margin(soft_assigns):
-    """The smallest gap, over the patches of every grouping stage, between
-    the two groups that a patch is most assigned to: the stages' hard
-    (argmax) assignments are a tie where it is at the rounding's scale."""
-    gaps = []
-    for soft in soft_assigns:
-        top_two = soft.topk(2, dim=-2).values
-        gaps.append((top_two[:, 0] - top_two[:, 1]).min().item())
-    return min(gaps)
+#: Closer than this, two groups tie under the runtimes' rounding.
+TIE = 1e-5
+
+
+def tied_hard_choices(soft_assigns):
+    """``(stage, patch)`` of every patch whose two best groups in a grouping
+    stage are within :data:`TIE`: its hard (argmax) assignment is a tie."""
+    ties = []
+    for stage, soft in enumerate(soft_assigns):
+        top_two = soft[0].topk(2, dim=0).values
+        ties += [(stage, int(p))
+                 for p in torch.nonzero(top_two[0] - top_two[1] <= TIE)]
+    return ties
+
+
+def pytorch_window(model, inputs, flip=None):
+    """PyTorch's scores, soft group maps and chained assignments of one
+    window; with ``flip=(stage, patch)``, that patch's hard assignment in
+    that grouping stage goes to its second-best group."""
+
+    def forward(run):
+        stages = []
+
+        def one_hot(soft, dim):
+            # grouping.straight_through_one_hot, but for the flipped patch.
+            index = soft.argmax(dim, keepdim=True)
+            if flip is not None and len(stages) == flip[0]:
+                second = soft.topk(2, dim=dim).indices[:, 1:2, flip[1]]
+                index[..., flip[1]] = second
+            stages.append(dim)
+            hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+            return hard - soft.detach() + soft
+
+        with torch.no_grad(), mock.patch.object(grouping,
+                                                'straight_through_one_hot',
+                                                one_hot):
+            return run()
+
+    metas = [dict(img_shape=inputs.shape[2:])]
+    scores = forward(lambda: model.encode_decode(inputs, metas)).numpy()
+    feats = forward(lambda: model.extract_feat(inputs))
+    maps = group_maps(feats['soft_assigns'], feats['grid'],
+                      inputs.shape[2:])[0].numpy()
+    chained = chain_assignments(feats['soft_assigns']).numpy()
+    return scores, maps, chained, feats['soft_assigns']
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
@@ -169,17 +207,20 @@ def test_graph_moves_a_pixel_only_where_pytorch_ties(dataset, request):
     PyTorch's to within the runtimes' rounding, and it gives a pixel
     another group only where PyTorch's two best groups are closer than
     that rounding can tell apart (twice the largest difference, plus the
-    resize's rounding); every other pixel has PyTorch's scores. The one
-    exception is a window where a grouping stage's hard assignment is itself
-    such a tie in PyTorch: the patch can join another group in the graph,
-    which changes every group token after it."""
+    resize's rounding); every other pixel has PyTorch's scores.
+
+    Where the soft assignments differ more, a grouping stage's hard
+    assignment is itself a tie in PyTorch, and the graph sent that patch to
+    the other group (which changes every group token after it): PyTorch run
+    with that one choice flipped gives the graph's assignments, and the
+    window is then checked pixel by pixel as the others."""
     exported = exported_for(dataset, request)
     model = exported['model']
     runner = OnnxSegmenter(exported['dir'], threads=2)
     protocol = runner.protocol
     class_embeds, _ = runner.class_embeddings(protocol['classes'])
     bg_thresh = np.array(protocol['bg_thresh'], np.float32)
-    windows = stage_ties = moved_total = 0
+    windows = flipped = moved_total = 0
     for path in sample_paths(dataset):
         pixels = runner.preprocess(read_rgb(path))
         for y1, y2, x1, x2 in window_boxes(*pixels.shape[2:],
@@ -194,28 +235,26 @@ def test_graph_moves_a_pixel_only_where_pytorch_ties(dataset, request):
                     class_embeds=class_embeds,
                     bg_thresh=bg_thresh))
             inputs = torch.from_numpy(window)
-            with torch.no_grad():
-                expected = model.encode_decode(
-                    inputs, [dict(img_shape=window.shape[2:])]).numpy()
-                feats = model.extract_feat(inputs)
-                maps = group_maps(feats['soft_assigns'], feats['grid'],
-                                  window.shape[2:])[0].numpy()
-                chained = chain_assignments(feats['soft_assigns']).numpy()
+            expected, maps, chained, soft = pytorch_window(model, inputs)
             rounding = np.abs(assignments - chained).max()
-            if rounding > 1e-5:
-                assert hard_choice_margin(feats['soft_assigns']) <= 1e-5, \
-                    f'{path} {(y1, x1)}: assignments differ by {rounding}'
-                stage_ties += 1
-                continue
+            if rounding > TIE:
+                where = f'{path} window {(y1, x1)}'
+                for tie in tied_hard_choices(soft):
+                    expected, maps, chained, _ = pytorch_window(
+                        model, inputs, flip=tie)
+                    rounding = np.abs(assignments - chained).max()
+                    if rounding <= TIE:
+                        break
+                assert rounding <= TIE, \
+                    f'{where}: no tied hard assignment explains the graph'
+                flipped += 1
             top_two = np.sort(maps, axis=0)[-2:]
             margin = top_two[1] - top_two[0]
             moved = pixel_group[0] != maps.argmax(0)
             assert margin[moved].max(initial=0) <= 2 * rounding + 1e-6, path
             assert np.abs(scores - expected)[0].max(0)[~moved].max() <= 1e-4
             moved_total += moved.sum()
-    # Nearly all windows are compared pixel by pixel.
-    assert stage_ties <= windows // 10, f'{stage_ties} of {windows} windows'
-    print(f'{dataset}: {windows} windows, {stage_ties} with a tied hard '
+    print(f'{dataset}: {windows} windows, {flipped} with a tied hard '
           f'assignment, {moved_total} pixels moved at a tie')
 
 
