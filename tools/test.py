@@ -157,6 +157,9 @@ def build_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # Before the checkpoint is looked for (or downloaded), and under the
+    # keys the user wrote (--tta moves the model under tta_model.module).
+    check_model_arguments(cfg.model)
     # work_dir priority: CLI > config file > config file name
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -176,6 +179,7 @@ def build_config(args) -> Config:
                 f'{args.config} does not define (the shipped GroupViT '
                 f'configs have no test-time augmentation). Run without '
                 f'--tta, or define them as mmseg\'s configs do.')
+        check_model_arguments(cfg.tta_model, 'tta_model')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
@@ -185,8 +189,6 @@ def build_config(args) -> Config:
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    # Before the checkpoint is looked for (or downloaded).
-    check_model_arguments(cfg.model)
     return cfg
 
 

@@ -150,3 +150,23 @@ def test_apis_refuse_before_building():
                         'groupvit_imagenet.py')
     with pytest.raises(ConfigValueError, match='^model.topK is not a setting'):
         init_classifier(imagenet, cfg_options={'model.topK': 5})
+
+
+def test_tta_names_the_key_as_written(tmp_path):
+    # --tta moves the model under tta_model.module; the message keeps the
+    # key the user wrote.
+    config = tmp_path / 'tta.py'
+    config.write_text(f'_base_ = [{VOC!r}]\n'
+                      "tta_model = dict(type='SegTTAModel')\n"
+                      'tta_pipeline = []\n')
+    test = load_script('tools/test.py')
+    args = test.parse_args(
+        [str(config), '--tta', '--cfg-options', 'model.foo=1'])
+    with pytest.raises(
+            ConfigValueError,
+            match='^model.foo is not a setting of GroupViTEncoderDecoder: '):
+        test.build_config(args)
+    # Without the typo the model is wrapped as mmseg does.
+    args = test.parse_args([str(config), '--tta'])
+    assert test.build_config(args).model.module.type == \
+        'GroupViTEncoderDecoder'
