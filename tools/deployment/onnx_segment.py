@@ -32,7 +32,6 @@ import numpy as np
 from PIL import Image
 
 HERE = osp.dirname(osp.abspath(__file__))
-REPO = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from groupvit_ort import OnnxSegmenter, UnreadableImage
