@@ -161,6 +161,13 @@ def _export(module, args, path, input_names, output_names, dynamic_axes):
             dynamo=False)
 
 
+def image_feeds(session, **arrays) -> dict:
+    """The arrays the image graph takes: a head without a background
+    channel does not use ``bg_thresh``, and its graph has no such input."""
+    names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in arrays.items() if k in names}
+
+
 def _session(path):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -219,12 +226,13 @@ def check_graphs(model, out_dir: str, window: torch.Tensor,
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
     class_embeds = model.text_encoder()
     ref = model.encode_decode(window, metas).numpy()
-    scores = _session(osp.join(out_dir, 'image.onnx')).run(
-        ['scores'],
-        dict(
-            pixels=window.numpy(),
-            class_embeds=class_embeds.numpy(),
-            bg_thresh=np.array(bg_thresh, np.float32)))[0]
+    session = _session(osp.join(out_dir, 'image.onnx'))
+    scores = session.run(['scores'],
+                         image_feeds(
+                             session,
+                             pixels=window.numpy(),
+                             class_embeds=class_embeds.numpy(),
+                             bg_thresh=np.array(bg_thresh, np.float32)))[0]
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts)
     tokens = tokens[:, :int(tokens.argmax(-1).max()) + 1]
@@ -315,7 +323,10 @@ def export_onnx(model,
             onnx=onnx.__version__,
             image_graph=dict(
                 file='image.onnx',
-                inputs=list(IMAGE_INPUTS),
+                inputs=[
+                    i.name for i in _session(osp.join(
+                        tmp, 'image.onnx')).get_inputs()
+                ],
                 outputs=list(IMAGE_OUTPUTS)),
             text_graph=dict(
                 file='text.onnx',

@@ -168,3 +168,46 @@ def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
     assert expected in message
     assert not (tmp_path / 'out').exists()
     assert onnx_export.DEPLOY_FILE == 'deploy.json'
+
+
+@pytest.mark.parametrize('mode', ['config_weights', 'random'])
+def test_tool_exports_the_configs_weights(mode, exported, tmp_path, capsys):
+    """Without CHECKPOINT the tool exports the config's load_from, as
+    tools/test.py and the demo load it; --random-weights exports a seeded
+    random model; deploy.json and the output say which."""
+    config = tmp_path / 'with_weights.py'
+    config.write_text(f'_base_ = [{exported["config"]!r}]\n'
+                      f'load_from = {exported["checkpoint"]!r}\n')
+    tool = load_script('tools/deployment/pytorch2onnx.py')
+    extra = ['--random-weights', '--seed', '3'] if mode == 'random' else []
+    meta = tool.main([str(config), '--out', str(tmp_path / 'out'), *extra])
+    printed = capsys.readouterr().out
+    # The graph against the export of the same checkpoint, on one window.
+    window = np.random.RandomState(0).randn(1, 3, 448, 448).astype('float32')
+    feeds = dict(
+        pixels=window,
+        class_embeds=exported['model'].text_encoder().detach().numpy(),
+        bg_thresh=np.array(0.95, np.float32))
+    ours, theirs = (
+        session(osp.join(d, 'image.onnx')).run(['assignments'], feeds)[0]
+        for d in (str(tmp_path / 'out'), exported['dir']))
+    if mode == 'random':
+        assert meta['weights'] == 'random (seed 3)'
+        assert 'RANDOM weights' in printed
+        assert np.abs(ours - theirs).max() > 1e-3
+    else:
+        assert meta['weights'] == osp.abspath(exported['checkpoint'])
+        assert 'RANDOM' not in printed
+        assert np.abs(ours - theirs).max() <= 1e-6
+
+
+def test_tool_takes_a_checkpoint_or_random_weights_not_both(exported, capsys):
+    tool = load_script('tools/deployment/pytorch2onnx.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args([
+            exported['config'], exported['checkpoint'], '--random-weights',
+            '--out', 'x'
+        ])
+    assert exit_info.value.code == 2
+    assert 'give CHECKPOINT or --random-weights, not both' in \
+        capsys.readouterr().err

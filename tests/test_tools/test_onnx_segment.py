@@ -49,6 +49,14 @@ def voc_export(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
+def context59_export(tmp_path_factory):
+    """A head without a background channel: its graph has no threshold
+    input."""
+    return small_onnx_export(
+        tmp_path_factory.mktemp('onnx_seg_context59'), 'groupvit_context59.py')
+
+
+@pytest.fixture(scope='module')
 def context_export(tmp_path_factory):
     return small_onnx_export(
         tmp_path_factory.mktemp('onnx_seg_context'), 'groupvit_context.py')
@@ -480,3 +488,37 @@ def test_damaged_protocol_is_refused(key, value, says, voc_export, tmp_path):
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and says in message
     assert '\n' not in message and not (tmp_path / 'o').exists()
+
+
+def test_head_without_background_exports_and_runs(context59_export, tmp_path):
+    """PASCAL Context 59 (with_bg=False, as ADE20K, COCO-Stuff, Cityscapes
+    and VOC20): the graph takes no threshold, the labels follow mmseg's, and
+    a --bg-thresh, which cannot apply, is refused."""
+    with open(osp.join(context59_export['dir'], 'deploy.json')) as f:
+        meta = json.load(f)
+    assert meta['image_graph']['inputs'] == ['pixels', 'class_embeds']
+    assert not meta['protocol']['with_bg']
+    model = context59_export['model']
+    runner = OnnxSegmenter(context59_export['dir'], threads=2)
+    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
+    assert len(class_embeds) == 59
+    for path in sample_paths('context', 2):
+        _, labels = runner.predict_file(path, class_embeds,
+                                        runner.protocol['bg_thresh'])
+        expected = mmseg_labels(model, path)
+        assert len(np.unique(expected)) > 1, 'a trivial comparison'
+        assert (labels == expected).mean() >= SAME_LABELS
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([
+            context59_export['dir'], PHOTO, '--bg-thresh', '0.5', '--out',
+            str(tmp_path / 'o')
+        ])
+    assert str(exit_info.value.code).startswith(
+        'error: --bg-thresh does not apply to this export: its head has no '
+        'background channel')
+    summary = tool.main(
+        [context59_export['dir'], PHOTO, '--out',
+         str(tmp_path / 'o')])
+    # No background class in front of the vocabulary.
+    assert summary['classes'] == [c[0] for c in meta['protocol']['classes']]

@@ -125,6 +125,9 @@ def profile_image_graph(export_dir,
             pixels=window,
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
+        # A head without a background channel has no threshold input.
+        names = {i.name for i in session.get_inputs()}
+        feeds = {k: v for k, v in feeds.items() if k in names}
         session.run(['scores'], feeds)  # warm-up, not counted
         for _ in range(runs):
             session.run(['scores'], feeds)

@@ -188,6 +188,12 @@ def main(argv=None):
             classes = protocol['classes']
         if bg_thresh is None:
             bg_thresh = protocol['bg_thresh']
+        elif not protocol['with_bg']:
+            raise ValueError(
+                f'--bg-thresh does not apply to this export: its head has no '
+                f'background channel (with_bg is false in {args.export}/'
+                f'deploy.json, e.g. PASCAL Context 59 or ADE20K); leave it '
+                f'out.')
         class_embeds, cut = model.class_embeddings(classes)
     except (FileNotFoundError, ValueError, TypeError) as e:
         sys.exit(f'error: {e}')

@@ -4,9 +4,9 @@
 
 Usage::
 
-    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT] --out DIR
-        [--check-image PHOTO] [--vocab ... | --vocab-file F]
-        [--templates ...] [--bg-thresh T] [--seed 0]
+    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT |
+        --random-weights [--seed 0]] --out DIR [--check-image PHOTO]
+        [--vocab ... | --vocab-file F] [--templates ...] [--bg-thresh T]
 
 Writes ``DIR/image.onnx`` (windows + class embeddings -> window scores),
 ``DIR/text.onnx`` (token ids -> text features), the tokenizer's BPE data and
@@ -14,8 +14,11 @@ Writes ``DIR/image.onnx`` (windows + class embeddings -> window scores),
 templates, classes, bg_thresh). Before reporting success, both graphs are
 run with onnxruntime and compared with PyTorch on a real photo (window
 scores and text features within 1e-4); a failed check leaves no output.
-Without CHECKPOINT the weights are random, and ``deploy.json`` and the
-output say so. See docs/deployment.md.
+Without CHECKPOINT the config's weights are exported (its ``load_from``,
+the published ones, downloaded once), as ``tools/test.py`` and
+``tools/demo.py`` do; ``--random-weights`` exports a seeded random model
+for a trial, and ``deploy.json`` and the output say so. See
+docs/deployment.md.
 """
 import argparse
 import os.path as osp
@@ -48,8 +51,8 @@ def parse_args(argv=None):
     parser.add_argument(
         'checkpoint',
         nargs='?',
-        help='converted checkpoint (tools/convert_weights.py); random '
-        'weights without it')
+        help='checkpoint (converted, NVlabs .pth, transformers folder, URL); '
+        'the config\'s load_from without it')
     parser.add_argument('--out', required=True, help='export folder')
     parser.add_argument(
         '--check-image',
@@ -72,8 +75,16 @@ def parse_args(argv=None):
         default=1e-4,
         help='largest allowed difference from PyTorch (default 1e-4)')
     parser.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='export a random model (seeded with --seed) instead of the '
+        'config\'s weights: a trial of the export, not a segmenter')
+    parser.add_argument(
         '--seed', type=int, default=0, help='seed of the random weights')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.random_weights and args.checkpoint:
+        parser.error('give CHECKPOINT or --random-weights, not both')
+    return args
 
 
 def check_inputs(args):
@@ -88,7 +99,7 @@ def check_inputs(args):
         raise FileNotFoundError(
             f'Checkpoint not found: {args.checkpoint}. Convert the '
             f'published weights with tools/convert_weights.py, or leave it '
-            f'out for random weights.')
+            f'out for the config\'s weights.')
     if not osp.isfile(args.check_image):
         raise FileNotFoundError(
             f'Check image not found: {args.check_image}. Pass a photo with '
@@ -111,18 +122,22 @@ def main(argv=None):
                 vocabulary=vocabulary,
                 templates=templates,
                 bg_thresh=args.bg_thresh,
-                seed=args.seed)
-        if args.checkpoint is None:
-            print('warning: no CHECKPOINT: the exported model has RANDOM '
-                  'weights and its predictions are meaningless.')
+                seed=args.seed,
+                random_weights=args.random_weights)
+        # The file init_groupvit loaded (CHECKPOINT or the config's
+        # load_from, downloaded); none: random weights.
+        weights = None if args.random_weights else model.cfg.get('load_from')
+        if not weights:
+            print('warning: the exported model has RANDOM weights and its '
+                  'predictions are meaningless.')
         meta = export_onnx(
             model,
             Config.fromfile(args.config),
             args.out,
             args.check_image,
             atol=args.atol,
-            weights=osp.abspath(args.checkpoint)
-            if args.checkpoint else f'random (seed {args.seed})')
+            weights=osp.abspath(weights)
+            if weights else f'random (seed {args.seed})')
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     except (FileNotFoundError, ValueError, TypeError, ExportCheckError) as e:

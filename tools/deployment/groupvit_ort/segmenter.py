@@ -97,6 +97,7 @@ class OnnxSegmenter:
                                   f'again.')
         self.image = _session(
             osp.join(export_dir, files[0]), threads, providers)
+        self.image_inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
         self.protocol = check_protocol(
             meta.get('protocol'), meta_path,
@@ -165,12 +166,15 @@ class OnnxSegmenter:
     def window_scores(self, windows: np.ndarray, class_embeds: np.ndarray,
                       bg_thresh: float) -> np.ndarray:
         """The image graph on ``[n, 3, H, W]`` windows: ``[n, C, H, W]``."""
-        return self.image.run(['scores'],
-                              dict(
-                                  pixels=np.ascontiguousarray(windows),
-                                  class_embeds=class_embeds,
-                                  bg_thresh=np.array(bg_thresh,
-                                                     np.float32)))[0]
+        feeds = dict(
+            pixels=np.ascontiguousarray(windows),
+            class_embeds=class_embeds,
+            bg_thresh=np.array(bg_thresh, np.float32))
+        # A head without a background channel has no threshold input.
+        return self.image.run(['scores'], {
+            k: v
+            for k, v in feeds.items() if k in self.image_inputs
+        })[0]
 
     def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
               bg_thresh: float) -> np.ndarray:
