@@ -34,7 +34,10 @@ from ..errors import ExportCheckError
 from .onnx_modules import (IMAGE_INPUTS, IMAGE_OUTPUTS, TEXT_INPUTS,
                            TEXT_OUTPUTS, ImageSide, TextSide)
 
-__all__ = ['ExportCheckError', 'export_onnx', 'describe_protocol_for_runtime']
+__all__ = [
+    'ExportCheckError', 'export_onnx', 'describe_protocol_for_runtime',
+    'image_feeds'
+]
 
 #: ONNX opset of the exported graphs.
 OPSET = 17

@@ -109,6 +109,8 @@ def profile_image_graph(export_dir,
     """Milliseconds per call of the image graph, summed per operator
     type, from onnxruntime's profiler (largest first)."""
     import onnxruntime as ort
+
+    from mmseg_groupvit.deployment.onnx_export import image_feeds
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
         options.enable_profiling = True
@@ -121,13 +123,11 @@ def profile_image_graph(export_dir,
             osp.join(export_dir, 'image.onnx'),
             options,
             providers=['CPUExecutionProvider'])
-        feeds = dict(
+        feeds = image_feeds(
+            session,
             pixels=window,
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
-        # A head without a background channel has no threshold input.
-        names = {i.name for i in session.get_inputs()}
-        feeds = {k: v for k, v in feeds.items() if k in names}
         session.run(['scores'], feeds)  # warm-up, not counted
         for _ in range(runs):
             session.run(['scores'], feeds)
