@@ -71,6 +71,20 @@ HF_SMALL = dict(
     projection_intermediate_dim=64)
 
 
+def swaps_of_a_test_run(progress):
+    """What a shipped VOC config's test run changes, one line each as
+    ``tools/test.py`` logs it (``progress``: the run's progress folder)."""
+    return [
+        'test_dataloader.dataset.pipeline.0: LoadImageFromFile -> '
+        'RobustLoadImageFromFile',
+        'test_dataloader.dataset.pipeline.2: LoadAnnotations -> '
+        'CheckedLoadAnnotations',
+        f'test_evaluator.progress_dir: None -> {progress}',
+        'test_dataloader.sampler: DefaultSampler -> SkipDoneSampler (skips '
+        f'the images recorded in {progress})'
+    ]
+
+
 def load_script(path, name=None):
     """Import a script by path (``tools/`` is not a package).
 

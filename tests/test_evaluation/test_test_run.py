@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmseg_groupvit.errors import ProgressError
 from mmseg_groupvit.evaluation import (enable_progress, prepare_test_run,
                                        use_checked_loading)
-from tests.conftest import REPO, VOC_SAMPLE
+from tests.conftest import REPO, VOC_SAMPLE, swaps_of_a_test_run
 
 
 def shipped(tmp_path, name='groupvit_voc.py'):
@@ -45,15 +45,7 @@ def test_shipped_config_runs_what_it_names_plus_the_said_swaps(tmp_path):
     assert cfg.test_evaluator.progress_dir == progress
     assert cfg.test_dataloader.sampler == dict(
         type='SkipDoneSampler', progress_dir=progress, round_up=True)
-    assert swaps == [
-        'test_dataloader.dataset.pipeline.0: LoadImageFromFile -> '
-        'RobustLoadImageFromFile',
-        'test_dataloader.dataset.pipeline.2: LoadAnnotations -> '
-        'CheckedLoadAnnotations',
-        f'test_evaluator.progress_dir: None -> {progress}',
-        'test_dataloader.sampler: DefaultSampler -> SkipDoneSampler (skips '
-        f'the images recorded in {progress})'
-    ]
+    assert swaps == swaps_of_a_test_run(progress)
     # cfg.test_pipeline, which inference_model reads, keeps mmseg's names.
     assert cfg.test_pipeline[0]['type'] == 'LoadImageFromFile'
 

@@ -59,21 +59,19 @@ def test_misspelled_key_is_named(config, key, component):
     assert right in takes.rstrip('.').split(', ')
 
 
-def test_mmseg_components_are_checked_too():
-    # FCNHead passes **kwargs on to mmseg's BaseDecodeHead.
-    cfg = Config.fromfile(FCN)
-    cfg.merge_from_dict({'model.decode_head.num_clases': 21})
+@pytest.mark.parametrize(
+    'config,key,component',
+    [
+        # FCNHead passes **kwargs on to mmseg's BaseDecodeHead.
+        (FCN, 'model.decode_head.num_clases', 'FCNHead'),
+        (VOC, 'model.data_preprocessor.sise', 'SegDataPreProcessor'),
+    ])
+def test_mmseg_components_are_checked_too(config, key, component):
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({key: 1})
     with pytest.raises(
             ConfigValueError,
-            match='^model.decode_head.num_clases '
-            'is not a setting of FCNHead: '):
-        check_model_arguments(cfg.model)
-    cfg = Config.fromfile(VOC)
-    cfg.merge_from_dict({'model.data_preprocessor.sise': 1})
-    with pytest.raises(
-            ConfigValueError,
-            match='^model.data_preprocessor.sise '
-            'is not a setting of SegDataPreProcessor: '):
+            match=f'^{key} is not a setting of {component}: '):
         check_model_arguments(cfg.model)
 
 

@@ -26,6 +26,19 @@ from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 CONVERT = osp.join(REPO, 'tools', 'convert_weights.py')
 
 
+def converter_error(src, dst) -> str:
+    """``tools/convert_weights.py SRC DST`` in a fresh process, which must
+    fail with one ``error:`` line: that line."""
+    proc = subprocess.run(
+        [sys.executable, CONVERT, str(src),
+         str(dst)],
+        capture_output=True,
+        text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
+    return proc.stderr
+
+
 @pytest.fixture(scope='module')
 def small_state():
     init_default_scope('mmseg')
@@ -200,15 +213,8 @@ def test_another_models_state_dict(tmp_path):
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert "the state_dict of another model (keys e.g. ['0.bias', " \
         "'0.weight', '1.bias'])" in str(info.value)
-    proc = subprocess.run(
-        [sys.executable, CONVERT,
-         str(src),
-         str(tmp_path / 'out.pth')],
-        capture_output=True,
-        text=True)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
-    assert 'state_dict of another model' in proc.stderr
+    assert 'state_dict of another model' in converter_error(
+        src, tmp_path / 'out.pth')
 
 
 def test_fine_tuned_mmseg_checkpoint(small_state, tmp_path):
@@ -223,17 +229,10 @@ def test_fine_tuned_mmseg_checkpoint(small_state, tmp_path):
     state['decode_head.conv_seg.bias'] = torch.zeros(21)
     src = tmp_path / 'iter_20000.pth'
     torch.save(dict(state_dict=state, meta=dict(iter=20000)), src)
-    proc = subprocess.run(
-        [sys.executable, CONVERT,
-         str(src),
-         str(tmp_path / 'out.pth')],
-        capture_output=True,
-        text=True)
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
+    message = converter_error(src, tmp_path / 'out.pth')
     assert "is a checkpoint of another mmseg model (its keys start with " \
-        "['backbone', 'decode_head']" in proc.stderr
-    assert f'python tools/test.py CONFIG {src}' in proc.stderr
+        "['backbone', 'decode_head']" in message
+    assert f'python tools/test.py CONFIG {src}' in message
     assert not (tmp_path / 'out.pth').exists()
 
 
