@@ -6,6 +6,10 @@ import math
 from numbers import Integral, Real
 from typing import Any, Optional, Sequence
 
+from .package_modules import load_package_module
+
+config_checks = load_package_module('utils/config_checks.py')
+
 __all__ = ['ExportError', 'check_protocol', 'check_runtime_options']
 
 
@@ -74,10 +78,12 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
         raise _BadValue(
             f'protocol.templates must be a list of texts with one "{{}}" '
             f'each, got {templates!r}')
-    thresh = protocol.get('bg_thresh')
-    if not (_is_number(thresh) and 0 <= thresh <= 1):
-        raise _BadValue(
-            f'protocol.bg_thresh must be a number in [0, 1], got {thresh!r}')
+    try:
+        # The package's check of every threshold (also --bg-thresh).
+        config_checks.check_bg_thresh(
+            protocol.get('bg_thresh'), 'protocol.bg_thresh')
+    except ValueError as e:
+        raise _BadValue(str(e).rstrip('.')) from None
     classes = protocol.get('classes')
     if not (isinstance(classes, list) and classes and all(
             isinstance(c, list) and c and all(
