@@ -21,10 +21,8 @@ from mmengine.logging import print_log
 
 from ..errors import CheckpointError
 from .arch import arch_diff, check_arch, infer_arch
-from .convert_checkpoint import GUESSED_FIELDS, convert_source
+from .convert_checkpoint import GUESSED_FIELDS, PARTS, convert_source
 from .io import load_source_checkpoint
-
-PARTS = ('image_encoder', 'text_encoder')
 
 
 def source_layout(checkpoint) -> Optional[str]:
