@@ -10,9 +10,9 @@ import _mmseg_groupvit_mmcv_shim
 # Must run before anything imports ``mmseg.models`` (see the shim's docstring).
 _mmseg_groupvit_mmcv_shim.install()
 
+from groupvit_common.errors import *  # noqa: E402,F401,F403
 from .apis import *  # noqa: E402,F401,F403
 from .datasets import *  # noqa: E402,F401,F403
-from .errors import *  # noqa: E402,F401,F403
 from .evaluation import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .utils import *  # noqa: E402,F401,F403

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.utils.distributed import replace_sync_bn
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)

@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
                                                        convert_checkpoint)
 

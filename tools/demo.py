@@ -57,17 +57,17 @@ from mmengine.fileio import get as read_bytes
 from mmseg.apis import inference_model
 from PIL import Image
 
+from groupvit_common.drawing import (draw_banner, draw_legend, mark_boundaries,
+                                     overlay_labels, png_text, tile_panes)
+from groupvit_common.errors import (USER_ERRORS, CheckpointError,
+                                    ConfigValueError, ImageLoadError,
+                                    user_error_message)
+from groupvit_common.image_files import list_images
+from groupvit_common.palette import distinct_colors
 from mmseg_groupvit.apis import (classify_image, image_group_maps,
                                  init_classifier, init_groupvit)
-from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
-                                   ConfigValueError, ImageLoadError,
-                                   user_error_message)
 from mmseg_groupvit.utils.console import progress, quiet_warnings
-from mmseg_groupvit.utils.image_files import list_images
 from mmseg_groupvit.utils.text_options import read_text_options
-from mmseg_groupvit.visualization import (distinct_colors, draw_banner,
-                                          draw_legend, mark_boundaries,
-                                          overlay_labels, png_text, tile_panes)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')

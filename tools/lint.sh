@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${VENV:-.venv}/bin/python"
 "$PY" -m pip install -q -r requirements/lint.txt
-PATHS=(mmseg_groupvit configs tools tests setup.py _mmseg_groupvit_mmcv_shim.py)
+PATHS=(mmseg_groupvit groupvit_common configs tools tests setup.py _mmseg_groupvit_mmcv_shim.py)
 if [[ "${1:-}" == "--fix" ]]; then
     "$PY" -m isort -q "${PATHS[@]}"
     "$PY" -m yapf -i -r "${PATHS[@]}"

@@ -50,11 +50,11 @@ _mmseg_groupvit_mmcv_shim.install()
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_world_size
 
+from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
+                                    user_error_message)
 from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
                                    classification_config_of,
                                    classification_main)
-from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
-                                   user_error_message)
 from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
                                        class_table_lines, describe_protocol,
                                        prepare_test_run, result_lines,

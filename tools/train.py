@@ -45,9 +45,9 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from groupvit_common.errors import (USER_ERRORS, CheckpointError,
+                                    user_error_message)
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
-from mmseg_groupvit.errors import (USER_ERRORS, CheckpointError,
-                                   user_error_message)
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,

@@ -28,7 +28,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from ..errors import ImageSizeError
+from groupvit_common.errors import ImageSizeError
 
 __all__ = [
     'CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize',

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
-from ..errors import ClassificationDataError
+from groupvit_common.errors import ClassificationDataError
 from ..utils.imagenet_classes import imagenet_classes, imagenet_wnids
 
 __all__ = ['ClassificationDataError', 'CustomDataset', 'ImageNet']

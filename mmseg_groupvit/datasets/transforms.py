@@ -41,7 +41,7 @@ from mmengine import fileio
 from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageLoadError
+from groupvit_common.errors import ImageLoadError
 
 __all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose, pseudo_collate
 
-from ..errors import ExportCheckError
+from groupvit_common.errors import ExportCheckError
 from .onnx_modules import (IMAGE_INPUTS, IMAGE_OUTPUTS, TEXT_INPUTS,
                            TEXT_OUTPUTS, ImageSide, TextSide)
 

@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
-from ..errors import USER_ERRORS, user_error_message
+from groupvit_common.errors import USER_ERRORS, user_error_message
 from ..evaluation.classification import (describe_classification_protocol,
                                          is_classification_config)
 from ..evaluation.consistency import check_class_count

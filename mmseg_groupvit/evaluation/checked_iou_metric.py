@@ -8,8 +8,8 @@ import torch
 from mmengine.dist import barrier, get_rank
 from mmseg.registry import METRICS
 
+from groupvit_common.errors import LabelMapError, ProgressError
 from ..datasets.transforms import exif_orientation
-from ..errors import LabelMapError, ProgressError
 from .consistency import check_class_count
 from .iou_metric import PerClassIoUMetric
 from .progress import ProgressWriter, read_progress

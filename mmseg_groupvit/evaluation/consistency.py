@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmseg.registry import DATASETS
 from torch import nn
 
-from ..errors import ConfigCheckError
+from groupvit_common.errors import ConfigCheckError
 
 __all__ = ['dataset_classes', 'check_class_count', 'check_model_classes']
 

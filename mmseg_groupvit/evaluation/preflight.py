@@ -10,8 +10,8 @@ import os
 import os.path as osp
 import tempfile
 
-from ..errors import ConfigCheckError, ConfigValueError
-from ..utils.config_checks import check_positive_int, check_positive_pair
+from groupvit_common.checks import check_positive_int, check_positive_pair
+from groupvit_common.errors import ConfigCheckError, ConfigValueError
 
 __all__ = ['check_dataset_paths', 'check_test_dataloader', 'check_out_dir']
 

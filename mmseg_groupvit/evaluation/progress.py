@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.logging import print_log
 
-from ..errors import ProgressError
+from groupvit_common.errors import ProgressError
 
 __all__ = [
     'ProgressWriter', 'read_progress', 'read_records', 'file_stamp',

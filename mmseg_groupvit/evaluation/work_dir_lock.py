@@ -11,7 +11,7 @@ import fcntl
 import os
 import os.path as osp
 
-from ..errors import ProgressError
+from groupvit_common.errors import ProgressError
 
 __all__ = ['lock_work_dir']
 

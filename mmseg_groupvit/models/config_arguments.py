@@ -15,7 +15,7 @@ from typing import Any
 
 from mmseg.registry import MODELS
 
-from ..errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 
 __all__ = ['check_model_arguments']
 

@@ -4,9 +4,9 @@
 The named lists themselves live in :mod:`.class_names` and
 :mod:`.templates`.
 """
+from groupvit_common.vocabulary import load_vocabulary
 from .class_names import get_prompt_classes
 from .templates import check_template, get_templates
-from .vocabulary import load_vocabulary
 
 __all__ = [
     'get_prompt_classes', 'check_template', 'get_templates', 'load_vocabulary'

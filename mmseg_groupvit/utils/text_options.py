@@ -4,8 +4,8 @@
 :func:`mmseg_groupvit.apis.init_groupvit` takes."""
 from typing import List, NamedTuple, Optional, Sequence
 
+from groupvit_common.vocabulary import load_vocabulary, parse_class_list
 from .templates import get_templates
-from .vocabulary import load_vocabulary, parse_class_list
 
 __all__ = ['TextOptions', 'read_text_options', 'read_templates']
 

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from .arch import arch_diff, infer_arch
 
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 
 # (pattern, replacement) applied in order, first match wins.
 _NV_STAGE = r'^img_encoder\.layers\.(\d+)\.'

@@ -8,7 +8,7 @@ from typing import Dict, Optional
 import torch
 from mmseg.registry import MODELS
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from .arch import (DEFAULT_ARCH, arch_diff, canonical_arch, check_arch,
                    infer_arch)
 from .check import check_values, compare_state_dicts, describe_mismatch

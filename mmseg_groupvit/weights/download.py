@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from mmengine.dist import get_dist_info
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from .io import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors_file
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from .training_state import restore_numpy, training_state_globals
 
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')

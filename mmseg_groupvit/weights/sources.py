@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
 
-from ..errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from .arch import arch_diff, check_arch, infer_arch
 from .convert_checkpoint import GUESSED_FIELDS, PARTS, convert_source
 from .io import load_source_checkpoint

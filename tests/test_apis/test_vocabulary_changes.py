@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Changing the vocabulary of a built model: class embeddings follow
 transformers' text tower (synonyms and templates averaged as documented in
-``mmseg_groupvit.utils.vocabulary``), outputs equal those of a model built
+``groupvit_common.vocabulary``), outputs equal those of a model built
 with the new vocabulary, and nothing stale is served from the cache."""
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmseg.apis import init_model
 from mmseg.utils import tokenize
 
-from mmseg_groupvit.errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.utils import get_templates
 from .conftest import PHOTO
 

@@ -11,10 +11,10 @@ from mmseg.apis import inference_model
 from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
+from groupvit_common.errors import ImageLoadError, ImageSizeError
 from mmseg_groupvit.datasets import (CheckedLoadAnnotations, CheckedResize,
                                      RobustLoadImageFromFile,
                                      use_checked_resize)
-from mmseg_groupvit.errors import ImageLoadError, ImageSizeError
 from tests.conftest import REPO, build_small_segmentor
 
 VOC_RESIZE = dict(scale=(2048, 448), keep_ratio=True)

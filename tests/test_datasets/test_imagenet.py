@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from groupvit_common.errors import ClassificationDataError
 from mmseg_groupvit.datasets import CustomDataset, ImageNet
-from mmseg_groupvit.errors import ClassificationDataError
 
 
 def infos(ds):

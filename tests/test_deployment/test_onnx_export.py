@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from groupvit_common.errors import ExportCheckError
 from mmseg_groupvit.deployment import export_onnx, onnx_export
-from mmseg_groupvit.errors import ExportCheckError
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.models.layers.grouping import chain_assignments
 from tests.conftest import PHOTOS, load_script, small_onnx_export

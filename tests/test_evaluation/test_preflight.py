@@ -7,8 +7,8 @@ import os
 import pytest
 from mmengine.config import Config
 
-from mmseg_groupvit.errors import (USER_ERRORS, ConfigCheckError,
-                                   ConfigValueError, user_error_message)
+from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
+                                    ConfigValueError, user_error_message)
 from mmseg_groupvit.evaluation import (check_dataset_paths, check_out_dir,
                                        check_test_dataloader)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmseg_groupvit.errors import ProgressError
+from groupvit_common.errors import ProgressError
 from mmseg_groupvit.evaluation import (ProgressWriter, describe_run,
                                        prepare_progress)
 from mmseg_groupvit.evaluation.work_dir_lock import lock_work_dir

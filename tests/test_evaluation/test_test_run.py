@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmseg_groupvit.errors import ProgressError
+from groupvit_common.errors import ProgressError
 from mmseg_groupvit.evaluation import (enable_progress, prepare_test_run,
                                        use_checked_loading)
 from tests.conftest import REPO, VOC_SAMPLE, swaps_of_a_test_run

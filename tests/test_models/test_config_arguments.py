@@ -8,7 +8,7 @@ import mmseg
 import pytest
 from mmengine.config import Config
 
-from mmseg_groupvit.errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from tests.conftest import REPO, load_script
 

@@ -11,8 +11,8 @@ import torch
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from mmseg_groupvit.errors import (ConfigCheckError, ImageLoadError,
-                                   user_error_message)
+from groupvit_common.errors import (ConfigCheckError, ImageLoadError,
+                                    user_error_message)
 from mmseg_groupvit.evaluation import check_dataset_paths
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)

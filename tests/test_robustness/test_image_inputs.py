@@ -12,8 +12,8 @@ from mmcv.transforms import LoadImageFromFile
 from PIL import Image
 
 import mmseg_groupvit.datasets.transforms as transforms_module
+from groupvit_common.errors import ImageLoadError
 from mmseg_groupvit.datasets import RobustLoadImageFromFile
-from mmseg_groupvit.errors import ImageLoadError
 from tests.conftest import VOC_SAMPLE
 
 RNG = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 
 import mmseg_groupvit.models.segmentors.postprocess as postprocess
-from mmseg_groupvit.errors import ImageSizeError
+from groupvit_common.errors import ImageSizeError
 from mmseg_groupvit.models.segmentors.postprocess import resize_argmax
 from tests.conftest import VOC_SAMPLE, build_small_segmentor
 

@@ -7,8 +7,8 @@ import torch
 from mmseg.evaluation import IoUMetric
 from PIL import Image
 
-from mmseg_groupvit.errors import (ConfigCheckError, LabelMapError,
-                                   ProgressError)
+from groupvit_common.errors import (ConfigCheckError, LabelMapError,
+                                    ProgressError)
 from mmseg_groupvit.evaluation import (CheckedIoUMetric, ProgressWriter,
                                        read_progress)
 

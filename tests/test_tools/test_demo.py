@@ -14,7 +14,7 @@ from mmseg.apis import init_model
 from mmseg.datasets import PascalVOCDataset
 from PIL import Image
 
-from mmseg_groupvit.visualization import draw_legend
+from groupvit_common.drawing import draw_legend
 from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 

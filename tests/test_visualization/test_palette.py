@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mmseg_groupvit.visualization import class_palette, distinct_colors
+from groupvit_common.palette import class_palette, distinct_colors
 
 
 def test_first_colour_by_hand():

@@ -4,7 +4,7 @@ model, no file)."""
 import pytest
 import torch
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.check import (check_values, compare_state_dicts,
                                           describe_mismatch)
 

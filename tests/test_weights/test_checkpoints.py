@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.runner import load_checkpoint
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import load_source_checkpoint
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO, build_small_segmentor

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.models.layers.transformer import build_activation
 from mmseg_groupvit.weights import convert_checkpoint as converter
 from mmseg_groupvit.weights.arch import ACTIVATIONS

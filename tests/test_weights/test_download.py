@@ -13,8 +13,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import (HF_SMALL, REPO, hub_cache, randomise_hf,
                             release_name, serve_folder)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import read_safetensors
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO

@@ -4,7 +4,7 @@ config and architecture dicts (no checkpoint file, no model)."""
 import pytest
 import torch
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.sources import (_groupvit_models, checkpoint_arch,
                                             merge_arch)
 

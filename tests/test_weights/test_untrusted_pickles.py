@@ -21,7 +21,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import load_source_checkpoint
 from mmseg_groupvit.weights.io import safe_globals
 from tests.conftest import REPO, VOC_SAMPLE, build_small_segmentor
@@ -261,7 +261,7 @@ def test_mmseg_apis_refuse(hostile):
     paths, marker = hostile
     code = (f'import sys\n'
             f'from mmseg.apis import MMSegInferencer, init_model\n'
-            f'from mmseg_groupvit.errors import CheckpointError\n'
+            f'from groupvit_common.errors import CheckpointError\n'
             f'for load in (init_model, MMSegInferencer):\n'
             f'    try:\n'
             f'        load("configs/groupvit_voc.py", '

@@ -11,7 +11,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, varied_segmentor)

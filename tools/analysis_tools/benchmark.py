@@ -72,7 +72,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
-from mmseg_groupvit.errors import USER_ERRORS, user_error_message
+from groupvit_common.errors import USER_ERRORS, user_error_message
 from mmseg_groupvit.models.segmentors import sliding_windows
 from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
                                                machine, swapped_encode_decode)

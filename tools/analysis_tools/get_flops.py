@@ -43,7 +43,7 @@ from mmengine.analysis.print_helper import _format_size
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
-from mmseg_groupvit.errors import USER_ERRORS, user_error_message
+from groupvit_common.errors import USER_ERRORS, user_error_message
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.flops import segmentor_flops, window_shape

@@ -8,8 +8,8 @@ Usage::
         [--out OUT] [--threads N] [--window-batch 2] [--opacity 0.5]
 
 ``DIR`` is an export of ``tools/deployment/pytorch2onnx.py``. Imports only
-onnxruntime, numpy, Pillow and the standard library (plus, by file path,
-the package's torch-free vocabulary, threshold and drawing modules), and
+onnxruntime, numpy, Pillow and the standard library (plus the torch-free
+``groupvit_common``: vocabulary, threshold and drawing), and
 runs the config's protocol: keep-ratio resize, normalisation, slide
 windows averaged as mmseg does, resize back, argmax. For every image it
 writes into ``--out``:
@@ -34,20 +34,17 @@ from PIL import Image
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from groupvit_common import checks as config_checks
+from groupvit_common import drawing, image_files
+from groupvit_common import palette as palettes
+from groupvit_common import vocabulary
 from groupvit_ort import OnnxSegmenter, UnreadableImage
-from groupvit_ort.package_modules import load_package_module
 
 LEGEND_EVERY_CLASS_UP_TO = 40
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Export a converted checkpoint (see docs/deployment.md).'
 ]
-
-vocabulary = load_package_module('utils/vocabulary.py')
-config_checks = load_package_module('utils/config_checks.py')
-drawing = load_package_module('visualization/drawing.py')
-palettes = load_package_module('visualization/palette.py')
-image_files = load_package_module('utils/image_files.py')
 
 
 def parse_args(argv=None):

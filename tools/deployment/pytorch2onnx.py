@@ -34,10 +34,10 @@ _mmseg_groupvit_mmcv_shim.install()
 
 from mmengine.config import Config
 
+from groupvit_common.errors import (USER_ERRORS, ExportCheckError,
+                                    user_error_message)
 from mmseg_groupvit.apis import init_groupvit
 from mmseg_groupvit.deployment import export_onnx
-from mmseg_groupvit.errors import (USER_ERRORS, ExportCheckError,
-                                   user_error_message)
 
 DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
                                'groupvit_demo_voc.jpg')

@@ -20,7 +20,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 from torch import nn
 
-from ...errors import CheckpointError, ImageSizeError
+from groupvit_common.errors import CheckpointError, ImageSizeError
 from ...weights.check import (check_values, compare_state_dicts,
                               describe_mismatch)
 from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,

@@ -16,8 +16,8 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from ...errors import CheckpointError
-from ...utils.config_checks import check_bg_thresh, check_positive_int
+from groupvit_common.checks import check_bg_thresh, check_positive_int
+from groupvit_common.errors import CheckpointError
 from ..layers import chain_assignments
 
 __all__ = [

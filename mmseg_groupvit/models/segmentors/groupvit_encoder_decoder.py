@@ -11,8 +11,8 @@ from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from ...errors import ConfigValueError, ImageSizeError
-from ...visualization import class_palette
+from groupvit_common.errors import ConfigValueError, ImageSizeError
+from groupvit_common.palette import class_palette
 from ...weights import check_state_dict
 from .large_vocabulary import LargeVocabularyMixin
 from .mixed_precision import autocast, autocast_dtype, to_float32

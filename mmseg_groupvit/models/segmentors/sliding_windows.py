@@ -13,7 +13,7 @@ from typing import Iterator, List, Tuple
 import torch
 from torch import Tensor
 
-from ...utils.window_grid import window_boxes
+from groupvit_common.window_grid import window_boxes
 
 __all__ = [
     'SlidingWindowsMixin', 'window_boxes', 'window_batch', 'window_batches',

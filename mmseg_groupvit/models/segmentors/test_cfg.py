@@ -11,9 +11,9 @@ wrong result rather than an error there: a ``stride`` larger than the
 """
 from typing import Optional
 
-from ...errors import ConfigValueError
-from ...utils.config_checks import (check_bg_thresh, check_choice,
+from groupvit_common.checks import (check_bg_thresh, check_choice,
                                     check_positive_int, check_positive_pair)
+from groupvit_common.errors import ConfigValueError
 from .mixed_precision import AUTOCAST_CHOICES
 
 __all__ = ['check_test_cfg']

@@ -24,9 +24,9 @@ from mmseg.utils import tokenize
 from mmseg.utils.tokenizer import _tokenizer
 from torch import nn
 
-from ...errors import ConfigValueError
+from groupvit_common.checks import check_positive_int
+from groupvit_common.errors import ConfigValueError
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
-from ...utils.config_checks import check_positive_int
 from ..layers import ProjectionMLP, TransformerBlock
 
 Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]

@@ -14,7 +14,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import SMALL_ARCH
 

@@ -10,7 +10,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_groupvit.errors import CheckpointError
+from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.utils.imagenet_classes import (imagenet_classes,
                                                    imagenet_wnids)
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint

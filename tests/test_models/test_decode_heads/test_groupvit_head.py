@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from PIL import Image
 
-from mmseg_groupvit.errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.models.decode_heads import chain_assignments
 from tests.conftest import PHOTOS, varied_segmentor
 

@@ -11,7 +11,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import MODELS
 
-from mmseg_groupvit.errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from tests.conftest import (REPO, VOC_SAMPLE, build_small_segmentor,
                             varied_segmentor)
 

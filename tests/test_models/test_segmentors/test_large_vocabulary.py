@@ -11,7 +11,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
 import mmseg_groupvit.models.segmentors.large_vocabulary as compact
-from mmseg_groupvit.errors import ConfigCheckError
+from groupvit_common.errors import ConfigCheckError
 from mmseg_groupvit.evaluation import CheckedIoUMetric
 from mmseg_groupvit.models.decode_heads import GroupViTHead
 from tests.conftest import VOC_SAMPLE, build_small_segmentor, varied_segmentor

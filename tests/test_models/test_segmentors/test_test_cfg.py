@@ -15,8 +15,8 @@ from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
+from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.errors import ConfigValueError
 from mmseg_groupvit.models.segmentors.sliding_windows import (window_boxes,
                                                               window_counts)
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor

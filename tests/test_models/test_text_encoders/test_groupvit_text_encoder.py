@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import tokenize
 from mmseg.utils.tokenizer import _tokenizer
 
-from mmseg_groupvit.errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from tests.conftest import SMALL_ARCH, randomise_batchnorm
 
 

@@ -6,9 +6,7 @@ import math
 from numbers import Integral, Real
 from typing import Any, Optional, Sequence
 
-from .package_modules import load_package_module
-
-config_checks = load_package_module('utils/config_checks.py')
+from groupvit_common import checks as config_checks
 
 __all__ = ['ExportError', 'check_protocol', 'check_runtime_options']
 

@@ -17,14 +17,13 @@ from typing import List, Optional, Tuple
 import numpy as np
 import onnxruntime as ort
 
+from groupvit_common.window_grid import window_boxes
 from .image_ops import (normalize, read_rgb, rescale_size,
                         resize_float_bilinear, resize_uint8_bilinear)
-from .package_modules import load_package_module
 from .protocol import ExportError, check_protocol, check_runtime_options
 from .tokenizer import ClipTokenizer
 
 #: mmseg's slide windows, in its order (the segmentor's own grid).
-window_boxes = load_package_module('utils/window_grid.py').window_boxes
 
 __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 

@@ -4,13 +4,13 @@
 Each component checks its own arguments once, when it is built, and raises
 :class:`ConfigValueError` naming the config key, the value and the fix. The
 tools print that message as one ``error:`` line (see
-:mod:`mmseg_groupvit.errors`).
+:mod:`.errors`).
 """
 import math
 from numbers import Integral, Real
 from typing import Any, Sequence, Tuple
 
-from ..errors import ConfigValueError
+from .errors import ConfigValueError
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
