@@ -8,14 +8,19 @@ tools print that message as one ``error:`` line (see
 """
 import math
 from numbers import Integral, Real
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from .errors import ConfigValueError
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice'
+    'check_choice', 'check_test_cfg', 'AUTOCAST_CHOICES'
 ]
+
+#: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
+#: half-precision dtype of the image encoder.
+AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', 'fp16', 'float16', 'bf16',
+                    'bfloat16')
 
 
 def _is_int(value: Any) -> bool:
@@ -95,3 +100,100 @@ def check_choice(value: Any, key: str, choices: Sequence) -> Any:
             f'{key} must be one of {", ".join(map(repr, choices))}, got '
             f'{value!r}.')
     return value
+
+
+_KEY = 'model.test_cfg'
+
+#: The memory budgets of ``test_cfg`` and what each bounds.
+BUDGETS = dict(
+    max_dense_scores_bytes='the largest score canvas at the network\'s size',
+    max_full_size_scores_bytes='the largest score map resized to the '
+    'original image')
+
+
+def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
+    """Check ``crop_size`` and ``stride`` of slide inference: two positive
+    integers each, every pixel covered, a window of at least one patch."""
+    crop = check_positive_pair(
+        test_cfg.get('crop_size'), f'{_KEY}.crop_size',
+        'window height and width, needed by mode=\'slide\'')
+    stride = check_positive_pair(
+        test_cfg.get('stride'), f'{_KEY}.stride',
+        'step between windows, needed by mode=\'slide\'')
+    if stride[0] > crop[0] or stride[1] > crop[1]:
+        raise ConfigValueError(
+            f'{_KEY}.stride {stride} is larger than {_KEY}.crop_size {crop}: '
+            f'the pixels between two windows would get no score (0/0 = NaN, '
+            f'then counted as background). Use a stride of at most the crop '
+            f'size, e.g. --cfg-options "{_KEY}.stride=({max(crop[0] // 2, 1)},'
+            f'{max(crop[1] // 2, 1)})".')
+    if patch_size and min(crop) < patch_size:
+        raise ConfigValueError(
+            f'{_KEY}.crop_size {crop} is smaller than one '
+            f'{patch_size}x{patch_size} patch of the image encoder, so no '
+            f'window can be segmented. Use windows of at least '
+            f'({patch_size}, {patch_size}); the shipped configs use '
+            f'(448, 448) with a stride of (224, 224).')
+
+
+#: Every key of the segmentor's ``test_cfg``; another one is refused, since
+#: it would be ignored (a misspelled budget would silently not apply).
+KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
+        'max_dense_scores_bytes', 'max_full_size_scores_bytes')
+
+
+def check_test_cfg(test_cfg: Optional[dict],
+                   patch_size: Optional[int] = None) -> None:
+    """Raise unless ``test_cfg`` can give a correct result.
+
+    Checked: ``mode`` (``'whole'`` or ``'slide'``); in slide mode
+    ``crop_size`` and ``stride`` (two positive integers, the stride at most
+    the crop, the crop at least one patch); ``window_batch`` (a positive
+    integer); ``max_dense_scores_bytes`` and ``max_full_size_scores_bytes``
+    (integers, 0 or more: see :class:`GroupViTEncoderDecoder`); ``autocast``;
+    ``bg_thresh`` (a number in [0, 1]); no other key. The former
+    ``max_logits_bytes``,
+    which set both budgets, is refused with a message naming the two keys
+    that replace it.
+
+    Args:
+        test_cfg (dict, optional): The segmentor's ``test_cfg``.
+        patch_size (int, optional): The image encoder's patch side.
+
+    Raises:
+        ConfigValueError: Naming the key, the value and the fix.
+    """
+    if test_cfg is None:
+        return
+    unknown = sorted(set(test_cfg) - set(KEYS) - {'max_logits_bytes'})
+    if unknown:
+        raise ConfigValueError(
+            f'{_KEY} has no setting {", ".join(map(repr, unknown))}: it '
+            f'would be ignored. The settings are {", ".join(KEYS)}.')
+    mode = check_choice(
+        test_cfg.get('mode', 'whole'), f'{_KEY}.mode', ('whole', 'slide'))
+    if mode == 'slide':
+        check_slide_windows(test_cfg, patch_size)
+    if test_cfg.get('window_batch') is not None:
+        check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
+                           'windows per backbone pass')
+    if 'max_logits_bytes' in test_cfg:
+        raise ConfigValueError(
+            f'{_KEY}.max_logits_bytes is no longer read: it was split into '
+            f'{_KEY}.max_dense_scores_bytes (the largest score canvas at the '
+            f'network\'s size; above it a large vocabulary is segmented a '
+            f'few classes at a time, without seg_logits) and '
+            f'{_KEY}.max_full_size_scores_bytes (the largest score map '
+            f'resized to the original image; above it seg_logits stays at '
+            f'the network\'s size). Set either or both instead.')
+    for key, meaning in BUDGETS.items():
+        budget = test_cfg.get(key)
+        if budget is not None and (not isinstance(budget, int)
+                                   or isinstance(budget, bool) or budget < 0):
+            raise ConfigValueError(
+                f'{_KEY}.{key} must be a number of bytes (an integer, 0 or '
+                f'more: {meaning}), got {budget!r}.')
+    check_choice(
+        test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
+    if test_cfg.get('bg_thresh') is not None:
+        check_bg_thresh(test_cfg['bg_thresh'], f'{_KEY}.bg_thresh')

@@ -11,6 +11,7 @@ from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from groupvit_common.checks import check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from ...weights import check_state_dict
@@ -18,7 +19,6 @@ from .large_vocabulary import LargeVocabularyMixin
 from .mixed_precision import autocast, autocast_dtype, to_float32
 from .postprocess import BoundedPostprocessMixin
 from .sliding_windows import SlidingWindowsMixin
-from .test_cfg import check_test_cfg
 
 
 def describe_images(data_samples) -> str:

@@ -7,15 +7,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ['AUTOCAST_CHOICES', 'autocast', 'autocast_dtype', 'to_float32']
+__all__ = ['autocast', 'autocast_dtype', 'to_float32']
 
 _AMP_DTYPES = dict(
     fp16=torch.float16,
     float16=torch.float16,
     bf16=torch.bfloat16,
     bfloat16=torch.bfloat16)
-#: Values of ``test_cfg.autocast``: fp32 (None and its names) or a dtype.
-AUTOCAST_CHOICES = (None, False, 'fp32', 'float32') + tuple(_AMP_DTYPES)
 
 
 def autocast_dtype(test_cfg) -> Optional[torch.dtype]:
