@@ -15,8 +15,9 @@ import re
 
 __all__ = [
     'CheckpointError', 'ClassificationDataError', 'ConfigCheckError',
-    'ConfigValueError', 'ExportCheckError', 'ImageLoadError', 'ImageSizeError',
-    'LabelMapError', 'ProgressError', 'USER_ERRORS', 'user_error_message'
+    'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
+    'ImageSizeError', 'LabelMapError', 'ProgressError', 'USER_ERRORS',
+    'user_error_message'
 ]
 
 
@@ -35,6 +36,12 @@ class ConfigCheckError(ValueError):
 
 class ConfigValueError(ValueError):
     """A config value that cannot work, naming its key and the fix."""
+
+
+class DataFileError(ValueError):
+    """A data file (vocabulary, JSON, tokenizer table, image header) that
+    cannot be used: missing, not a regular file, over its size bounds,
+    malformed (:mod:`.files`)."""
 
 
 class ImageLoadError(ValueError):
@@ -60,8 +67,8 @@ class ExportCheckError(RuntimeError):
 
 #: Exceptions caused by the user's input; tools print their message only.
 USER_ERRORS = (CheckpointError, ClassificationDataError, ConfigCheckError,
-               ConfigValueError, ImageLoadError, ImageSizeError, LabelMapError,
-               ProgressError)
+               ConfigValueError, DataFileError, ImageLoadError, ImageSizeError,
+               LabelMapError, ProgressError)
 
 # mmengine's registry re-raises an error of a component's constructor with
 # "class `Name` in path/to/module.py: " in front, once per nesting level.

@@ -1,0 +1,256 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The one way a data file is read: with bounds, and without running code.
+
+Every file a command reads may come from anyone: a vocabulary, a
+``deploy.json``, a tokenizer table, progress records, an image. A small
+file must not claim the machine's memory or time, so each reader here
+bounds what the file can claim (its bytes, the nesting of its JSON, its
+size once decompressed, its pixels as the header states them, checked
+before anything is decoded) and refuses anything else with one
+:class:`~.errors.DataFileError` naming the file, the problem and the fix.
+Nothing here unpickles or evaluates: JSON, text and image headers only.
+
+Checkpoints are read by :mod:`mmseg_groupvit.weights`, which needs PyTorch;
+its byte reading goes through :func:`read_bytes` too.
+"""
+import io
+import json
+import os
+import re
+import stat
+import warnings
+import zlib
+from typing import Any, Optional, Tuple, Union
+
+from .errors import DataFileError
+
+__all__ = [
+    'MAX_IMAGE_PIXELS', 'MAX_IMAGE_ASPECT', 'read_bytes', 'read_text',
+    'read_json', 'read_gzip', 'check_image', 'check_json_depth'
+]
+
+MiB = 1 << 20
+#: Default bound of a text or JSON file (vocabularies, deploy.json,
+#: config.json, progress records).
+MAX_TEXT_BYTES = 64 * MiB
+#: Deepest JSON nesting accepted (the project's files nest 5 levels).
+MAX_JSON_DEPTH = 32
+#: Most pixels an image may state in its header: 2**27 (134 MP, e.g.
+#: 11585 x 11585) decode to 384 MiB of RGB; more is refused before any
+#: pixel is decoded (Pillow's own bound, twice its MAX_IMAGE_PIXELS, is
+#: higher).
+MAX_IMAGE_PIXELS = 1 << 27
+#: Most elongated image accepted (long side / short side).
+MAX_IMAGE_ASPECT = 64
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return 'a folder'
+    if stat.S_ISFIFO(mode):
+        return 'a FIFO (named pipe)'
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return 'a device'
+    if stat.S_ISSOCK(mode):
+        return 'a socket'
+    return 'not a regular file'
+
+
+def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device (``/dev/zero``), a socket or a folder is named as such
+    before it is opened (opening a FIFO would wait for a writer).
+
+    Args:
+        path (str): The file.
+        limit (int): Most bytes accepted.
+        what (str): What the file is, for the message (``'vocabulary
+            file'``).
+
+    Returns:
+        bytes: The whole file.
+
+    Raises:
+        DataFileError: Missing, not a regular file, unreadable or larger
+            than ``limit``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataFileError(f'{what} not found: {path}.') from None
+    except OSError as e:
+        raise DataFileError(
+            f'cannot read the {what} {path}: {e.strerror}.') from None
+    if not stat.S_ISREG(mode):
+        raise DataFileError(f'the {what} {path} is {_kind(mode)}, not a '
+                            f'file. Name a regular file.')
+    try:
+        with open(path, 'rb') as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise DataFileError(
+            f'cannot read the {what} {path}: {e.strerror}.') from None
+    if len(data) > limit:
+        raise DataFileError(
+            f'the {what} {path} is larger than {limit:,} bytes, more than '
+            f'such a file can need; it is not a {what}, or it was damaged.')
+    return data
+
+
+def read_text(path: str,
+              limit: int = MAX_TEXT_BYTES,
+              what: str = 'text file') -> str:
+    """A UTF-8 text file of at most ``limit`` bytes (a BOM is dropped).
+
+    Raises:
+        DataFileError: As :func:`read_bytes`, or not UTF-8 text.
+    """
+    data = read_bytes(path, limit, what)
+    try:
+        return data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise DataFileError(
+            f'the {what} {path} is not UTF-8 text (byte {e.start}); save it '
+            f'as UTF-8.') from None
+
+
+def check_json_depth(value: Any,
+                     source: str,
+                     max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Return ``value`` if its lists and objects nest at most ``max_depth``
+    deep (checked without recursion).
+
+    Raises:
+        DataFileError: Nested deeper, naming ``source``.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(
+            item, dict) else (item if isinstance(item, list) else ())
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > max_depth:
+                    raise DataFileError(
+                        f'{source} nests deeper than {max_depth} levels, '
+                        f'which no file of this project does; it was '
+                        f'damaged or crafted.')
+                stack.append((child, depth + 1))
+    return value
+
+
+def read_json(path: str,
+              limit: int = MAX_TEXT_BYTES,
+              what: str = 'JSON file',
+              max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """A JSON file of at most ``limit`` bytes and ``max_depth`` levels.
+
+    Numbers that JSON does not have (``NaN``, ``Infinity``) are refused.
+
+    Raises:
+        DataFileError: As :func:`read_text`, broken JSON, non-standard
+            numbers or nesting too deep.
+    """
+    text = read_text(path, limit, what)
+
+    def refuse_constant(name):
+        raise ValueError(f'{name} is not a JSON number')
+
+    try:
+        value = json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise DataFileError(
+            f'the {what} {path} nests deeper than {max_depth} levels, which '
+            f'no file of this project does; it was damaged or crafted.'
+        ) from None
+    except ValueError as e:
+        raise DataFileError(
+            f'the {what} {path} is not valid JSON ({e}).') from None
+    return check_json_depth(value, f'the {what} {path}', max_depth)
+
+
+def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
+    """The decompressed content of a gzip file, refused as soon as it
+    passes ``limit`` bytes (a small file can expand a thousandfold).
+
+    Raises:
+        DataFileError: As :func:`read_bytes`, not gzip, damaged, or larger
+            than ``limit`` once decompressed.
+    """
+    # Deflate's worst case adds about 0.03 % plus the gzip header.
+    data = read_bytes(path, limit + limit // 100 + 1024, what)
+    if not data.startswith(b'\x1f\x8b'):
+        kind = 'a pickle' if data[:1] == b'\x80' else 'not gzip data'
+        raise DataFileError(f'the {what} {path} is {kind}; it must be the '
+                            f'gzip file it replaces.')
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        # At most limit + 1 bytes are ever expanded.
+        out = stream.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise DataFileError(f'the {what} {path} is damaged ({e}).') from None
+    if len(out) > limit:
+        raise DataFileError(
+            f'the {what} {path} expands to more than {limit:,} bytes, more '
+            f'than such a file can need; it was damaged or crafted.')
+    if not stream.eof or stream.unused_data:
+        raise DataFileError(
+            f'the {what} {path} is truncated or has data after its end; '
+            f'copy it again.')
+    return out
+
+
+def check_image(
+    content: Union[str, bytes],
+    source: str,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_aspect: Optional[float] = MAX_IMAGE_ASPECT
+) -> Optional[Tuple[int, int]]:
+    """Refuse an image by the size its header states, before any pixel is
+    decoded.
+
+    Args:
+        content (str | bytes): A path or the encoded bytes.
+        source (str): The file, for the message.
+        max_pixels (int): Most pixels accepted.
+        max_aspect (float, optional): Most elongated shape accepted (long
+            side / short side); None for no bound.
+
+    Returns:
+        tuple[int, int] | None: ``(width, height)``; None when Pillow
+        cannot read the header (the decoder then decides).
+
+    Raises:
+        DataFileError: Too many pixels (a decompression bomb: a small file
+            that decodes to gigabytes), too elongated, or empty.
+    """
+    from PIL import Image
+    stream = io.BytesIO(content) if isinstance(content, bytes) else content
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        try:
+            with Image.open(stream) as img:
+                width, height = img.size
+        except Image.DecompressionBombError as e:
+            # Pillow's own bound (2 x its MAX_IMAGE_PIXELS) is above ours.
+            found = re.search(r'\((\d+) pixels\)', str(e))
+            width, height = int(found.group(1)) if found else max_pixels, 1
+            max_aspect = None
+        except Exception:  # not an image Pillow knows: the decoder decides
+            return None
+    if width < 1 or height < 1:
+        raise DataFileError(f'{source} states an empty image ({width}x'
+                            f'{height}).')
+    if width * height > max_pixels:
+        shape = f'{width}x{height}' if height > 1 else f'{width:,}'
+        raise DataFileError(
+            f'{source} is {shape} pixels, more than the {max_pixels:,} '
+            f'accepted (decoded, they would take '
+            f'{width * height * 3 / 2**30:.1f} GiB). Downscale it first.')
+    if max_aspect is not None and max(
+            width, height) > max_aspect * min(width, height):
+        raise DataFileError(
+            f'{source} is {width}x{height} pixels, more elongated than '
+            f'{max_aspect}:1; crop it into less elongated pieces first.')
+    return width, height
