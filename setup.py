@@ -1,20 +1,15 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Packaging for mmseg-groupvit.
+"""The one build step that pyproject.toml cannot declare.
 
-mmcv is deliberately *not* an install requirement: ``mmcv`` (full build) and
-``mmcv-lite`` install the same ``mmcv`` package, so requiring one would
-overwrite the other. Pick one through an extra:
-
-* ``pip install -e .[lite]``: mmcv-lite 2.1.0 (seconds); the compiled ops
-  that GroupViT never uses are replaced by clear errors (see
-  ``_mmseg_groupvit_mmcv_shim.py``).
-* ``pip install -e .``: keeps an mmcv you already have, e.g. a full build.
-
-``.[deploy]`` adds onnx and onnxruntime (CPU) for the ONNX export and its
-PyTorch-free runner (docs/deployment.md); the tests need them too.
+All metadata is in ``pyproject.toml``. This file only places
+``mmseg_groupvit_mmcv.pth`` at the root of site-packages (wheel and editable
+installs), so that the mmcv-lite stand-in (``_mmseg_groupvit_mmcv_shim``) is
+installed when the interpreter starts and a plain ``import mmseg.models``
+or ``from mmseg.apis import init_model`` works before anything imports
+``mmseg_groupvit``. The stand-in does nothing when a full mmcv is installed.
 """
 import os.path as osp
-from setuptools import find_packages, setup
+from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
@@ -60,45 +55,7 @@ class EditableWheelWithPth(editable_wheel):
         return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
 
 
-def read_requirements(path):
-    """Requirement lines of a file; ``-r other.txt`` includes another file
-    of the same folder."""
-    requirements = []
-    with open(path) as f:
-        for line in f:
-            line = line.split('#')[0].strip()
-            if line.startswith('-r '):
-                requirements += read_requirements(
-                    osp.join(osp.dirname(path), line[3:].strip()))
-            elif line:
-                requirements.append(line)
-    return requirements
-
-
-setup(
-    name='mmseg-groupvit',
-    version='0.1.0',
-    description='GroupViT zero-shot semantic segmentation for MMSegmentation '
-    '1.x',
-    long_description=open('README.md').read(),
-    long_description_content_type='text/markdown',
-    license='Apache-2.0',
-    python_requires='>=3.8',
-    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    py_modules=['_mmseg_groupvit_mmcv_shim'],
-    include_package_data=True,
-    package_data={'mmseg_groupvit': ['utils/*.tsv']},
-    install_requires=read_requirements('requirements/runtime.txt'),
-    extras_require={
-        'lite': ['mmcv-lite==2.1.0'],
-        'full': ['mmcv==2.1.0'],
-        'tests': read_requirements('requirements/tests.txt'),
-        'hub': read_requirements('requirements/hub.txt'),
-        'deploy': read_requirements('requirements/deploy.txt'),
-    },
-    cmdclass={
-        'build_py': BuildPyWithPth,
-        'editable_wheel': EditableWheelWithPth
-    },
-    zip_safe=False,
-)
+setup(cmdclass={
+    'build_py': BuildPyWithPth,
+    'editable_wheel': EditableWheelWithPth
+})
