@@ -16,8 +16,8 @@ import re
 __all__ = [
     'CheckpointError', 'ClassificationDataError', 'ConfigCheckError',
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
-    'ImageSizeError', 'LabelMapError', 'ProgressError', 'USER_ERRORS',
-    'user_error_message'
+    'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
+    'TrainingDataError', 'USER_ERRORS', 'user_error_message'
 ]
 
 
@@ -61,6 +61,16 @@ class ProgressError(ValueError):
     """Recorded evaluation progress that cannot be resumed."""
 
 
+class TrainingDataError(ValueError):
+    """Training data (shards, annotation files, captions) that cannot be
+    used, naming the file and the fix."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training step whose loss or gradient is not finite, naming the
+    step and the term."""
+
+
 class ExportCheckError(RuntimeError):
     """The exported graphs disagree with PyTorch (the export is deleted)."""
 
@@ -68,7 +78,8 @@ class ExportCheckError(RuntimeError):
 #: Exceptions caused by the user's input; tools print their message only.
 USER_ERRORS = (CheckpointError, ClassificationDataError, ConfigCheckError,
                ConfigValueError, DataFileError, ImageLoadError, ImageSizeError,
-               LabelMapError, ProgressError)
+               LabelMapError, NonFiniteLossError, ProgressError,
+               TrainingDataError)
 
 # mmengine's registry re-raises an error of a component's constructor with
 # "class `Name` in path/to/module.py: " in front, once per nesting level.

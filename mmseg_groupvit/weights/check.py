@@ -8,6 +8,26 @@ from torch import nn
 from groupvit_common.errors import CheckpointError
 from .arch import arch_diff, infer_arch
 
+#: Tensors a GroupViT checkpoint may hold for training only (the
+#: multi-label loss's temperature of the original and of the pretrainer):
+#: a model without them (the zero-shot segmentor) ignores them, and a
+#: checkpoint without them (converted from transformers) still loads into
+#: one that has them, which keeps its initial value.
+TRAINING_KEYS = ('multi_label_logit_scale', )
+
+
+def optional_training_keys(own: Dict[str, torch.Tensor],
+                           state: Dict[str, torch.Tensor]) -> Dict:
+    """``state`` without the :data:`TRAINING_KEYS` that ``own`` lacks,
+    and with those ``own`` has and ``state`` lacks filled from ``own``
+    (for comparing key sets)."""
+    state = {k: v for k, v in state.items()
+             if k in own or k not in TRAINING_KEYS}
+    for key in TRAINING_KEYS:
+        if key in own and key not in state:
+            state[key] = own[key]
+    return state
+
 
 def compare_state_dicts(
         own: Dict[str, torch.Tensor],
@@ -137,6 +157,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
         state (dict[str, Tensor]): The checkpoint's state dict.
     """
     own = model.state_dict()
+    state = optional_training_keys(own, state)
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, 'The checkpoint', own)

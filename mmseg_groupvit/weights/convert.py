@@ -51,10 +51,11 @@ NVLABS_RULES: List[Tuple[str, str]] = [
     (r'^text_encoder\.ln_final\.', 'text_encoder.final_norm.'),
     (r'^text_encoder\.', 'text_encoder.'),
     (r'^logit_scale$', 'decode_head.logit_scale'),
+    # Training only (the multi-label loss's temperature): kept so that
+    # pretraining can continue from the checkpoint; see check.TRAINING_KEYS.
+    (r'^multi_label_logit_scale$', 'multi_label_logit_scale'),
 ]
 # yapf: enable
-# Training-only tensors of the original with no inference role.
-NVLABS_DROPPED = ('multi_label_logit_scale', )
 
 # yapf: disable
 HF_RULES: List[Tuple[str, str]] = [
@@ -128,7 +129,7 @@ def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         k[len('module.'):] if k.startswith('module.') else k: v
         for k, v in state.items()
     }
-    out = _apply_rules(state, NVLABS_RULES, NVLABS_DROPPED, 'NVlabs')
+    out = _apply_rules(state, NVLABS_RULES, (), 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:
             out[key] = value[..., 0]

@@ -11,7 +11,8 @@ from mmseg.registry import MODELS
 from groupvit_common.errors import CheckpointError
 from .arch import (DEFAULT_ARCH, arch_diff, canonical_arch, check_arch,
                    infer_arch)
-from .check import check_values, compare_state_dicts, describe_mismatch
+from .check import (TRAINING_KEYS, check_values, compare_state_dicts,
+                    describe_mismatch)
 from .config_arch import arch_from_hf_config, arch_from_nvlabs_config
 from .convert import convert_state_dict
 from .io import load_source_checkpoint, read_config_json
@@ -120,6 +121,8 @@ def check_converted(state: Dict[str, torch.Tensor], arch: dict,
     describes: missing or extra keys, other shapes or dtype kinds,
     NaN or Inf."""
     own = expected_state(arch)
+    own.update({k: torch.empty((), device='meta')
+                for k in TRAINING_KEYS if k in state})
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if missing or unexpected or reshaped:
         raise CheckpointError(

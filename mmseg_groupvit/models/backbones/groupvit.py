@@ -95,17 +95,20 @@ class GroupingStage(nn.Module):
         act (str): Activation.
         layer_norm_eps (float): LayerNorm epsilon.
         attn_drop (float): Attention dropout.
+        drop_path (Sequence[float]): Stochastic depth of each block.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int,
                  mlp_dims: int, num_group_tokens: int, num_output_groups: int,
                  num_prev_group_tokens: int, grouping_cfg: dict, act: str,
-                 layer_norm_eps: float, attn_drop: float):
+                 layer_norm_eps: float, attn_drop: float,
+                 drop_path: Sequence[float]):
         super().__init__()
         self.num_group_tokens = num_group_tokens
         self.blocks = nn.ModuleList([
             TransformerBlock(embed_dims, num_heads, mlp_dims, act,
-                             layer_norm_eps, attn_drop) for _ in range(depth)
+                             layer_norm_eps, attn_drop, drop_path[i])
+            for i in range(depth)
         ])
         if num_group_tokens > 0:
             self.group_token = nn.Parameter(
@@ -219,6 +222,14 @@ class GroupViT(BaseModule):
         assign_eps (float): Grouping normaliser. Defaults to 1.
         assign_mlp_ratio (Sequence[float]): Grouping MLP ratios.
             Defaults to (0.5, 4).
+        gumbel (bool): In training, assign with a hard Gumbel-softmax sample
+            (straight-through gradient) instead of the hard arg-max; eval
+            never adds noise. Defaults to True (the original's training).
+        gumbel_tau (float): Gumbel-softmax temperature. Defaults to 1.
+        drop_path_rate (float): Stochastic depth of the last transformer
+            block; the blocks of all stages get rates rising linearly from 0
+            to it, as the original (0.1 in its pretraining configs; only
+            active in training). Defaults to 0.
         with_projector (bool): Build the image projection head.
             Defaults to True.
         projection_dim (int): Joint-space channels. Defaults to 256.
@@ -297,6 +308,9 @@ class GroupViT(BaseModule):
                  attention_dropout: float = 0.0,
                  assign_eps: float = 1.0,
                  assign_mlp_ratio: Sequence[float] = (0.5, 4),
+                 gumbel: bool = True,
+                 gumbel_tau: float = 1.0,
+                 drop_path_rate: float = 0.0,
                  with_projector: bool = True,
                  projection_dim: int = 256,
                  projection_intermediate_dim: int = 4096,
@@ -324,7 +338,12 @@ class GroupViT(BaseModule):
             torch.zeros(1, self.pos_grid**2, hidden_size))
         self.pos_drop = nn.Dropout(dropout)
         grouping_cfg = dict(
-            assign_mlp_ratio=tuple(assign_mlp_ratio), assign_eps=assign_eps)
+            assign_mlp_ratio=tuple(assign_mlp_ratio),
+            assign_eps=assign_eps,
+            gumbel=gumbel,
+            gumbel_tau=gumbel_tau)
+        rates = torch.linspace(
+            0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         for i, depth in enumerate(depths):
             self.stages.append(
@@ -340,6 +359,7 @@ class GroupViT(BaseModule):
                     hidden_act,
                     layer_norm_eps,
                     attention_dropout,
+                    rates[sum(depths[:i]):sum(depths[:i + 1])],
                 ))
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.projector = ProjectionMLP(

@@ -52,24 +52,29 @@ class AssignAttention(nn.Module):
 
     Softmax runs over the **group** axis, so each image token spreads one
     unit of mass over the groups. During training the assignment is a hard
-    Gumbel-softmax sample, in eval the hard argmax, both with
-    straight-through gradients. Each group then takes the average of its
-    members' values, normalised as ``A / (sum_tokens A + assign_eps)``.
+    Gumbel-softmax sample (``softmax((logits + g) / tau)``, ``g`` drawn from
+    ``Gumbel(0, 1)`` as the original does), in eval the hard argmax, both
+    with straight-through gradients. Each group then takes the average of
+    its members' values, normalised as ``A / (sum_tokens A + assign_eps)``.
 
     Args:
         embed_dims (int): Channels ``C``.
         assign_eps (float): Added to each group's mass. Defaults to 1.
         gumbel (bool): Sample with Gumbel noise in training. Defaults to True.
+        gumbel_tau (float): Temperature of the Gumbel-softmax.
+            Defaults to 1.
     """
 
     def __init__(self,
                  embed_dims: int,
                  assign_eps: float = 1.,
-                 gumbel: bool = True):
+                 gumbel: bool = True,
+                 gumbel_tau: float = 1.):
         super().__init__()
         self.scale = embed_dims**-0.5
         self.assign_eps = assign_eps
         self.gumbel = gumbel
+        self.gumbel_tau = gumbel_tau
         self.q_proj = nn.Linear(embed_dims, embed_dims)
         self.k_proj = nn.Linear(embed_dims, embed_dims)
         self.v_proj = nn.Linear(embed_dims, embed_dims)
@@ -92,8 +97,12 @@ class AssignAttention(nn.Module):
             self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
         if self.training and self.gumbel:
-            gumbels = -torch.empty_like(raw).exponential_().log()
-            hard = straight_through_one_hot((raw + gumbels).softmax(-2), -2)
+            # Gumbel(0, 1).sample clamps its uniform draw away from 0 and 1,
+            # so the noise is always finite (exponential_().log() is not).
+            noise = torch.distributions.Gumbel(
+                raw.new_zeros(()), raw.new_ones(())).sample(raw.shape)
+            hard = straight_through_one_hot(
+                ((raw + noise) / self.gumbel_tau).softmax(-2), -2)
         else:
             hard = straight_through_one_hot(soft, -2)
         hard = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)
@@ -153,6 +162,8 @@ class GroupingBlock(nn.Module):
             mixer and of the channel MLP, as multiples of ``C``.
             Defaults to (0.5, 4).
         assign_eps (float): See :class:`AssignAttention`. Defaults to 1.
+        gumbel (bool): See :class:`AssignAttention`. Defaults to True.
+        gumbel_tau (float): See :class:`AssignAttention`. Defaults to 1.
         act (str): Activation. Defaults to 'gelu'.
         layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         attn_drop (float): Attention dropout. Defaults to 0.
@@ -166,6 +177,8 @@ class GroupingBlock(nn.Module):
                  mlp_dims: int,
                  assign_mlp_ratio: Tuple[float, float] = (0.5, 4),
                  assign_eps: float = 1.,
+                 gumbel: bool = True,
+                 gumbel_tau: float = 1.,
                  act: str = 'gelu',
                  layer_norm_eps: float = 1e-5,
                  attn_drop: float = 0.):
@@ -185,7 +198,11 @@ class GroupingBlock(nn.Module):
             act=act,
             layer_norm_eps=layer_norm_eps,
             attn_drop=attn_drop)
-        self.assign = AssignAttention(embed_dims, assign_eps=assign_eps)
+        self.assign = AssignAttention(
+            embed_dims,
+            assign_eps=assign_eps,
+            gumbel=gumbel,
+            gumbel_tau=gumbel_tau)
         self.norm_new_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp_channels = MLP(embed_dims, channels_dims, act=act)
 

@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmcv.cnn.bricks.drop import DropPath
 from mmseg.registry import MODELS
 from torch import nn
 
@@ -225,6 +226,10 @@ class TransformerBlock(nn.Module):
         act (str): MLP activation. Defaults to 'gelu'.
         layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         attn_drop (float): Attention dropout. Defaults to 0.
+        drop_path (float): Stochastic depth: in training, each sample's
+            attention and MLP branches are dropped with this probability
+            (and the kept ones scaled by ``1 / (1 - p)``), as the original's
+            timm ``DropPath``. Defaults to 0.
     """
 
     def __init__(self,
@@ -233,16 +238,21 @@ class TransformerBlock(nn.Module):
                  mlp_dims: int,
                  act: str = 'gelu',
                  layer_norm_eps: float = 1e-5,
-                 attn_drop: float = 0.):
+                 attn_drop: float = 0.,
+                 drop_path: float = 0.):
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.attn = SelfAttention(embed_dims, num_heads, attn_drop)
         self.norm2 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp = MLP(embed_dims, mlp_dims, act=act)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
     def forward(self,
                 x: torch.Tensor,
                 is_causal: bool = False) -> torch.Tensor:
+        if self.drop_path is not None and self.training:
+            x = x + self.drop_path(self.attn(self.norm1(x), is_causal))
+            return x + self.drop_path(self.mlp(self.norm2(x)))
         # The residual additions happen inside the output projections.
         x = self.attn(self.norm1(x), is_causal=is_causal, residual=x)
         return self.mlp(self.norm2(x), residual=x)

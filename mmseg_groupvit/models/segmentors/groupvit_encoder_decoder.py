@@ -15,6 +15,7 @@ from groupvit_common.checks import check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from ...weights import check_state_dict
+from ...weights.check import TRAINING_KEYS
 from .large_vocabulary import LargeVocabularyMixin
 from .mixed_precision import autocast, autocast_dtype, to_float32
 from .postprocess import BoundedPostprocessMixin
@@ -55,9 +56,14 @@ def _head_default(head_type, name: str, default):
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
     """``load_state_dict`` pre-hook: the root call sees the whole state
-    dict, so the model checks it once, there."""
+    dict, so the model checks it once, there, and drops the training-only
+    tensors the model does not have (``TRAINING_KEYS``)."""
     if prefix == '':
         module.check_checkpoint(state_dict)
+        own = module.state_dict()
+        for key in TRAINING_KEYS:
+            if key not in own:
+                state_dict.pop(key, None)
 
 
 @MODELS.register_module()

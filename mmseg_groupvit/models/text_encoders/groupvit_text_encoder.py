@@ -245,6 +245,27 @@ class GroupViTTextEncoder(BaseModule):
         """A frozen encoder ignores ``train()`` and stays in eval mode."""
         return super().train(mode and not self.frozen)
 
+    def init_weights(self):
+        """CLIP's text-tower initialisation, as the original's
+        ``TextTransformer``: token embedding ``N(0, 0.02)``, position
+        embedding ``N(0, 0.01)``, attention ``N(0, width^-0.5)`` (zero
+        biases), output projections ``N(0, width^-0.5 (2 layers)^-0.5)``,
+        MLP input ``N(0, (2 width)^-0.5)``; then ``init_cfg``."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        width = self.positional_embedding.shape[1]
+        proj_std = width**-0.5 * (2 * len(self.blocks))**-0.5
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.qkv.weight, std=width**-0.5)
+            nn.init.zeros_(block.attn.qkv.bias)
+            nn.init.normal_(block.attn.proj.weight, std=proj_std)
+            nn.init.zeros_(block.attn.proj.bias)
+            nn.init.normal_(block.mlp.fc1.weight, std=(2 * width)**-0.5)
+            nn.init.normal_(block.mlp.fc2.weight, std=proj_std)
+
     # ------------------------------------------------------------------
     # vocabulary
     # ------------------------------------------------------------------

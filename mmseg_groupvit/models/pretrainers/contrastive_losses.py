@@ -1,0 +1,117 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The two losses GroupViT is pretrained with, across processes.
+
+Re-implemented after the original ``MultiLabelContrastive.loss`` and
+``multi_label_loss`` (https://github.com/NVlabs/GroupViT,
+``models/multi_label_contrastive.py``, NVIDIA Source Code License): each
+process scores its own rows against the features of every process, gathered
+with a differentiable all-gather (``torch.distributed.nn``, as the original's
+``diffdist``), so the gradient of a feature sums what every process's loss
+asks of it and DDP's gradient average gives the gradient of the loss over
+the whole batch.
+"""
+from typing import Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def world() -> Tuple[int, int]:
+    """``(rank, world size)`` of the default process group; ``(0, 1)``
+    without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_rows(x: Tensor) -> Tensor:
+    """All processes' ``x`` concatenated along dim 0, in rank order, with
+    the gradient flowing back to every process's own rows.
+
+    Args:
+        x (Tensor): ``[N, ...]``, the same shape on every process.
+
+    Returns:
+        Tensor: ``[world_size * N, ...]`` (``x`` itself in one process).
+    """
+    if world()[1] == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """``mean_rows(sum_cols(-target * log_softmax(logits)))`` (timm's
+    ``SoftTargetCrossEntropy``, which the original uses)."""
+    return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def contrastive_loss(image_x: Tensor, text_x: Tensor,
+                     temperature: Tensor) -> Tensor:
+    """Symmetric image-text InfoNCE over the gathered batch.
+
+    Args:
+        image_x (Tensor): ``[B, D]`` projected image features of this
+            process (not normalised).
+        text_x (Tensor): ``[B, D]`` projected caption features.
+        temperature (Tensor): The logit scale ``min(exp(logit_scale),
+            100)``.
+
+    Returns:
+        Tensor: ``(CE(s img @ all_txt^T, y) + CE(s txt @ all_img^T, y)) / 2``
+        with ``y = arange(B) + B * rank``.
+    """
+    rank, _ = world()
+    image_x = F.normalize(image_x, dim=-1)
+    text_x = F.normalize(text_x, dim=-1)
+    labels = torch.arange(
+        image_x.shape[0], device=image_x.device) + image_x.shape[0] * rank
+    logits_per_image = image_x @ gather_rows(text_x).t() * temperature
+    logits_per_text = text_x @ gather_rows(image_x).t() * temperature
+    return 0.5 * (F.cross_entropy(logits_per_image, labels) +
+                  F.cross_entropy(logits_per_text, labels))
+
+
+def multi_label_loss(image_x: Tensor, prompt_x: Tensor,
+                     temperature: Tensor) -> Tensor:
+    """Each image against its own ``K`` noun prompts, soft targets.
+
+    Image ``b`` of process ``r`` has target ``1/K`` on each of its own
+    prompts among all gathered prompts; each prompt has target 1 on its own
+    image among all gathered images.
+
+    Args:
+        image_x (Tensor): ``[B, D]`` projected image features.
+        prompt_x (Tensor): ``[B, K, D]`` projected prompt features.
+        temperature (Tensor): ``min(exp(multi_label_logit_scale), 100)``
+            (or the contrastive one with ``share_temperature``).
+
+    Returns:
+        Tensor: The mean of the image-to-prompts and prompts-to-image soft
+        cross-entropies.
+    """
+    rank, world_size = world()
+    batch, num_prompts = prompt_x.shape[:2]
+    image_x = F.normalize(image_x, dim=-1)
+    prompt_x = F.normalize(prompt_x, dim=-1).flatten(0, 1)
+    logits_per_image = image_x @ gather_rows(prompt_x).t() * temperature
+    logits_per_prompt = prompt_x @ gather_rows(image_x).t() * temperature
+    # [B, W*B*K]: 1/K on this image's own prompts.
+    own = torch.eye(batch, dtype=image_x.dtype, device=image_x.device)
+    target_image = torch.zeros(
+        batch,
+        world_size,
+        batch,
+        num_prompts,
+        dtype=image_x.dtype,
+        device=image_x.device)
+    target_image[:, rank] = own[:, :, None] / num_prompts
+    # [B*K, W*B]: 1 on the prompt's own image.
+    target_prompt = torch.zeros_like(target_image).permute(0, 3, 1, 2)
+    target_prompt[:, :, rank] = own[:, None, :]
+    return 0.5 * (
+        soft_cross_entropy(logits_per_image, target_image.flatten(1)) +
+        soft_cross_entropy(logits_per_prompt,
+                           target_prompt.flatten(0, 1).flatten(1)))

@@ -1,0 +1,265 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""GroupViT pretraining from image-caption pairs (the paper's Sec. 3.2).
+
+The model is the zero-shot segmentor itself (:class:`GroupViTEncoderDecoder`:
+the same image encoder, text encoder, projectors and head), with the
+original's ``MultiLabelContrastive`` losses as its ``loss``: so its
+checkpoints are segmentor checkpoints (``image_encoder.*``,
+``text_encoder.*``, ``decode_head.logit_scale``, plus the training-only
+``multi_label_logit_scale``), and validation during training is the
+segmentor's own zero-shot prediction through mmseg's evaluator.
+"""
+import logging
+import math
+from typing import Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.logging import MessageHub, print_log
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from groupvit_common.errors import ConfigValueError, NonFiniteLossError
+from ..segmentors import GroupViTEncoderDecoder
+from .contrastive_losses import contrastive_loss, multi_label_loss
+
+NONFINITE_ACTIONS = ('stop', 'skip')
+
+
+@MODELS.register_module()
+class GroupViTPretrainer(GroupViTEncoderDecoder):
+    """Train GroupViT on captioned images with the original's losses.
+
+    A batch holds ``B`` images (``inputs``) and, in each data sample,
+    ``text_tokens`` ``[1 + K, 77]``: the caption, then ``K =
+    multi_label`` noun prompts (see :class:`CaptionTokenize`). The losses,
+    logged as separate terms:
+
+    - ``loss_contrastive``: image-caption InfoNCE in both directions, with
+      the head's temperature ``min(exp(decode_head.logit_scale), 100)``
+      (initialised to ``1 / contrast_temperature``);
+    - ``loss_multi_label`` (``K > 0``): each image against its own prompts,
+      soft targets ``1/K``, with its own temperature
+      ``multi_label_logit_scale`` (unless ``share_temperature``), times
+      ``multi_label_loss_weight``.
+
+    Features are gathered over all processes (see
+    :mod:`.contrastive_losses`). The grouping blocks assign with a hard
+    Gumbel-softmax in training (the encoder's ``gumbel``, ``gumbel_tau``)
+    and without noise in eval; ``drop_path_rate`` sets stochastic depth.
+
+    A loss or gradient that is not finite is caught at the step where it
+    appears and never trained on: ``on_nonfinite='stop'`` ends the run with
+    one :class:`NonFiniteLossError` line naming the step and the terms,
+    ``'skip'`` drops the step's update, warns, and counts the skipped steps
+    in the log (``nonfinite_skips``). Under AMP, gradients that overflow
+    are the loss scaler's to skip (its normal operation); losses are still
+    checked.
+
+    Args:
+        image_encoder (dict): :class:`GroupViT` config.
+        text_encoder (dict): :class:`GroupViTTextEncoder` config, with
+            ``frozen=False`` to train it.
+        decode_head (dict): :class:`GroupViTHead` config (validation and
+            the contrastive temperature ``logit_scale``).
+        multi_label (int): Prompts per caption ``K`` (0: no multi-label
+            loss). Defaults to 3.
+        share_temperature (bool): Use the contrastive temperature for the
+            multi-label loss too. Defaults to False.
+        multi_label_loss_weight (float): Defaults to 1.
+        contrast_temperature (float): Initial temperature of both losses
+            (``logit_scale = log(1 / t)``). Defaults to 0.07.
+        on_nonfinite (str): ``'stop'`` or ``'skip'``. Defaults to 'stop'.
+        **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 decode_head: dict,
+                 multi_label: int = 3,
+                 share_temperature: bool = False,
+                 multi_label_loss_weight: float = 1.0,
+                 contrast_temperature: float = 0.07,
+                 on_nonfinite: str = 'stop',
+                 **kwargs):
+        if on_nonfinite not in NONFINITE_ACTIONS:
+            raise ConfigValueError(
+                f'model.on_nonfinite={on_nonfinite!r} must be one of '
+                f'{NONFINITE_ACTIONS}: stop the run, or skip the step.')
+        if not isinstance(multi_label, int) or multi_label < 0:
+            raise ConfigValueError(
+                f'model.multi_label={multi_label!r} must be the number of '
+                f'noun prompts per caption (0 for none).')
+        init_scale = math.log(1 / contrast_temperature)
+        decode_head = dict(decode_head)
+        decode_head.setdefault('logit_scale_init', init_scale)
+        super().__init__(image_encoder, text_encoder, decode_head, **kwargs)
+        self.multi_label = multi_label
+        self.share_temperature = share_temperature
+        self.multi_label_loss_weight = multi_label_loss_weight
+        self.on_nonfinite = on_nonfinite
+        self.nonfinite_skips = 0
+        if multi_label and not share_temperature:
+            self.multi_label_logit_scale = nn.Parameter(
+                torch.tensor(init_scale))
+
+    def init_weights(self):
+        """The original's random initialisation: the encoders' own (the
+        image encoder's truncated normal, the text tower's CLIP init), then
+        the projectors as PyTorch initialises their layers (the original's
+        projectors are ``Conv1d`` with PyTorch's default init, outside the
+        image encoder's init). Pretrained ``init_cfg``s are left alone."""
+        super().init_weights()
+        for encoder in (self.image_encoder, self.text_encoder):
+            if encoder.init_cfg is None and encoder.projector is not None:
+                for module in encoder.projector.modules():
+                    if module is not encoder.projector and hasattr(
+                            module, 'reset_parameters'):
+                        module.reset_parameters()
+
+    @property
+    def multi_label_temperature(self) -> Tensor:
+        """``min(exp(multi_label_logit_scale), 100)``, or the contrastive
+        temperature with ``share_temperature``."""
+        if self.share_temperature:
+            return self.decode_head.temperature
+        return self.multi_label_logit_scale.exp().clamp(max=100)
+
+    def text_tokens(self, data_samples: List) -> Tensor:
+        """``[B, 1 + K, L]`` token ids of the batch's data samples."""
+        tokens = torch.stack([s.text_tokens for s in data_samples])
+        if tokens.dim() != 3 or tokens.shape[1] != 1 + self.multi_label:
+            raise ConfigValueError(
+                f'The text of a training batch has shape '
+                f'{tuple(tokens.shape)}, but model.multi_label='
+                f'{self.multi_label} needs [B, {1 + self.multi_label}, L] '
+                f'(the caption and {self.multi_label} prompts): set the '
+                f'same multi_label in the CaptionTokenize transform.')
+        return tokens
+
+    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+        """The pretraining losses of a batch.
+
+        Args:
+            inputs (Tensor): Normalised images ``[B, 3, H, W]``.
+            data_samples (list): ``B`` samples with ``text_tokens``
+                ``[1 + K, L]``.
+
+        Returns:
+            dict: ``loss_contrastive`` and, with ``K > 0``,
+            ``loss_multi_label``.
+        """
+        tokens = self.text_tokens(data_samples)
+        batch, rows = tokens.shape[:2]
+        feats = self.image_encoder.forward_features(inputs)
+        image_x = self.image_encoder.projector(feats['pooled'])
+        # Captions and prompts pass the text projector's BatchNorm as one
+        # batch of B * (1 + K), as in the original.
+        text_x = self.text_encoder.encode_tokens(tokens.flatten(0, 1))
+        text_x = text_x.view(batch, rows, -1)
+        losses = dict(
+            loss_contrastive=contrastive_loss(image_x, text_x[:, 0],
+                                              self.decode_head.temperature))
+        if self.multi_label:
+            losses['loss_multi_label'] = multi_label_loss(
+                image_x, text_x[:, 1:], self.multi_label_temperature
+            ) * self.multi_label_loss_weight
+        return losses
+
+    # ------------------------------------------------------------------
+    # training step with the non-finite guard
+    # ------------------------------------------------------------------
+    def train_step(self,
+                   data,
+                   optim_wrapper: OptimWrapper,
+                   wrapper: Optional[nn.Module] = None) -> dict:
+        """mmengine's ``train_step`` (``update_params`` spelled out), with
+        the losses checked before the backward pass and the gradients
+        before the optimizer step.
+
+        Args:
+            data (dict): The batch from the data loader.
+            optim_wrapper (OptimWrapper): The optimizer wrapper.
+            wrapper (nn.Module, optional): The DDP wrapper whose forward
+                runs the model (:class:`PretrainerDistributedDataParallel`
+                passes itself), so that its gradient hooks run.
+
+        Returns:
+            dict: The logged values.
+        """
+        runner_model = self if wrapper is None else wrapper
+        with optim_wrapper.optim_context(runner_model):
+            data = self.data_preprocessor(data, True)
+            losses = runner_model._run_forward(data, mode='loss')
+        loss, log_vars = self.parse_losses(losses)
+        bad = _agreed(_nonfinite_terms(losses))
+        if not bad:
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+            if optim_wrapper.should_update():
+                if not isinstance(optim_wrapper, AmpOptimWrapper):
+                    bad = _nonfinite_grads(self)
+                if not bad:
+                    optim_wrapper.step()
+                optim_wrapper.zero_grad()
+        if bad:
+            self._handle_nonfinite(bad)
+            optim_wrapper.zero_grad()
+        if self.on_nonfinite == 'skip':
+            log_vars['nonfinite_skips'] = torch.tensor(
+                float(self.nonfinite_skips))
+        return log_vars
+
+    def _handle_nonfinite(self, bad: List[str]) -> None:
+        step = MessageHub.get_current_instance().get_info('iter', -1) + 1
+        what = ', '.join(bad[:4]) + ' ...' * (len(bad) > 4)
+        if self.on_nonfinite == 'stop':
+            raise NonFiniteLossError(
+                f'training step {step}: {what} not finite; the update was '
+                f'not applied and the run stopped (model.on_nonfinite='
+                f'\'stop\'). Lower the learning rate, check the data of this '
+                f'step, or set model.on_nonfinite=\'skip\' to skip such '
+                f'steps.')
+        self.nonfinite_skips += 1
+        print_log(
+            f'training step {step}: {what} not finite; step skipped '
+            f'({self.nonfinite_skips} skipped so far).',
+            logger='current',
+            level=logging.WARNING)
+
+
+def _nonfinite_terms(losses: Dict[str, Tensor]) -> List[str]:
+    return [
+        name for name, value in losses.items()
+        if not bool(torch.isfinite(value.detach()).all())
+    ]
+
+
+def _nonfinite_grads(model: nn.Module) -> List[str]:
+    """Names of the parameters whose gradient holds NaN or Inf (after
+    DDP's all-reduce, so every process finds the same)."""
+    grads = [(n, p.grad) for n, p in model.named_parameters()
+             if p.grad is not None]
+    if not grads:
+        return []
+    finite = torch.stack(
+        [torch.isfinite(g).all() for _, g in grads]).tolist()
+    return [f'the gradient of {n}' for (n, _), ok in zip(grads, finite)
+            if not ok]
+
+
+def _agreed(bad: List[str]) -> List[str]:
+    """``bad`` made the same on every process: when any process found a
+    non-finite term, all of them stop or skip together (a process that
+    went on to the backward pass alone would wait for the others
+    forever)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return bad
+    flag = torch.tensor([float(bool(bad))])
+    if dist.get_backend() == 'nccl':
+        flag = flag.cuda()
+    dist.all_reduce(flag)
+    if flag.item() and not bad:
+        return ['a loss term of another process']
+    return bad
