@@ -5,6 +5,7 @@ from .checked_transforms import (CheckedLoadAnnotations, CheckedResize,
 from .classification_transforms import PackInputs, ResizeEdge
 from .coco_object import COCOObjectDataset
 from .imagenet import CustomDataset, ImageNet
+from .pretraining import *  # noqa: F401,F403
 from .transforms import RobustLoadImageFromFile, exif_orientation
 
 __all__ = [

@@ -93,7 +93,8 @@ def init_cpu_training(cfg) -> None:
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
     init_cpu_distributed(cfg)
-    if replace_sync_bn(cfg.model):
+    # The runner's sync_bn would convert every BatchNorm after building.
+    if replace_sync_bn(cfg.model) + bool(cfg.pop('sync_bn', None)):
         print_log(
             'No GPU: SyncBN layers are built as BN (batch statistics per '
             'process).',

@@ -1,0 +1,105 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Captioned photos listed in an annotation file (JSON Lines or CSV)."""
+import csv
+import json
+import os.path as osp
+from typing import List
+
+from mmengine.dataset import BaseDataset
+from mmseg.registry import DATASETS
+
+from ...errors import TrainingDataError
+
+
+@DATASETS.register_module()
+class CaptionAnnotationDataset(BaseDataset):
+    """Image-caption pairs from an annotation file over a folder of images,
+    for small and own data (web-scale data: :class:`CaptionShards`).
+
+    The file is JSON Lines (``.jsonl``: one object per line,
+    ``{"image": "dogs/1.jpg", "caption": "two dogs on a beach"}``) or CSV
+    (``.csv`` with a header naming the two columns). Image paths are
+    relative to ``data_root`` / ``data_prefix['img_path']`` (or absolute).
+    Every listed image must exist and every caption be non-empty: the
+    first that is not stops the run before training, naming the file,
+    the line and the fix.
+
+    Args:
+        ann_file (str): The annotation file.
+        image_key (str): Column / key of the image path.
+            Defaults to 'image'.
+        caption_key (str): Column / key of the caption. Defaults to
+            'caption'.
+        **kwargs: mmengine ``BaseDataset`` arguments (``data_root``,
+            ``data_prefix``, ``pipeline``, ...).
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 image_key: str = 'image',
+                 caption_key: str = 'caption',
+                 **kwargs):
+        self.image_key = image_key
+        self.caption_key = caption_key
+        kwargs.setdefault('data_prefix', dict(img_path=''))
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    def _rows(self) -> List[tuple]:
+        """``(line number, record)`` of every record of the file."""
+        path = self.ann_file
+        if not osp.isfile(path):
+            raise TrainingDataError(
+                f'annotation file {path} not found: set '
+                f'train_dataloader.dataset.ann_file (relative to data_root '
+                f'{self.data_root!r}) to a .jsonl or .csv file.')
+        ext = osp.splitext(path)[1].lower()
+        if ext not in ('.jsonl', '.csv'):
+            raise TrainingDataError(
+                f'annotation file {path}: unknown format {ext!r}; give JSON '
+                f'Lines (.jsonl, one {{"{self.image_key}": ..., '
+                f'"{self.caption_key}": ...}} per line) or CSV (.csv with a '
+                f'header).')
+        with open(path, encoding='utf-8', newline='') as f:
+            if ext == '.csv':
+                return [(n + 2, row)
+                        for n, row in enumerate(csv.DictReader(f))]
+            rows = []
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise TrainingDataError(
+                        f'annotation file {path} line {n} is not JSON '
+                        f'({e.msg}): write one object per line.') from None
+            return rows
+
+    def load_data_list(self) -> List[dict]:
+        folder = self.data_prefix.get('img_path', '') or self.data_root or ''
+        data_list = []
+        for line, record in self._rows():
+            where = f'annotation file {self.ann_file} line {line}'
+            if not isinstance(record, dict) or not isinstance(
+                    record.get(self.image_key), str) or not isinstance(
+                        record.get(self.caption_key), str):
+                raise TrainingDataError(
+                    f'{where}: needs the text fields "{self.image_key}" and '
+                    f'"{self.caption_key}" (got {str(record)[:80]}).')
+            img_path = osp.join(folder, record[self.image_key])
+            if not osp.isfile(img_path):
+                raise TrainingDataError(
+                    f'{where}: image {img_path} not found. Fix the path '
+                    f'(relative to {folder or "the working directory"}) or '
+                    f'remove the line.')
+            caption = record[self.caption_key].strip()
+            if not caption:
+                raise TrainingDataError(
+                    f'{where}: the caption of {img_path} is empty. Write one '
+                    f'or remove the line.')
+            data_list.append(dict(img_path=img_path, caption=caption))
+        if not data_list:
+            raise TrainingDataError(
+                f'annotation file {self.ann_file} lists no image: add '
+                f'"{self.image_key}" / "{self.caption_key}" records.')
+        return data_list

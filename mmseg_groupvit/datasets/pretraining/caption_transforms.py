@@ -1,0 +1,138 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Captions to token ids, and a training sample to the model's inputs."""
+from typing import List, Optional
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+from mmseg.structures import SegDataSample
+from mmseg.utils import tokenize
+
+from ...errors import ConfigValueError
+from ...utils import get_templates
+from .nouns import build_noun_finder
+
+#: Whitespace-separated words of a caption kept for tokenizing: each gives
+#: at least one token, so the first ``context_length`` tokens (all the
+#: original keeps) come from them, with a wide margin.
+WORDS_PER_TOKEN_KEPT = 4
+
+
+@TRANSFORMS.register_module()
+class CaptionTokenize(BaseTransform):
+    """The caption and ``multi_label`` noun prompts as token ids, as the
+    original's ``WordAugTokenizeWrapper(Tokenize(...), max_word,
+    template_set='full', word_type='noun')``.
+
+    The candidate words of the caption (see :mod:`.nouns`; the original's
+    "nouns" include verbs) are drawn at random without replacement, up to
+    ``multi_label`` of them, each put into a template drawn at random from
+    ``templates``; missing prompts are the caption itself. Each text is
+    tokenised with CLIP's BPE (mmseg's ``tokenize``) to ``context_length``
+    ids; longer ones are cut and end with the end-of-text id, as the
+    original's ``Tokenize(truncate=True)``. Random draws use numpy's global
+    generator, which mmengine seeds per data-loader worker.
+
+    **Required keys:** ``caption`` (str). **Added keys:** ``text_tokens``
+    (LongTensor ``[1 + multi_label, context_length]``) and ``prompts``
+    (list[str], the texts behind rows 1..).
+
+    Args:
+        multi_label (int): Prompts per caption ``K``. Defaults to 3.
+        templates (str | list[str]): Template set or list. Defaults to
+            'full' (the 80 ImageNet templates, the original's).
+        tagger (str): ``'nltk'`` (the original's; needs nltk's data) or
+            ``'rules'`` (no download). Defaults to 'nltk'.
+        context_length (int): Defaults to 77.
+        max_tagged_words (int): Only the first this many words of a caption
+            are searched for nouns (the original searches all; captions of
+            web datasets are far shorter). Defaults to 1024.
+    """
+
+    def __init__(self,
+                 multi_label: int = 3,
+                 templates='full',
+                 tagger: str = 'nltk',
+                 context_length: int = 77,
+                 max_tagged_words: int = 1024):
+        if not isinstance(multi_label, int) or multi_label < 0:
+            raise ConfigValueError(
+                f'CaptionTokenize(multi_label={multi_label!r}) must be the '
+                f'number of noun prompts per caption (0 for none).')
+        self.multi_label = multi_label
+        self.templates = list(get_templates(templates))
+        self.tagger = tagger
+        self.find_nouns = build_noun_finder(tagger) if multi_label else None
+        self.context_length = context_length
+        self.max_tagged_words = max_tagged_words
+
+    def prompts(self, caption: str) -> List[str]:
+        """The ``multi_label`` prompt texts of ``caption``."""
+        words = caption.split()
+        if len(words) > self.max_tagged_words:
+            caption = ' '.join(words[:self.max_tagged_words])
+        nouns = self.find_nouns(caption) if caption.strip() else []
+        prompts = []
+        if nouns:
+            chosen = np.random.choice(
+                nouns, min(self.multi_label, len(nouns)), replace=False)
+            prompts = [
+                np.random.choice(self.templates).format(noun)
+                for noun in chosen
+            ]
+        return prompts + [caption] * (self.multi_label - len(prompts))
+
+    def transform(self, results: dict) -> dict:
+        caption = results['caption']
+        prompts = self.prompts(caption) if self.multi_label else []
+        kept = self.context_length * WORDS_PER_TOKEN_KEPT
+        texts = [
+            ' '.join(text.split()[:kept])
+            if len(text) > kept else text for text in [caption] + prompts
+        ]
+        results['text_tokens'] = tokenize(texts, self.context_length)
+        results['prompts'] = prompts
+        return results
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(multi_label={self.multi_label}, '
+                f'templates={len(self.templates)}, tagger={self.tagger!r})')
+
+
+@TRANSFORMS.register_module()
+class PackCaptionInputs(BaseTransform):
+    """Pack a training sample: ``inputs`` (the image ``[3, H, W]``, uint8,
+    as mmseg's ``PackSegInputs``) and a ``SegDataSample`` with
+    ``text_tokens`` and the meta keys that exist (``img_path``,
+    ``ori_shape``, ``img_shape``, ``caption``).
+
+    Args:
+        meta_keys (tuple[str]): Meta keys copied when present.
+    """
+
+    def __init__(self,
+                 meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption',
+                            'flip')):
+        self.meta_keys = meta_keys
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        if img.ndim == 2:
+            img = img[..., None]
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0,
+                                                                     1)))
+        sample = SegDataSample()
+        sample.set_metainfo(
+            {k: results[k]
+             for k in self.meta_keys if k in results})
+        sample.text_tokens = results['text_tokens']
+        return dict(inputs=inputs, data_samples=sample)
+
+
+def caption_of(data: Optional[bytes], where: str) -> str:
+    """A caption read from bytes (UTF-8, surrounding whitespace removed)."""
+    if data is None:
+        raise ValueError(f'{where}: no caption')
+    text = data.decode('utf-8') if isinstance(data, bytes) else str(data)
+    return text.strip()
