@@ -152,6 +152,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     save_best='mIoU', rule='greater', max_keep_ckpts=3))
-custom_hooks = [dict(type='PretrainDataCheckHook')]
+custom_hooks = [
+    dict(type='PretrainDataCheckHook'),
+    dict(type='GroupViTArchHook'),
+]
 load_from = None
 randomness = dict(seed=0, diff_rank_seed=True)

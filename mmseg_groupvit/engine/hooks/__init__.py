@@ -1,5 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
+from .groupvit_arch_hook import GroupViTArchHook
 from .pretrain_data_check import PretrainDataCheckHook
 from .progress_hook import ImageProgressHook
 
-__all__ = ['ImageProgressHook', 'PretrainDataCheckHook']
+__all__ = [
+    'ImageProgressHook', 'PretrainDataCheckHook', 'GroupViTArchHook'
+]

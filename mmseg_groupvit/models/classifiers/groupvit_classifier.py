@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ...utils import get_prompt_classes, load_vocabulary
 from ...utils.imagenet_classes import imagenet_classes
 from ...weights import check_state_dict
+from ...weights.check import TRAINING_KEYS
 
 _SEGMENTOR_SCALE_KEY = 'decode_head.logit_scale'
 _SCALE_KEY = 'logit_scale'
@@ -34,6 +35,8 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
     """
     if prefix != '':
         return
+    for key in TRAINING_KEYS:  # a pretrainer's, unused here
+        state_dict.pop(key, None)
     if _SEGMENTOR_SCALE_KEY in state_dict:
         state = {
             k: v
