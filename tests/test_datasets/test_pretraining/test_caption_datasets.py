@@ -1,0 +1,143 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Captioned photos from annotation files and webdataset shards: good
+samples are read, bad ones named (files) or skipped and counted (samples
+in shards)."""
+import io
+import json
+import logging
+import os.path as osp
+import tarfile
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+
+from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
+                                                 CaptionShards)
+from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
+from mmseg_groupvit.errors import TrainingDataError
+from tests.conftest import SAMPLES
+
+PHOTO = osp.join(SAMPLES, 'images', 'groupvit_demo_voc.jpg')
+PIPELINE = [
+    dict(type='CaptionTokenize', multi_label=2, tagger='rules'),
+    dict(type='PackCaptionInputs')
+]
+
+
+def write_jsonl(path, records):
+    with open(path, 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+
+
+def test_the_shipped_captions_load_with_every_photo():
+    dataset = CaptionAnnotationDataset(
+        ann_file='captions.jsonl', data_root=SAMPLES, pipeline=[])
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    assert len(infos) == 39
+    assert all(osp.isfile(d['img_path']) for d in infos)
+    assert len({d['caption'] for d in infos}) == 39
+
+
+def test_an_annotation_with_a_missing_image_names_file_line_and_fix(
+        tmp_path):
+    write_jsonl(tmp_path / 'ann.jsonl', [
+        dict(image=PHOTO, caption='a dog'),
+        dict(image='nowhere.jpg', caption='a cat')
+    ])
+    with pytest.raises(TrainingDataError) as error:
+        CaptionAnnotationDataset(
+            ann_file=str(tmp_path / 'ann.jsonl'), data_root=str(tmp_path))
+    message = str(error.value)
+    assert 'ann.jsonl line 2' in message and 'nowhere.jpg not found' in message
+    assert 'remove the line' in message
+
+
+def test_csv_annotations(tmp_path):
+    (tmp_path / 'ann.csv').write_text(
+        f'file,text\n{PHOTO},"a small dog, a plant"\n')
+    dataset = CaptionAnnotationDataset(
+        ann_file=str(tmp_path / 'ann.csv'),
+        image_key='file',
+        caption_key='text',
+        pipeline=[dict(type='LoadImageFromFile')] + PIPELINE)
+    sample = dataset[0]
+    assert sample['inputs'].shape == (3, 448, 448)
+    assert sample['data_samples'].text_tokens.shape == (3, 77)
+    assert sample['data_samples'].caption == 'a small dog, a plant'
+
+
+def add(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture
+def shards(tmp_path):
+    """Two img2dataset-style shards: 3 good samples, an image that does not
+    decode, and an image without a caption."""
+    photo = open(PHOTO, 'rb').read()
+    with tarfile.open(tmp_path / 'part-00000.tar', 'w') as tar:
+        for key, caption in (('000', b'a dog by a plant'),
+                             ('001', b'a black dog')):
+            add(tar, f'{key}.jpg', photo)
+            add(tar, f'{key}.txt', caption)
+        add(tar, '002.jpg', b'not a jpeg')
+        add(tar, '002.txt', b'broken')
+    with tarfile.open(tmp_path / 'part-00001.tar', 'w') as tar:
+        add(tar, '100.jpg', photo)
+        add(tar, '100.txt', b'a poodle')
+        add(tar, '101.jpg', photo)
+    return tmp_path
+
+
+def test_shards_stream_good_samples_and_skip_bad_ones(shards):
+    dataset = CaptionShards(
+        [dict(path=str(shards), prefix='part-{00000..00001}.tar')],
+        pipeline=PIPELINE,
+        shuffle_buffer=4)
+    assert dataset.length == 5  # counted from the tar headers
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        samples = list(dataset)
+    finally:
+        logger.removeHandler(handler)
+    assert len(samples) == len(dataset) == 5
+    captions = {s['data_samples'].caption for s in samples}
+    assert captions <= {'a dog by a plant', 'a black dog', 'a poodle'}
+    skips = [r.getMessage() for r in records if 'skipped' in r.getMessage()]
+    assert skips and dataset.skipped == len(skips)
+    assert any(':002: the image does not decode' in m for m in skips)
+    assert any(':101: no caption' in m for m in skips)
+    assert f'({len(skips)} skipped by this data worker so far)' in skips[-1]
+
+
+def test_an_empty_shard_list_is_named(tmp_path):
+    with pytest.raises(TrainingDataError, match='no shard found for'):
+        CaptionShards([dict(path=str(tmp_path), prefix='x-{0..3}.tar')])
+
+
+def test_a_shard_that_is_not_a_tar_is_named(tmp_path):
+    (tmp_path / 'a.tar').write_text('hello')
+    with pytest.raises(TrainingDataError) as error:
+        CaptionShards([dict(path=str(tmp_path), prefix='a.tar', length=9)])
+    assert f'{tmp_path}/a.tar is not a tar file' in str(error.value)
+
+
+def test_a_batch_larger_than_the_data_stops_before_training(tmp_path):
+    write_jsonl(tmp_path / 'ann.jsonl', [dict(image=PHOTO, caption='dog')])
+    dataset = CaptionAnnotationDataset(ann_file=str(tmp_path / 'ann.jsonl'))
+    runner = SimpleNamespace(
+        train_dataloader=torch.utils.data.DataLoader(
+            dataset, batch_size=8, collate_fn=list))
+    with pytest.raises(TrainingDataError) as error:
+        PretrainDataCheckHook().before_train(runner)
+    assert 'larger than the data (1 samples per process from' in str(
+        error.value)
+    assert 'ann.jsonl' in str(error.value)
