@@ -45,8 +45,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from groupvit_common.errors import (USER_ERRORS, CheckpointError,
-                                    user_error_message)
+from groupvit_common.errors import USER_ERRORS, user_error_message
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
@@ -192,8 +191,9 @@ def main(argv=None):
             flush=True)
     try:
         runner.train()
-    except CheckpointError as e:
-        sys.exit(f'error: {e}')
+    except USER_ERRORS as e:
+        # Bad training data, a non-finite step, a checkpoint: one line.
+        sys.exit(f'error: {user_error_message(e)}')
     if runner.rank == 0 and not args.verbose:
         print(f'written     checkpoints in {cfg.work_dir}', flush=True)
     finish_distributed()

@@ -92,17 +92,33 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 max_epochs = 8
-optim_wrapper = dict(type='OptimWrapper', _delete_=True,
-                     optimizer=dict(type='AdamW', lr=1.6e-3, betas=(0.9, 0.999),
-                                    eps=1e-8, weight_decay=0.05),
-                     paramwise_cfg=dict(flat_decay_mult=0.0,
-                                        bias_decay_mult=0.0),
-                     clip_grad=dict(max_norm=5.0))
+optim_wrapper = dict(
+    type='OptimWrapper',
+    _delete_=True,
+    optimizer=dict(
+        type='AdamW',
+        lr=1.6e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.05),
+    paramwise_cfg=dict(flat_decay_mult=0.0, bias_decay_mult=0.0),
+    clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=4e-6 / 1.6e-3, by_epoch=True,
-         begin=0, end=1, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=4e-5 / 1.6e-3, T_max=7,
-         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True)
+    dict(
+        type='LinearLR',
+        start_factor=4e-6 / 1.6e-3,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min_ratio=4e-5 / 1.6e-3,
+        T_max=7,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True)
 ]
 # The paper's lr at its batch of 4096 would be scaled to 3e-6 here: keep it.
 auto_scale_lr = dict(enable=False)

@@ -21,8 +21,10 @@ def optional_training_keys(own: Dict[str, torch.Tensor],
     """``state`` without the :data:`TRAINING_KEYS` that ``own`` lacks,
     and with those ``own`` has and ``state`` lacks filled from ``own``
     (for comparing key sets)."""
-    state = {k: v for k, v in state.items()
-             if k in own or k not in TRAINING_KEYS}
+    state = {
+        k: v
+        for k, v in state.items() if k in own or k not in TRAINING_KEYS
+    }
     for key in TRAINING_KEYS:
         if key in own and key not in state:
             state[key] = own[key]

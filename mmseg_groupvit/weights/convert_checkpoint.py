@@ -121,8 +121,10 @@ def check_converted(state: Dict[str, torch.Tensor], arch: dict,
     describes: missing or extra keys, other shapes or dtype kinds,
     NaN or Inf."""
     own = expected_state(arch)
-    own.update({k: torch.empty((), device='meta')
-                for k in TRAINING_KEYS if k in state})
+    own.update({
+        k: torch.empty((), device='meta')
+        for k in TRAINING_KEYS if k in state
+    })
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if missing or unexpected or reshaped:
         raise CheckpointError(

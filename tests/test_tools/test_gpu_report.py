@@ -48,3 +48,17 @@ def test_shell_script_runs_the_report():
     with open(osp.join(REPO, 'tools', 'analysis_tools', 'gpu_report.sh')) as f:
         script = f.read()
     assert 'tools/analysis_tools/gpu_report.py "$@"' in script
+
+
+@pytest.mark.slow
+def test_training_throughput_dry_run(tmp_path):
+    """gpu_report.sh's training step (--gpu-report) without a GPU: a small
+    model, batch 2, ours and plain PyTorch layers both measured."""
+    with open(osp.join(REPO, 'tools', 'analysis_tools', 'gpu_report.sh')) as f:
+        assert 'pretrain_benchmark.py --gpu-report' in f.read()
+    tool = load_script('tools/analysis_tools/pretrain_benchmark.py')
+    report = tool.main(['--gpu-report', '--out', str(tmp_path / 'train.json')])
+    assert report['dry_run'] and report['batch'] == 2
+    assert set(report['results']) == {'ours_fp32', 'plain_fp32'}
+    assert all(r['images_per_s'] > 0 and r['peak_mib'] > 0
+               for r in report['results'].values())

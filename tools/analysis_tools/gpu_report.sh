@@ -2,7 +2,10 @@
 # GroupViT GPU report in one command: correctness (CUDA against CPU on the
 # reference fixture, fp16/bf16 against fp32), then throughput (fp32, fp16,
 # bf16, ours against transformers, onnxruntime's CUDA provider when
-# installed). Writes outputs/gpu_report/report.json and report.md.
+# installed). Writes outputs/gpu_report/report.json and report.md. Then
+# training throughput: one pretraining step at 256 images per GPU, fp32 and
+# AMP fp16/bf16, ours against plain PyTorch layers (images/s per GPU, peak
+# memory), written to outputs/gpu_report/train.json.
 #
 #   bash tools/analysis_tools/gpu_report.sh [CONFIG] [--checkpoint CKPT] [...]
 #
@@ -14,4 +17,6 @@ PY=${PYTHON:-python}
 if [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ]; then
     PY=.venv/bin/python
 fi
-exec "$PY" tools/analysis_tools/gpu_report.py "$@"
+"$PY" tools/analysis_tools/gpu_report.py "$@"
+"$PY" tools/analysis_tools/pretrain_benchmark.py --gpu-report \
+    --out outputs/gpu_report/train.json

@@ -9,7 +9,9 @@ _base_ = [
     '../../_base_/datasets/pascal_voc12.py', '../../_base_/default_runtime.py'
 ]
 custom_imports = dict(
-    imports=['mmseg_groupvit', 'mmseg_groupvit.datasets.pretraining.augmentation'],
+    imports=[
+        'mmseg_groupvit', 'mmseg_groupvit.datasets.pretraining.augmentation'
+    ],
     allow_failed_imports=False)
 
 # Model: the zero-shot segmentor with the original's losses; its checkpoints
@@ -150,8 +152,13 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    save_best='mIoU', rule='greater', max_keep_ckpts=3))
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=True,
+        interval=1,
+        save_best='mIoU',
+        rule='greater',
+        max_keep_ckpts=3))
 custom_hooks = [
     dict(type='PretrainDataCheckHook'),
     dict(type='GroupViTArchHook'),

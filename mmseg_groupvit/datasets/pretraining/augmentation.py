@@ -64,8 +64,7 @@ def register_mmpretrain_transforms() -> None:
     folder = osp.join(
         osp.dirname(mmpretrain.__file__), 'datasets', 'transforms')
     _compile_without_torchvision(osp.join(folder, 'auto_augment.py'), None)
-    _compile_without_torchvision(
-        osp.join(folder, 'processing.py'), PROCESSING)
+    _compile_without_torchvision(osp.join(folder, 'processing.py'), PROCESSING)
 
 
 register_mmpretrain_transforms()

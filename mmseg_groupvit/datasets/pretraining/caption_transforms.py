@@ -88,8 +88,8 @@ class CaptionTokenize(BaseTransform):
         prompts = self.prompts(caption) if self.multi_label else []
         kept = self.context_length * WORDS_PER_TOKEN_KEPT
         texts = [
-            ' '.join(text.split()[:kept])
-            if len(text) > kept else text for text in [caption] + prompts
+            ' '.join(text.split()[:kept]) if len(text) > kept else text
+            for text in [caption] + prompts
         ]
         results['text_tokens'] = tokenize(texts, self.context_length)
         results['prompts'] = prompts
@@ -120,8 +120,7 @@ class PackCaptionInputs(BaseTransform):
         img = results['img']
         if img.ndim == 2:
             img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0,
-                                                                     1)))
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         sample = SegDataSample()
         sample.set_metainfo(
             {k: results[k]

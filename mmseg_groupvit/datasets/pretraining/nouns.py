@@ -53,8 +53,7 @@ class NltkNouns:
                 f'\'nltk\') needs to find the nouns of the captions: run '
                 f'`pip install nltk && {NLTK_INSTALL}` (or point NLTK_DATA '
                 f'at a folder holding them), or use the tagger that needs '
-                f'no data, tagger=\'rules\' (see docs/pretrain.md).'
-            ) from None
+                f'no data, tagger=\'rules\' (see docs/pretrain.md).') from None
         self._nltk = nltk
 
     def __call__(self, caption: str) -> List[str]:
@@ -62,8 +61,7 @@ class NltkNouns:
         if not words:
             return []
         return [
-            word for word, tag in self._nltk.pos_tag(words)
-            if tag in NOUN_TAGS
+            word for word, tag in self._nltk.pos_tag(words) if tag in NOUN_TAGS
         ]
 
 

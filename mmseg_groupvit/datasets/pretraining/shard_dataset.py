@@ -106,10 +106,10 @@ class CaptionShards(IterableDataset):
 
     def _decode(self, sample: dict) -> Optional[dict]:
         where = f'{sample.get("__url__")}:{sample.get("__key__")}'
-        image = next(
-            (sample[k] for k in IMAGE_EXTENSIONS if k in sample), None)
-        caption = next(
-            (sample[k] for k in CAPTION_EXTENSIONS if k in sample), None)
+        image = next((sample[k] for k in IMAGE_EXTENSIONS if k in sample),
+                     None)
+        caption = next((sample[k] for k in CAPTION_EXTENSIONS if k in sample),
+                       None)
         if image is None:
             return self._skip(where, 'no image (.jpg, .png, .webp)')
         try:

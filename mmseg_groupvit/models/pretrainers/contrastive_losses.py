@@ -70,8 +70,9 @@ def contrastive_loss(image_x: Tensor, text_x: Tensor,
         image_x.shape[0], device=image_x.device) + image_x.shape[0] * rank
     logits_per_image = image_x @ gather_rows(text_x).t() * temperature
     logits_per_text = text_x @ gather_rows(image_x).t() * temperature
-    return 0.5 * (F.cross_entropy(logits_per_image, labels) +
-                  F.cross_entropy(logits_per_text, labels))
+    return 0.5 * (
+        F.cross_entropy(logits_per_image, labels) +
+        F.cross_entropy(logits_per_text, labels))
 
 
 def multi_label_loss(image_x: Tensor, prompt_x: Tensor,

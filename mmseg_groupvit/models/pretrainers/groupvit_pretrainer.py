@@ -164,8 +164,8 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                                               self.decode_head.temperature))
         if self.multi_label:
             losses['loss_multi_label'] = multi_label_loss(
-                image_x, text_x[:, 1:], self.multi_label_temperature
-            ) * self.multi_label_loss_weight
+                image_x, text_x[:, 1:],
+                self.multi_label_temperature) * self.multi_label_loss_weight
         return losses
 
     # ------------------------------------------------------------------
@@ -243,10 +243,10 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
              if p.grad is not None]
     if not grads:
         return []
-    finite = torch.stack(
-        [torch.isfinite(g).all() for _, g in grads]).tolist()
-    return [f'the gradient of {n}' for (n, _), ok in zip(grads, finite)
-            if not ok]
+    finite = torch.stack([torch.isfinite(g).all() for _, g in grads]).tolist()
+    return [
+        f'the gradient of {n}' for (n, _), ok in zip(grads, finite) if not ok
+    ]
 
 
 def _agreed(bad: List[str]) -> List[str]:

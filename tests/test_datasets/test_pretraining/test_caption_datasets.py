@@ -40,8 +40,7 @@ def test_the_shipped_captions_load_with_every_photo():
     assert len({d['caption'] for d in infos}) == 39
 
 
-def test_an_annotation_with_a_missing_image_names_file_line_and_fix(
-        tmp_path):
+def test_an_annotation_with_a_missing_image_names_file_line_and_fix(tmp_path):
     write_jsonl(tmp_path / 'ann.jsonl', [
         dict(image=PHOTO, caption='a dog'),
         dict(image='nowhere.jpg', caption='a cat')
@@ -55,8 +54,8 @@ def test_an_annotation_with_a_missing_image_names_file_line_and_fix(
 
 
 def test_csv_annotations(tmp_path):
-    (tmp_path / 'ann.csv').write_text(
-        f'file,text\n{PHOTO},"a small dog, a plant"\n')
+    (tmp_path /
+     'ann.csv').write_text(f'file,text\n{PHOTO},"a small dog, a plant"\n')
     dataset = CaptionAnnotationDataset(
         ann_file=str(tmp_path / 'ann.csv'),
         image_key='file',
@@ -80,8 +79,8 @@ def shards(tmp_path):
     decode, and an image without a caption."""
     photo = open(PHOTO, 'rb').read()
     with tarfile.open(tmp_path / 'part-00000.tar', 'w') as tar:
-        for key, caption in (('000', b'a dog by a plant'),
-                             ('001', b'a black dog')):
+        for key, caption in (('000', b'a dog by a plant'), ('001',
+                                                            b'a black dog')):
             add(tar, f'{key}.jpg', photo)
             add(tar, f'{key}.txt', caption)
         add(tar, '002.jpg', b'not a jpeg')

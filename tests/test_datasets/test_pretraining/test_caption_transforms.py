@@ -41,20 +41,25 @@ def _fills(template, prompt):
 
 def test_fewer_nouns_than_prompts_are_filled_with_the_caption():
     np.random.seed(0)
-    results = CaptionTokenize(multi_label=3, tagger='rules')(
-        dict(caption='the sky'))
+    results = CaptionTokenize(
+        multi_label=3, tagger='rules')(
+            dict(caption='the sky'))
     assert results['prompts'][1:] == ['the sky', 'the sky']
-    assert _fills(next(t for t in get_templates('full')
-                       if _fills(t, results['prompts'][0])),
-                  results['prompts'][0]) == 'sky'
+    assert _fills(
+        next(
+            t for t in get_templates('full')
+            if _fills(t, results['prompts'][0])),
+        results['prompts'][0]) == 'sky'
     # No noun or verb at all: every prompt is the caption.
-    results = CaptionTokenize(multi_label=2, tagger='rules')(
-        dict(caption='so very nice'))
+    results = CaptionTokenize(
+        multi_label=2, tagger='rules')(
+            dict(caption='so very nice'))
     assert results['prompts'] == ['so very nice'] * 2
 
 
 def test_a_caption_of_100000_characters_is_truncated_as_the_original():
-    caption = ('a dog runs on the long beach near the blue sea ' * 2100)[:100000]
+    caption = ('a dog runs on the long beach near the blue sea ' *
+               2100)[:100000]
     results = CaptionTokenize(multi_label=0)(dict(caption=caption))
     tokens = results['text_tokens']
     assert tokens.shape == (1, 77)

@@ -3,7 +3,6 @@
 whole batch: each rank's half gives the same loss (averaged over ranks)
 and DDP's averaged gradients equal the whole batch's. World size 2, so a
 wrong label offset (``B * rank``) or target block shows."""
-import os
 import os.path as osp
 import socket
 import tempfile
@@ -15,9 +14,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 LOSSES = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__))))), 'mmseg_groupvit', 'models', 'pretrainers',
-    'contrastive_losses.py')
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    'mmseg_groupvit', 'models', 'pretrainers', 'contrastive_losses.py')
 BATCH, PROMPTS, DIMS = 6, 3, 8
 
 
@@ -25,8 +23,7 @@ def load_losses():
     """The loss module alone (it imports only torch), so that the spawned
     processes start fast."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location('contrastive_losses',
-                                                  LOSSES)
+    spec = importlib.util.spec_from_file_location('contrastive_losses', LOSSES)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

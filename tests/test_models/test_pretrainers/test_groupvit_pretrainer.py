@@ -84,8 +84,9 @@ def snapshot(model):
 
 
 def unchanged(model, before):
-    return all(torch.equal(v, before[k]) for k, v in model.state_dict().items()
-               if 'running' not in k and 'num_batches' not in k)
+    return all(
+        torch.equal(v, before[k]) for k, v in model.state_dict().items()
+        if 'running' not in k and 'num_batches' not in k)
 
 
 def nan_term(model, name):
@@ -162,6 +163,8 @@ def test_gumbel_noise_only_in_training():
         first = model.image_encoder(images)['image_embeds']
         assert torch.equal(first, model.image_encoder(images)['image_embeds'])
         model.train()
-        noisy = [model.image_encoder.forward_features(images)['pooled']
-                 for _ in range(2)]
+        noisy = [
+            model.image_encoder.forward_features(images)['pooled']
+            for _ in range(2)
+        ]
     assert not torch.equal(*noisy)

@@ -77,7 +77,8 @@ def test_gradients_match_the_original(step):
     assert len(names) == 16
     for name in names:
         (key, expected), = convert_nvlabs({
-            name: torch.from_numpy(ref[f'grad__{name}'])
+            name:
+            torch.from_numpy(ref[f'grad__{name}'])
         }).items()
         grad = params[key].grad
         scale = expected.abs().max().item()
@@ -92,7 +93,8 @@ def test_batchnorm_statistics_match_the_original(step):
     assert len(stats) == 4
     for name in stats:
         (key, expected), = convert_nvlabs({
-            name[len('bn_after__'):]: torch.from_numpy(ref[name])
+            name[len('bn_after__'):]:
+            torch.from_numpy(ref[name])
         }).items()
         assert torch.allclose(buffers[key], expected, rtol=0, atol=1e-5), key
 
@@ -104,5 +106,26 @@ def test_eval_features_use_the_updated_statistics(step):
         feats = model.image_encoder(torch.from_numpy(ref['images']))
     model.train()
     expected = torch.from_numpy(ref['eval_image_x'])
-    assert torch.allclose(feats['image_embeds'], expected, atol=1e-4,
-                          rtol=1e-4)
+    assert torch.allclose(
+        feats['image_embeds'], expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_ten_steps_from_the_converted_checkpoint_lower_the_loss(fixture_a):
+    """Training continues from converted weights: AdamW on the fixture
+    batch, the original's clipping at 5."""
+    ref = np.load(osp.join(fixture_a, 'train_reference.npz'))
+    model, _ = pretrainer_from_fixture(fixture_a)
+    images, samples = reference_batch(ref)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, weight_decay=0.05)
+    totals = []
+    for _ in range(11):
+        total = sum(model.loss(images, samples).values())
+        totals.append(total.item())
+        optimizer.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    assert totals[0] == pytest.approx(10.169559, rel=1e-5)
+    assert totals[-1] < totals[0] - 1.0, totals

@@ -1,0 +1,96 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Pretraining through tools/train.py: the smoke config trains, its
+checkpoint is evaluated by tools/test.py with a zero-shot config as it is,
+and --resume continues the same curve."""
+import json
+import os.path as osp
+
+import pytest
+
+from tests.conftest import REPO, load_script
+
+SMOKE = osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py')
+
+
+def train(argv):
+    return load_script(
+        osp.join(REPO, 'tools', 'train.py'), 'pretrain_train_tool').main(argv)
+
+
+def losses(work_dir):
+    """``{iteration: loss}`` of every run logged in ``work_dir``."""
+    import glob
+    out = {}
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'loss' in record:
+                    out[record['step']] = record['loss']
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_checkpoint_is_tested_by_the_zero_shot_config(tmp_path):
+    work_dir = str(tmp_path / 'train')
+    train([
+        SMOKE, '--work-dir', work_dir, '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1',
+        'val_dataloader.dataset.indices=2'
+    ])
+    assert sorted(losses(work_dir)) == [1, 2, 3, 4]
+    test = load_script(osp.join(REPO, 'tools', 'test.py'), 'pretrain_test')
+    test.main([
+        osp.join(REPO, 'configs', 'groupvit_voc.py'),
+        osp.join(work_dir, 'epoch_1.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        'test_dataloader.dataset.data_root=' +
+        osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit', 'VOC2012'),
+        'test_dataloader.dataset.indices=2'
+    ])
+    with open(tmp_path / 'test' / 'results.json') as f:
+        results = json.load(f)
+    assert 'mIoU' in results['metrics']
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_curve(tmp_path):
+    # Without randomness in the data or the model, a resumed run must log
+    # the losses of an uninterrupted one.
+    config = tmp_path / 'deterministic.py'
+    config.write_text(f'''_base_ = [{SMOKE!r}]
+model = dict(image_encoder=dict(gumbel=False, drop_path_rate=0.0),
+             multi_label=0)
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='CaptionTokenize', multi_label=0),
+    dict(type='PackCaptionInputs')]))
+train_cfg = dict(max_epochs=2, val_interval=10)
+default_hooks = dict(checkpoint=dict(interval=1))
+''')
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    train([str(config), '--work-dir', straight])
+    train([
+        str(config), '--work-dir', resumed, '--cfg-options',
+        'train_cfg.max_epochs=1'
+    ])
+    train([str(config), '--work-dir', resumed, '--resume'])
+    expected, got = losses(straight), losses(resumed)
+    assert sorted(got) == sorted(expected) == list(range(1, 9))
+    for step in range(5, 9):
+        assert got[step] == pytest.approx(expected[step], rel=1e-5), step
+
+
+def test_bad_training_data_stops_with_one_error_line(tmp_path):
+    with pytest.raises(SystemExit) as error:
+        train([
+            SMOKE, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'train_dataloader.dataset.ann_file={tmp_path}/missing.jsonl'
+        ])
+    message = str(error.value)
+    assert message.startswith('error: annotation file ') and \
+        'missing.jsonl not found' in message and '\n' not in message

@@ -1,0 +1,69 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Plot a pretraining run's curves: the loss terms per step and the
+zero-shot mIoU of each validation (by epoch, as mmengine logs it), from
+the ``vis_data/scalars.json`` files mmengine writes in the work dir (a
+resumed run's files continue the curve)::
+
+    python tools/analysis_tools/plot_pretrain_curves.py WORK_DIR \\
+        [--out curves.png]
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+
+
+def read_curves(work_dir: str) -> dict:
+    """``{name: {step: value}}`` for ``loss``, ``loss_*`` and ``mIoU``."""
+    curves = {}
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        sys.exit(f'error: no vis_data/scalars.json under {work_dir}: give '
+                 f'the work dir of a tools/train.py run.')
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                for name, value in record.items():
+                    if name == 'mIoU' or name.startswith('loss'):
+                        curves.setdefault(name, {})[record['step']] = value
+    return curves
+
+
+def plot(curves: dict, out: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, values in sorted(curves.items()):
+        if name == 'mIoU':
+            continue
+        steps = sorted(values)
+        left.plot(steps, [values[s] for s in steps], label=name)
+    left.set_xlabel('step')
+    left.set_ylabel('loss')
+    left.legend()
+    miou = curves.get('mIoU', {})
+    steps = sorted(miou)
+    right.plot(steps, [miou[s] for s in steps], 'o-')
+    right.set_xlabel('epoch (validation after it; 0: before training)')
+    right.set_ylabel('zero-shot mIoU (%)')
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir')
+    parser.add_argument('--out', default='pretrain_curves.png')
+    args = parser.parse_args(argv)
+    curves = read_curves(args.work_dir)
+    plot(curves, args.out)
+    print(f'wrote {args.out}')
+    return curves
+
+
+if __name__ == '__main__':
+    main()

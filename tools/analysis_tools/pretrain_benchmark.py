@@ -1,0 +1,261 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Time and peak memory of one pretraining step (forward, backward, AdamW
+with gradient clipping) of GroupViT, ours against the same step with plain
+PyTorch layers (transformers' ``GroupViTModel``: ``nn.Linear`` layers and
+attention written out as matmul-softmax-matmul), measured in the same run::
+
+    python tools/analysis_tools/pretrain_benchmark.py [--batch 16]
+        [--device cpu|cuda] [--amp fp32 fp16 bf16] [--repeat 3]
+        [--arch released|small] [--out FILE.json]
+
+Both steps compute the pretrainer's losses (image-caption contrastive and
+multi-label, 3 prompts per caption) on random 224x224 images and random
+token ids. Each variant runs in a fresh process, so its peak memory (the
+process's peak resident memory on CPU, with the resident memory before the
+first step beside it; the allocator's peak on CUDA) is its own; the time
+is the best of ``--repeat`` steps after one warm-up. The ratios (plain /
+ours) are printed at the end. Our fused inference kernels
+(``models/layers/fast_linear.py``) are off under autograd, so ours runs
+PyTorch's layers too, with ``scaled_dot_product_attention``.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import os.path as osp
+import resource
+import sys
+import time
+
+sys.path.insert(0,
+                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+PROMPTS = 3
+SMALL = dict(
+    image_encoder=dict(
+        hidden_size=128,
+        intermediate_size=512,
+        depths=[2, 1, 1],
+        num_group_tokens=[16, 4, 0],
+        num_output_groups=[16, 4],
+        num_attention_heads=4,
+        projection_dim=64,
+        projection_intermediate_dim=1024),
+    text_encoder=dict(
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        projection_dim=64,
+        projection_intermediate_dim=1024))
+
+
+def _rss_mib() -> float:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def _ours(arch):
+    import _mmseg_groupvit_mmcv_shim
+    _mmseg_groupvit_mmcv_shim.install()
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import mmseg_groupvit  # noqa: F401
+    from mmseg_groupvit.models.pretrainers import (contrastive_loss,
+                                                   multi_label_loss)
+    init_default_scope('mmseg')
+    model = MODELS.build(
+        dict(
+            type='GroupViTPretrainer',
+            image_encoder=dict(type='GroupViT', **arch['image_encoder']),
+            text_encoder=dict(
+                type='GroupViTTextEncoder',
+                frozen=False,
+                dataset_name='voc',
+                **arch['text_encoder']),
+            decode_head=dict(type='GroupViTHead')))
+    model.init_weights()
+
+    def losses(images, tokens):
+        feats = model.image_encoder.forward_features(images)
+        image_x = model.image_encoder.projector(feats['pooled'])
+        text_x = model.text_encoder.encode_tokens(tokens.flatten(0, 1))
+        text_x = text_x.view(*tokens.shape[:2], -1)
+        return (contrastive_loss(image_x, text_x[:, 0],
+                                 model.decode_head.temperature) +
+                multi_label_loss(image_x, text_x[:, 1:],
+                                 model.multi_label_temperature))
+
+    return model, losses
+
+
+def _plain(arch):
+    import torch
+    import transformers
+
+    from mmseg_groupvit.models.pretrainers.contrastive_losses import (
+        contrastive_loss, multi_label_loss)
+    img, txt = arch['image_encoder'], arch['text_encoder']
+    config = transformers.GroupViTConfig(
+        vision_config=dict(
+            hidden_size=img['hidden_size'],
+            intermediate_size=img['intermediate_size'],
+            depths=img['depths'],
+            num_hidden_layers=sum(img['depths']),
+            num_group_tokens=img['num_group_tokens'],
+            num_output_groups=list(img['num_output_groups']) +
+            [img['num_output_groups'][-1]],
+            num_attention_heads=img['num_attention_heads']),
+        text_config=dict(
+            hidden_size=txt['hidden_size'],
+            intermediate_size=txt['intermediate_size'],
+            num_hidden_layers=txt['num_hidden_layers'],
+            num_attention_heads=txt['num_attention_heads']),
+        projection_dim=img['projection_dim'],
+        projection_intermediate_dim=img['projection_intermediate_dim'])
+    config._attn_implementation = 'eager'
+    model = transformers.GroupViTModel(config)
+    scale = torch.nn.Parameter(torch.tensor(2.6592))
+    model.register_parameter('multi_label_logit_scale', scale)
+
+    def losses(images, tokens):
+        image_x = model.get_image_features(pixel_values=images)
+        text_x = model.get_text_features(input_ids=tokens.flatten(0, 1))
+        image_x = getattr(image_x, 'pooler_output', image_x)
+        text_x = getattr(text_x, 'pooler_output', text_x)
+        text_x = text_x.view(*tokens.shape[:2], -1)
+        return (contrastive_loss(image_x, text_x[:, 0],
+                                 model.logit_scale.exp().clamp(max=100)) +
+                multi_label_loss(image_x, text_x[:, 1:],
+                                 scale.exp().clamp(max=100)))
+
+    return model, losses
+
+
+def _measure(who, arch, batch, device, amp, repeat, queue):
+    import torch
+    torch.manual_seed(0)
+    model, losses = (_ours if who == 'ours' else _plain)(arch)
+    model = model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    images = torch.randn(batch, 3, 224, 224, device=device)
+    tokens = torch.randint(1, 49406, (batch, 1 + PROMPTS, 77), device=device)
+    tokens[..., 0] = 49406
+    tokens[..., 20] = 49407
+    tokens[..., 21:] = 0
+    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(amp)
+    scaler = torch.amp.GradScaler(device.split(':')[0], enabled=amp == 'fp16')
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    rss = _rss_mib(
+    ) if device == 'cpu' else torch.cuda.memory_allocated() / 2**20
+    times = []
+    for _ in range(repeat + 1):
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(
+                device.split(':')[0], dtype=dtype, enabled=dtype is not None):
+            loss = losses(images, tokens)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        scaler.step(optimizer)
+        scaler.update()
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    if device.startswith('cuda'):
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(
+        dict(
+            seconds=min(times[1:]),
+            peak_mib=peak,
+            before_steps_mib=rss,
+            loss=loss.item()))
+
+
+def measure(who, arch, batch, device, amp, repeat) -> dict:
+    """One variant in a fresh process."""
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    proc = ctx.Process(
+        target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--amp', nargs='+', default=['fp32'], choices=['fp32', 'fp16', 'bf16'])
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument(
+        '--arch', default='released', choices=['released', 'small'])
+    parser.add_argument(
+        '--gpu-report',
+        action='store_true',
+        help='the settings of gpu_report.sh: on a GPU batch 256, fp32, '
+        'fp16 and bf16; without one a dry run (small model, batch 2)')
+    parser.add_argument('--out', help='write the results as JSON here')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.gpu_report:
+        import torch
+        if torch.cuda.is_available():
+            args.device, args.batch = 'cuda', 256
+            args.amp = ['fp32', 'fp16', 'bf16']
+        else:
+            args.arch, args.batch, args.repeat = 'small', 2, 1
+    arch = SMALL if args.arch == 'small' else dict(
+        image_encoder={}, text_encoder={})
+    if args.arch == 'released':
+        from mmseg_groupvit.weights.arch import DEFAULT_ARCH
+        arch = DEFAULT_ARCH
+    results = {}
+    for amp in args.amp:
+        for who in ('ours', 'plain'):
+            result = measure(who, arch, args.batch, args.device, amp,
+                             args.repeat)
+            result['images_per_s'] = args.batch / result['seconds']
+            results[f'{who}_{amp}'] = result
+            print(
+                f'{who:5s} {amp}: {result["seconds"]:.3f} s/step, '
+                f'{result["images_per_s"]:.1f} images/s, peak '
+                f'{result["peak_mib"]:.0f} MiB',
+                flush=True)
+    for amp in args.amp:
+        ours, plain = results[f'ours_{amp}'], results[f'plain_{amp}']
+        print(f'plain / ours ({amp}): time '
+              f'{plain["seconds"] / ours["seconds"]:.2f}x, peak memory '
+              f'{plain["peak_mib"] / ours["peak_mib"]:.2f}x')
+    report = dict(
+        batch=args.batch,
+        device=args.device,
+        arch=args.arch,
+        threads=int(os.environ.get('OMP_NUM_THREADS', 0)) or None,
+        dry_run=args.gpu_report and args.device == 'cpu',
+        results=results)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == '__main__':
+    main()
