@@ -90,6 +90,9 @@ datasets = dict(
         path=f'{local_data}/redcap12m_shards',
         prefix='redcap12m-{000000..001211}.tar',
         length=11866987))
+# The mixtures of the paper's two models.
+gcc_yfcc = [datasets['gcc3m'], datasets['gcc12m'], datasets['yfcc14m']]
+gcc_redcaps = [datasets['gcc3m'], datasets['gcc12m'], datasets['redcap12m']]
 train_dataloader = dict(
     batch_size=256,
     num_workers=6,
@@ -98,7 +101,7 @@ train_dataloader = dict(
     sampler=None,
     dataset=dict(
         type='CaptionShards',
-        datasets=[datasets['gcc3m'], datasets['gcc12m'], datasets['yfcc14m']],
+        datasets=gcc_yfcc,
         shuffle_buffer=10000,
         pipeline=train_transforms))
 # VOC val, as configs/groupvit_voc.py evaluates it.
