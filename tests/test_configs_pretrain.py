@@ -15,8 +15,8 @@ from mmseg.registry import MODELS
 from tests.conftest import REPO
 
 PRETRAIN = osp.join(REPO, 'configs', 'pretrain')
-LENGTHS = dict(gcc3m=2891445, gcc12m=11156203, yfcc14m=14615499,
-               redcap12m=11866987)
+LENGTHS = dict(
+    gcc3m=2891445, gcc12m=11156203, yfcc14m=14615499, redcap12m=11866987)
 
 
 @pytest.mark.parametrize('name,data', [
@@ -30,7 +30,10 @@ def test_paper_schedule(name, data):
     optim = cfg.optim_wrapper
     assert optim.type == 'AmpOptimWrapper'
     assert optim.optimizer == dict(
-        type='AdamW', lr=1.6e-3, betas=(0.9, 0.999), eps=1e-8,
+        type='AdamW',
+        lr=1.6e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
         weight_decay=0.05)
     assert optim.clip_grad == dict(max_norm=5.0)
     warmup, cosine = cfg.param_scheduler
