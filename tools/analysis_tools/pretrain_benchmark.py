@@ -61,6 +61,7 @@ def _rss_mib() -> float:
 def _ours(arch):
     import _mmseg_groupvit_mmcv_shim
     _mmseg_groupvit_mmcv_shim.install()
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
@@ -68,6 +69,8 @@ def _ours(arch):
     from mmseg_groupvit.models.pretrainers import (contrastive_loss,
                                                    multi_label_loss)
     init_default_scope('mmseg')
+    # Not the initialisation report of every tensor.
+    MMLogger.get_instance('pretrain_benchmark', log_level='WARNING')
     model = MODELS.build(
         dict(
             type='GroupViTPretrainer',
