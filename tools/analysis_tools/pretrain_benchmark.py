@@ -192,7 +192,14 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc = ctx.Process(
         target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1)
+            break
+        except Exception:  # queue.Empty: is the process still running?
+            if not proc.is_alive():
+                sys.exit(f'error: the {who} {amp} measurement failed (exit '
+                         f'code {proc.exitcode}); its error is above.')
     proc.join()
     return result
 
