@@ -158,6 +158,8 @@ def test_nvlabs_tensors_land_where_transformers_puts_them(layouts):
 
     from_nvlabs = convert_nvlabs(nv_state)
     from_hf = convert_hf(hf_state)
+    # The training-only temperature is kept (transformers has none).
+    assert from_nvlabs.pop('multi_label_logit_scale') == -1.
     assert sorted(from_nvlabs) == sorted(from_hf)
     wrong = [
         key for key in from_nvlabs
@@ -168,6 +170,7 @@ def test_nvlabs_tensors_land_where_transformers_puts_them(layouts):
 
 def test_converted_nvlabs_dict_is_the_models_state_dict(layouts):
     converted = convert_nvlabs(layouts[1])
+    del converted['multi_label_logit_scale']  # training only
     expected = {
         key: tuple(value.shape)
         for key, value in build_small_segmentor().state_dict().items()
