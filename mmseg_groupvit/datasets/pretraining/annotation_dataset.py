@@ -8,7 +8,7 @@ from typing import List
 from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
-from ...errors import TrainingDataError
+from groupvit_common.errors import TrainingDataError
 
 
 @DATASETS.register_module()

@@ -9,7 +9,7 @@ from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 from mmseg.utils import tokenize
 
-from ...errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 from ...utils import get_templates
 from .nouns import build_noun_finder
 

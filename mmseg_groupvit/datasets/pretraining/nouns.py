@@ -21,7 +21,7 @@ include verbs. Two taggers give these words:
 import re
 from typing import List
 
-from ...errors import ConfigValueError
+from groupvit_common.errors import ConfigValueError
 
 #: The Penn Treebank tags the original takes (``word_type='noun'``).
 NOUN_TAGS = ('NN', 'NNS', 'NNP', 'VBG', 'VB', 'VBD', 'VBN', 'VBP', 'VBZ')

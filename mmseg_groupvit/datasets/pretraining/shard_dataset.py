@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ...errors import TrainingDataError
+from groupvit_common.errors import TrainingDataError
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 CAPTION_EXTENSIONS = ('txt', 'text')

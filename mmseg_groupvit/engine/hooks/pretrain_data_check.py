@@ -7,7 +7,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from torch.utils.data import IterableDataset
 
-from ...errors import TrainingDataError
+from groupvit_common.errors import TrainingDataError
 
 
 @HOOKS.register_module()

@@ -13,10 +13,10 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
+from groupvit_common.errors import TrainingDataError
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
                                                  CaptionShards)
 from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
-from mmseg_groupvit.errors import TrainingDataError
 from tests.conftest import SAMPLES
 
 PHOTO = osp.join(SAMPLES, 'images', 'groupvit_demo_voc.jpg')

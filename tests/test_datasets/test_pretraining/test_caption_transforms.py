@@ -7,8 +7,8 @@ import torch
 from mmseg.utils import tokenize
 from mmseg.utils.tokenizer import _tokenizer
 
+from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.datasets.pretraining import CaptionTokenize, rule_nouns
-from mmseg_groupvit.errors import ConfigValueError
 from mmseg_groupvit.utils import get_templates
 
 EOT = _tokenizer.encoder['<end_of_text>']

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import tokenize
 
-from mmseg_groupvit.errors import ConfigValueError, NonFiniteLossError
+from groupvit_common.errors import ConfigValueError, NonFiniteLossError
 from tests.conftest import SMALL_ARCH
 
 CAPTIONS = [['a dog on the grass', 'a photo of a dog.', 'a photo of grass.'],
