@@ -13,7 +13,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import tokenize
 
-from groupvit_common.errors import ConfigValueError, NonFiniteLossError
+from groupvit_common.errors import (CheckpointError, ConfigValueError,
+                                    NonFiniteLossError)
 from tests.conftest import SMALL_ARCH
 
 CAPTIONS = [['a dog on the grass', 'a photo of a dog.', 'a photo of grass.'],
@@ -22,30 +23,32 @@ CAPTIONS = [['a dog on the grass', 'a photo of a dog.', 'a photo of grass.'],
             ['a boat at sea', 'a photo of a boat.', 'a photo of the sea.']]
 
 
+def _config(model_type):
+    return dict(
+        type=model_type,
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            size=(32, 32)),
+        image_encoder=dict(
+            type='GroupViT',
+            image_size=32,
+            patch_size=8,
+            **SMALL_ARCH['image_encoder']),
+        text_encoder=dict(
+            type='GroupViTTextEncoder',
+            frozen=False,
+            dataset_name='voc',
+            **SMALL_ARCH['text_encoder']),
+        decode_head=dict(type='GroupViTHead'))
+
+
 @functools.lru_cache()
 def _built():
     torch.manual_seed(0)
-    model = MODELS.build(
-        dict(
-            type='GroupViTPretrainer',
-            data_preprocessor=dict(
-                type='SegDataPreProcessor',
-                mean=[123.675, 116.28, 103.53],
-                std=[58.395, 57.12, 57.375],
-                bgr_to_rgb=True,
-                size=(32, 32)),
-            image_encoder=dict(
-                type='GroupViT',
-                image_size=32,
-                patch_size=8,
-                **SMALL_ARCH['image_encoder']),
-            text_encoder=dict(
-                type='GroupViTTextEncoder',
-                frozen=False,
-                dataset_name='voc',
-                **SMALL_ARCH['text_encoder']),
-            decode_head=dict(type='GroupViTHead'),
-            multi_label=2))
+    model = MODELS.build(dict(_config('GroupViTPretrainer'), multi_label=2))
     model.init_weights()
     return model
 
@@ -168,3 +171,20 @@ def test_gumbel_noise_only_in_training():
             for _ in range(2)
         ]
     assert not torch.equal(*noisy)
+
+
+def test_its_weights_load_into_the_zero_shot_segmentor():
+    """A pretrainer's state dict (with the training-only
+    multi_label_logit_scale) loads strictly into the segmentor of the same
+    architecture, which drops that key; any other extra key is refused."""
+    pretrainer = _built()
+    segmentor = MODELS.build(_config('GroupViTEncoderDecoder'))
+    state = pretrainer.state_dict()
+    assert 'multi_label_logit_scale' in state
+    result = segmentor.load_state_dict(state)
+    assert not result.missing_keys and not result.unexpected_keys
+    for key in segmentor.state_dict():
+        assert torch.equal(segmentor.state_dict()[key], state[key]), key
+    state['decode_head.extra'] = torch.zeros(())
+    with pytest.raises(CheckpointError, match='decode_head.extra'):
+        segmentor.load_state_dict(state)
