@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from groupvit_common.errors import CheckpointError
-from mmseg_groupvit.weights.sources import (_groupvit_models, checkpoint_arch,
-                                            merge_arch)
+from mmseg_groupvit.weights.checkpoint_loader import (_groupvit_models,
+                                                      checkpoint_arch,
+                                                      merge_arch)
 
 
 def segmentor_cfg(image=None, text=None):
@@ -30,8 +31,8 @@ def test_missing_fields_are_filled_and_listed():
         type='GroupViTTextEncoder', hidden_size=32, num_hidden_layers=2)
     # Only what was missing is reported as applied.
     assert applied == [
-        'image_encoder.num_attention_heads=4', 'text_encoder.hidden_size=32',
-        'text_encoder.num_hidden_layers=2'
+        'image_encoder.num_attention_heads', 'text_encoder.hidden_size',
+        'text_encoder.num_hidden_layers'
     ]
 
 
@@ -51,16 +52,22 @@ def test_contradictions_name_each_field_and_both_values():
     assert cfg['image_encoder'] == dict(type='GroupViT', hidden_size=384)
 
 
-def test_config_wins_over_a_guessed_field():
+def test_config_decides_a_field_the_checkpoint_does_not_record():
+    arch = {part: dict(values) for part, values in ARCH.items()}
+    del arch['image_encoder']['num_attention_heads']
     cfg = segmentor_cfg(image=dict(num_attention_heads=8))
-    applied = merge_arch(
-        cfg, ARCH, guessed=['image_encoder.num_attention_heads'])
+    assert merge_arch(cfg, arch) == [
+        'image_encoder.hidden_size', 'text_encoder.hidden_size',
+        'text_encoder.num_hidden_layers'
+    ]
     assert cfg['image_encoder']['num_attention_heads'] == 8
-    assert 'image_encoder.num_attention_heads=4' not in applied
-    # A recorded field is not overridden by guessing another one.
-    cfg = segmentor_cfg(image=dict(hidden_size=96))
-    with pytest.raises(CheckpointError, match='hidden_size'):
-        merge_arch(cfg, ARCH, guessed=['image_encoder.num_attention_heads'])
+    # A recorded head count the config contradicts is refused, naming
+    # both: no tensor shape would tell them apart.
+    cfg = segmentor_cfg(image=dict(num_attention_heads=8))
+    with pytest.raises(CheckpointError) as error:
+        merge_arch(cfg, ARCH, source='ckpt.pth')
+    assert 'image_encoder.num_attention_heads: config says 8, checkpoint ' \
+        'says 4' in str(error.value)
 
 
 def test_segmentors_are_found_inside_a_test_time_wrapper():
@@ -72,18 +79,18 @@ def test_segmentors_are_found_inside_a_test_time_wrapper():
     assert _groupvit_models(None) == []
 
 
-def test_checkpoint_arch_prefers_the_recorded_one():
+def test_checkpoint_arch_is_the_recorded_one_less_what_was_assumed():
+    # Older converters recorded an assumed head count and listed it.
     checkpoint = dict(
         meta=dict(
             groupvit_arch=ARCH,
-            groupvit_arch_assumed=['text_encoder.num_attention_heads']),
+            groupvit_arch_assumed=['image_encoder.num_attention_heads']),
         state_dict={})
-    assert checkpoint_arch(checkpoint) == (ARCH, [
-        'text_encoder.num_attention_heads'
-    ])
+    assert checkpoint_arch(checkpoint) == dict(
+        image_encoder=dict(hidden_size=64), text_encoder=ARCH['text_encoder'])
 
 
 def test_checkpoint_arch_of_another_model_is_none():
     other = dict(state_dict={'backbone.conv.weight': torch.zeros(1)})
-    assert checkpoint_arch(other) == (None, [])
-    assert checkpoint_arch({}) == (None, [])
+    assert checkpoint_arch(other) is None
+    assert checkpoint_arch({}) is None
