@@ -32,8 +32,10 @@ def main(argv=None) -> str:
         'configs/groupvit_voc.py)')
     source = parser.parse_args(argv).source
     from groupvit_common.errors import CheckpointError
+    from mmseg_groupvit.utils.console import quiet_warnings
     from mmseg_groupvit.weights import fetch
     from mmseg_groupvit.weights.download import is_remote
+    quiet_warnings()
     try:
         if source.endswith('.py'):
             from mmengine.config import Config

@@ -304,11 +304,11 @@ def apply_checkpoint_arch(cfg,
         check_arch({p: {k: model[p][k] for k in arch[p]} for p in arch})
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f'{source}: {e}') from None
-    if get_dist_info()[0] != 0 or os.environ.get('RANK', '0') != '0':
+    if not _main_process():
         return arch
     released = released_arch()
     changed = [
-        f'{field}={model[part][key]}' for field in applied
+        f'{field}={model[part][key]!r}'.replace(' ', '') for field in applied
         for part, key in [field.split('.')]
         if canonical({part: {
             key: model[part][key]
@@ -369,6 +369,11 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
             f'"Checkpoints"), or leave CHECKPOINT out to use the config\'s.')
     apply_checkpoint_arch(cfg, local, name=source)
     cfg.load_from = local
-    if is_remote(source):
+    if is_remote(source) and _main_process():
         print_log(f'Weights {source}: {local}', logger='current')
     return local
+
+
+def _main_process() -> bool:
+    """Rank 0, also before the process group exists (``RANK``)."""
+    return get_dist_info()[0] == 0 and os.environ.get('RANK', '0') == '0'

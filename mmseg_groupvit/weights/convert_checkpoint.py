@@ -199,7 +199,9 @@ def convert_source(layout: str,
     """Convert a source state dict to this package's keys and read its
     architecture: the tensor shapes, and what its config (or
     ``arch_config`` / ``vision_heads``) declares. A head count recorded
-    nowhere is left out: the model config decides it.
+    nowhere is left out: the model config decides it. The fields are not
+    checked here (:func:`.arch.check_arch`): the converter checks them, the
+    loader when it applies them to the model config.
 
     Args:
         layout (str): ``'nvlabs'``, ``'hf'`` or ``'mmseg'``.
@@ -213,8 +215,8 @@ def convert_source(layout: str,
         tuple: ``(state_dict, arch)``, the keys in sorted order.
 
     Raises:
-        CheckpointError: Keys or entries that are not GroupViT's, a
-            config that contradicts the tensors, a field that cannot work.
+        CheckpointError: Keys or entries that are not GroupViT's, or a
+            config that contradicts the tensors.
     """
     check_entries(state, src)
     if layout == 'nvlabs':
@@ -254,12 +256,7 @@ def convert_source(layout: str,
     # defaults, which are the constructors'; the vision heads are left out.
     defaults = released_arch()
     del defaults['image_encoder'][HEADS]
-    arch = canonical(arch, defaults)
-    try:
-        check_arch(arch)
-    except ValueError as e:
-        raise CheckpointError(f'{src}: {e}') from None
-    return {k: state[k] for k in sorted(state)}, arch
+    return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
 
 
 def to_mmseg_checkpoint(checkpoint, path: str):
@@ -410,6 +407,10 @@ def convert_checkpoint(src: str,
         assumed.append(f'image_encoder.{HEADS}={heads} (the released '
                        f'models\')')
     arch = canonical(arch)
+    try:
+        check_arch(arch)
+    except ValueError as e:
+        raise CheckpointError(f'{src}: {e}') from None
     own = expected_state(arch)
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if missing or unexpected or reshaped:

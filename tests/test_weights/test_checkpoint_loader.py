@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Merging a checkpoint's architecture into a model config, on hand-made
-config and architecture dicts (no checkpoint file, no model)."""
+"""The architecture a checkpoint records, merged into a model config (on
+hand-made dicts), and a backbone's ``Pretrained`` init through the
+loader."""
 import pytest
 import torch
 
@@ -8,6 +9,7 @@ from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.checkpoint_loader import (_groupvit_models,
                                                       checkpoint_arch,
                                                       merge_arch)
+from tests.conftest import HF_SMALL, load_script, randomise_hf
 
 
 def segmentor_cfg(image=None, text=None):
@@ -94,3 +96,81 @@ def test_checkpoint_arch_of_another_model_is_none():
     other = dict(state_dict={'backbone.conv.weight': torch.zeros(1)})
     assert checkpoint_arch(other) is None
     assert checkpoint_arch({}) is None
+
+
+@pytest.mark.slow
+def test_pretrained_init_takes_a_folder_and_names_a_training_checkpoint(
+        hf_small, tmp_path):
+    """tools/train.py with a backbone's ``init_cfg.checkpoint``: a
+    transformers folder (listed among the accepted forms) trains; a
+    fine-tuned model's training checkpoint (weights under ``backbone.``) is
+    one error line, not mmengine's assertion."""
+    from tests.test_finetune import _train_config
+    torch.set_num_threads(1)
+    train = load_script('tools/train.py')
+    config = _train_config(tmp_path, hf_small, iters=1)
+    runner = train.main([config, '--work-dir', str(tmp_path / 'a')])
+    # One step of lr 1e-3 from the folder's (random, std 0.2) positions.
+    trained = runner.model.backbone.state_dict()['pos_embed']
+    expected = hf_tensor(hf_small, 'pos_embed')
+    assert (trained - expected).abs().max() < 0.01 < expected.abs().max()
+    training_checkpoint = str(tmp_path / 'a' / 'iter_1.pth')
+    config = _train_config(tmp_path, training_checkpoint, iters=1)
+    with pytest.raises(SystemExit) as error:
+        train.main([config, '--work-dir', str(tmp_path / 'b')])
+    message = str(error.value.code)
+    assert message.startswith(
+        f'error: {training_checkpoint}: image_encoder. is not in')
+    assert 'holds no GroupViT image encoder' in message
+
+
+@pytest.fixture(scope='module')
+def hf_small(tmp_path_factory):
+    """A transformers GroupViT of the fine-tuning tests' architecture."""
+    transformers = pytest.importorskip('transformers')
+    folder = tmp_path_factory.mktemp('hf_small') / 'hf'
+    torch.manual_seed(0)
+    model = transformers.GroupViTModel(transformers.GroupViTConfig(**HF_SMALL))
+    randomise_hf(model)
+    model.save_pretrained(str(folder))
+    return str(folder)
+
+
+def hf_tensor(folder, key):
+    """One image-encoder tensor of a transformers folder, in our keys."""
+    from mmseg_groupvit.weights import load_source_checkpoint
+    from mmseg_groupvit.weights.convert_checkpoint import convert_source
+    state, _ = convert_source(*load_source_checkpoint(folder))
+    return state[f'image_encoder.{key}']
+
+
+def test_only_the_main_process_logs_the_architecture(tmp_path, monkeypatch):
+    """Under dist_test.sh every process reads the checkpoint: the fields
+    that differ from the config's defaults are logged once, wrapped."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_groupvit.weights import checkpoint_loader
+    from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
+    init_default_scope('mmseg')
+    path = tmp_path / 'small.pth'
+    torch.save(
+        dict(
+            state_dict=build_small_segmentor().state_dict(),
+            meta=dict(groupvit_arch=SMALL_ARCH)), path)
+    logged = []
+    monkeypatch.setattr(checkpoint_loader, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    for rank in ('1', '0'):
+        monkeypatch.setenv('RANK', rank)
+        cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+        checkpoint_loader.apply_checkpoint_arch(cfg, str(path))
+        assert cfg.model.image_encoder.hidden_size == 64
+    message, = logged
+    header, *lines = message.splitlines()
+    assert header == (f'Architecture from the checkpoint {path} (where it '
+                      f'differs from the config\'s defaults):')
+    assert len(lines) > 1 and all(len(line) <= 79 for line in lines)
+    fields = ' '.join(lines)
+    assert 'image_encoder.hidden_size=64' in fields
+    assert 'patch_size' not in fields  # 16, the default

@@ -25,12 +25,13 @@ from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 CONVERT = osp.join(REPO, 'tools', 'convert_weights.py')
 
 
-def converter_error(src, dst) -> str:
-    """``tools/convert_weights.py SRC DST`` in a fresh process, which must
-    fail with one ``error:`` line: that line."""
+def converter_error(src, dst, *options) -> str:
+    """``tools/convert_weights.py SRC DST [OPTIONS]`` in a fresh process,
+    which must fail with one ``error:`` line: that line."""
     proc = subprocess.run(
-        [sys.executable, CONVERT, str(src),
-         str(dst)],
+        [sys.executable, CONVERT,
+         str(src),
+         str(dst), *map(str, options)],
         capture_output=True,
         text=True)
     assert proc.returncode == 1, proc.stderr
@@ -61,7 +62,10 @@ def edit_config(folder, part, **fields):
                           ('text_config', 'hidden_act', None),
                           ('vision_config', 'layer_norm_eps', 'abc'),
                           ('text_config', 'layer_norm_eps', 0),
-                          ('vision_config', 'layer_norm_eps', None)])
+                          ('vision_config', 'layer_norm_eps', None),
+                          ('vision_config', 'dropout', float('nan')),
+                          ('text_config', 'attention_dropout', 1.0),
+                          ('text_config', 'eos_token_id', -1)])
 def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
     edit_config(hf_copy, part, **{field: value})
     with pytest.raises(CheckpointError) as info:
@@ -78,6 +82,22 @@ def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
     with pytest.raises(CheckpointError, match=f'{path}.*'):
         convert_checkpoint(
             str(hf_folder), str(tmp_path / 'out.pth'), arch_config=str(path))
+
+
+def test_arch_config_nested_too_deeply(hf_folder, tmp_path):
+    path = tmp_path / 'arch.json'
+    path.write_text('[' * 100000 + ']' * 100000)
+    message = converter_error(hf_folder, tmp_path / 'out.pth', '--arch-config',
+                              path)
+    assert f'{path} is not a readable JSON file' in message
+
+
+def test_dst_that_cannot_be_written(hf_folder, tmp_path):
+    for dst, words in (('/dev/full', 'is not a regular file'),
+                       (tmp_path / 'file.pth' / 'out.pth', 'cannot write')):
+        (tmp_path / 'file.pth').write_text('')
+        with pytest.raises(CheckpointError, match=words):
+            convert_checkpoint(str(hf_folder), str(dst))
 
 
 def test_dst_ending_in_py_refused(hf_folder, tmp_path):
