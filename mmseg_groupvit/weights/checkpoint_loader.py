@@ -37,10 +37,10 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from groupvit_common.errors import CheckpointError
 from .arch import (HEADS, PARTS, arch_diff, canonical, check_arch, infer_arch,
                    released_arch)
-from .convert_checkpoint import (save_checkpoint, to_mmseg_checkpoint,
-                                 weights_file)
-from .download import (HUB_PREFIX, URL_PREFIXES, download_hub, download_url,
-                       expected_hash, is_remote)
+from .convert_checkpoint import (recorded_arch, save_checkpoint,
+                                 to_mmseg_checkpoint, weights_file)
+from .download import (HUB_PREFIX, URL_PREFIXES, by_hand, download_hub,
+                       download_url, expected_hash, is_remote)
 from .safe_load import read_file
 
 
@@ -168,9 +168,8 @@ def _adopt(source: str, path: str, entry: str) -> None:
             f'the checkpoint from {source} has SHA-256 '
             f'{digest[0][:len(prefix)]}..., not the {prefix} its name '
             f'promises: the download is damaged or not the published file; '
-            f'it was deleted from {osp.dirname(entry)}. To place it by hand, '
-            f'download it where you have access, e.g. `curl -L -o {entry} '
-            f'{source}`, or pass a local file.')
+            f'it was deleted from {osp.dirname(entry)}. ' +
+            by_hand(source, entry))
     checkpoint = to_mmseg_checkpoint(checkpoint, path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}'
@@ -183,23 +182,13 @@ def _adopt(source: str, path: str, entry: str) -> None:
 
 
 def checkpoint_arch(checkpoint) -> Optional[dict]:
-    """The architecture a checkpoint records (without the fields an older
-    converter lists as assumed) or, without a record, what its tensor
-    shapes tell; None for a checkpoint that holds no GroupViT."""
+    """The architecture a checkpoint records or, without a record, what its
+    tensor shapes tell; None for a checkpoint that holds no GroupViT."""
     if not isinstance(checkpoint, dict):
         return None
-    meta = checkpoint.get('meta')
-    meta = meta if isinstance(meta, dict) else {}
-    arch = meta.get('groupvit_arch')
-    if isinstance(arch, dict):
-        assumed = meta.get('groupvit_arch_assumed') or []
-        return {
-            part: {
-                k: v
-                for k, v in values.items() if f'{part}.{k}' not in assumed
-            }
-            for part, values in arch.items() if isinstance(values, dict)
-        }
+    arch = recorded_arch(checkpoint.get('meta'))
+    if arch is not None:
+        return arch
     try:
         arch = infer_arch(checkpoint.get('state_dict', checkpoint))
     except (KeyError, IndexError, AttributeError, TypeError):
@@ -307,14 +296,11 @@ def apply_checkpoint_arch(cfg,
     if not _main_process():
         return arch
     released = released_arch()
+    shown = canonical({p: {k: model[p][k] for k in arch[p]} for p in arch})
     changed = [
-        f'{field}={model[part][key]!r}'.replace(' ', '') for field in applied
-        for part, key in [field.split('.')]
-        if canonical({part: {
-            key: model[part][key]
-        }}) != canonical({part: {
-            key: released[part].get(key)
-        }})
+        f'{p}.{k}={v!r}'.replace(' ', '') for p in shown
+        for k, v in shown[p].items()
+        if f'{p}.{k}' in applied and v != released[p].get(k)
     ]
     if changed:
         print_log(

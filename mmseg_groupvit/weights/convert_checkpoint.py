@@ -150,20 +150,29 @@ def _declared(layout: str, config, arch_config: Optional[str]) -> dict:
         return arch_from_hf_config(config)
     if layout == 'nvlabs':
         return arch_from_nvlabs_config(config) or {}
-    arch = config.get('groupvit_arch') if isinstance(config, dict) else None
-    if arch is not None and not (isinstance(arch, dict) and all(
-            isinstance(v, dict) for v in arch.values())):
+    return recorded_arch(config) or {}
+
+
+def recorded_arch(meta) -> Optional[dict]:
+    """The architecture a converted checkpoint's meta records under
+    ``groupvit_arch``, less the fields an older converter lists as
+    assumed; None without a record."""
+    arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
+    if arch is None:
+        return None
+    if not (isinstance(arch, dict)
+            and all(isinstance(v, dict) for v in arch.values())):
         raise CheckpointError(
             f'The meta.groupvit_arch of the checkpoint is a '
             f'{type(arch).__name__}, not a dict of architecture fields; the '
             f'file is damaged.')
-    assumed = config.get('groupvit_arch_assumed') or []
+    assumed = meta.get('groupvit_arch_assumed') or []
     return {
         part: {
             k: v
             for k, v in values.items() if f'{part}.{k}' not in assumed
         }
-        for part, values in (arch or {}).items()
+        for part, values in arch.items()
     }
 
 
@@ -289,7 +298,9 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
                 dir=folder, suffix='.partial', delete=False) as f:
             tmp = f.name
             torch.save(checkpoint, f)
-        os.chmod(tmp, 0o666 & ~_umask())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as a plainly written file
         os.replace(tmp, dst)
     except OSError as e:
         raise CheckpointError(
@@ -297,12 +308,6 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
     finally:
         if tmp is not None and osp.exists(tmp):
             os.remove(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def expected_state(arch: dict) -> dict:
