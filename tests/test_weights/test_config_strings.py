@@ -20,9 +20,6 @@ from mmseg_groupvit.weights.safe_load import (REFUSED_CONFIG,
                                               neutralise_config_strings)
 from tests.conftest import REPO, load_script, serve_folder
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture(scope='module')
 def hostile(tmp_path_factory):
     """``(config, checkpoint, marker)``: the checkpoint of a one-iteration
@@ -73,6 +70,7 @@ def test_strings_are_replaced_by_data_or_a_refusal():
         assert checkpoint == dict(meta={})
 
 
+@pytest.mark.slow
 def test_inferencer_without_a_config_asks_for_it(hostile, tmp_path,
                                                  monkeypatch):
     from mmseg.apis import MMSegInferencer
@@ -97,6 +95,7 @@ def test_inferencer_without_a_config_asks_for_it(hostile, tmp_path,
             os.remove(marker)
 
 
+@pytest.mark.slow
 def test_training_resumes_without_running_the_strings(hostile, tmp_path):
     """tools/train.py --resume with load_from, and auto-resume from a work
     dir whose last_checkpoint names the file; a user's script with
@@ -122,6 +121,7 @@ def test_training_resumes_without_running_the_strings(hostile, tmp_path):
     assert runner.iter == 1 and not osp.exists(marker)
 
 
+@pytest.mark.slow
 def test_test_tool_resuming_a_fine_tuning_run(hostile, tmp_path):
     """tools/test.py with a fine-tuning config (it has a training loop, so
     mmengine resumes the training state) and --resume, as a user runs it."""
