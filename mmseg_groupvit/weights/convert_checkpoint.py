@@ -3,7 +3,6 @@
 architecture: in memory for the loader and the download cache
 (:func:`to_mmseg_checkpoint`), as files for ``tools/convert_weights.py``
 (:func:`convert_checkpoint`)."""
-import json
 import os
 import os.path as osp
 import tempfile
@@ -11,7 +10,8 @@ from typing import Optional
 
 import torch
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, DataFileError
+from groupvit_common.files import read_json
 from .arch import (HEADS, PARTS, arch_diff, arch_from_hf_config,
                    arch_from_nvlabs_config, canonical, check_arch, infer_arch,
                    released_arch)
@@ -110,17 +110,16 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
 
 
 def read_config_json(path: str) -> dict:
-    """A JSON file holding one object (``config.json``, ``--arch-config``).
+    """A JSON file holding one object (``config.json``, ``--arch-config``),
+    read with the package's bounds.
 
     Raises:
         CheckpointError: Unreadable JSON, or JSON that is not an object.
     """
     try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f'{path} is not a readable JSON file '
-                              f'({str(e).splitlines()[0][:200]}).') from None
+        config = read_json(path, what='JSON file')
+    except DataFileError as e:
+        raise CheckpointError(str(e)) from None
     if not isinstance(config, dict):
         raise CheckpointError(
             f'{path} holds a JSON {type(config).__name__}, not an object of '

@@ -30,10 +30,8 @@ trusted. This is the only place where the trust is honoured.
 import ast
 import hashlib
 import io
-import os
 import os.path as osp
 import pickletools
-import stat
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from typing import Callable, Optional
@@ -43,11 +41,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, DataFileError
+from groupvit_common.files import read_bytes
 from . import stand_ins
 
 #: Containers nested deeper than this are refused.
 MAX_DEPTH = 100
+#: The largest checkpoint file read (it is read into memory once).
+MAX_BYTES = 8 << 30
 # Tensors may claim this many bytes per byte of the file (shared storages).
 _CLAIM_FACTOR = 4
 # What torch writes for tensors and plain containers.
@@ -147,22 +148,14 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
 
 
 def _read_bytes(path: str) -> bytes:
-    try:
-        # O_NONBLOCK: a FIFO is refused, not waited on.
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
-        with open(fd, 'rb') as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CheckpointError(
-                    f'{path} is not a regular file; give a checkpoint file '
-                    f'(or a transformers folder).')
-            data = f.read()
-    except FileNotFoundError:
+    if not osp.lexists(path):
         raise CheckpointError(
             f'Checkpoint not found: {path}. Check the path, or download the '
-            f'GroupViT weights (see README, "Checkpoints").') from None
-    except OSError as e:
-        raise CheckpointError(f'Cannot read the checkpoint {path}: '
-                              f'{e.strerror or e}.') from None
+            f'GroupViT weights (see README, "Checkpoints").')
+    try:
+        data = read_bytes(path, MAX_BYTES, 'checkpoint')
+    except DataFileError as e:
+        raise CheckpointError(str(e)) from None
     if not data:
         raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
                               f'download probably failed. Download it again.')

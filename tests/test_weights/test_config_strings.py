@@ -20,6 +20,7 @@ from mmseg_groupvit.weights.safe_load import (REFUSED_CONFIG,
                                               neutralise_config_strings)
 from tests.conftest import REPO, load_script, serve_folder
 
+
 @pytest.fixture(scope='module')
 def hostile(tmp_path_factory):
     """``(config, checkpoint, marker)``: the checkpoint of a one-iteration

@@ -63,7 +63,7 @@ def edit_config(folder, part, **fields):
                           ('vision_config', 'layer_norm_eps', 'abc'),
                           ('text_config', 'layer_norm_eps', 0),
                           ('vision_config', 'layer_norm_eps', None),
-                          ('vision_config', 'dropout', float('nan')),
+                          ('vision_config', 'dropout', -0.5),
                           ('text_config', 'attention_dropout', 1.0),
                           ('text_config', 'eos_token_id', -1)])
 def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
@@ -84,12 +84,16 @@ def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
             str(hf_folder), str(tmp_path / 'out.pth'), arch_config=str(path))
 
 
-def test_arch_config_nested_too_deeply(hf_folder, tmp_path):
+def test_arch_config_nested_too_deeply_or_with_nan(hf_copy, tmp_path):
     path = tmp_path / 'arch.json'
     path.write_text('[' * 100000 + ']' * 100000)
-    message = converter_error(hf_folder, tmp_path / 'out.pth', '--arch-config',
+    message = converter_error(hf_copy, tmp_path / 'out.pth', '--arch-config',
                               path)
-    assert f'{path} is not a readable JSON file' in message
+    assert f'{path} nests deeper than' in message
+    edit_config(hf_copy, 'vision_config', dropout=float('nan'))
+    message = converter_error(hf_copy, tmp_path / 'out.pth')
+    assert 'config.json is not valid JSON (NaN is not a JSON number)' in \
+        message
 
 
 def test_dst_that_cannot_be_written(hf_folder, tmp_path):

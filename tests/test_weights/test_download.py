@@ -15,8 +15,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmseg_groupvit.apis import init_groupvit
 from groupvit_common.errors import CheckpointError
+from mmseg_groupvit.apis import init_groupvit
 from mmseg_groupvit.weights import checkpoint_loader, download
 from mmseg_groupvit.weights.checkpoint_loader import cache_entry
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint

@@ -297,8 +297,8 @@ def test_files_that_are_not_checkpoints_are_named(tmp_path):
         read_file(str(legacy))
     fifo = tmp_path / 'fifo.pth'
     os.mkfifo(fifo)
-    for path in (fifo, '/dev/zero'):
-        with pytest.raises(CheckpointError, match='not a regular file'):
+    for path, kind in ((fifo, 'a FIFO'), ('/dev/zero', 'a device')):
+        with pytest.raises(CheckpointError, match=f'{path} is {kind}'):
             read_file(str(path))
     # A safetensors file is known by its content, whatever its name.
     from safetensors.torch import save_file
