@@ -1,26 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's checkpoint loading made safe, the download cache, and the
-architecture a checkpoint records applied to the model config.
-
-Importing this module registers with mmengine's ``CheckpointLoader`` the
-loaders of local paths (``load_from``, ``--resume``, a backbone's
-``Pretrained`` init, ``init_model``, ``MMSegInferencer``), ``http(s)://``
-URLs and ``hf://owner/name`` hub ids. Each reads through
-:func:`.safe_load.read_file`.
-
-- A published checkpoint (an NVlabs ``.pth``, a transformers folder or
-  weights file) loads as it is: converted to this package's keys when read,
-  its architecture under ``meta['groupvit_arch']``.
-- A URL or hub id is fetched once into a cache file of its own
-  (:func:`cache_entry`, in torch hub's checkpoint folder): downloaded,
-  checked against the SHA-256 prefix its name carries, converted, written
-  whole or not at all. The file records its source, so later runs read a
-  plain converted file, and a file placed there by hand is checked first.
-- :func:`resolve_load_from` reads the checkpoint before the model is built
-  (mmengine's Runner, ``init_model`` and ``MMSegInferencer`` build it from
-  the config first) and fills in the config's encoder fields; a field the
-  config sets to another value is refused. The checkpoint read then is
-  handed to the model's load: one read, one conversion.
+"""mmengine's loaders of local paths, ``http(s)://`` URLs and
+``hf://owner/name`` ids (registered on import; every file read by
+:func:`.safe_load.read_file`, a published one converted), the download
+cache (:func:`fetch`: one converted file per URL, recording its source),
+and the architecture a checkpoint records applied to the model config
+before the model is built (:func:`resolve_load_from`; the checkpoint read
+then is handed to the model's load). See docs/weights.md.
 """
 import hashlib
 import os

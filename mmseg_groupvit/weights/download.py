@@ -142,25 +142,29 @@ def download_hub(source: str) -> str:
             f'e.g. `{_hub_command()} download {repo_id} config.json '
             f'{HF_WEIGHT_FILES[0]}`, and copy it here, or pass the files\' '
             f'folder as a local checkpoint.')
-    offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
-    error = None
-    for local_only in (True, False):
-        if not local_only and offline:
-            break
+    errors = []
+
+    def get(local_only: bool) -> Optional[str]:
         for name in HF_WEIGHT_FILES:
             try:
-                hf_hub_download(
-                    repo_id,
-                    'config.json',
-                    revision=revision,
-                    local_files_only=local_only)
-                return hf_hub_download(
-                    repo_id,
-                    name,
-                    revision=revision,
-                    local_files_only=local_only)
+                for file in ('config.json', name):
+                    path = hf_hub_download(
+                        repo_id,
+                        file,
+                        revision=revision,
+                        local_files_only=local_only)
+                return path
             except Exception as e:  # not cached, no such repo or file
-                error = error or e
+                errors.append(e)
+        return None
+
+    path = get(local_only=True)
+    offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
+    if path is None and not offline:
+        path = get(local_only=False)
+    if path is not None:
+        return path
+    error = errors[0]
     kind = ('offline' + ' (HF_HUB_OFFLINE)' * constants.is_offline_mode()
             if offline else 'the hub could not be reached or refused')
     raise CheckpointError(

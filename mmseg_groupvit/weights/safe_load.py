@@ -1,31 +1,15 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The one entry through which a checkpoint file becomes objects.
+"""The one entry through which a checkpoint file becomes objects
+(:func:`read_file`), and the only place the per-file trust is honoured.
 
-Every checkpoint the package reads goes through :func:`read_file`:
-mmengine's ``load_from``, ``resume`` and ``Pretrained`` init,
-``init_model``, ``MMSegInferencer``, the converter and the download cache.
-
-1. The file is read once; the caller's check of its SHA-256 (a release's
-   hash, the trust below) and the load use those same bytes.
-2. A safetensors file is read by ``safetensors`` (it holds no code). A
-   PyTorch file is looked at before anything is built: its records must be
-   stored uncompressed within the file, and every class or function its
-   pickle names must be one a checkpoint needs (tensor rebuilds, storages,
-   plain containers, :mod:`.stand_ins`). torch's weights-only unpickler
-   also allows e.g. ``bytearray(n)``, with which a few bytes claim
-   gigabytes; here it is refused with the rest.
-3. ``torch.load(weights_only=True)``, the stand-ins allowed for this call
-   only (never process-wide).
-4. One walk: stand-ins become real objects; anything but tensors, numbers,
-   strings, bytes and their containers is refused, as are objects nested
-   over :data:`MAX_DEPTH` deep and tensors claiming more bytes than the
-   file can hold.
-5. The config strings mmengine would run as Python are neutralised
-   (:func:`neutralise_config_strings`).
-
-A file the user trusted (:func:`trust_checkpoint`, ``--trust-pickle``) is
-unpickled fully, if its bytes still have the SHA-256 they had when it was
-trusted. This is the only place where the trust is honoured.
+The file is read once (its SHA-256 checked and those bytes loaded); a torch
+zip file is looked at before torch reads it (records stored within the
+file, only the classes and functions a checkpoint needs: torch's
+weights-only unpickler also allows allocators such as ``bytearray(n)``);
+``torch.load(weights_only=True)`` runs with :mod:`.stand_ins` allowed for
+that call only; one walk restores the stand-ins and bounds nesting and the
+bytes tensors claim; the config strings mmengine would run as Python are
+neutralised. See docs/weights.md.
 """
 import ast
 import hashlib

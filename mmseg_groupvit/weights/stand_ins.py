@@ -1,24 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""What the safe loader rebuilds besides tensors: inert stand-ins for the
-few classes that published and training checkpoints pickle.
-
-- The NVlabs release pickles its OmegaConf config: its classes become
-  :class:`ConfigNode`, which only stores its state (no OmegaConf code
-  runs; ``omegaconf`` need not be installed).
-- mmengine's ``iter_*.pth`` pickle numpy arrays, dtypes and scalars, and
-  ``HistoryBuffer`` objects whose ``statistics_methods`` are stored as
-  ``getattr(HistoryBuffer, 'mean')`` (open-mmlab/mmengine#1655). Allowing
-  ``numpy.dtype`` would let a file mark a float dtype as holding objects,
-  ``getattr`` reaches any callable, and ``HistoryBuffer.__setstate__``
-  writes a file's table into the class-wide ``_statistics_methods``. So
-  each name is bound to a stand-in here: :class:`Dtype` accepts plain
-  numeric dtypes only, :class:`Array` builds the array from its bytes, the
-  ``getattr`` stand-in answers only HistoryBuffer's four statistics
-  (with nothing), and :class:`Buffer` keeps per-instance data only.
-
-:func:`real` turns a stand-in into the real object once loading is done.
-The stand-ins are allowed for one ``torch.load`` call, never
-process-wide (:mod:`.safe_load`).
+"""Inert stand-ins for the few classes published and training checkpoints
+pickle: the NVlabs release's OmegaConf config, mmengine's numpy values and
+``HistoryBuffer`` objects. Each accepts plain data only (a numeric dtype, an
+array's bytes, a buffer's values: the statistics table a file carries,
+which mmengine's ``__setstate__`` writes class-wide, is dropped), and
+:func:`real` turns it into the real object once loading is done. Allowed
+for one ``torch.load`` call by :mod:`.safe_load`, never process-wide.
 """
 import math
 
