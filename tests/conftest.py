@@ -3,6 +3,7 @@
 and small GroupViT models built from configs."""
 import contextlib
 import functools
+import gzip
 import hashlib
 import http.server
 import importlib.util
@@ -12,6 +13,7 @@ import os.path as osp
 import shutil
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -206,21 +208,51 @@ def randomise_hf(hf, seed=0, logit_scale=None):
 
 
 class _FileHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; ``/truncated/NAME`` announces NAME's full length
-    and sends half of it. Every GET path is recorded."""
+    """Serves a folder, and ``/MODE/NAME`` as a server or network that
+    fails would: ``truncated`` announces NAME's length and sends half;
+    ``nolength`` sends half without a length; ``lying`` announces half and
+    sends all; ``gzip`` sends it gzip-encoded; ``chunked`` sends half in
+    chunks and closes; ``stall`` sends half, then nothing for a minute;
+    ``once`` is ``nolength`` on the first request, whole afterwards;
+    ``/named/NAME/ANY`` sends NAME whole under any name. Every GET path is
+    recorded."""
+
+    MODES = ('truncated', 'nolength', 'lying', 'gzip', 'chunked', 'stall',
+             'once', 'named')
 
     def do_GET(self):
         self.server.requests.append(self.path)
-        if self.path.startswith('/truncated/'):
-            with open(osp.join(self.directory, self.path[11:]), 'rb') as f:
-                data = f.read()
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[:len(data) // 2])
-            self.close_connection = True
-            return
-        super().do_GET()
+        mode, _, name = self.path.lstrip('/').partition('/')
+        if mode not in self.MODES:
+            return super().do_GET()
+        name = name.split('/')[0]
+        with open(osp.join(self.directory, name), 'rb') as f:
+            data = f.read()
+        if mode == 'once':
+            mode = 'nolength' if self.server.requests.count(
+                self.path) == 1 else 'named'
+        body, headers = data[:len(data) // 2], {}
+        if mode in ('truncated', 'stall'):
+            headers['Content-Length'] = len(data)
+        elif mode in ('lying', 'named'):
+            body = data
+            headers['Content-Length'] = len(data) // (2 if mode == 'lying' else
+                                                      1)
+        elif mode == 'gzip':
+            body = gzip.compress(data)
+            headers = {'Content-Encoding': 'gzip', 'Content-Length': len(body)}
+        elif mode == 'chunked':
+            headers['Transfer-Encoding'] = 'chunked'
+            body = b'%x\r\n%s\r\n' % (len(body), body)
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, str(value))
+        self.end_headers()
+        self.wfile.write(body)
+        if mode == 'stall':
+            self.wfile.flush()
+            time.sleep(60)
+        self.close_connection = True
 
     def log_message(self, *args):
         pass

@@ -31,18 +31,7 @@ if [ "${1:-}" = "--random-weights" ]; then
     CKPT_ARGS=(--random-weights)
 elif [ $# -ge 1 ]; then
     CKPT_ARGS=(--checkpoint "$1")
-elif ! "$PY" -W ignore - <<'PY'
-# Fetch the config's published weights into the cache (once, verified).
-import sys
-from mmengine.config import Config
-from mmseg_groupvit.weights import CheckpointError
-from mmseg_groupvit.weights.download import resolve_checkpoint
-try:
-    resolve_checkpoint(Config.fromfile('configs/groupvit_voc.py').load_from)
-except CheckpointError as e:
-    sys.exit(f'error: {e}')
-PY
-then
+elif ! "$PY" -W ignore tools/fetch_weights.py configs/groupvit_voc.py; then
     echo "warning: the published weights could not be had (see the error" \
         "above); the demo runs with random weights instead, and its" \
         "pictures say so." >&2

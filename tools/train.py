@@ -133,7 +133,7 @@ def check_inputs(cfg) -> None:
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
                 d.get('checkpoint'), str)):
         checkpoint = init['checkpoint']
-        if '://' not in checkpoint and not osp.isfile(checkpoint):
+        if '://' not in checkpoint and not osp.exists(checkpoint):
             sys.exit(f'error: pretrained checkpoint not found: {checkpoint} '
                      f'(model.{path}.checkpoint). Convert the published '
                      f'GroupViT weights with tools/convert_weights.py, or '

@@ -47,12 +47,13 @@ def hf_config(model: nn.Module, image_size: int, cfg_model=None):
     """
     from transformers import GroupViTConfig
     image_encoder, text_encoder = model.image_encoder, model.text_encoder
-    arch = infer_arch(
-        model.state_dict(),
-        vision_heads=image_encoder.stages[0].blocks[0].attn.num_heads,
-        text_heads=text_encoder.blocks[0].attn.num_heads)
-    vision = dict(arch['image_encoder'])
-    text = dict(arch['text_encoder'])
+    arch = infer_arch(model.state_dict())
+    vision = dict(
+        arch['image_encoder'],
+        num_attention_heads=image_encoder.stages[0].blocks[0].attn.num_heads)
+    text = dict(
+        arch['text_encoder'],
+        num_attention_heads=text_encoder.blocks[0].attn.num_heads)
     projection = dict(
         projection_dim=vision.pop('projection_dim'),
         projection_intermediate_dim=vision.pop('projection_intermediate_dim'))

@@ -1,17 +1,18 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Reading published GroupViT checkpoints and converting them to this
-package's keys.
+"""Published GroupViT checkpoints: fetched, read safely, converted to this
+package's keys, checked against the model.
 
-Importing it registers the safe checkpoint loader with mmengine
+Every checkpoint file becomes objects through :func:`.safe_load.read_file`.
+Importing the package registers its loaders with mmengine
 (:mod:`.checkpoint_loader`).
 """
 from .arch import infer_arch
 from .check import check_state_dict
-from .checkpoint_loader import trust_checkpoint
-from .io import load_source_checkpoint, read_safetensors
-from .sources import resolve_load_from
+from .checkpoint_loader import fetch, resolve_load_from
+from .convert_checkpoint import load_source_checkpoint
+from .safe_load import read_file, trust_checkpoint
 
 __all__ = [
-    'infer_arch', 'load_source_checkpoint', 'read_safetensors',
-    'check_state_dict', 'trust_checkpoint', 'resolve_load_from'
+    'infer_arch', 'check_state_dict', 'fetch', 'resolve_load_from',
+    'load_source_checkpoint', 'read_file', 'trust_checkpoint'
 ]

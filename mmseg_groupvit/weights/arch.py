@@ -1,117 +1,148 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Architecture of a GroupViT state dict (in this package's keys), read off
-its tensor shapes."""
+"""The architecture of a GroupViT checkpoint: the constructor arguments of
+its two encoders, read off its tensor shapes or declared by its own config,
+and the rule each field must follow."""
+import inspect
 import math
-import numbers
 import re
+from numbers import Integral, Real
 from typing import Dict, List, Optional
 
 import torch
 
-# Constructor arguments of GroupViT / GroupViTTextEncoder for the released
-# models (transformers' GroupViTConfig defaults).
-DEFAULT_ARCH = dict(
-    image_encoder=dict(
-        hidden_size=384,
-        intermediate_size=1536,
-        depths=[6, 3, 3],
-        num_group_tokens=[64, 8, 0],
-        num_output_groups=[64, 8, 8],
-        num_attention_heads=6,
-        image_size=224,
-        patch_size=16,
-        num_channels=3,
-        assign_mlp_ratio=[0.5, 4],
-        projection_dim=256,
-        projection_intermediate_dim=4096),
-    text_encoder=dict(
-        vocab_size=49408,
-        hidden_size=256,
-        intermediate_size=1024,
-        num_hidden_layers=12,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        projection_dim=256,
-        projection_intermediate_dim=4096))
-
-# Fields the tensor shapes cannot tell, at the released models' values (the
-# transformers defaults, which are also the constructors' defaults).
-UNSHAPED_DEFAULTS = dict(
-    image_encoder=dict(
-        hidden_act='gelu',
-        layer_norm_eps=1e-5,
-        dropout=0.0,
-        attention_dropout=0.0,
-        assign_eps=1.0),
-    text_encoder=dict(
-        hidden_act='quick_gelu',
-        layer_norm_eps=1e-5,
-        dropout=0.0,
-        attention_dropout=0.0,
-        eos_token_id=49407))
-
-# transformers ``hidden_act`` names the layers implement.
-ACTIVATIONS = ('gelu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu', 'relu',
-               'silu')
+PARTS = ('image_encoder', 'text_encoder')
+_CLASSES = dict(image_encoder='GroupViT', text_encoder='GroupViTTextEncoder')
+_COMMON = ('hidden_size', 'intermediate_size', 'num_attention_heads',
+           'hidden_act', 'layer_norm_eps', 'dropout', 'attention_dropout',
+           'projection_dim', 'projection_intermediate_dim')
+#: The constructor arguments that make an encoder's architecture.
+FIELDS = dict(
+    image_encoder=_COMMON +
+    ('depths', 'num_group_tokens', 'num_output_groups', 'image_size',
+     'patch_size', 'num_channels', 'assign_eps', 'assign_mlp_ratio'),
+    text_encoder=_COMMON + ('vocab_size', 'num_hidden_layers',
+                            'max_position_embeddings', 'eos_token_id'))
+HEADS = 'num_attention_heads'  # the one field no tensor shape tells
 
 
-def canonical_arch(arch: dict) -> dict:
-    """The architecture with every field the shapes cannot tell filled in
-    (:data:`UNSHAPED_DEFAULTS`), ``num_output_groups`` cut to the stages
-    that group (transformers writes an unused last entry) and fields in
-    sorted order: equal models give equal dicts, whichever layout they
-    came from."""
-    out = {}
-    for part in sorted(arch):
-        values = dict(UNSHAPED_DEFAULTS.get(part, {}), **arch[part])
-        if 'num_output_groups' in values:
-            groups = sum(1 for n in values.get('num_group_tokens', []) if n)
-            values['num_output_groups'] = list(
-                values['num_output_groups'])[:groups]
-        out[part] = {k: values[k] for k in sorted(values)}
-    return out
+def _int(v, low=1):
+    return isinstance(v, Integral) and not isinstance(v, bool) and v >= low
+
+
+def _real(v, low, high, low_open=True):
+    return (isinstance(v, Real) and not isinstance(v, bool)
+            and (low < v if low_open else low <= v) and v < high)
+
+
+def _ints(v, low=1):
+    return isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        _int(n, low) for n in v)
+
+
+_RULES = dict(
+    depths=(_ints, 'a list of positive integers'),
+    num_group_tokens=(lambda v: _ints(v, 0), 'a list of integers >= 0'),
+    num_output_groups=(_ints, 'a list of positive integers'),
+    eos_token_id=(lambda v: _int(v, 0), 'an integer >= 0'),
+    layer_norm_eps=(lambda v: _real(v, 0, 1),
+                    'a small positive number, e.g. 1e-05'),
+    dropout=(lambda v: _real(v, 0, 1, False), 'a number in [0, 1)'),
+    attention_dropout=(lambda v: _real(v, 0, 1, False), 'a number in [0, 1)'),
+    assign_eps=(lambda v: _real(v, 0, math.inf),
+                'a positive number (the released models use 1.0)'),
+    assign_mlp_ratio=(lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+                      and all(_real(r, 0, math.inf)
+                              for r in v), 'two positive numbers'))
 
 
 def check_arch(arch: dict) -> None:
-    """Raise ``ValueError`` for fields no model can be built with: an
-    unknown part or field, head counts that are not positive integers
-    dividing ``hidden_size``, an unknown ``hidden_act``, a ``layer_norm_eps``
-    outside (0, 1), an ``assign_eps`` that is not a positive number.
+    """Raise ``ValueError`` for a field no model can be built with, naming
+    it: an unknown part or field, a value of the wrong type or range, a
+    head count not dividing ``hidden_size``, an unknown ``hidden_act``.
 
     Args:
         arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
     """
+    from ..models.layers.transformer import ACTIVATIONS
     for part, values in sorted(arch.items()):
-        known = set(DEFAULT_ARCH.get(part, {})) | set(
-            UNSHAPED_DEFAULTS.get(part, {}))
-        unknown = sorted(set(values) - known) if known else [part]
-        if unknown:
+        unknown = sorted(set(values) - set(FIELDS.get(part, ())))
+        if part not in FIELDS or unknown:
             raise ValueError(
-                f'{part}: unknown architecture field(s) {unknown}; the known '
-                f'ones are {sorted(known) or list(DEFAULT_ARCH)}.')
-        width = values.get('hidden_size')
-        if 'num_attention_heads' in values:
-            heads = values['num_attention_heads']
-            if (isinstance(heads, bool) or not isinstance(heads, int)
-                    or heads < 1
-                    or (isinstance(width, int) and width % heads)):
+                f'{part}: unknown architecture field(s) {unknown or [part]}; '
+                f'the known ones are {sorted(FIELDS.get(part, PARTS))}.')
+        for key, value in values.items():
+            check, rule = _RULES.get(key, (_int, 'a positive integer'))
+            if key == 'hidden_act':
+                check = ACTIVATIONS.__contains__
+                rule = f'one of {sorted(ACTIVATIONS)}'
+            elif key == HEADS:
+                width = values.get('hidden_size')
+                check = (lambda v: _int(v) and not (_int(width) and width % v))
+                rule = (f'a positive integer dividing {part}.hidden_size '
+                        f'({width})')
+            if not _passes(check, value):
                 raise ValueError(
-                    f'{part}.num_attention_heads={heads!r} cannot work: it '
-                    f'must be a positive integer dividing {part}.hidden_size '
-                    f'({width}).')
-        if 'hidden_act' in values and values['hidden_act'] not in ACTIVATIONS:
-            raise ValueError(
-                f'{part}.hidden_act={values["hidden_act"]!r} is not '
-                f'supported; expected one of {list(ACTIVATIONS)}.')
-        for key, upper, kind in (('layer_norm_eps', 1, 'a small positive '
-                                  'number, e.g. 1e-05'),
-                                 ('assign_eps', math.inf, 'a positive number '
-                                  '(the released models use 1.0)')):
-            eps = values.get(key, 1e-5)
-            if (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
-                    or not 0 < eps < upper):
-                raise ValueError(f'{part}.{key}={eps!r} cannot work: it must '
-                                 f'be {kind}.')
+                    f'{part}.{key}={value!r} cannot work: it must be {rule}.')
+
+
+def _plain(value):
+    """A sequence (an OmegaConf ``ListConfig`` of a trusted file) as a
+    list."""
+    return value if isinstance(
+        value, (str, Real)) or not hasattr(value, '__iter__') else list(value)
+
+
+def _passes(check, value) -> bool:
+    try:
+        return bool(check(value))
+    except TypeError:  # e.g. a list as hidden_act
+        return False
+
+
+def released_arch() -> dict:
+    """The constructors' defaults, which are the released models'."""
+    from mmseg.registry import MODELS
+    arch = {}
+    for part, name in _CLASSES.items():
+        params = inspect.signature(MODELS.get(name)).parameters
+        arch[part] = {k: params[k].default for k in FIELDS[part]}
+    return canonical(arch)
+
+
+def canonical(arch: dict, fill: Optional[dict] = None) -> dict:
+    """``arch`` with lists for sequences, ``num_output_groups`` cut to the
+    stages that group (transformers writes an unused last entry), fields in
+    sorted order, and the fields of ``fill`` it lacks: equal models give
+    equal dicts, whichever layout they came from."""
+    out = {}
+    for part in sorted(arch):
+        values = dict((fill or {}).get(part, {}), **arch[part])
+        values = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in values.items()
+        }
+        if isinstance(values.get('num_output_groups'), list):
+            groups = sum(1 for n in values.get('num_group_tokens', []) if n)
+            values['num_output_groups'] = values['num_output_groups'][:groups]
+        out[part] = {k: values[k] for k in sorted(values)}
+    return out
+
+
+def arch_diff(expected: dict, actual: dict,
+              ignore: List[str] = ()) -> List[str]:
+    """``"part.field: expected X, got Y"`` for the fields that both dicts
+    set to different values (``num_output_groups`` over the stages that
+    group)."""
+    lines = []
+    for part in sorted(set(expected) | set(actual)):
+        exp, act = (
+            canonical({part: d.get(part, {})})[part]
+            for d in (expected, actual))
+        for key in sorted(set(exp) & set(act)):
+            if exp[key] != act[key] and f'{part}.{key}' not in ignore:
+                lines.append(
+                    f'{part}.{key}: expected {exp[key]!r}, got {act[key]!r}')
+    return lines
 
 
 def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
@@ -119,114 +150,125 @@ def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
     return len({m.group(1) for k in state for m in [regex.match(k)] if m})
 
 
-def _ratio(value: int, base: int) -> float:
+def _ratio(value: int, base: int):
     ratio = value / base
     return int(ratio) if ratio == int(ratio) else ratio
 
 
-def infer_arch(state: Dict[str, torch.Tensor],
-               vision_heads: Optional[int] = None,
-               text_heads: Optional[int] = None) -> dict:
-    """Infer the constructor arguments from tensor shapes.
+def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
+    """The fields the tensor shapes tell (not the head counts), of a state
+    dict in this package's keys.
 
-    Attention head counts leave no trace in the shapes: pass them when
-    known (from a config); otherwise the vision tower is assumed to use
-    64-channel heads (6 for the released width 384) and the text tower
-    ``width // 64`` heads, the original ``TextTransformer``'s rule.
-
-    Args:
-        state (dict[str, Tensor]): State dict with ``image_encoder.`` and
-            ``text_encoder.`` keys.
-        vision_heads (int, optional): Vision heads.
-        text_heads (int, optional): Text heads.
-
-    Returns:
-        dict: ``{'image_encoder': {...}, 'text_encoder': {...}}``.
+    Raises:
+        KeyError: A tensor the inference needs is missing.
     """
+    arch = {}
     img = {
-        k[len('image_encoder.'):]: v
-        for k, v in state.items() if k.startswith('image_encoder.')
+        k[14:]: v.shape
+        for k, v in state.items() if k[:14] == PARTS[0] + '.'
     }
     txt = {
-        k[len('text_encoder.'):]: v
-        for k, v in state.items() if k.startswith('text_encoder.')
+        k[13:]: v.shape
+        for k, v in state.items() if k[:13] == PARTS[1] + '.'
     }
-    arch = {}
     if img:
-        hidden = img['pos_embed'].shape[-1]
-        patch = img['patch_embed.proj.weight'].shape[-1]
-        num_stages = _count(img, r'stages\.(\d+)\.')
-        depths, group_tokens, output_groups = [], [], []
-        for i in range(num_stages):
-            depths.append(_count(img, rf'stages\.{i}\.blocks\.(\d+)\.'))
-            token = img.get(f'stages.{i}.group_token')
-            group_tokens.append(0 if token is None else token.shape[1])
-            fc2 = img.get(f'stages.{i}.grouping.mlp_inter.fc2.weight')
-            if fc2 is not None:
-                output_groups.append(fc2.shape[0])
-        ratio = [0.5, 4]
-        if 'stages.0.grouping.mlp_inter.fc1.weight' in img:
-            ratio = [
-                _ratio(img['stages.0.grouping.mlp_inter.fc1.weight'].shape[0],
-                       hidden),
-                _ratio(
-                    img['stages.0.grouping.mlp_channels.fc1.weight'].shape[0],
-                    hidden)
-            ]
+        hidden, patch = img['pos_embed'][-1], img['patch_embed.proj.weight'][
+            -1]
+        stages = range(_count(img, r'stages\.(\d+)\.'))
         arch['image_encoder'] = dict(
             hidden_size=hidden,
-            intermediate_size=img['stages.0.blocks.0.mlp.fc1.weight'].shape[0],
-            depths=depths,
-            num_group_tokens=group_tokens,
-            num_output_groups=output_groups,
-            num_attention_heads=vision_heads
-            if vision_heads is not None else max(hidden // 64, 1),
-            image_size=int(math.isqrt(img['pos_embed'].shape[1])) * patch,
+            intermediate_size=img['stages.0.blocks.0.mlp.fc1.weight'][0],
+            depths=[
+                _count(img, rf'stages\.{i}\.blocks\.(\d+)\.') for i in stages
+            ],
+            num_group_tokens=[
+                img.get(f'stages.{i}.group_token', [0, 0])[1] for i in stages
+            ],
+            num_output_groups=[
+                img[f'stages.{i}.grouping.mlp_inter.fc2.weight'][0]
+                for i in stages
+                if f'stages.{i}.grouping.mlp_inter.fc2.weight' in img
+            ],
+            image_size=math.isqrt(img['pos_embed'][1]) * patch,
             patch_size=patch,
-            num_channels=img['patch_embed.proj.weight'].shape[1],
-            assign_mlp_ratio=ratio)
+            num_channels=img['patch_embed.proj.weight'][1])
+        if 'stages.0.grouping.mlp_inter.fc1.weight' in img:
+            arch['image_encoder']['assign_mlp_ratio'] = [
+                _ratio(img[f'stages.0.grouping.mlp_{name}.fc1.weight'][0],
+                       hidden) for name in ('inter', 'channels')
+            ]
         if 'projector.linear1.weight' in img:
             arch['image_encoder'].update(
-                projection_dim=img['projector.linear2.weight'].shape[0],
-                projection_intermediate_dim=img['projector.linear1.weight'].
-                shape[0])
+                projection_dim=img['projector.linear2.weight'][0],
+                projection_intermediate_dim=img['projector.linear1.weight'][0])
     if txt:
-        width = txt['token_embedding.weight'].shape[1]
         arch['text_encoder'] = dict(
-            vocab_size=txt['token_embedding.weight'].shape[0],
-            hidden_size=width,
-            intermediate_size=txt['blocks.0.mlp.fc1.weight'].shape[0],
+            vocab_size=txt['token_embedding.weight'][0],
+            hidden_size=txt['token_embedding.weight'][1],
+            intermediate_size=txt['blocks.0.mlp.fc1.weight'][0],
             num_hidden_layers=_count(txt, r'blocks\.(\d+)\.'),
-            num_attention_heads=text_heads if text_heads is not None else max(
-                width // 64, 1),
-            max_position_embeddings=txt['positional_embedding'].shape[0],
-            projection_dim=txt['projector.linear2.weight'].shape[0],
-            projection_intermediate_dim=txt['projector.linear1.weight'].
-            shape[0])
+            max_position_embeddings=txt['positional_embedding'][0],
+            projection_dim=txt['projector.linear2.weight'][0],
+            projection_intermediate_dim=txt['projector.linear1.weight'][0])
     return arch
 
 
-def arch_diff(expected: dict, actual: dict,
-              ignore: List[str] = ()) -> List[str]:
-    """Fields that differ between two architecture dicts.
+def arch_from_hf_config(config: dict) -> dict:
+    """The fields a transformers ``GroupViTConfig`` dict sets (the ones it
+    omits keep transformers' defaults, which are ours)."""
+    parts = dict(image_encoder='vision_config', text_encoder='text_config')
+    arch = {}
+    for part, name in parts.items():
+        section = config.get(name) or {}
+        if not isinstance(section, dict):
+            raise TypeError(f'"{name}" is a {type(section).__name__}, not '
+                            f'an object of fields')
+        section = dict(
+            section, **{
+                k: config[k]
+                for k in ('projection_dim', 'projection_intermediate_dim')
+                if k in config
+            })
+        arch[part] = {k: section[k] for k in FIELDS[part] if k in section}
+    return arch
 
-    ``num_output_groups`` is compared only over the stages that group.
 
-    Returns:
-        list[str]: ``"part.field: expected X, got Y"`` lines.
-    """
-    lines = []
-    for part in sorted(set(expected) | set(actual)):
-        exp, act = expected.get(part, {}), actual.get(part, {})
-        for key in sorted(set(exp) & set(act)):
-            if f'{part}.{key}' in ignore:
-                continue
-            a, b = exp[key], act[key]
-            a = list(a) if isinstance(a, tuple) else a
-            b = list(b) if isinstance(b, tuple) else b
-            if key == 'num_output_groups':
-                groups = sum(1 for n in exp.get('num_group_tokens', []) if n)
-                a, b = list(a)[:groups], list(b)[:groups]
-            if a != b:
-                lines.append(f'{part}.{key}: expected {a!r}, got {b!r}')
-    return lines
+def arch_from_nvlabs_config(config) -> Optional[dict]:
+    """The fields an NVlabs config sets (its ``model`` section, or a dict
+    holding it under ``model``); None without an ``img_encoder``."""
+    model = config.get('model', config) if hasattr(config, 'get') else None
+    if not hasattr(model, 'get') or 'img_encoder' not in model:
+        return None
+    img, txt = model['img_encoder'], model.get('text_encoder', {})
+    heads = list(img.get('num_heads', []))
+    if len(set(map(repr, heads))) > 1:
+        raise ValueError(f'Stages with different head counts {heads} are '
+                         f'not supported.')
+    names = dict(
+        hidden_size='embed_dim',
+        depths='depths',
+        num_group_tokens='num_group_tokens',
+        num_output_groups='num_output_groups',
+        image_size='img_size',
+        patch_size='patch_size',
+        num_channels='in_chans')
+    image = {
+        ours: _plain(img[theirs])
+        for ours, theirs in names.items() if theirs in img
+    }
+    if heads:
+        image[HEADS] = heads[0]
+    if 'embed_dim' in img and 'mlp_ratio' in img:
+        image['intermediate_size'] = int(img['embed_dim'] * img['mlp_ratio'])
+    names = dict(
+        hidden_size='width',
+        num_hidden_layers='layers',
+        max_position_embeddings='context_length',
+        vocab_size='vocab_size')
+    text = {
+        ours: txt[theirs]
+        for ours, theirs in names.items() if theirs in txt
+    }
+    if 'output_dim' in model:
+        image['projection_dim'] = text['projection_dim'] = model['output_dim']
+    return dict(image_encoder=image, text_encoder=text)

@@ -1,5 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Strict comparison of a checkpoint with the model it is loaded into."""
+"""Strict comparison of a checkpoint with the model it is loaded into.
+
+mmengine loads checkpoints non-strictly and only logs mismatches, which
+would leave random weights in place silently: the models call
+:func:`check_state_dict` (or :func:`compare_state_dicts` and
+:func:`check_values`) once per load, on the whole state dict.
+"""
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -55,51 +61,53 @@ def _kind(dtype: torch.dtype) -> str:
     return 'boolean' if dtype == torch.bool else 'integer'
 
 
+def check_entries(state: dict, source: str) -> None:
+    """Raise :class:`CheckpointError` unless every key is a name (a string)
+    and every value a tensor."""
+    for what, bad in (('key(s) of the state dict are not names',
+                       [repr(k) for k in state if not isinstance(k, str)]),
+                      ('entr(y/ies) of the state dict are not tensors', [
+                          f'{k} ({type(v).__name__})'
+                          for k, v in state.items()
+                          if not isinstance(v, torch.Tensor)
+                      ])):
+        if bad:
+            raise CheckpointError(
+                f'{source}: {len(bad)} {what}: {_listed(sorted(bad))}. The '
+                f'file is not a GroupViT checkpoint, or it is damaged.')
+
+
 def check_values(state: Dict[str, torch.Tensor],
                  source: str,
                  own: Optional[Dict[str, torch.Tensor]] = None) -> None:
     """Raise :class:`CheckpointError` for values no model can use.
 
-    Refused: keys that are not names (strings); entries that are not
-    tensors; floating-point tensors holding
-    NaN or Inf (a model loaded from them labels every pixel alike); and,
-    given ``own``, tensors whose kind (floating-point, integer, boolean)
-    differs from the model's tensor of the same key (loading would cast
-    them silently). Each message names the first few keys and their count.
+    Refused: what :func:`check_entries` refuses; floating-point tensors
+    holding NaN or Inf as the model holds them (a float64 1e300 is Inf in a
+    float32 model), with which a model labels every pixel alike; negative
+    BatchNorm variances; and, given ``own``, tensors whose kind
+    (floating-point, integer, boolean) differs from the model's tensor of
+    the same key (loading would cast them silently). Each message names the
+    first few keys and their count.
 
     Args:
         state (dict[str, Tensor]): The checkpoint's tensors.
-        source (str): What the tensors are, for the message (a path, or
-            "The checkpoint").
+        source (str): What the tensors are, for the message.
         own (dict[str, Tensor], optional): The model's state dict.
     """
-    not_names = sorted(repr(k) for k in state if not isinstance(k, str))
-    if not_names:
+    check_entries(state, source)
+    own = own or {}
+    kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
+                   for k in set(own) & set(state)
+                   if _kind(own[k].dtype) != _kind(state[k].dtype))
+    if kinds:
         raise CheckpointError(
-            f'{source}: {len(not_names)} key(s) of the state dict are not '
-            f'names: {_listed(not_names)}. The file is not a GroupViT '
-            f'checkpoint, or it is damaged.')
-    not_tensors = sorted(f'{k} ({type(v).__name__})' for k, v in state.items()
-                         if not isinstance(v, torch.Tensor))
-    if not_tensors:
-        raise CheckpointError(
-            f'{source}: {len(not_tensors)} entr(y/ies) of the state dict '
-            f'are not tensors: {_listed(not_tensors)}. The file is not a '
-            f'GroupViT checkpoint, or it is damaged.')
-    if own is not None:
-        kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
-                       for k in set(own) & set(state)
-                       if _kind(own[k].dtype) != _kind(state[k].dtype))
-        if kinds:
-            raise CheckpointError(
-                f'{source}: {len(kinds)} tensor(s) have a dtype of another '
-                f'kind than the model\'s: {_listed(kinds)}. The file is '
-                f'damaged or from another model.')
-    # Checked as the model holds them (float32): a float64 1e300 is finite
-    # in the file and Inf in the model.
+            f'{source}: {len(kinds)} tensor(s) have a dtype of another kind '
+            f'than the model\'s: {_listed(kinds)}. The file is damaged or '
+            f'from another model.')
     nonfinite = sorted(
         k for k, v in state.items() if v.is_floating_point()
-        and not bool(torch.isfinite(v.to(_model_dtype(own, k, v))).all()))
+        and not bool(torch.isfinite(v.to(_model_dtype(own.get(k), v))).all()))
     if nonfinite:
         raise CheckpointError(
             f'{source}: {len(nonfinite)} tensor(s) hold NaN or Inf: '
@@ -119,12 +127,12 @@ def check_values(state: Dict[str, torch.Tensor],
             f'another checkpoint.')
 
 
-def _model_dtype(own: Optional[Dict[str, torch.Tensor]], key: str,
+def _model_dtype(own: Optional[torch.Tensor],
                  value: torch.Tensor) -> torch.dtype:
     """The dtype a floating-point checkpoint tensor will have in the
     model: the model's own, else float32 for float64 values."""
-    if own is not None and key in own and own[key].is_floating_point():
-        return own[key].dtype
+    if own is not None and own.is_floating_point():
+        return own.dtype
     return torch.float32 if value.dtype == torch.float64 else value.dtype
 
 
@@ -155,7 +163,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     shapes of both), the missing and unexpected keys, and the likely cause.
 
     Args:
-        model (nn.Module): A GroupViT segmentor.
+        model (nn.Module): A GroupViT segmentor or classifier.
         state (dict[str, Tensor]): The checkpoint's state dict.
     """
     own = model.state_dict()
@@ -164,7 +172,6 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     if not (missing or unexpected or reshaped):
         check_values(state, 'The checkpoint', own)
         return
-    lines = []
     if not any(
             k.startswith(('image_encoder.', 'text_encoder.')) for k in state):
         raise CheckpointError(
@@ -172,6 +179,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
             f'{sorted(state)[:3]}): it is not a converted GroupViT '
             f'checkpoint. Convert the published weights with '
             f'`python tools/convert_weights.py SRC DST.pth` first.')
+    lines = []
     try:
         diff = arch_diff(infer_arch(own), infer_arch(state))
     except (KeyError, IndexError):

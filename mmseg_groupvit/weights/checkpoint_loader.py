@@ -1,39 +1,40 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's loader for local checkpoint files, made safe.
-
-Every checkpoint that mmengine reads from disk goes through
-``CheckpointLoader``: ``load_from``, ``--resume``, a backbone's
-``init_cfg=dict(type='Pretrained', ...)``, ``mmseg.apis.init_model`` and
-``MMSegInferencer``. Importing this module registers :func:`load_from_local`
-for local paths in place of mmengine's own, which calls ``torch.load`` with
-the process's allow-list. Ours reads tensors, plain containers, the NVlabs
-OmegaConf config and mmengine's training state, allowed for that one call
-(:func:`.io.torch_load`); a file that holds anything else is refused with its
-name and the class, unless the user trusted that one file with
-:func:`trust_checkpoint` (``--trust-pickle`` of the tools).
-
-Published checkpoints load as they are: an NVlabs ``.pth``, a transformers
-folder or weights file is converted to this package's keys when read
-(:mod:`.sources`). ``http(s)://`` URLs (in place of mmengine's
-``load_from_http``, which unpickles with the process's allow-list) and
-``hf://owner/name`` hub ids are downloaded into their caches and verified
-(:mod:`.download`), then read by the same loader.
+"""mmengine's loaders of local paths, ``http(s)://`` URLs and
+``hf://owner/name`` ids (registered on import; every file read by
+:func:`.safe_load.read_file`, a published one converted), the download
+cache (:func:`fetch`: one converted file per URL, recording its source),
+and the architecture a checkpoint records applied to the model config
+before the model is built (:func:`resolve_load_from`; the checkpoint read
+then is handed to the model's load). See docs/weights.md.
 """
+import hashlib
 import os
 import os.path as osp
-from typing import Dict, Optional, Tuple
+import re
+import textwrap
+from typing import Dict, List, Optional, Tuple
 
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .download import HUB_PREFIX, URL_PREFIXES, resolve_checkpoint, sha256
-from .io import torch_load
-from .sources import load_published, to_mmseg_checkpoint
+from groupvit_common.errors import CheckpointError
+from .arch import (HEADS, PARTS, arch_diff, canonical, check_arch, infer_arch,
+                   released_arch)
+from .convert_checkpoint import (recorded_arch, save_checkpoint,
+                                 to_mmseg_checkpoint, weights_file)
+from .download import (HUB_PREFIX, URL_PREFIXES, by_hand, download_hub,
+                       download_url, expected_hash, is_remote)
+from .safe_load import read_file
 
-# Trusted files: real path -> SHA-256 of the bytes the user trusted.
-_TRUSTED: Dict[str, str] = {}
-# The checkpoint last read by read_checkpoint (to learn its architecture),
-# handed to the next load of the same unchanged file instead of reading and
-# converting it again.
+
+class WrongHash(CheckpointError):
+    """A file whose SHA-256 is not the one its name promises."""
+
+
+# The checkpoint last read to learn its architecture, for the next load of
+# the same unchanged file: (real path, mtime, size) -> checkpoint.
 _READ_AHEAD: Dict[Tuple, dict] = {}
 
 
@@ -45,76 +46,305 @@ def _file_key(path: str) -> Optional[Tuple]:
     return osp.realpath(path), stat.st_mtime_ns, stat.st_size
 
 
-def trust_checkpoint(path: str) -> None:
-    """Let :func:`load_from_local` unpickle this one file fully.
-
-    Only for a file from a source the user trusts: unpickling can run code.
-    The trust is for the file's contents now: a file replaced afterwards is
-    not unpickled.
-
-    Args:
-        path (str): The checkpoint file.
-    """
-    path = osp.realpath(osp.expanduser(path))
-    if osp.isfile(path):
-        _TRUSTED[path] = sha256(path)
+def _keep(path: str, checkpoint) -> None:
+    _READ_AHEAD.clear()
+    _READ_AHEAD[_file_key(path)] = checkpoint
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename: str, map_location=None):
-    """Load a local checkpoint safely (mmengine's local scheme).
+    """mmengine's loader of local paths: a file or a transformers folder,
+    read safely, a published one converted.
 
     Args:
-        filename (str): Local file path.
+        filename (str): Local path.
         map_location: Ignored; tensors are loaded on CPU and moved when they
             are copied into the model.
-
-    Returns:
-        dict: The checkpoint; a published one converted to this package's
-        keys, with its architecture under ``meta['groupvit_arch']``.
-
-    Raises:
-        CheckpointError: Missing, damaged or refused files, named.
     """
     filename = osp.expanduser(filename)
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
     if ahead is not None:
         return ahead
-    trusted = _TRUSTED.get(osp.realpath(filename))
-    if osp.isdir(filename) or filename.endswith('.safetensors'):
-        return load_published(filename)
-    return to_mmseg_checkpoint(
-        torch_load(filename, trusted_sha256=trusted), filename)
+    path = weights_file(filename)
+    return to_mmseg_checkpoint(read_file(path), path)
 
 
 @CheckpointLoader.register_scheme(
     prefixes=URL_PREFIXES + (HUB_PREFIX, ), force=True)
 def load_from_remote(filename: str, map_location=None, model_dir=None):
-    """Download (once, into the cache, verified) and load safely; the
-    scheme of ``http(s)://`` URLs and ``hf://`` hub ids.
+    """mmengine's loader of URLs and hub ids: :func:`fetch`, then
+    :func:`load_from_local`."""
+    return load_from_local(fetch(filename))
+
+
+def cache_entry(source: str) -> str:
+    """The cache file of a URL or hub id: its name (shortened) and a hash
+    of the whole source, in ``$TORCH_HOME/hub/checkpoints/groupvit``."""
+    name = source.split('?')[0].rstrip('/').rsplit('/', 1)[-1]
+    name = re.sub(r'[^\w.-]', '_', osp.splitext(name)[0])[-80:].lstrip('.')
+    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'groupvit',
+                    f'{name or "checkpoint"}-{key}.pth')
+
+
+def fetch(source: str) -> str:
+    """The cache file of a URL or hub id, made once (:func:`cache_entry`).
+
+    In a distributed run only local rank 0 fetches; the other processes
+    wait for it (as mmengine's ``load_from_http`` does).
+
+    Raises:
+        CheckpointError: A failed or cut download, a file whose SHA-256 is
+            not the one its name promises, or one that is not a checkpoint:
+            the source, the cache file and how to place it by hand.
+    """
+    entry = cache_entry(source)
+    rank, world_size = get_dist_info()
+    local_rank = int(os.environ.get('LOCAL_RANK', rank))
+    error = None
+    if local_rank == 0 or world_size == 1:
+        try:
+            _fetch_once(source, entry)
+        except CheckpointError as e:
+            error = e
+    if world_size > 1:
+        torch.distributed.barrier()
+        if local_rank != 0 and error is None:
+            _fetch_once(source, entry)
+    if error is not None:
+        raise error
+    return entry
+
+
+def _fetch_once(source: str, entry: str) -> None:
+    if osp.isfile(entry):
+        try:
+            return _adopt(source, entry, entry)
+        except WrongHash:
+            raise
+        except CheckpointError:
+            os.remove(entry)  # unreadable: fetched again
+    if source.startswith(HUB_PREFIX):
+        return _adopt(source, download_hub(source), entry)
+    print(f'Downloading {source} to {entry}', flush=True)
+    download = download_url(source, entry)
+    try:
+        _adopt(source, download, entry)
+    finally:
+        if osp.exists(download):
+            os.remove(download)
+
+
+def _adopt(source: str, path: str, entry: str) -> None:
+    """Read ``path`` once; unless it is ``entry`` already converted from
+    ``source``, check its SHA-256 against the name's and write it,
+    converted, to ``entry``."""
+    digest = []
+    checkpoint = read_file(path, check_digest=digest.append)
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if path == entry and isinstance(
+            meta, dict) and meta.get('groupvit_source') == source:
+        return _keep(entry, checkpoint)
+    prefix = expected_hash(source) if source.startswith(URL_PREFIXES) else ''
+    if prefix and not digest[0].startswith(prefix):
+        if path == entry:
+            os.remove(entry)
+        raise WrongHash(
+            f'the checkpoint from {source} has SHA-256 '
+            f'{digest[0][:len(prefix)]}..., not the {prefix} its name '
+            f'promises: the download is damaged or not the published file; '
+            f'it was deleted from {osp.dirname(entry)}. ' +
+            by_hand(source, entry))
+    checkpoint = to_mmseg_checkpoint(checkpoint, path)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}'
+                              f', not a checkpoint.')
+    meta = checkpoint.get('meta')
+    checkpoint['meta'] = dict(
+        meta if isinstance(meta, dict) else {}, groupvit_source=source)
+    save_checkpoint(checkpoint, entry)
+    _keep(entry, checkpoint)
+
+
+def checkpoint_arch(checkpoint) -> Optional[dict]:
+    """The architecture a checkpoint records or, without a record, what its
+    tensor shapes tell; None for a checkpoint that holds no GroupViT."""
+    if not isinstance(checkpoint, dict):
+        return None
+    arch = recorded_arch(checkpoint.get('meta'))
+    if arch is not None:
+        return arch
+    try:
+        arch = infer_arch(checkpoint.get('state_dict', checkpoint))
+    except (KeyError, IndexError, AttributeError, TypeError):
+        return None
+    return arch if set(arch) == set(PARTS) else None
+
+
+def _groupvit_models(model_cfg) -> list:
+    """The GroupViT segmentor configs in ``model_cfg`` (a test-time
+    augmentation wrapper holds one under ``module``)."""
+    found = []
+    while isinstance(model_cfg, dict):
+        if all(isinstance(model_cfg.get(p), dict) for p in PARTS):
+            found.append(model_cfg)
+        model_cfg = model_cfg.get('module')
+    return found
+
+
+def merge_arch(model_cfg: dict,
+               arch: dict,
+               source: str = 'the checkpoint') -> List[str]:
+    """Fill ``model_cfg``'s encoder fields with ``arch``.
 
     Args:
-        filename (str): URL or hub id.
-        map_location: Ignored, as in :func:`load_from_local`.
-        model_dir: Ignored; downloads go to torch hub's checkpoint folder.
+        model_cfg (dict): A GroupViT segmentor config; modified in place.
+        arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
+        source (str): Named in messages.
 
     Returns:
-        dict: The checkpoint, as :func:`load_from_local` returns it.
+        list[str]: ``part.field`` of the fields set.
+
+    Raises:
+        CheckpointError: The config sets a field the checkpoint records
+            with another value; the message names each one.
     """
-    return load_from_local(resolve_checkpoint(filename))
+    explicit = {
+        part: {
+            k: v
+            for k, v in model_cfg[part].items() if k in arch.get(part, {})
+        }
+        for part in PARTS
+    }
+    conflicts = arch_diff(explicit, arch)
+    if conflicts:
+        raise CheckpointError(
+            f'the config contradicts the architecture recorded in '
+            f'{source}:\n  ' + '\n  '.join(conflicts).replace(
+                'expected', 'config says').replace('got', 'checkpoint says') +
+            '\nRemove these fields from the config (the checkpoint\'s '
+            'architecture is applied), or use the checkpoint that matches '
+            'the config.')
+    applied = []
+    for part in PARTS:
+        for key, value in arch.get(part, {}).items():
+            if key not in model_cfg[part]:
+                model_cfg[part][key] = value
+                applied.append(f'{part}.{key}')
+    return applied
 
 
-def read_checkpoint(source: str) -> dict:
-    """Read a checkpoint (path, folder, URL or hub id) through mmengine's
-    loader, i.e. through the safe schemes of this module.
+def apply_checkpoint_arch(cfg,
+                          checkpoint: Optional[str] = None,
+                          name: Optional[str] = None):
+    """Set the model config's architecture from the checkpoint it will load
+    (``checkpoint``, else ``cfg.load_from``), before the model is built.
 
-    The next load of the same unchanged local file gets this result
-    without reading and converting it again (once).
+    The fields that differ from the config's defaults are logged once (by
+    the main process); a head count the checkpoint does not record is the
+    config's, with a warning when the config does not set it.
+
+    Args:
+        cfg (Config): Modified in place.
+        checkpoint (str, optional): Local file, folder, URL or hub id.
+        name (str, optional): How the log names it (e.g. the URL of a
+            downloaded file).
+
+    Returns:
+        dict | None: The architecture applied (None without a checkpoint or
+        for a checkpoint that holds no GroupViT).
+
+    Raises:
+        CheckpointError: Unreadable checkpoint, failed download, or a config
+            that contradicts the checkpoint.
     """
-    checkpoint = CheckpointLoader.load_checkpoint(
-        source, map_location='cpu', logger='silent')
-    _READ_AHEAD.clear()
-    key = _file_key(osp.expanduser(source))
-    if key is not None and osp.isfile(key[0]):
-        _READ_AHEAD[key] = checkpoint
-    return checkpoint
+    source = checkpoint or cfg.get('load_from')
+    models = _groupvit_models(cfg.get('model'))
+    if not source or not models:
+        return None
+    path = fetch(source) if is_remote(source) else osp.expanduser(source)
+    loaded = load_from_local(path)
+    _keep(path, loaded)
+    arch = checkpoint_arch(loaded)
+    if arch is None:
+        return None
+    name = name or (source if is_remote(source) else osp.abspath(source))
+    for model_cfg in models:
+        applied = merge_arch(model_cfg, arch, name)
+    model = models[0]
+    try:
+        # A checkpoint's meta is as untrusted as its tensors: its fields,
+        # as merged with the config, are checked before a model is built.
+        check_arch({p: {k: model[p][k] for k in arch[p]} for p in arch})
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f'{source}: {e}') from None
+    if not _main_process():
+        return arch
+    released = released_arch()
+    shown = canonical({p: {k: model[p][k] for k in arch[p]} for p in arch})
+    changed = [
+        f'{p}.{k}={v!r}'.replace(' ', '') for p in shown
+        for k, v in shown[p].items()
+        if f'{p}.{k}' in applied and v != released[p].get(k)
+    ]
+    if changed:
+        print_log(
+            f'Architecture from the checkpoint {name} (where it differs from '
+            f'the config\'s defaults):\n' + textwrap.fill(
+                ', '.join(changed),
+                79,
+                initial_indent='  ',
+                subsequent_indent='  '),
+            logger='current')
+    for part in PARTS:
+        if HEADS not in arch.get(part, {}) and HEADS not in model[part]:
+            print_log(
+                f'{name} does not record {part}.{HEADS}; the config\'s '
+                f'default {released[part][HEADS]} is used. Set it in the '
+                f'config if the model was trained with another value.',
+                logger='current',
+                level=30)
+    return arch
+
+
+def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
+    """Make ``cfg`` ready to load its weights: ``checkpoint`` (else the
+    config's ``load_from``) fetched into the cache if remote, its
+    architecture applied to the model config, and ``cfg.load_from`` set to
+    the local file.
+
+    Args:
+        cfg (Config): Modified in place.
+        checkpoint (str, optional): Path, transformers folder, URL or hub
+            id; overrides ``cfg.load_from``.
+
+    Returns:
+        str: The local file ``cfg.load_from`` now names.
+
+    Raises:
+        CheckpointError: No checkpoint named, a missing file, a failed
+            download or a config that contradicts the checkpoint.
+    """
+    source = checkpoint or cfg.get('load_from')
+    if not source:
+        raise CheckpointError(
+            'no checkpoint: the config sets no load_from. Pass CHECKPOINT (a '
+            'file, a transformers folder, a URL or hf://OWNER/NAME), or set '
+            'load_from in the config.')
+    local = fetch(source) if is_remote(source) else osp.expanduser(source)
+    if not osp.exists(local):
+        raise CheckpointError(
+            f'checkpoint not found: {source}. Check the path, give the '
+            f'published weights (a URL, hf://nvidia/groupvit-gcc-yfcc, the '
+            f'NVlabs .pth or a transformers folder; see README, '
+            f'"Checkpoints"), or leave CHECKPOINT out to use the config\'s.')
+    apply_checkpoint_arch(cfg, local, name=source)
+    cfg.load_from = local
+    if is_remote(source) and _main_process():
+        print_log(f'Weights {source}: {local}', logger='current')
+    return local
+
+
+def _main_process() -> bool:
+    """Rank 0, also before the process group exists (``RANK``)."""
+    return get_dist_info()[0] == 0 and os.environ.get('RANK', '0') == '0'

@@ -156,17 +156,3 @@ def convert_hf(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         rest[f'{prefix}.self_attn.qkv.{kind}'] = torch.cat(
             [parts['q'], parts['k'], parts['v']])
     return _apply_rules(rest, HF_RULES, HF_DROPPED, 'transformers')
-
-
-def convert_state_dict(
-        layout: str, state: Dict[str,
-                                 torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Convert a state dict of the given layout (``nvlabs``, ``hf`` or
-    ``mmseg``, which is returned as is)."""
-    if layout == 'nvlabs':
-        return convert_nvlabs(state)
-    if layout == 'hf':
-        return convert_hf(state)
-    if layout == 'mmseg':
-        return dict(state)
-    raise ValueError(f'Unknown checkpoint layout {layout}.')

@@ -1,51 +1,140 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""End-to-end conversion of a published GroupViT checkpoint into an mmseg
-checkpoint (and, for non-default architectures, a matching config)."""
+"""Published GroupViT checkpoints in this package's keys, with their
+architecture: in memory for the loader and the download cache
+(:func:`to_mmseg_checkpoint`), as files for ``tools/convert_weights.py``
+(:func:`convert_checkpoint`)."""
 import os
 import os.path as osp
-from typing import Dict, Optional
+import tempfile
+from typing import Optional
 
 import torch
-from mmseg.registry import MODELS
 
-from groupvit_common.errors import CheckpointError
-from .arch import (DEFAULT_ARCH, arch_diff, canonical_arch, check_arch,
-                   infer_arch)
-from .check import (TRAINING_KEYS, check_values, compare_state_dicts,
-                    describe_mismatch)
-from .config_arch import arch_from_hf_config, arch_from_nvlabs_config
-from .convert import convert_state_dict
-from .io import load_source_checkpoint, read_config_json
+from groupvit_common.errors import CheckpointError, DataFileError
+from groupvit_common.files import read_json
+from .arch import (HEADS, PARTS, arch_diff, arch_from_hf_config,
+                   arch_from_nvlabs_config, canonical, check_arch, infer_arch,
+                   released_arch)
+from .check import (TRAINING_KEYS, check_entries, check_values,
+                    compare_state_dicts, describe_mismatch)
+from .convert import convert_hf, convert_nvlabs
+from .safe_load import read_file, trust_checkpoint
 
 DEFAULT_BASE_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
     'groupvit_voc.py')
-
-# Fields the tensor shapes cannot tell; infer_arch only guesses them.
-GUESSED_FIELDS = ('image_encoder.num_attention_heads',
-                  'text_encoder.num_attention_heads')
-# The two towers every GroupViT checkpoint holds, in this package's keys.
-PARTS = ('image_encoder', 'text_encoder')
+HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
-def _declared_arch(layout: str, config, arch_config: Optional[str]):
-    """The architecture a config declares: ``--arch-config`` if given
-    (refused unless it is one), else the checkpoint's own config."""
-    try:
-        return _read_declared_arch(layout, config, arch_config)
-    except (AttributeError, KeyError, TypeError) as e:
-        where = arch_config or 'the checkpoint\'s config'
+def weights_file(path: str) -> str:
+    """The weights file of a transformers folder; other paths unchanged."""
+    if not osp.isdir(path):
+        return path
+    for name in HF_WEIGHT_FILES:
+        if osp.isfile(osp.join(path, name)):
+            return osp.join(path, name)
+    raise CheckpointError(
+        f'{path} is a folder without {" or ".join(HF_WEIGHT_FILES)}; give a '
+        f'transformers GroupViT folder (save_pretrained) or an NVlabs .pth '
+        f'file.')
+
+
+def published_layout(checkpoint) -> Optional[str]:
+    """``'nvlabs'`` or ``'hf'`` for a published checkpoint, None for
+    anything else (a converted or training checkpoint, another model's)."""
+    if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
+        return None
+    model = checkpoint.get('model')
+    names = [
+        k for k in (model if isinstance(model, dict) else checkpoint)
+        if isinstance(k, str)
+    ]
+    if any(k.startswith('img_encoder.') for k in names):
+        return 'nvlabs'
+    if model is None and any(k.startswith('vision_model.') for k in names):
+        return 'hf'
+    return None
+
+
+def _parts(layout: str, checkpoint, path: str):
+    """``(layout, state, config)``: the tensors and the config beside them
+    (the NVlabs config, a transformers folder's ``config.json``)."""
+    if layout == 'nvlabs':
+        model = checkpoint.get('model')
+        return layout, model if isinstance(model, dict) else checkpoint, \
+            checkpoint.get('config')
+    config = osp.join(osp.dirname(path), 'config.json')
+    return layout, checkpoint, read_config_json(config) if osp.isfile(
+        config) else None
+
+
+def load_source_checkpoint(path: str, trust_pickle: bool = False):
+    """Read a checkpoint to convert.
+
+    Args:
+        path (str): An NVlabs ``.pth``, a transformers folder or weights
+            file (its ``config.json`` beside it), or a converted checkpoint.
+        trust_pickle (bool): Let the safe loader unpickle it fully.
+
+    Returns:
+        tuple: ``(layout, state_dict, config)``, ``layout`` in ``{'nvlabs',
+        'hf', 'mmseg'}``; ``config`` the NVlabs config, ``config.json`` or
+        the converted checkpoint's meta (or None).
+    """
+    path = weights_file(path)
+    if trust_pickle:
+        trust_checkpoint(path)
+    checkpoint = read_file(path)
+    if not isinstance(checkpoint, dict):
         raise CheckpointError(
-            f'{where} is malformed: a section or field has the wrong type '
-            f'({type(e).__name__}: {e}). Give the model\'s own config.') from e
+            f'{path} holds a {type(checkpoint).__name__}, not a state dict; '
+            f'it is not a GroupViT checkpoint.')
+    layout = published_layout(checkpoint)
+    if layout or isinstance(checkpoint.get('model'), dict):
+        return _parts(layout or 'nvlabs', checkpoint, path)
+    if isinstance(checkpoint.get('state_dict'), dict):
+        keys = sorted(map(str, checkpoint['state_dict']))
+        if not any(k.startswith(PARTS + ('decode_head.', )) for k in keys):
+            raise CheckpointError(
+                f'{path} holds the state_dict of another model (keys e.g. '
+                f'{keys[:3]}), none of them under {list(PARTS)}: it is not a '
+                f'GroupViT checkpoint. Give an NVlabs .pth, a transformers '
+                f'GroupViT folder, or a checkpoint written by '
+                f'tools/convert_weights.py.')
+        return 'mmseg', checkpoint['state_dict'], checkpoint.get('meta')
+    raise CheckpointError(
+        f'{path} does not look like a GroupViT checkpoint: none of its '
+        f'{len(checkpoint)} keys (e.g. {sorted(map(str, checkpoint))[:3]}) '
+        f'has the NVlabs prefix "img_encoder." (under "model") or the '
+        f'transformers prefix "vision_model.".')
 
 
-def _read_declared_arch(layout: str, config, arch_config: Optional[str]):
+def read_config_json(path: str) -> dict:
+    """A JSON file holding one object (``config.json``, ``--arch-config``),
+    read with the package's bounds.
+
+    Raises:
+        CheckpointError: Unreadable JSON, or JSON that is not an object.
+    """
+    try:
+        config = read_json(path, what='JSON file')
+    except DataFileError as e:
+        raise CheckpointError(str(e)) from None
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f'{path} holds a JSON {type(config).__name__}, not an object of '
+            f'config fields: it is not a GroupViT config.')
+    return config
+
+
+def _declared(layout: str, config, arch_config: Optional[str]) -> dict:
+    """The fields a config declares: ``--arch-config`` if given, else the
+    checkpoint's own config (a converted checkpoint's meta records them
+    under ``groupvit_arch``, minus any it lists as assumed)."""
     if arch_config is not None:
         config = read_config_json(arch_config)
-        if 'vision_config' in config:
-            return arch_from_hf_config(config)
-        arch = arch_from_nvlabs_config(config)
+        arch = arch_from_hf_config(config) if 'vision_config' in config \
+            else arch_from_nvlabs_config(config)
         if arch is None:
             raise CheckpointError(
                 f'--arch-config {arch_config} is not a GroupViT '
@@ -55,124 +144,51 @@ def _read_declared_arch(layout: str, config, arch_config: Optional[str]):
                 f'{sorted(config)[:6]}.')
         return arch
     if config is None:
-        return None
+        return {}
     if layout == 'hf':
         return arch_from_hf_config(config)
     if layout == 'nvlabs':
-        return arch_from_nvlabs_config(config)
-    arch = config.get('groupvit_arch') if hasattr(config, 'get') else None
-    if arch is not None and not (isinstance(arch, dict) and all(
-            isinstance(v, dict) for v in arch.values())):
+        return arch_from_nvlabs_config(config) or {}
+    return recorded_arch(config) or {}
+
+
+def recorded_arch(meta) -> Optional[dict]:
+    """The architecture a converted checkpoint's meta records under
+    ``groupvit_arch``, less the fields an older converter lists as
+    assumed; None without a record."""
+    arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
+    if arch is None:
+        return None
+    if not (isinstance(arch, dict)
+            and all(isinstance(v, dict) for v in arch.values())):
         raise CheckpointError(
             f'The meta.groupvit_arch of the checkpoint is a '
             f'{type(arch).__name__}, not a dict of architecture fields; the '
             f'file is damaged.')
-    return arch
-
-
-def _merge(inferred: dict,
-           declared: Optional[dict],
-           guessed=GUESSED_FIELDS) -> dict:
-    """Declared fields win where the shapes cannot tell (heads, activation,
-    eps); everything the shapes can tell must agree."""
-    if not declared:
-        return inferred
-    diff = arch_diff(declared, inferred, ignore=guessed)
-    if diff:
-        raise CheckpointError(
-            'The checkpoint\'s config disagrees with its tensors:\n  ' +
-            '\n  '.join(diff).replace('expected', 'config says').replace(
-                'got', 'tensors say') +
-            '\nThe config or the weights are from another model; use the '
-            'matching pair.')
-    merged = {part: dict(values) for part, values in inferred.items()}
-    for part, values in declared.items():
-        merged.setdefault(part, {}).update(values)
-    return merged
-
-
-def expected_state(arch: dict) -> Dict[str, torch.Tensor]:
-    """The state dict (keys, shapes, dtypes; on the meta device, so no
-    memory) of the segmentor built with ``arch``.
-
-    Raises:
-        CheckpointError: A field the encoders refuse.
-    """
-    parts = dict(
-        image_encoder=dict(type='mmseg.GroupViT'),
-        text_encoder=dict(
-            type='mmseg.GroupViTTextEncoder', vocabulary=['object']))
-    own = {'decode_head.logit_scale': torch.empty((), device='meta')}
-    for part, cfg in parts.items():
-        try:
-            with torch.device('meta'):
-                module = MODELS.build(dict(cfg, **arch[part]))
-        except (ValueError, TypeError) as e:
-            raise CheckpointError(
-                f'No {part} can be built with the checkpoint\'s '
-                f'architecture: {e}') from e
-        own.update({f'{part}.{k}': v for k, v in module.state_dict().items()})
-    return own
-
-
-def check_converted(state: Dict[str, torch.Tensor], arch: dict,
-                    src: str) -> None:
-    """Refuse converted tensors that do not make the model ``arch``
-    describes: missing or extra keys, other shapes or dtype kinds,
-    NaN or Inf."""
-    own = expected_state(arch)
-    own.update({
-        k: torch.empty((), device='meta')
-        for k in TRAINING_KEYS if k in state
-    })
-    missing, unexpected, reshaped = compare_state_dicts(own, state)
-    if missing or unexpected or reshaped:
-        raise CheckpointError(
-            f'{src} does not hold a complete GroupViT:\n' + '\n'.join(
-                describe_mismatch(own, state, missing, unexpected, reshaped,
-                                  'model')) +
-            '\nThe file is incomplete or damaged; download it again.')
-    check_values(state, src, own)
-
-
-def _format_dict(values: dict, indent: int) -> str:
-    pad = ' ' * indent
-    items = ',\n'.join(f'{pad}{k}={v!r}' for k, v in values.items())
-    return f'dict(\n{items})'
-
-
-def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` (by absolute path, so the
-    file still loads after it is moved) that sets ``arch``."""
-    base = osp.abspath(base_config)
-    with open(path, 'w') as f:
-        f.write('# Written by tools/convert_weights.py: the architecture of '
-                'a non-default\n# GroupViT checkpoint.\n')
-        f.write(f'_base_ = [{base!r}]\n\n')
-        f.write('model = dict(\n'
-                f'    image_encoder={_format_dict(arch["image_encoder"], 8)},'
-                '\n'
-                f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
+    assumed = meta.get('groupvit_arch_assumed') or []
+    return {
+        part: {
+            k: v
+            for k, v in values.items() if f'{part}.{k}' not in assumed
+        }
+        for part, values in arch.items()
+    }
 
 
 def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse what the converter cannot turn into a GroupViT: a checkpoint
-    of another mmseg model (e.g. GroupViT fine-tuned under its own head,
-    which needs no conversion), or one without an image or a text
-    encoder."""
+    """Refuse a checkpoint of another mmseg model (e.g. GroupViT fine-tuned
+    under its own head, which needs no conversion), or one without an image
+    or a text encoder."""
     prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
-    if layout == 'mmseg':
-        foreign = [p for p in prefixes if p not in PARTS + ('decode_head', )]
-        if foreign:
-            raise CheckpointError(
-                f'{src} is a checkpoint of another mmseg model (its keys '
-                f'start with {prefixes}, not only {list(PARTS)}), e.g. '
-                f'GroupViT fine-tuned under its own head: it needs no '
-                f'conversion. Test it with the config it was trained with: '
-                f'python tools/test.py CONFIG {src}')
+    if layout == 'mmseg' and set(prefixes) - set(PARTS + ('decode_head', )):
+        raise CheckpointError(
+            f'{src} is a checkpoint of another mmseg model (its keys start '
+            f'with {prefixes}, not only {list(PARTS)}), e.g. GroupViT '
+            f'fine-tuned under its own head: it needs no conversion. Test it '
+            f'with the config it was trained with: python tools/test.py '
+            f'CONFIG {src}')
     missing = [
-        part for part in PARTS
-        if not any(k.startswith(part + '.') for k in state)
+        p for p in PARTS if not any(k.startswith(p + '.') for k in state)
     ]
     if missing:
         raise CheckpointError(
@@ -187,74 +203,155 @@ def convert_source(layout: str,
                    config=None,
                    arch_config: Optional[str] = None,
                    vision_heads: Optional[int] = None,
-                   src: str = 'the checkpoint',
-                   assume_heads: bool = False):
-    """Convert a read source checkpoint (see :func:`load_source_checkpoint`)
-    to this package's keys and architecture, checking every tensor.
+                   src: str = 'the checkpoint'):
+    """Convert a source state dict to this package's keys and read its
+    architecture: the tensor shapes, and what its config (or
+    ``arch_config`` / ``vision_heads``) declares. A head count recorded
+    nowhere is left out: the model config decides it. The fields are not
+    checked here (:func:`.arch.check_arch`): the converter checks them, the
+    loader when it applies them to the model config.
 
     Args:
         layout (str): ``'nvlabs'``, ``'hf'`` or ``'mmseg'``.
-        state (dict): Its raw state dict.
-        config: The transformers ``config.json`` or NVlabs config, if any.
+        state (dict): Its state dict.
+        config: The NVlabs config, ``config.json`` or converted meta.
         arch_config (str, optional): A JSON file with the architecture.
-        vision_heads (int, optional): Vision attention heads, when no config
-            says.
+        vision_heads (int, optional): The vision head count.
         src (str): The source, for messages.
-        assume_heads (bool): When nothing records the vision head count of
-            an architecture other than the released one, assume the
-            released count (listed in ``assumed``, for the loader to warn
-            and let the model config decide) instead of refusing. The
-            converter refuses; loading assumes.
 
     Returns:
-        tuple: ``(state_dict, arch, assumed)``: the tensors in sorted key
-        order, the architecture, and the ``part.field=value`` that nothing
-        recorded (assumed).
+        tuple: ``(state_dict, arch)``, the keys in sorted order.
 
     Raises:
-        CheckpointError: Incomplete or damaged tensors (NaN or Inf
-            included), no image or text encoder (e.g. a fine-tuned mmseg
-            model), or an architecture that is refused or unknown.
+        CheckpointError: Keys or entries that are not GroupViT's, or a
+            config that contradicts the tensors.
     """
-    check_values(state, src)
-    state = convert_state_dict(layout, state)
+    check_entries(state, src)
+    if layout == 'nvlabs':
+        state = convert_nvlabs(state)
+    elif layout == 'hf':
+        state = convert_hf(state)
     _check_parts(layout, state, src)
-    declared = _declared_arch(layout, config, arch_config)
     try:
-        inferred = infer_arch(state, vision_heads=vision_heads)
+        declared = _declared(layout, config, arch_config)
+    except (AttributeError, KeyError, TypeError) as e:
+        where = arch_config or 'the checkpoint\'s config'
+        raise CheckpointError(
+            f'{where} is malformed: a section or field has the wrong type '
+            f'({type(e).__name__}: {e}). Give the model\'s own config.'
+        ) from None
+    try:
+        inferred = infer_arch(state)
     except (KeyError, IndexError) as e:
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: tensor {e} is '
             f'missing. The file is incomplete or damaged; download it '
-            f'again.') from e
-    guessed = [
-        f for f in GUESSED_FIELDS
-        if not (vision_heads is not None and f.startswith('image_encoder'))
-    ]
-    arch = _merge(inferred, declared, guessed)
-    assumed = []
-    if vision_heads is None and 'num_attention_heads' not in (
-            declared or {}).get('image_encoder', {}):
-        if not assume_heads and arch_diff(
-                DEFAULT_ARCH, arch, ignore=GUESSED_FIELDS):
-            raise CheckpointError(
-                f'{src} records no vision attention head count (no '
-                f'config.json or NVlabs config says it) and its architecture '
-                f'is not the released one, so it cannot be assumed: pass '
-                f'--vision-heads N (or --arch-config with the model\'s '
-                f'config) to tools/convert_weights.py.')
-        heads = DEFAULT_ARCH['image_encoder']['num_attention_heads']
-        arch['image_encoder']['num_attention_heads'] = heads
-        assumed.append(f'image_encoder.num_attention_heads={heads} (the '
-                       f'released models\')')
+            f'again.') from None
+    if vision_heads is not None:
+        declared.setdefault('image_encoder', {})[HEADS] = vision_heads
+    diff = arch_diff(declared, inferred)
+    if diff:
+        raise CheckpointError(
+            'The checkpoint\'s config disagrees with its tensors:\n  ' +
+            '\n  '.join(diff).replace('expected', 'config says').replace(
+                'got', 'tensors say') + '\nThe config or the weights are from '
+            'another model; use the matching pair.')
+    arch = {p: dict(inferred.get(p), **declared.get(p, {})) for p in PARTS}
+    text = arch['text_encoder']
+    if HEADS not in text:  # the original TextTransformer's rule
+        text[HEADS] = max(text['hidden_size'] // 64, 1)
+    # Fields no shape tells and no config records have transformers'
+    # defaults, which are the constructors'; the vision heads are left out.
+    defaults = released_arch()
+    del defaults['image_encoder'][HEADS]
+    return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
+
+
+def to_mmseg_checkpoint(checkpoint, path: str):
+    """A published checkpoint read from ``path``, converted to this
+    package's form; anything else unchanged.
+
+    Returns:
+        ``{'state_dict': ..., 'meta': {'groupvit_arch': ...}}`` for an
+        NVlabs or transformers checkpoint.
+    """
+    layout = published_layout(checkpoint)
+    if layout is None:
+        return checkpoint
+    layout, state, config = _parts(layout, checkpoint, path)
+    state, arch = convert_source(layout, state, config, src=path)
+    return dict(state_dict=state, meta=dict(groupvit_arch=arch))
+
+
+def save_checkpoint(checkpoint: dict, dst: str) -> None:
+    """``torch.save`` to a temporary file beside ``dst``, renamed to it
+    when complete: ``dst`` is never partly written."""
+    if osp.exists(dst) and not osp.isfile(dst):
+        raise CheckpointError(f'{dst} is not a regular file; give a file '
+                              f'path to write the checkpoint to.')
+    folder = osp.dirname(osp.abspath(dst))
+    tmp = None
     try:
-        check_arch(arch)
-    except ValueError as e:
-        raise CheckpointError(f'{src}: {e}') from e
-    arch = canonical_arch(arch)
-    check_converted(state, arch, src)
-    state = {k: state[k].detach().clone() for k in sorted(state)}
-    return state, arch, assumed
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+                dir=folder, suffix='.partial', delete=False) as f:
+            tmp = f.name
+            torch.save(checkpoint, f)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as a plainly written file
+        os.replace(tmp, dst)
+    except OSError as e:
+        raise CheckpointError(
+            f'cannot write {dst}: {e.strerror or e}.') from None
+    finally:
+        if tmp is not None and osp.exists(tmp):
+            os.remove(tmp)
+
+
+def expected_state(arch: dict) -> dict:
+    """The state dict (on the meta device: no memory) of the segmentor
+    built with ``arch``."""
+    from mmseg.registry import MODELS
+    own = {'decode_head.logit_scale': torch.empty((), device='meta')}
+    types = dict(
+        image_encoder=dict(type='mmseg.GroupViT'),
+        text_encoder=dict(
+            type='mmseg.GroupViTTextEncoder', vocabulary=['object']))
+    for part, cfg in types.items():
+        try:
+            with torch.device('meta'):
+                module = MODELS.build(dict(cfg, **arch[part]))
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(
+                f'No {part} can be built with the checkpoint\'s '
+                f'architecture: {e}') from e
+        own.update({f'{part}.{k}': v for k, v in module.state_dict().items()})
+    return own
+
+
+def _format_dict(values: dict, indent: int) -> str:
+    pad = ' ' * indent
+    items = ',\n'.join(f'{pad}{k}={v!r}' for k, v in values.items())
+    return f'dict(\n{items})'
+
+
+def write_arch_config(path: str, arch: dict, base_config: str) -> None:
+    """Write a config inheriting ``base_config`` (by absolute path, so the
+    file still loads after it is moved) that sets ``arch``, whose values
+    :func:`check_arch` passed (plain numbers, lists and a known activation
+    name)."""
+    text = ('# Written by tools/convert_weights.py: the architecture of a '
+            'non-default\n# GroupViT checkpoint.\n'
+            f'_base_ = [{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
+            f'    image_encoder={_format_dict(arch["image_encoder"], 8)},\n'
+            f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
+    try:
+        with open(path, 'w') as f:
+            f.write(text)
+    except OSError as e:
+        raise CheckpointError(
+            f'cannot write {path}: {e.strerror or e}.') from None
 
 
 def convert_checkpoint(src: str,
@@ -264,7 +361,8 @@ def convert_checkpoint(src: str,
                        base_config: str = DEFAULT_BASE_CONFIG,
                        trust_pickle: bool = False) -> dict:
     """Convert ``src`` (NVlabs ``.pth`` or transformers folder/file) to an
-    mmseg checkpoint at ``dst``.
+    mmseg checkpoint at ``dst``, checked against the model its
+    architecture builds.
 
     The written file depends only on the weights and the architecture:
     the NVlabs and transformers forms of one model give identical files
@@ -288,8 +386,8 @@ def convert_checkpoint(src: str,
 
     Raises:
         CheckpointError: An unreadable, incomplete or damaged source (NaN or
-            Inf included), an architecture that is refused or unknown, or a
-            ``dst`` ending in ``.py``.
+            Inf included), an architecture that is refused or unknown, a
+            ``dst`` ending in ``.py`` or that cannot be written.
     """
     if dst.endswith('.py'):
         raise CheckpointError(
@@ -297,18 +395,49 @@ def convert_checkpoint(src: str,
             f'and, for non-default architectures, the config to DST.py, '
             f'which would overwrite them. Give a .pth path.')
     layout, state, config = load_source_checkpoint(src, trust_pickle)
-    state, arch, assumed = convert_source(layout, state, config, arch_config,
-                                          vision_heads, src)
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(
+    state, arch = convert_source(layout, state, config, arch_config,
+                                 vision_heads, src)
+    released, assumed = released_arch(), []
+    if HEADS not in arch['image_encoder']:
+        if arch_diff(released, arch, ignore=[f'{p}.{HEADS}' for p in PARTS]):
+            raise CheckpointError(
+                f'{src} records no vision attention head count (no '
+                f'config.json or NVlabs config says it) and its architecture '
+                f'is not the released one, so it cannot be assumed: pass '
+                f'--vision-heads N (or --arch-config with the model\'s '
+                f'config) to tools/convert_weights.py.')
+        heads = released['image_encoder'][HEADS]
+        arch['image_encoder'][HEADS] = heads
+        assumed.append(f'image_encoder.{HEADS}={heads} (the released '
+                       f'models\')')
+    arch = canonical(arch)
+    try:
+        check_arch(arch)
+    except ValueError as e:
+        raise CheckpointError(f'{src}: {e}') from None
+    own = expected_state(arch)
+    # Training-only tensors (the multi-label temperature) are kept.
+    own.update({
+        k: torch.empty((), device='meta')
+        for k in TRAINING_KEYS if k in state
+    })
+    missing, unexpected, reshaped = compare_state_dicts(own, state)
+    if missing or unexpected or reshaped:
+        raise CheckpointError(
+            f'{src} does not hold a complete GroupViT:\n' + '\n'.join(
+                describe_mismatch(own, state, missing, unexpected, reshaped,
+                                  'model')) +
+            '\nThe file is incomplete or damaged; download it again.')
+    check_values(state, src, own)
+    save_checkpoint(
         dict(
-            state_dict=state,
-            meta=dict(
-                groupvit_arch=arch,
-                groupvit_arch_assumed=[a.split('=')[0] for a in assumed])),
-        dst)
+            state_dict={
+                k: v.detach().clone()
+                for k, v in state.items()
+            },
+            meta=dict(groupvit_arch=arch)), dst)
     config_path = None
-    if arch_diff(DEFAULT_ARCH, arch):
+    if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
         write_arch_config(config_path, arch, base_config)
     return dict(

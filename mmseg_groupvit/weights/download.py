@@ -1,53 +1,37 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Published checkpoints by URL or hub id, downloaded once and checked.
+"""Getting a published checkpoint's bytes: an ``http(s)://`` URL streamed
+to a file, a Hugging Face ``hf://owner/name[@revision]`` fetched into the
+hub cache (``HF_HOME``, ``HF_HUB_OFFLINE`` honoured; ``huggingface_hub`` is
+an optional dependency).
 
-- ``http(s)://.../name-<hex>.pth``: downloaded into torch hub's checkpoint
-  folder (``$TORCH_HOME/hub/checkpoints``, where mmengine and torchvision
-  put theirs). A name that carries a hash (the release names do) is
-  verified against the SHA-256 of the bytes, like
-  ``torch.hub.load_state_dict_from_url(check_hash=True)``; a file in the
-  cache is verified too, so a copy placed by hand is checked. The bytes go
-  to a temporary name first and are renamed only when complete and
-  verified, so a partial download never stays as a valid file.
-- ``hf://owner/name[@revision]``: the transformers weights of a Hugging
-  Face model, through ``huggingface_hub`` and its cache (``HF_HOME``,
-  ``HF_HUB_OFFLINE`` honoured); an optional dependency.
-
-What comes back is a local file; :mod:`.checkpoint_loader` reads it with
-the safe loader and converts it, like any other checkpoint.
+Nothing here reads a checkpoint: :mod:`.loader` checks, converts and
+caches what comes back, through the safe loader.
 """
-import hashlib
+import http.client
 import os
 import os.path as osp
 import re
 import shutil
+import socket
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Optional
 
-import torch
-from mmengine.dist import get_dist_info
-
 from groupvit_common.errors import CheckpointError
-from .io import HF_WEIGHT_FILES
+from .convert_checkpoint import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
 # torch.hub's rule: the hash is what follows the last '-' of the name.
 HASH_REGEX = re.compile(r'-([a-f0-9]{6,64})\.')
-_CHUNK = 1 << 20
 
 
-def is_remote(source: str) -> bool:
+def is_remote(source) -> bool:
     """Whether ``source`` is a URL or a hub id rather than a local path."""
     return isinstance(source, str) and source.startswith(URL_PREFIXES +
                                                          (HUB_PREFIX, ))
-
-
-def cache_dir() -> str:
-    """torch hub's checkpoint folder, where downloads go."""
-    return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
 def expected_hash(url: str) -> Optional[str]:
@@ -56,124 +40,75 @@ def expected_hash(url: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def sha256(path: str) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _by_hand(url: str, dst: str) -> str:
+def by_hand(url: str, dst: str) -> str:
+    """How to place a download by hand."""
     return (f'To place it by hand, download it where you have access, '
             f'e.g. `curl -L -o {dst} {url}`, or pass a local file.')
 
 
-def _check_hash(path: str, url: str, dst: str) -> None:
-    """Refuse (and delete) ``path`` when its SHA-256 does not start with the
-    hash in the URL's name."""
-    prefix = expected_hash(url)
-    if prefix is None:
-        return
-    digest = sha256(path)
-    if not digest.startswith(prefix):
-        os.remove(path)
-        raise CheckpointError(
-            f'the checkpoint from {url} has SHA-256 '
-            f'{digest[:len(prefix)]}..., not the {prefix} its name '
-            f'promises: the download is damaged or not the published file; '
-            f'it was deleted from {dst}. ' + _by_hand(url, dst))
+def download_url(url: str, entry: str) -> str:
+    """Stream ``url`` into a new temporary file beside ``entry`` (the cache
+    file that will hold it), refusing a transfer that stops early or is
+    encoded; nothing is left on failure.
 
+    Returns:
+        str: The temporary file, for the caller to check and delete.
 
-def _fetch(url: str, dst: str) -> None:
-    """Stream ``url`` to a temporary file beside ``dst`` and rename it to
-    ``dst`` once complete (length as announced) and verified."""
-    os.makedirs(osp.dirname(dst), exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(
-        dir=osp.dirname(dst),
-        prefix=osp.basename(dst) + '.',
+    Raises:
+        CheckpointError: Offline, an HTTP error, a cut or encoded transfer,
+            or Ctrl-C, in one line naming the URL, ``entry`` and the fix.
+    """
+    os.makedirs(osp.dirname(entry), exist_ok=True)
+    f = tempfile.NamedTemporaryFile(
+        dir=osp.dirname(entry),
+        prefix=osp.basename(entry) + '.',
         suffix='.partial',
         delete=False)
+    request = urllib.request.Request(
+        url, headers={'Accept-Encoding': 'identity'})
+    length = None
     try:
-        with tmp, urllib.request.urlopen(url, timeout=60) as response:
+        with f, urllib.request.urlopen(request, timeout=60) as response:
+            encoding = response.headers.get('Content-Encoding', 'identity')
+            if encoding != 'identity':
+                raise CheckpointError(
+                    f'the server sent {url} {encoding}-encoded, not the file '
+                    f'itself; nothing was kept. ' + by_hand(url, entry))
             length = response.headers.get('Content-Length')
-            shutil.copyfileobj(response, tmp, _CHUNK)
-            received = tmp.tell()
-        if length is not None and received != int(length):
+            try:
+                shutil.copyfileobj(response, f, 1 << 20)
+            except http.client.IncompleteRead:
+                length = length or 'the announced'
+            received = f.tell()
+        if length is not None and str(received) != length:
             raise CheckpointError(
-                f'the download of {url} stopped after {received} of '
-                f'{length} bytes; nothing was kept in {osp.dirname(dst)}. '
-                f'Run again. ' + _by_hand(url, dst))
-        _check_hash(tmp.name, url, dst)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)  # as a plainly written file
-        os.replace(tmp.name, dst)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        if isinstance(e, CheckpointError):
-            raise
+                f'the download of {url} stopped after {received} of {length} '
+                f'bytes; nothing was kept in {osp.dirname(entry)}. Run '
+                f'again. ' + by_hand(url, entry))
+        return f.name
+    except KeyboardInterrupt:
+        os.remove(f.name)
+        raise CheckpointError(
+            f'the download of {url} was interrupted; nothing was kept in '
+            f'{osp.dirname(entry)}. Run again to download it.') from None
+    except CheckpointError:
+        os.remove(f.name)
+        raise
+    except (urllib.error.URLError, OSError, http.client.HTTPException,
+            ValueError) as e:
+        os.remove(f.name)
         reason = getattr(e, 'reason', None) or e
         if isinstance(e, urllib.error.HTTPError):
             reason = f'HTTP {e.code} {e.reason}'
         raise CheckpointError(
             f'cannot download {url} ({reason}); offline or the server '
-            f'failed. The checkpoint is looked for at {dst}. ' +
-            _by_hand(url, dst)) from None
-    finally:
-        if osp.exists(tmp.name):
-            os.remove(tmp.name)
-
-
-def download_url(url: str, model_dir: Optional[str] = None) -> str:
-    """The local copy of a checkpoint URL, downloaded (once) if needed.
-
-    In a distributed run only local rank 0 downloads; the other processes
-    wait for it (the pattern of mmengine's ``load_from_http``).
-
-    Args:
-        url (str): ``http(s)://`` address of a checkpoint.
-        model_dir (str, optional): Cache folder; torch hub's checkpoint
-            folder when None.
-
-    Returns:
-        str: Path of the verified file in the cache.
-
-    Raises:
-        CheckpointError: Download failed, truncated or wrong hash: the URL,
-            the cache path and how to place the file by hand.
-    """
-    name = osp.basename(url.split('?')[0])
-    dst = osp.join(model_dir or cache_dir(), name)
-    rank, world_size = get_dist_info()
-    local_rank = int(os.environ.get('LOCAL_RANK', rank))
-    error = None
-    if local_rank == 0 or world_size == 1:
-        try:
-            _download_once(url, dst)
-        except CheckpointError as e:
-            error = e
-    if world_size > 1:
-        torch.distributed.barrier()
-        if local_rank != 0 and error is None:
-            _download_once(url, dst)
-    if error is not None:
-        raise error
-    return dst
-
-
-def _download_once(url: str, dst: str) -> None:
-    if osp.isfile(dst):
-        _check_hash(dst, url, dst)
-        return
-    print(f'Downloading {url} to {dst}', flush=True)
-    _fetch(url, dst)
+            f'failed. The checkpoint is looked for at {entry}. ' +
+            by_hand(url, entry)) from None
 
 
 def parse_hub_id(source: str):
     """``hf://owner/name[@revision]`` -> ``(repo_id, revision)``."""
-    body = source[len(HUB_PREFIX):].strip('/')
-    repo_id, _, revision = body.partition('@')
+    repo_id, _, revision = source[len(HUB_PREFIX):].strip('/').partition('@')
     if repo_id.count('/') != 1 or not all(repo_id.split('/')):
         raise CheckpointError(
             f'{source} is not a hub id: write hf://OWNER/NAME, e.g. '
@@ -182,20 +117,20 @@ def parse_hub_id(source: str):
 
 
 def download_hub(source: str) -> str:
-    """The cached weights file of a Hugging Face model (its
-    ``config.json`` beside it), fetched into the hub cache if needed.
+    """The weights file of a Hugging Face model in the hub cache (its
+    ``config.json`` beside it): taken from the cache if there, else
+    fetched; offline (``HF_HUB_OFFLINE``, or the hub unreachable), refused
+    at once with the command that fills the cache.
 
     Args:
         source (str): ``hf://owner/name[@revision]``.
 
     Returns:
-        str: Path of ``model.safetensors`` or ``pytorch_model.bin`` in the
-        hub cache's snapshot folder.
+        str: Path of ``model.safetensors`` or ``pytorch_model.bin``.
     """
     repo_id, revision = parse_hub_id(source)
     try:
         from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
     except ImportError:
         raise CheckpointError(
             f'{source} needs the package huggingface_hub: '
@@ -203,45 +138,60 @@ def download_hub(source: str) -> str:
             f'folder or the NVlabs .pth.') from None
     folder = osp.join(constants.HF_HUB_CACHE,
                       'models--' + repo_id.replace('/', '--'))
-    weights = ' or '.join(HF_WEIGHT_FILES)
-    hand = (f'Download the model (config.json and {weights}) on a '
-            f'machine with access, e.g. `huggingface-cli download '
-            f'{repo_id}`, and copy the hub cache folder {folder}, or pass the '
-            f'files\' folder as a local checkpoint.')
-    try:
-        hf_hub_download(repo_id, 'config.json', revision=revision)
+    hand = (f'The hub cache is {folder}. Fill it on a machine with access, '
+            f'e.g. `{_hub_command()} download {repo_id} config.json '
+            f'{HF_WEIGHT_FILES[0]}`, and copy it here, or pass the files\' '
+            f'folder as a local checkpoint.')
+    errors = []
+
+    def get(local_only: bool) -> Optional[str]:
         for name in HF_WEIGHT_FILES:
             try:
-                return hf_hub_download(repo_id, name, revision=revision)
-            except EntryNotFoundError:
-                continue
-    except Exception as e:  # offline, no such repo, server errors
-        kind = 'offline (HF_HUB_OFFLINE)' if constants.is_offline_mode() else \
-            'the hub could not be reached or refused'
-        raise CheckpointError(
-            f'cannot get {source}: {kind} ({type(e).__name__}: '
-            f'{str(e).split(". ")[0].rstrip(".")}). The hub cache is '
-            f'{folder}. ' + hand) from None
+                for file in ('config.json', name):
+                    path = hf_hub_download(
+                        repo_id,
+                        file,
+                        revision=revision,
+                        local_files_only=local_only)
+                return path
+            except Exception as e:  # not cached, no such repo or file
+                errors.append(e)
+        return None
+
+    path = get(local_only=True)
+    offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
+    if path is None and not offline:
+        path = get(local_only=False)
+    if path is not None:
+        return path
+    error = errors[0]
+    kind = ('offline' + ' (HF_HUB_OFFLINE)' * constants.is_offline_mode()
+            if offline else 'the hub could not be reached or refused')
     raise CheckpointError(
-        f'{source} has none of {", ".join(HF_WEIGHT_FILES)} in the hub cache '
-        f'{folder}. ' + hand)
+        f'cannot get {source}: {kind} ({type(error).__name__}: '
+        f'{str(error).split(". ")[0].splitlines()[0].rstrip(".")}). ' + hand)
 
 
-def resolve_checkpoint(source: str) -> str:
-    """A local file for a checkpoint given as a path, a transformers
-    folder, a URL or a hub id (downloading into the cache if needed).
+def _reachable(endpoint: str) -> bool:
+    """Whether a TCP connection to the hub opens within 3 s (through a
+    proxy, assumed)."""
+    if urllib.request.getproxies().get('https'):
+        return True
+    parts = urllib.parse.urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 443),
+                                 timeout=3).close()
+    except OSError:
+        return False
+    return True
 
-    Returns:
-        str: The file to read; for a transformers folder its weights file
-        (``config.json`` is read beside it).
-    """
-    if source.startswith(URL_PREFIXES):
-        return download_url(source)
-    if source.startswith(HUB_PREFIX):
-        return download_hub(source)
-    path = osp.expanduser(source)
-    if osp.isdir(path):
-        for name in HF_WEIGHT_FILES:
-            if osp.isfile(osp.join(path, name)):
-                return osp.join(path, name)
-    return path
+
+def _hub_command() -> str:
+    """The command line tool the installed huggingface_hub ships."""
+    from importlib.metadata import entry_points
+    names = {
+        e.name
+        for e in entry_points(group='console_scripts')
+        if e.value.startswith('huggingface_hub')
+    }
+    return 'hf' if 'hf' in names else 'huggingface-cli'

@@ -47,6 +47,10 @@ def release(fixture_a, tmp_path_factory):
         yield f'{base}/{osp.basename(path)}', base, requests, path
 
 
+def cached_files(torch_home):
+    return sorted(str(p) for p in torch_home.rglob('*') if p.is_file())
+
+
 def leaf_config(path, base, url):
     """A shipped config with ``load_from`` at ``url``, nothing else."""
     path.write_text(f"_base_ = ['{osp.join(REPO, 'configs', base)}']\n"
@@ -91,11 +95,15 @@ def test_url_downloads_once_and_reproduces_the_original(
         str(tmp_path / 'work'), '--out',
         str(tmp_path / 'pred'), *voc_options(tmp_path)
     ], dict(TORCH_HOME=str(torch_home)))
-    cached = torch_home / 'hub' / 'checkpoints' / osp.basename(url)
-    assert os.listdir(cached.parent) == [cached.name]
-    assert cached.read_bytes() == open(source, 'rb').read()
-    assert f'Architecture from the checkpoint {url}: ' in log
+    # The cache holds the release converted, recording where it came from.
+    cached, = cached_files(torch_home)
+    cached = torch.load(cached, weights_only=True)
+    assert cached['meta']['groupvit_source'] == url
+    original = torch.load(source, weights_only=True)['model']
+    assert len(cached['state_dict']) == len(original) - 1  # a training scale
+    assert f'Architecture from the checkpoint {url} (where it differs' in log
     assert 'image_encoder.hidden_size=128' in log
+    assert log.count('Architecture from the checkpoint') == 1
     assert_reference_labels(tmp_path / 'pred', fixture_a)
     with open(tmp_path / 'work' / 'results.json') as f:
         assert json.load(f)['checkpoint'] == url
@@ -151,7 +159,34 @@ def test_bad_download_gives_one_error_and_leaves_nothing(
     assert expected in message, message
     cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
     assert bad in message and str(cache) in message and 'curl' in message
-    assert not cache.exists() or os.listdir(cache) == []
+    assert cached_files(tmp_path / 'torch') == []
+
+
+def test_a_release_without_a_head_count_takes_the_configs(
+        fixture_a, tmp_path, monkeypatch):
+    """The fixture's NVlabs file records no head count (4): served by URL
+    and evaluated with the config tools/convert_weights.py writes for it,
+    the config decides, and the labels are the original's."""
+    site = tmp_path / 'site'
+    site.mkdir()
+    shutil.copy(osp.join(fixture_a, 'nvlabs_ckpt.pth'), site / 'bare.pth')
+    load_script('tools/convert_weights.py').main([
+        osp.join(fixture_a, 'nvlabs_ckpt.pth'),
+        str(tmp_path / 'converted.pth'), '--arch-config',
+        osp.join(fixture_a, 'nvlabs_config.json')
+    ])
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
+    with serve_folder(site) as (base, _):
+        config = tmp_path / 'leaf.py'
+        config.write_text(f"_base_ = ['{tmp_path / 'converted.py'}']\n"
+                          f"load_from = '{base}/bare.pth'\n")
+        tool.main([
+            str(config), '--work-dir',
+            str(tmp_path / 'work'), '--out',
+            str(tmp_path / 'pred'), *voc_options(tmp_path, VOC_IDS[:1])
+        ])
+    assert_reference_labels(tmp_path / 'pred', fixture_a, VOC_IDS[:1])
 
 
 def test_hub_id_offline_from_the_cache(fixture_a, tmp_path):
@@ -159,7 +194,10 @@ def test_hub_id_offline_from_the_cache(fixture_a, tmp_path):
     hf_home = tmp_path / 'hf'
     hub_cache(hf_home / 'hub', 'nvidia/groupvit-gcc-yfcc',
               osp.join(fixture_a, 'hf'))
-    env = dict(HF_HOME=str(hf_home), HF_HUB_OFFLINE='1')
+    env = dict(
+        HF_HOME=str(hf_home),
+        HF_HUB_OFFLINE='1',
+        TORCH_HOME=str(tmp_path / 'torch'))
     log = run_cli([
         osp.join(REPO, 'configs', 'groupvit_voc.py'),
         'hf://nvidia/groupvit-gcc-yfcc', '--work-dir',

@@ -17,21 +17,21 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from groupvit_common.errors import CheckpointError
-from mmseg_groupvit.models.layers.transformer import build_activation
 from mmseg_groupvit.weights import convert_checkpoint as converter
-from mmseg_groupvit.weights.arch import ACTIVATIONS
+from mmseg_groupvit.weights.arch import canonical
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 
 CONVERT = osp.join(REPO, 'tools', 'convert_weights.py')
 
 
-def converter_error(src, dst) -> str:
-    """``tools/convert_weights.py SRC DST`` in a fresh process, which must
-    fail with one ``error:`` line: that line."""
+def converter_error(src, dst, *options) -> str:
+    """``tools/convert_weights.py SRC DST [OPTIONS]`` in a fresh process,
+    which must fail with one ``error:`` line: that line."""
     proc = subprocess.run(
-        [sys.executable, CONVERT, str(src),
-         str(dst)],
+        [sys.executable, CONVERT,
+         str(src),
+         str(dst), *map(str, options)],
         capture_output=True,
         text=True)
     assert proc.returncode == 1, proc.stderr
@@ -62,7 +62,10 @@ def edit_config(folder, part, **fields):
                           ('text_config', 'hidden_act', None),
                           ('vision_config', 'layer_norm_eps', 'abc'),
                           ('text_config', 'layer_norm_eps', 0),
-                          ('vision_config', 'layer_norm_eps', None)])
+                          ('vision_config', 'layer_norm_eps', None),
+                          ('vision_config', 'dropout', -0.5),
+                          ('text_config', 'attention_dropout', 1.0),
+                          ('text_config', 'eos_token_id', -1)])
 def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
     edit_config(hf_copy, part, **{field: value})
     with pytest.raises(CheckpointError) as info:
@@ -72,14 +75,6 @@ def test_field_that_cannot_work(hf_copy, tmp_path, part, field, value):
     assert not (tmp_path / 'out.pth').exists()
 
 
-def test_known_activations_build():
-    # The converter's list is the set the layers implement.
-    for name in ACTIVATIONS:
-        build_activation(name)
-    with pytest.raises(ValueError):
-        build_activation('swish_plus')
-
-
 @pytest.mark.parametrize('content', [[1, 2], {'lr': 0.1}, {'model': {}}])
 def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
     path = tmp_path / 'arch.json'
@@ -87,6 +82,26 @@ def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
     with pytest.raises(CheckpointError, match=f'{path}.*'):
         convert_checkpoint(
             str(hf_folder), str(tmp_path / 'out.pth'), arch_config=str(path))
+
+
+def test_arch_config_nested_too_deeply_or_with_nan(hf_copy, tmp_path):
+    path = tmp_path / 'arch.json'
+    path.write_text('[' * 100000 + ']' * 100000)
+    message = converter_error(hf_copy, tmp_path / 'out.pth', '--arch-config',
+                              path)
+    assert f'{path} nests deeper than' in message
+    edit_config(hf_copy, 'vision_config', dropout=float('nan'))
+    message = converter_error(hf_copy, tmp_path / 'out.pth')
+    assert 'config.json is not valid JSON (NaN is not a JSON number)' in \
+        message
+
+
+def test_dst_that_cannot_be_written(hf_folder, tmp_path):
+    for dst, words in (('/dev/full', 'is not a regular file'),
+                       (tmp_path / 'file.pth' / 'out.pth', 'cannot write')):
+        (tmp_path / 'file.pth').write_text('')
+        with pytest.raises(CheckpointError, match=words):
+            convert_checkpoint(str(hf_folder), str(dst))
 
 
 def test_dst_ending_in_py_refused(hf_folder, tmp_path):
@@ -118,7 +133,8 @@ def test_released_architecture_assumes_its_heads(small_state, tmp_path,
     # released model would take a minute): its head count is assumed, with
     # a warning, only because the whole architecture matches.
     released = {part: dict(v) for part, v in SMALL_ARCH.items()}
-    monkeypatch.setattr(converter, 'DEFAULT_ARCH', released)
+    monkeypatch.setattr(converter, 'released_arch',
+                        lambda: canonical(released))
     src = tmp_path / 'src.pth'
     torch.save(dict(state_dict=small_state, meta={}), src)
     result = convert_checkpoint(str(src), str(tmp_path / 'out.pth'))

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from groupvit_common.errors import CheckpointError
-from mmseg_groupvit.weights import read_safetensors
+from mmseg_groupvit.weights import read_file
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO
 
@@ -71,7 +71,7 @@ def test_malformed_file_refused(tmp_path, case):
     path = tmp_path / 'model.safetensors'
     path.write_bytes(data)
     with pytest.raises(CheckpointError) as info:
-        read_safetensors(str(path))
+        read_file(str(path))
     message = str(info.value)
     assert str(path) in message and words in message, message
     assert '\n' not in message
@@ -91,7 +91,7 @@ def test_well_formed_file_reads(tmp_path):
                 'a': entry(),
                 'b': entry('I64', (1, ), (8, 16))
             }, data))
-    tensors = read_safetensors(str(path))
+    tensors = read_file(str(path))
     assert tensors['a'].tolist() == [1.5, -2.0]
     assert tensors['b'].dtype == torch.int64 and tensors['b'].tolist() == [7]
 

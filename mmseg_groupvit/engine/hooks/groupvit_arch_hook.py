@@ -4,19 +4,18 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ...weights.arch import canonical_arch, infer_arch
+from ...weights.arch import HEADS, canonical, infer_arch
 
 
 def model_arch(model) -> dict:
     """The architecture of a built GroupViT segmentor (or pretrainer), in
     the form ``tools/convert_weights.py`` records (``meta.groupvit_arch``):
     the shapes tell all but the head counts, read off the modules."""
-    return canonical_arch(
-        infer_arch(
-            model.state_dict(),
-            vision_heads=model.image_encoder.stages[0].blocks[0].attn.
-            num_heads,
-            text_heads=model.text_encoder.blocks[0].attn.num_heads))
+    arch = infer_arch(model.state_dict())
+    arch['image_encoder'][HEADS] = (
+        model.image_encoder.stages[0].blocks[0].attn.num_heads)
+    arch['text_encoder'][HEADS] = model.text_encoder.blocks[0].attn.num_heads
+    return canonical(arch)
 
 
 @HOOKS.register_module()

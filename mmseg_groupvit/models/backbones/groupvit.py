@@ -487,7 +487,17 @@ class GroupViT(BaseModule):
         embedding and group tokens, as in the original; then ``init_cfg``
         (e.g. a pretrained checkpoint)."""
         if self.init_cfg is not None:
-            super().init_weights()
+            try:
+                super().init_weights()
+            except AssertionError as e:  # mmengine's prefix filter
+                cfg = self.init_cfg if isinstance(self.init_cfg, dict) else {}
+                raise CheckpointError(
+                    f'{cfg.get("checkpoint")}: {e} (init_cfg prefix '
+                    f'{cfg.get("prefix")!r}): it holds no GroupViT image '
+                    f'encoder there (a fine-tuned model\'s checkpoint has it '
+                    f'under "backbone."). Give converted GroupViT weights '
+                    f'(tools/convert_weights.py), or load a fine-tuned '
+                    f'model\'s checkpoint with load_from.') from None
             return
         for m in self.modules():
             if isinstance(m, nn.Linear):

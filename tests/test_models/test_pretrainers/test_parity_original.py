@@ -25,7 +25,11 @@ def pretrainer_from_fixture(fixture_a, gumbel=False):
     # the original's config records.
     with open(osp.join(fixture_a, 'nvlabs_config.json')) as f:
         heads = json.load(f)['model']['img_encoder']['num_heads'][0]
-    arch = infer_arch(state, vision_heads=heads)
+    arch = infer_arch(state)
+    arch['image_encoder']['num_attention_heads'] = heads
+    # The original's text tower has width // 64 heads, as CLIP's.
+    arch['text_encoder']['num_attention_heads'] = (
+        arch['text_encoder']['hidden_size'] // 64)
     model = MODELS.build(
         dict(
             type='GroupViTPretrainer',

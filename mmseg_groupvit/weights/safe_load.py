@@ -1,0 +1,319 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The one entry through which a checkpoint file becomes objects
+(:func:`read_file`), and the only place the per-file trust is honoured.
+
+The file is read once (its SHA-256 checked and those bytes loaded); a torch
+zip file is looked at before torch reads it (records stored within the
+file, only the classes and functions a checkpoint needs: torch's
+weights-only unpickler also allows allocators such as ``bytearray(n)``);
+``torch.load(weights_only=True)`` runs with :mod:`.stand_ins` allowed for
+that call only; one walk restores the stand-ins and bounds nesting and the
+bytes tensors claim; the config strings mmengine would run as Python are
+neutralised. See docs/weights.md.
+"""
+import ast
+import hashlib
+import io
+import os.path as osp
+import pickletools
+import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+
+from groupvit_common.errors import CheckpointError, DataFileError
+from groupvit_common.files import read_bytes
+from . import stand_ins
+
+#: Containers nested deeper than this are refused.
+MAX_DEPTH = 100
+#: The largest checkpoint file read (it is read into memory once).
+MAX_BYTES = 8 << 30
+# Tensors may claim this many bytes per byte of the file (shared storages).
+_CLAIM_FACTOR = 4
+# What torch writes for tensors and plain containers.
+_TORCH_NAMES = {
+    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+    'torch._utils._rebuild_parameter_with_state', 'collections.OrderedDict',
+    '_codecs.encode', 'builtins.set', 'builtins.complex', 'torch.Size',
+    'torch.device'
+}
+_ALLOWED = _TORCH_NAMES | {name for _, name in stand_ins.SAFE_GLOBALS}
+# Trusted files: real path -> SHA-256 of the bytes the user trusted.
+_TRUSTED = {}
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+_KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
+          (b'GIF8', 'a GIF image'), (b'%PDF', 'a PDF document'),
+          (b'\x1f\x8b', 'a gzip archive'), (b'BZh', 'a bzip2 archive'),
+          (_LEGACY_MAGIC, 'a checkpoint in torch\'s legacy format (before '
+           'torch 1.6), which the safe loader does not read (load it with '
+           '--trust-pickle if you trust its source)'),
+          (b'\x80', 'a Python pickle, not a torch.save zip file'))
+
+
+def trust_checkpoint(path: str) -> None:
+    """Let :func:`read_file` unpickle this one file fully, as long as its
+    bytes do not change.
+
+    Only for a file from a source the user trusts: unpickling can run code.
+
+    Args:
+        path (str): The checkpoint file.
+    """
+    path = osp.realpath(osp.expanduser(path))
+    if osp.isfile(path):
+        _TRUSTED[path] = hashlib.sha256(_read_bytes(path)).hexdigest()
+
+
+def read_file(path: str, check_digest: Optional[Callable] = None):
+    """Read a checkpoint file safely (see the module's docstring).
+
+    Args:
+        path (str): A ``.pth`` / ``.bin`` (torch zip) or safetensors file.
+        check_digest (callable, optional): Called with the hex SHA-256 of
+            the bytes about to be loaded; raises to refuse them.
+
+    Returns:
+        The loaded object: tensors, numbers, strings and containers, numpy
+        values and ``HistoryBuffer`` objects of training state, OmegaConf
+        configs as dicts and lists.
+
+    Raises:
+        CheckpointError: Missing, empty, damaged or refused files, naming
+            the file, what it holds and the fix.
+    """
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if check_digest is not None:
+        check_digest(digest)
+    trusted = _TRUSTED.get(osp.realpath(path))
+    if trusted not in (None, digest):
+        raise CheckpointError(
+            f'{path} changed after it was trusted (--trust-pickle); it is not '
+            f'unpickled. Trust the new file explicitly if you mean to.')
+    try:
+        if path.endswith('.safetensors') or _is_safetensors(data):
+            return load_safetensors(data)
+        if trusted:
+            return torch.load(
+                io.BytesIO(data), map_location='cpu', weights_only=False)
+        if not data.startswith(b'PK\x03\x04'):
+            raise CheckpointError(f'{path} is {_kind(data)}, not a PyTorch '
+                                  f'checkpoint. Give a GroupViT checkpoint '
+                                  f'(.pth), a transformers folder or a '
+                                  f'.safetensors file.')
+        _check_archive(data)
+        with torch.serialization.safe_globals(stand_ins.SAFE_GLOBALS):
+            obj = torch.load(
+                io.BytesIO(data), map_location='cpu', weights_only=True)
+        obj = _Walk(len(data)).restore(obj, 0)
+    except CheckpointError:
+        raise
+    except stand_ins.Refused as e:
+        raise CheckpointError(_refused(path, str(e))) from None
+    except _Damaged as e:
+        raise CheckpointError(f'{path} was refused: {e}. The file is damaged '
+                              f'or crafted; use another checkpoint.') from None
+    except SafetensorError as e:
+        raise CheckpointError(
+            f'{path} is not a valid safetensors file ({_first_line(e)}); it '
+            f'may be truncated or corrupt. Download it again.') from None
+    except Exception as e:  # torch raises many types for damaged files
+        raise CheckpointError(
+            f'{path} is not a readable PyTorch checkpoint ({_first_line(e)}); '
+            f'it is probably truncated or corrupt. Download it again.'
+        ) from None
+    neutralise_config_strings(obj)
+    return obj
+
+
+def _read_bytes(path: str) -> bytes:
+    if not osp.lexists(path):
+        raise CheckpointError(
+            f'Checkpoint not found: {path}. Check the path, or download the '
+            f'GroupViT weights (see README, "Checkpoints").')
+    try:
+        data = read_bytes(path, MAX_BYTES, 'checkpoint')
+    except DataFileError as e:
+        raise CheckpointError(str(e)) from None
+    if not data:
+        raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
+                              f'download probably failed. Download it again.')
+    return data
+
+
+class _Damaged(Exception):
+    """A structure no checkpoint has (the file is damaged or crafted)."""
+
+
+def _refused(path: str, what: str) -> str:
+    return (
+        f'{path} was refused: it holds {what}, which the safe loader '
+        f'does not rebuild (it reads tensors, plain containers, the NVlabs '
+        f'OmegaConf config and mmengine training state). Loading it '
+        f'fully could run code hidden in the file; if you trust its '
+        f'source, convert it once with `tools/convert_weights.py '
+        f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
+        f'tools/test.py).')
+
+
+def _check_archive(data: bytes) -> None:
+    """Refuse a torch zip file whose records are compressed or do not fit
+    in it, or whose pickle names a class or function outside
+    :data:`_ALLOWED`, before torch reads any of it."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    records = archive.infolist()
+    names = [r.filename for r in records]
+    pickles = [n for n in names if n.endswith('/data.pkl')]
+    if len(set(names)) != len(names) or len(pickles) != 1 or any(
+            r.compress_type != zipfile.ZIP_STORED
+            for r in records) or sum(r.file_size for r in records) > len(data):
+        raise _Damaged('its zip records are compressed, repeated or larger '
+                       'than the file (torch.save writes none of these)')
+    for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
+        if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
+            raise stand_ins.Refused(f'a class or function named by {op.name}')
+        if op.name == 'GLOBAL':
+            module, name = arg.split(' ', 1)
+            module, name = NAME_MAPPING.get(
+                (module, name), (IMPORT_MAPPING.get(module, module), name))
+            full = f'{module}.{name}'
+            if full in _ALLOWED or _is_torch_type(module, name):
+                continue
+            if module in ('torch._utils', 'torch._tensor'):
+                raise _Damaged(f'it holds a tensor that is not a plain dense '
+                               f'one ({full}); only dense tensors are read')
+            raise stand_ins.Refused('the class or function ' +
+                                    (name if module == 'builtins' else full))
+
+
+def _is_torch_type(module: str, name: str) -> bool:
+    """``torch.FloatStorage`` and the like (torch's stand-ins for storage
+    types), and dtypes such as ``torch.float32``."""
+    return module == 'torch' and (name.endswith('Storage') or isinstance(
+        getattr(torch, name, None), torch.dtype))
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype,
+          torch.device, np.ndarray, np.generic, np.dtype)
+
+
+class _Walk:
+    """Restores stand-ins and refuses what a checkpoint cannot hold."""
+
+    def __init__(self, file_bytes: int):
+        self.seen = {}
+        self.claimed = 0
+        self.limit = _CLAIM_FACTOR * file_bytes + (1 << 20)
+
+    def restore(self, obj, depth: int):
+        if depth > MAX_DEPTH:
+            raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
+                           f'levels) to be a checkpoint')
+        if isinstance(obj, torch.Tensor):
+            self.claimed += obj.numel() * obj.element_size()
+            if self.claimed > self.limit:
+                raise _Damaged(f'its tensors claim over {self.claimed} bytes, '
+                               f'more than the file holds')
+            return obj
+        if isinstance(obj, _PLAIN):
+            return obj
+        if id(obj) in self.seen:  # shared or cyclic: restored once
+            return self.seen[id(obj)]
+        if isinstance(obj, stand_ins.STAND_INS):
+            self.seen[id(obj)] = stand_ins.real(
+                obj, lambda state: self.restore(state, depth + 1))
+        elif isinstance(obj, dict):
+            self.seen[id(obj)] = obj
+            items = [(self.restore(k, depth + 1), self.restore(v, depth + 1))
+                     for k, v in obj.items()]
+            obj.clear()
+            obj.update(items)
+        elif type(obj) is list:
+            self.seen[id(obj)] = obj
+            obj[:] = [self.restore(v, depth + 1) for v in obj]
+        elif type(obj) in (tuple, torch.Size):
+            return type(obj)(self.restore(v, depth + 1) for v in obj)
+        elif type(obj) is set and all(isinstance(v, _PLAIN) for v in obj):
+            return obj
+        else:
+            raise stand_ins.Refused(f'an object of class {type(obj).__name__}')
+        return self.seen[id(obj)]
+
+
+#: Run by mmengine in place of a checkpoint's own config: the code is ours.
+REFUSED_CONFIG = (
+    'raise ValueError("The config stored in this checkpoint is not used: '
+    'mmengine would run it as Python code, which a file can fill with '
+    'anything. Give the config file: MMSegInferencer(model=CONFIG, '
+    'weights=CHECKPOINT).")\n')
+
+
+def neutralise_config_strings(checkpoint) -> None:
+    """Make the config strings in a checkpoint that mmengine runs as Python
+    code harmless, in place.
+
+    - ``meta['cfg']`` and ``message_hub['runtime_info']['cfg']``
+      (``MMSegInferencer(model=None)``): :data:`REFUSED_CONFIG`, which
+      refuses with one line asking for the config file.
+    - ``meta['config']`` (``Runner.resume`` compares the GPU count):
+      ``gpu_ids = [...]`` if the text assigns it a list of integers, found
+      by parsing it (nothing runs); dropped otherwise.
+    """
+    if not isinstance(checkpoint, dict):
+        return
+    meta = checkpoint.get('meta')
+    hub = checkpoint.get('message_hub')
+    for owner in (meta,
+                  hub.get('runtime_info') if isinstance(hub, dict) else None):
+        if isinstance(owner, dict) and 'cfg' in owner:
+            owner['cfg'] = REFUSED_CONFIG
+    if isinstance(meta, dict) and 'config' in meta:
+        gpu_ids = _gpu_ids(meta.pop('config'))
+        if gpu_ids is not None:
+            meta['config'] = f'gpu_ids = {gpu_ids!r}\n'
+
+
+def _gpu_ids(text) -> Optional[list]:
+    try:
+        tree = ast.parse(text)
+    except (TypeError, ValueError, SyntaxError, RecursionError, MemoryError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [
+                getattr(t, 'id', None) for t in node.targets
+        ] == ['gpu_ids'] and isinstance(node.value, (ast.List, ast.Tuple)):
+            ids = [getattr(e, 'value', None) for e in node.value.elts]
+            if all(type(i) is int for i in ids):
+                return ids
+    return None
+
+
+def _is_safetensors(data: bytes) -> bool:
+    """A safetensors header: its length (8 bytes), then a JSON object."""
+    return data[8:9] == b'{' and int.from_bytes(data[:8], 'little') < len(data)
+
+
+def _kind(data: bytes) -> str:
+    """What a file that is not a torch zip file is, from its first bytes."""
+    for magic, kind in _KINDS:
+        if data.startswith(magic):
+            return kind
+    try:
+        text = data[:4096].decode('utf-8')
+    except UnicodeDecodeError:
+        return 'unrecognised binary data'
+    if all(c.isprintable() or c in '\n\r\t' for c in text):
+        first = text.strip().splitlines()[0][:40] if text.strip() else ''
+        return f'a text file (it starts with {first!r})'
+    return 'unrecognised binary data'
+
+
+def _first_line(e: Exception) -> str:
+    """The first sentence of an error's message."""
+    text = str(e).strip().splitlines()
+    return text[0].split('. ')[0].rstrip('.') if text else type(e).__name__

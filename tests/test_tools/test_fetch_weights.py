@@ -1,0 +1,119 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The quick start's weight step, ``tools/fetch_weights.py``, end to end:
+release-style names served from a server on 127.0.0.1, a good file taken
+into the cache, a bad hash refused, offline one ``error:`` line with the
+``curl`` command, a Ctrl-C that keeps nothing."""
+import os
+import os.path as osp
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import (REPO, build_small_segmentor, load_script,
+                            release_name, serve_folder)
+
+FETCH = osp.join(REPO, 'tools', 'fetch_weights.py')
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    """A small GroupViT checkpoint under a release-style name, and the
+    same bytes under a name promising another hash."""
+    folder = tmp_path_factory.mktemp('site')
+    torch.save(
+        dict(state_dict=build_small_segmentor().state_dict(), meta={}),
+        folder / 'small.pth')
+    path = release_name(str(folder / 'small.pth'), 'groupvit_small')
+    shutil.copy(path, folder / 'groupvit_small-0badc0de.pth')
+    with serve_folder(folder) as (base, _):
+        yield base, osp.basename(path)
+
+
+def run(args, torch_home, **kwargs):
+    return subprocess.Popen([sys.executable, FETCH, *args],
+                            cwd=REPO,
+                            env=dict(
+                                os.environ,
+                                PYTHONPATH=REPO,
+                                TORCH_HOME=str(torch_home)),
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                            **kwargs)
+
+
+def cached(torch_home):
+    return [p for p in torch_home.rglob('*') if p.is_file()]
+
+
+def test_quickstart_runs_this_step():
+    with open(osp.join(REPO, 'tools', 'quickstart.sh')) as f:
+        assert 'tools/fetch_weights.py configs/groupvit_voc.py' in f.read()
+
+
+@pytest.mark.slow
+def test_release_is_fetched_once_as_the_quick_start_does(site, tmp_path):
+    """As quickstart.sh runs it, with a config whose load_from is the
+    release: the cache file is printed, and a second run reads it."""
+    base, name = site
+    config = tmp_path / 'voc.py'
+    config.write_text(f"_base_ = ['{REPO}/configs/groupvit_voc.py']\n"
+                      f"load_from = '{base}/{name}'\n")
+    out, err = run([str(config)], tmp_path / 'torch').communicate()
+    path = out.strip().splitlines()[-1]
+    assert [str(p) for p in cached(tmp_path / 'torch')] == [path], err
+    assert torch.load(
+        path, weights_only=True)['meta']['groupvit_source'] == f'{base}/{name}'
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    os.environ['TORCH_HOME'] = str(tmp_path / 'torch')
+    try:
+        assert fetch.main([f'{base}/{name}']) == path
+    finally:
+        del os.environ['TORCH_HOME']
+
+
+@pytest.mark.parametrize('case', ['wrong_hash', 'offline'])
+def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
+                                                     monkeypatch):
+    base, _ = site
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))
+        url = dict(
+            wrong_hash=f'{base}/groupvit_small-0badc0de.pth',
+            offline=f'http://127.0.0.1:{closed.getsockname()[1]}/'
+            f'group_vit_gcc_yfcc_30e-879422e0.pth')[case]
+        monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+        fetch = load_script(FETCH, 'groupvit_fetch_weights')
+        with pytest.raises(SystemExit) as error:
+            fetch.main([url])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert re.search(r'`curl -L -o \S+ ' + re.escape(url) + '`', message)
+    assert dict(
+        wrong_hash='not the 0badc0de its name promises',
+        offline='cannot download')[case] in message
+    assert cached(tmp_path / 'torch') == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_download_is_one_line(site, tmp_path):
+    """The server sends half, then stalls; the user presses Ctrl-C."""
+    base, name = site
+    proc = run([f'{base}/stall/{name}'], tmp_path / 'torch')
+    deadline = time.time() + 60
+    while not any(p.suffix == '.partial' for p in cached(tmp_path / 'torch')):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    errors = [line for line in err.splitlines() if line.startswith('error:')]
+    assert proc.returncode == 1 and 'Traceback' not in err, err
+    assert len(errors) == 1 and 'was interrupted; nothing' in errors[0]
+    assert cached(tmp_path / 'torch') == []

@@ -1,0 +1,306 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The safe loader on files written here: mmengine's training state read
+back, and payloads that claim memory, carry tensors of other kinds, bend
+the zip format or reach process-wide state, each refused with one line
+before it can act (each payload first shown to be live)."""
+import copyreg
+import io
+import os
+import pickle
+import zipfile
+from collections import namedtuple
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+from groupvit_common.errors import CheckpointError
+from mmseg_groupvit.weights import read_file, stand_ins
+
+
+class Call:
+    """Pickles as ``func(*args)`` (a REDUCE), with optional BUILD state."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        if self.state is None:
+            return self.func, self.args
+        return self.func, self.args, self.state
+
+
+@pytest.fixture
+def load(tmp_path):
+    """Save ``obj`` to a file and read it with the safe loader."""
+
+    def save_and_read(obj, name='ckpt.pth'):
+        path = str(tmp_path / name)
+        torch.save(obj, path)
+        return read_file(path)
+
+    return save_and_read
+
+
+def test_message_hub_of_a_real_run_round_trips(load):
+    hub = MessageHub('test_safe_load_round_trip')
+    for loss in (1.5, 2.5, np.float32(3.0)):
+        hub.update_scalar('train/loss', loss)
+    hub.update_scalar('train/lr', np.float64(0.01))
+    hub.update_info('iter', 3)
+    hub.update_info('seed', np.int64(7))
+    state = hub.state_dict()
+    with pytest.raises(pickle.UnpicklingError):
+        # Without the stand-ins torch refuses the file: they are needed.
+        torch.load(io.BytesIO(save(state)), weights_only=True)
+
+    loaded = load(state)
+
+    assert set(loaded['log_scalars']) == {'train/loss', 'train/lr'}
+    for key, original in state['log_scalars'].items():
+        buffer = loaded['log_scalars'][key]
+        assert type(buffer) is HistoryBuffer
+        for theirs, ours in zip(original.data, buffer.data):
+            assert type(ours) is np.ndarray and ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs)
+    loss = loaded['log_scalars']['train/loss']
+    # Hand-computed statistics of 1.5, 2.5, 3.0.
+    assert loss.mean() == pytest.approx(7 / 3)
+    assert loss.statistics('max') == 3.0
+    assert loss.statistics('min') == 1.5
+    assert loss.current() == 3.0
+    assert loaded['runtime_info']['iter'] == 3
+    assert loaded['runtime_info']['seed'] == 7
+    assert type(loaded['runtime_info']['seed']) is np.int64
+
+
+def save(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('value', [
+    np.arange(6, dtype='<f4').reshape(2, 3),
+    np.arange(6, dtype='>f4').reshape(2, 3),
+    np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3)),
+    np.array([True, False]),
+    np.array([1 + 2j, 3 - 4j]),
+    np.float16(0.5),
+    np.int32(-4),
+])
+def test_numeric_numpy_values_round_trip(load, value):
+    loaded = load(dict(value=value))['value']
+    assert type(loaded) is type(value)
+    assert loaded.dtype == value.dtype
+    np.testing.assert_array_equal(loaded, value)
+    if isinstance(value, np.ndarray):
+        assert loaded.shape == value.shape
+
+
+def test_forged_object_dtype_is_refused(load):
+    with pytest.raises(CheckpointError, match="numpy.dtype 'O"):
+        load(dict(value=np.array([1, 'a'], dtype=object)))
+    for spec in ('O', 'U3', 'V8', 'M8[s]', "[('a', '<f4')]"):
+        with pytest.raises(stand_ins.Refused, match='numeric dtypes'):
+            stand_ins.Dtype(spec)
+
+
+def test_forged_dtype_flags_do_not_make_objects(load):
+    """A float64 dtype whose pickled state claims the object flag (63):
+    the stand-in keeps a plain float64, so the bytes stay numbers."""
+    values = np.array([1.0, 2.0, 3.0])
+    dtype = Call(np.dtype, ('f8', False, True),
+                 (3, '<', None, None, None, -1, -1, 63))
+    array = Call(np.core.multiarray._reconstruct, (np.ndarray, (0, ), b'b'),
+                 (1, (3, ), dtype, False, values.tobytes()))
+    loaded = load(dict(value=array))['value']
+    assert not loaded.dtype.hasobject
+    np.testing.assert_array_equal(loaded, values)
+
+
+def test_dtype_with_fields_or_subarray_is_refused():
+    dtype = stand_ins.Dtype('f8')
+    with pytest.raises(stand_ins.Refused, match='fields or a sub-array'):
+        dtype.__setstate__((3, '<', None, ('a', ), {'a': None}, 8, 8, 0))
+    with pytest.raises(stand_ins.Refused, match='fields or a sub-array'):
+        dtype.__setstate__('not a tuple')
+    dtype.__setstate__((3, '>', None, None, None, -1, -1, 0))
+    assert dtype.dtype == np.dtype('>f8')
+
+
+def test_array_bytes_must_match_the_shape():
+    dtype = stand_ins.Dtype('f4')
+    array = stand_ins.Array()
+    with pytest.raises(stand_ins.Refused, match='does not match'):
+        array.__setstate__((1, (2, 3), dtype, False, b'\0' * 20))
+    with pytest.raises(stand_ins.Refused, match='does not match'):
+        array.__setstate__((1, (-1, ), dtype, False, b''))
+    with pytest.raises(stand_ins.Refused, match='plain numeric array'):
+        array.__setstate__((1, (1, ), np.dtype('f4'), False, b'\0' * 4))
+    array.__setstate__((1, (2, ), dtype, False, b'\0' * 8))
+    np.testing.assert_array_equal(array.array, np.zeros(2, np.float32))
+
+
+@pytest.mark.parametrize('obj, name, refused', [
+    (np.ndarray, 'tofile', "'tofile' of ndarray"),
+    (HistoryBuffer, 'update', "'update' of HistoryBuffer"),
+    (HistoryBuffer, '__init__', "'__init__' of HistoryBuffer"),
+])
+def test_getattr_of_anything_but_the_statistics_is_refused(
+        load, obj, name, refused):
+    with pytest.raises(CheckpointError, match=refused):
+        load(dict(value=Call(getattr, (obj, name))))
+
+
+def test_cycles_and_shared_objects_are_restored_once(load):
+    array = np.arange(3.0)
+    cyclic = [array]
+    cyclic.append(cyclic)
+    shared = {'x': array}
+    loaded = load(dict(cyclic=cyclic, a=shared, b=shared))
+    assert loaded['cyclic'][1] is loaded['cyclic']
+    np.testing.assert_array_equal(loaded['cyclic'][0], array)
+    assert loaded['a'] is loaded['b']
+    assert type(loaded['a']['x']) is np.ndarray
+
+
+Pair = namedtuple('Pair', 'a b')
+
+
+def test_named_tuples_and_other_classes_are_refused(load):
+    with pytest.raises(CheckpointError, match='test_safe_load.Pair'):
+        load(dict(value=Pair(1, 2)))
+
+
+def test_history_buffer_never_updated_round_trips(load):
+    """Its empty arrays pickle their data as ``bytes()`` (protocol 2)."""
+    loaded = load(dict(log_scalars=dict(lr=HistoryBuffer())))
+    buffer = loaded['log_scalars']['lr']
+    assert type(buffer) is HistoryBuffer
+    assert buffer.data[0].shape == (0, ) and buffer.data[1].shape == (0, )
+    assert load(np.zeros(0)).shape == (0, )
+
+
+@pytest.mark.parametrize('args', [(10**9, ), ('abc', 'utf-8'), ([1, 2], )])
+def test_bytes_with_arguments_is_refused(load, args):
+    with pytest.raises(CheckpointError, match='builtins.bytes with'):
+        load(dict(value=Call(bytes, args)))
+
+
+class ForgedBuffer:
+    """Pickles as a HistoryBuffer whose statistics map 'mean' to max."""
+
+    def __reduce__(self):
+        return copyreg.__newobj__, (ForgedBuffer, ), dict(
+            max_length=10,
+            _log_history=np.array([1., 2., 3.]),
+            _count_history=np.array([1, 1, 1]),
+            statistics_methods=dict(mean=Call(getattr, (ForgedBuffer, 'max'))))
+
+
+def test_a_files_statistics_do_not_change_the_class_table(load, tmp_path):
+    """mmengine's ``HistoryBuffer.__setstate__`` writes a file's statistics
+    into the table all buffers share."""
+    path = str(tmp_path / 'forged.pth')
+    ForgedBuffer.__module__ = 'mmengine.logging.history_buffer'
+    ForgedBuffer.__qualname__ = 'HistoryBuffer'
+    with mock.patch('mmengine.logging.history_buffer.HistoryBuffer',
+                    ForgedBuffer):
+        torch.save(dict(buffer=ForgedBuffer()), path)
+    table = dict(HistoryBuffer._statistics_methods)
+    try:
+        torch.load(path, weights_only=False)  # live: the table changes
+        assert HistoryBuffer([1, 2, 3], [1, 1, 1]).statistics('mean') == 3
+    finally:
+        HistoryBuffer._statistics_methods.clear()
+        HistoryBuffer._statistics_methods.update(table)
+    loaded = read_file(path)['buffer']
+    assert loaded.statistics('mean') == 2
+    assert HistoryBuffer([1, 2, 3], [1, 1, 1]).statistics('mean') == 2
+    assert HistoryBuffer._statistics_methods == table
+
+
+def test_omegaconf_becomes_plain_data_wherever_it_is(load):
+    """Runner.resume pickles ``meta['dataset_meta']`` to compare it: an
+    inert OmegaConf stand-in there would not pickle."""
+    omegaconf = pytest.importorskip('omegaconf')
+    meta = omegaconf.OmegaConf.create(dict(classes=['a', 'b'], depth=[2, 1]))
+    loaded = load(dict(meta=dict(dataset_meta=meta), config=meta))
+    expected = dict(classes=['a', 'b'], depth=[2, 1])
+    assert loaded['meta']['dataset_meta'] == expected == loaded['config']
+    assert pickle.loads(pickle.dumps(loaded)) == loaded
+
+
+@pytest.mark.parametrize('payload', ['bytearray', 'set', 'expand'])
+def test_a_small_file_cannot_claim_much_memory(load, tmp_path, payload):
+    """A few dozen bytes that torch's weights-only loader would turn into
+    many bytes: ``bytearray(n)`` (here 1 MB, shown live; 8e9 took 8 GB),
+    a ``set`` over one, and a tensor viewing one element a billion times
+    (4 GB once anything touches it)."""
+    value = dict(
+        bytearray=Call(bytearray, (10**6, )),
+        set=Call(set, (Call(bytearray, (10**6, )), )),
+        expand=torch.zeros(1).expand(10**9))[payload]
+    path = tmp_path / 'payload.pth'
+    torch.save(dict(state_dict={}, meta=dict(value=value)), path)
+    assert path.stat().st_size < 2000
+    live = torch.load(path, weights_only=True)['meta']['value']
+    assert len(live) >= 1 if payload == 'set' else len(live) >= 10**6
+    message = dict(
+        bytearray='holds the class or function bytearray',
+        set='holds the class or function bytearray',
+        expand='its tensors claim over 4000000000 bytes')[payload]
+    with pytest.raises(CheckpointError, match=message):
+        read_file(str(path))
+
+
+@pytest.mark.parametrize('kind', ['sparse', 'quantized'])
+def test_tensors_other_than_dense_are_named(load, kind):
+    value = dict(
+        sparse=torch.eye(3).to_sparse(),
+        quantized=torch.quantize_per_tensor(
+            torch.ones(2), 0.1, 0, torch.qint8))[kind]
+    with pytest.raises(CheckpointError) as error:
+        load(dict(state_dict=dict(w=value)))
+    message = str(error.value)
+    assert 'not a plain dense one' in message and '\n' not in message
+
+
+def test_zip_records_must_be_stored_once_within_the_file(tmp_path):
+    data = save(dict(w=torch.zeros(1000)))
+    original = zipfile.ZipFile(io.BytesIO(data))
+    for case in ('compressed', 'repeated'):
+        path = tmp_path / f'{case}.pth'
+        with zipfile.ZipFile(path, 'w') as out:
+            for record in original.infolist():
+                body = original.read(record)
+                out.writestr(
+                    record.filename,
+                    body,
+                    compress_type=zipfile.ZIP_DEFLATED
+                    if case == 'compressed' else zipfile.ZIP_STORED)
+            if case == 'repeated':
+                with pytest.warns(UserWarning, match='Duplicate name'):
+                    out.writestr(original.namelist()[0], b'x')
+        with pytest.raises(CheckpointError, match='compressed, repeated'):
+            read_file(str(path))
+
+
+def test_files_that_are_not_checkpoints_are_named(tmp_path):
+    legacy = tmp_path / 'legacy.pth'
+    torch.save(
+        dict(w=torch.zeros(2)), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match='torch\'s legacy format'):
+        read_file(str(legacy))
+    fifo = tmp_path / 'fifo.pth'
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, 'a FIFO'), ('/dev/zero', 'a device')):
+        with pytest.raises(CheckpointError, match=f'{path} is {kind}'):
+            read_file(str(path))
+    # A safetensors file is known by its content, whatever its name.
+    from safetensors.torch import save_file
+    save_file(dict(w=torch.ones(2)), str(tmp_path / 'model.pth'))
+    assert read_file(str(tmp_path / 'model.pth'))['w'].tolist() == [1, 1]
