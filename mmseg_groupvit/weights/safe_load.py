@@ -16,6 +16,7 @@ import hashlib
 import io
 import os.path as osp
 import pickletools
+import struct
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from typing import Callable, Optional
@@ -174,13 +175,37 @@ def _check_archive(data: bytes) -> None:
             for r in records) or sum(r.file_size for r in records) > len(data):
         raise _Damaged('its zip records are compressed, repeated or larger '
                        'than the file (torch.save writes none of these)')
+    # torch's zip reader finds names case-insensitively and ignores data
+    # before the archive: it must see the records checked here, where they
+    # are here.
+    reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+    offsets = {
+        r.filename.partition('/')[2]: _data_offset(data, r)
+        for r in records
+    }
+    if sorted(reader.get_all_records()) != sorted(offsets) or any(
+            reader.get_record_offset(name) != offset
+            for name, offset in offsets.items()):
+        raise _Damaged('torch would read other zip records than the ones '
+                       'checked (names that differ only in case, or data '
+                       'before the archive)')
+    top, memo, expect = None, {}, []  # see _pushed
     for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
             raise stand_ins.Refused(f'a class or function named by {op.name}')
+        if op.name in ('BINPUT', 'LONG_BINPUT'):
+            memo[arg] = top
+            continue
+        top = _pushed(op.name, arg, memo)
+        if expect and not expect.pop(0)(op.name, top):
+            raise stand_ins.Refused(
+                '_codecs.encode other than as torch writes bytes, '
+                'encode(TEXT, \'latin1\') (other codecs, chained, make '
+                'gigabytes of a few bytes)')
+        if top is _ENCODE:
+            expect = list(_ENCODE_CALL)
         if op.name == 'GLOBAL':
-            module, name = arg.split(' ', 1)
-            module, name = NAME_MAPPING.get(
-                (module, name), (IMPORT_MAPPING.get(module, module), name))
+            module, name = _global(arg)
             full = f'{module}.{name}'
             if full in _ALLOWED or _is_torch_type(module, name):
                 continue
@@ -189,6 +214,40 @@ def _check_archive(data: bytes) -> None:
                                f'one ({full}); only dense tensors are read')
             raise stand_ins.Refused('the class or function ' +
                                     (name if module == 'builtins' else full))
+
+
+_ENCODE = object()
+# What follows _codecs.encode on the stack: TEXT, 'latin1', TUPLE2, REDUCE.
+_ENCODE_CALL = (lambda op, top: isinstance(top, str),
+                lambda op, top: top == 'latin1',
+                lambda op, top: op == 'TUPLE2', lambda op, top: op == 'REDUCE')
+
+
+def _global(arg: str) -> tuple:
+    """``(module, name)`` of a GLOBAL, mapped as torch's unpickler maps
+    Python 2 names."""
+    module, name = arg.split(' ', 1)
+    return NAME_MAPPING.get((module, name),
+                            (IMPORT_MAPPING.get(module, module), name))
+
+
+def _pushed(op: str, arg, memo: dict):
+    """What an opcode leaves on top of the stack, as far as the check of
+    ``_codecs.encode`` calls needs: that function (``_ENCODE``), a string,
+    or None (anything else)."""
+    if op in ('BINGET', 'LONG_BINGET'):
+        return memo.get(arg)
+    if op == 'GLOBAL':
+        return _ENCODE if _global(arg) == ('_codecs', 'encode') else None
+    return arg if isinstance(arg, str) and ('UNICODE' in op
+                                            or 'STRING' in op) else None
+
+
+def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
+    """Where a record's bytes start: after its local header."""
+    start = record.header_offset
+    name, extra = struct.unpack('<HH', data[start + 26:start + 30])
+    return start + 30 + name + extra
 
 
 def _is_torch_type(module: str, name: str) -> bool:

@@ -3,10 +3,12 @@
 back, and payloads that claim memory, carry tensors of other kinds, bend
 the zip format or reach process-wide state, each refused with one line
 before it can act (each payload first shown to be live)."""
+import codecs
 import copyreg
 import io
 import os
 import pickle
+import struct
 import zipfile
 from collections import namedtuple
 from unittest import mock
@@ -234,26 +236,95 @@ def test_omegaconf_becomes_plain_data_wherever_it_is(load):
     assert pickle.loads(pickle.dumps(loaded)) == loaded
 
 
-@pytest.mark.parametrize('payload', ['bytearray', 'set', 'expand'])
+def hex_chain(times):
+    """``_codecs.encode`` applied ``times`` times with the 'hex' codec to
+    one byte: 2**times bytes from a few bytes per call."""
+    value = b'A'
+    for _ in range(times):
+        value = Call(codecs.encode, (value, 'hex'))
+    return value
+
+
+@pytest.mark.parametrize('payload', ['bytearray', 'set', 'expand', 'hex'])
 def test_a_small_file_cannot_claim_much_memory(load, tmp_path, payload):
     """A few dozen bytes that torch's weights-only loader would turn into
     many bytes: ``bytearray(n)`` (here 1 MB, shown live; 8e9 took 8 GB),
-    a ``set`` over one, and a tensor viewing one element a billion times
-    (4 GB once anything touches it)."""
+    a ``set`` over one, a tensor viewing one element a billion times
+    (4 GB once anything touches it), and bytes encoded 20 times with the
+    'hex' codec (1 MB; 33 times in 1.8 KB make 8 GB), after bytes as torch
+    writes them (the function is then reused from the pickle's memo)."""
     value = dict(
         bytearray=Call(bytearray, (10**6, )),
         set=Call(set, (Call(bytearray, (10**6, )), )),
-        expand=torch.zeros(1).expand(10**9))[payload]
+        expand=torch.zeros(1).expand(10**9),
+        hex=[b'torch\'s own bytes first',
+             hex_chain(20)])[payload]
     path = tmp_path / 'payload.pth'
     torch.save(dict(state_dict={}, meta=dict(value=value)), path)
     assert path.stat().st_size < 2000
     live = torch.load(path, weights_only=True)['meta']['value']
+    live = live[-1] if payload == 'hex' else live
     assert len(live) >= 1 if payload == 'set' else len(live) >= 10**6
     message = dict(
         bytearray='holds the class or function bytearray',
         set='holds the class or function bytearray',
-        expand='its tensors claim over 4000000000 bytes')[payload]
+        expand='its tensors claim over 4000000000 bytes',
+        hex='_codecs.encode other than as torch writes bytes')[payload]
     with pytest.raises(CheckpointError, match=message):
+        read_file(str(path))
+
+
+def test_bytes_as_torch_writes_them_round_trip(load):
+    shared = b'\x00\xffshared'
+    value = dict(a=b'\x00\x80\xff', b=b'', c=[shared, shared, b'latin1'])
+    assert load(dict(meta=value))['meta'] == value
+
+
+def _archive(records):
+    """A zip file of ``(name, bytes)`` records, stored."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as out:
+        for name, body in records:
+            out.writestr(name, body)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('case', ['case', 'before'])
+def test_torch_reads_the_records_that_were_checked(tmp_path, case):
+    """torch's zip reader finds ``data.pkl`` case-insensitively and reads
+    the central directory at the offset it records, where Python's zipfile
+    allows data before the archive: either way it could read a pickle the
+    safe loader never looked at (here one encoding bytes with 'hex')."""
+    good = zipfile.ZipFile(io.BytesIO(save(dict(w=b'A', t=torch.zeros(2)))))
+    names = good.namelist()
+    bad_pickle = zipfile.ZipFile(
+        io.BytesIO(save(dict(w=hex_chain(2),
+                             t=torch.zeros(2))))).read(names[0])
+    size = max(len(bad_pickle), len(good.read(names[0])))
+
+    def records(pickle):  # the pickles padded to one size after STOP
+        return [(n, pickle.ljust(size) if n == names[0] else good.read(n))
+                for n in names]
+
+    if case == 'case':
+        data = _archive(
+            records(good.read(names[0])) +
+            [(names[0].replace('data.pkl', 'DATA.PKL'), bad_pickle)])
+    else:
+        # The checked archive follows the unchecked one, which torch reads:
+        # the end record gives the first one's directory.
+        first = _archive(records(bad_pickle))
+        data = bytearray(first + _archive(records(good.read(names[0]))))
+        struct.pack_into('<I', data,
+                         len(data) - 6,
+                         struct.unpack('<I', first[-6:-2])[0])
+    path = tmp_path / 'twofaced.pth'
+    path.write_bytes(bytes(data))
+    checked = zipfile.ZipFile(path).read(names[0])
+    assert checked.rstrip() == good.read(names[0])
+    assert torch.load(
+        path, weights_only=True)['w'] == b'3431'  # live: A, 41, 3431
+    with pytest.raises(CheckpointError, match='other zip records'):
         read_file(str(path))
 
 
