@@ -59,21 +59,31 @@ class CaptionAnnotationDataset(BaseDataset):
                 f'Lines (.jsonl, one {{"{self.image_key}": ..., '
                 f'"{self.caption_key}": ...}} per line) or CSV (.csv with a '
                 f'header).')
-        with open(path, encoding='utf-8', newline='') as f:
-            if ext == '.csv':
-                return [(n + 2, row)
-                        for n, row in enumerate(csv.DictReader(f))]
-            rows = []
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise TrainingDataError(
-                        f'annotation file {path} line {n} is not JSON '
-                        f'({e.msg}): write one object per line.') from None
-            return rows
+        rows, line = [], 0
+        try:
+            with open(path, encoding='utf-8', newline='') as f:
+                if ext == '.csv':
+                    reader = csv.DictReader(f)
+                    for row in reader:
+                        rows.append((reader.line_num, row))
+                    return rows
+                for line, text in enumerate(f, start=1):
+                    if text.strip():
+                        rows.append((line, json.loads(text)))
+        except UnicodeDecodeError:
+            raise TrainingDataError(
+                f'annotation file {path} is not UTF-8 text: save it as '
+                f'UTF-8.') from None
+        except csv.Error as e:
+            raise TrainingDataError(
+                f'annotation file {path} after line {reader.line_num} is not '
+                f'CSV ({e}): shorten the caption, or quote it.') from None
+        except (json.JSONDecodeError, RecursionError) as e:
+            reason = getattr(e, 'msg', 'nested too deeply')
+            raise TrainingDataError(
+                f'annotation file {path} line {line} is not JSON '
+                f'({reason}): write one object per line.') from None
+        return rows
 
     def load_data_list(self) -> List[dict]:
         folder = self.data_prefix.get('img_path', '') or self.data_root or ''

@@ -67,6 +67,24 @@ def test_csv_annotations(tmp_path):
     assert sample['data_samples'].caption == 'a small dog, a plant'
 
 
+@pytest.mark.parametrize(
+    'name, text, match', [
+        ('latin1.jsonl', b'{"image": "a.jpg", "caption": "caf\xe9"}\n',
+         'latin1.jsonl is not UTF-8 text'),
+        ('deep.jsonl', b'{"image": ' + b'[' * 100000 + b'\n',
+         'deep.jsonl line 1 is not JSON \\(nested too deeply\\)'),
+        ('long.csv', b'image,caption\na.jpg,a dog\na.jpg,' + b'x' * 200000,
+         'long.csv after line 2 is not CSV \\(field larger than'),
+    ],
+    ids=['latin1', 'deep', 'long'])
+def test_an_unreadable_annotation_file_is_one_line(tmp_path, name, text,
+                                                   match):
+    (tmp_path / name).write_bytes(text)
+    with pytest.raises(TrainingDataError, match=match):
+        CaptionAnnotationDataset(
+            ann_file=str(tmp_path / name), data_root=str(tmp_path))
+
+
 def add(tar, name, data):
     info = tarfile.TarInfo(name)
     info.size = len(data)
