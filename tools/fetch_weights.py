@@ -38,6 +38,10 @@ def main(argv=None) -> str:
     quiet_warnings()
     try:
         if source.endswith('.py'):
+            if not osp.isfile(source):
+                raise CheckpointError(
+                    f'config not found: {source}. Pass a config file (its '
+                    f'load_from is fetched), a URL or hf://OWNER/NAME.')
             from mmengine.config import Config
             source = Config.fromfile(source).get('load_from') or ''
         if not is_remote(source):

@@ -102,6 +102,15 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
     assert cached(tmp_path / 'torch') == []
 
 
+def test_a_missing_config_is_one_error_line(tmp_path):
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    with pytest.raises(SystemExit) as error:
+        fetch.main([str(tmp_path / 'missing.py')])
+    assert str(error.value.code) == (
+        f'error: config not found: {tmp_path / "missing.py"}. Pass a config '
+        f'file (its load_from is fetched), a URL or hf://OWNER/NAME.')
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_the_download_is_one_line(site, tmp_path):
     """The server sends half, then stalls; the user presses Ctrl-C."""
