@@ -38,7 +38,7 @@ def small(tmp_path_factory):
     the sample classification config with its architecture."""
     root = tmp_path_factory.mktemp('cls_tool')
     init_default_scope('mmseg')
-    segmentor = varied_segmentor(seed=1, text_encoder=True)
+    segmentor = varied_segmentor(seed=4, text_encoder=True)
     checkpoint = str(root / 'small.pth')
     torch.save(dict(state_dict=segmentor.state_dict()), checkpoint)
     config = str(root / 'small_cls.py')
