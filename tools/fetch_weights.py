@@ -10,12 +10,16 @@ Without an argument, the weights of ``configs/groupvit_voc.py`` (its
 ``load_from``, the published GCC+YFCC release). Prints the cache file,
 which later runs read without downloading; on failure prints one
 ``error:`` line (offline: the ``curl`` command that places the file by
-hand) and exits with status 1. ``tools/quickstart.sh`` runs it before the
-demo.
+hand) and exits with status 2, the status ``tools/quickstart.sh`` (which
+runs it first) takes as "run with random weights instead"; any other
+failure stops the quick start.
 """
 import argparse
 import os.path as osp
 import sys
+
+# The exit status of weights that could not be had (offline, a bad hash).
+UNAVAILABLE = 2
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
@@ -50,7 +54,8 @@ def main(argv=None) -> str:
                 f'URL or hf://OWNER/NAME: a local file needs no fetching.')
         path = fetch(source)
     except CheckpointError as e:
-        sys.exit(f'error: {e}')
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(UNAVAILABLE)
     print(path)
     return path
 

@@ -93,7 +93,7 @@ def init_groupvit(config: ConfigLike,
     else:
         warnings.warn('No checkpoint given: the model has RANDOM weights and '
                       'its predictions are meaningless. Give the published '
-                      'weights (see README, "Checkpoints").')
+                      'weights (see docs/weights.md).')
         torch.manual_seed(seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')

@@ -136,7 +136,7 @@ def _read_bytes(path: str) -> bytes:
     if not osp.lexists(path):
         raise CheckpointError(
             f'Checkpoint not found: {path}. Check the path, or download the '
-            f'GroupViT weights (see README, "Checkpoints").')
+            f'GroupViT weights (see docs/weights.md).')
     try:
         data = read_bytes(path, MAX_BYTES, 'checkpoint')
     except DataFileError as e:

@@ -81,7 +81,7 @@ def test_release_is_fetched_once_as_the_quick_start_does(site, tmp_path):
 
 @pytest.mark.parametrize('case', ['wrong_hash', 'offline'])
 def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
-                                                     monkeypatch):
+                                                     monkeypatch, capsys):
     base, _ = site
     with socket.socket() as closed:
         closed.bind(('127.0.0.1', 0))
@@ -93,7 +93,8 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
         fetch = load_script(FETCH, 'groupvit_fetch_weights')
         with pytest.raises(SystemExit) as error:
             fetch.main([url])
-    message = str(error.value.code)
+    assert error.value.code == 2  # quickstart.sh: use random weights
+    message = capsys.readouterr().err.strip()
     assert message.startswith('error: ') and '\n' not in message
     assert re.search(r'`curl -L -o \S+ ' + re.escape(url) + '`', message)
     assert dict(
@@ -102,11 +103,12 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
     assert cached(tmp_path / 'torch') == []
 
 
-def test_a_missing_config_is_one_error_line(tmp_path):
+def test_a_missing_config_is_one_error_line(tmp_path, capsys):
     fetch = load_script(FETCH, 'groupvit_fetch_weights')
     with pytest.raises(SystemExit) as error:
         fetch.main([str(tmp_path / 'missing.py')])
-    assert str(error.value.code) == (
+    assert error.value.code == 2
+    assert capsys.readouterr().err.strip() == (
         f'error: config not found: {tmp_path / "missing.py"}. Pass a config '
         f'file (its load_from is fetched), a URL or hf://OWNER/NAME.')
 
@@ -123,6 +125,6 @@ def test_ctrl_c_during_the_download_is_one_line(site, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     errors = [line for line in err.splitlines() if line.startswith('error:')]
-    assert proc.returncode == 1 and 'Traceback' not in err, err
+    assert proc.returncode == 2 and 'Traceback' not in err, err
     assert len(errors) == 1 and 'was interrupted; nothing' in errors[0]
     assert cached(tmp_path / 'torch') == []
