@@ -44,7 +44,7 @@ class DataFileError(ValueError):
     malformed (:mod:`.files`)."""
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(DataFileError):
     """An image file that cannot be used, with the reason and the fix."""
 
 

@@ -22,11 +22,11 @@ import warnings
 import zlib
 from typing import Any, Optional, Tuple, Union
 
-from .errors import DataFileError
+from .errors import DataFileError, ImageLoadError
 
 __all__ = [
     'MAX_IMAGE_PIXELS', 'MAX_IMAGE_ASPECT', 'read_bytes', 'read_text',
-    'read_json', 'read_gzip', 'check_image', 'check_json_depth'
+    'read_json', 'read_gzip', 'check_image', 'check_json_depth', 'file_kind'
 ]
 
 MiB = 1 << 20
@@ -44,7 +44,9 @@ MAX_IMAGE_PIXELS = 1 << 27
 MAX_IMAGE_ASPECT = 64
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, from its ``st_mode``
+    (``'a FIFO (named pipe)'``, ``'a device'``, ...), for messages."""
     if stat.S_ISDIR(mode):
         return 'a folder'
     if stat.S_ISFIFO(mode):
@@ -83,7 +85,7 @@ def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
         raise DataFileError(
             f'cannot read the {what} {path}: {e.strerror}.') from None
     if not stat.S_ISREG(mode):
-        raise DataFileError(f'the {what} {path} is {_kind(mode)}, not a '
+        raise DataFileError(f'the {what} {path} is {file_kind(mode)}, not a '
                             f'file. Name a regular file.')
     try:
         with open(path, 'rb') as f:
@@ -222,7 +224,7 @@ def check_image(
         cannot read the header (the decoder then decides).
 
     Raises:
-        DataFileError: Too many pixels (a decompression bomb: a small file
+        ImageLoadError: Too many pixels (a decompression bomb: a small file
             that decodes to gigabytes), too elongated, or empty.
     """
     from PIL import Image
@@ -240,17 +242,17 @@ def check_image(
         except Exception:  # not an image Pillow knows: the decoder decides
             return None
     if width < 1 or height < 1:
-        raise DataFileError(f'{source} states an empty image ({width}x'
-                            f'{height}).')
+        raise ImageLoadError(f'{source} states an empty image ({width}x'
+                             f'{height}).')
     if width * height > max_pixels:
         shape = f'{width}x{height}' if height > 1 else f'{width:,}'
-        raise DataFileError(
+        raise ImageLoadError(
             f'{source} is {shape} pixels, more than the {max_pixels:,} '
             f'accepted (decoded, they would take '
             f'{width * height * 3 / 2**30:.1f} GiB). Downscale it first.')
     if max_aspect is not None and max(
             width, height) > max_aspect * min(width, height):
-        raise DataFileError(
+        raise ImageLoadError(
             f'{source} is {width}x{height} pixels, more elongated than '
             f'{max_aspect}:1; crop it into less elongated pieces first.')
     return width, height

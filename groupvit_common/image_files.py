@@ -8,6 +8,9 @@ import os
 import os.path as osp
 from typing import Callable, List, Optional, Sequence
 
+from .errors import ImageLoadError
+from .files import file_kind
+
 __all__ = ['IMAGE_EXTS', 'list_images']
 
 #: File name endings read as images in a folder.
@@ -29,6 +32,8 @@ def list_images(paths: Sequence[str],
     Raises:
         FileNotFoundError: A path that does not exist, or a folder without
             images.
+        ImageLoadError: A path that is neither a file nor a folder (a FIFO,
+            ``/dev/zero``), named as what it is, never opened.
     """
     files = []
     for path in paths:
@@ -44,6 +49,10 @@ def list_images(paths: Sequence[str],
             files += found
         elif osp.isfile(path):
             files.append(path)
+        elif osp.exists(path):
+            kind = file_kind(os.stat(path).st_mode)
+            raise ImageLoadError(f'{path} is {kind}, not an image file or a '
+                                 f'folder. Name image files or folders.')
         else:
             raise FileNotFoundError(f'No such image or folder: {path}')
     return files

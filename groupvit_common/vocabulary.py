@@ -12,12 +12,19 @@ comma-separated names are synonyms of that class::
 
 * ``#`` starts a comment that runs to the end of the line, so a name cannot
   contain ``#``. Blank lines and comment-only lines are ignored.
-* Names are stripped and runs of whitespace become one space. Any Unicode
-  text is allowed (note that the CLIP tokenizer lower-cases and that its BPE
+* Names are normalised to Unicode NFKC (a full-width ``ｃａｔ`` is ``cat``),
+  stripped, and runs of whitespace become one space. Any Unicode text is
+  allowed (note that the CLIP tokenizer lower-cases and that its BPE
   vocabulary is mostly English).
+* A word (a run of characters without spaces) has at most
+  :data:`MAX_WORD_CHARS` characters: the tokenizer's merging takes time
+  quadratic in a word's length (a 50,000-letter name took 48 s), and a
+  prompt holds 75 tokens, which such a word alone would nearly fill.
 * A name may appear only once in the whole vocabulary, compared without
   case (the tokenizer lower-cases, so ``Dog`` and ``dog`` are the same
-  prompt): a repeated name would make its class ambiguous.
+  prompt) and with look-alike letters taken as the same (a Cyrillic ``саt``
+  prints as ``cat``): a repeated name would make its class ambiguous. The
+  message shows the code points of look-alike names.
 
 :func:`load_vocabulary` returns ``list[list[str]]``: entry ``k`` holds the
 synonyms of class ``k`` (label ``k``), first name first.
@@ -35,10 +42,24 @@ embedding is still one unit vector).
 """
 import os
 import os.path as osp
+import unicodedata
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple, Union
 
-__all__ = ['load_vocabulary', 'parse_class_list']
+__all__ = [
+    'load_vocabulary', 'parse_class_list', 'check_words', 'MAX_WORD_CHARS'
+]
+
+#: Longest word (run of characters without spaces) of a class name; the
+#: longest English dictionary words have 45 letters.
+MAX_WORD_CHARS = 100
+
+# Cyrillic and Greek letters that print like Latin ones (Unicode's
+# confusables, the letters of the alphabets themselves).
+_LOOK_ALIKES = str.maketrans(
+    'аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХУІЈЅ'
+    'αοριυνκΑΒΕΖΗΙΚΜΝΟΡΤΥΧ', 'aeopcyxijshdqwlABEKMHOPCTXYIJS'
+    'aopiuvkABEZHIKMNOPTYX')
 
 VocabularyInput = Union[str, os.PathLike, Sequence[Union[str, Sequence[str]]]]
 
@@ -47,8 +68,38 @@ _FORMAT_HINT = ('Expected one class per line, synonyms separated by commas '
 
 
 def _clean(name: str) -> str:
-    """Strip a name and collapse its inner whitespace to single spaces."""
-    return ' '.join(name.split())
+    """Normalise a name to NFKC, strip it and collapse its inner whitespace
+    to single spaces."""
+    return ' '.join(unicodedata.normalize('NFKC', name).split())
+
+
+def _skeleton(name: str) -> str:
+    """What a name looks like: look-alike letters as Latin, without case."""
+    return name.translate(_LOOK_ALIKES).casefold()
+
+
+def _shown(name: str) -> str:
+    """A name, with the code points of its non-ASCII characters."""
+    points = ', '.join(f'U+{ord(c):04X} {unicodedata.name(c, "?")}'
+                       for c in dict.fromkeys(name) if not c.isascii())
+    return f'{name!r} ({points})' if points else repr(name)
+
+
+def check_words(texts: Sequence[str], where: str) -> None:
+    """Refuse a text (class name, prompt template) with a word of more than
+    :data:`MAX_WORD_CHARS` characters.
+
+    Raises:
+        ValueError: Naming ``where``, the text's start and the length.
+    """
+    for text in texts:
+        word = max(text.split() or [''], key=len)
+        if len(word) > MAX_WORD_CHARS:
+            raise ValueError(
+                f'{where}: {text[:40]!r}... has a word of {len(word):,} '
+                f'characters, more than the {MAX_WORD_CHARS} accepted (no '
+                f'class name needs one; a 75-token prompt would hardly hold '
+                f'it). Shorten it or put spaces in it.')
 
 
 def _split_line(line: str, where: str) -> List[str]:
@@ -65,9 +116,10 @@ def _split_line(line: str, where: str) -> List[str]:
         return []
     names = [_clean(name) for name in line.split(',')]
     if not all(names):
-        raise ValueError(f'{where}: empty name in {line.strip()!r} (two '
+        raise ValueError(f'{where}: empty name in {line.strip()[:80]!r} (two '
                          f'commas in a row, or a leading/trailing comma). '
                          f'{_FORMAT_HINT}')
+    check_words(names, where)
     return names
 
 
@@ -112,6 +164,7 @@ def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
             if not all(names):
                 raise ValueError(f'{where} {list(item)!r} has a blank '
                                  f'synonym; remove it.')
+            check_words(names, where)
         else:
             raise TypeError(
                 f'{where} must be a str (synonyms separated by commas) or a '
@@ -122,18 +175,22 @@ def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
 
 
 def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
-    """Raise if any name (case-insensitive) occurs more than once."""
+    """Raise if any name occurs more than once, compared without case and
+    with look-alike letters as the same."""
     seen: Dict[str, List[str]] = defaultdict(list)
     for names, where in entries:
         for name in names:
-            seen[name.casefold()].append(f'{name!r} ({where})')
+            seen[_skeleton(name)].append((name, where))
     duplicates = [places for places in seen.values() if len(places) > 1]
     if duplicates:
-        listed = '; '.join(', '.join(places) for places in duplicates)
+        listed = '; '.join(', '.join(f'{_shown(name)} ({where})'
+                                     for name, where in places)
+                           for places in duplicates)
         raise ValueError(
             f'Duplicate class names in the vocabulary (compared without '
-            f'case): {listed}. Each name may appear once; merge the lines '
-            f'into one class or drop the repeats.')
+            f'case, look-alike letters as the same): {listed}. Each name may '
+            f'appear once; merge the lines into one class or drop the '
+            f'repeats.')
 
 
 def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:

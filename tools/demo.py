@@ -38,6 +38,7 @@ prints the ``--topk`` classes with their probabilities; see
 docs/classification.md.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -50,18 +51,16 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-import mmcv
 import numpy as np
 import torch
-from mmengine.fileio import get as read_bytes
 from mmseg.apis import inference_model
+from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 from groupvit_common.drawing import (draw_banner, draw_legend, mark_boundaries,
                                      overlay_labels, png_text, tile_panes)
 from groupvit_common.errors import (USER_ERRORS, CheckpointError,
-                                    ConfigValueError, ImageLoadError,
-                                    user_error_message)
+                                    ConfigValueError, user_error_message)
 from groupvit_common.image_files import list_images
 from groupvit_common.palette import distinct_colors
 from mmseg_groupvit.apis import (classify_image, image_group_maps,
@@ -205,8 +204,8 @@ def parse_args(argv=None):
 
 def written_by_demo(path):
     """Whether ``path`` is a PNG this tool wrote (its ``Software`` text)."""
-    if not path.lower().endswith('.png'):
-        return False
+    if not path.lower().endswith('.png') or not osp.isfile(path):
+        return False  # a FIFO is named by the loader, never opened here
     try:
         with Image.open(path) as picture:
             return picture.info.get('Software') == SOFTWARE
@@ -262,20 +261,13 @@ def unique_stems(paths):
     return stems
 
 
-class UnreadableImage(ValueError):
-    """An input file that does not decode as an image."""
-
-
-def read_rgb(path):
-    """Decode like mmseg's ``LoadImageFromFile`` (so the picture and the
-    prediction have the same size), as RGB."""
-    try:
-        bgr = mmcv.imfrombytes(read_bytes(path), flag='color')
-    except Exception:  # any read or decode failure gets one message
-        bgr = None
-    if bgr is None:
-        raise UnreadableImage(f'Cannot read {path} as an image.')
-    return np.ascontiguousarray(bgr[..., ::-1])
+def image_loader(model):
+    """The first step of the model's test pipeline (after
+    :func:`init_groupvit`, ``RobustLoadImageFromFile``, which checks the
+    header before decoding), built once: each image is decoded once and the
+    array given to the model (``inference_model`` rewrites that step of
+    ``model.cfg`` for arrays)."""
+    return TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
 
 
 def class_shares(labels, num_classes):
@@ -311,15 +303,17 @@ class Writer:
         return path
 
 
-def segment(model, path, stem, args, note):
-    """Run the model on one image and write the requested pictures.
+def segment(model, load, path, stem, args, note):
+    """Run the model on one image (decoded by ``load``, see
+    :func:`image_loader`) and write the requested pictures.
 
     Returns:
         dict: The image's entry of ``summary.json``.
     """
-    rgb = read_rgb(path)
+    bgr = load(dict(img_path=path))['img']
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
     height, width = rgb.shape[:2]
-    labels = inference_model(model, path).pred_sem_seg.data[0].cpu().numpy()
+    labels = inference_model(model, bgr).pred_sem_seg.data[0].cpu().numpy()
     if labels.shape != (height, width):
         raise RuntimeError(f'{path}: prediction {labels.shape} and image '
                            f'{(height, width)} differ in size.')
@@ -367,7 +361,7 @@ def segment(model, path, stem, args, note):
 
     groups_summary = []
     if {'groups', 'final_groups', 'panel'} & show:
-        stages = image_group_maps(model, path)
+        stages = image_group_maps(model, bgr)
         for index, (groups, num_groups) in enumerate(stages, 1):
             final = index == len(stages)
             colours = distinct_colors(num_groups, seed=index)
@@ -421,9 +415,9 @@ def classify(args, images, vocabulary, extra, templates):
     for path in images:
         try:
             ranked = classify_image(model, path)
-        except ImageLoadError as e:
+        except USER_ERRORS as e:
             failed.append(path)
-            print(f'error: {e}', file=sys.stderr)
+            print(f'error: {user_error_message(e)}', file=sys.stderr)
             continue
         results.append(dict(image=path, classes=ranked))
         print(f'{path}:')
@@ -477,12 +471,12 @@ def main(argv=None):
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))
     os.makedirs(args.out, exist_ok=True)
-    results, failed = [], []
+    results, failed, load = [], [], image_loader(model)
     with progress(len(images), 'segment', 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
-                results.append(segment(model, path, stem, args, note))
-            except (UnreadableImage, ) + USER_ERRORS as e:
+                results.append(segment(model, load, path, stem, args, note))
+            except USER_ERRORS as e:
                 # One bad image does not stop the others; it is reported at
                 # the end and the command fails.
                 failed.append(path)

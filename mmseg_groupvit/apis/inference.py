@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmseg.apis import init_model
 from torch import nn
 
-from ..datasets import use_checked_resize
+from ..datasets import use_checked_steps
 from ..models.config_arguments import check_model_arguments
 from ..weights import resolve_load_from
 
@@ -105,7 +105,7 @@ def init_groupvit(config: ConfigLike,
         if 'dataset_meta' not in str(warning.message):
             warnings.warn_explicit(warning.message, warning.category,
                                    warning.filename, warning.lineno)
-    # inference_model reads cfg.test_pipeline: name images that cannot be
-    # resized (the checked steps give the same pixels).
-    use_checked_resize(model.cfg.get('test_pipeline'))
+    # inference_model reads cfg.test_pipeline: image headers checked before
+    # decoding, images that cannot be resized named (same pixels).
+    use_checked_steps(model.cfg.get('test_pipeline'))
     return model

@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Datasets and transforms registered into ``mmseg.registry``."""
 from .checked_transforms import (CheckedLoadAnnotations, CheckedResize,
-                                 use_checked_resize)
+                                 use_checked_steps)
 from .classification_transforms import PackInputs, ResizeEdge
 from .coco_object import COCOObjectDataset
 from .imagenet import CustomDataset, ImageNet
@@ -11,5 +11,5 @@ from .transforms import RobustLoadImageFromFile, exif_orientation
 __all__ = [
     'COCOObjectDataset', 'RobustLoadImageFromFile', 'exif_orientation',
     'CustomDataset', 'ImageNet', 'ResizeEdge', 'PackInputs', 'CheckedResize',
-    'CheckedLoadAnnotations', 'use_checked_resize'
+    'CheckedLoadAnnotations', 'use_checked_steps'
 ]

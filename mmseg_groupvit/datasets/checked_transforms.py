@@ -10,12 +10,15 @@ they cannot handle named or handled.
 - :class:`CheckedLoadAnnotations`: a label map with a side of one pixel
   (a 1x1 or 1xW image) keeps its two dimensions; mmseg squeezes them away
   and ``PackSegInputs`` then fails with "The dim of value must be 2 or 3".
+  A label map of several channels (an RGB picture of the labels) raises
+  :class:`LabelMapError` naming the file.
 
 The shipped dataset configs name ``CheckedResize``; ``tools/test.py``
 loads label maps with ``CheckedLoadAnnotations`` (the configs keep mmseg's
 name, which ``inference_model`` and ``MMSegInferencer`` look for), and
-:func:`mmseg_groupvit.apis.init_groupvit` puts ``CheckedResize`` in the
-``cfg.test_pipeline`` of a user config's model.
+:func:`mmseg_groupvit.apis.init_groupvit` puts ``RobustLoadImageFromFile``
+and ``CheckedResize`` in the ``cfg.test_pipeline`` of a model
+(:func:`use_checked_steps`, the one table of these swaps).
 """
 import io
 from typing import Dict, List
@@ -28,10 +31,10 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from groupvit_common.errors import ImageSizeError
+from groupvit_common.errors import ImageSizeError, LabelMapError
 
 __all__ = [
-    'CheckedResize', 'CheckedLoadAnnotations', 'use_checked_resize',
+    'CheckedResize', 'CheckedLoadAnnotations', 'use_checked_steps',
     'swap_steps'
 ]
 
@@ -72,12 +75,23 @@ class CheckedResize(Resize):
 @TRANSFORMS.register_module()
 class CheckedLoadAnnotations(LoadAnnotations):
     """mmseg's ``LoadAnnotations`` that keeps both dimensions of a label
-    map with a side of one pixel."""
+    map with a side of one pixel and refuses one of several channels.
+
+    Raises:
+        LabelMapError: The label map has several channels (RGB, RGBA).
+    """
 
     def _load_seg_map(self, results: dict) -> None:
         super()._load_seg_map(results)
         label = results['gt_seg_map']
-        if label.ndim >= 2:
+        if label.ndim > 2:
+            raise LabelMapError(
+                f'Label map {results["seg_map_path"]} has {label.shape[2]} '
+                f'channels (a colour picture of the labels?): label maps must '
+                f'be single-channel index maps, each pixel the index of its '
+                f'class (grayscale or palette PNG). Convert the colours to '
+                f'class indices first.')
+        if label.ndim == 2:
             return
         # mmseg squeezes [1, W], [H, 1] and [1, 1] maps; the file header
         # gives the size back.
@@ -90,16 +104,17 @@ class CheckedLoadAnnotations(LoadAnnotations):
             label.reshape(height, width))
 
 
-def use_checked_resize(pipeline,
-                       annotations: bool = False,
-                       where: str = 'pipeline') -> List[str]:
-    """Swap ``Resize`` for :class:`CheckedResize` in a pipeline config (in
+def use_checked_steps(pipeline,
+                      annotations: bool = False,
+                      where: str = 'pipeline') -> List[str]:
+    """Swap mmcv's ``LoadImageFromFile`` for :class:`RobustLoadImageFromFile`
+    and ``Resize`` for :class:`CheckedResize` in a pipeline config (in
     place), and with ``annotations`` ``LoadAnnotations`` for
     :class:`CheckedLoadAnnotations` (not in ``cfg.test_pipeline``, from
     which ``inference_model`` removes ``LoadAnnotations`` by name).
 
-    The shipped dataset configs already name ``CheckedResize``; this is for
-    pipelines of user configs.
+    The checked steps give the same pixels and labels and name bad files;
+    steps already checked are left as they are.
 
     Args:
         pipeline (list[dict], optional): The pipeline config.
@@ -109,7 +124,12 @@ def use_checked_resize(pipeline,
     Returns:
         list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
     """
-    swaps = {'Resize': 'CheckedResize', 'mmcv.Resize': 'CheckedResize'}
+    swaps = {
+        'LoadImageFromFile': 'RobustLoadImageFromFile',
+        'mmcv.LoadImageFromFile': 'RobustLoadImageFromFile',
+        'Resize': 'CheckedResize',
+        'mmcv.Resize': 'CheckedResize'
+    }
     if annotations:
         swaps.update({
             'LoadAnnotations': 'CheckedLoadAnnotations',

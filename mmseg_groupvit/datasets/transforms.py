@@ -17,6 +17,15 @@ EXIF orientation     rotated/flipped upright, as photo viewers show it
 
 What mmcv does not do, and this transform adds:
 
+* the size the file's header states is checked before any pixel is decoded
+  (:func:`groupvit_common.files.check_image`: at most ``MAX_IMAGE_PIXELS``
+  pixels, at most ``MAX_IMAGE_ASPECT``:1 elongated), so a decompression
+  bomb (a 2.6 MB PNG of 30000x30000) or a long strip is refused with
+  :class:`ImageLoadError` instead of claiming gigabytes; every image entry
+  of the package (``tools/test.py``, the demo, classification,
+  ``init_groupvit``'s ``inference_model``) loads through this transform;
+* a local path that is not a regular file (a FIFO, ``/dev/zero``) is named
+  as what it is, without being opened;
 * a missing, empty, truncated or undecodable file raises
   :class:`ImageLoadError` naming the file, the reason and the fix (mmcv
   gives ``AssertionError: failed to load image`` or, for an empty file, an
@@ -31,6 +40,8 @@ What mmcv does not do, and this transform adds:
   to keep the stored orientation).
 """
 import io
+import os
+import stat
 import warnings
 from typing import Optional
 
@@ -42,6 +53,7 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
 from groupvit_common.errors import ImageLoadError
+from groupvit_common.files import check_image, file_kind
 
 __all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
 
@@ -132,11 +144,20 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             ``ignore_empty`` is set and the file is bad.
 
         Raises:
-            ImageLoadError: The file is missing, empty, truncated or cannot
-                be decoded.
+            ImageLoadError: The file is missing, not a regular file, empty,
+                states more pixels than accepted or too elongated a shape,
+                is truncated or cannot be decoded.
         """
         filename = results['img_path']
         try:
+            if self.file_client_args is None and '://' not in filename:
+                # Opening a FIFO would wait, /dev/zero would never end.
+                mode = os.stat(filename).st_mode
+                if not stat.S_ISREG(mode):
+                    return self._fail(
+                        filename, f'it is {file_kind(mode)}, not an image '
+                        f'file', 'Name an image file, or remove the name '
+                        'from the split file.')
             if self.file_client_args is not None:
                 content = fileio.FileClient.infer_client(
                     self.file_client_args, filename).get(filename)
@@ -147,17 +168,18 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 filename, 'the file does not exist',
                 'Check data_root / data_prefix in the config, or remove the '
                 'name from the split file.')
-        except IsADirectoryError:
-            return self._fail(
-                filename, 'it is a folder, not an image file',
-                'Name an image file, or remove the name from the split file.')
         except OSError as e:
             return self._fail(filename, f'it cannot be read ({e})',
                               'Check its permissions.')
         if not content:
             return self._fail(filename, 'the file is empty (0 bytes)',
                               'Copy or download it again.')
-        img = None
+        try:
+            check_image(content, filename)
+        except ImageLoadError:
+            if self.ignore_empty:
+                return None
+            raise
         try:
             img = mmcv.imfrombytes(
                 content, flag=self.color_type, backend=self.imdecode_backend)

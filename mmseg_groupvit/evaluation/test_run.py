@@ -14,7 +14,7 @@ the sampler that skips what is recorded); every swap is returned as one
 import os
 from typing import List, NamedTuple, Optional
 
-from ..datasets.checked_transforms import swap_steps
+from ..datasets.checked_transforms import use_checked_steps
 from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
 from .work_dir_lock import lock_work_dir
@@ -22,17 +22,6 @@ from .work_dir_lock import lock_work_dir
 __all__ = ['use_checked_loading', 'prepare_test_run', 'TestRun']
 
 _PIPELINE = 'test_dataloader.dataset.pipeline'
-
-#: Test pipeline steps and the checked steps that run instead (same
-#: arguments, same pixels and labels; bad files named).
-CHECKED_STEPS = {
-    'LoadImageFromFile': 'RobustLoadImageFromFile',
-    'mmcv.LoadImageFromFile': 'RobustLoadImageFromFile',
-    'Resize': 'CheckedResize',
-    'mmcv.Resize': 'CheckedResize',
-    'LoadAnnotations': 'CheckedLoadAnnotations',
-    'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
-}
 
 
 class TestRun(NamedTuple):
@@ -66,8 +55,8 @@ def use_checked_loading(cfg) -> List[str]:
         list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
     """
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    return swap_steps(
-        dataset.get('pipeline', None), CHECKED_STEPS, where=_PIPELINE)
+    return use_checked_steps(
+        dataset.get('pipeline', None), annotations=True, where=_PIPELINE)
 
 
 def prepare_test_run(cfg,

@@ -27,6 +27,8 @@ from typing import Dict, List, Sequence, Union
 
 from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
 
+from groupvit_common.vocabulary import check_words
+
 __all__ = ['TEMPLATE_SETS', 'get_templates', 'check_template']
 
 # yapf: disable
@@ -68,8 +70,9 @@ def check_template(template: str) -> str:
 
     Raises:
         TypeError: If ``template`` is not a str.
-        ValueError: If it does not have exactly one ``{}`` field, or if its
-            braces are malformed.
+        ValueError: If it does not have exactly one ``{}`` field, if its
+            braces are malformed, or if it has a word longer than
+            :data:`groupvit_common.vocabulary.MAX_WORD_CHARS`.
     """
     if not isinstance(template, str):
         raise TypeError(f'A prompt template must be a str, got '
@@ -90,6 +93,7 @@ def check_template(template: str) -> str:
             f'Prompt template {template!r} has {len(fields)} replacement '
             f'field(s) ({shown or "none"}), expected exactly one empty '
             f'one. {hint}')
+    check_words([template], 'Prompt template')
     return template
 
 

@@ -5,6 +5,7 @@ import pathlib
 import pytest
 
 from mmseg_groupvit.utils import get_prompt_classes, load_vocabulary
+from mmseg_groupvit.utils.templates import check_template
 
 
 def write(tmp_path, text, name='vocab.txt', encoding='utf-8'):
@@ -118,3 +119,45 @@ def test_wrong_types(bad):
 def test_blank_entries(bad):
     with pytest.raises(ValueError, match='blank'):
         load_vocabulary(bad)
+
+
+def test_look_alike_names_are_duplicates_shown_with_their_code_points():
+    # 'саt' starts with CYRILLIC SMALL LETTER ES and A: it prints as 'cat'.
+    with pytest.raises(ValueError) as info:
+        load_vocabulary(['cat', 'dog', '\u0441\u0430t'])
+    message = str(info.value)
+    assert "'cat' (vocabulary entry 0)" in message
+    assert ("'саt' (U+0441 CYRILLIC SMALL LETTER ES, U+0430 CYRILLIC SMALL "
+            "LETTER A) (vocabulary entry 2)") in message
+    assert "'dog'" not in message
+    # Greek capitals, and case: 'ΗΟRSE' (ETA, OMICRON) looks like 'horse'.
+    with pytest.raises(ValueError, match=r'U\+0397 GREEK CAPITAL LETTER ETA'):
+        load_vocabulary(['horse', '\u0397\u039fRSE'])
+    # Names in other scripts that do not look like another name are kept.
+    assert load_vocabulary(['кошка', 'cat', 'γάτα',
+                            '寿司']) == [['кошка'], ['cat'], ['γάτα'], ['寿司']]
+
+
+def test_names_are_nfkc_normalised(tmp_path):
+    # Full-width letters and the 'ﬁ' ligature are the letters they show.
+    assert load_vocabulary(['\uff43\uff41\uff54', '\ufb01sh']) == [['cat'],
+                                                                   ['fish']]
+    path = write(tmp_path, 'cat\n\uff43\uff41\uff54\n')
+    with pytest.raises(ValueError, match='line 1.*line 2'):
+        load_vocabulary(path)
+
+
+def test_a_word_longer_than_the_bound_is_refused(tmp_path):
+    # The documented bound: 100 characters.
+    longest = 'a' * 100
+    assert load_vocabulary([f'{longest} b'])[0] == [f'{longest} b']
+    path = write(tmp_path, 'cat\ndog, ' + 'a' * 50000 + '\n')
+    with pytest.raises(ValueError) as info:
+        load_vocabulary(path)
+    assert str(info.value).startswith(
+        f'{path}, line 2: {"a" * 40!r}... has a word of 50,000 characters, '
+        f'more than the 100 accepted')
+    with pytest.raises(ValueError, match='vocabulary entry 0: .* 101 char'):
+        load_vocabulary([['cat', longest + 'a']])
+    with pytest.raises(ValueError, match='Prompt template: .* 101 char'):
+        check_template('a photo of ' + longest + 'a {}.')

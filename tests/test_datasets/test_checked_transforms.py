@@ -14,7 +14,7 @@ from PIL import Image
 from groupvit_common.errors import ImageLoadError, ImageSizeError
 from mmseg_groupvit.datasets import (CheckedLoadAnnotations, CheckedResize,
                                      RobustLoadImageFromFile,
-                                     use_checked_resize)
+                                     use_checked_steps)
 from tests.conftest import REPO, build_small_segmentor
 
 VOC_RESIZE = dict(scale=(2048, 448), keep_ratio=True)
@@ -74,7 +74,7 @@ def api_model():
     init_default_scope('mmseg')
     model = build_small_segmentor()
     model.cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
-    use_checked_resize(model.cfg.test_pipeline)
+    use_checked_steps(model.cfg.test_pipeline)
     return model
 
 

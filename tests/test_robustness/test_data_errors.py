@@ -16,6 +16,7 @@ from groupvit_common.errors import (ConfigCheckError, ImageLoadError,
 from mmseg_groupvit.evaluation import check_dataset_paths
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
+from tests.test_robustness.test_image_entries import crafted_png
 
 NAMES = ['2007_000033', '2007_000129']
 # Small windows on images resized to a short side of 224: quick.
@@ -132,6 +133,20 @@ def test_label_map_size_mismatch_stops_the_tool(dataset):
     assert 'is 366x500' in message
 
 
+@pytest.mark.parametrize('mode', ['RGB', 'RGBA'])
+def test_colour_label_map_stops_the_tool(dataset, mode):
+    """A label map saved as a colour picture (mmseg loads it as HxWx3 and
+    fails with a traceback)."""
+    path = dataset[0] / 'SegmentationClass' / (NAMES[1] + '.png')
+    Image.open(path).convert(mode).save(path)
+    message = run_tool(dataset)
+    assert message == (
+        f'error: Label map {path} has {len(mode)} channels (a colour picture '
+        f'of the labels?): label maps must be single-channel index maps, '
+        f'each pixel the index of its class (grayscale or palette PNG). '
+        f'Convert the colours to class indices first.')
+
+
 def test_checkpoint_of_another_architecture(dataset, tmp_path):
     other = tmp_path / 'other.pth'
     model = build_small_segmentor(image_encoder=dict(depths=[2, 1, 1]))
@@ -154,17 +169,19 @@ def test_worker_traceback_is_stripped():
         'again.')
 
 
-def test_too_elongated_image_is_named(dataset):
-    """A 10x100000 strip: one side under a pixel after the resize (mmcv
-    fails with an OpenCV assertion naming nothing)."""
-    root = dataset[0]
-    image = root / 'JPEGImages' / (NAMES[0] + '.jpg')
-    Image.new('RGB', (60000, 10)).save(image, format='PNG')
-    Image.new('L', (60000, 10)).save(root / 'SegmentationClass' /
-                                     (NAMES[0] + '.png'))
+@pytest.mark.parametrize('size, words', [
+    ((30000, 30000), '900,000,000 pixels, more than the 134,217,728 accepted'),
+    ((60000, 10), '60000x10 pixels, more elongated than 64:1')
+])
+def test_bomb_and_strip_are_refused_before_decoding(dataset, size, words):
+    """A PNG whose header states 30000x30000 (2.5 GiB decoded) or a 60000x10
+    strip (a side under one pixel after the resize; mmcv fails with an
+    OpenCV assertion naming nothing), holding two rows of data: refused
+    from the header, so never decoded."""
+    image = dataset[0] / 'JPEGImages' / (NAMES[0] + '.jpg')
+    image.write_bytes(crafted_png(*size))
     message = run_tool(dataset)
-    assert f'{image} (10x60000) cannot be resized by the test pipeline' in \
-        message
+    assert message.startswith(f'error: {image} is {words}')
 
 
 def test_one_pixel_image_with_a_label_is_evaluated(dataset):

@@ -25,14 +25,14 @@ PIPELINE = [
 ]
 
 
-def predict(model, path, mode='slide', **test_cfg):
+def predict(model, path, mode='slide', pipeline=PIPELINE, **test_cfg):
     model.test_cfg = ConfigDict(
         mode=mode,
         crop_size=(448, 448),
         stride=(224, 224),
         bg_thresh=0.95,
         **test_cfg)
-    data = Compose(PIPELINE)(dict(img_path=str(path)))
+    data = Compose(pipeline)(dict(img_path=str(path)))
     batch = model.data_preprocessor(pseudo_collate([data]), False)
     with torch.no_grad():
         return model.predict(batch['inputs'], batch['data_samples'])[0]
@@ -135,13 +135,16 @@ def test_image_smaller_than_the_window_equals_whole_inference():
 
 
 def test_image_smaller_than_a_patch_after_resizing(tmp_path):
-    """A 4000x5 strip keeps its aspect ratio: 2048x3 after the resize, less
-    than one 16x16 patch high. The error names the file and says so instead
-    of failing deep in the network."""
+    """A 640x10 strip (64:1, the most elongated file accepted) resized to a
+    long side of 512 keeps its aspect ratio: 512x8, less than one 16x16
+    patch high. The error names the file and says so instead of failing
+    deep in the network."""
     path = tmp_path / 'strip.png'
-    Image.fromarray(np.zeros((5, 4000, 3), np.uint8)).save(path)
+    Image.fromarray(np.zeros((10, 640, 3), np.uint8)).save(path)
+    pipeline = list(PIPELINE)
+    pipeline[1] = dict(type='Resize', scale=(512, 448), keep_ratio=True)
     with pytest.raises(
             ImageSizeError,
-            match=r'strip.png \(5x4000, 3x2048 after the test pipeline\): '
-            r'Image \(3, 448\) is smaller than one 16x16 patch'):
-        predict(build_small_segmentor(), path)
+            match=r'strip.png \(10x640, 8x512 after the test pipeline\): '
+            r'Image \(8, 448\) is smaller than one 16x16 patch'):
+        predict(build_small_segmentor(), path, pipeline=pipeline)

@@ -460,8 +460,8 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
         vocabulary_file='missing.txt',
         template='has 0 replacement field',
         vocabulary_size='The text encoder has 3 classes',
-        tiny_image='strip.jpg (5x4000, 3x2048 after the test pipeline): '
-        'Image (3, 448) is smaller than one 16x16 patch')[case]
+        tiny_image='strip.jpg (10x640, 8x512 after the test pipeline): '
+        'Image (8, 448) is smaller than one 16x16 patch')[case]
     if case == 'config':
         config = str(tmp_path / 'missing.py')
     elif case == 'checkpoint':
@@ -473,18 +473,22 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     elif case == 'template':
         options.append('model.text_encoder.templates=[aphoto]')
     elif case == 'tiny_image':
-        # A 4000x5 strip: 2048x3 after the resize to a short side of 448.
+        # A 640x10 strip (64:1, the most elongated accepted): 512x8 after a
+        # resize to a long side of 512.
         root = tmp_path / 'voc'
         for folder in ('JPEGImages', 'SegmentationClass',
                        'ImageSets/Segmentation'):
             (root / folder).mkdir(parents=True)
         Image.fromarray(np.zeros(
-            (5, 4000, 3), np.uint8)).save(root / 'JPEGImages' / 'strip.jpg')
+            (10, 640, 3), np.uint8)).save(root / 'JPEGImages' / 'strip.jpg')
         Image.fromarray(np.zeros(
-            (5, 4000),
+            (10, 640),
             np.uint8)).save(root / 'SegmentationClass' / 'strip.png')
         (root / 'ImageSets' / 'Segmentation' / 'val.txt').write_text('strip\n')
-        options = [f'test_dataloader.dataset.data_root={root}']
+        options = [
+            f'test_dataloader.dataset.data_root={root}',
+            'test_dataloader.dataset.pipeline.1.scale=(512,448)'
+        ]
     else:
         vocabulary = write_vocabulary(tmp_path / 'v.txt',
                                       ['cat', 'dog', 'bird'], {})
