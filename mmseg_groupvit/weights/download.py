@@ -24,8 +24,9 @@ from .convert_checkpoint import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
-# torch.hub's rule: the hash is what follows the last '-' of the name.
-HASH_REGEX = re.compile(r'-([a-f0-9]{6,64})\.')
+# torch.hub's rule (``torch.hub.HASH_REGEX``, searched in the file name of
+# the URL's path): the first '-' followed by hex digits and a '.'.
+HASH_REGEX = re.compile(r'-([a-f0-9]*)\.')
 #: The largest body taken, and the seconds after which a transfer slower
 #: than MIN_RATE bytes/s (no byte at all included) is given up (curl's
 #: ``--speed-limit 1024 --speed-time 60``): the environment sets them.
@@ -41,8 +42,9 @@ def is_remote(source) -> bool:
 
 
 def expected_hash(url: str) -> Optional[str]:
-    """The SHA-256 prefix a release-style name carries, or None."""
-    match = HASH_REGEX.search(osp.basename(url.split('?')[0]))
+    """The SHA-256 prefix a release-style name carries, as torch.hub reads
+    it (``check_hash=True``); None or '' for nothing to check."""
+    match = HASH_REGEX.search(osp.basename(urllib.parse.urlsplit(url).path))
     return match.group(1) if match else None
 
 

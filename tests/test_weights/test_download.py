@@ -195,6 +195,27 @@ def test_the_bytes_checked_are_the_bytes_loaded(published, torch_home,
     assert_same_tensors(loaded['state_dict'], tensors_of(published['file']))
 
 
+@pytest.mark.parametrize('name', [
+    'group_vit-gcc-yfcc_30e-879422e0.pth',
+    'group_vit_gcc_redcap_30e-3dd09a76.pth', 'resnet18-5c106cde.pth',
+    'a-abc.b-12345678.pth', 'vit-base-patch16-224.pth', 'model-.pth',
+    'x-879422e0-v2.pth', 'x-879422e0.v2.pth', 'm-ABCDEF12.pth',
+    'm-12345678.tar.gz', 'plain.pth', 'm-' + '0a' * 33 + '.pth'
+])
+def test_the_hash_in_a_name_is_read_as_torch_hub_reads_it(name):
+    """torch.hub searches its HASH_REGEX in the file name of the URL's
+    path (a query or fragment is not part of it)."""
+    match = torch.hub.HASH_REGEX.search(name)
+    url = f'https://host/v1.0-{"a" * 8}.d/{name}?x=-12345678.pth#-87654321.'
+    assert download.expected_hash(url) == (match and match.group(1))
+
+
+def test_the_first_hash_like_part_is_the_hash():
+    # Hand-read: torch.hub takes the first '-HEX.', not the last '-'.
+    assert download.expected_hash('http://h/a-abc.b-12345678.pth') == 'abc'
+    assert download.expected_hash('http://h/x-879422e0-v2.pth') is None
+
+
 @pytest.mark.parametrize('case, expected',
                          [('wrong_hash', 'not the 0badc0de its name promises'),
                           ('truncated', 'stopped after'),
