@@ -199,14 +199,10 @@ class CaptionShards(IterableDataset):
             first = url not in seen
             members = self._members(url, tally, first)
             for key, group in itertools.groupby(members, lambda m: m[0]):
+                sample = {ext: data for _, ext, data in group}
+                sample.update(__key__=key, __url__=url, __first__=first)
                 tally['_read'] += first
-                yield dict({
-                    ext: data
-                    for _, ext, data in group
-                },
-                           __key__=key,
-                           __url__=url,
-                           __first__=first)
+                yield sample
             seen.add(url)
             tally['_complete'] = len(seen) == len(self.shards)
             self._check_pass(tally)
