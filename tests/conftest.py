@@ -217,11 +217,13 @@ class _FileHandler(http.server.SimpleHTTPRequestHandler):
     sends all; ``gzip`` sends it gzip-encoded; ``chunked`` sends half in
     chunks and closes; ``stall`` sends half, then nothing for a minute;
     ``once`` is ``nolength`` on the first request, whole afterwards;
-    ``/named/NAME/ANY`` sends NAME whole under any name. Every GET path is
-    recorded."""
+    ``/named/NAME/ANY`` sends NAME whole under any name; ``endless`` sends
+    zeros without a length until the client hangs up (or 60 s pass);
+    ``trickle`` announces NAME's length and sends a byte every 0.1 s. Every
+    GET path is recorded."""
 
     MODES = ('truncated', 'nolength', 'lying', 'gzip', 'chunked', 'stall',
-             'once', 'named')
+             'once', 'named', 'endless', 'trickle')
 
     def do_GET(self):
         self.server.requests.append(self.path)
@@ -247,10 +249,24 @@ class _FileHandler(http.server.SimpleHTTPRequestHandler):
         elif mode == 'chunked':
             headers['Transfer-Encoding'] = 'chunked'
             body = b'%x\r\n%s\r\n' % (len(body), body)
+        if mode == 'trickle':
+            headers['Content-Length'] = len(data)
         self.send_response(200)
         for key, value in headers.items():
             self.send_header(key, str(value))
         self.end_headers()
+        if mode in ('endless', 'trickle'):
+            chunk = bytes(1 << 16) if mode == 'endless' else data[:1]
+            deadline = time.time() + 60
+            try:
+                while time.time() < deadline:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    time.sleep(0.1 * (mode == 'trickle'))
+            except OSError:  # the client hung up
+                pass
+            self.close_connection = True
+            return
         self.wfile.write(body)
         if mode == 'stall':
             self.wfile.flush()

@@ -128,10 +128,17 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             ``backend_args``).
     """
 
-    def _fail(self, filename: str, reason: str, fix: str):
+    def _fail(self, results: dict, reason: str, fix: str):
+        """Raise the error; ``results['listed_in']`` (a dataset's words
+        for where the image is listed) takes the place of the split file."""
         if self.ignore_empty:
             return None
-        raise ImageLoadError(f'Cannot load image {filename}: {reason}. {fix}')
+        listed = results.get('listed_in')
+        if listed:
+            fix = fix.replace('the split file', listed) if \
+                'the split file' in fix else f'{fix} It is listed in {listed}.'
+        raise ImageLoadError(
+            f'Cannot load image {results["img_path"]}: {reason}. {fix}')
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']``.
@@ -155,7 +162,7 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 mode = os.stat(filename).st_mode
                 if not stat.S_ISREG(mode):
                     return self._fail(
-                        filename, f'it is {file_kind(mode)}, not an image '
+                        results, f'it is {file_kind(mode)}, not an image '
                         f'file', 'Name an image file, or remove the name '
                         'from the split file.')
             if self.file_client_args is not None:
@@ -165,14 +172,18 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 content = fileio.get(filename, backend_args=self.backend_args)
         except FileNotFoundError:
             return self._fail(
-                filename, 'the file does not exist',
+                results, 'the file does not exist',
                 'Check data_root / data_prefix in the config, or remove the '
                 'name from the split file.')
+        except IsADirectoryError:
+            return self._fail(
+                results, 'it is a folder, not an image file',
+                'Name an image file, or remove the name from the split file.')
         except OSError as e:
-            return self._fail(filename, f'it cannot be read ({e})',
+            return self._fail(results, f'it cannot be read ({e})',
                               'Check its permissions.')
         if not content:
-            return self._fail(filename, 'the file is empty (0 bytes)',
+            return self._fail(results, 'the file is empty (0 bytes)',
                               'Copy or download it again.')
         try:
             check_image(content, filename)
@@ -189,12 +200,12 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             reason = _pillow_reason(content)
             if reason is not None:
                 return self._fail(
-                    filename, f'the file is truncated or corrupt '
+                    results, f'the file is truncated or corrupt '
                     f'({reason})', 'Copy or download it again, or remove it '
                     'from the split file.')
             if img is None:
                 return self._fail(
-                    filename, f'the "{self.imdecode_backend}" decoder cannot '
+                    results, f'the "{self.imdecode_backend}" decoder cannot '
                     f'read this format (Pillow can)',
                     'Set imdecode_backend="pillow" in the loading transform, '
                     'or convert the file to PNG or JPEG.')

@@ -152,7 +152,8 @@ def _adopt(source: str, path: str, entry: str) -> None:
         raise WrongHash(
             f'the checkpoint from {source} has SHA-256 '
             f'{digest[0][:len(prefix)]}..., not the {prefix} its name '
-            f'promises: the download is damaged or not the published file; '
+            f'promises (as torch.hub reads names: -HEX. is a SHA-256 '
+            f'prefix): the download is damaged or not the published file; '
             f'it was deleted from {osp.dirname(entry)}. ' +
             by_hand(source, entry))
     checkpoint = to_mmseg_checkpoint(checkpoint, path)

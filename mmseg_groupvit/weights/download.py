@@ -11,9 +11,9 @@ import http.client
 import os
 import os.path as osp
 import re
-import shutil
 import socket
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,8 +24,15 @@ from .convert_checkpoint import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
-# torch.hub's rule: the hash is what follows the last '-' of the name.
-HASH_REGEX = re.compile(r'-([a-f0-9]{6,64})\.')
+# torch.hub's rule (``torch.hub.HASH_REGEX``, searched in the file name of
+# the URL's path): the first '-' followed by hex digits and a '.'.
+HASH_REGEX = re.compile(r'-([a-f0-9]*)\.')
+#: The largest body taken, and the seconds after which a transfer slower
+#: than MIN_RATE bytes/s (no byte at all included) is given up (curl's
+#: ``--speed-limit 1024 --speed-time 60``): the environment sets them.
+LIMITS = dict(
+    GROUPVIT_DOWNLOAD_MAX_BYTES=2 << 30, GROUPVIT_DOWNLOAD_STALL_SECONDS=60)
+MIN_RATE = 1024
 
 
 def is_remote(source) -> bool:
@@ -35,8 +42,9 @@ def is_remote(source) -> bool:
 
 
 def expected_hash(url: str) -> Optional[str]:
-    """The SHA-256 prefix a release-style name carries, or None."""
-    match = HASH_REGEX.search(osp.basename(url.split('?')[0]))
+    """The SHA-256 prefix a release-style name carries, as torch.hub reads
+    it (``check_hash=True``); None or '' for nothing to check."""
+    match = HASH_REGEX.search(osp.basename(urllib.parse.urlsplit(url).path))
     return match.group(1) if match else None
 
 
@@ -68,7 +76,8 @@ def download_url(url: str, entry: str) -> str:
         url, headers={'Accept-Encoding': 'identity'})
     length = None
     try:
-        with f, urllib.request.urlopen(request, timeout=60) as response:
+        max_bytes, stall = (_limit(name) for name in LIMITS)
+        with f, urllib.request.urlopen(request, timeout=stall) as response:
             encoding = response.headers.get('Content-Encoding', 'identity')
             if encoding != 'identity':
                 raise CheckpointError(
@@ -76,7 +85,7 @@ def download_url(url: str, entry: str) -> str:
                     f'itself; nothing was kept. ' + by_hand(url, entry))
             length = response.headers.get('Content-Length')
             try:
-                shutil.copyfileobj(response, f, 1 << 20)
+                _copy_body(response, f, max_bytes, stall)
             except http.client.IncompleteRead:
                 length = length or 'the announced'
             received = f.tell()
@@ -86,6 +95,11 @@ def download_url(url: str, entry: str) -> str:
                 f'bytes; nothing was kept in {osp.dirname(entry)}. Run '
                 f'again. ' + by_hand(url, entry))
         return f.name
+    except _Refused as e:
+        os.remove(f.name)
+        raise CheckpointError(
+            f'the download of {url} {e}; nothing was kept in '
+            f'{osp.dirname(entry)}. ' + by_hand(url, entry)) from None
     except KeyboardInterrupt:
         os.remove(f.name)
         raise CheckpointError(
@@ -104,6 +118,50 @@ def download_url(url: str, entry: str) -> str:
             f'cannot download {url} ({reason}); offline or the server '
             f'failed. The checkpoint is looked for at {entry}. ' +
             by_hand(url, entry)) from None
+
+
+class _Refused(Exception):
+    """A transfer given up: too large or too slow."""
+
+
+def _limit(name: str) -> int:
+    """The limit ``name`` of :data:`LIMITS`, from the environment."""
+    value = os.environ.get(name, str(LIMITS[name]))
+    if not value.isdigit() or int(value) < 1:
+        raise CheckpointError(f'{name}={value!r}: give a whole number above 0 '
+                              f'(default {LIMITS[name]}).')
+    return int(value)
+
+
+def _copy_body(response, f, max_bytes: int, stall: int) -> None:
+    """Copy the body of ``response`` to ``f``: at most ``max_bytes``, at
+    least :data:`MIN_RATE` bytes/s over every ``stall`` seconds."""
+    announced = response.headers.get('Content-Length', '')
+    if announced.isdigit() and int(announced) > max_bytes:
+        raise _Refused(f'was refused: the server announces {announced} '
+                       f'bytes, over GROUPVIT_DOWNLOAD_MAX_BYTES={max_bytes}')
+    since, window = time.monotonic(), 0
+    while True:
+        try:
+            chunk = response.read1(1 << 20)
+        except TimeoutError:  # no byte for `stall` seconds
+            chunk = None
+        if chunk == b'':
+            return
+        if chunk:
+            f.write(chunk)
+            window += len(chunk)
+        if f.tell() > max_bytes:
+            raise _Refused(f'was stopped: the server sent more than '
+                           f'GROUPVIT_DOWNLOAD_MAX_BYTES={max_bytes} bytes')
+        elapsed = time.monotonic() - since
+        if chunk is None or elapsed >= stall:
+            if chunk is None or window < MIN_RATE * elapsed:
+                raise _Refused(
+                    f'stalled: under {MIN_RATE} bytes/s for {stall} s '
+                    f'({f.tell()} bytes received; on a slow link, raise '
+                    f'GROUPVIT_DOWNLOAD_STALL_SECONDS={stall})')
+            since, window = time.monotonic(), 0
 
 
 def parse_hub_id(source: str):

@@ -79,17 +79,19 @@ def test_release_is_fetched_once_as_the_quick_start_does(site, tmp_path):
         del os.environ['TORCH_HOME']
 
 
-@pytest.mark.parametrize('case', ['wrong_hash', 'offline'])
+@pytest.mark.parametrize('case', ['wrong_hash', 'offline', 'trickle'])
 def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
                                                      monkeypatch, capsys):
-    base, _ = site
+    base, name = site
     with socket.socket() as closed:
         closed.bind(('127.0.0.1', 0))
         url = dict(
             wrong_hash=f'{base}/groupvit_small-0badc0de.pth',
             offline=f'http://127.0.0.1:{closed.getsockname()[1]}/'
-            f'group_vit_gcc_yfcc_30e-879422e0.pth')[case]
+            f'group_vit_gcc_yfcc_30e-879422e0.pth',
+            trickle=f'{base}/trickle/{name}')[case]
         monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+        monkeypatch.setenv('GROUPVIT_DOWNLOAD_STALL_SECONDS', '1')
         fetch = load_script(FETCH, 'groupvit_fetch_weights')
         with pytest.raises(SystemExit) as error:
             fetch.main([url])
@@ -99,7 +101,8 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
     assert re.search(r'`curl -L -o \S+ ' + re.escape(url) + '`', message)
     assert dict(
         wrong_hash='not the 0badc0de its name promises',
-        offline='cannot download')[case] in message
+        offline='cannot download',
+        trickle='stalled: under 1024 bytes/s for 1 s')[case] in message
     assert cached(tmp_path / 'torch') == []
 
 

@@ -99,3 +99,22 @@ def test_bad_training_data_stops_with_one_error_line(tmp_path):
     message = str(error.value)
     assert message.startswith('error: annotation file ') and \
         'missing.jsonl not found' in message and '\n' not in message
+
+
+def test_an_image_that_does_not_decode_names_its_annotation_line(tmp_path):
+    (tmp_path / 'bad.jpg').write_bytes(b'not a jpeg')
+    with open(tmp_path / 'ann.jsonl', 'w') as f:
+        f.write(
+            json.dumps(dict(image=str(tmp_path /
+                                      'bad.jpg'), caption='a cat')) + '\n')
+    with pytest.raises(SystemExit) as error:
+        train([
+            SMOKE, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'train_dataloader.dataset.ann_file={tmp_path}/ann.jsonl',
+            'train_dataloader.batch_size=1'
+        ])
+    assert str(error.value) == (
+        f'error: Cannot load image {tmp_path}/bad.jpg: the file is truncated '
+        f'or corrupt (not a known image format). Copy or download it again, '
+        f'or remove it from annotation file {tmp_path}/ann.jsonl line 1.')

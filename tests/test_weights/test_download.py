@@ -9,6 +9,7 @@ import os.path as osp
 import shutil
 import socket
 import sys
+import time
 
 import pytest
 import torch
@@ -194,6 +195,27 @@ def test_the_bytes_checked_are_the_bytes_loaded(published, torch_home,
     assert_same_tensors(loaded['state_dict'], tensors_of(published['file']))
 
 
+@pytest.mark.parametrize('name', [
+    'group_vit-gcc-yfcc_30e-879422e0.pth',
+    'group_vit_gcc_redcap_30e-3dd09a76.pth', 'resnet18-5c106cde.pth',
+    'a-abc.b-12345678.pth', 'vit-base-patch16-224.pth', 'model-.pth',
+    'x-879422e0-v2.pth', 'x-879422e0.v2.pth', 'm-ABCDEF12.pth',
+    'm-12345678.tar.gz', 'plain.pth', 'm-' + '0a' * 33 + '.pth'
+])
+def test_the_hash_in_a_name_is_read_as_torch_hub_reads_it(name):
+    """torch.hub searches its HASH_REGEX in the file name of the URL's
+    path (a query or fragment is not part of it)."""
+    match = torch.hub.HASH_REGEX.search(name)
+    url = f'https://host/v1.0-{"a" * 8}.d/{name}?x=-12345678.pth#-87654321.'
+    assert download.expected_hash(url) == (match and match.group(1))
+
+
+def test_the_first_hash_like_part_is_the_hash():
+    # Hand-read: torch.hub takes the first '-HEX.', not the last '-'.
+    assert download.expected_hash('http://h/a-abc.b-12345678.pth') == 'abc'
+    assert download.expected_hash('http://h/x-879422e0-v2.pth') is None
+
+
 @pytest.mark.parametrize('case, expected',
                          [('wrong_hash', 'not the 0badc0de its name promises'),
                           ('truncated', 'stopped after'),
@@ -236,18 +258,57 @@ def test_a_long_file_name_is_cached_under_a_short_one(published, torch_home):
 
 def test_ctrl_c_during_a_download_keeps_nothing(published, torch_home,
                                                 monkeypatch):
-    copy = download.shutil.copyfileobj
+    copy = download._copy_body
 
-    def interrupted(source, target, length):
+    def interrupted(source, target, *limits):
         target.write(source.read(100))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(download.shutil, 'copyfileobj', interrupted)
+    monkeypatch.setattr(download, '_copy_body', interrupted)
     with pytest.raises(CheckpointError, match='was interrupted; nothing'):
         CheckpointLoader.load_checkpoint(published['url'])
     assert cached_files(torch_home) == []
-    monkeypatch.setattr(download.shutil, 'copyfileobj', copy)
+    monkeypatch.setattr(download, '_copy_body', copy)
     CheckpointLoader.load_checkpoint(published['url'])
+
+
+@pytest.mark.parametrize(
+    'case, limits, expected',
+    [('endless', dict(MAX_BYTES=10**6), 'was stopped: the server sent more '
+      'than GROUPVIT_DOWNLOAD_MAX_BYTES=1000000 bytes'),
+     ('named', dict(MAX_BYTES=1000), 'was refused: the server announces '),
+     ('trickle', dict(STALL_SECONDS=1), 'stalled: under 1024 bytes/s for 1 '
+      's ('),
+     ('stall', dict(STALL_SECONDS=1), 'stalled: under 1024 bytes/s for 1 s '
+      '(')],
+    ids=['endless', 'announced_too_large', 'trickle', 'no_byte'])
+def test_an_endless_or_stalled_download_is_given_up(published, torch_home,
+                                                    monkeypatch, case, limits,
+                                                    expected):
+    """A server sending zeros for ever, announcing more than the cap, one
+    byte every 0.1 s, or half the file and then nothing."""
+    for name, value in limits.items():
+        monkeypatch.setenv(f'GROUPVIT_DOWNLOAD_{name}', str(value))
+    url = f'{published["base"]}/{case}/{published["name"]}'
+    start = time.monotonic()
+    with pytest.raises(CheckpointError) as error:
+        CheckpointLoader.load_checkpoint(url)
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert message.startswith(f'the download of {url} {expected}'), message
+    assert f'curl -L -o {cache_entry(url)} {url}' in message
+    assert '\n' not in message
+    assert cached_files(torch_home) == []
+
+
+def test_a_limit_that_is_not_a_number(published, torch_home, monkeypatch):
+    monkeypatch.setenv('GROUPVIT_DOWNLOAD_MAX_BYTES', '2GB')
+    with pytest.raises(CheckpointError) as error:
+        CheckpointLoader.load_checkpoint(published['url'])
+    assert str(error.value) == (
+        "GROUPVIT_DOWNLOAD_MAX_BYTES='2GB': give a whole number above 0 "
+        "(default 2147483648).")
+    assert cached_files(torch_home) == []
 
 
 @pytest.fixture

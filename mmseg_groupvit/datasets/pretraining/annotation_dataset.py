@@ -22,7 +22,9 @@ class CaptionAnnotationDataset(BaseDataset):
     relative to ``data_root`` / ``data_prefix['img_path']`` (or absolute).
     Every listed image must exist and every caption be non-empty: the
     first that is not stops the run before training, naming the file,
-    the line and the fix.
+    the line and the fix. An image that cannot be decoded stops the run
+    when it is loaded (``RobustLoadImageFromFile``), naming the line too
+    (``listed_in``).
 
     Args:
         ann_file (str): The annotation file.
@@ -107,7 +109,8 @@ class CaptionAnnotationDataset(BaseDataset):
                 raise TrainingDataError(
                     f'{where}: the caption of {img_path} is empty. Write one '
                     f'or remove the line.')
-            data_list.append(dict(img_path=img_path, caption=caption))
+            data_list.append(
+                dict(img_path=img_path, caption=caption, listed_in=where))
         if not data_list:
             raise TrainingDataError(
                 f'annotation file {self.ann_file} lists no image: add '

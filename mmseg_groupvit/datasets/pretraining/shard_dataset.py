@@ -2,10 +2,13 @@
 """Captioned photos streamed from webdataset tar shards."""
 import itertools
 import logging
+import os
 import os.path as osp
 import tarfile
-from typing import List, Optional, Sequence, Union
+from collections import Counter
+from typing import Iterator, List, Optional, Sequence, Union
 
+import cv2
 import mmcv
 from mmengine.dataset import Compose
 from mmengine.dist import get_dist_info
@@ -17,6 +20,9 @@ from groupvit_common.errors import TrainingDataError
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 CAPTION_EXTENSIONS = ('txt', 'text')
+#: A shard's members may not add up to more than this many times its size
+#: on disk (a compressed shard expanding further is a compression bomb).
+MAX_EXPANSION = 100
 
 
 @DATASETS.register_module()
@@ -35,7 +41,13 @@ class CaptionShards(IterableDataset):
 
     A bad sample (an image that does not decode, a missing or empty
     caption, a damaged tar member) is skipped, never included, and each
-    skip is logged with its shard and key and the count so far.
+    skip is counted, and logged with its shard and key and the count so
+    far when the shard is read for the first time. A member
+    over ``max_member_bytes`` or sparse is skipped unread; a member that
+    would make a shard expand to over ``MAX_EXPANSION`` times its size on
+    disk (a compression bomb) ends the reading of that shard. Once every
+    shard was read and none gave a good sample, the stream stops with a
+    ``TrainingDataError`` counting the reasons.
 
     Args:
         datasets (list[dict]): Each with ``path`` (folder), ``prefix``
@@ -48,6 +60,8 @@ class CaptionShards(IterableDataset):
         shuffle_buffer (int): Samples in the shuffle buffer. Defaults to
             10000 (the original's).
         seed (int, optional): Seed of the shard draws. Defaults to 0.
+        max_member_bytes (int): Largest tar member read (an image or a
+            caption). Defaults to 64 MiB.
     """
 
     def __init__(self,
@@ -55,6 +69,7 @@ class CaptionShards(IterableDataset):
                  pipeline: Sequence[dict] = (),
                  shuffle_buffer: int = 10000,
                  seed: Optional[int] = 0,
+                 max_member_bytes: int = 64 << 20,
                  **kwargs):
         self.shards, self.length = [], 0
         for spec in datasets:
@@ -70,6 +85,7 @@ class CaptionShards(IterableDataset):
         self.pipeline = Compose(pipeline)
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        self.max_member_bytes = int(max_member_bytes)
         self.skipped = 0
 
     @staticmethod
@@ -96,34 +112,46 @@ class CaptionShards(IterableDataset):
         """Samples per process and epoch."""
         return self.length // get_dist_info()[1]
 
-    def _skip(self, where: str, reason: str) -> None:
+    def _skip(self, where: str, reason: str, tally: Counter,
+              first: bool) -> None:
+        """Count a skip; in its shard's first reading (``first``), log it
+        and count its reason in ``tally``."""
         self.skipped += 1
-        print_log(
-            f'skipped training sample {where}: {reason} ({self.skipped} '
-            f'skipped by this data worker so far)',
-            logger='current',
-            level=logging.WARNING)
+        tally[reason] += first
+        if first:
+            print_log(
+                f'skipped training sample {where}: {reason} ({self.skipped} '
+                f'skipped by this data worker so far)',
+                logger='current',
+                level=logging.WARNING)
 
-    def _decode(self, sample: dict) -> Optional[dict]:
-        where = f'{sample.get("__url__")}:{sample.get("__key__")}'
+    def _decode(self, sample: dict, tally: Counter) -> Optional[dict]:
+        where = f'{sample["__url__"]}:{sample["__key__"]}'
+        first = sample['__first__']
         image = next((sample[k] for k in IMAGE_EXTENSIONS if k in sample),
                      None)
         caption = next((sample[k] for k in CAPTION_EXTENSIONS if k in sample),
                        None)
         if image is None:
-            return self._skip(where, 'no image (.jpg, .png, .webp)')
+            return self._skip(where, 'no image (.jpg, .png, .webp)', tally,
+                              first)
         try:
             caption = caption.decode('utf-8').strip() if caption else ''
         except UnicodeDecodeError:
-            return self._skip(where, 'the caption is not UTF-8 text')
+            return self._skip(where, 'the caption is not UTF-8 text', tally,
+                              first)
         if not caption:
-            return self._skip(where, 'no caption (.txt)')
-        try:
+            return self._skip(where, 'no caption (.txt)', tally, first)
+        level = cv2.utils.logging.getLogLevel()
+        try:  # logged as a skip below, not as OpenCV's ERROR line too
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
             img = mmcv.imfrombytes(image, flag='color')
         except Exception:  # any decoder failure skips the sample
             img = None
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if img is None:
-            return self._skip(where, 'the image does not decode')
+            return self._skip(where, 'the image does not decode', tally, first)
         return dict(
             img=img,
             img_path=where,
@@ -131,27 +159,91 @@ class CaptionShards(IterableDataset):
             img_shape=img.shape[:2],
             caption=caption)
 
-    def _handler(self, error: BaseException) -> bool:
-        self._skip('in a shard', f'{type(error).__name__}: {error}')
-        return True
+    def _members(self, url: str, tally: Counter,
+                 first: bool) -> Iterator[tuple]:
+        """``(key, extension, bytes)`` of the members of shard ``url``, read
+        within ``max_member_bytes`` each and ``MAX_EXPANSION`` times the
+        shard's size in all."""
+        from webdataset.tariterators import base_plus_ext
+        try:
+            with open(url, 'rb') as f, tarfile.open(
+                    fileobj=f, mode='r|*') as tar:
+                bound = MAX_EXPANSION * os.fstat(f.fileno()).st_size
+                for member in tar:
+                    key, ext = base_plus_ext(member.name)
+                    where = f'{url}:{member.name}'
+                    if not member.isreg() or key is None:
+                        continue
+                    if member.offset_data + member.size > bound:
+                        return self._skip(
+                            where, f'a member expanding the shard over '
+                            f'{MAX_EXPANSION} times (the rest of the shard is '
+                            f'left)', tally, first)
+                    if member.issparse() or \
+                            member.size > self.max_member_bytes:
+                        self._skip(
+                            where, f'a sparse member or one over '
+                            f'max_member_bytes={self.max_member_bytes}', tally,
+                            first)
+                        continue
+                    yield key, ext.lower(), tar.extractfile(member).read(
+                        self.max_member_bytes)
+        except (OSError, EOFError, tarfile.TarError) as e:
+            self._skip(f'{url} ({type(e).__name__}: {e})', 'a damaged tar',
+                       tally, first)
+
+    def _read(self, urls: Iterator[dict], tally: Counter) -> Iterator[dict]:
+        """The samples (``{extension: bytes}``) of the shards drawn."""
+        seen = set()
+        for url in (draw['url'] for draw in urls):
+            first = url not in seen
+            members = self._members(url, tally, first)
+            for key, group in itertools.groupby(members, lambda m: m[0]):
+                sample = {ext: data for _, ext, data in group}
+                sample.update(__key__=key, __url__=url, __first__=first)
+                tally['_read'] += first
+                yield sample
+            seen.add(url)
+            tally['_complete'] = len(seen) == len(self.shards)
+            self._check_pass(tally)
+
+    def _check_pass(self, tally: Counter) -> None:
+        """Stop once every shard was read and no sample was good (the
+        stream would never end). ``tally`` counts, in the first reading of
+        each shard, the skips by reason and (``_read``, ``_decoded``) the
+        samples read and decoded; ``_good`` counts the good samples and
+        ``_complete`` says whether every shard was read."""
+        if not tally['_complete'] or tally['_good'] or \
+                tally['_decoded'] < tally['_read']:
+            return
+        reasons = ', '.join(f'{reason}: {n}'
+                            for reason, n in sorted(tally.items())
+                            if n and not reason.startswith('_'))
+        names = ', '.join(self.shards[:3]) + ', ...' * (len(self.shards) > 3)
+        raise TrainingDataError(
+            f'0 good samples in {len(self.shards)} shard(s) ({names}): '
+            f'{reasons or "they hold no sample"}. Each sample needs an image '
+            f'(.jpg, .png, .webp) that decodes and a caption (.txt): fix the '
+            f'shards or train_dataloader.dataset.datasets.')
+
+    def _good(self, stream: Iterator[dict], tally: Counter) -> Iterator[dict]:
+        """The samples of ``stream`` that decode."""
+        for sample in stream:
+            decoded = self._decode(sample, tally)
+            tally['_good'] += decoded is not None
+            tally['_decoded'] += sample['__first__']
+            self._check_pass(tally)
+            if decoded is not None:
+                yield decoded
 
     def __iter__(self):
         import webdataset as wds
         worker = get_worker_info()
-        workers, worker_id = (1, 0) if worker is None else (worker.num_workers,
-                                                            worker.id)
-        count = len(self) // workers
-        stream = wds.WebDataset(
-            self.shards,
-            resampled=True,
-            shardshuffle=False,
-            nodesplitter=None,
-            workersplitter=None,
-            handler=self._handler,
-            empty_check=False,
-            seed=self.seed).shuffle(self.shuffle_buffer)
-        decoded = (self._decode(sample) for sample in stream)
-        samples = (self.pipeline(s) for s in decoded if s is not None)
+        count = len(self) // (1 if worker is None else worker.num_workers)
+        tally = Counter()
+        shards = iter(wds.ResampledShards(self.shards, seed=self.seed))
+        stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))
+        samples = (self.pipeline(s) for s in self._good(stream, tally))
         yield from itertools.islice(samples, count)
 
 
@@ -159,10 +251,17 @@ def count_samples(shards: Union[str, Sequence[str]]) -> int:
     """Samples (distinct keys) in tar shards, read from their headers."""
     total = 0
     for shard in [shards] if isinstance(shards, str) else shards:
+        bound = MAX_EXPANSION * osp.getsize(shard)
+        keys = set()
         with tarfile.open(shard) as tar:
-            keys = {
-                member.name.split('.', 1)[0]
-                for member in tar if member.isfile()
-            }
+            for member in tar:
+                if member.offset_data + member.size > bound:
+                    raise TrainingDataError(
+                        f'shard {shard}: {member.name} would expand it over '
+                        f'{MAX_EXPANSION} times its size (a compression bomb '
+                        f'or a damaged header): remove the shard, or set the '
+                        f'dataset\'s length to read it as far as it goes.')
+                if member.isfile():
+                    keys.add(member.name.split('.', 1)[0])
         total += len(keys)
     return total

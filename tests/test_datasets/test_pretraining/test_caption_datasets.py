@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
-from groupvit_common.errors import TrainingDataError
+from groupvit_common.errors import ImageLoadError, TrainingDataError
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
                                                  CaptionShards)
 from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
@@ -65,6 +65,32 @@ def test_csv_annotations(tmp_path):
     assert sample['inputs'].shape == (3, 448, 448)
     assert sample['data_samples'].text_tokens.shape == (3, 77)
     assert sample['data_samples'].caption == 'a small dog, a plant'
+
+
+@pytest.mark.parametrize(
+    'content, advice',
+    [(b'not a jpeg',
+      'the file is truncated or corrupt (not a known image format). Copy '
+      'or download it again, or remove it from annotation file {ann} line 2.'),
+     (b'', 'the file is empty (0 bytes). Copy or download it again. It is '
+      'listed in annotation file {ann} line 2.')],
+    ids=['undecodable', 'empty'])
+def test_an_image_that_does_not_load_names_the_annotation_line(
+        tmp_path, content, advice):
+    (tmp_path / 'bad.jpg').write_bytes(content)
+    write_jsonl(tmp_path / 'ann.jsonl', [
+        dict(image=PHOTO, caption='a dog'),
+        dict(image='bad.jpg', caption='a cat')
+    ])
+    dataset = CaptionAnnotationDataset(
+        ann_file=str(tmp_path / 'ann.jsonl'),
+        data_root=str(tmp_path),
+        pipeline=[dict(type='RobustLoadImageFromFile')])
+    assert dataset[0]['img'].ndim == 3
+    with pytest.raises(ImageLoadError) as error:
+        dataset[1]
+    assert str(error.value) == (f'Cannot load image {tmp_path}/bad.jpg: ' +
+                                advice.format(ann=tmp_path / 'ann.jsonl'))
 
 
 @pytest.mark.parametrize(
@@ -131,11 +157,14 @@ def test_shards_stream_good_samples_and_skip_bad_ones(shards):
     assert len(samples) == len(dataset) == 40
     captions = {s['data_samples'].caption for s in samples}
     assert captions <= {'a dog by a plant', 'a black dog', 'a poodle'}
-    skips = [r.getMessage() for r in records if 'skipped' in r.getMessage()]
-    assert skips and dataset.skipped == len(skips)
-    assert any(':002: the image does not decode' in m for m in skips)
-    assert any(':101: no caption' in m for m in skips)
-    assert f'({len(skips)} skipped by this data worker so far)' in skips[-1]
+    # Each bad sample is logged once, at its shard's first reading, and
+    # counted at every reading.
+    skips = sorted(r.getMessage() for r in records
+                   if 'skipped' in r.getMessage())
+    assert len(skips) == 2, skips
+    assert ':002: the image does not decode (' in skips[0]
+    assert ':101: no caption (.txt) (' in skips[1]
+    assert dataset.skipped > 2
 
 
 def test_an_empty_shard_list_is_named(tmp_path):
