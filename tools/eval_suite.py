@@ -22,9 +22,10 @@ seconds the evaluation took. Classification configs
 and crop and top-1 / top-5 accuracy (always one process), the segmentation
 columns ``-``. Run the same command again and the pairs already in
 ``results.csv`` (same config, checkpoint, data root and options, and the
-same checkpoint content: its SHA-256 is a column) are skipped, so an
-interrupted suite resumes where it stopped; a checkpoint file that changed
-since is evaluated again and its new row replaces the old one. A run that
+same checkpoint content and resolved config: their SHA-256 are columns)
+are skipped, so an interrupted suite resumes where it stopped; a checkpoint
+or a config (or one of its base files) that changed since is evaluated
+again and its new row replaces the old one. A run that
 fails is reported and left out of the table; the others still run. While a
 run goes, a progress bar over its images (read from the run's per-image
 records) shows its ETA on standard error.
@@ -59,13 +60,14 @@ COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
     'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir',
-    'checkpoint_sha256'
+    'checkpoint_sha256', 'config_sha256'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 # A finished run is identified by these columns; the first four name the
-# pair, the last the checkpoint's content.
+# pair, the last two the checkpoint's content and the config's (resolved,
+# with its base files and the options).
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
-               'checkpoint_sha256')
+               'checkpoint_sha256', 'config_sha256')
 
 
 def parse_args(argv=None):
@@ -176,6 +178,25 @@ def file_sha256(path: str) -> str:
     return sha.hexdigest()
 
 
+def config_sha256(config: str, options: Sequence[str]) -> str:
+    """The SHA-256 of a config as a run resolves it (base files included)
+    with ``options`` (``KEY=VALUE``, as ``--cfg-options`` merges them); of
+    the file's bytes and the options when it cannot be resolved (the run
+    then fails and says why)."""
+    from mmengine.config import Config, DictAction
+    try:
+        cfg = Config.fromfile(config)
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        if options:
+            cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+        text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    except Exception:  # noqa: B902 (any failure: the run reports it)
+        with open(config, 'rb') as f:
+            text = f.read().hex() + json.dumps(list(options))
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
 def read_table(path: str) -> List[dict]:
     """Rows of an existing results.csv (empty if there is none)."""
     if not osp.isfile(path):
@@ -247,7 +268,8 @@ def classification_row(record: dict) -> dict:
 
 
 def table_row(record: dict, config: str, checkpoint: str, data_root: str,
-              cfg_options: str, work_dir: str, checkpoint_sha256: str) -> dict:
+              cfg_options: str, work_dir: str, checkpoint_sha256: str,
+              config_sha256: str) -> dict:
     """One table row from a run's ``results.json``."""
     protocol = record['protocol']
     if protocol.get('task') == 'classification':
@@ -263,6 +285,7 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
             cfg_options=cfg_options,
             work_dir=work_dir,
             checkpoint_sha256=checkpoint_sha256,
+            config_sha256=config_sha256,
             **classification_row(record))
     metrics = record['metrics']
     texts = format_protocol(protocol)
@@ -286,7 +309,8 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
         data_root=data_root,
         cfg_options=cfg_options,
         work_dir=work_dir,
-        checkpoint_sha256=checkpoint_sha256)
+        checkpoint_sha256=checkpoint_sha256,
+        config_sha256=config_sha256)
 
 
 # ----------------------------------------------------------------------
@@ -431,13 +455,15 @@ def main(argv=None) -> int:
                 options.append(f'test_dataloader.dataset.data_root='
                                f'{data_root}')
             cfg_options = ' '.join(args.cfg_options)
+            config_digest = config_sha256(config, options)
             key = run_key(
                 dict(
                     config=config,
                     checkpoint=checkpoint,
                     data_root=data_root,
                     cfg_options=cfg_options,
-                    checkpoint_sha256=digest))
+                    checkpoint_sha256=digest,
+                    config_sha256=config_digest))
             label = f'{config} with {checkpoint}'
             if key in done:
                 print(f'skip {label}: already in results.csv '
@@ -453,11 +479,12 @@ def main(argv=None) -> int:
             if record is None:
                 failed.append(label)
                 continue
-            # A row of the same pair with an older checkpoint content goes.
+            # A row of the same pair with an older checkpoint or config
+            # content goes.
             rows = [row for row in rows if run_key(row)[:4] != key[:4]]
             rows.append(
                 table_row(record, config, checkpoint, data_root, cfg_options,
-                          work_dir, digest))
+                          work_dir, digest, config_digest))
             done.add(key)
             save_table(args.out_dir, rows)
             metrics = record['metrics']

@@ -20,20 +20,10 @@ TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
 
 
 class ToolRunner(Runner):
-    """mmengine's ``Runner``, where ``resume`` in a test-only run means the
-    evaluation's resumption.
-
-    ``tools/test.py --resume`` sets ``cfg.resume = True`` (so the saved
-    config says what was run); the images recorded in the work dir are then
-    skipped by :class:`SkipDoneSampler`. A test-only run has no training
-    state to resume, so it loads the checkpoint's weights (``load_from``)
-    as any test does, where mmengine would look for an epoch and optimizer.
-    """
-
-    def load_or_resume(self) -> None:
-        if self._resume and self._train_loop is None:
-            self._resume = False
-        super().load_or_resume()
+    """mmengine's ``Runner`` as the tools build it. ``tools/test.py``
+    always sets ``cfg.resume = False``: its ``--resume`` means the
+    evaluation's progress records, never mmengine's resumption of a
+    training state (which reads the checkpoint's config)."""
 
 
 class QuietRunner(ToolRunner):
