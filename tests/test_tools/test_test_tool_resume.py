@@ -399,3 +399,49 @@ def test_a_running_evaluation_holds_its_work_dir(inputs, tmp_path,
             first.kill()
     assert first.returncode == 0, out[-3000:]
     assert (work_dir / 'results.json').is_file()
+
+
+@pytest.mark.slow
+def test_resume_with_a_fine_tuning_config_reads_only_the_records(
+        tmp_path, monkeypatch):
+    """A fine-tuning config has a training loop (and may say
+    ``resume = True``): tools/test.py --resume still never calls mmengine's
+    ``Runner.resume``, which reads the checkpoint's training state and
+    config. The checkpoint's meta holds a config string that must not run
+    and an OmegaConf ``dataset_meta`` (the safe loader's stand-in)."""
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    from omegaconf import OmegaConf
+
+    from tests.test_finetune import small_config
+    cfg = small_config(
+        osp.join(REPO, 'configs', 'finetune',
+                 'fcn_groupvit_voc-sample_smoke.py'))
+    cfg.test_dataloader.dataset.data_root = VOC_SAMPLE
+    cfg.test_dataloader.dataset.indices = 2
+    cfg.resume = True
+    config = str(tmp_path / 'fcn.py')
+    cfg.dump(config)
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'fcn.pth'
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(
+                config="raise RuntimeError('a config string ran')",
+                dataset_meta=OmegaConf.create(dict(classes=['a', 'b'])))),
+        checkpoint)
+
+    def resume(*args, **kwargs):
+        raise AssertionError('Runner.resume was called')
+
+    monkeypatch.setattr(Runner, 'resume', resume)
+    work_dir = tmp_path / 'work'
+    first = main(config, checkpoint, '--work-dir', work_dir)
+    assert isinstance(first, dict), first
+    path = work_dir / 'progress' / 'rank0.jsonl'
+    path.write_text(path.read_text().splitlines()[0] + '\n')
+    assert main(config, checkpoint, '--work-dir', work_dir,
+                '--resume') == first
