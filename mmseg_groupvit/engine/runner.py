@@ -3,10 +3,13 @@
 it."""
 import contextlib
 import io
+import os.path as osp
 from typing import Sequence
 
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 
+from groupvit_common.files import open_work_file
 from ..utils.console import quiet_console_log
 
 __all__ = ['ToolRunner', 'QuietRunner', 'build_runner', 'TRAIN_LOG']
@@ -23,7 +26,16 @@ class ToolRunner(Runner):
     """mmengine's ``Runner`` as the tools build it. ``tools/test.py``
     always sets ``cfg.resume = False``: its ``--resume`` means the
     evaluation's progress records, never mmengine's resumption of a
-    training state (which reads the checkpoint's config)."""
+    training state (which reads the checkpoint's config). The config is
+    saved in the work dir without following a symbolic link there."""
+
+    @master_only
+    def dump_config(self) -> None:
+        name = (
+            osp.basename(self.cfg.filename)
+            if self.cfg.filename else f'{self.timestamp}.py')
+        with open_work_file(self.work_dir, name, 'w') as f:
+            f.write(self.cfg.dump())
 
 
 class QuietRunner(ToolRunner):

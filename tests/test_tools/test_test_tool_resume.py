@@ -224,13 +224,16 @@ def test_records_without_meta_json_are_evaluated_again(inputs, first_run,
         [x.partition(' ')[2] for x in old]
 
 
-@pytest.mark.parametrize('planted, resume', [
-    ('progress/meta.json', False),
-    pytest.param('results.json', False, marks=pytest.mark.slow),
-    ('.lock', False),
-    pytest.param('progress/rank0.jsonl', True, marks=pytest.mark.slow),
-    ('progress', False),
-])
+@pytest.mark.parametrize(
+    'planted, resume',
+    [
+        ('progress/meta.json', False),
+        pytest.param('results.json', False, marks=pytest.mark.slow),
+        ('.lock', False),
+        ('small.py', False),  # mmengine saves the config there
+        pytest.param('progress/rank0.jsonl', True, marks=pytest.mark.slow),
+        ('progress', False),
+    ])
 def test_planted_symbolic_links_are_not_followed(planted, resume, inputs,
                                                  work_dir, tmp_path):
     """A link in place of a file the tool writes, pointing at a file of the
