@@ -275,7 +275,8 @@ _WRITE_FLAGS = {
 def open_work_file(work_dir: str, name: str, mode: str = 'w'):
     """Open ``work_dir/name`` for writing without following a symbolic
     link below ``work_dir`` (the work dir itself may be one: the user named
-    it). The folders of ``name`` are created if missing.
+    it). The work dir and the folders of ``name`` are created if
+    missing.
 
     Args:
         work_dir (str): The folder the command writes in.
@@ -292,8 +293,10 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
     """
     parts = [part for part in name.split('/') if part]
     path = os.path.join(work_dir, *parts)
-    folder = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
+    folder, done = None, path
     try:
+        os.makedirs(work_dir, exist_ok=True)
+        folder = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
         done = work_dir
         for part in parts[:-1]:
             done = os.path.join(done, part)
@@ -321,5 +324,6 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
                 f'use a fresh work dir.') from None
         raise DataFileError(f'cannot write {path}: {e.strerror}.') from None
     finally:
-        os.close(folder)
+        if folder is not None:
+            os.close(folder)
     return os.fdopen(fd, mode, encoding=None if 'b' in mode else 'utf-8')

@@ -163,3 +163,25 @@ def test_resume_with_another_checkpoint_is_refused(tmp_path):
     with pytest.raises(ProgressError, match='different checkpoint file'):
         prepare_progress(
             str(progress), make_run(tmp_path, b'other weights'), True)
+
+
+def test_the_key_is_private_and_outside_the_work_dir(tmp_path, monkeypatch):
+    """Without the variable, the key is made once in XDG_CACHE_HOME, 32
+    random bytes only the user can read; a key others can read is
+    refused (they could sign records)."""
+    from mmseg_groupvit.evaluation import progress as module
+    monkeypatch.delenv(module.KEY_ENV)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    key = tmp_path / 'cache' / 'mmseg_groupvit' / 'progress.key'
+    assert module.key_path() == str(key)
+    started_progress(tmp_path / 'work' / 'progress')
+    assert len(key.read_bytes()) == 32
+    assert key.stat().st_mode & 0o777 == 0o600
+    first = key.read_bytes()
+    started_progress(tmp_path / 'work' / 'progress')
+    assert key.read_bytes() == first
+    key.chmod(0o644)
+    module._secret_key.cache_clear()
+    with pytest.raises(ProgressError, match='that only you can read'):
+        started_progress(tmp_path / 'work' / 'progress')
+    module._secret_key.cache_clear()
