@@ -29,6 +29,8 @@ again and its new row replaces the old one. A run that
 fails is reported and left out of the table; the others still run. While a
 run goes, a progress bar over its images (read from the run's per-image
 records) shows its ETA on standard error.
+The files it writes in ``OUT_DIR`` are opened without following symbolic
+links.
 """
 import argparse
 import csv
@@ -48,6 +50,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
+from groupvit_common.errors import DataFileError
+from groupvit_common.files import open_work_file
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -206,10 +210,10 @@ def read_table(path: str) -> List[dict]:
 
 
 def write_atomic(path: str, text: str) -> None:
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', newline='') as f:
+    folder, name = osp.split(path)
+    with open_work_file(folder, f'{name}.tmp', 'w') as f:
         f.write(text)
-    os.replace(tmp, path)
+    os.replace(f'{path}.tmp', path)
 
 
 def csv_text(rows: Sequence[dict]) -> str:
@@ -410,7 +414,7 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     if osp.exists(results):
         os.remove(results)
     log = osp.join(work_dir, 'suite_run.log')
-    with open(log, 'w') as f:
+    with open_work_file(work_dir, 'suite_run.log', 'w') as f:
         proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
         watch(proc, log, work_dir)
     if proc.returncode != 0 or not osp.isfile(results):
@@ -503,4 +507,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except DataFileError as e:  # a symbolic link where the suite writes
+        sys.exit(f'error: {e}')

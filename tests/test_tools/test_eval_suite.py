@@ -337,3 +337,33 @@ def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
         assert len(rows) == 1
         assert rows[0]['mIoU'] == f'{runs:.2f}'
     assert len(set(calls)) == 3
+
+
+@pytest.mark.slow
+def test_a_planted_link_where_the_table_is_written_is_refused(tmp_path):
+    """A symbolic link in OUT_DIR in place of the table's temporary file,
+    pointing at a file elsewhere: that file keeps its bytes, and the suite
+    says so in one line."""
+    out_dir, outside = tmp_path / 'out', tmp_path / 'precious'
+    out_dir.mkdir()
+    outside.write_text('precious')
+    (out_dir / 'results.csv.tmp').symlink_to(outside)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'not a checkpoint')  # the run fails, quickly
+    proc = subprocess.run([
+        sys.executable, SUITE_PY,
+        osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(out_dir)
+    ],
+                          cwd=REPO,
+                          env=ENV,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert outside.read_text() == 'precious'
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: {out_dir / "results.csv.tmp"} is a symbolic link (or not a '
+        f'folder): the tool writes only files of its own in a work dir. '
+        f'Remove it, or use a fresh work dir.')
