@@ -12,7 +12,13 @@ Nothing here unpickles or evaluates: JSON, text and image headers only.
 
 Checkpoints are read by :mod:`mmseg_groupvit.weights`, which needs PyTorch;
 its byte reading goes through :func:`read_bytes` too.
+
+What a command writes into its work dir goes through
+:func:`open_work_file`, which follows no symbolic link there: a link
+planted in a shared work dir must not make the tool overwrite a file
+elsewhere.
 """
+import errno
 import io
 import json
 import os
@@ -26,7 +32,8 @@ from .errors import DataFileError, ImageLoadError
 
 __all__ = [
     'MAX_IMAGE_PIXELS', 'MAX_IMAGE_ASPECT', 'read_bytes', 'read_text',
-    'read_json', 'read_gzip', 'check_image', 'check_json_depth', 'file_kind'
+    'read_json', 'read_gzip', 'check_image', 'check_json_depth', 'file_kind',
+    'open_work_file'
 ]
 
 MiB = 1 << 20
@@ -256,3 +263,69 @@ def check_image(
             f'{source} is {width}x{height} pixels, more elongated than '
             f'{max_aspect}:1; crop it into less elongated pieces first.')
     return width, height
+
+
+#: ``open_work_file`` modes: the flags of ``os.open``.
+_WRITE_FLAGS = {
+    'w': os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    'a': os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    'r+b': os.O_RDWR,
+    'a+': os.O_RDWR | os.O_CREAT | os.O_APPEND,
+}
+
+
+def open_work_file(work_dir: str, name: str, mode: str = 'w'):
+    """Open ``work_dir/name`` for writing without following a symbolic
+    link below ``work_dir`` (the work dir itself may be one: the user named
+    it). The work dir and the folders of ``name`` are created if
+    missing.
+
+    Args:
+        work_dir (str): The folder the command writes in.
+        name (str): The file, relative to ``work_dir`` (``'progress/
+            meta.json'``).
+        mode (str): ``'w'``, ``'a'``, ``'r+b'`` (no creation) or ``'a+'``.
+
+    Returns:
+        file: Text mode (UTF-8) unless ``mode`` has ``b``.
+
+    Raises:
+        DataFileError: The file or one of its folders is a symbolic link
+            (or not a folder), or cannot be opened.
+    """
+    parts = [part for part in name.split('/') if part]
+    path = os.path.join(work_dir, *parts)
+    folder, done = None, path
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        folder = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
+        done = work_dir
+        for part in parts[:-1]:
+            done = os.path.join(done, part)
+            try:
+                os.mkdir(part, 0o755, dir_fd=folder)
+            except FileExistsError:
+                pass
+            inner = os.open(
+                part,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        done = path
+        fd = os.open(
+            parts[-1],
+            _WRITE_FLAGS[mode] | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=folder)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise DataFileError(
+                f'{done} is a symbolic link (or not a folder): the tool '
+                f'writes only files of its own in a work dir. Remove it, or '
+                f'use a fresh work dir.') from None
+        raise DataFileError(f'cannot write {path}: {e.strerror}.') from None
+    finally:
+        if folder is not None:
+            os.close(folder)
+    return os.fdopen(fd, mode, encoding=None if 'b' in mode else 'utf-8')

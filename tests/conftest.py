@@ -76,6 +76,21 @@ HF_SMALL = dict(
     projection_intermediate_dim=64)
 
 
+def started_progress(progress):
+    """A progress folder prepared for a new run of made-up inputs (its
+    ``meta.json`` ties the records written there to that run)."""
+    from mmseg_groupvit.evaluation import prepare_progress
+    run = dict(
+        model='m',
+        dataset='d',
+        evaluator='e',
+        checkpoint='c',
+        files={},
+        output_dir=None)
+    prepare_progress(str(progress), run, False)
+    return str(progress)
+
+
 def swaps_of_a_test_run(progress):
     """What a shipped VOC config's test run changes, one line each as
     ``tools/test.py`` logs it (``progress``: the run's progress folder)."""
@@ -118,6 +133,20 @@ TORCH_THREADS = max(1,
 def _mmseg_scope():
     init_default_scope('mmseg')
     torch.set_num_threads(TORCH_THREADS)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _progress_key(tmp_path_factory):
+    """The secret key of progress records in a test folder, not the user's
+    cache (the tools run as subprocesses inherit it)."""
+    previous = os.environ.get('MMSEG_GROUPVIT_PROGRESS_KEY')
+    os.environ['MMSEG_GROUPVIT_PROGRESS_KEY'] = str(
+        tmp_path_factory.mktemp('key') / 'progress.key')
+    yield
+    if previous is None:
+        del os.environ['MMSEG_GROUPVIT_PROGRESS_KEY']
+    else:
+        os.environ['MMSEG_GROUPVIT_PROGRESS_KEY'] = previous
 
 
 @pytest.fixture(scope='session')

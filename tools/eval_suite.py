@@ -22,12 +22,15 @@ seconds the evaluation took. Classification configs
 and crop and top-1 / top-5 accuracy (always one process), the segmentation
 columns ``-``. Run the same command again and the pairs already in
 ``results.csv`` (same config, checkpoint, data root and options, and the
-same checkpoint content: its SHA-256 is a column) are skipped, so an
-interrupted suite resumes where it stopped; a checkpoint file that changed
-since is evaluated again and its new row replaces the old one. A run that
+same checkpoint content and resolved config: their SHA-256 are columns)
+are skipped, so an interrupted suite resumes where it stopped; a checkpoint
+or a config (or one of its base files) that changed since is evaluated
+again and its new row replaces the old one. A run that
 fails is reported and left out of the table; the others still run. While a
 run goes, a progress bar over its images (read from the run's per-image
 records) shows its ETA on standard error.
+The files it writes in ``OUT_DIR`` are opened without following symbolic
+links.
 """
 import argparse
 import csv
@@ -47,6 +50,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
+from groupvit_common.errors import DataFileError
+from groupvit_common.files import open_work_file
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -59,13 +64,14 @@ COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
     'images', 'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir',
-    'checkpoint_sha256'
+    'checkpoint_sha256', 'config_sha256'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 # A finished run is identified by these columns; the first four name the
-# pair, the last the checkpoint's content.
+# pair, the last two the checkpoint's content and the config's (resolved,
+# with its base files and the options).
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
-               'checkpoint_sha256')
+               'checkpoint_sha256', 'config_sha256')
 
 
 def parse_args(argv=None):
@@ -176,6 +182,25 @@ def file_sha256(path: str) -> str:
     return sha.hexdigest()
 
 
+def config_sha256(config: str, options: Sequence[str]) -> str:
+    """The SHA-256 of a config as a run resolves it (base files included)
+    with ``options`` (``KEY=VALUE``, as ``--cfg-options`` merges them); of
+    the file's bytes and the options when it cannot be resolved (the run
+    then fails and says why)."""
+    from mmengine.config import Config, DictAction
+    try:
+        cfg = Config.fromfile(config)
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        if options:
+            cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+        text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    except Exception:  # noqa: B902 (any failure: the run reports it)
+        with open(config, 'rb') as f:
+            text = f.read().hex() + json.dumps(list(options))
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
 def read_table(path: str) -> List[dict]:
     """Rows of an existing results.csv (empty if there is none)."""
     if not osp.isfile(path):
@@ -185,10 +210,10 @@ def read_table(path: str) -> List[dict]:
 
 
 def write_atomic(path: str, text: str) -> None:
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', newline='') as f:
+    folder, name = osp.split(path)
+    with open_work_file(folder, f'{name}.tmp', 'w') as f:
         f.write(text)
-    os.replace(tmp, path)
+    os.replace(f'{path}.tmp', path)
 
 
 def csv_text(rows: Sequence[dict]) -> str:
@@ -247,7 +272,8 @@ def classification_row(record: dict) -> dict:
 
 
 def table_row(record: dict, config: str, checkpoint: str, data_root: str,
-              cfg_options: str, work_dir: str, checkpoint_sha256: str) -> dict:
+              cfg_options: str, work_dir: str, checkpoint_sha256: str,
+              config_sha256: str) -> dict:
     """One table row from a run's ``results.json``."""
     protocol = record['protocol']
     if protocol.get('task') == 'classification':
@@ -263,6 +289,7 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
             cfg_options=cfg_options,
             work_dir=work_dir,
             checkpoint_sha256=checkpoint_sha256,
+            config_sha256=config_sha256,
             **classification_row(record))
     metrics = record['metrics']
     texts = format_protocol(protocol)
@@ -286,7 +313,8 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
         data_root=data_root,
         cfg_options=cfg_options,
         work_dir=work_dir,
-        checkpoint_sha256=checkpoint_sha256)
+        checkpoint_sha256=checkpoint_sha256,
+        config_sha256=config_sha256)
 
 
 # ----------------------------------------------------------------------
@@ -386,7 +414,7 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     if osp.exists(results):
         os.remove(results)
     log = osp.join(work_dir, 'suite_run.log')
-    with open(log, 'w') as f:
+    with open_work_file(work_dir, 'suite_run.log', 'w') as f:
         proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
         watch(proc, log, work_dir)
     if proc.returncode != 0 or not osp.isfile(results):
@@ -431,13 +459,15 @@ def main(argv=None) -> int:
                 options.append(f'test_dataloader.dataset.data_root='
                                f'{data_root}')
             cfg_options = ' '.join(args.cfg_options)
+            config_digest = config_sha256(config, options)
             key = run_key(
                 dict(
                     config=config,
                     checkpoint=checkpoint,
                     data_root=data_root,
                     cfg_options=cfg_options,
-                    checkpoint_sha256=digest))
+                    checkpoint_sha256=digest,
+                    config_sha256=config_digest))
             label = f'{config} with {checkpoint}'
             if key in done:
                 print(f'skip {label}: already in results.csv '
@@ -453,11 +483,12 @@ def main(argv=None) -> int:
             if record is None:
                 failed.append(label)
                 continue
-            # A row of the same pair with an older checkpoint content goes.
+            # A row of the same pair with an older checkpoint or config
+            # content goes.
             rows = [row for row in rows if run_key(row)[:4] != key[:4]]
             rows.append(
                 table_row(record, config, checkpoint, data_root, cfg_options,
-                          work_dir, digest))
+                          work_dir, digest, config_digest))
             done.add(key)
             save_table(args.out_dir, rows)
             metrics = record['metrics']
@@ -476,4 +507,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except DataFileError as e:  # a symbolic link where the suite writes
+        sys.exit(f'error: {e}')

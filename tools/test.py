@@ -52,6 +52,7 @@ from mmengine.dist import get_world_size
 
 from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
                                     user_error_message)
+from groupvit_common.files import open_work_file
 from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
                                    classification_config_of,
                                    classification_main)
@@ -168,7 +169,10 @@ def build_config(args) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.checkpoint:
         cfg.load_from = args.checkpoint
-    cfg.resume = args.resume
+    # --resume means the progress records (prepare_test_run), never
+    # mmengine's resumption of a training state from a checkpoint (which
+    # reads the checkpoint's config and optimizer), whatever the config says.
+    cfg.resume = False
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -202,7 +206,7 @@ def class_results(runner):
     return None
 
 
-def write_results(path, args, cfg, runner, metrics, seconds) -> None:
+def write_results(args, cfg, runner, metrics, seconds) -> None:
     """Write ``results.json``: what was evaluated, how, and the metrics."""
     record = dict(
         config=osp.abspath(args.config),
@@ -222,7 +226,7 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> None:
         processes=get_world_size())
     if args.out is not None:
         record['predictions'] = osp.abspath(args.out)
-    with open(path, 'w') as f:
+    with open_work_file(cfg.work_dir, 'results.json', 'w') as f:
         json.dump(record, f, indent=2)
 
 
@@ -233,8 +237,10 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
              ('log', getattr(runner.logger, 'log_file', None)),
              ('progress', osp.join(cfg.work_dir, 'progress')),
              ('predictions', args.out), ('pictures', args.show_dir)]
+    # A resumed run evaluated only the images its sampler kept.
+    todo = getattr(runner.test_loop.dataloader.sampler, 'todo', None)
     lines += result_lines(metrics, len(runner.test_loop.dataloader.dataset),
-                          seconds, paths)
+                          seconds, paths, None if todo is None else len(todo))
     print('\n'.join(lines), flush=True)
 
 
@@ -293,9 +299,10 @@ def main(argv=None):
             if progress else '.'))
     seconds = time.perf_counter() - start
     if runner.rank == 0:
-        write_results(
-            osp.join(cfg.work_dir, 'results.json'), args, cfg, runner, metrics,
-            seconds)
+        try:
+            write_results(args, cfg, runner, metrics, seconds)
+        except USER_ERRORS as e:
+            sys.exit(f'error: {user_error_message(e)}')
         if not args.verbose:
             print_report(args, cfg, runner, metrics, seconds)
     finish_distributed()

@@ -3,10 +3,13 @@
 it."""
 import contextlib
 import io
+import os.path as osp
 from typing import Sequence
 
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 
+from groupvit_common.files import open_work_file
 from ..utils.console import quiet_console_log
 
 __all__ = ['ToolRunner', 'QuietRunner', 'build_runner', 'TRAIN_LOG']
@@ -20,20 +23,19 @@ TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
 
 
 class ToolRunner(Runner):
-    """mmengine's ``Runner``, where ``resume`` in a test-only run means the
-    evaluation's resumption.
+    """mmengine's ``Runner`` as the tools build it. ``tools/test.py``
+    always sets ``cfg.resume = False``: its ``--resume`` means the
+    evaluation's progress records, never mmengine's resumption of a
+    training state (which reads the checkpoint's config). The config is
+    saved in the work dir without following a symbolic link there."""
 
-    ``tools/test.py --resume`` sets ``cfg.resume = True`` (so the saved
-    config says what was run); the images recorded in the work dir are then
-    skipped by :class:`SkipDoneSampler`. A test-only run has no training
-    state to resume, so it loads the checkpoint's weights (``load_from``)
-    as any test does, where mmengine would look for an epoch and optimizer.
-    """
-
-    def load_or_resume(self) -> None:
-        if self._resume and self._train_loop is None:
-            self._resume = False
-        super().load_or_resume()
+    @master_only
+    def dump_config(self) -> None:
+        name = (
+            osp.basename(self.cfg.filename)
+            if self.cfg.filename else f'{self.timestamp}.py')
+        with open_work_file(self.work_dir, name, 'w') as f:
+            f.write(self.cfg.dump())
 
 
 class QuietRunner(ToolRunner):

@@ -196,6 +196,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
                                                   get_rank())
                 files = [sample['img_path'], sample.get('seg_map_path')]
                 self._writer.write(sample['img_path'], counts,
+                                   sample['gt_sem_seg']['data'].numel(),
                                    [f for f in files if f])
 
     def evaluate(self, size: int) -> dict:

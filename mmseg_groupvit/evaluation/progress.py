@@ -8,12 +8,14 @@ Layout of a progress folder (``WORK_DIR/progress`` for ``tools/test.py``)::
     ├── meta.json      # what was evaluated: hashes of the model config, the
     │                  # test dataset config, the evaluator config, the
     │                  # checkpoint file and every file the model config
-    │                  # names, e.g. a vocabulary (SHA-256); the --out folder
+    │                  # names, e.g. a vocabulary (SHA-256); the --out
+    │                  # folder; a random run id; a keyed digest of it all
     └── rank0.jsonl    # one line per image, written (and fsynced) as soon
-                       # as the image is counted:
+                       # as the image is counted: the keyed digest of the
+                       # record, a space, the record
                        # {"img_path": ..., "counts": [[intersect], [union],
                        #                               [pred], [label]],
-                       #  "files": {path: [size, mtime_ns]}}  (image, label)
+                       #  "pixels": ..., "files": {path: sha256}}
 
 Every process writes its own ``rank{R}.jsonl``, so several processes never
 append to one file. A process killed while writing leaves at most one
@@ -22,67 +24,187 @@ The counts are the integer pixel histograms of mmseg's ``IoUMetric``, all
 that the final metrics need, so a resumed evaluation sums exactly the same
 numbers as an uninterrupted one.
 
+The work dir may be shared, so what is read back is trusted only when it is
+tied to this user and this run: ``meta.json`` and every record carry an
+HMAC-SHA256 with a secret key of the user, kept outside the work dir
+(:func:`key_path`), and a record's digest covers the run id of
+``meta.json``, so records cannot be edited, planted or copied from another
+run. The counts of each record are checked too (non-negative integers, at
+most the label map's pixels).
+
 ``--resume`` refuses records whose inputs changed since: another
 checkpoint, config or vocabulary file (hashes in ``meta.json``), an image or
-label map of another size or modification time (per record), or another
-``--out`` folder (the label maps of the images already evaluated are in the
-first one).
+label map of other content (SHA-256 per record, hashed once per run), or
+another ``--out`` folder (the label maps of the images already evaluated
+are in the first one).
 """
+import functools
 import glob
 import hashlib
+import hmac
 import json
 import os
 import os.path as osp
+import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 
-from groupvit_common.errors import ProgressError
+from groupvit_common.errors import DataFileError, ProgressError
+from groupvit_common.files import open_work_file, read_bytes, read_json
 
 __all__ = [
-    'ProgressWriter', 'read_progress', 'read_records', 'file_stamp',
-    'describe_run', 'prepare_progress', 'enable_progress'
+    'ProgressWriter', 'read_progress', 'read_records', 'describe_run',
+    'prepare_progress', 'enable_progress', 'key_path'
 ]
 
 META_FILE = 'meta.json'
+#: The file of the secret key (instead of the cache's ``progress.key``).
+KEY_ENV = 'MMSEG_GROUPVIT_PROGRESS_KEY'
+_KEY_BYTES = 32
+
+
+def _refuse(progress_dir: str, problem: str) -> ProgressError:
+    return ProgressError(
+        f'Cannot resume from {progress_dir}: {problem}. Run without --resume '
+        f'to evaluate every image again, or use a fresh --work-dir.')
+
+
+def key_path() -> str:
+    """The file of this user's secret key for progress records:
+    ``$MMSEG_GROUPVIT_PROGRESS_KEY``, else ``mmseg_groupvit/progress.key``
+    in ``$XDG_CACHE_HOME`` (default ``~/.cache``)."""
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV]
+    cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
+        osp.expanduser('~'), '.cache')
+    return osp.join(cache, 'mmseg_groupvit', 'progress.key')
+
+
+@functools.lru_cache(maxsize=None)
+def _secret_key(path: str) -> bytes:
+    """The key of ``path``, created (random, mode 0600) when missing."""
+    if not osp.lexists(path):
+        folder = osp.dirname(path) or '.'
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder)  # mode 0600
+        try:
+            os.write(fd, os.urandom(_KEY_BYTES))
+            os.close(fd)
+            os.link(tmp, path)  # atomic; another process may have won
+        except FileExistsError:
+            pass
+        finally:
+            os.remove(tmp)
+    key = read_bytes(path, _KEY_BYTES, 'progress key file')
+    if len(key) != _KEY_BYTES or os.stat(path).st_mode & 0o077:
+        raise ProgressError(
+            f'The progress key file {path} is not {_KEY_BYTES} bytes that '
+            f'only you can read. Delete it (a new one is made; records '
+            f'signed with the old one cannot be resumed).')
+    return key
+
+
+def _mac(nonce: str, text: str) -> str:
+    message = f'{nonce}\n{text}'.encode('utf-8')
+    return hmac.new(_secret_key(key_path()), message,
+                    hashlib.sha256).hexdigest()
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=repr)
+
+
+def _read_meta(progress_dir: str) -> Optional[dict]:
+    """``meta.json`` if its digest is this user's, None if there is none.
+
+    Raises:
+        ProgressError: Damaged, or not written by this user's runs.
+    """
+    path = osp.join(progress_dir, META_FILE)
+    if not osp.lexists(path):
+        return None
+    try:
+        meta = read_json(path, limit=1 << 20, what='progress file')
+    except DataFileError as e:
+        raise _refuse(progress_dir, str(e).rstrip('.')) from None
+    body = dict(meta) if isinstance(meta, dict) else {}
+    mac = body.pop('mac', None)
+    if not (isinstance(mac, str) and isinstance(body.get('nonce'), str)
+            and hmac.compare_digest(mac, _mac('meta', _canonical(body)))):
+        raise _refuse(
+            progress_dir, f'{path} was not written by a run of yours (its '
+            f'keyed digest does not match; it was changed, or comes from an '
+            f'older version or another user)')
+    return body
+
+
+def _file_digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _data_digest(path: str) -> Optional[str]:
+    """SHA-256 of an image or label map, None when it cannot be read (a
+    remote path, or a missing file)."""
+    try:
+        return _file_digest(path)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 class ProgressWriter:
-    """Append per-image counts to ``progress_dir/rank{rank}.jsonl``.
+    """Append per-image counts to ``progress_dir/rank{rank}.jsonl``, signed
+    for the run that :func:`prepare_progress` started there.
 
     Args:
-        progress_dir (str): The progress folder.
+        progress_dir (str): The progress folder (prepared).
         rank (int): This process's rank.
     """
 
     def __init__(self, progress_dir: str, rank: int = 0):
-        os.makedirs(progress_dir, exist_ok=True)
-        self.path = osp.join(progress_dir, f'rank{rank}.jsonl')
+        self.progress_dir = progress_dir
+        self.name = f'rank{rank}.jsonl'
+        meta = _read_meta(progress_dir)
+        if meta is None:
+            raise ProgressError(
+                f'{progress_dir} has no {META_FILE}: prepare it with '
+                f'prepare_progress (tools/test.py does).')
+        self._nonce = meta['nonce']
         self._file = None
 
     def write(self,
               img_path: str,
               counts: np.ndarray,
+              pixels: int,
               files: Sequence[str] = ()) -> None:
         """Record one image, durably (flushed and fsynced).
 
         Args:
             img_path (str): The image path (the record's key).
             counts (ndarray): ``[4, K]`` integer histograms.
+            pixels (int): Pixels of the label map (bound of the counts).
             files (Sequence[str]): The files the counts depend on (the
-                image and its label map); their size and modification time
-                are recorded, so that a resume can tell that they changed.
+                image and its label map); their SHA-256 is recorded, so
+                that a resume can tell that they changed.
         """
         if self._file is None:
-            _drop_partial_line(self.path)
-            self._file = open(self.path, 'a', encoding='utf-8')
-        record = dict(img_path=img_path, counts=np.asarray(counts).tolist())
-        if files:
-            record['files'] = {path: file_stamp(path) for path in files}
-        line = json.dumps(record)
+            work_dir, folder = osp.split(osp.normpath(self.progress_dir))
+            _drop_partial_line(work_dir, f'{folder}/{self.name}')
+            self._file = open_work_file(work_dir, f'{folder}/{self.name}', 'a')
+        record = _canonical(
+            dict(
+                img_path=img_path,
+                counts=np.asarray(counts).tolist(),
+                pixels=int(pixels),
+                files={path: _data_digest(path)
+                       for path in files}))
         # One write per line, so a kill leaves at most a partial last line.
-        self._file.write(line + '\n')
+        self._file.write(f'{_mac(self._nonce, record)} {record}\n')
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -92,22 +214,12 @@ class ProgressWriter:
             self._file = None
 
 
-def file_stamp(path: str) -> Optional[List[int]]:
-    """``[size, mtime_ns]`` of a local file, None when it cannot be read
-    (a remote path, or a missing file)."""
-    try:
-        stat = os.stat(path)
-    except (OSError, ValueError, TypeError):
-        return None
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def _drop_partial_line(path: str) -> None:
+def _drop_partial_line(work_dir: str, name: str) -> None:
     """Cut an unfinished last line (left by a killed process) so that the
     next record starts on a line of its own."""
-    if not osp.isfile(path):
+    if not osp.isfile(osp.join(work_dir, name)):
         return
-    with open(path, 'rb+') as f:
+    with open_work_file(work_dir, name, 'r+b') as f:
         data = f.read()
         if data and not data.endswith(b'\n'):
             f.truncate(data.rfind(b'\n') + 1)
@@ -124,7 +236,7 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
         dict[str, ndarray]: ``img_path`` -> ``[4, K]`` int64 counts.
 
     Raises:
-        ProgressError: A line other than the last one of a file is damaged.
+        ProgressError: See :func:`read_records`.
     """
     return {
         path: counts
@@ -132,55 +244,70 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
     }
 
 
+def _check_counts(counts: np.ndarray, pixels) -> bool:
+    """Whether ``[4, K]`` counts can be one image's: non-negative integers,
+    intersection within prediction and label, union their sum less the
+    intersection, at most ``pixels`` predicted and labelled pixels."""
+    if counts.ndim != 2 or counts.shape[0] != 4 or counts.dtype.kind != 'i':
+        return False
+    intersect, union, pred, label = counts
+    return bool(
+        isinstance(pixels, int) and (counts >= 0).all()
+        and (intersect <= np.minimum(pred, label)).all()
+        and (union == pred + label - intersect).all() and pred.sum() <= pixels
+        and label.sum() <= pixels)
+
+
 def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
-    """Every record of a progress folder, with the stamps of its files.
+    """Every record of a progress folder, with the digests of its files.
 
     Returns:
         dict[str, tuple]: ``img_path`` -> (``[4, K]`` int64 counts,
-        ``{path: [size, mtime_ns]}``, empty for older records).
+        ``{path: sha256}``).
 
     Raises:
-        ProgressError: A line other than the last one of a file is damaged.
+        ProgressError: A record (other than an unfinished last line) is not
+            one of this run's (its keyed digest does not match), or its
+            counts cannot be an image's; ``meta.json`` is missing, damaged
+            or not this user's.
     """
     records: Dict[str, tuple] = {}
     if not progress_dir or not osp.isdir(progress_dir):
         return records
-    for path in sorted(glob.glob(osp.join(progress_dir, 'rank*.jsonl'))):
-        with open(path, encoding='utf-8') as f:
-            lines = f.read().split('\n')
+    paths = sorted(glob.glob(osp.join(progress_dir, 'rank*.jsonl')))
+    meta = _read_meta(progress_dir)
+    if meta is None:
+        if paths:
+            raise _refuse(progress_dir, f'it has records but no {META_FILE}')
+        return records
+    for path in paths:
+        text = read_bytes(path, 1 << 34,
+                          'progress file').decode('utf-8', 'replace')
         # The text after the last newline is empty, or an unfinished record
         # of a killed process: skip it.
-        for number, line in enumerate(lines[:-1], start=1):
+        for number, line in enumerate(text.split('\n')[:-1], start=1):
+            mac, _, body = line.partition(' ')
+            if not hmac.compare_digest(mac, _mac(meta['nonce'], body)):
+                raise _refuse(
+                    progress_dir, f'{path}, line {number} was not recorded '
+                    f'by this run (its keyed digest does not match: it was '
+                    f'changed, planted or copied)')
+            record = json.loads(body)
             try:
-                record = json.loads(line)
-                counts = np.asarray(record['counts'], dtype=np.int64)
-                img_path = record['img_path']
-                files = dict(record.get('files') or {})
-            except (ValueError, KeyError, TypeError) as e:
-                raise ProgressError(
-                    f'{path}, line {number} is damaged ({e}). Delete the '
-                    f'line (that image is then evaluated again) or the '
-                    f'folder {progress_dir} to start over.') from None
-            if counts.ndim != 2 or counts.shape[0] != 4:
-                raise ProgressError(
-                    f'{path}, line {number}: counts of shape '
-                    f'{counts.shape}, expected [4, num_classes]. Delete '
-                    f'{progress_dir} to start over.')
-            records[img_path] = (counts, files)
+                counts = np.asarray(record['counts'])
+            except ValueError:  # ragged lists
+                counts = np.zeros(0)
+            if not _check_counts(counts, record.get('pixels')):
+                raise _refuse(
+                    progress_dir, f'{path}, line {number}: the counts cannot '
+                    f'be those of one image of {record.get("pixels")} pixels')
+            records[record['img_path']] = (counts.astype(np.int64),
+                                           record['files'])
     return records
 
 
 def _digest(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
-
-
-def _file_digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            sha.update(block)
-    return sha.hexdigest()
+    return hashlib.sha256(_canonical(obj).encode('utf-8')).hexdigest()[:16]
 
 
 def _to_plain(cfg):
@@ -243,11 +370,12 @@ _PARTS = dict(
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     """Get a progress folder ready for a run (main process only).
 
-    Without ``resume`` earlier records are deleted. With ``resume`` they
-    are kept if they were recorded for the same run, which is checked.
+    Without ``resume`` earlier records are deleted and a new run id is
+    recorded. With ``resume`` they are kept if they were recorded for the
+    same run, which is checked.
 
     Args:
-        progress_dir (str): The folder.
+        progress_dir (str): The folder, ``WORK_DIR/progress``.
         run (dict): :func:`describe_run` of this run.
         resume (bool): Keep the images already evaluated.
 
@@ -256,18 +384,20 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
 
     Raises:
         ProgressError: ``resume`` and the records were made by a different
-            model, checkpoint, dataset or evaluator.
+            model, checkpoint, dataset, evaluator or data files, or cannot
+            be tied to this user's run.
+        DataFileError: The folder or one of its files is a symbolic link.
     """
-    os.makedirs(progress_dir, exist_ok=True)
-    meta_path = osp.join(progress_dir, META_FILE)
-    if resume and osp.isfile(meta_path):
-        with open(meta_path, encoding='utf-8') as f:
-            old = json.load(f)
+    work_dir, folder = osp.split(osp.normpath(progress_dir))
+    # Creates the folder, and refuses a symbolic link in its place.
+    open_work_file(work_dir, f'{folder}/{META_FILE}', 'a').close()
+    old = _read_meta(progress_dir) if resume and osp.getsize(
+        osp.join(progress_dir, META_FILE)) else None
+    if old is not None:
         changed = [
             text for key, text in _PARTS.items() if old.get(key) != run[key]
         ]
-        # Records of older versions have no 'files' or 'output_dir'.
-        old_files = old.get('files', run['files'])
+        old_files = old.get('files', {})
         changed += [
             f'content of {path}'
             for path in sorted(set(old_files)
@@ -282,9 +412,8 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'or run without --resume to start over (this deletes the '
                 f'records).')
         records = read_records(progress_dir)
-        if 'output_dir' in old:
-            _check_output_dir(progress_dir, old['output_dir'],
-                              run['output_dir'], len(records))
+        _check_output_dir(progress_dir, old.get('output_dir'),
+                          run['output_dir'], len(records))
         _check_record_files(progress_dir, records)
         return len(records)
     if resume:
@@ -293,8 +422,10 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
             logger='current')
     for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
         os.remove(path)
-    with open(meta_path, 'w', encoding='utf-8') as f:
-        json.dump(run, f, indent=2)
+    meta = dict(run, nonce=os.urandom(16).hex())
+    meta['mac'] = _mac('meta', _canonical(meta))
+    with open_work_file(work_dir, f'{folder}/{META_FILE}', 'w') as f:
+        json.dump(meta, f, indent=2)
     return 0
 
 
@@ -314,11 +445,16 @@ def _check_output_dir(progress_dir: str, old: Optional[str],
 
 
 def _check_record_files(progress_dir: str, records: Dict[str, tuple]) -> None:
-    """Refuse records whose image or label map changed (size or
-    modification time) since it was counted."""
+    """Refuse records whose image or label map changed (content) since it
+    was counted; each file is hashed once."""
+    recorded = {
+        path: digest
+        for _, files in records.values()
+        for path, digest in files.items()
+    }
     changed = [
-        path for _, files in records.values() for path, stamp in files.items()
-        if file_stamp(path) != stamp
+        path for path, digest in recorded.items()
+        if _data_digest(path) != digest
     ]
     if changed:
         shown = ', '.join(sorted(changed)[:5])

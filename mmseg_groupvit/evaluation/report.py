@@ -130,8 +130,11 @@ def class_table_lines(class_results: Optional[dict]) -> List[str]:
     return lines
 
 
-def result_lines(metrics: Dict[str, float], images: int, seconds: float,
-                 paths: Sequence[tuple]) -> List[str]:
+def result_lines(metrics: Dict[str, float],
+                 images: int,
+                 seconds: float,
+                 paths: Sequence[tuple],
+                 evaluated: Optional[int] = None) -> List[str]:
     """The summary metrics, the time and the files written.
 
     Args:
@@ -140,15 +143,20 @@ def result_lines(metrics: Dict[str, float], images: int, seconds: float,
         seconds (float): Time of the test loop.
         paths (Sequence[tuple]): ``(what, path)`` of every file or folder
             written; None paths are left out.
+        evaluated (int, optional): Images this run evaluated, when a resumed
+            run took the others from its records; None for all.
 
     Returns:
         list[str]: The lines.
     """
     summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
+    run = images if evaluated is None else evaluated
+    recorded = (f', {images - run} more from the records'
+                if run != images else '')
     lines = [
         f'metrics     {summary}',
-        f'time        {seconds:.1f} s for {images} images '
-        f'({seconds / max(images, 1):.2f} s per image)'
+        f'time        {seconds:.1f} s for {run} images '
+        f'({seconds / max(run, 1):.2f} s per image{recorded})'
     ]
     written = [(what, path) for what, path in paths if path]
     width = max([len(w) for w, _ in written] + [0])

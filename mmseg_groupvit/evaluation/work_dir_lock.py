@@ -12,6 +12,7 @@ import os
 import os.path as osp
 
 from groupvit_common.errors import ProgressError
+from groupvit_common.files import open_work_file
 
 __all__ = ['lock_work_dir']
 
@@ -29,21 +30,24 @@ def lock_work_dir(work_dir: str) -> None:
 
     Raises:
         ProgressError: Another process holds the lock, naming its id.
+        DataFileError: The lock file is a symbolic link.
     """
     path = osp.abspath(osp.join(work_dir, LOCK_FILE))
     if path in _HELD:
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = open_work_file(work_dir, LOCK_FILE, 'a+')
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.read(fd, 32).decode('ascii', 'replace').strip()
-        os.close(fd)
+        holder = os.pread(lock.fileno(), 32, 0).decode('ascii',
+                                                       'replace').strip()
+        lock.close()
         raise ProgressError(
             f'Another evaluation (process {holder or "unknown"}) is running '
             f'in the work dir {work_dir}: two runs would mix their records. '
             f'Wait for it to end, or give this run another --work-dir.'
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode('ascii'))
-    _HELD[path] = fd
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    _HELD[path] = lock

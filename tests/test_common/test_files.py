@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from groupvit_common.errors import USER_ERRORS, DataFileError
-from groupvit_common.files import (check_image, check_json_depth, read_bytes,
-                                   read_gzip, read_json, read_text)
+from groupvit_common.files import (check_image, check_json_depth,
+                                   open_work_file, read_bytes, read_gzip,
+                                   read_json, read_text)
 
 
 def test_regular_file_within_its_bound_is_read(tmp_path):
@@ -142,3 +143,29 @@ def test_image_header_bounds(tmp_path):
     buffer = io.BytesIO()
     Image.new('RGB', (3, 2)).save(buffer, 'JPEG')
     assert check_image(buffer.getvalue(), 'x.jpg') == (3, 2)
+
+
+@pytest.mark.parametrize('link', ['out.json', 'sub', 'sub/out.json'])
+def test_work_files_are_written_without_following_links(tmp_path, link):
+    """A link in the work dir (to the file or to a folder on its way) is
+    refused; the file outside keeps its bytes; without links the file and
+    its folders are made."""
+    work, outside = tmp_path / 'work', tmp_path / 'outside'
+    (work / 'sub').mkdir(parents=True)
+    outside.mkdir()
+    (outside / 'out.json').write_text('precious')
+    if link == 'sub':
+        (work / 'sub').rmdir()
+        (work / 'sub').symlink_to(outside)
+    else:
+        (work / link).symlink_to(outside / 'out.json')
+    name = 'out.json' if link == 'out.json' else 'sub/out.json'
+    for mode in ('w', 'a', 'a+'):
+        with pytest.raises(
+                DataFileError, match=f'{work / link} is a '
+                'symbolic link'):
+            open_work_file(str(work), name, mode)
+    assert (outside / 'out.json').read_text() == 'precious'
+    with open_work_file(str(tmp_path / 'new'), 'a/b/c.txt') as f:
+        f.write('x')
+    assert (tmp_path / 'new' / 'a' / 'b' / 'c.txt').read_text() == 'x'

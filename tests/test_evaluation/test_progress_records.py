@@ -3,6 +3,7 @@
 ``read_progress`` reads, a killed writer's partial line is dropped, damaged
 records are named, and ``prepare_progress`` starts over or keeps records as
 asked."""
+import hashlib
 import json
 
 import numpy as np
@@ -12,7 +13,8 @@ from mmengine.config import Config
 from groupvit_common.errors import ProgressError
 from mmseg_groupvit.evaluation import (ProgressWriter, describe_run,
                                        prepare_progress, read_progress)
-from mmseg_groupvit.evaluation.progress import file_stamp, read_records
+from mmseg_groupvit.evaluation.progress import read_records
+from tests.conftest import started_progress
 
 
 def counts(value, classes=3):
@@ -22,9 +24,9 @@ def counts(value, classes=3):
 def test_written_records_are_read_back(tmp_path):
     image = tmp_path / 'a.jpg'
     image.write_bytes(b'1234')
-    writer = ProgressWriter(str(tmp_path / 'p'), rank=1)
-    writer.write(str(image), counts(2), [str(image)])
-    writer.write('b.jpg', counts(3))
+    writer = ProgressWriter(started_progress(tmp_path / 'p'), rank=1)
+    writer.write(str(image), counts(2), 100, [str(image)])
+    writer.write('b.jpg', counts(3), 100)
     writer.close()
     assert (tmp_path / 'p' / 'rank1.jsonl').is_file()
     read = read_progress(str(tmp_path / 'p'))
@@ -32,19 +34,19 @@ def test_written_records_are_read_back(tmp_path):
     np.testing.assert_array_equal(read[str(image)], counts(2))
     assert read[str(image)].dtype == np.int64
     records = read_records(str(tmp_path / 'p'))
-    stat = image.stat()
     assert records[str(image)][1] == {
-        str(image): [stat.st_size, stat.st_mtime_ns]
+        str(image): hashlib.sha256(b'1234').hexdigest()
     }
     assert records['b.jpg'][1] == {}
 
 
 def test_every_rank_file_is_read(tmp_path):
+    started_progress(tmp_path / 'p')
     for rank, name in enumerate(['a.jpg', 'b.jpg', 'c.jpg']):
-        writer = ProgressWriter(str(tmp_path), rank)
-        writer.write(name, counts(rank))
+        writer = ProgressWriter(str(tmp_path / 'p'), rank)
+        writer.write(name, counts(rank), 100)
         writer.close()
-    read = read_progress(str(tmp_path))
+    read = read_progress(str(tmp_path / 'p'))
     assert {
         k: int(v[0, 0])
         for k, v in read.items()
@@ -63,32 +65,55 @@ def test_missing_folder_reads_as_nothing(tmp_path):
 def test_partial_last_line_is_ignored_then_replaced(tmp_path):
     """A process killed mid-write leaves an unfinished last line: it is not
     a record, and the next writer starts on a line of its own."""
-    path = tmp_path / 'rank0.jsonl'
-    whole = json.dumps(dict(img_path='a.jpg', counts=counts(1).tolist()))
-    path.write_text(whole + '\n{"img_path": "b.jp')
-    assert list(read_progress(str(tmp_path))) == ['a.jpg']
-    writer = ProgressWriter(str(tmp_path))
-    writer.write('c.jpg', counts(5))
+    progress = started_progress(tmp_path / 'p')
+    writer = ProgressWriter(progress)
+    writer.write('a.jpg', counts(1), 10)
     writer.close()
-    assert path.read_text().splitlines()[1].startswith('{"img_path": "c.jpg"')
-    assert sorted(read_progress(str(tmp_path))) == ['a.jpg', 'c.jpg']
+    path = tmp_path / 'p' / 'rank0.jsonl'
+    whole = path.read_text()
+    path.write_text(whole + whole[:40])
+    assert list(read_progress(progress)) == ['a.jpg']
+    writer = ProgressWriter(progress)
+    writer.write('c.jpg', counts(5), 100)
+    writer.close()
+    assert '"img_path": "c.jpg"' in path.read_text().splitlines()[1]
+    assert sorted(read_progress(progress)) == ['a.jpg', 'c.jpg']
 
 
-@pytest.mark.parametrize('line, match', [
-    ('not json', 'line 1 is damaged'),
-    ('{"counts": [[1], [1], [1], [1]]}', 'line 1 is damaged'),
-    ('{"img_path": "a.jpg", "counts": [[1, 2], [1, 2]]}',
-     r'counts of shape \(2, 2\), expected \[4, num_classes\]'),
-])
-def test_damaged_record_is_named(tmp_path, line, match):
-    (tmp_path / 'rank0.jsonl').write_text(line + '\n')
-    with pytest.raises(ProgressError, match=match):
-        read_progress(str(tmp_path))
+def write_signed(progress, record_counts, pixels):
+    writer = ProgressWriter(progress)
+    writer.write('a.jpg', record_counts, pixels)
+    writer.close()
 
 
-def test_file_stamp_of_a_missing_or_remote_file(tmp_path):
-    assert file_stamp(str(tmp_path / 'none')) is None
-    assert file_stamp('s3://bucket/a.jpg') is None
+@pytest.mark.parametrize(
+    'record_counts, pixels',
+    [
+        ([[1, 1, 1, 1]] * 3, 10),  # not [4, K]
+        ([[-1, 0], [0, 0], [0, 0], [0, 0]], 10),  # negative
+        ([[1.5, 0], [2, 0], [2, 0], [1.5, 0]], 10),  # not integers
+        ([[0, 0], [15, 0], [10, 0], [10, 0]], 10),  # union is not the sum
+        ([[5, 0], [5, 0], [3, 0], [5, 0]], 10),  # intersection > prediction
+        ([[6, 6], [6, 6], [6, 6], [6, 6]], 10),  # more pixels than the image
+        ([[2**70, 0], [2**70, 0], [2**70, 0], [2**70, 0]], 2**80),  # overflow
+    ])
+def test_counts_no_image_can_have_are_refused(tmp_path, record_counts, pixels):
+    """Even a record of this run (its digest is right) is refused when its
+    counts cannot be one image's."""
+    progress = started_progress(tmp_path / 'p')
+    write_signed(progress, np.asarray(record_counts, dtype=object), pixels)
+    with pytest.raises(
+            ProgressError, match='the counts cannot be those of '
+            'one image'):
+        read_progress(progress)
+
+
+def test_counts_of_a_possible_image_are_read(tmp_path):
+    """The bounds of the test above, met exactly: accepted."""
+    progress = started_progress(tmp_path / 'p')
+    write_signed(progress, [[3, 0], [10, 0], [10, 0], [3, 0]], 10)
+    assert read_progress(progress)['a.jpg'].tolist() == [[3, 0], [10, 0],
+                                                         [10, 0], [3, 0]]
 
 
 def make_run(tmp_path, weights=b'weights', **evaluator):
@@ -117,7 +142,7 @@ def test_without_resume_records_are_deleted(tmp_path):
     run = make_run(tmp_path)
     assert prepare_progress(str(progress), run, False) == 0
     writer = ProgressWriter(str(progress))
-    writer.write('a.jpg', counts(1))
+    writer.write('a.jpg', counts(1), 10)
     writer.close()
     assert prepare_progress(str(progress), run, True) == 1
     assert prepare_progress(str(progress), run, False) == 0
@@ -138,3 +163,25 @@ def test_resume_with_another_checkpoint_is_refused(tmp_path):
     with pytest.raises(ProgressError, match='different checkpoint file'):
         prepare_progress(
             str(progress), make_run(tmp_path, b'other weights'), True)
+
+
+def test_the_key_is_private_and_outside_the_work_dir(tmp_path, monkeypatch):
+    """Without the variable, the key is made once in XDG_CACHE_HOME, 32
+    random bytes only the user can read; a key others can read is
+    refused (they could sign records)."""
+    from mmseg_groupvit.evaluation import progress as module
+    monkeypatch.delenv(module.KEY_ENV)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    key = tmp_path / 'cache' / 'mmseg_groupvit' / 'progress.key'
+    assert module.key_path() == str(key)
+    started_progress(tmp_path / 'work' / 'progress')
+    assert len(key.read_bytes()) == 32
+    assert key.stat().st_mode & 0o777 == 0o600
+    first = key.read_bytes()
+    started_progress(tmp_path / 'work' / 'progress')
+    assert key.read_bytes() == first
+    key.chmod(0o644)
+    module._secret_key.cache_clear()
+    with pytest.raises(ProgressError, match='that only you can read'):
+        started_progress(tmp_path / 'work' / 'progress')
+    module._secret_key.cache_clear()

@@ -43,7 +43,7 @@ def make_run(vocab, checkpoint, output_dir=None):
 def record_one(progress, image, label):
     writer = ProgressWriter(str(progress))
     writer.write(
-        str(image), np.ones((4, 3), np.int64),
+        str(image), np.ones((4, 3), np.int64), 100,
         [str(image), str(label)])
     writer.close()
 
@@ -71,15 +71,16 @@ def test_changed_vocabulary_content_is_refused(run_inputs, tmp_path):
 
 @pytest.mark.parametrize('which', ['image', 'label'])
 def test_changed_image_or_label_is_refused(which, run_inputs, tmp_path):
+    """Same size and modification time, other content: noticed."""
     vocab, checkpoint, image, label = run_inputs
     progress = tmp_path / 'progress'
     prepare_progress(str(progress), make_run(vocab, checkpoint), False)
     record_one(progress, image, label)
     changed = image if which == 'image' else label
-    # Same size, new content and time: the stamp is size and mtime.
     stat = os.stat(changed)
     changed.write_bytes(changed.read_bytes()[::-1])
-    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(changed).st_size == stat.st_size
     with pytest.raises(ProgressError) as info:
         prepare_progress(str(progress), make_run(vocab, checkpoint), True)
     assert f'1 image or label file(s) changed since they were counted: ' \

@@ -8,6 +8,7 @@ import pytest
 from mmengine.dataset import DefaultSampler
 
 from mmseg_groupvit.evaluation import ProgressWriter, SkipDoneSampler
+from tests.conftest import started_progress
 
 
 class Images:
@@ -24,9 +25,11 @@ class Images:
 
 
 def record(progress_dir, paths, rank=0):
+    if not (progress_dir / 'meta.json').exists():
+        started_progress(progress_dir)
     writer = ProgressWriter(str(progress_dir), rank)
     for path in paths:
-        writer.write(path, np.zeros((4, 2), np.int64))
+        writer.write(path, np.zeros((4, 2), np.int64), 1)
     writer.close()
 
 

@@ -11,6 +11,7 @@ from groupvit_common.errors import (ConfigCheckError, LabelMapError,
                                     ProgressError)
 from mmseg_groupvit.evaluation import (CheckedIoUMetric, ProgressWriter,
                                        read_progress)
+from tests.conftest import started_progress
 
 CLASSES = [f'class{i}' for i in range(6)]
 
@@ -120,7 +121,7 @@ def test_model_with_another_class_count_is_refused():
 
 def test_progress_records_merge_and_count_each_image_once(tmp_path):
     pairs = [random_pair(seed) for seed in range(4)]
-    progress = str(tmp_path / 'progress')
+    progress = started_progress(tmp_path / 'progress')
     first = make_metric(progress_dir=progress)
     for i in range(2):
         first.process({}, [sample(*pairs[i], str(i))])
@@ -149,15 +150,16 @@ def test_missing_images_are_not_silently_ignored(tmp_path):
 
 
 def test_killed_writer_leaves_a_partial_line_that_is_dropped(tmp_path):
+    started_progress(tmp_path)
     writer = ProgressWriter(str(tmp_path), rank=0)
-    writer.write('/a.jpg', np.ones((4, 6), np.int64))
+    writer.write('/a.jpg', np.ones((4, 6), np.int64), 10)
     writer.close()
     path = tmp_path / 'rank0.jsonl'
     with open(path, 'a') as f:
         f.write('{"img_path": "/b.jpg", "cou')  # killed mid-line
     assert list(read_progress(str(tmp_path))) == ['/a.jpg']
     writer = ProgressWriter(str(tmp_path), rank=0)
-    writer.write('/c.jpg', np.zeros((4, 6), np.int64))
+    writer.write('/c.jpg', np.zeros((4, 6), np.int64), 10)
     writer.close()
     assert sorted(read_progress(str(tmp_path))) == ['/a.jpg', '/c.jpg']
     # A damaged line that is not the last one is an error, named.

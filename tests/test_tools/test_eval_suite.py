@@ -279,3 +279,91 @@ def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
         assert rows[0]['mIoU'] == f'{runs:.2f}'
     # Each content has its own run folder.
     assert len(set(calls)) == 2
+
+
+def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
+    """The table is keyed by the config's resolved content too: the same
+    config path whose text, or whose base file's text, changed what the run
+    gets is evaluated again and its row replaced; otherwise it is skipped.
+    (The runs are stubbed: this is about the table.)"""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    calls = []
+
+    def fake_run(command, work_dir):
+        calls.append(work_dir)
+        return dict(
+            protocol=dict(
+                dataset='PascalVOCDataset',
+                num_classes=21,
+                background=True,
+                resize=None,
+                window=dict(mode='whole'),
+                bg_thresh=0.95,
+                templates='simple',
+                vocabulary=dict(dataset_name='voc')),
+            metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
+            images=3,
+            seconds=1.0)
+
+    monkeypatch.setattr(suite, 'run_one', fake_run)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    base, leaf = tmp_path / 'base.py', tmp_path / 'leaf.py'
+    base.write_text(
+        f"_base_ = ['{osp.join(REPO, 'configs', 'groupvit_voc.py')}"
+        f"']\nmodel = dict(test_cfg=dict(bg_thresh=0.9))\n")
+    argv = [
+        str(leaf), '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out')
+    ]
+    steps = [
+        ('leaf', 'model = dict(test_cfg=dict(mode="whole"))\n', 1),
+        ('leaf', 'model = dict(test_cfg=dict(mode="whole"))\n', 1),
+        ('leaf', 'model = dict(test_cfg=dict(mode="whole", bg_thresh=0.5))'
+         '\n', 2),
+        # The leaf sets bg_thresh: the resolved config is unchanged.
+        ('base', 'model = dict(test_cfg=dict(bg_thresh=0.8))\n', 2),
+        ('base', 'model = dict(test_cfg=dict(stride=(100, 100)))\n', 3),
+    ]
+    for which, text, runs in steps:
+        if which == 'leaf':
+            leaf.write_text("_base_ = ['./base.py']\n" + text)
+        else:
+            base.write_text(base.read_text() + text)
+        assert suite.main(argv) == 0
+        assert len(calls) == runs, which
+        rows = read_csv(tmp_path / 'out' / 'results.csv')
+        assert len(rows) == 1
+        assert rows[0]['mIoU'] == f'{runs:.2f}'
+    assert len(set(calls)) == 3
+
+
+@pytest.mark.slow
+def test_a_planted_link_where_the_table_is_written_is_refused(tmp_path):
+    """A symbolic link in OUT_DIR in place of the table's temporary file,
+    pointing at a file elsewhere: that file keeps its bytes, and the suite
+    says so in one line."""
+    out_dir, outside = tmp_path / 'out', tmp_path / 'precious'
+    out_dir.mkdir()
+    outside.write_text('precious')
+    (out_dir / 'results.csv.tmp').symlink_to(outside)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'not a checkpoint')  # the run fails, quickly
+    proc = subprocess.run([
+        sys.executable, SUITE_PY,
+        osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(out_dir)
+    ],
+                          cwd=REPO,
+                          env=ENV,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert outside.read_text() == 'precious'
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: {out_dir / "results.csv.tmp"} is a symbolic link (or not a '
+        f'folder): the tool writes only files of its own in a work dir. '
+        f'Remove it, or use a fresh work dir.')
