@@ -121,6 +121,8 @@ def _external_data(model):
     ('garbage_graph', 'onnxruntime cannot load'),
     ('custom_op', 'onnxruntime cannot load'),
     ('external_data', 'onnxruntime cannot load'),
+    ('swapped_graphs', "takes ['tokens'] and gives ['text_features']"),
+    ('with_bg', 'protocol.with_bg is False but the image graph takes'),
     ('bpe_bomb', 'expands to more than'),
     ('bpe_pickle', 'is a gzipped pickle'),
 ])
@@ -134,6 +136,10 @@ def test_a_crafted_folder_is_one_error_line(case, says, export, tmp_path):
         garbage_graph={'image.onnx': os.urandom(4096)},
         custom_op={'image.onnx': _graph_with(export, _custom_op)},
         external_data={'image.onnx': _graph_with(export, _external_data)},
+        with_bg=dict(with_bg=False),
+        swapped_graphs={
+            'image.onnx': open(osp.join(export, 'text.onnx'), 'rb').read()
+        },
         bpe_bomb={BPE: gzip.compress(b'\0' * (64 << 20))},
         bpe_pickle={BPE: gzip.compress(pickle.dumps({'merges': []}))},
     )[case]

@@ -31,6 +31,34 @@ __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 CHANNELS_PER_STEP = 8
 
 
+def _run(session, outputs: List[str], feeds: dict) -> list:
+    """``session.run``; a graph that fails on its own inputs (a crafted
+    one: wrong shapes inside) is one :class:`ExportError`."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as e:  # onnxruntime's errors have no common base
+        reason = ' '.join(str(e).split())[:300]
+        raise ExportError(f'onnxruntime failed running {session.path} '
+                          f'({reason}); export again with '
+                          f'tools/deployment/pytorch2onnx.py.') from None
+
+
+def _check_signature(session,
+                     inputs: List[str],
+                     outputs: List[str],
+                     optional: Optional[str] = None):
+    """The graph takes ``inputs`` (in order; ``optional`` may follow)
+    and gives ``outputs``."""
+    found = [i.name for i in session.get_inputs()]
+    given = [o.name for o in session.get_outputs()]
+    if found not in (inputs,
+                     inputs + [optional]) or not set(outputs) <= set(given):
+        raise ExportError(
+            f'{session.path} takes {found} and gives {given}, not the '
+            f'export\'s {inputs} and {outputs}; export again with '
+            f'tools/deployment/pytorch2onnx.py.')
+
+
 def _session(graph: bytes, threads: Optional[int], providers, path: str):
     """An onnxruntime session of a graph's bytes (read and checked from
     ``path``); a graph it cannot load is one :class:`ExportError`."""
@@ -45,13 +73,15 @@ def _session(graph: bytes, threads: Optional[int], providers, path: str):
     try:
         # From bytes: the graph cannot name files beside it (external
         # data) to read.
-        return ort.InferenceSession(
+        session = ort.InferenceSession(
             graph, options, providers=providers or ['CPUExecutionProvider'])
     except Exception as e:  # onnxruntime's errors have no common base
         reason = ' '.join(str(e).split())[:300]
         raise ExportError(f'onnxruntime cannot load {path} ({reason}); '
                           f'export again with '
                           f'tools/deployment/pytorch2onnx.py.') from None
+    session.path = path
+    return session
 
 
 class OnnxSegmenter:
@@ -77,13 +107,23 @@ class OnnxSegmenter:
         self.meta, data = read_export(export_dir)
         self.image = _session(data['image'], threads, providers,
                               osp.join(export_dir, 'image.onnx'))
+        # A head without a background channel has no threshold input.
+        _check_signature(self.image, ['pixels', 'class_embeds'], ['scores'],
+                         'bg_thresh')
         self.image_inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
         self.protocol = check_protocol(
             self.meta.get('protocol'), osp.join(export_dir, 'deploy.json'),
             window if all(isinstance(v, int) for v in window) else None)
+        if self.protocol['with_bg'] != ('bg_thresh' in self.image_inputs):
+            raise ExportError(
+                f'{export_dir}: protocol.with_bg is '
+                f'{self.protocol["with_bg"]} but the image graph takes '
+                f'{self.image_inputs}; export again with '
+                f'tools/deployment/pytorch2onnx.py.')
         self.text = _session(data['text'], threads, providers,
                              osp.join(export_dir, 'text.onnx'))
+        _check_signature(self.text, ['tokens'], ['text_features'])
         self.tokenizer = ClipTokenizer(
             osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
         self.window_batch = window_batch
@@ -124,8 +164,8 @@ class OnnxSegmenter:
             # result under the causal mask (the segmentor does the same).
             length = int(part.argmax(-1).max()) + 1
             feats.append(
-                self.text.run(['text_features'],
-                              dict(tokens=part[:, :length]))[0])
+                _run(self.text, ['text_features'],
+                     dict(tokens=part[:, :length]))[0])
         feats = np.concatenate(feats)
         sizes = np.cumsum([len(p) for p in prompts])[:-1]
         means = np.stack([c.mean(axis=0) for c in np.split(feats, sizes)])
@@ -152,7 +192,7 @@ class OnnxSegmenter:
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
         # A head without a background channel has no threshold input.
-        return self.image.run(['scores'], {
+        return _run(self.image, ['scores'], {
             k: v
             for k, v in feeds.items() if k in self.image_inputs
         })[0]
