@@ -166,6 +166,27 @@ def legend_text(entry: LegendEntry) -> str:
     return name if share is None else f'{name}  {share:.1%}'
 
 
+def legend_entries(legend: list, every_class: bool = False) -> tuple:
+    """What a picture's legend shows: the classes present, most pixels
+    first, then how many of the vocabulary's are absent; or every class in
+    vocabulary order (``every_class``). The PNG text and ``summary.json``
+    keep every class either way.
+
+    Returns:
+        tuple: ``[(text, colour, share)]`` and the closing line (or None).
+    """
+    footer = None
+    if not every_class:
+        present = [e for e in legend if e['share'] > 0]
+        absent = len(legend) - len(present)
+        if absent:
+            footer = f'+{absent} class{"es" if absent > 1 else ""} absent'
+        legend = sorted(present, key=lambda e: -e['share'])
+    entries = [(', '.join([e['name']] + e['synonyms']), e['color'], e['share'])
+               for e in legend]
+    return entries, footer
+
+
 def draw_legend(image: Image.Image,
                 entries: Sequence[LegendEntry],
                 top: int = 0,

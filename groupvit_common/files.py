@@ -203,6 +203,10 @@ def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
         raise DataFileError(
             f'the {what} {path} expands to more than {limit:,} bytes, more '
             f'than such a file can need; it was damaged or crafted.')
+    if out[:1] == b'\x80':
+        raise DataFileError(f'the {what} {path} is a gzipped pickle; it must '
+                            f'be the gzip file it replaces, which holds '
+                            f'text.')
     if not stream.eof or stream.unused_data:
         raise DataFileError(
             f'the {what} {path} is truncated or has data after its end; '

@@ -42,12 +42,16 @@ embedding is still one unit vector).
 """
 import os
 import os.path as osp
+import string
 import unicodedata
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple, Union
 
+from .errors import ConfigValueError
+
 __all__ = [
-    'load_vocabulary', 'parse_class_list', 'check_words', 'MAX_WORD_CHARS'
+    'load_vocabulary', 'parse_class_list', 'check_words', 'check_template',
+    'split_background', 'MAX_WORD_CHARS'
 ]
 
 #: Longest word (run of characters without spaces) of a class name; the
@@ -253,3 +257,86 @@ def parse_class_list(text: str, option: str = '--vocab') -> List[List[str]]:
         raise ValueError(f'{option} {text!r} has an empty class name (two '
                          f'commas or "|" in a row, or one at an end).')
     return load_vocabulary(classes)
+
+
+def split_background(classes: List[List[str]],
+                     with_bg: bool = True) -> Tuple[List[List[str]], bool]:
+    """The one rule of a leading ``background``: it names label 0, the
+    head's background channel, and is not prompted.
+
+    Args:
+        classes (list[list[str]]): A vocabulary (:func:`load_vocabulary`).
+        with_bg (bool): Whether the head has a background channel.
+
+    Returns:
+        tuple: The classes to prompt (without a leading ``background``) and
+        whether it led.
+
+    Raises:
+        ConfigValueError: ``background`` leads but the head has no
+            background channel (every label would shift by one), or it is
+            the only class.
+    """
+    first = bool(classes) and [n.casefold()
+                               for n in classes[0]] == ['background']
+    if first and not with_bg:
+        raise ConfigValueError(
+            'The vocabulary starts with "background", which names label 0 '
+            'of a head with a background channel, but this head has none '
+            '(model.decode_head.with_bg=False): its first prompted class '
+            'would take label 0 and every label would shift by one. Remove '
+            '"background" from the vocabulary, or use a head with '
+            'with_bg=True.')
+    if first and len(classes) == 1:
+        raise ConfigValueError(
+            'The vocabulary has only "background", which is not prompted; '
+            'add the classes to segment.')
+    return (classes[1:] if first else classes), first
+
+
+def _render_field(name: str, spec: str, conversion: str) -> str:
+    """Write a parsed format field back, e.g. ``'{0!r:>5}'``."""
+    conversion = f'!{conversion}' if conversion else ''
+    spec = f':{spec}' if spec else ''
+    return '{' + name + conversion + spec + '}'
+
+
+def check_template(template: str) -> str:
+    """Check that a template has exactly one empty ``{}`` field.
+
+    Literal braces may be written doubled (``'{{'``, ``'}}'``), as in
+    :meth:`str.format`.
+
+    Args:
+        template (str): A prompt template such as ``'a photo of a {}.'``.
+
+    Returns:
+        str: ``template`` unchanged.
+
+    Raises:
+        TypeError: If ``template`` is not a str.
+        ValueError: If it does not have exactly one ``{}`` field, if its
+            braces are malformed, or if it has a word longer than
+            :data:`MAX_WORD_CHARS`.
+    """
+    if not isinstance(template, str):
+        raise TypeError(f'A prompt template must be a str, got '
+                        f'{type(template).__name__}: {template!r}.')
+    hint = ("Write exactly one '{}' where the class name goes, e.g. "
+            "'a photo of a {}.'; write literal braces as '{{' and '}}'.")
+    try:
+        fields = [(name, spec, conv)
+                  for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as err:
+        raise ValueError(
+            f'Prompt template {template!r} has malformed braces ({err}). '
+            f'{hint}') from None
+    if len(fields) != 1 or fields[0] != ('', '', None):
+        shown = ', '.join(_render_field(*field) for field in fields)
+        raise ValueError(
+            f'Prompt template {template!r} has {len(fields)} replacement '
+            f'field(s) ({shown or "none"}), expected exactly one empty '
+            f'one. {hint}')
+    check_words([template], 'Prompt template')
+    return template

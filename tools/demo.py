@@ -57,8 +57,9 @@ from mmseg.apis import inference_model
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from groupvit_common.drawing import (draw_banner, draw_legend, mark_boundaries,
-                                     overlay_labels, png_text, tile_panes)
+from groupvit_common.drawing import (draw_banner, draw_legend, legend_entries,
+                                     mark_boundaries, overlay_labels, png_text,
+                                     tile_panes)
 from groupvit_common.errors import (USER_ERRORS, CheckpointError,
                                     ConfigValueError, user_error_message)
 from groupvit_common.image_files import list_images
@@ -79,27 +80,6 @@ RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Leave --random-weights out (see docs/demo.md) for real results.'
 ]
-
-
-def legend_entries(legend: list, every_class: bool = False) -> tuple:
-    """What a picture's legend shows: the classes present, most pixels
-    first, then how many of the vocabulary's are absent; or every class in
-    vocabulary order (``every_class``). The PNG text and ``summary.json``
-    keep every class either way.
-
-    Returns:
-        tuple: ``[(text, colour, share)]`` and the closing line (or None).
-    """
-    footer = None
-    if not every_class:
-        present = [e for e in legend if e['share'] > 0]
-        absent = len(legend) - len(present)
-        if absent:
-            footer = f'+{absent} class{"es" if absent > 1 else ""} absent'
-        legend = sorted(present, key=lambda e: -e['share'])
-    entries = [(', '.join([e['name']] + e['synonyms']), e['color'], e['share'])
-               for e in legend]
-    return entries, footer
 
 
 def _weights_name(checkpoint):

@@ -16,7 +16,9 @@ The export directory holds:
 - ``bpe_simple_vocab_16e6.txt.gz``: the CLIP BPE data of mmseg's tokenizer;
 - ``deploy.json``: the protocol (mean, std, resize, window, stride,
   templates, classes, ``bg_thresh``, the tokenizer's context and special
-  ids), the graphs' input and output names, and the check's figures.
+  ids), the graphs' input and output names, the check's figures, and the
+  SHA-256 of the protocol and of each file, which the runner checks
+  (:mod:`groupvit_common.export_format`).
 """
 import json
 import os
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose, pseudo_collate
 
+from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
 from .onnx_modules import (IMAGE_INPUTS, IMAGE_OUTPUTS, TEXT_INPUTS,
                            TEXT_OUTPUTS, ImageSide, TextSide)
@@ -44,7 +47,7 @@ OPSET = 17
 #: Largest difference of window scores allowed between onnxruntime and
 #: PyTorch for the export to count as done.
 SCORE_ATOL = 1e-4
-DEPLOY_FILE = 'deploy.json'
+DEPLOY_FILE = export_format.DEPLOY_FILE
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
 
 #: Resize steps of a test pipeline (``CheckedResize``: same arguments and
@@ -319,7 +322,7 @@ def export_onnx(model,
             osp.join(tmp, BPE_FILE))
         import onnx
         meta = dict(
-            format='mmseg-groupvit onnx 1',
+            format=export_format.FORMAT,
             weights=weights or 'random',
             opset=OPSET,
             torch=torch.__version__,
@@ -338,6 +341,11 @@ def export_onnx(model,
             tokenizer=dict(bpe_file=BPE_FILE),
             protocol=protocol,
             check=check)
+        files = {}
+        for name in ('image.onnx', 'text.onnx', BPE_FILE):
+            with open(osp.join(tmp, name), 'rb') as f:
+                files[name] = f.read()
+        meta['sha256'] = export_format.digests(protocol, files)
         with open(osp.join(tmp, DEPLOY_FILE), 'w') as f:
             json.dump(meta, f, indent=2)
         if osp.isdir(out_dir):

@@ -21,13 +21,12 @@ ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``:
 The text encoder averages the projected, un-normalised text embeddings over
 the templates of a class, then L2-normalises the average.
 """
-import string
 from collections import Counter
 from typing import Dict, List, Sequence, Union
 
 from mmseg.utils.get_templates import PREDEFINED_TEMPLATES
 
-from groupvit_common.vocabulary import check_words
+from groupvit_common.vocabulary import check_template
 
 __all__ = ['TEMPLATE_SETS', 'get_templates', 'check_template']
 
@@ -47,54 +46,6 @@ TEMPLATE_SETS: Dict[str, List[str]] = {
     'identity': ['{}'],
 }
 # yapf: enable
-
-
-def _render_field(name: str, spec: str, conversion: str) -> str:
-    """Write a parsed format field back, e.g. ``'{0!r:>5}'``."""
-    conversion = f'!{conversion}' if conversion else ''
-    spec = f':{spec}' if spec else ''
-    return '{' + name + conversion + spec + '}'
-
-
-def check_template(template: str) -> str:
-    """Check that a template has exactly one empty ``{}`` field.
-
-    Literal braces may be written doubled (``'{{'``, ``'}}'``), as in
-    :meth:`str.format`.
-
-    Args:
-        template (str): A prompt template such as ``'a photo of a {}.'``.
-
-    Returns:
-        str: ``template`` unchanged.
-
-    Raises:
-        TypeError: If ``template`` is not a str.
-        ValueError: If it does not have exactly one ``{}`` field, if its
-            braces are malformed, or if it has a word longer than
-            :data:`groupvit_common.vocabulary.MAX_WORD_CHARS`.
-    """
-    if not isinstance(template, str):
-        raise TypeError(f'A prompt template must be a str, got '
-                        f'{type(template).__name__}: {template!r}.')
-    hint = ("Write exactly one '{}' where the class name goes, e.g. "
-            "'a photo of a {}.'; write literal braces as '{{' and '}}'.")
-    try:
-        fields = [(name, spec, conv)
-                  for _, name, spec, conv in string.Formatter().parse(template)
-                  if name is not None]
-    except ValueError as err:
-        raise ValueError(
-            f'Prompt template {template!r} has malformed braces ({err}). '
-            f'{hint}') from None
-    if len(fields) != 1 or fields[0] != ('', '', None):
-        shown = ', '.join(_render_field(*field) for field in fields)
-        raise ValueError(
-            f'Prompt template {template!r} has {len(fields)} replacement '
-            f'field(s) ({shown or "none"}), expected exactly one empty '
-            f'one. {hint}')
-    check_words([template], 'Prompt template')
-    return template
 
 
 def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:

@@ -100,6 +100,9 @@ def test_gzip_that_is_a_pickle_or_damaged_is_named(tmp_path):
     path.write_bytes(pickle.dumps({'a': 1}))
     with pytest.raises(DataFileError, match='is a pickle'):
         read_gzip(str(path), 1 << 20)
+    path.write_bytes(gzip.compress(pickle.dumps({'a': 1})))
+    with pytest.raises(DataFileError, match='is a gzipped pickle'):
+        read_gzip(str(path), 1 << 20)
     path.write_bytes(gzip.compress(b'hello world' * 100)[:30])
     with pytest.raises(DataFileError, match='truncated'):
         read_gzip(str(path), 1 << 20)

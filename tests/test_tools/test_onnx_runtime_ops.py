@@ -130,4 +130,16 @@ def test_decoding_equals_mmcv(tmp_path):
     for path in paths:
         with open(path, 'rb') as f:
             expected = mmcv.imfrombytes(f.read(), flag='color')[..., ::-1]
-        assert np.array_equal(read_rgb(path), expected), path
+        assert np.array_equal(image_ops.read_rgb(path), expected), path
+
+
+def test_cmyk_jpeg_decodes_as_opencv(tmp_path):
+    """mmcv (tools/test.py) reads images with cv2: a CMYK JPEG written by
+    Pillow gives the runner OpenCV's pixels exactly (Pillow's conversion
+    is one level apart at most pixels)."""
+    path = str(tmp_path / 'cmyk.jpg')
+    Image.open(osp.join(PHOTOS, 'groupvit_demo_voc.jpg')).convert('CMYK').save(
+        path, quality=90)
+    expected = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
+    assert (np.asarray(Image.open(path).convert('RGB')) != expected).any()
+    assert np.array_equal(image_ops.read_rgb(path), expected)

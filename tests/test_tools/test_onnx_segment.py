@@ -2,6 +2,7 @@
 """tools/deployment/onnx_segment.py: labels against mmseg's pipeline and
 the reference fixture, no PyTorch in the process, one-line errors."""
 import json
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from PIL import Image
 
+from groupvit_common import export_format
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.models.layers import grouping
 from mmseg_groupvit.models.layers.grouping import chain_assignments
@@ -297,12 +299,14 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
     prediction = Image.open(out / 'groupvit_demo_voc_prediction.png')
     overlay = Image.open(out / 'groupvit_demo_voc_overlay.png')
     assert prediction.size == overlay.size == (width, height)
-    labels = np.asarray(prediction)
-    runner = OnnxSegmenter(voc_export['dir'])
-    class_embeds, _ = runner.class_embeddings([['dog', 'puppy'], ['chair'],
-                                               ['floor']])
-    _, expected = runner.predict_file(PHOTO, class_embeds, 0.95)
-    assert np.array_equal(labels, expected)
+    # The labels written are PyTorch's with the same vocabulary (but at
+    # its ties).
+    model = voc_export['model']
+    model.set_vocabulary([['dog', 'puppy'], ['chair'], ['floor']])
+    try:
+        assert_labels_equal_but_ties(np.asarray(prediction), model, PHOTO)
+    finally:
+        model.set_vocabulary(dataset_name='voc')
     with open(out / 'summary.json') as f:
         summary = json.load(f)
     assert summary['classes'] == ['background', 'dog', 'chair', 'floor']
@@ -436,10 +440,10 @@ def test_panorama_below_the_window_is_refused(size, voc_export, tmp_path):
      'protocol.resize.scale must be two positive integers'),
     ('mean', [1, 2], 'protocol.mean must be three finite numbers'),
     ('std', [58.4, 0, 57.4], 'protocol.std must be positive'),
-    ('std', [58.4, float('nan'), 57.4], 'protocol.std must be three finite'),
+    ('std', [58.4, float('nan'), 57.4], 'NaN is not a JSON number'),
     ('with_bg', 'yes', 'protocol.with_bg must be true or false'),
     ('context_length', 0, 'protocol.context_length must be an integer'),
-    ('templates', ['a photo.'], 'protocol.templates must be a list'),
+    ('templates', ['a photo.'], 'protocol.templates: Prompt template'),
     ('classes', [], 'protocol.classes must be a list of non-empty lists'),
     ('bg_thresh', 2, 'protocol.bg_thresh must be a number in [0, 1]'),
 ])
@@ -451,6 +455,12 @@ def test_damaged_protocol_is_refused(key, value, says, voc_export, tmp_path):
     with open(export / 'deploy.json') as f:
         meta = json.load(f)
     meta['protocol'][key] = value
+    # Digests computed again, as whoever crafts a folder can.
+    meta['sha256'] = export_format.digests(
+        meta['protocol'], {
+            name: (export / name).read_bytes()
+            for name in os.listdir(export) if name != 'deploy.json'
+        })
     with open(export / 'deploy.json', 'w') as f:
         json.dump(meta, f)
     with pytest.raises(ExportError) as info:
@@ -491,8 +501,36 @@ def test_head_without_background_exports_and_runs(context59_export, tmp_path):
     assert str(exit_info.value.code).startswith(
         'error: --bg-thresh does not apply to this export: its head has no '
         'background channel')
+    # A leading 'background' would shift every label by one: refused, in
+    # the words of PyTorch's set_vocabulary.
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([
+            context59_export['dir'], PHOTO, '--vocab', 'background,cat,dog',
+            '--out',
+            str(tmp_path / 'o')
+        ])
+    with pytest.raises(ValueError) as pytorch:
+        model.set_vocabulary(['background', 'cat', 'dog'])
+    assert 'every label would shift by one' in str(pytorch.value)
+    assert str(exit_info.value.code) == f'error: {pytorch.value}'
     summary = tool.main(
         [context59_export['dir'], PHOTO, '--out',
          str(tmp_path / 'o')])
     # No background class in front of the vocabulary.
     assert summary['classes'] == [c[0] for c in meta['protocol']['classes']]
+
+
+def test_legend_shows_the_classes_present_most_pixels_first():
+    """As the demo's: the picture lists the classes present by share, then
+    how many are absent; summary.json keeps every class."""
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    labels = np.array([[0, 2, 2, 2], [2, 3, 3, 0]])
+    palette = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]])
+    legend, (entries,
+             footer) = tool.legend_of([['cat'], ['dog', 'puppy'], ['cow']],
+                                      True, labels, palette)
+    assert [e['name'] for e in legend] == ['background', 'cat', 'dog', 'cow']
+    assert [e['share'] for e in legend] == [0.25, 0, 0.5, 0.25]
+    assert entries == [('dog, puppy', [2, 2, 2], 0.5),
+                       ('background', None, 0.25), ('cow', [3, 3, 3], 0.25)]
+    assert footer == '+1 class absent'

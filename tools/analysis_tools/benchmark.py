@@ -10,8 +10,13 @@ Usage::
         [--json] [--cfg-options ...]
 
 Per window (the config's ``crop_size``, 448x448 for the shipped configs)
-it times, best of ``--repeat`` after a warm-up, ours and the reference
-interleaved so that a busy machine slows both alike:
+it times ``--repeat`` rounds after a warm-up, ours and the reference
+interleaved in each round so that a busy machine slows both alike; it
+reports the median time and, for each ratio, the median of the rounds'
+ratios. When the load average moved by more than one core's worth during
+the timed rounds, or a whole call came out faster than its own backbone,
+every ratio is printed marked UNRELIABLE (``unreliable`` in the JSON
+says why):
 
 - the full zero-shot call: ours is ``encode_decode`` (class embeddings
   cached, one image-encoder pass, the head); transformers' is
@@ -96,17 +101,29 @@ def _nothing(count: int = 1) -> None:
     pass
 
 
+#: The 1-minute load averages sampled after every timed round of the run.
+LOAD_SAMPLES: List[float] = []
+#: How far the load average may move during a run for its ratios to be
+#: trusted: one core's worth of other work coming or going.
+LOAD_SPREAD = 1.0
+#: How far apart the same figure measured twice in a run may be.
+SAME_FIGURE = 1.5
+
+
 def time_interleaved(
         fns: Dict[str, Callable],
         repeat: int,
         warmup: int,
         device: torch.device,
         advance: Callable = _nothing) -> Dict[str, Dict[str, float]]:
-    """Best and median wall time (s) of each function, run in turn.
+    """Best and median wall time (s) of each function, run in turn, and
+    every round's time (``runs``).
 
     Every round runs each function once, so a change of machine load
-    during the measurement affects all of them alike. ``advance()`` is
-    called after each round (warm-up included).
+    during the measurement affects all of them alike; :func:`ratio` takes
+    the ratios round by round. ``advance()`` is called after each round
+    (warm-up included); the load average is sampled into
+    :data:`LOAD_SAMPLES` after each timed round.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -121,11 +138,63 @@ def time_interleaved(
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
+        load = load_average()
+        if load is not None:
+            LOAD_SAMPLES.append(load)
         advance()
     return {
-        name: dict(best=min(ts), median=sorted(ts)[len(ts) // 2])
+        name: dict(best=min(ts), median=_median(ts), runs=ts)
         for name, ts in times.items()
     }
+
+
+def _median(values: List[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratio(times: dict, slower: str, faster: str) -> float:
+    """``slower``'s time over ``faster``'s: the median of the ratios of
+    the same rounds of :func:`time_interleaved` (both ran within
+    moments of each other under the same load)."""
+    return _median(
+        [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
+
+
+def reliability(loads: List[float],
+                times: dict,
+                cpus: Optional[int] = None,
+                again: Optional[float] = None) -> List[str]:
+    """Why the run's ratios cannot be trusted (empty when they can): the
+    load average moved by more than :data:`LOAD_SPREAD` during the timed
+    rounds or passed the ``cpus`` by more than that (other work took
+    cores), a whole zero-shot call came out faster than its own backbone,
+    or ``again`` (``ours_window``'s median time measured again in another
+    section, in s) is more than :data:`SAME_FIGURE` times apart from the
+    first (only a machine whose load changed gives those)."""
+    reasons = []
+    if loads and max(loads) - min(loads) > LOAD_SPREAD:
+        reasons.append(f'the load average moved from {min(loads)} to '
+                       f'{max(loads)} during the timed rounds (more than '
+                       f'{LOAD_SPREAD})')
+    if loads and cpus and max(loads) > cpus + LOAD_SPREAD:
+        reasons.append(f'the load average reached {max(loads)} on '
+                       f'{cpus} CPUs: other work took cores')
+    if again is not None and 'ours_window' in times:
+        first = times['ours_window']['median']
+        if max(first, again) > SAME_FIGURE * min(first, again):
+            reasons.append(f'ours per window took {1e3 * first:.1f} ms in '
+                           f'one section and {1e3 * again:.1f} ms in '
+                           f'another')
+    for call, part in (('ours_window', 'ours_backbone'), ('hf_window',
+                                                          'hf_backbone')):
+        if call in times and part in times and \
+                times[call]['median'] < times[part]['median']:
+            reasons.append(f'{call} took less than {part}, a part of it')
+    return reasons
 
 
 def peak_memory(fn: Callable, device: torch.device) -> int:
@@ -345,7 +414,7 @@ def image_throughput(model,
                      device,
                      advance: Callable = _nothing):
     """images/s of the slide paths on real images, interleaved per image
-    (best of ``repeat`` per image and path); ``advance()`` after each
+    (median of ``repeat`` per image and path); ``advance()`` after each
     image."""
     modes = IMAGE_MODES
     n = min(num_images, len(dataset))
@@ -370,7 +439,7 @@ def image_throughput(model,
             fns = {mode: functools.partial(run, mode) for mode in modes}
             times = time_interleaved(fns, repeat, int(i == 0), device)
             for mode in modes:
-                totals[mode] += load + times[mode]['best']
+                totals[mode] += load + times[mode]['median']
             same += (labels['ours'] == labels['naive']).sum().item()
             total += labels['ours'].numel()
             stride, crop = model.test_cfg.stride, model.test_cfg.crop_size
@@ -403,12 +472,12 @@ def parse_args(argv=None):
         default=10,
         help='images for the images/s measurement (0 skips it)')
     parser.add_argument(
-        '--repeat', type=int, default=5, help='timed runs (best of)')
+        '--repeat', type=int, default=5, help='timed rounds (median of)')
     parser.add_argument(
         '--image-repeat',
         type=int,
         default=1,
-        help='timed runs per image and path (best of)')
+        help='timed rounds per image and path (median of)')
     parser.add_argument('--threads', type=int, default=2, help='CPU threads')
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
     parser.add_argument(
@@ -472,6 +541,7 @@ def run(args) -> dict:
     shape = window_shape(cfg) if not args.shape else (args.shape[0],
                                                       args.shape[-1])
     load_start = load_average()
+    del LOAD_SAMPLES[:]
 
     say('building ours and the transformers reference')
     model = build_model(cfg, args.checkpoint, device, args.seed)
@@ -506,7 +576,7 @@ def run(args) -> dict:
         with progress(args.repeat + 1, 'per-window times', 'rounds') as bar:
             times = time_interleaved(fns, args.repeat, 1, device, bar.advance)
         times['ours_window_batch2'] = {
-            k: v / 2
+            k: [t / 2 for t in v] if k == 'runs' else v / 2
             for k, v in times['ours_window_batch2'].items()
         }
         memory = {}
@@ -553,20 +623,29 @@ def run(args) -> dict:
         window_batch=sliding_windows.window_batch(model.test_cfg),
         weights=args.checkpoint or f'random (seed {args.seed})',
         machine=machine(device),
-        load_avg_1min=dict(start=load_start, end=load_average()),
+        load_avg_1min=dict(
+            start=load_start,
+            end=load_average(),
+            min=min(LOAD_SAMPLES, default=None),
+            max=max(LOAD_SAMPLES, default=None)),
         repeat=args.repeat,
         times_ms={
             k: {
                 s: v * 1e3
-                for s, v in t.items()
+                for s, v in t.items() if s != 'runs'
             }
             for k, t in times.items()
         },
-        speedup_window=best['hf_window'] / best['ours_window'],
-        speedup_window_vs_padded_longest=best['hf_window_padded_longest'] /
-        best['ours_window'],
-        speedup_backbone=best['hf_backbone'] / best['ours_backbone'],
-        speedup_window_batch2=best['ours_window'] / best['ours_window_batch2'],
+        speedup_window=ratio(times, 'hf_window', 'ours_window'),
+        speedup_window_vs_padded_longest=ratio(times,
+                                               'hf_window_padded_longest',
+                                               'ours_window'),
+        speedup_backbone=ratio(times, 'hf_backbone', 'ours_backbone'),
+        speedup_window_batch2=ratio(times, 'ours_window',
+                                    'ours_window_batch2'),
+        unreliable=reliability(
+            LOAD_SAMPLES, times, os.cpu_count(),
+            onnx['window_ms']['ours_window'] / 1e3 if onnx else None),
         peak_mem_mib={
             k: v / MiB
             for k, v in memory.items()
@@ -620,9 +699,12 @@ def window_image(dataset) -> str:
 
 
 def report(r: dict) -> str:
-    t = {k: v['best'] for k, v in r['times_ms'].items()}
+    t = {k: v['median'] for k, v in r['times_ms'].items()}
     m = r['machine']
     h, w = r['window']
+    # Every ratio is marked when the run's figures cannot be trusted.
+    x = 'x UNRELIABLE' if r['unreliable'] else 'x'
+    load = r['load_avg_1min']
     lines = [
         f'GroupViT zero-shot benchmark: {r["config"]}, {h}x{w} window '
         f'({r["window_source"]}), {r["num_prompts"]} prompts, '
@@ -630,23 +712,27 @@ def report(r: dict) -> str:
         f'machine: {m["cpu"]} ({m["cpu_count"]} CPUs), {m["threads"]} '
         f'threads, device {m["device"]}{", " + m["gpu"] if "gpu" in m else ""}'
         f', torch {m["torch"]}, transformers {m["transformers"]}',
-        f'load average (1 min): {r["load_avg_1min"]["start"]} at start, '
-        f'{r["load_avg_1min"]["end"]} at end',
+        f'load average (1 min): {load["start"]} at start, {load["end"]} at '
+        f'end, {load["min"]} to {load["max"]} during the timed rounds',
+    ] + [
+        f'RATIOS UNRELIABLE: {reason}; run again on an idle machine.'
+        for reason in r['unreliable']
+    ] + [
         '',
-        f'per window, best of {r["repeat"]} (ms)      ours  transformers'
-        f'   ratio',
+        f'per window, median of {r["repeat"]} (ms)    ours  transformers'
+        f'   ratio (median of the rounds)',
         f'full zero-shot call         {t["ours_window"]:9.1f} '
-        f'{t["hf_window"]:13.1f} {r["speedup_window"]:6.2f}x',
+        f'{t["hf_window"]:13.1f} {r["speedup_window"]:6.2f}{x}',
         f'  transformers, text padded to the longest prompt '
         f'({r["prompt_tokens"]["longest"]} tokens): '
         f'{t["hf_window_padded_longest"]:.1f} ms, '
-        f'{r["speedup_window_vs_padded_longest"]:.2f}x',
+        f'{r["speedup_window_vs_padded_longest"]:.2f}{x}',
         f'vision backbone             {t["ours_backbone"]:9.1f} '
-        f'{t["hf_backbone"]:13.1f} {r["speedup_backbone"]:6.2f}x',
+        f'{t["hf_backbone"]:13.1f} {r["speedup_backbone"]:6.2f}{x}',
         f'text encoder ({r["num_prompts"]} prompts)    {t["ours_text"]:9.1f} '
         f'{t["hf_text"]:13.1f}   (ours: once per vocabulary)',
         f'ours, 2 windows per pass    {t["ours_window_batch2"]:9.1f}'
-        f'   per window ({r["speedup_window_batch2"]:.2f}x one window)',
+        f'   per window ({r["speedup_window_batch2"]:.2f}{x} one window)',
         '',
         f'peak tensor memory (MiB)    {r["peak_mem_mib"]["ours_window"]:9.1f}'
         f' {r["peak_mem_mib"]["hf_window"]:13.1f} '
@@ -707,7 +793,7 @@ def report(r: dict) -> str:
         ]
     if r.get('onnx'):
         import onnx_bench
-        lines += onnx_bench.report_lines(r['onnx'])
+        lines += onnx_bench.report_lines(r['onnx'], x)
     return '\n'.join(lines)
 
 

@@ -3,12 +3,12 @@
 model against our PyTorch path, in the same run.
 
 - per window: the image graph (``image.onnx``, class embeddings given)
-  against ``encode_decode``, interleaved, best of ``repeat``, and the max
-  abs diff of their scores;
+  against ``encode_decode``, interleaved, the median of ``repeat`` rounds
+  and of the rounds' ratios, and the max abs diff of their scores;
 - per whole image: ``tools/deployment/onnx_segment.py``'s path (decode,
   resize, slide windows, resize back, argmax; numpy and onnxruntime only)
-  against ours (mmseg's pipeline, ``predict``), interleaved per image, and
-  the share of equal labels;
+  against ours (mmseg's pipeline, ``predict``), interleaved per image
+  (median), and the share of equal labels;
 - the model files' sizes, and the peak resident memory of one process
   segmenting one image with each CLI (``onnx_segment.py`` and
   ``tools/demo.py``), libraries included;
@@ -38,6 +38,12 @@ def _runtime():
         sys.path.insert(0, DEPLOY)
     import groupvit_ort
     return groupvit_ort
+
+
+def _say(message: str) -> None:
+    """Progress on standard error (the report goes to standard
+    output)."""
+    print(f'benchmark: onnxruntime: {message}', file=sys.stderr, flush=True)
 
 
 def export_for(model, cfg, check_image: str, out_dir: str) -> str:
@@ -162,19 +168,23 @@ def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
             ours_window=lambda: model.encode_decode(window, metas),
             onnxruntime_window=lambda: runner.window_scores(
                 pixels, class_embeds, bg_thresh))
+        _say(f'per-window times ({repeat} rounds)')
         times = time_interleaved(fns, repeat, 1, window.device)
         ours = model.encode_decode(window, metas).cpu().numpy()
     scores = runner.window_scores(pixels, class_embeds, bg_thresh)
     result = dict(
         export=export_dir,
         window_ms={
-            k: v['best'] * 1e3
+            k: v['median'] * 1e3
             for k, v in times.items()
         },
         window_max_abs_diff=float(np.abs(scores - ours).max()),
         window_labels_equal=float((scores.argmax(1) == ours.argmax(1)).mean()))
-    result['speedup_window'] = times['ours_window']['best'] / times[
-        'onnxruntime_window']['best']
+    # The median of the rounds' ratios (each round runs both).
+    result['speedup_window'] = float(
+        np.median(
+            np.array(times['ours_window']['runs']) /
+            np.array(times['onnxruntime_window']['runs'])))
     sizes = {
         name: os.path.getsize(osp.join(export_dir, name)) / MiB
         for name in ('image.onnx', 'text.onnx')
@@ -193,8 +203,10 @@ def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
                                         repeat, time_interleaved,
                                         window.device)
         image = dataset[0]['data_samples'].img_path
+        _say('peak memory of one image with each CLI')
         result['peak_rss_mib'] = peak_memory(export_dir, config, checkpoint,
                                              image, threads)
+    _say('profile of the image graph')
     result['image_graph_profile_ms'] = profile_image_graph(
         export_dir, pixels, class_embeds, bg_thresh, threads)
     return result
@@ -212,6 +224,7 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
     totals = dict(pytorch=0., onnxruntime=0.)
     same = total = 0
     for i in range(n):
+        _say(f'whole images: {i + 1}/{n}')
         path = dataset[i]['data_samples'].img_path
         labels = {}
 
@@ -229,7 +242,7 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
         times = time_interleaved(
             dict(pytorch=ours, onnxruntime=onnx), repeat, int(i == 0), device)
         for key in totals:
-            totals[key] += times[key]['best']
+            totals[key] += times[key]['median']
         same += (labels['pytorch'] == labels['onnxruntime']).sum()
         total += labels['pytorch'].size
     return dict(
@@ -241,13 +254,15 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
         labels_equal=float(same / max(total, 1)))
 
 
-def report_lines(o: dict) -> list:
-    """The onnxruntime section of the benchmark's report."""
+def report_lines(o: dict, x: str = 'x') -> list:
+    """The onnxruntime section of the benchmark's report (``x``: the
+    ratio's mark, ``'x UNRELIABLE'`` when the run's are)."""
     w = o['window_ms']
     lines = [
         '', f'onnxruntime ({o["export"]}), fp32 CPU:',
-        f'  per window (ms): ours {w["ours_window"]:.1f}, onnxruntime '
-        f'{w["onnxruntime_window"]:.1f} ({o["speedup_window"]:.2f}x ours'
+        f'  per window (ms, median; both timed in the same rounds): ours '
+        f'{w["ours_window"]:.1f}, onnxruntime '
+        f'{w["onnxruntime_window"]:.1f} ({o["speedup_window"]:.2f}{x} ours'
         f'{"; slower" if o["speedup_window"] < 1 else ""}); scores max abs '
         f'diff {o["window_max_abs_diff"]:.1e}, labels '
         f'{100 * o["window_labels_equal"]:.3f}% equal',

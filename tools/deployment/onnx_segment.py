@@ -40,7 +40,6 @@ from groupvit_common import palette as palettes
 from groupvit_common import vocabulary
 from groupvit_ort import OnnxSegmenter, UnreadableImage
 
-LEGEND_EVERY_CLASS_UP_TO = 40
 RANDOM_NOTE = [
     'RANDOM WEIGHTS: not a real prediction.',
     'Export a converted checkpoint (see docs/deployment.md).'
@@ -103,13 +102,6 @@ def check_inputs(args):
         classes = vocabulary.parse_class_list(args.vocab, '--vocab')
     elif args.vocab_file is not None:
         classes = vocabulary.load_vocabulary(args.vocab_file)
-    if classes is not None and [n.casefold()
-                                for n in classes[0]] == ['background']:
-        # As the text encoder: a leading 'background' names label 0.
-        classes = classes[1:]
-        if not classes:
-            raise ValueError('The vocabulary has only "background", which '
-                             'is not prompted; add the classes to segment.')
     bg_thresh = None
     if args.bg_thresh is not None:
         bg_thresh = config_checks.check_bg_thresh(args.bg_thresh,
@@ -130,7 +122,9 @@ def palette_png(labels, palette):
 
 
 def legend_of(classes, with_bg, labels, palette):
-    """``summary.json``'s legend and the picture's entries and title."""
+    """``summary.json``'s legend (every class) and the picture's entries
+    and closing line (the classes present, most pixels first, and how many
+    are absent: the demo's legend)."""
     names = [c[0] for c in classes]
     synonyms = [c[1:] for c in classes]
     if with_bg:
@@ -144,19 +138,12 @@ def legend_of(classes, with_bg, labels, palette):
             color=None if (with_bg and i == 0) else palette[i].tolist(),
             share=round(float(shares[i]), 6)) for i, name in enumerate(names)
     ]
-    shown, title = legend, None
-    if len(legend) > LEGEND_EVERY_CLASS_UP_TO:
-        present = [e for e in legend if e['share'] > 0]
-        title = f'{len(present)} of {len(legend)} classes present'
-        shown = sorted(present, key=lambda e: -e['share'])
-    entries = [(', '.join([e['name']] + e['synonyms']), e['color'], e['share'])
-               for e in shown]
-    return legend, entries, title
+    return legend, drawing.legend_entries(legend)
 
 
 def write_outputs(out_dir, stem, rgb, labels, legend_info, palette, note, text,
                   opacity, with_bg):
-    legend, entries, title = legend_info
+    legend, (entries, footer) = legend_info
     files = {}
     path = osp.join(out_dir, f'{stem}_prediction.png')
     palette_png(labels, palette).save(
@@ -168,8 +155,9 @@ def write_outputs(out_dir, stem, rgb, labels, legend_info, palette, note, text,
     if note:
         picture, top = drawing.draw_banner(picture, note)
     path = osp.join(out_dir, f'{stem}_overlay.png')
-    drawing.draw_legend(picture, entries, top, title).save(
-        path, pnginfo=drawing.png_text(dict(text, legend=legend)))
+    drawing.draw_legend(
+        picture, entries, top, footer=footer).save(
+            path, pnginfo=drawing.png_text(dict(text, legend=legend)))
     files['overlay'] = path
     return files
 
@@ -183,6 +171,10 @@ def main(argv=None):
         protocol = model.protocol
         if classes is None:
             classes = protocol['classes']
+        else:
+            # The package's rule of a leading 'background' (label 0).
+            classes, _ = vocabulary.split_background(classes,
+                                                     protocol['with_bg'])
         if bg_thresh is None:
             bg_thresh = protocol['bg_thresh']
         elif not protocol['with_bg']:

@@ -13,6 +13,7 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from groupvit_common.vocabulary import split_background
 from ...utils import get_prompt_classes, load_vocabulary
 from ...utils.imagenet_classes import imagenet_classes
 from ...weights import check_state_dict
@@ -85,8 +86,7 @@ def resolve_classes(vocabulary=None,
         raise ValueError('GroupViTClassifier needs text_encoder.vocabulary '
                          '(class names, synonym lists or a vocabulary file) '
                          'or text_encoder.dataset_name (e.g. "imagenet").')
-    if [n.casefold() for n in classes[0]] == ['background']:
-        classes = classes[1:]
+    classes, _ = split_background(classes)
     if extra_classes is not None:
         classes = classes + load_vocabulary(extra_classes)
     if not classes:

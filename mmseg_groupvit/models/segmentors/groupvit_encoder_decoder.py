@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from groupvit_common.checks import check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
+from groupvit_common.vocabulary import split_background
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 from .large_vocabulary import LargeVocabularyMixin
@@ -171,15 +172,10 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
                 0, which only a head with ``with_bg`` has) for a head without
                 a background channel: every label would shift by one.
         """
-        if not with_bg and getattr(self.text_encoder, 'background_first',
-                                   False):
-            raise ConfigValueError(
-                'The vocabulary starts with "background", which names label '
-                '0 of a head with a background channel, but this head has '
-                'none (model.decode_head.with_bg=False): its first prompted '
-                'class would take label 0 and every label would shift by '
-                'one. Remove "background" from the vocabulary, or set '
-                'with_bg=True.')
+        if getattr(self.text_encoder, 'background_first', False):
+            # The vocabulary as given, against the head.
+            split_background([['background']] + self.text_encoder.classes,
+                             with_bg)
         return len(self.text_encoder.classes) + int(with_bg)
 
     def _init_decode_head(self, decode_head: dict) -> None:

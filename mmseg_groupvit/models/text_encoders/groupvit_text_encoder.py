@@ -26,6 +26,7 @@ from torch import nn
 
 from groupvit_common.checks import check_positive_int
 from groupvit_common.errors import ConfigValueError
+from groupvit_common.vocabulary import split_background
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
 from ..layers import ProjectionMLP, TransformerBlock
 
@@ -107,16 +108,7 @@ def _read_text_options(
         classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
     else:
         classes = _read_vocabulary(vocabulary, 'vocabulary')
-    # A leading 'background' names label 0, the head's threshold
-    # channel; it is not prompted (see load_vocabulary's file format).
-    background_first = [name.casefold()
-                        for name in classes[0]] == ['background']
-    if background_first:
-        classes = classes[1:]
-        if not classes:
-            raise ValueError(
-                'The vocabulary has only "background", which is not '
-                'prompted; add the classes to segment.')
+    classes, background_first = split_background(classes)
     if extra_classes is not None:
         # Loaded together so that a repeated name is reported.
         classes = load_vocabulary(

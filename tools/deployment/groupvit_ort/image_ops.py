@@ -4,7 +4,7 @@ what mmseg's pipeline and post-processing compute with OpenCV and PyTorch.
 
 - :func:`read_rgb`: decode as mmcv's ``LoadImageFromFile`` does with
   ``color_type='color'`` (EXIF orientation applied, grey and alpha images
-  to three channels), as RGB ``uint8``;
+  to three channels, CMYK by OpenCV's formula), as RGB ``uint8``;
 - :func:`rescale_size`: mmcv's ``rescale_size`` for ``keep_ratio=True``;
 - :func:`resize_uint8_bilinear`: ``cv2.resize(..., INTER_LINEAR)`` of a
   ``uint8`` image, bit for bit (OpenCV's 11-bit fixed-point
@@ -50,14 +50,26 @@ def read_rgb(path: str) -> np.ndarray:
                 raise UnreadableImage(
                     f'{path} is a {picture.mode} (16-bit or float) image; '
                     f'convert it to 8-bit RGB first.')
-            # Pillow drops an alpha channel here without blending, as
-            # OpenCV does.
-            rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
+            if picture.mode == 'CMYK':
+                rgb = _cmyk_to_rgb(np.asarray(picture))
+            else:
+                # Pillow drops an alpha channel here without blending, as
+                # OpenCV does.
+                rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
     except UnreadableImage:
         raise
     except Exception:  # any read or decode failure gets one message
         raise UnreadableImage(f'Cannot read {path} as an image.') from None
     return np.ascontiguousarray(rgb)
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """OpenCV's CMYK to RGB (``icvCvt_CMYK2BGR_8u_C4C3R``), which works on
+    the inverted values libjpeg gives for Adobe CMYK JPEGs; Pillow's own
+    conversion differs from it by one level at most pixels."""
+    raw = 255 - cmyk.astype(np.int32)
+    k = raw[..., 3:]
+    return (k - (((255 - raw[..., :3]) * k) >> 8)).astype(np.uint8)
 
 
 def rescale_size(width: int, height: int,

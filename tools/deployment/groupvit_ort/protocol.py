@@ -3,12 +3,29 @@
 loaded: an export folder may come from anyone, and a bad value must not
 reach the windows, the resize or the graph."""
 import math
+import os
+import os.path as osp
+import stat
 from numbers import Integral, Real
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from groupvit_common import checks as config_checks
+from groupvit_common import export_format, files
+from groupvit_common.errors import DataFileError
+from groupvit_common.vocabulary import check_template
 
-__all__ = ['ExportError', 'check_protocol', 'check_runtime_options']
+__all__ = [
+    'ExportError', 'check_protocol', 'check_runtime_options', 'read_export'
+]
+
+AGAIN = 'export again with tools/deployment/pytorch2onnx.py.'
+#: Most bytes of deploy.json (an export's is a few kB; its classes may be
+#: thousands).
+MAX_DEPLOY_BYTES = 16 << 20
+#: Most bytes of a graph: protobuf's own limit.
+MAX_GRAPH_BYTES = 2 << 30
+#: Most bytes of the BPE file (1.3 MB).
+MAX_BPE_BYTES = 16 << 20
 
 
 class ExportError(ValueError):
@@ -42,7 +59,12 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
     if not isinstance(resize, dict) or resize.get('keep_ratio') is not True:
         raise _BadValue(
             f'protocol.resize must be a keep-ratio resize, got {resize!r}')
-    _pair(resize, 'scale', 'resize.scale')
+    scale = _pair(resize, 'scale', 'resize.scale')
+    if scale[0] * scale[1] > files.MAX_IMAGE_PIXELS:
+        # Every photo is resized to about this many pixels.
+        raise _BadValue(
+            f'protocol.resize.scale {scale} would resize a photo to more '
+            f'than the {files.MAX_IMAGE_PIXELS:,} pixels an image may have')
     crop = _pair(protocol, 'crop_size')
     stride = _pair(protocol, 'stride')
     if stride[0] > crop[0] or stride[1] > crop[1]:
@@ -71,11 +93,16 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
             f'protocol.context_length must be an integer of at least 3, got '
             f'{context!r}')
     templates = protocol.get('templates')
-    if not (isinstance(templates, list) and templates and all(
-            isinstance(t, str) and t.count('{}') == 1 for t in templates)):
+    if not (isinstance(templates, list) and templates):
         raise _BadValue(
             f'protocol.templates must be a list of texts with one "{{}}" '
             f'each, got {templates!r}')
+    for template in templates:
+        try:
+            # The package's rule: exactly one empty field.
+            check_template(template)
+        except (TypeError, ValueError) as e:
+            raise _BadValue(f'protocol.templates: {e}'.rstrip('.')) from None
     try:
         # The package's check of every threshold (also --bg-thresh).
         config_checks.check_bg_thresh(
@@ -118,8 +145,11 @@ def check_protocol(protocol: Any,
     return protocol
 
 
-def check_runtime_options(threads: Any, window_batch: Any) -> None:
+def check_runtime_options(threads: Any, window_batch: Any) -> Optional[int]:
     """The runner's own settings.
+
+    Returns:
+        int | None: ``threads``, at most ``os.cpu_count()``.
 
     Raises:
         ValueError: ``threads`` not None or an integer >= 1, or
@@ -131,3 +161,95 @@ def check_runtime_options(threads: Any, window_batch: Any) -> None:
     if not (_is_int(window_batch) and window_batch >= 1):
         raise ValueError(f'window batch must be an integer >= 1 '
                          f'(--window-batch), got {window_batch!r}')
+    cores = os.cpu_count() or 1
+    if threads is not None and threads > cores:
+        # Each onnxruntime thread takes memory; more than the cores only
+        # wait for each other.
+        print(f'warning: --threads {threads} is more than the {cores} '
+              f'cores of this machine; using {cores}.')
+        threads = cores
+    return threads
+
+
+def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
+    """The bytes of a file of the export folder, itself a regular file in
+    it (not a link to elsewhere)."""
+    if not isinstance(name, str) or osp.basename(name) != name or name in (
+            '', '.', '..'):
+        raise ExportError(f'{export_dir}: deploy.json names the file '
+                          f'{name!r}, which is not a file of the export '
+                          f'folder; {AGAIN}')
+    path = osp.join(export_dir, name)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        raise ExportError(f'{export_dir} lacks {name!r}; {AGAIN}') from None
+    if stat.S_ISLNK(mode):
+        raise ExportError(f'{path} is a symbolic link; an export holds its '
+                          f'own files: {AGAIN}')
+    try:
+        return files.read_bytes(path, limit, 'export file')
+    except DataFileError as e:
+        raise ExportError(f'{str(e).rstrip(".")}; {AGAIN}') from None
+
+
+def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
+    """Open an export folder: ``deploy.json`` and the files it names, each
+    checked against the SHA-256 digest recorded when the export was
+    written and checked.
+
+    Returns:
+        tuple: ``deploy.json``'s content and ``{'image': bytes, 'text':
+        bytes, 'bpe': bytes}``.
+
+    Raises:
+        ExportError: One line naming what is wrong and the fix.
+    """
+    meta_path = osp.join(export_dir, export_format.DEPLOY_FILE)
+    if not osp.isfile(meta_path):
+        raise ExportError(
+            f'{export_dir} is not an ONNX export (no deploy.json); '
+            f'create one with tools/deployment/pytorch2onnx.py.')
+    try:
+        meta = files.read_json(meta_path, MAX_DEPLOY_BYTES, 'deploy.json')
+    except DataFileError as e:
+        raise ExportError(f'{str(e).rstrip(".")}; {AGAIN}') from None
+    if not isinstance(meta, dict):
+        raise ExportError(f'{meta_path} is not a JSON object; {AGAIN}')
+    if meta.get('format') in export_format.OLD_FORMATS:
+        raise ExportError(
+            f'{meta_path} is an export of an earlier version '
+            f'({meta["format"]!r}, whose files carry no digest to check '
+            f'them by); {AGAIN}')
+    if meta.get('format') != export_format.FORMAT:
+        raise ExportError(f'{meta_path} is not an export of this version '
+                          f'({export_format.FORMAT!r}); {AGAIN}')
+    try:
+        names = dict(
+            image=meta['image_graph']['file'],
+            text=meta['text_graph']['file'],
+            bpe=meta['tokenizer']['bpe_file'])
+    except (KeyError, TypeError) as e:
+        raise ExportError(f'{meta_path} lacks {e}; {AGAIN}') from None
+    data = {
+        key:
+        _read_file(export_dir, name,
+                   MAX_BPE_BYTES if key == 'bpe' else MAX_GRAPH_BYTES)
+        for key, name in names.items()
+    }
+    recorded = meta.get('sha256')
+    if not isinstance(recorded, dict):
+        raise ExportError(f'{meta_path} lacks the digests of its files '
+                          f'(sha256); {AGAIN}')
+    found = export_format.digests(
+        meta.get('protocol'), {
+            names[k]: v
+            for k, v in data.items()
+        })
+    differ = export_format.changed(recorded, found)
+    if differ:
+        raise ExportError(
+            f'{export_dir}: {" and ".join(differ)} differ from what was '
+            f'exported and checked (SHA-256 in deploy.json): the export was '
+            f'edited or damaged; {AGAIN}')
+    return meta, data

@@ -10,7 +10,6 @@ segmentor's slide inference and post-processing, one by one.
     sum per pixel / windows per pixel ─► [C, h, w]
     resize to the photo (PyTorch-equal bilinear) ─ argmax ─► labels
 """
-import json
 import os.path as osp
 from typing import List, Optional, Tuple
 
@@ -20,19 +19,49 @@ import onnxruntime as ort
 from groupvit_common.window_grid import window_boxes
 from .image_ops import (normalize, read_rgb, rescale_size,
                         resize_float_bilinear, resize_uint8_bilinear)
-from .protocol import ExportError, check_protocol, check_runtime_options
+from .protocol import (ExportError, check_protocol, check_runtime_options,
+                       read_export)
 from .tokenizer import ClipTokenizer
 
 #: mmseg's slide windows, in its order (the segmentor's own grid).
 
 __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 
-FORMAT = 'mmseg-groupvit onnx 1'
 #: Channels resized at a time in post-processing (bounds memory).
 CHANNELS_PER_STEP = 8
 
 
-def _session(path: str, threads: Optional[int], providers):
+def _run(session, outputs: List[str], feeds: dict) -> list:
+    """``session.run``; a graph that fails on its own inputs (a crafted
+    one: wrong shapes inside) is one :class:`ExportError`."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as e:  # onnxruntime's errors have no common base
+        reason = ' '.join(str(e).split())[:300]
+        raise ExportError(f'onnxruntime failed running {session.path} '
+                          f'({reason}); export again with '
+                          f'tools/deployment/pytorch2onnx.py.') from None
+
+
+def _check_signature(session,
+                     inputs: List[str],
+                     outputs: List[str],
+                     optional: Optional[str] = None):
+    """The graph takes ``inputs`` (in order; ``optional`` may follow)
+    and gives ``outputs``."""
+    found = [i.name for i in session.get_inputs()]
+    given = [o.name for o in session.get_outputs()]
+    if found not in (inputs,
+                     inputs + [optional]) or not set(outputs) <= set(given):
+        raise ExportError(
+            f'{session.path} takes {found} and gives {given}, not the '
+            f'export\'s {inputs} and {outputs}; export again with '
+            f'tools/deployment/pytorch2onnx.py.')
+
+
+def _session(graph: bytes, threads: Optional[int], providers, path: str):
+    """An onnxruntime session of a graph's bytes (read and checked from
+    ``path``); a graph it cannot load is one :class:`ExportError`."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Idle threads sleep instead of spinning between calls (they would
@@ -41,8 +70,18 @@ def _session(path: str, threads: Optional[int], providers):
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        path, options, providers=providers or ['CPUExecutionProvider'])
+    try:
+        # From bytes: the graph cannot name files beside it (external
+        # data) to read.
+        session = ort.InferenceSession(
+            graph, options, providers=providers or ['CPUExecutionProvider'])
+    except Exception as e:  # onnxruntime's errors have no common base
+        reason = ' '.join(str(e).split())[:300]
+        raise ExportError(f'onnxruntime cannot load {path} ({reason}); '
+                          f'export again with '
+                          f'tools/deployment/pytorch2onnx.py.') from None
+    session.path = path
+    return session
 
 
 class OnnxSegmenter:
@@ -52,7 +91,8 @@ class OnnxSegmenter:
     Args:
         export_dir (str): The folder (``deploy.json``, ``image.onnx``,
             ``text.onnx``, the BPE data).
-        threads (int, optional): onnxruntime intra-op threads.
+        threads (int, optional): onnxruntime intra-op threads; at most
+            the machine's cores (``os.cpu_count()``) are used.
         providers (list, optional): onnxruntime execution providers
             (default CPU).
         window_batch (int): Windows per image-graph call. Defaults to 2.
@@ -63,47 +103,29 @@ class OnnxSegmenter:
                  threads: Optional[int] = None,
                  providers=None,
                  window_batch: int = 2):
-        check_runtime_options(threads, window_batch)
-        meta_path = osp.join(export_dir, 'deploy.json')
-        if not osp.isfile(meta_path):
-            raise ExportError(
-                f'{export_dir} is not an ONNX export (no deploy.json); '
-                f'create one with tools/deployment/pytorch2onnx.py.')
-        try:
-            with open(meta_path, encoding='utf-8') as f:
-                meta = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ExportError(f'Cannot read {meta_path}: {e}. Export '
-                              f'again.') from None
-        if not isinstance(meta, dict) or meta.get('format') != FORMAT:
-            raise ExportError(
-                f'{meta_path} is not an export of this version ({FORMAT!r}); '
-                f'export again with tools/deployment/pytorch2onnx.py.')
-        self.meta = meta
-        try:
-            files = [
-                meta['image_graph']['file'], meta['text_graph']['file'],
-                meta['tokenizer']['bpe_file']
-            ]
-        except (KeyError, TypeError) as e:
-            raise ExportError(
-                f'{meta_path} lacks {e}; export again.') from None
-        for name in files:
-            if not isinstance(
-                    name, str) or osp.basename(name) != name or not osp.isfile(
-                        osp.join(export_dir, name)):
-                raise ExportError(f'{export_dir} lacks {name!r}; export '
-                                  f'again.')
-        self.image = _session(
-            osp.join(export_dir, files[0]), threads, providers)
+        threads = check_runtime_options(threads, window_batch)
+        self.meta, data = read_export(export_dir)
+        self.image = _session(data['image'], threads, providers,
+                              osp.join(export_dir, 'image.onnx'))
+        # A head without a background channel has no threshold input.
+        _check_signature(self.image, ['pixels', 'class_embeds'], ['scores'],
+                         'bg_thresh')
         self.image_inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
         self.protocol = check_protocol(
-            meta.get('protocol'), meta_path,
+            self.meta.get('protocol'), osp.join(export_dir, 'deploy.json'),
             window if all(isinstance(v, int) for v in window) else None)
-        self.text = _session(
-            osp.join(export_dir, files[1]), threads, providers)
-        self.tokenizer = ClipTokenizer(osp.join(export_dir, files[2]))
+        if self.protocol['with_bg'] != ('bg_thresh' in self.image_inputs):
+            raise ExportError(
+                f'{export_dir}: protocol.with_bg is '
+                f'{self.protocol["with_bg"]} but the image graph takes '
+                f'{self.image_inputs}; export again with '
+                f'tools/deployment/pytorch2onnx.py.')
+        self.text = _session(data['text'], threads, providers,
+                             osp.join(export_dir, 'text.onnx'))
+        _check_signature(self.text, ['tokens'], ['text_features'])
+        self.tokenizer = ClipTokenizer(
+            osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
         self.window_batch = window_batch
 
     # ------------------------------------------------------------------
@@ -142,8 +164,8 @@ class OnnxSegmenter:
             # result under the causal mask (the segmentor does the same).
             length = int(part.argmax(-1).max()) + 1
             feats.append(
-                self.text.run(['text_features'],
-                              dict(tokens=part[:, :length]))[0])
+                _run(self.text, ['text_features'],
+                     dict(tokens=part[:, :length]))[0])
         feats = np.concatenate(feats)
         sizes = np.cumsum([len(p) for p in prompts])[:-1]
         means = np.stack([c.mean(axis=0) for c in np.split(feats, sizes)])
@@ -170,7 +192,7 @@ class OnnxSegmenter:
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
         # A head without a background channel has no threshold input.
-        return self.image.run(['scores'], {
+        return _run(self.image, ['scores'], {
             k: v
             for k, v in feeds.items() if k in self.image_inputs
         })[0]

@@ -13,7 +13,6 @@ classes. Neither package is used here:
   text that looks like mojibake is refused with a :class:`ValueError`
   instead of being tokenised differently.
 """
-import gzip
 import html
 import html.entities
 import re
@@ -22,7 +21,13 @@ import unicodedata
 from functools import lru_cache
 from typing import Dict, List, Tuple
 
+from groupvit_common import files
+from groupvit_common.errors import DataFileError
+
 __all__ = ['ClipTokenizer']
+
+#: Most bytes of the BPE merges once decompressed (mmseg's: 1.4 MB).
+MAX_BPE_TEXT = 16 << 20
 
 # ftfy's tables (ftfy/chardata.py, MIT licence).
 _CONTROL = dict.fromkeys(
@@ -208,8 +213,13 @@ class ClipTokenizer:
     """
 
     def __init__(self, bpe_path: str):
-        with gzip.open(bpe_path) as f:
-            merges = f.read().decode('utf-8').split('\n')
+        data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file')
+        try:
+            merges = data.decode('utf-8').split('\n')
+        except UnicodeDecodeError:
+            raise DataFileError(f'the BPE file {bpe_path} is not UTF-8 '
+                                f'text inside its gzip; use the file of '
+                                f'the export.') from None
         merges = [tuple(m.split()) for m in merges[1:49152 - 256 - 2 + 1]]
         vocab = list(bytes_to_unicode().values())
         vocab = vocab + [v + '</w>' for v in vocab]
