@@ -2,6 +2,7 @@
 """The ONNX runtime's torch-free operations against the libraries they
 replace: mmseg's CLIP tokenizer, mmcv's image decoding and rescale, OpenCV's
 and PyTorch's bilinear resizes."""
+import os
 import os.path as osp
 import sys
 
@@ -16,6 +17,7 @@ from mmseg.utils import tokenizer as mmseg_tokenizer
 from PIL import Image
 
 from tests.conftest import PHOTOS, REPO, VOC_SAMPLE
+from tests.test_robustness.test_image_entries import HOSTILE, crafted_png
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
@@ -143,3 +145,19 @@ def test_cmyk_jpeg_decodes_as_opencv(tmp_path):
     expected = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
     assert (np.asarray(Image.open(path).convert('RGB')) != expected).any()
     assert np.array_equal(image_ops.read_rgb(path), expected)
+
+
+@pytest.mark.parametrize('name, size, message', HOSTILE)
+def test_runner_refuses_what_tools_test_refuses_before_decoding(
+        tmp_path, name, size, message):
+    """The runner reads images through the package's header check: a
+    decompression bomb or a strip is refused before a pixel is decoded,
+    with tools/test.py's words; a FIFO is named, not opened."""
+    path = tmp_path / name
+    path.write_bytes(crafted_png(*size))
+    with pytest.raises(image_ops.UnreadableImage, match=message):
+        image_ops.read_rgb(str(path))
+    fifo = tmp_path / 'pipe.png'
+    os.mkfifo(fifo)
+    with pytest.raises(image_ops.UnreadableImage, match='a FIFO'):
+        image_ops.read_rgb(str(fifo))

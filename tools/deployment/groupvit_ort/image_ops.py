@@ -14,10 +14,15 @@ what mmseg's pipeline and post-processing compute with OpenCV and PyTorch.
   align_corners=False)`` of ``float32`` maps, with PyTorch's index and
   weight rules and order of operations.
 """
+import os
+import stat
 from typing import Tuple
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from groupvit_common.errors import ImageLoadError
+from groupvit_common.files import check_image, file_kind
 
 __all__ = [
     'read_rgb', 'rescale_size', 'resize_uint8_bilinear',
@@ -41,8 +46,20 @@ def read_rgb(path: str) -> np.ndarray:
     are refused rather than scaled differently from OpenCV.
 
     Raises:
-        UnreadableImage: When the file is not a readable 8-bit image.
+        UnreadableImage: When the file is not a readable 8-bit image, not a
+            regular file, or its header states more pixels or a more
+            elongated shape than the package accepts (as ``tools/test.py``).
     """
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would wait, a device never end
+            raise UnreadableImage(
+                f'{path} is {file_kind(mode)}, not an image file.')
+        check_image(path, path)
+    except OSError as e:
+        raise UnreadableImage(f'Cannot read {path} ({e}).') from None
+    except ImageLoadError as e:
+        raise UnreadableImage(str(e)) from None
     try:
         with Image.open(path) as picture:
             picture = ImageOps.exif_transpose(picture)
