@@ -34,6 +34,8 @@ def test_dry_run_exercises_every_step(tmp_path, fixture_a):
     assert report['dry_run'] is True and report['num_images'] == 1
     fixture = report['cuda_vs_cpu_fixture']
     assert fixture['passed'] and len(fixture['images']) == 3
+    # Not only CPU against CPU: the original code's labels.
+    assert all(i['labels_as_original'] >= 0.999 for i in fixture['images'])
     assert set(report['precision']) == {'fp16', 'bf16'}
     assert set(report['throughput']) == {
         f'{who}_{p}'

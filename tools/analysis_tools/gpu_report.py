@@ -108,7 +108,9 @@ def pipeline(cfg):
 
 
 def fixture_check(device, fixture_dir, work_dir):
-    """CUDA against CPU on the reference fixture's model and photos."""
+    """CUDA against CPU, and both against the original code's labels, on
+    the reference fixture's model and photos (the second comparison makes
+    the check meaningful in a dry run on CPU too)."""
     import numpy as np
     from mmengine.config import ConfigDict
     from mmengine.runner import load_checkpoint
@@ -130,7 +132,7 @@ def fixture_check(device, fixture_dir, work_dir):
     steps = pipeline(cfg)
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
-    for name in reference['image_files']:
+    for index, name in enumerate(reference['image_files']):
         path = osp.join(shared, str(name))
         out = {}
         for key, model in models.items():
@@ -143,9 +145,14 @@ def fixture_check(device, fixture_dir, work_dir):
                 image=str(name),
                 scores_max_abs_diff=diff,
                 labels_equal=bool(
-                    torch.equal(out['cpu'][1], out['device'][1]))))
+                    torch.equal(out['cpu'][1], out['device'][1])),
+                # share of pixels labelled as by the original code
+                labels_as_original=float((out['device'][1].squeeze(0).numpy(
+                ) == reference[f'img{index}_label']).mean())))
+    # The original's labels may differ where its own kernels tie: the bound
+    # of tests/test_reference_fixture.py.
     ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3
-             for i in images)
+             and i['labels_as_original'] >= 0.999 for i in images)
     return dict(images=images, passed=ok, atol=1e-3)
 
 
@@ -281,9 +288,12 @@ def table(report):
     fixture = report['cuda_vs_cpu_fixture']
     if 'images' in fixture:
         worst = max(i['scores_max_abs_diff'] for i in fixture['images'])
-        lines.append(f'\nCUDA against CPU on the reference fixture: labels '
-                     f'{"equal" if fixture["passed"] else "DIFFER"}, scores '
-                     f'max abs diff {worst:.1e} (atol 1e-3).')
+        as_original = min(i['labels_as_original'] for i in fixture['images'])
+        lines.append(f'\nCUDA against CPU on the reference fixture: '
+                     f'{"passed" if fixture["passed"] else "FAILED"}; scores '
+                     f'max abs diff {worst:.1e} (atol 1e-3), labels as the '
+                     f'original code at {as_original:.2%} of the pixels or '
+                     f'more.')
     else:
         lines.append(f'\nCUDA against CPU: {fixture["skipped"]}.')
     return '\n'.join(lines) + '\n'
