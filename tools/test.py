@@ -17,6 +17,10 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   ``hf://OWNER/NAME`` (downloaded once into the cache and verified), an
   NVlabs ``.pth`` or a transformers folder; the architecture the checkpoint
   records is applied to the model config before the model is built;
+  ``--random-weights [--seed N]`` evaluates a seeded random model instead
+  (an offline trial), said on the console and in ``results.json``;
+- ``--help`` and a wrong path answer before PyTorch and mmseg are imported;
+  the config is read and checked once, before any checkpoint is looked for;
 - a missing config, checkpoint or data root, or a vocabulary whose size
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files

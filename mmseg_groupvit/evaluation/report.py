@@ -58,19 +58,14 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     return [f'{name:<11} {value}' for name, value in lines]
 
 
-def classification_run_lines(cfg,
-                             config: str,
-                             checkpoint: Optional[str],
-                             seed: int = 0) -> List[str]:
+def classification_run_lines(cfg, config: str, checkpoint: str) -> List[str]:
     """What a classification test evaluates, as :func:`run_lines` says it
     for segmentation: config, checkpoint, data, vocabulary, protocol.
 
     Args:
         cfg (Config): The merged classification config.
         config (str): The config file given.
-        checkpoint (str, optional): The checkpoint given; None for random
-            weights.
-        seed (int): The seed of the random weights.
+        checkpoint (str): The checkpoint, or ``'random (seed N)'``.
 
     Returns:
         list[str]: The lines.
@@ -92,8 +87,7 @@ def classification_run_lines(cfg,
     ]
     lines = [
         ('config', config),
-        ('checkpoint',
-         checkpoint if checkpoint else f'none: RANDOM weights (seed {seed})'),
+        ('checkpoint', checkpoint),
         ('data', data),
         ('vocabulary', f'{vocabulary}; templates {protocol["templates"]}'),
         ('protocol', '; '.join(steps)),
