@@ -7,6 +7,9 @@ mistyped path answer at once.
   ``--local-rank``, ``--verbose`` (the tools that run mmengine's runner);
 - :func:`weight_options`: ``--random-weights`` and ``--seed``, with
   :data:`RANDOM_BANNER`, the words every tool prints and records for them;
+- :func:`text_options`: ``--vocab`` / ``--vocab-file``,
+  ``--extra-classes``, ``--templates``, ``--bg-thresh`` (read by
+  ``mmseg_groupvit.utils.text_options.read_text_options``);
 - :func:`check_paths`: a config or local checkpoint that does not exist,
   and ``--launcher pytorch`` without torchrun's environment.
 
@@ -19,8 +22,8 @@ import os.path as osp
 from typing import Optional
 
 __all__ = [
-    'RANDOM_BANNER', 'runner_options', 'weight_options', 'check_paths',
-    'weights_label'
+    'RANDOM_BANNER', 'runner_options', 'weight_options', 'text_options',
+    'check_paths', 'weights_label'
 ]
 
 #: What a tool prints and records when the weights are random.
@@ -71,6 +74,39 @@ def weight_options() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help='seed of the random weights (default 0)')
+    return parser
+
+
+def text_options(extra_classes: bool = True) -> argparse.ArgumentParser:
+    """A parent parser of the text options; each left out is the
+    config's.
+
+    Args:
+        extra_classes (bool): Offer ``--extra-classes``. Defaults to True.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument(
+        '--vocab',
+        help='comma-separated classes, "|" between synonyms of one class, '
+        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
+    vocab.add_argument(
+        '--vocab-file',
+        help='text file, one class per line, commas between synonyms')
+    if extra_classes:
+        parser.add_argument(
+            '--extra-classes',
+            help='classes appended to the vocabulary (the config\'s by '
+            'default), same form as --vocab, e.g. "grass,sky"')
+    parser.add_argument(
+        '--templates',
+        nargs='+',
+        help='a template set (simple, subset, full, identity) or templates '
+        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
+    parser.add_argument(
+        '--bg-thresh',
+        type=float,
+        help='background threshold in [0, 1] (the config\'s when omitted)')
     return parser
 
 

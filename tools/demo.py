@@ -63,7 +63,7 @@ from groupvit_common.errors import (USER_ERRORS, ImageLoadError,
 from groupvit_common.image_files import list_images
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          weight_options)
+                                          text_options, weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -110,7 +110,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT open-vocabulary segmentation demo: segment '
         'images with your own class names.',
-        parents=[weight_options()])
+        parents=[weight_options(), text_options()])
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
@@ -122,27 +122,6 @@ def parse_args(argv=None):
         'weights), a transformers folder, a URL or hf://OWNER/NAME; its '
         'architecture is applied to the config (default: the config\'s '
         'load_from)')
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        '--vocab',
-        help='comma-separated classes, "|" between synonyms of one class, '
-        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
-    vocab.add_argument(
-        '--vocab-file',
-        help='text file, one class per line, commas between synonyms')
-    parser.add_argument(
-        '--extra-classes',
-        help='classes appended to the vocabulary (the config\'s by '
-        'default), same form as --vocab, e.g. "grass,sky"')
-    parser.add_argument(
-        '--templates',
-        nargs='+',
-        help='a template set (simple, subset, full, identity) or templates '
-        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
-    parser.add_argument(
-        '--bg-thresh',
-        type=float,
-        help='background threshold in [0, 1] (the config\'s when omitted)')
     parser.add_argument('--out', default='outputs/demo', help='output folder')
     parser.add_argument(
         '--show',

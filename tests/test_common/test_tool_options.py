@@ -5,8 +5,8 @@ only way to random weights."""
 import pytest
 
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          runner_options, weight_options,
-                                          weights_label)
+                                          runner_options, text_options,
+                                          weight_options, weights_label)
 
 
 def test_a_good_command_line_has_no_problem(tmp_path, monkeypatch):
@@ -74,3 +74,23 @@ def test_weights_are_named_or_said_random():
     assert weights_label('a.pth', 3) == 'a.pth'
     assert weights_label(None, 3) == 'random (seed 3)'
     assert RANDOM_BANNER == 'RANDOM WEIGHTS: not a real prediction.'
+
+
+def test_text_options_take_one_vocabulary_source(capsys):
+    import argparse
+    parser = argparse.ArgumentParser(parents=[text_options()])
+    args = parser.parse_args([
+        '--vocab', 'cat,dog|puppy', '--extra-classes', 'grass', '--templates',
+        'a {}.', 'art of the {}.', '--bg-thresh', '0.5'
+    ])
+    assert (args.vocab, args.vocab_file,
+            args.extra_classes) == ('cat,dog|puppy', None, 'grass')
+    assert args.templates == ['a {}.', 'art of the {}.']
+    assert args.bg_thresh == 0.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--vocab', 'cat', '--vocab-file', 'v.txt'])
+    assert 'not allowed with argument' in capsys.readouterr().err
+    without = argparse.ArgumentParser(
+        parents=[text_options(extra_classes=False)])
+    with pytest.raises(SystemExit):
+        without.parse_args(['--extra-classes', 'grass'])

@@ -35,7 +35,8 @@ _mmseg_groupvit_mmcv_shim.install()
 # Only what reads the command line: PyTorch, mmseg and this package are
 # imported in main(), after it (--help and a wrong path answer at once).
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          weight_options, weights_label)
+                                          text_options, weight_options,
+                                          weights_label)
 
 DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
                                'groupvit_demo_voc.jpg')
@@ -45,7 +46,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export a GroupViT segmentor to ONNX (image and text '
         'graphs plus the protocol), checked against PyTorch.',
-        parents=[weight_options()])
+        parents=[weight_options(),
+                 text_options(extra_classes=False)])
     parser.add_argument('config', help='config file')
     parser.add_argument(
         'checkpoint',
@@ -58,16 +60,6 @@ def parse_args(argv=None):
         default=DEFAULT_CHECK_IMAGE,
         help='photo whose first window is compared with PyTorch '
         '(default: samples/images/groupvit_demo_voc.jpg)')
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        '--vocab',
-        help='default vocabulary stored in deploy.json: comma-separated '
-        'classes, "|" between synonyms (default: the config\'s)')
-    vocab.add_argument('--vocab-file', help='vocabulary file')
-    parser.add_argument(
-        '--templates', nargs='+', help='template set or templates')
-    parser.add_argument(
-        '--bg-thresh', type=float, help='default background threshold')
     parser.add_argument(
         '--atol',
         type=float,
