@@ -132,3 +132,28 @@ def test_a_bad_section_is_refused_before_the_checkpoint_is_fetched(
     assert message.startswith('error: ') and '\n' not in message, message
     assert expected in message, message
     assert not (tmp_path / 'torch').exists()
+
+
+@pytest.mark.parametrize('given, expected', [(None, '1'), ('3', '3')])
+def test_dist_test_sets_torchruns_thread_default(given, expected, tmp_path):
+    """torchrun prints a notice when OMP_NUM_THREADS is unset and sets it to
+    1: the script sets that default itself and keeps the user's value."""
+    python = tmp_path / 'bin' / 'python'
+    python.parent.mkdir()
+    python.write_text(
+        '#!/bin/sh\necho "OMP_NUM_THREADS=$OMP_NUM_THREADS $*"\n')
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    env['VENV'] = str(tmp_path)
+    if given is not None:
+        env['OMP_NUM_THREADS'] = given
+    proc = subprocess.run(
+        ['bash', 'tools/dist_test.sh', 'configs/groupvit_voc.py', '2'],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f'OMP_NUM_THREADS={expected} -m '
+                                  f'torch.distributed.run'), proc.stdout
+    assert '--nproc_per_node=2' in proc.stdout
