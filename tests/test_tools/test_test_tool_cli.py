@@ -157,3 +157,24 @@ def test_dist_test_sets_torchruns_thread_default(given, expected, tmp_path):
     assert proc.stdout.startswith(f'OMP_NUM_THREADS={expected} -m '
                                   f'torch.distributed.run'), proc.stdout
     assert '--nproc_per_node=2' in proc.stdout
+
+
+@pytest.mark.parametrize('tool, argv', [
+    ('tools/demo.py', ['PHOTO', '--random-weights', '--config']),
+    ('tools/demo.py', ['PHOTO', '--classify', '--random-weights', '--config']),
+    ('tools/deployment/pytorch2onnx.py', ['--random-weights', '--out', 'x']),
+])
+def test_every_tool_reads_a_config_the_same_way(tool, argv, tmp_path):
+    """The demo (both modes) and the exporter read the config through the
+    same reader: a JSON list is the same one line."""
+    config = write(tmp_path / 'list.json', '[1, 2]')
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+    argv = [photo if a == 'PHOTO' else a for a in argv]
+    argv = argv + [config] if argv[-1] == '--config' else [config] + argv
+    with pytest.raises(SystemExit) as error:
+        load_script(tool).main(argv + ['--out', str(tmp_path / 'out')])
+    assert str(error.value.code) == (
+        f'error: cannot read the config {config}: AttributeError: \'list\' '
+        f'object has no attribute \'get\'; a config is a dict of settings '
+        f'(model, test_dataloader, ...).')
+    assert not (tmp_path / 'out').exists()
