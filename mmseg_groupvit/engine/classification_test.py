@@ -33,6 +33,7 @@ from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
 from ..utils.console import quiet_warnings
 from ..weights import resolve_load_from
+from ..weights.download import is_remote
 from .hooks import ImageProgressHook
 from .runner import build_runner
 
@@ -79,7 +80,11 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
     images, seconds) and return the record."""
     record = dict(
         config=osp.abspath(args.config),
-        checkpoint=weights_label(args.checkpoint, args.seed),
+        # As given (a URL or hub id), a local path made absolute.
+        checkpoint=weights_label(
+            args.checkpoint if not args.checkpoint
+            or is_remote(args.checkpoint) else osp.abspath(args.checkpoint),
+            args.seed),
         checkpoint_file=osp.abspath(cfg.load_from) if cfg.load_from else None,
         random_weights=RANDOM_BANNER if args.random_weights else None,
         cfg_options=args.cfg_options or {},
