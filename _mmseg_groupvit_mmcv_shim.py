@@ -25,6 +25,11 @@ module spec has no loader, so ``pkgutil.find_loader`` finds none).
 With a full mmcv build installed, ``mmcv/_ext*.so`` is found and nothing is
 installed, so nothing changes.
 
+The same start-up hook ignores :data:`KNOWN_HARMLESS_WARNINGS`, the notices
+mmengine, mmseg and setuptools raise about their own code (the first of
+them while a config is read, before ``mmseg_groupvit`` is imported): one
+filter per message and module.
+
 The stand-in is installed at interpreter start by ``mmseg_groupvit_mmcv.pth``
 (installed next to this module) and again, idempotently, by
 ``import mmseg_groupvit``. Only the standard library is imported here and
@@ -35,6 +40,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+import warnings
 
 EXT_NAME = 'mmcv._ext'
 FULL_MMCV_HINT = (
@@ -97,9 +103,35 @@ def _has_real_extension() -> bool:
         EXT_NAME, list(mmcv.submodule_search_locations)) is not None
 
 
+#: Warnings of the libraries under GroupViT that are about their own code,
+#: never about the user's work, as ``(message start, module)`` regular
+#: expressions (the module that :mod:`warnings` attributes them to).
+KNOWN_HARMLESS_WARNINGS = (
+    # setuptools >= 67 when mmengine imports (and reloads) pkg_resources to
+    # read a config that has _base_ files: every run.
+    ('pkg_resources is deprecated as an API',
+     r'(mmengine\.utils\.package_utils|importlib)$'),
+    # mmseg's heads build their losses through mmseg's own old helper.
+    ('``build_loss`` would be deprecated soon', r'mmseg\.models\.builder$'),
+    # mmseg's CrossEntropyLoss about its own default (a fine-tuned FCN).
+    ('Default ``avg_non_ignore`` is False',
+     r'mmseg\.models\.losses\.cross_entropy_loss$'),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Ignore :data:`KNOWN_HARMLESS_WARNINGS`, each by its message and
+    module only (any other warning, of these modules too, still shows)."""
+    for message, module in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings(
+            'ignore', message=message, category=UserWarning, module=module)
+
+
 def install() -> None:
     """Register the stand-in as ``mmcv._ext`` once, unless mmcv has a
-    compiled extension (or is not installed)."""
+    compiled extension (or is not installed); ignore
+    :data:`KNOWN_HARMLESS_WARNINGS`."""
+    quiet_known_warnings()
     if EXT_NAME in sys.modules or _has_real_extension():
         return
     module = MissingOpsModule(EXT_NAME)

@@ -14,7 +14,7 @@ from .errors import ConfigValueError
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice', 'check_test_cfg', 'AUTOCAST_CHOICES'
+    'check_choice', 'check_test_cfg', 'check_config', 'AUTOCAST_CHOICES'
 ]
 
 #: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
@@ -197,3 +197,71 @@ def check_test_cfg(test_cfg: Optional[dict],
         test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
     if test_cfg.get('bg_thresh') is not None:
         check_bg_thresh(test_cfg['bg_thresh'], f'{_KEY}.bg_thresh')
+
+
+#: Sections a test config must have as dicts (``test_evaluator``: a dict or
+#: a list of dicts), and ``model`` sections that must be dicts when present:
+#: a ``--cfg-options KEY=None`` would otherwise fail deep inside mmengine.
+TEST_SECTIONS = ('test_dataloader', 'test_dataloader.dataset',
+                 'test_evaluator')
+MODEL_SECTIONS = ('model.test_cfg', 'model.text_encoder',
+                  'model.image_encoder', 'model.decode_head',
+                  'model.data_preprocessor')
+
+
+def _lookup(cfg: dict, key: str) -> Tuple[bool, Any]:
+    """``(present, value)`` of a dotted ``key`` of nested dicts."""
+    value = cfg
+    for part in key.split('.'):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _section_error(key: str, value: Any, what: str) -> ConfigValueError:
+    return ConfigValueError(
+        f'{key} must be {what}, got {value!r}. Check the config file and '
+        f'any --cfg-options that sets {key}.')
+
+
+def check_config(cfg: dict, test: bool = True) -> None:
+    """Raise unless the sections a tool reads are there with the right
+    types, before any checkpoint is looked for: ``model`` (a dict with a
+    ``type``), its sub-configs when present (dicts), its ``test_cfg``
+    (:func:`check_test_cfg`, for a GroupViT segmentor); and for a test
+    (``test``) ``test_dataloader`` with a ``dataset`` (dicts) whose
+    ``pipeline`` is a list, and ``test_evaluator`` (a dict or a list).
+
+    Args:
+        cfg (dict): The merged config (mmengine ``Config`` or dict).
+        test (bool): Check the test sections too. Defaults to True.
+
+    Raises:
+        ConfigValueError: Naming the key, the value and the fix.
+    """
+    model = cfg.get('model')
+    if not isinstance(model, dict) or not model.get('type'):
+        raise _section_error('model', model, 'a dict with a type')
+    for key in MODEL_SECTIONS:
+        present, value = _lookup(cfg, key)
+        if present and not isinstance(value, dict):
+            raise _section_error(key, value, 'a dict')
+    if model.get('type') == 'GroupViTEncoderDecoder':
+        check_test_cfg(model.get('test_cfg'))
+    if not test:
+        return
+    for key in TEST_SECTIONS:
+        present, value = _lookup(cfg, key)
+        if key == 'test_evaluator' and isinstance(value, list) and all(
+                isinstance(v, dict) for v in value):
+            continue
+        if not isinstance(value, dict):
+            raise _section_error(
+                key, value, 'a dict or a list of dicts'
+                if key == 'test_evaluator' else 'a dict')
+    pipeline = cfg['test_dataloader']['dataset'].get('pipeline', [])
+    if not isinstance(pipeline, list) or not all(
+            isinstance(step, dict) for step in pipeline):
+        raise _section_error('test_dataloader.dataset.pipeline', pipeline,
+                             'a list of dicts (the test steps)')

@@ -52,22 +52,19 @@ import _mmseg_groupvit_mmcv_shim
 _mmseg_groupvit_mmcv_shim.install()
 
 import numpy as np
-import torch
-from mmseg.apis import inference_model
-from mmseg.registry import TRANSFORMS
 from PIL import Image
 
+# numpy, Pillow and the torch-free layer only: PyTorch, mmcv, mmseg and
+# this package are imported where they are used, after the command line is
+# read (--help and a wrong path answer at once).
 from groupvit_common.drawing import (draw_banner, draw_legend, legend_entries,
                                      mark_boundaries, overlay_labels, png_text,
                                      tile_panes)
-from groupvit_common.errors import (USER_ERRORS, CheckpointError,
-                                    ConfigValueError, user_error_message)
+from groupvit_common.errors import USER_ERRORS, user_error_message
 from groupvit_common.image_files import list_images
 from groupvit_common.palette import distinct_colors
-from mmseg_groupvit.apis import (classify_image, image_group_maps,
-                                 init_classifier, init_groupvit)
-from mmseg_groupvit.utils.console import progress, quiet_warnings
-from mmseg_groupvit.utils.text_options import read_text_options
+from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
+                                          text_options, weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -77,7 +74,7 @@ CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
 #: The ``Software`` text of every PNG this tool writes.
 SOFTWARE = 'mmseg-groupvit tools/demo.py'
 RANDOM_NOTE = [
-    'RANDOM WEIGHTS: not a real prediction.',
+    RANDOM_BANNER,
     'Leave --random-weights out (see docs/demo.md) for real results.'
 ]
 
@@ -92,7 +89,8 @@ def _weights_name(checkpoint):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT open-vocabulary segmentation demo: segment '
-        'images with your own class names.')
+        'images with your own class names.',
+        parents=[weight_options(), text_options()])
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
@@ -104,32 +102,6 @@ def parse_args(argv=None):
         'weights), a transformers folder, a URL or hf://OWNER/NAME; its '
         'architecture is applied to the config (default: the config\'s '
         'load_from)')
-    parser.add_argument(
-        '--random-weights',
-        action='store_true',
-        help='random weights instead of the config\'s (to try the tool '
-        'offline)')
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        '--vocab',
-        help='comma-separated classes, "|" between synonyms of one class, '
-        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
-    vocab.add_argument(
-        '--vocab-file',
-        help='text file, one class per line, commas between synonyms')
-    parser.add_argument(
-        '--extra-classes',
-        help='classes appended to the vocabulary (the config\'s by '
-        'default), same form as --vocab, e.g. "grass,sky"')
-    parser.add_argument(
-        '--templates',
-        nargs='+',
-        help='a template set (simple, subset, full, identity) or templates '
-        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
-    parser.add_argument(
-        '--bg-thresh',
-        type=float,
-        help='background threshold in [0, 1] (the config\'s when omitted)')
     parser.add_argument('--out', default='outputs/demo', help='output folder')
     parser.add_argument(
         '--show',
@@ -159,11 +131,6 @@ def parse_args(argv=None):
         help='with --classify, how many classes to print (default 5)')
     parser.add_argument(
         '--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
-    parser.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='seed of the random weights when there is no checkpoint')
     args = parser.parse_args(argv)
     if args.config is None:
         args.config = CLASSIFY_CONFIG if args.classify else SEGMENT_CONFIG
@@ -195,6 +162,7 @@ def written_by_demo(path):
 
 def check_device(name):
     """Raise unless ``name`` is a device of this machine."""
+    import torch
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as e:
@@ -213,19 +181,9 @@ def check_device(name):
 def check_inputs(args):
     """Everything the command line names, checked before the model is
     built. Returns ``(images, vocabulary, extra_classes, templates)``."""
+    from mmseg_groupvit.utils.text_options import read_text_options
     check_device(args.device)
     images = list_images(args.images, skip=written_by_demo)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(
-            f'Config not found: {args.config}. Pass one of '
-            f'configs/groupvit_*.py or the .py written next to a converted '
-            f'checkpoint.')
-    if args.checkpoint is not None and '://' not in args.checkpoint and \
-            not osp.exists(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint not found: {args.checkpoint}. Give a checkpoint '
-            f'file or folder, a URL or hf://OWNER/NAME (see docs/demo.md), '
-            f'or leave --checkpoint out for the config\'s weights.')
     text = read_text_options(args.vocab, args.vocab_file, args.extra_classes,
                              args.templates)
     return (images, text.vocabulary, text.extra_classes, text.templates)
@@ -247,6 +205,7 @@ def image_loader(model):
     header before decoding), built once: each image is decoded once and the
     array given to the model (``inference_model`` rewrites that step of
     ``model.cfg`` for arrays)."""
+    from mmseg.registry import TRANSFORMS
     return TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
 
 
@@ -290,6 +249,9 @@ def segment(model, load, path, stem, args, note):
     Returns:
         dict: The image's entry of ``summary.json``.
     """
+    from mmseg.apis import inference_model
+
+    from mmseg_groupvit.apis import image_group_maps
     bgr = load(dict(img_path=path))['img']
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     height, width = rgb.shape[:2]
@@ -376,6 +338,7 @@ def segment(model, load, path, stem, args, note):
 def classify(args, images, vocabulary, extra, templates):
     """``--classify``: print every image's ``--topk`` classes with their
     probabilities and write ``OUT/classification.json`` (every class)."""
+    from mmseg_groupvit.apis import classify_image, init_classifier
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')
@@ -386,9 +349,12 @@ def classify(args, images, vocabulary, extra, templates):
                 vocabulary=vocabulary,
                 templates=templates,
                 extra_classes=extra,
-                seed=args.seed)
-    except (CheckpointError, ValueError, TypeError) as e:
-        sys.exit(f'error: {e}')
+                seed=args.seed,
+                random_weights=args.random_weights)
+    except USER_ERRORS + (ValueError, TypeError) as e:
+        sys.exit(f'error: {user_error_message(e)}')
+    # The file loaded; none: --random-weights.
+    args.checkpoint = model.cfg.get('load_from')
     if not args.checkpoint:
         print('warning: ' + ' '.join(RANDOM_NOTE))
     results, failed = [], []
@@ -408,7 +374,7 @@ def classify(args, images, vocabulary, extra, templates):
     os.makedirs(args.out, exist_ok=True)
     summary = dict(
         config=osp.abspath(args.config),
-        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
+        checkpoint=_weights_name(args.checkpoint),
         templates=model.text_encoder.templates,
         images=results,
         failed=failed)
@@ -422,7 +388,17 @@ def classify(args, images, vocabulary, extra, templates):
 
 def main(argv=None):
     args = parse_args(argv)
+    problem = check_paths(
+        args.config,
+        args.checkpoint,
+        args.random_weights,
+        checkpoint_option='--checkpoint')
+    if problem:
+        sys.exit(f'error: {problem}')
+    from mmseg_groupvit.utils.console import quiet_warnings
     quiet_warnings()
+    from mmseg_groupvit.apis import init_groupvit
+    from mmseg_groupvit.utils.console import progress
     try:
         images, vocabulary, extra, templates = check_inputs(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
@@ -442,11 +418,12 @@ def main(argv=None):
                 extra_classes=extra,
                 seed=args.seed,
                 random_weights=args.random_weights)
-    except (CheckpointError, ConfigValueError) as e:
+    except USER_ERRORS as e:
         # bg_thresh and the other settings are checked by the model.
         sys.exit(f'error: {user_error_message(e)}')
-    if not args.random_weights:
-        args.checkpoint = args.checkpoint or model.cfg.get('load_from')
+    # The file loaded (--checkpoint or the config's, downloaded); none:
+    # --random-weights.
+    args.checkpoint = model.cfg.get('load_from')
     note = None if args.checkpoint else RANDOM_NOTE
     if note:
         print('warning: ' + ' '.join(RANDOM_NOTE))

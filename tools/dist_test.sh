@@ -24,6 +24,10 @@ if [ -x "$VENV/bin/python" ]; then
     PYTHON="$VENV/bin/python"
 fi
 
+# torchrun's own default, set here so that it does not print a notice
+# about it; set OMP_NUM_THREADS to use more threads per process.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES \

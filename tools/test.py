@@ -17,6 +17,10 @@ Adapted from MMSegmentation 1.2.2 ``tools/test.py`` (Apache-2.0). Additions:
   ``hf://OWNER/NAME`` (downloaded once into the cache and verified), an
   NVlabs ``.pth`` or a transformers folder; the architecture the checkpoint
   records is applied to the model config before the model is built;
+  ``--random-weights [--seed N]`` evaluates a seeded random model instead
+  (an offline trial), said on the console and in ``results.json``;
+- ``--help`` and a wrong path answer before PyTorch and mmseg are imported;
+  the config is read and checked once, before any checkpoint is looked for;
 - a missing config, checkpoint or data root, or a vocabulary whose size
   does not match the dataset, stops with one message saying what to fix;
 - images are loaded with ``RobustLoadImageFromFile`` (same pixels, bad files
@@ -47,30 +51,18 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-from mmengine.config import Config, DictAction
-from mmengine.dist import get_world_size
-
-from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
-                                    user_error_message)
-from groupvit_common.files import open_work_file
-from mmseg_groupvit.engine import (ImageProgressHook, build_runner,
-                                   classification_config_of,
-                                   classification_main)
-from mmseg_groupvit.evaluation import (check_model_classes, check_out_dir,
-                                       class_table_lines, describe_protocol,
-                                       prepare_test_run, result_lines,
-                                       run_lines, swap_lines)
-from mmseg_groupvit.models.config_arguments import check_model_arguments
-from mmseg_groupvit.utils.console import quiet_warnings
-from mmseg_groupvit.utils.distributed import (finish_distributed,
-                                              init_cpu_distributed)
-from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
-from mmseg_groupvit.weights.download import is_remote
+# Only what parses and checks the command line: PyTorch, mmseg and this
+# package are imported in main(), after it (--help and a wrong path answer
+# at once).
+from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
+                                          runner_options, weight_options,
+                                          weights_label)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='MMSeg test (and eval) a model')
+        description='MMSeg test (and eval) a model',
+        parents=[runner_options(), weight_options()])
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
         'checkpoint',
@@ -79,10 +71,6 @@ def parse_args(argv=None):
         'weights), a transformers folder, an http(s) URL or hf://OWNER/NAME '
         '(default: the config\'s load_from, downloaded once into the cache)')
     parser.add_argument(
-        '--work-dir',
-        help=('if specified, the evaluation metric results will be dumped '
-              'into the directory as json'))
-    parser.add_argument(
         '--out',
         type=str,
         help='The directory to save output prediction for offline evaluation')
@@ -90,26 +78,10 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved. '
-        'If specified, it will be automatically saved '
-        'to the work_dir/timestamp/show_dir')
+        help='paint every image (ground truth and prediction over the '
+        'photo) into SHOW_DIR/vis_data/vis_image/test_<image>_0.png')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
     parser.add_argument(
@@ -123,13 +95,6 @@ def parse_args(argv=None):
         help='unpickle CHECKPOINT fully, for a file that holds Python '
         'objects the safe loader refuses; only for a file from a source '
         'you trust, since unpickling can run code')
-    parser.add_argument(
-        '--verbose',
-        action='store_true',
-        help='print mmengine\'s full log (environment, config, hooks, '
-        'logged iterations) instead of the short report; the log file in '
-        'the work dir always has it')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -153,11 +118,15 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
-def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
+def build_config(args):
+    """The merged config of the command line, checked (one read of the
+    file, before any checkpoint is looked for)."""
+    from groupvit_common.errors import ConfigCheckError
+    from mmseg_groupvit.evaluation import check_out_dir
+    from mmseg_groupvit.models.config_arguments import check_model_arguments
+    from mmseg_groupvit.utils.config_file import read_config
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     # Before the checkpoint is looked for (or downloaded), and under the
     # keys the user wrote (--tta moves the model under tta_model.module).
     check_model_arguments(cfg.model)
@@ -207,12 +176,21 @@ def class_results(runner):
 
 
 def write_results(args, cfg, runner, metrics, seconds) -> None:
-    """Write ``results.json``: what was evaluated, how, and the metrics."""
+    """Write ``results.json``: what was evaluated, how, and the metrics
+    (``random_weights``: :data:`RANDOM_BANNER` with ``--random-weights``)."""
+    from mmengine.dist import get_world_size
+
+    from groupvit_common.files import open_work_file
+    from mmseg_groupvit.evaluation import describe_protocol
+    from mmseg_groupvit.weights.download import is_remote
+    checkpoint = args.checkpoint
     record = dict(
         config=osp.abspath(args.config),
-        checkpoint=args.checkpoint
-        if is_remote(args.checkpoint) else osp.abspath(args.checkpoint),
-        checkpoint_file=osp.abspath(cfg.load_from),
+        checkpoint=weights_label(
+            checkpoint if not checkpoint or is_remote(checkpoint) else
+            osp.abspath(checkpoint), args.seed),
+        checkpoint_file=osp.abspath(cfg.load_from) if cfg.load_from else None,
+        random_weights=RANDOM_BANNER if args.random_weights else None,
         cfg_options=args.cfg_options or {},
         protocol=describe_protocol(cfg),
         # mmseg rounds to 2 decimals in float32; drop the float32 noise.
@@ -232,6 +210,7 @@ def write_results(args, cfg, runner, metrics, seconds) -> None:
 
 def print_report(args, cfg, runner, metrics, seconds) -> None:
     """The per-class table, the metrics and the files written."""
+    from mmseg_groupvit.evaluation import class_table_lines, result_lines
     lines = class_table_lines(class_results(runner))
     paths = [('results', osp.join(cfg.work_dir, 'results.json')),
              ('log', getattr(runner.logger, 'log_file', None)),
@@ -245,27 +224,48 @@ def print_report(args, cfg, runner, metrics, seconds) -> None:
 
 
 def main(argv=None):
-    # Before anything reads a config (mmengine imports pkg_resources then).
-    quiet_warnings('--verbose' in (sys.argv[1:] if argv is None else argv))
-    # Classification configs have their own command, same arguments.
-    if classification_config_of(argv) is not None:
-        return classification_main(argv)
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config not found: {args.config}. Pass one of '
-                 f'configs/groupvit_*.py or your own config file.')
+    problem = check_paths(args.config, args.checkpoint, args.random_weights,
+                          args.launcher)
+    if problem:
+        sys.exit(f'error: {problem}')
+    # Before anything reads a config (mmengine imports pkg_resources then).
+    from mmseg_groupvit.utils.console import quiet_warnings
+    quiet_warnings(args.verbose)
+    from groupvit_common.errors import USER_ERRORS, user_error_message
+    from mmseg_groupvit.evaluation import (check_out_dir,
+                                           is_classification_config,
+                                           prepare_test_run)
+    from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
     try:
         cfg = build_config(args)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
+    if is_classification_config(cfg):
+        # Classification configs have their own command, same arguments.
+        from mmseg_groupvit.engine import classification_main
+        return classification_main(sys.argv[1:] if argv is None else argv)
+    try:
         check_out_dir(cfg.work_dir, '--work-dir')
         if args.trust_pickle and args.checkpoint:
             trust_checkpoint(args.checkpoint)
-        # Download (once) and apply the checkpoint's architecture.
-        args.checkpoint = args.checkpoint or cfg.get('load_from')
-        resolve_load_from(cfg)
+        if args.random_weights:
+            # The runner seeds everything before it builds the model.
+            cfg.load_from = None
+            cfg.randomness = dict(seed=args.seed)
+        else:
+            # Download (once) and apply the checkpoint's architecture.
+            args.checkpoint = args.checkpoint or cfg.get('load_from')
+            resolve_load_from(cfg)
         progress, swaps = prepare_test_run(cfg, cfg.load_from, args.resume,
                                            int(os.environ.get('RANK', 0)))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
+    from mmseg_groupvit.engine import ImageProgressHook, build_runner
+    from mmseg_groupvit.evaluation import (check_model_classes, run_lines,
+                                           swap_lines)
+    from mmseg_groupvit.utils.distributed import (finish_distributed,
+                                                  init_cpu_distributed)
     init_cpu_distributed(cfg)
     try:
         # The segmentor, head and text encoder check their settings here
@@ -279,7 +279,15 @@ def main(argv=None):
     if runner.rank == 0 and not args.verbose:
         # What is run, from settings the model has checked.
         print('\n'.join(
-            run_lines(cfg, args.config, args.checkpoint) + swap_lines(swaps)))
+            run_lines(cfg, args.config,
+                      weights_label(args.checkpoint, args.seed)) +
+            swap_lines(swaps)))
+    if args.random_weights and runner.rank == 0:
+        print(
+            f'warning: {RANDOM_BANNER} --random-weights gives a seeded '
+            f'random model (an offline trial of the tool); leave it out '
+            f'for the config\'s weights.',
+            file=sys.stderr)
     if not args.verbose:
         runner.register_hook(ImageProgressHook())
     try:

@@ -1,7 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Zero-shot classification of single images with
 :class:`~mmseg_groupvit.models.GroupViTClassifier`."""
+import contextlib
 import copy
+import io
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -15,6 +17,8 @@ from torch import nn
 
 from ..evaluation.test_run import use_checked_loading
 from ..models.config_arguments import check_model_arguments
+from ..utils.config_file import read_config
+from ..weights import resolve_load_from
 
 __all__ = ['init_classifier', 'classify_image']
 
@@ -26,15 +30,17 @@ def init_classifier(config: Union[str, Config],
                     templates: Optional[Union[str, Sequence[str]]] = None,
                     extra_classes=None,
                     cfg_options: Optional[dict] = None,
-                    seed: int = 0) -> nn.Module:
+                    seed: int = 0,
+                    random_weights: bool = False) -> nn.Module:
     """Build a classifier from a classification config.
 
     Args:
         config (str | Config): E.g. ``configs/classification/
             groupvit_imagenet.py``.
-        checkpoint (str, optional): Converted checkpoint (segmentor or
-            classifier); without one the weights are random (seeded with
-            ``seed``) and a warning says so.
+        checkpoint (str, optional): A checkpoint (segmentor or classifier)
+            as :func:`~mmseg_groupvit.apis.init_groupvit` takes it: a file,
+            a transformers folder, a URL or ``hf://OWNER/NAME``; the
+            config's ``load_from`` when None.
         device (str): Defaults to 'cpu'.
         vocabulary: Class names, synonym lists or a vocabulary file (see
             :func:`mmseg_groupvit.utils.load_vocabulary`); the config's when
@@ -44,14 +50,15 @@ def init_classifier(config: Union[str, Config],
         extra_classes: Classes appended to the vocabulary.
         cfg_options (dict, optional): Other config overrides.
         seed (int): Seed of the random weights. Defaults to 0.
+        random_weights (bool): Ignore the config's ``load_from``: random
+            weights (seeded with ``seed``) unless ``checkpoint`` is given;
+            a warning says so. Without it, a config without ``load_from``
+            and no ``checkpoint`` is a ``CheckpointError``.
 
     Returns:
         nn.Module: The classifier in eval mode, ``model.cfg`` set.
     """
-    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
-        Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(config, cfg_options, test=False)
     # The classifier reads and checks the text options when it is built.
     text = cfg.model.text_encoder
     if vocabulary is not None:
@@ -62,15 +69,24 @@ def init_classifier(config: Union[str, Config],
     if templates is not None:
         text.templates = templates
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    if checkpoint is None:
-        warnings.warn('No checkpoint given: the model has RANDOM weights and '
-                      'its predictions are meaningless. Convert the '
-                      'published weights with tools/convert_weights.py.')
-        torch.manual_seed(seed)
     check_model_arguments(cfg.model)
+    if checkpoint or not random_weights:
+        # The config's load_from without a checkpoint (CheckpointError
+        # without either), fetched once if remote, its architecture applied
+        # to the config.
+        checkpoint = resolve_load_from(cfg, str(checkpoint or '') or None)
+    else:
+        warnings.warn('No checkpoint given: the model has RANDOM weights and '
+                      'its predictions are meaningless. Give the published '
+                      'weights (see README, "Checkpoints").')
+        # model.cfg says what was loaded: nothing.
+        cfg.load_from = None
+        torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+    if checkpoint:
+        # mmengine prints 'Loads checkpoint by local backend from path:'.
+        with contextlib.redirect_stdout(io.StringIO()):
+            load_checkpoint(model, checkpoint, map_location='cpu')
     model.cfg = cfg
     return model.to(device).eval()
 

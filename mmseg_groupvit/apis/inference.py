@@ -1,18 +1,21 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Build a GroupViT segmentor for single images, on top of
 ``mmseg.apis.init_model``."""
-import copy
+import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.runner import load_checkpoint
 from mmseg.apis import init_model
 from torch import nn
 
 from ..datasets import use_checked_steps
 from ..models.config_arguments import check_model_arguments
+from ..utils.config_file import read_config
 from ..weights import resolve_load_from
 
 ConfigLike = Union[str, Path, Config]
@@ -66,7 +69,8 @@ def init_groupvit(config: ConfigLike,
             checkpoint. Defaults to 0.
         random_weights (bool): Ignore the config's ``load_from``: random
             weights (seeded with ``seed``) unless ``checkpoint`` is given;
-            a warning says so.
+            a warning says so. Without it, a config without ``load_from``
+            and no ``checkpoint`` is a ``CheckpointError``.
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
@@ -74,10 +78,7 @@ def init_groupvit(config: ConfigLike,
     if bg_thresh is not None:
         cfg_options = dict(cfg_options or {})
         cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
-    cfg = copy.deepcopy(config) if isinstance(
-        config, Config) else Config.fromfile(config)
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(config, cfg_options, test=False)
     text = cfg.model.text_encoder
     if vocabulary is not None:
         text.vocabulary = vocabulary
@@ -86,25 +87,27 @@ def init_groupvit(config: ConfigLike,
     if templates is not None:
         text.templates = templates
     check_model_arguments(cfg.model)
-    if checkpoint is None and not random_weights:
-        checkpoint = cfg.get('load_from')
-    if checkpoint:
-        checkpoint = resolve_load_from(cfg, str(checkpoint))
+    if checkpoint or not random_weights:
+        # The config's load_from without a checkpoint (CheckpointError
+        # without either), fetched once if remote, its architecture applied
+        # to the config.
+        checkpoint = resolve_load_from(cfg, str(checkpoint or '') or None)
     else:
         warnings.warn('No checkpoint given: the model has RANDOM weights and '
                       'its predictions are meaningless. Give the published '
                       'weights (see docs/weights.md).')
+        # model.cfg says what was loaded: nothing.
+        cfg.load_from = None
         torch.manual_seed(seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        model = init_model(cfg, checkpoint or None, device)
-    for warning in caught:
-        # init_model guesses class names from another dataset when the
-        # checkpoint has none, and the model refuses them (it names its
-        # classes after its vocabulary): both messages are moot here.
-        if 'dataset_meta' not in str(warning.message):
-            warnings.warn_explicit(warning.message, warning.category,
-                                   warning.filename, warning.lineno)
+    # Weights loaded here, not by init_model: without dataset_meta in the
+    # checkpoint, init_model guesses class names from another dataset (with
+    # two warnings, after resetting the warning filters), which the model
+    # refuses since it names its classes after its vocabulary.
+    model = init_model(cfg, None, device)
+    if checkpoint:
+        # mmengine prints 'Loads checkpoint by local backend from path:'.
+        with contextlib.redirect_stdout(io.StringIO()):
+            load_checkpoint(model, checkpoint, map_location='cpu')
     # inference_model reads cfg.test_pipeline: image headers checked before
     # decoding, images that cannot be resized named (same pixels).
     use_checked_steps(model.cfg.get('test_pipeline'))

@@ -1,11 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The runner of the command-line tools, its hooks, and the commands the
 tools share."""
-from .classification_test import classification_config_of, classification_main
+from .classification_test import classification_main
 from .hooks import ImageProgressHook
 from .runner import TRAIN_LOG, QuietRunner, ToolRunner, build_runner
 
 __all__ = [
     'ImageProgressHook', 'QuietRunner', 'ToolRunner', 'build_runner',
-    'TRAIN_LOG', 'classification_main', 'classification_config_of'
+    'TRAIN_LOG', 'classification_main'
 ]

@@ -4,8 +4,8 @@
 classification config (see :func:`classification_main`).
 
 A command of its own rather than more branches in ``tools/test.py``: the
-segmentation checks (label maps, per-class IoU, resumable progress, the
-required checkpoint) do not apply to classification. What does apply is
+segmentation checks (label maps, per-class IoU, resumable progress) do
+not apply to classification. What does apply is
 shared: the vocabulary's size against the dataset's classes, images loaded by
 ``RobustLoadImageFromFile`` (named in the config), one ``error:`` line for
 bad input, and the short console of ``tools/test.py`` (what is run, a
@@ -18,76 +18,59 @@ import json
 import os.path as osp
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from ..evaluation.classification import (describe_classification_protocol,
-                                         is_classification_config)
+from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
+                                          runner_options, weight_options,
+                                          weights_label)
+from ..evaluation.classification import describe_classification_protocol
 from ..evaluation.consistency import check_class_count
 from ..evaluation.report import classification_run_lines, result_lines
 from ..models.config_arguments import check_model_arguments
+from ..utils.config_file import read_config
 from ..utils.console import quiet_warnings
+from ..weights import resolve_load_from
+from ..weights.download import is_remote
 from .hooks import ImageProgressHook
 from .runner import build_runner
 
 __all__ = [
-    'RANDOM_WARNING', 'parse_args', 'build_config', 'write_results',
-    'classification_main', 'classification_config_of'
+    'parse_args', 'build_config', 'write_results', 'classification_main'
 ]
-
-RANDOM_WARNING = ('warning: no checkpoint given: the weights are RANDOM and '
-                  'the accuracy means nothing. Pass a converted checkpoint '
-                  '(tools/convert_weights.py) for real results.')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Zero-shot image classification test (top-k accuracy)')
+        description='Zero-shot image classification test (top-k accuracy)',
+        parents=[runner_options(), weight_options()])
     parser.add_argument('config', help='classification config file')
     parser.add_argument(
         'checkpoint',
         nargs='?',
-        help='converted checkpoint; random weights without it')
-    parser.add_argument('--work-dir', help='where results.json goes')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
-    parser.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='seed of the random weights when there is no checkpoint')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='only "none": classification runs in one process')
-    parser.add_argument(
-        '--verbose',
-        action='store_true',
-        help='print mmengine\'s full log (environment, config, hooks, '
-        'logged iterations) instead of the short report; the log file in '
-        'the work dir always has it')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+        help='checkpoint: a file (converted, NVlabs .pth or transformers '
+        'weights), a transformers folder, a URL or hf://OWNER/NAME '
+        '(default: the config\'s load_from, downloaded once)')
     return parser.parse_args(argv)
 
 
 def build_config(args) -> Config:
-    """The merged config of the command (work dir, checkpoint, one
-    process)."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    """The merged config of the command (work dir, weights, one process),
+    checked (see :func:`~mmseg_groupvit.utils.config_file.read_config`)."""
+    cfg = read_config(args.config, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    if args.random_weights:
+        cfg.load_from = None
+        # The runner seeds everything before it builds the model.
+        cfg.randomness = dict(seed=args.seed)
+    elif args.checkpoint:
+        cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     return cfg
 
@@ -97,7 +80,13 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
     images, seconds) and return the record."""
     record = dict(
         config=osp.abspath(args.config),
-        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
+        # As given (a URL or hub id), a local path made absolute.
+        checkpoint=weights_label(
+            args.checkpoint if not args.checkpoint
+            or is_remote(args.checkpoint) else osp.abspath(args.checkpoint),
+            args.seed),
+        checkpoint_file=osp.abspath(cfg.load_from) if cfg.load_from else None,
+        random_weights=RANDOM_BANNER if args.random_weights else None,
         cfg_options=args.cfg_options or {},
         protocol=describe_classification_protocol(cfg),
         metrics={
@@ -113,13 +102,13 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
 
 
 def report_lines(args, cfg, runner, record) -> List[str]:
-    """The metrics (``top1``, ``top5``; ``[RANDOM WEIGHTS]`` without a
-    checkpoint), the time and the files written."""
+    """The metrics (``top1``, ``top5``; ``[RANDOM WEIGHTS]`` with
+    ``--random-weights``), the time and the files written."""
     metrics = {k.split('/')[-1]: v for k, v in record['metrics'].items()}
     paths = [('results', osp.join(cfg.work_dir, 'results.json')),
              ('log', getattr(runner.logger, 'log_file', None))]
     lines = result_lines(metrics, record['images'], record['seconds'], paths)
-    if args.checkpoint is None:
+    if args.random_weights:
         lines[0] += '  [RANDOM WEIGHTS]'
     return lines
 
@@ -150,33 +139,36 @@ def classification_main(argv=None):
         dict: The metrics (``accuracy/top1``, ``accuracy/top5``).
     """
     argv = sys.argv[1:] if argv is None else argv
-    quiet_warnings('--verbose' in argv)
     args = parse_args(argv)
+    quiet_warnings(args.verbose)
     if args.launcher != 'none':
         sys.exit('error: classification configs run in one process; drop '
                  '--launcher (and torchrun / --nproc).')
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config not found: {args.config}. Pass '
-                 f'configs/classification/groupvit_imagenet.py or your own.')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}. Convert '
-                 f'the published weights with tools/convert_weights.py, or '
-                 f'leave it out for random weights.')
-    cfg = build_config(args)
-    if args.checkpoint is None:
-        print(RANDOM_WARNING, file=sys.stderr)
-        # The runner seeds everything before it builds the model.
-        cfg.randomness = dict(seed=args.seed)
+    problem = check_paths(args.config, args.checkpoint, args.random_weights)
+    if problem:
+        sys.exit(f'error: {problem}')
     try:
+        cfg = build_config(args)
         check_model_arguments(cfg.model)
+        if not args.random_weights:
+            # Download (once) and apply the checkpoint's architecture.
+            args.checkpoint = args.checkpoint or cfg.get('load_from')
+            resolve_load_from(cfg)
         runner = build_runner(cfg, args.verbose)
         if not args.verbose:
             print(
                 '\n'.join(
-                    classification_run_lines(cfg, args.config, args.checkpoint,
-                                             args.seed)),
+                    classification_run_lines(
+                        cfg, args.config,
+                        weights_label(args.checkpoint, args.seed))),
                 flush=True)
             runner.register_hook(ImageProgressHook())
+        if args.random_weights:
+            print(
+                f'warning: {RANDOM_BANNER} --random-weights gives a seeded '
+                f'random model (an offline trial of the tool); leave it '
+                f'out for the config\'s weights.',
+                file=sys.stderr)
         check_dataset_classes(runner)
         start = time.perf_counter()
         metrics = runner.test()
@@ -192,24 +184,3 @@ def classification_main(argv=None):
     if not args.verbose:
         print('\n'.join(report_lines(args, cfg, runner, record)), flush=True)
     return metrics
-
-
-def classification_config_of(
-        argv: Optional[List[str]] = None) -> Optional[str]:
-    """The config file of a ``tools/test.py`` command line when it builds a
-    zero-shot classifier (the command is then
-    :func:`classification_main`'s), else None.
-
-    Args:
-        argv (list[str], optional): The arguments; ``sys.argv[1:]`` when
-            None.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    config = next((a for a in argv if a.endswith('.py') and osp.isfile(a)),
-                  None)
-    if config is None:
-        return None
-    try:
-        return config if is_classification_config(config) else None
-    except Exception:  # a broken config is reported by the usual path
-        return None

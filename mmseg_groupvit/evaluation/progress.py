@@ -321,7 +321,8 @@ def describe_run(cfg, checkpoint: str) -> dict:
     Args:
         cfg (Config): The test config (``model``, ``test_dataloader``,
             ``test_evaluator``).
-        checkpoint (str): The checkpoint file.
+        checkpoint (str): The checkpoint file; None for random weights
+            (``cfg.randomness.seed`` names them).
 
     Returns:
         dict: ``model``, ``dataset``, ``evaluator`` (config hashes),
@@ -336,17 +337,18 @@ def describe_run(cfg, checkpoint: str) -> dict:
                 'collect_device', 'collect_dir', 'format_only'):
         evaluator.pop(key, None)
     model = _to_plain(cfg.model)
+    random = f'random (seed {cfg.get("randomness", {}).get("seed")})'
     return dict(
         model=_digest(model),
         dataset=_digest(_to_plain(cfg.test_dataloader.dataset)),
         evaluator=_digest(evaluator),
-        checkpoint=_file_digest(checkpoint),
+        checkpoint=_file_digest(checkpoint) if checkpoint else random,
         files={
             path: _file_digest(path)
             for path in sorted(_named_files(model))
         },
         output_dir=osp.abspath(output_dir) if output_dir else None,
-        checkpoint_path=osp.abspath(checkpoint))
+        checkpoint_path=osp.abspath(checkpoint) if checkpoint else random)
 
 
 def _named_files(obj) -> set:

@@ -63,14 +63,20 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         - ``templates``: a template-set name or the list of templates;
         - ``vocabulary``: the prompt source: ``{'dataset_name': ...}`` or
           ``{'vocabulary': <file path or list>}``.
+
+        A model without a text encoder (a fine-tuned head) has no
+        background threshold, templates or vocabulary: None.
     """
     model = cfg.model
     head = model.get('decode_head', {})
+    # Zero-shot: classes from a text encoder's prompts (not a fine-tuned
+    # head, whose classes, background included, are trained ones).
+    zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
     test_cfg = model.get('test_cfg', None) or {}
     dataset = cfg.test_dataloader.dataset
     # GroupViTHead's defaults: background on, threshold 0.95.
-    with_bg = bool(head.get('with_bg', True))
+    with_bg = zero_shot and bool(head.get('with_bg', True))
     bg_thresh = test_cfg.get('bg_thresh', head.get('bg_thresh', 0.95))
     window = dict(mode=test_cfg.get('mode', 'whole'))
     if window['mode'] == 'slide':
@@ -89,8 +95,9 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         bg_thresh=float(bg_thresh) if with_bg else None,
         resize=_resize(_test_pipeline(cfg)),
         window=window,
-        templates=_plain(text.get('templates', 'simple')),
-        vocabulary=vocabulary)
+        templates=_plain(text.get('templates', 'simple'))
+        if zero_shot else None,
+        vocabulary=vocabulary if zero_shot else None)
 
 
 def _format_resize(resize: Optional[dict]) -> str:
@@ -110,6 +117,8 @@ def _format_window(window: dict) -> str:
 
 
 def format_templates(templates) -> str:
+    if templates is None:
+        return '-'
     if isinstance(templates, str):
         return templates
     if len(templates) == 1:
@@ -117,7 +126,9 @@ def format_templates(templates) -> str:
     return f'{len(templates)} custom: ' + ' / '.join(templates)
 
 
-def format_vocabulary(vocabulary: dict) -> str:
+def format_vocabulary(vocabulary: Optional[dict]) -> str:
+    if vocabulary is None:
+        return '-'
     if 'dataset_name' in vocabulary:
         return f'dataset_name={vocabulary["dataset_name"]}'
     value = vocabulary['vocabulary']

@@ -40,32 +40,32 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     split = _split_file(dataset)
     if split:
         data += f', split {split}'
+    classes = (f'{protocol["num_classes"]} classes'
+               f'{" incl. background" if protocol["background"] else ""}')
+    steps = f'resize {texts["resize"]}; {texts["window"]}'
+    if protocol['bg_thresh'] is not None:
+        steps += f'; bg_thresh {texts["bg_thresh"]}'
     lines = [
         ('config', config),
         ('checkpoint', checkpoint if checkpoint else 'none'),
         ('data', data),
-        ('vocabulary', f'{texts["vocabulary"]}; {protocol["num_classes"]} '
-         f'classes{" incl. background" if protocol["background"] else ""}; '
-         f'templates {texts["templates"]}'),
-        ('protocol', f'resize {texts["resize"]}; {texts["window"]}; '
-         f'bg_thresh {texts["bg_thresh"]}'),
+        # A fine-tuned head has no prompts: its classes only.
+        ('vocabulary', f'{texts["vocabulary"]}; {classes}; templates '
+         f'{texts["templates"]}') if protocol['vocabulary'] is not None else
+        ('classes', classes),
+        ('protocol', steps),
     ]
     return [f'{name:<11} {value}' for name, value in lines]
 
 
-def classification_run_lines(cfg,
-                             config: str,
-                             checkpoint: Optional[str],
-                             seed: int = 0) -> List[str]:
+def classification_run_lines(cfg, config: str, checkpoint: str) -> List[str]:
     """What a classification test evaluates, as :func:`run_lines` says it
     for segmentation: config, checkpoint, data, vocabulary, protocol.
 
     Args:
         cfg (Config): The merged classification config.
         config (str): The config file given.
-        checkpoint (str, optional): The checkpoint given; None for random
-            weights.
-        seed (int): The seed of the random weights.
+        checkpoint (str): The checkpoint, or ``'random (seed N)'``.
 
     Returns:
         list[str]: The lines.
@@ -87,8 +87,7 @@ def classification_run_lines(cfg,
     ]
     lines = [
         ('config', config),
-        ('checkpoint',
-         checkpoint if checkpoint else f'none: RANDOM weights (seed {seed})'),
+        ('checkpoint', checkpoint),
         ('data', data),
         ('vocabulary', f'{vocabulary}; templates {protocol["templates"]}'),
         ('protocol', '; '.join(steps)),

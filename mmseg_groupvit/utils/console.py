@@ -4,7 +4,8 @@ that are not about the user's work.
 
 - :func:`quiet_warnings` drops the Python warnings that say nothing about
   the user's run (setuptools' ``pkg_resources`` notice raised inside
-  mmengine, mmseg's notices about its own code).
+  mmengine, mmseg's notices about its own code), each by message and
+  module.
 - :func:`progress` is a progress bar with an ETA: rich's on a terminal,
   and a plain line every tenth of the work when the output goes to a file.
 - :class:`ConsoleLogFilter` keeps mmengine's console to warnings and errors
@@ -22,22 +23,20 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+import _mmseg_groupvit_mmcv_shim
+
 __all__ = [
     'quiet_warnings', 'quiet_profiler', 'ConsoleLogFilter',
     'quiet_console_log', 'progress', 'format_seconds'
 ]
 
-#: Warnings that are about mmengine's, mmseg's or setuptools' own code,
-#: never about the user's input (message starts).
+#: Warnings the short console of a tool drops (``--verbose`` keeps them), as
+#: ``(message start, module)`` regular expressions; those of every run are
+#: ``_mmseg_groupvit_mmcv_shim.KNOWN_HARMLESS_WARNINGS``.
 NOISE_WARNINGS = (
-    # setuptools >= 67 on mmengine's ``pkg_resources`` import (every run).
-    'pkg_resources is deprecated as an API',
-    # mmseg's models/builder.py, when mmseg builds its own losses.
-    '``build_loss`` would be deprecated soon',
     # mmseg's SegVisualizationHook without --show/--show-dir: the hook is
     # in every config and draws only when asked, which is what we want.
-    'The draw is False',
-)
+    ('The draw is False', r'mmseg\.engine\.hooks\.visualization_hook$'), )
 
 #: mmengine log records that are warnings in form only (message starts).
 NOISE_LOGS = (
@@ -46,14 +45,15 @@ NOISE_LOGS = (
 
 
 def quiet_warnings(verbose: bool = False) -> None:
-    """Ignore :data:`NOISE_WARNINGS` (only ``pkg_resources``'s with
-    ``verbose``) for the rest of the process.
+    """Ignore the known harmless warnings of the libraries and, without
+    ``verbose``, :data:`NOISE_WARNINGS`, for the rest of the process.
 
     Args:
         verbose (bool): The user asked for the full log.
     """
-    for message in NOISE_WARNINGS[:1] if verbose else NOISE_WARNINGS:
-        warnings.filterwarnings('ignore', message=message)
+    _mmseg_groupvit_mmcv_shim.quiet_known_warnings()
+    for message, module in () if verbose else NOISE_WARNINGS:
+        warnings.filterwarnings('ignore', message=message, module=module)
 
 
 def quiet_profiler() -> None:

@@ -272,15 +272,19 @@ def to_mmseg_checkpoint(checkpoint, path: str):
     package's form; anything else unchanged.
 
     Returns:
-        ``{'state_dict': ..., 'meta': {'groupvit_arch': ...}}`` for an
-        NVlabs or transformers checkpoint.
+        ``{'state_dict': ..., 'meta': {'groupvit_arch': ...,
+        'dataset_meta': {}}}`` for an NVlabs or transformers checkpoint.
     """
     layout = published_layout(checkpoint)
     if layout is None:
         return checkpoint
     layout, state, config = _parts(layout, checkpoint, path)
     state, arch = convert_source(layout, state, config, src=path)
-    return dict(state_dict=state, meta=dict(groupvit_arch=arch))
+    # No dataset classes: the model names its classes after its vocabulary
+    # (mmseg's init_model would otherwise guess another dataset's, with two
+    # warnings).
+    return dict(
+        state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={}))
 
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
@@ -435,7 +439,7 @@ def convert_checkpoint(src: str,
                 k: v.detach().clone()
                 for k, v in state.items()
             },
-            meta=dict(groupvit_arch=arch)), dst)
+            meta=dict(groupvit_arch=arch, dataset_meta={})), dst)
     config_path = None
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'

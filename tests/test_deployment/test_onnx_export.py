@@ -162,8 +162,8 @@ def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and '\n' not in message
     expected = dict(
-        config='Config not found',
-        checkpoint='Checkpoint not found',
+        config='config not found',
+        checkpoint='checkpoint not found',
         image='Check image not found',
         vocab='empty class name')[case]
     assert expected in message
@@ -193,7 +193,7 @@ def test_tool_exports_the_configs_weights(mode, exported, tmp_path, capsys):
         for d in (str(tmp_path / 'out'), exported['dir']))
     if mode == 'random':
         assert meta['weights'] == 'random (seed 3)'
-        assert 'RANDOM weights' in printed
+        assert 'RANDOM WEIGHTS: not a real prediction.' in printed
         assert np.abs(ours - theirs).max() > 1e-3
     else:
         assert meta['weights'] == osp.abspath(exported['checkpoint'])
@@ -201,13 +201,12 @@ def test_tool_exports_the_configs_weights(mode, exported, tmp_path, capsys):
         assert np.abs(ours - theirs).max() <= 1e-6
 
 
-def test_tool_takes_a_checkpoint_or_random_weights_not_both(exported, capsys):
+def test_tool_takes_a_checkpoint_or_random_weights_not_both(exported):
     tool = load_script('tools/deployment/pytorch2onnx.py')
     with pytest.raises(SystemExit) as exit_info:
-        tool.parse_args([
+        tool.main([
             exported['config'], exported['checkpoint'], '--random-weights',
             '--out', 'x'
         ])
-    assert exit_info.value.code == 2
-    assert 'give CHECKPOINT or --random-weights, not both' in \
-        capsys.readouterr().err
+    assert exit_info.value.code == ('error: give CHECKPOINT or '
+                                    '--random-weights, not both.')

@@ -184,7 +184,7 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
     tool = load_script('tools/test_classification.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.main([
-            config, '--work-dir',
+            config, '--random-weights', '--work-dir',
             str(tmp_path), '--cfg-options',
             f'test_dataloader.dataset.ann_file={tmp_path / "list.txt"}'
         ])

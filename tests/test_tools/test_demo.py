@@ -337,8 +337,8 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['missing.jpg'], 'No such image or folder: missing.jpg'),
-    (['PHOTO', '--checkpoint', 'nope.pth'], 'Checkpoint not found'),
-    (['PHOTO', '--config', 'nope.py'], 'Config not found'),
+    (['PHOTO', '--checkpoint', 'nope.pth'], 'checkpoint not found'),
+    (['PHOTO', '--config', 'nope.py'], 'config not found'),
     (['PHOTO', '--vocab', 'cat,,dog'], 'empty class name'),
     (['PHOTO', '--vocab', 'cat,Cat'], 'Duplicate class names'),
     (['PHOTO', '--vocab-file', 'nope.txt'], 'does not exist'),

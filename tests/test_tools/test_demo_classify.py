@@ -83,7 +83,7 @@ def test_classify_names_an_unreadable_image(small, tmp_path, capsys):
     with pytest.raises(SystemExit, match='^error: 1 of 1 image'):
         demo.main([
             str(bad), '--classify', '--config', config, '--vocab', 'cat,dog',
-            '--out',
+            '--random-weights', '--out',
             str(tmp_path / 'out')
         ])
     err = capsys.readouterr().err
@@ -95,3 +95,31 @@ def test_bg_thresh_with_classify_is_refused(capsys):
     with pytest.raises(SystemExit):
         demo.parse_args(['x.jpg', '--classify', '--bg-thresh', '0.5'])
     assert 'no background' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_classify_left_out_is_the_configs_weights(small, tmp_path, capsys):
+    """Without --checkpoint, the config's load_from (as for segmentation);
+    random weights only with --random-weights, and then said."""
+    config, checkpoint = small
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text(f'_base_ = [{config!r}]\nload_from = {checkpoint!r}\n')
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+    demo = load_script('tools/demo.py')
+    runs = {}
+    for key, extra in [('given', ['--checkpoint', checkpoint]),
+                       ('left_out', []), ('random', ['--random-weights'])]:
+        capsys.readouterr()
+        runs[key] = demo.main([
+            photo, '--classify', '--config',
+            str(leaf), '--vocab', 'cat,dog,a red car', '--out',
+            str(tmp_path / key), *extra
+        ])
+        runs[key]['printed'] = capsys.readouterr().out
+    assert runs['left_out']['checkpoint'] == checkpoint
+    assert runs['left_out']['images'] == runs['given']['images']
+    assert 'warning' not in runs['left_out']['printed']
+    assert runs['random']['checkpoint'] == 'random'
+    assert runs['random']['images'] != runs['given']['images']
+    assert ('warning: RANDOM WEIGHTS: not a real prediction. Leave '
+            '--random-weights out') in runs['random']['printed']

@@ -32,12 +32,11 @@ import _mmseg_groupvit_mmcv_shim
 
 _mmseg_groupvit_mmcv_shim.install()
 
-from mmengine.config import Config
-
-from groupvit_common.errors import (USER_ERRORS, ExportCheckError,
-                                    user_error_message)
-from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.deployment import export_onnx
+# Only what reads the command line: PyTorch, mmseg and this package are
+# imported in main(), after it (--help and a wrong path answer at once).
+from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
+                                          text_options, weight_options,
+                                          weights_label)
 
 DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
                                'groupvit_demo_voc.jpg')
@@ -46,7 +45,9 @@ DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export a GroupViT segmentor to ONNX (image and text '
-        'graphs plus the protocol), checked against PyTorch.')
+        'graphs plus the protocol), checked against PyTorch.',
+        parents=[weight_options(),
+                 text_options(extra_classes=False)])
     parser.add_argument('config', help='config file')
     parser.add_argument(
         'checkpoint',
@@ -59,47 +60,17 @@ def parse_args(argv=None):
         default=DEFAULT_CHECK_IMAGE,
         help='photo whose first window is compared with PyTorch '
         '(default: samples/images/groupvit_demo_voc.jpg)')
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        '--vocab',
-        help='default vocabulary stored in deploy.json: comma-separated '
-        'classes, "|" between synonyms (default: the config\'s)')
-    vocab.add_argument('--vocab-file', help='vocabulary file')
-    parser.add_argument(
-        '--templates', nargs='+', help='template set or templates')
-    parser.add_argument(
-        '--bg-thresh', type=float, help='default background threshold')
     parser.add_argument(
         '--atol',
         type=float,
         default=1e-4,
         help='largest allowed difference from PyTorch (default 1e-4)')
-    parser.add_argument(
-        '--random-weights',
-        action='store_true',
-        help='export a random model (seeded with --seed) instead of the '
-        'config\'s weights: a trial of the export, not a segmenter')
-    parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the random weights')
-    args = parser.parse_args(argv)
-    if args.random_weights and args.checkpoint:
-        parser.error('give CHECKPOINT or --random-weights, not both')
-    return args
+    return parser.parse_args(argv)
 
 
 def check_inputs(args):
     """Files and text options, checked before anything is built."""
     from mmseg_groupvit.utils.text_options import read_text_options
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(
-            f'Config not found: {args.config}. Pass one of '
-            f'configs/groupvit_*.py or the .py written next to a converted '
-            f'checkpoint.')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint not found: {args.checkpoint}. Convert the '
-            f'published weights with tools/convert_weights.py, or leave it '
-            f'out for the config\'s weights.')
     if not osp.isfile(args.check_image):
         raise FileNotFoundError(
             f'Check image not found: {args.check_image}. Pass a photo with '
@@ -110,11 +81,19 @@ def check_inputs(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    problem = check_paths(args.config, args.checkpoint, args.random_weights)
+    if problem:
+        sys.exit(f'error: {problem}')
+    from groupvit_common.errors import (USER_ERRORS, ExportCheckError,
+                                        user_error_message)
+    from mmseg_groupvit.apis import init_groupvit
+    from mmseg_groupvit.deployment import export_onnx
+    from mmseg_groupvit.utils.console import quiet_warnings
+    quiet_warnings()
     try:
         vocabulary, templates = check_inputs(args)
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')
-            warnings.filterwarnings('ignore', message='``build_loss``')
             model = init_groupvit(
                 args.config,
                 args.checkpoint,
@@ -126,18 +105,19 @@ def main(argv=None):
                 random_weights=args.random_weights)
         # The file init_groupvit loaded (CHECKPOINT or the config's
         # load_from, downloaded); none: random weights.
-        weights = None if args.random_weights else model.cfg.get('load_from')
+        weights = model.cfg.get('load_from')
         if not weights:
-            print('warning: the exported model has RANDOM weights and its '
-                  'predictions are meaningless.')
+            print(f'warning: {RANDOM_BANNER} The export is a seeded random '
+                  f'model (--random-weights): a trial of the export, not a '
+                  f'segmenter; leave --random-weights out for the config\'s '
+                  f'weights.')
         meta = export_onnx(
             model,
-            Config.fromfile(args.config),
+            model.cfg,
             args.out,
             args.check_image,
             atol=args.atol,
-            weights=osp.abspath(weights)
-            if weights else f'random (seed {args.seed})')
+            weights=weights_label(weights and osp.abspath(weights), args.seed))
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
     except (FileNotFoundError, ValueError, TypeError, ExportCheckError) as e:

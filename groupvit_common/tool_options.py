@@ -1,0 +1,159 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""The options the command-line tools share, and their checks that need no
+model: parsed before PyTorch or mmseg is imported, so ``--help`` and a
+mistyped path answer at once.
+
+- :func:`runner_options`: ``--work-dir``, ``--cfg-options``, ``--launcher``,
+  ``--local-rank``, ``--verbose`` (the tools that run mmengine's runner);
+- :func:`weight_options`: ``--random-weights`` and ``--seed``, with
+  :data:`RANDOM_BANNER`, the words every tool prints and records for them;
+- :func:`text_options`: ``--vocab`` / ``--vocab-file``,
+  ``--extra-classes``, ``--templates``, ``--bg-thresh`` (read by
+  ``mmseg_groupvit.utils.text_options.read_text_options``);
+- :func:`check_paths`: a config or local checkpoint that does not exist,
+  and ``--launcher pytorch`` without torchrun's environment.
+
+Leaving the checkpoint out means the config's weights (its ``load_from``)
+in every tool; random weights only with ``--random-weights``.
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Optional
+
+__all__ = [
+    'RANDOM_BANNER', 'runner_options', 'weight_options', 'text_options',
+    'check_paths', 'weights_label'
+]
+
+#: What a tool prints and records when the weights are random.
+RANDOM_BANNER = 'RANDOM WEIGHTS: not a real prediction.'
+
+
+def runner_options() -> argparse.ArgumentParser:
+    """A parent parser (``parents=[runner_options()]``) of the options of a
+    tool that runs mmengine's runner."""
+    from mmengine.config import DictAction  # torch-free
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        '--work-dir',
+        help='where results.json and the log go (default: '
+        'work_dirs/CONFIG_NAME)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
+        'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch: under torchrun)')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='print mmengine\'s full log (environment, config, hooks, '
+        'logged iterations) instead of the short report; the log file in '
+        'the work dir always has it')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def weight_options() -> argparse.ArgumentParser:
+    """A parent parser of ``--random-weights`` and ``--seed``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='random weights (seeded with --seed) instead of the config\'s '
+        '(its load_from): an offline trial of the tool, not a real '
+        'prediction')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the random weights (default 0)')
+    return parser
+
+
+def text_options(extra_classes: bool = True) -> argparse.ArgumentParser:
+    """A parent parser of the text options; each left out is the
+    config's.
+
+    Args:
+        extra_classes (bool): Offer ``--extra-classes``. Defaults to True.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument(
+        '--vocab',
+        help='comma-separated classes, "|" between synonyms of one class, '
+        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
+    vocab.add_argument(
+        '--vocab-file',
+        help='text file, one class per line, commas between synonyms')
+    if extra_classes:
+        parser.add_argument(
+            '--extra-classes',
+            help='classes appended to the vocabulary (the config\'s by '
+            'default), same form as --vocab, e.g. "grass,sky"')
+    parser.add_argument(
+        '--templates',
+        nargs='+',
+        help='a template set (simple, subset, full, identity) or templates '
+        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
+    parser.add_argument(
+        '--bg-thresh',
+        type=float,
+        help='background threshold in [0, 1] (the config\'s when omitted)')
+    return parser
+
+
+def weights_label(checkpoint: Optional[str], seed: int) -> str:
+    """How outputs name the weights: the checkpoint, or
+    ``'random (seed N)'``."""
+    return checkpoint or f'random (seed {seed})'
+
+
+def check_paths(config: str,
+                checkpoint: Optional[str] = None,
+                random_weights: bool = False,
+                launcher: str = 'none',
+                checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
+    """What is wrong with a command line before anything is imported or
+    built, as one message (None when nothing is).
+
+    Args:
+        config (str): The config file.
+        checkpoint (str, optional): A local path, a URL or a hub id (those
+            are checked when fetched).
+        random_weights (bool): ``--random-weights`` was given.
+        launcher (str): ``--launcher``.
+        checkpoint_option (str): How the command line names the
+            checkpoint, for the messages.
+    """
+    if not osp.isfile(config):
+        return (f'config not found: {config}. Pass one of '
+                f'configs/groupvit_*.py (configs/classification/*.py for '
+                f'classification) or your own config file.')
+    if checkpoint and '://' not in checkpoint and not osp.exists(
+            osp.expanduser(checkpoint)):
+        return (f'checkpoint not found: {checkpoint}. Give a checkpoint '
+                f'file or folder, a URL or hf://OWNER/NAME (see '
+                f'docs/weights.md), or leave {checkpoint_option} out for '
+                f'the config\'s weights.')
+    if checkpoint and random_weights:
+        return (f'give {checkpoint_option} or --random-weights, not both.')
+    if launcher == 'pytorch':
+        missing = [
+            k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+            if k not in os.environ
+        ]
+        if missing:
+            return (f'--launcher pytorch needs the environment torchrun '
+                    f'sets ({", ".join(missing)} not set). Start the tool '
+                    f'with torchrun --nproc_per_node=N tools/test.py ... '
+                    f'--launcher pytorch (or tools/dist_test.sh), or drop '
+                    f'--launcher for one process.')
+    return None
