@@ -329,6 +329,7 @@ def _train_config(tmp_path, checkpoint, iters):
     return cfg_path
 
 
+@pytest.mark.slow
 def test_train_fcn_on_voc_sample(converted, tmp_path):
     """tools/train.py: GroupViT + FCNHead from a converted checkpoint, 40
     iterations on the 25 real VOC pairs (batch 4, 64x64 crops)."""

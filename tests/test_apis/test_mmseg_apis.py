@@ -56,6 +56,7 @@ def vocabulary_config(small, **text_encoder):
     return cfg
 
 
+@pytest.mark.slow
 def test_every_api_gives_the_label_map_of_test_py(small, tmp_path):
     config = one_image_config(small, tmp_path)
     proc = subprocess.run([

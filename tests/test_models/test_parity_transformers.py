@@ -225,6 +225,7 @@ def run224(pair, images224, token_ids):
     return hf_out, feats, ours
 
 
+@pytest.mark.slow
 def test_conversion(pair):
     ckpt, ckpt_bin = pair.ckpt, pair.ckpt_bin
     state = ckpt['state_dict']

@@ -134,6 +134,7 @@ def test_label_map_size_mismatch_stops_the_tool(dataset):
 
 
 @pytest.mark.parametrize('mode', ['RGB', 'RGBA'])
+@pytest.mark.slow
 def test_colour_label_map_stops_the_tool(dataset, mode):
     """A label map saved as a colour picture (mmseg loads it as HxWx3 and
     fails with a traceback)."""
@@ -173,6 +174,7 @@ def test_worker_traceback_is_stripped():
     ((30000, 30000), '900,000,000 pixels, more than the 134,217,728 accepted'),
     ((60000, 10), '60000x10 pixels, more elongated than 64:1')
 ])
+@pytest.mark.slow
 def test_bomb_and_strip_are_refused_before_decoding(dataset, size, words):
     """A PNG whose header states 30000x30000 (2.5 GiB decoded) or a 60000x10
     strip (a side under one pixel after the resize; mmcv fails with an

@@ -145,7 +145,7 @@ def test_demo_refuses_each_before_decoding(hostile, configs, tmp_path, capsys,
 def test_inference_apis_refuse_before_decoding(hostile, configs):
     seg, cls = configs
     model = init_groupvit(seg, random_weights=True)
-    classifier = init_classifier(cls)
+    classifier = init_classifier(cls, random_weights=True)
     for name, _, words in HOSTILE:
         path = str(hostile / name)
         start = re.escape(f'{path} is {words}')

@@ -27,6 +27,9 @@ from PIL import Image
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             varied_segmentor, vary_weights)
 
+# Runs of the tools over the shipped samples: the full suite only.
+pytestmark = pytest.mark.slow
+
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 NUM_IMAGES = 25
 

@@ -28,6 +28,9 @@ from mmseg_groupvit.utils.flops import segmentor_flops
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             varied_segmentor)
 
+# Runs of the tools over the shipped samples: the full suite only.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip('transformers')
 
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')

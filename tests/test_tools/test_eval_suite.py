@@ -22,6 +22,9 @@ from mmengine.registry import init_default_scope
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
+# Runs of the tools over the shipped samples: the full suite only.
+pytestmark = pytest.mark.slow
+
 SUITE_PY = osp.join(REPO, 'tools', 'eval_suite.py')
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -339,7 +342,6 @@ def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
     assert len(set(calls)) == 3
 
 
-@pytest.mark.slow
 def test_a_planted_link_where_the_table_is_written_is_refused(tmp_path):
     """A symbolic link in OUT_DIR in place of the table's temporary file,
     pointing at a file elsewhere: that file keeps its bytes, and the suite

@@ -8,12 +8,14 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.registry import init_default_scope
 
 from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, varied_segmentor
 
 
+@pytest.mark.slow
 def test_classification_row(tmp_path):
     init_default_scope('mmseg')
     checkpoint = str(tmp_path / 'small.pth')

@@ -15,6 +15,7 @@ pytest.importorskip('transformers')
 pytest.importorskip('onnxruntime')
 
 
+@pytest.mark.slow
 def test_dry_run_exercises_every_step(tmp_path, fixture_a):
     config = tmp_path / 'small.py'
     config.write_text(

@@ -71,6 +71,7 @@ def exported_for(dataset, request):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
+@pytest.mark.slow
 def test_labels_equal_mmseg_on_the_samples(dataset, request):
     exported = exported_for(dataset, request)
     model = exported['model']
@@ -106,6 +107,7 @@ def test_a_label_changed_where_pytorch_does_not_tie_fails(voc_export):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
+@pytest.mark.slow
 def test_runner_steps_reproduce_mmseg_exactly(dataset, request, monkeypatch):
     """Everything the runner does around the image graph (decoding, resize,
     normalisation, windows, averaging, resize back, argmax) gives
@@ -186,6 +188,7 @@ def pytorch_window(model, inputs, flip=None):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
+@pytest.mark.slow
 def test_graph_moves_a_pixel_only_where_pytorch_ties(dataset, request):
     """Where the runner's labels may differ from tools/test.py's. On every
     window of every shipped sample, the graph's soft assignments are

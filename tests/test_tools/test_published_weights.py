@@ -85,6 +85,7 @@ def assert_reference_labels(pred_dir, fixture_a, ids=VOC_IDS):
         assert same >= 0.999, f'{name}: {same:.5f} of labels equal'
 
 
+@pytest.mark.slow
 def test_url_downloads_once_and_reproduces_the_original(
         release, fixture_a, tmp_path):
     url, _, requests, source = release

@@ -68,6 +68,7 @@ def torchrun_env(monkeypatch):
 @pytest.mark.skipif(
     not os.path.isdir('/proc/self/task') or torch.cuda.is_available(),
     reason='needs Linux thread names and a machine without CUDA')
+@pytest.mark.slow
 def test_finish_joins_the_gloo_threads_a_runner_still_holds(torchrun_env):
     """mmengine's runner keeps its DDP wrapper, and with it the gloo backend,
     in reference cycles: destroying the group alone leaves the backend's

@@ -84,6 +84,7 @@ def test_arch_config_that_is_not_an_architecture(hf_folder, tmp_path, content):
             str(hf_folder), str(tmp_path / 'out.pth'), arch_config=str(path))
 
 
+@pytest.mark.slow
 def test_arch_config_nested_too_deeply_or_with_nan(hf_copy, tmp_path):
     path = tmp_path / 'arch.json'
     path.write_text('[' * 100000 + ']' * 100000)

@@ -28,6 +28,7 @@ def released_style_checkpoint(fixture_a, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_converts_without_unpickling_code(released_style_checkpoint, fixture_a,
                                           tmp_path):
     # omegaconf is hidden from the converter's process: nothing of it runs.

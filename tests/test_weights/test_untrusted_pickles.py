@@ -238,6 +238,7 @@ def test_tools_test_refuses(hostile, tmp_path):
     _one_error_line(proc, paths['getattr_chain'], 'builtins.getattr')
 
 
+@pytest.mark.slow
 def test_demo_and_converter_refuse(hostile, tmp_path):
     paths, marker = hostile
     photo = osp.join('samples', 'images', 'groupvit_demo_voc.jpg')
@@ -275,6 +276,7 @@ def test_mmseg_apis_refuse(hostile):
     assert proc.stdout.count('holds the class or function exec,') == 2
 
 
+@pytest.mark.slow
 def test_training_entry_points_refuse(hostile, tmp_path):
     """tools/train.py: a backbone's init_cfg, load_from and --resume."""
     from tests.test_finetune import _train_config

@@ -137,6 +137,7 @@ def test_integer_tensor_refused_at_conversion(tmp_path, small_state):
             str(tmp_path / 'src.pth'), str(tmp_path / 'out.pth'))
 
 
+@pytest.mark.slow
 def test_cli_gives_one_error_line(tmp_path, small_state):
     """tools/convert_weights.py and tools/test.py on a checkpoint with NaN:
     one ``error:`` line each, exit status 1, no traceback."""

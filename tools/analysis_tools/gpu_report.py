@@ -147,8 +147,8 @@ def fixture_check(device, fixture_dir, work_dir):
                 labels_equal=bool(
                     torch.equal(out['cpu'][1], out['device'][1])),
                 # share of pixels labelled as by the original code
-                labels_as_original=float((out['device'][1].squeeze(0).numpy(
-                ) == reference[f'img{index}_label']).mean())))
+                labels_as_original=float((out['device'][1].squeeze(
+                    0).numpy() == reference[f'img{index}_label']).mean())))
     # The original's labels may differ where its own kernels tie: the bound
     # of tests/test_reference_fixture.py.
     ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3

@@ -103,6 +103,7 @@ def region_segmentor(num_classes=150):
     ('slide', 3, ['2007_000663'], True),
     ('whole', 1, PAIR, True),
 ])
+@pytest.mark.slow
 def test_compact_labels_equal_dense_labels(monkeypatch, mode, window_batch,
                                            names, flip):
     """Synthetic head, 151 classes with many ties, 7 classes per step:
@@ -178,6 +179,7 @@ def test_real_groupvit_head_with_background():
         assert bool((labels == 0).any()) == (bg_thresh > 0)
 
 
+@pytest.mark.slow
 def test_no_dense_score_map_is_built(monkeypatch):
     """2000 classes on a real photo: every canvas and every resized step
     holds at most the step's classes (64 MiB), while the dense canvas would
