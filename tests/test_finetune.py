@@ -461,3 +461,20 @@ def test_smoke_config_trains_on_the_shipped_samples(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert 'Iter(train) [4/4]' in out and 'Iter(val) [5/5]' in out
     assert 'Config:' not in out and 'before_run:' not in out
+
+
+@pytest.mark.parametrize('content, words',
+                         [(b'', 'model must be a dict with a type, got None'),
+                          (b'model = dict(\n', 'fix the Python syntax'),
+                          (b'\xff\xd8\xff\xe0JFIF', 'not a text file')])
+def test_train_tool_reads_a_bad_config_as_one_line(tmp_path, content, words):
+    """tools/train.py reads its config as tools/test.py does: a file that is
+    no config is one line, not mmengine's traceback."""
+    config = tmp_path / 'bad.py'
+    config.write_bytes(content)
+    train = load_script('tools/train.py', 'groupvit_train_tool')
+    with pytest.raises(SystemExit) as error:
+        train.main([str(config), '--work-dir', str(tmp_path / 'work')])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and '\n' not in message, message
+    assert words in message, message

@@ -42,7 +42,7 @@ import _mmseg_groupvit_mmcv_shim
 _mmseg_groupvit_mmcv_shim.install()
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
@@ -54,9 +54,10 @@ from mmseg_groupvit.utils.distributed import (finish_distributed,
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    from groupvit_common.tool_options import runner_options
+    parser = argparse.ArgumentParser(
+        description='Train a segmentor', parents=[runner_options()])
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         action='store_true',
@@ -67,28 +68,6 @@ def parse_args(argv=None):
         action='store_true',
         default=False,
         help='enable automatic-mixed-precision training')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--verbose',
-        action='store_true',
-        help='print mmengine\'s full log (environment, config, hooks) on the '
-        'console too; the log file in the work dir always has it')
-    # torch.distributed.launch (PyTorch >= 2.0) passes --local-rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -150,10 +129,11 @@ def check_inputs(cfg) -> None:
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
+    from mmseg_groupvit.utils.config_file import read_config
+
+    # A file that is no config, or a section set to None: one line.
+    cfg = read_config(args.config, args.cfg_options, test=False)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     # work_dir priority: CLI > config file > config file name
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -169,8 +149,8 @@ def build_config(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     quiet_warnings(args.verbose)
-    cfg = build_config(args)
     try:
+        cfg = build_config(args)
         check_model_arguments(cfg.model)
     except USER_ERRORS as e:
         sys.exit(f'error: {user_error_message(e)}')
