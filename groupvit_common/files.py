@@ -19,6 +19,7 @@ planted in a shared work dir must not make the tool overwrite a file
 elsewhere.
 """
 import errno
+import hashlib
 import io
 import json
 import os
@@ -33,7 +34,7 @@ from .errors import DataFileError, ImageLoadError
 __all__ = [
     'MAX_IMAGE_PIXELS', 'MAX_IMAGE_ASPECT', 'read_bytes', 'read_text',
     'read_json', 'read_gzip', 'check_image', 'check_json_depth', 'file_kind',
-    'open_work_file'
+    'open_work_file', 'file_sha256'
 ]
 
 MiB = 1 << 20
@@ -333,3 +334,12 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
         if folder is not None:
             os.close(folder)
     return os.fdopen(fd, mode, encoding=None if 'b' in mode else 'utf-8')
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 (hex) of a file's content, read in 4 MiB blocks."""
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            sha.update(block)
+    return sha.hexdigest()

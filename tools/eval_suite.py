@@ -51,7 +51,7 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
 from groupvit_common.errors import DataFileError
-from groupvit_common.files import open_work_file
+from groupvit_common.files import file_sha256, open_work_file
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -171,15 +171,6 @@ def config_name(config: str) -> str:
 # ----------------------------------------------------------------------
 def run_key(row: dict) -> Tuple[str, ...]:
     return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file's content."""
-    sha = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:

@@ -52,7 +52,8 @@ import numpy as np
 from mmengine.logging import print_log
 
 from groupvit_common.errors import DataFileError, ProgressError
-from groupvit_common.files import open_work_file, read_bytes, read_json
+from groupvit_common.files import (file_sha256, open_work_file, read_bytes,
+                                   read_json)
 
 __all__ = [
     'ProgressWriter', 'read_progress', 'read_records', 'describe_run',
@@ -140,19 +141,11 @@ def _read_meta(progress_dir: str) -> Optional[dict]:
     return body
 
 
-def _file_digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def _data_digest(path: str) -> Optional[str]:
     """SHA-256 of an image or label map, None when it cannot be read (a
     remote path, or a missing file)."""
     try:
-        return _file_digest(path)
+        return file_sha256(path)
     except (OSError, ValueError, TypeError):
         return None
 
@@ -342,9 +335,9 @@ def describe_run(cfg, checkpoint: str) -> dict:
         model=_digest(model),
         dataset=_digest(_to_plain(cfg.test_dataloader.dataset)),
         evaluator=_digest(evaluator),
-        checkpoint=_file_digest(checkpoint) if checkpoint else random,
+        checkpoint=file_sha256(checkpoint) if checkpoint else random,
         files={
-            path: _file_digest(path)
+            path: file_sha256(path)
             for path in sorted(_named_files(model))
         },
         output_dir=osp.abspath(output_dir) if output_dir else None,
