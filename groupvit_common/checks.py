@@ -14,7 +14,8 @@ from .errors import ConfigValueError
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice', 'check_test_cfg', 'check_config', 'AUTOCAST_CHOICES'
+    'check_choice', 'check_test_cfg', 'check_config', 'is_int',
+    'AUTOCAST_CHOICES'
 ]
 
 #: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
@@ -23,7 +24,8 @@ AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', 'fp16', 'float16', 'bf16',
                     'bfloat16')
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool (JSON and configs give both)."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
@@ -38,7 +40,7 @@ def check_positive_int(value: Any, key: str, meaning: str) -> int:
     Raises:
         ConfigValueError: Naming the key, the value and what it must be.
     """
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigValueError(
             f'{key} must be a positive integer ({meaning}), got {value!r}. '
             f'Set it with --cfg-options {key}=N, N >= 1.')
@@ -61,7 +63,7 @@ def check_positive_pair(value: Any,
         ConfigValueError: Naming the key, the value and the form expected.
     """
     if not (isinstance(value, Sequence) and not isinstance(value, str)
-            and len(value) == 2 and all(_is_int(v) and v >= 1 for v in value)):
+            and len(value) == 2 and all(is_int(v) and v >= 1 for v in value)):
         raise ConfigValueError(
             f'{key} must be two positive integers ({meaning}), got '
             f'{value!r}. Set it with --cfg-options "{key}={form}".')

@@ -6,7 +6,7 @@ import math
 import os
 import os.path as osp
 import stat
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from groupvit_common import checks as config_checks
@@ -36,10 +36,6 @@ class _BadValue(ValueError):
     """A value of the protocol, before the file is named."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(
         value, Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -48,7 +44,7 @@ def _is_number(value: Any) -> bool:
 def _pair(values: dict, key: str, name: Optional[str] = None) -> list:
     value = values.get(key)
     if not (isinstance(value, list) and len(value) == 2
-            and all(_is_int(v) and v >= 1 for v in value)):
+            and all(config_checks.is_int(v) and v >= 1 for v in value)):
         raise _BadValue(f'protocol.{name or key} must be two positive '
                         f'integers, got {value!r}')
     return value
@@ -88,7 +84,7 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
         raise _BadValue(f'protocol.with_bg must be true or false, got '
                         f'{protocol.get("with_bg")!r}')
     context = protocol.get('context_length')
-    if not (_is_int(context) and context >= 3):
+    if not (config_checks.is_int(context) and context >= 3):
         raise _BadValue(
             f'protocol.context_length must be an integer of at least 3, got '
             f'{context!r}')
@@ -155,10 +151,11 @@ def check_runtime_options(threads: Any, window_batch: Any) -> Optional[int]:
         ValueError: ``threads`` not None or an integer >= 1, or
             ``window_batch`` not an integer >= 1.
     """
-    if threads is not None and not (_is_int(threads) and threads >= 1):
+    if threads is not None and not (config_checks.is_int(threads)
+                                    and threads >= 1):
         raise ValueError(f'threads must be an integer >= 1 (leave --threads '
                          f'out for all cores), got {threads!r}')
-    if not (_is_int(window_batch) and window_batch >= 1):
+    if not (config_checks.is_int(window_batch) and window_batch >= 1):
         raise ValueError(f'window batch must be an integer >= 1 '
                          f'(--window-batch), got {window_batch!r}')
     cores = os.cpu_count() or 1
