@@ -3,16 +3,56 @@
 ``--cfg-options`` merged, then checked once
 (:func:`groupvit_common.checks.check_config`), so that a file that is no
 config or a section replaced by ``None`` is one message, before any
-checkpoint is looked for."""
+checkpoint is looked for.
+
+Importing this module (the package does) also makes mmengine read YAML as
+data: its own handler uses PyYAML's full loader, which builds Python objects
+(``!!python/object/apply:os.system``) from a YAML config or base file. The
+safe loader builds plain data only, and a file whose aliases expand to more
+than :data:`MAX_YAML_VALUES` values (a "billion laughs") is refused.
+"""
 import copy
 from typing import Optional, Union
 
+import yaml
 from mmengine.config import Config
+from mmengine.fileio.handlers import YamlHandler, register_handler
 
 from groupvit_common.checks import check_config
 from groupvit_common.errors import ConfigCheckError
 
-__all__ = ['read_config']
+__all__ = ['read_config', 'MAX_YAML_VALUES']
+
+#: Most values (containers and scalars, aliases counted where used) a YAML
+#: file may expand to; configs have thousands.
+MAX_YAML_VALUES = 1_000_000
+
+
+def _count_values(value, budget: int) -> int:
+    """``budget`` minus the values in ``value``; raise below zero."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ValueError(f'the YAML expands to more than '
+                             f'{MAX_YAML_VALUES:,} values (aliases repeated)')
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return budget
+
+
+@register_handler(['yaml', 'yml'])
+class SafeYamlHandler(YamlHandler):
+    """mmengine's YAML handler with PyYAML's safe loader and a bound."""
+
+    def load_from_fileobj(self, file, **kwargs):
+        value = yaml.safe_load(file)
+        _count_values(value, MAX_YAML_VALUES)
+        return value
 
 
 def _unreadable(path: str, error: Exception) -> ConfigCheckError:
@@ -22,7 +62,8 @@ def _unreadable(path: str, error: Exception) -> ConfigCheckError:
     elif isinstance(error, SyntaxError):
         why = (f'line {error.lineno}: {error.msg}; fix the Python syntax')
     else:
-        why = (f'{type(error).__name__}: {error}; a config is a dict of '
+        text = ' '.join(str(error).split())  # one line
+        why = (f'{type(error).__name__}: {text}; a config is a dict of '
                f'settings (model, test_dataloader, ...)')
     return ConfigCheckError(f'cannot read the config {path}: {why}.')
 

@@ -100,6 +100,45 @@ def test_a_file_that_is_no_config_is_one_error_line(name, content, expected,
     assert not (tmp_path / 'work').exists()
 
 
+LAUGHS = ''.join(f'{a}: &{a} [{", ".join([f"*{b}"] * 9)}]\n'
+                 for b, a in zip('abcdef', 'bcdefg'))
+
+
+@pytest.mark.parametrize('kind', ['code', 'billion laughs', 'base file'])
+def test_a_yaml_config_is_data(kind, tmp_path):
+    """mmengine reads YAML with PyYAML's full loader, which calls what a
+    tag names; the package's safe handler builds data only and bounds what
+    aliases expand to. The marker file the payload would write never
+    exists."""
+    marker = tmp_path / 'PWNED'
+    payload = f'!!python/object/apply:os.system ["touch {marker}"]\n'
+    config = dict(
+        code=write(tmp_path / 'evil.yml', payload),
+        **{
+            'billion laughs':
+            write(tmp_path / 'laughs.yaml', 'a: &a [1, 1, 1, 1, 1, 1, 1, 1, '
+                  '1]\n' + LAUGHS),
+            'base file':
+            write(tmp_path / 'leaf.py',
+                  f"_base_ = [{write(tmp_path / 'base.yml', payload)!r}]\n")
+        })[kind]
+    tool = load_script(TEST_PY, 'groupvit_test_tool')
+    with pytest.raises(SystemExit) as error:
+        tool.main(
+            [config, '--random-weights', '--work-dir',
+             str(tmp_path / 'work')])
+    message = str(error.value.code)
+    assert message.startswith('error: cannot read the config'), message
+    assert '\n' not in message
+    assert dict(
+        code='could not determine a constructor',
+        **{
+            'billion laughs': 'expands to more than 1,000,000 values',
+            'base file': 'could not determine a constructor'
+        })[kind] in message
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize('option, expected', [
     ('model.test_cfg=None', 'model.test_cfg must be a dict, got None'),
     ('model.text_encoder=None', 'model.text_encoder must be a dict, got '
