@@ -25,7 +25,11 @@ module spec has no loader, so ``pkgutil.find_loader`` finds none).
 With a full mmcv build installed, ``mmcv/_ext*.so`` is found and nothing is
 installed, so nothing changes.
 
-The same start-up hook ignores :data:`KNOWN_HARMLESS_WARNINGS`, the notices
+The same start-up hook bounds what OpenCV decodes (:data:`MAX_DECODE_PIXELS`,
+read by OpenCV once, when it is imported): mmcv decodes images with OpenCV,
+which reads formats whose header the package's check cannot read first (a
+9 MB Radiance HDR file states 12000x12000 pixels), and ignores
+:data:`KNOWN_HARMLESS_WARNINGS`, the notices
 mmengine, mmseg and setuptools raise about their own code (the first of
 them while a config is read, before ``mmseg_groupvit`` is imported): one
 filter per message and module.
@@ -36,8 +40,10 @@ The stand-in is installed at interpreter start by ``mmseg_groupvit_mmcv.pth``
 mmcv is located without being imported, so the start-up cost is
 negligible.
 """
+import importlib
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -127,10 +133,16 @@ def quiet_known_warnings() -> None:
             'ignore', message=message, category=UserWarning, module=module)
 
 
+#: ``groupvit_common.files.MAX_IMAGE_PIXELS``, as OpenCV's
+#: ``OPENCV_IO_MAX_IMAGE_PIXELS`` (a value the user set is kept).
+MAX_DECODE_PIXELS = 2**27
+
+
 def install() -> None:
     """Register the stand-in as ``mmcv._ext`` once, unless mmcv has a
-    compiled extension (or is not installed); ignore
-    :data:`KNOWN_HARMLESS_WARNINGS`."""
+    compiled extension (or is not installed); bound OpenCV's decoding to
+    :data:`MAX_DECODE_PIXELS`; ignore :data:`KNOWN_HARMLESS_WARNINGS`."""
+    os.environ.setdefault('OPENCV_IO_MAX_IMAGE_PIXELS', str(MAX_DECODE_PIXELS))
     quiet_known_warnings()
     if EXT_NAME in sys.modules or _has_real_extension():
         return

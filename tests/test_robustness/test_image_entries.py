@@ -153,3 +153,35 @@ def test_inference_apis_refuse_before_decoding(hostile, configs):
             inference_model(model, path)
         with pytest.raises(ImageLoadError, match=f'^{start}'):
             classify_image(classifier, path)
+
+
+def radiance_hdr(width, height):
+    """A Radiance HDR file (a format OpenCV reads and Pillow does not) of
+    black pixels, run-length encoded: about 6 bytes per row."""
+    runs = bytearray()
+    left = width
+    while left:
+        run = min(127, left)
+        runs += bytes([128 + run, 0])
+        left -= run
+    row = bytes([2, 2, width >> 8, width & 255]) + bytes(runs) * 4
+    return (b'#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n' +
+            f'-Y {height} +X {width}\n'.encode() + row * height)
+
+
+def test_opencv_decodes_within_the_package_bound(tmp_path):
+    """A format whose header the package cannot read first is bounded by
+    OpenCV itself: the start-up hook sets OPENCV_IO_MAX_IMAGE_PIXELS to the
+    package's bound before OpenCV is imported."""
+    import _mmseg_groupvit_mmcv_shim
+    from groupvit_common.files import MAX_IMAGE_PIXELS
+    assert _mmseg_groupvit_mmcv_shim.MAX_DECODE_PIXELS == MAX_IMAGE_PIXELS
+    assert os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'] == str(MAX_IMAGE_PIXELS)
+    small, bomb = tmp_path / 'small.hdr', tmp_path / 'bomb.hdr'
+    small.write_bytes(radiance_hdr(64, 48))
+    bomb.write_bytes(radiance_hdr(12000, 12000))  # 144,000,000 pixels
+    assert bomb.stat().st_size < 10 * 2**20
+    loaded = RobustLoadImageFromFile()(dict(img_path=str(small)))
+    assert loaded['img'].shape == (48, 64, 3)
+    with pytest.raises(ImageLoadError, match='bomb.hdr'):
+        RobustLoadImageFromFile()(dict(img_path=str(bomb)))
