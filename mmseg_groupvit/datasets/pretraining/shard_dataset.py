@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
-from groupvit_common.errors import TrainingDataError
+from groupvit_common.errors import ImageLoadError, TrainingDataError
+from groupvit_common.files import check_image
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 CAPTION_EXTENSIONS = ('txt', 'text')
@@ -142,6 +143,12 @@ class CaptionShards(IterableDataset):
                               first)
         if not caption:
             return self._skip(where, 'no caption (.txt)', tally, first)
+        try:  # the header, before a pixel is decoded
+            check_image(image, where)
+        except ImageLoadError:
+            return self._skip(
+                where, 'the image states too many pixels or '
+                'too elongated a shape', tally, first)
         level = cv2.utils.logging.getLogLevel()
         try:  # logged as a skip below, not as OpenCV's ERROR line too
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

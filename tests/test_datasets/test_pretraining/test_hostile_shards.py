@@ -219,3 +219,16 @@ def test_train_tool_stops_with_one_error_line(bad_shards):
     assert proc.returncode == 1 and 'Traceback' not in output, output[-3000:]
     assert len(errors) == 1 and errors[0].startswith(
         'error: 0 good samples in 3 shard(s)'), errors[:3]
+
+
+def test_an_image_is_refused_from_its_header(tmp_path):
+    """A 16000x16000 PNG of a few kilobytes in a shard is skipped from its
+    header (the package's one image rule), never decoded."""
+    from tests.test_robustness.test_image_entries import crafted_png
+    write_tar(tmp_path / 'bomb.tar', member('a.png', crafted_png(16000,
+                                                                 16000)),
+              member('a.txt', b'a black square'))
+    _, error = stream(shards(tmp_path, 'bomb.tar', shuffle_buffer=1))
+    assert isinstance(error, TrainingDataError)
+    assert ('the image states too many pixels or too elongated a shape: 1'
+            in str(error)), error
