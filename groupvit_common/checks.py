@@ -233,7 +233,8 @@ def check_config(cfg: dict, test: bool = True) -> None:
     ``type``), its sub-configs when present (dicts), its ``test_cfg``
     (:func:`check_test_cfg`, for a GroupViT segmentor); and for a test
     (``test``) ``test_dataloader`` with a ``dataset`` (dicts) whose
-    ``pipeline`` is a list, and ``test_evaluator`` (a dict or a list).
+    ``pipeline`` is a non-empty list, and ``test_evaluator`` (a dict or a
+    non-empty list).
 
     Args:
         cfg (dict): The merged config (mmengine ``Config`` or dict).
@@ -255,15 +256,15 @@ def check_config(cfg: dict, test: bool = True) -> None:
         return
     for key in TEST_SECTIONS:
         present, value = _lookup(cfg, key)
-        if key == 'test_evaluator' and isinstance(value, list) and all(
-                isinstance(v, dict) for v in value):
+        if key == 'test_evaluator' and isinstance(value, list) and value \
+                and all(isinstance(v, dict) for v in value):
             continue
         if not isinstance(value, dict):
             raise _section_error(
-                key, value, 'a dict or a list of dicts'
+                key, value, 'a dict or a non-empty list of dicts'
                 if key == 'test_evaluator' else 'a dict')
-    pipeline = cfg['test_dataloader']['dataset'].get('pipeline', [])
-    if not isinstance(pipeline, list) or not all(
+    pipeline = cfg['test_dataloader']['dataset'].get('pipeline')
+    if not isinstance(pipeline, list) or not pipeline or not all(
             isinstance(step, dict) for step in pipeline):
         raise _section_error('test_dataloader.dataset.pipeline', pipeline,
                              'a list of dicts (the test steps)')

@@ -146,9 +146,13 @@ def test_a_yaml_config_is_data(kind, tmp_path):
     ('test_dataloader=None', 'test_dataloader must be a dict, got None'),
     ('test_dataloader.dataset=None', 'test_dataloader.dataset must be a '
      'dict, got None'),
-    ('test_evaluator=None', 'test_evaluator must be a dict or a list of '
-     'dicts, got None'),
+    ('test_evaluator=None', 'test_evaluator must be a dict or a non-empty '
+     'list of dicts, got None'),
+    ('test_evaluator=[]', 'test_evaluator must be a dict or a non-empty '
+     'list of dicts, got []'),
     ('test_dataloader.dataset.pipeline=None',
+     'test_dataloader.dataset.pipeline must be a list of dicts'),
+    ('test_dataloader.dataset.pipeline=[]',
      'test_dataloader.dataset.pipeline must be a list of dicts'),
     ('model.test_cfg.bg_thresh=2', 'model.test_cfg.bg_thresh must be a number '
      'in [0, 1], got 2'),
