@@ -51,12 +51,17 @@ from .errors import ConfigValueError
 
 __all__ = [
     'load_vocabulary', 'parse_class_list', 'check_words', 'check_template',
-    'split_background', 'MAX_WORD_CHARS'
+    'split_background', 'MAX_WORD_CHARS', 'MAX_WORDS'
 ]
 
 #: Longest word (run of characters without spaces) of a class name; the
 #: longest English dictionary words have 45 letters.
 MAX_WORD_CHARS = 100
+
+#: Most words of a class name or template. A prompt holds 75 tokens between
+#: its start and end tokens and longer ones are cut (with a warning), as CLIP
+#: does; this bound only keeps the tokenizer's time bounded.
+MAX_WORDS = 1000
 
 # Cyrillic and Greek letters that print like Latin ones (Unicode's
 # confusables, the letters of the alphabets themselves).
@@ -90,20 +95,41 @@ def _shown(name: str) -> str:
 
 
 def check_words(texts: Sequence[str], where: str) -> None:
-    """Refuse a text (class name, prompt template) with a word of more than
-    :data:`MAX_WORD_CHARS` characters.
+    """Refuse a text (class name, prompt template) that cannot be a prompt:
+    a word of more than :data:`MAX_WORD_CHARS` characters, more than
+    :data:`MAX_WORDS` words (a prompt holds 75 tokens), or an
+    invisible or control character (a zero-width space makes ``cat`` and
+    ``c\u200bat`` two classes that print alike; an escape sequence would
+    reach the terminal).
 
     Raises:
-        ValueError: Naming ``where``, the text's start and the length.
+        ValueError: Naming ``where``, the text's start and what is wrong.
     """
     for text in texts:
-        word = max(text.split() or [''], key=len)
+        hidden = [
+            c for c in text
+            if not c.isspace() and unicodedata.category(c) in ('Cc', 'Cf')
+        ]
+        if hidden:
+            points = ', '.join(
+                f'U+{ord(c):04X} {unicodedata.name(c, "")}'.strip()
+                for c in dict.fromkeys(hidden))
+            raise ValueError(
+                f'{where}: {text[:40]!r} holds invisible or control '
+                f'characters ({points}). Remove them.')
+        words = text.split()
+        word = max(words or [''], key=len)
         if len(word) > MAX_WORD_CHARS:
             raise ValueError(
                 f'{where}: {text[:40]!r}... has a word of {len(word):,} '
                 f'characters, more than the {MAX_WORD_CHARS} accepted (no '
                 f'class name needs one; a 75-token prompt would hardly hold '
                 f'it). Shorten it or put spaces in it.')
+        if len(words) > MAX_WORDS:
+            raise ValueError(
+                f'{where}: {text[:40]!r}... has {len(words):,} words, more '
+                f'than the {MAX_WORDS:,} accepted (a prompt holds 75 tokens; '
+                f'the rest would be cut). Shorten it.')
 
 
 def _split_line(line: str, where: str) -> List[str]:

@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from groupvit_common.vocabulary import parse_class_list
 from mmseg_groupvit.utils import get_prompt_classes, load_vocabulary
 from mmseg_groupvit.utils.templates import check_template
 
@@ -161,3 +162,26 @@ def test_a_word_longer_than_the_bound_is_refused(tmp_path):
         load_vocabulary([['cat', longest + 'a']])
     with pytest.raises(ValueError, match='Prompt template: .* 101 char'):
         check_template('a photo of ' + longest + 'a {}.')
+
+
+@pytest.mark.parametrize('text, words', [
+    ('cat,c\u200bat,dog', 'U+200B ZERO WIDTH SPACE'),
+    ('c\u00adat,dog', 'U+00AD SOFT HYPHEN'),
+    ('cat\x1b[2J\x1b[31mPWNED,dog', 'U+001B'),
+    ('dog\u202ekrap', 'U+202E RIGHT-TO-LEFT OVERRIDE'),
+])
+def test_invisible_and_control_characters_are_refused(text, words):
+    """Names that would print alike (a zero-width space, a soft hyphen),
+    reorder what is shown or reach the terminal as escapes."""
+    with pytest.raises(ValueError, match='invisible or control') as error:
+        parse_class_list(text)
+    assert words in str(error.value)
+
+
+def test_a_name_of_thousands_of_words_is_refused():
+    """A prompt holds 75 tokens and longer ones are cut as CLIP does; a
+    name of thousands of words (a 2 MB vocabulary file of one class took
+    20 s to tokenize) is refused."""
+    parse_class_list(' '.join(['word'] * 1000))
+    with pytest.raises(ValueError, match='1,001 words, more than the 1,000'):
+        parse_class_list(' '.join(['word'] * 1001))
