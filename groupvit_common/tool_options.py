@@ -60,6 +60,19 @@ def runner_options() -> argparse.ArgumentParser:
     return parser
 
 
+def _seed(text: str) -> int:
+    """A seed as NumPy and PyTorch take it: 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a seed: give a whole number from 0 to '
+            f'{2**32 - 1}')
+    return value
+
+
 def weight_options() -> argparse.ArgumentParser:
     """A parent parser of ``--random-weights`` and ``--seed``."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -71,9 +84,9 @@ def weight_options() -> argparse.ArgumentParser:
         'prediction')
     parser.add_argument(
         '--seed',
-        type=int,
+        type=_seed,
         default=0,
-        help='seed of the random weights (default 0)')
+        help='seed of the random weights, 0 to 2**32 - 1 (default 0)')
     return parser
 
 

@@ -2,6 +2,8 @@
 """The options the tools share, read before any heavy import: what a
 command line gets wrong is one message, and ``--random-weights`` is the
 only way to random weights."""
+import argparse
+
 import pytest
 
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
@@ -94,3 +96,14 @@ def test_text_options_take_one_vocabulary_source(capsys):
         parents=[text_options(extra_classes=False)])
     with pytest.raises(SystemExit):
         without.parse_args(['--extra-classes', 'grass'])
+
+
+@pytest.mark.parametrize(
+    'seed', ['-1', str(2**32), '99999999999999999999', 'abc'])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(seed, capsys):
+    parser = argparse.ArgumentParser(parents=[weight_options()])
+    assert parser.parse_args(['--seed', str(2**32 - 1)]).seed == 2**32 - 1
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--seed', seed])
+    assert f"argument --seed: '{seed}' is not a seed" in capsys.readouterr(
+    ).err
