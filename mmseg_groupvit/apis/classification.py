@@ -15,6 +15,8 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from torch import nn
 
+from groupvit_common.errors import ConfigCheckError
+from ..evaluation.classification import is_classification_config
 from ..evaluation.test_run import use_checked_loading
 from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
@@ -59,6 +61,14 @@ def init_classifier(config: Union[str, Config],
         nn.Module: The classifier in eval mode, ``model.cfg`` set.
     """
     cfg = read_config(config, cfg_options, test=False)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if not is_classification_config(cfg):
+        raise ConfigCheckError(
+            f'{config if isinstance(config, str) else "the config"} does not '
+            f'build a GroupViTClassifier (its model is '
+            f'{cfg.model.get("type")!r}): classification needs a '
+            f'classification config, e.g. configs/classification/'
+            f'groupvit_imagenet.py.')
     # The classifier reads and checks the text options when it is built.
     text = cfg.model.text_encoder
     if vocabulary is not None:

@@ -123,3 +123,21 @@ def test_classify_left_out_is_the_configs_weights(small, tmp_path, capsys):
     assert runs['random']['images'] != runs['given']['images']
     assert ('warning: RANDOM WEIGHTS: not a real prediction. Leave '
             '--random-weights out') in runs['random']['printed']
+
+
+def test_classify_with_a_segmentation_config_is_one_line(tmp_path):
+    """A segmentation config's pipeline loads label maps; a photo has none
+    (this was a KeyError from mmseg's LoadAnnotations)."""
+    demo = load_script('tools/demo.py')
+    with pytest.raises(SystemExit) as error:
+        demo.main([
+            osp.join(PHOTOS,
+                     'groupvit_demo_voc.jpg'), '--classify', '--config',
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--random-weights',
+            '--out',
+            str(tmp_path / 'out')
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert 'does not build a GroupViTClassifier' in message
+    assert 'configs/classification/groupvit_imagenet.py' in message
