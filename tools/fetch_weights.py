@@ -11,8 +11,9 @@ Without an argument, the weights of ``configs/groupvit_voc.py`` (its
 which later runs read without downloading; on failure prints one
 ``error:`` line (offline: the ``curl`` command that places the file by
 hand) and exits with status 2, the status ``tools/quickstart.sh`` (which
-runs it first) takes as "run with random weights instead"; any other
-failure stops the quick start.
+runs it first) takes as "run with random weights instead". Bytes that are
+not what the file's name promises (its SHA-256) exit with status 1, as any
+other failure: the quick start stops there.
 """
 import argparse
 import os.path as osp
@@ -38,6 +39,7 @@ def main(argv=None) -> str:
     from groupvit_common.errors import CheckpointError
     from mmseg_groupvit.utils.console import quiet_warnings
     from mmseg_groupvit.weights import fetch
+    from mmseg_groupvit.weights.checkpoint_loader import WrongHash
     from mmseg_groupvit.weights.download import is_remote
     quiet_warnings()
     try:
@@ -55,7 +57,7 @@ def main(argv=None) -> str:
         path = fetch(source)
     except CheckpointError as e:
         print(f'error: {e}', file=sys.stderr)
-        sys.exit(UNAVAILABLE)
+        sys.exit(1 if isinstance(e, WrongHash) else UNAVAILABLE)
     print(path)
     return path
 

@@ -39,7 +39,8 @@ elif [ $# -ge 1 ]; then
     TEST_ARGS=("$1")
 else
     # Status 2: the weights could not be had (its error line says why and
-    # how to place the file by hand); any other failure stops here.
+    # how to place the file by hand); any other failure, a download whose
+    # bytes are not what the release's name promises included, stops here.
     STATUS=0
     "$PY" -W ignore tools/fetch_weights.py configs/groupvit_voc.py || STATUS=$?
     if [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 2 ]; then

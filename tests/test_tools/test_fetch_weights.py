@@ -95,7 +95,8 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
         fetch = load_script(FETCH, 'groupvit_fetch_weights')
         with pytest.raises(SystemExit) as error:
             fetch.main([url])
-    assert error.value.code == 2  # quickstart.sh: use random weights
+    # quickstart.sh: random weights when unavailable, stop when tampered
+    assert error.value.code == (1 if case == 'wrong_hash' else 2)
     message = capsys.readouterr().err.strip()
     assert message.startswith('error: ') and '\n' not in message
     assert re.search(r'`curl -L -o \S+ ' + re.escape(url) + '`', message)
