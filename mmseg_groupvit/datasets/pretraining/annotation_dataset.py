@@ -80,8 +80,10 @@ class CaptionAnnotationDataset(BaseDataset):
             raise TrainingDataError(
                 f'annotation file {path} after line {reader.line_num} is not '
                 f'CSV ({e}): shorten the caption, or quote it.') from None
-        except (json.JSONDecodeError, RecursionError) as e:
-            reason = getattr(e, 'msg', 'nested too deeply')
+        except (ValueError, RecursionError) as e:
+            # JSONDecodeError, a number of over 4300 digits, or nesting.
+            reason = getattr(e, 'msg', None) or (str(e) if isinstance(
+                e, ValueError) else 'nested too deeply')
             raise TrainingDataError(
                 f'annotation file {path} line {line} is not JSON '
                 f'({reason}): write one object per line.') from None

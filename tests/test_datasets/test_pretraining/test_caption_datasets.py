@@ -101,8 +101,10 @@ def test_an_image_that_does_not_load_names_the_annotation_line(
          'deep.jsonl line 1 is not JSON \\(nested too deeply\\)'),
         ('long.csv', b'image,caption\na.jpg,a dog\na.jpg,' + b'x' * 200000,
          'long.csv after line 2 is not CSV \\(field larger than'),
+        ('digits.jsonl', b'{"image": "a.jpg", "n": ' + b'9' * 5000 + b'}\n',
+         'digits.jsonl line 1 is not JSON \\(Exceeds the limit'),
     ],
-    ids=['latin1', 'deep', 'long'])
+    ids=['latin1', 'deep', 'long', 'digits'])
 def test_an_unreadable_annotation_file_is_one_line(tmp_path, name, text,
                                                    match):
     (tmp_path / name).write_bytes(text)
