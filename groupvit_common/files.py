@@ -34,7 +34,7 @@ from .errors import DataFileError, ImageLoadError
 __all__ = [
     'MAX_IMAGE_PIXELS', 'MAX_IMAGE_ASPECT', 'read_bytes', 'read_text',
     'read_json', 'read_gzip', 'check_image', 'check_json_depth', 'file_kind',
-    'open_work_file', 'file_sha256'
+    'open_work_file', 'refuse_links', 'file_sha256'
 ]
 
 MiB = 1 << 20
@@ -86,22 +86,25 @@ def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
             than ``limit``.
     """
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
         raise DataFileError(f'{what} not found: {path}.') from None
     except OSError as e:
         raise DataFileError(
             f'cannot read the {what} {path}: {e.strerror}.') from None
-    if not stat.S_ISREG(mode):
-        raise DataFileError(f'the {what} {path} is {file_kind(mode)}, not a '
-                            f'file. Name a regular file.')
-    try:
-        with open(path, 'rb') as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise DataFileError(
-            f'cannot read the {what} {path}: {e.strerror}.') from None
-    if len(data) > limit:
+    if not stat.S_ISREG(info.st_mode):
+        raise DataFileError(f'the {what} {path} is {file_kind(info.st_mode)}'
+                            f', not a file. Name a regular file.')
+    data = b''
+    # A file that states more bytes is refused before any is read.
+    if info.st_size <= limit:
+        try:
+            with open(path, 'rb') as f:
+                data = f.read(limit + 1)
+        except OSError as e:
+            raise DataFileError(
+                f'cannot read the {what} {path}: {e.strerror}.') from None
+    if info.st_size > limit or len(data) > limit:
         raise DataFileError(
             f'the {what} {path} is larger than {limit:,} bytes, more than '
             f'such a file can need; it is not a {what}, or it was damaged.')
@@ -318,15 +321,30 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
             os.close(folder)
             folder = inner
         done = path
+        # Non-blocking: opening a FIFO must not wait for a reader.
         fd = os.open(
             parts[-1],
-            _WRITE_FLAGS[mode] | os.O_NOFOLLOW | os.O_CLOEXEC,
+            _WRITE_FLAGS[mode] | os.O_NOFOLLOW | os.O_CLOEXEC
+            | os.O_NONBLOCK,
             0o644,
             dir_fd=folder)
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            os.close(fd)
+            raise DataFileError(
+                f'{path} is {file_kind(kind)}, not a file: the tool writes '
+                f'only files of its own in a work dir. Remove it, or use a '
+                f'fresh work dir.')
+        os.set_blocking(fd, True)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
             raise DataFileError(
                 f'{done} is a symbolic link (or not a folder): the tool '
+                f'writes only files of its own in a work dir. Remove it, or '
+                f'use a fresh work dir.') from None
+        if e.errno == errno.ENXIO:  # a FIFO opened for writing only
+            raise DataFileError(
+                f'{path} is a FIFO (named pipe), not a file: the tool '
                 f'writes only files of its own in a work dir. Remove it, or '
                 f'use a fresh work dir.') from None
         raise DataFileError(f'cannot write {path}: {e.strerror}.') from None
@@ -334,6 +352,52 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
         if folder is not None:
             os.close(folder)
     return os.fdopen(fd, mode, encoding=None if 'b' in mode else 'utf-8')
+
+
+#: Most entries :func:`refuse_links` looks at.
+MAX_WALK_ENTRIES = 100_000
+
+
+def refuse_links(folder: str, option: str) -> None:
+    """Refuse a folder a command writes in if a symbolic link lies below
+    it (the folder itself may be one: the user named it).
+
+    The tools (and mmengine, whose log folder ``WORK_DIR/YYYYmmdd_HHMMSS``
+    has a predictable name) write files there by their names; a link
+    planted in a shared folder would make them overwrite a file elsewhere.
+    A link planted after this check (a race) is not caught here.
+
+    Args:
+        folder (str): The folder; a missing one passes.
+        option (str): Its command-line option, for messages
+            (``--work-dir``).
+
+    Raises:
+        DataFileError: A symbolic link below ``folder`` (the first found),
+            or more than :data:`MAX_WALK_ENTRIES` entries.
+    """
+    todo, seen = [folder], 0
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise DataFileError(
+                f'cannot read {option} {folder}: {e.strerror}.') from None
+        for entry in entries:
+            seen += 1
+            if seen > MAX_WALK_ENTRIES:
+                raise DataFileError(
+                    f'{option} {folder} holds more than {MAX_WALK_ENTRIES:,} '
+                    f'files, more than a run writes; use a fresh folder.')
+            if entry.is_symlink():
+                raise DataFileError(
+                    f'{entry.path} is a symbolic link in {option} {folder}: '
+                    f'the tool writes only files of its own there. Remove '
+                    f'it, or use a fresh folder.')
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(entry.path)
 
 
 def file_sha256(path: str) -> str:

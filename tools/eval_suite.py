@@ -51,7 +51,7 @@ TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
 
 from groupvit_common.errors import DataFileError
-from groupvit_common.files import file_sha256, open_work_file
+from groupvit_common.files import file_sha256, open_work_file, refuse_links
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -179,13 +179,19 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     the file's bytes and the options when it cannot be resolved (the run
     then fails and says why)."""
     from mmengine.config import Config, DictAction
+
+    from mmseg_groupvit.evaluation.progress import named_file_digests
     try:
         cfg = Config.fromfile(config)
         parser = argparse.ArgumentParser()
         parser.add_argument('--o', nargs='+', action=DictAction)
         if options:
             cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
-        text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+        # The content of the files it names (a vocabulary) too.
+        text = json.dumps(
+            [cfg.to_dict(), named_file_digests(cfg.model)],
+            sort_keys=True,
+            default=repr)
     except Exception:  # noqa: B902 (any failure: the run reports it)
         with open(config, 'rb') as f:
             text = f.read().hex() + json.dumps(list(options))
@@ -467,6 +473,8 @@ def main(argv=None) -> int:
             work_dir = osp.join(args.out_dir, 'runs',
                                 run_dir_name(config, checkpoint, key))
             print(f'run  {label} ({number} of {pairs}) ...', flush=True)
+            # The run folders included, before this run writes in one.
+            refuse_links(args.out_dir, '--out-dir')
             start = time.perf_counter()
             record = run_one(
                 test_command(config, checkpoint, work_dir, options,

@@ -142,6 +142,8 @@ def build_config(args):
     # mmengine's resumption of a training state from a checkpoint (which
     # reads the checkpoint's config and optimizer), whatever the config says.
     cfg.resume = False
+    if args.show_dir:
+        check_out_dir(args.show_dir, '--show-dir')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:

@@ -12,6 +12,7 @@ import tempfile
 
 from groupvit_common.checks import check_positive_int, check_positive_pair
 from groupvit_common.errors import ConfigCheckError, ConfigValueError
+from groupvit_common.files import refuse_links
 
 __all__ = ['check_dataset_paths', 'check_test_dataloader', 'check_out_dir']
 
@@ -136,6 +137,8 @@ def check_out_dir(path: str, option: str) -> None:
     Raises:
         ConfigCheckError: The path is a file, lies under a file, or cannot
             be written.
+        DataFileError: A symbolic link lies in the folder
+            (:func:`~groupvit_common.files.refuse_links`).
     """
     existing = _first_existing(path)
     if osp.exists(existing) and not osp.isdir(existing):
@@ -152,3 +155,4 @@ def check_out_dir(path: str, option: str) -> None:
         raise ConfigCheckError(
             f'{option} {path} cannot be written ({e.strerror or e}). Give a '
             f'folder you can write to.') from None
+    refuse_links(path, option)

@@ -6,16 +6,18 @@ import io
 import os
 import pickle
 import resource
+import signal
 import struct
 import zlib
 
 import pytest
 from PIL import Image
 
+from groupvit_common import files
 from groupvit_common.errors import USER_ERRORS, DataFileError
 from groupvit_common.files import (check_image, check_json_depth,
                                    open_work_file, read_bytes, read_gzip,
-                                   read_json, read_text)
+                                   read_json, read_text, refuse_links)
 
 
 def test_regular_file_within_its_bound_is_read(tmp_path):
@@ -25,6 +27,20 @@ def test_regular_file_within_its_bound_is_read(tmp_path):
     assert read_text(str(path), 11) == 'cat\ndog\n'
     with pytest.raises(DataFileError, match='larger than 10 bytes'):
         read_bytes(str(path), 10)
+
+
+def test_a_file_larger_than_its_bound_is_refused_before_it_is_read(tmp_path):
+    """A sparse 8 GiB file takes no disk; reading up to the 1 GiB bound
+    would take 1 GiB of memory: refused by its size before any read."""
+    path = tmp_path / 'sparse'
+    with open(path, 'wb') as f:
+        f.truncate(8 << 30)
+    memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataFileError, match='larger than 1,073,741,824'):
+        read_bytes(str(path), 1 << 30)
+    # Peak resident memory (kilobytes) grew by far less than the bound.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - memory < (
+        256 << 10)
 
 
 def test_not_a_regular_file_is_named_before_it_is_opened(tmp_path):
@@ -172,3 +188,59 @@ def test_work_files_are_written_without_following_links(tmp_path, link):
     with open_work_file(str(tmp_path / 'new'), 'a/b/c.txt') as f:
         f.write('x')
     assert (tmp_path / 'new' / 'a' / 'b' / 'c.txt').read_text() == 'x'
+
+
+@pytest.mark.parametrize('mode', ['w', 'a', 'a+', 'r+b'])
+def test_a_work_file_that_is_a_fifo_is_refused_without_waiting(tmp_path, mode):
+    """A FIFO planted where a work file goes: named in one message, not a
+    process waiting for a reader; a regular file is written as usual."""
+    (tmp_path / 'progress').mkdir()
+    os.mkfifo(tmp_path / 'progress' / 'meta.json')
+
+    def hung(*_):
+        raise AssertionError('open_work_file waits on the FIFO')
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        with pytest.raises(DataFileError) as e:
+            open_work_file(str(tmp_path), 'progress/meta.json', mode)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert str(e.value).startswith(
+        f'{tmp_path / "progress" / "meta.json"} is a FIFO (named pipe)')
+    assert '\n' not in str(e.value)
+    with open_work_file(str(tmp_path), 'progress/ok.json', 'w') as f:
+        f.write('x' * 100_000)  # blocking writes again: all of it
+    assert (tmp_path / 'progress' / 'ok.json').stat().st_size == 100_000
+
+
+@pytest.mark.parametrize('where', ['a', 'sub/a', 'sub/deeper/a'])
+def test_a_link_anywhere_in_an_output_folder_is_named(tmp_path, where):
+    """The first symbolic link below the folder, at any depth, to a file or
+    a folder; the folder itself may be a link (the user named it)."""
+    folder = tmp_path / 'out'
+    (folder / 'sub' / 'deeper').mkdir(parents=True)
+    (folder / 'sub' / 'deeper' / 'file.txt').write_text('x')
+    refuse_links(str(folder), '--out')  # no link: passes
+    refuse_links(str(tmp_path / 'missing'), '--out')
+    (tmp_path / 'named').symlink_to(folder)
+    refuse_links(str(tmp_path / 'named'), '--out')
+    (folder / where).symlink_to(tmp_path)
+    with pytest.raises(DataFileError) as e:
+        refuse_links(str(folder), '--out')
+    assert str(e.value) == (
+        f'{folder / where} is a symbolic link in --out {folder}: the tool '
+        f'writes only files of its own there. Remove it, or use a fresh '
+        f'folder.')
+
+
+def test_a_folder_with_too_many_entries_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, 'MAX_WALK_ENTRIES', 3)
+    for name in 'abc':
+        (tmp_path / name).mkdir()
+    refuse_links(str(tmp_path), '--out')
+    (tmp_path / 'a' / 'd').write_text('')
+    with pytest.raises(DataFileError, match='more than 3 files'):
+        refuse_links(str(tmp_path), '--out')

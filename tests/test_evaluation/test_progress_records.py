@@ -5,14 +5,17 @@ records are named, and ``prepare_progress`` starts over or keeps records as
 asked."""
 import hashlib
 import json
+import resource
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 
-from groupvit_common.errors import ProgressError
+from groupvit_common.errors import DataFileError, ProgressError
 from mmseg_groupvit.evaluation import (ProgressWriter, describe_run,
-                                       prepare_progress, read_progress)
+                                       prepare_progress)
+from mmseg_groupvit.evaluation import progress as progress_module
+from mmseg_groupvit.evaluation import read_progress
 from mmseg_groupvit.evaluation.progress import read_records
 from tests.conftest import started_progress
 
@@ -55,6 +58,40 @@ def test_every_rank_file_is_read(tmp_path):
         'b.jpg': 1,
         'c.jpg': 2
     }
+
+
+def test_a_record_file_larger_than_a_run_writes_is_refused(tmp_path):
+    """A sparse 1.5 GB rank file (no disk, 1.5 GB if read): refused in
+    one line by its size, before it is read."""
+    progress = started_progress(tmp_path / 'p')
+    with open(tmp_path / 'p' / 'rank9.jsonl', 'wb') as f:
+        f.truncate(1_500_000_000)
+    memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataFileError) as e:
+        read_records(progress)
+    assert 'rank9.jsonl is larger than 1,073,741,824 bytes' in str(e.value)
+    assert '\n' not in str(e.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - memory < (
+        256 << 10)
+
+
+def test_unchanged_records_are_read_once(tmp_path, monkeypatch):
+    """The run's check, the sampler and the metric each ask: the files
+    are read once while they do not change, again after a record is
+    added."""
+    reads = []
+    read = progress_module.read_bytes
+    monkeypatch.setattr(progress_module, 'read_bytes',
+                        lambda *a: reads.append(a[0]) or read(*a))
+    writer = ProgressWriter(started_progress(tmp_path / 'p'), rank=0)
+    writer.write('a.jpg', counts(1), 100)
+    assert list(read_records(str(tmp_path / 'p'))) == ['a.jpg']
+    assert list(read_progress(str(tmp_path / 'p'))) == ['a.jpg']
+    assert len(reads) == 1
+    writer.write('b.jpg', counts(1), 100)
+    writer.close()
+    assert sorted(read_progress(str(tmp_path / 'p'))) == ['a.jpg', 'b.jpg']
+    assert len(reads) == 2
 
 
 def test_missing_folder_reads_as_nothing(tmp_path):

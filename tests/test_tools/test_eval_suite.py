@@ -19,6 +19,7 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
+from groupvit_common.errors import DataFileError
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
@@ -366,6 +367,90 @@ def test_a_planted_link_where_the_table_is_written_is_refused(tmp_path):
     assert outside.read_text() == 'precious'
     assert 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f'error: {out_dir / "results.csv.tmp"} is a symbolic link (or not a '
-        f'folder): the tool writes only files of its own in a work dir. '
-        f'Remove it, or use a fresh work dir.')
+        f'error: {out_dir / "results.csv.tmp"} is a symbolic link in '
+        f'--out-dir {out_dir}: the tool writes only files of its own there. '
+        f'Remove it, or use a fresh folder.')
+
+
+@pytest.mark.parametrize('planted', ['runs', 'runs/NAME', 'runs/NAME/x'])
+def test_a_link_at_or_in_a_run_folder_is_refused(planted, tmp_path,
+                                                 monkeypatch, capsys):
+    """A symbolic link planted at the run folder (whose name is
+    predictable), in it, or at ``runs``, pointing at a folder elsewhere:
+    refused in one line before the run writes or deletes anything there."""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    monkeypatch.setattr(suite, 'run_one', lambda *a: pytest.fail('ran'))
+    out_dir, outside = tmp_path / 'out', tmp_path / 'precious'
+    outside.mkdir()
+    (outside / 'results.json').write_text('precious')
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    config = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    # The name the suite gives the run folder, as an attacker computes it.
+    name = suite.run_dir_name(
+        config, str(checkpoint),
+        suite.run_key(
+            dict(
+                config=config,
+                checkpoint=str(checkpoint),
+                checkpoint_sha256=hashlib.sha256(b'weights').hexdigest(),
+                config_sha256=suite.config_sha256(config, []))))
+    link = out_dir / planted.replace('NAME', name)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    with pytest.raises(DataFileError) as e:
+        suite.main([
+            config, '--checkpoints',
+            str(checkpoint), '--out-dir',
+            str(out_dir)
+        ])
+    # The suite's __main__ prints it after 'error: ' (see the test above).
+    assert str(e.value) == (
+        f'{link} is a symbolic link in --out-dir {out_dir}: the tool '
+        f'writes only files of its own there. Remove it, or use a fresh '
+        f'folder.')
+    assert os.listdir(outside) == ['results.json']
+    assert (outside / 'results.json').read_text() == 'precious'
+
+
+def test_changed_content_of_a_file_the_config_names_replaces_its_row(
+        tmp_path, monkeypatch):
+    """The same config and options naming a vocabulary file whose lines
+    were reordered: the row is evaluated again (the mIoU of each class
+    moves with its name); the same content is skipped."""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    calls = []
+
+    def fake_run(command, work_dir):
+        calls.append(work_dir)
+        return dict(
+            protocol=dict(
+                dataset='PascalVOCDataset',
+                num_classes=2,
+                background=True,
+                resize=None,
+                window=dict(mode='whole'),
+                bg_thresh=0.95,
+                templates='simple',
+                vocabulary=dict(dataset_name="custom")),
+            metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
+            images=3,
+            seconds=1.0)
+
+    monkeypatch.setattr(suite, 'run_one', fake_run)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    vocab = tmp_path / 'vocab.txt'
+    argv = [
+        osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out'), '--cfg-options',
+        f'model.text_encoder.vocabulary={vocab}'
+    ]
+    for text, runs in (('cat\ndog\n', 1), ('cat\ndog\n', 1), ('dog\ncat\n',
+                                                              2)):
+        vocab.write_text(text)
+        assert suite.main(argv) == 0
+        assert len(calls) == runs
+        rows = read_csv(tmp_path / 'out' / 'results.csv')
+        assert [row['mIoU'] for row in rows] == [f'{runs:.2f}']

@@ -12,6 +12,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -255,11 +256,68 @@ def test_planted_symbolic_links_are_not_followed(planted, resume, inputs,
     result = main(config, checkpoint, '--work-dir', work_dir,
                   *(['--resume'] if resume else []))
     refused(result, f'{work_dir / planted} is a symbolic link',
-            'use a fresh work dir')
+            'Remove it, or use a fresh folder')
     assert {p: p.read_bytes() for p in kept} == kept
     if planted == 'progress':
         assert sorted(
             p.name for p in outside.iterdir()) == ['meta.json', 'rank0.jsonl']
+
+
+@pytest.mark.parametrize('option', ['--work-dir', '--out', '--show-dir'])
+def test_a_link_in_an_output_folder_is_refused(option, inputs, work_dir,
+                                               tmp_path):
+    """A symbolic link anywhere in a folder the run writes in: where
+    mmengine's log folder will be (its name is the start time), or an
+    image's prediction or picture, pointing at the user's folder or file.
+    One line, and the outside files keep their bytes."""
+    _, _, config, checkpoint = inputs
+    outside = tmp_path / 'precious'
+    outside.mkdir()
+    (outside / 'victim').write_text('precious')
+    folder = work_dir if option == '--work-dir' else tmp_path / 'pictures'
+    if option == '--work-dir':
+        link = folder / time.strftime('%Y%m%d_%H%M%S',
+                                      time.localtime(time.time() + 60))
+        target = outside
+    else:  # where the image's prediction (picture) is written
+        link = folder / (f'{IDS[0]}.png' if option == '--out' else
+                         f'vis_data/vis_image/test_{IDS[0]}_0.png')
+        link.parent.mkdir(parents=True, exist_ok=True)
+        target = outside / 'victim'
+    link.symlink_to(target)
+    argv = [config, checkpoint, '--work-dir', work_dir]
+    if option != '--work-dir':
+        argv += [option, folder]
+    refused(
+        main(*argv), f'{link} is a symbolic link in {option} {folder}',
+        'Remove it, or use a fresh folder')
+    assert os.listdir(outside) == ['victim']
+    assert (outside / 'victim').read_text() == 'precious'
+
+
+@pytest.mark.parametrize('fifo, resume', [('progress/meta.json', False),
+                                          ('.lock', True)])
+def test_a_fifo_in_the_work_dir_is_refused(fifo, resume, inputs, work_dir):
+    """A FIFO where the tool writes a file: one line naming it, not a run
+    waiting for a reader or a traceback."""
+    _, _, config, checkpoint = inputs
+    (work_dir / fifo).unlink(missing_ok=True)
+    os.mkfifo(work_dir / fifo)
+
+    def hung(*_):
+        raise AssertionError(f'the run waits on the FIFO {fifo}')
+
+    # Opening a FIFO for writing waits for a reader: fail instead.
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        result = main(config, checkpoint, '--work-dir', work_dir,
+                      *(['--resume'] if resume else []))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    refused(result, f'{work_dir / fifo} is a FIFO (named pipe)',
+            'use a fresh work dir')
 
 
 def flip_a_byte(path):
