@@ -23,11 +23,13 @@ from typing import List
 from mmengine.config import Config
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
+from groupvit_common.files import open_work_file
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
                                           runner_options, weight_options,
                                           weights_label)
 from ..evaluation.classification import describe_classification_protocol
 from ..evaluation.consistency import check_class_count
+from ..evaluation.preflight import check_out_dir
 from ..evaluation.report import classification_run_lines, result_lines
 from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
@@ -75,7 +77,7 @@ def build_config(args) -> Config:
     return cfg
 
 
-def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
+def write_results(args, cfg, runner, metrics, seconds) -> dict:
     """Write ``results.json`` (config, checkpoint, protocol, metrics,
     images, seconds) and return the record."""
     record = dict(
@@ -96,7 +98,7 @@ def write_results(path, args, cfg, runner, metrics, seconds) -> dict:
         images=len(runner.test_loop.dataloader.dataset),
         seconds=round(seconds, 3),
         processes=1)
-    with open(path, 'w') as f:
+    with open_work_file(cfg.work_dir, 'results.json', 'w') as f:
         json.dump(record, f, indent=2)
     return record
 
@@ -149,6 +151,7 @@ def classification_main(argv=None):
         sys.exit(f'error: {problem}')
     try:
         cfg = build_config(args)
+        check_out_dir(cfg.work_dir, '--work-dir')
         check_model_arguments(cfg.model)
         if not args.random_weights:
             # Download (once) and apply the checkpoint's architecture.
@@ -178,9 +181,10 @@ def classification_main(argv=None):
         # Vocabulary, template and top-k problems name themselves.
         sys.exit(f'error: {user_error_message(e)}')
     seconds = time.perf_counter() - start
-    record = write_results(
-        osp.join(cfg.work_dir, 'results.json'), args, cfg, runner, metrics,
-        seconds)
+    try:
+        record = write_results(args, cfg, runner, metrics, seconds)
+    except USER_ERRORS as e:
+        sys.exit(f'error: {user_error_message(e)}')
     if not args.verbose:
         print('\n'.join(report_lines(args, cfg, runner, record)), flush=True)
     return metrics

@@ -216,3 +216,25 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     assert message.startswith('error: ') and '\n' not in message
     assert 'vocabulary has 2 classes and the test dataset 20' in message
     assert not (tmp_path / 'results.json').exists()
+
+
+def test_a_link_in_the_work_dir_is_refused(tmp_path):
+    """Classification checks its work dir as segmentation does: a link
+    planted where results.json goes is refused before anything runs."""
+    outside = tmp_path / 'victim'
+    outside.write_text('precious')
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'results.json').symlink_to(outside)
+    tool = load_script(osp.join(REPO, 'tools', 'test.py'), 'groupvit_test')
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            osp.join(REPO, 'configs', 'classification',
+                     'groupvit_voc-dominant-sample.py'), '--random-weights',
+            '--work-dir',
+            str(work)
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert 'is a symbolic link in --work-dir' in message
+    assert outside.read_text() == 'precious'
