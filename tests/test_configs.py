@@ -26,6 +26,10 @@ from mmseg_groupvit.utils import get_prompt_classes
 from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, REPO, SMALL_ARCH,
                             VOC_SAMPLE)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 CONFIG_DIR = osp.join(REPO, 'configs')
 # config: (dataset type, classes evaluated, background channel, bg_thresh,
 #          prompt list, default data root, sample data root, how raw label

@@ -25,6 +25,10 @@ from mmseg_groupvit.utils.distributed import replace_sync_bn
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 FINETUNE_CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py')))
 RELEASED_WIDTH = 384
@@ -329,7 +333,6 @@ def _train_config(tmp_path, checkpoint, iters):
     return cfg_path
 
 
-@pytest.mark.slow
 def test_train_fcn_on_voc_sample(converted, tmp_path):
     """tools/train.py: GroupViT + FCNHead from a converted checkpoint, 40
     iterations on the 25 real VOC pairs (batch 4, 64x64 crops)."""

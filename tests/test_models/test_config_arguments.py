@@ -12,6 +12,9 @@ from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from tests.conftest import REPO, load_script
 
+# Every shipped config read and checked: the full suite only.
+pytestmark = pytest.mark.slow
+
 CONFIGS = sorted(
     p for p in glob.glob(
         osp.join(REPO, 'configs', '**', '*.py'), recursive=True)

@@ -18,6 +18,10 @@ from groupvit_common.drawing import draw_legend
 from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 PHOTO_DIRS = [
     osp.join(osp.dirname(REPO), 'shared', 'data', 'images'),
     osp.join(SAMPLES, 'images')

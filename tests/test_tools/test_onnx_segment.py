@@ -27,6 +27,10 @@ from tests.conftest import (ASSIGNMENT_ROUNDING, CONTEXT_SAMPLE, PHOTOS, REPO,
                             mmseg_batch, mmseg_result, pytorch_ties,
                             small_onnx_export, tied_hard_choices)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip('onnxruntime')
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
@@ -71,7 +75,6 @@ def exported_for(dataset, request):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
-@pytest.mark.slow
 def test_labels_equal_mmseg_on_the_samples(dataset, request):
     exported = exported_for(dataset, request)
     model = exported['model']
@@ -107,7 +110,6 @@ def test_a_label_changed_where_pytorch_does_not_tie_fails(voc_export):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
-@pytest.mark.slow
 def test_runner_steps_reproduce_mmseg_exactly(dataset, request, monkeypatch):
     """Everything the runner does around the image graph (decoding, resize,
     normalisation, windows, averaging, resize back, argmax) gives
@@ -188,7 +190,6 @@ def pytorch_window(model, inputs, flip=None):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'context'])
-@pytest.mark.slow
 def test_graph_moves_a_pixel_only_where_pytorch_ties(dataset, request):
     """Where the runner's labels may differ from tools/test.py's. On every
     window of every shipped sample, the graph's soft assignments are

@@ -27,6 +27,10 @@ from PIL import Image
 from tests.conftest import (CONTEXT_SAMPLE, REPO, VOC_SAMPLE, hub_cache,
                             load_script, release_name, serve_folder)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 # The fixture's two VOC val photos, in reference.npz order.
 VOC_IDS = ('2007_000129', '2007_000033')
@@ -85,7 +89,6 @@ def assert_reference_labels(pred_dir, fixture_a, ids=VOC_IDS):
         assert same >= 0.999, f'{name}: {same:.5f} of labels equal'
 
 
-@pytest.mark.slow
 def test_url_downloads_once_and_reproduces_the_original(
         release, fixture_a, tmp_path):
     url, _, requests, source = release

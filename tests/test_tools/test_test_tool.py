@@ -39,6 +39,10 @@ from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, HF_SMALL, REPO,
                             VOC_SAMPLE, load_script, swaps_of_a_test_run)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 transformers = pytest.importorskip('transformers')
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
@@ -194,7 +198,6 @@ def voc_run(small_model, tmp_path_factory):
         options=options)
 
 
-@pytest.mark.slow
 def test_voc_metrics_equal_numpy(voc_run):
     record, root, ids = voc_run['record'], voc_run['root'], voc_run['ids']
     assert record['images'] == VOC_IMAGES
@@ -321,7 +324,6 @@ def assert_same_evaluation(record, pred_dir, voc_run):
             np.asarray(Image.open(voc_run['root'] / 'pred' / f'{name}.png')))
 
 
-@pytest.mark.slow
 def test_two_processes_give_the_same_metrics(voc_run, tmp_path):
     record = run_tool(
         voc_run['config'],
@@ -392,7 +394,6 @@ def write_vocabulary(path, names, synonyms):
     return str(path)
 
 
-@pytest.mark.slow
 def test_coco_end_to_end_with_a_vocabulary_file(small_model, tmp_path):
     """The 3 COCO-Object pairs (81 classes), prompts from a vocabulary file
     with synonyms and another template set, given on the command line."""
@@ -513,7 +514,6 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
       ], "model.test_cfg.bg_thresh must be a number in [0, 1], got 'abc'"),
     (['--tta'], '--tta needs tta_pipeline in the config'),
 ])
-@pytest.mark.slow
 def test_bad_options_give_one_error_line(options, expected, small_model,
                                          tmp_path):
     """One ``error:`` line and no work done (no results.json); what a user

@@ -24,6 +24,10 @@ from mmengine.registry import init_default_scope
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             varied_segmentor)
 
+# Tool runs and end-to-end checks: the full suite only (the fast tier,
+# pytest -m "not slow", is the everyday loop).
+pytestmark = pytest.mark.slow
+
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 IDS = ['2007_000033', '2007_000042', '2007_000123']
 
@@ -122,7 +126,6 @@ RESTART = 'Run without --resume to evaluate every image again, or use a ' \
           'fresh --work-dir'
 
 
-@pytest.mark.slow
 def test_resume_of_untouched_records_gives_the_same_metrics(
         inputs, first_run, work_dir):
     """The baseline of the refusals below: the copied records resume, and
@@ -207,7 +210,6 @@ def test_damaged_meta_json_is_one_error_line(content, problem, inputs,
         'Cannot resume from', problem, RESTART)
 
 
-@pytest.mark.slow
 def test_records_without_meta_json_are_evaluated_again(inputs, first_run,
                                                        work_dir):
     """Records without the meta.json that ties them to a run are not
@@ -379,7 +381,6 @@ def test_resume_refuses_each_changed_input(part, inputs, work_dir, tmp_path):
         'Cannot resume from', expected)
 
 
-@pytest.mark.slow
 def test_the_time_per_image_counts_the_images_run(inputs, work_dir, capsys):
     """After a resume the time is divided by the images evaluated, not by
     those of the test set."""
@@ -417,7 +418,6 @@ class PauseHook(Hook):
 '''
 
 
-@pytest.mark.slow
 def test_a_running_evaluation_holds_its_work_dir(inputs, tmp_path,
                                                  monkeypatch):
     """A real tools/test.py run, paused at the start of its test loop,
@@ -462,7 +462,6 @@ def test_a_running_evaluation_holds_its_work_dir(inputs, tmp_path,
     assert (work_dir / 'results.json').is_file()
 
 
-@pytest.mark.slow
 def test_resume_with_a_fine_tuning_config_reads_only_the_records(
         tmp_path, monkeypatch):
     """A fine-tuning config has a training loop (and may say
