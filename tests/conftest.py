@@ -174,6 +174,21 @@ def build_small_segmentor(config='groupvit_voc.py', seed=0, **overrides):
     return model.eval()
 
 
+def voc_subset(root, names):
+    """Copy the VOC sample's pairs ``names`` into a VOC layout under
+    ``root`` (JPEGImages, SegmentationClass, the val split); return it."""
+    for folder, suffix in (('JPEGImages', '.jpg'), ('SegmentationClass',
+                                                    '.png')):
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(
+                osp.join(VOC_SAMPLE, folder, name + suffix), root / folder)
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' /
+     'val.txt').write_text('\n'.join(names) + '\n')
+    return root
+
+
 def varied_segmentor(seed=0, text_encoder=False):
     """A small random GroupViT whose labels vary with the image: at the
     usual init scale (std 0.02) random weights give one class everywhere,

@@ -3,7 +3,6 @@
 the run with one ``error: ...`` line naming the input and the fix."""
 import json
 import os.path as osp
-import shutil
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from PIL import Image
 from groupvit_common.errors import (ConfigCheckError, ImageLoadError,
                                     user_error_message)
 from mmseg_groupvit.evaluation import check_dataset_paths
-from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor, load_script)
+from tests.conftest import (REPO, SMALL_ARCH, build_small_segmentor,
+                            load_script, voc_subset)
 from tests.test_robustness.test_image_entries import crafted_png
 
 NAMES = ['2007_000033', '2007_000129']
@@ -52,15 +51,7 @@ def checkpoint(tmp_path_factory):
 def dataset(tmp_path, checkpoint):
     """Two VOC pairs in the VOC layout, a config and a small checkpoint."""
     root = tmp_path / 'VOC2012'
-    for folder, suffix in (('JPEGImages', '.jpg'), ('SegmentationClass',
-                                                    '.png')):
-        (root / folder).mkdir(parents=True)
-        for name in NAMES:
-            shutil.copy(
-                osp.join(VOC_SAMPLE, folder, name + suffix), root / folder)
-    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
-    (root / 'ImageSets' / 'Segmentation' /
-     'val.txt').write_text('\n'.join(NAMES) + '\n')
+    voc_subset(root, NAMES)
     config = tmp_path / 'config.py'
     config.write_text(
         CONFIG.format(

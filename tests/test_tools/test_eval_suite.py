@@ -241,10 +241,10 @@ def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
     assert not (tmp_path / 'out' / 'results.csv').exists()
 
 
-def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
-    """The table is keyed by the checkpoint's content: the same path with
-    new bytes is evaluated again and its row replaced; the same bytes are
-    skipped. (The runs are stubbed: this is about the table.)"""
+def stubbed_suite(monkeypatch, num_classes=21, dataset_name='voc'):
+    """The suite tool with its runs stubbed (for tests of the table): each
+    run returns a fixed protocol and, as its mIoU, its own number; the work
+    dirs of the runs are listed in ``calls``."""
     suite = load_script(SUITE_PY, 'groupvit_eval_suite')
     calls = []
 
@@ -253,18 +253,26 @@ def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
         return dict(
             protocol=dict(
                 dataset='PascalVOCDataset',
-                num_classes=21,
+                num_classes=num_classes,
                 background=True,
                 resize=None,
                 window=dict(mode='whole'),
                 bg_thresh=0.95,
                 templates='simple',
-                vocabulary=dict(dataset_name='voc')),
+                vocabulary=dict(dataset_name=dataset_name)),
             metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
             images=3,
             seconds=1.0)
 
     monkeypatch.setattr(suite, 'run_one', fake_run)
+    return suite, calls
+
+
+def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
+    """The table is keyed by the checkpoint's content: the same path with
+    new bytes is evaluated again and its row replaced; the same bytes are
+    skipped. (The runs are stubbed: this is about the table.)"""
+    suite, calls = stubbed_suite(monkeypatch)
     checkpoint = tmp_path / 'model.pth'
     config = osp.join(REPO, 'configs', 'groupvit_voc.py')
     argv = [
@@ -290,26 +298,7 @@ def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
     config path whose text, or whose base file's text, changed what the run
     gets is evaluated again and its row replaced; otherwise it is skipped.
     (The runs are stubbed: this is about the table.)"""
-    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
-    calls = []
-
-    def fake_run(command, work_dir):
-        calls.append(work_dir)
-        return dict(
-            protocol=dict(
-                dataset='PascalVOCDataset',
-                num_classes=21,
-                background=True,
-                resize=None,
-                window=dict(mode='whole'),
-                bg_thresh=0.95,
-                templates='simple',
-                vocabulary=dict(dataset_name='voc')),
-            metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
-            images=3,
-            seconds=1.0)
-
-    monkeypatch.setattr(suite, 'run_one', fake_run)
+    suite, calls = stubbed_suite(monkeypatch)
     checkpoint = tmp_path / 'model.pth'
     checkpoint.write_bytes(b'weights')
     base, leaf = tmp_path / 'base.py', tmp_path / 'leaf.py'
@@ -418,26 +407,8 @@ def test_changed_content_of_a_file_the_config_names_replaces_its_row(
     """The same config and options naming a vocabulary file whose lines
     were reordered: the row is evaluated again (the mIoU of each class
     moves with its name); the same content is skipped."""
-    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
-    calls = []
-
-    def fake_run(command, work_dir):
-        calls.append(work_dir)
-        return dict(
-            protocol=dict(
-                dataset='PascalVOCDataset',
-                num_classes=2,
-                background=True,
-                resize=None,
-                window=dict(mode='whole'),
-                bg_thresh=0.95,
-                templates='simple',
-                vocabulary=dict(dataset_name="custom")),
-            metrics=dict(mIoU=len(calls), mAcc=1.0, aAcc=1.0),
-            images=3,
-            seconds=1.0)
-
-    monkeypatch.setattr(suite, 'run_one', fake_run)
+    suite, calls = stubbed_suite(
+        monkeypatch, num_classes=2, dataset_name='custom')
     checkpoint = tmp_path / 'model.pth'
     checkpoint.write_bytes(b'weights')
     vocab = tmp_path / 'vocab.txt'

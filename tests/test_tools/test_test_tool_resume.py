@@ -22,7 +22,7 @@ import torch
 from mmengine.registry import init_default_scope
 
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
-                            varied_segmentor)
+                            varied_segmentor, voc_subset)
 
 # Tool runs and end-to-end checks: the full suite only (the fast tier,
 # pytest -m "not slow", is the everyday loop).
@@ -68,15 +68,7 @@ def inputs(tmp_path_factory):
     """A data root with 3 of the sample's pairs, a config, a checkpoint."""
     root = tmp_path_factory.mktemp('resume_inputs')
     data = root / 'VOC2012'
-    for folder, suffix in (('JPEGImages', '.jpg'), ('SegmentationClass',
-                                                    '.png')):
-        (data / folder).mkdir(parents=True)
-        for name in IDS:
-            shutil.copy(
-                osp.join(VOC_SAMPLE, folder, name + suffix), data / folder)
-    (data / 'ImageSets' / 'Segmentation').mkdir(parents=True)
-    (data / 'ImageSets' / 'Segmentation' /
-     'val.txt').write_text('\n'.join(IDS) + '\n')
+    voc_subset(data, IDS)
     checkpoint = root / 'small.pth'
     init_default_scope('mmseg')
     torch.save(
