@@ -16,10 +16,11 @@ __all__ = ['ToolRunner', 'QuietRunner', 'build_runner', 'TRAIN_LOG']
 
 #: What the console of a quiet training run keeps of mmengine's info log
 #: (message starts): the logged iterations (loss, learning rate, ETA), the
-#: validation's per-class table and metrics, the checkpoints saved.
+#: validation's per-class table and metrics (and what it skips), the
+#: checkpoints saved.
 TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
-             'per class results', '+---', 'Saving checkpoint',
-             'Auto resumed from', 'Resumed')
+             'per class results', '+---', 'Validation skips',
+             'Saving checkpoint', 'Auto resumed from', 'Resumed')
 
 
 class ToolRunner(Runner):

@@ -3,14 +3,16 @@
 # architecture, 30 epochs of AdamW at a total batch of 4096 (256 per GPU on
 # 16 GPUs), 2 warm-up epochs from 4e-6 to 1.6e-3, cosine to 4e-5, weight
 # decay 0.05 except on 1-D tensors, gradient clipping at 5, mixed precision,
-# validation by VOC zero-shot mIoU after every epoch. See docs/pretrain.md.
+# validation by VOC zero-shot mIoU (and ImageNet zero-shot top-1 when
+# its data is present) after every epoch. See docs/pretrain.md.
 _base_ = [
     '../../_base_/models/groupvit_gcc-yfcc.py',
     '../../_base_/datasets/pascal_voc12.py', '../../_base_/default_runtime.py'
 ]
 custom_imports = dict(
     imports=[
-        'mmseg_groupvit', 'mmseg_groupvit.datasets.pretraining.augmentation'
+        'mmseg_groupvit', 'mmseg_groupvit.datasets.pretraining.augmentation',
+        'mmseg_groupvit.engine'
     ],
     allow_failed_imports=False)
 
@@ -151,7 +153,14 @@ param_scheduler = [
 auto_scale_lr = dict(enable=True, base_batch_size=4096)
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
+# ImageNet zero-shot top-1/top-5 too (prefixed imagenet/), by the protocol
+# of configs/classification/groupvit_imagenet.py, when its data_root exists;
+# otherwise the log says once that it is skipped.
+val_cfg = dict(
+    type='ZeroShotValLoop',
+    classification=dict(
+        config='{{fileDirname}}/../../classification/groupvit_imagenet.py',
+        data_root='data/imagenet'))
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),

@@ -1,0 +1,136 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Validation of a pretraining run: zero-shot segmentation, plus zero-shot
+classification when its data is present."""
+import copy
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner import ValLoop, autocast
+from mmseg.registry import LOOPS, MODELS
+
+from ..evaluation.consistency import check_class_count
+
+#: The text encoder keys that name the classes, not the architecture.
+_VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',
+                    'frozen')
+
+
+@LOOPS.register_module()
+class ZeroShotValLoop(ValLoop):
+    """mmengine's ``ValLoop`` (the segmentor's own zero-shot prediction,
+    metrics unprefixed), then, when ``classification`` is given and its
+    ``data_root`` exists, zero-shot classification with the weights being
+    trained, metrics prefixed with ``prefix`` (``imagenet/accuracy/top1``).
+    When ``data_root`` does not exist, the loop says once, when it is built,
+    that it skips the classification.
+
+    The classification follows a classification config
+    (``configs/classification/groupvit_imagenet.py``: its model's vocabulary,
+    templates and data preprocessor, its ``test_dataloader`` and
+    ``test_evaluator``), on a :class:`GroupViTClassifier` of the trained
+    model's architecture into which the model's weights are loaded at each
+    validation (as ``tools/test.py`` loads a checkpoint), so the figures are
+    those of the saved checkpoint.
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The segmentation val data.
+        evaluator (Evaluator | dict | list): Its metrics.
+        classification (dict, optional): ``config`` (the classification
+            config file), ``data_root`` (its dataset's root; replaces the
+            config's), ``prefix`` (of the metric names; defaults to
+            ``'imagenet'``) and optionally ``dataloader`` (merged into the
+            config's ``test_dataloader``, e.g. ``dict(dataset=dict(
+            indices=50))``).
+        fp16 (bool): Validate under autocast. Defaults to False.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 evaluator,
+                 classification: Optional[dict] = None,
+                 fp16: bool = False) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.classifier = None
+        if classification is None:
+            return
+        classification = dict(classification)
+        root = classification['data_root']
+        self.prefix = classification.get('prefix', 'imagenet')
+        if not osp.isdir(root):
+            print_log(
+                f'Validation skips {self.prefix} zero-shot classification: '
+                f'{root} not found (val_cfg.classification.data_root).',
+                logger='current')
+            return
+        cfg = Config.fromfile(classification['config'])
+        loader = copy.deepcopy(classification.get('dataloader', {}))
+        loader.setdefault('dataset', {})['data_root'] = root
+        cfg.merge_from_dict(dict(test_dataloader=loader))
+        self.cls_dataloader = runner.build_dataloader(
+            cfg.test_dataloader, seed=runner.seed)
+        self.cls_evaluator = runner.build_evaluator(cfg.test_evaluator)
+        metainfo = self.cls_dataloader.dataset.metainfo
+        self.cls_evaluator.dataset_meta = metainfo
+        self.classifier = MODELS.build(
+            self._classifier_cfg(cfg.model, runner.cfg.model))
+        check_class_count(
+            len(self.classifier.classes), len(metainfo['classes']),
+            f'The {self.prefix} vocabulary has '
+            f'{len(self.classifier.classes)} classes and its dataset '
+            f'{len(metainfo["classes"])}. ')
+
+    @staticmethod
+    def _classifier_cfg(cls_model: dict, trained: dict) -> dict:
+        """The classification config's model with the architecture of the
+        trained model's encoders."""
+        cls_model = copy.deepcopy(cls_model)
+        text = {
+            k: v
+            for k, v in trained['text_encoder'].items()
+            if k not in _VOCABULARY_KEYS
+        }
+        text.update(cls_model['text_encoder'])
+        cls_model.update(
+            image_encoder=copy.deepcopy(trained['image_encoder']),
+            text_encoder=text)
+        return cls_model
+
+    def run(self) -> dict:
+        """mmengine's ``ValLoop.run`` with the classification's metrics
+        joined to the segmentation's before ``after_val_epoch`` logs them
+        (the pretrainer's ``val_step`` returns no validation losses)."""
+        runner = self.runner
+        runner.call_hook('before_val')
+        runner.call_hook('before_val_epoch')
+        runner.model.eval()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(idx, data_batch)
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        if self.classifier is not None:
+            metrics.update(self.classify())
+        runner.call_hook('after_val_epoch', metrics=metrics)
+        runner.call_hook('after_val')
+        return metrics
+
+    @torch.no_grad()
+    def classify(self) -> dict:
+        """Top-k of the trained weights on the classification data."""
+        model = self.runner.model
+        model = model.module if is_model_wrapper(model) else model
+        device = next(model.parameters()).device
+        classifier = self.classifier.to(device)
+        classifier.load_state_dict(model.state_dict())
+        classifier.eval()
+        for data_batch in self.cls_dataloader:
+            with autocast(enabled=self.fp16):
+                outputs = classifier.val_step(data_batch)
+            self.cls_evaluator.process(
+                data_samples=outputs, data_batch=data_batch)
+        metrics = self.cls_evaluator.evaluate(len(self.cls_dataloader.dataset))
+        return {f'{self.prefix}/{k}': v for k, v in metrics.items()}
