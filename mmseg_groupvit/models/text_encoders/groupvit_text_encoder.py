@@ -10,6 +10,7 @@ transformers' ``GroupViTTextTransformer`` (Apache-2.0); the calling contract
 (``forward()`` without arguments returns the class embeddings) is the one of
 mmseg's ``CLIPTextEncoder``.
 """
+import itertools
 import os
 import os.path as osp
 import warnings
@@ -367,7 +368,12 @@ class GroupViTTextEncoder(BaseModule):
         ])
 
     def _weights_version(self) -> tuple:
-        return tuple(t._version for t in self.state_dict().values())
+        """The in-place version counters of the weights (bumped by
+        ``load_state_dict`` and any in-place update), read without building
+        a state dict."""
+        return tuple(
+            t._version
+            for t in itertools.chain(self.parameters(), self.buffers()))
 
     def forward(self) -> torch.Tensor:
         """Class embeddings of the current vocabulary.
@@ -377,10 +383,11 @@ class GroupViTTextEncoder(BaseModule):
             order.
         """
         weight = self.token_embedding.weight
-        # The prompts are part of the key, so editing ``classes`` or
-        # ``templates`` in place cannot return stale embeddings.
+        # The classes and templates are part of the key, so editing them in
+        # place cannot return stale embeddings.
         key = (weight.device, weight.dtype, self.training,
-               self._weights_version(), tuple(map(tuple, self.prompts())))
+               self._weights_version(), tuple(map(tuple, self.classes)),
+               tuple(self.templates))
         if self._cache is not None and self._cache_key == key:
             return self._cache
         prompts = self.prompts()
