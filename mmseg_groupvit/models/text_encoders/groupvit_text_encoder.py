@@ -121,6 +121,11 @@ def _read_text_options(
     return classes, templates, background_first
 
 
+def _forget_weights(module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: the weights are gathered again."""
+    module._weights = None
+
+
 @MODELS.register_module()
 class GroupViTTextEncoder(BaseModule):
     """GroupViT text encoder.
@@ -230,6 +235,8 @@ class GroupViTTextEncoder(BaseModule):
         self.frozen = frozen
         self._cache_key = None
         self._cache = None
+        self._weights = None
+        self.register_load_state_dict_post_hook(_forget_weights)
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
@@ -368,12 +375,18 @@ class GroupViTTextEncoder(BaseModule):
         ])
 
     def _weights_version(self) -> tuple:
-        """The in-place version counters of the weights (bumped by
-        ``load_state_dict`` and any in-place update), read without building
-        a state dict."""
-        return tuple(
-            t._version
-            for t in itertools.chain(self.parameters(), self.buffers()))
+        """The version counters of the weights (bumped by any in-place
+        update, ``load_state_dict``'s copies included). The list of weights
+        is gathered once, and again after ``to()`` or ``load_state_dict``
+        (which may replace them), not on every call."""
+        if self._weights is None:
+            self._weights = list(
+                itertools.chain(self.parameters(), self.buffers()))
+        return tuple(t._version for t in self._weights)
+
+    def _apply(self, *args, **kwargs):
+        self._weights = None
+        return super()._apply(*args, **kwargs)
 
     def forward(self) -> torch.Tensor:
         """Class embeddings of the current vocabulary.
