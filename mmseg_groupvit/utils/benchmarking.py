@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What the benchmark tools (``tools/analysis_tools/benchmark.py`` and
 ``gpu_report.py``) share: the machine a measurement ran on, the model and
-dataset they measure, and a swappable ``encode_decode``."""
+dataset they measure, and swappable window scores."""
 import contextlib
 import functools
 import os
@@ -46,13 +46,27 @@ def machine(device: torch.device) -> Dict[str, object]:
 
 @contextlib.contextmanager
 def swapped_encode_decode(model, fn):
-    """Run ``fn(model, ...)`` as ``model.encode_decode`` inside the
-    ``with`` block."""
+    """Run ``fn(model, windows, metas)`` (dense window scores ``[N, C, h,
+    w]``) as ``model.encode_decode`` and as the window scorer of
+    ``model.predict`` (``compact_scores``, every pixel its own group, so
+    painting gives ``fn``'s values exactly) inside the ``with`` block."""
+
+    def compact_scores(windows, class_embeds):
+        metas = [
+            dict(img_shape=windows.shape[2:], pad_shape=windows.shape[2:])
+        ] * len(windows)
+        scores = fn(model, windows, metas)
+        batch, _, height, width = scores.shape
+        pixel_group = torch.arange(height * width, device=scores.device)
+        pixel_group = pixel_group.view(1, height, width).expand(batch, -1, -1)
+        return pixel_group, scores.flatten(2).transpose(1, 2)
+
     model.encode_decode = functools.partial(fn, model)
+    model.compact_scores = compact_scores
     try:
         yield
     finally:
-        del model.encode_decode
+        del model.encode_decode, model.compact_scores
 
 
 def build_model(cfg, checkpoint: Optional[str], device, seed: int):

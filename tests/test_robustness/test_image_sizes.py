@@ -12,9 +12,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-import mmseg_groupvit.models.segmentors.postprocess as postprocess
+import mmseg_groupvit.models.segmentors.groupvit_encoder_decoder as postprocess
 from groupvit_common.errors import ImageSizeError
-from mmseg_groupvit.models.segmentors.postprocess import resize_argmax
 from tests.conftest import VOC_SAMPLE, build_small_segmentor
 
 PHOTO = osp.join(VOC_SAMPLE, 'JPEGImages', '2007_000129.jpg')
@@ -44,15 +43,20 @@ def reference_labels(logits, size):
         logits, size=size, mode='bilinear', align_corners=False).argmax(dim=1)
 
 
-@pytest.mark.parametrize('chunk_bytes', [1, 3 * 61 * 83 * 4, 1 << 30])
-def test_resize_argmax_matches_full_resize(chunk_bytes):
+@pytest.mark.parametrize('step', [1, 3, 7])
+def test_resize_argmax_matches_full_resize(monkeypatch, step):
+    """Labels from steps of ``step`` classes, each resized alone, equal
+    mmseg's argmax of all classes resized at once."""
+    monkeypatch.setattr(postprocess, 'channels_per_step', lambda *a: step)
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 7, 13, 17, generator=gen)
     # Ties: class 5 repeats class 2, and class 6 is a constant that wins in
     # places; argmax keeps the first index.
     logits[:, 5] = logits[:, 2]
     logits[:, 6] = 0.5
-    labels = resize_argmax(logits, (61, 83), chunk_bytes=chunk_bytes)
+    labels = postprocess.step_labels(lambda first, last: logits[:, first:last],
+                                     7, dict(ori_shape=(61, 83)), (13, 17),
+                                     False)
     assert labels.dtype == torch.int64 and labels.shape == (1, 61, 83)
     torch.testing.assert_close(
         labels, reference_labels(logits, (61, 83)), rtol=0, atol=0)

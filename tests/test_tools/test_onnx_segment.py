@@ -142,8 +142,8 @@ def test_runner_steps_reproduce_mmseg_exactly(dataset, request, monkeypatch):
         pixels = runner.preprocess(read_rgb(path))
         assert np.array_equal(pixels, batch['inputs'].numpy())
         with torch.no_grad():
-            canvas = model.slide_inference(batch['inputs'],
-                                           [batch['data_samples'][0].metainfo])
+            canvas = model.inference(batch['inputs'],
+                                     [batch['data_samples'][0].metainfo])
         assert np.array_equal(
             runner.slide(pixels, class_embeds, runner.protocol['bg_thresh']),
             canvas[0].numpy())

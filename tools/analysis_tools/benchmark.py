@@ -78,7 +78,8 @@ from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from mmseg_groupvit.models.segmentors import sliding_windows
+from mmseg_groupvit.models.segmentors import \
+    groupvit_encoder_decoder as sliding_windows
 from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
                                                machine, swapped_encode_decode)
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,

@@ -181,22 +181,6 @@ class GroupViTHead(BaseDecodeHead):
             scale = scale.clamp(max=self.logit_scale_max)
         return scale
 
-    def _check_vocabulary(self, class_embeds: Tensor) -> None:
-        expected = class_embeds.shape[0] + int(self.with_bg)
-        if class_embeds.shape[0] == 0:
-            raise ValueError('The vocabulary is empty: give the text encoder '
-                             'at least one class name.')
-        if expected != self.num_classes:
-            raise ValueError(
-                f'The text encoder gives {class_embeds.shape[0]} class '
-                f'embeddings, so with_bg={self.with_bg} means '
-                f'{expected} output classes, but the head has '
-                f'num_classes={self.num_classes}. Change the vocabulary '
-                f'through the segmentor (model.set_vocabulary), which '
-                f'updates the head; a head used alone needs num_classes '
-                f'equal to the vocabulary size'
-                f'{" + 1 (background)" * self.with_bg}.')
-
     def group_class_scores(self, group_embeds: Tensor, image_embeds: Tensor,
                            class_embeds: Tensor) -> Tensor:
         """Score of every final group for every class.
@@ -252,7 +236,6 @@ class GroupViTHead(BaseDecodeHead):
             ``with_bg``, then the ``K`` class scores.
         """
         images, feats, class_embeds = inputs
-        self._check_vocabulary(class_embeds)
         class_embeds = class_embeds.to(feats['group_embeds'].dtype)
         scores = self.group_class_scores(feats['group_embeds'],
                                          feats['image_embeds'], class_embeds)

@@ -1,26 +1,73 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Segmentor wiring for GroupViT on top of mmseg's
-``MultimodalEncoderDecoder``."""
+"""GroupViT's zero-shot segmentor on top of mmseg's
+``MultimodalEncoderDecoder``: build, class embeddings (cached), whole or
+slide inference through compact window scores, post-processing.
+
+GroupViT's scores are constant on each final group, so a window is fully
+described by the group of every pixel ``[h, w]`` and a ``[G, C]`` score table
+(:meth:`GroupViTHead.assign`). Every image, whatever the vocabulary size,
+goes through these compact window scores; the dense ``[B, C, H, W]`` canvas
+(mmseg's ``seg_logits``) is painted from them only when it fits in
+``test_cfg.max_dense_scores_bytes`` (default 256 MiB). Above it (thousands
+of classes) the labels are computed a few classes at a time, each step
+reduced by a running argmax, and the results hold no ``seg_logits`` (logged
+once; ``score_channels`` in the metainfo says how many classes were scored).
+Every value goes through the operations of mmseg's path in the same order
+(the window scores added into a zero canvas in window order, the division by
+the window count, the per-channel bilinear resize of
+``BaseSegmentor.postprocess_result``), so the labels are bit-identical.
+"""
 import inspect
+import logging
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
 from groupvit_common.checks import check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from groupvit_common.vocabulary import split_background
+from groupvit_common.window_grid import window_boxes
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
-from .large_vocabulary import LargeVocabularyMixin
-from .mixed_precision import autocast, autocast_dtype, to_float32
-from .postprocess import BoundedPostprocessMixin
-from .sliding_windows import SlidingWindowsMixin
+from ..decode_heads.groupvit_head import paint_scores
+
+#: Windows per backbone pass when ``test_cfg.window_batch`` is not set: two
+#: 448x448 windows per pass were 8% faster per window than one on a 2-core
+#: CPU (docs/benchmark.md), and most images of the shipped protocols have two.
+DEFAULT_WINDOW_BATCH = 2
+#: Default of ``test_cfg.max_dense_scores_bytes``: the largest dense score
+#: canvas ``[B, C, H, W]`` at the network's size.
+MAX_DENSE_SCORES_BYTES = 256 << 20
+#: Default of ``test_cfg.max_full_size_scores_bytes``: the largest score map
+#: resized to the original image kept in a result (``C * H * W * 4`` bytes).
+MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
+#: Working memory for the resized channels of one step.
+CHUNK_BYTES = 64 << 20
+#: ``test_cfg.autocast`` (checked by ``check_test_cfg``) as a dtype.
+AUTOCAST_DTYPES = {
+    None: None,
+    False: None,
+    'fp32': None,
+    'float32': None,
+    'fp16': torch.float16,
+    'float16': torch.float16,
+    'bf16': torch.bfloat16,
+    'bfloat16': torch.bfloat16
+}
+
+Box = Tuple[int, int, int, int]
+#: A window's compact scores: ``(box (y1, y2, x1, x2), pixel_group [B, h, w],
+#: table [B, G, C])``.
+Window = Tuple[Box, Tensor, Tensor]
 
 
 def describe_images(data_samples) -> str:
@@ -68,23 +115,23 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
 
 
 @MODELS.register_module()
-class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
-                             BoundedPostprocessMixin,
-                             MultimodalEncoderDecoder):
+class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     """GroupViT segmentor: mmseg's ``MultimodalEncoderDecoder`` with the
     defaults and the few fixes GroupViT needs.
 
     ::
 
         predict(inputs, data_samples)
-         └─ inference ─ slide_inference / whole_inference
-             └─ encode_decode(window)
-                 ├─ text_encoder()           -> class embeds [K, D] (cached)
-                 ├─ image_encoder(window)    -> GroupViT feats (dict)
-                 └─ decode_head.predict([window, feats, class embeds],
-                                        metas, test_cfg)
-                                            -> [B, num_classes, h, w]
-         └─ postprocess_result -> resize to the original size, argmax
+         ├─ window_scores(inputs)   whole: one window; slide: test_cfg's
+         │   ├─ text_encoder()                -> class embeds [K, D] (cached)
+         │   └─ compact_scores(window_batch_of_crops)
+         │       ├─ extract_feat (image_encoder, test_cfg.autocast)
+         │       └─ decode_head.assign -> pixel_group [n*B, h, w],
+         │                                table [n*B, G, C]
+         ├─ dense canvas fits max_dense_scores_bytes:
+         │   paint_windows -> seg_logits [B, C, H, W]
+         │   └─ postprocess_result -> resize to the original size, argmax
+         └─ else: labels a few classes at a time, no seg_logits
 
     The classes are the text encoder's vocabulary: the head's
     ``num_classes`` and ``out_channels`` (the vocabulary size, plus the
@@ -99,6 +146,18 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
     - ``asymetric_input`` (resizing the images for the image encoder) is
       not supported: GroupViT sees each window at its own resolution, and
       ``asymetric_input=True`` is refused;
+    - slide inference passes ``test_cfg.window_batch`` windows (default 2)
+      through the backbone at once and adds the window scores in place in
+      mmseg's window order (mmseg pads each to the image size); the sums
+      are mmseg's. ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) runs
+      the image encoder under ``torch.autocast``, the head in fp32;
+    - ``predict`` builds no dense score map when it would exceed
+      ``test_cfg.max_dense_scores_bytes`` (see the module docstring), and
+      ``postprocess_result`` computes the labels a few classes at a time
+      when the scores resized to the original image would exceed
+      ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB; very large
+      photos): same labels, ``seg_logits`` kept at the network's size;
+      each logged once;
     - ``_forward`` (``mode='tensor'``) runs the whole zero-shot path, since
       the head needs the images and class embeddings, not just the backbone
       output (the parent calls ``decode_head.forward(x)``);
@@ -110,32 +169,18 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
     - :meth:`contrastive` gives image and text embeddings,
       ``logits_per_image`` / ``logits_per_text`` and the symmetric
       contrastive loss, as transformers' ``GroupViTModel`` does;
-    - ``slide_inference`` passes ``test_cfg.window_batch`` windows (default
-      2) through the backbone at once (:class:`SlidingWindowsMixin`), and
-      ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) runs the image
-      encoder under ``torch.autocast`` (:meth:`extract_feat`);
-    - ``predict`` keeps memory flat in the number of classes when the dense
-      score canvas at the network's size would exceed
-      ``test_cfg.max_dense_scores_bytes`` (default 256 MiB; vocabularies of
-      thousands of classes): same labels, no ``seg_logits``, logged once
-      (:class:`LargeVocabularyMixin`);
-    - ``postprocess_result`` computes the labels a few classes at a time
-      when the scores resized to the original image would exceed
-      ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB; very large
-      photos): same labels, ``seg_logits`` kept at the network's size,
-      logged once (:class:`BoundedPostprocessMixin`);
     - a checkpoint whose keys or shapes differ from the model is refused,
       naming the differing architecture fields (mmengine loads
       non-strictly and would only log them);
     - ``test_cfg`` is checked when it is set (built or assigned), so a
       value that cannot give a correct result (a stride larger than the
       window, a threshold outside [0, 1], ...) fails at once with a message
-      naming the key: see :func:`~.test_cfg.check_test_cfg`.
+      naming the key: see :func:`groupvit_common.checks.check_test_cfg`.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
         text_encoder (dict): :class:`GroupViTTextEncoder` config.
-        decode_head (dict): :class:`GroupViTHead` config (or another head);
+        decode_head (dict): :class:`GroupViTHead` config;
             ``num_classes`` may be left out (it follows the vocabulary).
         asymetric_input (bool): Must be False (the default), kept for
             mmseg's signature.
@@ -143,6 +188,9 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
             (``encoder_resolution`` is unused).
     """
 
+    # ------------------------------------------------------------------
+    # build
+    # ------------------------------------------------------------------
     def __init__(self,
                  image_encoder: dict,
                  text_encoder: dict,
@@ -222,25 +270,6 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
                                          None))
         self._test_cfg = test_cfg
 
-    def test_step(self, data) -> list:
-        """mmengine's ``test_step`` (used by ``inference_model`` and the
-        test loop), with the images' channels checked before the data
-        preprocessor, whose mean and std would otherwise fail on a
-        4-channel array with a shape error naming neither. One channel is
-        accepted: the preprocessor's mean and std spread it to three."""
-        inputs = data.get('inputs') if isinstance(data, dict) else None
-        expected = self.image_encoder.num_channels
-        for image in inputs if isinstance(inputs, (list, tuple)) else []:
-            if isinstance(image, Tensor) and image.dim() == 3 and \
-                    image.shape[0] not in (1, expected):
-                raise ValueError(
-                    f'GroupViT expects {expected}-channel images, got '
-                    f'{image.shape[0]} channels (an image of shape '
-                    f'{tuple(image.shape)}, channels first). Convert RGBA '
-                    f'images to RGB first, e.g. array[..., :3] (mmseg\'s '
-                    f'LoadImageFromFile does so with color_type="color").')
-        return super().test_step(data)
-
     def check_checkpoint(self, state_dict: dict) -> None:
         """Refuse checkpoints whose keys or shapes differ from the model.
 
@@ -250,56 +279,6 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
         names the differing architecture fields.
         """
         check_state_dict(self, state_dict)
-
-    def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
-        """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
-        (no post-processing)."""
-        batch_img_metas = [
-            dict(img_shape=inputs.shape[2:], pad_shape=inputs.shape[2:])
-        ] * inputs.shape[0]
-        return self.encode_decode(inputs, batch_img_metas)
-
-    def encode_decode(self, inputs: Tensor,
-                      batch_img_metas: List[dict]) -> Tensor:
-        """Zero-shot scores of a batch of images (or windows).
-
-        The parent's: cached class embeddings, one image-encoder pass
-        (:meth:`extract_feat`), the head.
-
-        Returns:
-            Tensor: ``[B, num_classes, h, w]``.
-        """
-        class_embeds = self.text_encoder()
-        feats = self.extract_feat(inputs)
-        return self.decode_head.predict([inputs, feats, class_embeds],
-                                        batch_img_metas, self.test_cfg)
-
-    def extract_feat(self, inputs: Tensor) -> dict:
-        """The image encoder's output for a batch of images (or windows);
-        with ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) it runs under
-        ``torch.autocast`` and is returned in fp32, so the head runs in
-        full precision."""
-        with autocast(self.test_cfg, inputs.device):
-            feats = self.image_encoder(inputs)
-        if autocast_dtype(self.test_cfg) is not None:
-            feats = to_float32(feats)
-        return feats
-
-    def predict(self, inputs: Tensor, data_samples=None) -> list:
-        """mmseg's ``predict``; with a vocabulary so large that the dense
-        score canvas would exceed ``test_cfg.max_dense_scores_bytes``
-        (default 256 MiB), the same labels from compact per-window scores,
-        without ``seg_logits``: see :mod:`~.large_vocabulary`. An image
-        smaller than one patch after the test pipeline raises
-        :class:`ImageSizeError` naming its file."""
-        try:
-            if self.use_large_vocabulary_path(inputs, data_samples):
-                return self.predict_large_vocabulary(inputs, data_samples)
-            return super().predict(inputs, data_samples)
-        except ImageSizeError as error:
-            # The backbone sees a tensor; name the files here.
-            raise ImageSizeError(describe_images(data_samples) +
-                                 str(error)) from None
 
     def set_vocabulary(self,
                        vocabulary=None,
@@ -371,6 +350,277 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
             f'the assigned dataset_meta classes are not used. Change them '
             f'with model.set_vocabulary(...).')
 
+    # ------------------------------------------------------------------
+    # inference
+    # ------------------------------------------------------------------
+    def test_step(self, data) -> list:
+        """mmengine's ``test_step`` (used by ``inference_model`` and the
+        test loop), with the images' channels checked before the data
+        preprocessor, whose mean and std would otherwise fail on a
+        4-channel array with a shape error naming neither. One channel is
+        accepted: the preprocessor's mean and std spread it to three."""
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        expected = self.image_encoder.num_channels
+        for image in inputs if isinstance(inputs, (list, tuple)) else []:
+            if isinstance(image, Tensor) and image.dim() == 3 and \
+                    image.shape[0] not in (1, expected):
+                raise ValueError(
+                    f'GroupViT expects {expected}-channel images, got '
+                    f'{image.shape[0]} channels (an image of shape '
+                    f'{tuple(image.shape)}, channels first). Convert RGBA '
+                    f'images to RGB first, e.g. array[..., :3] (mmseg\'s '
+                    f'LoadImageFromFile does so with color_type="color").')
+        return super().test_step(data)
+
+    def predict(self, inputs: Tensor, data_samples=None) -> list:
+        """mmseg's ``predict`` through the compact window scores: results
+        with ``pred_sem_seg`` and ``seg_logits``; when the dense scores
+        would exceed ``test_cfg.max_dense_scores_bytes``, the same labels
+        without ``seg_logits`` (see the module docstring). An image smaller
+        than one patch after the test pipeline raises
+        :class:`ImageSizeError` naming its file.
+
+        Args:
+            inputs (Tensor): ``[B, 3, H, W]``.
+            data_samples (list[SegDataSample], optional): As in mmseg;
+                without them the labels are at the input size.
+
+        Returns:
+            list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and
+            ``seg_logits`` (or the metainfo ``score_channels``).
+        """
+        if data_samples is None:
+            metas = [
+                dict(
+                    ori_shape=inputs.shape[2:],
+                    img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:],
+                    padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        else:
+            metas = [sample.metainfo for sample in data_samples]
+        try:
+            windows = self.window_scores(inputs)
+        except ImageSizeError as error:
+            # The backbone sees a tensor; name the files here.
+            raise ImageSizeError(describe_images(data_samples) +
+                                 str(error)) from None
+        if self.keeps_seg_logits(inputs, metas):
+            return self.postprocess_result(
+                self.paint_windows(windows, inputs, metas), data_samples)
+        return self.compact_results(windows, inputs, data_samples)
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """mmseg's ``inference`` (whole or slide, as ``test_cfg.mode``):
+        the dense scores ``[B, C, H, W]`` of :meth:`window_scores`."""
+        return self.paint_windows(
+            self.window_scores(inputs), inputs, batch_img_metas)
+
+    def window_scores(self, inputs: Tensor) -> List[Window]:
+        """The compact scores of every window, in mmseg's window order: the
+        whole image in ``whole`` mode; in ``slide`` mode ``test_cfg``'s
+        windows, ``test_cfg.window_batch`` (default 2) per backbone pass.
+
+        Args:
+            inputs (Tensor): ``[B, 3, H, W]``.
+
+        Returns:
+            list[tuple]: ``(box, pixel_group [B, h, w], table [B, G, C])``
+            per window, ``box`` being ``(y1, y2, x1, x2)``.
+        """
+        test_cfg = self.test_cfg or {}
+        batch_size, _, height, width = inputs.shape
+        if test_cfg.get('mode', 'whole') == 'slide':
+            boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
+                                 tuple(test_cfg['stride']))
+            per_pass = window_batch(test_cfg)
+        else:
+            boxes, per_pass = [(0, height, 0, width)], 1
+        class_embeds = self.text_encoder()
+        windows = []
+        for start in range(0, len(boxes), per_pass):
+            chunk = boxes[start:start + per_pass]
+            # Window-major: crops.split(B) gives the windows of ``chunk``.
+            crops = torch.cat(
+                [inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+            pixel_group, table = self.compact_scores(crops, class_embeds)
+            windows += zip(chunk, pixel_group.split(batch_size),
+                           table.split(batch_size))
+        return windows
+
+    def compact_scores(self, inputs: Tensor,
+                       class_embeds: Tensor) -> Tuple[Tensor, Tensor]:
+        """The head's compact scores of a batch of windows
+        (:meth:`GroupViTHead.assign`; ``test_cfg.bg_thresh`` overrides the
+        head's).
+
+        Args:
+            inputs (Tensor): Windows ``[N, 3, h, w]``.
+            class_embeds (Tensor): ``[K, D]``, from ``text_encoder()``.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``pixel_group`` ``[N, h, w]`` and
+            ``table`` ``[N, G, C]``.
+        """
+        feats = self.extract_feat(inputs)
+        return self.decode_head.assign([inputs, feats, class_embeds],
+                                       bg_thresh=(self.test_cfg
+                                                  or {}).get('bg_thresh'))
+
+    def extract_feat(self, inputs: Tensor) -> dict:
+        """The image encoder's output for a batch of images (or windows);
+        with ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) it runs under
+        ``torch.autocast`` and is returned in fp32, so the head runs in
+        full precision."""
+        dtype = AUTOCAST_DTYPES[(self.test_cfg or {}).get('autocast')]
+        if dtype is None:
+            return self.image_encoder(inputs)
+        with torch.autocast(device_type=inputs.device.type, dtype=dtype):
+            feats = self.image_encoder(inputs)
+        return to_float32(feats)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Dense zero-shot scores of a batch of images or windows (mmseg's
+        step of its own window loop): the compact scores painted, resized
+        to the metas' target size when it differs
+        (:meth:`GroupViTHead.predict_by_feat`).
+
+        Returns:
+            Tensor: ``[B, num_classes, h, w]``.
+        """
+        scores = paint_scores(
+            *self.compact_scores(inputs, self.text_encoder()))
+        return self.decode_head.predict_by_feat(scores, batch_img_metas)
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
+        """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
+        (no post-processing)."""
+        batch_img_metas = [
+            dict(img_shape=inputs.shape[2:], pad_shape=inputs.shape[2:])
+        ] * inputs.shape[0]
+        return self.encode_decode(inputs, batch_img_metas)
+
+    # ------------------------------------------------------------------
+    # post-processing
+    # ------------------------------------------------------------------
+    def keeps_seg_logits(self, inputs: Tensor, metas: List[dict]) -> bool:
+        """Whether ``predict`` paints the dense scores (``seg_logits``):
+        when the canvas ``[B, C, H, W]`` fits in
+        ``test_cfg.max_dense_scores_bytes`` (default 256 MiB), for a single
+        channel (mmseg's sigmoid rule), and in ``whole`` mode when the
+        scores are resized to a padded shape other than the input's."""
+        test_cfg = self.test_cfg or {}
+        budget = test_cfg.get('max_dense_scores_bytes', MAX_DENSE_SCORES_BYTES)
+        if self.out_channels < 2 or dense_scores_bytes(
+                inputs, self.out_channels) <= budget:
+            return True
+        return test_cfg.get('mode', 'whole') != 'slide' and any(
+            self.decode_head.target_size(meta) != tuple(inputs.shape[2:])
+            for meta in metas)
+
+    def paint_windows(self, windows: List[Window], inputs: Tensor,
+                      metas: List[dict]) -> Tensor:
+        """The dense scores ``[B, C, H, W]`` of the windows (mmseg's slide
+        canvas, :func:`average_windows`); in ``whole`` mode resized to the
+        metas' padded shape when it differs, as mmseg's head does."""
+        scores = average_windows(
+            windows, window_counts(inputs, [box for box, _, _ in windows]))
+        if (self.test_cfg or {}).get('mode', 'whole') == 'slide':
+            return scores
+        return self.decode_head.predict_by_feat(scores, metas)
+
+    def postprocess_result(self, seg_logits: Tensor, data_samples=None):
+        """mmseg's post-processing (resize to the original size, argmax)
+        with memory bounded for large images.
+
+        A sample whose full-size scores fit in
+        ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB) goes
+        through mmseg's method unchanged. For a larger one the labels come
+        from :func:`step_labels` (the same labels, bit for bit) and
+        ``seg_logits`` is kept at the network's resolution ``[C, h, w]``
+        instead of the original size; a warning says so once per process.
+
+        Args:
+            seg_logits (Tensor): ``[B, C, h, w]`` scores.
+            data_samples (Sequence[SegDataSample], optional): Samples with
+                ``ori_shape`` (and padding/flip) metas; None only returns the
+                scores (nothing is resized), as in mmseg.
+
+        Returns:
+            list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
+        """
+        parent = super().postprocess_result
+        channels = seg_logits.shape[1]
+        if data_samples is None or channels == 1:
+            return parent(seg_logits, data_samples)
+        budget = (self.test_cfg or {}).get('max_full_size_scores_bytes',
+                                           MAX_FULL_SIZE_SCORES_BYTES)
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            height, width = meta['ori_shape'][:2]
+            full_bytes = channels * height * width * seg_logits.element_size()
+            if full_bytes <= budget:
+                parent(seg_logits[i:i + 1], [sample])
+                continue
+            logits = seg_logits[i:i + 1]
+            labels = step_labels(lambda first, last: logits[:, first:last],
+                                 channels, meta, logits.shape[2:],
+                                 self.align_corners)
+            warn_once(
+                'bounded postprocess',
+                f'Scores of {channels} classes at {height}x{width} would '
+                f'take {full_bytes / 2**30:.1f} GiB (more than '
+                f'test_cfg.max_full_size_scores_bytes = '
+                f'{budget / 2**20:.0f} MiB): the labels are computed in '
+                f'steps and seg_logits is kept at the network resolution. '
+                f'Raise test_cfg.max_full_size_scores_bytes to keep '
+                f'full-size scores.')
+            sample.set_data(
+                dict(
+                    seg_logits=PixelData(
+                        data=unpad_and_unflip(logits, meta)[0]),
+                    pred_sem_seg=PixelData(data=labels)))
+        return list(data_samples)
+
+    def compact_results(self,
+                        windows: List[Window],
+                        inputs: Tensor,
+                        data_samples: Optional[Sequence] = None) -> list:
+        """``predict``'s results without a dense score map: the labels of
+        each image from its windows' averaged (and resized) scores, a few
+        classes at a time (:func:`step_labels`); bit-identical to mmseg's.
+
+        Returns:
+            list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and the
+            metainfo ``score_channels`` (the number of classes scored); no
+            ``seg_logits``.
+        """
+        channels = windows[0][2].shape[-1]
+        count = window_counts(inputs, [box for box, _, _ in windows])
+        samples = data_samples
+        if samples is None:
+            samples = [SegDataSample() for _ in range(inputs.shape[0])]
+        for index, sample in enumerate(samples):
+            image = slice(index, index + 1)
+            labels = step_labels(
+                lambda first, last: average_windows(windows, count, image,
+                                                    slice(first, last)),
+                channels, None if data_samples is None else sample.metainfo,
+                inputs.shape[2:], self.align_corners)
+            sample.set_metainfo(dict(score_channels=channels))
+            sample.set_data(dict(pred_sem_seg=PixelData(data=labels)))
+        warn_once(
+            'compact scores',
+            f'Scores of {channels} classes at {inputs.shape[2]}x'
+            f'{inputs.shape[3]} would take '
+            f'{dense_scores_bytes(inputs, channels) / 2**20:.0f} MiB per '
+            f'batch (more than test_cfg.max_dense_scores_bytes): the labels '
+            f'are computed a few classes at a time from each window\'s '
+            f'groups, and the results hold no seg_logits. Raise '
+            f'test_cfg.max_dense_scores_bytes to keep them.')
+        return list(samples)
+
     def contrastive(self,
                     images: Tensor,
                     texts: Union[List[str], Tensor],
@@ -413,3 +663,180 @@ class GroupViTEncoderDecoder(SlidingWindowsMixin, LargeVocabularyMixin,
             out['loss'] = (F.cross_entropy(logits_per_text, target) +
                            F.cross_entropy(logits_per_text.t(), target)) / 2
         return out
+
+
+# ----------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------
+def window_batch(test_cfg) -> int:
+    """``test_cfg.window_batch``, :data:`DEFAULT_WINDOW_BATCH` when
+    unset."""
+    value = (test_cfg or {}).get('window_batch')
+    return DEFAULT_WINDOW_BATCH if value is None else value
+
+
+def window_counts(inputs: Tensor, boxes: List[Box]) -> Tensor:
+    """How many windows cover each pixel: ``[1, 1, H, W]``."""
+    count = inputs.new_zeros((1, 1) + tuple(inputs.shape[2:]))
+    for y1, y2, x1, x2 in boxes:
+        count[:, :, y1:y2, x1:x2] += 1
+    return count
+
+
+def dense_scores_bytes(inputs: Tensor, channels: int) -> int:
+    """Bytes of the dense score canvas ``[B, channels, H, W]``."""
+    return inputs[:, :1].numel() * channels * inputs.element_size()
+
+
+def average_windows(
+    windows: List[Window],
+    count: Tensor,
+    images: slice = slice(None),
+    classes: slice = slice(None)
+) -> Tensor:
+    """mmseg's slide canvas: the windows' scores (of ``images`` and
+    ``classes``) painted (:func:`paint_scores`) and added into a zero canvas
+    in window order, divided by the window count at every pixel.
+
+    Returns:
+        Tensor: ``[b, c, H, W]`` for the ``b`` images and ``c`` classes.
+    """
+    table = windows[0][2][images, :, classes]
+    canvas = count.new_zeros((table.shape[0], table.shape[2]) +
+                             tuple(count.shape[2:]))
+    for (y1, y2, x1, x2), pixel_group, table in windows:
+        canvas[:, :, y1:y2, x1:x2] += paint_scores(pixel_group[images],
+                                                   table[images, :, classes])
+    return canvas / count
+
+
+def step_labels(scores: Callable[[int, int],
+                                 Tensor], channels: int, meta: Optional[dict],
+                size: Tuple[int, int], align_corners: bool) -> Tensor:
+    """``argmax`` over classes of scores that come a few classes at a
+    time, unpadded, unflipped and bilinearly resized to ``meta``'s
+    ``ori_shape`` as mmseg's ``postprocess_result`` does (the same values,
+    bit for bit), without holding all classes at the original size.
+
+    Args:
+        scores (callable): ``scores(first, last)`` gives classes
+            ``first:last`` at the network's size, ``[1, last - first, h,
+            w]``.
+        channels (int): Number of classes.
+        meta (dict, optional): Image meta; None keeps the network's size.
+        size (tuple[int, int]): The network's size ``(h, w)``.
+        align_corners (bool): As in ``F.interpolate``.
+
+    Returns:
+        Tensor: ``[1, H, W]`` int64 labels.
+    """
+    out = tuple(size) if meta is None else tuple(meta['ori_shape'][:2])
+    step = channels_per_step((max(out[0], size[0]), max(out[1], size[1])))
+
+    def parts():
+        for first in range(0, channels, step):
+            part = scores(first, min(first + step, channels))
+            if meta is not None:
+                part = F.interpolate(
+                    unpad_and_unflip(part, meta),
+                    size=out,
+                    mode='bilinear',
+                    align_corners=align_corners)
+            yield first, part[0]
+
+    return running_argmax(parts(), out)
+
+
+def channels_per_step(size: Tuple[int, int],
+                      chunk_bytes: int = CHUNK_BYTES,
+                      element_size: int = 4) -> int:
+    """How many ``size`` float maps fit in ``chunk_bytes`` (at least 1)."""
+    return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
+
+
+def running_argmax(parts: Iterable[Tuple[int, Tensor]],
+                   size: Tuple[int, int]) -> Tensor:
+    """``argmax`` over classes whose scores come a group of channels at a
+    time.
+
+    A running maximum keeps the first class on ties, as ``argmax`` over all
+    channels at once does. Memory: the ``int64`` label map, one float map of
+    the best score, the current group and a mask.
+
+    Args:
+        parts (Iterable[tuple[int, Tensor]]): ``(first, scores)`` in channel
+            order: the index of the group's first channel and its scores
+            ``[n, H, W]``.
+        size (tuple[int, int]): ``(H, W)``.
+
+    Returns:
+        Tensor: ``[1, H, W]`` int64 labels, on the scores' device.
+    """
+    labels = best = None
+    for first, part in parts:
+        if labels is None:
+            labels = torch.zeros((1, int(size[0]), int(size[1])),
+                                 dtype=torch.int64,
+                                 device=part.device)
+        if part.shape[0] == 1:
+            value, index = part[0], None
+        else:
+            index = part.argmax(dim=0)
+            value = part.gather(0, index[None])[0]
+        del part
+        if best is None:
+            best = value
+            if index is not None:
+                labels[0] = index
+            continue
+        better = value > best
+        torch.maximum(best, value, out=best)
+        if index is None:
+            labels[0].masked_fill_(better, first)
+        else:
+            labels[0][better] = index[better] + first
+        del value, index, better
+    return labels
+
+
+def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
+    """Undo padding and flipping of ``[1, C, h, w]`` scores as mmseg's
+    ``postprocess_result`` does (``mmseg/models/segmentors/base.py``,
+    Apache-2.0), without its resize of all channels at once (and its
+    sigmoid for a single channel, which a step of one class may be)."""
+    height, width = logits.shape[-2:]
+    padding = meta.get('img_padding_size', meta.get('padding_size', None))
+    left, right, top, bottom = padding or [0] * 4
+    logits = logits[:, :, top:height - bottom, left:width - right]
+    if meta.get('flip', None):
+        direction = meta.get('flip_direction', None)
+        if direction not in ('horizontal', 'vertical'):
+            raise ValueError(f'Unknown flip_direction {direction!r} in the '
+                             f'image meta; expected horizontal or vertical.')
+        logits = logits.flip(
+            dims=(3, ) if direction == 'horizontal' else (2, ))
+    return logits
+
+
+def to_float32(feats):
+    """Floating tensors of a (nested) backbone output in fp32, so the head
+    runs in full precision after an autocast backbone."""
+    if isinstance(feats, Tensor):
+        return feats.float() if feats.is_floating_point() else feats
+    if isinstance(feats, dict):
+        return {k: to_float32(v) for k, v in feats.items()}
+    if isinstance(feats, (list, tuple)):
+        return type(feats)(to_float32(v) for v in feats)
+    return feats
+
+
+_warned_keys = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this
+    process (through mmengine's current logger)."""
+    if key in _warned_keys:
+        return
+    _warned_keys.add(key)
+    print_log(message, logger='current', level=logging.WARNING)

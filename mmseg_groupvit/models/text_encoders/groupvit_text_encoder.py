@@ -10,6 +10,7 @@ transformers' ``GroupViTTextTransformer`` (Apache-2.0); the calling contract
 (``forward()`` without arguments returns the class embeddings) is the one of
 mmseg's ``CLIPTextEncoder``.
 """
+import itertools
 import os
 import os.path as osp
 import warnings
@@ -118,6 +119,11 @@ def _read_text_options(
     if templates is not None:
         templates = list(get_templates(templates))
     return classes, templates, background_first
+
+
+def _forget_weights(module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: the weights are gathered again."""
+    module._weights = None
 
 
 @MODELS.register_module()
@@ -229,6 +235,8 @@ class GroupViTTextEncoder(BaseModule):
         self.frozen = frozen
         self._cache_key = None
         self._cache = None
+        self._weights = None
+        self.register_load_state_dict_post_hook(_forget_weights)
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
@@ -367,7 +375,18 @@ class GroupViTTextEncoder(BaseModule):
         ])
 
     def _weights_version(self) -> tuple:
-        return tuple(t._version for t in self.state_dict().values())
+        """The version counters of the weights (bumped by any in-place
+        update, ``load_state_dict``'s copies included). The list of weights
+        is gathered once, and again after ``to()`` or ``load_state_dict``
+        (which may replace them), not on every call."""
+        if self._weights is None:
+            self._weights = list(
+                itertools.chain(self.parameters(), self.buffers()))
+        return tuple(t._version for t in self._weights)
+
+    def _apply(self, *args, **kwargs):
+        self._weights = None
+        return super()._apply(*args, **kwargs)
 
     def forward(self) -> torch.Tensor:
         """Class embeddings of the current vocabulary.
@@ -377,10 +396,11 @@ class GroupViTTextEncoder(BaseModule):
             order.
         """
         weight = self.token_embedding.weight
-        # The prompts are part of the key, so editing ``classes`` or
-        # ``templates`` in place cannot return stale embeddings.
+        # The classes and templates are part of the key, so editing them in
+        # place cannot return stale embeddings.
         key = (weight.device, weight.dtype, self.training,
-               self._weights_version(), tuple(map(tuple, self.prompts())))
+               self._weights_version(), tuple(map(tuple, self.classes)),
+               tuple(self.templates))
         if self._cache is not None and self._cache_key == key:
             return self._cache
         prompts = self.prompts()

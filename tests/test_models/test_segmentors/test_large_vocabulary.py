@@ -10,7 +10,7 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
-import mmseg_groupvit.models.segmentors.large_vocabulary as compact
+import mmseg_groupvit.models.segmentors.groupvit_encoder_decoder as compact
 from groupvit_common.errors import ConfigCheckError
 from mmseg_groupvit.evaluation import CheckedIoUMetric
 from mmseg_groupvit.models.decode_heads import GroupViTHead
@@ -35,8 +35,7 @@ class RegionHead(GroupViTHead):
     groups = 24
 
     def assign(self, inputs, bg_thresh=None):
-        images, _, class_embeds = inputs
-        self._check_vocabulary(class_embeds)
+        images = inputs[0]
         batch, _, height, width = images.shape
         rows = torch.arange(height)[:, None] // 37
         cols = torch.arange(width)[None] // 53
@@ -202,8 +201,8 @@ def test_no_dense_score_map_is_built(monkeypatch):
     batch = load_batch(model, ['2007_000129'])
     model.test_cfg = ConfigDict(
         mode='slide', crop_size=(448, 448), stride=(224, 224))
-    assert model.use_large_vocabulary_path(batch['inputs'],
-                                           batch['data_samples'])
+    metas = [sample.metainfo for sample in batch['data_samples']]
+    assert not model.keeps_seg_logits(batch['inputs'], metas)
     with torch.no_grad():
         result = model.predict(batch['inputs'], batch['data_samples'])[0]
     dense_bytes = 2001 * batch['inputs'][:, :1].numel() * 4
@@ -221,8 +220,8 @@ def test_small_vocabularies_keep_mmseg_path():
     batch = load_batch(model, ['2007_000129'])
     model.test_cfg = ConfigDict(
         mode='slide', crop_size=(448, 448), stride=(224, 224))
-    assert not model.use_large_vocabulary_path(batch['inputs'],
-                                               batch['data_samples'])
+    metas = [sample.metainfo for sample in batch['data_samples']]
+    assert model.keeps_seg_logits(batch['inputs'], metas)
     with torch.no_grad():
         result = model.predict(batch['inputs'], batch['data_samples'])[0]
     assert result.seg_logits.data.shape == (21, 500, 334)

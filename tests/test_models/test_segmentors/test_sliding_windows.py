@@ -11,7 +11,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
-from mmseg_groupvit.models.segmentors.sliding_windows import window_boxes
+from groupvit_common.window_grid import window_boxes
 from tests.conftest import build_small_segmentor, varied_segmentor
 
 
@@ -45,7 +45,7 @@ def test_batched_slide_equals_mmseg_loop(per_pass):
     inputs = torch.randn(2, 3, 100, 130)  # 2 images, 6 windows each
     metas = [dict(ori_shape=(100, 130)) for _ in range(2)]
     with torch.no_grad():
-        ours = model.slide_inference(inputs, [dict(m) for m in metas])
+        ours = model.inference(inputs, [dict(m) for m in metas])
         mmseg = MultimodalEncoderDecoder.slide_inference(
             model, inputs, [dict(m) for m in metas])
     assert ours.shape == (2, 21, 100, 130)

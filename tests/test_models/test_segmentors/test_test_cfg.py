@@ -16,9 +16,10 @@ from mmengine.registry import init_default_scope
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 
 from groupvit_common.errors import ConfigValueError
+from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.apis import init_groupvit
-from mmseg_groupvit.models.segmentors.sliding_windows import (window_boxes,
-                                                              window_counts)
+from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
+    window_counts
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
 
 SLIDE = dict(mode='slide', crop_size=(64, 64), stride=(32, 32))
