@@ -63,7 +63,7 @@ def check_arch(arch: dict) -> None:
     Args:
         arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
     """
-    from ..models.layers.transformer import ACTIVATIONS
+    from ..models.layers.fast_linear import ACTIVATIONS
     for part, values in sorted(arch.items()):
         unknown = sorted(set(values) - set(FIELDS.get(part, ())))
         if part not in FIELDS or unknown:

@@ -6,6 +6,7 @@ would leave random weights in place silently: the models call
 :func:`check_state_dict` (or :func:`compare_state_dicts` and
 :func:`check_values`) once per load, on the whole state dict.
 """
+import weakref
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -20,6 +21,17 @@ from .arch import arch_diff, infer_arch
 #: checkpoint without them (converted from transformers) still loads into
 #: one that has them, which keeps its initial value.
 TRAINING_KEYS = ('multi_label_logit_scale', )
+
+# The tensors of the state dict check_state_dict last passed (id -> weak
+# reference): an encoder's own check skips the part of a load its model
+# checked already.
+_PASSED = {}
+
+
+def passed(state: Dict[str, torch.Tensor]) -> bool:
+    """Whether :func:`check_state_dict` passed these very tensors."""
+    return bool(state) and all(
+        _PASSED.get(id(v), lambda: None)() is v for v in state.values())
 
 
 def optional_training_keys(own: Dict[str, torch.Tensor],
@@ -171,6 +183,8 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, 'The checkpoint', own)
+        _PASSED.clear()
+        _PASSED.update((id(v), weakref.ref(v)) for v in state.values())
         return
     if not any(
             k.startswith(('image_encoder.', 'text_encoder.')) for k in state):
