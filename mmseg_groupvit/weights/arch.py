@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The architecture of a GroupViT checkpoint: the constructor arguments of
-its two encoders, read off its tensor shapes or declared by its own config,
-and the rule each field must follow."""
+"""The architecture of a GroupViT checkpoint (its encoders' constructor
+arguments) from its tensor shapes or its config, and each field's rule."""
 import inspect
 import math
 import re
@@ -56,14 +55,10 @@ _RULES = dict(
 
 
 def check_arch(arch: dict) -> None:
-    """Raise ``ValueError`` for a field no model can be built with, naming
-    it: an unknown part or field, a value of the wrong type or range, a
-    head count not dividing ``hidden_size``, an unknown ``hidden_act``.
-
-    Args:
-        arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
-    """
-    from ..models.layers.transformer import ACTIVATIONS
+    """Raise ``ValueError`` naming a field of ``arch`` (``{part: {field:
+    value}}``) no model can be built with: unknown, of the wrong type or
+    range, a head count not dividing ``hidden_size``."""
+    from ..models.layers.fast_linear import ACTIVATIONS
     for part, values in sorted(arch.items()):
         unknown = sorted(set(values) - set(FIELDS.get(part, ())))
         if part not in FIELDS or unknown:
@@ -86,8 +81,7 @@ def check_arch(arch: dict) -> None:
 
 
 def _plain(value):
-    """A sequence (an OmegaConf ``ListConfig`` of a trusted file) as a
-    list."""
+    """A sequence (e.g. a trusted file's ``ListConfig``) as a list."""
     return value if isinstance(
         value, (str, Real)) or not hasattr(value, '__iter__') else list(value)
 
@@ -110,10 +104,8 @@ def released_arch() -> dict:
 
 
 def canonical(arch: dict, fill: Optional[dict] = None) -> dict:
-    """``arch`` with lists for sequences, ``num_output_groups`` cut to the
-    stages that group (transformers writes an unused last entry), fields in
-    sorted order, and the fields of ``fill`` it lacks: equal models give
-    equal dicts, whichever layout they came from."""
+    """``arch`` (plus the fields of ``fill`` it lacks) in one form: lists,
+    ``num_output_groups`` cut to the stages that group, sorted fields."""
     out = {}
     for part in sorted(arch):
         values = dict((fill or {}).get(part, {}), **arch[part])
@@ -130,9 +122,8 @@ def canonical(arch: dict, fill: Optional[dict] = None) -> dict:
 
 def arch_diff(expected: dict, actual: dict,
               ignore: List[str] = ()) -> List[str]:
-    """``"part.field: expected X, got Y"`` for the fields that both dicts
-    set to different values (``num_output_groups`` over the stages that
-    group)."""
+    """``"part.field: expected X, got Y"`` for the fields both dicts set
+    differently (in :func:`canonical` form)."""
     lines = []
     for part in sorted(set(expected) | set(actual)):
         exp, act = (
@@ -156,12 +147,8 @@ def _ratio(value: int, base: int):
 
 
 def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
-    """The fields the tensor shapes tell (not the head counts), of a state
-    dict in this package's keys.
-
-    Raises:
-        KeyError: A tensor the inference needs is missing.
-    """
+    """The fields the tensor shapes of a state dict in this package's keys
+    tell (not the head counts); ``KeyError`` for a missing tensor."""
     arch = {}
     img = {
         k[14:]: v.shape
@@ -214,8 +201,7 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
 
 
 def arch_from_hf_config(config: dict) -> dict:
-    """The fields a transformers ``GroupViTConfig`` dict sets (the ones it
-    omits keep transformers' defaults, which are ours)."""
+    """The fields a transformers ``GroupViTConfig`` dict sets."""
     parts = dict(image_encoder='vision_config', text_encoder='text_config')
     arch = {}
     for part, name in parts.items():
@@ -234,8 +220,8 @@ def arch_from_hf_config(config: dict) -> dict:
 
 
 def arch_from_nvlabs_config(config) -> Optional[dict]:
-    """The fields an NVlabs config sets (its ``model`` section, or a dict
-    holding it under ``model``); None without an ``img_encoder``."""
+    """The fields an NVlabs config (or its ``model`` section) sets; None
+    without an ``img_encoder``."""
     model = config.get('model', config) if hasattr(config, 'get') else None
     if not hasattr(model, 'get') or 'img_encoder' not in model:
         return None

@@ -1,11 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Strict comparison of a checkpoint with the model it is loaded into.
-
-mmengine loads checkpoints non-strictly and only logs mismatches, which
-would leave random weights in place silently: the models call
-:func:`check_state_dict` (or :func:`compare_state_dicts` and
-:func:`check_values`) once per load, on the whole state dict.
-"""
+"""Strict comparison of a checkpoint with its model (mmengine loads
+non-strictly and only logs mismatches): called once per load."""
+import weakref
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -14,19 +10,24 @@ from torch import nn
 from groupvit_common.errors import CheckpointError
 from .arch import arch_diff, infer_arch
 
-#: Tensors a GroupViT checkpoint may hold for training only (the
-#: multi-label loss's temperature of the original and of the pretrainer):
-#: a model without them (the zero-shot segmentor) ignores them, and a
-#: checkpoint without them (converted from transformers) still loads into
-#: one that has them, which keeps its initial value.
+#: Training-only tensors (the multi-label loss's temperature): ignored by a
+#: model without them, kept at their initial value when a checkpoint lacks
+#: them.
 TRAINING_KEYS = ('multi_label_logit_scale', )
+
+# id -> weak reference of the tensors check_state_dict passed last.
+_PASSED = {}
+
+
+def passed(state: Dict[str, torch.Tensor]) -> bool:
+    """Whether :func:`check_state_dict` passed these very tensors."""
+    return bool(state) and all(
+        _PASSED.get(id(v), lambda: None)() is v for v in state.values())
 
 
 def optional_training_keys(own: Dict[str, torch.Tensor],
                            state: Dict[str, torch.Tensor]) -> Dict:
-    """``state`` without the :data:`TRAINING_KEYS` that ``own`` lacks,
-    and with those ``own`` has and ``state`` lacks filled from ``own``
-    (for comparing key sets)."""
+    """``state`` with :data:`TRAINING_KEYS` as ``own`` has them."""
     state = {
         k: v
         for k, v in state.items() if k in own or k not in TRAINING_KEYS
@@ -62,8 +63,7 @@ def _kind(dtype: torch.dtype) -> str:
 
 
 def check_entries(state: dict, source: str) -> None:
-    """Raise :class:`CheckpointError` unless every key is a name (a string)
-    and every value a tensor."""
+    """Refuse keys that are not strings and values that are not tensors."""
     for what, bad in (('key(s) of the state dict are not names',
                        [repr(k) for k in state if not isinstance(k, str)]),
                       ('entr(y/ies) of the state dict are not tensors', [
@@ -80,21 +80,10 @@ def check_entries(state: dict, source: str) -> None:
 def check_values(state: Dict[str, torch.Tensor],
                  source: str,
                  own: Optional[Dict[str, torch.Tensor]] = None) -> None:
-    """Raise :class:`CheckpointError` for values no model can use.
-
-    Refused: what :func:`check_entries` refuses; floating-point tensors
-    holding NaN or Inf as the model holds them (a float64 1e300 is Inf in a
-    float32 model), with which a model labels every pixel alike; negative
-    BatchNorm variances; and, given ``own``, tensors whose kind
-    (floating-point, integer, boolean) differs from the model's tensor of
-    the same key (loading would cast them silently). Each message names the
-    first few keys and their count.
-
-    Args:
-        state (dict[str, Tensor]): The checkpoint's tensors.
-        source (str): What the tensors are, for the message.
-        own (dict[str, Tensor], optional): The model's state dict.
-    """
+    """Raise :class:`CheckpointError` for values no model can use: what
+    :func:`check_entries` refuses, NaN or Inf in the model's dtype,
+    negative BatchNorm variances, a dtype kind (float, int, bool) other
+    than the model's (``own``)."""
     check_entries(state, source)
     own = own or {}
     kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
@@ -129,8 +118,7 @@ def check_values(state: Dict[str, torch.Tensor],
 
 def _model_dtype(own: Optional[torch.Tensor],
                  value: torch.Tensor) -> torch.dtype:
-    """The dtype a floating-point checkpoint tensor will have in the
-    model: the model's own, else float32 for float64 values."""
+    """A float tensor's dtype in the model (float32 for float64)."""
     if own is not None and own.is_floating_point():
         return own.dtype
     return torch.float32 if value.dtype == torch.float64 else value.dtype
@@ -155,22 +143,16 @@ def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
 
 
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
-    """Raise :class:`CheckpointError` unless ``state`` has exactly the
-    model's keys and shapes, tensors of the model's dtype kinds, and only
-    finite values (see :func:`check_values`).
-
-    The message names the differing architecture fields (read off the tensor
-    shapes of both), the missing and unexpected keys, and the likely cause.
-
-    Args:
-        model (nn.Module): A GroupViT segmentor or classifier.
-        state (dict[str, Tensor]): The checkpoint's state dict.
-    """
+    """Refuse a ``state`` without exactly ``model``'s keys and shapes or
+    with values :func:`check_values` refuses, naming the differing
+    architecture fields and keys."""
     own = model.state_dict()
     state = optional_training_keys(own, state)
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, 'The checkpoint', own)
+        _PASSED.clear()
+        _PASSED.update((id(v), weakref.ref(v)) for v in state.values())
         return
     if not any(
             k.startswith(('image_encoder.', 'text_encoder.')) for k in state):

@@ -1,11 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's loaders of local paths, ``http(s)://`` URLs and
-``hf://owner/name`` ids (registered on import; every file read by
-:func:`.safe_load.read_file`, a published one converted), the download
-cache (:func:`fetch`: one converted file per URL, recording its source),
-and the architecture a checkpoint records applied to the model config
-before the model is built (:func:`resolve_load_from`; the checkpoint read
-then is handed to the model's load). See docs/weights.md.
+"""mmengine's loaders of local paths, URLs and ``hf://`` ids (registered on
+import), the download cache (:func:`fetch`: one converted file per source)
+and the checkpoint's architecture applied to the model config
+(:func:`resolve_load_from`). See docs/weights.md.
 """
 import hashlib
 import os
@@ -33,8 +30,8 @@ class WrongHash(CheckpointError):
     """A file whose SHA-256 is not the one its name promises."""
 
 
-# The checkpoint last read to learn its architecture, for the next load of
-# the same unchanged file: (real path, mtime, size) -> checkpoint.
+# The checkpoint last read (to learn its architecture), for the model's
+# load of the same unchanged file: (real path, mtime, size) -> checkpoint.
 _READ_AHEAD: Dict[Tuple, dict] = {}
 
 
@@ -53,14 +50,8 @@ def _keep(path: str, checkpoint) -> None:
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename: str, map_location=None):
-    """mmengine's loader of local paths: a file or a transformers folder,
-    read safely, a published one converted.
-
-    Args:
-        filename (str): Local path.
-        map_location: Ignored; tensors are loaded on CPU and moved when they
-            are copied into the model.
-    """
+    """mmengine's loader of a local file or transformers folder: read
+    safely, a published one converted (tensors on CPU)."""
     filename = osp.expanduser(filename)
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
     if ahead is not None:
@@ -72,14 +63,13 @@ def load_from_local(filename: str, map_location=None):
 @CheckpointLoader.register_scheme(
     prefixes=URL_PREFIXES + (HUB_PREFIX, ), force=True)
 def load_from_remote(filename: str, map_location=None, model_dir=None):
-    """mmengine's loader of URLs and hub ids: :func:`fetch`, then
-    :func:`load_from_local`."""
+    """mmengine's loader of URLs and hub ids."""
     return load_from_local(fetch(filename))
 
 
 def cache_entry(source: str) -> str:
-    """The cache file of a URL or hub id: its name (shortened) and a hash
-    of the whole source, in ``$TORCH_HOME/hub/checkpoints/groupvit``."""
+    """The cache file of a URL or hub id in ``$TORCH_HOME/hub/checkpoints/
+    groupvit``: its name and a hash of the whole source."""
     name = source.split('?')[0].rstrip('/').rsplit('/', 1)[-1]
     name = re.sub(r'[^\w.-]', '_', osp.splitext(name)[0])[-80:].lstrip('.')
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -88,15 +78,12 @@ def cache_entry(source: str) -> str:
 
 
 def fetch(source: str) -> str:
-    """The cache file of a URL or hub id, made once (:func:`cache_entry`).
-
-    In a distributed run only local rank 0 fetches; the other processes
-    wait for it (as mmengine's ``load_from_http`` does).
+    """The cache file of a URL or hub id, made once (by local rank 0 in a
+    distributed run, as mmengine's ``load_from_http``).
 
     Raises:
-        CheckpointError: A failed or cut download, a file whose SHA-256 is
-            not the one its name promises, or one that is not a checkpoint:
-            the source, the cache file and how to place it by hand.
+        CheckpointError: A failed download, a SHA-256 other than the one
+            the name promises, or not a checkpoint.
     """
     entry = cache_entry(source)
     rank, world_size = get_dist_info()
@@ -136,9 +123,8 @@ def _fetch_once(source: str, entry: str) -> None:
 
 
 def _adopt(source: str, path: str, entry: str) -> None:
-    """Read ``path`` once; unless it is ``entry`` already converted from
-    ``source``, check its SHA-256 against the name's and write it,
-    converted, to ``entry``."""
+    """Read ``path`` once; unless it is ``entry`` converted from ``source``
+    already, check its SHA-256 and write it converted to ``entry``."""
     digest = []
     checkpoint = read_file(path, check_digest=digest.append)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
@@ -168,8 +154,8 @@ def _adopt(source: str, path: str, entry: str) -> None:
 
 
 def checkpoint_arch(checkpoint) -> Optional[dict]:
-    """The architecture a checkpoint records or, without a record, what its
-    tensor shapes tell; None for a checkpoint that holds no GroupViT."""
+    """The architecture a checkpoint records, else its tensor shapes tell;
+    None for a checkpoint that holds no GroupViT."""
     if not isinstance(checkpoint, dict):
         return None
     arch = recorded_arch(checkpoint.get('meta'))
@@ -183,8 +169,8 @@ def checkpoint_arch(checkpoint) -> Optional[dict]:
 
 
 def _groupvit_models(model_cfg) -> list:
-    """The GroupViT segmentor configs in ``model_cfg`` (a test-time
-    augmentation wrapper holds one under ``module``)."""
+    """The GroupViT configs in ``model_cfg`` (a TTA wrapper holds one under
+    ``module``)."""
     found = []
     while isinstance(model_cfg, dict):
         if all(isinstance(model_cfg.get(p), dict) for p in PARTS):
@@ -196,19 +182,14 @@ def _groupvit_models(model_cfg) -> list:
 def merge_arch(model_cfg: dict,
                arch: dict,
                source: str = 'the checkpoint') -> List[str]:
-    """Fill ``model_cfg``'s encoder fields with ``arch``.
-
-    Args:
-        model_cfg (dict): A GroupViT segmentor config; modified in place.
-        arch (dict): ``{'image_encoder': {...}, 'text_encoder': {...}}``.
-        source (str): Named in messages.
+    """Fill ``model_cfg``'s (in place) encoder fields with ``arch``.
 
     Returns:
         list[str]: ``part.field`` of the fields set.
 
     Raises:
-        CheckpointError: The config sets a field the checkpoint records
-            with another value; the message names each one.
+        CheckpointError: The config sets a field to another value than
+            ``arch`` (each named).
     """
     explicit = {
         part: {
@@ -238,22 +219,13 @@ def merge_arch(model_cfg: dict,
 def apply_checkpoint_arch(cfg,
                           checkpoint: Optional[str] = None,
                           name: Optional[str] = None):
-    """Set the model config's architecture from the checkpoint it will load
-    (``checkpoint``, else ``cfg.load_from``), before the model is built.
-
-    The fields that differ from the config's defaults are logged once (by
-    the main process); a head count the checkpoint does not record is the
-    config's, with a warning when the config does not set it.
-
-    Args:
-        cfg (Config): Modified in place.
-        checkpoint (str, optional): Local file, folder, URL or hub id.
-        name (str, optional): How the log names it (e.g. the URL of a
-            downloaded file).
+    """Set ``cfg``'s model architecture (in place) from the checkpoint it
+    will load (``checkpoint``, else ``cfg.load_from``), logging the fields
+    that differ from the defaults and a head count left to the config.
 
     Returns:
-        dict | None: The architecture applied (None without a checkpoint or
-        for a checkpoint that holds no GroupViT).
+        dict | None: The architecture applied; None without a checkpoint or
+        for one that holds no GroupViT.
 
     Raises:
         CheckpointError: Unreadable checkpoint, failed download, or a config
@@ -274,8 +246,7 @@ def apply_checkpoint_arch(cfg,
         applied = merge_arch(model_cfg, arch, name)
     model = models[0]
     try:
-        # A checkpoint's meta is as untrusted as its tensors: its fields,
-        # as merged with the config, are checked before a model is built.
+        # The meta is as untrusted as the tensors.
         check_arch({p: {k: model[p][k] for k in arch[p]} for p in arch})
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f'{source}: {e}') from None
@@ -309,18 +280,12 @@ def apply_checkpoint_arch(cfg,
 
 
 def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
-    """Make ``cfg`` ready to load its weights: ``checkpoint`` (else the
-    config's ``load_from``) fetched into the cache if remote, its
-    architecture applied to the model config, and ``cfg.load_from`` set to
-    the local file.
-
-    Args:
-        cfg (Config): Modified in place.
-        checkpoint (str, optional): Path, transformers folder, URL or hub
-            id; overrides ``cfg.load_from``.
+    """Make ``cfg`` (in place) ready to load ``checkpoint`` (a path,
+    transformers folder, URL or hub id; else ``cfg.load_from``): fetched if
+    remote, its architecture applied, ``cfg.load_from`` the local file.
 
     Returns:
-        str: The local file ``cfg.load_from`` now names.
+        str: The local file.
 
     Raises:
         CheckpointError: No checkpoint named, a missing file, a failed

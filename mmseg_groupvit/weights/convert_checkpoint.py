@@ -1,8 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Published GroupViT checkpoints in this package's keys, with their
-architecture: in memory for the loader and the download cache
-(:func:`to_mmseg_checkpoint`), as files for ``tools/convert_weights.py``
-(:func:`convert_checkpoint`)."""
+architecture: in memory (:func:`to_mmseg_checkpoint`) and as files
+(:func:`convert_checkpoint`, ``tools/convert_weights.py``)."""
 import os
 import os.path as osp
 import tempfile
@@ -40,8 +39,7 @@ def weights_file(path: str) -> str:
 
 
 def published_layout(checkpoint) -> Optional[str]:
-    """``'nvlabs'`` or ``'hf'`` for a published checkpoint, None for
-    anything else (a converted or training checkpoint, another model's)."""
+    """``'nvlabs'`` or ``'hf'`` for a published checkpoint, else None."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
@@ -57,8 +55,7 @@ def published_layout(checkpoint) -> Optional[str]:
 
 
 def _parts(layout: str, checkpoint, path: str):
-    """``(layout, state, config)``: the tensors and the config beside them
-    (the NVlabs config, a transformers folder's ``config.json``)."""
+    """``(layout, state, config)`` (NVlabs config or ``config.json``)."""
     if layout == 'nvlabs':
         model = checkpoint.get('model')
         return layout, model if isinstance(model, dict) else checkpoint, \
@@ -69,17 +66,13 @@ def _parts(layout: str, checkpoint, path: str):
 
 
 def load_source_checkpoint(path: str, trust_pickle: bool = False):
-    """Read a checkpoint to convert.
-
-    Args:
-        path (str): An NVlabs ``.pth``, a transformers folder or weights
-            file (its ``config.json`` beside it), or a converted checkpoint.
-        trust_pickle (bool): Let the safe loader unpickle it fully.
+    """Read an NVlabs ``.pth``, a transformers folder or weights file or a
+    converted checkpoint (fully unpickled with ``trust_pickle``).
 
     Returns:
-        tuple: ``(layout, state_dict, config)``, ``layout`` in ``{'nvlabs',
-        'hf', 'mmseg'}``; ``config`` the NVlabs config, ``config.json`` or
-        the converted checkpoint's meta (or None).
+        tuple: ``(layout, state_dict, config)``: ``layout`` ``'nvlabs'``,
+        ``'hf'`` or ``'mmseg'``; ``config`` the NVlabs config,
+        ``config.json`` or the converted meta (or None).
     """
     path = weights_file(path)
     if trust_pickle:
@@ -110,12 +103,8 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
 
 
 def read_config_json(path: str) -> dict:
-    """A JSON file holding one object (``config.json``, ``--arch-config``),
-    read with the package's bounds.
-
-    Raises:
-        CheckpointError: Unreadable JSON, or JSON that is not an object.
-    """
+    """A JSON file holding one object (``config.json``,
+    ``--arch-config``); else :class:`CheckpointError`."""
     try:
         config = read_json(path, what='JSON file')
     except DataFileError as e:
@@ -128,9 +117,8 @@ def read_config_json(path: str) -> dict:
 
 
 def _declared(layout: str, config, arch_config: Optional[str]) -> dict:
-    """The fields a config declares: ``--arch-config`` if given, else the
-    checkpoint's own config (a converted checkpoint's meta records them
-    under ``groupvit_arch``, minus any it lists as assumed)."""
+    """The fields ``--arch-config`` declares, else the checkpoint's own
+    config or converted meta."""
     if arch_config is not None:
         config = read_config_json(arch_config)
         arch = arch_from_hf_config(config) if 'vision_config' in config \
@@ -153,9 +141,8 @@ def _declared(layout: str, config, arch_config: Optional[str]) -> dict:
 
 
 def recorded_arch(meta) -> Optional[dict]:
-    """The architecture a converted checkpoint's meta records under
-    ``groupvit_arch``, less the fields an older converter lists as
-    assumed; None without a record."""
+    """``meta['groupvit_arch']`` less the fields listed as assumed; None
+    without it."""
     arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
     if arch is None:
         return None
@@ -176,9 +163,8 @@ def recorded_arch(meta) -> Optional[dict]:
 
 
 def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse a checkpoint of another mmseg model (e.g. GroupViT fine-tuned
-    under its own head, which needs no conversion), or one without an image
-    or a text encoder."""
+    """Refuse another mmseg model's checkpoint, or one without an
+    encoder."""
     prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
     if layout == 'mmseg' and set(prefixes) - set(PARTS + ('decode_head', )):
         raise CheckpointError(
@@ -204,20 +190,11 @@ def convert_source(layout: str,
                    arch_config: Optional[str] = None,
                    vision_heads: Optional[int] = None,
                    src: str = 'the checkpoint'):
-    """Convert a source state dict to this package's keys and read its
-    architecture: the tensor shapes, and what its config (or
-    ``arch_config`` / ``vision_heads``) declares. A head count recorded
-    nowhere is left out: the model config decides it. The fields are not
-    checked here (:func:`.arch.check_arch`): the converter checks them, the
-    loader when it applies them to the model config.
-
-    Args:
-        layout (str): ``'nvlabs'``, ``'hf'`` or ``'mmseg'``.
-        state (dict): Its state dict.
-        config: The NVlabs config, ``config.json`` or converted meta.
-        arch_config (str, optional): A JSON file with the architecture.
-        vision_heads (int, optional): The vision head count.
-        src (str): The source, for messages.
+    """Convert a state dict of ``layout`` (see
+    :func:`load_source_checkpoint`) to this package's keys, with its
+    architecture: the tensor shapes and what ``config``, ``arch_config``
+    or ``vision_heads`` declare (a head count recorded nowhere is left to
+    the model config). The fields are checked by whoever applies them.
 
     Returns:
         tuple: ``(state_dict, arch)``, the keys in sorted order.
@@ -260,36 +237,28 @@ def convert_source(layout: str,
     text = arch['text_encoder']
     if HEADS not in text:  # the original TextTransformer's rule
         text[HEADS] = max(text['hidden_size'] // 64, 1)
-    # Fields no shape tells and no config records have transformers'
-    # defaults, which are the constructors'; the vision heads are left out.
+    # Fields nothing tells have the constructors' defaults (not the heads).
     defaults = released_arch()
     del defaults['image_encoder'][HEADS]
     return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
 
 
 def to_mmseg_checkpoint(checkpoint, path: str):
-    """A published checkpoint read from ``path``, converted to this
-    package's form; anything else unchanged.
-
-    Returns:
-        ``{'state_dict': ..., 'meta': {'groupvit_arch': ...,
-        'dataset_meta': {}}}`` for an NVlabs or transformers checkpoint.
+    """A published checkpoint read from ``path`` as ``{'state_dict',
+    'meta': {'groupvit_arch', 'dataset_meta'}}``; anything else unchanged.
     """
     layout = published_layout(checkpoint)
     if layout is None:
         return checkpoint
     layout, state, config = _parts(layout, checkpoint, path)
     state, arch = convert_source(layout, state, config, src=path)
-    # No dataset classes: the model names its classes after its vocabulary
-    # (mmseg's init_model would otherwise guess another dataset's, with two
-    # warnings).
+    # No dataset classes: the model names them after its vocabulary.
     return dict(
         state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={}))
 
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
-    """``torch.save`` to a temporary file beside ``dst``, renamed to it
-    when complete: ``dst`` is never partly written."""
+    """``torch.save`` to ``dst`` atomically (a temporary file renamed)."""
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
@@ -314,8 +283,7 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
 
 
 def expected_state(arch: dict) -> dict:
-    """The state dict (on the meta device: no memory) of the segmentor
-    built with ``arch``."""
+    """The state dict (on the meta device) of the segmentor of ``arch``."""
     from mmseg.registry import MODELS
     own = {'decode_head.logit_scale': torch.empty((), device='meta')}
     types = dict(
@@ -341,10 +309,8 @@ def _format_dict(values: dict, indent: int) -> str:
 
 
 def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` (by absolute path, so the
-    file still loads after it is moved) that sets ``arch``, whose values
-    :func:`check_arch` passed (plain numbers, lists and a known activation
-    name)."""
+    """Write a config inheriting ``base_config`` (absolute path) that sets
+    ``arch`` (passed by :func:`check_arch`: plain values only)."""
     text = ('# Written by tools/convert_weights.py: the architecture of a '
             'non-default\n# GroupViT checkpoint.\n'
             f'_base_ = [{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
@@ -364,24 +330,18 @@ def convert_checkpoint(src: str,
                        vision_heads: Optional[int] = None,
                        base_config: str = DEFAULT_BASE_CONFIG,
                        trust_pickle: bool = False) -> dict:
-    """Convert ``src`` (NVlabs ``.pth`` or transformers folder/file) to an
-    mmseg checkpoint at ``dst``, checked against the model its
-    architecture builds.
-
-    The written file depends only on the weights and the architecture:
-    the NVlabs and transformers forms of one model give identical files
-    (keys in sorted order, one storage per tensor, no source path).
+    """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to a
+    checkpoint at ``dst`` checked against the model of its architecture,
+    and write ``DST.py`` for a non-default one. The file depends only on
+    the weights and architecture (sorted keys, one storage per tensor).
 
     Args:
         src (str): Source checkpoint.
         dst (str): Output ``.pth`` path.
-        arch_config (str, optional): A JSON file with the architecture when
-            the checkpoint carries none (a transformers ``config.json`` or an
-            NVlabs config with a ``model.img_encoder`` section).
-        vision_heads (int, optional): Vision attention heads, when no config
-            says.
-        base_config (str): Config inherited by the ``.py`` written for
-            non-default architectures.
+        arch_config (str, optional): A transformers ``config.json`` or an
+            NVlabs config, when the checkpoint carries none.
+        vision_heads (int, optional): Vision attention heads.
+        base_config (str): Inherited by the ``.py`` written.
         trust_pickle (bool): Allow full unpickling of ``src``.
 
     Returns:
@@ -389,9 +349,8 @@ def convert_checkpoint(src: str,
         the written config or None) and ``assumed`` (fields guessed).
 
     Raises:
-        CheckpointError: An unreadable, incomplete or damaged source (NaN or
-            Inf included), an architecture that is refused or unknown, a
-            ``dst`` ending in ``.py`` or that cannot be written.
+        CheckpointError: An unreadable, incomplete or damaged source, a
+            refused architecture, or a ``dst`` that cannot be written.
     """
     if dst.endswith('.py'):
         raise CheckpointError(

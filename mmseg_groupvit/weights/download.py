@@ -1,12 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Getting a published checkpoint's bytes: an ``http(s)://`` URL streamed
-to a file, a Hugging Face ``hf://owner/name[@revision]`` fetched into the
-hub cache (``HF_HOME``, ``HF_HUB_OFFLINE`` honoured; ``huggingface_hub`` is
-an optional dependency).
-
-Nothing here reads a checkpoint: :mod:`.loader` checks, converts and
-caches what comes back, through the safe loader.
-"""
+"""A published checkpoint's bytes: a URL streamed to a file, an
+``hf://owner/name[@revision]`` fetched into the Hugging Face hub cache
+(optional ``huggingface_hub``). Nothing here reads a checkpoint."""
 import http.client
 import os
 import os.path as osp
@@ -24,12 +19,11 @@ from .convert_checkpoint import HF_WEIGHT_FILES
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
-# torch.hub's rule (``torch.hub.HASH_REGEX``, searched in the file name of
-# the URL's path): the first '-' followed by hex digits and a '.'.
+# torch.hub's rule, searched in the file name of the URL's path.
 HASH_REGEX = re.compile(r'-([a-f0-9]*)\.')
-#: The largest body taken, and the seconds after which a transfer slower
-#: than MIN_RATE bytes/s (no byte at all included) is given up (curl's
-#: ``--speed-limit 1024 --speed-time 60``): the environment sets them.
+#: The largest body taken, and the seconds after which a transfer under
+#: MIN_RATE bytes/s is given up (curl's ``--speed-limit 1024 --speed-time
+#: 60``); the environment may set them.
 LIMITS = dict(
     GROUPVIT_DOWNLOAD_MAX_BYTES=2 << 30, GROUPVIT_DOWNLOAD_STALL_SECONDS=60)
 MIN_RATE = 1024
@@ -42,8 +36,8 @@ def is_remote(source) -> bool:
 
 
 def expected_hash(url: str) -> Optional[str]:
-    """The SHA-256 prefix a release-style name carries, as torch.hub reads
-    it (``check_hash=True``); None or '' for nothing to check."""
+    """The SHA-256 prefix in a release-style name, as torch.hub reads it;
+    None or '' for none."""
     match = HASH_REGEX.search(osp.basename(urllib.parse.urlsplit(url).path))
     return match.group(1) if match else None
 
@@ -55,16 +49,13 @@ def by_hand(url: str, dst: str) -> str:
 
 
 def download_url(url: str, entry: str) -> str:
-    """Stream ``url`` into a new temporary file beside ``entry`` (the cache
-    file that will hold it), refusing a transfer that stops early or is
-    encoded; nothing is left on failure.
-
-    Returns:
-        str: The temporary file, for the caller to check and delete.
+    """Stream ``url`` into a temporary file beside the cache file
+    ``entry`` (returned, for the caller to check and delete); nothing is
+    left on failure.
 
     Raises:
-        CheckpointError: Offline, an HTTP error, a cut or encoded transfer,
-            or Ctrl-C, in one line naming the URL, ``entry`` and the fix.
+        CheckpointError: Offline, an HTTP error, a cut, encoded, too large
+            or stalled transfer, or Ctrl-C.
     """
     os.makedirs(osp.dirname(entry), exist_ok=True)
     f = tempfile.NamedTemporaryFile(
@@ -134,8 +125,8 @@ def _limit(name: str) -> int:
 
 
 def _copy_body(response, f, max_bytes: int, stall: int) -> None:
-    """Copy the body of ``response`` to ``f``: at most ``max_bytes``, at
-    least :data:`MIN_RATE` bytes/s over every ``stall`` seconds."""
+    """Copy ``response``'s body to ``f``: at most ``max_bytes``, at least
+    :data:`MIN_RATE` bytes/s over every ``stall`` seconds."""
     announced = response.headers.get('Content-Length', '')
     if announced.isdigit() and int(announced) > max_bytes:
         raise _Refused(f'was refused: the server announces {announced} '
@@ -175,17 +166,9 @@ def parse_hub_id(source: str):
 
 
 def download_hub(source: str) -> str:
-    """The weights file of a Hugging Face model in the hub cache (its
-    ``config.json`` beside it): taken from the cache if there, else
-    fetched; offline (``HF_HUB_OFFLINE``, or the hub unreachable), refused
-    at once with the command that fills the cache.
-
-    Args:
-        source (str): ``hf://owner/name[@revision]``.
-
-    Returns:
-        str: Path of ``model.safetensors`` or ``pytorch_model.bin``.
-    """
+    """The weights file (``config.json`` beside it) of
+    ``hf://owner/name[@revision]`` in the hub cache, fetched unless there;
+    offline, refused at once with the command that fills the cache."""
     repo_id, revision = parse_hub_id(source)
     try:
         from huggingface_hub import constants, hf_hub_download
@@ -231,8 +214,8 @@ def download_hub(source: str) -> str:
 
 
 def _reachable(endpoint: str) -> bool:
-    """Whether a TCP connection to the hub opens within 3 s (through a
-    proxy, assumed)."""
+    """Whether the hub answers a TCP connection in 3 s (assumed through a
+    proxy)."""
     if urllib.request.getproxies().get('https'):
         return True
     parts = urllib.parse.urlsplit(endpoint)

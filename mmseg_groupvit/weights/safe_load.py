@@ -2,18 +2,18 @@
 """The one entry through which a checkpoint file becomes objects
 (:func:`read_file`), and the only place the per-file trust is honoured.
 
-The file is read once (its SHA-256 checked and those bytes loaded); a torch
-zip file is looked at before torch reads it (records stored within the
-file, only the classes and functions a checkpoint needs: torch's
-weights-only unpickler also allows allocators such as ``bytearray(n)``);
-``torch.load(weights_only=True)`` runs with :mod:`.stand_ins` allowed for
-that call only; one walk restores the stand-ins and bounds nesting and the
-bytes tensors claim; the config strings mmengine would run as Python are
-neutralised. See docs/weights.md.
+The bytes are read once, hashed and loaded: a torch zip file's records and
+pickle opcodes are checked first (only the globals a checkpoint needs; no
+compressed, repeated or hidden records), then ``torch.load(weights_only=
+True)`` runs with inert stand-ins for the few classes checkpoints pickle
+(OmegaConf, numpy, ``HistoryBuffer``) allowed for that call only; one walk
+turns the stand-ins into real objects and bounds nesting and the bytes
+tensors claim. See docs/weights.md.
 """
 import ast
 import hashlib
 import io
+import math
 import os.path as osp
 import pickletools
 import struct
@@ -27,8 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 from groupvit_common.errors import CheckpointError, DataFileError
-from groupvit_common.files import read_bytes
-from . import stand_ins
+from groupvit_common.files import file_sha256, read_bytes
 
 #: Containers nested deeper than this are refused.
 MAX_DEPTH = 100
@@ -43,7 +42,6 @@ _TORCH_NAMES = {
     '_codecs.encode', 'builtins.set', 'builtins.complex', 'torch.Size',
     'torch.device'
 }
-_ALLOWED = _TORCH_NAMES | {name for _, name in stand_ins.SAFE_GLOBALS}
 # Trusted files: real path -> SHA-256 of the bytes the user trusted.
 _TRUSTED = {}
 _LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
@@ -54,6 +52,173 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
            'torch 1.6), which the safe loader does not read (load it with '
            '--trust-pickle if you trust its source)'),
           (b'\x80', 'a Python pickle, not a torch.save zip file'))
+
+
+class Refused(Exception):
+    """A class or function the stand-ins do not rebuild (not an
+    ``UnpicklingError``, which ``torch.load`` rewrites)."""
+
+
+def refuse(what: str):
+    """Refuse ``what`` (a class or function, and why); :mod:`.safe_load`
+    names the file and it in one line."""
+    raise Refused(what)
+
+
+class ConfigNode:
+    """An OmegaConf object: runs no code, keeps its pickled state."""
+
+    state = None
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class Dtype:
+    """``np.dtype``: a plain numeric dtype and its byte order only."""
+
+    dtype = None  # until __init__ runs (a NEWOBJ skips it)
+
+    def __init__(self, spec='', align=False, copy=False):
+        try:
+            dtype = np.dtype(str(spec))
+        except TypeError:
+            dtype = None
+        if dtype is None or dtype.kind not in 'biufc':
+            refuse(f'numpy.dtype {spec!r} (only numeric dtypes are read)')
+        self.dtype = dtype
+
+    def __setstate__(self, state):
+        if (not isinstance(state, tuple) or len(state) != 8
+                or state[2:5] != (None, None, None)):
+            refuse('numpy.dtype with fields or a sub-array')
+        if state[1] in ('<', '>'):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class Array:
+    """``np.ndarray``: :meth:`__setstate__` builds it from its bytes."""
+
+    array = None  # until __setstate__ runs
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5
+                and isinstance(state[1], tuple)
+                and isinstance(state[2], Dtype) and state[2].dtype is not None
+                and isinstance(state[4], bytes)):
+            refuse('numpy.ndarray that is not a plain numeric array')
+        _, shape, dtype, fortran, data = state
+        if not all(isinstance(n, int) and n >= 0
+                   for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
+                                       != len(data)):
+            refuse(f'numpy.ndarray whose shape {shape} does not match its '
+                   f'{len(data)} bytes')
+        self.array = np.frombuffer(
+            data, dtype=dtype.dtype).reshape(
+                shape, order='F' if fortran else 'C').copy()
+
+
+class Buffer:
+    """mmengine's ``HistoryBuffer``: its values and counts, nothing else
+    (the pickled ``statistics_methods`` are dropped)."""
+
+    state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _reconstruct(subtype, shape, dtype_char):
+    if subtype is not Array:
+        refuse('numpy._reconstruct of a class other than numpy.ndarray')
+    return Array()
+
+
+def _scalar(dtype, data):
+    if not isinstance(dtype, Dtype) or dtype.dtype is None or not isinstance(
+            data, bytes) or len(data) != dtype.dtype.itemsize:
+        refuse('numpy scalar that is not a plain number')
+    return np.frombuffer(data, dtype=dtype.dtype)[0]
+
+
+def _statistic(obj, name):
+    """``getattr`` for its one use in training checkpoints."""
+    if obj is Buffer and name in ('min', 'max', 'current', 'mean'):
+        return None
+    owner = getattr(obj, '__qualname__', type(obj).__qualname__)
+    owner = _REAL_NAMES.get(owner, owner)
+    refuse(f'builtins.getattr (attribute {name!r} of {owner})')
+
+
+def _empty_bytes(*args) -> bytes:
+    """``bytes()`` (protocol 2's empty byte string); ``bytes(n)`` would
+    let a file allocate n bytes."""
+    if args:
+        refuse(f'builtins.bytes with arguments ({len(args)} given)')
+    return b''
+
+
+_OMEGACONF = ('omegaconf.dictconfig.DictConfig',
+              'omegaconf.listconfig.ListConfig', 'omegaconf.nodes.AnyNode',
+              'omegaconf.base.Metadata', 'omegaconf.base.ContainerMetadata',
+              'typing.Any')
+_NUMPY = [(Array, 'numpy.ndarray'), (Dtype, 'numpy.dtype')] + [
+    (fn, f'{module}.{name}')
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray')
+    for fn, name in ((_reconstruct, '_reconstruct'), (_scalar, 'scalar'))
+]
+#: ``(stand-in, 'module.name')`` for ``torch.serialization.safe_globals``.
+SAFE_GLOBALS = [
+    (type(n.rsplit('.', 1)[1], (ConfigNode, ), {}), n) for n in _OMEGACONF
+] + _NUMPY + [
+    (dict, 'builtins.dict'), (list, 'builtins.list'), (int, 'builtins.int'),
+    (__import__('collections').defaultdict, 'collections.defaultdict'),
+    (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+    (_statistic, 'builtins.getattr'), (_empty_bytes, 'builtins.bytes')
+]
+STAND_INS = (ConfigNode, Dtype, Array, Buffer)
+_REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
+
+
+def real(obj, restore):
+    """The real object of a stand-in.
+
+    Args:
+        obj: A :data:`STAND_INS` instance.
+        restore (callable): Restores the part of a stand-in's state that is
+            kept (the loader's walk, which bounds depth and checks types).
+
+    Returns:
+        A numpy array or dtype, a plain dict or list (OmegaConf), or a
+        ``HistoryBuffer`` of the pickled values.
+    """
+    if isinstance(obj, (Dtype, Array)):
+        value = obj.dtype if isinstance(obj, Dtype) else obj.array
+        if value is None:
+            refuse(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
+                   f'without its state')
+        return value
+    state = obj.state if isinstance(obj.state, dict) else {}
+    if isinstance(obj, ConfigNode):  # its value; the metadata is dropped
+        return restore(state['_content'] if '_content' in
+                       state else state.get('_val'))
+    from mmengine.logging import HistoryBuffer
+    values = [
+        restore(state.get(k)) for k in ('_log_history', '_count_history')
+    ]
+    length = state.get('max_length')
+    if not (all(isinstance(v, np.ndarray) and v.ndim == 1
+                for v in values) and len(values[0]) == len(values[1])
+            and type(length) is int and length > 0):
+        refuse('mmengine HistoryBuffer whose values are not two arrays of '
+               'one length')
+    return HistoryBuffer(list(values[0]), list(values[1]), length)
+
+
+_ALLOWED = _TORCH_NAMES | {name for _, name in SAFE_GLOBALS}
 
 
 def trust_checkpoint(path: str) -> None:
@@ -67,7 +232,7 @@ def trust_checkpoint(path: str) -> None:
     """
     path = osp.realpath(osp.expanduser(path))
     if osp.isfile(path):
-        _TRUSTED[path] = hashlib.sha256(_read_bytes(path)).hexdigest()
+        _TRUSTED[path] = file_sha256(path)
 
 
 def read_file(path: str, check_digest: Optional[Callable] = None):
@@ -108,13 +273,13 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
                                   f'(.pth), a transformers folder or a '
                                   f'.safetensors file.')
         _check_archive(data)
-        with torch.serialization.safe_globals(stand_ins.SAFE_GLOBALS):
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(
                 io.BytesIO(data), map_location='cpu', weights_only=True)
         obj = _Walk(len(data)).restore(obj, 0)
     except CheckpointError:
         raise
-    except stand_ins.Refused as e:
+    except Refused as e:
         raise CheckpointError(_refused(path, str(e))) from None
     except _Damaged as e:
         raise CheckpointError(f'{path} was refused: {e}. The file is damaged '
@@ -192,13 +357,13 @@ def _check_archive(data: bytes) -> None:
     top, memo, expect = None, {}, []  # see _pushed
     for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
-            raise stand_ins.Refused(f'a class or function named by {op.name}')
+            raise Refused(f'a class or function named by {op.name}')
         if op.name in ('BINPUT', 'LONG_BINPUT'):
             memo[arg] = top
             continue
         top = _pushed(op.name, arg, memo)
         if expect and not expect.pop(0)(op.name, top):
-            raise stand_ins.Refused(
+            raise Refused(
                 '_codecs.encode other than as torch writes bytes, '
                 'encode(TEXT, \'latin1\') (other codecs, chained, make '
                 'gigabytes of a few bytes)')
@@ -212,8 +377,8 @@ def _check_archive(data: bytes) -> None:
             if module in ('torch._utils', 'torch._tensor'):
                 raise _Damaged(f'it holds a tensor that is not a plain dense '
                                f'one ({full}); only dense tensors are read')
-            raise stand_ins.Refused('the class or function ' +
-                                    (name if module == 'builtins' else full))
+            raise Refused('the class or function ' +
+                          (name if module == 'builtins' else full))
 
 
 _ENCODE = object()
@@ -283,8 +448,8 @@ class _Walk:
             return obj
         if id(obj) in self.seen:  # shared or cyclic: restored once
             return self.seen[id(obj)]
-        if isinstance(obj, stand_ins.STAND_INS):
-            self.seen[id(obj)] = stand_ins.real(
+        if isinstance(obj, STAND_INS):
+            self.seen[id(obj)] = real(
                 obj, lambda state: self.restore(state, depth + 1))
         elif isinstance(obj, dict):
             self.seen[id(obj)] = obj
@@ -300,7 +465,7 @@ class _Walk:
         elif type(obj) is set and all(isinstance(v, _PLAIN) for v in obj):
             return obj
         else:
-            raise stand_ins.Refused(f'an object of class {type(obj).__name__}')
+            raise Refused(f'an object of class {type(obj).__name__}')
         return self.seen[id(obj)]
 
 

@@ -19,7 +19,8 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 from groupvit_common.errors import CheckpointError
-from mmseg_groupvit.weights import read_file, stand_ins
+from mmseg_groupvit.weights import read_file
+from mmseg_groupvit.weights import safe_load as stand_ins
 
 
 class Call:

@@ -23,7 +23,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import load_source_checkpoint
-from mmseg_groupvit.weights.stand_ins import SAFE_GLOBALS
+from mmseg_groupvit.weights.safe_load import SAFE_GLOBALS
 from tests.conftest import REPO, VOC_SAMPLE, build_small_segmentor
 from tests.test_weights.hostile_checkpoints import (Call,
                                                     write_hostile_checkpoints)

@@ -234,8 +234,8 @@ def main(argv=None):
     arch = SMALL if args.arch == 'small' else dict(
         image_encoder={}, text_encoder={})
     if args.arch == 'released':
-        from mmseg_groupvit.weights.arch import DEFAULT_ARCH
-        arch = DEFAULT_ARCH
+        from mmseg_groupvit.weights.arch import released_arch
+        arch = released_arch()
     results = {}
     for amp in args.amp:
         for who in ('ours', 'plain'):

@@ -22,7 +22,7 @@ from torch import nn
 
 from groupvit_common.errors import CheckpointError, ImageSizeError
 from ...weights.check import (check_values, compare_state_dicts,
-                              describe_mismatch)
+                              describe_mismatch, passed)
 from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,
                       chain_assignments)
 
@@ -37,11 +37,12 @@ def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,
     Leftover projector keys are allowed when the encoder is built without a
     projector (``with_projector=False``). ``state_dict`` is not changed.
     """
-    module._check_weights(
-        {
-            k[len(prefix):]: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        }, prefix, list(state_dict))
+    state = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
+    if not passed(state):  # not checked by the model holding the encoder
+        module._check_weights(state, prefix, list(state_dict))
 
 
 class PatchEmbed(nn.Module):

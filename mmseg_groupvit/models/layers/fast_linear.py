@@ -18,26 +18,45 @@ missing, :func:`linear` is ``F.linear`` followed by the same activation and
 addition. :func:`set_enabled` turns the fused path off (e.g. to time or
 test the plain one).
 """
+import functools
 import warnings
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import nn
 
-# activation name -> (oneDNN post-op, its algorithm)
-FUSABLE_ACTIVATIONS = {
-    'gelu': ('gelu', 'none'),
-    'gelu_new': ('gelu', 'tanh'),
-    'gelu_pytorch_tanh': ('gelu', 'tanh'),
-    'relu': ('relu', ''),
+#: transformers' ``hidden_act`` names: the activation config of mmseg's
+#: registry (mmcv's ``GELU``, ``ReLU`` and ``SiLU``, mmseg's ``QuickGELU``,
+#: ``x * sigmoid(1.702 x)`` as in CLIP's text tower) and the oneDNN post-op
+#: ``(attr, algorithm)`` that fuses it into a linear layer, if any.
+ACTIVATIONS = {
+    'gelu': (dict(type='GELU'), ('gelu', 'none')),
+    'gelu_new': (dict(type='GELU', approximate='tanh'), ('gelu', 'tanh')),
+    'gelu_pytorch_tanh': (dict(type='GELU',
+                               approximate='tanh'), ('gelu', 'tanh')),
+    'quick_gelu': (dict(type='QuickGELU'), None),
+    'relu': (dict(type='ReLU'), ('relu', '')),
+    'silu': (dict(type='SiLU'), None),
 }
-_PLAIN_ACTIVATIONS = {
-    'gelu': F.gelu,
-    'gelu_new': lambda x: F.gelu(x, approximate='tanh'),
-    'gelu_pytorch_tanh': lambda x: F.gelu(x, approximate='tanh'),
-    'relu': F.relu,
-}
+
+
+def build_activation(name: str) -> nn.Module:
+    """Build an activation from its transformers ``hidden_act`` name (a key
+    of :data:`ACTIVATIONS`), with mmseg's registry."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f'Unknown activation "{name}"; expected one of '
+                         f'{sorted(ACTIVATIONS)}.')
+    return MODELS.build(ACTIVATIONS[name][0])
+
+
+_plain = functools.lru_cache(maxsize=None)(build_activation)
+
+
+def fusable(name: Optional[str]) -> bool:
+    """Whether activation ``name`` has a oneDNN post-op."""
+    return ACTIVATIONS.get(name, (None, None))[1] is not None
 
 
 def _has_onednn_linear() -> bool:
@@ -92,7 +111,7 @@ def linear(x: torch.Tensor,
         x (Tensor): ``[..., in]``.
         weight (Tensor): ``[out, in]``.
         bias (Tensor, optional): ``[out]``.
-        activation (str, optional): A key of ``FUSABLE_ACTIVATIONS``.
+        activation (str, optional): A :func:`fusable` activation.
         residual (Tensor, optional): ``[..., out]``, added last. Not
             combined with ``activation``.
 
@@ -102,9 +121,10 @@ def linear(x: torch.Tensor,
     if activation is not None and residual is not None:
         raise ValueError('linear() fuses an activation or a residual '
                          'addition, not both.')
-    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
+    if activation is not None and not fusable(activation):
         raise ValueError(f'Activation {activation!r} cannot be fused; '
-                         f'expected one of {sorted(FUSABLE_ACTIVATIONS)}.')
+                         f'expected one of '
+                         f'{sorted(filter(fusable, ACTIVATIONS))}.')
     if available(x, weight) and (bias is None or not bias.requires_grad
                                  or not torch.is_grad_enabled()):
         try:
@@ -115,7 +135,7 @@ def linear(x: torch.Tensor,
                           f'F.linear from now on.')
     out = F.linear(x, weight, bias)
     if activation is not None:
-        out = _PLAIN_ACTIVATIONS[activation](out)
+        out = _plain(activation)(out)
     if residual is not None:
         out = out + residual
     return out
@@ -131,7 +151,7 @@ def apply(module: nn.Linear,
     Args:
         module (nn.Linear): The layer (its weights are used).
         x (Tensor): ``[..., in]``.
-        activation (str, optional): A key of ``FUSABLE_ACTIVATIONS``.
+        activation (str, optional): A :func:`fusable` activation.
         residual (Tensor, optional): ``[..., out]``, added last.
 
     Returns:
@@ -141,7 +161,7 @@ def apply(module: nn.Linear,
         return linear(x, module.weight, module.bias, activation, residual)
     out = module(x)
     if activation is not None:
-        out = _PLAIN_ACTIVATIONS[activation](out)
+        out = _plain(activation)(out)
     return out if residual is None else residual + out
 
 
@@ -153,5 +173,5 @@ def _onednn_linear(x, weight, bias, activation, residual):
         return op.binary(x, residual.contiguous(), weight, bias, 'add')
     if activation is None:
         return op(x, weight, bias, 'none', [], '')
-    attr, algorithm = FUSABLE_ACTIVATIONS[activation]
+    attr, algorithm = ACTIVATIONS[activation][1]
     return op(x, weight, bias, attr, [], algorithm)

@@ -20,39 +20,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
-from mmseg.registry import MODELS
 from torch import nn
 
 from . import fast_linear
-
-#: transformers' ``hidden_act`` names and the activation configs of mmseg's
-#: registry (mmcv's ``GELU``, ``ReLU`` and ``SiLU``, mmseg's ``QuickGELU``,
-#: ``x * sigmoid(1.702 x)`` as in CLIP's text tower).
-ACTIVATIONS = {
-    'gelu': dict(type='GELU'),
-    'gelu_new': dict(type='GELU', approximate='tanh'),
-    'gelu_pytorch_tanh': dict(type='GELU', approximate='tanh'),
-    'quick_gelu': dict(type='QuickGELU'),
-    'relu': dict(type='ReLU'),
-    'silu': dict(type='SiLU'),
-}
-
-
-def build_activation(name: str) -> nn.Module:
-    """Build an activation from its transformers ``hidden_act`` name.
-
-    Args:
-        name (str): One of ``gelu`` (exact erf), ``gelu_new`` /
-            ``gelu_pytorch_tanh`` (tanh approximation), ``quick_gelu``,
-            ``relu`` and ``silu``.
-
-    Returns:
-        nn.Module: The activation, built by mmseg's registry.
-    """
-    if name not in ACTIVATIONS:
-        raise ValueError(f'Unknown activation "{name}"; expected one of '
-                         f'{sorted(ACTIVATIONS)}.')
-    return MODELS.build(ACTIVATIONS[name])
+from .fast_linear import ACTIVATIONS, build_activation  # noqa: F401 (API)
 
 
 class MLP(nn.Module):
@@ -75,8 +46,7 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(in_dims, hidden_dims)
         self.act = build_activation(act)
         self.fc2 = nn.Linear(hidden_dims, out_dims or in_dims)
-        self.fused_act = act if act in fast_linear.FUSABLE_ACTIVATIONS \
-            else None
+        self.fused_act = act if fast_linear.fusable(act) else None
 
     def forward(self,
                 x: torch.Tensor,
