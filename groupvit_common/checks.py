@@ -8,14 +8,15 @@ tools print that message as one ``error:`` line (see
 """
 import math
 from numbers import Integral, Real
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from .errors import ConfigValueError
+from .errors import ConfigCheckError, ConfigValueError
+from .vocabulary import load_vocabulary, split_background
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice', 'check_test_cfg', 'check_config', 'is_int',
-    'AUTOCAST_CHOICES'
+    'check_choice', 'check_test_cfg', 'check_config', 'check_head_classes',
+    'check_class_count', 'is_int', 'AUTOCAST_CHOICES'
 ]
 
 #: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
@@ -227,21 +228,146 @@ def _section_error(key: str, value: Any, what: str) -> ConfigValueError:
         f'any --cfg-options that sets {key}.')
 
 
-def check_config(cfg: dict, test: bool = True) -> None:
+def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
+    """The head's outputs: one per vocabulary class, plus background when
+    ``with_bg``; a configured ``num_classes`` or ``out_channels`` must agree.
+
+    Raises:
+        ConfigValueError: Naming both counts and the fix.
+    """
+    channels = vocabulary + int(with_bg)
+    for key in ('out_channels', 'num_classes'):
+        # The head checks the type of its own arguments.
+        if is_int(head.get(key)) and head[key] != channels:
+            raise ConfigValueError(
+                f'model.decode_head.{key} is {head[key]!r} but the vocabulary '
+                f'has {vocabulary} classes{" plus background" * with_bg}, so '
+                f'the head has {channels} outputs. The vocabulary decides the '
+                f'classes: remove model.decode_head.{key} from the config.')
+    return channels
+
+
+def check_class_count(model_classes: int,
+                      dataset_classes: int,
+                      source: str = '') -> None:
+    """Raise unless the model scores as many classes as the dataset has (a
+    single channel is mmseg's binary protocol for two): a model that never
+    predicts a dataset class gives a plausible but wrong metric.
+
+    Args:
+        model_classes (int): Classes the model scores.
+        dataset_classes (int): Classes of the test dataset.
+        source (str): What both counts are made of, put first.
+
+    Raises:
+        ConfigCheckError: The counts differ, with the fix.
+    """
+    if model_classes == dataset_classes or (model_classes, dataset_classes) \
+            == (1, 2):
+        return
+    raise ConfigCheckError(
+        f'{source}The model scores {model_classes} classes but the dataset '
+        f'has {dataset_classes}: the metrics would compare different class '
+        f'lists. The vocabulary (model.text_encoder.vocabulary or '
+        f'dataset_name) needs one entry per dataset class, in label order, '
+        f'without background when the head adds it (with_bg=True).')
+
+
+def _vocabulary(text: dict,
+                prompt_classes: Optional[Callable]) -> Optional[List[list]]:
+    """The prompted classes of a text encoder config; None when they cannot
+    be read (the text encoder names the problem when it is built)."""
+    try:
+        if text.get('vocabulary') is not None:
+            classes = load_vocabulary(text['vocabulary'])
+        elif text.get('dataset_name') and prompt_classes:
+            classes = load_vocabulary(
+                list(prompt_classes(text['dataset_name'])))
+        else:
+            return None
+        classes = split_background(classes)[0]
+        if text.get('extra_classes') is not None:
+            classes += load_vocabulary(text['extra_classes'])
+    except (ValueError, TypeError, OSError):
+        return None
+    if any(n.casefold() == 'background' for names in classes for n in names):
+        return None  # the text encoder's rule, with its own message
+    return classes
+
+
+def check_classes(cfg: dict,
+                  test: bool = True,
+                  dataset_classes: Optional[Callable] = None,
+                  prompt_classes: Optional[Callable] = None) -> None:
+    """The one rule of class counts, on a config: the vocabulary (plus
+    background when the head has it) decides the model's classes
+    (:func:`check_head_classes`), and a test dataset must have as many
+    (:func:`check_class_count`); a model without a text encoder scores its
+    head's ``num_classes``.
+
+    Args:
+        cfg (dict): A config whose sections :func:`check_config` checked.
+        test (bool): Check against the test dataset too.
+        dataset_classes (callable, optional): The class names of a test
+            dataset config (None: not known).
+        prompt_classes (callable, optional): A ``dataset_name``'s names.
+    """
+    model, source = cfg['model'], ''
+    head = model.get('decode_head')
+    head = head if isinstance(head, dict) else {}
+    text = model.get('text_encoder')
+    if text is not None:
+        classes = _vocabulary(text, prompt_classes)
+        if classes is None:
+            return
+        if 'decode_head' in model:
+            with_bg = bool(
+                head.get('with_bg',
+                         head.get('type') == 'GroupViTHead'))
+            outputs = check_head_classes(head, len(classes), with_bg)
+            source = (f'The text encoder has {len(classes)} classes (first: '
+                      f'{classes[0][0]!r}){" plus background" * with_bg}. ')
+        else:
+            outputs = len(classes)
+            source = f'The classifier\'s vocabulary has {outputs} classes '
+    elif is_int(head.get('num_classes')):
+        outputs = head['num_classes']
+    else:
+        return
+    if not test:
+        return
+    dataset = cfg['test_dataloader']['dataset']
+    names = dataset_classes(dataset) if dataset_classes else None
+    if names is None:
+        return
+    if text is not None and 'decode_head' not in model:
+        source += f'and the test dataset {len(names)}. '
+    else:
+        source += (f'The test dataset ({dataset.get("type")}) has '
+                   f'{len(names)} classes. ')
+    check_class_count(outputs, len(names), source)
+
+
+def check_config(cfg: dict,
+                 test: bool = True,
+                 dataset_classes: Optional[Callable] = None,
+                 prompt_classes: Optional[Callable] = None) -> None:
     """Raise unless the sections a tool reads are there with the right
     types, before any checkpoint is looked for: ``model`` (a dict with a
     ``type``), its sub-configs when present (dicts), its ``test_cfg``
     (:func:`check_test_cfg`, for a GroupViT segmentor); and for a test
     (``test``) ``test_dataloader`` with a ``dataset`` (dicts) whose
     ``pipeline`` is a non-empty list, and ``test_evaluator`` (a dict or a
-    non-empty list).
+    non-empty list); then the class counts (:func:`check_classes`).
 
     Args:
         cfg (dict): The merged config (mmengine ``Config`` or dict).
         test (bool): Check the test sections too. Defaults to True.
+        dataset_classes, prompt_classes: See :func:`check_classes`.
 
     Raises:
         ConfigValueError: Naming the key, the value and the fix.
+        ConfigCheckError: Class counts that disagree.
     """
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
@@ -252,8 +378,12 @@ def check_config(cfg: dict, test: bool = True) -> None:
             raise _section_error(key, value, 'a dict')
     if model.get('type') == 'GroupViTEncoderDecoder':
         check_test_cfg(model.get('test_cfg'))
-    if not test:
-        return
+    if test:
+        _check_test_sections(cfg)
+    check_classes(cfg, test, dataset_classes, prompt_classes)
+
+
+def _check_test_sections(cfg: dict) -> None:
     for key in TEST_SECTIONS:
         present, value = _lookup(cfg, key)
         if key == 'test_evaluator' and isinstance(value, list) and value \

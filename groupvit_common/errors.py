@@ -11,13 +11,15 @@ This module imports only the standard library: the onnxruntime runner
 (``tools/deployment/onnx_segment.py``), which must not import PyTorch,
 uses it too.
 """
+import contextlib
 import re
 
 __all__ = [
     'CheckpointError', 'ClassificationDataError', 'ConfigCheckError',
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
     'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
-    'TrainingDataError', 'USER_ERRORS', 'user_error_message'
+    'TrainingDataError', 'USER_ERRORS', 'user_error_message', 'error_line',
+    'exit_on_user_error'
 ]
 
 
@@ -104,3 +106,25 @@ def user_error_message(error: BaseException) -> str:
         if marker in text:
             text = text.rsplit(marker, 1)[1]
     return _BUILD_PREFIX.sub('', text.strip())
+
+
+def error_line(problem) -> str:
+    """The one line a tool prints for bad input: ``error: MESSAGE``.
+
+    Args:
+        problem (str | BaseException): The message, or the error (see
+            :func:`user_error_message`).
+    """
+    if isinstance(problem, BaseException):
+        problem = user_error_message(problem)
+    return f'error: {problem}'
+
+
+@contextlib.contextmanager
+def exit_on_user_error(*also: type):
+    """Exit with :func:`error_line` when a user error (:data:`USER_ERRORS`,
+    and the types ``also``) leaves the block."""
+    try:
+        yield
+    except USER_ERRORS + also as error:
+        raise SystemExit(error_line(error)) from None

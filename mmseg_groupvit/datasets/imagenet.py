@@ -27,6 +27,10 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
 
 
+def _class_folders(root: str) -> List[str]:
+    return sorted(d for d in os.listdir(root) if osp.isdir(osp.join(root, d)))
+
+
 @DATASETS.register_module()
 class CustomDataset(BaseDataset):
     """A classification dataset from a class-folder tree or an annotation
@@ -72,6 +76,21 @@ class CustomDataset(BaseDataset):
     @property
     def img_prefix(self) -> str:
         return self.data_prefix['img_path']
+
+    @classmethod
+    def config_classes(cls, cfg: dict) -> Optional[tuple]:
+        """The classes of a dataset config without ``metainfo.classes``,
+        without loading it: the type's, or the sorted class folders of the
+        folder layout (None when they are not known yet)."""
+        classes = cls.METAINFO.get('classes')
+        prefix = cfg.get('data_prefix', '')
+        prefix = prefix.get('img_path', '') if isinstance(prefix,
+                                                          dict) else prefix
+        root = osp.join(cfg.get('data_root', ''), prefix)
+        if classes is None and not cfg.get('ann_file') and osp.isdir(root) \
+                and not cfg.get('folder_names'):
+            classes = tuple(_class_folders(root)) or None
+        return classes
 
     def load_data_list(self) -> List[dict]:
         if self.ann_file:
@@ -136,8 +155,7 @@ class CustomDataset(BaseDataset):
                 f'Image folder {root} does not exist. Set data_root / '
                 f'data_prefix to the folder of class folders (e.g. '
                 f'imagenet/val).')
-        folders = sorted(
-            d for d in os.listdir(root) if osp.isdir(osp.join(root, d)))
+        folders = _class_folders(root)
         if not folders:
             raise ClassificationDataError(
                 f'Image folder {root} has no class folders. Expected '

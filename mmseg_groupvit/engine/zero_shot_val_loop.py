@@ -12,7 +12,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import ValLoop, autocast
 from mmseg.registry import LOOPS, MODELS
 
-from ..evaluation.consistency import check_class_count
+from groupvit_common.checks import check_class_count
 
 #: The text encoder keys that name the classes, not the architecture.
 _VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',

@@ -10,40 +10,14 @@ from mmseg.registry import METRICS
 
 from groupvit_common.errors import LabelMapError, ProgressError
 from ..datasets.transforms import exif_orientation
-from .consistency import check_class_count
 from .iou_metric import PerClassIoUMetric
 from .progress import ProgressWriter, read_progress
 
-__all__ = ['CheckedIoUMetric', 'check_result_classes', 'check_label_map']
+__all__ = ['CheckedIoUMetric', 'check_label_map']
 
 # Pixels per step when counting, which bounds the metric's memory for very
 # large images.
 _COUNT_STEP = 1 << 22
-
-
-def check_result_classes(sample: dict, num_classes: int) -> None:
-    """Raise unless the model scored as many classes as the dataset has
-    (:func:`~.consistency.check_class_count`), for one result.
-
-    Args:
-        sample (dict): A data sample as the evaluator sees it (a dict, with
-            ``seg_logits`` or ``score_channels`` when the model provides
-            them; without either nothing is checked).
-        num_classes (int): Classes of the dataset.
-
-    Raises:
-        ConfigCheckError: The counts differ.
-    """
-    logits = sample.get('seg_logits')
-    if logits is not None:
-        channels = logits['data'].shape[0]
-    else:
-        # Results of the large-vocabulary path hold no scores, only their
-        # count.
-        channels = sample.get('score_channels')
-        if channels is None:
-            return
-    check_class_count(channels, num_classes)
 
 
 def _exif_hint(img_path: str, label_shape, image_shape) -> str:
@@ -116,10 +90,11 @@ class CheckedIoUMetric(PerClassIoUMetric):
     Same arguments and metrics as mmseg's ``IoUMetric`` (and the per-class
     results of :class:`PerClassIoUMetric`), plus:
 
-    - every sample is checked first: the model's class count against the
-      dataset's (:func:`check_result_classes`) and the label map's size and
-      values (:func:`check_label_map`); a failure names the file and the
-      fix instead of giving a wrong or crashing evaluation;
+    - every label map's size and values are checked first
+      (:func:`check_label_map`); a failure names the file and the fix
+      instead of giving a wrong or crashing evaluation (the model's class
+      count is checked once, when the config is read:
+      :func:`groupvit_common.checks.check_classes`);
     - pixels are counted with integer histograms (``bincount``) and summed
       as integers, so totals do not depend on the order of the images (mmseg
       sums float32 histograms);
@@ -179,7 +154,6 @@ class CheckedIoUMetric(PerClassIoUMetric):
         """Check, count (and record) a batch; see the class docstring."""
         num_classes = len(self.dataset_meta['classes'])
         for sample in data_samples:
-            check_result_classes(sample, num_classes)
             if not self.format_only:
                 check_label_map(sample, num_classes, self.ignore_index)
         start = len(self.results)

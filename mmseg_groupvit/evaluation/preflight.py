@@ -4,7 +4,8 @@ its config says, that the test dataloader's settings can work, and that the
 output folders can be written.
 
 mmseg's datasets assert this without a message (``assert
-fileio.exists(...)``). Class counts are checked by :mod:`.consistency`.
+fileio.exists(...)``). Class counts are checked when the config is read
+(:func:`groupvit_common.checks.check_classes`).
 """
 import os
 import os.path as osp

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
-from .consistency import dataset_classes
+from ..utils.config_file import dataset_classes
 
 __all__ = [
     'describe_protocol', 'format_protocol', 'format_templates',
@@ -90,7 +90,8 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
     return dict(
         dataset=dataset.get('type'),
         data_root=dataset.get('data_root', None),
-        num_classes=head.get('num_classes', None) or len(dataset_classes(cfg)),
+        num_classes=head.get('num_classes', None)
+        or len(dataset_classes(dataset) or ()),
         background=with_bg,
         bg_thresh=float(bg_thresh) if with_bg else None,
         resize=_resize(_test_pipeline(cfg)),

@@ -4,7 +4,8 @@ metrics and the files written (for classification configs too)."""
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-from .classification import describe_classification_protocol
+from .classification import (describe_classification_protocol,
+                             is_classification_config)
 from .protocol import describe_protocol, format_protocol
 
 __all__ = [
@@ -31,8 +32,11 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
         checkpoint (str, optional): The checkpoint given.
 
     Returns:
-        list[str]: The lines.
+        list[str]: The lines (:func:`classification_run_lines` for a
+        classification config).
     """
+    if is_classification_config(cfg):
+        return classification_run_lines(cfg, config, checkpoint)
     protocol = describe_protocol(cfg)
     texts = format_protocol(protocol)
     dataset = cfg.test_dataloader.dataset

@@ -17,11 +17,13 @@ from typing import Optional, Union
 import yaml
 from mmengine.config import Config
 from mmengine.fileio.handlers import YamlHandler, register_handler
+from mmseg.registry import DATASETS
 
 from groupvit_common.checks import check_config
 from groupvit_common.errors import ConfigCheckError
+from .class_names import get_prompt_classes
 
-__all__ = ['read_config', 'MAX_YAML_VALUES']
+__all__ = ['read_config', 'dataset_classes', 'MAX_YAML_VALUES']
 
 #: Most values (containers and scalars, aliases counted where used) a YAML
 #: file may expand to; configs have thousands.
@@ -86,6 +88,8 @@ def read_config(path: Union[str, Config],
     Raises:
         ConfigCheckError: The file cannot be read as a config.
         ConfigValueError: A section missing or of the wrong type.
+        ConfigCheckError: Class counts that disagree (see
+            :func:`~groupvit_common.checks.check_classes`).
     """
     if isinstance(path, Config):
         cfg = copy.deepcopy(path)
@@ -96,5 +100,18 @@ def read_config(path: Union[str, Config],
             raise _unreadable(path, e) from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    check_config(cfg.to_dict(), test)
+    check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes)
     return cfg
+
+
+def dataset_classes(cfg: dict) -> Optional[tuple]:
+    """The classes of a dataset config, without loading any data: its
+    ``metainfo.classes``, else its registered type's (None if not known)."""
+    classes = (cfg.get('metainfo') or {}).get('classes')
+    name = cfg.get('type')
+    dataset = DATASETS.get(name) if isinstance(name, str) else None
+    if classes is None and hasattr(dataset, 'config_classes'):
+        classes = dataset.config_classes(cfg)
+    elif classes is None:
+        classes = getattr(dataset, 'METAINFO', {}).get('classes')
+    return None if classes is None else tuple(classes)
