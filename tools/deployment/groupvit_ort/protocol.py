@@ -62,10 +62,7 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
             f'protocol.resize.scale {scale} would resize a photo to more '
             f'than the {files.MAX_IMAGE_PIXELS:,} pixels an image may have')
     crop = _pair(protocol, 'crop_size')
-    stride = _pair(protocol, 'stride')
-    if stride[0] > crop[0] or stride[1] > crop[1]:
-        raise _BadValue(f'protocol.stride {stride} is larger than the window '
-                        f'{crop}: pixels between windows would get no score')
+    config_checks.check_stride(crop, _pair(protocol, 'stride'), 'protocol')
     if window is not None and list(window) != crop:
         raise _BadValue(
             f'protocol.crop_size {crop} is not the image graph\'s window '
@@ -134,9 +131,10 @@ def check_protocol(protocol: Any,
             f'tools/deployment/pytorch2onnx.py.')
     try:
         _check_values(protocol, window)
-    except _BadValue as e:
+    except ValueError as e:  # _BadValue or groupvit_common's
+        reason = str(e).rstrip('.')
         raise ExportError(
-            f'{source}: {e}; the export is damaged or was edited: export '
+            f'{source}: {reason}; the export is damaged or was edited: export '
             f'again with tools/deployment/pytorch2onnx.py.') from None
     return protocol
 
