@@ -35,7 +35,8 @@ from groupvit_common.errors import USER_ERRORS, user_error_message
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          text_options, weight_options)
+                                          picture_options, text_options,
+                                          weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -61,7 +62,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT open-vocabulary segmentation demo: segment '
         'images with your own class names.',
-        parents=[weight_options(), text_options()])
+        parents=[weight_options(),
+                 text_options(),
+                 picture_options()])
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
@@ -85,11 +88,6 @@ def parse_args(argv=None):
         default='present',
         help='legend of the pictures: the classes present, most pixels '
         'first, and how many are absent (default), or every class')
-    parser.add_argument(
-        '--opacity',
-        type=float,
-        default=0.5,
-        help='colour weight of the overlays (default 0.5)')
     parser.add_argument(
         '--classify',
         action='store_true',
@@ -115,8 +113,6 @@ def parse_args(argv=None):
     if unknown or not args.show:
         parser.error(f'--show: unknown item(s) {unknown}; choose from '
                      f'{",".join(SHOW_CHOICES)}')
-    if not 0 <= args.opacity <= 1:
-        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     return args
 
 
@@ -260,28 +256,38 @@ def segment(model, load, path, stem, args, note):
         groups=groups_summary)
 
 
+def build(init, args, errors=USER_ERRORS, **options):
+    """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
+    becomes the file loaded (None: random weights, and a warning)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='No checkpoint given')
+            model = init(
+                args.config,
+                args.checkpoint,
+                args.device,
+                seed=args.seed,
+                random_weights=args.random_weights,
+                **options)
+    except errors as e:  # the model checks bg_thresh and the rest
+        sys.exit(f'error: {user_error_message(e)}')
+    args.checkpoint = model.cfg.get('load_from')
+    if not args.checkpoint:
+        print('warning: ' + ' '.join(RANDOM_NOTE))
+    return model
+
+
 def classify(args, images, vocabulary, extra, templates):
     """``--classify``: print each image's ``--topk`` classes and write
     ``OUT/classification.json``."""
     from mmseg_groupvit.apis import classify_image, init_classifier
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='No checkpoint given')
-            model = init_classifier(
-                args.config,
-                args.checkpoint,
-                args.device,
-                vocabulary=vocabulary,
-                templates=templates,
-                extra_classes=extra,
-                seed=args.seed,
-                random_weights=args.random_weights)
-    except USER_ERRORS + (ValueError, TypeError) as e:
-        sys.exit(f'error: {user_error_message(e)}')
-    # The file loaded; none: --random-weights.
-    args.checkpoint = model.cfg.get('load_from')
-    if not args.checkpoint:
-        print('warning: ' + ' '.join(RANDOM_NOTE))
+    model = build(
+        init_classifier,
+        args,
+        USER_ERRORS + (ValueError, TypeError),
+        vocabulary=vocabulary,
+        templates=templates,
+        extra_classes=extra)
     results, failed = [], []
     for path in images:
         try:
@@ -320,47 +326,30 @@ def main(argv=None):
         checkpoint_option='--checkpoint')
     if problem:
         sys.exit(f'error: {problem}')
-    from mmseg_groupvit.utils.console import quiet_warnings
+    from mmseg_groupvit.utils.console import progress, quiet_warnings
     quiet_warnings()
     from mmseg_groupvit.apis import init_groupvit
-    from mmseg_groupvit.utils.console import progress
     try:
         images, vocabulary, extra, templates = check_inputs(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
         sys.exit(f'error: {e}')
     if args.classify:
         return classify(args, images, vocabulary, extra, templates)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='No checkpoint given')
-            model = init_groupvit(
-                args.config,
-                args.checkpoint,
-                args.device,
-                vocabulary=vocabulary,
-                templates=templates,
-                bg_thresh=args.bg_thresh,
-                extra_classes=extra,
-                seed=args.seed,
-                random_weights=args.random_weights)
-    except USER_ERRORS as e:
-        # bg_thresh and the other settings are checked by the model.
-        sys.exit(f'error: {user_error_message(e)}')
-    # The file loaded (--checkpoint or the config's, downloaded); none:
-    # --random-weights.
-    args.checkpoint = model.cfg.get('load_from')
+    model = build(
+        init_groupvit,
+        args,
+        vocabulary=vocabulary,
+        templates=templates,
+        bg_thresh=args.bg_thresh,
+        extra_classes=extra)
     note = None if args.checkpoint else RANDOM_NOTE
-    if note:
-        print('warning: ' + ' '.join(RANDOM_NOTE))
     os.makedirs(args.out, exist_ok=True)
     results, failed, load = [], [], image_loader(model)
     with progress(len(images), 'segment', 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
                 results.append(segment(model, load, path, stem, args, note))
-            except USER_ERRORS as e:
-                # One bad image does not stop the others; it is reported at
-                # the end and the command fails.
+            except USER_ERRORS as e:  # reported; the others go on
                 failed.append(path)
                 print(f'error: {user_error_message(e)}', file=sys.stderr)
             bar.advance()

@@ -60,50 +60,31 @@ KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Evaluate configs x checkpoints with tools/test.py and '
-        'write one results table (Markdown + CSV), resuming finished runs.')
-    parser.add_argument(
-        'configs',
-        nargs='+',
-        help='config files or glob patterns (quote them), e.g. '
-        '"configs/groupvit_*.py"')
-    parser.add_argument(
-        '--checkpoints',
+        description='Evaluate configs x checkpoints with tools/test.py into '
+        'one results table (Markdown + CSV), resuming finished runs.')
+    add = parser.add_argument
+    add('configs', nargs='+', help='config files or (quoted) glob patterns')
+    add('--checkpoints',
         nargs='+',
         required=True,
-        help='one or more converted checkpoints (tools/convert_weights.py)')
-    parser.add_argument(
-        '--out-dir',
-        required=True,
-        help='where results.md, results.csv and the runs\' work dirs go')
-    parser.add_argument(
-        '--data-root',
+        help='converted checkpoints (tools/convert_weights.py)')
+    add('--out-dir', required=True, help='results and the runs\' work dirs')
+    add('--data-root',
         nargs='+',
         default=[],
         metavar='CONFIG=PATH',
-        help='data root for the configs whose file name (without .py) is '
-        'CONFIG, e.g. groupvit_voc=data/VOCdevkit/VOC2012')
-    parser.add_argument(
-        '--cfg-options',
+        help='data root of the configs named CONFIG (file name without .py)')
+    add('--cfg-options',
         nargs='+',
         default=[],
         metavar='KEY=VALUE',
-        help='options passed to every run (tools/test.py --cfg-options)')
-    parser.add_argument(
-        '--nproc',
-        type=int,
-        default=1,
-        help='processes per run (torchrun, gloo on CPU); default 1')
+        help='options of every run (tools/test.py --cfg-options)')
+    add('--nproc', type=int, default=1, help='processes per run (torchrun)')
     return parser.parse_args(argv)
 
 
 def expand_configs(patterns: Sequence[str]) -> List[str]:
-    """Config files from paths and glob patterns, in the order given
-    (sorted within a pattern), without repeats.
-
-    Raises:
-        SystemExit: If a path does not exist or a pattern matches nothing.
-    """
+    """Config files of paths and patterns, in order, without repeats."""
     configs = []
     for pattern in patterns:
         if glob.has_magic(pattern):
@@ -123,12 +104,7 @@ def expand_configs(patterns: Sequence[str]) -> List[str]:
 
 def parse_data_roots(items: Sequence[str],
                      configs: Sequence[str]) -> Dict[str, str]:
-    """``CONFIG=PATH`` items as ``{config name: path}``.
-
-    Raises:
-        SystemExit: On a malformed item or a name that is none of the
-            configs' file names.
-    """
+    """``CONFIG=PATH`` items as ``{config name: path}``."""
     names = {config_name(c) for c in configs}
     roots = {}
     for item in items:
@@ -305,13 +281,11 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
-#: tools/test.py's line saying how many images it evaluates.
 IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
 
 
 def images_recorded(progress_dir: str) -> int:
-    """Images a running tools/test.py has recorded (one line each in its
-    ``progress/rank*.jsonl``)."""
+    """Images a running tools/test.py has recorded (a line each)."""
     count = 0
     for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
         with open(path, 'rb') as f:
@@ -323,8 +297,8 @@ def watch(proc: subprocess.Popen,
           log: str,
           work_dir: str,
           poll: float = 0.5) -> int:
-    """Wait for a tools/test.py process, showing a progress bar over its
-    images once its log says how many. Returns its exit code."""
+    """Wait for a tools/test.py process, with a progress bar over its
+    images once its log says how many; its exit code."""
     state = dict(bar=None, shown=0)
 
     def update():
@@ -353,8 +327,7 @@ def watch(proc: subprocess.Popen,
 
 
 def run_one(command: List[str], work_dir: str) -> Optional[dict]:
-    """Run one evaluation; its ``results.json``, or None if it failed (the
-    output is in ``WORK_DIR/suite_run.log``)."""
+    """Run one evaluation; its ``results.json``, or None if it failed."""
     os.makedirs(work_dir, exist_ok=True)
     results = osp.join(work_dir, 'results.json')
     if osp.exists(results):

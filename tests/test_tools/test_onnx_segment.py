@@ -280,17 +280,20 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
     # What the interpreter loaded at start-up (the mmcv-lite stand-in that
     # the package's .pth file registers as mmcv._ext, without importing
     # mmcv) is not the runner's doing.
-    code = ('import sys; before = set(sys.modules)\n'
-            f'import runpy; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
-            f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
-            f' "--threads", "2"]\n'
-            f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
-            'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
-            ' "cv2")\n'
-            'print("IMPORTED", [m for m in sys.modules'
-            ' if m.split(".")[0] in banned and m not in before])\n'
-            'print("AT START", sorted(m for m in before'
-            ' if m.split(".")[0] in banned))\n')
+    code = (
+        'import sys; before = set(sys.modules)\n'
+        # sys.path[0]: the script's folder, as `python TOOL` has it.
+        f'sys.path[0] = {osp.dirname(TOOL)!r}\n'
+        f'import runpy; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
+        f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
+        f' "--threads", "2"]\n'
+        f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
+        'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
+        ' "cv2")\n'
+        'print("IMPORTED", [m for m in sys.modules'
+        ' if m.split(".")[0] in banned and m not in before])\n'
+        'print("AT START", sorted(m for m in before'
+        ' if m.split(".")[0] in banned))\n')
     proc = subprocess.run([sys.executable, '-c', code],
                           cwd=str(tmp_path),
                           capture_output=True,
@@ -373,7 +376,7 @@ def test_bad_opacity_is_refused(capsys):
         tool.parse_args(['export', PHOTO, '--opacity', '1.5'])
     assert exit_info.value.code == 2
     # argparse names the program after sys.argv[0].
-    assert ': error: --opacity must be in [0, 1], got 1.5' in \
+    assert ': error: argument --opacity: must be in [0, 1], got 1.5' in \
         capsys.readouterr().err
 
 

@@ -376,67 +376,33 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark GroupViT zero-shot inference against '
         'transformers\' GroupViTModel')
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        '--checkpoint',
-        help='converted checkpoint (default: random weights, seeded)')
-    parser.add_argument(
-        '--data-root', help='dataset root for the images/s measurement')
-    parser.add_argument(
-        '--num-images',
-        type=int,
-        default=10,
-        help='images for the images/s measurement (0 skips it)')
-    parser.add_argument(
-        '--repeat', type=int, default=5, help='timed rounds (median of)')
-    parser.add_argument(
-        '--image-repeat',
-        type=int,
-        default=1,
-        help='timed rounds per image and path (median of)')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
-    parser.add_argument(
-        '--amp',
+    add = parser.add_argument
+    add('config', help='config file')
+    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
+    add('--data-root', help='dataset root for the images/s measurement')
+    add('--num-images', type=int, default=10, help='for images/s (0: none)')
+    add('--repeat', type=int, default=5, help='timed rounds (median of)')
+    add('--image-repeat', type=int, default=1, help='rounds per image')
+    add('--threads', type=int, default=2, help='CPU threads')
+    add('--device', default='cpu', help='cpu or cuda[:i]')
+    add('--amp',
         choices=['fp32', 'fp16', 'bf16'],
         default='fp32',
-        help='autocast the image encoder (sets model.test_cfg.autocast)')
-    parser.add_argument(
-        '--window-batch',
-        type=int,
-        help='windows per backbone pass in slide inference '
-        '(sets model.test_cfg.window_batch)')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        help='window H [W] (default: the config\'s crop_size)')
-    parser.add_argument(
-        '--peak-sizes',
+        help='autocast the image encoder (test_cfg.autocast)')
+    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
+    add('--peak-sizes',
         type=int,
         nargs='+',
         default=[2048, 4096],
         help='matrix sizes for the device\'s matrix-product peak')
-    parser.add_argument(
-        '--atol',
-        type=float,
-        default=1e-4,
-        help='largest allowed difference from transformers')
-    parser.add_argument(
-        '--onnx',
-        help='also time onnxruntime: an export folder of '
-        'tools/deployment/pytorch2onnx.py for the same weights, or "auto" '
-        'to export the model into a temporary folder')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--json',
-        action='store_true',
-        help='print the results as one JSON object on the last line')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, xxx=yyy')
+    add('--atol', type=float, default=1e-4, help='allowed difference')
+    add('--onnx',
+        help='also time onnxruntime: an export folder of the same weights, '
+        'or "auto" to export into a temporary folder')
+    add('--seed', type=int, default=0)
+    add('--json', action='store_true', help='a last line of JSON')
+    add('--cfg-options', nargs='+', action=DictAction, help='KEY=VALUE')
     return parser.parse_args(argv)
 
 

@@ -21,10 +21,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from hf_reference import (build_dataset, build_model, build_reference, machine,
-                          swapped_encode_decode)
+from hf_reference import (build_dataset, build_model, build_reference,
+                          image_steps, machine, swapped_encode_decode)
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -75,13 +75,6 @@ def preprocess(model, steps, path):
     return model.data_preprocessor(data, False)
 
 
-def pipeline(cfg):
-    return Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
-
-
 def fixture_check(device, fixture_dir, work_dir):
     """CUDA against CPU, and against the original code's labels, on the
     reference fixture's model and photos."""
@@ -103,7 +96,7 @@ def fixture_check(device, fixture_dir, work_dir):
         load_checkpoint(
             model, osp.join(work_dir, 'fixture.pth'), map_location='cpu')
         models[name] = model.to(dev).eval()
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
@@ -132,7 +125,7 @@ def fixture_check(device, fixture_dir, work_dir):
 
 def precision_check(model, cfg, paths, device):
     """fp16 / bf16 autocast against fp32: the share of equal labels."""
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     out = {}
     labels = {p: [] for p in PRECISIONS}
     for path in paths:
@@ -180,7 +173,7 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
 def throughput(model, hf, cfg, paths, device, repeat):
     """images/s of the full protocol per precision, ours and
     transformers'."""
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
     result = {}

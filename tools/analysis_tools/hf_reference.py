@@ -209,3 +209,12 @@ def build_dataset(cfg, data_root: Optional[str]):
     if not osp.isdir(dataset_cfg.get('data_root', '')):
         return None
     return DATASETS.build(dataset_cfg)
+
+
+def image_steps(cfg):
+    """The config's test pipeline without the annotations."""
+    from mmengine.dataset import Compose
+    return Compose([
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if 'LoadAnnotations' not in t['type']
+    ])

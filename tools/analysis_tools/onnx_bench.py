@@ -15,7 +15,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEPLOY = osp.join(REPO, 'tools', 'deployment')
@@ -51,6 +51,7 @@ def _record():
         out.write(status)
 atexit.register(_record)
 sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(sys.argv[0])  # as `python SCRIPT` has it
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
@@ -204,10 +205,8 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
                  num_images, repeat, time_interleaved, device):
     """Images/s of the two whole-image paths (file read included) and their
     label agreement."""
-    steps = Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
+    from hf_reference import image_steps
+    steps = image_steps(cfg)
     n = min(num_images, len(dataset))
     totals = dict(pytorch=0., onnxruntime=0.)
     same = total = 0

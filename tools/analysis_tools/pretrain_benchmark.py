@@ -21,23 +21,27 @@ import sys
 import time
 
 PROMPTS = 3
-SMALL = dict(
-    image_encoder=dict(
-        hidden_size=128,
-        intermediate_size=512,
-        depths=[2, 1, 1],
-        num_group_tokens=[16, 4, 0],
-        num_output_groups=[16, 4],
-        num_attention_heads=4,
-        projection_dim=64,
-        projection_intermediate_dim=1024),
-    text_encoder=dict(
-        hidden_size=64,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=1,
-        projection_dim=64,
-        projection_intermediate_dim=1024))
+#: The small architecture of ``--arch small`` is this config's.
+SMALL_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'pretrain', 'groupvit_samples_smoke.py')
+
+
+def architecture(name: str) -> dict:
+    """The released architecture, or the small one of the smoke config."""
+    import mmseg_groupvit  # noqa: F401 (registers the constructors)
+    from mmseg_groupvit.weights.arch import FIELDS, released_arch
+    if name == 'released':
+        return released_arch()
+    from mmengine.config import Config
+    model = Config.fromfile(SMALL_CONFIG).model
+    return {
+        part: {
+            k: v
+            for k, v in model[part].items() if k in FIELDS[part]
+        }
+        for part in FIELDS
+    }
 
 
 def _rss_mib() -> float:
@@ -219,11 +223,7 @@ def main(argv=None):
             args.amp = ['fp32', 'fp16', 'bf16']
         else:
             args.arch, args.batch, args.repeat = 'small', 2, 1
-    arch = SMALL if args.arch == 'small' else dict(
-        image_encoder={}, text_encoder={})
-    if args.arch == 'released':
-        from mmseg_groupvit.weights.arch import DEFAULT_ARCH
-        arch = DEFAULT_ARCH
+    arch = architecture(args.arch)
     results = {}
     for amp in args.amp:
         for who in ('ours', 'plain'):

@@ -25,7 +25,8 @@ from groupvit_common import checks as config_checks
 from groupvit_common import drawing, image_files
 from groupvit_common import palette as palettes
 from groupvit_common import vocabulary
-from groupvit_common.tool_options import RANDOM_BANNER
+from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
+                                          text_options)
 from groupvit_ort import OnnxSegmenter, UnreadableImage
 
 RANDOM_NOTE = [
@@ -36,21 +37,13 @@ RANDOM_NOTE = [
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT zero-shot segmentation with onnxruntime '
-        '(no PyTorch).')
+        '(no PyTorch).',
+        parents=[
+            text_options(extra_classes=False, templates=False),
+            picture_options()
+        ])
     parser.add_argument('export', help='export folder (pytorch2onnx.py)')
     parser.add_argument('images', nargs='+', help='image files or folders')
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        '--vocab',
-        help='comma-separated classes, "|" between synonyms of one class '
-        '(default: the export\'s classes)')
-    vocab.add_argument(
-        '--vocab-file',
-        help='text file, one class per line, commas between synonyms')
-    parser.add_argument(
-        '--bg-thresh',
-        type=float,
-        help='background threshold in [0, 1] (the export\'s when omitted)')
     parser.add_argument('--out', default='outputs/onnx', help='output folder')
     parser.add_argument(
         '--threads', type=int, help='onnxruntime threads (default: all)')
@@ -59,15 +52,7 @@ def parse_args(argv=None):
         type=int,
         default=2,
         help='windows per image-graph call (default 2)')
-    parser.add_argument(
-        '--opacity',
-        type=float,
-        default=0.5,
-        help='colour weight of the overlay (default 0.5)')
-    args = parser.parse_args(argv)
-    if not 0 <= args.opacity <= 1:
-        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
-    return args
+    return parser.parse_args(argv)
 
 
 def check_inputs(args):
