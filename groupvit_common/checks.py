@@ -15,8 +15,8 @@ from .vocabulary import load_vocabulary, split_background
 
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice', 'check_test_cfg', 'check_config', 'check_head_classes',
-    'check_class_count', 'is_int', 'AUTOCAST_CHOICES'
+    'check_choice', 'check_stride', 'check_test_cfg', 'check_config',
+    'check_head_classes', 'check_class_count', 'is_int', 'AUTOCAST_CHOICES'
 ]
 
 #: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
@@ -114,6 +114,18 @@ BUDGETS = dict(
     'original image')
 
 
+def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
+    """Raise unless windows of ``crop`` every ``stride`` cover every pixel
+    (``key``: the section holding both, for the message)."""
+    if stride[0] > crop[0] or stride[1] > crop[1]:
+        raise ConfigValueError(
+            f'{key}.stride {stride} is larger than {key}.crop_size {crop}: '
+            f'the pixels between two windows would get no score (0/0 = NaN, '
+            f'then counted as background). Use a stride of at most the crop '
+            f'size, e.g. "{key}.stride=({max(crop[0] // 2, 1)},'
+            f'{max(crop[1] // 2, 1)})".')
+
+
 def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
     """Check ``crop_size`` and ``stride`` of slide inference: two positive
     integers each, every pixel covered, a window of at least one patch."""
@@ -123,13 +135,7 @@ def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
     stride = check_positive_pair(
         test_cfg.get('stride'), f'{_KEY}.stride',
         'step between windows, needed by mode=\'slide\'')
-    if stride[0] > crop[0] or stride[1] > crop[1]:
-        raise ConfigValueError(
-            f'{_KEY}.stride {stride} is larger than {_KEY}.crop_size {crop}: '
-            f'the pixels between two windows would get no score (0/0 = NaN, '
-            f'then counted as background). Use a stride of at most the crop '
-            f'size, e.g. --cfg-options "{_KEY}.stride=({max(crop[0] // 2, 1)},'
-            f'{max(crop[1] // 2, 1)})".')
+    check_stride(crop, stride, _KEY)
     if patch_size and min(crop) < patch_size:
         raise ConfigValueError(
             f'{_KEY}.crop_size {crop} is smaller than one '

@@ -310,3 +310,50 @@ def png_text(meta: Dict[str, object]) -> PngInfo:
         info.add_text(key,
                       value if isinstance(value, str) else json.dumps(value))
     return info
+
+
+def palette_png(labels: np.ndarray, palette) -> Image.Image:
+    """A label map as a palette PNG (pixel value = label); beyond 256
+    labels, a 16-bit grey PNG."""
+    if len(palette) > 256:
+        return Image.fromarray(labels.astype(np.uint16))
+    picture = Image.fromarray(labels.astype(np.uint8), mode='P')
+    flat = np.zeros((256, 3), np.uint8)
+    flat[:len(palette)] = np.asarray(palette, np.uint8)[:256]
+    picture.putpalette(flat.flatten().tolist())
+    return picture
+
+
+def class_legend(names: Sequence[str], synonyms: Sequence[Sequence[str]],
+                 with_bg: bool, labels: np.ndarray, palette) -> list:
+    """The legend of a prediction, every class: name, other synonyms,
+    colour (None for the background, label 0 when ``with_bg``) and share
+    of the pixels."""
+    shares = np.bincount(
+        labels.ravel(), minlength=len(names)) / max(labels.size, 1)
+    return [
+        dict(
+            name=name,
+            synonyms=list(synonyms[i]),
+            color=None if (with_bg and i == 0) else palette[i].tolist(),
+            share=round(float(shares[i]), 6)) for i, name in enumerate(names)
+    ]
+
+
+def labelled_overlay(rgb: np.ndarray,
+                     labels: np.ndarray,
+                     palette,
+                     opacity: float,
+                     with_bg: bool,
+                     legend: list,
+                     every_class: bool = False,
+                     note: Optional[Sequence[str]] = None) -> Image.Image:
+    """The prediction over the photo (background uncoloured), the banner
+    ``note`` on top and the legend (:func:`legend_entries`) below it."""
+    entries, footer = legend_entries(legend, every_class)
+    picture = Image.fromarray(
+        overlay_labels(rgb, labels, palette, opacity, 0 if with_bg else None))
+    top = 0
+    if note:
+        picture, top = draw_banner(picture, note)
+    return draw_legend(picture, entries, top, footer=footer)

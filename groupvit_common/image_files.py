@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence
 from .errors import ImageLoadError
 from .files import file_kind
 
-__all__ = ['IMAGE_EXTS', 'list_images']
+__all__ = ['IMAGE_EXTS', 'list_images', 'unique_stems']
 
 #: File name endings read as images in a folder.
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -56,3 +56,13 @@ def list_images(paths: Sequence[str],
         else:
             raise FileNotFoundError(f'No such image or folder: {path}')
     return files
+
+
+def unique_stems(paths: Sequence[str]) -> List[str]:
+    """Output name stems, made unique when two inputs share a name."""
+    stems, seen = [], {}
+    for path in paths:
+        stem = osp.splitext(osp.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
+    return stems

@@ -10,6 +10,7 @@ mistyped path answer at once.
 - :func:`text_options`: ``--vocab`` / ``--vocab-file``,
   ``--extra-classes``, ``--templates``, ``--bg-thresh`` (read by
   ``mmseg_groupvit.utils.text_options.read_text_options``);
+- :func:`picture_options`: ``--opacity``;
 - :func:`check_paths`: a config or local checkpoint that does not exist,
   and ``--launcher pytorch`` without torchrun's environment.
 
@@ -23,7 +24,7 @@ from typing import Optional
 
 __all__ = [
     'RANDOM_BANNER', 'runner_options', 'weight_options', 'text_options',
-    'check_paths', 'weights_label'
+    'picture_options', 'check_paths', 'weights_label'
 ]
 
 #: What a tool prints and records when the weights are random.
@@ -90,19 +91,21 @@ def weight_options() -> argparse.ArgumentParser:
     return parser
 
 
-def text_options(extra_classes: bool = True) -> argparse.ArgumentParser:
-    """A parent parser of the text options; each left out is the
-    config's.
+def text_options(extra_classes: bool = True,
+                 templates: bool = True) -> argparse.ArgumentParser:
+    """A parent parser of the text options; each left out is the model's
+    (the config's or the export's).
 
     Args:
         extra_classes (bool): Offer ``--extra-classes``. Defaults to True.
+        templates (bool): Offer ``--templates``. Defaults to True.
     """
     parser = argparse.ArgumentParser(add_help=False)
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
         '--vocab',
         help='comma-separated classes, "|" between synonyms of one class, '
-        'e.g. "cat,dog|puppy,grass" (default: the config\'s classes)')
+        'e.g. "cat,dog|puppy,grass" (default: the model\'s classes)')
     vocab.add_argument(
         '--vocab-file',
         help='text file, one class per line, commas between synonyms')
@@ -111,15 +114,37 @@ def text_options(extra_classes: bool = True) -> argparse.ArgumentParser:
             '--extra-classes',
             help='classes appended to the vocabulary (the config\'s by '
             'default), same form as --vocab, e.g. "grass,sky"')
-    parser.add_argument(
-        '--templates',
-        nargs='+',
-        help='a template set (simple, subset, full, identity) or templates '
-        'with one "{}" each, e.g. "a photo of a {}." "art of the {}."')
+    if templates:
+        parser.add_argument(
+            '--templates',
+            nargs='+',
+            help='a template set (simple, subset, full, identity) or '
+            'templates with one "{}" each, e.g. "a photo of a {}."')
     parser.add_argument(
         '--bg-thresh',
         type=float,
-        help='background threshold in [0, 1] (the config\'s when omitted)')
+        help='background threshold in [0, 1] (the model\'s when omitted)')
+    return parser
+
+
+def _opacity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text}')
+    return value
+
+
+def picture_options() -> argparse.ArgumentParser:
+    """A parent parser of the pictures' ``--opacity``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        '--opacity',
+        type=_opacity,
+        default=0.5,
+        help='colour weight of the overlays in [0, 1] (default 0.5)')
     return parser
 
 

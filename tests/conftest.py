@@ -105,7 +105,8 @@ def swaps_of_a_test_run(progress):
 
 
 def load_script(path, name=None):
-    """Import a script by path (``tools/`` is not a package).
+    """Import a script by path (``tools/`` is not a package), its folder on
+    ``sys.path`` as when Python runs it (its sibling modules import).
 
     Args:
         path (str): The script, absolute or relative to the repository.
@@ -114,6 +115,8 @@ def load_script(path, name=None):
             processes can unpickle its functions.
     """
     path = path if osp.isabs(path) else osp.join(REPO, path)
+    if osp.dirname(path) not in sys.path:
+        sys.path.append(osp.dirname(path))
     name = name or '_groupvit_' + osp.splitext(osp.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -493,7 +496,8 @@ def pytorch_ties(model, path, scores):
     mmseg's own window averaging and resize), or whose two best final
     ``scores`` (``[C, H, W]``, :func:`mmseg_result`) are within
     :data:`SCORE_ROUNDING`."""
-    from mmseg_groupvit.utils.benchmarking import swapped_encode_decode
+    swapped_encode_decode = load_script(
+        'tools/analysis_tools/hf_reference.py').swapped_encode_decode
     head = model.decode_head
 
     def tie_channels(model, windows, metas):

@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Segment your own images with your own words.
-
-Usage::
+"""Segment your own images with your own words (docs/demo.md)::
 
     python tools/demo.py IMAGE_OR_FOLDER [...] [--config CFG]
         [--checkpoint CKPT | --random-weights] [--vocab "cat,dog|puppy,grass" |
@@ -10,32 +8,12 @@ Usage::
         [--bg-thresh T] [--out DIR]
         [--show overlay,prediction,groups,final_groups,panel]
 
-For every image, writes into ``--out`` (all PNG, all of the image's size
-except the panel):
-
-- ``<name>_overlay.png``: the prediction over the photo (background left
-  uncoloured) with a legend of the classes present, most pixels first, with
-  their colours and shares of the pixels, and how many classes are absent
-  (``--legend all`` lists every class);
-- ``<name>_prediction.png``: the label map (a palette PNG: pixel value =
-  label, ``background`` = 0 when the config has one);
-- ``<name>_groups_stage<i>.png``: the group every pixel belongs to after
-  grouping stage ``i`` (a palette PNG, one colour per group; ``groups``
-  writes every stage, ``final_groups`` the last);
-- ``<name>_panel.png``: photo, prediction and groups side by side.
-
-PNG text chunks carry the legend (``Image.open(f).text['legend']``) and the
-weights used; ``summary.json`` lists the outputs, classes, pixel shares and
-group counts. Without ``--checkpoint`` the config's weights (its
-``load_from``: the published release, downloaded once) are used;
-``--random-weights`` builds a random model, and the pictures say so. A
-folder's pictures written by this tool (its PNG text says so) are not
-segmented again, so ``--out`` may be the input folder.
-
-``--classify`` classifies each image instead (zero-shot, the ImageNet
-config's protocol; same vocabulary, synonym and template options) and
-prints the ``--topk`` classes with their probabilities; see
-docs/classification.md.
+Writes ``<name>_overlay.png`` (legend of the classes present),
+``<name>_prediction.png`` (palette PNG, pixel value = label),
+``<name>_groups_stage<i>.png`` and ``<name>_panel.png`` into ``--out``,
+with the legend and weights in PNG text, and ``summary.json``. Pictures
+this tool wrote are not segmented again. ``--classify`` prints each
+image's ``--topk`` classes instead (docs/classification.md).
 """
 import argparse
 import copy
@@ -45,26 +23,20 @@ import os.path as osp
 import sys
 import warnings
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 import numpy as np
 from PIL import Image
 
-# numpy, Pillow and the torch-free layer only: PyTorch, mmcv, mmseg and
-# this package are imported where they are used, after the command line is
-# read (--help and a wrong path answer at once).
-from groupvit_common.drawing import (draw_banner, draw_legend, legend_entries,
-                                     mark_boundaries, overlay_labels, png_text,
-                                     tile_panes)
+# The torch-free layer only: PyTorch and mmseg are imported after the
+# command line is read (--help and a wrong path answer at once).
+from groupvit_common.drawing import (class_legend, labelled_overlay,
+                                     mark_boundaries, overlay_labels,
+                                     palette_png, png_text, tile_panes)
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.image_files import list_images
+from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          text_options, weight_options)
+                                          picture_options, text_options,
+                                          weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -90,7 +62,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT open-vocabulary segmentation demo: segment '
         'images with your own class names.',
-        parents=[weight_options(), text_options()])
+        parents=[weight_options(),
+                 text_options(),
+                 picture_options()])
     parser.add_argument('images', nargs='+', help='image files or folders')
     parser.add_argument(
         '--config',
@@ -114,11 +88,6 @@ def parse_args(argv=None):
         default='present',
         help='legend of the pictures: the classes present, most pixels '
         'first, and how many are absent (default), or every class')
-    parser.add_argument(
-        '--opacity',
-        type=float,
-        default=0.5,
-        help='colour weight of the overlays (default 0.5)')
     parser.add_argument(
         '--classify',
         action='store_true',
@@ -144,8 +113,6 @@ def parse_args(argv=None):
     if unknown or not args.show:
         parser.error(f'--show: unknown item(s) {unknown}; choose from '
                      f'{",".join(SHOW_CHOICES)}')
-    if not 0 <= args.opacity <= 1:
-        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     return args
 
 
@@ -179,8 +146,8 @@ def check_device(name):
 
 
 def check_inputs(args):
-    """Everything the command line names, checked before the model is
-    built. Returns ``(images, vocabulary, extra_classes, templates)``."""
+    """``(images, vocabulary, extra_classes, templates)``, checked before
+    the model is built."""
     from mmseg_groupvit.utils.text_options import read_text_options
     check_device(args.device)
     images = list_images(args.images, skip=written_by_demo)
@@ -189,46 +156,16 @@ def check_inputs(args):
     return (images, text.vocabulary, text.extra_classes, text.templates)
 
 
-def unique_stems(paths):
-    """Output name stems, made unique when two inputs share a name."""
-    stems, seen = [], {}
-    for path in paths:
-        stem = osp.splitext(osp.basename(path))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
-    return stems
-
-
 def image_loader(model):
-    """The first step of the model's test pipeline (after
-    :func:`init_groupvit`, ``RobustLoadImageFromFile``, which checks the
-    header before decoding), built once: each image is decoded once and the
-    array given to the model (``inference_model`` rewrites that step of
-    ``model.cfg`` for arrays)."""
+    """The test pipeline's checked loader, built once: each image is
+    decoded once and the array given to the model."""
     from mmseg.registry import TRANSFORMS
     return TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
 
 
-def class_shares(labels, num_classes):
-    counts = np.bincount(labels.ravel(), minlength=num_classes)
-    return counts / max(labels.size, 1)
-
-
-def palette_png(labels, palette):
-    """A label map as a palette PNG (pixel value = label); beyond 256
-    labels, a 16-bit grey PNG."""
-    if len(palette) > 256:
-        return Image.fromarray(labels.astype(np.uint16))
-    picture = Image.fromarray(labels.astype(np.uint8), mode='P')
-    flat = np.zeros((256, 3), np.uint8)
-    flat[:len(palette)] = np.asarray(palette, np.uint8)[:256]
-    picture.putpalette(flat.flatten().tolist())
-    return picture
-
-
 class Writer:
-    """Saves the pictures of one image, with PNG text chunks saying where
-    they come from."""
+    """Saves one image's pictures with PNG text saying where they come
+    from."""
 
     def __init__(self, out_dir, stem, text):
         self.out_dir, self.stem, self.text = out_dir, stem, text
@@ -243,12 +180,8 @@ class Writer:
 
 
 def segment(model, load, path, stem, args, note):
-    """Run the model on one image (decoded by ``load``, see
-    :func:`image_loader`) and write the requested pictures.
-
-    Returns:
-        dict: The image's entry of ``summary.json``.
-    """
+    """Segment one image and write the pictures; its ``summary.json``
+    entry."""
     from mmseg.apis import inference_model
 
     from mmseg_groupvit.apis import image_group_maps
@@ -262,17 +195,9 @@ def segment(model, load, path, stem, args, note):
     meta = model.dataset_meta
     classes, palette = meta['classes'], np.asarray(meta['palette'], np.uint8)
     with_bg = getattr(model.decode_head, 'with_bg', False)
-    shares = class_shares(labels, len(classes))
-    synonyms = [list(names) for names in model.text_encoder.classes]
-    if with_bg:
-        synonyms = [[classes[0]]] + synonyms
-    legend = [
-        dict(
-            name=name,
-            synonyms=synonyms[i][1:],
-            color=None if (with_bg and i == 0) else palette[i].tolist(),
-            share=round(float(shares[i]), 6)) for i, name in enumerate(classes)
-    ]
+    synonyms = [names[1:] for names in model.text_encoder.classes]
+    legend = class_legend(classes, [[]] * with_bg + synonyms, with_bg, labels,
+                          palette)
     writer = Writer(
         args.out, stem,
         dict(
@@ -282,20 +207,16 @@ def segment(model, load, path, stem, args, note):
     show = set(args.show)
     panes, titles = [Image.fromarray(rgb)], ['image']
 
-    if {'overlay', 'panel'} & show:
-        blended = overlay_labels(rgb, labels, palette, args.opacity,
-                                 0 if with_bg else None)
-        entries, footer = legend_entries(legend, args.legend == 'all')
-        if 'overlay' in show:
-            # The banner first, the legend below it.
-            picture, top = Image.fromarray(blended), 0
-            if note:
-                picture, top = draw_banner(picture, note)
-            writer.save(
-                draw_legend(picture, entries, top, footer=footer), 'overlay',
-                dict(legend=legend))
+    every = args.legend == 'all'
+    if 'overlay' in show:
+        writer.save(
+            labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
+                             legend, every, note), 'overlay',
+            dict(legend=legend))
+    if 'panel' in show:
         panes.append(
-            draw_legend(Image.fromarray(blended), entries, 0, footer=footer))
+            labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
+                             legend, every))
         titles.append('prediction')
     if 'prediction' in show:
         writer.save(
@@ -335,28 +256,38 @@ def segment(model, load, path, stem, args, note):
         groups=groups_summary)
 
 
-def classify(args, images, vocabulary, extra, templates):
-    """``--classify``: print every image's ``--topk`` classes with their
-    probabilities and write ``OUT/classification.json`` (every class)."""
-    from mmseg_groupvit.apis import classify_image, init_classifier
+def build(init, args, errors=USER_ERRORS, **options):
+    """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
+    becomes the file loaded (None: random weights, and a warning)."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')
-            model = init_classifier(
+            model = init(
                 args.config,
                 args.checkpoint,
                 args.device,
-                vocabulary=vocabulary,
-                templates=templates,
-                extra_classes=extra,
                 seed=args.seed,
-                random_weights=args.random_weights)
-    except USER_ERRORS + (ValueError, TypeError) as e:
+                random_weights=args.random_weights,
+                **options)
+    except errors as e:  # the model checks bg_thresh and the rest
         sys.exit(f'error: {user_error_message(e)}')
-    # The file loaded; none: --random-weights.
     args.checkpoint = model.cfg.get('load_from')
     if not args.checkpoint:
         print('warning: ' + ' '.join(RANDOM_NOTE))
+    return model
+
+
+def classify(args, images, vocabulary, extra, templates):
+    """``--classify``: print each image's ``--topk`` classes and write
+    ``OUT/classification.json``."""
+    from mmseg_groupvit.apis import classify_image, init_classifier
+    model = build(
+        init_classifier,
+        args,
+        USER_ERRORS + (ValueError, TypeError),
+        vocabulary=vocabulary,
+        templates=templates,
+        extra_classes=extra)
     results, failed = [], []
     for path in images:
         try:
@@ -395,47 +326,30 @@ def main(argv=None):
         checkpoint_option='--checkpoint')
     if problem:
         sys.exit(f'error: {problem}')
-    from mmseg_groupvit.utils.console import quiet_warnings
+    from mmseg_groupvit.utils.console import progress, quiet_warnings
     quiet_warnings()
     from mmseg_groupvit.apis import init_groupvit
-    from mmseg_groupvit.utils.console import progress
     try:
         images, vocabulary, extra, templates = check_inputs(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
         sys.exit(f'error: {e}')
     if args.classify:
         return classify(args, images, vocabulary, extra, templates)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='No checkpoint given')
-            model = init_groupvit(
-                args.config,
-                args.checkpoint,
-                args.device,
-                vocabulary=vocabulary,
-                templates=templates,
-                bg_thresh=args.bg_thresh,
-                extra_classes=extra,
-                seed=args.seed,
-                random_weights=args.random_weights)
-    except USER_ERRORS as e:
-        # bg_thresh and the other settings are checked by the model.
-        sys.exit(f'error: {user_error_message(e)}')
-    # The file loaded (--checkpoint or the config's, downloaded); none:
-    # --random-weights.
-    args.checkpoint = model.cfg.get('load_from')
+    model = build(
+        init_groupvit,
+        args,
+        vocabulary=vocabulary,
+        templates=templates,
+        bg_thresh=args.bg_thresh,
+        extra_classes=extra)
     note = None if args.checkpoint else RANDOM_NOTE
-    if note:
-        print('warning: ' + ' '.join(RANDOM_NOTE))
     os.makedirs(args.out, exist_ok=True)
     results, failed, load = [], [], image_loader(model)
     with progress(len(images), 'segment', 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
                 results.append(segment(model, load, path, stem, args, note))
-            except USER_ERRORS as e:
-                # One bad image does not stop the others; it is reported at
-                # the end and the command fails.
+            except USER_ERRORS as e:  # reported; the others go on
                 failed.append(path)
                 print(f'error: {user_error_message(e)}', file=sys.stderr)
             bar.advance()

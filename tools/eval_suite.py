@@ -1,8 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Evaluate several configs with one or more checkpoints and write one
-results table (Markdown and CSV).
-
-Usage::
+"""Evaluate configs x checkpoints with ``tools/test.py`` into one results
+table, ``OUT_DIR/results.md`` and ``results.csv`` (docs/evaluation.md)::
 
     python tools/eval_suite.py 'configs/groupvit_*.py' \\
         --checkpoints checkpoints/groupvit_gcc-yfcc.pth \\
@@ -11,26 +9,13 @@ Usage::
         [--data-root groupvit_voc=/data/VOCdevkit/VOC2012 ...] \\
         [--cfg-options KEY=VALUE ...] [--nproc 2]
 
-Every (config, checkpoint) pair is one run of ``tools/test.py`` in its own
-process (through torchrun with ``--nproc`` > 1), with its work dir under
-``OUT_DIR/runs/``. After each run, ``OUT_DIR/results.md`` and
-``OUT_DIR/results.csv`` are rewritten: one row per finished run with the
-dataset, the protocol settings (resize, window, background threshold,
-templates), the checkpoint, mIoU, mAcc, aAcc, the number of images and the
-seconds the evaluation took. Classification configs
-(``configs/classification/``) share the table: their rows give the resize
-and crop and top-1 / top-5 accuracy (always one process), the segmentation
-columns ``-``. Run the same command again and the pairs already in
-``results.csv`` (same config, checkpoint, data root and options, and the
-same checkpoint content and resolved config: their SHA-256 are columns)
-are skipped, so an interrupted suite resumes where it stopped; a checkpoint
-or a config (or one of its base files) that changed since is evaluated
-again and its new row replaces the old one. A run that
-fails is reported and left out of the table; the others still run. While a
-run goes, a progress bar over its images (read from the run's per-image
-records) shows its ETA on standard error.
-The files it writes in ``OUT_DIR`` are opened without following symbolic
-links.
+Each pair is one ``tools/test.py`` process (torchrun with ``--nproc`` >
+1; classification configs always one) under ``OUT_DIR/runs/``; the table is
+rewritten after each run. Pairs already in ``results.csv`` with the same
+checkpoint and resolved-config SHA-256 are skipped (an interrupted suite
+resumes); a changed one is run again and its row replaced. A failed run is
+reported and left out. Files in ``OUT_DIR`` are opened without following
+symbolic links.
 """
 import argparse
 import csv
@@ -48,7 +33,6 @@ from io import StringIO
 from typing import Dict, List, Optional, Sequence, Tuple
 
 TOOLS = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, osp.dirname(TOOLS))
 
 from groupvit_common.errors import DataFileError
 from groupvit_common.files import file_sha256, open_work_file, refuse_links
@@ -76,53 +60,31 @@ KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Evaluate configs x checkpoints with tools/test.py and '
-        'write one results table (Markdown + CSV), resuming finished runs.')
-    parser.add_argument(
-        'configs',
-        nargs='+',
-        help='config files or glob patterns (quote them), e.g. '
-        '"configs/groupvit_*.py"')
-    parser.add_argument(
-        '--checkpoints',
+        description='Evaluate configs x checkpoints with tools/test.py into '
+        'one results table (Markdown + CSV), resuming finished runs.')
+    add = parser.add_argument
+    add('configs', nargs='+', help='config files or (quoted) glob patterns')
+    add('--checkpoints',
         nargs='+',
         required=True,
-        help='one or more converted checkpoints (tools/convert_weights.py)')
-    parser.add_argument(
-        '--out-dir',
-        required=True,
-        help='where results.md, results.csv and the runs\' work dirs go')
-    parser.add_argument(
-        '--data-root',
+        help='converted checkpoints (tools/convert_weights.py)')
+    add('--out-dir', required=True, help='results and the runs\' work dirs')
+    add('--data-root',
         nargs='+',
         default=[],
         metavar='CONFIG=PATH',
-        help='data root for the configs whose file name (without .py) is '
-        'CONFIG, e.g. groupvit_voc=data/VOCdevkit/VOC2012')
-    parser.add_argument(
-        '--cfg-options',
+        help='data root of the configs named CONFIG (file name without .py)')
+    add('--cfg-options',
         nargs='+',
         default=[],
         metavar='KEY=VALUE',
-        help='options passed to every run (tools/test.py --cfg-options)')
-    parser.add_argument(
-        '--nproc',
-        type=int,
-        default=1,
-        help='processes per run (torchrun, gloo on CPU); default 1')
+        help='options of every run (tools/test.py --cfg-options)')
+    add('--nproc', type=int, default=1, help='processes per run (torchrun)')
     return parser.parse_args(argv)
 
 
-# ----------------------------------------------------------------------
-# inputs
-# ----------------------------------------------------------------------
 def expand_configs(patterns: Sequence[str]) -> List[str]:
-    """Config files from paths and glob patterns, in the order given
-    (sorted within a pattern), without repeats.
-
-    Raises:
-        SystemExit: If a path does not exist or a pattern matches nothing.
-    """
+    """Config files of paths and patterns, in order, without repeats."""
     configs = []
     for pattern in patterns:
         if glob.has_magic(pattern):
@@ -142,12 +104,7 @@ def expand_configs(patterns: Sequence[str]) -> List[str]:
 
 def parse_data_roots(items: Sequence[str],
                      configs: Sequence[str]) -> Dict[str, str]:
-    """``CONFIG=PATH`` items as ``{config name: path}``.
-
-    Raises:
-        SystemExit: On a malformed item or a name that is none of the
-            configs' file names.
-    """
+    """``CONFIG=PATH`` items as ``{config name: path}``."""
     names = {config_name(c) for c in configs}
     roots = {}
     for item in items:
@@ -166,18 +123,13 @@ def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-# ----------------------------------------------------------------------
-# the table
-# ----------------------------------------------------------------------
 def run_key(row: dict) -> Tuple[str, ...]:
     return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:
-    """The SHA-256 of a config as a run resolves it (base files included)
-    with ``options`` (``KEY=VALUE``, as ``--cfg-options`` merges them); of
-    the file's bytes and the options when it cannot be resolved (the run
-    then fails and says why)."""
+    """SHA-256 of the config as a run resolves it with ``options`` (and of
+    the files it names); of its bytes when it does not resolve."""
     from mmengine.config import Config, DictAction
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
@@ -244,9 +196,6 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
     write_atomic(osp.join(out_dir, 'results.md'), markdown_text(rows))
 
 
-# ----------------------------------------------------------------------
-# describing a finished run
-# ----------------------------------------------------------------------
 def classification_row(record: dict) -> dict:
     """The protocol and metric columns of a classification run."""
     protocol = record['protocol']
@@ -272,51 +221,31 @@ def table_row(record: dict, config: str, checkpoint: str, data_root: str,
               cfg_options: str, work_dir: str, checkpoint_sha256: str,
               config_sha256: str) -> dict:
     """One table row from a run's ``results.json``."""
-    protocol = record['protocol']
-    if protocol.get('task') == 'classification':
-        return dict(
-            config=config,
-            dataset=protocol['dataset'],
-            templates=format_templates(protocol['templates']),
-            checkpoint=checkpoint,
-            images=record['images'],
-            seconds=f'{record["seconds"]:.1f}',
-            vocabulary=format_vocabulary(protocol['vocabulary']),
-            data_root=data_root,
-            cfg_options=cfg_options,
-            work_dir=work_dir,
-            checkpoint_sha256=checkpoint_sha256,
-            config_sha256=config_sha256,
-            **classification_row(record))
-    metrics = record['metrics']
-    texts = format_protocol(protocol)
-    return dict(
+    protocol, metrics = record['protocol'], record['metrics']
+    row = dict(
         config=config,
         dataset=protocol['dataset'],
-        classes=texts['classes'],
-        resize=texts['resize'],
-        window=texts['window'],
-        bg_thresh=texts['bg_thresh'],
-        templates=texts['templates'],
         checkpoint=checkpoint,
-        mIoU=f'{metrics["mIoU"]:.2f}',
-        mAcc=f'{metrics["mAcc"]:.2f}',
-        aAcc=f'{metrics["aAcc"]:.2f}',
-        top1='-',
-        top5='-',
         images=record['images'],
         seconds=f'{record["seconds"]:.1f}',
-        vocabulary=texts['vocabulary'],
         data_root=data_root,
         cfg_options=cfg_options,
         work_dir=work_dir,
         checkpoint_sha256=checkpoint_sha256,
         config_sha256=config_sha256)
+    if protocol.get('task') == 'classification':
+        return dict(
+            row,
+            templates=format_templates(protocol['templates']),
+            vocabulary=format_vocabulary(protocol['vocabulary']),
+            **classification_row(record))
+    texts = format_protocol(protocol)
+    row.update((k, texts[k]) for k in ('classes', 'resize', 'window',
+                                       'bg_thresh', 'templates', 'vocabulary'))
+    row.update((k, f'{metrics[k]:.2f}') for k in ('mIoU', 'mAcc', 'aAcc'))
+    return dict(row, top1='-', top5='-')
 
 
-# ----------------------------------------------------------------------
-# running
-# ----------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -324,11 +253,7 @@ def free_port() -> int:
 
 
 def is_classification(config: str) -> bool:
-    """Whether the config builds a zero-shot classifier (run in one
-    process)."""
-    repo = osp.dirname(TOOLS)
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
+    """Whether the config builds a zero-shot classifier (one process)."""
     from mmseg_groupvit.evaluation import is_classification_config
     return is_classification_config(config)
 
@@ -356,13 +281,11 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
-#: tools/test.py's line saying how many images it evaluates.
 IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
 
 
 def images_recorded(progress_dir: str) -> int:
-    """Images a running tools/test.py has recorded (one line each in its
-    ``progress/rank*.jsonl``)."""
+    """Images a running tools/test.py has recorded (a line each)."""
     count = 0
     for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
         with open(path, 'rb') as f:
@@ -374,8 +297,8 @@ def watch(proc: subprocess.Popen,
           log: str,
           work_dir: str,
           poll: float = 0.5) -> int:
-    """Wait for a tools/test.py process, showing a progress bar over its
-    images once its log says how many. Returns its exit code."""
+    """Wait for a tools/test.py process, with a progress bar over its
+    images once its log says how many; its exit code."""
     state = dict(bar=None, shown=0)
 
     def update():
@@ -404,8 +327,7 @@ def watch(proc: subprocess.Popen,
 
 
 def run_one(command: List[str], work_dir: str) -> Optional[dict]:
-    """Run one evaluation; its ``results.json``, or None if it failed (the
-    output is in ``WORK_DIR/suite_run.log``)."""
+    """Run one evaluation; its ``results.json``, or None if it failed."""
     os.makedirs(work_dir, exist_ok=True)
     results = osp.join(work_dir, 'results.json')
     if osp.exists(results):

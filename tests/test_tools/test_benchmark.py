@@ -24,7 +24,6 @@ import sys
 import pytest
 import torch
 
-from mmseg_groupvit.utils.flops import segmentor_flops
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             varied_segmentor)
 
@@ -34,6 +33,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip('transformers')
 
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+segmentor_flops = load_script(osp.join(TOOLS, 'get_flops.py')).segmentor_flops
 
 
 @pytest.fixture(scope='module')

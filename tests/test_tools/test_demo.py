@@ -14,7 +14,7 @@ from mmseg.apis import init_model
 from mmseg.datasets import PascalVOCDataset
 from PIL import Image
 
-from groupvit_common.drawing import draw_legend
+from groupvit_common.drawing import draw_legend, legend_entries
 from tests.conftest import (REPO, SAMPLES, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
 
@@ -181,15 +181,15 @@ def test_legend_lists_the_classes_present_largest_first():
 
     shares = {3: 0.25, 7: 0.5, 20: 0.25}
     legend = [entry(i, shares.get(i, 0.0)) for i in range(21)]
-    entries, footer = demo.legend_entries(legend)
+    entries, footer = legend_entries(legend)
     assert entries == [('c7', [7, 7, 7], 0.5), ('c3', [3, 3, 3], 0.25),
                        ('c20', [20, 20, 20], 0.25)]
     assert footer == '+18 classes absent'
-    entries, footer = demo.legend_entries(legend, every_class=True)
+    entries, footer = legend_entries(legend, every_class=True)
     assert [e[0] for e in entries] == [f'c{i}' for i in range(21)]
     assert footer is None
     one = [entry(0, 0.0), entry(1, 1.0)]
-    assert demo.legend_entries(one)[1] == '+1 class absent'
+    assert legend_entries(one)[1] == '+1 class absent'
 
 
 def test_legend_of_a_voc_picture_is_small():
@@ -207,7 +207,7 @@ def test_legend_of_a_voc_picture_is_small():
     ]
 
     def covered(every_class):
-        entries, footer = demo.legend_entries(legend, every_class)
+        entries, footer = legend_entries(legend, every_class)
         drawn = draw_legend(picture, entries, footer=footer)
         changed = (np.asarray(drawn) != np.asarray(picture)).any(2)
         rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(

@@ -17,15 +17,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmseg_groupvit.models.layers import SelfAttention, fast_linear
-from mmseg_groupvit.utils.flops import count_flops, segmentor_flops
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor, load_script
 
 SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
+_tool = load_script(SCRIPT, '_groupvit_get_flops')
+count_flops, segmentor_flops = _tool.count_flops, _tool.segmentor_flops
 
 
 @pytest.fixture(scope='module')
 def get_flops():
-    return load_script(SCRIPT, '_groupvit_get_flops')
+    return _tool
 
 
 def test_attention_block_by_hand(get_flops):

@@ -280,17 +280,20 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
     # What the interpreter loaded at start-up (the mmcv-lite stand-in that
     # the package's .pth file registers as mmcv._ext, without importing
     # mmcv) is not the runner's doing.
-    code = ('import sys; before = set(sys.modules)\n'
-            f'import runpy; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
-            f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
-            f' "--threads", "2"]\n'
-            f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
-            'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
-            ' "cv2")\n'
-            'print("IMPORTED", [m for m in sys.modules'
-            ' if m.split(".")[0] in banned and m not in before])\n'
-            'print("AT START", sorted(m for m in before'
-            ' if m.split(".")[0] in banned))\n')
+    code = (
+        'import sys; before = set(sys.modules)\n'
+        # sys.path[0]: the script's folder, as `python TOOL` has it.
+        f'sys.path[0] = {osp.dirname(TOOL)!r}\n'
+        f'import runpy; sys.argv = {[TOOL, voc_export["dir"], PHOTO]!r}'
+        f' + ["--vocab", "dog|puppy,chair,floor", "--out", {str(out)!r},'
+        f' "--threads", "2"]\n'
+        f'runpy.run_path({TOOL!r}, run_name="__main__")\n'
+        'banned = ("torch", "mmcv", "mmengine", "mmseg", "mmseg_groupvit",'
+        ' "cv2")\n'
+        'print("IMPORTED", [m for m in sys.modules'
+        ' if m.split(".")[0] in banned and m not in before])\n'
+        'print("AT START", sorted(m for m in before'
+        ' if m.split(".")[0] in banned))\n')
     proc = subprocess.run([sys.executable, '-c', code],
                           cwd=str(tmp_path),
                           capture_output=True,
@@ -373,7 +376,7 @@ def test_bad_opacity_is_refused(capsys):
         tool.parse_args(['export', PHOTO, '--opacity', '1.5'])
     assert exit_info.value.code == 2
     # argparse names the program after sys.argv[0].
-    assert ': error: --opacity must be in [0, 1], got 1.5' in \
+    assert ': error: argument --opacity: must be in [0, 1], got 1.5' in \
         capsys.readouterr().err
 
 
@@ -436,7 +439,7 @@ def test_panorama_below_the_window_is_refused(size, voc_export, tmp_path):
     ('stride', [224.5, 224], 'protocol.stride must be two positive'),
     ('stride', None, 'protocol.stride must be two positive integers'),
     ('stride', [True, 224], 'protocol.stride must be two positive'),
-    ('stride', [500, 500], 'larger than the window'),
+    ('stride', [500, 500], 'larger than protocol.crop_size'),
     ('crop_size', [448, 0], 'protocol.crop_size must be two positive'),
     ('crop_size', [448, 448, 448], 'protocol.crop_size must be two'),
     ('crop_size', [224, 224], "is not the image graph's window [448, 448]"),
@@ -527,12 +530,12 @@ def test_head_without_background_exports_and_runs(context59_export, tmp_path):
 def test_legend_shows_the_classes_present_most_pixels_first():
     """As the demo's: the picture lists the classes present by share, then
     how many are absent; summary.json keeps every class."""
-    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    from groupvit_common.drawing import class_legend, legend_entries
     labels = np.array([[0, 2, 2, 2], [2, 3, 3, 0]])
     palette = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]])
-    legend, (entries,
-             footer) = tool.legend_of([['cat'], ['dog', 'puppy'], ['cow']],
-                                      True, labels, palette)
+    legend = class_legend(['background', 'cat', 'dog', 'cow'],
+                          [[], [], ['puppy'], []], True, labels, palette)
+    entries, footer = legend_entries(legend)
     assert [e['name'] for e in legend] == ['background', 'cat', 'dog', 'cow']
     assert [e['share'] for e in legend] == [0.25, 0, 0.5, 0.25]
     assert entries == [('dog, puppy', [2, 2, 2], 0.5),

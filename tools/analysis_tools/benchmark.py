@@ -1,56 +1,18 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Speed of GroupViT zero-shot segmentation, against transformers'
-``GroupViTModel`` on the same weights and pixels, in one run.
-
-Usage::
+"""Speed of GroupViT zero-shot segmentation against transformers'
+``GroupViTModel`` on the same weights and pixels (docs/benchmark.md)::
 
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
         [--data-root DIR] [--num-images N] [--repeat 5] [--threads 2]
         [--device cpu|cuda] [--amp fp32|fp16|bf16] [--window-batch N]
-        [--json] [--cfg-options ...]
+        [--onnx DIR|auto] [--json] [--cfg-options ...]
 
-Per window (the config's ``crop_size``, 448x448 for the shipped configs)
-it times ``--repeat`` rounds after a warm-up, ours and the reference
-interleaved in each round so that a busy machine slows both alike; it
-reports the median time and, for each ratio, the median of the rounds'
-ratios. When the load average moved by more than one core's worth during
-the timed rounds, or a whole call came out faster than its own backbone,
-every ratio is printed marked UNRELIABLE (``unreliable`` in the JSON
-says why):
-
-- the full zero-shot call: ours is ``encode_decode`` (class embeddings
-  cached, one image-encoder pass, the head); transformers' is
-  ``GroupViTModel(input_ids, pixel_values, output_segmentation=True)`` with
-  the vocabulary's prompts zero-padded to the 77-token context, as the
-  original tokenizer writes them (and, for reference, padded only to the
-  longest prompt, as transformers' processor does with ``padding=True``);
-- the vision backbone alone: ``GroupViT.forward_features`` against
-  ``GroupViTModel.vision_model(..., output_attentions=True)``;
-- the text encoder (once per vocabulary for us, every call for
-  transformers);
-- the peak of tensor memory allocated during one call of each.
-
-It checks that the timed outputs agree: image and text embeddings, the
-final group tokens, every soft grouping and transformers'
-``segmentation_logits`` (recomputed from our tensors, divided by its
-``exp(logit_scale)**2``) must be within ``--atol`` (exit status 1
-otherwise); our head run on transformers' features must give our scores.
-FLOPs are :func:`mmseg_groupvit.utils.flops.count_flops`'s (twice its
-multiply-add count), reported as GFLOP/s and as a share of the best large
-fp32 matrix product measured on the device in the same run.
-
-With ``--data-root`` (or the config's data when present) it also measures
-images/s on the dataset's real images (the pipeline's load and resize, the
-slide windows and the final resize included) for the slide paths: ours
-(``slide_inference``, windows batched through the backbone), mmseg's window
-loop (one window at a time, one encoder pass each), and the original's
-protocol run naively (one window at a time, two encoder passes each, as
-``GroupViTSegInference`` does), with our layers and with plain PyTorch ones
-(``F.linear`` instead of the fused linear kernel).
-
-With ``--json`` the last line printed is one JSON object with at least
-``speedup_window``, ``speedup_backbone``, ``max_abs_diff``,
-``peak_mem_ratio`` and ``machine``.
+Per window, ours and the reference run interleaved in each of ``--repeat``
+rounds; each ratio is the median of the rounds' ratios, marked UNRELIABLE
+when the load moved or the figures contradict each other. The outputs must
+agree within ``--atol`` (exit status 1 otherwise). With data, images/s of
+the slide paths on real images too. ``--json``: the last line is one JSON
+object.
 """
 import argparse
 import contextlib
@@ -62,37 +24,26 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 import torch
 import torch.nn.functional as F
+from get_flops import segmentor_flops, window_shape
+from hf_reference import (build_dataset, build_model, build_reference, machine,
+                          swapped_encode_decode)
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from mmseg_groupvit.models.segmentors import \
-    groupvit_encoder_decoder as sliding_windows
-from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
-                                               machine, swapped_encode_decode)
+from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
+    window_batch
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
-from mmseg_groupvit.utils.flops import segmentor_flops, window_shape
-from mmseg_groupvit.utils.hf_reference import build_reference
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MiB = 2.0**20
 
 
-# ----------------------------------------------------------------------
-# measuring
-# ----------------------------------------------------------------------
 def _sync(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -102,12 +53,11 @@ def _nothing(count: int = 1) -> None:
     pass
 
 
-#: The 1-minute load averages sampled after every timed round of the run.
+#: The 1-minute load averages sampled after every timed round.
 LOAD_SAMPLES: List[float] = []
-#: How far the load average may move during a run for its ratios to be
-#: trusted: one core's worth of other work coming or going.
+#: How far the load may move (one core's worth) for trusted ratios.
 LOAD_SPREAD = 1.0
-#: How far apart the same figure measured twice in a run may be.
+#: How far apart the same figure measured twice may be.
 SAME_FIGURE = 1.5
 
 
@@ -117,14 +67,9 @@ def time_interleaved(
         warmup: int,
         device: torch.device,
         advance: Callable = _nothing) -> Dict[str, Dict[str, float]]:
-    """Best and median wall time (s) of each function, run in turn, and
-    every round's time (``runs``).
-
-    Every round runs each function once, so a change of machine load
-    during the measurement affects all of them alike; :func:`ratio` takes
-    the ratios round by round. ``advance()`` is called after each round
-    (warm-up included); the load average is sampled into
-    :data:`LOAD_SAMPLES` after each timed round.
+    """Best, median and every round's (``runs``) wall time (s) of each
+    function, all run once per round so that load changes hit them alike;
+    ``advance()`` after each round, the load sampled after each timed one.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -150,17 +95,13 @@ def time_interleaved(
 
 
 def _median(values: List[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
+    ordered, middle = sorted(values), len(values) // 2
+    return (ordered[middle] + ordered[~middle]) / 2
 
 
 def ratio(times: dict, slower: str, faster: str) -> float:
-    """``slower``'s time over ``faster``'s: the median of the ratios of
-    the same rounds of :func:`time_interleaved` (both ran within
-    moments of each other under the same load)."""
+    """``slower``'s time over ``faster``'s: the median of the rounds'
+    ratios."""
     return _median(
         [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
 
@@ -169,13 +110,9 @@ def reliability(loads: List[float],
                 times: dict,
                 cpus: Optional[int] = None,
                 again: Optional[float] = None) -> List[str]:
-    """Why the run's ratios cannot be trusted (empty when they can): the
-    load average moved by more than :data:`LOAD_SPREAD` during the timed
-    rounds or passed the ``cpus`` by more than that (other work took
-    cores), a whole zero-shot call came out faster than its own backbone,
-    or ``again`` (``ours_window``'s median time measured again in another
-    section, in s) is more than :data:`SAME_FIGURE` times apart from the
-    first (only a machine whose load changed gives those)."""
+    """Why the ratios cannot be trusted (empty when they can): the load
+    moved or took cores, a whole call was faster than its backbone, or
+    ``again`` (``ours_window`` timed in another section, s) differs."""
     reasons = []
     if loads and max(loads) - min(loads) > LOAD_SPREAD:
         reasons.append(f'the load average moved from {min(loads)} to '
@@ -199,12 +136,8 @@ def reliability(loads: List[float],
 
 
 def peak_memory(fn: Callable, device: torch.device) -> int:
-    """Peak bytes of tensor memory allocated during ``fn()`` (weights and
-    tensors alive before the call excluded).
-
-    CUDA: the caching allocator's peak. CPU: the running sum of the
-    allocations and frees the PyTorch profiler records, in time order.
-    """
+    """Peak bytes of tensor memory allocated during ``fn()``: CUDA's
+    allocator peak, or on CPU the running sum of the profiler's records."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -227,9 +160,8 @@ def matmul_peak(device: torch.device,
                 sizes: List[int],
                 repeat: int,
                 advance: Callable = _nothing) -> Dict[str, float]:
-    """Best fp32 GFLOP/s of square matrix products (``torch.mm``, and the
-    package's fused linear kernel where it differs), the device's peak for
-    the share-of-peak figures."""
+    """Best fp32 GFLOP/s of square matrix products (``torch.mm`` and the
+    fused linear kernel): the device's peak."""
     from mmseg_groupvit.models.layers import fast_linear
     best = {}
     for size in sizes:
@@ -254,13 +186,9 @@ def load_average() -> Optional[float]:
         return None
 
 
-# ----------------------------------------------------------------------
-# the paths being compared
-# ----------------------------------------------------------------------
 def naive_encode_decode(model, window, metas):
-    """One window as the original ``GroupViTSegInference`` runs it: the
-    image encoder once for the grouping maps and again for the embeddings
-    (the class embeddings are built once, as there)."""
+    """One window as the original ``GroupViTSegInference`` runs it: two
+    image-encoder passes."""
     class_embeds = model.text_encoder()
     feats = model.image_encoder(window)
     again = model.image_encoder(window)
@@ -287,10 +215,7 @@ IMAGE_MODES = ('ours', 'mmseg_loop', 'naive', 'naive_plain')
 
 
 def predict_with(model, mode: str, inputs, data_samples):
-    """``model.predict`` through one of the slide paths: ``ours``,
-    ``mmseg_loop`` (mmseg's window loop, one pass per window), ``naive``
-    (one window at a time, two passes each) or ``naive_plain`` (the same
-    with plain PyTorch linear layers)."""
+    """``model.predict`` through one of :data:`IMAGE_MODES`."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     metas = [s.metainfo for s in data_samples]
     if mode == 'ours':
@@ -318,12 +243,8 @@ def hf_features(hf, out, grid):
         image_embeds=hf.visual_projection(vision.pooler_output))
 
 
-# ----------------------------------------------------------------------
-# setup
-# ----------------------------------------------------------------------
 def first_window(dataset, model, shape, device, seed):
-    """The top-left window of the first image after the test pipeline, or
-    seeded noise without a dataset."""
+    """The first image's top-left window, or seeded noise."""
     if dataset is None:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(1, 3, *shape, generator=gen).to(device), 'noise'
@@ -336,9 +257,6 @@ def first_window(dataset, model, shape, device, seed):
     return inputs[:, :, :shape[0], :shape[1]].contiguous(), name
 
 
-# ----------------------------------------------------------------------
-# report
-# ----------------------------------------------------------------------
 def max_diff(a, b) -> float:
     return (a.detach().float() - b.detach().float()).abs().max().item()
 
@@ -381,9 +299,8 @@ def agreement(model, hf, window, tokens, metas, amp):
 
 
 def amp_agreement(model, window, metas, amp):
-    """Our autocast outputs against our fp32 outputs: the zero-shot scores
-    (max abs diff, equal labels), the projected group embeddings (smallest
-    cosine similarity) and the soft groupings (max abs diff)."""
+    """Our autocast outputs against our fp32 ones: scores, labels, group
+    embeddings (least cosine) and soft groupings."""
     test_cfg = model.test_cfg
     saved = test_cfg.get('autocast')
     with torch.no_grad():
@@ -414,8 +331,7 @@ def image_throughput(model,
                      repeat,
                      device,
                      advance: Callable = _nothing):
-    """images/s of the slide paths on real images, interleaved per image
-    (median of ``repeat`` per image and path); ``advance()`` after each
+    """images/s of the slide paths on real images, interleaved per
     image."""
     modes = IMAGE_MODES
     n = min(num_images, len(dataset))
@@ -461,67 +377,33 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark GroupViT zero-shot inference against '
         'transformers\' GroupViTModel')
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        '--checkpoint',
-        help='converted checkpoint (default: random weights, seeded)')
-    parser.add_argument(
-        '--data-root', help='dataset root for the images/s measurement')
-    parser.add_argument(
-        '--num-images',
-        type=int,
-        default=10,
-        help='images for the images/s measurement (0 skips it)')
-    parser.add_argument(
-        '--repeat', type=int, default=5, help='timed rounds (median of)')
-    parser.add_argument(
-        '--image-repeat',
-        type=int,
-        default=1,
-        help='timed rounds per image and path (median of)')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
-    parser.add_argument(
-        '--amp',
+    add = parser.add_argument
+    add('config', help='config file')
+    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
+    add('--data-root', help='dataset root for the images/s measurement')
+    add('--num-images', type=int, default=10, help='for images/s (0: none)')
+    add('--repeat', type=int, default=5, help='timed rounds (median of)')
+    add('--image-repeat', type=int, default=1, help='rounds per image')
+    add('--threads', type=int, default=2, help='CPU threads')
+    add('--device', default='cpu', help='cpu or cuda[:i]')
+    add('--amp',
         choices=['fp32', 'fp16', 'bf16'],
         default='fp32',
-        help='autocast the image encoder (sets model.test_cfg.autocast)')
-    parser.add_argument(
-        '--window-batch',
-        type=int,
-        help='windows per backbone pass in slide inference '
-        '(sets model.test_cfg.window_batch)')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        help='window H [W] (default: the config\'s crop_size)')
-    parser.add_argument(
-        '--peak-sizes',
+        help='autocast the image encoder (test_cfg.autocast)')
+    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
+    add('--peak-sizes',
         type=int,
         nargs='+',
         default=[2048, 4096],
         help='matrix sizes for the device\'s matrix-product peak')
-    parser.add_argument(
-        '--atol',
-        type=float,
-        default=1e-4,
-        help='largest allowed difference from transformers')
-    parser.add_argument(
-        '--onnx',
-        help='also time onnxruntime: an export folder of '
-        'tools/deployment/pytorch2onnx.py for the same weights, or "auto" '
-        'to export the model into a temporary folder')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--json',
-        action='store_true',
-        help='print the results as one JSON object on the last line')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, xxx=yyy')
+    add('--atol', type=float, default=1e-4, help='allowed difference')
+    add('--onnx',
+        help='also time onnxruntime: an export folder of the same weights, '
+        'or "auto" to export into a temporary folder')
+    add('--seed', type=int, default=0)
+    add('--json', action='store_true', help='a last line of JSON')
+    add('--cfg-options', nargs='+', action=DictAction, help='KEY=VALUE')
     return parser.parse_args(argv)
 
 
@@ -621,7 +503,7 @@ def run(args) -> dict:
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         amp=args.amp,
-        window_batch=sliding_windows.window_batch(model.test_cfg),
+        window_batch=window_batch(model.test_cfg),
         weights=args.checkpoint or f'random (seed {args.seed})',
         machine=machine(device),
         load_avg_1min=dict(
@@ -672,8 +554,7 @@ def run(args) -> dict:
 
 
 def onnx_column(args, cfg, model, dataset, window, metas) -> dict:
-    """The onnxruntime column (see ``onnx_bench.py``), exporting into a
-    temporary folder for ``--onnx auto``."""
+    """The onnxruntime column (``onnx_bench.py``)."""
     import tempfile
 
     import onnx_bench
@@ -703,7 +584,6 @@ def report(r: dict) -> str:
     t = {k: v['median'] for k, v in r['times_ms'].items()}
     m = r['machine']
     h, w = r['window']
-    # Every ratio is marked when the run's figures cannot be trusted.
     x = 'x UNRELIABLE' if r['unreliable'] else 'x'
     load = r['load_avg_1min']
     lines = [
@@ -799,8 +679,7 @@ def report(r: dict) -> str:
 
 
 def say(message: str) -> None:
-    """One line of progress on standard error (standard output keeps the
-    report)."""
+    """Progress on standard error (the report goes to standard output)."""
     print(f'benchmark: {message}', file=sys.stderr, flush=True)
 
 

@@ -1,75 +1,126 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Count the FLOPs and parameters of a GroupViT segmentor.
-
-Usage::
+"""Count the FLOPs and parameters of a GroupViT segmentor::
 
     python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]]
         [--cfg-options ...]
 
-Adapted from MMSegmentation 1.2.2 ``tools/analysis_tools/get_flops.py``
-(Apache-2.0), which does not run on multimodal segmentors
-(open-mmlab/mmsegmentation#3866: ``MultimodalEncoderDecoder._forward`` hands
-the head the backbone output alone) and, with mmengine 0.10.7, not at all
-(it passes both ``input_shape`` and ``inputs``). Here:
-
-- the count is mmengine's ``FlopAnalyzer`` (fvcore's rules: **one
-  multiply-add is one FLOP**), extended with a rule for
-  ``scaled_dot_product_attention`` (``q @ k^T`` and ``attn @ v``), which it
-  would otherwise skip;
-- one sliding window (``--shape``, default the config's ``crop_size``) is
-  counted through the segmentor's ``mode='tensor'`` path (image encoder,
-  projection and zero-shot head), with the class embeddings already cached,
-  as they are for every window after the first;
-- the text encoder is counted apart, once per vocabulary.
-
-:func:`mmseg_groupvit.utils.flops.count_flops` counts multiply-adds; the
-tool prints FLOPs, two per
-multiply-add (a multiply and an add), as
-``tools/analysis_tools/benchmark.py`` does for its GFLOP/s figures.
+Adapted from MMSegmentation 1.2.2's ``get_flops.py`` (Apache-2.0), which
+fails on multimodal segmentors (open-mmlab/mmsegmentation#3866) and with
+mmengine 0.10.7. The count is mmengine's ``FlopAnalyzer`` (one multiply-add
+per FLOP) plus a rule for ``scaled_dot_product_attention``; one window
+(``--shape``, default the config's ``crop_size``) goes through the
+``mode='tensor'`` path with the class embeddings cached, the text encoder
+is counted apart. The tool prints two FLOPs per multiply-add, as
+``benchmark.py`` does.
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Any, Dict, Sequence
+from collections import Counter
+from typing import Any, Dict, List, Sequence, Tuple
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
+import torch
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
+from torch import nn
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
-from mmseg_groupvit.utils.flops import segmentor_flops, window_shape
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Get the FLOPs of a GroupViT segmentor')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        help='window size H [W] (default: the config\'s crop_size)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
-    return parser.parse_args(argv)
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """Multiply-adds of ``aten::scaled_dot_product_attention``: ``q @ k^T``
+    and ``attn @ v`` (softmax and scaling uncounted, as fvcore does)."""
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch = 1
+    for dim in q[:-2]:
+        batch *= dim
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+class _TensorOutputs(nn.Module):
+    """``fn``'s output as a flat tuple of tensors (all the tracer takes)."""
+
+    def __init__(self, module: nn.Module, fn):
+        super().__init__()
+        self.module, self.fn = module, fn
+
+    def forward(self, *args):
+        out = self.fn(*args)
+        if isinstance(out, dict):
+            out = list(out.values())
+        if not isinstance(out, (list, tuple)):
+            return out
+        flat = []
+        for item in out:
+            items = item if isinstance(item, (list, tuple)) else [item]
+            flat.extend(t for t in items if isinstance(t, torch.Tensor))
+        return tuple(flat)
+
+
+def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
+    """mmengine's ``FlopAnalyzer`` of ``fn(*inputs)`` (default
+    ``module(*inputs)``) with the attention rule; ``.total()`` is the
+    multiply-add count."""
+    if fn is not None:
+        module = _TensorOutputs(module, fn)
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs, )
+    analyzer = FlopAnalyzer(module, inputs)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return analyzer
+
+
+def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
+    """Multiply-adds of one ``(H, W)`` window (``window``: image encoder
+    + ``projection`` + ``head``, class embeddings cached), of the
+    vocabulary's prompts (``text``), and the ``params`` counts."""
+    device = next(model.parameters()).device
+    window = torch.zeros(1, 3, *shape, device=device)
+    encoder, text_encoder = model.image_encoder, model.text_encoder
+    with torch.no_grad():
+        text_encoder()  # cache the class embeddings
+        whole = count_flops(model, window)
+        backbone = count_flops(encoder, window, encoder.forward_features)
+        feats = encoder.forward_features(window)
+        projection = count_flops(
+            encoder, (feats['group_tokens'], feats['pooled']),
+            lambda tokens, pooled: encoder.forward_head(
+                dict(group_tokens=tokens, pooled=pooled)))
+        prompts = [p for ps in text_encoder.prompts() for p in ps]
+        tokens = text_encoder.tokenize(prompts).to(device)
+        text = count_flops(text_encoder, tokens, text_encoder.encode_tokens)
+    params = parameter_count(model)
+    return dict(
+        window=whole.total(),
+        image_encoder=backbone.total(),
+        projection=projection.total(),
+        head=whole.total() - backbone.total() - projection.total(),
+        text=text.total(),
+        num_prompts=len(prompts),
+        by_operator=dict(Counter(whole.by_operator())),
+        params=dict(
+            all=params[''],
+            image_encoder=params['image_encoder'],
+            text_encoder=params['text_encoder']))
+
+
+def window_shape(cfg: Config) -> Tuple[int, int]:
+    """The config's slide window, or 448x448 in whole mode."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
+        return tuple(test_cfg['crop_size'])
+    return (448, 448)
 
 
 def format_flop(multiply_adds: int) -> str:
-    """A multiply-add count as FLOPs, two per multiply-add (a multiply and
-    an add), e.g. ``'27.7 GFLOP'``."""
+    """Multiply-adds as FLOPs, two each, e.g. ``'27.7 GFLOP'``."""
     flop = 2 * multiply_adds
     for prefix, scale in (('T', 1e12), ('G', 1e9), ('M', 1e6), ('k', 1e3)):
         if flop >= scale:
@@ -78,7 +129,6 @@ def format_flop(multiply_adds: int) -> str:
 
 
 def report(flops: Dict[str, Any], shape: Sequence[int]) -> str:
-    """What the tool prints: every count in FLOPs, the unit said once."""
     line = '=' * 30
     params = flops['params']
     return (f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, '
@@ -97,23 +147,33 @@ def report(flops: Dict[str, Any], shape: Sequence[int]) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description='Get the FLOPs of a GroupViT segmentor')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        help='window size H [W] (default: the config\'s crop_size)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, KEY=VALUE')
+    args = parser.parse_args(argv)
     quiet_warnings()
     if not osp.isfile(args.config):
         print(f'error: config {args.config} does not exist', file=sys.stderr)
+        return 1
+    if args.shape is not None and len(args.shape) not in (1, 2):
+        print('error: --shape takes H or H W', file=sys.stderr)
         return 1
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    if args.shape is None:
-        shape = window_shape(cfg)
-    elif len(args.shape) in (1, 2):
-        shape = (args.shape[0], args.shape[-1])
-    else:
-        print('error: --shape takes H or H W', file=sys.stderr)
-        return 1
-
+    shape = (args.shape[0],
+             args.shape[-1]) if args.shape else window_shape(cfg)
     from mmseg.registry import MODELS
     try:
         check_model_arguments(cfg.model)
@@ -121,8 +181,7 @@ def main(argv=None):
     except USER_ERRORS as e:
         print(f'error: {user_error_message(e)}', file=sys.stderr)
         return 1
-    flops = segmentor_flops(model, shape)
-    print(report(flops, shape))
+    print(report(segmentor_flops(model, shape), shape))
     return 0
 
 

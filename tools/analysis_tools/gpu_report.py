@@ -1,32 +1,14 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GPU report: correctness first, then throughput, into one JSON and a
-README table. ``tools/analysis_tools/gpu_report.sh`` runs it.
-
-Usage::
+"""GPU report (run by ``gpu_report.sh``): CUDA against CPU on the
+reference fixture, fp16/bf16 against fp32 labels, then images/s of the
+full protocol, ours against transformers' and the onnxruntime CUDA
+provider, into ``report.json`` and the table ``report.md``::
 
     python tools/analysis_tools/gpu_report.py [CONFIG] [--checkpoint CKPT]
         [--device cuda] [--data-root DIR] [--num-images 25]
         [--window-batch 8] [--repeat 3] [--out outputs/gpu_report]
 
-Steps (each recorded in ``report.json``; ``report.md`` is the table):
-
-1. **CUDA against CPU** on the reference fixture (its architecture,
-   vocabulary and threshold; skipped with the reason when the fixture is
-   absent): label maps equal and scores within 1e-3 on its photos, through
-   mmseg's pipeline and ``predict``.
-2. **fp16 and bf16 against fp32** (``test_cfg.autocast``): the share of
-   equal labels on the VOC sample images.
-3. **Throughput**: images/s on the VOC sample, full protocol (pipeline,
-   resize, slide windows batched ``--window-batch`` at a time, final
-   resize, argmax), in fp32, fp16 and bf16, ours against transformers'
-   ``GroupViTModel`` (same weights, its segmentation logits per window in
-   the same slide loop; fp16/bf16 through ``torch.autocast``); and the
-   onnxruntime CUDA provider when it is installed.
-
-Without a GPU (or with ``--device cpu``) it is a **dry run**: every step
-runs on the CPU (the "CUDA" side is the CPU again), so the script is known
-to work, but the figures say nothing about a GPU and ``report.json`` says
-``"dry_run": true``.
+Without a GPU it is a dry run on the CPU (``"dry_run": true``).
 """
 import argparse
 import contextlib
@@ -37,22 +19,15 @@ import os.path as osp
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 import torch
 import torch.nn.functional as F
+from hf_reference import (build_dataset, build_model, build_reference,
+                          image_steps, machine, swapped_encode_decode)
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
-from mmseg_groupvit.utils.benchmarking import (build_dataset, build_model,
-                                               machine, swapped_encode_decode)
-from mmseg_groupvit.utils.hf_reference import build_reference
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 VOC_SAMPLE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
@@ -100,17 +75,9 @@ def preprocess(model, steps, path):
     return model.data_preprocessor(data, False)
 
 
-def pipeline(cfg):
-    return Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
-
-
 def fixture_check(device, fixture_dir, work_dir):
-    """CUDA against CPU, and both against the original code's labels, on
-    the reference fixture's model and photos (the second comparison makes
-    the check meaningful in a dry run on CPU too)."""
+    """CUDA against CPU, and against the original code's labels, on the
+    reference fixture's model and photos."""
     import numpy as np
     from mmengine.config import ConfigDict
     from mmengine.runner import load_checkpoint
@@ -129,7 +96,7 @@ def fixture_check(device, fixture_dir, work_dir):
         load_checkpoint(
             model, osp.join(work_dir, 'fixture.pth'), map_location='cpu')
         models[name] = model.to(dev).eval()
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
@@ -158,7 +125,7 @@ def fixture_check(device, fixture_dir, work_dir):
 
 def precision_check(model, cfg, paths, device):
     """fp16 / bf16 autocast against fp32: the share of equal labels."""
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     out = {}
     labels = {p: [] for p in PRECISIONS}
     for path in paths:
@@ -188,8 +155,8 @@ def autocast_setting(model, precision):
 
 
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
-    """transformers' window scores in our slide loop: its segmentation
-    logits (window resolution), a zero background channel first."""
+    """transformers' segmentation logits as window scores, a zero
+    background channel first."""
     dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
     context = torch.autocast(inputs.device.type, dtype=dtype) \
         if dtype else contextlib.nullcontext()
@@ -204,9 +171,9 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
 
 
 def throughput(model, hf, cfg, paths, device, repeat):
-    """images/s of the full protocol, per precision, ours and
+    """images/s of the full protocol per precision, ours and
     transformers'."""
-    steps = pipeline(cfg)
+    steps = image_steps(cfg)
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
     result = {}
@@ -233,8 +200,7 @@ def throughput(model, hf, cfg, paths, device, repeat):
 
 
 def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
-    """images/s of the onnxruntime runner with the CUDA provider, when it
-    is installed."""
+    """images/s of the onnxruntime runner with the CUDA provider."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -245,13 +211,14 @@ def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
     elif provider not in ort.get_available_providers():
         return dict(skipped='onnxruntime has no CUDA provider here '
                     '(pip install onnxruntime-gpu)')
+    from onnx_bench import load_runtime
+
     from mmseg_groupvit.deployment import export_onnx
-    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-    from groupvit_ort import OnnxSegmenter
     export = osp.join(work_dir, 'onnx')
     export_onnx(model.cpu(), cfg, export, paths[0])
     model.to(device)
-    runner = OnnxSegmenter(export, providers=[provider], window_batch=8)
+    runner = load_runtime().OnnxSegmenter(
+        export, providers=[provider], window_batch=8)
     class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
     thresh = runner.protocol['bg_thresh']
     best = float('inf')

@@ -1,20 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The onnxruntime column of ``benchmark.py``: an ONNX export of the same
-model against our PyTorch path, in the same run.
-
-- per window: the image graph (``image.onnx``, class embeddings given)
-  against ``encode_decode``, interleaved, the median of ``repeat`` rounds
-  and of the rounds' ratios, and the max abs diff of their scores;
-- per whole image: ``tools/deployment/onnx_segment.py``'s path (decode,
-  resize, slide windows, resize back, argmax; numpy and onnxruntime only)
-  against ours (mmseg's pipeline, ``predict``), interleaved per image
-  (median), and the share of equal labels;
-- the model files' sizes, and the peak resident memory of one process
-  segmenting one image with each CLI (``onnx_segment.py`` and
-  ``tools/demo.py``), libraries included;
-- where the image graph spends its time: onnxruntime's profile, summed
-  per operator type.
-"""
+"""The onnxruntime column of ``benchmark.py``: per window and per whole
+image, the export's runner against our PyTorch path (times, agreement),
+the files' sizes, each CLI's peak resident memory, and the image graph's
+profile per operator type."""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -26,28 +15,29 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEPLOY = osp.join(REPO, 'tools', 'deployment')
 MiB = 2.0**20
 
 
-def _runtime():
-    if DEPLOY not in sys.path:
-        sys.path.insert(0, DEPLOY)
-    import groupvit_ort
-    return groupvit_ort
+def load_runtime():
+    """``tools/deployment/groupvit_ort`` (a folder of the tools, not of the
+    installed package), imported from its path."""
+    if 'groupvit_ort' not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            'groupvit_ort', osp.join(DEPLOY, 'groupvit_ort', '__init__.py'))
+        sys.modules['groupvit_ort'] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules['groupvit_ort'])
+    return sys.modules['groupvit_ort']
 
 
 def _say(message: str) -> None:
-    """Progress on standard error (the report goes to standard
-    output)."""
     print(f'benchmark: onnxruntime: {message}', file=sys.stderr, flush=True)
 
 
 def export_for(model, cfg, check_image: str, out_dir: str) -> str:
-    """Export ``model`` (checked against PyTorch) into ``out_dir``."""
     from mmseg_groupvit.deployment import export_onnx
     export_onnx(model, cfg, out_dir, check_image)
     return out_dir
@@ -61,16 +51,17 @@ def _record():
         out.write(status)
 atexit.register(_record)
 sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(sys.argv[0])  # as `python SCRIPT` has it
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
 
 def _peak_rss_mib(script, args, tmp) -> Optional[float]:
-    """Peak resident memory (MiB) of a Python script run in a child
-    process: its ``VmHWM`` at exit (the child's own address space; a
-    ``wait4`` figure would include this process's memory at the fork)."""
+    """Peak resident memory (MiB) of a script in a child process: its own
+    ``VmHWM`` at exit (``wait4`` would count this process's at the fork).
+    """
     hwm_file = osp.join(tmp, 'status')
-    env = dict(os.environ, PYTHONPATH=REPO, HWM_FILE=hwm_file)
+    env = dict(os.environ, HWM_FILE=hwm_file)
     proc = subprocess.run(
         [sys.executable, '-c', _HWM_LAUNCHER, script] + list(args),
         cwd=REPO,
@@ -87,8 +78,7 @@ def _peak_rss_mib(script, args, tmp) -> Optional[float]:
 
 
 def peak_memory(export_dir, config, checkpoint, image, threads):
-    """Peak resident memory of one whole-image run of each CLI (libraries
-    and weights included)."""
+    """Peak resident memory of one whole-image run of each CLI."""
     with tempfile.TemporaryDirectory() as tmp:
         onnx = _peak_rss_mib(
             osp.join(DEPLOY, 'onnx_segment.py'), [
@@ -112,8 +102,7 @@ def profile_image_graph(export_dir,
                         bg_thresh,
                         threads,
                         runs=3) -> Dict[str, float]:
-    """Milliseconds per call of the image graph, summed per operator
-    type, from onnxruntime's profiler (largest first)."""
+    """ms per call of the image graph per operator type (largest first)."""
     import onnxruntime as ort
 
     from mmseg_groupvit.deployment.onnx_export import image_feeds
@@ -156,8 +145,8 @@ def profile_image_graph(export_dir,
 def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
         repeat: int, threads: int, time_interleaved: Callable,
         checkpoint: Optional[str], config: str) -> dict:
-    """The onnxruntime column (CPU, fp32): see the module docstring."""
-    runtime = _runtime()
+    """The onnxruntime column (CPU, fp32)."""
+    runtime = load_runtime()
     runner = runtime.OnnxSegmenter(export_dir, threads=threads)
     bg_thresh = float(model.test_cfg.get('bg_thresh', 0.95))
     with torch.no_grad():
@@ -214,12 +203,10 @@ def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
 
 def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
                  num_images, repeat, time_interleaved, device):
-    """Images/s of the two whole-image paths on the dataset's images (file
-    read included), interleaved per image, and their label agreement."""
-    steps = Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
+    """Images/s of the two whole-image paths (file read included) and their
+    label agreement."""
+    from hf_reference import image_steps
+    steps = image_steps(cfg)
     n = min(num_images, len(dataset))
     totals = dict(pytorch=0., onnxruntime=0.)
     same = total = 0
@@ -255,8 +242,7 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
 
 
 def report_lines(o: dict, x: str = 'x') -> list:
-    """The onnxruntime section of the benchmark's report (``x``: the
-    ratio's mark, ``'x UNRELIABLE'`` when the run's are)."""
+    """The report's onnxruntime section (``x``: the ratios' mark)."""
     w = o['window_ms']
     lines = [
         '', f'onnxruntime ({o["export"]}), fp32 CPU:',

@@ -1,22 +1,15 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Time and peak memory of one pretraining step (forward, backward, AdamW
-with gradient clipping) of GroupViT, ours against the same step with plain
-PyTorch layers (transformers' ``GroupViTModel``: ``nn.Linear`` layers and
-attention written out as matmul-softmax-matmul), measured in the same run::
+with clipping) of GroupViT, ours against plain PyTorch layers
+(transformers' ``GroupViTModel``)::
 
     python tools/analysis_tools/pretrain_benchmark.py [--batch 16]
         [--device cpu|cuda] [--amp fp32 fp16 bf16] [--repeat 3]
         [--arch released|small] [--out FILE.json]
 
-Both steps compute the pretrainer's losses (image-caption contrastive and
-multi-label, 3 prompts per caption) on random 224x224 images and random
-token ids. Each variant runs in a fresh process, so its peak memory (the
-process's peak resident memory on CPU, with the resident memory before the
-first step beside it; the allocator's peak on CUDA) is its own; the time
-is the best of ``--repeat`` steps after one warm-up. The ratios (plain /
-ours) are printed at the end. Our fused inference kernels
-(``models/layers/fast_linear.py``) are off under autograd, so ours runs
-PyTorch's layers too, with ``scaled_dot_product_attention``.
+The pretrainer's losses on random images and token ids; each variant in a
+fresh process (its own peak memory), the best of ``--repeat`` steps after
+a warm-up; the ratios (plain / ours) printed at the end.
 """
 import argparse
 import json
@@ -27,27 +20,28 @@ import resource
 import sys
 import time
 
-sys.path.insert(0,
-                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
 PROMPTS = 3
-SMALL = dict(
-    image_encoder=dict(
-        hidden_size=128,
-        intermediate_size=512,
-        depths=[2, 1, 1],
-        num_group_tokens=[16, 4, 0],
-        num_output_groups=[16, 4],
-        num_attention_heads=4,
-        projection_dim=64,
-        projection_intermediate_dim=1024),
-    text_encoder=dict(
-        hidden_size=64,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=1,
-        projection_dim=64,
-        projection_intermediate_dim=1024))
+#: The small architecture of ``--arch small`` is this config's.
+SMALL_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'pretrain', 'groupvit_samples_smoke.py')
+
+
+def architecture(name: str) -> dict:
+    """The released architecture, or the small one of the smoke config."""
+    import mmseg_groupvit  # noqa: F401 (registers the constructors)
+    from mmseg_groupvit.weights.arch import FIELDS, released_arch
+    if name == 'released':
+        return released_arch()
+    from mmengine.config import Config
+    model = Config.fromfile(SMALL_CONFIG).model
+    return {
+        part: {
+            k: v
+            for k, v in model[part].items() if k in FIELDS[part]
+        }
+        for part in FIELDS
+    }
 
 
 def _rss_mib() -> float:
@@ -59,8 +53,6 @@ def _rss_mib() -> float:
 
 
 def _ours(arch):
-    import _mmseg_groupvit_mmcv_shim
-    _mmseg_groupvit_mmcv_shim.install()
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
@@ -231,11 +223,7 @@ def main(argv=None):
             args.amp = ['fp32', 'fp16', 'bf16']
         else:
             args.arch, args.batch, args.repeat = 'small', 2, 1
-    arch = SMALL if args.arch == 'small' else dict(
-        image_encoder={}, text_encoder={})
-    if args.arch == 'released':
-        from mmseg_groupvit.weights.arch import released_arch
-        arch = released_arch()
+    arch = architecture(args.arch)
     results = {}
     for amp in args.amp:
         for who in ('ours', 'plain'):

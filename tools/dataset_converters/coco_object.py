@@ -1,51 +1,17 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Make GroupViT's COCO-Object label maps (background + 80 thing classes).
+"""Make GroupViT's COCO-Object label maps for ``COCOObjectDataset``:
+``OUT/annotations/<split>/<name>_instanceTrainIds.png``, uint8, 0 =
+background (stuff and unlabeled), 1..80 = the COCO things in category-id
+order (GroupViT's ``convert_coco_object.py`` convention). From COCO-Stuff
+raw maps (A; ``*TrainIds*`` files skipped), or from an instances JSON (B,
+needs pycocotools; every annotation painted largest first, so the smaller
+is on top where objects overlap, the only pixels where A and B differ)::
 
-Output, for ``mmseg_groupvit.datasets.COCOObjectDataset``::
-
-    OUT/annotations/<split>/<image name>_instanceTrainIds.png
-
-uint8, single channel: 0 = background (stuff and unlabeled included),
-1..80 = the COCO thing classes in category-id order (person = 1,
-bicycle = 2, ..., stop sign = 12, ..., toothbrush = 80). COCO numbers its 80
-things with ids 1..90 and leaves 12, 26, 29, 30, 45, 66, 68, 69, 71, 83 (and,
-in COCO-Stuff, 91) unused; those are skipped when counting. This is the
-convention of GroupViT's ``convert_dataset/convert_coco_object.py``
-(NVlabs/GroupViT, read for reference only), whose 81-class COCO-Object
-evaluation counts background as class 0.
-
-Two inputs:
-
-A. COCO-Stuff-164k raw maps (``stuffthingmaps_trainval2017``), the source
-   GroupViT uses::
-
-       python tools/dataset_converters/coco_object.py data/coco_stuff164k \\
-           --nproc 8
-
-   reads ``data/coco_stuff164k/annotations/{train2017,val2017}/*.png``
-   (pixel = COCO category id - 1, i.e. 0..181; 255 = unlabeled; files with
-   ``TrainIds`` in their name are skipped, so outputs written next to the
-   inputs are never read back) and writes next to them unless ``-o`` is
-   given. Things (raw 0..89) become 1..80; stuff (raw 91..181), the unused
-   ids and 255 become 0. Any other value stops the conversion with an error
-   naming the file.
-
-B. COCO instance annotations, for when COCO-Stuff is not at hand::
-
-       python tools/dataset_converters/coco_object.py \\
-           --instances data/coco/annotations/instances_val2017.json \\
-           -o data/coco_stuff164k
-
-   Needs ``pycocotools``. Every annotation of an image is rasterised,
-   ``iscrowd`` ones included. **Overlap rule**: annotations are painted in
-   order of decreasing ``area`` (ties keep file order), so where objects
-   overlap the smaller one is on top. Images without thing annotations get
-   an all-background map. Because COCO-Stuff's thing pixels were drawn from
-   these same annotations, the result differs from input A only where
-   objects overlap.
-
-The number of files is reported but not checked, so subsets convert too
-(full COCO-Stuff-164k has 118,287 + 5,000 maps).
+    python tools/dataset_converters/coco_object.py data/coco_stuff164k \\
+        --nproc 8
+    python tools/dataset_converters/coco_object.py \\
+        --instances data/coco/annotations/instances_val2017.json \\
+        -o data/coco_stuff164k
 """
 import argparse
 import json
@@ -79,12 +45,8 @@ PYCOCOTOOLS_HINT = ('Converting COCO instance annotations (--instances) '
 
 
 def build_raw_lut() -> np.ndarray:
-    """Look-up table from a COCO-Stuff raw value to a COCO-Object label.
-
-    Returns:
-        np.ndarray: ``[256]`` int16: 1..80 for things, 0 for stuff, unused
-        ids and 255, and -1 for values a raw map cannot hold (182..254).
-    """
+    """``[256]`` int16 from a COCO-Stuff raw value to a COCO-Object label:
+    1..80 things, 0 stuff, unused ids and 255, -1 impossible values."""
     lut = np.full(256, -1, dtype=np.int16)
     lut[:NUM_RAW_IDS] = 0
     lut[RAW_UNLABELED] = 0
@@ -97,19 +59,10 @@ RAW_TO_OBJECT = build_raw_lut()
 
 
 def convert_raw_map(raw: np.ndarray, name: str = 'label map') -> np.ndarray:
-    """Map a COCO-Stuff raw label map to COCO-Object labels.
-
-    Args:
-        raw (np.ndarray): ``[H, W]`` integer map, category id - 1 (0..181)
-            or 255.
-        name (str): What ``raw`` is, for error messages.
-
-    Returns:
-        np.ndarray: ``[H, W]`` uint8, 0..80.
+    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80.
 
     Raises:
-        ValueError: If ``raw`` is not 2-D, not integer, or holds a value
-            outside 0..181 and 255.
+        ValueError: Not a 2-D integer map of raw values (``name`` said).
     """
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
@@ -130,16 +83,8 @@ def convert_raw_map(raw: np.ndarray, name: str = 'label map') -> np.ndarray:
 
 
 def convert_raw_file(in_file: str, out_dir: str) -> int:
-    """Convert one COCO-Stuff raw PNG and write the COCO-Object PNG.
-
-    Args:
-        in_file (str): Path of the raw map.
-        out_dir (str): Folder for the ``*_instanceTrainIds.png`` output.
-
-    Returns:
-        int: Number of pixels that carried an unused category id (mapped to
-        background; 0 for genuine COCO-Stuff maps).
-    """
+    """Convert one raw PNG into ``out_dir``; the count of pixels that had
+    an unused category id (made background)."""
     raw = np.asarray(Image.open(in_file))
     labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
@@ -149,7 +94,6 @@ def convert_raw_file(in_file: str, out_dir: str) -> int:
 
 
 def _run(func, tasks: Sequence, nproc: int) -> List:
-    """Run ``func`` over ``tasks`` with an mmengine progress bar."""
     if not tasks:
         return []
     if nproc > 1:
@@ -159,18 +103,8 @@ def _run(func, tasks: Sequence, nproc: int) -> List:
 
 def convert_stuff_split(coco_path: str, split: str, out_root: str,
                         nproc: int) -> Tuple[int, int]:
-    """Convert the raw maps of one split (input A).
-
-    Args:
-        coco_path (str): COCO-Stuff-164k root holding
-            ``annotations/<split>/*.png``.
-        split (str): Split folder name, e.g. ``'val2017'``.
-        out_root (str): Output root; maps go to ``annotations/<split>/``.
-        nproc (int): Worker processes.
-
-    Returns:
-        tuple[int, int]: Maps written, and ``*TrainIds*`` files skipped.
-    """
+    """Convert ``coco_path/annotations/<split>/*.png`` (input A); the
+    maps written and the ``*TrainIds*`` files skipped."""
     files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
     raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
     out_dir = osp.join(out_root, 'annotations', split)
@@ -184,16 +118,7 @@ def convert_stuff_split(coco_path: str, split: str, out_root: str,
 
 
 def annotation_mask(annotation: Dict, height: int, width: int) -> np.ndarray:
-    """Rasterise one COCO annotation (polygons or RLE) with pycocotools.
-
-    Args:
-        annotation (dict): A COCO instance annotation.
-        height (int): Image height H.
-        width (int): Image width W.
-
-    Returns:
-        np.ndarray: ``[H, W]`` bool mask.
-    """
+    """``[H, W]`` bool mask of one COCO annotation (polygons or RLE)."""
     from pycocotools import mask as mask_utils
     segm = annotation['segmentation']
     if isinstance(segm, list):  # polygons: one RLE per part, then merge
@@ -207,23 +132,11 @@ def annotation_mask(annotation: Dict, height: int, width: int) -> np.ndarray:
 
 def rasterize_instances(annotations: Sequence[Dict], height: int,
                         width: int) -> np.ndarray:
-    """Paint one image's thing annotations into a COCO-Object label map.
-
-    Larger annotations are painted first, so smaller ones end up on top
-    where they overlap; equal areas keep their order.
-
-    Args:
-        annotations (Sequence[dict]): The image's COCO annotations, with
-            ``category_id``, ``segmentation`` and ``area`` (the mask's
-            pixel count is used where ``area`` is missing).
-        height (int): Image height H.
-        width (int): Image width W.
-
-    Returns:
-        np.ndarray: ``[H, W]`` uint8 labels, 0..80.
+    """``[H, W]`` uint8 labels of one image's annotations, the larger
+    ``area`` painted first (ties in file order).
 
     Raises:
-        ValueError: If an annotation's category is not a COCO thing.
+        ValueError: An annotation's category is not a COCO thing.
     """
     label_of = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
     for ann in annotations:
@@ -247,13 +160,7 @@ def rasterize_instances(annotations: Sequence[Dict], height: int,
 
 def convert_instance_image(task: Tuple[Dict, List[Dict]],
                            out_dir: str) -> None:
-    """Rasterise and write the label map of one image (input B).
-
-    Args:
-        task (tuple[dict, list[dict]]): The COCO ``images`` entry and its
-            annotations.
-        out_dir (str): Folder for the ``*_instanceTrainIds.png`` output.
-    """
+    """Write the label map of one ``(image entry, annotations)``."""
     image, annotations = task
     labels = rasterize_instances(annotations, image['height'], image['width'])
     stem = osp.splitext(osp.basename(image['file_name']))[0]
@@ -262,18 +169,8 @@ def convert_instance_image(task: Tuple[Dict, List[Dict]],
 
 def convert_instances(json_file: str, split: str, out_root: str,
                       nproc: int) -> Tuple[int, int]:
-    """Convert a COCO instances JSON (input B).
-
-    Args:
-        json_file (str): Path of ``instances_<split>.json``.
-        split (str): Output split folder.
-        out_root (str): Output root; maps go to ``annotations/<split>/``.
-        nproc (int): Worker processes.
-
-    Returns:
-        tuple[int, int]: Maps written, and how many of them are all
-        background (images without thing annotations).
-    """
+    """Convert a COCO instances JSON (input B); the maps written and how
+    many are all background."""
     try:
         import pycocotools.mask  # noqa: F401
     except ImportError:
@@ -307,17 +204,12 @@ def convert_instances(json_file: str, split: str, out_root: str,
 
 
 def split_from_json_name(json_file: str) -> Optional[str]:
-    """Guess the split from a COCO file name, or return ``None``.
-
-    ``instances_val2017.json`` and ``instances_val2017_sample.json`` give
-    ``'val2017'``; ``instances_minival.json`` gives ``'minival'``.
-    """
+    """``'val2017'`` of ``instances_val2017[_sample].json``, or None."""
     match = re.match(r'instances_([A-Za-z]+\d*)', osp.basename(json_file))
     return match.group(1) if match else None
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse and check the command line."""
     parser = argparse.ArgumentParser(
         description='Make COCO-Object label maps (0 = background, 1..80 = '
         'COCO things) from COCO-Stuff-164k raw maps or from a COCO '
@@ -371,15 +263,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, int]:
-    """Run the converter.
-
-    Args:
-        argv (Sequence[str], optional): Command-line arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        dict[str, int]: Number of maps written per split.
-    """
+    """Run the converter; the maps written per split."""
     args = parse_args(argv)
     written = {}
     if args.instances is not None:

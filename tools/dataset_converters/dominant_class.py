@@ -1,21 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Derive a labelled image-classification list from semantic-segmentation
-ground truth: the images whose label map is dominated by one class, with
-that class as the label.
+ground truth: the images whose label map is dominated by one class.
 
-Rule (per image of the split list):
-
-1. Count the pixels of every class in the label map, leaving out the
-   background value(s) (``--ignore``, default 0 and 255: VOC's background
-   and void border).
-2. The image is kept when the remaining (object) pixels are at least
-   ``--min-object`` of the image (default 0.05) and the most frequent class
-   has at least ``--min-share`` of them (default 0.75).
-3. Its label is that class's value minus ``--offset`` (default 1, so VOC's
-   aeroplane = 1 becomes label 0 of the 20 object classes).
-
-Writes ``filename label`` lines (``filename`` relative to the dataset root)
-for ``CustomDataset(ann_file=...)``::
+An image is kept when its object pixels (not ``--ignore``) cover at least
+``--min-object`` of it and one class has ``--min-share`` of them; its label
+is that value minus ``--offset``. Writes ``filename label`` lines for
+``CustomDataset(ann_file=...)``::
 
     cd samples/voc2012_sample/VOCdevkit/VOC2012
     python ../../../../tools/dataset_converters/dominant_class.py . \\
@@ -34,16 +24,8 @@ def dominant_class(labels: np.ndarray,
                    ignore: Iterable[int] = (0, 255),
                    min_object: float = 0.05,
                    min_share: float = 0.75) -> Optional[Tuple[int, float]]:
-    """The dominant class value of a label map and its share of the object
-    pixels, or None when the map is not dominated by one class.
-
-    Args:
-        labels (np.ndarray): ``[H, W]`` integer label map.
-        ignore (Iterable[int]): Values that are not objects.
-        min_object (float): Least fraction of the image that objects cover.
-        min_share (float): Least share of the object pixels that the
-            dominant class covers.
-    """
+    """The dominant value of an ``[H, W]`` label map and its share of the
+    object pixels, or None."""
     objects = labels[~np.isin(labels, list(ignore))]
     if objects.size < min_object * labels.size or objects.size == 0:
         return None

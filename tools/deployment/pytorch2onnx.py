@@ -25,18 +25,13 @@ import os.path as osp
 import sys
 import warnings
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 # Only what reads the command line: PyTorch, mmseg and this package are
 # imported in main(), after it (--help and a wrong path answer at once).
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
                                           text_options, weight_options,
                                           weights_label)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
                                'groupvit_demo_voc.jpg')

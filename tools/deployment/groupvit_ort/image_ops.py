@@ -1,19 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Image operations of the zero-shot protocol in numpy and Pillow, equal to
-what mmseg's pipeline and post-processing compute with OpenCV and PyTorch.
-
-- :func:`read_rgb`: decode as mmcv's ``LoadImageFromFile`` does with
-  ``color_type='color'`` (EXIF orientation applied, grey and alpha images
-  to three channels, CMYK by OpenCV's formula), as RGB ``uint8``;
-- :func:`rescale_size`: mmcv's ``rescale_size`` for ``keep_ratio=True``;
-- :func:`resize_uint8_bilinear`: ``cv2.resize(..., INTER_LINEAR)`` of a
-  ``uint8`` image, bit for bit (OpenCV's 11-bit fixed-point
-  coefficients and rounding, and its 2x-downscale shortcut to
-  ``INTER_AREA``);
-- :func:`resize_float_bilinear`: ``F.interpolate(mode='bilinear',
-  align_corners=False)`` of ``float32`` maps, with PyTorch's index and
-  weight rules and order of operations.
-"""
+"""The protocol's image operations in numpy and Pillow, equal to what
+mmseg's pipeline and post-processing compute with OpenCV and PyTorch."""
 import os
 import stat
 from typing import Tuple
@@ -38,17 +25,12 @@ class UnreadableImage(ValueError):
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """Decode an image file as ``[H, W, 3]`` RGB ``uint8``.
-
-    As OpenCV's ``IMREAD_COLOR`` (what mmcv's ``LoadImageFromFile`` uses):
-    the EXIF orientation is applied, grey images are repeated on three
-    channels and an alpha channel is dropped (not blended). 16-bit images
-    are refused rather than scaled differently from OpenCV.
+    """Decode an image file as ``[H, W, 3]`` RGB ``uint8``, as OpenCV's
+    ``IMREAD_COLOR`` (EXIF orientation applied, alpha dropped).
 
     Raises:
-        UnreadableImage: When the file is not a readable 8-bit image, not a
-            regular file, or its header states more pixels or a more
-            elongated shape than the package accepts (as ``tools/test.py``).
+        UnreadableImage: Not a regular, readable 8-bit image within the
+            package's size limits.
     """
     try:
         mode = os.stat(path).st_mode
@@ -81,9 +63,8 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
-    """OpenCV's CMYK to RGB (``icvCvt_CMYK2BGR_8u_C4C3R``), which works on
-    the inverted values libjpeg gives for Adobe CMYK JPEGs; Pillow's own
-    conversion differs from it by one level at most pixels."""
+    """OpenCV's CMYK to RGB (``icvCvt_CMYK2BGR_8u_C4C3R``); Pillow's is one
+    level off at most pixels."""
     raw = 255 - cmyk.astype(np.int32)
     k = raw[..., 3:]
     return (k - (((255 - raw[..., :3]) * k) >> 8)).astype(np.uint8)
@@ -91,13 +72,8 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
 
 def rescale_size(width: int, height: int,
                  scale: Tuple[int, int]) -> Tuple[int, int]:
-    """mmcv's ``rescale_size`` for a ``(long, short)`` scale: the largest
-    size with the image's aspect ratio whose long side is at most
-    ``max(scale)`` and short side at most ``min(scale)``.
-
-    Returns:
-        tuple[int, int]: ``(new_width, new_height)``.
-    """
+    """mmcv's keep-ratio ``rescale_size`` for a ``(long, short)`` scale:
+    ``(new_width, new_height)``."""
     long_edge, short_edge = max(scale), min(scale)
     factor = min(long_edge / max(height, width),
                  short_edge / min(height, width))
@@ -125,15 +101,8 @@ def _linear_table(src: int, dst: int, clamp_weight: bool):
 
 def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
                                                          int]) -> np.ndarray:
-    """``cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)`` for a
-    ``uint8`` ``[H, W, C]`` image, bit for bit.
-
-    Args:
-        image (np.ndarray): ``[H, W, C]`` uint8.
-        size (tuple[int, int]): ``(width, height)`` of the output, as cv2.
-
-    Returns:
-        np.ndarray: ``[height, width, C]`` uint8.
+    """``cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)`` of an
+    ``[H, W, C]`` uint8 image, bit for bit; ``size`` is ``(width, height)``.
     """
     height, width = image.shape[:2]
     new_w, new_h = size
@@ -158,8 +127,7 @@ def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
 
 def _torch_linear_table(src: int, dst: int):
     """PyTorch's bilinear (``align_corners=False``) indices and float32
-    weights along one axis (``scale * (i + 0.5) - 0.5`` rounded once, as
-    its fused multiply-add computes it)."""
+    weights along one axis."""
     scale = np.float32(src) / np.float32(dst)
     pos = (np.float64(scale) * (np.arange(dst) + 0.5) - 0.5).astype(np.float32)
     pos = np.maximum(pos, np.float32(0))
@@ -171,24 +139,15 @@ def _torch_linear_table(src: int, dst: int):
 
 
 def _lerp(t0, w0, t1, w1):
-    """``t0 * w0 + t1 * w1`` as PyTorch's CPU kernel computes it: one fused
-    multiply-add over ``t1 * w1`` rounded to float32 (the float64 product
-    of two float32 values is exact)."""
+    """``t0 * w0 + t1 * w1`` as PyTorch's CPU kernel rounds it (one fused
+    multiply-add)."""
     return (t0.astype(np.float64) * w0 + (t1 * w1)).astype(np.float32)
 
 
 def resize_float_bilinear(maps: np.ndarray, size: Tuple[int,
                                                         int]) -> np.ndarray:
     """``F.interpolate(maps, size, mode='bilinear', align_corners=False)``
-    for ``float32`` ``[C, h, w]`` maps, as PyTorch computes it on CPU
-    (its generic kernel: width within each row, then the two rows).
-
-    Args:
-        maps (np.ndarray): ``[C, h, w]`` float32.
-        size (tuple[int, int]): ``(H, W)``.
-
-    Returns:
-        np.ndarray: ``[C, H, W]`` float32.
+    of float32 ``[C, h, w]`` maps to ``[C, H, W]``, as PyTorch's CPU kernel.
     """
     height, width = maps.shape[-2:]
     out_h, out_w = size

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The protocol of an export (``deploy.json``), checked once when it is
-loaded: an export folder may come from anyone, and a bad value must not
-reach the windows, the resize or the graph."""
+"""An export folder and its protocol (``deploy.json``), checked once when
+loaded: an export may come from anyone."""
 import math
 import os
 import os.path as osp
@@ -19,12 +18,9 @@ __all__ = [
 ]
 
 AGAIN = 'export again with tools/deployment/pytorch2onnx.py.'
-#: Most bytes of deploy.json (an export's is a few kB; its classes may be
-#: thousands).
+#: Most bytes of deploy.json, of a graph (protobuf's limit), of the BPE file.
 MAX_DEPLOY_BYTES = 16 << 20
-#: Most bytes of a graph: protobuf's own limit.
 MAX_GRAPH_BYTES = 2 << 30
-#: Most bytes of the BPE file (1.3 MB).
 MAX_BPE_BYTES = 16 << 20
 
 
@@ -62,10 +58,7 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
             f'protocol.resize.scale {scale} would resize a photo to more '
             f'than the {files.MAX_IMAGE_PIXELS:,} pixels an image may have')
     crop = _pair(protocol, 'crop_size')
-    stride = _pair(protocol, 'stride')
-    if stride[0] > crop[0] or stride[1] > crop[1]:
-        raise _BadValue(f'protocol.stride {stride} is larger than the window '
-                        f'{crop}: pixels between windows would get no score')
+    config_checks.check_stride(crop, _pair(protocol, 'stride'), 'protocol')
     if window is not None and list(window) != crop:
         raise _BadValue(
             f'protocol.crop_size {crop} is not the image graph\'s window '
@@ -117,16 +110,11 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
 def check_protocol(protocol: Any,
                    source: str,
                    window: Optional[Sequence] = None) -> dict:
-    """Return ``protocol`` if the runner can use every value of it.
-
-    Args:
-        protocol: ``deploy.json``'s ``protocol``.
-        source (str): The file, for the message.
-        window (Sequence, optional): The image graph's window ``(h, w)``
-            when its input has a fixed size.
+    """Return ``protocol`` (of the file ``source``) if the runner can use
+    every value; ``window``: the image graph's fixed ``(h, w)``, if any.
 
     Raises:
-        ExportError: Naming the value and the fix (export again).
+        ExportError: Naming the value and the fix.
     """
     if not isinstance(protocol, dict):
         raise ExportError(
@@ -134,22 +122,19 @@ def check_protocol(protocol: Any,
             f'tools/deployment/pytorch2onnx.py.')
     try:
         _check_values(protocol, window)
-    except _BadValue as e:
+    except ValueError as e:  # _BadValue or groupvit_common's
+        reason = str(e).rstrip('.')
         raise ExportError(
-            f'{source}: {e}; the export is damaged or was edited: export '
+            f'{source}: {reason}; the export is damaged or was edited: export '
             f'again with tools/deployment/pytorch2onnx.py.') from None
     return protocol
 
 
 def check_runtime_options(threads: Any, window_batch: Any) -> Optional[int]:
-    """The runner's own settings.
-
-    Returns:
-        int | None: ``threads``, at most ``os.cpu_count()``.
+    """``threads`` (None or at most the cores), after checking both.
 
     Raises:
-        ValueError: ``threads`` not None or an integer >= 1, or
-            ``window_batch`` not an integer >= 1.
+        ValueError: Either is not an integer >= 1.
     """
     if threads is not None and not (config_checks.is_int(threads)
                                     and threads >= 1):
@@ -169,8 +154,7 @@ def check_runtime_options(threads: Any, window_batch: Any) -> Optional[int]:
 
 
 def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
-    """The bytes of a file of the export folder, itself a regular file in
-    it (not a link to elsewhere)."""
+    """The bytes of a regular file of the export folder (not a link)."""
     if not isinstance(name, str) or osp.basename(name) != name or name in (
             '', '.', '..'):
         raise ExportError(f'{export_dir}: deploy.json names the file '
@@ -191,13 +175,8 @@ def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
 
 
 def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
-    """Open an export folder: ``deploy.json`` and the files it names, each
-    checked against the SHA-256 digest recorded when the export was
-    written and checked.
-
-    Returns:
-        tuple: ``deploy.json``'s content and ``{'image': bytes, 'text':
-        bytes, 'bpe': bytes}``.
+    """``deploy.json`` and ``{'image', 'text', 'bpe': bytes}``, each file
+    checked against its recorded SHA-256.
 
     Raises:
         ExportError: One line naming what is wrong and the fix.

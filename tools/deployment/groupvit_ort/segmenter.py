@@ -1,9 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Zero-shot segmentation of whole images with an ONNX export, in
-onnxruntime and numpy: the steps of mmseg's pipeline and of the
-segmentor's slide inference and post-processing, one by one.
-
-::
+onnxruntime and numpy, step by step as mmseg::
 
     photo ─ read_rgb ─ resize (cv2-equal) ─ normalise ─► [1, 3, h, w]
     windows (crop, stride; mmseg's order) ─ image.onnx ─► window scores
@@ -23,8 +20,6 @@ from .protocol import (ExportError, check_protocol, check_runtime_options,
                        read_export)
 from .tokenizer import ClipTokenizer
 
-#: mmseg's slide windows, in its order (the segmentor's own grid).
-
 __all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
 
 #: Channels resized at a time in post-processing (bounds memory).
@@ -32,8 +27,8 @@ CHANNELS_PER_STEP = 8
 
 
 def _run(session, outputs: List[str], feeds: dict) -> list:
-    """``session.run``; a graph that fails on its own inputs (a crafted
-    one: wrong shapes inside) is one :class:`ExportError`."""
+    """``session.run``; a (crafted) graph that fails is an
+    :class:`ExportError`."""
     try:
         return session.run(outputs, feeds)
     except Exception as e:  # onnxruntime's errors have no common base
@@ -47,8 +42,8 @@ def _check_signature(session,
                      inputs: List[str],
                      outputs: List[str],
                      optional: Optional[str] = None):
-    """The graph takes ``inputs`` (in order; ``optional`` may follow)
-    and gives ``outputs``."""
+    """The graph takes ``inputs`` (``optional`` may follow), gives
+    ``outputs``."""
     found = [i.name for i in session.get_inputs()]
     given = [o.name for o in session.get_outputs()]
     if found not in (inputs,
@@ -60,8 +55,7 @@ def _check_signature(session,
 
 
 def _session(graph: bytes, threads: Optional[int], providers, path: str):
-    """An onnxruntime session of a graph's bytes (read and checked from
-    ``path``); a graph it cannot load is one :class:`ExportError`."""
+    """An onnxruntime session of a graph's bytes (from ``path``)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Idle threads sleep instead of spinning between calls (they would
@@ -89,12 +83,9 @@ class OnnxSegmenter:
     segment.
 
     Args:
-        export_dir (str): The folder (``deploy.json``, ``image.onnx``,
-            ``text.onnx``, the BPE data).
-        threads (int, optional): onnxruntime intra-op threads; at most
-            the machine's cores (``os.cpu_count()``) are used.
-        providers (list, optional): onnxruntime execution providers
-            (default CPU).
+        export_dir (str): The folder.
+        threads (int, optional): onnxruntime threads (at most the cores).
+        providers (list, optional): Execution providers (default CPU).
         window_batch (int): Windows per image-graph call. Defaults to 2.
     """
 
@@ -128,9 +119,6 @@ class OnnxSegmenter:
             osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
         self.window_batch = window_batch
 
-    # ------------------------------------------------------------------
-    # text
-    # ------------------------------------------------------------------
     def prompts(self,
                 classes: List[List[str]],
                 templates: Optional[List[str]] = None) -> List[List[str]]:
@@ -143,15 +131,9 @@ class OnnxSegmenter:
                          classes: List[List[str]],
                          templates: Optional[List[str]] = None,
                          chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
-        """L2-normalised class embeddings ``[K, D]``, as the text encoder's
-        ``forward()``: every prompt tokenised, encoded up to the longest
-        prompt's end, projected; the un-normalised projections of a class
-        averaged, then normalised.
-
-        Returns:
-            tuple: the embeddings and the prompts that were cut at the
-            context length.
-        """
+        """L2-normalised class embeddings ``[K, D]`` as the text encoder
+        computes them (prompt features averaged per class), and the prompts
+        cut at the context length."""
         prompts = self.prompts(classes, templates)
         flat = [p for ps in prompts for p in ps]
         rows, cut = self.tokenizer.tokenize(flat,
@@ -173,12 +155,9 @@ class OnnxSegmenter:
         return (means / np.maximum(norm, np.float32(1e-12))).astype(
             np.float32), [flat[i] for i in cut]
 
-    # ------------------------------------------------------------------
-    # image
-    # ------------------------------------------------------------------
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """mmcv's keep-ratio ``Resize`` and mmseg's normalisation:
-        ``[H, W, 3]`` uint8 to ``[1, 3, h, w]`` float32."""
+        """Keep-ratio resize and normalisation: ``[H, W, 3]`` uint8 to
+        ``[1, 3, h, w]`` float32."""
         height, width = rgb.shape[:2]
         size = rescale_size(width, height, self.protocol['resize']['scale'])
         resized = resize_uint8_bilinear(rgb, size)
@@ -199,9 +178,7 @@ class OnnxSegmenter:
 
     def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
               bg_thresh: float) -> np.ndarray:
-        """mmseg's slide inference: window scores added in window order and
-        divided by the windows per pixel. ``[1, 3, h, w]`` to
-        ``[C, h, w]``."""
+        """mmseg's slide inference: ``[1, 3, h, w]`` to ``[C, h, w]``."""
         _, _, height, width = pixels.shape
         crop = self.protocol['crop_size']
         if height < crop[0] or width < crop[1]:
@@ -230,9 +207,8 @@ class OnnxSegmenter:
 
     @staticmethod
     def resize_argmax(logits: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-        """Labels of the scores resized to ``size`` (PyTorch's bilinear,
-        ``align_corners=False``), a few channels at a time; ties go to the
-        first class, as ``argmax`` does."""
+        """Labels of the scores resized to ``size``, a few channels at a
+        time (ties to the first class)."""
         labels = best = None
         for first in range(0, len(logits), CHANNELS_PER_STEP):
             part = resize_float_bilinear(

@@ -1,17 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""CLIP's BPE tokenizer in the standard library, giving the token ids of
-``mmseg.utils.tokenize`` (the reference) from the exported BPE data.
-
-mmseg's tokenizer (copied from OpenAI's CLIP, MIT licence) cleans the text
-with ``ftfy.fix_text`` and splits it with the ``regex`` package's Unicode
-classes. Neither package is used here:
-
-- the pattern's ``\\p{L}`` and ``\\p{N}`` are built as explicit character
-  ranges from :mod:`unicodedata`;
-- of ``ftfy.fix_text`` (6.x defaults) every step is reproduced except the
-  repair of mojibake (text decoded with the wrong encoding, e.g. ``cafÃ©``);
-  text that looks like mojibake is refused with a :class:`ValueError`
-  instead of being tokenised differently.
+"""CLIP's BPE tokenizer in the standard library: the token ids of
+``mmseg.utils.tokenize`` from the exported BPE data, without ``ftfy`` or
+``regex`` (``\\p{L}``/``\\p{N}`` built from :mod:`unicodedata`; every step
+of ``ftfy.fix_text`` but mojibake repair, such text being refused).
 """
 import html
 import html.entities
@@ -33,30 +24,11 @@ MAX_BPE_TEXT = 16 << 20
 _CONTROL = dict.fromkeys(
     list(range(0x00, 0x09)) + [0x0B] + list(range(0x0E, 0x20)) + [0x7F] +
     list(range(0x206A, 0x2070)) + [0xFEFF] + list(range(0xFFF9, 0xFFFD)))
-_LIGATURES = {
-    ord('Ĳ'): 'IJ',
-    ord('ĳ'): 'ij',
-    ord('ŉ'): 'ʼn',
-    ord('Ǳ'): 'DZ',
-    ord('ǲ'): 'Dz',
-    ord('ǳ'): 'dz',
-    ord('Ǆ'): 'DŽ',
-    ord('ǅ'): 'Dž',
-    ord('ǆ'): 'dž',
-    ord('Ǉ'): 'LJ',
-    ord('ǈ'): 'Lj',
-    ord('ǉ'): 'lj',
-    ord('Ǌ'): 'NJ',
-    ord('ǋ'): 'Nj',
-    ord('ǌ'): 'nj',
-    ord('ﬀ'): 'ff',
-    ord('ﬁ'): 'fi',
-    ord('ﬂ'): 'fl',
-    ord('ﬃ'): 'ffi',
-    ord('ﬄ'): 'ffl',
-    ord('ﬅ'): 'ſt',
-    ord('ﬆ'): 'st',
-}
+_LIGATURES = dict(
+    zip(
+        map(ord, 'ĲĳŉǱǲǳǄǅǆǇǈǉǊǋǌﬀﬁﬂﬃﬄﬅﬆ'),
+        'IJ ij ʼn DZ Dz dz DŽ Dž dž LJ Lj lj '
+        'NJ Nj nj ff fi fl ffi ffl ſt st'.split()))
 _SINGLE_QUOTE = re.compile('[\u02bc\u2018-\u201b]')
 _DOUBLE_QUOTE = re.compile('[\u201c-\u201f]')
 _ENTITY = re.compile(r'&#?[0-9A-Za-z]{1,24};')
@@ -73,7 +45,7 @@ _MOJIBAKE_ENCODINGS = ('latin-1', 'cp1252', 'cp1251', 'cp1250', 'mac_roman',
 @lru_cache()
 def _html_entities() -> Dict[str, str]:
     """ftfy's entity table: HTML5 names with a semicolon, and upper-case
-    forms of the lower-case ones that are not entities themselves."""
+    forms of lower-case ones."""
     entities = {}
     for name, char in html.entities.html5.items():
         if name.endswith(';'):
@@ -119,8 +91,8 @@ def _surrogate_pair(match) -> str:
 
 
 def check_not_mojibake(text: str) -> None:
-    """Refuse text that ftfy would re-decode (UTF-8 read as a single-byte
-    encoding): its repair is not reproduced here."""
+    """Refuse text ftfy would re-decode (UTF-8 read as a single-byte
+    encoding)."""
     if text.isascii():
         return
     for encoding in _MOJIBAKE_ENCODINGS:
@@ -137,8 +109,7 @@ def check_not_mojibake(text: str) -> None:
 
 
 def fix_text(text: str) -> str:
-    """``ftfy.fix_text`` with its default settings, mojibake repair
-    excepted (see :func:`check_not_mojibake`)."""
+    """``ftfy.fix_text`` (defaults) but mojibake repair."""
     unescape = '<' not in text
     while True:
         original = text
@@ -163,8 +134,7 @@ def fix_text(text: str) -> str:
 
 @lru_cache()
 def _letter_number_classes() -> Tuple[str, str]:
-    """Character classes of every Unicode letter (``\\p{L}``) and number
-    (``\\p{N}``), as ranges for :mod:`re`."""
+    """``\\p{L}`` and ``\\p{N}`` as character ranges for :mod:`re`."""
     letters, numbers = [], []
     for code in range(sys.maxunicode + 1):
         kind = unicodedata.category(chr(code))[0]
@@ -204,13 +174,8 @@ def bytes_to_unicode() -> Dict[int, str]:
 
 
 class ClipTokenizer:
-    """CLIP's BPE tokenizer, as ``mmseg.utils.tokenizer.SimpleTokenizer``
-    with mmseg's special tokens (``<start_of_text>``, ``<end_of_text>``).
-
-    Args:
-        bpe_path (str): ``bpe_simple_vocab_16e6.txt.gz`` (in the export
-            folder).
-    """
+    """``mmseg.utils.tokenizer.SimpleTokenizer`` with mmseg's special
+    tokens, from ``bpe_path`` (``bpe_simple_vocab_16e6.txt.gz``)."""
 
     def __init__(self, bpe_path: str):
         data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file')
@@ -272,14 +237,9 @@ class ClipTokenizer:
         return ids
 
     def tokenize(self, texts: List[str], context_length: int = 77):
-        """``mmseg.utils.tokenize``: ``[N, context_length]`` int64 ids,
-        start and end tokens added, zero-padded; a text that is too long is
-        cut and its last token set to the end token.
-
-        Returns:
-            tuple: the ids as a list of lists, and the indices of the texts
-            that were cut.
-        """
+        """``mmseg.utils.tokenize``: ``[N, context_length]`` ids (lists),
+        zero-padded, a too long text cut to end in the end token; and the
+        indices of the texts cut."""
         rows, cut = [], []
         for index, text in enumerate(texts):
             ids = [self.sot_id] + self.encode(text) + [self.eot_id]

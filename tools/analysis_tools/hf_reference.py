@@ -1,23 +1,21 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""transformers' ``GroupViTModel`` carrying the weights of a GroupViT
-segmentor, for side-by-side speed and agreement checks.
-
-The key tables are the converter's (``mmseg_groupvit.weights.convert``),
-read backwards: each transformers key is renamed to ours, and our fused
-``qkv`` rows (q, k, v) are split into ``q_proj`` / ``k_proj`` / ``v_proj``.
-transformers' public ``forward`` only accepts its configured
-``image_size``, so the reference is built for the window size and given our
-position table already resized to that grid (bicubic, as both models
-resize it), which makes the two compute the same function.
-"""
+"""transformers' ``GroupViTModel`` with a segmentor's weights (the
+converter's key tables read backwards, the fused ``qkv`` split, the
+position table resized to the window's grid), and what the benchmark tools
+share: the machine, the model and dataset, a swappable ``encode_decode``."""
+import contextlib
+import functools
+import os
+import os.path as osp
+import platform
 import re
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..weights import infer_arch
-from ..weights.convert import HF_DROPPED, HF_RULES
+from mmseg_groupvit.weights import infer_arch
+from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
 
 _QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 _RULES = [(re.compile(p), r) for p, r in HF_RULES]
@@ -31,20 +29,9 @@ def _our_key(hf_key: str) -> str:
 
 
 def hf_config(model: nn.Module, image_size: int, cfg_model=None):
-    """A ``transformers.GroupViTConfig`` for a built segmentor.
-
-    Shapes come from the weights (:func:`infer_arch`), head counts from the
-    modules, activation and LayerNorm epsilon from the config when it sets
-    them (both default to transformers' values).
-
-    Args:
-        model (nn.Module): ``GroupViTEncoderDecoder``.
-        image_size (int): The reference's input size (the window side).
-        cfg_model (dict, optional): The ``model`` section of the config.
-
-    Returns:
-        transformers.GroupViTConfig
-    """
+    """A ``transformers.GroupViTConfig`` for a built segmentor: shapes
+    from the weights, head counts from the modules, activation and
+    LayerNorm epsilon from ``cfg_model`` when it sets them."""
     from transformers import GroupViTConfig
     image_encoder, text_encoder = model.image_encoder, model.text_encoder
     arch = infer_arch(model.state_dict())
@@ -76,17 +63,8 @@ def hf_config(model: nn.Module, image_size: int, cfg_model=None):
 
 def hf_state_dict(model: nn.Module, hf_keys,
                   grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
-    """Our weights under transformers' keys.
-
-    Args:
-        model (nn.Module): ``GroupViTEncoderDecoder``.
-        hf_keys (Iterable[str]): The reference model's state-dict keys.
-        grid (tuple[int, int]): Patch grid of the reference's input size;
-            the position table is resized to it.
-
-    Returns:
-        dict[str, Tensor]
-    """
+    """Our weights under transformers' keys ``hf_keys``, the position
+    table resized to the patch ``grid``."""
     state = model.state_dict()
     out = {}
     for key in hf_keys:
@@ -138,11 +116,8 @@ def build_reference(model: nn.Module,
 
 
 def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every tensor of a freshly built segmentor non-trivial random
-    values (weights, biases, norms, group tokens, position tables and
-    BatchNorm statistics), so groupings are not degenerate and nothing
-    agrees by accident.
-    """
+    """Non-trivial random values for every tensor of a segmentor, so that
+    groupings are not degenerate and nothing agrees by accident."""
     gen = torch.Generator().manual_seed(seed)
 
     def normal(t, std, mean=0.):
@@ -168,3 +143,93 @@ def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.running_var.copy_(
                     torch.rand(module.running_var.shape, generator=gen) + 0.5)
     return model
+
+
+def machine(device: torch.device) -> Dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip()
+                        for line in f if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    try:
+        import transformers
+        version = transformers.__version__
+    except ImportError:
+        version = None
+    info = dict(
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        device=str(device),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        transformers=version)
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+@contextlib.contextmanager
+def swapped_encode_decode(model, fn):
+    """``fn(model, windows, metas)`` (dense window scores ``[N, C, h, w]``)
+    as ``model.encode_decode`` and as the window scorer of ``model.predict``
+    (``compact_scores``, every pixel its own group, so painting gives
+    ``fn``'s values exactly) in the block."""
+
+    def compact_scores(windows, class_embeds):
+        metas = [
+            dict(img_shape=windows.shape[2:], pad_shape=windows.shape[2:])
+        ] * len(windows)
+        scores = fn(model, windows, metas)
+        batch, _, height, width = scores.shape
+        pixel_group = torch.arange(height * width, device=scores.device)
+        pixel_group = pixel_group.view(1, height, width).expand(batch, -1, -1)
+        return pixel_group, scores.flatten(2).transpose(1, 2)
+
+    model.encode_decode = functools.partial(fn, model)
+    model.compact_scores = compact_scores
+    try:
+        yield
+    finally:
+        del model.encode_decode, model.compact_scores
+
+
+def build_model(cfg, checkpoint: Optional[str], device, seed: int):
+    """The config's model in eval mode: the checkpoint's weights
+    (strictly), or random ones seeded with ``seed``."""
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    from mmseg_groupvit.models.config_arguments import check_model_arguments
+    check_model_arguments(cfg.model)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        randomise_(model, seed)
+    return model.to(device).eval()
+
+
+def build_dataset(cfg, data_root: Optional[str]):
+    """The config's test dataset (at ``data_root`` if given), or None when
+    its folder is not there."""
+    from mmengine.registry import DATASETS
+    dataset_cfg = cfg.test_dataloader.dataset.copy()
+    if data_root:
+        dataset_cfg['data_root'] = data_root
+    if not osp.isdir(dataset_cfg.get('data_root', '')):
+        return None
+    return DATASETS.build(dataset_cfg)
+
+
+def image_steps(cfg):
+    """The config's test pipeline without the annotations."""
+    from mmengine.dataset import Compose
+    return Compose([
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if 'LoadAnnotations' not in t['type']
+    ])
