@@ -15,10 +15,7 @@ a non-default architecture DST.py is written too, so
 by absolute path, so it can be moved).
 """
 import argparse
-import os.path as osp
 import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,

@@ -24,12 +24,6 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 # Only what parses and checks the command line: PyTorch, mmseg and this
 # package are imported in main(), after it.
 from groupvit_common.errors import (ConfigCheckError, error_line,

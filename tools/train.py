@@ -35,17 +35,11 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import _mmseg_groupvit_mmcv_shim
-
-_mmseg_groupvit_mmcv_shim.install()
-
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from groupvit_common.errors import USER_ERRORS, user_error_message
+from groupvit_common.errors import error_line, exit_on_user_error
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
@@ -77,8 +71,10 @@ def parse_args(argv=None):
 def enable_amp(cfg) -> None:
     """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``."""
     if not torch.cuda.is_available():
-        sys.exit('error: --amp needs a GPU (mmengine\'s AmpOptimWrapper runs '
-                 'on CUDA/NPU/MLU devices); train without --amp on CPU.')
+        sys.exit(
+            error_line(
+                '--amp needs a GPU (mmengine\'s AmpOptimWrapper runs '
+                'on CUDA/NPU/MLU devices); train without --amp on CPU.'))
     optim_wrapper = cfg.optim_wrapper.type
     if optim_wrapper == 'AmpOptimWrapper':
         print_log(
@@ -87,8 +83,9 @@ def enable_amp(cfg) -> None:
             level=logging.WARNING)
         return
     if optim_wrapper != 'OptimWrapper':
-        sys.exit('error: --amp is only supported when the optimizer wrapper '
-                 f'type is `OptimWrapper` but got {optim_wrapper}.')
+        sys.exit(
+            error_line('--amp is only supported when the optimizer wrapper '
+                       f'type is `OptimWrapper` but got {optim_wrapper}.'))
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
@@ -113,19 +110,23 @@ def check_inputs(cfg) -> None:
                 d.get('checkpoint'), str)):
         checkpoint = init['checkpoint']
         if '://' not in checkpoint and not osp.exists(checkpoint):
-            sys.exit(f'error: pretrained checkpoint not found: {checkpoint} '
-                     f'(model.{path}.checkpoint). Convert the published '
-                     f'GroupViT weights with tools/convert_weights.py, or '
-                     f'point to them with --cfg-options '
-                     f'model.{path}.checkpoint=PATH.')
+            sys.exit(
+                error_line(
+                    f'pretrained checkpoint not found: {checkpoint} '
+                    f'(model.{path}.checkpoint). Convert the published '
+                    f'GroupViT weights with tools/convert_weights.py, or '
+                    f'point to them with --cfg-options '
+                    f'model.{path}.checkpoint=PATH.'))
     for path, dataset in _find(cfg.train_dataloader.dataset,
                                lambda d: isinstance(d.get('data_root'), str)):
         if not osp.isdir(dataset['data_root']):
             key = f'train_dataloader.dataset.{path}'.rstrip('.')
-            sys.exit(f'error: training data root not found: '
-                     f'{dataset["data_root"]} ({key}.data_root). Prepare the '
-                     f'dataset as mmseg describes, or point to it with '
-                     f'--cfg-options {key}.data_root=PATH.')
+            sys.exit(
+                error_line(
+                    f'training data root not found: '
+                    f'{dataset["data_root"]} ({key}.data_root). Prepare the '
+                    f'dataset as mmseg describes, or point to it with '
+                    f'--cfg-options {key}.data_root=PATH.'))
 
 
 def build_config(args) -> Config:
@@ -149,31 +150,25 @@ def build_config(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     quiet_warnings(args.verbose)
-    try:
+    with exit_on_user_error():
         cfg = build_config(args)
         check_model_arguments(cfg.model)
-    except USER_ERRORS as e:
-        sys.exit(f'error: {user_error_message(e)}')
     check_inputs(cfg)
     init_cpu_training(cfg)
     from mmseg.registry import RUNNERS
-    try:
+    with exit_on_user_error():
         if 'runner_type' not in cfg:
             runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
         else:
             runner = RUNNERS.build(cfg)
-    except USER_ERRORS as e:
-        sys.exit(f'error: {user_error_message(e)}')
     if runner.rank == 0 and not args.verbose:
         print(
             f'config      {args.config}\nwork dir    {cfg.work_dir}\n'
             f'log         {getattr(runner.logger, "log_file", None)}',
             flush=True)
-    try:
+    # Bad training data, a non-finite step, a checkpoint: one line.
+    with exit_on_user_error():
         runner.train()
-    except USER_ERRORS as e:
-        # Bad training data, a non-finite step, a checkpoint: one line.
-        sys.exit(f'error: {user_error_message(e)}')
     if runner.rank == 0 and not args.verbose:
         print(f'written     checkpoints in {cfg.work_dir}', flush=True)
     finish_distributed()

@@ -24,16 +24,11 @@ import sys
 import tempfile
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
 
-import _mmseg_groupvit_mmcv_shim  # noqa: E402
+import torch
+from mmseg.structures import SegDataSample
 
-_mmseg_groupvit_mmcv_shim.install()
-
-import torch  # noqa: E402
-from mmseg.structures import SegDataSample  # noqa: E402
-
-from mmseg_groupvit.apis import init_groupvit  # noqa: E402
+from mmseg_groupvit.apis import init_groupvit
 
 # Small architecture (as tests.conftest.SMALL_ARCH): seconds on a CPU.
 SMALL = {
