@@ -31,7 +31,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
-from groupvit_common.checks import check_test_cfg
+from groupvit_common.checks import check_head_classes, check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from groupvit_common.vocabulary import split_background
@@ -227,34 +227,19 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return len(self.text_encoder.classes) + int(with_bg)
 
     def _init_decode_head(self, decode_head: dict) -> None:
-        """Build the head with ``num_classes`` from the vocabulary; refuse a
-        configured ``num_classes`` or ``out_channels`` that differs (the
-        head checks their type and range)."""
+        """Build the head with ``num_classes`` from the vocabulary; a
+        configured ``num_classes`` or ``out_channels`` must agree
+        (:func:`~groupvit_common.checks.check_head_classes`; the head checks
+        their type and range)."""
         with_bg = decode_head.get(
             'with_bg',
             _head_default(decode_head.get('type'), 'with_bg', False))
-        channels = self.vocabulary_channels(with_bg)
-        out_channels = decode_head.get('out_channels', None)
-        if out_channels is not None and out_channels != channels:
-            raise ConfigValueError(
-                f'model.decode_head.out_channels is {out_channels!r} but the '
-                f'vocabulary has {len(self.text_encoder.classes)} classes'
-                f'{" plus background" * bool(with_bg)}, so the head has '
-                f'{channels} outputs. The vocabulary decides the classes: '
-                f'remove model.decode_head.out_channels from the config.')
-        configured = decode_head.get('num_classes', None)
-        if configured is None:
+        self.vocabulary_channels(with_bg)
+        channels = check_head_classes(decode_head,
+                                      len(self.text_encoder.classes), with_bg)
+        if decode_head.get('num_classes', None) is None:
             decode_head = dict(decode_head, num_classes=channels)
         super()._init_decode_head(decode_head)
-        if configured is not None and self.num_classes != channels:
-            count = len(self.text_encoder.classes)
-            raise ConfigValueError(
-                f'model.decode_head.num_classes is {self.num_classes} but '
-                f'the vocabulary has {count} classes'
-                f'{" plus background" * bool(with_bg)}, so the head has '
-                f'{channels} outputs. The vocabulary decides the classes: '
-                f'remove model.decode_head.num_classes from the config (or '
-                f'set it to {channels}).')
 
     @property
     def test_cfg(self) -> Optional[dict]:
