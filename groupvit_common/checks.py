@@ -239,14 +239,22 @@ def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
     ``with_bg``; a configured ``num_classes`` or ``out_channels`` must agree.
 
     Raises:
-        ConfigValueError: Naming both counts and the fix.
+        ConfigValueError: ``with_bg`` is no bool, or a count disagrees (or
+            ``out_channels`` is no integer), naming both counts and the fix.
     """
-    channels = vocabulary + int(with_bg)
+    if not isinstance(with_bg, bool):
+        raise ConfigValueError(
+            f'model.decode_head.with_bg must be True or False, got '
+            f'{with_bg!r}.')
+    channels = vocabulary + with_bg
     for key in ('out_channels', 'num_classes'):
-        # The head checks the type of its own arguments.
-        if is_int(head.get(key)) and head[key] != channels:
+        value = head.get(key)
+        # The head names a num_classes that is no positive integer.
+        if value is None or (key == 'num_classes' and not is_int(value)):
+            continue
+        if not is_int(value) or value != channels:
             raise ConfigValueError(
-                f'model.decode_head.{key} is {head[key]!r} but the vocabulary '
+                f'model.decode_head.{key} is {value!r} but the vocabulary '
                 f'has {vocabulary} classes{" plus background" * with_bg}, so '
                 f'the head has {channels} outputs. The vocabulary decides the '
                 f'classes: remove model.decode_head.{key} from the config.')
@@ -279,10 +287,12 @@ def check_class_count(model_classes: int,
         f'without background when the head adds it (with_bg=True).')
 
 
-def _vocabulary(text: dict,
-                prompt_classes: Optional[Callable]) -> Optional[List[list]]:
+def _vocabulary(text: dict, prompt_classes: Optional[Callable],
+                with_bg: bool) -> Optional[List[list]]:
     """The prompted classes of a text encoder config; None when they cannot
-    be read (the text encoder names the problem when it is built)."""
+    be read (the text encoder names the problem when it is built). A leading
+    ``background`` follows :func:`split_background` for a head ``with_bg``.
+    """
     try:
         if text.get('vocabulary') is not None:
             classes = load_vocabulary(text['vocabulary'])
@@ -291,11 +301,13 @@ def _vocabulary(text: dict,
                 list(prompt_classes(text['dataset_name'])))
         else:
             return None
-        classes = split_background(classes)[0]
         if text.get('extra_classes') is not None:
-            classes += load_vocabulary(text['extra_classes'])
+            extra = load_vocabulary(text['extra_classes'])
+        else:
+            extra = []
     except (ValueError, TypeError, OSError):
         return None
+    classes = split_background(classes, with_bg)[0] + extra
     if any(n.casefold() == 'background' for names in classes for n in names):
         return None  # the text encoder's rule, with its own message
     return classes
@@ -323,13 +335,12 @@ def check_classes(cfg: dict,
     head = head if isinstance(head, dict) else {}
     text = model.get('text_encoder')
     if text is not None:
-        classes = _vocabulary(text, prompt_classes)
+        with_bg = head.get('with_bg', head.get('type') == 'GroupViTHead')
+        classes = _vocabulary(text, prompt_classes, with_bg
+                              or 'decode_head' not in model)
         if classes is None:
             return
         if 'decode_head' in model:
-            with_bg = bool(
-                head.get('with_bg',
-                         head.get('type') == 'GroupViTHead'))
             outputs = check_head_classes(head, len(classes), with_bg)
             source = (f'The text encoder has {len(classes)} classes (first: '
                       f'{classes[0][0]!r}){" plus background" * with_bg}. ')

@@ -6,13 +6,14 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import ValLoop, autocast
 from mmseg.registry import LOOPS, MODELS
 
 from groupvit_common.checks import check_class_count
+from groupvit_common.errors import ConfigValueError
+from ..utils.config_file import read_config
 
 #: The text encoder keys that name the classes, not the architecture.
 _VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',
@@ -60,6 +61,11 @@ class ZeroShotValLoop(ValLoop):
         if classification is None:
             return
         classification = dict(classification)
+        missing = {'config', 'data_root'} - set(classification)
+        if missing:
+            raise ConfigValueError(
+                f'val_cfg.classification needs {" and ".join(sorted(missing))}'
+                f' (the classification config and its data folder).')
         root = classification['data_root']
         self.prefix = classification.get('prefix', 'imagenet')
         if not osp.isdir(root):
@@ -68,10 +74,10 @@ class ZeroShotValLoop(ValLoop):
                 f'{root} not found (val_cfg.classification.data_root).',
                 logger='current')
             return
-        cfg = Config.fromfile(classification['config'])
         loader = copy.deepcopy(classification.get('dataloader', {}))
         loader.setdefault('dataset', {})['data_root'] = root
-        cfg.merge_from_dict(dict(test_dataloader=loader))
+        cfg = read_config(classification['config'],
+                          dict(test_dataloader=loader))
         self.cls_dataloader = runner.build_dataloader(
             cfg.test_dataloader, seed=runner.seed)
         self.cls_evaluator = runner.build_evaluator(cfg.test_evaluator)

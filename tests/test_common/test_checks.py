@@ -73,6 +73,44 @@ def test_a_configured_head_count_must_follow_the_vocabulary(key):
         check_classes(config(model), False)
 
 
+@pytest.mark.parametrize('value', [True, 4.0, '4'])
+def test_an_out_channels_that_is_no_integer_is_refused(value):
+    """mmseg's head would pass it to ``nn.Conv2d`` (a traceback)."""
+    model = dict(
+        ZERO_SHOT, decode_head=dict(type='GroupViTHead', out_channels=value))
+    with pytest.raises(
+            ConfigValueError,
+            match=f'out_channels is {value!r} but the vocabulary has 3 '
+            'classes plus background, so the head has 4 outputs'):
+        check_classes(config(model), False)
+
+
+@pytest.mark.parametrize('value', [2, -1, 1, 'no', None])
+def test_with_bg_must_be_a_bool(value):
+    """``vocabulary + with_bg`` channels: 2 would claim one output more than
+    the head has, 'no' is truthy."""
+    model = dict(
+        ZERO_SHOT, decode_head=dict(type='GroupViTHead', with_bg=value))
+    with pytest.raises(
+            ConfigValueError,
+            match=f'with_bg must be True or False, got {value!r}'):
+        check_classes(config(model), False)
+
+
+def test_leading_background_without_a_background_channel_is_named():
+    """The background rule's own words, not a class count that differs."""
+    model = dict(
+        ZERO_SHOT,
+        text_encoder=dict(vocabulary=['background', 'cat', 'dog']),
+        decode_head=dict(type='GroupViTHead', with_bg=False))
+    with pytest.raises(
+            ConfigValueError, match='every label would shift by one'):
+        check_classes(config(model, list('abc')), True, metainfo)
+    # With the channel, background names label 0 and is not prompted.
+    model['decode_head']['with_bg'] = True
+    check_classes(config(model, list('abc')), True, metainfo)
+
+
 def test_the_class_folders_of_a_classification_dataset_count(tmp_path):
     """A folder layout without class names takes its sorted folders: their
     number is checked before any image is read."""

@@ -234,9 +234,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         with_bg = decode_head.get(
             'with_bg',
             _head_default(decode_head.get('type'), 'with_bg', False))
-        self.vocabulary_channels(with_bg)
         channels = check_head_classes(decode_head,
                                       len(self.text_encoder.classes), with_bg)
+        self.vocabulary_channels(with_bg)
         if decode_head.get('num_classes', None) is None:
             decode_head = dict(decode_head, num_classes=channels)
         super()._init_decode_head(decode_head)

@@ -93,3 +93,16 @@ def test_without_the_imagenet_folder_only_voc_runs_and_the_skip_is_named(
     message = (f'Validation skips imagenet zero-shot classification: '
                f'{missing} not found (val_cfg.classification.data_root).')
     assert log.count(message) == 1
+
+
+def test_a_classification_config_that_does_not_read_is_one_error_line(
+        tmp_path):
+    """Read and checked as every config is, before the first step."""
+    missing = tmp_path / 'no_config.py'
+    with pytest.raises(SystemExit) as info:
+        train(tmp_path / 'train', imagenet_folder(tmp_path / 'imagenet'),
+              f'val_cfg.classification.config={missing}')
+    message = str(info.value.code)
+    assert message.startswith('error: ') and str(missing) in message
+    assert '\n' not in message
+    assert not glob.glob(str(tmp_path / 'train' / '*.pth'))
