@@ -5,6 +5,7 @@ mistyped path answer at once.
 
 - :func:`runner_options`: ``--work-dir``, ``--cfg-options``, ``--launcher``,
   ``--local-rank``, ``--verbose`` (the tools that run mmengine's runner);
+  :func:`add_cfg_options` adds ``--cfg-options`` alone;
 - :func:`weight_options`: ``--random-weights`` and ``--seed``, with
   :data:`RANDOM_BANNER`, the words every tool prints and records for them;
 - :func:`text_options`: ``--vocab`` / ``--vocab-file``,
@@ -23,8 +24,8 @@ import os.path as osp
 from typing import Optional
 
 __all__ = [
-    'RANDOM_BANNER', 'runner_options', 'weight_options', 'text_options',
-    'picture_options', 'check_paths', 'weights_label'
+    'RANDOM_BANNER', 'runner_options', 'add_cfg_options', 'weight_options',
+    'text_options', 'picture_options', 'check_paths', 'weights_label'
 ]
 
 #: What a tool prints and records when the weights are random.
@@ -34,18 +35,12 @@ RANDOM_BANNER = 'RANDOM WEIGHTS: not a real prediction.'
 def runner_options() -> argparse.ArgumentParser:
     """A parent parser (``parents=[runner_options()]``) of the options of a
     tool that runs mmengine's runner."""
-    from mmengine.config import DictAction  # torch-free
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         '--work-dir',
         help='where results.json and the log go (default: '
         'work_dirs/CONFIG_NAME)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
-        'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
+    add_cfg_options(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -59,6 +54,17 @@ def runner_options() -> argparse.ArgumentParser:
         'the work dir always has it')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``."""
+    from mmengine.config import DictAction  # torch-free
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
+        'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
 
 
 def _seed(text: str) -> int:

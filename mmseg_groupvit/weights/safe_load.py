@@ -19,6 +19,7 @@ import pickletools
 import struct
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+from collections import defaultdict
 from typing import Callable, Optional
 
 import numpy as np
@@ -173,12 +174,11 @@ _NUMPY = [(Array, 'numpy.ndarray'), (Dtype, 'numpy.dtype')] + [
 #: ``(stand-in, 'module.name')`` for ``torch.serialization.safe_globals``.
 SAFE_GLOBALS = [
     (type(n.rsplit('.', 1)[1], (ConfigNode, ), {}), n) for n in _OMEGACONF
-] + _NUMPY + [
-    (dict, 'builtins.dict'), (list, 'builtins.list'), (int, 'builtins.int'),
-    (__import__('collections').defaultdict, 'collections.defaultdict'),
-    (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
-    (_statistic, 'builtins.getattr'), (_empty_bytes, 'builtins.bytes')
-]
+] + _NUMPY + [(dict, 'builtins.dict'), (list, 'builtins.list'),
+              (int, 'builtins.int'), (defaultdict, 'collections.defaultdict'),
+              (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+              (_statistic, 'builtins.getattr'),
+              (_empty_bytes, 'builtins.bytes')]
 STAND_INS = (ConfigNode, Dtype, Array, Buffer)
 _REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
 

@@ -29,12 +29,13 @@ import torch.nn.functional as F
 from get_flops import segmentor_flops, window_shape
 from hf_reference import (build_dataset, build_model, build_reference, machine,
                           swapped_encode_decode)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
+from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     window_batch
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
@@ -403,7 +404,7 @@ def parse_args(argv=None):
         'or "auto" to export into a temporary folder')
     add('--seed', type=int, default=0)
     add('--json', action='store_true', help='a last line of JSON')
-    add('--cfg-options', nargs='+', action=DictAction, help='KEY=VALUE')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

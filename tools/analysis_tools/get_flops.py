@@ -23,11 +23,12 @@ import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
+from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
@@ -155,11 +156,7 @@ def main(argv=None):
         type=int,
         nargs='+',
         help='window size H [W] (default: the config\'s crop_size)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, KEY=VALUE')
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     quiet_warnings()
     if not osp.isfile(args.config):
