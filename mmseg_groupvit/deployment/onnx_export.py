@@ -1,24 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Export a GroupViT segmentor to ONNX, with everything a runtime needs to
-reproduce the config's zero-shot protocol, and check the export against
-PyTorch before calling it done.
-
-The export directory holds:
-
-- ``image.onnx``: one batch of windows (normalised RGB pixels at the
-  config's ``crop_size``), the class embeddings ``[K, D]`` and ``bg_thresh``
-  to the window scores, the projected group tokens, the pixel-to-group map
-  and the chained soft assignments (:class:`~.onnx_modules.ImageSide`). The
-  class embeddings are an input, so one export serves every vocabulary;
-- ``text.onnx``: token ids ``[N, L]`` to projected text features
-  (:class:`~.onnx_modules.TextSide`), so the vocabulary can change at run
-  time;
-- ``bpe_simple_vocab_16e6.txt.gz``: the CLIP BPE data of mmseg's tokenizer;
-- ``deploy.json``: the protocol (mean, std, resize, window, stride,
-  templates, classes, ``bg_thresh``, the tokenizer's context and special
-  ids), the graphs' input and output names, the check's figures, and the
-  SHA-256 of the protocol and of each file, which the runner checks
-  (:mod:`groupvit_common.export_format`).
+"""Export a GroupViT segmentor to ONNX (``image.onnx``, ``text.onnx``, the
+BPE data and ``deploy.json``), checked against PyTorch (docs/deployment.md).
 """
 import json
 import os
@@ -26,38 +8,78 @@ import os.path as osp
 import shutil
 import tempfile
 import warnings
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.dataset import Compose, pseudo_collate
+from torch import Tensor, nn
 
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
-from .onnx_modules import (IMAGE_INPUTS, IMAGE_OUTPUTS, TEXT_INPUTS,
-                           TEXT_OUTPUTS, ImageSide, TextSide)
+from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
-__all__ = [
-    'ExportCheckError', 'export_onnx', 'describe_protocol_for_runtime',
-    'image_feeds'
-]
+__all__ = ['ExportCheckError', 'export_onnx', 'image_feeds']
 
-#: ONNX opset of the exported graphs.
 OPSET = 17
-#: Largest difference of window scores allowed between onnxruntime and
-#: PyTorch for the export to count as done.
+#: Largest difference from PyTorch for the export to count as done.
 SCORE_ATOL = 1e-4
-DEPLOY_FILE = export_format.DEPLOY_FILE
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
-
-#: Resize steps of a test pipeline (``CheckedResize``: same arguments and
-#: pixels as mmcv's ``Resize``).
+#: Names of the graphs' inputs and outputs, read by the runner.
+IMAGE_INPUTS = ('pixels', 'class_embeds', 'bg_thresh')
+IMAGE_OUTPUTS = ('scores', 'group_embeds', 'pixel_group', 'assignments')
+TEXT_INPUTS, TEXT_OUTPUTS = ('tokens', ), ('text_features', )
+#: Resize steps of a test pipeline (``CheckedResize``: mmcv's ``Resize``).
 _RESIZES = ('Resize', 'mmseg.Resize', 'CheckedResize')
 
 
+class ImageSide(nn.Module):
+    """Windows ``[B, 3, H, W]`` (normalised RGB), class embeddings
+    ``[K, D]`` and ``bg_thresh`` ``[]`` to the window scores
+    ``[B, K (+1), H, W]``, the projected group tokens ``[B, G, D]``, the
+    pixel-to-group map ``[B, H, W]`` and the chained soft assignments
+    ``[B, h*w, G]``, with the segmentor's own modules."""
+
+    def __init__(self, segmentor):
+        super().__init__()
+        self.image_encoder = segmentor.image_encoder
+        self.head = segmentor.decode_head
+
+    def forward(self, pixels: Tensor, class_embeds: Tensor, bg_thresh: Tensor):
+        feats = self.image_encoder(pixels)
+        pixel_group, table = self.head.assign([pixels, feats, class_embeds],
+                                              bg_thresh=bg_thresh)
+        return (paint_scores(pixel_group,
+                             table), feats['group_embeds'], pixel_group,
+                chain_assignments(feats['soft_assigns']))
+
+
+class TextSide(nn.Module):
+    """Token ids ``[N, L]`` (zero-padded rows ending in the end-of-text id,
+    the largest) to projected text features ``[N, D]``, as
+    ``encode_tokens``; every position given is encoded."""
+
+    def __init__(self, text_encoder):
+        super().__init__()
+        self.encoder = text_encoder
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        enc = self.encoder
+        x = enc.token_embedding(tokens)
+        x = x + enc.positional_embedding[:tokens.shape[1]]
+        for block in enc.blocks:
+            x = block(x, is_causal=True)
+        x = enc.final_norm(x)
+        # The end-of-text position by a one-hot product (a gather with
+        # data-dependent indices exports less portably).
+        select = F.one_hot(tokens.argmax(dim=-1), tokens.shape[1]).to(x.dtype)
+        return enc.projector(torch.einsum('nl,nlc->nc', select, x))
+
+
 def _pipeline_resize(cfg) -> dict:
-    """The ``Resize`` of the config's test pipeline, checked to be one the
-    runtime reproduces (``keep_ratio=True``, bilinear, cv2)."""
+    """The test pipeline's one keep-ratio cv2 bilinear ``Resize``, the only
+    resize the runner reproduces."""
     pipeline = cfg.test_dataloader.dataset.pipeline
     resizes = [t for t in pipeline if t['type'] in _RESIZES]
     if len(resizes) != 1:
@@ -73,12 +95,9 @@ def _pipeline_resize(cfg) -> dict:
             f'The test pipeline\'s Resize {dict(resize)} is not one the ONNX '
             f'runtime reproduces: it needs scale=(long, short), '
             f'keep_ratio=True and cv2 bilinear interpolation.')
-    other = [
-        t['type'] for t in pipeline
-        if t['type'] not in ('LoadImageFromFile', 'RobustLoadImageFromFile',
-                             'LoadAnnotations', 'CheckedLoadAnnotations',
-                             'PackSegInputs') + _RESIZES
-    ]
+    known = ('LoadImageFromFile', 'RobustLoadImageFromFile', 'LoadAnnotations',
+             'CheckedLoadAnnotations', 'PackSegInputs') + _RESIZES
+    other = [t['type'] for t in pipeline if t['type'] not in known]
     if other:
         raise ValueError(f'The test pipeline has steps the ONNX runtime does '
                          f'not reproduce: {", ".join(other)}.')
@@ -86,15 +105,9 @@ def _pipeline_resize(cfg) -> dict:
 
 
 def describe_protocol_for_runtime(model, cfg) -> dict:
-    """What the runtime needs to reproduce the config's protocol.
-
-    Returns:
-        dict: ``mean``, ``std`` (RGB), ``resize``, ``crop_size``,
-        ``stride``, ``align_corners``, ``bg_thresh``, ``with_bg``,
-        ``templates``, ``classes`` (synonym lists, vocabulary order),
-        ``class_names`` (``background`` first when the head has it) and
-        the tokenizer's ``context_length``, ``sot_id`` and ``eot_id``.
-    """
+    """``deploy.json``'s ``protocol``: what the runner needs to reproduce
+    the config's slide inference (mean, std, resize, windows, threshold,
+    templates, classes, the tokenizer's context and special ids)."""
     test_cfg = model.test_cfg or {}
     if test_cfg.get('mode') != 'slide':
         raise ValueError(
@@ -102,18 +115,15 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
             f'with crop_size and stride, as configs/groupvit_*.py have); '
             f'got mode={test_cfg.get("mode")!r}.')
     pre = model.data_preprocessor
-    # The config's values (the model holds them as float32 tensors).
-    pre_cfg = cfg.model.get('data_preprocessor', {})
-    mean = [float(v) for v in pre_cfg.get('mean', pre.mean.flatten())]
-    std = [float(v) for v in pre_cfg.get('std', pre.std.flatten())]
     if not getattr(pre, 'channel_conversion', False):
         raise ValueError('The ONNX runtime reads images as RGB; the config\'s '
                          'data_preprocessor must have bgr_to_rgb=True.')
-    head = model.decode_head
-    text = model.text_encoder
+    # The config's values (the model holds them as float32 tensors).
+    pre_cfg = cfg.model.get('data_preprocessor', {})
+    head, text = model.decode_head, model.text_encoder
     return dict(
-        mean=mean,
-        std=std,
+        mean=[float(v) for v in pre_cfg.get('mean', pre.mean.flatten())],
+        std=[float(v) for v in pre_cfg.get('std', pre.std.flatten())],
         resize=_pipeline_resize(cfg),
         crop_size=[int(v) for v in test_cfg['crop_size']],
         stride=[int(v) for v in test_cfg['stride']],
@@ -130,13 +140,9 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
         patch_size=int(model.image_encoder.patch_size))
 
 
-def check_window(model, cfg, image: str) -> Tuple[torch.Tensor, str]:
-    """The top-left window of ``image`` after the config's test pipeline
-    and data preprocessor, as the segmentor's slide inference sees it.
-
-    Returns:
-        tuple: ``[1, 3, h, w]`` window and a description.
-    """
+def check_window(model, cfg, image: str) -> Tensor:
+    """The top-left window ``[1, 3, h, w]`` of ``image`` after the test
+    pipeline and data preprocessor, as slide inference sees it."""
     steps = [
         t for t in cfg.test_dataloader.dataset.pipeline
         if 'LoadAnnotations' not in t['type']
@@ -148,28 +154,12 @@ def check_window(model, cfg, image: str) -> Tuple[torch.Tensor, str]:
         raise ValueError(f'The check image {image} is smaller than one '
                          f'{h}x{w} window after the test pipeline; pass a '
                          f'larger photo with --check-image.')
-    return inputs[:, :, :h, :w].contiguous(), osp.basename(image)
-
-
-def _export(module, args, path, input_names, output_names, dynamic_axes):
-    with warnings.catch_warnings():
-        # The tracer's notes about Python conditions on shapes: the window
-        # size is fixed at export by design.
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            module,
-            args,
-            path,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_axes=dynamic_axes,
-            opset_version=OPSET,
-            dynamo=False)
+    return inputs[:, :, :h, :w].contiguous()
 
 
 def image_feeds(session, **arrays) -> dict:
-    """The arrays the image graph takes: a head without a background
-    channel does not use ``bg_thresh``, and its graph has no such input."""
+    """The ``arrays`` the image graph takes (without a background channel
+    it has no ``bg_thresh`` input)."""
     names = {i.name for i in session.get_inputs()}
     return {k: v for k, v in arrays.items() if k in names}
 
@@ -182,98 +172,82 @@ def _session(path):
         path, options, providers=['CPUExecutionProvider'])
 
 
-def export_graphs(model, out_dir: str, window: torch.Tensor) -> None:
-    """Write ``image.onnx`` and ``text.onnx`` of ``model`` into
-    ``out_dir``."""
-    class_embeds = model.text_encoder()
-    thresh = torch.tensor(0.5)
-    _export(
-        ImageSide(model).eval(), (window, class_embeds, thresh),
-        osp.join(out_dir, 'image.onnx'), IMAGE_INPUTS, IMAGE_OUTPUTS,
-        dict(
-            pixels={0: 'batch'},
-            class_embeds={0: 'classes'},
-            scores={
-                0: 'batch',
-                1: 'channels'
+#: The graphs' dynamic axes (the window is fixed at export).
+_AXES = dict(
+    pixels='batch',
+    class_embeds='classes',
+    scores='batch channels',
+    group_embeds='batch',
+    pixel_group='batch',
+    assignments='batch',
+    tokens='prompts length',
+    text_features='prompts')
+
+
+def _export(module, args, path, inputs, outputs):
+    with warnings.catch_warnings():
+        # The tracer's notes on shape conditions: the window is fixed.
+        warnings.simplefilter('ignore')
+        torch.onnx.export(
+            module.eval(),
+            args,
+            path,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes={
+                name: dict(enumerate(_AXES[name].split()))
+                for name in inputs + outputs if name in _AXES
             },
-            group_embeds={0: 'batch'},
-            pixel_group={0: 'batch'},
-            assignments={0: 'batch'}))
-    tokens = model.text_encoder.tokenize(['a photo of a cat.', 'a dog.'])
-    _export(
-        TextSide(model.text_encoder).eval(), (tokens, ),
-        osp.join(out_dir, 'text.onnx'), TEXT_INPUTS, TEXT_OUTPUTS,
-        dict(tokens={
-            0: 'prompts',
-            1: 'length'
-        }, text_features={0: 'prompts'}))
+            opset_version=OPSET,
+            dynamo=False)
 
 
-def check_graphs(model, out_dir: str, window: torch.Tensor,
-                 atol: float) -> dict:
-    """Run both graphs with onnxruntime and compare with PyTorch.
-
-    The image graph gets the window and the vocabulary's class embeddings
-    from PyTorch; the text graph the vocabulary's prompts, tokenised by
-    mmseg's tokenizer and cut after the longest prompt's end, as the
-    segmentor encodes them.
+def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
+    """Both graphs of ``out_dir`` with onnxruntime against PyTorch: the
+    window's scores, and the text features of the vocabulary's prompts
+    (cut after the longest prompt's end, as the segmentor does).
 
     Returns:
-        dict: ``window_scores_max_abs_diff``,
-        ``text_features_max_abs_diff``, ``labels_equal`` (share of window
-        pixels whose argmax agrees) and ``atol``.
+        dict: ``window_scores_max_abs_diff``, ``text_features_max_abs_diff``,
+        ``labels_equal`` (share of window pixels) and ``atol``.
 
     Raises:
-        ExportCheckError: When a difference exceeds ``atol``.
+        ExportCheckError: A difference exceeds ``atol``.
     """
     bg_thresh = float(
         model.test_cfg.get('bg_thresh', model.decode_head.bg_thresh))
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
-    class_embeds = model.text_encoder()
     ref = model.encode_decode(window, metas).numpy()
     session = _session(osp.join(out_dir, 'image.onnx'))
-    scores = session.run(['scores'],
-                         image_feeds(
-                             session,
-                             pixels=window.numpy(),
-                             class_embeds=class_embeds.numpy(),
-                             bg_thresh=np.array(bg_thresh, np.float32)))[0]
-    prompts = [p for ps in model.text_encoder.prompts() for p in ps]
-    tokens = model.text_encoder.tokenize(prompts)
+    feeds = image_feeds(
+        session,
+        pixels=window.numpy(),
+        class_embeds=model.text_encoder().numpy(),
+        bg_thresh=np.array(bg_thresh, np.float32))
+    scores = session.run(['scores'], feeds)[0]
+    text = model.text_encoder
+    tokens = text.tokenize([p for ps in text.prompts() for p in ps])
     tokens = tokens[:, :int(tokens.argmax(-1).max()) + 1]
-    ref_text = model.text_encoder.encode_tokens(tokens).numpy()
-    text = _session(osp.join(out_dir,
-                             'text.onnx')).run(['text_features'],
-                                               dict(tokens=tokens.numpy()))[0]
+    ref_text = text.encode_tokens(tokens).numpy()
+    feats = _session(osp.join(out_dir,
+                              'text.onnx')).run(['text_features'],
+                                                dict(tokens=tokens.numpy()))[0]
     result = dict(
         window_scores_max_abs_diff=float(np.abs(scores - ref).max()),
-        text_features_max_abs_diff=float(np.abs(text - ref_text).max()),
+        text_features_max_abs_diff=float(np.abs(feats - ref_text).max()),
         labels_equal=float((scores.argmax(1) == ref.argmax(1)).mean()),
         atol=atol)
     bad = [
-        k for k in ('window_scores_max_abs_diff', 'text_features_max_abs_diff')
+        f'{k.replace("_", " ")} {result[k]:.2e}'
+        for k in ('window_scores_max_abs_diff', 'text_features_max_abs_diff')
         if not result[k] <= atol
     ]
     if bad:
         raise ExportCheckError(
-            'The exported graphs disagree with PyTorch: ' +
-            ', '.join(f'{k.replace("_", " ")} {result[k]:.2e}'
-                      for k in bad) + f' > {atol:.0e}. The export was '
-            f'deleted; please report this with your torch and onnxruntime '
-            f'versions.')
+            f'The exported graphs disagree with PyTorch: {", ".join(bad)} > '
+            f'{atol:.0e}. The export was deleted; please report this with '
+            f'your torch and onnxruntime versions.')
     return result
-
-
-def _prepare_out_dir(out_dir: str) -> None:
-    """Refuse a non-empty folder that is not a previous export."""
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise ValueError(f'--out {out_dir} is a file; pass a folder.')
-    if osp.isdir(out_dir) and os.listdir(out_dir) and not osp.isfile(
-            osp.join(out_dir, DEPLOY_FILE)):
-        raise ValueError(
-            f'--out {out_dir} is a non-empty folder that is not an ONNX '
-            f'export (no {DEPLOY_FILE}); pass a new or empty folder.')
 
 
 @torch.no_grad()
@@ -286,26 +260,30 @@ def export_onnx(model,
     """Export ``model`` into ``out_dir`` and check it against PyTorch.
 
     Everything is written into a temporary folder beside ``out_dir`` and
-    moved into place only when the check passes, so a failed export leaves
-    nothing behind (a previous export in ``out_dir`` is replaced only by a
-    checked one).
+    moved into place only when the check passes.
 
     Args:
-        model: A :class:`GroupViTEncoderDecoder` (CPU, eval mode).
+        model: A :class:`GroupViTEncoderDecoder`.
         cfg (Config): Its config (the test pipeline is read).
-        out_dir (str): The export folder.
-        check_image (str): A photo; the top-left window after the test
-            pipeline is compared.
+        out_dir (str): The export folder: new, empty or an export.
+        check_image (str): A photo whose top-left window is compared.
         atol (float): Largest allowed difference. Defaults to 1e-4.
         weights (str, optional): What the weights are, for ``deploy.json``.
 
     Returns:
         dict: The content of ``deploy.json``.
     """
-    _prepare_out_dir(out_dir)
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise ValueError(f'--out {out_dir} is a file; pass a folder.')
+    if osp.isdir(out_dir) and os.listdir(out_dir) and not osp.isfile(
+            osp.join(out_dir, export_format.DEPLOY_FILE)):
+        raise ValueError(
+            f'--out {out_dir} is a non-empty folder that is not an ONNX '
+            f'export (no {export_format.DEPLOY_FILE}); pass a new or empty '
+            f'folder.')
     model = model.cpu().eval()
     protocol = describe_protocol_for_runtime(model, cfg)
-    window, window_name = check_window(model, cfg, check_image)
+    window = check_window(model, cfg, check_image)
     parent = osp.dirname(osp.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.onnx-export-', dir=parent)
@@ -313,9 +291,16 @@ def export_onnx(model,
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
     try:
-        export_graphs(model, tmp, window)
+        image_path = osp.join(tmp, 'image.onnx')
+        text = model.text_encoder
+        _export(
+            ImageSide(model), (window, text(), torch.tensor(0.5)), image_path,
+            IMAGE_INPUTS, IMAGE_OUTPUTS)
+        _export(
+            TextSide(text), (text.tokenize(['a photo of a cat.', 'a dog.']), ),
+            osp.join(tmp, 'text.onnx'), TEXT_INPUTS, TEXT_OUTPUTS)
         check = check_graphs(model, tmp, window, atol)
-        check['image'] = window_name
+        check['image'] = osp.basename(check_image)
         from mmseg.utils import tokenizer as mmseg_tokenizer
         shutil.copyfile(
             osp.join(osp.dirname(mmseg_tokenizer.__file__), BPE_FILE),
@@ -329,10 +314,7 @@ def export_onnx(model,
             onnx=onnx.__version__,
             image_graph=dict(
                 file='image.onnx',
-                inputs=[
-                    i.name for i in _session(osp.join(
-                        tmp, 'image.onnx')).get_inputs()
-                ],
+                inputs=[i.name for i in _session(image_path).get_inputs()],
                 outputs=list(IMAGE_OUTPUTS)),
             text_graph=dict(
                 file='text.onnx',
@@ -346,7 +328,7 @@ def export_onnx(model,
             with open(osp.join(tmp, name), 'rb') as f:
                 files[name] = f.read()
         meta['sha256'] = export_format.digests(protocol, files)
-        with open(osp.join(tmp, DEPLOY_FILE), 'w') as f:
+        with open(osp.join(tmp, export_format.DEPLOY_FILE), 'w') as f:
             json.dump(meta, f, indent=2)
         if osp.isdir(out_dir):
             shutil.rmtree(out_dir)

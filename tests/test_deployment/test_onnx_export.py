@@ -14,15 +14,15 @@ from mmseg_groupvit.deployment import export_onnx, onnx_export
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.models.layers.grouping import chain_assignments
 from tests.conftest import (ASSIGNMENT_ROUNDING, PHOTOS, SCORE_ROUNDING,
-                            load_script, small_onnx_export)
+                            load_script)
 
 ort = pytest.importorskip('onnxruntime')
 PHOTO = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
 
 
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    return small_onnx_export(tmp_path_factory.mktemp('onnx_voc'))
+@pytest.fixture
+def exported(voc_onnx_export):
+    return voc_onnx_export
 
 
 def session(path):
@@ -61,7 +61,7 @@ def test_one_image_graph_serves_every_vocabulary(exported, num_classes):
     names = [f'thing {i}' for i in range(num_classes)]
     model.set_vocabulary(names)
     try:
-        window, _ = onnx_export.check_window(model, model.cfg, PHOTO)
+        window = onnx_export.check_window(model, model.cfg, PHOTO)
         window = torch.cat([window, window.flip(-1)])
         metas = [dict(img_shape=(448, 448), pad_shape=(448, 448))]
         with torch.no_grad():
