@@ -1,24 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Export a GroupViT config (and checkpoint) to ONNX for
-``tools/deployment/onnx_segment.py``.
-
-Usage::
+"""Export a GroupViT config (and checkpoint) to ONNX, checked against
+PyTorch, for ``tools/deployment/onnx_segment.py`` (docs/deployment.md)::
 
     python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT |
         --random-weights [--seed 0]] --out DIR [--check-image PHOTO]
         [--vocab ... | --vocab-file F] [--templates ...] [--bg-thresh T]
-
-Writes ``DIR/image.onnx`` (windows + class embeddings -> window scores),
-``DIR/text.onnx`` (token ids -> text features), the tokenizer's BPE data and
-``DIR/deploy.json`` (the protocol: mean/std, resize, window and stride,
-templates, classes, bg_thresh). Before reporting success, both graphs are
-run with onnxruntime and compared with PyTorch on a real photo (window
-scores and text features within 1e-4); a failed check leaves no output.
-Without CHECKPOINT the config's weights are exported (its ``load_from``,
-the published ones, downloaded once), as ``tools/test.py`` and
-``tools/demo.py`` do; ``--random-weights`` exports a seeded random model
-for a trial, and ``deploy.json`` and the output say so. See
-docs/deployment.md.
 """
 import argparse
 import os.path as osp
@@ -32,9 +18,6 @@ from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
                                           weights_label)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-DEFAULT_CHECK_IMAGE = osp.join(REPO, 'samples', 'images',
-                               'groupvit_demo_voc.jpg')
 
 
 def parse_args(argv=None):
@@ -52,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='export folder')
     parser.add_argument(
         '--check-image',
-        default=DEFAULT_CHECK_IMAGE,
+        default=osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg'),
         help='photo whose first window is compared with PyTorch '
         '(default: samples/images/groupvit_demo_voc.jpg)')
     parser.add_argument(
@@ -63,43 +46,37 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_inputs(args):
-    """Files and text options, checked before anything is built."""
-    from mmseg_groupvit.utils.text_options import read_text_options
-    if not osp.isfile(args.check_image):
-        raise FileNotFoundError(
-            f'Check image not found: {args.check_image}. Pass a photo with '
-            f'--check-image.')
-    text = read_text_options(args.vocab, args.vocab_file, None, args.templates)
-    return text.vocabulary, text.templates
-
-
 def main(argv=None):
     args = parse_args(argv)
     problem = check_paths(args.config, args.checkpoint, args.random_weights)
     if problem:
         sys.exit(f'error: {problem}')
-    from groupvit_common.errors import (USER_ERRORS, ExportCheckError,
-                                        user_error_message)
+    from groupvit_common.errors import ExportCheckError, exit_on_user_error
     from mmseg_groupvit.apis import init_groupvit
     from mmseg_groupvit.deployment import export_onnx
     from mmseg_groupvit.utils.console import quiet_warnings
+    from mmseg_groupvit.utils.text_options import read_text_options
     quiet_warnings()
-    try:
-        vocabulary, templates = check_inputs(args)
+    with exit_on_user_error(FileNotFoundError, ValueError, TypeError,
+                            ExportCheckError):
+        if not osp.isfile(args.check_image):
+            raise FileNotFoundError(
+                f'Check image not found: {args.check_image}. Pass a photo '
+                f'with --check-image.')
+        text = read_text_options(args.vocab, args.vocab_file, None,
+                                 args.templates)
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='No checkpoint given')
             model = init_groupvit(
                 args.config,
                 args.checkpoint,
                 'cpu',
-                vocabulary=vocabulary,
-                templates=templates,
+                vocabulary=text.vocabulary,
+                templates=text.templates,
                 bg_thresh=args.bg_thresh,
                 seed=args.seed,
                 random_weights=args.random_weights)
-        # The file init_groupvit loaded (CHECKPOINT or the config's
-        # load_from, downloaded); none: random weights.
+        # The file init_groupvit loaded; none: random weights.
         weights = model.cfg.get('load_from')
         if not weights:
             print(f'warning: {RANDOM_BANNER} The export is a seeded random '
@@ -113,10 +90,6 @@ def main(argv=None):
             args.check_image,
             atol=args.atol,
             weights=weights_label(weights and osp.abspath(weights), args.seed))
-    except USER_ERRORS as e:
-        sys.exit(f'error: {user_error_message(e)}')
-    except (FileNotFoundError, ValueError, TypeError, ExportCheckError) as e:
-        sys.exit(f'error: {e}')
     check = meta['check']
     print(f'Exported to {args.out}: image.onnx, text.onnx, deploy.json '
           f'(opset {meta["opset"]}, window '
