@@ -34,17 +34,17 @@ pytestmark = pytest.mark.slow
 pytest.importorskip('onnxruntime')
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
+from groupvit_common.window_grid import window_boxes  # noqa: E402
 from groupvit_ort import ExportError, OnnxSegmenter  # noqa: E402
 from groupvit_ort.image_ops import read_rgb  # noqa: E402
-from groupvit_ort.segmenter import window_boxes  # noqa: E402
 
 TOOL = osp.join(REPO, 'tools', 'deployment', 'onnx_segment.py')
 PHOTO = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
 
 
-@pytest.fixture(scope='module')
-def voc_export(tmp_path_factory):
-    return small_onnx_export(tmp_path_factory.mktemp('onnx_seg_voc'))
+@pytest.fixture
+def voc_export(voc_onnx_export):
+    return voc_onnx_export
 
 
 @pytest.fixture(scope='module')

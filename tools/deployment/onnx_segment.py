@@ -1,17 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot segmentation with an ONNX export, without PyTorch.
-
-Usage::
+"""Zero-shot segmentation with an export of ``pytorch2onnx.py``, importing
+onnxruntime, numpy, Pillow and ``groupvit_common`` only
+(docs/deployment.md)::
 
     python tools/deployment/onnx_segment.py DIR IMAGE_OR_FOLDER [...]
         [--vocab "cat,dog|puppy" | --vocab-file FILE] [--bg-thresh T]
         [--out OUT] [--threads N] [--window-batch 2] [--opacity 0.5]
-
-``DIR`` is an export of ``tools/deployment/pytorch2onnx.py``; only
-onnxruntime, numpy, Pillow and the torch-free ``groupvit_common`` are
-imported. Writes ``<name>_prediction.png`` (palette PNG, pixel value =
-label), ``<name>_overlay.png`` (with the demo's legend) and
-``summary.json`` into ``--out``. See docs/deployment.md.
 """
 import argparse
 import json
@@ -21,10 +15,9 @@ import sys
 
 import numpy as np
 
-from groupvit_common import checks as config_checks
-from groupvit_common import drawing, image_files
-from groupvit_common import palette as palettes
-from groupvit_common import vocabulary
+from groupvit_common import drawing, image_files, palette, vocabulary
+from groupvit_common.checks import check_bg_thresh
+from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
                                           text_options)
 from groupvit_ort import OnnxSegmenter, UnreadableImage
@@ -55,63 +48,49 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_inputs(args):
-    """``(images, classes or None, bg_thresh or None)``, checked before the
-    export is loaded."""
-    images = image_files.list_images(args.images)
-    classes = None
-    if args.vocab is not None:
-        classes = vocabulary.parse_class_list(args.vocab, '--vocab')
-    elif args.vocab_file is not None:
-        classes = vocabulary.load_vocabulary(args.vocab_file)
-    bg_thresh = None
-    if args.bg_thresh is not None:
-        bg_thresh = config_checks.check_bg_thresh(args.bg_thresh,
-                                                  '--bg-thresh')
-    return images, classes, bg_thresh
-
-
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        images, classes, bg_thresh = check_inputs(args)
+    with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
+        images = image_files.list_images(args.images)
+        classes = None
+        if args.vocab is not None:
+            classes = vocabulary.parse_class_list(args.vocab, '--vocab')
+        elif args.vocab_file is not None:
+            classes = vocabulary.load_vocabulary(args.vocab_file)
+        if args.bg_thresh is not None:
+            check_bg_thresh(args.bg_thresh, '--bg-thresh')
         model = OnnxSegmenter(
             args.export, threads=args.threads, window_batch=args.window_batch)
         protocol = model.protocol
-        if classes is None:
-            classes = protocol['classes']
-        else:
-            classes, _ = vocabulary.split_background(classes,
-                                                     protocol['with_bg'])
-        if bg_thresh is None:
-            bg_thresh = protocol['bg_thresh']
-        elif not protocol['with_bg']:
+        with_bg = protocol['with_bg']
+        if args.bg_thresh is not None and not with_bg:
             raise ValueError(
                 f'--bg-thresh does not apply to this export: its head has no '
                 f'background channel (with_bg is false in {args.export}/'
                 f'deploy.json, e.g. PASCAL Context 59 or ADE20K); leave it '
                 f'out.')
+        bg_thresh = protocol['bg_thresh'] if args.bg_thresh is None else \
+            args.bg_thresh
+        classes = protocol['classes'] if classes is None else \
+            vocabulary.split_background(classes, with_bg)[0]
         class_embeds, cut = model.class_embeddings(classes)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        sys.exit(f'error: {e}')
     if cut:
         print(f'warning: {len(cut)} prompt(s) are longer than '
               f'{protocol["context_length"]} tokens and were cut, e.g. '
               f'"{cut[0][:80]}...".')
-    weights = model.meta.get('weights', 'random')
-    note = RANDOM_NOTE if str(weights).startswith('random') else None
+    weights = str(model.meta.get('weights', 'random'))
+    note = RANDOM_NOTE if weights.startswith('random') else None
     if note:
-        print('warning: ' + ' '.join(RANDOM_NOTE))
-    with_bg = protocol['with_bg']
-    palette = np.asarray(
-        palettes.class_palette(len(classes) + int(with_bg), with_bg), np.uint8)
-    os.makedirs(args.out, exist_ok=True)
-    results, failed, refused = [], [], []
-    names = (['background'] if with_bg else []) + [c[0] for c in classes]
-    synonyms = ([[]] if with_bg else []) + [c[1:] for c in classes]
+        print('warning: ' + ' '.join(note))
+    colours = np.asarray(
+        palette.class_palette(len(classes) + with_bg, with_bg), np.uint8)
+    names = ['background'] * with_bg + [c[0] for c in classes]
+    synonyms = [[]] * with_bg + [c[1:] for c in classes]
     text = dict(
         Software='mmseg-groupvit tools/deployment/onnx_segment.py',
-        weights=str(weights))
+        weights=weights)
+    os.makedirs(args.out, exist_ok=True)
+    results, failed, refused = [], [], []
     for path, stem in zip(images, image_files.unique_stems(images)):
         try:
             rgb, labels = model.predict_file(path, class_embeds, bg_thresh)
@@ -119,24 +98,22 @@ def main(argv=None):
             failed.append(path)
             print(f'error: {e}', file=sys.stderr)
             continue
-        except ValueError as e:
-            # The export cannot take this image (e.g. a panorama whose
-            # resized short side is below the window).
+        except ValueError as e:  # e.g. a panorama below the window
             refused.append(path)
             print(f'error: {path}: {e}', file=sys.stderr)
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
-                                      palette)
+                                      colours)
         info = drawing.png_text(
             dict(text, source=osp.abspath(path), legend=legend))
         files = {
             kind: osp.join(args.out, f'{stem}_{kind}.png')
             for kind in ('prediction', 'overlay')
         }
-        drawing.palette_png(labels, palette).save(
+        drawing.palette_png(labels, colours).save(
             files['prediction'], pnginfo=info)
         drawing.labelled_overlay(
-            rgb, labels, palette, args.opacity, with_bg, legend,
+            rgb, labels, colours, args.opacity, with_bg, legend,
             note=note).save(
                 files['overlay'], pnginfo=info)
         results.append(
@@ -147,7 +124,7 @@ def main(argv=None):
                 legend=legend))
     summary = dict(
         export=osp.abspath(args.export),
-        weights=weights,
+        weights=model.meta.get('weights', 'random'),
         classes=names,
         templates=protocol['templates'],
         bg_thresh=bg_thresh,
@@ -157,11 +134,12 @@ def main(argv=None):
         json.dump(summary, f, indent=2)
     for result in results:
         print('Wrote:\n  ' + '\n  '.join(result['outputs'].values()))
-    problems = [(failed, 'could not be read'),
-                (refused, 'could not be segmented with this export')]
     problems = [
-        f'{len(paths)} of {len(images)} image(s) {what}: '
-        f'{", ".join(paths)}' for paths, what in problems if paths
+        f'{len(paths)} of {len(images)} image(s) {what}: {", ".join(paths)}'
+        for paths, what in [(failed, 'could not be read'),
+                            (refused,
+                             'could not be segmented with this export')]
+        if paths
     ]
     if problems:
         sys.exit('error: ' + '; '.join(problems))

@@ -1,12 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT zero-shot segmentation with onnxruntime, numpy and Pillow only
-(no PyTorch, mmcv, mmengine or mmseg): the runtime of the exports written
-by ``tools/deployment/pytorch2onnx.py``."""
-from .image_ops import UnreadableImage, read_rgb
-from .segmenter import ExportError, OnnxSegmenter, window_boxes
-from .tokenizer import ClipTokenizer
+"""The runtime of the exports of ``tools/deployment/pytorch2onnx.py``, with
+onnxruntime, numpy and Pillow only (no PyTorch, mmcv, mmengine or mmseg)."""
+from .image_ops import UnreadableImage
+from .segmenter import ExportError, OnnxSegmenter
 
-__all__ = [
-    'ClipTokenizer', 'ExportError', 'OnnxSegmenter', 'UnreadableImage',
-    'read_rgb', 'window_boxes'
-]
+__all__ = ['ExportError', 'OnnxSegmenter', 'UnreadableImage']

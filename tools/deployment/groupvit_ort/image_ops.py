@@ -11,13 +11,8 @@ from PIL import Image, ImageOps
 from groupvit_common.errors import ImageLoadError
 from groupvit_common.files import check_image, file_kind
 
-__all__ = [
-    'read_rgb', 'rescale_size', 'resize_uint8_bilinear',
-    'resize_float_bilinear', 'normalize'
-]
-
-_COEF_BITS = 11
-_COEF_SCALE = 1 << _COEF_BITS
+#: OpenCV's fixed-point weights: 11 bits.
+_COEF_SCALE = 1 << 11
 
 
 class UnreadableImage(ValueError):
@@ -50,24 +45,19 @@ def read_rgb(path: str) -> np.ndarray:
                     f'{path} is a {picture.mode} (16-bit or float) image; '
                     f'convert it to 8-bit RGB first.')
             if picture.mode == 'CMYK':
-                rgb = _cmyk_to_rgb(np.asarray(picture))
+                # OpenCV's formula (Pillow's is one level off at most
+                # pixels).
+                raw = 255 - np.asarray(picture).astype(np.int32)
+                k = raw[..., 3:]
+                rgb = (k - (((255 - raw[..., :3]) * k) >> 8)).astype(np.uint8)
             else:
-                # Pillow drops an alpha channel here without blending, as
-                # OpenCV does.
+                # Alpha dropped without blending, as OpenCV does.
                 rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
     except UnreadableImage:
         raise
     except Exception:  # any read or decode failure gets one message
         raise UnreadableImage(f'Cannot read {path} as an image.') from None
     return np.ascontiguousarray(rgb)
-
-
-def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
-    """OpenCV's CMYK to RGB (``icvCvt_CMYK2BGR_8u_C4C3R``); Pillow's is one
-    level off at most pixels."""
-    raw = 255 - cmyk.astype(np.int32)
-    k = raw[..., 3:]
-    return (k - (((255 - raw[..., :3]) * k) >> 8)).astype(np.uint8)
 
 
 def rescale_size(width: int, height: int,
@@ -139,8 +129,7 @@ def _torch_linear_table(src: int, dst: int):
 
 
 def _lerp(t0, w0, t1, w1):
-    """``t0 * w0 + t1 * w1`` as PyTorch's CPU kernel rounds it (one fused
-    multiply-add)."""
+    """``t0 * w0 + t1 * w1`` rounded as PyTorch's fused multiply-add."""
     return (t0.astype(np.float64) * w0 + (t1 * w1)).astype(np.float32)
 
 

@@ -1,11 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot segmentation of whole images with an ONNX export, in
-onnxruntime and numpy, step by step as mmseg::
-
-    photo ─ read_rgb ─ resize (cv2-equal) ─ normalise ─► [1, 3, h, w]
-    windows (crop, stride; mmseg's order) ─ image.onnx ─► window scores
-    sum per pixel / windows per pixel ─► [C, h, w]
-    resize to the photo (PyTorch-equal bilinear) ─ argmax ─► labels
+"""Zero-shot segmentation of whole images with an export, step by step as
+mmseg: read, resize (cv2-equal), normalise; mmseg's windows through
+``image.onnx``, averaged per pixel; resized back (PyTorch-equal), argmax.
 """
 import os.path as osp
 from typing import List, Optional, Tuple
@@ -16,65 +12,58 @@ import onnxruntime as ort
 from groupvit_common.window_grid import window_boxes
 from .image_ops import (normalize, read_rgb, rescale_size,
                         resize_float_bilinear, resize_uint8_bilinear)
-from .protocol import (ExportError, check_protocol, check_runtime_options,
-                       read_export)
+from .protocol import (AGAIN, ExportError, check_protocol,
+                       check_runtime_options, read_export)
 from .tokenizer import ClipTokenizer
 
-__all__ = ['OnnxSegmenter', 'ExportError', 'window_boxes']
+__all__ = ['OnnxSegmenter', 'ExportError']
 
 #: Channels resized at a time in post-processing (bounds memory).
 CHANNELS_PER_STEP = 8
 
 
+def _reason(error: Exception) -> str:
+    return ' '.join(str(error).split())[:300]
+
+
 def _run(session, outputs: List[str], feeds: dict) -> list:
-    """``session.run``; a (crafted) graph that fails is an
-    :class:`ExportError`."""
     try:
         return session.run(outputs, feeds)
     except Exception as e:  # onnxruntime's errors have no common base
-        reason = ' '.join(str(e).split())[:300]
         raise ExportError(f'onnxruntime failed running {session.path} '
-                          f'({reason}); export again with '
-                          f'tools/deployment/pytorch2onnx.py.') from None
+                          f'({_reason(e)}); {AGAIN}') from None
 
 
-def _check_signature(session,
-                     inputs: List[str],
-                     outputs: List[str],
-                     optional: Optional[str] = None):
-    """The graph takes ``inputs`` (``optional`` may follow), gives
+def _session(graph: bytes,
+             path: str,
+             threads,
+             providers,
+             inputs: List[str],
+             outputs: List[str],
+             optional: Optional[str] = None):
+    """A session of a graph's bytes (so it cannot name files beside it to
+    read) that takes ``inputs`` (``optional`` may follow) and gives
     ``outputs``."""
-    found = [i.name for i in session.get_inputs()]
-    given = [o.name for o in session.get_outputs()]
-    if found not in (inputs,
-                     inputs + [optional]) or not set(outputs) <= set(given):
-        raise ExportError(
-            f'{session.path} takes {found} and gives {given}, not the '
-            f'export\'s {inputs} and {outputs}; export again with '
-            f'tools/deployment/pytorch2onnx.py.')
-
-
-def _session(graph: bytes, threads: Optional[int], providers, path: str):
-    """An onnxruntime session of a graph's bytes (from ``path``)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    # Idle threads sleep instead of spinning between calls (they would
-    # take the cores from the rest of the program).
+    # Idle threads sleep instead of spinning between calls.
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        # From bytes: the graph cannot name files beside it (external
-        # data) to read.
         session = ort.InferenceSession(
             graph, options, providers=providers or ['CPUExecutionProvider'])
     except Exception as e:  # onnxruntime's errors have no common base
-        reason = ' '.join(str(e).split())[:300]
-        raise ExportError(f'onnxruntime cannot load {path} ({reason}); '
-                          f'export again with '
-                          f'tools/deployment/pytorch2onnx.py.') from None
+        raise ExportError(f'onnxruntime cannot load {path} ({_reason(e)}); '
+                          f'{AGAIN}') from None
     session.path = path
+    found = [i.name for i in session.get_inputs()]
+    given = [o.name for o in session.get_outputs()]
+    if found not in (inputs,
+                     inputs + [optional]) or not set(outputs) <= set(given):
+        raise ExportError(f'{path} takes {found} and gives {given}, not the '
+                          f'export\'s {inputs} and {outputs}; {AGAIN}')
     return session
 
 
@@ -95,12 +84,12 @@ class OnnxSegmenter:
                  providers=None,
                  window_batch: int = 2):
         threads = check_runtime_options(threads, window_batch)
+        self.window_batch = window_batch
         self.meta, data = read_export(export_dir)
-        self.image = _session(data['image'], threads, providers,
-                              osp.join(export_dir, 'image.onnx'))
-        # A head without a background channel has no threshold input.
-        _check_signature(self.image, ['pixels', 'class_embeds'], ['scores'],
-                         'bg_thresh')
+        self.image = _session(data['image'], osp.join(export_dir,
+                                                      'image.onnx'), threads,
+                              providers, ['pixels', 'class_embeds'],
+                              ['scores'], 'bg_thresh')
         self.image_inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
         self.protocol = check_protocol(
@@ -110,31 +99,21 @@ class OnnxSegmenter:
             raise ExportError(
                 f'{export_dir}: protocol.with_bg is '
                 f'{self.protocol["with_bg"]} but the image graph takes '
-                f'{self.image_inputs}; export again with '
-                f'tools/deployment/pytorch2onnx.py.')
-        self.text = _session(data['text'], threads, providers,
-                             osp.join(export_dir, 'text.onnx'))
-        _check_signature(self.text, ['tokens'], ['text_features'])
+                f'{self.image_inputs}; {AGAIN}')
+        self.text = _session(data['text'], osp.join(export_dir, 'text.onnx'),
+                             threads, providers, ['tokens'], ['text_features'])
         self.tokenizer = ClipTokenizer(
             osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
-        self.window_batch = window_batch
-
-    def prompts(self,
-                classes: List[List[str]],
-                templates: Optional[List[str]] = None) -> List[List[str]]:
-        """Per class, every (synonym x template) prompt."""
-        templates = templates or self.protocol['templates']
-        return [[t.format(name) for name in names for t in templates]
-                for names in classes]
 
     def class_embeddings(self,
                          classes: List[List[str]],
-                         templates: Optional[List[str]] = None,
                          chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
         """L2-normalised class embeddings ``[K, D]`` as the text encoder
-        computes them (prompt features averaged per class), and the prompts
-        cut at the context length."""
-        prompts = self.prompts(classes, templates)
+        computes them (the features of every synonym x template prompt
+        averaged per class), and the prompts cut at the context length."""
+        templates = self.protocol['templates']
+        prompts = [[t.format(name) for name in names for t in templates]
+                   for names in classes]
         flat = [p for ps in prompts for p in ps]
         rows, cut = self.tokenizer.tokenize(flat,
                                             self.protocol['context_length'])
@@ -142,15 +121,14 @@ class OnnxSegmenter:
         feats = []
         for start in range(0, len(flat), chunk):
             part = tokens[start:start + chunk]
-            # Positions after the longest prompt's end cannot change the
-            # result under the causal mask (the segmentor does the same).
-            length = int(part.argmax(-1).max()) + 1
+            # Positions after the longest prompt's end change nothing
+            # under the causal mask (the segmentor cuts them too).
+            part = part[:, :int(part.argmax(-1).max()) + 1]
             feats.append(
-                _run(self.text, ['text_features'],
-                     dict(tokens=part[:, :length]))[0])
-        feats = np.concatenate(feats)
+                _run(self.text, ['text_features'], dict(tokens=part))[0])
         sizes = np.cumsum([len(p) for p in prompts])[:-1]
-        means = np.stack([c.mean(axis=0) for c in np.split(feats, sizes)])
+        means = np.stack(
+            [c.mean(axis=0) for c in np.split(np.concatenate(feats), sizes)])
         norm = np.sqrt((means * means).sum(-1, keepdims=True))
         return (means / np.maximum(norm, np.float32(1e-12))).astype(
             np.float32), [flat[i] for i in cut]
@@ -158,10 +136,11 @@ class OnnxSegmenter:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """Keep-ratio resize and normalisation: ``[H, W, 3]`` uint8 to
         ``[1, 3, h, w]`` float32."""
-        height, width = rgb.shape[:2]
-        size = rescale_size(width, height, self.protocol['resize']['scale'])
-        resized = resize_uint8_bilinear(rgb, size)
-        return normalize(resized, self.protocol['mean'], self.protocol['std'])
+        size = rescale_size(rgb.shape[1], rgb.shape[0],
+                            self.protocol['resize']['scale'])
+        return normalize(
+            resize_uint8_bilinear(rgb, size), self.protocol['mean'],
+            self.protocol['std'])
 
     def window_scores(self, windows: np.ndarray, class_embeds: np.ndarray,
                       bg_thresh: float) -> np.ndarray:
@@ -170,11 +149,9 @@ class OnnxSegmenter:
             pixels=np.ascontiguousarray(windows),
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
-        # A head without a background channel has no threshold input.
-        return _run(self.image, ['scores'], {
-            k: v
-            for k, v in feeds.items() if k in self.image_inputs
-        })[0]
+        return _run(self.image, ['scores'],
+                    {k: feeds[k]
+                     for k in self.image_inputs})[0]
 
     def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
               bg_thresh: float) -> np.ndarray:
@@ -182,8 +159,6 @@ class OnnxSegmenter:
         _, _, height, width = pixels.shape
         crop = self.protocol['crop_size']
         if height < crop[0] or width < crop[1]:
-            # The segmentor then runs windows of the image's size, but the
-            # graph takes whole windows only.
             raise ValueError(
                 f'{height}x{width} after the resize is smaller than the '
                 f'export\'s {crop[0]}x{crop[1]} window (a photo more '
@@ -205,14 +180,17 @@ class OnnxSegmenter:
                 count[y1:y2, x1:x2] += 1
         return preds / count
 
-    @staticmethod
-    def resize_argmax(logits: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-        """Labels of the scores resized to ``size``, a few channels at a
-        time (ties to the first class)."""
+    def predict_file(self, path: str, class_embeds: np.ndarray,
+                     bg_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
+        """``(rgb [H, W, 3], labels [H, W] int64)`` of an image file: the
+        scores resized to the photo a few channels at a time, argmax (ties
+        to the first class)."""
+        rgb = read_rgb(path)
+        logits = self.slide(self.preprocess(rgb), class_embeds, bg_thresh)
         labels = best = None
         for first in range(0, len(logits), CHANNELS_PER_STEP):
             part = resize_float_bilinear(
-                logits[first:first + CHANNELS_PER_STEP], size)
+                logits[first:first + CHANNELS_PER_STEP], rgb.shape[:2])
             index = part.argmax(0)
             value = np.take_along_axis(part, index[None], 0)[0]
             if best is None:
@@ -221,16 +199,4 @@ class OnnxSegmenter:
             better = value > best
             labels = np.where(better, index + first, labels)
             best = np.where(better, value, best)
-        return labels.astype(np.int64)
-
-    def predict(self, rgb: np.ndarray, class_embeds: np.ndarray,
-                bg_thresh: float) -> np.ndarray:
-        """Labels ``[H, W]`` (int64) of an ``[H, W, 3]`` RGB photo."""
-        logits = self.slide(self.preprocess(rgb), class_embeds, bg_thresh)
-        return self.resize_argmax(logits, rgb.shape[:2])
-
-    def predict_file(self, path: str, class_embeds: np.ndarray,
-                     bg_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
-        """Read an image file and segment it: ``(rgb, labels)``."""
-        rgb = read_rgb(path)
-        return rgb, self.predict(rgb, class_embeds, bg_thresh)
+        return rgb, labels.astype(np.int64)

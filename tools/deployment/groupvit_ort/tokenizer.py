@@ -135,42 +135,27 @@ def fix_text(text: str) -> str:
 @lru_cache()
 def _letter_number_classes() -> Tuple[str, str]:
     """``\\p{L}`` and ``\\p{N}`` as character ranges for :mod:`re`."""
-    letters, numbers = [], []
+    spans = dict(L=[], N=[])
     for code in range(sys.maxunicode + 1):
-        kind = unicodedata.category(chr(code))[0]
-        target = letters if kind == 'L' else numbers if kind == 'N' else None
+        target = spans.get(unicodedata.category(chr(code))[0])
         if target is None:
             continue
         if target and target[-1][1] == code - 1:
             target[-1][1] = code
         else:
             target.append([code, code])
-
-    def ranges(spans):
-        return ''.join(
-            re.escape(chr(a)) if a ==
-            b else f'{re.escape(chr(a))}-{re.escape(chr(b))}'
-            for a, b in spans)
-
-    return ranges(letters), ranges(numbers)
+    return tuple(''.join(
+        re.escape(chr(a)) + (f'-{re.escape(chr(b))}' if b > a else '')
+        for a, b in spans[kind]) for kind in 'LN')
 
 
 @lru_cache()
 def bytes_to_unicode() -> Dict[int, str]:
     """CLIP's reversible map from bytes to printable characters."""
-    bs = list(range(ord('!'),
-                    ord('~') + 1)) + list(range(
-                        ord('¡'),
-                        ord('¬') + 1)) + list(range(ord('®'),
-                                                    ord('ÿ') + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in printable]
+    codes = printable + [256 + n for n in range(len(others))]
+    return dict(zip(printable + others, map(chr, codes)))
 
 
 class ClipTokenizer:
@@ -204,26 +189,25 @@ class ClipTokenizer:
 
     def bpe(self, token: str) -> List[str]:
         """Merge the characters of one pre-token by rank."""
-        if token in self.cache:
-            return self.cache[token].split(' ')
-        word = tuple(token[:-1]) + (token[-1] + '</w>', )
-        while len(word) > 1:
-            pairs = set(zip(word[:-1], word[1:]))
-            bigram = min(
-                pairs, key=lambda p: self.bpe_ranks.get(p, float('inf')))
-            if bigram not in self.bpe_ranks:
-                break
-            merged, i = [], 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == bigram:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
-        self.cache[token] = ' '.join(word)
-        return list(word)
+        if token not in self.cache:
+            word = list(token[:-1]) + [token[-1] + '</w>']
+            while len(word) > 1:
+                bigram = min(
+                    zip(word[:-1], word[1:]),
+                    key=lambda p: self.bpe_ranks.get(p, float('inf')))
+                if bigram not in self.bpe_ranks:
+                    break
+                merged, i = [], 0
+                while i < len(word):
+                    if tuple(word[i:i + 2]) == bigram:
+                        merged.append(word[i] + word[i + 1])
+                        i += 2
+                    else:
+                        merged.append(word[i])
+                        i += 1
+                word = merged
+            self.cache[token] = ' '.join(word)
+        return self.cache[token].split(' ')
 
     def encode(self, text: str) -> List[int]:
         """Token ids of ``text`` without the start and end tokens."""
