@@ -6,14 +6,7 @@
         --vocab-file FILE] [--extra-classes "grass,sky"]
         [--templates simple|subset|full|identity|"a {}." ...]
         [--bg-thresh T] [--out DIR]
-        [--show overlay,prediction,groups,final_groups,panel]
-
-Writes ``<name>_overlay.png`` (legend of the classes present),
-``<name>_prediction.png`` (palette PNG, pixel value = label),
-``<name>_groups_stage<i>.png`` and ``<name>_panel.png`` into ``--out``,
-with the legend and weights in PNG text, and ``summary.json``. Pictures
-this tool wrote are not segmented again. ``--classify`` prints each
-image's ``--topk`` classes instead (docs/classification.md).
+        [--show overlay,prediction,groups,final_groups,panel] [--classify]
 """
 import argparse
 import copy
@@ -31,7 +24,8 @@ from PIL import Image
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
                                      palette_png, png_text, tile_panes)
-from groupvit_common.errors import USER_ERRORS, user_error_message
+from groupvit_common.errors import (USER_ERRORS, exit_on_user_error,
+                                    user_error_message)
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
@@ -145,132 +139,94 @@ def check_device(name):
                              (' or cuda:0.' if count else '.'))
 
 
-def check_inputs(args):
-    """``(images, vocabulary, extra_classes, templates)``, checked before
-    the model is built."""
-    from mmseg_groupvit.utils.text_options import read_text_options
-    check_device(args.device)
-    images = list_images(args.images, skip=written_by_demo)
-    text = read_text_options(args.vocab, args.vocab_file, args.extra_classes,
-                             args.templates)
-    return (images, text.vocabulary, text.extra_classes, text.templates)
-
-
-def image_loader(model):
-    """The test pipeline's checked loader, built once: each image is
-    decoded once and the array given to the model."""
-    from mmseg.registry import TRANSFORMS
-    return TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
-
-
-class Writer:
-    """Saves one image's pictures with PNG text saying where they come
-    from."""
-
-    def __init__(self, out_dir, stem, text):
-        self.out_dir, self.stem, self.text = out_dir, stem, text
-        self.files = {}
-
-    def save(self, picture, kind, extra_text=None):
-        path = osp.join(self.out_dir, f'{self.stem}_{kind}.png')
-        text = dict(self.text, **(extra_text or {}))
-        picture.save(path, pnginfo=png_text(text))
-        self.files[kind] = path
-        return path
-
-
 def segment(model, load, path, stem, args, note):
-    """Segment one image and write the pictures; its ``summary.json``
+    """Segment one image and write its pictures; its ``summary.json``
     entry."""
     from mmseg.apis import inference_model
 
     from mmseg_groupvit.apis import image_group_maps
     bgr = load(dict(img_path=path))['img']
     rgb = np.ascontiguousarray(bgr[..., ::-1])
-    height, width = rgb.shape[:2]
     labels = inference_model(model, bgr).pred_sem_seg.data[0].cpu().numpy()
-    if labels.shape != (height, width):
-        raise RuntimeError(f'{path}: prediction {labels.shape} and image '
-                           f'{(height, width)} differ in size.')
-    meta = model.dataset_meta
-    classes, palette = meta['classes'], np.asarray(meta['palette'], np.uint8)
+    classes = model.dataset_meta['classes']
+    palette = np.asarray(model.dataset_meta['palette'], np.uint8)
     with_bg = getattr(model.decode_head, 'with_bg', False)
-    synonyms = [names[1:] for names in model.text_encoder.classes]
-    legend = class_legend(classes, [[]] * with_bg + synonyms, with_bg, labels,
-                          palette)
-    writer = Writer(
-        args.out, stem,
-        dict(
-            Software=SOFTWARE,
-            source=osp.abspath(path),
-            weights=_weights_name(args.checkpoint)))
+    synonyms = [[]] * with_bg + [n[1:] for n in model.text_encoder.classes]
+    legend = class_legend(classes, synonyms, with_bg, labels, palette)
+    base = dict(
+        Software=SOFTWARE,
+        source=osp.abspath(path),
+        weights=_weights_name(args.checkpoint))
+    files = {}
+
+    def save(picture, kind, **text):
+        files[kind] = osp.join(args.out, f'{stem}_{kind}.png')
+        picture.save(files[kind], pnginfo=png_text(dict(base, **text)))
+        return files[kind]
+
     show = set(args.show)
     panes, titles = [Image.fromarray(rgb)], ['image']
-
     every = args.legend == 'all'
     if 'overlay' in show:
-        writer.save(
+        save(
             labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
-                             legend, every, note), 'overlay',
-            dict(legend=legend))
+                             legend, every, note),
+            'overlay',
+            legend=legend)
     if 'panel' in show:
         panes.append(
             labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
                              legend, every))
         titles.append('prediction')
     if 'prediction' in show:
-        writer.save(
-            palette_png(labels, palette), 'prediction', dict(legend=legend))
-
+        save(palette_png(labels, palette), 'prediction', legend=legend)
     groups_summary = []
-    if {'groups', 'final_groups', 'panel'} & show:
-        stages = image_group_maps(model, bgr)
-        for index, (groups, num_groups) in enumerate(stages, 1):
-            final = index == len(stages)
-            colours = distinct_colors(num_groups, seed=index)
-            non_empty = int(len(np.unique(groups)))
-            groups_summary.append(
-                dict(
-                    stage=index,
-                    groups=num_groups,
-                    non_empty=non_empty,
-                    file=None))
-            if 'groups' in show or (final and 'final_groups' in show):
-                groups_summary[-1]['file'] = writer.save(
-                    palette_png(groups, colours), f'groups_stage{index}',
-                    dict(stage=index, groups=num_groups, non_empty=non_empty))
-            if 'panel' in show and (final or index == 1):
-                picture = mark_boundaries(
-                    overlay_labels(rgb, groups, colours, 0.6), groups)
-                panes.append(Image.fromarray(picture))
-                titles.append(f'{"final groups" if final else "groups"} '
-                              f'(stage {index}): {non_empty} of '
-                              f'{num_groups}')
+    stages = image_group_maps(
+        model, bgr) if {'groups', 'final_groups', 'panel'} & show else []
+    for index, (groups, num_groups) in enumerate(stages, 1):
+        final = index == len(stages)
+        colours = distinct_colors(num_groups, seed=index)
+        non_empty = int(len(np.unique(groups)))
+        entry = dict(
+            stage=index, groups=num_groups, non_empty=non_empty, file=None)
+        groups_summary.append(entry)
+        if 'groups' in show or (final and 'final_groups' in show):
+            entry['file'] = save(
+                palette_png(groups, colours),
+                f'groups_stage{index}',
+                stage=index,
+                groups=num_groups,
+                non_empty=non_empty)
+        if 'panel' in show and (final or index == 1):
+            panes.append(
+                Image.fromarray(
+                    mark_boundaries(
+                        overlay_labels(rgb, groups, colours, 0.6), groups)))
+            titles.append(f'{"final groups" if final else "groups"} '
+                          f'(stage {index}): {non_empty} of {num_groups}')
     if 'panel' in show:
-        writer.save(tile_panes(panes, titles, note), 'panel')
+        save(tile_panes(panes, titles, note), 'panel')
     return dict(
         image=osp.abspath(path),
-        size=[width, height],
-        outputs=writer.files,
+        size=[rgb.shape[1], rgb.shape[0]],
+        outputs=files,
         legend=legend,
         groups=groups_summary)
 
 
-def build(init, args, errors=USER_ERRORS, **options):
+def build(init, args, errors=(), **options):
     """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
     becomes the file loaded (None: random weights, and a warning)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='No checkpoint given')
-            model = init(
-                args.config,
-                args.checkpoint,
-                args.device,
-                seed=args.seed,
-                random_weights=args.random_weights,
-                **options)
-    except errors as e:  # the model checks bg_thresh and the rest
-        sys.exit(f'error: {user_error_message(e)}')
+    # The model checks bg_thresh and the rest.
+    with exit_on_user_error(*errors), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='No checkpoint given')
+        model = init(
+            args.config,
+            args.checkpoint,
+            args.device,
+            seed=args.seed,
+            random_weights=args.random_weights,
+            **options)
     args.checkpoint = model.cfg.get('load_from')
     if not args.checkpoint:
         print('warning: ' + ' '.join(RANDOM_NOTE))
@@ -283,8 +239,7 @@ def classify(args, images, vocabulary, extra, templates):
     from mmseg_groupvit.apis import classify_image, init_classifier
     model = build(
         init_classifier,
-        args,
-        USER_ERRORS + (ValueError, TypeError),
+        args, (ValueError, TypeError),
         vocabulary=vocabulary,
         templates=templates,
         extra_classes=extra)
@@ -329,22 +284,29 @@ def main(argv=None):
     from mmseg_groupvit.utils.console import progress, quiet_warnings
     quiet_warnings()
     from mmseg_groupvit.apis import init_groupvit
-    try:
-        images, vocabulary, extra, templates = check_inputs(args)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        sys.exit(f'error: {e}')
+    from mmseg_groupvit.utils.text_options import read_text_options
+    with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
+        check_device(args.device)
+        images = list_images(args.images, skip=written_by_demo)
+        text = read_text_options(args.vocab, args.vocab_file,
+                                 args.extra_classes, args.templates)
     if args.classify:
-        return classify(args, images, vocabulary, extra, templates)
+        return classify(args, images, text.vocabulary, text.extra_classes,
+                        text.templates)
     model = build(
         init_groupvit,
         args,
-        vocabulary=vocabulary,
-        templates=templates,
+        vocabulary=text.vocabulary,
+        templates=text.templates,
         bg_thresh=args.bg_thresh,
-        extra_classes=extra)
+        extra_classes=text.extra_classes)
     note = None if args.checkpoint else RANDOM_NOTE
     os.makedirs(args.out, exist_ok=True)
-    results, failed, load = [], [], image_loader(model)
+    from mmseg.registry import TRANSFORMS
+
+    # The test pipeline's checked loader: each image decoded once.
+    load = TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
+    results, failed = [], []
     with progress(len(images), 'segment', 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
