@@ -401,6 +401,13 @@ def small_onnx_export(root, config='groupvit_voc.py', seed=0):
     return dict(dir=out, model=model, config=leaf, checkpoint=checkpoint)
 
 
+@pytest.fixture(scope='session')
+def voc_onnx_export(tmp_path_factory):
+    """:func:`small_onnx_export` of the VOC config, once per session (tests
+    that change its model restore it)."""
+    return small_onnx_export(tmp_path_factory.mktemp('onnx_voc'))
+
+
 #: The largest difference between the soft assignments of the exported
 #: graph and of PyTorch, on any window: the runtimes' kernels round
 #: differently. test_graph_moves_a_pixel_only_where_pytorch_ties and the

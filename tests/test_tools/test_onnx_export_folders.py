@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from groupvit_common import export_format
-from tests.conftest import PHOTOS, load_script, small_onnx_export
+from tests.conftest import PHOTOS, load_script
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -22,9 +22,9 @@ PHOTO = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
 BPE = 'bpe_simple_vocab_16e6.txt.gz'
 
 
-@pytest.fixture(scope='module')
-def export(tmp_path_factory):
-    return small_onnx_export(tmp_path_factory.mktemp('onnx_folders'))['dir']
+@pytest.fixture
+def export(voc_onnx_export):
+    return voc_onnx_export['dir']
 
 
 def edit(export, tmp_path, resign=True, **changes):
