@@ -21,3 +21,10 @@ def digests(protocol: dict, files: Dict[str, bytes]) -> Dict[str, str]:
     found = dict(protocol=hashlib.sha256(text.encode('utf-8')).hexdigest())
     found.update({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
     return found
+
+
+def image_feeds(session, **arrays) -> dict:
+    """The ``arrays`` an onnxruntime session of the image graph takes: a
+    head without a background channel has no ``bg_thresh`` input."""
+    names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in arrays.items() if k in names}

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
+from groupvit_common.export_format import image_feeds
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 __all__ = ['ExportCheckError', 'export_onnx', 'image_feeds']
@@ -155,13 +156,6 @@ def check_window(model, cfg, image: str) -> Tensor:
                          f'{h}x{w} window after the test pipeline; pass a '
                          f'larger photo with --check-image.')
     return inputs[:, :, :h, :w].contiguous()
-
-
-def image_feeds(session, **arrays) -> dict:
-    """The ``arrays`` the image graph takes (without a background channel
-    it has no ``bg_thresh`` input)."""
-    names = {i.name for i in session.get_inputs()}
-    return {k: v for k, v in arrays.items() if k in names}
 
 
 def _session(path):

@@ -59,12 +59,12 @@ def _html_entities() -> Dict[str, str]:
 
 @lru_cache()
 def _width_map() -> Dict[int, str]:
-    width = {0x3000: ' '}
-    for i in range(0xFF01, 0xFFF0):
-        alternate = unicodedata.normalize('NFKC', chr(i))
-        if alternate != chr(i):
-            width[i] = alternate
-    return width
+    """ftfy's full-width to half-width table."""
+    fold = {
+        i: unicodedata.normalize('NFKC', chr(i))
+        for i in range(0xFF01, 0xFFF0)
+    }
+    return {0x3000: ' ', **{i: c for i, c in fold.items() if c != chr(i)}}
 
 
 def _unescape_entity(match) -> str:
@@ -78,11 +78,11 @@ def _unescape_entity(match) -> str:
     return text
 
 
-def _sloppy_cp1252(char: str) -> str:
+def _sloppy_cp1252(match) -> str:
     try:
-        return bytes([ord(char)]).decode('cp1252')
+        return bytes([ord(match.group(0))]).decode('cp1252')
     except UnicodeDecodeError:
-        return char
+        return match.group(0)
 
 
 def _surrogate_pair(match) -> str:
@@ -116,15 +116,14 @@ def fix_text(text: str) -> str:
         if unescape:
             text = _ENTITY.sub(_unescape_entity, text)
         check_not_mojibake(text)
-        text = _C1.sub(lambda m: _sloppy_cp1252(m.group(0)), text)
+        text = _C1.sub(_sloppy_cp1252, text)
         text = text.translate(_LIGATURES)
         text = text.translate(_width_map())
         text = _SINGLE_QUOTE.sub("'", text)
         text = _DOUBLE_QUOTE.sub('"', text)
         text = _LINE_BREAK.sub('\n', text)
-        if _SURROGATE.search(text):
-            text = _SURROGATE_PAIR.sub(_surrogate_pair, text)
-            text = _SURROGATE.sub('\ufffd', text)
+        text = _SURROGATE_PAIR.sub(_surrogate_pair, text)
+        text = _SURROGATE.sub('\ufffd', text)
         text = _TERMINAL_ESCAPE.sub('', text)
         text = text.translate(_CONTROL)
         text = unicodedata.normalize('NFC', text)
