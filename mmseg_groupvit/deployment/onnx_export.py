@@ -8,6 +8,7 @@ import os.path as osp
 import shutil
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -317,10 +318,10 @@ def export_onnx(model,
             tokenizer=dict(bpe_file=BPE_FILE),
             protocol=protocol,
             check=check)
-        files = {}
-        for name in ('image.onnx', 'text.onnx', BPE_FILE):
-            with open(osp.join(tmp, name), 'rb') as f:
-                files[name] = f.read()
+        files = {
+            name: Path(tmp, name).read_bytes()
+            for name in ('image.onnx', 'text.onnx', BPE_FILE)
+        }
         meta['sha256'] = export_format.digests(protocol, files)
         with open(osp.join(tmp, export_format.DEPLOY_FILE), 'w') as f:
             json.dump(meta, f, indent=2)
