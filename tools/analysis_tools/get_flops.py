@@ -4,17 +4,14 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]]
         [--cfg-options ...]
 
-Adapted from MMSegmentation 1.2.2's ``get_flops.py`` (Apache-2.0), which
-fails on multimodal segmentors (open-mmlab/mmsegmentation#3866) and with
-mmengine 0.10.7. The count is mmengine's ``FlopAnalyzer`` (one multiply-add
-per FLOP) plus a rule for ``scaled_dot_product_attention``; one window
-(``--shape``, default the config's ``crop_size``) goes through the
-``mode='tensor'`` path with the class embeddings cached, the text encoder
-is counted apart. The tool prints two FLOPs per multiply-add, as
-``benchmark.py`` does.
+MMSegmentation's ``get_flops.py`` fails on multimodal segmentors
+(open-mmlab/mmsegmentation#3866). This counts with mmengine's
+``FlopAnalyzer`` plus a rule for ``scaled_dot_product_attention``: one
+window (default the config's ``crop_size``) through ``mode='tensor'`` with
+the class embeddings cached, the text encoder apart; printed as FLOPs, two
+per multiply-add, as ``benchmark.py`` does.
 """
 import argparse
-import os.path as osp
 import sys
 from collections import Counter
 from typing import Any, Dict, List, Sequence, Tuple
@@ -28,7 +25,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.tool_options import add_cfg_options
+from groupvit_common.tool_options import add_cfg_options, check_paths
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
@@ -159,11 +156,11 @@ def main(argv=None):
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     quiet_warnings()
-    if not osp.isfile(args.config):
-        print(f'error: config {args.config} does not exist', file=sys.stderr)
-        return 1
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        print('error: --shape takes H or H W', file=sys.stderr)
+    problem = check_paths(args.config)
+    if problem is None and args.shape is not None and len(args.shape) > 2:
+        problem = '--shape takes H or H W'
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
         return 1
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
