@@ -274,6 +274,16 @@ def machine(device: torch.device) -> Dict[str, object]:
     return info
 
 
+def visible_device(name: str, cpu_hint: str) -> torch.device:
+    """``torch.device(name)``; exit with one error line for a GPU that is
+    not there."""
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'error: --device cuda but no GPU is visible; use '
+                         f'--device cpu{cpu_hint}')
+    return device
+
+
 def sync(device) -> None:
     device = torch.device(device)
     if device.type == 'cuda':

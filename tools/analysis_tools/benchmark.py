@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from bench_common import (autocast_setting, build_dataset, build_model,
                           build_reference, load_average, machine, median,
                           peak_memory, ratio, swapped_encode_decode, sync,
-                          time_interleaved)
+                          time_interleaved, visible_device)
 from get_flops import segmentor_flops, window_shape
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -299,10 +299,7 @@ def parse_args(argv=None):
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('error: --device cuda but no GPU is visible; use '
-                         '--device cpu')
+    device = visible_device(args.device, '')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
