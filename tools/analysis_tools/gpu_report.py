@@ -83,10 +83,11 @@ def fixture_check(device, fixture_dir, work_dir):
     images = []
     for index, name in enumerate(reference['image_files']):
         path = osp.join(shared, str(name))
-        out = [predict_file(cpu, steps, path)]
-        out.append(
-            predict_file(on_device, steps, path
-                         ) if on_device is not None else out[0])
+        first = predict_file(cpu, steps, path)
+        out = [
+            first, first if on_device is None else predict_file(
+                on_device, steps, path)
+        ]
         scores = [o.seg_logits.data.float().cpu() for o in out]
         labels = [o.pred_sem_seg.data.cpu() for o in out]
         images.append(
