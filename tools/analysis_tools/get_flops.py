@@ -12,8 +12,8 @@ the class embeddings cached, the text encoder apart; printed as FLOPs, two
 per multiply-add, as ``benchmark.py`` does.
 """
 import argparse
+import math
 import sys
-from collections import Counter
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
@@ -34,10 +34,7 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     """Multiply-adds of ``aten::scaled_dot_product_attention``: ``q @ k^T``
     and ``attn @ v`` (softmax and scaling uncounted, as fvcore does)."""
     q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = 1
-    for dim in q[:-2]:
-        batch *= dim
-    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+    return math.prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
 class _TensorOutputs(nn.Module):
@@ -102,7 +99,6 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
         head=whole.total() - backbone.total() - projection.total(),
         text=text.total(),
         num_prompts=len(prompts),
-        by_operator=dict(Counter(whole.by_operator())),
         params=dict(
             all=params[''],
             image_encoder=params['image_encoder'],
