@@ -339,6 +339,40 @@ def ratio(times: dict, slower: str, faster: str) -> float:
         [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
 
 
+def images_per_s(fns: Dict[str, Callable],
+                 count: int,
+                 repeat: int,
+                 device,
+                 advance: Optional[Callable] = None):
+    """Images/s of each ``fns[name](i)`` (the labels of image ``i``, a
+    numpy array) over ``count`` images, from the medians of rounds
+    interleaved per image (a warm-up round before the first); and the
+    labels ``{name: [per image]}``."""
+    totals = dict.fromkeys(fns, 0.)
+    labels = {name: [] for name in fns}
+    for i in range(count):
+        last = {}
+
+        def call(name):
+            last[name] = fns[name](i)
+
+        times = time_interleaved(
+            {name: functools.partial(call, name)
+             for name in fns}, repeat, int(i == 0), device)
+        for name in fns:
+            totals[name] += times[name]['median']
+            labels[name].append(last[name])
+        if advance is not None:
+            advance()
+    return {name: count / t for name, t in totals.items()}, labels
+
+
+def share_equal(a: list, b: list) -> float:
+    """The share of equal values of two lists of label arrays."""
+    same = sum(int((x == y).sum()) for x, y in zip(a, b))
+    return same / max(sum(x.size for x in a), 1)
+
+
 def peak_memory(fn: Callable, device: torch.device) -> int:
     """Peak bytes of tensor memory allocated during ``fn()``: CUDA's
     allocator peak, or on CPU the running sum of the profiler's records."""

@@ -18,15 +18,15 @@ import json
 import os
 import os.path as osp
 import sys
-import time
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from bench_common import (autocast_setting, build_dataset, build_model,
-                          build_reference, load_average, machine, median,
-                          peak_memory, ratio, swapped_encode_decode, sync,
-                          time_interleaved, visible_device)
+                          build_reference, images_per_s, load_average, machine,
+                          median, peak_memory, ratio, share_equal,
+                          swapped_encode_decode, time_interleaved,
+                          visible_device)
 from get_flops import segmentor_flops, window_shape
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -223,44 +223,31 @@ def amp_agreement(model, window, metas, amp):
 
 
 def image_throughput(model, dataset, num_images, repeat, device, advance):
-    """images/s of the slide paths on real images, interleaved per
-    image."""
+    """images/s of the slide paths on real images (load and resize
+    included), interleaved per image."""
     n = min(num_images, len(dataset))
-    totals = dict.fromkeys(IMAGE_MODES, 0.)
-    windows = same = total = 0
-    stride, crop = model.test_cfg.stride, model.test_cfg.crop_size
+    shapes = {}
+
+    def run(mode, i):
+        batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
+        shapes[i] = batch['inputs'].shape[-2:]
+        out = predict_with(model, mode, batch['inputs'], batch['data_samples'])
+        return out[0].pred_sem_seg.data.cpu().numpy()
+
     with torch.no_grad():
-        for i in range(n):
-            start = time.perf_counter()
-            batch = model.data_preprocessor(
-                pseudo_collate([dataset[i]]), False)
-            sync(device)
-            load = time.perf_counter() - start
-            inputs, labels = batch['inputs'], {}
-
-            def run(mode):
-                samples = [s.clone() for s in batch['data_samples']]
-                out = predict_with(model, mode, inputs, samples)
-                labels[mode] = out[0].pred_sem_seg.data
-
-            times = time_interleaved(
-                {m: functools.partial(run, m)
-                 for m in IMAGE_MODES}, repeat, int(i == 0), device)
-            for mode in IMAGE_MODES:
-                totals[mode] += load + times[mode]['median']
-            same += (labels['ours'] == labels['naive']).sum().item()
-            total += labels['ours'].numel()
-            h, w = inputs.shape[-2:]
-            windows += (
-                (max(h - crop[0] + stride[0] - 1, 0) // stride[0] + 1) *
-                (max(w - crop[1] + stride[1] - 1, 0) // stride[1] + 1))
-            advance()
+        rates, labels = images_per_s(
+            {m: functools.partial(run, m)
+             for m in IMAGE_MODES}, n, repeat, device, advance)
+    (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
+    windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
+                  (max(w - cw + sw - 1, 0) // sw + 1)
+                  for h, w in shapes.values())
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
-        images_per_s={mode: n / totals[mode]
-                      for mode in IMAGE_MODES},
-        label_agreement_ours_vs_naive=same / max(total, 1))
+        images_per_s=rates,
+        label_agreement_ours_vs_naive=share_equal(labels['ours'],
+                                                  labels['naive']))
 
 
 def parse_args(argv=None):

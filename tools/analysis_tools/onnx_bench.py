@@ -14,7 +14,8 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from bench_common import image_steps, predict_file, ratio, time_interleaved
+from bench_common import (image_steps, images_per_s, predict_file, ratio,
+                          share_equal, time_interleaved)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEPLOY = osp.join(REPO, 'tools', 'deployment')
@@ -180,34 +181,22 @@ def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
     label agreement."""
     steps = image_steps(cfg)
     n = min(num_images, len(dataset))
-    totals = dict(pytorch=0., onnxruntime=0.)
-    same = total = 0
-    for i in range(n):
-        _say(f'whole images: {i + 1}/{n}')
-        path = dataset[i]['data_samples'].img_path
-        labels = {}
-
-        def ours():
-            labels['pytorch'] = predict_file(
-                model, steps, path).pred_sem_seg.data[0].cpu().numpy()
-
-        def onnx():
-            labels['onnxruntime'] = runner.predict_file(
-                path, class_embeds, bg_thresh)[1]
-
-        times = time_interleaved(
-            dict(pytorch=ours, onnxruntime=onnx), repeat, int(i == 0), 'cpu')
-        for key in totals:
-            totals[key] += times[key]['median']
-        same += (labels['pytorch'] == labels['onnxruntime']).sum()
-        total += labels['pytorch'].size
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(n)]
+    done = iter(range(1, n + 1))
+    rates, labels = images_per_s(
+        dict(
+            pytorch=lambda i: predict_file(model, steps, paths[i]).pred_sem_seg
+            .data[0].cpu().numpy(),
+            onnxruntime=lambda i: runner.predict_file(paths[i], class_embeds,
+                                                      bg_thresh)[1]),
+        n,
+        repeat,
+        'cpu',
+        advance=lambda: _say(f'whole images: {next(done)}/{n}'))
     return dict(
         num_images=n,
-        images_per_s={
-            k: n / v
-            for k, v in totals.items()
-        },
-        labels_equal=float(same / max(total, 1)))
+        images_per_s=rates,
+        labels_equal=share_equal(labels['pytorch'], labels['onnxruntime']))
 
 
 def report_lines(o: dict, x: str = 'x') -> list:

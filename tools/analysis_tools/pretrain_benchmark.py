@@ -16,7 +16,6 @@ import json
 import multiprocessing as mp
 import os
 import os.path as osp
-import queue as queue_lib
 import resource
 import sys
 
@@ -149,16 +148,11 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc = ctx.Process(
         target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
     proc.start()
-    while True:
-        try:
-            result = queue.get(timeout=1)
-            break
-        except queue_lib.Empty:
-            if not proc.is_alive():
-                sys.exit(f'error: the {who} {amp} measurement failed (exit '
-                         f'code {proc.exitcode}); its error is above.')
-    proc.join()
-    return result
+    proc.join()  # the result is small: the queue does not block the exit
+    if proc.exitcode != 0:
+        sys.exit(f'error: the {who} {amp} measurement failed (exit code '
+                 f'{proc.exitcode}); its error is above.')
+    return queue.get()
 
 
 def parse_args(argv=None):
