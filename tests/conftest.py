@@ -504,7 +504,7 @@ def pytorch_ties(model, path, scores):
     ``scores`` (``[C, H, W]``, :func:`mmseg_result`) are within
     :data:`SCORE_ROUNDING`."""
     swapped_encode_decode = load_script(
-        'tools/analysis_tools/hf_reference.py').swapped_encode_decode
+        'tools/analysis_tools/bench_common.py').swapped_encode_decode
     head = model.decode_head
 
     def tie_channels(model, windows, metas):

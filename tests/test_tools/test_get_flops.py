@@ -19,17 +19,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmseg_groupvit.models.layers import SelfAttention, fast_linear
 from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor, load_script
 
-SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
-_tool = load_script(SCRIPT, '_groupvit_get_flops')
-count_flops, segmentor_flops = _tool.count_flops, _tool.segmentor_flops
+get_flops = load_script(
+    osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py'))
+count_flops = get_flops.count_flops
 
 
 @pytest.fixture(scope='module')
-def get_flops():
-    return _tool
+def context():
+    """A small Context segmentor (59 classes) and its counts."""
+    model = build_small_segmentor('groupvit_context.py')
+    return model, get_flops.segmentor_flops(model, (448, 448))
 
 
-def test_attention_block_by_hand(get_flops):
+def test_attention_block_by_hand():
     batch, length, channels, heads = 2, 29, 48, 4
     attn = SelfAttention(channels, heads).eval()
     x = torch.randn(batch, length, channels)
@@ -43,9 +45,8 @@ def test_attention_block_by_hand(get_flops):
     assert count.by_operator()['scaled_dot_product_attention'] == sdpa
 
 
-def test_backbone_against_torch_flop_counter(get_flops):
-    model = build_small_segmentor()
-    encoder = model.image_encoder
+def test_backbone_against_torch_flop_counter(context):
+    encoder = context[0].image_encoder
     x = torch.randn(1, 3, 224, 224)  # the table's own grid: no resizing
     with torch.no_grad():
         count = count_flops(encoder, x, encoder.forward_features)
@@ -64,9 +65,8 @@ def test_backbone_against_torch_flop_counter(get_flops):
     assert 2 * products == counter.get_total_flops()
 
 
-def test_segmentor_counts(get_flops):
-    model = build_small_segmentor()
-    flops = segmentor_flops(model, (448, 448))
+def test_segmentor_counts(context):
+    model, flops = context
     assert flops['window'] == (
         flops['image_encoder'] + flops['projection'] + flops['head'])
     assert flops['head'] > 0 and flops['projection'] > 0
@@ -79,11 +79,11 @@ def test_segmentor_counts(get_flops):
         image['hidden_size'] + image['projection_dim'])
     # BatchNorm: at most a multiply and an add per element.
     assert products <= flops['projection'] <= products + 2 * tokens * hidden
-    assert flops['num_prompts'] == 20 and flops['text'] > 0
+    assert flops['num_prompts'] == 59 and flops['text'] > 0
     assert flops['params']['all'] == sum(p.numel() for p in model.parameters())
 
 
-def test_cli_on_shipped_config_with_small_arch(get_flops, tmp_path):
+def test_cli_on_shipped_config_with_small_arch(context, tmp_path):
     config = tmp_path / 'small.py'
     config.write_text(
         f'_base_ = [{osp.join(REPO, "configs", "groupvit_context.py")!r}]\n'
@@ -97,10 +97,8 @@ def test_cli_on_shipped_config_with_small_arch(get_flops, tmp_path):
     assert '(59 prompts)' in text  # Context: 59 classes + background
     # One unit, FLOPs (2 per multiply-add), said once, for every figure.
     assert 'a multiply-add counts as 2' in text
-    model = build_small_segmentor('groupvit_context.py')
-    flops = segmentor_flops(model, (448, 448))
     window = [line for line in text.splitlines() if 'one window:' in line]
-    flop = 2 * flops['window']
+    flop = 2 * context[1]['window']
     assert 1e6 <= flop < 1e9  # the small architecture: millions
     assert window == [f'  one window: {flop / 1e6:.1f} MFLOP']
     assert 'Flops:' not in text

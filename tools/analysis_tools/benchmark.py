@@ -7,12 +7,9 @@
         [--device cpu|cuda] [--amp fp32|fp16|bf16] [--window-batch N]
         [--onnx DIR|auto] [--json] [--cfg-options ...]
 
-Per window, ours and the reference run interleaved in each of ``--repeat``
-rounds; each ratio is the median of the rounds' ratios, marked UNRELIABLE
-when the load moved or the figures contradict each other. The outputs must
-agree within ``--atol`` (exit status 1 otherwise). With data, images/s of
-the slide paths on real images too. ``--json``: the last line is one JSON
-object.
+Each ratio is the median of the interleaved rounds' ratios, marked
+UNRELIABLE when the load moved or the figures contradict each other; exit
+status 1 when the outputs differ by more than ``--atol``.
 """
 import argparse
 import contextlib
@@ -21,21 +18,24 @@ import json
 import os
 import os.path as osp
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
+from bench_common import (autocast_setting, build_dataset, build_model,
+                          build_reference, images_per_s, load_average, machine,
+                          median, peak_memory, ratio, share_equal,
+                          swapped_encode_decode, time_interleaved,
+                          visible_device)
 from get_flops import segmentor_flops, window_shape
-from hf_reference import (build_dataset, build_model, build_reference, machine,
-                          swapped_encode_decode)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.tool_options import add_cfg_options
+from groupvit_common.tool_options import (add_cfg_options, check_paths,
+                                          weights_label)
+from mmseg_groupvit.models.layers import fast_linear
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     window_batch
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
@@ -43,68 +43,11 @@ from mmseg_groupvit.utils.console import (progress, quiet_profiler,
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MiB = 2.0**20
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _nothing(count: int = 1) -> None:
-    pass
-
-
-#: The 1-minute load averages sampled after every timed round.
-LOAD_SAMPLES: List[float] = []
 #: How far the load may move (one core's worth) for trusted ratios.
 LOAD_SPREAD = 1.0
 #: How far apart the same figure measured twice may be.
 SAME_FIGURE = 1.5
-
-
-def time_interleaved(
-        fns: Dict[str, Callable],
-        repeat: int,
-        warmup: int,
-        device: torch.device,
-        advance: Callable = _nothing) -> Dict[str, Dict[str, float]]:
-    """Best, median and every round's (``runs``) wall time (s) of each
-    function, all run once per round so that load changes hit them alike;
-    ``advance()`` after each round, the load sampled after each timed one.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-        advance()
-    _sync(device)
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-        load = load_average()
-        if load is not None:
-            LOAD_SAMPLES.append(load)
-        advance()
-    return {
-        name: dict(best=min(ts), median=_median(ts), runs=ts)
-        for name, ts in times.items()
-    }
-
-
-def _median(values: List[float]) -> float:
-    ordered, middle = sorted(values), len(values) // 2
-    return (ordered[middle] + ordered[~middle]) / 2
-
-
-def ratio(times: dict, slower: str, faster: str) -> float:
-    """``slower``'s time over ``faster``'s: the median of the rounds'
-    ratios."""
-    return _median(
-        [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
+IMAGE_MODES = ('ours', 'mmseg_loop', 'naive', 'naive_plain')
 
 
 def reliability(loads: List[float],
@@ -136,34 +79,9 @@ def reliability(loads: List[float],
     return reasons
 
 
-def peak_memory(fn: Callable, device: torch.device) -> int:
-    """Peak bytes of tensor memory allocated during ``fn()``: CUDA's
-    allocator peak, or on CPU the running sum of the profiler's records."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - base
-    with profile(
-            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = sorted(prof.events(), key=lambda e: e.time_range.start)
-    current = peak = 0
-    for event in events:
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    return peak
-
-
-def matmul_peak(device: torch.device,
-                sizes: List[int],
-                repeat: int,
-                advance: Callable = _nothing) -> Dict[str, float]:
+def matmul_peak(device, sizes: List[int], repeat: int, advance=None) -> dict:
     """Best fp32 GFLOP/s of square matrix products (``torch.mm`` and the
     fused linear kernel): the device's peak."""
-    from mmseg_groupvit.models.layers import fast_linear
     best = {}
     for size in sizes:
         a = torch.randn(size, size, device=device)
@@ -174,17 +92,9 @@ def matmul_peak(device: torch.device,
         with torch.no_grad():
             times = time_interleaved(fns, repeat, 1, device, advance)
         for name, t in times.items():
-            rate = 2 * size**3 / t['best'] / 1e9
-            best[name] = max(best.get(name, 0.), rate)
+            best[name] = max(best.get(name, 0.), 2 * size**3 / t['best'] / 1e9)
     best['peak'] = max(best.values())
     return best
-
-
-def load_average() -> Optional[float]:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def naive_encode_decode(model, window, metas):
@@ -204,15 +114,11 @@ def naive_encode_decode(model, window, metas):
 @contextlib.contextmanager
 def plain_layers():
     """Plain ``F.linear`` layers instead of the fused linear kernel."""
-    from mmseg_groupvit.models.layers import fast_linear
     previous = fast_linear.set_enabled(False)
     try:
         yield
     finally:
         fast_linear.set_enabled(previous)
-
-
-IMAGE_MODES = ('ours', 'mmseg_loop', 'naive', 'naive_plain')
 
 
 def predict_with(model, mode: str, inputs, data_samples):
@@ -230,18 +136,6 @@ def predict_with(model, mode: str, inputs, data_samples):
             logits = MultimodalEncoderDecoder.slide_inference(
                 model, inputs, metas)
     return model.postprocess_result(logits, data_samples)
-
-
-def hf_features(hf, out, grid):
-    """transformers' outputs in the layout our head reads."""
-    vision = out.vision_model_output
-    return dict(
-        soft_assigns=list(vision.attentions),
-        grid=grid,
-        group_embeds=hf.visual_projection(
-            vision.last_hidden_state.flatten(0, 1)).view(
-                *vision.last_hidden_state.shape[:2], -1),
-        image_embeds=hf.visual_projection(vision.pooler_output))
 
 
 def first_window(dataset, model, shape, device, seed):
@@ -262,15 +156,21 @@ def max_diff(a, b) -> float:
     return (a.detach().float() - b.detach().float()).abs().max().item()
 
 
-def agreement(model, hf, window, tokens, metas, amp):
-    """Max abs differences between what ours and transformers compute."""
+def labels_equal(a, b) -> float:
+    return (a.argmax(1) == b.argmax(1)).float().mean().item()
+
+
+def agreement(model, hf, window, tokens, metas):
+    """Max abs differences between what ours and transformers compute, and
+    our head on transformers' features against ours."""
+    from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
     with torch.no_grad():
         out = hf(
             input_ids=tokens, pixel_values=window, output_segmentation=True)
+        vision = out.vision_model_output
         feats = model.image_encoder(window)
         text = F.normalize(model.text_encoder.encode_tokens(tokens), dim=-1)
         scale = model.decode_head.logit_scale.exp()
-        from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
         maps = group_maps(feats['soft_assigns'], feats['grid'],
                           window.shape[-2:])
         cos = F.normalize(feats['group_embeds'], dim=-1) @ text.t()
@@ -280,98 +180,74 @@ def agreement(model, hf, window, tokens, metas, amp):
                 F.normalize(feats['image_embeds'], dim=-1), out.image_embeds),
             text_embeds=max_diff(text, out.text_embeds),
             group_tokens=max_diff(feats['group_tokens'],
-                                  out.vision_model_output.last_hidden_state),
+                                  vision.last_hidden_state),
             segmentation_logits_over_scale2=max_diff(
                 seg, out.segmentation_logits / scale**2))
-        for i, (a, b) in enumerate(
-                zip(feats['soft_assigns'],
-                    out.vision_model_output.attentions)):
+        for i, (a,
+                b) in enumerate(zip(feats['soft_assigns'], vision.attentions)):
             diffs[f'soft_grouping_{i + 1}'] = max_diff(a, b)
+        hf_feats = dict(
+            soft_assigns=list(vision.attentions),
+            grid=feats['grid'],
+            group_embeds=hf.visual_projection(
+                vision.last_hidden_state.flatten(0, 1)).view(
+                    *vision.last_hidden_state.shape[:2], -1),
+            image_embeds=hf.visual_projection(vision.pooler_output))
         ours = model.encode_decode(window, metas)
-        class_embeds = model.text_encoder()
         from_hf = model.decode_head.predict(
-            [window, hf_features(hf, out, feats['grid']), class_embeds], metas,
-            model.test_cfg)
-    head = dict(
+            [window, hf_feats, model.text_encoder()], metas, model.test_cfg)
+    return diffs, dict(
         max_abs_diff=max_diff(ours, from_hf),
-        label_agreement=(
-            ours.argmax(1) == from_hf.argmax(1)).float().mean().item())
-    return diffs, head
+        label_agreement=labels_equal(ours, from_hf))
 
 
 def amp_agreement(model, window, metas, amp):
     """Our autocast outputs against our fp32 ones: scores, labels, group
     embeddings (least cosine) and soft groupings."""
-    test_cfg = model.test_cfg
-    saved = test_cfg.get('autocast')
     with torch.no_grad():
         fast = model.encode_decode(window, metas)
         fast_feats = model.extract_feat(window)
-        test_cfg['autocast'] = None
-        try:
+        with autocast_setting(model, 'fp32'):
             exact = model.encode_decode(window, metas)
             feats = model.image_encoder(window)
-        finally:
-            test_cfg['autocast'] = saved
     cosine = F.cosine_similarity(
         fast_feats['group_embeds'], feats['group_embeds'], dim=-1)
     return dict(
         dtype=amp,
         max_abs_diff=max_diff(fast, exact),
-        label_agreement=(
-            fast.argmax(1) == exact.argmax(1)).float().mean().item(),
+        label_agreement=labels_equal(fast, exact),
         min_group_embed_cosine=cosine.min().item(),
         soft_grouping_max_abs_diff=max(
             max_diff(a, b) for a, b in zip(fast_feats['soft_assigns'],
                                            feats['soft_assigns'])))
 
 
-def image_throughput(model,
-                     dataset,
-                     num_images,
-                     repeat,
-                     device,
-                     advance: Callable = _nothing):
-    """images/s of the slide paths on real images, interleaved per
-    image."""
-    modes = IMAGE_MODES
+def image_throughput(model, dataset, num_images, repeat, device, advance):
+    """images/s of the slide paths on real images (load and resize
+    included), interleaved per image."""
     n = min(num_images, len(dataset))
-    totals = dict.fromkeys(modes, 0.)
-    windows = 0
-    same = total = 0
+    shapes = {}
+
+    def run(mode, i):
+        batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
+        shapes[i] = batch['inputs'].shape[-2:]
+        out = predict_with(model, mode, batch['inputs'], batch['data_samples'])
+        return out[0].pred_sem_seg.data.cpu().numpy()
+
     with torch.no_grad():
-        for i in range(n):
-            start = time.perf_counter()
-            data = pseudo_collate([dataset[i]])
-            batch = model.data_preprocessor(data, False)
-            inputs = batch['inputs']
-            _sync(device)
-            load = time.perf_counter() - start
-            labels = {}
-
-            def run(mode):
-                samples = [s.clone() for s in batch['data_samples']]
-                out = predict_with(model, mode, inputs, samples)
-                labels[mode] = out[0].pred_sem_seg.data
-
-            fns = {mode: functools.partial(run, mode) for mode in modes}
-            times = time_interleaved(fns, repeat, int(i == 0), device)
-            for mode in modes:
-                totals[mode] += load + times[mode]['median']
-            same += (labels['ours'] == labels['naive']).sum().item()
-            total += labels['ours'].numel()
-            stride, crop = model.test_cfg.stride, model.test_cfg.crop_size
-            h, w = inputs.shape[-2:]
-            windows += (
-                (max(h - crop[0] + stride[0] - 1, 0) // stride[0] + 1) *
-                (max(w - crop[1] + stride[1] - 1, 0) // stride[1] + 1))
-            advance()
+        rates, labels = images_per_s(
+            {m: functools.partial(run, m)
+             for m in IMAGE_MODES}, n, repeat, device, advance)
+    (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
+    windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
+                  (max(w - cw + sw - 1, 0) // sw + 1)
+                  for h, w in shapes.values())
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
-        images_per_s={mode: n / totals[mode]
-                      for mode in modes},
-        label_agreement_ours_vs_naive=same / max(total, 1))
+        images_per_s=rates,
+        label_agreement_ours_vs_naive=share_equal(labels['ours'],
+                                                  labels['naive']))
 
 
 def parse_args(argv=None):
@@ -410,10 +286,7 @@ def parse_args(argv=None):
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('error: --device cuda but no GPU is visible; use '
-                         '--device cpu')
+    device = visible_device(args.device, '')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -422,10 +295,9 @@ def run(args) -> dict:
     if args.window_batch:
         cfg.model.test_cfg['window_batch'] = args.window_batch
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    shape = window_shape(cfg) if not args.shape else (args.shape[0],
-                                                      args.shape[-1])
-    load_start = load_average()
-    del LOAD_SAMPLES[:]
+    shape = (args.shape[0], args.shape[-1]) if args.shape else \
+        window_shape(cfg)
+    load_start, loads = load_average(), []
 
     say('building ours and the transformers reference')
     model = build_model(cfg, args.checkpoint, device, args.seed)
@@ -458,19 +330,19 @@ def run(args) -> dict:
             ours_text=lambda: model.text_encoder.encode_tokens(tokens),
             hf_text=lambda: hf.get_text_features(input_ids=tokens))
         with progress(args.repeat + 1, 'per-window times', 'rounds') as bar:
-            times = time_interleaved(fns, args.repeat, 1, device, bar.advance)
-        times['ours_window_batch2'] = {
-            k: [t / 2 for t in v] if k == 'runs' else v / 2
-            for k, v in times['ours_window_batch2'].items()
-        }
-        memory = {}
+            times = time_interleaved(fns, args.repeat, 1, device, bar.advance,
+                                     loads)
+        runs = [t / 2 for t in times['ours_window_batch2']['runs']]
+        times['ours_window_batch2'] = dict(
+            best=min(runs), median=median(runs), runs=runs)
         names = ('ours_window', 'hf_window', 'ours_backbone', 'hf_backbone')
+        memory = {}
         with progress(len(names), 'peak memory', 'calls') as bar:
             for name in names:
                 memory[name] = peak_memory(fns[name], device)
                 bar.advance()
     say('checking that ours and the reference agree')
-    diffs, head = agreement(model, hf, window, tokens, metas, args.amp)
+    diffs, head = agreement(model, hf, window, tokens, metas)
     amp = amp_agreement(model, window, metas,
                         args.amp) if args.amp != 'fp32' else None
 
@@ -481,11 +353,12 @@ def run(args) -> dict:
             len(args.peak_sizes) * (rounds + 1), 'matrix-product peak',
             'rounds') as bar:
         peak = matmul_peak(device, args.peak_sizes, rounds, bar.advance)
-    best = {k: v['best'] for k, v in times.items()}
-    rates = dict(
-        ours_window=2 * flops['window'] / best['ours_window'] / 1e9,
-        ours_backbone=2 * flops['image_encoder'] / best['ours_backbone'] / 1e9,
-        hf_backbone=2 * flops['image_encoder'] / best['hf_backbone'] / 1e9)
+    rates = {
+        name: 2 * flops[part] / times[name]['best'] / 1e9
+        for name, part in (('ours_window', 'window'), ('ours_backbone',
+                                                       'image_encoder'),
+                           ('hf_backbone', 'image_encoder'))
+    }
     images = None
     if dataset is not None and args.num_images > 0:
         count = min(args.num_images, len(dataset))
@@ -493,9 +366,8 @@ def run(args) -> dict:
             images = image_throughput(model, dataset, args.num_images,
                                       args.image_repeat, device, bar.advance)
     max_abs = max(diffs.values())
-    onnx = None
-    if args.onnx:
-        onnx = onnx_column(args, cfg, model, dataset, window, metas)
+    onnx = onnx_column(args, cfg, model, dataset, window,
+                       metas) if args.onnx else None
     return dict(
         onnx=onnx,
         config=args.config,
@@ -505,19 +377,16 @@ def run(args) -> dict:
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         amp=args.amp,
         window_batch=window_batch(model.test_cfg),
-        weights=args.checkpoint or f'random (seed {args.seed})',
+        weights=weights_label(args.checkpoint, args.seed),
         machine=machine(device),
         load_avg_1min=dict(
             start=load_start,
             end=load_average(),
-            min=min(LOAD_SAMPLES, default=None),
-            max=max(LOAD_SAMPLES, default=None)),
+            min=min(loads, default=None),
+            max=max(loads, default=None)),
         repeat=args.repeat,
         times_ms={
-            k: {
-                s: v * 1e3
-                for s, v in t.items() if s != 'runs'
-            }
+            k: dict(best=t['best'] * 1e3, median=t['median'] * 1e3)
             for k, t in times.items()
         },
         speedup_window=ratio(times, 'hf_window', 'ours_window'),
@@ -528,17 +397,17 @@ def run(args) -> dict:
         speedup_window_batch2=ratio(times, 'ours_window',
                                     'ours_window_batch2'),
         unreliable=reliability(
-            LOAD_SAMPLES, times, os.cpu_count(),
+            loads, times, os.cpu_count(),
             onnx['window_ms']['ours_window'] / 1e3 if onnx else None),
         peak_mem_mib={
             k: v / MiB
             for k, v in memory.items()
         },
         peak_mem_ratio=memory['ours_window'] / max(memory['hf_window'], 1),
-        gflop=dict(
-            window=2 * flops['window'] / 1e9,
-            image_encoder=2 * flops['image_encoder'] / 1e9,
-            text=2 * flops['text'] / 1e9),
+        gflop={
+            k: 2 * flops[k] / 1e9
+            for k in ('window', 'image_encoder', 'text')
+        },
         gflop_per_s=rates,
         matmul_peak_gflop_per_s=peak,
         share_of_peak={
@@ -554,8 +423,8 @@ def run(args) -> dict:
         images=images)
 
 
-def onnx_column(args, cfg, model, dataset, window, metas) -> dict:
-    """The onnxruntime column (``onnx_bench.py``)."""
+def onnx_column(args, cfg, model, dataset, window, metas) -> Optional[dict]:
+    """The onnxruntime column (``onnx_bench.py``), on CPU only."""
     import tempfile
 
     import onnx_bench
@@ -566,34 +435,30 @@ def onnx_column(args, cfg, model, dataset, window, metas) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         export = args.onnx
         if export == 'auto':
-            image = window_image(dataset)
-            export = onnx_bench.export_for(model, cfg, image,
-                                           osp.join(tmp, 'export'))
-        return onnx_bench.run(model, cfg, dataset, window, metas, export,
-                              args.num_images, args.repeat, args.threads,
-                              time_interleaved, args.checkpoint, args.config)
-
-
-def window_image(dataset) -> str:
-    """The photo of the timed window (a shipped one without data)."""
-    if dataset is not None:
-        return dataset[0]['data_samples'].img_path
-    return osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+            # The photo of the timed window (a shipped one without data).
+            image = dataset[0]['data_samples'].img_path if dataset else \
+                osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+            export = osp.join(tmp, 'export')
+            from mmseg_groupvit.deployment import export_onnx
+            export_onnx(model, cfg, export, image)
+        return onnx_bench.run(model, cfg, dataset, window, metas, export, args)
 
 
 def report(r: dict) -> str:
     t = {k: v['median'] for k, v in r['times_ms'].items()}
-    m = r['machine']
+    m, load, mem = r['machine'], r['load_avg_1min'], r['peak_mem_mib']
     h, w = r['window']
     x = 'x UNRELIABLE' if r['unreliable'] else 'x'
-    load = r['load_avg_1min']
+    gpu = ', ' + m['gpu'] if 'gpu' in m else ''
+    rate, share = r['gflop_per_s'], r['share_of_peak']
+    head = r['head_on_reference_features']
     lines = [
         f'GroupViT zero-shot benchmark: {r["config"]}, {h}x{w} window '
         f'({r["window_source"]}), {r["num_prompts"]} prompts, '
         f'{r["amp"]}, weights {r["weights"]}',
         f'machine: {m["cpu"]} ({m["cpu_count"]} CPUs), {m["threads"]} '
-        f'threads, device {m["device"]}{", " + m["gpu"] if "gpu" in m else ""}'
-        f', torch {m["torch"]}, transformers {m["transformers"]}',
+        f'threads, device {m["device"]}{gpu}, torch {m["torch"]}, '
+        f'transformers {m["transformers"]}',
         f'load average (1 min): {load["start"]} at start, {load["end"]} at '
         f'end, {load["min"]} to {load["max"]} during the timed rounds',
     ] + [
@@ -616,37 +481,33 @@ def report(r: dict) -> str:
         f'ours, 2 windows per pass    {t["ours_window_batch2"]:9.1f}'
         f'   per window ({r["speedup_window_batch2"]:.2f}{x} one window)',
         '',
-        f'peak tensor memory (MiB)    {r["peak_mem_mib"]["ours_window"]:9.1f}'
-        f' {r["peak_mem_mib"]["hf_window"]:13.1f} '
-        f'{r["peak_mem_ratio"]:6.2f}x  (full call)',
-        f'                            '
-        f'{r["peak_mem_mib"]["ours_backbone"]:9.1f} '
-        f'{r["peak_mem_mib"]["hf_backbone"]:13.1f}          (backbone)',
+        f'peak tensor memory (MiB)    {mem["ours_window"]:9.1f}'
+        f' {mem["hf_window"]:13.1f} {r["peak_mem_ratio"]:6.2f}x  (full call)',
+        f'                            {mem["ours_backbone"]:9.1f} '
+        f'{mem["hf_backbone"]:13.1f}          (backbone)',
         '',
         f'GFLOP per window {r["gflop"]["window"]:.2f} (backbone '
         f'{r["gflop"]["image_encoder"]:.2f}); text '
         f'{r["gflop"]["text"]:.2f} per vocabulary',
-        f'GFLOP/s: ours window {r["gflop_per_s"]["ours_window"]:.1f}, ours '
-        f'backbone {r["gflop_per_s"]["ours_backbone"]:.1f}, transformers '
-        f'backbone {r["gflop_per_s"]["hf_backbone"]:.1f}',
+        f'GFLOP/s: ours window {rate["ours_window"]:.1f}, ours backbone '
+        f'{rate["ours_backbone"]:.1f}, transformers backbone '
+        f'{rate["hf_backbone"]:.1f}',
         'matrix-product peak (GFLOP/s): ' +
         ', '.join(f'{k} {v:.1f}'
                   for k, v in r['matmul_peak_gflop_per_s'].items()) +
-        f'; ours backbone at '
-        f'{100 * r["share_of_peak"]["ours_backbone"]:.0f}% of it, '
-        f'transformers\' at {100 * r["share_of_peak"]["hf_backbone"]:.0f}%',
+        f'; ours backbone at {100 * share["ours_backbone"]:.0f}% of it, '
+        f'transformers\' at {100 * share["hf_backbone"]:.0f}%',
         '',
         'agreement with transformers (max abs diff): ' +
         ', '.join(f'{k} {v:.1e}' for k, v in r['diffs'].items()),
         f'  max {r["max_abs_diff"]:.1e} '
         f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
         f'our head on transformers\' features: max abs diff '
-        f'{r["head_on_reference_features"]["max_abs_diff"]:.1e}, labels '
-        f'{100 * r["head_on_reference_features"]["label_agreement"]:.3f}% '
-        f'equal',
+        f'{head["max_abs_diff"]:.1e}, labels '
+        f'{100 * head["label_agreement"]:.3f}% equal',
     ]
-    if r['amp_vs_fp32']:
-        a = r['amp_vs_fp32']
+    a = r['amp_vs_fp32']
+    if a:
         lines.append(f'{a["dtype"]} autocast vs fp32: scores max abs diff '
                      f'{a["max_abs_diff"]:.1e}, labels '
                      f'{100 * a["label_agreement"]:.3f}% equal; group '
@@ -688,8 +549,10 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_warnings()
     quiet_profiler()
-    if not osp.isfile(args.config):
-        print(f'error: config {args.config} does not exist', file=sys.stderr)
+    problem = check_paths(
+        args.config, args.checkpoint, checkpoint_option='--checkpoint')
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
         return 1
     try:
         import transformers  # noqa: F401

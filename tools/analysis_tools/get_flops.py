@@ -4,19 +4,16 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]]
         [--cfg-options ...]
 
-Adapted from MMSegmentation 1.2.2's ``get_flops.py`` (Apache-2.0), which
-fails on multimodal segmentors (open-mmlab/mmsegmentation#3866) and with
-mmengine 0.10.7. The count is mmengine's ``FlopAnalyzer`` (one multiply-add
-per FLOP) plus a rule for ``scaled_dot_product_attention``; one window
-(``--shape``, default the config's ``crop_size``) goes through the
-``mode='tensor'`` path with the class embeddings cached, the text encoder
-is counted apart. The tool prints two FLOPs per multiply-add, as
-``benchmark.py`` does.
+MMSegmentation's ``get_flops.py`` fails on multimodal segmentors
+(open-mmlab/mmsegmentation#3866). This counts with mmengine's
+``FlopAnalyzer`` plus a rule for ``scaled_dot_product_attention``: one
+window (default the config's ``crop_size``) through ``mode='tensor'`` with
+the class embeddings cached, the text encoder apart; printed as FLOPs, two
+per multiply-add, as ``benchmark.py`` does.
 """
 import argparse
-import os.path as osp
+import math
 import sys
-from collections import Counter
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
@@ -28,7 +25,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.tool_options import add_cfg_options
+from groupvit_common.tool_options import add_cfg_options, check_paths
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
@@ -37,10 +34,7 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     """Multiply-adds of ``aten::scaled_dot_product_attention``: ``q @ k^T``
     and ``attn @ v`` (softmax and scaling uncounted, as fvcore does)."""
     q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = 1
-    for dim in q[:-2]:
-        batch *= dim
-    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+    return math.prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
 class _TensorOutputs(nn.Module):
@@ -105,7 +99,6 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
         head=whole.total() - backbone.total() - projection.total(),
         text=text.total(),
         num_prompts=len(prompts),
-        by_operator=dict(Counter(whole.by_operator())),
         params=dict(
             all=params[''],
             image_encoder=params['image_encoder'],
@@ -159,11 +152,11 @@ def main(argv=None):
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     quiet_warnings()
-    if not osp.isfile(args.config):
-        print(f'error: config {args.config} does not exist', file=sys.stderr)
-        return 1
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        print('error: --shape takes H or H W', file=sys.stderr)
+    problem = check_paths(args.config)
+    if problem is None and args.shape is not None and len(args.shape) > 2:
+        problem = '--shape takes H or H W'
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
         return 1
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:

@@ -17,21 +17,19 @@ import json
 import os
 import os.path as osp
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
-from hf_reference import (build_dataset, build_model, build_reference,
-                          image_steps, machine, swapped_encode_decode)
+from bench_common import (DTYPES, autocast_setting, build_dataset, build_model,
+                          build_reference, image_steps, machine, predict_file,
+                          swapped_encode_decode, time_interleaved,
+                          visible_device)
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from groupvit_common.tool_options import check_paths, weights_label
 
-DEFAULT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
-VOC_SAMPLE = osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
-                      'VOC2012')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURE = os.environ.get(
     'GROUPVIT_FIXTURES',
     osp.join(osp.dirname(REPO), 'shared', 'fixtures', 'groupvit-original-A'))
@@ -42,14 +40,20 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT GPU report: correctness, then throughput')
     parser.add_argument(
-        'config', nargs='?', default=DEFAULT_CONFIG, help='config file')
+        'config',
+        nargs='?',
+        default=osp.join(REPO, 'configs', 'groupvit_voc.py'),
+        help='config file')
     parser.add_argument(
         '--checkpoint', help='converted checkpoint (default: random)')
     parser.add_argument(
         '--device',
         default='cuda' if torch.cuda.is_available() else 'cpu',
         help='cuda[:i]; cpu gives a dry run (default: cuda when visible)')
-    parser.add_argument('--data-root', default=VOC_SAMPLE)
+    parser.add_argument(
+        '--data-root',
+        default=osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
+                         'VOC2012'))
     parser.add_argument('--num-images', type=int, default=25)
     parser.add_argument('--window-batch', type=int, default=8)
     parser.add_argument('--repeat', type=int, default=3)
@@ -59,143 +63,105 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def predict_labels(model, batch):
-    with torch.no_grad():
-        out = model.predict(batch['inputs'], batch['data_samples'])
-    return out[0]
-
-
-def preprocess(model, steps, path):
-    data = pseudo_collate([steps(dict(img_path=path))])
-    return model.data_preprocessor(data, False)
-
-
 def fixture_check(device, fixture_dir, work_dir):
     """CUDA against CPU, and against the original code's labels, on the
     reference fixture's model and photos."""
     import numpy as np
-    from mmengine.config import ConfigDict
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
 
     from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
     if not osp.isdir(fixture_dir):
         return dict(skipped=f'reference fixture not found at {fixture_dir}')
     reference = np.load(osp.join(fixture_dir, 'reference.npz'))
-    converted = convert_checkpoint(
-        osp.join(fixture_dir, 'hf'), osp.join(work_dir, 'fixture.pth'))
-    cfg = Config.fromfile(converted['config'])
-    models = {}
-    for name, dev in (('cpu', torch.device('cpu')), ('device', device)):
-        model = MODELS.build(ConfigDict(cfg.model))
-        load_checkpoint(
-            model, osp.join(work_dir, 'fixture.pth'), map_location='cpu')
-        models[name] = model.to(dev).eval()
+    checkpoint = osp.join(work_dir, 'fixture.pth')
+    cfg = Config.fromfile(
+        convert_checkpoint(osp.join(fixture_dir, 'hf'), checkpoint)['config'])
+    cpu = build_model(cfg, checkpoint, 'cpu', 0)
+    on_device = build_model(cfg, checkpoint, device, 0) \
+        if device.type != 'cpu' else None  # a dry run compares CPU to CPU
     steps = image_steps(cfg)
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
         path = osp.join(shared, str(name))
-        out = {}
-        for key, model in models.items():
-            result = predict_labels(model, preprocess(model, steps, path))
-            out[key] = (result.seg_logits.data.float().cpu(),
-                        result.pred_sem_seg.data.cpu())
-        diff = (out['cpu'][0] - out['device'][0]).abs().max().item()
+        first = predict_file(cpu, steps, path)
+        out = [
+            first, first if on_device is None else predict_file(
+                on_device, steps, path)
+        ]
+        scores = [o.seg_logits.data.float().cpu() for o in out]
+        labels = [o.pred_sem_seg.data.cpu() for o in out]
         images.append(
             dict(
                 image=str(name),
-                scores_max_abs_diff=diff,
-                labels_equal=bool(
-                    torch.equal(out['cpu'][1], out['device'][1])),
-                # share of pixels labelled as by the original code
-                labels_as_original=float((out['device'][1].squeeze(
+                scores_max_abs_diff=(scores[0] - scores[1]).abs().max().item(),
+                labels_equal=bool(torch.equal(*labels)),
+                labels_as_original=float((labels[1].squeeze(
                     0).numpy() == reference[f'img{index}_label']).mean())))
-    # The original's labels may differ where its own kernels tie: the bound
-    # of tests/test_reference_fixture.py.
+    # The bound of tests/test_reference_fixture.py (the original's labels
+    # may differ where its own kernels tie).
     ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3
              and i['labels_as_original'] >= 0.999 for i in images)
     return dict(images=images, passed=ok, atol=1e-3)
 
 
-def precision_check(model, cfg, paths, device):
+def precision_check(model, cfg, paths):
     """fp16 / bf16 autocast against fp32: the share of equal labels."""
     steps = image_steps(cfg)
-    out = {}
     labels = {p: [] for p in PRECISIONS}
     for path in paths:
-        batch = preprocess(model, steps, path)
         for precision in PRECISIONS:
             with autocast_setting(model, precision):
-                samples = [s.clone() for s in batch['data_samples']]
-                result = predict_labels(
-                    model, dict(inputs=batch['inputs'], data_samples=samples))
-            labels[precision].append(result.pred_sem_seg.data)
-    for precision in PRECISIONS[1:]:
-        same = sum((a == b).sum().item()
-                   for a, b in zip(labels['fp32'], labels[precision]))
-        total = sum(a.numel() for a in labels['fp32'])
-        out[precision] = dict(label_agreement_with_fp32=same / total)
-    return out
-
-
-@contextlib.contextmanager
-def autocast_setting(model, precision):
-    saved = model.test_cfg.get('autocast')
-    model.test_cfg['autocast'] = None if precision == 'fp32' else precision
-    try:
-        yield
-    finally:
-        model.test_cfg['autocast'] = saved
+                labels[precision].append(
+                    predict_file(model, steps, path).pred_sem_seg.data)
+    total = sum(a.numel() for a in labels['fp32'])
+    return {
+        precision:
+        dict(
+            label_agreement_with_fp32=sum(
+                (a == b).sum().item()
+                for a, b in zip(labels['fp32'], labels[precision])) / total)
+        for precision in PRECISIONS[1:]
+    }
 
 
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     """transformers' segmentation logits as window scores, a zero
     background channel first."""
-    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
-    context = torch.autocast(inputs.device.type, dtype=dtype) \
-        if dtype else contextlib.nullcontext()
-    with context:
+    dtype = DTYPES.get(precision)
+    with torch.autocast(
+            inputs.device.type, dtype=dtype, enabled=dtype is not None):
         out = hf(
             input_ids=tokens, pixel_values=inputs, output_segmentation=True)
     logits = out.segmentation_logits.float()
     if logits.shape[-2:] != inputs.shape[-2:]:
         logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear')
-    background = logits.new_zeros((logits.shape[0], 1) + logits.shape[2:])
-    return torch.cat([background, logits], dim=1)
+    return torch.cat([logits.new_zeros(logits[:, :1].shape), logits], dim=1)
 
 
 def throughput(model, hf, cfg, paths, device, repeat):
     """images/s of the full protocol per precision, ours and
-    transformers'."""
+    transformers', interleaved."""
     steps = image_steps(cfg)
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
+
+    def run(who, precision):
+        swap = swapped_encode_decode(
+            model, functools.partial(hf_encode_decode, hf, tokens, precision)
+        ) if who == 'transformers' else contextlib.nullcontext()
+        with autocast_setting(model, precision), swap:
+            for path in paths:
+                predict_file(model, steps, path)
+
     result = {}
     for precision in PRECISIONS:
-        for who in ('ours', 'transformers'):
-            best = float('inf')
-            for run in range(repeat + 1):  # the first run warms up
-                sync(device)
-                start = time.perf_counter()
-                with autocast_setting(
-                        model, precision), (swapped_encode_decode(
-                            model,
-                            functools.partial(hf_encode_decode, hf, tokens,
-                                              precision))
-                                            if who == 'transformers' else
-                                            contextlib.nullcontext()):
-                    for path in paths:
-                        predict_labels(model, preprocess(model, steps, path))
-                sync(device)
-                if run:
-                    best = min(best, time.perf_counter() - start)
-            result[f'{who}_{precision}'] = len(paths) / best
+        times = time_interleaved(
+            {
+                who: functools.partial(run, who, precision)
+                for who in ('ours', 'transformers')
+            }, repeat, 1, device)
+        for who, t in times.items():
+            result[f'{who}_{precision}'] = len(paths) / t['best']
     return result
 
 
@@ -221,13 +187,12 @@ def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
         export, providers=[provider], window_batch=8)
     class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
     thresh = runner.protocol['bg_thresh']
-    best = float('inf')
-    for run in range(repeat + 1):
-        start = time.perf_counter()
+
+    def run():
         for path in paths:
             runner.predict_file(path, class_embeds, thresh)
-        if run:
-            best = min(best, time.perf_counter() - start)
+
+    best = time_interleaved(dict(ort=run), repeat, 1, device)['ort']['best']
     return dict(provider=provider, images_per_s=len(paths) / best)
 
 
@@ -267,10 +232,7 @@ def table(report):
 
 
 def run(args):
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('error: --device cuda but no GPU is visible; use '
-                         '--device cpu for a dry run')
+    device = visible_device(args.device, ' for a dry run')
     dry_run = device.type != 'cuda'
     os.makedirs(args.out, exist_ok=True)
     cfg = Config.fromfile(args.config)
@@ -286,13 +248,13 @@ def run(args):
     report = dict(
         dry_run=dry_run,
         config=args.config,
-        weights=args.checkpoint or f'random (seed {args.seed})',
+        weights=weights_label(args.checkpoint, args.seed),
         num_images=len(paths),
         window_batch=args.window_batch)
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
     model = build_model(cfg, args.checkpoint, device, args.seed)
-    report['precision'] = precision_check(model, cfg, paths, device)
+    report['precision'] = precision_check(model, cfg, paths)
     crop = tuple(cfg.model.test_cfg['crop_size'])
     hf = build_reference(model.cpu(), crop, cfg.model).to(device)
     model.to(device)
@@ -310,8 +272,10 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config not found: {args.config}')
+    problem = check_paths(
+        args.config, args.checkpoint, checkpoint_option='--checkpoint')
+    if problem:
+        sys.exit(f'error: {problem}')
     report = run(args)
     if report['dry_run']:
         print('DRY RUN on CPU: every step ran, but no figure is a GPU '

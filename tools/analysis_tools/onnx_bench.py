@@ -1,9 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The onnxruntime column of ``benchmark.py``: per window and per whole
-image, the export's runner against our PyTorch path (times, agreement),
-the files' sizes, each CLI's peak resident memory, and the image graph's
-profile per operator type."""
-import importlib.util
+"""The onnxruntime column of ``benchmark.py`` (CPU, fp32): per window and
+per whole image, the export's runner against our PyTorch path, the files'
+sizes, each CLI's peak resident memory and the image graph's profile per
+operator type."""
 import json
 import os
 import os.path as osp
@@ -11,11 +10,12 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
-from mmengine.dataset import pseudo_collate
+from bench_common import (image_steps, images_per_s, predict_file, ratio,
+                          share_equal, time_interleaved)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEPLOY = osp.join(REPO, 'tools', 'deployment')
@@ -23,26 +23,19 @@ MiB = 2.0**20
 
 
 def load_runtime():
-    """``tools/deployment/groupvit_ort`` (a folder of the tools, not of the
-    installed package), imported from its path."""
-    if 'groupvit_ort' not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            'groupvit_ort', osp.join(DEPLOY, 'groupvit_ort', '__init__.py'))
-        sys.modules['groupvit_ort'] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules['groupvit_ort'])
-    return sys.modules['groupvit_ort']
+    """``tools/deployment/groupvit_ort``, imported as its CLI does."""
+    if DEPLOY not in sys.path:
+        sys.path.append(DEPLOY)
+    import groupvit_ort
+    return groupvit_ort
 
 
 def _say(message: str) -> None:
     print(f'benchmark: onnxruntime: {message}', file=sys.stderr, flush=True)
 
 
-def export_for(model, cfg, check_image: str, out_dir: str) -> str:
-    from mmseg_groupvit.deployment import export_onnx
-    export_onnx(model, cfg, out_dir, check_image)
-    return out_dir
-
-
+# Runs a script as `python SCRIPT` does and writes its /proc/self/status at
+# exit: its own VmHWM (wait4 would count this process's at the fork).
 _HWM_LAUNCHER = """import atexit, os, runpy, sys
 def _record():
     with open('/proc/self/status') as f:
@@ -51,30 +44,25 @@ def _record():
         out.write(status)
 atexit.register(_record)
 sys.argv = sys.argv[1:]
-sys.path[0] = os.path.dirname(sys.argv[0])  # as `python SCRIPT` has it
+sys.path[0] = os.path.dirname(sys.argv[0])
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
 
 def _peak_rss_mib(script, args, tmp) -> Optional[float]:
-    """Peak resident memory (MiB) of a script in a child process: its own
-    ``VmHWM`` at exit (``wait4`` would count this process's at the fork).
-    """
+    """Peak resident memory (MiB) of a script run in a child process."""
     hwm_file = osp.join(tmp, 'status')
-    env = dict(os.environ, HWM_FILE=hwm_file)
     proc = subprocess.run(
-        [sys.executable, '-c', _HWM_LAUNCHER, script] + list(args),
+        [sys.executable, '-c', _HWM_LAUNCHER, script] + args,
         cwd=REPO,
-        env=env,
+        env=dict(os.environ, HWM_FILE=hwm_file),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     if proc.returncode != 0 or not osp.isfile(hwm_file):
         return None
     with open(hwm_file) as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return None
+        return next((int(line.split()[1]) / 1024
+                     for line in f if line.startswith('VmHWM:')), None)
 
 
 def peak_memory(export_dir, config, checkpoint, image, threads):
@@ -86,18 +74,19 @@ def peak_memory(export_dir, config, checkpoint, image, threads):
                 osp.join(tmp, 'onnx'), '--threads',
                 str(threads)
             ], tmp)
-        demo_args = [
-            image, '--config', config, '--show', 'overlay,prediction', '--out',
-            osp.join(tmp, 'torch')
-        ] + (['--checkpoint', checkpoint]
-             if checkpoint else ['--random-weights'])
+        weights = ['--checkpoint', checkpoint] if checkpoint else \
+            ['--random-weights']
         ours = _peak_rss_mib(
-            osp.join(REPO, 'tools', 'demo.py'), demo_args, tmp)
+            osp.join(REPO, 'tools', 'demo.py'), [
+                image, '--config', config, '--show', 'overlay,prediction',
+                '--out',
+                osp.join(tmp, 'torch')
+            ] + weights, tmp)
         return dict(onnxruntime=onnx, pytorch=ours)
 
 
 def profile_image_graph(export_dir,
-                        window,
+                        pixels,
                         class_embeds,
                         bg_thresh,
                         threads,
@@ -120,47 +109,48 @@ def profile_image_graph(export_dir,
             providers=['CPUExecutionProvider'])
         feeds = image_feeds(
             session,
-            pixels=window,
+            pixels=pixels,
             class_embeds=class_embeds,
             bg_thresh=np.array(bg_thresh, np.float32))
-        session.run(['scores'], feeds)  # warm-up, not counted
-        for _ in range(runs):
+        for _ in range(runs + 1):  # the warm-up is in the profile too
             session.run(['scores'], feeds)
-        path = session.end_profiling()
-        with open(path) as f:
+        with open(session.end_profiling()) as f:
             events = json.load(f)
     totals = defaultdict(float)
     for event in events:
-        if event.get('cat') != 'Node' or 'op_name' not in event.get(
-                'args', {}):
-            continue
-        if not event['name'].endswith('_kernel_time'):
-            continue
-        totals[event['args']['op_name']] += event['dur']
-    # The warm-up run is in the profile too: runs + 1 calls.
+        if event.get('cat') == 'Node' and 'op_name' in event.get(
+                'args', {}) and event['name'].endswith('_kernel_time'):
+            totals[event['args']['op_name']] += event['dur']
     per_call = {k: v / 1e3 / (runs + 1) for k, v in totals.items()}
     return dict(sorted(per_call.items(), key=lambda kv: -kv[1]))
 
 
-def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
-        repeat: int, threads: int, time_interleaved: Callable,
-        checkpoint: Optional[str], config: str) -> dict:
-    """The onnxruntime column (CPU, fp32)."""
-    runtime = load_runtime()
-    runner = runtime.OnnxSegmenter(export_dir, threads=threads)
+def run(model, cfg, dataset, window, metas, export_dir: str, args) -> dict:
+    """The onnxruntime column; ``args``: the benchmark's options."""
+    runner = load_runtime().OnnxSegmenter(export_dir, threads=args.threads)
     bg_thresh = float(model.test_cfg.get('bg_thresh', 0.95))
-    with torch.no_grad():
-        class_embeds = model.text_encoder().numpy()
     pixels = window.cpu().numpy()
     with torch.no_grad():
+        class_embeds = model.text_encoder().numpy()
         fns = dict(
             ours_window=lambda: model.encode_decode(window, metas),
             onnxruntime_window=lambda: runner.window_scores(
                 pixels, class_embeds, bg_thresh))
-        _say(f'per-window times ({repeat} rounds)')
-        times = time_interleaved(fns, repeat, 1, window.device)
+        _say(f'per-window times ({args.repeat} rounds)')
+        times = time_interleaved(fns, args.repeat, 1, window.device)
         ours = model.encode_decode(window, metas).cpu().numpy()
     scores = runner.window_scores(pixels, class_embeds, bg_thresh)
+    sizes = {
+        name: os.path.getsize(osp.join(export_dir, name)) / MiB
+        for name in ('image.onnx', 'text.onnx')
+    }
+    if args.checkpoint:
+        sizes['pytorch_checkpoint'] = os.path.getsize(args.checkpoint) / MiB
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = osp.join(tmp, 'state.pth')
+            torch.save(model.state_dict(), path)
+            sizes['pytorch_state_dict'] = os.path.getsize(path) / MiB
     result = dict(
         export=export_dir,
         window_ms={
@@ -168,77 +158,45 @@ def run(model, cfg, dataset, window, metas, export_dir: str, num_images: int,
             for k, v in times.items()
         },
         window_max_abs_diff=float(np.abs(scores - ours).max()),
-        window_labels_equal=float((scores.argmax(1) == ours.argmax(1)).mean()))
-    # The median of the rounds' ratios (each round runs both).
-    result['speedup_window'] = float(
-        np.median(
-            np.array(times['ours_window']['runs']) /
-            np.array(times['onnxruntime_window']['runs'])))
-    sizes = {
-        name: os.path.getsize(osp.join(export_dir, name)) / MiB
-        for name in ('image.onnx', 'text.onnx')
-    }
-    if checkpoint:
-        sizes['pytorch_checkpoint'] = os.path.getsize(checkpoint) / MiB
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = osp.join(tmp, 'state.pth')
-            torch.save(model.state_dict(), path)
-            sizes['pytorch_state_dict'] = os.path.getsize(path) / MiB
-    result['file_mib'] = sizes
-    if dataset is not None and num_images > 0:
+        window_labels_equal=float((scores.argmax(1) == ours.argmax(1)).mean()),
+        speedup_window=ratio(times, 'ours_window', 'onnxruntime_window'),
+        file_mib=sizes)
+    if dataset is not None and args.num_images > 0:
         result['images'] = whole_images(model, cfg, dataset, runner,
-                                        class_embeds, bg_thresh, num_images,
-                                        repeat, time_interleaved,
-                                        window.device)
-        image = dataset[0]['data_samples'].img_path
+                                        class_embeds, bg_thresh,
+                                        args.num_images, args.repeat)
         _say('peak memory of one image with each CLI')
-        result['peak_rss_mib'] = peak_memory(export_dir, config, checkpoint,
-                                             image, threads)
+        result['peak_rss_mib'] = peak_memory(
+            export_dir, args.config, args.checkpoint,
+            dataset[0]['data_samples'].img_path, args.threads)
     _say('profile of the image graph')
     result['image_graph_profile_ms'] = profile_image_graph(
-        export_dir, pixels, class_embeds, bg_thresh, threads)
+        export_dir, pixels, class_embeds, bg_thresh, args.threads)
     return result
 
 
 def whole_images(model, cfg, dataset, runner, class_embeds, bg_thresh,
-                 num_images, repeat, time_interleaved, device):
+                 num_images, repeat):
     """Images/s of the two whole-image paths (file read included) and their
     label agreement."""
-    from hf_reference import image_steps
     steps = image_steps(cfg)
     n = min(num_images, len(dataset))
-    totals = dict(pytorch=0., onnxruntime=0.)
-    same = total = 0
-    for i in range(n):
-        _say(f'whole images: {i + 1}/{n}')
-        path = dataset[i]['data_samples'].img_path
-        labels = {}
-
-        def ours():
-            data = pseudo_collate([steps(dict(img_path=path))])
-            batch = model.data_preprocessor(data, False)
-            with torch.no_grad():
-                out = model.predict(batch['inputs'], batch['data_samples'])
-            labels['pytorch'] = out[0].pred_sem_seg.data[0].cpu().numpy()
-
-        def onnx():
-            labels['onnxruntime'] = runner.predict_file(
-                path, class_embeds, bg_thresh)[1]
-
-        times = time_interleaved(
-            dict(pytorch=ours, onnxruntime=onnx), repeat, int(i == 0), device)
-        for key in totals:
-            totals[key] += times[key]['median']
-        same += (labels['pytorch'] == labels['onnxruntime']).sum()
-        total += labels['pytorch'].size
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(n)]
+    done = iter(range(1, n + 1))
+    rates, labels = images_per_s(
+        dict(
+            pytorch=lambda i: predict_file(model, steps, paths[i]).pred_sem_seg
+            .data[0].cpu().numpy(),
+            onnxruntime=lambda i: runner.predict_file(paths[i], class_embeds,
+                                                      bg_thresh)[1]),
+        n,
+        repeat,
+        'cpu',
+        advance=lambda: _say(f'whole images: {next(done)}/{n}'))
     return dict(
         num_images=n,
-        images_per_s={
-            k: n / v
-            for k, v in totals.items()
-        },
-        labels_equal=float(same / max(total, 1)))
+        images_per_s=rates,
+        labels_equal=share_equal(labels['pytorch'], labels['onnxruntime']))
 
 
 def report_lines(o: dict, x: str = 'x') -> list:

@@ -18,38 +18,17 @@ import os
 import os.path as osp
 import resource
 import sys
-import time
 
 PROMPTS = 3
-#: The small architecture of ``--arch small`` is this config's.
-SMALL_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'pretrain', 'groupvit_samples_smoke.py')
 
 
 def architecture(name: str) -> dict:
-    """The released architecture, or the small one of the smoke config."""
+    """The released architecture, or the small one of the tools."""
+    from bench_common import small_arch
+
     import mmseg_groupvit  # noqa: F401 (registers the constructors)
-    from mmseg_groupvit.weights.arch import FIELDS, released_arch
-    if name == 'released':
-        return released_arch()
-    from mmengine.config import Config
-    model = Config.fromfile(SMALL_CONFIG).model
-    return {
-        part: {
-            k: v
-            for k, v in model[part].items() if k in FIELDS[part]
-        }
-        for part in FIELDS
-    }
-
-
-def _rss_mib() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
+    from mmseg_groupvit.weights.arch import released_arch
+    return released_arch() if name == 'released' else small_arch()
 
 
 def _ours(arch):
@@ -91,27 +70,11 @@ def _ours(arch):
 def _plain(arch):
     import torch
     import transformers
+    from bench_common import hf_config
 
-    from mmseg_groupvit.models.pretrainers.contrastive_losses import (
-        contrastive_loss, multi_label_loss)
-    img, txt = arch['image_encoder'], arch['text_encoder']
-    config = transformers.GroupViTConfig(
-        vision_config=dict(
-            hidden_size=img['hidden_size'],
-            intermediate_size=img['intermediate_size'],
-            depths=img['depths'],
-            num_hidden_layers=sum(img['depths']),
-            num_group_tokens=img['num_group_tokens'],
-            num_output_groups=list(img['num_output_groups']) +
-            [img['num_output_groups'][-1]],
-            num_attention_heads=img['num_attention_heads']),
-        text_config=dict(
-            hidden_size=txt['hidden_size'],
-            intermediate_size=txt['intermediate_size'],
-            num_hidden_layers=txt['num_hidden_layers'],
-            num_attention_heads=txt['num_attention_heads']),
-        projection_dim=img['projection_dim'],
-        projection_intermediate_dim=img['projection_intermediate_dim'])
+    from mmseg_groupvit.models.pretrainers import (contrastive_loss,
+                                                   multi_label_loss)
+    config = hf_config(arch, 224)
     config._attn_implementation = 'eager'
     model = transformers.GroupViTModel(config)
     scale = torch.nn.Parameter(torch.tensor(2.6592))
@@ -133,6 +96,7 @@ def _plain(arch):
 
 def _measure(who, arch, batch, device, amp, repeat, queue):
     import torch
+    from bench_common import DTYPES, time_interleaved
     torch.manual_seed(0)
     model, losses = (_ours if who == 'ours' else _plain)(arch)
     model = model.to(device).train()
@@ -142,39 +106,39 @@ def _measure(who, arch, batch, device, amp, repeat, queue):
     tokens[..., 0] = 49406
     tokens[..., 20] = 49407
     tokens[..., 21:] = 0
-    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(amp)
-    scaler = torch.amp.GradScaler(device.split(':')[0], enabled=amp == 'fp16')
-    if device.startswith('cuda'):
+    kind, dtype = device.split(':')[0], DTYPES.get(amp)
+    scaler = torch.amp.GradScaler(kind, enabled=amp == 'fp16')
+    cuda = kind == 'cuda'
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-    rss = _rss_mib(
-    ) if device == 'cpu' else torch.cuda.memory_allocated() / 2**20
-    times = []
-    for _ in range(repeat + 1):
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with torch.autocast(
-                device.split(':')[0], dtype=dtype, enabled=dtype is not None):
-            loss = losses(images, tokens)
+    if cuda:
+        before = torch.cuda.memory_allocated() / 2**20
+    else:
+        with open('/proc/self/status') as f:
+            before = next(
+                int(line.split()[1]) / 1024 for line in f
+                if line.startswith('VmRSS'))
+    loss = []
+
+    def step():
+        with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
+            loss[:] = [losses(images, tokens)]
         optimizer.zero_grad()
-        scaler.scale(loss).backward()
+        scaler.scale(loss[0]).backward()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         scaler.step(optimizer)
         scaler.update()
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if device.startswith('cuda'):
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    best = time_interleaved(dict(step=step), repeat, 1, device)['step']['best']
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(
         dict(
-            seconds=min(times[1:]),
+            seconds=best,
             peak_mib=peak,
-            before_steps_mib=rss,
-            loss=loss.item()))
+            before_steps_mib=before,
+            loss=loss[0].item()))
 
 
 def measure(who, arch, batch, device, amp, repeat) -> dict:
@@ -184,16 +148,11 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc = ctx.Process(
         target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
     proc.start()
-    while True:
-        try:
-            result = queue.get(timeout=1)
-            break
-        except Exception:  # queue.Empty: is the process still running?
-            if not proc.is_alive():
-                sys.exit(f'error: the {who} {amp} measurement failed (exit '
-                         f'code {proc.exitcode}); its error is above.')
-    proc.join()
-    return result
+    proc.join()  # the result is small: the queue does not block the exit
+    if proc.exitcode != 0:
+        sys.exit(f'error: the {who} {amp} measurement failed (exit code '
+                 f'{proc.exitcode}); its error is above.')
+    return queue.get()
 
 
 def parse_args(argv=None):

@@ -1,11 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Make GroupViT's COCO-Object label maps for ``COCOObjectDataset``:
-``OUT/annotations/<split>/<name>_instanceTrainIds.png``, uint8, 0 =
-background (stuff and unlabeled), 1..80 = the COCO things in category-id
-order (GroupViT's ``convert_coco_object.py`` convention). From COCO-Stuff
-raw maps (A; ``*TrainIds*`` files skipped), or from an instances JSON (B,
-needs pycocotools; every annotation painted largest first, so the smaller
-is on top where objects overlap, the only pixels where A and B differ)::
+"""COCO-Object label maps for ``COCOObjectDataset``
+(``OUT/annotations/<split>/<name>_instanceTrainIds.png``: 0 background,
+1..80 the COCO things in category-id order) from COCO-Stuff raw maps (A),
+or from an instances JSON (B, needs pycocotools; the smaller object on
+top where objects overlap, the only pixels where A and B differ)::
 
     python tools/dataset_converters/coco_object.py data/coco_stuff164k \\
         --nproc 8
@@ -21,7 +19,6 @@ import sys
 import warnings
 from functools import partial
 from glob import glob
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.utils import (mkdir_or_exist, track_parallel_progress,
@@ -35,35 +32,21 @@ COCO_THING_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
                   53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70,
                   72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
                   88, 89, 90)
-#: Category ids below 92 (COCO-Stuff's first stuff id) without a class.
 UNUSED_THING_IDS = tuple(sorted(set(range(1, 92)) - set(COCO_THING_IDS)))
 NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'
-PYCOCOTOOLS_HINT = ('Converting COCO instance annotations (--instances) '
-                    'needs pycocotools: `pip install pycocotools`.')
+LABEL_OF = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
+#: ``[256]`` raw value (category id - 1) -> label: 1..80 things, 0 stuff,
+#: unused ids and 255, -1 impossible values.
+RAW_TO_OBJECT = np.full(256, -1, dtype=np.int16)
+RAW_TO_OBJECT[:NUM_RAW_IDS] = RAW_TO_OBJECT[RAW_UNLABELED] = 0
+RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 
 
-def build_raw_lut() -> np.ndarray:
-    """``[256]`` int16 from a COCO-Stuff raw value to a COCO-Object label:
-    1..80 things, 0 stuff, unused ids and 255, -1 impossible values."""
-    lut = np.full(256, -1, dtype=np.int16)
-    lut[:NUM_RAW_IDS] = 0
-    lut[RAW_UNLABELED] = 0
-    for label, category_id in enumerate(COCO_THING_IDS, start=1):
-        lut[category_id - 1] = label
-    return lut
-
-
-RAW_TO_OBJECT = build_raw_lut()
-
-
-def convert_raw_map(raw: np.ndarray, name: str = 'label map') -> np.ndarray:
-    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80.
-
-    Raises:
-        ValueError: Not a 2-D integer map of raw values (``name`` said).
-    """
+def convert_raw_map(raw, name='label map'):
+    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80;
+    ``ValueError`` naming ``name`` for anything else."""
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{name}: expected a single-channel integer label map, got '
@@ -82,9 +65,9 @@ def convert_raw_map(raw: np.ndarray, name: str = 'label map') -> np.ndarray:
     return labels.astype(np.uint8)
 
 
-def convert_raw_file(in_file: str, out_dir: str) -> int:
-    """Convert one raw PNG into ``out_dir``; the count of pixels that had
-    an unused category id (made background)."""
+def convert_raw_file(in_file, out_dir):
+    """Convert one raw PNG into ``out_dir``; the count of its pixels of
+    unused category ids (made background)."""
     raw = np.asarray(Image.open(in_file))
     labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
@@ -93,7 +76,7 @@ def convert_raw_file(in_file: str, out_dir: str) -> int:
     return int(np.isin(raw, unused_raw).sum())
 
 
-def _run(func, tasks: Sequence, nproc: int) -> List:
+def _run(func, tasks, nproc):
     if not tasks:
         return []
     if nproc > 1:
@@ -101,10 +84,9 @@ def _run(func, tasks: Sequence, nproc: int) -> List:
     return track_progress(func, tasks)
 
 
-def convert_stuff_split(coco_path: str, split: str, out_root: str,
-                        nproc: int) -> Tuple[int, int]:
-    """Convert ``coco_path/annotations/<split>/*.png`` (input A); the
-    maps written and the ``*TrainIds*`` files skipped."""
+def convert_stuff_split(coco_path, split, out_root, nproc):
+    """Convert ``coco_path/annotations/<split>/*.png`` (input A, skipping
+    ``*TrainIds*`` files); the maps written and the files skipped."""
     files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
     raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
     out_dir = osp.join(out_root, 'annotations', split)
@@ -117,49 +99,36 @@ def convert_stuff_split(coco_path: str, split: str, out_root: str,
     return len(raw_files), len(files) - len(raw_files)
 
 
-def annotation_mask(annotation: Dict, height: int, width: int) -> np.ndarray:
-    """``[H, W]`` bool mask of one COCO annotation (polygons or RLE)."""
+def rasterize_instances(annotations, height, width):
+    """``[H, W]`` uint8 labels of one image's annotations (polygons or RLE),
+    the larger ``area`` painted first (ties in file order)."""
     from pycocotools import mask as mask_utils
-    segm = annotation['segmentation']
-    if isinstance(segm, list):  # polygons: one RLE per part, then merge
-        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    elif isinstance(segm.get('counts'), list):  # uncompressed RLE
-        rle = mask_utils.frPyObjects(segm, height, width)
-    else:  # compressed RLE
-        rle = segm
-    return mask_utils.decode(rle).astype(bool)
-
-
-def rasterize_instances(annotations: Sequence[Dict], height: int,
-                        width: int) -> np.ndarray:
-    """``[H, W]`` uint8 labels of one image's annotations, the larger
-    ``area`` painted first (ties in file order).
-
-    Raises:
-        ValueError: An annotation's category is not a COCO thing.
-    """
-    label_of = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
+    masks = []
     for ann in annotations:
-        if ann['category_id'] not in label_of:
+        if ann['category_id'] not in LABEL_OF:
             raise ValueError(
                 f'Annotation {ann.get("id")} has category_id '
                 f'{ann["category_id"]}, which is not one of the 80 COCO '
                 f'thing ids. Pass an instances_*.json file (not panoptic or '
                 f'stuff annotations).')
-    masks = [annotation_mask(ann, height, width) for ann in annotations]
+        segm = ann['segmentation']
+        if isinstance(segm, list):  # polygons: one RLE per part, merged
+            segm = mask_utils.merge(
+                mask_utils.frPyObjects(segm, height, width))
+        elif isinstance(segm.get('counts'), list):  # uncompressed RLE
+            segm = mask_utils.frPyObjects(segm, height, width)
+        masks.append(mask_utils.decode(segm).astype(bool))
     areas = [
         ann['area'] if 'area' in ann else int(mask.sum())
         for ann, mask in zip(annotations, masks)
     ]
     labels = np.zeros((height, width), dtype=np.uint8)
-    # sorted() is stable: equal areas keep their file order.
     for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
-        labels[masks[index]] = label_of[annotations[index]['category_id']]
+        labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
     return labels
 
 
-def convert_instance_image(task: Tuple[Dict, List[Dict]],
-                           out_dir: str) -> None:
+def convert_instance_image(task, out_dir):
     """Write the label map of one ``(image entry, annotations)``."""
     image, annotations = task
     labels = rasterize_instances(annotations, image['height'], image['width'])
@@ -167,29 +136,22 @@ def convert_instance_image(task: Tuple[Dict, List[Dict]],
     Image.fromarray(labels).save(osp.join(out_dir, stem + OUT_SUFFIX))
 
 
-def convert_instances(json_file: str, split: str, out_root: str,
-                      nproc: int) -> Tuple[int, int]:
+def convert_instances(json_file, split, out_root, nproc):
     """Convert a COCO instances JSON (input B); the maps written and how
     many are all background."""
     try:
         import pycocotools.mask  # noqa: F401
     except ImportError:
-        raise ImportError(PYCOCOTOOLS_HINT) from None
+        raise ImportError('Converting COCO instance annotations '
+                          '(--instances) needs pycocotools: `pip install '
+                          'pycocotools`.') from None
     with open(json_file) as f:
         coco = json.load(f)
     missing = {'images', 'annotations'} - set(coco)
     if missing:
         raise ValueError(f'{json_file} has no {sorted(missing)} key(s); '
                          f'expected a COCO instances_*.json file.')
-    known = {c['id'] for c in coco.get('categories', [])}
-    if known and known != set(COCO_THING_IDS):
-        warnings.warn(f'The categories of {json_file} are not the 80 COCO '
-                      f'thing ids; annotations of other categories will '
-                      f'fail.')
-    per_image: Dict[int, List[Dict]] = {
-        img['id']: []
-        for img in coco['images']
-    }
+    per_image = {img['id']: [] for img in coco['images']}
     for ann in coco['annotations']:
         if ann['image_id'] not in per_image:
             raise ValueError(f'Annotation {ann.get("id")} refers to image '
@@ -203,47 +165,38 @@ def convert_instances(json_file: str, split: str, out_root: str,
     return len(tasks), sum(1 for _, anns in tasks if not anns)
 
 
-def split_from_json_name(json_file: str) -> Optional[str]:
+def split_from_json_name(json_file):
     """``'val2017'`` of ``instances_val2017[_sample].json``, or None."""
     match = re.match(r'instances_([A-Za-z]+\d*)', osp.basename(json_file))
     return match.group(1) if match else None
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Make COCO-Object label maps (0 = background, 1..80 = '
-        'COCO things) from COCO-Stuff-164k raw maps or from a COCO '
-        'instances JSON.')
+        'COCO things) from COCO-Stuff-164k raw maps or a COCO instances '
+        'JSON.')
     parser.add_argument(
         'coco_path',
         nargs='?',
         help='COCO-Stuff-164k root with annotations/<split>/*.png raw maps '
-        '(input A). With --instances it is only the default output root.')
+        '(input A); with --instances only the default output root')
     parser.add_argument(
         '--instances',
         metavar='JSON',
-        help='COCO instances_<split>.json to rasterise instead (input B, '
-        'needs pycocotools).')
+        help='COCO instances_<split>.json to rasterise instead (input B)')
     parser.add_argument(
         '--splits',
         nargs='+',
         default=['train2017', 'val2017'],
-        help='input A: split folders to convert (default: %(default)s); '
-        'missing ones are skipped.')
+        help='input A: split folders (missing ones are skipped)')
     parser.add_argument(
         '--split',
-        help='input B: output split folder (default: taken from '
-        'instances_<split>.json).')
+        help='input B: output split folder (default: from the file name)')
     parser.add_argument(
-        '-o',
-        '--out-dir',
-        help='output root; maps go to OUT_DIR/annotations/<split>/ '
-        '(default: coco_path).')
+        '-o', '--out-dir', help='output root (default: coco_path)')
     parser.add_argument(
-        '--nproc',
-        type=int,
-        default=1,
-        help='worker processes (default: %(default)s).')
+        '--nproc', type=int, default=1, help='number of processes')
     args = parser.parse_args(argv)
     if args.nproc < 1:
         parser.error(f'--nproc must be >= 1, got {args.nproc}.')
@@ -262,21 +215,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, int]:
+def main(argv=None):
     """Run the converter; the maps written per split."""
     args = parse_args(argv)
-    written = {}
     if args.instances is not None:
-        if not osp.isfile(args.instances):
-            raise FileNotFoundError(
-                f'COCO instances file {args.instances!r} does not exist.')
         count, empty = convert_instances(args.instances, args.split,
                                          args.out_dir, args.nproc)
-        written[args.split] = count
         print(f'{args.split}: wrote {count} label maps ({empty} without '
               f'thing annotations, all background) to '
               f'{osp.join(args.out_dir, "annotations", args.split)}')
-        return written
+        return {args.split: count}
+    written = {}
     for split in args.splits:
         if not osp.isdir(osp.join(args.coco_path, 'annotations', split)):
             print(f'{split}: no folder {args.coco_path}/annotations/{split}; '
@@ -299,6 +248,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, int]:
 
 if __name__ == '__main__':
     try:
-        main(sys.argv[1:])
+        main()
     except (FileNotFoundError, ImportError, ValueError) as error:
         sys.exit(f'error: {error}')

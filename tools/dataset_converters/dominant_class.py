@@ -1,11 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Derive a labelled image-classification list from semantic-segmentation
-ground truth: the images whose label map is dominated by one class.
-
-An image is kept when its object pixels (not ``--ignore``) cover at least
-``--min-object`` of it and one class has ``--min-share`` of them; its label
-is that value minus ``--offset``. Writes ``filename label`` lines for
-``CustomDataset(ann_file=...)``::
+"""An image-classification list (``filename label`` lines for
+``CustomDataset(ann_file=...)``) from segmentation ground truth: the images
+whose object pixels (not ``--ignore``) cover ``--min-object`` of them, one
+class having ``--min-share`` of those; the label is that value minus
+``--offset``::
 
     cd samples/voc2012_sample/VOCdevkit/VOC2012
     python ../../../../tools/dataset_converters/dominant_class.py . \\

@@ -1,0 +1,393 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""What the benchmark tools share: transformers' ``GroupViTModel`` with a
+segmentor's weights, the model, dataset and machine, interleaved timing
+and peak memory."""
+import contextlib
+import functools
+import os
+import os.path as osp
+import platform
+import re
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from mmengine.dataset import Compose, pseudo_collate
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from mmseg_groupvit.weights import infer_arch
+from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
+
+#: Its architecture is the small one of the tools (seconds on a CPU).
+SMALL_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'pretrain', 'groupvit_samples_smoke.py')
+_QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
+_RULES = [(re.compile(p), r) for p, r in HF_RULES]
+DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
+
+
+def _our_key(hf_key: str) -> str:
+    for pattern, repl in _RULES:
+        if pattern.match(hf_key):
+            return pattern.sub(repl, hf_key)
+    raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
+
+
+def small_arch() -> dict:
+    """The architecture fields of :data:`SMALL_CONFIG`'s model."""
+    from mmengine.config import Config
+
+    from mmseg_groupvit.weights.arch import FIELDS
+    model = Config.fromfile(SMALL_CONFIG).model
+    return {
+        part: {
+            k: v
+            for k, v in model[part].items() if k in FIELDS[part]
+        }
+        for part in FIELDS
+    }
+
+
+def hf_config(arch: dict, image_size: int):
+    """A ``transformers.GroupViTConfig`` of an architecture (the fields of
+    ``mmseg_groupvit.weights.arch``, head counts included)."""
+    from transformers import GroupViTConfig
+    vision, text = dict(arch['image_encoder']), dict(arch['text_encoder'])
+    projection = {
+        k: vision.pop(k)
+        for k in ('projection_dim', 'projection_intermediate_dim')
+    }
+    for k in projection:
+        text.pop(k, None)
+    # transformers reads num_output_groups[i - 1] for every stage.
+    groups = list(vision['num_output_groups'])
+    vision.update(
+        num_output_groups=groups + groups[-1:] *
+        (len(vision['depths']) - len(groups)),
+        num_hidden_layers=sum(vision['depths']),
+        image_size=image_size)
+    return GroupViTConfig(vision_config=vision, text_config=text, **projection)
+
+
+def model_arch(model: nn.Module, cfg_model=None) -> dict:
+    """A built segmentor's architecture: shapes from the weights, head
+    counts from the modules, activation and LayerNorm epsilon from
+    ``cfg_model`` when it sets them."""
+    arch = infer_arch(model.state_dict())
+    arch['image_encoder']['num_attention_heads'] = \
+        model.image_encoder.stages[0].blocks[0].attn.num_heads
+    arch['text_encoder']['num_attention_heads'] = \
+        model.text_encoder.blocks[0].attn.num_heads
+    for key, part in arch.items():
+        section = (cfg_model or {}).get(key, {})
+        part.update({
+            f: section[f]
+            for f in ('hidden_act', 'layer_norm_eps') if f in section
+        })
+    return arch
+
+
+def hf_state_dict(model: nn.Module, hf_keys,
+                  grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+    """Our weights under transformers' keys ``hf_keys``, the position
+    table resized to the patch ``grid``."""
+    state = model.state_dict()
+    out = {}
+    for key in hf_keys:
+        if key in HF_DROPPED:
+            continue
+        match = _QKV.match(key)
+        if match and '.downsample.' not in key:
+            prefix, which, kind = match.groups()
+            fused = state[_our_key(f'{prefix}.self_attn.qkv.{kind}')]
+            out[key] = fused.chunk(3)['qkv'.index(which)]
+        elif key == 'vision_model.embeddings.position_embeddings':
+            with torch.no_grad():
+                out[key] = model.image_encoder.interpolate_pos_embed(
+                    grid).detach().clone()
+        else:
+            out[key] = state[_our_key(key)]
+    return out
+
+
+def build_reference(model: nn.Module,
+                    window: Tuple[int, int],
+                    cfg_model: Optional[dict] = None) -> nn.Module:
+    """transformers' ``GroupViTModel`` in eval mode with ``model``'s
+    weights, for square windows of side ``window[0]`` (its forward accepts
+    only its square ``image_size``: ``ValueError`` otherwise)."""
+    import transformers
+    if window[0] != window[1]:
+        raise ValueError(
+            f'transformers\' GroupViTModel only runs square inputs of its '
+            f'image_size; the window is {window[0]}x{window[1]}. Pass a '
+            f'square --shape.')
+    config = hf_config(model_arch(model, cfg_model), window[0])
+    hf = transformers.GroupViTModel(config).eval()
+    patch = model.image_encoder.patch_size
+    state = hf_state_dict(model,
+                          hf.state_dict().keys(),
+                          (window[0] // patch, window[1] // patch))
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in HF_DROPPED]
+    if missing or unexpected:
+        raise RuntimeError(f'weights do not map onto transformers\' model: '
+                           f'missing {missing[:5]}, unexpected '
+                           f'{unexpected[:5]}')
+    return hf
+
+
+def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial random values for every tensor of a segmentor, so that
+    groupings are not degenerate and nothing agrees by accident."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(t, std, mean=0.):
+        return torch.randn(t.shape, generator=gen) * std + mean
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('logit_scale'):
+                continue
+            if 'group_token' in name or 'pos' in name:
+                param.copy_(normal(param, 0.2))
+            elif param.dim() >= 2 or name.endswith('.bias'):
+                param.copy_(normal(param, 0.02))
+            else:  # LayerNorm / BatchNorm scales
+                param.copy_(normal(param, 0.1, 1.))
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.copy_(normal(module.running_mean, 0.2))
+                module.running_var.copy_(
+                    torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    return model
+
+
+def build_model(cfg, checkpoint: Optional[str], device, seed: int):
+    """The config's model in eval mode: the checkpoint's weights
+    (strictly), or random ones seeded with ``seed``."""
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    from mmseg_groupvit.models.config_arguments import check_model_arguments
+    check_model_arguments(cfg.model)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        randomise_(model, seed)
+    return model.to(device).eval()
+
+
+def build_dataset(cfg, data_root: Optional[str]):
+    """The config's test dataset (at ``data_root`` if given), or None when
+    its folder is not there."""
+    from mmengine.registry import DATASETS
+    dataset_cfg = cfg.test_dataloader.dataset.copy()
+    if data_root:
+        dataset_cfg['data_root'] = data_root
+    if not osp.isdir(dataset_cfg.get('data_root', '')):
+        return None
+    return DATASETS.build(dataset_cfg)
+
+
+def image_steps(cfg) -> Compose:
+    """The config's test pipeline without the annotations."""
+    return Compose([
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if 'LoadAnnotations' not in t['type']
+    ])
+
+
+def predict_file(model, steps: Compose, path: str):
+    """``model.predict`` of one image file: its ``SegDataSample``."""
+    data = pseudo_collate([steps(dict(img_path=path))])
+    batch = model.data_preprocessor(data, False)
+    with torch.no_grad():
+        return model.predict(batch['inputs'], batch['data_samples'])[0]
+
+
+@contextlib.contextmanager
+def autocast_setting(model, precision: str):
+    """``model.test_cfg.autocast`` set to ``precision`` (``'fp32'``: off)
+    in the block."""
+    saved = model.test_cfg.get('autocast')
+    model.test_cfg['autocast'] = None if precision == 'fp32' else precision
+    try:
+        yield
+    finally:
+        model.test_cfg['autocast'] = saved
+
+
+@contextlib.contextmanager
+def swapped_encode_decode(model, fn):
+    """``fn(model, windows, metas)`` (dense window scores ``[N, C, h, w]``)
+    as ``model.encode_decode`` and as the window scorer of ``model.predict``
+    (``compact_scores``, every pixel its own group, so painting gives
+    ``fn``'s values exactly) in the block."""
+
+    def compact_scores(windows, class_embeds):
+        metas = [
+            dict(img_shape=windows.shape[2:], pad_shape=windows.shape[2:])
+        ] * len(windows)
+        scores = fn(model, windows, metas)
+        batch, _, height, width = scores.shape
+        pixel_group = torch.arange(height * width, device=scores.device)
+        pixel_group = pixel_group.view(1, height, width).expand(batch, -1, -1)
+        return pixel_group, scores.flatten(2).transpose(1, 2)
+
+    model.encode_decode = functools.partial(fn, model)
+    model.compact_scores = compact_scores
+    try:
+        yield
+    finally:
+        del model.encode_decode, model.compact_scores
+
+
+def machine(device: torch.device) -> Dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip()
+                        for line in f if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    try:
+        import transformers
+        version = transformers.__version__
+    except ImportError:
+        version = None
+    info = dict(
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        device=str(device),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        transformers=version)
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+def visible_device(name: str, cpu_hint: str) -> torch.device:
+    """``torch.device(name)``; exit with one error line for a GPU that is
+    not there."""
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'error: --device cuda but no GPU is visible; use '
+                         f'--device cpu{cpu_hint}')
+    return device
+
+
+def sync(device) -> None:
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def load_average() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def median(values: List[float]) -> float:
+    ordered, middle = sorted(values), len(values) // 2
+    return (ordered[middle] + ordered[~middle]) / 2
+
+
+def time_interleaved(fns: Dict[str, Callable],
+                     repeat: int,
+                     warmup: int,
+                     device,
+                     advance: Optional[Callable] = None,
+                     loads: Optional[List[float]] = None) -> dict:
+    """Best, median and every round's (``runs``) wall time (s) of each
+    function, all run once per round so that load changes hit them alike;
+    ``advance()`` after each round, the load average appended to ``loads``
+    after each timed one."""
+    times = {name: [] for name in fns}
+    for round_ in range(warmup + repeat):
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+        load = load_average() if round_ >= warmup else None
+        if loads is not None and load is not None:
+            loads.append(load)
+        if advance is not None:
+            advance()
+    return {
+        name: dict(best=min(ts), median=median(ts), runs=ts)
+        for name, ts in times.items()
+    }
+
+
+def ratio(times: dict, slower: str, faster: str) -> float:
+    """``slower``'s time over ``faster``'s: the median of the rounds'
+    ratios."""
+    return median(
+        [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
+
+
+def images_per_s(fns: Dict[str, Callable],
+                 count: int,
+                 repeat: int,
+                 device,
+                 advance: Optional[Callable] = None):
+    """Images/s of each ``fns[name](i)`` (the labels of image ``i``, a
+    numpy array) over ``count`` images, from the medians of rounds
+    interleaved per image (a warm-up round before the first); and the
+    labels ``{name: [per image]}``."""
+    totals = dict.fromkeys(fns, 0.)
+    labels = {name: [] for name in fns}
+    for i in range(count):
+        last = {}
+
+        def call(name):
+            last[name] = fns[name](i)
+
+        times = time_interleaved(
+            {name: functools.partial(call, name)
+             for name in fns}, repeat, int(i == 0), device)
+        for name in fns:
+            totals[name] += times[name]['median']
+            labels[name].append(last[name])
+        if advance is not None:
+            advance()
+    return {name: count / t for name, t in totals.items()}, labels
+
+
+def share_equal(a: list, b: list) -> float:
+    """The share of equal values of two lists of label arrays."""
+    same = sum(int((x == y).sum()) for x, y in zip(a, b))
+    return same / max(sum(x.size for x in a), 1)
+
+
+def peak_memory(fn: Callable, device: torch.device) -> int:
+    """Peak bytes of tensor memory allocated during ``fn()``: CUDA's
+    allocator peak, or on CPU the running sum of the profiler's records."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
