@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 from .contrastive_losses import contrastive_loss, gather_rows, multi_label_loss
-from .ddp_wrapper import PretrainerDistributedDataParallel
-from .groupvit_pretrainer import GroupViTPretrainer
+from .groupvit_pretrainer import (GroupViTPretrainer,
+                                  PretrainerDistributedDataParallel)
 
 __all__ = [
     'GroupViTPretrainer', 'PretrainerDistributedDataParallel',
