@@ -104,11 +104,6 @@ def _read_text_options(
     return classes, templates, background_first
 
 
-def _forget_weights(module, incompatible_keys) -> None:
-    """``load_state_dict`` post-hook: gather the weights again."""
-    module._weights = None
-
-
 @MODELS.register_module()
 class GroupViTTextEncoder(BaseModule):
     """GroupViT text encoder.
@@ -198,8 +193,6 @@ class GroupViTTextEncoder(BaseModule):
         self.frozen = frozen
         self._cache_key = None
         self._cache = None
-        self._weights = None
-        self.register_load_state_dict_post_hook(_forget_weights)
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
@@ -313,18 +306,6 @@ class GroupViTTextEncoder(BaseModule):
             for i in range(0, len(texts), self.chunk_size)
         ])
 
-    def _weights_version(self) -> tuple:
-        """The version counters of the weights (the list gathered again
-        after ``to()`` or ``load_state_dict``)."""
-        if self._weights is None:
-            self._weights = list(
-                itertools.chain(self.parameters(), self.buffers()))
-        return tuple(t._version for t in self._weights)
-
-    def _apply(self, *args, **kwargs):
-        self._weights = None
-        return super()._apply(*args, **kwargs)
-
     def forward(self) -> torch.Tensor:
         """Class embeddings of the current vocabulary.
 
@@ -333,9 +314,12 @@ class GroupViTTextEncoder(BaseModule):
             order.
         """
         weight = self.token_embedding.weight
-        key = (weight.device, weight.dtype, self.training,
-               self._weights_version(), tuple(map(tuple, self.classes)),
-               tuple(self.templates))
+        # Any in-place update of a weight bumps its version.
+        versions = tuple(
+            t._version
+            for t in itertools.chain(self.parameters(), self.buffers()))
+        key = (weight.device, weight.dtype, self.training, versions,
+               tuple(map(tuple, self.classes)), tuple(self.templates))
         if self._cache is not None and self._cache_key == key:
             return self._cache
         prompts = self.prompts()
