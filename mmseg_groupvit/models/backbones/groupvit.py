@@ -4,6 +4,7 @@ https://arxiv.org/abs/2202.11094), re-implemented after the original
 (NVlabs/GroupViT, ``models/group_vit.py``) and transformers'
 ``modeling_groupvit.py``, whose argument names it follows.
 """
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -114,16 +115,11 @@ class GroupingStage(nn.Module):
             self.group_token = None
             self.grouping = None
         if num_group_tokens > 0 and num_prev_group_tokens > 0:
-            self.group_projector = nn.Sequential()
-            self.group_projector.add_module(
-                'norm', nn.LayerNorm(embed_dims, eps=layer_norm_eps))
-            self.group_projector.add_module(
-                'mlp',
-                MixerMLP(
-                    num_prev_group_tokens,
-                    embed_dims // 2,
-                    num_group_tokens,
-                    act=act))
+            self.group_projector = nn.Sequential(
+                OrderedDict(
+                    norm=nn.LayerNorm(embed_dims, eps=layer_norm_eps),
+                    mlp=MixerMLP(num_prev_group_tokens, embed_dims // 2,
+                                 num_group_tokens, act)))
         else:
             self.group_projector = None
 
