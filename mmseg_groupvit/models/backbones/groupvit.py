@@ -280,23 +280,15 @@ class GroupViT(BaseModule):
             gumbel_tau=gumbel_tau)
         rates = torch.linspace(
             0, drop_path_rate, sum(depths), device='cpu').tolist()
-        self.stages = nn.ModuleList()
-        for i, depth in enumerate(depths):
-            self.stages.append(
-                GroupingStage(
-                    hidden_size,
-                    depth,
-                    num_attention_heads,
-                    intermediate_size,
-                    num_group_tokens[i],
-                    num_output_groups[i] if num_group_tokens[i] else 0,
-                    num_group_tokens[i - 1] if i > 0 else 0,
-                    grouping_cfg,
-                    hidden_act,
-                    layer_norm_eps,
-                    attention_dropout,
-                    rates[sum(depths[:i]):sum(depths[:i + 1])],
-                ))
+        prev_tokens = [0] + num_group_tokens[:-1]
+        self.stages = nn.ModuleList(
+            GroupingStage(hidden_size, depth, num_attention_heads,
+                          intermediate_size, num_group_tokens[i],
+                          num_output_groups[i] if num_group_tokens[i] else 0,
+                          prev_tokens[i], grouping_cfg, hidden_act,
+                          layer_norm_eps, attention_dropout,
+                          rates[sum(depths[:i]):sum(depths[:i + 1])])
+            for i, depth in enumerate(depths))
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.projector = ProjectionMLP(
             hidden_size, projection_intermediate_dim,
