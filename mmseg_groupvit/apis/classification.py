@@ -1,17 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Zero-shot classification of single images with
 :class:`~mmseg_groupvit.models.GroupViTClassifier`."""
-import contextlib
 import copy
-import io
-import warnings
 from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from torch import nn
 
@@ -20,7 +16,7 @@ from ..evaluation.classification import is_classification_config
 from ..evaluation.test_run import use_checked_loading
 from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
-from ..weights import resolve_load_from
+from .inference import load_weights, resolve_weights
 
 __all__ = ['init_classifier', 'classify_image']
 
@@ -39,23 +35,10 @@ def init_classifier(config: Union[str, Config],
     Args:
         config (str | Config): E.g. ``configs/classification/
             groupvit_imagenet.py``.
-        checkpoint (str, optional): A checkpoint (segmentor or classifier)
-            as :func:`~mmseg_groupvit.apis.init_groupvit` takes it: a file,
-            a transformers folder, a URL or ``hf://OWNER/NAME``; the
-            config's ``load_from`` when None.
-        device (str): Defaults to 'cpu'.
-        vocabulary: Class names, synonym lists or a vocabulary file (see
-            :func:`mmseg_groupvit.utils.load_vocabulary`); the config's when
-            None.
-        templates (str | list[str], optional): Template set or templates;
-            the config's when None.
-        extra_classes: Classes appended to the vocabulary.
-        cfg_options (dict, optional): Other config overrides.
-        seed (int): Seed of the random weights. Defaults to 0.
-        random_weights (bool): Ignore the config's ``load_from``: random
-            weights (seeded with ``seed``) unless ``checkpoint`` is given;
-            a warning says so. Without it, a config without ``load_from``
-            and no ``checkpoint`` is a ``CheckpointError``.
+        checkpoint, device, vocabulary, templates, extra_classes,
+        cfg_options, seed, random_weights: As in
+            :func:`~mmseg_groupvit.apis.init_groupvit` (a segmentor's or a
+            classifier's checkpoint).
 
     Returns:
         nn.Module: The classifier in eval mode, ``model.cfg`` set.
@@ -69,7 +52,6 @@ def init_classifier(config: Union[str, Config],
             f'{cfg.model.get("type")!r}): classification needs a '
             f'classification config, e.g. configs/classification/'
             f'groupvit_imagenet.py.')
-    # The classifier reads and checks the text options when it is built.
     text = cfg.model.text_encoder
     if vocabulary is not None:
         text.vocabulary = vocabulary
@@ -78,34 +60,18 @@ def init_classifier(config: Union[str, Config],
         text.extra_classes = extra_classes
     if templates is not None:
         text.templates = templates
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     check_model_arguments(cfg.model)
-    if checkpoint or not random_weights:
-        # The config's load_from without a checkpoint (CheckpointError
-        # without either), fetched once if remote, its architecture applied
-        # to the config.
-        checkpoint = resolve_load_from(cfg, str(checkpoint or '') or None)
-    else:
-        warnings.warn('No checkpoint given: the model has RANDOM weights and '
-                      'its predictions are meaningless. Give the published '
-                      'weights (see README, "Checkpoints").')
-        # model.cfg says what was loaded: nothing.
-        cfg.load_from = None
-        torch.manual_seed(seed)
+    checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     model = MODELS.build(cfg.model)
-    if checkpoint:
-        # mmengine prints 'Loads checkpoint by local backend from path:'.
-        with contextlib.redirect_stdout(io.StringIO()):
-            load_checkpoint(model, checkpoint, map_location='cpu')
+    load_weights(model, checkpoint)
     model.cfg = cfg
     return model.to(device).eval()
 
 
 @torch.no_grad()
 def classify_image(model: nn.Module, image: str) -> List[dict]:
-    """Rank the model's classes for one image file, through the test
-    pipeline of ``model.cfg`` (images loaded with
-    :class:`~mmseg_groupvit.datasets.RobustLoadImageFromFile`).
+    """Rank the model's classes for one image file, through the checked
+    test pipeline of ``model.cfg``.
 
     Returns:
         list[dict]: One per class, best first: ``name``, ``synonyms``,

@@ -25,13 +25,9 @@ class StageGroups(NamedTuple):
 @torch.no_grad()
 def image_group_maps(model: nn.Module,
                      image: Union[str, np.ndarray]) -> List[StageGroups]:
-    """Per grouping stage, the group every pixel belongs to.
-
-    As in the original demo, the whole image, resized by the config's test
-    pipeline, goes through the image encoder once (no sliding window). The
-    soft assignments of stages ``1..i`` are chained (the head's
-    ``group_maps``: ``A_1^T @ ... @ A_i^T``), resized bilinearly to the
-    original image size and arg-maxed over the groups.
+    """Per grouping stage, the group every pixel belongs to: the whole
+    image through the image encoder once (as the original demo), the chained
+    soft assignments resized to the original size and arg-maxed.
 
     Args:
         model (nn.Module): A GroupViT segmentor with ``model.cfg`` (from

@@ -21,6 +21,29 @@ from ..weights import resolve_load_from
 ConfigLike = Union[str, Path, Config]
 
 
+def resolve_weights(cfg: Config, checkpoint: Optional[str],
+                    random_weights: bool, seed: int) -> Optional[str]:
+    """The checkpoint to load: ``checkpoint`` or the config's ``load_from``
+    (:func:`resolve_load_from`: fetched once if remote, its architecture
+    applied to ``cfg``); None with ``random_weights`` and no
+    ``checkpoint``, after a warning and seeding torch with ``seed``."""
+    if checkpoint or not random_weights:
+        return resolve_load_from(cfg, str(checkpoint or '') or None)
+    warnings.warn('No checkpoint given: the model has RANDOM weights and '
+                  'its predictions are meaningless. Give the published '
+                  'weights (see docs/weights.md).')
+    cfg.load_from = None
+    torch.manual_seed(seed)
+    return None
+
+
+def load_weights(model: nn.Module, checkpoint: Optional[str]) -> None:
+    """Load ``checkpoint`` (if any) without mmengine's progress line."""
+    if checkpoint:
+        with contextlib.redirect_stdout(io.StringIO()):
+            load_checkpoint(model, checkpoint, map_location='cpu')
+
+
 def init_groupvit(config: ConfigLike,
                   checkpoint: Optional[str] = None,
                   device: str = 'cpu',
@@ -31,46 +54,30 @@ def init_groupvit(config: ConfigLike,
                   cfg_options: Optional[dict] = None,
                   seed: int = 0,
                   random_weights: bool = False) -> nn.Module:
-    """``mmseg.apis.init_model`` plus GroupViT's text options.
-
-    The text options and ``bg_thresh`` go into the model config, so each is
-    checked by its owner when the model is built, before any weights are
-    loaded: the vocabulary and templates by the text encoder, ``bg_thresh``
-    by the segmentor's ``test_cfg`` checks. The head's class count follows
-    the vocabulary.
-    ``model.dataset_meta`` follows the vocabulary (``background`` first when
-    the head has a background channel), so mmseg's ``inference_model``,
-    ``show_result_pyplot`` and visualisers name the classes correctly.
+    """``mmseg.apis.init_model`` plus GroupViT's text options, which go
+    into the model config (checked by their owners when it is built);
+    ``model.dataset_meta`` names the vocabulary's classes.
 
     Args:
         config (str | Path | Config): Config file or object.
         checkpoint (str, optional): A checkpoint file (converted, NVlabs
             ``.pth`` or transformers weights), a transformers folder, a URL
             or ``hf://OWNER/NAME``; the config's ``load_from`` when None.
-            Remote ones are downloaded once into their cache. The
-            architecture the checkpoint records is applied to the model
-            config before the model is built.
         device (str): Device. Defaults to 'cpu'.
-        vocabulary: Class names, synonym lists or a vocabulary file (see
-            :func:`mmseg_groupvit.utils.load_vocabulary`); the config's
-            vocabulary when None.
-        templates (str | list[str], optional): Template-set name
-            (``simple``, ``subset``, ``full``, ``identity``) or a list of
+        vocabulary: Class names, synonym lists or a vocabulary file; the
+            config's when None.
+        templates (str | list[str], optional): Template-set name or
             templates; the config's when None.
-        bg_thresh (float, optional): Background threshold in [0, 1] (else
-            a ``ConfigValueError``); the config's when None.
-        extra_classes: Classes appended to the vocabulary (the config's
-            when ``vocabulary`` is None), e.g. the dataset's names plus
-            ``['grass', 'sky']``; they replace the config's
-            ``extra_classes``, which are also dropped when ``vocabulary`` is
-            given.
+        bg_thresh (float, optional): Background threshold in [0, 1]; the
+            config's when None.
+        extra_classes: Classes appended to the vocabulary; they replace
+            the config's, which are also dropped with ``vocabulary``.
         cfg_options (dict, optional): Other config overrides.
         seed (int): Seed of the random weights when there is no
             checkpoint. Defaults to 0.
-        random_weights (bool): Ignore the config's ``load_from``: random
-            weights (seeded with ``seed``) unless ``checkpoint`` is given;
-            a warning says so. Without it, a config without ``load_from``
-            and no ``checkpoint`` is a ``CheckpointError``.
+        random_weights (bool): Random weights (seeded, with a warning)
+            unless ``checkpoint`` is given; without it, no checkpoint and
+            no ``load_from`` is a ``CheckpointError``.
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
@@ -87,28 +94,11 @@ def init_groupvit(config: ConfigLike,
     if templates is not None:
         text.templates = templates
     check_model_arguments(cfg.model)
-    if checkpoint or not random_weights:
-        # The config's load_from without a checkpoint (CheckpointError
-        # without either), fetched once if remote, its architecture applied
-        # to the config.
-        checkpoint = resolve_load_from(cfg, str(checkpoint or '') or None)
-    else:
-        warnings.warn('No checkpoint given: the model has RANDOM weights and '
-                      'its predictions are meaningless. Give the published '
-                      'weights (see docs/weights.md).')
-        # model.cfg says what was loaded: nothing.
-        cfg.load_from = None
-        torch.manual_seed(seed)
-    # Weights loaded here, not by init_model: without dataset_meta in the
-    # checkpoint, init_model guesses class names from another dataset (with
-    # two warnings, after resetting the warning filters), which the model
-    # refuses since it names its classes after its vocabulary.
+    checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
+    # Weights loaded here, not by init_model, which would guess class names
+    # from another dataset without dataset_meta in the checkpoint.
     model = init_model(cfg, None, device)
-    if checkpoint:
-        # mmengine prints 'Loads checkpoint by local backend from path:'.
-        with contextlib.redirect_stdout(io.StringIO()):
-            load_checkpoint(model, checkpoint, map_location='cpu')
-    # inference_model reads cfg.test_pipeline: image headers checked before
-    # decoding, images that cannot be resized named (same pixels).
+    load_weights(model, checkpoint)
+    # inference_model reads cfg.test_pipeline: use the checked steps.
     use_checked_steps(model.cfg.get('test_pipeline'))
     return model

@@ -1,15 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Config keys that no argument of the component they configure takes.
-
-A misspelled key (``--cfg-options model.test_cgf.mode=whole``,
-``model.decode_head.bg_tresh=0.5``) would otherwise end in Python's
-``TypeError`` from deep inside mmengine's builder. The check reads the
-constructors' signatures (and, for one that takes ``**kwargs``, its
-parents'), so it follows the code. It covers this package's components
-and mmseg's (a misspelled ``model.data_preprocessor`` or FCN head key);
-those of other packages, and chains that reach one, are left to their own
-checks.
-"""
+"""Refuse config keys that no argument of their component takes (a
+misspelled key would end in a ``TypeError`` deep in mmengine's builder),
+read from the constructors' signatures of this package's and mmseg's
+components."""
 import inspect
 from typing import Any
 
@@ -20,15 +13,13 @@ from groupvit_common.errors import ConfigValueError
 __all__ = ['check_model_arguments']
 
 PACKAGE = __name__.split('.')[0]
-#: The packages whose components are checked: this one and mmseg.
 CHECKED = (PACKAGE + '.', 'mmseg.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')
 
 
 def _component(type_: Any):
-    """The class a config's ``type`` names in mmseg's model registry, if it
-    is this package's or mmseg's; else None."""
+    """The class ``type_`` names, if this package's or mmseg's."""
     if isinstance(type_, type):
         cls = type_
     elif isinstance(type_, str):
@@ -44,12 +35,9 @@ def _component(type_: Any):
 
 
 def _arguments(cls) -> tuple:
-    """The keyword arguments of ``cls``'s constructor. A constructor that
-    takes ``**kwargs`` passes them on to its parent's (the convention of
-    this package and mmseg), whose arguments are added, up to the first
-    constructor without ``**kwargs``; None when there is none, or when a
-    constructor of the chain is another package's (its parents may take
-    anything)."""
+    """The keyword arguments of ``cls``'s constructor and, through
+    ``**kwargs``, its parents'; None when the chain reaches another
+    package's constructor or never ends."""
     names = []
     for klass in cls.__mro__:
         if '__init__' not in vars(klass):

@@ -16,9 +16,9 @@ its default) is saved with ``save_pretrained``, converted with
 
 Run with ``pytest -s`` to see the table of measured differences.
 """
+import contextlib
+import io
 import os.path as osp
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,7 +35,7 @@ from PIL import Image
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import randomise_hf
+from tests.conftest import load_script, randomise_hf
 
 transformers = pytest.importorskip('transformers')
 hf_groupvit = pytest.importorskip(
@@ -167,23 +167,25 @@ def pair(request, tmp_path_factory):
     torch.save(legacy, str(tmp / 'bin' / 'pytorch_model.bin'))
 
     dst = tmp / 'groupvit.pth'
-    cli = osp.join(REPO, 'tools', 'convert_weights.py')
-    cmd = [sys.executable, cli, str(tmp / 'safetensors'), str(dst)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = load_script('tools/convert_weights.py').main(
+            [str(tmp / 'safetensors'), str(dst)])
+    stdout = stdout.getvalue()
+    assert rc == 0, stdout
     # Head counts come from config.json, nothing is guessed.
-    assert 'assumed' not in proc.stdout, proc.stdout
+    assert 'assumed' not in stdout, stdout
     info_bin = convert_checkpoint(
         str(tmp / 'bin'), str(tmp / 'groupvit_bin.pth'))
     assert info_bin['layout'] == 'hf' and not info_bin['assumed']
 
     cfg_path = osp.splitext(str(dst))[0] + '.py'
     if arch == 'default':
-        assert not osp.exists(cfg_path), proc.stdout
+        assert not osp.exists(cfg_path), stdout
         assert info_bin['config'] is None
         cfg_path = DEFAULT_CONFIG
     else:
-        assert osp.isfile(cfg_path), proc.stdout
+        assert osp.isfile(cfg_path), stdout
     cfg = Config.fromfile(cfg_path)
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)

@@ -1,16 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT image encoder.
-
-Paper: Xu et al., "GroupViT: Semantic Segmentation Emerges from Text
-Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094.
-
-Re-implemented after the original code (https://github.com/NVlabs/GroupViT,
-``models/group_vit.py``, NVIDIA Source Code License, non-commercial) and
-Hugging Face transformers' ``modeling_groupvit.py`` (Apache-2.0). No code is
-copied; the module and argument names follow transformers'
-``GroupViTVisionConfig`` so that a config written for one reads naturally for
-the other.
+"""GroupViT image encoder (Xu et al., CVPR 2022,
+https://arxiv.org/abs/2202.11094), re-implemented after the original
+(NVlabs/GroupViT, ``models/group_vit.py``) and transformers'
+``modeling_groupvit.py``, whose argument names it follows.
 """
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -29,14 +23,9 @@ from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,
 
 def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,
                         *args) -> None:
-    """``load_state_dict`` pre-hook of :class:`GroupViT`: refuse weights
-    whose keys or shapes differ from the encoder.
-
-    mmengine's ``Pretrained`` init (and ``load_from``) loads non-strictly
-    and only logs mismatches, which would silently keep random weights.
-    Leftover projector keys are allowed when the encoder is built without a
-    projector (``with_projector=False``). ``state_dict`` is not changed.
-    """
+    """``load_state_dict`` pre-hook: refuse weights whose keys or shapes
+    differ from the encoder (mmengine would only log them), unless the
+    model holding the encoder checked them."""
     state = {
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
@@ -77,21 +66,19 @@ class PatchEmbed(nn.Module):
 
 
 class GroupingStage(nn.Module):
-    """Transformer blocks over ``[tokens, group tokens]``, then an optional
-    grouping block.
+    """Transformer blocks over ``[tokens, group tokens]``, then a grouping
+    block (none without group tokens). The previous stage's group tokens,
+    when given, are projected (``group_projector``) and added to the
+    learned ones.
 
     Args:
         embed_dims (int): Channels.
         depth (int): Transformer blocks.
         num_heads (int): Attention heads.
         mlp_dims (int): MLP hidden channels.
-        num_group_tokens (int): Learned group tokens appended to the sequence
-            (0: none, and then no grouping block either).
+        num_group_tokens (int): Learned group tokens (0: none).
         num_output_groups (int): Segments produced by the grouping block.
-        num_prev_group_tokens (int): Group tokens handed over by the previous
-            stage (0: none). When both this and ``num_group_tokens`` are set,
-            the previous group tokens are projected (``group_projector``) and
-            added to this stage's learned ones.
+        num_prev_group_tokens (int): The previous stage's group tokens.
         grouping_cfg (dict): Extra arguments of :class:`GroupingBlock`.
         act (str): Activation.
         layer_norm_eps (float): LayerNorm epsilon.
@@ -128,16 +115,11 @@ class GroupingStage(nn.Module):
             self.group_token = None
             self.grouping = None
         if num_group_tokens > 0 and num_prev_group_tokens > 0:
-            self.group_projector = nn.Sequential()
-            self.group_projector.add_module(
-                'norm', nn.LayerNorm(embed_dims, eps=layer_norm_eps))
-            self.group_projector.add_module(
-                'mlp',
-                MixerMLP(
-                    num_prev_group_tokens,
-                    embed_dims // 2,
-                    num_group_tokens,
-                    act=act))
+            self.group_projector = nn.Sequential(
+                OrderedDict(
+                    norm=nn.LayerNorm(embed_dims, eps=layer_norm_eps),
+                    mlp=MixerMLP(num_prev_group_tokens, embed_dims // 2,
+                                 num_group_tokens, act)))
         else:
             self.group_projector = None
 
@@ -152,11 +134,10 @@ class GroupingStage(nn.Module):
                 ``[B, S_prev, C]``.
 
         Returns:
-            tuple: ``(out, group_tokens, soft_assign, tokens)``: the stage
-            output ``[B, S_out, C]`` (or ``[B, L, C]`` without grouping), the
-            group tokens after the blocks ``[B, S, C]`` (or None), the soft
-            assignment ``[B, S_out, L]`` (or None) and the image tokens after
-            the blocks ``[B, L, C]``.
+            tuple: the output ``[B, S_out, C]`` (``[B, L, C]`` without
+            grouping), the group tokens ``[B, S, C]``, the soft assignment
+            ``[B, S_out, L]`` (both None without grouping) and the tokens
+            after the blocks ``[B, L, C]``.
         """
         if self.group_token is None:
             for block in self.blocks:
@@ -179,40 +160,27 @@ class GroupingStage(nn.Module):
 class GroupViT(BaseModule):
     """GroupViT image encoder (backbone).
 
-    Patch tokens pass through grouping stages; each stage appends learned
-    group tokens, runs transformer blocks over both, then merges the image
-    tokens into segment tokens with a :class:`GroupingBlock`. The final
-    segment tokens are normalised, averaged into the image feature and, with
-    ``with_projector``, projected into the joint image-text space.
-
-    Every architecture field of transformers' ``GroupViTVisionConfig`` is an
-    argument with the same default, plus the projection of
-    ``GroupViTConfig``.
-
-    Naming: one convention per level. The public arguments of this class
-    (and of :class:`GroupViTTextEncoder`) follow transformers
-    (``hidden_size``, ``num_attention_heads``, ``intermediate_size``,
-    ``hidden_act``), so a checkpoint's ``config.json`` maps onto them field
-    for field; the building blocks below them (:mod:`..layers`) follow
-    mmseg (``embed_dims``, ``num_heads``, ``mlp_dims``, ``act``).
+    Patch tokens pass through grouping stages (transformer blocks over
+    tokens and learned group tokens, then a :class:`GroupingBlock` merging
+    the tokens into segments). The final segment tokens are normalised,
+    averaged into the image feature and, with ``with_projector``, projected
+    into the joint image-text space. The arguments are transformers'
+    ``GroupViTVisionConfig`` fields (same defaults) plus the projection;
+    the layers below follow mmseg's names.
 
     Args:
         hidden_size (int): Channels ``C``. Defaults to 384.
         intermediate_size (int): MLP hidden channels. Defaults to 1536.
-        depths (Sequence[int]): Transformer blocks per stage.
-            Defaults to (6, 3, 3).
-        num_hidden_layers (int, optional): Informational, as in
-            transformers: ``depths`` decide the blocks, and a value other than
-            ``sum(depths)`` is ignored. Defaults to 12.
+        depths (Sequence[int]): Blocks per stage. Defaults to (6, 3, 3).
+        num_hidden_layers (int, optional): Ignored (``depths`` decide), as
+            in transformers. Defaults to 12.
         num_group_tokens (Sequence[int]): Group tokens per stage.
             Defaults to (64, 8, 0).
-        num_output_groups (Sequence[int]): Segments produced per stage. The
-            transformers config writes a third entry (8) that is never used.
-            Defaults to (64, 8, 8).
-        num_attention_heads (int): Heads in every stage. Defaults to 6.
-        image_size (int): Training resolution; the learned position embedding
-            covers ``(image_size // patch_size) ** 2`` patches and is
-            interpolated (bicubic) for other sizes. Defaults to 224.
+        num_output_groups (Sequence[int]): Segments produced per stage
+            (a third entry is unused). Defaults to (64, 8, 8).
+        num_attention_heads (int): Heads. Defaults to 6.
+        image_size (int): Training resolution; the position table is
+            resized (bicubic) for other grids. Defaults to 224.
         patch_size (int): Patch side. Defaults to 16.
         num_channels (int): Image channels. Defaults to 3.
         hidden_act (str): Activation. Defaults to 'gelu'.
@@ -223,73 +191,40 @@ class GroupViT(BaseModule):
         assign_eps (float): Grouping normaliser. Defaults to 1.
         assign_mlp_ratio (Sequence[float]): Grouping MLP ratios.
             Defaults to (0.5, 4).
-        gumbel (bool): In training, assign with a hard Gumbel-softmax sample
-            (straight-through gradient) instead of the hard arg-max; eval
-            never adds noise. Defaults to True (the original's training).
+        gumbel (bool): Hard Gumbel-softmax assignment in training (eval
+            adds no noise). Defaults to True.
         gumbel_tau (float): Gumbel-softmax temperature. Defaults to 1.
-        drop_path_rate (float): Stochastic depth of the last transformer
-            block; the blocks of all stages get rates rising linearly from 0
-            to it, as the original (0.1 in its pretraining configs; only
-            active in training). Defaults to 0.
-        with_projector (bool): Build the image projection head.
-            Defaults to True.
+        drop_path_rate (float): Stochastic depth of the last block, rising
+            linearly from 0 over all blocks. Defaults to 0.
+        with_projector (bool): Build the projection head. Defaults to True.
         projection_dim (int): Joint-space channels. Defaults to 256.
         projection_intermediate_dim (int): Projection hidden channels.
             Defaults to 4096.
         out_indices (int | Sequence[int], optional): Stages whose dense
-            feature maps are returned (mmseg's backbone convention; negative
-            indices count from the end). None keeps the zero-shot output
-            below. Defaults to None.
+            maps are returned (:meth:`forward_dense`). Defaults to None.
         with_zero_shot (bool): With ``out_indices``, return the zero-shot
-            dict with the dense maps added under ``dense`` instead of the
-            bare tuple, for segmentors that run the zero-shot head and mmseg
-            heads together. Defaults to False.
-        frozen_stages (int): Freeze (no gradient, eval mode) the patch
-            embedding and position table (``>= 0``) and the first
-            ``frozen_stages`` stages; the number of stages freezes the final
-            LayerNorm too. -1 freezes nothing. Defaults to -1.
-        freeze_group_tokens (bool): Freeze the learned group tokens of
-            every stage. Defaults to False.
+            dict with the maps under ``dense``. Defaults to False.
+        frozen_stages (int): Freeze the patch embedding and position table
+            (``>= 0``) and the first ``frozen_stages`` stages (all: the final
+            LayerNorm too); -1 freezes nothing. Defaults to -1.
+        freeze_group_tokens (bool): Freeze every stage's group tokens.
+            Defaults to False.
         freeze_projector (bool): Freeze the projection head.
             Defaults to False.
-        frozen (bool): Freeze the whole encoder, projector included.
-            Defaults to False.
-        init_cfg (dict | list[dict], optional): Initialisation config, e.g.
-            ``dict(type='Pretrained', checkpoint='groupvit.pth',
-            prefix='image_encoder.')`` with a checkpoint converted by
-            ``tools/convert_weights.py``. The loaded keys must equal the
-            encoder's (the projector's may be left over when it is built
-            without one), else :class:`CheckpointError` names the
-            difference.
+        frozen (bool): Freeze the whole encoder. Defaults to False.
+        init_cfg (dict | list[dict], optional): E.g. ``dict(type=
+            'Pretrained', checkpoint=..., prefix='image_encoder.')``; the
+            loaded keys must equal the encoder's (else
+            :class:`CheckpointError`).
 
     Without ``out_indices`` the forward output is a dict:
-
-    - ``group_tokens`` ``[B, S, C]``: final segment tokens after the last
-      LayerNorm (``S = 8`` by default);
-    - ``pooled`` ``[B, C]``: their mean, the image feature;
-    - ``soft_assigns`` (list[Tensor]): per grouping stage, the soft
-      assignment of its input tokens to its output groups, ``[B, 64, h*w]``
-      then ``[B, 8, 64]`` by default (softmax over the group axis);
-    - ``grid`` (tuple[int, int]): the patch grid ``(h, w)``;
-    - with the projector, ``group_embeds`` ``[B, S, D]`` and
-      ``image_embeds`` ``[B, D]``: the projected (not normalised) features;
-    - ``stage_tokens`` (list[Tensor]): per stage the tokens after its
-      transformer blocks.
-
-    With ``out_indices`` it is a tuple with one dense map ``[B, C, h, w]``
-    per selected stage, all on the patch grid ``h = H // 16``,
-    ``w = W // 16`` (see :meth:`forward_dense`):
-
-    - stage 1 (index 0): its patch tokens after the transformer blocks,
-      ``[B, 384, H/16, W/16]`` by default;
-    - every later stage: its segment tokens spread back to the patches
-      through the chained soft assignments of the grouping blocks before
-      it, ``map(p) = sum_g A(p, g) * token_g`` (``A`` sums to one over
-      ``g``). The last stage uses the encoder's final, LayerNorm-ed tokens
-      (``group_tokens`` above): ``[B, 384, H/16, W/16]`` each by default.
-
-    With ``with_zero_shot`` the dict above is returned with that tuple
-    under ``dense``.
+    ``group_tokens`` ``[B, S, C]`` (final, normalised), ``pooled`` ``[B,
+    C]``, ``soft_assigns`` (per grouping stage ``[B, S_i, S_{i-1}]``,
+    softmax over the groups), ``grid`` ``(h, w)``, ``stage_tokens`` (per
+    stage, after its blocks) and, with the projector, ``group_embeds``
+    ``[B, S, D]`` and ``image_embeds`` ``[B, D]`` (not normalised). With
+    ``out_indices`` it is the tuple of :meth:`forward_dense`, or with
+    ``with_zero_shot`` the dict with that tuple under ``dense``.
     """
 
     def __init__(self,
@@ -345,23 +280,15 @@ class GroupViT(BaseModule):
             gumbel_tau=gumbel_tau)
         rates = torch.linspace(
             0, drop_path_rate, sum(depths), device='cpu').tolist()
-        self.stages = nn.ModuleList()
-        for i, depth in enumerate(depths):
-            self.stages.append(
-                GroupingStage(
-                    hidden_size,
-                    depth,
-                    num_attention_heads,
-                    intermediate_size,
-                    num_group_tokens[i],
-                    num_output_groups[i] if num_group_tokens[i] else 0,
-                    num_group_tokens[i - 1] if i > 0 else 0,
-                    grouping_cfg,
-                    hidden_act,
-                    layer_norm_eps,
-                    attention_dropout,
-                    rates[sum(depths[:i]):sum(depths[:i + 1])],
-                ))
+        prev_tokens = [0] + num_group_tokens[:-1]
+        self.stages = nn.ModuleList(
+            GroupingStage(hidden_size, depth, num_attention_heads,
+                          intermediate_size, num_group_tokens[i],
+                          num_output_groups[i] if num_group_tokens[i] else 0,
+                          prev_tokens[i], grouping_cfg, hidden_act,
+                          layer_norm_eps, attention_dropout,
+                          rates[sum(depths[:i]):sum(depths[:i + 1])])
+            for i, depth in enumerate(depths))
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.projector = ProjectionMLP(
             hidden_size, projection_intermediate_dim,
@@ -444,9 +371,7 @@ class GroupViT(BaseModule):
                     stage.group_token.requires_grad_(False)
 
     def train(self, mode: bool = True) -> 'GroupViT':
-        """Set the mode, keeping frozen parts in eval mode (no Gumbel noise
-        in their grouping, fixed BatchNorm statistics), as mmseg's backbones
-        do with ``frozen_stages``."""
+        """Set the mode, keeping frozen parts in eval mode."""
         super().train(mode)
         if mode:
             for module in self._frozen_modules():
@@ -459,12 +384,11 @@ class GroupViT(BaseModule):
         missing, extra, reshaped = compare_state_dicts(own, state)
         if self.projector is None:
             extra = [k for k in extra if not k.startswith('projector.')]
+        where = f' (prefix {prefix!r})' if prefix else ''
         if not (missing or extra or reshaped):
-            where = f' (prefix {prefix!r})' if prefix else ''
             check_values({k: state[k]
                           for k in own}, f'GroupViT weights{where}', own)
             return
-        where = f' (prefix {prefix!r})' if prefix else ''
         lines = [f'GroupViT weights{where} do not match the encoder:']
         if len(missing) == len(own):
             lines.append(
@@ -484,9 +408,8 @@ class GroupViT(BaseModule):
         raise CheckpointError('\n'.join(lines))
 
     def init_weights(self):
-        """Truncated-normal init (std 0.02) for linear layers, position
-        embedding and group tokens, as in the original; then ``init_cfg``
-        (e.g. a pretrained checkpoint)."""
+        """``init_cfg``'s weights, else the original's truncated-normal
+        init (std 0.02)."""
         if self.init_cfg is not None:
             try:
                 super().init_weights()
@@ -514,13 +437,10 @@ class GroupViT(BaseModule):
                 trunc_normal_(stage.group_token, std=.02)
 
     def interpolate_pos_embed(self, grid: Tuple[int, int]) -> torch.Tensor:
-        """Position embedding for a patch grid of any size.
-
-        The learned ``[1, g*g, C]`` table is resized **bicubic,
-        align_corners=False, to an explicit output size**, as the original and
-        transformers 5.x do (transformers 4.x used a scale factor with a +0.1
-        offset, which gives slightly different values). In eval mode without
-        autograd the result is cached per grid size.
+        """Position embedding for a patch grid of any size: the learned
+        table resized bicubic to an explicit size (as the original and
+        transformers 5.x; 4.x's scale factor differs slightly), cached per
+        grid in eval mode without autograd.
 
         Args:
             grid (tuple[int, int]): ``(h, w)`` patches.
@@ -546,34 +466,32 @@ class GroupViT(BaseModule):
             self._pos_embed_cache[key] = table
         return table
 
+    def check_channels(self, shape: tuple, gray: bool = False) -> None:
+        """Refuse images (``[..., C, H, W]``) without ``num_channels``
+        channels (or one, with ``gray``: the data preprocessor spreads it)."""
+        channels = shape[-3]
+        if channels != self.num_channels and not (gray and channels == 1):
+            raise ValueError(
+                f'GroupViT expects {self.num_channels}-channel images, got '
+                f'{channels} channels (shape {tuple(shape)}, channels first). '
+                f'Convert grayscale or RGBA images to RGB first, e.g. '
+                f'array[..., :3] (mmseg\'s LoadImageFromFile does so with '
+                f'color_type="color").')
+
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(
                 f'GroupViT expects images as a [B, C, H, W] tensor, got '
                 f'{getattr(x, "shape", type(x))}.')
-        if x.shape[1] != self.num_channels:
-            raise ValueError(
-                f'GroupViT expects {self.num_channels}-channel images, got '
-                f'{x.shape[1]} channels (shape {tuple(x.shape)}). Convert '
-                f'grayscale or RGBA images to RGB first (mmseg\'s '
-                f'LoadImageFromFile does so with color_type="color").')
+        self.check_channels(x.shape)
         if x.shape[2] < self.patch_size or x.shape[3] < self.patch_size:
             raise ImageSizeError(
                 f'Image {tuple(x.shape[2:])} is smaller than one '
                 f'{self.patch_size}x{self.patch_size} patch; resize it first.')
 
     def forward_features(self, x: torch.Tensor) -> dict:
-        """Run the encoder without the projection head.
-
-        Args:
-            x (Tensor): Normalised images ``[B, C_in, H, W]``.
-
-        Returns:
-            dict: ``group_tokens``, ``pooled``, ``soft_assigns``, ``grid``
-            (see the class docstring) and ``stage_tokens``: per stage the
-            tokens after its transformer blocks (``[B, h*w, C]`` for stage 1),
-            used for dense features.
-        """
+        """The encoder without the projection head: the class docstring's
+        dict for normalised images ``[B, C_in, H, W]``."""
         self._check_input(x)
         x, grid = self.patch_embed(x)
         x = self.pos_drop(x + self.interpolate_pos_embed(grid))
@@ -603,15 +521,10 @@ class GroupViT(BaseModule):
         return feats
 
     def forward_dense(self, feats: dict) -> Tuple[torch.Tensor, ...]:
-        """Pixel-aligned feature maps of the stages in ``out_indices``.
-
-        Stage 1 gives its patch tokens. A later stage gives its segment
-        tokens spread back to the patches through the soft assignments
-        that made them: with ``A_j`` ``[B, S_j, S_{j-1}]`` the soft
-        assignment of grouping block ``j`` (softmax over ``S_j``), stage
-        ``i`` uses ``M_i = A_1^T @ ... @ A_i^T`` ``[B, h*w, S_i]``, whose
-        rows sum to one, and ``map_i = M_i @ tokens_i``. The last stage uses
-        the final LayerNorm-ed tokens and all assignments.
+        """Pixel-aligned feature maps of the stages in ``out_indices``:
+        stage 1's patch tokens; a later stage's segment tokens spread back
+        to the patches, ``(A_1^T @ ... @ A_i^T) @ tokens_i`` (the last stage
+        with the final normalised tokens).
 
         Args:
             feats (dict): Output of :meth:`forward_features`.

@@ -1,8 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot image classification with GroupViT: the paper's ImageNet
-protocol (short side resized to 256, a 224 centre crop, the 1000 class names
-prompted with the 7 'subset' templates, the class of highest cosine) with the
-segmentor's encoders and checkpoints."""
+"""Zero-shot image classification with GroupViT (the paper's ImageNet
+protocol) with the segmentor's encoders and checkpoints."""
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -25,18 +23,13 @@ _SCALE_KEY = 'logit_scale'
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
-    """``load_state_dict`` pre-hook: accept the segmentor's checkpoints
-    (temperature under ``decode_head.logit_scale``) and refuse keys or
-    shapes that differ from the model, as the segmentor does.
-
-    ``state_dict`` is not changed: the check runs on a renamed copy and the
-    segmentor's temperature is copied into ``logit_scale`` here, then
-    :func:`_loaded_segmentor_scale` drops the two names from the missing
-    and unexpected keys.
-    """
+    """``load_state_dict`` pre-hook: refuse keys or shapes that differ from
+    the model, accepting the segmentor's temperature key (copied into
+    ``logit_scale`` here; :func:`_loaded_segmentor_scale` drops the names
+    from the reported keys)."""
     if prefix != '':
         return
-    for key in TRAINING_KEYS:  # a pretrainer's, unused here
+    for key in TRAINING_KEYS:
         state_dict.pop(key, None)
     if _SEGMENTOR_SCALE_KEY in state_dict:
         state = {
@@ -53,7 +46,7 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
 
 def _loaded_segmentor_scale(module: nn.Module, incompatible_keys) -> None:
     """``load_state_dict`` post-hook: the segmentor's temperature was
-    loaded by :func:`_check_checkpoint_hook` (found under its key)."""
+    loaded by :func:`_check_checkpoint_hook`."""
     unexpected = incompatible_keys.unexpected_keys
     if _SEGMENTOR_SCALE_KEY in unexpected:
         unexpected.remove(_SEGMENTOR_SCALE_KEY)
@@ -65,13 +58,10 @@ def _loaded_segmentor_scale(module: nn.Module, incompatible_keys) -> None:
 def resolve_classes(vocabulary=None,
                     dataset_name: Optional[str] = None,
                     extra_classes=None) -> List[List[str]]:
-    """The classes of a classifier, synonyms per class.
-
-    A user vocabulary follows :func:`~mmseg_groupvit.utils.load_vocabulary`
-    (no repeated names). ``dataset_name='imagenet'`` gives the 1000 names of
-    the original evaluation, which repeat two names (``missile``,
-    ``sunglasses``); a leading ``background`` of a segmentation set is
-    dropped (a classifier has no background).
+    """The classes of a classifier, synonyms per class: a vocabulary
+    (:func:`~mmseg_groupvit.utils.load_vocabulary`), or a dataset's names
+    (``'imagenet'``: the original's 1000, two repeated), without a leading
+    ``background``.
 
     Returns:
         list[list[str]]: K classes in label order.
@@ -109,27 +99,18 @@ def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
 
 @MODELS.register_module()
 class GroupViTClassifier(BaseModel):
-    """GroupViT zero-shot image classifier.
-
-    The image embedding is the projected pooled feature of the
-    :class:`GroupViT` backbone (``image_embeds``), the class embeddings come
-    from :class:`GroupViTTextEncoder` (the templates' un-normalised
-    projections averaged, then normalised), and the logits are their plain
-    cosine ``[B, K]``, as the original ranks ImageNet classes. Predictions
-    carry ``pred_score = softmax(s * cosine)`` with ``s = min(exp(
-    logit_scale), 100)`` (same ranking) and ``pred_label``, mmpretrain's
-    fields.
-
-    It loads the checkpoints of :class:`GroupViTEncoderDecoder` unchanged
-    (``image_encoder.*``, ``text_encoder.*``, ``decode_head.logit_scale``),
-    with the same strict key and shape check.
+    """GroupViT zero-shot image classifier: logits are the plain cosine
+    ``[B, K]`` of the image embeddings and the class embeddings, as the
+    original ranks ImageNet classes; predictions carry mmpretrain's
+    ``pred_score = softmax(s * cosine)`` (``s = min(exp(logit_scale),
+    logit_scale_max)``) and ``pred_label``. Loads the segmentor's
+    checkpoints unchanged, with the same strict check.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config (with projector).
-        text_encoder (dict): :class:`GroupViTTextEncoder` config. Its
+        text_encoder (dict): :class:`GroupViTTextEncoder` config; its
             ``vocabulary`` / ``dataset_name`` / ``extra_classes`` name the
-            classes (see :func:`resolve_classes`; ``'imagenet'`` gives the
-            original's 1000 names, repeats included).
+            classes (:func:`resolve_classes`).
         logit_scale_max (float): Clamp of ``exp(logit_scale)`` for
             ``pred_score``. Defaults to 100.
         data_preprocessor (dict, optional): E.g. mmengine's

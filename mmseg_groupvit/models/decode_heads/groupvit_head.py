@@ -1,13 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot segmentation head of GroupViT.
-
-Implements the published inference algorithm of Xu et al., "GroupViT:
-Semantic Segmentation Emerges from Text Supervision", CVPR 2022
-(https://arxiv.org/abs/2202.11094), as in the original
-``GroupViTSegInference.encode_decode``
-(https://github.com/NVlabs/GroupViT/blob/main/segmentation/evaluation/group_vit_seg.py,
-NVIDIA Source Code License), re-written for mmseg 1.x's decode-head contract.
-"""
+"""Zero-shot segmentation head of GroupViT: the original's
+``GroupViTSegInference.encode_decode`` (NVlabs/GroupViT) as an mmseg 1.x
+decode head."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -20,10 +14,7 @@ from groupvit_common.checks import check_bg_thresh, check_positive_int
 from groupvit_common.errors import CheckpointError
 from ..layers import chain_assignments
 
-__all__ = [
-    'GroupViTHead', 'chain_assignments', 'group_maps', 'paint_scores',
-    'check_finite_scores'
-]
+__all__ = ['GroupViTHead', 'group_maps', 'paint_scores']
 
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
@@ -48,8 +39,8 @@ def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
 
 
 def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
-    """Refuse window scores that are not finite: an argmax over NaN picks
-    one class for every pixel, a result nobody could trust.
+    """Refuse window scores that are not finite (an argmax over NaN picks
+    one class everywhere).
 
     Args:
         scores (Tensor): Group-class scores ``[B, G, K]``.
@@ -59,7 +50,7 @@ def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
         CheckpointError: Naming how many values are not finite.
     """
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return  # an export records the graph, not this check
+        return
     bad = [(name, int((~torch.isfinite(t)).sum()), t.numel())
            for name, t in (('group-class scores', scores), ('group maps',
                                                             maps))]
@@ -110,20 +101,15 @@ class GroupViTHead(BaseDecodeHead):
         score(p, c) = P[g(p), c]
         background(p) = max_c score(p, c) < min(bg_thresh, max P)
 
-    Output channel 0 is background (1 or 0) when ``with_bg``, followed by
-    the ``K`` class scores in vocabulary order; without background the
-    ``K`` scores alone. Every pixel of a group carries the same score, so the
-    result is at window resolution and mmseg's slide averaging and final
-    resize reproduce the original protocol.
+    Output channel 0 is background (1 or 0) when ``with_bg``, then the
+    ``K`` class scores in vocabulary order, at window resolution.
 
     Args:
-        num_classes (int): Output channels: ``K + 1`` with background,
-            ``K`` without. In a :class:`GroupViTEncoderDecoder` it follows
-            the text encoder's vocabulary and is best left out of configs.
+        num_classes (int): ``K + 1`` with background, ``K`` without (a
+            :class:`GroupViTEncoderDecoder` sets it from the vocabulary).
         with_bg (bool): Prepend the background channel. Defaults to True.
-        bg_thresh (float): Background threshold in [0, 1]; ``bg_thresh`` in the
-            segmentor's ``test_cfg`` overrides it. Defaults to 0.95 (VOC and
-            COCO-Object; PASCAL Context uses 0.35).
+        bg_thresh (float): Background threshold in [0, 1] (``test_cfg``'s
+            overrides it). Defaults to 0.95.
         topk (int): Classes kept by the image-level gate. Defaults to 5.
         logit_scale_init (float): Initial log temperature. Defaults to
             2.6592 (``ln(1/0.07)``).
@@ -168,8 +154,7 @@ class GroupViTHead(BaseDecodeHead):
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
 
     def init_weights(self):
-        """Nothing to initialise but ``logit_scale`` (set in ``__init__``);
-        ``init_cfg`` is still honoured."""
+        """Only ``init_cfg`` (``logit_scale`` is set in ``__init__``)."""
         if self.init_cfg is not None and self.init_cfg.get('type') != 'Normal':
             super().init_weights()
 
@@ -200,14 +185,11 @@ class GroupViTHead(BaseDecodeHead):
         ungated = group_logits.softmax(dim=-1)
         image_probs = (F.normalize(image_embeds, dim=-1) @ class_embeds.t() *
                        scale).softmax(dim=-1)
-        # ``topk`` entries below every probability are appended, so that
-        # ``k = topk`` is valid for any vocabulary size and a traced or
-        # exported head serves vocabularies smaller than ``topk`` too; they
-        # are never picked before a real class and are cut off after.
+        # ``topk`` padding entries below every probability keep ``k = topk``
+        # valid (and exportable) for any vocabulary size.
         padded = F.pad(image_probs, (0, self.topk), value=-1.)
         index = padded.topk(self.topk, dim=-1).indices
-        # The value 1 (not True) keeps the head traceable by torch.jit, which
-        # FLOP counting uses.
+        # 1, not True: traceable by torch.jit.
         keep = torch.zeros_like(padded, dtype=torch.bool)
         keep.scatter_(-1, index, 1)
         keep = keep[:, :class_embeds.shape[0]]
@@ -217,13 +199,9 @@ class GroupViTHead(BaseDecodeHead):
     def assign(self,
                inputs: list,
                bg_thresh: Optional[float] = None) -> Tuple[Tensor, Tensor]:
-        """Window scores in compact form: a group per pixel and a score
-        table per group.
-
-        Every pixel of a group carries the same scores, so
-        ``paint_scores(*self.assign(inputs))`` equals :meth:`forward`, while
-        the two tensors here take ``O(H*W + G*C)`` memory instead of
-        ``O(C*H*W)`` (what matters for vocabularies of thousands of classes).
+        """Window scores in compact form, a group per pixel and a score
+        table per group: ``paint_scores(*self.assign(inputs))`` equals
+        :meth:`forward` in ``O(H*W + G*C)`` memory.
 
         Args:
             inputs (list): See :meth:`forward`.
@@ -241,19 +219,13 @@ class GroupViTHead(BaseDecodeHead):
                                          feats['image_embeds'], class_embeds)
         maps = group_maps(feats['soft_assigns'], feats['grid'],
                           images.shape[-2:])
-        # Hard pixel-to-group assignment [B, H, W]. The argmax runs over
-        # the innermost axis of a channels-last copy: the same values and
-        # the same first-maximum rule, but an order of magnitude faster on
-        # CPU than reducing over the strided group axis.
+        # [B, H, W]; channels-last: the same argmax, much faster on CPU.
         pixel_group = maps.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
         check_finite_scores(scores, maps)
         if not self.with_bg:
             return pixel_group, scores
-        # Deciding the background per group is the same comparison as per
-        # pixel, since every pixel of a group has its group's scores.
         thresh = self.bg_thresh if bg_thresh is None else bg_thresh
-        # min(bg_thresh, max P) per window: at least one group stays
-        # foreground.
+        # min(bg_thresh, max P): at least one group stays foreground.
         thresh = scores.flatten(1).max(dim=1).values.clamp(max=thresh)
         background = scores.max(dim=-1).values < thresh[:, None]
         table = torch.cat([background[..., None].to(scores.dtype), scores],
@@ -305,8 +277,8 @@ class GroupViTHead(BaseDecodeHead):
 
     @staticmethod
     def target_size(meta: dict) -> Tuple[int, int]:
-        """mmseg's size for a head's scores: the window's ``img_shape`` in
-        slide mode (a ``torch.Size`` there), else the padded shape."""
+        """mmseg's target size: ``img_shape`` in slide mode (a
+        ``torch.Size`` there), else the padded shape."""
         if isinstance(meta['img_shape'], torch.Size):
             size = meta['img_shape']
         else:

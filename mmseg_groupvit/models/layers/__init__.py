@@ -1,13 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-from . import fast_linear  # noqa: F401  (fused linear kernels)
-from .grouping import (AssignAttention, CrossAttentionBlock, GroupingBlock,
-                       chain_assignments)
+from . import fast_linear
+from .grouping import GroupingBlock, chain_assignments
 from .projector import ProjectionMLP
-from .transformer import (MLP, CrossAttention, MixerMLP, SelfAttention,
-                          TransformerBlock, build_activation)
+from .transformer import MLP, MixerMLP, SelfAttention, TransformerBlock
 
 __all__ = [
-    'AssignAttention', 'CrossAttentionBlock', 'GroupingBlock', 'ProjectionMLP',
-    'MLP', 'MixerMLP', 'SelfAttention', 'CrossAttention', 'TransformerBlock',
-    'build_activation', 'chain_assignments'
+    'fast_linear', 'GroupingBlock', 'chain_assignments', 'ProjectionMLP',
+    'MLP', 'MixerMLP', 'SelfAttention', 'TransformerBlock'
 ]

@@ -1,22 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Linear layers with fused epilogues for fp32 inference on CPU.
-
-PyTorch runs ``F.linear`` on CPU through its BLAS (MKL in the official
-wheels), then the bias, activation and residual add as separate passes
-over memory. oneDNN, which PyTorch also ships, has a linear primitive that
-applies the bias, an activation or an added tensor in the same kernel
-(``torch.ops.mkldnn._linear_pointwise``, the op that ``torch.compile``'s
-CPU backend emits for the same fusions). On the CPU we measured it is also
-the faster matrix product for the transformer's shapes; see
-``docs/benchmark.md``.
-
-The fused path is only taken where it computes the same function as the
-plain one, up to fp32 rounding: float32 CPU tensors, no autograd through
-the call, no autocast and no tracing (``torch.jit`` tracing, used for FLOP
-counting, sees ``F.linear``). Everywhere else, and whenever the op is
-missing, :func:`linear` is ``F.linear`` followed by the same activation and
-addition. :func:`set_enabled` turns the fused path off (e.g. to time or
-test the plain one).
+"""Linear layers with the bias, activation or residual add fused in one
+oneDNN kernel (``torch.ops.mkldnn._linear_pointwise``) for fp32 inference
+on CPU (docs/benchmark.md). Elsewhere (autograd, autocast, tracing, other
+devices or dtypes, no op) :func:`linear` is ``F.linear`` plus the same
+activation and addition; :func:`set_enabled` turns the fused path off.
 """
 import functools
 import warnings
@@ -27,10 +14,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
 
-#: transformers' ``hidden_act`` names: the activation config of mmseg's
-#: registry (mmcv's ``GELU``, ``ReLU`` and ``SiLU``, mmseg's ``QuickGELU``,
-#: ``x * sigmoid(1.702 x)`` as in CLIP's text tower) and the oneDNN post-op
-#: ``(attr, algorithm)`` that fuses it into a linear layer, if any.
+#: transformers' ``hidden_act`` names: the config of mmseg's registry and
+#: the oneDNN post-op ``(attr, algorithm)`` that fuses it, if any.
 ACTIVATIONS = {
     'gelu': (dict(type='GELU'), ('gelu', 'none')),
     'gelu_new': (dict(type='GELU', approximate='tanh'), ('gelu', 'tanh')),
@@ -71,10 +56,8 @@ _STATE = dict(enabled=_has_onednn_linear())
 
 
 def set_enabled(enabled: bool) -> bool:
-    """Turn the fused path on or off; returns the previous setting.
-
-    Turning it on has no effect where PyTorch lacks the oneDNN op.
-    """
+    """Turn the fused path on (where the op exists) or off; returns the
+    previous setting."""
     previous = _STATE['enabled']
     _STATE['enabled'] = bool(enabled) and _has_onednn_linear()
     return previous
@@ -145,18 +128,8 @@ def apply(module: nn.Linear,
           x: torch.Tensor,
           activation: Optional[str] = None,
           residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``module(x)``, then ``activation`` or ``residual + ...``, through the
-    fused path where :func:`available`; otherwise exactly those calls.
-
-    Args:
-        module (nn.Linear): The layer (its weights are used).
-        x (Tensor): ``[..., in]``.
-        activation (str, optional): A :func:`fusable` activation.
-        residual (Tensor, optional): ``[..., out]``, added last.
-
-    Returns:
-        Tensor: ``[..., out]``.
-    """
+    """:func:`linear` with ``module``'s weights; ``module(x)`` (and its
+    hooks) off the fused path."""
     if available(x, module.weight):
         return linear(x, module.weight, module.bias, activation, residual)
     out = module(x)

@@ -1,13 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The grouping block of GroupViT: merges image tokens into segment tokens.
-
-Re-implemented from the paper (Xu et al., "GroupViT: Semantic Segmentation
-Emerges from Text Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094,
-Sec. 3.1) following the structure of the original ``GroupingBlock`` /
-``AssignAttention`` (https://github.com/NVlabs/GroupViT, NVIDIA Source Code
-License) and of transformers' ``GroupViTTokenAssign`` (Apache-2.0), so that
-the published weights load unchanged.
-"""
+"""GroupViT's grouping block (paper Sec. 3.1), structured as the original
+``GroupingBlock`` / ``AssignAttention`` so the published weights load."""
 from typing import Sequence, Tuple
 
 import torch
@@ -18,11 +11,8 @@ from .transformer import MLP, CrossAttention, MixerMLP
 
 
 def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
-    """Hard one-hot of ``soft`` along ``dim`` with straight-through gradient.
-
-    The forward value is ``one_hot - soft + soft`` computed exactly as the
-    original code does, so results match it to the last bit.
-    """
+    """Hard one-hot of ``soft`` along ``dim``, straight-through gradient
+    (``one_hot - soft + soft`` as the original, bit for bit)."""
     index = soft.argmax(dim, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
     return hard - soft.detach() + soft
@@ -48,14 +38,10 @@ def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
 
 
 class AssignAttention(nn.Module):
-    """Single-head attention that assigns every image token to one group.
-
-    Softmax runs over the **group** axis, so each image token spreads one
-    unit of mass over the groups. During training the assignment is a hard
-    Gumbel-softmax sample (``softmax((logits + g) / tau)``, ``g`` drawn from
-    ``Gumbel(0, 1)`` as the original does), in eval the hard argmax, both
-    with straight-through gradients. Each group then takes the average of
-    its members' values, normalised as ``A / (sum_tokens A + assign_eps)``.
+    """Single-head attention assigning every image token to one group
+    (softmax over the groups): a hard Gumbel-softmax sample in training,
+    the hard argmax in eval, straight-through; each group averages its
+    members, ``A / (sum_tokens A + assign_eps)``.
 
     Args:
         embed_dims (int): Channels ``C``.
@@ -97,8 +83,7 @@ class AssignAttention(nn.Module):
             self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
         if self.training and self.gumbel:
-            # Gumbel(0, 1).sample clamps its uniform draw away from 0 and 1,
-            # so the noise is always finite (exponential_().log() is not).
+            # Gumbel.sample's noise is always finite.
             noise = torch.distributions.Gumbel(
                 raw.new_zeros(()), raw.new_ones(())).sample(raw.shape)
             hard = straight_through_one_hot(
@@ -226,9 +211,3 @@ class GroupingBlock(nn.Module):
         new_x = new_x + projected
         new_x = new_x + self.mlp_channels(self.norm_new_x(new_x))
         return new_x, soft_assign
-
-
-__all__ = [
-    'AssignAttention', 'CrossAttentionBlock', 'GroupingBlock',
-    'chain_assignments', 'straight_through_one_hot'
-]

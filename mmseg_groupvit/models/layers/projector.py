@@ -6,14 +6,8 @@ from torch import nn
 
 
 class ProjectionMLP(nn.Module):
-    """``Linear -> BatchNorm1d -> ReLU -> Linear``, applied per token.
-
-    The original GroupViT ``ProjectMLP`` (``proj_num_layers=2``) uses 1x1
-    ``Conv1d`` layers over ``[B, C, L]``; a 1x1 convolution is a linear layer
-    on each token, so this module stores ``nn.Linear`` weights (the
-    transformers layout) and the converter squeezes the conv kernels. In eval
-    mode BatchNorm uses its running statistics, so every token is projected
-    independently.
+    """``Linear -> BatchNorm1d -> ReLU -> Linear`` per token (the
+    original's 1x1 ``Conv1d`` layers, stored as ``nn.Linear``).
 
     Args:
         in_dims (int): Input channels.

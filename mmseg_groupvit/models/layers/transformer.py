@@ -1,20 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Transformer building blocks shared by the GroupViT image and text towers.
-
-Both towers are pre-norm transformers (``x += attn(norm1(x)); x +=
-mlp(norm2(x))``) as in ViT and CLIP. Attention runs through
-:func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused
-kernel where the device has one; the math is the same softmax attention with
-scale ``head_dim ** -0.5`` as in the original GroupViT
-(https://github.com/NVlabs/GroupViT, ``models/group_vit.py`` and
-``models/transformer.py``) and in Hugging Face transformers'
-``modeling_groupvit.py``.
-
-For fp32 inference on CPU the linear layers run through
-:mod:`.fast_linear`, which applies the bias, the MLP activation and the
-residual additions inside the matrix product; elsewhere they are the plain
-modules.
-"""
+"""Pre-norm transformer blocks of the GroupViT image and text towers:
+attention through ``F.scaled_dot_product_attention``, linear layers through
+:mod:`.fast_linear`."""
 from typing import Optional
 
 import torch
@@ -23,7 +10,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from torch import nn
 
 from . import fast_linear
-from .fast_linear import ACTIVATIONS, build_activation  # noqa: F401 (API)
+from .fast_linear import build_activation
 
 
 class MLP(nn.Module):
@@ -99,11 +86,8 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused ``qkv`` projection.
-
-    The ``qkv`` weight stacks the query, key and value rows in that order
-    (``[3C, C]``), the layout of the original GroupViT image blocks and of
-    ``nn.MultiheadAttention.in_proj_weight`` in its text tower.
+    """Multi-head self-attention with one ``qkv`` projection (``[3C, C]``,
+    query, key and value rows in order, as the original).
 
     Args:
         embed_dims (int): Channels ``C``.
@@ -196,10 +180,8 @@ class TransformerBlock(nn.Module):
         act (str): MLP activation. Defaults to 'gelu'.
         layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         attn_drop (float): Attention dropout. Defaults to 0.
-        drop_path (float): Stochastic depth: in training, each sample's
-            attention and MLP branches are dropped with this probability
-            (and the kept ones scaled by ``1 / (1 - p)``), as the original's
-            timm ``DropPath``. Defaults to 0.
+        drop_path (float): Stochastic depth of both branches (training
+            only). Defaults to 0.
     """
 
     def __init__(self,
@@ -223,6 +205,5 @@ class TransformerBlock(nn.Module):
         if self.drop_path is not None and self.training:
             x = x + self.drop_path(self.attn(self.norm1(x), is_causal))
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        # The residual additions happen inside the output projections.
         x = self.attn(self.norm1(x), is_causal=is_causal, residual=x)
         return self.mlp(self.norm2(x), residual=x)

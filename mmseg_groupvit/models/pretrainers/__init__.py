@@ -1,9 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-from .contrastive_losses import contrastive_loss, gather_rows, multi_label_loss
-from .ddp_wrapper import PretrainerDistributedDataParallel
-from .groupvit_pretrainer import GroupViTPretrainer
+from .contrastive_losses import contrastive_loss, multi_label_loss
+from .groupvit_pretrainer import (GroupViTPretrainer,
+                                  PretrainerDistributedDataParallel)
 
 __all__ = [
     'GroupViTPretrainer', 'PretrainerDistributedDataParallel',
-    'contrastive_loss', 'multi_label_loss', 'gather_rows'
+    'contrastive_loss', 'multi_label_loss'
 ]

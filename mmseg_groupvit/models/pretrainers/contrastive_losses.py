@@ -1,14 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The two losses GroupViT is pretrained with, across processes.
-
-Re-implemented after the original ``MultiLabelContrastive.loss`` and
-``multi_label_loss`` (https://github.com/NVlabs/GroupViT,
-``models/multi_label_contrastive.py``, NVIDIA Source Code License): each
-process scores its own rows against the features of every process, gathered
-with a differentiable all-gather (``torch.distributed.nn``, as the original's
-``diffdist``), so the gradient of a feature sums what every process's loss
-asks of it and DDP's gradient average gives the gradient of the loss over
-the whole batch.
+"""GroupViT's two pretraining losses (the original's
+``MultiLabelContrastive``): each process scores its rows against every
+process's features, gathered with a differentiable all-gather, so DDP's
+gradient average is the gradient of the loss over the whole batch.
 """
 from typing import Tuple
 

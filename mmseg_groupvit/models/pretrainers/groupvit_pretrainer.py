@@ -1,13 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT pretraining from image-caption pairs (the paper's Sec. 3.2).
-
-The model is the zero-shot segmentor itself (:class:`GroupViTEncoderDecoder`:
-the same image encoder, text encoder, projectors and head), with the
-original's ``MultiLabelContrastive`` losses as its ``loss``: so its
-checkpoints are segmentor checkpoints (``image_encoder.*``,
-``text_encoder.*``, ``decode_head.logit_scale``, plus the training-only
-``multi_label_logit_scale``), and validation during training is the
-segmentor's own zero-shot prediction through mmseg's evaluator.
+"""GroupViT pretraining from image-caption pairs (the paper's Sec. 3.2): the
+zero-shot segmentor with the original's ``MultiLabelContrastive`` losses, so
+its checkpoints are segmentor checkpoints (plus the training-only
+``multi_label_logit_scale``) and validation is the segmentor's prediction.
 """
 import logging
 import math
@@ -16,7 +11,9 @@ from typing import Dict, List, Optional
 import torch
 import torch.distributed as dist
 from mmengine.logging import MessageHub, print_log
+from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
@@ -44,18 +41,12 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
       ``multi_label_logit_scale`` (unless ``share_temperature``), times
       ``multi_label_loss_weight``.
 
-    Features are gathered over all processes (see
-    :mod:`.contrastive_losses`). The grouping blocks assign with a hard
-    Gumbel-softmax in training (the encoder's ``gumbel``, ``gumbel_tau``)
-    and without noise in eval; ``drop_path_rate`` sets stochastic depth.
-
-    A loss or gradient that is not finite is caught at the step where it
-    appears and never trained on: ``on_nonfinite='stop'`` ends the run with
-    one :class:`NonFiniteLossError` line naming the step and the terms,
-    ``'skip'`` drops the step's update, warns, and counts the skipped steps
-    in the log (``nonfinite_skips``). Under AMP, gradients that overflow
-    are the loss scaler's to skip (its normal operation); losses are still
-    checked.
+    Features are gathered over all processes (:mod:`.contrastive_losses`).
+    A loss or gradient that is not finite is never trained on:
+    ``on_nonfinite='stop'`` ends the run with one
+    :class:`NonFiniteLossError` naming the step and the terms, ``'skip'``
+    drops the update, warns and logs ``nonfinite_skips`` (under AMP the loss
+    scaler skips overflowing gradients; losses are still checked).
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -106,11 +97,8 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                 torch.tensor(init_scale))
 
     def init_weights(self):
-        """The original's random initialisation: the encoders' own (the
-        image encoder's truncated normal, the text tower's CLIP init), then
-        the projectors as PyTorch initialises their layers (the original's
-        projectors are ``Conv1d`` with PyTorch's default init, outside the
-        image encoder's init). Pretrained ``init_cfg``s are left alone."""
+        """The original's random initialisation: the encoders' own, then
+        PyTorch's default for the projectors (unless ``init_cfg``)."""
         super().init_weights()
         for encoder in (self.image_encoder, self.text_encoder):
             if encoder.init_cfg is None and encoder.projector is not None:
@@ -155,8 +143,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
         batch, rows = tokens.shape[:2]
         feats = self.image_encoder.forward_features(inputs)
         image_x = self.image_encoder.projector(feats['pooled'])
-        # Captions and prompts pass the text projector's BatchNorm as one
-        # batch of B * (1 + K), as in the original.
+        # One batch of B * (1 + K) through the projector's BatchNorm.
         text_x = self.text_encoder.encode_tokens(tokens.flatten(0, 1))
         text_x = text_x.view(batch, rows, -1)
         losses = dict(
@@ -168,27 +155,14 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                 self.multi_label_temperature) * self.multi_label_loss_weight
         return losses
 
-    # ------------------------------------------------------------------
-    # training step with the non-finite guard
-    # ------------------------------------------------------------------
     def train_step(self,
                    data,
                    optim_wrapper: OptimWrapper,
                    wrapper: Optional[nn.Module] = None) -> dict:
-        """mmengine's ``train_step`` (``update_params`` spelled out), with
-        the losses checked before the backward pass and the gradients
-        before the optimizer step.
-
-        Args:
-            data (dict): The batch from the data loader.
-            optim_wrapper (OptimWrapper): The optimizer wrapper.
-            wrapper (nn.Module, optional): The DDP wrapper whose forward
-                runs the model (:class:`PretrainerDistributedDataParallel`
-                passes itself), so that its gradient hooks run.
-
-        Returns:
-            dict: The logged values.
-        """
+        """mmengine's ``train_step`` with the losses checked before the
+        backward pass and the gradients before the optimizer step;
+        ``wrapper`` is the DDP wrapper whose forward must run (for its
+        gradient hooks)."""
         runner_model = self if wrapper is None else wrapper
         with optim_wrapper.optim_context(runner_model):
             data = self.data_preprocessor(data, True)
@@ -237,8 +211,7 @@ def _nonfinite_terms(losses: Dict[str, Tensor]) -> List[str]:
 
 
 def _nonfinite_grads(model: nn.Module) -> List[str]:
-    """Names of the parameters whose gradient holds NaN or Inf (after
-    DDP's all-reduce, so every process finds the same)."""
+    """The parameters whose gradient holds NaN or Inf."""
     grads = [(n, p.grad) for n, p in model.named_parameters()
              if p.grad is not None]
     if not grads:
@@ -250,10 +223,8 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
 
 
 def _agreed(bad: List[str]) -> List[str]:
-    """``bad`` made the same on every process: when any process found a
-    non-finite term, all of them stop or skip together (a process that
-    went on to the backward pass alone would wait for the others
-    forever)."""
+    """``bad`` made the same on every process, so that all stop or skip
+    together (one going on alone would wait forever)."""
     if not (dist.is_available() and dist.is_initialized()):
         return bad
     flag = torch.tensor([float(bool(bad))])
@@ -263,3 +234,12 @@ def _agreed(bad: List[str]) -> List[str]:
     if flag.item() and not bad:
         return ['a loss term of another process']
     return bad
+
+
+@MODEL_WRAPPERS.register_module()
+class PretrainerDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` handing ``train_step`` to the
+    :class:`GroupViTPretrainer` (mmengine's runs its own update)."""
+
+    def train_step(self, data, optim_wrapper):
+        return self.module.train_step(data, optim_wrapper, wrapper=self)

@@ -14,9 +14,8 @@ _AUX_PREFIX = 'auxiliary_head.'
 
 
 def _keep_unloaded_aux_heads(module, incompatible_keys) -> None:
-    """``load_state_dict`` post-hook: when none of the auxiliary-head keys
-    was loaded (a zero-shot checkpoint), they are not reported missing; the
-    heads keep their weights. A partial set was refused before loading."""
+    """``load_state_dict`` post-hook: auxiliary-head keys all missing (a
+    zero-shot checkpoint) are not reported; the heads keep their weights."""
     missing = incompatible_keys.missing_keys
     # Parameters only: BatchNorm fills a missing num_batches_tracked itself.
     aux = [
@@ -31,11 +30,9 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
     """:class:`GroupViTEncoderDecoder` plus auxiliary mmseg heads on the
     backbone's dense feature maps.
 
-    Prediction is the parent's zero-shot path, unchanged; training fits the
-    auxiliary heads (any mmseg decode head: ``FCNHead``, ``UPerHead``, ...)
-    to the labels and, through them, the image encoder. The zero-shot decode
-    head has no loss and stays frozen; a frozen text encoder stays in eval
-    mode.
+    Prediction is the parent's zero-shot path; training fits the auxiliary
+    heads (any mmseg decode head) and, through them, the image encoder. The
+    zero-shot head stays frozen, a frozen text encoder in eval mode.
 
     ::
 
@@ -48,21 +45,10 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
              loss_contrastive(feats['image_embeds'], present classes)
         predict(inputs, data_samples)  -> the parent's zero-shot path
 
-    The image encoder must be built with ``out_indices`` and
-    ``with_zero_shot=True``.
-
-    Checkpoints: a checkpoint without auxiliary-head weights (a converted
-    zero-shot checkpoint, e.g. through ``init_cfg=dict(type='Pretrained',
-    checkpoint=...)`` or ``load_from``) is checked strictly against the
-    zero-shot parts and leaves the auxiliary heads as initialised; any
-    other checkpoint must match the whole model.
-
-    The auxiliary heads are built and trained by mmseg's own
-    ``EncoderDecoder._init_auxiliary_head`` and
-    ``_auxiliary_head_forward_train``, adopted as methods of this class:
-    they read only ``auxiliary_head`` and ``train_cfg``, which it has (it
-    does not inherit ``EncoderDecoder``, whose constructor builds a
-    ``backbone``).
+    The image encoder needs ``out_indices`` and ``with_zero_shot=True``. A
+    checkpoint without auxiliary-head weights is checked against the
+    zero-shot parts only; any other must match the whole model. The heads
+    are built and trained by mmseg's ``EncoderDecoder`` methods, adopted.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -71,10 +57,9 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
         auxiliary_head (dict | list[dict]): mmseg decode head(s) reading
             the dense maps (``in_index`` counts within ``out_indices``).
         contrastive_loss_weight (float): Weight of the experimental
-            multi-label image-text contrastive loss between the image
-            embedding and the prompts of the classes present in the labels
-            (GroupViT's ``multi_label`` loss, with the class prompts as the
-            texts); 0 turns it off. Defaults to 0.
+            multi-label contrastive loss between the image embedding and
+            the prompts of the classes in the labels (0: off).
+            Defaults to 0.
         **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
     """
 
@@ -107,14 +92,12 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
         # The zero-shot head has no loss: nothing in it is trained.
         self.decode_head.requires_grad_(False)
 
-    # mmseg's implementations (see the class docstring).
     _init_auxiliary_head = EncoderDecoder._init_auxiliary_head
     _auxiliary_head_forward_train = \
         EncoderDecoder._auxiliary_head_forward_train
 
     def train(self, mode: bool = True) -> 'GroupViTAuxEncoderDecoder':
-        """Set the mode; a frozen text encoder stays in eval mode so its
-        projector's BatchNorm keeps the pretrained statistics."""
+        """Set the mode; a frozen text encoder stays in eval mode."""
         super().train(mode)
         if mode and getattr(self.text_encoder, 'frozen', False):
             self.text_encoder.eval()
@@ -122,8 +105,7 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
 
     def check_checkpoint(self, state_dict: dict) -> None:
         """Check a checkpoint strictly; one without auxiliary-head weights
-        is checked against the zero-shot parts only (the heads then keep
-        their weights). ``state_dict`` is not changed."""
+        against the zero-shot parts only."""
         own = self.state_dict()
         aux = {k: v for k, v in own.items() if k.startswith(_AUX_PREFIX)}
         if not any(k in state_dict for k in aux):
@@ -163,15 +145,10 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
 
     def _contrastive_loss(self, image_embeds: Tensor,
                           data_samples: list) -> dict:
-        """Multi-label contrastive loss between images and class prompts.
-
-        With ``s`` the zero-shot head's temperature and ``L = s *
-        norm(image_embeds) @ class_embeds^T`` ``[B, K]``: cross-entropy of
-        the softmax over classes against the uniform distribution over the
-        image's classes, plus the softmax over images against the uniform
-        distribution over the images holding each present class, halved.
-        Images without a vocabulary class (and absent classes) are left out.
-        """
+        """Multi-label contrastive loss of ``L = s * norm(image_embeds) @
+        class_embeds^T`` ``[B, K]``: the mean of the cross-entropies over
+        classes (uniform over the image's classes) and over images
+        (uniform over the images holding a class), empty rows left out."""
         class_embeds = self.text_encoder().to(image_embeds)
         logits = F.normalize(image_embeds, dim=-1) @ class_embeds.t()
         logits = logits * self.decode_head.temperature.detach()

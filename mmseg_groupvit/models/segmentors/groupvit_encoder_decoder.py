@@ -1,21 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT's zero-shot segmentor on top of mmseg's
-``MultimodalEncoderDecoder``: build, class embeddings (cached), whole or
-slide inference through compact window scores, post-processing.
+"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``.
 
-GroupViT's scores are constant on each final group, so a window is fully
-described by the group of every pixel ``[h, w]`` and a ``[G, C]`` score table
-(:meth:`GroupViTHead.assign`). Every image, whatever the vocabulary size,
-goes through these compact window scores; the dense ``[B, C, H, W]`` canvas
-(mmseg's ``seg_logits``) is painted from them only when it fits in
-``test_cfg.max_dense_scores_bytes`` (default 256 MiB). Above it (thousands
-of classes) the labels are computed a few classes at a time, each step
-reduced by a running argmax, and the results hold no ``seg_logits`` (logged
-once; ``score_channels`` in the metainfo says how many classes were scored).
-Every value goes through the operations of mmseg's path in the same order
-(the window scores added into a zero canvas in window order, the division by
-the window count, the per-channel bilinear resize of
-``BaseSegmentor.postprocess_result``), so the labels are bit-identical.
+A window's scores are constant on each final group, so every window is kept
+compact: the group of every pixel ``[h, w]`` and a ``[G, C]`` score table
+(:meth:`GroupViTHead.assign`). The dense ``[B, C, H, W]`` canvas is painted
+only when it fits ``test_cfg.max_dense_scores_bytes``; above it the labels
+are computed a few classes at a time. Both follow mmseg's operations in
+mmseg's order, so the labels are bit-identical.
 """
 import inspect
 import logging
@@ -40,24 +31,17 @@ from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 from ..decode_heads.groupvit_head import paint_scores
 
-#: Windows per backbone pass when ``test_cfg.window_batch`` is not set: two
-#: 448x448 windows per pass were 8% faster per window than one on a 2-core
-#: CPU (docs/benchmark.md), and most images of the shipped protocols have two.
+#: Windows per backbone pass without ``test_cfg.window_batch``
+#: (docs/benchmark.md).
 DEFAULT_WINDOW_BATCH = 2
-#: Default of ``test_cfg.max_dense_scores_bytes``: the largest dense score
-#: canvas ``[B, C, H, W]`` at the network's size.
-MAX_DENSE_SCORES_BYTES = 256 << 20
-#: Default of ``test_cfg.max_full_size_scores_bytes``: the largest score map
-#: resized to the original image kept in a result (``C * H * W * 4`` bytes).
-MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
+#: Defaults of ``test_cfg.max_dense_scores_bytes`` (the canvas ``[B, C, H,
+#: W]``) and ``test_cfg.max_full_size_scores_bytes`` (``C`` maps at the
+#: original size).
+MAX_DENSE_SCORES_BYTES = MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
 #: Working memory for the resized channels of one step.
 CHUNK_BYTES = 64 << 20
 #: ``test_cfg.autocast`` (checked by ``check_test_cfg``) as a dtype.
 AUTOCAST_DTYPES = {
-    None: None,
-    False: None,
-    'fp32': None,
-    'float32': None,
     'fp16': torch.float16,
     'float16': torch.float16,
     'bf16': torch.bfloat16,
@@ -71,8 +55,7 @@ Window = Tuple[Box, Tensor, Tensor]
 
 
 def describe_images(data_samples) -> str:
-    """``'FILE (HxW, hxw after the test pipeline): '`` for each sample, to
-    prefix an error about the batch; empty without samples."""
+    """``'FILE (HxW, hxw after the test pipeline): '`` per sample."""
     if not data_samples:
         return ''
     names = []
@@ -89,9 +72,7 @@ def describe_images(data_samples) -> str:
 
 
 def _head_default(head_type, name: str, default):
-    """The default of argument ``name`` of a registered head type (its
-    class, or its name in mmseg's registry); ``default`` when the head has
-    no such argument."""
+    """The default of argument ``name`` of a head type, else ``default``."""
     cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
     if cls is None:
         return default
@@ -103,9 +84,8 @@ def _head_default(head_type, name: str, default):
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
-    """``load_state_dict`` pre-hook: the root call sees the whole state
-    dict, so the model checks it once, there, and drops the training-only
-    tensors the model does not have (``TRAINING_KEYS``)."""
+    """``load_state_dict`` pre-hook: at the root, check the whole state
+    dict and drop the training-only tensors the model lacks."""
     if prefix == '':
         module.check_checkpoint(state_dict)
         own = module.state_dict()
@@ -116,8 +96,8 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
 
 @MODELS.register_module()
 class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
-    """GroupViT segmentor: mmseg's ``MultimodalEncoderDecoder`` with the
-    defaults and the few fixes GroupViT needs.
+    """GroupViT segmentor: mmseg's ``MultimodalEncoderDecoder`` with
+    GroupViT's defaults and fixes.
 
     ::
 
@@ -134,63 +114,23 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
          └─ else: labels a few classes at a time, no seg_logits
 
     The classes are the text encoder's vocabulary: the head's
-    ``num_classes`` and ``out_channels`` (the vocabulary size, plus the
-    background channel when the head has ``with_bg``) follow it when the
-    segmentor is built and when :meth:`set_vocabulary` changes it, so a
-    config sets ``model.text_encoder.vocabulary`` (or ``dataset_name``)
-    alone. A config that still gives ``model.decode_head.num_classes`` must
-    give that count, else building fails naming both numbers.
-
-    Differences from the parent:
-
-    - ``asymetric_input`` (resizing the images for the image encoder) is
-      not supported: GroupViT sees each window at its own resolution, and
-      ``asymetric_input=True`` is refused;
-    - slide inference passes ``test_cfg.window_batch`` windows (default 2)
-      through the backbone at once and adds the window scores in place in
-      mmseg's window order (mmseg pads each to the image size); the sums
-      are mmseg's. ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) runs
-      the image encoder under ``torch.autocast``, the head in fp32;
-    - ``predict`` builds no dense score map when it would exceed
-      ``test_cfg.max_dense_scores_bytes`` (see the module docstring), and
-      ``postprocess_result`` computes the labels a few classes at a time
-      when the scores resized to the original image would exceed
-      ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB; very large
-      photos): same labels, ``seg_logits`` kept at the network's size;
-      each logged once;
-    - ``_forward`` (``mode='tensor'``) runs the whole zero-shot path, since
-      the head needs the images and class embeddings, not just the backbone
-      output (the parent calls ``decode_head.forward(x)``);
-    - ``dataset_meta`` (read by ``mmseg.apis`` and its visualisers) names
-      the classes of the current vocabulary, ``background`` first when the
-      head has a background channel, so ``init_model`` and
-      ``MMSegInferencer`` never label a custom vocabulary with another
-      dataset's classes;
-    - :meth:`contrastive` gives image and text embeddings,
-      ``logits_per_image`` / ``logits_per_text`` and the symmetric
-      contrastive loss, as transformers' ``GroupViTModel`` does;
-    - a checkpoint whose keys or shapes differ from the model is refused,
-      naming the differing architecture fields (mmengine loads
-      non-strictly and would only log them);
-    - ``test_cfg`` is checked when it is set (built or assigned), so a
-      value that cannot give a correct result (a stride larger than the
-      window, a threshold outside [0, 1], ...) fails at once with a message
-      naming the key: see :func:`groupvit_common.checks.check_test_cfg`.
+    ``num_classes`` follows it (plus the background channel with
+    ``with_bg``), at build time and on :meth:`set_vocabulary`;
+    ``dataset_meta`` names them. ``asymetric_input=True`` is refused (each
+    window is seen at its own resolution). ``test_cfg`` is checked when set
+    (:func:`groupvit_common.checks.check_test_cfg`); a checkpoint whose keys
+    or shapes differ from the model is refused. ``_forward``
+    (``mode='tensor'``) runs the whole zero-shot path.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
         text_encoder (dict): :class:`GroupViTTextEncoder` config.
-        decode_head (dict): :class:`GroupViTHead` config;
-            ``num_classes`` may be left out (it follows the vocabulary).
-        asymetric_input (bool): Must be False (the default), kept for
-            mmseg's signature.
-        **kwargs: Passed to ``MultimodalEncoderDecoder``
-            (``encoder_resolution`` is unused).
+        decode_head (dict): :class:`GroupViTHead` config; ``num_classes``
+            may be left out.
+        asymetric_input (bool): Must be False.
+        **kwargs: Passed to ``MultimodalEncoderDecoder``.
     """
 
-    # ------------------------------------------------------------------
-    # build
-    # ------------------------------------------------------------------
     def __init__(self,
                  image_encoder: dict,
                  text_encoder: dict,
@@ -212,25 +152,17 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
 
     def vocabulary_channels(self, with_bg: bool) -> int:
-        """Output channels of the current vocabulary: one per class, plus
-        the background channel when ``with_bg``.
-
-        Raises:
-            ConfigValueError: The vocabulary names ``background`` first (label
-                0, which only a head with ``with_bg`` has) for a head without
-                a background channel: every label would shift by one.
-        """
+        """Output channels of the vocabulary (plus background with
+        ``with_bg``); a leading ``background`` without a background channel
+        raises ConfigValueError (every label would shift by one)."""
         if getattr(self.text_encoder, 'background_first', False):
-            # The vocabulary as given, against the head.
             split_background([['background']] + self.text_encoder.classes,
                              with_bg)
         return len(self.text_encoder.classes) + int(with_bg)
 
     def _init_decode_head(self, decode_head: dict) -> None:
-        """Build the head with ``num_classes`` from the vocabulary; a
-        configured ``num_classes`` or ``out_channels`` must agree
-        (:func:`~groupvit_common.checks.check_head_classes`; the head checks
-        their type and range)."""
+        """Build the head with ``num_classes`` from the vocabulary (a
+        configured one must agree: ``check_head_classes``)."""
         with_bg = decode_head.get(
             'with_bg',
             _head_default(decode_head.get('type'), 'with_bg', False))
@@ -243,10 +175,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     @property
     def test_cfg(self) -> Optional[dict]:
-        """The test config (``mode``, ``crop_size``, ``stride``,
-        ``bg_thresh``, ``window_batch``, ``autocast``,
-        ``max_dense_scores_bytes``, ``max_full_size_scores_bytes``), checked
-        when set."""
+        """The test config, checked when set."""
         return self._test_cfg
 
     @test_cfg.setter
@@ -256,13 +185,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         self._test_cfg = test_cfg
 
     def check_checkpoint(self, state_dict: dict) -> None:
-        """Refuse checkpoints whose keys or shapes differ from the model.
-
-        mmengine loads checkpoints non-strictly and only logs mismatches,
-        which would leave random weights in place silently. Called once per
-        load, on the whole state dict (which is not changed); the error
-        names the differing architecture fields.
-        """
+        """Refuse a state dict whose keys or shapes differ from the model
+        (mmengine would only log them), naming the differing architecture
+        fields; called once per load."""
         check_state_dict(self, state_dict)
 
     def set_vocabulary(self,
@@ -270,21 +195,10 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        dataset_name: Optional[str] = None,
                        extra_classes=None) -> None:
-        """Change the classes of a built model without rebuilding it.
-
-        Updates the text encoder (its cache is dropped), the head's class
-        count (plus background when the head has one) and
-        ``dataset_meta``.
-
-        Args:
-            vocabulary: Names, synonym lists or a vocabulary file; see
-                :class:`GroupViTTextEncoder`.
-            templates: Template set name or list; unchanged when None.
-            dataset_name (str, optional): Use a dataset's prompt names
-                (e.g. ``'voc'``) when ``vocabulary`` is None.
-            extra_classes: Classes appended to the vocabulary or to the
-                dataset's names.
-        """
+        """Change the classes of a built model: the text encoder, the
+        head's class count and ``dataset_meta``; a refused change leaves the
+        model as it was. Arguments as in
+        :meth:`GroupViTTextEncoder.set_vocabulary`."""
         text = self.text_encoder
         before = (text.classes, text.templates, text.background_first)
         text.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
@@ -292,7 +206,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             num_classes = self.vocabulary_channels(
                 getattr(self.decode_head, 'with_bg', False))
         except ConfigValueError:
-            # A refused change leaves the model as it was.
             text.classes, text.templates, text.background_first = before
             text._cache_key = text._cache = None
             raise
@@ -303,9 +216,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     @property
     def dataset_meta(self) -> dict:
-        """``classes`` (the first name of every class of the vocabulary,
-        with ``'background'`` first when the head has a background channel)
-        and a ``palette`` of as many distinct RGB colours."""
+        """``classes`` (the vocabulary's first names, ``'background'`` first
+        with a background channel) and as many ``palette`` colours."""
         classes = list(self.text_encoder.class_names)
         with_bg = getattr(self.decode_head, 'with_bg', False)
         if with_bg:
@@ -318,9 +230,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     @dataset_meta.setter
     def dataset_meta(self, meta: Optional[dict]) -> None:
         """Keep the palette of ``meta`` when its classes are the model's;
-        other class names are not taken (the vocabulary defines them), with
-        a warning. ``mmseg.apis.init_model`` and ``MMSegInferencer`` assign a
-        guess here when a checkpoint has no ``dataset_meta``."""
+        other class names are not taken, with a warning."""
         if not meta or meta.get('classes') is None:
             return
         current = self.dataset_meta['classes']
@@ -335,35 +245,21 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             f'the assigned dataset_meta classes are not used. Change them '
             f'with model.set_vocabulary(...).')
 
-    # ------------------------------------------------------------------
-    # inference
-    # ------------------------------------------------------------------
     def test_step(self, data) -> list:
-        """mmengine's ``test_step`` (used by ``inference_model`` and the
-        test loop), with the images' channels checked before the data
-        preprocessor, whose mean and std would otherwise fail on a
-        4-channel array with a shape error naming neither. One channel is
-        accepted: the preprocessor's mean and std spread it to three."""
+        """mmengine's ``test_step``, with the images' channels checked
+        before the data preprocessor (whose mean and std would fail on a
+        4-channel image naming neither; it spreads one channel to three)."""
         inputs = data.get('inputs') if isinstance(data, dict) else None
-        expected = self.image_encoder.num_channels
         for image in inputs if isinstance(inputs, (list, tuple)) else []:
-            if isinstance(image, Tensor) and image.dim() == 3 and \
-                    image.shape[0] not in (1, expected):
-                raise ValueError(
-                    f'GroupViT expects {expected}-channel images, got '
-                    f'{image.shape[0]} channels (an image of shape '
-                    f'{tuple(image.shape)}, channels first). Convert RGBA '
-                    f'images to RGB first, e.g. array[..., :3] (mmseg\'s '
-                    f'LoadImageFromFile does so with color_type="color").')
+            if isinstance(image, Tensor) and image.dim() == 3:
+                self.image_encoder.check_channels(image.shape, gray=True)
         return super().test_step(data)
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
-        """mmseg's ``predict`` through the compact window scores: results
-        with ``pred_sem_seg`` and ``seg_logits``; when the dense scores
-        would exceed ``test_cfg.max_dense_scores_bytes``, the same labels
-        without ``seg_logits`` (see the module docstring). An image smaller
-        than one patch after the test pipeline raises
-        :class:`ImageSizeError` naming its file.
+        """mmseg's ``predict`` through the compact window scores (without
+        ``seg_logits`` above ``test_cfg.max_dense_scores_bytes``). An image
+        smaller than one patch raises :class:`ImageSizeError` naming its
+        file.
 
         Args:
             inputs (Tensor): ``[B, 3, H, W]``.
@@ -387,7 +283,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         try:
             windows = self.window_scores(inputs)
         except ImageSizeError as error:
-            # The backbone sees a tensor; name the files here.
             raise ImageSizeError(describe_images(data_samples) +
                                  str(error)) from None
         if self.keeps_seg_logits(inputs, metas):
@@ -402,9 +297,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             self.window_scores(inputs), inputs, batch_img_metas)
 
     def window_scores(self, inputs: Tensor) -> List[Window]:
-        """The compact scores of every window, in mmseg's window order: the
-        whole image in ``whole`` mode; in ``slide`` mode ``test_cfg``'s
-        windows, ``test_cfg.window_batch`` (default 2) per backbone pass.
+        """The compact scores of every window, in mmseg's window order
+        (``slide``: ``test_cfg.window_batch`` windows per backbone pass).
 
         Args:
             inputs (Tensor): ``[B, 3, H, W]``.
@@ -418,7 +312,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         if test_cfg.get('mode', 'whole') == 'slide':
             boxes = window_boxes(height, width, tuple(test_cfg['crop_size']),
                                  tuple(test_cfg['stride']))
-            per_pass = window_batch(test_cfg)
+            per_pass = test_cfg.get('window_batch') or DEFAULT_WINDOW_BATCH
         else:
             boxes, per_pass = [(0, height, 0, width)], 1
         class_embeds = self.text_encoder()
@@ -435,9 +329,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def compact_scores(self, inputs: Tensor,
                        class_embeds: Tensor) -> Tuple[Tensor, Tensor]:
-        """The head's compact scores of a batch of windows
-        (:meth:`GroupViTHead.assign`; ``test_cfg.bg_thresh`` overrides the
-        head's).
+        """:meth:`GroupViTHead.assign` of a batch of windows, with
+        ``test_cfg.bg_thresh``.
 
         Args:
             inputs (Tensor): Windows ``[N, 3, h, w]``.
@@ -453,11 +346,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                                                   or {}).get('bg_thresh'))
 
     def extract_feat(self, inputs: Tensor) -> dict:
-        """The image encoder's output for a batch of images (or windows);
-        with ``test_cfg.autocast`` (``'fp16'`` or ``'bf16'``) it runs under
-        ``torch.autocast`` and is returned in fp32, so the head runs in
-        full precision."""
-        dtype = AUTOCAST_DTYPES[(self.test_cfg or {}).get('autocast')]
+        """The image encoder's output; with ``test_cfg.autocast`` run under
+        ``torch.autocast`` and returned in fp32 for the head."""
+        dtype = AUTOCAST_DTYPES.get((self.test_cfg or {}).get('autocast'))
         if dtype is None:
             return self.image_encoder(inputs)
         with torch.autocast(device_type=inputs.device.type, dtype=dtype):
@@ -466,14 +357,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
-        """Dense zero-shot scores of a batch of images or windows (mmseg's
-        step of its own window loop): the compact scores painted, resized
-        to the metas' target size when it differs
-        (:meth:`GroupViTHead.predict_by_feat`).
-
-        Returns:
-            Tensor: ``[B, num_classes, h, w]``.
-        """
+        """Dense scores ``[B, num_classes, h, w]`` of images or windows,
+        resized to the metas' target size when it differs."""
         scores = paint_scores(
             *self.compact_scores(inputs, self.text_encoder()))
         return self.decode_head.predict_by_feat(scores, batch_img_metas)
@@ -486,15 +371,11 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         ] * inputs.shape[0]
         return self.encode_decode(inputs, batch_img_metas)
 
-    # ------------------------------------------------------------------
-    # post-processing
-    # ------------------------------------------------------------------
     def keeps_seg_logits(self, inputs: Tensor, metas: List[dict]) -> bool:
-        """Whether ``predict`` paints the dense scores (``seg_logits``):
-        when the canvas ``[B, C, H, W]`` fits in
-        ``test_cfg.max_dense_scores_bytes`` (default 256 MiB), for a single
-        channel (mmseg's sigmoid rule), and in ``whole`` mode when the
-        scores are resized to a padded shape other than the input's."""
+        """Whether ``predict`` paints ``seg_logits``: when the canvas fits
+        ``test_cfg.max_dense_scores_bytes``, for a single channel (mmseg's
+        sigmoid rule), and in ``whole`` mode when resized to a padded
+        shape."""
         test_cfg = self.test_cfg or {}
         budget = test_cfg.get('max_dense_scores_bytes', MAX_DENSE_SCORES_BYTES)
         if self.out_channels < 2 or dense_scores_bytes(
@@ -506,9 +387,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def paint_windows(self, windows: List[Window], inputs: Tensor,
                       metas: List[dict]) -> Tensor:
-        """The dense scores ``[B, C, H, W]`` of the windows (mmseg's slide
-        canvas, :func:`average_windows`); in ``whole`` mode resized to the
-        metas' padded shape when it differs, as mmseg's head does."""
+        """The dense scores ``[B, C, H, W]`` of the windows; in ``whole``
+        mode resized to the metas' padded shape, as mmseg's head does."""
         scores = average_windows(
             windows, window_counts(inputs, [box for box, _, _ in windows]))
         if (self.test_cfg or {}).get('mode', 'whole') == 'slide':
@@ -516,21 +396,14 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return self.decode_head.predict_by_feat(scores, metas)
 
     def postprocess_result(self, seg_logits: Tensor, data_samples=None):
-        """mmseg's post-processing (resize to the original size, argmax)
-        with memory bounded for large images.
-
-        A sample whose full-size scores fit in
-        ``test_cfg.max_full_size_scores_bytes`` (default 256 MiB) goes
-        through mmseg's method unchanged. For a larger one the labels come
-        from :func:`step_labels` (the same labels, bit for bit) and
-        ``seg_logits`` is kept at the network's resolution ``[C, h, w]``
-        instead of the original size; a warning says so once per process.
+        """mmseg's post-processing; a sample whose full-size scores exceed
+        ``test_cfg.max_full_size_scores_bytes`` gets its labels from
+        :func:`step_labels` (bit-identical) and keeps ``seg_logits`` at the
+        network's size ``[C, h, w]`` (warned once).
 
         Args:
             seg_logits (Tensor): ``[B, C, h, w]`` scores.
-            data_samples (Sequence[SegDataSample], optional): Samples with
-                ``ori_shape`` (and padding/flip) metas; None only returns the
-                scores (nothing is resized), as in mmseg.
+            data_samples (Sequence[SegDataSample], optional): As in mmseg.
 
         Returns:
             list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
@@ -572,9 +445,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                         windows: List[Window],
                         inputs: Tensor,
                         data_samples: Optional[Sequence] = None) -> list:
-        """``predict``'s results without a dense score map: the labels of
-        each image from its windows' averaged (and resized) scores, a few
-        classes at a time (:func:`step_labels`); bit-identical to mmseg's.
+        """``predict``'s labels without a dense score map, a few classes at
+        a time (:func:`step_labels`).
 
         Returns:
             list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and the
@@ -610,11 +482,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                     images: Tensor,
                     texts: Union[List[str], Tensor],
                     return_loss: bool = True) -> dict:
-        """Image-text matching as in CLIP / transformers' ``GroupViTModel``.
-
-        The temperature is ``exp(logit_scale)`` without the clamp of the
-        segmentation head, as in transformers (the original clamps it to 100
-        in its training loss).
+        """Image-text matching as transformers' ``GroupViTModel`` (temperature
+        ``exp(logit_scale)``, unclamped).
 
         Args:
             images (Tensor): Normalised images ``[B_img, 3, H, W]``.
@@ -650,16 +519,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return out
 
 
-# ----------------------------------------------------------------------
-# helpers
-# ----------------------------------------------------------------------
-def window_batch(test_cfg) -> int:
-    """``test_cfg.window_batch``, :data:`DEFAULT_WINDOW_BATCH` when
-    unset."""
-    value = (test_cfg or {}).get('window_batch')
-    return DEFAULT_WINDOW_BATCH if value is None else value
-
-
 def window_counts(inputs: Tensor, boxes: List[Box]) -> Tensor:
     """How many windows cover each pixel: ``[1, 1, H, W]``."""
     count = inputs.new_zeros((1, 1) + tuple(inputs.shape[2:]))
@@ -680,8 +539,8 @@ def average_windows(
     classes: slice = slice(None)
 ) -> Tensor:
     """mmseg's slide canvas: the windows' scores (of ``images`` and
-    ``classes``) painted (:func:`paint_scores`) and added into a zero canvas
-    in window order, divided by the window count at every pixel.
+    ``classes``) added into a zero canvas in window order, divided by the
+    window count.
 
     Returns:
         Tensor: ``[b, c, H, W]`` for the ``b`` images and ``c`` classes.
@@ -699,9 +558,8 @@ def step_labels(scores: Callable[[int, int],
                                  Tensor], channels: int, meta: Optional[dict],
                 size: Tuple[int, int], align_corners: bool) -> Tensor:
     """``argmax`` over classes of scores that come a few classes at a
-    time, unpadded, unflipped and bilinearly resized to ``meta``'s
-    ``ori_shape`` as mmseg's ``postprocess_result`` does (the same values,
-    bit for bit), without holding all classes at the original size.
+    time, unpadded, unflipped and resized to ``ori_shape`` as mmseg's
+    ``postprocess_result`` does (bit for bit).
 
     Args:
         scores (callable): ``scores(first, last)`` gives classes
@@ -742,11 +600,7 @@ def channels_per_step(size: Tuple[int, int],
 def running_argmax(parts: Iterable[Tuple[int, Tensor]],
                    size: Tuple[int, int]) -> Tensor:
     """``argmax`` over classes whose scores come a group of channels at a
-    time.
-
-    A running maximum keeps the first class on ties, as ``argmax`` over all
-    channels at once does. Memory: the ``int64`` label map, one float map of
-    the best score, the current group and a mask.
+    time; ties keep the first class, as ``argmax`` does.
 
     Args:
         parts (Iterable[tuple[int, Tensor]]): ``(first, scores)`` in channel
@@ -786,9 +640,8 @@ def running_argmax(parts: Iterable[Tuple[int, Tensor]],
 
 def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
     """Undo padding and flipping of ``[1, C, h, w]`` scores as mmseg's
-    ``postprocess_result`` does (``mmseg/models/segmentors/base.py``,
-    Apache-2.0), without its resize of all channels at once (and its
-    sigmoid for a single channel, which a step of one class may be)."""
+    ``postprocess_result`` does (Apache-2.0), without its resize and
+    sigmoid."""
     height, width = logits.shape[-2:]
     padding = meta.get('img_padding_size', meta.get('padding_size', None))
     left, right, top, bottom = padding or [0] * 4
@@ -804,8 +657,7 @@ def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
 
 
 def to_float32(feats):
-    """Floating tensors of a (nested) backbone output in fp32, so the head
-    runs in full precision after an autocast backbone."""
+    """Floating tensors of a (nested) backbone output in fp32."""
     if isinstance(feats, Tensor):
         return feats.float() if feats.is_floating_point() else feats
     if isinstance(feats, dict):
@@ -819,8 +671,7 @@ _warned_keys = set()
 
 
 def warn_once(key: str, message: str) -> None:
-    """Log ``message`` as a warning the first time ``key`` is seen in this
-    process (through mmengine's current logger)."""
+    """Log ``message`` as a warning once per ``key`` and process."""
     if key in _warned_keys:
         return
     _warned_keys.add(key)

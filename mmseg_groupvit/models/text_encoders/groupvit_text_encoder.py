@@ -1,14 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT text encoder: a CLIP-style causal transformer plus an MLP
-projection head, turning a vocabulary into class embeddings.
-
-Paper: Xu et al., "GroupViT: Semantic Segmentation Emerges from Text
-Supervision", CVPR 2022, https://arxiv.org/abs/2202.11094. Re-implemented
-after the original ``models/transformer.py`` and ``build_text_embedding``
-(https://github.com/NVlabs/GroupViT, NVIDIA Source Code License) and
-transformers' ``GroupViTTextTransformer`` (Apache-2.0); the calling contract
-(``forward()`` without arguments returns the class embeddings) is the one of
-mmseg's ``CLIPTextEncoder``.
+"""GroupViT text encoder: a CLIP-style causal transformer and projection
+turning a vocabulary into class embeddings, after the original
+(NVlabs/GroupViT) and transformers' ``GroupViTTextTransformer``; called as
+mmseg's ``CLIPTextEncoder`` (``forward()`` gives the class embeddings).
 """
 import itertools
 import os
@@ -35,9 +29,8 @@ Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
 def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
-    """:func:`load_vocabulary`, with a bare word given where a file or a
-    list is expected (``--cfg-options model.text_encoder.extra_classes=grass``)
-    named as such."""
+    """:func:`load_vocabulary`, naming a bare word given where a file or a
+    list is expected."""
     if isinstance(value, (str, os.PathLike)) and not osp.exists(value) and \
             os.sep not in os.fspath(value) and \
             not osp.splitext(os.fspath(value))[1]:
@@ -50,10 +43,8 @@ def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
 
 
 def _check_background(classes: List[List[str]]) -> None:
-    """Refuse ``background`` anywhere but first: it names the head's
-    background channel, label 0, and is never prompted, so a second one (for
-    example from ``extra_classes``) would be a prompted class with the same
-    name as label 0."""
+    """Refuse ``background`` anywhere but first (it names label 0, which
+    is never prompted)."""
     for names in classes:
         if any(name.casefold() == 'background' for name in names):
             raise ConfigValueError(
@@ -65,10 +56,8 @@ def _check_background(classes: List[List[str]]) -> None:
 
 
 def _check_distinct_tokens(classes: List[List[str]]) -> None:
-    """Refuse names of different entries that the CLIP tokenizer turns into
-    the same tokens (``t-shirt`` and ``t - shirt``, ``tv/monitor`` and
-    ``tv / monitor``): their prompts, and so their classes, would be the
-    same."""
+    """Refuse names that the CLIP tokenizer turns into the same tokens
+    (``t-shirt`` and ``t - shirt``): their prompts would be the same."""
     seen = defaultdict(list)
     for index, names in enumerate(classes):
         for name in names:
@@ -92,14 +81,9 @@ def _read_text_options(
     templates: Optional[Union[str, Sequence[str]]],
     dataset_name: Optional[str], extra_classes: Optional[Vocabulary]
 ) -> Tuple[List[List[str]], Optional[List[str]], bool]:
-    """Read and check the text options of :meth:`GroupViTTextEncoder.
-    set_vocabulary`.
-
-    Returns:
-        tuple: The classes (synonym lists, without a leading
-        ``background``), the templates (None: keep the current ones) and
-        whether a leading ``background`` was dropped.
-    """
+    """Read and check the options of :meth:`GroupViTTextEncoder.
+    set_vocabulary`: the classes (without a leading ``background``), the
+    templates (None: keep) and whether ``background`` was dropped."""
     if vocabulary is None and dataset_name is None:
         raise ValueError(
             'GroupViTTextEncoder needs a `vocabulary` (class names, '
@@ -111,7 +95,6 @@ def _read_text_options(
         classes = _read_vocabulary(vocabulary, 'vocabulary')
     classes, background_first = split_background(classes)
     if extra_classes is not None:
-        # Loaded together so that a repeated name is reported.
         classes = load_vocabulary(
             classes + _read_vocabulary(extra_classes, 'extra_classes'))
     _check_background(classes)
@@ -121,52 +104,29 @@ def _read_text_options(
     return classes, templates, background_first
 
 
-def _forget_weights(module, incompatible_keys) -> None:
-    """``load_state_dict`` post-hook: the weights are gathered again."""
-    module._weights = None
-
-
 @MODELS.register_module()
 class GroupViTTextEncoder(BaseModule):
     """GroupViT text encoder.
 
-    ``forward()`` returns one L2-normalised embedding per class ``[K, D]``,
-    in the order of the vocabulary. Every prompt (class name or synonym x
-    template) is tokenised with ``mmseg.utils.tokenize``, encoded, and
-    projected; the **un-normalised projected** vectors of a class are averaged
-    and the mean is L2-normalised, as the original ``build_text_embedding``
-    does (CLIP normalises each template first; the two agree for a single
-    template). The result is cached per vocabulary, templates, device and
-    weights, so evaluation encodes the text once.
-
-    Prompts are only encoded up to the longest prompt's end token: under the
-    causal mask the later positions cannot change the pooled feature, so
-    this is exact and saves most of the text cost.
-
-    Every architecture field of transformers' ``GroupViTTextConfig`` is an
-    argument with the same default.
+    ``forward()`` returns one L2-normalised embedding per class ``[K, D]``
+    in vocabulary order: the projected (un-normalised) features of a
+    class's prompts (synonyms x templates) averaged, then normalised, as
+    the original's ``build_text_embedding``; cached per vocabulary,
+    templates, device and weights. Prompts are encoded only up to the
+    longest one's end token (exact under the causal mask). The architecture
+    arguments are transformers' ``GroupViTTextConfig`` fields.
 
     Args:
-        vocabulary (str | list, optional): Class names, a list whose items are
-            names or lists of synonyms, or the path of a vocabulary file (one
-            class per line, comma-separated synonyms; see
-            :func:`mmseg_groupvit.utils.load_vocabulary`). A leading
-            ``'background'`` is dropped: it names the head's background
-            channel and is never prompted.
-        dataset_name (str, optional): A prompt-name list of
-            :func:`mmseg_groupvit.utils.get_prompt_classes` (e.g. ``'voc'``);
-            a leading ``'background'`` is dropped. Used when ``vocabulary``
-            is None, so a config can default to the dataset's names and
-            ``--cfg-options model.text_encoder.vocabulary=...`` overrides
-            them.
-        extra_classes (str | list, optional): Classes appended after
-            ``vocabulary`` or the dataset's names, in the same forms as
-            ``vocabulary`` (e.g. ``dataset_name='voc',
-            extra_classes=['grass', 'sky, clouds']``). A name that is
-            already in the vocabulary raises a ValueError naming it.
+        vocabulary (str | list, optional): Class names, synonym lists or a
+            vocabulary file (:func:`mmseg_groupvit.utils.load_vocabulary`);
+            a leading ``'background'`` (the head's label 0) is dropped.
+        dataset_name (str, optional): A dataset's prompt names (e.g.
+            ``'voc'``), used when ``vocabulary`` is None.
+        extra_classes (str | list, optional): Classes appended, in the
+            forms of ``vocabulary``; repeated names are refused.
         templates (str | list[str]): Template-set name (``simple``,
-            ``subset``, ``full``, ``identity``) or a list of templates with
-            one ``{}``. Defaults to 'simple' (``a photo of a {}.``).
+            ``subset``, ``full``, ``identity``) or templates with one
+            ``{}``. Defaults to 'simple'.
         vocab_size (int): Token vocabulary. Defaults to 49408.
         hidden_size (int): Width. Defaults to 256.
         intermediate_size (int): MLP hidden channels. Defaults to 1024.
@@ -183,12 +143,10 @@ class GroupViTTextEncoder(BaseModule):
         projection_dim (int): Output channels. Defaults to 256.
         projection_intermediate_dim (int): Projection hidden channels.
             Defaults to 4096.
-        frozen (bool): Freeze all weights (mmseg's text encoders always
-            are) and stay in eval mode under ``model.train()``, so the
-            projector's BatchNorm keeps its running statistics.
+        frozen (bool): Freeze all weights and stay in eval mode.
             Defaults to True.
-        chunk_size (int): Prompts encoded per forward pass, which bounds
-            memory for large vocabularies. Defaults to 256.
+        chunk_size (int): Prompts encoded per forward pass.
+            Defaults to 256.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -235,8 +193,6 @@ class GroupViTTextEncoder(BaseModule):
         self.frozen = frozen
         self._cache_key = None
         self._cache = None
-        self._weights = None
-        self.register_load_state_dict_post_hook(_forget_weights)
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
@@ -246,11 +202,8 @@ class GroupViTTextEncoder(BaseModule):
         return super().train(mode and not self.frozen)
 
     def init_weights(self):
-        """CLIP's text-tower initialisation, as the original's
-        ``TextTransformer``: token embedding ``N(0, 0.02)``, position
-        embedding ``N(0, 0.01)``, attention ``N(0, width^-0.5)`` (zero
-        biases), output projections ``N(0, width^-0.5 (2 layers)^-0.5)``,
-        MLP input ``N(0, (2 width)^-0.5)``; then ``init_cfg``."""
+        """``init_cfg``'s weights, else CLIP's text-tower initialisation
+        (the original's ``TextTransformer``)."""
         if self.init_cfg is not None:
             super().init_weights()
             return
@@ -266,38 +219,23 @@ class GroupViTTextEncoder(BaseModule):
             nn.init.normal_(block.mlp.fc1.weight, std=(2 * width)**-0.5)
             nn.init.normal_(block.mlp.fc2.weight, std=proj_std)
 
-    # ------------------------------------------------------------------
-    # vocabulary
-    # ------------------------------------------------------------------
     def set_vocabulary(self,
                        vocabulary: Optional[Vocabulary] = None,
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        dataset_name: Optional[str] = None,
                        extra_classes: Optional[Vocabulary] = None) -> None:
-        """Change the vocabulary (and optionally the templates) of a built
-        encoder; the next ``forward()`` re-encodes.
-
-        Args:
-            vocabulary (str | list, optional): See the class docstring.
-            templates (str | list[str], optional): Keep the current templates
-                when None.
-            dataset_name (str, optional): See the class docstring.
-            extra_classes (str | list, optional): See the class docstring.
-        """
+        """Change the vocabulary (and the templates, unless None) of a
+        built encoder; arguments as in the constructor."""
         try:
             classes, templates, background_first = _read_text_options(
                 vocabulary, templates, dataset_name, extra_classes)
         except ConfigValueError:
             raise
         except (FileNotFoundError, TypeError, ValueError) as error:
-            # The readers' messages name the input and the fix; as a
-            # ConfigValueError the tools print them as one error line.
             raise ConfigValueError(str(error)) from None
         if templates is not None:
             self.templates = templates
-        #: Whether the vocabulary named ``background`` first (label 0, the
-        #: head's background channel); the segmentor refuses it for a head
-        #: without one, whose labels would shift by one.
+        #: Whether the vocabulary named ``background`` first.
         self.background_first = background_first
         self.classes: List[List[str]] = [list(c) for c in classes]
         self._cache_key = None
@@ -313,13 +251,9 @@ class GroupViTTextEncoder(BaseModule):
         return [[t.format(name) for name in names for t in self.templates]
                 for names in self.classes]
 
-    # ------------------------------------------------------------------
-    # encoding
-    # ------------------------------------------------------------------
     def tokenize(self, texts: List[str]) -> torch.Tensor:
-        """Tokenise with mmseg's CLIP tokenizer, warning once per call about
-        prompts longer than the context (they are cut, the last token forced
-        to end-of-text, as CLIP does).
+        """Tokenise with mmseg's CLIP tokenizer, warning about prompts
+        longer than the context (cut, as CLIP does).
 
         Returns:
             Tensor: ``[N, context_length]`` int64 token ids.
@@ -350,8 +284,6 @@ class GroupViTTextEncoder(BaseModule):
             raise ValueError(f'Token sequences of length {tokens.shape[-1]} '
                              f'exceed the context of {self.context_length}.')
         tokens = tokens.to(self.token_embedding.weight.device)
-        # Positions past the longest prompt's end cannot reach the pooled
-        # feature through the causal mask: drop them.
         eot = tokens.argmax(dim=-1)
         length = int(eot.max()) + 1
         x = self.token_embedding(tokens[:, :length])
@@ -374,20 +306,6 @@ class GroupViTTextEncoder(BaseModule):
             for i in range(0, len(texts), self.chunk_size)
         ])
 
-    def _weights_version(self) -> tuple:
-        """The version counters of the weights (bumped by any in-place
-        update, ``load_state_dict``'s copies included). The list of weights
-        is gathered once, and again after ``to()`` or ``load_state_dict``
-        (which may replace them), not on every call."""
-        if self._weights is None:
-            self._weights = list(
-                itertools.chain(self.parameters(), self.buffers()))
-        return tuple(t._version for t in self._weights)
-
-    def _apply(self, *args, **kwargs):
-        self._weights = None
-        return super()._apply(*args, **kwargs)
-
     def forward(self) -> torch.Tensor:
         """Class embeddings of the current vocabulary.
 
@@ -396,11 +314,12 @@ class GroupViTTextEncoder(BaseModule):
             order.
         """
         weight = self.token_embedding.weight
-        # The classes and templates are part of the key, so editing them in
-        # place cannot return stale embeddings.
-        key = (weight.device, weight.dtype, self.training,
-               self._weights_version(), tuple(map(tuple, self.classes)),
-               tuple(self.templates))
+        # Any in-place update of a weight bumps its version.
+        versions = tuple(
+            t._version
+            for t in itertools.chain(self.parameters(), self.buffers()))
+        key = (weight.device, weight.dtype, self.training, versions,
+               tuple(map(tuple, self.classes)), tuple(self.templates))
         if self._cache is not None and self._cache_key == key:
             return self._cache
         prompts = self.prompts()
@@ -409,7 +328,6 @@ class GroupViTTextEncoder(BaseModule):
         with torch.set_grad_enabled(grad):
             feats = self.encode_text(flat)
             sizes = [len(p) for p in prompts]
-            # Average the un-normalised projected prompts of each class.
             embeds = torch.stack(
                 [chunk.mean(dim=0) for chunk in feats.split(sizes)])
             embeds = F.normalize(embeds, dim=-1)

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from groupvit_common.errors import ConfigValueError
-from mmseg_groupvit.models.decode_heads import chain_assignments
+from mmseg_groupvit.models.layers import chain_assignments
 from tests.conftest import PHOTOS, varied_segmentor
 
 E = math.e
