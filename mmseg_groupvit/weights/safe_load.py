@@ -15,6 +15,7 @@ import hashlib
 import io
 import math
 import os.path as osp
+import pickle
 import pickletools
 import struct
 import zipfile
@@ -36,13 +37,6 @@ MAX_DEPTH = 100
 MAX_BYTES = 8 << 30
 # Tensors may claim this many bytes per byte of the file (shared storages).
 _CLAIM_FACTOR = 4
-# What torch writes for tensors and plain containers.
-_TORCH_NAMES = {
-    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
-    'torch._utils._rebuild_parameter_with_state', 'collections.OrderedDict',
-    '_codecs.encode', 'builtins.set', 'builtins.complex', 'torch.Size',
-    'torch.device'
-}
 # Trusted files: real path -> SHA-256 of the bytes the user trusted.
 _TRUSTED = {}
 _LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
@@ -218,9 +212,6 @@ def real(obj, restore):
     return HistoryBuffer(list(values[0]), list(values[1]), length)
 
 
-_ALLOWED = _TORCH_NAMES | {name for _, name in SAFE_GLOBALS}
-
-
 def trust_checkpoint(path: str) -> None:
     """Let :func:`read_file` unpickle this one file fully, as long as its
     bytes do not change.
@@ -328,21 +319,20 @@ def _refused(path: str, what: str) -> str:
 
 
 def _check_archive(data: bytes) -> None:
-    """Refuse a torch zip file whose records are compressed or do not fit
-    in it, or whose pickle names a class or function outside
-    :data:`_ALLOWED`, before torch reads any of it."""
+    """Before torch reads any of it, refuse a torch zip file whose records
+    are compressed or do not fit in it (a zip bomb), a global outside
+    torch's allow-list and :data:`SAFE_GLOBALS`, and the globals torch
+    allows that let a few bytes claim gigabytes."""
     archive = zipfile.ZipFile(io.BytesIO(data))
     records = archive.infolist()
     names = [r.filename for r in records]
-    pickles = [n for n in names if n.endswith('/data.pkl')]
-    if len(set(names)) != len(names) or len(pickles) != 1 or any(
+    if len(set(names)) != len(names) or any(
             r.compress_type != zipfile.ZIP_STORED
             for r in records) or sum(r.file_size for r in records) > len(data):
         raise _Damaged('its zip records are compressed, repeated or larger '
                        'than the file (torch.save writes none of these)')
     # torch's zip reader finds names case-insensitively and ignores data
-    # before the archive: it must see the records checked here, where they
-    # are here.
+    # before the archive: it must read the records checked here.
     reader = torch._C.PyTorchFileReader(io.BytesIO(data))
     offsets = {
         r.filename.partition('/')[2]: _data_offset(data, r)
@@ -354,14 +344,35 @@ def _check_archive(data: bytes) -> None:
         raise _Damaged('torch would read other zip records than the ones '
                        'checked (names that differ only in case, or data '
                        'before the archive)')
-    top, memo, expect = None, {}, []  # see _pushed
-    for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
-        if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
-            raise Refused(f'a class or function named by {op.name}')
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
+                io.BytesIO(data))
+        except pickle.UnpicklingError as e:
+            raise Refused(f'pickle opcodes torch.save does not write ({e})')
+    if unsafe:
+        raise Refused('the class or function ' +
+                      sorted(unsafe)[0].removeprefix('builtins.'))
+    _check_allowed_calls(reader.get_record('data.pkl'))
+
+
+def _check_allowed_calls(pickled: bytes) -> None:
+    """Refuse ``bytearray`` and ``_codecs.encode`` other than as torch
+    writes bytes, ``encode(TEXT, 'latin1')``: torch allows both, and
+    ``bytearray(n)`` or chained ``hex`` encodings make gigabytes of a few
+    bytes. Tracks the string or function each opcode leaves on top of the
+    stack (memoised values included)."""
+    top, memo, expect = None, {}, []
+    for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('BINPUT', 'LONG_BINPUT'):
             memo[arg] = top
             continue
-        top = _pushed(op.name, arg, memo)
+        name = _global(arg) if op.name == 'GLOBAL' else None
+        if name == 'builtins.bytearray':
+            raise Refused('the class or function bytearray')
+        top = memo.get(arg) if op.name in ('BINGET', 'LONG_BINGET') else (
+            _ENCODE if name == '_codecs.encode' else
+            arg if isinstance(arg, str) and 'UNICODE' in op.name else None)
         if expect and not expect.pop(0)(op.name, top):
             raise Refused(
                 '_codecs.encode other than as torch writes bytes, '
@@ -369,16 +380,6 @@ def _check_archive(data: bytes) -> None:
                 'gigabytes of a few bytes)')
         if top is _ENCODE:
             expect = list(_ENCODE_CALL)
-        if op.name == 'GLOBAL':
-            module, name = _global(arg)
-            full = f'{module}.{name}'
-            if full in _ALLOWED or _is_torch_type(module, name):
-                continue
-            if module in ('torch._utils', 'torch._tensor'):
-                raise _Damaged(f'it holds a tensor that is not a plain dense '
-                               f'one ({full}); only dense tensors are read')
-            raise Refused('the class or function ' +
-                          (name if module == 'builtins' else full))
 
 
 _ENCODE = object()
@@ -388,24 +389,13 @@ _ENCODE_CALL = (lambda op, top: isinstance(top, str),
                 lambda op, top: op == 'TUPLE2', lambda op, top: op == 'REDUCE')
 
 
-def _global(arg: str) -> tuple:
-    """``(module, name)`` of a GLOBAL, mapped as torch's unpickler maps
-    Python 2 names."""
+def _global(arg: str) -> str:
+    """``module.name`` of a GLOBAL, Python 2 names mapped as torch maps
+    them."""
     module, name = arg.split(' ', 1)
-    return NAME_MAPPING.get((module, name),
-                            (IMPORT_MAPPING.get(module, module), name))
-
-
-def _pushed(op: str, arg, memo: dict):
-    """What an opcode leaves on top of the stack, as far as the check of
-    ``_codecs.encode`` calls needs: that function (``_ENCODE``), a string,
-    or None (anything else)."""
-    if op in ('BINGET', 'LONG_BINGET'):
-        return memo.get(arg)
-    if op == 'GLOBAL':
-        return _ENCODE if _global(arg) == ('_codecs', 'encode') else None
-    return arg if isinstance(arg, str) and ('UNICODE' in op
-                                            or 'STRING' in op) else None
+    return '.'.join(
+        NAME_MAPPING.get((module, name),
+                         (IMPORT_MAPPING.get(module, module), name)))
 
 
 def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
@@ -413,13 +403,6 @@ def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
     start = record.header_offset
     name, extra = struct.unpack('<HH', data[start + 26:start + 30])
     return start + 30 + name + extra
-
-
-def _is_torch_type(module: str, name: str) -> bool:
-    """``torch.FloatStorage`` and the like (torch's stand-ins for storage
-    types), and dtypes such as ``torch.float32``."""
-    return module == 'torch' and (name.endswith('Storage') or isinstance(
-        getattr(torch, name, None), torch.dtype))
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype,
@@ -439,6 +422,10 @@ class _Walk:
             raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
                            f'levels) to be a checkpoint')
         if isinstance(obj, torch.Tensor):
+            if obj.layout != torch.strided or obj.is_quantized:
+                raise _Damaged(f'it holds a tensor that is not a plain dense '
+                               f'one ({obj.layout}, {obj.dtype}); only dense '
+                               f'tensors are read')
             self.claimed += obj.numel() * obj.element_size()
             if self.claimed > self.limit:
                 raise _Damaged(f'its tensors claim over {self.claimed} bytes, '
