@@ -1,15 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The one entry through which a checkpoint file becomes objects
-(:func:`read_file`), and the only place the per-file trust is honoured.
-
-The bytes are read once, hashed and loaded: a torch zip file's records and
-pickle opcodes are checked first (only the globals a checkpoint needs; no
-compressed, repeated or hidden records), then ``torch.load(weights_only=
-True)`` runs with inert stand-ins for the few classes checkpoints pickle
-(OmegaConf, numpy, ``HistoryBuffer``) allowed for that call only; one walk
-turns the stand-ins into real objects and bounds nesting and the bytes
-tensors claim. See docs/weights.md.
-"""
+"""The one way a checkpoint file becomes objects (:func:`read_file`), and
+the only place the per-file trust is honoured: ``torch.load(weights_only=
+True)`` after the checks of :func:`_check_archive`, with inert stand-ins for
+the classes checkpoints pickle (OmegaConf, numpy, ``HistoryBuffer``) for
+that call only, then one walk that restores them (see docs/weights.md)."""
 import ast
 import hashlib
 import io
@@ -50,14 +44,8 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
 
 
 class Refused(Exception):
-    """A class or function the stand-ins do not rebuild (not an
-    ``UnpicklingError``, which ``torch.load`` rewrites)."""
-
-
-def refuse(what: str):
-    """Refuse ``what`` (a class or function, and why); :mod:`.safe_load`
-    names the file and it in one line."""
-    raise Refused(what)
+    """What the loader does not rebuild (not an ``UnpicklingError``, which
+    ``torch.load`` rewrites)."""
 
 
 class ConfigNode:
@@ -83,13 +71,14 @@ class Dtype:
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufc':
-            refuse(f'numpy.dtype {spec!r} (only numeric dtypes are read)')
+            raise Refused(
+                f'numpy.dtype {spec!r} (only numeric dtypes are read)')
         self.dtype = dtype
 
     def __setstate__(self, state):
         if (not isinstance(state, tuple) or len(state) != 8
                 or state[2:5] != (None, None, None)):
-            refuse('numpy.dtype with fields or a sub-array')
+            raise Refused('numpy.dtype with fields or a sub-array')
         if state[1] in ('<', '>'):
             self.dtype = self.dtype.newbyteorder(state[1])
 
@@ -104,13 +93,14 @@ class Array:
                 and isinstance(state[1], tuple)
                 and isinstance(state[2], Dtype) and state[2].dtype is not None
                 and isinstance(state[4], bytes)):
-            refuse('numpy.ndarray that is not a plain numeric array')
+            raise Refused('numpy.ndarray that is not a plain numeric array')
         _, shape, dtype, fortran, data = state
         if not all(isinstance(n, int) and n >= 0
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
-            refuse(f'numpy.ndarray whose shape {shape} does not match its '
-                   f'{len(data)} bytes')
+            raise Refused(
+                f'numpy.ndarray whose shape {shape} does not match its '
+                f'{len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
                 shape, order='F' if fortran else 'C').copy()
@@ -128,14 +118,14 @@ class Buffer:
 
 def _reconstruct(subtype, shape, dtype_char):
     if subtype is not Array:
-        refuse('numpy._reconstruct of a class other than numpy.ndarray')
+        raise Refused('numpy._reconstruct of a class other than numpy.ndarray')
     return Array()
 
 
 def _scalar(dtype, data):
     if not isinstance(dtype, Dtype) or dtype.dtype is None or not isinstance(
             data, bytes) or len(data) != dtype.dtype.itemsize:
-        refuse('numpy scalar that is not a plain number')
+        raise Refused('numpy scalar that is not a plain number')
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
@@ -145,14 +135,14 @@ def _statistic(obj, name):
         return None
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     owner = _REAL_NAMES.get(owner, owner)
-    refuse(f'builtins.getattr (attribute {name!r} of {owner})')
+    raise Refused(f'builtins.getattr (attribute {name!r} of {owner})')
 
 
 def _empty_bytes(*args) -> bytes:
     """``bytes()`` (protocol 2's empty byte string); ``bytes(n)`` would
     let a file allocate n bytes."""
     if args:
-        refuse(f'builtins.bytes with arguments ({len(args)} given)')
+        raise Refused(f'builtins.bytes with arguments ({len(args)} given)')
     return b''
 
 
@@ -178,22 +168,14 @@ _REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
 
 
 def real(obj, restore):
-    """The real object of a stand-in.
-
-    Args:
-        obj: A :data:`STAND_INS` instance.
-        restore (callable): Restores the part of a stand-in's state that is
-            kept (the loader's walk, which bounds depth and checks types).
-
-    Returns:
-        A numpy array or dtype, a plain dict or list (OmegaConf), or a
-        ``HistoryBuffer`` of the pickled values.
-    """
+    """The numpy array or dtype, plain dict or list (OmegaConf) or
+    ``HistoryBuffer`` a :data:`STAND_INS` instance stands for; ``restore``
+    (the loader's walk) restores the state kept."""
     if isinstance(obj, (Dtype, Array)):
         value = obj.dtype if isinstance(obj, Dtype) else obj.array
         if value is None:
-            refuse(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
-                   f'without its state')
+            raise Refused(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
+                          f'without its state')
         return value
     state = obj.state if isinstance(obj.state, dict) else {}
     if isinstance(obj, ConfigNode):  # its value; the metadata is dropped
@@ -207,8 +189,9 @@ def real(obj, restore):
     if not (all(isinstance(v, np.ndarray) and v.ndim == 1
                 for v in values) and len(values[0]) == len(values[1])
             and type(length) is int and length > 0):
-        refuse('mmengine HistoryBuffer whose values are not two arrays of '
-               'one length')
+        raise Refused(
+            'mmengine HistoryBuffer whose values are not two arrays of '
+            'one length')
     return HistoryBuffer(list(values[0]), list(values[1]), length)
 
 

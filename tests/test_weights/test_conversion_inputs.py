@@ -18,7 +18,7 @@ from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import convert_checkpoint as converter
 from mmseg_groupvit.weights.arch import canonical
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
+from tests.conftest import SMALL_ARCH, build_small_segmentor
 from tests.test_weights.conftest import convert_error
 
 
