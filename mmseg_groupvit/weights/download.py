@@ -57,15 +57,17 @@ def download_url(url: str, entry: str) -> str:
         CheckpointError: Offline, an HTTP error, a cut, encoded, too large
             or stalled transfer, or Ctrl-C.
     """
+    request = urllib.request.Request(
+        url, headers={'Accept-Encoding': 'identity'})
+    length = None
     os.makedirs(osp.dirname(entry), exist_ok=True)
+    # Nothing between the file's creation and the try (a Ctrl-C there
+    # would leave it).
     f = tempfile.NamedTemporaryFile(
         dir=osp.dirname(entry),
         prefix=osp.basename(entry) + '.',
         suffix='.partial',
         delete=False)
-    request = urllib.request.Request(
-        url, headers={'Accept-Encoding': 'identity'})
-    length = None
     try:
         max_bytes, stall = (_limit(name) for name in LIMITS)
         with f, urllib.request.urlopen(request, timeout=stall) as response:

@@ -1,9 +1,14 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Small source checkpoints for the conversion tests."""
+"""Small source checkpoints for the conversion tests, and the converter's
+error line."""
+import contextlib
+import io
 import shutil
 
 import pytest
 import torch
+
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope='session')
@@ -38,3 +43,17 @@ def hf_copy(hf_folder, tmp_path):
     folder = tmp_path / 'hf'
     shutil.copytree(hf_folder, folder)
     return folder
+
+
+def convert_error(*argv: str) -> str:
+    """``tools/convert_weights.py ARGV`` (in this process), which must fail
+    with one ``error:`` line on stderr: that line."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(
+            io.StringIO()):
+        code = load_script('tools/convert_weights.py').main(list(argv))
+    assert code == 1, err.getvalue()
+    text = err.getvalue()
+    assert text.startswith('error: ') and text.count('\n') == 1, text
+    assert 'Traceback' not in text
+    return text

@@ -6,8 +6,6 @@ a DST.py that still loads after being moved."""
 import json
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,23 +18,14 @@ from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import convert_checkpoint as converter
 from mmseg_groupvit.weights.arch import canonical
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import REPO, SMALL_ARCH, build_small_segmentor
-
-CONVERT = osp.join(REPO, 'tools', 'convert_weights.py')
+from tests.conftest import SMALL_ARCH, build_small_segmentor
+from tests.test_weights.conftest import convert_error
 
 
 def converter_error(src, dst, *options) -> str:
-    """``tools/convert_weights.py SRC DST [OPTIONS]`` in a fresh process,
-    which must fail with one ``error:`` line: that line."""
-    proc = subprocess.run(
-        [sys.executable, CONVERT,
-         str(src),
-         str(dst), *map(str, options)],
-        capture_output=True,
-        text=True)
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1
-    return proc.stderr
+    """``tools/convert_weights.py SRC DST [OPTIONS]``, which must fail with
+    one ``error:`` line: that line."""
+    return convert_error(str(src), str(dst), *map(str, options))
 
 
 @pytest.fixture(scope='module')

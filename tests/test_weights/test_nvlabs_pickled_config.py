@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO
 
 omegaconf = pytest.importorskip('omegaconf')
@@ -52,14 +53,7 @@ def test_converts_without_unpickling_code(released_style_checkpoint, fixture_a,
     assert ours['meta']['groupvit_arch']['image_encoder'][
         'num_attention_heads'] == 4
     reference = tmp_path / 'hf.pth'
-    subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'convert_weights.py'),
-        osp.join(fixture_a, 'hf'),
-        str(reference)
-    ],
-                   check=True,
-                   capture_output=True)
+    convert_checkpoint(osp.join(fixture_a, 'hf'), str(reference))
     expected = torch.load(reference)['state_dict']
     # The NVlabs file keeps its training-only temperature; transformers'
     # has none.
