@@ -4,10 +4,9 @@ have, named as in mmpretrain: ``ResizeEdge`` and ``PackInputs``."""
 from typing import Sequence
 
 import mmcv
-import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.structures import BaseDataElement
+from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
 __all__ = ['ResizeEdge', 'PackInputs']
@@ -69,10 +68,9 @@ class ResizeEdge(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PackInputs(BaseTransform):
-    """Pack an image and its label: ``inputs`` ``[3, H, W]`` uint8 and a
-    ``data_samples`` element with ``gt_label`` ``[1]`` (when the sample has
-    one) and the meta keys present.
+class PackInputs(PackSegInputs):
+    """mmseg's ``PackSegInputs`` (``inputs`` ``[3, H, W]`` uint8) with the
+    sample's ``gt_label`` ``[1]`` when it has one.
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo.
@@ -81,16 +79,11 @@ class PackInputs(BaseTransform):
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape',
                                              'img_shape', 'scale_factor')):
-        self.meta_keys = tuple(meta_keys)
+        super().__init__(tuple(meta_keys))
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        if img.ndim == 2:
-            img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = BaseDataElement(
-            metainfo={k: results[k]
-                      for k in self.meta_keys if k in results})
+        packed = super().transform(results)
         if 'gt_label' in results:
-            sample.gt_label = torch.tensor([int(results['gt_label'])])
-        return dict(inputs=inputs, data_samples=sample)
+            packed['data_samples'].gt_label = torch.tensor(
+                [int(results['gt_label'])])
+        return packed

@@ -1,12 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Captions to token ids, and a training sample to the model's inputs."""
-from typing import List, Optional
+from typing import List
 
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
+from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
-from mmseg.structures import SegDataSample
 from mmseg.utils import tokenize
 
 from groupvit_common.errors import ConfigValueError
@@ -101,11 +100,8 @@ class CaptionTokenize(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PackCaptionInputs(BaseTransform):
-    """Pack a training sample: ``inputs`` (the image ``[3, H, W]``, uint8,
-    as mmseg's ``PackSegInputs``) and a ``SegDataSample`` with
-    ``text_tokens`` and the meta keys that exist (``img_path``,
-    ``ori_shape``, ``img_shape``, ``caption``).
+class PackCaptionInputs(PackSegInputs):
+    """mmseg's ``PackSegInputs`` adding ``text_tokens`` to the data sample.
 
     Args:
         meta_keys (tuple[str]): Meta keys copied when present.
@@ -114,24 +110,9 @@ class PackCaptionInputs(BaseTransform):
     def __init__(self,
                  meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption',
                             'flip')):
-        self.meta_keys = meta_keys
+        super().__init__(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        if img.ndim == 2:
-            img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = SegDataSample()
-        sample.set_metainfo(
-            {k: results[k]
-             for k in self.meta_keys if k in results})
-        sample.text_tokens = results['text_tokens']
-        return dict(inputs=inputs, data_samples=sample)
-
-
-def caption_of(data: Optional[bytes], where: str) -> str:
-    """A caption read from bytes (UTF-8, surrounding whitespace removed)."""
-    if data is None:
-        raise ValueError(f'{where}: no caption')
-    text = data.decode('utf-8') if isinstance(data, bytes) else str(data)
-    return text.strip()
+        packed = super().transform(results)
+        packed['data_samples'].text_tokens = results['text_tokens']
+        return packed
