@@ -21,17 +21,11 @@ WORDS_PER_TOKEN_KEPT = 4
 @TRANSFORMS.register_module()
 class CaptionTokenize(BaseTransform):
     """The caption and ``multi_label`` noun prompts as token ids, as the
-    original's ``WordAugTokenizeWrapper(Tokenize(...), max_word,
-    template_set='full', word_type='noun')``.
-
-    The candidate words of the caption (see :mod:`.nouns`; the original's
-    "nouns" include verbs) are drawn at random without replacement, up to
-    ``multi_label`` of them, each put into a template drawn at random from
-    ``templates``; missing prompts are the caption itself. Each text is
-    tokenised with CLIP's BPE (mmseg's ``tokenize``) to ``context_length``
-    ids; longer ones are cut and end with the end-of-text id, as the
-    original's ``Tokenize(truncate=True)``. Random draws use numpy's global
-    generator, which mmengine seeds per data-loader worker.
+    original's ``WordAugTokenizeWrapper(..., word_type='noun')``: up to
+    ``multi_label`` candidate words (:mod:`.nouns`) drawn without
+    replacement, each in a random template (missing prompts are the caption
+    itself), tokenised by mmseg's ``tokenize`` (cut at ``context_length``).
+    Draws use numpy's global generator, seeded per worker by mmengine.
 
     **Required keys:** ``caption`` (str). **Added keys:** ``text_tokens``
     (LongTensor ``[1 + multi_label, context_length]``) and ``prompts``
@@ -44,9 +38,8 @@ class CaptionTokenize(BaseTransform):
         tagger (str): ``'nltk'`` (the original's; needs nltk's data) or
             ``'rules'`` (no download). Defaults to 'nltk'.
         context_length (int): Defaults to 77.
-        max_tagged_words (int): Only the first this many words of a caption
-            are searched for nouns (the original searches all; captions of
-            web datasets are far shorter). Defaults to 1024.
+        max_tagged_words (int): Words of a caption searched for nouns.
+            Defaults to 1024.
     """
 
     def __init__(self,
