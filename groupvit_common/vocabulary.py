@@ -154,16 +154,15 @@ def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
     seen = defaultdict(list)
     for names, where in entries:
         for name in names:
-            seen[name.translate(_LOOK_ALIKES).casefold()].append(
-                (name, where))
+            seen[name.translate(_LOOK_ALIKES).casefold()].append((name, where))
 
     def shown(name):
         odd = [c for c in name if not c.isascii()]
         return f'{name!r} ({_code_points(odd)})' if odd else repr(name)
 
-    listed = '; '.join(
-        ', '.join(f'{shown(name)} ({where})' for name, where in places)
-        for places in seen.values() if len(places) > 1)
+    listed = '; '.join(', '.join(f'{shown(name)} ({where})'
+                                 for name, where in places)
+                       for places in seen.values() if len(places) > 1)
     if listed:
         raise ValueError(
             f'Duplicate class names in the vocabulary (compared without '

@@ -51,9 +51,9 @@ _COCO_STUFF_CLASSES = tuple(COCOStuffDataset.METAINFO['classes'])  # 171
 COCO_OBJECT_CLASSES = (BACKGROUND, ) + _COCO_STUFF_CLASSES[:NUM_COCO_THINGS]
 
 _VOC_PROMPTS = _apply_renames(PascalVOCDataset.METAINFO['classes'],
-                             PROMPT_RENAMES['voc'])
+                              PROMPT_RENAMES['voc'])
 _CONTEXT_PROMPTS = _apply_renames(PascalContextDataset.METAINFO['classes'],
-                                 PROMPT_RENAMES['context'])
+                                  PROMPT_RENAMES['context'])
 
 _PROMPT_CLASSES: Dict[str, List[str]] = {
     'voc': _VOC_PROMPTS,  # 21
