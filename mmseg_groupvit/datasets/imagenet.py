@@ -91,15 +91,11 @@ class CustomDataset(BaseDataset):
             data_prefix=data_prefix,
             **kwargs)
 
-    @property
-    def img_prefix(self) -> str:
-        return self.data_prefix['img_path']
-
     @classmethod
     def config_classes(cls, cfg: dict) -> Optional[tuple]:
         """The classes of a dataset config without ``metainfo.classes``,
-        without loading it: the type's, or the sorted class folders of the
-        folder layout (None when they are not known yet)."""
+        without loading it: the type's, or the sorted class folders (None
+        when not known yet)."""
         classes = cls.METAINFO.get('classes')
         prefix = cfg.get('data_prefix', '')
         prefix = prefix.get('img_path', '') if isinstance(prefix,
@@ -115,10 +111,6 @@ class CustomDataset(BaseDataset):
             return self._load_annotations()
         return self._scan_folders()
 
-    def _class_count(self) -> Optional[int]:
-        classes = self._metainfo.get('classes')
-        return len(classes) if classes is not None else None
-
     def _load_annotations(self) -> List[dict]:
         path = self.ann_file
         if not osp.isfile(path):
@@ -126,11 +118,12 @@ class CustomDataset(BaseDataset):
                 f'Annotation file {path} does not exist. Point ann_file at '
                 f'the "filename label" list, or set ann_file=\'\' to read '
                 f'class folders.')
-        num_classes = self._class_count()
-        if num_classes is None:
+        classes = self._metainfo.get('classes')
+        if classes is None:
             raise ClassificationDataError(
                 f'{path}: an annotation file needs the class names '
                 f'(metainfo=dict(classes=[...])) to check its labels.')
+        num_classes = len(classes)
         samples = []
         with open(path, encoding='utf-8') as f:
             for number, line in enumerate(f, 1):
@@ -159,7 +152,7 @@ class CustomDataset(BaseDataset):
                         f'together.')
                 samples.append(
                     dict(
-                        img_path=osp.join(self.img_prefix, filename),
+                        img_path=osp.join(self.data_prefix['img_path'], filename),
                         gt_label=label))
         if not samples:
             raise ClassificationDataError(
@@ -167,7 +160,7 @@ class CustomDataset(BaseDataset):
         return samples
 
     def _scan_folders(self) -> List[dict]:
-        root = self.img_prefix
+        root = self.data_prefix['img_path']
         if not osp.isdir(root):
             raise ClassificationDataError(
                 f'Image folder {root} does not exist. Set data_root / '
