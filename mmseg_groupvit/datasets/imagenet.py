@@ -152,7 +152,8 @@ class CustomDataset(BaseDataset):
                         f'together.')
                 samples.append(
                     dict(
-                        img_path=osp.join(self.data_prefix['img_path'], filename),
+                        img_path=osp.join(self.data_prefix['img_path'],
+                                          filename),
                         gt_label=label))
         if not samples:
             raise ClassificationDataError(
