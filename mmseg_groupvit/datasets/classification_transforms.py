@@ -9,6 +9,8 @@ from mmcv.transforms import BaseTransform
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
+from groupvit_common.checks import check_choice, check_positive_int
+
 __all__ = ['ResizeEdge', 'PackInputs']
 
 
@@ -31,14 +33,9 @@ class ResizeEdge(BaseTransform):
                  edge: str = 'short',
                  backend: str = 'cv2',
                  interpolation: str = 'bilinear'):
-        if edge not in ('short', 'long'):
-            raise ValueError(f'ResizeEdge: edge must be "short" or "long", '
-                             f'got {edge!r}.')
-        if int(scale) <= 0:
-            raise ValueError(f'ResizeEdge: scale must be positive, got '
-                             f'{scale!r}.')
-        self.scale = int(scale)
-        self.edge = edge
+        self.scale = check_positive_int(scale, 'ResizeEdge.scale',
+                                        'the edge\'s length in pixels')
+        self.edge = check_choice(edge, 'ResizeEdge.edge', ('short', 'long'))
         self.backend = backend
         self.interpolation = interpolation
 

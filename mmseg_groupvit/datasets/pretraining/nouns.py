@@ -8,6 +8,7 @@ agreement with nltk)."""
 import re
 from typing import List
 
+from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError
 
 #: The Penn Treebank tags the original takes (``word_type='noun'``).
@@ -104,9 +105,5 @@ def rule_nouns(caption: str) -> List[str]:
 
 def build_noun_finder(tagger: str):
     """The caption -> candidate words function of ``tagger``."""
-    if tagger == 'nltk':
-        return NltkNouns()
-    if tagger == 'rules':
-        return rule_nouns
-    raise ConfigValueError(
-        f'CaptionTokenize(tagger={tagger!r}) must be one of {TAGGERS}.')
+    check_choice(tagger, 'CaptionTokenize.tagger', TAGGERS)
+    return NltkNouns() if tagger == 'nltk' else rule_nouns
