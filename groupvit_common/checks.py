@@ -149,8 +149,7 @@ def check_test_cfg(test_cfg: Optional[dict],
             f'the network\'s size). Set either or both instead.')
     for key, meaning in BUDGETS.items():
         budget = test_cfg.get(key)
-        if budget is not None and (not isinstance(budget, int)
-                                   or isinstance(budget, bool) or budget < 0):
+        if budget is not None and (not is_int(budget) or budget < 0):
             raise ConfigValueError(
                 f'{_KEY}.{key} must be a number of bytes (an integer, 0 or '
                 f'more: {meaning}), got {budget!r}.')
