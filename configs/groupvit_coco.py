@@ -9,7 +9,3 @@ model = dict(
     text_encoder=dict(dataset_name='coco_object'),
     decode_head=dict(with_bg=True),
     test_cfg=dict(bg_thresh=0.95))
-# The published GCC+YFCC weights, downloaded once into torch hub's cache and
-# verified (docs/weights.md); tools/test.py's CHECKPOINT replaces them.
-load_from = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
-             'group_vit_gcc_yfcc_30e-879422e0.pth')

@@ -7,7 +7,3 @@ _base_ = [
 
 model = dict(
     text_encoder=dict(dataset_name='voc20'), decode_head=dict(with_bg=False))
-# The published GCC+YFCC weights, downloaded once into torch hub's cache and
-# verified (docs/weights.md); tools/test.py's CHECKPOINT replaces them.
-load_from = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
-             'group_vit_gcc_yfcc_30e-879422e0.pth')

@@ -1,11 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Checks of config values, for the components that own them.
-
-Each component checks its own arguments once, when it is built, and raises
-:class:`ConfigValueError` naming the config key, the value and the fix. The
-tools print that message as one ``error:`` line (see
-:mod:`.errors`).
-"""
+"""The rules of config values: each raises :class:`ConfigValueError` (or
+:class:`ConfigCheckError`) naming the key, the value and the fix, which the
+tools print as one ``error:`` line."""
 import math
 from numbers import Integral, Real
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -19,8 +15,7 @@ __all__ = [
     'check_head_classes', 'check_class_count', 'is_int', 'AUTOCAST_CHOICES'
 ]
 
-#: Values of ``test_cfg.autocast``: fp32 (None and its names) or the
-#: half-precision dtype of the image encoder.
+#: Values of ``test_cfg.autocast``: fp32 or the image encoder's half dtype.
 AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', 'fp16', 'float16', 'bf16',
                     'bfloat16')
 
@@ -31,16 +26,8 @@ def is_int(value: Any) -> bool:
 
 
 def check_positive_int(value: Any, key: str, meaning: str) -> int:
-    """Return ``value`` if it is an integer of at least 1.
-
-    Args:
-        value: The value.
-        key (str): Its config key, e.g. ``'model.test_cfg.window_batch'``.
-        meaning (str): What it counts, e.g. ``'windows per backbone pass'``.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and what it must be.
-    """
+    """Return ``value`` if it is an integer of at least 1 (``key``: its
+    config key; ``meaning``: what it counts, for the message)."""
     if not is_int(value) or value < 1:
         raise ConfigValueError(
             f'{key} must be a positive integer ({meaning}), got {value!r}. '
@@ -52,17 +39,8 @@ def check_positive_pair(value: Any,
                         key: str,
                         meaning: str,
                         form: str = '(H,W)') -> Tuple[int, int]:
-    """Return ``value`` as a pair if it is two integers of at least 1.
-
-    Args:
-        value: The value (tuple or list).
-        key (str): Its config key.
-        meaning (str): What it is, e.g. ``'window height and width'``.
-        form (str): The order of the pair, for the message.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and the form expected.
-    """
+    """Return ``value`` as a pair if it is two integers of at least 1
+    (``form``: the pair's order, for the message)."""
     if not (isinstance(value, Sequence) and not isinstance(value, str)
             and len(value) == 2 and all(is_int(v) and v >= 1 for v in value)):
         raise ConfigValueError(
@@ -72,15 +50,8 @@ def check_positive_pair(value: Any,
 
 
 def check_bg_thresh(value: Any, key: str) -> float:
-    """Return the background threshold ``value`` as a float in [0, 1].
-
-    Args:
-        value: The value.
-        key (str): Its config key, e.g. ``'model.test_cfg.bg_thresh'``.
-
-    Raises:
-        ConfigValueError: Not a number, NaN, or outside [0, 1].
-    """
+    """Return the background threshold ``value`` as a float in [0, 1]
+    (not NaN)."""
     number = float(value) if isinstance(
         value, Real) and not isinstance(value, bool) else math.nan
     if not 0.0 <= number <= 1.0:
@@ -93,11 +64,7 @@ def check_bg_thresh(value: Any, key: str) -> float:
 
 
 def check_choice(value: Any, key: str, choices: Sequence) -> Any:
-    """Return ``value`` if it is one of ``choices``.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and the choices.
-    """
+    """Return ``value`` if it is one of ``choices``."""
     if value not in choices:
         raise ConfigValueError(
             f'{key} must be one of {", ".join(map(repr, choices))}, got '
@@ -127,8 +94,8 @@ def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
 
 
 def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
-    """Check ``crop_size`` and ``stride`` of slide inference: two positive
-    integers each, every pixel covered, a window of at least one patch."""
+    """``crop_size`` and ``stride``: two positive integers each, every
+    pixel covered, a window of at least one patch."""
     crop = check_positive_pair(
         test_cfg.get('crop_size'), f'{_KEY}.crop_size',
         'window height and width, needed by mode=\'slide\'')
@@ -145,33 +112,18 @@ def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
             f'(448, 448) with a stride of (224, 224).')
 
 
-#: Every key of the segmentor's ``test_cfg``; another one is refused, since
-#: it would be ignored (a misspelled budget would silently not apply).
+#: Every key of the segmentor's ``test_cfg``; another would be ignored.
 KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
         'max_dense_scores_bytes', 'max_full_size_scores_bytes')
 
 
 def check_test_cfg(test_cfg: Optional[dict],
                    patch_size: Optional[int] = None) -> None:
-    """Raise unless ``test_cfg`` can give a correct result.
-
-    Checked: ``mode`` (``'whole'`` or ``'slide'``); in slide mode
-    ``crop_size`` and ``stride`` (two positive integers, the stride at most
-    the crop, the crop at least one patch); ``window_batch`` (a positive
-    integer); ``max_dense_scores_bytes`` and ``max_full_size_scores_bytes``
-    (integers, 0 or more: see :class:`GroupViTEncoderDecoder`); ``autocast``;
-    ``bg_thresh`` (a number in [0, 1]); no other key. The former
-    ``max_logits_bytes``,
-    which set both budgets, is refused with a message naming the two keys
-    that replace it.
-
-    Args:
-        test_cfg (dict, optional): The segmentor's ``test_cfg``.
-        patch_size (int, optional): The image encoder's patch side.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and the fix.
-    """
+    """Raise unless the segmentor's ``test_cfg`` can give a correct result:
+    ``mode``, the slide windows (``patch_size``: the image encoder's patch
+    side), ``window_batch``, the byte budgets (integers >= 0), ``autocast``,
+    ``bg_thresh``, and no other key (the former ``max_logits_bytes`` is
+    refused naming the two keys that replace it)."""
     if test_cfg is None:
         return
     unknown = sorted(set(test_cfg) - set(KEYS) - {'max_logits_bytes'})
@@ -197,8 +149,7 @@ def check_test_cfg(test_cfg: Optional[dict],
             f'the network\'s size). Set either or both instead.')
     for key, meaning in BUDGETS.items():
         budget = test_cfg.get(key)
-        if budget is not None and (not isinstance(budget, int)
-                                   or isinstance(budget, bool) or budget < 0):
+        if budget is not None and (not is_int(budget) or budget < 0):
             raise ConfigValueError(
                 f'{_KEY}.{key} must be a number of bytes (an integer, 0 or '
                 f'more: {meaning}), got {budget!r}.')
@@ -208,9 +159,8 @@ def check_test_cfg(test_cfg: Optional[dict],
         check_bg_thresh(test_cfg['bg_thresh'], f'{_KEY}.bg_thresh')
 
 
-#: Sections a test config must have as dicts (``test_evaluator``: a dict or
-#: a list of dicts), and ``model`` sections that must be dicts when present:
-#: a ``--cfg-options KEY=None`` would otherwise fail deep inside mmengine.
+#: Sections a test config must have as dicts (``test_evaluator``: or a list
+#: of dicts), and ``model`` sections that must be dicts when present.
 TEST_SECTIONS = ('test_dataloader', 'test_dataloader.dataset',
                  'test_evaluator')
 MODEL_SECTIONS = ('model.test_cfg', 'model.text_encoder',
@@ -236,12 +186,8 @@ def _section_error(key: str, value: Any, what: str) -> ConfigValueError:
 
 def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
     """The head's outputs: one per vocabulary class, plus background when
-    ``with_bg``; a configured ``num_classes`` or ``out_channels`` must agree.
-
-    Raises:
-        ConfigValueError: ``with_bg`` is no bool, or a count disagrees (or
-            ``out_channels`` is no integer), naming both counts and the fix.
-    """
+    ``with_bg`` (a bool); a configured ``num_classes`` or ``out_channels``
+    must agree."""
     if not isinstance(with_bg, bool):
         raise ConfigValueError(
             f'model.decode_head.with_bg must be True or False, got '
@@ -264,18 +210,9 @@ def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
 def check_class_count(model_classes: int,
                       dataset_classes: int,
                       source: str = '') -> None:
-    """Raise unless the model scores as many classes as the dataset has (a
-    single channel is mmseg's binary protocol for two): a model that never
-    predicts a dataset class gives a plausible but wrong metric.
-
-    Args:
-        model_classes (int): Classes the model scores.
-        dataset_classes (int): Classes of the test dataset.
-        source (str): What both counts are made of, put first.
-
-    Raises:
-        ConfigCheckError: The counts differ, with the fix.
-    """
+    """Raise :class:`ConfigCheckError` unless the model scores as many
+    classes as the dataset has (one channel is mmseg's binary protocol for
+    two). ``source``: what both counts are made of, put first."""
     if model_classes == dataset_classes or (model_classes, dataset_classes) \
             == (1, 2):
         return
@@ -290,9 +227,7 @@ def check_class_count(model_classes: int,
 def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 with_bg: bool) -> Optional[List[list]]:
     """The prompted classes of a text encoder config; None when they cannot
-    be read (the text encoder names the problem when it is built). A leading
-    ``background`` follows :func:`split_background` for a head ``with_bg``.
-    """
+    be read (the text encoder names the problem when it is built)."""
     try:
         if text.get('vocabulary') is not None:
             classes = load_vocabulary(text['vocabulary'])
@@ -318,16 +253,15 @@ def check_classes(cfg: dict,
                   dataset_classes: Optional[Callable] = None,
                   prompt_classes: Optional[Callable] = None) -> None:
     """The one rule of class counts, on a config: the vocabulary (plus
-    background when the head has it) decides the model's classes
-    (:func:`check_head_classes`), and a test dataset must have as many
-    (:func:`check_class_count`); a model without a text encoder scores its
-    head's ``num_classes``.
+    background when the head has it) decides the model's classes, and a
+    test dataset (``test``) must have as many; a model without a text
+    encoder scores its head's ``num_classes``.
 
     Args:
         cfg (dict): A config whose sections :func:`check_config` checked.
         test (bool): Check against the test dataset too.
-        dataset_classes (callable, optional): The class names of a test
-            dataset config (None: not known).
+        dataset_classes (callable, optional): A dataset config's class names
+            (None: not known).
         prompt_classes (callable, optional): A ``dataset_name``'s names.
     """
     model, source = cfg['model'], ''
@@ -369,23 +303,11 @@ def check_config(cfg: dict,
                  test: bool = True,
                  dataset_classes: Optional[Callable] = None,
                  prompt_classes: Optional[Callable] = None) -> None:
-    """Raise unless the sections a tool reads are there with the right
-    types, before any checkpoint is looked for: ``model`` (a dict with a
-    ``type``), its sub-configs when present (dicts), its ``test_cfg``
-    (:func:`check_test_cfg`, for a GroupViT segmentor); and for a test
-    (``test``) ``test_dataloader`` with a ``dataset`` (dicts) whose
-    ``pipeline`` is a non-empty list, and ``test_evaluator`` (a dict or a
-    non-empty list); then the class counts (:func:`check_classes`).
-
-    Args:
-        cfg (dict): The merged config (mmengine ``Config`` or dict).
-        test (bool): Check the test sections too. Defaults to True.
-        dataset_classes, prompt_classes: See :func:`check_classes`.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and the fix.
-        ConfigCheckError: Class counts that disagree.
-    """
+    """Raise unless the sections a tool reads have the right types, before
+    any checkpoint is looked for: ``model`` (with a ``type``) and its
+    sub-configs, a GroupViT segmentor's ``test_cfg``, for a ``test`` the
+    test dataloader, dataset, pipeline and evaluator; then the class counts
+    (:func:`check_classes`, which takes the other arguments)."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')

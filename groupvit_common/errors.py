@@ -1,16 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The errors users see, and how the command-line tools print them.
-
-Every exception here means "the input cannot give a correct result": its
-message names the input (file, config key, option) and the fix, and the
-tools print it as one ``error:`` line without a traceback
-(:data:`USER_ERRORS`, :func:`user_error_message`). The components that own
-a value raise them when they check it.
-
-This module imports only the standard library: the onnxruntime runner
-(``tools/deployment/onnx_segment.py``), which must not import PyTorch,
-uses it too.
-"""
+"""The errors users see: each names the input and the fix, and the tools
+print it as one ``error:`` line without a traceback."""
 import contextlib
 import re
 
@@ -42,8 +32,7 @@ class ConfigValueError(ValueError):
 
 class DataFileError(ValueError):
     """A data file (vocabulary, JSON, tokenizer table, image header) that
-    cannot be used: missing, not a regular file, over its size bounds,
-    malformed (:mod:`.files`)."""
+    cannot be used."""
 
 
 class ImageLoadError(DataFileError):
@@ -55,8 +44,7 @@ class ImageSizeError(ValueError):
 
 
 class LabelMapError(ValueError):
-    """A ground-truth label map that would be miscounted, naming the
-    file."""
+    """A ground-truth label map that would be miscounted."""
 
 
 class ProgressError(ValueError):
@@ -65,12 +53,11 @@ class ProgressError(ValueError):
 
 class TrainingDataError(ValueError):
     """Training data (shards, annotation files, captions) that cannot be
-    used, naming the file and the fix."""
+    used."""
 
 
 class NonFiniteLossError(RuntimeError):
-    """A training step whose loss or gradient is not finite, naming the
-    step and the term."""
+    """A training step whose loss or gradient is not finite."""
 
 
 class ExportCheckError(RuntimeError):
@@ -89,17 +76,9 @@ _BUILD_PREFIX = re.compile(r'^(class `\w+` in \S+\.py: )+')
 
 
 def user_error_message(error: BaseException) -> str:
-    """The message of a user error, without the worker traceback that
-    PyTorch's DataLoader prepends when the error happened in a worker
-    process, nor the "class `Name` in module.py: " prefixes that mmengine's
-    registry adds when a component refuses its config.
-
-    Args:
-        error (BaseException): The exception.
-
-    Returns:
-        str: The original message.
-    """
+    """The message of a user error, without the worker traceback of
+    PyTorch's DataLoader nor mmengine's "class `Name` in module.py: "
+    prefixes."""
     text = str(error)
     if 'Original Traceback' in text:
         marker = f'{type(error).__name__}: '
@@ -109,12 +88,8 @@ def user_error_message(error: BaseException) -> str:
 
 
 def error_line(problem) -> str:
-    """The one line a tool prints for bad input: ``error: MESSAGE``.
-
-    Args:
-        problem (str | BaseException): The message, or the error (see
-            :func:`user_error_message`).
-    """
+    """``error: MESSAGE``, the one line a tool prints for bad input
+    (``problem``: the message or the error)."""
     if isinstance(problem, BaseException):
         problem = user_error_message(problem)
     return f'error: {problem}'

@@ -1,9 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The image files a command is given: files, and the images of folders.
-
-Standard library only: the onnxruntime runner, which must not import
-PyTorch, uses it too.
-"""
+"""The image files a command is given: files, and the images of folders."""
 import os
 import os.path as osp
 from typing import Callable, List, Optional, Sequence
@@ -19,21 +15,13 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 def list_images(paths: Sequence[str],
                 skip: Optional[Callable[[str], bool]] = None) -> List[str]:
-    """Image files from files and folders (folders: sorted, not recursive).
-
-    Args:
-        paths (Sequence[str]): Files (taken as given) and folders.
-        skip (callable, optional): ``skip(path)`` drops a file found in a
-            folder (e.g. the pictures the tool itself wrote there).
-
-    Returns:
-        list[str]: The files, in the order of ``paths``.
+    """Image files from files (taken as given) and folders (sorted, not
+    recursive; ``skip(path)`` drops a file found in one), in order.
 
     Raises:
-        FileNotFoundError: A path that does not exist, or a folder without
-            images.
-        ImageLoadError: A path that is neither a file nor a folder (a FIFO,
-            ``/dev/zero``), named as what it is, never opened.
+        FileNotFoundError: A missing path, or a folder without images.
+        ImageLoadError: A path that is neither file nor folder (a FIFO,
+            ``/dev/zero``), never opened.
     """
     files = []
     for path in paths:

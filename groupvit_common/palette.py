@@ -10,20 +10,10 @@ _GOLDEN = 0.618033988749895
 
 
 def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
-    """``num`` pairwise different, saturated colours.
-
-    Hues advance by the golden angle, saturation and value alternate, so
-    consecutive ids (neighbouring groups, classes next to each other in a
-    vocabulary) get clearly different colours. No colour is black, white or
-    grey, which stay free for background, legends and text.
-
-    Args:
-        num (int): Number of colours.
-        seed (int): Shifts the hue sequence. Defaults to 0.
-
-    Returns:
-        ndarray: ``[num, 3]`` uint8 RGB, all rows different.
-    """
+    """``[num, 3]`` uint8 RGB colours, pairwise different and saturated
+    (never black, white or grey): hues a golden angle apart, saturation and
+    value alternating, so consecutive ids differ clearly; ``seed`` shifts
+    the hues."""
     if num < 0:
         raise ValueError(f'num must be >= 0, got {num}.')
     ids = np.arange(num)
@@ -34,8 +24,7 @@ def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
         colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hue, sat, val)
     ]).reshape(num, 3)
     colours = (rgb * 255).round().astype(np.int64)
-    # Rounding can, for long tables, map two hues to one colour: nudge the
-    # later one until every row is unique.
+    # Rounding can map two hues to one colour: nudge the later one.
     seen = set()
     for row in colours:
         while tuple(row) in seen:
@@ -45,15 +34,8 @@ def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
 
 
 def class_palette(num_classes: int, with_bg: bool = True) -> List[List[int]]:
-    """Palette of a label map in mmseg's ``dataset_meta`` form.
-
-    Args:
-        num_classes (int): Number of labels, background included.
-        with_bg (bool): Label 0 is background and gets black.
-
-    Returns:
-        list[list[int]]: ``num_classes`` RGB triples, all different.
-    """
+    """``num_classes`` different RGB triples (mmseg's ``dataset_meta``
+    palette), black for label 0 when it is background (``with_bg``)."""
     if not with_bg:
         return distinct_colors(num_classes).tolist()
     return [[0, 0, 0]] + distinct_colors(max(num_classes - 1, 0)).tolist()

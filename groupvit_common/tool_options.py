@@ -1,23 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The options the command-line tools share, and their checks that need no
-model: parsed before PyTorch or mmseg is imported, so ``--help`` and a
-mistyped path answer at once.
-
-- :func:`runner_options`: ``--work-dir``, ``--cfg-options``, ``--launcher``,
-  ``--local-rank``, ``--verbose`` (the tools that run mmengine's runner);
-  :func:`add_cfg_options` adds ``--cfg-options`` alone;
-- :func:`weight_options`: ``--random-weights`` and ``--seed``, with
-  :data:`RANDOM_BANNER`, the words every tool prints and records for them;
-- :func:`text_options`: ``--vocab`` / ``--vocab-file``,
-  ``--extra-classes``, ``--templates``, ``--bg-thresh`` (read by
-  ``mmseg_groupvit.utils.text_options.read_text_options``);
-- :func:`picture_options`: ``--opacity``;
-- :func:`check_paths`: a config or local checkpoint that does not exist,
-  and ``--launcher pytorch`` without torchrun's environment.
-
-Leaving the checkpoint out means the config's weights (its ``load_from``)
-in every tool; random weights only with ``--random-weights``.
-"""
+"""The options the command-line tools share (argparse parent parsers), and
+the checks that need no model, made before PyTorch is imported."""
 import argparse
 import os
 import os.path as osp
@@ -99,13 +82,8 @@ def weight_options() -> argparse.ArgumentParser:
 
 def text_options(extra_classes: bool = True,
                  templates: bool = True) -> argparse.ArgumentParser:
-    """A parent parser of the text options; each left out is the model's
-    (the config's or the export's).
-
-    Args:
-        extra_classes (bool): Offer ``--extra-classes``. Defaults to True.
-        templates (bool): Offer ``--templates``. Defaults to True.
-    """
+    """A parent parser of ``--vocab``/``--vocab-file``, ``--bg-thresh`` and
+    (when asked) ``--extra-classes`` and ``--templates``."""
     parser = argparse.ArgumentParser(add_help=False)
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
@@ -165,18 +143,10 @@ def check_paths(config: str,
                 random_weights: bool = False,
                 launcher: str = 'none',
                 checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
-    """What is wrong with a command line before anything is imported or
-    built, as one message (None when nothing is).
-
-    Args:
-        config (str): The config file.
-        checkpoint (str, optional): A local path, a URL or a hub id (those
-            are checked when fetched).
-        random_weights (bool): ``--random-weights`` was given.
-        launcher (str): ``--launcher``.
-        checkpoint_option (str): How the command line names the
-            checkpoint, for the messages.
-    """
+    """What is wrong with a command line before anything is built, as one
+    message (None when nothing is): a missing config or local checkpoint, a
+    checkpoint with ``--random-weights``, ``--launcher pytorch`` without
+    torchrun's environment. ``checkpoint_option``: its name in messages."""
     if not osp.isfile(config):
         return (f'config not found: {config}. Pass one of '
                 f'configs/groupvit_*.py (configs/classification/*.py for '

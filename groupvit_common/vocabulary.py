@@ -1,51 +1,26 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Custom open vocabularies: class names with synonyms.
 
-A vocabulary file is UTF-8 text with one class per line; the line's
-comma-separated names are synonyms of that class::
+A vocabulary file is UTF-8 text, one class per line, its synonyms separated
+by commas; ``#`` starts a comment, blank lines are ignored::
 
-    # my_vocabulary.txt
     background          # a leading 'background' is not prompted
     person, man, woman
-    dog
     potted plant, houseplant
 
-* ``#`` starts a comment that runs to the end of the line, so a name cannot
-  contain ``#``. Blank lines and comment-only lines are ignored.
-* Names are normalised to Unicode NFKC (a full-width ``ｃａｔ`` is ``cat``),
-  stripped, and runs of whitespace become one space. Any Unicode text is
-  allowed (note that the CLIP tokenizer lower-cases and that its BPE
-  vocabulary is mostly English).
-* A word (a run of characters without spaces) has at most
-  :data:`MAX_WORD_CHARS` characters: the tokenizer's merging takes time
-  quadratic in a word's length (a 50,000-letter name took 48 s), and a
-  prompt holds 75 tokens, which such a word alone would nearly fill.
-* A name may appear only once in the whole vocabulary, compared without
-  case (the tokenizer lower-cases, so ``Dog`` and ``dog`` are the same
-  prompt) and with look-alike letters taken as the same (a Cyrillic ``саt``
-  prints as ``cat``): a repeated name would make its class ambiguous. The
-  message shows the code points of look-alike names.
-
-:func:`load_vocabulary` returns ``list[list[str]]``: entry ``k`` holds the
-synonyms of class ``k`` (label ``k``), first name first.
-
-**How synonyms are combined** (done by the text encoder, not here): for
-class ``k`` with synonyms ``S_k`` and templates ``T``, every prompt
-``t.format(s)`` for ``s`` in ``S_k`` and ``t`` in ``T`` is encoded and
-projected; the **un-normalised projected** embeddings of those
-``|S_k| x |T|`` prompts are averaged, and the mean is L2-normalised into
-the class embedding ``[C]``. With one synonym this is exactly GroupViT's
-template averaging (``build_text_embedding`` in ``NVlabs/GroupViT``,
-spec §4); synonyms simply enlarge the set being averaged, with every prompt
-weighted equally (a class with more synonyms does not weigh more, its
-embedding is still one unit vector).
+Names are NFKC-normalised with inner whitespace collapsed. A name may
+appear once, compared without case and with Cyrillic/Greek look-alike
+letters as Latin. A word has at most :data:`MAX_WORD_CHARS` characters (the
+tokenizer's merging is quadratic in a word's length). The text encoder
+averages the un-normalised embeddings of every synonym x template prompt of
+a class, then L2-normalises the mean.
 """
 import os
 import os.path as osp
 import string
 import unicodedata
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 from .errors import ConfigValueError
 
@@ -54,17 +29,11 @@ __all__ = [
     'split_background', 'MAX_WORD_CHARS', 'MAX_WORDS'
 ]
 
-#: Longest word (run of characters without spaces) of a class name; the
-#: longest English dictionary words have 45 letters.
+#: Longest word of a class name (the longest English words have 45 letters).
 MAX_WORD_CHARS = 100
-
-#: Most words of a class name or template. A prompt holds 75 tokens between
-#: its start and end tokens and longer ones are cut (with a warning), as CLIP
-#: does; this bound only keeps the tokenizer's time bounded.
+#: Most words of a class name or template (a prompt holds 75 tokens).
 MAX_WORDS = 1000
 
-# Cyrillic and Greek letters that print like Latin ones (Unicode's
-# confusables, the letters of the alphabets themselves).
 _LOOK_ALIKES = str.maketrans(
     'аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХУІЈЅ'
     'αοριυνκΑΒΕΖΗΙΚΜΝΟΡΤΥΧ', 'aeopcyxijshdqwlABEKMHOPCTXYIJS'
@@ -77,30 +46,18 @@ _FORMAT_HINT = ('Expected one class per line, synonyms separated by commas '
 
 
 def _clean(name: str) -> str:
-    """Normalise a name to NFKC, strip it and collapse its inner whitespace
-    to single spaces."""
     return ' '.join(unicodedata.normalize('NFKC', name).split())
 
 
-def _skeleton(name: str) -> str:
-    """What a name looks like: look-alike letters as Latin, without case."""
-    return name.translate(_LOOK_ALIKES).casefold()
-
-
-def _shown(name: str) -> str:
-    """A name, with the code points of its non-ASCII characters."""
-    points = ', '.join(f'U+{ord(c):04X} {unicodedata.name(c, "?")}'
-                       for c in dict.fromkeys(name) if not c.isascii())
-    return f'{name!r} ({points})' if points else repr(name)
+def _code_points(chars) -> str:
+    return ', '.join(f'U+{ord(c):04X} {unicodedata.name(c, "")}'.strip()
+                     for c in dict.fromkeys(chars))
 
 
 def check_words(texts: Sequence[str], where: str) -> None:
-    """Refuse a text (class name, prompt template) that cannot be a prompt:
-    a word of more than :data:`MAX_WORD_CHARS` characters, more than
-    :data:`MAX_WORDS` words (a prompt holds 75 tokens), or an
-    invisible or control character (a zero-width space makes ``cat`` and
-    ``c\u200bat`` two classes that print alike; an escape sequence would
-    reach the terminal).
+    """Refuse a class name or template with a word over
+    :data:`MAX_WORD_CHARS` characters, over :data:`MAX_WORDS` words, or an
+    invisible or control character (``c\u200bat`` prints as ``cat``).
 
     Raises:
         ValueError: Naming ``where``, the text's start and what is wrong.
@@ -111,12 +68,9 @@ def check_words(texts: Sequence[str], where: str) -> None:
             if not c.isspace() and unicodedata.category(c) in ('Cc', 'Cf')
         ]
         if hidden:
-            points = ', '.join(
-                f'U+{ord(c):04X} {unicodedata.name(c, "")}'.strip()
-                for c in dict.fromkeys(hidden))
             raise ValueError(
                 f'{where}: {text[:40]!r} holds invisible or control '
-                f'characters ({points}). Remove them.')
+                f'characters ({_code_points(hidden)}). Remove them.')
         words = text.split()
         word = max(words or [''], key=len)
         if len(word) > MAX_WORD_CHARS:
@@ -133,15 +87,7 @@ def check_words(texts: Sequence[str], where: str) -> None:
 
 
 def _split_line(line: str, where: str) -> List[str]:
-    """Split one vocabulary line into its synonyms.
-
-    Args:
-        line (str): The line, comment already removed.
-        where (str): Where the line came from, for error messages.
-
-    Returns:
-        list[str]: Cleaned synonyms; empty if the line is blank.
-    """
+    """The cleaned synonyms of one line (empty for a blank line)."""
     if not line.strip():
         return []
     names = [_clean(name) for name in line.split(',')]
@@ -154,7 +100,7 @@ def _split_line(line: str, where: str) -> List[str]:
 
 
 def _read_file(path: str) -> List[Tuple[List[str], str]]:
-    """Read a vocabulary file into ``(synonyms, location)`` pairs."""
+    """``(synonyms, location)`` of each class of a vocabulary file."""
     if not osp.exists(path):
         raise FileNotFoundError(
             f'Vocabulary file {path!r} does not exist. Pass the path of a '
@@ -178,12 +124,11 @@ def _read_file(path: str) -> List[Tuple[List[str], str]]:
 
 
 def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
-    """Read an in-memory vocabulary into ``(synonyms, location)`` pairs."""
+    """``(synonyms, location)`` of each entry of an in-memory vocabulary."""
     entries = []
     for index, item in enumerate(items):
         where = f'vocabulary entry {index}'
-        if isinstance(item, str):
-            # A string entry is read like a file line: commas split it.
+        if isinstance(item, str):  # read like a file line
             names = _split_line(item, where)
             if not names:
                 raise ValueError(f'{where} is blank. Remove it or give a '
@@ -205,17 +150,20 @@ def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
 
 
 def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
-    """Raise if any name occurs more than once, compared without case and
-    with look-alike letters as the same."""
-    seen: Dict[str, List[str]] = defaultdict(list)
+    """Raise if a name occurs twice (without case, look-alikes as Latin)."""
+    seen = defaultdict(list)
     for names, where in entries:
         for name in names:
-            seen[_skeleton(name)].append((name, where))
-    duplicates = [places for places in seen.values() if len(places) > 1]
-    if duplicates:
-        listed = '; '.join(', '.join(f'{_shown(name)} ({where})'
-                                     for name, where in places)
-                           for places in duplicates)
+            seen[name.translate(_LOOK_ALIKES).casefold()].append((name, where))
+
+    def shown(name):
+        odd = [c for c in name if not c.isascii()]
+        return f'{name!r} ({_code_points(odd)})' if odd else repr(name)
+
+    listed = '; '.join(', '.join(f'{shown(name)} ({where})'
+                                 for name, where in places)
+                       for places in seen.values() if len(places) > 1)
+    if listed:
         raise ValueError(
             f'Duplicate class names in the vocabulary (compared without '
             f'case, look-alike letters as the same): {listed}. Each name may '
@@ -227,22 +175,17 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
     """Load an open vocabulary from a text file or a list.
 
     Args:
-        path_or_list (str | os.PathLike | Sequence): The path of a
-            vocabulary file (format in the module docstring), or a sequence
-            with one entry per class: either a str, split on commas like a
-            file line (``'person, man'``), or a list of synonyms
-            (``['person', 'man']``).
+        path_or_list (str | os.PathLike | Sequence): A vocabulary file, or
+            one entry per class: a str split on commas like a file line
+            (``'person, man'``) or a list of synonyms (``['person', 'man']``).
 
     Returns:
-        list[list[str]]: K classes, each a non-empty list of its synonyms,
-        in file order.
+        list[list[str]]: K classes, each its synonyms, in order.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If the vocabulary is empty, a name is empty, names are
-            repeated (the message names them and where), or the file is not
-            UTF-8.
-        TypeError: If the input or an entry has the wrong type.
+        FileNotFoundError: The file does not exist.
+        ValueError: Empty vocabulary or name, repeated names, not UTF-8.
+        TypeError: The input or an entry has the wrong type.
 
     Example:
         >>> load_vocabulary(['background', 'person, man', ['dog', 'puppy']])
@@ -266,17 +209,8 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
 
 
 def parse_class_list(text: str, option: str = '--vocab') -> List[List[str]]:
-    """A command-line vocabulary: classes separated by commas, synonyms of
-    one class by ``|``.
-
-    Args:
-        text (str): E.g. ``'cat,dog|puppy'``.
-        option (str): The option's name, for error messages.
-
-    Returns:
-        list[list[str]]: ``[['cat'], ['dog', 'puppy']]``, checked by
-        :func:`load_vocabulary`.
-    """
+    """A command-line vocabulary: ``'cat,dog|puppy'`` (classes separated by
+    commas, synonyms by ``|``) -> ``[['cat'], ['dog', 'puppy']]``."""
     classes = [[n.strip() for n in item.split('|')]
                for item in text.split(',')]
     if any(not all(names) for names in classes):
@@ -290,18 +224,12 @@ def split_background(classes: List[List[str]],
     """The one rule of a leading ``background``: it names label 0, the
     head's background channel, and is not prompted.
 
-    Args:
-        classes (list[list[str]]): A vocabulary (:func:`load_vocabulary`).
-        with_bg (bool): Whether the head has a background channel.
-
     Returns:
-        tuple: The classes to prompt (without a leading ``background``) and
-        whether it led.
+        tuple: The classes to prompt and whether ``background`` led.
 
     Raises:
-        ConfigValueError: ``background`` leads but the head has no
-            background channel (every label would shift by one), or it is
-            the only class.
+        ConfigValueError: ``background`` leads a head without background
+            channel (``with_bg=False``), or is the only class.
     """
     first = bool(classes) and [n.casefold()
                                for n in classes[0]] == ['background']
@@ -320,29 +248,13 @@ def split_background(classes: List[List[str]],
     return (classes[1:] if first else classes), first
 
 
-def _render_field(name: str, spec: str, conversion: str) -> str:
-    """Write a parsed format field back, e.g. ``'{0!r:>5}'``."""
-    conversion = f'!{conversion}' if conversion else ''
-    spec = f':{spec}' if spec else ''
-    return '{' + name + conversion + spec + '}'
-
-
 def check_template(template: str) -> str:
-    """Check that a template has exactly one empty ``{}`` field.
-
-    Literal braces may be written doubled (``'{{'``, ``'}}'``), as in
-    :meth:`str.format`.
-
-    Args:
-        template (str): A prompt template such as ``'a photo of a {}.'``.
-
-    Returns:
-        str: ``template`` unchanged.
+    """Return ``template`` if it has exactly one empty ``{}`` field
+    (literal braces doubled, as in :meth:`str.format`).
 
     Raises:
-        TypeError: If ``template`` is not a str.
-        ValueError: If it does not have exactly one ``{}`` field, if its
-            braces are malformed, or if it has a word longer than
+        TypeError: Not a str.
+        ValueError: Not exactly one ``{}``, malformed braces, or a word over
             :data:`MAX_WORD_CHARS`.
     """
     if not isinstance(template, str):
@@ -359,7 +271,9 @@ def check_template(template: str) -> str:
             f'Prompt template {template!r} has malformed braces ({err}). '
             f'{hint}') from None
     if len(fields) != 1 or fields[0] != ('', '', None):
-        shown = ', '.join(_render_field(*field) for field in fields)
+        shown = ', '.join('{' + name + (f'!{conv}' if conv else '') +
+                          (f':{spec}' if spec else '') + '}'
+                          for name, spec, conv in fields)
         raise ValueError(
             f'Prompt template {template!r} has {len(fields)} replacement '
             f'field(s) ({shown or "none"}), expected exactly one empty '

@@ -12,3 +12,7 @@ default_hooks = dict(
 # colour; mmseg's default (0.8) hides the photo. MMSegInferencer sets its
 # own on every call (its `opacity` argument, 0.8 unless given).
 visualizer = dict(alpha=0.5)
+# The published GCC+YFCC weights, downloaded once into torch hub's cache and
+# verified (docs/weights.md); tools/test.py's CHECKPOINT replaces them.
+load_from = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
+             'group_vit_gcc_yfcc_30e-879422e0.pth')

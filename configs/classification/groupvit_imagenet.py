@@ -50,8 +50,3 @@ test_dataloader = dict(
 test_evaluator = dict(type='Accuracy', topk=(1, 5))
 # One log line per 50 batches.
 default_hooks = dict(logger=dict(interval=50))
-# The published GCC+YFCC weights (those of the segmentation configs),
-# downloaded once into torch hub's cache and verified; tools/test.py's
-# CHECKPOINT replaces them, --random-weights drops them.
-load_from = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
-             'group_vit_gcc_yfcc_30e-879422e0.pth')

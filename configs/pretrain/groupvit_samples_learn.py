@@ -10,19 +10,15 @@
 # what it was told about, not that it generalises.
 _base_ = ['./groupvit_samples_smoke.py']
 
+# The smoke trial's pipeline without RandAugment and erasing, cropping
+# mildly.
 train_dataloader = dict(
     batch_size=13,
     dataset=dict(pipeline=[
-        dict(type='RobustLoadImageFromFile'),
-        dict(
-            type='RandomResizedCrop',
-            scale=224,
-            crop_ratio_range=(0.35, 1.0),
-            interpolation='bilinear',
-            backend='pillow'),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='CaptionTokenize', multi_label=3, tagger='rules'),
-        dict(type='PackCaptionInputs'),
+        _base_.train_pipeline[0],
+        dict(_base_.train_pipeline[1], crop_ratio_range=(0.35, 1.0)),
+        _base_.train_pipeline[2],
+        *_base_.train_pipeline[-2:],
     ]))
 max_epochs = 100
 optim_wrapper = dict(optimizer=dict(lr=5e-4))

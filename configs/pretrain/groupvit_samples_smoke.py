@@ -33,37 +33,11 @@ sync_bn = None
 
 # The base's augmentation after loading the image; nouns by the tagger
 # that needs no download.
-bgr_mean = [103.53, 116.28, 123.675]
-bgr_std = [57.375, 57.12, 58.395]
-train_pipeline = [
-    dict(type='RobustLoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.08, 1.0),
-        interpolation='bilinear',
-        backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=10,
-        magnitude_level=9,
-        magnitude_std=0.5,
-        hparams=dict(
-            pad_val=[round(x) for x in bgr_mean], interpolation='bilinear')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=bgr_mean,
-        fill_std=bgr_std),
-    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),
-    dict(type='PackCaptionInputs'),
-]
+train_pipeline = [dict(type='RobustLoadImageFromFile')] + \
+    _base_.train_transforms[:4] + [
+        dict(type='CaptionTokenize', multi_label=3, tagger='rules'),
+        dict(type='PackCaptionInputs'),
+    ]
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
@@ -102,17 +76,13 @@ val_cfg = dict(
             dataset=dict(indices=10))))
 
 max_epochs = 8
+# The base's optimizer in full precision.
 optim_wrapper = dict(
     type='OptimWrapper',
     _delete_=True,
-    optimizer=dict(
-        type='AdamW',
-        lr=1.6e-3,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=0.05),
-    paramwise_cfg=dict(flat_decay_mult=0.0, bias_decay_mult=0.0),
-    clip_grad=dict(max_norm=5.0))
+    optimizer=_base_.optim_wrapper.optimizer,
+    paramwise_cfg=_base_.optim_wrapper.paramwise_cfg,
+    clip_grad=_base_.optim_wrapper.clip_grad)
 param_scheduler = [
     dict(
         type='LinearLR',

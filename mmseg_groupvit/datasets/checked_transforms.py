@@ -1,27 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` with the image sizes
-they cannot handle named or handled.
-
-- :class:`CheckedResize`: an empty image, or one so elongated that a side
-  would be under one pixel after the resize (a 10x100000 strip), raises
-  :class:`ImageSizeError` naming the file and its size, where mmcv fails
-  with an OpenCV assertion (``inv_scale_x > 0``) or a division by zero that
-  names neither.
-- :class:`CheckedLoadAnnotations`: a label map with a side of one pixel
-  (a 1x1 or 1xW image) keeps its two dimensions; mmseg squeezes them away
-  and ``PackSegInputs`` then fails with "The dim of value must be 2 or 3".
-  A label map of several channels (an RGB picture of the labels) raises
-  :class:`LabelMapError` naming the file.
-
-The shipped dataset configs name ``CheckedResize``; ``tools/test.py``
-loads label maps with ``CheckedLoadAnnotations`` (the configs keep mmseg's
-name, which ``inference_model`` and ``MMSegInferencer`` look for), and
-:func:`mmseg_groupvit.apis.init_groupvit` puts ``RobustLoadImageFromFile``
-and ``CheckedResize`` in the ``cfg.test_pipeline`` of a model
-(:func:`use_checked_steps`, the one table of these swaps).
-"""
+"""mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` (same arguments, same
+pixels) that name the image sizes they cannot handle, and
+:func:`use_checked_steps`, the one table of these swaps."""
 import io
-from typing import Dict, List
+from typing import List
 
 import cv2
 import numpy as np
@@ -33,10 +15,7 @@ from PIL import Image
 
 from groupvit_common.errors import ImageSizeError, LabelMapError
 
-__all__ = [
-    'CheckedResize', 'CheckedLoadAnnotations', 'use_checked_steps',
-    'swap_steps'
-]
+__all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_steps']
 
 
 def _name(results: dict) -> str:
@@ -45,13 +24,9 @@ def _name(results: dict) -> str:
 
 @TRANSFORMS.register_module()
 class CheckedResize(Resize):
-    """mmcv's ``Resize`` (same arguments, same pixels) that names the image
-    when it is empty or cannot be resized.
-
-    Raises:
-        ImageSizeError: The image has no pixels, or a side would be under
-            one pixel after the resize.
-    """
+    """mmcv's ``Resize`` raising :class:`ImageSizeError` naming the image
+    when it is empty or a side would be under one pixel after the resize
+    (where OpenCV fails with ``inv_scale_x > 0``)."""
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
@@ -75,11 +50,8 @@ class CheckedResize(Resize):
 @TRANSFORMS.register_module()
 class CheckedLoadAnnotations(LoadAnnotations):
     """mmseg's ``LoadAnnotations`` that keeps both dimensions of a label
-    map with a side of one pixel and refuses one of several channels.
-
-    Raises:
-        LabelMapError: The label map has several channels (RGB, RGBA).
-    """
+    map with a side of one pixel (mmseg squeezes them) and raises
+    :class:`LabelMapError` for one of several channels."""
 
     def _load_seg_map(self, results: dict) -> None:
         super()._load_seg_map(results)
@@ -93,8 +65,7 @@ class CheckedLoadAnnotations(LoadAnnotations):
                 f'class indices first.')
         if label.ndim == 2:
             return
-        # mmseg squeezes [1, W], [H, 1] and [1, 1] maps; the file header
-        # gives the size back.
+        # The file header gives the squeezed size back.
         content = fileio.get(
             results['seg_map_path'], backend_args=self.backend_args)
 
@@ -107,22 +78,14 @@ class CheckedLoadAnnotations(LoadAnnotations):
 def use_checked_steps(pipeline,
                       annotations: bool = False,
                       where: str = 'pipeline') -> List[str]:
-    """Swap mmcv's ``LoadImageFromFile`` for :class:`RobustLoadImageFromFile`
-    and ``Resize`` for :class:`CheckedResize` in a pipeline config (in
-    place), and with ``annotations`` ``LoadAnnotations`` for
-    :class:`CheckedLoadAnnotations` (not in ``cfg.test_pipeline``, from
-    which ``inference_model`` removes ``LoadAnnotations`` by name).
-
-    The checked steps give the same pixels and labels and name bad files;
-    steps already checked are left as they are.
-
-    Args:
-        pipeline (list[dict], optional): The pipeline config.
-        annotations (bool): Swap ``LoadAnnotations`` too.
-        where (str): The pipeline's config key, for the returned lines.
+    """Swap ``LoadImageFromFile`` for :class:`RobustLoadImageFromFile`,
+    ``Resize`` for :class:`CheckedResize` and, with ``annotations``,
+    ``LoadAnnotations`` for :class:`CheckedLoadAnnotations` (not in
+    ``cfg.test_pipeline``, from which ``inference_model`` removes it by name)
+    in a pipeline config, in place.
 
     Returns:
-        list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
+        list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
     """
     swaps = {
         'LoadImageFromFile': 'RobustLoadImageFromFile',
@@ -135,21 +98,6 @@ def use_checked_steps(pipeline,
             'LoadAnnotations': 'CheckedLoadAnnotations',
             'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
         })
-    return swap_steps(pipeline, swaps, where)
-
-
-def swap_steps(pipeline, swaps: Dict[str, str], where: str) -> List[str]:
-    """Give the steps of a pipeline config another type (in place).
-
-    Args:
-        pipeline (list[dict], optional): The pipeline config.
-        swaps (dict[str, str]): New type by old type (as written in the
-            config, scope included).
-        where (str): The pipeline's config key, for the returned lines.
-
-    Returns:
-        list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
-    """
     lines = []
     for index, step in enumerate(pipeline or []):
         kind = step.get('type')

@@ -4,11 +4,12 @@ have, named as in mmpretrain: ``ResizeEdge`` and ``PackInputs``."""
 from typing import Sequence
 
 import mmcv
-import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.structures import BaseDataElement
+from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
+
+from groupvit_common.checks import check_choice, check_positive_int
 
 __all__ = ['ResizeEdge', 'PackInputs']
 
@@ -32,14 +33,9 @@ class ResizeEdge(BaseTransform):
                  edge: str = 'short',
                  backend: str = 'cv2',
                  interpolation: str = 'bilinear'):
-        if edge not in ('short', 'long'):
-            raise ValueError(f'ResizeEdge: edge must be "short" or "long", '
-                             f'got {edge!r}.')
-        if int(scale) <= 0:
-            raise ValueError(f'ResizeEdge: scale must be positive, got '
-                             f'{scale!r}.')
-        self.scale = int(scale)
-        self.edge = edge
+        self.scale = check_positive_int(scale, 'ResizeEdge.scale',
+                                        'the edge\'s length in pixels')
+        self.edge = check_choice(edge, 'ResizeEdge.edge', ('short', 'long'))
         self.backend = backend
         self.interpolation = interpolation
 
@@ -69,10 +65,9 @@ class ResizeEdge(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PackInputs(BaseTransform):
-    """Pack an image and its label: ``inputs`` ``[3, H, W]`` uint8 and a
-    ``data_samples`` element with ``gt_label`` ``[1]`` (when the sample has
-    one) and the meta keys present.
+class PackInputs(PackSegInputs):
+    """mmseg's ``PackSegInputs`` (``inputs`` ``[3, H, W]`` uint8) with the
+    sample's ``gt_label`` ``[1]`` when it has one.
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo.
@@ -81,16 +76,11 @@ class PackInputs(BaseTransform):
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape',
                                              'img_shape', 'scale_factor')):
-        self.meta_keys = tuple(meta_keys)
+        super().__init__(tuple(meta_keys))
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        if img.ndim == 2:
-            img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = BaseDataElement(
-            metainfo={k: results[k]
-                      for k in self.meta_keys if k in results})
+        packed = super().transform(results)
         if 'gt_label' in results:
-            sample.gt_label = torch.tensor([int(results['gt_label'])])
-        return dict(inputs=inputs, data_samples=sample)
+            packed['data_samples'].gt_label = torch.tensor(
+                [int(results['gt_label'])])
+        return packed

@@ -1,22 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""COCO-Object: COCO's 80 thing classes plus background (81 classes).
-
-The zero-shot segmentation benchmark of GroupViT (Xu et al., CVPR 2022,
-`arXiv:2202.11094 <https://arxiv.org/abs/2202.11094>`_): COCO val2017 with
-every thing class kept and everything else (stuff and unlabeled pixels)
-counted as background 0. There is no ignore region. The label maps are made
-by ``tools/dataset_converters/coco_object.py`` from COCO-Stuff-164k raw maps
-or from COCO instance annotations; the layout follows GroupViT's
-``segmentation/configs/_base_/datasets/coco.py`` (NVlabs/GroupViT, read for
-reference only)::
-
-    data_root/
-    ├── images/val2017/000000039769.jpg
-    └── annotations/val2017/000000039769_instanceTrainIds.png  # 0..80, uint8
-
-mmseg 1.2.2 has no such dataset, only ``COCOStuffDataset`` (171 classes),
-whose first 80 names are the thing classes used here.
-"""
+"""COCO-Object: COCO val2017 with background (label 0: stuff and
+unlabeled pixels) and the 80 thing classes, GroupViT's (`arXiv:2202.11094
+<https://arxiv.org/abs/2202.11094>`_) zero-shot benchmark. The label maps
+``annotations/val2017/*_instanceTrainIds.png`` (0..80) are made by
+``tools/dataset_converters/coco_object.py``."""
 from typing import List
 
 from mmseg.datasets import BaseSegDataset
@@ -28,49 +15,30 @@ __all__ = ['COCOObjectDataset']
 
 
 def _voc_colormap(num_colors: int) -> List[List[int]]:
-    """Distinct RGB colours by the PASCAL VOC devkit's bit-interleaving rule.
-
-    Colour ``i`` spreads the bits of ``i`` over the high bits of R, G and B
-    (``VOCdevkit/VOCcode/VOClabelcolormap.m``), so colours are unique for
-    ``i < 512`` and colour 0 is black.
-
-    Args:
-        num_colors (int): How many colours to make.
-
-    Returns:
-        list[list[int]]: ``num_colors`` ``[R, G, B]`` triplets.
-    """
+    """The PASCAL VOC devkit's colours (``VOClabelcolormap.m``: the bits of
+    ``i`` spread over the high bits of R, G and B; unique below 512)."""
     colors = []
     for index in range(num_colors):
         rgb = [0, 0, 0]
-        value = index
         for shift in range(7, -1, -1):
             for channel in range(3):
-                rgb[channel] |= ((value >> channel) & 1) << shift
-            value >>= 3
+                rgb[channel] |= ((index >> channel) & 1) << shift
+            index >>= 3
         colors.append(rgb)
     return colors
 
 
 @DATASETS.register_module()
 class COCOObjectDataset(BaseSegDataset):
-    """COCO-Object dataset: background + 80 COCO thing classes.
-
-    Label ``0`` is background (stuff and unlabeled pixels included) and
-    labels ``1..80`` are the COCO thing classes in category-id order
-    (person = 1, ..., toothbrush = 80), with mmseg's ``COCOStuffDataset``
-    names. ``reduce_zero_label`` must stay ``False``: background is a class
-    that is evaluated, as in GroupViT.
+    """COCO-Object dataset: background + the 80 COCO thing classes (mmseg's
+    ``COCOStuffDataset`` names, category-id order). ``reduce_zero_label``
+    must stay False: background is evaluated, as in GroupViT.
 
     Args:
-        img_suffix (str): Suffix of the images. Defaults to ``'.jpg'``.
-        seg_map_suffix (str): Suffix of the label maps. Defaults to
-            ``'_instanceTrainIds.png'``.
-        reduce_zero_label (bool): Must be ``False``. Defaults to ``False``.
-        **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`, e.g.
-            ``data_root``, ``data_prefix=dict(img_path='images/val2017',
-            seg_map_path='annotations/val2017')``, ``ann_file``,
-            ``pipeline``.
+        img_suffix (str): Defaults to ``'.jpg'``.
+        seg_map_suffix (str): Defaults to ``'_instanceTrainIds.png'``.
+        reduce_zero_label (bool): Must be ``False``.
+        **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments.
     """
     METAINFO = dict(
         classes=COCO_OBJECT_CLASSES,

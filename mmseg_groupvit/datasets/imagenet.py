@@ -1,30 +1,50 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Image-classification datasets in mmpretrain's two layouts, for
-zero-shot evaluation.
-
-* a folder of class folders, ``<data_prefix>/<class>/**/<image>`` (ImageNet:
-  ``val/<wnid>/*.JPEG``);
-* an annotation file of ``<filename> <label>`` lines, the filename relative
-  to ``data_prefix`` (ImageNet: ``meta/val.txt``).
-
-Each sample is ``dict(img_path=..., gt_label=int)``. Bad layouts and labels
-raise :class:`ClassificationDataError` naming the file or folder and the
-fix.
-"""
+zero-shot evaluation: class folders ``<data_prefix>/<class>/**/<image>``,
+or an annotation file of ``<filename> <label>`` lines. Each sample is
+``dict(img_path=..., gt_label=int)``; bad layouts and labels raise
+:class:`ClassificationDataError` naming the file or folder and the fix."""
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from functools import lru_cache
+from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
 from groupvit_common.errors import ClassificationDataError
-from ..utils.imagenet_classes import imagenet_classes, imagenet_wnids
 
-__all__ = ['ClassificationDataError', 'CustomDataset', 'ImageNet']
+__all__ = [
+    'ClassificationDataError', 'CustomDataset', 'ImageNet', 'imagenet_classes',
+    'imagenet_wnids'
+]
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
+
+
+@lru_cache(maxsize=None)
+def _imagenet() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """The wnids and prompt names of ``imagenet_classes.tsv`` (``wnid<TAB>
+    name`` in class order: the sorted wnids; the names of the original's
+    ImageNet evaluation, ``missile`` and ``sunglasses`` twice as there)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'imagenet_classes.tsv')
+    with open(path, encoding='utf-8') as f:
+        rows = [
+            line.rstrip('\n').split('\t') for line in f
+            if line.strip() and not line.startswith('#')
+        ]
+    return tuple(r[0] for r in rows), tuple(r[1] for r in rows)
+
+
+def imagenet_wnids() -> List[str]:
+    """The 1000 WordNet ids, sorted (= class index order)."""
+    return list(_imagenet()[0])
+
+
+def imagenet_classes() -> List[str]:
+    """The 1000 prompt names, in class index order."""
+    return list(_imagenet()[1])
 
 
 def _class_folders(root: str) -> List[str]:
@@ -33,8 +53,7 @@ def _class_folders(root: str) -> List[str]:
 
 @DATASETS.register_module()
 class CustomDataset(BaseDataset):
-    """A classification dataset from a class-folder tree or an annotation
-    file (mmpretrain's ``CustomDataset`` layouts).
+    """A classification dataset in mmpretrain's ``CustomDataset`` layouts.
 
     Args:
         data_root (str): Root of ``data_prefix`` and ``ann_file``.
@@ -46,9 +65,8 @@ class CustomDataset(BaseDataset):
         metainfo (dict, optional): ``classes``: names in label order. The
             folder layout without it takes the sorted folder names.
         folder_names (Sequence[str], optional): The class folder of each
-            label, in label order (e.g. ImageNet's wnids). A folder that is
-            not among them is an error. Without it, the sorted folder names
-            give the labels.
+            label (e.g. ImageNet's wnids); others are refused. Without it,
+            the sorted folder names give the labels.
         **kwargs: mmengine ``BaseDataset`` arguments (``pipeline``,
             ``test_mode``, ``lazy_init``, ...).
     """
@@ -73,15 +91,11 @@ class CustomDataset(BaseDataset):
             data_prefix=data_prefix,
             **kwargs)
 
-    @property
-    def img_prefix(self) -> str:
-        return self.data_prefix['img_path']
-
     @classmethod
     def config_classes(cls, cfg: dict) -> Optional[tuple]:
         """The classes of a dataset config without ``metainfo.classes``,
-        without loading it: the type's, or the sorted class folders of the
-        folder layout (None when they are not known yet)."""
+        without loading it: the type's, or the sorted class folders (None
+        when not known yet)."""
         classes = cls.METAINFO.get('classes')
         prefix = cfg.get('data_prefix', '')
         prefix = prefix.get('img_path', '') if isinstance(prefix,
@@ -97,10 +111,6 @@ class CustomDataset(BaseDataset):
             return self._load_annotations()
         return self._scan_folders()
 
-    def _class_count(self) -> Optional[int]:
-        classes = self._metainfo.get('classes')
-        return len(classes) if classes is not None else None
-
     def _load_annotations(self) -> List[dict]:
         path = self.ann_file
         if not osp.isfile(path):
@@ -108,11 +118,12 @@ class CustomDataset(BaseDataset):
                 f'Annotation file {path} does not exist. Point ann_file at '
                 f'the "filename label" list, or set ann_file=\'\' to read '
                 f'class folders.')
-        num_classes = self._class_count()
-        if num_classes is None:
+        classes = self._metainfo.get('classes')
+        if classes is None:
             raise ClassificationDataError(
                 f'{path}: an annotation file needs the class names '
                 f'(metainfo=dict(classes=[...])) to check its labels.')
+        num_classes = len(classes)
         samples = []
         with open(path, encoding='utf-8') as f:
             for number, line in enumerate(f, 1):
@@ -141,7 +152,8 @@ class CustomDataset(BaseDataset):
                         f'together.')
                 samples.append(
                     dict(
-                        img_path=osp.join(self.img_prefix, filename),
+                        img_path=osp.join(self.data_prefix['img_path'],
+                                          filename),
                         gt_label=label))
         if not samples:
             raise ClassificationDataError(
@@ -149,7 +161,7 @@ class CustomDataset(BaseDataset):
         return samples
 
     def _scan_folders(self) -> List[dict]:
-        root = self.img_prefix
+        root = self.data_prefix['img_path']
         if not osp.isdir(root):
             raise ClassificationDataError(
                 f'Image folder {root} does not exist. Set data_root / '
@@ -195,13 +207,8 @@ class CustomDataset(BaseDataset):
 
 @DATASETS.register_module()
 class ImageNet(CustomDataset):
-    """ImageNet-1k (e.g. its 50 000 val images) in either layout:
-    ``val/<wnid>/*.JPEG`` (labels from the sorted wnids) or
-    ``meta/val.txt`` of ``filename label`` lines.
-
-    ``METAINFO['classes']`` are the 1000 names GroupViT prompts with; the
-    folder layout accepts only the 1000 wnids.
-    """
+    """ImageNet-1k in either layout (``val/<wnid>/*.JPEG`` or
+    ``meta/val.txt``), with the 1000 names GroupViT prompts with."""
 
     METAINFO = dict(classes=tuple(imagenet_classes()))
 

@@ -1,43 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Image loading that names bad files instead of failing obscurely.
-
-:class:`RobustLoadImageFromFile` is mmcv's ``LoadImageFromFile`` (same
-decoder, same pixels) plus checks. What mmcv's OpenCV decoder already does
-with ``color_type='color'``, and therefore this transform too:
-
-===================  =====================================================
-input                result (``uint8`` BGR ``[H, W, 3]``)
-===================  =====================================================
-grayscale            the gray value in all three channels
-RGBA / LA            the alpha channel is dropped (not composited)
-16-bit PNG           scaled to 8 bits (``value >> 8``)
-CMYK JPEG            converted to RGB by libjpeg (Adobe inversion handled)
-EXIF orientation     rotated/flipped upright, as photo viewers show it
-===================  =====================================================
-
-What mmcv does not do, and this transform adds:
-
-* the size the file's header states is checked before any pixel is decoded
-  (:func:`groupvit_common.files.check_image`: at most ``MAX_IMAGE_PIXELS``
-  pixels, at most ``MAX_IMAGE_ASPECT``:1 elongated), so a decompression
-  bomb (a 2.6 MB PNG of 30000x30000) or a long strip is refused with
-  :class:`ImageLoadError` instead of claiming gigabytes; every image entry
-  of the package (``tools/test.py``, the demo, classification,
-  ``init_groupvit``'s ``inference_model``) loads through this transform;
-* a local path that is not a regular file (a FIFO, ``/dev/zero``) is named
-  as what it is, without being opened;
-* a missing, empty, truncated or undecodable file raises
-  :class:`ImageLoadError` naming the file, the reason and the fix (mmcv
-  gives ``AssertionError: failed to load image`` or, for an empty file, an
-  OpenCV assertion that names no file);
-* a JPEG or PNG whose end marker is missing is verified with Pillow, because
-  some OpenCV builds decode a truncated file into a partly grey image
-  without any error;
-* ``results['exif_orientation']`` records the file's EXIF orientation tag
-  (1 = upright). When it is not 1 the image is rotated upright as mmcv does,
-  and a single warning per process says so: label maps drawn on the stored
-  pixels would then not line up (set ``color_type='color_ignore_orientation'``
-  to keep the stored orientation).
+"""mmcv's ``LoadImageFromFile`` (same decoder, same pixels) that names bad
+files: the header's size is checked before decoding
+(:func:`groupvit_common.files.check_image`, against decompression bombs);
+a path that is no regular file is never opened; a missing, empty,
+truncated or undecodable file raises :class:`ImageLoadError` naming it and
+the fix (a JPEG/PNG without end marker is verified with Pillow); an EXIF
+orientation other than 1 is recorded in ``results['exif_orientation']`` and
+warned about once per process (set
+``color_type='color_ignore_orientation'`` to keep the stored pixels).
 """
 import io
 import os
@@ -66,17 +36,8 @@ _warned_exif = False
 
 
 def exif_orientation(content: bytes) -> int:
-    """The EXIF orientation tag of an encoded image (1 when absent).
-
-    Only the header is parsed, not the pixels.
-
-    Args:
-        content (bytes): The encoded file.
-
-    Returns:
-        int: 1 (upright) to 8; 1 when the file has no EXIF or cannot be
-        parsed.
-    """
+    """The EXIF orientation (1 upright .. 8) of an encoded image, from its
+    header; 1 when absent or unreadable."""
     try:
         with Image.open(io.BytesIO(content)) as img:
             return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
@@ -85,12 +46,8 @@ def exif_orientation(content: bytes) -> int:
 
 
 def _missing_end_marker(content: bytes) -> bool:
-    """Whether a JPEG or PNG lacks its end marker (a likely truncation).
-
-    Trailing zero bytes (padding) are ignored; other trailing data after a
-    valid end (e.g. appended metadata) make the check inconclusive, so the
-    caller then verifies the file with Pillow rather than rejecting it.
-    """
+    """Whether a JPEG or PNG lacks its end marker (trailing zeros ignored;
+    the caller then verifies it with Pillow)."""
     tail = content.rstrip(b'\x00')
     if content.startswith(_JPEG_SOI):
         return not tail.endswith(_JPEG_EOI)
@@ -113,24 +70,11 @@ def _pillow_reason(content: bytes) -> Optional[str]:
 
 @TRANSFORMS.register_module()
 class RobustLoadImageFromFile(LoadImageFromFile):
-    """Load an image like ``LoadImageFromFile``, naming bad files.
-
-    The decoded pixels are exactly those of mmcv's ``LoadImageFromFile``
-    with the same arguments; see the module docstring for what happens to
-    grayscale, RGBA, 16-bit, CMYK and EXIF-rotated images and what is added.
-
-    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``,
-    ``ori_shape``, ``exif_orientation``.
-
-    Args:
-        **kwargs: Arguments of mmcv's ``LoadImageFromFile`` (``to_float32``,
-            ``color_type``, ``imdecode_backend``, ``ignore_empty``,
-            ``backend_args``).
-    """
+    """mmcv's ``LoadImageFromFile`` (same arguments and pixels) naming bad
+    files; also adds ``exif_orientation``. ``results['listed_in']`` (where
+    a dataset lists the image) goes into the messages."""
 
     def _fail(self, results: dict, reason: str, fix: str):
-        """Raise the error; ``results['listed_in']`` (a dataset's words
-        for where the image is listed) takes the place of the split file."""
         if self.ignore_empty:
             return None
         listed = results.get('listed_in')
@@ -141,20 +85,6 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             f'Cannot load image {results["img_path"]}: {reason}. {fix}')
 
     def transform(self, results: dict) -> Optional[dict]:
-        """Load ``results['img_path']``.
-
-        Args:
-            results (dict): Must hold ``img_path``.
-
-        Returns:
-            dict | None: ``results`` with the image added; None only when
-            ``ignore_empty`` is set and the file is bad.
-
-        Raises:
-            ImageLoadError: The file is missing, not a regular file, empty,
-                states more pixels than accepted or too elongated a shape,
-                is truncated or cannot be decoded.
-        """
         filename = results['img_path']
         try:
             if self.file_client_args is None and '://' not in filename:

@@ -1,41 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The class names GroupViT puts into its prompt templates.
-
-One list per dataset name (:func:`get_prompt_classes`): the class names of
-mmseg 1.2.2's dataset ``METAINFO``, in label-id order, with the documented
-renames of :data:`PROMPT_RENAMES` applied index for index, so prompt ``i``
-always describes label ``i``. The dataset configs keep mmseg's own names,
-because ``BaseSegDataset.get_label_map`` rejects class names that are not
-in ``METAINFO``.
-
-The lists are derived from mmseg's ``METAINFO`` at import time rather than
-copied. The renames are the ones GroupViT's evaluation configs make
-(``NVlabs/GroupViT:segmentation/configs/_base_/datasets/*.py``, read for
-reference only; that code is under the NVIDIA Source Code License), checked
-against mmseg 1.2.2's class names:
-
-=============  ====  ==========================================================
-name           size  prompt classes
-=============  ====  ==========================================================
-voc            21    VOC with 'background' first; diningtable -> table,
-                     pottedplant -> plant, tvmonitor -> monitor
-voc20          20    ``voc`` without 'background'
-context        60    PASCAL Context with 'background' first; aeroplane ->
-                     airplane, pottedplant -> plant, tvmonitor -> monitor
-context59      59    ``context`` without 'background'
-coco_object    81    'background' + the 80 COCO thing classes (the first 80
-                     names of ``COCOStuffDataset``), unchanged
-coco_stuff     171   ``COCOStuffDataset`` names, unchanged
-ade20k         150   ``ADE20KDataset`` names, surrounding whitespace stripped
-                     (mmseg 1.2.2 spells one class ``'bed '``)
-cityscapes     19    ``CityscapesDataset`` names, unchanged
-=============  ====  ==========================================================
-
-GroupViT has no 'background' prompt: a text encoder drops a leading
-'background' entry before prompting, and the head writes the background
-channel from a threshold instead.
-"""
-from typing import Dict, List, Sequence, Tuple
+"""The class names GroupViT puts into its prompt templates, per dataset
+name (:func:`get_prompt_classes`): mmseg 1.2.2's ``METAINFO`` names in label
+order, with GroupViT's renames (:data:`PROMPT_RENAMES`, from its evaluation
+configs) applied index for index. Dataset configs keep mmseg's names, which
+``BaseSegDataset`` requires. ``voc``, ``context`` and ``coco_object`` start
+with 'background' (not prompted; ``voc20`` and ``context59`` drop it);
+``ade20k`` names are stripped (mmseg spells one ``'bed '``)."""
+from typing import Dict, List, Sequence
 
 from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
                             PascalContextDataset, PascalVOCDataset)
@@ -62,25 +33,9 @@ PROMPT_RENAMES: Dict[str, Dict[str, str]] = {
 }
 
 
-def _metainfo_classes(dataset_type: type) -> Tuple[str, ...]:
-    """``METAINFO['classes']`` of an mmseg dataset class, as a tuple."""
-    return tuple(dataset_type.METAINFO['classes'])
-
-
 def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
-    """Rename classes in place of position.
-
-    Args:
-        names (Sequence[str]): Dataset class names, in label order.
-        renames (dict[str, str]): ``{old name: new name}``.
-
-    Returns:
-        list[str]: A new list, same length and order as ``names``.
-
-    Raises:
-        RuntimeError: If a name to rename is not in ``names``, which means
-            the installed mmseg spells its classes differently from 1.2.2.
-    """
+    """``names`` with ``renames`` (``{old: new}``) applied in place of
+    position; RuntimeError if the installed mmseg lacks a name to rename."""
     missing = sorted(set(renames) - set(names))
     if missing:
         raise RuntimeError(
@@ -91,15 +46,14 @@ def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
     return [renames.get(name, name) for name in names]
 
 
-_COCO_STUFF_CLASSES = _metainfo_classes(COCOStuffDataset)  # 171
-#: mmseg-style class names of the COCO-Object dataset (label order): the
-#: 80 COCO thing classes after 'background'.
+_COCO_STUFF_CLASSES = tuple(COCOStuffDataset.METAINFO['classes'])  # 171
+#: COCO-Object's classes: 'background' and the 80 COCO thing classes.
 COCO_OBJECT_CLASSES = (BACKGROUND, ) + _COCO_STUFF_CLASSES[:NUM_COCO_THINGS]
 
-_VOC_PROMPTS = _apply_renames(
-    _metainfo_classes(PascalVOCDataset), PROMPT_RENAMES['voc'])
-_CONTEXT_PROMPTS = _apply_renames(
-    _metainfo_classes(PascalContextDataset), PROMPT_RENAMES['context'])
+_VOC_PROMPTS = _apply_renames(PascalVOCDataset.METAINFO['classes'],
+                              PROMPT_RENAMES['voc'])
+_CONTEXT_PROMPTS = _apply_renames(PascalContextDataset.METAINFO['classes'],
+                                  PROMPT_RENAMES['context'])
 
 _PROMPT_CLASSES: Dict[str, List[str]] = {
     'voc': _VOC_PROMPTS,  # 21
@@ -114,20 +68,10 @@ _PROMPT_CLASSES: Dict[str, List[str]] = {
 
 
 def get_prompt_classes(name: str) -> List[str]:
-    """Class names GroupViT puts into its prompt templates.
-
-    Args:
-        name (str): One of ``'voc'``, ``'voc20'``, ``'context'``,
-            ``'context59'``, ``'coco_object'``, ``'coco_stuff'``,
-            ``'ade20k'``, ``'cityscapes'``.
-
-    Returns:
-        list[str]: A new list of K names in label order (K = 21, 20, 60, 59,
-        81, 171, 150, 19). ``voc``, ``context`` and ``coco_object`` start
-        with ``'background'``, which is not meant to be prompted.
-
-    Raises:
-        ValueError: If ``name`` is unknown; the message lists valid names.
+    """The prompt class names of ``name`` (``'voc'`` 21, ``'voc20'`` 20,
+    ``'context'`` 60, ``'context59'`` 59, ``'coco_object'`` 81,
+    ``'coco_stuff'`` 171, ``'ade20k'`` 150, ``'cityscapes'`` 19), a new list
+    in label order; ValueError listing the valid names for another.
 
     Example:
         >>> get_prompt_classes('voc')[11]

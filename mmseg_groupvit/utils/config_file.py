@@ -1,16 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Read a config file as the tools do: mmengine's ``Config.fromfile``, the
-``--cfg-options`` merged, then checked once
-(:func:`groupvit_common.checks.check_config`), so that a file that is no
-config or a section replaced by ``None`` is one message, before any
-checkpoint is looked for.
+"""Read a config as the tools do: ``Config.fromfile``, ``--cfg-options``
+merged, checked once (:func:`groupvit_common.checks.check_config`).
 
-Importing this module (the package does) also makes mmengine read YAML as
-data: its own handler uses PyYAML's full loader, which builds Python objects
-(``!!python/object/apply:os.system``) from a YAML config or base file. The
-safe loader builds plain data only, and a file whose aliases expand to more
-than :data:`MAX_YAML_VALUES` values (a "billion laughs") is refused.
-"""
+Importing it also makes mmengine read YAML with PyYAML's safe loader (its
+own builds Python objects, ``!!python/object/apply:os.system``), refusing
+files that expand to over :data:`MAX_YAML_VALUES` values."""
 import copy
 from typing import Optional, Union
 
@@ -73,23 +67,12 @@ def _unreadable(path: str, error: Exception) -> ConfigCheckError:
 def read_config(path: Union[str, Config],
                 cfg_options: Optional[dict] = None,
                 test: bool = True) -> Config:
-    """The config of ``path`` with ``cfg_options`` merged, checked.
-
-    Args:
-        path (str | Config): The config file (it exists), or a config
-            (copied).
-        cfg_options (dict, optional): ``--cfg-options``.
-        test (bool): Check the test sections too (see
-            :func:`~groupvit_common.checks.check_config`).
-
-    Returns:
-        Config: The merged config.
+    """The config of ``path`` (a file, or a config that is copied) with
+    ``cfg_options`` merged, checked (``test``: the test sections too).
 
     Raises:
-        ConfigCheckError: The file cannot be read as a config.
+        ConfigCheckError: The file is no config, or class counts disagree.
         ConfigValueError: A section missing or of the wrong type.
-        ConfigCheckError: Class counts that disagree (see
-            :func:`~groupvit_common.checks.check_classes`).
     """
     if isinstance(path, Config):
         cfg = copy.deepcopy(path)

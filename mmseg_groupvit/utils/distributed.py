@@ -1,23 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The gloo process group of ``--launcher pytorch`` on CPU-only machines:
-created before the Runner, torn down before the interpreter exits.
-
-mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` and fails
-without a GPU, so the tools create the group themselves
-(:func:`init_cpu_distributed`; :func:`init_cpu_training` for training).
-
-Tearing it down takes more than ``destroy_process_group``: that call only
-drops torch's own registry of groups, while the runner's
-``DistributedDataParallel`` wrapper (kept alive by the runner's reference
-cycles) still holds the gloo backend, and with it the backend's worker
-threads. Left alone, those threads live on into interpreter finalization,
-where a gloo thread that touches Python (releasing the last reference to a
-tensor a collective used) is killed by the interpreter inside a C++
-destructor, and the process aborts after its work is done with
-``terminate called without an active exception``. :func:`release_group`
-therefore collects the garbage that still holds the backend, which runs its
-destructor and joins its threads while the interpreter is fully alive.
-"""
+"""The gloo process group of ``--launcher pytorch`` on CPU-only machines
+(mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``), created
+before the Runner and torn down before the interpreter exits: a gloo thread
+left alive into finalization aborts the process (``terminate called without
+an active exception``), so :func:`release_group` also collects the garbage
+(the runner's DDP wrapper) that holds the backend."""
 import atexit
 import gc
 import logging
@@ -31,17 +18,8 @@ _release_registered = False
 
 def init_cpu_distributed(cfg) -> None:
     """Create the gloo process group for ``--launcher pytorch`` without
-    CUDA, before the Runner tries (and fails) to set a CUDA device.
-
-    The group is also released at interpreter exit (:func:`release_group`),
-    so a process that stops early (an ``error:`` line, Ctrl-C) does not
-    abort while exiting either.
-
-    Args:
-        cfg (mmengine.Config): The tool's config, with ``launcher`` set.
-            Updated in place: gloo as the mmengine dist backend, and a
-            ``model_wrapper_cfg`` without device ids.
-    """
+    CUDA (released at exit too), and set ``cfg`` (in place) to gloo and a
+    ``model_wrapper_cfg`` without device ids."""
     global _release_registered
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
@@ -62,11 +40,8 @@ def init_cpu_distributed(cfg) -> None:
 
 
 def replace_sync_bn(cfg) -> int:
-    """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place.
-
-    Returns:
-        int: How many were replaced.
-    """
+    """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place;
+    return how many."""
     count = 0
     if isinstance(cfg, dict):
         if cfg.get('type') == 'SyncBN':
@@ -81,15 +56,8 @@ def replace_sync_bn(cfg) -> int:
 
 
 def init_cpu_training(cfg) -> None:
-    """:func:`init_cpu_distributed` for ``tools/train.py``: also build
-    SyncBN layers as BN (SyncBN needs GPUs; batch statistics are then per
-    process, and a warning says so) and wrap the model in DDP without
-    device ids.
-
-    Args:
-        cfg (mmengine.Config): The training config, with ``launcher`` set.
-            Updated in place.
-    """
+    """:func:`init_cpu_distributed` for ``tools/train.py``: also SyncBN
+    as BN (with a warning) and DDP without device ids."""
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
     init_cpu_distributed(cfg)
@@ -110,13 +78,9 @@ def init_cpu_training(cfg) -> None:
 
 
 def release_group() -> None:
-    """Destroy the default process group (if any) and free the objects that
-    still hold its backend, so that its threads are joined now.
-
-    No collective is run: this is safe after an error on one process only.
-    Objects still referenced by the caller (a runner in a local variable)
-    keep the backend alive; it is then released at interpreter exit.
-    """
+    """Destroy the default process group (if any) and collect the objects
+    that still hold its backend, joining its threads now. No collective is
+    run, so this is safe after an error on one process only."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     gc.collect()

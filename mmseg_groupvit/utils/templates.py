@@ -1,26 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Prompt template sets for GroupViT's text encoder.
-
-A template is a string with exactly one ``{}`` field that receives a class
-name, e.g. ``'a photo of a {}.'.format('cat')``. Four named sets exist, the
-ones GroupViT names in ``NVlabs/GroupViT:datasets/imagenet_template.py``:
-
-* ``simple``: ``['a photo of a {}.']``, used by GroupViT's zero-shot
-  segmentation (``configs/default.yml``: ``evaluate.seg.template: simple``).
-* ``subset``: 7 templates, used by GroupViT's ImageNet zero-shot
-  classification. Note that GroupViT's second template is
-  ``'a bad photo of a {}.'`` where CLIP's notebook has
-  ``'a bad photo of the {}.'``; both are in ``full``.
-* ``full``: the 80 ImageNet templates of CLIP (Radford et al., 2021,
-  `arXiv:2103.00020 <https://arxiv.org/abs/2103.00020>`_;
-  ``openai/CLIP:notebooks/Prompt_Engineering_for_ImageNet.ipynb``, MIT
-  licence), taken from mmseg, which ships the same 80 strings in the same
-  order as ``mmseg.utils.get_templates.PREDEFINED_TEMPLATES['imagenet']``.
-* ``identity``: ``['{}']``, the bare class name.
-
-The text encoder averages the projected, un-normalised text embeddings over
-the templates of a class, then L2-normalises the average.
-"""
+"""Prompt template sets, as named in ``NVlabs/GroupViT``: ``simple``
+(``'a photo of a {}.'``, its segmentation evaluation), ``subset`` (7, its
+ImageNet evaluation; its second template says ``a`` where CLIP's says
+``the``), ``full`` (CLIP's 80 ImageNet templates, mmseg's
+``PREDEFINED_TEMPLATES['imagenet']``) and ``identity`` (``'{}'``)."""
 from collections import Counter
 from typing import Dict, List, Sequence, Union
 
@@ -49,28 +32,17 @@ TEMPLATE_SETS: Dict[str, List[str]] = {
 
 
 def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:
-    """Return a prompt template set by name, or check a custom one.
-
-    Args:
-        name_or_list (str | Sequence[str]): A set name (``'simple'``,
-            ``'subset'``, ``'full'``, ``'identity'``) or a non-empty
-            sequence of templates, each with exactly one ``{}``.
-
-    Returns:
-        list[str]: A new list of T templates, in order.
+    """A template set by name, or a checked list of templates (each with
+    exactly one ``{}``, none twice: it would count double in the average).
 
     Raises:
-        ValueError: For an unknown name (the message lists the valid ones),
-            an empty sequence, a template without exactly one ``{}`` field,
-            or a template listed twice (it would count double in the
-            template average).
-        TypeError: If the argument is neither a str nor a sequence of str.
+        ValueError: Unknown name (listing the valid ones), empty list, bad
+            or repeated template.
+        TypeError: Neither a str nor a sequence of str.
 
     Example:
         >>> get_templates('simple')
         ['a photo of a {}.']
-        >>> get_templates(['a photo of a {}.', 'art of the {}.'])
-        ['a photo of a {}.', 'art of the {}.']
     """
     if isinstance(name_or_list, str):
         name = name_or_list

@@ -11,33 +11,16 @@ __all__ = ['TextOptions', 'read_text_options', 'read_templates']
 
 
 class TextOptions(NamedTuple):
-    """Vocabulary, extra classes and templates of a command line; None for
-    an option not given (the config's then).
-
-    Attributes:
-        vocabulary (list[list[str]] | None): Classes, synonyms per class.
-        extra_classes (list[list[str]] | None): Classes appended to the
-            vocabulary.
-        templates (list[str] | None): Templates, each with one ``{}``.
-    """
+    """Vocabulary and extra classes (synonyms per class) and templates of a
+    command line; None for an option not given (the config's then)."""
     vocabulary: Optional[List[List[str]]]
     extra_classes: Optional[List[List[str]]]
     templates: Optional[List[str]]
 
 
 def read_templates(templates: Optional[Sequence[str]]) -> Optional[List[str]]:
-    """``--templates``: one set name (``simple``, ``subset``, ``full``,
-    ``identity``) or templates with one ``{}`` each.
-
-    Args:
-        templates (Sequence[str], optional): The option's values.
-
-    Returns:
-        list[str] | None: The templates; None without the option.
-
-    Raises:
-        ValueError: Unknown set name, or a template without its ``{}``.
-    """
+    """``--templates``: one set name or templates with one ``{}`` each
+    (None without the option)."""
     if templates is None:
         return None
     if len(templates) == 1 and '{' not in templates[0]:
@@ -50,26 +33,9 @@ def read_text_options(
         vocab_file: Optional[str] = None,
         extra_classes: Optional[str] = None,
         templates: Optional[Sequence[str]] = None) -> TextOptions:
-    """Read the text options of a command line.
-
-    Args:
-        vocab (str, optional): ``--vocab``: classes separated by commas,
-            synonyms by ``|`` (see :func:`parse_class_list`).
-        vocab_file (str, optional): ``--vocab-file`` (used without
-            ``vocab``).
-        extra_classes (str, optional): ``--extra-classes``, same form as
-            ``vocab``.
-        templates (Sequence[str], optional): ``--templates`` (see
-            :func:`read_templates`).
-
-    Returns:
-        TextOptions: What was given, read and checked.
-
-    Raises:
-        FileNotFoundError: The vocabulary file does not exist.
-        ValueError: A malformed vocabulary or template, naming the option.
-        TypeError: A value of the wrong type.
-    """
+    """The text options of a command line, read and checked: ``--vocab``
+    and ``--extra-classes`` (:func:`parse_class_list`), ``--vocab-file``
+    (used without ``vocab``), ``--templates`` (:func:`read_templates`)."""
     vocabulary = None
     if vocab is not None:
         vocabulary = parse_class_list(vocab, '--vocab')

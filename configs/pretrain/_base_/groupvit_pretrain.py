@@ -1,10 +1,7 @@
 # GroupViT pretraining from image-caption pairs, the paper's recipe (NVlabs
-# configs/default.yml + group_vit_gcc_yfcc_30e.yml): the released
-# architecture, 30 epochs of AdamW at a total batch of 4096 (256 per GPU on
-# 16 GPUs), 2 warm-up epochs from 4e-6 to 1.6e-3, cosine to 4e-5, weight
-# decay 0.05 except on 1-D tensors, gradient clipping at 5, mixed precision,
-# validation by VOC zero-shot mIoU (and ImageNet zero-shot top-1 when
-# its data is present) after every epoch. See docs/pretrain.md.
+# configs/default.yml + group_vit_gcc_yfcc_30e.yml), validated by VOC
+# zero-shot mIoU (and ImageNet top-1 when its data is there) every epoch.
+# See docs/pretrain.md.
 _base_ = [
     '../../_base_/models/groupvit_gcc-yfcc.py',
     '../../_base_/datasets/pascal_voc12.py', '../../_base_/default_runtime.py'
@@ -16,8 +13,7 @@ custom_imports = dict(
     ],
     allow_failed_imports=False)
 
-# Model: the zero-shot segmentor with the original's losses; its checkpoints
-# are evaluated by tools/test.py configs/groupvit_voc.py as they are.
+# Its checkpoints are evaluated by tools/test.py configs/groupvit_voc.py.
 model = dict(
     type='GroupViTPretrainer',
     data_preprocessor=dict(size=(224, 224)),
@@ -28,17 +24,15 @@ model = dict(
     contrast_temperature=0.07,
     on_nonfinite='skip',
     test_cfg=dict(bg_thresh=0.95))
-# Projector BatchNorm statistics over all GPUs, as the original's
-# convert_sync_batchnorm (tools/train.py keeps BN on CPU-only machines).
+# As the original's convert_sync_batchnorm (BN on CPU-only machines).
 sync_bn = 'torch'
 model_wrapper_cfg = dict(
     type='PretrainerDistributedDataParallel',
     broadcast_buffers=False,
     find_unused_parameters=False)
 
-# Data: timm's DeiT augmentation as the original creates it, from
-# mmpretrain. timm applies no colour jitter when RandAugment is on, so
-# neither does this pipeline (see docs/pretrain.md).
+# timm's DeiT augmentation, from mmpretrain (no colour jitter with
+# RandAugment, as timm).
 bgr_mean = [103.53, 116.28, 123.675]
 bgr_std = [57.375, 57.12, 58.395]
 multi_label = 3
@@ -92,7 +86,6 @@ datasets = dict(
         path=f'{local_data}/redcap12m_shards',
         prefix='redcap12m-{000000..001211}.tar',
         length=11866987))
-# The mixtures of the paper's two models.
 gcc_yfcc = [datasets['gcc3m'], datasets['gcc12m'], datasets['yfcc14m']]
 gcc_redcaps = [datasets['gcc3m'], datasets['gcc12m'], datasets['redcap12m']]
 train_dataloader = dict(
@@ -106,7 +99,6 @@ train_dataloader = dict(
         datasets=gcc_yfcc,
         shuffle_buffer=10000,
         pipeline=train_transforms))
-# VOC val, as configs/groupvit_voc.py evaluates it.
 val_dataloader = {{_base_.test_dataloader}}
 val_evaluator = dict(type='CheckedIoUMetric', iou_metrics=['mIoU'])
 test_dataloader = val_dataloader
@@ -125,9 +117,7 @@ optim_wrapper = dict(
         betas=(0.9, 0.999),
         eps=1e-8,
         weight_decay=0.05),
-    # The original decays every tensor but the 1-D ones (norm and
-    # projector BN weights, biases): the logit scales, position embeddings
-    # and group tokens are decayed.
+    # No decay on 1-D tensors only, as the original.
     paramwise_cfg=dict(flat_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
@@ -148,14 +138,11 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True),
 ]
-# The lr (and so the warm-up start and the floor, which are ratios of it)
-# scales with the total batch, 4096 in the paper (256 x 16 GPUs).
+# The lr scales with the total batch (the paper's: 256 x 16 GPUs).
 auto_scale_lr = dict(enable=True, base_batch_size=4096)
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-# ImageNet zero-shot top-1/top-5 too (prefixed imagenet/), by the protocol
-# of configs/classification/groupvit_imagenet.py, when its data_root exists;
-# otherwise the log says once that it is skipped.
+# ImageNet zero-shot top-1/top-5 too (imagenet/...) when data_root exists.
 val_cfg = dict(
     type='ZeroShotValLoop',
     classification=dict(

@@ -13,27 +13,17 @@ from groupvit_common.errors import TrainingDataError
 
 @DATASETS.register_module()
 class CaptionAnnotationDataset(BaseDataset):
-    """Image-caption pairs from an annotation file over a folder of images,
-    for small and own data (web-scale data: :class:`CaptionShards`).
-
-    The file is JSON Lines (``.jsonl``: one object per line,
-    ``{"image": "dogs/1.jpg", "caption": "two dogs on a beach"}``) or CSV
-    (``.csv`` with a header naming the two columns). Image paths are
-    relative to ``data_root`` / ``data_prefix['img_path']`` (or absolute).
-    Every listed image must exist and every caption be non-empty: the
-    first that is not stops the run before training, naming the file,
-    the line and the fix. An image that cannot be decoded stops the run
-    when it is loaded (``RobustLoadImageFromFile``), naming the line too
-    (``listed_in``).
+    """Image-caption pairs from a JSON Lines (``{"image": "dogs/1.jpg",
+    "caption": "two dogs"}`` per line) or CSV (with a header) annotation
+    file, image paths relative to ``data_prefix['img_path']``. A missing
+    image or an empty caption stops the run before training, naming the
+    line; an undecodable image stops it when loaded (``listed_in``).
 
     Args:
         ann_file (str): The annotation file.
-        image_key (str): Column / key of the image path.
-            Defaults to 'image'.
-        caption_key (str): Column / key of the caption. Defaults to
-            'caption'.
-        **kwargs: mmengine ``BaseDataset`` arguments (``data_root``,
-            ``data_prefix``, ``pipeline``, ...).
+        image_key (str): Key of the image path. Defaults to 'image'.
+        caption_key (str): Key of the caption. Defaults to 'caption'.
+        **kwargs: mmengine ``BaseDataset`` arguments.
     """
 
     def __init__(self,
@@ -47,7 +37,6 @@ class CaptionAnnotationDataset(BaseDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def _rows(self) -> List[tuple]:
-        """``(line number, record)`` of every record of the file."""
         path = self.ann_file
         if not osp.isfile(path):
             raise TrainingDataError(

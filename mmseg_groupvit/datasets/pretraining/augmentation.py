@@ -1,25 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The original's training augmentation, from mmpretrain 1.2.0.
-
-GroupViT trains with timm's DeiT recipe: ``create_transform(224,
-is_training=True, color_jitter=0.4, auto_augment='rand-m9-mstd0.5-inc1',
-re_prob=0.25, re_mode='pixel', re_count=1, interpolation='bilinear')``.
-timm needs torchvision, which does not install beside this PyTorch, so the
-transforms come from mmpretrain (OpenMMLab's port of the same recipe, as
-mmcv-style transforms): ``RandomResizedCrop``, ``RandAugment`` with its
-``timm_increasing`` policies (and the operations it draws from),
-``RandomErasing`` and ``ColorJitter``.
-
-mmpretrain 1.2.0 installs here (no other torch, no mmcv), but its
-``mmpretrain.datasets.transforms`` package imports torchvision for other
-transforms. So the classes are read from the installed mmpretrain files
-themselves: each module is compiled without its torchvision and registry
-imports, and only classes that use neither are taken (nothing of it is
-copied into this repository). Their registration decorators put them in
-mmseg's ``TRANSFORMS``, where configs and ``RandAugment`` (which builds its
-operations by name) find them. Importing this module registers them; the
-pretraining configs do so through ``custom_imports``.
-"""
+"""The original's training augmentation (timm's DeiT recipe) from
+mmpretrain 1.2.0: ``RandomResizedCrop``, ``RandAugment`` and its
+operations, ``RandomErasing``, ``ColorJitter``. ``mmpretrain.datasets``
+imports torchvision, which does not install beside this PyTorch, so the
+installed mmpretrain modules are compiled without their torchvision and
+mmpretrain imports, registering into mmseg's ``TRANSFORMS``. Importing this
+module (the pretraining configs' ``custom_imports``) registers them."""
 import ast
 import os.path as osp
 from typing import Optional, Sequence
@@ -33,9 +19,8 @@ PROCESSING = ('RandomResizedCrop', 'RandomErasing', 'ColorJitter')
 
 def _compile_without_torchvision(path: str,
                                  keep: Optional[Sequence[str]]) -> None:
-    """Execute an mmpretrain module with its torchvision and mmpretrain
-    imports removed, registering into mmseg's ``TRANSFORMS`` (``keep``: the
-    classes to define, None for all)."""
+    """Execute an mmpretrain module without its torchvision and mmpretrain
+    imports (``keep``: the classes to define, None for all)."""
     with open(path) as f:
         tree = ast.parse(f.read(), path)
     body = []

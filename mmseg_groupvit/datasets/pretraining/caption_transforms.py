@@ -1,12 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Captions to token ids, and a training sample to the model's inputs."""
-from typing import List, Optional
+from typing import List
 
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
+from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
-from mmseg.structures import SegDataSample
 from mmseg.utils import tokenize
 
 from groupvit_common.errors import ConfigValueError
@@ -22,17 +21,11 @@ WORDS_PER_TOKEN_KEPT = 4
 @TRANSFORMS.register_module()
 class CaptionTokenize(BaseTransform):
     """The caption and ``multi_label`` noun prompts as token ids, as the
-    original's ``WordAugTokenizeWrapper(Tokenize(...), max_word,
-    template_set='full', word_type='noun')``.
-
-    The candidate words of the caption (see :mod:`.nouns`; the original's
-    "nouns" include verbs) are drawn at random without replacement, up to
-    ``multi_label`` of them, each put into a template drawn at random from
-    ``templates``; missing prompts are the caption itself. Each text is
-    tokenised with CLIP's BPE (mmseg's ``tokenize``) to ``context_length``
-    ids; longer ones are cut and end with the end-of-text id, as the
-    original's ``Tokenize(truncate=True)``. Random draws use numpy's global
-    generator, which mmengine seeds per data-loader worker.
+    original's ``WordAugTokenizeWrapper(..., word_type='noun')``: up to
+    ``multi_label`` candidate words (:mod:`.nouns`) drawn without
+    replacement, each in a random template (missing prompts are the caption
+    itself), tokenised by mmseg's ``tokenize`` (cut at ``context_length``).
+    Draws use numpy's global generator, seeded per worker by mmengine.
 
     **Required keys:** ``caption`` (str). **Added keys:** ``text_tokens``
     (LongTensor ``[1 + multi_label, context_length]``) and ``prompts``
@@ -45,9 +38,8 @@ class CaptionTokenize(BaseTransform):
         tagger (str): ``'nltk'`` (the original's; needs nltk's data) or
             ``'rules'`` (no download). Defaults to 'nltk'.
         context_length (int): Defaults to 77.
-        max_tagged_words (int): Only the first this many words of a caption
-            are searched for nouns (the original searches all; captions of
-            web datasets are far shorter). Defaults to 1024.
+        max_tagged_words (int): Words of a caption searched for nouns.
+            Defaults to 1024.
     """
 
     def __init__(self,
@@ -101,11 +93,8 @@ class CaptionTokenize(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PackCaptionInputs(BaseTransform):
-    """Pack a training sample: ``inputs`` (the image ``[3, H, W]``, uint8,
-    as mmseg's ``PackSegInputs``) and a ``SegDataSample`` with
-    ``text_tokens`` and the meta keys that exist (``img_path``,
-    ``ori_shape``, ``img_shape``, ``caption``).
+class PackCaptionInputs(PackSegInputs):
+    """mmseg's ``PackSegInputs`` adding ``text_tokens`` to the data sample.
 
     Args:
         meta_keys (tuple[str]): Meta keys copied when present.
@@ -114,24 +103,9 @@ class PackCaptionInputs(BaseTransform):
     def __init__(self,
                  meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption',
                             'flip')):
-        self.meta_keys = meta_keys
+        super().__init__(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        if img.ndim == 2:
-            img = img[..., None]
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        sample = SegDataSample()
-        sample.set_metainfo(
-            {k: results[k]
-             for k in self.meta_keys if k in results})
-        sample.text_tokens = results['text_tokens']
-        return dict(inputs=inputs, data_samples=sample)
-
-
-def caption_of(data: Optional[bytes], where: str) -> str:
-    """A caption read from bytes (UTF-8, surrounding whitespace removed)."""
-    if data is None:
-        raise ValueError(f'{where}: no caption')
-    text = data.decode('utf-8') if isinstance(data, bytes) else str(data)
-    return text.strip()
+        packed = super().transform(results)
+        packed['data_samples'].text_tokens = results['text_tokens']
+        return packed

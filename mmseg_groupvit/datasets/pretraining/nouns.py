@@ -1,26 +1,14 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Words of a caption that the original turns into prompts.
-
-The original's ``WordAugTokenizeWrapper`` (word type ``noun``) splits the
-caption with ``nltk.word_tokenize``, tags it with ``nltk.pos_tag`` and keeps
-the words tagged NN, NNS, NNP, VBG, VB, VBD, VBN, VBP or VBZ: its "nouns"
-include verbs. Two taggers give these words:
-
-- ``'nltk'``: the original's, with nltk's tokenizer and averaged-perceptron
-  tagger data (``punkt_tab``, ``averaged_perceptron_tagger_eng``), which the
-  user installs once; without it, building the tagger stops the run before
-  its first step with one error naming the command;
-- ``'rules'``: needs no data. Closed-class words (determiners, pronouns,
-  prepositions, conjunctions, modals, common adverbs and adjectives,
-  numbers), words in ``-ly`` and a few adjective endings are left out;
-  every other word is taken, as nouns and verbs are the open classes. Its
-  agreement with nltk's tagger is not measured (the tagger data cannot be
-  installed where it was written); ``tools/analysis_tools/
-  noun_agreement.py`` measures it where the data is installed.
-"""
+"""Words of a caption that the original turns into prompts: those nltk
+tags :data:`NOUN_TAGS` (its "nouns" include verbs). ``'nltk'`` is the
+original's tagger (its data installed by the user); ``'rules'`` needs no
+data: every word but closed-class words, ``-ly`` adverbs and a few
+adjective endings (``tools/analysis_tools/noun_agreement.py`` measures its
+agreement with nltk)."""
 import re
 from typing import List
 
+from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError
 
 #: The Penn Treebank tags the original takes (``word_type='noun'``).
@@ -33,12 +21,8 @@ NLTK_INSTALL = ('python -m nltk.downloader punkt_tab '
 
 
 class NltkNouns:
-    """The original's words: nltk's tokenizer and tagger.
-
-    Raises:
-        ConfigValueError: nltk or its data is not installed, naming the
-            command that installs them and the no-download alternative.
-    """
+    """The original's words: nltk's tokenizer and tagger (ConfigValueError
+    naming the install command when they are missing)."""
 
     def __init__(self):
         try:
@@ -115,16 +99,11 @@ def _candidate(word: str) -> bool:
 
 
 def rule_nouns(caption: str) -> List[str]:
-    """Open-class words of ``caption`` in order (see the module
-    docstring)."""
+    """Open-class words of ``caption`` in order."""
     return [word for word in _WORDS.findall(caption) if _candidate(word)]
 
 
 def build_noun_finder(tagger: str):
     """The caption -> candidate words function of ``tagger``."""
-    if tagger == 'nltk':
-        return NltkNouns()
-    if tagger == 'rules':
-        return rule_nouns
-    raise ConfigValueError(
-        f'CaptionTokenize(tagger={tagger!r}) must be one of {TAGGERS}.')
+    check_choice(tagger, 'CaptionTokenize.tagger', TAGGERS)
+    return NltkNouns() if tagger == 'nltk' else rule_nouns

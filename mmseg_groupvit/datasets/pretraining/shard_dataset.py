@@ -28,41 +28,28 @@ MAX_EXPANSION = 100
 
 @DATASETS.register_module()
 class CaptionShards(IterableDataset):
-    """Image-caption pairs streamed from webdataset shards as img2dataset
-    writes them (``KEY.jpg`` + ``KEY.txt`` in each ``.tar``), the form of
-    the original's GCC3M, GCC12M, YFCC14M and RedCaps12M data.
+    """Image-caption pairs streamed from webdataset shards (``KEY.jpg`` +
+    ``KEY.txt`` per sample, as img2dataset writes them), mixed as the
+    original does: each data-loader worker streams shards drawn at random
+    from all datasets' shards (webdataset's resampled mode) through a
+    shuffle buffer; an epoch is the total ``length`` divided among the
+    processes.
 
-    Several datasets are mixed as the original does: their shard lists are
-    concatenated, and each data-loader worker of each process streams
-    shards drawn at random from the whole list (webdataset's resampled
-    mode, seeded per process and worker), through a shuffle buffer of
-    ``shuffle_buffer`` samples. Nothing is indexed in memory. An epoch is
-    the total ``length`` of the datasets divided among the processes, as
-    the original's ``with_epoch``.
-
-    A bad sample (an image that does not decode, a missing or empty
-    caption, a damaged tar member) is skipped, never included, and each
-    skip is counted, and logged with its shard and key and the count so
-    far when the shard is read for the first time. A member
-    over ``max_member_bytes`` or sparse is skipped unread; a member that
-    would make a shard expand to over ``MAX_EXPANSION`` times its size on
-    disk (a compression bomb) ends the reading of that shard. Once every
-    shard was read and none gave a good sample, the stream stops with a
-    ``TrainingDataError`` counting the reasons.
+    A bad sample is skipped and counted, and logged in its shard's first
+    reading. A member over ``max_member_bytes`` or sparse is skipped
+    unread; one expanding the shard over ``MAX_EXPANSION`` times its size
+    ends that shard. When every shard was read and none gave a good sample,
+    a ``TrainingDataError`` counts the reasons.
 
     Args:
-        datasets (list[dict]): Each with ``path`` (folder), ``prefix``
-            (shard names, brace patterns as ``gcc-train-{000000..00436}.tar``)
-            and ``length`` (its number of samples; counted from the shards
-            when left out, which reads every tar header). Shards of a pattern
-            that do not exist are left out, as the original does.
-        pipeline (list[dict]): Transforms after decoding (crop, augment,
-            ``CaptionTokenize``, ``PackCaptionInputs``).
-        shuffle_buffer (int): Samples in the shuffle buffer. Defaults to
-            10000 (the original's).
+        datasets (list[dict]): Each with ``path``, ``prefix`` (a brace
+            pattern, ``gcc-train-{000000..00436}.tar``; missing shards are
+            left out) and ``length`` (samples; counted from the tar headers
+            when left out).
+        pipeline (list[dict]): Transforms after decoding.
+        shuffle_buffer (int): Defaults to 10000 (the original's).
         seed (int, optional): Seed of the shard draws. Defaults to 0.
-        max_member_bytes (int): Largest tar member read (an image or a
-            caption). Defaults to 64 MiB.
+        max_member_bytes (int): Largest tar member read. Defaults to 64 MiB.
     """
 
     def __init__(self,
@@ -115,8 +102,8 @@ class CaptionShards(IterableDataset):
 
     def _skip(self, where: str, reason: str, tally: Counter,
               first: bool) -> None:
-        """Count a skip; in its shard's first reading (``first``), log it
-        and count its reason in ``tally``."""
+        """Count a skip; in its shard's first reading, log it and tally
+        its reason."""
         self.skipped += 1
         tally[reason] += first
         if first:
@@ -168,9 +155,7 @@ class CaptionShards(IterableDataset):
 
     def _members(self, url: str, tally: Counter,
                  first: bool) -> Iterator[tuple]:
-        """``(key, extension, bytes)`` of the members of shard ``url``, read
-        within ``max_member_bytes`` each and ``MAX_EXPANSION`` times the
-        shard's size in all."""
+        """``(key, extension, bytes)`` of the members of shard ``url``."""
         from webdataset.tariterators import base_plus_ext
         try:
             with open(url, 'rb') as f, tarfile.open(
@@ -216,10 +201,9 @@ class CaptionShards(IterableDataset):
 
     def _check_pass(self, tally: Counter) -> None:
         """Stop once every shard was read and no sample was good (the
-        stream would never end). ``tally`` counts, in the first reading of
-        each shard, the skips by reason and (``_read``, ``_decoded``) the
-        samples read and decoded; ``_good`` counts the good samples and
-        ``_complete`` says whether every shard was read."""
+        stream would never end). ``tally``: skips by reason and ``_read``,
+        ``_decoded`` samples in first readings, ``_good`` samples, and
+        ``_complete``."""
         if not tally['_complete'] or tally['_good'] or \
                 tally['_decoded'] < tally['_read']:
             return

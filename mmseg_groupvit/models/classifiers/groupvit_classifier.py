@@ -12,8 +12,8 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from groupvit_common.vocabulary import split_background
+from ...datasets.imagenet import imagenet_classes
 from ...utils import get_prompt_classes, load_vocabulary
-from ...utils.imagenet_classes import imagenet_classes
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 

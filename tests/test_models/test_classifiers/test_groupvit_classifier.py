@@ -11,8 +11,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from groupvit_common.errors import CheckpointError
-from mmseg_groupvit.utils.imagenet_classes import (imagenet_classes,
-                                                   imagenet_wnids)
+from mmseg_groupvit.datasets.imagenet import imagenet_classes, imagenet_wnids
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import REPO, SMALL_ARCH, varied_segmentor
 

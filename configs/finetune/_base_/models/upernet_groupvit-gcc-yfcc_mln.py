@@ -1,39 +1,18 @@
 # GroupViT image encoder (GCC + YFCC) with mmseg's MultiLevelNeck and
 # UPerHead, as mmseg pairs plain ViTs with UPerNet. The three dense maps
 # (all at 1/16) become a 1/4, 1/8, 1/16 pyramid; an FCN auxiliary head reads
-# the last level. Pretrained weights: the published NVlabs release
-# (downloaded once, verified and converted when loaded), into the backbone
-# through init_cfg.
-custom_imports = dict(imports=['mmseg_groupvit'], allow_failed_imports=False)
+# the last level. The encoder and its pretrained weights are the FCN base's.
+_base_ = ['./fcn_groupvit-gcc-yfcc.py']
 
-pretrained = ('https://github.com/xvjiarui/GroupViT/releases/download/v1.0.0/'
-              'group_vit_gcc_yfcc_30e-879422e0.pth')
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(512, 512),
-    test_cfg=dict(size_divisor=16))
+norm_cfg = _base_.norm_cfg
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='GroupViT',
-        out_indices=(0, 1, 2),
-        with_projector=False,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained,
-            prefix='image_encoder.')),
     neck=dict(
         type='MultiLevelNeck',
         in_channels=[384, 384, 384],
         out_channels=384,
         scales=[4, 2, 1]),
     decode_head=dict(
+        _delete_=True,
         type='UPerHead',
         in_channels=[384, 384, 384],
         in_index=[0, 1, 2],
@@ -57,6 +36,4 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)))
