@@ -84,26 +84,25 @@ def leaf_config(path, base, arch):
 
 
 def run_tool(config, checkpoint, work_dir, *extra, nproc=1):
-    """Run tools/test.py (in process; torchrun for ``nproc`` > 1) and
-    return its results.json."""
+    """Run tools/test.py and return its results.json: in process, or a
+    process for ``--show-dir`` (mmseg's visualizer is one per process) and
+    torchrun for ``nproc`` > 1."""
     args = [config, checkpoint, '--work-dir', str(work_dir), *extra]
-    if nproc == 1:
+    if nproc == 1 and '--show-dir' not in extra:
         result, text = run_main(TEST_PY, args, 'groupvit_test_tool')
         assert isinstance(result, dict), text[-6000:]
     else:
-        proc = subprocess.run([
-            sys.executable, '-m', 'torch.distributed.run',
-            f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
-            f'--master_port={free_port()}', TEST_PY, *args, '--launcher',
-            'pytorch'
-        ],
-                              cwd=REPO,
-                              env=dict(
-                                  os.environ,
-                                  OMP_NUM_THREADS='1',
-                                  MKL_NUM_THREADS='1'),
-                              capture_output=True,
-                              text=True)
+        launch = [] if nproc == 1 else [
+            '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
+            '--master_addr=127.0.0.1', f'--master_port={free_port()}'
+        ]
+        launcher = [] if nproc == 1 else ['--launcher', 'pytorch']
+        proc = subprocess.run(
+            [sys.executable, *launch, TEST_PY, *args, *launcher],
+            cwd=REPO,
+            env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'),
+            capture_output=True,
+            text=True)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         text = proc.stdout + proc.stderr
     # What the user saw, for the tests of the console.
