@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import importlib.util
+import io
 import math
 import os
 import os.path as osp
@@ -123,6 +124,23 @@ def load_script(path, name=None):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_main(path, argv, name=None):
+    """Run a tool's ``main(argv)`` in this process with one torch thread, as
+    a subprocess test would: ``(result, console text)``, the result being
+    ``main``'s return value or the code it exits with."""
+    tool = load_script(path, name)
+    out, threads = io.StringIO(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            result = tool.main([str(a) for a in argv])
+    except SystemExit as e:
+        result = e.code
+    finally:
+        torch.set_num_threads(threads)
+    return result, out.getvalue()
 
 
 #: Threads per test process: the machine's 2 cores, shared among the

@@ -9,13 +9,12 @@ table, ``OUT_DIR/results.md`` and ``results.csv`` (docs/evaluation.md)::
         [--data-root groupvit_voc=/data/VOCdevkit/VOC2012 ...] \\
         [--cfg-options KEY=VALUE ...] [--nproc 2]
 
-Each pair is one ``tools/test.py`` process (torchrun with ``--nproc`` >
-1; classification configs always one) under ``OUT_DIR/runs/``; the table is
-rewritten after each run. Pairs already in ``results.csv`` with the same
-checkpoint and resolved-config SHA-256 are skipped (an interrupted suite
-resumes); a changed one is run again and its row replaced. A failed run is
-reported and left out. Files in ``OUT_DIR`` are opened without following
-symbolic links.
+Each pair is one ``tools/test.py`` process (torchrun with ``--nproc`` > 1;
+classification configs one) under ``OUT_DIR/runs/``; the table is rewritten
+after each run. Pairs in ``results.csv`` with the same checkpoint and
+resolved-config SHA-256 are skipped (an interrupted suite resumes); a
+changed one runs again and replaces its row. A failed run is reported and
+left out. Files in ``OUT_DIR`` are opened without following links.
 """
 import argparse
 import csv
@@ -32,8 +31,6 @@ import time
 from io import StringIO
 from typing import Dict, List, Optional, Sequence, Tuple
 
-TOOLS = osp.dirname(osp.abspath(__file__))
-
 from groupvit_common.errors import DataFileError
 from groupvit_common.files import file_sha256, open_work_file, refuse_links
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
@@ -41,9 +38,8 @@ from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_vocabulary)
 from mmseg_groupvit.utils.console import progress
 
-TEST_PY = osp.join(TOOLS, 'test.py')
-
-# Columns of results.csv; results.md shows the first ones (up to 'seconds').
+TEST_PY = osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')
+# Columns of results.csv; results.md shows them up to 'seconds'.
 COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
@@ -51,11 +47,11 @@ COLUMNS = [
     'checkpoint_sha256', 'config_sha256'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
-# A finished run is identified by these columns; the first four name the
-# pair, the last two the checkpoint's content and the config's (resolved,
-# with its base files and the options).
+# A finished run: the pair (first four) and the checkpoint's and resolved
+# config's content.
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
                'checkpoint_sha256', 'config_sha256')
+IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
 
 
 def parse_args(argv=None):
@@ -95,18 +91,18 @@ def expand_configs(patterns: Sequence[str]) -> List[str]:
             matches = [pattern]
         else:
             sys.exit(f'error: config not found: {pattern}.')
-        for path in matches:
-            path = osp.normpath(path)
-            if path not in configs:
-                configs.append(path)
-    return configs
+        configs += [osp.normpath(p) for p in matches]
+    return list(dict.fromkeys(configs))
+
+
+def config_name(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
 
 
 def parse_data_roots(items: Sequence[str],
                      configs: Sequence[str]) -> Dict[str, str]:
     """``CONFIG=PATH`` items as ``{config name: path}``."""
-    names = {config_name(c) for c in configs}
-    roots = {}
+    names, roots = {config_name(c) for c in configs}, {}
     for item in items:
         name, sep, path = item.partition('=')
         if not sep or not name or not path:
@@ -119,17 +115,13 @@ def parse_data_roots(items: Sequence[str],
     return roots
 
 
-def config_name(config: str) -> str:
-    return osp.splitext(osp.basename(config))[0]
-
-
 def run_key(row: dict) -> Tuple[str, ...]:
     return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:
-    """SHA-256 of the config as a run resolves it with ``options`` (and of
-    the files it names); of its bytes when it does not resolve."""
+    """SHA-256 of the config as a run resolves it with ``options``, and of
+    the files it names; of its bytes when it does not resolve."""
     from mmengine.config import Config, DictAction
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
@@ -139,7 +131,6 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
         parser.add_argument('--o', nargs='+', action=DictAction)
         if options:
             cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
-        # The content of the files it names (a vocabulary) too.
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,
@@ -150,100 +141,61 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def read_table(path: str) -> List[dict]:
-    """Rows of an existing results.csv (empty if there is none)."""
-    if not osp.isfile(path):
-        return []
-    with open(path, newline='') as f:
-        return list(csv.DictReader(f))
-
-
-def write_atomic(path: str, text: str) -> None:
-    folder, name = osp.split(path)
-    with open_work_file(folder, f'{name}.tmp', 'w') as f:
-        f.write(text)
-    os.replace(f'{path}.tmp', path)
-
-
-def csv_text(rows: Sequence[dict]) -> str:
+def save_table(out_dir: str, rows: Sequence[dict]) -> None:
+    """Write results.csv and results.md (each through a temporary file)."""
     buf = StringIO()
     writer = csv.DictWriter(buf, COLUMNS, lineterminator='\n')
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, '') for k in COLUMNS})
-    return buf.getvalue()
-
-
-def markdown_text(rows: Sequence[dict]) -> str:
-    """The table as Markdown (the CSV has every column)."""
-
-    def cell(value) -> str:
-        return str(value).replace('|', '\\|')
-
+    writer.writerows({k: row.get(k, '') for k in COLUMNS} for row in rows)
     lines = [
-        '| ' + ' | '.join(MARKDOWN_COLUMNS) + ' |',
+        '<!-- Written by tools/eval_suite.py; every column is in '
+        'results.csv. -->', '| ' + ' | '.join(MARKDOWN_COLUMNS) + ' |',
         '|' + '|'.join('---' for _ in MARKDOWN_COLUMNS) + '|'
+    ] + [
+        '| ' + ' | '.join(
+            str(row.get(k, '')).replace('|', '\\|')
+            for k in MARKDOWN_COLUMNS) + ' |' for row in rows
     ]
-    for row in rows:
-        lines.append('| ' + ' | '.join(
-            cell(row.get(k, '')) for k in MARKDOWN_COLUMNS) + ' |')
-    return ('<!-- Written by tools/eval_suite.py; every column is in '
-            'results.csv. -->\n' + '\n'.join(lines) + '\n')
+    for name, text in (('results.csv', buf.getvalue()),
+                       ('results.md', '\n'.join(lines) + '\n')):
+        with open_work_file(out_dir, f'{name}.tmp', 'w') as f:
+            f.write(text)
+        os.replace(osp.join(out_dir, f'{name}.tmp'), osp.join(out_dir, name))
 
 
-def save_table(out_dir: str, rows: Sequence[dict]) -> None:
-    write_atomic(osp.join(out_dir, 'results.csv'), csv_text(rows))
-    write_atomic(osp.join(out_dir, 'results.md'), markdown_text(rows))
-
-
-def classification_row(record: dict) -> dict:
-    """The protocol and metric columns of a classification run."""
-    protocol = record['protocol']
-    metrics = record['metrics']
+def table_row(record: dict, **columns) -> dict:
+    """One table row from a run's ``results.json`` plus ``columns``."""
+    protocol, metrics = record['protocol'], record['metrics']
+    row = dict(
+        columns,
+        dataset=protocol['dataset'],
+        images=record['images'],
+        seconds=f'{record["seconds"]:.1f}',
+        mIoU='-',
+        mAcc='-',
+        aAcc='-',
+        top1='-',
+        top5='-')
+    if protocol.get('task') != 'classification':
+        texts = format_protocol(protocol)
+        row.update((k, texts[k])
+                   for k in ('classes', 'resize', 'window', 'bg_thresh',
+                             'templates', 'vocabulary'))
+        row.update((k, f'{metrics[k]:.2f}') for k in ('mIoU', 'mAcc', 'aAcc'))
+        return row
     resize, crop = protocol['resize'], protocol['crop']
     shown = [] if resize is None else [f'{resize["edge"]} {resize["scale"]}']
-    if crop is not None:
-        shown.append(f'crop {crop}')
-    return dict(
+    shown += [] if crop is None else [f'crop {crop}']
+    row.update(
         classes='-',
         resize=', '.join(shown) or 'none',
         window='-',
         bg_thresh='-',
-        mIoU='-',
-        mAcc='-',
-        aAcc='-',
-        top1=f'{metrics["accuracy/top1"]:.2f}',
-        top5=(f'{metrics["accuracy/top5"]:.2f}'
-              if 'accuracy/top5' in metrics else '-'))
-
-
-def table_row(record: dict, config: str, checkpoint: str, data_root: str,
-              cfg_options: str, work_dir: str, checkpoint_sha256: str,
-              config_sha256: str) -> dict:
-    """One table row from a run's ``results.json``."""
-    protocol, metrics = record['protocol'], record['metrics']
-    row = dict(
-        config=config,
-        dataset=protocol['dataset'],
-        checkpoint=checkpoint,
-        images=record['images'],
-        seconds=f'{record["seconds"]:.1f}',
-        data_root=data_root,
-        cfg_options=cfg_options,
-        work_dir=work_dir,
-        checkpoint_sha256=checkpoint_sha256,
-        config_sha256=config_sha256)
-    if protocol.get('task') == 'classification':
-        return dict(
-            row,
-            templates=format_templates(protocol['templates']),
-            vocabulary=format_vocabulary(protocol['vocabulary']),
-            **classification_row(record))
-    texts = format_protocol(protocol)
-    row.update((k, texts[k]) for k in ('classes', 'resize', 'window',
-                                       'bg_thresh', 'templates', 'vocabulary'))
-    row.update((k, f'{metrics[k]:.2f}') for k in ('mIoU', 'mAcc', 'aAcc'))
-    return dict(row, top1='-', top5='-')
+        templates=format_templates(protocol['templates']),
+        vocabulary=format_vocabulary(protocol['vocabulary']))
+    row.update((k, f'{metrics[f"accuracy/{k}"]:.2f}') for k in ('top1', 'top5')
+               if f'accuracy/{k}' in metrics)
+    return row
 
 
 def free_port() -> int:
@@ -252,21 +204,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def is_classification(config: str) -> bool:
-    """Whether the config builds a zero-shot classifier (one process)."""
-    from mmseg_groupvit.evaluation import is_classification_config
-    return is_classification_config(config)
-
-
 def test_command(config: str, checkpoint: str, work_dir: str,
                  options: Sequence[str], nproc: int) -> List[str]:
     """The ``tools/test.py`` command line of one run."""
+    from mmseg_groupvit.evaluation import is_classification_config
     args = [config, checkpoint, '--work-dir', work_dir]
-    if nproc > 1 and is_classification(config):
-        nproc = 1
     if options:
         args += ['--cfg-options', *options]
-    if nproc <= 1:
+    if nproc <= 1 or is_classification_config(config):
         return [sys.executable, TEST_PY, *args]
     return [
         sys.executable, '-m', 'torch.distributed.run',
@@ -281,48 +226,37 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
-IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
-
-
-def images_recorded(progress_dir: str) -> int:
-    """Images a running tools/test.py has recorded (a line each)."""
-    count = 0
-    for path in glob.glob(osp.join(progress_dir, 'rank*.jsonl')):
-        with open(path, 'rb') as f:
-            count += f.read().count(b'\n')
-    return count
-
-
-def watch(proc: subprocess.Popen,
-          log: str,
-          work_dir: str,
-          poll: float = 0.5) -> int:
+def watch(proc: subprocess.Popen, log: str, work_dir: str) -> int:
     """Wait for a tools/test.py process, with a progress bar over its
-    images once its log says how many; its exit code."""
-    state = dict(bar=None, shown=0)
+    images (from its log's ``images`` line and its progress records)."""
+    bar, shown = None, 0
 
     def update():
-        if state['bar'] is None:
+        nonlocal bar, shown
+        if bar is None:
             with open(log, errors='replace') as f:
                 match = IMAGES_LINE.search(f.read())
             if not match:
                 return
             total = int(match.group(1)) - int(match.group(2) or 0)
-            state['bar'] = progress(total, 'test', 'images').__enter__()
-        done = images_recorded(osp.join(work_dir, 'progress'))
-        if done > state['shown']:
-            state['bar'].advance(done - state['shown'])
-            state['shown'] = done
+            bar = progress(total, 'test', 'images').__enter__()
+        done = 0
+        for path in glob.glob(osp.join(work_dir, 'progress', 'rank*.jsonl')):
+            with open(path, 'rb') as f:
+                done += f.read().count(b'\n')
+        if done > shown:
+            bar.advance(done - shown)
+            shown = done
 
     try:
         while proc.poll() is None:
-            time.sleep(poll)
+            time.sleep(0.5)
             update()
         if proc.returncode == 0:
             update()
     finally:
-        if state['bar'] is not None:
-            state['bar'].__exit__(None, None, None)
+        if bar is not None:
+            bar.__exit__(None, None, None)
     return proc.returncode
 
 
@@ -339,7 +273,7 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     if proc.returncode != 0 or not osp.isfile(results):
         with open(log) as f:
             lines = f.read().strip().splitlines()
-        # tools/test.py reports bad input on one line starting 'error: '.
+        # tools/test.py reports bad input on one 'error: ' line.
         shown = list(
             dict.fromkeys(
                 line for line in lines if line.startswith('error: ')))[:2]
@@ -363,11 +297,14 @@ def main(argv=None) -> int:
         sys.exit('error: --nproc must be at least 1.')
     data_roots = parse_data_roots(args.data_root, configs)
     os.makedirs(args.out_dir, exist_ok=True)
-    rows = read_table(osp.join(args.out_dir, 'results.csv'))
+    table = osp.join(args.out_dir, 'results.csv')
+    rows = []
+    if osp.isfile(table):
+        with open(table, newline='') as f:
+            rows = list(csv.DictReader(f))
     done = {run_key(row) for row in rows}
-    failed = []
+    failed, number = [], 0
     pairs = len(checkpoints) * len(configs)
-    number = 0
     for checkpoint in checkpoints:
         digest = file_sha256(checkpoint)
         for config in configs:
@@ -375,18 +312,16 @@ def main(argv=None) -> int:
             data_root = data_roots.get(config_name(config), '')
             options = list(args.cfg_options)
             if data_root:
-                options.append(f'test_dataloader.dataset.data_root='
-                               f'{data_root}')
-            cfg_options = ' '.join(args.cfg_options)
-            config_digest = config_sha256(config, options)
-            key = run_key(
-                dict(
-                    config=config,
-                    checkpoint=checkpoint,
-                    data_root=data_root,
-                    cfg_options=cfg_options,
-                    checkpoint_sha256=digest,
-                    config_sha256=config_digest))
+                options.append(
+                    f'test_dataloader.dataset.data_root={data_root}')
+            columns = dict(
+                config=config,
+                checkpoint=checkpoint,
+                data_root=data_root,
+                cfg_options=' '.join(args.cfg_options),
+                checkpoint_sha256=digest,
+                config_sha256=config_sha256(config, options))
+            key = run_key(columns)
             label = f'{config} with {checkpoint}'
             if key in done:
                 print(f'skip {label}: already in results.csv '
@@ -404,19 +339,14 @@ def main(argv=None) -> int:
             if record is None:
                 failed.append(label)
                 continue
-            # A row of the same pair with an older checkpoint or config
-            # content goes.
+            # The pair's row of an older checkpoint or config content goes.
             rows = [row for row in rows if run_key(row)[:4] != key[:4]]
-            rows.append(
-                table_row(record, config, checkpoint, data_root, cfg_options,
-                          work_dir, digest, config_digest))
+            rows.append(table_row(record, work_dir=work_dir, **columns))
             done.add(key)
             save_table(args.out_dir, rows)
             metrics = record['metrics']
-            if 'accuracy/top1' in metrics:
-                shown = f'top-1 {metrics["accuracy/top1"]:.2f}'
-            else:
-                shown = f'mIoU {metrics["mIoU"]:.2f}'
+            shown = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
+                     in metrics else f'mIoU {metrics["mIoU"]:.2f}')
             print(f'     {shown} ({time.perf_counter() - start:.0f} s)')
     save_table(args.out_dir, rows)
     print(f'results: {osp.join(args.out_dir, "results.md")} and '

@@ -1,36 +1,23 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Test (and evaluate) a segmentor or a zero-shot classifier: mmseg's
-``tools/test.py`` (1.2.2, Apache-2.0) with the same command line, plus:
-
-- CHECKPOINT is optional (the config's ``load_from``) and may be a URL,
-  ``hf://OWNER/NAME``, an NVlabs ``.pth`` or a transformers folder; the
-  architecture it records is applied before the model is built;
-  ``--random-weights [--seed N]`` evaluates a seeded random model instead;
-- ``--help`` and a wrong path answer before PyTorch and mmseg are imported;
-  the config is read and checked once (class counts included), before any
-  checkpoint is looked for; bad input is one ``error:`` line;
-- ``--launcher pytorch`` also works on CPU-only machines (gloo);
-- images are loaded and label maps counted with checks, progress is
-  recorded in ``WORK_DIR/progress`` and ``--resume`` skips the images an
-  interrupted run evaluated (:func:`~mmseg_groupvit.evaluation.
-  prepare_test_run`, which says every config value it swaps);
-- ``WORK_DIR/results.json`` and a short console (what is run, a progress
-  bar, the per-class table, the metrics, the files written) come from
-  :class:`~mmseg_groupvit.engine.TestReportHook`; mmengine's full log goes
-  to the log file, and to the console with ``--verbose``.
-"""
+"""Test (and evaluate) a segmentor or a zero-shot classifier: mmseg 1.2.2's
+``tools/test.py`` (Apache-2.0) with its command line, plus: CHECKPOINT is
+optional (``load_from``) and may be a URL, ``hf://OWNER/NAME``, an NVlabs
+``.pth`` or a transformers folder, or ``--random-weights``; ``--help`` and
+wrong paths answer before PyTorch is imported; bad input is one ``error:``
+line; ``--launcher pytorch`` works on CPU (gloo); checked loading and
+counting with resumable progress (``--resume``); ``WORK_DIR/results.json``
+and a short console (``--verbose``: mmengine's log). See
+docs/evaluation.md."""
 import argparse
 import os
-import os.path as osp
 import sys
 
 # Only what parses and checks the command line: PyTorch, mmseg and this
 # package are imported in main(), after it.
 from groupvit_common.errors import (ConfigCheckError, error_line,
                                     exit_on_user_error)
-from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          runner_options, weight_options,
-                                          weights_label)
+from groupvit_common.tool_options import (check_paths, runner_options,
+                                          weight_options)
 
 
 def parse_args(argv=None):
@@ -93,29 +80,20 @@ def trigger_visualization_hook(cfg, args):
 
 
 def build_config(args):
-    """The merged config of the command line, checked (one read of the
-    file, before any checkpoint is looked for)."""
-    from mmseg_groupvit.evaluation import check_out_dir
+    """The checked config of the command line (one read of the file,
+    before any checkpoint is looked for)."""
+    from mmseg_groupvit.engine import tool_config
+    from mmseg_groupvit.evaluation import (check_out_dir,
+                                           is_classification_config)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
-    from mmseg_groupvit.utils.config_file import read_config
-    cfg = read_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    # Under the keys the user wrote (--tta moves the model).
-    check_model_arguments(cfg.model)
-    # work_dir priority: CLI > config file > config file name
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = tool_config(args)
     if args.random_weights:
         # The runner seeds everything before it builds the model.
         cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)
     elif args.checkpoint:
         cfg.load_from = args.checkpoint
-    # --resume means the progress records, never mmengine's resumption of a
-    # training state, whatever the config says.
+    # --resume means the progress records, never a training state.
     cfg.resume = False
     if args.show_dir:
         check_out_dir(args.show_dir, '--show-dir')
@@ -134,10 +112,15 @@ def build_config(args):
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        # mmseg's IoUMetric creates the folder on rank 0 only.
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    # Classification: no label maps, progress or processes.
+    if args.launcher != 'none' and is_classification_config(cfg):
+        raise ConfigCheckError(
+            'classification configs run in one process; drop --launcher '
+            '(and torchrun / --nproc).')
+    check_out_dir(cfg.work_dir, '--work-dir')
     return cfg
 
 
@@ -152,23 +135,14 @@ def main(argv=None):
     quiet_warnings(args.verbose)
     from mmseg_groupvit.engine import (ImageProgressHook, TestReportHook,
                                        build_runner)
-    from mmseg_groupvit.evaluation import (check_out_dir,
-                                           is_classification_config,
-                                           prepare_test_run, run_lines,
-                                           swap_lines)
+    from mmseg_groupvit.evaluation import (is_classification_config,
+                                           prepare_test_run)
     from mmseg_groupvit.utils.distributed import (finish_distributed,
                                                   init_cpu_distributed)
     from mmseg_groupvit.weights import resolve_load_from, trust_checkpoint
     with exit_on_user_error():
         cfg = build_config(args)
-        # Classification: no label maps, progress or processes; the
-        # vocabulary, template and top-k problems are ValueErrors.
         classification = is_classification_config(cfg)
-        if classification and args.launcher != 'none':
-            raise ConfigCheckError(
-                'classification configs run in one process; drop --launcher '
-                '(and torchrun / --nproc).')
-        check_out_dir(cfg.work_dir, '--work-dir')
         if args.trust_pickle and args.checkpoint:
             trust_checkpoint(args.checkpoint)
         if not args.random_weights:
@@ -178,32 +152,20 @@ def main(argv=None):
         progress, swaps = (None, []) if classification else prepare_test_run(
             cfg, cfg.load_from, args.resume, int(os.environ.get('RANK', 0)))
     init_cpu_distributed(cfg)
+    # The model checks its settings when built (vocabulary file, templates).
     also = (ValueError, FileNotFoundError) if classification else ()
     with exit_on_user_error(*also):
-        # The model checks its settings here (the text encoder reads the
-        # vocabulary file and the templates).
         runner = build_runner(cfg, args.verbose)
         for swap in swaps:
             runner.logger.info(f'swapped {swap}')  # console with --verbose
-        if runner.rank == 0 and not args.verbose:
-            print(
-                '\n'.join(
-                    run_lines(cfg, args.config,
-                              weights_label(args.checkpoint, args.seed)) +
-                    swap_lines(swaps)),
-                flush=True)
-        if args.random_weights and runner.rank == 0:
-            print(
-                f'warning: {RANDOM_BANNER} --random-weights gives a seeded '
-                f'random model (an offline trial of the tool); leave it out '
-                f'for the config\'s weights.',
-                file=sys.stderr)
         if not args.verbose:
             runner.register_hook(ImageProgressHook())
-        runner.register_hook(
-            TestReportHook(args.config, args.checkpoint, args.seed,
-                           args.random_weights, args.cfg_options, args.out,
-                           args.show_dir, not args.verbose))
+        report = TestReportHook(args.config, args.checkpoint, args.seed,
+                                args.random_weights, args.cfg_options,
+                                args.out, args.show_dir, not args.verbose,
+                                swaps)
+        report.announce(runner)
+        runner.register_hook(report)
         try:
             metrics = runner.test()
         except KeyboardInterrupt:

@@ -1,27 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Train a segmentor: mmseg's ``tools/train.py`` with the same command line,
-plus what GroupViT users need.
-
-Adapted from MMSegmentation 1.2.2 ``tools/train.py`` (Apache-2.0). Additions:
-
-- the checkout's ``mmseg_groupvit`` is importable without installing it;
-- ``--launcher pytorch`` also works on CPU-only machines: the gloo process
-  group is created as in ``tools/test.py``
-  (:mod:`mmseg_groupvit.utils.distributed`),
-  the model is wrapped in DDP without a device id, and SyncBN layers become
-  BN (SyncBN needs GPUs; statistics are then per process), so
-  ``torchrun --nproc_per_node=2 tools/train.py CFG --launcher pytorch``
-  trains with two processes;
-- a missing pretrained checkpoint or training data root stops with one
-  message saying which config key to set;
-- ``--amp`` without a GPU stops with a clear message (mmengine's
-  ``AmpOptimWrapper`` needs one);
-- ``--resume`` and ``load_from`` read mmengine's own training checkpoints
-  under torch >= 2.6 (see :mod:`mmseg_groupvit.weights.training_state`);
-- the console shows the logged iterations (loss, ETA), the validations and
-  the checkpoints saved, not mmengine's set-up log (environment, config,
-  hooks), which stays in the log file in the work dir and comes back on the
-  console with ``--verbose``.
+"""Train a segmentor: mmseg 1.2.2's ``tools/train.py`` (Apache-2.0) with
+its command line, plus: ``--launcher pytorch`` on CPU-only machines (gloo,
+DDP without a device id, SyncBN as BN); a missing pretrained checkpoint or
+training data root, or ``--amp`` without a GPU, is one ``error:`` line
+naming the key to set; ``--resume`` and ``load_from`` read mmengine's
+training checkpoints under torch >= 2.6; the console shows the logged
+iterations, validations and checkpoints (``--verbose``: mmengine's log).
 
 Usage::
 
@@ -36,19 +20,17 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import print_log
 
 from groupvit_common.errors import error_line, exit_on_user_error
-from mmseg_groupvit.engine import TRAIN_LOG, build_runner
-from mmseg_groupvit.models.config_arguments import check_model_arguments
+from groupvit_common.tool_options import runner_options
+from mmseg_groupvit.engine import TRAIN_LOG, build_runner, tool_config
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_training)
 
 
 def parse_args(argv=None):
-    from groupvit_common.tool_options import runner_options
     parser = argparse.ArgumentParser(
         description='Train a segmentor', parents=[runner_options()])
     parser.add_argument('config', help='train config file path')
@@ -72,22 +54,22 @@ def enable_amp(cfg) -> None:
     """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``."""
     if not torch.cuda.is_available():
         sys.exit(
-            error_line(
-                '--amp needs a GPU (mmengine\'s AmpOptimWrapper runs '
-                'on CUDA/NPU/MLU devices); train without --amp on CPU.'))
+            error_line('--amp needs a GPU (mmengine\'s AmpOptimWrapper runs '
+                       'on CUDA/NPU/MLU devices); train without --amp on '
+                       'CPU.'))
     optim_wrapper = cfg.optim_wrapper.type
     if optim_wrapper == 'AmpOptimWrapper':
         print_log(
             'AMP training is already enabled in your config.',
             logger='current',
             level=logging.WARNING)
-        return
-    if optim_wrapper != 'OptimWrapper':
+    elif optim_wrapper != 'OptimWrapper':
         sys.exit(
             error_line('--amp is only supported when the optimizer wrapper '
                        f'type is `OptimWrapper` but got {optim_wrapper}.'))
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
 def _find(cfg, predicate, path=''):
@@ -95,15 +77,17 @@ def _find(cfg, predicate, path=''):
     if isinstance(cfg, dict):
         if predicate(cfg):
             yield path, cfg
-        for key, value in cfg.items():
-            yield from _find(value, predicate, f'{path}.{key}'.lstrip('.'))
+        items = cfg.items()
     elif isinstance(cfg, (list, tuple)):
-        for i, value in enumerate(cfg):
-            yield from _find(value, predicate, f'{path}.{i}'.lstrip('.'))
+        items = enumerate(cfg)
+    else:
+        return
+    for key, value in items:
+        yield from _find(value, predicate, f'{path}.{key}'.lstrip('.'))
 
 
 def check_inputs(cfg) -> None:
-    """Stop with one message when a pretrained checkpoint or a training data
+    """One ``error:`` line when a pretrained checkpoint or a training data
     root is missing, before anything is built."""
     for path, init in _find(
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
@@ -129,38 +113,20 @@ def check_inputs(cfg) -> None:
                     f'--cfg-options {key}.data_root=PATH.'))
 
 
-def build_config(args) -> Config:
-    from mmseg_groupvit.utils.config_file import read_config
-
-    # A file that is no config, or a section set to None: one line.
-    cfg = read_config(args.config, args.cfg_options, test=False)
-    cfg.launcher = args.launcher
-    # work_dir priority: CLI > config file > config file name
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
-        enable_amp(cfg)
-    cfg.resume = args.resume
-    return cfg
-
-
 def main(argv=None):
     args = parse_args(argv)
     quiet_warnings(args.verbose)
     with exit_on_user_error():
-        cfg = build_config(args)
-        check_model_arguments(cfg.model)
+        cfg = tool_config(args, test=False)
+    if args.amp:
+        enable_amp(cfg)
+    cfg.resume = args.resume
     check_inputs(cfg)
     init_cpu_training(cfg)
     from mmseg.registry import RUNNERS
     with exit_on_user_error():
-        if 'runner_type' not in cfg:
-            runner = build_runner(cfg, args.verbose, keep=TRAIN_LOG)
-        else:
-            runner = RUNNERS.build(cfg)
+        runner = build_runner(cfg, args.verbose, TRAIN_LOG) \
+            if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if runner.rank == 0 and not args.verbose:
         print(
             f'config      {args.config}\nwork dir    {cfg.work_dir}\n'

@@ -12,7 +12,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from groupvit_common.errors import ConfigCheckError
-from ..evaluation.classification import is_classification_config
+from ..evaluation.protocol import is_classification_config
 from ..evaluation.test_run import use_checked_loading
 from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config

@@ -1,10 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The runner of the command-line tools and its hooks."""
-from .hooks import ImageProgressHook, TestReportHook
-from .runner import TRAIN_LOG, QuietRunner, ToolRunner, build_runner
+"""The runner of the command-line tools, its hooks and loops."""
+from .hooks import (GroupViTArchHook, ImageProgressHook, PretrainDataCheckHook,
+                    TestReportHook, ValidateFirstHook)
+from .runner import TRAIN_LOG, ToolRunner, build_runner, tool_config
 from .zero_shot_val_loop import ZeroShotValLoop
 
 __all__ = [
-    'ImageProgressHook', 'QuietRunner', 'TestReportHook', 'ToolRunner',
-    'build_runner', 'TRAIN_LOG', 'ZeroShotValLoop'
+    'GroupViTArchHook', 'ImageProgressHook', 'PretrainDataCheckHook',
+    'TestReportHook', 'ValidateFirstHook', 'ToolRunner', 'build_runner',
+    'tool_config', 'TRAIN_LOG', 'ZeroShotValLoop'
 ]

@@ -22,20 +22,16 @@ _VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',
 
 @LOOPS.register_module()
 class ZeroShotValLoop(ValLoop):
-    """mmengine's ``ValLoop`` (the segmentor's own zero-shot prediction,
-    metrics unprefixed), then, when ``classification`` is given and its
-    ``data_root`` exists, zero-shot classification with the weights being
-    trained, metrics prefixed with ``prefix`` (``imagenet/accuracy/top1``).
-    When ``data_root`` does not exist, the loop says once, when it is built,
-    that it skips the classification.
+    """mmengine's ``ValLoop`` (zero-shot segmentation, metrics unprefixed)
+    plus, when ``classification.data_root`` exists, zero-shot classification
+    of the weights being trained, metrics prefixed (``imagenet/accuracy/
+    top1``); else the loop says once that it skips it.
 
-    The classification follows a classification config
-    (``configs/classification/groupvit_imagenet.py``: its model's vocabulary,
-    templates and data preprocessor, its ``test_dataloader`` and
-    ``test_evaluator``), on a :class:`GroupViTClassifier` of the trained
-    model's architecture into which the model's weights are loaded at each
-    validation (as ``tools/test.py`` loads a checkpoint), so the figures are
-    those of the saved checkpoint.
+    The classification follows a classification config (its vocabulary,
+    templates, data preprocessor, ``test_dataloader`` and
+    ``test_evaluator``) on a :class:`GroupViTClassifier` of the trained
+    architecture, into which the model's weights are loaded at each
+    validation.
 
     Args:
         runner (Runner): The runner.
@@ -93,24 +89,21 @@ class ZeroShotValLoop(ValLoop):
 
     @staticmethod
     def _classifier_cfg(cls_model: dict, trained: dict) -> dict:
-        """The classification config's model with the architecture of the
-        trained model's encoders."""
-        cls_model = copy.deepcopy(cls_model)
+        """The classification model with the trained encoders' shapes."""
         text = {
             k: v
             for k, v in trained['text_encoder'].items()
             if k not in _VOCABULARY_KEYS
         }
         text.update(cls_model['text_encoder'])
-        cls_model.update(
+        return dict(
+            copy.deepcopy(cls_model),
             image_encoder=copy.deepcopy(trained['image_encoder']),
             text_encoder=text)
-        return cls_model
 
     def run(self) -> dict:
-        """mmengine's ``ValLoop.run`` with the classification's metrics
-        joined to the segmentation's before ``after_val_epoch`` logs them
-        (the pretrainer's ``val_step`` returns no validation losses)."""
+        """``ValLoop.run`` with the classification's metrics joined before
+        ``after_val_epoch`` logs them."""
         runner = self.runner
         runner.call_hook('before_val')
         runner.call_hook('before_val_epoch')

@@ -1,12 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Check, before anything is built, that a test dataset's files are where
-its config says, that the test dataloader's settings can work, and that the
-output folders can be written.
-
-mmseg's datasets assert this without a message (``assert
-fileio.exists(...)``). Class counts are checked when the config is read
-(:func:`groupvit_common.checks.check_classes`).
-"""
+"""Before anything is built: the test dataset's files are where its config
+says (mmseg asserts without a message), the test dataloader's settings can
+work, and the output folders can be written."""
 import os
 import os.path as osp
 import tempfile
@@ -14,8 +9,6 @@ import tempfile
 from groupvit_common.checks import check_positive_int, check_positive_pair
 from groupvit_common.errors import ConfigCheckError, ConfigValueError
 from groupvit_common.files import refuse_links
-
-__all__ = ['check_dataset_paths', 'check_test_dataloader', 'check_out_dir']
 
 _KEY = 'test_dataloader.dataset'
 
@@ -25,18 +18,9 @@ def _is_local(path: str) -> bool:
 
 
 def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
-    """Check that ``data_root``, the image and label folders and the split
-    file of a dataset config exist.
-
-    Args:
-        dataset (dict): A dataset config (``data_root``, ``data_prefix``,
-            ``ann_file``).
-        key (str): Where it sits in the config, for messages.
-
-    Raises:
-        ConfigCheckError: Naming the missing path, the config key and the
-            fix.
-    """
+    """Raise ConfigCheckError (naming the path, the key ``key`` and the
+    fix) unless ``data_root``, the ``data_prefix`` folders and the
+    ``ann_file`` of a dataset config exist."""
     data_root = dataset.get('data_root') or ''
     if not isinstance(data_root, str):
         raise ConfigCheckError(
@@ -74,7 +58,6 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
 
 
 def _check_resize(step: dict, key: str) -> None:
-    """Check the ``scale`` and ``scale_factor`` of a resize step."""
     scale = step.get('scale')
     what = f'{step["type"]}: the target'
     if scale is not None:
@@ -96,16 +79,8 @@ def _check_resize(step: dict, key: str) -> None:
 
 
 def check_test_dataloader(cfg) -> None:
-    """Check the settings of the test dataloader that would otherwise fail
-    with a bare exception, or give empty images, once the test runs:
-    ``batch_size`` and the sizes of its ``Resize`` steps.
-
-    Args:
-        cfg (Config): The test config.
-
-    Raises:
-        ConfigValueError: Naming the key, the value and the fix.
-    """
+    """Raise ConfigValueError unless the test ``batch_size`` and the sizes
+    of the ``Resize`` steps can work (else a bare error or empty images)."""
     loader = cfg.get('test_dataloader', None) or {}
     check_positive_int(
         loader.get('batch_size', 1), 'test_dataloader.batch_size',
@@ -128,18 +103,13 @@ def _first_existing(path: str) -> str:
 
 
 def check_out_dir(path: str, option: str) -> None:
-    """Create an output folder, or check an existing one, and check that a
-    file can be written in it, before any work is done.
-
-    Args:
-        path (str): The folder.
-        option (str): Its command-line option, for messages (``--out``).
+    """Create (or check) the folder of ``option`` (``--out``) and check
+    that a file can be written there.
 
     Raises:
-        ConfigCheckError: The path is a file, lies under a file, or cannot
-            be written.
-        DataFileError: A symbolic link lies in the folder
-            (:func:`~groupvit_common.files.refuse_links`).
+        ConfigCheckError: The path is or lies under a file, or cannot be
+            written.
+        DataFileError: A symbolic link lies in the folder.
     """
     existing = _first_existing(path)
     if osp.exists(existing) and not osp.isdir(existing):

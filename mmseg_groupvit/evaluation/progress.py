@@ -1,71 +1,48 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Per-image evaluation progress on disk, so that an interrupted evaluation
-can resume where it stopped.
+resumes where it stopped.
 
-Layout of a progress folder (``WORK_DIR/progress`` for ``tools/test.py``)::
+``WORK_DIR/progress/meta.json`` holds what was evaluated (SHA-256 of the
+model, dataset and evaluator configs, the checkpoint and every file the
+model config names; the ``--out`` folder; a run id) and
+``rank{R}.jsonl`` one line per image and process, fsynced as soon as it is
+counted: ``MAC RECORD`` with ``{"img_path", "counts" ([4, K] integer
+histograms of mmseg's IoUMetric), "pixels", "files" ({path: sha256})}``.
+A killed process leaves at most an unfinished last line, which is ignored.
 
-    progress/
-    ├── meta.json      # what was evaluated: hashes of the model config, the
-    │                  # test dataset config, the evaluator config, the
-    │                  # checkpoint file and every file the model config
-    │                  # names, e.g. a vocabulary (SHA-256); the --out
-    │                  # folder; a random run id; a keyed digest of it all
-    └── rank0.jsonl    # one line per image, written (and fsynced) as soon
-                       # as the image is counted: the keyed digest of the
-                       # record, a space, the record
-                       # {"img_path": ..., "counts": [[intersect], [union],
-                       #                               [pred], [label]],
-                       #  "pixels": ..., "files": {path: sha256}}
-
-Every process writes its own ``rank{R}.jsonl``, so several processes never
-append to one file. A process killed while writing leaves at most one
-incomplete last line, which is ignored (that image is evaluated again).
-The counts are the integer pixel histograms of mmseg's ``IoUMetric``, all
-that the final metrics need, so a resumed evaluation sums exactly the same
-numbers as an uninterrupted one.
-
-The work dir may be shared, so what is read back is trusted only when it is
-tied to this user and this run: ``meta.json`` and every record carry an
-HMAC-SHA256 with a secret key of the user, kept outside the work dir
-(:func:`key_path`), and a record's digest covers the run id of
-``meta.json``, so records cannot be edited, planted or copied from another
-run. The counts of each record are checked too (non-negative integers, at
-most the label map's pixels).
-
-``--resume`` refuses records whose inputs changed since: another
-checkpoint, config or vocabulary file (hashes in ``meta.json``), an image or
-label map of other content (SHA-256 per record, hashed once per run), or
-another ``--out`` folder (the label maps of the images already evaluated
-are in the first one).
+The work dir may be shared: ``meta.json`` and every record carry an
+HMAC-SHA256 with a secret key of the user kept outside it
+(:func:`key_path`), records cover the run id, and counts are checked, so
+records cannot be edited, planted or copied from another run.
+``--resume`` refuses records whose inputs changed: config, checkpoint or
+named file (``meta.json``), an image or label map (per record), or the
+``--out`` folder.
 """
 import functools
 import glob
 import hashlib
 import hmac
 import json
+import math
 import os
 import os.path as osp
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Sized
 
 import numpy as np
+from mmengine.dataset import DefaultSampler
 from mmengine.logging import print_log
+from mmseg.registry import DATA_SAMPLERS
 
 from groupvit_common.errors import DataFileError, ProgressError
 from groupvit_common.files import (file_sha256, open_work_file, read_bytes,
                                    read_json)
 
-__all__ = [
-    'ProgressWriter', 'read_progress', 'read_records', 'describe_run',
-    'prepare_progress', 'enable_progress', 'key_path', 'named_file_digests'
-]
-
 META_FILE = 'meta.json'
 #: The file of the secret key (instead of the cache's ``progress.key``).
 KEY_ENV = 'MMSEG_GROUPVIT_PROGRESS_KEY'
 _KEY_BYTES = 32
-#: Most bytes of one ``rank{R}.jsonl``: a 5000-image, 171-class run writes
-#: about 30 MB; more is refused before it is read.
+#: Most bytes of one ``rank{R}.jsonl`` (5000 images x 171 classes: 30 MB).
 MAX_RECORD_BYTES = 1 << 30
 #: The last :func:`read_records` of this process and the files' state.
 _LAST_READ: dict = {}
@@ -78,9 +55,8 @@ def _refuse(progress_dir: str, problem: str) -> ProgressError:
 
 
 def key_path() -> str:
-    """The file of this user's secret key for progress records:
-    ``$MMSEG_GROUPVIT_PROGRESS_KEY``, else ``mmseg_groupvit/progress.key``
-    in ``$XDG_CACHE_HOME`` (default ``~/.cache``)."""
+    """This user's progress key file: ``$MMSEG_GROUPVIT_PROGRESS_KEY``, else
+    ``$XDG_CACHE_HOME`` (``~/.cache``) ``/mmseg_groupvit/progress.key``."""
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV]
     cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
@@ -123,11 +99,8 @@ def _canonical(obj) -> str:
 
 
 def _read_meta(progress_dir: str) -> Optional[dict]:
-    """``meta.json`` if its digest is this user's, None if there is none.
-
-    Raises:
-        ProgressError: Damaged, or not written by this user's runs.
-    """
+    """``meta.json`` if its digest is this user's, None if there is none;
+    ProgressError when damaged or not this user's."""
     path = osp.join(progress_dir, META_FILE)
     if not osp.lexists(path):
         return None
@@ -147,8 +120,7 @@ def _read_meta(progress_dir: str) -> Optional[dict]:
 
 
 def _data_digest(path: str) -> Optional[str]:
-    """SHA-256 of an image or label map, None when it cannot be read (a
-    remote path, or a missing file)."""
+    """SHA-256 of a data file, None when it cannot be read."""
     try:
         return file_sha256(path)
     except (OSError, ValueError, TypeError):
@@ -156,13 +128,8 @@ def _data_digest(path: str) -> Optional[str]:
 
 
 class ProgressWriter:
-    """Append per-image counts to ``progress_dir/rank{rank}.jsonl``, signed
-    for the run that :func:`prepare_progress` started there.
-
-    Args:
-        progress_dir (str): The progress folder (prepared).
-        rank (int): This process's rank.
-    """
+    """Append signed per-image counts to ``progress_dir/rank{rank}.jsonl``
+    for the run :func:`prepare_progress` started there."""
 
     def __init__(self, progress_dir: str, rank: int = 0):
         self.progress_dir = progress_dir
@@ -180,16 +147,8 @@ class ProgressWriter:
               counts: np.ndarray,
               pixels: int,
               files: Sequence[str] = ()) -> None:
-        """Record one image, durably (flushed and fsynced).
-
-        Args:
-            img_path (str): The image path (the record's key).
-            counts (ndarray): ``[4, K]`` integer histograms.
-            pixels (int): Pixels of the label map (bound of the counts).
-            files (Sequence[str]): The files the counts depend on (the
-                image and its label map); their SHA-256 is recorded, so
-                that a resume can tell that they changed.
-        """
+        """Record one image durably: ``counts`` ``[4, K]``, ``pixels`` of
+        its label map, and the SHA-256 of ``files`` (image, label map)."""
         if self._file is None:
             work_dir, folder = osp.split(osp.normpath(self.progress_dir))
             _drop_partial_line(work_dir, f'{folder}/{self.name}')
@@ -213,8 +172,7 @@ class ProgressWriter:
 
 
 def _drop_partial_line(work_dir: str, name: str) -> None:
-    """Cut an unfinished last line (left by a killed process) so that the
-    next record starts on a line of its own."""
+    """Cut an unfinished last line left by a killed process."""
     if not osp.isfile(osp.join(work_dir, name)):
         return
     with open_work_file(work_dir, name, 'r+b') as f:
@@ -224,18 +182,8 @@ def _drop_partial_line(work_dir: str, name: str) -> None:
 
 
 def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
-    """Read every recorded image of a progress folder.
-
-    Args:
-        progress_dir (str, optional): The folder; None or a missing folder
-            gives an empty dict.
-
-    Returns:
-        dict[str, ndarray]: ``img_path`` -> ``[4, K]`` int64 counts.
-
-    Raises:
-        ProgressError: See :func:`read_records`.
-    """
+    """``img_path`` -> ``[4, K]`` int64 counts of every recorded image
+    (empty for None or a missing folder)."""
     return {
         path: counts
         for path, (counts, _) in read_records(progress_dir).items()
@@ -243,9 +191,7 @@ def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
 
 
 def _check_counts(counts: np.ndarray, pixels) -> bool:
-    """Whether ``[4, K]`` counts can be one image's: non-negative integers,
-    intersection within prediction and label, union their sum less the
-    intersection, at most ``pixels`` predicted and labelled pixels."""
+    """Whether ``[4, K]`` counts can be one image's of ``pixels`` pixels."""
     if counts.ndim != 2 or counts.shape[0] != 4 or counts.dtype.kind != 'i':
         return False
     intersect, union, pred, label = counts
@@ -257,17 +203,13 @@ def _check_counts(counts: np.ndarray, pixels) -> bool:
 
 
 def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
-    """Every record of a progress folder, with the digests of its files.
-
-    Returns:
-        dict[str, tuple]: ``img_path`` -> (``[4, K]`` int64 counts,
-        ``{path: sha256}``).
+    """``img_path`` -> (``[4, K]`` int64 counts, ``{path: sha256}``) of
+    every record.
 
     Raises:
-        ProgressError: A record (other than an unfinished last line) is not
-            one of this run's (its keyed digest does not match), or its
-            counts cannot be an image's; ``meta.json`` is missing, damaged
-            or not this user's.
+        ProgressError: A record (but an unfinished last line) is not this
+            run's or cannot be an image's; ``meta.json`` is missing,
+            damaged or not this user's.
     """
     records: Dict[str, tuple] = {}
     if not progress_dir or not osp.isdir(progress_dir):
@@ -278,8 +220,7 @@ def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
         if paths:
             raise _refuse(progress_dir, f'it has records but no {META_FILE}')
         return records
-    # Read once per process (the run's check, the sampler and the metric
-    # ask): the same files, unchanged, give the same records.
+    # The check, the sampler and the metric ask: read unchanged files once.
     state = tuple((path, os.stat(path).st_size, os.stat(path).st_mtime_ns)
                   for path in paths)
     if _LAST_READ.get('state') == (progress_dir, meta['nonce'], state):
@@ -287,8 +228,7 @@ def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
     for path in paths:
         text = read_bytes(path, MAX_RECORD_BYTES,
                           'progress file').decode('utf-8', 'replace')
-        # The text after the last newline is empty, or an unfinished record
-        # of a killed process: skip it.
+        # After the last newline: nothing, or a killed process's record.
         for number, line in enumerate(text.split('\n')[:-1], start=1):
             mac, _, body = line.partition(' ')
             if not hmac.compare_digest(mac, _mac(meta['nonce'], body)):
@@ -321,22 +261,10 @@ def _to_plain(cfg):
 
 
 def describe_run(cfg, checkpoint: str) -> dict:
-    """What a test run evaluates, as hashes of the parts that change its
-    results.
-
-    Args:
-        cfg (Config): The test config (``model``, ``test_dataloader``,
-            ``test_evaluator``).
-        checkpoint (str): The checkpoint file; None for random weights
-            (``cfg.randomness.seed`` names them).
-
-    Returns:
-        dict: ``model``, ``dataset``, ``evaluator`` (config hashes),
-        ``checkpoint`` (the file's SHA-256), ``files`` (the SHA-256 of every
-        file the model config names, such as a vocabulary file) and
-        ``output_dir`` (the absolute ``--out`` folder or None), plus
-        ``checkpoint_path`` for messages.
-    """
+    """What a test run evaluates: hashes of the ``model``, ``dataset`` and
+    ``evaluator`` configs, the ``checkpoint`` file (None: random weights of
+    ``cfg.randomness.seed``) and the ``files`` the model names; the
+    ``output_dir`` (``--out``) and ``checkpoint_path`` for messages."""
     evaluator = dict(_to_plain(cfg.test_evaluator))
     output_dir = evaluator.get('output_dir')
     for key in ('type', 'output_dir', 'progress_dir', 'keep_results',
@@ -355,13 +283,12 @@ def describe_run(cfg, checkpoint: str) -> dict:
 
 
 def named_file_digests(model) -> Dict[str, str]:
-    """The SHA-256 of every local file a model config names (a vocabulary
-    file), by absolute path."""
+    """SHA-256 of every local file a config names, by absolute path."""
     return {path: file_sha256(path) for path in sorted(_named_files(model))}
 
 
 def _named_files(obj) -> set:
-    """The local files named by the strings of a (nested) config."""
+    """The local files named by the strings of a nested config."""
     if isinstance(obj, str):
         return {osp.abspath(obj)} if osp.isfile(obj) else set()
     if isinstance(obj, dict):
@@ -379,25 +306,17 @@ _PARTS = dict(
 
 
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
-    """Get a progress folder ready for a run (main process only).
-
-    Without ``resume`` earlier records are deleted and a new run id is
-    recorded. With ``resume`` they are kept if they were recorded for the
-    same run, which is checked.
-
-    Args:
-        progress_dir (str): The folder, ``WORK_DIR/progress``.
-        run (dict): :func:`describe_run` of this run.
-        resume (bool): Keep the images already evaluated.
+    """Get a progress folder ready for a run (main process only): without
+    ``resume`` delete the records and start a new run id; with it keep
+    them if recorded for the same ``run`` (:func:`describe_run`).
 
     Returns:
         int: Images already evaluated (0 without ``resume``).
 
     Raises:
-        ProgressError: ``resume`` and the records were made by a different
-            model, checkpoint, dataset, evaluator or data files, or cannot
-            be tied to this user's run.
-        DataFileError: The folder or one of its files is a symbolic link.
+        ProgressError: ``resume`` with records of other inputs, or not this
+            user's.
+        DataFileError: A symbolic link in the folder.
     """
     work_dir, folder = osp.split(osp.normpath(progress_dir))
     # Creates the folder, and refuses a symbolic link in its place.
@@ -423,10 +342,33 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'or run without --resume to start over (this deletes the '
                 f'records).')
         records = read_records(progress_dir)
-        _check_output_dir(progress_dir, old.get('output_dir'),
-                          run['output_dir'], len(records))
-        _check_record_files(progress_dir, records)
-        return len(records)
+        done, out, new_out = len(records), old.get(
+            'output_dir'), run['output_dir']
+        if done and new_out is not None and new_out != out:
+            # The label maps of the images already evaluated are elsewhere.
+            where = f'in {out}' if out else \
+                'not written (the run had no --out)'
+            raise ProgressError(
+                f'Cannot resume from {progress_dir} with --out {new_out}: the '
+                f'label maps of the {done} images already evaluated are '
+                f'{where}, so {new_out} would miss them. Resume with ' +
+                (f'--out {out}' if out else 'no --out') +
+                ', or run without --resume to evaluate every image again.')
+        recorded = {
+            p: d
+            for _, files in records.values()
+            for p, d in files.items()
+        }
+        changed = sorted(p for p, d in recorded.items()
+                         if _data_digest(p) != d)
+        if changed:
+            more = f' and {len(changed) - 5} more' if len(changed) > 5 else ''
+            raise ProgressError(
+                f'Cannot resume from {progress_dir}: {len(changed)} image or '
+                f'label file(s) changed since they were counted: '
+                f'{", ".join(changed[:5])}{more}. Run without --resume to '
+                f'evaluate every image again.')
+        return done
     if resume:
         print_log(
             f'Nothing to resume in {progress_dir}: evaluating every image.',
@@ -440,67 +382,20 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     return 0
 
 
-def _check_output_dir(progress_dir: str, old: Optional[str],
-                      new: Optional[str], done: int) -> None:
-    """Refuse to resume into another ``--out`` folder: the label maps of the
-    images already evaluated are in the first one (or were not written),
-    and the new folder would be incomplete."""
-    if new is None or new == old or not done:
-        return
-    where = (f'in {old}' if old else 'not written (the run had no --out)')
-    raise ProgressError(
-        f'Cannot resume from {progress_dir} with --out {new}: the label maps '
-        f'of the {done} images already evaluated are {where}, so {new} would '
-        f'miss them. Resume with ' + (f'--out {old}' if old else 'no --out') +
-        ', or run without --resume to evaluate every image again.')
-
-
-def _check_record_files(progress_dir: str, records: Dict[str, tuple]) -> None:
-    """Refuse records whose image or label map changed (content) since it
-    was counted; each file is hashed once."""
-    recorded = {
-        path: digest
-        for _, files in records.values()
-        for path, digest in files.items()
-    }
-    changed = [
-        path for path, digest in recorded.items()
-        if _data_digest(path) != digest
-    ]
-    if changed:
-        shown = ', '.join(sorted(changed)[:5])
-        more = f' and {len(changed) - 5} more' if len(changed) > 5 else ''
-        raise ProgressError(
-            f'Cannot resume from {progress_dir}: {len(changed)} image or '
-            f'label file(s) changed since they were counted: {shown}{more}. '
-            f'Run without --resume to evaluate every image again.')
-
-
 def enable_progress(cfg,
                     checkpoint: str,
                     resume: bool = False,
                     rank: int = 0,
                     swaps: Optional[List[str]] = None) -> Optional[str]:
-    """Record per-image progress of a test run in ``WORK_DIR/progress`` and,
-    with ``resume``, skip the images recorded by an earlier run.
-
-    The evaluator becomes :class:`CheckedIoUMetric` (the shipped configs
-    name it already; mmseg's ``IoUMetric`` and :class:`PerClassIoUMetric`
-    take the same arguments and give the same metrics) with the progress
-    folder, and the test sampler :class:`SkipDoneSampler`.
-
-    Args:
-        cfg (Config): The test config; ``work_dir`` must be set. Modified in
-            place.
-        checkpoint (str): The checkpoint file.
-        resume (bool): Keep and skip the images already evaluated.
-        rank (int): This process's rank; only rank 0 prepares the folder.
-        swaps (list[str], optional): Gets one ``KEY: OLD -> NEW`` line per
-            config value changed.
+    """Record per-image progress of a test run in ``WORK_DIR/progress``
+    (the evaluator becomes :class:`CheckedIoUMetric`, the sampler
+    :class:`SkipDoneSampler`) and, with ``resume``, skip what an earlier run
+    recorded. ``cfg`` is modified in place; rank 0 prepares the folder;
+    ``swaps`` gets a ``KEY: OLD -> NEW`` line per value changed.
 
     Returns:
-        str | None: The progress folder, or None when the evaluator is not
-        an IoU metric (nothing is recorded then).
+        str | None: The progress folder; None when the evaluator is not an
+        IoU metric (nothing recorded).
 
     Raises:
         ProgressError: ``resume`` with records of another run, or with an
@@ -533,3 +428,45 @@ def enable_progress(cfg,
     if rank == 0:
         prepare_progress(progress_dir, describe_run(cfg, checkpoint), resume)
     return progress_dir
+
+
+@DATA_SAMPLERS.register_module()
+class SkipDoneSampler(DefaultSampler):
+    """mmengine's ``DefaultSampler`` (no shuffling) over the images whose
+    ``img_path`` is not recorded in ``progress_dir``, in dataset order and
+    split between processes as ``DefaultSampler`` does (``round_up``
+    repeats the last ones; :class:`CheckedIoUMetric` counts them once).
+    ``seed`` is unused, for the registry's ``default_args``."""
+
+    def __init__(self,
+                 dataset: Sized,
+                 progress_dir: str = None,
+                 seed: int = None,
+                 round_up: bool = True) -> None:
+        super().__init__(dataset, shuffle=False, seed=seed, round_up=round_up)
+        done = set(read_progress(progress_dir))
+        self.todo = [
+            i for i in range(len(dataset))
+            if dataset.get_data_info(i)['img_path'] not in done
+        ]
+        self.skipped = len(dataset) - len(self.todo)
+        if self.skipped:
+            print_log(
+                f'Resuming: {self.skipped} of {len(dataset)} images were '
+                f'already evaluated (recorded in {progress_dir}); '
+                f'{len(self.todo)} remain.',
+                logger='current')
+        if round_up:
+            self.num_samples = math.ceil(len(self.todo) / self.world_size)
+            self.total_size = self.num_samples * self.world_size
+        else:
+            self.num_samples = max(
+                0, math.ceil((len(self.todo) - self.rank) / self.world_size))
+            self.total_size = len(self.todo)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(self.todo)
+        if self.round_up and indices:
+            indices = (indices * math.ceil(self.total_size / len(indices)))
+            indices = indices[:self.total_size]
+        return iter(indices[self.rank:self.total_size:self.world_size])

@@ -1,16 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Read the evaluation protocol out of a config: what is measured, on
-which data, with which test-time settings."""
-from typing import Any, Dict, List, Optional
+"""The evaluation protocol of a config (what is measured, on which data,
+with which test-time settings) and the lines ``tools/test.py`` prints."""
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
+from mmseg.registry import MODELS
 
 from ..utils.config_file import dataset_classes
-
-__all__ = [
-    'describe_protocol', 'format_protocol', 'format_templates',
-    'format_vocabulary'
-]
 
 
 def _plain(value: Any) -> Any:
@@ -22,59 +19,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _test_pipeline(cfg: Config) -> List[dict]:
-    dataset = cfg.test_dataloader.dataset
-    pipeline = dataset.get('pipeline', None)
-    if pipeline is None:
-        pipeline = cfg.get('test_pipeline', [])
-    return list(pipeline)
+def _vocabulary(text: dict) -> dict:
+    if text.get('vocabulary', None) is not None:
+        return dict(vocabulary=_plain(text['vocabulary']))
+    return dict(dataset_name=text.get('dataset_name', None))
 
 
-def _resize(pipeline: List[dict]) -> Optional[dict]:
-    for step in pipeline:
-        # tools/test.py loads with CheckedResize: the same resize.
-        if step.get('type') in ('Resize', 'CheckedResize'):
-            return dict(
-                scale=_plain(step.get('scale')),
-                keep_ratio=bool(step.get('keep_ratio', False)))
-    return None
+def is_classification_config(cfg) -> bool:
+    """Whether a config (object or file) builds a ``GroupViTClassifier``
+    (or a subclass)."""
+    from ..models.classifiers import GroupViTClassifier
+    if not isinstance(cfg, Config):
+        cfg = Config.fromfile(cfg)
+    model_type = cfg.get('model', {}).get('type', None)
+    if isinstance(model_type, str):
+        model_type = MODELS.get(model_type)
+    return isinstance(model_type, type) and issubclass(model_type,
+                                                       GroupViTClassifier)
 
 
 def describe_protocol(cfg: Config) -> Dict[str, Any]:
-    """The test-time protocol a (merged) config evaluates.
-
-    Args:
-        cfg (Config): A GroupViT evaluation config, ``--cfg-options``
-            already merged.
+    """The test-time protocol of a merged segmentation config.
 
     Returns:
-        dict: JSON-serialisable, with keys
-
-        - ``dataset``: the test dataset's registered type;
-        - ``data_root``: its ``data_root``;
-        - ``num_classes``: classes evaluated (the head's output channels,
-          which the test run checks equal the dataset's);
-        - ``background``: whether class 0 is a thresholded background;
-        - ``bg_thresh``: the background threshold (None without one);
-        - ``resize``: ``{'scale': [w, h], 'keep_ratio': bool}`` of the test
-          pipeline's ``Resize``, or None;
-        - ``window``: the segmentor's ``mode`` and, for ``'slide'``,
-          ``crop_size`` and ``stride``;
-        - ``templates``: a template-set name or the list of templates;
-        - ``vocabulary``: the prompt source: ``{'dataset_name': ...}`` or
-          ``{'vocabulary': <file path or list>}``.
-
-        A model without a text encoder (a fine-tuned head) has no
-        background threshold, templates or vocabulary: None.
+        dict: JSON-friendly: ``dataset`` (type), ``data_root``,
+        ``num_classes``, ``background`` (class 0 is a thresholded
+        background), ``bg_thresh`` (None without one), ``resize``
+        (``{'scale', 'keep_ratio'}`` of the test ``Resize`` or None),
+        ``window`` (``mode``, and ``crop_size`` and ``stride`` for
+        ``'slide'``), ``templates`` and ``vocabulary``
+        (``{'dataset_name': ...}`` or ``{'vocabulary': ...}``); the last
+        three are None for a fine-tuned head (no text encoder).
     """
-    model = cfg.model
+    model, dataset = cfg.model, cfg.test_dataloader.dataset
     head = model.get('decode_head', {})
-    # Zero-shot: classes from a text encoder's prompts (not a fine-tuned
-    # head, whose classes, background included, are trained ones).
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
     test_cfg = model.get('test_cfg', None) or {}
-    dataset = cfg.test_dataloader.dataset
     # GroupViTHead's defaults: background on, threshold 0.95.
     with_bg = zero_shot and bool(head.get('with_bg', True))
     bg_thresh = test_cfg.get('bg_thresh', head.get('bg_thresh', 0.95))
@@ -83,10 +64,10 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         window.update(
             crop_size=_plain(test_cfg.get('crop_size')),
             stride=_plain(test_cfg.get('stride')))
-    if text.get('vocabulary', None) is not None:
-        vocabulary = dict(vocabulary=_plain(text.vocabulary))
-    else:
-        vocabulary = dict(dataset_name=text.get('dataset_name', None))
+    pipeline = dataset.get('pipeline', None) or cfg.get('test_pipeline', [])
+    resize = next(
+        (s for s in pipeline if s.get('type') in ('Resize', 'CheckedResize')),
+        None)
     return dict(
         dataset=dataset.get('type'),
         data_root=dataset.get('data_root', None),
@@ -94,27 +75,45 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         or len(dataset_classes(dataset) or ()),
         background=with_bg,
         bg_thresh=float(bg_thresh) if with_bg else None,
-        resize=_resize(_test_pipeline(cfg)),
+        resize=resize and dict(
+            scale=_plain(resize.get('scale')),
+            keep_ratio=bool(resize.get('keep_ratio', False))),
         window=window,
         templates=_plain(text.get('templates', 'simple'))
         if zero_shot else None,
-        vocabulary=vocabulary if zero_shot else None)
+        vocabulary=_vocabulary(text) if zero_shot else None)
 
 
-def _format_resize(resize: Optional[dict]) -> str:
-    if not resize:
-        return 'none'
-    scale = resize['scale']
-    if resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
-        return f'short {min(scale)}, long <= {max(scale)}'
-    return f'{scale} (keep_ratio={resize["keep_ratio"]})'
+def describe_classification_protocol(cfg: Config) -> Dict[str, Any]:
+    """The protocol of a merged classification config, JSON-friendly:
+    ``task`` ('classification'), ``dataset``, ``data_root``, ``pipeline``
+    (the transform types), ``resize`` (``ResizeEdge``'s ``scale`` and
+    ``edge``, or None), ``crop`` (``CenterCrop`` size or None),
+    ``templates``, ``vocabulary`` and ``topk``."""
+    dataset = cfg.test_dataloader.dataset
+    pipeline = list(dataset.get('pipeline', None) or [])
+    resize = next((s for s in pipeline if s.get('type') == 'ResizeEdge'), None)
+    crop = next((s for s in pipeline if s.get('type') == 'CenterCrop'), None)
+    text = cfg.model.get('text_encoder', {})
+    return dict(
+        task='classification',
+        dataset=dataset.get('type'),
+        data_root=dataset.get('data_root', None),
+        pipeline=[s.get('type') for s in pipeline],
+        resize=resize
+        and dict(scale=resize.get('scale'), edge=resize.get('edge', 'short')),
+        crop=None if crop is None else _plain(crop.get('crop_size')),
+        templates=_plain(text.get('templates', 'simple')),
+        vocabulary=_vocabulary(text),
+        topk=_plain(cfg.get('test_evaluator', {}).get('topk', (1, ))))
 
 
-def _format_window(window: dict) -> str:
-    if window.get('mode') != 'slide':
-        return window.get('mode', 'whole')
-    crop, stride = window['crop_size'], window['stride']
-    return f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
+def describe_run_protocol(cfg: Config) -> Dict[str, Any]:
+    """:func:`describe_classification_protocol` or :func:`describe_protocol`
+    as the config is."""
+    if is_classification_config(cfg):
+        return describe_classification_protocol(cfg)
+    return describe_protocol(cfg)
 
 
 def format_templates(templates) -> str:
@@ -133,31 +132,130 @@ def format_vocabulary(vocabulary: Optional[dict]) -> str:
     if 'dataset_name' in vocabulary:
         return f'dataset_name={vocabulary["dataset_name"]}'
     value = vocabulary['vocabulary']
-    if isinstance(value, str):
-        return f'file {value}'
-    return f'list of {len(value)}'
+    return f'file {value}' if isinstance(value, str) else \
+        f'list of {len(value)}'
 
 
 def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
-    """:func:`describe_protocol`'s record as short texts for a table or a
-    console.
-
-    Args:
-        protocol (dict): What :func:`describe_protocol` returns.
-
-    Returns:
-        dict[str, str]: ``classes``, ``resize``, ``window``, ``bg_thresh``,
-        ``templates`` and ``vocabulary``, e.g. ``'short 448, long <= 2048'``
-        or ``'slide 448x448 / 224x224'``.
-    """
+    """:func:`describe_protocol`'s record as short texts: ``classes``,
+    ``resize`` (``'short 448, long <= 2048'``), ``window`` (``'slide
+    448x448 / 224x224'``), ``bg_thresh``, ``templates``, ``vocabulary``."""
     classes = str(protocol['num_classes'])
     if protocol['background']:
         classes += ' (incl. background)'
+    resize, window = protocol['resize'], protocol['window']
+    if not resize:
+        resize_text = 'none'
+    elif resize['keep_ratio'] and isinstance(resize['scale'], list) and len(
+            resize['scale']) == 2:
+        resize_text = (f'short {min(resize["scale"])}, long <= '
+                       f'{max(resize["scale"])}')
+    else:
+        resize_text = f'{resize["scale"]} (keep_ratio={resize["keep_ratio"]})'
+    if window.get('mode') == 'slide':
+        crop, stride = window['crop_size'], window['stride']
+        window_text = f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
+    else:
+        window_text = window.get('mode', 'whole')
     return dict(
         classes=classes,
-        resize=_format_resize(protocol['resize']),
-        window=_format_window(protocol['window']),
+        resize=resize_text,
+        window=window_text,
         bg_thresh=('-' if protocol['bg_thresh'] is None else
                    f'{protocol["bg_thresh"]:g}'),
         templates=format_templates(protocol['templates']),
         vocabulary=format_vocabulary(protocol['vocabulary']))
+
+
+def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
+    """What a test run evaluates, one ``name  value`` line each: config,
+    checkpoint, data, vocabulary (or classes), protocol."""
+    classification = is_classification_config(cfg)
+    protocol = describe_run_protocol(cfg)
+    dataset = cfg.test_dataloader.dataset
+    data = f'{protocol["dataset"]} in {protocol["data_root"]}'
+    split = dataset.get('ann_file', None)
+    if split:
+        data += (f', split '
+                 f'{osp.join(dataset.get("data_root", None) or "", split)}')
+    if classification:
+        names = protocol['vocabulary'].get('vocabulary')
+        vocabulary = (
+            f'{len(names)} classes from the config' if names is not None else
+            f'the classes of {protocol["vocabulary"]["dataset_name"]}')
+        resize, crop = protocol['resize'], protocol['crop']
+        steps = '; '.join([
+            f'resize {resize["edge"]} side {resize["scale"]}'
+            if resize else 'no resize',
+            f'center crop {crop}' if crop is not None else 'no crop',
+            'top-' + ', top-'.join(str(k) for k in protocol['topk'])
+        ])
+        vocabulary = ('vocabulary',
+                      f'{vocabulary}; templates {protocol["templates"]}')
+    else:
+        texts = format_protocol(protocol)
+        classes = (f'{protocol["num_classes"]} classes'
+                   f'{" incl. background" if protocol["background"] else ""}')
+        steps = f'resize {texts["resize"]}; {texts["window"]}'
+        if protocol['bg_thresh'] is not None:
+            steps += f'; bg_thresh {texts["bg_thresh"]}'
+        # A fine-tuned head has no prompts: its classes only.
+        vocabulary = ('vocabulary', f'{texts["vocabulary"]}; {classes}; '
+                      f'templates {texts["templates"]}'
+                      ) if protocol['vocabulary'] is not None else ('classes',
+                                                                    classes)
+    lines = [('config', config), ('checkpoint', checkpoint or 'none'),
+             ('data', data), vocabulary, ('protocol', steps)]
+    return [f'{name:<11} {value}' for name, value in lines]
+
+
+def swap_lines(swaps: Sequence[str]) -> List[str]:
+    """One ``swapped     KEY: OLD -> NEW`` line per config value swapped."""
+    return [f'{"swapped":<11} {swap}' for swap in swaps]
+
+
+def class_table_lines(class_results: Optional[dict]) -> List[str]:
+    """The per-class table (``PerClassIoUMetric.class_results``): a row per
+    class, a column per metric, ``-`` for a class absent from both labels
+    and predictions; no lines without results."""
+    if not class_results:
+        return []
+    classes = class_results['classes']
+    metrics = [k for k in class_results if k != 'classes']
+    width = max(len('class'), *(len(str(c)) for c in classes))
+    lines = [f'{"class":<{width}}' + ''.join(f'{m:>8}' for m in metrics)]
+    for i, name in enumerate(classes):
+        cells = ('-' if class_results[m][i] is None else
+                 f'{class_results[m][i]:.2f}' for m in metrics)
+        lines.append(f'{str(name):<{width}}' + ''.join(f'{c:>8}'
+                                                       for c in cells))
+    return lines
+
+
+def result_lines(metrics: Dict[str, float],
+                 images: int,
+                 seconds: float,
+                 paths: Sequence[tuple],
+                 evaluated: Optional[int] = None) -> List[str]:
+    """The summary metrics, the time and the files written.
+
+    Args:
+        metrics (dict): mmseg's summary (``aAcc``, ``mIoU``, ...).
+        images (int): Images in the test set.
+        seconds (float): Time of the test loop.
+        paths (Sequence[tuple]): ``(what, path)`` written; None paths are
+            left out.
+        evaluated (int, optional): Images this run evaluated when a resumed
+            run took the others from its records; None for all.
+    """
+    summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
+    run = images if evaluated is None else evaluated
+    recorded = (f', {images - run} more from the records'
+                if run != images else '')
+    written = [(what, path) for what, path in paths if path]
+    width = max([len(w) for w, _ in written] + [0])
+    return [
+        f'metrics     {summary}',
+        f'time        {seconds:.1f} s for {run} images '
+        f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
+    ] + [f'  {what:<{width}}  {path}' for what, path in written]

@@ -1,81 +1,88 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""What ``tools/test.py`` does to a test config before running it: check the
-data paths, load images with checks, and record (and resume) progress.
+"""What ``tools/test.py`` does to a test config before running it: check
+the data paths, load with checks, lock the work dir, record (and resume)
+progress. Every config value swapped is returned as a ``KEY: OLD -> NEW``
+line.
 
-The shipped dataset configs already name what runs (``CheckedResize``,
-``CheckedIoUMetric``), except for two steps that keep mmseg's names because
-mmseg's inference APIs look for them by name: ``MMSegInferencer`` needs
-``LoadImageFromFile`` in the test dataloader's pipeline (it swaps it for its
-own loader), and it and ``inference_model`` drop ``LoadAnnotations``. The
-tool swaps those two, plus what only the run knows (the progress folder,
-the sampler that skips what is recorded); every swap is returned as one
-``KEY: OLD -> NEW`` line, which ``tools/test.py`` logs.
+The shipped configs name the checked steps and metric already, except the
+loading steps mmseg's inference APIs look for by name
+(``LoadImageFromFile``, ``LoadAnnotations``), swapped here.
 """
+import fcntl
 import os
+import os.path as osp
 from typing import List, NamedTuple, Optional
 
+from groupvit_common.errors import ProgressError
+from groupvit_common.files import open_work_file
 from ..datasets.checked_transforms import use_checked_steps
 from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
-from .work_dir_lock import lock_work_dir
 
-__all__ = ['use_checked_loading', 'prepare_test_run', 'TestRun']
-
-_PIPELINE = 'test_dataloader.dataset.pipeline'
+# The work-dir locks this process holds, by path (a process may run several
+# evaluations in one work dir one after the other).
+_HELD = {}
 
 
 class TestRun(NamedTuple):
-    """What :func:`prepare_test_run` set up.
-
-    Attributes:
-        progress (str | None): The progress folder (None if not recorded).
-        swaps (list[str]): One ``KEY: OLD -> NEW`` line per config value
-            the run changed.
-    """
+    """The progress folder (None if not recorded) and the swap lines."""
     progress: Optional[str]
     swaps: List[str]
 
 
+def lock_work_dir(work_dir: str) -> None:
+    """Hold an exclusive ``fcntl`` lock on ``WORK_DIR/.lock`` for the rest
+    of this process (two runs would mix their records and results).
+
+    Raises:
+        ProgressError: Another process holds it, naming its id.
+        DataFileError: The lock file is a symbolic link.
+    """
+    path = osp.abspath(osp.join(work_dir, '.lock'))
+    if path in _HELD:
+        return
+    lock = open_work_file(work_dir, '.lock', 'a+')
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(lock.fileno(), 32, 0).decode('ascii',
+                                                       'replace').strip()
+        lock.close()
+        raise ProgressError(
+            f'Another evaluation (process {holder or "unknown"}) is running '
+            f'in the work dir {work_dir}: two runs would mix their records. '
+            f'Wait for it to end, or give this run another --work-dir.'
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    _HELD[path] = lock
+
+
 def use_checked_loading(cfg) -> List[str]:
-    """Load test images with :class:`RobustLoadImageFromFile` instead of
-    mmcv's ``LoadImageFromFile`` (same arguments, same pixels; bad files are
-    named with the reason and the fix), resize them with
-    :class:`CheckedResize` and load label maps with
-    :class:`CheckedLoadAnnotations` (images too elongated to resize are
-    named; label maps with a one-pixel side keep their shape).
-
-    Only the test dataloader's pipeline changes: ``cfg.test_pipeline``
-    keeps ``LoadImageFromFile``, which ``inference_model`` reads. Steps
-    that are already checked are left as they are.
-
-    Args:
-        cfg (Config): Modified in place.
+    """Load the test dataloader's images with ``RobustLoadImageFromFile``,
+    resize with ``CheckedResize`` and load label maps with
+    ``CheckedLoadAnnotations`` (same arguments and pixels; bad files named
+    with the fix). ``cfg.test_pipeline`` keeps mmseg's names.
 
     Returns:
         list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
     """
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     return use_checked_steps(
-        dataset.get('pipeline', None), annotations=True, where=_PIPELINE)
+        dataset.get('pipeline', None),
+        annotations=True,
+        where='test_dataloader.dataset.pipeline')
 
 
 def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
                      rank: int = 0) -> TestRun:
-    """Check the test data paths and dataloader settings, switch to checked
-    image loading, lock the work dir (main process) and record progress
-    (see :func:`.progress.enable_progress`).
-
-    Args:
-        cfg (Config): The test config, ``work_dir`` set. Modified in place.
-        checkpoint (str): The checkpoint file.
-        resume (bool): Skip the images an earlier run of the same config
-            and checkpoint in the same work dir already evaluated.
-        rank (int): This process's rank.
-
-    Returns:
-        TestRun: The progress folder and the config values swapped.
+    """Check the test data and dataloader, switch to checked loading, lock
+    the work dir (rank 0) and record progress (:func:`enable_progress`;
+    ``resume`` skips what an earlier run of the same inputs evaluated).
+    ``cfg`` (``work_dir`` set) is modified in place.
 
     Raises:
         ConfigCheckError: Missing data folders or split file.
@@ -91,5 +98,5 @@ def prepare_test_run(cfg,
     if rank == 0:
         os.makedirs(cfg.work_dir, exist_ok=True)
         lock_work_dir(cfg.work_dir)
-    progress = enable_progress(cfg, checkpoint, resume, rank, swaps)
-    return TestRun(progress, swaps)
+    return TestRun(
+        enable_progress(cfg, checkpoint, resume, rank, swaps), swaps)

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from groupvit_common.errors import ProgressError
 from mmseg_groupvit.evaluation import (ProgressWriter, describe_run,
                                        prepare_progress)
-from mmseg_groupvit.evaluation.work_dir_lock import lock_work_dir
+from mmseg_groupvit.evaluation.test_run import lock_work_dir
 
 
 @pytest.fixture

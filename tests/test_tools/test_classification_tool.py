@@ -10,10 +10,7 @@ center crop 224, ImageNet mean/std) and the model's logits ranked with
 torch.
 """
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,7 +22,7 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
-                            varied_segmentor)
+                            run_main, varied_segmentor)
 
 LIST = osp.join(VOC_SAMPLE, 'ImageSets', 'Classification', 'val_dominant.txt')
 MEAN = np.array([123.675, 116.28, 103.53])
@@ -68,20 +65,12 @@ def cls_run(small):
     """One run of ``tools/test.py`` on the classification config: its
     ``results.json`` and what the user saw."""
     config, checkpoint, root = small
-    env = dict(os.environ, OMP_NUM_THREADS='2')
-    proc = subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir',
-        str(root / 'run')
-    ],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result, text = run_main('tools/test.py',
+                            [config, checkpoint, '--work-dir', root / 'run'])
+    assert isinstance(result, dict), text[-3000:]
     with open(root / 'run' / 'results.json') as f:
         record = json.load(f)
-    return record, proc.stdout + proc.stderr
+    return record, text
 
 
 def test_top1_top5_equal_a_recomputation(small, cls_run):

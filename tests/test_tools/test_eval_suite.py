@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from mmengine.registry import init_default_scope
 
 from groupvit_common.errors import DataFileError
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor, load_script)
+                            build_small_segmentor, load_script, run_main)
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -64,18 +65,17 @@ def setup(tmp_path_factory):
 
 
 def run_suite(setup, configs, out_dir):
-    command = [
-        sys.executable, SUITE_PY, *configs, '--checkpoints',
-        setup['checkpoint'], '--out-dir',
-        str(out_dir), '--data-root', *[
-            f'{osp.splitext(osp.basename(c))[0]}={setup["data_roots"][c]}'
-            for c in configs
-        ]
-    ]
-    proc = subprocess.run(
-        command, cwd=REPO, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+    """The suite in process (its tools/test.py runs are processes)."""
+    with mock.patch.dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'):
+        result, text = run_main(SUITE_PY, [
+            *configs, '--checkpoints', setup['checkpoint'], '--out-dir',
+            out_dir, '--data-root', *[
+                f'{osp.splitext(osp.basename(c))[0]}={setup["data_roots"][c]}'
+                for c in configs
+            ]
+        ], 'groupvit_eval_suite')
+    assert result == 0, text[-3000:]
+    return text
 
 
 def read_csv(path):
@@ -106,16 +106,11 @@ def suite_runs(setup):
 
 
 def individual_run(setup, config, work_dir):
-    proc = subprocess.run([
-        sys.executable, TEST_PY, config, setup['checkpoint'], '--work-dir',
-        str(work_dir), '--cfg-options',
+    result, text = run_main(TEST_PY, [
+        config, setup['checkpoint'], '--work-dir', work_dir, '--cfg-options',
         f'test_dataloader.dataset.data_root={setup["data_roots"][config]}'
-    ],
-                          cwd=REPO,
-                          env=ENV,
-                          capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    ], 'groupvit_test_tool')
+    assert isinstance(result, dict), text[-3000:]
     with open(osp.join(work_dir, 'results.json')) as f:
         return json.load(f)
 

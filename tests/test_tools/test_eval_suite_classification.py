@@ -3,16 +3,14 @@
 run's top-1 / top-5 and the classification protocol."""
 import csv
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, varied_segmentor
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, run_main,
+                            varied_segmentor)
 
 
 @pytest.mark.slow
@@ -30,17 +28,12 @@ def test_classification_row(tmp_path):
                 f' text_encoder={SMALL_ARCH["text_encoder"]!r})\n'
                 f'test_dataloader = dict(num_workers=0)\n')
     out = tmp_path / 'out'
-    proc = subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'eval_suite.py'), config, '--checkpoints',
-        checkpoint, '--out-dir',
-        str(out), '--data-root', f'cls_small={VOC_SAMPLE}', '--nproc', '2'
-    ],
-                          cwd=REPO,
-                          env=dict(os.environ, OMP_NUM_THREADS='2'),
-                          capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result, text = run_main(
+        osp.join(REPO, 'tools', 'eval_suite.py'), [
+            config, '--checkpoints', checkpoint, '--out-dir', out,
+            '--data-root', f'cls_small={VOC_SAMPLE}', '--nproc', '2'
+        ])
+    assert result == 0, text[-3000:]
     with open(out / 'results.csv', newline='') as f:
         (row, ) = list(csv.DictReader(f))
     with open(osp.join(row['work_dir'], 'results.json')) as f:
@@ -53,4 +46,4 @@ def test_classification_row(tmp_path):
                                                'short 256, crop 224', 'subset',
                                                '17', '-', '-')
     assert record['processes'] == 1
-    assert 'top-1' in proc.stdout
+    assert 'top-1' in text

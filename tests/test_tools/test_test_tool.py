@@ -37,7 +37,8 @@ from mmseg_groupvit.evaluation import describe_protocol
 from mmseg_groupvit.utils import get_prompt_classes
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import (COCO_SAMPLE, CONTEXT_SAMPLE, HF_SMALL, REPO,
-                            VOC_SAMPLE, load_script, swaps_of_a_test_run)
+                            VOC_SAMPLE, load_script, run_main,
+                            swaps_of_a_test_run)
 
 # Tool runs and end-to-end checks: the full suite only (the fast tier,
 # pytest -m "not slow", is the everyday loop).
@@ -83,25 +84,30 @@ def leaf_config(path, base, arch):
 
 
 def run_tool(config, checkpoint, work_dir, *extra, nproc=1):
-    """Run tools/test.py (torchrun for ``nproc`` > 1) and return its
-    results.json."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    """Run tools/test.py and return its results.json: in process, or a
+    process for ``--show-dir`` (mmseg's visualizer is one per process) and
+    torchrun for ``nproc`` > 1."""
     args = [config, checkpoint, '--work-dir', str(work_dir), *extra]
-    if nproc == 1:
-        command = [sys.executable, TEST_PY, *args]
+    if nproc == 1 and '--show-dir' not in extra:
+        result, text = run_main(TEST_PY, args, 'groupvit_test_tool')
+        assert isinstance(result, dict), text[-6000:]
     else:
-        command = [
-            sys.executable, '-m', 'torch.distributed.run',
-            f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
-            f'--master_port={free_port()}', TEST_PY, *args, '--launcher',
-            'pytorch'
+        launch = [] if nproc == 1 else [
+            '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
+            '--master_addr=127.0.0.1', f'--master_port={free_port()}'
         ]
-    proc = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        launcher = [] if nproc == 1 else ['--launcher', 'pytorch']
+        proc = subprocess.run(
+            [sys.executable, *launch, TEST_PY, *args, *launcher],
+            cwd=REPO,
+            env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'),
+            capture_output=True,
+            text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        text = proc.stdout + proc.stderr
     # What the user saw, for the tests of the console.
     with open(osp.join(work_dir, 'console.txt'), 'w') as f:
-        f.write(proc.stdout + proc.stderr)
+        f.write(text)
     with open(osp.join(work_dir, 'results.json')) as f:
         return json.load(f)
 

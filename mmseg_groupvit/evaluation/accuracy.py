@@ -1,27 +1,17 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Top-k accuracy, mmpretrain's ``Accuracy`` metric for single-label
-classification."""
+"""mmpretrain's top-k ``Accuracy`` for single-label classification."""
 from typing import Dict, List, Sequence, Union
 
 import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-__all__ = ['Accuracy']
-
 
 @METRICS.register_module()
 class Accuracy(BaseMetric):
-    """Top-k accuracy in percent over the test set: a sample counts for
-    ``topk=k`` when its label is among the ``k`` highest ``pred_score``
-    entries. Keys ``accuracy/top1``, ``accuracy/top5``, ... as in
-    mmpretrain.
-
-    Args:
-        topk (int | Sequence[int]): Defaults to (1, ).
-        collect_device (str): Defaults to 'cpu'.
-        prefix (str, optional): Defaults to 'accuracy'.
-    """
+    """Top-k accuracy in percent: a sample counts for ``k`` when its label
+    is among its ``k`` highest ``pred_score`` entries. Keys
+    ``accuracy/top1``, ``accuracy/top5``, ... as in mmpretrain."""
     default_prefix = 'accuracy'
 
     def __init__(self,

@@ -1,0 +1,234 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Hooks of the tools: the test run's progress bar and report, and
+pretraining's checks, architecture record and first validation."""
+import json
+import math
+import os.path as osp
+import sys
+import time
+from typing import Optional
+
+from mmengine.dist import get_dist_info, get_world_size
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+from torch.utils.data import IterableDataset
+
+from groupvit_common.errors import TrainingDataError
+from groupvit_common.files import open_work_file
+from groupvit_common.tool_options import RANDOM_BANNER, weights_label
+from ..evaluation import (class_table_lines, describe_run_protocol,
+                          result_lines, run_lines, swap_lines)
+from ..utils.console import progress
+from ..weights.arch import HEADS, canonical, infer_arch
+from ..weights.download import is_remote
+
+
+def _bare(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class ImageProgressHook(Hook):
+    """A progress bar over the test images, with an ETA, on the main
+    process; the images a resumed run skips are said once, not counted.
+
+    Args:
+        stream (file, optional): Where to print; ``sys.stderr`` by default.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, stream=None) -> None:
+        self.stream, self._bar, self._left, self._step = stream, None, 0, 1
+
+    def before_test_epoch(self, runner) -> None:
+        if runner.rank != 0:
+            return
+        loader = runner.test_dataloader
+        total = len(loader.dataset)
+        todo = getattr(loader.sampler, 'todo', None)
+        todo = total if todo is None else len(todo)
+        message = f'images      {total}'
+        if todo != total:
+            message += (f' ({total - todo} already evaluated in this work '
+                        f'dir, {todo} to go)')
+        print(message, flush=True)
+        self._left = todo
+        # Each iteration of the main process stands for a batch per process.
+        self._step = (loader.batch_size or 1) * get_world_size()
+        self._bar = progress(todo, 'test', 'images', self.stream).__enter__()
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
+                        outputs=None) -> None:
+        if self._bar is not None:
+            count = min(self._step, self._left)
+            self._left -= count
+            self._bar.advance(count)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+@HOOKS.register_module()
+class TestReportHook(Hook):
+    """The main process writes ``WORK_DIR/results.json`` after the test
+    (what was evaluated, how, the metrics, per-class results, images,
+    seconds, processes) and, with ``report``, prints the per-class table,
+    metrics and files written.
+
+    Args:
+        config (str): The config file given.
+        checkpoint (str, optional): The checkpoint given (None: random).
+        seed (int): The seed of random weights.
+        random_weights (bool): ``--random-weights`` (said in both).
+        cfg_options (dict, optional): ``--cfg-options``.
+        out (str, optional): ``--out``.
+        show_dir (str, optional): ``--show-dir``.
+        report (bool): Print the report. Defaults to True.
+        swaps (list[str]): The config values the tool swapped.
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self,
+                 config: str,
+                 checkpoint: Optional[str],
+                 seed: int = 0,
+                 random_weights: bool = False,
+                 cfg_options: Optional[dict] = None,
+                 out: Optional[str] = None,
+                 show_dir: Optional[str] = None,
+                 report: bool = True,
+                 swaps=()) -> None:
+        self.label = weights_label(checkpoint, seed)
+        # As given (a URL or hub id), a local path made absolute.
+        if checkpoint and not is_remote(checkpoint):
+            checkpoint = osp.abspath(checkpoint)
+        self.config = config
+        self.checkpoint = weights_label(checkpoint, seed)
+        self.random_weights, self.cfg_options = random_weights, cfg_options
+        self.out, self.show_dir, self.report = out, show_dir, report
+        self.swaps = list(swaps)
+        self._start = time.perf_counter()
+
+    def announce(self, runner) -> None:
+        """Say what is run (with ``report``) and warn of random weights,
+        before anything is built."""
+        if runner.rank != 0:
+            return
+        if self.report:
+            lines = run_lines(runner.cfg, self.config, self.label)
+            print('\n'.join(lines + swap_lines(self.swaps)), flush=True)
+        if self.random_weights:
+            print(
+                f'warning: {RANDOM_BANNER} --random-weights gives a seeded '
+                f'random model (an offline trial of the tool); leave it out '
+                f'for the config\'s weights.',
+                file=sys.stderr)
+
+    def before_test_epoch(self, runner) -> None:
+        self._start = time.perf_counter()
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        seconds = time.perf_counter() - self._start
+        if runner.rank != 0:
+            return
+        cfg, loader = runner.cfg, runner.test_loop.dataloader
+        per_class = next(
+            (m.class_results for m in runner.test_evaluator.metrics
+             if getattr(m, 'class_results', None) is not None), None)
+        record = dict(
+            config=osp.abspath(self.config),
+            checkpoint=self.checkpoint,
+            checkpoint_file=osp.abspath(cfg.load_from)
+            if cfg.load_from else None,
+            random_weights=RANDOM_BANNER if self.random_weights else None,
+            cfg_options=self.cfg_options or {},
+            protocol=describe_run_protocol(cfg),
+            # mmseg rounds to 2 decimals in float32; drop the float32 noise.
+            metrics={
+                k: round(float(v), 4)
+                for k, v in (metrics or {}).items()
+            },
+            per_class=per_class,
+            images=len(loader.dataset),
+            seconds=round(seconds, 3),
+            processes=get_world_size())
+        if self.out is not None:
+            record['predictions'] = osp.abspath(self.out)
+        with open_work_file(cfg.work_dir, 'results.json', 'w') as f:
+            json.dump(record, f, indent=2)
+        if not self.report:
+            return
+        evaluator = cfg.get('test_evaluator')
+        paths = [('results', osp.join(cfg.work_dir, 'results.json')),
+                 ('log', getattr(runner.logger, 'log_file', None)),
+                 ('progress', isinstance(evaluator, dict)
+                  and evaluator.get('progress_dir')),
+                 ('predictions', self.out), ('pictures', self.show_dir)]
+        todo = getattr(loader.sampler, 'todo', None)
+        lines = result_lines(
+            {
+                k.split('/')[-1]: v
+                for k, v in record['metrics'].items()
+            }, record['images'], seconds, paths,
+            None if todo is None else len(todo))
+        if self.random_weights:
+            lines[0] += '  [RANDOM WEIGHTS]'
+        print('\n'.join(class_table_lines(per_class) + lines), flush=True)
+
+
+def model_arch(model) -> dict:
+    """The architecture of a built GroupViT segmentor (or pretrainer) as
+    ``meta.groupvit_arch`` records it: the shapes, plus the head counts."""
+    arch = infer_arch(model.state_dict())
+    arch['image_encoder'][HEADS] = (
+        model.image_encoder.stages[0].blocks[0].attn.num_heads)
+    arch['text_encoder'][HEADS] = model.text_encoder.blocks[0].attn.num_heads
+    return canonical(arch)
+
+
+@HOOKS.register_module()
+class GroupViTArchHook(Hook):
+    """Write ``meta.groupvit_arch`` into every checkpoint saved, so that
+    ``tools/test.py CONFIG CHECKPOINT`` builds the trained architecture."""
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(
+            _bare(runner.model))
+
+
+@HOOKS.register_module()
+class PretrainDataCheckHook(Hook):
+    """Before training, refuse a batch larger than a process's share of the
+    data (with ``drop_last`` the epoch would have no step)."""
+
+    def before_train(self, runner) -> None:
+        loader = runner.train_dataloader
+        dataset, world = loader.dataset, get_dist_info()[1]
+        # An iterable dataset reports its share per process already.
+        share = len(dataset) if isinstance(
+            dataset, IterableDataset) else math.ceil(len(dataset) / world)
+        if share < loader.batch_size:
+            source = getattr(dataset, 'ann_file', None) or 'the shards'
+            raise TrainingDataError(
+                f'the training batch ({loader.batch_size} per process x '
+                f'{world} process(es)) is larger than the data ({share} '
+                f'samples per process from {source}): lower '
+                f'train_dataloader.batch_size or add data.')
+
+
+@HOOKS.register_module()
+class ValidateFirstHook(Hook):
+    """Validate once before training (at step 0 or the resumed step), so
+    that a learning curve has its starting point."""
+
+    def before_train(self, runner) -> None:
+        if runner.val_loop is not None:
+            runner.val_loop.run()
