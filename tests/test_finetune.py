@@ -21,6 +21,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 from groupvit_common.errors import CheckpointError
+from mmseg_groupvit.engine import tool_config
 from mmseg_groupvit.utils.distributed import replace_sync_bn
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script)
@@ -396,7 +397,8 @@ def test_train_amp_without_gpu_is_refused():
     train = load_script('tools/train.py')
     path = [p for p in FINETUNE_CONFIGS if osp.basename(p).startswith('fcn')]
     with pytest.raises(SystemExit, match='--amp needs a GPU'):
-        train.build_config(train.parse_args([path[0], '--amp']))
+        train.enable_amp(
+            tool_config(train.parse_args([path[0], '--amp']), test=False))
 
 
 def test_train_missing_inputs_are_named(converted, tmp_path):
@@ -411,7 +413,7 @@ def test_train_missing_inputs_are_named(converted, tmp_path):
             SystemExit,
             match=f'pretrained checkpoint not found: {missing} '
             r'\(model.backbone.init_cfg.checkpoint\)'):
-        train.check_inputs(train.build_config(args))
+        train.check_inputs(tool_config(args, test=False))
     args = train.parse_args([
         path[0], '--cfg-options',
         f'model.backbone.init_cfg.checkpoint={converted[0]}',
@@ -422,7 +424,7 @@ def test_train_missing_inputs_are_named(converted, tmp_path):
             SystemExit,
             match=r'data root not found: .*/voc '
             r'\(train_dataloader.dataset.datasets.1.data_root\)'):
-        train.check_inputs(train.build_config(args))
+        train.check_inputs(tool_config(args, test=False))
 
 
 def test_sync_bn_becomes_bn_for_cpu_processes():

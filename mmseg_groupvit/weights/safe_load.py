@@ -1,15 +1,20 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The one way a checkpoint file becomes objects (:func:`read_file`), and
-the only place the per-file trust is honoured: ``torch.load(weights_only=
-True)`` after the checks of :func:`_check_archive`, with inert stand-ins for
-the classes checkpoints pickle (OmegaConf, numpy, ``HistoryBuffer``) for
-that call only, then one walk that restores them (see docs/weights.md)."""
+"""The one entry through which a checkpoint file becomes objects
+(:func:`read_file`), and the only place the per-file trust is honoured.
+
+The bytes are read once, hashed and loaded: a torch zip file's records and
+pickle opcodes are checked first (only the globals a checkpoint needs; no
+compressed, repeated or hidden records), then ``torch.load(weights_only=
+True)`` runs with inert stand-ins for the few classes checkpoints pickle
+(OmegaConf, numpy, ``HistoryBuffer``) allowed for that call only; one walk
+turns the stand-ins into real objects and bounds nesting and the bytes
+tensors claim. See docs/weights.md.
+"""
 import ast
 import hashlib
 import io
 import math
 import os.path as osp
-import pickle
 import pickletools
 import struct
 import zipfile
@@ -31,6 +36,13 @@ MAX_DEPTH = 100
 MAX_BYTES = 8 << 30
 # Tensors may claim this many bytes per byte of the file (shared storages).
 _CLAIM_FACTOR = 4
+# What torch writes for tensors and plain containers.
+_TORCH_NAMES = {
+    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+    'torch._utils._rebuild_parameter_with_state', 'collections.OrderedDict',
+    '_codecs.encode', 'builtins.set', 'builtins.complex', 'torch.Size',
+    'torch.device'
+}
 # Trusted files: real path -> SHA-256 of the bytes the user trusted.
 _TRUSTED = {}
 _LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
@@ -44,8 +56,14 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
 
 
 class Refused(Exception):
-    """What the loader does not rebuild (not an ``UnpicklingError``, which
-    ``torch.load`` rewrites)."""
+    """A class or function the stand-ins do not rebuild (not an
+    ``UnpicklingError``, which ``torch.load`` rewrites)."""
+
+
+def refuse(what: str):
+    """Refuse ``what`` (a class or function, and why); :mod:`.safe_load`
+    names the file and it in one line."""
+    raise Refused(what)
 
 
 class ConfigNode:
@@ -71,14 +89,13 @@ class Dtype:
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufc':
-            raise Refused(
-                f'numpy.dtype {spec!r} (only numeric dtypes are read)')
+            refuse(f'numpy.dtype {spec!r} (only numeric dtypes are read)')
         self.dtype = dtype
 
     def __setstate__(self, state):
         if (not isinstance(state, tuple) or len(state) != 8
                 or state[2:5] != (None, None, None)):
-            raise Refused('numpy.dtype with fields or a sub-array')
+            refuse('numpy.dtype with fields or a sub-array')
         if state[1] in ('<', '>'):
             self.dtype = self.dtype.newbyteorder(state[1])
 
@@ -93,14 +110,13 @@ class Array:
                 and isinstance(state[1], tuple)
                 and isinstance(state[2], Dtype) and state[2].dtype is not None
                 and isinstance(state[4], bytes)):
-            raise Refused('numpy.ndarray that is not a plain numeric array')
+            refuse('numpy.ndarray that is not a plain numeric array')
         _, shape, dtype, fortran, data = state
         if not all(isinstance(n, int) and n >= 0
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
-            raise Refused(
-                f'numpy.ndarray whose shape {shape} does not match its '
-                f'{len(data)} bytes')
+            refuse(f'numpy.ndarray whose shape {shape} does not match its '
+                   f'{len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
                 shape, order='F' if fortran else 'C').copy()
@@ -118,14 +134,14 @@ class Buffer:
 
 def _reconstruct(subtype, shape, dtype_char):
     if subtype is not Array:
-        raise Refused('numpy._reconstruct of a class other than numpy.ndarray')
+        refuse('numpy._reconstruct of a class other than numpy.ndarray')
     return Array()
 
 
 def _scalar(dtype, data):
     if not isinstance(dtype, Dtype) or dtype.dtype is None or not isinstance(
             data, bytes) or len(data) != dtype.dtype.itemsize:
-        raise Refused('numpy scalar that is not a plain number')
+        refuse('numpy scalar that is not a plain number')
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
@@ -135,14 +151,14 @@ def _statistic(obj, name):
         return None
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     owner = _REAL_NAMES.get(owner, owner)
-    raise Refused(f'builtins.getattr (attribute {name!r} of {owner})')
+    refuse(f'builtins.getattr (attribute {name!r} of {owner})')
 
 
 def _empty_bytes(*args) -> bytes:
     """``bytes()`` (protocol 2's empty byte string); ``bytes(n)`` would
     let a file allocate n bytes."""
     if args:
-        raise Refused(f'builtins.bytes with arguments ({len(args)} given)')
+        refuse(f'builtins.bytes with arguments ({len(args)} given)')
     return b''
 
 
@@ -168,14 +184,22 @@ _REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
 
 
 def real(obj, restore):
-    """The numpy array or dtype, plain dict or list (OmegaConf) or
-    ``HistoryBuffer`` a :data:`STAND_INS` instance stands for; ``restore``
-    (the loader's walk) restores the state kept."""
+    """The real object of a stand-in.
+
+    Args:
+        obj: A :data:`STAND_INS` instance.
+        restore (callable): Restores the part of a stand-in's state that is
+            kept (the loader's walk, which bounds depth and checks types).
+
+    Returns:
+        A numpy array or dtype, a plain dict or list (OmegaConf), or a
+        ``HistoryBuffer`` of the pickled values.
+    """
     if isinstance(obj, (Dtype, Array)):
         value = obj.dtype if isinstance(obj, Dtype) else obj.array
         if value is None:
-            raise Refused(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
-                          f'without its state')
+            refuse(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
+                   f'without its state')
         return value
     state = obj.state if isinstance(obj.state, dict) else {}
     if isinstance(obj, ConfigNode):  # its value; the metadata is dropped
@@ -189,10 +213,12 @@ def real(obj, restore):
     if not (all(isinstance(v, np.ndarray) and v.ndim == 1
                 for v in values) and len(values[0]) == len(values[1])
             and type(length) is int and length > 0):
-        raise Refused(
-            'mmengine HistoryBuffer whose values are not two arrays of '
-            'one length')
+        refuse('mmengine HistoryBuffer whose values are not two arrays of '
+               'one length')
     return HistoryBuffer(list(values[0]), list(values[1]), length)
+
+
+_ALLOWED = _TORCH_NAMES | {name for _, name in SAFE_GLOBALS}
 
 
 def trust_checkpoint(path: str) -> None:
@@ -302,20 +328,21 @@ def _refused(path: str, what: str) -> str:
 
 
 def _check_archive(data: bytes) -> None:
-    """Before torch reads any of it, refuse a torch zip file whose records
-    are compressed or do not fit in it (a zip bomb), a global outside
-    torch's allow-list and :data:`SAFE_GLOBALS`, and the globals torch
-    allows that let a few bytes claim gigabytes."""
+    """Refuse a torch zip file whose records are compressed or do not fit
+    in it, or whose pickle names a class or function outside
+    :data:`_ALLOWED`, before torch reads any of it."""
     archive = zipfile.ZipFile(io.BytesIO(data))
     records = archive.infolist()
     names = [r.filename for r in records]
-    if len(set(names)) != len(names) or any(
+    pickles = [n for n in names if n.endswith('/data.pkl')]
+    if len(set(names)) != len(names) or len(pickles) != 1 or any(
             r.compress_type != zipfile.ZIP_STORED
             for r in records) or sum(r.file_size for r in records) > len(data):
         raise _Damaged('its zip records are compressed, repeated or larger '
                        'than the file (torch.save writes none of these)')
     # torch's zip reader finds names case-insensitively and ignores data
-    # before the archive: it must read the records checked here.
+    # before the archive: it must see the records checked here, where they
+    # are here.
     reader = torch._C.PyTorchFileReader(io.BytesIO(data))
     offsets = {
         r.filename.partition('/')[2]: _data_offset(data, r)
@@ -327,35 +354,14 @@ def _check_archive(data: bytes) -> None:
         raise _Damaged('torch would read other zip records than the ones '
                        'checked (names that differ only in case, or data '
                        'before the archive)')
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
-                io.BytesIO(data))
-        except pickle.UnpicklingError as e:
-            raise Refused(f'pickle opcodes torch.save does not write ({e})')
-    if unsafe:
-        raise Refused('the class or function ' +
-                      sorted(unsafe)[0].removeprefix('builtins.'))
-    _check_allowed_calls(reader.get_record('data.pkl'))
-
-
-def _check_allowed_calls(pickled: bytes) -> None:
-    """Refuse ``bytearray`` and ``_codecs.encode`` other than as torch
-    writes bytes, ``encode(TEXT, 'latin1')``: torch allows both, and
-    ``bytearray(n)`` or chained ``hex`` encodings make gigabytes of a few
-    bytes. Tracks the string or function each opcode leaves on top of the
-    stack (memoised values included)."""
-    top, memo, expect = None, {}, []
-    for op, arg, _ in pickletools.genops(pickled):
+    top, memo, expect = None, {}, []  # see _pushed
+    for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
+        if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
+            raise Refused(f'a class or function named by {op.name}')
         if op.name in ('BINPUT', 'LONG_BINPUT'):
             memo[arg] = top
             continue
-        name = _global(arg) if op.name == 'GLOBAL' else None
-        if name == 'builtins.bytearray':
-            raise Refused('the class or function bytearray')
-        top = memo.get(arg) if op.name in ('BINGET', 'LONG_BINGET') else (
-            _ENCODE if name == '_codecs.encode' else
-            arg if isinstance(arg, str) and 'UNICODE' in op.name else None)
+        top = _pushed(op.name, arg, memo)
         if expect and not expect.pop(0)(op.name, top):
             raise Refused(
                 '_codecs.encode other than as torch writes bytes, '
@@ -363,6 +369,16 @@ def _check_allowed_calls(pickled: bytes) -> None:
                 'gigabytes of a few bytes)')
         if top is _ENCODE:
             expect = list(_ENCODE_CALL)
+        if op.name == 'GLOBAL':
+            module, name = _global(arg)
+            full = f'{module}.{name}'
+            if full in _ALLOWED or _is_torch_type(module, name):
+                continue
+            if module in ('torch._utils', 'torch._tensor'):
+                raise _Damaged(f'it holds a tensor that is not a plain dense '
+                               f'one ({full}); only dense tensors are read')
+            raise Refused('the class or function ' +
+                          (name if module == 'builtins' else full))
 
 
 _ENCODE = object()
@@ -372,13 +388,24 @@ _ENCODE_CALL = (lambda op, top: isinstance(top, str),
                 lambda op, top: op == 'TUPLE2', lambda op, top: op == 'REDUCE')
 
 
-def _global(arg: str) -> str:
-    """``module.name`` of a GLOBAL, Python 2 names mapped as torch maps
-    them."""
+def _global(arg: str) -> tuple:
+    """``(module, name)`` of a GLOBAL, mapped as torch's unpickler maps
+    Python 2 names."""
     module, name = arg.split(' ', 1)
-    return '.'.join(
-        NAME_MAPPING.get((module, name),
-                         (IMPORT_MAPPING.get(module, module), name)))
+    return NAME_MAPPING.get((module, name),
+                            (IMPORT_MAPPING.get(module, module), name))
+
+
+def _pushed(op: str, arg, memo: dict):
+    """What an opcode leaves on top of the stack, as far as the check of
+    ``_codecs.encode`` calls needs: that function (``_ENCODE``), a string,
+    or None (anything else)."""
+    if op in ('BINGET', 'LONG_BINGET'):
+        return memo.get(arg)
+    if op == 'GLOBAL':
+        return _ENCODE if _global(arg) == ('_codecs', 'encode') else None
+    return arg if isinstance(arg, str) and ('UNICODE' in op
+                                            or 'STRING' in op) else None
 
 
 def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
@@ -386,6 +413,13 @@ def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
     start = record.header_offset
     name, extra = struct.unpack('<HH', data[start + 26:start + 30])
     return start + 30 + name + extra
+
+
+def _is_torch_type(module: str, name: str) -> bool:
+    """``torch.FloatStorage`` and the like (torch's stand-ins for storage
+    types), and dtypes such as ``torch.float32``."""
+    return module == 'torch' and (name.endswith('Storage') or isinstance(
+        getattr(torch, name, None), torch.dtype))
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype,
@@ -405,10 +439,6 @@ class _Walk:
             raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
                            f'levels) to be a checkpoint')
         if isinstance(obj, torch.Tensor):
-            if obj.layout != torch.strided or obj.is_quantized:
-                raise _Damaged(f'it holds a tensor that is not a plain dense '
-                               f'one ({obj.layout}, {obj.dtype}); only dense '
-                               f'tensors are read')
             self.claimed += obj.numel() * obj.element_size()
             if self.claimed > self.limit:
                 raise _Damaged(f'its tensors claim over {self.claimed} bytes, '
@@ -430,8 +460,9 @@ class _Walk:
         elif type(obj) is list:
             self.seen[id(obj)] = obj
             obj[:] = [self.restore(v, depth + 1) for v in obj]
-        elif type(obj) in (tuple, torch.Size):
-            return type(obj)(self.restore(v, depth + 1) for v in obj)
+        elif type(obj) in (tuple, torch.Size):  # shared tuples: once
+            self.seen[id(obj)] = type(obj)(
+                self.restore(v, depth + 1) for v in obj)
         elif type(obj) is set and all(isinstance(v, _PLAIN) for v in obj):
             return obj
         else:

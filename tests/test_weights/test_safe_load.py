@@ -170,6 +170,20 @@ def test_cycles_and_shared_objects_are_restored_once(load):
     assert type(loaded['a']['x']) is np.ndarray
 
 
+def test_tuples_shared_through_the_memo_are_walked_once(load):
+    """``t[i + 1] = (t[i], t[i])``: 90 levels are a 2 KB file that a walk
+    visiting each reference would take 2**90 steps over."""
+    nested = ('leaf', )
+    for _ in range(90):
+        nested = (nested, nested)
+    loaded = load(dict(state_dict={}, meta=dict(value=nested)))
+    value = loaded['meta']['value']
+    for _ in range(90):
+        assert value[0] is value[1]
+        value = value[0]
+    assert value == ('leaf', )
+
+
 Pair = namedtuple('Pair', 'a b')
 
 

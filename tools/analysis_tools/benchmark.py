@@ -37,7 +37,7 @@ from groupvit_common.tool_options import (add_cfg_options, check_paths,
                                           weights_label)
 from mmseg_groupvit.models.layers import fast_linear
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
-    window_batch
+    DEFAULT_WINDOW_BATCH
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
 
@@ -376,7 +376,8 @@ def run(args) -> dict:
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         amp=args.amp,
-        window_batch=window_batch(model.test_cfg),
+        window_batch=(model.test_cfg or {}).get('window_batch')
+        or DEFAULT_WINDOW_BATCH,
         weights=weights_label(args.checkpoint, args.seed),
         machine=machine(device),
         load_avg_1min=dict(
