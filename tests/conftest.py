@@ -12,6 +12,7 @@ import math
 import os
 import os.path as osp
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -124,6 +125,14 @@ def load_script(path, name=None):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def shell_signals():
+    """``preexec_fn`` of a process a test interrupts: SIGINT as a shell gives
+    it (default, unblocked), whatever an earlier in-process run of this
+    worker left."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_main(path, argv, name=None):

@@ -25,7 +25,7 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
-                            varied_segmentor, vary_weights)
+                            shell_signals, varied_segmentor, vary_weights)
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -118,6 +118,7 @@ def interrupt(cmd, work_dir, at_least, sig):
     """Start ``cmd``, send ``sig`` once ``at_least`` images are recorded."""
     proc = subprocess.Popen(
         cmd,
+        preexec_fn=shell_signals,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import (REPO, build_small_segmentor, load_script,
-                            release_name, serve_folder)
+                            release_name, serve_folder, shell_signals)
 
 FETCH = osp.join(REPO, 'tools', 'fetch_weights.py')
 
@@ -38,6 +38,7 @@ def site(tmp_path_factory):
 
 def run(args, torch_home, **kwargs):
     return subprocess.Popen([sys.executable, FETCH, *args],
+                            preexec_fn=shell_signals,
                             cwd=REPO,
                             env=dict(
                                 os.environ,
