@@ -4,10 +4,12 @@ arguments) from its tensor shapes or its config, and each field's rule."""
 import inspect
 import math
 import re
-from numbers import Integral, Real
+from numbers import Real
 from typing import Dict, List, Optional
 
 import torch
+
+from groupvit_common.checks import is_int
 
 PARTS = ('image_encoder', 'text_encoder')
 _CLASSES = dict(image_encoder='GroupViT', text_encoder='GroupViTTextEncoder')
@@ -24,34 +26,28 @@ FIELDS = dict(
 HEADS = 'num_attention_heads'  # the one field no tensor shape tells
 
 
-def _int(v, low=1):
-    return isinstance(v, Integral) and not isinstance(v, bool) and v >= low
+def _real(low, high=math.inf, low_open=True):
+    return lambda v: (
+        isinstance(v, Real) and not isinstance(v, bool) and
+        (low < v if low_open else low <= v) and v < high)
 
 
-def _real(v, low, high, low_open=True):
-    return (isinstance(v, Real) and not isinstance(v, bool)
-            and (low < v if low_open else low <= v) and v < high)
-
-
-def _ints(v, low=1):
-    return isinstance(v, (list, tuple)) and len(v) > 0 and all(
-        _int(n, low) for n in v)
+def _ints(low=1):
+    return lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        is_int(n) and n >= low for n in v)
 
 
 _RULES = dict(
-    depths=(_ints, 'a list of positive integers'),
-    num_group_tokens=(lambda v: _ints(v, 0), 'a list of integers >= 0'),
-    num_output_groups=(_ints, 'a list of positive integers'),
-    eos_token_id=(lambda v: _int(v, 0), 'an integer >= 0'),
-    layer_norm_eps=(lambda v: _real(v, 0, 1),
-                    'a small positive number, e.g. 1e-05'),
-    dropout=(lambda v: _real(v, 0, 1, False), 'a number in [0, 1)'),
-    attention_dropout=(lambda v: _real(v, 0, 1, False), 'a number in [0, 1)'),
-    assign_eps=(lambda v: _real(v, 0, math.inf),
-                'a positive number (the released models use 1.0)'),
+    depths=(_ints(), 'a list of positive integers'),
+    num_group_tokens=(_ints(0), 'a list of integers >= 0'),
+    num_output_groups=(_ints(), 'a list of positive integers'),
+    eos_token_id=(lambda v: is_int(v) and v >= 0, 'an integer >= 0'),
+    layer_norm_eps=(_real(0, 1), 'a small positive number, e.g. 1e-05'),
+    dropout=(_real(0, 1, False), 'a number in [0, 1)'),
+    attention_dropout=(_real(0, 1, False), 'a number in [0, 1)'),
+    assign_eps=(_real(0), 'a positive number (the released models use 1.0)'),
     assign_mlp_ratio=(lambda v: isinstance(v, (list, tuple)) and len(v) == 2
-                      and all(_real(r, 0, math.inf)
-                              for r in v), 'two positive numbers'))
+                      and all(map(_real(0), v)), 'two positive numbers'))
 
 
 def check_arch(arch: dict) -> None:
@@ -66,16 +62,22 @@ def check_arch(arch: dict) -> None:
                 f'{part}: unknown architecture field(s) {unknown or [part]}; '
                 f'the known ones are {sorted(FIELDS.get(part, PARTS))}.')
         for key, value in values.items():
-            check, rule = _RULES.get(key, (_int, 'a positive integer'))
+            check, rule = _RULES.get(
+                key, (lambda v: is_int(v) and v > 0, 'a positive integer'))
             if key == 'hidden_act':
                 check = ACTIVATIONS.__contains__
                 rule = f'one of {sorted(ACTIVATIONS)}'
             elif key == HEADS:
                 width = values.get('hidden_size')
-                check = (lambda v: _int(v) and not (_int(width) and width % v))
+                check = (lambda v: is_int(v) and v > 0 and not (is_int(
+                    width) and width > 0 and width % v))
                 rule = (f'a positive integer dividing {part}.hidden_size '
                         f'({width})')
-            if not _passes(check, value):
+            try:
+                ok = bool(check(value))
+            except TypeError:  # e.g. a list as hidden_act
+                ok = False
+            if not ok:
                 raise ValueError(
                     f'{part}.{key}={value!r} cannot work: it must be {rule}.')
 
@@ -84,13 +86,6 @@ def _plain(value):
     """A sequence (e.g. a trusted file's ``ListConfig``) as a list."""
     return value if isinstance(
         value, (str, Real)) or not hasattr(value, '__iter__') else list(value)
-
-
-def _passes(check, value) -> bool:
-    try:
-        return bool(check(value))
-    except TypeError:  # e.g. a list as hidden_act
-        return False
 
 
 def released_arch() -> dict:
@@ -150,17 +145,13 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
     """The fields the tensor shapes of a state dict in this package's keys
     tell (not the head counts); ``KeyError`` for a missing tensor."""
     arch = {}
-    img = {
-        k[14:]: v.shape
-        for k, v in state.items() if k[:14] == PARTS[0] + '.'
-    }
-    txt = {
-        k[13:]: v.shape
-        for k, v in state.items() if k[:13] == PARTS[1] + '.'
-    }
+    img, txt = ({
+        k[len(part) + 1:]: v.shape
+        for k, v in state.items() if k.startswith(part + '.')
+    } for part in PARTS)
     if img:
-        hidden, patch = img['pos_embed'][-1], img['patch_embed.proj.weight'][
-            -1]
+        hidden = img['pos_embed'][-1]
+        patch = img['patch_embed.proj.weight'][-1]
         stages = range(_count(img, r'stages\.(\d+)\.'))
         arch['image_encoder'] = dict(
             hidden_size=hidden,

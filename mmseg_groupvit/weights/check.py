@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from groupvit_common.errors import CheckpointError
-from .arch import arch_diff, infer_arch
+from .arch import PARTS, arch_diff, infer_arch
 
 #: Training-only tensors (the multi-label loss's temperature): ignored by a
 #: model without them, kept at their initial value when a checkpoint lacks
@@ -25,31 +25,13 @@ def passed(state: Dict[str, torch.Tensor]) -> bool:
         _PASSED.get(id(v), lambda: None)() is v for v in state.values())
 
 
-def optional_training_keys(own: Dict[str, torch.Tensor],
-                           state: Dict[str, torch.Tensor]) -> Dict:
-    """``state`` with :data:`TRAINING_KEYS` as ``own`` has them."""
-    state = {
-        k: v
-        for k, v in state.items() if k in own or k not in TRAINING_KEYS
-    }
-    for key in TRAINING_KEYS:
-        if key in own and key not in state:
-            state[key] = own[key]
-    return state
-
-
-def compare_state_dicts(
-        own: Dict[str, torch.Tensor],
-        state: Dict[str,
-                    torch.Tensor]) -> Tuple[List[str], List[str], List[str]]:
+def compare_state_dicts(own: Dict, state: Dict) -> Tuple[List[str], ...]:
     """Keys missing from ``state``, keys it has in excess, and keys whose
     shapes differ, each sorted."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    reshaped = sorted(
-        k for k in set(own) & set(state)
-        if tuple(own[k].shape) != tuple(state[k].shape))
-    return missing, unexpected, reshaped
+    return (sorted(set(own) - set(state)), sorted(set(state) - set(own)),
+            sorted(
+                k for k in set(own) & set(state)
+                if tuple(own[k].shape) != tuple(state[k].shape)))
 
 
 def _listed(keys: List[str], limit: int = 5) -> str:
@@ -81,9 +63,9 @@ def check_values(state: Dict[str, torch.Tensor],
                  source: str,
                  own: Optional[Dict[str, torch.Tensor]] = None) -> None:
     """Raise :class:`CheckpointError` for values no model can use: what
-    :func:`check_entries` refuses, NaN or Inf in the model's dtype,
-    negative BatchNorm variances, a dtype kind (float, int, bool) other
-    than the model's (``own``)."""
+    :func:`check_entries` refuses, a dtype kind (float, int, bool) other
+    than the model's (``own``), NaN or Inf in the model's dtype (float32
+    for float64 without a model), negative BatchNorm variances."""
     check_entries(state, source)
     own = own or {}
     kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
@@ -94,9 +76,16 @@ def check_values(state: Dict[str, torch.Tensor],
             f'{source}: {len(kinds)} tensor(s) have a dtype of another kind '
             f'than the model\'s: {_listed(kinds)}. The file is damaged or '
             f'from another model.')
-    nonfinite = sorted(
-        k for k, v in state.items() if v.is_floating_point()
-        and not bool(torch.isfinite(v.to(_model_dtype(own.get(k), v))).all()))
+    nonfinite, negative = [], []
+    for key, value in sorted(state.items()):
+        if not value.is_floating_point():
+            continue
+        dtype = own[key].dtype if key in own else (
+            torch.float32 if value.dtype == torch.float64 else value.dtype)
+        if not bool(torch.isfinite(value.to(dtype)).all()):
+            nonfinite.append(key)
+        elif key.endswith('running_var') and bool((value < 0).any()):
+            negative.append(key)
     if nonfinite:
         raise CheckpointError(
             f'{source}: {len(nonfinite)} tensor(s) hold NaN or Inf: '
@@ -104,10 +93,6 @@ def check_values(state: Dict[str, torch.Tensor],
             f'meaningless scores (typically one class everywhere); the '
             f'training diverged or the file is damaged. Use another '
             f'checkpoint.')
-    negative = sorted(
-        k for k, v in state.items()
-        if k.endswith('running_var') and v.is_floating_point() and bool((
-            v < 0).any()))
     if negative:
         raise CheckpointError(
             f'{source}: {len(negative)} BatchNorm variance(s) hold negative '
@@ -116,25 +101,15 @@ def check_values(state: Dict[str, torch.Tensor],
             f'another checkpoint.')
 
 
-def _model_dtype(own: Optional[torch.Tensor],
-                 value: torch.Tensor) -> torch.dtype:
-    """A float tensor's dtype in the model (float32 for float64)."""
-    if own is not None and own.is_floating_point():
-        return own.dtype
-    return torch.float32 if value.dtype == torch.float64 else value.dtype
-
-
-def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
-                                                                torch.Tensor],
-                      missing: List[str], unexpected: List[str],
-                      reshaped: List[str], owner: str) -> List[str]:
+def describe_mismatch(own: Dict, state: Dict, missing: List[str],
+                      unexpected: List[str], reshaped: List[str],
+                      owner: str) -> List[str]:
     """Lines naming the first few missing, unexpected and reshaped keys."""
-    lines = []
-    for name, keys in (('missing from the checkpoint', missing),
-                       ('unexpected in the checkpoint', unexpected)):
-        if keys:
-            lines.append(f'{len(keys)} key(s) {name}: {keys[:6]}'
-                         f'{" ..." * (len(keys) > 6)}')
+    lines = [
+        f'{len(keys)} key(s) {name} the checkpoint: {_listed(keys, 6)}'
+        for name, keys in (('missing from', missing), ('unexpected in',
+                                                       unexpected)) if keys
+    ]
     if reshaped:
         lines.append('shape mismatches: ' + ', '.join(
             f'{k} {tuple(state[k].shape)} vs {owner} {tuple(own[k].shape)}'
@@ -145,17 +120,23 @@ def describe_mismatch(own: Dict[str, torch.Tensor], state: Dict[str,
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     """Refuse a ``state`` without exactly ``model``'s keys and shapes or
     with values :func:`check_values` refuses, naming the differing
-    architecture fields and keys."""
+    architecture fields and keys; :data:`TRAINING_KEYS` are taken as the
+    model has them."""
     own = model.state_dict()
-    state = optional_training_keys(own, state)
+    state = {
+        k: v
+        for k, v in state.items() if k in own or k not in TRAINING_KEYS
+    }
+    state.update(
+        {k: own[k]
+         for k in TRAINING_KEYS if k not in state and k in own})
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, 'The checkpoint', own)
         _PASSED.clear()
         _PASSED.update((id(v), weakref.ref(v)) for v in state.values())
         return
-    if not any(
-            k.startswith(('image_encoder.', 'text_encoder.')) for k in state):
+    if not any(k.startswith(tuple(p + '.' for p in PARTS)) for k in state):
         raise CheckpointError(
             f'The checkpoint has none of the model\'s keys (e.g. '
             f'{sorted(state)[:3]}): it is not a converted GroupViT '
@@ -169,10 +150,10 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     if diff:
         lines.append('architecture fields that differ (config vs '
                      'checkpoint):\n  ' + '\n  '.join(diff))
-    lines += describe_mismatch(own, state, missing, unexpected, reshaped,
-                               'model')
     raise CheckpointError(
         'The checkpoint does not match the model built from the config:\n' +
-        '\n'.join(lines) + '\nUse the config written next to the converted '
-        'checkpoint (tools/convert_weights.py writes DST.py for '
-        'non-default architectures), or set these fields in your config.')
+        '\n'.join(lines + describe_mismatch(own, state, missing, unexpected,
+                                            reshaped, 'model')) +
+        '\nUse the config written next to the converted checkpoint '
+        '(tools/convert_weights.py writes DST.py for non-default '
+        'architectures), or set these fields in your config.')

@@ -216,73 +216,12 @@ def merge_arch(model_cfg: dict,
     return applied
 
 
-def apply_checkpoint_arch(cfg,
-                          checkpoint: Optional[str] = None,
-                          name: Optional[str] = None):
-    """Set ``cfg``'s model architecture (in place) from the checkpoint it
-    will load (``checkpoint``, else ``cfg.load_from``), logging the fields
-    that differ from the defaults and a head count left to the config.
-
-    Returns:
-        dict | None: The architecture applied; None without a checkpoint or
-        for one that holds no GroupViT.
-
-    Raises:
-        CheckpointError: Unreadable checkpoint, failed download, or a config
-            that contradicts the checkpoint.
-    """
-    source = checkpoint or cfg.get('load_from')
-    models = _groupvit_models(cfg.get('model'))
-    if not source or not models:
-        return None
-    path = fetch(source) if is_remote(source) else osp.expanduser(source)
-    loaded = load_from_local(path)
-    _keep(path, loaded)
-    arch = checkpoint_arch(loaded)
-    if arch is None:
-        return None
-    name = name or (source if is_remote(source) else osp.abspath(source))
-    for model_cfg in models:
-        applied = merge_arch(model_cfg, arch, name)
-    model = models[0]
-    try:
-        # The meta is as untrusted as the tensors.
-        check_arch({p: {k: model[p][k] for k in arch[p]} for p in arch})
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f'{source}: {e}') from None
-    if not _main_process():
-        return arch
-    released = released_arch()
-    shown = canonical({p: {k: model[p][k] for k in arch[p]} for p in arch})
-    changed = [
-        f'{p}.{k}={v!r}'.replace(' ', '') for p in shown
-        for k, v in shown[p].items()
-        if f'{p}.{k}' in applied and v != released[p].get(k)
-    ]
-    if changed:
-        print_log(
-            f'Architecture from the checkpoint {name} (where it differs from '
-            f'the config\'s defaults):\n' + textwrap.fill(
-                ', '.join(changed),
-                79,
-                initial_indent='  ',
-                subsequent_indent='  '),
-            logger='current')
-    for part in PARTS:
-        if HEADS not in arch.get(part, {}) and HEADS not in model[part]:
-            print_log(
-                f'{name} does not record {part}.{HEADS}; the config\'s '
-                f'default {released[part][HEADS]} is used. Set it in the '
-                f'config if the model was trained with another value.',
-                logger='current',
-                level=30)
-    return arch
-
-
 def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
     """Make ``cfg`` (in place) ready to load ``checkpoint`` (a path,
     transformers folder, URL or hub id; else ``cfg.load_from``): fetched if
-    remote, its architecture applied, ``cfg.load_from`` the local file.
+    remote, its architecture (if it holds a GroupViT) set in the model
+    config, logging the fields that differ from the defaults and a head
+    count left to the config; ``cfg.load_from`` the local file.
 
     Returns:
         str: The local file.
@@ -304,13 +243,49 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
             f'published weights (a URL, hf://nvidia/groupvit-gcc-yfcc, the '
             f'NVlabs .pth or a transformers folder; see README, '
             f'"Checkpoints"), or leave CHECKPOINT out to use the config\'s.')
-    apply_checkpoint_arch(cfg, local, name=source)
     cfg.load_from = local
-    if is_remote(source) and _main_process():
+    models = _groupvit_models(cfg.get('model'))
+    main = get_dist_info()[0] == 0 and os.environ.get('RANK', '0') == '0'
+    if is_remote(source) and main:
         print_log(f'Weights {source}: {local}', logger='current')
+    arch = None
+    if models:
+        loaded = load_from_local(local)
+        _keep(local, loaded)
+        arch = checkpoint_arch(loaded)
+    if arch is None:
+        return local
+    for model_cfg in models:
+        applied = merge_arch(model_cfg, arch, source)
+    # The meta is as untrusted as the tensors.
+    model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
+    try:
+        check_arch(model)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f'{source}: {e}') from None
+    if not main:
+        return local
+    released = released_arch()
+    changed = [
+        f'{p}.{k}={v!r}'.replace(' ', '')
+        for p, values in canonical(model).items() for k, v in values.items()
+        if f'{p}.{k}' in applied and v != released[p].get(k)
+    ]
+    if changed:
+        print_log(
+            f'Architecture from the checkpoint {source} (where it differs '
+            f'from the config\'s defaults):\n' + textwrap.fill(
+                ', '.join(changed),
+                79,
+                initial_indent='  ',
+                subsequent_indent='  '),
+            logger='current')
+    for part in PARTS:
+        if HEADS not in arch.get(part, {}) and HEADS not in models[0][part]:
+            print_log(
+                f'{source} does not record {part}.{HEADS}; the config\'s '
+                f'default {released[part][HEADS]} is used. Set it in the '
+                f'config if the model was trained with another value.',
+                logger='current',
+                level=30)
     return local
-
-
-def _main_process() -> bool:
-    """Rank 0, also before the process group exists (``RANK``)."""
-    return get_dist_info()[0] == 0 and os.environ.get('RANK', '0') == '0'

@@ -38,31 +38,22 @@ def weights_file(path: str) -> str:
         f'file.')
 
 
-def published_layout(checkpoint) -> Optional[str]:
-    """``'nvlabs'`` or ``'hf'`` for a published checkpoint, else None."""
+def _published(checkpoint, path: str):
+    """``(layout, state, config)`` of a published checkpoint read from
+    ``path``: ``'nvlabs'`` and its config, or ``'hf'`` and the
+    ``config.json`` beside it; else None."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
-    names = [
-        k for k in (model if isinstance(model, dict) else checkpoint)
-        if isinstance(k, str)
-    ]
+    state = model if isinstance(model, dict) else checkpoint
+    names = [k for k in state if isinstance(k, str)]
     if any(k.startswith('img_encoder.') for k in names):
-        return 'nvlabs'
+        return 'nvlabs', state, checkpoint.get('config')
     if model is None and any(k.startswith('vision_model.') for k in names):
-        return 'hf'
+        config = osp.join(osp.dirname(path), 'config.json')
+        return 'hf', state, read_config_json(config) if osp.isfile(
+            config) else None
     return None
-
-
-def _parts(layout: str, checkpoint, path: str):
-    """``(layout, state, config)`` (NVlabs config or ``config.json``)."""
-    if layout == 'nvlabs':
-        model = checkpoint.get('model')
-        return layout, model if isinstance(model, dict) else checkpoint, \
-            checkpoint.get('config')
-    config = osp.join(osp.dirname(path), 'config.json')
-    return layout, checkpoint, read_config_json(config) if osp.isfile(
-        config) else None
 
 
 def load_source_checkpoint(path: str, trust_pickle: bool = False):
@@ -82,9 +73,11 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
         raise CheckpointError(
             f'{path} holds a {type(checkpoint).__name__}, not a state dict; '
             f'it is not a GroupViT checkpoint.')
-    layout = published_layout(checkpoint)
-    if layout or isinstance(checkpoint.get('model'), dict):
-        return _parts(layout or 'nvlabs', checkpoint, path)
+    parts = _published(checkpoint, path)
+    if parts:
+        return parts
+    if isinstance(checkpoint.get('model'), dict):
+        return 'nvlabs', checkpoint['model'], checkpoint.get('config')
     if isinstance(checkpoint.get('state_dict'), dict):
         keys = sorted(map(str, checkpoint['state_dict']))
         if not any(k.startswith(PARTS + ('decode_head.', )) for k in keys):
@@ -247,11 +240,10 @@ def to_mmseg_checkpoint(checkpoint, path: str):
     """A published checkpoint read from ``path`` as ``{'state_dict',
     'meta': {'groupvit_arch', 'dataset_meta'}}``; anything else unchanged.
     """
-    layout = published_layout(checkpoint)
-    if layout is None:
+    parts = _published(checkpoint, path)
+    if parts is None:
         return checkpoint
-    layout, state, config = _parts(layout, checkpoint, path)
-    state, arch = convert_source(layout, state, config, src=path)
+    state, arch = convert_source(*parts, src=path)
     # No dataset classes: the model names them after its vocabulary.
     return dict(
         state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={}))

@@ -60,12 +60,6 @@ class Refused(Exception):
     ``UnpicklingError``, which ``torch.load`` rewrites)."""
 
 
-def refuse(what: str):
-    """Refuse ``what`` (a class or function, and why); :mod:`.safe_load`
-    names the file and it in one line."""
-    raise Refused(what)
-
-
 class ConfigNode:
     """An OmegaConf object: runs no code, keeps its pickled state."""
 
@@ -89,13 +83,14 @@ class Dtype:
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufc':
-            refuse(f'numpy.dtype {spec!r} (only numeric dtypes are read)')
+            raise Refused(
+                f'numpy.dtype {spec!r} (only numeric dtypes are read)')
         self.dtype = dtype
 
     def __setstate__(self, state):
         if (not isinstance(state, tuple) or len(state) != 8
                 or state[2:5] != (None, None, None)):
-            refuse('numpy.dtype with fields or a sub-array')
+            raise Refused('numpy.dtype with fields or a sub-array')
         if state[1] in ('<', '>'):
             self.dtype = self.dtype.newbyteorder(state[1])
 
@@ -110,13 +105,14 @@ class Array:
                 and isinstance(state[1], tuple)
                 and isinstance(state[2], Dtype) and state[2].dtype is not None
                 and isinstance(state[4], bytes)):
-            refuse('numpy.ndarray that is not a plain numeric array')
+            raise Refused('numpy.ndarray that is not a plain numeric array')
         _, shape, dtype, fortran, data = state
         if not all(isinstance(n, int) and n >= 0
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
-            refuse(f'numpy.ndarray whose shape {shape} does not match its '
-                   f'{len(data)} bytes')
+            raise Refused(
+                f'numpy.ndarray whose shape {shape} does not match its '
+                f'{len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
                 shape, order='F' if fortran else 'C').copy()
@@ -134,14 +130,14 @@ class Buffer:
 
 def _reconstruct(subtype, shape, dtype_char):
     if subtype is not Array:
-        refuse('numpy._reconstruct of a class other than numpy.ndarray')
+        raise Refused('numpy._reconstruct of a class other than numpy.ndarray')
     return Array()
 
 
 def _scalar(dtype, data):
     if not isinstance(dtype, Dtype) or dtype.dtype is None or not isinstance(
             data, bytes) or len(data) != dtype.dtype.itemsize:
-        refuse('numpy scalar that is not a plain number')
+        raise Refused('numpy scalar that is not a plain number')
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
@@ -151,14 +147,34 @@ def _statistic(obj, name):
         return None
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     owner = _REAL_NAMES.get(owner, owner)
-    refuse(f'builtins.getattr (attribute {name!r} of {owner})')
+    raise Refused(f'builtins.getattr (attribute {name!r} of {owner})')
+
+
+def _list(items=()) -> list:
+    """``list`` of a list or tuple: ``list(tensor)`` would make a tensor of
+    each element (gigabytes from a stride-0 tensor of a few bytes)."""
+    if not isinstance(items, (list, tuple)):
+        raise Refused(f'builtins.list of a {type(items).__name__}')
+    return list(items)
+
+
+def _dict(items=()) -> dict:
+    """``dict`` of a dict or of pairs in a list or tuple (as :func:`_list`)."""
+    if not isinstance(items, (dict, list, tuple)):
+        raise Refused(f'builtins.dict of a {type(items).__name__}')
+    return dict(items)
+
+
+def _defaultdict(factory=None) -> defaultdict:
+    """``defaultdict`` without items (pickles set them one by one)."""
+    return defaultdict(factory)
 
 
 def _empty_bytes(*args) -> bytes:
     """``bytes()`` (protocol 2's empty byte string); ``bytes(n)`` would
     let a file allocate n bytes."""
     if args:
-        refuse(f'builtins.bytes with arguments ({len(args)} given)')
+        raise Refused(f'builtins.bytes with arguments ({len(args)} given)')
     return b''
 
 
@@ -174,8 +190,8 @@ _NUMPY = [(Array, 'numpy.ndarray'), (Dtype, 'numpy.dtype')] + [
 #: ``(stand-in, 'module.name')`` for ``torch.serialization.safe_globals``.
 SAFE_GLOBALS = [
     (type(n.rsplit('.', 1)[1], (ConfigNode, ), {}), n) for n in _OMEGACONF
-] + _NUMPY + [(dict, 'builtins.dict'), (list, 'builtins.list'),
-              (int, 'builtins.int'), (defaultdict, 'collections.defaultdict'),
+] + _NUMPY + [(_dict, 'builtins.dict'), (_list, 'builtins.list'),
+              (int, 'builtins.int'), (_defaultdict, 'collections.defaultdict'),
               (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
               (_statistic, 'builtins.getattr'),
               (_empty_bytes, 'builtins.bytes')]
@@ -198,8 +214,8 @@ def real(obj, restore):
     if isinstance(obj, (Dtype, Array)):
         value = obj.dtype if isinstance(obj, Dtype) else obj.array
         if value is None:
-            refuse(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
-                   f'without its state')
+            raise Refused(f'numpy.{_REAL_NAMES[type(obj).__name__]} stand-in '
+                          f'without its state')
         return value
     state = obj.state if isinstance(obj.state, dict) else {}
     if isinstance(obj, ConfigNode):  # its value; the metadata is dropped
@@ -213,8 +229,9 @@ def real(obj, restore):
     if not (all(isinstance(v, np.ndarray) and v.ndim == 1
                 for v in values) and len(values[0]) == len(values[1])
             and type(length) is int and length > 0):
-        refuse('mmengine HistoryBuffer whose values are not two arrays of '
-               'one length')
+        raise Refused(
+            'mmengine HistoryBuffer whose values are not two arrays of '
+            'one length')
     return HistoryBuffer(list(values[0]), list(values[1]), length)
 
 

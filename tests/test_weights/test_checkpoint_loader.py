@@ -164,7 +164,7 @@ def test_only_the_main_process_logs_the_architecture(tmp_path, monkeypatch):
     for rank in ('1', '0'):
         monkeypatch.setenv('RANK', rank)
         cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
-        checkpoint_loader.apply_checkpoint_arch(cfg, str(path))
+        checkpoint_loader.resolve_load_from(cfg, str(path))
         assert cfg.model.image_encoder.hidden_size == 64
     message, = logged
     header, *lines = message.splitlines()

@@ -289,6 +289,22 @@ def test_a_small_file_cannot_claim_much_memory(load, tmp_path, payload):
         read_file(str(path))
 
 
+@pytest.mark.parametrize('func, shape', [(list, (10**4, )),
+                                         (dict, (10**4, 2))])
+def test_containers_of_a_tensors_elements_are_refused(tmp_path, func, shape):
+    """``list(tensor)`` and ``dict(tensor)`` make a tensor of each element:
+    a stride-0 tensor of a few bytes becomes about 610 MiB per million
+    elements, inside torch.load, before any bound is checked."""
+    path = tmp_path / 'payload.pth'
+    torch.save(dict(value=Call(func, (torch.zeros(1).expand(*shape), ))), path)
+    with torch.serialization.safe_globals([func]):  # live
+        assert len(torch.load(path, weights_only=True)['value']) == 10**4
+    with pytest.raises(
+            CheckpointError,
+            match=f'holds builtins.{func.__name__} of a Tensor'):
+        read_file(str(path))
+
+
 def test_bytes_as_torch_writes_them_round_trip(load):
     shared = b'\x00\xffshared'
     value = dict(a=b'\x00\x80\xff', b=b'', c=[shared, shared, b'latin1'])
