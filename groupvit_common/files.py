@@ -78,49 +78,37 @@ def read_text(path: str,
             f'as UTF-8.') from None
 
 
-def _too_deep(source: str, max_depth: int) -> DataFileError:
-    return DataFileError(f'{source} nests deeper than {max_depth} levels, '
-                         f'which no file of this project does; it was '
-                         f'damaged or crafted.')
-
-
-def check_json_depth(value: Any,
-                     source: str,
-                     max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """``value`` if its lists and dicts nest at most ``max_depth`` deep
-    (checked without recursion); else :class:`DataFileError`."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(
-            item, dict) else item if (isinstance(item, list)) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth >= max_depth:
-                    raise _too_deep(source, max_depth)
-                stack.append((child, depth + 1))
-    return value
-
-
 def read_json(path: str,
               limit: int = MAX_TEXT_BYTES,
-              what: str = 'JSON file',
-              max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """A JSON file of at most ``limit`` bytes and ``max_depth`` levels,
-    without ``NaN`` or ``Infinity``; else :class:`DataFileError`."""
+              what: str = 'JSON file') -> Any:
+    """A JSON file of at most ``limit`` bytes and :data:`MAX_JSON_DEPTH`
+    levels, without ``NaN`` or ``Infinity``; else :class:`DataFileError`."""
     text = read_text(path, limit, what)
 
     def refuse_constant(name):
         raise ValueError(f'{name} is not a JSON number')
 
+    deep = DataFileError(f'the {what} {path} nests deeper than '
+                         f'{MAX_JSON_DEPTH} levels, which no file of this '
+                         f'project does; it was damaged or crafted.')
     try:
         value = json.loads(text, parse_constant=refuse_constant)
     except RecursionError:
-        raise _too_deep(f'the {what} {path}', max_depth) from None
+        raise deep from None
     except ValueError as e:
         raise DataFileError(
             f'the {what} {path} is not valid JSON ({e}).') from None
-    return check_json_depth(value, f'the {what} {path}', max_depth)
+    # The depth, checked without recursion.
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise deep
+                stack.append((child, depth + 1))
+    return value
 
 
 def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
@@ -196,13 +184,12 @@ def check_image(
     return width, height
 
 
-_WRITE_FLAGS = dict(
-    w=os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-    a=os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-    **{
-        'r+b': os.O_RDWR,
-        'a+': os.O_RDWR | os.O_CREAT | os.O_APPEND
-    })
+_WRITE_FLAGS = {
+    'w': os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    'a': os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    'r+b': os.O_RDWR,
+    'a+': os.O_RDWR | os.O_CREAT | os.O_APPEND
+}
 
 
 def open_work_file(work_dir: str, name: str, mode: str = 'w'):
@@ -287,9 +274,6 @@ def refuse_links(folder: str, option: str) -> None:
 
 
 def file_sha256(path: str) -> str:
-    """The SHA-256 (hex) of a file's content, read in 4 MiB blocks."""
-    sha = hashlib.sha256()
+    """The SHA-256 (hex) of a file's content."""
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            sha.update(block)
-    return sha.hexdigest()
+        return hashlib.file_digest(f, 'sha256').hexdigest()

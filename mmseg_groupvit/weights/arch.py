@@ -115,19 +115,22 @@ def canonical(arch: dict, fill: Optional[dict] = None) -> dict:
     return out
 
 
-def arch_diff(expected: dict, actual: dict,
-              ignore: List[str] = ()) -> List[str]:
-    """``"part.field: expected X, got Y"`` for the fields both dicts set
-    differently (in :func:`canonical` form)."""
+def arch_diff(expected: dict,
+              actual: dict,
+              ignore=(),
+              says=('expected', 'got')) -> List[str]:
+    """``"part.field: expected X, got Y"`` (``says``: the two words) for
+    the fields both dicts set differently (in :func:`canonical` form)."""
     lines = []
     for part in sorted(set(expected) | set(actual)):
         exp, act = (
             canonical({part: d.get(part, {})})[part]
             for d in (expected, actual))
-        for key in sorted(set(exp) & set(act)):
-            if exp[key] != act[key] and f'{part}.{key}' not in ignore:
-                lines.append(
-                    f'{part}.{key}: expected {exp[key]!r}, got {act[key]!r}')
+        lines += [
+            f'{part}.{k}: {says[0]} {exp[k]!r}, {says[1]} {act[k]!r}'
+            for k in sorted(set(exp) & set(act))
+            if exp[k] != act[k] and f'{part}.{k}' not in ignore
+        ]
     return lines
 
 

@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's loaders of local paths, URLs and ``hf://`` ids (registered on
-import), the download cache (:func:`fetch`: one converted file per source)
-and the checkpoint's architecture applied to the model config
-(:func:`resolve_load_from`). See docs/weights.md.
-"""
+"""mmengine's loaders of paths, URLs and ``hf://`` ids (registered on
+import), the download cache (:func:`fetch`) and the checkpoint's
+architecture applied to the model config (:func:`resolve_load_from`)."""
 import hashlib
 import os
 import os.path as osp
@@ -182,14 +180,11 @@ def _groupvit_models(model_cfg) -> list:
 def merge_arch(model_cfg: dict,
                arch: dict,
                source: str = 'the checkpoint') -> List[str]:
-    """Fill ``model_cfg``'s (in place) encoder fields with ``arch``.
+    """Fill ``model_cfg``'s (in place) encoder fields with ``arch``;
+    :class:`CheckpointError` naming each field the config sets otherwise.
 
     Returns:
         list[str]: ``part.field`` of the fields set.
-
-    Raises:
-        CheckpointError: The config sets a field to another value than
-            ``arch`` (each named).
     """
     explicit = {
         part: {
@@ -198,12 +193,12 @@ def merge_arch(model_cfg: dict,
         }
         for part in PARTS
     }
-    conflicts = arch_diff(explicit, arch)
+    conflicts = arch_diff(
+        explicit, arch, says=('config says', 'checkpoint says'))
     if conflicts:
         raise CheckpointError(
             f'the config contradicts the architecture recorded in '
-            f'{source}:\n  ' + '\n  '.join(conflicts).replace(
-                'expected', 'config says').replace('got', 'checkpoint says') +
+            f'{source}:\n  ' + '\n  '.join(conflicts) +
             '\nRemove these fields from the config (the checkpoint\'s '
             'architecture is applied), or use the checkpoint that matches '
             'the config.')

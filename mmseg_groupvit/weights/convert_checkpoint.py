@@ -1,10 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Published GroupViT checkpoints in this package's keys, with their
-architecture: in memory (:func:`to_mmseg_checkpoint`) and as files
-(:func:`convert_checkpoint`, ``tools/convert_weights.py``)."""
+"""Published GroupViT checkpoints in this package's keys with their
+architecture, in memory and as files (``tools/convert_weights.py``)."""
 import os
 import os.path as osp
-import tempfile
 from typing import Optional
 
 import torch
@@ -183,19 +181,11 @@ def convert_source(layout: str,
                    arch_config: Optional[str] = None,
                    vision_heads: Optional[int] = None,
                    src: str = 'the checkpoint'):
-    """Convert a state dict of ``layout`` (see
-    :func:`load_source_checkpoint`) to this package's keys, with its
-    architecture: the tensor shapes and what ``config``, ``arch_config``
-    or ``vision_heads`` declare (a head count recorded nowhere is left to
-    the model config). The fields are checked by whoever applies them.
-
-    Returns:
-        tuple: ``(state_dict, arch)``, the keys in sorted order.
-
-    Raises:
-        CheckpointError: Keys or entries that are not GroupViT's, or a
-            config that contradicts the tensors.
-    """
+    """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
+    this package's keys (sorted) and its architecture: the tensor shapes
+    and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
+    head count recorded nowhere is left to the model config); else
+    :class:`CheckpointError`. Whoever applies the fields checks them."""
     check_entries(state, src)
     if layout == 'nvlabs':
         state = convert_nvlabs(state)
@@ -219,12 +209,11 @@ def convert_source(layout: str,
             f'again.') from None
     if vision_heads is not None:
         declared.setdefault('image_encoder', {})[HEADS] = vision_heads
-    diff = arch_diff(declared, inferred)
+    diff = arch_diff(declared, inferred, says=('config says', 'tensors say'))
     if diff:
         raise CheckpointError(
             'The checkpoint\'s config disagrees with its tensors:\n  ' +
-            '\n  '.join(diff).replace('expected', 'config says').replace(
-                'got', 'tensors say') + '\nThe config or the weights are from '
+            '\n  '.join(diff) + '\nThe config or the weights are from '
             'another model; use the matching pair.')
     arch = {p: dict(inferred.get(p), **declared.get(p, {})) for p in PARTS}
     text = arch['text_encoder']
@@ -254,23 +243,16 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
-    folder = osp.dirname(osp.abspath(dst))
-    tmp = None
+    tmp = f'{dst}.{os.getpid()}.partial'
     try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-                dir=folder, suffix='.partial', delete=False) as f:
-            tmp = f.name
-            torch.save(checkpoint, f)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # as a plainly written file
+        os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+        torch.save(checkpoint, tmp)
         os.replace(tmp, dst)
     except OSError as e:
         raise CheckpointError(
             f'cannot write {dst}: {e.strerror or e}.') from None
     finally:
-        if tmp is not None and osp.exists(tmp):
+        if osp.exists(tmp):
             os.remove(tmp)
 
 
@@ -294,20 +276,17 @@ def expected_state(arch: dict) -> dict:
     return own
 
 
-def _format_dict(values: dict, indent: int) -> str:
-    pad = ' ' * indent
-    items = ',\n'.join(f'{pad}{k}={v!r}' for k, v in values.items())
-    return f'dict(\n{items})'
-
-
 def write_arch_config(path: str, arch: dict, base_config: str) -> None:
     """Write a config inheriting ``base_config`` (absolute path) that sets
     ``arch`` (passed by :func:`check_arch`: plain values only)."""
+    parts = ',\n'.join(f'    {part}=dict(\n' +
+                       ',\n'.join(f'        {k}={v!r}'
+                                  for k, v in arch[part].items()) + ')'
+                       for part in PARTS)
     text = ('# Written by tools/convert_weights.py: the architecture of a '
             'non-default\n# GroupViT checkpoint.\n'
             f'_base_ = [{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
-            f'    image_encoder={_format_dict(arch["image_encoder"], 8)},\n'
-            f'    text_encoder={_format_dict(arch["text_encoder"], 8)})\n')
+            f'{parts})\n')
     try:
         with open(path, 'w') as f:
             f.write(text)
@@ -323,18 +302,12 @@ def convert_checkpoint(src: str,
                        base_config: str = DEFAULT_BASE_CONFIG,
                        trust_pickle: bool = False) -> dict:
     """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to a
-    checkpoint at ``dst`` checked against the model of its architecture,
-    and write ``DST.py`` for a non-default one. The file depends only on
-    the weights and architecture (sorted keys, one storage per tensor).
-
-    Args:
-        src (str): Source checkpoint.
-        dst (str): Output ``.pth`` path.
-        arch_config (str, optional): A transformers ``config.json`` or an
-            NVlabs config, when the checkpoint carries none.
-        vision_heads (int, optional): Vision attention heads.
-        base_config (str): Inherited by the ``.py`` written.
-        trust_pickle (bool): Allow full unpickling of ``src``.
+    checkpoint at ``dst`` checked against the model of its architecture
+    (``arch_config``: a ``config.json`` or NVlabs config when ``src``
+    carries none; ``vision_heads``; ``trust_pickle``: unpickle ``src``
+    fully), and write ``DST.py`` inheriting ``base_config`` for a
+    non-default one. The file depends only on the weights and architecture
+    (sorted keys, one storage per tensor).
 
     Returns:
         dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the path of

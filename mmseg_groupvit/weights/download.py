@@ -88,29 +88,30 @@ def download_url(url: str, entry: str) -> str:
                 f'bytes; nothing was kept in {osp.dirname(entry)}. Run '
                 f'again. ' + by_hand(url, entry))
         return f.name
-    except _Refused as e:
+    except BaseException as e:
         os.remove(f.name)
-        raise CheckpointError(
-            f'the download of {url} {e}; nothing was kept in '
-            f'{osp.dirname(entry)}. ' + by_hand(url, entry)) from None
-    except KeyboardInterrupt:
-        os.remove(f.name)
-        raise CheckpointError(
-            f'the download of {url} was interrupted; nothing was kept in '
-            f'{osp.dirname(entry)}. Run again to download it.') from None
-    except CheckpointError:
-        os.remove(f.name)
-        raise
-    except (urllib.error.URLError, OSError, http.client.HTTPException,
-            ValueError) as e:
-        os.remove(f.name)
-        reason = getattr(e, 'reason', None) or e
-        if isinstance(e, urllib.error.HTTPError):
-            reason = f'HTTP {e.code} {e.reason}'
-        raise CheckpointError(
-            f'cannot download {url} ({reason}); offline or the server '
+        if isinstance(e, CheckpointError) or not isinstance(
+                e, (_Refused, KeyboardInterrupt, OSError, ValueError,
+                    http.client.HTTPException)):
+            raise
+        raise CheckpointError(_failure(url, entry, e)) from None
+
+
+def _failure(url: str, entry: str, e: BaseException) -> str:
+    """Why a download failed (``e``: a refusal, Ctrl-C, a network or HTTP
+    error), that nothing was kept, and the fix."""
+    kept = f'nothing was kept in {osp.dirname(entry)}.'
+    if isinstance(e, _Refused):
+        return f'the download of {url} {e}; {kept} ' + by_hand(url, entry)
+    if isinstance(e, KeyboardInterrupt):
+        return (f'the download of {url} was interrupted; {kept} Run again to '
+                f'download it.')
+    reason = getattr(e, 'reason', None) or e
+    if isinstance(e, urllib.error.HTTPError):
+        reason = f'HTTP {e.code} {e.reason}'
+    return (f'cannot download {url} ({reason}); offline or the server '
             f'failed. The checkpoint is looked for at {entry}. ' +
-            by_hand(url, entry)) from None
+            by_hand(url, entry))
 
 
 class _Refused(Exception):
@@ -157,21 +158,15 @@ def _copy_body(response, f, max_bytes: int, stall: int) -> None:
             since, window = time.monotonic(), 0
 
 
-def parse_hub_id(source: str):
-    """``hf://owner/name[@revision]`` -> ``(repo_id, revision)``."""
+def download_hub(source: str) -> str:
+    """The weights file (``config.json`` beside it) of
+    ``hf://owner/name[@revision]`` in the hub cache, fetched unless there;
+    offline, refused at once with the command that fills the cache."""
     repo_id, _, revision = source[len(HUB_PREFIX):].strip('/').partition('@')
     if repo_id.count('/') != 1 or not all(repo_id.split('/')):
         raise CheckpointError(
             f'{source} is not a hub id: write hf://OWNER/NAME, e.g. '
             f'hf://nvidia/groupvit-gcc-yfcc (optionally @REVISION).')
-    return repo_id, revision or None
-
-
-def download_hub(source: str) -> str:
-    """The weights file (``config.json`` beside it) of
-    ``hf://owner/name[@revision]`` in the hub cache, fetched unless there;
-    offline, refused at once with the command that fills the cache."""
-    repo_id, revision = parse_hub_id(source)
     try:
         from huggingface_hub import constants, hf_hub_download
     except ImportError:
@@ -182,7 +177,7 @@ def download_hub(source: str) -> str:
     folder = osp.join(constants.HF_HUB_CACHE,
                       'models--' + repo_id.replace('/', '--'))
     hand = (f'The hub cache is {folder}. Fill it on a machine with access, '
-            f'e.g. `{_hub_command()} download {repo_id} config.json '
+            f'e.g. `hf download {repo_id} config.json '
             f'{HF_WEIGHT_FILES[0]}`, and copy it here, or pass the files\' '
             f'folder as a local checkpoint.')
     errors = []
@@ -194,7 +189,7 @@ def download_hub(source: str) -> str:
                     path = hf_hub_download(
                         repo_id,
                         file,
-                        revision=revision,
+                        revision=revision or None,
                         local_files_only=local_only)
                 return path
             except Exception as e:  # not cached, no such repo or file
@@ -202,9 +197,10 @@ def download_hub(source: str) -> str:
         return None
 
     path = get(local_only=True)
+    if path is not None:
+        return path
     offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
-    if path is None and not offline:
-        path = get(local_only=False)
+    path = None if offline else get(local_only=False)
     if path is not None:
         return path
     error = errors[0]
@@ -227,14 +223,3 @@ def _reachable(endpoint: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _hub_command() -> str:
-    """The command line tool the installed huggingface_hub ships."""
-    from importlib.metadata import entry_points
-    names = {
-        e.name
-        for e in entry_points(group='console_scripts')
-        if e.value.startswith('huggingface_hub')
-    }
-    return 'hf' if 'hf' in names else 'huggingface-cli'

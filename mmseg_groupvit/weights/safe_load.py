@@ -2,13 +2,11 @@
 """The one entry through which a checkpoint file becomes objects
 (:func:`read_file`), and the only place the per-file trust is honoured.
 
-The bytes are read once, hashed and loaded: a torch zip file's records and
-pickle opcodes are checked first (only the globals a checkpoint needs; no
-compressed, repeated or hidden records), then ``torch.load(weights_only=
-True)`` runs with inert stand-ins for the few classes checkpoints pickle
-(OmegaConf, numpy, ``HistoryBuffer``) allowed for that call only; one walk
-turns the stand-ins into real objects and bounds nesting and the bytes
-tensors claim. See docs/weights.md.
+The bytes are read once and hashed; a torch zip file's records and pickle
+opcodes are checked (only the globals a checkpoint needs), then
+``torch.load(weights_only=True)`` runs with inert stand-ins (OmegaConf,
+numpy, ``HistoryBuffer``) allowed for that call only; one walk makes them
+real and bounds nesting and the bytes tensors claim. See docs/weights.md.
 """
 import ast
 import hashlib
@@ -118,14 +116,9 @@ class Array:
                 shape, order='F' if fortran else 'C').copy()
 
 
-class Buffer:
+class Buffer(ConfigNode):
     """mmengine's ``HistoryBuffer``: its values and counts, nothing else
     (the pickled ``statistics_methods`` are dropped)."""
-
-    state = None
-
-    def __setstate__(self, state):
-        self.state = state
 
 
 def _reconstruct(subtype, shape, dtype_char):
@@ -195,22 +188,14 @@ SAFE_GLOBALS = [
               (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
               (_statistic, 'builtins.getattr'),
               (_empty_bytes, 'builtins.bytes')]
-STAND_INS = (ConfigNode, Dtype, Array, Buffer)
+STAND_INS = (ConfigNode, Dtype, Array)
 _REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
 
 
 def real(obj, restore):
-    """The real object of a stand-in.
-
-    Args:
-        obj: A :data:`STAND_INS` instance.
-        restore (callable): Restores the part of a stand-in's state that is
-            kept (the loader's walk, which bounds depth and checks types).
-
-    Returns:
-        A numpy array or dtype, a plain dict or list (OmegaConf), or a
-        ``HistoryBuffer`` of the pickled values.
-    """
+    """The real object of a :data:`STAND_INS` instance: a numpy array or
+    dtype, plain dicts and lists (OmegaConf) or a ``HistoryBuffer``;
+    ``restore`` (the loader's walk) restores the state kept."""
     if isinstance(obj, (Dtype, Array)):
         value = obj.dtype if isinstance(obj, Dtype) else obj.array
         if value is None:
@@ -218,7 +203,7 @@ def real(obj, restore):
                           f'without its state')
         return value
     state = obj.state if isinstance(obj.state, dict) else {}
-    if isinstance(obj, ConfigNode):  # its value; the metadata is dropped
+    if not isinstance(obj, Buffer):  # OmegaConf: the metadata is dropped
         return restore(state['_content'] if '_content' in
                        state else state.get('_val'))
     from mmengine.logging import HistoryBuffer
@@ -239,37 +224,39 @@ _ALLOWED = _TORCH_NAMES | {name for _, name in SAFE_GLOBALS}
 
 
 def trust_checkpoint(path: str) -> None:
-    """Let :func:`read_file` unpickle this one file fully, as long as its
-    bytes do not change.
-
-    Only for a file from a source the user trusts: unpickling can run code.
-
-    Args:
-        path (str): The checkpoint file.
-    """
+    """Let :func:`read_file` unpickle the file ``path`` fully while its
+    bytes do not change: only for a source the user trusts (unpickling can
+    run code)."""
     path = osp.realpath(osp.expanduser(path))
     if osp.isfile(path):
         _TRUSTED[path] = file_sha256(path)
 
 
 def read_file(path: str, check_digest: Optional[Callable] = None):
-    """Read a checkpoint file safely (see the module's docstring).
-
-    Args:
-        path (str): A ``.pth`` / ``.bin`` (torch zip) or safetensors file.
-        check_digest (callable, optional): Called with the hex SHA-256 of
-            the bytes about to be loaded; raises to refuse them.
+    """Read a ``.pth`` / ``.bin`` (torch zip) or safetensors file safely
+    (see the module's docstring); ``check_digest`` is called with the hex
+    SHA-256 of the bytes before they are loaded (it raises to refuse them).
 
     Returns:
-        The loaded object: tensors, numbers, strings and containers, numpy
-        values and ``HistoryBuffer`` objects of training state, OmegaConf
-        configs as dicts and lists.
+        Tensors, numbers, strings and containers, numpy values and
+        ``HistoryBuffer`` objects of training state, OmegaConf configs as
+        dicts and lists.
 
     Raises:
         CheckpointError: Missing, empty, damaged or refused files, naming
             the file, what it holds and the fix.
     """
-    data = _read_bytes(path)
+    if not osp.lexists(path):
+        raise CheckpointError(
+            f'Checkpoint not found: {path}. Check the path, or download the '
+            f'GroupViT weights (see docs/weights.md).')
+    try:
+        data = read_bytes(path, MAX_BYTES, 'checkpoint')
+    except DataFileError as e:
+        raise CheckpointError(str(e)) from None
+    if not data:
+        raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
+                              f'download probably failed. Download it again.')
     digest = hashlib.sha256(data).hexdigest()
     if check_digest is not None:
         check_digest(digest)
@@ -297,7 +284,14 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
     except CheckpointError:
         raise
     except Refused as e:
-        raise CheckpointError(_refused(path, str(e))) from None
+        raise CheckpointError(
+            f'{path} was refused: it holds {e}, which the safe loader does '
+            f'not rebuild (it reads tensors, plain containers, the NVlabs '
+            f'OmegaConf config and mmengine training state). Loading it '
+            f'fully could run code hidden in the file; if you trust its '
+            f'source, convert it once with `tools/convert_weights.py '
+            f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
+            f'tools/test.py).') from None
     except _Damaged as e:
         raise CheckpointError(f'{path} was refused: {e}. The file is damaged '
                               f'or crafted; use another checkpoint.') from None
@@ -314,34 +308,8 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
     return obj
 
 
-def _read_bytes(path: str) -> bytes:
-    if not osp.lexists(path):
-        raise CheckpointError(
-            f'Checkpoint not found: {path}. Check the path, or download the '
-            f'GroupViT weights (see docs/weights.md).')
-    try:
-        data = read_bytes(path, MAX_BYTES, 'checkpoint')
-    except DataFileError as e:
-        raise CheckpointError(str(e)) from None
-    if not data:
-        raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
-                              f'download probably failed. Download it again.')
-    return data
-
-
 class _Damaged(Exception):
     """A structure no checkpoint has (the file is damaged or crafted)."""
-
-
-def _refused(path: str, what: str) -> str:
-    return (
-        f'{path} was refused: it holds {what}, which the safe loader '
-        f'does not rebuild (it reads tensors, plain containers, the NVlabs '
-        f'OmegaConf config and mmengine training state). Loading it '
-        f'fully could run code hidden in the file; if you trust its '
-        f'source, convert it once with `tools/convert_weights.py '
-        f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
-        f'tools/test.py).')
 
 
 def _check_archive(data: bytes) -> None:

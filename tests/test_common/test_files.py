@@ -15,9 +15,9 @@ from PIL import Image
 
 from groupvit_common import files
 from groupvit_common.errors import USER_ERRORS, DataFileError
-from groupvit_common.files import (check_image, check_json_depth,
-                                   open_work_file, read_bytes, read_gzip,
-                                   read_json, read_text, refuse_links)
+from groupvit_common.files import (check_image, open_work_file, read_bytes,
+                                   read_gzip, read_json, read_text,
+                                   refuse_links)
 
 
 def test_regular_file_within_its_bound_is_read(tmp_path):
@@ -84,12 +84,6 @@ def test_json_bounds(tmp_path):
     path.write_text('{"a": ')
     with pytest.raises(DataFileError, match='not valid JSON'):
         read_json(str(path))
-
-
-def test_json_depth_of_built_values():
-    assert check_json_depth({'a': [[1]]}, 'x', max_depth=3) == {'a': [[1]]}
-    with pytest.raises(DataFileError, match='x nests deeper than 2'):
-        check_json_depth({'a': [[1]]}, 'x', max_depth=2)
 
 
 def test_gzip_bomb_is_refused_without_expanding_it(tmp_path):
