@@ -213,6 +213,17 @@ def arch_from_hf_config(config: dict) -> dict:
     return arch
 
 
+# Our field names -> the NVlabs config's.
+_NV_IMAGE = (('hidden_size', 'embed_dim'), ('depths', 'depths'),
+             ('num_group_tokens', 'num_group_tokens'), ('num_output_groups',
+                                                        'num_output_groups'),
+             ('image_size', 'img_size'), ('patch_size', 'patch_size'),
+             ('num_channels', 'in_chans'))
+_NV_TEXT = (('hidden_size', 'width'), ('num_hidden_layers', 'layers'),
+            ('max_position_embeddings', 'context_length'), ('vocab_size',
+                                                            'vocab_size'))
+
+
 def arch_from_nvlabs_config(config) -> Optional[dict]:
     """The fields an NVlabs config (or its ``model`` section) sets; None
     without an ``img_encoder``."""
@@ -224,31 +235,15 @@ def arch_from_nvlabs_config(config) -> Optional[dict]:
     if len(set(map(repr, heads))) > 1:
         raise ValueError(f'Stages with different head counts {heads} are '
                          f'not supported.')
-    names = dict(
-        hidden_size='embed_dim',
-        depths='depths',
-        num_group_tokens='num_group_tokens',
-        num_output_groups='num_output_groups',
-        image_size='img_size',
-        patch_size='patch_size',
-        num_channels='in_chans')
     image = {
         ours: _plain(img[theirs])
-        for ours, theirs in names.items() if theirs in img
+        for ours, theirs in _NV_IMAGE if theirs in img
     }
     if heads:
         image[HEADS] = heads[0]
     if 'embed_dim' in img and 'mlp_ratio' in img:
         image['intermediate_size'] = int(img['embed_dim'] * img['mlp_ratio'])
-    names = dict(
-        hidden_size='width',
-        num_hidden_layers='layers',
-        max_position_embeddings='context_length',
-        vocab_size='vocab_size')
-    text = {
-        ours: txt[theirs]
-        for ours, theirs in names.items() if theirs in txt
-    }
+    text = {ours: txt[theirs] for ours, theirs in _NV_TEXT if theirs in txt}
     if 'output_dim' in model:
         image['projection_dim'] = text['projection_dim'] = model['output_dim']
     return dict(image_encoder=image, text_encoder=text)
