@@ -111,13 +111,6 @@ def _measure(who, arch, batch, device, amp, repeat, queue):
     cuda = kind == 'cuda'
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    if cuda:
-        before = torch.cuda.memory_allocated() / 2**20
-    else:
-        with open('/proc/self/status') as f:
-            before = next(
-                int(line.split()[1]) / 1024 for line in f
-                if line.startswith('VmRSS'))
     loss = []
 
     def step():
@@ -133,12 +126,7 @@ def _measure(who, arch, batch, device, amp, repeat, queue):
     best = time_interleaved(dict(step=step), repeat, 1, device)['step']['best']
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(
-        dict(
-            seconds=best,
-            peak_mib=peak,
-            before_steps_mib=before,
-            loss=loss[0].item()))
+    queue.put(dict(seconds=best, peak_mib=peak, loss=loss[0].item()))
 
 
 def measure(who, arch, batch, device, amp, repeat) -> dict:
@@ -155,26 +143,20 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     return queue.get()
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--amp', nargs='+', default=['fp32'], choices=['fp32', 'fp16', 'bf16'])
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument(
-        '--arch', default='released', choices=['released', 'small'])
-    parser.add_argument(
-        '--gpu-report',
+    add = parser.add_argument
+    add('--batch', type=int, default=16)
+    add('--device', default='cpu')
+    add('--amp', nargs='+', default=['fp32'], choices=['fp32', 'fp16', 'bf16'])
+    add('--repeat', type=int, default=3)
+    add('--arch', default='released', choices=['released', 'small'])
+    add('--gpu-report',
         action='store_true',
         help='the settings of gpu_report.sh: on a GPU batch 256, fp32, '
         'fp16 and bf16; without one a dry run (small model, batch 2)')
-    parser.add_argument('--out', help='write the results as JSON here')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+    add('--out', help='write the results as JSON here')
+    args = parser.parse_args(argv)
     if args.gpu_report:
         import torch
         if torch.cuda.is_available():
