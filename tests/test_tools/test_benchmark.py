@@ -73,8 +73,7 @@ def run(small_config, tmp_path_factory):
     with contextlib.redirect_stdout(stdout), stderr_of_process(err_path):
         status = benchmark.main([
             small_config, '--data-root', VOC_SAMPLE, '--num-images', '1',
-            '--repeat', '1', '--window-batch', '2',
-            '--json'
+            '--repeat', '1', '--window-batch', '2', '--json'
         ] + onnx)
     text = stdout.getvalue().strip()
     out = json.loads(text.splitlines()[-1])

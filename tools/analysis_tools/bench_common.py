@@ -20,7 +20,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import error_line, exit_on_user_error
-from groupvit_common.tool_options import add_cfg_options, check_paths
+from groupvit_common.tool_options import (add_cfg_options, check_device,
+                                          check_paths)
 from mmseg_groupvit.utils.config_file import read_config
 from mmseg_groupvit.weights import infer_arch
 from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
@@ -40,7 +41,9 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
     default with ``set_defaults``."""
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
-    add('config', nargs='?' if config else None, default=config,
+    add('config',
+        nargs='?' if config else None,
+        default=config,
         help='config file')
     add('--checkpoint', help='converted checkpoint (default: random, seeded)')
     add('--device', default='cpu', help='cpu or cuda[:i]')
@@ -58,20 +61,19 @@ def setup(args) -> Tuple[object, torch.device]:
     merged, read and checked by ``read_config``) and the device; exit with
     one error line on bad input."""
     checkpoint = getattr(args, 'checkpoint', None)
-    problem = check_paths(args.config, checkpoint, checkpoint_option='--checkpoint')
+    problem = check_paths(
+        args.config, checkpoint, checkpoint_option='--checkpoint')
     if problem:
         raise SystemExit(error_line(problem))
-    device = torch.device(getattr(args, 'device', 'cpu'))
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit(error_line('--device cuda but no GPU is visible; '
-                                    'use --device cpu'))
+    device = getattr(args, 'device', 'cpu')
     options = dict(args.cfg_options or {})
     if getattr(args, 'window_batch', None):
         options['model.test_cfg.window_batch'] = args.window_batch
-    with exit_on_user_error():
+    with exit_on_user_error(ValueError):
+        check_device(device)
         cfg = read_config(args.config, options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    return cfg, device
+    return cfg, torch.device(device)
 
 
 def load_runtime():

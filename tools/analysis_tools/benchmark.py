@@ -22,11 +22,11 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from bench_common import (REPO, autocast_setting, bench_options,
-                          build_dataset, build_model, build_reference,
-                          images_per_s, load_average, load_runtime, machine,
-                          peak_memory, ratio, setup, share_equal,
-                          swapped_encode_decode, time_interleaved)
+from bench_common import (REPO, autocast_setting, bench_options, build_dataset,
+                          build_model, build_reference, images_per_s,
+                          load_average, load_runtime, machine, peak_memory,
+                          ratio, setup, share_equal, swapped_encode_decode,
+                          time_interleaved)
 from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
 
@@ -44,8 +44,8 @@ LOAD_SPREAD = 1.0
 #: the reference's time over ours).
 ROWS = (('full zero-shot call', 'ours_window', 'hf_window'),
         ('  transformers, prompts padded to the longest', 'ours_window',
-         'hf_window_padded_longest'),
-        ('vision backbone', 'ours_backbone', 'hf_backbone'),
+         'hf_window_padded_longest'), ('vision backbone', 'ours_backbone',
+                                       'hf_backbone'),
         ('text encoder (ours: once per vocabulary)', 'ours_text', 'hf_text'),
         ('onnxruntime image.onnx (CPU)', 'ours_window', 'onnxruntime_window'))
 
@@ -105,8 +105,8 @@ def max_diff(a, b) -> float:
 
 
 def labels_equal(a, b) -> float:
-    return (torch.as_tensor(a).argmax(1) ==
-            torch.as_tensor(b).argmax(1)).float().mean().item()
+    return (torch.as_tensor(a).argmax(1) == torch.as_tensor(b).argmax(1)
+            ).float().mean().item()
 
 
 def agreement(model, hf, window, tokens, metas):
@@ -171,7 +171,12 @@ def amp_agreement(model, window, metas, amp):
                                            feats['soft_assigns'])))
 
 
-def image_throughput(model, dataset, num_images, repeat, device, advance,
+def image_throughput(model,
+                     dataset,
+                     num_images,
+                     repeat,
+                     device,
+                     advance,
                      onnx=None):
     """images/s of the slide paths on real images (file read and resize
     included), interleaved per image: ours, mmseg's window loop, the
@@ -360,8 +365,10 @@ def run(args, tmp: str) -> dict:
         speedup_window=ratio(times, 'hf_window', 'ours_window'),
         speedup_backbone=ratio(times, 'hf_backbone', 'ours_backbone'),
         unreliable=reliability(loads, times, os.cpu_count()),
-        peak_mem_mib={k: v / MiB
-                      for k, v in memory.items()},
+        peak_mem_mib={
+            k: v / MiB
+            for k, v in memory.items()
+        },
         peak_mem_ratio=memory['ours_window'] / max(memory['hf_window'], 1),
         max_abs_diff=max_abs,
         diffs=diffs,
@@ -373,61 +380,57 @@ def run(args, tmp: str) -> dict:
         images=images)
 
 
+def _pairs(values: dict, fmt: str = '') -> str:
+    return ', '.join(f'{k} {v:{fmt}}' for k, v in values.items()
+                     if not isinstance(v, str) or not fmt)
+
+
 def report(r: dict) -> str:
     t, mem = r['times_ms'], r['peak_mem_mib']
     x = 'x UNRELIABLE' if r['unreliable'] else 'x'
-    head = r['head_on_reference_features']
+    head, images = r['head_on_reference_features'], r['images']
     lines = [
-        f'GroupViT zero-shot benchmark: {r["config"]}, '
-        f'{r["window"][0]}x{r["window"][1]} window ({r["window_source"]}), '
-        f'{r["num_prompts"]} prompts ({r["prompt_tokens"]["longest"]} '
-        f'tokens at most), {r["amp"]}, weights {r["weights"]}',
-        'machine: ' + ', '.join(f'{k} {v}' for k, v in r['machine'].items()),
-        'load average (1 min): ' + ', '.join(
-            f'{k} {v}' for k, v in r['load_avg_1min'].items())
-    ] + [
-        f'RATIOS UNRELIABLE: {reason}; run again on an idle machine.'
-        for reason in r['unreliable']
-    ] + [
-        '', f'per window, median of {r["repeat"]} (ms)' + ' ' * 17 +
-        'ours  reference  ratio'
+        f'GroupViT zero-shot benchmark: {r["config"]}, {r["window"][0]}x'
+        f'{r["window"][1]} window ({r["window_source"]}), '
+        f'{r["num_prompts"]} prompts, {r["amp"]}, weights {r["weights"]}',
+        f'machine: {_pairs(r["machine"])}',
+        f'load average (1 min): {_pairs(r["load_avg_1min"])}'
     ]
     lines += [
-        f'{label:<46} {t[ours]["median"]:9.1f} {t[ref]["median"]:10.1f} '
-        f'{r["speedup"][ref]:6.2f}{x}' for label, ours, ref in ROWS
-        if ref in t
+        f'RATIOS UNRELIABLE: {why}; run again on an idle machine.'
+        for why in r['unreliable']
     ]
+    title = f'median of {r["repeat"]} rounds (ms)'
     lines += [
-        f'peak tensor memory, full call (MiB)' + ' ' * 11 +
-        f'{mem["ours_window"]:9.1f} {mem["hf_window"]:10.1f} '
-        f'{r["peak_mem_ratio"]:6.2f}x',
-        f'peak tensor memory, backbone (MiB)' + ' ' * 12 +
-        f'{mem["ours_backbone"]:9.1f} {mem["hf_backbone"]:10.1f}', '',
-        'agreement with transformers (max abs diff): ' +
-        ', '.join(f'{k} {v:.1e}' for k, v in r['diffs'].items()),
-        f'  max {r["max_abs_diff"]:.1e} '
+        '', f'{title:<46} {"ours":>9} {"reference":>10}  ratio (time: '
+        f'reference / ours; memory: ours / reference)'
+    ]
+    for label, ours, ref in ROWS:
+        if ref in t:
+            lines.append(
+                f'{label:<46} {t[ours]["median"]:9.1f} '
+                f'{t[ref]["median"]:10.1f} {r["speedup"][ref]:6.2f}{x}')
+    for part in ('window', 'backbone'):
+        ours, ref = mem[f'ours_{part}'], mem[f'hf_{part}']
+        lines.append(f'{f"peak tensor memory, {part} (MiB)":<46} {ours:9.1f} '
+                     f'{ref:10.1f} {ours / max(ref, 1e-9):6.2f}x')
+    lines += [
+        '', f'agreement with transformers (max abs diff): '
+        f'{_pairs(r["diffs"], ".1e")}', f'  max {r["max_abs_diff"]:.1e} '
         f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
-        f'our head on transformers\' features: max abs diff '
-        f'{head["max_abs_diff"]:.1e}, labels '
-        f'{100 * head["label_agreement"]:.3f}% equal'
+        f'our head on transformers\' features: {_pairs(head, ".3g")}'
     ]
     for name, a in (('onnxruntime', r['onnx']), (r['amp'], r['amp_vs_fp32'])):
         if a:
-            lines.append(f'{name} against ours in fp32: ' +
-                         ', '.join(f'{k} {v:.3g}' for k, v in a.items()
-                                   if not isinstance(v, str)))
-    i = r['images']
-    if i:
-        ips = i['images_per_s']
+            lines.append(f'{name} against ours in fp32: {_pairs(a, ".3g")}')
+    if images:
         lines += [
-            '', f'images/s on {i["num_images"]} real images '
-            f'({i["windows_per_image"]:.2f} windows each, file read and '
+            '', f'images/s on {images["num_images"]} real images '
+            f'({images["windows_per_image"]:.2f} windows each, file read and '
             f'resize included; ours with window batch {r["window_batch"]}; '
-            f'naive: the original protocol, 2 encoder passes a window): ' +
-            ', '.join(f'{k} {v:.3f} (ours {ips["ours"] / v:.2f}x)'
-                      for k, v in ips.items()),
-            '  labels equal: ' + ', '.join(
-                f'{k} {100 * v:.4f}%' for k, v in i['label_agreement'].items())
+            f'naive: the original protocol, 2 encoder passes a window): '
+            f'{_pairs(images["images_per_s"], ".3f")}',
+            f'  labels equal: {_pairs(images["label_agreement"], ".4%")}'
         ]
     return '\n'.join(lines)
 

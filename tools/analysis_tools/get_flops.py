@@ -17,10 +17,10 @@ import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
+from bench_common import setup
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
-from bench_common import setup
 from torch import nn
 
 from groupvit_common.errors import exit_on_user_error
