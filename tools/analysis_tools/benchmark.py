@@ -4,7 +4,7 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
         [--data-root DIR] [--num-images N] [--repeat 5] [--threads 2]
-        [--device cpu|cuda] [--amp fp32|fp16|bf16] [--window-batch N]
+        [--device cpu|cuda] [--window-batch N]
         [--onnx DIR|auto] [--json] [--cfg-options ...]
 
 Each ratio is the median of the interleaved rounds' ratios, marked
@@ -22,11 +22,10 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from bench_common import (REPO, autocast_setting, bench_options, build_dataset,
-                          build_model, build_reference, images_per_s,
-                          load_average, load_runtime, machine, peak_memory,
-                          ratio, setup, share_equal, swapped_encode_decode,
-                          time_interleaved)
+from bench_common import (REPO, bench_options, build_dataset, build_model,
+                          build_reference, images_per_s, load_average,
+                          load_runtime, machine, peak_memory, ratio, setup,
+                          share_equal, swapped_encode_decode, time_interleaved)
 from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
 
@@ -150,38 +149,21 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-def amp_agreement(model, window, metas, amp):
-    """Our autocast outputs against our fp32 ones: scores, labels, group
-    embeddings (least cosine) and soft groupings."""
-    with torch.no_grad():
-        fast = model.encode_decode(window, metas)
-        fast_feats = model.extract_feat(window)
-        with autocast_setting(model, 'fp32'):
-            exact = model.encode_decode(window, metas)
-            feats = model.image_encoder(window)
-    cosine = F.cosine_similarity(
-        fast_feats['group_embeds'], feats['group_embeds'], dim=-1)
-    return dict(
-        dtype=amp,
-        max_abs_diff=max_diff(fast, exact),
-        label_agreement=labels_equal(fast, exact),
-        min_group_embed_cosine=cosine.min().item(),
-        soft_grouping_max_abs_diff=max(
-            max_diff(a, b) for a, b in zip(fast_feats['soft_assigns'],
-                                           feats['soft_assigns'])))
-
-
 def image_throughput(model,
                      dataset,
                      num_images,
                      repeat,
                      device,
-                     advance,
-                     onnx=None):
-    """images/s of the slide paths on real images (file read and resize
-    included), interleaved per image: ours, mmseg's window loop, the
-    original protocol run naively, and ``onnx`` (``(runner, class_embeds,
-    bg_thresh)``) when given."""
+                     advance=None,
+                     modes=('ours', 'mmseg_loop', 'naive'),
+                     onnx=None,
+                     hf_scores=None):
+    """images/s of slide paths on real images (file read and resize
+    included), interleaved per image: ``ours``, mmseg's window loop, the
+    original protocol run naively, ``onnxruntime`` (``onnx``: ``(runner,
+    class_embeds, bg_thresh)``), ``transformers`` (``hf_scores``, window
+    scores as ``swapped_encode_decode`` takes them); and each mode's labels
+    per image."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
     n = min(num_images, len(dataset))
@@ -199,13 +181,16 @@ def image_throughput(model,
             logits = model.inference(inputs, metas)
         elif mode == 'mmseg_loop':
             logits = slide(model, inputs, metas)
+        elif mode == 'transformers':
+            with swapped_encode_decode(model, hf_scores):
+                logits = model.inference(inputs, metas)
         else:
             with swapped_encode_decode(model, naive_encode_decode):
                 logits = slide(model, inputs, metas)
         out = model.postprocess_result(logits, samples)
         return out[0].pred_sem_seg.data[0].cpu().numpy()
 
-    modes = ('ours', 'mmseg_loop', 'naive') + ('onnxruntime', ) * bool(onnx)
+    modes += ('onnxruntime', ) * bool(onnx)
     with torch.no_grad():
         rates, labels = images_per_s(
             {m: functools.partial(run, m)
@@ -220,8 +205,8 @@ def image_throughput(model,
         images_per_s=rates,
         label_agreement={
             f'ours_vs_{m}': share_equal(labels['ours'], labels[m])
-            for m in modes[2:]
-        })
+            for m in modes[1:]
+        }), labels
 
 
 def onnx_runner(args, cfg, model, dataset, device, tmp):
@@ -253,10 +238,6 @@ def parse_args(argv=None):
     add = parser.add_argument
     add('--image-repeat', type=int, default=1, help='rounds per image')
     add('--threads', type=int, default=2, help='CPU threads')
-    add('--amp',
-        choices=['fp32', 'fp16', 'bf16'],
-        default='fp32',
-        help='autocast the image encoder (test_cfg.autocast)')
     add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
     add('--atol', type=float, default=1e-4, help='allowed difference')
     add('--onnx',
@@ -269,8 +250,6 @@ def parse_args(argv=None):
 def run(args, tmp: str) -> dict:
     torch.set_num_threads(args.threads)
     cfg, device = setup(args)
-    if args.amp != 'fp32':
-        cfg.model.test_cfg['autocast'] = args.amp
     shape = (args.shape[0], args.shape[-1]) if args.shape else \
         window_shape(cfg)
     load_start, loads = load_average(), []
@@ -327,15 +306,18 @@ def run(args, tmp: str) -> dict:
                 window_labels_equal=labels_equal(scores, ours))
     say('checking that ours and the reference agree')
     diffs, head = agreement(model, hf, window, tokens, metas)
-    amp = amp_agreement(model, window, metas,
-                        args.amp) if args.amp != 'fp32' else None
     images = None
     if dataset is not None and args.num_images > 0:
         count = min(args.num_images, len(dataset))
         with progress(count, 'whole images', 'images') as bar:
-            images = image_throughput(model, dataset, args.num_images,
-                                      args.image_repeat, device, bar.advance,
-                                      onnx)
+            images, _ = image_throughput(
+                model,
+                dataset,
+                args.num_images,
+                args.image_repeat,
+                device,
+                bar.advance,
+                onnx=onnx)
     max_abs = max(diffs.values())
     return dict(
         config=args.config,
@@ -343,7 +325,7 @@ def run(args, tmp: str) -> dict:
         window_source=source,
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
-        amp=args.amp,
+        autocast=model.test_cfg.get('autocast') or 'fp32',
         window_batch=(model.test_cfg or {}).get('window_batch')
         or DEFAULT_WINDOW_BATCH,
         weights=weights_label(args.checkpoint, args.seed),
@@ -373,7 +355,6 @@ def run(args, tmp: str) -> dict:
         max_abs_diff=max_abs,
         diffs=diffs,
         head_on_reference_features=head,
-        amp_vs_fp32=amp,
         onnx=onnx_agree if onnx else None,
         agree=max_abs <= args.atol,
         atol=args.atol,
@@ -392,8 +373,8 @@ def report(r: dict) -> str:
     lines = [
         f'GroupViT zero-shot benchmark: {r["config"]}, {r["window"][0]}x'
         f'{r["window"][1]} window ({r["window_source"]}), '
-        f'{r["num_prompts"]} prompts, {r["amp"]}, weights {r["weights"]}',
-        f'machine: {_pairs(r["machine"])}',
+        f'{r["num_prompts"]} prompts, {r["autocast"]}, weights '
+        f'{r["weights"]}', f'machine: {_pairs(r["machine"])}',
         f'load average (1 min): {_pairs(r["load_avg_1min"])}'
     ]
     lines += [
@@ -420,9 +401,8 @@ def report(r: dict) -> str:
         f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
         f'our head on transformers\' features: {_pairs(head, ".3g")}'
     ]
-    for name, a in (('onnxruntime', r['onnx']), (r['amp'], r['amp_vs_fp32'])):
-        if a:
-            lines.append(f'{name} against ours in fp32: {_pairs(a, ".3g")}')
+    if r['onnx']:
+        lines.append(f'onnxruntime against ours: {_pairs(r["onnx"], ".3g")}')
     if images:
         lines += [
             '', f'images/s on {images["num_images"]} real images '

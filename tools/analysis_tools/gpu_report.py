@@ -11,7 +11,6 @@ provider, into ``report.json`` and the table ``report.md``::
 Without a GPU it is a dry run on the CPU (``"dry_run": true``).
 """
 import argparse
-import contextlib
 import functools
 import json
 import os
@@ -22,8 +21,8 @@ import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, autocast_setting, bench_options,
                           build_dataset, build_model, build_reference,
                           image_steps, load_runtime, machine, predict_file,
-                          setup, share_equal, swapped_encode_decode,
-                          time_interleaved)
+                          setup, share_equal, time_interleaved)
+from benchmark import image_throughput
 
 from groupvit_common.errors import error_line
 from groupvit_common.tool_options import weights_label
@@ -104,38 +103,28 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     return torch.cat([logits.new_zeros(logits[:, :1].shape), logits], dim=1)
 
 
-def throughput(model, hf, cfg, paths, device, repeat):
+def throughput(model, hf, dataset, num_images, device, repeat):
     """images/s of the full protocol per precision, ours and
-    transformers', interleaved; and the share of our fp16 / bf16 labels
-    equal to fp32's."""
-    steps = image_steps(cfg)
+    transformers', interleaved per image; and the share of our fp16 / bf16
+    labels equal to fp32's."""
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
-    labels = {}
-
-    def run(who, precision):
-        swap = swapped_encode_decode(
-            model, functools.partial(hf_encode_decode, hf, tokens, precision)
-        ) if who == 'transformers' else contextlib.nullcontext()
-        with autocast_setting(model, precision), swap:
-            out = [
-                predict_file(model, steps, p).pred_sem_seg.data.cpu().numpy()
-                for p in paths
-            ]
-        if who == 'ours':
-            labels[precision] = out
-
-    rates = {}
+    rates, labels = {}, {}
     for precision in PRECISIONS:
-        times = time_interleaved(
-            {
-                who: functools.partial(run, who, precision)
-                for who in ('ours', 'transformers')
-            }, repeat, 1, device)
-        for who, t in times.items():
-            rates[f'{who}_{precision}'] = len(paths) / t['best']
+        with autocast_setting(model, precision):
+            out, labels[precision] = image_throughput(
+                model,
+                dataset,
+                num_images,
+                repeat,
+                device,
+                modes=('ours', 'transformers'),
+                hf_scores=functools.partial(hf_encode_decode, hf, tokens,
+                                            precision))
+        rates.update((f'{who}_{precision}', v)
+                     for who, v in out['images_per_s'].items())
     agreement = {
-        p: share_equal(labels['fp32'], labels[p])
+        p: share_equal(labels['fp32']['ours'], labels[p]['ours'])
         for p in PRECISIONS[1:]
     }
     return rates, agreement
@@ -226,7 +215,7 @@ def run(args):
     hf = build_reference(model, crop, cfg.model).to(device)
     model.to(device)
     report['throughput'], report['precision'] = throughput(
-        model, hf, cfg, paths, device, args.repeat)
+        model, hf, dataset, len(paths), device, args.repeat)
     report['onnxruntime'] = onnxruntime_cuda(model, cfg, paths, args.out,
                                              device, args.repeat)
     report['machine'] = machine(device)
