@@ -11,6 +11,7 @@ import platform
 import re
 import sys
 import time
+from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -341,11 +342,6 @@ def load_average() -> Optional[float]:
         return None
 
 
-def median(values: List[float]) -> float:
-    ordered, middle = sorted(values), len(values) // 2
-    return (ordered[middle] + ordered[~middle]) / 2
-
-
 def time_interleaved(fns: Dict[str, Callable],
                      repeat: int,
                      warmup: int,
@@ -381,34 +377,6 @@ def ratio(times: dict, slower: str, faster: str) -> float:
     ratios."""
     return median(
         [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
-
-
-def images_per_s(fns: Dict[str, Callable],
-                 count: int,
-                 repeat: int,
-                 device,
-                 advance: Optional[Callable] = None):
-    """Images/s of each ``fns[name](i)`` (the labels of image ``i``, a
-    numpy array) over ``count`` images, from the medians of rounds
-    interleaved per image (a warm-up round before the first); and the
-    labels ``{name: [per image]}``."""
-    totals = dict.fromkeys(fns, 0.)
-    labels = {name: [] for name in fns}
-    for i in range(count):
-        last = {}
-
-        def call(name):
-            last[name] = fns[name](i)
-
-        times = time_interleaved(
-            {name: functools.partial(call, name)
-             for name in fns}, repeat, int(i == 0), device)
-        for name in fns:
-            totals[name] += times[name]['median']
-            labels[name].append(last[name])
-        if advance is not None:
-            advance()
-    return {name: count / t for name, t in totals.items()}, labels
 
 
 def share_equal(a: list, b: list) -> float:

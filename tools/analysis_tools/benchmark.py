@@ -23,9 +23,9 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 from bench_common import (REPO, bench_options, build_dataset, build_model,
-                          build_reference, images_per_s, load_average,
-                          load_runtime, machine, peak_memory, ratio, setup,
-                          share_equal, swapped_encode_decode, time_interleaved)
+                          build_reference, load_average, load_runtime, machine,
+                          peak_memory, ratio, setup, share_equal,
+                          swapped_encode_decode, time_interleaved)
 from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
 
@@ -191,10 +191,22 @@ def image_throughput(model,
         return out[0].pred_sem_seg.data[0].cpu().numpy()
 
     modes += ('onnxruntime', ) * bool(onnx)
-    with torch.no_grad():
-        rates, labels = images_per_s(
-            {m: functools.partial(run, m)
-             for m in modes}, n, repeat, device, advance)
+    seconds, labels = dict.fromkeys(modes, 0.), {m: [] for m in modes}
+    for i in range(n):
+        last = {}
+
+        def call(mode, i=i):
+            last[mode] = run(mode, i)
+
+        with torch.no_grad():
+            times = time_interleaved(
+                {m: functools.partial(call, m)
+                 for m in modes}, repeat, int(i == 0), device)
+        for m in modes:
+            seconds[m] += times[m]['median']
+            labels[m].append(last[m])
+        if advance is not None:
+            advance()
     (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
     windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
                   (max(w - cw + sw - 1, 0) // sw + 1)
@@ -202,7 +214,10 @@ def image_throughput(model,
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
-        images_per_s=rates,
+        images_per_s={
+            m: n / t
+            for m, t in seconds.items()
+        },
         label_agreement={
             f'ours_vs_{m}': share_equal(labels['ours'], labels[m])
             for m in modes[1:]
