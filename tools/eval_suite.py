@@ -124,16 +124,17 @@ def run_key(row: dict) -> Tuple[str, ...]:
 def config_sha256(config: str, options: Sequence[str]) -> str:
     """SHA-256 of the config as a run resolves it with ``options``, and of
     the files it names; of its bytes when it does not resolve."""
-    from mmengine.config import DictAction
+    from mmengine.config import Config, DictAction
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
-    from mmseg_groupvit.utils.config_file import read_config
     try:
+        # Not read_config: the key follows a config that fails its checks
+        # too (its run, which reads it with read_config, reports why).
+        cfg = Config.fromfile(config)
         parser = argparse.ArgumentParser()
         parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg = read_config(
-            config,
-            parser.parse_args(['--o', *options]).o if options else None)
+        if options:
+            cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,

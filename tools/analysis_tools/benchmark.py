@@ -224,25 +224,17 @@ def image_throughput(model,
         }), labels
 
 
-def onnx_runner(args, cfg, model, dataset, device, tmp):
-    """The onnxruntime runner of ``--onnx`` (``auto``: our model exported
-    into ``tmp``), its class embeddings and threshold; None off the CPU."""
-    if device.type != 'cpu':
-        print('note: the onnxruntime figures are measured on CPU only; run '
-              'the benchmark with --device cpu for them.')
-        return None
-    export = args.onnx
+def onnx_runner(export, model, cfg, image, tmp, **options):
+    """The onnxruntime runner (``options``) of an export folder (``auto``:
+    ``model`` exported into ``tmp``, checked on ``image``), its class
+    embeddings and background threshold."""
     if export == 'auto':
-        # The photo of the timed window (a shipped one without data).
-        image = dataset[0]['data_samples'].img_path if dataset else \
-            osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
         export = osp.join(tmp, 'export')
         from mmseg_groupvit.deployment import export_onnx
         export_onnx(model, cfg, export, image)
-    runner = load_runtime().OnnxSegmenter(export, threads=args.threads)
-    with torch.no_grad():
-        class_embeds = model.text_encoder().numpy()
-    return runner, class_embeds, float(model.test_cfg.get('bg_thresh', 0.95))
+    runner = load_runtime().OnnxSegmenter(export, **options)
+    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
+    return runner, class_embeds, runner.protocol['bg_thresh']
 
 
 def parse_args(argv=None):
@@ -280,8 +272,16 @@ def run(args, tmp: str) -> dict:
     longest = int(tokens.argmax(-1).max()) + 1
     short_tokens = tokens[:, :longest].contiguous()
     encoder = model.image_encoder
-    onnx = onnx_runner(args, cfg, model, dataset, device,
-                       tmp) if args.onnx else None
+    onnx = None
+    if args.onnx and device.type != 'cpu':
+        print('note: the onnxruntime figures are measured on CPU only; run '
+              'the benchmark with --device cpu for them.')
+    elif args.onnx:
+        # The photo of the timed window (a shipped one without data).
+        image = dataset[0]['data_samples'].img_path if dataset else \
+            osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+        onnx = onnx_runner(
+            args.onnx, model, cfg, image, tmp, threads=args.threads)
 
     with torch.no_grad():
         model.text_encoder()  # cached, as for every window after the first

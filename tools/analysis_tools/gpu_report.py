@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, autocast_setting, bench_options,
                           build_dataset, build_model, build_reference,
-                          image_steps, load_runtime, machine, predict_file,
-                          setup, share_equal, time_interleaved)
-from benchmark import image_throughput
+                          image_steps, machine, predict_file, setup,
+                          share_equal)
+from benchmark import image_throughput, onnx_runner
 
 from groupvit_common.errors import error_line
 from groupvit_common.tool_options import weights_label
@@ -130,33 +130,31 @@ def throughput(model, hf, dataset, num_images, device, repeat):
     return rates, agreement
 
 
-def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
+def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
+                     repeat):
     """images/s of the onnxruntime runner with the CUDA provider."""
     try:
         import onnxruntime as ort
     except ImportError:
         return dict(skipped='onnxruntime is not installed')
-    provider = 'CUDAExecutionProvider'
-    if device.type != 'cuda':
-        provider = 'CPUExecutionProvider'
-    elif provider not in ort.get_available_providers():
+    provider = 'CUDAExecutionProvider' if device.type == 'cuda' else \
+        'CPUExecutionProvider'
+    if provider not in ort.get_available_providers():
         return dict(skipped='onnxruntime has no CUDA provider here '
                     '(pip install onnxruntime-gpu)')
-    from mmseg_groupvit.deployment import export_onnx
-    export = osp.join(work_dir, 'onnx')
-    export_onnx(model.cpu(), cfg, export, paths[0])
+    onnx = onnx_runner(
+        'auto',
+        model.cpu(),
+        cfg,
+        dataset.get_data_info(0)['img_path'],
+        work_dir,
+        providers=[provider],
+        window_batch=8)
     model.to(device)
-    runner = load_runtime().OnnxSegmenter(
-        export, providers=[provider], window_batch=8)
-    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
-    thresh = runner.protocol['bg_thresh']
-
-    def run():
-        for path in paths:
-            runner.predict_file(path, class_embeds, thresh)
-
-    best = time_interleaved(dict(ort=run), repeat, 1, device)['ort']['best']
-    return dict(provider=provider, images_per_s=len(paths) / best)
+    out, _ = image_throughput(
+        model, dataset, num_images, repeat, device, modes=(), onnx=onnx)
+    return dict(
+        provider=provider, images_per_s=out['images_per_s']['onnxruntime'])
 
 
 def table(report):
@@ -198,15 +196,12 @@ def run(args):
     dataset = build_dataset(cfg, args.data_root)
     if dataset is None:
         raise SystemExit(error_line(f'data root not found: {args.data_root}'))
-    paths = [
-        dataset.get_data_info(i)['img_path']
-        for i in range(min(args.num_images, len(dataset)))
-    ]
+    num_images = min(args.num_images, len(dataset))
     report = dict(
         dry_run=device.type != 'cuda',
         config=args.config,
         weights=weights_label(args.checkpoint, args.seed),
-        num_images=len(paths),
+        num_images=num_images,
         window_batch=args.window_batch)
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
@@ -215,9 +210,9 @@ def run(args):
     hf = build_reference(model, crop, cfg.model).to(device)
     model.to(device)
     report['throughput'], report['precision'] = throughput(
-        model, hf, dataset, len(paths), device, args.repeat)
-    report['onnxruntime'] = onnxruntime_cuda(model, cfg, paths, args.out,
-                                             device, args.repeat)
+        model, hf, dataset, num_images, device, args.repeat)
+    report['onnxruntime'] = onnxruntime_cuda(model, cfg, dataset, num_images,
+                                             args.out, device, args.repeat)
     report['machine'] = machine(device)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
         json.dump(report, f, indent=2)

@@ -32,19 +32,20 @@ def architecture(name: str) -> dict:
 
 
 def _ours(arch):
+    from types import SimpleNamespace
+
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     import mmseg_groupvit  # noqa: F401
-    from mmseg_groupvit.models.pretrainers import (contrastive_loss,
-                                                   multi_label_loss)
     init_default_scope('mmseg')
     # Not the initialisation report of every tensor.
     MMLogger.get_instance('pretrain_benchmark', log_level='WARNING')
     model = MODELS.build(
         dict(
             type='GroupViTPretrainer',
+            multi_label=PROMPTS,
             image_encoder=dict(type='GroupViT', **arch['image_encoder']),
             text_encoder=dict(
                 type='GroupViTTextEncoder',
@@ -55,14 +56,8 @@ def _ours(arch):
     model.init_weights()
 
     def losses(images, tokens):
-        feats = model.image_encoder.forward_features(images)
-        image_x = model.image_encoder.projector(feats['pooled'])
-        text_x = model.text_encoder.encode_tokens(tokens.flatten(0, 1))
-        text_x = text_x.view(*tokens.shape[:2], -1)
-        return (contrastive_loss(image_x, text_x[:, 0],
-                                 model.decode_head.temperature) +
-                multi_label_loss(image_x, text_x[:, 1:],
-                                 model.multi_label_temperature))
+        samples = [SimpleNamespace(text_tokens=t) for t in tokens]
+        return sum(model.loss(images, samples).values())
 
     return model, losses
 
