@@ -28,9 +28,6 @@ from mmseg_groupvit.weights import infer_arch
 from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-#: Its architecture is the small one of the tools (seconds on a CPU).
-SMALL_CONFIG = osp.join(REPO, 'configs', 'pretrain',
-                        'groupvit_samples_smoke.py')
 _QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 _RULES = [(re.compile(p), r) for p, r in HF_RULES]
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
@@ -91,19 +88,6 @@ def _our_key(hf_key: str) -> str:
         if pattern.match(hf_key):
             return pattern.sub(repl, hf_key)
     raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
-
-
-def small_arch() -> dict:
-    """The architecture fields of :data:`SMALL_CONFIG`'s model."""
-    from mmseg_groupvit.weights.arch import FIELDS
-    model = read_config(SMALL_CONFIG, test=False).model
-    return {
-        part: {
-            k: v
-            for k, v in model[part].items() if k in FIELDS[part]
-        }
-        for part in FIELDS
-    }
 
 
 def hf_config(arch: dict, image_size: int):

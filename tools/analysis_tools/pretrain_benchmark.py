@@ -23,12 +23,24 @@ PROMPTS = 3
 
 
 def architecture(name: str) -> dict:
-    """The released architecture, or the small one of the tools."""
-    from bench_common import small_arch
+    """The released architecture, or the small one of the pretraining
+    smoke config (seconds on a CPU)."""
+    from bench_common import REPO
 
-    import mmseg_groupvit  # noqa: F401 (registers the constructors)
-    from mmseg_groupvit.weights.arch import released_arch
-    return released_arch() if name == 'released' else small_arch()
+    from mmseg_groupvit.utils.config_file import read_config
+    from mmseg_groupvit.weights.arch import FIELDS, released_arch
+    if name == 'released':
+        return released_arch()
+    model = read_config(
+        osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py'),
+        test=False).model
+    return {
+        part: {
+            k: model[part][k]
+            for k in FIELDS[part] if k in model[part]
+        }
+        for part in FIELDS
+    }
 
 
 def _ours(arch):
