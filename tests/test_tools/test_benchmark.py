@@ -21,10 +21,8 @@ import os.path as osp
 import sys
 
 import pytest
-import torch
 
-from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
-                            varied_segmentor)
+from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, load_script
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
