@@ -8,7 +8,8 @@ from typing import Optional
 
 __all__ = [
     'RANDOM_BANNER', 'runner_options', 'add_cfg_options', 'weight_options',
-    'text_options', 'picture_options', 'check_paths', 'weights_label'
+    'text_options', 'picture_options', 'check_paths', 'check_device',
+    'weights_label'
 ]
 
 #: What a tool prints and records when the weights are random.
@@ -171,3 +172,21 @@ def check_paths(config: str,
                     f'--launcher pytorch (or tools/dist_test.sh), or drop '
                     f'--launcher for one process.')
     return None
+
+
+def check_device(name):
+    """Raise unless ``name`` is a device of this machine."""
+    import torch
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f'--device {name!r} is not a device name ({e}). '
+                         f'Use cpu, cuda or cuda:N.') from None
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index is not None and device.index >= count or not count:
+            have = (f'CUDA devices 0 to {count - 1}'
+                    if count else 'no CUDA device')
+            raise ValueError(f'--device {name}: this machine has {have}. '
+                             f'Use --device cpu' +
+                             (' or cuda:0.' if count else '.'))

@@ -10,6 +10,7 @@
 """
 import argparse
 import copy
+import functools
 import json
 import os
 import os.path as osp
@@ -24,13 +25,12 @@ from PIL import Image
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
                                      palette_png, png_text, tile_panes)
-from groupvit_common.errors import (USER_ERRORS, exit_on_user_error,
-                                    user_error_message)
+from groupvit_common.errors import USER_ERRORS, error_line, exit_on_user_error
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
-from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          picture_options, text_options,
-                                          weight_options)
+from groupvit_common.tool_options import (RANDOM_BANNER, check_device,
+                                          check_paths, picture_options,
+                                          text_options, weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -119,24 +119,6 @@ def written_by_demo(path):
             return picture.info.get('Software') == SOFTWARE
     except Exception:  # not readable: left to the reader to report
         return False
-
-
-def check_device(name):
-    """Raise unless ``name`` is a device of this machine."""
-    import torch
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f'--device {name!r} is not a device name ({e}). '
-                         f'Use cpu, cuda or cuda:N.') from None
-    if device.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if device.index is not None and device.index >= count or not count:
-            have = (f'CUDA devices 0 to {count - 1}'
-                    if count else 'no CUDA device')
-            raise ValueError(f'--device {name}: this machine has {have}. '
-                             f'Use --device cpu' +
-                             (' or cuda:0.' if count else '.'))
 
 
 def segment(model, load, path, stem, args, note):
@@ -233,43 +215,16 @@ def build(init, args, errors=(), **options):
     return model
 
 
-def classify(args, images, vocabulary, extra, templates):
-    """``--classify``: print each image's ``--topk`` classes and write
-    ``OUT/classification.json``."""
-    from mmseg_groupvit.apis import classify_image, init_classifier
-    model = build(
-        init_classifier,
-        args, (ValueError, TypeError),
-        vocabulary=vocabulary,
-        templates=templates,
-        extra_classes=extra)
-    results, failed = [], []
-    for path in images:
-        try:
-            ranked = classify_image(model, path)
-        except USER_ERRORS as e:
-            failed.append(path)
-            print(f'error: {user_error_message(e)}', file=sys.stderr)
-            continue
-        results.append(dict(image=path, classes=ranked))
-        print(f'{path}:')
-        width = max(len(c['name']) for c in ranked[:args.topk])
-        for rank, c in enumerate(ranked[:args.topk], 1):
-            print(f'  {rank:>2}. {c["name"]:<{width}}  '
-                  f'{100 * c["probability"]:6.2f}%')
-    os.makedirs(args.out, exist_ok=True)
-    summary = dict(
-        config=osp.abspath(args.config),
-        checkpoint=_weights_name(args.checkpoint),
-        templates=model.text_encoder.templates,
-        images=results,
-        failed=failed)
-    with open(osp.join(args.out, 'classification.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
-    if failed:
-        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read: {", ".join(failed)}')
-    return summary
+def classify(model, args, path, stem):
+    """Print one image's ``--topk`` classes; its summary entry."""
+    from mmseg_groupvit.apis import classify_image
+    ranked = classify_image(model, path)
+    print(f'{path}:')
+    width = max(len(c['name']) for c in ranked[:args.topk])
+    for rank, c in enumerate(ranked[:args.topk], 1):
+        print(f'  {rank:>2}. {c["name"]:<{width}}  '
+              f'{100 * c["probability"]:6.2f}%')
+    return dict(image=path, classes=ranked)
 
 
 def main(argv=None):
@@ -280,58 +235,66 @@ def main(argv=None):
         args.random_weights,
         checkpoint_option='--checkpoint')
     if problem:
-        sys.exit(f'error: {problem}')
+        sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import progress, quiet_warnings
     quiet_warnings()
-    from mmseg_groupvit.apis import init_groupvit
+    from mmseg_groupvit.apis import init_classifier, init_groupvit
     from mmseg_groupvit.utils.text_options import read_text_options
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         check_device(args.device)
         images = list_images(args.images, skip=written_by_demo)
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
-    if args.classify:
-        return classify(args, images, text.vocabulary, text.extra_classes,
-                        text.templates)
-    model = build(
-        init_groupvit,
-        args,
+    options = dict(
         vocabulary=text.vocabulary,
         templates=text.templates,
-        bg_thresh=args.bg_thresh,
         extra_classes=text.extra_classes)
-    note = None if args.checkpoint else RANDOM_NOTE
-    os.makedirs(args.out, exist_ok=True)
-    from mmseg.registry import TRANSFORMS
+    if args.classify:
+        model = build(init_classifier, args, (ValueError, TypeError),
+                      **options)
+        run = functools.partial(classify, model, args)
+        summary = dict(checkpoint=_weights_name(args.checkpoint))
+        name, what = 'classification.json', 'classified'
+    else:
+        model = build(init_groupvit, args, bg_thresh=args.bg_thresh, **options)
+        from mmseg.registry import TRANSFORMS
 
-    # The test pipeline's checked loader: each image decoded once.
-    load = TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
+        # The test pipeline's checked loader: each image decoded once.
+        load = TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
+        note = None if args.checkpoint else RANDOM_NOTE
+        run = functools.partial(segment, model, load, args=args, note=note)
+        summary = dict(
+            checkpoint=_weights_name(args.checkpoint)
+            if args.checkpoint else None,
+            classes=model.dataset_meta['classes'],
+            bg_thresh=model.test_cfg.get('bg_thresh'))
+        name, what = 'summary.json', 'segmented'
+    os.makedirs(args.out, exist_ok=True)
     results, failed = [], []
-    with progress(len(images), 'segment', 'images') as bar:
+    with progress(len(images), what[:-2], 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
-                results.append(segment(model, load, path, stem, args, note))
+                results.append(run(path, stem))
             except USER_ERRORS as e:  # reported; the others go on
                 failed.append(path)
-                print(f'error: {user_error_message(e)}', file=sys.stderr)
+                print(error_line(e), file=sys.stderr)
             bar.advance()
     summary = dict(
         config=osp.abspath(args.config),
-        checkpoint=_weights_name(args.checkpoint) if args.checkpoint else None,
-        classes=model.dataset_meta['classes'],
+        **summary,
         templates=model.text_encoder.templates,
-        bg_thresh=model.test_cfg.get('bg_thresh'),
         images=results,
         failed=failed)
-    summary_path = osp.join(args.out, 'summary.json')
+    summary_path = osp.join(args.out, name)
     with open(summary_path, 'w') as f:
         json.dump(summary, f, indent=2)
-    print(f'Classes: {", ".join(summary["classes"])}')
-    written = [p for r in results for p in r['outputs'].values()]
-    print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
+    if not args.classify:
+        print(f'Classes: {", ".join(summary["classes"])}')
+        written = [p for r in results for p in r['outputs'].values()]
+        print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
     if failed:
         sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read or segmented (the reasons are above; the '
+                 f'not be read or {what} (the reasons are above; the '
                  f'others are written): {", ".join(failed)}')
     return summary
 

@@ -10,9 +10,7 @@ It checks that the tool's comparisons are real ones:
   segmentation logits);
 - the batched slide path gives the labels of the original protocol run
   naively (two encoder passes, one window at a time);
-- the JSON line carries the fields scripts compare, and its FLOP count is
-  the one of ``get_flops`` (checked by hand for the head-free parts in
-  ``test_get_flops.py``).
+- the JSON line carries the fields scripts compare.
 """
 import contextlib
 import importlib.util
@@ -23,10 +21,8 @@ import os.path as osp
 import sys
 
 import pytest
-import torch
 
-from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
-                            varied_segmentor)
+from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, load_script
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -34,7 +30,6 @@ pytestmark = pytest.mark.slow
 pytest.importorskip('transformers')
 
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
-segmentor_flops = load_script(osp.join(TOOLS, 'get_flops.py')).segmentor_flops
 
 
 @pytest.fixture(scope='module')
@@ -76,8 +71,7 @@ def run(small_config, tmp_path_factory):
     with contextlib.redirect_stdout(stdout), stderr_of_process(err_path):
         status = benchmark.main([
             small_config, '--data-root', VOC_SAMPLE, '--num-images', '1',
-            '--repeat', '1', '--peak-sizes', '64', '--window-batch', '2',
-            '--json'
+            '--repeat', '1', '--window-batch', '2', '--json'
         ] + onnx)
     text = stdout.getvalue().strip()
     out = json.loads(text.splitlines()[-1])
@@ -97,7 +91,6 @@ def test_progress_per_phase_and_no_profiler_lines(run):
     err = run[3]
     assert 'USDT' not in err and 'profiler_start' not in err, err
     for line in ('per-window times: 2/2 rounds', 'peak memory: 4/4 calls',
-                 'matrix-product peak: 3/3 rounds',
                  'whole images: 1/1 images'):
         assert line in err, (line, err)
     assert 'ETA' in err and 'pkg_resources' not in err
@@ -119,7 +112,6 @@ def test_json_fields(result):
     for name in ('ours_window', 'hf_window', 'ours_backbone', 'hf_backbone'):
         assert line['times_ms'][name]['best'] > 0
     assert line['peak_mem_ratio'] > 0
-    assert line['gflop']['window'] > line['gflop']['image_encoder'] > 0
     assert 'speedup_window' in text and 'images/s' in text
 
 
@@ -139,79 +131,35 @@ def test_image_paths_agree(result):
     assert images['num_images'] == 1
     # A VOC image resized to short side 448 is 2 or 3 windows wide.
     assert 2 <= images['windows_per_image'] <= 3
-    assert images['label_agreement_ours_vs_naive'] == 1.0
-    assert set(images['images_per_s']) == {
-        'ours', 'mmseg_loop', 'naive', 'naive_plain'
+    assert images['label_agreement']['ours_vs_naive'] == 1.0
+    assert set(images['images_per_s']) - {'onnxruntime'} == {
+        'ours', 'mmseg_loop', 'naive'
     }
     assert out['window_batch'] == 2
 
 
-def test_flops_are_get_flops_count(result, small_config):
-    """The GFLOP figures are twice get_flops' multiply-add count."""
-    out, _, _ = result
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    model = MODELS.build(Config.fromfile(small_config).model).eval()
-    flops = segmentor_flops(model, (448, 448))
-    assert out['gflop']['window'] == pytest.approx(2 * flops['window'] / 1e9)
-    assert out['gflop']['image_encoder'] == pytest.approx(
-        2 * flops['image_encoder'] / 1e9)
-
-
-def test_bad_config_is_one_clear_error(capsys):
+def test_bad_config_is_one_clear_error():
     benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
-    assert benchmark.main(['no/such/config.py']) == 1
-    assert 'config not found' in capsys.readouterr().err
-
-
-def test_amp_agreement_reports_bf16_against_fp32():
-    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
-    model = varied_segmentor()
-    torch.manual_seed(0)
-    window = torch.randn(1, 3, 64, 64)
-    metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
-    with torch.no_grad():
-        exact = model.encode_decode(window, metas)
-        model.test_cfg['autocast'] = 'bf16'
-        fast = model.encode_decode(window, metas)
-    out = benchmark.amp_agreement(model, window, metas, 'bf16')
-    assert model.test_cfg['autocast'] == 'bf16'  # restored
-    assert out['dtype'] == 'bf16'
-    # bf16 keeps about 3 significant digits: close, but not fp32-exact.
-    assert 0.99 < out['min_group_embed_cosine'] < 1.0
-    assert 0 < out['soft_grouping_max_abs_diff'] < 0.1
-    # The reported figures are those of the two runs above, on labels that
-    # are not trivial (background and a class).
-    labels = exact.argmax(1)
-    assert (labels == 0).any() and (labels > 0).any()
-    assert out['label_agreement'] == pytest.approx(
-        (fast.argmax(1) == labels).float().mean().item())
-    assert out['label_agreement'] >= 0.9
-    assert out['max_abs_diff'] == pytest.approx(
-        (fast - exact).abs().max().item())
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(['no/such/config.py'])
+    assert str(exit_.value.code).startswith('error: config not found')
 
 
 def test_onnxruntime_column(run):
-    """``--onnx auto``: the export of the same weights timed beside ours,
-    with its agreement, file sizes, memory and profile."""
+    """``--onnx auto``: the export of the same weights timed beside ours in
+    the same rounds, per window and per whole image, with its agreement."""
     pytest.importorskip('onnxruntime')
     out, text, status, err = run
     assert status == 0
     onnx = out['onnx']
     assert onnx['window_max_abs_diff'] <= 1e-4
-    assert onnx['window_ms']['onnxruntime_window'] > 0
+    assert out['times_ms']['onnxruntime_window']['median'] > 0
+    assert out['speedup']['onnxruntime_window'] > 0
     # A share (the labels' equality to tools/test.py's is a property
     # checked in test_onnx_segment.py, not a figure of one CPU).
-    assert 0 < onnx['images']['labels_equal'] <= 1
-    assert set(
-        onnx['file_mib']) == {'image.onnx', 'text.onnx', 'pytorch_state_dict'}
-    assert all(v > 0 for v in onnx['peak_rss_mib'].values())
-    assert 'MatMul' in onnx['image_graph_profile_ms']
+    assert 0 < out['images']['label_agreement']['ours_vs_onnxruntime'] <= 1
+    assert out['images']['images_per_s']['onnxruntime'] > 0
     assert 'onnxruntime' in text
-    # Progress through the long onnxruntime phase.
-    for step in ('per-window times', 'whole images: 1/1', 'peak memory',
-                 'profile'):
-        assert f'benchmark: onnxruntime: {step}' in err
 
 
 def test_ratios_are_medians_of_the_same_rounds():
@@ -228,21 +176,20 @@ def test_ratios_are_medians_of_the_same_rounds():
     assert min(times['ref']['runs']) / min(times['ours']['runs']) == 2.0
 
 
-@pytest.mark.parametrize('loads,window,again,says', [
-    ([1.0, 1.5, 1.9], 2.0, 2.5, None),
-    ([0.5, 1.0, 2.2], 2.0, None, 'the load average moved from 0.5 to 2.2'),
-    ([4.0, 4.5], 2.0, None, 'reached 4.5 on 2 CPUs'),
-    ([1.0, 1.0], 0.3, None, 'ours_window took less than ours_backbone'),
-    ([1.0, 1.0], 0.544, 2.618, 'took 544.0 ms in one section and 2618.0'),
+@pytest.mark.parametrize('loads,window,says', [
+    ([1.0, 1.5, 1.9], 2.0, None),
+    ([0.5, 1.0, 2.2], 2.0, 'the load average moved from 0.5 to 2.2'),
+    ([4.0, 4.5], 2.0, 'reached 4.5 on 2 CPUs'),
+    ([1.0, 1.0], 0.3, 'ours_window took less than ours_backbone'),
 ])
-def test_unreliable_runs_are_marked(loads, window, again, says):
+def test_unreliable_runs_are_marked(loads, window, says):
     """A load average that moved by more than a core's worth or took
-    cores, a whole call faster than its own backbone, or the same figure
-    measured twice far apart marks every ratio UNRELIABLE."""
+    cores, or a whole call faster than its own backbone marks every ratio
+    UNRELIABLE."""
     benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     times = dict(
         ours_window=dict(median=window), ours_backbone=dict(median=0.4))
-    reasons = benchmark.reliability(loads, times, 2, again)
+    reasons = benchmark.reliability(loads, times, 2)
     if says is None:
         assert reasons == []
     else:

@@ -102,4 +102,6 @@ def test_cli_on_shipped_config_with_small_arch(context, tmp_path):
     assert 1e6 <= flop < 1e9  # the small architecture: millions
     assert window == [f'  one window: {flop / 1e6:.1f} MFLOP']
     assert 'Flops:' not in text
-    assert get_flops.main(['no/such.py']) == 1
+    with pytest.raises(SystemExit) as exit_:
+        get_flops.main(['no/such.py'])
+    assert str(exit_.value.code).startswith('error: config not found')

@@ -1,31 +1,86 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""What the benchmark tools share: transformers' ``GroupViTModel`` with a
-segmentor's weights, the model, dataset and machine, interleaved timing
-and peak memory."""
+"""What the benchmark tools share: their options and set-up,
+transformers' ``GroupViTModel`` with a segmentor's weights, the model,
+dataset and machine, interleaved timing and peak memory."""
+import argparse
 import contextlib
 import functools
 import os
 import os.path as osp
 import platform
 import re
+import sys
 import time
+from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.tool_options import (add_cfg_options, check_device,
+                                          check_paths)
+from mmseg_groupvit.utils.config_file import read_config
 from mmseg_groupvit.weights import infer_arch
 from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
 
-#: Its architecture is the small one of the tools (seconds on a CPU).
-SMALL_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'pretrain', 'groupvit_samples_smoke.py')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 _RULES = [(re.compile(p), r) for p, r in HF_RULES]
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
+
+
+def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
+    """A parent parser of the options the benchmarks share (``config``:
+    the config's default, which makes it optional); a tool changes a
+    default with ``set_defaults``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add = parser.add_argument
+    add('config',
+        nargs='?' if config else None,
+        default=config,
+        help='config file')
+    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
+    add('--device', default='cpu', help='cpu or cuda[:i]')
+    add('--data-root', help='dataset root of the whole-image measurements')
+    add('--num-images', type=int, default=10, help='for images/s (0: none)')
+    add('--repeat', type=int, default=5, help='timed rounds')
+    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--seed', type=int, default=0)
+    add_cfg_options(parser)
+    return parser
+
+
+def setup(args) -> Tuple[object, torch.device]:
+    """The config of ``args`` (``--cfg-options`` and ``--window-batch``
+    merged, read and checked by ``read_config``) and the device; exit with
+    one error line on bad input."""
+    checkpoint = getattr(args, 'checkpoint', None)
+    problem = check_paths(
+        args.config, checkpoint, checkpoint_option='--checkpoint')
+    if problem:
+        raise SystemExit(error_line(problem))
+    device = getattr(args, 'device', 'cpu')
+    options = dict(args.cfg_options or {})
+    if getattr(args, 'window_batch', None):
+        options['model.test_cfg.window_batch'] = args.window_batch
+    with exit_on_user_error(ValueError):
+        check_device(device)
+        cfg = read_config(args.config, options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    return cfg, torch.device(device)
+
+
+def load_runtime():
+    """``tools/deployment/groupvit_ort``, imported as its CLI does."""
+    deploy = osp.join(REPO, 'tools', 'deployment')
+    if deploy not in sys.path:
+        sys.path.append(deploy)
+    import groupvit_ort
+    return groupvit_ort
 
 
 def _our_key(hf_key: str) -> str:
@@ -33,21 +88,6 @@ def _our_key(hf_key: str) -> str:
         if pattern.match(hf_key):
             return pattern.sub(repl, hf_key)
     raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
-
-
-def small_arch() -> dict:
-    """The architecture fields of :data:`SMALL_CONFIG`'s model."""
-    from mmengine.config import Config
-
-    from mmseg_groupvit.weights.arch import FIELDS
-    model = Config.fromfile(SMALL_CONFIG).model
-    return {
-        part: {
-            k: v
-            for k, v in model[part].items() if k in FIELDS[part]
-        }
-        for part in FIELDS
-    }
 
 
 def hf_config(arch: dict, image_size: int):
@@ -118,7 +158,12 @@ def build_reference(model: nn.Module,
     """transformers' ``GroupViTModel`` in eval mode with ``model``'s
     weights, for square windows of side ``window[0]`` (its forward accepts
     only its square ``image_size``: ``ValueError`` otherwise)."""
-    import transformers
+    try:
+        import transformers
+    except ImportError:
+        raise SystemExit(
+            error_line('the reference needs transformers (pip install '
+                       '"transformers>=4.37")')) from None
     if window[0] != window[1]:
         raise ValueError(
             f'transformers\' GroupViTModel only runs square inputs of its '
@@ -249,18 +294,12 @@ def swapped_encode_decode(model, fn):
 
 def machine(device: torch.device) -> Dict[str, object]:
     """What the numbers were measured on."""
+    import transformers
     cpu = platform.processor() or platform.machine()
-    try:
+    if osp.isfile('/proc/cpuinfo'):
         with open('/proc/cpuinfo') as f:
             cpu = next((line.split(':', 1)[1].strip()
                         for line in f if line.startswith('model name')), cpu)
-    except OSError:
-        pass
-    try:
-        import transformers
-        version = transformers.__version__
-    except ImportError:
-        version = None
     info = dict(
         cpu=cpu,
         cpu_count=os.cpu_count(),
@@ -268,20 +307,10 @@ def machine(device: torch.device) -> Dict[str, object]:
         device=str(device),
         torch=torch.__version__,
         python=platform.python_version(),
-        transformers=version)
+        transformers=transformers.__version__)
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
     return info
-
-
-def visible_device(name: str, cpu_hint: str) -> torch.device:
-    """``torch.device(name)``; exit with one error line for a GPU that is
-    not there."""
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit(f'error: --device cuda but no GPU is visible; use '
-                         f'--device cpu{cpu_hint}')
-    return device
 
 
 def sync(device) -> None:
@@ -295,11 +324,6 @@ def load_average() -> Optional[float]:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
-
-
-def median(values: List[float]) -> float:
-    ordered, middle = sorted(values), len(values) // 2
-    return (ordered[middle] + ordered[~middle]) / 2
 
 
 def time_interleaved(fns: Dict[str, Callable],
@@ -337,34 +361,6 @@ def ratio(times: dict, slower: str, faster: str) -> float:
     ratios."""
     return median(
         [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
-
-
-def images_per_s(fns: Dict[str, Callable],
-                 count: int,
-                 repeat: int,
-                 device,
-                 advance: Optional[Callable] = None):
-    """Images/s of each ``fns[name](i)`` (the labels of image ``i``, a
-    numpy array) over ``count`` images, from the medians of rounds
-    interleaved per image (a warm-up round before the first); and the
-    labels ``{name: [per image]}``."""
-    totals = dict.fromkeys(fns, 0.)
-    labels = {name: [] for name in fns}
-    for i in range(count):
-        last = {}
-
-        def call(name):
-            last[name] = fns[name](i)
-
-        times = time_interleaved(
-            {name: functools.partial(call, name)
-             for name in fns}, repeat, int(i == 0), device)
-        for name in fns:
-            totals[name] += times[name]['median']
-            labels[name].append(last[name])
-        if advance is not None:
-            advance()
-    return {name: count / t for name, t in totals.items()}, labels
 
 
 def share_equal(a: list, b: list) -> float:

@@ -4,7 +4,7 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
         [--data-root DIR] [--num-images N] [--repeat 5] [--threads 2]
-        [--device cpu|cuda] [--amp fp32|fp16|bf16] [--window-batch N]
+        [--device cpu|cuda] [--window-batch N]
         [--onnx DIR|auto] [--json] [--cfg-options ...]
 
 Each ratio is the median of the interleaved rounds' ratios, marked
@@ -12,51 +12,48 @@ UNRELIABLE when the load moved or the figures contradict each other; exit
 status 1 when the outputs differ by more than ``--atol``.
 """
 import argparse
-import contextlib
 import functools
 import json
 import os
 import os.path as osp
 import sys
+import tempfile
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from bench_common import (autocast_setting, build_dataset, build_model,
-                          build_reference, images_per_s, load_average, machine,
-                          median, peak_memory, ratio, share_equal,
-                          swapped_encode_decode, time_interleaved,
-                          visible_device)
-from get_flops import segmentor_flops, window_shape
-from mmengine.config import Config
+from bench_common import (REPO, bench_options, build_dataset, build_model,
+                          build_reference, load_average, load_runtime, machine,
+                          peak_memory, ratio, setup, share_equal,
+                          swapped_encode_decode, time_interleaved)
+from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 
-from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.tool_options import (add_cfg_options, check_paths,
-                                          weights_label)
-from mmseg_groupvit.models.layers import fast_linear
+from groupvit_common.errors import exit_on_user_error
+from groupvit_common.tool_options import weights_label
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MiB = 2.0**20
 #: How far the load may move (one core's worth) for trusted ratios.
 LOAD_SPREAD = 1.0
-#: How far apart the same figure measured twice may be.
-SAME_FIGURE = 1.5
-IMAGE_MODES = ('ours', 'mmseg_loop', 'naive', 'naive_plain')
+#: The per-window rows of the report: label, ours, reference (the ratio is
+#: the reference's time over ours).
+ROWS = (('full zero-shot call', 'ours_window', 'hf_window'),
+        ('  transformers, prompts padded to the longest', 'ours_window',
+         'hf_window_padded_longest'), ('vision backbone', 'ours_backbone',
+                                       'hf_backbone'),
+        ('text encoder (ours: once per vocabulary)', 'ours_text', 'hf_text'),
+        ('onnxruntime image.onnx (CPU)', 'ours_window', 'onnxruntime_window'))
 
 
 def reliability(loads: List[float],
                 times: dict,
-                cpus: Optional[int] = None,
-                again: Optional[float] = None) -> List[str]:
+                cpus: Optional[int] = None) -> List[str]:
     """Why the ratios cannot be trusted (empty when they can): the load
-    moved or took cores, a whole call was faster than its backbone, or
-    ``again`` (``ours_window`` timed in another section, s) differs."""
+    moved or took cores, or a whole call was faster than its backbone."""
     reasons = []
     if loads and max(loads) - min(loads) > LOAD_SPREAD:
         reasons.append(f'the load average moved from {min(loads)} to '
@@ -65,36 +62,12 @@ def reliability(loads: List[float],
     if loads and cpus and max(loads) > cpus + LOAD_SPREAD:
         reasons.append(f'the load average reached {max(loads)} on '
                        f'{cpus} CPUs: other work took cores')
-    if again is not None and 'ours_window' in times:
-        first = times['ours_window']['median']
-        if max(first, again) > SAME_FIGURE * min(first, again):
-            reasons.append(f'ours per window took {1e3 * first:.1f} ms in '
-                           f'one section and {1e3 * again:.1f} ms in '
-                           f'another')
     for call, part in (('ours_window', 'ours_backbone'), ('hf_window',
                                                           'hf_backbone')):
         if call in times and part in times and \
                 times[call]['median'] < times[part]['median']:
             reasons.append(f'{call} took less than {part}, a part of it')
     return reasons
-
-
-def matmul_peak(device, sizes: List[int], repeat: int, advance=None) -> dict:
-    """Best fp32 GFLOP/s of square matrix products (``torch.mm`` and the
-    fused linear kernel): the device's peak."""
-    best = {}
-    for size in sizes:
-        a = torch.randn(size, size, device=device)
-        b = torch.randn(size, size, device=device)
-        fns = dict(mm=lambda: torch.mm(a, b))
-        if fast_linear.available(a, b):
-            fns['fused_linear'] = lambda: fast_linear.linear(a, b)
-        with torch.no_grad():
-            times = time_interleaved(fns, repeat, 1, device, advance)
-        for name, t in times.items():
-            best[name] = max(best.get(name, 0.), 2 * size**3 / t['best'] / 1e9)
-    best['peak'] = max(best.values())
-    return best
 
 
 def naive_encode_decode(model, window, metas):
@@ -109,33 +82,6 @@ def naive_encode_decode(model, window, metas):
         image_embeds=again['image_embeds'])
     return model.decode_head.predict([window, feats, class_embeds], metas,
                                      model.test_cfg)
-
-
-@contextlib.contextmanager
-def plain_layers():
-    """Plain ``F.linear`` layers instead of the fused linear kernel."""
-    previous = fast_linear.set_enabled(False)
-    try:
-        yield
-    finally:
-        fast_linear.set_enabled(previous)
-
-
-def predict_with(model, mode: str, inputs, data_samples):
-    """``model.predict`` through one of :data:`IMAGE_MODES`."""
-    from mmseg.models.segmentors import MultimodalEncoderDecoder
-    metas = [s.metainfo for s in data_samples]
-    if mode == 'ours':
-        logits = model.inference(inputs, metas)
-    elif mode == 'mmseg_loop':
-        logits = MultimodalEncoderDecoder.slide_inference(model, inputs, metas)
-    else:
-        layers = plain_layers() if mode == 'naive_plain' else \
-            contextlib.nullcontext()
-        with layers, swapped_encode_decode(model, naive_encode_decode):
-            logits = MultimodalEncoderDecoder.slide_inference(
-                model, inputs, metas)
-    return model.postprocess_result(logits, data_samples)
 
 
 def first_window(dataset, model, shape, device, seed):
@@ -153,11 +99,13 @@ def first_window(dataset, model, shape, device, seed):
 
 
 def max_diff(a, b) -> float:
-    return (a.detach().float() - b.detach().float()).abs().max().item()
+    return (torch.as_tensor(a).float() -
+            torch.as_tensor(b).float()).abs().max().item()
 
 
 def labels_equal(a, b) -> float:
-    return (a.argmax(1) == b.argmax(1)).float().mean().item()
+    return (torch.as_tensor(a).argmax(1) == torch.as_tensor(b).argmax(1)
+            ).float().mean().item()
 
 
 def agreement(model, hf, window, tokens, metas):
@@ -201,43 +149,64 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-def amp_agreement(model, window, metas, amp):
-    """Our autocast outputs against our fp32 ones: scores, labels, group
-    embeddings (least cosine) and soft groupings."""
-    with torch.no_grad():
-        fast = model.encode_decode(window, metas)
-        fast_feats = model.extract_feat(window)
-        with autocast_setting(model, 'fp32'):
-            exact = model.encode_decode(window, metas)
-            feats = model.image_encoder(window)
-    cosine = F.cosine_similarity(
-        fast_feats['group_embeds'], feats['group_embeds'], dim=-1)
-    return dict(
-        dtype=amp,
-        max_abs_diff=max_diff(fast, exact),
-        label_agreement=labels_equal(fast, exact),
-        min_group_embed_cosine=cosine.min().item(),
-        soft_grouping_max_abs_diff=max(
-            max_diff(a, b) for a, b in zip(fast_feats['soft_assigns'],
-                                           feats['soft_assigns'])))
-
-
-def image_throughput(model, dataset, num_images, repeat, device, advance):
-    """images/s of the slide paths on real images (load and resize
-    included), interleaved per image."""
+def image_throughput(model,
+                     dataset,
+                     num_images,
+                     repeat,
+                     device,
+                     advance=None,
+                     modes=('ours', 'mmseg_loop', 'naive'),
+                     onnx=None,
+                     hf_scores=None):
+    """images/s of slide paths on real images (file read and resize
+    included), interleaved per image: ``ours``, mmseg's window loop, the
+    original protocol run naively, ``onnxruntime`` (``onnx``: ``(runner,
+    class_embeds, bg_thresh)``), ``transformers`` (``hf_scores``, window
+    scores as ``swapped_encode_decode`` takes them); and each mode's labels
+    per image."""
+    from mmseg.models.segmentors import MultimodalEncoderDecoder
+    slide = MultimodalEncoderDecoder.slide_inference
     n = min(num_images, len(dataset))
     shapes = {}
 
     def run(mode, i):
+        if mode == 'onnxruntime':
+            path = dataset.get_data_info(i)['img_path']
+            return onnx[0].predict_file(path, *onnx[1:])[1]
         batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
-        shapes[i] = batch['inputs'].shape[-2:]
-        out = predict_with(model, mode, batch['inputs'], batch['data_samples'])
-        return out[0].pred_sem_seg.data.cpu().numpy()
+        inputs, samples = batch['inputs'], batch['data_samples']
+        shapes[i] = inputs.shape[-2:]
+        metas = [s.metainfo for s in samples]
+        if mode == 'ours':
+            logits = model.inference(inputs, metas)
+        elif mode == 'mmseg_loop':
+            logits = slide(model, inputs, metas)
+        elif mode == 'transformers':
+            with swapped_encode_decode(model, hf_scores):
+                logits = model.inference(inputs, metas)
+        else:
+            with swapped_encode_decode(model, naive_encode_decode):
+                logits = slide(model, inputs, metas)
+        out = model.postprocess_result(logits, samples)
+        return out[0].pred_sem_seg.data[0].cpu().numpy()
 
-    with torch.no_grad():
-        rates, labels = images_per_s(
-            {m: functools.partial(run, m)
-             for m in IMAGE_MODES}, n, repeat, device, advance)
+    modes += ('onnxruntime', ) * bool(onnx)
+    seconds, labels = dict.fromkeys(modes, 0.), {m: [] for m in modes}
+    for i in range(n):
+        last = {}
+
+        def call(mode, i=i):
+            last[mode] = run(mode, i)
+
+        with torch.no_grad():
+            times = time_interleaved(
+                {m: functools.partial(call, m)
+                 for m in modes}, repeat, int(i == 0), device)
+        for m in modes:
+            seconds[m] += times[m]['median']
+            labels[m].append(last[m])
+        if advance is not None:
+            advance()
     (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
     windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
                   (max(w - cw + sw - 1, 0) // sw + 1)
@@ -245,56 +214,49 @@ def image_throughput(model, dataset, num_images, repeat, device, advance):
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
-        images_per_s=rates,
-        label_agreement_ours_vs_naive=share_equal(labels['ours'],
-                                                  labels['naive']))
+        images_per_s={
+            m: n / t
+            for m, t in seconds.items()
+        },
+        label_agreement={
+            f'ours_vs_{m}': share_equal(labels['ours'], labels[m])
+            for m in modes[1:]
+        }), labels
+
+
+def onnx_runner(export, model, cfg, image, tmp, **options):
+    """The onnxruntime runner (``options``) of an export folder (``auto``:
+    ``model`` exported into ``tmp``, checked on ``image``), its class
+    embeddings and background threshold."""
+    if export == 'auto':
+        export = osp.join(tmp, 'export')
+        from mmseg_groupvit.deployment import export_onnx
+        export_onnx(model, cfg, export, image)
+    runner = load_runtime().OnnxSegmenter(export, **options)
+    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
+    return runner, class_embeds, runner.protocol['bg_thresh']
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark GroupViT zero-shot inference against '
-        'transformers\' GroupViTModel')
+        'transformers\' GroupViTModel',
+        parents=[bench_options()])
     add = parser.add_argument
-    add('config', help='config file')
-    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
-    add('--data-root', help='dataset root for the images/s measurement')
-    add('--num-images', type=int, default=10, help='for images/s (0: none)')
-    add('--repeat', type=int, default=5, help='timed rounds (median of)')
     add('--image-repeat', type=int, default=1, help='rounds per image')
     add('--threads', type=int, default=2, help='CPU threads')
-    add('--device', default='cpu', help='cpu or cuda[:i]')
-    add('--amp',
-        choices=['fp32', 'fp16', 'bf16'],
-        default='fp32',
-        help='autocast the image encoder (test_cfg.autocast)')
-    add('--window-batch', type=int, help='windows per backbone pass')
     add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
-    add('--peak-sizes',
-        type=int,
-        nargs='+',
-        default=[2048, 4096],
-        help='matrix sizes for the device\'s matrix-product peak')
     add('--atol', type=float, default=1e-4, help='allowed difference')
     add('--onnx',
         help='also time onnxruntime: an export folder of the same weights, '
         'or "auto" to export into a temporary folder')
-    add('--seed', type=int, default=0)
     add('--json', action='store_true', help='a last line of JSON')
-    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
-def run(args) -> dict:
+def run(args, tmp: str) -> dict:
     torch.set_num_threads(args.threads)
-    device = visible_device(args.device, '')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.amp != 'fp32':
-        cfg.model.test_cfg['autocast'] = args.amp
-    if args.window_batch:
-        cfg.model.test_cfg['window_batch'] = args.window_batch
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg, device = setup(args)
     shape = (args.shape[0], args.shape[-1]) if args.shape else \
         window_shape(cfg)
     load_start, loads = load_average(), []
@@ -310,10 +272,19 @@ def run(args) -> dict:
     longest = int(tokens.argmax(-1).max()) + 1
     short_tokens = tokens[:, :longest].contiguous()
     encoder = model.image_encoder
+    onnx = None
+    if args.onnx and device.type != 'cpu':
+        print('note: the onnxruntime figures are measured on CPU only; run '
+              'the benchmark with --device cpu for them.')
+    elif args.onnx:
+        # The photo of the timed window (a shipped one without data).
+        image = dataset[0]['data_samples'].img_path if dataset else \
+            osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+        onnx = onnx_runner(
+            args.onnx, model, cfg, image, tmp, threads=args.threads)
 
     with torch.no_grad():
         model.text_encoder()  # cached, as for every window after the first
-        batch2 = window.expand(2, -1, -1, -1).contiguous()
         fns = dict(
             ours_window=lambda: model.encode_decode(window, metas),
             hf_window=lambda:
@@ -326,56 +297,50 @@ def run(args) -> dict:
             ours_backbone=lambda: encoder.forward_features(window),
             hf_backbone=lambda: hf.vision_model(
                 pixel_values=window, output_attentions=True),
-            ours_window_batch2=lambda: model.encode_decode(batch2, metas),
             ours_text=lambda: model.text_encoder.encode_tokens(tokens),
             hf_text=lambda: hf.get_text_features(input_ids=tokens))
+        if onnx:
+            pixels = window.cpu().numpy()
+            fns['onnxruntime_window'] = lambda: onnx[0].window_scores(
+                pixels, *onnx[1:])
         with progress(args.repeat + 1, 'per-window times', 'rounds') as bar:
             times = time_interleaved(fns, args.repeat, 1, device, bar.advance,
                                      loads)
-        runs = [t / 2 for t in times['ours_window_batch2']['runs']]
-        times['ours_window_batch2'] = dict(
-            best=min(runs), median=median(runs), runs=runs)
         names = ('ours_window', 'hf_window', 'ours_backbone', 'hf_backbone')
         memory = {}
         with progress(len(names), 'peak memory', 'calls') as bar:
             for name in names:
                 memory[name] = peak_memory(fns[name], device)
                 bar.advance()
+        if onnx:
+            ours = model.encode_decode(window, metas).cpu()
+            scores = fns['onnxruntime_window']()
+            onnx_agree = dict(
+                export=args.onnx,
+                window_max_abs_diff=max_diff(scores, ours),
+                window_labels_equal=labels_equal(scores, ours))
     say('checking that ours and the reference agree')
     diffs, head = agreement(model, hf, window, tokens, metas)
-    amp = amp_agreement(model, window, metas,
-                        args.amp) if args.amp != 'fp32' else None
-
-    say('counting FLOPs')
-    flops = segmentor_flops(model, shape)
-    rounds = max(2, args.repeat // 2)
-    with progress(
-            len(args.peak_sizes) * (rounds + 1), 'matrix-product peak',
-            'rounds') as bar:
-        peak = matmul_peak(device, args.peak_sizes, rounds, bar.advance)
-    rates = {
-        name: 2 * flops[part] / times[name]['best'] / 1e9
-        for name, part in (('ours_window', 'window'), ('ours_backbone',
-                                                       'image_encoder'),
-                           ('hf_backbone', 'image_encoder'))
-    }
     images = None
     if dataset is not None and args.num_images > 0:
         count = min(args.num_images, len(dataset))
         with progress(count, 'whole images', 'images') as bar:
-            images = image_throughput(model, dataset, args.num_images,
-                                      args.image_repeat, device, bar.advance)
+            images, _ = image_throughput(
+                model,
+                dataset,
+                args.num_images,
+                args.image_repeat,
+                device,
+                bar.advance,
+                onnx=onnx)
     max_abs = max(diffs.values())
-    onnx = onnx_column(args, cfg, model, dataset, window,
-                       metas) if args.onnx else None
     return dict(
-        onnx=onnx,
         config=args.config,
         window=list(shape),
         window_source=source,
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
-        amp=args.amp,
+        autocast=model.test_cfg.get('autocast') or 'fp32',
         window_batch=(model.test_cfg or {}).get('window_batch')
         or DEFAULT_WINDOW_BATCH,
         weights=weights_label(args.checkpoint, args.seed),
@@ -390,154 +355,78 @@ def run(args) -> dict:
             k: dict(best=t['best'] * 1e3, median=t['median'] * 1e3)
             for k, t in times.items()
         },
+        speedup={
+            ref: ratio(times, ref, ours)
+            for _, ours, ref in ROWS if ref in times
+        },
         speedup_window=ratio(times, 'hf_window', 'ours_window'),
-        speedup_window_vs_padded_longest=ratio(times,
-                                               'hf_window_padded_longest',
-                                               'ours_window'),
         speedup_backbone=ratio(times, 'hf_backbone', 'ours_backbone'),
-        speedup_window_batch2=ratio(times, 'ours_window',
-                                    'ours_window_batch2'),
-        unreliable=reliability(
-            loads, times, os.cpu_count(),
-            onnx['window_ms']['ours_window'] / 1e3 if onnx else None),
+        unreliable=reliability(loads, times, os.cpu_count()),
         peak_mem_mib={
             k: v / MiB
             for k, v in memory.items()
         },
         peak_mem_ratio=memory['ours_window'] / max(memory['hf_window'], 1),
-        gflop={
-            k: 2 * flops[k] / 1e9
-            for k in ('window', 'image_encoder', 'text')
-        },
-        gflop_per_s=rates,
-        matmul_peak_gflop_per_s=peak,
-        share_of_peak={
-            k: v / peak['peak']
-            for k, v in rates.items()
-        },
         max_abs_diff=max_abs,
         diffs=diffs,
         head_on_reference_features=head,
-        amp_vs_fp32=amp,
+        onnx=onnx_agree if onnx else None,
         agree=max_abs <= args.atol,
         atol=args.atol,
         images=images)
 
 
-def onnx_column(args, cfg, model, dataset, window, metas) -> Optional[dict]:
-    """The onnxruntime column (``onnx_bench.py``), on CPU only."""
-    import tempfile
-
-    import onnx_bench
-    if window.device.type != 'cpu':
-        print('note: the onnxruntime column is measured on CPU only; run '
-              'the benchmark with --device cpu for it.')
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        export = args.onnx
-        if export == 'auto':
-            # The photo of the timed window (a shipped one without data).
-            image = dataset[0]['data_samples'].img_path if dataset else \
-                osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
-            export = osp.join(tmp, 'export')
-            from mmseg_groupvit.deployment import export_onnx
-            export_onnx(model, cfg, export, image)
-        return onnx_bench.run(model, cfg, dataset, window, metas, export, args)
+def _pairs(values: dict, fmt: str = '') -> str:
+    return ', '.join(f'{k} {v:{fmt}}' for k, v in values.items()
+                     if not isinstance(v, str) or not fmt)
 
 
 def report(r: dict) -> str:
-    t = {k: v['median'] for k, v in r['times_ms'].items()}
-    m, load, mem = r['machine'], r['load_avg_1min'], r['peak_mem_mib']
-    h, w = r['window']
+    t, mem = r['times_ms'], r['peak_mem_mib']
     x = 'x UNRELIABLE' if r['unreliable'] else 'x'
-    gpu = ', ' + m['gpu'] if 'gpu' in m else ''
-    rate, share = r['gflop_per_s'], r['share_of_peak']
-    head = r['head_on_reference_features']
+    head, images = r['head_on_reference_features'], r['images']
     lines = [
-        f'GroupViT zero-shot benchmark: {r["config"]}, {h}x{w} window '
-        f'({r["window_source"]}), {r["num_prompts"]} prompts, '
-        f'{r["amp"]}, weights {r["weights"]}',
-        f'machine: {m["cpu"]} ({m["cpu_count"]} CPUs), {m["threads"]} '
-        f'threads, device {m["device"]}{gpu}, torch {m["torch"]}, '
-        f'transformers {m["transformers"]}',
-        f'load average (1 min): {load["start"]} at start, {load["end"]} at '
-        f'end, {load["min"]} to {load["max"]} during the timed rounds',
-    ] + [
-        f'RATIOS UNRELIABLE: {reason}; run again on an idle machine.'
-        for reason in r['unreliable']
-    ] + [
-        '',
-        f'per window, median of {r["repeat"]} (ms)    ours  transformers'
-        f'   ratio (median of the rounds)',
-        f'full zero-shot call         {t["ours_window"]:9.1f} '
-        f'{t["hf_window"]:13.1f} {r["speedup_window"]:6.2f}{x}',
-        f'  transformers, text padded to the longest prompt '
-        f'({r["prompt_tokens"]["longest"]} tokens): '
-        f'{t["hf_window_padded_longest"]:.1f} ms, '
-        f'{r["speedup_window_vs_padded_longest"]:.2f}{x}',
-        f'vision backbone             {t["ours_backbone"]:9.1f} '
-        f'{t["hf_backbone"]:13.1f} {r["speedup_backbone"]:6.2f}{x}',
-        f'text encoder ({r["num_prompts"]} prompts)    {t["ours_text"]:9.1f} '
-        f'{t["hf_text"]:13.1f}   (ours: once per vocabulary)',
-        f'ours, 2 windows per pass    {t["ours_window_batch2"]:9.1f}'
-        f'   per window ({r["speedup_window_batch2"]:.2f}{x} one window)',
-        '',
-        f'peak tensor memory (MiB)    {mem["ours_window"]:9.1f}'
-        f' {mem["hf_window"]:13.1f} {r["peak_mem_ratio"]:6.2f}x  (full call)',
-        f'                            {mem["ours_backbone"]:9.1f} '
-        f'{mem["hf_backbone"]:13.1f}          (backbone)',
-        '',
-        f'GFLOP per window {r["gflop"]["window"]:.2f} (backbone '
-        f'{r["gflop"]["image_encoder"]:.2f}); text '
-        f'{r["gflop"]["text"]:.2f} per vocabulary',
-        f'GFLOP/s: ours window {rate["ours_window"]:.1f}, ours backbone '
-        f'{rate["ours_backbone"]:.1f}, transformers backbone '
-        f'{rate["hf_backbone"]:.1f}',
-        'matrix-product peak (GFLOP/s): ' +
-        ', '.join(f'{k} {v:.1f}'
-                  for k, v in r['matmul_peak_gflop_per_s'].items()) +
-        f'; ours backbone at {100 * share["ours_backbone"]:.0f}% of it, '
-        f'transformers\' at {100 * share["hf_backbone"]:.0f}%',
-        '',
-        'agreement with transformers (max abs diff): ' +
-        ', '.join(f'{k} {v:.1e}' for k, v in r['diffs'].items()),
-        f'  max {r["max_abs_diff"]:.1e} '
-        f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
-        f'our head on transformers\' features: max abs diff '
-        f'{head["max_abs_diff"]:.1e}, labels '
-        f'{100 * head["label_agreement"]:.3f}% equal',
+        f'GroupViT zero-shot benchmark: {r["config"]}, {r["window"][0]}x'
+        f'{r["window"][1]} window ({r["window_source"]}), '
+        f'{r["num_prompts"]} prompts, {r["autocast"]}, weights '
+        f'{r["weights"]}', f'machine: {_pairs(r["machine"])}',
+        f'load average (1 min): {_pairs(r["load_avg_1min"])}'
     ]
-    a = r['amp_vs_fp32']
-    if a:
-        lines.append(f'{a["dtype"]} autocast vs fp32: scores max abs diff '
-                     f'{a["max_abs_diff"]:.1e}, labels '
-                     f'{100 * a["label_agreement"]:.3f}% equal; group '
-                     f'embeddings cosine >= {a["min_group_embed_cosine"]:.5f}'
-                     f', soft groupings max abs diff '
-                     f'{a["soft_grouping_max_abs_diff"]:.1e}')
-    if r['images']:
-        i = r['images']
-        ips = i['images_per_s']
+    lines += [
+        f'RATIOS UNRELIABLE: {why}; run again on an idle machine.'
+        for why in r['unreliable']
+    ]
+    title = f'median of {r["repeat"]} rounds (ms)'
+    lines += [
+        '', f'{title:<46} {"ours":>9} {"reference":>10}  ratio (time: '
+        f'reference / ours; memory: ours / reference)'
+    ]
+    for label, ours, ref in ROWS:
+        if ref in t:
+            lines.append(
+                f'{label:<46} {t[ours]["median"]:9.1f} '
+                f'{t[ref]["median"]:10.1f} {r["speedup"][ref]:6.2f}{x}')
+    for part in ('window', 'backbone'):
+        ours, ref = mem[f'ours_{part}'], mem[f'hf_{part}']
+        lines.append(f'{f"peak tensor memory, {part} (MiB)":<46} {ours:9.1f} '
+                     f'{ref:10.1f} {ours / max(ref, 1e-9):6.2f}x')
+    lines += [
+        '', f'agreement with transformers (max abs diff): '
+        f'{_pairs(r["diffs"], ".1e")}', f'  max {r["max_abs_diff"]:.1e} '
+        f'{"<=" if r["agree"] else "> (DISAGREE)"} atol {r["atol"]:.0e}; '
+        f'our head on transformers\' features: {_pairs(head, ".3g")}'
+    ]
+    if r['onnx']:
+        lines.append(f'onnxruntime against ours: {_pairs(r["onnx"], ".3g")}')
+    if images:
         lines += [
-            '',
-            f'images/s on {i["num_images"]} real images '
-            f'({i["windows_per_image"]:.2f} windows each, load and resize '
-            f'included):',
-            f'  ours (window batch {r["window_batch"]}) {ips["ours"]:.3f}, '
-            f'mmseg window loop {ips["mmseg_loop"]:.3f}, original protocol '
-            f'naive (2 encoder passes, one window at a time) '
-            f'{ips["naive"]:.3f}, the same with plain PyTorch linear layers '
-            f'{ips["naive_plain"]:.3f}',
-            f'  ours: {ips["ours"] / ips["mmseg_loop"]:.2f}x the mmseg loop, '
-            f'{ips["ours"] / ips["naive"]:.2f}x the naive protocol, '
-            f'{ips["ours"] / ips["naive_plain"]:.2f}x the naive protocol '
-            f'with plain layers',
-            f'  labels equal, ours vs naive: '
-            f'{100 * i["label_agreement_ours_vs_naive"]:.4f}%',
+            '', f'images/s on {images["num_images"]} real images '
+            f'({images["windows_per_image"]:.2f} windows each, file read and '
+            f'resize included; ours with window batch {r["window_batch"]}; '
+            f'naive: the original protocol, 2 encoder passes a window): '
+            f'{_pairs(images["images_per_s"], ".3f")}',
+            f'  labels equal: {_pairs(images["label_agreement"], ".4%")}'
         ]
-    if r.get('onnx'):
-        import onnx_bench
-        lines += onnx_bench.report_lines(r['onnx'], x)
     return '\n'.join(lines)
 
 
@@ -550,24 +439,8 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_warnings()
     quiet_profiler()
-    problem = check_paths(
-        args.config, args.checkpoint, checkpoint_option='--checkpoint')
-    if problem:
-        print(f'error: {problem}', file=sys.stderr)
-        return 1
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        print(
-            'error: the reference needs transformers '
-            '(pip install "transformers>=4.37")',
-            file=sys.stderr)
-        return 1
-    try:
-        result = run(args)
-    except USER_ERRORS as e:
-        print(f'error: {user_error_message(e)}', file=sys.stderr)
-        return 1
+    with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
+        result = run(args, tmp)
     print(report(result))
     if args.json:
         print(json.dumps(result))

@@ -17,15 +17,14 @@ import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
+from bench_common import setup
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torch import nn
 
-from groupvit_common.errors import USER_ERRORS, user_error_message
-from groupvit_common.tool_options import add_cfg_options, check_paths
+from groupvit_common.errors import exit_on_user_error
+from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
@@ -105,7 +104,7 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
             text_encoder=params['text_encoder']))
 
 
-def window_shape(cfg: Config) -> Tuple[int, int]:
+def window_shape(cfg) -> Tuple[int, int]:
     """The config's slide window, or 448x448 in whole mode."""
     test_cfg = cfg.model.get('test_cfg') or {}
     if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
@@ -151,26 +150,16 @@ def main(argv=None):
         help='window size H [W] (default: the config\'s crop_size)')
     add_cfg_options(parser)
     args = parser.parse_args(argv)
+    if args.shape is not None and len(args.shape) > 2:
+        parser.error('--shape takes H or H W')
     quiet_warnings()
-    problem = check_paths(args.config)
-    if problem is None and args.shape is not None and len(args.shape) > 2:
-        problem = '--shape takes H or H W'
-    if problem:
-        print(f'error: {problem}', file=sys.stderr)
-        return 1
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg, _ = setup(args)
     shape = (args.shape[0],
              args.shape[-1]) if args.shape else window_shape(cfg)
     from mmseg.registry import MODELS
-    try:
+    with exit_on_user_error():
         check_model_arguments(cfg.model)
         model = MODELS.build(cfg.model).eval()
-    except USER_ERRORS as e:
-        print(f'error: {user_error_message(e)}', file=sys.stderr)
-        return 1
     print(report(segmentor_flops(model, shape), shape))
     return 0
 

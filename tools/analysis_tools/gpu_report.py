@@ -11,25 +11,23 @@ provider, into ``report.json`` and the table ``report.md``::
 Without a GPU it is a dry run on the CPU (``"dry_run": true``).
 """
 import argparse
-import contextlib
 import functools
 import json
 import os
 import os.path as osp
-import sys
 
 import torch
 import torch.nn.functional as F
-from bench_common import (DTYPES, autocast_setting, build_dataset, build_model,
-                          build_reference, image_steps, machine, predict_file,
-                          swapped_encode_decode, time_interleaved,
-                          visible_device)
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from bench_common import (DTYPES, REPO, autocast_setting, bench_options,
+                          build_dataset, build_model, build_reference,
+                          image_steps, machine, predict_file, setup,
+                          share_equal)
+from benchmark import image_throughput, onnx_runner
 
-from groupvit_common.tool_options import check_paths, weights_label
+from groupvit_common.errors import error_line
+from groupvit_common.tool_options import weights_label
+from mmseg_groupvit.utils.config_file import read_config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURE = os.environ.get(
     'GROUPVIT_FIXTURES',
     osp.join(osp.dirname(REPO), 'shared', 'fixtures', 'groupvit-original-A'))
@@ -38,28 +36,17 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='GroupViT GPU report: correctness, then throughput')
-    parser.add_argument(
-        'config',
-        nargs='?',
-        default=osp.join(REPO, 'configs', 'groupvit_voc.py'),
-        help='config file')
-    parser.add_argument(
-        '--checkpoint', help='converted checkpoint (default: random)')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cuda[:i]; cpu gives a dry run (default: cuda when visible)')
-    parser.add_argument(
-        '--data-root',
-        default=osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
-                         'VOC2012'))
-    parser.add_argument('--num-images', type=int, default=25)
-    parser.add_argument('--window-batch', type=int, default=8)
-    parser.add_argument('--repeat', type=int, default=3)
+        description='GroupViT GPU report: correctness, then throughput',
+        parents=[bench_options(osp.join(REPO, 'configs', 'groupvit_voc.py'))])
+    parser.set_defaults(
+        device='cuda' if torch.cuda.is_available() else 'cpu',
+        data_root=osp.join(REPO, 'samples', 'voc2012_sample', 'VOCdevkit',
+                           'VOC2012'),
+        num_images=25,
+        window_batch=8,
+        repeat=3)
     parser.add_argument('--fixture', default=FIXTURE)
     parser.add_argument('--out', default=osp.join('outputs', 'gpu_report'))
-    parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -73,55 +60,33 @@ def fixture_check(device, fixture_dir, work_dir):
         return dict(skipped=f'reference fixture not found at {fixture_dir}')
     reference = np.load(osp.join(fixture_dir, 'reference.npz'))
     checkpoint = osp.join(work_dir, 'fixture.pth')
-    cfg = Config.fromfile(
+    cfg = read_config(
         convert_checkpoint(osp.join(fixture_dir, 'hf'), checkpoint)['config'])
-    cpu = build_model(cfg, checkpoint, 'cpu', 0)
-    on_device = build_model(cfg, checkpoint, device, 0) \
-        if device.type != 'cpu' else None  # a dry run compares CPU to CPU
+    models = [build_model(cfg, checkpoint, 'cpu', 0)]
+    if device.type != 'cpu':  # a dry run compares CPU to CPU
+        models.append(build_model(cfg, checkpoint, device, 0))
     steps = image_steps(cfg)
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
-        path = osp.join(shared, str(name))
-        first = predict_file(cpu, steps, path)
         out = [
-            first, first if on_device is None else predict_file(
-                on_device, steps, path)
+            predict_file(m, steps, osp.join(shared, str(name))) for m in models
         ]
         scores = [o.seg_logits.data.float().cpu() for o in out]
         labels = [o.pred_sem_seg.data.cpu() for o in out]
         images.append(
             dict(
                 image=str(name),
-                scores_max_abs_diff=(scores[0] - scores[1]).abs().max().item(),
-                labels_equal=bool(torch.equal(*labels)),
-                labels_as_original=float((labels[1].squeeze(
+                scores_max_abs_diff=(scores[0] -
+                                     scores[-1]).abs().max().item(),
+                labels_equal=bool(torch.equal(labels[0], labels[-1])),
+                labels_as_original=float((labels[-1].squeeze(
                     0).numpy() == reference[f'img{index}_label']).mean())))
     # The bound of tests/test_reference_fixture.py (the original's labels
     # may differ where its own kernels tie).
     ok = all(i['labels_equal'] and i['scores_max_abs_diff'] <= 1e-3
              and i['labels_as_original'] >= 0.999 for i in images)
     return dict(images=images, passed=ok, atol=1e-3)
-
-
-def precision_check(model, cfg, paths):
-    """fp16 / bf16 autocast against fp32: the share of equal labels."""
-    steps = image_steps(cfg)
-    labels = {p: [] for p in PRECISIONS}
-    for path in paths:
-        for precision in PRECISIONS:
-            with autocast_setting(model, precision):
-                labels[precision].append(
-                    predict_file(model, steps, path).pred_sem_seg.data)
-    total = sum(a.numel() for a in labels['fp32'])
-    return {
-        precision:
-        dict(
-            label_agreement_with_fp32=sum(
-                (a == b).sum().item()
-                for a, b in zip(labels['fp32'], labels[precision])) / total)
-        for precision in PRECISIONS[1:]
-    }
 
 
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
@@ -138,62 +103,58 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     return torch.cat([logits.new_zeros(logits[:, :1].shape), logits], dim=1)
 
 
-def throughput(model, hf, cfg, paths, device, repeat):
+def throughput(model, hf, dataset, num_images, device, repeat):
     """images/s of the full protocol per precision, ours and
-    transformers', interleaved."""
-    steps = image_steps(cfg)
+    transformers', interleaved per image; and the share of our fp16 / bf16
+    labels equal to fp32's."""
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
-
-    def run(who, precision):
-        swap = swapped_encode_decode(
-            model, functools.partial(hf_encode_decode, hf, tokens, precision)
-        ) if who == 'transformers' else contextlib.nullcontext()
-        with autocast_setting(model, precision), swap:
-            for path in paths:
-                predict_file(model, steps, path)
-
-    result = {}
+    rates, labels = {}, {}
     for precision in PRECISIONS:
-        times = time_interleaved(
-            {
-                who: functools.partial(run, who, precision)
-                for who in ('ours', 'transformers')
-            }, repeat, 1, device)
-        for who, t in times.items():
-            result[f'{who}_{precision}'] = len(paths) / t['best']
-    return result
+        with autocast_setting(model, precision):
+            out, labels[precision] = image_throughput(
+                model,
+                dataset,
+                num_images,
+                repeat,
+                device,
+                modes=('ours', 'transformers'),
+                hf_scores=functools.partial(hf_encode_decode, hf, tokens,
+                                            precision))
+        rates.update((f'{who}_{precision}', v)
+                     for who, v in out['images_per_s'].items())
+    agreement = {
+        p: share_equal(labels['fp32']['ours'], labels[p]['ours'])
+        for p in PRECISIONS[1:]
+    }
+    return rates, agreement
 
 
-def onnxruntime_cuda(model, cfg, paths, work_dir, device, repeat):
+def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
+                     repeat):
     """images/s of the onnxruntime runner with the CUDA provider."""
     try:
         import onnxruntime as ort
     except ImportError:
         return dict(skipped='onnxruntime is not installed')
-    provider = 'CUDAExecutionProvider'
-    if device.type != 'cuda':
-        provider = 'CPUExecutionProvider'
-    elif provider not in ort.get_available_providers():
+    provider = 'CUDAExecutionProvider' if device.type == 'cuda' else \
+        'CPUExecutionProvider'
+    if provider not in ort.get_available_providers():
         return dict(skipped='onnxruntime has no CUDA provider here '
                     '(pip install onnxruntime-gpu)')
-    from onnx_bench import load_runtime
-
-    from mmseg_groupvit.deployment import export_onnx
-    export = osp.join(work_dir, 'onnx')
-    export_onnx(model.cpu(), cfg, export, paths[0])
+    onnx = onnx_runner(
+        'auto',
+        model.cpu(),
+        cfg,
+        dataset.get_data_info(0)['img_path'],
+        work_dir,
+        providers=[provider],
+        window_batch=8)
     model.to(device)
-    runner = load_runtime().OnnxSegmenter(
-        export, providers=[provider], window_batch=8)
-    class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
-    thresh = runner.protocol['bg_thresh']
-
-    def run():
-        for path in paths:
-            runner.predict_file(path, class_embeds, thresh)
-
-    best = time_interleaved(dict(ort=run), repeat, 1, device)['ort']['best']
-    return dict(provider=provider, images_per_s=len(paths) / best)
+    out, _ = image_throughput(
+        model, dataset, num_images, repeat, device, modes=(), onnx=onnx)
+    return dict(
+        provider=provider, images_per_s=out['images_per_s']['onnxruntime'])
 
 
 def table(report):
@@ -208,9 +169,7 @@ def table(report):
     ]
     for precision in PRECISIONS:
         ours, hf = t[f'ours_{precision}'], t[f'transformers_{precision}']
-        agree = report['precision'].get(precision,
-                                        {}).get('label_agreement_with_fp32',
-                                                1.0)
+        agree = report['precision'].get(precision, 1.0)
         lines.append(f'| {name} | {precision} | {ours:.2f} | {hf:.2f} | '
                      f'{ours / hf:.2f}x | {100 * agree:.3f}% |')
     ort_cuda = report['onnxruntime']
@@ -232,36 +191,28 @@ def table(report):
 
 
 def run(args):
-    device = visible_device(args.device, ' for a dry run')
-    dry_run = device.type != 'cuda'
+    cfg, device = setup(args)
     os.makedirs(args.out, exist_ok=True)
-    cfg = Config.fromfile(args.config)
-    cfg.model.test_cfg['window_batch'] = args.window_batch
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = build_dataset(cfg, args.data_root)
     if dataset is None:
-        raise SystemExit(f'error: data root not found: {args.data_root}')
-    paths = [
-        dataset.get_data_info(i)['img_path']
-        for i in range(min(args.num_images, len(dataset)))
-    ]
+        raise SystemExit(error_line(f'data root not found: {args.data_root}'))
+    num_images = min(args.num_images, len(dataset))
     report = dict(
-        dry_run=dry_run,
+        dry_run=device.type != 'cuda',
         config=args.config,
         weights=weights_label(args.checkpoint, args.seed),
-        num_images=len(paths),
+        num_images=num_images,
         window_batch=args.window_batch)
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
-    model = build_model(cfg, args.checkpoint, device, args.seed)
-    report['precision'] = precision_check(model, cfg, paths)
+    model = build_model(cfg, args.checkpoint, 'cpu', args.seed)
     crop = tuple(cfg.model.test_cfg['crop_size'])
-    hf = build_reference(model.cpu(), crop, cfg.model).to(device)
+    hf = build_reference(model, crop, cfg.model).to(device)
     model.to(device)
-    report['throughput'] = throughput(model, hf, cfg, paths, device,
-                                      args.repeat)
-    report['onnxruntime'] = onnxruntime_cuda(model, cfg, paths, args.out,
-                                             device, args.repeat)
+    report['throughput'], report['precision'] = throughput(
+        model, hf, dataset, num_images, device, args.repeat)
+    report['onnxruntime'] = onnxruntime_cuda(model, cfg, dataset, num_images,
+                                             args.out, device, args.repeat)
     report['machine'] = machine(device)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
         json.dump(report, f, indent=2)
@@ -272,10 +223,6 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(
-        args.config, args.checkpoint, checkpoint_option='--checkpoint')
-    if problem:
-        sys.exit(f'error: {problem}')
     report = run(args)
     if report['dry_run']:
         print('DRY RUN on CPU: every step ran, but no figure is a GPU '

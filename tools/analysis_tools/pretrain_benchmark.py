@@ -23,28 +23,41 @@ PROMPTS = 3
 
 
 def architecture(name: str) -> dict:
-    """The released architecture, or the small one of the tools."""
-    from bench_common import small_arch
+    """The released architecture, or the small one of the pretraining
+    smoke config (seconds on a CPU)."""
+    from bench_common import REPO
 
-    import mmseg_groupvit  # noqa: F401 (registers the constructors)
-    from mmseg_groupvit.weights.arch import released_arch
-    return released_arch() if name == 'released' else small_arch()
+    from mmseg_groupvit.utils.config_file import read_config
+    from mmseg_groupvit.weights.arch import FIELDS, released_arch
+    if name == 'released':
+        return released_arch()
+    model = read_config(
+        osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py'),
+        test=False).model
+    return {
+        part: {
+            k: model[part][k]
+            for k in FIELDS[part] if k in model[part]
+        }
+        for part in FIELDS
+    }
 
 
 def _ours(arch):
+    from types import SimpleNamespace
+
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     import mmseg_groupvit  # noqa: F401
-    from mmseg_groupvit.models.pretrainers import (contrastive_loss,
-                                                   multi_label_loss)
     init_default_scope('mmseg')
     # Not the initialisation report of every tensor.
     MMLogger.get_instance('pretrain_benchmark', log_level='WARNING')
     model = MODELS.build(
         dict(
             type='GroupViTPretrainer',
+            multi_label=PROMPTS,
             image_encoder=dict(type='GroupViT', **arch['image_encoder']),
             text_encoder=dict(
                 type='GroupViTTextEncoder',
@@ -55,14 +68,8 @@ def _ours(arch):
     model.init_weights()
 
     def losses(images, tokens):
-        feats = model.image_encoder.forward_features(images)
-        image_x = model.image_encoder.projector(feats['pooled'])
-        text_x = model.text_encoder.encode_tokens(tokens.flatten(0, 1))
-        text_x = text_x.view(*tokens.shape[:2], -1)
-        return (contrastive_loss(image_x, text_x[:, 0],
-                                 model.decode_head.temperature) +
-                multi_label_loss(image_x, text_x[:, 1:],
-                                 model.multi_label_temperature))
+        samples = [SimpleNamespace(text_tokens=t) for t in tokens]
+        return sum(model.loss(images, samples).values())
 
     return model, losses
 
@@ -111,13 +118,6 @@ def _measure(who, arch, batch, device, amp, repeat, queue):
     cuda = kind == 'cuda'
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    if cuda:
-        before = torch.cuda.memory_allocated() / 2**20
-    else:
-        with open('/proc/self/status') as f:
-            before = next(
-                int(line.split()[1]) / 1024 for line in f
-                if line.startswith('VmRSS'))
     loss = []
 
     def step():
@@ -133,12 +133,7 @@ def _measure(who, arch, batch, device, amp, repeat, queue):
     best = time_interleaved(dict(step=step), repeat, 1, device)['step']['best']
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(
-        dict(
-            seconds=best,
-            peak_mib=peak,
-            before_steps_mib=before,
-            loss=loss[0].item()))
+    queue.put(dict(seconds=best, peak_mib=peak, loss=loss[0].item()))
 
 
 def measure(who, arch, batch, device, amp, repeat) -> dict:
@@ -155,26 +150,20 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     return queue.get()
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--amp', nargs='+', default=['fp32'], choices=['fp32', 'fp16', 'bf16'])
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument(
-        '--arch', default='released', choices=['released', 'small'])
-    parser.add_argument(
-        '--gpu-report',
+    add = parser.add_argument
+    add('--batch', type=int, default=16)
+    add('--device', default='cpu')
+    add('--amp', nargs='+', default=['fp32'], choices=['fp32', 'fp16', 'bf16'])
+    add('--repeat', type=int, default=3)
+    add('--arch', default='released', choices=['released', 'small'])
+    add('--gpu-report',
         action='store_true',
         help='the settings of gpu_report.sh: on a GPU batch 256, fp32, '
         'fp16 and bf16; without one a dry run (small model, batch 2)')
-    parser.add_argument('--out', help='write the results as JSON here')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+    add('--out', help='write the results as JSON here')
+    args = parser.parse_args(argv)
     if args.gpu_report:
         import torch
         if torch.cuda.is_available():
