@@ -23,10 +23,6 @@ from ..weights.arch import HEADS, canonical, infer_arch
 from ..weights.download import is_remote
 
 
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
-
-
 @HOOKS.register_module()
 class ImageProgressHook(Hook):
     """A progress bar over the test images, with an ETA, on the main
@@ -186,8 +182,9 @@ class GroupViTArchHook(Hook):
     ``tools/test.py CONFIG CHECKPOINT`` builds the trained architecture."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(
-            _bare(runner.model))
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(model)
 
 
 @HOOKS.register_module()

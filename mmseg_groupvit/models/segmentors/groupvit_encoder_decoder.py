@@ -55,10 +55,8 @@ Window = Tuple[Box, Tensor, Tensor]
 
 def describe_images(data_samples) -> str:
     """``'FILE (HxW, hxw after the test pipeline): '`` per sample."""
-    if not data_samples:
-        return ''
     names = []
-    for sample in data_samples:
+    for sample in data_samples or []:
         meta = sample.metainfo
         sizes = [
             'x'.join(str(int(v)) for v in meta[key][:2])
@@ -67,7 +65,7 @@ def describe_images(data_samples) -> str:
         sizes = ', '.join(sizes[:1] +
                           [f'{s} after the test pipeline' for s in sizes[1:]])
         names.append(f'{meta.get("img_path", "an image")} ({sizes})')
-    return '; '.join(names) + ': '
+    return '; '.join(names) + ': ' if names else ''
 
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
@@ -348,9 +346,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                       batch_img_metas: List[dict]) -> Tensor:
         """Dense scores ``[B, num_classes, h, w]`` of images or windows,
         resized to the metas' target size when it differs."""
-        scores = paint_scores(
-            *self.compact_scores(inputs, self.text_encoder()))
-        return self.decode_head.predict_by_feat(scores, batch_img_metas)
+        return self.decode_head.predict_by_feat(
+            self._forward(inputs), batch_img_metas)
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
