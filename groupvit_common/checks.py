@@ -12,7 +12,8 @@ from .vocabulary import load_vocabulary, split_background
 __all__ = [
     'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
     'check_choice', 'check_stride', 'check_test_cfg', 'check_config',
-    'check_head_classes', 'check_class_count', 'is_int', 'AUTOCAST_CHOICES'
+    'check_head_classes', 'check_class_count', 'check_test_dataloader',
+    'is_int', 'AUTOCAST_CHOICES'
 ]
 
 #: Values of ``test_cfg.autocast``: fp32 or the image encoder's half dtype.
@@ -337,3 +338,31 @@ def _check_test_sections(cfg: dict) -> None:
             isinstance(step, dict) for step in pipeline):
         raise _section_error('test_dataloader.dataset.pipeline', pipeline,
                              'a list of dicts (the test steps)')
+    check_test_dataloader(cfg)
+
+
+def check_test_dataloader(cfg: dict) -> None:
+    """Raise ConfigValueError unless the test ``batch_size`` and the sizes
+    of the ``Resize`` steps can work (else a bare error or empty images)."""
+    loader = cfg['test_dataloader']
+    check_positive_int(
+        loader.get('batch_size', 1), 'test_dataloader.batch_size',
+        'images per batch')
+    for index, step in enumerate(loader['dataset']['pipeline']):
+        if 'Resize' not in str(step.get('type', '')):
+            continue
+        key = f'test_dataloader.dataset.pipeline.{index}'
+        scale, factor = step.get('scale'), step.get('scale_factor')
+        what = f'{step["type"]}: the target'
+        if is_int(scale):
+            check_positive_int(scale, f'{key}.scale', f'{what} size')
+        elif scale is not None:
+            check_positive_pair(scale, f'{key}.scale',
+                                f'{what} width and height', '(W,H)')
+        factors = factor if isinstance(factor, (list, tuple)) else [factor]
+        if factor is not None and not all(
+                isinstance(f, Real) and not isinstance(f, bool) and f > 0
+                for f in factors):
+            raise ConfigValueError(
+                f'{key}.scale_factor ({step["type"]}) must be positive, got '
+                f'{factor!r}.')

@@ -7,7 +7,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from mmseg_groupvit.evaluation import (describe_classification_protocol,
+from mmseg_groupvit.evaluation import (describe_protocol,
                                        is_classification_config)
 from tests.conftest import REPO
 
@@ -19,7 +19,7 @@ def test_imagenet_config_is_the_original_protocol():
     assert is_classification_config(cfg)
     assert not is_classification_config(
         osp.join(REPO, 'configs', 'groupvit_voc.py'))
-    protocol = describe_classification_protocol(cfg)
+    protocol = describe_protocol(cfg)
     assert protocol['resize'] == dict(scale=256, edge='short')
     assert protocol['crop'] == 224
     assert protocol['templates'] == 'subset'

@@ -160,10 +160,7 @@ def main(argv=None):
             runner.logger.info(f'swapped {swap}')  # console with --verbose
         if not args.verbose:
             runner.register_hook(ImageProgressHook())
-        report = TestReportHook(args.config, args.checkpoint, args.seed,
-                                args.random_weights, args.cfg_options,
-                                args.out, args.show_dir, not args.verbose,
-                                swaps)
+        report = TestReportHook(args, swaps)
         report.announce(runner)
         runner.register_hook(report)
         try:

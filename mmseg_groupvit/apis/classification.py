@@ -14,9 +14,8 @@ from torch import nn
 from groupvit_common.errors import ConfigCheckError
 from ..evaluation.protocol import is_classification_config
 from ..evaluation.test_run import use_checked_loading
-from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
-from .inference import load_weights, resolve_weights
+from .inference import load_weights, resolve_weights, set_text_options
 
 __all__ = ['init_classifier', 'classify_image']
 
@@ -52,15 +51,7 @@ def init_classifier(config: Union[str, Config],
             f'{cfg.model.get("type")!r}): classification needs a '
             f'classification config, e.g. configs/classification/'
             f'groupvit_imagenet.py.')
-    text = cfg.model.text_encoder
-    if vocabulary is not None:
-        text.vocabulary = vocabulary
-        text.dataset_name = None
-    if extra_classes is not None:
-        text.extra_classes = extra_classes
-    if templates is not None:
-        text.templates = templates
-    check_model_arguments(cfg.model)
+    set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     model = MODELS.build(cfg.model)
     load_weights(model, checkpoint)

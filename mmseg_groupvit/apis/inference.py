@@ -37,6 +37,21 @@ def resolve_weights(cfg: Config, checkpoint: Optional[str],
     return None
 
 
+def set_text_options(cfg: Config, vocabulary, templates,
+                     extra_classes) -> None:
+    """Put the APIs' text options into ``cfg.model.text_encoder`` (None
+    keeps the config's; ``vocabulary`` also drops the config's extra
+    classes) and check the model's arguments."""
+    text = cfg.model.text_encoder
+    if vocabulary is not None:
+        text.vocabulary = vocabulary
+    if vocabulary is not None or extra_classes is not None:
+        text.extra_classes = extra_classes
+    if templates is not None:
+        text.templates = templates
+    check_model_arguments(cfg.model)
+
+
 def load_weights(model: nn.Module, checkpoint: Optional[str]) -> None:
     """Load ``checkpoint`` (if any) without mmengine's progress line."""
     if checkpoint:
@@ -86,14 +101,7 @@ def init_groupvit(config: ConfigLike,
         cfg_options = dict(cfg_options or {})
         cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
     cfg = read_config(config, cfg_options, test=False)
-    text = cfg.model.text_encoder
-    if vocabulary is not None:
-        text.vocabulary = vocabulary
-    if vocabulary is not None or extra_classes is not None:
-        text.extra_classes = extra_classes
-    if templates is not None:
-        text.templates = templates
-    check_model_arguments(cfg.model)
+    set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     # Weights loaded here, not by init_model, which would guess class names
     # from another dataset without dataset_meta in the checkpoint.

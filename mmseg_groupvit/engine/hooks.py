@@ -6,7 +6,6 @@ import math
 import os.path as osp
 import sys
 import time
-from typing import Optional
 
 from mmengine.dist import get_dist_info, get_world_size
 from mmengine.hooks import Hook
@@ -17,15 +16,11 @@ from torch.utils.data import IterableDataset
 from groupvit_common.errors import TrainingDataError
 from groupvit_common.files import open_work_file
 from groupvit_common.tool_options import RANDOM_BANNER, weights_label
-from ..evaluation import (class_table_lines, describe_run_protocol,
-                          result_lines, run_lines, swap_lines)
+from ..evaluation import (class_table_lines, describe_protocol, result_lines,
+                          run_lines)
 from ..utils.console import progress
 from ..weights.arch import HEADS, canonical, infer_arch
 from ..weights.download import is_remote
-
-
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -83,39 +78,24 @@ class TestReportHook(Hook):
     metrics and files written.
 
     Args:
-        config (str): The config file given.
-        checkpoint (str, optional): The checkpoint given (None: random).
-        seed (int): The seed of random weights.
-        random_weights (bool): ``--random-weights`` (said in both).
-        cfg_options (dict, optional): ``--cfg-options``.
-        out (str, optional): ``--out``.
-        show_dir (str, optional): ``--show-dir``.
-        report (bool): Print the report. Defaults to True.
+        args (Namespace): ``tools/test.py``'s command line (``config``,
+            ``checkpoint`` (None: random), ``seed``, ``random_weights``,
+            ``cfg_options``, ``out``, ``show_dir``; the report is printed
+            without ``verbose``).
         swaps (list[str]): The config values the tool swapped.
     """
 
     priority = 'LOWEST'
 
-    def __init__(self,
-                 config: str,
-                 checkpoint: Optional[str],
-                 seed: int = 0,
-                 random_weights: bool = False,
-                 cfg_options: Optional[dict] = None,
-                 out: Optional[str] = None,
-                 show_dir: Optional[str] = None,
-                 report: bool = True,
-                 swaps=()) -> None:
-        self.label = weights_label(checkpoint, seed)
+    def __init__(self, args, swaps=()) -> None:
+        self.args, self.swaps = args, list(swaps)
+        self.report = not args.verbose
+        self.label = weights_label(args.checkpoint, args.seed)
         # As given (a URL or hub id), a local path made absolute.
+        checkpoint = args.checkpoint
         if checkpoint and not is_remote(checkpoint):
             checkpoint = osp.abspath(checkpoint)
-        self.config = config
-        self.checkpoint = weights_label(checkpoint, seed)
-        self.random_weights, self.cfg_options = random_weights, cfg_options
-        self.out, self.show_dir, self.report = out, show_dir, report
-        self.swaps = list(swaps)
-        self._start = time.perf_counter()
+        self.checkpoint = weights_label(checkpoint, args.seed)
 
     def announce(self, runner) -> None:
         """Say what is run (with ``report``) and warn of random weights,
@@ -123,9 +103,10 @@ class TestReportHook(Hook):
         if runner.rank != 0:
             return
         if self.report:
-            lines = run_lines(runner.cfg, self.config, self.label)
-            print('\n'.join(lines + swap_lines(self.swaps)), flush=True)
-        if self.random_weights:
+            lines = run_lines(runner.cfg, self.args.config, self.label)
+            lines += [f'{"swapped":<11} {swap}' for swap in self.swaps]
+            print('\n'.join(lines), flush=True)
+        if self.args.random_weights:
             print(
                 f'warning: {RANDOM_BANNER} --random-weights gives a seeded '
                 f'random model (an offline trial of the tool); leave it out '
@@ -144,13 +125,13 @@ class TestReportHook(Hook):
             (m.class_results for m in runner.test_evaluator.metrics
              if getattr(m, 'class_results', None) is not None), None)
         record = dict(
-            config=osp.abspath(self.config),
+            config=osp.abspath(self.args.config),
             checkpoint=self.checkpoint,
             checkpoint_file=osp.abspath(cfg.load_from)
             if cfg.load_from else None,
-            random_weights=RANDOM_BANNER if self.random_weights else None,
-            cfg_options=self.cfg_options or {},
-            protocol=describe_run_protocol(cfg),
+            random_weights=RANDOM_BANNER if self.args.random_weights else None,
+            cfg_options=self.args.cfg_options or {},
+            protocol=describe_protocol(cfg),
             # mmseg rounds to 2 decimals in float32; drop the float32 noise.
             metrics={
                 k: round(float(v), 4)
@@ -160,8 +141,8 @@ class TestReportHook(Hook):
             images=len(loader.dataset),
             seconds=round(seconds, 3),
             processes=get_world_size())
-        if self.out is not None:
-            record['predictions'] = osp.abspath(self.out)
+        if self.args.out is not None:
+            record['predictions'] = osp.abspath(self.args.out)
         with open_work_file(cfg.work_dir, 'results.json', 'w') as f:
             json.dump(record, f, indent=2)
         if not self.report:
@@ -171,7 +152,8 @@ class TestReportHook(Hook):
                  ('log', getattr(runner.logger, 'log_file', None)),
                  ('progress', isinstance(evaluator, dict)
                   and evaluator.get('progress_dir')),
-                 ('predictions', self.out), ('pictures', self.show_dir)]
+                 ('predictions', self.args.out),
+                 ('pictures', self.args.show_dir)]
         todo = getattr(loader.sampler, 'todo', None)
         lines = result_lines(
             {
@@ -179,7 +161,7 @@ class TestReportHook(Hook):
                 for k, v in record['metrics'].items()
             }, record['images'], seconds, paths,
             None if todo is None else len(todo))
-        if self.random_weights:
+        if self.args.random_weights:
             lines[0] += '  [RANDOM WEIGHTS]'
         print('\n'.join(class_table_lines(per_class) + lines), flush=True)
 
@@ -200,8 +182,9 @@ class GroupViTArchHook(Hook):
     ``tools/test.py CONFIG CHECKPOINT`` builds the trained architecture."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(
-            _bare(runner.model))
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(model)
 
 
 @HOOKS.register_module()

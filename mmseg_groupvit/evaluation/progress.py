@@ -23,7 +23,6 @@ import glob
 import hashlib
 import hmac
 import json
-import math
 import os
 import os.path as osp
 import tempfile
@@ -256,25 +255,21 @@ def _digest(obj) -> str:
     return hashlib.sha256(_canonical(obj).encode('utf-8')).hexdigest()[:16]
 
 
-def _to_plain(cfg):
-    return cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg
-
-
 def describe_run(cfg, checkpoint: str) -> dict:
     """What a test run evaluates: hashes of the ``model``, ``dataset`` and
     ``evaluator`` configs, the ``checkpoint`` file (None: random weights of
     ``cfg.randomness.seed``) and the ``files`` the model names; the
     ``output_dir`` (``--out``) and ``checkpoint_path`` for messages."""
-    evaluator = dict(_to_plain(cfg.test_evaluator))
+    evaluator = dict(cfg.test_evaluator)
     output_dir = evaluator.get('output_dir')
     for key in ('type', 'output_dir', 'progress_dir', 'keep_results',
                 'collect_device', 'collect_dir', 'format_only'):
         evaluator.pop(key, None)
-    model = _to_plain(cfg.model)
+    model = cfg.model
     random = f'random (seed {cfg.get("randomness", {}).get("seed")})'
     return dict(
         model=_digest(model),
-        dataset=_digest(_to_plain(cfg.test_dataloader.dataset)),
+        dataset=_digest(cfg.test_dataloader.dataset),
         evaluator=_digest(evaluator),
         checkpoint=file_sha256(checkpoint) if checkpoint else random,
         files=named_file_digests(model),
@@ -443,7 +438,6 @@ class SkipDoneSampler(DefaultSampler):
                  progress_dir: str = None,
                  seed: int = None,
                  round_up: bool = True) -> None:
-        super().__init__(dataset, shuffle=False, seed=seed, round_up=round_up)
         done = set(read_progress(progress_dir))
         self.todo = [
             i for i in range(len(dataset))
@@ -456,17 +450,11 @@ class SkipDoneSampler(DefaultSampler):
                 f'already evaluated (recorded in {progress_dir}); '
                 f'{len(self.todo)} remain.',
                 logger='current')
-        if round_up:
-            self.num_samples = math.ceil(len(self.todo) / self.world_size)
-            self.total_size = self.num_samples * self.world_size
-        else:
-            self.num_samples = max(
-                0, math.ceil((len(self.todo) - self.rank) / self.world_size))
-            self.total_size = len(self.todo)
+        # DefaultSampler over the positions in ``todo``.
+        super().__init__(
+            self.todo, shuffle=False, seed=seed, round_up=round_up)
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(self.todo)
-        if self.round_up and indices:
-            indices = (indices * math.ceil(self.total_size / len(indices)))
-            indices = indices[:self.total_size]
-        return iter(indices[self.rank:self.total_size:self.world_size])
+        if not self.todo:  # DefaultSampler would divide by zero
+            return iter([])
+        return (self.todo[i] for i in super().__iter__())

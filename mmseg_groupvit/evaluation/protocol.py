@@ -39,22 +39,45 @@ def is_classification_config(cfg) -> bool:
 
 
 def describe_protocol(cfg: Config) -> Dict[str, Any]:
-    """The test-time protocol of a merged segmentation config.
+    """The test-time protocol of a merged config, JSON-friendly.
 
     Returns:
-        dict: JSON-friendly: ``dataset`` (type), ``data_root``,
-        ``num_classes``, ``background`` (class 0 is a thresholded
+        dict: ``dataset`` (type), ``data_root``, ``templates`` and
+        ``vocabulary`` (``{'dataset_name': ...}`` or ``{'vocabulary':
+        ...}``), then for a classification config ``task``
+        ('classification'), ``pipeline`` (the transform types), ``resize``
+        (``ResizeEdge``'s ``scale`` and ``edge``, or None), ``crop``
+        (``CenterCrop`` size or None) and ``topk``; for a segmentation
+        config ``num_classes``, ``background`` (class 0 is a thresholded
         background), ``bg_thresh`` (None without one), ``resize``
-        (``{'scale', 'keep_ratio'}`` of the test ``Resize`` or None),
+        (``{'scale', 'keep_ratio'}`` of the test ``Resize`` or None) and
         ``window`` (``mode``, and ``crop_size`` and ``stride`` for
-        ``'slide'``), ``templates`` and ``vocabulary``
-        (``{'dataset_name': ...}`` or ``{'vocabulary': ...}``); the last
-        three are None for a fine-tuned head (no text encoder).
+        ``'slide'``); ``templates`` and ``vocabulary`` are None for a
+        fine-tuned head (no text encoder).
     """
     model, dataset = cfg.model, cfg.test_dataloader.dataset
-    head = model.get('decode_head', {})
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
+    pipeline = list(
+        dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
+    steps = {step.get('type'): step for step in reversed(pipeline)}
+    protocol = dict(
+        dataset=dataset.get('type'),
+        data_root=dataset.get('data_root', None),
+        templates=_plain(text.get('templates', 'simple'))
+        if zero_shot else None,
+        vocabulary=_vocabulary(text) if zero_shot else None)
+    if is_classification_config(cfg):
+        resize, crop = steps.get('ResizeEdge'), steps.get('CenterCrop')
+        return dict(
+            protocol,
+            task='classification',
+            pipeline=[s.get('type') for s in pipeline],
+            resize=resize and dict(
+                scale=resize.get('scale'), edge=resize.get('edge', 'short')),
+            crop=None if crop is None else _plain(crop.get('crop_size')),
+            topk=_plain(cfg.get('test_evaluator', {}).get('topk', (1, ))))
+    head = model.get('decode_head', {})
     test_cfg = model.get('test_cfg', None) or {}
     # GroupViTHead's defaults: background on, threshold 0.95.
     with_bg = zero_shot and bool(head.get('with_bg', True))
@@ -64,13 +87,9 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         window.update(
             crop_size=_plain(test_cfg.get('crop_size')),
             stride=_plain(test_cfg.get('stride')))
-    pipeline = dataset.get('pipeline', None) or cfg.get('test_pipeline', [])
-    resize = next(
-        (s for s in pipeline if s.get('type') in ('Resize', 'CheckedResize')),
-        None)
+    resize = steps.get('Resize', steps.get('CheckedResize'))
     return dict(
-        dataset=dataset.get('type'),
-        data_root=dataset.get('data_root', None),
+        protocol,
         num_classes=head.get('num_classes', None)
         or len(dataset_classes(dataset) or ()),
         background=with_bg,
@@ -78,42 +97,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         resize=resize and dict(
             scale=_plain(resize.get('scale')),
             keep_ratio=bool(resize.get('keep_ratio', False))),
-        window=window,
-        templates=_plain(text.get('templates', 'simple'))
-        if zero_shot else None,
-        vocabulary=_vocabulary(text) if zero_shot else None)
-
-
-def describe_classification_protocol(cfg: Config) -> Dict[str, Any]:
-    """The protocol of a merged classification config, JSON-friendly:
-    ``task`` ('classification'), ``dataset``, ``data_root``, ``pipeline``
-    (the transform types), ``resize`` (``ResizeEdge``'s ``scale`` and
-    ``edge``, or None), ``crop`` (``CenterCrop`` size or None),
-    ``templates``, ``vocabulary`` and ``topk``."""
-    dataset = cfg.test_dataloader.dataset
-    pipeline = list(dataset.get('pipeline', None) or [])
-    resize = next((s for s in pipeline if s.get('type') == 'ResizeEdge'), None)
-    crop = next((s for s in pipeline if s.get('type') == 'CenterCrop'), None)
-    text = cfg.model.get('text_encoder', {})
-    return dict(
-        task='classification',
-        dataset=dataset.get('type'),
-        data_root=dataset.get('data_root', None),
-        pipeline=[s.get('type') for s in pipeline],
-        resize=resize
-        and dict(scale=resize.get('scale'), edge=resize.get('edge', 'short')),
-        crop=None if crop is None else _plain(crop.get('crop_size')),
-        templates=_plain(text.get('templates', 'simple')),
-        vocabulary=_vocabulary(text),
-        topk=_plain(cfg.get('test_evaluator', {}).get('topk', (1, ))))
-
-
-def describe_run_protocol(cfg: Config) -> Dict[str, Any]:
-    """:func:`describe_classification_protocol` or :func:`describe_protocol`
-    as the config is."""
-    if is_classification_config(cfg):
-        return describe_classification_protocol(cfg)
-    return describe_protocol(cfg)
+        window=window)
 
 
 def format_templates(templates) -> str:
@@ -170,15 +154,12 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
 def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     """What a test run evaluates, one ``name  value`` line each: config,
     checkpoint, data, vocabulary (or classes), protocol."""
-    classification = is_classification_config(cfg)
-    protocol = describe_run_protocol(cfg)
-    dataset = cfg.test_dataloader.dataset
+    protocol = describe_protocol(cfg)
     data = f'{protocol["dataset"]} in {protocol["data_root"]}'
-    split = dataset.get('ann_file', None)
+    split = cfg.test_dataloader.dataset.get('ann_file', None)
     if split:
-        data += (f', split '
-                 f'{osp.join(dataset.get("data_root", None) or "", split)}')
-    if classification:
+        data += f', split {osp.join(protocol["data_root"] or "", split)}'
+    if protocol.get('task') == 'classification':
         names = protocol['vocabulary'].get('vocabulary')
         vocabulary = (
             f'{len(names)} classes from the config' if names is not None else
@@ -207,11 +188,6 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     lines = [('config', config), ('checkpoint', checkpoint or 'none'),
              ('data', data), vocabulary, ('protocol', steps)]
     return [f'{name:<11} {value}' for name, value in lines]
-
-
-def swap_lines(swaps: Sequence[str]) -> List[str]:
-    """One ``swapped     KEY: OLD -> NEW`` line per config value swapped."""
-    return [f'{"swapped":<11} {swap}' for swap in swaps]
 
 
 def class_table_lines(class_results: Optional[dict]) -> List[str]:

@@ -1,8 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""What ``tools/test.py`` does to a test config before running it: check
-the data paths, load with checks, lock the work dir, record (and resume)
-progress. Every config value swapped is returned as a ``KEY: OLD -> NEW``
-line.
+"""What ``tools/test.py`` does to a test config before anything is built:
+check the test dataset's files (mmseg asserts without a message), the test
+dataloader's settings and the output folders; load with checks, lock the
+work dir, record (and resume) progress. Every config value swapped is
+returned as a ``KEY: OLD -> NEW`` line.
 
 The shipped configs name the checked steps and metric already, except the
 loading steps mmseg's inference APIs look for by name
@@ -11,23 +12,98 @@ loading steps mmseg's inference APIs look for by name
 import fcntl
 import os
 import os.path as osp
-from typing import List, NamedTuple, Optional
+import tempfile
+from typing import List, Optional, Tuple
 
-from groupvit_common.errors import ProgressError
-from groupvit_common.files import open_work_file
+from groupvit_common.errors import ConfigCheckError, ProgressError
+from groupvit_common.files import open_work_file, refuse_links
 from ..datasets.checked_transforms import use_checked_steps
-from .preflight import check_dataset_paths, check_test_dataloader
 from .progress import enable_progress
+
+_KEY = 'test_dataloader.dataset'
+
+
+def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
+    """Raise ConfigCheckError (naming the path, the key ``key`` and the
+    fix) unless ``data_root``, the ``data_prefix`` folders and the
+    ``ann_file`` of a dataset config exist."""
+    data_root = dataset.get('data_root') or ''
+    if not isinstance(data_root, str):
+        raise ConfigCheckError(
+            f'{key}.data_root must be one folder (a string), got '
+            f'{data_root!r}. Give the dataset\'s folder: --cfg-options '
+            f'{key}.data_root=/path/to/dataset')
+    if '://' in data_root:
+        return
+    if data_root and not osp.isdir(data_root):
+        raise ConfigCheckError(
+            f'{key}.data_root {data_root!r} does not exist (looked in '
+            f'{osp.abspath(data_root)}). Put the dataset there, or point the '
+            f'config at it: --cfg-options {key}.data_root=/path/to/'
+            f'{osp.basename(osp.normpath(data_root))}')
+    prefix = dataset.get('data_prefix') or {}
+    for name, what in (('img_path', 'image'), ('seg_map_path', 'label map')):
+        if name not in prefix:
+            continue
+        folder = osp.join(data_root, prefix[name] or '')
+        if not osp.isdir(folder):
+            raise ConfigCheckError(
+                f'The {what} folder {folder} does not exist ({key}.data_root '
+                f'{data_root!r} + {key}.data_prefix.{name} '
+                f'{prefix[name]!r}). Check both settings against the '
+                f'dataset\'s layout.')
+    ann_file = dataset.get('ann_file') or ''
+    if ann_file and '://' not in ann_file:
+        path = ann_file if osp.isabs(ann_file) else osp.join(
+            data_root, ann_file)
+        if not osp.isfile(path):
+            raise ConfigCheckError(
+                f'The split file {path} ({key}.ann_file) does not exist. '
+                f'Check the dataset\'s layout, or set {key}.ann_file=\'\' to '
+                f'use every image of the image folder.')
+
+
+def _first_existing(path: str) -> str:
+    """``path`` or its nearest ancestor that exists."""
+    path = osp.abspath(path)
+    while not osp.lexists(path):
+        parent = osp.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_out_dir(path: str, option: str) -> None:
+    """Create (or check) the folder of ``option`` (``--out``) and check
+    that a file can be written there.
+
+    Raises:
+        ConfigCheckError: The path is or lies under a file, or cannot be
+            written.
+        DataFileError: A symbolic link lies in the folder.
+    """
+    existing = _first_existing(path)
+    if osp.exists(existing) and not osp.isdir(existing):
+        where = ('is a file' if existing == osp.abspath(path) else
+                 f'lies under the file {existing}')
+        raise ConfigCheckError(
+            f'{option} {path} {where}, not a folder. Give a folder path (it '
+            f'is created if missing).')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigCheckError(
+            f'{option} {path} cannot be written ({e.strerror or e}). Give a '
+            f'folder you can write to.') from None
+    refuse_links(path, option)
+
 
 # The work-dir locks this process holds, by path (a process may run several
 # evaluations in one work dir one after the other).
 _HELD = {}
-
-
-class TestRun(NamedTuple):
-    """The progress folder (None if not recorded) and the swap lines."""
-    progress: Optional[str]
-    swaps: List[str]
 
 
 def lock_work_dir(work_dir: str) -> None:
@@ -78,25 +154,24 @@ def use_checked_loading(cfg) -> List[str]:
 def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
-                     rank: int = 0) -> TestRun:
-    """Check the test data and dataloader, switch to checked loading, lock
+                     rank: int = 0) -> Tuple[Optional[str], List[str]]:
+    """Check the test data, switch to checked loading, lock
     the work dir (rank 0) and record progress (:func:`enable_progress`;
     ``resume`` skips what an earlier run of the same inputs evaluated).
     ``cfg`` (``work_dir`` set) is modified in place.
 
+    Returns:
+        tuple: The progress folder (None if not recorded) and the ``KEY:
+        OLD -> NEW`` lines of the config values swapped.
+
     Raises:
         ConfigCheckError: Missing data folders or split file.
-        ConfigValueError: A dataloader setting that cannot work.
         ProgressError: Records that cannot be resumed, or another run in
             the same work dir.
     """
-    check_test_dataloader(cfg)
-    dataset = cfg.get('test_dataloader', {}).get('dataset', None)
-    if isinstance(dataset, dict):
-        check_dataset_paths(dataset)
+    check_dataset_paths(cfg.test_dataloader.dataset)
     swaps = use_checked_loading(cfg)
     if rank == 0:
         os.makedirs(cfg.work_dir, exist_ok=True)
         lock_work_dir(cfg.work_dir)
-    return TestRun(
-        enable_progress(cfg, checkpoint, resume, rank, swaps), swaps)
+    return enable_progress(cfg, checkpoint, resume, rank, swaps), swaps

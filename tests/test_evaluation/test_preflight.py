@@ -7,10 +7,10 @@ import os
 import pytest
 from mmengine.config import Config
 
+from groupvit_common.checks import check_test_dataloader
 from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
                                     ConfigValueError, user_error_message)
-from mmseg_groupvit.evaluation import (check_dataset_paths, check_out_dir,
-                                       check_test_dataloader)
+from mmseg_groupvit.evaluation import check_dataset_paths, check_out_dir
 
 
 def loader_cfg(**loader):

@@ -23,36 +23,16 @@ _SCALE_KEY = 'logit_scale'
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
-    """``load_state_dict`` pre-hook: refuse keys or shapes that differ from
-    the model, accepting the segmentor's temperature key (copied into
-    ``logit_scale`` here; :func:`_loaded_segmentor_scale` drops the names
-    from the reported keys)."""
+    """``load_state_dict`` pre-hook: at the root, drop the training-only
+    tensors, take the segmentor's temperature key as ``logit_scale`` and
+    refuse keys or shapes that differ from the model."""
     if prefix != '':
         return
     for key in TRAINING_KEYS:
         state_dict.pop(key, None)
     if _SEGMENTOR_SCALE_KEY in state_dict:
-        state = {
-            k: v
-            for k, v in state_dict.items() if k != _SEGMENTOR_SCALE_KEY
-        }
-        state[_SCALE_KEY] = state_dict[_SEGMENTOR_SCALE_KEY]
-        check_state_dict(module, state)
-        with torch.no_grad():
-            module.logit_scale.copy_(state[_SCALE_KEY])
-    else:
-        check_state_dict(module, state_dict)
-
-
-def _loaded_segmentor_scale(module: nn.Module, incompatible_keys) -> None:
-    """``load_state_dict`` post-hook: the segmentor's temperature was
-    loaded by :func:`_check_checkpoint_hook`."""
-    unexpected = incompatible_keys.unexpected_keys
-    if _SEGMENTOR_SCALE_KEY in unexpected:
-        unexpected.remove(_SEGMENTOR_SCALE_KEY)
-        missing = incompatible_keys.missing_keys
-        if _SCALE_KEY in missing:
-            missing.remove(_SCALE_KEY)
+        state_dict[_SCALE_KEY] = state_dict.pop(_SEGMENTOR_SCALE_KEY)
+    check_state_dict(module, state_dict)
 
 
 def resolve_classes(vocabulary=None,
@@ -140,7 +120,6 @@ class GroupViTClassifier(BaseModel):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.logit_scale_max = logit_scale_max
         self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
-        self.register_load_state_dict_post_hook(_loaded_segmentor_scale)
 
     def set_vocabulary(self,
                        vocabulary=None,

@@ -8,7 +8,6 @@ only when it fits ``test_cfg.max_dense_scores_bytes``; above it the labels
 are computed a few classes at a time. Both follow mmseg's operations in
 mmseg's order, so the labels are bit-identical.
 """
-import inspect
 import logging
 import warnings
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
@@ -56,10 +55,8 @@ Window = Tuple[Box, Tensor, Tensor]
 
 def describe_images(data_samples) -> str:
     """``'FILE (HxW, hxw after the test pipeline): '`` per sample."""
-    if not data_samples:
-        return ''
     names = []
-    for sample in data_samples:
+    for sample in data_samples or []:
         meta = sample.metainfo
         sizes = [
             'x'.join(str(int(v)) for v in meta[key][:2])
@@ -68,18 +65,7 @@ def describe_images(data_samples) -> str:
         sizes = ', '.join(sizes[:1] +
                           [f'{s} after the test pipeline' for s in sizes[1:]])
         names.append(f'{meta.get("img_path", "an image")} ({sizes})')
-    return '; '.join(names) + ': '
-
-
-def _head_default(head_type, name: str, default):
-    """The default of argument ``name`` of a head type, else ``default``."""
-    cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
-    if cls is None:
-        return default
-    param = inspect.signature(cls).parameters.get(name)
-    if param is None or param.default is inspect.Parameter.empty:
-        return default
-    return param.default
+    return '; '.join(names) + ': ' if names else ''
 
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
@@ -163,9 +149,10 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     def _init_decode_head(self, decode_head: dict) -> None:
         """Build the head with ``num_classes`` from the vocabulary (a
         configured one must agree: ``check_head_classes``)."""
-        with_bg = decode_head.get(
-            'with_bg',
-            _head_default(decode_head.get('type'), 'with_bg', False))
+        # GroupViTHead has a background channel by default (the config
+        # reader's rule).
+        with_bg = decode_head.get('with_bg',
+                                  decode_head.get('type') == 'GroupViTHead')
         channels = check_head_classes(decode_head,
                                       len(self.text_encoder.classes), with_bg)
         self.vocabulary_channels(with_bg)
@@ -359,17 +346,13 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                       batch_img_metas: List[dict]) -> Tensor:
         """Dense scores ``[B, num_classes, h, w]`` of images or windows,
         resized to the metas' target size when it differs."""
-        scores = paint_scores(
-            *self.compact_scores(inputs, self.text_encoder()))
-        return self.decode_head.predict_by_feat(scores, batch_img_metas)
+        return self.decode_head.predict_by_feat(
+            self._forward(inputs), batch_img_metas)
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
         (no post-processing)."""
-        batch_img_metas = [
-            dict(img_shape=inputs.shape[2:], pad_shape=inputs.shape[2:])
-        ] * inputs.shape[0]
-        return self.encode_decode(inputs, batch_img_metas)
+        return paint_scores(*self.compact_scores(inputs, self.text_encoder()))
 
     def keeps_seg_logits(self, inputs: Tensor, metas: List[dict]) -> bool:
         """Whether ``predict`` paints ``seg_logits``: when the canvas fits
@@ -587,7 +570,7 @@ def step_labels(scores: Callable[[int, int],
                     align_corners=align_corners)
             yield first, part[0]
 
-    return running_argmax(parts(), out)
+    return running_argmax(parts())
 
 
 def channels_per_step(size: Tuple[int, int],
@@ -597,8 +580,7 @@ def channels_per_step(size: Tuple[int, int],
     return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
 
 
-def running_argmax(parts: Iterable[Tuple[int, Tensor]],
-                   size: Tuple[int, int]) -> Tensor:
+def running_argmax(parts: Iterable[Tuple[int, Tensor]]) -> Tensor:
     """``argmax`` over classes whose scores come a group of channels at a
     time; ties keep the first class, as ``argmax`` does.
 
@@ -606,36 +588,21 @@ def running_argmax(parts: Iterable[Tuple[int, Tensor]],
         parts (Iterable[tuple[int, Tensor]]): ``(first, scores)`` in channel
             order: the index of the group's first channel and its scores
             ``[n, H, W]``.
-        size (tuple[int, int]): ``(H, W)``.
 
     Returns:
         Tensor: ``[1, H, W]`` int64 labels, on the scores' device.
     """
     labels = best = None
     for first, part in parts:
-        if labels is None:
-            labels = torch.zeros((1, int(size[0]), int(size[1])),
-                                 dtype=torch.int64,
-                                 device=part.device)
-        if part.shape[0] == 1:
-            value, index = part[0], None
-        else:
-            index = part.argmax(dim=0)
-            value = part.gather(0, index[None])[0]
-        del part
+        value, index = part.max(dim=0)  # the first maximum, as argmax
+        index += first
         if best is None:
-            best = value
-            if index is not None:
-                labels[0] = index
+            labels, best = index, value
             continue
         better = value > best
         torch.maximum(best, value, out=best)
-        if index is None:
-            labels[0].masked_fill_(better, first)
-        else:
-            labels[0][better] = index[better] + first
-        del value, index, better
-    return labels
+        labels[better] = index[better]
+    return labels[None]
 
 
 def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
