@@ -22,6 +22,9 @@ __all__ = ['read_config', 'dataset_classes', 'MAX_YAML_VALUES']
 #: Most values (containers and scalars, aliases counted where used) a YAML
 #: file may expand to; configs have thousands.
 MAX_YAML_VALUES = 1_000_000
+#: PyYAML's safe loader, in C where PyYAML has libyaml (mmseg's configs name
+#: ~50 metafiles that every ``mmseg::`` base makes mmengine parse).
+_SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 
 def _count_values(value, budget: int) -> int:
@@ -46,7 +49,7 @@ class SafeYamlHandler(YamlHandler):
     """mmengine's YAML handler with PyYAML's safe loader and a bound."""
 
     def load_from_fileobj(self, file, **kwargs):
-        value = yaml.safe_load(file)
+        value = yaml.load(file, Loader=_SAFE_LOADER)
         _count_values(value, MAX_YAML_VALUES)
         return value
 
