@@ -87,7 +87,14 @@ def read_config(path: Union[str, Config],
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes)
-    return cfg
+    # The same config, its text not run through yapf (mmengine formats it,
+    # about 0.5 s each time, for the runner's log, both dumps and every
+    # checkpoint).
+    return Config(
+        cfg.to_dict(),
+        cfg_text=cfg.text,
+        filename=cfg.filename,
+        format_python_code=False)
 
 
 def dataset_classes(cfg: dict) -> Optional[tuple]:

@@ -352,8 +352,8 @@ def test_compact_scores_and_verbose(voc_run, tmp_path):
     """One run, two checks. The compact path (what a vocabulary of
     thousands of classes takes), forced here with a zero score budget: the
     same metrics and label maps through tools/test.py. --verbose:
-    mmengine's log on the console, with the config as run (``resume =
-    False`` under --resume: mmengine resumes no training state; the
+    mmengine's log on the console, with the config as run (``resume=False``
+    under --resume: mmengine resumes no training state; the
     evaluation's records are resumed)."""
     record = run_tool(voc_run['config'],
                       voc_run['checkpoint'], tmp_path / 'work', '--out',
@@ -362,7 +362,7 @@ def test_compact_scores_and_verbose(voc_run, tmp_path):
                       'model.test_cfg.max_dense_scores_bytes=0')
     assert_same_evaluation(record, tmp_path / 'pred', voc_run)
     text = (tmp_path / 'work' / 'console.txt').read_text()
-    assert 'Config:' in text and 'resume = False' in text
+    assert 'Config:' in text and 'resume=False' in text
     assert f'Iter(test) [{VOC_IMAGES}/{VOC_IMAGES}]' in text
     assert 'pkg_resources' not in text
     # The values the tool changed are in mmengine's log.
