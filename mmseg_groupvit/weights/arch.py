@@ -120,15 +120,17 @@ def arch_diff(expected: dict,
               ignore=(),
               says=('expected', 'got')) -> List[str]:
     """``"part.field: expected X, got Y"`` (``says``: the two words) for
-    the fields both dicts set differently (in :func:`canonical` form)."""
+    the fields both dicts set differently (in :func:`canonical` form, each
+    side filled with the other's fields, so that ``num_output_groups`` is
+    cut to the same grouping stages)."""
     lines = []
     for part in sorted(set(expected) | set(actual)):
-        exp, act = (
-            canonical({part: d.get(part, {})})[part]
-            for d in (expected, actual))
+        one, other = expected.get(part, {}), actual.get(part, {})
+        exp = canonical({part: one}, {part: other})[part]
+        act = canonical({part: other}, {part: one})[part]
         lines += [
             f'{part}.{k}: {says[0]} {exp[k]!r}, {says[1]} {act[k]!r}'
-            for k in sorted(set(exp) & set(act))
+            for k in sorted(set(one) & set(other))
             if exp[k] != act[k] and f'{part}.{k}' not in ignore
         ]
     return lines

@@ -72,6 +72,23 @@ def test_config_decides_a_field_the_checkpoint_does_not_record():
         'says 4' in str(error.value)
 
 
+def test_output_groups_compare_over_the_stages_that_group():
+    """``num_output_groups`` counts only for the stages with group tokens
+    (here 2 of 3); a config that sets it alone is compared over the
+    checkpoint's grouping stages."""
+    arch = dict(
+        image_encoder=dict(
+            num_group_tokens=[64, 8, 0], num_output_groups=[64, 8]),
+        text_encoder={})
+    cfg = segmentor_cfg(image=dict(num_output_groups=[64, 8]))
+    assert merge_arch(cfg, arch) == ['image_encoder.num_group_tokens']
+    cfg = segmentor_cfg(image=dict(num_output_groups=[32, 8]))
+    with pytest.raises(CheckpointError) as error:
+        merge_arch(cfg, arch, source='ckpt.pth')
+    assert ('image_encoder.num_output_groups: config says [32, 8], '
+            'checkpoint says [64, 8]') in str(error.value)
+
+
 def test_segmentors_are_found_inside_a_test_time_wrapper():
     inner = segmentor_cfg()
     wrapper = dict(type='SegTTAModel', module=inner)
