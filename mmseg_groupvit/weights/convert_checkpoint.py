@@ -246,7 +246,9 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
     tmp = f'{dst}.{os.getpid()}.partial'
     try:
         os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-        torch.save(checkpoint, tmp)
+        # 'x': created here, never a file or link already at that name.
+        with open(tmp, 'xb') as f:
+            torch.save(checkpoint, f)
         os.replace(tmp, dst)
     except OSError as e:
         raise CheckpointError(

@@ -4,6 +4,7 @@ that is known to be right: fields that cannot work, files that are not
 architectures, incomplete checkpoints, another model's weights; it writes
 a DST.py that still loads after being moved."""
 import json
+import os
 import os.path as osp
 import shutil
 
@@ -280,3 +281,19 @@ def test_keys_that_are_not_names(small_state, tmp_path, key):
         convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert '1 key(s) of the state dict are not names: ' in str(info.value)
     assert repr(key) in str(info.value)
+
+
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(
+        tmp_path):
+    """The converted file goes to a temporary beside it, then is renamed:
+    a link already at that name (another user's, in a shared folder) is
+    refused, and its target is left as it was."""
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('keep')
+    dst = tmp_path / 'out.pth'
+    os.symlink(victim, f'{dst}.{os.getpid()}.partial')
+    with pytest.raises(CheckpointError, match='cannot write .*File exists'):
+        converter.save_checkpoint(dict(state_dict={}), str(dst))
+    assert victim.read_text() == 'keep' and not dst.exists()
+    converter.save_checkpoint(dict(state_dict={}), str(dst))
+    assert torch.load(dst, weights_only=True) == dict(state_dict={})
