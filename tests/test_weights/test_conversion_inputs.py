@@ -283,8 +283,7 @@ def test_keys_that_are_not_names(small_state, tmp_path, key):
     assert repr(key) in str(info.value)
 
 
-def test_a_link_planted_at_the_temporary_name_is_not_written_through(
-        tmp_path):
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
     """The converted file goes to a temporary beside it, then is renamed:
     a link already at that name (another user's, in a shared folder) is
     refused, and its target is left as it was."""
