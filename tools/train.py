@@ -113,6 +113,25 @@ def check_inputs(cfg) -> None:
                     f'--cfg-options {key}.data_root=PATH.'))
 
 
+def check_runner(cfg) -> None:
+    """One ``error:`` line for ``FlexibleRunner`` with a model that has its
+    own ``train_step`` (the pretrainer's checked step): the strategies'
+    wrappers (FSDP, DeepSpeed) call the loss and the optimizer themselves,
+    so a non-finite step would be trained on."""
+    from mmengine.model import BaseModel
+    from mmseg.registry import MODELS
+    model = cfg.model.get('type')
+    model = MODELS.get(model) if isinstance(model, str) else model
+    if cfg.get('runner_type') == 'FlexibleRunner' and isinstance(
+            model, type) and model.train_step is not BaseModel.train_step:
+        sys.exit(
+            error_line(f'{model.__name__} trains through its own checked '
+                       f'step, which FlexibleRunner\'s strategies (FSDP, '
+                       f'DeepSpeed) skip: remove runner_type and strategy '
+                       f'to train with mmengine\'s Runner (DDP; see '
+                       f'docs/pretrain.md).'))
+
+
 def main(argv=None):
     args = parse_args(argv)
     quiet_warnings(args.verbose)
@@ -122,6 +141,7 @@ def main(argv=None):
         enable_amp(cfg)
     cfg.resume = args.resume
     check_inputs(cfg)
+    check_runner(cfg)
     init_cpu_training(cfg)
     from mmseg.registry import RUNNERS
     with exit_on_user_error():

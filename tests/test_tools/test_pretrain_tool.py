@@ -118,3 +118,34 @@ def test_an_image_that_does_not_decode_names_its_annotation_line(tmp_path):
         f'error: Cannot load image {tmp_path}/bad.jpg: the file is truncated '
         f'or corrupt (not a known image format). Copy or download it again, '
         f'or remove it from annotation file {tmp_path}/ann.jsonl line 1.')
+
+
+@pytest.mark.parametrize('strategy', ['FSDPStrategy', 'DeepSpeedStrategy'])
+def test_flexible_runner_strategies_are_refused_for_the_pretrainer(
+        tmp_path, strategy):
+    """Their wrappers call the loss and the optimizer themselves, skipping
+    the pretrainer's checked step (docs/pretrain.md: both were tried)."""
+    with pytest.raises(SystemExit) as error:
+        train([
+            SMOKE, '--work-dir',
+            str(tmp_path), '--cfg-options', 'runner_type=FlexibleRunner',
+            f'strategy.type={strategy}'
+        ])
+    message = str(error.value)
+    assert message.startswith('error: GroupViTPretrainer trains through its '
+                              'own checked step') and '\n' not in message
+    assert not list(tmp_path.iterdir())  # refused before the runner
+
+
+@pytest.mark.parametrize('model, refused', [('EncoderDecoder', False),
+                                            ('GroupViTPretrainer', True)])
+def test_flexible_runner_is_left_to_models_without_their_own_step(
+        model, refused):
+    from mmengine.config import Config
+    tool = load_script(osp.join(REPO, 'tools', 'train.py'), 'runner_check')
+    cfg = Config(dict(runner_type='FlexibleRunner', model=dict(type=model)))
+    if refused:
+        with pytest.raises(SystemExit):
+            tool.check_runner(cfg)
+    else:
+        tool.check_runner(cfg)
