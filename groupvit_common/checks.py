@@ -252,7 +252,8 @@ def _vocabulary(text: dict, prompt_classes: Optional[Callable],
 def check_classes(cfg: dict,
                   test: bool = True,
                   dataset_classes: Optional[Callable] = None,
-                  prompt_classes: Optional[Callable] = None) -> None:
+                  prompt_classes: Optional[Callable] = None,
+                  head_with_bg: Optional[Callable] = None) -> None:
     """The one rule of class counts, on a config: the vocabulary (plus
     background when the head has it) decides the model's classes, and a
     test dataset (``test``) must have as many; a model without a text
@@ -264,13 +265,16 @@ def check_classes(cfg: dict,
         dataset_classes (callable, optional): A dataset config's class names
             (None: not known).
         prompt_classes (callable, optional): A ``dataset_name``'s names.
+        head_with_bg (callable, optional): Whether a decode head config has
+            a background channel (None: its ``with_bg``, else False).
     """
     model, source = cfg['model'], ''
     head = model.get('decode_head')
     head = head if isinstance(head, dict) else {}
     text = model.get('text_encoder')
     if text is not None:
-        with_bg = head.get('with_bg', head.get('type') == 'GroupViTHead')
+        with_bg = head_with_bg(head) if head_with_bg else head.get(
+            'with_bg', False)
         classes = _vocabulary(text, prompt_classes, with_bg
                               or 'decode_head' not in model)
         if classes is None:
@@ -303,7 +307,8 @@ def check_classes(cfg: dict,
 def check_config(cfg: dict,
                  test: bool = True,
                  dataset_classes: Optional[Callable] = None,
-                 prompt_classes: Optional[Callable] = None) -> None:
+                 prompt_classes: Optional[Callable] = None,
+                 head_with_bg: Optional[Callable] = None) -> None:
     """Raise unless the sections a tool reads have the right types, before
     any checkpoint is looked for: ``model`` (with a ``type``) and its
     sub-configs, a GroupViT segmentor's ``test_cfg``, for a ``test`` the
@@ -320,7 +325,7 @@ def check_config(cfg: dict,
         check_test_cfg(model.get('test_cfg'))
     if test:
         _check_test_sections(cfg)
-    check_classes(cfg, test, dataset_classes, prompt_classes)
+    check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 
 def _check_test_sections(cfg: dict) -> None:

@@ -4,8 +4,10 @@ vocabulary (plus background) decides the model's classes, a configured
 head count and the test dataset must agree."""
 import pytest
 
-from groupvit_common.checks import check_class_count, check_classes
+from groupvit_common.checks import check_class_count
+from groupvit_common.checks import check_classes as check_with
 from groupvit_common.errors import ConfigCheckError, ConfigValueError
+from mmseg_groupvit.models.decode_heads import head_with_bg
 from tests.conftest import REPO
 
 
@@ -21,6 +23,11 @@ def config(model, classes=None, dataset_type='Data'):
 
 def metainfo(dataset):
     return (dataset.get('metainfo') or {}).get('classes')
+
+
+def check_classes(cfg, test, dataset_classes=None):
+    """The rule with the package's head background default."""
+    check_with(cfg, test, dataset_classes, head_with_bg=head_with_bg)
 
 
 ZERO_SHOT = dict(
