@@ -94,25 +94,6 @@ def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
             f'{max(crop[1] // 2, 1)})".')
 
 
-def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
-    """``crop_size`` and ``stride``: two positive integers each, every
-    pixel covered, a window of at least one patch."""
-    crop = check_positive_pair(
-        test_cfg.get('crop_size'), f'{_KEY}.crop_size',
-        'window height and width, needed by mode=\'slide\'')
-    stride = check_positive_pair(
-        test_cfg.get('stride'), f'{_KEY}.stride',
-        'step between windows, needed by mode=\'slide\'')
-    check_stride(crop, stride, _KEY)
-    if patch_size and min(crop) < patch_size:
-        raise ConfigValueError(
-            f'{_KEY}.crop_size {crop} is smaller than one '
-            f'{patch_size}x{patch_size} patch of the image encoder, so no '
-            f'window can be segmented. Use windows of at least '
-            f'({patch_size}, {patch_size}); the shipped configs use '
-            f'(448, 448) with a stride of (224, 224).')
-
-
 #: Every key of the segmentor's ``test_cfg``; another would be ignored.
 KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
         'max_dense_scores_bytes', 'max_full_size_scores_bytes')
@@ -135,7 +116,21 @@ def check_test_cfg(test_cfg: Optional[dict],
     mode = check_choice(
         test_cfg.get('mode', 'whole'), f'{_KEY}.mode', ('whole', 'slide'))
     if mode == 'slide':
-        check_slide_windows(test_cfg, patch_size)
+        crop = check_positive_pair(
+            test_cfg.get('crop_size'), f'{_KEY}.crop_size',
+            'window height and width, needed by mode=\'slide\'')
+        check_stride(
+            crop,
+            check_positive_pair(
+                test_cfg.get('stride'), f'{_KEY}.stride',
+                'step between windows, needed by mode=\'slide\''), _KEY)
+        if patch_size and min(crop) < patch_size:
+            raise ConfigValueError(
+                f'{_KEY}.crop_size {crop} is smaller than one '
+                f'{patch_size}x{patch_size} patch of the image encoder, so '
+                f'no window can be segmented. Use windows of at least '
+                f'({patch_size}, {patch_size}); the shipped configs use '
+                f'(448, 448) with a stride of (224, 224).')
     if test_cfg.get('window_batch') is not None:
         check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
                            'windows per backbone pass')

@@ -67,17 +67,6 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
                 f'use every image of the image folder.')
 
 
-def _first_existing(path: str) -> str:
-    """``path`` or its nearest ancestor that exists."""
-    path = osp.abspath(path)
-    while not osp.lexists(path):
-        parent = osp.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
 def check_out_dir(path: str, option: str) -> None:
     """Create (or check) the folder of ``option`` (``--out``) and check
     that a file can be written there.
@@ -87,7 +76,9 @@ def check_out_dir(path: str, option: str) -> None:
             written.
         DataFileError: A symbolic link lies in the folder.
     """
-    existing = _first_existing(path)
+    existing = osp.abspath(path)  # or its nearest ancestor that exists
+    while not osp.lexists(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
     if osp.exists(existing) and not osp.isdir(existing):
         where = ('is a file' if existing == osp.abspath(path) else
                  f'lies under the file {existing}')
