@@ -104,11 +104,10 @@ def check_test_cfg(test_cfg: Optional[dict],
     """Raise unless the segmentor's ``test_cfg`` can give a correct result:
     ``mode``, the slide windows (``patch_size``: the image encoder's patch
     side), ``window_batch``, the byte budgets (integers >= 0), ``autocast``,
-    ``bg_thresh``, and no other key (the former ``max_logits_bytes`` is
-    refused naming the two keys that replace it)."""
+    ``bg_thresh``, and no other key."""
     if test_cfg is None:
         return
-    unknown = sorted(set(test_cfg) - set(KEYS) - {'max_logits_bytes'})
+    unknown = sorted(set(test_cfg) - set(KEYS))
     if unknown:
         raise ConfigValueError(
             f'{_KEY} has no setting {", ".join(map(repr, unknown))}: it '
@@ -134,15 +133,6 @@ def check_test_cfg(test_cfg: Optional[dict],
     if test_cfg.get('window_batch') is not None:
         check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
                            'windows per backbone pass')
-    if 'max_logits_bytes' in test_cfg:
-        raise ConfigValueError(
-            f'{_KEY}.max_logits_bytes is no longer read: it was split into '
-            f'{_KEY}.max_dense_scores_bytes (the largest score canvas at the '
-            f'network\'s size; above it a large vocabulary is segmented a '
-            f'few classes at a time, without seg_logits) and '
-            f'{_KEY}.max_full_size_scores_bytes (the largest score map '
-            f'resized to the original image; above it seg_logits stays at '
-            f'the network\'s size). Set either or both instead.')
     for key, meaning in BUDGETS.items():
         budget = test_cfg.get(key)
         if budget is not None and (not is_int(budget) or budget < 0):
