@@ -296,7 +296,8 @@ def check_config(cfg: dict,
                  head_with_bg: Optional[Callable] = None) -> None:
     """Raise unless the sections a tool reads have the right types, before
     any checkpoint is looked for: ``model`` (with a ``type``) and its
-    sub-configs, a GroupViT segmentor's ``test_cfg``, for a ``test`` the
+    sub-configs, a zero-shot segmentor's ``test_cfg`` (a text encoder and a
+    decode head, whatever its type is called), for a ``test`` the
     test dataloader, dataset, pipeline and evaluator; then the class counts
     (:func:`check_classes`, which takes the other arguments)."""
     model = cfg.get('model')
@@ -306,8 +307,8 @@ def check_config(cfg: dict,
         present, value = _lookup(cfg, key)
         if present and not isinstance(value, dict):
             raise _section_error(key, value, 'a dict')
-    if model.get('type') == 'GroupViTEncoderDecoder':
-        check_test_cfg(model.get('test_cfg'))
+    if 'text_encoder' in model and 'decode_head' in model:
+        check_test_cfg(model.get('test_cfg'))  # a zero-shot segmentor's
     if test:
         _check_test_sections(cfg)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)

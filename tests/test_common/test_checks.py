@@ -136,3 +136,16 @@ def test_the_class_folders_of_a_classification_dataset_count(tmp_path):
             ConfigCheckError,
             match='vocabulary has 20 classes and the test dataset 3'):
         read_config(cfg, options)
+
+
+def test_a_zero_shot_test_cfg_is_checked_whatever_the_type_is_called():
+    """A segmentor given as its class (lazy configs) or a subclass is
+    checked before any checkpoint is fetched, as the named one is."""
+    from groupvit_common.checks import check_config
+    from mmseg_groupvit.models import GroupViTEncoderDecoder
+    for model_type in (GroupViTEncoderDecoder, 'GroupViTAuxEncoderDecoder'):
+        model = dict(ZERO_SHOT, type=model_type, test_cfg=dict(bg_thresh=2))
+        with pytest.raises(
+                ConfigValueError,
+                match='model.test_cfg.bg_thresh must be a number in'):
+            check_config(config(model), False)
