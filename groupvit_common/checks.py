@@ -94,25 +94,6 @@ def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
             f'{max(crop[1] // 2, 1)})".')
 
 
-def check_slide_windows(test_cfg: dict, patch_size: Optional[int]) -> None:
-    """``crop_size`` and ``stride``: two positive integers each, every
-    pixel covered, a window of at least one patch."""
-    crop = check_positive_pair(
-        test_cfg.get('crop_size'), f'{_KEY}.crop_size',
-        'window height and width, needed by mode=\'slide\'')
-    stride = check_positive_pair(
-        test_cfg.get('stride'), f'{_KEY}.stride',
-        'step between windows, needed by mode=\'slide\'')
-    check_stride(crop, stride, _KEY)
-    if patch_size and min(crop) < patch_size:
-        raise ConfigValueError(
-            f'{_KEY}.crop_size {crop} is smaller than one '
-            f'{patch_size}x{patch_size} patch of the image encoder, so no '
-            f'window can be segmented. Use windows of at least '
-            f'({patch_size}, {patch_size}); the shipped configs use '
-            f'(448, 448) with a stride of (224, 224).')
-
-
 #: Every key of the segmentor's ``test_cfg``; another would be ignored.
 KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
         'max_dense_scores_bytes', 'max_full_size_scores_bytes')
@@ -123,11 +104,10 @@ def check_test_cfg(test_cfg: Optional[dict],
     """Raise unless the segmentor's ``test_cfg`` can give a correct result:
     ``mode``, the slide windows (``patch_size``: the image encoder's patch
     side), ``window_batch``, the byte budgets (integers >= 0), ``autocast``,
-    ``bg_thresh``, and no other key (the former ``max_logits_bytes`` is
-    refused naming the two keys that replace it)."""
+    ``bg_thresh``, and no other key."""
     if test_cfg is None:
         return
-    unknown = sorted(set(test_cfg) - set(KEYS) - {'max_logits_bytes'})
+    unknown = sorted(set(test_cfg) - set(KEYS))
     if unknown:
         raise ConfigValueError(
             f'{_KEY} has no setting {", ".join(map(repr, unknown))}: it '
@@ -135,19 +115,24 @@ def check_test_cfg(test_cfg: Optional[dict],
     mode = check_choice(
         test_cfg.get('mode', 'whole'), f'{_KEY}.mode', ('whole', 'slide'))
     if mode == 'slide':
-        check_slide_windows(test_cfg, patch_size)
+        crop = check_positive_pair(
+            test_cfg.get('crop_size'), f'{_KEY}.crop_size',
+            'window height and width, needed by mode=\'slide\'')
+        check_stride(
+            crop,
+            check_positive_pair(
+                test_cfg.get('stride'), f'{_KEY}.stride',
+                'step between windows, needed by mode=\'slide\''), _KEY)
+        if patch_size and min(crop) < patch_size:
+            raise ConfigValueError(
+                f'{_KEY}.crop_size {crop} is smaller than one '
+                f'{patch_size}x{patch_size} patch of the image encoder, so '
+                f'no window can be segmented. Use windows of at least '
+                f'({patch_size}, {patch_size}); the shipped configs use '
+                f'(448, 448) with a stride of (224, 224).')
     if test_cfg.get('window_batch') is not None:
         check_positive_int(test_cfg['window_batch'], f'{_KEY}.window_batch',
                            'windows per backbone pass')
-    if 'max_logits_bytes' in test_cfg:
-        raise ConfigValueError(
-            f'{_KEY}.max_logits_bytes is no longer read: it was split into '
-            f'{_KEY}.max_dense_scores_bytes (the largest score canvas at the '
-            f'network\'s size; above it a large vocabulary is segmented a '
-            f'few classes at a time, without seg_logits) and '
-            f'{_KEY}.max_full_size_scores_bytes (the largest score map '
-            f'resized to the original image; above it seg_logits stays at '
-            f'the network\'s size). Set either or both instead.')
     for key, meaning in BUDGETS.items():
         budget = test_cfg.get(key)
         if budget is not None and (not is_int(budget) or budget < 0):
@@ -252,7 +237,8 @@ def _vocabulary(text: dict, prompt_classes: Optional[Callable],
 def check_classes(cfg: dict,
                   test: bool = True,
                   dataset_classes: Optional[Callable] = None,
-                  prompt_classes: Optional[Callable] = None) -> None:
+                  prompt_classes: Optional[Callable] = None,
+                  head_with_bg: Optional[Callable] = None) -> None:
     """The one rule of class counts, on a config: the vocabulary (plus
     background when the head has it) decides the model's classes, and a
     test dataset (``test``) must have as many; a model without a text
@@ -264,13 +250,16 @@ def check_classes(cfg: dict,
         dataset_classes (callable, optional): A dataset config's class names
             (None: not known).
         prompt_classes (callable, optional): A ``dataset_name``'s names.
+        head_with_bg (callable, optional): Whether a decode head config has
+            a background channel (None: its ``with_bg``, else False).
     """
     model, source = cfg['model'], ''
     head = model.get('decode_head')
     head = head if isinstance(head, dict) else {}
     text = model.get('text_encoder')
     if text is not None:
-        with_bg = head.get('with_bg', head.get('type') == 'GroupViTHead')
+        with_bg = head_with_bg(head) if head_with_bg else head.get(
+            'with_bg', False)
         classes = _vocabulary(text, prompt_classes, with_bg
                               or 'decode_head' not in model)
         if classes is None:
@@ -303,10 +292,12 @@ def check_classes(cfg: dict,
 def check_config(cfg: dict,
                  test: bool = True,
                  dataset_classes: Optional[Callable] = None,
-                 prompt_classes: Optional[Callable] = None) -> None:
+                 prompt_classes: Optional[Callable] = None,
+                 head_with_bg: Optional[Callable] = None) -> None:
     """Raise unless the sections a tool reads have the right types, before
     any checkpoint is looked for: ``model`` (with a ``type``) and its
-    sub-configs, a GroupViT segmentor's ``test_cfg``, for a ``test`` the
+    sub-configs, a zero-shot segmentor's ``test_cfg`` (a text encoder and a
+    decode head, whatever its type is called), for a ``test`` the
     test dataloader, dataset, pipeline and evaluator; then the class counts
     (:func:`check_classes`, which takes the other arguments)."""
     model = cfg.get('model')
@@ -316,11 +307,11 @@ def check_config(cfg: dict,
         present, value = _lookup(cfg, key)
         if present and not isinstance(value, dict):
             raise _section_error(key, value, 'a dict')
-    if model.get('type') == 'GroupViTEncoderDecoder':
-        check_test_cfg(model.get('test_cfg'))
+    if 'text_encoder' in model and 'decode_head' in model:
+        check_test_cfg(model.get('test_cfg'))  # a zero-shot segmentor's
     if test:
         _check_test_sections(cfg)
-    check_classes(cfg, test, dataset_classes, prompt_classes)
+    check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 
 def _check_test_sections(cfg: dict) -> None:

@@ -102,20 +102,20 @@ class ZeroShotValLoop(ValLoop):
             text_encoder=text)
 
     def run(self) -> dict:
-        """``ValLoop.run`` with the classification's metrics joined before
-        ``after_val_epoch`` logs them."""
-        runner = self.runner
-        runner.call_hook('before_val')
-        runner.call_hook('before_val_epoch')
-        runner.model.eval()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        if self.classifier is not None:
-            metrics.update(self.classify())
-        runner.call_hook('after_val_epoch', metrics=metrics)
-        runner.call_hook('after_val')
-        return metrics
+        """``ValLoop.run`` (``val_loss`` included), with the classification's
+        metrics joined to the evaluator's before ``after_val_epoch`` logs
+        them."""
+        if self.classifier is None:
+            return super().run()
+        evaluate = self.evaluator.evaluate
+        self.evaluator.evaluate = lambda size: {
+            **evaluate(size),
+            **self.classify()
+        }
+        try:
+            return super().run()
+        finally:
+            del self.evaluator.evaluate
 
     @torch.no_grad()
     def classify(self) -> dict:

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
 
+from ..models.decode_heads.groupvit_head import head_with_bg
 from ..utils.config_file import dataset_classes
 
 
@@ -79,8 +80,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
             topk=_plain(cfg.get('test_evaluator', {}).get('topk', (1, ))))
     head = model.get('decode_head', {})
     test_cfg = model.get('test_cfg', None) or {}
-    # GroupViTHead's defaults: background on, threshold 0.95.
-    with_bg = zero_shot and bool(head.get('with_bg', True))
+    with_bg = zero_shot and bool(head_with_bg(head))
     bg_thresh = test_cfg.get('bg_thresh', head.get('bg_thresh', 0.95))
     window = dict(mode=test_cfg.get('mode', 'whole'))
     if window['mode'] == 'slide':

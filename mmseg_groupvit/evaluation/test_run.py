@@ -36,11 +36,15 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
     if '://' in data_root:
         return
     if data_root and not osp.isdir(data_root):
+        is_file = osp.exists(data_root)
+        what = 'is a file, not a folder' if is_file else 'does not exist'
+        folder = 'dataset' if is_file else osp.basename(
+            osp.normpath(data_root))
         raise ConfigCheckError(
-            f'{key}.data_root {data_root!r} does not exist (looked in '
-            f'{osp.abspath(data_root)}). Put the dataset there, or point the '
-            f'config at it: --cfg-options {key}.data_root=/path/to/'
-            f'{osp.basename(osp.normpath(data_root))}')
+            f'{key}.data_root {data_root!r} {what} (looked in '
+            f'{osp.abspath(data_root)}). Put the dataset folder there, or '
+            f'point the config at it: --cfg-options {key}.data_root=/path/to/'
+            f'{folder}')
     prefix = dataset.get('data_prefix') or {}
     for name, what in (('img_path', 'image'), ('seg_map_path', 'label map')):
         if name not in prefix:
@@ -63,17 +67,6 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
                 f'use every image of the image folder.')
 
 
-def _first_existing(path: str) -> str:
-    """``path`` or its nearest ancestor that exists."""
-    path = osp.abspath(path)
-    while not osp.lexists(path):
-        parent = osp.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
 def check_out_dir(path: str, option: str) -> None:
     """Create (or check) the folder of ``option`` (``--out``) and check
     that a file can be written there.
@@ -83,7 +76,9 @@ def check_out_dir(path: str, option: str) -> None:
             written.
         DataFileError: A symbolic link lies in the folder.
     """
-    existing = _first_existing(path)
+    existing = osp.abspath(path)  # or its nearest ancestor that exists
+    while not osp.lexists(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
     if osp.exists(existing) and not osp.isdir(existing):
         where = ('is a file' if existing == osp.abspath(path) else
                  f'lies under the file {existing}')

@@ -15,6 +15,7 @@ from mmseg.registry import DATASETS
 
 from groupvit_common.checks import check_config
 from groupvit_common.errors import ConfigCheckError
+from ..models.decode_heads.groupvit_head import head_with_bg
 from .class_names import get_prompt_classes
 
 __all__ = ['read_config', 'dataset_classes', 'MAX_YAML_VALUES']
@@ -86,7 +87,8 @@ def read_config(path: Union[str, Config],
             raise _unreadable(path, e) from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes)
+    check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes,
+                 head_with_bg)
     # The same config, its text not run through yapf (mmengine formats it,
     # about 0.5 s each time, for the runner's log, both dumps and every
     # checkpoint).
@@ -99,10 +101,21 @@ def read_config(path: Union[str, Config],
 
 def dataset_classes(cfg: dict) -> Optional[tuple]:
     """The classes of a dataset config, without loading any data: its
-    ``metainfo.classes``, else its registered type's (None if not known)."""
+    ``metainfo.classes``, else its type's (None for a type that names none,
+    such as a caption dataset).
+
+    Raises:
+        ConfigCheckError: The type is not a registered dataset.
+    """
     classes = (cfg.get('metainfo') or {}).get('classes')
-    name = cfg.get('type')
-    dataset = DATASETS.get(name) if isinstance(name, str) else None
+    dataset = cfg.get('type')
+    if isinstance(dataset, str):
+        dataset = DATASETS.get(dataset)
+        if dataset is None:
+            raise ConfigCheckError(
+                f'The dataset type {cfg["type"]!r} is not registered, so its '
+                f'classes cannot be read. Check its spelling, or import the '
+                f'module that registers it (custom_imports in the config).')
     if classes is None and hasattr(dataset, 'config_classes'):
         classes = dataset.config_classes(cfg)
     elif classes is None:

@@ -4,8 +4,10 @@ vocabulary (plus background) decides the model's classes, a configured
 head count and the test dataset must agree."""
 import pytest
 
-from groupvit_common.checks import check_class_count, check_classes
+from groupvit_common.checks import check_class_count
+from groupvit_common.checks import check_classes as check_with
 from groupvit_common.errors import ConfigCheckError, ConfigValueError
+from mmseg_groupvit.models.decode_heads import head_with_bg
 from tests.conftest import REPO
 
 
@@ -21,6 +23,11 @@ def config(model, classes=None, dataset_type='Data'):
 
 def metainfo(dataset):
     return (dataset.get('metainfo') or {}).get('classes')
+
+
+def check_classes(cfg, test, dataset_classes=None):
+    """The rule with the package's head background default."""
+    check_with(cfg, test, dataset_classes, head_with_bg=head_with_bg)
 
 
 ZERO_SHOT = dict(
@@ -129,3 +136,16 @@ def test_the_class_folders_of_a_classification_dataset_count(tmp_path):
             ConfigCheckError,
             match='vocabulary has 20 classes and the test dataset 3'):
         read_config(cfg, options)
+
+
+def test_a_zero_shot_test_cfg_is_checked_whatever_the_type_is_called():
+    """A segmentor given as its class (lazy configs) or a subclass is
+    checked before any checkpoint is fetched, as the named one is."""
+    from groupvit_common.checks import check_config
+    from mmseg_groupvit.models import GroupViTEncoderDecoder
+    for model_type in (GroupViTEncoderDecoder, 'GroupViTAuxEncoderDecoder'):
+        model = dict(ZERO_SHOT, type=model_type, test_cfg=dict(bg_thresh=2))
+        with pytest.raises(
+                ConfigValueError,
+                match='model.test_cfg.bg_thresh must be a number in'):
+            check_config(config(model), False)

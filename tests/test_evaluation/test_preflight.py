@@ -60,6 +60,15 @@ def test_data_root_as_a_list_is_named():
         info.value)
 
 
+def test_data_root_that_is_a_file_is_named(tmp_path):
+    archive = tmp_path / 'VOC2012.tar'
+    archive.write_text('x')
+    with pytest.raises(ConfigCheckError) as info:
+        check_dataset_paths(dict(data_root=str(archive)))
+    assert f"data_root '{archive}' is a file, not a folder" in str(info.value)
+    assert 'data_root=/path/to/dataset' in str(info.value)
+
+
 def test_out_dir_that_is_a_file_or_under_one(tmp_path):
     afile = tmp_path / 'results.txt'
     afile.write_text('x')

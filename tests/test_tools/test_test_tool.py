@@ -580,6 +580,8 @@ def test_an_error_from_the_command_line_is_one_line(small_model, tmp_path):
      '"background" is a name of the prompted class'),
     ('test_dataloader.dataset.data_root=[a,b]',
      'data_root must be one folder (a string)'),
+    (f'test_dataloader.dataset.data_root={VOC_SAMPLE}/ImageSets/'
+     f'Segmentation/val.txt', 'val.txt\' is a file, not a folder'),
     ('test_dataloader.dataset.pipeline.1.scale=(0,0)',
      'test_dataloader.dataset.pipeline.1.scale must be two positive'),
 ])

@@ -158,6 +158,9 @@ def test_a_yaml_config_is_data(kind, tmp_path):
      'in [0, 1], got 2'),
     ('model.test_cfg.mode=sliding', "model.test_cfg.mode must be one of "
      "'whole', 'slide', got 'sliding'"),
+    ('test_dataloader.dataset.type=PascalVOCDatset', "The dataset type "
+     "'PascalVOCDatset' is not registered, so its classes cannot be read. "
+     'Check its spelling'),
 ])
 def test_a_bad_section_is_refused_before_the_checkpoint_is_fetched(
         option, expected, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 """Zero-shot segmentation head of GroupViT: the original's
 ``GroupViTSegInference.encode_decode`` (NVlabs/GroupViT) as an mmseg 1.x
 decode head."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from groupvit_common.checks import check_bg_thresh, check_positive_int
 from groupvit_common.errors import CheckpointError
 from ..layers import chain_assignments
 
-__all__ = ['GroupViTHead', 'group_maps', 'paint_scores']
+__all__ = ['GroupViTHead', 'group_maps', 'head_with_bg', 'paint_scores']
 
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
@@ -290,3 +290,16 @@ class GroupViTHead(BaseDecodeHead):
             'GroupViTHead is a zero-shot inference head and has no '
             'segmentation loss. To train on labels, pair the GroupViT '
             'backbone with an mmseg decode head (e.g. FCNHead).')
+
+
+def head_with_bg(head: dict) -> Any:
+    """Whether a decode head config has a background channel: its
+    ``with_bg`` (as given; ``check_head_classes`` checks it), else True for
+    a :class:`GroupViTHead` (or subclass), named or given as the class, and
+    False for any other head."""
+    if 'with_bg' in head:
+        return head['with_bg']
+    head_type = head.get('type')
+    if isinstance(head_type, str):
+        head_type = MODELS.get(head_type)
+    return isinstance(head_type, type) and issubclass(head_type, GroupViTHead)

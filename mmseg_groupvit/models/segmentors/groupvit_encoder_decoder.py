@@ -28,7 +28,7 @@ from groupvit_common.vocabulary import split_background
 from groupvit_common.window_grid import window_boxes
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
-from ..decode_heads.groupvit_head import paint_scores
+from ..decode_heads.groupvit_head import head_with_bg, paint_scores
 
 #: Windows per backbone pass without ``test_cfg.window_batch``
 #: (docs/benchmark.md).
@@ -149,10 +149,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     def _init_decode_head(self, decode_head: dict) -> None:
         """Build the head with ``num_classes`` from the vocabulary (a
         configured one must agree: ``check_head_classes``)."""
-        # GroupViTHead has a background channel by default (the config
-        # reader's rule).
-        with_bg = decode_head.get('with_bg',
-                                  decode_head.get('type') == 'GroupViTHead')
+        with_bg = head_with_bg(decode_head)
         channels = check_head_classes(decode_head,
                                       len(self.text_encoder.classes), with_bg)
         self.vocabulary_channels(with_bg)

@@ -106,3 +106,54 @@ def test_a_classification_config_that_does_not_read_is_one_error_line(
     assert message.startswith('error: ') and str(missing) in message
     assert '\n' not in message
     assert not glob.glob(str(tmp_path / 'train' / '*.pth'))
+
+
+def test_the_loop_is_mmengines_with_the_classification_joined():
+    """mmengine's ``ValLoop.run``: the losses a model returns in
+    ``val_step`` are averaged per validation (``val_loss``) beside the
+    segmentation and classification metrics, all given to the hooks."""
+    from mmengine.evaluator import BaseMetric, Evaluator
+    from mmengine.structures import BaseDataElement
+
+    from mmseg_groupvit.engine import ZeroShotValLoop
+
+    class Count(BaseMetric):
+
+        def process(self, data_batch, data_samples):
+            self.results += data_samples
+
+        def compute_metrics(self, results):
+            return dict(images=len(results))
+
+    class Model(torch.nn.Module):
+        losses = iter(range(1, 9))
+
+        def val_step(self, batch):
+            loss = torch.tensor(float(next(self.losses)))
+            return [dict(batch), BaseDataElement(loss=dict(loss=loss))]
+
+    class Runner:
+        model, visualizer, seen = Model(), type('V', (), {})(), []
+
+        def call_hook(self, name, **kwargs):
+            self.seen.append(kwargs.get('metrics'))
+
+    class Loader(list):
+        dataset = type('D', (list, ),
+                       dict(metainfo=dict(classes=['a'])))([0, 1])
+
+    runner = Runner()
+    loop = ZeroShotValLoop(runner, Loader([dict(i=0), dict(i=1)]),
+                           Evaluator(Count()))
+    loop.classifier = 'built'
+    loop.classify = lambda: {'imagenet/accuracy/top1': 50.0}
+    first, second = loop.run(), loop.run()
+    assert first == {
+        'images': 2,
+        'imagenet/accuracy/top1': 50.0,
+        'loss': 1.5,
+        'val_loss': 1.5
+    }
+    # Each validation averages its own losses.
+    assert second['val_loss'] == 3.5 and runner.seen[-2] is second
+    assert 'evaluate' not in vars(loop.evaluator)

@@ -12,8 +12,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import MODELS
 
 from groupvit_common.errors import ConfigValueError
-from tests.conftest import (REPO, VOC_SAMPLE, build_small_segmentor,
-                            varied_segmentor)
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor, varied_segmentor)
 
 # 2007_000129 is 334 wide and 500 high (an odd size): resized to 448x671,
 # two windows.
@@ -208,3 +208,30 @@ def test_background_first_needs_a_background_channel():
     # With a background channel it names label 0, as before.
     with_bg = build_small_segmentor(text_encoder=dict(vocabulary=vocabulary))
     assert with_bg.dataset_meta['classes'] == vocabulary
+
+
+def test_a_head_given_as_its_class_has_the_background_channel():
+    """``type=GroupViTHead`` (lazy configs, scripts) without ``with_bg`` is
+    the same model as ``type='GroupViTHead'``: channels, labels, and the
+    protocol that tools/test.py prints after the config check."""
+    from mmseg_groupvit.evaluation import run_lines
+    from mmseg_groupvit.models.decode_heads import GroupViTHead
+    from mmseg_groupvit.utils.config_file import read_config
+    config = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    models, lines = [], []
+    for head_type in ('GroupViTHead', GroupViTHead):
+        cfg = Config.fromfile(config)
+        cfg.model.decode_head = dict(type=head_type)
+        lines.append(run_lines(read_config(cfg), config, None))
+        cfg.model.image_encoder.update(SMALL_ARCH['image_encoder'])
+        cfg.model.text_encoder.update(SMALL_ARCH['text_encoder'])
+        torch.manual_seed(0)
+        models.append(MODELS.build(cfg.model).eval())
+    assert models[1].decode_head.with_bg and models[1].num_classes == 21
+    inputs = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        labels = [m.predict(inputs)[0].pred_sem_seg.data for m in models]
+    assert torch.equal(*labels)
+    assert lines[0] == lines[1]
+    assert '21 classes incl. background' in lines[1][3]
+    assert 'bg_thresh 0.95' in lines[1][4]

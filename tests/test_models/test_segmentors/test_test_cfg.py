@@ -73,10 +73,11 @@ def test_larger_stride_leaves_pixels_uncovered(model):
          'model.test_cfg.max_dense_scores_bytes must be'),
         (dict(max_full_size_scores_bytes=1.5),
          'model.test_cfg.max_full_size_scores_bytes must be'),
-        # The former key, which set both budgets, names its replacements.
-        (dict(max_logits_bytes=0), 'max_dense_scores_bytes (the largest score'
-         ),
-        (dict(max_logits_bytes=0), 'max_full_size_scores_bytes (the largest'),
+        # The former key, which set both budgets: refused, the settings
+        # named include its two replacements.
+        (dict(max_logits_bytes=0), "no setting 'max_logits_bytes'"),
+        (dict(max_logits_bytes=0), 'window_batch, autocast, '
+         'max_dense_scores_bytes, max_full_size_scores_bytes.'),
         (dict(autocast='int8'), 'model.test_cfg.autocast must be one of'),
         # A misspelled key would be ignored: refused, naming the real ones.
         (dict(max_dense_score_bytes=0),
