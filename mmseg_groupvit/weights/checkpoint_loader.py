@@ -121,25 +121,32 @@ def _fetch_once(source: str, entry: str) -> None:
 
 
 def _adopt(source: str, path: str, entry: str) -> None:
-    """Read ``path`` once; unless it is ``entry`` converted from ``source``
-    already, check its SHA-256 and write it converted to ``entry``."""
-    digest = []
-    checkpoint = read_file(path, check_digest=digest.append)
+    """Read ``path`` once, its SHA-256 checked against the name of
+    ``source`` before it is parsed (after, for ``entry`` converted from
+    ``source`` already); write it converted to ``entry``."""
+    prefix = source.startswith(URL_PREFIXES) and expected_hash(source) or ''
+    unverified = []
+
+    def check(digest: str) -> None:
+        if digest.startswith(prefix):
+            return
+        unverified.append(
+            f'the checkpoint from {source} has SHA-256 '
+            f'{digest[:len(prefix)]}..., not the {prefix} its name promises '
+            f'(as torch.hub reads names: -HEX. is a SHA-256 prefix): the '
+            f'download is damaged or not the published file; it was deleted '
+            f'from {osp.dirname(entry)}. ' + by_hand(source, entry))
+        if path != entry:
+            raise WrongHash(unverified[0])
+
+    checkpoint = read_file(path, check_digest=check)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if path == entry and isinstance(
             meta, dict) and meta.get('groupvit_source') == source:
         return _keep(entry, checkpoint)
-    prefix = expected_hash(source) if source.startswith(URL_PREFIXES) else ''
-    if prefix and not digest[0].startswith(prefix):
-        if path == entry:
-            os.remove(entry)
-        raise WrongHash(
-            f'the checkpoint from {source} has SHA-256 '
-            f'{digest[0][:len(prefix)]}..., not the {prefix} its name '
-            f'promises (as torch.hub reads names: -HEX. is a SHA-256 '
-            f'prefix): the download is damaged or not the published file; '
-            f'it was deleted from {osp.dirname(entry)}. ' +
-            by_hand(source, entry))
+    if unverified:  # placed by hand
+        os.remove(entry)
+        raise WrongHash(unverified[0])
     checkpoint = to_mmseg_checkpoint(checkpoint, path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}'

@@ -106,9 +106,13 @@ def _failure(url: str, entry: str, e: BaseException) -> str:
     if isinstance(e, KeyboardInterrupt):
         return (f'the download of {url} was interrupted; {kept} Run again to '
                 f'download it.')
-    reason = getattr(e, 'reason', None) or e
+    reason = str(getattr(e, 'reason', None) or e).splitlines()[0]
     if isinstance(e, urllib.error.HTTPError):
-        reason = f'HTTP {e.code} {e.reason}'
+        if 300 <= e.code < 400:
+            return (f'cannot download {url}: the server redirects it in a '
+                    f'loop (HTTP {e.code}); check the URL. ' +
+                    by_hand(url, entry))
+        reason = f'HTTP {e.code} {reason}'
     return (f'cannot download {url} ({reason}); offline or the server '
             f'failed. The checkpoint is looked for at {entry}. ' +
             by_hand(url, entry))
