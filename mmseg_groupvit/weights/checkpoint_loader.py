@@ -46,23 +46,19 @@ def _keep(path: str, checkpoint) -> None:
     _READ_AHEAD[_file_key(path)] = checkpoint
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local(filename: str, map_location=None):
-    """mmengine's loader of a local file or transformers folder: read
-    safely, a published one converted (tensors on CPU)."""
-    filename = osp.expanduser(filename)
+@CheckpointLoader.register_scheme(
+    prefixes=('', HUB_PREFIX) + URL_PREFIXES, force=True)
+def load_checkpoint(filename: str, map_location=None, model_dir=None):
+    """mmengine's loader of a local file or transformers folder, a URL or a
+    hub id (fetched): read safely, a published one converted (tensors on
+    CPU)."""
+    filename = fetch(filename) if is_remote(filename) else osp.expanduser(
+        filename)
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
     if ahead is not None:
         return ahead
     path = weights_file(filename)
     return to_mmseg_checkpoint(read_file(path), path)
-
-
-@CheckpointLoader.register_scheme(
-    prefixes=URL_PREFIXES + (HUB_PREFIX, ), force=True)
-def load_from_remote(filename: str, map_location=None, model_dir=None):
-    """mmengine's loader of URLs and hub ids."""
-    return load_from_local(fetch(filename))
 
 
 def cache_entry(source: str) -> str:
@@ -252,7 +248,7 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         print_log(f'Weights {source}: {local}', logger='current')
     arch = None
     if models:
-        loaded = load_from_local(local)
+        loaded = load_checkpoint(local)
         _keep(local, loaded)
         arch = checkpoint_arch(loaded)
     if arch is None:
