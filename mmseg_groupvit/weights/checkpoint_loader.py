@@ -257,10 +257,7 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         applied = merge_arch(model_cfg, arch, source)
     # The meta is as untrusted as the tensors.
     model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
-    try:
-        check_arch(model)
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f'{source}: {e}') from None
+    check_arch(model, source)
     if not main:
         return local
     released = released_arch()

@@ -340,10 +340,7 @@ def convert_checkpoint(src: str,
         assumed.append(f'image_encoder.{HEADS}={heads} (the released '
                        f'models\')')
     arch = canonical(arch)
-    try:
-        check_arch(arch)
-    except ValueError as e:
-        raise CheckpointError(f'{src}: {e}') from None
+    check_arch(arch, src)
     own = expected_state(arch)
     # Training-only tensors (the multi-label temperature) are kept.
     own.update({
