@@ -363,23 +363,26 @@ def _check_pickle(pickled: bytes) -> None:
     :data:`_ALLOWED` or calls one of :data:`_CALLS` otherwise, following
     what each opcode leaves on the stack: a GLOBAL, a string, a list or
     tuple written in the file, else None."""
-    stack, memo = [], {}
+    stack, marks, memo = [], [], {}
     for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
             raise Refused(f'a class or function named by {op.name}')
         before, items = op.stack_before, ()
         try:
             if _MARK in before:
-                at = len(stack) - 1 - stack[::-1].index(_MARK)
-                items = tuple(stack[at + 1:])
+                at = marks.pop()
+                items = tuple(stack[at:])
                 del stack[at:]
                 before = before[:before.index(_MARK)]
             popped = [stack.pop() for _ in before][::-1]
-        except (ValueError, IndexError):
+        except IndexError:
             raise _Damaged('its pickle takes more from the stack than it '
                            'puts there') from None
-        pushed = [_MARK if s is _MARK else None for s in op.stack_after]
-        if op.name == 'GLOBAL':
+        pushed = [None] * len(op.stack_after)
+        if op.name == 'MARK':
+            marks.append(len(stack))
+            pushed = []
+        elif op.name == 'GLOBAL':
             module, name = _global(arg)
             _check_global(module, name)
             pushed = [_Global(f'{module}.{name}')]
