@@ -292,17 +292,21 @@ class _FileHandler(http.server.SimpleHTTPRequestHandler):
     ``once`` is ``nolength`` on the first request, whole afterwards;
     ``/named/NAME/ANY`` sends NAME whole under any name; ``endless`` sends
     zeros without a length until the client hangs up (or 60 s pass);
-    ``trickle`` announces NAME's length and sends a byte every 0.1 s. Every
-    GET path is recorded."""
+    ``trickle`` announces NAME's length and sends a byte every 0.1 s;
+    ``loop`` redirects to itself. Every GET path is recorded."""
 
     MODES = ('truncated', 'nolength', 'lying', 'gzip', 'chunked', 'stall',
-             'once', 'named', 'endless', 'trickle')
+             'once', 'named', 'endless', 'trickle', 'loop')
 
     def do_GET(self):
         self.server.requests.append(self.path)
         mode, _, name = self.path.lstrip('/').partition('/')
         if mode not in self.MODES:
             return super().do_GET()
+        if mode == 'loop':
+            self.send_response(302)
+            self.send_header('Location', self.path)
+            return self.end_headers()
         name = name.split('/')[0]
         with open(osp.join(self.directory, name), 'rb') as f:
             data = f.read()

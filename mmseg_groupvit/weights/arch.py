@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 import torch
 
 from groupvit_common.checks import is_int
+from groupvit_common.errors import CheckpointError
 
 PARTS = ('image_encoder', 'text_encoder')
 _CLASSES = dict(image_encoder='GroupViT', text_encoder='GroupViTTextEncoder')
@@ -50,17 +51,19 @@ _RULES = dict(
                       and all(map(_real(0), v)), 'two positive numbers'))
 
 
-def check_arch(arch: dict) -> None:
-    """Raise ``ValueError`` naming a field of ``arch`` (``{part: {field:
-    value}}``) no model can be built with: unknown, of the wrong type or
-    range, a head count not dividing ``hidden_size``."""
+def check_arch(arch: dict, source: str) -> None:
+    """Raise :class:`CheckpointError` naming ``source`` and a field of
+    ``arch`` (``{part: {field: value}}``) no model can be built with:
+    unknown, of the wrong type or range, a head count not dividing
+    ``hidden_size``."""
     from ..models.layers.fast_linear import ACTIVATIONS
     for part, values in sorted(arch.items()):
         unknown = sorted(set(values) - set(FIELDS.get(part, ())))
         if part not in FIELDS or unknown:
-            raise ValueError(
-                f'{part}: unknown architecture field(s) {unknown or [part]}; '
-                f'the known ones are {sorted(FIELDS.get(part, PARTS))}.')
+            raise CheckpointError(
+                f'{source}: {part}: unknown architecture field(s) '
+                f'{unknown or [part]}; the known ones are '
+                f'{sorted(FIELDS.get(part, PARTS))}.')
         for key, value in values.items():
             check, rule = _RULES.get(
                 key, (lambda v: is_int(v) and v > 0, 'a positive integer'))
@@ -78,8 +81,8 @@ def check_arch(arch: dict) -> None:
             except TypeError:  # e.g. a list as hidden_act
                 ok = False
             if not ok:
-                raise ValueError(
-                    f'{part}.{key}={value!r} cannot work: it must be {rule}.')
+                raise CheckpointError(f'{source}: {part}.{key}={value!r} '
+                                      f'cannot work: it must be {rule}.')
 
 
 def _plain(value):

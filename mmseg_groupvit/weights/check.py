@@ -18,6 +18,10 @@ TRAINING_KEYS = ('multi_label_logit_scale', )
 # id -> weak reference of the tensors check_state_dict passed last.
 _PASSED = {}
 
+_FIX = ('Use the config written next to the converted checkpoint '
+        '(tools/convert_weights.py writes DST.py for non-default '
+        'architectures), or set these fields in your config.')
+
 
 def passed(state: Dict[str, torch.Tensor]) -> bool:
     """Whether :func:`check_state_dict` passed these very tensors."""
@@ -117,12 +121,16 @@ def describe_mismatch(own: Dict, state: Dict, missing: List[str],
     return lines
 
 
-def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
-    """Refuse a ``state`` without exactly ``model``'s keys and shapes or
-    with values :func:`check_values` refuses, naming the differing
-    architecture fields and keys; :data:`TRAINING_KEYS` are taken as the
-    model has them."""
-    own = model.state_dict()
+def check_state_dict(model,
+                     state: Dict[str, torch.Tensor],
+                     source: str = 'The checkpoint',
+                     against: str = 'the config',
+                     fix: str = _FIX) -> None:
+    """Refuse a ``state`` without exactly the keys and shapes of ``model``
+    (a module or its state dict) or with values :func:`check_values`
+    refuses, naming the differing architecture fields and keys, then
+    ``fix``; :data:`TRAINING_KEYS` are taken as the model has them."""
+    own = model.state_dict() if isinstance(model, nn.Module) else model
     state = {
         k: v
         for k, v in state.items() if k in own or k not in TRAINING_KEYS
@@ -132,13 +140,13 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
          for k in TRAINING_KEYS if k not in state and k in own})
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
-        check_values(state, 'The checkpoint', own)
+        check_values(state, source, own)
         _PASSED.clear()
         _PASSED.update((id(v), weakref.ref(v)) for v in state.values())
         return
     if not any(k.startswith(tuple(p + '.' for p in PARTS)) for k in state):
         raise CheckpointError(
-            f'The checkpoint has none of the model\'s keys (e.g. '
+            f'{source} has none of the model\'s keys (e.g. '
             f'{sorted(state)[:3]}): it is not a converted GroupViT '
             f'checkpoint. Convert the published weights with '
             f'`python tools/convert_weights.py SRC DST.pth` first.')
@@ -151,9 +159,6 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
         lines.append('architecture fields that differ (config vs '
                      'checkpoint):\n  ' + '\n  '.join(diff))
     raise CheckpointError(
-        'The checkpoint does not match the model built from the config:\n' +
+        f'{source} does not match the model built from {against}:\n' +
         '\n'.join(lines + describe_mismatch(own, state, missing, unexpected,
-                                            reshaped, 'model')) +
-        '\nUse the config written next to the converted checkpoint '
-        '(tools/convert_weights.py writes DST.py for non-default '
-        'architectures), or set these fields in your config.')
+                                            reshaped, 'model')) + '\n' + fix)

@@ -46,23 +46,19 @@ def _keep(path: str, checkpoint) -> None:
     _READ_AHEAD[_file_key(path)] = checkpoint
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local(filename: str, map_location=None):
-    """mmengine's loader of a local file or transformers folder: read
-    safely, a published one converted (tensors on CPU)."""
-    filename = osp.expanduser(filename)
+@CheckpointLoader.register_scheme(
+    prefixes=('', HUB_PREFIX) + URL_PREFIXES, force=True)
+def load_checkpoint(filename: str, map_location=None, model_dir=None):
+    """mmengine's loader of a local file or transformers folder, a URL or a
+    hub id (fetched): read safely, a published one converted (tensors on
+    CPU)."""
+    filename = fetch(filename) if is_remote(filename) else osp.expanduser(
+        filename)
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
     if ahead is not None:
         return ahead
     path = weights_file(filename)
     return to_mmseg_checkpoint(read_file(path), path)
-
-
-@CheckpointLoader.register_scheme(
-    prefixes=URL_PREFIXES + (HUB_PREFIX, ), force=True)
-def load_from_remote(filename: str, map_location=None, model_dir=None):
-    """mmengine's loader of URLs and hub ids."""
-    return load_from_local(fetch(filename))
 
 
 def cache_entry(source: str) -> str:
@@ -121,25 +117,32 @@ def _fetch_once(source: str, entry: str) -> None:
 
 
 def _adopt(source: str, path: str, entry: str) -> None:
-    """Read ``path`` once; unless it is ``entry`` converted from ``source``
-    already, check its SHA-256 and write it converted to ``entry``."""
-    digest = []
-    checkpoint = read_file(path, check_digest=digest.append)
+    """Read ``path`` once, its SHA-256 checked against the name of
+    ``source`` before it is parsed (after, for ``entry`` converted from
+    ``source`` already); write it converted to ``entry``."""
+    prefix = source.startswith(URL_PREFIXES) and expected_hash(source) or ''
+    unverified = []
+
+    def check(digest: str) -> None:
+        if digest.startswith(prefix):
+            return
+        unverified.append(
+            f'the checkpoint from {source} has SHA-256 '
+            f'{digest[:len(prefix)]}..., not the {prefix} its name promises '
+            f'(as torch.hub reads names: -HEX. is a SHA-256 prefix): the '
+            f'download is damaged or not the published file; it was deleted '
+            f'from {osp.dirname(entry)}. ' + by_hand(source, entry))
+        if path != entry:
+            raise WrongHash(unverified[0])
+
+    checkpoint = read_file(path, check_digest=check)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if path == entry and isinstance(
             meta, dict) and meta.get('groupvit_source') == source:
         return _keep(entry, checkpoint)
-    prefix = expected_hash(source) if source.startswith(URL_PREFIXES) else ''
-    if prefix and not digest[0].startswith(prefix):
-        if path == entry:
-            os.remove(entry)
-        raise WrongHash(
-            f'the checkpoint from {source} has SHA-256 '
-            f'{digest[0][:len(prefix)]}..., not the {prefix} its name '
-            f'promises (as torch.hub reads names: -HEX. is a SHA-256 '
-            f'prefix): the download is damaged or not the published file; '
-            f'it was deleted from {osp.dirname(entry)}. ' +
-            by_hand(source, entry))
+    if unverified:  # placed by hand
+        os.remove(entry)
+        raise WrongHash(unverified[0])
     checkpoint = to_mmseg_checkpoint(checkpoint, path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}'
@@ -245,7 +248,7 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         print_log(f'Weights {source}: {local}', logger='current')
     arch = None
     if models:
-        loaded = load_from_local(local)
+        loaded = load_checkpoint(local)
         _keep(local, loaded)
         arch = checkpoint_arch(loaded)
     if arch is None:
@@ -254,10 +257,7 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         applied = merge_arch(model_cfg, arch, source)
     # The meta is as untrusted as the tensors.
     model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
-    try:
-        check_arch(model)
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f'{source}: {e}') from None
+    check_arch(model, source)
     if not main:
         return local
     released = released_arch()

@@ -12,8 +12,7 @@ from groupvit_common.files import read_json
 from .arch import (HEADS, PARTS, arch_diff, arch_from_hf_config,
                    arch_from_nvlabs_config, canonical, check_arch, infer_arch,
                    released_arch)
-from .check import (TRAINING_KEYS, check_entries, check_values,
-                    compare_state_dicts, describe_mismatch)
+from .check import TRAINING_KEYS, check_entries, check_state_dict
 from .convert import convert_hf, convert_nvlabs
 from .safe_load import read_file, trust_checkpoint
 
@@ -341,24 +340,15 @@ def convert_checkpoint(src: str,
         assumed.append(f'image_encoder.{HEADS}={heads} (the released '
                        f'models\')')
     arch = canonical(arch)
-    try:
-        check_arch(arch)
-    except ValueError as e:
-        raise CheckpointError(f'{src}: {e}') from None
+    check_arch(arch, src)
     own = expected_state(arch)
     # Training-only tensors (the multi-label temperature) are kept.
     own.update({
         k: torch.empty((), device='meta')
         for k in TRAINING_KEYS if k in state
     })
-    missing, unexpected, reshaped = compare_state_dicts(own, state)
-    if missing or unexpected or reshaped:
-        raise CheckpointError(
-            f'{src} does not hold a complete GroupViT:\n' + '\n'.join(
-                describe_mismatch(own, state, missing, unexpected, reshaped,
-                                  'model')) +
-            '\nThe file is incomplete or damaged; download it again.')
-    check_values(state, src, own)
+    check_state_dict(own, state, src, 'its architecture',
+                     'The file is incomplete or damaged; download it again.')
     save_checkpoint(
         dict(
             state_dict={

@@ -16,6 +16,7 @@ from typing import Optional
 
 from groupvit_common.errors import CheckpointError
 from .convert_checkpoint import HF_WEIGHT_FILES
+from .safe_load import _first_line
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
@@ -106,9 +107,13 @@ def _failure(url: str, entry: str, e: BaseException) -> str:
     if isinstance(e, KeyboardInterrupt):
         return (f'the download of {url} was interrupted; {kept} Run again to '
                 f'download it.')
-    reason = getattr(e, 'reason', None) or e
+    reason = _first_line(getattr(e, 'reason', None) or e)
     if isinstance(e, urllib.error.HTTPError):
-        reason = f'HTTP {e.code} {e.reason}'
+        if 300 <= e.code < 400:
+            return (f'cannot download {url}: the server redirects it in a '
+                    f'loop (HTTP {e.code}); check the URL. ' +
+                    by_hand(url, entry))
+        reason = f'HTTP {e.code} {reason}'
     return (f'cannot download {url} ({reason}); offline or the server '
             f'failed. The checkpoint is looked for at {entry}. ' +
             by_hand(url, entry))
@@ -206,9 +211,9 @@ def download_hub(source: str) -> str:
     error = errors[0]
     kind = ('offline' + ' (HF_HUB_OFFLINE)' * constants.is_offline_mode()
             if offline else 'the hub could not be reached or refused')
-    raise CheckpointError(
-        f'cannot get {source}: {kind} ({type(error).__name__}: '
-        f'{str(error).split(". ")[0].splitlines()[0].rstrip(".")}). ' + hand)
+    raise CheckpointError(f'cannot get {source}: {kind} '
+                          f'({type(error).__name__}: {_first_line(error)}). ' +
+                          hand)
 
 
 def _reachable(endpoint: str) -> bool:

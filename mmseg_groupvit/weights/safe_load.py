@@ -339,38 +339,88 @@ def _check_archive(data: bytes) -> None:
         raise _Damaged('torch would read other zip records than the ones '
                        'checked (names that differ only in case, or data '
                        'before the archive)')
-    top, memo, expect = None, {}, []  # see _pushed
-    for op, arg, _ in pickletools.genops(archive.read(pickles[0])):
+    _check_pickle(archive.read(pickles[0]))
+
+
+class _Global(str):
+    """A GLOBAL's ``module.name`` on :func:`_check_pickle`'s stack."""
+
+
+_MARK = pickletools.markobject
+# The calls torch maps itself, as torch writes them: the arguments' types
+# or values. Given a tensor, the containers make a tensor per element;
+# other codecs, chained, make gigabytes of a few bytes.
+_CALLS = {
+    '_codecs.encode': ([(str, 'latin1')], "encode(TEXT, 'latin1')"),
+    'builtins.set': ([(list, )], 'set(LIST)'),
+    'collections.OrderedDict': ([(), (list, )], 'OrderedDict(LIST)'),
+    'torch.Size': ([(tuple, )], 'Size(TUPLE)'),
+}
+
+
+def _check_pickle(pickled: bytes) -> None:
+    """Refuse a pickle that names a class or function outside
+    :data:`_ALLOWED` or calls one of :data:`_CALLS` otherwise, following
+    what each opcode leaves on the stack: a GLOBAL, a string, a list or
+    tuple written in the file, else None."""
+    stack, marks, memo = [], [], {}
+    for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
             raise Refused(f'a class or function named by {op.name}')
-        if op.name in ('BINPUT', 'LONG_BINPUT'):
-            memo[arg] = top
-            continue
-        top = _pushed(op.name, arg, memo)
-        if expect and not expect.pop(0)(op.name, top):
-            raise Refused(
-                '_codecs.encode other than as torch writes bytes, '
-                'encode(TEXT, \'latin1\') (other codecs, chained, make '
-                'gigabytes of a few bytes)')
-        if top is _ENCODE:
-            expect = list(_ENCODE_CALL)
-        if op.name == 'GLOBAL':
+        before, items = op.stack_before, ()
+        try:
+            if _MARK in before:
+                at = marks.pop()
+                items = tuple(stack[at:])
+                del stack[at:]
+                before = before[:before.index(_MARK)]
+            popped = [stack.pop() for _ in before][::-1]
+        except IndexError:
+            raise _Damaged('its pickle takes more from the stack than it '
+                           'puts there') from None
+        pushed = [None] * len(op.stack_after)
+        if op.name == 'MARK':
+            marks.append(len(stack))
+            pushed = []
+        elif op.name == 'GLOBAL':
             module, name = _global(arg)
-            full = f'{module}.{name}'
-            if full in _ALLOWED or _is_torch_type(module, name):
-                continue
-            if module in ('torch._utils', 'torch._tensor'):
-                raise _Damaged(f'it holds a tensor that is not a plain dense '
-                               f'one ({full}); only dense tensors are read')
-            raise Refused('the class or function ' +
-                          (name if module == 'builtins' else full))
+            _check_global(module, name)
+            pushed = [_Global(f'{module}.{name}')]
+        elif 'UNICODE' in op.name or 'STRING' in op.name:
+            pushed = [arg]
+        elif op.name in ('EMPTY_LIST', 'LIST'):
+            pushed = [[]]
+        elif 'TUPLE' in op.name:
+            pushed = [tuple(popped) + items]
+        elif op.name in ('GET', 'BINGET', 'LONG_BINGET'):
+            pushed = [memo.get(arg)]
+        elif op.name in ('APPEND', 'APPENDS', 'SETITEM', 'SETITEMS',
+                         'ADDITEMS', 'BUILD', 'DUP', 'MEMOIZE'):
+            pushed = popped[:1] * len(pushed)
+        elif op.name == 'REDUCE' and type(
+                popped[0]) is _Global and popped[0] in _CALLS:
+            func, args = popped
+            shapes, written = _CALLS[func]
+            if not any(
+                    type(args) is tuple and len(args) == len(shape) and all(
+                        a == s if isinstance(s, str) else type(a) is s
+                        for a, s in zip(args, shape)) for shape in shapes):
+                raise Refused(f'{func} called other than as torch writes '
+                              f'it, {written}')
+        stack += pushed
+        if op.name in ('PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE') and stack:
+            memo[len(memo) if arg is None else arg] = stack[-1]
 
 
-_ENCODE = object()
-# What follows _codecs.encode on the stack: TEXT, 'latin1', TUPLE2, REDUCE.
-_ENCODE_CALL = (lambda op, top: isinstance(top, str),
-                lambda op, top: top == 'latin1',
-                lambda op, top: op == 'TUPLE2', lambda op, top: op == 'REDUCE')
+def _check_global(module: str, name: str) -> None:
+    full = f'{module}.{name}'
+    if full in _ALLOWED or _is_torch_type(module, name):
+        return
+    if module in ('torch._utils', 'torch._tensor'):
+        raise _Damaged(f'it holds a tensor that is not a plain dense one '
+                       f'({full}); only dense tensors are read')
+    raise Refused('the class or function ' +
+                  (name if module == 'builtins' else full))
 
 
 def _global(arg: str) -> tuple:
@@ -379,18 +429,6 @@ def _global(arg: str) -> tuple:
     module, name = arg.split(' ', 1)
     return NAME_MAPPING.get((module, name),
                             (IMPORT_MAPPING.get(module, module), name))
-
-
-def _pushed(op: str, arg, memo: dict):
-    """What an opcode leaves on top of the stack, as far as the check of
-    ``_codecs.encode`` calls needs: that function (``_ENCODE``), a string,
-    or None (anything else)."""
-    if op in ('BINGET', 'LONG_BINGET'):
-        return memo.get(arg)
-    if op == 'GLOBAL':
-        return _ENCODE if _global(arg) == ('_codecs', 'encode') else None
-    return arg if isinstance(arg, str) and ('UNICODE' in op
-                                            or 'STRING' in op) else None
 
 
 def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:

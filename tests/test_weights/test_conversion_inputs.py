@@ -257,6 +257,27 @@ def test_text_encoder_missing(small_state, tmp_path):
         in str(info.value)
 
 
+def test_a_tensor_unexpected_or_reshaped_is_named(small_state, tmp_path):
+    """Checked by the load's own check against the model of the
+    checkpoint's architecture."""
+    state = dict(small_state)
+    state['image_encoder.extra'] = torch.zeros(1)
+    state['decode_head.logit_scale'] = torch.zeros(2)
+    src = tmp_path / 'src.pth'
+    torch.save(dict(state_dict=state, meta={}), src)
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(
+            str(src),
+            str(tmp_path / 'out.pth'),
+            vision_heads=SMALL_ARCH['image_encoder']['num_attention_heads'])
+    assert str(info.value).splitlines() == [
+        f'{src} does not match the model built from its architecture:',
+        "1 key(s) unexpected in the checkpoint: ['image_encoder.extra']",
+        'shape mismatches: decode_head.logit_scale (2,) vs model ()',
+        'The file is incomplete or damaged; download it again.'
+    ]
+
+
 def test_fine_tuned_with_an_auxiliary_head(small_state, tmp_path):
     # The aux fine-tuning configs keep the whole GroupViT and add a head.
     state = dict(

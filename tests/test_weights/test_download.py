@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import time
+import zipfile
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ from mmseg_groupvit.weights import checkpoint_loader, download
 from mmseg_groupvit.weights.checkpoint_loader import cache_entry
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
 from tests.conftest import (HF_SMALL, REPO, hub_cache, randomise_hf,
-                            release_name, serve_folder)
+                            release_name, run_main, serve_folder)
 
 transformers = pytest.importorskip('transformers')
 
@@ -222,7 +223,8 @@ def test_the_first_hash_like_part_is_the_hash():
                           ('chunked', 'stopped after'),
                           ('nolength', 'probably truncated or corrupt'),
                           ('lying', 'probably truncated or corrupt'),
-                          ('gzip', 'gzip-encoded'), ('missing', 'HTTP 404')])
+                          ('gzip', 'gzip-encoded'), ('missing', 'HTTP 404'),
+                          ('loop', 'the server redirects it in a loop')])
 def test_bad_download_is_one_line_and_leaves_nothing(published, torch_home,
                                                      case, expected):
     name = published['name']
@@ -238,6 +240,36 @@ def test_bad_download_is_one_line_and_leaves_nothing(published, torch_home,
         CheckpointLoader.load_checkpoint(url)
     message = str(error.value)
     assert expected in message and '\n' not in message, message
+    assert cached_files(torch_home) == []
+
+
+def test_a_redirect_loop_is_one_error_line_from_the_cli(published, torch_home):
+    url = f'{published["base"]}/loop/{published["name"]}'
+    code, out = run_main(osp.join(REPO, 'tools', 'test.py'), [VOC, url])
+    assert code == (f'error: cannot download {url}: the server redirects it '
+                    f'in a loop (HTTP 302); check the URL. ' +
+                    download.by_hand(url, cache_entry(url))), out
+    assert 'Traceback' not in out
+
+
+class _Exec:
+    """Pickles as ``exec(...)``: refused by the safe loader if it parses
+    the file."""
+
+    def __reduce__(self):
+        return exec, ('raise SystemExit', )
+
+
+def test_the_hash_is_checked_before_anything_parses_the_bytes(
+        published, torch_home, monkeypatch):
+    """A hostile pickle served under a name whose SHA-256 it does not
+    have: refused by the hash, before the zip or pickle is read."""
+    torch.save(dict(meta=_Exec()), published['site'] / 'evil-0badc0de.pth')
+    monkeypatch.setattr(zipfile, 'ZipFile', None)
+    monkeypatch.setattr(torch, 'load', None)
+    with pytest.raises(checkpoint_loader.WrongHash, match='its name promises'):
+        CheckpointLoader.load_checkpoint(
+            f'{published["base"]}/evil-0badc0de.pth')
     assert cached_files(torch_home) == []
 
 

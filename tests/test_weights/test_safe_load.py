@@ -10,7 +10,7 @@ import os
 import pickle
 import struct
 import zipfile
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from unittest import mock
 
 import numpy as np
@@ -284,7 +284,7 @@ def test_a_small_file_cannot_claim_much_memory(load, tmp_path, payload):
         bytearray='holds the class or function bytearray',
         set='holds the class or function bytearray',
         expand='its tensors claim over 4000000000 bytes',
-        hex='_codecs.encode other than as torch writes bytes')[payload]
+        hex='_codecs.encode called other than as torch writes it')[payload]
     with pytest.raises(CheckpointError, match=message):
         read_file(str(path))
 
@@ -303,6 +303,57 @@ def test_containers_of_a_tensors_elements_are_refused(tmp_path, func, shape):
             CheckpointError,
             match=f'holds builtins.{func.__name__} of a Tensor'):
         read_file(str(path))
+
+
+@pytest.mark.parametrize(
+    'case', ['set', 'tensor_from_memo', 'set_from_memo', 'odict', 'size'])
+def test_containers_torch_maps_itself_refuse_a_tensor(tmp_path, case):
+    """torch maps ``set``, ``OrderedDict`` and ``torch.Size`` itself (our
+    stand-ins do not apply): of a stride-0 tensor they make an object per
+    element inside torch.load (here 10**4; a million 0-d tensors take
+    about 610 MiB), whether the tensor or the callable comes from the
+    pickle's memo."""
+    row = torch.zeros(1).expand(10**4)
+    value = dict(
+        set=Call(set, (row, )),
+        tensor_from_memo=[row, Call(set, (row, ))],
+        set_from_memo=[{1, 2}, Call(set, (row, ))],
+        odict=Call(OrderedDict, (torch.zeros(1, 2).expand(10**4, 2), )),
+        size=Call(torch.Size, (row.long(), )))[case]
+    path = tmp_path / 'payload.pth'
+    torch.save(dict(value=value), path)
+    live = torch.load(path, weights_only=True)['value']
+    assert len(live[-1] if type(live) is list else live) == 10**4
+    name = dict(odict='collections.OrderedDict', size='torch.Size')
+    with pytest.raises(CheckpointError) as error, mock.patch(
+            'torch.load', side_effect=AssertionError('torch.load ran')):
+        read_file(str(path))
+    assert str(error.value).count('\n') == 0
+    assert f'holds {name.get(case, "builtins.set")} called other than as ' \
+        f'torch writes it' in str(error.value)
+
+
+def test_a_list_before_the_tensor_does_not_pass_for_the_argument(tmp_path):
+    """``set, EMPTY_LIST, POP, <tensor>, TUPLE1, REDUCE``: the stack is
+    followed, not the opcodes after ``set`` (torch 2.13 lacks POP; the
+    refusal comes first)."""
+    data = zipfile.ZipFile(
+        io.BytesIO(save(dict(value=Call(set, (torch.zeros(3), ))))))
+    records = [(n, data.read(n)) for n in data.namelist()]
+    name, pickled = records[0]
+    at = pickled.index(b'c__builtin__\nset\nq') + 17
+    records[0] = (name, pickled[:at] + b']0' + pickled[at:])
+    path = tmp_path / 'payload.pth'
+    path.write_bytes(_archive(records))
+    with pytest.raises(
+            CheckpointError,
+            match='holds builtins.set called other than as torch writes it'):
+        read_file(str(path))
+
+
+def test_sets_ordered_dicts_and_sizes_as_torch_writes_them_load(load):
+    value = dict(a={1, 2}, b=set(), c=OrderedDict(x=1), d=torch.Size([2, 3]))
+    assert load(dict(meta=value))['meta'] == value
 
 
 def test_bytes_as_torch_writes_them_round_trip(load):
