@@ -397,11 +397,11 @@ def _check_pickle(pickled: bytes) -> None:
         elif op.name in ('APPEND', 'APPENDS', 'SETITEM', 'SETITEMS',
                          'ADDITEMS', 'BUILD', 'DUP', 'MEMOIZE'):
             pushed = popped[:1] * len(pushed)
-        elif op.name == 'REDUCE' and type(
+        elif op.name in ('REDUCE', 'NEWOBJ', 'NEWOBJ_EX') and type(
                 popped[0]) is _Global and popped[0] in _CALLS:
-            func, args = popped
+            func, args = popped[:2]  # NEWOBJ: torch writes none of them
             shapes, written = _CALLS[func]
-            if not any(
+            if op.name != 'REDUCE' or not any(
                     type(args) is tuple and len(args) == len(shape) and all(
                         a == s if isinstance(s, str) else type(a) is s
                         for a, s in zip(args, shape)) for shape in shapes):

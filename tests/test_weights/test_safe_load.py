@@ -305,26 +305,47 @@ def test_containers_of_a_tensors_elements_are_refused(tmp_path, func, shape):
         read_file(str(path))
 
 
+class NewSize:
+    """Pickles as ``torch.Size.__new__(torch.Size, tensor)``: NEWOBJ, which
+    torch's loader runs for the classes it allows."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    @property
+    def __class__(self):  # what the pickler checks NEWOBJ's class against
+        return torch.Size
+
+    def __reduce_ex__(self, protocol):
+        return copyreg.__newobj__, (torch.Size, self.tensor)
+
+
 @pytest.mark.parametrize(
-    'case', ['set', 'tensor_from_memo', 'set_from_memo', 'odict', 'size'])
+    'case',
+    ['set', 'tensor_from_memo', 'set_from_memo', 'odict', 'size', 'new_size'])
 def test_containers_torch_maps_itself_refuse_a_tensor(tmp_path, case):
     """torch maps ``set``, ``OrderedDict`` and ``torch.Size`` itself (our
     stand-ins do not apply): of a stride-0 tensor they make an object per
     element inside torch.load (here 10**4; a million 0-d tensors take
-    about 610 MiB), whether the tensor or the callable comes from the
-    pickle's memo."""
+    about 610 MiB, and ``torch.Size`` by NEWOBJ of 10**7 elements took
+    6 GB), whether the tensor or the callable comes from the pickle's
+    memo."""
     row = torch.zeros(1).expand(10**4)
     value = dict(
         set=Call(set, (row, )),
         tensor_from_memo=[row, Call(set, (row, ))],
         set_from_memo=[{1, 2}, Call(set, (row, ))],
         odict=Call(OrderedDict, (torch.zeros(1, 2).expand(10**4, 2), )),
-        size=Call(torch.Size, (row.long(), )))[case]
+        size=Call(torch.Size, (row.long(), )),
+        new_size=NewSize(row.long()))[case]
     path = tmp_path / 'payload.pth'
     torch.save(dict(value=value), path)
     live = torch.load(path, weights_only=True)['value']
     assert len(live[-1] if type(live) is list else live) == 10**4
-    name = dict(odict='collections.OrderedDict', size='torch.Size')
+    name = dict(
+        odict='collections.OrderedDict',
+        size='torch.Size',
+        new_size='torch.Size')
     with pytest.raises(CheckpointError) as error, mock.patch(
             'torch.load', side_effect=AssertionError('torch.load ran')):
         read_file(str(path))
