@@ -293,19 +293,22 @@ class _FileHandler(http.server.SimpleHTTPRequestHandler):
     ``/named/NAME/ANY`` sends NAME whole under any name; ``endless`` sends
     zeros without a length until the client hangs up (or 60 s pass);
     ``trickle`` announces NAME's length and sends a byte every 0.1 s;
-    ``loop`` redirects to itself. Every GET path is recorded."""
+    ``loop`` redirects to itself, ``elsewhere`` to a ``file://`` URL. Every
+    GET path is recorded."""
 
     MODES = ('truncated', 'nolength', 'lying', 'gzip', 'chunked', 'stall',
-             'once', 'named', 'endless', 'trickle', 'loop')
+             'once', 'named', 'endless', 'trickle', 'loop', 'elsewhere')
 
     def do_GET(self):
         self.server.requests.append(self.path)
         mode, _, name = self.path.lstrip('/').partition('/')
         if mode not in self.MODES:
             return super().do_GET()
-        if mode == 'loop':
+        if mode in ('loop', 'elsewhere'):
             self.send_response(302)
-            self.send_header('Location', self.path)
+            self.send_header(
+                'Location',
+                self.path if mode == 'loop' else 'file:///etc/hostname')
             return self.end_headers()
         name = name.split('/')[0]
         with open(osp.join(self.directory, name), 'rb') as f:

@@ -109,9 +109,9 @@ def _failure(url: str, entry: str, e: BaseException) -> str:
                 f'download it.')
     reason = _first_line(getattr(e, 'reason', None) or e)
     if isinstance(e, urllib.error.HTTPError):
-        if 300 <= e.code < 400:
-            return (f'cannot download {url}: the server redirects it in a '
-                    f'loop (HTTP {e.code}); check the URL. ' +
+        if 300 <= e.code < 400:  # a loop, or to a scheme not followed
+            return (f'cannot download {url}: its redirects cannot be '
+                    f'followed (HTTP {e.code}: {reason}); check the URL. ' +
                     by_hand(url, entry))
         reason = f'HTTP {e.code} {reason}'
     return (f'cannot download {url} ({reason}); offline or the server '

@@ -224,7 +224,12 @@ def test_the_first_hash_like_part_is_the_hash():
                           ('nolength', 'probably truncated or corrupt'),
                           ('lying', 'probably truncated or corrupt'),
                           ('gzip', 'gzip-encoded'), ('missing', 'HTTP 404'),
-                          ('loop', 'the server redirects it in a loop')])
+                          ('loop', 'redirects cannot be followed (HTTP 302: '
+                           'The HTTP server returned a redirect error that '
+                           'would lead to an infinite loop)'),
+                          ('elsewhere', 'redirects cannot be followed (HTTP '
+                           '302: Found - Redirection to url \'file:///etc/'
+                           'hostname\' is not allowed)')])
 def test_bad_download_is_one_line_and_leaves_nothing(published, torch_home,
                                                      case, expected):
     name = published['name']
@@ -246,9 +251,10 @@ def test_bad_download_is_one_line_and_leaves_nothing(published, torch_home,
 def test_a_redirect_loop_is_one_error_line_from_the_cli(published, torch_home):
     url = f'{published["base"]}/loop/{published["name"]}'
     code, out = run_main(osp.join(REPO, 'tools', 'test.py'), [VOC, url])
-    assert code == (f'error: cannot download {url}: the server redirects it '
-                    f'in a loop (HTTP 302); check the URL. ' +
-                    download.by_hand(url, cache_entry(url))), out
+    assert code == (f'error: cannot download {url}: its redirects cannot be '
+                    f'followed (HTTP 302: The HTTP server returned a redirect '
+                    f'error that would lead to an infinite loop); check the '
+                    f'URL. ' + download.by_hand(url, cache_entry(url))), out
     assert 'Traceback' not in out
 
 
