@@ -5,6 +5,7 @@ dataset and machine, interleaved timing and peak memory."""
 import argparse
 import contextlib
 import functools
+import importlib.util
 import os
 import os.path as osp
 import platform
@@ -20,7 +21,8 @@ from mmengine.registry import init_default_scope
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.errors import (ConfigValueError, error_line,
+                                    exit_on_user_error)
 from groupvit_common.tool_options import (add_cfg_options, check_device,
                                           check_paths)
 from mmseg_groupvit.utils.config_file import read_config
@@ -54,6 +56,35 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def add_shape_option(parser: argparse.ArgumentParser,
+                     square: bool = False) -> None:
+    """Add ``--shape H [W]``, the window (``args.shape``: ``(H, W)`` or
+    None); ``square``: H and W must be equal."""
+
+    class Shape(argparse.Action):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            if len(values) > 2 or min(values) < 1:
+                raise SystemExit(
+                    error_line('--shape takes H or H W, '
+                               'positive pixel counts.'))
+            if square and values[0] != values[-1]:
+                raise SystemExit(
+                    error_line(f'--shape {values[0]} {values[-1]}: '
+                               f'transformers\' GroupViTModel only runs '
+                               f'square windows; give one side, e.g. '
+                               f'--shape {values[0]}.'))
+            setattr(namespace, self.dest, (values[0], values[-1]))
+
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        action=Shape,
+        help='window H [W] (default: the config\'s crop_size)' +
+        (', square' if square else ''))
+
+
 def setup(args) -> Tuple[object, torch.device]:
     """The config of ``args`` (``--cfg-options`` and ``--window-batch``
     merged, read and checked by ``read_config``) and the device; exit with
@@ -75,12 +106,17 @@ def setup(args) -> Tuple[object, torch.device]:
 
 
 def load_runtime():
-    """``tools/deployment/groupvit_ort``, imported as its CLI does."""
-    deploy = osp.join(REPO, 'tools', 'deployment')
-    if deploy not in sys.path:
-        sys.path.append(deploy)
-    import groupvit_ort
-    return groupvit_ort
+    """The torch-free runner ``tools/deployment/groupvit_ort`` (not an
+    installed package), imported from its folder."""
+    if 'groupvit_ort' not in sys.modules:
+        folder = osp.join(REPO, 'tools', 'deployment', 'groupvit_ort')
+        spec = importlib.util.spec_from_file_location(
+            'groupvit_ort',
+            osp.join(folder, '__init__.py'),
+            submodule_search_locations=[folder])
+        sys.modules['groupvit_ort'] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules['groupvit_ort'])
+    return sys.modules['groupvit_ort']
 
 
 def _our_key(hf_key: str) -> str:
@@ -157,7 +193,7 @@ def build_reference(model: nn.Module,
                     cfg_model: Optional[dict] = None) -> nn.Module:
     """transformers' ``GroupViTModel`` in eval mode with ``model``'s
     weights, for square windows of side ``window[0]`` (its forward accepts
-    only its square ``image_size``: ``ValueError`` otherwise)."""
+    only its square ``image_size``: ``ConfigValueError`` otherwise)."""
     try:
         import transformers
     except ImportError:
@@ -165,10 +201,10 @@ def build_reference(model: nn.Module,
             error_line('the reference needs transformers (pip install '
                        '"transformers>=4.37")')) from None
     if window[0] != window[1]:
-        raise ValueError(
-            f'transformers\' GroupViTModel only runs square inputs of its '
-            f'image_size; the window is {window[0]}x{window[1]}. Pass a '
-            f'square --shape.')
+        raise ConfigValueError(
+            f'transformers\' GroupViTModel only runs square windows; the '
+            f'window is {window[0]}x{window[1]}. Set a square '
+            f'model.test_cfg.crop_size (--cfg-options) or --shape.')
     config = hf_config(model_arch(model, cfg_model), window[0])
     hf = transformers.GroupViTModel(config).eval()
     patch = model.image_encoder.patch_size

@@ -22,10 +22,10 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from bench_common import (REPO, bench_options, build_dataset, build_model,
-                          build_reference, load_average, load_runtime, machine,
-                          peak_memory, ratio, setup, share_equal,
-                          swapped_encode_decode, time_interleaved)
+from bench_common import (REPO, add_shape_option, bench_options, build_dataset,
+                          build_model, build_reference, load_average,
+                          load_runtime, machine, peak_memory, ratio, setup,
+                          share_equal, swapped_encode_decode, time_interleaved)
 from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
 
@@ -245,7 +245,7 @@ def parse_args(argv=None):
     add = parser.add_argument
     add('--image-repeat', type=int, default=1, help='rounds per image')
     add('--threads', type=int, default=2, help='CPU threads')
-    add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
+    add_shape_option(parser, square=True)
     add('--atol', type=float, default=1e-4, help='allowed difference')
     add('--onnx',
         help='also time onnxruntime: an export folder of the same weights, '
@@ -257,8 +257,7 @@ def parse_args(argv=None):
 def run(args, tmp: str) -> dict:
     torch.set_num_threads(args.threads)
     cfg, device = setup(args)
-    shape = (args.shape[0], args.shape[-1]) if args.shape else \
-        window_shape(cfg)
+    shape = args.shape or window_shape(cfg)
     load_start, loads = load_average(), []
 
     say('building ours and the transformers reference')

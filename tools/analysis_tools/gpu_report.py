@@ -24,7 +24,7 @@ from bench_common import (DTYPES, REPO, autocast_setting, bench_options,
                           share_equal)
 from benchmark import image_throughput, onnx_runner
 
-from groupvit_common.errors import error_line
+from groupvit_common.errors import error_line, exit_on_user_error
 from groupvit_common.tool_options import weights_label
 from mmseg_groupvit.utils.config_file import read_config
 
@@ -223,7 +223,8 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    report = run(args)
+    with exit_on_user_error():
+        report = run(args)
     if report['dry_run']:
         print('DRY RUN on CPU: every step ran, but no figure is a GPU '
               'figure.')
