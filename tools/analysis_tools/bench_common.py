@@ -9,14 +9,12 @@ import importlib.util
 import os
 import os.path as osp
 import platform
-import re
 import sys
 import time
 from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
@@ -26,12 +24,9 @@ from groupvit_common.errors import (ConfigValueError, error_line,
 from groupvit_common.tool_options import (add_cfg_options, check_device,
                                           check_paths)
 from mmseg_groupvit.utils.config_file import read_config
-from mmseg_groupvit.weights import infer_arch
-from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
+from mmseg_groupvit.weights.convert import HF_DROPPED, convert_hf
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
-_RULES = [(re.compile(p), r) for p, r in HF_RULES]
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 
 
@@ -119,13 +114,6 @@ def load_runtime():
     return sys.modules['groupvit_ort']
 
 
-def _our_key(hf_key: str) -> str:
-    for pattern, repl in _RULES:
-        if pattern.match(hf_key):
-            return pattern.sub(repl, hf_key)
-    raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
-
-
 def hf_config(arch: dict, image_size: int):
     """A ``transformers.GroupViTConfig`` of an architecture (the fields of
     ``mmseg_groupvit.weights.arch``, head counts included)."""
@@ -148,14 +136,10 @@ def hf_config(arch: dict, image_size: int):
 
 
 def model_arch(model: nn.Module, cfg_model=None) -> dict:
-    """A built segmentor's architecture: shapes from the weights, head
-    counts from the modules, activation and LayerNorm epsilon from
-    ``cfg_model`` when it sets them."""
-    arch = infer_arch(model.state_dict())
-    arch['image_encoder']['num_attention_heads'] = \
-        model.image_encoder.stages[0].blocks[0].attn.num_heads
-    arch['text_encoder']['num_attention_heads'] = \
-        model.text_encoder.blocks[0].attn.num_heads
+    """A built segmentor's architecture (its checkpoints' record), with the
+    activation and LayerNorm epsilon of ``cfg_model`` when it sets them."""
+    from mmseg_groupvit.engine.hooks import model_arch as recorded_arch
+    arch = recorded_arch(model)
     for key, part in arch.items():
         section = (cfg_model or {}).get(key, {})
         part.update({
@@ -168,23 +152,17 @@ def model_arch(model: nn.Module, cfg_model=None) -> dict:
 def hf_state_dict(model: nn.Module, hf_keys,
                   grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
     """Our weights under transformers' keys ``hf_keys``, the position
-    table resized to the patch ``grid``."""
-    state = model.state_dict()
-    out = {}
-    for key in hf_keys:
-        if key in HF_DROPPED:
-            continue
-        match = _QKV.match(key)
-        if match and '.downsample.' not in key:
-            prefix, which, kind = match.groups()
-            fused = state[_our_key(f'{prefix}.self_attn.qkv.{kind}')]
-            out[key] = fused.chunk(3)['qkv'.index(which)]
-        elif key == 'vision_model.embeddings.position_embeddings':
-            with torch.no_grad():
-                out[key] = model.image_encoder.interpolate_pos_embed(
-                    grid).detach().clone()
-        else:
-            out[key] = state[_our_key(key)]
+    table resized to the patch ``grid``: ``convert_hf`` of the keys'
+    indices says where each key's tensor is (a ``qkv`` row block)."""
+    hf_keys = list(hf_keys)
+    state, out = model.state_dict(), {}
+    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(hf_keys)})
+    for ours, indices in where.items():
+        parts = state[ours].chunk(3) if len(indices) == 3 else [state[ours]]
+        out.update((hf_keys[i], p) for i, p in zip(indices.tolist(), parts))
+    with torch.no_grad():
+        out['vision_model.embeddings.position_embeddings'] = \
+            model.image_encoder.interpolate_pos_embed(grid).detach().clone()
     return out
 
 
@@ -273,34 +251,6 @@ def build_dataset(cfg, data_root: Optional[str]):
     if not osp.isdir(dataset_cfg.get('data_root', '')):
         return None
     return DATASETS.build(dataset_cfg)
-
-
-def image_steps(cfg) -> Compose:
-    """The config's test pipeline without the annotations."""
-    return Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
-
-
-def predict_file(model, steps: Compose, path: str):
-    """``model.predict`` of one image file: its ``SegDataSample``."""
-    data = pseudo_collate([steps(dict(img_path=path))])
-    batch = model.data_preprocessor(data, False)
-    with torch.no_grad():
-        return model.predict(batch['inputs'], batch['data_samples'])[0]
-
-
-@contextlib.contextmanager
-def autocast_setting(model, precision: str):
-    """``model.test_cfg.autocast`` set to ``precision`` (``'fp32'``: off)
-    in the block."""
-    saved = model.test_cfg.get('autocast')
-    model.test_cfg['autocast'] = None if precision == 'fp32' else precision
-    try:
-        yield
-    finally:
-        model.test_cfg['autocast'] = saved
 
 
 @contextlib.contextmanager

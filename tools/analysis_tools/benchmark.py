@@ -31,6 +31,7 @@ from mmengine.dataset import pseudo_collate
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import weights_label
+from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
@@ -207,10 +208,10 @@ def image_throughput(model,
             labels[m].append(last[m])
         if advance is not None:
             advance()
-    (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
-    windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
-                  (max(w - cw + sw - 1, 0) // sw + 1)
-                  for h, w in shapes.values())
+    windows = sum(
+        len(
+            window_boxes(h, w, model.test_cfg.crop_size,
+                         model.test_cfg.stride)) for h, w in shapes.values())
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
-from bench_common import add_shape_option, setup
+from bench_common import add_shape_option, build_model, setup
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
@@ -25,7 +25,6 @@ from torch import nn
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import add_cfg_options
-from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
 
@@ -149,10 +148,8 @@ def main(argv=None):
     quiet_warnings()
     cfg, _ = setup(args)
     shape = args.shape or window_shape(cfg)
-    from mmseg.registry import MODELS
     with exit_on_user_error():
-        check_model_arguments(cfg.model)
-        model = MODELS.build(cfg.model).eval()
+        model = build_model(cfg, None, 'cpu', 0)
     print(report(segmentor_flops(model, shape), shape))
     return 0
 
