@@ -35,6 +35,7 @@ from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
 from groupvit_common.files import (file_sha256, open_work_file, read_text,
                                    refuse_links)
+from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -126,7 +127,7 @@ def run_key(row: dict) -> Tuple[str, ...]:
 def config_sha256(config: str, options: Sequence[str]) -> str:
     """SHA-256 of the config as a run resolves it with ``options``, and of
     the files it names; of its bytes when it does not resolve."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
     try:
@@ -134,9 +135,10 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
         # too (its run, which reads it with read_config, reports why).
         cfg = Config.fromfile(config)
         parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
+        add_cfg_options(parser)
         if options:
-            cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+            cfg.merge_from_dict(
+                parser.parse_args(['--cfg-options', *options]).cfg_options)
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,

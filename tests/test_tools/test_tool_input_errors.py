@@ -47,6 +47,18 @@ def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     one_error_line(code, expected)
 
 
+def test_show_dir_without_a_visualization_hook_is_refused(tmp_path):
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'), [
+            VOC, '--random-weights', '--work-dir', tmp_path / 'work',
+            '--show-dir', tmp_path / 'show', '--cfg-options',
+            'default_hooks.visualization=None'
+        ])
+    one_error_line(
+        code, '--show and --show-dir need '
+        'default_hooks.visualization in the config')
+
+
 def run_cli(script, *args):
     """The return code and standard error of ``python tools/SCRIPT``."""
     proc = subprocess.run(
