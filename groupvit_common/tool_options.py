@@ -40,13 +40,50 @@ def runner_options() -> argparse.ArgumentParser:
     return parser
 
 
+#: Most nesting levels of a ``--cfg-options`` key (dots) or value
+#: (brackets); deeper ones would exhaust Python's recursion limit.
+MAX_OPTION_DEPTH = 32
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of ``text``."""
+    depth = deepest = 0
+    for char in text:
+        depth += (char in '[(') - (char in '])')
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``."""
+    """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``; an
+    item without ``=``, or nested deeper than :data:`MAX_OPTION_DEPTH`,
+    exits with one ``error:`` line."""
     from mmengine.config import DictAction  # torch-free
+
+    from .errors import error_line
+
+    class CfgOptions(DictAction):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            for item in values:
+                key, sep, value = item.partition('=')
+                if not sep or not key:
+                    raise SystemExit(
+                        error_line(f'--cfg-options {item[:80]!r} is not '
+                                   f'KEY=VALUE; write e.g. '
+                                   f'model.test_cfg.bg_thresh=0.5.'))
+                if max(key.count('.') + 1, _depth(value)) > MAX_OPTION_DEPTH:
+                    raise SystemExit(
+                        error_line(f'--cfg-options {key[:80]}: nested '
+                                   f'deeper than {MAX_OPTION_DEPTH} levels, '
+                                   f'which no config setting is; give the '
+                                   f'key and value of a real setting.'))
+            super().__call__(parser, namespace, values, option_string)
+
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptions,
         help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
         'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
 

@@ -31,8 +31,11 @@ import time
 from io import StringIO
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from groupvit_common.errors import error_line, exit_on_user_error
-from groupvit_common.files import file_sha256, open_work_file, refuse_links
+from groupvit_common.errors import (DataFileError, error_line,
+                                    exit_on_user_error)
+from groupvit_common.files import (file_sha256, open_work_file, read_text,
+                                   refuse_links)
+from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.evaluation.protocol import (format_protocol,
                                                 format_templates,
                                                 format_vocabulary)
@@ -124,7 +127,7 @@ def run_key(row: dict) -> Tuple[str, ...]:
 def config_sha256(config: str, options: Sequence[str]) -> str:
     """SHA-256 of the config as a run resolves it with ``options``, and of
     the files it names; of its bytes when it does not resolve."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
     try:
@@ -132,9 +135,10 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
         # too (its run, which reads it with read_config, reports why).
         cfg = Config.fromfile(config)
         parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
+        add_cfg_options(parser)
         if options:
-            cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+            cfg.merge_from_dict(
+                parser.parse_args(['--cfg-options', *options]).cfg_options)
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,
@@ -143,6 +147,17 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
         with open(config, 'rb') as f:
             text = f.read().hex() + json.dumps(list(options))
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def read_table(path: str) -> List[dict]:
+    """The rows of a results.csv; :class:`DataFileError` for a file this
+    tool did not write."""
+    try:
+        return list(csv.DictReader(StringIO(read_text(path, what='table'))))
+    except csv.Error as e:
+        raise DataFileError(
+            f'{path} is not a results table of this tool ({e}); move it '
+            f'away or use a fresh --out-dir.') from None
 
 
 def save_table(out_dir: str, rows: Sequence[dict]) -> None:
@@ -303,10 +318,7 @@ def main(argv=None) -> int:
     data_roots = parse_data_roots(args.data_root, configs)
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')
-    rows = []
-    if osp.isfile(table):
-        with open(table, newline='') as f:
-            rows = list(csv.DictReader(f))
+    rows = read_table(table) if osp.lexists(table) else []
     done = {run_key(row) for row in rows}
     failed, number = [], 0
     pairs = len(checkpoints) * len(configs)
@@ -363,5 +375,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    with exit_on_user_error():  # a symbolic link where the suite writes
+    with exit_on_user_error():  # a link where it writes, a foreign table
         sys.exit(main())

@@ -63,13 +63,11 @@ def parse_args(argv=None):
 
 
 def trigger_visualization_hook(cfg, args):
-    default_hooks = cfg.default_hooks
-    if 'visualization' not in default_hooks:
-        raise RuntimeError(
-            'VisualizationHook must be included in default_hooks. '
-            'refer to usage '
-            '"visualization=dict(type=\'VisualizationHook\')"')
-    visualization_hook = default_hooks['visualization']
+    visualization_hook = cfg.default_hooks.get('visualization')
+    if not isinstance(visualization_hook, dict):
+        raise ConfigCheckError(
+            '--show and --show-dir need default_hooks.visualization in the '
+            'config: set it to dict(type=\'SegVisualizationHook\').')
     visualization_hook['draw'] = True
     if args.show:
         visualization_hook['show'] = True

@@ -146,7 +146,7 @@ def test_verbose_prints_the_full_log(small, tmp_path, capsys):
     """--verbose: mmengine's log on the console instead of the short
     report, as tools/test.py does."""
     config, checkpoint, _ = small
-    tool = load_script('tools/test_classification.py')
+    tool = load_script('tools/test.py')
     metrics = tool.main([
         config, checkpoint, '--work-dir',
         str(tmp_path), '--verbose', '--cfg-options',
@@ -170,7 +170,7 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
         small, tmp_path, capsys):
     config, _, _ = small
     (tmp_path / 'list.txt').write_text('JPEGImages/2007_000033.jpg 20\n')
-    tool = load_script('tools/test_classification.py')
+    tool = load_script('tools/test.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.main([
             config, '--random-weights', '--work-dir',
@@ -184,7 +184,7 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
 
 
 def test_missing_checkpoint_is_one_error_line(small):
-    tool = load_script('tools/test_classification.py')
+    tool = load_script('tools/test.py')
     with pytest.raises(SystemExit, match='^error: checkpoint not found'):
         tool.main([small[0], 'nowhere.pth'])
 
@@ -194,7 +194,7 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     """Top-1 of a 2-class vocabulary on the 20 VOC classes would be a
     plausible but wrong number: refused, nothing evaluated."""
     config, checkpoint, _ = small
-    tool = load_script('tools/test_classification.py')
+    tool = load_script('tools/test.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.main([
             config, checkpoint, '--work-dir',

@@ -5,31 +5,28 @@ dataset and machine, interleaved timing and peak memory."""
 import argparse
 import contextlib
 import functools
+import importlib.util
 import os
 import os.path as osp
 import platform
-import re
 import sys
 import time
 from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.errors import (ConfigValueError, error_line,
+                                    exit_on_user_error)
 from groupvit_common.tool_options import (add_cfg_options, check_device,
                                           check_paths)
 from mmseg_groupvit.utils.config_file import read_config
-from mmseg_groupvit.weights import infer_arch
-from mmseg_groupvit.weights.convert import HF_DROPPED, HF_RULES
+from mmseg_groupvit.weights.convert import HF_DROPPED, convert_hf
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
-_RULES = [(re.compile(p), r) for p, r in HF_RULES]
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 
 
@@ -54,6 +51,35 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def add_shape_option(parser: argparse.ArgumentParser,
+                     square: bool = False) -> None:
+    """Add ``--shape H [W]``, the window (``args.shape``: ``(H, W)`` or
+    None); ``square``: H and W must be equal."""
+
+    class Shape(argparse.Action):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            if len(values) > 2 or min(values) < 1:
+                raise SystemExit(
+                    error_line('--shape takes H or H W, '
+                               'positive pixel counts.'))
+            if square and values[0] != values[-1]:
+                raise SystemExit(
+                    error_line(f'--shape {values[0]} {values[-1]}: '
+                               f'transformers\' GroupViTModel only runs '
+                               f'square windows; give one side, e.g. '
+                               f'--shape {values[0]}.'))
+            setattr(namespace, self.dest, (values[0], values[-1]))
+
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        action=Shape,
+        help='window H [W] (default: the config\'s crop_size)' +
+        (', square' if square else ''))
+
+
 def setup(args) -> Tuple[object, torch.device]:
     """The config of ``args`` (``--cfg-options`` and ``--window-batch``
     merged, read and checked by ``read_config``) and the device; exit with
@@ -75,19 +101,17 @@ def setup(args) -> Tuple[object, torch.device]:
 
 
 def load_runtime():
-    """``tools/deployment/groupvit_ort``, imported as its CLI does."""
-    deploy = osp.join(REPO, 'tools', 'deployment')
-    if deploy not in sys.path:
-        sys.path.append(deploy)
-    import groupvit_ort
-    return groupvit_ort
-
-
-def _our_key(hf_key: str) -> str:
-    for pattern, repl in _RULES:
-        if pattern.match(hf_key):
-            return pattern.sub(repl, hf_key)
-    raise KeyError(f'transformers key {hf_key} has no GroupViT counterpart')
+    """The torch-free runner ``tools/deployment/groupvit_ort`` (not an
+    installed package), imported from its folder."""
+    if 'groupvit_ort' not in sys.modules:
+        folder = osp.join(REPO, 'tools', 'deployment', 'groupvit_ort')
+        spec = importlib.util.spec_from_file_location(
+            'groupvit_ort',
+            osp.join(folder, '__init__.py'),
+            submodule_search_locations=[folder])
+        sys.modules['groupvit_ort'] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules['groupvit_ort'])
+    return sys.modules['groupvit_ort']
 
 
 def hf_config(arch: dict, image_size: int):
@@ -112,14 +136,10 @@ def hf_config(arch: dict, image_size: int):
 
 
 def model_arch(model: nn.Module, cfg_model=None) -> dict:
-    """A built segmentor's architecture: shapes from the weights, head
-    counts from the modules, activation and LayerNorm epsilon from
-    ``cfg_model`` when it sets them."""
-    arch = infer_arch(model.state_dict())
-    arch['image_encoder']['num_attention_heads'] = \
-        model.image_encoder.stages[0].blocks[0].attn.num_heads
-    arch['text_encoder']['num_attention_heads'] = \
-        model.text_encoder.blocks[0].attn.num_heads
+    """A built segmentor's architecture (its checkpoints' record), with the
+    activation and LayerNorm epsilon of ``cfg_model`` when it sets them."""
+    from mmseg_groupvit.engine.hooks import model_arch as recorded_arch
+    arch = recorded_arch(model)
     for key, part in arch.items():
         section = (cfg_model or {}).get(key, {})
         part.update({
@@ -132,23 +152,17 @@ def model_arch(model: nn.Module, cfg_model=None) -> dict:
 def hf_state_dict(model: nn.Module, hf_keys,
                   grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
     """Our weights under transformers' keys ``hf_keys``, the position
-    table resized to the patch ``grid``."""
-    state = model.state_dict()
-    out = {}
-    for key in hf_keys:
-        if key in HF_DROPPED:
-            continue
-        match = _QKV.match(key)
-        if match and '.downsample.' not in key:
-            prefix, which, kind = match.groups()
-            fused = state[_our_key(f'{prefix}.self_attn.qkv.{kind}')]
-            out[key] = fused.chunk(3)['qkv'.index(which)]
-        elif key == 'vision_model.embeddings.position_embeddings':
-            with torch.no_grad():
-                out[key] = model.image_encoder.interpolate_pos_embed(
-                    grid).detach().clone()
-        else:
-            out[key] = state[_our_key(key)]
+    table resized to the patch ``grid``: ``convert_hf`` of the keys'
+    indices says where each key's tensor is (a ``qkv`` row block)."""
+    hf_keys = list(hf_keys)
+    state, out = model.state_dict(), {}
+    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(hf_keys)})
+    for ours, indices in where.items():
+        parts = state[ours].chunk(3) if len(indices) == 3 else [state[ours]]
+        out.update((hf_keys[i], p) for i, p in zip(indices.tolist(), parts))
+    with torch.no_grad():
+        out['vision_model.embeddings.position_embeddings'] = \
+            model.image_encoder.interpolate_pos_embed(grid).detach().clone()
     return out
 
 
@@ -157,7 +171,7 @@ def build_reference(model: nn.Module,
                     cfg_model: Optional[dict] = None) -> nn.Module:
     """transformers' ``GroupViTModel`` in eval mode with ``model``'s
     weights, for square windows of side ``window[0]`` (its forward accepts
-    only its square ``image_size``: ``ValueError`` otherwise)."""
+    only its square ``image_size``: ``ConfigValueError`` otherwise)."""
     try:
         import transformers
     except ImportError:
@@ -165,10 +179,10 @@ def build_reference(model: nn.Module,
             error_line('the reference needs transformers (pip install '
                        '"transformers>=4.37")')) from None
     if window[0] != window[1]:
-        raise ValueError(
-            f'transformers\' GroupViTModel only runs square inputs of its '
-            f'image_size; the window is {window[0]}x{window[1]}. Pass a '
-            f'square --shape.')
+        raise ConfigValueError(
+            f'transformers\' GroupViTModel only runs square windows; the '
+            f'window is {window[0]}x{window[1]}. Set a square '
+            f'model.test_cfg.crop_size (--cfg-options) or --shape.')
     config = hf_config(model_arch(model, cfg_model), window[0])
     hf = transformers.GroupViTModel(config).eval()
     patch = model.image_encoder.patch_size
@@ -237,34 +251,6 @@ def build_dataset(cfg, data_root: Optional[str]):
     if not osp.isdir(dataset_cfg.get('data_root', '')):
         return None
     return DATASETS.build(dataset_cfg)
-
-
-def image_steps(cfg) -> Compose:
-    """The config's test pipeline without the annotations."""
-    return Compose([
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ])
-
-
-def predict_file(model, steps: Compose, path: str):
-    """``model.predict`` of one image file: its ``SegDataSample``."""
-    data = pseudo_collate([steps(dict(img_path=path))])
-    batch = model.data_preprocessor(data, False)
-    with torch.no_grad():
-        return model.predict(batch['inputs'], batch['data_samples'])[0]
-
-
-@contextlib.contextmanager
-def autocast_setting(model, precision: str):
-    """``model.test_cfg.autocast`` set to ``precision`` (``'fp32'``: off)
-    in the block."""
-    saved = model.test_cfg.get('autocast')
-    model.test_cfg['autocast'] = None if precision == 'fp32' else precision
-    try:
-        yield
-    finally:
-        model.test_cfg['autocast'] = saved
 
 
 @contextlib.contextmanager

@@ -22,15 +22,16 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from bench_common import (REPO, bench_options, build_dataset, build_model,
-                          build_reference, load_average, load_runtime, machine,
-                          peak_memory, ratio, setup, share_equal,
-                          swapped_encode_decode, time_interleaved)
+from bench_common import (REPO, add_shape_option, bench_options, build_dataset,
+                          build_model, build_reference, load_average,
+                          load_runtime, machine, peak_memory, ratio, setup,
+                          share_equal, swapped_encode_decode, time_interleaved)
 from get_flops import window_shape
 from mmengine.dataset import pseudo_collate
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import weights_label
+from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
@@ -207,10 +208,10 @@ def image_throughput(model,
             labels[m].append(last[m])
         if advance is not None:
             advance()
-    (sh, sw), (ch, cw) = model.test_cfg.stride, model.test_cfg.crop_size
-    windows = sum((max(h - ch + sh - 1, 0) // sh + 1) *
-                  (max(w - cw + sw - 1, 0) // sw + 1)
-                  for h, w in shapes.values())
+    windows = sum(
+        len(
+            window_boxes(h, w, model.test_cfg.crop_size,
+                         model.test_cfg.stride)) for h, w in shapes.values())
     return dict(
         num_images=n,
         windows_per_image=windows / max(n, 1),
@@ -245,7 +246,7 @@ def parse_args(argv=None):
     add = parser.add_argument
     add('--image-repeat', type=int, default=1, help='rounds per image')
     add('--threads', type=int, default=2, help='CPU threads')
-    add('--shape', type=int, nargs='+', help='window H [W] (crop_size)')
+    add_shape_option(parser, square=True)
     add('--atol', type=float, default=1e-4, help='allowed difference')
     add('--onnx',
         help='also time onnxruntime: an export folder of the same weights, '
@@ -257,8 +258,7 @@ def parse_args(argv=None):
 def run(args, tmp: str) -> dict:
     torch.set_num_threads(args.threads)
     cfg, device = setup(args)
-    shape = (args.shape[0], args.shape[-1]) if args.shape else \
-        window_shape(cfg)
+    shape = args.shape or window_shape(cfg)
     load_start, loads = load_average(), []
 
     say('building ours and the transformers reference')

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
-from bench_common import setup
+from bench_common import add_shape_option, build_model, setup
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
@@ -25,7 +25,6 @@ from torch import nn
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import add_cfg_options
-from mmseg_groupvit.models.config_arguments import check_model_arguments
 from mmseg_groupvit.utils.console import quiet_warnings
 
 
@@ -143,23 +142,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Get the FLOPs of a GroupViT segmentor')
     parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        help='window size H [W] (default: the config\'s crop_size)')
+    add_shape_option(parser)
     add_cfg_options(parser)
     args = parser.parse_args(argv)
-    if args.shape is not None and len(args.shape) > 2:
-        parser.error('--shape takes H or H W')
     quiet_warnings()
     cfg, _ = setup(args)
-    shape = (args.shape[0],
-             args.shape[-1]) if args.shape else window_shape(cfg)
-    from mmseg.registry import MODELS
+    shape = args.shape or window_shape(cfg)
     with exit_on_user_error():
-        check_model_arguments(cfg.model)
-        model = MODELS.build(cfg.model).eval()
+        model = build_model(cfg, None, 'cpu', 0)
     print(report(segmentor_flops(model, shape), shape))
     return 0
 

@@ -18,13 +18,12 @@ import os.path as osp
 
 import torch
 import torch.nn.functional as F
-from bench_common import (DTYPES, REPO, autocast_setting, bench_options,
-                          build_dataset, build_model, build_reference,
-                          image_steps, machine, predict_file, setup,
+from bench_common import (DTYPES, REPO, bench_options, build_dataset,
+                          build_model, build_reference, machine, setup,
                           share_equal)
 from benchmark import image_throughput, onnx_runner
 
-from groupvit_common.errors import error_line
+from groupvit_common.errors import error_line, exit_on_user_error
 from groupvit_common.tool_options import weights_label
 from mmseg_groupvit.utils.config_file import read_config
 
@@ -54,6 +53,7 @@ def fixture_check(device, fixture_dir, work_dir):
     """CUDA against CPU, and against the original code's labels, on the
     reference fixture's model and photos."""
     import numpy as np
+    from mmseg.apis import inference_model
 
     from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
     if not osp.isdir(fixture_dir):
@@ -65,13 +65,12 @@ def fixture_check(device, fixture_dir, work_dir):
     models = [build_model(cfg, checkpoint, 'cpu', 0)]
     if device.type != 'cpu':  # a dry run compares CPU to CPU
         models.append(build_model(cfg, checkpoint, device, 0))
-    steps = image_steps(cfg)
+    for model in models:
+        model.cfg = cfg
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
-        out = [
-            predict_file(m, steps, osp.join(shared, str(name))) for m in models
-        ]
+        out = [inference_model(m, osp.join(shared, str(name))) for m in models]
         scores = [o.seg_logits.data.float().cpu() for o in out]
         labels = [o.pred_sem_seg.data.cpu() for o in out]
         images.append(
@@ -109,20 +108,21 @@ def throughput(model, hf, dataset, num_images, device, repeat):
     labels equal to fp32's."""
     prompts = [p for ps in model.text_encoder.prompts() for p in ps]
     tokens = model.text_encoder.tokenize(prompts).to(device)
-    rates, labels = {}, {}
+    rates, labels, saved = {}, {}, model.test_cfg.get('autocast')
     for precision in PRECISIONS:
-        with autocast_setting(model, precision):
-            out, labels[precision] = image_throughput(
-                model,
-                dataset,
-                num_images,
-                repeat,
-                device,
-                modes=('ours', 'transformers'),
-                hf_scores=functools.partial(hf_encode_decode, hf, tokens,
-                                            precision))
+        model.test_cfg['autocast'] = None if precision == 'fp32' else precision
+        out, labels[precision] = image_throughput(
+            model,
+            dataset,
+            num_images,
+            repeat,
+            device,
+            modes=('ours', 'transformers'),
+            hf_scores=functools.partial(hf_encode_decode, hf, tokens,
+                                        precision))
         rates.update((f'{who}_{precision}', v)
                      for who, v in out['images_per_s'].items())
+    model.test_cfg['autocast'] = saved
     agreement = {
         p: share_equal(labels['fp32']['ours'], labels[p]['ours'])
         for p in PRECISIONS[1:]
@@ -223,7 +223,8 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    report = run(args)
+    with exit_on_user_error():
+        report = run(args)
     if report['dry_run']:
         print('DRY RUN on CPU: every step ran, but no figure is a GPU '
               'figure.')

@@ -12,10 +12,8 @@ top where objects overlap, the only pixels where A and B differ)::
         -o data/coco_stuff164k
 """
 import argparse
-import json
 import os.path as osp
 import re
-import sys
 import warnings
 from functools import partial
 from glob import glob
@@ -24,6 +22,9 @@ import numpy as np
 from mmengine.utils import (mkdir_or_exist, track_parallel_progress,
                             track_progress)
 from PIL import Image
+
+from groupvit_common.errors import exit_on_user_error
+from groupvit_common.files import read_json
 
 #: COCO category ids of the 80 thing classes, in label order 1..80.
 COCO_THING_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
@@ -145,8 +146,7 @@ def convert_instances(json_file, split, out_root, nproc):
         raise ImportError('Converting COCO instance annotations '
                           '(--instances) needs pycocotools: `pip install '
                           'pycocotools`.') from None
-    with open(json_file) as f:
-        coco = json.load(f)
+    coco = read_json(json_file, 2 << 30, 'COCO instances JSON (--instances)')
     missing = {'images', 'annotations'} - set(coco)
     if missing:
         raise ValueError(f'{json_file} has no {sorted(missing)} key(s); '
@@ -247,7 +247,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
+    with exit_on_user_error(FileNotFoundError, ImportError, ValueError):
         main()
-    except (FileNotFoundError, ImportError, ValueError) as error:
-        sys.exit(f'error: {error}')

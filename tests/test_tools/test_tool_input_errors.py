@@ -1,0 +1,102 @@
+# Copyright (c) mmseg-groupvit contributors. All rights reserved.
+"""Bad command lines and input files of the tools end as one ``error:``
+line naming the problem and the fix, never a traceback."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, load_script, run_main
+
+TOOLS = osp.join(REPO, 'tools')
+VOC = osp.join(REPO, 'configs', 'groupvit_voc.py')
+
+
+def one_error_line(text, expected):
+    text = str(text).strip()
+    assert text.startswith('error: ') and '\n' not in text, text
+    assert expected in text, text
+
+
+@pytest.mark.parametrize('tool, shape, expected', [
+    ('benchmark.py', ['512', '384'], '--shape 512 384: transformers\' '
+     'GroupViTModel only runs square windows; give one side'),
+    ('benchmark.py', ['1', '2', '3'], '--shape takes H or H W'),
+    ('get_flops.py', ['448', '448', '448'], '--shape takes H or H W'),
+    ('get_flops.py', ['0'], 'positive pixel counts'),
+])
+def test_a_window_shape_is_checked_when_parsed(tool, shape, expected):
+    code, _ = run_main(
+        osp.join(TOOLS, 'analysis_tools', tool), [VOC, '--shape', *shape])
+    one_error_line(code, expected)
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('a=' + '[' * 3000 + ']' * 3000, 'nested deeper than 32 levels'),
+    ('.'.join(['a'] * 3000) + '=1', 'nested deeper than 32 levels'),
+    ('model.test_cfg', "is not KEY=VALUE; write e.g."),
+])
+def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
+    """Deep ones would exhaust Python's recursion limit (mmengine parses the
+    value, the config merges the key, both recursively)."""
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'),
+        [VOC, '--work-dir', tmp_path, '--cfg-options', option])
+    one_error_line(code, expected)
+
+
+def test_show_dir_without_a_visualization_hook_is_refused(tmp_path):
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'), [
+            VOC, '--random-weights', '--work-dir', tmp_path / 'work',
+            '--show-dir', tmp_path / 'show', '--cfg-options',
+            'default_hooks.visualization=None'
+        ])
+    one_error_line(
+        code, '--show and --show-dir need '
+        'default_hooks.visualization in the config')
+
+
+def run_cli(script, *args):
+    """The return code and standard error of ``python tools/SCRIPT``."""
+    proc = subprocess.run(
+        [sys.executable, osp.join(TOOLS, script), *args],
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True)
+    return proc.returncode, proc.stderr
+
+
+def test_a_missing_coco_instances_file_is_named(tmp_path):
+    missing = tmp_path / 'instances_val2017.json'
+    code, err = run_cli('dataset_converters/coco_object.py', '--instances',
+                        str(missing), '-o', str(tmp_path))
+    assert code == 1
+    one_error_line(
+        err, f'COCO instances JSON (--instances) not found: '
+        f'{missing}')
+
+
+def test_a_results_table_with_a_huge_field_is_refused(tmp_path):
+    """Python's csv module refuses fields over 128 KiB: not a table of the
+    suite's."""
+    (tmp_path / 'results.csv').write_text('config,checkpoint\n' +
+                                          'x' * 200_000 + ',y\n')
+    checkpoint = tmp_path / 'w.pth'
+    checkpoint.write_bytes(b'')
+    code, err = run_cli('eval_suite.py', VOC, '--checkpoints', str(checkpoint),
+                        '--out-dir', str(tmp_path))
+    assert code == 1
+    one_error_line(
+        err, f'{tmp_path / "results.csv"} is not a results table of this '
+        f'tool (field larger than field limit')
+
+
+def test_the_benchmarks_import_the_runtime_without_sys_path():
+    bench = load_script(osp.join(TOOLS, 'analysis_tools', 'bench_common.py'))
+    path = list(sys.path)
+    runtime = bench.load_runtime()
+    assert sys.path == path
+    assert runtime.OnnxSegmenter.__module__ == 'groupvit_ort.segmenter'
