@@ -4,6 +4,7 @@ classification list of the VOC sample."""
 import os.path as osp
 
 import numpy as np
+import pytest
 
 from tests.conftest import REPO, VOC_SAMPLE, load_script
 
@@ -27,3 +28,25 @@ def test_makes_the_shipped_list(tmp_path, capsys):
                        'val_dominant.txt')
     assert out.read_text() == open(shipped).read()
     assert '17 of 25 images kept' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('case', ['missing', 'damaged'])
+def test_a_bad_label_map_is_one_error_line(tmp_path, case):
+    (tmp_path / 'split.txt').write_text('a\n')
+    (tmp_path / 'SegmentationClass').mkdir()
+    seg = tmp_path / 'SegmentationClass' / 'a.png'
+    if case == 'damaged':
+        seg.write_bytes(b'not a png')
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            str(tmp_path), '-o',
+            str(tmp_path / 'list.txt'), '--split', 'split.txt'
+        ])
+    expected = dict(
+        missing=f'error: label map not found: {seg} (its name is in the '
+        f'split list); check --seg-dir and --seg-suffix.',
+        damaged=f'error: cannot decode the label map {seg} (cannot identify '
+        f'image file')[case]
+    assert str(error.value).startswith(expected)
+    assert '\n' not in str(error.value)
+    assert not (tmp_path / 'list.txt').exists()

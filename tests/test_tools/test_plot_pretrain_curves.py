@@ -41,3 +41,16 @@ def test_curves_of_a_resumed_run(tmp_path):
 def test_no_scalars_is_one_error(tmp_path):
     with pytest.raises(SystemExit, match='error: no vis_data/scalars.json'):
         tool.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize('line', ['{"step": 1, "loss"', '[1, 2]', '{"x": 1}'])
+def test_a_damaged_line_is_one_error_line(tmp_path, line):
+    folder = tmp_path / '20260101_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_text('{"step": 0, "mIoU": 1.0}\n' + line)
+    with pytest.raises(SystemExit) as error:
+        tool.main([str(tmp_path), '--out', str(tmp_path / 'curves.png')])
+    assert str(error.value) == (
+        f'error: {folder / "scalars.json"} line 2 is not a record of '
+        f'mmengine\'s scalars (a JSON object with a step); the file was '
+        f'damaged or cut: remove that line.')

@@ -13,6 +13,8 @@ import json
 import os.path as osp
 import sys
 
+from groupvit_common.errors import error_line
+
 
 def read_curves(work_dir: str) -> dict:
     """``{name: {step: value}}`` for ``loss``, ``loss_*`` and ``mIoU``."""
@@ -20,12 +22,21 @@ def read_curves(work_dir: str) -> dict:
     files = sorted(
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not files:
-        sys.exit(f'error: no vis_data/scalars.json under {work_dir}: give '
-                 f'the work dir of a tools/train.py run.')
+        sys.exit(
+            error_line(f'no vis_data/scalars.json under {work_dir}: give the '
+                       f'work dir of a tools/train.py run.'))
     for path in files:
         with open(path) as f:
-            for line in f:
-                record = json.loads(line)
+            for number, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                    record['step']
+                except (ValueError, TypeError, KeyError):
+                    sys.exit(
+                        error_line(f'{path} line {number} is not a record '
+                                   f'of mmengine\'s scalars (a JSON object '
+                                   f'with a step); the file was damaged or '
+                                   f'cut: remove that line.'))
                 for name, value in record.items():
                     if name == 'mIoU' or name.startswith('loss'):
                         curves.setdefault(name, {})[record['step']] = value

@@ -17,6 +17,10 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from groupvit_common.errors import (DataFileError, error_line,
+                                    exit_on_user_error)
+from groupvit_common.files import check_image
+
 
 def dominant_class(labels: np.ndarray,
                    ignore: Iterable[int] = (0, 255),
@@ -33,6 +37,21 @@ def dominant_class(labels: np.ndarray,
     if share < min_share:
         return None
     return int(values[best]), float(share)
+
+
+def read_label_map(path: str) -> np.ndarray:
+    """The ``[H, W]`` label map at ``path`` (bounded as images are), or
+    :class:`DataFileError` naming it."""
+    if not osp.isfile(path):
+        raise DataFileError(f'label map not found: {path} (its name is in the '
+                            f'split list); check --seg-dir and --seg-suffix.')
+    check_image(path, f'label map {path}')
+    try:
+        with Image.open(path) as labels:
+            return np.array(labels)
+    except (OSError, ValueError) as e:
+        raise DataFileError(f'cannot decode the label map {path} ({e}); it '
+                            f'is damaged: copy it again.') from None
 
 
 def parse_args(argv=None):
@@ -55,15 +74,16 @@ def main(argv=None):
     args = parse_args(argv)
     split = osp.join(args.root, args.split)
     if not osp.isfile(split):
-        sys.exit(f'error: split list not found: {split}')
+        sys.exit(error_line(f'split list not found: {split}'))
     with open(split) as f:
         names = [line.strip() for line in f if line.strip()]
     lines = []
     for name in names:
         seg = osp.join(args.root, args.seg_dir, name + args.seg_suffix)
-        found = dominant_class(
-            np.array(Image.open(seg)), args.ignore, args.min_object,
-            args.min_share)
+        with exit_on_user_error():
+            labels = read_label_map(seg)
+        found = dominant_class(labels, args.ignore, args.min_object,
+                               args.min_share)
         if found is not None:
             image = osp.join(args.img_dir, name + args.img_suffix)
             lines.append(f'{image} {found[0] - args.offset}')
