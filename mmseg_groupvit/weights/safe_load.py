@@ -14,6 +14,7 @@ import io
 import math
 import os.path as osp
 import pickletools
+import reprlib
 import struct
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
@@ -52,6 +53,11 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
            '--trust-pickle if you trust its source)'),
           (b'\x80', 'a Python pickle, not a torch.save zip file'))
 
+# Untrusted values in messages: shallow and short (a file can nest
+# shared lists whose full text doubles with each level).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 2
+
 
 class Refused(Exception):
     """A class or function the stand-ins do not rebuild (not an
@@ -77,12 +83,12 @@ class Dtype:
 
     def __init__(self, spec='', align=False, copy=False):
         try:
-            dtype = np.dtype(str(spec))
+            dtype = np.dtype(spec) if isinstance(spec, str) else None
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufc':
-            raise Refused(
-                f'numpy.dtype {spec!r} (only numeric dtypes are read)')
+            raise Refused(f'numpy.dtype {_SHOWN.repr(spec)} (only numeric '
+                          f'dtypes are read)')
         self.dtype = dtype
 
     def __setstate__(self, state):
@@ -109,7 +115,8 @@ class Array:
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
             raise Refused(
-                f'numpy.ndarray whose shape {shape} does not match its '
+                f'numpy.ndarray whose shape {_SHOWN.repr(shape)} does not '
+                f'match its '
                 f'{len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
@@ -140,7 +147,8 @@ def _statistic(obj, name):
         return None
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     owner = _REAL_NAMES.get(owner, owner)
-    raise Refused(f'builtins.getattr (attribute {name!r} of {owner})')
+    raise Refused(
+        f'builtins.getattr (attribute {_SHOWN.repr(name)} of {owner})')
 
 
 def _list(items=()) -> list:
@@ -346,6 +354,16 @@ class _Global(str):
     """A GLOBAL's ``module.name`` on :func:`_check_pickle`'s stack."""
 
 
+class _Tuple(tuple):
+    """A tuple on :func:`_check_pickle`'s stack, with the tuples it holds
+    counted as hashing it visits them (shared ones each time)."""
+
+    def __new__(cls, items):
+        self = super().__new__(cls, items)
+        self.visits = 1 + sum(i.visits for i in items if type(i) is _Tuple)
+        return self
+
+
 _MARK = pickletools.markobject
 # The calls torch maps itself, as torch writes them: the arguments' types
 # or values. Given a tensor, the containers make a tensor per element;
@@ -354,7 +372,7 @@ _CALLS = {
     '_codecs.encode': ([(str, 'latin1')], "encode(TEXT, 'latin1')"),
     'builtins.set': ([(list, )], 'set(LIST)'),
     'collections.OrderedDict': ([(), (list, )], 'OrderedDict(LIST)'),
-    'torch.Size': ([(tuple, )], 'Size(TUPLE)'),
+    'torch.Size': ([(_Tuple, )], 'Size(TUPLE)'),
 }
 
 
@@ -362,7 +380,9 @@ def _check_pickle(pickled: bytes) -> None:
     """Refuse a pickle that names a class or function outside
     :data:`_ALLOWED` or calls one of :data:`_CALLS` otherwise, following
     what each opcode leaves on the stack: a GLOBAL, a string, a list or
-    tuple written in the file, else None."""
+    tuple written in the file, else None. Tuples that share tuples so that
+    hashing one (a dict key, a set item) would visit more than
+    ``10**6 + len(pickled)`` of them are refused."""
     stack, marks, memo = [], [], {}
     for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
@@ -391,7 +411,10 @@ def _check_pickle(pickled: bytes) -> None:
         elif op.name in ('EMPTY_LIST', 'LIST'):
             pushed = [[]]
         elif 'TUPLE' in op.name:
-            pushed = [tuple(popped) + items]
+            pushed = [_Tuple(tuple(popped) + items)]
+            if pushed[0].visits > 10**6 + len(pickled):
+                raise _Damaged('its tuples share tuples so that hashing one '
+                               'would take over a million steps')
         elif op.name in ('GET', 'BINGET', 'LONG_BINGET'):
             pushed = [memo.get(arg)]
         elif op.name in ('APPEND', 'APPENDS', 'SETITEM', 'SETITEMS',
@@ -402,7 +425,7 @@ def _check_pickle(pickled: bytes) -> None:
             func, args = popped[:2]  # NEWOBJ: torch writes none of them
             shapes, written = _CALLS[func]
             if op.name != 'REDUCE' or not any(
-                    type(args) is tuple and len(args) == len(shape) and all(
+                    type(args) is _Tuple and len(args) == len(shape) and all(
                         a == s if isinstance(s, str) else type(a) is s
                         for a, s in zip(args, shape)) for shape in shapes):
                 raise Refused(f'{func} called other than as torch writes '
@@ -461,6 +484,20 @@ class _Walk:
         if depth > MAX_DEPTH:
             raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
                            f'levels) to be a checkpoint')
+        # torch sets attributes on a Parameter's or an OrderedDict's
+        # instance (BUILD): they would shadow methods (numel, items, get).
+        # A state dict keeps its versions in _metadata.
+        attributes = set(getattr(obj, '__dict__',
+                                 ())) if isinstance(obj, (torch.Tensor,
+                                                          dict)) else set()
+        if isinstance(obj, dict) and isinstance(
+                getattr(obj, '_metadata', {}), dict):
+            attributes.discard('_metadata')
+        if attributes:
+            raise _Damaged(f'a {type(obj).__name__} carries the attributes '
+                           f'{_SHOWN.repr(sorted(map(str, attributes)))}, '
+                           f'which torch.save writes for none of a '
+                           f'checkpoint\'s objects')
         if isinstance(obj, torch.Tensor):
             self.claimed += obj.numel() * obj.element_size()
             if self.claimed > self.limit:
@@ -480,6 +517,8 @@ class _Walk:
                      for k, v in obj.items()]
             obj.clear()
             obj.update(items)
+            if hasattr(obj, '_metadata'):  # a state dict's versions
+                obj._metadata = self.restore(obj._metadata, depth + 1)
         elif type(obj) is list:
             self.seen[id(obj)] = obj
             obj[:] = [self.restore(v, depth + 1) for v in obj]
