@@ -56,8 +56,8 @@ def _depth(text: str) -> int:
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``; an
-    item without ``=``, or nested deeper than :data:`MAX_OPTION_DEPTH`,
-    exits with one ``error:`` line."""
+    item without ``=``, nested deeper than :data:`MAX_OPTION_DEPTH` or with
+    brackets that do not pair up exits with one ``error:`` line."""
     from mmengine.config import DictAction  # torch-free
 
     from .errors import error_line
@@ -78,6 +78,14 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
                                    f'deeper than {MAX_OPTION_DEPTH} levels, '
                                    f'which no config setting is; give the '
                                    f'key and value of a real setting.'))
+                try:  # mmengine recurses forever on brackets left open
+                    self._parse_iterable(value)
+                except RecursionError:
+                    raise SystemExit(
+                        error_line(
+                            f'--cfg-options {key[:80]}: the brackets '
+                            f'of {value[:80]!r} do not pair up; write '
+                            f'e.g. {key[:80]}="[(a,b),(c,d)]".')) from None
             super().__call__(parser, namespace, values, option_string)
 
     parser.add_argument(

@@ -63,7 +63,7 @@ def parse_args(argv=None):
 
 
 def trigger_visualization_hook(cfg, args):
-    visualization_hook = cfg.default_hooks.get('visualization')
+    visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
     if not isinstance(visualization_hook, dict):
         raise ConfigCheckError(
             '--show and --show-dir need default_hooks.visualization in the '
@@ -73,6 +73,11 @@ def trigger_visualization_hook(cfg, args):
         visualization_hook['show'] = True
         visualization_hook['wait_time'] = args.wait_time
     if args.show_dir:
+        if not isinstance(cfg.get('visualizer'), dict):
+            raise ConfigCheckError(
+                '--show-dir needs a visualizer in the config: set it to '
+                'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
+                'type=\'LocalVisBackend\')]).')
         cfg.visualizer['save_dir'] = args.show_dir
     return cfg
 

@@ -119,11 +119,14 @@ def check_runner(cfg) -> None:
     wrappers (FSDP, DeepSpeed) call the loss and the optimizer themselves,
     so a non-finite step would be trained on."""
     from mmengine.model import BaseModel
-    from mmseg.registry import MODELS
-    model = cfg.model.get('type')
+    from mmengine.runner import FlexibleRunner
+    from mmseg.registry import MODELS, RUNNERS
+    runner, model = cfg.get('runner_type'), cfg.model.get('type')
+    runner = RUNNERS.get(runner) if isinstance(runner, str) else runner
     model = MODELS.get(model) if isinstance(model, str) else model
-    if cfg.get('runner_type') == 'FlexibleRunner' and isinstance(
-            model, type) and model.train_step is not BaseModel.train_step:
+    if all(isinstance(t, type) for t in (runner, model)) and issubclass(
+            runner,
+            FlexibleRunner) and model.train_step is not BaseModel.train_step:
         sys.exit(
             error_line(f'{model.__name__} trains through its own checked '
                        f'step, which FlexibleRunner\'s strategies (FSDP, '

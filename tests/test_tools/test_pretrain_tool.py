@@ -120,15 +120,17 @@ def test_an_image_that_does_not_decode_names_its_annotation_line(tmp_path):
         f'or remove it from annotation file {tmp_path}/ann.jsonl line 1.')
 
 
-@pytest.mark.parametrize('strategy', ['FSDPStrategy', 'DeepSpeedStrategy'])
+@pytest.mark.parametrize('runner, strategy',
+                         [('FlexibleRunner', 'FSDPStrategy'),
+                          ('mmengine.FlexibleRunner', 'DeepSpeedStrategy')])
 def test_flexible_runner_strategies_are_refused_for_the_pretrainer(
-        tmp_path, strategy):
+        tmp_path, runner, strategy):
     """Their wrappers call the loss and the optimizer themselves, skipping
     the pretrainer's checked step (docs/pretrain.md: both were tried)."""
     with pytest.raises(SystemExit) as error:
         train([
             SMOKE, '--work-dir',
-            str(tmp_path), '--cfg-options', 'runner_type=FlexibleRunner',
+            str(tmp_path), '--cfg-options', f'runner_type={runner}',
             f'strategy.type={strategy}'
         ])
     message = str(error.value)

@@ -37,6 +37,8 @@ def test_a_window_shape_is_checked_when_parsed(tool, shape, expected):
     ('a=' + '[' * 3000 + ']' * 3000, 'nested deeper than 32 levels'),
     ('.'.join(['a'] * 3000) + '=1', 'nested deeper than 32 levels'),
     ('model.test_cfg', "is not KEY=VALUE; write e.g."),
+    ('a=x[,]', "the brackets of 'x[,]' do not pair up"),
+    ('a=),(', "the brackets of '),(' do not pair up"),
 ])
 def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     """Deep ones would exhaust Python's recursion limit (mmengine parses the
@@ -47,16 +49,21 @@ def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     one_error_line(code, expected)
 
 
-def test_show_dir_without_a_visualization_hook_is_refused(tmp_path):
+@pytest.mark.parametrize('option, expected', [
+    ('default_hooks.visualization=None',
+     '--show and --show-dir need default_hooks.visualization in the config'),
+    ('default_hooks=None',
+     '--show and --show-dir need default_hooks.visualization in the config'),
+    ('visualizer=None', '--show-dir needs a visualizer in the config'),
+])
+def test_show_dir_without_a_visualization_hook_is_refused(
+        tmp_path, option, expected):
     code, _ = run_main(
         osp.join(TOOLS, 'test.py'), [
             VOC, '--random-weights', '--work-dir', tmp_path / 'work',
-            '--show-dir', tmp_path / 'show', '--cfg-options',
-            'default_hooks.visualization=None'
+            '--show-dir', tmp_path / 'show', '--cfg-options', option
         ])
-    one_error_line(
-        code, '--show and --show-dir need '
-        'default_hooks.visualization in the config')
+    one_error_line(code, expected)
 
 
 def run_cli(script, *args):
