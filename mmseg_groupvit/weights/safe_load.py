@@ -354,14 +354,25 @@ class _Global(str):
     """A GLOBAL's ``module.name`` on :func:`_check_pickle`'s stack."""
 
 
+def _weight(value) -> int:
+    """The steps hashing ``value`` (on :func:`_check_pickle`'s stack)
+    takes: a tuple's items, shared ones each time, else 1."""
+    return getattr(value, 'weight', 1) if type(value) is _Tuple else 1
+
+
 class _Tuple(tuple):
-    """A tuple on :func:`_check_pickle`'s stack, with the tuples it holds
-    counted as hashing it visits them (shared ones each time)."""
+    """A tuple on :func:`_check_pickle`'s stack, with its :func:`_weight`."""
 
     def __new__(cls, items):
         self = super().__new__(cls, items)
-        self.visits = 1 + sum(i.visits for i in items if type(i) is _Tuple)
+        self.weight = 1 + sum(map(_weight, items))
         return self
+
+
+class _List(list):
+    """A list written in the file, with the weight of the items appended
+    (``set`` and ``OrderedDict`` hash them)."""
+    weight = 0
 
 
 _MARK = pickletools.markobject
@@ -370,8 +381,8 @@ _MARK = pickletools.markobject
 # other codecs, chained, make gigabytes of a few bytes.
 _CALLS = {
     '_codecs.encode': ([(str, 'latin1')], "encode(TEXT, 'latin1')"),
-    'builtins.set': ([(list, )], 'set(LIST)'),
-    'collections.OrderedDict': ([(), (list, )], 'OrderedDict(LIST)'),
+    'builtins.set': ([(_List, )], 'set(LIST)'),
+    'collections.OrderedDict': ([(), (_List, )], 'OrderedDict(LIST)'),
     'torch.Size': ([(_Tuple, )], 'Size(TUPLE)'),
 }
 
@@ -380,10 +391,10 @@ def _check_pickle(pickled: bytes) -> None:
     """Refuse a pickle that names a class or function outside
     :data:`_ALLOWED` or calls one of :data:`_CALLS` otherwise, following
     what each opcode leaves on the stack: a GLOBAL, a string, a list or
-    tuple written in the file, else None. Tuples that share tuples so that
-    hashing one (a dict key, a set item) would visit more than
-    ``10**6 + len(pickled)`` of them are refused."""
-    stack, marks, memo = [], [], {}
+    tuple written in the file, else None. A pickle whose dict keys and set
+    items take over ``10**6 + len(pickled)`` steps to hash (tuples that
+    share tuples, used again and again) is refused."""
+    stack, marks, memo, hashed = [], [], {}, 0
     for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
             raise Refused(f'a class or function named by {op.name}')
@@ -409,17 +420,20 @@ def _check_pickle(pickled: bytes) -> None:
         elif 'UNICODE' in op.name or 'STRING' in op.name:
             pushed = [arg]
         elif op.name in ('EMPTY_LIST', 'LIST'):
-            pushed = [[]]
+            pushed = [_List()]
+            pushed[0].weight = sum(map(_weight, items))
         elif 'TUPLE' in op.name:
             pushed = [_Tuple(tuple(popped) + items)]
-            if pushed[0].visits > 10**6 + len(pickled):
-                raise _Damaged('its tuples share tuples so that hashing one '
-                               'would take over a million steps')
         elif op.name in ('GET', 'BINGET', 'LONG_BINGET'):
             pushed = [memo.get(arg)]
         elif op.name in ('APPEND', 'APPENDS', 'SETITEM', 'SETITEMS',
                          'ADDITEMS', 'BUILD', 'DUP', 'MEMOIZE'):
             pushed = popped[:1] * len(pushed)
+            added = popped[1:] + list(items)
+            if op.name.startswith('SETITEM'):
+                hashed += sum(map(_weight, added[::2]))  # the keys
+            elif type(popped[0]) is _List:
+                popped[0].weight += sum(map(_weight, added))
         elif op.name in ('REDUCE', 'NEWOBJ', 'NEWOBJ_EX') and type(
                 popped[0]) is _Global and popped[0] in _CALLS:
             func, args = popped[:2]  # NEWOBJ: torch writes none of them
@@ -430,6 +444,11 @@ def _check_pickle(pickled: bytes) -> None:
                         for a, s in zip(args, shape)) for shape in shapes):
                 raise Refused(f'{func} called other than as torch writes '
                               f'it, {written}')
+            if args and type(args[0]) is _List:  # set, OrderedDict
+                hashed += args[0].weight
+        if hashed > 10**6 + len(pickled):
+            raise _Damaged('its dict keys and set items would take over a '
+                           'million steps to hash (tuples that share tuples)')
         stack += pushed
         if op.name in ('PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE') and stack:
             memo[len(memo) if arg is None else arg] = stack[-1]
@@ -472,15 +491,37 @@ _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype,
           torch.device, np.ndarray, np.generic, np.dtype)
 
 
+def _versions(metadata) -> bool:
+    """Whether a state dict's ``_metadata`` is what torch writes: the
+    ``version`` of each module (other keys change how torch loads)."""
+    return isinstance(metadata, dict) and all(
+        type(k) is str and type(v) is dict and set(v) <= {'version'}
+        for k, v in metadata.items())
+
+
 class _Walk:
     """Restores stand-ins and refuses what a checkpoint cannot hold."""
 
     def __init__(self, file_bytes: int):
-        self.seen = {}
-        self.claimed = 0
+        self.seen, self.sizes = {}, {}
+        self.claimed = self.visits = 0
         self.limit = _CLAIM_FACTOR * file_bytes + (1 << 20)
 
     def restore(self, obj, depth: int):
+        """``obj`` restored; the objects it holds are counted as reading it
+        whole (repr, ==, a walk) visits them: shared ones each time, at most
+        ``10**6 + 4 * file bytes`` (torch.save writes no more)."""
+        start = self.visits
+        self.visits += self.sizes.get(id(obj), 1)
+        if self.visits > 10**6 + self.limit:
+            raise _Damaged('its objects share objects so that reading them '
+                           'whole would visit over a million')
+        restored = self._restore(obj, depth)
+        if id(obj) in self.seen and id(obj) not in self.sizes:
+            self.sizes[id(obj)] = self.visits - start
+        return restored
+
+    def _restore(self, obj, depth: int):
         if depth > MAX_DEPTH:
             raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
                            f'levels) to be a checkpoint')
@@ -490,9 +531,10 @@ class _Walk:
         attributes = set(getattr(obj, '__dict__',
                                  ())) if isinstance(obj, (torch.Tensor,
                                                           dict)) else set()
-        if isinstance(obj, dict) and isinstance(
-                getattr(obj, '_metadata', {}), dict):
+        if isinstance(obj, dict) and _versions(getattr(obj, '_metadata', {})):
             attributes.discard('_metadata')
+        if isinstance(obj, torch.Tensor) and obj._backward_hooks:
+            attributes.add('_backward_hooks')
         if attributes:
             raise _Damaged(f'a {type(obj).__name__} carries the attributes '
                            f'{_SHOWN.repr(sorted(map(str, attributes)))}, '

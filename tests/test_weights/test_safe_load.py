@@ -177,7 +177,7 @@ def test_tuples_shared_through_the_memo_are_refused(load):
     nested = ('leaf', )
     for _ in range(90):
         nested = (nested, nested)
-    with pytest.raises(CheckpointError, match='hashing one would take'):
+    with pytest.raises(CheckpointError, match='reading them whole would'):
         load(dict(state_dict={}, meta=dict(value=nested)))
 
 
@@ -547,7 +547,51 @@ def test_tuples_that_share_tuples_are_hashed_in_bounded_time(
     path = tmp_path / 'payload.pth'
     path.write_bytes(_torch_zip(pickled))
     if refused:
-        with pytest.raises(CheckpointError, match='hashing one would take'):
+        with pytest.raises(
+                CheckpointError,
+                match='would take over a million '
+                'steps to hash'):
             read_file(str(path))
     else:
         assert len(read_file(str(path))[-1]) == 1
+
+
+@pytest.mark.parametrize('form', ['key', 'set'])
+def test_keys_whose_hashing_takes_too_long_are_refused(tmp_path, form):
+    """Python does not keep a tuple's hash: a key of 1000 references to a
+    tuple of 2000 items hashes 2 * 10**6 items each time it is stored
+    (6.6 KB storing such a key again and again took minutes inside
+    torch.load)."""
+    row = (0, ) * 2000
+    key = (row, ) * 1000
+    path = tmp_path / 'payload.pth'
+    torch.save(dict(value={key: 1} if form == 'key' else {key}), path)
+    with pytest.raises(
+            CheckpointError, match='would take over a million '
+            'steps to hash'):
+        read_file(str(path))
+
+
+@pytest.mark.parametrize('case', ['assign', 'hooks'])
+def test_state_that_changes_how_torch_loads_is_refused(tmp_path, case):
+    """A state dict's ``_metadata`` may only hold module versions
+    (``assign_to_params_buffers`` made load_state_dict take the file's
+    float64 stride-0 tensors as the parameters); a tensor may not carry
+    backward hooks (``backward()`` would call them)."""
+    state = torch.nn.Linear(2, 2).state_dict()
+    if case == 'assign':
+        state._metadata[''] = dict(version=1, assign_to_params_buffers=True)
+    else:  # torch.save drops hooks: written as the rebuild call
+        state['weight'] = Call(torch._utils._rebuild_tensor_v2,
+                               (torch.zeros(1).storage(), 0, (1, ),
+                                (1, ), False, OrderedDict(h=set)))
+    path = tmp_path / 'payload.pth'
+    torch.save(state, path)
+    live = torch.load(path, weights_only=True)
+    assert live._metadata[''].get('assign_to_params_buffers') or \
+        live['weight']._backward_hooks == dict(h=set)
+    name = dict(assign='_metadata', hooks='_backward_hooks')[case]
+    with pytest.raises(
+            CheckpointError, match=f'carries the attributes '
+            f"\\['{name}'\\]"):
+        read_file(str(path))
