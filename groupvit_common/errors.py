@@ -3,13 +3,15 @@
 print it as one ``error:`` line without a traceback."""
 import contextlib
 import re
+import reprlib
+from numbers import Number
 
 __all__ = [
     'CheckpointError', 'ClassificationDataError', 'ConfigCheckError',
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
     'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
     'TrainingDataError', 'USER_ERRORS', 'user_error_message', 'error_line',
-    'exit_on_user_error'
+    'exit_on_user_error', 'shown'
 ]
 
 
@@ -93,6 +95,29 @@ def error_line(problem) -> str:
     if isinstance(problem, BaseException):
         problem = user_error_message(problem)
     return f'error: {problem}'
+
+
+class _Shown(reprlib.Repr):
+    """Two levels deep, long sequences and strings cut, huge integers and
+    objects other than numbers and bytes (e.g. tensors) by their type."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel = 2
+        self.maxstring = self.maxother = 60
+
+    def repr_int(self, x, level):
+        return super().repr_int(x, level) if x.bit_length() <= 128 else (
+            f'<{x.bit_length()}-bit int>')
+
+    def repr_instance(self, x, level):
+        return super().repr_instance(x, level) if isinstance(
+            x, (Number, bytes, type(None))) else f'<{type(x).__name__}>'
+
+
+def shown(value) -> str:
+    """A short repr of an untrusted value, for a message."""
+    return _Shown().repr(value)
 
 
 @contextlib.contextmanager

@@ -4,13 +4,14 @@ arguments) from its tensor shapes or its config, and each field's rule."""
 import inspect
 import math
 import re
+from collections.abc import Sequence
 from numbers import Real
 from typing import Dict, List, Optional
 
 import torch
 
 from groupvit_common.checks import is_int
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, shown
 
 PARTS = ('image_encoder', 'text_encoder')
 _CLASSES = dict(image_encoder='GroupViT', text_encoder='GroupViTTextEncoder')
@@ -51,19 +52,28 @@ _RULES = dict(
                       and all(map(_real(0), v)), 'two positive numbers'))
 
 
-def check_arch(arch: dict, source: str) -> None:
-    """Raise :class:`CheckpointError` naming ``source`` and a field of
-    ``arch`` (``{part: {field: value}}``) no model can be built with:
-    unknown, of the wrong type or range, a head count not dividing
-    ``hidden_size``."""
+def check_arch(arch, source: str) -> None:
+    """Raise :class:`CheckpointError` naming ``source`` and what of ``arch``
+    (``{part: {field: value}}``, maybe read from a file) no model can be
+    built with: another structure, an unknown part or field, a value of the
+    wrong type or range, a head count not dividing ``hidden_size``."""
     from ..models.layers.fast_linear import ACTIVATIONS
-    for part, values in sorted(arch.items()):
-        unknown = sorted(set(values) - set(FIELDS.get(part, ())))
-        if part not in FIELDS or unknown:
+    if not isinstance(arch, dict):
+        raise CheckpointError(
+            f'{source}: the architecture is a {type(arch).__name__}, not a '
+            f'dict of {list(PARTS)}; the file is damaged.')
+    for part, values in arch.items():
+        fields = FIELDS.get(part) if isinstance(part, str) else None
+        if fields is None or not isinstance(values, dict):
+            raise CheckpointError(
+                f'{source}: {shown(part)} is not an architecture part (a '
+                f'dict of fields); the known ones are {list(PARTS)}.')
+        unknown = [k for k in values if k not in fields]
+        if unknown:
             raise CheckpointError(
                 f'{source}: {part}: unknown architecture field(s) '
-                f'{unknown or [part]}; the known ones are '
-                f'{sorted(FIELDS.get(part, PARTS))}.')
+                f'[{", ".join(sorted(map(shown, unknown[:5])))}]; the known '
+                f'ones are {sorted(fields)}.')
         for key, value in values.items():
             check, rule = _RULES.get(
                 key, (lambda v: is_int(v) and v > 0, 'a positive integer'))
@@ -81,14 +91,19 @@ def check_arch(arch: dict, source: str) -> None:
             except TypeError:  # e.g. a list as hidden_act
                 ok = False
             if not ok:
-                raise CheckpointError(f'{source}: {part}.{key}={value!r} '
-                                      f'cannot work: it must be {rule}.')
+                raise CheckpointError(f'{source}: {part}.{key}={shown(value)}'
+                                      f' cannot work: it must be {rule}.')
 
 
-def _plain(value):
-    """A sequence (e.g. a trusted file's ``ListConfig``) as a list."""
-    return value if isinstance(
-        value, (str, Real)) or not hasattr(value, '__iter__') else list(value)
+def _plain(value, name: str):
+    """A sequence (e.g. a trusted file's ``ListConfig``) as a list, a
+    number, string or None as it is; else ``TypeError`` (e.g. a tensor)."""
+    if value is None or isinstance(value, (str, Real)):
+        return value
+    if isinstance(value, Sequence):
+        return list(value)
+    raise TypeError(f'{name} is a {type(value).__name__}, not a list or a '
+                    f'number')
 
 
 def released_arch() -> dict:
@@ -132,8 +147,8 @@ def arch_diff(expected: dict,
         exp = canonical({part: one}, {part: other})[part]
         act = canonical({part: other}, {part: one})[part]
         lines += [
-            f'{part}.{k}: {says[0]} {exp[k]!r}, {says[1]} {act[k]!r}'
-            for k in sorted(set(one) & set(other))
+            f'{part}.{k}: {says[0]} {shown(exp[k])}, {says[1]} '
+            f'{shown(act[k])}' for k in sorted(set(one) & set(other))
             if exp[k] != act[k] and f'{part}.{k}' not in ignore
         ]
     return lines
@@ -178,7 +193,7 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
             image_size=math.isqrt(img['pos_embed'][1]) * patch,
             patch_size=patch,
             num_channels=img['patch_embed.proj.weight'][1])
-        if 'stages.0.grouping.mlp_inter.fc1.weight' in img:
+        if hidden and 'stages.0.grouping.mlp_inter.fc1.weight' in img:
             arch['image_encoder']['assign_mlp_ratio'] = [
                 _ratio(img[f'stages.0.grouping.mlp_{name}.fc1.weight'][0],
                        hidden) for name in ('inter', 'channels')
@@ -236,18 +251,28 @@ def arch_from_nvlabs_config(config) -> Optional[dict]:
     if not hasattr(model, 'get') or 'img_encoder' not in model:
         return None
     img, txt = model['img_encoder'], model.get('text_encoder', {})
-    heads = list(img.get('num_heads', []))
-    if len(set(map(repr, heads))) > 1:
+    if not (hasattr(img, 'get') and hasattr(txt, 'get')):
+        raise TypeError('img_encoder or text_encoder is not a section')
+    heads = _plain(img.get('num_heads', []), 'img_encoder.num_heads')
+    if not (isinstance(heads, list) and all(map(is_int, heads))):
+        raise TypeError(f'img_encoder.num_heads={shown(heads)} is not a list '
+                        f'of integers')
+    if len(set(heads)) > 1:
         raise ValueError(f'Stages with different head counts {heads} are '
                          f'not supported.')
     image = {
-        ours: _plain(img[theirs])
+        ours: _plain(img[theirs], f'img_encoder.{theirs}')
         for ours, theirs in _NV_IMAGE if theirs in img
     }
     if heads:
         image[HEADS] = heads[0]
     if 'embed_dim' in img and 'mlp_ratio' in img:
-        image['intermediate_size'] = int(img['embed_dim'] * img['mlp_ratio'])
+        dim, ratio = img['embed_dim'], img['mlp_ratio']
+        if not (_real(0, 2**31)(dim) and _real(0, 2**31)(ratio)):
+            raise ValueError(f'img_encoder.embed_dim={shown(dim)} and '
+                             f'mlp_ratio={shown(ratio)} must be positive '
+                             f'numbers')
+        image['intermediate_size'] = int(dim * ratio)
     text = {ours: txt[theirs] for ours, theirs in _NV_TEXT if theirs in txt}
     if 'output_dim' in model:
         image['projection_dim'] = text['projection_dim'] = model['output_dim']

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, shown
 from .arch import PARTS, arch_diff, infer_arch
 
 #: Training-only tensors (the multi-label loss's temperature): ignored by a
@@ -51,7 +51,7 @@ def _kind(dtype: torch.dtype) -> str:
 def check_entries(state: dict, source: str) -> None:
     """Refuse keys that are not strings and values that are not tensors."""
     for what, bad in (('key(s) of the state dict are not names',
-                       [repr(k) for k in state if not isinstance(k, str)]),
+                       [shown(k) for k in state if not isinstance(k, str)]),
                       ('entr(y/ies) of the state dict are not tensors', [
                           f'{k} ({type(v).__name__})'
                           for k, v in state.items()

@@ -154,19 +154,23 @@ def _adopt(source: str, path: str, entry: str) -> None:
     _keep(entry, checkpoint)
 
 
-def checkpoint_arch(checkpoint) -> Optional[dict]:
-    """The architecture a checkpoint records, else its tensor shapes tell;
-    None for a checkpoint that holds no GroupViT."""
+def checkpoint_arch(checkpoint,
+                    source: str = 'the checkpoint') -> Optional[dict]:
+    """The architecture ``source`` records, else its tensor shapes tell,
+    passed by :func:`check_arch`; None for one that holds no GroupViT."""
     if not isinstance(checkpoint, dict):
         return None
-    arch = recorded_arch(checkpoint.get('meta'))
+    arch = recorded_arch(checkpoint.get('meta'), source)
     if arch is not None:
         return arch
     try:
         arch = infer_arch(checkpoint.get('state_dict', checkpoint))
     except (KeyError, IndexError, AttributeError, TypeError):
         return None
-    return arch if set(arch) == set(PARTS) else None
+    if set(arch) != set(PARTS):
+        return None
+    check_arch(arch, source)
+    return arch
 
 
 def _groupvit_models(model_cfg) -> list:
@@ -250,14 +254,12 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
     if models:
         loaded = load_checkpoint(local)
         _keep(local, loaded)
-        arch = checkpoint_arch(loaded)
+        arch = checkpoint_arch(loaded, source)
     if arch is None:
         return local
     for model_cfg in models:
         applied = merge_arch(model_cfg, arch, source)
-    # The meta is as untrusted as the tensors.
     model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
-    check_arch(model, source)
     if not main:
         return local
     released = released_arch()

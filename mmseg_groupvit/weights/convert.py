@@ -136,9 +136,10 @@ def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
-def convert_hf(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Convert a transformers ``GroupViTModel`` state dict: split q/k/v
-    projections are stacked into one ``qkv`` (rows q, k, v)."""
+def convert_hf(state: Dict[str, torch.Tensor],
+               source: str = 'the checkpoint') -> Dict[str, torch.Tensor]:
+    """Convert a transformers ``GroupViTModel`` state dict (of ``source``):
+    split q/k/v projections are stacked into one ``qkv`` (rows q, k, v)."""
     fused, rest = {}, {}
     for key, value in state.items():
         match = _HF_QKV.match(key)
@@ -153,6 +154,12 @@ def convert_hf(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
                 f'{prefix}.self_attn is missing the '
                 f'{sorted({"q", "k", "v"} - set(parts))} projection(s); the '
                 f'checkpoint is incomplete.')
+        shapes = [tuple(parts[w].shape) for w in 'qkv']
+        if len({s[1:] for s in shapes}) > 1 or not all(shapes):
+            raise CheckpointError(
+                f'{source}: {prefix}.self_attn.[qkv]_proj.{kind} have the '
+                f'shapes {shapes}, which cannot be stacked into one qkv '
+                f'projection; the file is damaged.')
         rest[f'{prefix}.self_attn.qkv.{kind}'] = torch.cat(
             [parts['q'], parts['k'], parts['v']])
     return _apply_rules(rest, HF_RULES, HF_DROPPED, 'transformers')

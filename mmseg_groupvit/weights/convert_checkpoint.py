@@ -106,43 +106,55 @@ def read_config_json(path: str) -> dict:
     return config
 
 
-def _declared(layout: str, config, arch_config: Optional[str]) -> dict:
+def _declared(layout: str, config, arch_config: Optional[str],
+              src: str) -> dict:
     """The fields ``--arch-config`` declares, else the checkpoint's own
-    config or converted meta."""
-    if arch_config is not None:
-        config = read_config_json(arch_config)
-        arch = arch_from_hf_config(config) if 'vision_config' in config \
-            else arch_from_nvlabs_config(config)
-        if arch is None:
-            raise CheckpointError(
-                f'--arch-config {arch_config} is not a GroupViT '
-                f'architecture: give a transformers config.json (with '
-                f'"vision_config") or an NVlabs config (with '
-                f'"model.img_encoder"); this file has the keys '
-                f'{sorted(config)[:6]}.')
-        return arch
-    if config is None:
-        return {}
-    if layout == 'hf':
-        return arch_from_hf_config(config)
-    if layout == 'nvlabs':
-        return arch_from_nvlabs_config(config) or {}
-    return recorded_arch(config) or {}
+    config or converted meta, passed by :func:`check_arch`."""
+    if arch_config is None and layout == 'mmseg':
+        return recorded_arch(config, src) or {}
+    where = arch_config or f'the config in {src}'
+    try:
+        if arch_config is not None:
+            config = read_config_json(arch_config)
+            arch = arch_from_hf_config(config) if 'vision_config' in \
+                config else arch_from_nvlabs_config(config)
+            if arch is None:
+                raise CheckpointError(
+                    f'--arch-config {arch_config} is not a GroupViT '
+                    f'architecture: give a transformers config.json (with '
+                    f'"vision_config") or an NVlabs config (with '
+                    f'"model.img_encoder"); this file has the keys '
+                    f'{sorted(config)[:6]}.')
+        elif config is None:
+            return {}
+        elif layout == 'hf':
+            arch = arch_from_hf_config(config)
+        else:
+            arch = arch_from_nvlabs_config(config) or {}
+    except CheckpointError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f'{where} is malformed ({type(e).__name__}: {e}). Give the '
+            f'model\'s own config.') from None
+    check_arch(arch, where)
+    return arch
 
 
-def recorded_arch(meta) -> Optional[dict]:
-    """``meta['groupvit_arch']`` less the fields listed as assumed; None
-    without it."""
+def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
+    """``meta['groupvit_arch']`` (of ``source``) passed by
+    :func:`check_arch`, less the fields listed as assumed; None without
+    it."""
     arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
     if arch is None:
         return None
-    if not (isinstance(arch, dict)
-            and all(isinstance(v, dict) for v in arch.values())):
-        raise CheckpointError(
-            f'The meta.groupvit_arch of the checkpoint is a '
-            f'{type(arch).__name__}, not a dict of architecture fields; the '
-            f'file is damaged.')
+    check_arch(arch, f'the meta.groupvit_arch of {source}')
     assumed = meta.get('groupvit_arch_assumed') or []
+    if not (isinstance(assumed, list)
+            and all(isinstance(a, str) for a in assumed)):
+        raise CheckpointError(
+            f'the meta.groupvit_arch_assumed of {source} is not a list of '
+            f'field names; the file is damaged.')
     return {
         part: {
             k: v
@@ -189,16 +201,9 @@ def convert_source(layout: str,
     if layout == 'nvlabs':
         state = convert_nvlabs(state)
     elif layout == 'hf':
-        state = convert_hf(state)
+        state = convert_hf(state, src)
     _check_parts(layout, state, src)
-    try:
-        declared = _declared(layout, config, arch_config)
-    except (AttributeError, KeyError, TypeError) as e:
-        where = arch_config or 'the checkpoint\'s config'
-        raise CheckpointError(
-            f'{where} is malformed: a section or field has the wrong type '
-            f'({type(e).__name__}: {e}). Give the model\'s own config.'
-        ) from None
+    declared = _declared(layout, config, arch_config, src)
     try:
         inferred = infer_arch(state)
     except (KeyError, IndexError) as e:
