@@ -14,7 +14,6 @@ import io
 import math
 import os.path as osp
 import pickletools
-import reprlib
 import struct
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
@@ -26,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from groupvit_common.errors import CheckpointError, DataFileError
+from groupvit_common.errors import CheckpointError, DataFileError, shown
 from groupvit_common.files import file_sha256, read_bytes
 
 #: Containers nested deeper than this are refused.
@@ -52,11 +51,6 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
            'torch 1.6), which the safe loader does not read (load it with '
            '--trust-pickle if you trust its source)'),
           (b'\x80', 'a Python pickle, not a torch.save zip file'))
-
-# Untrusted values in messages: shallow and short (a file can nest
-# shared lists whose full text doubles with each level).
-_SHOWN = reprlib.Repr()
-_SHOWN.maxlevel = 2
 
 
 class Refused(Exception):
@@ -87,7 +81,7 @@ class Dtype:
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufc':
-            raise Refused(f'numpy.dtype {_SHOWN.repr(spec)} (only numeric '
+            raise Refused(f'numpy.dtype {shown(spec)} (only numeric '
                           f'dtypes are read)')
         self.dtype = dtype
 
@@ -114,10 +108,9 @@ class Array:
         if not all(isinstance(n, int) and n >= 0
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
-            raise Refused(
-                f'numpy.ndarray whose shape {_SHOWN.repr(shape)} does not '
-                f'match its '
-                f'{len(data)} bytes')
+            raise Refused(f'numpy.ndarray whose shape {shown(shape)} does not '
+                          f'match its '
+                          f'{len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
                 shape, order='F' if fortran else 'C').copy()
@@ -147,8 +140,7 @@ def _statistic(obj, name):
         return None
     owner = getattr(obj, '__qualname__', type(obj).__qualname__)
     owner = _REAL_NAMES.get(owner, owner)
-    raise Refused(
-        f'builtins.getattr (attribute {_SHOWN.repr(name)} of {owner})')
+    raise Refused(f'builtins.getattr (attribute {shown(name)} of {owner})')
 
 
 def _list(items=()) -> list:
@@ -537,7 +529,7 @@ class _Walk:
             attributes.add('_backward_hooks')
         if attributes:
             raise _Damaged(f'a {type(obj).__name__} carries the attributes '
-                           f'{_SHOWN.repr(sorted(map(str, attributes)))}, '
+                           f'{shown(sorted(map(str, attributes)))}, '
                            f'which torch.save writes for none of a '
                            f'checkpoint\'s objects')
         if isinstance(obj, torch.Tensor):
