@@ -11,7 +11,7 @@ __all__ = [
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
     'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
     'TrainingDataError', 'USER_ERRORS', 'user_error_message', 'error_line',
-    'exit_on_user_error', 'shown'
+    'exit_on_user_error', 'first_line', 'shown'
 ]
 
 
@@ -113,6 +113,13 @@ class _Shown(reprlib.Repr):
     def repr_instance(self, x, level):
         return super().repr_instance(x, level) if isinstance(
             x, (Number, bytes, type(None))) else f'<{type(x).__name__}>'
+
+
+def first_line(error) -> str:
+    """The first sentence of an error's message or of a text (an empty
+    message: the error type's name)."""
+    text = str(error).strip().splitlines()
+    return text[0].split('. ')[0].rstrip('.') if text else type(error).__name__
 
 
 def shown(value) -> str:

@@ -259,9 +259,9 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         return local
     for model_cfg in models:
         applied = merge_arch(model_cfg, arch, source)
-    model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
     if not main:
         return local
+    model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
     released = released_arch()
     changed = [
         f'{p}.{k}={v!r}'.replace(' ', '')

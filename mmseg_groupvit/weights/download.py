@@ -14,9 +14,8 @@ import urllib.parse
 import urllib.request
 from typing import Optional
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, first_line
 from .convert_checkpoint import HF_WEIGHT_FILES
-from .safe_load import _first_line
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
@@ -107,7 +106,7 @@ def _failure(url: str, entry: str, e: BaseException) -> str:
     if isinstance(e, KeyboardInterrupt):
         return (f'the download of {url} was interrupted; {kept} Run again to '
                 f'download it.')
-    reason = _first_line(getattr(e, 'reason', None) or e)
+    reason = first_line(getattr(e, 'reason', None) or e)
     if isinstance(e, urllib.error.HTTPError):
         if 300 <= e.code < 400:  # a loop, or to a scheme not followed
             return (f'cannot download {url}: its redirects cannot be '
@@ -212,7 +211,7 @@ def download_hub(source: str) -> str:
     kind = ('offline' + ' (HF_HUB_OFFLINE)' * constants.is_offline_mode()
             if offline else 'the hub could not be reached or refused')
     raise CheckpointError(f'cannot get {source}: {kind} '
-                          f'({type(error).__name__}: {_first_line(error)}). ' +
+                          f'({type(error).__name__}: {first_line(error)}). ' +
                           hand)
 
 

@@ -25,7 +25,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from groupvit_common.errors import CheckpointError, DataFileError, shown
+from groupvit_common.errors import (CheckpointError, DataFileError, first_line,
+                                    shown)
 from groupvit_common.files import file_sha256, read_bytes
 
 #: Containers nested deeper than this are refused.
@@ -109,8 +110,7 @@ class Array:
                    for n in shape) or (math.prod(shape) * dtype.dtype.itemsize
                                        != len(data)):
             raise Refused(f'numpy.ndarray whose shape {shown(shape)} does not '
-                          f'match its '
-                          f'{len(data)} bytes')
+                          f'match its {len(data)} bytes')
         self.array = np.frombuffer(
             data, dtype=dtype.dtype).reshape(
                 shape, order='F' if fortran else 'C').copy()
@@ -297,11 +297,11 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
                               f'or crafted; use another checkpoint.') from None
     except SafetensorError as e:
         raise CheckpointError(
-            f'{path} is not a valid safetensors file ({_first_line(e)}); it '
+            f'{path} is not a valid safetensors file ({first_line(e)}); it '
             f'may be truncated or corrupt. Download it again.') from None
     except Exception as e:  # torch raises many types for damaged files
         raise CheckpointError(
-            f'{path} is not a readable PyTorch checkpoint ({_first_line(e)}); '
+            f'{path} is not a readable PyTorch checkpoint ({first_line(e)}); '
             f'it is probably truncated or corrupt. Download it again.'
         ) from None
     neutralise_config_strings(obj)
@@ -349,7 +349,7 @@ class _Global(str):
 def _weight(value) -> int:
     """The steps hashing ``value`` (on :func:`_check_pickle`'s stack)
     takes: a tuple's items, shared ones each time, else 1."""
-    return getattr(value, 'weight', 1) if type(value) is _Tuple else 1
+    return value.weight if type(value) is _Tuple else 1
 
 
 class _Tuple(tuple):
@@ -520,16 +520,16 @@ class _Walk:
         # torch sets attributes on a Parameter's or an OrderedDict's
         # instance (BUILD): they would shadow methods (numel, items, get).
         # A state dict keeps its versions in _metadata.
-        attributes = set(getattr(obj, '__dict__',
-                                 ())) if isinstance(obj, (torch.Tensor,
-                                                          dict)) else set()
+        attributes = set()
+        if isinstance(obj, (torch.Tensor, dict)):
+            attributes.update(getattr(obj, '__dict__', ()))
         if isinstance(obj, dict) and _versions(getattr(obj, '_metadata', {})):
             attributes.discard('_metadata')
         if isinstance(obj, torch.Tensor) and obj._backward_hooks:
             attributes.add('_backward_hooks')
         if attributes:
             raise _Damaged(f'a {type(obj).__name__} carries the attributes '
-                           f'{shown(sorted(map(str, attributes)))}, '
+                           f'{shown(sorted(attributes, key=shown))}, '
                            f'which torch.save writes for none of a '
                            f'checkpoint\'s objects')
         if isinstance(obj, torch.Tensor):
@@ -632,9 +632,3 @@ def _kind(data: bytes) -> str:
         first = text.strip().splitlines()[0][:40] if text.strip() else ''
         return f'a text file (it starts with {first!r})'
     return 'unrecognised binary data'
-
-
-def _first_line(e: Exception) -> str:
-    """The first sentence of an error's message."""
-    text = str(e).strip().splitlines()
-    return text[0].split('. ')[0].rstrip('.') if text else type(e).__name__
