@@ -36,9 +36,9 @@ def weights_file(path: str) -> str:
 
 
 def _published(checkpoint, path: str):
-    """``(layout, state, config)`` of a published checkpoint read from
-    ``path``: ``'nvlabs'`` and its config, or ``'hf'`` and the
-    ``config.json`` beside it; else None."""
+    """``(layout, state, config)`` of an NVlabs or transformers checkpoint
+    read from ``path`` (config: its own, or the ``config.json`` beside it);
+    else None."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
@@ -58,9 +58,8 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
     converted checkpoint (fully unpickled with ``trust_pickle``).
 
     Returns:
-        tuple: ``(layout, state_dict, config)``: ``layout`` ``'nvlabs'``,
-        ``'hf'`` or ``'mmseg'``; ``config`` the NVlabs config,
-        ``config.json`` or the converted meta (or None).
+        tuple: ``(layout, state_dict, config)``: ``'nvlabs'``, ``'hf'`` or
+        ``'mmseg'``; the config, ``config.json`` or meta (or None).
     """
     path = weights_file(path)
     if trust_pickle:
@@ -93,8 +92,7 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
 
 
 def read_config_json(path: str) -> dict:
-    """A JSON file holding one object (``config.json``,
-    ``--arch-config``); else :class:`CheckpointError`."""
+    """A JSON file holding one object; else :class:`CheckpointError`."""
     try:
         config = read_json(path, what='JSON file')
     except DataFileError as e:
@@ -108,8 +106,8 @@ def read_config_json(path: str) -> dict:
 
 def _declared(layout: str, config, arch_config: Optional[str],
               src: str) -> dict:
-    """The fields ``--arch-config`` declares, else the checkpoint's own
-    config or converted meta, passed by :func:`check_arch`."""
+    """The fields ``--arch-config``, else the checkpoint's config or meta
+    declares, passed by :func:`check_arch`."""
     if arch_config is None and layout == 'mmseg':
         return recorded_arch(config, src) or {}
     where = arch_config or f'the config in {src}'
@@ -142,9 +140,8 @@ def _declared(layout: str, config, arch_config: Optional[str],
 
 
 def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
-    """``meta['groupvit_arch']`` (of ``source``) passed by
-    :func:`check_arch`, less the fields listed as assumed; None without
-    it."""
+    """``meta['groupvit_arch']`` passed by :func:`check_arch`, less the
+    fields listed as assumed; None without it."""
     arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
     if arch is None:
         return None
@@ -165,8 +162,7 @@ def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
 
 
 def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse another mmseg model's checkpoint, or one without an
-    encoder."""
+    """Refuse another mmseg model's checkpoint or one without an encoder."""
     prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
     if layout == 'mmseg' and set(prefixes) - set(PARTS + ('decode_head', )):
         raise CheckpointError(
@@ -195,8 +191,7 @@ def convert_source(layout: str,
     """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
     this package's keys (sorted) and its architecture: the tensor shapes
     and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
-    head count recorded nowhere is left to the model config); else
-    :class:`CheckpointError`. Whoever applies the fields checks them."""
+    head count recorded nowhere is left to the model config)."""
     check_entries(state, src)
     if layout == 'nvlabs':
         state = convert_nvlabs(state)
@@ -230,9 +225,8 @@ def convert_source(layout: str,
 
 
 def to_mmseg_checkpoint(checkpoint, path: str):
-    """A published checkpoint read from ``path`` as ``{'state_dict',
-    'meta': {'groupvit_arch', 'dataset_meta'}}``; anything else unchanged.
-    """
+    """A published checkpoint read from ``path`` converted, anything else
+    unchanged."""
     parts = _published(checkpoint, path)
     if parts is None:
         return checkpoint
@@ -243,7 +237,7 @@ def to_mmseg_checkpoint(checkpoint, path: str):
 
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
-    """``torch.save`` to ``dst`` atomically (a temporary file renamed)."""
+    """``torch.save`` to ``dst`` atomically."""
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
@@ -283,8 +277,8 @@ def expected_state(arch: dict) -> dict:
 
 
 def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` (absolute path) that sets
-    ``arch`` (passed by :func:`check_arch`: plain values only)."""
+    """Write a config inheriting ``base_config`` that sets ``arch`` (passed
+    by :func:`check_arch`: plain values only)."""
     parts = ',\n'.join(f'    {part}=dict(\n' +
                        ',\n'.join(f'        {k}={v!r}'
                                   for k, v in arch[part].items()) + ')'
@@ -307,21 +301,18 @@ def convert_checkpoint(src: str,
                        vision_heads: Optional[int] = None,
                        base_config: str = DEFAULT_BASE_CONFIG,
                        trust_pickle: bool = False) -> dict:
-    """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to a
-    checkpoint at ``dst`` checked against the model of its architecture
-    (``arch_config``: a ``config.json`` or NVlabs config when ``src``
-    carries none; ``vision_heads``; ``trust_pickle``: unpickle ``src``
-    fully), and write ``DST.py`` inheriting ``base_config`` for a
-    non-default one. The file depends only on the weights and architecture
-    (sorted keys, one storage per tensor).
+    """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to
+    ``dst``, checked against the model of its architecture, and write
+    ``DST.py`` inheriting ``base_config`` for a non-default one.
+
+    Args:
+        arch_config (str, optional): A ``config.json`` or NVlabs config for
+            a ``src`` that carries none.
+        trust_pickle (bool): Unpickle ``src`` fully.
 
     Returns:
-        dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the path of
-        the written config or None) and ``assumed`` (fields guessed).
-
-    Raises:
-        CheckpointError: An unreadable, incomplete or damaged source, a
-            refused architecture, or a ``dst`` that cannot be written.
+        dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the
+        written config or None) and ``assumed`` (fields guessed).
     """
     if dst.endswith('.py'):
         raise CheckpointError(
