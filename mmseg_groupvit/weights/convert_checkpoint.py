@@ -161,8 +161,22 @@ def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
     }
 
 
-def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse another mmseg model's checkpoint or one without an encoder."""
+def convert_source(layout: str,
+                   state: dict,
+                   config=None,
+                   arch_config: Optional[str] = None,
+                   vision_heads: Optional[int] = None,
+                   src: str = 'the checkpoint'):
+    """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
+    this package's keys (sorted) and its architecture: the tensor shapes
+    and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
+    head count recorded nowhere is left to the model config)."""
+    check_entries(state, src)
+    if layout == 'nvlabs':
+        state = convert_nvlabs(state)
+    elif layout == 'hf':
+        state = convert_hf(state, src)
+    # Another mmseg model's checkpoint, or one without an encoder:
     prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
     if layout == 'mmseg' and set(prefixes) - set(PARTS + ('decode_head', )):
         raise CheckpointError(
@@ -180,24 +194,6 @@ def _check_parts(layout: str, state: dict, src: str) -> None:
             f'{" and no ".join(p + ".*" for p in missing)} tensors (its keys '
             f'start with {prefixes}). The file is incomplete or damaged; '
             f'download it again.')
-
-
-def convert_source(layout: str,
-                   state: dict,
-                   config=None,
-                   arch_config: Optional[str] = None,
-                   vision_heads: Optional[int] = None,
-                   src: str = 'the checkpoint'):
-    """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
-    this package's keys (sorted) and its architecture: the tensor shapes
-    and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
-    head count recorded nowhere is left to the model config)."""
-    check_entries(state, src)
-    if layout == 'nvlabs':
-        state = convert_nvlabs(state)
-    elif layout == 'hf':
-        state = convert_hf(state, src)
-    _check_parts(layout, state, src)
     declared = _declared(layout, config, arch_config, src)
     try:
         inferred = infer_arch(state)
@@ -276,25 +272,6 @@ def expected_state(arch: dict) -> dict:
     return own
 
 
-def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` that sets ``arch`` (passed
-    by :func:`check_arch`: plain values only)."""
-    parts = ',\n'.join(f'    {part}=dict(\n' +
-                       ',\n'.join(f'        {k}={v!r}'
-                                  for k, v in arch[part].items()) + ')'
-                       for part in PARTS)
-    text = ('# Written by tools/convert_weights.py: the architecture of a '
-            'non-default\n# GroupViT checkpoint.\n'
-            f'_base_ = [{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
-            f'{parts})\n')
-    try:
-        with open(path, 'w') as f:
-            f.write(text)
-    except OSError as e:
-        raise CheckpointError(
-            f'cannot write {path}: {e.strerror or e}.') from None
-
-
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
@@ -355,7 +332,20 @@ def convert_checkpoint(src: str,
     config_path = None
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
-        write_arch_config(config_path, arch, base_config)
+        parts = ',\n'.join(f'    {part}=dict(\n' +
+                           ',\n'.join(f'        {k}={v!r}'
+                                      for k, v in arch[part].items()) + ')'
+                           for part in PARTS)  # plain values: check_arch
+        try:
+            with open(config_path, 'w') as f:
+                f.write('# Written by tools/convert_weights.py: the '
+                        'architecture of a non-default\n# GroupViT '
+                        f'checkpoint.\n_base_ = '
+                        f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
+                        f'{parts})\n')
+        except OSError as e:
+            raise CheckpointError(
+                f'cannot write {config_path}: {e.strerror or e}.') from None
     return dict(
         layout=layout,
         arch=arch,

@@ -190,7 +190,14 @@ def download_hub(source: str) -> str:
     path = get(local_only=True)
     if path is not None:
         return path
-    offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
+    offline = constants.is_offline_mode()
+    if not (offline or urllib.request.getproxies().get('https')):
+        parts = urllib.parse.urlsplit(constants.ENDPOINT)
+        try:  # does the hub answer in 3 s?
+            socket.create_connection((parts.hostname, parts.port or 443),
+                                     timeout=3).close()
+        except OSError:
+            offline = True
     path = None if offline else get(local_only=False)
     if path is not None:
         return path
@@ -200,16 +207,3 @@ def download_hub(source: str) -> str:
     raise CheckpointError(f'cannot get {source}: {kind} '
                           f'({type(error).__name__}: {first_line(error)}). ' +
                           hand)
-
-
-def _reachable(endpoint: str) -> bool:
-    """Whether the hub answers a TCP connection in 3 s (or a proxy is set)."""
-    if urllib.request.getproxies().get('https'):
-        return True
-    parts = urllib.parse.urlsplit(endpoint)
-    try:
-        socket.create_connection((parts.hostname, parts.port or 443),
-                                 timeout=3).close()
-    except OSError:
-        return False
-    return True
