@@ -341,6 +341,7 @@ def _weight(value) -> int:
 
 
 class _Tuple(tuple):
+    """A tuple in the file, with its :func:`_weight`."""
 
     def __new__(cls, items):
         self = super().__new__(cls, items)
