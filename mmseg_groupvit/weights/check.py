@@ -39,10 +39,9 @@ def _listed(keys: List[str], limit: int = 5) -> str:
     return f'{keys[:limit]}{" ..." * (len(keys) > limit)}'
 
 
-def _kind(dtype: torch.dtype) -> str:
-    if dtype.is_floating_point:
-        return 'floating-point'
-    return 'boolean' if dtype == torch.bool else 'integer'
+def _kind(dtype: torch.dtype) -> tuple:
+    """Floating-point, boolean or integer."""
+    return dtype.is_floating_point, dtype == torch.bool
 
 
 def check_entries(state: dict, source: str) -> None:
