@@ -1,11 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Published GroupViT checkpoints: fetched, read safely, converted to this
-package's keys, checked against the model.
-
-Every checkpoint file becomes objects through :func:`.safe_load.read_file`.
-Importing the package registers its loaders with mmengine
-(:mod:`.checkpoint_loader`).
-"""
+"""Published GroupViT checkpoints: fetched, read safely (only through
+:func:`.safe_load.read_file`), converted to this package's keys, checked
+against the model. Importing it registers mmengine's loader."""
 from .arch import infer_arch
 from .check import check_state_dict
 from .checkpoint_loader import fetch, resolve_load_from

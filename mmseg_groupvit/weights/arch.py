@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The architecture of a GroupViT checkpoint (its encoders' constructor
-arguments) from its tensor shapes or its config, and each field's rule."""
+"""A GroupViT checkpoint's architecture (the encoders' constructor
+arguments) from its tensor shapes or config, and each field's rule."""
 import inspect
 import math
 import re
@@ -14,7 +14,6 @@ from groupvit_common.checks import is_int
 from groupvit_common.errors import CheckpointError, shown
 
 PARTS = ('image_encoder', 'text_encoder')
-_CLASSES = dict(image_encoder='GroupViT', text_encoder='GroupViTTextEncoder')
 _COMMON = ('hidden_size', 'intermediate_size', 'num_attention_heads',
            'hidden_act', 'layer_norm_eps', 'dropout', 'attention_dropout',
            'projection_dim', 'projection_intermediate_dim')
@@ -53,10 +52,9 @@ _RULES = dict(
 
 
 def check_arch(arch, source: str) -> None:
-    """Raise :class:`CheckpointError` naming ``source`` and what of ``arch``
-    (``{part: {field: value}}``, maybe read from a file) no model can be
-    built with: another structure, an unknown part or field, a value of the
-    wrong type or range, a head count not dividing ``hidden_size``."""
+    """Raise :class:`CheckpointError` naming ``source`` for what of ``arch``
+    (``{part: {field: value}}``, maybe from a file) no model can be built
+    with."""
     from ..models.layers.fast_linear import ACTIVATIONS
     if not isinstance(arch, dict):
         raise CheckpointError(
@@ -96,8 +94,8 @@ def check_arch(arch, source: str) -> None:
 
 
 def _plain(value, name: str):
-    """A sequence (e.g. a trusted file's ``ListConfig``) as a list, a
-    number, string or None as it is; else ``TypeError`` (e.g. a tensor)."""
+    """A sequence (a trusted file's ``ListConfig``) as a list; a number,
+    string or None as it is; else ``TypeError``."""
     if value is None or isinstance(value, (str, Real)):
         return value
     if isinstance(value, Sequence):
@@ -110,7 +108,7 @@ def released_arch() -> dict:
     """The constructors' defaults, which are the released models'."""
     from mmseg.registry import MODELS
     arch = {}
-    for part, name in _CLASSES.items():
+    for part, name in zip(PARTS, ('GroupViT', 'GroupViTTextEncoder')):
         params = inspect.signature(MODELS.get(name)).parameters
         arch[part] = {k: params[k].default for k in FIELDS[part]}
     return canonical(arch)
@@ -118,7 +116,7 @@ def released_arch() -> dict:
 
 def canonical(arch: dict, fill: Optional[dict] = None) -> dict:
     """``arch`` (plus the fields of ``fill`` it lacks) in one form: lists,
-    ``num_output_groups`` cut to the stages that group, sorted fields."""
+    ``num_output_groups`` cut to the grouping stages, sorted fields."""
     out = {}
     for part in sorted(arch):
         values = dict((fill or {}).get(part, {}), **arch[part])
@@ -138,9 +136,8 @@ def arch_diff(expected: dict,
               ignore=(),
               says=('expected', 'got')) -> List[str]:
     """``"part.field: expected X, got Y"`` (``says``: the two words) for
-    the fields both dicts set differently (in :func:`canonical` form, each
-    side filled with the other's fields, so that ``num_output_groups`` is
-    cut to the same grouping stages)."""
+    the fields both set differently, each side :func:`canonical` filled
+    with the other's fields."""
     lines = []
     for part in sorted(set(expected) | set(actual)):
         one, other = expected.get(part, {}), actual.get(part, {})
@@ -159,14 +156,9 @@ def _count(state: Dict[str, torch.Tensor], pattern: str) -> int:
     return len({m.group(1) for k in state for m in [regex.match(k)] if m})
 
 
-def _ratio(value: int, base: int):
-    ratio = value / base
-    return int(ratio) if ratio == int(ratio) else ratio
-
-
 def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
-    """The fields the tensor shapes of a state dict in this package's keys
-    tell (not the head counts); ``KeyError`` for a missing tensor."""
+    """The fields (not the head counts) the tensor shapes of a state dict
+    in this package's keys tell; ``KeyError`` for a missing tensor."""
     arch = {}
     img, txt = ({
         k[len(part) + 1:]: v.shape
@@ -194,9 +186,12 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
             patch_size=patch,
             num_channels=img['patch_embed.proj.weight'][1])
         if hidden and 'stages.0.grouping.mlp_inter.fc1.weight' in img:
+            ratios = [
+                img[f'stages.0.grouping.mlp_{name}.fc1.weight'][0] / hidden
+                for name in ('inter', 'channels')
+            ]
             arch['image_encoder']['assign_mlp_ratio'] = [
-                _ratio(img[f'stages.0.grouping.mlp_{name}.fc1.weight'][0],
-                       hidden) for name in ('inter', 'channels')
+                int(r) if r == int(r) else r for r in ratios
             ]
         if 'projector.linear1.weight' in img:
             arch['image_encoder'].update(

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Strict comparison of a checkpoint with its model (mmengine loads
-non-strictly and only logs mismatches): called once per load."""
+"""Strict comparison of a checkpoint with its model, once per load
+(mmengine only logs mismatches)."""
 import weakref
 from typing import Dict, List, Optional, Tuple
 
@@ -10,13 +10,11 @@ from torch import nn
 from groupvit_common.errors import CheckpointError, shown
 from .arch import PARTS, arch_diff, infer_arch
 
-#: Training-only tensors (the multi-label loss's temperature): ignored by a
-#: model without them, kept at their initial value when a checkpoint lacks
-#: them.
+#: Training-only tensors (the multi-label temperature): ignored by a model
+#: without them, kept at their initial value when a checkpoint lacks them.
 TRAINING_KEYS = ('multi_label_logit_scale', )
 
-# id -> weak reference of the tensors check_state_dict passed last.
-_PASSED = {}
+_PASSED = {}  # id -> weak reference of the tensors passed last
 
 _FIX = ('Use the config written next to the converted checkpoint '
         '(tools/convert_weights.py writes DST.py for non-default '
@@ -30,8 +28,7 @@ def passed(state: Dict[str, torch.Tensor]) -> bool:
 
 
 def compare_state_dicts(own: Dict, state: Dict) -> Tuple[List[str], ...]:
-    """Keys missing from ``state``, keys it has in excess, and keys whose
-    shapes differ, each sorted."""
+    """Sorted keys missing from ``state``, in excess, and reshaped."""
     return (sorted(set(own) - set(state)), sorted(set(state) - set(own)),
             sorted(
                 k for k in set(own) & set(state)
@@ -42,10 +39,9 @@ def _listed(keys: List[str], limit: int = 5) -> str:
     return f'{keys[:limit]}{" ..." * (len(keys) > limit)}'
 
 
-def _kind(dtype: torch.dtype) -> str:
-    if dtype.is_floating_point:
-        return 'floating-point'
-    return 'boolean' if dtype == torch.bool else 'integer'
+def _kind(dtype: torch.dtype) -> tuple:
+    """Floating-point, boolean or integer."""
+    return dtype.is_floating_point, dtype == torch.bool
 
 
 def check_entries(state: dict, source: str) -> None:
@@ -66,10 +62,9 @@ def check_entries(state: dict, source: str) -> None:
 def check_values(state: Dict[str, torch.Tensor],
                  source: str,
                  own: Optional[Dict[str, torch.Tensor]] = None) -> None:
-    """Raise :class:`CheckpointError` for values no model can use: what
-    :func:`check_entries` refuses, a dtype kind (float, int, bool) other
-    than the model's (``own``), NaN or Inf in the model's dtype (float32
-    for float64 without a model), negative BatchNorm variances."""
+    """Refuse what :func:`check_entries` refuses, a dtype kind other than
+    the model's (``own``), NaN or Inf in the model's dtype (float32 for
+    float64 without one), negative BatchNorm variances."""
     check_entries(state, source)
     own = own or {}
     kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
@@ -127,9 +122,8 @@ def check_state_dict(model,
                      against: str = 'the config',
                      fix: str = _FIX) -> None:
     """Refuse a ``state`` without exactly the keys and shapes of ``model``
-    (a module or its state dict) or with values :func:`check_values`
-    refuses, naming the differing architecture fields and keys, then
-    ``fix``; :data:`TRAINING_KEYS` are taken as the model has them."""
+    (a module or its state dict; :data:`TRAINING_KEYS` as it has them) or
+    with values :func:`check_values` refuses."""
     own = model.state_dict() if isinstance(model, nn.Module) else model
     state = {
         k: v

@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's loaders of paths, URLs and ``hf://`` ids (registered on
-import), the download cache (:func:`fetch`) and the checkpoint's
-architecture applied to the model config (:func:`resolve_load_from`)."""
+"""mmengine's loader of paths, URLs and ``hf://`` ids, the download cache
+(:func:`fetch`) and the checkpoint's architecture set in the model config
+(:func:`resolve_load_from`)."""
 import hashlib
 import os
 import os.path as osp
@@ -28,8 +28,8 @@ class WrongHash(CheckpointError):
     """A file whose SHA-256 is not the one its name promises."""
 
 
-# The checkpoint last read (to learn its architecture), for the model's
-# load of the same unchanged file: (real path, mtime, size) -> checkpoint.
+# The checkpoint last read (for its architecture), for the model's load of
+# the same unchanged file: (real path, mtime, size) -> checkpoint.
 _READ_AHEAD: Dict[Tuple, dict] = {}
 
 
@@ -49,9 +49,8 @@ def _keep(path: str, checkpoint) -> None:
 @CheckpointLoader.register_scheme(
     prefixes=('', HUB_PREFIX) + URL_PREFIXES, force=True)
 def load_checkpoint(filename: str, map_location=None, model_dir=None):
-    """mmengine's loader of a local file or transformers folder, a URL or a
-    hub id (fetched): read safely, a published one converted (tensors on
-    CPU)."""
+    """mmengine's loader of a file, transformers folder, URL or hub id:
+    read safely, a published one converted (tensors on CPU)."""
     filename = fetch(filename) if is_remote(filename) else osp.expanduser(
         filename)
     ahead = _READ_AHEAD.pop(_file_key(filename), None)
@@ -62,8 +61,7 @@ def load_checkpoint(filename: str, map_location=None, model_dir=None):
 
 
 def cache_entry(source: str) -> str:
-    """The cache file of a URL or hub id in ``$TORCH_HOME/hub/checkpoints/
-    groupvit``: its name and a hash of the whole source."""
+    """The cache file of a URL or hub id: its name and a hash of it."""
     name = source.split('?')[0].rstrip('/').rsplit('/', 1)[-1]
     name = re.sub(r'[^\w.-]', '_', osp.splitext(name)[0])[-80:].lstrip('.')
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -73,12 +71,7 @@ def cache_entry(source: str) -> str:
 
 def fetch(source: str) -> str:
     """The cache file of a URL or hub id, made once (by local rank 0 in a
-    distributed run, as mmengine's ``load_from_http``).
-
-    Raises:
-        CheckpointError: A failed download, a SHA-256 other than the one
-            the name promises, or not a checkpoint.
-    """
+    distributed run, as mmengine's ``load_from_http``)."""
     entry = cache_entry(source)
     rank, world_size = get_dist_info()
     local_rank = int(os.environ.get('LOCAL_RANK', rank))
@@ -118,8 +111,8 @@ def _fetch_once(source: str, entry: str) -> None:
 
 def _adopt(source: str, path: str, entry: str) -> None:
     """Read ``path`` once, its SHA-256 checked against the name of
-    ``source`` before it is parsed (after, for ``entry`` converted from
-    ``source`` already); write it converted to ``entry``."""
+    ``source`` before it is parsed (after, for an ``entry`` converted
+    already); write it converted to ``entry``."""
     prefix = source.startswith(URL_PREFIXES) and expected_hash(source) or ''
     unverified = []
 
@@ -157,7 +150,7 @@ def _adopt(source: str, path: str, entry: str) -> None:
 def checkpoint_arch(checkpoint,
                     source: str = 'the checkpoint') -> Optional[dict]:
     """The architecture ``source`` records, else its tensor shapes tell,
-    passed by :func:`check_arch`; None for one that holds no GroupViT."""
+    passed by :func:`check_arch`; None without a GroupViT."""
     if not isinstance(checkpoint, dict):
         return None
     arch = recorded_arch(checkpoint.get('meta'), source)
@@ -174,8 +167,7 @@ def checkpoint_arch(checkpoint,
 
 
 def _groupvit_models(model_cfg) -> list:
-    """The GroupViT configs in ``model_cfg`` (a TTA wrapper holds one under
-    ``module``)."""
+    """The GroupViT configs in ``model_cfg`` (a TTA wrapper's ``module``)."""
     found = []
     while isinstance(model_cfg, dict):
         if all(isinstance(model_cfg.get(p), dict) for p in PARTS):
@@ -187,8 +179,8 @@ def _groupvit_models(model_cfg) -> list:
 def merge_arch(model_cfg: dict,
                arch: dict,
                source: str = 'the checkpoint') -> List[str]:
-    """Fill ``model_cfg``'s (in place) encoder fields with ``arch``;
-    :class:`CheckpointError` naming each field the config sets otherwise.
+    """Fill ``model_cfg``'s encoder fields with ``arch`` (in place),
+    refusing fields the config sets otherwise.
 
     Returns:
         list[str]: ``part.field`` of the fields set.
@@ -219,18 +211,13 @@ def merge_arch(model_cfg: dict,
 
 
 def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
-    """Make ``cfg`` (in place) ready to load ``checkpoint`` (a path,
-    transformers folder, URL or hub id; else ``cfg.load_from``): fetched if
-    remote, its architecture (if it holds a GroupViT) set in the model
-    config, logging the fields that differ from the defaults and a head
-    count left to the config; ``cfg.load_from`` the local file.
+    """Make ``cfg`` ready to load ``checkpoint`` (a path, transformers
+    folder, URL or hub id; else ``cfg.load_from``), in place: fetched if
+    remote, its architecture set in the model config and logged where it
+    differs from the defaults, ``cfg.load_from`` the local file.
 
     Returns:
         str: The local file.
-
-    Raises:
-        CheckpointError: No checkpoint named, a missing file, a failed
-            download or a config that contradicts the checkpoint.
     """
     source = checkpoint or cfg.get('load_from')
     if not source:

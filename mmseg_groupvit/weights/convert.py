@@ -1,11 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Key tables from the NVlabs and transformers GroupViT layouts to this
-package's (``image_encoder.*``, ``text_encoder.*``, ``decode_head.*``).
-
-The NVlabs -> transformers rules were read from transformers 4.37.2's
-``convert_groupvit_nvlab_to_hf.py``; here both map onto our layout, which
-keeps the original's fused ``qkv`` projections (transformers splits them).
-"""
+package's, which keeps the original's fused ``qkv`` projections (rules read
+from transformers 4.37.2's ``convert_groupvit_nvlab_to_hf.py``)."""
 import re
 from typing import Dict, List, Tuple
 
@@ -24,8 +20,8 @@ _TEXT_BLOCK = r'text_encoder.blocks.\1.'
 
 def _projector_rules(source: str, parts: Tuple[str, str, str],
                      tower: str) -> List[Tuple[str, str]]:
-    """Rules for one projection head, whose source keys ``<source>.<part>.``
-    name its hidden linear layer, batch norm and output linear layer."""
+    """Rules for a projection head: ``<source>.<part>.`` of its hidden
+    linear layer, batch norm and output linear layer."""
     return [(rf'^{source}\.{part}\.', f'{tower}_encoder.projector.{ours}.')
             for part, ours in zip(parts, ('linear1', 'bn', 'linear2'))]
 
@@ -51,8 +47,7 @@ NVLABS_RULES: List[Tuple[str, str]] = [
     (r'^text_encoder\.ln_final\.', 'text_encoder.final_norm.'),
     (r'^text_encoder\.', 'text_encoder.'),
     (r'^logit_scale$', 'decode_head.logit_scale'),
-    # Training only (the multi-label loss's temperature): kept so that
-    # pretraining can continue from the checkpoint; see check.TRAINING_KEYS.
+    # Training only, kept so that pretraining can go on (check.TRAINING_KEYS)
     (r'^multi_label_logit_scale$', 'multi_label_logit_scale'),
 ]
 # yapf: enable
@@ -121,10 +116,8 @@ def _apply_rules(state: Dict[str, torch.Tensor], rules, dropped,
 
 
 def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Convert the ``model`` state dict of an NVlabs checkpoint.
-
-    1x1 ``Conv1d`` projector kernels ``[out, in, 1]`` become linear weights.
-    """
+    """Convert the ``model`` state dict of an NVlabs checkpoint (1x1
+    ``Conv1d`` projector kernels become linear weights)."""
     state = {
         k[len('module.'):] if k.startswith('module.') else k: v
         for k, v in state.items()

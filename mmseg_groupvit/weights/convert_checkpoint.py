@@ -36,9 +36,9 @@ def weights_file(path: str) -> str:
 
 
 def _published(checkpoint, path: str):
-    """``(layout, state, config)`` of a published checkpoint read from
-    ``path``: ``'nvlabs'`` and its config, or ``'hf'`` and the
-    ``config.json`` beside it; else None."""
+    """``(layout, state, config)`` of an NVlabs or transformers checkpoint
+    read from ``path`` (config: its own, or the ``config.json`` beside it);
+    else None."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
@@ -58,9 +58,8 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
     converted checkpoint (fully unpickled with ``trust_pickle``).
 
     Returns:
-        tuple: ``(layout, state_dict, config)``: ``layout`` ``'nvlabs'``,
-        ``'hf'`` or ``'mmseg'``; ``config`` the NVlabs config,
-        ``config.json`` or the converted meta (or None).
+        tuple: ``(layout, state_dict, config)``: ``'nvlabs'``, ``'hf'`` or
+        ``'mmseg'``; the config, ``config.json`` or meta (or None).
     """
     path = weights_file(path)
     if trust_pickle:
@@ -93,8 +92,7 @@ def load_source_checkpoint(path: str, trust_pickle: bool = False):
 
 
 def read_config_json(path: str) -> dict:
-    """A JSON file holding one object (``config.json``,
-    ``--arch-config``); else :class:`CheckpointError`."""
+    """A JSON file holding one object; else :class:`CheckpointError`."""
     try:
         config = read_json(path, what='JSON file')
     except DataFileError as e:
@@ -108,8 +106,8 @@ def read_config_json(path: str) -> dict:
 
 def _declared(layout: str, config, arch_config: Optional[str],
               src: str) -> dict:
-    """The fields ``--arch-config`` declares, else the checkpoint's own
-    config or converted meta, passed by :func:`check_arch`."""
+    """The fields ``--arch-config``, else the checkpoint's config or meta
+    declares, passed by :func:`check_arch`."""
     if arch_config is None and layout == 'mmseg':
         return recorded_arch(config, src) or {}
     where = arch_config or f'the config in {src}'
@@ -142,9 +140,8 @@ def _declared(layout: str, config, arch_config: Optional[str],
 
 
 def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
-    """``meta['groupvit_arch']`` (of ``source``) passed by
-    :func:`check_arch`, less the fields listed as assumed; None without
-    it."""
+    """``meta['groupvit_arch']`` passed by :func:`check_arch`, less the
+    fields listed as assumed; None without it."""
     arch = meta.get('groupvit_arch') if isinstance(meta, dict) else None
     if arch is None:
         return None
@@ -164,9 +161,22 @@ def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
     }
 
 
-def _check_parts(layout: str, state: dict, src: str) -> None:
-    """Refuse another mmseg model's checkpoint, or one without an
-    encoder."""
+def convert_source(layout: str,
+                   state: dict,
+                   config=None,
+                   arch_config: Optional[str] = None,
+                   vision_heads: Optional[int] = None,
+                   src: str = 'the checkpoint'):
+    """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
+    this package's keys (sorted) and its architecture: the tensor shapes
+    and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
+    head count recorded nowhere is left to the model config)."""
+    check_entries(state, src)
+    if layout == 'nvlabs':
+        state = convert_nvlabs(state)
+    elif layout == 'hf':
+        state = convert_hf(state, src)
+    # Another mmseg model's checkpoint, or one without an encoder:
     prefixes = sorted({k.split('.')[0] for k in state if '.' in k})
     if layout == 'mmseg' and set(prefixes) - set(PARTS + ('decode_head', )):
         raise CheckpointError(
@@ -184,25 +194,6 @@ def _check_parts(layout: str, state: dict, src: str) -> None:
             f'{" and no ".join(p + ".*" for p in missing)} tensors (its keys '
             f'start with {prefixes}). The file is incomplete or damaged; '
             f'download it again.')
-
-
-def convert_source(layout: str,
-                   state: dict,
-                   config=None,
-                   arch_config: Optional[str] = None,
-                   vision_heads: Optional[int] = None,
-                   src: str = 'the checkpoint'):
-    """A state dict of ``layout`` (see :func:`load_source_checkpoint`) in
-    this package's keys (sorted) and its architecture: the tensor shapes
-    and what ``config``, ``arch_config`` or ``vision_heads`` declare (a
-    head count recorded nowhere is left to the model config); else
-    :class:`CheckpointError`. Whoever applies the fields checks them."""
-    check_entries(state, src)
-    if layout == 'nvlabs':
-        state = convert_nvlabs(state)
-    elif layout == 'hf':
-        state = convert_hf(state, src)
-    _check_parts(layout, state, src)
     declared = _declared(layout, config, arch_config, src)
     try:
         inferred = infer_arch(state)
@@ -230,9 +221,8 @@ def convert_source(layout: str,
 
 
 def to_mmseg_checkpoint(checkpoint, path: str):
-    """A published checkpoint read from ``path`` as ``{'state_dict',
-    'meta': {'groupvit_arch', 'dataset_meta'}}``; anything else unchanged.
-    """
+    """A published checkpoint read from ``path`` converted, anything else
+    unchanged."""
     parts = _published(checkpoint, path)
     if parts is None:
         return checkpoint
@@ -243,7 +233,7 @@ def to_mmseg_checkpoint(checkpoint, path: str):
 
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
-    """``torch.save`` to ``dst`` atomically (a temporary file renamed)."""
+    """``torch.save`` to ``dst`` atomically."""
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
@@ -282,46 +272,24 @@ def expected_state(arch: dict) -> dict:
     return own
 
 
-def write_arch_config(path: str, arch: dict, base_config: str) -> None:
-    """Write a config inheriting ``base_config`` (absolute path) that sets
-    ``arch`` (passed by :func:`check_arch`: plain values only)."""
-    parts = ',\n'.join(f'    {part}=dict(\n' +
-                       ',\n'.join(f'        {k}={v!r}'
-                                  for k, v in arch[part].items()) + ')'
-                       for part in PARTS)
-    text = ('# Written by tools/convert_weights.py: the architecture of a '
-            'non-default\n# GroupViT checkpoint.\n'
-            f'_base_ = [{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
-            f'{parts})\n')
-    try:
-        with open(path, 'w') as f:
-            f.write(text)
-    except OSError as e:
-        raise CheckpointError(
-            f'cannot write {path}: {e.strerror or e}.') from None
-
-
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
                        vision_heads: Optional[int] = None,
                        base_config: str = DEFAULT_BASE_CONFIG,
                        trust_pickle: bool = False) -> dict:
-    """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to a
-    checkpoint at ``dst`` checked against the model of its architecture
-    (``arch_config``: a ``config.json`` or NVlabs config when ``src``
-    carries none; ``vision_heads``; ``trust_pickle``: unpickle ``src``
-    fully), and write ``DST.py`` inheriting ``base_config`` for a
-    non-default one. The file depends only on the weights and architecture
-    (sorted keys, one storage per tensor).
+    """Convert ``src`` (NVlabs ``.pth``, transformers folder or file) to
+    ``dst``, checked against the model of its architecture, and write
+    ``DST.py`` inheriting ``base_config`` for a non-default one.
+
+    Args:
+        arch_config (str, optional): A ``config.json`` or NVlabs config for
+            a ``src`` that carries none.
+        trust_pickle (bool): Unpickle ``src`` fully.
 
     Returns:
-        dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the path of
-        the written config or None) and ``assumed`` (fields guessed).
-
-    Raises:
-        CheckpointError: An unreadable, incomplete or damaged source, a
-            refused architecture, or a ``dst`` that cannot be written.
+        dict: ``layout``, ``arch``, ``num_tensors``, ``config`` (the
+        written config or None) and ``assumed`` (fields guessed).
     """
     if dst.endswith('.py'):
         raise CheckpointError(
@@ -364,7 +332,20 @@ def convert_checkpoint(src: str,
     config_path = None
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
-        write_arch_config(config_path, arch, base_config)
+        parts = ',\n'.join(f'    {part}=dict(\n' +
+                           ',\n'.join(f'        {k}={v!r}'
+                                      for k, v in arch[part].items()) + ')'
+                           for part in PARTS)  # plain values: check_arch
+        try:
+            with open(config_path, 'w') as f:
+                f.write('# Written by tools/convert_weights.py: the '
+                        'architecture of a non-default\n# GroupViT '
+                        f'checkpoint.\n_base_ = '
+                        f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
+                        f'{parts})\n')
+        except OSError as e:
+            raise CheckpointError(
+                f'cannot write {config_path}: {e.strerror or e}.') from None
     return dict(
         layout=layout,
         arch=arch,

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """A published checkpoint's bytes: a URL streamed to a file, an
-``hf://owner/name[@revision]`` fetched into the Hugging Face hub cache
-(optional ``huggingface_hub``). Nothing here reads a checkpoint."""
+``hf://owner/name[@revision]`` fetched into the Hugging Face hub cache."""
 import http.client
 import os
 import os.path as osp
@@ -21,29 +20,26 @@ URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
 # torch.hub's rule, searched in the file name of the URL's path.
 HASH_REGEX = re.compile(r'-([a-f0-9]*)\.')
-#: The largest body taken, and the seconds after which a transfer under
-#: MIN_RATE bytes/s is given up (curl's ``--speed-limit 1024 --speed-time
-#: 60``); the environment may set them.
+#: The largest body, and the seconds under MIN_RATE bytes/s after which a
+#: transfer is given up (as curl's ``--speed-limit 1024 --speed-time 60``).
 LIMITS = dict(
     GROUPVIT_DOWNLOAD_MAX_BYTES=2 << 30, GROUPVIT_DOWNLOAD_STALL_SECONDS=60)
 MIN_RATE = 1024
 
 
 def is_remote(source) -> bool:
-    """Whether ``source`` is a URL or a hub id rather than a local path."""
+    """Whether ``source`` is a URL or a hub id."""
     return isinstance(source, str) and source.startswith(URL_PREFIXES +
                                                          (HUB_PREFIX, ))
 
 
 def expected_hash(url: str) -> Optional[str]:
-    """The SHA-256 prefix in a release-style name, as torch.hub reads it;
-    None or '' for none."""
+    """The SHA-256 prefix in a name, as torch.hub reads it (None or '')."""
     match = HASH_REGEX.search(osp.basename(urllib.parse.urlsplit(url).path))
     return match.group(1) if match else None
 
 
 def by_hand(url: str, dst: str) -> str:
-    """How to place a download by hand."""
     return (f'To place it by hand, download it where you have access, '
             f'e.g. `curl -L -o {dst} {url}`, or pass a local file.')
 
@@ -51,18 +47,12 @@ def by_hand(url: str, dst: str) -> str:
 def download_url(url: str, entry: str) -> str:
     """Stream ``url`` into a temporary file beside the cache file
     ``entry`` (returned, for the caller to check and delete); nothing is
-    left on failure.
-
-    Raises:
-        CheckpointError: Offline, an HTTP error, a cut, encoded, too large
-            or stalled transfer, or Ctrl-C.
-    """
+    left on failure."""
     request = urllib.request.Request(
         url, headers={'Accept-Encoding': 'identity'})
     length = None
     os.makedirs(osp.dirname(entry), exist_ok=True)
-    # Nothing between the file's creation and the try (a Ctrl-C there
-    # would leave it).
+    # Nothing between the file's creation and the try (Ctrl-C would leave it)
     f = tempfile.NamedTemporaryFile(
         dir=osp.dirname(entry),
         prefix=osp.basename(entry) + '.',
@@ -98,8 +88,7 @@ def download_url(url: str, entry: str) -> str:
 
 
 def _failure(url: str, entry: str, e: BaseException) -> str:
-    """Why a download failed (``e``: a refusal, Ctrl-C, a network or HTTP
-    error), that nothing was kept, and the fix."""
+    """Why a download failed, that nothing was kept, and the fix."""
     kept = f'nothing was kept in {osp.dirname(entry)}.'
     if isinstance(e, _Refused):
         return f'the download of {url} {e}; {kept} ' + by_hand(url, entry)
@@ -119,11 +108,10 @@ def _failure(url: str, entry: str, e: BaseException) -> str:
 
 
 class _Refused(Exception):
-    """A transfer given up: too large or too slow."""
+    """A transfer given up (too large or too slow)."""
 
 
 def _limit(name: str) -> int:
-    """The limit ``name`` of :data:`LIMITS`, from the environment."""
     value = os.environ.get(name, str(LIMITS[name]))
     if not value.isdigit() or int(value) < 1:
         raise CheckpointError(f'{name}={value!r}: give a whole number above 0 '
@@ -132,8 +120,8 @@ def _limit(name: str) -> int:
 
 
 def _copy_body(response, f, max_bytes: int, stall: int) -> None:
-    """Copy ``response``'s body to ``f``: at most ``max_bytes``, at least
-    :data:`MIN_RATE` bytes/s over every ``stall`` seconds."""
+    """Copy at most ``max_bytes``, at least :data:`MIN_RATE` bytes/s over
+    every ``stall`` seconds."""
     announced = response.headers.get('Content-Length', '')
     if announced.isdigit() and int(announced) > max_bytes:
         raise _Refused(f'was refused: the server announces {announced} '
@@ -163,9 +151,8 @@ def _copy_body(response, f, max_bytes: int, stall: int) -> None:
 
 
 def download_hub(source: str) -> str:
-    """The weights file (``config.json`` beside it) of
-    ``hf://owner/name[@revision]`` in the hub cache, fetched unless there;
-    offline, refused at once with the command that fills the cache."""
+    """The weights file (``config.json`` beside it) of a hub id in the hub
+    cache, fetched unless there (offline: refused at once)."""
     repo_id, _, revision = source[len(HUB_PREFIX):].strip('/').partition('@')
     if repo_id.count('/') != 1 or not all(repo_id.split('/')):
         raise CheckpointError(
@@ -203,7 +190,14 @@ def download_hub(source: str) -> str:
     path = get(local_only=True)
     if path is not None:
         return path
-    offline = constants.is_offline_mode() or not _reachable(constants.ENDPOINT)
+    offline = constants.is_offline_mode()
+    if not (offline or urllib.request.getproxies().get('https')):
+        parts = urllib.parse.urlsplit(constants.ENDPOINT)
+        try:  # does the hub answer in 3 s?
+            socket.create_connection((parts.hostname, parts.port or 443),
+                                     timeout=3).close()
+        except OSError:
+            offline = True
     path = None if offline else get(local_only=False)
     if path is not None:
         return path
@@ -213,17 +207,3 @@ def download_hub(source: str) -> str:
     raise CheckpointError(f'cannot get {source}: {kind} '
                           f'({type(error).__name__}: {first_line(error)}). ' +
                           hand)
-
-
-def _reachable(endpoint: str) -> bool:
-    """Whether the hub answers a TCP connection in 3 s (assumed through a
-    proxy)."""
-    if urllib.request.getproxies().get('https'):
-        return True
-    parts = urllib.parse.urlsplit(endpoint)
-    try:
-        socket.create_connection((parts.hostname, parts.port or 443),
-                                 timeout=3).close()
-    except OSError:
-        return False
-    return True

@@ -1,13 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The one entry through which a checkpoint file becomes objects
-(:func:`read_file`), and the only place the per-file trust is honoured.
-
-The bytes are read once and hashed; a torch zip file's records and pickle
-opcodes are checked (only the globals a checkpoint needs), then
-``torch.load(weights_only=True)`` runs with inert stand-ins (OmegaConf,
-numpy, ``HistoryBuffer``) allowed for that call only; one walk makes them
-real and bounds nesting and the bytes tensors claim. See docs/weights.md.
-"""
+(:func:`read_file`) and the only place per-file trust is honoured; see
+docs/weights.md."""
 import ast
 import hashlib
 import io
@@ -55,8 +49,7 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
 
 
 class Refused(Exception):
-    """A class or function the stand-ins do not rebuild (not an
-    ``UnpicklingError``, which ``torch.load`` rewrites)."""
+    """What the stand-ins do not rebuild (torch rewrites UnpicklingError)."""
 
 
 class ConfigNode:
@@ -95,7 +88,7 @@ class Dtype:
 
 
 class Array:
-    """``np.ndarray``: :meth:`__setstate__` builds it from its bytes."""
+    """``np.ndarray``, built from its bytes."""
 
     array = None  # until __setstate__ runs
 
@@ -117,8 +110,7 @@ class Array:
 
 
 class Buffer(ConfigNode):
-    """mmengine's ``HistoryBuffer``: its values and counts, nothing else
-    (the pickled ``statistics_methods`` are dropped)."""
+    """mmengine's ``HistoryBuffer``: values and counts only."""
 
 
 def _reconstruct(subtype, shape, dtype_char):
@@ -144,8 +136,8 @@ def _statistic(obj, name):
 
 
 def _list(items=()) -> list:
-    """``list`` of a list or tuple: ``list(tensor)`` would make a tensor of
-    each element (gigabytes from a stride-0 tensor of a few bytes)."""
+    """``list`` of a list or tuple (``list(tensor)`` could make gigabytes
+    from a stride-0 tensor)."""
     if not isinstance(items, (list, tuple)):
         raise Refused(f'builtins.list of a {type(items).__name__}')
     return list(items)
@@ -159,13 +151,11 @@ def _dict(items=()) -> dict:
 
 
 def _defaultdict(factory=None) -> defaultdict:
-    """``defaultdict`` without items (pickles set them one by one)."""
-    return defaultdict(factory)
+    return defaultdict(factory)  # pickles set the items one by one
 
 
 def _empty_bytes(*args) -> bytes:
-    """``bytes()`` (protocol 2's empty byte string); ``bytes(n)`` would
-    let a file allocate n bytes."""
+    """``bytes()`` (protocol 2); ``bytes(n)`` would allocate n bytes."""
     if args:
         raise Refused(f'builtins.bytes with arguments ({len(args)} given)')
     return b''
@@ -193,9 +183,8 @@ _REAL_NAMES = dict(Buffer='HistoryBuffer', Array='ndarray', Dtype='dtype')
 
 
 def real(obj, restore):
-    """The real object of a :data:`STAND_INS` instance: a numpy array or
-    dtype, plain dicts and lists (OmegaConf) or a ``HistoryBuffer``;
-    ``restore`` (the loader's walk) restores the state kept."""
+    """The real object of a :data:`STAND_INS` instance (OmegaConf: plain
+    dicts and lists); ``restore`` restores the state kept."""
     if isinstance(obj, (Dtype, Array)):
         value = obj.dtype if isinstance(obj, Dtype) else obj.array
         if value is None:
@@ -224,27 +213,23 @@ _ALLOWED = _TORCH_NAMES | {name for _, name in SAFE_GLOBALS}
 
 
 def trust_checkpoint(path: str) -> None:
-    """Let :func:`read_file` unpickle the file ``path`` fully while its
-    bytes do not change: only for a source the user trusts (unpickling can
-    run code)."""
+    """Let :func:`read_file` unpickle ``path`` fully (which can run code)
+    while its bytes do not change."""
     path = osp.realpath(osp.expanduser(path))
     if osp.isfile(path):
         _TRUSTED[path] = file_sha256(path)
 
 
 def read_file(path: str, check_digest: Optional[Callable] = None):
-    """Read a ``.pth`` / ``.bin`` (torch zip) or safetensors file safely
-    (see the module's docstring); ``check_digest`` is called with the hex
-    SHA-256 of the bytes before they are loaded (it raises to refuse them).
+    """Read a torch zip (``.pth``, ``.bin``) or safetensors file safely;
+    ``check_digest`` gets the hex SHA-256 first (it raises to refuse).
 
     Returns:
-        Tensors, numbers, strings and containers, numpy values and
-        ``HistoryBuffer`` objects of training state, OmegaConf configs as
-        dicts and lists.
+        Tensors, plain values and containers, numpy values and
+        ``HistoryBuffer`` objects; OmegaConf configs as dicts and lists.
 
     Raises:
-        CheckpointError: Missing, empty, damaged or refused files, naming
-            the file, what it holds and the fix.
+        CheckpointError: Missing, empty, damaged or refused files.
     """
     if not osp.lexists(path):
         raise CheckpointError(
@@ -266,7 +251,10 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
             f'{path} changed after it was trusted (--trust-pickle); it is not '
             f'unpickled. Trust the new file explicitly if you mean to.')
     try:
-        if path.endswith('.safetensors') or _is_safetensors(data):
+        # A safetensors header: its length (8 bytes), then a JSON object.
+        if path.endswith('.safetensors') or (
+                data[8:9] == b'{'
+                and int.from_bytes(data[:8], 'little') < len(data)):
             return load_safetensors(data)
         if trusted:
             return torch.load(
@@ -309,13 +297,13 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
 
 
 class _Damaged(Exception):
-    """A structure no checkpoint has (the file is damaged or crafted)."""
+    """A structure no checkpoint has (damaged or crafted)."""
 
 
 def _check_archive(data: bytes) -> None:
-    """Refuse a torch zip file whose records are compressed or do not fit
-    in it, or whose pickle names a class or function outside
-    :data:`_ALLOWED`, before torch reads any of it."""
+    """Refuse, before torch reads it, a torch zip file whose records are
+    compressed or overflow it, or whose pickle :func:`_check_pickle`
+    refuses."""
     archive = zipfile.ZipFile(io.BytesIO(data))
     records = archive.infolist()
     names = [r.filename for r in records]
@@ -325,14 +313,14 @@ def _check_archive(data: bytes) -> None:
             for r in records) or sum(r.file_size for r in records) > len(data):
         raise _Damaged('its zip records are compressed, repeated or larger '
                        'than the file (torch.save writes none of these)')
-    # torch's zip reader finds names case-insensitively and ignores data
-    # before the archive: it must see the records checked here, where they
-    # are here.
+    # torch's zip reader finds names case-insensitively and skips data
+    # before the archive: it must read the records checked here.
     reader = torch._C.PyTorchFileReader(io.BytesIO(data))
-    offsets = {
-        r.filename.partition('/')[2]: _data_offset(data, r)
-        for r in records
-    }
+    offsets = {}
+    for r in records:  # a record's bytes start after its local header
+        start = r.header_offset
+        name, extra = struct.unpack('<HH', data[start + 26:start + 30])
+        offsets[r.filename.partition('/')[2]] = start + 30 + name + extra
     if sorted(reader.get_all_records()) != sorted(offsets) or any(
             reader.get_record_offset(name) != offset
             for name, offset in offsets.items()):
@@ -347,13 +335,13 @@ class _Global(str):
 
 
 def _weight(value) -> int:
-    """The steps hashing ``value`` (on :func:`_check_pickle`'s stack)
-    takes: a tuple's items, shared ones each time, else 1."""
+    """The steps hashing a stack value takes (a tuple's items, shared ones
+    each time)."""
     return value.weight if type(value) is _Tuple else 1
 
 
 class _Tuple(tuple):
-    """A tuple on :func:`_check_pickle`'s stack, with its :func:`_weight`."""
+    """A tuple in the file, with its :func:`_weight`."""
 
     def __new__(cls, items):
         self = super().__new__(cls, items)
@@ -362,15 +350,15 @@ class _Tuple(tuple):
 
 
 class _List(list):
-    """A list written in the file, with the weight of the items appended
-    (``set`` and ``OrderedDict`` hash them)."""
+    """A list in the file, weighing its items (set and OrderedDict hash
+    them)."""
     weight = 0
 
 
 _MARK = pickletools.markobject
-# The calls torch maps itself, as torch writes them: the arguments' types
-# or values. Given a tensor, the containers make a tensor per element;
-# other codecs, chained, make gigabytes of a few bytes.
+# The calls torch maps itself, with the arguments torch writes: given a
+# tensor, containers make a tensor per element; other codecs, chained, make
+# gigabytes of a few bytes.
 _CALLS = {
     '_codecs.encode': ([(str, 'latin1')], "encode(TEXT, 'latin1')"),
     'builtins.set': ([(_List, )], 'set(LIST)'),
@@ -380,12 +368,10 @@ _CALLS = {
 
 
 def _check_pickle(pickled: bytes) -> None:
-    """Refuse a pickle that names a class or function outside
-    :data:`_ALLOWED` or calls one of :data:`_CALLS` otherwise, following
-    what each opcode leaves on the stack: a GLOBAL, a string, a list or
-    tuple written in the file, else None. A pickle whose dict keys and set
-    items take over ``10**6 + len(pickled)`` steps to hash (tuples that
-    share tuples, used again and again) is refused."""
+    """Refuse a pickle naming a global outside :data:`_ALLOWED`, calling
+    one of :data:`_CALLS` otherwise, or whose dict keys and set items take
+    over ``10**6 + len(pickled)`` steps to hash. The stack tracks GLOBALs,
+    strings and the file's lists and tuples (else None)."""
     stack, marks, memo, hashed = [], [], {}, 0
     for op, arg, _ in pickletools.genops(pickled):
         if op.name in ('STACK_GLOBAL', 'INST', 'OBJ'):
@@ -406,9 +392,7 @@ def _check_pickle(pickled: bytes) -> None:
             marks.append(len(stack))
             pushed = []
         elif op.name == 'GLOBAL':
-            module, name = _global(arg)
-            _check_global(module, name)
-            pushed = [_Global(f'{module}.{name}')]
+            pushed = [_Global(_check_global(arg))]
         elif 'UNICODE' in op.name or 'STRING' in op.name:
             pushed = [arg]
         elif op.name in ('EMPTY_LIST', 'LIST'):
@@ -446,10 +430,17 @@ def _check_pickle(pickled: bytes) -> None:
             memo[len(memo) if arg is None else arg] = stack[-1]
 
 
-def _check_global(module: str, name: str) -> None:
+def _check_global(arg: str) -> str:
+    """The ``module.name`` of an allowed GLOBAL (Python 2 names mapped as
+    torch maps them); storage types and dtypes are torch's."""
+    module, name = arg.split(' ', 1)
+    module, name = NAME_MAPPING.get((module, name),
+                                    (IMPORT_MAPPING.get(module, module), name))
     full = f'{module}.{name}'
-    if full in _ALLOWED or _is_torch_type(module, name):
-        return
+    if full in _ALLOWED or module == 'torch' and (
+            name.endswith('Storage')
+            or isinstance(getattr(torch, name, None), torch.dtype)):
+        return full
     if module in ('torch._utils', 'torch._tensor'):
         raise _Damaged(f'it holds a tensor that is not a plain dense one '
                        f'({full}); only dense tensors are read')
@@ -457,38 +448,8 @@ def _check_global(module: str, name: str) -> None:
                   (name if module == 'builtins' else full))
 
 
-def _global(arg: str) -> tuple:
-    """``(module, name)`` of a GLOBAL, mapped as torch's unpickler maps
-    Python 2 names."""
-    module, name = arg.split(' ', 1)
-    return NAME_MAPPING.get((module, name),
-                            (IMPORT_MAPPING.get(module, module), name))
-
-
-def _data_offset(data: bytes, record: zipfile.ZipInfo) -> int:
-    """Where a record's bytes start: after its local header."""
-    start = record.header_offset
-    name, extra = struct.unpack('<HH', data[start + 26:start + 30])
-    return start + 30 + name + extra
-
-
-def _is_torch_type(module: str, name: str) -> bool:
-    """``torch.FloatStorage`` and the like (torch's stand-ins for storage
-    types), and dtypes such as ``torch.float32``."""
-    return module == 'torch' and (name.endswith('Storage') or isinstance(
-        getattr(torch, name, None), torch.dtype))
-
-
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype,
           torch.device, np.ndarray, np.generic, np.dtype)
-
-
-def _versions(metadata) -> bool:
-    """Whether a state dict's ``_metadata`` is what torch writes: the
-    ``version`` of each module (other keys change how torch loads)."""
-    return isinstance(metadata, dict) and all(
-        type(k) is str and type(v) is dict and set(v) <= {'version'}
-        for k, v in metadata.items())
 
 
 class _Walk:
@@ -500,9 +461,9 @@ class _Walk:
         self.limit = _CLAIM_FACTOR * file_bytes + (1 << 20)
 
     def restore(self, obj, depth: int):
-        """``obj`` restored; the objects it holds are counted as reading it
-        whole (repr, ==, a walk) visits them: shared ones each time, at most
-        ``10**6 + 4 * file bytes`` (torch.save writes no more)."""
+        """``obj`` restored, counting the visits reading it whole takes
+        (shared objects each time; torch.save writes no more than this
+        limit)."""
         start = self.visits
         self.visits += self.sizes.get(id(obj), 1)
         if self.visits > 10**6 + self.limit:
@@ -517,14 +478,18 @@ class _Walk:
         if depth > MAX_DEPTH:
             raise _Damaged(f'its objects nest too deeply (over {MAX_DEPTH} '
                            f'levels) to be a checkpoint')
-        # torch sets attributes on a Parameter's or an OrderedDict's
-        # instance (BUILD): they would shadow methods (numel, items, get).
-        # A state dict keeps its versions in _metadata.
+        # torch sets attributes on a Parameter or an OrderedDict (BUILD):
+        # they would shadow methods (numel, items). A state dict keeps the
+        # modules' versions in _metadata (other keys change how torch loads).
         attributes = set()
         if isinstance(obj, (torch.Tensor, dict)):
             attributes.update(getattr(obj, '__dict__', ()))
-        if isinstance(obj, dict) and _versions(getattr(obj, '_metadata', {})):
-            attributes.discard('_metadata')
+        if isinstance(obj, dict):
+            metadata = getattr(obj, '_metadata', {})
+            if isinstance(metadata, dict) and all(
+                    type(k) is str and type(v) is dict
+                    and set(v) <= {'version'} for k, v in metadata.items()):
+                attributes.discard('_metadata')
         if isinstance(obj, torch.Tensor) and obj._backward_hooks:
             attributes.add('_backward_hooks')
         if attributes:
@@ -575,16 +540,10 @@ REFUSED_CONFIG = (
 
 
 def neutralise_config_strings(checkpoint) -> None:
-    """Make the config strings in a checkpoint that mmengine runs as Python
-    code harmless, in place.
-
-    - ``meta['cfg']`` and ``message_hub['runtime_info']['cfg']``
-      (``MMSegInferencer(model=None)``): :data:`REFUSED_CONFIG`, which
-      refuses with one line asking for the config file.
-    - ``meta['config']`` (``Runner.resume`` compares the GPU count):
-      ``gpu_ids = [...]`` if the text assigns it a list of integers, found
-      by parsing it (nothing runs); dropped otherwise.
-    """
+    """Make the config strings mmengine runs as code harmless, in place:
+    ``meta['cfg']`` and ``message_hub['runtime_info']['cfg']`` become
+    :data:`REFUSED_CONFIG`; ``meta['config']`` (``Runner.resume`` compares
+    the GPU count) keeps only a parsed ``gpu_ids = [ints]``."""
     if not isinstance(checkpoint, dict):
         return
     meta = checkpoint.get('meta')
@@ -614,13 +573,8 @@ def _gpu_ids(text) -> Optional[list]:
     return None
 
 
-def _is_safetensors(data: bytes) -> bool:
-    """A safetensors header: its length (8 bytes), then a JSON object."""
-    return data[8:9] == b'{' and int.from_bytes(data[:8], 'little') < len(data)
-
-
 def _kind(data: bytes) -> str:
-    """What a file that is not a torch zip file is, from its first bytes."""
+    """What a file that is not a torch zip file is."""
     for magic, kind in _KINDS:
         if data.startswith(magic):
             return kind
