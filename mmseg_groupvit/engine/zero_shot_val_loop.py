@@ -22,27 +22,17 @@ _VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',
 
 @LOOPS.register_module()
 class ZeroShotValLoop(ValLoop):
-    """mmengine's ``ValLoop`` (zero-shot segmentation, metrics unprefixed)
-    plus, when ``classification.data_root`` exists, zero-shot classification
-    of the weights being trained, metrics prefixed (``imagenet/accuracy/
-    top1``); else the loop says once that it skips it.
-
-    The classification follows a classification config (its vocabulary,
-    templates, data preprocessor, ``test_dataloader`` and
-    ``test_evaluator``) on a :class:`GroupViTClassifier` of the trained
-    architecture, into which the model's weights are loaded at each
-    validation.
+    """mmengine's ``ValLoop`` plus, when ``classification.data_root``
+    exists, zero-shot classification of the weights being trained by a
+    classification config, metrics prefixed (``imagenet/accuracy/top1``).
 
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The segmentation val data.
         evaluator (Evaluator | dict | list): Its metrics.
-        classification (dict, optional): ``config`` (the classification
-            config file), ``data_root`` (its dataset's root; replaces the
-            config's), ``prefix`` (of the metric names; defaults to
-            ``'imagenet'``) and optionally ``dataloader`` (merged into the
-            config's ``test_dataloader``, e.g. ``dict(dataset=dict(
-            indices=50))``).
+        classification (dict, optional): ``config``, ``data_root``,
+            ``prefix`` (default ``'imagenet'``) and optionally
+            ``dataloader`` (merged into the config's ``test_dataloader``).
         fp16 (bool): Validate under autocast. Defaults to False.
     """
 
@@ -102,9 +92,7 @@ class ZeroShotValLoop(ValLoop):
             text_encoder=text)
 
     def run(self) -> dict:
-        """``ValLoop.run`` (``val_loss`` included), with the classification's
-        metrics joined to the evaluator's before ``after_val_epoch`` logs
-        them."""
+        """``ValLoop.run`` with the classification's metrics joined."""
         if self.classifier is None:
             return super().run()
         evaluate = self.evaluator.evaluate
