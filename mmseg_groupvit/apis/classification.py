@@ -17,8 +17,6 @@ from ..evaluation.test_run import use_checked_loading
 from ..utils.config_file import read_config
 from .inference import load_weights, resolve_weights, set_text_options
 
-__all__ = ['init_classifier', 'classify_image']
-
 
 def init_classifier(config: Union[str, Config],
                     checkpoint: Optional[str] = None,

@@ -14,8 +14,6 @@ from PIL import Image
 
 from groupvit_common.errors import ImageSizeError, LabelMapError
 
-__all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_steps']
-
 
 def _name(results: dict) -> str:
     return results.get('img_path') or 'the image array'

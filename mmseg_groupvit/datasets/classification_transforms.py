@@ -10,8 +10,6 @@ from mmseg.registry import TRANSFORMS
 
 from groupvit_common.checks import check_choice, check_positive_int
 
-__all__ = ['ResizeEdge', 'PackInputs']
-
 
 @TRANSFORMS.register_module()
 class ResizeEdge(BaseTransform):

@@ -9,8 +9,6 @@ from mmseg.registry import DATASETS
 
 from ..utils.class_names import COCO_OBJECT_CLASSES
 
-__all__ = ['COCOObjectDataset']
-
 
 def _voc_colormap(num_colors: int) -> List[List[int]]:
     """The PASCAL VOC devkit's colours (``VOClabelcolormap.m``)."""

@@ -11,11 +11,6 @@ from mmseg.registry import DATASETS
 
 from groupvit_common.errors import ClassificationDataError
 
-__all__ = [
-    'ClassificationDataError', 'CustomDataset', 'ImageNet', 'imagenet_classes',
-    'imagenet_wnids'
-]
-
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
 

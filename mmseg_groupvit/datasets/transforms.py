@@ -18,8 +18,6 @@ from PIL import Image, UnidentifiedImageError
 from groupvit_common.errors import ImageLoadError
 from groupvit_common.files import check_image, file_kind
 
-__all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
-
 _JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
 _PNG_SIGNATURE, _PNG_IEND = b'\x89PNG\r\n\x1a\n', b'IEND'
 _EXIF_ORIENTATION_TAG = 0x0112

@@ -21,8 +21,6 @@ from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import image_feeds
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
-__all__ = ['ExportCheckError', 'export_onnx', 'image_feeds']
-
 OPSET = 17
 #: Largest difference from PyTorch for the export to count as done.
 SCORE_ATOL = 1e-4

@@ -6,8 +6,6 @@ from typing import Dict, List, Sequence
 from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
                             PascalContextDataset, PascalVOCDataset)
 
-__all__ = ['PROMPT_RENAMES', 'COCO_OBJECT_CLASSES', 'get_prompt_classes']
-
 BACKGROUND = 'background'
 
 #: Number of COCO thing classes; they come first in ``COCOStuffDataset``.

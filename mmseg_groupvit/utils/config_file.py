@@ -15,8 +15,6 @@ from groupvit_common.errors import ConfigCheckError
 from ..models.decode_heads.groupvit_head import head_with_bg
 from .class_names import get_prompt_classes
 
-__all__ = ['read_config', 'dataset_classes', 'MAX_YAML_VALUES']
-
 #: Most values (aliases counted where used) a YAML file may expand to.
 MAX_YAML_VALUES = 1_000_000
 #: In C where PyYAML has libyaml (every ``mmseg::`` base parses ~50 files).

@@ -14,11 +14,6 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 import _mmseg_groupvit_mmcv_shim
 
-__all__ = [
-    'quiet_warnings', 'quiet_profiler', 'ConsoleLogFilter',
-    'quiet_console_log', 'progress', 'format_seconds'
-]
-
 #: ``(message, module)`` patterns of the warnings a short console drops.
 NOISE_WARNINGS = (
     # mmseg's SegVisualizationHook without --show/--show-dir.

@@ -6,8 +6,6 @@ from typing import List, NamedTuple, Optional, Sequence
 from groupvit_common.vocabulary import load_vocabulary, parse_class_list
 from .templates import get_templates
 
-__all__ = ['TextOptions', 'read_text_options', 'read_templates']
-
 
 class TextOptions(NamedTuple):
     """The text options of a command line; None for one not given."""
