@@ -69,27 +69,24 @@ class ZeroShotValLoop(ValLoop):
         self.cls_evaluator = runner.build_evaluator(cfg.test_evaluator)
         metainfo = self.cls_dataloader.dataset.metainfo
         self.cls_evaluator.dataset_meta = metainfo
-        self.classifier = MODELS.build(
-            self._classifier_cfg(cfg.model, runner.cfg.model))
-        check_class_count(
-            len(self.classifier.classes), len(metainfo['classes']),
-            f'The {self.prefix} vocabulary has '
-            f'{len(self.classifier.classes)} classes and its dataset '
-            f'{len(metainfo["classes"])}. ')
-
-    @staticmethod
-    def _classifier_cfg(cls_model: dict, trained: dict) -> dict:
-        """The classification model with the trained encoders' shapes."""
+        # The classification model with the trained encoders' shapes.
+        trained = runner.cfg.model
         text = {
             k: v
             for k, v in trained['text_encoder'].items()
             if k not in _VOCABULARY_KEYS
         }
-        text.update(cls_model['text_encoder'])
-        return dict(
-            copy.deepcopy(cls_model),
-            image_encoder=copy.deepcopy(trained['image_encoder']),
-            text_encoder=text)
+        text.update(cfg.model['text_encoder'])
+        self.classifier = MODELS.build(
+            dict(
+                copy.deepcopy(cfg.model),
+                image_encoder=copy.deepcopy(trained['image_encoder']),
+                text_encoder=text))
+        check_class_count(
+            len(self.classifier.classes), len(metainfo['classes']),
+            f'The {self.prefix} vocabulary has '
+            f'{len(self.classifier.classes)} classes and its dataset '
+            f'{len(metainfo["classes"])}. ')
 
     def run(self) -> dict:
         """``ValLoop.run`` with the classification's metrics joined."""
