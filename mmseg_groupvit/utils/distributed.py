@@ -68,7 +68,6 @@ def init_cpu_training(cfg) -> None:
         type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    # DDP takes no device ids for CPU modules.
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 
