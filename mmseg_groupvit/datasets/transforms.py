@@ -74,6 +74,7 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             f'Cannot load image {results["img_path"]}: {reason}. {fix}')
 
     def transform(self, results: dict) -> Optional[dict]:
+        global _warned_exif
         filename = results['img_path']
         try:
             if self.file_client_args is None and '://' not in filename:
@@ -129,7 +130,6 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                     'Set imdecode_backend="pillow" in the loading transform, '
                     'or convert the file to PNG or JPEG.')
         orientation = exif_orientation(content)
-        global _warned_exif
         if orientation != 1 and self.color_type in _ORIENTING_FLAGS \
                 and not _warned_exif:
             _warned_exif = True
