@@ -48,8 +48,8 @@ class ImageSide(nn.Module):
         feats = self.image_encoder(pixels)
         pixel_group, table = self.head.assign([pixels, feats, class_embeds],
                                               bg_thresh=bg_thresh)
-        return (paint_scores(pixel_group,
-                             table), feats['group_embeds'], pixel_group,
+        scores = paint_scores(pixel_group, table)
+        return (scores, feats['group_embeds'], pixel_group,
                 chain_assignments(feats['soft_assigns']))
 
 
@@ -215,9 +215,8 @@ def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
     tokens = text.tokenize([p for ps in text.prompts() for p in ps])
     tokens = tokens[:, :int(tokens.argmax(-1).max()) + 1]
     ref_text = text.encode_tokens(tokens).numpy()
-    feats = _session(osp.join(out_dir,
-                              'text.onnx')).run(['text_features'],
-                                                dict(tokens=tokens.numpy()))[0]
+    text_session = _session(osp.join(out_dir, 'text.onnx'))
+    feats = text_session.run(['text_features'], dict(tokens=tokens.numpy()))[0]
     result = dict(
         window_scores_max_abs_diff=float(np.abs(scores - ref).max()),
         text_features_max_abs_diff=float(np.abs(feats - ref_text).max()),
