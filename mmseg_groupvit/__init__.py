@@ -1,10 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT zero-shot semantic segmentation as an MMSegmentation 1.x plugin.
-
-Importing the package registers its components into mmseg's registries
-(``MODELS``, ``DATASETS``). Configs load it with
-``custom_imports = dict(imports=['mmseg_groupvit'])``.
-"""
+"""GroupViT zero-shot semantic segmentation as an MMSegmentation 1.x plugin;
+importing it registers its components into mmseg's registries."""
 import _mmseg_groupvit_mmcv_shim
 
 # Must run before anything imports ``mmseg.models`` (see the shim's docstring).

@@ -17,8 +17,6 @@ from ..evaluation.test_run import use_checked_loading
 from ..utils.config_file import read_config
 from .inference import load_weights, resolve_weights, set_text_options
 
-__all__ = ['init_classifier', 'classify_image']
-
 
 def init_classifier(config: Union[str, Config],
                     checkpoint: Optional[str] = None,
@@ -29,15 +27,8 @@ def init_classifier(config: Union[str, Config],
                     cfg_options: Optional[dict] = None,
                     seed: int = 0,
                     random_weights: bool = False) -> nn.Module:
-    """Build a classifier from a classification config.
-
-    Args:
-        config (str | Config): E.g. ``configs/classification/
-            groupvit_imagenet.py``.
-        checkpoint, device, vocabulary, templates, extra_classes,
-        cfg_options, seed, random_weights: As in
-            :func:`~mmseg_groupvit.apis.init_groupvit` (a segmentor's or a
-            classifier's checkpoint).
+    """Build a classifier from a classification config; the other
+    arguments as in :func:`~mmseg_groupvit.apis.init_groupvit`.
 
     Returns:
         nn.Module: The classifier in eval mode, ``model.cfg`` set.
@@ -61,16 +52,11 @@ def init_classifier(config: Union[str, Config],
 
 @torch.no_grad()
 def classify_image(model: nn.Module, image: str) -> List[dict]:
-    """Rank the model's classes for one image file, through the checked
-    test pipeline of ``model.cfg``.
+    """Rank the model's classes for one image file.
 
     Returns:
         list[dict]: One per class, best first: ``name``, ``synonyms``,
-        ``label``, ``probability`` (softmax of the scaled cosine) and
-        ``cosine``.
-
-    Raises:
-        ImageLoadError: The file is not a readable image.
+        ``label``, ``probability`` and ``cosine``.
     """
     cfg = copy.deepcopy(model.cfg)
     use_checked_loading(cfg)

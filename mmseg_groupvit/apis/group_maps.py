@@ -11,13 +11,8 @@ from ..models.decode_heads import group_maps
 
 
 class StageGroups(NamedTuple):
-    """Pixel-to-group map of one grouping stage.
-
-    Attributes:
-        groups (ndarray): ``[H, W]`` int64 group id of every pixel of the
-            original image.
-        num_groups (int): Groups of the stage (some may own no pixel).
-    """
+    """``groups`` ``[H, W]`` int64 group id of every pixel of one stage,
+    and its ``num_groups``."""
     groups: np.ndarray
     num_groups: int
 
@@ -25,9 +20,8 @@ class StageGroups(NamedTuple):
 @torch.no_grad()
 def image_group_maps(model: nn.Module,
                      image: Union[str, np.ndarray]) -> List[StageGroups]:
-    """Per grouping stage, the group every pixel belongs to: the whole
-    image through the image encoder once (as the original demo), the chained
-    soft assignments resized to the original size and arg-maxed.
+    """Per grouping stage, the group every pixel of the whole image belongs
+    to (the chained soft assignments arg-maxed).
 
     Args:
         model (nn.Module): A GroupViT segmentor with ``model.cfg`` (from

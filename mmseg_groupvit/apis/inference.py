@@ -23,10 +23,8 @@ ConfigLike = Union[str, Path, Config]
 
 def resolve_weights(cfg: Config, checkpoint: Optional[str],
                     random_weights: bool, seed: int) -> Optional[str]:
-    """The checkpoint to load: ``checkpoint`` or the config's ``load_from``
-    (:func:`resolve_load_from`: fetched once if remote, its architecture
-    applied to ``cfg``); None with ``random_weights`` and no
-    ``checkpoint``, after a warning and seeding torch with ``seed``."""
+    """``checkpoint`` or the config's ``load_from`` (resolved); None, seeded
+    and warned, with ``random_weights`` and no checkpoint."""
     if checkpoint or not random_weights:
         return resolve_load_from(cfg, str(checkpoint or '') or None)
     warnings.warn('No checkpoint given: the model has RANDOM weights and '
@@ -39,9 +37,8 @@ def resolve_weights(cfg: Config, checkpoint: Optional[str],
 
 def set_text_options(cfg: Config, vocabulary, templates,
                      extra_classes) -> None:
-    """Put the APIs' text options into ``cfg.model.text_encoder`` (None
-    keeps the config's; ``vocabulary`` also drops the config's extra
-    classes) and check the model's arguments."""
+    """Put the text options into ``cfg.model.text_encoder`` (None keeps the
+    config's) and check the model's arguments."""
     text = cfg.model.text_encoder
     if vocabulary is not None:
         text.vocabulary = vocabulary
@@ -69,15 +66,12 @@ def init_groupvit(config: ConfigLike,
                   cfg_options: Optional[dict] = None,
                   seed: int = 0,
                   random_weights: bool = False) -> nn.Module:
-    """``mmseg.apis.init_model`` plus GroupViT's text options, which go
-    into the model config (checked by their owners when it is built);
-    ``model.dataset_meta`` names the vocabulary's classes.
+    """``mmseg.apis.init_model`` plus GroupViT's text options.
 
     Args:
         config (str | Path | Config): Config file or object.
-        checkpoint (str, optional): A checkpoint file (converted, NVlabs
-            ``.pth`` or transformers weights), a transformers folder, a URL
-            or ``hf://OWNER/NAME``; the config's ``load_from`` when None.
+        checkpoint (str, optional): A checkpoint file or folder, a URL or
+            ``hf://OWNER/NAME``; the config's ``load_from`` when None.
         device (str): Device. Defaults to 'cpu'.
         vocabulary: Class names, synonym lists or a vocabulary file; the
             config's when None.
@@ -85,14 +79,12 @@ def init_groupvit(config: ConfigLike,
             templates; the config's when None.
         bg_thresh (float, optional): Background threshold in [0, 1]; the
             config's when None.
-        extra_classes: Classes appended to the vocabulary; they replace
-            the config's, which are also dropped with ``vocabulary``.
+        extra_classes: Classes appended to the vocabulary.
         cfg_options (dict, optional): Other config overrides.
         seed (int): Seed of the random weights when there is no
             checkpoint. Defaults to 0.
-        random_weights (bool): Random weights (seeded, with a warning)
-            unless ``checkpoint`` is given; without it, no checkpoint and
-            no ``load_from`` is a ``CheckpointError``.
+        random_weights (bool): Seeded random weights without a
+            checkpoint (else that is a ``CheckpointError``).
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
@@ -103,10 +95,8 @@ def init_groupvit(config: ConfigLike,
     cfg = read_config(config, cfg_options, test=False)
     set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
-    # Weights loaded here, not by init_model, which would guess class names
-    # from another dataset without dataset_meta in the checkpoint.
+    # Not by init_model, which guesses class names without dataset_meta.
     model = init_model(cfg, None, device)
     load_weights(model, checkpoint)
-    # inference_model reads cfg.test_pipeline: use the checked steps.
     use_checked_steps(model.cfg.get('test_pipeline'))
     return model

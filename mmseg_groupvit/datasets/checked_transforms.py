@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` (same arguments, same
-pixels) that name the image sizes they cannot handle, and
-:func:`use_checked_steps`, the one table of these swaps."""
+"""mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` naming the image sizes
+they cannot handle, and :func:`use_checked_steps`, the table of swaps."""
 import io
 from typing import List
 
@@ -15,8 +14,6 @@ from PIL import Image
 
 from groupvit_common.errors import ImageSizeError, LabelMapError
 
-__all__ = ['CheckedResize', 'CheckedLoadAnnotations', 'use_checked_steps']
-
 
 def _name(results: dict) -> str:
     return results.get('img_path') or 'the image array'
@@ -24,9 +21,8 @@ def _name(results: dict) -> str:
 
 @TRANSFORMS.register_module()
 class CheckedResize(Resize):
-    """mmcv's ``Resize`` raising :class:`ImageSizeError` naming the image
-    when it is empty or a side would be under one pixel after the resize
-    (where OpenCV fails with ``inv_scale_x > 0``)."""
+    """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
+    or a side under one pixel after the resize."""
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
@@ -65,10 +61,8 @@ class CheckedLoadAnnotations(LoadAnnotations):
                 f'class indices first.')
         if label.ndim == 2:
             return
-        # The file header gives the squeezed size back.
         content = fileio.get(
             results['seg_map_path'], backend_args=self.backend_args)
-
         with Image.open(io.BytesIO(content)) as picture:
             width, height = picture.size
         results['gt_seg_map'] = np.ascontiguousarray(
@@ -78,11 +72,10 @@ class CheckedLoadAnnotations(LoadAnnotations):
 def use_checked_steps(pipeline,
                       annotations: bool = False,
                       where: str = 'pipeline') -> List[str]:
-    """Swap ``LoadImageFromFile`` for :class:`RobustLoadImageFromFile`,
-    ``Resize`` for :class:`CheckedResize` and, with ``annotations``,
-    ``LoadAnnotations`` for :class:`CheckedLoadAnnotations` (not in
-    ``cfg.test_pipeline``, from which ``inference_model`` removes it by name)
-    in a pipeline config, in place.
+    """Swap in place ``LoadImageFromFile``, ``Resize`` and, with
+    ``annotations`` (not for ``cfg.test_pipeline``, where
+    ``inference_model`` looks for the name), ``LoadAnnotations`` for their
+    checked versions.
 
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.

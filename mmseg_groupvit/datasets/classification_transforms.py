@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The two transforms of a classification test pipeline that mmcv does not
-have, named as in mmpretrain: ``ResizeEdge`` and ``PackInputs``."""
+"""mmpretrain's ``ResizeEdge`` and ``PackInputs``, which mmcv lacks."""
 from typing import Sequence
 
 import mmcv
@@ -11,14 +10,11 @@ from mmseg.registry import TRANSFORMS
 
 from groupvit_common.checks import check_choice, check_positive_int
 
-__all__ = ['ResizeEdge', 'PackInputs']
-
 
 @TRANSFORMS.register_module()
 class ResizeEdge(BaseTransform):
-    """Resize so that the short (or long) edge is ``scale``, keeping the
-    aspect ratio; the other edge is ``int(scale * other / edge)``, as
-    torchvision's ``Resize(int)`` computes it.
+    """Resize so that the short (or long) edge is ``scale``, the other
+    ``int(scale * other / edge)`` as torchvision's ``Resize(int)``.
 
     Args:
         scale (int): Target edge length.

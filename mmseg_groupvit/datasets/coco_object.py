@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""COCO-Object: COCO val2017 with background (label 0: stuff and
-unlabeled pixels) and the 80 thing classes, GroupViT's (`arXiv:2202.11094
-<https://arxiv.org/abs/2202.11094>`_) zero-shot benchmark. The label maps
-``annotations/val2017/*_instanceTrainIds.png`` (0..80) are made by
-``tools/dataset_converters/coco_object.py``."""
+"""COCO-Object: COCO val2017 with background (label 0) and the 80 thing
+classes, GroupViT's zero-shot benchmark (label maps made by
+``tools/dataset_converters/coco_object.py``)."""
 from typing import List
 
 from mmseg.datasets import BaseSegDataset
@@ -11,12 +9,9 @@ from mmseg.registry import DATASETS
 
 from ..utils.class_names import COCO_OBJECT_CLASSES
 
-__all__ = ['COCOObjectDataset']
-
 
 def _voc_colormap(num_colors: int) -> List[List[int]]:
-    """The PASCAL VOC devkit's colours (``VOClabelcolormap.m``: the bits of
-    ``i`` spread over the high bits of R, G and B; unique below 512)."""
+    """The PASCAL VOC devkit's colours (``VOClabelcolormap.m``)."""
     colors = []
     for index in range(num_colors):
         rgb = [0, 0, 0]
@@ -30,16 +25,9 @@ def _voc_colormap(num_colors: int) -> List[List[int]]:
 
 @DATASETS.register_module()
 class COCOObjectDataset(BaseSegDataset):
-    """COCO-Object dataset: background + the 80 COCO thing classes (mmseg's
-    ``COCOStuffDataset`` names, category-id order). ``reduce_zero_label``
-    must stay False: background is evaluated, as in GroupViT.
-
-    Args:
-        img_suffix (str): Defaults to ``'.jpg'``.
-        seg_map_suffix (str): Defaults to ``'_instanceTrainIds.png'``.
-        reduce_zero_label (bool): Must be ``False``.
-        **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments.
-    """
+    """COCO-Object: background + the 80 COCO thing classes (mmseg's
+    names); ``reduce_zero_label`` must stay False (background is
+    evaluated)."""
     METAINFO = dict(
         classes=COCO_OBJECT_CLASSES,
         palette=_voc_colormap(len(COCO_OBJECT_CLASSES)))

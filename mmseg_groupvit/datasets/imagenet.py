@@ -1,9 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Image-classification datasets in mmpretrain's two layouts, for
-zero-shot evaluation: class folders ``<data_prefix>/<class>/**/<image>``,
-or an annotation file of ``<filename> <label>`` lines. Each sample is
-``dict(img_path=..., gt_label=int)``; bad layouts and labels raise
-:class:`ClassificationDataError` naming the file or folder and the fix."""
+"""Image-classification datasets in mmpretrain's two layouts: class folders
+``<data_prefix>/<class>/**/<image>``, or ``<filename> <label>`` lines."""
 import os
 import os.path as osp
 from functools import lru_cache
@@ -14,20 +11,14 @@ from mmseg.registry import DATASETS
 
 from groupvit_common.errors import ClassificationDataError
 
-__all__ = [
-    'ClassificationDataError', 'CustomDataset', 'ImageNet', 'imagenet_classes',
-    'imagenet_wnids'
-]
-
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
 
 
 @lru_cache(maxsize=None)
 def _imagenet() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    """The wnids and prompt names of ``imagenet_classes.tsv`` (``wnid<TAB>
-    name`` in class order: the sorted wnids; the names of the original's
-    ImageNet evaluation, ``missile`` and ``sunglasses`` twice as there)."""
+    """The wnids and prompt names of ``imagenet_classes.tsv``, in class
+    order (the original's names, ``missile`` and ``sunglasses`` twice)."""
     path = osp.join(osp.dirname(osp.abspath(__file__)), 'imagenet_classes.tsv')
     with open(path, encoding='utf-8') as f:
         rows = [
@@ -62,13 +53,11 @@ class CustomDataset(BaseDataset):
             folders instead.
         extensions (Sequence[str]): Image suffixes (case-insensitive) of
             the folder layout.
-        metainfo (dict, optional): ``classes``: names in label order. The
-            folder layout without it takes the sorted folder names.
+        metainfo (dict, optional): ``classes``: names in label order
+            (default: the sorted folder names).
         folder_names (Sequence[str], optional): The class folder of each
-            label (e.g. ImageNet's wnids); others are refused. Without it,
-            the sorted folder names give the labels.
-        **kwargs: mmengine ``BaseDataset`` arguments (``pipeline``,
-            ``test_mode``, ``lazy_init``, ...).
+            label (e.g. ImageNet's wnids); others are refused.
+        **kwargs: mmengine ``BaseDataset`` arguments.
     """
 
     def __init__(self,
@@ -93,9 +82,8 @@ class CustomDataset(BaseDataset):
 
     @classmethod
     def config_classes(cls, cfg: dict) -> Optional[tuple]:
-        """The classes of a dataset config without ``metainfo.classes``,
-        without loading it: the type's, or the sorted class folders (None
-        when not known yet)."""
+        """The classes of a dataset config, without loading it: the type's,
+        or the sorted class folders (None when not known yet)."""
         classes = cls.METAINFO.get('classes')
         prefix = cfg.get('data_prefix', '')
         prefix = prefix.get('img_path', '') if isinstance(prefix,

@@ -1,14 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """mmcv's ``LoadImageFromFile`` (same decoder, same pixels) that names bad
-files: the header's size is checked before decoding
-(:func:`groupvit_common.files.check_image`, against decompression bombs);
-a path that is no regular file is never opened; a missing, empty,
-truncated or undecodable file raises :class:`ImageLoadError` naming it and
-the fix (a JPEG/PNG without end marker is verified with Pillow); an EXIF
-orientation other than 1 is recorded in ``results['exif_orientation']`` and
-warned about once per process (set
-``color_type='color_ignore_orientation'`` to keep the stored pixels).
-"""
+files and the fix, checks the header's size before decoding and records
+the EXIF orientation."""
 import io
 import os
 import stat
@@ -24,8 +17,6 @@ from PIL import Image, UnidentifiedImageError
 
 from groupvit_common.errors import ImageLoadError
 from groupvit_common.files import check_image, file_kind
-
-__all__ = ['ImageLoadError', 'RobustLoadImageFromFile', 'exif_orientation']
 
 _JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
 _PNG_SIGNATURE, _PNG_IEND = b'\x89PNG\r\n\x1a\n', b'IEND'
@@ -46,8 +37,7 @@ def exif_orientation(content: bytes) -> int:
 
 
 def _missing_end_marker(content: bytes) -> bool:
-    """Whether a JPEG or PNG lacks its end marker (trailing zeros ignored;
-    the caller then verifies it with Pillow)."""
+    """Whether a JPEG or PNG lacks its end marker (trailing zeros ignored)."""
     tail = content.rstrip(b'\x00')
     if content.startswith(_JPEG_SOI):
         return not tail.endswith(_JPEG_EOI)
@@ -70,9 +60,8 @@ def _pillow_reason(content: bytes) -> Optional[str]:
 
 @TRANSFORMS.register_module()
 class RobustLoadImageFromFile(LoadImageFromFile):
-    """mmcv's ``LoadImageFromFile`` (same arguments and pixels) naming bad
-    files; also adds ``exif_orientation``. ``results['listed_in']`` (where
-    a dataset lists the image) goes into the messages."""
+    """mmcv's ``LoadImageFromFile`` naming bad files (and
+    ``results['listed_in']``); also adds ``exif_orientation``."""
 
     def _fail(self, results: dict, reason: str, fix: str):
         if self.ignore_empty:
@@ -85,6 +74,7 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             f'Cannot load image {results["img_path"]}: {reason}. {fix}')
 
     def transform(self, results: dict) -> Optional[dict]:
+        global _warned_exif
         filename = results['img_path']
         try:
             if self.file_client_args is None and '://' not in filename:
@@ -140,8 +130,15 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                     'Set imdecode_backend="pillow" in the loading transform, '
                     'or convert the file to PNG or JPEG.')
         orientation = exif_orientation(content)
-        if orientation != 1 and self.color_type in _ORIENTING_FLAGS:
-            _warn_exif_once(filename, orientation)
+        if orientation != 1 and self.color_type in _ORIENTING_FLAGS \
+                and not _warned_exif:
+            _warned_exif = True
+            warnings.warn(
+                f'{filename} has EXIF orientation {orientation}: it was '
+                f'turned upright, as photo viewers and mmcv do (further such '
+                f'images are not reported). If your label maps were drawn on '
+                f'the stored pixels, load images with '
+                f'color_type="color_ignore_orientation".')
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
@@ -149,15 +146,3 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         results['ori_shape'] = img.shape[:2]
         results['exif_orientation'] = orientation
         return results
-
-
-def _warn_exif_once(filename: str, orientation: int) -> None:
-    global _warned_exif
-    if _warned_exif:
-        return
-    _warned_exif = True
-    warnings.warn(
-        f'{filename} has EXIF orientation {orientation}: it was turned '
-        f'upright, as photo viewers and mmcv do (further such images are '
-        f'not reported). If your label maps were drawn on the stored pixels, '
-        f'load images with color_type="color_ignore_orientation".')

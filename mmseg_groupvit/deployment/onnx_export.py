@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Export a GroupViT segmentor to ONNX (``image.onnx``, ``text.onnx``, the
-BPE data and ``deploy.json``), checked against PyTorch (docs/deployment.md).
-"""
+BPE data and ``deploy.json``), checked against PyTorch."""
 import json
 import os
 import os.path as osp
@@ -22,8 +21,6 @@ from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import image_feeds
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
-__all__ = ['ExportCheckError', 'export_onnx', 'image_feeds']
-
 OPSET = 17
 #: Largest difference from PyTorch for the export to count as done.
 SCORE_ATOL = 1e-4
@@ -37,11 +34,10 @@ _RESIZES = ('Resize', 'mmseg.Resize', 'CheckedResize')
 
 
 class ImageSide(nn.Module):
-    """Windows ``[B, 3, H, W]`` (normalised RGB), class embeddings
-    ``[K, D]`` and ``bg_thresh`` ``[]`` to the window scores
-    ``[B, K (+1), H, W]``, the projected group tokens ``[B, G, D]``, the
-    pixel-to-group map ``[B, H, W]`` and the chained soft assignments
-    ``[B, h*w, G]``, with the segmentor's own modules."""
+    """Windows ``[B, 3, H, W]``, class embeddings ``[K, D]`` and
+    ``bg_thresh`` ``[]`` to the scores ``[B, K (+1), H, W]``, group tokens
+    ``[B, G, D]``, pixel-to-group map ``[B, H, W]`` and chained soft
+    assignments ``[B, h*w, G]``."""
 
     def __init__(self, segmentor):
         super().__init__()
@@ -52,15 +48,14 @@ class ImageSide(nn.Module):
         feats = self.image_encoder(pixels)
         pixel_group, table = self.head.assign([pixels, feats, class_embeds],
                                               bg_thresh=bg_thresh)
-        return (paint_scores(pixel_group,
-                             table), feats['group_embeds'], pixel_group,
+        scores = paint_scores(pixel_group, table)
+        return (scores, feats['group_embeds'], pixel_group,
                 chain_assignments(feats['soft_assigns']))
 
 
 class TextSide(nn.Module):
-    """Token ids ``[N, L]`` (zero-padded rows ending in the end-of-text id,
-    the largest) to projected text features ``[N, D]``, as
-    ``encode_tokens``; every position given is encoded."""
+    """Token ids ``[N, L]`` to projected text features ``[N, D]``, as
+    ``encode_tokens``."""
 
     def __init__(self, text_encoder):
         super().__init__()
@@ -80,8 +75,7 @@ class TextSide(nn.Module):
 
 
 def _pipeline_resize(cfg) -> dict:
-    """The test pipeline's one keep-ratio cv2 bilinear ``Resize``, the only
-    resize the runner reproduces."""
+    """The test pipeline's one keep-ratio cv2 bilinear ``Resize``."""
     pipeline = cfg.test_dataloader.dataset.pipeline
     resizes = [t for t in pipeline if t['type'] in _RESIZES]
     if len(resizes) != 1:
@@ -108,8 +102,7 @@ def _pipeline_resize(cfg) -> dict:
 
 def describe_protocol_for_runtime(model, cfg) -> dict:
     """``deploy.json``'s ``protocol``: what the runner needs to reproduce
-    the config's slide inference (mean, std, resize, windows, threshold,
-    templates, classes, the tokenizer's context and special ids)."""
+    the config's slide inference."""
     test_cfg = model.test_cfg or {}
     if test_cfg.get('mode') != 'slide':
         raise ValueError(
@@ -120,7 +113,7 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
     if not getattr(pre, 'channel_conversion', False):
         raise ValueError('The ONNX runtime reads images as RGB; the config\'s '
                          'data_preprocessor must have bgr_to_rgb=True.')
-    # The config's values (the model holds them as float32 tensors).
+    # The config's values, not the model's float32 ones.
     pre_cfg = cfg.model.get('data_preprocessor', {})
     head, text = model.decode_head, model.text_encoder
     return dict(
@@ -143,8 +136,8 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
 
 
 def check_window(model, cfg, image: str) -> Tensor:
-    """The top-left window ``[1, 3, h, w]`` of ``image`` after the test
-    pipeline and data preprocessor, as slide inference sees it."""
+    """The top-left window ``[1, 3, h, w]`` of ``image`` as slide inference
+    sees it."""
     steps = [
         t for t in cfg.test_dataloader.dataset.pipeline
         if 'LoadAnnotations' not in t['type']
@@ -198,9 +191,7 @@ def _export(module, args, path, inputs, outputs):
 
 
 def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
-    """Both graphs of ``out_dir`` with onnxruntime against PyTorch: the
-    window's scores, and the text features of the vocabulary's prompts
-    (cut after the longest prompt's end, as the segmentor does).
+    """Both graphs of ``out_dir`` with onnxruntime against PyTorch.
 
     Returns:
         dict: ``window_scores_max_abs_diff``, ``text_features_max_abs_diff``,
@@ -224,9 +215,8 @@ def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
     tokens = text.tokenize([p for ps in text.prompts() for p in ps])
     tokens = tokens[:, :int(tokens.argmax(-1).max()) + 1]
     ref_text = text.encode_tokens(tokens).numpy()
-    feats = _session(osp.join(out_dir,
-                              'text.onnx')).run(['text_features'],
-                                                dict(tokens=tokens.numpy()))[0]
+    text_session = _session(osp.join(out_dir, 'text.onnx'))
+    feats = text_session.run(['text_features'], dict(tokens=tokens.numpy()))[0]
     result = dict(
         window_scores_max_abs_diff=float(np.abs(scores - ref).max()),
         text_features_max_abs_diff=float(np.abs(feats - ref_text).max()),
@@ -252,10 +242,8 @@ def export_onnx(model,
                 check_image: str,
                 atol: float = SCORE_ATOL,
                 weights: Optional[str] = None) -> dict:
-    """Export ``model`` into ``out_dir`` and check it against PyTorch.
-
-    Everything is written into a temporary folder beside ``out_dir`` and
-    moved into place only when the check passes.
+    """Export ``model`` into ``out_dir`` (moved into place only when the
+    check against PyTorch passes).
 
     Args:
         model: A :class:`GroupViTEncoderDecoder`.

@@ -25,8 +25,8 @@ from ..weights.download import is_remote
 
 @HOOKS.register_module()
 class ImageProgressHook(Hook):
-    """A progress bar over the test images, with an ETA, on the main
-    process; the images a resumed run skips are said once, not counted.
+    """A progress bar over the test images on the main process; the images
+    a resumed run skips are said once, not counted.
 
     Args:
         stream (file, optional): Where to print; ``sys.stderr`` by default.
@@ -50,7 +50,6 @@ class ImageProgressHook(Hook):
                         f'dir, {todo} to go)')
         print(message, flush=True)
         self._left = todo
-        # Each iteration of the main process stands for a batch per process.
         self._step = (loader.batch_size or 1) * get_world_size()
         self._bar = progress(todo, 'test', 'images', self.stream).__enter__()
 
@@ -72,16 +71,11 @@ class ImageProgressHook(Hook):
 
 @HOOKS.register_module()
 class TestReportHook(Hook):
-    """The main process writes ``WORK_DIR/results.json`` after the test
-    (what was evaluated, how, the metrics, per-class results, images,
-    seconds, processes) and, with ``report``, prints the per-class table,
-    metrics and files written.
+    """Write ``WORK_DIR/results.json`` after the test and, without
+    ``--verbose``, print the per-class table, metrics and files written.
 
     Args:
-        args (Namespace): ``tools/test.py``'s command line (``config``,
-            ``checkpoint`` (None: random), ``seed``, ``random_weights``,
-            ``cfg_options``, ``out``, ``show_dir``; the report is printed
-            without ``verbose``).
+        args (Namespace): ``tools/test.py``'s command line.
         swaps (list[str]): The config values the tool swapped.
     """
 
@@ -91,15 +85,13 @@ class TestReportHook(Hook):
         self.args, self.swaps = args, list(swaps)
         self.report = not args.verbose
         self.label = weights_label(args.checkpoint, args.seed)
-        # As given (a URL or hub id), a local path made absolute.
         checkpoint = args.checkpoint
         if checkpoint and not is_remote(checkpoint):
             checkpoint = osp.abspath(checkpoint)
         self.checkpoint = weights_label(checkpoint, args.seed)
 
     def announce(self, runner) -> None:
-        """Say what is run (with ``report``) and warn of random weights,
-        before anything is built."""
+        """Say what is run and warn of random weights."""
         if runner.rank != 0:
             return
         if self.report:
@@ -167,8 +159,8 @@ class TestReportHook(Hook):
 
 
 def model_arch(model) -> dict:
-    """The architecture of a built GroupViT segmentor (or pretrainer) as
-    ``meta.groupvit_arch`` records it: the shapes, plus the head counts."""
+    """The architecture of a built GroupViT model as ``meta.groupvit_arch``
+    records it."""
     arch = infer_arch(model.state_dict())
     arch['image_encoder'][HEADS] = (
         model.image_encoder.stages[0].blocks[0].attn.num_heads)
@@ -178,8 +170,7 @@ def model_arch(model) -> dict:
 
 @HOOKS.register_module()
 class GroupViTArchHook(Hook):
-    """Write ``meta.groupvit_arch`` into every checkpoint saved, so that
-    ``tools/test.py CONFIG CHECKPOINT`` builds the trained architecture."""
+    """Write ``meta.groupvit_arch`` into every checkpoint saved."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model
@@ -189,13 +180,11 @@ class GroupViTArchHook(Hook):
 
 @HOOKS.register_module()
 class PretrainDataCheckHook(Hook):
-    """Before training, refuse a batch larger than a process's share of the
-    data (with ``drop_last`` the epoch would have no step)."""
+    """Refuse a batch larger than a process's share of the data."""
 
     def before_train(self, runner) -> None:
         loader = runner.train_dataloader
         dataset, world = loader.dataset, get_dist_info()[1]
-        # An iterable dataset reports its share per process already.
         share = len(dataset) if isinstance(
             dataset, IterableDataset) else math.ceil(len(dataset) / world)
         if share < loader.batch_size:
@@ -209,8 +198,7 @@ class PretrainDataCheckHook(Hook):
 
 @HOOKS.register_module()
 class ValidateFirstHook(Hook):
-    """Validate once before training (at step 0 or the resumed step), so
-    that a learning curve has its starting point."""
+    """Validate once before training (at step 0 or the resumed step)."""
 
     def before_train(self, runner) -> None:
         if runner.val_loop is not None:

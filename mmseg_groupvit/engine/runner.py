@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmengine's ``Runner`` as ``tools/test.py`` and ``tools/train.py`` use
-it."""
+"""mmengine's ``Runner`` as the tools use it."""
 import contextlib
 import io
 import os.path as osp
@@ -20,9 +19,8 @@ TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
 
 class ToolRunner(Runner):
     """mmengine's ``Runner`` that saves its config without following a
-    symbolic link in the work dir; with :attr:`keep` set, the console shows
-    warnings, errors and the info records starting with one of ``keep``
-    (the log file keeps everything)."""
+    symbolic link; with :attr:`keep` set, the console shows warnings and
+    the info records starting with one of ``keep``."""
 
     keep: Optional[Sequence[str]] = None
 
@@ -49,9 +47,7 @@ class ToolRunner(Runner):
 
 
 def tool_config(args, test: bool = True):
-    """The checked config of a runner tool's command line (``config``,
-    ``--cfg-options``, ``--launcher``, ``--work-dir``; the work dir
-    defaults to the config's, else ``work_dirs/CONFIG_NAME``)."""
+    """The checked config of a runner tool's command line."""
     from ..models.config_arguments import check_model_arguments
     from ..utils.config_file import read_config
     cfg = read_config(args.config, args.cfg_options, test=test)
@@ -69,7 +65,6 @@ def tool_config(args, test: bool = True):
 def build_runner(cfg,
                  verbose: bool = False,
                  keep: Sequence[str] = ()) -> Runner:
-    """The runner of a tool: mmengine's full console log with ``verbose``,
-    else only the info records starting with one of ``keep``."""
+    """The runner of a tool (console log filtered unless ``verbose``)."""
     keep = None if verbose else tuple(keep)
     return type('ToolRunner', (ToolRunner, ), dict(keep=keep)).from_cfg(cfg)

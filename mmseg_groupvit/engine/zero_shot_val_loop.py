@@ -22,27 +22,17 @@ _VOCABULARY_KEYS = ('vocabulary', 'dataset_name', 'extra_classes', 'templates',
 
 @LOOPS.register_module()
 class ZeroShotValLoop(ValLoop):
-    """mmengine's ``ValLoop`` (zero-shot segmentation, metrics unprefixed)
-    plus, when ``classification.data_root`` exists, zero-shot classification
-    of the weights being trained, metrics prefixed (``imagenet/accuracy/
-    top1``); else the loop says once that it skips it.
-
-    The classification follows a classification config (its vocabulary,
-    templates, data preprocessor, ``test_dataloader`` and
-    ``test_evaluator``) on a :class:`GroupViTClassifier` of the trained
-    architecture, into which the model's weights are loaded at each
-    validation.
+    """mmengine's ``ValLoop`` plus, when ``classification.data_root``
+    exists, zero-shot classification of the weights being trained by a
+    classification config, metrics prefixed (``imagenet/accuracy/top1``).
 
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The segmentation val data.
         evaluator (Evaluator | dict | list): Its metrics.
-        classification (dict, optional): ``config`` (the classification
-            config file), ``data_root`` (its dataset's root; replaces the
-            config's), ``prefix`` (of the metric names; defaults to
-            ``'imagenet'``) and optionally ``dataloader`` (merged into the
-            config's ``test_dataloader``, e.g. ``dict(dataset=dict(
-            indices=50))``).
+        classification (dict, optional): ``config``, ``data_root``,
+            ``prefix`` (default ``'imagenet'``) and optionally
+            ``dataloader`` (merged into the config's ``test_dataloader``).
         fp16 (bool): Validate under autocast. Defaults to False.
     """
 
@@ -79,32 +69,27 @@ class ZeroShotValLoop(ValLoop):
         self.cls_evaluator = runner.build_evaluator(cfg.test_evaluator)
         metainfo = self.cls_dataloader.dataset.metainfo
         self.cls_evaluator.dataset_meta = metainfo
+        # The classification model with the trained encoders' shapes.
+        trained = runner.cfg.model
+        text = {
+            k: v
+            for k, v in trained['text_encoder'].items()
+            if k not in _VOCABULARY_KEYS
+        }
+        text.update(cfg.model['text_encoder'])
         self.classifier = MODELS.build(
-            self._classifier_cfg(cfg.model, runner.cfg.model))
+            dict(
+                copy.deepcopy(cfg.model),
+                image_encoder=copy.deepcopy(trained['image_encoder']),
+                text_encoder=text))
         check_class_count(
             len(self.classifier.classes), len(metainfo['classes']),
             f'The {self.prefix} vocabulary has '
             f'{len(self.classifier.classes)} classes and its dataset '
             f'{len(metainfo["classes"])}. ')
 
-    @staticmethod
-    def _classifier_cfg(cls_model: dict, trained: dict) -> dict:
-        """The classification model with the trained encoders' shapes."""
-        text = {
-            k: v
-            for k, v in trained['text_encoder'].items()
-            if k not in _VOCABULARY_KEYS
-        }
-        text.update(cls_model['text_encoder'])
-        return dict(
-            copy.deepcopy(cls_model),
-            image_encoder=copy.deepcopy(trained['image_encoder']),
-            text_encoder=text)
-
     def run(self) -> dict:
-        """``ValLoop.run`` (``val_loss`` included), with the classification's
-        metrics joined to the evaluator's before ``after_val_epoch`` logs
-        them."""
+        """``ValLoop.run`` with the classification's metrics joined."""
         if self.classifier is None:
             return super().run()
         evaluate = self.evaluator.evaluate

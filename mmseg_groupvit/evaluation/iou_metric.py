@@ -22,10 +22,8 @@ class PerClassIoUMetric(IoUMetric):
     """``IoUMetric`` that also keeps its per-class results.
 
     Attributes:
-        class_results (dict | None): After evaluation (rank 0): ``classes``
-            (K names) and, per metric (``IoU``, ``Acc``, ...), K unrounded
-            percentages; None for a class absent from both prediction and
-            ground truth.
+        class_results (dict | None): ``classes`` (K names) and, per metric,
+            K percentages (None for a class absent from both sides).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -66,18 +64,14 @@ def _exif_hint(img_path: str, label_shape, image_shape) -> str:
 
 
 def check_label_map(sample: dict, num_classes: int, ignore_index: int) -> None:
-    """Raise if a label map does not fit its image or holds values that are
-    neither a class nor the ignore index (mmseg fails with a bare indexing
-    error, or silently leaves such values out).
+    """Raise LabelMapError if a label map does not fit its image or holds
+    values that are neither a class nor ``ignore_index``.
 
     Args:
         sample (dict): A data sample with ``gt_sem_seg``, ``ori_shape``,
             ``img_path`` and ``seg_map_path``.
         num_classes (int): Classes of the dataset.
         ignore_index (int): The evaluator's ignore index.
-
-    Raises:
-        LabelMapError: Naming the label file, what is wrong and the fix.
     """
     label = sample['gt_sem_seg']['data']
     label = label.reshape(label.shape[-2:])
@@ -111,12 +105,10 @@ def check_label_map(sample: dict, num_classes: int, ignore_index: int) -> None:
 
 @METRICS.register_module()
 class CheckedIoUMetric(PerClassIoUMetric):
-    """:class:`PerClassIoUMetric` that checks every label map
-    (:func:`check_label_map`), counts pixels as integer histograms summed
-    as integers (totals independent of image order), and, with
-    ``progress_dir``, records each image's counts as soon as it is counted
-    and adds those an interrupted run recorded there (:mod:`.progress`).
-    An image counted twice (a sampler's padding) counts once.
+    """:class:`PerClassIoUMetric` that checks every label map, counts
+    exact integer histograms (an image counted twice counts once) and, with
+    ``progress_dir``, records each image's counts and adds those recorded
+    earlier (:mod:`.progress`).
 
     Args:
         progress_dir (str, optional): Progress folder. Defaults to None.
@@ -135,8 +127,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
     @staticmethod
     def intersect_and_union(pred_label: torch.Tensor, label: torch.Tensor,
                             num_classes: int, ignore_index: int):
-        """Integer pixel histograms of one image (``[H, W]`` prediction and
-        label), counted in steps of at most 4M pixels.
+        """Integer pixel histograms of one ``[H, W]`` prediction and label.
 
         Returns:
             tuple[Tensor]: ``area_intersect``, ``area_union``,
@@ -187,8 +178,6 @@ class CheckedIoUMetric(PerClassIoUMetric):
         return super().evaluate(size)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        """Metrics over this run's ``(img_path, counts [4, K])`` and the
-        counts recorded earlier."""
         if self.format_only:
             return super().compute_metrics(results)
         merged = dict(self._previous)

@@ -1,23 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Per-image evaluation progress on disk, so that an interrupted evaluation
-resumes where it stopped.
-
-``WORK_DIR/progress/meta.json`` holds what was evaluated (SHA-256 of the
-model, dataset and evaluator configs, the checkpoint and every file the
-model config names; the ``--out`` folder; a run id) and
-``rank{R}.jsonl`` one line per image and process, fsynced as soon as it is
-counted: ``MAC RECORD`` with ``{"img_path", "counts" ([4, K] integer
-histograms of mmseg's IoUMetric), "pixels", "files" ({path: sha256})}``.
-A killed process leaves at most an unfinished last line, which is ignored.
-
-The work dir may be shared: ``meta.json`` and every record carry an
-HMAC-SHA256 with a secret key of the user kept outside it
-(:func:`key_path`), records cover the run id, and counts are checked, so
-records cannot be edited, planted or copied from another run.
-``--resume`` refuses records whose inputs changed: config, checkpoint or
-named file (``meta.json``), an image or label map (per record), or the
-``--out`` folder.
-"""
+"""Per-image evaluation progress in ``WORK_DIR/progress``: ``meta.json``
+(digests of what is evaluated, a run id) and fsynced ``rank{R}.jsonl`` lines
+``MAC {"img_path", "counts" [4, K], "pixels", "files"}``, each HMAC-signed
+with a key of the user kept outside the work dir (:func:`key_path`)."""
 import functools
 import glob
 import hashlib
@@ -54,8 +39,8 @@ def _refuse(progress_dir: str, problem: str) -> ProgressError:
 
 
 def key_path() -> str:
-    """This user's progress key file: ``$MMSEG_GROUPVIT_PROGRESS_KEY``, else
-    ``$XDG_CACHE_HOME`` (``~/.cache``) ``/mmseg_groupvit/progress.key``."""
+    """``$MMSEG_GROUPVIT_PROGRESS_KEY``, else
+    ``$XDG_CACHE_HOME/mmseg_groupvit/progress.key``."""
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV]
     cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
@@ -98,8 +83,7 @@ def _canonical(obj) -> str:
 
 
 def _read_meta(progress_dir: str) -> Optional[dict]:
-    """``meta.json`` if its digest is this user's, None if there is none;
-    ProgressError when damaged or not this user's."""
+    """``meta.json`` if signed by this user, None if missing."""
     path = osp.join(progress_dir, META_FILE)
     if not osp.lexists(path):
         return None
@@ -127,8 +111,7 @@ def _data_digest(path: str) -> Optional[str]:
 
 
 class ProgressWriter:
-    """Append signed per-image counts to ``progress_dir/rank{rank}.jsonl``
-    for the run :func:`prepare_progress` started there."""
+    """Append signed per-image counts to ``progress_dir/rank{rank}.jsonl``."""
 
     def __init__(self, progress_dir: str, rank: int = 0):
         self.progress_dir = progress_dir
@@ -147,11 +130,15 @@ class ProgressWriter:
               pixels: int,
               files: Sequence[str] = ()) -> None:
         """Record one image durably: ``counts`` ``[4, K]``, ``pixels`` of
-        its label map, and the SHA-256 of ``files`` (image, label map)."""
+        its label map, and the SHA-256 of ``files``."""
         if self._file is None:
             work_dir, folder = osp.split(osp.normpath(self.progress_dir))
-            _drop_partial_line(work_dir, f'{folder}/{self.name}')
-            self._file = open_work_file(work_dir, f'{folder}/{self.name}', 'a')
+            name = f'{folder}/{self.name}'
+            if osp.isfile(osp.join(work_dir, name)):
+                with open_work_file(work_dir, name, 'r+b') as f:
+                    data = f.read()  # cut a killed process's partial line
+                    f.truncate(data.rfind(b'\n') + 1)
+            self._file = open_work_file(work_dir, name, 'a')
         record = _canonical(
             dict(
                 img_path=img_path,
@@ -170,19 +157,8 @@ class ProgressWriter:
             self._file = None
 
 
-def _drop_partial_line(work_dir: str, name: str) -> None:
-    """Cut an unfinished last line left by a killed process."""
-    if not osp.isfile(osp.join(work_dir, name)):
-        return
-    with open_work_file(work_dir, name, 'r+b') as f:
-        data = f.read()
-        if data and not data.endswith(b'\n'):
-            f.truncate(data.rfind(b'\n') + 1)
-
-
 def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
-    """``img_path`` -> ``[4, K]`` int64 counts of every recorded image
-    (empty for None or a missing folder)."""
+    """``img_path`` -> ``[4, K]`` int64 counts of every recorded image."""
     return {
         path: counts
         for path, (counts, _) in read_records(progress_dir).items()
@@ -202,13 +178,11 @@ def _check_counts(counts: np.ndarray, pixels) -> bool:
 
 
 def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
-    """``img_path`` -> (``[4, K]`` int64 counts, ``{path: sha256}``) of
-    every record.
+    """``img_path`` -> (``[4, K]`` int64 counts, ``{path: sha256}``).
 
     Raises:
-        ProgressError: A record (but an unfinished last line) is not this
-            run's or cannot be an image's; ``meta.json`` is missing,
-            damaged or not this user's.
+        ProgressError: A record is not this run's or cannot be an image's;
+            ``meta.json`` is missing, damaged or not this user's.
     """
     records: Dict[str, tuple] = {}
     if not progress_dir or not osp.isdir(progress_dir):
@@ -256,10 +230,8 @@ def _digest(obj) -> str:
 
 
 def describe_run(cfg, checkpoint: str) -> dict:
-    """What a test run evaluates: hashes of the ``model``, ``dataset`` and
-    ``evaluator`` configs, the ``checkpoint`` file (None: random weights of
-    ``cfg.randomness.seed``) and the ``files`` the model names; the
-    ``output_dir`` (``--out``) and ``checkpoint_path`` for messages."""
+    """Digests of what a test run evaluates (configs, checkpoint, files the
+    model names), its ``output_dir`` and ``checkpoint_path``."""
     evaluator = dict(cfg.test_evaluator)
     output_dir = evaluator.get('output_dir')
     for key in ('type', 'output_dir', 'progress_dir', 'keep_results',
@@ -277,20 +249,16 @@ def describe_run(cfg, checkpoint: str) -> dict:
         checkpoint_path=osp.abspath(checkpoint) if checkpoint else random)
 
 
-def named_file_digests(model) -> Dict[str, str]:
-    """SHA-256 of every local file a config names, by absolute path."""
-    return {path: file_sha256(path) for path in sorted(_named_files(model))}
-
-
-def _named_files(obj) -> set:
-    """The local files named by the strings of a nested config."""
+def named_file_digests(obj) -> Dict[str, str]:
+    """SHA-256 of every local file the strings of a nested config name."""
     if isinstance(obj, str):
-        return {osp.abspath(obj)} if osp.isfile(obj) else set()
+        return {osp.abspath(obj): file_sha256(obj)} if osp.isfile(obj) else {}
     if isinstance(obj, dict):
         obj = list(obj.values())
-    if isinstance(obj, (list, tuple)):
-        return set().union(*(_named_files(item) for item in obj))
-    return set()
+    digests = {}
+    for item in obj if isinstance(obj, (list, tuple)) else ():
+        digests.update(named_file_digests(item))
+    return dict(sorted(digests.items()))
 
 
 _PARTS = dict(
@@ -301,20 +269,17 @@ _PARTS = dict(
 
 
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
-    """Get a progress folder ready for a run (main process only): without
-    ``resume`` delete the records and start a new run id; with it keep
-    them if recorded for the same ``run`` (:func:`describe_run`).
+    """Start a new run in a progress folder or, with ``resume``, keep the
+    records of the same ``run`` (:func:`describe_run`).
 
     Returns:
         int: Images already evaluated (0 without ``resume``).
 
     Raises:
-        ProgressError: ``resume`` with records of other inputs, or not this
-            user's.
+        ProgressError: ``resume`` with records of other inputs or users.
         DataFileError: A symbolic link in the folder.
     """
     work_dir, folder = osp.split(osp.normpath(progress_dir))
-    # Creates the folder, and refuses a symbolic link in its place.
     open_work_file(work_dir, f'{folder}/{META_FILE}', 'a').close()
     old = _read_meta(progress_dir) if resume and osp.getsize(
         osp.join(progress_dir, META_FILE)) else None
@@ -340,7 +305,6 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
         done, out, new_out = len(records), old.get(
             'output_dir'), run['output_dir']
         if done and new_out is not None and new_out != out:
-            # The label maps of the images already evaluated are elsewhere.
             where = f'in {out}' if out else \
                 'not written (the run had no --out)'
             raise ProgressError(
@@ -349,13 +313,11 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'{where}, so {new_out} would miss them. Resume with ' +
                 (f'--out {out}' if out else 'no --out') +
                 ', or run without --resume to evaluate every image again.')
-        recorded = {
-            p: d
+        changed = sorted({
+            p
             for _, files in records.values()
-            for p, d in files.items()
-        }
-        changed = sorted(p for p, d in recorded.items()
-                         if _data_digest(p) != d)
+            for p, d in files.items() if _data_digest(p) != d
+        })
         if changed:
             more = f' and {len(changed) - 5} more' if len(changed) > 5 else ''
             raise ProgressError(
@@ -382,15 +344,12 @@ def enable_progress(cfg,
                     resume: bool = False,
                     rank: int = 0,
                     swaps: Optional[List[str]] = None) -> Optional[str]:
-    """Record per-image progress of a test run in ``WORK_DIR/progress``
-    (the evaluator becomes :class:`CheckedIoUMetric`, the sampler
-    :class:`SkipDoneSampler`) and, with ``resume``, skip what an earlier run
-    recorded. ``cfg`` is modified in place; rank 0 prepares the folder;
+    """Record per-image progress in ``WORK_DIR/progress`` (evaluator
+    :class:`CheckedIoUMetric`, sampler :class:`SkipDoneSampler`), in place;
     ``swaps`` gets a ``KEY: OLD -> NEW`` line per value changed.
 
     Returns:
-        str | None: The progress folder; None when the evaluator is not an
-        IoU metric (nothing recorded).
+        str | None: The progress folder; None for a non-IoU evaluator.
 
     Raises:
         ProgressError: ``resume`` with records of another run, or with an
@@ -427,11 +386,8 @@ def enable_progress(cfg,
 
 @DATA_SAMPLERS.register_module()
 class SkipDoneSampler(DefaultSampler):
-    """mmengine's ``DefaultSampler`` (no shuffling) over the images whose
-    ``img_path`` is not recorded in ``progress_dir``, in dataset order and
-    split between processes as ``DefaultSampler`` does (``round_up``
-    repeats the last ones; :class:`CheckedIoUMetric` counts them once).
-    ``seed`` is unused, for the registry's ``default_args``."""
+    """``DefaultSampler`` (no shuffling) over the images not recorded in
+    ``progress_dir``; ``seed`` is unused, for the registry's defaults."""
 
     def __init__(self,
                  dataset: Sized,
@@ -450,7 +406,6 @@ class SkipDoneSampler(DefaultSampler):
                 f'already evaluated (recorded in {progress_dir}); '
                 f'{len(self.todo)} remain.',
                 logger='current')
-        # DefaultSampler over the positions in ``todo``.
         super().__init__(
             self.todo, shuffle=False, seed=seed, round_up=round_up)
 

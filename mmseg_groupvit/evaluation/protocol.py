@@ -20,15 +20,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _vocabulary(text: dict) -> dict:
-    if text.get('vocabulary', None) is not None:
-        return dict(vocabulary=_plain(text['vocabulary']))
-    return dict(dataset_name=text.get('dataset_name', None))
-
-
 def is_classification_config(cfg) -> bool:
-    """Whether a config (object or file) builds a ``GroupViTClassifier``
-    (or a subclass)."""
+    """Whether a config (object or file) builds a ``GroupViTClassifier``."""
     from ..models.classifiers import GroupViTClassifier
     if not isinstance(cfg, Config):
         cfg = Config.fromfile(cfg)
@@ -43,22 +36,19 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
     """The test-time protocol of a merged config, JSON-friendly.
 
     Returns:
-        dict: ``dataset`` (type), ``data_root``, ``templates`` and
-        ``vocabulary`` (``{'dataset_name': ...}`` or ``{'vocabulary':
-        ...}``), then for a classification config ``task``
-        ('classification'), ``pipeline`` (the transform types), ``resize``
-        (``ResizeEdge``'s ``scale`` and ``edge``, or None), ``crop``
-        (``CenterCrop`` size or None) and ``topk``; for a segmentation
-        config ``num_classes``, ``background`` (class 0 is a thresholded
-        background), ``bg_thresh`` (None without one), ``resize``
-        (``{'scale', 'keep_ratio'}`` of the test ``Resize`` or None) and
-        ``window`` (``mode``, and ``crop_size`` and ``stride`` for
-        ``'slide'``); ``templates`` and ``vocabulary`` are None for a
-        fine-tuned head (no text encoder).
+        dict: ``dataset``, ``data_root``, ``templates`` and ``vocabulary``
+        (None without a text encoder); for classification ``task``,
+        ``pipeline``, ``resize``, ``crop`` and ``topk``; for segmentation
+        ``num_classes``, ``background``, ``bg_thresh``, ``resize`` and
+        ``window``.
     """
     model, dataset = cfg.model, cfg.test_dataloader.dataset
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
+    if text.get('vocabulary', None) is not None:
+        vocabulary = dict(vocabulary=_plain(text['vocabulary']))
+    else:
+        vocabulary = dict(dataset_name=text.get('dataset_name', None))
     pipeline = list(
         dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
     steps = {step.get('type'): step for step in reversed(pipeline)}
@@ -67,7 +57,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         data_root=dataset.get('data_root', None),
         templates=_plain(text.get('templates', 'simple'))
         if zero_shot else None,
-        vocabulary=_vocabulary(text) if zero_shot else None)
+        vocabulary=vocabulary if zero_shot else None)
     if is_classification_config(cfg):
         resize, crop = steps.get('ResizeEdge'), steps.get('CenterCrop')
         return dict(
@@ -121,9 +111,9 @@ def format_vocabulary(vocabulary: Optional[dict]) -> str:
 
 
 def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
-    """:func:`describe_protocol`'s record as short texts: ``classes``,
-    ``resize`` (``'short 448, long <= 2048'``), ``window`` (``'slide
-    448x448 / 224x224'``), ``bg_thresh``, ``templates``, ``vocabulary``."""
+    """:func:`describe_protocol`'s record as short texts (``resize``
+    ``'short 448, long <= 2048'``, ``window`` ``'slide 448x448 / 224x224'``,
+    ...)."""
     classes = str(protocol['num_classes'])
     if protocol['background']:
         classes += ' (incl. background)'
@@ -152,8 +142,7 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
 
 
 def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
-    """What a test run evaluates, one ``name  value`` line each: config,
-    checkpoint, data, vocabulary (or classes), protocol."""
+    """What a test run evaluates, one ``name  value`` line each."""
     protocol = describe_protocol(cfg)
     data = f'{protocol["dataset"]} in {protocol["data_root"]}'
     split = cfg.test_dataloader.dataset.get('ann_file', None)
@@ -180,7 +169,6 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
         steps = f'resize {texts["resize"]}; {texts["window"]}'
         if protocol['bg_thresh'] is not None:
             steps += f'; bg_thresh {texts["bg_thresh"]}'
-        # A fine-tuned head has no prompts: its classes only.
         vocabulary = ('vocabulary', f'{texts["vocabulary"]}; {classes}; '
                       f'templates {texts["templates"]}'
                       ) if protocol['vocabulary'] is not None else ('classes',
@@ -191,9 +179,7 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
 
 
 def class_table_lines(class_results: Optional[dict]) -> List[str]:
-    """The per-class table (``PerClassIoUMetric.class_results``): a row per
-    class, a column per metric, ``-`` for a class absent from both labels
-    and predictions; no lines without results."""
+    """The per-class table of ``PerClassIoUMetric.class_results``."""
     if not class_results:
         return []
     classes = class_results['classes']
@@ -219,10 +205,8 @@ def result_lines(metrics: Dict[str, float],
         metrics (dict): mmseg's summary (``aAcc``, ``mIoU``, ...).
         images (int): Images in the test set.
         seconds (float): Time of the test loop.
-        paths (Sequence[tuple]): ``(what, path)`` written; None paths are
-            left out.
-        evaluated (int, optional): Images this run evaluated when a resumed
-            run took the others from its records; None for all.
+        paths (Sequence[tuple]): ``(what, path)`` written; None left out.
+        evaluated (int, optional): Images this run evaluated; None for all.
     """
     summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
     run = images if evaluated is None else evaluated

@@ -1,14 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What ``tools/test.py`` does to a test config before anything is built:
-check the test dataset's files (mmseg asserts without a message), the test
-dataloader's settings and the output folders; load with checks, lock the
-work dir, record (and resume) progress. Every config value swapped is
-returned as a ``KEY: OLD -> NEW`` line.
-
-The shipped configs name the checked steps and metric already, except the
-loading steps mmseg's inference APIs look for by name
-(``LoadImageFromFile``, ``LoadAnnotations``), swapped here.
-"""
+check data and output folders, swap in the checked loading steps, lock the
+work dir and record (and resume) progress."""
 import fcntl
 import os
 import os.path as osp
@@ -24,9 +17,8 @@ _KEY = 'test_dataloader.dataset'
 
 
 def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
-    """Raise ConfigCheckError (naming the path, the key ``key`` and the
-    fix) unless ``data_root``, the ``data_prefix`` folders and the
-    ``ann_file`` of a dataset config exist."""
+    """Raise ConfigCheckError unless ``data_root``, the ``data_prefix``
+    folders and the ``ann_file`` of a dataset config exist."""
     data_root = dataset.get('data_root') or ''
     if not isinstance(data_root, str):
         raise ConfigCheckError(
@@ -68,8 +60,8 @@ def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
 
 
 def check_out_dir(path: str, option: str) -> None:
-    """Create (or check) the folder of ``option`` (``--out``) and check
-    that a file can be written there.
+    """Create the folder of ``option`` (``--out``) and check that a file
+    can be written there.
 
     Raises:
         ConfigCheckError: The path is or lies under a file, or cannot be
@@ -96,14 +88,11 @@ def check_out_dir(path: str, option: str) -> None:
     refuse_links(path, option)
 
 
-# The work-dir locks this process holds, by path (a process may run several
-# evaluations in one work dir one after the other).
-_HELD = {}
+_HELD = {}  # the work-dir locks of this process, by path
 
 
 def lock_work_dir(work_dir: str) -> None:
-    """Hold an exclusive ``fcntl`` lock on ``WORK_DIR/.lock`` for the rest
-    of this process (two runs would mix their records and results).
+    """Hold an exclusive lock on ``WORK_DIR/.lock`` for this process.
 
     Raises:
         ProgressError: Another process holds it, naming its id.
@@ -131,14 +120,8 @@ def lock_work_dir(work_dir: str) -> None:
 
 
 def use_checked_loading(cfg) -> List[str]:
-    """Load the test dataloader's images with ``RobustLoadImageFromFile``,
-    resize with ``CheckedResize`` and load label maps with
-    ``CheckedLoadAnnotations`` (same arguments and pixels; bad files named
-    with the fix). ``cfg.test_pipeline`` keeps mmseg's names.
-
-    Returns:
-        list[str]: One ``KEY.INDEX: OLD -> NEW`` line per step swapped.
-    """
+    """:func:`use_checked_steps` on the test dataloader's pipeline, in
+    place; returns a ``KEY.INDEX: OLD -> NEW`` line per step swapped."""
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     return use_checked_steps(
         dataset.get('pipeline', None),
@@ -150,10 +133,8 @@ def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
                      rank: int = 0) -> Tuple[Optional[str], List[str]]:
-    """Check the test data, switch to checked loading, lock
-    the work dir (rank 0) and record progress (:func:`enable_progress`;
-    ``resume`` skips what an earlier run of the same inputs evaluated).
-    ``cfg`` (``work_dir`` set) is modified in place.
+    """Check the test data, switch to checked loading, lock the work dir
+    (rank 0) and record progress (:func:`enable_progress`), in place.
 
     Returns:
         tuple: The progress folder (None if not recorded) and the ``KEY:

@@ -1,9 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Text-side helpers: class names, prompt templates, custom vocabularies.
-
-The named lists themselves live in :mod:`.class_names` and
-:mod:`.templates`.
-"""
+"""Text-side helpers: class names, prompt templates, custom vocabularies."""
 from groupvit_common.vocabulary import load_vocabulary
 from .class_names import get_prompt_classes
 from .templates import check_template, get_templates

@@ -1,17 +1,10 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The class names GroupViT puts into its prompt templates, per dataset
-name (:func:`get_prompt_classes`): mmseg 1.2.2's ``METAINFO`` names in label
-order, with GroupViT's renames (:data:`PROMPT_RENAMES`, from its evaluation
-configs) applied index for index. Dataset configs keep mmseg's names, which
-``BaseSegDataset`` requires. ``voc``, ``context`` and ``coco_object`` start
-with 'background' (not prompted; ``voc20`` and ``context59`` drop it);
-``ade20k`` names are stripped (mmseg spells one ``'bed '``)."""
+"""The class names GroupViT prompts with, per dataset name: mmseg 1.2.2's
+``METAINFO`` names with GroupViT's renames (:data:`PROMPT_RENAMES`)."""
 from typing import Dict, List, Sequence
 
 from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
                             PascalContextDataset, PascalVOCDataset)
-
-__all__ = ['PROMPT_RENAMES', 'COCO_OBJECT_CLASSES', 'get_prompt_classes']
 
 BACKGROUND = 'background'
 
@@ -34,8 +27,8 @@ PROMPT_RENAMES: Dict[str, Dict[str, str]] = {
 
 
 def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
-    """``names`` with ``renames`` (``{old: new}``) applied in place of
-    position; RuntimeError if the installed mmseg lacks a name to rename."""
+    """``names`` with ``renames`` (``{old: new}``) applied; RuntimeError if
+    the installed mmseg lacks a name to rename."""
     missing = sorted(set(renames) - set(names))
     if missing:
         raise RuntimeError(
@@ -68,15 +61,8 @@ _PROMPT_CLASSES: Dict[str, List[str]] = {
 
 
 def get_prompt_classes(name: str) -> List[str]:
-    """The prompt class names of ``name`` (``'voc'`` 21, ``'voc20'`` 20,
-    ``'context'`` 60, ``'context59'`` 59, ``'coco_object'`` 81,
-    ``'coco_stuff'`` 171, ``'ade20k'`` 150, ``'cityscapes'`` 19), a new list
-    in label order; ValueError listing the valid names for another.
-
-    Example:
-        >>> get_prompt_classes('voc')[11]
-        'table'
-    """
+    """A new list of the prompt class names of ``name`` (``'voc'``,
+    ``'voc20'``, ``'context'``, ...) in label order."""
     if not isinstance(name, str):
         raise TypeError(f'The prompt class set name must be a str, got '
                         f'{type(name).__name__}: {name!r}.')

@@ -1,10 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Read a config as the tools do: ``Config.fromfile``, ``--cfg-options``
-merged, checked once (:func:`groupvit_common.checks.check_config`).
-
-Importing it also makes mmengine read YAML with PyYAML's safe loader (its
-own builds Python objects, ``!!python/object/apply:os.system``), refusing
-files that expand to over :data:`MAX_YAML_VALUES` values."""
+"""Read a config as the tools do (``--cfg-options`` merged, checked once).
+Importing it makes mmengine read YAML with PyYAML's safe loader, bounded by
+:data:`MAX_YAML_VALUES`."""
 import copy
 from typing import Optional, Union
 
@@ -18,13 +15,9 @@ from groupvit_common.errors import ConfigCheckError
 from ..models.decode_heads.groupvit_head import head_with_bg
 from .class_names import get_prompt_classes
 
-__all__ = ['read_config', 'dataset_classes', 'MAX_YAML_VALUES']
-
-#: Most values (containers and scalars, aliases counted where used) a YAML
-#: file may expand to; configs have thousands.
+#: Most values (aliases counted where used) a YAML file may expand to.
 MAX_YAML_VALUES = 1_000_000
-#: PyYAML's safe loader, in C where PyYAML has libyaml (mmseg's configs name
-#: ~50 metafiles that every ``mmseg::`` base makes mmengine parse).
+#: In C where PyYAML has libyaml (every ``mmseg::`` base parses ~50 files).
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 
@@ -89,9 +82,7 @@ def read_config(path: Union[str, Config],
         cfg.merge_from_dict(cfg_options)
     check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes,
                  head_with_bg)
-    # The same config, its text not run through yapf (mmengine formats it,
-    # about 0.5 s each time, for the runner's log, both dumps and every
-    # checkpoint).
+    # Not formatted by yapf (0.5 s for every log, dump and checkpoint).
     return Config(
         cfg.to_dict(),
         cfg_text=cfg.text,
@@ -100,9 +91,8 @@ def read_config(path: Union[str, Config],
 
 
 def dataset_classes(cfg: dict) -> Optional[tuple]:
-    """The classes of a dataset config, without loading any data: its
-    ``metainfo.classes``, else its type's (None for a type that names none,
-    such as a caption dataset).
+    """The classes of a dataset config, without loading any data (None for
+    a type that names none).
 
     Raises:
         ConfigCheckError: The type is not a registered dataset.

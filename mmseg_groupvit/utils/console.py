@@ -14,14 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 import _mmseg_groupvit_mmcv_shim
 
-__all__ = [
-    'quiet_warnings', 'quiet_profiler', 'ConsoleLogFilter',
-    'quiet_console_log', 'progress', 'format_seconds'
-]
-
-#: Warnings a tool's short console drops (``--verbose`` keeps them), as
-#: ``(message start, module)`` regular expressions; those of every run are
-#: ``_mmseg_groupvit_mmcv_shim.KNOWN_HARMLESS_WARNINGS``.
+#: ``(message, module)`` patterns of the warnings a short console drops.
 NOISE_WARNINGS = (
     # mmseg's SegVisualizationHook without --show/--show-dir.
     ('The draw is False', r'mmseg\.engine\.hooks\.visualization_hook$'), )
@@ -39,16 +32,14 @@ def quiet_warnings(verbose: bool = False) -> None:
 
 
 def quiet_profiler() -> None:
-    """Silence the ``profiler_start``/``profiler_stop`` lines PyTorch's
-    profiler (Kineto) prints at its highest level: ``KINETO_LOG_LEVEL=6``,
-    read at Kineto's first log, unless the user set it."""
+    """Silence the lines PyTorch's profiler (Kineto) prints, unless the user
+    set ``KINETO_LOG_LEVEL``."""
     os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 
 class ConsoleLogFilter(logging.Filter):
     """Let through warnings and errors (but :data:`NOISE_LOGS`), and info
-    records whose message starts with one of ``keep``
-    (e.g. ``('Iter(train)',)``)."""
+    records whose message starts with one of ``keep``."""
 
     def __init__(self, keep: Sequence[str] = ()) -> None:
         super().__init__()
@@ -63,7 +54,7 @@ class ConsoleLogFilter(logging.Filter):
 
 def quiet_console_log(logger: logging.Logger, keep=()) -> None:
     """Add a :class:`ConsoleLogFilter` to the console handlers of
-    ``logger`` (mmengine's ``MMLogger``; its file handlers keep all)."""
+    ``logger``."""
     for handler in logger.handlers:
         if (isinstance(handler, logging.StreamHandler)
                 and not isinstance(handler, logging.FileHandler)):
@@ -81,12 +72,25 @@ def format_seconds(seconds: float) -> str:
     return f'{minutes}:{seconds:02d}'
 
 
-class _Progress:
-    """rich's bar on a terminal; otherwise one line per tenth of the work
-    (and at the end) with the count, the time so far and the ETA."""
+class ProgressBar:
+    """A progress bar with an ETA, a context manager whose ``advance(n)``
+    counts ``n`` more done: rich's on a terminal, else a line per tenth.
 
-    def __init__(self, total: int, description: str, unit: str, stream,
-                 terminal: Optional[bool]) -> None:
+    Args:
+        total (int): How many units the work has.
+        description (str): What is done, e.g. ``'test'``.
+        unit (str): What is counted. Defaults to ``'images'``.
+        stream (file, optional): Defaults to ``sys.stderr``.
+        terminal (bool, optional): Force rich (True) or plain lines (False).
+    """
+
+    def __init__(self,
+                 total: int,
+                 description: str,
+                 unit: str = 'images',
+                 stream=None,
+                 terminal: Optional[bool] = None) -> None:
+        stream = sys.stderr if stream is None else stream
         self.total, self.description, self.unit = total, description, unit
         self.stream, self.done, self._next = stream, 0, 1
         self.start = time.perf_counter()
@@ -131,21 +135,4 @@ class _Progress:
             self._rich.stop()
 
 
-def progress(total: int,
-             description: str,
-             unit: str = 'images',
-             stream=None,
-             terminal: Optional[bool] = None) -> _Progress:
-    """A progress bar with an ETA, a context manager whose ``advance(n)``
-    counts ``n`` more done.
-
-    Args:
-        total (int): How many units the work has.
-        description (str): What is done, e.g. ``'test'``.
-        unit (str): What is counted. Defaults to ``'images'``.
-        stream (file, optional): Defaults to ``sys.stderr``.
-        terminal (bool, optional): Force rich (True) or plain lines (False);
-            None decides by ``stream``.
-    """
-    stream = sys.stderr if stream is None else stream
-    return _Progress(total, description, unit, stream, terminal)
+progress = ProgressBar

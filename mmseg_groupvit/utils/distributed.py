@@ -1,10 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The gloo process group of ``--launcher pytorch`` on CPU-only machines
-(mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``), created
-before the Runner and torn down before the interpreter exits: a gloo thread
-left alive into finalization aborts the process (``terminate called without
-an active exception``), so :func:`release_group` also collects the garbage
-(the runner's DDP wrapper) that holds the backend."""
+(mmengine's ``init_dist`` needs CUDA), torn down before the interpreter
+exits: a gloo thread alive into finalization aborts the process."""
 import atexit
 import gc
 import logging
@@ -18,8 +15,7 @@ _release_registered = False
 
 def init_cpu_distributed(cfg) -> None:
     """Create the gloo process group for ``--launcher pytorch`` without
-    CUDA (released at exit too), and set ``cfg`` (in place) to gloo and a
-    ``model_wrapper_cfg`` without device ids."""
+    CUDA, and set ``cfg`` to gloo and DDP without device ids, in place."""
     global _release_registered
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
@@ -72,23 +68,20 @@ def init_cpu_training(cfg) -> None:
         type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    # DDP takes no device ids for CPU modules.
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 
 
 def release_group() -> None:
     """Destroy the default process group (if any) and collect the objects
-    that still hold its backend, joining its threads now. No collective is
-    run, so this is safe after an error on one process only."""
+    that hold its backend (no collective: safe after an error)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     gc.collect()
 
 
 def finish_distributed() -> None:
-    """Wait for every process, then tear the process group down (see
-    :func:`release_group`). Does nothing without a process group."""
+    """Wait for every process, then tear the process group down."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         release_group()

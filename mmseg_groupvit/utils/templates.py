@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Prompt template sets, as named in ``NVlabs/GroupViT``: ``simple``
-(``'a photo of a {}.'``, its segmentation evaluation), ``subset`` (7, its
-ImageNet evaluation; its second template says ``a`` where CLIP's says
-``the``), ``full`` (CLIP's 80 ImageNet templates, mmseg's
-``PREDEFINED_TEMPLATES['imagenet']``) and ``identity`` (``'{}'``)."""
+"""Prompt template sets, as named in ``NVlabs/GroupViT``: ``simple``,
+``subset`` (7, its ImageNet evaluation), ``full`` (CLIP's 80 ImageNet
+templates) and ``identity``."""
 from collections import Counter
 from typing import Dict, List, Sequence, Union
 
@@ -33,16 +31,11 @@ TEMPLATE_SETS: Dict[str, List[str]] = {
 
 def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:
     """A template set by name, or a checked list of templates (each with
-    exactly one ``{}``, none twice: it would count double in the average).
+    one ``{}``, none twice).
 
     Raises:
-        ValueError: Unknown name (listing the valid ones), empty list, bad
-            or repeated template.
+        ValueError: Unknown name, empty list, bad or repeated template.
         TypeError: Neither a str nor a sequence of str.
-
-    Example:
-        >>> get_templates('simple')
-        ['a photo of a {}.']
     """
     if isinstance(name_or_list, str):
         name = name_or_list

@@ -1,26 +1,21 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The text options of the command-line tools (``--vocab``,
-``--vocab-file``, ``--extra-classes``, ``--templates``), read into what
+"""The text options of the command-line tools, read into what
 :func:`mmseg_groupvit.apis.init_groupvit` takes."""
 from typing import List, NamedTuple, Optional, Sequence
 
 from groupvit_common.vocabulary import load_vocabulary, parse_class_list
 from .templates import get_templates
 
-__all__ = ['TextOptions', 'read_text_options', 'read_templates']
-
 
 class TextOptions(NamedTuple):
-    """Vocabulary and extra classes (synonyms per class) and templates of a
-    command line; None for an option not given (the config's then)."""
+    """The text options of a command line; None for one not given."""
     vocabulary: Optional[List[List[str]]]
     extra_classes: Optional[List[List[str]]]
     templates: Optional[List[str]]
 
 
 def read_templates(templates: Optional[Sequence[str]]) -> Optional[List[str]]:
-    """``--templates``: one set name or templates with one ``{}`` each
-    (None without the option)."""
+    """``--templates``: one set name, or templates with one ``{}`` each."""
     if templates is None:
         return None
     if len(templates) == 1 and '{' not in templates[0]:
@@ -33,9 +28,8 @@ def read_text_options(
         vocab_file: Optional[str] = None,
         extra_classes: Optional[str] = None,
         templates: Optional[Sequence[str]] = None) -> TextOptions:
-    """The text options of a command line, read and checked: ``--vocab``
-    and ``--extra-classes`` (:func:`parse_class_list`), ``--vocab-file``
-    (used without ``vocab``), ``--templates`` (:func:`read_templates`)."""
+    """The text options of a command line, read and checked
+    (``--vocab-file`` only without ``--vocab``)."""
     vocabulary = None
     if vocab is not None:
         vocabulary = parse_class_list(vocab, '--vocab')

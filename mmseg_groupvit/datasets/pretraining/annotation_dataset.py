@@ -14,10 +14,8 @@ from groupvit_common.errors import TrainingDataError
 @DATASETS.register_module()
 class CaptionAnnotationDataset(BaseDataset):
     """Image-caption pairs from a JSON Lines (``{"image": "dogs/1.jpg",
-    "caption": "two dogs"}`` per line) or CSV (with a header) annotation
-    file, image paths relative to ``data_prefix['img_path']``. A missing
-    image or an empty caption stops the run before training, naming the
-    line; an undecodable image stops it when loaded (``listed_in``).
+    "caption": "two dogs"}`` per line) or CSV annotation file, image paths
+    relative to ``data_prefix['img_path']``.
 
     Args:
         ann_file (str): The annotation file.

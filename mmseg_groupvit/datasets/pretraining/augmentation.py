@@ -1,19 +1,15 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The original's training augmentation (timm's DeiT recipe) from
-mmpretrain 1.2.0: ``RandomResizedCrop``, ``RandAugment`` and its
-operations, ``RandomErasing``, ``ColorJitter``. ``mmpretrain.datasets``
-imports torchvision, which does not install beside this PyTorch, so the
-installed mmpretrain modules are compiled without their torchvision and
-mmpretrain imports, registering into mmseg's ``TRANSFORMS``. Importing this
-module (the pretraining configs' ``custom_imports``) registers them."""
+"""mmpretrain's training augmentation (``RandomResizedCrop``,
+``RandAugment``, ``RandomErasing``, ``ColorJitter``) registered into mmseg's
+``TRANSFORMS`` on import, compiled without the torchvision imports (which
+does not install beside this PyTorch)."""
 import ast
 import os.path as osp
 from typing import Optional, Sequence
 
 from mmseg.registry import TRANSFORMS
 
-#: The mmpretrain classes taken from ``processing.py``; ``auto_augment.py``
-#: (no torchvision) is taken whole.
+#: The classes taken from ``processing.py`` (``auto_augment.py``: all).
 PROCESSING = ('RandomResizedCrop', 'RandomErasing', 'ColorJitter')
 
 

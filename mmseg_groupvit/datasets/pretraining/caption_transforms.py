@@ -12,24 +12,17 @@ from groupvit_common.errors import ConfigValueError
 from ...utils import get_templates
 from .nouns import build_noun_finder
 
-#: Whitespace-separated words of a caption kept for tokenizing: each gives
-#: at least one token, so the first ``context_length`` tokens (all the
-#: original keeps) come from them, with a wide margin.
+#: Words kept per token of context (each word gives at least one token).
 WORDS_PER_TOKEN_KEPT = 4
 
 
 @TRANSFORMS.register_module()
 class CaptionTokenize(BaseTransform):
     """The caption and ``multi_label`` noun prompts as token ids, as the
-    original's ``WordAugTokenizeWrapper(..., word_type='noun')``: up to
-    ``multi_label`` candidate words (:mod:`.nouns`) drawn without
-    replacement, each in a random template (missing prompts are the caption
-    itself), tokenised by mmseg's ``tokenize`` (cut at ``context_length``).
-    Draws use numpy's global generator, seeded per worker by mmengine.
-
-    **Required keys:** ``caption`` (str). **Added keys:** ``text_tokens``
-    (LongTensor ``[1 + multi_label, context_length]``) and ``prompts``
-    (list[str], the texts behind rows 1..).
+    original's ``WordAugTokenizeWrapper(..., word_type='noun')``: nouns
+    drawn without replacement, each in a random template (missing prompts
+    are the caption itself). Adds ``text_tokens`` (LongTensor
+    ``[1 + multi_label, context_length]``) and ``prompts`` (list[str]).
 
     Args:
         multi_label (int): Prompts per caption ``K``. Defaults to 3.

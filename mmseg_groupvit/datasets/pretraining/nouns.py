@@ -1,10 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Words of a caption that the original turns into prompts: those nltk
-tags :data:`NOUN_TAGS` (its "nouns" include verbs). ``'nltk'`` is the
-original's tagger (its data installed by the user); ``'rules'`` needs no
-data: every word but closed-class words, ``-ly`` adverbs and a few
-adjective endings (``tools/analysis_tools/noun_agreement.py`` measures its
-agreement with nltk)."""
+"""Words of a caption that become prompts: those nltk tags
+:data:`NOUN_TAGS` (the original's), or, needing no data, every word but
+closed-class words, ``-ly`` adverbs and a few adjective endings."""
 import re
 from typing import List
 

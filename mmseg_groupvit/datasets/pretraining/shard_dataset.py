@@ -21,31 +21,22 @@ from groupvit_common.files import check_image
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 CAPTION_EXTENSIONS = ('txt', 'text')
-#: A shard's members may not add up to more than this many times its size
-#: on disk (a compressed shard expanding further is a compression bomb).
+#: Most a shard may expand over its size on disk (more: a compression bomb).
 MAX_EXPANSION = 100
 
 
 @DATASETS.register_module()
 class CaptionShards(IterableDataset):
-    """Image-caption pairs streamed from webdataset shards (``KEY.jpg`` +
-    ``KEY.txt`` per sample, as img2dataset writes them), mixed as the
-    original does: each data-loader worker streams shards drawn at random
-    from all datasets' shards (webdataset's resampled mode) through a
-    shuffle buffer; an epoch is the total ``length`` divided among the
-    processes.
-
-    A bad sample is skipped and counted, and logged in its shard's first
-    reading. A member over ``max_member_bytes`` or sparse is skipped
-    unread; one expanding the shard over ``MAX_EXPANSION`` times its size
-    ends that shard. When every shard was read and none gave a good sample,
-    a ``TrainingDataError`` counts the reasons.
+    """Image-caption pairs (``KEY.jpg`` + ``KEY.txt``) streamed from
+    webdataset shards drawn at random (resampled) through a shuffle buffer;
+    an epoch is the total ``length`` divided among the processes. Bad
+    samples are skipped and logged in their shard's first reading; a pass
+    without a good sample raises ``TrainingDataError``.
 
     Args:
         datasets (list[dict]): Each with ``path``, ``prefix`` (a brace
-            pattern, ``gcc-train-{000000..00436}.tar``; missing shards are
-            left out) and ``length`` (samples; counted from the tar headers
-            when left out).
+            pattern, ``gcc-train-{000000..00436}.tar``) and ``length``
+            (counted from the tar headers when left out).
         pipeline (list[dict]): Transforms after decoding.
         shuffle_buffer (int): Defaults to 10000 (the original's).
         seed (int, optional): Seed of the shard draws. Defaults to 0.
@@ -102,8 +93,6 @@ class CaptionShards(IterableDataset):
 
     def _skip(self, where: str, reason: str, tally: Counter,
               first: bool) -> None:
-        """Count a skip; in its shard's first reading, log it and tally
-        its reason."""
         self.skipped += 1
         tally[reason] += first
         if first:
@@ -130,7 +119,7 @@ class CaptionShards(IterableDataset):
                               first)
         if not caption:
             return self._skip(where, 'no caption (.txt)', tally, first)
-        try:  # the header, before a pixel is decoded
+        try:
             check_image(image, where)
         except ImageLoadError:
             return self._skip(
@@ -201,9 +190,7 @@ class CaptionShards(IterableDataset):
 
     def _check_pass(self, tally: Counter) -> None:
         """Stop once every shard was read and no sample was good (the
-        stream would never end). ``tally``: skips by reason and ``_read``,
-        ``_decoded`` samples in first readings, ``_good`` samples, and
-        ``_complete``."""
+        stream would never end)."""
         if not tally['_complete'] or tally['_good'] or \
                 tally['_decoded'] < tally['_read']:
             return
