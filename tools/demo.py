@@ -24,7 +24,8 @@ from PIL import Image
 # command line is read (--help and a wrong path answer at once).
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
-                                     palette_png, png_text, tile_panes)
+                                     palette_png, png_text, save_pictures,
+                                     tile_panes)
 from groupvit_common.errors import USER_ERRORS, error_line, exit_on_user_error
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
@@ -139,29 +140,24 @@ def segment(model, load, path, stem, args, note):
         Software=SOFTWARE,
         source=osp.abspath(path),
         weights=_weights_name(args.checkpoint))
-    files = {}
+    show = set(args.show)
+    every = args.legend == 'all'
+    files = save_pictures(args.out, stem,
+                          [k for k in ('overlay', 'prediction') if k in show],
+                          base, rgb, labels, palette, args.opacity, with_bg,
+                          legend, every, note)
 
     def save(picture, kind, **text):
         files[kind] = osp.join(args.out, f'{stem}_{kind}.png')
         picture.save(files[kind], pnginfo=png_text(dict(base, **text)))
         return files[kind]
 
-    show = set(args.show)
     panes, titles = [Image.fromarray(rgb)], ['image']
-    every = args.legend == 'all'
-    if 'overlay' in show:
-        save(
-            labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
-                             legend, every, note),
-            'overlay',
-            legend=legend)
     if 'panel' in show:
         panes.append(
             labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
                              legend, every))
         titles.append('prediction')
-    if 'prediction' in show:
-        save(palette_png(labels, palette), 'prediction', legend=legend)
     groups_summary = []
     stages = image_group_maps(
         model, bgr) if {'groups', 'final_groups', 'panel'} & show else []

@@ -104,18 +104,11 @@ def main(argv=None):
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
                                       colours)
-        info = drawing.png_text(
-            dict(text, source=osp.abspath(path), legend=legend))
-        files = {
-            kind: osp.join(args.out, f'{stem}_{kind}.png')
-            for kind in ('prediction', 'overlay')
-        }
-        drawing.palette_png(labels, colours).save(
-            files['prediction'], pnginfo=info)
-        drawing.labelled_overlay(
-            rgb, labels, colours, args.opacity, with_bg, legend,
-            note=note).save(
-                files['overlay'], pnginfo=info)
+        files = drawing.save_pictures(args.out, stem,
+                                      ('prediction', 'overlay'),
+                                      dict(text, source=osp.abspath(path)),
+                                      rgb, labels, colours, args.opacity,
+                                      with_bg, legend, False, note)
         results.append(
             dict(
                 image=osp.abspath(path),
