@@ -1,23 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Convert published GroupViT weights into an mmseg checkpoint.
 
-Usage::
-
-    python tools/convert_weights.py SRC DST.pth [--arch-config JSON]
-        [--vision-heads N] [--base-config CFG] [--trust-pickle]
-
-SRC is an NVlabs checkpoint (``group_vit_gcc_yfcc_30e-879422e0.pth``) or a
-transformers folder (``nvidia/groupvit-gcc-yfcc`` with ``config.json`` and
-``model.safetensors`` or ``pytorch_model.bin``). The keys of DST equal the
-model's keys exactly, and both forms of one model give identical files. For
-a non-default architecture DST.py is written too, so
-``python tools/test.py DST.py DST.pth`` works (it inherits the base config
-by absolute path, so it can be moved).
-"""
+SRC: an NVlabs ``.pth`` or a transformers folder; a non-default
+architecture also gets ``DST.py`` for ``tools/test.py DST.py DST.pth``."""
 import argparse
 import sys
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, error_line
 from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
                                                        convert_checkpoint)
 
@@ -59,7 +48,7 @@ def main(argv=None):
                                     args.vision_heads, args.base_config,
                                     args.trust_pickle)
     except (CheckpointError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 1
     print(f'Converted {result["num_tensors"]} tensors from the '
           f'{result["layout"]} layout to {args.dst}')

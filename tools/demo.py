@@ -1,13 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Segment your own images with your own words (docs/demo.md)::
-
-    python tools/demo.py IMAGE_OR_FOLDER [...] [--config CFG]
-        [--checkpoint CKPT | --random-weights] [--vocab "cat,dog|puppy,grass" |
-        --vocab-file FILE] [--extra-classes "grass,sky"]
-        [--templates simple|subset|full|identity|"a {}." ...]
-        [--bg-thresh T] [--out DIR]
-        [--show overlay,prediction,groups,final_groups,panel] [--classify]
-"""
+"""Segment (or classify) your own images with your own words
+(docs/demo.md)."""
 import argparse
 import copy
 import functools
@@ -289,9 +282,10 @@ def main(argv=None):
         written = [p for r in results for p in r['outputs'].values()]
         print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
     if failed:
-        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read or {what} (the reasons are above; the '
-                 f'others are written): {", ".join(failed)}')
+        sys.exit(
+            error_line(f'{len(failed)} of {len(images)} image(s) could not '
+                       f'be read or {what} (the reasons are above; the '
+                       f'others are written): {", ".join(failed)}'))
     return summary
 
 

@@ -1,21 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Evaluate configs x checkpoints with ``tools/test.py`` into one results
-table, ``OUT_DIR/results.md`` and ``results.csv`` (docs/evaluation.md)::
-
-    python tools/eval_suite.py 'configs/groupvit_*.py' \\
-        --checkpoints checkpoints/groupvit_gcc-yfcc.pth \\
-        checkpoints/groupvit_gcc-redcaps.pth \\
-        --out-dir work_dirs/suite \\
-        [--data-root groupvit_voc=/data/VOCdevkit/VOC2012 ...] \\
-        [--cfg-options KEY=VALUE ...] [--nproc 2]
-
-Each pair is one ``tools/test.py`` process (torchrun with ``--nproc`` > 1;
-classification configs one) under ``OUT_DIR/runs/``; the table is rewritten
-after each run. Pairs in ``results.csv`` with the same checkpoint and
-resolved-config SHA-256 are skipped (an interrupted suite resumes); a
-changed one runs again and replaces its row. A failed run is reported and
-left out. Files in ``OUT_DIR`` are opened without following links.
-"""
+"""Evaluate configs x checkpoints with ``tools/test.py`` into one table,
+``OUT_DIR/results.md`` and ``results.csv``, skipping the runs already in it
+(docs/evaluation.md)."""
 import argparse
 import csv
 import glob

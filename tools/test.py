@@ -1,13 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Test (and evaluate) a segmentor or a zero-shot classifier: mmseg 1.2.2's
-``tools/test.py`` (Apache-2.0) with its command line, plus: CHECKPOINT is
-optional (``load_from``) and may be a URL, ``hf://OWNER/NAME``, an NVlabs
-``.pth`` or a transformers folder, or ``--random-weights``; ``--help`` and
-wrong paths answer before PyTorch is imported; bad input is one ``error:``
-line; ``--launcher pytorch`` works on CPU (gloo); checked loading and
-counting with resumable progress (``--resume``); ``WORK_DIR/results.json``
-and a short console (``--verbose``: mmengine's log). See
-docs/evaluation.md."""
+``tools/test.py`` (Apache-2.0) with checked inputs, any checkpoint form,
+resumable progress and a short console (docs/evaluation.md)."""
 import argparse
 import os
 import sys

@@ -1,18 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Train a segmentor: mmseg 1.2.2's ``tools/train.py`` (Apache-2.0) with
-its command line, plus: ``--launcher pytorch`` on CPU-only machines (gloo,
-DDP without a device id, SyncBN as BN); a missing pretrained checkpoint or
-training data root, or ``--amp`` without a GPU, is one ``error:`` line
-naming the key to set; ``--resume`` and ``load_from`` read mmengine's
-training checkpoints under torch >= 2.6; the console shows the logged
-iterations, validations and checkpoints (``--verbose``: mmengine's log).
-
-Usage::
-
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
-        [--verbose]
-"""
+checked inputs, ``--launcher pytorch`` on CPU (gloo) and a short console
+(``--verbose``: mmengine's log)."""
 import argparse
 import logging
 import os

@@ -1,16 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Count the FLOPs and parameters of a GroupViT segmentor::
-
-    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]]
-        [--cfg-options ...]
-
-MMSegmentation's ``get_flops.py`` fails on multimodal segmentors
-(open-mmlab/mmsegmentation#3866). This counts with mmengine's
-``FlopAnalyzer`` plus a rule for ``scaled_dot_product_attention``: one
-window (default the config's ``crop_size``) through ``mode='tensor'`` with
-the class embeddings cached, the text encoder apart; printed as FLOPs, two
-per multiply-add, as ``benchmark.py`` does.
-"""
+"""FLOPs and parameters of one window of a GroupViT segmentor (mmseg's
+``get_flops.py`` fails on multimodal segmentors), with mmengine's
+``FlopAnalyzer`` and a rule for ``scaled_dot_product_attention``."""
 import argparse
 import math
 import sys

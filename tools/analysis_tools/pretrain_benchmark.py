@@ -1,16 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Time and peak memory of one pretraining step (forward, backward, AdamW
-with clipping) of GroupViT, ours against plain PyTorch layers
-(transformers' ``GroupViTModel``)::
-
-    python tools/analysis_tools/pretrain_benchmark.py [--batch 16]
-        [--device cpu|cuda] [--amp fp32 fp16 bf16] [--repeat 3]
-        [--arch released|small] [--out FILE.json]
-
-The pretrainer's losses on random images and token ids; each variant in a
-fresh process (its own peak memory), the best of ``--repeat`` steps after
-a warm-up; the ratios (plain / ours) printed at the end.
-"""
+"""Time and peak memory of one GroupViT pretraining step, ours against
+transformers' ``GroupViTModel``, each variant in a fresh process."""
 import argparse
 import json
 import multiprocessing as mp
@@ -18,6 +8,8 @@ import os
 import os.path as osp
 import resource
 import sys
+
+from groupvit_common.errors import error_line
 
 PROMPTS = 3
 
@@ -145,8 +137,9 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc.start()
     proc.join()  # the result is small: the queue does not block the exit
     if proc.exitcode != 0:
-        sys.exit(f'error: the {who} {amp} measurement failed (exit code '
-                 f'{proc.exitcode}); its error is above.')
+        sys.exit(
+            error_line(f'the {who} {amp} measurement failed (exit code '
+                       f'{proc.exitcode}); its error is above.'))
     return queue.get()
 
 

@@ -1,16 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""COCO-Object label maps for ``COCOObjectDataset``
-(``OUT/annotations/<split>/<name>_instanceTrainIds.png``: 0 background,
-1..80 the COCO things in category-id order) from COCO-Stuff raw maps (A),
-or from an instances JSON (B, needs pycocotools; the smaller object on
-top where objects overlap, the only pixels where A and B differ)::
-
-    python tools/dataset_converters/coco_object.py data/coco_stuff164k \\
-        --nproc 8
-    python tools/dataset_converters/coco_object.py \\
-        --instances data/coco/annotations/instances_val2017.json \\
-        -o data/coco_stuff164k
-"""
+"""COCO-Object label maps (0 background, 1..80 the COCO things) from
+COCO-Stuff raw maps, or from an instances JSON (pycocotools; the smaller
+object on top where objects overlap)."""
 import argparse
 import os.path as osp
 import re

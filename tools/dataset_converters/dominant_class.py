@@ -1,14 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""An image-classification list (``filename label`` lines for
-``CustomDataset(ann_file=...)``) from segmentation ground truth: the images
-whose object pixels (not ``--ignore``) cover ``--min-object`` of them, one
-class having ``--min-share`` of those; the label is that value minus
-``--offset``::
+"""An image-classification list (``filename label`` lines) from
+segmentation ground truth: the images one class dominates.
 
-    cd samples/voc2012_sample/VOCdevkit/VOC2012
-    python ../../../../tools/dataset_converters/dominant_class.py . \\
-        -o ImageSets/Classification/val_dominant.txt
-"""
+See docs/classification.md."""
 import argparse
 import os.path as osp
 import sys

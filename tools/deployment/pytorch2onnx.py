@@ -1,18 +1,14 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Export a GroupViT config (and checkpoint) to ONNX, checked against
-PyTorch, for ``tools/deployment/onnx_segment.py`` (docs/deployment.md)::
-
-    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT |
-        --random-weights [--seed 0]] --out DIR [--check-image PHOTO]
-        [--vocab ... | --vocab-file F] [--templates ...] [--bg-thresh T]
-"""
+PyTorch (docs/deployment.md)."""
 import argparse
 import os.path as osp
 import sys
 import warnings
 
-# Only what reads the command line: PyTorch, mmseg and this package are
-# imported in main(), after it (--help and a wrong path answer at once).
+# PyTorch, mmseg and this package are imported after the command line.
+from groupvit_common.errors import (ExportCheckError, error_line,
+                                    exit_on_user_error)
 from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
                                           text_options, weight_options,
                                           weights_label)
@@ -50,8 +46,7 @@ def main(argv=None):
     args = parse_args(argv)
     problem = check_paths(args.config, args.checkpoint, args.random_weights)
     if problem:
-        sys.exit(f'error: {problem}')
-    from groupvit_common.errors import ExportCheckError, exit_on_user_error
+        sys.exit(error_line(problem))
     from mmseg_groupvit.apis import init_groupvit
     from mmseg_groupvit.deployment import export_onnx
     from mmseg_groupvit.utils.console import quiet_warnings

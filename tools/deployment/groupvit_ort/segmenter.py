@@ -1,9 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""An export folder, checked once when opened (an export may come from
-anyone), and the zero-shot segmentation of whole images with it, step by
-step as mmseg: read, resize (cv2-equal), normalise; mmseg's windows through
-``image.onnx``, averaged per pixel; resized back (PyTorch-equal), argmax.
-"""
+"""An export folder, checked once when opened, and mmseg's zero-shot
+segmentation of whole images with it."""
 import math
 import os
 import os.path as osp

@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""CLIP's BPE tokenizer in the standard library: the token ids of
-``mmseg.utils.tokenize`` from the exported BPE data, without ``ftfy`` or
-``regex`` (``\\p{L}``/``\\p{N}`` built from :mod:`unicodedata`; every step
-of ``ftfy.fix_text`` but mojibake repair, such text being refused).
-"""
+"""CLIP's BPE tokenizer (``mmseg.utils.tokenize``) in the standard
+library: no ``ftfy`` (its fixes but mojibake repair, such text refused) or
+``regex``."""
 import html
 import html.entities
 import re
