@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The options the command-line tools share (argparse parent parsers), and
-the checks that need no model, made before PyTorch is imported."""
+"""The command-line tools' shared options (argparse parent parsers) and the
+checks made before PyTorch is imported."""
 import argparse
 import os
 import os.path as osp
@@ -17,8 +17,8 @@ RANDOM_BANNER = 'RANDOM WEIGHTS: not a real prediction.'
 
 
 def runner_options() -> argparse.ArgumentParser:
-    """A parent parser (``parents=[runner_options()]``) of the options of a
-    tool that runs mmengine's runner."""
+    """A parent parser of the options of a tool that runs mmengine's runner.
+    """
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         '--work-dir',
@@ -46,7 +46,6 @@ MAX_OPTION_DEPTH = 32
 
 
 def _depth(text: str) -> int:
-    """The deepest bracket nesting of ``text``."""
     depth = deepest = 0
     for char in text:
         depth += (char in '[(') - (char in '])')
@@ -55,9 +54,8 @@ def _depth(text: str) -> int:
 
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``; an
-    item without ``=``, nested deeper than :data:`MAX_OPTION_DEPTH` or with
-    brackets that do not pair up exits with one ``error:`` line."""
+    """Add ``--cfg-options`` (mmengine's ``DictAction``), exiting with one
+    ``error:`` line for an item it cannot parse."""
     from mmengine.config import DictAction  # torch-free
 
     from .errors import error_line
@@ -189,10 +187,8 @@ def check_paths(config: str,
                 random_weights: bool = False,
                 launcher: str = 'none',
                 checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
-    """What is wrong with a command line before anything is built, as one
-    message (None when nothing is): a missing config or local checkpoint, a
-    checkpoint with ``--random-weights``, ``--launcher pytorch`` without
-    torchrun's environment. ``checkpoint_option``: its name in messages."""
+    """What is wrong with a command line's paths and launcher, as one
+    message (None when nothing is)."""
     if not osp.isfile(config):
         return (f'config not found: {config}. Pass one of '
                 f'configs/groupvit_*.py (configs/classification/*.py for '

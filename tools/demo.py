@@ -13,8 +13,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-# The torch-free layer only: PyTorch and mmseg are imported after the
-# command line is read (--help and a wrong path answer at once).
+# PyTorch and mmseg are imported after the command line.
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
                                      palette_png, png_text, save_pictures,
@@ -31,7 +30,6 @@ SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
 SEGMENT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
                            'groupvit_imagenet.py')
-#: The ``Software`` text of every PNG this tool writes.
 SOFTWARE = 'mmseg-groupvit tools/demo.py'
 RANDOM_NOTE = [
     RANDOM_BANNER,
@@ -40,7 +38,6 @@ RANDOM_NOTE = [
 
 
 def _weights_name(checkpoint):
-    """How pictures and the summary name the weights."""
     if not checkpoint:
         return 'random'
     return checkpoint if '://' in checkpoint else osp.abspath(checkpoint)
@@ -116,8 +113,7 @@ def written_by_demo(path):
 
 
 def segment(model, load, path, stem, args, note):
-    """Segment one image and write its pictures; its ``summary.json``
-    entry."""
+    """Segment one image and write its pictures; its summary entry."""
     from mmseg.apis import inference_model
 
     from mmseg_groupvit.apis import image_group_maps
@@ -187,8 +183,7 @@ def segment(model, load, path, stem, args, note):
 
 def build(init, args, errors=(), **options):
     """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
-    becomes the file loaded (None: random weights, and a warning)."""
-    # The model checks bg_thresh and the rest.
+    becomes the file loaded (None: random weights)."""
     with exit_on_user_error(*errors), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='No checkpoint given')
         model = init(
@@ -248,7 +243,6 @@ def main(argv=None):
         model = build(init_groupvit, args, bg_thresh=args.bg_thresh, **options)
         from mmseg.registry import TRANSFORMS
 
-        # The test pipeline's checked loader: each image decoded once.
         load = TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
         note = None if args.checkpoint else RANDOM_NOTE
         run = functools.partial(segment, model, load, args=args, note=note)

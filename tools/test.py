@@ -6,8 +6,7 @@ import argparse
 import os
 import sys
 
-# Only what parses and checks the command line: PyTorch, mmseg and this
-# package are imported in main(), after it.
+# PyTorch, mmseg and this package are imported after the command line.
 from groupvit_common.errors import (ConfigCheckError, error_line,
                                     exit_on_user_error)
 from groupvit_common.tool_options import (check_paths, runner_options,
@@ -56,36 +55,15 @@ def parse_args(argv=None):
     return args
 
 
-def trigger_visualization_hook(cfg, args):
-    visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
-    if not isinstance(visualization_hook, dict):
-        raise ConfigCheckError(
-            '--show and --show-dir need default_hooks.visualization in the '
-            'config: set it to dict(type=\'SegVisualizationHook\').')
-    visualization_hook['draw'] = True
-    if args.show:
-        visualization_hook['show'] = True
-        visualization_hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        if not isinstance(cfg.get('visualizer'), dict):
-            raise ConfigCheckError(
-                '--show-dir needs a visualizer in the config: set it to '
-                'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
-                'type=\'LocalVisBackend\')]).')
-        cfg.visualizer['save_dir'] = args.show_dir
-    return cfg
-
-
 def build_config(args):
-    """The checked config of the command line (one read of the file,
-    before any checkpoint is looked for)."""
+    """The checked config of the command line, before any checkpoint is
+    looked for."""
     from mmseg_groupvit.engine import tool_config
     from mmseg_groupvit.evaluation import (check_out_dir,
                                            is_classification_config)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     cfg = tool_config(args)
     if args.random_weights:
-        # The runner seeds everything before it builds the model.
         cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)
     elif args.checkpoint:
@@ -95,7 +73,21 @@ def build_config(args):
     if args.show_dir:
         check_out_dir(args.show_dir, '--show-dir')
     if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
+        hook = (cfg.get('default_hooks') or {}).get('visualization')
+        if not isinstance(hook, dict):
+            raise ConfigCheckError(
+                '--show and --show-dir need default_hooks.visualization in '
+                'the config: set it to dict(type=\'SegVisualizationHook\').')
+        hook['draw'] = True
+        if args.show:
+            hook.update(show=True, wait_time=args.wait_time)
+        if args.show_dir:
+            if not isinstance(cfg.get('visualizer'), dict):
+                raise ConfigCheckError(
+                    '--show-dir needs a visualizer in the config: set it to '
+                    'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
+                    'type=\'LocalVisBackend\')]).')
+            cfg.visualizer['save_dir'] = args.show_dir
     if args.tta:
         missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
         if missing:
@@ -112,7 +104,6 @@ def build_config(args):
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    # Classification: no label maps, progress or processes.
     if args.launcher != 'none' and is_classification_config(cfg):
         raise ConfigCheckError(
             'classification configs run in one process; drop --launcher '
@@ -127,7 +118,6 @@ def main(argv=None):
                           args.launcher)
     if problem:
         sys.exit(error_line(problem))
-    # Before anything reads a config (mmengine imports pkg_resources then).
     from mmseg_groupvit.utils.console import quiet_warnings
     quiet_warnings(args.verbose)
     from mmseg_groupvit.engine import (ImageProgressHook, TestReportHook,
@@ -143,13 +133,11 @@ def main(argv=None):
         if args.trust_pickle and args.checkpoint:
             trust_checkpoint(args.checkpoint)
         if not args.random_weights:
-            # Download (once) and apply the checkpoint's architecture.
             args.checkpoint = args.checkpoint or cfg.get('load_from')
             resolve_load_from(cfg)
         progress, swaps = (None, []) if classification else prepare_test_run(
             cfg, cfg.load_from, args.resume, int(os.environ.get('RANK', 0)))
     init_cpu_distributed(cfg)
-    # The model checks its settings when built (vocabulary file, templates).
     also = (ValueError, FileNotFoundError) if classification else ()
     with exit_on_user_error(*also):
         runner = build_runner(cfg, args.verbose)

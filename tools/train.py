@@ -26,12 +26,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume',
         action='store_true',
-        default=False,
         help='resume from the latest checkpoint in the work_dir automatically')
     parser.add_argument(
         '--amp',
         action='store_true',
-        default=False,
         help='enable automatic-mixed-precision training')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -76,8 +74,8 @@ def _find(cfg, predicate, path=''):
 
 
 def check_inputs(cfg) -> None:
-    """One ``error:`` line when a pretrained checkpoint or a training data
-    root is missing, before anything is built."""
+    """Exit when a pretrained checkpoint or a training data root is
+    missing."""
     for path, init in _find(
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
                 d.get('checkpoint'), str)):
@@ -103,10 +101,8 @@ def check_inputs(cfg) -> None:
 
 
 def check_runner(cfg) -> None:
-    """One ``error:`` line for ``FlexibleRunner`` with a model that has its
-    own ``train_step`` (the pretrainer's checked step): the strategies'
-    wrappers (FSDP, DeepSpeed) call the loss and the optimizer themselves,
-    so a non-finite step would be trained on."""
+    """Exit for ``FlexibleRunner`` with a model that has its own checked
+    ``train_step``, which the strategies (FSDP, DeepSpeed) bypass."""
     from mmengine.model import BaseModel
     from mmengine.runner import FlexibleRunner
     from mmseg.registry import MODELS, RUNNERS
@@ -144,7 +140,6 @@ def main(argv=None):
             f'config      {args.config}\nwork dir    {cfg.work_dir}\n'
             f'log         {getattr(runner.logger, "log_file", None)}',
             flush=True)
-    # Bad training data, a non-finite step, a checkpoint: one line.
     with exit_on_user_error():
         runner.train()
     if runner.rank == 0 and not args.verbose:

@@ -15,8 +15,7 @@ PROMPTS = 3
 
 
 def architecture(name: str) -> dict:
-    """The released architecture, or the small one of the pretraining
-    smoke config (seconds on a CPU)."""
+    """The released architecture or the pretraining smoke config's."""
     from bench_common import REPO
 
     from mmseg_groupvit.utils.config_file import read_config
@@ -44,7 +43,6 @@ def _ours(arch):
 
     import mmseg_groupvit  # noqa: F401
     init_default_scope('mmseg')
-    # Not the initialisation report of every tensor.
     MMLogger.get_instance('pretrain_benchmark', log_level='WARNING')
     model = MODELS.build(
         dict(
@@ -135,7 +133,7 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc = ctx.Process(
         target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
     proc.start()
-    proc.join()  # the result is small: the queue does not block the exit
+    proc.join()  # a small result: the queue does not block the exit
     if proc.exitcode != 0:
         sys.exit(
             error_line(f'the {who} {amp} measurement failed (exit code '

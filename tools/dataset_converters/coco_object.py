@@ -29,16 +29,15 @@ NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'
 LABEL_OF = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
-#: ``[256]`` raw value (category id - 1) -> label: 1..80 things, 0 stuff,
-#: unused ids and 255, -1 impossible values.
+#: Raw value (category id - 1) -> label (-1: impossible values).
 RAW_TO_OBJECT = np.full(256, -1, dtype=np.int16)
 RAW_TO_OBJECT[:NUM_RAW_IDS] = RAW_TO_OBJECT[RAW_UNLABELED] = 0
 RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 
 
 def convert_raw_map(raw, name='label map'):
-    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80;
-    ``ValueError`` naming ``name`` for anything else."""
+    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80.
+    """
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{name}: expected a single-channel integer label map, got '
@@ -58,8 +57,8 @@ def convert_raw_map(raw, name='label map'):
 
 
 def convert_raw_file(in_file, out_dir):
-    """Convert one raw PNG into ``out_dir``; the count of its pixels of
-    unused category ids (made background)."""
+    """Convert one raw PNG; its pixels of unused category ids (made
+    background)."""
     raw = np.asarray(Image.open(in_file))
     labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
@@ -77,8 +76,8 @@ def _run(func, tasks, nproc):
 
 
 def convert_stuff_split(coco_path, split, out_root, nproc):
-    """Convert ``coco_path/annotations/<split>/*.png`` (input A, skipping
-    ``*TrainIds*`` files); the maps written and the files skipped."""
+    """Convert ``coco_path/annotations/<split>/*.png`` but ``*TrainIds*``;
+    the maps written and the files skipped."""
     files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
     raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
     out_dir = osp.join(out_root, 'annotations', split)
@@ -92,8 +91,8 @@ def convert_stuff_split(coco_path, split, out_root, nproc):
 
 
 def rasterize_instances(annotations, height, width):
-    """``[H, W]`` uint8 labels of one image's annotations (polygons or RLE),
-    the larger ``area`` painted first (ties in file order)."""
+    """``[H, W]`` uint8 labels of one image's annotations, the larger
+    ``area`` painted first."""
     from pycocotools import mask as mask_utils
     masks = []
     for ann in annotations:
@@ -129,8 +128,8 @@ def convert_instance_image(task, out_dir):
 
 
 def convert_instances(json_file, split, out_root, nproc):
-    """Convert a COCO instances JSON (input B); the maps written and how
-    many are all background."""
+    """Convert a COCO instances JSON; the maps written and how many are all
+    background."""
     try:
         import pycocotools.mask  # noqa: F401
     except ImportError:
@@ -207,7 +206,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Run the converter; the maps written per split."""
     args = parse_args(argv)
     if args.instances is not None:
         count, empty = convert_instances(args.instances, args.split,

@@ -20,8 +20,8 @@ def dominant_class(labels: np.ndarray,
                    ignore: Iterable[int] = (0, 255),
                    min_object: float = 0.05,
                    min_share: float = 0.75) -> Optional[Tuple[int, float]]:
-    """The dominant value of an ``[H, W]`` label map and its share of the
-    object pixels, or None."""
+    """The dominant value of a label map and its share of the object
+    pixels, or None."""
     objects = labels[~np.isin(labels, list(ignore))]
     if objects.size < min_object * labels.size or objects.size == 0:
         return None
