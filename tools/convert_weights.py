@@ -13,31 +13,22 @@ from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        'src', help='NVlabs .pth, or a transformers folder '
-        '/ weight file')
-    parser.add_argument('dst', help='output mmseg checkpoint (.pth)')
-    parser.add_argument(
-        '--arch-config',
+    add = parser.add_argument
+    add('src', help='NVlabs .pth, or a transformers folder / weight file')
+    add('dst', help='output mmseg checkpoint (.pth)')
+    add('--arch-config',
         help='JSON with the architecture when the checkpoint has none '
-        '(transformers config.json, or an NVlabs config with '
-        'model.img_encoder)')
-    parser.add_argument(
-        '--vision-heads',
+        '(transformers config.json, or an NVlabs config)')
+    add('--vision-heads',
         type=int,
-        help='vision attention heads when no config says (needed then, '
-        'unless the architecture is the released one, with 6)')
-    parser.add_argument(
-        '--base-config',
+        help='vision attention heads when no config says (released: 6)')
+    add('--base-config',
         default=DEFAULT_BASE_CONFIG,
         help='config inherited by DST.py for non-default architectures')
-    parser.add_argument(
-        '--trust-pickle',
+    add('--trust-pickle',
         action='store_true',
-        help='unpickle SRC fully, for a file that pickles classes besides '
-        'tensors (the OmegaConf config of the released NVlabs files is '
-        'read safely without it); can run code hidden in the file: only '
-        'for files from a source you trust')
+        help='unpickle SRC fully (a file pickling classes besides tensors); '
+        'can run code hidden in the file: only for files you trust')
     return parser.parse_args(argv)
 
 

@@ -21,9 +21,10 @@ from groupvit_common.drawing import (class_legend, labelled_overlay,
 from groupvit_common.errors import USER_ERRORS, error_line, exit_on_user_error
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
-from groupvit_common.tool_options import (RANDOM_BANNER, check_device,
-                                          check_paths, picture_options,
-                                          text_options, weight_options)
+from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
+                                          check_device, check_paths,
+                                          picture_options, text_options,
+                                          weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
@@ -50,41 +51,26 @@ def parse_args(argv=None):
         parents=[weight_options(),
                  text_options(),
                  picture_options()])
-    parser.add_argument('images', nargs='+', help='image files or folders')
-    parser.add_argument(
-        '--config',
+    add = parser.add_argument
+    add('images', nargs='+', help='image files or folders')
+    add('--config',
         help='config (default: configs/groupvit_voc.py, with --classify '
         'configs/classification/groupvit_imagenet.py)')
-    parser.add_argument(
-        '--checkpoint',
-        help='checkpoint: a file (converted, NVlabs .pth or transformers '
-        'weights), a transformers folder, a URL or hf://OWNER/NAME; its '
-        'architecture is applied to the config (default: the config\'s '
-        'load_from)')
-    parser.add_argument('--out', default='outputs/demo', help='output folder')
-    parser.add_argument(
-        '--show',
+    add('--checkpoint', help=CHECKPOINT_HELP + ' (default: load_from)')
+    add('--out', default='outputs/demo', help='output folder')
+    add('--show',
         default='overlay,prediction,groups',
-        help=f'comma-separated subset of {",".join(SHOW_CHOICES)} '
-        '(default: overlay,prediction,groups)')
-    parser.add_argument(
-        '--legend',
+        help=f'comma-separated subset of {",".join(SHOW_CHOICES)}')
+    add('--legend',
         choices=('present', 'all'),
         default='present',
-        help='legend of the pictures: the classes present, most pixels '
-        'first, and how many are absent (default), or every class')
-    parser.add_argument(
-        '--classify',
+        help='legend: the classes present (and how many are absent), or all')
+    add('--classify',
         action='store_true',
-        help='classify each image instead: print the classes ranked, with '
-        'probabilities (see docs/classification.md)')
-    parser.add_argument(
-        '--topk',
-        type=int,
-        default=5,
-        help='with --classify, how many classes to print (default 5)')
-    parser.add_argument(
-        '--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
+        help='print each image\'s classes ranked instead (see '
+        'docs/classification.md)')
+    add('--topk', type=int, default=5, help='classes --classify prints')
+    add('--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
     args = parser.parse_args(argv)
     if args.config is None:
         args.config = CLASSIFY_CONFIG if args.classify else SEGMENT_CONFIG

@@ -9,46 +9,35 @@ import sys
 # PyTorch, mmseg and this package are imported after the command line.
 from groupvit_common.errors import (ConfigCheckError, error_line,
                                     exit_on_user_error)
-from groupvit_common.tool_options import (check_paths, runner_options,
-                                          weight_options)
+from groupvit_common.tool_options import (CHECKPOINT_HELP, check_paths,
+                                          runner_options, weight_options)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMSeg test (and eval) a model',
         parents=[runner_options(), weight_options()])
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument(
-        'checkpoint',
+    add = parser.add_argument
+    add('config', help='test config file path')
+    add('checkpoint',
         nargs='?',
-        help='checkpoint: a file (converted, NVlabs .pth or transformers '
-        'weights), a transformers folder, an http(s) URL or hf://OWNER/NAME '
-        '(default: the config\'s load_from, downloaded once into the cache)')
-    parser.add_argument(
-        '--out',
-        type=str,
+        help=CHECKPOINT_HELP + ' (default: the config\'s load_from)')
+    add('--out',
         help='The directory to save output prediction for offline evaluation')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
-    parser.add_argument(
-        '--show-dir',
+    add('--show', action='store_true', help='show prediction results')
+    add('--show-dir',
         help='paint every image (ground truth and prediction over the '
         'photo) into SHOW_DIR/vis_data/vis_image/test_<image>_0.png')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
-    parser.add_argument(
-        '--resume',
+    add('--wait-time', type=float, default=2, help='the interval of show (s)')
+    add('--tta', action='store_true', help='Test time augmentation')
+    add('--resume',
         action='store_true',
-        help='skip the images that an interrupted run of the same config and '
-        'checkpoint already evaluated in the same work dir')
-    parser.add_argument(
-        '--trust-pickle',
+        help='skip the images an interrupted run of the same config and '
+        'checkpoint evaluated in the same work dir')
+    add('--trust-pickle',
         action='store_true',
-        help='unpickle CHECKPOINT fully, for a file that holds Python '
-        'objects the safe loader refuses; only for a file from a source '
-        'you trust, since unpickling can run code')
+        help='unpickle CHECKPOINT fully (a file the safe loader refuses); '
+        'only for a file from a source you trust: unpickling can run code')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

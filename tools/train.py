@@ -22,13 +22,12 @@ from mmseg_groupvit.utils.distributed import (finish_distributed,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train a segmentor', parents=[runner_options()])
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--resume',
+    add = parser.add_argument
+    add('config', help='train config file path')
+    add('--resume',
         action='store_true',
         help='resume from the latest checkpoint in the work_dir automatically')
-    parser.add_argument(
-        '--amp',
+    add('--amp',
         action='store_true',
         help='enable automatic-mixed-precision training')
     args = parser.parse_args(argv)

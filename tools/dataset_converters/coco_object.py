@@ -166,27 +166,15 @@ def parse_args(argv=None):
         description='Make COCO-Object label maps (0 = background, 1..80 = '
         'COCO things) from COCO-Stuff-164k raw maps or a COCO instances '
         'JSON.')
-    parser.add_argument(
-        'coco_path',
+    add = parser.add_argument
+    add('coco_path',
         nargs='?',
-        help='COCO-Stuff-164k root with annotations/<split>/*.png raw maps '
-        '(input A); with --instances only the default output root')
-    parser.add_argument(
-        '--instances',
-        metavar='JSON',
-        help='COCO instances_<split>.json to rasterise instead (input B)')
-    parser.add_argument(
-        '--splits',
-        nargs='+',
-        default=['train2017', 'val2017'],
-        help='input A: split folders (missing ones are skipped)')
-    parser.add_argument(
-        '--split',
-        help='input B: output split folder (default: from the file name)')
-    parser.add_argument(
-        '-o', '--out-dir', help='output root (default: coco_path)')
-    parser.add_argument(
-        '--nproc', type=int, default=1, help='number of processes')
+        help='COCO-Stuff-164k root with annotations/<split>/*.png raw maps')
+    add('--instances', metavar='JSON', help='instances JSON to use instead')
+    add('--splits', nargs='+', default=['train2017', 'val2017'])
+    add('--split', help='with --instances: the split (default: its name\'s)')
+    add('-o', '--out-dir', help='output root (default: coco_path)')
+    add('--nproc', type=int, default=1, help='number of processes')
     args = parser.parse_args(argv)
     if args.nproc < 1:
         parser.error(f'--nproc must be >= 1, got {args.nproc}.')

@@ -29,16 +29,12 @@ def parse_args(argv=None):
             text_options(extra_classes=False, templates=False),
             picture_options()
         ])
-    parser.add_argument('export', help='export folder (pytorch2onnx.py)')
-    parser.add_argument('images', nargs='+', help='image files or folders')
-    parser.add_argument('--out', default='outputs/onnx', help='output folder')
-    parser.add_argument(
-        '--threads', type=int, help='onnxruntime threads (default: all)')
-    parser.add_argument(
-        '--window-batch',
-        type=int,
-        default=2,
-        help='windows per image-graph call (default 2)')
+    add = parser.add_argument
+    add('export', help='export folder (pytorch2onnx.py)')
+    add('images', nargs='+', help='image files or folders')
+    add('--out', default='outputs/onnx', help='output folder')
+    add('--threads', type=int, help='onnxruntime threads (default: all)')
+    add('--window-batch', type=int, default=2, help='windows per call')
     return parser.parse_args(argv)
 
 
