@@ -122,9 +122,9 @@ def segment(model, load, path, stem, args, note):
                           base, rgb, labels, palette, args.opacity, with_bg,
                           legend, every, note)
 
-    def save(picture, kind, **text):
+    def save(picture, kind, text=None):
         files[kind] = osp.join(args.out, f'{stem}_{kind}.png')
-        picture.save(files[kind], pnginfo=png_text(dict(base, **text)))
+        picture.save(files[kind], pnginfo=png_text(dict(base, **(text or {}))))
         return files[kind]
 
     panes, titles = [Image.fromarray(rgb)], ['image']
@@ -145,11 +145,8 @@ def segment(model, load, path, stem, args, note):
         groups_summary.append(entry)
         if 'groups' in show or (final and 'final_groups' in show):
             entry['file'] = save(
-                palette_png(groups, colours),
-                f'groups_stage{index}',
-                stage=index,
-                groups=num_groups,
-                non_empty=non_empty)
+                palette_png(groups, colours), f'groups_stage{index}',
+                dict(stage=index, groups=num_groups, non_empty=non_empty))
         if 'panel' in show and (final or index == 1):
             panes.append(
                 Image.fromarray(

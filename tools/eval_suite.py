@@ -161,12 +161,8 @@ def table_row(record: dict, **columns) -> dict:
         columns,
         dataset=protocol['dataset'],
         images=record['images'],
-        seconds=f'{record["seconds"]:.1f}',
-        mIoU='-',
-        mAcc='-',
-        aAcc='-',
-        top1='-',
-        top5='-')
+        seconds=f'{record["seconds"]:.1f}')
+    row.update(dict.fromkeys(('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'), '-'))
     if protocol.get('task') != 'classification':
         texts = format_protocol(protocol)
         row.update((k, texts[k])
@@ -177,11 +173,9 @@ def table_row(record: dict, **columns) -> dict:
     resize, crop = protocol['resize'], protocol['crop']
     shown = [] if resize is None else [f'{resize["edge"]} {resize["scale"]}']
     shown += [] if crop is None else [f'crop {crop}']
+    row.update(dict.fromkeys(('classes', 'window', 'bg_thresh'), '-'))
     row.update(
-        classes='-',
         resize=', '.join(shown) or 'none',
-        window='-',
-        bg_thresh='-',
         templates=format_templates(protocol['templates']),
         vocabulary=format_vocabulary(protocol['vocabulary']))
     row.update((k, f'{metrics[f"accuracy/{k}"]:.2f}') for k in ('top1', 'top5')
