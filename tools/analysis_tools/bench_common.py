@@ -146,23 +146,6 @@ def model_arch(model: nn.Module, cfg_model=None) -> dict:
     return arch
 
 
-def hf_state_dict(model: nn.Module, hf_keys,
-                  grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
-    """Our weights under transformers' keys ``hf_keys`` (``convert_hf`` of
-    the keys' indices maps them), positions resized to the patch ``grid``.
-    """
-    hf_keys = list(hf_keys)
-    state, out = model.state_dict(), {}
-    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(hf_keys)})
-    for ours, indices in where.items():
-        parts = state[ours].chunk(3) if len(indices) == 3 else [state[ours]]
-        out.update((hf_keys[i], p) for i, p in zip(indices.tolist(), parts))
-    with torch.no_grad():
-        out['vision_model.embeddings.position_embeddings'] = \
-            model.image_encoder.interpolate_pos_embed(grid).detach().clone()
-    return out
-
-
 def build_reference(model: nn.Module,
                     window: Tuple[int, int],
                     cfg_model: Optional[dict] = None) -> nn.Module:
@@ -181,10 +164,18 @@ def build_reference(model: nn.Module,
             f'model.test_cfg.crop_size (--cfg-options) or --shape.')
     config = hf_config(model_arch(model, cfg_model), window[0])
     hf = transformers.GroupViTModel(config).eval()
+    # convert_hf of the keys' indices says where each key's tensor is.
+    keys, ours = list(hf.state_dict()), model.state_dict()
+    state = {}
+    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(keys)})
+    for name, indices in where.items():
+        parts = ours[name].chunk(3) if len(indices) == 3 else [ours[name]]
+        state.update((keys[i], p) for i, p in zip(indices.tolist(), parts))
     patch = model.image_encoder.patch_size
-    state = hf_state_dict(model,
-                          hf.state_dict().keys(),
-                          (window[0] // patch, window[1] // patch))
+    with torch.no_grad():
+        state['vision_model.embeddings.position_embeddings'] = \
+            model.image_encoder.interpolate_pos_embed(
+                (window[0] // patch, window[1] // patch)).detach().clone()
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if k not in HF_DROPPED]
     if missing or unexpected:
