@@ -196,11 +196,8 @@ def classify(model, args, path, stem):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(
-        args.config,
-        args.checkpoint,
-        args.random_weights,
-        checkpoint_option='--checkpoint')
+    problem = check_paths(args.config, args.checkpoint, args.random_weights,
+                          'none', '--checkpoint')
     if problem:
         sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import progress, quiet_warnings
@@ -212,10 +209,7 @@ def main(argv=None):
         images = list_images(args.images, skip=written_by_demo)
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
-    options = dict(
-        vocabulary=text.vocabulary,
-        templates=text.templates,
-        extra_classes=text.extra_classes)
+    options = text._asdict()
     if args.classify:
         model = build(init_classifier, args, (ValueError, TypeError),
                       **options)
