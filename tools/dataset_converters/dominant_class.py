@@ -33,21 +33,6 @@ def dominant_class(labels: np.ndarray,
     return int(values[best]), float(share)
 
 
-def read_label_map(path: str) -> np.ndarray:
-    """The ``[H, W]`` label map at ``path`` (bounded as images are), or
-    :class:`DataFileError` naming it."""
-    if not osp.isfile(path):
-        raise DataFileError(f'label map not found: {path} (its name is in the '
-                            f'split list); check --seg-dir and --seg-suffix.')
-    check_image(path, f'label map {path}')
-    try:
-        with Image.open(path) as labels:
-            return np.array(labels)
-    except (OSError, ValueError) as e:
-        raise DataFileError(f'cannot decode the label map {path} ({e}); it '
-                            f'is damaged: copy it again.') from None
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('root', help='dataset root (e.g. VOCdevkit/VOC2012)')
@@ -75,7 +60,18 @@ def main(argv=None):
     for name in names:
         seg = osp.join(args.root, args.seg_dir, name + args.seg_suffix)
         with exit_on_user_error():
-            labels = read_label_map(seg)
+            if not osp.isfile(seg):
+                raise DataFileError(
+                    f'label map not found: {seg} (its name is in the split '
+                    f'list); check --seg-dir and --seg-suffix.')
+            check_image(seg, f'label map {seg}')
+            try:
+                with Image.open(seg) as picture:
+                    labels = np.array(picture)
+            except (OSError, ValueError) as e:
+                raise DataFileError(
+                    f'cannot decode the label map {seg} ({e}); it is '
+                    f'damaged: copy it again.') from None
         found = dominant_class(labels, args.ignore, args.min_object,
                                args.min_share)
         if found is not None:
