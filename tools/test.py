@@ -39,8 +39,7 @@ def parse_args(argv=None):
         help='unpickle CHECKPOINT fully (a file the safe loader refuses); '
         'only for a file from a source you trust: unpickling can run code')
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 

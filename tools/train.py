@@ -31,8 +31,7 @@ def parse_args(argv=None):
         action='store_true',
         help='enable automatic-mixed-precision training')
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
