@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The rules of config values: each raises :class:`ConfigValueError` (or
-:class:`ConfigCheckError`) naming the key, the value and the fix, which the
-tools print as one ``error:`` line."""
+:class:`ConfigCheckError`) naming the key, the value and the fix."""
 import math
 from numbers import Integral, Real
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -27,8 +26,8 @@ def is_int(value: Any) -> bool:
 
 
 def check_positive_int(value: Any, key: str, meaning: str) -> int:
-    """Return ``value`` if it is an integer of at least 1 (``key``: its
-    config key; ``meaning``: what it counts, for the message)."""
+    """Return ``value`` if it is an integer of at least 1 (``meaning``: what
+    it counts)."""
     if not is_int(value) or value < 1:
         raise ConfigValueError(
             f'{key} must be a positive integer ({meaning}), got {value!r}. '
@@ -40,8 +39,7 @@ def check_positive_pair(value: Any,
                         key: str,
                         meaning: str,
                         form: str = '(H,W)') -> Tuple[int, int]:
-    """Return ``value`` as a pair if it is two integers of at least 1
-    (``form``: the pair's order, for the message)."""
+    """Return ``value`` as a pair if it is two integers of at least 1."""
     if not (isinstance(value, Sequence) and not isinstance(value, str)
             and len(value) == 2 and all(is_int(v) and v >= 1 for v in value)):
         raise ConfigValueError(
@@ -51,8 +49,7 @@ def check_positive_pair(value: Any,
 
 
 def check_bg_thresh(value: Any, key: str) -> float:
-    """Return the background threshold ``value`` as a float in [0, 1]
-    (not NaN)."""
+    """Return the background threshold ``value`` as a float in [0, 1]."""
     number = float(value) if isinstance(
         value, Real) and not isinstance(value, bool) else math.nan
     if not 0.0 <= number <= 1.0:
@@ -84,7 +81,7 @@ BUDGETS = dict(
 
 def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
     """Raise unless windows of ``crop`` every ``stride`` cover every pixel
-    (``key``: the section holding both, for the message)."""
+    (``key``: the section holding both)."""
     if stride[0] > crop[0] or stride[1] > crop[1]:
         raise ConfigValueError(
             f'{key}.stride {stride} is larger than {key}.crop_size {crop}: '
@@ -101,10 +98,8 @@ KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
 
 def check_test_cfg(test_cfg: Optional[dict],
                    patch_size: Optional[int] = None) -> None:
-    """Raise unless the segmentor's ``test_cfg`` can give a correct result:
-    ``mode``, the slide windows (``patch_size``: the image encoder's patch
-    side), ``window_batch``, the byte budgets (integers >= 0), ``autocast``,
-    ``bg_thresh``, and no other key."""
+    """Raise unless every key of the segmentor's ``test_cfg`` is known and
+    can give a correct result (``patch_size``: the image encoder's)."""
     if test_cfg is None:
         return
     unknown = sorted(set(test_cfg) - set(KEYS))
@@ -171,9 +166,8 @@ def _section_error(key: str, value: Any, what: str) -> ConfigValueError:
 
 
 def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
-    """The head's outputs: one per vocabulary class, plus background when
-    ``with_bg`` (a bool); a configured ``num_classes`` or ``out_channels``
-    must agree."""
+    """The head's outputs, one per class plus background when ``with_bg``;
+    a configured ``num_classes`` or ``out_channels`` must agree."""
     if not isinstance(with_bg, bool):
         raise ConfigValueError(
             f'model.decode_head.with_bg must be True or False, got '
@@ -181,7 +175,6 @@ def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
     channels = vocabulary + with_bg
     for key in ('out_channels', 'num_classes'):
         value = head.get(key)
-        # The head names a num_classes that is no positive integer.
         if value is None or (key == 'num_classes' and not is_int(value)):
             continue
         if not is_int(value) or value != channels:
@@ -196,9 +189,8 @@ def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
 def check_class_count(model_classes: int,
                       dataset_classes: int,
                       source: str = '') -> None:
-    """Raise :class:`ConfigCheckError` unless the model scores as many
-    classes as the dataset has (one channel is mmseg's binary protocol for
-    two). ``source``: what both counts are made of, put first."""
+    """Raise unless the model scores as many classes as the dataset has
+    (one channel: mmseg's binary protocol); ``source`` leads the message."""
     if model_classes == dataset_classes or (model_classes, dataset_classes) \
             == (1, 2):
         return
@@ -212,8 +204,8 @@ def check_class_count(model_classes: int,
 
 def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 with_bg: bool) -> Optional[List[list]]:
-    """The prompted classes of a text encoder config; None when they cannot
-    be read (the text encoder names the problem when it is built)."""
+    """The prompted classes of a text encoder config; None when unreadable
+    (the text encoder names the problem when built)."""
     try:
         if text.get('vocabulary') is not None:
             classes = load_vocabulary(text['vocabulary'])
@@ -239,10 +231,9 @@ def check_classes(cfg: dict,
                   dataset_classes: Optional[Callable] = None,
                   prompt_classes: Optional[Callable] = None,
                   head_with_bg: Optional[Callable] = None) -> None:
-    """The one rule of class counts, on a config: the vocabulary (plus
-    background when the head has it) decides the model's classes, and a
-    test dataset (``test``) must have as many; a model without a text
-    encoder scores its head's ``num_classes``.
+    """The one rule of class counts: the vocabulary (plus background when
+    the head has it) decides the model's classes, and a test dataset must
+    have as many.
 
     Args:
         cfg (dict): A config whose sections :func:`check_config` checked.
@@ -294,12 +285,9 @@ def check_config(cfg: dict,
                  dataset_classes: Optional[Callable] = None,
                  prompt_classes: Optional[Callable] = None,
                  head_with_bg: Optional[Callable] = None) -> None:
-    """Raise unless the sections a tool reads have the right types, before
-    any checkpoint is looked for: ``model`` (with a ``type``) and its
-    sub-configs, a zero-shot segmentor's ``test_cfg`` (a text encoder and a
-    decode head, whatever its type is called), for a ``test`` the
-    test dataloader, dataset, pipeline and evaluator; then the class counts
-    (:func:`check_classes`, which takes the other arguments)."""
+    """Raise unless the sections a tool reads have the right types (for a
+    ``test`` the test sections too), then :func:`check_classes` (which
+    takes the other arguments)."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')
@@ -333,8 +321,7 @@ def _check_test_sections(cfg: dict) -> None:
 
 
 def check_test_dataloader(cfg: dict) -> None:
-    """Raise ConfigValueError unless the test ``batch_size`` and the sizes
-    of the ``Resize`` steps can work (else a bare error or empty images)."""
+    """Raise unless the test ``batch_size`` and ``Resize`` sizes can work."""
     loader = cfg['test_dataloader']
     check_positive_int(
         loader.get('batch_size', 1), 'test_dataloader.batch_size',

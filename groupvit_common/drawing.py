@@ -1,9 +1,9 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Pictures of predictions and groups (numpy + PIL): overlays, legends,
-banners and panels. Drawing on a picture keeps its size, so overlays stay
-pixel-aligned with the photo."""
+banners and panels, each the size of the photo."""
 import json
 import math
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,8 +19,8 @@ WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
 
 def get_font(size: int) -> ImageFont.ImageFont:
-    """PIL's bundled font at ``size`` pixels (a fixed small bitmap font on
-    Pillow < 10.1)."""
+    """PIL's bundled font at ``size`` pixels (fixed size on Pillow < 10.1).
+    """
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -41,9 +41,8 @@ def overlay_labels(image: np.ndarray,
                    palette: np.ndarray,
                    opacity: float = 0.5,
                    skip_label: Optional[int] = None) -> np.ndarray:
-    """Blend ``palette[labels]`` (``[H, W]`` labels, ``[N, 3]`` colours)
-    over an ``[H, W, 3]`` uint8 RGB image with weight ``opacity``, leaving
-    ``skip_label`` (background) uncoloured; ``[H, W, 3]`` uint8."""
+    """Blend ``palette[labels]`` (``[H, W]``) over an ``[H, W, 3]`` uint8
+    image with weight ``opacity``, ``skip_label`` uncoloured."""
     if image.shape[:2] != labels.shape:
         raise ValueError(f'Image {image.shape[:2]} and label map '
                          f'{labels.shape} differ in size.')
@@ -56,8 +55,8 @@ def overlay_labels(image: np.ndarray,
 
 
 def mark_boundaries(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """A copy of ``image`` ``[H, W, 3]`` painted white where ``labels``
-    ``[H, W]`` changes (to the right or below)."""
+    """``image`` painted white where ``labels`` changes (right or below).
+    """
     edge = np.zeros(labels.shape, bool)
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edge[:-1] |= labels[:-1] != labels[1:]
@@ -69,10 +68,8 @@ def mark_boundaries(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def draw_banner(image: Image.Image,
                 lines: Sequence[str],
                 size: Optional[int] = None) -> Tuple[Image.Image, int]:
-    """Write ``lines`` in white on a dark red band across the top of the
-    picture (inside it); the text (``size`` or by the picture's size)
-    shrinks when a line would not fit. Returns the picture and the band's
-    height."""
+    """``lines`` in white on a red band across the picture's top, shrunk
+    to fit; the picture and the band's height."""
     size = size or font_size_for(*image.size) + 1
     font = get_font(size)
     while size > MIN_FONT and max(_text_width(font, line)
@@ -90,12 +87,8 @@ def draw_banner(image: Image.Image,
 
 
 def legend_entries(legend: list, every_class: bool = False) -> tuple:
-    """What a picture's legend shows: the classes present, most pixels
-    first, then how many are absent; or every class in vocabulary order
-    (``every_class``).
-
-    Returns:
-        tuple: ``[LegendEntry]`` and the closing line (or None).
+    """``([LegendEntry], footer or None)``: the classes present, most
+    pixels first, and how many are absent; or every class (``every_class``).
     """
     footer = None
     if not every_class:
@@ -113,11 +106,9 @@ def draw_legend(image: Image.Image,
                 entries: Sequence[LegendEntry],
                 top: int = 0,
                 footer: Optional[str] = None) -> Image.Image:
-    """A legend box in the picture's top-left corner, below ``top``: a
-    swatch of each entry's exact colour (empty and crossed for None), its
-    text and share, in as many columns as needed; the text shrinks before
-    entries are left out (then a last line says how many), and ``footer``
-    closes it."""
+    """A legend box in the top-left corner below ``top``: each entry's
+    swatch (crossed for None), text and share in columns; the text shrinks
+    before entries are left out (counted on a last line)."""
     texts = [t if s is None else f'{t}  {s:.1%}' for t, _, s in entries]
     width, height = image.size
     size = font_size_for(width, height)
@@ -141,7 +132,6 @@ def draw_legend(image: Image.Image,
     rows = max(1, min(rows, shown + (shown < len(texts))))
     x0, y0 = 6, top + 6
     rows_h = rows * row if entries else 0
-    # A translucent white box, then opaque swatches and text on it.
     layer = Image.new('RGBA', image.size, (0, 0, 0, 0))
     ImageDraw.Draw(layer).rectangle(
         [x0, y0, x0 + cols * col_w, y0 + rows_h + footer_h + 4],
@@ -177,8 +167,8 @@ def tile_panes(panes: Sequence[Image.Image],
                titles: Sequence[str],
                note: Optional[Sequence[str]] = None,
                gap: int = 6) -> Image.Image:
-    """Equally tall pictures side by side ``gap`` pixels apart, each under
-    its title, below a red band of ``note`` lines if given."""
+    """Equally tall pictures side by side under their titles, below a red
+    band of ``note`` lines if given."""
     height = panes[0].height
     size = font_size_for(panes[0].width, height) + 1
     font = get_font(size)
@@ -201,8 +191,7 @@ def tile_panes(panes: Sequence[Image.Image],
 
 
 def png_text(meta: Dict[str, object]) -> PngInfo:
-    """PNG text chunks for ``meta`` (non-str values as JSON):
-    ``Image.open(f).text['legend']``."""
+    """PNG text chunks of ``meta`` (non-str values as JSON)."""
     info = PngInfo()
     for key, value in meta.items():
         info.add_text(key,
@@ -211,8 +200,8 @@ def png_text(meta: Dict[str, object]) -> PngInfo:
 
 
 def palette_png(labels: np.ndarray, palette) -> Image.Image:
-    """A label map as a palette PNG (pixel value = label); beyond 256
-    labels, a 16-bit grey PNG."""
+    """A label map as a palette PNG; beyond 256 labels a 16-bit grey one.
+    """
     if len(palette) > 256:
         return Image.fromarray(labels.astype(np.uint16))
     picture = Image.fromarray(labels.astype(np.uint8), mode='P')
@@ -224,8 +213,8 @@ def palette_png(labels: np.ndarray, palette) -> Image.Image:
 
 def class_legend(names: Sequence[str], synonyms: Sequence[Sequence[str]],
                  with_bg: bool, labels: np.ndarray, palette) -> List[dict]:
-    """Every class's legend: name, other synonyms, colour (None for the
-    background, label 0 when ``with_bg``) and share of the pixels."""
+    """Each class's name, other synonyms, colour (None for background) and
+    share of the pixels."""
     shares = np.bincount(
         labels.ravel(), minlength=len(names)) / max(labels.size, 1)
     return [
@@ -245,8 +234,8 @@ def labelled_overlay(rgb: np.ndarray,
                      legend: list,
                      every_class: bool = False,
                      note: Optional[Sequence[str]] = None) -> Image.Image:
-    """The prediction over the photo (background uncoloured), the banner
-    ``note`` on top and the legend (:func:`legend_entries`) below it."""
+    """The prediction over the photo, the banner ``note`` and the legend.
+    """
     entries, footer = legend_entries(legend, every_class)
     picture = Image.fromarray(
         overlay_labels(rgb, labels, palette, opacity, 0 if with_bg else None))
@@ -254,3 +243,32 @@ def labelled_overlay(rgb: np.ndarray,
     if note:
         picture, top = draw_banner(picture, note)
     return draw_legend(picture, entries, top, footer=footer)
+
+
+def save_pictures(out_dir: str,
+                  stem: str,
+                  kinds: Sequence[str],
+                  meta: dict,
+                  rgb: np.ndarray,
+                  labels: np.ndarray,
+                  palette,
+                  opacity: float,
+                  with_bg: bool,
+                  legend: list,
+                  every_class: bool = False,
+                  note: Optional[Sequence[str]] = None) -> Dict[str, str]:
+    """Write ``OUT_DIR/STEM_KIND.png`` of ``kinds`` (``overlay``,
+    ``prediction``) with ``meta`` and the legend as PNG text.
+
+    Returns:
+        dict: ``{kind: path}``.
+    """
+    info = png_text(dict(meta, legend=legend))
+    files = {}
+    for kind in kinds:
+        files[kind] = osp.join(out_dir, f'{stem}_{kind}.png')
+        picture = palette_png(labels, palette) if kind == 'prediction' else (
+            labelled_overlay(rgb, labels, palette, opacity, with_bg, legend,
+                             every_class, note))
+        picture.save(files[kind], pnginfo=info)
+    return files

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The errors users see: each names the input and the fix, and the tools
-print it as one ``error:`` line without a traceback."""
+"""The errors users see, each naming the input and the fix; the tools print
+them as one ``error:`` line."""
 import contextlib
 import re
 import reprlib
@@ -24,8 +24,7 @@ class ClassificationDataError(ValueError):
 
 
 class ConfigCheckError(ValueError):
-    """A test config that cannot give a correct result (missing data,
-    class counts that disagree), with the fix."""
+    """A test config that cannot give a correct result, with the fix."""
 
 
 class ConfigValueError(ValueError):
@@ -33,8 +32,7 @@ class ConfigValueError(ValueError):
 
 
 class DataFileError(ValueError):
-    """A data file (vocabulary, JSON, tokenizer table, image header) that
-    cannot be used."""
+    """A data file (JSON, text, gzip, image header) that cannot be used."""
 
 
 class ImageLoadError(DataFileError):
@@ -54,8 +52,7 @@ class ProgressError(ValueError):
 
 
 class TrainingDataError(ValueError):
-    """Training data (shards, annotation files, captions) that cannot be
-    used."""
+    """Training data (shards, annotations, captions) that cannot be used."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -78,9 +75,8 @@ _BUILD_PREFIX = re.compile(r'^(class `\w+` in \S+\.py: )+')
 
 
 def user_error_message(error: BaseException) -> str:
-    """The message of a user error, without the worker traceback of
-    PyTorch's DataLoader nor mmengine's "class `Name` in module.py: "
-    prefixes."""
+    """A user error's message without a DataLoader worker's traceback or
+    mmengine's "class `Name` in module.py: " prefixes."""
     text = str(error)
     if 'Original Traceback' in text:
         marker = f'{type(error).__name__}: '
@@ -90,16 +86,16 @@ def user_error_message(error: BaseException) -> str:
 
 
 def error_line(problem) -> str:
-    """``error: MESSAGE``, the one line a tool prints for bad input
-    (``problem``: the message or the error)."""
+    """``error: MESSAGE`` of a message or an error: the line a tool prints
+    for bad input."""
     if isinstance(problem, BaseException):
         problem = user_error_message(problem)
     return f'error: {problem}'
 
 
 class _Shown(reprlib.Repr):
-    """Two levels deep, long sequences and strings cut, huge integers and
-    objects other than numbers and bytes (e.g. tensors) by their type."""
+    """Two levels deep, long values cut, huge integers and objects other
+    than numbers and bytes by their type."""
 
     def __init__(self):
         super().__init__()
@@ -116,8 +112,7 @@ class _Shown(reprlib.Repr):
 
 
 def first_line(error) -> str:
-    """The first sentence of an error's message or of a text (an empty
-    message: the error type's name)."""
+    """The first sentence of an error's message (or its type's name)."""
     text = str(error).strip().splitlines()
     return text[0].split('. ')[0].rstrip('.') if text else type(error).__name__
 
@@ -129,8 +124,8 @@ def shown(value) -> str:
 
 @contextlib.contextmanager
 def exit_on_user_error(*also: type):
-    """Exit with :func:`error_line` when a user error (:data:`USER_ERRORS`,
-    and the types ``also``) leaves the block."""
+    """Exit with :func:`error_line` when a user error (:data:`USER_ERRORS`
+    or ``also``) leaves the block."""
     try:
         yield
     except USER_ERRORS + also as error:

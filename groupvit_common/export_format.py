@@ -1,14 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The ONNX export folder's format, written by the exporter
-(:mod:`mmseg_groupvit.deployment`) and checked by the runner
-(``tools/deployment/groupvit_ort``): its version and the SHA-256 digests of
-its protocol and files."""
+"""The ONNX export folder's format (version, SHA-256 digests), written by
+:mod:`mmseg_groupvit.deployment` and checked by the onnxruntime runner."""
 import hashlib
 import json
 from typing import Dict
 
-#: ``deploy.json``'s ``format``; earlier ones (without digests) are to be
-#: exported again.
+#: ``deploy.json``'s ``format``; earlier ones (no digests) are refused.
 FORMAT = 'mmseg-groupvit onnx 2'
 OLD_FORMATS = ('mmseg-groupvit onnx 1', )
 DEPLOY_FILE = 'deploy.json'

@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Data files read with bounds and without running code (JSON, text, gzip,
-image headers; each refusal one :class:`~.errors.DataFileError`), and work
-dir files written without following symbolic links."""
+"""Data files read with bounds and without running code (each refusal a
+:class:`~.errors.DataFileError`), and work dir files written without
+following symbolic links."""
 import errno
 import hashlib
 import io
@@ -33,16 +33,15 @@ _WORK_DIR = ('the tool writes only files of its own in a work dir. Remove it, '
 
 
 def file_kind(mode: int) -> str:
-    """What a path that is not a regular file is (``'a folder'``, ``'a
-    FIFO (named pipe)'``, ...), from its ``st_mode``."""
+    """What a non-regular file is (``'a folder'``, ...) by its ``st_mode``.
+    """
     return next((kind for test, kind in _KINDS if test(mode)),
                 'not a regular file')
 
 
 def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; a FIFO, device
-    or folder is named before it is opened. ``what`` names the file in
-    messages. Raises :class:`DataFileError`."""
+    """The bytes of a regular file of at most ``limit`` bytes (a FIFO is
+    refused unopened); ``what`` names the file in messages."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -82,7 +81,7 @@ def read_json(path: str,
               limit: int = MAX_TEXT_BYTES,
               what: str = 'JSON file') -> Any:
     """A JSON file of at most ``limit`` bytes and :data:`MAX_JSON_DEPTH`
-    levels, without ``NaN`` or ``Infinity``; else :class:`DataFileError`."""
+    levels, without ``NaN`` or ``Infinity``."""
     text = read_text(path, limit, what)
 
     def refuse_constant(name):
@@ -98,7 +97,6 @@ def read_json(path: str,
     except ValueError as e:
         raise DataFileError(
             f'the {what} {path} is not valid JSON ({e}).') from None
-    # The depth, checked without recursion.
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         item, depth = stack.pop()
@@ -113,7 +111,7 @@ def read_json(path: str,
 
 def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
     """The content of a gzip file of text, refused as soon as it passes
-    ``limit`` bytes decompressed; else :class:`DataFileError`."""
+    ``limit`` bytes decompressed."""
     # Deflate's worst case adds about 0.03 % plus the gzip header.
     data = read_bytes(path, limit + limit // 100 + 1024, what)
     if not data.startswith(b'\x1f\x8b'):
@@ -146,9 +144,8 @@ def check_image(
     max_pixels: int = MAX_IMAGE_PIXELS,
     max_aspect: Optional[float] = MAX_IMAGE_ASPECT
 ) -> Optional[Tuple[int, int]]:
-    """Refuse an image (a path or its bytes) by the size its header states,
-    before any pixel is decoded: over ``max_pixels``, more elongated than
-    ``max_aspect`` (None: no bound) or empty (:class:`ImageLoadError`).
+    """Refuse an image (a path or its bytes) whose header states over
+    ``max_pixels``, more elongation than ``max_aspect`` or nothing.
 
     Returns:
         tuple[int, int] | None: ``(width, height)``; None when Pillow cannot
@@ -194,9 +191,8 @@ _WRITE_FLAGS = {
 
 def open_work_file(work_dir: str, name: str, mode: str = 'w'):
     """Open ``work_dir/name`` (folders made as needed) for writing in
-    ``mode`` (``'w'``, ``'a'``, ``'r+b'``, ``'a+'``; text is UTF-8) without
-    following a symbolic link below ``work_dir``; a link, FIFO or other
-    non-file there is a :class:`DataFileError`."""
+    ``mode`` (``'w'``, ``'a'``, ``'r+b'``, ``'a+'``) without following a
+    symbolic link below ``work_dir``."""
     parts = [part for part in name.split('/') if part]
     path = os.path.join(work_dir, *parts)
     folder, done = None, path
@@ -245,10 +241,8 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
 
 
 def refuse_links(folder: str, option: str) -> None:
-    """Refuse ``folder`` (named by the command-line ``option``) if a
-    symbolic link lies below it (a planted link would redirect the files
-    written there by name) or it holds over :data:`MAX_WALK_ENTRIES`
-    entries; a missing folder passes."""
+    """Refuse ``folder`` (of the command-line ``option``) if a symbolic link
+    lies below it or it holds over :data:`MAX_WALK_ENTRIES` entries."""
     todo, seen = [folder], 0
     while todo:
         try:
@@ -274,6 +268,5 @@ def refuse_links(folder: str, option: str) -> None:
 
 
 def file_sha256(path: str) -> str:
-    """The SHA-256 (hex) of a file's content."""
     with open(path, 'rb') as f:
         return hashlib.file_digest(f, 'sha256').hexdigest()

@@ -10,10 +10,8 @@ _GOLDEN = 0.618033988749895
 
 
 def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
-    """``[num, 3]`` uint8 RGB colours, pairwise different and saturated
-    (never black, white or grey): hues a golden angle apart, saturation and
-    value alternating, so consecutive ids differ clearly; ``seed`` shifts
-    the hues."""
+    """``[num, 3]`` uint8 RGB colours, pairwise different and saturated,
+    consecutive ids clearly apart; ``seed`` shifts the hues."""
     if num < 0:
         raise ValueError(f'num must be >= 0, got {num}.')
     ids = np.arange(num)

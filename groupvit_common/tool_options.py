@@ -1,42 +1,42 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The options the command-line tools share (argparse parent parsers), and
-the checks that need no model, made before PyTorch is imported."""
+"""The command-line tools' shared options (argparse parent parsers) and the
+checks made before PyTorch is imported."""
 import argparse
 import os
 import os.path as osp
 from typing import Optional
 
 __all__ = [
-    'RANDOM_BANNER', 'runner_options', 'add_cfg_options', 'weight_options',
-    'text_options', 'picture_options', 'check_paths', 'check_device',
-    'weights_label'
+    'CHECKPOINT_HELP', 'RANDOM_BANNER', 'runner_options', 'add_cfg_options',
+    'weight_options', 'text_options', 'picture_options', 'check_paths',
+    'check_device', 'weights_label'
 ]
 
 #: What a tool prints and records when the weights are random.
 RANDOM_BANNER = 'RANDOM WEIGHTS: not a real prediction.'
+CHECKPOINT_HELP = ('checkpoint: a file (converted, NVlabs .pth or '
+                   'transformers weights), a transformers folder, a URL or '
+                   'hf://OWNER/NAME')
 
 
 def runner_options() -> argparse.ArgumentParser:
-    """A parent parser (``parents=[runner_options()]``) of the options of a
-    tool that runs mmengine's runner."""
+    """A parent parser of the options of a tool that runs mmengine's runner.
+    """
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument(
-        '--work-dir',
+    add = parser.add_argument
+    add('--work-dir',
         help='where results.json and the log go (default: '
         'work_dirs/CONFIG_NAME)')
     add_cfg_options(parser)
-    parser.add_argument(
-        '--launcher',
+    add('--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher (pytorch: under torchrun)')
-    parser.add_argument(
-        '--verbose',
+    add('--verbose',
         action='store_true',
-        help='print mmengine\'s full log (environment, config, hooks, '
-        'logged iterations) instead of the short report; the log file in '
-        'the work dir always has it')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+        help='print mmengine\'s full log instead of the short report (the '
+        'log file in the work dir always has it)')
+    add('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
 
@@ -46,7 +46,6 @@ MAX_OPTION_DEPTH = 32
 
 
 def _depth(text: str) -> int:
-    """The deepest bracket nesting of ``text``."""
     depth = deepest = 0
     for char in text:
         depth += (char in '[(') - (char in '])')
@@ -55,9 +54,8 @@ def _depth(text: str) -> int:
 
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options`` (mmengine's ``DictAction``) to ``parser``; an
-    item without ``=``, nested deeper than :data:`MAX_OPTION_DEPTH` or with
-    brackets that do not pair up exits with one ``error:`` line."""
+    """Add ``--cfg-options`` (mmengine's ``DictAction``), exiting with one
+    ``error:`` line for an item it cannot parse."""
     from mmengine.config import DictAction  # torch-free
 
     from .errors import error_line
@@ -96,17 +94,20 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
 
 
-def _seed(text: str) -> int:
-    """A seed as NumPy and PyTorch take it: 0 to 2**32 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(
-            f'{text!r} is not a seed: give a whole number from 0 to '
-            f'{2**32 - 1}')
-    return value
+def _number_in(kind: type, low, high, message: str):
+    """An argparse type: ``kind(text)`` in ``[low, high]``, else
+    ``message`` (``{text}``: the text given)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(message.format(text=text))
+        return value
+
+    return parse
 
 
 def weight_options() -> argparse.ArgumentParser:
@@ -115,12 +116,13 @@ def weight_options() -> argparse.ArgumentParser:
     parser.add_argument(
         '--random-weights',
         action='store_true',
-        help='random weights (seeded with --seed) instead of the config\'s '
-        '(its load_from): an offline trial of the tool, not a real '
-        'prediction')
+        help='seeded random weights instead of the config\'s: an offline '
+        'trial of the tool, not a real prediction')
     parser.add_argument(
         '--seed',
-        type=_seed,
+        type=_number_in(
+            int, 0, 2**32 - 1, '{text!r} is not a seed: give a whole number '
+            f'from 0 to {2**32 - 1}'),
         default=0,
         help='seed of the random weights, 0 to 2**32 - 1 (default 0)')
     return parser
@@ -157,22 +159,12 @@ def text_options(extra_classes: bool = True,
     return parser
 
 
-def _opacity(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text}')
-    return value
-
-
 def picture_options() -> argparse.ArgumentParser:
     """A parent parser of the pictures' ``--opacity``."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         '--opacity',
-        type=_opacity,
+        type=_number_in(float, 0, 1, 'must be in [0, 1], got {text}'),
         default=0.5,
         help='colour weight of the overlays in [0, 1] (default 0.5)')
     return parser
@@ -189,10 +181,8 @@ def check_paths(config: str,
                 random_weights: bool = False,
                 launcher: str = 'none',
                 checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
-    """What is wrong with a command line before anything is built, as one
-    message (None when nothing is): a missing config or local checkpoint, a
-    checkpoint with ``--random-weights``, ``--launcher pytorch`` without
-    torchrun's environment. ``checkpoint_option``: its name in messages."""
+    """What is wrong with a command line's paths and launcher, as one
+    message (None when nothing is)."""
     if not osp.isfile(config):
         return (f'config not found: {config}. Pass one of '
                 f'configs/groupvit_*.py (configs/classification/*.py for '

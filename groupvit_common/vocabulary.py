@@ -1,19 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Custom open vocabularies: class names with synonyms.
-
-A vocabulary file is UTF-8 text, one class per line, its synonyms separated
-by commas; ``#`` starts a comment, blank lines are ignored::
-
-    background          # a leading 'background' is not prompted
-    person, man, woman
-    potted plant, houseplant
-
-Names are NFKC-normalised with inner whitespace collapsed. A name may
-appear once, compared without case and with Cyrillic/Greek look-alike
-letters as Latin. A word has at most :data:`MAX_WORD_CHARS` characters (the
-tokenizer's merging is quadratic in a word's length). The text encoder
-averages the un-normalised embeddings of every synonym x template prompt of
-a class, then L2-normalises the mean.
+"""Open vocabularies: classes with synonyms, from a file (one class per
+line, commas between synonyms, ``#`` comments) or a list; names
+NFKC-normalised, each appearing once (without case, look-alikes as Latin).
 """
 import os
 import os.path as osp
@@ -55,13 +43,9 @@ def _code_points(chars) -> str:
 
 
 def check_words(texts: Sequence[str], where: str) -> None:
-    """Refuse a class name or template with a word over
+    """Raise ``ValueError`` (naming ``where``) for a text with a word over
     :data:`MAX_WORD_CHARS` characters, over :data:`MAX_WORDS` words, or an
-    invisible or control character (``c\u200bat`` prints as ``cat``).
-
-    Raises:
-        ValueError: Naming ``where``, the text's start and what is wrong.
-    """
+    invisible or control character."""
     for text in texts:
         hidden = [
             c for c in text
@@ -176,8 +160,7 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
 
     Args:
         path_or_list (str | os.PathLike | Sequence): A vocabulary file, or
-            one entry per class: a str split on commas like a file line
-            (``'person, man'``) or a list of synonyms (``['person', 'man']``).
+            one entry per class: ``'person, man'`` or ``['person', 'man']``.
 
     Returns:
         list[list[str]]: K classes, each its synonyms, in order.
@@ -186,10 +169,6 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
         FileNotFoundError: The file does not exist.
         ValueError: Empty vocabulary or name, repeated names, not UTF-8.
         TypeError: The input or an entry has the wrong type.
-
-    Example:
-        >>> load_vocabulary(['background', 'person, man', ['dog', 'puppy']])
-        [['background'], ['person', 'man'], ['dog', 'puppy']]
     """
     if isinstance(path_or_list, (str, os.PathLike)):
         source = f'file {os.fspath(path_or_list)!r}'
@@ -226,10 +205,6 @@ def split_background(classes: List[List[str]],
 
     Returns:
         tuple: The classes to prompt and whether ``background`` led.
-
-    Raises:
-        ConfigValueError: ``background`` leads a head without background
-            channel (``with_bg=False``), or is the only class.
     """
     first = bool(classes) and [n.casefold()
                                for n in classes[0]] == ['background']
@@ -249,14 +224,8 @@ def split_background(classes: List[List[str]],
 
 
 def check_template(template: str) -> str:
-    """Return ``template`` if it has exactly one empty ``{}`` field
-    (literal braces doubled, as in :meth:`str.format`).
-
-    Raises:
-        TypeError: Not a str.
-        ValueError: Not exactly one ``{}``, malformed braces, or a word over
-            :data:`MAX_WORD_CHARS`.
-    """
+    """Return ``template`` if it is a str with exactly one empty ``{}``
+    field (``TypeError``, ``ValueError`` otherwise)."""
     if not isinstance(template, str):
         raise TypeError(f'A prompt template must be a str, got '
                         f'{type(template).__name__}: {template!r}.')

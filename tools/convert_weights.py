@@ -1,54 +1,34 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Convert published GroupViT weights into an mmseg checkpoint.
 
-Usage::
-
-    python tools/convert_weights.py SRC DST.pth [--arch-config JSON]
-        [--vision-heads N] [--base-config CFG] [--trust-pickle]
-
-SRC is an NVlabs checkpoint (``group_vit_gcc_yfcc_30e-879422e0.pth``) or a
-transformers folder (``nvidia/groupvit-gcc-yfcc`` with ``config.json`` and
-``model.safetensors`` or ``pytorch_model.bin``). The keys of DST equal the
-model's keys exactly, and both forms of one model give identical files. For
-a non-default architecture DST.py is written too, so
-``python tools/test.py DST.py DST.pth`` works (it inherits the base config
-by absolute path, so it can be moved).
-"""
+SRC: an NVlabs ``.pth`` or a transformers folder; a non-default
+architecture also gets ``DST.py`` for ``tools/test.py DST.py DST.pth``."""
 import argparse
 import sys
 
-from groupvit_common.errors import CheckpointError
+from groupvit_common.errors import CheckpointError, error_line
 from mmseg_groupvit.weights.convert_checkpoint import (DEFAULT_BASE_CONFIG,
                                                        convert_checkpoint)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        'src', help='NVlabs .pth, or a transformers folder '
-        '/ weight file')
-    parser.add_argument('dst', help='output mmseg checkpoint (.pth)')
-    parser.add_argument(
-        '--arch-config',
+    add = parser.add_argument
+    add('src', help='NVlabs .pth, or a transformers folder / weight file')
+    add('dst', help='output mmseg checkpoint (.pth)')
+    add('--arch-config',
         help='JSON with the architecture when the checkpoint has none '
-        '(transformers config.json, or an NVlabs config with '
-        'model.img_encoder)')
-    parser.add_argument(
-        '--vision-heads',
+        '(transformers config.json, or an NVlabs config)')
+    add('--vision-heads',
         type=int,
-        help='vision attention heads when no config says (needed then, '
-        'unless the architecture is the released one, with 6)')
-    parser.add_argument(
-        '--base-config',
+        help='vision attention heads when no config says (released: 6)')
+    add('--base-config',
         default=DEFAULT_BASE_CONFIG,
         help='config inherited by DST.py for non-default architectures')
-    parser.add_argument(
-        '--trust-pickle',
+    add('--trust-pickle',
         action='store_true',
-        help='unpickle SRC fully, for a file that pickles classes besides '
-        'tensors (the OmegaConf config of the released NVlabs files is '
-        'read safely without it); can run code hidden in the file: only '
-        'for files from a source you trust')
+        help='unpickle SRC fully (a file pickling classes besides tensors); '
+        'can run code hidden in the file: only for files you trust')
     return parser.parse_args(argv)
 
 
@@ -59,7 +39,7 @@ def main(argv=None):
                                     args.vision_heads, args.base_config,
                                     args.trust_pickle)
     except (CheckpointError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 1
     print(f'Converted {result["num_tensors"]} tensors from the '
           f'{result["layout"]} layout to {args.dst}')

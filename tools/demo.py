@@ -1,13 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Segment your own images with your own words (docs/demo.md)::
-
-    python tools/demo.py IMAGE_OR_FOLDER [...] [--config CFG]
-        [--checkpoint CKPT | --random-weights] [--vocab "cat,dog|puppy,grass" |
-        --vocab-file FILE] [--extra-classes "grass,sky"]
-        [--templates simple|subset|full|identity|"a {}." ...]
-        [--bg-thresh T] [--out DIR]
-        [--show overlay,prediction,groups,final_groups,panel] [--classify]
-"""
+"""Segment (or classify) your own images with your own words
+(docs/demo.md)."""
 import argparse
 import copy
 import functools
@@ -20,24 +13,24 @@ import warnings
 import numpy as np
 from PIL import Image
 
-# The torch-free layer only: PyTorch and mmseg are imported after the
-# command line is read (--help and a wrong path answer at once).
+# PyTorch and mmseg are imported after the command line.
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
-                                     palette_png, png_text, tile_panes)
+                                     palette_png, png_text, save_pictures,
+                                     tile_panes)
 from groupvit_common.errors import USER_ERRORS, error_line, exit_on_user_error
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
-from groupvit_common.tool_options import (RANDOM_BANNER, check_device,
-                                          check_paths, picture_options,
-                                          text_options, weight_options)
+from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
+                                          check_device, check_paths,
+                                          picture_options, text_options,
+                                          weight_options)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW_CHOICES = ('overlay', 'prediction', 'groups', 'final_groups', 'panel')
 SEGMENT_CONFIG = osp.join(REPO, 'configs', 'groupvit_voc.py')
 CLASSIFY_CONFIG = osp.join(REPO, 'configs', 'classification',
                            'groupvit_imagenet.py')
-#: The ``Software`` text of every PNG this tool writes.
 SOFTWARE = 'mmseg-groupvit tools/demo.py'
 RANDOM_NOTE = [
     RANDOM_BANNER,
@@ -46,7 +39,6 @@ RANDOM_NOTE = [
 
 
 def _weights_name(checkpoint):
-    """How pictures and the summary name the weights."""
     if not checkpoint:
         return 'random'
     return checkpoint if '://' in checkpoint else osp.abspath(checkpoint)
@@ -59,41 +51,26 @@ def parse_args(argv=None):
         parents=[weight_options(),
                  text_options(),
                  picture_options()])
-    parser.add_argument('images', nargs='+', help='image files or folders')
-    parser.add_argument(
-        '--config',
+    add = parser.add_argument
+    add('images', nargs='+', help='image files or folders')
+    add('--config',
         help='config (default: configs/groupvit_voc.py, with --classify '
         'configs/classification/groupvit_imagenet.py)')
-    parser.add_argument(
-        '--checkpoint',
-        help='checkpoint: a file (converted, NVlabs .pth or transformers '
-        'weights), a transformers folder, a URL or hf://OWNER/NAME; its '
-        'architecture is applied to the config (default: the config\'s '
-        'load_from)')
-    parser.add_argument('--out', default='outputs/demo', help='output folder')
-    parser.add_argument(
-        '--show',
+    add('--checkpoint', help=CHECKPOINT_HELP + ' (default: load_from)')
+    add('--out', default='outputs/demo', help='output folder')
+    add('--show',
         default='overlay,prediction,groups',
-        help=f'comma-separated subset of {",".join(SHOW_CHOICES)} '
-        '(default: overlay,prediction,groups)')
-    parser.add_argument(
-        '--legend',
+        help=f'comma-separated subset of {",".join(SHOW_CHOICES)}')
+    add('--legend',
         choices=('present', 'all'),
         default='present',
-        help='legend of the pictures: the classes present, most pixels '
-        'first, and how many are absent (default), or every class')
-    parser.add_argument(
-        '--classify',
+        help='legend: the classes present (and how many are absent), or all')
+    add('--classify',
         action='store_true',
-        help='classify each image instead: print the classes ranked, with '
-        'probabilities (see docs/classification.md)')
-    parser.add_argument(
-        '--topk',
-        type=int,
-        default=5,
-        help='with --classify, how many classes to print (default 5)')
-    parser.add_argument(
-        '--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
+        help='print each image\'s classes ranked instead (see '
+        'docs/classification.md)')
+    add('--topk', type=int, default=5, help='classes --classify prints')
+    add('--device', default='cpu', help='torch device (cpu, cuda:0, ...)')
     args = parser.parse_args(argv)
     if args.config is None:
         args.config = CLASSIFY_CONFIG if args.classify else SEGMENT_CONFIG
@@ -122,8 +99,7 @@ def written_by_demo(path):
 
 
 def segment(model, load, path, stem, args, note):
-    """Segment one image and write its pictures; its ``summary.json``
-    entry."""
+    """Segment one image and write its pictures; its summary entry."""
     from mmseg.apis import inference_model
 
     from mmseg_groupvit.apis import image_group_maps
@@ -139,29 +115,24 @@ def segment(model, load, path, stem, args, note):
         Software=SOFTWARE,
         source=osp.abspath(path),
         weights=_weights_name(args.checkpoint))
-    files = {}
+    show = set(args.show)
+    every = args.legend == 'all'
+    files = save_pictures(args.out, stem,
+                          [k for k in ('overlay', 'prediction') if k in show],
+                          base, rgb, labels, palette, args.opacity, with_bg,
+                          legend, every, note)
 
-    def save(picture, kind, **text):
+    def save(picture, kind, text=None):
         files[kind] = osp.join(args.out, f'{stem}_{kind}.png')
-        picture.save(files[kind], pnginfo=png_text(dict(base, **text)))
+        picture.save(files[kind], pnginfo=png_text(dict(base, **(text or {}))))
         return files[kind]
 
-    show = set(args.show)
     panes, titles = [Image.fromarray(rgb)], ['image']
-    every = args.legend == 'all'
-    if 'overlay' in show:
-        save(
-            labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
-                             legend, every, note),
-            'overlay',
-            legend=legend)
     if 'panel' in show:
         panes.append(
             labelled_overlay(rgb, labels, palette, args.opacity, with_bg,
                              legend, every))
         titles.append('prediction')
-    if 'prediction' in show:
-        save(palette_png(labels, palette), 'prediction', legend=legend)
     groups_summary = []
     stages = image_group_maps(
         model, bgr) if {'groups', 'final_groups', 'panel'} & show else []
@@ -174,11 +145,8 @@ def segment(model, load, path, stem, args, note):
         groups_summary.append(entry)
         if 'groups' in show or (final and 'final_groups' in show):
             entry['file'] = save(
-                palette_png(groups, colours),
-                f'groups_stage{index}',
-                stage=index,
-                groups=num_groups,
-                non_empty=non_empty)
+                palette_png(groups, colours), f'groups_stage{index}',
+                dict(stage=index, groups=num_groups, non_empty=non_empty))
         if 'panel' in show and (final or index == 1):
             panes.append(
                 Image.fromarray(
@@ -198,8 +166,7 @@ def segment(model, load, path, stem, args, note):
 
 def build(init, args, errors=(), **options):
     """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
-    becomes the file loaded (None: random weights, and a warning)."""
-    # The model checks bg_thresh and the rest.
+    becomes the file loaded (None: random weights)."""
     with exit_on_user_error(*errors), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='No checkpoint given')
         model = init(
@@ -229,11 +196,8 @@ def classify(model, args, path, stem):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(
-        args.config,
-        args.checkpoint,
-        args.random_weights,
-        checkpoint_option='--checkpoint')
+    problem = check_paths(args.config, args.checkpoint, args.random_weights,
+                          'none', '--checkpoint')
     if problem:
         sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import progress, quiet_warnings
@@ -245,10 +209,7 @@ def main(argv=None):
         images = list_images(args.images, skip=written_by_demo)
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
-    options = dict(
-        vocabulary=text.vocabulary,
-        templates=text.templates,
-        extra_classes=text.extra_classes)
+    options = text._asdict()
     if args.classify:
         model = build(init_classifier, args, (ValueError, TypeError),
                       **options)
@@ -259,7 +220,6 @@ def main(argv=None):
         model = build(init_groupvit, args, bg_thresh=args.bg_thresh, **options)
         from mmseg.registry import TRANSFORMS
 
-        # The test pipeline's checked loader: each image decoded once.
         load = TRANSFORMS.build(copy.deepcopy(model.cfg.test_pipeline[0]))
         note = None if args.checkpoint else RANDOM_NOTE
         run = functools.partial(segment, model, load, args=args, note=note)
@@ -293,9 +253,10 @@ def main(argv=None):
         written = [p for r in results for p in r['outputs'].values()]
         print('Wrote:\n  ' + '\n  '.join(written + [summary_path]))
     if failed:
-        sys.exit(f'error: {len(failed)} of {len(images)} image(s) could '
-                 f'not be read or {what} (the reasons are above; the '
-                 f'others are written): {", ".join(failed)}')
+        sys.exit(
+            error_line(f'{len(failed)} of {len(images)} image(s) could not '
+                       f'be read or {what} (the reasons are above; the '
+                       f'others are written): {", ".join(failed)}'))
     return summary
 
 

@@ -1,21 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Evaluate configs x checkpoints with ``tools/test.py`` into one results
-table, ``OUT_DIR/results.md`` and ``results.csv`` (docs/evaluation.md)::
-
-    python tools/eval_suite.py 'configs/groupvit_*.py' \\
-        --checkpoints checkpoints/groupvit_gcc-yfcc.pth \\
-        checkpoints/groupvit_gcc-redcaps.pth \\
-        --out-dir work_dirs/suite \\
-        [--data-root groupvit_voc=/data/VOCdevkit/VOC2012 ...] \\
-        [--cfg-options KEY=VALUE ...] [--nproc 2]
-
-Each pair is one ``tools/test.py`` process (torchrun with ``--nproc`` > 1;
-classification configs one) under ``OUT_DIR/runs/``; the table is rewritten
-after each run. Pairs in ``results.csv`` with the same checkpoint and
-resolved-config SHA-256 are skipped (an interrupted suite resumes); a
-changed one runs again and replaces its row. A failed run is reported and
-left out. Files in ``OUT_DIR`` are opened without following links.
-"""
+"""Evaluate configs x checkpoints with ``tools/test.py`` into one table,
+``OUT_DIR/results.md`` and ``results.csv``, skipping the runs already in it
+(docs/evaluation.md)."""
 import argparse
 import csv
 import glob
@@ -42,7 +28,6 @@ from mmseg_groupvit.evaluation.protocol import (format_protocol,
 from mmseg_groupvit.utils.console import progress
 
 TEST_PY = osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')
-# Columns of results.csv; results.md shows them up to 'seconds'.
 COLUMNS = [
     'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
     'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'top1', 'top5',
@@ -50,8 +35,7 @@ COLUMNS = [
     'checkpoint_sha256', 'config_sha256'
 ]
 MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
-# A finished run: the pair (first four) and the checkpoint's and resolved
-# config's content.
+# A finished run: the pair (first four) and its files' content.
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
                'checkpoint_sha256', 'config_sha256')
 IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
@@ -125,14 +109,13 @@ def run_key(row: dict) -> Tuple[str, ...]:
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:
-    """SHA-256 of the config as a run resolves it with ``options``, and of
-    the files it names; of its bytes when it does not resolve."""
+    """SHA-256 of the config resolved with ``options`` and of the files it
+    names (of its bytes when it does not resolve)."""
     from mmengine.config import Config
 
     from mmseg_groupvit.evaluation.progress import named_file_digests
     try:
-        # Not read_config: the key follows a config that fails its checks
-        # too (its run, which reads it with read_config, reports why).
+        # Not read_config: a config failing its checks gets a key too.
         cfg = Config.fromfile(config)
         parser = argparse.ArgumentParser()
         add_cfg_options(parser)
@@ -149,19 +132,8 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def read_table(path: str) -> List[dict]:
-    """The rows of a results.csv; :class:`DataFileError` for a file this
-    tool did not write."""
-    try:
-        return list(csv.DictReader(StringIO(read_text(path, what='table'))))
-    except csv.Error as e:
-        raise DataFileError(
-            f'{path} is not a results table of this tool ({e}); move it '
-            f'away or use a fresh --out-dir.') from None
-
-
 def save_table(out_dir: str, rows: Sequence[dict]) -> None:
-    """Write results.csv and results.md (each through a temporary file)."""
+    """Write results.csv and results.md, each through a temporary file."""
     buf = StringIO()
     writer = csv.DictWriter(buf, COLUMNS, lineterminator='\n')
     writer.writeheader()
@@ -183,18 +155,14 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
 
 
 def table_row(record: dict, **columns) -> dict:
-    """One table row from a run's ``results.json`` plus ``columns``."""
+    """The table row of a run's ``results.json`` and ``columns``."""
     protocol, metrics = record['protocol'], record['metrics']
     row = dict(
         columns,
         dataset=protocol['dataset'],
         images=record['images'],
-        seconds=f'{record["seconds"]:.1f}',
-        mIoU='-',
-        mAcc='-',
-        aAcc='-',
-        top1='-',
-        top5='-')
+        seconds=f'{record["seconds"]:.1f}')
+    row.update(dict.fromkeys(('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'), '-'))
     if protocol.get('task') != 'classification':
         texts = format_protocol(protocol)
         row.update((k, texts[k])
@@ -205,11 +173,9 @@ def table_row(record: dict, **columns) -> dict:
     resize, crop = protocol['resize'], protocol['crop']
     shown = [] if resize is None else [f'{resize["edge"]} {resize["scale"]}']
     shown += [] if crop is None else [f'crop {crop}']
+    row.update(dict.fromkeys(('classes', 'window', 'bg_thresh'), '-'))
     row.update(
-        classes='-',
         resize=', '.join(shown) or 'none',
-        window='-',
-        bg_thresh='-',
         templates=format_templates(protocol['templates']),
         vocabulary=format_vocabulary(protocol['vocabulary']))
     row.update((k, f'{metrics[f"accuracy/{k}"]:.2f}') for k in ('top1', 'top5')
@@ -247,7 +213,7 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
 
 def watch(proc: subprocess.Popen, log: str, work_dir: str) -> int:
     """Wait for a tools/test.py process, with a progress bar over its
-    images (from its log's ``images`` line and its progress records)."""
+    images (its log's ``images`` line, its progress records)."""
     bar, shown = None, 0
 
     def update():
@@ -318,7 +284,15 @@ def main(argv=None) -> int:
     data_roots = parse_data_roots(args.data_root, configs)
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')
-    rows = read_table(table) if osp.lexists(table) else []
+    rows = []
+    if osp.lexists(table):
+        try:
+            rows = list(
+                csv.DictReader(StringIO(read_text(table, what='table'))))
+        except csv.Error as e:
+            raise DataFileError(
+                f'{table} is not a results table of this tool ({e}); move it '
+                f'away or use a fresh --out-dir.') from None
     done = {run_key(row) for row in rows}
     failed, number = [], 0
     pairs = len(checkpoints) * len(configs)
@@ -347,7 +321,6 @@ def main(argv=None) -> int:
             work_dir = osp.join(args.out_dir, 'runs',
                                 run_dir_name(config, checkpoint, key))
             print(f'run  {label} ({number} of {pairs}) ...', flush=True)
-            # The run folders included, before this run writes in one.
             refuse_links(args.out_dir, '--out-dir')
             start = time.perf_counter()
             record = run_one(
@@ -356,7 +329,7 @@ def main(argv=None) -> int:
             if record is None:
                 failed.append(label)
                 continue
-            # The pair's row of an older checkpoint or config content goes.
+            # The pair's row of older file content goes.
             rows = [row for row in rows if run_key(row)[:4] != key[:4]]
             rows.append(table_row(record, work_dir=work_dir, **columns))
             done.add(key)

@@ -1,20 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Fetch published GroupViT weights into the cache: downloaded once,
-checked against the SHA-256 prefix of their name, converted, kept.
+"""Fetch published GroupViT weights into the cache (checked, converted).
 
-Usage::
-
-    python tools/fetch_weights.py [CONFIG | URL | hf://OWNER/NAME]
-
-Without an argument, the weights of ``configs/groupvit_voc.py`` (its
-``load_from``, the published GCC+YFCC release). Prints the cache file,
-which later runs read without downloading; on failure prints one
-``error:`` line (offline: the ``curl`` command that places the file by
-hand) and exits with status 2, the status ``tools/quickstart.sh`` (which
-runs it first) takes as "run with random weights instead". Bytes that are
-not what the file's name promises (its SHA-256) exit with status 1, as any
-other failure: the quick start stops there.
-"""
+Prints the cache file; exit status 2 when the weights cannot be had (the
+quick start then uses random weights), 1 for a wrong hash."""
 import argparse
 import os.path as osp
 import sys
@@ -36,7 +24,7 @@ def main(argv=None) -> str:
         help='a config (its load_from), a URL or hf://OWNER/NAME (default: '
         'configs/groupvit_voc.py)')
     source = parser.parse_args(argv).source
-    from groupvit_common.errors import CheckpointError
+    from groupvit_common.errors import CheckpointError, error_line
     from mmseg_groupvit.utils.console import quiet_warnings
     from mmseg_groupvit.weights import fetch
     from mmseg_groupvit.weights.checkpoint_loader import WrongHash
@@ -56,7 +44,7 @@ def main(argv=None) -> str:
                 f'URL or hf://OWNER/NAME: a local file needs no fetching.')
         path = fetch(source)
     except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         sys.exit(1 if isinstance(e, WrongHash) else UNAVAILABLE)
     print(path)
     return path

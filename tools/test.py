@@ -1,97 +1,57 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Test (and evaluate) a segmentor or a zero-shot classifier: mmseg 1.2.2's
-``tools/test.py`` (Apache-2.0) with its command line, plus: CHECKPOINT is
-optional (``load_from``) and may be a URL, ``hf://OWNER/NAME``, an NVlabs
-``.pth`` or a transformers folder, or ``--random-weights``; ``--help`` and
-wrong paths answer before PyTorch is imported; bad input is one ``error:``
-line; ``--launcher pytorch`` works on CPU (gloo); checked loading and
-counting with resumable progress (``--resume``); ``WORK_DIR/results.json``
-and a short console (``--verbose``: mmengine's log). See
-docs/evaluation.md."""
+``tools/test.py`` (Apache-2.0) with checked inputs, any checkpoint form,
+resumable progress and a short console (docs/evaluation.md)."""
 import argparse
 import os
 import sys
 
-# Only what parses and checks the command line: PyTorch, mmseg and this
-# package are imported in main(), after it.
+# PyTorch, mmseg and this package are imported after the command line.
 from groupvit_common.errors import (ConfigCheckError, error_line,
                                     exit_on_user_error)
-from groupvit_common.tool_options import (check_paths, runner_options,
-                                          weight_options)
+from groupvit_common.tool_options import (CHECKPOINT_HELP, check_paths,
+                                          runner_options, weight_options)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMSeg test (and eval) a model',
         parents=[runner_options(), weight_options()])
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument(
-        'checkpoint',
+    add = parser.add_argument
+    add('config', help='test config file path')
+    add('checkpoint',
         nargs='?',
-        help='checkpoint: a file (converted, NVlabs .pth or transformers '
-        'weights), a transformers folder, an http(s) URL or hf://OWNER/NAME '
-        '(default: the config\'s load_from, downloaded once into the cache)')
-    parser.add_argument(
-        '--out',
-        type=str,
+        help=CHECKPOINT_HELP + ' (default: the config\'s load_from)')
+    add('--out',
         help='The directory to save output prediction for offline evaluation')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
-    parser.add_argument(
-        '--show-dir',
+    add('--show', action='store_true', help='show prediction results')
+    add('--show-dir',
         help='paint every image (ground truth and prediction over the '
         'photo) into SHOW_DIR/vis_data/vis_image/test_<image>_0.png')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
-    parser.add_argument(
-        '--resume',
+    add('--wait-time', type=float, default=2, help='the interval of show (s)')
+    add('--tta', action='store_true', help='Test time augmentation')
+    add('--resume',
         action='store_true',
-        help='skip the images that an interrupted run of the same config and '
-        'checkpoint already evaluated in the same work dir')
-    parser.add_argument(
-        '--trust-pickle',
+        help='skip the images an interrupted run of the same config and '
+        'checkpoint evaluated in the same work dir')
+    add('--trust-pickle',
         action='store_true',
-        help='unpickle CHECKPOINT fully, for a file that holds Python '
-        'objects the safe loader refuses; only for a file from a source '
-        'you trust, since unpickling can run code')
+        help='unpickle CHECKPOINT fully (a file the safe loader refuses); '
+        'only for a file from a source you trust: unpickling can run code')
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def trigger_visualization_hook(cfg, args):
-    visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
-    if not isinstance(visualization_hook, dict):
-        raise ConfigCheckError(
-            '--show and --show-dir need default_hooks.visualization in the '
-            'config: set it to dict(type=\'SegVisualizationHook\').')
-    visualization_hook['draw'] = True
-    if args.show:
-        visualization_hook['show'] = True
-        visualization_hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        if not isinstance(cfg.get('visualizer'), dict):
-            raise ConfigCheckError(
-                '--show-dir needs a visualizer in the config: set it to '
-                'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
-                'type=\'LocalVisBackend\')]).')
-        cfg.visualizer['save_dir'] = args.show_dir
-    return cfg
-
-
 def build_config(args):
-    """The checked config of the command line (one read of the file,
-    before any checkpoint is looked for)."""
+    """The checked config of the command line, before any checkpoint is
+    looked for."""
     from mmseg_groupvit.engine import tool_config
     from mmseg_groupvit.evaluation import (check_out_dir,
                                            is_classification_config)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     cfg = tool_config(args)
     if args.random_weights:
-        # The runner seeds everything before it builds the model.
         cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)
     elif args.checkpoint:
@@ -101,7 +61,21 @@ def build_config(args):
     if args.show_dir:
         check_out_dir(args.show_dir, '--show-dir')
     if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
+        hook = (cfg.get('default_hooks') or {}).get('visualization')
+        if not isinstance(hook, dict):
+            raise ConfigCheckError(
+                '--show and --show-dir need default_hooks.visualization in '
+                'the config: set it to dict(type=\'SegVisualizationHook\').')
+        hook['draw'] = True
+        if args.show:
+            hook.update(show=True, wait_time=args.wait_time)
+        if args.show_dir:
+            if not isinstance(cfg.get('visualizer'), dict):
+                raise ConfigCheckError(
+                    '--show-dir needs a visualizer in the config: set it to '
+                    'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
+                    'type=\'LocalVisBackend\')]).')
+            cfg.visualizer['save_dir'] = args.show_dir
     if args.tta:
         missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
         if missing:
@@ -118,7 +92,6 @@ def build_config(args):
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    # Classification: no label maps, progress or processes.
     if args.launcher != 'none' and is_classification_config(cfg):
         raise ConfigCheckError(
             'classification configs run in one process; drop --launcher '
@@ -133,7 +106,6 @@ def main(argv=None):
                           args.launcher)
     if problem:
         sys.exit(error_line(problem))
-    # Before anything reads a config (mmengine imports pkg_resources then).
     from mmseg_groupvit.utils.console import quiet_warnings
     quiet_warnings(args.verbose)
     from mmseg_groupvit.engine import (ImageProgressHook, TestReportHook,
@@ -149,13 +121,11 @@ def main(argv=None):
         if args.trust_pickle and args.checkpoint:
             trust_checkpoint(args.checkpoint)
         if not args.random_weights:
-            # Download (once) and apply the checkpoint's architecture.
             args.checkpoint = args.checkpoint or cfg.get('load_from')
             resolve_load_from(cfg)
         progress, swaps = (None, []) if classification else prepare_test_run(
             cfg, cfg.load_from, args.resume, int(os.environ.get('RANK', 0)))
     init_cpu_distributed(cfg)
-    # The model checks its settings when built (vocabulary file, templates).
     also = (ValueError, FileNotFoundError) if classification else ()
     with exit_on_user_error(*also):
         runner = build_runner(cfg, args.verbose)

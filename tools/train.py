@@ -1,18 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Train a segmentor: mmseg 1.2.2's ``tools/train.py`` (Apache-2.0) with
-its command line, plus: ``--launcher pytorch`` on CPU-only machines (gloo,
-DDP without a device id, SyncBN as BN); a missing pretrained checkpoint or
-training data root, or ``--amp`` without a GPU, is one ``error:`` line
-naming the key to set; ``--resume`` and ``load_from`` read mmengine's
-training checkpoints under torch >= 2.6; the console shows the logged
-iterations, validations and checkpoints (``--verbose``: mmengine's log).
-
-Usage::
-
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
-        [--verbose]
-"""
+checked inputs, ``--launcher pytorch`` on CPU (gloo) and a short console
+(``--verbose``: mmengine's log)."""
 import argparse
 import logging
 import os
@@ -33,20 +22,16 @@ from mmseg_groupvit.utils.distributed import (finish_distributed,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train a segmentor', parents=[runner_options()])
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--resume',
+    add = parser.add_argument
+    add('config', help='train config file path')
+    add('--resume',
         action='store_true',
-        default=False,
         help='resume from the latest checkpoint in the work_dir automatically')
-    parser.add_argument(
-        '--amp',
+    add('--amp',
         action='store_true',
-        default=False,
         help='enable automatic-mixed-precision training')
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
@@ -87,8 +72,8 @@ def _find(cfg, predicate, path=''):
 
 
 def check_inputs(cfg) -> None:
-    """One ``error:`` line when a pretrained checkpoint or a training data
-    root is missing, before anything is built."""
+    """Exit when a pretrained checkpoint or a training data root is
+    missing."""
     for path, init in _find(
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
                 d.get('checkpoint'), str)):
@@ -114,10 +99,8 @@ def check_inputs(cfg) -> None:
 
 
 def check_runner(cfg) -> None:
-    """One ``error:`` line for ``FlexibleRunner`` with a model that has its
-    own ``train_step`` (the pretrainer's checked step): the strategies'
-    wrappers (FSDP, DeepSpeed) call the loss and the optimizer themselves,
-    so a non-finite step would be trained on."""
+    """Exit for ``FlexibleRunner`` with a model that has its own checked
+    ``train_step``, which the strategies (FSDP, DeepSpeed) bypass."""
     from mmengine.model import BaseModel
     from mmengine.runner import FlexibleRunner
     from mmseg.registry import MODELS, RUNNERS
@@ -155,7 +138,6 @@ def main(argv=None):
             f'config      {args.config}\nwork dir    {cfg.work_dir}\n'
             f'log         {getattr(runner.logger, "log_file", None)}',
             flush=True)
-    # Bad training data, a non-finite step, a checkpoint: one line.
     with exit_on_user_error():
         runner.train()
     if runner.rank == 0 and not args.verbose:

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""What the benchmark tools share: their options and set-up,
-transformers' ``GroupViTModel`` with a segmentor's weights, the model,
-dataset and machine, interleaved timing and peak memory."""
+"""What the benchmark tools share: options, set-up, transformers'
+``GroupViTModel`` with our weights, interleaved timing and peak memory."""
 import argparse
 import contextlib
 import functools
@@ -31,9 +30,8 @@ DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 
 
 def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
-    """A parent parser of the options the benchmarks share (``config``:
-    the config's default, which makes it optional); a tool changes a
-    default with ``set_defaults``."""
+    """A parent parser of the benchmarks' options (``config``: a default,
+    which makes it optional)."""
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
     add('config',
@@ -54,7 +52,7 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
 def add_shape_option(parser: argparse.ArgumentParser,
                      square: bool = False) -> None:
     """Add ``--shape H [W]``, the window (``args.shape``: ``(H, W)`` or
-    None); ``square``: H and W must be equal."""
+    None)."""
 
     class Shape(argparse.Action):
 
@@ -81,9 +79,8 @@ def add_shape_option(parser: argparse.ArgumentParser,
 
 
 def setup(args) -> Tuple[object, torch.device]:
-    """The config of ``args`` (``--cfg-options`` and ``--window-batch``
-    merged, read and checked by ``read_config``) and the device; exit with
-    one error line on bad input."""
+    """The checked config of ``args`` and the device; bad input exits with
+    one error line."""
     checkpoint = getattr(args, 'checkpoint', None)
     problem = check_paths(
         args.config, checkpoint, checkpoint_option='--checkpoint')
@@ -101,8 +98,8 @@ def setup(args) -> Tuple[object, torch.device]:
 
 
 def load_runtime():
-    """The torch-free runner ``tools/deployment/groupvit_ort`` (not an
-    installed package), imported from its folder."""
+    """The torch-free runner ``tools/deployment/groupvit_ort``, imported
+    from its folder."""
     if 'groupvit_ort' not in sys.modules:
         folder = osp.join(REPO, 'tools', 'deployment', 'groupvit_ort')
         spec = importlib.util.spec_from_file_location(
@@ -115,8 +112,8 @@ def load_runtime():
 
 
 def hf_config(arch: dict, image_size: int):
-    """A ``transformers.GroupViTConfig`` of an architecture (the fields of
-    ``mmseg_groupvit.weights.arch``, head counts included)."""
+    """A ``transformers.GroupViTConfig`` of an architecture
+    (``mmseg_groupvit.weights.arch``'s fields)."""
     from transformers import GroupViTConfig
     vision, text = dict(arch['image_encoder']), dict(arch['text_encoder'])
     projection = {
@@ -136,8 +133,8 @@ def hf_config(arch: dict, image_size: int):
 
 
 def model_arch(model: nn.Module, cfg_model=None) -> dict:
-    """A built segmentor's architecture (its checkpoints' record), with the
-    activation and LayerNorm epsilon of ``cfg_model`` when it sets them."""
+    """A segmentor's architecture, with ``cfg_model``'s activation and
+    LayerNorm epsilon when it sets them."""
     from mmseg_groupvit.engine.hooks import model_arch as recorded_arch
     arch = recorded_arch(model)
     for key, part in arch.items():
@@ -149,29 +146,11 @@ def model_arch(model: nn.Module, cfg_model=None) -> dict:
     return arch
 
 
-def hf_state_dict(model: nn.Module, hf_keys,
-                  grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
-    """Our weights under transformers' keys ``hf_keys``, the position
-    table resized to the patch ``grid``: ``convert_hf`` of the keys'
-    indices says where each key's tensor is (a ``qkv`` row block)."""
-    hf_keys = list(hf_keys)
-    state, out = model.state_dict(), {}
-    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(hf_keys)})
-    for ours, indices in where.items():
-        parts = state[ours].chunk(3) if len(indices) == 3 else [state[ours]]
-        out.update((hf_keys[i], p) for i, p in zip(indices.tolist(), parts))
-    with torch.no_grad():
-        out['vision_model.embeddings.position_embeddings'] = \
-            model.image_encoder.interpolate_pos_embed(grid).detach().clone()
-    return out
-
-
 def build_reference(model: nn.Module,
                     window: Tuple[int, int],
                     cfg_model: Optional[dict] = None) -> nn.Module:
-    """transformers' ``GroupViTModel`` in eval mode with ``model``'s
-    weights, for square windows of side ``window[0]`` (its forward accepts
-    only its square ``image_size``: ``ConfigValueError`` otherwise)."""
+    """transformers' ``GroupViTModel`` (eval) with ``model``'s weights for
+    the square ``window`` (``ConfigValueError`` for another)."""
     try:
         import transformers
     except ImportError:
@@ -185,10 +164,18 @@ def build_reference(model: nn.Module,
             f'model.test_cfg.crop_size (--cfg-options) or --shape.')
     config = hf_config(model_arch(model, cfg_model), window[0])
     hf = transformers.GroupViTModel(config).eval()
+    # convert_hf of the keys' indices says where each key's tensor is.
+    keys, ours = list(hf.state_dict()), model.state_dict()
+    state = {}
+    where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(keys)})
+    for name, indices in where.items():
+        parts = ours[name].chunk(3) if len(indices) == 3 else [ours[name]]
+        state.update((keys[i], p) for i, p in zip(indices.tolist(), parts))
     patch = model.image_encoder.patch_size
-    state = hf_state_dict(model,
-                          hf.state_dict().keys(),
-                          (window[0] // patch, window[1] // patch))
+    with torch.no_grad():
+        state['vision_model.embeddings.position_embeddings'] = \
+            model.image_encoder.interpolate_pos_embed(
+                (window[0] // patch, window[1] // patch)).detach().clone()
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if k not in HF_DROPPED]
     if missing or unexpected:
@@ -199,8 +186,8 @@ def build_reference(model: nn.Module,
 
 
 def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial random values for every tensor of a segmentor, so that
-    groupings are not degenerate and nothing agrees by accident."""
+    """Random values for every tensor, large enough that groupings are not
+    degenerate and nothing agrees by accident."""
     gen = torch.Generator().manual_seed(seed)
 
     def normal(t, std, mean=0.):
@@ -225,8 +212,8 @@ def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def build_model(cfg, checkpoint: Optional[str], device, seed: int):
-    """The config's model in eval mode: the checkpoint's weights
-    (strictly), or random ones seeded with ``seed``."""
+    """The config's model (eval) with the checkpoint's weights or seeded
+    random ones."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
 
@@ -242,8 +229,8 @@ def build_model(cfg, checkpoint: Optional[str], device, seed: int):
 
 
 def build_dataset(cfg, data_root: Optional[str]):
-    """The config's test dataset (at ``data_root`` if given), or None when
-    its folder is not there."""
+    """The config's test dataset (at ``data_root``), or None without its
+    folder."""
     from mmengine.registry import DATASETS
     dataset_cfg = cfg.test_dataloader.dataset.copy()
     if data_root:
@@ -255,10 +242,9 @@ def build_dataset(cfg, data_root: Optional[str]):
 
 @contextlib.contextmanager
 def swapped_encode_decode(model, fn):
-    """``fn(model, windows, metas)`` (dense window scores ``[N, C, h, w]``)
-    as ``model.encode_decode`` and as the window scorer of ``model.predict``
-    (``compact_scores``, every pixel its own group, so painting gives
-    ``fn``'s values exactly) in the block."""
+    """``fn(model, windows, metas)`` (scores ``[N, C, h, w]``) as
+    ``model.encode_decode`` and, one group per pixel, as its
+    ``compact_scores`` in the block."""
 
     def compact_scores(windows, class_embeds):
         metas = [
@@ -318,10 +304,9 @@ def time_interleaved(fns: Dict[str, Callable],
                      device,
                      advance: Optional[Callable] = None,
                      loads: Optional[List[float]] = None) -> dict:
-    """Best, median and every round's (``runs``) wall time (s) of each
-    function, all run once per round so that load changes hit them alike;
-    ``advance()`` after each round, the load average appended to ``loads``
-    after each timed one."""
+    """Best, median and every round's (``runs``) seconds of each function,
+    all run once per round so that load changes hit them alike; the load
+    average of each timed round appended to ``loads``."""
     times = {name: [] for name in fns}
     for round_ in range(warmup + repeat):
         for name, fn in fns.items():
@@ -343,8 +328,7 @@ def time_interleaved(fns: Dict[str, Callable],
 
 
 def ratio(times: dict, slower: str, faster: str) -> float:
-    """``slower``'s time over ``faster``'s: the median of the rounds'
-    ratios."""
+    """The median of the rounds' time ratios ``slower / faster``."""
     return median(
         [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
 
@@ -356,8 +340,8 @@ def share_equal(a: list, b: list) -> float:
 
 
 def peak_memory(fn: Callable, device: torch.device) -> int:
-    """Peak bytes of tensor memory allocated during ``fn()``: CUDA's
-    allocator peak, or on CPU the running sum of the profiler's records."""
+    """Peak bytes of tensor memory allocated during ``fn()`` (on CPU from
+    the profiler's records)."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -1,16 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Speed of GroupViT zero-shot segmentation against transformers'
-``GroupViTModel`` on the same weights and pixels (docs/benchmark.md)::
-
-    python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
-        [--data-root DIR] [--num-images N] [--repeat 5] [--threads 2]
-        [--device cpu|cuda] [--window-batch N]
-        [--onnx DIR|auto] [--json] [--cfg-options ...]
-
-Each ratio is the median of the interleaved rounds' ratios, marked
-UNRELIABLE when the load moved or the figures contradict each other; exit
-status 1 when the outputs differ by more than ``--atol``.
-"""
+``GroupViTModel`` on the same weights and pixels (docs/benchmark.md); exit
+status 1 when the outputs differ by more than ``--atol``."""
 import argparse
 import functools
 import json
@@ -53,8 +44,7 @@ ROWS = (('full zero-shot call', 'ours_window', 'hf_window'),
 def reliability(loads: List[float],
                 times: dict,
                 cpus: Optional[int] = None) -> List[str]:
-    """Why the ratios cannot be trusted (empty when they can): the load
-    moved or took cores, or a whole call was faster than its backbone."""
+    """Why the ratios cannot be trusted (empty when they can)."""
     reasons = []
     if loads and max(loads) - min(loads) > LOAD_SPREAD:
         reasons.append(f'the load average moved from {min(loads)} to '
@@ -110,8 +100,8 @@ def labels_equal(a, b) -> float:
 
 
 def agreement(model, hf, window, tokens, metas):
-    """Max abs differences between what ours and transformers compute, and
-    our head on transformers' features against ours."""
+    """Max abs differences from transformers, and our head on its features
+    against ours."""
     from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
     with torch.no_grad():
         out = hf(
@@ -159,12 +149,11 @@ def image_throughput(model,
                      modes=('ours', 'mmseg_loop', 'naive'),
                      onnx=None,
                      hf_scores=None):
-    """images/s of slide paths on real images (file read and resize
-    included), interleaved per image: ``ours``, mmseg's window loop, the
-    original protocol run naively, ``onnxruntime`` (``onnx``: ``(runner,
-    class_embeds, bg_thresh)``), ``transformers`` (``hf_scores``, window
-    scores as ``swapped_encode_decode`` takes them); and each mode's labels
-    per image."""
+    """images/s of slide inference on real images (file read included),
+    interleaved per image: ours, mmseg's window loop, the original protocol
+    (``naive``), ``onnxruntime`` (``onnx``: ``(runner, class_embeds,
+    bg_thresh)``), ``transformers`` (``hf_scores``); and each mode's labels.
+    """
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
     n = min(num_images, len(dataset))
@@ -226,9 +215,8 @@ def image_throughput(model,
 
 
 def onnx_runner(export, model, cfg, image, tmp, **options):
-    """The onnxruntime runner (``options``) of an export folder (``auto``:
-    ``model`` exported into ``tmp``, checked on ``image``), its class
-    embeddings and background threshold."""
+    """The runner of an export folder (``auto``: ``model`` exported into
+    ``tmp``), its class embeddings and background threshold."""
     if export == 'auto':
         export = osp.join(tmp, 'export')
         from mmseg_groupvit.deployment import export_onnx

@@ -1,16 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Count the FLOPs and parameters of a GroupViT segmentor::
-
-    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]]
-        [--cfg-options ...]
-
-MMSegmentation's ``get_flops.py`` fails on multimodal segmentors
-(open-mmlab/mmsegmentation#3866). This counts with mmengine's
-``FlopAnalyzer`` plus a rule for ``scaled_dot_product_attention``: one
-window (default the config's ``crop_size``) through ``mode='tensor'`` with
-the class embeddings cached, the text encoder apart; printed as FLOPs, two
-per multiply-add, as ``benchmark.py`` does.
-"""
+"""FLOPs and parameters of one window of a GroupViT segmentor (mmseg's
+``get_flops.py`` fails on multimodal segmentors), with mmengine's
+``FlopAnalyzer`` and a rule for ``scaled_dot_product_attention``."""
 import argparse
 import math
 import sys
@@ -29,8 +20,8 @@ from mmseg_groupvit.utils.console import quiet_warnings
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """Multiply-adds of ``aten::scaled_dot_product_attention``: ``q @ k^T``
-    and ``attn @ v`` (softmax and scaling uncounted, as fvcore does)."""
+    """Multiply-adds of ``q @ k^T`` and ``attn @ v`` (softmax uncounted, as
+    fvcore does)."""
     q, k, v = (get_shape(x) for x in inputs[:3])
     return math.prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
@@ -56,9 +47,8 @@ class _TensorOutputs(nn.Module):
 
 
 def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
-    """mmengine's ``FlopAnalyzer`` of ``fn(*inputs)`` (default
-    ``module(*inputs)``) with the attention rule; ``.total()`` is the
-    multiply-add count."""
+    """mmengine's ``FlopAnalyzer`` (multiply-adds) of ``fn(*inputs)``
+    (default ``module(*inputs)``) with the attention rule."""
     if fn is not None:
         module = _TensorOutputs(module, fn)
     if isinstance(inputs, torch.Tensor):
@@ -71,14 +61,13 @@ def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
 
 
 def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
-    """Multiply-adds of one ``(H, W)`` window (``window``: image encoder
-    + ``projection`` + ``head``, class embeddings cached), of the
-    vocabulary's prompts (``text``), and the ``params`` counts."""
+    """Multiply-adds of one ``(H, W)`` window and its parts (class
+    embeddings cached), of the prompts (``text``), and the ``params``."""
     device = next(model.parameters()).device
     window = torch.zeros(1, 3, *shape, device=device)
     encoder, text_encoder = model.image_encoder, model.text_encoder
     with torch.no_grad():
-        text_encoder()  # cache the class embeddings
+        text_encoder()
         whole = count_flops(model, window)
         backbone = count_flops(encoder, window, encoder.forward_features)
         feats = encoder.forward_features(window)

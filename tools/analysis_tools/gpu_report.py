@@ -1,15 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GPU report (run by ``gpu_report.sh``): CUDA against CPU on the
-reference fixture, fp16/bf16 against fp32 labels, then images/s of the
-full protocol, ours against transformers' and the onnxruntime CUDA
-provider, into ``report.json`` and the table ``report.md``::
-
-    python tools/analysis_tools/gpu_report.py [CONFIG] [--checkpoint CKPT]
-        [--device cuda] [--data-root DIR] [--num-images 25]
-        [--window-batch 8] [--repeat 3] [--out outputs/gpu_report]
-
-Without a GPU it is a dry run on the CPU (``"dry_run": true``).
-"""
+"""GPU report (``gpu_report.sh``): CUDA against CPU, fp16/bf16 against
+fp32 labels, then images/s against transformers and onnxruntime's CUDA
+provider, into ``report.json`` and ``report.md`` (on a CPU: a dry run)."""
 import argparse
 import functools
 import json

@@ -1,12 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Plot a pretraining run's curves: the loss terms per step and the
-zero-shot mIoU of each validation (by epoch, as mmengine logs it), from
-the ``vis_data/scalars.json`` files mmengine writes in the work dir (a
-resumed run's files continue the curve)::
-
-    python tools/analysis_tools/plot_pretrain_curves.py WORK_DIR \\
-        [--out curves.png]
-"""
+"""Plot a pretraining run's loss terms and zero-shot mIoU from the
+``vis_data/scalars.json`` files of its work dir."""
 import argparse
 import glob
 import json

@@ -1,16 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Time and peak memory of one pretraining step (forward, backward, AdamW
-with clipping) of GroupViT, ours against plain PyTorch layers
-(transformers' ``GroupViTModel``)::
-
-    python tools/analysis_tools/pretrain_benchmark.py [--batch 16]
-        [--device cpu|cuda] [--amp fp32 fp16 bf16] [--repeat 3]
-        [--arch released|small] [--out FILE.json]
-
-The pretrainer's losses on random images and token ids; each variant in a
-fresh process (its own peak memory), the best of ``--repeat`` steps after
-a warm-up; the ratios (plain / ours) printed at the end.
-"""
+"""Time and peak memory of one GroupViT pretraining step, ours against
+transformers' ``GroupViTModel``, each variant in a fresh process."""
 import argparse
 import json
 import multiprocessing as mp
@@ -19,12 +9,13 @@ import os.path as osp
 import resource
 import sys
 
+from groupvit_common.errors import error_line
+
 PROMPTS = 3
 
 
 def architecture(name: str) -> dict:
-    """The released architecture, or the small one of the pretraining
-    smoke config (seconds on a CPU)."""
+    """The released architecture or the pretraining smoke config's."""
     from bench_common import REPO
 
     from mmseg_groupvit.utils.config_file import read_config
@@ -52,7 +43,6 @@ def _ours(arch):
 
     import mmseg_groupvit  # noqa: F401
     init_default_scope('mmseg')
-    # Not the initialisation report of every tensor.
     MMLogger.get_instance('pretrain_benchmark', log_level='WARNING')
     model = MODELS.build(
         dict(
@@ -143,10 +133,11 @@ def measure(who, arch, batch, device, amp, repeat) -> dict:
     proc = ctx.Process(
         target=_measure, args=(who, arch, batch, device, amp, repeat, queue))
     proc.start()
-    proc.join()  # the result is small: the queue does not block the exit
+    proc.join()  # a small result: the queue does not block the exit
     if proc.exitcode != 0:
-        sys.exit(f'error: the {who} {amp} measurement failed (exit code '
-                 f'{proc.exitcode}); its error is above.')
+        sys.exit(
+            error_line(f'the {who} {amp} measurement failed (exit code '
+                       f'{proc.exitcode}); its error is above.'))
     return queue.get()
 
 

@@ -1,16 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""COCO-Object label maps for ``COCOObjectDataset``
-(``OUT/annotations/<split>/<name>_instanceTrainIds.png``: 0 background,
-1..80 the COCO things in category-id order) from COCO-Stuff raw maps (A),
-or from an instances JSON (B, needs pycocotools; the smaller object on
-top where objects overlap, the only pixels where A and B differ)::
-
-    python tools/dataset_converters/coco_object.py data/coco_stuff164k \\
-        --nproc 8
-    python tools/dataset_converters/coco_object.py \\
-        --instances data/coco/annotations/instances_val2017.json \\
-        -o data/coco_stuff164k
-"""
+"""COCO-Object label maps (0 background, 1..80 the COCO things) from
+COCO-Stuff raw maps, or from an instances JSON (pycocotools; the smaller
+object on top where objects overlap)."""
 import argparse
 import os.path as osp
 import re
@@ -38,16 +29,15 @@ NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'
 LABEL_OF = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
-#: ``[256]`` raw value (category id - 1) -> label: 1..80 things, 0 stuff,
-#: unused ids and 255, -1 impossible values.
+#: Raw value (category id - 1) -> label (-1: impossible values).
 RAW_TO_OBJECT = np.full(256, -1, dtype=np.int16)
 RAW_TO_OBJECT[:NUM_RAW_IDS] = RAW_TO_OBJECT[RAW_UNLABELED] = 0
 RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 
 
 def convert_raw_map(raw, name='label map'):
-    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80;
-    ``ValueError`` naming ``name`` for anything else."""
+    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80.
+    """
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{name}: expected a single-channel integer label map, got '
@@ -67,8 +57,8 @@ def convert_raw_map(raw, name='label map'):
 
 
 def convert_raw_file(in_file, out_dir):
-    """Convert one raw PNG into ``out_dir``; the count of its pixels of
-    unused category ids (made background)."""
+    """Convert one raw PNG; its pixels of unused category ids (made
+    background)."""
     raw = np.asarray(Image.open(in_file))
     labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
@@ -86,8 +76,8 @@ def _run(func, tasks, nproc):
 
 
 def convert_stuff_split(coco_path, split, out_root, nproc):
-    """Convert ``coco_path/annotations/<split>/*.png`` (input A, skipping
-    ``*TrainIds*`` files); the maps written and the files skipped."""
+    """Convert ``coco_path/annotations/<split>/*.png`` but ``*TrainIds*``;
+    the maps written and the files skipped."""
     files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
     raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
     out_dir = osp.join(out_root, 'annotations', split)
@@ -101,8 +91,8 @@ def convert_stuff_split(coco_path, split, out_root, nproc):
 
 
 def rasterize_instances(annotations, height, width):
-    """``[H, W]`` uint8 labels of one image's annotations (polygons or RLE),
-    the larger ``area`` painted first (ties in file order)."""
+    """``[H, W]`` uint8 labels of one image's annotations, the larger
+    ``area`` painted first."""
     from pycocotools import mask as mask_utils
     masks = []
     for ann in annotations:
@@ -138,8 +128,8 @@ def convert_instance_image(task, out_dir):
 
 
 def convert_instances(json_file, split, out_root, nproc):
-    """Convert a COCO instances JSON (input B); the maps written and how
-    many are all background."""
+    """Convert a COCO instances JSON; the maps written and how many are all
+    background."""
     try:
         import pycocotools.mask  # noqa: F401
     except ImportError:
@@ -176,27 +166,15 @@ def parse_args(argv=None):
         description='Make COCO-Object label maps (0 = background, 1..80 = '
         'COCO things) from COCO-Stuff-164k raw maps or a COCO instances '
         'JSON.')
-    parser.add_argument(
-        'coco_path',
+    add = parser.add_argument
+    add('coco_path',
         nargs='?',
-        help='COCO-Stuff-164k root with annotations/<split>/*.png raw maps '
-        '(input A); with --instances only the default output root')
-    parser.add_argument(
-        '--instances',
-        metavar='JSON',
-        help='COCO instances_<split>.json to rasterise instead (input B)')
-    parser.add_argument(
-        '--splits',
-        nargs='+',
-        default=['train2017', 'val2017'],
-        help='input A: split folders (missing ones are skipped)')
-    parser.add_argument(
-        '--split',
-        help='input B: output split folder (default: from the file name)')
-    parser.add_argument(
-        '-o', '--out-dir', help='output root (default: coco_path)')
-    parser.add_argument(
-        '--nproc', type=int, default=1, help='number of processes')
+        help='COCO-Stuff-164k root with annotations/<split>/*.png raw maps')
+    add('--instances', metavar='JSON', help='instances JSON to use instead')
+    add('--splits', nargs='+', default=['train2017', 'val2017'])
+    add('--split', help='with --instances: the split (default: its name\'s)')
+    add('-o', '--out-dir', help='output root (default: coco_path)')
+    add('--nproc', type=int, default=1, help='number of processes')
     args = parser.parse_args(argv)
     if args.nproc < 1:
         parser.error(f'--nproc must be >= 1, got {args.nproc}.')
@@ -216,7 +194,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Run the converter; the maps written per split."""
     args = parse_args(argv)
     if args.instances is not None:
         count, empty = convert_instances(args.instances, args.split,

@@ -1,14 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""An image-classification list (``filename label`` lines for
-``CustomDataset(ann_file=...)``) from segmentation ground truth: the images
-whose object pixels (not ``--ignore``) cover ``--min-object`` of them, one
-class having ``--min-share`` of those; the label is that value minus
-``--offset``::
+"""An image-classification list (``filename label`` lines) from
+segmentation ground truth: the images one class dominates.
 
-    cd samples/voc2012_sample/VOCdevkit/VOC2012
-    python ../../../../tools/dataset_converters/dominant_class.py . \\
-        -o ImageSets/Classification/val_dominant.txt
-"""
+See docs/classification.md."""
 import argparse
 import os.path as osp
 import sys
@@ -26,8 +20,8 @@ def dominant_class(labels: np.ndarray,
                    ignore: Iterable[int] = (0, 255),
                    min_object: float = 0.05,
                    min_share: float = 0.75) -> Optional[Tuple[int, float]]:
-    """The dominant value of an ``[H, W]`` label map and its share of the
-    object pixels, or None."""
+    """The dominant value of a label map and its share of the object
+    pixels, or None."""
     objects = labels[~np.isin(labels, list(ignore))]
     if objects.size < min_object * labels.size or objects.size == 0:
         return None
@@ -37,21 +31,6 @@ def dominant_class(labels: np.ndarray,
     if share < min_share:
         return None
     return int(values[best]), float(share)
-
-
-def read_label_map(path: str) -> np.ndarray:
-    """The ``[H, W]`` label map at ``path`` (bounded as images are), or
-    :class:`DataFileError` naming it."""
-    if not osp.isfile(path):
-        raise DataFileError(f'label map not found: {path} (its name is in the '
-                            f'split list); check --seg-dir and --seg-suffix.')
-    check_image(path, f'label map {path}')
-    try:
-        with Image.open(path) as labels:
-            return np.array(labels)
-    except (OSError, ValueError) as e:
-        raise DataFileError(f'cannot decode the label map {path} ({e}); it '
-                            f'is damaged: copy it again.') from None
 
 
 def parse_args(argv=None):
@@ -81,7 +60,18 @@ def main(argv=None):
     for name in names:
         seg = osp.join(args.root, args.seg_dir, name + args.seg_suffix)
         with exit_on_user_error():
-            labels = read_label_map(seg)
+            if not osp.isfile(seg):
+                raise DataFileError(
+                    f'label map not found: {seg} (its name is in the split '
+                    f'list); check --seg-dir and --seg-suffix.')
+            check_image(seg, f'label map {seg}')
+            try:
+                with Image.open(seg) as picture:
+                    labels = np.array(picture)
+            except (OSError, ValueError) as e:
+                raise DataFileError(
+                    f'cannot decode the label map {seg} ({e}); it is '
+                    f'damaged: copy it again.') from None
         found = dominant_class(labels, args.ignore, args.min_object,
                                args.min_share)
         if found is not None:

@@ -1,12 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot segmentation with an export of ``pytorch2onnx.py``, importing
-onnxruntime, numpy, Pillow and ``groupvit_common`` only
-(docs/deployment.md)::
-
-    python tools/deployment/onnx_segment.py DIR IMAGE_OR_FOLDER [...]
-        [--vocab "cat,dog|puppy" | --vocab-file FILE] [--bg-thresh T]
-        [--out OUT] [--threads N] [--window-batch 2] [--opacity 0.5]
-"""
+"""Zero-shot segmentation with an export of ``pytorch2onnx.py`` and
+onnxruntime, without PyTorch (docs/deployment.md)."""
 import argparse
 import json
 import os
@@ -17,7 +11,7 @@ import numpy as np
 
 from groupvit_common import drawing, image_files, palette, vocabulary
 from groupvit_common.checks import check_bg_thresh
-from groupvit_common.errors import exit_on_user_error
+from groupvit_common.errors import error_line, exit_on_user_error
 from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
                                           text_options)
 from groupvit_ort import OnnxSegmenter, UnreadableImage
@@ -35,16 +29,12 @@ def parse_args(argv=None):
             text_options(extra_classes=False, templates=False),
             picture_options()
         ])
-    parser.add_argument('export', help='export folder (pytorch2onnx.py)')
-    parser.add_argument('images', nargs='+', help='image files or folders')
-    parser.add_argument('--out', default='outputs/onnx', help='output folder')
-    parser.add_argument(
-        '--threads', type=int, help='onnxruntime threads (default: all)')
-    parser.add_argument(
-        '--window-batch',
-        type=int,
-        default=2,
-        help='windows per image-graph call (default 2)')
+    add = parser.add_argument
+    add('export', help='export folder (pytorch2onnx.py)')
+    add('images', nargs='+', help='image files or folders')
+    add('--out', default='outputs/onnx', help='output folder')
+    add('--threads', type=int, help='onnxruntime threads (default: all)')
+    add('--window-batch', type=int, default=2, help='windows per call')
     return parser.parse_args(argv)
 
 
@@ -96,26 +86,19 @@ def main(argv=None):
             rgb, labels = model.predict_file(path, class_embeds, bg_thresh)
         except UnreadableImage as e:
             failed.append(path)
-            print(f'error: {e}', file=sys.stderr)
+            print(error_line(e), file=sys.stderr)
             continue
         except ValueError as e:  # e.g. a panorama below the window
             refused.append(path)
-            print(f'error: {path}: {e}', file=sys.stderr)
+            print(error_line(f'{path}: {e}'), file=sys.stderr)
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
                                       colours)
-        info = drawing.png_text(
-            dict(text, source=osp.abspath(path), legend=legend))
-        files = {
-            kind: osp.join(args.out, f'{stem}_{kind}.png')
-            for kind in ('prediction', 'overlay')
-        }
-        drawing.palette_png(labels, colours).save(
-            files['prediction'], pnginfo=info)
-        drawing.labelled_overlay(
-            rgb, labels, colours, args.opacity, with_bg, legend,
-            note=note).save(
-                files['overlay'], pnginfo=info)
+        files = drawing.save_pictures(args.out, stem,
+                                      ('prediction', 'overlay'),
+                                      dict(text, source=osp.abspath(path)),
+                                      rgb, labels, colours, args.opacity,
+                                      with_bg, legend, False, note)
         results.append(
             dict(
                 image=osp.abspath(path),
@@ -142,7 +125,7 @@ def main(argv=None):
         if paths
     ]
     if problems:
-        sys.exit('error: ' + '; '.join(problems))
+        sys.exit(error_line('; '.join(problems)))
     return summary
 
 

@@ -1,21 +1,17 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Export a GroupViT config (and checkpoint) to ONNX, checked against
-PyTorch, for ``tools/deployment/onnx_segment.py`` (docs/deployment.md)::
-
-    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT |
-        --random-weights [--seed 0]] --out DIR [--check-image PHOTO]
-        [--vocab ... | --vocab-file F] [--templates ...] [--bg-thresh T]
-"""
+PyTorch (docs/deployment.md)."""
 import argparse
 import os.path as osp
 import sys
 import warnings
 
-# Only what reads the command line: PyTorch, mmseg and this package are
-# imported in main(), after it (--help and a wrong path answer at once).
-from groupvit_common.tool_options import (RANDOM_BANNER, check_paths,
-                                          text_options, weight_options,
-                                          weights_label)
+# PyTorch, mmseg and this package are imported after the command line.
+from groupvit_common.errors import (ExportCheckError, error_line,
+                                    exit_on_user_error)
+from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
+                                          check_paths, text_options,
+                                          weight_options, weights_label)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -26,23 +22,16 @@ def parse_args(argv=None):
         'graphs plus the protocol), checked against PyTorch.',
         parents=[weight_options(),
                  text_options(extra_classes=False)])
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
+    add = parser.add_argument
+    add('config', help='config file')
+    add('checkpoint',
         nargs='?',
-        help='checkpoint (converted, NVlabs .pth, transformers folder, URL); '
-        'the config\'s load_from without it')
-    parser.add_argument('--out', required=True, help='export folder')
-    parser.add_argument(
-        '--check-image',
+        help=CHECKPOINT_HELP + ' (default: load_from)')
+    add('--out', required=True, help='export folder')
+    add('--check-image',
         default=osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg'),
-        help='photo whose first window is compared with PyTorch '
-        '(default: samples/images/groupvit_demo_voc.jpg)')
-    parser.add_argument(
-        '--atol',
-        type=float,
-        default=1e-4,
-        help='largest allowed difference from PyTorch (default 1e-4)')
+        help='photo whose first window is compared with PyTorch')
+    add('--atol', type=float, default=1e-4, help='largest allowed difference')
     return parser.parse_args(argv)
 
 
@@ -50,8 +39,7 @@ def main(argv=None):
     args = parse_args(argv)
     problem = check_paths(args.config, args.checkpoint, args.random_weights)
     if problem:
-        sys.exit(f'error: {problem}')
-    from groupvit_common.errors import ExportCheckError, exit_on_user_error
+        sys.exit(error_line(problem))
     from mmseg_groupvit.apis import init_groupvit
     from mmseg_groupvit.deployment import export_onnx
     from mmseg_groupvit.utils.console import quiet_warnings

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The protocol's image operations in numpy and Pillow, equal to what
-mmseg's pipeline and post-processing compute with OpenCV and PyTorch."""
+"""mmseg's image operations (OpenCV, PyTorch) in numpy and Pillow, bit for
+bit."""
 import os
 import stat
 from typing import Tuple
@@ -20,13 +20,8 @@ class UnreadableImage(ValueError):
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """Decode an image file as ``[H, W, 3]`` RGB ``uint8``, as OpenCV's
-    ``IMREAD_COLOR`` (EXIF orientation applied, alpha dropped).
-
-    Raises:
-        UnreadableImage: Not a regular, readable 8-bit image within the
-            package's size limits.
-    """
+    """An image file as ``[H, W, 3]`` RGB ``uint8``, as OpenCV's
+    ``IMREAD_COLOR``; else ``UnreadableImage``."""
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a FIFO would wait, a device never end
@@ -45,13 +40,11 @@ def read_rgb(path: str) -> np.ndarray:
                     f'{path} is a {picture.mode} (16-bit or float) image; '
                     f'convert it to 8-bit RGB first.')
             if picture.mode == 'CMYK':
-                # OpenCV's formula (Pillow's is one level off at most
-                # pixels).
+                # OpenCV's formula (Pillow's is one level off).
                 raw = 255 - np.asarray(picture).astype(np.int32)
                 k = raw[..., 3:]
                 rgb = (k - (((255 - raw[..., :3]) * k) >> 8)).astype(np.uint8)
             else:
-                # Alpha dropped without blending, as OpenCV does.
                 rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)
     except UnreadableImage:
         raise
@@ -62,8 +55,7 @@ def read_rgb(path: str) -> np.ndarray:
 
 def rescale_size(width: int, height: int,
                  scale: Tuple[int, int]) -> Tuple[int, int]:
-    """mmcv's keep-ratio ``rescale_size`` for a ``(long, short)`` scale:
-    ``(new_width, new_height)``."""
+    """mmcv's keep-ratio ``rescale_size``: ``(new_width, new_height)``."""
     long_edge, short_edge = max(scale), min(scale)
     factor = min(long_edge / max(height, width),
                  short_edge / min(height, width))
@@ -92,8 +84,7 @@ def _linear_table(src: int, dst: int, clamp_weight: bool):
 def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
                                                          int]) -> np.ndarray:
     """``cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)`` of an
-    ``[H, W, C]`` uint8 image, bit for bit; ``size`` is ``(width, height)``.
-    """
+    ``[H, W, C]`` uint8 image; ``size``: ``(width, height)``."""
     height, width = image.shape[:2]
     new_w, new_h = size
     if (new_w, new_h) == (width, height):
@@ -106,9 +97,8 @@ def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
     x0, x1, a0, a1 = _linear_table(width, new_w, clamp_weight=True)
     y0, y1, b0, b1 = _linear_table(height, new_h, clamp_weight=False)
     src = image.astype(np.int64)
-    # Horizontal pass: integer sums with 11-bit weights.
     rows = src[:, x0] * a0[None, :, None] + src[:, x1] * a1[None, :, None]
-    # Vertical pass: OpenCV's rounding of the 22-bit products.
+    # OpenCV's rounding of the 22-bit products.
     top = (b0[:, None, None] * (rows[y0] >> 4)) >> 16
     bottom = (b1[:, None, None] * (rows[y1] >> 4)) >> 16
     out = (top + bottom + 2) >> 2
@@ -116,8 +106,7 @@ def resize_uint8_bilinear(image: np.ndarray, size: Tuple[int,
 
 
 def _torch_linear_table(src: int, dst: int):
-    """PyTorch's bilinear (``align_corners=False``) indices and float32
-    weights along one axis."""
+    """PyTorch's bilinear indices and float32 weights along one axis."""
     scale = np.float32(src) / np.float32(dst)
     pos = (np.float64(scale) * (np.arange(dst) + 0.5) - 0.5).astype(np.float32)
     pos = np.maximum(pos, np.float32(0))
@@ -135,9 +124,8 @@ def _lerp(t0, w0, t1, w1):
 
 def resize_float_bilinear(maps: np.ndarray, size: Tuple[int,
                                                         int]) -> np.ndarray:
-    """``F.interpolate(maps, size, mode='bilinear', align_corners=False)``
-    of float32 ``[C, h, w]`` maps to ``[C, H, W]``, as PyTorch's CPU kernel.
-    """
+    """``F.interpolate(maps, size, mode='bilinear')`` of float32
+    ``[C, h, w]`` maps, as PyTorch's CPU kernel."""
     height, width = maps.shape[-2:]
     out_h, out_w = size
     if (out_h, out_w) == (height, width):
@@ -152,8 +140,7 @@ def resize_float_bilinear(maps: np.ndarray, size: Tuple[int,
 
 
 def normalize(rgb: np.ndarray, mean, std) -> np.ndarray:
-    """``(pixels - mean) / std`` in float32, as mmseg's
-    ``SegDataPreProcessor``: ``[H, W, 3]`` uint8 to ``[1, 3, H, W]``."""
+    """mmseg's normalisation: ``[H, W, 3]`` uint8 to ``[1, 3, H, W]``."""
     pixels = rgb.astype(np.float32).transpose(2, 0, 1)
     mean = np.asarray(mean, np.float32)[:, None, None]
     std = np.asarray(std, np.float32)[:, None, None]

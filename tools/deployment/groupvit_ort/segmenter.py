@@ -1,9 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""An export folder, checked once when opened (an export may come from
-anyone), and the zero-shot segmentation of whole images with it, step by
-step as mmseg: read, resize (cv2-equal), normalise; mmseg's windows through
-``image.onnx``, averaged per pixel; resized back (PyTorch-equal), argmax.
-"""
+"""An export folder, checked once when opened, and mmseg's zero-shot
+segmentation of whole images with it."""
 import math
 import os
 import os.path as osp
@@ -45,6 +42,8 @@ def _pair(values: dict, key: str, name: Optional[str] = None) -> list:
 
 
 def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
+    """Raise ``ValueError`` unless the runner can use every value of
+    ``protocol``; ``window``: the image graph's fixed ``(h, w)``, if any."""
     resize = protocol.get('resize')
     if not isinstance(resize, dict) or resize.get('keep_ratio') is not True:
         raise ValueError(
@@ -96,48 +95,8 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
             'protocol.classes must be a list of non-empty lists of names')
 
 
-def check_protocol(protocol: Any,
-                   source: str,
-                   window: Optional[Sequence] = None) -> dict:
-    """Return ``protocol`` (of the file ``source``) if the runner can use
-    every value; ``window``: the image graph's fixed ``(h, w)``, if any.
-
-    Raises:
-        ExportError: Naming the value and the fix.
-    """
-    if not isinstance(protocol, dict):
-        raise ExportError(f'{source}: "protocol" must be a mapping; {AGAIN}')
-    try:
-        _check_values(protocol, window)
-    except ValueError as e:
-        raise ExportError(f'{source}: {str(e).rstrip(".")}; the export is '
-                          f'damaged or was edited: {AGAIN}') from None
-    return protocol
-
-
-def check_runtime_options(threads: Any, window_batch: Any) -> Optional[int]:
-    """``threads`` (None or at most the cores), after checking both.
-
-    Raises:
-        ValueError: Either is not an integer >= 1.
-    """
-    if threads is not None and not (is_int(threads) and threads >= 1):
-        raise ValueError(f'threads must be an integer >= 1 (leave --threads '
-                         f'out for all cores), got {threads!r}')
-    if not (is_int(window_batch) and window_batch >= 1):
-        raise ValueError(f'window batch must be an integer >= 1 '
-                         f'(--window-batch), got {window_batch!r}')
-    cores = os.cpu_count() or 1
-    if threads is not None and threads > cores:
-        # Each thread takes memory; more than the cores only wait.
-        print(f'warning: --threads {threads} is more than the {cores} '
-              f'cores of this machine; using {cores}.')
-        threads = cores
-    return threads
-
-
 def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
-    """The bytes of a regular file of the export folder (not a link)."""
+    """The bytes of a regular file (not a link) of the export folder."""
     if not isinstance(name, str) or osp.basename(name) != name or name in (
             '', '.', '..'):
         raise ExportError(f'{export_dir}: deploy.json names the file '
@@ -155,11 +114,7 @@ def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
 
 def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
     """``deploy.json`` and ``{'image', 'text', 'bpe': bytes}``, each file
-    checked against its recorded SHA-256.
-
-    Raises:
-        ExportError: One line naming what is wrong and the fix.
-    """
+    checked against its recorded SHA-256 (else ``ExportError``)."""
     meta_path = osp.join(export_dir, export_format.DEPLOY_FILE)
     if not osp.isfile(meta_path):
         raise ExportError(
@@ -233,9 +188,8 @@ def _session(graph: bytes,
              inputs: List[str],
              outputs: List[str],
              optional: Optional[str] = None):
-    """A session of a graph's bytes (so it cannot name files beside it to
-    read) that takes ``inputs`` (``optional`` may follow) and gives
-    ``outputs``."""
+    """A session of a graph's bytes (it cannot read files beside it) that
+    takes ``inputs`` (``optional`` may follow) and gives ``outputs``."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # Idle threads sleep instead of spinning between calls.
@@ -260,8 +214,7 @@ def _session(graph: bytes,
 
 
 class OnnxSegmenter:
-    """An export folder of ``tools/deployment/pytorch2onnx.py``, ready to
-    segment.
+    """An export folder of ``tools/deployment/pytorch2onnx.py``.
 
     Args:
         export_dir (str): The folder.
@@ -275,7 +228,18 @@ class OnnxSegmenter:
                  threads: Optional[int] = None,
                  providers=None,
                  window_batch: int = 2):
-        threads = check_runtime_options(threads, window_batch)
+        if threads is not None and not (is_int(threads) and threads >= 1):
+            raise ValueError(f'threads must be an integer >= 1 (leave '
+                             f'--threads out for all cores), got {threads!r}')
+        if not (is_int(window_batch) and window_batch >= 1):
+            raise ValueError(f'window batch must be an integer >= 1 '
+                             f'(--window-batch), got {window_batch!r}')
+        cores = os.cpu_count() or 1
+        if threads is not None and threads > cores:
+            # Each thread takes memory; more than the cores only wait.
+            print(f'warning: --threads {threads} is more than the {cores} '
+                  f'cores of this machine; using {cores}.')
+            threads = cores
         self.window_batch = window_batch
         self.meta, data = read_export(export_dir)
         self.image = _session(data['image'], osp.join(export_dir,
@@ -284,9 +248,18 @@ class OnnxSegmenter:
                               ['scores'], 'bg_thresh')
         inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
-        self.protocol = check_protocol(
-            self.meta.get('protocol'), osp.join(export_dir, 'deploy.json'),
-            window if all(isinstance(v, int) for v in window) else None)
+        self.protocol = self.meta.get('protocol')
+        source = osp.join(export_dir, 'deploy.json')
+        if not isinstance(self.protocol, dict):
+            raise ExportError(
+                f'{source}: "protocol" must be a mapping; {AGAIN}')
+        try:
+            _check_values(
+                self.protocol,
+                window if all(isinstance(v, int) for v in window) else None)
+        except ValueError as e:
+            raise ExportError(f'{source}: {str(e).rstrip(".")}; the export '
+                              f'is damaged or was edited: {AGAIN}') from None
         if self.protocol['with_bg'] != ('bg_thresh' in inputs):
             raise ExportError(
                 f'{export_dir}: protocol.with_bg is '
@@ -300,9 +273,9 @@ class OnnxSegmenter:
     def class_embeddings(self,
                          classes: List[List[str]],
                          chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
-        """L2-normalised class embeddings ``[K, D]`` as the text encoder
-        computes them (the features of every synonym x template prompt
-        averaged per class), and the prompts cut at the context length."""
+        """L2-normalised class embeddings ``[K, D]`` (every synonym x
+        template prompt averaged) and the prompts cut at the context length.
+        """
         templates = self.protocol['templates']
         prompts = [[t.format(name) for name in names for t in templates]
                    for names in classes]
@@ -313,8 +286,7 @@ class OnnxSegmenter:
         feats = []
         for start in range(0, len(flat), chunk):
             part = tokens[start:start + chunk]
-            # Positions after the longest prompt's end change nothing
-            # under the causal mask (the segmentor cuts them too).
+            # Positions after the longest prompt change nothing (causal).
             part = part[:, :int(part.argmax(-1).max()) + 1]
             feats.append(
                 _run(self.text, ['text_features'], dict(tokens=part))[0])
@@ -327,7 +299,7 @@ class OnnxSegmenter:
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """Keep-ratio resize and normalisation: ``[H, W, 3]`` uint8 to
-        ``[1, 3, h, w]`` float32."""
+        ``[1, 3, h, w]``."""
         size = rescale_size(rgb.shape[1], rgb.shape[0],
                             self.protocol['resize']['scale'])
         return normalize(
@@ -374,9 +346,8 @@ class OnnxSegmenter:
 
     def predict_file(self, path: str, class_embeds: np.ndarray,
                      bg_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
-        """``(rgb [H, W, 3], labels [H, W] int64)`` of an image file: the
-        scores resized to the photo a few channels at a time, argmax (ties
-        to the first class)."""
+        """``(rgb [H, W, 3], labels [H, W] int64)`` of an image file (scores
+        resized a few channels at a time; ties to the first class)."""
         rgb = read_rgb(path)
         logits = self.slide(self.preprocess(rgb), class_embeds, bg_thresh)
         labels = best = None

@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""CLIP's BPE tokenizer in the standard library: the token ids of
-``mmseg.utils.tokenize`` from the exported BPE data, without ``ftfy`` or
-``regex`` (``\\p{L}``/``\\p{N}`` built from :mod:`unicodedata`; every step
-of ``ftfy.fix_text`` but mojibake repair, such text being refused).
-"""
+"""CLIP's BPE tokenizer (``mmseg.utils.tokenize``) in the standard
+library: no ``ftfy`` (its fixes but mojibake repair, such text refused) or
+``regex``."""
 import html
 import html.entities
 import re
@@ -44,8 +42,7 @@ _MOJIBAKE_ENCODINGS = ('latin-1', 'cp1252', 'cp1251', 'cp1250', 'mac_roman',
 
 @lru_cache()
 def _html_entities() -> Dict[str, str]:
-    """ftfy's entity table: HTML5 names with a semicolon, and upper-case
-    forms of lower-case ones."""
+    """ftfy's HTML5 entities (with a semicolon; upper-case forms too)."""
     entities = {}
     for name, char in html.entities.html5.items():
         if name.endswith(';'):
@@ -91,8 +88,7 @@ def _surrogate_pair(match) -> str:
 
 
 def check_not_mojibake(text: str) -> None:
-    """Refuse text ftfy would re-decode (UTF-8 read as a single-byte
-    encoding)."""
+    """Refuse text ftfy would re-decode (UTF-8 read as one-byte text)."""
     if text.isascii():
         return
     for encoding in _MOJIBAKE_ENCODINGS:
@@ -158,8 +154,8 @@ def bytes_to_unicode() -> Dict[int, str]:
 
 
 class ClipTokenizer:
-    """``mmseg.utils.tokenizer.SimpleTokenizer`` with mmseg's special
-    tokens, from ``bpe_path`` (``bpe_simple_vocab_16e6.txt.gz``)."""
+    """mmseg's ``SimpleTokenizer`` from ``bpe_path``
+    (``bpe_simple_vocab_16e6.txt.gz``)."""
 
     def __init__(self, bpe_path: str):
         data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file')
@@ -220,9 +216,8 @@ class ClipTokenizer:
         return ids
 
     def tokenize(self, texts: List[str], context_length: int = 77):
-        """``mmseg.utils.tokenize``: ``[N, context_length]`` ids (lists),
-        zero-padded, a too long text cut to end in the end token; and the
-        indices of the texts cut."""
+        """``mmseg.utils.tokenize``: ``[N, context_length]`` ids (lists) and
+        the indices of the texts cut."""
         rows, cut = [], []
         for index, text in enumerate(texts):
             ids = [self.sot_id] + self.encode(text) + [self.eot_id]
