@@ -160,8 +160,16 @@ TORCH_THREADS = max(1,
 
 @pytest.fixture(autouse=True)
 def _mmseg_scope():
+    """mmseg's registry scope for each test, and after it for the next
+    module's fixtures, which pytest sets up before this one."""
     init_default_scope('mmseg')
     torch.set_num_threads(TORCH_THREADS)
+    yield
+    init_default_scope('mmseg')
+
+
+# A worker's first module-scoped fixture runs before any test's.
+init_default_scope('mmseg')
 
 
 @pytest.fixture(scope='session', autouse=True)
