@@ -12,7 +12,7 @@ from .transformer import MLP, CrossAttention, MixerMLP
 
 def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
     """Hard one-hot of ``soft`` along ``dim``, straight-through gradient
-    (``one_hot - soft + soft`` as the original, bit for bit)."""
+    (``one_hot - soft + soft``, as the original)."""
     index = soft.argmax(dim, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
     return hard - soft.detach() + soft
@@ -26,30 +26,20 @@ def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
             S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
 
     Returns:
-        Tensor: ``[B, h*w, S_last]``; every row is a distribution over the
-        final groups (``A_1^T @ A_2^T @ ...``).
+        Tensor: ``[B, h*w, S_last]``, ``A_1^T @ A_2^T @ ...``.
     """
     chained = None
     for assign in soft_assigns:
-        # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i]
         assign = assign.transpose(1, 2)
         chained = assign if chained is None else chained @ assign
     return chained
 
 
 class AssignAttention(nn.Module):
-    """Single-head attention assigning every image token to one group
-    (softmax over the groups): a hard Gumbel-softmax sample in training,
-    the hard argmax in eval, straight-through; each group averages its
-    members, ``A / (sum_tokens A + assign_eps)``.
-
-    Args:
-        embed_dims (int): Channels ``C``.
-        assign_eps (float): Added to each group's mass. Defaults to 1.
-        gumbel (bool): Sample with Gumbel noise in training. Defaults to True.
-        gumbel_tau (float): Temperature of the Gumbel-softmax.
-            Defaults to 1.
-    """
+    """Single-head attention assigning every token to one group: a hard
+    Gumbel-softmax sample in training (``gumbel``, ``gumbel_tau``), the
+    argmax in eval, straight-through; each group averages its members,
+    ``A / (sum_tokens A + assign_eps)``."""
 
     def __init__(self,
                  embed_dims: int,
@@ -74,11 +64,9 @@ class AssignAttention(nn.Module):
             key (Tensor): Image tokens ``[B, L, C]`` (also the values).
 
         Returns:
-            tuple[Tensor, Tensor]: The new group tokens ``[B, S, C]`` and the
-            soft assignment ``[B, S, L]`` (softmax over ``S``, no noise, not
-            hardened; zero-shot segmentation uses this one).
+            tuple[Tensor, Tensor]: New group tokens ``[B, S, C]`` and the
+            soft assignment ``[B, S, L]`` (no noise, not hardened).
         """
-        # [B, S, L]
         raw = (fast_linear.apply(self.q_proj, query) @ fast_linear.apply(
             self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
@@ -97,16 +85,7 @@ class AssignAttention(nn.Module):
 
 class CrossAttentionBlock(nn.Module):
     """Post-norm cross-attention block: ``q += attn(q, x); q += mlp(norm2(q));
-    q = norm_post(q)``.
-
-    Args:
-        embed_dims (int): Channels.
-        num_heads (int): Heads.
-        mlp_dims (int): MLP hidden channels.
-        act (str): MLP activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        attn_drop (float): Attention dropout. Defaults to 0.
-    """
+    q = norm_post(q)``."""
 
     def __init__(self,
                  embed_dims: int,
@@ -128,30 +107,15 @@ class CrossAttentionBlock(nn.Module):
 
 
 class GroupingBlock(nn.Module):
-    """Merge ``L`` image tokens into ``S_out`` segment tokens.
-
-    1. normalise group tokens (``norm_tokens``) and image tokens (``norm_x``);
-    2. mix the ``S_in`` group tokens into ``S_out`` (``mlp_inter``, over the
-       token axis) and normalise (``norm_post_tokens``);
-    3. let them attend to the image tokens (``pre_assign_attn``);
-    4. assign image tokens to them (``assign``) and add the result;
-    5. a residual channel MLP (``norm_new_x``, ``mlp_channels``).
+    """Merge ``L`` image tokens into ``S_out`` segment tokens: the
+    ``S_in = num_group_tokens`` group tokens are mixed into ``S_out``,
+    attend to the image tokens, take their assigned members
+    (:class:`AssignAttention`) and pass a residual channel MLP.
 
     Args:
-        embed_dims (int): Channels ``C``.
-        num_heads (int): Heads of the pre-assign cross-attention.
-        num_group_tokens (int): ``S_in``.
-        num_output_groups (int): ``S_out``.
-        mlp_dims (int): Hidden channels of the cross-attention MLP.
         assign_mlp_ratio (tuple[float, float]): Hidden sizes of the token
-            mixer and of the channel MLP, as multiples of ``C``.
-            Defaults to (0.5, 4).
-        assign_eps (float): See :class:`AssignAttention`. Defaults to 1.
-        gumbel (bool): See :class:`AssignAttention`. Defaults to True.
-        gumbel_tau (float): See :class:`AssignAttention`. Defaults to 1.
-        act (str): Activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        attn_drop (float): Attention dropout. Defaults to 0.
+            mixer and the channel MLP, as multiples of ``embed_dims``.
+        assign_eps, gumbel, gumbel_tau: See :class:`AssignAttention`.
     """
 
     def __init__(self,

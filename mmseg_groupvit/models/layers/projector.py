@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The projection head that maps image and text features to the joint
-space."""
+"""The projection head into the joint image-text space."""
 import torch
 from torch import nn
 
@@ -25,13 +24,7 @@ class ProjectionMLP(nn.Module):
         self.linear2 = nn.Linear(hidden_dims, out_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x (Tensor): ``[..., in_dims]``.
-
-        Returns:
-            Tensor: ``[..., out_dims]``.
-        """
+        """``[..., in_dims]`` to ``[..., out_dims]``."""
         shape = x.shape[:-1]
         x = self.linear1(x.reshape(-1, x.shape[-1]))
         x = torch.relu(self.bn(x))
