@@ -26,8 +26,33 @@ def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
     }
-    if not passed(state):
-        module._check_weights(state, prefix, list(state_dict))
+    if passed(state):
+        return
+    own = module.state_dict()
+    missing, extra, reshaped = compare_state_dicts(own, state)
+    if module.projector is None:
+        extra = [k for k in extra if not k.startswith('projector.')]
+    where = f' (prefix {prefix!r})' if prefix else ''
+    if not (missing or extra or reshaped):
+        check_values({k: state[k]
+                      for k in own}, f'GroupViT weights{where}', own)
+        return
+    lines = [f'GroupViT weights{where} do not match the encoder:']
+    if len(missing) == len(own):
+        lines.append(
+            f'none of its {len(own)} keys were found (the weights have '
+            f'{sorted(state_dict)[:3]} ...). Load a checkpoint converted '
+            f'by tools/convert_weights.py through the encoder\'s '
+            f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
+            f'prefix=\'image_encoder.\').')
+    else:
+        lines += describe_mismatch(own, state, missing, extra, reshaped,
+                                   'encoder')
+        lines.append('Set the architecture fields (depths, num_group_tokens, '
+                     'hidden_size, image_size, ...) to the checkpoint\'s: '
+                     'tools/convert_weights.py writes them to DST.py for '
+                     'non-default architectures.')
+    raise CheckpointError('\n'.join(lines))
 
 
 class PatchEmbed(nn.Module):
@@ -199,7 +224,19 @@ class GroupViT(BaseModule):
         depths = list(depths)
         num_group_tokens = list(num_group_tokens)
         num_output_groups = list(num_output_groups)
-        self._check_arch(depths, num_group_tokens, num_output_groups)
+        if len(num_group_tokens) != len(depths):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens} needs one entry per '
+                f'stage (depths {depths}).')
+        if len(num_output_groups) < sum(1 for n in num_group_tokens if n):
+            raise ValueError(
+                f'num_output_groups {num_output_groups} needs an entry for '
+                f'every stage with group tokens ({num_group_tokens}).')
+        if any(n == 0 for n in num_group_tokens[:-1]) and any(
+                n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens}: only trailing stages '
+                f'may have no group tokens.')
         self.hidden_size = hidden_size
         self.image_size = image_size
         self.patch_size = patch_size
@@ -233,7 +270,20 @@ class GroupViT(BaseModule):
             projection_dim) if with_projector else None
         self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
 
-        self.out_indices = self._check_out_indices(out_indices, len(depths))
+        num_stages = len(depths)
+        if out_indices is not None:
+            indices = (out_indices, ) if isinstance(
+                out_indices, int) else tuple(out_indices)
+            if not indices or any(
+                    not isinstance(i, int) or not -num_stages <= i < num_stages
+                    for i in indices):
+                raise ValueError(
+                    f'GroupViT: out_indices={out_indices!r} must be stage '
+                    f'indices in [-{num_stages}, {num_stages - 1}] (this '
+                    f'encoder has {num_stages} stages), e.g. '
+                    f'out_indices=(0, 1, 2).')
+            out_indices = tuple(i % num_stages for i in indices)
+        self.out_indices = out_indices
         if with_zero_shot and self.out_indices is None:
             raise ValueError(
                 'GroupViT: with_zero_shot=True adds the dense maps to the '
@@ -250,38 +300,6 @@ class GroupViT(BaseModule):
         self.frozen = frozen
         self._freeze()
         self.register_load_state_dict_pre_hook(_check_weights_hook)
-
-    @staticmethod
-    def _check_arch(depths, num_group_tokens, num_output_groups):
-        if len(num_group_tokens) != len(depths):
-            raise ValueError(
-                f'num_group_tokens {num_group_tokens} needs one entry per '
-                f'stage (depths {depths}).')
-        if len(num_output_groups) < sum(1 for n in num_group_tokens if n):
-            raise ValueError(
-                f'num_output_groups {num_output_groups} needs an entry for '
-                f'every stage with group tokens ({num_group_tokens}).')
-        if any(n == 0 for n in num_group_tokens[:-1]) and any(
-                n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
-            raise ValueError(
-                f'num_group_tokens {num_group_tokens}: only trailing stages '
-                f'may have no group tokens.')
-
-    @staticmethod
-    def _check_out_indices(out_indices,
-                           num_stages: int) -> Optional[Tuple[int, ...]]:
-        if out_indices is None:
-            return None
-        indices = (out_indices, ) if isinstance(out_indices,
-                                                int) else tuple(out_indices)
-        if not indices or any(
-                not isinstance(i, int) or not -num_stages <= i < num_stages
-                for i in indices):
-            raise ValueError(
-                f'GroupViT: out_indices={out_indices!r} must be stage '
-                f'indices in [-{num_stages}, {num_stages - 1}] (this encoder '
-                f'has {num_stages} stages), e.g. out_indices=(0, 1, 2).')
-        return tuple(i % num_stages for i in indices)
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen:
@@ -313,35 +331,6 @@ class GroupViT(BaseModule):
             for module in self._frozen_modules():
                 module.eval()
         return self
-
-    def _check_weights(self, state: Dict[str, torch.Tensor], prefix: str,
-                       all_keys: List[str]) -> None:
-        own = self.state_dict()
-        missing, extra, reshaped = compare_state_dicts(own, state)
-        if self.projector is None:
-            extra = [k for k in extra if not k.startswith('projector.')]
-        where = f' (prefix {prefix!r})' if prefix else ''
-        if not (missing or extra or reshaped):
-            check_values({k: state[k]
-                          for k in own}, f'GroupViT weights{where}', own)
-            return
-        lines = [f'GroupViT weights{where} do not match the encoder:']
-        if len(missing) == len(own):
-            lines.append(
-                f'none of its {len(own)} keys were found (the weights have '
-                f'{sorted(all_keys)[:3]} ...). Load a checkpoint converted '
-                f'by tools/convert_weights.py through the encoder\'s '
-                f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
-                f'prefix=\'image_encoder.\').')
-        else:
-            lines += describe_mismatch(own, state, missing, extra, reshaped,
-                                       'encoder')
-            lines.append(
-                'Set the architecture fields (depths, num_group_tokens, '
-                'hidden_size, image_size, ...) to the checkpoint\'s: '
-                'tools/convert_weights.py writes them to DST.py for '
-                'non-default architectures.')
-        raise CheckpointError('\n'.join(lines))
 
     def init_weights(self):
         """``init_cfg``'s weights, else truncated-normal (std 0.02)."""

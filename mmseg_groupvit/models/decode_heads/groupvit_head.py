@@ -18,16 +18,9 @@ __all__ = ['GroupViTHead', 'group_maps', 'head_with_bg', 'paint_scores']
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
                size: Tuple[int, int]) -> Tensor:
-    """Soft pixel-to-final-group maps.
-
-    Args:
-        soft_assigns (Sequence[Tensor]): See :func:`chain_assignments`.
-        grid (tuple[int, int]): Patch grid ``(h, w)``.
-        size (tuple[int, int]): Output size ``(H, W)``.
-
-    Returns:
-        Tensor: ``[B, S_last, H, W]``, bilinearly resized.
-    """
+    """Soft pixel-to-final-group maps ``[B, S_last, H, W]``: the
+    :func:`chain_assignments` on the patch ``grid`` ``(h, w)``, resized
+    bilinearly to ``size`` ``(H, W)``."""
     chained = chain_assignments(soft_assigns)
     batch, _, groups = chained.shape
     # [B, h*w, G] -> [B, G, h, w]
@@ -57,15 +50,8 @@ def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
 
 
 def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
-    """Give every pixel its group's row of a score table.
-
-    Args:
-        pixel_group (Tensor): ``[B, H, W]`` int64 group indices.
-        table (Tensor): ``[B, G, C]`` scores per group.
-
-    Returns:
-        Tensor: ``[B, C, H, W]``.
-    """
+    """Scores ``[B, C, H, W]``: every pixel of ``pixel_group`` ``[B, H,
+    W]`` (int64) takes its group's row of ``table`` ``[B, G, C]``."""
     batch, channels = table.shape[0], table.shape[-1]
     height, width = pixel_group.shape[-2:]
     # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
@@ -145,16 +131,9 @@ class GroupViTHead(BaseDecodeHead):
 
     def group_class_scores(self, group_embeds: Tensor, image_embeds: Tensor,
                            class_embeds: Tensor) -> Tensor:
-        """Score of every final group for every class.
-
-        Args:
-            group_embeds (Tensor): ``[B, G, D]`` projected group tokens.
-            image_embeds (Tensor): ``[B, D]`` projected image feature.
-            class_embeds (Tensor): ``[K, D]`` normalised class embeddings.
-
-        Returns:
-            Tensor: ``P`` ``[B, G, K]``.
-        """
+        """``P`` ``[B, G, K]`` of ``group_embeds`` ``[B, G, D]``,
+        ``image_embeds`` ``[B, D]`` and normalised ``class_embeds``
+        ``[K, D]``."""
         scale = self.temperature
         group_logits = F.normalize(group_embeds, dim=-1) @ class_embeds.t()
         group_logits = group_logits * scale
@@ -175,17 +154,8 @@ class GroupViTHead(BaseDecodeHead):
     def assign(self,
                inputs: list,
                bg_thresh: Optional[float] = None) -> Tuple[Tensor, Tensor]:
-        """Compact scores: ``paint_scores(*assign(inputs))`` is
-        :meth:`forward`.
-
-        Args:
-            inputs (list): See :meth:`forward`.
-            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``pixel_group`` ``[B, H, W]`` (int64) and
-            ``table`` ``[B, G, num_classes]``.
-        """
+        """Compact :meth:`forward`: ``pixel_group`` ``[B, H, W]`` (int64)
+        and ``table`` ``[B, G, num_classes]`` for :func:`paint_scores`."""
         images, feats, class_embeds = inputs
         class_embeds = class_embeds.to(feats['group_embeds'].dtype)
         scores = self.group_class_scores(feats['group_embeds'],
@@ -208,15 +178,12 @@ class GroupViTHead(BaseDecodeHead):
     def forward(self,
                 inputs: list,
                 bg_thresh: Optional[float] = None) -> Tensor:
-        """Window-resolution class scores.
+        """Class scores ``[B, num_classes, H, W]``.
 
         Args:
             inputs (list): Images ``[B, 3, H, W]``, the :class:`GroupViT`
                 output dict and class embeddings ``[K, D]``.
             bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-
-        Returns:
-            Tensor: ``[B, num_classes, H, W]``.
         """
         return paint_scores(*self.assign(inputs, bg_thresh))
 

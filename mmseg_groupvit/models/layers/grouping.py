@@ -19,15 +19,8 @@ def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
-    """Chain per-stage soft assignments into a token-to-final-group map.
-
-    Args:
-        soft_assigns (Sequence[Tensor]): Per grouping stage ``[B, S_i,
-            S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
-
-    Returns:
-        Tensor: ``[B, h*w, S_last]``, ``A_1^T @ A_2^T @ ...``.
-    """
+    """Chain the soft assignments ``[B, S_i, S_{i-1}]`` of each stage
+    (``S_0 = h*w``) into ``A_1^T @ A_2^T @ ...`` ``[B, h*w, S_last]``."""
     chained = None
     for assign in soft_assigns:
         assign = assign.transpose(1, 2)
@@ -58,15 +51,8 @@ class AssignAttention(nn.Module):
 
     def forward(self, query: torch.Tensor,
                 key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            query (Tensor): Group tokens ``[B, S, C]``.
-            key (Tensor): Image tokens ``[B, L, C]`` (also the values).
-
-        Returns:
-            tuple[Tensor, Tensor]: New group tokens ``[B, S, C]`` and the
-            soft assignment ``[B, S, L]`` (no noise, not hardened).
-        """
+        """Group tokens ``[B, S, C]`` over image tokens ``[B, L, C]`` to new
+        group tokens and the soft assignment ``[B, S, L]`` (no noise)."""
         raw = (fast_linear.apply(self.q_proj, query) @ fast_linear.apply(
             self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
@@ -158,15 +144,8 @@ class GroupingBlock(nn.Module):
     def forward(
             self, x: torch.Tensor,
             group_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            x (Tensor): Image (or segment) tokens ``[B, L, C]``.
-            group_tokens (Tensor): ``[B, S_in, C]``.
-
-        Returns:
-            tuple[Tensor, Tensor]: Segment tokens ``[B, S_out, C]`` and the
-            soft assignment ``[B, S_out, L]``.
-        """
+        """Tokens ``[B, L, C]`` and group tokens ``[B, S_in, C]`` to segment
+        tokens ``[B, S_out, C]`` and the soft assignment ``[B, S_out, L]``."""
         group_tokens = self.norm_tokens(group_tokens)
         x = self.norm_x(x)
         projected = self.norm_post_tokens(self.mlp_inter(group_tokens))

@@ -6,13 +6,7 @@ from torch import nn
 
 class ProjectionMLP(nn.Module):
     """``Linear -> BatchNorm1d -> ReLU -> Linear`` per token (the
-    original's 1x1 ``Conv1d`` layers, stored as ``nn.Linear``).
-
-    Args:
-        in_dims (int): Input channels.
-        hidden_dims (int): Hidden channels. Defaults to 4096.
-        out_dims (int): Output channels. Defaults to 256.
-    """
+    original's 1x1 ``Conv1d`` layers)."""
 
     def __init__(self,
                  in_dims: int,

@@ -33,16 +33,8 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 
 def contrastive_loss(image_x: Tensor, text_x: Tensor,
                      temperature: Tensor) -> Tensor:
-    """Symmetric image-text InfoNCE over the gathered batch.
-
-    Args:
-        image_x (Tensor): ``[B, D]`` projected image features.
-        text_x (Tensor): ``[B, D]`` projected caption features.
-        temperature (Tensor): The logit scale.
-
-    Returns:
-        Tensor: The mean of both directions' cross-entropies.
-    """
+    """Symmetric InfoNCE of projected image and caption features
+    ``[B, D]`` over the gathered batch."""
     rank, _ = world()
     image_x = F.normalize(image_x, dim=-1)
     text_x = F.normalize(text_x, dim=-1)
@@ -57,17 +49,9 @@ def contrastive_loss(image_x: Tensor, text_x: Tensor,
 
 def multi_label_loss(image_x: Tensor, prompt_x: Tensor,
                      temperature: Tensor) -> Tensor:
-    """Each image against its own ``K`` prompts (targets ``1/K``) and each
-    prompt against its own image, over the gathered batch.
-
-    Args:
-        image_x (Tensor): ``[B, D]`` projected image features.
-        prompt_x (Tensor): ``[B, K, D]`` projected prompt features.
-        temperature (Tensor): The logit scale.
-
-    Returns:
-        Tensor: The mean of both directions' soft cross-entropies.
-    """
+    """Soft cross-entropy of each image ``[B, D]`` against its own ``K``
+    prompts ``[B, K, D]`` (targets ``1/K``) and of each prompt against its
+    image, both directions averaged, over the gathered batch."""
     rank, world_size = world()
     batch, num_prompts = prompt_x.shape[:2]
     image_x = F.normalize(image_x, dim=-1)

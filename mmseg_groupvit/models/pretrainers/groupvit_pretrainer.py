@@ -35,20 +35,16 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
     update and logs ``nonfinite_skips``.
 
     Args:
-        image_encoder (dict): :class:`GroupViT` config.
-        text_encoder (dict): :class:`GroupViTTextEncoder` config, with
-            ``frozen=False`` to train it.
-        decode_head (dict): :class:`GroupViTHead` config (validation and
-            the contrastive temperature ``logit_scale``).
-        multi_label (int): Prompts per caption ``K`` (0: no multi-label
-            loss). Defaults to 3.
+        multi_label (int): Prompts per caption ``K`` (0: none). Defaults
+            to 3.
         share_temperature (bool): Use the contrastive temperature for the
             multi-label loss too. Defaults to False.
         multi_label_loss_weight (float): Defaults to 1.
-        contrast_temperature (float): Initial temperature of both losses
-            (``logit_scale = log(1 / t)``). Defaults to 0.07.
+        contrast_temperature (float): Initial temperature of both losses.
+            Defaults to 0.07.
         on_nonfinite (str): ``'stop'`` or ``'skip'``. Defaults to 'stop'.
-        **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
+        **kwargs: Passed to :class:`GroupViTEncoderDecoder` (a text encoder
+            with ``frozen=False`` is trained).
     """
 
     def __init__(self,

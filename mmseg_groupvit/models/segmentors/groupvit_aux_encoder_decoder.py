@@ -35,9 +35,6 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
     and ``with_zero_shot=True``); the zero-shot head stays frozen.
 
     Args:
-        image_encoder (dict): :class:`GroupViT` config.
-        text_encoder (dict): :class:`GroupViTTextEncoder` config.
-        decode_head (dict): :class:`GroupViTHead` config.
         auxiliary_head (dict | list[dict]): mmseg decode head(s) reading
             the dense maps (``in_index`` counts within ``out_indices``).
         contrastive_loss_weight (float): Weight of the experimental

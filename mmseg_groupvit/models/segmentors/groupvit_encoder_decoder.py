@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
+from mmengine.utils import apply_to
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -159,7 +160,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                 getattr(self.decode_head, 'with_bg', False))
         except ConfigValueError:
             text.classes, text.templates, text.background_first = before
-            text._cache_key = text._cache = None
             raise
         self._palette = None
         self.decode_head.num_classes = num_classes
@@ -206,16 +206,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return super().test_step(data)
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
-        """mmseg's ``predict`` through the compact window scores.
-
-        Args:
-            inputs (Tensor): ``[B, 3, H, W]``.
-            data_samples (list[SegDataSample], optional): As in mmseg.
-
-        Returns:
-            list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and
-            ``seg_logits`` (or the metainfo ``score_channels``).
-        """
+        """mmseg's ``predict`` of ``[B, 3, H, W]`` through the compact
+        window scores: ``pred_sem_seg`` ``[1, H, W]`` and ``seg_logits``
+        (or the metainfo ``score_channels``)."""
         if data_samples is None:
             metas = [
                 dict(
@@ -242,14 +235,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             self.window_scores(inputs), inputs, batch_img_metas)
 
     def window_scores(self, inputs: Tensor) -> List[Window]:
-        """Compact scores of every window, in mmseg's window order.
-
-        Args:
-            inputs (Tensor): ``[B, 3, H, W]``.
-
-        Returns:
-            list[Window]: One per window.
-        """
+        """A :data:`Window` per window of ``[B, 3, H, W]``, in mmseg's
+        order."""
         test_cfg = self.test_cfg or {}
         batch_size, _, height, width = inputs.shape
         if test_cfg.get('mode', 'whole') == 'slide':
@@ -272,16 +259,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def compact_scores(self, inputs: Tensor,
                        class_embeds: Tensor) -> Tuple[Tensor, Tensor]:
-        """:meth:`GroupViTHead.assign` with ``test_cfg.bg_thresh``.
-
-        Args:
-            inputs (Tensor): Windows ``[N, 3, h, w]``.
-            class_embeds (Tensor): ``[K, D]``, from ``text_encoder()``.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``pixel_group`` ``[N, h, w]`` and
-            ``table`` ``[N, G, C]``.
-        """
+        """:meth:`GroupViTHead.assign` of windows ``[N, 3, h, w]`` and
+        ``class_embeds`` ``[K, D]``, with ``test_cfg.bg_thresh``."""
         feats = self.extract_feat(inputs)
         return self.decode_head.assign([inputs, feats, class_embeds],
                                        bg_thresh=(self.test_cfg
@@ -294,7 +273,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             return self.image_encoder(inputs)
         with torch.autocast(device_type=inputs.device.type, dtype=dtype):
             feats = self.image_encoder(inputs)
-        return to_float32(feats)
+        return apply_to(
+            feats, lambda x: isinstance(x, Tensor) and x.is_floating_point(),
+            lambda x: x.float())
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
@@ -468,21 +449,10 @@ def average_windows(
 def step_labels(scores: Callable[[int, int],
                                  Tensor], channels: int, meta: Optional[dict],
                 size: Tuple[int, int], align_corners: bool) -> Tensor:
-    """Argmax of scores that come a few classes at a time, post-processed
-    as mmseg's ``postprocess_result`` (bit for bit). Ties keep the first
-    class, as ``argmax``.
-
-    Args:
-        scores (callable): ``scores(first, last)`` is ``[1, last - first,
-            h, w]``.
-        channels (int): Number of classes.
-        meta (dict, optional): Image meta; None keeps the size ``(h, w)``.
-        size (tuple[int, int]): The network's size ``(h, w)``.
-        align_corners (bool): As in ``F.interpolate``.
-
-    Returns:
-        Tensor: ``[1, H, W]`` int64 labels.
-    """
+    """Labels ``[1, H, W]`` (int64): the argmax of ``scores(first, last)``
+    ``[1, last - first, h, w]`` over ``channels`` classes, a few at a time,
+    post-processed with ``meta`` (None: kept at ``size`` ``(h, w)``) as
+    mmseg's ``postprocess_result``, bit for bit."""
     out = tuple(size) if meta is None else tuple(meta['ori_shape'][:2])
     step = channels_per_step((max(out[0], size[0]), max(out[1], size[1])))
     labels = best = None
@@ -528,17 +498,6 @@ def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
         logits = logits.flip(
             dims=(3, ) if direction == 'horizontal' else (2, ))
     return logits
-
-
-def to_float32(feats):
-    """Floating tensors of a (nested) backbone output in fp32."""
-    if isinstance(feats, Tensor):
-        return feats.float() if feats.is_floating_point() else feats
-    if isinstance(feats, dict):
-        return {k: to_float32(v) for k, v in feats.items()}
-    if isinstance(feats, (list, tuple)):
-        return type(feats)(to_float32(v) for v in feats)
-    return feats
 
 
 _warned_keys = set()

@@ -57,11 +57,7 @@ def _check_distinct_tokens(classes: List[List[str]]) -> None:
     for index, names in enumerate(classes):
         for name in names:
             seen[tuple(_tokenizer.encode(name))].append((index, name))
-    clashes = [
-        entries for entries in seen.values()
-        if len({index
-                for index, _ in entries}) > 1 or len(entries) > 1
-    ]
+    clashes = [entries for entries in seen.values() if len(entries) > 1]
     if clashes:
         listed = '; '.join(' and '.join(repr(name) for _, name in entries)
                            for entries in clashes)
@@ -82,23 +78,18 @@ class GroupViTTextEncoder(BaseModule):
 
     Args:
         vocabulary (str | list, optional): Class names, synonym lists or a
-            vocabulary file (:func:`mmseg_groupvit.utils.load_vocabulary`);
-            a leading ``'background'`` (the head's label 0) is dropped.
+            vocabulary file; a leading ``'background'`` is dropped.
         dataset_name (str, optional): A dataset's prompt names (e.g.
-            ``'voc'``), used when ``vocabulary`` is None.
-        extra_classes (str | list, optional): Classes appended, in the
-            forms of ``vocabulary``; repeated names are refused.
+            ``'voc'``), when ``vocabulary`` is None.
+        extra_classes (str | list, optional): Classes appended.
         templates (str | list[str]): Template-set name (``simple``,
             ``subset``, ``full``, ``identity``) or templates with one
             ``{}``. Defaults to 'simple'.
         dropout (float): Unused; kept for config parity.
         projection_dim (int): Output channels ``D``. Defaults to 256.
-        projection_intermediate_dim (int): Projection hidden channels.
-            Defaults to 4096.
         frozen (bool): Freeze all weights and stay in eval mode.
             Defaults to True.
         chunk_size (int): Prompts encoded per forward pass.
-            Defaults to 256.
     """
 
     def __init__(self,
@@ -142,6 +133,8 @@ class GroupViTTextEncoder(BaseModule):
                                        projection_intermediate_dim,
                                        projection_dim)
         self.frozen = frozen
+        # Keyed by vocabulary, templates, device and weights.
+        self._cache_key = self._cache = None
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
@@ -200,8 +193,6 @@ class GroupViTTextEncoder(BaseModule):
         #: Whether the vocabulary named ``background`` first.
         self.background_first = background_first
         self.classes: List[List[str]] = [list(c) for c in classes]
-        self._cache_key = None
-        self._cache = None
 
     @property
     def class_names(self) -> List[str]:
