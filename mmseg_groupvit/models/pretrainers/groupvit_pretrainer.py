@@ -15,6 +15,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError, NonFiniteLossError
 from ..segmentors import GroupViTEncoderDecoder
 from .contrastive_losses import contrastive_loss, multi_label_loss
@@ -57,10 +58,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                  contrast_temperature: float = 0.07,
                  on_nonfinite: str = 'stop',
                  **kwargs):
-        if on_nonfinite not in NONFINITE_ACTIONS:
-            raise ConfigValueError(
-                f'model.on_nonfinite={on_nonfinite!r} must be one of '
-                f'{NONFINITE_ACTIONS}: stop the run, or skip the step.')
+        check_choice(on_nonfinite, 'model.on_nonfinite', NONFINITE_ACTIONS)
         if not isinstance(multi_label, int) or multi_label < 0:
             raise ConfigValueError(
                 f'model.multi_label={multi_label!r} must be the number of '
