@@ -59,13 +59,6 @@ def set_enabled(enabled: bool) -> bool:
     return previous
 
 
-def _cpu_autocast() -> bool:
-    try:
-        return torch.is_autocast_enabled('cpu')
-    except TypeError:  # PyTorch < 2.4
-        return torch.is_autocast_cpu_enabled()
-
-
 def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` takes the fused path for these tensors."""
     if not _STATE['enabled'] or x.device.type != 'cpu' or x.dim() < 2:
@@ -76,7 +69,7 @@ def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    return not _cpu_autocast()
+    return not torch.is_autocast_enabled('cpu')
 
 
 def linear(x: torch.Tensor,
