@@ -11,8 +11,7 @@ from groupvit_common.errors import ConfigValueError
 
 __all__ = ['check_model_arguments']
 
-PACKAGE = __name__.split('.')[0]
-CHECKED = (PACKAGE + '.', 'mmseg.')
+CHECKED = (__name__.split('.')[0] + '.', 'mmseg.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')
 

@@ -17,9 +17,6 @@ from ...utils import get_prompt_classes, load_vocabulary
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 
-_SEGMENTOR_SCALE_KEY = 'decode_head.logit_scale'
-_SCALE_KEY = 'logit_scale'
-
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
@@ -29,8 +26,8 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
         return
     for key in TRAINING_KEYS:
         state_dict.pop(key, None)
-    if _SEGMENTOR_SCALE_KEY in state_dict:
-        state_dict[_SCALE_KEY] = state_dict.pop(_SEGMENTOR_SCALE_KEY)
+    if 'decode_head.logit_scale' in state_dict:
+        state_dict['logit_scale'] = state_dict.pop('decode_head.logit_scale')
     check_state_dict(module, state_dict)
 
 

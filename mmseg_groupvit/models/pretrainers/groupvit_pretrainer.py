@@ -20,8 +20,6 @@ from groupvit_common.errors import ConfigValueError, NonFiniteLossError
 from ..segmentors import GroupViTEncoderDecoder
 from .contrastive_losses import contrastive_loss, multi_label_loss
 
-NONFINITE_ACTIONS = ('stop', 'skip')
-
 
 @MODELS.register_module()
 class GroupViTPretrainer(GroupViTEncoderDecoder):
@@ -58,7 +56,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                  contrast_temperature: float = 0.07,
                  on_nonfinite: str = 'stop',
                  **kwargs):
-        check_choice(on_nonfinite, 'model.on_nonfinite', NONFINITE_ACTIONS)
+        check_choice(on_nonfinite, 'model.on_nonfinite', ('stop', 'skip'))
         if not isinstance(multi_label, int) or multi_label < 0:
             raise ConfigValueError(
                 f'model.multi_label={multi_label!r} must be the number of '
