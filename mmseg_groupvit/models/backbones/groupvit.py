@@ -298,7 +298,15 @@ class GroupViT(BaseModule):
         self.freeze_group_tokens = freeze_group_tokens
         self.freeze_projector = freeze_projector
         self.frozen = frozen
-        self._freeze()
+        for module in self._frozen_modules():
+            module.eval()
+            module.requires_grad_(False)
+        if self.frozen or self.frozen_stages >= 0:
+            self.pos_embed.requires_grad_(False)
+        if self.freeze_group_tokens:
+            for stage in self.stages:
+                if stage.group_token is not None:
+                    stage.group_token.requires_grad_(False)
         self.register_load_state_dict_pre_hook(_check_weights_hook)
 
     def _frozen_modules(self) -> List[nn.Module]:
@@ -313,17 +321,6 @@ class GroupViT(BaseModule):
         if self.freeze_projector and self.projector is not None:
             modules.append(self.projector)
         return modules
-
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            module.requires_grad_(False)
-        if self.frozen or self.frozen_stages >= 0:
-            self.pos_embed.requires_grad_(False)
-        if self.freeze_group_tokens:
-            for stage in self.stages:
-                if stage.group_token is not None:
-                    stage.group_token.requires_grad_(False)
 
     def train(self, mode: bool = True) -> 'GroupViT':
         super().train(mode)
