@@ -126,18 +126,11 @@ class GroupingBlock(nn.Module):
             num_group_tokens, tokens_dims, num_output_groups, act=act)
         self.norm_post_tokens = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.norm_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
-        self.pre_assign_attn = CrossAttentionBlock(
-            embed_dims,
-            num_heads,
-            mlp_dims,
-            act=act,
-            layer_norm_eps=layer_norm_eps,
-            attn_drop=attn_drop)
-        self.assign = AssignAttention(
-            embed_dims,
-            assign_eps=assign_eps,
-            gumbel=gumbel,
-            gumbel_tau=gumbel_tau)
+        self.pre_assign_attn = CrossAttentionBlock(embed_dims, num_heads,
+                                                   mlp_dims, act,
+                                                   layer_norm_eps, attn_drop)
+        self.assign = AssignAttention(embed_dims, assign_eps, gumbel,
+                                      gumbel_tau)
         self.norm_new_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp_channels = MLP(embed_dims, channels_dims, act=act)
 
