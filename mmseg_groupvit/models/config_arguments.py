@@ -1,8 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Refuse config keys that no argument of their component takes (a
-misspelled key would end in a ``TypeError`` deep in mmengine's builder),
-read from the constructors' signatures of this package's and mmseg's
-components."""
+"""Refuse config keys that no constructor argument of their component (this
+package's or mmseg's) takes: a misspelled key would end in a ``TypeError``
+deep in mmengine's builder."""
 import inspect
 from typing import Any
 
@@ -12,8 +11,7 @@ from groupvit_common.errors import ConfigValueError
 
 __all__ = ['check_model_arguments']
 
-PACKAGE = __name__.split('.')[0]
-CHECKED = (PACKAGE + '.', 'mmseg.')
+CHECKED = (__name__.split('.')[0] + '.', 'mmseg.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')
 
@@ -36,8 +34,7 @@ def _component(type_: Any):
 
 def _arguments(cls) -> tuple:
     """The keyword arguments of ``cls``'s constructor and, through
-    ``**kwargs``, its parents'; None when the chain reaches another
-    package's constructor or never ends."""
+    ``**kwargs``, its parents'; None past this package and mmseg."""
     names = []
     for klass in cls.__mro__:
         if '__init__' not in vars(klass):
@@ -56,17 +53,12 @@ def _arguments(cls) -> tuple:
 
 
 def check_model_arguments(cfg: Any, key: str = 'model') -> None:
-    """Refuse a key of a config dict whose ``type`` is a component of this
-    package or mmseg when its constructor has no such argument, in ``cfg``
-    and every dict and list nested in it.
+    """Raise :class:`ConfigValueError` for a key, in ``cfg`` or nested in
+    it, that its component's constructor does not take.
 
     Args:
         cfg: A model config (dict) or any value nested in one.
-        key (str): Its config key, for the message. Defaults to
-            ``'model'``.
-
-    Raises:
-        ConfigValueError: Naming the key, the component and its arguments.
+        key (str): Its config key, for the message.
     """
     if isinstance(cfg, (list, tuple)):
         for i, value in enumerate(cfg):

@@ -1,9 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT image encoder (Xu et al., CVPR 2022,
-https://arxiv.org/abs/2202.11094), re-implemented after the original
-(NVlabs/GroupViT, ``models/group_vit.py``) and transformers'
-``modeling_groupvit.py``, whose argument names it follows.
-"""
+"""GroupViT image encoder (Xu et al., CVPR 2022), after the original and
+transformers' ``modeling_groupvit.py``, whose argument names it follows."""
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,26 +20,43 @@ from ..layers import (GroupingBlock, MixerMLP, ProjectionMLP, TransformerBlock,
 
 def _check_weights_hook(module: nn.Module, state_dict: dict, prefix: str,
                         *args) -> None:
-    """``load_state_dict`` pre-hook: refuse weights whose keys or shapes
-    differ from the encoder (mmengine would only log them), unless the
-    model holding the encoder checked them."""
+    """Refuse weights whose keys or shapes differ from the encoder, unless
+    the model holding it checked them."""
     state = {
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
     }
-    if not passed(state):  # not checked by the model holding the encoder
-        module._check_weights(state, prefix, list(state_dict))
+    if passed(state):
+        return
+    own = module.state_dict()
+    missing, extra, reshaped = compare_state_dicts(own, state)
+    if module.projector is None:
+        extra = [k for k in extra if not k.startswith('projector.')]
+    where = f' (prefix {prefix!r})' if prefix else ''
+    if not (missing or extra or reshaped):
+        check_values({k: state[k]
+                      for k in own}, f'GroupViT weights{where}', own)
+        return
+    lines = [f'GroupViT weights{where} do not match the encoder:']
+    if len(missing) == len(own):
+        lines.append(
+            f'none of its {len(own)} keys were found (the weights have '
+            f'{sorted(state_dict)[:3]} ...). Load a checkpoint converted '
+            f'by tools/convert_weights.py through the encoder\'s '
+            f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
+            f'prefix=\'image_encoder.\').')
+    else:
+        lines += describe_mismatch(own, state, missing, extra, reshaped,
+                                   'encoder')
+        lines.append('Set the architecture fields (depths, num_group_tokens, '
+                     'hidden_size, image_size, ...) to the checkpoint\'s: '
+                     'tools/convert_weights.py writes them to DST.py for '
+                     'non-default architectures.')
+    raise CheckpointError('\n'.join(lines))
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patch embedding followed by LayerNorm.
-
-    Args:
-        in_channels (int): Image channels.
-        embed_dims (int): Output channels.
-        patch_size (int): Patch side.
-        layer_norm_eps (float): LayerNorm epsilon.
-    """
+    """Non-overlapping patch embedding followed by LayerNorm."""
 
     def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
                  layer_norm_eps: float):
@@ -52,39 +66,18 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        """
-        Args:
-            x (Tensor): Images ``[B, C_in, H, W]``.
-
-        Returns:
-            tuple: tokens ``[B, h*w, C]`` and the grid ``(h, w)`` with
-            ``h = H // patch``, ``w = W // patch``.
-        """
+        """Images ``[B, C_in, H, W]`` to tokens ``[B, h*w, C]`` and the
+        grid ``(h, w)``."""
         x = self.proj(x)
         grid = x.shape[-2:]
         return self.norm(x.flatten(2).transpose(1, 2)), tuple(grid)
 
 
 class GroupingStage(nn.Module):
-    """Transformer blocks over ``[tokens, group tokens]``, then a grouping
-    block (none without group tokens). The previous stage's group tokens,
-    when given, are projected (``group_projector``) and added to the
-    learned ones.
-
-    Args:
-        embed_dims (int): Channels.
-        depth (int): Transformer blocks.
-        num_heads (int): Attention heads.
-        mlp_dims (int): MLP hidden channels.
-        num_group_tokens (int): Learned group tokens (0: none).
-        num_output_groups (int): Segments produced by the grouping block.
-        num_prev_group_tokens (int): The previous stage's group tokens.
-        grouping_cfg (dict): Extra arguments of :class:`GroupingBlock`.
-        act (str): Activation.
-        layer_norm_eps (float): LayerNorm epsilon.
-        attn_drop (float): Attention dropout.
-        drop_path (Sequence[float]): Stochastic depth of each block.
-    """
+    """Transformer blocks over ``[tokens, group tokens]``, then a
+    :class:`GroupingBlock` (none without group tokens); the previous stage's
+    group tokens are projected and added to the learned ones. Arguments as
+    :class:`GroupViT`'s, per stage."""
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int,
                  mlp_dims: int, num_group_tokens: int, num_output_groups: int,
@@ -130,14 +123,12 @@ class GroupingStage(nn.Module):
         """
         Args:
             x (Tensor): Tokens ``[B, L, C]``.
-            prev_group_tokens (Tensor | None): Previous stage's group tokens
-                ``[B, S_prev, C]``.
+            prev_group_tokens (Tensor | None): ``[B, S_prev, C]``.
 
         Returns:
-            tuple: the output ``[B, S_out, C]`` (``[B, L, C]`` without
-            grouping), the group tokens ``[B, S, C]``, the soft assignment
-            ``[B, S_out, L]`` (both None without grouping) and the tokens
-            after the blocks ``[B, L, C]``.
+            tuple: Output ``[B, S_out, C]`` (``x`` without grouping), group
+            tokens ``[B, S, C]`` and soft assignment ``[B, S_out, L]`` (None
+            without grouping), tokens after the blocks.
         """
         if self.group_token is None:
             for block in self.blocks:
@@ -160,42 +151,20 @@ class GroupingStage(nn.Module):
 class GroupViT(BaseModule):
     """GroupViT image encoder (backbone).
 
-    Patch tokens pass through grouping stages (transformer blocks over
-    tokens and learned group tokens, then a :class:`GroupingBlock` merging
-    the tokens into segments). The final segment tokens are normalised,
-    averaged into the image feature and, with ``with_projector``, projected
-    into the joint image-text space. The arguments are transformers'
-    ``GroupViTVisionConfig`` fields (same defaults) plus the projection;
-    the layers below follow mmseg's names.
+    Grouping stages merge patch tokens into segments; the final segment
+    tokens are normalised, averaged and (``with_projector``) projected into
+    the joint image-text space. The architecture arguments are
+    transformers' ``GroupViTVisionConfig`` fields, same defaults
+    (``num_hidden_layers`` is ignored there too).
 
     Args:
-        hidden_size (int): Channels ``C``. Defaults to 384.
-        intermediate_size (int): MLP hidden channels. Defaults to 1536.
         depths (Sequence[int]): Blocks per stage. Defaults to (6, 3, 3).
-        num_hidden_layers (int, optional): Ignored (``depths`` decide), as
-            in transformers. Defaults to 12.
-        num_group_tokens (Sequence[int]): Group tokens per stage.
-            Defaults to (64, 8, 0).
-        num_output_groups (Sequence[int]): Segments produced per stage
-            (a third entry is unused). Defaults to (64, 8, 8).
-        num_attention_heads (int): Heads. Defaults to 6.
-        image_size (int): Training resolution; the position table is
-            resized (bicubic) for other grids. Defaults to 224.
-        patch_size (int): Patch side. Defaults to 16.
-        num_channels (int): Image channels. Defaults to 3.
-        hidden_act (str): Activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        dropout (float): Dropout after the position embedding.
-            Defaults to 0.
-        attention_dropout (float): Attention dropout. Defaults to 0.
-        assign_eps (float): Grouping normaliser. Defaults to 1.
-        assign_mlp_ratio (Sequence[float]): Grouping MLP ratios.
-            Defaults to (0.5, 4).
-        gumbel (bool): Hard Gumbel-softmax assignment in training (eval
-            adds no noise). Defaults to True.
-        gumbel_tau (float): Gumbel-softmax temperature. Defaults to 1.
+        num_group_tokens (Sequence[int]): Group tokens per stage (0 only in
+            trailing stages). Defaults to (64, 8, 0).
+        num_output_groups (Sequence[int]): Segments out of each grouping
+            stage. Defaults to (64, 8, 8).
         drop_path_rate (float): Stochastic depth of the last block, rising
-            linearly from 0 over all blocks. Defaults to 0.
+            linearly from 0. Defaults to 0.
         with_projector (bool): Build the projection head. Defaults to True.
         projection_dim (int): Joint-space channels. Defaults to 256.
         projection_intermediate_dim (int): Projection hidden channels.
@@ -206,25 +175,19 @@ class GroupViT(BaseModule):
             dict with the maps under ``dense``. Defaults to False.
         frozen_stages (int): Freeze the patch embedding and position table
             (``>= 0``) and the first ``frozen_stages`` stages (all: the final
-            LayerNorm too); -1 freezes nothing. Defaults to -1.
-        freeze_group_tokens (bool): Freeze every stage's group tokens.
-            Defaults to False.
+            LayerNorm too). Defaults to -1 (none).
+        freeze_group_tokens (bool): Freeze the group tokens.
         freeze_projector (bool): Freeze the projection head.
-            Defaults to False.
-        frozen (bool): Freeze the whole encoder. Defaults to False.
+        frozen (bool): Freeze the whole encoder.
         init_cfg (dict | list[dict], optional): E.g. ``dict(type=
-            'Pretrained', checkpoint=..., prefix='image_encoder.')``; the
-            loaded keys must equal the encoder's (else
-            :class:`CheckpointError`).
+            'Pretrained', checkpoint=..., prefix='image_encoder.')``.
 
-    Without ``out_indices`` the forward output is a dict:
-    ``group_tokens`` ``[B, S, C]`` (final, normalised), ``pooled`` ``[B,
-    C]``, ``soft_assigns`` (per grouping stage ``[B, S_i, S_{i-1}]``,
-    softmax over the groups), ``grid`` ``(h, w)``, ``stage_tokens`` (per
-    stage, after its blocks) and, with the projector, ``group_embeds``
-    ``[B, S, D]`` and ``image_embeds`` ``[B, D]`` (not normalised). With
-    ``out_indices`` it is the tuple of :meth:`forward_dense`, or with
-    ``with_zero_shot`` the dict with that tuple under ``dense``.
+    Returns (forward): a dict of ``group_tokens`` ``[B, S, C]`` (final,
+    normalised), ``pooled`` ``[B, C]``, ``soft_assigns`` (per grouping stage
+    ``[B, S_i, S_{i-1}]``), ``grid`` ``(h, w)``, ``stage_tokens`` and, with
+    the projector, ``group_embeds`` ``[B, S, D]`` and ``image_embeds``
+    ``[B, D]``; with ``out_indices`` the tuple of :meth:`forward_dense`
+    instead (under ``dense`` with ``with_zero_shot``).
     """
 
     def __init__(self,
@@ -261,7 +224,19 @@ class GroupViT(BaseModule):
         depths = list(depths)
         num_group_tokens = list(num_group_tokens)
         num_output_groups = list(num_output_groups)
-        self._check_arch(depths, num_group_tokens, num_output_groups)
+        if len(num_group_tokens) != len(depths):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens} needs one entry per '
+                f'stage (depths {depths}).')
+        if len(num_output_groups) < sum(1 for n in num_group_tokens if n):
+            raise ValueError(
+                f'num_output_groups {num_output_groups} needs an entry for '
+                f'every stage with group tokens ({num_group_tokens}).')
+        if any(n == 0 for n in num_group_tokens[:-1]) and any(
+                n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
+            raise ValueError(
+                f'num_group_tokens {num_group_tokens}: only trailing stages '
+                f'may have no group tokens.')
         self.hidden_size = hidden_size
         self.image_size = image_size
         self.patch_size = patch_size
@@ -295,7 +270,20 @@ class GroupViT(BaseModule):
             projection_dim) if with_projector else None
         self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
 
-        self.out_indices = self._check_out_indices(out_indices, len(depths))
+        num_stages = len(depths)
+        if out_indices is not None:
+            indices = (out_indices, ) if isinstance(
+                out_indices, int) else tuple(out_indices)
+            if not indices or any(
+                    not isinstance(i, int) or not -num_stages <= i < num_stages
+                    for i in indices):
+                raise ValueError(
+                    f'GroupViT: out_indices={out_indices!r} must be stage '
+                    f'indices in [-{num_stages}, {num_stages - 1}] (this '
+                    f'encoder has {num_stages} stages), e.g. '
+                    f'out_indices=(0, 1, 2).')
+            out_indices = tuple(i % num_stages for i in indices)
+        self.out_indices = out_indices
         if with_zero_shot and self.out_indices is None:
             raise ValueError(
                 'GroupViT: with_zero_shot=True adds the dense maps to the '
@@ -310,43 +298,18 @@ class GroupViT(BaseModule):
         self.freeze_group_tokens = freeze_group_tokens
         self.freeze_projector = freeze_projector
         self.frozen = frozen
-        self._freeze()
+        for module in self._frozen_modules():
+            module.eval()
+            module.requires_grad_(False)
+        if self.frozen or self.frozen_stages >= 0:
+            self.pos_embed.requires_grad_(False)
+        if self.freeze_group_tokens:
+            for stage in self.stages:
+                if stage.group_token is not None:
+                    stage.group_token.requires_grad_(False)
         self.register_load_state_dict_pre_hook(_check_weights_hook)
 
-    @staticmethod
-    def _check_arch(depths, num_group_tokens, num_output_groups):
-        if len(num_group_tokens) != len(depths):
-            raise ValueError(
-                f'num_group_tokens {num_group_tokens} needs one entry per '
-                f'stage (depths {depths}).')
-        if len(num_output_groups) < sum(1 for n in num_group_tokens if n):
-            raise ValueError(
-                f'num_output_groups {num_output_groups} needs an entry for '
-                f'every stage with group tokens ({num_group_tokens}).')
-        if any(n == 0 for n in num_group_tokens[:-1]) and any(
-                n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
-            raise ValueError(
-                f'num_group_tokens {num_group_tokens}: only trailing stages '
-                f'may have no group tokens.')
-
-    @staticmethod
-    def _check_out_indices(out_indices,
-                           num_stages: int) -> Optional[Tuple[int, ...]]:
-        if out_indices is None:
-            return None
-        indices = (out_indices, ) if isinstance(out_indices,
-                                                int) else tuple(out_indices)
-        if not indices or any(
-                not isinstance(i, int) or not -num_stages <= i < num_stages
-                for i in indices):
-            raise ValueError(
-                f'GroupViT: out_indices={out_indices!r} must be stage '
-                f'indices in [-{num_stages}, {num_stages - 1}] (this encoder '
-                f'has {num_stages} stages), e.g. out_indices=(0, 1, 2).')
-        return tuple(i % num_stages for i in indices)
-
     def _frozen_modules(self) -> List[nn.Module]:
-        """Modules kept without gradient and in eval mode."""
         if self.frozen:
             return [self]
         modules = []
@@ -359,57 +322,15 @@ class GroupViT(BaseModule):
             modules.append(self.projector)
         return modules
 
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            module.requires_grad_(False)
-        if self.frozen or self.frozen_stages >= 0:
-            self.pos_embed.requires_grad_(False)
-        if self.freeze_group_tokens:
-            for stage in self.stages:
-                if stage.group_token is not None:
-                    stage.group_token.requires_grad_(False)
-
     def train(self, mode: bool = True) -> 'GroupViT':
-        """Set the mode, keeping frozen parts in eval mode."""
         super().train(mode)
         if mode:
             for module in self._frozen_modules():
                 module.eval()
         return self
 
-    def _check_weights(self, state: Dict[str, torch.Tensor], prefix: str,
-                       all_keys: List[str]) -> None:
-        own = self.state_dict()
-        missing, extra, reshaped = compare_state_dicts(own, state)
-        if self.projector is None:
-            extra = [k for k in extra if not k.startswith('projector.')]
-        where = f' (prefix {prefix!r})' if prefix else ''
-        if not (missing or extra or reshaped):
-            check_values({k: state[k]
-                          for k in own}, f'GroupViT weights{where}', own)
-            return
-        lines = [f'GroupViT weights{where} do not match the encoder:']
-        if len(missing) == len(own):
-            lines.append(
-                f'none of its {len(own)} keys were found (the weights have '
-                f'{sorted(all_keys)[:3]} ...). Load a checkpoint converted '
-                f'by tools/convert_weights.py through the encoder\'s '
-                f'init_cfg=dict(type=\'Pretrained\', checkpoint=..., '
-                f'prefix=\'image_encoder.\').')
-        else:
-            lines += describe_mismatch(own, state, missing, extra, reshaped,
-                                       'encoder')
-            lines.append(
-                'Set the architecture fields (depths, num_group_tokens, '
-                'hidden_size, image_size, ...) to the checkpoint\'s: '
-                'tools/convert_weights.py writes them to DST.py for '
-                'non-default architectures.')
-        raise CheckpointError('\n'.join(lines))
-
     def init_weights(self):
-        """``init_cfg``'s weights, else the original's truncated-normal
-        init (std 0.02)."""
+        """``init_cfg``'s weights, else truncated-normal (std 0.02)."""
         if self.init_cfg is not None:
             try:
                 super().init_weights()
@@ -437,17 +358,9 @@ class GroupViT(BaseModule):
                 trunc_normal_(stage.group_token, std=.02)
 
     def interpolate_pos_embed(self, grid: Tuple[int, int]) -> torch.Tensor:
-        """Position embedding for a patch grid of any size: the learned
-        table resized bicubic to an explicit size (as the original and
-        transformers 5.x; 4.x's scale factor differs slightly), cached per
-        grid in eval mode without autograd.
-
-        Args:
-            grid (tuple[int, int]): ``(h, w)`` patches.
-
-        Returns:
-            Tensor: ``[1, h*w, C]``.
-        """
+        """Position embedding ``[1, h*w, C]`` for a ``(h, w)`` patch grid:
+        the table resized bicubic to an explicit size (as the original and
+        transformers 5.x), cached in eval mode without autograd."""
         if tuple(grid) == (self.pos_grid, self.pos_grid):
             return self.pos_embed
         cacheable = not (self.training or torch.is_grad_enabled())
@@ -467,8 +380,8 @@ class GroupViT(BaseModule):
         return table
 
     def check_channels(self, shape: tuple, gray: bool = False) -> None:
-        """Refuse images (``[..., C, H, W]``) without ``num_channels``
-        channels (or one, with ``gray``: the data preprocessor spreads it)."""
+        """Refuse images ``[..., C, H, W]`` without ``num_channels``
+        channels (or one, with ``gray``)."""
         channels = shape[-3]
         if channels != self.num_channels and not (gray and channels == 1):
             raise ValueError(
@@ -490,8 +403,7 @@ class GroupViT(BaseModule):
                 f'{self.patch_size}x{self.patch_size} patch; resize it first.')
 
     def forward_features(self, x: torch.Tensor) -> dict:
-        """The encoder without the projection head: the class docstring's
-        dict for normalised images ``[B, C_in, H, W]``."""
+        """The encoder without the projection head."""
         self._check_input(x)
         x, grid = self.patch_embed(x)
         x = self.pos_drop(x + self.interpolate_pos_embed(grid))
@@ -511,8 +423,7 @@ class GroupViT(BaseModule):
             stage_tokens=stage_tokens)
 
     def forward_head(self, feats: dict) -> dict:
-        """Add the projected ``group_embeds`` ``[B, S, D]`` and
-        ``image_embeds`` ``[B, D]`` (not normalised) to ``feats``."""
+        """Add ``group_embeds`` and ``image_embeds`` to ``feats``."""
         if self.projector is None:
             raise RuntimeError('This GroupViT was built with '
                                'with_projector=False.')
@@ -521,17 +432,9 @@ class GroupViT(BaseModule):
         return feats
 
     def forward_dense(self, feats: dict) -> Tuple[torch.Tensor, ...]:
-        """Pixel-aligned feature maps of the stages in ``out_indices``:
-        stage 1's patch tokens; a later stage's segment tokens spread back
-        to the patches, ``(A_1^T @ ... @ A_i^T) @ tokens_i`` (the last stage
-        with the final normalised tokens).
-
-        Args:
-            feats (dict): Output of :meth:`forward_features`.
-
-        Returns:
-            tuple[Tensor]: ``[B, C, h, w]`` per index of ``out_indices``.
-        """
+        """Pixel-aligned maps ``[B, C, h, w]`` per index of
+        ``out_indices``: stage 1's patch tokens, a later stage's tokens
+        spread back to the patches, ``(A_1^T @ ... @ A_i^T) @ tokens_i``."""
         grid, assigns = feats['grid'], feats['soft_assigns']
         last = len(self.stages) - 1
         maps = {}
@@ -550,13 +453,6 @@ class GroupViT(BaseModule):
 
     def forward(self,
                 x: torch.Tensor) -> Union[dict, Tuple[torch.Tensor, ...]]:
-        """
-        Args:
-            x (Tensor): Normalised images ``[B, C_in, H, W]``.
-
-        Returns:
-            dict | tuple[Tensor]: See the class docstring.
-        """
         feats = self.forward_features(x)
         if self.out_indices is not None and not self.with_zero_shot:
             return self.forward_dense(feats)

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Zero-shot image classification with GroupViT (the paper's ImageNet
-protocol) with the segmentor's encoders and checkpoints."""
+protocol), on the segmentor's encoders and checkpoints."""
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -17,35 +17,26 @@ from ...utils import get_prompt_classes, load_vocabulary
 from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 
-_SEGMENTOR_SCALE_KEY = 'decode_head.logit_scale'
-_SCALE_KEY = 'logit_scale'
-
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
-    """``load_state_dict`` pre-hook: at the root, drop the training-only
-    tensors, take the segmentor's temperature key as ``logit_scale`` and
-    refuse keys or shapes that differ from the model."""
+    """At the root: drop training-only tensors, rename the segmentor's
+    temperature and refuse keys or shapes that differ."""
     if prefix != '':
         return
     for key in TRAINING_KEYS:
         state_dict.pop(key, None)
-    if _SEGMENTOR_SCALE_KEY in state_dict:
-        state_dict[_SCALE_KEY] = state_dict.pop(_SEGMENTOR_SCALE_KEY)
+    if 'decode_head.logit_scale' in state_dict:
+        state_dict['logit_scale'] = state_dict.pop('decode_head.logit_scale')
     check_state_dict(module, state_dict)
 
 
 def resolve_classes(vocabulary=None,
                     dataset_name: Optional[str] = None,
                     extra_classes=None) -> List[List[str]]:
-    """The classes of a classifier, synonyms per class: a vocabulary
-    (:func:`~mmseg_groupvit.utils.load_vocabulary`), or a dataset's names
-    (``'imagenet'``: the original's 1000, two repeated), without a leading
-    ``background``.
-
-    Returns:
-        list[list[str]]: K classes in label order.
-    """
+    """The classes (synonym lists, label order) of a vocabulary or a
+    dataset (``'imagenet'``: the original's 1000), without a leading
+    ``background``."""
     if vocabulary is not None:
         classes = load_vocabulary(vocabulary)
     elif dataset_name == 'imagenet':
@@ -65,8 +56,7 @@ def resolve_classes(vocabulary=None,
 
 
 def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
-    """Distinct classes (compared without case) and, per class, the index
-    of its distinct entry."""
+    """Distinct classes (caseless) and each class's index among them."""
     seen, unique, index = {}, [], []
     for names in classes:
         key = tuple(n.casefold() for n in names)
@@ -79,22 +69,18 @@ def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
 
 @MODELS.register_module()
 class GroupViTClassifier(BaseModel):
-    """GroupViT zero-shot image classifier: logits are the plain cosine
-    ``[B, K]`` of the image embeddings and the class embeddings, as the
-    original ranks ImageNet classes; predictions carry mmpretrain's
-    ``pred_score = softmax(s * cosine)`` (``s = min(exp(logit_scale),
-    logit_scale_max)``) and ``pred_label``. Loads the segmentor's
-    checkpoints unchanged, with the same strict check.
+    """GroupViT zero-shot image classifier: logits are the cosine ``[B, K]``
+    of image and class embeddings; predictions carry ``pred_score =
+    softmax(s * cosine)`` and ``pred_label``.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config (with projector).
         text_encoder (dict): :class:`GroupViTTextEncoder` config; its
             ``vocabulary`` / ``dataset_name`` / ``extra_classes`` name the
-            classes (:func:`resolve_classes`).
-        logit_scale_max (float): Clamp of ``exp(logit_scale)`` for
-            ``pred_score``. Defaults to 100.
-        data_preprocessor (dict, optional): E.g. mmengine's
-            ``ImgDataPreprocessor`` with ImageNet mean/std.
+            classes.
+        logit_scale_max (float): Clamp of ``s = exp(logit_scale)``.
+            Defaults to 100.
+        data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -126,8 +112,7 @@ class GroupViTClassifier(BaseModel):
                        templates=None,
                        dataset_name: Optional[str] = None,
                        extra_classes=None) -> None:
-        """Change the classes (and optionally the templates) of a built
-        classifier; arguments as in the constructor's ``text_encoder``."""
+        """Change the classes (and templates, unless None)."""
         self.classes = resolve_classes(vocabulary, dataset_name, extra_classes)
         unique, index = _unique(self.classes)
         self.text_encoder.set_vocabulary(unique, templates)
@@ -135,44 +120,34 @@ class GroupViTClassifier(BaseModel):
 
     @property
     def class_names(self) -> List[str]:
-        """The first name of every class, in label order."""
         return [names[0] for names in self.classes]
 
     @property
     def dataset_meta(self) -> dict:
-        """``classes``: the class names in label order."""
         return dict(classes=self.class_names)
 
     @dataset_meta.setter
     def dataset_meta(self, meta) -> None:
-        """The classes come from the vocabulary; a dataset's are not
-        taken."""
+        """The classes come from the vocabulary, not a dataset."""
 
     def class_embeddings(self) -> Tensor:
-        """``[K, D]`` normalised class embeddings in label order (a
-        repeated class shares its row)."""
+        """``[K, D]`` normalised class embeddings in label order."""
         return self.text_encoder()[self.class_index]
 
     def image_embeddings(self, inputs: Tensor) -> Tensor:
-        """``[B, D]`` normalised projected pooled features of normalised
-        images ``[B, 3, H, W]``."""
+        """``[B, D]`` normalised embeddings of images ``[B, 3, H, W]``."""
         return F.normalize(self.image_encoder(inputs)['image_embeds'], dim=-1)
 
     def logits(self, inputs: Tensor) -> Tensor:
-        """Plain cosine of every image with every class ``[B, K]``."""
+        """Cosine of every image with every class ``[B, K]``."""
         return self.image_embeddings(inputs) @ self.class_embeddings().t()
-
-    def scale(self) -> Tensor:
-        """``min(exp(logit_scale), logit_scale_max)``."""
-        return self.logit_scale.exp().clamp(max=self.logit_scale_max)
 
     def forward(self,
                 inputs: Tensor,
                 data_samples: Optional[Sequence[BaseDataElement]] = None,
                 mode: str = 'tensor'):
-        """``'tensor'``: the cosine logits ``[B, K]``; ``'predict'``: the
-        data samples with ``pred_score`` ``[K]`` and ``pred_label`` ``[1]``
-        added. ``'loss'`` is not supported: the classifier is zero-shot."""
+        """``'tensor'``: the logits ``[B, K]``; ``'predict'``: samples with
+        ``pred_score`` ``[K]`` and ``pred_label`` ``[1]``."""
         if mode == 'tensor':
             return self.logits(inputs)
         if mode == 'predict':
@@ -187,9 +162,9 @@ class GroupViTClassifier(BaseModel):
         inputs: Tensor,
         data_samples: Optional[Sequence[BaseDataElement]] = None
     ) -> List[BaseDataElement]:
-        """Scores and labels of a batch (see :meth:`forward`)."""
         logits = self.logits(inputs)
-        scores = F.softmax(logits * self.scale(), dim=-1)
+        scale = self.logit_scale.exp().clamp(max=self.logit_scale_max)
+        scores = F.softmax(logits * scale, dim=-1)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(len(inputs))]
         for sample, score, cos in zip(data_samples, scores, logits):

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Zero-shot segmentation head of GroupViT: the original's
-``GroupViTSegInference.encode_decode`` (NVlabs/GroupViT) as an mmseg 1.x
-decode head."""
+"""GroupViT's zero-shot head: the original's
+``GroupViTSegInference.encode_decode`` as an mmseg decode head."""
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -19,17 +18,9 @@ __all__ = ['GroupViTHead', 'group_maps', 'head_with_bg', 'paint_scores']
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
                size: Tuple[int, int]) -> Tensor:
-    """Soft pixel-to-final-group maps at window resolution.
-
-    Args:
-        soft_assigns (Sequence[Tensor]): See :func:`chain_assignments`.
-        grid (tuple[int, int]): Patch grid ``(h, w)``.
-        size (tuple[int, int]): Output size ``(H, W)``.
-
-    Returns:
-        Tensor: ``[B, S_last, H, W]``, bilinearly resized
-        (``align_corners=False``).
-    """
+    """Soft pixel-to-final-group maps ``[B, S_last, H, W]``: the
+    :func:`chain_assignments` on the patch ``grid`` ``(h, w)``, resized
+    bilinearly to ``size`` ``(H, W)``."""
     chained = chain_assignments(soft_assigns)
     batch, _, groups = chained.shape
     # [B, h*w, G] -> [B, G, h, w]
@@ -39,16 +30,8 @@ def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
 
 
 def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
-    """Refuse window scores that are not finite (an argmax over NaN picks
-    one class everywhere).
-
-    Args:
-        scores (Tensor): Group-class scores ``[B, G, K]``.
-        maps (Tensor): Group maps ``[B, G, H, W]``.
-
-    Raises:
-        CheckpointError: Naming how many values are not finite.
-    """
+    """Raise :class:`CheckpointError` on NaN or Inf in the scores
+    ``[B, G, K]`` or maps ``[B, G, H, W]`` (an argmax would hide them)."""
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return
     bad = [(name, int((~torch.isfinite(t)).sum()), t.numel())
@@ -67,16 +50,8 @@ def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
 
 
 def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
-    """Give every pixel its group's row of a score table.
-
-    Args:
-        pixel_group (Tensor): ``[B, H, W]`` int64 group indices.
-        table (Tensor): ``[B, G, C]`` scores per group (or a slice of the
-            columns).
-
-    Returns:
-        Tensor: ``[B, C, H, W]``; the values of ``table``, exactly.
-    """
+    """Scores ``[B, C, H, W]``: every pixel of ``pixel_group`` ``[B, H,
+    W]`` (int64) takes its group's row of ``table`` ``[B, G, C]``."""
     batch, channels = table.shape[0], table.shape[-1]
     height, width = pixel_group.shape[-2:]
     # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
@@ -87,36 +62,24 @@ def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class GroupViTHead(BaseDecodeHead):
-    """Assign GroupViT's final groups to classes, with a background
-    threshold.
+    """Assign GroupViT's final groups to classes.
 
-    For each window (``B`` windows at once), with ``T`` the ``[K, D]``
-    normalised class embeddings and ``s = min(exp(logit_scale),
-    logit_scale_max)``::
-
-        groups ──► chained soft maps ──► resize to window ──► argmax ──► g(p)
-        group_embeds ──► G = s·norm(e_g)·Tᵀ ─► softmax_K ──────────┐ P_all
-        image_embeds ──► a = softmax_K(s·norm(e)·Tᵀ) ─► top-k mask │
-        G masked to the top-k classes ─► softmax_K ─► ⊙ P_all ─► P [B, G, K]
-        score(p, c) = P[g(p), c]
-        background(p) = max_c score(p, c) < min(bg_thresh, max P)
-
-    Output channel 0 is background (1 or 0) when ``with_bg``, then the
-    ``K`` class scores in vocabulary order, at window resolution.
+    Every pixel takes the score row ``P [B, G, K]`` of its final group:
+    group-class softmax gated to the image's top-k classes, times the
+    ungated softmax. With ``with_bg``, channel 0 is 1 where a pixel's best
+    score is below ``min(bg_thresh, max P)``.
 
     Args:
-        num_classes (int): ``K + 1`` with background, ``K`` without (a
-            :class:`GroupViTEncoderDecoder` sets it from the vocabulary).
+        num_classes (int): ``K + 1`` with background, ``K`` without.
         with_bg (bool): Prepend the background channel. Defaults to True.
-        bg_thresh (float): Background threshold in [0, 1] (``test_cfg``'s
-            overrides it). Defaults to 0.95.
+        bg_thresh (float): Background threshold in [0, 1]. Defaults to 0.95.
         topk (int): Classes kept by the image-level gate. Defaults to 5.
         logit_scale_init (float): Initial log temperature. Defaults to
             2.6592 (``ln(1/0.07)``).
         logit_scale_max (float): Clamp of ``exp(logit_scale)``.
             Defaults to 100.
-        **kwargs: Passed to :class:`BaseDecodeHead`; ``in_channels`` and
-            ``channels`` are unused and default to 1.
+        **kwargs: Passed to :class:`BaseDecodeHead` (``in_channels`` and
+            ``channels`` are unused).
     """
 
     def __init__(self,
@@ -154,7 +117,7 @@ class GroupViTHead(BaseDecodeHead):
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
 
     def init_weights(self):
-        """Only ``init_cfg`` (``logit_scale`` is set in ``__init__``)."""
+        """Only ``init_cfg``: ``logit_scale`` is set in ``__init__``."""
         if self.init_cfg is not None and self.init_cfg.get('type') != 'Normal':
             super().init_weights()
 
@@ -168,17 +131,9 @@ class GroupViTHead(BaseDecodeHead):
 
     def group_class_scores(self, group_embeds: Tensor, image_embeds: Tensor,
                            class_embeds: Tensor) -> Tensor:
-        """Score of every final group for every class.
-
-        Args:
-            group_embeds (Tensor): ``[B, G, D]`` projected group tokens.
-            image_embeds (Tensor): ``[B, D]`` projected image feature.
-            class_embeds (Tensor): ``[K, D]`` normalised class embeddings.
-
-        Returns:
-            Tensor: ``P`` ``[B, G, K]``: the softmax over the top-k gated
-            classes times the ungated softmax.
-        """
+        """``P`` ``[B, G, K]`` of ``group_embeds`` ``[B, G, D]``,
+        ``image_embeds`` ``[B, D]`` and normalised ``class_embeds``
+        ``[K, D]``."""
         scale = self.temperature
         group_logits = F.normalize(group_embeds, dim=-1) @ class_embeds.t()
         group_logits = group_logits * scale
@@ -199,20 +154,8 @@ class GroupViTHead(BaseDecodeHead):
     def assign(self,
                inputs: list,
                bg_thresh: Optional[float] = None) -> Tuple[Tensor, Tensor]:
-        """Window scores in compact form, a group per pixel and a score
-        table per group: ``paint_scores(*self.assign(inputs))`` equals
-        :meth:`forward` in ``O(H*W + G*C)`` memory.
-
-        Args:
-            inputs (list): See :meth:`forward`.
-            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``pixel_group`` ``[B, H, W]`` (int64, the
-            final group of every pixel) and ``table`` ``[B, G,
-            num_classes]``: the background column (1 or 0) when
-            ``with_bg``, then the ``K`` class scores.
-        """
+        """Compact :meth:`forward`: ``pixel_group`` ``[B, H, W]`` (int64)
+        and ``table`` ``[B, G, num_classes]`` for :func:`paint_scores`."""
         images, feats, class_embeds = inputs
         class_embeds = class_embeds.to(feats['group_embeds'].dtype)
         scores = self.group_class_scores(feats['group_embeds'],
@@ -235,41 +178,26 @@ class GroupViTHead(BaseDecodeHead):
     def forward(self,
                 inputs: list,
                 bg_thresh: Optional[float] = None) -> Tensor:
-        """Window-resolution class scores.
+        """Class scores ``[B, num_classes, H, W]``.
 
         Args:
-            inputs (list): ``[images, feats, class_embeds]``: images
-                ``[B, 3, H, W]``, the :class:`GroupViT` output dict
-                (``soft_assigns``, ``grid``, ``group_embeds``,
-                ``image_embeds``) and ``[K, D]`` class embeddings.
+            inputs (list): Images ``[B, 3, H, W]``, the :class:`GroupViT`
+                output dict and class embeddings ``[K, D]``.
             bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-
-        Returns:
-            Tensor: ``[B, num_classes, H, W]``.
         """
         return paint_scores(*self.assign(inputs, bg_thresh))
 
     def predict(self, inputs: list, batch_img_metas: List[dict],
                 test_cfg: Optional[dict]) -> Tensor:
-        """Class scores resized to the meta's image (window) size.
-
-        Args:
-            inputs (list): See :meth:`forward`.
-            batch_img_metas (list[dict]): Image metas.
-            test_cfg (dict, optional): The segmentor's ``test_cfg``; its
-                ``bg_thresh`` overrides the head's.
-
-        Returns:
-            Tensor: ``[B, num_classes, H, W]``.
-        """
+        """:meth:`forward` (with ``test_cfg.bg_thresh``) resized to the
+        metas' size: ``[B, num_classes, H, W]``."""
         bg_thresh = (test_cfg or {}).get('bg_thresh', None)
         seg_logits = self.forward(inputs, bg_thresh=bg_thresh)
         return self.predict_by_feat(seg_logits, batch_img_metas)
 
     def predict_by_feat(self, seg_logits: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:
-        """Resize to the target size only when it differs (mmseg's rule for
-        the target: the window in slide mode, else the padded shape)."""
+        """Resize only when :meth:`target_size` differs."""
         size = self.target_size(batch_img_metas[0])
         if tuple(seg_logits.shape[-2:]) == size:
             return seg_logits
@@ -293,10 +221,8 @@ class GroupViTHead(BaseDecodeHead):
 
 
 def head_with_bg(head: dict) -> Any:
-    """Whether a decode head config has a background channel: its
-    ``with_bg`` (as given; ``check_head_classes`` checks it), else True for
-    a :class:`GroupViTHead` (or subclass), named or given as the class, and
-    False for any other head."""
+    """A head config's ``with_bg`` (as given), else whether it is a
+    :class:`GroupViTHead`."""
     if 'with_bg' in head:
         return head['with_bg']
     head_type = head.get('type')

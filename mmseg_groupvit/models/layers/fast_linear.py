@@ -1,10 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Linear layers with the bias, activation or residual add fused in one
-oneDNN kernel (``torch.ops.mkldnn._linear_pointwise``) for fp32 inference
-on CPU (docs/benchmark.md). Elsewhere (autograd, autocast, tracing, other
-devices or dtypes, no op) :func:`linear` is ``F.linear`` plus the same
-activation and addition; :func:`set_enabled` turns the fused path off.
-"""
+oneDNN kernel for fp32 inference on CPU; elsewhere ``F.linear`` plus the
+same activation and addition."""
 import functools
 import warnings
 from typing import Optional
@@ -28,8 +25,7 @@ ACTIVATIONS = {
 
 
 def build_activation(name: str) -> nn.Module:
-    """Build an activation from its transformers ``hidden_act`` name (a key
-    of :data:`ACTIVATIONS`), with mmseg's registry."""
+    """The activation of a transformers ``hidden_act`` name."""
     if name not in ACTIVATIONS:
         raise ValueError(f'Unknown activation "{name}"; expected one of '
                          f'{sorted(ACTIVATIONS)}.')
@@ -63,13 +59,6 @@ def set_enabled(enabled: bool) -> bool:
     return previous
 
 
-def _cpu_autocast() -> bool:
-    try:
-        return torch.is_autocast_enabled('cpu')
-    except TypeError:  # PyTorch < 2.4
-        return torch.is_autocast_cpu_enabled()
-
-
 def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` takes the fused path for these tensors."""
     if not _STATE['enabled'] or x.device.type != 'cpu' or x.dim() < 2:
@@ -80,7 +69,7 @@ def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    return not _cpu_autocast()
+    return not torch.is_autocast_enabled('cpu')
 
 
 def linear(x: torch.Tensor,
@@ -95,8 +84,8 @@ def linear(x: torch.Tensor,
         weight (Tensor): ``[out, in]``.
         bias (Tensor, optional): ``[out]``.
         activation (str, optional): A :func:`fusable` activation.
-        residual (Tensor, optional): ``[..., out]``, added last. Not
-            combined with ``activation``.
+        residual (Tensor, optional): ``[..., out]``; not with
+            ``activation``.
 
     Returns:
         Tensor: ``[..., out]``.

@@ -12,44 +12,27 @@ from .transformer import MLP, CrossAttention, MixerMLP
 
 def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
     """Hard one-hot of ``soft`` along ``dim``, straight-through gradient
-    (``one_hot - soft + soft`` as the original, bit for bit)."""
+    (``one_hot - soft + soft``, as the original)."""
     index = soft.argmax(dim, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(dim, index, 1.0)
     return hard - soft.detach() + soft
 
 
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
-    """Chain per-stage soft assignments into a token-to-final-group map.
-
-    Args:
-        soft_assigns (Sequence[Tensor]): Per grouping stage ``[B, S_i,
-            S_{i-1}]`` with ``S_0 = h*w`` patches, softmax over ``S_i``.
-
-    Returns:
-        Tensor: ``[B, h*w, S_last]``; every row is a distribution over the
-        final groups (``A_1^T @ A_2^T @ ...``).
-    """
+    """Chain the soft assignments ``[B, S_i, S_{i-1}]`` of each stage
+    (``S_0 = h*w``) into ``A_1^T @ A_2^T @ ...`` ``[B, h*w, S_last]``."""
     chained = None
     for assign in soft_assigns:
-        # [B, S_i, S_{i-1}] -> [B, S_{i-1}, S_i]
         assign = assign.transpose(1, 2)
         chained = assign if chained is None else chained @ assign
     return chained
 
 
 class AssignAttention(nn.Module):
-    """Single-head attention assigning every image token to one group
-    (softmax over the groups): a hard Gumbel-softmax sample in training,
-    the hard argmax in eval, straight-through; each group averages its
-    members, ``A / (sum_tokens A + assign_eps)``.
-
-    Args:
-        embed_dims (int): Channels ``C``.
-        assign_eps (float): Added to each group's mass. Defaults to 1.
-        gumbel (bool): Sample with Gumbel noise in training. Defaults to True.
-        gumbel_tau (float): Temperature of the Gumbel-softmax.
-            Defaults to 1.
-    """
+    """Single-head attention assigning every token to one group: a hard
+    Gumbel-softmax sample in training (``gumbel``, ``gumbel_tau``), the
+    argmax in eval, straight-through; each group averages its members,
+    ``A / (sum_tokens A + assign_eps)``."""
 
     def __init__(self,
                  embed_dims: int,
@@ -68,17 +51,8 @@ class AssignAttention(nn.Module):
 
     def forward(self, query: torch.Tensor,
                 key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            query (Tensor): Group tokens ``[B, S, C]``.
-            key (Tensor): Image tokens ``[B, L, C]`` (also the values).
-
-        Returns:
-            tuple[Tensor, Tensor]: The new group tokens ``[B, S, C]`` and the
-            soft assignment ``[B, S, L]`` (softmax over ``S``, no noise, not
-            hardened; zero-shot segmentation uses this one).
-        """
-        # [B, S, L]
+        """Group tokens ``[B, S, C]`` over image tokens ``[B, L, C]`` to new
+        group tokens and the soft assignment ``[B, S, L]`` (no noise)."""
         raw = (fast_linear.apply(self.q_proj, query) @ fast_linear.apply(
             self.k_proj, key).transpose(-2, -1)) * self.scale
         soft = raw.softmax(dim=-2)
@@ -97,16 +71,7 @@ class AssignAttention(nn.Module):
 
 class CrossAttentionBlock(nn.Module):
     """Post-norm cross-attention block: ``q += attn(q, x); q += mlp(norm2(q));
-    q = norm_post(q)``.
-
-    Args:
-        embed_dims (int): Channels.
-        num_heads (int): Heads.
-        mlp_dims (int): MLP hidden channels.
-        act (str): MLP activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        attn_drop (float): Attention dropout. Defaults to 0.
-    """
+    q = norm_post(q)``."""
 
     def __init__(self,
                  embed_dims: int,
@@ -128,30 +93,15 @@ class CrossAttentionBlock(nn.Module):
 
 
 class GroupingBlock(nn.Module):
-    """Merge ``L`` image tokens into ``S_out`` segment tokens.
-
-    1. normalise group tokens (``norm_tokens``) and image tokens (``norm_x``);
-    2. mix the ``S_in`` group tokens into ``S_out`` (``mlp_inter``, over the
-       token axis) and normalise (``norm_post_tokens``);
-    3. let them attend to the image tokens (``pre_assign_attn``);
-    4. assign image tokens to them (``assign``) and add the result;
-    5. a residual channel MLP (``norm_new_x``, ``mlp_channels``).
+    """Merge ``L`` image tokens into ``S_out`` segment tokens: the
+    ``S_in = num_group_tokens`` group tokens are mixed into ``S_out``,
+    attend to the image tokens, take their assigned members
+    (:class:`AssignAttention`) and pass a residual channel MLP.
 
     Args:
-        embed_dims (int): Channels ``C``.
-        num_heads (int): Heads of the pre-assign cross-attention.
-        num_group_tokens (int): ``S_in``.
-        num_output_groups (int): ``S_out``.
-        mlp_dims (int): Hidden channels of the cross-attention MLP.
         assign_mlp_ratio (tuple[float, float]): Hidden sizes of the token
-            mixer and of the channel MLP, as multiples of ``C``.
-            Defaults to (0.5, 4).
-        assign_eps (float): See :class:`AssignAttention`. Defaults to 1.
-        gumbel (bool): See :class:`AssignAttention`. Defaults to True.
-        gumbel_tau (float): See :class:`AssignAttention`. Defaults to 1.
-        act (str): Activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        attn_drop (float): Attention dropout. Defaults to 0.
+            mixer and the channel MLP, as multiples of ``embed_dims``.
+        assign_eps, gumbel, gumbel_tau: See :class:`AssignAttention`.
     """
 
     def __init__(self,
@@ -176,33 +126,19 @@ class GroupingBlock(nn.Module):
             num_group_tokens, tokens_dims, num_output_groups, act=act)
         self.norm_post_tokens = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.norm_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
-        self.pre_assign_attn = CrossAttentionBlock(
-            embed_dims,
-            num_heads,
-            mlp_dims,
-            act=act,
-            layer_norm_eps=layer_norm_eps,
-            attn_drop=attn_drop)
-        self.assign = AssignAttention(
-            embed_dims,
-            assign_eps=assign_eps,
-            gumbel=gumbel,
-            gumbel_tau=gumbel_tau)
+        self.pre_assign_attn = CrossAttentionBlock(embed_dims, num_heads,
+                                                   mlp_dims, act,
+                                                   layer_norm_eps, attn_drop)
+        self.assign = AssignAttention(embed_dims, assign_eps, gumbel,
+                                      gumbel_tau)
         self.norm_new_x = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
         self.mlp_channels = MLP(embed_dims, channels_dims, act=act)
 
     def forward(
             self, x: torch.Tensor,
             group_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            x (Tensor): Image (or segment) tokens ``[B, L, C]``.
-            group_tokens (Tensor): ``[B, S_in, C]``.
-
-        Returns:
-            tuple[Tensor, Tensor]: Segment tokens ``[B, S_out, C]`` and the
-            soft assignment ``[B, S_out, L]``.
-        """
+        """Tokens ``[B, L, C]`` and group tokens ``[B, S_in, C]`` to segment
+        tokens ``[B, S_out, C]`` and the soft assignment ``[B, S_out, L]``."""
         group_tokens = self.norm_tokens(group_tokens)
         x = self.norm_x(x)
         projected = self.norm_post_tokens(self.mlp_inter(group_tokens))

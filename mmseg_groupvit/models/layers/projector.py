@@ -1,19 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""The projection head that maps image and text features to the joint
-space."""
+"""The projection head into the joint image-text space."""
 import torch
 from torch import nn
 
 
 class ProjectionMLP(nn.Module):
     """``Linear -> BatchNorm1d -> ReLU -> Linear`` per token (the
-    original's 1x1 ``Conv1d`` layers, stored as ``nn.Linear``).
-
-    Args:
-        in_dims (int): Input channels.
-        hidden_dims (int): Hidden channels. Defaults to 4096.
-        out_dims (int): Output channels. Defaults to 256.
-    """
+    original's 1x1 ``Conv1d`` layers)."""
 
     def __init__(self,
                  in_dims: int,
@@ -25,13 +18,7 @@ class ProjectionMLP(nn.Module):
         self.linear2 = nn.Linear(hidden_dims, out_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x (Tensor): ``[..., in_dims]``.
-
-        Returns:
-            Tensor: ``[..., out_dims]``.
-        """
+        """``[..., in_dims]`` to ``[..., out_dims]``."""
         shape = x.shape[:-1]
         x = self.linear1(x.reshape(-1, x.shape[-1]))
         x = torch.relu(self.bn(x))

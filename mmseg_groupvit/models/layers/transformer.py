@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Pre-norm transformer blocks of the GroupViT image and text towers:
-attention through ``F.scaled_dot_product_attention``, linear layers through
-:mod:`.fast_linear`."""
+"""Pre-norm transformer blocks of GroupViT's image and text towers."""
 from typing import Optional
 
 import torch
@@ -14,15 +12,8 @@ from .fast_linear import build_activation
 
 
 class MLP(nn.Module):
-    """Two linear layers with an activation between them.
-
-    Args:
-        in_dims (int): Input channels.
-        hidden_dims (int): Hidden channels.
-        out_dims (int, optional): Output channels. Defaults to ``in_dims``.
-        act (str): Activation name, see :func:`build_activation`.
-            Defaults to 'gelu'.
-    """
+    """Two linear layers with an activation (see :func:`build_activation`)
+    between them; ``out_dims`` defaults to ``in_dims``."""
 
     def __init__(self,
                  in_dims: int,
@@ -38,15 +29,7 @@ class MLP(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """
-        Args:
-            x (Tensor): ``[..., in_dims]``.
-            residual (Tensor, optional): ``[..., out_dims]``, added to the
-                output.
-
-        Returns:
-            Tensor: ``[..., out_dims]``.
-        """
+        """``[..., in_dims]`` to ``[..., out_dims]``, plus ``residual``."""
         if self.fused_act is not None:
             hidden = fast_linear.apply(self.fc1, x, self.fused_act)
         else:
@@ -55,14 +38,10 @@ class MLP(nn.Module):
 
 
 class MixerMLP(MLP):
-    """An :class:`MLP` applied across the token axis (MLP-Mixer style).
-
-    Maps ``[B, L_in, C]`` to ``[B, L_out, C]`` by mixing tokens, with
-    ``in_dims = L_in`` and ``out_dims = L_out``.
-    """
+    """An :class:`MLP` across the token axis: ``[B, L_in, C]`` to
+    ``[B, L_out, C]`` with ``in_dims = L_in``, ``out_dims = L_out``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [B, L_in, C] -> [B, C, L_in] -> [B, C, L_out] -> [B, L_out, C]
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -86,15 +65,8 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one ``qkv`` projection (``[3C, C]``,
-    query, key and value rows in order, as the original).
-
-    Args:
-        embed_dims (int): Channels ``C``.
-        num_heads (int): Heads; ``C`` must be divisible by it.
-        attn_drop (float): Dropout on attention probabilities (training
-            only). Defaults to 0.
-    """
+    """Multi-head self-attention with one ``qkv`` projection ``[3C, C]``
+    (query, key, value rows, as the original); ``attn_drop`` in training."""
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.):
         super().__init__()
@@ -108,15 +80,7 @@ class SelfAttention(nn.Module):
                 x: torch.Tensor,
                 is_causal: bool = False,
                 residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """
-        Args:
-            x (Tensor): Tokens ``[B, L, C]``.
-            is_causal (bool): Apply a causal mask (text tower).
-            residual (Tensor, optional): ``[B, L, C]``, added to the output.
-
-        Returns:
-            Tensor: ``[B, L, C]``.
-        """
+        """Tokens ``[B, L, C]`` to ``[B, L, C]``, plus ``residual``."""
         batch, length, channels = x.shape
         # [B, L, 3C] -> [3, B, heads, L, C // heads]
         qkv = fast_linear.apply(self.qkv, x)
@@ -133,13 +97,7 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention of queries over a separate key/value sequence.
-
-    Args:
-        embed_dims (int): Channels ``C``.
-        num_heads (int): Heads.
-        attn_drop (float): Dropout on attention probabilities. Defaults to 0.
-    """
+    """Multi-head attention of queries over a separate key/value sequence."""
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.):
         super().__init__()
@@ -152,14 +110,8 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            query (Tensor): ``[B, S, C]``.
-            key (Tensor): ``[B, L, C]``, also used as the values.
-
-        Returns:
-            Tensor: ``[B, S, C]``.
-        """
+        """``query`` ``[B, S, C]`` over ``key`` (and values) ``[B, L, C]``
+        to ``[B, S, C]``."""
         out = F.scaled_dot_product_attention(
             _split_heads(
                 fast_linear.apply(self.q_proj, query), self.num_heads),
@@ -170,19 +122,8 @@ class CrossAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm transformer block: ``x += attn(norm1(x)); x +=
-    mlp(norm2(x))``.
-
-    Args:
-        embed_dims (int): Channels.
-        num_heads (int): Attention heads.
-        mlp_dims (int): Hidden channels of the MLP.
-        act (str): MLP activation. Defaults to 'gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        attn_drop (float): Attention dropout. Defaults to 0.
-        drop_path (float): Stochastic depth of both branches (training
-            only). Defaults to 0.
-    """
+    """Pre-norm block: ``x += attn(norm1(x)); x += mlp(norm2(x))``;
+    ``drop_path`` (stochastic depth) on both branches in training."""
 
     def __init__(self,
                  embed_dims: int,

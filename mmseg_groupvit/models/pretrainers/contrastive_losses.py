@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT's two pretraining losses (the original's
-``MultiLabelContrastive``): each process scores its rows against every
-process's features, gathered with a differentiable all-gather, so DDP's
-gradient average is the gradient of the loss over the whole batch.
-"""
+"""GroupViT's pretraining losses (the original's ``MultiLabelContrastive``),
+each process's rows scored against all processes' features gathered with a
+differentiable all-gather."""
 from typing import Tuple
 
 import torch
@@ -13,23 +11,15 @@ from torch import Tensor
 
 
 def world() -> Tuple[int, int]:
-    """``(rank, world size)`` of the default process group; ``(0, 1)``
-    without one."""
+    """``(rank, world size)``; ``(0, 1)`` without a process group."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def gather_rows(x: Tensor) -> Tensor:
-    """All processes' ``x`` concatenated along dim 0, in rank order, with
-    the gradient flowing back to every process's own rows.
-
-    Args:
-        x (Tensor): ``[N, ...]``, the same shape on every process.
-
-    Returns:
-        Tensor: ``[world_size * N, ...]`` (``x`` itself in one process).
-    """
+    """All processes' ``x`` ``[N, ...]`` in rank order,
+    ``[world_size * N, ...]``, differentiable."""
     if world()[1] == 1:
         return x
     from torch.distributed.nn.functional import all_gather
@@ -37,26 +27,14 @@ def gather_rows(x: Tensor) -> Tensor:
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """``mean_rows(sum_cols(-target * log_softmax(logits)))`` (timm's
-    ``SoftTargetCrossEntropy``, which the original uses)."""
+    """timm's ``SoftTargetCrossEntropy``."""
     return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
 def contrastive_loss(image_x: Tensor, text_x: Tensor,
                      temperature: Tensor) -> Tensor:
-    """Symmetric image-text InfoNCE over the gathered batch.
-
-    Args:
-        image_x (Tensor): ``[B, D]`` projected image features of this
-            process (not normalised).
-        text_x (Tensor): ``[B, D]`` projected caption features.
-        temperature (Tensor): The logit scale ``min(exp(logit_scale),
-            100)``.
-
-    Returns:
-        Tensor: ``(CE(s img @ all_txt^T, y) + CE(s txt @ all_img^T, y)) / 2``
-        with ``y = arange(B) + B * rank``.
-    """
+    """Symmetric InfoNCE of projected image and caption features
+    ``[B, D]`` over the gathered batch."""
     rank, _ = world()
     image_x = F.normalize(image_x, dim=-1)
     text_x = F.normalize(text_x, dim=-1)
@@ -71,22 +49,9 @@ def contrastive_loss(image_x: Tensor, text_x: Tensor,
 
 def multi_label_loss(image_x: Tensor, prompt_x: Tensor,
                      temperature: Tensor) -> Tensor:
-    """Each image against its own ``K`` noun prompts, soft targets.
-
-    Image ``b`` of process ``r`` has target ``1/K`` on each of its own
-    prompts among all gathered prompts; each prompt has target 1 on its own
-    image among all gathered images.
-
-    Args:
-        image_x (Tensor): ``[B, D]`` projected image features.
-        prompt_x (Tensor): ``[B, K, D]`` projected prompt features.
-        temperature (Tensor): ``min(exp(multi_label_logit_scale), 100)``
-            (or the contrastive one with ``share_temperature``).
-
-    Returns:
-        Tensor: The mean of the image-to-prompts and prompts-to-image soft
-        cross-entropies.
-    """
+    """Soft cross-entropy of each image ``[B, D]`` against its own ``K``
+    prompts ``[B, K, D]`` (targets ``1/K``) and of each prompt against its
+    image, both directions averaged, over the gathered batch."""
     rank, world_size = world()
     batch, num_prompts = prompt_x.shape[:2]
     image_x = F.normalize(image_x, dim=-1)

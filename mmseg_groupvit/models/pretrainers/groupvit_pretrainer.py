@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT pretraining from image-caption pairs (the paper's Sec. 3.2): the
-zero-shot segmentor with the original's ``MultiLabelContrastive`` losses, so
-its checkpoints are segmentor checkpoints (plus the training-only
-``multi_label_logit_scale``) and validation is the segmentor's prediction.
-"""
+"""GroupViT pretraining on image-caption pairs: the zero-shot segmentor with
+the original's ``MultiLabelContrastive`` losses (its checkpoints are
+segmentor checkpoints)."""
 import logging
 import math
 from typing import Dict, List, Optional
@@ -17,52 +15,35 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError, NonFiniteLossError
 from ..segmentors import GroupViTEncoderDecoder
 from .contrastive_losses import contrastive_loss, multi_label_loss
-
-NONFINITE_ACTIONS = ('stop', 'skip')
 
 
 @MODELS.register_module()
 class GroupViTPretrainer(GroupViTEncoderDecoder):
     """Train GroupViT on captioned images with the original's losses.
 
-    A batch holds ``B`` images (``inputs``) and, in each data sample,
-    ``text_tokens`` ``[1 + K, 77]``: the caption, then ``K =
-    multi_label`` noun prompts (see :class:`CaptionTokenize`). The losses,
-    logged as separate terms:
-
-    - ``loss_contrastive``: image-caption InfoNCE in both directions, with
-      the head's temperature ``min(exp(decode_head.logit_scale), 100)``
-      (initialised to ``1 / contrast_temperature``);
-    - ``loss_multi_label`` (``K > 0``): each image against its own prompts,
-      soft targets ``1/K``, with its own temperature
-      ``multi_label_logit_scale`` (unless ``share_temperature``), times
-      ``multi_label_loss_weight``.
-
-    Features are gathered over all processes (:mod:`.contrastive_losses`).
-    A loss or gradient that is not finite is never trained on:
-    ``on_nonfinite='stop'`` ends the run with one
-    :class:`NonFiniteLossError` naming the step and the terms, ``'skip'``
-    drops the update, warns and logs ``nonfinite_skips`` (under AMP the loss
-    scaler skips overflowing gradients; losses are still checked).
+    Each data sample holds ``text_tokens`` ``[1 + K, 77]``: the caption,
+    then ``K = multi_label`` noun prompts. Losses: ``loss_contrastive``
+    (image-caption InfoNCE with the head's temperature) and, with ``K > 0``,
+    ``loss_multi_label`` (each image against its own prompts). A loss or
+    gradient that is not finite is never trained on: ``on_nonfinite``
+    ``'stop'`` raises :class:`NonFiniteLossError`, ``'skip'`` drops the
+    update and logs ``nonfinite_skips``.
 
     Args:
-        image_encoder (dict): :class:`GroupViT` config.
-        text_encoder (dict): :class:`GroupViTTextEncoder` config, with
-            ``frozen=False`` to train it.
-        decode_head (dict): :class:`GroupViTHead` config (validation and
-            the contrastive temperature ``logit_scale``).
-        multi_label (int): Prompts per caption ``K`` (0: no multi-label
-            loss). Defaults to 3.
+        multi_label (int): Prompts per caption ``K`` (0: none). Defaults
+            to 3.
         share_temperature (bool): Use the contrastive temperature for the
             multi-label loss too. Defaults to False.
         multi_label_loss_weight (float): Defaults to 1.
-        contrast_temperature (float): Initial temperature of both losses
-            (``logit_scale = log(1 / t)``). Defaults to 0.07.
+        contrast_temperature (float): Initial temperature of both losses.
+            Defaults to 0.07.
         on_nonfinite (str): ``'stop'`` or ``'skip'``. Defaults to 'stop'.
-        **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
+        **kwargs: Passed to :class:`GroupViTEncoderDecoder` (a text encoder
+            with ``frozen=False`` is trained).
     """
 
     def __init__(self,
@@ -75,10 +56,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                  contrast_temperature: float = 0.07,
                  on_nonfinite: str = 'stop',
                  **kwargs):
-        if on_nonfinite not in NONFINITE_ACTIONS:
-            raise ConfigValueError(
-                f'model.on_nonfinite={on_nonfinite!r} must be one of '
-                f'{NONFINITE_ACTIONS}: stop the run, or skip the step.')
+        check_choice(on_nonfinite, 'model.on_nonfinite', ('stop', 'skip'))
         if not isinstance(multi_label, int) or multi_label < 0:
             raise ConfigValueError(
                 f'model.multi_label={multi_label!r} must be the number of '
@@ -97,8 +75,8 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                 torch.tensor(init_scale))
 
     def init_weights(self):
-        """The original's random initialisation: the encoders' own, then
-        PyTorch's default for the projectors (unless ``init_cfg``)."""
+        """The encoders' init, then PyTorch's default for the projectors
+        (unless ``init_cfg``), as the original."""
         super().init_weights()
         for encoder in (self.image_encoder, self.text_encoder):
             if encoder.init_cfg is None and encoder.projector is not None:
@@ -109,14 +87,20 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
 
     @property
     def multi_label_temperature(self) -> Tensor:
-        """``min(exp(multi_label_logit_scale), 100)``, or the contrastive
-        temperature with ``share_temperature``."""
+        """``min(exp(multi_label_logit_scale), 100)`` (or shared)."""
         if self.share_temperature:
             return self.decode_head.temperature
         return self.multi_label_logit_scale.exp().clamp(max=100)
 
-    def text_tokens(self, data_samples: List) -> Tensor:
-        """``[B, 1 + K, L]`` token ids of the batch's data samples."""
+    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+        """
+        Args:
+            inputs (Tensor): Normalised images ``[B, 3, H, W]``.
+            data_samples (list): With ``text_tokens`` ``[1 + K, L]``.
+
+        Returns:
+            dict: ``loss_contrastive`` (and ``loss_multi_label``).
+        """
         tokens = torch.stack([s.text_tokens for s in data_samples])
         if tokens.dim() != 3 or tokens.shape[1] != 1 + self.multi_label:
             raise ConfigValueError(
@@ -125,21 +109,6 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                 f'{self.multi_label} needs [B, {1 + self.multi_label}, L] '
                 f'(the caption and {self.multi_label} prompts): set the '
                 f'same multi_label in the CaptionTokenize transform.')
-        return tokens
-
-    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
-        """The pretraining losses of a batch.
-
-        Args:
-            inputs (Tensor): Normalised images ``[B, 3, H, W]``.
-            data_samples (list): ``B`` samples with ``text_tokens``
-                ``[1 + K, L]``.
-
-        Returns:
-            dict: ``loss_contrastive`` and, with ``K > 0``,
-            ``loss_multi_label``.
-        """
-        tokens = self.text_tokens(data_samples)
         batch, rows = tokens.shape[:2]
         feats = self.image_encoder.forward_features(inputs)
         image_x = self.image_encoder.projector(feats['pooled'])
@@ -159,16 +128,17 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                    data,
                    optim_wrapper: OptimWrapper,
                    wrapper: Optional[nn.Module] = None) -> dict:
-        """mmengine's ``train_step`` with the losses checked before the
-        backward pass and the gradients before the optimizer step;
-        ``wrapper`` is the DDP wrapper whose forward must run (for its
-        gradient hooks)."""
+        """mmengine's ``train_step``, checking the losses before backward and
+        the gradients before the step; ``wrapper``: the DDP wrapper."""
         runner_model = self if wrapper is None else wrapper
         with optim_wrapper.optim_context(runner_model):
             data = self.data_preprocessor(data, True)
             losses = runner_model._run_forward(data, mode='loss')
         loss, log_vars = self.parse_losses(losses)
-        bad = _agreed(_nonfinite_terms(losses))
+        bad = _agreed([
+            name for name, value in losses.items()
+            if not bool(torch.isfinite(value.detach()).all())
+        ])
         if not bad:
             optim_wrapper.backward(optim_wrapper.scale_loss(loss))
             if optim_wrapper.should_update():
@@ -203,15 +173,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
             level=logging.WARNING)
 
 
-def _nonfinite_terms(losses: Dict[str, Tensor]) -> List[str]:
-    return [
-        name for name, value in losses.items()
-        if not bool(torch.isfinite(value.detach()).all())
-    ]
-
-
 def _nonfinite_grads(model: nn.Module) -> List[str]:
-    """The parameters whose gradient holds NaN or Inf."""
     grads = [(n, p.grad) for n, p in model.named_parameters()
              if p.grad is not None]
     if not grads:
@@ -223,8 +185,8 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
 
 
 def _agreed(bad: List[str]) -> List[str]:
-    """``bad`` made the same on every process, so that all stop or skip
-    together (one going on alone would wait forever)."""
+    """``bad`` made the same on every process, so all stop or skip
+    together."""
     if not (dist.is_available() and dist.is_initialized()):
         return bad
     flag = torch.tensor([float(bool(bad))])
@@ -238,8 +200,7 @@ def _agreed(bad: List[str]) -> List[str]:
 
 @MODEL_WRAPPERS.register_module()
 class PretrainerDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` handing ``train_step`` to the
-    :class:`GroupViTPretrainer` (mmengine's runs its own update)."""
+    """DDP handing ``train_step`` to :class:`GroupViTPretrainer`."""
 
     def train_step(self, data, optim_wrapper):
         return self.module.train_step(data, optim_wrapper, wrapper=self)

@@ -14,8 +14,8 @@ _AUX_PREFIX = 'auxiliary_head.'
 
 
 def _keep_unloaded_aux_heads(module, incompatible_keys) -> None:
-    """``load_state_dict`` post-hook: auxiliary-head keys all missing (a
-    zero-shot checkpoint) are not reported; the heads keep their weights."""
+    """Do not report auxiliary-head keys when all are missing (a zero-shot
+    checkpoint)."""
     missing = incompatible_keys.missing_keys
     # Parameters only: BatchNorm fills a missing num_batches_tracked itself.
     aux = [
@@ -28,38 +28,18 @@ def _keep_unloaded_aux_heads(module, incompatible_keys) -> None:
 @MODELS.register_module()
 class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
     """:class:`GroupViTEncoderDecoder` plus auxiliary mmseg heads on the
-    backbone's dense feature maps.
+    backbone's dense maps.
 
     Prediction is the parent's zero-shot path; training fits the auxiliary
-    heads (any mmseg decode head) and, through them, the image encoder. The
-    zero-shot head stays frozen, a frozen text encoder in eval mode.
-
-    ::
-
-        loss(inputs, data_samples)
-         ├─ image_encoder(inputs)   -> feats (zero-shot dict, with
-         │                             feats['dense'] = ([B, C, h, w], ...))
-         ├─ auxiliary_head.loss(feats['dense'], ...)  -> aux.loss_ce, ...
-         └─ with contrastive_loss_weight > 0 (experimental):
-             text_encoder() -> class embeds [K, D]
-             loss_contrastive(feats['image_embeds'], present classes)
-        predict(inputs, data_samples)  -> the parent's zero-shot path
-
-    The image encoder needs ``out_indices`` and ``with_zero_shot=True``. A
-    checkpoint without auxiliary-head weights is checked against the
-    zero-shot parts only; any other must match the whole model. The heads
-    are built and trained by mmseg's ``EncoderDecoder`` methods, adopted.
+    heads and, through them, the image encoder (which needs ``out_indices``
+    and ``with_zero_shot=True``); the zero-shot head stays frozen.
 
     Args:
-        image_encoder (dict): :class:`GroupViT` config.
-        text_encoder (dict): :class:`GroupViTTextEncoder` config.
-        decode_head (dict): :class:`GroupViTHead` config.
         auxiliary_head (dict | list[dict]): mmseg decode head(s) reading
             the dense maps (``in_index`` counts within ``out_indices``).
         contrastive_loss_weight (float): Weight of the experimental
-            multi-label contrastive loss between the image embedding and
-            the prompts of the classes in the labels (0: off).
-            Defaults to 0.
+            contrastive loss of the image embedding and the labels' classes
+            (0: off). Defaults to 0.
         **kwargs: Passed to :class:`GroupViTEncoderDecoder`.
     """
 
@@ -97,15 +77,14 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
         EncoderDecoder._auxiliary_head_forward_train
 
     def train(self, mode: bool = True) -> 'GroupViTAuxEncoderDecoder':
-        """Set the mode; a frozen text encoder stays in eval mode."""
         super().train(mode)
         if mode and getattr(self.text_encoder, 'frozen', False):
             self.text_encoder.eval()
         return self
 
     def check_checkpoint(self, state_dict: dict) -> None:
-        """Check a checkpoint strictly; one without auxiliary-head weights
-        against the zero-shot parts only."""
+        """Check strictly; without auxiliary-head weights, the zero-shot
+        parts only."""
         own = self.state_dict()
         aux = {k: v for k, v in own.items() if k.startswith(_AUX_PREFIX)}
         if not any(k in state_dict for k in aux):
@@ -113,9 +92,7 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
         super().check_checkpoint(state_dict)
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
-        """Auxiliary-head losses on the dense maps (plus the optional
-        contrastive loss).
-
+        """
         Args:
             inputs (Tensor): Images ``[B, 3, H, W]``.
             data_samples (list[SegDataSample]): With ``gt_sem_seg``.
@@ -132,28 +109,23 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
                 self._contrastive_loss(feats['image_embeds'], data_samples))
         return losses
 
-    def _present_classes(self, data_samples: list, num_classes: int) -> Tensor:
-        """``[B, K]`` 0/1: vocabulary class ``k`` occurs in the labels
-        (label ``k + 1`` with background at 0, else ``k``)."""
+    def _contrastive_loss(self, image_embeds: Tensor,
+                          data_samples: list) -> dict:
+        """Multi-label contrastive loss of ``s * norm(image_embeds) @
+        class_embeds^T`` ``[B, K]``: the mean of the cross-entropies over
+        classes and over images, uniform over the present ones."""
+        class_embeds = self.text_encoder().to(image_embeds)
+        logits = F.normalize(image_embeds, dim=-1) @ class_embeds.t()
+        logits = logits * self.decode_head.temperature.detach()
+        num_classes = class_embeds.shape[0]
+        # Vocabulary class k is label k + 1 with background at 0, else k.
         offset = int(getattr(self.decode_head, 'with_bg', False))
         present = torch.zeros(len(data_samples), num_classes)
         for i, sample in enumerate(data_samples):
             labels = sample.gt_sem_seg.data.unique().cpu() - offset
             labels = labels[(labels >= 0) & (labels < num_classes)]
             present[i, labels] = 1
-        return present
-
-    def _contrastive_loss(self, image_embeds: Tensor,
-                          data_samples: list) -> dict:
-        """Multi-label contrastive loss of ``L = s * norm(image_embeds) @
-        class_embeds^T`` ``[B, K]``: the mean of the cross-entropies over
-        classes (uniform over the image's classes) and over images
-        (uniform over the images holding a class), empty rows left out."""
-        class_embeds = self.text_encoder().to(image_embeds)
-        logits = F.normalize(image_embeds, dim=-1) @ class_embeds.t()
-        logits = logits * self.decode_head.temperature.detach()
-        present = self._present_classes(data_samples,
-                                        class_embeds.shape[0]).to(logits)
+        present = present.to(logits)
         terms = []
         for dim, log_probs in ((1, logits.log_softmax(dim=1)),
                                (0, logits.log_softmax(dim=0))):

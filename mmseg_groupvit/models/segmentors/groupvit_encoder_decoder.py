@@ -1,21 +1,18 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``.
 
-A window's scores are constant on each final group, so every window is kept
-compact: the group of every pixel ``[h, w]`` and a ``[G, C]`` score table
-(:meth:`GroupViTHead.assign`). The dense ``[B, C, H, W]`` canvas is painted
-only when it fits ``test_cfg.max_dense_scores_bytes``; above it the labels
-are computed a few classes at a time. Both follow mmseg's operations in
-mmseg's order, so the labels are bit-identical.
-"""
+Each window is kept compact (a group per pixel and a ``[G, C]`` table); the
+dense canvas is painted only within ``test_cfg.max_dense_scores_bytes``,
+else labels come a few classes at a time, bit-identical either way."""
 import logging
 import warnings
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
+from mmengine.utils import apply_to
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -30,16 +27,13 @@ from ...weights import check_state_dict
 from ...weights.check import TRAINING_KEYS
 from ..decode_heads.groupvit_head import head_with_bg, paint_scores
 
-#: Windows per backbone pass without ``test_cfg.window_batch``
-#: (docs/benchmark.md).
+#: Windows per backbone pass without ``test_cfg.window_batch``.
 DEFAULT_WINDOW_BATCH = 2
-#: Defaults of ``test_cfg.max_dense_scores_bytes`` (the canvas ``[B, C, H,
-#: W]``) and ``test_cfg.max_full_size_scores_bytes`` (``C`` maps at the
-#: original size).
+#: Defaults of ``test_cfg.max_dense_scores_bytes`` and
+#: ``max_full_size_scores_bytes``.
 MAX_DENSE_SCORES_BYTES = MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
 #: Working memory for the resized channels of one step.
 CHUNK_BYTES = 64 << 20
-#: ``test_cfg.autocast`` (checked by ``check_test_cfg``) as a dtype.
 AUTOCAST_DTYPES = {
     'fp16': torch.float16,
     'float16': torch.float16,
@@ -48,8 +42,7 @@ AUTOCAST_DTYPES = {
 }
 
 Box = Tuple[int, int, int, int]
-#: A window's compact scores: ``(box (y1, y2, x1, x2), pixel_group [B, h, w],
-#: table [B, G, C])``.
+#: ``((y1, y2, x1, x2), pixel_group [B, h, w], table [B, G, C])``.
 Window = Tuple[Box, Tensor, Tensor]
 
 
@@ -70,8 +63,7 @@ def describe_images(data_samples) -> str:
 
 def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
                            *args) -> None:
-    """``load_state_dict`` pre-hook: at the root, check the whole state
-    dict and drop the training-only tensors the model lacks."""
+    """At the root: check the state dict, drop training-only tensors."""
     if prefix == '':
         module.check_checkpoint(state_dict)
         own = module.state_dict()
@@ -82,31 +74,14 @@ def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
 
 @MODELS.register_module()
 class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
-    """GroupViT segmentor: mmseg's ``MultimodalEncoderDecoder`` with
-    GroupViT's defaults and fixes.
+    """GroupViT segmentor on mmseg's ``MultimodalEncoderDecoder``.
 
-    ::
-
-        predict(inputs, data_samples)
-         ├─ window_scores(inputs)   whole: one window; slide: test_cfg's
-         │   ├─ text_encoder()                -> class embeds [K, D] (cached)
-         │   └─ compact_scores(window_batch_of_crops)
-         │       ├─ extract_feat (image_encoder, test_cfg.autocast)
-         │       └─ decode_head.assign -> pixel_group [n*B, h, w],
-         │                                table [n*B, G, C]
-         ├─ dense canvas fits max_dense_scores_bytes:
-         │   paint_windows -> seg_logits [B, C, H, W]
-         │   └─ postprocess_result -> resize to the original size, argmax
-         └─ else: labels a few classes at a time, no seg_logits
-
-    The classes are the text encoder's vocabulary: the head's
-    ``num_classes`` follows it (plus the background channel with
-    ``with_bg``), at build time and on :meth:`set_vocabulary`;
-    ``dataset_meta`` names them. ``asymetric_input=True`` is refused (each
-    window is seen at its own resolution). ``test_cfg`` is checked when set
-    (:func:`groupvit_common.checks.check_test_cfg`); a checkpoint whose keys
-    or shapes differ from the model is refused. ``_forward``
-    (``mode='tensor'``) runs the whole zero-shot path.
+    ``predict``: :meth:`window_scores` (compact, per window), then
+    :meth:`paint_windows` and mmseg's post-processing when the canvas fits
+    ``test_cfg.max_dense_scores_bytes``, else :meth:`compact_results`. The
+    head's ``num_classes`` follows the text encoder's vocabulary (plus
+    background with ``with_bg``); ``test_cfg`` is checked when set and a
+    checkpoint whose keys or shapes differ is refused.
 
     Args:
         image_encoder (dict): :class:`GroupViT` config.
@@ -138,17 +113,15 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
 
     def vocabulary_channels(self, with_bg: bool) -> int:
-        """Output channels of the vocabulary (plus background with
-        ``with_bg``); a leading ``background`` without a background channel
-        raises ConfigValueError (every label would shift by one)."""
+        """Output channels of the vocabulary; refuses a leading
+        ``background`` without a background channel."""
         if getattr(self.text_encoder, 'background_first', False):
             split_background([['background']] + self.text_encoder.classes,
                              with_bg)
         return len(self.text_encoder.classes) + int(with_bg)
 
     def _init_decode_head(self, decode_head: dict) -> None:
-        """Build the head with ``num_classes`` from the vocabulary (a
-        configured one must agree: ``check_head_classes``)."""
+        """Build the head with ``num_classes`` from the vocabulary."""
         with_bg = head_with_bg(decode_head)
         channels = check_head_classes(decode_head,
                                       len(self.text_encoder.classes), with_bg)
@@ -159,7 +132,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     @property
     def test_cfg(self) -> Optional[dict]:
-        """The test config, checked when set."""
         return self._test_cfg
 
     @test_cfg.setter
@@ -169,9 +141,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         self._test_cfg = test_cfg
 
     def check_checkpoint(self, state_dict: dict) -> None:
-        """Refuse a state dict whose keys or shapes differ from the model
-        (mmengine would only log them), naming the differing architecture
-        fields; called once per load."""
+        """Refuse a state dict whose keys or shapes differ from the model."""
         check_state_dict(self, state_dict)
 
     def set_vocabulary(self,
@@ -179,10 +149,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        dataset_name: Optional[str] = None,
                        extra_classes=None) -> None:
-        """Change the classes of a built model: the text encoder, the
-        head's class count and ``dataset_meta``; a refused change leaves the
-        model as it was. Arguments as in
-        :meth:`GroupViTTextEncoder.set_vocabulary`."""
+        """Change the classes (arguments of
+        :meth:`GroupViTTextEncoder.set_vocabulary`); a refused change leaves
+        the model as it was."""
         text = self.text_encoder
         before = (text.classes, text.templates, text.background_first)
         text.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
@@ -191,7 +160,6 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                 getattr(self.decode_head, 'with_bg', False))
         except ConfigValueError:
             text.classes, text.templates, text.background_first = before
-            text._cache_key = text._cache = None
             raise
         self._palette = None
         self.decode_head.num_classes = num_classes
@@ -200,8 +168,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     @property
     def dataset_meta(self) -> dict:
-        """``classes`` (the vocabulary's first names, ``'background'`` first
-        with a background channel) and as many ``palette`` colours."""
+        """``classes`` (``'background'`` first with ``with_bg``) and
+        ``palette``."""
         classes = list(self.text_encoder.class_names)
         with_bg = getattr(self.decode_head, 'with_bg', False)
         if with_bg:
@@ -213,8 +181,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     @dataset_meta.setter
     def dataset_meta(self, meta: Optional[dict]) -> None:
-        """Keep the palette of ``meta`` when its classes are the model's;
-        other class names are not taken, with a warning."""
+        """Keep ``meta``'s palette for the model's classes; warn on others."""
         if not meta or meta.get('classes') is None:
             return
         current = self.dataset_meta['classes']
@@ -230,9 +197,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             f'with model.set_vocabulary(...).')
 
     def test_step(self, data) -> list:
-        """mmengine's ``test_step``, with the images' channels checked
-        before the data preprocessor (whose mean and std would fail on a
-        4-channel image naming neither; it spreads one channel to three)."""
+        """``test_step``, checking image channels before the preprocessor
+        (whose error would name neither)."""
         inputs = data.get('inputs') if isinstance(data, dict) else None
         for image in inputs if isinstance(inputs, (list, tuple)) else []:
             if isinstance(image, Tensor) and image.dim() == 3:
@@ -240,20 +206,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return super().test_step(data)
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
-        """mmseg's ``predict`` through the compact window scores (without
-        ``seg_logits`` above ``test_cfg.max_dense_scores_bytes``). An image
-        smaller than one patch raises :class:`ImageSizeError` naming its
-        file.
-
-        Args:
-            inputs (Tensor): ``[B, 3, H, W]``.
-            data_samples (list[SegDataSample], optional): As in mmseg;
-                without them the labels are at the input size.
-
-        Returns:
-            list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and
-            ``seg_logits`` (or the metainfo ``score_channels``).
-        """
+        """mmseg's ``predict`` of ``[B, 3, H, W]`` through the compact
+        window scores: ``pred_sem_seg`` ``[1, H, W]`` and ``seg_logits``
+        (or the metainfo ``score_channels``)."""
         if data_samples is None:
             metas = [
                 dict(
@@ -275,22 +230,13 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return self.compact_results(windows, inputs, data_samples)
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """mmseg's ``inference`` (whole or slide, as ``test_cfg.mode``):
-        the dense scores ``[B, C, H, W]`` of :meth:`window_scores`."""
+        """Dense scores ``[B, C, H, W]`` (whole or slide)."""
         return self.paint_windows(
             self.window_scores(inputs), inputs, batch_img_metas)
 
     def window_scores(self, inputs: Tensor) -> List[Window]:
-        """The compact scores of every window, in mmseg's window order
-        (``slide``: ``test_cfg.window_batch`` windows per backbone pass).
-
-        Args:
-            inputs (Tensor): ``[B, 3, H, W]``.
-
-        Returns:
-            list[tuple]: ``(box, pixel_group [B, h, w], table [B, G, C])``
-            per window, ``box`` being ``(y1, y2, x1, x2)``.
-        """
+        """A :data:`Window` per window of ``[B, 3, H, W]``, in mmseg's
+        order."""
         test_cfg = self.test_cfg or {}
         batch_size, _, height, width = inputs.shape
         if test_cfg.get('mode', 'whole') == 'slide':
@@ -313,49 +259,37 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def compact_scores(self, inputs: Tensor,
                        class_embeds: Tensor) -> Tuple[Tensor, Tensor]:
-        """:meth:`GroupViTHead.assign` of a batch of windows, with
-        ``test_cfg.bg_thresh``.
-
-        Args:
-            inputs (Tensor): Windows ``[N, 3, h, w]``.
-            class_embeds (Tensor): ``[K, D]``, from ``text_encoder()``.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``pixel_group`` ``[N, h, w]`` and
-            ``table`` ``[N, G, C]``.
-        """
+        """:meth:`GroupViTHead.assign` of windows ``[N, 3, h, w]`` and
+        ``class_embeds`` ``[K, D]``, with ``test_cfg.bg_thresh``."""
         feats = self.extract_feat(inputs)
         return self.decode_head.assign([inputs, feats, class_embeds],
                                        bg_thresh=(self.test_cfg
                                                   or {}).get('bg_thresh'))
 
     def extract_feat(self, inputs: Tensor) -> dict:
-        """The image encoder's output; with ``test_cfg.autocast`` run under
-        ``torch.autocast`` and returned in fp32 for the head."""
+        """Image features; under ``test_cfg.autocast``, returned in fp32."""
         dtype = AUTOCAST_DTYPES.get((self.test_cfg or {}).get('autocast'))
         if dtype is None:
             return self.image_encoder(inputs)
         with torch.autocast(device_type=inputs.device.type, dtype=dtype):
             feats = self.image_encoder(inputs)
-        return to_float32(feats)
+        return apply_to(
+            feats, lambda x: isinstance(x, Tensor) and x.is_floating_point(),
+            lambda x: x.float())
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
-        """Dense scores ``[B, num_classes, h, w]`` of images or windows,
-        resized to the metas' target size when it differs."""
+        """Dense scores ``[B, C, h, w]`` at the metas' target size."""
         return self.decode_head.predict_by_feat(
             self._forward(inputs), batch_img_metas)
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
-        """Zero-shot scores at input resolution ``[B, num_classes, H, W]``
-        (no post-processing)."""
+        """Zero-shot scores ``[B, C, H, W]`` at input resolution."""
         return paint_scores(*self.compact_scores(inputs, self.text_encoder()))
 
     def keeps_seg_logits(self, inputs: Tensor, metas: List[dict]) -> bool:
-        """Whether ``predict`` paints ``seg_logits``: when the canvas fits
-        ``test_cfg.max_dense_scores_bytes``, for a single channel (mmseg's
-        sigmoid rule), and in ``whole`` mode when resized to a padded
-        shape."""
+        """Whether ``predict`` paints ``seg_logits``: the canvas fits, one
+        channel (mmseg's sigmoid rule), or ``whole`` mode resizes."""
         test_cfg = self.test_cfg or {}
         budget = test_cfg.get('max_dense_scores_bytes', MAX_DENSE_SCORES_BYTES)
         if self.out_channels < 2 or dense_scores_bytes(
@@ -367,8 +301,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def paint_windows(self, windows: List[Window], inputs: Tensor,
                       metas: List[dict]) -> Tensor:
-        """The dense scores ``[B, C, H, W]`` of the windows; in ``whole``
-        mode resized to the metas' padded shape, as mmseg's head does."""
+        """Dense scores ``[B, C, H, W]``; resized as mmseg's head in
+        ``whole`` mode."""
         scores = average_windows(
             windows, window_counts(inputs, [box for box, _, _ in windows]))
         if (self.test_cfg or {}).get('mode', 'whole') == 'slide':
@@ -376,18 +310,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         return self.decode_head.predict_by_feat(scores, metas)
 
     def postprocess_result(self, seg_logits: Tensor, data_samples=None):
-        """mmseg's post-processing; a sample whose full-size scores exceed
-        ``test_cfg.max_full_size_scores_bytes`` gets its labels from
-        :func:`step_labels` (bit-identical) and keeps ``seg_logits`` at the
-        network's size ``[C, h, w]`` (warned once).
-
-        Args:
-            seg_logits (Tensor): ``[B, C, h, w]`` scores.
-            data_samples (Sequence[SegDataSample], optional): As in mmseg.
-
-        Returns:
-            list[SegDataSample]: With ``pred_sem_seg`` and ``seg_logits``.
-        """
+        """mmseg's post-processing of ``[B, C, h, w]`` scores; above
+        ``test_cfg.max_full_size_scores_bytes`` labels come from
+        :func:`step_labels` and ``seg_logits`` stays at ``[C, h, w]``."""
         parent = super().postprocess_result
         channels = seg_logits.shape[1]
         if data_samples is None or channels == 1:
@@ -425,14 +350,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                         windows: List[Window],
                         inputs: Tensor,
                         data_samples: Optional[Sequence] = None) -> list:
-        """``predict``'s labels without a dense score map, a few classes at
-        a time (:func:`step_labels`).
-
-        Returns:
-            list[SegDataSample]: With ``pred_sem_seg`` ``[1, H, W]`` and the
-            metainfo ``score_channels`` (the number of classes scored); no
-            ``seg_logits``.
-        """
+        """Labels ``[1, H, W]`` without a dense score map
+        (:func:`step_labels`); metainfo ``score_channels``, no
+        ``seg_logits``."""
         channels = windows[0][2].shape[-1]
         count = window_counts(inputs, [box for box, _, _ in windows])
         samples = data_samples
@@ -462,21 +382,18 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                     images: Tensor,
                     texts: Union[List[str], Tensor],
                     return_loss: bool = True) -> dict:
-        """Image-text matching as transformers' ``GroupViTModel`` (temperature
-        ``exp(logit_scale)``, unclamped).
+        """Image-text matching as transformers' ``GroupViTModel``.
 
         Args:
-            images (Tensor): Normalised images ``[B_img, 3, H, W]``.
-            texts (list[str] | Tensor): Raw strings (no template) or token
-                ids ``[B_txt, L]``.
-            return_loss (bool): Add the symmetric cross-entropy loss (needs
-                ``B_img == B_txt``, pairs on the diagonal).
+            images (Tensor): ``[B_img, 3, H, W]``.
+            texts (list[str] | Tensor): Strings or token ids ``[B_txt, L]``.
+            return_loss (bool): Add the symmetric loss (pairs on the
+                diagonal).
 
         Returns:
-            dict: ``image_embeds`` ``[B_img, D]`` and ``text_embeds``
-            ``[B_txt, D]`` (normalised), ``logits_per_image``
-            ``[B_img, B_txt]``, ``logits_per_text`` ``[B_txt, B_img]`` and
-            ``loss``.
+            dict: ``image_embeds`` ``[B_img, D]``, ``text_embeds``
+            ``[B_txt, D]``, ``logits_per_image`` ``[B_img, B_txt]``,
+            ``logits_per_text`` and ``loss``.
         """
         feats = self.image_encoder(images)
         if isinstance(texts, Tensor):
@@ -518,13 +435,8 @@ def average_windows(
     images: slice = slice(None),
     classes: slice = slice(None)
 ) -> Tensor:
-    """mmseg's slide canvas: the windows' scores (of ``images`` and
-    ``classes``) added into a zero canvas in window order, divided by the
-    window count.
-
-    Returns:
-        Tensor: ``[b, c, H, W]`` for the ``b`` images and ``c`` classes.
-    """
+    """mmseg's slide canvas ``[b, c, H, W]`` of ``images`` and
+    ``classes``: window scores summed in order, divided by ``count``."""
     table = windows[0][2][images, :, classes]
     canvas = count.new_zeros((table.shape[0], table.shape[2]) +
                              tuple(count.shape[2:]))
@@ -537,61 +449,22 @@ def average_windows(
 def step_labels(scores: Callable[[int, int],
                                  Tensor], channels: int, meta: Optional[dict],
                 size: Tuple[int, int], align_corners: bool) -> Tensor:
-    """``argmax`` over classes of scores that come a few classes at a
-    time, unpadded, unflipped and resized to ``ori_shape`` as mmseg's
-    ``postprocess_result`` does (bit for bit).
-
-    Args:
-        scores (callable): ``scores(first, last)`` gives classes
-            ``first:last`` at the network's size, ``[1, last - first, h,
-            w]``.
-        channels (int): Number of classes.
-        meta (dict, optional): Image meta; None keeps the network's size.
-        size (tuple[int, int]): The network's size ``(h, w)``.
-        align_corners (bool): As in ``F.interpolate``.
-
-    Returns:
-        Tensor: ``[1, H, W]`` int64 labels.
-    """
+    """Labels ``[1, H, W]`` (int64): the argmax of ``scores(first, last)``
+    ``[1, last - first, h, w]`` over ``channels`` classes, a few at a time,
+    post-processed with ``meta`` (None: kept at ``size`` ``(h, w)``) as
+    mmseg's ``postprocess_result``, bit for bit."""
     out = tuple(size) if meta is None else tuple(meta['ori_shape'][:2])
     step = channels_per_step((max(out[0], size[0]), max(out[1], size[1])))
-
-    def parts():
-        for first in range(0, channels, step):
-            part = scores(first, min(first + step, channels))
-            if meta is not None:
-                part = F.interpolate(
-                    unpad_and_unflip(part, meta),
-                    size=out,
-                    mode='bilinear',
-                    align_corners=align_corners)
-            yield first, part[0]
-
-    return running_argmax(parts())
-
-
-def channels_per_step(size: Tuple[int, int],
-                      chunk_bytes: int = CHUNK_BYTES,
-                      element_size: int = 4) -> int:
-    """How many ``size`` float maps fit in ``chunk_bytes`` (at least 1)."""
-    return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
-
-
-def running_argmax(parts: Iterable[Tuple[int, Tensor]]) -> Tensor:
-    """``argmax`` over classes whose scores come a group of channels at a
-    time; ties keep the first class, as ``argmax`` does.
-
-    Args:
-        parts (Iterable[tuple[int, Tensor]]): ``(first, scores)`` in channel
-            order: the index of the group's first channel and its scores
-            ``[n, H, W]``.
-
-    Returns:
-        Tensor: ``[1, H, W]`` int64 labels, on the scores' device.
-    """
     labels = best = None
-    for first, part in parts:
-        value, index = part.max(dim=0)  # the first maximum, as argmax
+    for first in range(0, channels, step):
+        part = scores(first, min(first + step, channels))
+        if meta is not None:
+            part = F.interpolate(
+                unpad_and_unflip(part, meta),
+                size=out,
+                mode='bilinear',
+                align_corners=align_corners)
+        value, index = part[0].max(dim=0)  # the first maximum, as argmax
         index += first
         if best is None:
             labels, best = index, value
@@ -600,6 +473,13 @@ def running_argmax(parts: Iterable[Tuple[int, Tensor]]) -> Tensor:
         torch.maximum(best, value, out=best)
         labels[better] = index[better]
     return labels[None]
+
+
+def channels_per_step(size: Tuple[int, int],
+                      chunk_bytes: int = CHUNK_BYTES,
+                      element_size: int = 4) -> int:
+    """How many ``size`` float maps fit in ``chunk_bytes`` (at least 1)."""
+    return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
 
 
 def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
@@ -618,17 +498,6 @@ def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
         logits = logits.flip(
             dims=(3, ) if direction == 'horizontal' else (2, ))
     return logits
-
-
-def to_float32(feats):
-    """Floating tensors of a (nested) backbone output in fp32."""
-    if isinstance(feats, Tensor):
-        return feats.float() if feats.is_floating_point() else feats
-    if isinstance(feats, dict):
-        return {k: to_float32(v) for k, v in feats.items()}
-    if isinstance(feats, (list, tuple)):
-        return type(feats)(to_float32(v) for v in feats)
-    return feats
 
 
 _warned_keys = set()

@@ -1,15 +1,13 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT text encoder: a CLIP-style causal transformer and projection
-turning a vocabulary into class embeddings, after the original
-(NVlabs/GroupViT) and transformers' ``GroupViTTextTransformer``; called as
-mmseg's ``CLIPTextEncoder`` (``forward()`` gives the class embeddings).
-"""
+"""GroupViT text encoder: a CLIP-style causal transformer turning a
+vocabulary into class embeddings (``forward()``, as mmseg's
+``CLIPTextEncoder``)."""
 import itertools
 import os
 import os.path as osp
 import warnings
 from collections import defaultdict
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +27,7 @@ Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
 def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
-    """:func:`load_vocabulary`, naming a bare word given where a file or a
-    list is expected."""
+    """:func:`load_vocabulary`, naming a bare word given for a file."""
     if isinstance(value, (str, os.PathLike)) and not osp.exists(value) and \
             os.sep not in os.fspath(value) and \
             not osp.splitext(os.fspath(value))[1]:
@@ -43,8 +40,7 @@ def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
 
 
 def _check_background(classes: List[List[str]]) -> None:
-    """Refuse ``background`` anywhere but first (it names label 0, which
-    is never prompted)."""
+    """Refuse ``background`` anywhere but first."""
     for names in classes:
         if any(name.casefold() == 'background' for name in names):
             raise ConfigValueError(
@@ -56,17 +52,12 @@ def _check_background(classes: List[List[str]]) -> None:
 
 
 def _check_distinct_tokens(classes: List[List[str]]) -> None:
-    """Refuse names that the CLIP tokenizer turns into the same tokens
-    (``t-shirt`` and ``t - shirt``): their prompts would be the same."""
+    """Refuse names that tokenize the same (``t-shirt``, ``t - shirt``)."""
     seen = defaultdict(list)
     for index, names in enumerate(classes):
         for name in names:
             seen[tuple(_tokenizer.encode(name))].append((index, name))
-    clashes = [
-        entries for entries in seen.values()
-        if len({index
-                for index, _ in entries}) > 1 or len(entries) > 1
-    ]
+    clashes = [entries for entries in seen.values() if len(entries) > 1]
     if clashes:
         listed = '; '.join(' and '.join(repr(name) for _, name in entries)
                            for entries in clashes)
@@ -76,78 +67,29 @@ def _check_distinct_tokens(classes: List[List[str]]) -> None:
             f'of each.')
 
 
-def _read_text_options(
-    vocabulary: Optional[Vocabulary],
-    templates: Optional[Union[str, Sequence[str]]],
-    dataset_name: Optional[str], extra_classes: Optional[Vocabulary]
-) -> Tuple[List[List[str]], Optional[List[str]], bool]:
-    """Read and check the options of :meth:`GroupViTTextEncoder.
-    set_vocabulary`: the classes (without a leading ``background``), the
-    templates (None: keep) and whether ``background`` was dropped."""
-    if vocabulary is None and dataset_name is None:
-        raise ValueError(
-            'GroupViTTextEncoder needs a `vocabulary` (class names, '
-            'synonym lists or a vocabulary file) or a `dataset_name` '
-            '(e.g. "voc").')
-    if vocabulary is None:
-        classes = load_vocabulary(list(get_prompt_classes(dataset_name)))
-    else:
-        classes = _read_vocabulary(vocabulary, 'vocabulary')
-    classes, background_first = split_background(classes)
-    if extra_classes is not None:
-        classes = load_vocabulary(
-            classes + _read_vocabulary(extra_classes, 'extra_classes'))
-    _check_background(classes)
-    _check_distinct_tokens(classes)
-    if templates is not None:
-        templates = list(get_templates(templates))
-    return classes, templates, background_first
-
-
 @MODELS.register_module()
 class GroupViTTextEncoder(BaseModule):
     """GroupViT text encoder.
 
-    ``forward()`` returns one L2-normalised embedding per class ``[K, D]``
-    in vocabulary order: the projected (un-normalised) features of a
-    class's prompts (synonyms x templates) averaged, then normalised, as
-    the original's ``build_text_embedding``; cached per vocabulary,
-    templates, device and weights. Prompts are encoded only up to the
-    longest one's end token (exact under the causal mask). The architecture
+    ``forward()`` gives the class embeddings ``[K, D]``: the mean of each
+    class's prompt features (synonyms x templates), L2-normalised, cached
+    per vocabulary, templates, device and weights. The architecture
     arguments are transformers' ``GroupViTTextConfig`` fields.
 
     Args:
         vocabulary (str | list, optional): Class names, synonym lists or a
-            vocabulary file (:func:`mmseg_groupvit.utils.load_vocabulary`);
-            a leading ``'background'`` (the head's label 0) is dropped.
+            vocabulary file; a leading ``'background'`` is dropped.
         dataset_name (str, optional): A dataset's prompt names (e.g.
-            ``'voc'``), used when ``vocabulary`` is None.
-        extra_classes (str | list, optional): Classes appended, in the
-            forms of ``vocabulary``; repeated names are refused.
+            ``'voc'``), when ``vocabulary`` is None.
+        extra_classes (str | list, optional): Classes appended.
         templates (str | list[str]): Template-set name (``simple``,
             ``subset``, ``full``, ``identity``) or templates with one
             ``{}``. Defaults to 'simple'.
-        vocab_size (int): Token vocabulary. Defaults to 49408.
-        hidden_size (int): Width. Defaults to 256.
-        intermediate_size (int): MLP hidden channels. Defaults to 1024.
-        num_hidden_layers (int): Blocks. Defaults to 12.
-        num_attention_heads (int): Heads. Defaults to 4.
-        max_position_embeddings (int): Context length. Defaults to 77.
-        hidden_act (str): Activation. Defaults to 'quick_gelu'.
-        layer_norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
-        dropout (float): Unused at inference; kept for config parity.
-            Defaults to 0.
-        attention_dropout (float): Attention dropout. Defaults to 0.
-        eos_token_id (int): End-of-text id; the feature at its position is
-            the sentence feature. Defaults to 49407.
-        projection_dim (int): Output channels. Defaults to 256.
-        projection_intermediate_dim (int): Projection hidden channels.
-            Defaults to 4096.
+        dropout (float): Unused; kept for config parity.
+        projection_dim (int): Output channels ``D``. Defaults to 256.
         frozen (bool): Freeze all weights and stay in eval mode.
             Defaults to True.
         chunk_size (int): Prompts encoded per forward pass.
-            Defaults to 256.
-        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
@@ -191,19 +133,17 @@ class GroupViTTextEncoder(BaseModule):
                                        projection_intermediate_dim,
                                        projection_dim)
         self.frozen = frozen
-        self._cache_key = None
-        self._cache = None
+        # Keyed by vocabulary, templates, device and weights.
+        self._cache_key = self._cache = None
         self.set_vocabulary(vocabulary, templates, dataset_name, extra_classes)
         if frozen:
             self.requires_grad_(False)
 
     def train(self, mode: bool = True):
-        """A frozen encoder ignores ``train()`` and stays in eval mode."""
         return super().train(mode and not self.frozen)
 
     def init_weights(self):
-        """``init_cfg``'s weights, else CLIP's text-tower initialisation
-        (the original's ``TextTransformer``)."""
+        """``init_cfg``'s weights, else CLIP's text-tower init."""
         if self.init_cfg is not None:
             super().init_weights()
             return
@@ -224,11 +164,26 @@ class GroupViTTextEncoder(BaseModule):
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        dataset_name: Optional[str] = None,
                        extra_classes: Optional[Vocabulary] = None) -> None:
-        """Change the vocabulary (and the templates, unless None) of a
-        built encoder; arguments as in the constructor."""
+        """Change the vocabulary (and templates, unless None)."""
         try:
-            classes, templates, background_first = _read_text_options(
-                vocabulary, templates, dataset_name, extra_classes)
+            if vocabulary is None and dataset_name is None:
+                raise ValueError(
+                    'GroupViTTextEncoder needs a `vocabulary` (class names, '
+                    'synonym lists or a vocabulary file) or a `dataset_name` '
+                    '(e.g. "voc").')
+            if vocabulary is None:
+                classes = load_vocabulary(
+                    list(get_prompt_classes(dataset_name)))
+            else:
+                classes = _read_vocabulary(vocabulary, 'vocabulary')
+            classes, background_first = split_background(classes)
+            if extra_classes is not None:
+                classes = load_vocabulary(
+                    classes + _read_vocabulary(extra_classes, 'extra_classes'))
+            _check_background(classes)
+            _check_distinct_tokens(classes)
+            if templates is not None:
+                templates = list(get_templates(templates))
         except ConfigValueError:
             raise
         except (FileNotFoundError, TypeError, ValueError) as error:
@@ -238,12 +193,9 @@ class GroupViTTextEncoder(BaseModule):
         #: Whether the vocabulary named ``background`` first.
         self.background_first = background_first
         self.classes: List[List[str]] = [list(c) for c in classes]
-        self._cache_key = None
-        self._cache = None
 
     @property
     def class_names(self) -> List[str]:
-        """The first name of every class, in order."""
         return [names[0] for names in self.classes]
 
     def prompts(self) -> List[List[str]]:
@@ -252,12 +204,8 @@ class GroupViTTextEncoder(BaseModule):
                 for names in self.classes]
 
     def tokenize(self, texts: List[str]) -> torch.Tensor:
-        """Tokenise with mmseg's CLIP tokenizer, warning about prompts
-        longer than the context (cut, as CLIP does).
-
-        Returns:
-            Tensor: ``[N, context_length]`` int64 token ids.
-        """
+        """Token ids ``[N, context_length]``, warning about prompts cut to
+        the context."""
         too_long = [
             t for t in texts
             if len(_tokenizer.encode(t)) + 2 > self.context_length
@@ -271,15 +219,9 @@ class GroupViTTextEncoder(BaseModule):
         return tokenize(texts, context_length=self.context_length)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Encode token ids into projected (not normalised) features.
-
-        Args:
-            tokens (Tensor): ``[N, L]`` ids, ``L <= context_length``, with
-                the end-of-text id at each sequence's end.
-
-        Returns:
-            Tensor: ``[N, projection_dim]``.
-        """
+        """Projected (not normalised) features ``[N, D]`` of token ids
+        ``[N, L]``, encoded up to the longest end token (exact under the
+        causal mask)."""
         if tokens.shape[-1] > self.context_length:
             raise ValueError(f'Token sequences of length {tokens.shape[-1]} '
                              f'exceed the context of {self.context_length}.')
@@ -295,11 +237,7 @@ class GroupViTTextEncoder(BaseModule):
         return self.projector(x)
 
     def encode_text(self, texts: List[str]) -> torch.Tensor:
-        """Encode raw strings (no template), in chunks of ``chunk_size``.
-
-        Returns:
-            Tensor: ``[N, projection_dim]`` projected, not normalised.
-        """
+        """Projected features ``[N, D]`` of strings, in chunks."""
         tokens = self.tokenize(texts)
         return torch.cat([
             self.encode_tokens(tokens[i:i + self.chunk_size])
@@ -307,14 +245,9 @@ class GroupViTTextEncoder(BaseModule):
         ])
 
     def forward(self) -> torch.Tensor:
-        """Class embeddings of the current vocabulary.
-
-        Returns:
-            Tensor: ``[K, projection_dim]``, L2-normalised, in vocabulary
-            order.
-        """
+        """Class embeddings ``[K, D]``, L2-normalised."""
         weight = self.token_embedding.weight
-        # Any in-place update of a weight bumps its version.
+        # An in-place weight update bumps its version.
         versions = tuple(
             t._version
             for t in itertools.chain(self.parameters(), self.buffers()))
