@@ -8,13 +8,6 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from .errors import ConfigCheckError, ConfigValueError
 from .vocabulary import load_vocabulary, split_background
 
-__all__ = [
-    'check_positive_int', 'check_positive_pair', 'check_bg_thresh',
-    'check_choice', 'check_stride', 'check_test_cfg', 'check_config',
-    'check_head_classes', 'check_class_count', 'check_test_dataloader',
-    'is_int', 'AUTOCAST_CHOICES'
-]
-
 #: Values of ``test_cfg.autocast``: fp32 or the image encoder's half dtype.
 AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', 'fp16', 'float16', 'bf16',
                     'bfloat16')
@@ -25,9 +18,13 @@ def is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def check_positive_int(value: Any, key: str, meaning: str) -> int:
-    """Return ``value`` if it is an integer of at least 1 (``meaning``: what
-    it counts)."""
+    """Return ``value`` if it is an integer of at least 1."""
     if not is_int(value) or value < 1:
         raise ConfigValueError(
             f'{key} must be a positive integer ({meaning}), got {value!r}. '
@@ -50,8 +47,7 @@ def check_positive_pair(value: Any,
 
 def check_bg_thresh(value: Any, key: str) -> float:
     """Return the background threshold ``value`` as a float in [0, 1]."""
-    number = float(value) if isinstance(
-        value, Real) and not isinstance(value, bool) else math.nan
+    number = float(value) if is_number(value) else math.nan
     if not 0.0 <= number <= 1.0:
         raise ConfigValueError(
             f'{key} must be a number in [0, 1], got {value!r}. A pixel is '
@@ -93,7 +89,7 @@ def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
 
 #: Every key of the segmentor's ``test_cfg``; another would be ignored.
 KEYS = ('mode', 'crop_size', 'stride', 'bg_thresh', 'window_batch', 'autocast',
-        'max_dense_scores_bytes', 'max_full_size_scores_bytes')
+        *BUDGETS)
 
 
 def check_test_cfg(test_cfg: Optional[dict],
@@ -140,10 +136,16 @@ def check_test_cfg(test_cfg: Optional[dict],
         check_bg_thresh(test_cfg['bg_thresh'], f'{_KEY}.bg_thresh')
 
 
-#: Sections a test config must have as dicts (``test_evaluator``: or a list
-#: of dicts), and ``model`` sections that must be dicts when present.
-TEST_SECTIONS = ('test_dataloader', 'test_dataloader.dataset',
-                 'test_evaluator')
+#: Sections a test config must have: what each must be, the types it may
+#: have (a list: a non-empty one of dicts). ``model`` sections must be dicts
+#: when present.
+TEST_SECTIONS = {
+    'test_dataloader': ('a dict', dict),
+    'test_dataloader.dataset': ('a dict', dict),
+    'test_evaluator': ('a dict or a non-empty list of dicts', (dict, list)),
+    'test_dataloader.dataset.pipeline':
+    ('a list of dicts (the test steps)', list),
+}
 MODEL_SECTIONS = ('model.test_cfg', 'model.text_encoder',
                   'model.image_encoder', 'model.decode_head',
                   'model.data_preprocessor')
@@ -214,10 +216,8 @@ def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 list(prompt_classes(text['dataset_name'])))
         else:
             return None
-        if text.get('extra_classes') is not None:
-            extra = load_vocabulary(text['extra_classes'])
-        else:
-            extra = []
+        extra = text.get('extra_classes')
+        extra = [] if extra is None else load_vocabulary(extra)
     except (ValueError, TypeError, OSError):
         return None
     classes = split_background(classes, with_bg)[0] + extra
@@ -297,27 +297,14 @@ def check_config(cfg: dict,
             raise _section_error(key, value, 'a dict')
     if 'text_encoder' in model and 'decode_head' in model:
         check_test_cfg(model.get('test_cfg'))  # a zero-shot segmentor's
+    for key, (what, types) in TEST_SECTIONS.items() if test else ():
+        value = _lookup(cfg, key)[1]
+        if not isinstance(value, types) or isinstance(value, list) and not (
+                value and all(isinstance(v, dict) for v in value)):
+            raise _section_error(key, value, what)
     if test:
-        _check_test_sections(cfg)
+        check_test_dataloader(cfg)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
-
-
-def _check_test_sections(cfg: dict) -> None:
-    for key in TEST_SECTIONS:
-        present, value = _lookup(cfg, key)
-        if key == 'test_evaluator' and isinstance(value, list) and value \
-                and all(isinstance(v, dict) for v in value):
-            continue
-        if not isinstance(value, dict):
-            raise _section_error(
-                key, value, 'a dict or a non-empty list of dicts'
-                if key == 'test_evaluator' else 'a dict')
-    pipeline = cfg['test_dataloader']['dataset'].get('pipeline')
-    if not isinstance(pipeline, list) or not pipeline or not all(
-            isinstance(step, dict) for step in pipeline):
-        raise _section_error('test_dataloader.dataset.pipeline', pipeline,
-                             'a list of dicts (the test steps)')
-    check_test_dataloader(cfg)
 
 
 def check_test_dataloader(cfg: dict) -> None:
@@ -339,8 +326,7 @@ def check_test_dataloader(cfg: dict) -> None:
                                 f'{what} width and height', '(W,H)')
         factors = factor if isinstance(factor, (list, tuple)) else [factor]
         if factor is not None and not all(
-                isinstance(f, Real) and not isinstance(f, bool) and f > 0
-                for f in factors):
+                is_number(f) and f > 0 for f in factors):
             raise ConfigValueError(
                 f'{key}.scale_factor ({step["type"]}) must be positive, got '
                 f'{factor!r}.')
