@@ -2,15 +2,10 @@
 """The command-line tools' shared options (argparse parent parsers) and the
 checks made before PyTorch is imported."""
 import argparse
+import itertools
 import os
 import os.path as osp
 from typing import Optional
-
-__all__ = [
-    'CHECKPOINT_HELP', 'RANDOM_BANNER', 'runner_options', 'add_cfg_options',
-    'weight_options', 'text_options', 'picture_options', 'check_paths',
-    'check_device', 'weights_label'
-]
 
 #: What a tool prints and records when the weights are random.
 RANDOM_BANNER = 'RANDOM WEIGHTS: not a real prediction.'
@@ -24,18 +19,13 @@ def runner_options() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
-    add('--work-dir',
-        help='where results.json and the log go (default: '
-        'work_dirs/CONFIG_NAME)')
+    add('--work-dir', help='results and log (default: work_dirs/CONFIG_NAME)')
     add_cfg_options(parser)
     add('--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher (pytorch: under torchrun)')
-    add('--verbose',
-        action='store_true',
-        help='print mmengine\'s full log instead of the short report (the '
-        'log file in the work dir always has it)')
+    add('--verbose', action='store_true', help='print mmengine\'s full log')
     add('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
@@ -43,15 +33,6 @@ def runner_options() -> argparse.ArgumentParser:
 #: Most nesting levels of a ``--cfg-options`` key (dots) or value
 #: (brackets); deeper ones would exhaust Python's recursion limit.
 MAX_OPTION_DEPTH = 32
-
-
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    for char in text:
-        depth += (char in '[(') - (char in '])')
-        deepest = max(deepest, depth)
-    return deepest
-
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--cfg-options`` (mmengine's ``DictAction``), exiting with one
@@ -70,7 +51,9 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
                         error_line(f'--cfg-options {item[:80]!r} is not '
                                    f'KEY=VALUE; write e.g. '
                                    f'model.test_cfg.bg_thresh=0.5.'))
-                if max(key.count('.') + 1, _depth(value)) > MAX_OPTION_DEPTH:
+                depth = itertools.accumulate(
+                    (c in '[(') - (c in '])') for c in value)
+                if max(key.count('.') + 1, *depth) > MAX_OPTION_DEPTH:
                     raise SystemExit(
                         error_line(f'--cfg-options {key[:80]}: nested '
                                    f'deeper than {MAX_OPTION_DEPTH} levels, '
@@ -90,8 +73,7 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         '--cfg-options',
         nargs='+',
         action=CfgOptions,
-        help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
-        'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
+        help='override config settings: KEY=VALUE, KEY="[(a,b),(c,d)]"')
 
 
 def _number_in(kind: type, low, high, message: str):
@@ -116,15 +98,14 @@ def weight_options() -> argparse.ArgumentParser:
     parser.add_argument(
         '--random-weights',
         action='store_true',
-        help='seeded random weights instead of the config\'s: an offline '
-        'trial of the tool, not a real prediction')
+        help='seeded random weights: an offline trial, no real prediction')
     parser.add_argument(
         '--seed',
         type=_number_in(
             int, 0, 2**32 - 1, '{text!r} is not a seed: give a whole number '
             f'from 0 to {2**32 - 1}'),
         default=0,
-        help='seed of the random weights, 0 to 2**32 - 1 (default 0)')
+        help='seed of the random weights (default 0)')
     return parser
 
 
@@ -135,27 +116,19 @@ def text_options(extra_classes: bool = True,
     parser = argparse.ArgumentParser(add_help=False)
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
-        '--vocab',
-        help='comma-separated classes, "|" between synonyms of one class, '
-        'e.g. "cat,dog|puppy,grass" (default: the model\'s classes)')
+        '--vocab', help='classes, "|" between synonyms: "cat,dog|puppy"')
     vocab.add_argument(
-        '--vocab-file',
-        help='text file, one class per line, commas between synonyms')
+        '--vocab-file', help='one class per line, commas between synonyms')
     if extra_classes:
         parser.add_argument(
-            '--extra-classes',
-            help='classes appended to the vocabulary (the config\'s by '
-            'default), same form as --vocab, e.g. "grass,sky"')
+            '--extra-classes', help='classes added, as --vocab: "grass,sky"')
     if templates:
         parser.add_argument(
             '--templates',
             nargs='+',
-            help='a template set (simple, subset, full, identity) or '
-            'templates with one "{}" each, e.g. "a photo of a {}."')
+            help='simple, subset, full, identity or "a photo of a {}."')
     parser.add_argument(
-        '--bg-thresh',
-        type=float,
-        help='background threshold in [0, 1] (the model\'s when omitted)')
+        '--bg-thresh', type=float, help='background threshold in [0, 1]')
     return parser
 
 
@@ -166,7 +139,7 @@ def picture_options() -> argparse.ArgumentParser:
         '--opacity',
         type=_number_in(float, 0, 1, 'must be in [0, 1], got {text}'),
         default=0.5,
-        help='colour weight of the overlays in [0, 1] (default 0.5)')
+        help='overlay colour weight (default 0.5)')
     return parser
 
 

@@ -11,11 +11,7 @@ from collections import defaultdict
 from typing import List, Sequence, Tuple, Union
 
 from .errors import ConfigValueError
-
-__all__ = [
-    'load_vocabulary', 'parse_class_list', 'check_words', 'check_template',
-    'split_background', 'MAX_WORD_CHARS', 'MAX_WORDS'
-]
+from .files import read_text
 
 #: Longest word of a class name (the longest English words have 45 letters).
 MAX_WORD_CHARS = 100
@@ -92,13 +88,8 @@ def _read_file(path: str) -> List[Tuple[List[str], str]]:
     if not osp.isfile(path):
         raise ValueError(f'Vocabulary path {path!r} is not a file. Pass a '
                          f'text file with one class per line.')
-    try:
-        with open(path, encoding='utf-8-sig') as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError as err:
-        raise ValueError(f'Vocabulary file {path!r} is not UTF-8 text '
-                         f'({err}). Save it as UTF-8.') from None
     entries = []
+    lines = read_text(path, what='vocabulary file').splitlines()
     for lineno, line in enumerate(lines, start=1):
         where = f'{path}, line {lineno}'
         names = _split_line(line.split('#', 1)[0], where)
