@@ -97,16 +97,17 @@ def read_json(path: str,
     except ValueError as e:
         raise DataFileError(
             f'the {what} {path} is not valid JSON ({e}).') from None
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth >= MAX_JSON_DEPTH:
-                    raise deep
-                stack.append((child, depth + 1))
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise deep
     return value
+
+
+def _too_deep(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests dicts and lists over ``levels`` deep."""
+    if not isinstance(value, (dict, list)):
+        return False
+    children = value.values() if isinstance(value, dict) else value
+    return levels < 1 or any(_too_deep(c, levels - 1) for c in children)
 
 
 def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
