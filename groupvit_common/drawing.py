@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Pictures of predictions and groups (numpy + PIL): overlays, legends,
-banners and panels, each the size of the photo."""
+banners and panels."""
 import json
 import math
 import os.path as osp
@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-#: A legend entry: (text, RGB colour or None for an uncoloured label such
-#: as background, share of the pixels in [0, 1]).
+#: A legend entry: text, RGB colour (None: uncoloured, as background) and
+#: share of the pixels.
 LegendEntry = Tuple[str, Optional[Sequence[int]], Optional[float]]
 
 MIN_FONT = 8
@@ -19,8 +19,7 @@ WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
 
 def get_font(size: int) -> ImageFont.ImageFont:
-    """PIL's bundled font at ``size`` pixels (fixed size on Pillow < 10.1).
-    """
+    """PIL's bundled font at ``size`` pixels."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -30,10 +29,6 @@ def get_font(size: int) -> ImageFont.ImageFont:
 def font_size_for(width: int, height: int) -> int:
     """A text size that reads well on a ``width x height`` picture."""
     return int(np.clip(round(min(width, height) / 30), 10, 20))
-
-
-def _text_width(font, text: str) -> int:
-    return int(math.ceil(font.getlength(text)))
 
 
 def overlay_labels(image: np.ndarray,
@@ -55,8 +50,7 @@ def overlay_labels(image: np.ndarray,
 
 
 def mark_boundaries(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``image`` painted white where ``labels`` changes (right or below).
-    """
+    """``image`` painted white where ``labels`` changes."""
     edge = np.zeros(labels.shape, bool)
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edge[:-1] |= labels[:-1] != labels[1:]
@@ -72,8 +66,8 @@ def draw_banner(image: Image.Image,
     to fit; the picture and the band's height."""
     size = size or font_size_for(*image.size) + 1
     font = get_font(size)
-    while size > MIN_FONT and max(_text_width(font, line)
-                                  for line in lines) > image.width - 12:
+    while size > MIN_FONT and max(map(font.getlength,
+                                      lines)) > image.width - 12:
         size -= 1
         font = get_font(size)
     row = size + 6
@@ -88,8 +82,7 @@ def draw_banner(image: Image.Image,
 
 def legend_entries(legend: list, every_class: bool = False) -> tuple:
     """``([LegendEntry], footer or None)``: the classes present, most
-    pixels first, and how many are absent; or every class (``every_class``).
-    """
+    pixels first, and how many are absent; or every class."""
     footer = None
     if not every_class:
         present = [e for e in legend if e['share'] > 0]
@@ -106,9 +99,8 @@ def draw_legend(image: Image.Image,
                 entries: Sequence[LegendEntry],
                 top: int = 0,
                 footer: Optional[str] = None) -> Image.Image:
-    """A legend box in the top-left corner below ``top``: each entry's
-    swatch (crossed for None), text and share in columns; the text shrinks
-    before entries are left out (counted on a last line)."""
+    """A legend box in the top-left corner below ``top``, in columns; the
+    text shrinks before entries are left out (counted on a last line)."""
     texts = [t if s is None else f'{t}  {s:.1%}' for t, _, s in entries]
     width, height = image.size
     size = font_size_for(width, height)
@@ -117,8 +109,8 @@ def draw_legend(image: Image.Image,
         row = size + 6
         footer_h = row if footer else 0
         rows = max(1, (height - top - 16 - footer_h) // row)
-        col_w = size + 20 + max(
-            _text_width(font, t) for t in texts + [footer or ''])
+        col_w = size + 20 + math.ceil(
+            max(map(font.getlength, texts + [footer or ''])))
         cols = math.ceil(len(texts) / rows)
         if cols * col_w <= width - 12 or size <= MIN_FONT:
             break
@@ -145,19 +137,14 @@ def draw_legend(image: Image.Image,
     for i, ((_, colour, _), text) in enumerate(zip(entries[:shown], texts)):
         x, y = cell(i)
         swatch = [x, y + 3, x + size, y + 3 + size]
-        if colour is None:
-            draw.rectangle(swatch, fill=WHITE, outline=BLACK)
+        fill = WHITE if colour is None else tuple(map(int, colour))
+        draw.rectangle(swatch, fill=fill, outline=BLACK)
+        if colour is None:  # crossed: no colour
             draw.line(swatch, fill=(120, 120, 120))
-        else:
-            draw.rectangle(
-                swatch, fill=tuple(int(c) for c in colour), outline=BLACK)
         draw.text((x + size + 8, y), text, fill=BLACK, font=font)
     if shown < len(entries):
-        draw.text(
-            cell(shown),
-            f'+{len(entries) - shown} more',
-            fill=BLACK,
-            font=font)
+        more = f'+{len(entries) - shown} more'
+        draw.text(cell(shown), more, fill=BLACK, font=font)
     if footer:
         draw.text((x0 + 6, y0 + rows_h + 2), footer, fill=BLACK, font=font)
     return out
@@ -200,8 +187,7 @@ def png_text(meta: Dict[str, object]) -> PngInfo:
 
 
 def palette_png(labels: np.ndarray, palette) -> Image.Image:
-    """A label map as a palette PNG; beyond 256 labels a 16-bit grey one.
-    """
+    """A label map as a palette PNG (beyond 256 labels: 16-bit grey)."""
     if len(palette) > 256:
         return Image.fromarray(labels.astype(np.uint16))
     picture = Image.fromarray(labels.astype(np.uint8), mode='P')
@@ -213,8 +199,7 @@ def palette_png(labels: np.ndarray, palette) -> Image.Image:
 
 def class_legend(names: Sequence[str], synonyms: Sequence[Sequence[str]],
                  with_bg: bool, labels: np.ndarray, palette) -> List[dict]:
-    """Each class's name, other synonyms, colour (None for background) and
-    share of the pixels."""
+    """Each class's name, synonyms, colour (None: background) and share."""
     shares = np.bincount(
         labels.ravel(), minlength=len(names)) / max(labels.size, 1)
     return [
@@ -234,8 +219,7 @@ def labelled_overlay(rgb: np.ndarray,
                      legend: list,
                      every_class: bool = False,
                      note: Optional[Sequence[str]] = None) -> Image.Image:
-    """The prediction over the photo, the banner ``note`` and the legend.
-    """
+    """The prediction over the photo, the banner ``note`` and the legend."""
     entries, footer = legend_entries(legend, every_class)
     picture = Image.fromarray(
         overlay_labels(rgb, labels, palette, opacity, 0 if with_bg else None))
@@ -263,12 +247,10 @@ def save_pictures(out_dir: str,
     Returns:
         dict: ``{kind: path}``.
     """
-    info = png_text(dict(meta, legend=legend))
-    files = {}
-    for kind in kinds:
-        files[kind] = osp.join(out_dir, f'{stem}_{kind}.png')
+    files = {k: osp.join(out_dir, f'{stem}_{k}.png') for k in kinds}
+    for kind, path in files.items():
         picture = palette_png(labels, palette) if kind == 'prediction' else (
             labelled_overlay(rgb, labels, palette, opacity, with_bg, legend,
                              every_class, note))
-        picture.save(files[kind], pnginfo=info)
+        picture.save(path, pnginfo=png_text(dict(meta, legend=legend)))
     return files
