@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Open vocabularies: classes with synonyms, from a file (one class per
-line, commas between synonyms, ``#`` comments) or a list; names
+"""Open vocabularies: classes with synonyms from a file or a list, names
 NFKC-normalised, each appearing once (without case, look-alikes as Latin).
 """
 import os
@@ -8,7 +7,7 @@ import os.path as osp
 import string
 import unicodedata
 from collections import defaultdict
-from typing import List, Sequence, Tuple, Union
+from typing import Iterator, List, Sequence, Tuple, Union
 
 from .errors import ConfigValueError
 from .files import read_text
@@ -39,9 +38,8 @@ def _code_points(chars) -> str:
 
 
 def check_words(texts: Sequence[str], where: str) -> None:
-    """Raise ``ValueError`` (naming ``where``) for a text with a word over
-    :data:`MAX_WORD_CHARS` characters, over :data:`MAX_WORDS` words, or an
-    invisible or control character."""
+    """Raise ``ValueError`` (naming ``where``) for a text with too long a
+    word, too many words, or an invisible or control character."""
     for text in texts:
         hidden = [
             c for c in text
@@ -79,8 +77,8 @@ def _split_line(line: str, where: str) -> List[str]:
     return names
 
 
-def _read_file(path: str) -> List[Tuple[List[str], str]]:
-    """``(synonyms, location)`` of each class of a vocabulary file."""
+def _read_file(path: str) -> Iterator[Tuple[List[str], str]]:
+    """``(synonyms, location)`` of each class of a file."""
     if not osp.exists(path):
         raise FileNotFoundError(
             f'Vocabulary file {path!r} does not exist. Pass the path of a '
@@ -88,19 +86,16 @@ def _read_file(path: str) -> List[Tuple[List[str], str]]:
     if not osp.isfile(path):
         raise ValueError(f'Vocabulary path {path!r} is not a file. Pass a '
                          f'text file with one class per line.')
-    entries = []
     lines = read_text(path, what='vocabulary file').splitlines()
     for lineno, line in enumerate(lines, start=1):
         where = f'{path}, line {lineno}'
         names = _split_line(line.split('#', 1)[0], where)
         if names:
-            entries.append((names, where))
-    return entries
+            yield names, where
 
 
-def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
+def _read_list(items: Sequence) -> Iterator[Tuple[List[str], str]]:
     """``(synonyms, location)`` of each entry of an in-memory vocabulary."""
-    entries = []
     for index, item in enumerate(items):
         where = f'vocabulary entry {index}'
         if isinstance(item, str):  # read like a file line
@@ -120,22 +115,43 @@ def _read_list(items: Sequence) -> List[Tuple[List[str], str]]:
                 f'{where} must be a str (synonyms separated by commas) or a '
                 f'non-empty list of str, got {type(item).__name__}: '
                 f'{item!r}.')
-        entries.append((names, where))
-    return entries
+        yield names, where
 
 
-def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
-    """Raise if a name occurs twice (without case, look-alikes as Latin)."""
+def _shown(name: str) -> str:
+    odd = [c for c in name if not c.isascii()]
+    return f'{name!r} ({_code_points(odd)})' if odd else repr(name)
+
+
+def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
+    """Load an open vocabulary from a text file or a list.
+
+    Args:
+        path_or_list (str | os.PathLike | Sequence): A file (one class per
+            line, commas between synonyms, ``#`` comments), or one entry per
+            class: ``'person, man'`` or ``['person', 'man']``.
+
+    Returns:
+        list[list[str]]: K classes, each its synonyms, in order.
+    """
+    if isinstance(path_or_list, (str, os.PathLike)):
+        source = f'file {os.fspath(path_or_list)!r}'
+        entries = list(_read_file(os.fspath(path_or_list)))
+    elif isinstance(path_or_list, Sequence):
+        source = 'list'
+        entries = list(_read_list(path_or_list))
+    else:
+        raise TypeError(
+            f'A vocabulary must be a file path or a list of class names, got '
+            f'{type(path_or_list).__name__}: {path_or_list!r}.')
+    if not entries:
+        raise ValueError(f'The vocabulary {source} has no class names (only '
+                         f'blank lines or comments). {_FORMAT_HINT}')
     seen = defaultdict(list)
     for names, where in entries:
         for name in names:
             seen[name.translate(_LOOK_ALIKES).casefold()].append((name, where))
-
-    def shown(name):
-        odd = [c for c in name if not c.isascii()]
-        return f'{name!r} ({_code_points(odd)})' if odd else repr(name)
-
-    listed = '; '.join(', '.join(f'{shown(name)} ({where})'
+    listed = '; '.join(', '.join(f'{_shown(name)} ({where})'
                                  for name, where in places)
                        for places in seen.values() if len(places) > 1)
     if listed:
@@ -144,37 +160,6 @@ def _check_duplicates(entries: List[Tuple[List[str], str]]) -> None:
             f'case, look-alike letters as the same): {listed}. Each name may '
             f'appear once; merge the lines into one class or drop the '
             f'repeats.')
-
-
-def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
-    """Load an open vocabulary from a text file or a list.
-
-    Args:
-        path_or_list (str | os.PathLike | Sequence): A vocabulary file, or
-            one entry per class: ``'person, man'`` or ``['person', 'man']``.
-
-    Returns:
-        list[list[str]]: K classes, each its synonyms, in order.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: Empty vocabulary or name, repeated names, not UTF-8.
-        TypeError: The input or an entry has the wrong type.
-    """
-    if isinstance(path_or_list, (str, os.PathLike)):
-        source = f'file {os.fspath(path_or_list)!r}'
-        entries = _read_file(os.fspath(path_or_list))
-    elif isinstance(path_or_list, Sequence):
-        source = 'list'
-        entries = _read_list(path_or_list)
-    else:
-        raise TypeError(
-            f'A vocabulary must be a file path or a list of class names, got '
-            f'{type(path_or_list).__name__}: {path_or_list!r}.')
-    if not entries:
-        raise ValueError(f'The vocabulary {source} has no class names (only '
-                         f'blank lines or comments). {_FORMAT_HINT}')
-    _check_duplicates(entries)
     return [names for names, _ in entries]
 
 
@@ -191,12 +176,8 @@ def parse_class_list(text: str, option: str = '--vocab') -> List[List[str]]:
 
 def split_background(classes: List[List[str]],
                      with_bg: bool = True) -> Tuple[List[List[str]], bool]:
-    """The one rule of a leading ``background``: it names label 0, the
-    head's background channel, and is not prompted.
-
-    Returns:
-        tuple: The classes to prompt and whether ``background`` led.
-    """
+    """The classes to prompt and whether ``background`` led: the one rule of
+    a leading ``background`` (label 0, the head's background channel)."""
     first = bool(classes) and [n.casefold()
                                for n in classes[0]] == ['background']
     if first and not with_bg:
@@ -215,8 +196,7 @@ def split_background(classes: List[List[str]],
 
 
 def check_template(template: str) -> str:
-    """Return ``template`` if it is a str with exactly one empty ``{}``
-    field (``TypeError``, ``ValueError`` otherwise)."""
+    """Return ``template`` if it is a str with exactly one empty ``{}``."""
     if not isinstance(template, str):
         raise TypeError(f'A prompt template must be a str, got '
                         f'{type(template).__name__}: {template!r}.')
