@@ -1,7 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Data files read with bounds and without running code (each refusal a
-:class:`~.errors.DataFileError`), and work dir files written without
-following symbolic links."""
+"""Data files read with bounds and without running code, and work dir files
+written without following symbolic links."""
+import contextlib
 import errno
 import hashlib
 import io
@@ -25,18 +25,20 @@ MAX_IMAGE_PIXELS = 1 << 27
 MAX_IMAGE_ASPECT = 64
 #: Most entries :func:`refuse_links` looks at.
 MAX_WALK_ENTRIES = 100_000
-_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'),
-          (stat.S_ISCHR, 'a device'), (stat.S_ISBLK, 'a device'),
-          (stat.S_ISSOCK, 'a socket'))
+_KINDS = {
+    stat.S_IFDIR: 'a folder',
+    stat.S_IFIFO: 'a FIFO (named pipe)',
+    stat.S_IFCHR: 'a device',
+    stat.S_IFBLK: 'a device',
+    stat.S_IFSOCK: 'a socket'
+}
 _WORK_DIR = ('the tool writes only files of its own in a work dir. Remove it, '
              'or use a fresh work dir.')
 
 
 def file_kind(mode: int) -> str:
-    """What a non-regular file is (``'a folder'``, ...) by its ``st_mode``.
-    """
-    return next((kind for test, kind in _KINDS if test(mode)),
-                'not a regular file')
+    """What a non-regular file is (``'a folder'``, ...) by its ``st_mode``."""
+    return _KINDS.get(stat.S_IFMT(mode), 'not a regular file')
 
 
 def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
@@ -48,7 +50,6 @@ def read_bytes(path: str, limit: int, what: str = 'file') -> bytes:
             raise DataFileError(f'the {what} {path} is '
                                 f'{file_kind(info.st_mode)}, not a file. Name '
                                 f'a regular file.')
-        data = b''
         if info.st_size <= limit:  # a larger one is refused unread
             with open(path, 'rb') as f:
                 data = f.read(limit + 1)
@@ -87,18 +88,18 @@ def read_json(path: str,
     def refuse_constant(name):
         raise ValueError(f'{name} is not a JSON number')
 
-    deep = DataFileError(f'the {what} {path} nests deeper than '
-                         f'{MAX_JSON_DEPTH} levels, which no file of this '
-                         f'project does; it was damaged or crafted.')
     try:
         value = json.loads(text, parse_constant=refuse_constant)
+        deep = _too_deep(value, MAX_JSON_DEPTH)
     except RecursionError:
-        raise deep from None
+        deep = True
     except ValueError as e:
         raise DataFileError(
             f'the {what} {path} is not valid JSON ({e}).') from None
-    if _too_deep(value, MAX_JSON_DEPTH):
-        raise deep
+    if deep:
+        raise DataFileError(f'the {what} {path} nests deeper than '
+                            f'{MAX_JSON_DEPTH} levels, which no file of this '
+                            f'project does; it was damaged or crafted.')
     return value
 
 
@@ -149,8 +150,8 @@ def check_image(
     ``max_pixels``, more elongation than ``max_aspect`` or nothing.
 
     Returns:
-        tuple[int, int] | None: ``(width, height)``; None when Pillow cannot
-        read the header (the decoder then decides).
+        tuple[int, int] | None: ``(width, height)``; None for a header Pillow
+        cannot read.
     """
     from PIL import Image
     stream = io.BytesIO(content) if isinstance(content, bytes) else content
@@ -203,10 +204,8 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
         done = work_dir
         for part in parts[:-1]:
             done = os.path.join(done, part)
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=folder)
-            except FileExistsError:
-                pass
             inner = os.open(
                 part,
                 os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
