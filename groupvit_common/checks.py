@@ -76,8 +76,7 @@ BUDGETS = dict(
 
 
 def check_stride(crop: Sequence[int], stride: Sequence[int], key: str) -> None:
-    """Raise unless windows of ``crop`` every ``stride`` cover every pixel
-    (``key``: the section holding both)."""
+    """Raise unless windows of ``crop`` every ``stride`` cover every pixel."""
     if stride[0] > crop[0] or stride[1] > crop[1]:
         raise ConfigValueError(
             f'{key}.stride {stride} is larger than {key}.crop_size {crop}: '
@@ -207,7 +206,7 @@ def check_class_count(model_classes: int,
 def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 with_bg: bool) -> Optional[List[list]]:
     """The prompted classes of a text encoder config; None when unreadable
-    (the text encoder names the problem when built)."""
+    (the text encoder names the problem)."""
     try:
         if text.get('vocabulary') is not None:
             classes = load_vocabulary(text['vocabulary'])
@@ -238,15 +237,13 @@ def check_classes(cfg: dict,
     Args:
         cfg (dict): A config whose sections :func:`check_config` checked.
         test (bool): Check against the test dataset too.
-        dataset_classes (callable, optional): A dataset config's class names
-            (None: not known).
+        dataset_classes (callable, optional): A dataset config's class names.
         prompt_classes (callable, optional): A ``dataset_name``'s names.
         head_with_bg (callable, optional): Whether a decode head config has
             a background channel (None: its ``with_bg``, else False).
     """
     model, source = cfg['model'], ''
-    head = model.get('decode_head')
-    head = head if isinstance(head, dict) else {}
+    head = model.get('decode_head') or {}
     text = model.get('text_encoder')
     if text is not None:
         with_bg = head_with_bg(head) if head_with_bg else head.get(
@@ -285,9 +282,8 @@ def check_config(cfg: dict,
                  dataset_classes: Optional[Callable] = None,
                  prompt_classes: Optional[Callable] = None,
                  head_with_bg: Optional[Callable] = None) -> None:
-    """Raise unless the sections a tool reads have the right types (for a
-    ``test`` the test sections too), then :func:`check_classes` (which
-    takes the other arguments)."""
+    """Raise unless the sections a tool reads (for a ``test`` the test
+    sections too) have the right types, then :func:`check_classes`."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')

@@ -34,6 +34,7 @@ def runner_options() -> argparse.ArgumentParser:
 #: (brackets); deeper ones would exhaust Python's recursion limit.
 MAX_OPTION_DEPTH = 32
 
+
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--cfg-options`` (mmengine's ``DictAction``), exiting with one
     ``error:`` line for an item it cannot parse."""
@@ -41,32 +42,28 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
 
     from .errors import error_line
 
+    def fail(problem: str):
+        raise SystemExit(error_line(f'--cfg-options {problem}'))
+
     class CfgOptions(DictAction):
 
         def __call__(self, parser, namespace, values, option_string=None):
             for item in values:
                 key, sep, value = item.partition('=')
                 if not sep or not key:
-                    raise SystemExit(
-                        error_line(f'--cfg-options {item[:80]!r} is not '
-                                   f'KEY=VALUE; write e.g. '
-                                   f'model.test_cfg.bg_thresh=0.5.'))
+                    fail(f'{item[:80]!r} is not KEY=VALUE; write e.g. '
+                         f'model.test_cfg.bg_thresh=0.5.')
                 depth = itertools.accumulate(
                     (c in '[(') - (c in '])') for c in value)
                 if max(key.count('.') + 1, *depth) > MAX_OPTION_DEPTH:
-                    raise SystemExit(
-                        error_line(f'--cfg-options {key[:80]}: nested '
-                                   f'deeper than {MAX_OPTION_DEPTH} levels, '
-                                   f'which no config setting is; give the '
-                                   f'key and value of a real setting.'))
+                    fail(f'{key[:80]}: nested deeper than {MAX_OPTION_DEPTH} '
+                         f'levels, which no config setting is; give the key '
+                         f'and value of a real setting.')
                 try:  # mmengine recurses forever on brackets left open
                     self._parse_iterable(value)
                 except RecursionError:
-                    raise SystemExit(
-                        error_line(
-                            f'--cfg-options {key[:80]}: the brackets '
-                            f'of {value[:80]!r} do not pair up; write '
-                            f'e.g. {key[:80]}="[(a,b),(c,d)]".')) from None
+                    fail(f'{key[:80]}: the brackets of {value[:80]!r} do not '
+                         f'pair up; write e.g. {key[:80]}="[(a,b),(c,d)]".')
             super().__call__(parser, namespace, values, option_string)
 
     parser.add_argument(
@@ -144,9 +141,12 @@ def picture_options() -> argparse.ArgumentParser:
 
 
 def weights_label(checkpoint: Optional[str], seed: int) -> str:
-    """How outputs name the weights: the checkpoint, or
-    ``'random (seed N)'``."""
+    """How outputs name the weights: the checkpoint or the seed."""
     return checkpoint or f'random (seed {seed})'
+
+
+#: The environment torchrun sets for ``--launcher pytorch``.
+TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
 
 def check_paths(config: str,
@@ -167,12 +167,9 @@ def check_paths(config: str,
                 f'docs/weights.md), or leave {checkpoint_option} out for '
                 f'the config\'s weights.')
     if checkpoint and random_weights:
-        return (f'give {checkpoint_option} or --random-weights, not both.')
+        return f'give {checkpoint_option} or --random-weights, not both.'
     if launcher == 'pytorch':
-        missing = [
-            k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
-            if k not in os.environ
-        ]
+        missing = [k for k in TORCHRUN_ENV if k not in os.environ]
         if missing:
             return (f'--launcher pytorch needs the environment torchrun '
                     f'sets ({", ".join(missing)} not set). Start the tool '
