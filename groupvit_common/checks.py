@@ -263,10 +263,8 @@ def check_classes(cfg: dict,
         outputs = head['num_classes']
     else:
         return
-    if not test:
-        return
-    dataset = cfg['test_dataloader']['dataset']
-    names = dataset_classes(dataset) if dataset_classes else None
+    dataset = cfg['test_dataloader']['dataset'] if test else None
+    names = dataset_classes(dataset) if test and dataset_classes else None
     if names is None:
         return
     if text is not None and 'decode_head' not in model:

@@ -77,11 +77,9 @@ _BUILD_PREFIX = re.compile(r'^(class `\w+` in \S+\.py: )+')
 def user_error_message(error: BaseException) -> str:
     """A user error's message without a DataLoader worker's traceback or
     mmengine's "class `Name` in module.py: " prefixes."""
-    text = str(error)
-    if 'Original Traceback' in text:
-        marker = f'{type(error).__name__}: '
-        if marker in text:
-            text = text.rsplit(marker, 1)[1]
+    text, marker = str(error), f'{type(error).__name__}: '
+    if 'Original Traceback' in text and marker in text:
+        text = text.rsplit(marker, 1)[1]
     return _BUILD_PREFIX.sub('', text.strip())
 
 

@@ -7,8 +7,6 @@ from typing import Callable, List, Optional, Sequence
 from .errors import ImageLoadError
 from .files import file_kind
 
-__all__ = ['IMAGE_EXTS', 'list_images', 'unique_stems']
-
 #: File name endings read as images in a folder.
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -16,13 +14,8 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 def list_images(paths: Sequence[str],
                 skip: Optional[Callable[[str], bool]] = None) -> List[str]:
     """Image files from files (taken as given) and folders (sorted, not
-    recursive; ``skip(path)`` drops a file found in one), in order.
-
-    Raises:
-        FileNotFoundError: A missing path, or a folder without images.
-        ImageLoadError: A path that is neither file nor folder (a FIFO,
-            ``/dev/zero``), never opened.
-    """
+    recursive; ``skip(path)`` drops a file found in one), in order; a path
+    neither file nor folder (a FIFO, ``/dev/zero``) is refused unopened."""
     files = []
     for path in paths:
         if osp.isdir(path):

@@ -3,8 +3,6 @@
 onnxruntime runner."""
 from typing import List, Tuple
 
-__all__ = ['window_boxes']
-
 
 def window_boxes(height: int, width: int, crop: Tuple[int, int],
                  stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
