@@ -189,6 +189,7 @@ _WRITE_FLAGS = {
     'r+b': os.O_RDWR,
     'a+': os.O_RDWR | os.O_CREAT | os.O_APPEND
 }
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY
 
 
 def open_work_file(work_dir: str, name: str, mode: str = 'w'):
@@ -200,26 +201,19 @@ def open_work_file(work_dir: str, name: str, mode: str = 'w'):
     folder, done = None, path
     try:
         os.makedirs(work_dir, exist_ok=True)
-        folder = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
+        folder = os.open(work_dir, _FOLDER)
         done = work_dir
         for part in parts[:-1]:
             done = os.path.join(done, part)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=folder)
-            inner = os.open(
-                part,
-                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                dir_fd=folder)
+            inner = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=folder)
             os.close(folder)
             folder = inner
         done = path
         # Non-blocking: opening a FIFO must not wait for a reader.
-        fd = os.open(
-            parts[-1],
-            _WRITE_FLAGS[mode] | os.O_NOFOLLOW | os.O_CLOEXEC
-            | os.O_NONBLOCK,
-            0o644,
-            dir_fd=folder)
+        flags = _WRITE_FLAGS[mode] | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(parts[-1], flags | os.O_NONBLOCK, 0o644, dir_fd=folder)
         kind = os.fstat(fd).st_mode
         if not stat.S_ISREG(kind):
             os.close(fd)
