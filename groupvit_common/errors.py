@@ -95,11 +95,6 @@ class _Shown(reprlib.Repr):
     """Two levels deep, long values cut, huge integers and objects other
     than numbers and bytes by their type."""
 
-    def __init__(self):
-        super().__init__()
-        self.maxlevel = 2
-        self.maxstring = self.maxother = 60
-
     def repr_int(self, x, level):
         return super().repr_int(x, level) if x.bit_length() <= 128 else (
             f'<{x.bit_length()}-bit int>')
@@ -107,6 +102,10 @@ class _Shown(reprlib.Repr):
     def repr_instance(self, x, level):
         return super().repr_instance(x, level) if isinstance(
             x, (Number, bytes, type(None))) else f'<{type(x).__name__}>'
+
+
+_SHOWN = _Shown()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 60, 60
 
 
 def first_line(error) -> str:
@@ -117,7 +116,7 @@ def first_line(error) -> str:
 
 def shown(value) -> str:
     """A short repr of an untrusted value, for a message."""
-    return _Shown().repr(value)
+    return _SHOWN.repr(value)
 
 
 @contextlib.contextmanager

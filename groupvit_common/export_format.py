@@ -15,9 +15,8 @@ def digests(protocol: dict, files: Dict[str, bytes]) -> Dict[str, str]:
     """SHA-256 of the protocol (as ``protocol``: its JSON with sorted keys)
     and of every file's bytes, by name."""
     text = json.dumps(protocol, sort_keys=True, separators=(',', ':'))
-    found = dict(protocol=hashlib.sha256(text.encode('utf-8')).hexdigest())
-    found.update({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
-    return found
+    files = {'protocol': text.encode('utf-8'), **files}
+    return {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
 
 
 def image_feeds(session, **arrays) -> dict:
