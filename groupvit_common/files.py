@@ -143,11 +143,10 @@ def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
 def check_image(
     content: Union[str, bytes],
     source: str,
-    max_pixels: int = MAX_IMAGE_PIXELS,
     max_aspect: Optional[float] = MAX_IMAGE_ASPECT
 ) -> Optional[Tuple[int, int]]:
     """Refuse an image (a path or its bytes) whose header states over
-    ``max_pixels``, more elongation than ``max_aspect`` or nothing.
+    :data:`MAX_IMAGE_PIXELS`, more elongation than ``max_aspect`` or nothing.
 
     Returns:
         tuple[int, int] | None: ``(width, height)``; None for a header Pillow
@@ -162,17 +161,18 @@ def check_image(
                 width, height = img.size
         except Image.DecompressionBombError as e:  # Pillow's bound, above ours
             found = re.search(r'\((\d+) pixels\)', str(e))
-            width, height = int(found.group(1)) if found else max_pixels, 1
+            width, height = int(
+                found.group(1)) if found else MAX_IMAGE_PIXELS, 1
             max_aspect = None
         except Exception:
             return None
     if width < 1 or height < 1:
         raise ImageLoadError(f'{source} states an empty image ({width}x'
                              f'{height}).')
-    if width * height > max_pixels:
+    if width * height > MAX_IMAGE_PIXELS:
         shape = f'{width}x{height}' if height > 1 else f'{width:,}'
         raise ImageLoadError(
-            f'{source} is {shape} pixels, more than the {max_pixels:,} '
+            f'{source} is {shape} pixels, more than the {MAX_IMAGE_PIXELS:,} '
             f'accepted (decoded, they would take '
             f'{width * height * 3 / 2**30:.1f} GiB). Downscale it first.')
     if max_aspect is not None and max(
