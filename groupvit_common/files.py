@@ -161,8 +161,9 @@ def check_image(
                 width, height = img.size
         except Image.DecompressionBombError as e:  # Pillow's bound, above ours
             found = re.search(r'\((\d+) pixels\)', str(e))
+            # Over Pillow's bound is over ours, whatever its message says.
             width, height = int(
-                found.group(1)) if found else MAX_IMAGE_PIXELS, 1
+                found.group(1)) if found else MAX_IMAGE_PIXELS + 1, 1
             max_aspect = None
         except Exception:
             return None

@@ -158,6 +158,16 @@ def test_image_header_bounds(tmp_path):
     assert check_image(buffer.getvalue(), 'x.jpg') == (3, 2)
 
 
+def test_pillows_bomb_error_without_a_pixel_count_is_refused(monkeypatch):
+
+    def refuse(*args, **kwargs):
+        raise Image.DecompressionBombError('Image size exceeds the limit')
+
+    monkeypatch.setattr(Image, 'open', refuse)
+    with pytest.raises(DataFileError, match='pixels, more than the'):
+        check_image(png_header(30000, 30000), 'bomb.png')
+
+
 @pytest.mark.parametrize('link', ['out.json', 'sub', 'sub/out.json'])
 def test_work_files_are_written_without_following_links(tmp_path, link):
     """A link in the work dir (to the file or to a folder on its way) is
