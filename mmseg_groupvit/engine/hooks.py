@@ -16,8 +16,7 @@ from torch.utils.data import IterableDataset
 from groupvit_common.errors import TrainingDataError
 from groupvit_common.files import open_work_file
 from groupvit_common.tool_options import RANDOM_BANNER, weights_label
-from ..evaluation import (class_table_lines, describe_protocol, result_lines,
-                          run_lines)
+from ..evaluation import class_table_lines, describe_protocol, run_lines
 from ..utils.console import progress
 from ..weights.arch import HEADS, canonical, infer_arch
 from ..weights.download import is_remote
@@ -125,20 +124,27 @@ class TestReportHook(Hook):
         if not self.report:
             return
         evaluator = cfg.get('test_evaluator')
-        paths = [('results', osp.join(cfg.work_dir, 'results.json')),
-                 ('log', getattr(runner.logger, 'log_file', None)),
-                 ('progress', isinstance(evaluator, dict)
-                  and evaluator.get('progress_dir')),
-                 ('predictions', self.args.out),
-                 ('pictures', self.args.show_dir)]
-        lines = result_lines(
-            {
-                k.split('/')[-1]: v
-                for k, v in record['metrics'].items()
-            }, record['images'], seconds, paths, self._todo)
-        if self.args.random_weights:
-            lines[0] += '  [RANDOM WEIGHTS]'
-        print('\n'.join(class_table_lines(per_class) + lines), flush=True)
+        written = [(what, path) for what, path in (
+            ('results', osp.join(cfg.work_dir, 'results.json')),
+            ('log', getattr(runner.logger, 'log_file', None)),
+            ('progress',
+             isinstance(evaluator, dict) and evaluator.get('progress_dir')),
+            ('predictions', self.args.out), ('pictures', self.args.show_dir))
+                   if path]
+        width = max(len(what) for what, _ in written)
+        images = record['images']
+        run = images if self._todo is None else self._todo
+        recorded = (f', {images - run} more from the records'
+                    if run != images else '')
+        summary = '  '.join(f'{k.split("/")[-1]} {v:.2f}'
+                            for k, v in record['metrics'].items())
+        lines = class_table_lines(per_class) + [
+            f'metrics     {summary}' +
+            '  [RANDOM WEIGHTS]' * bool(self.args.random_weights),
+            f'time        {seconds:.1f} s for {run} images '
+            f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
+        ] + [f'  {what:<{width}}  {path}' for what, path in written]
+        print('\n'.join(lines), flush=True)
 
 
 def model_arch(model) -> dict:

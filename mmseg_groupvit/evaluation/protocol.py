@@ -2,7 +2,7 @@
 """The evaluation protocol of a config (what is measured, on which data,
 with which test-time settings) and the lines ``tools/test.py`` prints."""
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
@@ -195,30 +195,3 @@ def class_table_lines(class_results: Optional[dict]) -> List[str]:
         lines.append(f'{str(name):<{width}}' + ''.join(f'{c:>8}'
                                                        for c in cells))
     return lines
-
-
-def result_lines(metrics: Dict[str, float],
-                 images: int,
-                 seconds: float,
-                 paths: Sequence[tuple],
-                 evaluated: Optional[int] = None) -> List[str]:
-    """The summary metrics, the time and the files written.
-
-    Args:
-        metrics (dict): mmseg's summary (``aAcc``, ``mIoU``, ...).
-        images (int): Images in the test set.
-        seconds (float): Time of the test loop.
-        paths (Sequence[tuple]): ``(what, path)`` written; None left out.
-        evaluated (int, optional): Images this run evaluated; None for all.
-    """
-    summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
-    run = images if evaluated is None else evaluated
-    recorded = (f', {images - run} more from the records'
-                if run != images else '')
-    written = [(what, path) for what, path in paths if path]
-    width = max([len(w) for w, _ in written] + [0])
-    return [
-        f'metrics     {summary}',
-        f'time        {seconds:.1f} s for {run} images '
-        f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
-    ] + [f'  {what:<{width}}  {path}' for what, path in written]
