@@ -13,12 +13,11 @@ from groupvit_common.files import open_work_file, refuse_links
 from ..datasets.checked_transforms import use_checked_steps
 from .progress import describe_run, prepare_progress
 
-_KEY = 'test_dataloader.dataset'
 
-
-def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
+def check_dataset_paths(dataset: dict) -> None:
     """Raise ConfigCheckError unless ``data_root``, the ``data_prefix``
-    folders and the ``ann_file`` of a dataset config exist."""
+    folders and the ``ann_file`` of the test dataset config exist."""
+    key = 'test_dataloader.dataset'
     data_root = dataset.get('data_root') or ''
     if not isinstance(data_root, str):
         raise ConfigCheckError(
