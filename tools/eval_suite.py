@@ -22,9 +22,7 @@ from groupvit_common.errors import (DataFileError, error_line,
 from groupvit_common.files import (file_sha256, open_work_file, read_text,
                                    refuse_links)
 from groupvit_common.tool_options import add_cfg_options
-from mmseg_groupvit.evaluation.protocol import (format_protocol,
-                                                format_templates,
-                                                format_vocabulary)
+from mmseg_groupvit.evaluation.protocol import format_protocol
 from mmseg_groupvit.utils.console import progress
 
 TEST_PY = osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')
@@ -156,30 +154,16 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
 
 def table_row(record: dict, **columns) -> dict:
     """The table row of a run's ``results.json`` and ``columns``."""
-    protocol, metrics = record['protocol'], record['metrics']
+    metrics = record['metrics']
     row = dict(
         columns,
-        dataset=protocol['dataset'],
+        dataset=record['protocol']['dataset'],
         images=record['images'],
-        seconds=f'{record["seconds"]:.1f}')
-    row.update(dict.fromkeys(('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'), '-'))
-    if protocol.get('task') != 'classification':
-        texts = format_protocol(protocol)
-        row.update((k, texts[k])
-                   for k in ('classes', 'resize', 'window', 'bg_thresh',
-                             'templates', 'vocabulary'))
-        row.update((k, f'{metrics[k]:.2f}') for k in ('mIoU', 'mAcc', 'aAcc'))
-        return row
-    resize, crop = protocol['resize'], protocol['crop']
-    shown = [] if resize is None else [f'{resize["edge"]} {resize["scale"]}']
-    shown += [] if crop is None else [f'crop {crop}']
-    row.update(dict.fromkeys(('classes', 'window', 'bg_thresh'), '-'))
-    row.update(
-        resize=', '.join(shown) or 'none',
-        templates=format_templates(protocol['templates']),
-        vocabulary=format_vocabulary(protocol['vocabulary']))
-    row.update((k, f'{metrics[f"accuracy/{k}"]:.2f}') for k in ('top1', 'top5')
-               if f'accuracy/{k}' in metrics)
+        seconds=f'{record["seconds"]:.1f}',
+        **format_protocol(record['protocol']))
+    for key in ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'):
+        value = metrics.get(key, metrics.get(f'accuracy/{key}'))
+        row[key] = '-' if value is None else f'{value:.2f}'
     return row
 
 

@@ -108,8 +108,7 @@ def main(argv=None):
         sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import quiet_warnings
     quiet_warnings(args.verbose)
-    from mmseg_groupvit.engine import (ImageProgressHook, TestReportHook,
-                                       build_runner)
+    from mmseg_groupvit.engine import TestReportHook, build_runner
     from mmseg_groupvit.evaluation import (is_classification_config,
                                            prepare_test_run)
     from mmseg_groupvit.utils.distributed import (finish_distributed,
@@ -131,8 +130,6 @@ def main(argv=None):
         runner = build_runner(cfg, args.verbose)
         for swap in swaps:
             runner.logger.info(f'swapped {swap}')  # console with --verbose
-        if not args.verbose:
-            runner.register_hook(ImageProgressHook())
         report = TestReportHook(args, swaps)
         report.announce(runner)
         runner.register_hook(report)

@@ -1,5 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Hooks of the tools: the test run's progress bar and report, and
+"""Hooks of the tools: the test run's report, and
 pretraining's checks, architecture record and first validation."""
 import json
 import math
@@ -16,63 +16,18 @@ from torch.utils.data import IterableDataset
 from groupvit_common.errors import TrainingDataError
 from groupvit_common.files import open_work_file
 from groupvit_common.tool_options import RANDOM_BANNER, weights_label
-from ..evaluation import (class_table_lines, describe_protocol, result_lines,
-                          run_lines)
+from ..evaluation import class_table_lines, describe_protocol, run_lines
 from ..utils.console import progress
 from ..weights.arch import HEADS, canonical, infer_arch
 from ..weights.download import is_remote
 
 
 @HOOKS.register_module()
-class ImageProgressHook(Hook):
-    """A progress bar over the test images on the main process; the images
-    a resumed run skips are said once, not counted.
-
-    Args:
-        stream (file, optional): Where to print; ``sys.stderr`` by default.
-    """
-
-    priority = 'LOW'
-
-    def __init__(self, stream=None) -> None:
-        self.stream, self._bar, self._left, self._step = stream, None, 0, 1
-
-    def before_test_epoch(self, runner) -> None:
-        if runner.rank != 0:
-            return
-        loader = runner.test_dataloader
-        total = len(loader.dataset)
-        todo = getattr(loader.sampler, 'todo', None)
-        todo = total if todo is None else len(todo)
-        message = f'images      {total}'
-        if todo != total:
-            message += (f' ({total - todo} already evaluated in this work '
-                        f'dir, {todo} to go)')
-        print(message, flush=True)
-        self._left = todo
-        self._step = (loader.batch_size or 1) * get_world_size()
-        self._bar = progress(todo, 'test', 'images', self.stream).__enter__()
-
-    def after_test_iter(self,
-                        runner,
-                        batch_idx,
-                        data_batch=None,
-                        outputs=None) -> None:
-        if self._bar is not None:
-            count = min(self._step, self._left)
-            self._left -= count
-            self._bar.advance(count)
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-
-
-@HOOKS.register_module()
 class TestReportHook(Hook):
-    """Write ``WORK_DIR/results.json`` after the test and, without
-    ``--verbose``, print the per-class table, metrics and files written.
+    """``tools/test.py``'s report: ``WORK_DIR/results.json`` and, without
+    ``--verbose``, what is run, a progress bar over the images (those a
+    resumed run skips are said once, not counted), the per-class table,
+    the metrics and the files written.
 
     Args:
         args (Namespace): ``tools/test.py``'s command line.
@@ -89,6 +44,7 @@ class TestReportHook(Hook):
         if checkpoint and not is_remote(checkpoint):
             checkpoint = osp.abspath(checkpoint)
         self.checkpoint = weights_label(checkpoint, args.seed)
+        self._bar = None
 
     def announce(self, runner) -> None:
         """Say what is run and warn of random weights."""
@@ -107,12 +63,40 @@ class TestReportHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         self._start = time.perf_counter()
+        loader = runner.test_dataloader
+        total = len(loader.dataset)
+        todo = getattr(loader.sampler, 'todo', None)
+        self._todo = None if todo is None else len(todo)
+        if runner.rank != 0 or not self.report:
+            return
+        todo = total if todo is None else len(todo)
+        message = f'images      {total}'
+        if todo != total:
+            message += (f' ({total - todo} already evaluated in this work '
+                        f'dir, {todo} to go)')
+        print(message, flush=True)
+        self._left = todo
+        self._step = (loader.batch_size or 1) * get_world_size()
+        self._bar = progress(todo, 'test', 'images').__enter__()
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
+                        outputs=None) -> None:
+        if self._bar is not None:
+            count = min(self._step, self._left)
+            self._left -= count
+            self._bar.advance(count)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         seconds = time.perf_counter() - self._start
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
         if runner.rank != 0:
             return
-        cfg, loader = runner.cfg, runner.test_loop.dataloader
+        cfg = runner.cfg
         per_class = next(
             (m.class_results for m in runner.test_evaluator.metrics
              if getattr(m, 'class_results', None) is not None), None)
@@ -130,7 +114,7 @@ class TestReportHook(Hook):
                 for k, v in (metrics or {}).items()
             },
             per_class=per_class,
-            images=len(loader.dataset),
+            images=len(runner.test_dataloader.dataset),
             seconds=round(seconds, 3),
             processes=get_world_size())
         if self.args.out is not None:
@@ -140,22 +124,27 @@ class TestReportHook(Hook):
         if not self.report:
             return
         evaluator = cfg.get('test_evaluator')
-        paths = [('results', osp.join(cfg.work_dir, 'results.json')),
-                 ('log', getattr(runner.logger, 'log_file', None)),
-                 ('progress', isinstance(evaluator, dict)
-                  and evaluator.get('progress_dir')),
-                 ('predictions', self.args.out),
-                 ('pictures', self.args.show_dir)]
-        todo = getattr(loader.sampler, 'todo', None)
-        lines = result_lines(
-            {
-                k.split('/')[-1]: v
-                for k, v in record['metrics'].items()
-            }, record['images'], seconds, paths,
-            None if todo is None else len(todo))
-        if self.args.random_weights:
-            lines[0] += '  [RANDOM WEIGHTS]'
-        print('\n'.join(class_table_lines(per_class) + lines), flush=True)
+        written = [(what, path) for what, path in (
+            ('results', osp.join(cfg.work_dir, 'results.json')),
+            ('log', getattr(runner.logger, 'log_file', None)),
+            ('progress',
+             isinstance(evaluator, dict) and evaluator.get('progress_dir')),
+            ('predictions', self.args.out), ('pictures', self.args.show_dir))
+                   if path]
+        width = max(len(what) for what, _ in written)
+        images = record['images']
+        run = images if self._todo is None else self._todo
+        recorded = (f', {images - run} more from the records'
+                    if run != images else '')
+        summary = '  '.join(f'{k.split("/")[-1]} {v:.2f}'
+                            for k, v in record['metrics'].items())
+        lines = class_table_lines(per_class) + [
+            f'metrics     {summary}' +
+            '  [RANDOM WEIGHTS]' * bool(self.args.random_weights),
+            f'time        {seconds:.1f} s for {run} images '
+            f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
+        ] + [f'  {what:<{width}}  {path}' for what, path in written]
+        print('\n'.join(lines), flush=True)
 
 
 def model_arch(model) -> dict:

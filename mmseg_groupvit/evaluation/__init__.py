@@ -4,17 +4,17 @@ and data, and resumable progress."""
 from .accuracy import Accuracy
 from .iou_metric import CheckedIoUMetric, PerClassIoUMetric, check_label_map
 from .progress import (ProgressWriter, SkipDoneSampler, describe_run,
-                       enable_progress, prepare_progress, read_progress)
+                       prepare_progress, read_progress)
 from .protocol import (class_table_lines, describe_protocol, format_protocol,
-                       is_classification_config, result_lines, run_lines)
+                       is_classification_config, run_lines)
 from .test_run import (check_dataset_paths, check_out_dir, prepare_test_run,
                        use_checked_loading)
 
 __all__ = [
     'Accuracy', 'CheckedIoUMetric', 'PerClassIoUMetric', 'check_label_map',
     'check_dataset_paths', 'check_out_dir', 'ProgressWriter',
-    'SkipDoneSampler', 'describe_run', 'enable_progress', 'prepare_progress',
-    'read_progress', 'class_table_lines', 'describe_protocol',
-    'format_protocol', 'is_classification_config', 'result_lines', 'run_lines',
-    'prepare_test_run', 'use_checked_loading'
+    'SkipDoneSampler', 'describe_run', 'prepare_progress', 'read_progress',
+    'class_table_lines', 'describe_protocol', 'format_protocol',
+    'is_classification_config', 'run_lines', 'prepare_test_run',
+    'use_checked_loading'
 ]

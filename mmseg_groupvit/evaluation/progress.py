@@ -11,7 +11,7 @@ import json
 import os
 import os.path as osp
 import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence, Sized
+from typing import Dict, Iterator, Optional, Sequence, Sized
 
 import numpy as np
 from mmengine.dataset import DefaultSampler
@@ -337,51 +337,6 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     with open_work_file(work_dir, f'{folder}/{META_FILE}', 'w') as f:
         json.dump(meta, f, indent=2)
     return 0
-
-
-def enable_progress(cfg,
-                    checkpoint: str,
-                    resume: bool = False,
-                    rank: int = 0,
-                    swaps: Optional[List[str]] = None) -> Optional[str]:
-    """Record per-image progress in ``WORK_DIR/progress`` (evaluator
-    :class:`CheckedIoUMetric`, sampler :class:`SkipDoneSampler`), in place;
-    ``swaps`` gets a ``KEY: OLD -> NEW`` line per value changed.
-
-    Returns:
-        str | None: The progress folder; None for a non-IoU evaluator.
-
-    Raises:
-        ProgressError: ``resume`` with records of another run, or with an
-            evaluator that cannot record progress.
-    """
-    swaps = [] if swaps is None else swaps
-    evaluator = cfg.get('test_evaluator', None)
-    if not isinstance(evaluator, dict) or evaluator.get('type') not in (
-            'IoUMetric', 'PerClassIoUMetric', 'CheckedIoUMetric'):
-        if resume:
-            raise ProgressError(
-                f'--resume needs test_evaluator to be one IoUMetric, '
-                f'PerClassIoUMetric or CheckedIoUMetric, got {evaluator!r}.')
-        return None
-    progress_dir = osp.join(cfg.work_dir, 'progress')
-    if evaluator['type'] != 'CheckedIoUMetric':
-        swaps.append(f'test_evaluator.type: {evaluator["type"]} -> '
-                     f'CheckedIoUMetric')
-        evaluator['type'] = 'CheckedIoUMetric'
-    swaps.append(f'test_evaluator.progress_dir: '
-                 f'{evaluator.get("progress_dir")} -> {progress_dir}')
-    evaluator['progress_dir'] = progress_dir
-    sampler = cfg.test_dataloader.get('sampler', {})
-    round_up = sampler.get('round_up', True)
-    cfg.test_dataloader.sampler = dict(
-        type='SkipDoneSampler', progress_dir=progress_dir, round_up=round_up)
-    swaps.append(f'test_dataloader.sampler: {sampler.get("type")} -> '
-                 f'SkipDoneSampler (skips the images recorded in '
-                 f'{progress_dir})')
-    if rank == 0:
-        prepare_progress(progress_dir, describe_run(cfg, checkpoint), resume)
-    return progress_dir
 
 
 @DATA_SAMPLERS.register_module()

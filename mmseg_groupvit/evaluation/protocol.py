@@ -2,7 +2,7 @@
 """The evaluation protocol of a config (what is measured, on which data,
 with which test-time settings) and the lines ``tools/test.py`` prints."""
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
@@ -90,34 +90,38 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         window=window)
 
 
-def format_templates(templates) -> str:
-    if templates is None:
-        return '-'
-    if isinstance(templates, str):
-        return templates
-    if len(templates) == 1:
-        return repr(templates[0])
-    return f'{len(templates)} custom: ' + ' / '.join(templates)
-
-
-def format_vocabulary(vocabulary: Optional[dict]) -> str:
-    if vocabulary is None:
-        return '-'
-    if 'dataset_name' in vocabulary:
-        return f'dataset_name={vocabulary["dataset_name"]}'
-    value = vocabulary['vocabulary']
-    return f'file {value}' if isinstance(value, str) else \
-        f'list of {len(value)}'
-
-
 def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
-    """:func:`describe_protocol`'s record as short texts (``resize``
-    ``'short 448, long <= 2048'``, ``window`` ``'slide 448x448 / 224x224'``,
-    ...)."""
+    """:func:`describe_protocol`'s record as the short texts of a table row
+    (``resize`` ``'short 448, long <= 2048'``, ``window`` ``'slide 448x448
+    / 224x224'``, ...)."""
+    templates, vocabulary = protocol['templates'], protocol['vocabulary']
+    if templates is not None and not isinstance(templates, str):
+        templates = (
+            repr(templates[0]) if len(templates) == 1 else
+            f'{len(templates)} custom: ' + ' / '.join(templates))
+    if vocabulary is not None:
+        value = vocabulary.get('vocabulary')
+        vocabulary = (f'dataset_name={vocabulary["dataset_name"]}'
+                      if 'dataset_name' in vocabulary else f'file {value}'
+                      if isinstance(value, str) else f'list of {len(value)}')
+    texts = dict(
+        templates='-' if templates is None else templates,
+        vocabulary='-' if vocabulary is None else vocabulary)
+    resize = protocol['resize']
+    if protocol.get('task') == 'classification':
+        shown = [f'{resize["edge"]} {resize["scale"]}'] if resize else []
+        if protocol['crop'] is not None:
+            shown.append(f'crop {protocol["crop"]}')
+        return dict(
+            texts,
+            classes='-',
+            resize=', '.join(shown) or 'none',
+            window='-',
+            bg_thresh='-')
     classes = str(protocol['num_classes'])
     if protocol['background']:
         classes += ' (incl. background)'
-    resize, window = protocol['resize'], protocol['window']
+    window = protocol['window']
     if not resize:
         resize_text = 'none'
     elif resize['keep_ratio'] and isinstance(resize['scale'], list) and len(
@@ -132,13 +136,12 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
     else:
         window_text = window.get('mode', 'whole')
     return dict(
+        texts,
         classes=classes,
         resize=resize_text,
         window=window_text,
         bg_thresh=('-' if protocol['bg_thresh'] is None else
-                   f'{protocol["bg_thresh"]:g}'),
-        templates=format_templates(protocol['templates']),
-        vocabulary=format_vocabulary(protocol['vocabulary']))
+                   f'{protocol["bg_thresh"]:g}'))
 
 
 def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
@@ -192,30 +195,3 @@ def class_table_lines(class_results: Optional[dict]) -> List[str]:
         lines.append(f'{str(name):<{width}}' + ''.join(f'{c:>8}'
                                                        for c in cells))
     return lines
-
-
-def result_lines(metrics: Dict[str, float],
-                 images: int,
-                 seconds: float,
-                 paths: Sequence[tuple],
-                 evaluated: Optional[int] = None) -> List[str]:
-    """The summary metrics, the time and the files written.
-
-    Args:
-        metrics (dict): mmseg's summary (``aAcc``, ``mIoU``, ...).
-        images (int): Images in the test set.
-        seconds (float): Time of the test loop.
-        paths (Sequence[tuple]): ``(what, path)`` written; None left out.
-        evaluated (int, optional): Images this run evaluated; None for all.
-    """
-    summary = '  '.join(f'{k} {float(v):.2f}' for k, v in metrics.items())
-    run = images if evaluated is None else evaluated
-    recorded = (f', {images - run} more from the records'
-                if run != images else '')
-    written = [(what, path) for what, path in paths if path]
-    width = max([len(w) for w, _ in written] + [0])
-    return [
-        f'metrics     {summary}',
-        f'time        {seconds:.1f} s for {run} images '
-        f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
-    ] + [f'  {what:<{width}}  {path}' for what, path in written]

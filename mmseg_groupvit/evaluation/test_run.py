@@ -11,14 +11,13 @@ from typing import List, Optional, Tuple
 from groupvit_common.errors import ConfigCheckError, ProgressError
 from groupvit_common.files import open_work_file, refuse_links
 from ..datasets.checked_transforms import use_checked_steps
-from .progress import enable_progress
-
-_KEY = 'test_dataloader.dataset'
+from .progress import describe_run, prepare_progress
 
 
-def check_dataset_paths(dataset: dict, key: str = _KEY) -> None:
+def check_dataset_paths(dataset: dict) -> None:
     """Raise ConfigCheckError unless ``data_root``, the ``data_prefix``
-    folders and the ``ann_file`` of a dataset config exist."""
+    folders and the ``ann_file`` of the test dataset config exist."""
+    key = 'test_dataloader.dataset'
     data_root = dataset.get('data_root') or ''
     if not isinstance(data_root, str):
         raise ConfigCheckError(
@@ -134,7 +133,9 @@ def prepare_test_run(cfg,
                      resume: bool = False,
                      rank: int = 0) -> Tuple[Optional[str], List[str]]:
     """Check the test data, switch to checked loading, lock the work dir
-    (rank 0) and record progress (:func:`enable_progress`), in place.
+    (rank 0) and, for an IoU evaluator, record progress in
+    ``WORK_DIR/progress`` (:class:`CheckedIoUMetric`,
+    :class:`SkipDoneSampler`), in place.
 
     Returns:
         tuple: The progress folder (None if not recorded) and the ``KEY:
@@ -142,12 +143,38 @@ def prepare_test_run(cfg,
 
     Raises:
         ConfigCheckError: Missing data folders or split file.
-        ProgressError: Records that cannot be resumed, or another run in
-            the same work dir.
+        ProgressError: Records that cannot be resumed, ``resume`` with an
+            evaluator that records none, or another run in the work dir.
     """
     check_dataset_paths(cfg.test_dataloader.dataset)
     swaps = use_checked_loading(cfg)
     if rank == 0:
         os.makedirs(cfg.work_dir, exist_ok=True)
         lock_work_dir(cfg.work_dir)
-    return enable_progress(cfg, checkpoint, resume, rank, swaps), swaps
+    evaluator = cfg.test_evaluator
+    if not isinstance(evaluator, dict) or evaluator.get('type') not in (
+            'IoUMetric', 'PerClassIoUMetric', 'CheckedIoUMetric'):
+        if resume:
+            raise ProgressError(
+                f'--resume needs test_evaluator to be one IoUMetric, '
+                f'PerClassIoUMetric or CheckedIoUMetric, got {evaluator!r}.')
+        return None, swaps
+    progress_dir = osp.join(cfg.work_dir, 'progress')
+    if evaluator['type'] != 'CheckedIoUMetric':
+        swaps.append(f'test_evaluator.type: {evaluator["type"]} -> '
+                     f'CheckedIoUMetric')
+        evaluator['type'] = 'CheckedIoUMetric'
+    swaps.append(f'test_evaluator.progress_dir: '
+                 f'{evaluator.get("progress_dir")} -> {progress_dir}')
+    evaluator['progress_dir'] = progress_dir
+    sampler = cfg.test_dataloader.get('sampler', {})
+    cfg.test_dataloader.sampler = dict(
+        type='SkipDoneSampler',
+        progress_dir=progress_dir,
+        round_up=sampler.get('round_up', True))
+    swaps.append(f'test_dataloader.sampler: {sampler.get("type")} -> '
+                 f'SkipDoneSampler (skips the images recorded in '
+                 f'{progress_dir})')
+    if rank == 0:
+        prepare_progress(progress_dir, describe_run(cfg, checkpoint), resume)
+    return progress_dir, swaps

@@ -9,8 +9,7 @@ import pytest
 from mmengine.config import Config
 
 from groupvit_common.errors import ProgressError
-from mmseg_groupvit.evaluation import (enable_progress, prepare_test_run,
-                                       use_checked_loading)
+from mmseg_groupvit.evaluation import prepare_test_run, use_checked_loading
 from tests.conftest import REPO, VOC_SAMPLE, swaps_of_a_test_run
 
 
@@ -77,8 +76,8 @@ def test_plain_steps_and_metric_of_a_user_config_are_swapped_and_said(
         type='CheckedResize', scale=(64, 32), keep_ratio=True)
     # Nothing left to swap the second time.
     assert use_checked_loading(cfg) == []
-    progress = enable_progress(cfg, checkpoint(tmp_path), rank=1, swaps=swaps)
-    assert swaps[3] == 'test_evaluator.type: IoUMetric -> CheckedIoUMetric'
+    progress, swaps = prepare_test_run(cfg, checkpoint(tmp_path), rank=1)
+    assert swaps[0] == 'test_evaluator.type: IoUMetric -> CheckedIoUMetric'
     assert cfg.test_evaluator == dict(
         type='CheckedIoUMetric', iou_metrics=['mIoU'], progress_dir=progress)
     assert cfg.test_dataloader.sampler.round_up is False
@@ -90,8 +89,7 @@ def test_other_evaluators_are_left_alone(tmp_path):
             work_dir=str(tmp_path),
             test_dataloader=dict(dataset=dict(pipeline=[])),
             test_evaluator=dict(type='Accuracy')))
-    swaps = []
-    assert enable_progress(cfg, checkpoint(tmp_path), swaps=swaps) is None
-    assert swaps == [] and cfg.test_evaluator.type == 'Accuracy'
+    assert prepare_test_run(cfg, checkpoint(tmp_path)) == (None, [])
+    assert cfg.test_evaluator.type == 'Accuracy'
     with pytest.raises(ProgressError, match='--resume needs test_evaluator'):
-        enable_progress(cfg, checkpoint(tmp_path), resume=True)
+        prepare_test_run(cfg, checkpoint(tmp_path), resume=True)
