@@ -177,12 +177,9 @@ MODES = dict(ours=None, mmseg_loop=None, naive=None)
 
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of slide inference on ``n`` real images (file read
-    included), the ``modes`` interleaved per image, and each mode's labels.
-
-    ``modes`` maps a path to what it needs: :data:`MODES`, ``onnxruntime``
-    (``(runner, class_embeds, bg_thresh)``), ``transformers`` (scores of
-    ``(model, windows, metas)``); the first is the one others are compared
-    to.
+    included), the ``modes`` interleaved per image, and each mode's labels;
+    ``modes``: :data:`MODES`, ``onnxruntime`` (``(runner, class_embeds,
+    bg_thresh)``), ``transformers`` (scores of ``(model, windows, metas)``).
     """
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
@@ -250,7 +247,7 @@ def onnx_runner(export, model, cfg, image, tmp, **options):
     return runner, class_embeds, runner.protocol['bg_thresh']
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark GroupViT zero-shot inference against '
         'transformers\' GroupViTModel',
@@ -264,7 +261,15 @@ def parse_args(argv=None):
         help='also time onnxruntime: an export folder of the same weights, '
         'or "auto" to export into a temporary folder')
     add('--json', action='store_true', help='a last line of JSON')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    quiet_warnings()
+    quiet_profiler()
+    with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
+        result = run(args, tmp)
+    print(report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result['agree'] else 1
 
 
 def run(args, tmp: str) -> dict:
@@ -433,18 +438,6 @@ def report(r: dict) -> str:
             f'  labels equal: {_pairs(images["label_agreement"], ".4%")}'
         ]
     return '\n'.join(lines)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    quiet_warnings()
-    quiet_profiler()
-    with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
-        result = run(args, tmp)
-    print(report(result))
-    if args.json:
-        print(json.dumps(result))
-    return 0 if result['agree'] else 1
 
 
 if __name__ == '__main__':

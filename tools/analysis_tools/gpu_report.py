@@ -25,7 +25,7 @@ FIXTURE = os.environ.get(
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT GPU report: correctness, then throughput',
         parents=[bench_options(osp.join(REPO, 'configs', 'groupvit_voc.py'))])
@@ -38,7 +38,15 @@ def parse_args(argv=None):
         repeat=3)
     parser.add_argument('--fixture', default=FIXTURE)
     parser.add_argument('--out', default=osp.join('outputs', 'gpu_report'))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    with exit_on_user_error():
+        report = run(args)
+    if report['dry_run']:
+        print('DRY RUN on CPU: every step ran, but no figure is a GPU '
+              'figure.')
+    print(table(report))
+    print(f'Wrote {osp.join(args.out, "report.json")} and report.md')
+    return report
 
 
 def fixture_check(device, fixture_dir, work_dir):
@@ -204,18 +212,6 @@ def run(args):
         json.dump(report, f, indent=2)
     with open(osp.join(args.out, 'report.md'), 'w') as f:
         f.write(table(report))
-    return report
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with exit_on_user_error():
-        report = run(args)
-    if report['dry_run']:
-        print('DRY RUN on CPU: every step ran, but no figure is a GPU '
-              'figure.')
-    print(table(report))
-    print(f'Wrote {osp.join(args.out, "report.json")} and report.md')
     return report
 
 
