@@ -237,9 +237,8 @@ def swapped_encode_decode(model, fn):
     ``compact_scores`` in the block."""
 
     def compact_scores(windows, class_embeds):
-        metas = [
-            dict(img_shape=windows.shape[2:], pad_shape=windows.shape[2:])
-        ] * len(windows)
+        shape = windows.shape[2:]
+        metas = [dict(img_shape=shape, pad_shape=shape)] * len(windows)
         scores = fn(model, windows, metas)
         batch, _, height, width = scores.shape
         pixel_group = torch.arange(height * width, device=scores.device)

@@ -10,7 +10,7 @@ import os.path as osp
 import sys
 import tempfile
 from statistics import median
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +71,7 @@ def peak_memory(fn: Callable, device: torch.device) -> int:
     return peak
 
 
-def reliability(loads: List[float],
-                times: dict,
-                cpus: Optional[int] = None) -> List[str]:
+def reliability(loads: List[float], times: dict, cpus: int) -> List[str]:
     """Why the ratios cannot be trusted (empty when they can)."""
     reasons = []
     if loads and max(loads) - min(loads) > LOAD_SPREAD:
@@ -83,8 +81,8 @@ def reliability(loads: List[float],
     if loads and cpus and max(loads) > cpus + LOAD_SPREAD:
         reasons.append(f'the load average reached {max(loads)} on '
                        f'{cpus} CPUs: other work took cores')
-    for call, part in (('ours_window', 'ours_backbone'), ('hf_window',
-                                                          'hf_backbone')):
+    for who in ('ours', 'hf'):
+        call, part = f'{who}_window', f'{who}_backbone'
         if call in times and part in times and \
                 times[call]['median'] < times[part]['median']:
             reasons.append(f'{call} took less than {part}, a part of it')
@@ -97,10 +95,7 @@ def naive_encode_decode(model, window, metas):
     class_embeds = model.text_encoder()
     feats = model.image_encoder(window)
     again = model.image_encoder(window)
-    feats = dict(
-        feats,
-        group_embeds=again['group_embeds'],
-        image_embeds=again['image_embeds'])
+    feats.update((k, again[k]) for k in ('group_embeds', 'image_embeds'))
     return model.decode_head.predict([window, feats, class_embeds], metas,
                                      model.test_cfg)
 

@@ -13,6 +13,7 @@ from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import add_cfg_options
@@ -27,23 +28,15 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 
 
 class _TensorOutputs(nn.Module):
-    """``fn``'s output as a flat tuple of tensors (all the tracer takes)."""
+    """``fn``'s tensors as a flat tuple (all the tracer takes)."""
 
     def __init__(self, module: nn.Module, fn):
         super().__init__()
         self.module, self.fn = module, fn
 
     def forward(self, *args):
-        out = self.fn(*args)
-        if isinstance(out, dict):
-            out = list(out.values())
-        if not isinstance(out, (list, tuple)):
-            return out
-        flat = []
-        for item in out:
-            items = item if isinstance(item, (list, tuple)) else [item]
-            flat.extend(t for t in items if isinstance(t, torch.Tensor))
-        return tuple(flat)
+        leaves = tree_flatten(self.fn(*args))[0]
+        return tuple(t for t in leaves if isinstance(t, torch.Tensor))
 
 
 def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:

@@ -137,14 +137,9 @@ def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
     if provider not in ort.get_available_providers():
         return dict(skipped='onnxruntime has no CUDA provider here '
                     '(pip install onnxruntime-gpu)')
-    onnx = onnx_runner(
-        'auto',
-        model.cpu(),
-        cfg,
-        dataset.get_data_info(0)['img_path'],
-        work_dir,
-        providers=[provider],
-        window_batch=8)
+    image, options = dataset.get_data_info(0)['img_path'], dict(
+        providers=[provider], window_batch=8)
+    onnx = onnx_runner('auto', model.cpu(), cfg, image, work_dir, **options)
     model.to(device)
     out, _ = image_throughput(model, dataset, num_images, repeat, device,
                               dict(onnxruntime=onnx), None)
