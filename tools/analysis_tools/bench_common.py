@@ -95,6 +95,14 @@ def setup(args) -> Tuple[object, torch.device]:
     return cfg, torch.device(device)
 
 
+def window_shape(cfg) -> Tuple[int, int]:
+    """The config's slide window, or 448x448 in whole mode."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
+        return tuple(test_cfg['crop_size'])
+    return (448, 448)
+
+
 def load_runtime():
     """The torch-free runner ``tools/deployment/groupvit_ort``, imported
     from its folder."""
@@ -113,19 +121,15 @@ def hf_config(arch: dict, image_size: int):
     """A ``transformers.GroupViTConfig`` of an architecture
     (``mmseg_groupvit.weights.arch``'s fields)."""
     from transformers import GroupViTConfig
-    vision, text = dict(arch['image_encoder']), dict(arch['text_encoder'])
-    projection = {
-        k: vision.pop(k)
-        for k in ('projection_dim', 'projection_intermediate_dim')
-    }
-    for k in projection:
-        text.pop(k, None)
+    keys = ('projection_dim', 'projection_intermediate_dim')
+    vision = dict(arch['image_encoder'])
+    projection = {k: vision.pop(k) for k in keys}
+    text = {k: v for k, v in arch['text_encoder'].items() if k not in keys}
     # transformers reads num_output_groups[i - 1] for every stage.
-    groups = list(vision['num_output_groups'])
+    groups, depths = list(vision['num_output_groups']), vision['depths']
     vision.update(
-        num_output_groups=groups + groups[-1:] *
-        (len(vision['depths']) - len(groups)),
-        num_hidden_layers=sum(vision['depths']),
+        num_output_groups=groups + groups[-1:] * (len(depths) - len(groups)),
+        num_hidden_layers=sum(depths),
         image_size=image_size)
     return GroupViTConfig(vision_config=vision, text_config=text, **projection)
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from bench_common import (REPO, add_shape_option, bench_options, build_dataset,
                           build_model, build_reference, load_average,
                           load_runtime, machine, setup, share_equal,
-                          swapped_encode_decode, time_interleaved)
-from get_flops import window_shape
+                          swapped_encode_decode, time_interleaved,
+                          window_shape)
 from mmengine.dataset import pseudo_collate
 from torch.profiler import ProfilerActivity, profile
 

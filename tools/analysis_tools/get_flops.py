@@ -5,10 +5,10 @@
 import argparse
 import math
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import torch
-from bench_common import add_shape_option, build_model, setup
+from bench_common import add_shape_option, build_model, setup, window_shape
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
@@ -83,14 +83,6 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
             all=params[''],
             image_encoder=params['image_encoder'],
             text_encoder=params['text_encoder']))
-
-
-def window_shape(cfg) -> Tuple[int, int]:
-    """The config's slide window, or 448x448 in whole mode."""
-    test_cfg = cfg.model.get('test_cfg') or {}
-    if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
-        return tuple(test_cfg['crop_size'])
-    return (448, 448)
 
 
 def format_flop(multiply_adds: int) -> str:

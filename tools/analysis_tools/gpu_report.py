@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, bench_options, build_dataset,
                           build_model, build_reference, machine, setup,
-                          share_equal)
+                          share_equal, window_shape)
 from benchmark import image_throughput, onnx_runner
 
 from groupvit_common.errors import error_line, exit_on_user_error
@@ -195,8 +195,7 @@ def run(args):
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
     model = build_model(cfg, args.checkpoint, 'cpu', args.seed)
-    crop = tuple(cfg.model.test_cfg['crop_size'])
-    hf = build_reference(model, crop, cfg.model).to(device)
+    hf = build_reference(model, window_shape(cfg), cfg.model).to(device)
     model.to(device)
     report['throughput'], report['precision'] = throughput(
         model, hf, dataset, num_images, device, args.repeat)
