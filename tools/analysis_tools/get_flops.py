@@ -46,11 +46,9 @@ def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
         module = _TensorOutputs(module, fn)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs, )
-    analyzer = FlopAnalyzer(module, inputs)
+    analyzer = FlopAnalyzer(module, inputs).unsupported_ops_warnings(False)
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer
+    return analyzer.uncalled_modules_warnings(False)
 
 
 def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
