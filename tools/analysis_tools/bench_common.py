@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What the benchmark tools share: options, set-up, transformers'
-``GroupViTModel`` with our weights, interleaved timing and peak memory."""
+``GroupViTModel`` with our weights, interleaved timing."""
 import argparse
 import contextlib
 import functools
@@ -16,7 +16,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from mmengine.registry import init_default_scope
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import (ConfigValueError, error_line,
                                     exit_on_user_error)
@@ -58,16 +57,14 @@ def add_shape_option(parser: argparse.ArgumentParser,
 
         def __call__(self, parser, namespace, values, option_string=None):
             if len(values) > 2 or min(values) < 1:
-                raise SystemExit(
-                    error_line('--shape takes H or H W, '
-                               'positive pixel counts.'))
-            if square and values[0] != values[-1]:
-                raise SystemExit(
-                    error_line(f'--shape {values[0]} {values[-1]}: '
-                               f'transformers\' GroupViTModel only runs '
-                               f'square windows; give one side, e.g. '
-                               f'--shape {values[0]}.'))
-            setattr(namespace, self.dest, (values[0], values[-1]))
+                problem = '--shape takes H or H W, positive pixel counts.'
+            elif square and values[0] != values[-1]:
+                problem = (f'--shape {values[0]} {values[-1]}: transformers\' '
+                           f'GroupViTModel only runs square windows; give '
+                           f'one side, e.g. --shape {values[0]}.')
+            else:
+                return setattr(namespace, self.dest, (values[0], values[-1]))
+            raise SystemExit(error_line(problem))
 
     parser.add_argument(
         '--shape',
@@ -81,9 +78,10 @@ def add_shape_option(parser: argparse.ArgumentParser,
 def setup(args) -> Tuple[object, torch.device]:
     """The checked config of ``args`` and the device; bad input exits with
     one error line."""
-    checkpoint = getattr(args, 'checkpoint', None)
     problem = check_paths(
-        args.config, checkpoint, checkpoint_option='--checkpoint')
+        args.config,
+        getattr(args, 'checkpoint', None),
+        checkpoint_option='--checkpoint')
     if problem:
         raise SystemExit(error_line(problem))
     device = getattr(args, 'device', 'cpu')
@@ -95,6 +93,14 @@ def setup(args) -> Tuple[object, torch.device]:
         cfg = read_config(args.config, options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     return cfg, torch.device(device)
+
+
+def window_shape(cfg) -> Tuple[int, int]:
+    """The config's slide window, or 448x448 in whole mode."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
+        return tuple(test_cfg['crop_size'])
+    return (448, 448)
 
 
 def load_runtime():
@@ -115,42 +121,26 @@ def hf_config(arch: dict, image_size: int):
     """A ``transformers.GroupViTConfig`` of an architecture
     (``mmseg_groupvit.weights.arch``'s fields)."""
     from transformers import GroupViTConfig
-    vision, text = dict(arch['image_encoder']), dict(arch['text_encoder'])
-    projection = {
-        k: vision.pop(k)
-        for k in ('projection_dim', 'projection_intermediate_dim')
-    }
-    for k in projection:
-        text.pop(k, None)
+    keys = ('projection_dim', 'projection_intermediate_dim')
+    vision = dict(arch['image_encoder'])
+    projection = {k: vision.pop(k) for k in keys}
+    text = {k: v for k, v in arch['text_encoder'].items() if k not in keys}
     # transformers reads num_output_groups[i - 1] for every stage.
-    groups = list(vision['num_output_groups'])
+    groups, depths = list(vision['num_output_groups']), vision['depths']
     vision.update(
-        num_output_groups=groups + groups[-1:] *
-        (len(vision['depths']) - len(groups)),
-        num_hidden_layers=sum(vision['depths']),
+        num_output_groups=groups + groups[-1:] * (len(depths) - len(groups)),
+        num_hidden_layers=sum(depths),
         image_size=image_size)
     return GroupViTConfig(vision_config=vision, text_config=text, **projection)
-
-
-def model_arch(model: nn.Module, cfg_model=None) -> dict:
-    """A segmentor's architecture, with ``cfg_model``'s activation and
-    LayerNorm epsilon when it sets them."""
-    from mmseg_groupvit.engine.hooks import model_arch as recorded_arch
-    arch = recorded_arch(model)
-    for key, part in arch.items():
-        section = (cfg_model or {}).get(key, {})
-        part.update({
-            f: section[f]
-            for f in ('hidden_act', 'layer_norm_eps') if f in section
-        })
-    return arch
 
 
 def build_reference(model: nn.Module,
                     window: Tuple[int, int],
                     cfg_model: Optional[dict] = None) -> nn.Module:
     """transformers' ``GroupViTModel`` (eval) with ``model``'s weights for
-    the square ``window`` (``ConfigValueError`` for another)."""
+    the square ``window`` (``ConfigValueError`` for another); ``cfg_model``'s
+    activation and LayerNorm epsilon where it sets them."""
+    from mmseg_groupvit.engine.hooks import model_arch
     try:
         import transformers
     except ImportError:
@@ -162,8 +152,12 @@ def build_reference(model: nn.Module,
             f'transformers\' GroupViTModel only runs square windows; the '
             f'window is {window[0]}x{window[1]}. Set a square '
             f'model.test_cfg.crop_size (--cfg-options) or --shape.')
-    config = hf_config(model_arch(model, cfg_model), window[0])
-    hf = transformers.GroupViTModel(config).eval()
+    arch = model_arch(model)
+    for key, part in arch.items():
+        section = (cfg_model or {}).get(key, {})
+        part.update((f, section[f]) for f in ('hidden_act', 'layer_norm_eps')
+                    if f in section)
+    hf = transformers.GroupViTModel(hf_config(arch, window[0])).eval()
     # convert_hf of the keys' indices says where each key's tensor is.
     keys, ours = list(hf.state_dict()), model.state_dict()
     state = {}
@@ -247,9 +241,8 @@ def swapped_encode_decode(model, fn):
     ``compact_scores`` in the block."""
 
     def compact_scores(windows, class_embeds):
-        metas = [
-            dict(img_shape=windows.shape[2:], pad_shape=windows.shape[2:])
-        ] * len(windows)
+        shape = windows.shape[2:]
+        metas = [dict(img_shape=shape, pad_shape=shape)] * len(windows)
         scores = fn(model, windows, metas)
         batch, _, height, width = scores.shape
         pixel_group = torch.arange(height * width, device=scores.device)
@@ -268,10 +261,9 @@ def machine(device: torch.device) -> Dict[str, object]:
     """What the numbers were measured on."""
     import transformers
     cpu = platform.processor() or platform.machine()
-    if osp.isfile('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip()
-                        for line in f if line.startswith('model name')), cpu)
+    with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
+        cpu = next((line.split(':', 1)[1].strip()
+                    for line in f if line.startswith('model name')), cpu)
     info = dict(
         cpu=cpu,
         cpu_count=os.cpu_count(),
@@ -283,12 +275,6 @@ def machine(device: torch.device) -> Dict[str, object]:
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
     return info
-
-
-def sync(device) -> None:
-    device = torch.device(device)
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def load_average() -> Optional[float]:
@@ -307,15 +293,19 @@ def time_interleaved(fns: Dict[str, Callable],
     """Best, median and every round's (``runs``) seconds of each function,
     all run once per round so that load changes hit them alike; the load
     average of each timed round appended to ``loads``."""
-    times = {name: [] for name in fns}
+    device, times = torch.device(device), {name: [] for name in fns}
+
+    def clock():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     for round_ in range(warmup + repeat):
         for name, fn in fns.items():
-            sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
-            sync(device)
             if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
         load = load_average() if round_ >= warmup else None
         if loads is not None and load is not None:
             loads.append(load)
@@ -327,33 +317,7 @@ def time_interleaved(fns: Dict[str, Callable],
     }
 
 
-def ratio(times: dict, slower: str, faster: str) -> float:
-    """The median of the rounds' time ratios ``slower / faster``."""
-    return median(
-        [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
-
-
 def share_equal(a: list, b: list) -> float:
     """The share of equal values of two lists of label arrays."""
     same = sum(int((x == y).sum()) for x, y in zip(a, b))
     return same / max(sum(x.size for x in a), 1)
-
-
-def peak_memory(fn: Callable, device: torch.device) -> int:
-    """Peak bytes of tensor memory allocated during ``fn()`` (on CPU from
-    the profiler's records)."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - base
-    with profile(
-            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    current = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    return peak

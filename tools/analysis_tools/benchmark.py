@@ -9,16 +9,18 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import List, Optional
+from statistics import median
+from typing import Callable, List
 
 import torch
 import torch.nn.functional as F
 from bench_common import (REPO, add_shape_option, bench_options, build_dataset,
                           build_model, build_reference, load_average,
-                          load_runtime, machine, peak_memory, ratio, setup,
-                          share_equal, swapped_encode_decode, time_interleaved)
-from get_flops import window_shape
+                          load_runtime, machine, setup, share_equal,
+                          swapped_encode_decode, time_interleaved,
+                          window_shape)
 from mmengine.dataset import pseudo_collate
+from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import weights_label
@@ -33,17 +35,43 @@ MiB = 2.0**20
 LOAD_SPREAD = 1.0
 #: The per-window rows of the report: label, ours, reference (the ratio is
 #: the reference's time over ours).
-ROWS = (('full zero-shot call', 'ours_window', 'hf_window'),
-        ('  transformers, prompts padded to the longest', 'ours_window',
-         'hf_window_padded_longest'), ('vision backbone', 'ours_backbone',
-                                       'hf_backbone'),
-        ('text encoder (ours: once per vocabulary)', 'ours_text', 'hf_text'),
-        ('onnxruntime image.onnx (CPU)', 'ours_window', 'onnxruntime_window'))
+ROWS = (
+    ('full zero-shot call', 'ours_window', 'hf_window'),
+    ('  transformers, prompts padded to the longest', 'ours_window',
+     'hf_window_padded_longest'),
+    ('vision backbone', 'ours_backbone', 'hf_backbone'),
+    ('text encoder (ours: once per vocabulary)', 'ours_text', 'hf_text'),
+    ('onnxruntime image.onnx (CPU)', 'ours_window', 'onnxruntime_window'),
+)
 
 
-def reliability(loads: List[float],
-                times: dict,
-                cpus: Optional[int] = None) -> List[str]:
+def ratio(times: dict, slower: str, faster: str) -> float:
+    """The median of the rounds' time ratios ``slower / faster``."""
+    return median(
+        [a / b for a, b in zip(times[slower]['runs'], times[faster]['runs'])])
+
+
+def peak_memory(fn: Callable, device: torch.device) -> int:
+    """Peak bytes of tensor memory allocated during ``fn()`` (on CPU from
+    the profiler's records)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+def reliability(loads: List[float], times: dict, cpus: int) -> List[str]:
     """Why the ratios cannot be trusted (empty when they can)."""
     reasons = []
     if loads and max(loads) - min(loads) > LOAD_SPREAD:
@@ -53,8 +81,8 @@ def reliability(loads: List[float],
     if loads and cpus and max(loads) > cpus + LOAD_SPREAD:
         reasons.append(f'the load average reached {max(loads)} on '
                        f'{cpus} CPUs: other work took cores')
-    for call, part in (('ours_window', 'ours_backbone'), ('hf_window',
-                                                          'hf_backbone')):
+    for who in ('ours', 'hf'):
+        call, part = f'{who}_window', f'{who}_backbone'
         if call in times and part in times and \
                 times[call]['median'] < times[part]['median']:
             reasons.append(f'{call} took less than {part}, a part of it')
@@ -67,10 +95,7 @@ def naive_encode_decode(model, window, metas):
     class_embeds = model.text_encoder()
     feats = model.image_encoder(window)
     again = model.image_encoder(window)
-    feats = dict(
-        feats,
-        group_embeds=again['group_embeds'],
-        image_embeds=again['image_embeds'])
+    feats.update((k, again[k]) for k in ('group_embeds', 'image_embeds'))
     return model.decode_head.predict([window, feats, class_embeds], metas,
                                      model.test_cfg)
 
@@ -122,9 +147,9 @@ def agreement(model, hf, window, tokens, metas):
                                   vision.last_hidden_state),
             segmentation_logits_over_scale2=max_diff(
                 seg, out.segmentation_logits / scale**2))
-        for i, (a,
-                b) in enumerate(zip(feats['soft_assigns'], vision.attentions)):
-            diffs[f'soft_grouping_{i + 1}'] = max_diff(a, b)
+        pairs = zip(feats['soft_assigns'], vision.attentions)
+        for i, (a, b) in enumerate(pairs, 1):
+            diffs[f'soft_grouping_{i}'] = max_diff(a, b)
         hf_feats = dict(
             soft_assigns=list(vision.attentions),
             grid=feats['grid'],
@@ -140,29 +165,26 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-def image_throughput(model,
-                     dataset,
-                     num_images,
-                     repeat,
-                     device,
-                     advance=None,
-                     modes=('ours', 'mmseg_loop', 'naive'),
-                     onnx=None,
-                     hf_scores=None):
-    """images/s of slide inference on real images (file read included),
-    interleaved per image: ours, mmseg's window loop, the original protocol
-    (``naive``), ``onnxruntime`` (``onnx``: ``(runner, class_embeds,
-    bg_thresh)``), ``transformers`` (``hf_scores``); and each mode's labels.
+#: The slide paths of :func:`image_throughput` (``naive``: the original
+#: protocol, two encoder passes a window).
+MODES = dict(ours=None, mmseg_loop=None, naive=None)
+
+
+def image_throughput(model, dataset, n, repeat, device, modes, advance):
+    """images/s of slide inference on ``n`` real images (file read
+    included), the ``modes`` interleaved per image, and each mode's labels;
+    ``modes``: :data:`MODES`, ``onnxruntime`` (``(runner, class_embeds,
+    bg_thresh)``), ``transformers`` (scores of ``(model, windows, metas)``).
     """
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
-    n = min(num_images, len(dataset))
     shapes = {}
 
     def run(mode, i):
         if mode == 'onnxruntime':
+            runner, *rest = modes[mode]
             path = dataset.get_data_info(i)['img_path']
-            return onnx[0].predict_file(path, *onnx[1:])[1]
+            return runner.predict_file(path, *rest)[1]
         batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
         inputs, samples = batch['inputs'], batch['data_samples']
         shapes[i] = inputs.shape[-2:]
@@ -172,7 +194,7 @@ def image_throughput(model,
         elif mode == 'mmseg_loop':
             logits = slide(model, inputs, metas)
         elif mode == 'transformers':
-            with swapped_encode_decode(model, hf_scores):
+            with swapped_encode_decode(model, modes[mode]):
                 logits = model.inference(inputs, metas)
         else:
             with swapped_encode_decode(model, naive_encode_decode):
@@ -180,7 +202,6 @@ def image_throughput(model,
         out = model.postprocess_result(logits, samples)
         return out[0].pred_sem_seg.data[0].cpu().numpy()
 
-    modes += ('onnxruntime', ) * bool(onnx)
     seconds, labels = dict.fromkeys(modes, 0.), {m: [] for m in modes}
     for i in range(n):
         last = {}
@@ -188,30 +209,25 @@ def image_throughput(model,
         def call(mode, i=i):
             last[mode] = run(mode, i)
 
+        fns = {m: functools.partial(call, m) for m in modes}
         with torch.no_grad():
-            times = time_interleaved(
-                {m: functools.partial(call, m)
-                 for m in modes}, repeat, int(i == 0), device)
+            times = time_interleaved(fns, repeat, int(i == 0), device)
         for m in modes:
             seconds[m] += times[m]['median']
             labels[m].append(last[m])
         if advance is not None:
             advance()
+    crop, stride = model.test_cfg.crop_size, model.test_cfg.stride
     windows = sum(
-        len(
-            window_boxes(h, w, model.test_cfg.crop_size,
-                         model.test_cfg.stride)) for h, w in shapes.values())
-    return dict(
-        num_images=n,
-        windows_per_image=windows / max(n, 1),
-        images_per_s={
-            m: n / t
-            for m, t in seconds.items()
-        },
-        label_agreement={
-            f'ours_vs_{m}': share_equal(labels['ours'], labels[m])
-            for m in modes[1:]
-        }), labels
+        len(window_boxes(*hw, crop, stride)) for hw in shapes.values())
+    first, *others = modes
+    result = dict(num_images=n, windows_per_image=windows / max(n, 1))
+    result['images_per_s'] = {m: n / t for m, t in seconds.items()}
+    result['label_agreement'] = {
+        f'{first}_vs_{m}': share_equal(labels[first], labels[m])
+        for m in others
+    }
+    return result, labels
 
 
 def onnx_runner(export, model, cfg, image, tmp, **options):
@@ -226,7 +242,7 @@ def onnx_runner(export, model, cfg, image, tmp, **options):
     return runner, class_embeds, runner.protocol['bg_thresh']
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark GroupViT zero-shot inference against '
         'transformers\' GroupViTModel',
@@ -240,7 +256,15 @@ def parse_args(argv=None):
         help='also time onnxruntime: an export folder of the same weights, '
         'or "auto" to export into a temporary folder')
     add('--json', action='store_true', help='a last line of JSON')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    quiet_warnings()
+    quiet_profiler()
+    with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
+        result = run(args, tmp)
+    print(report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result['agree'] else 1
 
 
 def run(args, tmp: str) -> dict:
@@ -248,8 +272,7 @@ def run(args, tmp: str) -> dict:
     cfg, device = setup(args)
     shape = args.shape or window_shape(cfg)
     load_start, loads = load_average(), []
-
-    say('building ours and the transformers reference')
+    print('benchmark: building ours and the reference', file=sys.stderr)
     model = build_model(cfg, args.checkpoint, device, args.seed)
     hf = build_reference(model, shape, cfg.model).to(device)
     dataset = build_dataset(cfg, args.data_root) if args.num_images else None
@@ -259,7 +282,6 @@ def run(args, tmp: str) -> dict:
     tokens = model.text_encoder.tokenize(prompts).to(device)
     longest = int(tokens.argmax(-1).max()) + 1
     short_tokens = tokens[:, :longest].contiguous()
-    encoder = model.image_encoder
     onnx = None
     if args.onnx and device.type != 'cpu':
         print('note: the onnxruntime figures are measured on CPU only; run '
@@ -271,18 +293,16 @@ def run(args, tmp: str) -> dict:
         onnx = onnx_runner(
             args.onnx, model, cfg, image, tmp, threads=args.threads)
 
+    def hf_call(ids):
+        return hf(input_ids=ids, pixel_values=window, output_segmentation=True)
+
     with torch.no_grad():
         model.text_encoder()  # cached, as for every window after the first
         fns = dict(
             ours_window=lambda: model.encode_decode(window, metas),
-            hf_window=lambda:
-            hf(input_ids=tokens, pixel_values=window, output_segmentation=True
-               ),
-            hf_window_padded_longest=lambda: hf(
-                input_ids=short_tokens,
-                pixel_values=window,
-                output_segmentation=True),
-            ours_backbone=lambda: encoder.forward_features(window),
+            hf_window=lambda: hf_call(tokens),
+            hf_window_padded_longest=lambda: hf_call(short_tokens),
+            ours_backbone=lambda: model.image_encoder.forward_features(window),
             hf_backbone=lambda: hf.vision_model(
                 pixel_values=window, output_attentions=True),
             ours_text=lambda: model.text_encoder.encode_tokens(tokens),
@@ -307,21 +327,21 @@ def run(args, tmp: str) -> dict:
                 export=args.onnx,
                 window_max_abs_diff=max_diff(scores, ours),
                 window_labels_equal=labels_equal(scores, ours))
-    say('checking that ours and the reference agree')
+    print('benchmark: checking that they agree', file=sys.stderr)
     diffs, head = agreement(model, hf, window, tokens, metas)
     images = None
     if dataset is not None and args.num_images > 0:
         count = min(args.num_images, len(dataset))
+        modes = dict(MODES, onnxruntime=onnx) if onnx else MODES
         with progress(count, 'whole images', 'images') as bar:
-            images, _ = image_throughput(
-                model,
-                dataset,
-                args.num_images,
-                args.image_repeat,
-                device,
-                bar.advance,
-                onnx=onnx)
+            images, _ = image_throughput(model, dataset, count,
+                                         args.image_repeat, device, modes,
+                                         bar.advance)
     max_abs = max(diffs.values())
+    speedup = {
+        ref: ratio(times, ref, ours)
+        for _, ours, ref in ROWS if ref in times
+    }
     return dict(
         config=args.config,
         window=list(shape),
@@ -329,7 +349,7 @@ def run(args, tmp: str) -> dict:
         num_prompts=len(prompts),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         autocast=model.test_cfg.get('autocast') or 'fp32',
-        window_batch=(model.test_cfg or {}).get('window_batch')
+        window_batch=model.test_cfg.get('window_batch')
         or DEFAULT_WINDOW_BATCH,
         weights=weights_label(args.checkpoint, args.seed),
         machine=machine(device),
@@ -343,12 +363,9 @@ def run(args, tmp: str) -> dict:
             k: dict(best=t['best'] * 1e3, median=t['median'] * 1e3)
             for k, t in times.items()
         },
-        speedup={
-            ref: ratio(times, ref, ours)
-            for _, ours, ref in ROWS if ref in times
-        },
-        speedup_window=ratio(times, 'hf_window', 'ours_window'),
-        speedup_backbone=ratio(times, 'hf_backbone', 'ours_backbone'),
+        speedup=speedup,
+        speedup_window=speedup['hf_window'],
+        speedup_backbone=speedup['hf_backbone'],
         unreliable=reliability(loads, times, os.cpu_count()),
         peak_mem_mib={
             k: v / MiB
@@ -416,23 +433,6 @@ def report(r: dict) -> str:
             f'  labels equal: {_pairs(images["label_agreement"], ".4%")}'
         ]
     return '\n'.join(lines)
-
-
-def say(message: str) -> None:
-    """Progress on standard error (the report goes to standard output)."""
-    print(f'benchmark: {message}', file=sys.stderr, flush=True)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    quiet_warnings()
-    quiet_profiler()
-    with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
-        result = run(args, tmp)
-    print(report(result))
-    if args.json:
-        print(json.dumps(result))
-    return 0 if result['agree'] else 1
 
 
 if __name__ == '__main__':

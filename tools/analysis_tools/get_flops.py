@@ -5,14 +5,15 @@
 import argparse
 import math
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import torch
-from bench_common import add_shape_option, build_model, setup
+from bench_common import add_shape_option, build_model, setup, window_shape
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import add_cfg_options
@@ -27,23 +28,15 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 
 
 class _TensorOutputs(nn.Module):
-    """``fn``'s output as a flat tuple of tensors (all the tracer takes)."""
+    """``fn``'s tensors as a flat tuple (all the tracer takes)."""
 
     def __init__(self, module: nn.Module, fn):
         super().__init__()
         self.module, self.fn = module, fn
 
     def forward(self, *args):
-        out = self.fn(*args)
-        if isinstance(out, dict):
-            out = list(out.values())
-        if not isinstance(out, (list, tuple)):
-            return out
-        flat = []
-        for item in out:
-            items = item if isinstance(item, (list, tuple)) else [item]
-            flat.extend(t for t in items if isinstance(t, torch.Tensor))
-        return tuple(flat)
+        leaves = tree_flatten(self.fn(*args))[0]
+        return tuple(t for t in leaves if isinstance(t, torch.Tensor))
 
 
 def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
@@ -53,11 +46,9 @@ def count_flops(module: nn.Module, inputs, fn=None) -> FlopAnalyzer:
         module = _TensorOutputs(module, fn)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs, )
-    analyzer = FlopAnalyzer(module, inputs)
+    analyzer = FlopAnalyzer(module, inputs).unsupported_ops_warnings(False)
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer
+    return analyzer.uncalled_modules_warnings(False)
 
 
 def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
@@ -90,14 +81,6 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
             all=params[''],
             image_encoder=params['image_encoder'],
             text_encoder=params['text_encoder']))
-
-
-def window_shape(cfg) -> Tuple[int, int]:
-    """The config's slide window, or 448x448 in whole mode."""
-    test_cfg = cfg.model.get('test_cfg') or {}
-    if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
-        return tuple(test_cfg['crop_size'])
-    return (448, 448)
 
 
 def format_flop(multiply_adds: int) -> str:

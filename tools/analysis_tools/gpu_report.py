@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, bench_options, build_dataset,
                           build_model, build_reference, machine, setup,
-                          share_equal)
+                          share_equal, window_shape)
 from benchmark import image_throughput, onnx_runner
 
 from groupvit_common.errors import error_line, exit_on_user_error
@@ -25,7 +25,7 @@ FIXTURE = os.environ.get(
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='GroupViT GPU report: correctness, then throughput',
         parents=[bench_options(osp.join(REPO, 'configs', 'groupvit_voc.py'))])
@@ -38,7 +38,15 @@ def parse_args(argv=None):
         repeat=3)
     parser.add_argument('--fixture', default=FIXTURE)
     parser.add_argument('--out', default=osp.join('outputs', 'gpu_report'))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    with exit_on_user_error():
+        report = run(args)
+    if report['dry_run']:
+        print('DRY RUN on CPU: every step ran, but no figure is a GPU '
+              'figure.')
+    print(table(report))
+    print(f'Wrote {osp.join(args.out, "report.json")} and report.md')
+    return report
 
 
 def fixture_check(device, fixture_dir, work_dir):
@@ -103,23 +111,18 @@ def throughput(model, hf, dataset, num_images, device, repeat):
     rates, labels, saved = {}, {}, model.test_cfg.get('autocast')
     for precision in PRECISIONS:
         model.test_cfg['autocast'] = None if precision == 'fp32' else precision
-        out, labels[precision] = image_throughput(
-            model,
-            dataset,
-            num_images,
-            repeat,
-            device,
-            modes=('ours', 'transformers'),
-            hf_scores=functools.partial(hf_encode_decode, hf, tokens,
-                                        precision))
+        scores = functools.partial(hf_encode_decode, hf, tokens, precision)
+        modes = dict(ours=None, transformers=scores)
+        out, labels[precision] = image_throughput(model, dataset, num_images,
+                                                  repeat, device, modes, None)
         rates.update((f'{who}_{precision}', v)
                      for who, v in out['images_per_s'].items())
     model.test_cfg['autocast'] = saved
-    agreement = {
-        p: share_equal(labels['fp32']['ours'], labels[p]['ours'])
+    fp32 = labels['fp32']['ours']
+    return rates, {
+        p: share_equal(fp32, labels[p]['ours'])
         for p in PRECISIONS[1:]
     }
-    return rates, agreement
 
 
 def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
@@ -134,17 +137,12 @@ def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
     if provider not in ort.get_available_providers():
         return dict(skipped='onnxruntime has no CUDA provider here '
                     '(pip install onnxruntime-gpu)')
-    onnx = onnx_runner(
-        'auto',
-        model.cpu(),
-        cfg,
-        dataset.get_data_info(0)['img_path'],
-        work_dir,
-        providers=[provider],
-        window_batch=8)
+    image, options = dataset.get_data_info(0)['img_path'], dict(
+        providers=[provider], window_batch=8)
+    onnx = onnx_runner('auto', model.cpu(), cfg, image, work_dir, **options)
     model.to(device)
-    out, _ = image_throughput(
-        model, dataset, num_images, repeat, device, modes=(), onnx=onnx)
+    out, _ = image_throughput(model, dataset, num_images, repeat, device,
+                              dict(onnxruntime=onnx), None)
     return dict(
         provider=provider, images_per_s=out['images_per_s']['onnxruntime'])
 
@@ -155,9 +153,8 @@ def table(report):
     name = m.get('gpu') or f'{m["cpu"]} (dry run on CPU: not a GPU figure)'
     t = report['throughput']
     lines = [
-        '| device | precision | ours (img/s) | transformers (img/s) | '
-        'ratio | labels equal to fp32 |', '| --- | --- | --- | --- | --- | '
-        '--- |'
+        '| device | precision | ours (img/s) | transformers (img/s) | ratio '
+        '| labels equal to fp32 |', '| --- ' * 6 + '|'
     ]
     for precision in PRECISIONS:
         ours, hf = t[f'ours_{precision}'], t[f'transformers_{precision}']
@@ -198,8 +195,7 @@ def run(args):
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
     model = build_model(cfg, args.checkpoint, 'cpu', args.seed)
-    crop = tuple(cfg.model.test_cfg['crop_size'])
-    hf = build_reference(model, crop, cfg.model).to(device)
+    hf = build_reference(model, window_shape(cfg), cfg.model).to(device)
     model.to(device)
     report['throughput'], report['precision'] = throughput(
         model, hf, dataset, num_images, device, args.repeat)
@@ -210,18 +206,6 @@ def run(args):
         json.dump(report, f, indent=2)
     with open(osp.join(args.out, 'report.md'), 'w') as f:
         f.write(table(report))
-    return report
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with exit_on_user_error():
-        report = run(args)
-    if report['dry_run']:
-        print('DRY RUN on CPU: every step ran, but no figure is a GPU '
-              'figure.')
-    print(table(report))
-    print(f'Wrote {osp.join(args.out, "report.json")} and report.md')
     return report
 
 

@@ -47,8 +47,7 @@ def plot(curves: dict, out: str) -> None:
             continue
         steps = sorted(values)
         left.plot(steps, [values[s] for s in steps], label=name)
-    left.set_xlabel('step')
-    left.set_ylabel('loss')
+    left.set(xlabel='step', ylabel='loss')
     left.legend()
     miou = curves.get('mIoU', {})
     steps = sorted(miou)
