@@ -73,7 +73,7 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         help='override config settings: KEY=VALUE, KEY="[(a,b),(c,d)]"')
 
 
-def _number_in(kind: type, low, high, message: str):
+def number_in(kind: type, low, high, message: str):
     """An argparse type: ``kind(text)`` in ``[low, high]``, else
     ``message`` (``{text}``: the text given)."""
 
@@ -98,7 +98,7 @@ def weight_options() -> argparse.ArgumentParser:
         help='seeded random weights: an offline trial, no real prediction')
     parser.add_argument(
         '--seed',
-        type=_number_in(
+        type=number_in(
             int, 0, 2**32 - 1, '{text!r} is not a seed: give a whole number '
             f'from 0 to {2**32 - 1}'),
         default=0,
@@ -134,7 +134,7 @@ def picture_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         '--opacity',
-        type=_number_in(float, 0, 1, 'must be in [0, 1], got {text}'),
+        type=number_in(float, 0, 1, 'must be in [0, 1], got {text}'),
         default=0.5,
         help='overlay colour weight (default 0.5)')
     return parser

@@ -145,6 +145,17 @@ def test_bad_config_is_one_clear_error():
     assert str(exit_.value.code).startswith('error: config not found')
 
 
+@pytest.mark.parametrize('option', [('--num-images', '-1'), ('--repeat', '0')])
+def test_bad_counts_are_refused_by_the_parser(option, capsys):
+    benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(['configs/groupvit_voc.py', *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ': error: argument ' + option[0] in err
+    assert f'got {option[1]}' in err
+
+
 def test_onnxruntime_column(run):
     """``--onnx auto``: the export of the same weights timed beside ours in
     the same rounds, per window and per whole image, with its agreement."""

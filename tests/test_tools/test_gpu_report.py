@@ -49,6 +49,19 @@ def test_dry_run_exercises_every_step(tmp_path, fixture_a):
     assert 'dry run on CPU' in table and '| bf16 |' in table
 
 
+def test_no_images_is_one_error_line(tmp_path):
+    tool = load_script('tools/analysis_tools/gpu_report.py')
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--device', 'cpu',
+            '--data-root', VOC_SAMPLE, '--num-images', '0', '--out',
+            str(tmp_path)
+        ])
+    message = str(exit_.value.code)
+    assert message.startswith('error: gpu_report measures images/s')
+    assert '\n' not in message and '--num-images 1 or more' in message
+
+
 def test_shell_script_runs_the_report():
     with open(osp.join(REPO, 'tools', 'analysis_tools', 'gpu_report.sh')) as f:
         script = f.read()

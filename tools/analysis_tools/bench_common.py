@@ -20,7 +20,7 @@ from torch import nn
 from groupvit_common.errors import (ConfigValueError, error_line,
                                     exit_on_user_error)
 from groupvit_common.tool_options import (add_cfg_options, check_device,
-                                          check_paths)
+                                          check_paths, number_in)
 from mmseg_groupvit.utils.config_file import read_config
 from mmseg_groupvit.weights.convert import HF_DROPPED, convert_hf
 
@@ -40,8 +40,14 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
     add('--checkpoint', help='converted checkpoint (default: random, seeded)')
     add('--device', default='cpu', help='cpu or cuda[:i]')
     add('--data-root', help='dataset root of the whole-image measurements')
-    add('--num-images', type=int, default=10, help='for images/s (0: none)')
-    add('--repeat', type=int, default=5, help='timed rounds')
+    add('--num-images',
+        type=number_in(int, 0, 10**9, 'must be a count of images, got {text}'),
+        default=10,
+        help='for images/s (0: none)')
+    add('--repeat',
+        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
+        default=5,
+        help='timed rounds')
     add('--window-batch', type=int, help='windows per backbone pass')
     add('--seed', type=int, default=0)
     add_cfg_options(parser)

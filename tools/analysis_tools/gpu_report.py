@@ -186,6 +186,11 @@ def run(args):
     if dataset is None:
         raise SystemExit(error_line(f'data root not found: {args.data_root}'))
     num_images = min(args.num_images, len(dataset))
+    if num_images < 1:
+        raise SystemExit(
+            error_line(f'gpu_report measures images/s on real images: give '
+                       f'--num-images 1 or more and a data root with images '
+                       f'({len(dataset)} in {args.data_root}).'))
     report = dict(
         dry_run=device.type != 'cuda',
         config=args.config,
