@@ -1,9 +1,11 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Parsing of custom vocabularies (files and lists)."""
+import os
 import pathlib
 
 import pytest
 
+from groupvit_common.errors import DataFileError
 from groupvit_common.vocabulary import parse_class_list
 from mmseg_groupvit.utils import get_prompt_classes, load_vocabulary
 from mmseg_groupvit.utils.templates import check_template
@@ -67,6 +69,14 @@ def test_directory_is_not_a_file(tmp_path):
 def test_empty_file(tmp_path, text):
     with pytest.raises(ValueError, match='no class names'):
         load_vocabulary(write(tmp_path, text))
+
+
+def test_a_file_larger_than_any_vocabulary_is_refused_unread(tmp_path):
+    path = tmp_path / 'huge.txt'
+    path.write_text('cat\n')
+    os.truncate(path, 64 * 2**20 + 1)  # sparse: nothing is written
+    with pytest.raises(DataFileError, match='larger than 67,108,864 bytes'):
+        load_vocabulary(str(path))
 
 
 def test_empty_list():
