@@ -229,6 +229,20 @@ def _digest(obj) -> str:
     return hashlib.sha256(_canonical(obj).encode('utf-8')).hexdigest()[:16]
 
 
+def _checkpoint_digest(path: str) -> str:
+    """SHA-256 of a checkpoint file, or of the files of a transformers
+    folder (named, in order)."""
+    if not osp.isdir(path):
+        return file_sha256(path)
+    names = sorted(
+        n for n in os.listdir(path) if osp.isfile(osp.join(path, n)))
+    return hashlib.sha256(
+        _canonical({
+            n: file_sha256(osp.join(path, n))
+            for n in names
+        }).encode('utf-8')).hexdigest()
+
+
 def describe_run(cfg, checkpoint: str) -> dict:
     """Digests of what a test run evaluates (configs, checkpoint, files the
     model names), its ``output_dir`` and ``checkpoint_path``."""
@@ -243,7 +257,7 @@ def describe_run(cfg, checkpoint: str) -> dict:
         model=_digest(model),
         dataset=_digest(cfg.test_dataloader.dataset),
         evaluator=_digest(evaluator),
-        checkpoint=file_sha256(checkpoint) if checkpoint else random,
+        checkpoint=_checkpoint_digest(checkpoint) if checkpoint else random,
         files=named_file_digests(model),
         output_dir=osp.abspath(output_dir) if output_dir else None,
         checkpoint_path=osp.abspath(checkpoint) if checkpoint else random)

@@ -164,6 +164,27 @@ def make_run(tmp_path, weights=b'weights', **evaluator):
     return describe_run(cfg, str(checkpoint))
 
 
+def test_a_transformers_folder_is_described_by_its_files(tmp_path):
+    """A folder checkpoint (README: CHECKPOINT may be one) has a digest
+    that changes with any of its files' content or names."""
+    folder = tmp_path / 'hf'
+    folder.mkdir()
+    (folder / 'config.json').write_text('{}')
+    (folder / 'model.safetensors').write_bytes(b'weights')
+    cfg = Config(
+        dict(
+            model=dict(type='M'),
+            test_dataloader=dict(dataset=dict(type='D')),
+            test_evaluator=dict(type='CheckedIoUMetric')))
+    first = describe_run(cfg, str(folder))['checkpoint']
+    assert describe_run(cfg, str(folder))['checkpoint'] == first
+    (folder / 'model.safetensors').write_bytes(b'other')
+    second = describe_run(cfg, str(folder))['checkpoint']
+    (folder / 'model.safetensors').rename(folder / 'pytorch_model.bin')
+    third = describe_run(cfg, str(folder))['checkpoint']
+    assert len({first, second, third}) == 3
+
+
 def test_evaluator_type_and_folders_do_not_change_the_run(tmp_path):
     """The metric class and where it writes do not change the counts, so
     they do not prevent a resume; its settings do."""

@@ -348,6 +348,14 @@ def test_two_processes_give_the_same_metrics(voc_run, tmp_path):
     assert 'Iter(test)' not in text and text.count('config      ') == 1
 
 
+def test_a_transformers_folder_evaluates_as_its_converted_file(
+        voc_run, small_model, tmp_path):
+    folder = osp.join(osp.dirname(small_model[0]), 'hf')
+    record = run_tool(voc_run['config'], folder, tmp_path / 'work', '--out',
+                      str(tmp_path / 'pred'), *voc_run['options'])
+    assert_same_evaluation(record, tmp_path / 'pred', voc_run)
+
+
 def test_compact_scores_and_verbose(voc_run, tmp_path):
     """One run, two checks. The compact path (what a vocabulary of
     thousands of classes takes), forced here with a zero score budget: the
