@@ -266,6 +266,15 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
             logger='current')
     for part in PARTS:
         if HEADS not in arch.get(part, {}) and HEADS not in models[0][part]:
+            heads, width = released[part][HEADS], models[0][part].get(
+                'hidden_size')
+            if isinstance(width, int) and width % heads:
+                raise CheckpointError(
+                    f'{source} does not record {part}.{HEADS}, and the '
+                    f'default {heads} does not divide its width {width}. '
+                    f'Set model.{part}.{HEADS} in the config to the value the '
+                    f'model was trained with (e.g. --cfg-options '
+                    f'model.{part}.{HEADS}=N).')
             print_log(
                 f'{source} does not record {part}.{HEADS}; the config\'s '
                 f'default {released[part][HEADS]} is used. Set it in the '

@@ -191,3 +191,26 @@ def test_only_the_main_process_logs_the_architecture(tmp_path, monkeypatch):
     fields = ' '.join(lines)
     assert 'image_encoder.hidden_size=64' in fields
     assert 'patch_size' not in fields  # 16, the default
+
+
+def test_unrecorded_heads_that_cannot_divide_the_width_are_refused(fixture_a):
+    """The original's .pth without its config records no head count; the
+    default 6 does not divide fixture A's width 128: one error naming the
+    key to set, before any model is built."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from mmseg_groupvit.weights import resolve_load_from
+    from tests.conftest import REPO
+    path = osp.join(fixture_a, 'nvlabs_ckpt.pth')
+    cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    with pytest.raises(CheckpointError) as error:
+        resolve_load_from(cfg, path)
+    assert 'does not record image_encoder.num_attention_heads, and the ' \
+        'default 6 does not divide its width 128' in str(error.value)
+    assert 'model.image_encoder.num_attention_heads=N' in str(error.value)
+    cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    cfg.model.image_encoder.num_attention_heads = 4  # the fixture's
+    resolve_load_from(cfg, path)
+    assert cfg.model.image_encoder.hidden_size == 128
