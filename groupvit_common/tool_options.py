@@ -25,7 +25,10 @@ def runner_options() -> argparse.ArgumentParser:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher (pytorch: under torchrun)')
-    add('--verbose', action='store_true', help='print mmengine\'s full log')
+    add('--verbose',
+        action='store_true',
+        help='print mmengine\'s full log (the log file in the work dir '
+        'always has it)')
     add('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
@@ -70,7 +73,8 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         '--cfg-options',
         nargs='+',
         action=CfgOptions,
-        help='override config settings: KEY=VALUE, KEY="[(a,b),(c,d)]"')
+        help='override config settings, KEY=VALUE (a list: KEY="[a,b]" or '
+        'KEY=a,b; nested: KEY="[(a,b),(c,d)]"; quotes needed, no spaces)')
 
 
 def number_in(kind: type, low, high, message: str):
@@ -95,14 +99,15 @@ def weight_options() -> argparse.ArgumentParser:
     parser.add_argument(
         '--random-weights',
         action='store_true',
-        help='seeded random weights: an offline trial, no real prediction')
+        help='random weights (seeded with --seed) instead of the config\'s '
+        'load_from: an offline trial, no real prediction')
     parser.add_argument(
         '--seed',
         type=number_in(
             int, 0, 2**32 - 1, '{text!r} is not a seed: give a whole number '
             f'from 0 to {2**32 - 1}'),
         default=0,
-        help='seed of the random weights (default 0)')
+        help=f'seed of the random weights, 0 to {2**32 - 1} (default 0)')
     return parser
 
 
@@ -113,19 +118,26 @@ def text_options(extra_classes: bool = True,
     parser = argparse.ArgumentParser(add_help=False)
     vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument(
-        '--vocab', help='classes, "|" between synonyms: "cat,dog|puppy"')
+        '--vocab',
+        help='comma-separated classes, "|" between synonyms: '
+        '"cat,dog|puppy,grass" (default: the model\'s classes)')
     vocab.add_argument(
         '--vocab-file', help='one class per line, commas between synonyms')
     if extra_classes:
         parser.add_argument(
-            '--extra-classes', help='classes added, as --vocab: "grass,sky"')
+            '--extra-classes',
+            help='classes appended to the vocabulary (the config\'s by '
+            'default), as --vocab: "grass,sky"')
     if templates:
         parser.add_argument(
             '--templates',
             nargs='+',
-            help='simple, subset, full, identity or "a photo of a {}."')
+            help='a template set (simple, subset, full, identity) or '
+            'templates with one "{}" each: "a photo of a {}."')
     parser.add_argument(
-        '--bg-thresh', type=float, help='background threshold in [0, 1]')
+        '--bg-thresh',
+        type=float,
+        help='background threshold in [0, 1] (the model\'s when omitted)')
     return parser
 
 
@@ -136,7 +148,7 @@ def picture_options() -> argparse.ArgumentParser:
         '--opacity',
         type=number_in(float, 0, 1, 'must be in [0, 1], got {text}'),
         default=0.5,
-        help='overlay colour weight (default 0.5)')
+        help='colour weight of the overlays in [0, 1] (default 0.5)')
     return parser
 
 

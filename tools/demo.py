@@ -60,7 +60,8 @@ def parse_args(argv=None):
     add('--out', default='outputs/demo', help='output folder')
     add('--show',
         default='overlay,prediction,groups',
-        help=f'comma-separated subset of {",".join(SHOW_CHOICES)}')
+        help=f'comma-separated subset of {",".join(SHOW_CHOICES)} '
+        '(default: overlay,prediction,groups)')
     add('--legend',
         choices=('present', 'all'),
         default='present',

@@ -34,7 +34,10 @@ def parse_args(argv=None):
     add('images', nargs='+', help='image files or folders')
     add('--out', default='outputs/onnx', help='output folder')
     add('--threads', type=int, help='onnxruntime threads (default: all)')
-    add('--window-batch', type=int, default=2, help='windows per call')
+    add('--window-batch',
+        type=int,
+        default=2,
+        help='windows per image-graph call (default 2)')
     return parser.parse_args(argv)
 
 

@@ -31,7 +31,10 @@ def parse_args(argv=None):
     add('--check-image',
         default=osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg'),
         help='photo whose first window is compared with PyTorch')
-    add('--atol', type=float, default=1e-4, help='largest allowed difference')
+    add('--atol',
+        type=float,
+        default=1e-4,
+        help='largest allowed difference from PyTorch (default 1e-4)')
     return parser.parse_args(argv)
 
 
