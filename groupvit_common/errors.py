@@ -2,8 +2,10 @@
 """The errors users see, each naming the input and the fix; the tools print
 them as one ``error:`` line."""
 import contextlib
+import functools
 import re
 import reprlib
+import sys
 from numbers import Number
 
 __all__ = [
@@ -11,7 +13,7 @@ __all__ = [
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
     'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
     'TrainingDataError', 'USER_ERRORS', 'user_error_message', 'error_line',
-    'exit_on_user_error', 'first_line', 'shown'
+    'exit_on_user_error', 'first_line', 'interruptible', 'shown'
 ]
 
 
@@ -127,3 +129,20 @@ def exit_on_user_error(*also: type):
         yield
     except USER_ERRORS + also as error:
         raise SystemExit(error_line(error)) from None
+
+
+def interruptible(main):
+    """Decorate a tool's ``main``: Ctrl-C ends it with one line and exit
+    code 130 (the shell's), not a traceback."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print(
+                'interrupted (Ctrl-C); what was written so far is kept.',
+                file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return run

@@ -18,7 +18,8 @@ from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
                                      palette_png, png_text, save_pictures,
                                      tile_panes)
-from groupvit_common.errors import USER_ERRORS, error_line, exit_on_user_error
+from groupvit_common.errors import (USER_ERRORS, error_line,
+                                    exit_on_user_error, interruptible)
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
@@ -195,6 +196,7 @@ def classify(model, args, path, stem):
     return dict(image=path, classes=ranked)
 
 
+@interruptible
 def main(argv=None):
     args = parse_args(argv)
     problem = check_paths(args.config, args.checkpoint, args.random_weights,

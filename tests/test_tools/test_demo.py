@@ -171,6 +171,20 @@ def test_demo_on_real_photos(small, tmp_path):
         assert load_picture(files['panel']).text['weights'] == checkpoint
 
 
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, 'list_images', interrupt)
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([WIDE_PHOTO, '--random-weights', '--vocab', 'cat'])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'interrupted (Ctrl-C); what was written so far is kept.'
+    ]
+
+
 def test_legend_lists_the_classes_present_largest_first():
     """The picture's legend: the classes present, most pixels first (ties
     in vocabulary order), then how many are absent; every class with

@@ -11,7 +11,8 @@ import numpy as np
 
 from groupvit_common import drawing, image_files, palette, vocabulary
 from groupvit_common.checks import check_bg_thresh
-from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.errors import (error_line, exit_on_user_error,
+                                    interruptible)
 from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
                                           text_options)
 from groupvit_ort import OnnxSegmenter, UnreadableImage
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@interruptible
 def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
