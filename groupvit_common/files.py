@@ -9,11 +9,12 @@ import json
 import os
 import re
 import stat
+import tempfile
 import warnings
 import zlib
 from typing import Any, Optional, Tuple, Union
 
-from .errors import DataFileError, ImageLoadError
+from .errors import ConfigCheckError, DataFileError, ImageLoadError
 
 #: Default bound of a text or JSON file.
 MAX_TEXT_BYTES = 64 << 20
@@ -265,3 +266,33 @@ def refuse_links(folder: str, option: str) -> None:
 def file_sha256(path: str) -> str:
     with open(path, 'rb') as f:
         return hashlib.file_digest(f, 'sha256').hexdigest()
+
+
+def check_out_dir(path: str, option: str) -> None:
+    """Create the folder of ``option`` (``--out``) and check that a file
+    can be written there.
+
+    Raises:
+        ConfigCheckError: The path is or lies under a file, or cannot be
+            written.
+        DataFileError: A symbolic link lies in the folder.
+    """
+    existing = os.path.abspath(path)  # or its nearest ancestor that exists
+    while not os.path.lexists(existing) and os.path.dirname(
+            existing) != existing:
+        existing = os.path.dirname(existing)
+    if os.path.exists(existing) and not os.path.isdir(existing):
+        where = ('is a file' if existing == os.path.abspath(path) else
+                 f'lies under the file {existing}')
+        raise ConfigCheckError(
+            f'{option} {path} {where}, not a folder. Give a folder path (it '
+            f'is created if missing).')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigCheckError(
+            f'{option} {path} cannot be written ({e.strerror or e}). Give a '
+            f'folder you can write to.') from None
+    refuse_links(path, option)

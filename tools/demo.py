@@ -5,7 +5,6 @@ import argparse
 import copy
 import functools
 import json
-import os
 import os.path as osp
 import sys
 import warnings
@@ -20,6 +19,7 @@ from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      tile_panes)
 from groupvit_common.errors import (USER_ERRORS, error_line,
                                     exit_on_user_error, interruptible)
+from groupvit_common.files import check_out_dir
 from groupvit_common.image_files import list_images, unique_stems
 from groupvit_common.palette import distinct_colors
 from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
@@ -210,6 +210,7 @@ def main(argv=None):
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         check_device(args.device)
         images = list_images(args.images, skip=written_by_demo)
+        check_out_dir(args.out, '--out')
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
     options = text._asdict()
@@ -232,7 +233,6 @@ def main(argv=None):
             classes=model.dataset_meta['classes'],
             bg_thresh=model.test_cfg.get('bg_thresh'))
         name, what = 'summary.json', 'segmented'
-    os.makedirs(args.out, exist_ok=True)
     results, failed = [], []
     with progress(len(images), what[:-2], 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):

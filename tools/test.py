@@ -46,9 +46,9 @@ def parse_args(argv=None):
 def build_config(args):
     """The checked config of the command line, before any checkpoint is
     looked for."""
+    from groupvit_common.files import check_out_dir
     from mmseg_groupvit.engine import tool_config
-    from mmseg_groupvit.evaluation import (check_out_dir,
-                                           is_classification_config)
+    from mmseg_groupvit.evaluation import is_classification_config
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     cfg = tool_config(args)
     if args.random_weights:

@@ -7,14 +7,13 @@ from .progress import (ProgressWriter, SkipDoneSampler, describe_run,
                        prepare_progress, read_progress)
 from .protocol import (class_table_lines, describe_protocol, format_protocol,
                        is_classification_config, run_lines)
-from .test_run import (check_dataset_paths, check_out_dir, prepare_test_run,
+from .test_run import (check_dataset_paths, prepare_test_run,
                        use_checked_loading)
 
 __all__ = [
     'Accuracy', 'CheckedIoUMetric', 'PerClassIoUMetric', 'check_label_map',
-    'check_dataset_paths', 'check_out_dir', 'ProgressWriter',
-    'SkipDoneSampler', 'describe_run', 'prepare_progress', 'read_progress',
-    'class_table_lines', 'describe_protocol', 'format_protocol',
-    'is_classification_config', 'run_lines', 'prepare_test_run',
-    'use_checked_loading'
+    'check_dataset_paths', 'ProgressWriter', 'SkipDoneSampler', 'describe_run',
+    'prepare_progress', 'read_progress', 'class_table_lines',
+    'describe_protocol', 'format_protocol', 'is_classification_config',
+    'run_lines', 'prepare_test_run', 'use_checked_loading'
 ]

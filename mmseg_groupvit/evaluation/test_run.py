@@ -5,11 +5,10 @@ work dir and record (and resume) progress."""
 import fcntl
 import os
 import os.path as osp
-import tempfile
 from typing import List, Optional, Tuple
 
 from groupvit_common.errors import ConfigCheckError, ProgressError
-from groupvit_common.files import open_work_file, refuse_links
+from groupvit_common.files import open_work_file
 from ..datasets.checked_transforms import use_checked_steps
 from .progress import describe_run, prepare_progress
 
@@ -56,35 +55,6 @@ def check_dataset_paths(dataset: dict) -> None:
                 f'The split file {path} ({key}.ann_file) does not exist. '
                 f'Check the dataset\'s layout, or set {key}.ann_file=\'\' to '
                 f'use every image of the image folder.')
-
-
-def check_out_dir(path: str, option: str) -> None:
-    """Create the folder of ``option`` (``--out``) and check that a file
-    can be written there.
-
-    Raises:
-        ConfigCheckError: The path is or lies under a file, or cannot be
-            written.
-        DataFileError: A symbolic link lies in the folder.
-    """
-    existing = osp.abspath(path)  # or its nearest ancestor that exists
-    while not osp.lexists(existing) and osp.dirname(existing) != existing:
-        existing = osp.dirname(existing)
-    if osp.exists(existing) and not osp.isdir(existing):
-        where = ('is a file' if existing == osp.abspath(path) else
-                 f'lies under the file {existing}')
-        raise ConfigCheckError(
-            f'{option} {path} {where}, not a folder. Give a folder path (it '
-            f'is created if missing).')
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise ConfigCheckError(
-            f'{option} {path} cannot be written ({e.strerror or e}). Give a '
-            f'folder you can write to.') from None
-    refuse_links(path, option)
 
 
 _HELD = {}  # the work-dir locks of this process, by path

@@ -10,7 +10,8 @@ from mmengine.config import Config
 from groupvit_common.checks import check_test_dataloader
 from groupvit_common.errors import (USER_ERRORS, ConfigCheckError,
                                     ConfigValueError, user_error_message)
-from mmseg_groupvit.evaluation import check_dataset_paths, check_out_dir
+from groupvit_common.files import check_out_dir
+from mmseg_groupvit.evaluation import check_dataset_paths
 
 
 def loader_cfg(**loader):

@@ -323,7 +323,7 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
 
 @pytest.mark.parametrize('case', [
     'vocab', 'vocab_file', 'bg_thresh', 'missing_image', 'not_export',
-    'unreadable'
+    'unreadable', 'out_is_a_file'
 ])
 def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     tool = load_script(TOOL, '_groupvit_onnx_segment')
@@ -338,21 +338,25 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         bg_thresh=['--bg-thresh', '1.5'],
         missing_image=[],
         not_export=[],
-        unreadable=[])[case]
+        unreadable=[],
+        out_is_a_file=[])[case]
     images = dict(
         missing_image=[str(tmp_path / 'nope.jpg')],
         unreadable=[str(bad_file)]).get(case, [PHOTO])
     export = str(tmp_path) if case == 'not_export' else voc_export['dir']
+    out = {'out_is_a_file': bad_file}.get(case, tmp_path / 'o')
     with pytest.raises(SystemExit) as exit_info:
-        tool.main([export, *images, *options, '--out', str(tmp_path / 'o')])
+        tool.main([export, *images, *options, '--out', str(out)])
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and '\n' not in message
-    if case in ('vocab', 'vocab_file', 'bg_thresh', 'missing_image'):
+    if case in ('vocab', 'vocab_file', 'bg_thresh', 'missing_image',
+                'out_is_a_file'):
         # The demo's check of the same input says the same.
         with pytest.raises(SystemExit) as demo_exit:
             demo.main([
                 *images, *options, '--out',
-                str(tmp_path / 'd'), '--random-weights'
+                str({'out_is_a_file': bad_file}.get(case, tmp_path / 'd')),
+                '--random-weights'
             ])
         demo_message = str(demo_exit.value.code)
         if case == 'bg_thresh':
@@ -365,7 +369,9 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
                 m.split(' must be ', 1)[1] for m in (message, demo_message))
         assert demo_message == message
     expected = dict(
-        not_export='not an ONNX export', unreadable='could not be read')
+        not_export='not an ONNX export',
+        unreadable='could not be read',
+        out_is_a_file='bad.jpg is a file, not a folder')
     if case in expected:
         assert expected[case] in message
 

@@ -3,7 +3,6 @@
 onnxruntime, without PyTorch (docs/deployment.md)."""
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -13,6 +12,7 @@ from groupvit_common import drawing, image_files, palette, vocabulary
 from groupvit_common.checks import check_bg_thresh
 from groupvit_common.errors import (error_line, exit_on_user_error,
                                     interruptible)
+from groupvit_common.files import check_out_dir
 from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
                                           text_options)
 from groupvit_ort import OnnxSegmenter, UnreadableImage
@@ -47,6 +47,7 @@ def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         images = image_files.list_images(args.images)
+        check_out_dir(args.out, '--out')
         classes = None
         if args.vocab is not None:
             classes = vocabulary.parse_class_list(args.vocab, '--vocab')
@@ -84,7 +85,6 @@ def main(argv=None):
     text = dict(
         Software='mmseg-groupvit tools/deployment/onnx_segment.py',
         weights=weights)
-    os.makedirs(args.out, exist_ok=True)
     results, failed, refused = [], [], []
     for path, stem in zip(images, image_files.unique_stems(images)):
         try:
