@@ -210,7 +210,6 @@ def main(argv=None):
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         check_device(args.device)
         images = list_images(args.images, skip=written_by_demo)
-        check_out_dir(args.out, '--out')
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
     options = text._asdict()
@@ -233,6 +232,8 @@ def main(argv=None):
             classes=model.dataset_meta['classes'],
             bg_thresh=model.test_cfg.get('bg_thresh'))
         name, what = 'summary.json', 'segmented'
+    with exit_on_user_error():  # made once the inputs are known good
+        check_out_dir(args.out, '--out')
     results, failed = [], []
     with progress(len(images), what[:-2], 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):

@@ -47,7 +47,6 @@ def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         images = image_files.list_images(args.images)
-        check_out_dir(args.out, '--out')
         classes = None
         if args.vocab is not None:
             classes = vocabulary.parse_class_list(args.vocab, '--vocab')
@@ -85,6 +84,8 @@ def main(argv=None):
     text = dict(
         Software='mmseg-groupvit tools/deployment/onnx_segment.py',
         weights=weights)
+    with exit_on_user_error():  # made once the inputs are known good
+        check_out_dir(args.out, '--out')
     results, failed, refused = [], [], []
     for path, stem in zip(images, image_files.unique_stems(images)):
         try:
