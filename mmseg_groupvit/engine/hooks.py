@@ -69,7 +69,7 @@ class TestReportHook(Hook):
         self._todo = None if todo is None else len(todo)
         if runner.rank != 0 or not self.report:
             return
-        todo = total if todo is None else len(todo)
+        todo = total if self._todo is None else self._todo
         message = f'images      {total}'
         if todo != total:
             message += (f' ({total - todo} already evaluated in this work '
