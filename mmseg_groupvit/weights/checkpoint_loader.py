@@ -14,6 +14,7 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from groupvit_common.checks import is_int
 from groupvit_common.errors import CheckpointError
 from .arch import (HEADS, PARTS, arch_diff, canonical, check_arch, infer_arch,
                    released_arch)
@@ -265,20 +266,24 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
                 subsequent_indent='  '),
             logger='current')
     for part in PARTS:
-        if HEADS not in arch.get(part, {}) and HEADS not in models[0][part]:
-            heads, width = released[part][HEADS], models[0][part].get(
-                'hidden_size')
-            if isinstance(width, int) and width % heads:
-                raise CheckpointError(
-                    f'{source} does not record {part}.{HEADS}, and the '
-                    f'default {heads} does not divide its width {width}. '
-                    f'Set model.{part}.{HEADS} in the config to the value the '
-                    f'model was trained with (e.g. --cfg-options '
-                    f'model.{part}.{HEADS}=N).')
+        if HEADS in arch.get(part, {}):
+            continue
+        given = HEADS in models[0][part]
+        heads = models[0][part][HEADS] if given else released[part][HEADS]
+        width = models[0][part].get('hidden_size')
+        if is_int(width) and is_int(heads) and heads > 0 and width % heads:
+            whose = 'the config\'s' if given else 'the default'
+            raise CheckpointError(
+                f'{source} does not record {part}.{HEADS}, and {whose} '
+                f'{heads} does not divide its width {width}. Set '
+                f'model.{part}.{HEADS} in the config to the value the model '
+                f'was trained with (e.g. --cfg-options '
+                f'model.{part}.{HEADS}=N).')
+        if not given:
             print_log(
                 f'{source} does not record {part}.{HEADS}; the config\'s '
-                f'default {released[part][HEADS]} is used. Set it in the '
-                f'config if the model was trained with another value.',
+                f'default {heads} is used. Set it in the config if the model '
+                f'was trained with another value.',
                 logger='current',
                 level=30)
     return local

@@ -211,6 +211,13 @@ def test_unrecorded_heads_that_cannot_divide_the_width_are_refused(fixture_a):
         'default 6 does not divide its width 128' in str(error.value)
     assert 'model.image_encoder.num_attention_heads=N' in str(error.value)
     cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    cfg.model.image_encoder.num_attention_heads = 6  # set, and still wrong
+    with pytest.raises(
+            CheckpointError,
+            match='and the config\'s 6 does '
+            'not divide its width 128'):
+        resolve_load_from(cfg, path)
+    cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
     cfg.model.image_encoder.num_attention_heads = 4  # the fixture's
     resolve_load_from(cfg, path)
     assert cfg.model.image_encoder.hidden_size == 128
