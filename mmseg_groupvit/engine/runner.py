@@ -6,6 +6,7 @@ import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.dist import master_only
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from groupvit_common.files import open_work_file
@@ -33,6 +34,13 @@ class ToolRunner(Runner):
             f.write(self.cfg.dump())
 
     def build_logger(self, *args, **kwargs):
+        # mmengine names the logger, message hub and visualizer by config
+        # and second: a second run of a config within the same second of a
+        # process would get the first's (its console stream and log file).
+        base, count = self._experiment_name, 1
+        while MMLogger.check_instance_created(self._experiment_name):
+            count += 1
+            self._experiment_name = f'{base}_{count}'
         logger = super().build_logger(*args, **kwargs)
         if self.keep is not None:
             quiet_console_log(logger, self.keep)

@@ -166,6 +166,33 @@ def test_verbose_prints_the_full_log(small, tmp_path, capsys):
     }
 
 
+def test_two_runs_in_one_second_each_log_their_own(small, tmp_path, capsys,
+                                                   monkeypatch):
+    """mmengine names a run's logger by config and second: a quiet run,
+    then a --verbose one in the same second of one process, each logs to
+    its own console stream and log file."""
+    import time
+    import types
+
+    import mmengine.runner.runner as runner_module
+    frozen = types.SimpleNamespace(**vars(time))
+    frozen.strftime = lambda *args: '20260101_000000'
+    monkeypatch.setattr(runner_module, 'time', frozen)
+    config, checkpoint, _ = small
+    tool = load_script('tools/test.py')
+    images = f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    for work_dir, verbose in (('quiet', []), ('verbose', ['--verbose'])):
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path / work_dir), *verbose, '--cfg-options', images
+        ])
+    text = ''.join(capsys.readouterr())
+    assert text.count('Config:') == 1 and 'Iter(test) [1/1]' in text
+    for work_dir in ('quiet', 'verbose'):
+        log, = (tmp_path / work_dir).glob('20260101_000000/*.log')
+        assert log.read_text().count('Config:') == 1, work_dir
+
+
 def test_bad_list_is_one_error_line_and_random_weights_are_said(
         small, tmp_path, capsys):
     config, _, _ = small
