@@ -152,27 +152,6 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
         os.replace(osp.join(out_dir, f'{name}.tmp'), osp.join(out_dir, name))
 
 
-def table_row(record: dict, **columns) -> dict:
-    """The table row of a run's ``results.json`` and ``columns``."""
-    metrics = record['metrics']
-    row = dict(
-        columns,
-        dataset=record['protocol']['dataset'],
-        images=record['images'],
-        seconds=f'{record["seconds"]:.1f}',
-        **format_protocol(record['protocol']))
-    for key in ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'):
-        value = metrics.get(key, metrics.get(f'accuracy/{key}'))
-        row[key] = '-' if value is None else f'{value:.2f}'
-    return row
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_command(config: str, checkpoint: str, work_dir: str,
                  options: Sequence[str], nproc: int) -> List[str]:
     """The ``tools/test.py`` command line of one run."""
@@ -182,10 +161,13 @@ def test_command(config: str, checkpoint: str, work_dir: str,
         args += ['--cfg-options', *options]
     if nproc <= 1 or is_classification_config(config):
         return [sys.executable, TEST_PY, *args]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
     return [
         sys.executable, '-m', 'torch.distributed.run',
         f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
-        f'--master_port={free_port()}', TEST_PY, *args, '--launcher', 'pytorch'
+        f'--master_port={port}', TEST_PY, *args, '--launcher', 'pytorch'
     ]
 
 
@@ -243,9 +225,8 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
         with open(log) as f:
             lines = f.read().strip().splitlines()
         # tools/test.py reports bad input on one 'error: ' line.
-        shown = list(
-            dict.fromkeys(
-                line for line in lines if line.startswith('error: ')))[:2]
+        errors = [line for line in lines if line.startswith('error: ')]
+        shown = list(dict.fromkeys(errors))[:2]
         print('  failed (exit code %d), see %s:\n    %s' %
               (proc.returncode, log, '\n    '.join(shown or lines[-5:])))
         return None
@@ -315,10 +296,20 @@ def main(argv=None) -> int:
                 continue
             # The pair's row of older file content goes.
             rows = [row for row in rows if run_key(row)[:4] != key[:4]]
-            rows.append(table_row(record, work_dir=work_dir, **columns))
+            metrics = record['metrics']
+            row = dict(
+                columns,
+                work_dir=work_dir,
+                dataset=record['protocol']['dataset'],
+                images=record['images'],
+                seconds=f'{record["seconds"]:.1f}',
+                **format_protocol(record['protocol']))
+            for name in ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5'):
+                value = metrics.get(name, metrics.get(f'accuracy/{name}'))
+                row[name] = '-' if value is None else f'{value:.2f}'
+            rows.append(row)
             done.add(key)
             save_table(args.out_dir, rows)
-            metrics = record['metrics']
             shown = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
                      in metrics else f'mIoU {metrics["mIoU"]:.2f}')
             print(f'     {shown} ({time.perf_counter() - start:.0f} s)')

@@ -52,8 +52,7 @@ def ratio(times: dict, slower: str, faster: str) -> float:
 
 
 def peak_memory(fn: Callable, device: torch.device) -> int:
-    """Peak bytes of tensor memory allocated during ``fn()`` (on CPU from
-    the profiler's records)."""
+    """Peak bytes of tensor memory allocated during ``fn()``."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -90,8 +89,7 @@ def reliability(loads: List[float], times: dict, cpus: int) -> List[str]:
 
 
 def naive_encode_decode(model, window, metas):
-    """One window as the original ``GroupViTSegInference`` runs it: two
-    image-encoder passes."""
+    """One window as the original ``GroupViTSegInference``: two passes."""
     class_embeds = model.text_encoder()
     feats = model.image_encoder(window)
     again = model.image_encoder(window)
@@ -125,8 +123,7 @@ def labels_equal(a, b) -> float:
 
 
 def agreement(model, hf, window, tokens, metas):
-    """Max abs differences from transformers, and our head on its features
-    against ours."""
+    """Max abs differences from transformers; our head on its features."""
     from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
     with torch.no_grad():
         out = hf(
@@ -165,17 +162,14 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-#: The slide paths of :func:`image_throughput` (``naive``: the original
-#: protocol, two encoder passes a window).
+#: The slide paths of :func:`image_throughput`.
 MODES = dict(ours=None, mmseg_loop=None, naive=None)
 
 
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of slide inference on ``n`` real images (file read
-    included), the ``modes`` interleaved per image, and each mode's labels;
-    ``modes``: :data:`MODES`, ``onnxruntime`` (``(runner, class_embeds,
-    bg_thresh)``), ``transformers`` (scores of ``(model, windows, metas)``).
-    """
+    included), the ``modes`` (:data:`MODES`, ``onnxruntime``, ``transformers``)
+    interleaved per image, and each mode's labels."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
     shapes = {}
@@ -338,10 +332,8 @@ def run(args, tmp: str) -> dict:
                                          args.image_repeat, device, modes,
                                          bar.advance)
     max_abs = max(diffs.values())
-    speedup = {
-        ref: ratio(times, ref, ours)
-        for _, ours, ref in ROWS if ref in times
-    }
+    speedup = {r: ratio(times, r, o) for _, o, r in ROWS if r in times}
+    memory_mib = {k: v / MiB for k, v in memory.items()}
     return dict(
         config=args.config,
         window=list(shape),
@@ -367,10 +359,7 @@ def run(args, tmp: str) -> dict:
         speedup_window=speedup['hf_window'],
         speedup_backbone=speedup['hf_backbone'],
         unreliable=reliability(loads, times, os.cpu_count()),
-        peak_mem_mib={
-            k: v / MiB
-            for k, v in memory.items()
-        },
+        peak_mem_mib=memory_mib,
         peak_mem_ratio=memory['ours_window'] / max(memory['hf_window'], 1),
         max_abs_diff=max_abs,
         diffs=diffs,
