@@ -29,8 +29,7 @@ DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
 
 
 def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
-    """A parent parser of the benchmarks' options (``config``: a default,
-    which makes it optional)."""
+    """A parent parser of the benchmarks' options (``config``: a default)."""
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
     add('config',
@@ -56,8 +55,7 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
 
 def add_shape_option(parser: argparse.ArgumentParser,
                      square: bool = False) -> None:
-    """Add ``--shape H [W]``, the window (``args.shape``: ``(H, W)`` or
-    None)."""
+    """Add ``--shape H [W]`` (``args.shape``: ``(H, W)`` or None)."""
 
     class Shape(argparse.Action):
 
@@ -82,8 +80,7 @@ def add_shape_option(parser: argparse.ArgumentParser,
 
 
 def setup(args) -> Tuple[object, torch.device]:
-    """The checked config of ``args`` and the device; bad input exits with
-    one error line."""
+    """The checked config of ``args`` and the device."""
     problem = check_paths(
         args.config,
         getattr(args, 'checkpoint', None),
@@ -110,8 +107,7 @@ def window_shape(cfg) -> Tuple[int, int]:
 
 
 def load_runtime():
-    """The torch-free runner ``tools/deployment/groupvit_ort``, imported
-    from its folder."""
+    """The torch-free runner ``tools/deployment/groupvit_ort``."""
     if 'groupvit_ort' not in sys.modules:
         folder = osp.join(REPO, 'tools', 'deployment', 'groupvit_ort')
         spec = importlib.util.spec_from_file_location(
@@ -124,8 +120,7 @@ def load_runtime():
 
 
 def hf_config(arch: dict, image_size: int):
-    """A ``transformers.GroupViTConfig`` of an architecture
-    (``mmseg_groupvit.weights.arch``'s fields)."""
+    """A ``transformers.GroupViTConfig`` of an architecture's fields."""
     from transformers import GroupViTConfig
     keys = ('projection_dim', 'projection_intermediate_dim')
     vision = dict(arch['image_encoder'])
@@ -165,8 +160,7 @@ def build_reference(model: nn.Module,
                     if f in section)
     hf = transformers.GroupViTModel(hf_config(arch, window[0])).eval()
     # convert_hf of the keys' indices says where each key's tensor is.
-    keys, ours = list(hf.state_dict()), model.state_dict()
-    state = {}
+    keys, ours, state = list(hf.state_dict()), model.state_dict(), {}
     where = convert_hf({k: torch.tensor([i]) for i, k in enumerate(keys)})
     for name, indices in where.items():
         parts = ours[name].chunk(3) if len(indices) == 3 else [ours[name]]
@@ -186,8 +180,7 @@ def build_reference(model: nn.Module,
 
 
 def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random values for every tensor, large enough that groupings are not
-    degenerate and nothing agrees by accident."""
+    """Random values large enough that groupings are not degenerate."""
     gen = torch.Generator().manual_seed(seed)
 
     def normal(t, std, mean=0.):
@@ -212,8 +205,7 @@ def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def build_model(cfg, checkpoint: Optional[str], device, seed: int):
-    """The config's model (eval) with the checkpoint's weights or seeded
-    random ones."""
+    """The config's model (eval), the checkpoint's or seeded random weights."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
 
@@ -229,8 +221,7 @@ def build_model(cfg, checkpoint: Optional[str], device, seed: int):
 
 
 def build_dataset(cfg, data_root: Optional[str]):
-    """The config's test dataset (at ``data_root``), or None without its
-    folder."""
+    """The config's test dataset (at ``data_root``); None without a folder."""
     from mmengine.registry import DATASETS
     dataset_cfg = cfg.test_dataloader.dataset.copy()
     if data_root:
@@ -297,8 +288,7 @@ def time_interleaved(fns: Dict[str, Callable],
                      advance: Optional[Callable] = None,
                      loads: Optional[List[float]] = None) -> dict:
     """Best, median and every round's (``runs``) seconds of each function,
-    all run once per round so that load changes hit them alike; the load
-    average of each timed round appended to ``loads``."""
+    all run once per round; each timed round's load average to ``loads``."""
     device, times = torch.device(device), {name: [] for name in fns}
 
     def clock():
