@@ -36,8 +36,7 @@ RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 
 
 def convert_raw_map(raw, name='label map'):
-    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80.
-    """
+    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80."""
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{name}: expected a single-channel integer label map, got '
@@ -57,8 +56,7 @@ def convert_raw_map(raw, name='label map'):
 
 
 def convert_raw_file(in_file, out_dir):
-    """Convert one raw PNG; its pixels of unused category ids (made
-    background)."""
+    """Convert one raw PNG; its pixels of unused (background) category ids."""
     raw = np.asarray(Image.open(in_file))
     labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
@@ -76,7 +74,7 @@ def _run(func, tasks, nproc):
 
 
 def convert_stuff_split(coco_path, split, out_root, nproc):
-    """Convert ``coco_path/annotations/<split>/*.png`` but ``*TrainIds*``;
+    """Convert ``coco_path/annotations/<split>/*.png`` but ``*TrainIds*``:
     the maps written and the files skipped."""
     files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
     raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
@@ -128,8 +126,7 @@ def convert_instance_image(task, out_dir):
 
 
 def convert_instances(json_file, split, out_root, nproc):
-    """Convert a COCO instances JSON; the maps written and how many are all
-    background."""
+    """Convert a COCO instances JSON: the maps written, the all-background."""
     try:
         import pycocotools.mask  # noqa: F401
     except ImportError:

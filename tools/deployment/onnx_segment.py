@@ -56,8 +56,7 @@ def main(argv=None):
             check_bg_thresh(args.bg_thresh, '--bg-thresh')
         model = OnnxSegmenter(
             args.export, threads=args.threads, window_batch=args.window_batch)
-        protocol = model.protocol
-        with_bg = protocol['with_bg']
+        protocol, with_bg = model.protocol, model.protocol['with_bg']
         if args.bg_thresh is not None and not with_bg:
             raise ValueError(
                 f'--bg-thresh does not apply to this export: its head has no '
@@ -105,12 +104,8 @@ def main(argv=None):
                                       dict(text, source=osp.abspath(path)),
                                       rgb, labels, colours, args.opacity,
                                       with_bg, legend, False, note)
-        results.append(
-            dict(
-                image=osp.abspath(path),
-                size=[rgb.shape[1], rgb.shape[0]],
-                outputs=files,
-                legend=legend))
+        result = dict(image=osp.abspath(path), size=list(rgb.shape[1::-1]))
+        results.append(dict(result, outputs=files, legend=legend))
     summary = dict(
         export=osp.abspath(args.export),
         weights=model.meta.get('weights', 'random'),

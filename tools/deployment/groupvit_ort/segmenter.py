@@ -114,7 +114,7 @@ def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
 
 def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
     """``deploy.json`` and ``{'image', 'text', 'bpe': bytes}``, each file
-    checked against its recorded SHA-256 (else ``ExportError``)."""
+    checked against its recorded SHA-256."""
     meta_path = osp.join(export_dir, export_format.DEPLOY_FILE)
     if not osp.isfile(meta_path):
         raise ExportError(
@@ -139,23 +139,18 @@ def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
                 bpe=meta['tokenizer']['bpe_file'])
         except (KeyError, TypeError) as e:
             raise ExportError(f'{meta_path} lacks {e}; {AGAIN}') from None
-        data = {
-            key:
-            _read_file(export_dir, name,
-                       MAX_BPE_BYTES if key == 'bpe' else MAX_GRAPH_BYTES)
-            for key, name in names.items()
-        }
+        data = {}
+        for key, name in names.items():
+            limit = MAX_BPE_BYTES if key == 'bpe' else MAX_GRAPH_BYTES
+            data[key] = _read_file(export_dir, name, limit)
     except DataFileError as e:
         raise ExportError(f'{str(e).rstrip(".")}; {AGAIN}') from None
     recorded = meta.get('sha256')
     if not isinstance(recorded, dict):
         raise ExportError(f'{meta_path} lacks the digests of its files '
                           f'(sha256); {AGAIN}')
-    found = export_format.digests(
-        meta.get('protocol'), {
-            names[k]: v
-            for k, v in data.items()
-        })
+    by_name = {names[k]: v for k, v in data.items()}
+    found = export_format.digests(meta.get('protocol'), by_name)
     differ = [name for name in found if recorded.get(name) != found[name]]
     if differ:
         raise ExportError(
