@@ -142,33 +142,25 @@ def segment(model, load, path, stem, args, note):
         final = index == len(stages)
         colours = distinct_colors(num_groups, seed=index)
         non_empty = int(len(np.unique(groups)))
-        entry = dict(
-            stage=index, groups=num_groups, non_empty=non_empty, file=None)
-        groups_summary.append(entry)
+        counts = dict(stage=index, groups=num_groups, non_empty=non_empty)
+        groups_summary.append(dict(counts, file=None))
         if 'groups' in show or (final and 'final_groups' in show):
-            entry['file'] = save(
-                palette_png(groups, colours), f'groups_stage{index}',
-                dict(stage=index, groups=num_groups, non_empty=non_empty))
+            groups_summary[-1]['file'] = save(
+                palette_png(groups, colours), f'groups_stage{index}', counts)
         if 'panel' in show and (final or index == 1):
-            panes.append(
-                Image.fromarray(
-                    mark_boundaries(
-                        overlay_labels(rgb, groups, colours, 0.6), groups)))
+            overlay = overlay_labels(rgb, groups, colours, 0.6)
+            panes.append(Image.fromarray(mark_boundaries(overlay, groups)))
             titles.append(f'{"final groups" if final else "groups"} '
                           f'(stage {index}): {non_empty} of {num_groups}')
     if 'panel' in show:
         save(tile_panes(panes, titles, note), 'panel')
-    return dict(
-        image=osp.abspath(path),
-        size=[rgb.shape[1], rgb.shape[0]],
-        outputs=files,
-        legend=legend,
-        groups=groups_summary)
+    result = dict(image=osp.abspath(path), size=list(rgb.shape[1::-1]))
+    return dict(result, outputs=files, legend=legend, groups=groups_summary)
 
 
 def build(init, args, errors=(), **options):
-    """``init(config, checkpoint, device, ...)``; ``args.checkpoint``
-    becomes the file loaded (None: random weights)."""
+    """``init(config, checkpoint, device, ...)``; ``args.checkpoint``: the
+    file loaded (None: random weights)."""
     with exit_on_user_error(*errors), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='No checkpoint given')
         model = init(
@@ -199,9 +191,8 @@ def classify(model, args, path, stem):
 @interruptible
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(args.config, args.checkpoint, args.random_weights,
-                          'none', '--checkpoint')
-    if problem:
+    if problem := check_paths(args.config, args.checkpoint,
+                              args.random_weights, 'none', '--checkpoint'):
         sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import progress, quiet_warnings
     quiet_warnings()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from io import StringIO
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
@@ -82,24 +82,6 @@ def expand_configs(patterns: Sequence[str]) -> List[str]:
 
 def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
-
-
-def parse_data_roots(items: Sequence[str],
-                     configs: Sequence[str]) -> Dict[str, str]:
-    """``CONFIG=PATH`` items as ``{config name: path}``."""
-    names, roots = {config_name(c) for c in configs}, {}
-    for item in items:
-        name, sep, path = item.partition('=')
-        if not sep or not name or not path:
-            sys.exit(
-                error_line(f'--data-root expects CONFIG=PATH (the config '
-                           f'file name without .py), got {item!r}.'))
-        if name not in names:
-            sys.exit(
-                error_line(f'--data-root {item!r}: {name!r} is not one of '
-                           f'the configs ({", ".join(sorted(names))}).'))
-        roots[name] = path
-    return roots
 
 
 def run_key(row: dict) -> Tuple[str, ...]:
@@ -246,7 +228,18 @@ def main(argv=None) -> int:
                        f'tools/convert_weights.py.'))
     if args.nproc < 1:
         sys.exit(error_line('--nproc must be at least 1.'))
-    data_roots = parse_data_roots(args.data_root, configs)
+    names, data_roots = {config_name(c) for c in configs}, {}
+    for item in args.data_root:  # CONFIG=PATH
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            sys.exit(
+                error_line(f'--data-root expects CONFIG=PATH (the config '
+                           f'file name without .py), got {item!r}.'))
+        if name not in names:
+            sys.exit(
+                error_line(f'--data-root {item!r}: {name!r} is not one of '
+                           f'the configs ({", ".join(sorted(names))}).'))
+        data_roots[name] = path
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')
     rows = []

@@ -21,8 +21,7 @@ from mmseg_groupvit.utils.console import quiet_warnings
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """Multiply-adds of ``q @ k^T`` and ``attn @ v`` (softmax uncounted, as
-    fvcore does)."""
+    """Multiply-adds of ``q @ k^T`` and ``attn @ v`` (fvcore: no softmax)."""
     q, k, v = (get_shape(x) for x in inputs[:3])
     return math.prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 

@@ -10,33 +10,6 @@ import sys
 from groupvit_common.errors import error_line
 
 
-def read_curves(work_dir: str) -> dict:
-    """``{name: {step: value}}`` for ``loss``, ``loss_*`` and ``mIoU``."""
-    curves = {}
-    files = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        sys.exit(
-            error_line(f'no vis_data/scalars.json under {work_dir}: give the '
-                       f'work dir of a tools/train.py run.'))
-    for path in files:
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                    record['step']
-                except (ValueError, TypeError, KeyError):
-                    sys.exit(
-                        error_line(f'{path} line {number} is not a record '
-                                   f'of mmengine\'s scalars (a JSON object '
-                                   f'with a step); the file was damaged or '
-                                   f'cut: remove that line.'))
-                for name, value in record.items():
-                    if name == 'mIoU' or name.startswith('loss'):
-                        curves.setdefault(name, {})[record['step']] = value
-    return curves
-
-
 def plot(curves: dict, out: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -63,7 +36,29 @@ def main(argv=None):
     parser.add_argument('work_dir')
     parser.add_argument('--out', default='pretrain_curves.png')
     args = parser.parse_args(argv)
-    curves = read_curves(args.work_dir)
+    # {name: {step: value}} of loss, loss_* and mIoU
+    curves = {}
+    files = sorted(
+        glob.glob(osp.join(args.work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        sys.exit(
+            error_line(f'no vis_data/scalars.json under {args.work_dir}: give '
+                       f'the work dir of a tools/train.py run.'))
+    for path in files:
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                    record['step']
+                except (ValueError, TypeError, KeyError):
+                    sys.exit(
+                        error_line(f'{path} line {number} is not a record '
+                                   f'of mmengine\'s scalars (a JSON object '
+                                   f'with a step); the file was damaged or '
+                                   f'cut: remove that line.'))
+                for name, value in record.items():
+                    if name == 'mIoU' or name.startswith('loss'):
+                        curves.setdefault(name, {})[record['step']] = value
     plot(curves, args.out)
     print(f'wrote {args.out}')
     return curves

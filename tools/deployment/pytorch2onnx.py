@@ -40,8 +40,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(args.config, args.checkpoint, args.random_weights)
-    if problem:
+    if problem := check_paths(args.config, args.checkpoint,
+                              args.random_weights):
         sys.exit(error_line(problem))
     from mmseg_groupvit.apis import init_groupvit
     from mmseg_groupvit.deployment import export_onnx

@@ -132,8 +132,7 @@ def resize_float_bilinear(maps: np.ndarray, size: Tuple[int,
         return maps.copy()
     x0, x1, a0, a1 = _torch_linear_table(width, out_w)
     y0, y1, b0, b1 = _torch_linear_table(height, out_h)
-    rows0 = maps[:, y0]
-    rows1 = maps[:, y1]
+    rows0, rows1 = maps[:, y0], maps[:, y1]
     top = _lerp(rows0[:, :, x0], a0, rows0[:, :, x1], a1)
     bottom = _lerp(rows1[:, :, x0], a0, rows1[:, :, x1], a1)
     return _lerp(top, b0[:, None], bottom, b1[:, None])

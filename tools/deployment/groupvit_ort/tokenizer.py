@@ -133,11 +133,9 @@ def _letter_number_classes() -> Tuple[str, str]:
     spans = dict(L=[], N=[])
     for code in range(sys.maxunicode + 1):
         target = spans.get(unicodedata.category(chr(code))[0])
-        if target is None:
-            continue
         if target and target[-1][1] == code - 1:
             target[-1][1] = code
-        else:
+        elif target is not None:
             target.append([code, code])
     return tuple(''.join(
         re.escape(chr(a)) + (f'-{re.escape(chr(b))}' if b > a else '')
@@ -166,11 +164,10 @@ class ClipTokenizer:
                                 f'text inside its gzip; use the file of '
                                 f'the export.') from None
         merges = [tuple(m.split()) for m in merges[1:49152 - 256 - 2 + 1]]
-        vocab = list(bytes_to_unicode().values())
-        vocab = vocab + [v + '</w>' for v in vocab]
-        vocab += [''.join(m) for m in merges]
         special = ['<start_of_text>', '<end_of_text>']
-        vocab += special
+        vocab = list(bytes_to_unicode().values())
+        vocab += [v + '</w>' for v in vocab]
+        vocab += [''.join(m) for m in merges] + special
         self.encoder = {token: i for i, token in enumerate(vocab)}
         self.bpe_ranks = {merge: i for i, merge in enumerate(merges)}
         self.byte_encoder = bytes_to_unicode()
