@@ -81,11 +81,9 @@ def add_shape_option(parser: argparse.ArgumentParser,
 
 def setup(args) -> Tuple[object, torch.device]:
     """The checked config of ``args`` and the device."""
-    problem = check_paths(
-        args.config,
-        getattr(args, 'checkpoint', None),
-        checkpoint_option='--checkpoint')
-    if problem:
+    checkpoint = getattr(args, 'checkpoint', None)
+    if problem := check_paths(args.config, checkpoint, False, 'none',
+                              '--checkpoint'):
         raise SystemExit(error_line(problem))
     device = getattr(args, 'device', 'cpu')
     options = dict(args.cfg_options or {})
