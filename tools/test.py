@@ -44,8 +44,7 @@ def parse_args(argv=None):
 
 
 def build_config(args):
-    """The checked config of the command line, before any checkpoint is
-    looked for."""
+    """The checked config of the command line (no checkpoint looked for)."""
     from groupvit_common.files import check_out_dir
     from mmseg_groupvit.engine import tool_config
     from mmseg_groupvit.evaluation import is_classification_config
@@ -102,9 +101,8 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(args.config, args.checkpoint, args.random_weights,
-                          args.launcher)
-    if problem:
+    if problem := check_paths(args.config, args.checkpoint,
+                              args.random_weights, args.launcher):
         sys.exit(error_line(problem))
     from mmseg_groupvit.utils.console import quiet_warnings
     quiet_warnings(args.verbose)

@@ -72,8 +72,7 @@ def _find(cfg, predicate, path=''):
 
 
 def check_inputs(cfg) -> None:
-    """Exit when a pretrained checkpoint or a training data root is
-    missing."""
+    """Exit when a pretrained checkpoint or a training data root is missing."""
     for path, init in _find(
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
                 d.get('checkpoint'), str)):
@@ -99,8 +98,8 @@ def check_inputs(cfg) -> None:
 
 
 def check_runner(cfg) -> None:
-    """Exit for ``FlexibleRunner`` with a model that has its own checked
-    ``train_step``, which the strategies (FSDP, DeepSpeed) bypass."""
+    """Exit for ``FlexibleRunner`` with a model whose checked ``train_step``
+    the strategies (FSDP, DeepSpeed) bypass."""
     from mmengine.model import BaseModel
     from mmengine.runner import FlexibleRunner
     from mmseg.registry import MODELS, RUNNERS

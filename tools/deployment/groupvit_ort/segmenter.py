@@ -5,16 +5,15 @@ import math
 import os
 import os.path as osp
 import stat
-from numbers import Real
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnxruntime as ort
 
 from groupvit_common import export_format, files
-from groupvit_common.checks import check_bg_thresh, check_stride, is_int
+from groupvit_common.checks import (check_bg_thresh, check_stride, is_int,
+                                    is_number)
 from groupvit_common.errors import DataFileError
-from groupvit_common.export_format import image_feeds
 from groupvit_common.vocabulary import check_template
 from groupvit_common.window_grid import window_boxes
 from .image_ops import (normalize, read_rgb, rescale_size,
@@ -60,9 +59,8 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
                          f'graph\'s window {list(window)}')
     for key in ('mean', 'std'):
         value = protocol.get(key)
-        if not (isinstance(value, list) and len(value) == 3 and all(
-                isinstance(v, Real) and not isinstance(v, bool)
-                and math.isfinite(v) for v in value)):
+        if not (isinstance(value, list) and len(value) == 3
+                and all(is_number(v) and math.isfinite(v) for v in value)):
             raise ValueError(f'protocol.{key} must be three finite numbers '
                              f'(RGB), got {value!r}')
     if not all(v > 0 for v in protocol['std']):
@@ -304,13 +302,12 @@ class OnnxSegmenter:
     def window_scores(self, windows: np.ndarray, class_embeds: np.ndarray,
                       bg_thresh: float) -> np.ndarray:
         """The image graph on ``[n, 3, H, W]`` windows: ``[n, C, H, W]``."""
-        return _run(
-            self.image, ['scores'],
-            image_feeds(
-                self.image,
-                pixels=np.ascontiguousarray(windows),
-                class_embeds=class_embeds,
-                bg_thresh=np.array(bg_thresh, np.float32)))[0]
+        feeds = export_format.image_feeds(
+            self.image,
+            pixels=np.ascontiguousarray(windows),
+            class_embeds=class_embeds,
+            bg_thresh=np.array(bg_thresh, np.float32))
+        return _run(self.image, ['scores'], feeds)[0]
 
     def slide(self, pixels: np.ndarray, class_embeds: np.ndarray,
               bg_thresh: float) -> np.ndarray:
