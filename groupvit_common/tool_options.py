@@ -207,3 +207,56 @@ def check_device(name):
             raise ValueError(f'--device {name}: this machine has {have}. '
                              f'Use --device cpu' +
                              (' or cuda:0.' if count else '.'))
+
+
+def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
+    """A parent parser of the benchmark tools' options (``config``: a
+    default)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add = parser.add_argument
+    add('config',
+        nargs='?' if config else None,
+        default=config,
+        help='config file')
+    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
+    add('--device', default='cpu', help='cpu or cuda[:i]')
+    add('--data-root', help='dataset root of the whole-image measurements')
+    add('--num-images',
+        type=number_in(int, 0, 10**9, 'must be a count of images, got {text}'),
+        default=10,
+        help='for images/s (0: none)')
+    add('--repeat',
+        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
+        default=5,
+        help='timed rounds')
+    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--seed', type=int, default=0)
+    add_cfg_options(parser)
+    return parser
+
+
+def add_shape_option(parser: argparse.ArgumentParser,
+                     square: bool = False) -> None:
+    """Add ``--shape H [W]`` (``args.shape``: ``(H, W)`` or None)."""
+    from .errors import error_line
+
+    class Shape(argparse.Action):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            if len(values) > 2 or min(values) < 1:
+                problem = '--shape takes H or H W, positive pixel counts.'
+            elif square and values[0] != values[-1]:
+                problem = (f'--shape {values[0]} {values[-1]}: transformers\' '
+                           f'GroupViTModel only runs square windows; give '
+                           f'one side, e.g. --shape {values[0]}.')
+            else:
+                return setattr(namespace, self.dest, (values[0], values[-1]))
+            raise SystemExit(error_line(problem))
+
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        action=Shape,
+        help='window H [W] (default: the config\'s crop_size)' +
+        (', square' if square else ''))

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """What the benchmark tools share: options, set-up, transformers'
 ``GroupViTModel`` with our weights, interleaved timing."""
-import argparse
 import contextlib
 import functools
 import importlib.util
@@ -19,64 +18,13 @@ from torch import nn
 
 from groupvit_common.errors import (ConfigValueError, error_line,
                                     exit_on_user_error)
-from groupvit_common.tool_options import (add_cfg_options, check_device,
-                                          check_paths, number_in)
+from groupvit_common.tool_options import (  # noqa: F401 (gpu_report's)
+    add_shape_option, bench_options, check_device, check_paths)
 from mmseg_groupvit.utils.config_file import read_config
 from mmseg_groupvit.weights.convert import HF_DROPPED, convert_hf
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)
-
-
-def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
-    """A parent parser of the benchmarks' options (``config``: a default)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add = parser.add_argument
-    add('config',
-        nargs='?' if config else None,
-        default=config,
-        help='config file')
-    add('--checkpoint', help='converted checkpoint (default: random, seeded)')
-    add('--device', default='cpu', help='cpu or cuda[:i]')
-    add('--data-root', help='dataset root of the whole-image measurements')
-    add('--num-images',
-        type=number_in(int, 0, 10**9, 'must be a count of images, got {text}'),
-        default=10,
-        help='for images/s (0: none)')
-    add('--repeat',
-        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
-        default=5,
-        help='timed rounds')
-    add('--window-batch', type=int, help='windows per backbone pass')
-    add('--seed', type=int, default=0)
-    add_cfg_options(parser)
-    return parser
-
-
-def add_shape_option(parser: argparse.ArgumentParser,
-                     square: bool = False) -> None:
-    """Add ``--shape H [W]`` (``args.shape``: ``(H, W)`` or None)."""
-
-    class Shape(argparse.Action):
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            if len(values) > 2 or min(values) < 1:
-                problem = '--shape takes H or H W, positive pixel counts.'
-            elif square and values[0] != values[-1]:
-                problem = (f'--shape {values[0]} {values[-1]}: transformers\' '
-                           f'GroupViTModel only runs square windows; give '
-                           f'one side, e.g. --shape {values[0]}.')
-            else:
-                return setattr(namespace, self.dest, (values[0], values[-1]))
-            raise SystemExit(error_line(problem))
-
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        action=Shape,
-        help='window H [W] (default: the config\'s crop_size)' +
-        (', square' if square else ''))
 
 
 def setup(args) -> Tuple[object, torch.device]:

@@ -14,16 +14,16 @@ from typing import Callable, List
 
 import torch
 import torch.nn.functional as F
-from bench_common import (REPO, add_shape_option, bench_options, build_dataset,
-                          build_model, build_reference, load_average,
-                          load_runtime, machine, setup, share_equal,
-                          swapped_encode_decode, time_interleaved,
+from bench_common import (REPO, build_dataset, build_model, build_reference,
+                          load_average, load_runtime, machine, setup,
+                          share_equal, swapped_encode_decode, time_interleaved,
                           window_shape)
 from mmengine.dataset import pseudo_collate
 from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import exit_on_user_error
-from groupvit_common.tool_options import weights_label
+from groupvit_common.tool_options import (add_shape_option, bench_options,
+                                          weights_label)
 from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Dict, List, Sequence
 
 import torch
-from bench_common import add_shape_option, build_model, setup, window_shape
+from bench_common import build_model, setup, window_shape
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import _format_size
@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from groupvit_common.errors import exit_on_user_error
-from groupvit_common.tool_options import add_cfg_options
+from groupvit_common.tool_options import add_cfg_options, add_shape_option
 from mmseg_groupvit.utils.console import quiet_warnings
 
 
