@@ -19,8 +19,8 @@ from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
-from groupvit_common.files import (file_sha256, open_work_file, read_text,
-                                   refuse_links)
+from groupvit_common.files import (file_sha256, open_work_file, read_json,
+                                   read_text, refuse_links)
 from groupvit_common.tool_options import add_cfg_options
 from mmseg_groupvit.evaluation.protocol import format_protocol
 from mmseg_groupvit.utils.console import progress
@@ -159,9 +159,15 @@ def run_dir_name(config: str, checkpoint: str, key: Tuple[str, ...]) -> str:
     return f'{config_name(config)}__{stem}__{digest}'
 
 
-def watch(proc: subprocess.Popen, log: str, work_dir: str) -> int:
-    """Wait for a tools/test.py process, with a progress bar over its
-    images (its log's ``images`` line, its progress records)."""
+def run_one(command: List[str], work_dir: str) -> Optional[dict]:
+    """Run one evaluation, with a progress bar over its images (its log's
+    ``images`` line, its progress records); its ``results.json``, or None if
+    it failed."""
+    os.makedirs(work_dir, exist_ok=True)
+    results = osp.join(work_dir, 'results.json')
+    if osp.exists(results):
+        os.remove(results)
+    log = osp.join(work_dir, 'suite_run.log')
     bar, shown = None, 0
 
     def update():
@@ -181,28 +187,17 @@ def watch(proc: subprocess.Popen, log: str, work_dir: str) -> int:
             bar.advance(done - shown)
             shown = done
 
-    try:
-        while proc.poll() is None:
-            time.sleep(0.5)
-            update()
-        if proc.returncode == 0:
-            update()
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    return proc.returncode
-
-
-def run_one(command: List[str], work_dir: str) -> Optional[dict]:
-    """Run one evaluation; its ``results.json``, or None if it failed."""
-    os.makedirs(work_dir, exist_ok=True)
-    results = osp.join(work_dir, 'results.json')
-    if osp.exists(results):
-        os.remove(results)
-    log = osp.join(work_dir, 'suite_run.log')
     with open_work_file(work_dir, 'suite_run.log', 'w') as f:
         proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
-        watch(proc, log, work_dir)
+        try:
+            while proc.poll() is None:
+                time.sleep(0.5)
+                update()
+            if proc.returncode == 0:
+                update()
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
     if proc.returncode != 0 or not osp.isfile(results):
         with open(log) as f:
             lines = f.read().strip().splitlines()
@@ -212,8 +207,7 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
         print('  failed (exit code %d), see %s:\n    %s' %
               (proc.returncode, log, '\n    '.join(shown or lines[-5:])))
         return None
-    with open(results) as f:
-        return json.load(f)
+    return read_json(results)
 
 
 def main(argv=None) -> int:

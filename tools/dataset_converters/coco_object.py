@@ -35,32 +35,28 @@ RAW_TO_OBJECT[:NUM_RAW_IDS] = RAW_TO_OBJECT[RAW_UNLABELED] = 0
 RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 
 
-def convert_raw_map(raw, name='label map'):
-    """``[H, W]`` raw map (category id - 1, or 255) to uint8 labels 0..80."""
+def convert_raw_file(in_file, out_dir):
+    """Convert one raw PNG (``[H, W]`` category id - 1, or 255) to labels
+    0..80; its pixels of unused (background) category ids."""
+    raw = np.asarray(Image.open(in_file))
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
-            f'{name}: expected a single-channel integer label map, got '
+            f'{in_file}: expected a single-channel integer label map, got '
             f'shape {raw.shape} and dtype {raw.dtype}. Pass the COCO-Stuff '
             f'raw maps (stuffthingmaps), not colour images.')
     if raw.size and (raw.min() < 0 or raw.max() > 255):
-        raise ValueError(f'{name}: values outside 0..255 '
+        raise ValueError(f'{in_file}: values outside 0..255 '
                          f'({raw.min()}..{raw.max()}); not a raw map.')
     labels = RAW_TO_OBJECT[raw.astype(np.intp)]
     if (labels < 0).any():
         bad = np.unique(raw[labels < 0]).tolist()
         raise ValueError(
-            f'{name}: values {bad} are not COCO-Stuff raw ids. Expected '
+            f'{in_file}: values {bad} are not COCO-Stuff raw ids. Expected '
             f'category id - 1 (0..{NUM_RAW_IDS - 1}) and {RAW_UNLABELED} '
             f'for unlabeled, as in stuffthingmaps_trainval2017.')
-    return labels.astype(np.uint8)
-
-
-def convert_raw_file(in_file, out_dir):
-    """Convert one raw PNG; its pixels of unused (background) category ids."""
-    raw = np.asarray(Image.open(in_file))
-    labels = convert_raw_map(raw, name=in_file)
     stem = osp.splitext(osp.basename(in_file))[0]
-    Image.fromarray(labels).save(osp.join(out_dir, stem + OUT_SUFFIX))
+    Image.fromarray(labels.astype(np.uint8)).save(
+        osp.join(out_dir, stem + OUT_SUFFIX))
     unused_raw = np.asarray(UNUSED_THING_IDS) - 1
     return int(np.isin(raw, unused_raw).sum())
 
@@ -73,25 +69,12 @@ def _run(func, tasks, nproc):
     return track_progress(func, tasks)
 
 
-def convert_stuff_split(coco_path, split, out_root, nproc):
-    """Convert ``coco_path/annotations/<split>/*.png`` but ``*TrainIds*``:
-    the maps written and the files skipped."""
-    files = sorted(glob(osp.join(coco_path, 'annotations', split, '*.png')))
-    raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
-    out_dir = osp.join(out_root, 'annotations', split)
-    mkdir_or_exist(out_dir)
-    unused = _run(partial(convert_raw_file, out_dir=out_dir), raw_files, nproc)
-    if sum(unused):
-        warnings.warn(f'{sum(unused)} pixels in {split} carried unused COCO '
-                      f'category ids {list(UNUSED_THING_IDS)}; they became '
-                      f'background.')
-    return len(raw_files), len(files) - len(raw_files)
-
-
-def rasterize_instances(annotations, height, width):
-    """``[H, W]`` uint8 labels of one image's annotations, the larger
+def convert_instance_image(task, out_dir):
+    """Write the label map of one ``(image entry, annotations)``, the larger
     ``area`` painted first."""
     from pycocotools import mask as mask_utils
+    image, annotations = task
+    height, width = image['height'], image['width']
     masks = []
     for ann in annotations:
         if ann['category_id'] not in LABEL_OF:
@@ -114,13 +97,6 @@ def rasterize_instances(annotations, height, width):
     labels = np.zeros((height, width), dtype=np.uint8)
     for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
         labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
-    return labels
-
-
-def convert_instance_image(task, out_dir):
-    """Write the label map of one ``(image entry, annotations)``."""
-    image, annotations = task
-    labels = rasterize_instances(annotations, image['height'], image['width'])
     stem = osp.splitext(osp.basename(image['file_name']))[0]
     Image.fromarray(labels).save(osp.join(out_dir, stem + OUT_SUFFIX))
 
@@ -205,12 +181,20 @@ def main(argv=None):
             print(f'{split}: no folder {args.coco_path}/annotations/{split}; '
                   f'skipped.')
             continue
-        count, skipped = convert_stuff_split(args.coco_path, split,
-                                             args.out_dir, args.nproc)
-        written[split] = count
-        print(f'{split}: wrote {count} label maps to '
-              f'{osp.join(args.out_dir, "annotations", split)} (skipped '
-              f'{skipped} *TrainIds* files)')
+        files = sorted(
+            glob(osp.join(args.coco_path, 'annotations', split, '*.png')))
+        raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
+        out_dir = osp.join(args.out_dir, 'annotations', split)
+        mkdir_or_exist(out_dir)
+        unused = _run(
+            partial(convert_raw_file, out_dir=out_dir), raw_files, args.nproc)
+        if sum(unused):
+            warnings.warn(f'{sum(unused)} pixels in {split} carried unused '
+                          f'COCO category ids {list(UNUSED_THING_IDS)}; they '
+                          f'became background.')
+        written[split] = len(raw_files)
+        print(f'{split}: wrote {len(raw_files)} label maps to {out_dir} '
+              f'(skipped {len(files) - len(raw_files)} *TrainIds* files)')
     if not sum(written.values()):
         raise FileNotFoundError(
             f'No COCO-Stuff raw maps found under '
