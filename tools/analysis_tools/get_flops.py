@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""FLOPs and parameters of one window of a GroupViT segmentor (mmseg's
-``get_flops.py`` fails on multimodal segmentors), with mmengine's
-``FlopAnalyzer`` and a rule for ``scaled_dot_product_attention``."""
+"""FLOPs and parameters of one window of a GroupViT segmentor: mmengine's
+``FlopAnalyzer`` with a rule for ``scaled_dot_product_attention``."""
 import argparse
 import math
 import sys
@@ -91,24 +90,6 @@ def format_flop(multiply_adds: int) -> str:
     return f'{flop} FLOP'
 
 
-def report(flops: Dict[str, Any], shape: Sequence[int]) -> str:
-    line = '=' * 30
-    params = flops['params']
-    return (f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, '
-            f'class embeddings cached\nInput shape: (3, {shape[0]}, '
-            f'{shape[1]})\nFLOPs (a multiply-add counts as 2: a multiply '
-            f'and an add)\n'
-            f'  one window: {format_flop(flops["window"])}\n'
-            f'    image encoder: {format_flop(flops["image_encoder"])}\n'
-            f'    projection: {format_flop(flops["projection"])}\n'
-            f'    head: {format_flop(flops["head"])}\n'
-            f'  text encoder, once per vocabulary ({flops["num_prompts"]} '
-            f'prompts): {format_flop(flops["text"])}\n'
-            f'Params: {_format_size(params["all"])} (image encoder '
-            f'{_format_size(params["image_encoder"])}, text encoder '
-            f'{_format_size(params["text_encoder"])})\n{line}')
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Get the FLOPs of a GroupViT segmentor')
@@ -121,7 +102,21 @@ def main(argv=None):
     shape = args.shape or window_shape(cfg)
     with exit_on_user_error():
         model = build_model(cfg, None, 'cpu', 0)
-    print(report(segmentor_flops(model, shape), shape))
+    flops = segmentor_flops(model, shape)
+    params, line = flops['params'], '=' * 30
+    print(f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, '
+          f'class embeddings cached\nInput shape: (3, {shape[0]}, '
+          f'{shape[1]})\nFLOPs (a multiply-add counts as 2: a multiply '
+          f'and an add)\n'
+          f'  one window: {format_flop(flops["window"])}\n'
+          f'    image encoder: {format_flop(flops["image_encoder"])}\n'
+          f'    projection: {format_flop(flops["projection"])}\n'
+          f'    head: {format_flop(flops["head"])}\n'
+          f'  text encoder, once per vocabulary ({flops["num_prompts"]} '
+          f'prompts): {format_flop(flops["text"])}\n'
+          f'Params: {_format_size(params["all"])} (image encoder '
+          f'{_format_size(params["image_encoder"])}, text encoder '
+          f'{_format_size(params["text_encoder"])})\n{line}')
     return 0
 
 

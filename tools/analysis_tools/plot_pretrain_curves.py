@@ -16,15 +16,11 @@ def plot(curves: dict, out: str) -> None:
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, values in sorted(curves.items()):
-        if name == 'mIoU':
-            continue
         steps = sorted(values)
-        left.plot(steps, [values[s] for s in steps], label=name)
+        axes, style = (right, 'o-') if name == 'mIoU' else (left, '-')
+        axes.plot(steps, [values[s] for s in steps], style, label=name)
     left.set(xlabel='step', ylabel='loss')
     left.legend()
-    miou = curves.get('mIoU', {})
-    steps = sorted(miou)
-    right.plot(steps, [miou[s] for s in steps], 'o-')
     right.set_xlabel('epoch (validation after it; 0: before training)')
     right.set_ylabel('zero-shot mIoU (%)')
     fig.tight_layout()
@@ -36,8 +32,7 @@ def main(argv=None):
     parser.add_argument('work_dir')
     parser.add_argument('--out', default='pretrain_curves.png')
     args = parser.parse_args(argv)
-    # {name: {step: value}} of loss, loss_* and mIoU
-    curves = {}
+    curves = {}  # {name: {step: value}} of loss, loss_* and mIoU
     files = sorted(
         glob.glob(osp.join(args.work_dir, '*', 'vis_data', 'scalars.json')))
     if not files:

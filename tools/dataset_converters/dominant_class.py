@@ -33,7 +33,7 @@ def dominant_class(labels: np.ndarray,
     return int(values[best]), float(share)
 
 
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('root', help='dataset root (e.g. VOCdevkit/VOC2012)')
     parser.add_argument('-o', '--out', required=True, help='output list')
@@ -46,11 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--offset', type=int, default=1)
     parser.add_argument('--min-object', type=float, default=0.05)
     parser.add_argument('--min-share', type=float, default=0.75)
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     split = osp.join(args.root, args.split)
     if not osp.isfile(split):
         sys.exit(error_line(f'split list not found: {split}'))
