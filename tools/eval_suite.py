@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Evaluate configs x checkpoints with ``tools/test.py`` into one table,
-``OUT_DIR/results.md`` and ``results.csv``, skipping the runs already in it
-(docs/evaluation.md)."""
+"""Evaluate configs x checkpoints with ``tools/test.py`` into one table
+(``OUT_DIR/results.md``, ``.csv``), resuming (docs/evaluation.md)."""
 import argparse
 import csv
 import glob

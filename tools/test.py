@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Test (and evaluate) a segmentor or a zero-shot classifier: mmseg 1.2.2's
-``tools/test.py`` (Apache-2.0) with checked inputs, any checkpoint form,
-resumable progress and a short console (docs/evaluation.md)."""
+"""mmseg 1.2.2's ``tools/test.py`` (Apache-2.0) for segmentors and zero-shot
+classifiers: checked inputs, resumable progress (docs/evaluation.md)."""
 import argparse
 import os
 import sys

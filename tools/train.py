@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Train a segmentor: mmseg 1.2.2's ``tools/train.py`` (Apache-2.0) with
-checked inputs, ``--launcher pytorch`` on CPU (gloo) and a short console
-(``--verbose``: mmengine's log)."""
+"""mmseg 1.2.2's ``tools/train.py`` (Apache-2.0) with checked inputs,
+``--launcher pytorch`` on CPU (gloo) and a short console."""
 import argparse
 import logging
 import os

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Speed of GroupViT zero-shot segmentation against transformers'
-``GroupViTModel`` on the same weights and pixels (docs/benchmark.md); exit
-status 1 when the outputs differ by more than ``--atol``."""
+``GroupViTModel`` (docs/benchmark.md); exit status 1 past ``--atol``."""
 import argparse
 import functools
 import json

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """COCO-Object label maps (0 background, 1..80 the COCO things) from
-COCO-Stuff raw maps, or from an instances JSON (pycocotools; the smaller
-object on top where objects overlap)."""
+COCO-Stuff raw maps or an instances JSON (pycocotools; smaller ones on top)."""
 import argparse
 import os.path as osp
 import re
