@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""CLIP's BPE tokenizer (``mmseg.utils.tokenize``) in the standard
-library: no ``ftfy`` (its fixes but mojibake repair, such text refused) or
-``regex``."""
+"""CLIP's BPE tokenizer (``mmseg.utils.tokenize``) in the standard library:
+``ftfy``'s fixes but mojibake repair (such text refused), no ``regex``."""
 import html
 import html.entities
 import re
@@ -30,11 +29,13 @@ _LIGATURES = dict(
 _SINGLE_QUOTE = re.compile('[\u02bc\u2018-\u201b]')
 _DOUBLE_QUOTE = re.compile('[\u201c-\u201f]')
 _ENTITY = re.compile(r'&#?[0-9A-Za-z]{1,24};')
-_C1 = re.compile(r'[\x80-\x9f]')
+#: C1 controls read as cp1252 ("sloppy": its undefined bytes kept).
+_C1 = {
+    c: bytes([c]).decode('cp1252', 'ignore') or chr(c)
+    for c in range(128, 160)
+}
 _TERMINAL_ESCAPE = re.compile(r'\033\[((?:\d|;)*)([a-zA-Z])')
 _LINE_BREAK = re.compile('\r\n|\r|\u2028|\u2029|\u0085')
-_SURROGATE_PAIR = re.compile('[\ud800-\udbff][\udc00-\udfff]')
-_SURROGATE = re.compile('[\ud800-\udfff]')
 #: Single-byte encodings whose mis-decoding of UTF-8 ftfy repairs.
 _MOJIBAKE_ENCODINGS = ('latin-1', 'cp1252', 'cp1251', 'cp1250', 'mac_roman',
                        'cp437', 'iso-8859-2')
@@ -75,51 +76,34 @@ def _unescape_entity(match) -> str:
     return text
 
 
-def _sloppy_cp1252(match) -> str:
-    try:
-        return bytes([ord(match.group(0))]).decode('cp1252')
-    except UnicodeDecodeError:
-        return match.group(0)
-
-
-def _surrogate_pair(match) -> str:
-    high, low = (ord(c) for c in match.group(0))
-    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
-
-
-def check_not_mojibake(text: str) -> None:
-    """Refuse text ftfy would re-decode (UTF-8 read as one-byte text)."""
-    if text.isascii():
-        return
-    for encoding in _MOJIBAKE_ENCODINGS:
-        try:
-            decoded = text.encode(encoding).decode('utf-8')
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
-        if decoded != text:
-            raise ValueError(
-                f'The class name or prompt {text!r} looks like UTF-8 text '
-                f'decoded as {encoding} (it reads {decoded!r} when '
-                f're-decoded); fix the text\'s encoding (save the vocabulary '
-                f'as UTF-8).')
-
-
 def fix_text(text: str) -> str:
-    """``ftfy.fix_text`` (defaults) but mojibake repair."""
+    """``ftfy.fix_text`` (defaults) but mojibake repair: text ftfy would
+    re-decode (UTF-8 read as one-byte text) is refused."""
     unescape = '<' not in text
     while True:
         original = text
         if unescape:
             text = _ENTITY.sub(_unescape_entity, text)
-        check_not_mojibake(text)
-        text = _C1.sub(_sloppy_cp1252, text)
+        for encoding in _MOJIBAKE_ENCODINGS:
+            try:
+                decoded = text.encode(encoding).decode('utf-8')
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+            if decoded != text:
+                raise ValueError(
+                    f'The class name or prompt {text!r} looks like UTF-8 '
+                    f'text decoded as {encoding} (it reads {decoded!r} when '
+                    f're-decoded); fix the text\'s encoding (save the '
+                    f'vocabulary as UTF-8).')
+        text = text.translate(_C1)
         text = text.translate(_LIGATURES)
         text = text.translate(_width_map())
         text = _SINGLE_QUOTE.sub("'", text)
         text = _DOUBLE_QUOTE.sub('"', text)
         text = _LINE_BREAK.sub('\n', text)
-        text = _SURROGATE_PAIR.sub(_surrogate_pair, text)
-        text = _SURROGATE.sub('\ufffd', text)
+        # Surrogate pairs joined, lone surrogates replaced (U+FFFD).
+        text = text.encode('utf-16-le',
+                           'surrogatepass').decode('utf-16-le', 'replace')
         text = _TERMINAL_ESCAPE.sub('', text)
         text = text.translate(_CONTROL)
         text = unicodedata.normalize('NFC', text)
