@@ -125,8 +125,19 @@ def build_reference(model: nn.Module,
     return hf
 
 
-def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random values large enough that groupings are not degenerate."""
+def build_model(cfg, checkpoint: Optional[str], device, seed: int):
+    """The config's model (eval), the checkpoint's or seeded random weights."""
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    from mmseg_groupvit.models.config_arguments import check_model_arguments
+    check_model_arguments(cfg.model)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        return model.to(device).eval()
+    # Random values large enough that groupings are not degenerate.
     gen = torch.Generator().manual_seed(seed)
 
     def normal(t, std, mean=0.):
@@ -147,22 +158,6 @@ def randomise_(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.running_mean.copy_(normal(module.running_mean, 0.2))
                 module.running_var.copy_(
                     torch.rand(module.running_var.shape, generator=gen) + 0.5)
-    return model
-
-
-def build_model(cfg, checkpoint: Optional[str], device, seed: int):
-    """The config's model (eval), the checkpoint's or seeded random weights."""
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
-
-    from mmseg_groupvit.models.config_arguments import check_model_arguments
-    check_model_arguments(cfg.model)
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    else:
-        randomise_(model, seed)
     return model.to(device).eval()
 
 
