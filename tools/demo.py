@@ -159,8 +159,7 @@ def segment(model, load, path, stem, args, note):
 
 
 def build(init, args, errors=(), **options):
-    """``init(config, checkpoint, device, ...)``; ``args.checkpoint``: the
-    file loaded (None: random weights)."""
+    """The model of ``init``; ``args.checkpoint`` becomes the file loaded."""
     with exit_on_user_error(*errors), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='No checkpoint given')
         model = init(

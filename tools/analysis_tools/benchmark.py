@@ -166,9 +166,8 @@ MODES = dict(ours=None, mmseg_loop=None, naive=None)
 
 
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
-    """images/s of slide inference on ``n`` real images (file read
-    included), the ``modes`` (:data:`MODES`, ``onnxruntime``, ``transformers``)
-    interleaved per image, and each mode's labels."""
+    """images/s of slide inference on ``n`` real images, the ``modes``
+    (:data:`MODES`, ``onnxruntime``, ``transformers``) interleaved; labels."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     slide = MultimodalEncoderDecoder.slide_inference
     shapes = {}

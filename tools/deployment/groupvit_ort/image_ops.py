@@ -20,8 +20,7 @@ class UnreadableImage(ValueError):
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """An image file as ``[H, W, 3]`` RGB ``uint8``, as OpenCV's
-    ``IMREAD_COLOR``; else ``UnreadableImage``."""
+    """An image file as ``[H, W, 3]`` RGB ``uint8`` (``cv2.IMREAD_COLOR``)."""
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a FIFO would wait, a device never end

@@ -162,16 +162,13 @@ def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
 CHANNELS_PER_STEP = 8
 
 
-def _reason(error: Exception) -> str:
-    return ' '.join(str(error).split())[:300]
-
-
 def _run(session, outputs: List[str], feeds: dict) -> list:
     try:
         return session.run(outputs, feeds)
     except Exception as e:  # onnxruntime's errors have no common base
+        reason = ' '.join(str(e).split())[:300]
         raise ExportError(f'onnxruntime failed running {session.path} '
-                          f'({_reason(e)}); {AGAIN}') from None
+                          f'({reason}); {AGAIN}') from None
 
 
 def _session(graph: bytes,
@@ -194,7 +191,8 @@ def _session(graph: bytes,
         session = ort.InferenceSession(
             graph, options, providers=providers or ['CPUExecutionProvider'])
     except Exception as e:  # onnxruntime's errors have no common base
-        raise ExportError(f'onnxruntime cannot load {path} ({_reason(e)}); '
+        reason = ' '.join(str(e).split())[:300]
+        raise ExportError(f'onnxruntime cannot load {path} ({reason}); '
                           f'{AGAIN}') from None
     session.path = path
     found = [i.name for i in session.get_inputs()]
@@ -266,9 +264,8 @@ class OnnxSegmenter:
     def class_embeddings(self,
                          classes: List[List[str]],
                          chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
-        """L2-normalised class embeddings ``[K, D]`` (every synonym x
-        template prompt averaged) and the prompts cut at the context length.
-        """
+        """L2-normalised class embeddings ``[K, D]`` (synonym x template
+        prompts averaged) and the prompts cut at the context length."""
         templates = self.protocol['templates']
         prompts = [[t.format(name) for name in names for t in templates]
                    for names in classes]

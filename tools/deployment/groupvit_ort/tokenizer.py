@@ -136,8 +136,7 @@ def bytes_to_unicode() -> Dict[int, str]:
 
 
 class ClipTokenizer:
-    """mmseg's ``SimpleTokenizer`` from ``bpe_path``
-    (``bpe_simple_vocab_16e6.txt.gz``)."""
+    """mmseg's ``SimpleTokenizer`` of ``bpe_simple_vocab_16e6.txt.gz``."""
 
     def __init__(self, bpe_path: str):
         data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file')
