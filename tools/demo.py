@@ -162,13 +162,8 @@ def build(init, args, errors=(), **options):
     """The model of ``init``; ``args.checkpoint`` becomes the file loaded."""
     with exit_on_user_error(*errors), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='No checkpoint given')
-        model = init(
-            args.config,
-            args.checkpoint,
-            args.device,
-            seed=args.seed,
-            random_weights=args.random_weights,
-            **options)
+        options.update(seed=args.seed, random_weights=args.random_weights)
+        model = init(args.config, args.checkpoint, args.device, **options)
     args.checkpoint = model.cfg.get('load_from')
     if not args.checkpoint:
         print('warning: ' + ' '.join(RANDOM_NOTE))
