@@ -126,15 +126,6 @@ def _letter_number_classes() -> Tuple[str, str]:
         for a, b in spans[kind]) for kind in 'LN')
 
 
-@lru_cache()
-def bytes_to_unicode() -> Dict[int, str]:
-    """CLIP's reversible map from bytes to printable characters."""
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    others = [b for b in range(256) if b not in printable]
-    codes = printable + [256 + n for n in range(len(others))]
-    return dict(zip(printable + others, map(chr, codes)))
-
-
 class ClipTokenizer:
     """mmseg's ``SimpleTokenizer`` of ``bpe_simple_vocab_16e6.txt.gz``."""
 
@@ -148,12 +139,16 @@ class ClipTokenizer:
                                 f'the export.') from None
         merges = [tuple(m.split()) for m in merges[1:49152 - 256 - 2 + 1]]
         special = ['<start_of_text>', '<end_of_text>']
-        vocab = list(bytes_to_unicode().values())
+        # CLIP's reversible map from bytes to printable characters.
+        printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+        others = [b for b in range(256) if b not in printable]
+        codes = printable + [256 + n for n in range(len(others))]
+        self.byte_encoder = dict(zip(printable + others, map(chr, codes)))
+        vocab = list(self.byte_encoder.values())
         vocab += [v + '</w>' for v in vocab]
         vocab += [''.join(m) for m in merges] + special
         self.encoder = {token: i for i, token in enumerate(vocab)}
         self.bpe_ranks = {merge: i for i, merge in enumerate(merges)}
-        self.byte_encoder = bytes_to_unicode()
         self.cache = {t: t for t in special}
         self.sot_id, self.eot_id = (self.encoder[t] for t in special)
         letters, numbers = _letter_number_classes()
