@@ -88,9 +88,28 @@ def fixture_check(device, fixture_dir, work_dir):
     return dict(images=images, passed=ok, atol=1e-3)
 
 
+def fit_reference(hf, model, shape):
+    """Make transformers' ``GroupViTModel`` take windows of ``shape``
+    ``(H, W)``: its input size check and position table, the table being
+    ours for that patch grid (its forward takes no
+    ``interpolate_pos_encoding``; whole mode gives it each image's shape).
+    """
+    embeddings = hf.vision_model.embeddings
+    if tuple(embeddings.patch_embeddings.image_size) == tuple(shape):
+        return
+    patch = model.image_encoder.patch_size
+    with torch.no_grad():
+        table = model.image_encoder.interpolate_pos_embed(
+            (shape[0] // patch, shape[1] // patch))
+    embeddings.position_embeddings = torch.nn.Parameter(
+        table.detach().clone(), requires_grad=False)
+    embeddings.patch_embeddings.image_size = tuple(shape)
+
+
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     """transformers' segmentation logits as window scores, a zero
     background channel first."""
+    fit_reference(hf, model, inputs.shape[-2:])
     dtype = DTYPES.get(precision)
     with torch.autocast(
             inputs.device.type, dtype=dtype, enabled=dtype is not None):
@@ -128,6 +147,10 @@ def throughput(model, hf, dataset, num_images, device, repeat):
 def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
                      repeat):
     """images/s of the onnxruntime runner with the CUDA provider."""
+    mode = (cfg.model.get('test_cfg') or {}).get('mode', 'whole')
+    if mode != 'slide':
+        return dict(skipped=f'the ONNX export runs slide inference only; '
+                    f'this config\'s test_cfg mode is {mode!r}')
     try:
         import onnxruntime as ort
     except ImportError:
