@@ -58,7 +58,7 @@ def whole_mode_config(tmp_path):
         f'_base_ = [{osp.join(REPO, "configs", "groupvit_voc.py")!r}]\n'
         f'model = dict(image_encoder={SMALL_ARCH["image_encoder"]!r}, '
         f'text_encoder={SMALL_ARCH["text_encoder"]!r}, '
-        f'test_cfg=dict(mode="whole"))\n')
+        f'test_cfg=dict(_delete_=True, mode="whole", bg_thresh=0.95))\n')
     return config
 
 
