@@ -152,3 +152,9 @@ def test_training_throughput_dry_run(tmp_path):
     assert set(report['results']) == {'ours_fp32', 'plain_fp32'}
     assert all(r['images_per_s'] > 0 and r['peak_mib'] > 0
                for r in report['results'].values())
+    # The same batch and threads on both sides, the first step apart.
+    ours, plain = report['results']['ours_fp32'], report['results'][
+        'plain_fp32']
+    assert ours['inputs'] == plain['inputs']
+    assert ours['threads'] == plain['threads'] == report['threads'] == 1
+    assert all(len(r['runs']) == 3 for r in (ours, plain))
