@@ -9,7 +9,6 @@ import os
 import os.path as osp
 
 import torch
-import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, bench_options, build_dataset,
                           build_model, build_reference, machine, setup,
                           share_equal, window_shape)
@@ -115,9 +114,7 @@ def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
             inputs.device.type, dtype=dtype, enabled=dtype is not None):
         out = hf(
             input_ids=tokens, pixel_values=inputs, output_segmentation=True)
-    logits = out.segmentation_logits.float()
-    if logits.shape[-2:] != inputs.shape[-2:]:
-        logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear')
+    logits = out.segmentation_logits.float()  # at the input's size
     return torch.cat([logits.new_zeros(logits[:, :1].shape), logits], dim=1)
 
 
