@@ -109,6 +109,8 @@ def test_dry_run_of_a_whole_mode_config(tmp_path):
     assert len(report['throughput']) == 6
     assert 'slide inference only' in report['onnxruntime']['skipped']
     assert "mode is 'whole'" in report['onnxruntime']['skipped']
+    table = (tmp_path / 'report' / 'report.md').read_text()
+    assert 'onnxruntime not measured: the ONNX export runs slide' in table
 
 
 def test_no_images_is_one_error_line(tmp_path):

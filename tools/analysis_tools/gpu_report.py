@@ -196,6 +196,8 @@ def table(report):
                      f'more.')
     else:
         lines.append(f'\nCUDA against CPU: {fixture["skipped"]}.')
+    if 'skipped' in ort_cuda:
+        lines.append(f'\nonnxruntime not measured: {ort_cuda["skipped"]}.')
     return '\n'.join(lines) + '\n'
 
 
