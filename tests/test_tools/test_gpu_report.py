@@ -8,8 +8,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import torch.nn.functional as F
 
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, load_script
+from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE,
+                            build_small_segmentor, load_script, vary_weights)
 
 pytest.importorskip('transformers')
 pytest.importorskip('onnxruntime')
@@ -47,6 +50,67 @@ def test_dry_run_exercises_every_step(tmp_path, fixture_a):
     assert report['onnxruntime']['images_per_s'] > 0
     table = (out / 'report.md').read_text()
     assert 'dry run on CPU' in table and '| bf16 |' in table
+
+
+def whole_mode_config(tmp_path):
+    config = tmp_path / 'whole.py'
+    config.write_text(
+        f'_base_ = [{osp.join(REPO, "configs", "groupvit_voc.py")!r}]\n'
+        f'model = dict(image_encoder={SMALL_ARCH["image_encoder"]!r}, '
+        f'text_encoder={SMALL_ARCH["text_encoder"]!r}, '
+        f'test_cfg=dict(_delete_=True, mode="whole", bg_thresh=0.95))\n')
+    return config
+
+
+def test_reference_takes_a_whole_image_window():
+    """In whole mode the window is the image, not the square the reference
+    was built for: transformers' segmentation logits of a 224x320 window
+    are our soft grouping of its patch grid, weighted by the cosines of
+    our group and text embeddings (as benchmark.py's agreement check)."""
+    from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
+    tool = load_script('tools/analysis_tools/gpu_report.py')
+    bench = load_script('tools/analysis_tools/bench_common.py')
+    model = vary_weights(build_small_segmentor(test_cfg=dict(mode='whole')))
+    hf = bench.build_reference(model, (448, 448))
+    gen = torch.Generator().manual_seed(0)
+    window = torch.randn(1, 3, 224, 320, generator=gen)
+    prompts = [p for ps in model.text_encoder.prompts() for p in ps]
+    tokens = model.text_encoder.tokenize(prompts)
+    with torch.no_grad():
+        scores = tool.hf_encode_decode(hf, tokens, 'fp32', model, window, None)
+        feats = model.image_encoder(window)
+        text = F.normalize(model.text_encoder.encode_tokens(tokens), dim=-1)
+        maps = group_maps(feats['soft_assigns'], feats['grid'],
+                          window.shape[-2:])
+    cos = F.normalize(feats['group_embeds'], dim=-1) @ text.t()
+    expected = torch.einsum('bgt,bghw->bthw', cos, maps)
+    assert feats['grid'] == (14, 20)
+    assert scores.shape == (1, 1 + len(prompts), 224, 320)
+    assert not scores[:, 0].any()
+    # Cosines weighted by a soft assignment, so within [-1, 1]: fp32 sums
+    # of a few hundred terms agree far below 1e-4 (benchmark.py's --atol).
+    scale = model.decode_head.logit_scale.exp()
+    torch.testing.assert_close(
+        scores[:, 1:] / scale**2, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_dry_run_of_a_whole_mode_config(tmp_path):
+    """Each image is one window of its own shape for ours and for
+    transformers; the ONNX export (slide only) is skipped with a reason."""
+    tool = load_script('tools/analysis_tools/gpu_report.py')
+    report = tool.main([
+        str(whole_mode_config(tmp_path)), '--device', 'cpu', '--data-root',
+        VOC_SAMPLE, '--num-images', '2', '--repeat', '1', '--fixture',
+        str(tmp_path / 'no-fixture'), '--out',
+        str(tmp_path / 'report')
+    ])
+    assert all(v > 0 for v in report['throughput'].values())
+    assert len(report['throughput']) == 6
+    assert 'slide inference only' in report['onnxruntime']['skipped']
+    assert "mode is 'whole'" in report['onnxruntime']['skipped']
+    table = (tmp_path / 'report' / 'report.md').read_text()
+    assert 'onnxruntime not measured: the ONNX export runs slide' in table
 
 
 def test_no_images_is_one_error_line(tmp_path):
@@ -90,3 +154,9 @@ def test_training_throughput_dry_run(tmp_path):
     assert set(report['results']) == {'ours_fp32', 'plain_fp32'}
     assert all(r['images_per_s'] > 0 and r['peak_mib'] > 0
                for r in report['results'].values())
+    # The same batch and threads on both sides, the first step apart.
+    ours, plain = report['results']['ours_fp32'], report['results'][
+        'plain_fp32']
+    assert ours['inputs'] == plain['inputs']
+    assert ours['threads'] == plain['threads'] == report['threads'] == 1
+    assert all(len(r['runs']) == 3 for r in (ours, plain))

@@ -209,9 +209,11 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
             labels[m].append(last[m])
         if advance is not None:
             advance()
-    crop, stride = model.test_cfg.crop_size, model.test_cfg.stride
-    windows = sum(
-        len(window_boxes(*hw, crop, stride)) for hw in shapes.values())
+    test_cfg, windows = model.test_cfg or {}, n  # whole: one per image
+    if test_cfg.get('mode') == 'slide':
+        windows = sum(
+            len(window_boxes(*hw, test_cfg['crop_size'], test_cfg['stride']))
+            for hw in shapes.values())
     first, *others = modes
     result = dict(num_images=n, windows_per_image=windows / max(n, 1))
     result['images_per_s'] = {m: n / t for m, t in seconds.items()}

@@ -9,7 +9,6 @@ import os
 import os.path as osp
 
 import torch
-import torch.nn.functional as F
 from bench_common import (DTYPES, REPO, bench_options, build_dataset,
                           build_model, build_reference, machine, setup,
                           share_equal, window_shape)
@@ -88,17 +87,34 @@ def fixture_check(device, fixture_dir, work_dir):
     return dict(images=images, passed=ok, atol=1e-3)
 
 
+def fit_reference(hf, model, shape):
+    """Make transformers' ``GroupViTModel`` take windows of ``shape``
+    ``(H, W)``: its input size check and position table, the table being
+    ours for that patch grid (its forward takes no
+    ``interpolate_pos_encoding``; whole mode gives it each image's shape).
+    """
+    embeddings = hf.vision_model.embeddings
+    if tuple(embeddings.patch_embeddings.image_size) == tuple(shape):
+        return
+    patch = model.image_encoder.patch_size
+    with torch.no_grad():
+        table = model.image_encoder.interpolate_pos_embed(
+            (shape[0] // patch, shape[1] // patch))
+    embeddings.position_embeddings = torch.nn.Parameter(
+        table.detach().clone(), requires_grad=False)
+    embeddings.patch_embeddings.image_size = tuple(shape)
+
+
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     """transformers' segmentation logits as window scores, a zero
     background channel first."""
+    fit_reference(hf, model, inputs.shape[-2:])
     dtype = DTYPES.get(precision)
     with torch.autocast(
             inputs.device.type, dtype=dtype, enabled=dtype is not None):
         out = hf(
             input_ids=tokens, pixel_values=inputs, output_segmentation=True)
-    logits = out.segmentation_logits.float()
-    if logits.shape[-2:] != inputs.shape[-2:]:
-        logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear')
+    logits = out.segmentation_logits.float()  # at the input's size
     return torch.cat([logits.new_zeros(logits[:, :1].shape), logits], dim=1)
 
 
@@ -128,6 +144,10 @@ def throughput(model, hf, dataset, num_images, device, repeat):
 def onnxruntime_cuda(model, cfg, dataset, num_images, work_dir, device,
                      repeat):
     """images/s of the onnxruntime runner with the CUDA provider."""
+    mode = (cfg.model.get('test_cfg') or {}).get('mode', 'whole')
+    if mode != 'slide':
+        return dict(skipped=f'the ONNX export runs slide inference only; '
+                    f'this config\'s test_cfg mode is {mode!r}')
     try:
         import onnxruntime as ort
     except ImportError:
@@ -176,6 +196,8 @@ def table(report):
                      f'more.')
     else:
         lines.append(f'\nCUDA against CPU: {fixture["skipped"]}.')
+    if 'skipped' in ort_cuda:
+        lines.append(f'\nonnxruntime not measured: {ort_cuda["skipped"]}.')
     return '\n'.join(lines) + '\n'
 
 
