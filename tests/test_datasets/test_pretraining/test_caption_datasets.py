@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger
 
 from groupvit_common.errors import ImageLoadError, TrainingDataError
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
-                                                 CaptionShards)
+                                                 CaptionShards, count_samples)
 from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
 from tests.conftest import SAMPLES
 
@@ -167,6 +167,20 @@ def test_shards_stream_good_samples_and_skip_bad_ones(shards):
     assert ':002: the image does not decode (' in skips[0]
     assert ':101: no caption (.txt) (' in skips[1]
     assert dataset.skipped > 2
+
+
+def test_the_length_counts_samples_as_the_reader_groups_them(tmp_path):
+    """webdataset's key is the path up to the first dot of the file name:
+    ``v1.2/a.jpg`` and ``v1.2/b.jpg`` are two samples, and a folder is
+    none."""
+    with tarfile.open(tmp_path / 'part.tar', 'w') as tar:
+        folder = tarfile.TarInfo('v1.2')
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for key in ('v1.2/a', 'v1.2/b', 'c'):
+            add(tar, f'{key}.jpg', b'x')
+            add(tar, f'{key}.txt', b'y')
+    assert count_samples(str(tmp_path / 'part.tar')) == 3
 
 
 def test_an_empty_shard_list_is_named(tmp_path):
