@@ -272,6 +272,26 @@ def expected_state(arch: dict) -> dict:
     return own
 
 
+_CONFIG_MARK = '# Written by tools/convert_weights.py'
+
+
+def _check_config_path(path: str, base_config: str) -> None:
+    """Refuse to replace ``path`` unless the converter wrote it (never the
+    base config it inherits)."""
+    if not osp.lexists(path):
+        return
+    ours = False
+    if osp.isfile(path) and not osp.islink(path) and not (
+            osp.exists(base_config) and osp.samefile(path, base_config)):
+        with open(path, 'rb') as f:
+            ours = f.read(len(_CONFIG_MARK)) == _CONFIG_MARK.encode()
+    if not ours:
+        raise CheckpointError(
+            f'{path} exists and was not written by the converter (it is '
+            f'where the config of this non-default architecture goes); '
+            f'nothing was written. Give DST a name whose .py is free.')
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
@@ -322,6 +342,10 @@ def convert_checkpoint(src: str,
     })
     check_state_dict(own, state, src, 'its architecture',
                      'The file is incomplete or damaged; download it again.')
+    config_path = None
+    if arch_diff(released, arch):
+        config_path = osp.splitext(dst)[0] + '.py'
+        _check_config_path(config_path, base_config)
     save_checkpoint(
         dict(
             state_dict={
@@ -329,23 +353,25 @@ def convert_checkpoint(src: str,
                 for k, v in state.items()
             },
             meta=dict(groupvit_arch=arch, dataset_meta={})), dst)
-    config_path = None
-    if arch_diff(released, arch):
-        config_path = osp.splitext(dst)[0] + '.py'
+    if config_path:
         parts = ',\n'.join(f'    {part}=dict(\n' +
                            ',\n'.join(f'        {k}={v!r}'
                                       for k, v in arch[part].items()) + ')'
                            for part in PARTS)  # plain values: check_arch
+        tmp = f'{config_path}.{os.getpid()}.partial'
         try:
-            with open(config_path, 'w') as f:
-                f.write('# Written by tools/convert_weights.py: the '
-                        'architecture of a non-default\n# GroupViT '
-                        f'checkpoint.\n_base_ = '
+            with open(tmp, 'x') as f:
+                f.write(f'{_CONFIG_MARK}: the architecture of a non-default\n'
+                        f'# GroupViT checkpoint.\n_base_ = '
                         f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
                         f'{parts})\n')
+            os.replace(tmp, config_path)  # a link there is replaced
         except OSError as e:
             raise CheckpointError(
                 f'cannot write {config_path}: {e.strerror or e}.') from None
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
     return dict(
         layout=layout,
         arch=arch,

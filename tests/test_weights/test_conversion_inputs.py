@@ -102,6 +102,33 @@ def test_dst_ending_in_py_refused(hf_folder, tmp_path):
     assert not dst.exists()
 
 
+def test_a_config_the_converter_did_not_write_is_not_replaced(
+        small_state, tmp_path):
+    """A non-default architecture's config goes to DST.py: a file there
+    that the converter did not write (the base config itself, a user's
+    config, a link) is left as it was, and nothing is written."""
+    src = tmp_path / 'src.pth'
+    torch.save(
+        dict(state_dict=small_state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
+    base = tmp_path / 'base.py'
+    base.write_text('x = 1\n')
+    (tmp_path / 'target.py').write_text('y = 2\n')
+    (tmp_path / 'link.py').symlink_to(tmp_path / 'target.py')
+    for name in ('base', 'link'):
+        with pytest.raises(CheckpointError, match='was not written by the'):
+            convert_checkpoint(
+                str(src), str(tmp_path / f'{name}.pth'), base_config=str(base))
+        assert not (tmp_path / f'{name}.pth').exists()
+    assert base.read_text() == 'x = 1\n'
+    assert (tmp_path / 'target.py').read_text() == 'y = 2\n'
+    # Its own config is rewritten by a second conversion.
+    for _ in range(2):
+        result = convert_checkpoint(
+            str(src), str(tmp_path / 'own.pth'), base_config=str(base))
+    assert Config.fromfile(
+        result['config']).model.image_encoder.depths == [1, 1, 1]
+
+
 def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
     (hf_copy / 'config.json').unlink()
     with pytest.raises(CheckpointError, match='--vision-heads'):
