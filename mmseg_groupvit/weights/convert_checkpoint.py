@@ -212,11 +212,12 @@ def convert_source(layout: str,
             'another model; use the matching pair.')
     arch = {p: dict(inferred.get(p), **declared.get(p, {})) for p in PARTS}
     text = arch['text_encoder']
-    if HEADS not in text:  # the original TextTransformer's rule
+    if HEADS not in text and layout == 'nvlabs':  # its TextTransformer's rule
         text[HEADS] = max(text['hidden_size'] // 64, 1)
     # Fields nothing tells have the constructors' defaults (not the heads).
     defaults = released_arch()
-    del defaults['image_encoder'][HEADS]
+    for part in PARTS:
+        del defaults[part][HEADS]
     return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
 
 
@@ -319,21 +320,22 @@ def convert_checkpoint(src: str,
     layout, state, config = load_source_checkpoint(src, trust_pickle)
     state, arch = convert_source(layout, state, config, arch_config,
                                  vision_heads, src)
+    check_arch(arch, src)
     released, assumed = released_arch(), []
-    if HEADS not in arch['image_encoder']:
+    for part, option in zip(PARTS, ('--vision-heads N or ', '')):
+        if HEADS in arch[part]:
+            continue
         if arch_diff(released, arch, ignore=[f'{p}.{HEADS}' for p in PARTS]):
             raise CheckpointError(
-                f'{src} records no vision attention head count (no '
+                f'{src} records no {part} attention head count (no '
                 f'config.json or NVlabs config says it) and its architecture '
                 f'is not the released one, so it cannot be assumed: pass '
-                f'--vision-heads N (or --arch-config with the model\'s '
-                f'config) to tools/convert_weights.py.')
-        heads = released['image_encoder'][HEADS]
-        arch['image_encoder'][HEADS] = heads
-        assumed.append(f'image_encoder.{HEADS}={heads} (the released '
-                       f'models\')')
+                f'{option}--arch-config with the model\'s config to '
+                f'tools/convert_weights.py.')
+        heads = released[part][HEADS]
+        arch[part][HEADS] = heads
+        assumed.append(f'{part}.{HEADS}={heads} (the released models\')')
     arch = canonical(arch)
-    check_arch(arch, src)
     own = expected_state(arch)
     # Training-only tensors (the multi-label temperature) are kept.
     own.update({

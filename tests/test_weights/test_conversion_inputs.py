@@ -139,17 +139,22 @@ def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
                 match=f'image_encoder.num_attention_heads={heads} cannot'):
             convert_checkpoint(
                 str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=heads)
-    result = convert_checkpoint(
-        str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
-    assert result['arch']['image_encoder']['num_attention_heads'] == 2
-    assert not result['assumed']
+    # Nor does anything record the text encoder's (2, not width // 64 = 0):
+    # only the model's config can say it.
+    with pytest.raises(
+            CheckpointError,
+            match='records no text_encoder attention head count .* pass '
+            '--arch-config'):
+        convert_checkpoint(
+            str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
 
 
 def test_released_architecture_assumes_its_heads(small_state, tmp_path,
                                                  monkeypatch):
     # Stand the small architecture in for the released one (building the
-    # released model would take a minute): its head count is assumed, with
-    # a warning, only because the whole architecture matches.
+    # released model would take a minute): its head counts (a state dict
+    # records neither) are assumed, with a warning, only because the whole
+    # architecture matches.
     released = {part: dict(v) for part, v in SMALL_ARCH.items()}
     monkeypatch.setattr(converter, 'released_arch',
                         lambda: canonical(released))
@@ -158,7 +163,8 @@ def test_released_architecture_assumes_its_heads(small_state, tmp_path,
     result = convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert result['arch']['image_encoder']['num_attention_heads'] == 4
     assert result['assumed'] == [
-        "image_encoder.num_attention_heads=4 (the released models')"
+        "image_encoder.num_attention_heads=4 (the released models')",
+        "text_encoder.num_attention_heads=2 (the released models')"
     ]
     released['image_encoder']['depths'] = [2, 1, 1]
     with pytest.raises(CheckpointError, match='--vision-heads'):
@@ -291,12 +297,10 @@ def test_a_tensor_unexpected_or_reshaped_is_named(small_state, tmp_path):
     state['image_encoder.extra'] = torch.zeros(1)
     state['decode_head.logit_scale'] = torch.zeros(2)
     src = tmp_path / 'src.pth'
-    torch.save(dict(state_dict=state, meta={}), src)
+    torch.save(
+        dict(state_dict=state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
     with pytest.raises(CheckpointError) as info:
-        convert_checkpoint(
-            str(src),
-            str(tmp_path / 'out.pth'),
-            vision_heads=SMALL_ARCH['image_encoder']['num_attention_heads'])
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert str(info.value).splitlines() == [
         f'{src} does not match the model built from its architecture:',
         "1 key(s) unexpected in the checkpoint: ['image_encoder.extra']",
