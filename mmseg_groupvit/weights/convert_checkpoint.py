@@ -29,6 +29,12 @@ def weights_file(path: str) -> str:
     for name in HF_WEIGHT_FILES:
         if osp.isfile(osp.join(path, name)):
             return osp.join(path, name)
+        if osp.isfile(osp.join(path, f'{name}.index.json')):
+            raise CheckpointError(
+                f'{path} holds transformers weights in shards ({name}.index'
+                f'.json), which are not read. Save them as one file: '
+                f'GroupViTModel.from_pretrained(FOLDER).save_pretrained(OUT) '
+                f'(GroupViT fits the default max_shard_size).')
     raise CheckpointError(
         f'{path} is a folder without {" or ".join(HF_WEIGHT_FILES)}; give a '
         f'transformers GroupViT folder (save_pretrained) or an NVlabs .pth '

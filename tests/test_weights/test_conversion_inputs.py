@@ -348,3 +348,18 @@ def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
     assert victim.read_text() == 'keep' and not dst.exists()
     converter.save_checkpoint(dict(state_dict={}), str(dst))
     assert torch.load(dst, weights_only=True) == dict(state_dict={})
+
+
+def test_a_folder_without_one_weights_file(hf_folder, tmp_path):
+    """An empty folder is not a checkpoint; a sharded save is one, in a
+    form that is not read: each named as what it is, with the fix."""
+    transformers = pytest.importorskip('transformers')
+    (tmp_path / 'empty').mkdir()
+    assert 'is a folder without model.safetensors or pytorch_model.bin' in \
+        converter_error(tmp_path / 'empty', tmp_path / 'out.pth')
+    transformers.GroupViTModel.from_pretrained(str(hf_folder)).save_pretrained(
+        str(tmp_path / 'shards'), max_shard_size='1MB')
+    assert (tmp_path / 'shards' / 'model.safetensors.index.json').exists()
+    message = converter_error(tmp_path / 'shards', tmp_path / 'out.pth')
+    assert 'holds transformers weights in shards (model.safetensors.index' \
+        '.json)' in message and 'save_pretrained(OUT)' in message
