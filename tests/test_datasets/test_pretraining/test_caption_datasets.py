@@ -67,6 +67,20 @@ def test_csv_annotations(tmp_path):
     assert sample['data_samples'].caption == 'a small dog, a plant'
 
 
+@pytest.mark.parametrize('name, text', [
+    ('ann.csv', f'image,caption\n{PHOTO},a small dog\n'),
+    ('ann.jsonl', json.dumps(dict(image=PHOTO, caption='a small dog'))),
+])
+def test_an_annotation_file_with_a_byte_order_mark(tmp_path, name, text):
+    """Excel's "CSV UTF-8" and Notepad's UTF-8 start with a BOM, which is
+    not part of the first field's name."""
+    (tmp_path / name).write_text(text, encoding='utf-8-sig')
+    dataset = CaptionAnnotationDataset(ann_file=str(tmp_path / name))
+    info = dataset.get_data_info(0)
+    assert len(dataset) == 1
+    assert (info['img_path'], info['caption']) == (PHOTO, 'a small dog')
+
+
 @pytest.mark.parametrize(
     'content, advice',
     [(b'not a jpeg',
