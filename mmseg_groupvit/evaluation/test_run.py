@@ -13,9 +13,10 @@ from ..datasets.checked_transforms import use_checked_steps
 from .progress import describe_run, prepare_progress
 
 
-def check_dataset_paths(dataset: dict) -> None:
+def check_dataset_paths(dataset: dict, out: Optional[str] = None) -> None:
     """Raise ConfigCheckError unless ``data_root``, the ``data_prefix``
-    folders and the ``ann_file`` of the test dataset config exist."""
+    folders and the ``ann_file`` of the test dataset config exist, and the
+    label maps' folder ``out`` (``--out``) lies in neither folder."""
     key = 'test_dataloader.dataset'
     data_root = dataset.get('data_root') or ''
     if not isinstance(data_root, str):
@@ -46,6 +47,12 @@ def check_dataset_paths(dataset: dict) -> None:
                 f'{data_root!r} + {key}.data_prefix.{name} '
                 f'{prefix[name]!r}). Check both settings against the '
                 f'dataset\'s layout.')
+        real = osp.realpath(folder)
+        if out and osp.commonpath([real, osp.realpath(out)]) == real:
+            raise ConfigCheckError(
+                f'--out {out} lies in the dataset\'s {what} folder {folder}: '
+                f'the label maps written there would replace or join its '
+                f'files. Give a folder outside the dataset.')
     ann_file = dataset.get('ann_file') or ''
     if ann_file and '://' not in ann_file:
         path = ann_file if osp.isabs(ann_file) else osp.join(
@@ -116,12 +123,14 @@ def prepare_test_run(cfg,
         ProgressError: Records that cannot be resumed, ``resume`` with an
             evaluator that records none, or another run in the work dir.
     """
-    check_dataset_paths(cfg.test_dataloader.dataset)
+    evaluator = cfg.test_evaluator
+    check_dataset_paths(
+        cfg.test_dataloader.dataset,
+        evaluator.get('output_dir') if isinstance(evaluator, dict) else None)
     swaps = use_checked_loading(cfg)
     if rank == 0:
         os.makedirs(cfg.work_dir, exist_ok=True)
         lock_work_dir(cfg.work_dir)
-    evaluator = cfg.test_evaluator
     if not isinstance(evaluator, dict) or evaluator.get('type') not in (
             'IoUMetric', 'PerClassIoUMetric', 'CheckedIoUMetric'):
         if resume:

@@ -116,19 +116,28 @@ def describe_mismatch(own: Dict, state: Dict, missing: List[str],
     return lines
 
 
+def check_on_load(module: nn.Module, state_dict: dict, prefix: str,
+                  *args) -> None:
+    """``load_state_dict`` pre-hook of a model: at the root, drop the
+    :data:`TRAINING_KEYS` it lacks, then ``module.check_checkpoint``."""
+    if prefix == '':
+        own = module.state_dict()
+        for key in TRAINING_KEYS:
+            if key not in own:
+                state_dict.pop(key, None)
+        module.check_checkpoint(state_dict)
+
+
 def check_state_dict(model,
                      state: Dict[str, torch.Tensor],
                      source: str = 'The checkpoint',
                      against: str = 'the config',
                      fix: str = _FIX) -> None:
     """Refuse a ``state`` without exactly the keys and shapes of ``model``
-    (a module or its state dict; :data:`TRAINING_KEYS` as it has them) or
-    with values :func:`check_values` refuses."""
+    (a module or its state dict; its :data:`TRAINING_KEYS` may be missing)
+    or with values :func:`check_values` refuses."""
     own = model.state_dict() if isinstance(model, nn.Module) else model
-    state = {
-        k: v
-        for k, v in state.items() if k in own or k not in TRAINING_KEYS
-    }
+    state = dict(state)
     state.update(
         {k: own[k]
          for k in TRAINING_KEYS if k not in state and k in own})

@@ -29,6 +29,12 @@ def weights_file(path: str) -> str:
     for name in HF_WEIGHT_FILES:
         if osp.isfile(osp.join(path, name)):
             return osp.join(path, name)
+        if osp.isfile(osp.join(path, f'{name}.index.json')):
+            raise CheckpointError(
+                f'{path} holds transformers weights in shards ({name}.index'
+                f'.json), which are not read. Save them as one file: '
+                f'GroupViTModel.from_pretrained(FOLDER).save_pretrained(OUT) '
+                f'(GroupViT fits the default max_shard_size).')
     raise CheckpointError(
         f'{path} is a folder without {" or ".join(HF_WEIGHT_FILES)}; give a '
         f'transformers GroupViT folder (save_pretrained) or an NVlabs .pth '
@@ -212,11 +218,12 @@ def convert_source(layout: str,
             'another model; use the matching pair.')
     arch = {p: dict(inferred.get(p), **declared.get(p, {})) for p in PARTS}
     text = arch['text_encoder']
-    if HEADS not in text:  # the original TextTransformer's rule
+    if HEADS not in text and layout == 'nvlabs':  # its TextTransformer's rule
         text[HEADS] = max(text['hidden_size'] // 64, 1)
     # Fields nothing tells have the constructors' defaults (not the heads).
     defaults = released_arch()
-    del defaults['image_encoder'][HEADS]
+    for part in PARTS:
+        del defaults[part][HEADS]
     return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
 
 
@@ -272,6 +279,26 @@ def expected_state(arch: dict) -> dict:
     return own
 
 
+_CONFIG_MARK = '# Written by tools/convert_weights.py'
+
+
+def _check_config_path(path: str, base_config: str) -> None:
+    """Refuse to replace ``path`` unless the converter wrote it (never the
+    base config it inherits)."""
+    if not osp.lexists(path):
+        return
+    ours = False
+    if osp.isfile(path) and not osp.islink(path) and not (
+            osp.exists(base_config) and osp.samefile(path, base_config)):
+        with open(path, 'rb') as f:
+            ours = f.read(len(_CONFIG_MARK)) == _CONFIG_MARK.encode()
+    if not ours:
+        raise CheckpointError(
+            f'{path} exists and was not written by the converter (it is '
+            f'where the config of this non-default architecture goes); '
+            f'nothing was written. Give DST a name whose .py is free.')
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        arch_config: Optional[str] = None,
@@ -299,21 +326,22 @@ def convert_checkpoint(src: str,
     layout, state, config = load_source_checkpoint(src, trust_pickle)
     state, arch = convert_source(layout, state, config, arch_config,
                                  vision_heads, src)
+    check_arch(arch, src)
     released, assumed = released_arch(), []
-    if HEADS not in arch['image_encoder']:
+    for part, option in zip(PARTS, ('--vision-heads N or ', '')):
+        if HEADS in arch[part]:
+            continue
         if arch_diff(released, arch, ignore=[f'{p}.{HEADS}' for p in PARTS]):
             raise CheckpointError(
-                f'{src} records no vision attention head count (no '
+                f'{src} records no {part} attention head count (no '
                 f'config.json or NVlabs config says it) and its architecture '
                 f'is not the released one, so it cannot be assumed: pass '
-                f'--vision-heads N (or --arch-config with the model\'s '
-                f'config) to tools/convert_weights.py.')
-        heads = released['image_encoder'][HEADS]
-        arch['image_encoder'][HEADS] = heads
-        assumed.append(f'image_encoder.{HEADS}={heads} (the released '
-                       f'models\')')
+                f'{option}--arch-config with the model\'s config to '
+                f'tools/convert_weights.py.')
+        heads = released[part][HEADS]
+        arch[part][HEADS] = heads
+        assumed.append(f'{part}.{HEADS}={heads} (the released models\')')
     arch = canonical(arch)
-    check_arch(arch, src)
     own = expected_state(arch)
     # Training-only tensors (the multi-label temperature) are kept.
     own.update({
@@ -322,6 +350,10 @@ def convert_checkpoint(src: str,
     })
     check_state_dict(own, state, src, 'its architecture',
                      'The file is incomplete or damaged; download it again.')
+    config_path = None
+    if arch_diff(released, arch):
+        config_path = osp.splitext(dst)[0] + '.py'
+        _check_config_path(config_path, base_config)
     save_checkpoint(
         dict(
             state_dict={
@@ -329,23 +361,25 @@ def convert_checkpoint(src: str,
                 for k, v in state.items()
             },
             meta=dict(groupvit_arch=arch, dataset_meta={})), dst)
-    config_path = None
-    if arch_diff(released, arch):
-        config_path = osp.splitext(dst)[0] + '.py'
+    if config_path:
         parts = ',\n'.join(f'    {part}=dict(\n' +
                            ',\n'.join(f'        {k}={v!r}'
                                       for k, v in arch[part].items()) + ')'
                            for part in PARTS)  # plain values: check_arch
+        tmp = f'{config_path}.{os.getpid()}.partial'
         try:
-            with open(config_path, 'w') as f:
-                f.write('# Written by tools/convert_weights.py: the '
-                        'architecture of a non-default\n# GroupViT '
-                        f'checkpoint.\n_base_ = '
+            with open(tmp, 'x') as f:
+                f.write(f'{_CONFIG_MARK}: the architecture of a non-default\n'
+                        f'# GroupViT checkpoint.\n_base_ = '
                         f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
                         f'{parts})\n')
+            os.replace(tmp, config_path)  # a link there is replaced
         except OSError as e:
             raise CheckpointError(
                 f'cannot write {config_path}: {e.strerror or e}.') from None
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
     return dict(
         layout=layout,
         arch=arch,

@@ -107,3 +107,23 @@ def test_the_benchmarks_import_the_runtime_without_sys_path():
     runtime = bench.load_runtime()
     assert sys.path == path
     assert runtime.OnnxSegmenter.__module__ == 'groupvit_ort.segmenter'
+
+
+@pytest.mark.parametrize('inside', ['SegmentationClass', 'JPEGImages/maps'])
+def test_out_inside_the_dataset_is_refused(tmp_path, inside):
+    """The label maps of --out are named as the dataset's images: written
+    into its label folder they would replace the ground truth (and a later
+    evaluation would score 100 %)."""
+    from tests.conftest import voc_subset
+    root = voc_subset(tmp_path / 'voc', ['2007_000033'])
+    label = root / 'SegmentationClass' / '2007_000033.png'
+    before = label.read_bytes()
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'), [
+            VOC, '--random-weights', '--work-dir', tmp_path / 'work', '--out',
+            root / inside, '--cfg-options',
+            f'test_dataloader.dataset.data_root={root}'
+        ])
+    one_error_line(code, f'--out {root / inside} lies in the dataset\'s')
+    assert label.read_bytes() == before
+    assert not (tmp_path / 'work' / 'progress').exists()

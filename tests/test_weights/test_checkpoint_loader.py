@@ -221,3 +221,37 @@ def test_unrecorded_heads_that_cannot_divide_the_width_are_refused(fixture_a):
     cfg.model.image_encoder.num_attention_heads = 4  # the fixture's
     resolve_load_from(cfg, path)
     assert cfg.model.image_encoder.hidden_size == 128
+
+
+def test_a_transformers_file_without_its_config_records_no_head_count(
+        hf_folder, tmp_path, monkeypatch):
+    """transformers' weights alone tell neither head count (this model has
+    2 text heads, not width // 64 as NVlabs' text encoder): each is the
+    config's, and when the config states none, its default with a
+    warning naming the key."""
+    import shutil
+
+    from mmengine.config import Config
+
+    from mmseg_groupvit.weights import checkpoint_loader
+    from tests.conftest import REPO
+    path = tmp_path / 'model.safetensors'
+    shutil.copy(hf_folder / 'model.safetensors', path)
+    logged = []
+    monkeypatch.setattr(checkpoint_loader, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    cfg.model.image_encoder.num_attention_heads = 2
+    checkpoint_loader.resolve_load_from(cfg, str(path))
+    assert 'num_attention_heads' not in cfg.model.text_encoder
+    warned = [m for m in logged if 'does not record' in m]
+    assert len(warned) == 1 and 'text_encoder.num_attention_heads' in \
+        warned[0], logged
+    cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    cfg.model.image_encoder.num_attention_heads = 2
+    cfg.model.text_encoder.num_attention_heads = 3  # 32 % 3
+    with pytest.raises(
+            CheckpointError,
+            match='the config\'s 3 does not '
+            'divide its width 32'):
+        checkpoint_loader.resolve_load_from(cfg, str(path))

@@ -102,6 +102,33 @@ def test_dst_ending_in_py_refused(hf_folder, tmp_path):
     assert not dst.exists()
 
 
+def test_a_config_the_converter_did_not_write_is_not_replaced(
+        small_state, tmp_path):
+    """A non-default architecture's config goes to DST.py: a file there
+    that the converter did not write (the base config itself, a user's
+    config, a link) is left as it was, and nothing is written."""
+    src = tmp_path / 'src.pth'
+    torch.save(
+        dict(state_dict=small_state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
+    base = tmp_path / 'base.py'
+    base.write_text('x = 1\n')
+    (tmp_path / 'target.py').write_text('y = 2\n')
+    (tmp_path / 'link.py').symlink_to(tmp_path / 'target.py')
+    for name in ('base', 'link'):
+        with pytest.raises(CheckpointError, match='was not written by the'):
+            convert_checkpoint(
+                str(src), str(tmp_path / f'{name}.pth'), base_config=str(base))
+        assert not (tmp_path / f'{name}.pth').exists()
+    assert base.read_text() == 'x = 1\n'
+    assert (tmp_path / 'target.py').read_text() == 'y = 2\n'
+    # Its own config is rewritten by a second conversion.
+    for _ in range(2):
+        result = convert_checkpoint(
+            str(src), str(tmp_path / 'own.pth'), base_config=str(base))
+    assert Config.fromfile(
+        result['config']).model.image_encoder.depths == [1, 1, 1]
+
+
 def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
     (hf_copy / 'config.json').unlink()
     with pytest.raises(CheckpointError, match='--vision-heads'):
@@ -112,17 +139,22 @@ def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
                 match=f'image_encoder.num_attention_heads={heads} cannot'):
             convert_checkpoint(
                 str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=heads)
-    result = convert_checkpoint(
-        str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
-    assert result['arch']['image_encoder']['num_attention_heads'] == 2
-    assert not result['assumed']
+    # Nor does anything record the text encoder's (2, not width // 64 = 0):
+    # only the model's config can say it.
+    with pytest.raises(
+            CheckpointError,
+            match='records no text_encoder attention head count .* pass '
+            '--arch-config'):
+        convert_checkpoint(
+            str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
 
 
 def test_released_architecture_assumes_its_heads(small_state, tmp_path,
                                                  monkeypatch):
     # Stand the small architecture in for the released one (building the
-    # released model would take a minute): its head count is assumed, with
-    # a warning, only because the whole architecture matches.
+    # released model would take a minute): its head counts (a state dict
+    # records neither) are assumed, with a warning, only because the whole
+    # architecture matches.
     released = {part: dict(v) for part, v in SMALL_ARCH.items()}
     monkeypatch.setattr(converter, 'released_arch',
                         lambda: canonical(released))
@@ -131,7 +163,8 @@ def test_released_architecture_assumes_its_heads(small_state, tmp_path,
     result = convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert result['arch']['image_encoder']['num_attention_heads'] == 4
     assert result['assumed'] == [
-        "image_encoder.num_attention_heads=4 (the released models')"
+        "image_encoder.num_attention_heads=4 (the released models')",
+        "text_encoder.num_attention_heads=2 (the released models')"
     ]
     released['image_encoder']['depths'] = [2, 1, 1]
     with pytest.raises(CheckpointError, match='--vision-heads'):
@@ -264,12 +297,10 @@ def test_a_tensor_unexpected_or_reshaped_is_named(small_state, tmp_path):
     state['image_encoder.extra'] = torch.zeros(1)
     state['decode_head.logit_scale'] = torch.zeros(2)
     src = tmp_path / 'src.pth'
-    torch.save(dict(state_dict=state, meta={}), src)
+    torch.save(
+        dict(state_dict=state, meta=dict(groupvit_arch=SMALL_ARCH)), src)
     with pytest.raises(CheckpointError) as info:
-        convert_checkpoint(
-            str(src),
-            str(tmp_path / 'out.pth'),
-            vision_heads=SMALL_ARCH['image_encoder']['num_attention_heads'])
+        convert_checkpoint(str(src), str(tmp_path / 'out.pth'))
     assert str(info.value).splitlines() == [
         f'{src} does not match the model built from its architecture:',
         "1 key(s) unexpected in the checkpoint: ['image_encoder.extra']",
@@ -317,3 +348,18 @@ def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
     assert victim.read_text() == 'keep' and not dst.exists()
     converter.save_checkpoint(dict(state_dict={}), str(dst))
     assert torch.load(dst, weights_only=True) == dict(state_dict={})
+
+
+def test_a_folder_without_one_weights_file(hf_folder, tmp_path):
+    """An empty folder is not a checkpoint; a sharded save is one, in a
+    form that is not read: each named as what it is, with the fix."""
+    transformers = pytest.importorskip('transformers')
+    (tmp_path / 'empty').mkdir()
+    assert 'is a folder without model.safetensors or pytorch_model.bin' in \
+        converter_error(tmp_path / 'empty', tmp_path / 'out.pth')
+    transformers.GroupViTModel.from_pretrained(str(hf_folder)).save_pretrained(
+        str(tmp_path / 'shards'), max_shard_size='1MB')
+    assert (tmp_path / 'shards' / 'model.safetensors.index.json').exists()
+    message = converter_error(tmp_path / 'shards', tmp_path / 'out.pth')
+    assert 'holds transformers weights in shards (model.safetensors.index' \
+        '.json)' in message and 'save_pretrained(OUT)' in message

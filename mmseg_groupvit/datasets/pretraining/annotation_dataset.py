@@ -50,7 +50,7 @@ class CaptionAnnotationDataset(BaseDataset):
                 f'header).')
         rows, line = [], 0
         try:
-            with open(path, encoding='utf-8', newline='') as f:
+            with open(path, encoding='utf-8-sig', newline='') as f:
                 if ext == '.csv':
                     reader = csv.DictReader(f)
                     for row in reader:

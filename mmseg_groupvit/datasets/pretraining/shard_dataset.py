@@ -226,7 +226,9 @@ class CaptionShards(IterableDataset):
 
 
 def count_samples(shards: Union[str, Sequence[str]]) -> int:
-    """Samples (distinct keys) in tar shards, read from their headers."""
+    """Samples (distinct keys, as the reader groups members) in tar shards,
+    read from their headers."""
+    from webdataset.tariterators import base_plus_ext
     total = 0
     for shard in [shards] if isinstance(shards, str) else shards:
         bound = MAX_EXPANSION * osp.getsize(shard)
@@ -239,7 +241,7 @@ def count_samples(shards: Union[str, Sequence[str]]) -> int:
                         f'{MAX_EXPANSION} times its size (a compression bomb '
                         f'or a damaged header): remove the shard, or set the '
                         f'dataset\'s length to read it as far as it goes.')
-                if member.isfile():
-                    keys.add(member.name.split('.', 1)[0])
-        total += len(keys)
+                if member.isreg():
+                    keys.add(base_plus_ext(member.name)[0])
+        total += len(keys - {None})
     return total

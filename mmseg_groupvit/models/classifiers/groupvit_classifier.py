@@ -14,21 +14,7 @@ from torch import Tensor, nn
 from groupvit_common.vocabulary import split_background
 from ...datasets.imagenet import imagenet_classes
 from ...utils import get_prompt_classes, load_vocabulary
-from ...weights import check_state_dict
-from ...weights.check import TRAINING_KEYS
-
-
-def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
-                           *args) -> None:
-    """At the root: drop training-only tensors, rename the segmentor's
-    temperature and refuse keys or shapes that differ."""
-    if prefix != '':
-        return
-    for key in TRAINING_KEYS:
-        state_dict.pop(key, None)
-    if 'decode_head.logit_scale' in state_dict:
-        state_dict['logit_scale'] = state_dict.pop('decode_head.logit_scale')
-    check_state_dict(module, state_dict)
+from ...weights.check import check_on_load, check_state_dict
 
 
 def resolve_classes(vocabulary=None,
@@ -105,7 +91,15 @@ class GroupViTClassifier(BaseModel):
             'class_index', torch.tensor(index), persistent=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.logit_scale_max = logit_scale_max
-        self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
+        self.register_load_state_dict_pre_hook(check_on_load)
+
+    def check_checkpoint(self, state_dict: dict) -> None:
+        """Take the segmentor's temperature as the classifier's; refuse
+        keys, shapes or values that differ."""
+        scale = state_dict.pop('decode_head.logit_scale', None)
+        if scale is not None:
+            state_dict['logit_scale'] = scale
+        check_state_dict(self, state_dict)
 
     def set_vocabulary(self,
                        vocabulary=None,

@@ -16,15 +16,14 @@ from mmengine.utils import apply_to
 from mmseg.models.segmentors import MultimodalEncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from torch import Tensor, nn
+from torch import Tensor
 
 from groupvit_common.checks import check_head_classes, check_test_cfg
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from groupvit_common.vocabulary import split_background
 from groupvit_common.window_grid import window_boxes
-from ...weights import check_state_dict
-from ...weights.check import TRAINING_KEYS
+from ...weights.check import check_on_load, check_state_dict
 from ..decode_heads.groupvit_head import head_with_bg, paint_scores
 
 #: Windows per backbone pass without ``test_cfg.window_batch``.
@@ -59,17 +58,6 @@ def describe_images(data_samples) -> str:
                           [f'{s} after the test pipeline' for s in sizes[1:]])
         names.append(f'{meta.get("img_path", "an image")} ({sizes})')
     return '; '.join(names) + ': ' if names else ''
-
-
-def _check_checkpoint_hook(module: nn.Module, state_dict: dict, prefix: str,
-                           *args) -> None:
-    """At the root: check the state dict, drop training-only tensors."""
-    if prefix == '':
-        module.check_checkpoint(state_dict)
-        own = module.state_dict()
-        for key in TRAINING_KEYS:
-            if key not in own:
-                state_dict.pop(key, None)
 
 
 @MODELS.register_module()
@@ -110,7 +98,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             asymetric_input=False,
             **kwargs)
         self._palette = None
-        self.register_load_state_dict_pre_hook(_check_checkpoint_hook)
+        self.register_load_state_dict_pre_hook(check_on_load)
 
     def vocabulary_channels(self, with_bg: bool) -> int:
         """Output channels of the vocabulary; refuses a leading

@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger
 
 from groupvit_common.errors import ImageLoadError, TrainingDataError
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
-                                                 CaptionShards)
+                                                 CaptionShards, count_samples)
 from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
 from tests.conftest import SAMPLES
 
@@ -65,6 +65,20 @@ def test_csv_annotations(tmp_path):
     assert sample['inputs'].shape == (3, 448, 448)
     assert sample['data_samples'].text_tokens.shape == (3, 77)
     assert sample['data_samples'].caption == 'a small dog, a plant'
+
+
+@pytest.mark.parametrize('name, text', [
+    ('ann.csv', f'image,caption\n{PHOTO},a small dog\n'),
+    ('ann.jsonl', json.dumps(dict(image=PHOTO, caption='a small dog'))),
+])
+def test_an_annotation_file_with_a_byte_order_mark(tmp_path, name, text):
+    """Excel's "CSV UTF-8" and Notepad's UTF-8 start with a BOM, which is
+    not part of the first field's name."""
+    (tmp_path / name).write_text(text, encoding='utf-8-sig')
+    dataset = CaptionAnnotationDataset(ann_file=str(tmp_path / name))
+    info = dataset.get_data_info(0)
+    assert len(dataset) == 1
+    assert (info['img_path'], info['caption']) == (PHOTO, 'a small dog')
 
 
 @pytest.mark.parametrize(
@@ -167,6 +181,20 @@ def test_shards_stream_good_samples_and_skip_bad_ones(shards):
     assert ':002: the image does not decode (' in skips[0]
     assert ':101: no caption (.txt) (' in skips[1]
     assert dataset.skipped > 2
+
+
+def test_the_length_counts_samples_as_the_reader_groups_them(tmp_path):
+    """webdataset's key is the path up to the first dot of the file name:
+    ``v1.2/a.jpg`` and ``v1.2/b.jpg`` are two samples, and a folder is
+    none."""
+    with tarfile.open(tmp_path / 'part.tar', 'w') as tar:
+        folder = tarfile.TarInfo('v1.2')
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for key in ('v1.2/a', 'v1.2/b', 'c'):
+            add(tar, f'{key}.jpg', b'x')
+            add(tar, f'{key}.txt', b'y')
+    assert count_samples(str(tmp_path / 'part.tar')) == 3
 
 
 def test_an_empty_shard_list_is_named(tmp_path):
