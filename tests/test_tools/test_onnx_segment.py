@@ -414,6 +414,23 @@ def test_runtime_options_are_checked_by_the_runner(option, value, message,
         OnnxSegmenter(voc_export['dir'], **options)
 
 
+def test_out_folder_equal_to_the_input_folder(voc_export, tmp_path):
+    """Run twice with --out the input folder: the second run segments the
+    photo only, not the pictures the first one wrote there (the demo's
+    rule)."""
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    shutil.copy(PHOTO, tmp_path / 'photo.jpg')
+    args = [voc_export['dir'], str(tmp_path), '--out', str(tmp_path)]
+    for _ in range(2):
+        summary = tool.main(args)
+        assert [r['image'] for r in summary['images']
+                ] == [str(tmp_path / 'photo.jpg')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'photo.jpg', 'photo_overlay.png', 'photo_prediction.png',
+        'summary.json'
+    ]
+
+
 @pytest.mark.parametrize('size', [(1500, 300), (300, 1500)])
 def test_panorama_below_the_window_is_refused(size, voc_export, tmp_path):
     """A photo more elongated than the resize scale (2048x448) has a
