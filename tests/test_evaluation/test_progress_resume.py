@@ -118,8 +118,7 @@ def test_resume_with_a_recorded_map_missing_from_out_is_refused(
     prepare_progress(str(progress), make_run(vocab, checkpoint, out), False)
     record_one(progress, image, label)
     with pytest.raises(ProgressError) as info:
-        prepare_progress(str(progress), make_run(vocab, checkpoint, out),
-                         True)
+        prepare_progress(str(progress), make_run(vocab, checkpoint, out), True)
     assert 'the label maps of 1 of the 1 images already evaluated are ' \
            'missing there (a.png)' in str(info.value)
     assert 'Run without --resume' in str(info.value)

@@ -423,8 +423,8 @@ def test_out_folder_equal_to_the_input_folder(voc_export, tmp_path):
     args = [voc_export['dir'], str(tmp_path), '--out', str(tmp_path)]
     for _ in range(2):
         summary = tool.main(args)
-        assert [r['image'] for r in summary['images']
-                ] == [str(tmp_path / 'photo.jpg')]
+        assert [r['image']
+                for r in summary['images']] == [str(tmp_path / 'photo.jpg')]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'photo.jpg', 'photo_overlay.png', 'photo_prediction.png',
         'summary.json'

@@ -130,8 +130,7 @@ def test_resume_of_untouched_records_gives_the_same_metrics(
     assert path.read_bytes() == before
 
 
-def test_resume_refuses_an_out_folder_missing_a_recorded_map(
-        inputs, tmp_path):
+def test_resume_refuses_an_out_folder_missing_a_recorded_map(inputs, tmp_path):
     """A label map deleted from --out after the first run: the resumed run
     would skip its image and never write it, so it is refused, naming the
     map; with every map there it resumes."""

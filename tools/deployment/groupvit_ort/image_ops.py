@@ -37,8 +37,8 @@ def read_rgb(path: str) -> np.ndarray:
     try:
         with Image.open(path) as picture:
             # Older Pillow opens a 16-bit grey PNG as 32-bit 'I'.
-            grey_16 = picture.mode in _GREY_16 or (picture.mode == 'I' and
-                                                   picture.format == 'PNG')
+            grey_16 = picture.mode in _GREY_16 or (picture.mode == 'I'
+                                                   and picture.format == 'PNG')
             picture = ImageOps.exif_transpose(picture)
             if grey_16:
                 # OpenCV's IMREAD_COLOR keeps the high byte of each level.
