@@ -60,7 +60,13 @@ def main(argv=None) -> str:
                 raise CheckpointError(
                     f'config not found: {source}. Pass a config file (its '
                     f'load_from is fetched), a URL or hf://OWNER/NAME.')
-            sources = config_weights(source) or ['']
+            try:
+                sources = config_weights(source) or ['']
+            except Exception as e:  # any failure of a file that is no config
+                raise CheckpointError(
+                    f'cannot read the config {source}: {type(e).__name__}: '
+                    f'{" ".join(str(e).split())}. Fix it, or pass a URL or '
+                    f'hf://OWNER/NAME.') from None
         for source in sources:
             if not is_remote(source):
                 raise CheckpointError(

@@ -149,6 +149,18 @@ def test_a_config_naming_no_weights_is_one_error_line(tmp_path, capsys):
         'needs no fetching.')
 
 
+def test_a_broken_config_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / 'broken.py'
+    path.write_text('model = dict(\n')
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    with pytest.raises(SystemExit) as error:
+        fetch.main([str(path)])
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f'error: cannot read the config {path}: '
+                              f'SyntaxError: ') and '\n' not in message
+
+
 def test_a_missing_config_is_one_error_line(tmp_path, capsys):
     fetch = load_script(FETCH, 'groupvit_fetch_weights')
     with pytest.raises(SystemExit) as error:
