@@ -2,28 +2,46 @@
 """The image files a command is given: files, and the images of folders."""
 import os
 import os.path as osp
-from typing import Callable, List, Optional, Sequence
+from typing import List, Sequence
+
+from PIL import Image
 
 from .errors import ImageLoadError
 from .files import file_kind
 
 #: File name endings read as images in a folder.
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: How the ``Software`` text of a picture a tool of this package wrote
+#: begins (``mmseg-groupvit tools/demo.py``).
+SOFTWARE = 'mmseg-groupvit '
 
 
-def list_images(paths: Sequence[str],
-                skip: Optional[Callable[[str], bool]] = None) -> List[str]:
+def written_by_a_tool(path: str) -> bool:
+    """Whether ``path`` is a PNG a tool of this package wrote (its
+    ``Software`` text): a prediction or overlay, not a photo."""
+    if not path.lower().endswith('.png') or not osp.isfile(path):
+        return False  # a FIFO is named by the loader, never opened here
+    try:
+        with Image.open(path) as picture:
+            software = picture.info.get('Software')
+    except Exception:  # not readable: left to the reader to report
+        return False
+    return isinstance(software, str) and software.startswith(SOFTWARE)
+
+
+def list_images(paths: Sequence[str]) -> List[str]:
     """Image files from files (taken as given) and folders (sorted, not
-    recursive; ``skip(path)`` drops a file found in one), in order; a path
-    neither file nor folder (a FIFO, ``/dev/zero``) is refused unopened."""
+    recursive, without the pictures of :func:`written_by_a_tool`, so a
+    second run into the same folder reads the photos only), in order; a
+    path neither file nor folder (a FIFO, ``/dev/zero``) is refused
+    unopened."""
     files = []
     for path in paths:
         if osp.isdir(path):
             found = sorted(
                 osp.join(path, f) for f in os.listdir(path)
                 if f.lower().endswith(IMAGE_EXTS))
-            if skip is not None:
-                found = [f for f in found if not skip(f)]
+            found = [f for f in found if not written_by_a_tool(f)]
             if not found:
                 raise FileNotFoundError(
                     f'No images ({", ".join(IMAGE_EXTS)}) in folder {path}')

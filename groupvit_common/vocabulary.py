@@ -26,6 +26,8 @@ VocabularyInput = Union[str, os.PathLike, Sequence[Union[str, Sequence[str]]]]
 
 _FORMAT_HINT = ('Expected one class per line, synonyms separated by commas '
                 "(e.g. 'person, man, woman'), '#' for comments.")
+#: The synonym separator of ``--vocab``, where commas separate classes.
+_BAR = '|'
 
 
 def _clean(name: str) -> str:
@@ -64,6 +66,19 @@ def check_words(texts: Sequence[str], where: str) -> None:
                 f'the rest would be cut). Shorten it.')
 
 
+def _refuse_bar(names: Sequence[str], where: str, fix: str) -> None:
+    """Raise ``ValueError`` (naming ``where`` and ``fix``) if a name holds
+    ``|``: it separates synonyms on the command line only, and would
+    otherwise be prompted as part of one name."""
+    name = next((name for name in names if _BAR in name), None)
+    if name is not None:
+        raise ValueError(
+            f'{where}: {name[:80]!r} holds "|", which separates synonyms '
+            f'only on the command line (--vocab "cat,dog|puppy", where '
+            f'commas separate classes); it would be prompted as part of one '
+            f'class name. {fix}')
+
+
 def _split_line(line: str, where: str) -> List[str]:
     """The cleaned synonyms of one line (empty for a blank line)."""
     if not line.strip():
@@ -73,6 +88,11 @@ def _split_line(line: str, where: str) -> List[str]:
         raise ValueError(f'{where}: empty name in {line.strip()[:80]!r} (two '
                          f'commas in a row, or a leading/trailing comma). '
                          f'{_FORMAT_HINT}')
+    synonyms = ', '.join(
+        filter(None, map(_clean,
+                         line.replace(_BAR, ',').split(','))))
+    _refuse_bar(names, where,
+                f'Here commas separate synonyms: write {synonyms[:80]!r}.')
     check_words(names, where)
     return names
 
@@ -109,6 +129,8 @@ def _read_list(items: Sequence) -> Iterator[Tuple[List[str], str]]:
             if not all(names):
                 raise ValueError(f'{where} {list(item)!r} has a blank '
                                  f'synonym; remove it.')
+            _refuse_bar(names, where,
+                        'Give each synonym as an item of the list.')
             check_words(names, where)
         else:
             raise TypeError(

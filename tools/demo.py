@@ -89,17 +89,6 @@ def parse_args(argv=None):
     return args
 
 
-def written_by_demo(path):
-    """Whether ``path`` is a PNG this tool wrote (its ``Software`` text)."""
-    if not path.lower().endswith('.png') or not osp.isfile(path):
-        return False  # a FIFO is named by the loader, never opened here
-    try:
-        with Image.open(path) as picture:
-            return picture.info.get('Software') == SOFTWARE
-    except Exception:  # not readable: left to the reader to report
-        return False
-
-
 def segment(model, load, path, stem, args, note):
     """Segment one image and write its pictures; its summary entry."""
     from mmseg.apis import inference_model
@@ -194,7 +183,7 @@ def main(argv=None):
     from mmseg_groupvit.utils.text_options import read_text_options
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         check_device(args.device)
-        images = list_images(args.images, skip=written_by_demo)
+        images = list_images(args.images)
         text = read_text_options(args.vocab, args.vocab_file,
                                  args.extra_classes, args.templates)
     options = text._asdict()

@@ -1,18 +1,40 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Fetch published GroupViT weights into the cache (checked, converted).
 
-Prints the cache file; exit status 2 when the weights cannot be had (the
-quick start then uses random weights), 1 for a wrong hash."""
+Prints the cache file (one a line when a config names several); exit
+status 2 when the weights cannot be had (the quick start then uses random
+weights), 1 for a wrong hash."""
 import argparse
 import os.path as osp
 import sys
 
 # The exit status of weights that could not be had (offline, a bad hash).
 UNAVAILABLE = 2
+NO_WEIGHTS = ('the config sets no load_from nor a Pretrained init_cfg '
+              'checkpoint, or it')
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
     'groupvit_voc.py')
+
+
+def config_weights(path: str) -> list:
+    """The weights a config names: its ``load_from``, else the checkpoints
+    of its ``Pretrained`` init_cfg (a fine-tuning config's backbone)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path).to_dict()
+    if cfg.get('load_from'):
+        return [cfg['load_from']]
+    found, todo = [], [cfg.get('model')]
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, dict):
+            if item.get('type') == 'Pretrained' and item.get('checkpoint'):
+                found.append(item['checkpoint'])
+            todo += item.values()
+        elif isinstance(item, (list, tuple)):
+            todo += item
+    return list(dict.fromkeys(found))
 
 
 def main(argv=None) -> str:
@@ -21,7 +43,8 @@ def main(argv=None) -> str:
         'source',
         nargs='?',
         default=DEFAULT_CONFIG,
-        help='a config (its load_from), a URL or hf://OWNER/NAME (default: '
+        help='a config (its load_from, else its Pretrained init_cfg '
+        'checkpoint), a URL or hf://OWNER/NAME (default: '
         'configs/groupvit_voc.py)')
     source = parser.parse_args(argv).source
     from groupvit_common.errors import CheckpointError, error_line
@@ -31,23 +54,30 @@ def main(argv=None) -> str:
     from mmseg_groupvit.weights.download import is_remote
     quiet_warnings()
     try:
+        sources = [source]
         if source.endswith('.py'):
             if not osp.isfile(source):
                 raise CheckpointError(
                     f'config not found: {source}. Pass a config file (its '
                     f'load_from is fetched), a URL or hf://OWNER/NAME.')
-            from mmengine.config import Config
-            source = Config.fromfile(source).get('load_from') or ''
-        if not is_remote(source):
-            raise CheckpointError(
-                f'{source or "the config sets no load_from, or it"} is not a '
-                f'URL or hf://OWNER/NAME: a local file needs no fetching.')
-        path = fetch(source)
+            try:
+                sources = config_weights(source) or ['']
+            except Exception as e:  # any failure of a file that is no config
+                raise CheckpointError(
+                    f'cannot read the config {source}: {type(e).__name__}: '
+                    f'{" ".join(str(e).split())}. Fix it, or pass a URL or '
+                    f'hf://OWNER/NAME.') from None
+        for source in sources:
+            if not is_remote(source):
+                raise CheckpointError(
+                    f'{source or NO_WEIGHTS} is not a URL or hf://OWNER/NAME:'
+                    f' a local file needs no fetching.')
+        paths = [fetch(source) for source in sources]
     except CheckpointError as e:
         print(error_line(e), file=sys.stderr)
         sys.exit(1 if isinstance(e, WrongHash) else UNAVAILABLE)
-    print(path)
-    return path
+    print('\n'.join(paths))
+    return paths[-1]
 
 
 if __name__ == '__main__':

@@ -282,6 +282,27 @@ _PARTS = dict(
     checkpoint='checkpoint file')
 
 
+def _check_maps_written(progress_dir: str, records: dict,
+                        out_dir: str) -> None:
+    """Raise ``ProgressError`` if the label map of a recorded image (written
+    as mmseg's ``IoUMetric`` names it, ``OUT/IMAGE_STEM.png``) is missing
+    from ``out_dir``: the resumed run would not write it again."""
+    written = set(os.listdir(out_dir)) if osp.isdir(out_dir) else set()
+    missing = sorted({
+        name
+        for name in (osp.splitext(osp.basename(path))[0] + '.png'
+                     for path in records) if name not in written
+    })
+    if missing:
+        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
+        raise ProgressError(
+            f'Cannot resume from {progress_dir} with --out {out_dir}: the '
+            f'label maps of {len(missing)} of the {len(records)} images '
+            f'already evaluated are missing there ({", ".join(missing[:5])}'
+            f'{more}), and a resumed run does not write them again. Run '
+            f'without --resume to evaluate every image again.')
+
+
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     """Start a new run in a progress folder or, with ``resume``, keep the
     records of the same ``run`` (:func:`describe_run`).
@@ -327,6 +348,8 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'{where}, so {new_out} would miss them. Resume with ' +
                 (f'--out {out}' if out else 'no --out') +
                 ', or run without --resume to evaluate every image again.')
+        if done and new_out is not None:
+            _check_maps_written(progress_dir, records, new_out)
         changed = sorted({
             p
             for _, files in records.values()

@@ -113,6 +113,36 @@ def test_empty_synonym(tmp_path, line):
         load_vocabulary(path)
 
 
+def test_a_bar_in_a_file_line_is_refused_with_the_file_syntax(tmp_path):
+    """``|`` separates synonyms on the command line only (there commas
+    separate classes): in a file it would be prompted as part of one name
+    ("a photo of a dog|puppy."), so the line is named with its fix."""
+    path = write(tmp_path, 'cat\ndog|puppy, hound  # a comment\n')
+    with pytest.raises(ValueError) as info:
+        load_vocabulary(path)
+    assert str(info.value).startswith(
+        f"{path}, line 2: 'dog|puppy' holds \"|\", which separates "
+        f'synonyms only on the command line')
+    assert str(info.value).endswith(
+        "Here commas separate synonyms: write 'dog, puppy, hound'.")
+
+
+@pytest.mark.parametrize('entry, fix', [
+    ('dog | puppy', "write 'dog, puppy'."),
+    (['dog', 'puppy|pup'], 'Give each synonym as an item of the list.'),
+])
+def test_a_bar_in_a_list_entry_is_refused(entry, fix):
+    with pytest.raises(ValueError) as info:
+        load_vocabulary(['cat', entry])
+    message = str(info.value)
+    assert message.startswith('vocabulary entry 1: ') and '"|"' in message
+    assert message.endswith(fix)
+
+
+def test_the_command_line_splits_synonyms_on_bars():
+    assert parse_class_list('cat,dog|puppy') == [['cat'], ['dog', 'puppy']]
+
+
 def test_not_utf8(tmp_path):
     path = tmp_path / 'latin1.txt'
     path.write_bytes('café\n'.encode('latin-1'))

@@ -99,10 +99,29 @@ def test_resume_into_another_out_folder_is_refused(run_inputs, tmp_path):
     assert f'the label maps of the 1 images already evaluated are in ' \
            f'{first}' in str(info.value)
     assert f'Resume with --out {first}' in str(info.value)
-    # The same folder, or none, resumes.
+    # The same folder (holding the map the first run wrote), or none,
+    # resumes.
+    first.mkdir()
+    (first / 'a.png').write_bytes(b'prediction')
     for out in (first, None):
         assert prepare_progress(
             str(progress), make_run(vocab, checkpoint, out), True) == 1
+
+
+def test_resume_with_a_recorded_map_missing_from_out_is_refused(
+        run_inputs, tmp_path):
+    """The map of a recorded image, deleted from --out: a resumed run skips
+    the image, so the map would stay missing."""
+    vocab, checkpoint, image, label = run_inputs
+    progress, out = tmp_path / 'progress', tmp_path / 'out'
+    out.mkdir()
+    prepare_progress(str(progress), make_run(vocab, checkpoint, out), False)
+    record_one(progress, image, label)
+    with pytest.raises(ProgressError) as info:
+        prepare_progress(str(progress), make_run(vocab, checkpoint, out), True)
+    assert 'the label maps of 1 of the 1 images already evaluated are ' \
+           'missing there (a.png)' in str(info.value)
+    assert 'Run without --resume' in str(info.value)
 
 
 def test_resume_with_out_after_a_run_without_is_refused(run_inputs, tmp_path):

@@ -108,6 +108,59 @@ def test_failure_is_one_error_line_and_keeps_nothing(site, tmp_path, case,
     assert cached(tmp_path / 'torch') == []
 
 
+@pytest.mark.parametrize('config, part', [
+    ('fcn_groupvit-gcc-yfcc_4xb4-20k_voc12aug-512x512.py', 'backbone'),
+    ('groupvit-gcc-yfcc_fcn-aux_4xb4-20k_voc12aug-512x512.py', None),
+])
+def test_a_fine_tuning_config_gets_its_init_cfg_checkpoint(
+        site, tmp_path, monkeypatch, capsys, config, part):
+    """A fine-tuning config sets no load_from: its weights come through a
+    Pretrained init_cfg (the backbone's, or the segmentor's), fetched into
+    the cache the loader reads a URL from."""
+    from mmseg_groupvit.weights.checkpoint_loader import cache_entry
+    base, name = site
+    url = f'{base}/{name}'
+    init_cfg = f'dict(init_cfg=dict(checkpoint={url!r}))'
+    path = tmp_path / 'finetune.py'
+    path.write_text(
+        f"_base_ = ['{REPO}/configs/finetune/{config}']\n"
+        f'model = {f"dict({part}={init_cfg})" if part else init_cfg}\n')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    cache = fetch.main([str(path)])
+    assert capsys.readouterr().out.splitlines()[-1] == cache
+    assert cache == cache_entry(url)
+    assert cached(tmp_path / 'torch') == [tmp_path / 'torch' / cache]
+    assert torch.load(
+        cache, weights_only=True)['meta']['groupvit_source'] == url
+
+
+def test_a_config_naming_no_weights_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / 'none.py'
+    path.write_text("model = dict(type='EncoderDecoder', backbone=dict(\n"
+                    "    init_cfg=dict(type='Kaiming')))\n")
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    with pytest.raises(SystemExit) as error:
+        fetch.main([str(path)])
+    assert error.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: the config sets no load_from nor a Pretrained init_cfg '
+        'checkpoint, or it is not a URL or hf://OWNER/NAME: a local file '
+        'needs no fetching.')
+
+
+def test_a_broken_config_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / 'broken.py'
+    path.write_text('model = dict(\n')
+    fetch = load_script(FETCH, 'groupvit_fetch_weights')
+    with pytest.raises(SystemExit) as error:
+        fetch.main([str(path)])
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f'error: cannot read the config {path}: '
+                              f'SyntaxError: ') and '\n' not in message
+
+
 def test_a_missing_config_is_one_error_line(tmp_path, capsys):
     fetch = load_script(FETCH, 'groupvit_fetch_weights')
     with pytest.raises(SystemExit) as error:

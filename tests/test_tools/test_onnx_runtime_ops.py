@@ -135,6 +135,21 @@ def test_decoding_equals_mmcv(tmp_path):
         assert np.array_equal(image_ops.read_rgb(path), expected), path
 
 
+@pytest.mark.parametrize('ext', ['.png', '.tif'])
+def test_16_bit_grey_decodes_as_mmcv(tmp_path, ext):
+    """Every 16-bit level, as tools/test.py and the demo read it (mmcv's
+    default cv2 backend keeps the high byte): the same pixels, not a
+    refusal."""
+    levels = np.arange(1 << 16, dtype=np.uint16).reshape(256, 256)
+    path = str(tmp_path / f'grey16{ext}')
+    Image.fromarray(levels).save(path)
+    assert Image.open(path).mode == 'I;16'
+    with open(path, 'rb') as f:
+        expected = mmcv.imfrombytes(f.read(), flag='color')[..., ::-1]
+    assert np.array_equal(expected[..., 1], levels >> 8)  # independent
+    assert np.array_equal(image_ops.read_rgb(path), expected)
+
+
 def test_cmyk_jpeg_decodes_as_opencv(tmp_path):
     """mmcv (tools/test.py) reads images with cv2: a CMYK JPEG written by
     Pillow gives the runner OpenCV's pixels exactly (Pillow's conversion

@@ -322,8 +322,8 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
 
 
 @pytest.mark.parametrize('case', [
-    'vocab', 'vocab_file', 'bg_thresh', 'missing_image', 'not_export',
-    'unreadable', 'out_is_a_file'
+    'vocab', 'vocab_file', 'vocab_file_bar', 'bg_thresh', 'missing_image',
+    'not_export', 'unreadable', 'out_is_a_file'
 ])
 def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     tool = load_script(TOOL, '_groupvit_onnx_segment')
@@ -332,9 +332,12 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     bad_file.write_text('not an image')
     vocab_file = tmp_path / 'vocab.txt'
     vocab_file.write_text('cat\ndog\nCat\n')
+    bar_file = tmp_path / 'bar.txt'  # --vocab's synonym syntax in a file
+    bar_file.write_text('cat\ndog|puppy\n')
     options = dict(
         vocab=['--vocab', 'cat,,dog'],
         vocab_file=['--vocab-file', str(vocab_file)],
+        vocab_file_bar=['--vocab-file', str(bar_file)],
         bg_thresh=['--bg-thresh', '1.5'],
         missing_image=[],
         not_export=[],
@@ -349,8 +352,8 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         tool.main([export, *images, *options, '--out', str(out)])
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and '\n' not in message
-    if case in ('vocab', 'vocab_file', 'bg_thresh', 'missing_image',
-                'out_is_a_file'):
+    if case in ('vocab', 'vocab_file', 'vocab_file_bar', 'bg_thresh',
+                'missing_image', 'out_is_a_file'):
         # The demo's check of the same input says the same.
         with pytest.raises(SystemExit) as demo_exit:
             demo.main([
@@ -371,7 +374,8 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     expected = dict(
         not_export='not an ONNX export',
         unreadable='could not be read',
-        out_is_a_file='bad.jpg is a file, not a folder')
+        out_is_a_file='bad.jpg is a file, not a folder',
+        vocab_file_bar=f"{bar_file}, line 2: 'dog|puppy' holds \"|\"")
     if case in expected:
         assert expected[case] in message
 
@@ -408,6 +412,23 @@ def test_runtime_options_are_checked_by_the_runner(option, value, message,
         window_batch=True)
     with pytest.raises(ValueError, match=message.split(' (')[0]):
         OnnxSegmenter(voc_export['dir'], **options)
+
+
+def test_out_folder_equal_to_the_input_folder(voc_export, tmp_path):
+    """Run twice with --out the input folder: the second run segments the
+    photo only, not the pictures the first one wrote there (the demo's
+    rule)."""
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    shutil.copy(PHOTO, tmp_path / 'photo.jpg')
+    args = [voc_export['dir'], str(tmp_path), '--out', str(tmp_path)]
+    for _ in range(2):
+        summary = tool.main(args)
+        assert [r['image']
+                for r in summary['images']] == [str(tmp_path / 'photo.jpg')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'photo.jpg', 'photo_overlay.png', 'photo_prediction.png',
+        'summary.json'
+    ]
 
 
 @pytest.mark.parametrize('size', [(1500, 300), (300, 1500)])

@@ -130,6 +130,24 @@ def test_resume_of_untouched_records_gives_the_same_metrics(
     assert path.read_bytes() == before
 
 
+def test_resume_refuses_an_out_folder_missing_a_recorded_map(inputs, tmp_path):
+    """A label map deleted from --out after the first run: the resumed run
+    would skip its image and never write it, so it is refused, naming the
+    map; with every map there it resumes."""
+    _, _, config, checkpoint = inputs
+    work_dir, out = tmp_path / 'work', tmp_path / 'maps'
+    args = [config, checkpoint, '--work-dir', work_dir, '--out', out]
+    first = main(*args)
+    assert isinstance(first, dict), first
+    assert sorted(p.name for p in out.iterdir()) == [f'{i}.png' for i in IDS]
+    assert main(*args, '--resume') == first
+    (out / f'{IDS[1]}.png').unlink()
+    refused(
+        main(*args, '--resume'), f'Cannot resume from {work_dir}',
+        f'--out {out}: the label maps of 1 of the 3 images already evaluated '
+        f'are missing there ({IDS[1]}.png)', 'Run without --resume')
+
+
 def forge(line):
     """A record that makes every pixel of its image correct."""
     record = json.loads(line.partition(' ')[2])
