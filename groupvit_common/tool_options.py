@@ -192,18 +192,29 @@ def check_paths(config: str,
 
 
 def check_device(name):
-    """Raise unless ``name`` is a device of this machine."""
+    """Raise unless ``name`` is a device of this machine: one that a tensor
+    can be made on and copied back from (cpu and an available cuda do)."""
     import torch
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f'--device {name!r} is not a device name ({e}). '
                          f'Use cpu, cuda or cuda:N.') from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    fix = 'Use --device cpu' + (' or cuda:0.' if count else '.')
     if device.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if device.index is not None and device.index >= count or not count:
             have = (f'CUDA devices 0 to {count - 1}'
                     if count else 'no CUDA device')
             raise ValueError(f'--device {name}: this machine has {have}. '
-                             f'Use --device cpu' +
-                             (' or cuda:0.' if count else '.'))
+                             f'{fix}')
+    elif device.type != 'cpu':
+        # A meta tensor is made (it holds no data) but not copied back;
+        # a backend torch lacks fails in its own way (RuntimeError,
+        # AssertionError, ModuleNotFoundError, ...).
+        try:
+            torch.zeros(1, device=device).cpu()
+        except Exception as e:
+            why = ' '.join(str(e).split()).split('. ')[0].rstrip('.')
+            raise ValueError(f'--device {name}: this machine cannot compute '
+                             f'on it ({why}). {fix}') from None
