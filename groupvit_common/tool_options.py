@@ -159,19 +159,35 @@ def weights_label(checkpoint: Optional[str], seed: int) -> str:
 
 #: The environment torchrun sets for ``--launcher pytorch``.
 TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+#: Per launcher: what starts the processes, the environment mmengine reads
+#: and how to start a tool (``{tool}``) with it.
+LAUNCHERS = dict(
+    pytorch=('torchrun', TORCHRUN_ENV,
+             'torchrun --nproc_per_node=N {tool} ... --launcher pytorch (or '
+             '{dist})'),
+    slurm=('srun', ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+           'srun -n N python {tool} ... --launcher slurm'),
+    mpi=('mpirun', ('OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK',
+                    'OMPI_COMM_WORLD_SIZE', 'MASTER_ADDR'),
+         'mpirun -n N -x MASTER_ADDR=HOST python {tool} ... --launcher mpi'))
 
 
 def check_paths(config: str,
                 checkpoint: Optional[str] = None,
                 random_weights: bool = False,
                 launcher: str = 'none',
-                checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
-    """What is wrong with a command line's paths and launcher, as one
-    message (None when nothing is)."""
+                checkpoint_option: str = 'CHECKPOINT',
+                tool: str = 'tools/test.py') -> Optional[str]:
+    """What is wrong with a command line's paths and launcher (that the
+    environment of its starter is there), as one message (None when nothing
+    is); ``tool`` names the script in the fix."""
     if not osp.isfile(config):
-        return (f'config not found: {config}. Pass one of '
-                f'configs/groupvit_*.py (configs/classification/*.py for '
-                f'classification) or your own config file.')
+        which = ('configs/finetune/*.py, configs/pretrain/*.py'
+                 if tool.endswith('train.py') else
+                 'configs/groupvit_*.py (configs/classification/*.py for '
+                 'classification)')
+        return (f'config not found: {config}. Pass one of {which} or your '
+                f'own config file.')
     if checkpoint and '://' not in checkpoint and not osp.exists(
             osp.expanduser(checkpoint)):
         return (f'checkpoint not found: {checkpoint}. Give a checkpoint '
@@ -180,13 +196,15 @@ def check_paths(config: str,
                 f'the config\'s weights.')
     if checkpoint and random_weights:
         return f'give {checkpoint_option} or --random-weights, not both.'
-    if launcher == 'pytorch':
-        missing = [k for k in TORCHRUN_ENV if k not in os.environ]
+    if launcher in LAUNCHERS:
+        starter, names, start = LAUNCHERS[launcher]
+        missing = [k for k in names if k not in os.environ]
         if missing:
-            return (f'--launcher pytorch needs the environment torchrun '
-                    f'sets ({", ".join(missing)} not set). Start the tool '
-                    f'with torchrun --nproc_per_node=N tools/test.py ... '
-                    f'--launcher pytorch (or tools/dist_test.sh), or drop '
+            dist = tool.replace('tools/', 'tools/dist_')[:-3] + '.sh'
+            return (f'--launcher {launcher} needs the environment {starter} '
+                    f'sets ({", ".join(missing)} not set). This run was not '
+                    f'started by {starter}: start the tool with '
+                    f'{start.format(tool=tool, dist=dist)}, or drop '
                     f'--launcher for one process.')
     return None
 

@@ -107,3 +107,39 @@ def test_the_benchmarks_import_the_runtime_without_sys_path():
     runtime = bench.load_runtime()
     assert sys.path == path
     assert runtime.OnnxSegmenter.__module__ == 'groupvit_ort.segmenter'
+
+
+FINETUNE_SMOKE = osp.join(REPO, 'configs', 'finetune',
+                          'fcn_groupvit_voc-sample_smoke.py')
+#: What torchrun, srun and mpirun set (none here: no launcher started us).
+LAUNCHER_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT',
+                'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST',
+                'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK',
+                'OMPI_COMM_WORLD_SIZE')
+
+
+@pytest.mark.parametrize('tool, config, launcher, expected', [
+    ('train.py', FINETUNE_SMOKE, 'pytorch',
+     '--launcher pytorch needs the environment torchrun sets (RANK, '
+     'WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set). This run was not '
+     'started by torchrun: start the tool with torchrun --nproc_per_node=N '
+     'tools/train.py ... --launcher pytorch (or tools/dist_train.sh)'),
+    ('test.py', VOC, 'slurm',
+     '--launcher slurm needs the environment srun sets (SLURM_PROCID, '
+     'SLURM_NTASKS, SLURM_NODELIST not set). This run was not started by '
+     'srun'),
+    ('test.py', VOC, 'mpi', '--launcher mpi needs the environment mpirun sets '
+     '(OMPI_COMM_WORLD_LOCAL_RANK, OMPI_COMM_WORLD_RANK, '
+     'OMPI_COMM_WORLD_SIZE, MASTER_ADDR not set). This run was not started '
+     'by mpirun'),
+])
+def test_a_launcher_that_did_not_start_the_run_is_named(
+        tool, config, launcher, expected, tmp_path, monkeypatch):
+    for name in LAUNCHER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    argv = [config, '--launcher', launcher, '--work-dir', tmp_path]
+    if tool == 'test.py':
+        argv.append('--random-weights')
+    code, _ = run_main(osp.join(TOOLS, tool), argv)
+    one_error_line(code, expected)
+    assert 'drop --launcher for one process' in code
