@@ -11,7 +11,8 @@ import sys
 import torch
 from mmengine.logging import print_log
 
-from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.errors import (error_line, exit_on_user_error,
+                                    interruptible)
 from groupvit_common.tool_options import check_paths, runner_options
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner, tool_config
 from mmseg_groupvit.utils.console import quiet_warnings
@@ -118,6 +119,7 @@ def check_runner(cfg) -> None:
                        f'docs/pretrain.md).'))
 
 
+@interruptible
 def main(argv=None):
     args = parse_args(argv)
     problem = check_paths(

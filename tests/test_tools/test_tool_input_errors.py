@@ -143,3 +143,18 @@ def test_a_launcher_that_did_not_start_the_run_is_named(
     code, _ = run_main(osp.join(TOOLS, tool), argv)
     one_error_line(code, expected)
     assert 'drop --launcher for one process' in code
+
+
+def test_ctrl_c_while_training_is_one_line(tmp_path, monkeypatch, capsys):
+    train = load_script(osp.join(TOOLS, 'train.py'), 'interrupted_train')
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, 'build_runner', interrupt)
+    with pytest.raises(SystemExit) as exit_:
+        train.main([FINETUNE_SMOKE, '--work-dir', str(tmp_path)])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'interrupted (Ctrl-C); what was written so far is kept.'
+    ]
