@@ -275,6 +275,31 @@ def check_classes(cfg: dict,
     check_class_count(outputs, len(names), source)
 
 
+def check_zero_shot_segmentor(model: dict, config: str) -> None:
+    """Raise unless ``model`` (a config's) is a zero-shot segmentor: a text
+    encoder whose vocabulary decides the classes, and a decode head.
+
+    Args:
+        model (dict): The config's ``model`` section.
+        config (str): How the message names the config (its file).
+    """
+    if 'text_encoder' in model and 'decode_head' in model:
+        return
+    kind = model.get('type')
+    if 'text_encoder' in model:
+        raise ConfigCheckError(
+            f'{config} is a zero-shot classification config (model '
+            f'{kind}): it ranks classes for a whole image and segments '
+            f'nothing. Classify with tools/demo.py --classify; the ONNX '
+            f'export and the benchmarks take segmentation configs only, '
+            f'e.g. configs/groupvit_voc.py (docs/deployment.md).')
+    raise ConfigCheckError(
+        f'{config} has no model.text_encoder, so it is not a zero-shot '
+        f'GroupViT config (model {kind} segments the fixed classes it was '
+        f'trained on, with no vocabulary). Give a zero-shot config, e.g. '
+        f'configs/groupvit_voc.py; evaluate this one with tools/test.py.')
+
+
 def check_config(cfg: dict,
                  test: bool = True,
                  dataset_classes: Optional[Callable] = None,

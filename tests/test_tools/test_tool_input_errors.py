@@ -158,3 +158,37 @@ def test_ctrl_c_while_training_is_one_line(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         'interrupted (Ctrl-C); what was written so far is kept.'
     ]
+
+
+CLASSIFICATION = osp.join(REPO, 'configs', 'classification',
+                          'groupvit_imagenet.py')
+NOT_ZERO_SHOT = 'has no model.text_encoder, so it is not a zero-shot GroupViT'
+CLASSIFIER = ('groupvit_imagenet.py is a zero-shot classification config '
+              '(model GroupViTClassifier): it ranks classes for a whole image '
+              'and segments nothing. Classify with tools/demo.py --classify')
+NOT_EXPORTED = (
+    CLASSIFIER + '; the ONNX export and the benchmarks take '
+    'segmentation configs only')
+DEMO_PHOTO = osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+DEMO, EXPORT = 'demo.py', 'deployment/pytorch2onnx.py'
+FLOPS, BENCHMARK = 'analysis_tools/get_flops.py', 'analysis_tools/benchmark.py'
+
+
+@pytest.mark.parametrize('tool, args, expected', [
+    (DEMO, [DEMO_PHOTO, '--config', FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (DEMO, [DEMO_PHOTO, '--config', CLASSIFICATION], CLASSIFIER),
+    (EXPORT, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (EXPORT, [CLASSIFICATION], NOT_EXPORTED),
+    (FLOPS, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (BENCHMARK, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (FLOPS, [CLASSIFICATION], NOT_EXPORTED),
+])
+def test_a_tool_of_zero_shot_segmentors_refuses_other_configs(
+        tool, args, expected, tmp_path):
+    """A fine-tuned segmentor (its backbone under an FCN head) has no text
+    encoder; a classifier has no head: both were tracebacks."""
+    if not tool.startswith('analysis_tools'):
+        args = [*args, '--random-weights', '--out', tmp_path / 'out']
+    code, _ = run_main(osp.join(TOOLS, tool), args)
+    one_error_line(code, expected)
+    assert not (tmp_path / 'out').exists()
