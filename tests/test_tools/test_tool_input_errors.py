@@ -192,3 +192,21 @@ def test_a_tool_of_zero_shot_segmentors_refuses_other_configs(
     code, _ = run_main(osp.join(TOOLS, tool), args)
     one_error_line(code, expected)
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('config, option, missing', [
+    (VOC, [], 'train_dataloader, train_cfg, optim_wrapper'),
+    (CLASSIFICATION, [], 'train_dataloader, train_cfg, optim_wrapper'),
+    (FINETUNE_SMOKE, ['--cfg-options', 'optim_wrapper=None'], 'optim_wrapper'),
+])
+def test_a_config_without_training_sections_is_not_trained(
+        config, option, missing, tmp_path):
+    code, _ = run_main(
+        osp.join(TOOLS, 'train.py'),
+        [config, '--work-dir', tmp_path / 'work', *option])
+    one_error_line(
+        code, f'the config has no {missing}: it does not set up training, so '
+        f'it cannot be trained')
+    assert 'configs/finetune/ (docs/finetune.md) or configs/pretrain/ ' \
+        '(docs/pretrain.md)' in code
+    assert not (tmp_path / 'work').exists()
