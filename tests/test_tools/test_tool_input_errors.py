@@ -210,3 +210,22 @@ def test_a_config_without_training_sections_is_not_trained(
     assert 'configs/finetune/ (docs/finetune.md) or configs/pretrain/ ' \
         '(docs/pretrain.md)' in code
     assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize('option', ['--out', '--show-dir'])
+def test_label_map_options_of_a_classification_test_are_refused(
+        option, tmp_path):
+    """A classifier predicts classes, not label maps (--out was a TypeError
+    from Accuracy, --show-dir an AttributeError from mmengine's drawing)."""
+    config = osp.join(REPO, 'configs', 'classification',
+                      'groupvit_voc-dominant-sample.py')
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'), [
+            config, '--random-weights', '--work-dir', tmp_path / 'work',
+            option, tmp_path / 'out'
+        ])
+    one_error_line(
+        code, '--out, --show and --show-dir write or draw label maps, which '
+        'a classification config (GroupViTClassifier) does not predict: '
+        'drop them')
+    assert not (tmp_path / 'out').exists()
