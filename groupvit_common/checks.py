@@ -275,13 +275,61 @@ def check_classes(cfg: dict,
     check_class_count(outputs, len(names), source)
 
 
+#: What a training config sets up (mmengine's ``Runner.train`` reads them).
+TRAIN_SECTIONS = ('train_dataloader', 'train_cfg', 'optim_wrapper')
+
+
+def check_train_sections(cfg: dict) -> None:
+    """Raise unless ``cfg`` sets up training: :data:`TRAIN_SECTIONS` and the
+    training dataset, each a dict."""
+    missing = [key for key in TRAIN_SECTIONS if cfg.get(key) is None]
+    if missing:
+        raise ConfigCheckError(
+            f'the config has no {", ".join(missing)}: it does not set up '
+            f'training, so it cannot be trained (a zero-shot or '
+            f'classification config is evaluated with tools/test.py). Train '
+            f'with a config of configs/finetune/ (docs/finetune.md) or '
+            f'configs/pretrain/ (docs/pretrain.md).')
+    for key in (*TRAIN_SECTIONS, 'train_dataloader.dataset'):
+        value = _lookup(cfg, key)[1]
+        if not isinstance(value, dict):
+            raise _section_error(key, value, 'a dict')
+
+
+def check_zero_shot_segmentor(model: dict, config: str) -> None:
+    """Raise unless ``model`` (a config's) is a zero-shot segmentor: a text
+    encoder whose vocabulary decides the classes, and a decode head.
+
+    Args:
+        model (dict): The config's ``model`` section.
+        config (str): How the message names the config (its file).
+    """
+    if 'text_encoder' in model and 'decode_head' in model:
+        return
+    kind = model.get('type')
+    if 'text_encoder' in model:
+        raise ConfigCheckError(
+            f'{config} is a zero-shot classification config (model '
+            f'{kind}): it ranks classes for a whole image and segments '
+            f'nothing. Classify with tools/demo.py --classify; the ONNX '
+            f'export and the benchmarks take segmentation configs only, '
+            f'e.g. configs/groupvit_voc.py (docs/deployment.md).')
+    raise ConfigCheckError(
+        f'{config} has no model.text_encoder, so it is not a zero-shot '
+        f'GroupViT config (model {kind} segments the fixed classes it was '
+        f'trained on, with no vocabulary). Give a zero-shot config, e.g. '
+        f'configs/groupvit_voc.py; evaluate this one with tools/test.py.')
+
+
 def check_config(cfg: dict,
                  test: bool = True,
                  dataset_classes: Optional[Callable] = None,
                  prompt_classes: Optional[Callable] = None,
-                 head_with_bg: Optional[Callable] = None) -> None:
+                 head_with_bg: Optional[Callable] = None,
+                 train: bool = False) -> None:
     """Raise unless the sections a tool reads (for a ``test`` the test
-    sections too) have the right types, then :func:`check_classes`."""
+    sections too, to ``train`` the training ones) have the right types,
+    then :func:`check_classes`."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')
@@ -298,6 +346,8 @@ def check_config(cfg: dict,
             raise _section_error(key, value, what)
     if test:
         check_test_dataloader(cfg)
+    if train:
+        check_train_sections(cfg)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 

@@ -159,19 +159,35 @@ def weights_label(checkpoint: Optional[str], seed: int) -> str:
 
 #: The environment torchrun sets for ``--launcher pytorch``.
 TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+#: Per launcher: what starts the processes, the environment mmengine reads
+#: and how to start a tool (``{tool}``) with it.
+LAUNCHERS = dict(
+    pytorch=('torchrun', TORCHRUN_ENV,
+             'torchrun --nproc_per_node=N {tool} ... --launcher pytorch (or '
+             '{dist})'),
+    slurm=('srun', ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+           'srun -n N python {tool} ... --launcher slurm'),
+    mpi=('mpirun', ('OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK',
+                    'OMPI_COMM_WORLD_SIZE', 'MASTER_ADDR'),
+         'mpirun -n N -x MASTER_ADDR=HOST python {tool} ... --launcher mpi'))
 
 
 def check_paths(config: str,
                 checkpoint: Optional[str] = None,
                 random_weights: bool = False,
                 launcher: str = 'none',
-                checkpoint_option: str = 'CHECKPOINT') -> Optional[str]:
-    """What is wrong with a command line's paths and launcher, as one
-    message (None when nothing is)."""
+                checkpoint_option: str = 'CHECKPOINT',
+                tool: str = 'tools/test.py') -> Optional[str]:
+    """What is wrong with a command line's paths and launcher (that the
+    environment of its starter is there), as one message (None when nothing
+    is); ``tool`` names the script in the fix."""
     if not osp.isfile(config):
-        return (f'config not found: {config}. Pass one of '
-                f'configs/groupvit_*.py (configs/classification/*.py for '
-                f'classification) or your own config file.')
+        which = ('configs/finetune/*.py, configs/pretrain/*.py'
+                 if tool.endswith('train.py') else
+                 'configs/groupvit_*.py (configs/classification/*.py for '
+                 'classification)')
+        return (f'config not found: {config}. Pass one of {which} or your '
+                f'own config file.')
     if checkpoint and '://' not in checkpoint and not osp.exists(
             osp.expanduser(checkpoint)):
         return (f'checkpoint not found: {checkpoint}. Give a checkpoint '
@@ -180,33 +196,46 @@ def check_paths(config: str,
                 f'the config\'s weights.')
     if checkpoint and random_weights:
         return f'give {checkpoint_option} or --random-weights, not both.'
-    if launcher == 'pytorch':
-        missing = [k for k in TORCHRUN_ENV if k not in os.environ]
+    if launcher in LAUNCHERS:
+        starter, names, start = LAUNCHERS[launcher]
+        missing = [k for k in names if k not in os.environ]
         if missing:
-            return (f'--launcher pytorch needs the environment torchrun '
-                    f'sets ({", ".join(missing)} not set). Start the tool '
-                    f'with torchrun --nproc_per_node=N tools/test.py ... '
-                    f'--launcher pytorch (or tools/dist_test.sh), or drop '
+            dist = tool.replace('tools/', 'tools/dist_')[:-3] + '.sh'
+            return (f'--launcher {launcher} needs the environment {starter} '
+                    f'sets ({", ".join(missing)} not set). This run was not '
+                    f'started by {starter}: start the tool with '
+                    f'{start.format(tool=tool, dist=dist)}, or drop '
                     f'--launcher for one process.')
     return None
 
 
 def check_device(name):
-    """Raise unless ``name`` is a device of this machine."""
+    """Raise unless ``name`` is a device of this machine: one that a tensor
+    can be made on and copied back from (cpu and an available cuda do)."""
     import torch
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f'--device {name!r} is not a device name ({e}). '
                          f'Use cpu, cuda or cuda:N.') from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    fix = 'Use --device cpu' + (' or cuda:0.' if count else '.')
     if device.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if device.index is not None and device.index >= count or not count:
             have = (f'CUDA devices 0 to {count - 1}'
                     if count else 'no CUDA device')
             raise ValueError(f'--device {name}: this machine has {have}. '
-                             f'Use --device cpu' +
-                             (' or cuda:0.' if count else '.'))
+                             f'{fix}')
+    elif device.type != 'cpu':
+        # A meta tensor is made (it holds no data) but not copied back;
+        # a backend torch lacks fails in its own way (RuntimeError,
+        # AssertionError, ModuleNotFoundError, ...).
+        try:
+            torch.zeros(1, device=device).cpu()
+        except Exception as e:
+            why = ' '.join(str(e).split()).split('. ')[0].rstrip('.')
+            raise ValueError(f'--device {name}: this machine cannot compute '
+                             f'on it ({why}). {fix}') from None
 
 
 def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:

@@ -192,7 +192,7 @@ def main(argv=None):
                       **options)
         run = functools.partial(classify, model, args)
         summary = dict(checkpoint=_weights_name(args.checkpoint))
-        name, what = 'classification.json', 'classified'
+        name, what, doing = 'classification.json', 'classified', 'classify'
     else:
         model = build(init_groupvit, args, bg_thresh=args.bg_thresh, **options)
         from mmseg.registry import TRANSFORMS
@@ -205,11 +205,11 @@ def main(argv=None):
             if args.checkpoint else None,
             classes=model.dataset_meta['classes'],
             bg_thresh=model.test_cfg.get('bg_thresh'))
-        name, what = 'summary.json', 'segmented'
+        name, what, doing = 'summary.json', 'segmented', 'segment'
     with exit_on_user_error():  # made once the inputs are known good
         check_out_dir(args.out, '--out')
     results, failed = [], []
-    with progress(len(images), what[:-2], 'images') as bar:
+    with progress(len(images), doing, 'images') as bar:
         for path, stem in zip(images, unique_stems(images)):
             try:
                 results.append(run(path, stem))

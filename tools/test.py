@@ -49,6 +49,13 @@ def build_config(args):
     from mmseg_groupvit.evaluation import is_classification_config
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     cfg = tool_config(args)
+    if is_classification_config(cfg) and (args.out or args.show
+                                          or args.show_dir):
+        raise ConfigCheckError(
+            '--out, --show and --show-dir write or draw label maps, which a '
+            'classification config (GroupViTClassifier) does not predict: '
+            'drop them (the metrics are in WORK_DIR/results.json; '
+            'tools/demo.py --classify prints an image\'s ranked classes).')
     if args.random_weights:
         cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)

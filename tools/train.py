@@ -10,8 +10,9 @@ import sys
 import torch
 from mmengine.logging import print_log
 
-from groupvit_common.errors import error_line, exit_on_user_error
-from groupvit_common.tool_options import runner_options
+from groupvit_common.errors import (error_line, exit_on_user_error,
+                                    interruptible)
+from groupvit_common.tool_options import check_paths, runner_options
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner, tool_config
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
@@ -116,8 +117,13 @@ def check_runner(cfg) -> None:
                        f'docs/pretrain.md).'))
 
 
+@interruptible
 def main(argv=None):
     args = parse_args(argv)
+    problem = check_paths(
+        args.config, launcher=args.launcher, tool='tools/train.py')
+    if problem:
+        sys.exit(error_line(problem))
     quiet_warnings(args.verbose)
     with exit_on_user_error():
         cfg = tool_config(args, test=False)

@@ -13,6 +13,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.apis import init_model
 from torch import nn
 
+from groupvit_common.checks import check_zero_shot_segmentor
 from ..datasets import use_checked_steps
 from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
@@ -88,11 +89,16 @@ def init_groupvit(config: ConfigLike,
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
+
+    Raises:
+        ConfigCheckError: The config is no zero-shot segmentor (a
+            classifier, or a model without a text encoder).
     """
     if bg_thresh is not None:
         cfg_options = dict(cfg_options or {})
         cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
     cfg = read_config(config, cfg_options, test=False)
+    check_zero_shot_segmentor(cfg.model, cfg.filename or 'the config')
     set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     # Not by init_model, which guesses class names without dataset_meta.

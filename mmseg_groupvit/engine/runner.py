@@ -55,10 +55,11 @@ class ToolRunner(Runner):
 
 
 def tool_config(args, test: bool = True):
-    """The checked config of a runner tool's command line."""
+    """The checked config of a runner tool's command line: of a test run,
+    else (``test=False``) of a training run."""
     from ..models.config_arguments import check_model_arguments
     from ..utils.config_file import read_config
-    cfg = read_config(args.config, args.cfg_options, test=test)
+    cfg = read_config(args.config, args.cfg_options, test=test, train=not test)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -63,9 +63,11 @@ def _unreadable(path: str, error: Exception) -> ConfigCheckError:
 
 def read_config(path: Union[str, Config],
                 cfg_options: Optional[dict] = None,
-                test: bool = True) -> Config:
+                test: bool = True,
+                train: bool = False) -> Config:
     """The config of ``path`` (a file, or a config that is copied) with
-    ``cfg_options`` merged, checked (``test``: the test sections too).
+    ``cfg_options`` merged, checked (``test``: the test sections too;
+    ``train``: the training ones).
 
     Raises:
         ConfigCheckError: The file is no config, or class counts disagree.
@@ -81,7 +83,7 @@ def read_config(path: Union[str, Config],
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes,
-                 head_with_bg)
+                 head_with_bg, train)
     # Not formatted by yapf (0.5 s for every log, dump and checkpoint).
     return Config(
         cfg.to_dict(),

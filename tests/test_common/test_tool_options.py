@@ -107,3 +107,10 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(seed, capsys):
         parser.parse_args(['--seed', seed])
     assert f"argument --seed: '{seed}' is not a seed" in capsys.readouterr(
     ).err
+
+
+def test_a_missing_training_config_names_the_training_configs(tmp_path):
+    problem = check_paths(str(tmp_path / 'missing.py'), tool='tools/train.py')
+    assert problem == (f'config not found: {tmp_path / "missing.py"}. Pass '
+                       f'one of configs/finetune/*.py, configs/pretrain/*.py '
+                       f'or your own config file.')

@@ -353,6 +353,15 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
             for p in summary['failed']] == ['a_broken.jpg', 'c_strip.png']
 
 
+#: Devices torch names but cannot compute on here (meta: no data; mps: on
+#: a machine without Apple's GPU).
+NO_MPS = pytest.param(['PHOTO', '--device', 'mps'],
+                      '--device mps: this machine cannot compute on it',
+                      marks=pytest.mark.skipif(
+                          torch.backends.mps.is_available(),
+                          reason='this machine has an MPS device'))
+
+
 @pytest.mark.parametrize('args, message', [
     (['missing.jpg'], 'No such image or folder: missing.jpg'),
     (['PHOTO', '--checkpoint', 'nope.pth'], 'checkpoint not found'),
@@ -366,6 +375,8 @@ def test_unreadable_image_is_reported_and_others_are_written(small, tmp_path):
     (['PHOTO', '--bg-thresh', 'nan'], 'bg_thresh must be a number in'),
     (['PHOTO', '--device', 'cuda:7'], '--device cuda:7: this machine has'),
     (['PHOTO', '--device', 'gpu'], "--device 'gpu' is not a device name"),
+    (['PHOTO', '--device', 'meta'], '--device meta: this machine cannot'),
+    NO_MPS,
     (['PHOTO', '--extra-classes', 'grass,background'
       ], '"background" is a name of the prompted class'),
     (['PHOTO', '--vocab', 't-shirt,t - shirt'

@@ -41,10 +41,11 @@ def test_classify_prints_the_ranked_probabilities(small, tmp_path, capsys):
         '--topk', '2', '--out',
         str(tmp_path / 'out')
     ])
+    console = capsys.readouterr()
     printed = [
-        line for line in capsys.readouterr().out.splitlines()
-        if line.startswith('   ')
+        line for line in console.out.splitlines() if line.startswith('   ')
     ]
+    assert console.err.splitlines()[-1].startswith('classify: 1/1 images, ')
 
     # Independent: PIL resize to 256 and center crop 224, the model's
     # cosine, softmax at the clamped temperature.

@@ -127,3 +127,125 @@ def test_out_inside_the_dataset_is_refused(tmp_path, inside):
     one_error_line(code, f'--out {root / inside} lies in the dataset\'s')
     assert label.read_bytes() == before
     assert not (tmp_path / 'work' / 'progress').exists()
+
+
+FINETUNE_SMOKE = osp.join(REPO, 'configs', 'finetune',
+                          'fcn_groupvit_voc-sample_smoke.py')
+#: What torchrun, srun and mpirun set (none here: no launcher started us).
+LAUNCHER_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT',
+                'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST',
+                'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK',
+                'OMPI_COMM_WORLD_SIZE')
+
+
+@pytest.mark.parametrize('tool, config, launcher, expected', [
+    ('train.py', FINETUNE_SMOKE, 'pytorch',
+     '--launcher pytorch needs the environment torchrun sets (RANK, '
+     'WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set). This run was not '
+     'started by torchrun: start the tool with torchrun --nproc_per_node=N '
+     'tools/train.py ... --launcher pytorch (or tools/dist_train.sh)'),
+    ('test.py', VOC, 'slurm',
+     '--launcher slurm needs the environment srun sets (SLURM_PROCID, '
+     'SLURM_NTASKS, SLURM_NODELIST not set). This run was not started by '
+     'srun'),
+    ('test.py', VOC, 'mpi', '--launcher mpi needs the environment mpirun sets '
+     '(OMPI_COMM_WORLD_LOCAL_RANK, OMPI_COMM_WORLD_RANK, '
+     'OMPI_COMM_WORLD_SIZE, MASTER_ADDR not set). This run was not started '
+     'by mpirun'),
+])
+def test_a_launcher_that_did_not_start_the_run_is_named(
+        tool, config, launcher, expected, tmp_path, monkeypatch):
+    for name in LAUNCHER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    argv = [config, '--launcher', launcher, '--work-dir', tmp_path]
+    if tool == 'test.py':
+        argv.append('--random-weights')
+    code, _ = run_main(osp.join(TOOLS, tool), argv)
+    one_error_line(code, expected)
+    assert 'drop --launcher for one process' in code
+
+
+def test_ctrl_c_while_training_is_one_line(tmp_path, monkeypatch, capsys):
+    train = load_script(osp.join(TOOLS, 'train.py'), 'interrupted_train')
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, 'build_runner', interrupt)
+    with pytest.raises(SystemExit) as exit_:
+        train.main([FINETUNE_SMOKE, '--work-dir', str(tmp_path)])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'interrupted (Ctrl-C); what was written so far is kept.'
+    ]
+
+
+CLASSIFICATION = osp.join(REPO, 'configs', 'classification',
+                          'groupvit_imagenet.py')
+NOT_ZERO_SHOT = 'has no model.text_encoder, so it is not a zero-shot GroupViT'
+CLASSIFIER = ('groupvit_imagenet.py is a zero-shot classification config '
+              '(model GroupViTClassifier): it ranks classes for a whole image '
+              'and segments nothing. Classify with tools/demo.py --classify')
+NOT_EXPORTED = (
+    CLASSIFIER + '; the ONNX export and the benchmarks take '
+    'segmentation configs only')
+DEMO_PHOTO = osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+DEMO, EXPORT = 'demo.py', 'deployment/pytorch2onnx.py'
+FLOPS, BENCHMARK = 'analysis_tools/get_flops.py', 'analysis_tools/benchmark.py'
+
+
+@pytest.mark.parametrize('tool, args, expected', [
+    (DEMO, [DEMO_PHOTO, '--config', FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (DEMO, [DEMO_PHOTO, '--config', CLASSIFICATION], CLASSIFIER),
+    (EXPORT, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (EXPORT, [CLASSIFICATION], NOT_EXPORTED),
+    (FLOPS, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (BENCHMARK, [FINETUNE_SMOKE], NOT_ZERO_SHOT),
+    (FLOPS, [CLASSIFICATION], NOT_EXPORTED),
+])
+def test_a_tool_of_zero_shot_segmentors_refuses_other_configs(
+        tool, args, expected, tmp_path):
+    """A fine-tuned segmentor (its backbone under an FCN head) has no text
+    encoder; a classifier has no head: both were tracebacks."""
+    if not tool.startswith('analysis_tools'):
+        args = [*args, '--random-weights', '--out', tmp_path / 'out']
+    code, _ = run_main(osp.join(TOOLS, tool), args)
+    one_error_line(code, expected)
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('config, option, missing', [
+    (VOC, [], 'train_dataloader, train_cfg, optim_wrapper'),
+    (CLASSIFICATION, [], 'train_dataloader, train_cfg, optim_wrapper'),
+    (FINETUNE_SMOKE, ['--cfg-options', 'optim_wrapper=None'], 'optim_wrapper'),
+])
+def test_a_config_without_training_sections_is_not_trained(
+        config, option, missing, tmp_path):
+    code, _ = run_main(
+        osp.join(TOOLS, 'train.py'),
+        [config, '--work-dir', tmp_path / 'work', *option])
+    one_error_line(
+        code, f'the config has no {missing}: it does not set up training, so '
+        f'it cannot be trained')
+    assert 'configs/finetune/ (docs/finetune.md) or configs/pretrain/ ' \
+        '(docs/pretrain.md)' in code
+    assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize('option', ['--out', '--show-dir'])
+def test_label_map_options_of_a_classification_test_are_refused(
+        option, tmp_path):
+    """A classifier predicts classes, not label maps (--out was a TypeError
+    from Accuracy, --show-dir an AttributeError from mmengine's drawing)."""
+    config = osp.join(REPO, 'configs', 'classification',
+                      'groupvit_voc-dominant-sample.py')
+    code, _ = run_main(
+        osp.join(TOOLS, 'test.py'), [
+            config, '--random-weights', '--work-dir', tmp_path / 'work',
+            option, tmp_path / 'out'
+        ])
+    one_error_line(
+        code, '--out, --show and --show-dir write or draw label maps, which '
+        'a classification config (GroupViTClassifier) does not predict: '
+        'drop them')
+    assert not (tmp_path / 'out').exists()

@@ -16,6 +16,7 @@ import torch
 from mmengine.registry import init_default_scope
 from torch import nn
 
+from groupvit_common.checks import check_zero_shot_segmentor
 from groupvit_common.errors import (ConfigValueError, error_line,
                                     exit_on_user_error)
 from groupvit_common.tool_options import (  # noqa: F401 (gpu_report's)
@@ -40,6 +41,7 @@ def setup(args) -> Tuple[object, torch.device]:
     with exit_on_user_error(ValueError):
         check_device(device)
         cfg = read_config(args.config, options)
+        check_zero_shot_segmentor(cfg.model, args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     return cfg, torch.device(device)
 
