@@ -46,7 +46,8 @@ def build_config(args):
     """The checked config of the command line (no checkpoint looked for)."""
     from groupvit_common.files import check_out_dir
     from mmseg_groupvit.engine import tool_config
-    from mmseg_groupvit.evaluation import is_classification_config
+    from mmseg_groupvit.evaluation import (check_dataset_paths,
+                                           is_classification_config)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     cfg = tool_config(args)
     if is_classification_config(cfg) and (args.out or args.show
@@ -93,6 +94,8 @@ def build_config(args):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    if not is_classification_config(cfg):
+        check_dataset_paths(cfg.test_dataloader.dataset, args.out)
     if args.out is not None:
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out

@@ -109,7 +109,7 @@ def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
                      rank: int = 0) -> Tuple[Optional[str], List[str]]:
-    """Check the test data, switch to checked loading, lock the work dir
+    """Switch to checked loading, lock the work dir
     (rank 0) and, for an IoU evaluator, record progress in
     ``WORK_DIR/progress`` (:class:`CheckedIoUMetric`,
     :class:`SkipDoneSampler`), in place.
@@ -119,18 +119,14 @@ def prepare_test_run(cfg,
         OLD -> NEW`` lines of the config values swapped.
 
     Raises:
-        ConfigCheckError: Missing data folders or split file.
         ProgressError: Records that cannot be resumed, ``resume`` with an
             evaluator that records none, or another run in the work dir.
     """
-    evaluator = cfg.test_evaluator
-    check_dataset_paths(
-        cfg.test_dataloader.dataset,
-        evaluator.get('output_dir') if isinstance(evaluator, dict) else None)
     swaps = use_checked_loading(cfg)
     if rank == 0:
         os.makedirs(cfg.work_dir, exist_ok=True)
         lock_work_dir(cfg.work_dir)
+    evaluator = cfg.test_evaluator
     if not isinstance(evaluator, dict) or evaluator.get('type') not in (
             'IoUMetric', 'PerClassIoUMetric', 'CheckedIoUMetric'):
         if resume:

@@ -134,10 +134,13 @@ def check_state_dict(model,
                      against: str = 'the config',
                      fix: str = _FIX) -> None:
     """Refuse a ``state`` without exactly the keys and shapes of ``model``
-    (a module or its state dict; its :data:`TRAINING_KEYS` may be missing)
-    or with values :func:`check_values` refuses."""
+    (a module or its state dict; :data:`TRAINING_KEYS` as it has them) or
+    with values :func:`check_values` refuses."""
     own = model.state_dict() if isinstance(model, nn.Module) else model
-    state = dict(state)
+    state = {
+        k: v
+        for k, v in state.items() if k in own or k not in TRAINING_KEYS
+    }
     state.update(
         {k: own[k]
          for k in TRAINING_KEYS if k not in state and k in own})

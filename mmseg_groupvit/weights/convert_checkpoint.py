@@ -3,6 +3,7 @@
 architecture, in memory and as files (``tools/convert_weights.py``)."""
 import os
 import os.path as osp
+import tempfile
 from typing import Optional
 
 import torch
@@ -29,6 +30,7 @@ def weights_file(path: str) -> str:
     for name in HF_WEIGHT_FILES:
         if osp.isfile(osp.join(path, name)):
             return osp.join(path, name)
+    for name in HF_WEIGHT_FILES:
         if osp.isfile(osp.join(path, f'{name}.index.json')):
             raise CheckpointError(
                 f'{path} holds transformers weights in shards ({name}.index'
@@ -120,8 +122,9 @@ def _declared(layout: str, config, arch_config: Optional[str],
     try:
         if arch_config is not None:
             config = read_config_json(arch_config)
-            arch = arch_from_hf_config(config) if 'vision_config' in \
-                config else arch_from_nvlabs_config(config)
+            hf = 'vision_config' in config or 'text_config' in config
+            arch = arch_from_hf_config(
+                config) if hf else arch_from_nvlabs_config(config)
             if arch is None:
                 raise CheckpointError(
                     f'--arch-config {arch_config} is not a GroupViT '
@@ -328,7 +331,8 @@ def convert_checkpoint(src: str,
                                  vision_heads, src)
     check_arch(arch, src)
     released, assumed = released_arch(), []
-    for part, option in zip(PARTS, ('--vision-heads N or ', '')):
+    for part, option, key in zip(PARTS, ('--vision-heads N or ', ''),
+                                 ('vision_config', 'text_config')):
         if HEADS in arch[part]:
             continue
         if arch_diff(released, arch, ignore=[f'{p}.{HEADS}' for p in PARTS]):
@@ -336,8 +340,9 @@ def convert_checkpoint(src: str,
                 f'{src} records no {part} attention head count (no '
                 f'config.json or NVlabs config says it) and its architecture '
                 f'is not the released one, so it cannot be assumed: pass '
-                f'{option}--arch-config with the model\'s config to '
-                f'tools/convert_weights.py.')
+                f'{option}--arch-config with the model\'s config.json to '
+                f'tools/convert_weights.py (one holding only {{"{key}": '
+                f'{{"num_attention_heads": N}}}} will do).')
         heads = released[part][HEADS]
         arch[part][HEADS] = heads
         assumed.append(f'{part}.{HEADS}={heads} (the released models\')')
@@ -366,20 +371,22 @@ def convert_checkpoint(src: str,
                            ',\n'.join(f'        {k}={v!r}'
                                       for k, v in arch[part].items()) + ')'
                            for part in PARTS)  # plain values: check_arch
-        tmp = f'{config_path}.{os.getpid()}.partial'
+        tmp = None
         try:
-            with open(tmp, 'x') as f:
+            fd, tmp = tempfile.mkstemp(
+                '.partial', dir=osp.dirname(osp.abspath(config_path)))
+            with os.fdopen(fd, 'w') as f:
                 f.write(f'{_CONFIG_MARK}: the architecture of a non-default\n'
                         f'# GroupViT checkpoint.\n_base_ = '
                         f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
                         f'{parts})\n')
+            os.chmod(tmp, 0o644)
             os.replace(tmp, config_path)  # a link there is replaced
         except OSError as e:
+            if tmp and osp.exists(tmp):
+                os.remove(tmp)
             raise CheckpointError(
                 f'cannot write {config_path}: {e.strerror or e}.') from None
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
     return dict(
         layout=layout,
         arch=arch,

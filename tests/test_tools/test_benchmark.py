@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, load_script
+from tests.conftest import REPO, SMALL_ARCH, VOC_SAMPLE, load_script, run_main
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -136,6 +136,26 @@ def test_image_paths_agree(result):
         'ours', 'mmseg_loop', 'naive'
     }
     assert out['window_batch'] == 2
+
+
+@pytest.mark.slow
+def test_a_whole_mode_config(small_config, tmp_path):
+    """One window per image, mmseg's own whole-image loop as the
+    reference: the labels of every path agree."""
+    config = tmp_path / 'whole.py'
+    config.write_text(f'_base_ = [{small_config!r}]\n'
+                      f'model = dict(test_cfg=dict(_delete_=True, '
+                      f'mode="whole", bg_thresh=0.95))\n')
+    code, text = run_main(
+        osp.join(TOOLS, 'benchmark.py'), [
+            config, '--data-root', VOC_SAMPLE, '--num-images', '1', '--repeat',
+            '1', '--json'
+        ])
+    assert code == 0, text
+    images = json.loads(text.strip().splitlines()[-1])['images']
+    assert images['windows_per_image'] == 1
+    assert images['label_agreement'] == dict(
+        ours_vs_mmseg_loop=1.0, ours_vs_naive=1.0)
 
 
 def test_bad_config_is_one_clear_error():

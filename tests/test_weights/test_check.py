@@ -86,3 +86,15 @@ def test_compare_and_describe_key_differences():
                                  "['d']",
                                  'shape mismatches: a (4,) vs model (2,)',
                              ]
+
+
+def test_a_training_only_tensor_is_as_the_model_has_it():
+    """The multi-label temperature (NVlabs' checkpoints keep it) is ignored
+    by a model without it and may be missing from a checkpoint of a model
+    with it."""
+    from mmseg_groupvit.weights import check_state_dict
+    own = {'image_encoder.weight': torch.zeros(2)}
+    check_state_dict(own, dict(own, multi_label_logit_scale=torch.zeros(())))
+    check_state_dict(dict(own, multi_label_logit_scale=torch.zeros(())), own)
+    with pytest.raises(CheckpointError, match=r'1 key\(s\) unexpected'):
+        check_state_dict(own, dict(own, other=torch.zeros(())))

@@ -18,7 +18,8 @@ from mmseg.registry import MODELS
 from groupvit_common.errors import CheckpointError
 from mmseg_groupvit.weights import convert_checkpoint as converter
 from mmseg_groupvit.weights.arch import canonical
-from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
+from mmseg_groupvit.weights.convert_checkpoint import (convert_checkpoint,
+                                                       weights_file)
 from tests.conftest import SMALL_ARCH, build_small_segmentor
 from tests.test_weights.conftest import convert_error
 
@@ -140,13 +141,25 @@ def test_vision_heads_recorded_nowhere(hf_copy, tmp_path):
             convert_checkpoint(
                 str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=heads)
     # Nor does anything record the text encoder's (2, not width // 64 = 0):
-    # only the model's config can say it.
+    # only the model's config can say it, and that part of it is enough.
     with pytest.raises(
             CheckpointError,
             match='records no text_encoder attention head count .* pass '
-            '--arch-config'):
+            '--arch-config') as error:
         convert_checkpoint(
             str(hf_copy), str(tmp_path / 'out.pth'), vision_heads=2)
+    assert '{"text_config": {"num_attention_heads": N}}' in str(error.value)
+    heads = tmp_path / 'heads.json'
+    heads.write_text('{"text_config": {"num_attention_heads": 2}}')
+    result = convert_checkpoint(
+        str(hf_copy),
+        str(tmp_path / 'out.pth'),
+        arch_config=str(heads),
+        vision_heads=2)
+    assert [
+        result['arch'][p]['num_attention_heads']
+        for p in ('image_encoder', 'text_encoder')
+    ] == [2, 2]
 
 
 def test_released_architecture_assumes_its_heads(small_state, tmp_path,
@@ -363,3 +376,9 @@ def test_a_folder_without_one_weights_file(hf_folder, tmp_path):
     message = converter_error(tmp_path / 'shards', tmp_path / 'out.pth')
     assert 'holds transformers weights in shards (model.safetensors.index' \
         '.json)' in message and 'save_pretrained(OUT)' in message
+    # One weights file beside the shards (hub repositories carry both) is
+    # read.
+    shutil.copy(hf_folder / 'model.safetensors',
+                tmp_path / 'shards' / 'pytorch_model.bin')
+    assert weights_file(str(tmp_path / 'shards')) == str(tmp_path / 'shards' /
+                                                         'pytorch_model.bin')

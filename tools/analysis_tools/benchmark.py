@@ -166,10 +166,14 @@ MODES = dict(ours=None, mmseg_loop=None, naive=None)
 
 
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
-    """images/s of slide inference on ``n`` real images, the ``modes``
-    (:data:`MODES`, ``onnxruntime``, ``transformers``) interleaved; labels."""
+    """images/s of inference (the config's mode) on ``n`` real images, the
+    ``modes`` (:data:`MODES`, ``onnxruntime``, ``transformers``)
+    interleaved; labels."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
-    slide = MultimodalEncoderDecoder.slide_inference
+    whole = (model.test_cfg or {}).get('mode', 'whole') != 'slide'
+    slide = (
+        MultimodalEncoderDecoder.whole_inference
+        if whole else MultimodalEncoderDecoder.slide_inference)
     shapes = {}
 
     def run(mode, i):
