@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from groupvit_common.errors import ConfigValueError
 from mmseg_groupvit.models.config_arguments import check_model_arguments
-from tests.conftest import REPO, load_script
+from tests.conftest import REPO, VOC_SAMPLE, load_script
 
 # Every shipped config read and checked: the full suite only.
 pytestmark = pytest.mark.slow
@@ -164,13 +164,14 @@ def test_tta_names_the_key_as_written(tmp_path):
                       "tta_model = dict(type='SegTTAModel')\n"
                       'tta_pipeline = []\n')
     test = load_script('tools/test.py')
+    data = f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
     args = test.parse_args(
-        [str(config), '--tta', '--cfg-options', 'model.foo=1'])
+        [str(config), '--tta', '--cfg-options', 'model.foo=1', data])
     with pytest.raises(
             ConfigValueError,
             match='^model.foo is not a setting of GroupViTEncoderDecoder: '):
         test.build_config(args)
     # Without the typo the model is wrapped as mmseg does.
-    args = test.parse_args([str(config), '--tta'])
+    args = test.parse_args([str(config), '--tta', '--cfg-options', data])
     assert test.build_config(args).model.module.type == \
         'GroupViTEncoderDecoder'

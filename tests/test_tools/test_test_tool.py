@@ -450,7 +450,8 @@ def test_text_options_reach_the_model(small_model, tmp_path):
     args = tool.parse_args([
         config, checkpoint, '--cfg-options',
         f'model.text_encoder.vocabulary={vocabulary}',
-        'model.text_encoder.templates=subset', 'model.test_cfg.bg_thresh=0.5'
+        'model.text_encoder.templates=subset', 'model.test_cfg.bg_thresh=0.5',
+        f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
     ])
     cfg = tool.build_config(args)
     model = MODELS.build(cfg.model)

@@ -22,8 +22,8 @@ from mmseg_groupvit.apis import init_groupvit
 from mmseg_groupvit.weights import checkpoint_loader, download
 from mmseg_groupvit.weights.checkpoint_loader import cache_entry
 from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
-from tests.conftest import (HF_SMALL, REPO, hub_cache, randomise_hf,
-                            release_name, run_main, serve_folder)
+from tests.conftest import (HF_SMALL, REPO, VOC_SAMPLE, hub_cache,
+                            randomise_hf, release_name, run_main, serve_folder)
 
 transformers = pytest.importorskip('transformers')
 
@@ -250,7 +250,11 @@ def test_bad_download_is_one_line_and_leaves_nothing(published, torch_home,
 
 def test_a_redirect_loop_is_one_error_line_from_the_cli(published, torch_home):
     url = f'{published["base"]}/loop/{published["name"]}'
-    code, out = run_main(osp.join(REPO, 'tools', 'test.py'), [VOC, url])
+    code, out = run_main(
+        osp.join(REPO, 'tools', 'test.py'), [
+            VOC, url, '--cfg-options',
+            f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+        ])
     assert code == (f'error: cannot download {url}: its redirects cannot be '
                     f'followed (HTTP 302: The HTTP server returned a redirect '
                     f'error that would lead to an infinite loop); check the '
