@@ -282,6 +282,12 @@ _PARTS = dict(
     checkpoint='checkpoint file')
 
 
+def _first_five(names: list) -> str:
+    """``a, b, c, d, e and N more``."""
+    more = f' and {len(names) - 5} more' if len(names) > 5 else ''
+    return ', '.join(names[:5]) + more
+
+
 def _check_maps_written(progress_dir: str, records: dict,
                         out_dir: str) -> None:
     """Raise ``ProgressError`` if the label map of a recorded image (written
@@ -294,13 +300,12 @@ def _check_maps_written(progress_dir: str, records: dict,
                      for path in records) if name not in written
     })
     if missing:
-        more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
         raise ProgressError(
             f'Cannot resume from {progress_dir} with --out {out_dir}: the '
             f'label maps of {len(missing)} of the {len(records)} images '
-            f'already evaluated are missing there ({", ".join(missing[:5])}'
-            f'{more}), and a resumed run does not write them again. Run '
-            f'without --resume to evaluate every image again.')
+            f'already evaluated are missing there ({_first_five(missing)}), '
+            f'and a resumed run does not write them again. Run without '
+            f'--resume to evaluate every image again.')
 
 
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
@@ -356,12 +361,11 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
             for p, d in files.items() if _data_digest(p) != d
         })
         if changed:
-            more = f' and {len(changed) - 5} more' if len(changed) > 5 else ''
             raise ProgressError(
                 f'Cannot resume from {progress_dir}: {len(changed)} image or '
                 f'label file(s) changed since they were counted: '
-                f'{", ".join(changed[:5])}{more}. Run without --resume to '
-                f'evaluate every image again.')
+                f'{_first_five(changed)}. Run without --resume to evaluate '
+                f'every image again.')
         return done
     if resume:
         print_log(
