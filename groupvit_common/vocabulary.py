@@ -88,11 +88,13 @@ def _split_line(line: str, where: str) -> List[str]:
         raise ValueError(f'{where}: empty name in {line.strip()[:80]!r} (two '
                          f'commas in a row, or a leading/trailing comma). '
                          f'{_FORMAT_HINT}')
-    synonyms = ', '.join(
-        filter(None, map(_clean,
-                         line.replace(_BAR, ',').split(','))))
-    _refuse_bar(names, where,
-                f'Here commas separate synonyms: write {synonyms[:80]!r}.')
+    if any(_BAR in name for name in names):  # the fix, only when needed
+        synonyms = ', '.join(
+            filter(None, (_clean(part) for name in names
+                          for part in name.split(_BAR))))
+        _refuse_bar(
+            names, where,
+            f'Here commas separate synonyms: write {synonyms[:80]!r}.')
     check_words(names, where)
     return names
 

@@ -125,6 +125,10 @@ def test_a_bar_in_a_file_line_is_refused_with_the_file_syntax(tmp_path):
         f'synonyms only on the command line')
     assert str(info.value).endswith(
         "Here commas separate synonyms: write 'dog, puppy, hound'.")
+    # A full-width bar reads as "|" (NFKC), in the fix too.
+    path = write(tmp_path, 'cat\ndog\uff5cpuppy\n')
+    with pytest.raises(ValueError, match="write 'dog, puppy'.$"):
+        load_vocabulary(path)
 
 
 @pytest.mark.parametrize('entry, fix', [
