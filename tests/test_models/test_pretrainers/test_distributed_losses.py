@@ -85,6 +85,9 @@ def worker(rank, world_size, port, out):
                 n: p.grad
                 for n, p in model.module.named_parameters()
             }), osp.join(out, f'rank{rank}.pth'))
+    # Both ranks done before either tears gloo down (a rank that closes its
+    # connections while the other still uses them aborts, SIGABRT).
+    dist.barrier()
     dist.destroy_process_group()
 
 
