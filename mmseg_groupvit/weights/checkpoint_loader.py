@@ -129,7 +129,9 @@ def _adopt(source: str, path: str, entry: str) -> None:
         if path != entry:
             raise WrongHash(unverified[0])
 
-    checkpoint = read_file(path, check_digest=check)
+    # A URL's download is a temporary file: errors name the URL.
+    url = source if path != entry and source.startswith(URL_PREFIXES) else None
+    checkpoint = read_file(path, check_digest=check, url=url)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if path == entry and isinstance(
             meta, dict) and meta.get('groupvit_source') == source:
@@ -137,7 +139,7 @@ def _adopt(source: str, path: str, entry: str) -> None:
     if unverified:  # placed by hand
         os.remove(entry)
         raise WrongHash(unverified[0])
-    checkpoint = to_mmseg_checkpoint(checkpoint, path)
+    checkpoint = to_mmseg_checkpoint(checkpoint, path, url)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}'
                               f', not a checkpoint.')

@@ -230,13 +230,13 @@ def convert_source(layout: str,
     return {k: state[k] for k in sorted(state)}, canonical(arch, defaults)
 
 
-def to_mmseg_checkpoint(checkpoint, path: str):
-    """A published checkpoint read from ``path`` converted, anything else
-    unchanged."""
+def to_mmseg_checkpoint(checkpoint, path: str, name: Optional[str] = None):
+    """A published checkpoint read from ``path`` (errors say ``name``, if
+    given) converted, anything else unchanged."""
     parts = _published(checkpoint, path)
     if parts is None:
         return checkpoint
-    state, arch = convert_source(*parts, src=path)
+    state, arch = convert_source(*parts, src=name or path)
     # No dataset classes: the model names them after its vocabulary.
     return dict(
         state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={}))

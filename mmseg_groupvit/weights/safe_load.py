@@ -220,9 +220,13 @@ def trust_checkpoint(path: str) -> None:
         _TRUSTED[path] = file_sha256(path)
 
 
-def read_file(path: str, check_digest: Optional[Callable] = None):
+def read_file(path: str,
+              check_digest: Optional[Callable] = None,
+              url: Optional[str] = None):
     """Read a torch zip (``.pth``, ``.bin``) or safetensors file safely;
-    ``check_digest`` gets the hex SHA-256 first (it raises to refuse).
+    ``check_digest`` gets the hex SHA-256 first (it raises to refuse);
+    ``url``: where a temporary ``path`` was downloaded from (named in
+    errors instead).
 
     Returns:
         Tensors, plain values and containers, numpy values and
@@ -239,8 +243,9 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
         data = read_bytes(path, MAX_BYTES, 'checkpoint')
     except DataFileError as e:
         raise CheckpointError(str(e)) from None
+    name = url or path
     if not data:
-        raise CheckpointError(f'Checkpoint {path} is empty (0 bytes); the '
+        raise CheckpointError(f'Checkpoint {name} is empty (0 bytes); the '
                               f'download probably failed. Download it again.')
     digest = hashlib.sha256(data).hexdigest()
     if check_digest is not None:
@@ -260,7 +265,7 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
             return torch.load(
                 io.BytesIO(data), map_location='cpu', weights_only=False)
         if not data.startswith(b'PK\x03\x04'):
-            raise CheckpointError(f'{path} is {_kind(data)}, not a PyTorch '
+            raise CheckpointError(f'{name} is {_kind(data)}, not a PyTorch '
                                   f'checkpoint. Give a GroupViT checkpoint '
                                   f'(.pth), a transformers folder or a '
                                   f'.safetensors file.')
@@ -272,24 +277,28 @@ def read_file(path: str, check_digest: Optional[Callable] = None):
     except CheckpointError:
         raise
     except Refused as e:
+        how = (f'convert it once with `tools/convert_weights.py '
+               f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
+               f'tools/test.py)') if url is None else (
+                   f'download it (`curl -L -o FILE {url}`) and convert it '
+                   f'once with `tools/convert_weights.py --trust-pickle FILE '
+                   f'OUT.pth`')
         raise CheckpointError(
-            f'{path} was refused: it holds {e}, which the safe loader does '
+            f'{name} was refused: it holds {e}, which the safe loader does '
             f'not rebuild (it reads tensors, plain containers, the NVlabs '
             f'OmegaConf config and mmengine training state). Loading it '
             f'fully could run code hidden in the file; if you trust its '
-            f'source, convert it once with `tools/convert_weights.py '
-            f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
-            f'tools/test.py).') from None
+            f'source, {how}.') from None
     except _Damaged as e:
-        raise CheckpointError(f'{path} was refused: {e}. The file is damaged '
+        raise CheckpointError(f'{name} was refused: {e}. The file is damaged '
                               f'or crafted; use another checkpoint.') from None
     except SafetensorError as e:
         raise CheckpointError(
-            f'{path} is not a valid safetensors file ({first_line(e)}); it '
+            f'{name} is not a valid safetensors file ({first_line(e)}); it '
             f'may be truncated or corrupt. Download it again.') from None
     except Exception as e:  # torch raises many types for damaged files
         raise CheckpointError(
-            f'{path} is not a readable PyTorch checkpoint ({first_line(e)}); '
+            f'{name} is not a readable PyTorch checkpoint ({first_line(e)}); '
             f'it is probably truncated or corrupt. Download it again.'
         ) from None
     neutralise_config_strings(obj)

@@ -283,6 +283,38 @@ def test_the_hash_is_checked_before_anything_parses_the_bytes(
     assert cached_files(torch_home) == []
 
 
+@pytest.mark.parametrize('case', ['hostile', 'incomplete'])
+def test_a_refused_download_is_named_by_its_url(published, torch_home, case):
+    """The temporary file a download went to is deleted when it is refused:
+    the message names the URL, and trusting it means a file of your own
+    (``--trust-pickle`` takes no URL)."""
+    path = published['site'] / f'{case}.pth'
+    if case == 'hostile':
+        torch.save(dict(meta=_Exec()), path)
+    else:  # NVlabs keys without the text encoder
+        state = tensors_of(published['file'])
+        torch.save(
+            dict(
+                model={
+                    'img_encoder.' + k[len('image_encoder.'):]: v
+                    for k, v in state.items() if k.startswith('image_encoder.')
+                }), path)
+    url = f'{published["base"]}/{case}.pth'
+    with pytest.raises(CheckpointError) as error:
+        CheckpointLoader.load_checkpoint(url)
+    message = str(error.value)
+    assert message.startswith(f'{url} ') and '.partial' not in message
+    assert osp.dirname(cache_entry(url)) not in message
+    if case == 'hostile':
+        assert 'builtins.exec' in message or 'function exec' in message
+        assert (f'download it (`curl -L -o FILE {url}`) and convert it once '
+                f'with `tools/convert_weights.py --trust-pickle FILE '
+                f'OUT.pth`') in message
+    else:
+        assert 'no text_encoder.* tensors' in message
+    assert cached_files(torch_home) == []
+
+
 def test_a_failed_download_is_fetched_again(published, torch_home):
     url = f'{published["base"]}/once/plain.pth'
     with pytest.raises(CheckpointError, match='truncated or corrupt'):
