@@ -58,10 +58,17 @@ def list_images(paths: Sequence[str]) -> List[str]:
 
 
 def unique_stems(paths: Sequence[str]) -> List[str]:
-    """Output name stems, made unique when two inputs share a name."""
-    stems, seen = [], {}
-    for path in paths:
-        stem = osp.splitext(osp.basename(path))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
-    return stems
+    """Output name stems: a file's own, or ``STEM_2``, ``STEM_3``, ... for
+    the second and later of one name, never the name of another input
+    (names compared as a case-insensitive file system does)."""
+    stems = [osp.splitext(osp.basename(path))[0] for path in paths]
+    own, taken, out = {s.casefold() for s in stems}, set(), []
+    for stem in stems:
+        name, count = stem, 1
+        while name.casefold() in taken or (name != stem
+                                           and name.casefold() in own):
+            count += 1
+            name = f'{stem}_{count}'
+        taken.add(name.casefold())
+        out.append(name)
+    return out
