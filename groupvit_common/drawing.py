@@ -10,6 +10,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
+from .errors import DataFileError
+from .image_files import written_by_a_tool
+
 #: A legend entry: text, RGB colour (None: uncoloured, as background) and
 #: share of the pixels.
 LegendEntry = Tuple[str, Optional[Sequence[int]], Optional[float]]
@@ -186,6 +189,22 @@ def png_text(meta: Dict[str, object]) -> PngInfo:
     return info
 
 
+def save_png(picture: Image.Image, path: str, meta: Dict[str, object]) -> str:
+    """Write ``picture`` with ``meta`` (its ``Software`` naming the tool) as
+    PNG text to ``path``, never over a file no tool of this package wrote.
+
+    Raises:
+        DataFileError: ``path`` is a file of the user's (or a link).
+    """
+    if osp.lexists(path) and (osp.islink(path) or not written_by_a_tool(path)):
+        raise DataFileError(
+            f'{path} exists and was not written by this package\'s tools (a '
+            f'picture of your own?); it is not replaced. Give another --out, '
+            f'or move the file away.')
+    picture.save(path, pnginfo=png_text(meta))
+    return path
+
+
 def palette_png(labels: np.ndarray, palette) -> Image.Image:
     """A label map as a palette PNG (beyond 256 labels: 16-bit grey)."""
     if len(palette) > 256:
@@ -252,5 +271,5 @@ def save_pictures(out_dir: str,
         picture = palette_png(labels, palette) if kind == 'prediction' else (
             labelled_overlay(rgb, labels, palette, opacity, with_bg, legend,
                              every_class, note))
-        picture.save(path, pnginfo=png_text(dict(meta, legend=legend)))
+        save_png(picture, path, dict(meta, legend=legend))
     return files

@@ -219,6 +219,19 @@ def split_background(classes: List[List[str]],
     return (classes[1:] if first else classes), first
 
 
+def check_background(classes: List[List[str]]) -> None:
+    """Refuse ``background`` as a name of a prompted class (after
+    :func:`split_background`): it names label 0, never prompted."""
+    for names in classes:
+        if any(name.casefold() == 'background' for name in names):
+            raise ConfigValueError(
+                f'"background" is a name of the prompted class '
+                f'"{", ".join(names)}", but it may only be the first class, '
+                f'alone: it names label 0, the background channel, which is '
+                f'never prompted. Remove it from the vocabulary or the extra '
+                f'classes.')
+
+
 def check_template(template: str) -> str:
     """Return ``template`` if it is a str with exactly one empty ``{}``."""
     if not isinstance(template, str):

@@ -15,7 +15,7 @@ from PIL import Image
 # PyTorch and mmseg are imported after the command line.
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
-                                     palette_png, png_text, save_pictures,
+                                     palette_png, save_pictures, save_png,
                                      tile_panes)
 from groupvit_common.errors import (USER_ERRORS, error_line,
                                     exit_on_user_error, interruptible)
@@ -114,8 +114,9 @@ def segment(model, load, path, stem, args, note):
                           legend, every, note)
 
     def save(picture, kind, text=None):
-        files[kind] = osp.join(args.out, f'{stem}_{kind}.png')
-        picture.save(files[kind], pnginfo=png_text(dict(base, **(text or {}))))
+        files[kind] = save_png(picture, osp.join(args.out,
+                                                 f'{stem}_{kind}.png'),
+                               dict(base, **(text or {})))
         return files[kind]
 
     panes, titles = [Image.fromarray(rgb)], ['image']

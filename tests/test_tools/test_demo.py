@@ -254,6 +254,45 @@ def test_out_folder_equal_to_the_input_folder(small, tmp_path):
     ]
 
 
+def test_pictures_never_replace_a_users_file_or_another_inputs(
+        small, tmp_path):
+    """``x.jpg``, ``sub/x.jpg`` and ``x_2.jpg`` get pictures of their own
+    (the second ``x`` is ``x_3``); a photo of the user's named
+    ``a_overlay.png`` in the --out folder is kept, ``a.jpg`` named."""
+    config, checkpoint = small
+    (tmp_path / 'sub').mkdir()
+    photos = [tmp_path / 'x.jpg', tmp_path / 'sub' / 'x.jpg']
+    photos.append(tmp_path / 'x_2.jpg')
+    for i, path in enumerate(photos):  # three different photos
+        Image.open(WIDE_PHOTO).rotate(90 * i, expand=True).save(path)
+    Image.open(WIDE_PHOTO).save(tmp_path / 'a.jpg')
+    own = tmp_path / 'a_overlay.png'
+    Image.open(WIDE_PHOTO).save(own)
+    before = own.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        demo.main([
+            *map(str, photos),
+            str(tmp_path / 'a.jpg'), '--config', config, '--checkpoint',
+            checkpoint, '--show', 'overlay,prediction', '--out',
+            str(tmp_path)
+        ])
+    assert own.read_bytes() == before
+    assert str(exc.value.code).startswith('error: 1 of 4 image(s) could not')
+    assert str(exc.value.code).endswith(str(tmp_path / 'a.jpg'))
+    with open(tmp_path / 'summary.json') as f:
+        summary = json.load(f)
+    written = {}
+    for entry in summary['images']:
+        written[entry['image']] = osp.basename(entry['outputs']['prediction'])
+        with Image.open(entry['outputs']['overlay']) as picture:
+            assert picture.size == Image.open(entry['image']).size
+    assert written == {
+        str(photos[0]): 'x_prediction.png',
+        str(photos[1]): 'x_3_prediction.png',
+        str(photos[2]): 'x_2_prediction.png'
+    }
+
+
 def test_console_lists_every_file_written(small, tmp_path, capsys):
     config, checkpoint = small
     demo.main([

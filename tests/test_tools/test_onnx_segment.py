@@ -323,7 +323,8 @@ def test_runs_without_torch_and_writes_the_pictures(voc_export, tmp_path):
 
 @pytest.mark.parametrize('case', [
     'vocab', 'vocab_file', 'vocab_file_bar', 'bg_thresh', 'missing_image',
-    'not_export', 'unreadable', 'out_is_a_file'
+    'not_export', 'unreadable', 'out_is_a_file', 'background_later',
+    'background_synonym'
 ])
 def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
     tool = load_script(TOOL, '_groupvit_onnx_segment')
@@ -338,6 +339,8 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         vocab=['--vocab', 'cat,,dog'],
         vocab_file=['--vocab-file', str(vocab_file)],
         vocab_file_bar=['--vocab-file', str(bar_file)],
+        background_later=['--vocab', 'dog,background'],
+        background_synonym=['--vocab', 'BACKGROUND|bg,dog'],
         bg_thresh=['--bg-thresh', '1.5'],
         missing_image=[],
         not_export=[],
@@ -375,7 +378,11 @@ def test_bad_input_gives_the_demos_one_line_errors(case, voc_export, tmp_path):
         not_export='not an ONNX export',
         unreadable='could not be read',
         out_is_a_file='bad.jpg is a file, not a folder',
-        vocab_file_bar=f"{bar_file}, line 2: 'dog|puppy' holds \"|\"")
+        vocab_file_bar=f"{bar_file}, line 2: 'dog|puppy' holds \"|\"",
+        background_later='"background" is a name of the prompted class '
+        '"background", but it may only be the first class',
+        background_synonym='"background" is a name of the prompted class '
+        '"BACKGROUND, bg"')
     if case in expected:
         assert expected[case] in message
 
@@ -429,6 +436,27 @@ def test_out_folder_equal_to_the_input_folder(voc_export, tmp_path):
         'photo.jpg', 'photo_overlay.png', 'photo_prediction.png',
         'summary.json'
     ]
+
+
+def test_pictures_never_replace_a_users_file(voc_export, tmp_path, capsys):
+    """A photo of the user's named as a picture the runner would write is
+    kept, and its image named (the demo's rule)."""
+    tool = load_script(TOOL, '_groupvit_onnx_segment')
+    shutil.copy(PHOTO, tmp_path / 'photo.jpg')
+    own = tmp_path / 'photo_overlay.png'
+    Image.open(PHOTO).save(own)
+    before = own.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        tool.main([
+            voc_export['dir'],
+            str(tmp_path / 'photo.jpg'), '--out',
+            str(tmp_path)
+        ])
+    assert own.read_bytes() == before
+    assert exc.value.code == (f'error: 1 of 1 image(s) were not written: '
+                              f'{tmp_path / "photo.jpg"}')
+    assert f'{own} exists and was not written by this package' in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize('size', [(1500, 300), (300, 1500)])

@@ -10,8 +10,8 @@ import numpy as np
 
 from groupvit_common import drawing, image_files, palette, vocabulary
 from groupvit_common.checks import check_bg_thresh
-from groupvit_common.errors import (error_line, exit_on_user_error,
-                                    interruptible)
+from groupvit_common.errors import (DataFileError, error_line,
+                                    exit_on_user_error, interruptible)
 from groupvit_common.files import check_out_dir
 from groupvit_common.tool_options import (RANDOM_BANNER, picture_options,
                                           text_options)
@@ -65,8 +65,10 @@ def main(argv=None):
                 f'out.')
         bg_thresh = protocol['bg_thresh'] if args.bg_thresh is None else \
             args.bg_thresh
-        classes = protocol['classes'] if classes is None else \
-            vocabulary.split_background(classes, with_bg)[0]
+        if classes is not None:
+            classes = vocabulary.split_background(classes, with_bg)[0]
+            vocabulary.check_background(classes)
+        classes = protocol['classes'] if classes is None else classes
         class_embeds, cut = model.class_embeddings(classes)
     if cut:
         print(f'warning: {len(cut)} prompt(s) are longer than '
@@ -85,7 +87,7 @@ def main(argv=None):
         weights=weights)
     with exit_on_user_error():  # made once the inputs are known good
         check_out_dir(args.out, '--out')
-    results, failed, refused = [], [], []
+    results, failed, refused, unwritten = [], [], [], []
     for path, stem in zip(images, image_files.unique_stems(images)):
         try:
             rgb, labels = model.predict_file(path, class_embeds, bg_thresh)
@@ -99,11 +101,16 @@ def main(argv=None):
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
                                       colours)
-        files = drawing.save_pictures(args.out, stem,
-                                      ('prediction', 'overlay'),
-                                      dict(text, source=osp.abspath(path)),
-                                      rgb, labels, colours, args.opacity,
-                                      with_bg, legend, False, note)
+        try:
+            files = drawing.save_pictures(args.out, stem,
+                                          ('prediction', 'overlay'),
+                                          dict(text, source=osp.abspath(path)),
+                                          rgb, labels, colours, args.opacity,
+                                          with_bg, legend, False, note)
+        except DataFileError as e:  # a file of the user's in the way
+            unwritten.append(path)
+            print(error_line(e), file=sys.stderr)
+            continue
         result = dict(image=osp.abspath(path), size=list(rgb.shape[1::-1]))
         results.append(dict(result, outputs=files, legend=legend))
     summary = dict(
@@ -113,7 +120,7 @@ def main(argv=None):
         templates=protocol['templates'],
         bg_thresh=bg_thresh,
         images=results,
-        failed=failed + refused)
+        failed=failed + refused + unwritten)
     with open(osp.join(args.out, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     for result in results:
@@ -121,9 +128,8 @@ def main(argv=None):
     problems = [
         f'{len(paths)} of {len(images)} image(s) {what}: {", ".join(paths)}'
         for paths, what in [(failed, 'could not be read'),
-                            (refused,
-                             'could not be segmented with this export')]
-        if paths
+                            (refused, 'could not be segmented with this export'
+                             ), (unwritten, 'were not written')] if paths
     ]
     if problems:
         sys.exit(error_line('; '.join(problems)))

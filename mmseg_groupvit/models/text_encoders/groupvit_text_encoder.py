@@ -19,7 +19,7 @@ from torch import nn
 
 from groupvit_common.checks import check_positive_int
 from groupvit_common.errors import ConfigValueError
-from groupvit_common.vocabulary import split_background
+from groupvit_common.vocabulary import check_background, split_background
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
 from ..layers import ProjectionMLP, TransformerBlock
 
@@ -37,18 +37,6 @@ def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
             f'--cfg-options "model.text_encoder.{key}=[{value}]", or the '
             f'path of a text file with one class per line.')
     return load_vocabulary(value)
-
-
-def _check_background(classes: List[List[str]]) -> None:
-    """Refuse ``background`` anywhere but first."""
-    for names in classes:
-        if any(name.casefold() == 'background' for name in names):
-            raise ConfigValueError(
-                f'"background" is a name of the prompted class '
-                f'"{", ".join(names)}", but it may only be the first class, '
-                f'alone: it names label 0, the background channel, which is '
-                f'never prompted. Remove it from the vocabulary or the extra '
-                f'classes.')
 
 
 def _check_distinct_tokens(classes: List[List[str]]) -> None:
@@ -180,7 +168,7 @@ class GroupViTTextEncoder(BaseModule):
             if extra_classes is not None:
                 classes = load_vocabulary(
                     classes + _read_vocabulary(extra_classes, 'extra_classes'))
-            _check_background(classes)
+            check_background(classes)
             _check_distinct_tokens(classes)
             if templates is not None:
                 templates = list(get_templates(templates))
