@@ -84,8 +84,8 @@ def parse_args(argv=None):
     args.show = [s.strip() for s in args.show.split(',') if s.strip()]
     unknown = sorted(set(args.show) - set(SHOW_CHOICES))
     if unknown or not args.show:
-        parser.error(f'--show: unknown item(s) {unknown}; choose from '
-                     f'{",".join(SHOW_CHOICES)}')
+        what = f'unknown item(s) {unknown}' if unknown else 'nothing given'
+        parser.error(f'--show: {what}; choose from {",".join(SHOW_CHOICES)}')
     return args
 
 

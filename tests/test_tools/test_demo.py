@@ -434,3 +434,7 @@ def test_unknown_show_item(capsys):
     with pytest.raises(SystemExit):
         demo.main([WIDE_PHOTO, '--show', 'overlay,heatmap'])
     assert "unknown item(s) ['heatmap']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main([WIDE_PHOTO, '--show', ' , '])
+    assert '--show: nothing given; choose from overlay,' in \
+        capsys.readouterr().err
