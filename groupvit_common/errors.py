@@ -87,10 +87,13 @@ def user_error_message(error: BaseException) -> str:
 
 def error_line(problem) -> str:
     """``error: MESSAGE`` of a message or an error: the line a tool prints
-    for bad input."""
+    for bad input, its control characters escaped (a path or name from a
+    file may hold terminal commands)."""
     if isinstance(problem, BaseException):
         problem = user_error_message(problem)
-    return f'error: {problem}'
+    return 'error: ' + ''.join(
+        c if c.isprintable() or c in '\n\t' else ascii(c)[1:-1]
+        for c in str(problem))
 
 
 class _Shown(reprlib.Repr):

@@ -33,6 +33,17 @@ def test_a_window_shape_is_checked_when_parsed(tool, shape, expected):
     one_error_line(code, expected)
 
 
+def test_an_error_line_shows_control_characters_escaped(tmp_path):
+    """A name from the command line or a file may hold terminal commands
+    (clear the screen, colour); the error line shows them, inert."""
+    name = str(tmp_path / 'cfg\x1b[2J\x1b[31m\u200bred\r.py')
+    code, out = run_main(osp.join(TOOLS, 'test.py'), [name])
+    one_error_line(
+        code,
+        'config not found: ' + name.encode('unicode_escape').decode('ascii'))
+    assert not any(c in str(code) for c in '\x1b\u200b\r')
+
+
 @pytest.mark.parametrize('option, expected', [
     ('a=' + '[' * 3000 + ']' * 3000, 'nested deeper than 32 levels'),
     ('.'.join(['a'] * 3000) + '=1', 'nested deeper than 32 levels'),
