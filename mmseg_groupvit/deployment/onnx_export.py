@@ -25,6 +25,8 @@ OPSET = 17
 #: Largest difference from PyTorch for the export to count as done.
 SCORE_ATOL = 1e-4
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
+#: An export's files besides deploy.json.
+FILES = ('image.onnx', 'text.onnx', BPE_FILE)
 #: Names of the graphs' inputs and outputs, read by the runner.
 IMAGE_INPUTS = ('pixels', 'class_embeds', 'bg_thresh')
 IMAGE_OUTPUTS = ('scores', 'group_embeds', 'pixel_group', 'assignments')
@@ -258,12 +260,19 @@ def export_onnx(model,
     """
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--out {out_dir} is a file; pass a folder.')
-    if osp.isdir(out_dir) and os.listdir(out_dir) and not osp.isfile(
-            osp.join(out_dir, export_format.DEPLOY_FILE)):
+    found = set(os.listdir(out_dir)) if osp.isdir(out_dir) else set()
+    if found and export_format.DEPLOY_FILE not in found:
         raise ValueError(
             f'--out {out_dir} is a non-empty folder that is not an ONNX '
             f'export (no {export_format.DEPLOY_FILE}); pass a new or empty '
             f'folder.')
+    others = sorted(found - {export_format.DEPLOY_FILE, *FILES})
+    if others:  # e.g. the runner's pictures: the folder is replaced
+        raise ValueError(
+            f'--out {out_dir} is an ONNX export that also holds files of '
+            f'its own ({", ".join(others[:3])}{" ..." * (len(others) > 3)}),'
+            f' which exporting again would delete; move them away, or pass '
+            f'a new or empty folder.')
     model = model.cpu().eval()
     protocol = describe_protocol_for_runtime(model, cfg)
     window = check_window(model, cfg, check_image)
@@ -306,10 +315,7 @@ def export_onnx(model,
             tokenizer=dict(bpe_file=BPE_FILE),
             protocol=protocol,
             check=check)
-        files = {
-            name: Path(tmp, name).read_bytes()
-            for name in ('image.onnx', 'text.onnx', BPE_FILE)
-        }
+        files = {name: Path(tmp, name).read_bytes() for name in FILES}
         meta['sha256'] = export_format.digests(protocol, files)
         with open(osp.join(tmp, export_format.DEPLOY_FILE), 'w') as f:
             json.dump(meta, f, indent=2)

@@ -4,6 +4,7 @@ written beside them, a failed check leaving nothing behind."""
 import json
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -132,6 +133,22 @@ def test_a_folder_with_other_files_is_refused(exported, tmp_path):
         export_onnx(exported['model'], exported['model'].cfg, str(tmp_path),
                     PHOTO)
     assert os.listdir(tmp_path) == ['notes.txt']
+
+
+def test_an_export_holding_other_files_is_not_replaced(exported, tmp_path):
+    """The runner's pictures written into the export folder: exporting
+    there again (which replaces the folder) is refused, nothing deleted."""
+    out = tmp_path / 'export'
+    shutil.copytree(exported['dir'], out)
+    (out / 'photo_overlay.png').write_bytes(b'a picture')
+    before = sorted(os.listdir(out))
+    with pytest.raises(ValueError) as error:
+        export_onnx(exported['model'], exported['model'].cfg, str(out), PHOTO)
+    assert str(error.value) == (
+        f'--out {out} is an ONNX export that also holds files of its own '
+        f'(photo_overlay.png), which exporting again would delete; move them '
+        f'away, or pass a new or empty folder.')
+    assert sorted(os.listdir(out)) == before
 
 
 def test_whole_mode_is_refused(exported, tmp_path):
