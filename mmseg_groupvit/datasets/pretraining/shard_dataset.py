@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
-from groupvit_common.errors import ImageLoadError, TrainingDataError
+from groupvit_common.errors import (ConfigValueError, ImageLoadError,
+                                    TrainingDataError, shown)
 from groupvit_common.files import check_image
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
@@ -50,13 +51,19 @@ class CaptionShards(IterableDataset):
                  seed: Optional[int] = 0,
                  max_member_bytes: int = 64 << 20,
                  **kwargs):
+        if not isinstance(datasets, (list, tuple)):
+            raise ConfigValueError(
+                f'train_dataloader.dataset.datasets must be a list of '
+                f'dict(path=..., prefix=..., length=...), got '
+                f'{shown(datasets)}: put the entries in [ ].')
         self.shards, self.length = [], 0
-        for spec in datasets:
-            shards = self._expand(spec)
+        for index, spec in enumerate(datasets):
+            shards = self._expand(
+                spec, f'train_dataloader.dataset.datasets[{index}]')
             self.shards += shards
             length = spec.get('length')
             self.length += count_samples(shards) if length is None \
-                else int(length)
+                else length
         if self.length < 1:
             raise TrainingDataError(
                 f'the shards {self.shards[:3]} hold no sample: check '
@@ -68,16 +75,40 @@ class CaptionShards(IterableDataset):
         self.skipped = 0
 
     @staticmethod
-    def _expand(spec: dict) -> List[str]:
+    def _expand(spec: dict, key: str) -> List[str]:
+        """The shards of the dataset entry ``spec``, ``key`` in the config
+        (its ``prefix`` and ``length`` checked)."""
         from braceexpand import braceexpand
-        pattern = osp.join(spec.get('path', ''), spec['prefix'])
-        shards = [p for p in braceexpand(pattern) if osp.isfile(p)]
-        if not shards:
+        if not isinstance(spec, dict):
+            raise ConfigValueError(
+                f'{key} must be dict(path=..., prefix=..., length=...), got '
+                f'{shown(spec)}.')
+        prefix, length = spec.get('prefix'), spec.get('length')
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigValueError(
+                f'{key}.prefix must name the shards, got {shown(prefix)}: '
+                f'set it to a brace pattern such as '
+                f'"part-{{00000..00099}}.tar" (in the folder {key}.path).')
+        if length is not None and (type(length) is not int or length < 1):
+            raise ConfigValueError(
+                f'{key}.length must be a positive whole number of samples, '
+                f'got {shown(length)}: set it to the number of samples in '
+                f'the shards, or leave it out to count them from the tar '
+                f'headers.')
+        pattern = osp.join(spec.get('path', ''), prefix)
+        shards = list(braceexpand(pattern))
+        missing = [p for p in shards if not osp.isfile(p)]
+        if len(missing) == len(shards):
             raise TrainingDataError(
                 f'no shard found for {pattern}: set the dataset\'s path and '
                 f'prefix (a brace pattern such as '
                 f'"shards/{{00000..00099}}.tar") in '
                 f'train_dataloader.dataset.datasets.')
+        if missing:
+            raise TrainingDataError(
+                f'{len(missing)} of the {len(shards)} shards of {pattern} are '
+                f'missing ({_first(missing)}): download them, or narrow '
+                f'{key}.prefix to the shards present.')
         for shard in shards:
             if not tarfile.is_tarfile(shard):
                 raise TrainingDataError(
@@ -197,9 +228,9 @@ class CaptionShards(IterableDataset):
         reasons = ', '.join(f'{reason}: {n}'
                             for reason, n in sorted(tally.items())
                             if n and not reason.startswith('_'))
-        names = ', '.join(self.shards[:3]) + ', ...' * (len(self.shards) > 3)
         raise TrainingDataError(
-            f'0 good samples in {len(self.shards)} shard(s) ({names}): '
+            f'0 good samples in {len(self.shards)} shard(s) '
+            f'({_first(self.shards)}): '
             f'{reasons or "they hold no sample"}. Each sample needs an image '
             f'(.jpg, .png, .webp) that decodes and a caption (.txt): fix the '
             f'shards or train_dataloader.dataset.datasets.')
@@ -223,6 +254,11 @@ class CaptionShards(IterableDataset):
         stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))
         samples = (self.pipeline(s) for s in self._good(stream, tally))
         yield from itertools.islice(samples, count)
+
+
+def _first(paths: Sequence[str]) -> str:
+    """The first three of ``paths`` (``a, b, c, ...``)."""
+    return ', '.join(paths[:3]) + ', ...' * (len(paths) > 3)
 
 
 def count_samples(shards: Union[str, Sequence[str]]) -> int:
