@@ -151,6 +151,42 @@ def test_an_image_that_does_not_decode_names_its_annotation_line(tmp_path):
         f'or remove it from annotation file {tmp_path}/ann.jsonl line 1.')
 
 
+def test_a_batch_larger_than_the_data_stops_with_one_error_line(tmp_path):
+    """Refused before the schedulers, which divide the epochs into its
+    batches (convert_to_iter_based): there were none to divide into."""
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+    ann = tmp_path / 'three.jsonl'
+    ann.write_text(''.join(
+        json.dumps(dict(image=photo, caption=f'dog {i}')) + '\n'
+        for i in range(3)))
+    with pytest.raises(SystemExit) as error:
+        train([
+            SMOKE, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'train_dataloader.dataset.ann_file={ann}',
+            'train_dataloader.batch_size=4'
+        ])
+    assert str(error.value) == (
+        f'error: the training batch (4 per process x 1 process(es)) is '
+        f'larger than the data (3 samples per process from {ann}): lower '
+        f'train_dataloader.batch_size or add data.')
+
+
+@pytest.mark.slow
+def test_shards_train_every_batch_of_an_epoch_with_many_workers(tmp_path):
+    """8 samples in batches of 4 from 3 DataLoader workers: 2 steps an
+    epoch (split evenly, no worker had a whole batch: 0 steps)."""
+    write_shards(tmp_path)
+    config = shard_config(
+        tmp_path,
+        dict(prefix='good-{0..1}.tar', length=8),
+        batch_size=4,
+        num_workers=3,
+        drop_last=True)
+    train([config, '--work-dir', str(tmp_path / 'work')])
+    assert sorted(losses(str(tmp_path / 'work'))) == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize(
     'entry, message',
     [(dict(prefix='good-{0..1}.tar', length='abc'),

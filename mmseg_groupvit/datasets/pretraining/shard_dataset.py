@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import tarfile
 from collections import Counter
+from types import SimpleNamespace
 from typing import Iterator, List, Optional, Sequence, Union
 
 import cv2
@@ -30,7 +31,8 @@ MAX_EXPANSION = 100
 class CaptionShards(IterableDataset):
     """Image-caption pairs (``KEY.jpg`` + ``KEY.txt``) streamed from
     webdataset shards drawn at random (resampled) through a shuffle buffer;
-    an epoch is the total ``length`` divided among the processes. Bad
+    an epoch is the total ``length`` divided among the processes, dealt to
+    their DataLoader workers in whole batches (:attr:`batch_size`). Bad
     samples are skipped and logged in their shard's first reading; a pass
     without a good sample raises ``TrainingDataError``.
 
@@ -43,6 +45,10 @@ class CaptionShards(IterableDataset):
         seed (int, optional): Seed of the shard draws. Defaults to 0.
         max_member_bytes (int): Largest tar member read. Defaults to 64 MiB.
     """
+
+    #: Samples per batch of the DataLoader, set from it before training
+    #: (``check_train_batches``) so that each worker streams whole batches.
+    batch_size = 1
 
     def __init__(self,
                  datasets: Sequence[dict],
@@ -121,6 +127,15 @@ class CaptionShards(IterableDataset):
     def __len__(self) -> int:
         """Samples per process and epoch."""
         return self.length // get_dist_info()[1]
+
+    def worker_share(self, worker: int, workers: int) -> int:
+        """Samples of DataLoader worker ``worker`` of ``workers``: an
+        epoch's batches (the last may be short) dealt out in turn, so that
+        the workers batch as many as the DataLoader's length counts (each
+        worker's stream is batched on its own)."""
+        full, rest = divmod(len(self), self.batch_size)
+        count = self.batch_size * len(range(worker, full, workers))
+        return count + rest * (full % workers == worker)
 
     def _skip(self, where: str, reason: str, tally: Counter,
               first: bool) -> None:
@@ -247,8 +262,8 @@ class CaptionShards(IterableDataset):
 
     def __iter__(self):
         import webdataset as wds
-        worker = get_worker_info()
-        count = len(self) // (1 if worker is None else worker.num_workers)
+        worker = get_worker_info() or SimpleNamespace(id=0, num_workers=1)
+        count = self.worker_share(worker.id, worker.num_workers)
         tally = Counter()
         shards = iter(wds.ResampledShards(self.shards, seed=self.seed))
         stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))

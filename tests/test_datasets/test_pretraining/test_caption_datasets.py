@@ -17,7 +17,8 @@ from groupvit_common.errors import (ConfigValueError, ImageLoadError,
                                     TrainingDataError)
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
                                                  CaptionShards, count_samples)
-from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
+from mmseg_groupvit.engine.hooks import (PretrainDataCheckHook,
+                                         check_train_batches)
 from tests.conftest import SAMPLES
 
 PHOTO = osp.join(SAMPLES, 'images', 'groupvit_demo_voc.jpg')
@@ -256,6 +257,32 @@ def test_datasets_must_be_a_list_of_entries(shards):
             match=r'datasets\[1\] must be '
             r"dict\(path=..., prefix=..., length=...\), got 'a'"):
         CaptionShards([entry, 'a'])
+
+
+@pytest.mark.filterwarnings('ignore:This DataLoader will create')
+@pytest.mark.parametrize('samples, batch, workers, drop_last',
+                         [(8, 4, 3, True), (10, 4, 3, False),
+                          (16, 4, 3, True)])
+def test_workers_stream_whole_batches_as_many_as_the_loader_counts(
+        shards, samples, batch, workers, drop_last):
+    """Each worker's stream is batched on its own: 8 samples split evenly
+    among 3 workers gave none a whole batch of 4 (no step at all)."""
+    dataset = CaptionShards([
+        dict(
+            path=str(shards), prefix='part-{00000..00001}.tar', length=samples)
+    ],
+                            shuffle_buffer=2)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        num_workers=workers,
+        drop_last=drop_last,
+        collate_fn=len)
+    check_train_batches(loader)  # as tools/train.py before training
+    full, rest = divmod(samples, batch)
+    expected = [batch] * full + [rest] * (rest > 0 and not drop_last)
+    assert sorted(loader, reverse=True) == expected
+    assert len(loader) == len(expected)
 
 
 def test_a_batch_larger_than_the_data_stops_before_training(tmp_path):
