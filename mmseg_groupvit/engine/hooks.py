@@ -16,6 +16,7 @@ from torch.utils.data import IterableDataset
 from groupvit_common.errors import TrainingDataError
 from groupvit_common.files import open_work_file
 from groupvit_common.tool_options import RANDOM_BANNER, weights_label
+from ..datasets.pretraining import CaptionShards
 from ..evaluation import class_table_lines, describe_protocol, run_lines
 from ..utils.console import progress
 from ..weights.arch import HEADS, canonical, infer_arch
@@ -167,22 +168,34 @@ class GroupViTArchHook(Hook):
         checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(model)
 
 
+def check_train_batches(loader) -> None:
+    """Refuse a batch larger than a process's share of the training data;
+    give shards the batch size so that their DataLoader workers stream
+    whole batches."""
+    dataset, world = loader.dataset, get_dist_info()[1]
+    if loader.batch_size is None:  # a batch sampler decides
+        return
+    if isinstance(dataset, CaptionShards):
+        dataset.batch_size = loader.batch_size
+    share = len(dataset) if isinstance(
+        dataset, IterableDataset) else math.ceil(len(dataset) / world)
+    if share < loader.batch_size:
+        source = getattr(dataset, 'ann_file', None) or 'the shards'
+        raise TrainingDataError(
+            f'the training batch ({loader.batch_size} per process x '
+            f'{world} process(es)) is larger than the data ({share} '
+            f'samples per process from {source}): lower '
+            f'train_dataloader.batch_size or add data.')
+
+
 @HOOKS.register_module()
 class PretrainDataCheckHook(Hook):
-    """Refuse a batch larger than a process's share of the data."""
+    """:func:`check_train_batches` before training, for runners other than
+    the tools' (``tools/train.py`` checks when it builds the train loop,
+    before iteration-based schedulers need the length of an epoch)."""
 
     def before_train(self, runner) -> None:
-        loader = runner.train_dataloader
-        dataset, world = loader.dataset, get_dist_info()[1]
-        share = len(dataset) if isinstance(
-            dataset, IterableDataset) else math.ceil(len(dataset) / world)
-        if share < loader.batch_size:
-            source = getattr(dataset, 'ann_file', None) or 'the shards'
-            raise TrainingDataError(
-                f'the training batch ({loader.batch_size} per process x '
-                f'{world} process(es)) is larger than the data ({share} '
-                f'samples per process from {source}): lower '
-                f'train_dataloader.batch_size or add data.')
+        check_train_batches(runner.train_dataloader)
 
 
 @HOOKS.register_module()

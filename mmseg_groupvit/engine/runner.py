@@ -7,10 +7,11 @@ from typing import Optional, Sequence
 
 from mmengine.dist import master_only
 from mmengine.logging import MMLogger
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, Runner
 
 from groupvit_common.files import open_work_file
 from ..utils.console import quiet_console_log
+from .hooks import check_train_batches
 
 #: The info records a quiet training console keeps (message starts).
 TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
@@ -20,8 +21,10 @@ TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
 
 class ToolRunner(Runner):
     """mmengine's ``Runner`` that saves its config without following a
-    symbolic link; with :attr:`keep` set, the console shows warnings and
-    the info records starting with one of ``keep``."""
+    symbolic link and checks the batches of an epoch-based training
+    (:func:`check_train_batches`) before the schedulers count them; with
+    :attr:`keep` set, the console shows warnings and the info records
+    starting with one of ``keep``."""
 
     keep: Optional[Sequence[str]] = None
 
@@ -32,6 +35,12 @@ class ToolRunner(Runner):
             if self.cfg.filename else f'{self.timestamp}.py')
         with open_work_file(self.work_dir, name, 'w') as f:
             f.write(self.cfg.dump())
+
+    def build_train_loop(self, loop):
+        loop = super().build_train_loop(loop)
+        if isinstance(loop, EpochBasedTrainLoop):
+            check_train_batches(loop.dataloader)
+        return loop
 
     def build_logger(self, *args, **kwargs):
         # mmengine names the logger, message hub and visualizer by config

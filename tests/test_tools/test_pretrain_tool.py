@@ -3,13 +3,15 @@
 checkpoint is evaluated by tools/test.py with a zero-shot config as it is,
 and --resume continues the same curve."""
 import glob
+import io
 import json
 import os.path as osp
 import re
+import tarfile
 
 import pytest
 
-from tests.conftest import REPO, load_script
+from tests.conftest import PHOTOS, REPO, load_script
 
 LOSS = re.compile(r'Iter\(train\) \[\s*(\d+)/\d+\].*?\sloss: ([\d.]+)')
 SMOKE = osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py')
@@ -18,6 +20,35 @@ SMOKE = osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py')
 def train(argv):
     return load_script(
         osp.join(REPO, 'tools', 'train.py'), 'pretrain_train_tool').main(argv)
+
+
+def write_shards(folder, shards=2, samples=5):
+    """``good-{0..}.tar`` of ``samples`` captioned photos each."""
+    photo = open(osp.join(PHOTOS, 'groupvit_demo_voc.jpg'), 'rb').read()
+    for shard in range(shards):
+        with tarfile.open(folder / f'good-{shard}.tar', 'w') as tar:
+            for key in range(samples):
+                for ext, data in (('jpg', photo), ('txt', b'a dog')):
+                    info = tarfile.TarInfo(f'{shard}{key}.{ext}')
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+
+
+def shard_config(folder, entry, **dataloader):
+    """The smoke config on shards in ``folder`` (``entry`` of
+    ``datasets``), 2 epochs without validation."""
+    config = folder / 'shards.py'
+    config.write_text(f'''_base_ = [{SMOKE!r}]
+train_dataloader = dict(sampler=None, **{dataloader!r}, dataset=dict(
+    _delete_=True, type='CaptionShards', shuffle_buffer=10,
+    datasets=[dict(path={str(folder)!r}, **{entry!r})],
+    pipeline=_base_.train_pipeline[1:]))
+train_cfg = dict(max_epochs=2, val_interval=10)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+''')
+    return str(config)
 
 
 def losses(work_dir):
@@ -118,6 +149,65 @@ def test_an_image_that_does_not_decode_names_its_annotation_line(tmp_path):
         f'error: Cannot load image {tmp_path}/bad.jpg: the file is truncated '
         f'or corrupt (not a known image format). Copy or download it again, '
         f'or remove it from annotation file {tmp_path}/ann.jsonl line 1.')
+
+
+def test_a_batch_larger_than_the_data_stops_with_one_error_line(tmp_path):
+    """Refused before the schedulers, which divide the epochs into its
+    batches (convert_to_iter_based): there were none to divide into."""
+    photo = osp.join(PHOTOS, 'groupvit_demo_voc.jpg')
+    ann = tmp_path / 'three.jsonl'
+    ann.write_text(''.join(
+        json.dumps(dict(image=photo, caption=f'dog {i}')) + '\n'
+        for i in range(3)))
+    with pytest.raises(SystemExit) as error:
+        train([
+            SMOKE, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'train_dataloader.dataset.ann_file={ann}',
+            'train_dataloader.batch_size=4'
+        ])
+    assert str(error.value) == (
+        f'error: the training batch (4 per process x 1 process(es)) is '
+        f'larger than the data (3 samples per process from {ann}): lower '
+        f'train_dataloader.batch_size or add data.')
+
+
+@pytest.mark.slow
+def test_shards_train_every_batch_of_an_epoch_with_many_workers(tmp_path):
+    """8 samples in batches of 4 from 3 DataLoader workers: 2 steps an
+    epoch (split evenly, no worker had a whole batch: 0 steps)."""
+    write_shards(tmp_path)
+    config = shard_config(
+        tmp_path,
+        dict(prefix='good-{0..1}.tar', length=8),
+        batch_size=4,
+        num_workers=3,
+        drop_last=True)
+    train([config, '--work-dir', str(tmp_path / 'work')])
+    assert sorted(losses(str(tmp_path / 'work'))) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    'entry, message',
+    [(dict(prefix='good-{0..1}.tar', length='abc'),
+      'train_dataloader.dataset.datasets[0].length must be a positive whole '
+      "number of samples, got 'abc': "),
+     (dict(length=8), 'train_dataloader.dataset.datasets[0].prefix must '
+      'name the shards, got None: '),
+     (dict(prefix='good-{0..9}.tar', length=8),
+      '8 of the 10 shards of {folder}/good-{{0..9}}.tar are missing '
+      '({folder}/good-2.tar, ')],
+    ids=['length', 'prefix', 'missing'])
+def test_a_bad_shard_entry_stops_with_one_error_line(tmp_path, entry, message):
+    write_shards(tmp_path)
+    with pytest.raises(SystemExit) as error:
+        train([
+            shard_config(tmp_path, entry), '--work-dir',
+            str(tmp_path / 'work')
+        ])
+    expected = 'error: ' + message.format(folder=tmp_path)
+    assert str(error.value).startswith(expected), error.value
+    assert '\n' not in str(error.value)
 
 
 @pytest.mark.parametrize('runner, strategy',

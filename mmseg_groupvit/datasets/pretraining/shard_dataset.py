@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import tarfile
 from collections import Counter
+from types import SimpleNamespace
 from typing import Iterator, List, Optional, Sequence, Union
 
 import cv2
@@ -16,7 +17,8 @@ from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
-from groupvit_common.errors import ImageLoadError, TrainingDataError
+from groupvit_common.errors import (ConfigValueError, ImageLoadError,
+                                    TrainingDataError, shown)
 from groupvit_common.files import check_image
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
@@ -29,7 +31,8 @@ MAX_EXPANSION = 100
 class CaptionShards(IterableDataset):
     """Image-caption pairs (``KEY.jpg`` + ``KEY.txt``) streamed from
     webdataset shards drawn at random (resampled) through a shuffle buffer;
-    an epoch is the total ``length`` divided among the processes. Bad
+    an epoch is the total ``length`` divided among the processes, dealt to
+    their DataLoader workers in whole batches (:attr:`batch_size`). Bad
     samples are skipped and logged in their shard's first reading; a pass
     without a good sample raises ``TrainingDataError``.
 
@@ -43,6 +46,10 @@ class CaptionShards(IterableDataset):
         max_member_bytes (int): Largest tar member read. Defaults to 64 MiB.
     """
 
+    #: Samples per batch of the DataLoader, set from it before training
+    #: (``check_train_batches``) so that each worker streams whole batches.
+    batch_size = 1
+
     def __init__(self,
                  datasets: Sequence[dict],
                  pipeline: Sequence[dict] = (),
@@ -50,13 +57,19 @@ class CaptionShards(IterableDataset):
                  seed: Optional[int] = 0,
                  max_member_bytes: int = 64 << 20,
                  **kwargs):
+        if not isinstance(datasets, (list, tuple)):
+            raise ConfigValueError(
+                f'train_dataloader.dataset.datasets must be a list of '
+                f'dict(path=..., prefix=..., length=...), got '
+                f'{shown(datasets)}: put the entries in [ ].')
         self.shards, self.length = [], 0
-        for spec in datasets:
-            shards = self._expand(spec)
+        for index, spec in enumerate(datasets):
+            shards = self._expand(
+                spec, f'train_dataloader.dataset.datasets[{index}]')
             self.shards += shards
             length = spec.get('length')
             self.length += count_samples(shards) if length is None \
-                else int(length)
+                else length
         if self.length < 1:
             raise TrainingDataError(
                 f'the shards {self.shards[:3]} hold no sample: check '
@@ -68,16 +81,40 @@ class CaptionShards(IterableDataset):
         self.skipped = 0
 
     @staticmethod
-    def _expand(spec: dict) -> List[str]:
+    def _expand(spec: dict, key: str) -> List[str]:
+        """The shards of the dataset entry ``spec``, ``key`` in the config
+        (its ``prefix`` and ``length`` checked)."""
         from braceexpand import braceexpand
-        pattern = osp.join(spec.get('path', ''), spec['prefix'])
-        shards = [p for p in braceexpand(pattern) if osp.isfile(p)]
-        if not shards:
+        if not isinstance(spec, dict):
+            raise ConfigValueError(
+                f'{key} must be dict(path=..., prefix=..., length=...), got '
+                f'{shown(spec)}.')
+        prefix, length = spec.get('prefix'), spec.get('length')
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigValueError(
+                f'{key}.prefix must name the shards, got {shown(prefix)}: '
+                f'set it to a brace pattern such as '
+                f'"part-{{00000..00099}}.tar" (in the folder {key}.path).')
+        if length is not None and (type(length) is not int or length < 1):
+            raise ConfigValueError(
+                f'{key}.length must be a positive whole number of samples, '
+                f'got {shown(length)}: set it to the number of samples in '
+                f'the shards, or leave it out to count them from the tar '
+                f'headers.')
+        pattern = osp.join(spec.get('path', ''), prefix)
+        shards = list(braceexpand(pattern))
+        missing = [p for p in shards if not osp.isfile(p)]
+        if len(missing) == len(shards):
             raise TrainingDataError(
                 f'no shard found for {pattern}: set the dataset\'s path and '
                 f'prefix (a brace pattern such as '
                 f'"shards/{{00000..00099}}.tar") in '
                 f'train_dataloader.dataset.datasets.')
+        if missing:
+            raise TrainingDataError(
+                f'{len(missing)} of the {len(shards)} shards of {pattern} are '
+                f'missing ({_first(missing)}): download them, or narrow '
+                f'{key}.prefix to the shards present.')
         for shard in shards:
             if not tarfile.is_tarfile(shard):
                 raise TrainingDataError(
@@ -90,6 +127,15 @@ class CaptionShards(IterableDataset):
     def __len__(self) -> int:
         """Samples per process and epoch."""
         return self.length // get_dist_info()[1]
+
+    def worker_share(self, worker: int, workers: int) -> int:
+        """Samples of DataLoader worker ``worker`` of ``workers``: an
+        epoch's batches (the last may be short) dealt out in turn, so that
+        the workers batch as many as the DataLoader's length counts (each
+        worker's stream is batched on its own)."""
+        full, rest = divmod(len(self), self.batch_size)
+        count = self.batch_size * len(range(worker, full, workers))
+        return count + rest * (full % workers == worker)
 
     def _skip(self, where: str, reason: str, tally: Counter,
               first: bool) -> None:
@@ -197,9 +243,9 @@ class CaptionShards(IterableDataset):
         reasons = ', '.join(f'{reason}: {n}'
                             for reason, n in sorted(tally.items())
                             if n and not reason.startswith('_'))
-        names = ', '.join(self.shards[:3]) + ', ...' * (len(self.shards) > 3)
         raise TrainingDataError(
-            f'0 good samples in {len(self.shards)} shard(s) ({names}): '
+            f'0 good samples in {len(self.shards)} shard(s) '
+            f'({_first(self.shards)}): '
             f'{reasons or "they hold no sample"}. Each sample needs an image '
             f'(.jpg, .png, .webp) that decodes and a caption (.txt): fix the '
             f'shards or train_dataloader.dataset.datasets.')
@@ -216,13 +262,18 @@ class CaptionShards(IterableDataset):
 
     def __iter__(self):
         import webdataset as wds
-        worker = get_worker_info()
-        count = len(self) // (1 if worker is None else worker.num_workers)
+        worker = get_worker_info() or SimpleNamespace(id=0, num_workers=1)
+        count = self.worker_share(worker.id, worker.num_workers)
         tally = Counter()
         shards = iter(wds.ResampledShards(self.shards, seed=self.seed))
         stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))
         samples = (self.pipeline(s) for s in self._good(stream, tally))
         yield from itertools.islice(samples, count)
+
+
+def _first(paths: Sequence[str]) -> str:
+    """The first three of ``paths`` (``a, b, c, ...``)."""
+    return ', '.join(paths[:3]) + ', ...' * (len(paths) > 3)
 
 
 def count_samples(shards: Union[str, Sequence[str]]) -> int:

@@ -13,10 +13,12 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
-from groupvit_common.errors import ImageLoadError, TrainingDataError
+from groupvit_common.errors import (ConfigValueError, ImageLoadError,
+                                    TrainingDataError)
 from mmseg_groupvit.datasets.pretraining import (CaptionAnnotationDataset,
                                                  CaptionShards, count_samples)
-from mmseg_groupvit.engine.hooks import PretrainDataCheckHook
+from mmseg_groupvit.engine.hooks import (PretrainDataCheckHook,
+                                         check_train_batches)
 from tests.conftest import SAMPLES
 
 PHOTO = osp.join(SAMPLES, 'images', 'groupvit_demo_voc.jpg')
@@ -207,6 +209,80 @@ def test_a_shard_that_is_not_a_tar_is_named(tmp_path):
     with pytest.raises(TrainingDataError) as error:
         CaptionShards([dict(path=str(tmp_path), prefix='a.tar', length=9)])
     assert f'{tmp_path}/a.tar is not a tar file' in str(error.value)
+
+
+def test_a_pattern_with_missing_shards_is_refused(shards):
+    """A half-downloaded dataset is not trained on in part."""
+    with pytest.raises(TrainingDataError) as error:
+        CaptionShards([
+            dict(path=str(shards), prefix='part-{00000..00009}.tar', length=8)
+        ])
+    assert str(error.value) == (
+        f'8 of the 10 shards of {shards}/part-{{00000..00009}}.tar are '
+        f'missing ({shards}/part-00002.tar, {shards}/part-00003.tar, '
+        f'{shards}/part-00004.tar, ...): download them, or narrow '
+        f'train_dataloader.dataset.datasets[0].prefix to the shards present.')
+
+
+@pytest.mark.parametrize(
+    'entry, start',
+    [(dict(length='abc'), 'datasets[1].length must be a positive whole '
+      "number of samples, got 'abc': set it to the number of samples"),
+     (dict(length=8.9), 'datasets[1].length must be a positive whole number '
+      'of samples, got 8.9: '),
+     (dict(length=0), 'datasets[1].length must be a positive whole number '
+      'of samples, got 0: '),
+     (dict(prefix=None, length=8),
+      'datasets[1].prefix must name the shards, got None: set it to a brace '
+      'pattern')],
+    ids=['text', 'fraction', 'zero', 'no-prefix'])
+def test_a_malformed_shard_entry_names_its_key(shards, entry, start):
+    entry = dict(dict(path=str(shards), prefix='part-00001.tar'), **entry)
+    if entry['prefix'] is None:
+        del entry['prefix']
+    with pytest.raises(ConfigValueError) as error:
+        CaptionShards([dict(path=str(shards), prefix='part-00000.tar'), entry])
+    assert str(error.value).startswith('train_dataloader.dataset.' + start)
+
+
+def test_datasets_must_be_a_list_of_entries(shards):
+    entry = dict(path=str(shards), prefix='part-00000.tar')
+    with pytest.raises(
+            ConfigValueError,
+            match=r'datasets must be a list of '
+            r'dict\(path=..., prefix=..., length=...\), got '):
+        CaptionShards(entry)
+    with pytest.raises(
+            ConfigValueError,
+            match=r'datasets\[1\] must be '
+            r"dict\(path=..., prefix=..., length=...\), got 'a'"):
+        CaptionShards([entry, 'a'])
+
+
+@pytest.mark.filterwarnings('ignore:This DataLoader will create')
+@pytest.mark.parametrize('samples, batch, workers, drop_last',
+                         [(8, 4, 3, True), (10, 4, 3, False),
+                          (16, 4, 3, True)])
+def test_workers_stream_whole_batches_as_many_as_the_loader_counts(
+        shards, samples, batch, workers, drop_last):
+    """Each worker's stream is batched on its own: 8 samples split evenly
+    among 3 workers gave none a whole batch of 4 (no step at all)."""
+    dataset = CaptionShards([
+        dict(
+            path=str(shards), prefix='part-{00000..00001}.tar', length=samples)
+    ],
+                            shuffle_buffer=2)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        num_workers=workers,
+        drop_last=drop_last,
+        collate_fn=len)
+    check_train_batches(loader)  # as tools/train.py before training
+    full, rest = divmod(samples, batch)
+    expected = [batch] * full + [rest] * (rest > 0 and not drop_last)
+    assert sorted(loader, reverse=True) == expected
+    assert len(loader) == len(expected)
 
 
 def test_a_batch_larger_than_the_data_stops_before_training(tmp_path):
