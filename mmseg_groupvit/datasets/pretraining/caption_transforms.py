@@ -9,6 +9,7 @@ from mmseg.registry import TRANSFORMS
 from mmseg.utils import tokenize
 
 from groupvit_common.errors import ConfigValueError
+from groupvit_common.vocabulary import MAX_WORD_CHARS
 from ...utils import get_templates
 from .nouns import build_noun_finder
 
@@ -68,14 +69,20 @@ class CaptionTokenize(BaseTransform):
             ]
         return prompts + [caption] * (self.multi_label - len(prompts))
 
+    def _bounded(self, text: str) -> str:
+        """``text`` as the original tokenizes it, but for words past those
+        a context can hold and letters past a word's ``MAX_WORD_CHARS``
+        (CLIP's BPE takes time quadratic in a word's length)."""
+        kept, words = self.context_length * WORDS_PER_TOKEN_KEPT, text.split()
+        if len(words) <= kept and all(
+                len(word) <= MAX_WORD_CHARS for word in words):
+            return text
+        return ' '.join(word[:MAX_WORD_CHARS] for word in words[:kept])
+
     def transform(self, results: dict) -> dict:
         caption = results['caption']
         prompts = self.prompts(caption) if self.multi_label else []
-        kept = self.context_length * WORDS_PER_TOKEN_KEPT
-        texts = [
-            ' '.join(text.split()[:kept]) if len(text) > kept else text
-            for text in [caption] + prompts
-        ]
+        texts = [self._bounded(text) for text in [caption] + prompts]
         results['text_tokens'] = tokenize(texts, self.context_length)
         results['prompts'] = prompts
         return results

@@ -70,6 +70,17 @@ def test_a_caption_of_100000_characters_is_truncated_as_the_original():
     assert tokens[0, 76] == EOT
 
 
+def test_a_word_of_60000_letters_is_cut_to_100():
+    """CLIP's BPE takes time quadratic in a word's length (60,000 letters:
+    about 20 s a sample): a word is cut to its first 100 letters, the
+    longest a class name may have; the words around it are unchanged."""
+    word = ''.join(np.random.default_rng(0).choice(list('abcdefgh'), 60000))
+    results = CaptionTokenize(multi_label=0)(
+        dict(caption=f'a photo of\n{word} on the beach'))
+    expected = tokenize([f'a photo of {word[:100]} on the beach'])
+    assert torch.equal(results['text_tokens'], expected)
+
+
 def test_rule_nouns_keep_open_class_words():
     assert rule_nouns('a man riding his bicycle down the road') == [
         'man', 'riding', 'bicycle', 'road'
