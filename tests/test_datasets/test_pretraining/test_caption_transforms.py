@@ -72,7 +72,7 @@ def test_a_caption_of_100000_characters_is_truncated_as_the_original():
 
 def test_a_word_of_60000_letters_is_cut_to_100():
     """CLIP's BPE takes time quadratic in a word's length (60,000 letters:
-    about 20 s a sample): a word is cut to its first 100 letters, the
+    about 18 s a sample): a word is cut to its first 100 letters, the
     longest a class name may have; the words around it are unchanged."""
     word = ''.join(np.random.default_rng(0).choice(list('abcdefgh'), 60000))
     results = CaptionTokenize(multi_label=0)(
