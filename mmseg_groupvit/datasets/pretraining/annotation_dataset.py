@@ -2,6 +2,7 @@
 """Captioned photos listed in an annotation file (JSON Lines or CSV)."""
 import csv
 import json
+import os
 import os.path as osp
 from typing import List
 
@@ -9,6 +10,7 @@ from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
 from groupvit_common.errors import TrainingDataError
+from groupvit_common.files import file_kind
 
 
 @DATASETS.register_module()
@@ -89,8 +91,11 @@ class CaptionAnnotationDataset(BaseDataset):
                     f'"{self.caption_key}" (got {str(record)[:80]}).')
             img_path = osp.join(folder, record[self.image_key])
             if not osp.isfile(img_path):
+                what = 'not found' if not osp.exists(img_path) else (
+                    f'is {file_kind(os.stat(img_path).st_mode)}, not an '
+                    f'image file')
                 raise TrainingDataError(
-                    f'{where}: image {img_path} not found. Fix the path '
+                    f'{where}: image {img_path} {what}. Fix the path '
                     f'(relative to {folder or "the working directory"}) or '
                     f'remove the line.')
             caption = record[self.caption_key].strip()

@@ -55,6 +55,16 @@ def test_an_annotation_with_a_missing_image_names_file_line_and_fix(tmp_path):
     assert 'remove the line' in message
 
 
+def test_an_annotation_naming_a_folder_or_a_device_says_what_it_is(tmp_path):
+    (tmp_path / 'photos').mkdir()
+    for name, kind in (('photos', 'a folder'), ('/dev/null', 'a device')):
+        write_jsonl(tmp_path / 'ann.jsonl', [dict(image=name, caption='x')])
+        with pytest.raises(TrainingDataError) as error:
+            CaptionAnnotationDataset(
+                ann_file=str(tmp_path / 'ann.jsonl'), data_root=str(tmp_path))
+        assert f'{name} is {kind}, not an image file' in str(error.value)
+
+
 def test_csv_annotations(tmp_path):
     (tmp_path /
      'ann.csv').write_text(f'file,text\n{PHOTO},"a small dog, a plant"\n')
