@@ -36,6 +36,7 @@ MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
                'checkpoint_sha256', 'config_sha256')
 IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
+DATA_ROOT = 'test_dataloader.dataset.data_root'
 
 
 def parse_args(argv=None):
@@ -87,6 +88,13 @@ def run_key(row: dict) -> Tuple[str, ...]:
     return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
 
 
+def read_options(options: Sequence[str]) -> dict:
+    """``KEY=VALUE`` items as tools/test.py's ``--cfg-options`` reads them."""
+    parser = argparse.ArgumentParser()
+    add_cfg_options(parser)
+    return parser.parse_args(['--cfg-options', *options]).cfg_options
+
+
 def config_sha256(config: str, options: Sequence[str]) -> str:
     """SHA-256 of the config resolved with ``options`` and of the files it
     names (of its bytes when it does not resolve)."""
@@ -96,11 +104,8 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     try:
         # Not read_config: a config failing its checks gets a key too.
         cfg = Config.fromfile(config)
-        parser = argparse.ArgumentParser()
-        add_cfg_options(parser)
         if options:
-            cfg.merge_from_dict(
-                parser.parse_args(['--cfg-options', *options]).cfg_options)
+            cfg.merge_from_dict(read_options(options))
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,
@@ -232,6 +237,13 @@ def main(argv=None) -> int:
             sys.exit(
                 error_line(f'--data-root {item!r}: {name!r} is not one of '
                            f'the configs ({", ".join(sorted(names))}).'))
+        passed = read_options([f'{DATA_ROOT}={path}'])[DATA_ROOT]
+        if passed != path:  # spaces, commas, quotes, brackets, numbers
+            sys.exit(
+                error_line(f'--data-root {item!r}: tools/test.py\'s '
+                           f'--cfg-options would read the path as '
+                           f'{passed!r}; move or link the data to a path '
+                           f'without spaces, commas, quotes or brackets.'))
         data_roots[name] = path
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')
@@ -254,8 +266,7 @@ def main(argv=None) -> int:
             data_root = data_roots.get(config_name(config), '')
             options = list(args.cfg_options)
             if data_root:
-                options.append(
-                    f'test_dataloader.dataset.data_root={data_root}')
+                options.append(f'{DATA_ROOT}={data_root}')
             columns = dict(
                 config=config,
                 checkpoint=checkpoint,

@@ -236,6 +236,34 @@ def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
     assert not (tmp_path / 'out' / 'results.csv').exists()
 
 
+@pytest.mark.parametrize('name, read_as', [('my data', "'mydata'"),
+                                           ('a,b', "['a', 'b']"),
+                                           ('1990', '1990')])
+def test_a_data_root_the_options_would_change_is_refused(
+        name, read_as, tmp_path, monkeypatch):
+    """A data root (a real folder) that tools/test.py's --cfg-options would
+    read as another value (spaces dropped, split at a comma, a number):
+    refused in one line before any run, not evaluated on another folder
+    and recorded under this one's name."""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    monkeypatch.setattr(suite, 'run_one', lambda *a: pytest.fail('ran'))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    with pytest.raises(SystemExit) as error:
+        suite.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+            str(checkpoint), '--out-dir', 'out', '--data-root',
+            f'groupvit_voc={name}'
+        ])
+    assert error.value.code == (
+        f"error: --data-root 'groupvit_voc={name}': tools/test.py's "
+        f'--cfg-options would read the path as {read_as}; move or link the '
+        f'data to a path without spaces, commas, quotes or brackets.')
+    assert not (tmp_path / 'out').exists()
+
+
 def stubbed_suite(monkeypatch, num_classes=21, dataset_name='voc'):
     """The suite tool with its runs stubbed (for tests of the table): each
     run returns a fixed protocol and, as its mIoU, its own number; the work
