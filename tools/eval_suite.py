@@ -17,7 +17,7 @@ from io import StringIO
 from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
-                                    exit_on_user_error)
+                                    exit_on_user_error, shown)
 from groupvit_common.files import (file_sha256, open_work_file, read_json,
                                    read_text, refuse_links)
 from groupvit_common.tool_options import add_cfg_options
@@ -249,9 +249,14 @@ def main(argv=None) -> int:
     table = osp.join(args.out_dir, 'results.csv')
     rows = []
     if osp.lexists(table):
+        reader = csv.DictReader(StringIO(read_text(table, what='table')))
         try:
-            rows = list(
-                csv.DictReader(StringIO(read_text(table, what='table'))))
+            rows = list(reader)
+            # Earlier versions wrote fewer of the columns, the first four
+            # keys always.
+            fields = set(reader.fieldnames or COLUMNS)
+            if not set(KEY_COLUMNS[:4]) <= fields <= set(COLUMNS):
+                raise csv.Error(f'its columns: {shown(reader.fieldnames)}')
         except csv.Error as e:
             raise DataFileError(
                 f'{table} is not a results table of this tool ({e}); move it '
@@ -307,9 +312,9 @@ def main(argv=None) -> int:
             rows.append(row)
             done.add(key)
             save_table(args.out_dir, rows)
-            shown = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
+            score = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
                      in metrics else f'mIoU {metrics["mIoU"]:.2f}')
-            print(f'     {shown} ({time.perf_counter() - start:.0f} s)')
+            print(f'     {score} ({time.perf_counter() - start:.0f} s)')
     save_table(args.out_dir, rows)
     print(f'results: {osp.join(args.out_dir, "results.md")} and '
           f'results.csv ({len(rows)} runs)')

@@ -316,6 +316,62 @@ def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
     assert len(set(calls)) == 2
 
 
+def test_a_table_of_another_tool_is_refused_and_kept(tmp_path, monkeypatch):
+    """A results.csv in --out-dir whose columns are not this tool's: refused
+    before any run, its bytes kept (they became empty cells of a row)."""
+    suite, calls = stubbed_suite(monkeypatch)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    table = tmp_path / 'out' / 'results.csv'
+    table.parent.mkdir()
+    table.write_text('name,score\nalice,3\nbob,5\n')
+    with pytest.raises(DataFileError) as e:
+        suite.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+            str(checkpoint), '--out-dir',
+            str(tmp_path / 'out')
+        ])
+    assert str(e.value) == (
+        f"{table} is not a results table of this tool (its columns: "
+        f"['name', 'score']); move it away or use a fresh --out-dir.")
+    assert table.read_text() == 'name,score\nalice,3\nbob,5\n'
+    assert calls == []
+
+
+def test_a_table_of_the_first_version_is_kept_and_extended(
+        tmp_path, monkeypatch):
+    """A results.csv with the first version's columns (no top1, top5 or
+    SHA-256 columns): its rows are kept; its row of the pair run now has no
+    file digests, so the pair is evaluated again and that row replaced."""
+    suite, calls = stubbed_suite(monkeypatch)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    config = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    table = tmp_path / 'out' / 'results.csv'
+    table.parent.mkdir()
+    old = dict(data_root='', cfg_options='', mIoU='50.00')
+    with open(table, 'w', newline='') as f:
+        writer = csv.DictWriter(f, [
+            'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
+            'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'images',
+            'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+        ])
+        writer.writeheader()
+        writer.writerow(dict(old, config='other.py', checkpoint='old.pth'))
+        writer.writerow(dict(old, config=config, checkpoint=str(checkpoint)))
+    assert suite.main([
+        config, '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out')
+    ]) == 0
+    assert len(calls) == 1
+    rows = read_csv(table)
+    assert [(r['config'], r['mIoU']) for r in rows] == [('other.py', '50.00'),
+                                                        (config, '1.00')]
+    assert rows[1]['checkpoint_sha256'] == hashlib.sha256(
+        b'weights').hexdigest()
+
+
 def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
     """The table is keyed by the config's resolved content too: the same
     config path whose text, or whose base file's text, changed what the run
