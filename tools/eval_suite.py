@@ -9,6 +9,7 @@ import json
 import os
 import os.path as osp
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from io import StringIO
 from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
-                                    exit_on_user_error, shown)
+                                    exit_on_user_error, interruptible, shown)
 from groupvit_common.files import (file_sha256, open_work_file, read_json,
                                    read_text, refuse_links)
 from groupvit_common.tool_options import add_cfg_options
@@ -200,6 +201,11 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
             if proc.returncode == 0:
                 update()
         finally:
+            try:  # Ctrl-C in a terminal reached the run too
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)  # as tools/test.py expects
+                proc.wait()
             if bar is not None:
                 bar.__exit__(None, None, None)
     if proc.returncode != 0 or not osp.isfile(results):
@@ -214,6 +220,8 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     return read_json(results)
 
 
+@interruptible(then='run the same command again to go on (the runs in '
+               'results.csv are skipped, the one interrupted starts over)')
 def main(argv=None) -> int:
     args = parse_args(argv)
     configs = expand_configs(args.configs)

@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 from unittest import mock
 
 import pytest
@@ -22,7 +24,8 @@ from mmengine.registry import init_default_scope
 
 from groupvit_common.errors import DataFileError
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor, load_script, run_main)
+                            build_small_segmentor, load_script, run_main,
+                            shell_signals)
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -201,6 +204,53 @@ def test_finished_runs_are_skipped(setup, suite_runs):
         name: os.stat(out_dir / 'runs' / name / 'results.json').st_mtime_ns
         for name in runs
     }
+
+
+@pytest.mark.parametrize('whom', ['group', 'suite'])
+def test_ctrl_c_is_one_line_and_ends_the_run(whom, setup, tmp_path):
+    """SIGINT once the run has recorded an image, to the process group (as
+    Ctrl-C in a terminal) or to the suite alone: one line and the shell's
+    exit code 130, no traceback; the run got SIGINT too (its log says so)
+    and ended before the suite (no process of the group is left)."""
+    # 11 windows an image, not 2: a run of 25 images lasting well over the
+    # 5 s the suite gives it to end on a terminal's Ctrl-C.
+    config = write_config(tmp_path / 'voc_all.py', 'groupvit_voc.py',
+                          'model.update(test_cfg=dict(stride=(16, 16)))\n')
+    out_dir = tmp_path / 'out'
+    proc = subprocess.Popen([
+        sys.executable, SUITE_PY, config, '--checkpoints', setup['checkpoint'],
+        '--out-dir',
+        str(out_dir), '--data-root', f'voc_all={VOC_SAMPLE}'
+    ],
+                            preexec_fn=shell_signals,
+                            start_new_session=True,
+                            cwd=REPO,
+                            env=ENV,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 240
+    while not any(
+            os.path.getsize(p)
+            for p in glob.glob(f'{out_dir}/runs/*/progress/rank0.jsonl')):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    if whom == 'group':
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr[-3000:]
+    assert 'Traceback' not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        'interrupted (Ctrl-C); what was written so far is kept; run the same '
+        'command again to go on (the runs in results.csv are skipped, the one '
+        'interrupted starts over).')
+    log, = glob.glob(f'{out_dir}/runs/*/suite_run.log')
+    with open(log) as f:
+        assert 'interrupted: the images evaluated so far' in f.read()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
 
 
 def test_configs_from_a_glob(setup, tmp_path):
