@@ -86,7 +86,13 @@ def config_name(config: str) -> str:
 
 
 def run_key(row: dict) -> Tuple[str, ...]:
-    return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
+    """The row's key columns, its config and checkpoint as real absolute
+    paths (from the working directory: a row written there by any spelling
+    matches)."""
+    values = {k: str(row.get(k, '')) for k in KEY_COLUMNS}
+    return tuple(
+        osp.realpath(value) if value and k in KEY_COLUMNS[:2] else value
+        for k, value in values.items())
 
 
 def read_options(options: Sequence[str]) -> dict:

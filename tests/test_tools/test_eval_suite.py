@@ -422,6 +422,31 @@ def test_a_table_of_the_first_version_is_kept_and_extended(
         b'weights').hexdigest()
 
 
+def test_paths_of_any_spelling_are_one_pair(tmp_path, monkeypatch):
+    """The same config and checkpoint spelled relative, with ``./``,
+    absolute or through a link: run once, then skipped, one row (the table
+    keeps the first spelling)."""
+    suite, calls = stubbed_suite(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'configs').mkdir()
+    (tmp_path / 'configs' / 'voc.py').write_text(
+        f"_base_ = ['{osp.join(REPO, 'configs', 'groupvit_voc.py')}']\n")
+    (tmp_path / 'model.pth').write_bytes(b'weights')
+    (tmp_path / 'link').symlink_to(tmp_path / 'configs')
+    for config, checkpoint in (('configs/voc.py', 'model.pth'),
+                               ('./configs/voc.py', './model.pth'),
+                               (str(tmp_path / 'link' / 'voc.py'),
+                                str(tmp_path / 'model.pth'))):
+        assert suite.main([
+            config, '--checkpoints', checkpoint, '--out-dir', 'out',
+            '--data-root', 'voc=data'
+        ]) == 0
+    assert len(calls) == 1
+    rows = read_csv(tmp_path / 'out' / 'results.csv')
+    assert [(r['config'], r['checkpoint'], r['data_root'])
+            for r in rows] == [('configs/voc.py', 'model.pth', 'data')]
+
+
 def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):
     """The table is keyed by the config's resolved content too: the same
     config path whose text, or whose base file's text, changed what the run
