@@ -134,9 +134,12 @@ def exit_on_user_error(*also: type):
         raise SystemExit(error_line(error)) from None
 
 
-def interruptible(main):
-    """Decorate a tool's ``main``: Ctrl-C ends it with one line and exit
-    code 130 (the shell's), not a traceback."""
+def interruptible(main=None, *, then: str = ''):
+    """Decorate a tool's ``main``: Ctrl-C ends it with one line (``then``
+    added, what to do next) and exit code 130 (the shell's), not a
+    traceback. ``@interruptible`` or ``@interruptible(then=...)``."""
+    if main is None:
+        return functools.partial(interruptible, then=then)
 
     @functools.wraps(main)
     def run(*args, **kwargs):
@@ -144,7 +147,8 @@ def interruptible(main):
             return main(*args, **kwargs)
         except KeyboardInterrupt:
             print(
-                'interrupted (Ctrl-C); what was written so far is kept.',
+                'interrupted (Ctrl-C); what was written so far is kept' +
+                (f'; {then}.' if then else '.'),
                 file=sys.stderr)
             raise SystemExit(130) from None
 

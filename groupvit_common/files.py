@@ -14,7 +14,8 @@ import warnings
 import zlib
 from typing import Any, Optional, Tuple, Union
 
-from .errors import ConfigCheckError, DataFileError, ImageLoadError
+from .errors import (ConfigCheckError, DataFileError, ImageLoadError,
+                     LabelMapError)
 
 #: Default bound of a text or JSON file.
 MAX_TEXT_BYTES = 64 << 20
@@ -183,6 +184,16 @@ def check_image(
             f'{source} is {width}x{height} pixels, more elongated than '
             f'{max_aspect}:1; crop it into less elongated pieces first.')
     return width, height
+
+
+def check_label_channels(labels, path: str) -> None:
+    """Refuse a decoded label map (an array) of several channels."""
+    if labels.ndim > 2:
+        raise LabelMapError(
+            f'Label map {path} has {labels.shape[2]} channels (a colour '
+            f'picture of the labels?): label maps must be single-channel '
+            f'index maps, each pixel the index of its class (grayscale or '
+            f'palette PNG). Convert the colours to class indices first.')
 
 
 _WRITE_FLAGS = {

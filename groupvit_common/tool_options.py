@@ -64,7 +64,7 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
                          f'and value of a real setting.')
                 try:  # mmengine recurses forever on brackets left open
                     self._parse_iterable(value)
-                except RecursionError:
+                except (RecursionError, AssertionError):  # or asserts
                     fail(f'{key[:80]}: the brackets of {value[:80]!r} do not '
                          f'pair up; write e.g. {key[:80]}="[(a,b),(c,d)]".')
             super().__call__(parser, namespace, values, option_string)

@@ -9,6 +9,7 @@ import json
 import os
 import os.path as osp
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from io import StringIO
 from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
-                                    exit_on_user_error)
+                                    exit_on_user_error, interruptible, shown)
 from groupvit_common.files import (file_sha256, open_work_file, read_json,
                                    read_text, refuse_links)
 from groupvit_common.tool_options import add_cfg_options
@@ -36,6 +37,7 @@ MARKDOWN_COLUMNS = COLUMNS[:COLUMNS.index('seconds') + 1]
 KEY_COLUMNS = ('config', 'checkpoint', 'data_root', 'cfg_options',
                'checkpoint_sha256', 'config_sha256')
 IMAGES_LINE = re.compile(r'^images +(\d+)(?: \((\d+) already)?', re.M)
+DATA_ROOT = 'test_dataloader.dataset.data_root'
 
 
 def parse_args(argv=None):
@@ -84,7 +86,20 @@ def config_name(config: str) -> str:
 
 
 def run_key(row: dict) -> Tuple[str, ...]:
-    return tuple(str(row.get(k, '')) for k in KEY_COLUMNS)
+    """The row's key columns, its config and checkpoint as real absolute
+    paths (from the working directory: a row written there by any spelling
+    matches)."""
+    values = {k: str(row.get(k, '')) for k in KEY_COLUMNS}
+    return tuple(
+        osp.realpath(value) if value and k in KEY_COLUMNS[:2] else value
+        for k, value in values.items())
+
+
+def read_options(options: Sequence[str]) -> dict:
+    """``KEY=VALUE`` items as tools/test.py's ``--cfg-options`` reads them."""
+    parser = argparse.ArgumentParser()
+    add_cfg_options(parser)
+    return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:
@@ -96,11 +111,8 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     try:
         # Not read_config: a config failing its checks gets a key too.
         cfg = Config.fromfile(config)
-        parser = argparse.ArgumentParser()
-        add_cfg_options(parser)
         if options:
-            cfg.merge_from_dict(
-                parser.parse_args(['--cfg-options', *options]).cfg_options)
+            cfg.merge_from_dict(read_options(options))
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,
@@ -195,6 +207,11 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
             if proc.returncode == 0:
                 update()
         finally:
+            try:  # Ctrl-C in a terminal reached the run too
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)  # as tools/test.py expects
+                proc.wait()
             if bar is not None:
                 bar.__exit__(None, None, None)
     if proc.returncode != 0 or not osp.isfile(results):
@@ -209,6 +226,8 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     return read_json(results)
 
 
+@interruptible(then='run the same command again to go on (the runs in '
+               'results.csv are skipped, the one interrupted starts over)')
 def main(argv=None) -> int:
     args = parse_args(argv)
     configs = expand_configs(args.configs)
@@ -232,14 +251,26 @@ def main(argv=None) -> int:
             sys.exit(
                 error_line(f'--data-root {item!r}: {name!r} is not one of '
                            f'the configs ({", ".join(sorted(names))}).'))
+        passed = read_options([f'{DATA_ROOT}={path}'])[DATA_ROOT]
+        if passed != path:  # spaces, commas, quotes, brackets, numbers
+            sys.exit(
+                error_line(f'--data-root {item!r}: tools/test.py\'s '
+                           f'--cfg-options would read the path as '
+                           f'{passed!r}; move or link the data to a path '
+                           f'without spaces, commas, quotes or brackets.'))
         data_roots[name] = path
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')
     rows = []
     if osp.lexists(table):
+        reader = csv.DictReader(StringIO(read_text(table, what='table')))
         try:
-            rows = list(
-                csv.DictReader(StringIO(read_text(table, what='table'))))
+            rows = list(reader)
+            # Earlier versions wrote fewer of the columns, the first four
+            # keys always.
+            fields = set(reader.fieldnames or COLUMNS)
+            if not set(KEY_COLUMNS[:4]) <= fields <= set(COLUMNS):
+                raise csv.Error(f'its columns: {shown(reader.fieldnames)}')
         except csv.Error as e:
             raise DataFileError(
                 f'{table} is not a results table of this tool ({e}); move it '
@@ -254,8 +285,7 @@ def main(argv=None) -> int:
             data_root = data_roots.get(config_name(config), '')
             options = list(args.cfg_options)
             if data_root:
-                options.append(
-                    f'test_dataloader.dataset.data_root={data_root}')
+                options.append(f'{DATA_ROOT}={data_root}')
             columns = dict(
                 config=config,
                 checkpoint=checkpoint,
@@ -296,9 +326,9 @@ def main(argv=None) -> int:
             rows.append(row)
             done.add(key)
             save_table(args.out_dir, rows)
-            shown = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
+            score = (f'top-1 {metrics["accuracy/top1"]:.2f}' if 'accuracy/top1'
                      in metrics else f'mIoU {metrics["mIoU"]:.2f}')
-            print(f'     {shown} ({time.perf_counter() - start:.0f} s)')
+            print(f'     {score} ({time.perf_counter() - start:.0f} s)')
     save_table(args.out_dir, rows)
     print(f'results: {osp.join(args.out_dir, "results.md")} and '
           f'results.csv ({len(rows)} runs)')

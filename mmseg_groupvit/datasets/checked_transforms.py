@@ -12,7 +12,8 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from groupvit_common.errors import ImageSizeError, LabelMapError
+from groupvit_common.errors import ImageSizeError
+from groupvit_common.files import check_label_channels
 
 
 def _name(results: dict) -> str:
@@ -52,13 +53,7 @@ class CheckedLoadAnnotations(LoadAnnotations):
     def _load_seg_map(self, results: dict) -> None:
         super()._load_seg_map(results)
         label = results['gt_seg_map']
-        if label.ndim > 2:
-            raise LabelMapError(
-                f'Label map {results["seg_map_path"]} has {label.shape[2]} '
-                f'channels (a colour picture of the labels?): label maps must '
-                f'be single-channel index maps, each pixel the index of its '
-                f'class (grayscale or palette PNG). Convert the colours to '
-                f'class indices first.')
+        check_label_channels(label, results['seg_map_path'])
         if label.ndim == 2:
             return
         content = fileio.get(

@@ -319,3 +319,53 @@ def test_instances_reject_non_thing_category(tmp_path):
     json_file.write_text(json.dumps(coco))
     with pytest.raises(ValueError, match='category_id 92'):
         converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+
+
+IMAGE = dict(id=1, file_name='a.jpg', height=4, width=4)
+
+
+@needs_pycocotools
+@pytest.mark.parametrize('coco, problem', [
+    ([{
+        'images': []
+    }], ' has no "images" and "annotations" lists'),
+    (dict(images={},
+          annotations=[]), ' has no "images" and "annotations" lists'),
+    (dict(images=[dict(IMAGE, height=None)],
+          annotations=[]), ': images[0] has no "height" (a whole number)'),
+    (dict(images=[IMAGE, 7], annotations=[]),
+     ': images[1] has no "id" (a whole number), "file_name" (text), "height" '
+     '(a whole number), "width" (a whole number)'),
+    (dict(images=[IMAGE], annotations=[dict(image_id=[1], category_id=1)]),
+     ': annotations[0] has no "image_id" (a whole number), "segmentation" '
+     '(polygons or an RLE)'),
+])
+def test_instances_of_another_structure_are_named(coco, problem, tmp_path):
+    """A JSON that is not an instances file (a list, a dict of lists, an
+    entry without a field or with one of another type): one message naming
+    the file and the entry, nothing written (a TypeError or KeyError
+    before)."""
+    json_file = tmp_path / 'instances_val2017.json'
+    json_file.write_text(json.dumps(coco))
+    with pytest.raises(ValueError) as error:
+        converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+    assert str(error.value) == (f'{json_file}{problem}; expected a COCO '
+                                f'instances_*.json file.')
+    assert not (tmp_path / 'annotations').exists()
+
+
+@needs_pycocotools
+def test_instances_of_a_huge_image_are_refused(tmp_path):
+    """An image entry stating 100000x100000 pixels (10 GB of labels): refused
+    before the label map is allocated."""
+    json_file = tmp_path / 'instances_val2017.json'
+    json_file.write_text(
+        json.dumps(
+            dict(
+                images=[dict(IMAGE, height=100000, width=100000)],
+                annotations=[])))
+    with pytest.raises(ValueError) as error:
+        converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+    assert str(error.value) == (
+        f'{json_file}: images[0] states 100000x100000 pixels; a label map is '
+        f'1 to 134,217,728 pixels.')

@@ -5,6 +5,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import REPO, VOC_SAMPLE, load_script
 
@@ -30,13 +31,17 @@ def test_makes_the_shipped_list(tmp_path, capsys):
     assert '17 of 25 images kept' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('case', ['missing', 'damaged'])
+@pytest.mark.parametrize('case', ['missing', 'damaged', 'colour'])
 def test_a_bad_label_map_is_one_error_line(tmp_path, case):
     (tmp_path / 'split.txt').write_text('a\n')
     (tmp_path / 'SegmentationClass').mkdir()
     seg = tmp_path / 'SegmentationClass' / 'a.png'
     if case == 'damaged':
         seg.write_bytes(b'not a png')
+    elif case == 'colour':  # VOC's colours: would be listed as class 191
+        colours = np.zeros((4, 4, 3), np.uint8)
+        colours[...] = (192, 128, 128)
+        Image.fromarray(colours).save(seg)
     with pytest.raises(SystemExit) as error:
         tool.main([
             str(tmp_path), '-o',
@@ -46,7 +51,9 @@ def test_a_bad_label_map_is_one_error_line(tmp_path, case):
         missing=f'error: label map not found: {seg} (its name is in the '
         f'split list); check --seg-dir and --seg-suffix.',
         damaged=f'error: cannot decode the label map {seg} (cannot identify '
-        f'image file')[case]
+        f'image file',
+        colour=f'error: Label map {seg} has 3 channels (a colour picture of '
+        f'the labels?): label maps must be single-channel index maps')[case]
     assert str(error.value).startswith(expected)
     assert '\n' not in str(error.value)
     assert not (tmp_path / 'list.txt').exists()

@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 from unittest import mock
 
 import pytest
@@ -22,7 +24,8 @@ from mmengine.registry import init_default_scope
 
 from groupvit_common.errors import DataFileError
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
-                            build_small_segmentor, load_script, run_main)
+                            build_small_segmentor, load_script, run_main,
+                            shell_signals)
 
 # Runs of the tools over the shipped samples: the full suite only.
 pytestmark = pytest.mark.slow
@@ -203,6 +206,53 @@ def test_finished_runs_are_skipped(setup, suite_runs):
     }
 
 
+@pytest.mark.parametrize('whom', ['group', 'suite'])
+def test_ctrl_c_is_one_line_and_ends_the_run(whom, setup, tmp_path):
+    """SIGINT once the run has recorded an image, to the process group (as
+    Ctrl-C in a terminal) or to the suite alone: one line and the shell's
+    exit code 130, no traceback; the run got SIGINT too (its log says so)
+    and ended before the suite (no process of the group is left)."""
+    # 11 windows an image, not 2: a run of 25 images lasting well over the
+    # 5 s the suite gives it to end on a terminal's Ctrl-C.
+    config = write_config(tmp_path / 'voc_all.py', 'groupvit_voc.py',
+                          'model.update(test_cfg=dict(stride=(16, 16)))\n')
+    out_dir = tmp_path / 'out'
+    proc = subprocess.Popen([
+        sys.executable, SUITE_PY, config, '--checkpoints', setup['checkpoint'],
+        '--out-dir',
+        str(out_dir), '--data-root', f'voc_all={VOC_SAMPLE}'
+    ],
+                            preexec_fn=shell_signals,
+                            start_new_session=True,
+                            cwd=REPO,
+                            env=ENV,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 240
+    while not any(
+            os.path.getsize(p)
+            for p in glob.glob(f'{out_dir}/runs/*/progress/rank0.jsonl')):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    if whom == 'group':
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr[-3000:]
+    assert 'Traceback' not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        'interrupted (Ctrl-C); what was written so far is kept; run the same '
+        'command again to go on (the runs in results.csv are skipped, the one '
+        'interrupted starts over).')
+    log, = glob.glob(f'{out_dir}/runs/*/suite_run.log')
+    with open(log) as f:
+        assert 'interrupted: the images evaluated so far' in f.read()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+
 def test_configs_from_a_glob(setup, tmp_path):
     tool = load_script(SUITE_PY, 'groupvit_eval_suite')
     pattern = str(setup['root'] / '*_small.py')
@@ -234,6 +284,34 @@ def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
     message = str(error.value.code)
     assert message.startswith('error: ') and expected in message, message
     assert not (tmp_path / 'out' / 'results.csv').exists()
+
+
+@pytest.mark.parametrize('name, read_as', [('my data', "'mydata'"),
+                                           ('a,b', "['a', 'b']"),
+                                           ('1990', '1990')])
+def test_a_data_root_the_options_would_change_is_refused(
+        name, read_as, tmp_path, monkeypatch):
+    """A data root (a real folder) that tools/test.py's --cfg-options would
+    read as another value (spaces dropped, split at a comma, a number):
+    refused in one line before any run, not evaluated on another folder
+    and recorded under this one's name."""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    monkeypatch.setattr(suite, 'run_one', lambda *a: pytest.fail('ran'))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    with pytest.raises(SystemExit) as error:
+        suite.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+            str(checkpoint), '--out-dir', 'out', '--data-root',
+            f'groupvit_voc={name}'
+        ])
+    assert error.value.code == (
+        f"error: --data-root 'groupvit_voc={name}': tools/test.py's "
+        f'--cfg-options would read the path as {read_as}; move or link the '
+        f'data to a path without spaces, commas, quotes or brackets.')
+    assert not (tmp_path / 'out').exists()
 
 
 def stubbed_suite(monkeypatch, num_classes=21, dataset_name='voc'):
@@ -286,6 +364,87 @@ def test_changed_checkpoint_replaces_its_row(tmp_path, monkeypatch):
         assert rows[0]['mIoU'] == f'{runs:.2f}'
     # Each content has its own run folder.
     assert len(set(calls)) == 2
+
+
+def test_a_table_of_another_tool_is_refused_and_kept(tmp_path, monkeypatch):
+    """A results.csv in --out-dir whose columns are not this tool's: refused
+    before any run, its bytes kept (they became empty cells of a row)."""
+    suite, calls = stubbed_suite(monkeypatch)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    table = tmp_path / 'out' / 'results.csv'
+    table.parent.mkdir()
+    table.write_text('name,score\nalice,3\nbob,5\n')
+    with pytest.raises(DataFileError) as e:
+        suite.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+            str(checkpoint), '--out-dir',
+            str(tmp_path / 'out')
+        ])
+    assert str(e.value) == (
+        f"{table} is not a results table of this tool (its columns: "
+        f"['name', 'score']); move it away or use a fresh --out-dir.")
+    assert table.read_text() == 'name,score\nalice,3\nbob,5\n'
+    assert calls == []
+
+
+def test_a_table_of_the_first_version_is_kept_and_extended(
+        tmp_path, monkeypatch):
+    """A results.csv with the first version's columns (no top1, top5 or
+    SHA-256 columns): its rows are kept; its row of the pair run now has no
+    file digests, so the pair is evaluated again and that row replaced."""
+    suite, calls = stubbed_suite(monkeypatch)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    config = osp.join(REPO, 'configs', 'groupvit_voc.py')
+    table = tmp_path / 'out' / 'results.csv'
+    table.parent.mkdir()
+    old = dict(data_root='', cfg_options='', mIoU='50.00')
+    with open(table, 'w', newline='') as f:
+        writer = csv.DictWriter(f, [
+            'config', 'dataset', 'classes', 'resize', 'window', 'bg_thresh',
+            'templates', 'checkpoint', 'mIoU', 'mAcc', 'aAcc', 'images',
+            'seconds', 'vocabulary', 'data_root', 'cfg_options', 'work_dir'
+        ])
+        writer.writeheader()
+        writer.writerow(dict(old, config='other.py', checkpoint='old.pth'))
+        writer.writerow(dict(old, config=config, checkpoint=str(checkpoint)))
+    assert suite.main([
+        config, '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out')
+    ]) == 0
+    assert len(calls) == 1
+    rows = read_csv(table)
+    assert [(r['config'], r['mIoU']) for r in rows] == [('other.py', '50.00'),
+                                                        (config, '1.00')]
+    assert rows[1]['checkpoint_sha256'] == hashlib.sha256(
+        b'weights').hexdigest()
+
+
+def test_paths_of_any_spelling_are_one_pair(tmp_path, monkeypatch):
+    """The same config and checkpoint spelled relative, with ``./``,
+    absolute or through a link: run once, then skipped, one row (the table
+    keeps the first spelling)."""
+    suite, calls = stubbed_suite(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'configs').mkdir()
+    (tmp_path / 'configs' / 'voc.py').write_text(
+        f"_base_ = ['{osp.join(REPO, 'configs', 'groupvit_voc.py')}']\n")
+    (tmp_path / 'model.pth').write_bytes(b'weights')
+    (tmp_path / 'link').symlink_to(tmp_path / 'configs')
+    for config, checkpoint in (('configs/voc.py', 'model.pth'),
+                               ('./configs/voc.py', './model.pth'),
+                               (str(tmp_path / 'link' / 'voc.py'),
+                                str(tmp_path / 'model.pth'))):
+        assert suite.main([
+            config, '--checkpoints', checkpoint, '--out-dir', 'out',
+            '--data-root', 'voc=data'
+        ]) == 0
+    assert len(calls) == 1
+    rows = read_csv(tmp_path / 'out' / 'results.csv')
+    assert [(r['config'], r['checkpoint'], r['data_root'])
+            for r in rows] == [('configs/voc.py', 'model.pth', 'data')]
 
 
 def test_changed_config_content_replaces_its_row(tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ def test_an_error_line_shows_control_characters_escaped(tmp_path):
     ('model.test_cfg', "is not KEY=VALUE; write e.g."),
     ('a=x[,]', "the brackets of 'x[,]' do not pair up"),
     ('a=),(', "the brackets of '),(' do not pair up"),
+    ('a=x,[b', "the brackets of 'x,[b' do not pair up"),
 ])
 def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     """Deep ones would exhaust Python's recursion limit (mmengine parses the

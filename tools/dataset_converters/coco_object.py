@@ -14,7 +14,7 @@ from mmengine.utils import (mkdir_or_exist, track_parallel_progress,
 from PIL import Image
 
 from groupvit_common.errors import exit_on_user_error
-from groupvit_common.files import read_json
+from groupvit_common.files import MAX_IMAGE_PIXELS, read_json
 
 #: COCO category ids of the 80 thing classes, in label order 1..80.
 COCO_THING_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
@@ -28,6 +28,15 @@ NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'
 LABEL_OF = {cid: k for k, cid in enumerate(COCO_THING_IDS, start=1)}
+_WHOLE = (int, 'a whole number')
+#: The fields of an instances JSON's entries read: (type, its description).
+ENTRY_FIELDS = dict(
+    images=dict(
+        id=_WHOLE, file_name=(str, 'text'), height=_WHOLE, width=_WHOLE),
+    annotations=dict(
+        image_id=_WHOLE,
+        category_id=_WHOLE,
+        segmentation=((list, dict), 'polygons or an RLE')))
 #: Raw value (category id - 1) -> label (-1: impossible values).
 RAW_TO_OBJECT = np.full(256, -1, dtype=np.int16)
 RAW_TO_OBJECT[:NUM_RAW_IDS] = RAW_TO_OBJECT[RAW_UNLABELED] = 0
@@ -109,10 +118,27 @@ def convert_instances(json_file, split, out_root, nproc):
                           '(--instances) needs pycocotools: `pip install '
                           'pycocotools`.') from None
     coco = read_json(json_file, 2 << 30, 'COCO instances JSON (--instances)')
-    missing = {'images', 'annotations'} - set(coco)
-    if missing:
-        raise ValueError(f'{json_file} has no {sorted(missing)} key(s); '
-                         f'expected a COCO instances_*.json file.')
+    expected = 'expected a COCO instances_*.json file'
+    if not isinstance(coco, dict) or not all(
+            isinstance(coco.get(key), list) for key in ENTRY_FIELDS):
+        raise ValueError(f'{json_file} has no "images" and "annotations" '
+                         f'lists; {expected}.')
+    for key, fields in ENTRY_FIELDS.items():
+        for index, entry in enumerate(coco[key]):
+            bad = [
+                f'"{name}" ({what})' for name, (kind, what) in fields.items()
+                if not isinstance(entry, dict)
+                or not isinstance(entry.get(name), kind)
+            ]
+            if bad:
+                raise ValueError(f'{json_file}: {key}[{index}] has no '
+                                 f'{", ".join(bad)}; {expected}.')
+    for index, image in enumerate(coco['images']):
+        height, width = image['height'], image['width']
+        if min(height, width) < 1 or height * width > MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f'{json_file}: images[{index}] states {width}x{height} '
+                f'pixels; a label map is 1 to {MAX_IMAGE_PIXELS:,} pixels.')
     per_image = {img['id']: [] for img in coco['images']}
     for ann in coco['annotations']:
         if ann['image_id'] not in per_image:

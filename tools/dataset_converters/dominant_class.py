@@ -13,7 +13,7 @@ from PIL import Image
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
-from groupvit_common.files import check_image
+from groupvit_common.files import check_image, check_label_channels
 
 
 def dominant_class(labels: np.ndarray,
@@ -68,6 +68,7 @@ def main(argv=None):
                 raise DataFileError(
                     f'cannot decode the label map {seg} ({e}); it is '
                     f'damaged: copy it again.') from None
+            check_label_channels(labels, seg)
         found = dominant_class(labels, args.ignore, args.min_object,
                                args.min_share)
         if found is not None:
