@@ -369,3 +369,22 @@ def test_instances_of_a_huge_image_are_refused(tmp_path):
     assert str(error.value) == (
         f'{json_file}: images[0] states 100000x100000 pixels; a label map is '
         f'1 to 134,217,728 pixels.')
+
+
+@needs_pycocotools
+def test_instances_of_two_images_of_one_name_are_refused(tmp_path):
+    """``x/a.jpg`` and ``y/a.jpg`` would write one ``a`` label map, the
+    second over the first."""
+    json_file = tmp_path / 'instances_val2017.json'
+    images = [
+        dict(IMAGE, id=1, file_name='x/a.jpg'),
+        dict(IMAGE, id=2, file_name='y/a.png')
+    ]
+    json_file.write_text(json.dumps(dict(images=images, annotations=[])))
+    with pytest.raises(ValueError) as error:
+        converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+    assert str(error.value) == (
+        f"{json_file}: images[0] and images[1] would write one label map, "
+        f"a_instanceTrainIds.png (file names 'x/a.jpg' and 'y/a.png'); "
+        f"convert one folder at a time.")
+    assert not (tmp_path / 'annotations').exists()

@@ -133,12 +133,21 @@ def convert_instances(json_file, split, out_root, nproc):
             if bad:
                 raise ValueError(f'{json_file}: {key}[{index}] has no '
                                  f'{", ".join(bad)}; {expected}.')
+    stems = {}  # output stem -> index of its image
     for index, image in enumerate(coco['images']):
         height, width = image['height'], image['width']
         if min(height, width) < 1 or height * width > MAX_IMAGE_PIXELS:
             raise ValueError(
                 f'{json_file}: images[{index}] states {width}x{height} '
                 f'pixels; a label map is 1 to {MAX_IMAGE_PIXELS:,} pixels.')
+        stem = osp.splitext(osp.basename(image['file_name']))[0]
+        first = stems.setdefault(stem, index)
+        if first != index:
+            raise ValueError(
+                f'{json_file}: images[{first}] and images[{index}] would '
+                f'write one label map, {stem}{OUT_SUFFIX} (file names '
+                f'{coco["images"][first]["file_name"]!r} and '
+                f'{image["file_name"]!r}); convert one folder at a time.')
     per_image = {img['id']: [] for img in coco['images']}
     for ann in coco['annotations']:
         if ann['image_id'] not in per_image:
