@@ -3,6 +3,7 @@
 banners and panels."""
 import json
 import math
+import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -189,20 +190,30 @@ def png_text(meta: Dict[str, object]) -> PngInfo:
     return info
 
 
-def save_png(picture: Image.Image, path: str, meta: Dict[str, object]) -> str:
-    """Write ``picture`` with ``meta`` (its ``Software`` naming the tool) as
-    PNG text to ``path``, never over a file no tool of this package wrote.
+def save_pngs(out_dir: str, stem: str,
+              pictures: Dict[str, Tuple[Image.Image, dict]]) -> Dict[str, str]:
+    """Write ``OUT_DIR/STEM_KIND.png`` of ``pictures`` (``{kind: (picture,
+    PNG text)}``, the text's ``Software`` naming the tool), none of them
+    unless every name is free or a picture of a tool of this package (an
+    empty file, a write cut short, is replaced).
+
+    Returns:
+        dict: ``{kind: path}``.
 
     Raises:
-        DataFileError: ``path`` is a file of the user's (or a link).
+        DataFileError: A name is a file of the user's (or a link).
     """
-    if osp.lexists(path) and (osp.islink(path) or not written_by_a_tool(path)):
-        raise DataFileError(
-            f'{path} exists and was not written by this package\'s tools (a '
-            f'picture of your own?); it is not replaced. Give another --out, '
-            f'or move the file away.')
-    picture.save(path, pnginfo=png_text(meta))
-    return path
+    files = {k: osp.join(out_dir, f'{stem}_{k}.png') for k in pictures}
+    for path in files.values():
+        if osp.islink(path) or (osp.lexists(path) and os.path.getsize(path)
+                                and not written_by_a_tool(path)):
+            raise DataFileError(
+                f'{path} exists and was not written by this package\'s tools '
+                f'(a picture of your own?); it is not replaced. Give another '
+                f'--out, or move the file away.')
+    for kind, (picture, text) in pictures.items():
+        picture.save(files[kind], pnginfo=png_text(text))
+    return files
 
 
 def palette_png(labels: np.ndarray, palette) -> Image.Image:
@@ -248,28 +259,22 @@ def labelled_overlay(rgb: np.ndarray,
     return draw_legend(picture, entries, top, footer=footer)
 
 
-def save_pictures(out_dir: str,
-                  stem: str,
-                  kinds: Sequence[str],
-                  meta: dict,
-                  rgb: np.ndarray,
-                  labels: np.ndarray,
-                  palette,
-                  opacity: float,
-                  with_bg: bool,
-                  legend: list,
-                  every_class: bool = False,
-                  note: Optional[Sequence[str]] = None) -> Dict[str, str]:
-    """Write ``OUT_DIR/STEM_KIND.png`` of ``kinds`` (``overlay``,
-    ``prediction``) with ``meta`` and the legend as PNG text.
-
-    Returns:
-        dict: ``{kind: path}``.
-    """
-    files = {k: osp.join(out_dir, f'{stem}_{k}.png') for k in kinds}
-    for kind, path in files.items():
-        picture = palette_png(labels, palette) if kind == 'prediction' else (
-            labelled_overlay(rgb, labels, palette, opacity, with_bg, legend,
-                             every_class, note))
-        save_png(picture, path, dict(meta, legend=legend))
-    return files
+def prediction_pictures(
+        kinds: Sequence[str],
+        rgb: np.ndarray,
+        labels: np.ndarray,
+        palette,
+        opacity: float,
+        with_bg: bool,
+        legend: list,
+        every_class: bool = False,
+        note: Optional[Sequence[str]] = None) -> Dict[str, Image.Image]:
+    """The pictures of ``kinds``: ``overlay`` (:func:`labelled_overlay`),
+    ``prediction`` (:func:`palette_png`)."""
+    return {
+        kind:
+        palette_png(labels, palette)
+        if kind == 'prediction' else labelled_overlay(
+            rgb, labels, palette, opacity, with_bg, legend, every_class, note)
+        for kind in kinds
+    }

@@ -2,9 +2,8 @@
 """The image files a command is given: files, and the images of folders."""
 import os
 import os.path as osp
+import struct
 from typing import List, Sequence
-
-from PIL import Image
 
 from .errors import ImageLoadError
 from .files import file_kind
@@ -17,16 +16,25 @@ SOFTWARE = 'mmseg-groupvit '
 
 
 def written_by_a_tool(path: str) -> bool:
-    """Whether ``path`` is a PNG a tool of this package wrote (its
-    ``Software`` text): a prediction or overlay, not a photo."""
+    """Whether ``path`` is a PNG a tool of this package wrote: its
+    ``Software`` text, read from the chunks before the pixels (a panel
+    larger than Pillow's pixel bound is one too)."""
     if not path.lower().endswith('.png') or not osp.isfile(path):
         return False  # a FIFO is named by the loader, never opened here
     try:
-        with Image.open(path) as picture:
-            software = picture.info.get('Software')
-    except Exception:  # not readable: left to the reader to report
-        return False
-    return isinstance(software, str) and software.startswith(SOFTWARE)
+        with open(path, 'rb') as f:
+            if f.read(8) != b'\x89PNG\r\n\x1a\n':
+                return False
+            while len(head := f.read(8)) == 8:
+                length, kind = struct.unpack('>I4s', head)
+                if kind == b'IDAT' or length > 1 << 20:
+                    return False
+                key, _, value = f.read(length + 4)[:length].partition(b'\0')
+                if kind == b'tEXt' and key == b'Software':
+                    return value.startswith(SOFTWARE.encode())
+    except OSError:  # not readable: left to the reader to report
+        pass
+    return False
 
 
 def list_images(paths: Sequence[str]) -> List[str]:

@@ -15,8 +15,8 @@ from PIL import Image
 # PyTorch and mmseg are imported after the command line.
 from groupvit_common.drawing import (class_legend, labelled_overlay,
                                      mark_boundaries, overlay_labels,
-                                     palette_png, save_pictures, save_png,
-                                     tile_panes)
+                                     palette_png, prediction_pictures,
+                                     save_pngs, tile_panes)
 from groupvit_common.errors import (USER_ERRORS, error_line,
                                     exit_on_user_error, interruptible)
 from groupvit_common.files import check_out_dir
@@ -108,17 +108,14 @@ def segment(model, load, path, stem, args, note):
         weights=_weights_name(args.checkpoint))
     show = set(args.show)
     every = args.legend == 'all'
-    files = save_pictures(args.out, stem,
-                          [k for k in ('overlay', 'prediction') if k in show],
-                          base, rgb, labels, palette, args.opacity, with_bg,
-                          legend, every, note)
-
-    def save(picture, kind, text=None):
-        files[kind] = save_png(picture, osp.join(args.out,
-                                                 f'{stem}_{kind}.png'),
-                               dict(base, **(text or {})))
-        return files[kind]
-
+    kinds = [k for k in ('overlay', 'prediction') if k in show]
+    meta = dict(base, legend=legend)
+    pictures = {
+        kind: (picture, meta)
+        for kind, picture in
+        prediction_pictures(kinds, rgb, labels, palette, args.opacity, with_bg,
+                            legend, every, note).items()
+    }
     panes, titles = [Image.fromarray(rgb)], ['image']
     if 'panel' in show:
         panes.append(
@@ -135,15 +132,19 @@ def segment(model, load, path, stem, args, note):
         counts = dict(stage=index, groups=num_groups, non_empty=non_empty)
         groups_summary.append(dict(counts, file=None))
         if 'groups' in show or (final and 'final_groups' in show):
-            groups_summary[-1]['file'] = save(
-                palette_png(groups, colours), f'groups_stage{index}', counts)
+            groups_summary[-1]['file'] = f'groups_stage{index}'
+            pictures[f'groups_stage{index}'] = (palette_png(groups, colours),
+                                                dict(base, **counts))
         if 'panel' in show and (final or index == 1):
             overlay = overlay_labels(rgb, groups, colours, 0.6)
             panes.append(Image.fromarray(mark_boundaries(overlay, groups)))
             titles.append(f'{"final groups" if final else "groups"} '
                           f'(stage {index}): {non_empty} of {num_groups}')
     if 'panel' in show:
-        save(tile_panes(panes, titles, note), 'panel')
+        pictures['panel'] = (tile_panes(panes, titles, note), base)
+    files = save_pngs(args.out, stem, pictures)
+    for entry in groups_summary:
+        entry['file'] = files.get(entry['file'])
     result = dict(image=osp.abspath(path), size=list(rgb.shape[1::-1]))
     return dict(result, outputs=files, legend=legend, groups=groups_summary)
 

@@ -1,10 +1,17 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """The images a folder holds for the demo and the onnxruntime runner."""
+import struct
+import zlib
+
 import numpy as np
+import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from groupvit_common.image_files import list_images, unique_stems
+from groupvit_common.drawing import save_pngs
+from groupvit_common.errors import DataFileError
+from groupvit_common.image_files import (list_images, unique_stems,
+                                         written_by_a_tool)
 
 
 def png(path, software=None):
@@ -39,3 +46,40 @@ def test_output_stems_are_unique_and_never_another_inputs():
     assert unique_stems(['a/X.jpg', 'b/x.jpg',
                          'c/x.png']) == ['X', 'x_2', 'x_3']
     assert unique_stems(['p.jpg', 'q.jpg']) == ['p', 'q']
+
+
+def chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack(
+        '>I', zlib.crc32(kind + data))
+
+
+def test_a_picture_is_known_by_its_text_before_the_pixels(tmp_path):
+    """A demo panel of a 48-megapixel photo is larger than Pillow opens
+    (a decompression bomb to it): its Software text still tells."""
+    header = struct.pack('>IIBBBBB', 32018, 6030, 8, 2, 0, 0, 0)
+    for software, ours in (('mmseg-groupvit tools/demo.py', True),
+                           ('GIMP 2.10', False)):
+        path = tmp_path / f'{ours}_panel.png'
+        path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
+                         chunk(b'tEXt', b'Software\0' + software.encode()) +
+                         chunk(b'IEND', b''))
+        with pytest.raises(Image.DecompressionBombError):
+            Image.open(path)
+        assert written_by_a_tool(str(path)) is ours
+
+
+def test_pictures_replace_only_the_tools_own_or_empty_files(tmp_path):
+    """Nothing is written when one name is a file of the user's; an empty
+    file (a write cut short) and the tools' own pictures are replaced."""
+    picture = Image.new('RGB', (4, 4))
+    text = dict(Software='mmseg-groupvit tools/demo.py')
+    (tmp_path / 'a_overlay.png').write_bytes(b'')
+    png(tmp_path / 'a_groups_stage1.png', 'mmseg-groupvit tools/demo.py')
+    png(tmp_path / 'a_prediction.png')  # the user's
+    kinds = ('overlay', 'groups_stage1', 'prediction')
+    with pytest.raises(DataFileError, match='a_prediction.png exists and was'):
+        save_pngs(str(tmp_path), 'a', {k: (picture, text) for k in kinds})
+    assert (tmp_path / 'a_overlay.png').read_bytes() == b''
+    (tmp_path / 'a_prediction.png').unlink()
+    save_pngs(str(tmp_path), 'a', {k: (picture, text) for k in kinds})
+    assert all(written_by_a_tool(str(tmp_path / f'a_{k}.png')) for k in kinds)

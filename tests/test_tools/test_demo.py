@@ -258,7 +258,8 @@ def test_pictures_never_replace_a_users_file_or_another_inputs(
         small, tmp_path):
     """``x.jpg``, ``sub/x.jpg`` and ``x_2.jpg`` get pictures of their own
     (the second ``x`` is ``x_3``); a photo of the user's named
-    ``a_overlay.png`` in the --out folder is kept, ``a.jpg`` named."""
+    ``a_overlay.png`` in the --out folder is kept, ``a.jpg`` named and none
+    of its pictures written."""
     config, checkpoint = small
     (tmp_path / 'sub').mkdir()
     photos = [tmp_path / 'x.jpg', tmp_path / 'sub' / 'x.jpg']
@@ -277,6 +278,7 @@ def test_pictures_never_replace_a_users_file_or_another_inputs(
             str(tmp_path)
         ])
     assert own.read_bytes() == before
+    assert not (tmp_path / 'a_prediction.png').exists()  # none of a's
     assert str(exc.value.code).startswith('error: 1 of 4 image(s) could not')
     assert str(exc.value.code).endswith(str(tmp_path / 'a.jpg'))
     with open(tmp_path / 'summary.json') as f:

@@ -101,12 +101,15 @@ def main(argv=None):
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
                                       colours)
+        meta = dict(text, source=osp.abspath(path), legend=legend)
+        pictures = drawing.prediction_pictures(('prediction', 'overlay'), rgb,
+                                               labels, colours, args.opacity,
+                                               with_bg, legend, False, note)
         try:
-            files = drawing.save_pictures(args.out, stem,
-                                          ('prediction', 'overlay'),
-                                          dict(text, source=osp.abspath(path)),
-                                          rgb, labels, colours, args.opacity,
-                                          with_bg, legend, False, note)
+            files = drawing.save_pngs(args.out, stem, {
+                k: (p, meta)
+                for k, p in pictures.items()
+            })
         except DataFileError as e:  # a file of the user's in the way
             unwritten.append(path)
             print(error_line(e), file=sys.stderr)
