@@ -5,6 +5,7 @@ import argparse
 import itertools
 import os
 import os.path as osp
+import re
 from typing import Optional
 
 #: What a tool prints and records when the weights are random.
@@ -38,36 +39,55 @@ def runner_options() -> argparse.ArgumentParser:
 MAX_OPTION_DEPTH = 32
 
 
+def read_cfg_option(key: str, value: str):
+    """The value mmengine's ``--cfg-options`` reads from ``KEY=VALUE``.
+
+    Raises:
+        ValueError: ``value`` is not read as written (its spaces would be
+            deleted), nests too deeply, or has brackets that do not pair.
+    """
+    from mmengine.config import DictAction  # torch-free
+    depth = itertools.accumulate((c in '[(') - (c in '])') for c in value)
+    if max(key.count('.') + 1, *depth) > MAX_OPTION_DEPTH:
+        raise ValueError(f'{key[:80]}: nested deeper than {MAX_OPTION_DEPTH} '
+                         f'levels, which no config setting is; give the key '
+                         f'and value of a real setting.')
+    if re.search(r'[^\s,()[\]] +[^\s,()[\]]', value):
+        raise ValueError(
+            f'{key[:80]}: mmengine deletes the spaces of a value, so '
+            f'{value[:80]!r} would be read as {value.replace(" ", "")[:80]!r}'
+            f'; set a value with spaces in a config file that inherits this '
+            f'one (_base_).')
+    try:  # mmengine recurses forever on brackets left open, or asserts
+        return DictAction._parse_iterable(value)
+    except (RecursionError, AssertionError):
+        raise ValueError(f'{key[:80]}: the brackets of {value[:80]!r} do not '
+                         f'pair up; write e.g. {key[:80]}="[(a,b),(c,d)]".')
+
+
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--cfg-options`` (mmengine's ``DictAction``), exiting with one
-    ``error:`` line for an item it cannot parse."""
+    ``error:`` line for an item :func:`read_cfg_option` refuses."""
     from mmengine.config import DictAction  # torch-free
 
     from .errors import error_line
 
-    def fail(problem: str):
-        raise SystemExit(error_line(f'--cfg-options {problem}'))
-
     class CfgOptions(DictAction):
 
         def __call__(self, parser, namespace, values, option_string=None):
+            options = dict(getattr(namespace, self.dest, None) or {})
             for item in values:
                 key, sep, value = item.partition('=')
-                if not sep or not key:
-                    fail(f'{item[:80]!r} is not KEY=VALUE; write e.g. '
-                         f'model.test_cfg.bg_thresh=0.5.')
-                depth = itertools.accumulate(
-                    (c in '[(') - (c in '])') for c in value)
-                if max(key.count('.') + 1, *depth) > MAX_OPTION_DEPTH:
-                    fail(f'{key[:80]}: nested deeper than {MAX_OPTION_DEPTH} '
-                         f'levels, which no config setting is; give the key '
-                         f'and value of a real setting.')
-                try:  # mmengine recurses forever on brackets left open
-                    self._parse_iterable(value)
-                except (RecursionError, AssertionError):  # or asserts
-                    fail(f'{key[:80]}: the brackets of {value[:80]!r} do not '
-                         f'pair up; write e.g. {key[:80]}="[(a,b),(c,d)]".')
-            super().__call__(parser, namespace, values, option_string)
+                try:
+                    if not sep or not key:
+                        raise ValueError(f'{item[:80]!r} is not KEY=VALUE; '
+                                         f'write e.g. '
+                                         f'model.test_cfg.bg_thresh=0.5.')
+                    options[key] = read_cfg_option(key, value)
+                except ValueError as e:
+                    raise SystemExit(
+                        error_line(f'--cfg-options {e}')) from None
+            setattr(namespace, self.dest, options)
 
     parser.add_argument(
         '--cfg-options',

@@ -21,7 +21,7 @@ from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error, interruptible, shown)
 from groupvit_common.files import (file_sha256, open_work_file, read_json,
                                    read_text, refuse_links)
-from groupvit_common.tool_options import add_cfg_options
+from groupvit_common.tool_options import add_cfg_options, read_cfg_option
 from mmseg_groupvit.evaluation.protocol import format_protocol
 from mmseg_groupvit.utils.console import progress
 
@@ -251,13 +251,17 @@ def main(argv=None) -> int:
             sys.exit(
                 error_line(f'--data-root {item!r}: {name!r} is not one of '
                            f'the configs ({", ".join(sorted(names))}).'))
-        passed = read_options([f'{DATA_ROOT}={path}'])[DATA_ROOT]
-        if passed != path:  # spaces, commas, quotes, brackets, numbers
+        try:  # spaces, commas, quotes, brackets, numbers
+            read = repr(read_cfg_option(DATA_ROOT, path))
+            read = f'would read the path as {read}'
+        except ValueError as e:
+            read = f'cannot pass it ({str(e).split("; ")[0]})'
+        if read != f'would read the path as {path!r}':
             sys.exit(
                 error_line(f'--data-root {item!r}: tools/test.py\'s '
-                           f'--cfg-options would read the path as '
-                           f'{passed!r}; move or link the data to a path '
-                           f'without spaces, commas, quotes or brackets.'))
+                           f'--cfg-options {read}; move or link the data to '
+                           f'a path without spaces, commas, quotes or '
+                           f'brackets.'))
         data_roots[name] = path
     os.makedirs(args.out_dir, exist_ok=True)
     table = osp.join(args.out_dir, 'results.csv')

@@ -61,11 +61,12 @@ def test_parent_parsers_give_the_shared_options():
     parser = argparse.ArgumentParser(
         parents=[runner_options(), weight_options()])
     args = parser.parse_args([
-        '--work-dir', 'w', '--cfg-options', 'a.b=1', 'c=[1,2]', '--launcher',
-        'pytorch', '--random-weights', '--seed', '7', '--verbose'
+        '--work-dir', 'w', '--cfg-options', 'a.b=1', 'c=[1,2]', 'd=(448, 448)',
+        '--launcher', 'pytorch', '--random-weights', '--seed', '7', '--verbose'
     ])
     assert (args.work_dir, args.launcher, args.seed) == ('w', 'pytorch', 7)
-    assert args.cfg_options == {'a.b': 1, 'c': [1, 2]}
+    # A space after a separator is read as mmengine reads it.
+    assert args.cfg_options == {'a.b': 1, 'c': [1, 2], 'd': (448, 448)}
     assert args.random_weights and args.verbose
     defaults = parser.parse_args([])
     assert not defaults.random_weights and defaults.seed == 0

@@ -286,9 +286,12 @@ def test_bad_input_gives_one_clear_error(setup, case, tmp_path):
     assert not (tmp_path / 'out' / 'results.csv').exists()
 
 
-@pytest.mark.parametrize('name, read_as', [('my data', "'mydata'"),
-                                           ('a,b', "['a', 'b']"),
-                                           ('1990', '1990')])
+@pytest.mark.parametrize(
+    'name, read_as',
+    [('my data', "cannot pass it (test_dataloader.dataset.data_root: mmengine "
+      "deletes the spaces of a value, so 'my data' would be read as "
+      "'mydata')"), ('a,b', "would read the path as ['a', 'b']"),
+     ('1990', 'would read the path as 1990')])
 def test_a_data_root_the_options_would_change_is_refused(
         name, read_as, tmp_path, monkeypatch):
     """A data root (a real folder) that tools/test.py's --cfg-options would
@@ -309,8 +312,8 @@ def test_a_data_root_the_options_would_change_is_refused(
         ])
     assert error.value.code == (
         f"error: --data-root 'groupvit_voc={name}': tools/test.py's "
-        f'--cfg-options would read the path as {read_as}; move or link the '
-        f'data to a path without spaces, commas, quotes or brackets.')
+        f'--cfg-options {read_as}; move or link the data to a path without '
+        f'spaces, commas, quotes or brackets.')
     assert not (tmp_path / 'out').exists()
 
 

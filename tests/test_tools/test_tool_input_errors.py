@@ -51,6 +51,11 @@ def test_an_error_line_shows_control_characters_escaped(tmp_path):
     ('a=x[,]', "the brackets of 'x[,]' do not pair up"),
     ('a=),(', "the brackets of '),(' do not pair up"),
     ('a=x,[b', "the brackets of 'x,[b' do not pair up"),
+    ('test_dataloader.dataset.data_root=/data/my photos',
+     "mmengine deletes the spaces of a value, so '/data/my photos' would be "
+     "read as '/data/myphotos'"),
+    ('model.text_encoder.vocabulary=[cat, hot dog]',
+     "'[cat, hot dog]' would be read as '[cat,hotdog]'"),
 ])
 def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     """Deep ones would exhaust Python's recursion limit (mmengine parses the
