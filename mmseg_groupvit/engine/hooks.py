@@ -168,19 +168,22 @@ class GroupViTArchHook(Hook):
         checkpoint.setdefault('meta', {})['groupvit_arch'] = model_arch(model)
 
 
-def check_train_batches(loader) -> None:
-    """Refuse a batch larger than a process's share of the training data;
-    give shards the batch size so that their DataLoader workers stream
-    whole batches."""
+def check_train_batches(loader, any_short: bool = True) -> None:
+    """Refuse a batch larger than a process's share of the training data
+    (unless ``any_short``, only where ``drop_last`` leaves no batch to
+    train on); give shards the batch size so that their DataLoader workers
+    stream whole batches."""
     dataset, world = loader.dataset, get_dist_info()[1]
     if loader.batch_size is None:  # a batch sampler decides
         return
-    if isinstance(dataset, CaptionShards):
+    shards = isinstance(dataset, CaptionShards)
+    if shards:
         dataset.batch_size = loader.batch_size
     share = len(dataset) if isinstance(
         dataset, IterableDataset) else math.ceil(len(dataset) / world)
-    if share < loader.batch_size:
-        source = getattr(dataset, 'ann_file', None) or 'the shards'
+    if share < loader.batch_size and (any_short or loader.drop_last):
+        source = 'the shards' if shards else getattr(
+            dataset, 'ann_file', None) or type(dataset).__name__
         raise TrainingDataError(
             f'the training batch ({loader.batch_size} per process x '
             f'{world} process(es)) is larger than the data ({share} '
@@ -190,9 +193,10 @@ def check_train_batches(loader) -> None:
 
 @HOOKS.register_module()
 class PretrainDataCheckHook(Hook):
-    """:func:`check_train_batches` before training, for runners other than
-    the tools' (``tools/train.py`` checks when it builds the train loop,
-    before iteration-based schedulers need the length of an epoch)."""
+    """:func:`check_train_batches` before training: a contrastive batch
+    smaller than configured is refused too (``tools/train.py`` refuses an
+    epoch without a batch when it builds the train loop, before the
+    schedulers count an epoch's batches)."""
 
     def before_train(self, runner) -> None:
         check_train_batches(runner.train_dataloader)

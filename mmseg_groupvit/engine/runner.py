@@ -21,9 +21,9 @@ TRAIN_LOG = ('Iter(train)', 'Iter(val)', 'Epoch(train)', 'Epoch(val)',
 
 class ToolRunner(Runner):
     """mmengine's ``Runner`` that saves its config without following a
-    symbolic link and checks the batches of an epoch-based training
-    (:func:`check_train_batches`) before the schedulers count them; with
-    :attr:`keep` set, the console shows warnings and the info records
+    symbolic link and refuses an epoch-based training whose epoch has no
+    batch (:func:`check_train_batches`) before the schedulers count them;
+    with :attr:`keep` set, the console shows warnings and the info records
     starting with one of ``keep``."""
 
     keep: Optional[Sequence[str]] = None
@@ -39,7 +39,7 @@ class ToolRunner(Runner):
     def build_train_loop(self, loop):
         loop = super().build_train_loop(loop)
         if isinstance(loop, EpochBasedTrainLoop):
-            check_train_batches(loop.dataloader)
+            check_train_batches(loop.dataloader, any_short=False)
         return loop
 
     def build_logger(self, *args, **kwargs):

@@ -306,3 +306,21 @@ def test_a_batch_larger_than_the_data_stops_before_training(tmp_path):
     assert 'larger than the data (1 samples per process from' in str(
         error.value)
     assert 'ann.jsonl' in str(error.value)
+
+
+@pytest.mark.parametrize('drop_last', [False, True])
+def test_tools_train_refuses_only_an_epoch_without_a_batch(drop_last):
+    """For any epoch-based training (``tools/train.py``'s runner), 3
+    samples in batches of 4 are refused only where ``drop_last`` leaves no
+    batch; named by the dataset's class."""
+    loader = torch.utils.data.DataLoader([0, 1, 2],
+                                         batch_size=4,
+                                         drop_last=drop_last)
+    assert len(loader) == int(not drop_last)
+    if not drop_last:
+        check_train_batches(loader, any_short=False)
+        return
+    with pytest.raises(
+            TrainingDataError, match=r'\(3 samples per process '
+            r'from list\)'):
+        check_train_batches(loader, any_short=False)
