@@ -3,18 +3,26 @@
 from typing import List
 
 import numpy as np
+import regex
 from mmcv.transforms import BaseTransform
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 from mmseg.utils import tokenize
 
 from groupvit_common.errors import ConfigValueError
-from groupvit_common.vocabulary import MAX_WORD_CHARS
 from ...utils import get_templates
 from .nouns import build_noun_finder
 
-#: Words kept per token of context (each word gives at least one token).
-WORDS_PER_TOKEN_KEPT = 4
+#: Pieces kept per token of context (each piece CLIP's tokenizer splits a
+#: text into, :data:`_PIECE`, gives at least one token).
+PIECES_PER_TOKEN_KEPT = 4
+_PIECE = regex.compile(r'\p{L}+|\p{N}|[^\s\p{L}\p{N}]+')
+#: The longest run of letters, or of other signs, tokenized (a longer one
+#: is web junk, and CLIP's BPE takes time quadratic in its length).
+MAX_RUN_CHARS = 100
+_LONG_RUN = regex.compile(rf'(\p{{L}}{{{MAX_RUN_CHARS}}})\p{{L}}+'
+                          rf'|([^\s\p{{L}}\p{{N}}]{{{MAX_RUN_CHARS}}})'
+                          rf'[^\s\p{{L}}\p{{N}}]+')
 
 
 @TRANSFORMS.register_module()
@@ -70,14 +78,16 @@ class CaptionTokenize(BaseTransform):
         return prompts + [caption] * (self.multi_label - len(prompts))
 
     def _bounded(self, text: str) -> str:
-        """``text`` as the original tokenizes it, but for words past those
-        a context can hold and letters past a word's ``MAX_WORD_CHARS``
-        (CLIP's BPE takes time quadratic in a word's length)."""
-        kept, words = self.context_length * WORDS_PER_TOKEN_KEPT, text.split()
-        if len(words) <= kept and all(
-                len(word) <= MAX_WORD_CHARS for word in words):
-            return text
-        return ' '.join(word[:MAX_WORD_CHARS] for word in words[:kept])
+        """``text`` as the original tokenizes it, but for runs of letters
+        (or of other signs) past :data:`MAX_RUN_CHARS`, cut (CLIP's BPE
+        takes time quadratic in a run's length), and for pieces past those
+        a context can hold."""
+        text = _LONG_RUN.sub(lambda m: m.group(1) or m.group(2), text)
+        kept = self.context_length * PIECES_PER_TOKEN_KEPT
+        for count, piece in enumerate(_PIECE.finditer(text)):
+            if count == kept:
+                return text[:piece.start()]
+        return text
 
     def transform(self, results: dict) -> dict:
         caption = results['caption']

@@ -70,15 +70,28 @@ def test_a_caption_of_100000_characters_is_truncated_as_the_original():
     assert tokens[0, 76] == EOT
 
 
-def test_a_word_of_60000_letters_is_cut_to_100():
-    """CLIP's BPE takes time quadratic in a word's length (60,000 letters:
-    about 18 s a sample): a word is cut to its first 100 letters, the
-    longest a class name may have; the words around it are unchanged."""
+def test_a_run_of_60000_letters_is_cut_to_100():
+    """CLIP's BPE takes time quadratic in a run of letters (60,000: about
+    18 s a sample): a run is cut to its first 100 letters; the words around
+    it are unchanged."""
     word = ''.join(np.random.default_rng(0).choice(list('abcdefgh'), 60000))
     results = CaptionTokenize(multi_label=0)(
         dict(caption=f'a photo of\n{word} on the beach'))
     expected = tokenize([f'a photo of {word[:100]} on the beach'])
     assert torch.equal(results['text_tokens'], expected)
+
+
+@pytest.mark.parametrize('caption', [
+    'sunset at the pier http://www.flickr.com/photos/someone/' + '1' * 30 +
+    '/in/set-72157600000000000/lightbox/?utm_source=share&id=abcdef',
+    'a ' + '-'.join(['state', 'of', 'the', 'art'] * 9) + ' camera',
+    '/'.join(['abcdefgh'] * 900) + ' tail',
+])
+def test_long_words_of_short_runs_are_tokenized_as_the_original(caption):
+    """A URL, a long hyphenated word, 8,100 characters of short pieces:
+    nothing is cut that the original's first 77 tokens hold."""
+    results = CaptionTokenize(multi_label=0)(dict(caption=caption))
+    assert torch.equal(results['text_tokens'], tokenize([caption]))
 
 
 def test_rule_nouns_keep_open_class_words():
