@@ -6,6 +6,7 @@ import functools
 import re
 import reprlib
 import sys
+import unicodedata
 from numbers import Number
 
 __all__ = [
@@ -87,13 +88,18 @@ def user_error_message(error: BaseException) -> str:
 
 def error_line(problem) -> str:
     """``error: MESSAGE`` of a message or an error: the line a tool prints
-    for bad input, its control characters escaped (a path or name from a
-    file may hold terminal commands)."""
+    for bad input. A name from a file may hold terminal commands or line
+    breaks: control and format characters are shown escaped (not the
+    joiner of emoji), and every line after the first is indented."""
     if isinstance(problem, BaseException):
         problem = user_error_message(problem)
-    return 'error: ' + ''.join(
-        c if c.isprintable() or c in '\n\t' else ascii(c)[1:-1]
+    text = ''.join(
+        ascii(c)[1:-1] if unicodedata.category(c) in (
+            'Cc', 'Cf', 'Zl', 'Zp') and c not in '\n\t\u200d' else c
         for c in str(problem))
+    return 'error: ' + '\n'.join(
+        line if i == 0 or line[:1].isspace() else '  ' + line
+        for i, line in enumerate(text.split('\n')))
 
 
 class _Shown(reprlib.Repr):

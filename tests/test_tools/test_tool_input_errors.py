@@ -44,6 +44,21 @@ def test_an_error_line_shows_control_characters_escaped(tmp_path):
     assert not any(c in str(code) for c in '\x1b\u200b\r')
 
 
+def test_an_error_line_keeps_names_and_cannot_be_forged(tmp_path):
+    """A macOS screenshot's name (U+202F) and an emoji joined by U+200D are
+    shown as they are; a name holding a line break cannot start a line of
+    its own (a second ``error:`` line, "nothing is wrong")."""
+    name = str(tmp_path / 'Screenshot 10.00.00\u202fAM \U0001f469\u200d'
+               '\U0001f52c.py')
+    code, _ = run_main(osp.join(TOOLS, 'test.py'), [name])
+    one_error_line(code, f'config not found: {name}.')
+    forged = str(tmp_path / 'cfg\nerror: nothing is wrong\n.py')
+    code, _ = run_main(osp.join(TOOLS, 'test.py'), [forged])
+    lines = str(code).split('\n')
+    assert len(lines) == 3 and lines[0].startswith('error: config not found')
+    assert all(line.startswith('  ') for line in lines[1:])
+
+
 @pytest.mark.parametrize('option, expected', [
     ('a=' + '[' * 3000 + ']' * 3000, 'nested deeper than 32 levels'),
     ('.'.join(['a'] * 3000) + '=1', 'nested deeper than 32 levels'),
