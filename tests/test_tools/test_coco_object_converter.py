@@ -388,3 +388,31 @@ def test_instances_of_two_images_of_one_name_are_refused(tmp_path):
         f"a_instanceTrainIds.png (file names 'x/a.jpg' and 'y/a.png'); "
         f"convert one folder at a time.")
     assert not (tmp_path / 'annotations').exists()
+
+
+@needs_pycocotools
+@pytest.mark.parametrize('change, why', [
+    (dict(area='big'), "its area is 'big', not a number"),
+    (dict(segmentation=[1.0, 2.0, 3.0]), ''),
+    (dict(segmentation=[[1.0, 2.0]]), ''),
+    (dict(segmentation=[['a', 'b', 'c', 'd', 'e', 'f']]), ''),
+    (dict(segmentation=dict(counts='abc')), ''),
+    (dict(segmentation=dict(counts=5, size=[4, 4])), ''),
+    (dict(segmentation=dict(counts=[16], size=[20, 20])), 'its mask is 20x20'),
+])
+def test_an_annotation_that_cannot_be_read_is_named(change, why, tmp_path):
+    """Fields the conversion reads of another form (pycocotools raises
+    TypeError, KeyError, Exception, or an IndexError when painting): one
+    line naming the annotation and its image."""
+    json_file = tmp_path / 'instances_val2017.json'
+    annotation = dict(
+        id=7, image_id=1, category_id=18, segmentation=[[0, 0, 3, 0, 3, 3]])
+    json_file.write_text(
+        json.dumps(
+            dict(images=[IMAGE], annotations=[dict(annotation, **change)])))
+    with pytest.raises(ValueError) as error:
+        converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+    message = str(error.value)
+    assert message.startswith("Annotation 7 of image 'a.jpg' (4x4) cannot "
+                              "be read (") and '\n' not in message, message
+    assert why in message

@@ -13,7 +13,8 @@ from mmengine.utils import (mkdir_or_exist, track_parallel_progress,
                             track_progress)
 from PIL import Image
 
-from groupvit_common.errors import exit_on_user_error
+from groupvit_common.checks import is_number
+from groupvit_common.errors import exit_on_user_error, first_line, shown
 from groupvit_common.files import MAX_IMAGE_PIXELS, read_json
 
 #: COCO category ids of the 80 thing classes, in label order 1..80.
@@ -91,13 +92,24 @@ def convert_instance_image(task, out_dir):
                 f'{ann["category_id"]}, which is not one of the 80 COCO '
                 f'thing ids. Pass an instances_*.json file (not panoptic or '
                 f'stuff annotations).')
-        segm = ann['segmentation']
-        if isinstance(segm, list):  # polygons: one RLE per part, merged
-            segm = mask_utils.merge(
-                mask_utils.frPyObjects(segm, height, width))
-        elif isinstance(segm.get('counts'), list):  # uncompressed RLE
-            segm = mask_utils.frPyObjects(segm, height, width)
-        masks.append(mask_utils.decode(segm).astype(bool))
+        segm, area = ann['segmentation'], ann.get('area', 0)
+        try:
+            if isinstance(segm, list):  # polygons: one RLE per part, merged
+                segm = mask_utils.merge(
+                    mask_utils.frPyObjects(segm, height, width))
+            elif isinstance(segm.get('counts'), list):  # uncompressed RLE
+                segm = mask_utils.frPyObjects(segm, height, width)
+            masks.append(mask_utils.decode(segm).astype(bool))
+            if masks[-1].shape != (height, width):
+                raise ValueError(
+                    'its mask is {1}x{0}'.format(*masks[-1].shape))
+            if not is_number(area):
+                raise ValueError(f'its area is {shown(area)}, not a number')
+        except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
+            raise ValueError(
+                f'Annotation {shown(ann.get("id"))} of image '
+                f'{image["file_name"]!r} ({width}x{height}) cannot be read '
+                f'({first_line(e)}); pass an instances_*.json file.') from None
     areas = [
         ann['area'] if 'area' in ann else int(mask.sum())
         for ann, mask in zip(annotations, masks)
@@ -105,8 +117,13 @@ def convert_instance_image(task, out_dir):
     labels = np.zeros((height, width), dtype=np.uint8)
     for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
         labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
-    stem = osp.splitext(osp.basename(image['file_name']))[0]
-    Image.fromarray(labels).save(osp.join(out_dir, stem + OUT_SUFFIX))
+    Image.fromarray(labels).save(
+        osp.join(out_dir, label_map_name(image['file_name'])))
+
+
+def label_map_name(file_name: str) -> str:
+    """The label map's file name of an image's."""
+    return osp.splitext(osp.basename(file_name))[0] + OUT_SUFFIX
 
 
 def convert_instances(json_file, split, out_root, nproc):
@@ -133,19 +150,19 @@ def convert_instances(json_file, split, out_root, nproc):
             if bad:
                 raise ValueError(f'{json_file}: {key}[{index}] has no '
                                  f'{", ".join(bad)}; {expected}.')
-    stems = {}  # output stem -> index of its image
+    stems = {}  # label map name (caseless) -> index of its image
     for index, image in enumerate(coco['images']):
         height, width = image['height'], image['width']
         if min(height, width) < 1 or height * width > MAX_IMAGE_PIXELS:
             raise ValueError(
                 f'{json_file}: images[{index}] states {width}x{height} '
                 f'pixels; a label map is 1 to {MAX_IMAGE_PIXELS:,} pixels.')
-        stem = osp.splitext(osp.basename(image['file_name']))[0]
-        first = stems.setdefault(stem, index)
+        name = label_map_name(image['file_name'])
+        first = stems.setdefault(name.casefold(), index)
         if first != index:
             raise ValueError(
                 f'{json_file}: images[{first}] and images[{index}] would '
-                f'write one label map, {stem}{OUT_SUFFIX} (file names '
+                f'write one label map, {name} (file names '
                 f'{coco["images"][first]["file_name"]!r} and '
                 f'{image["file_name"]!r}); convert one folder at a time.')
     per_image = {img['id']: [] for img in coco['images']}
