@@ -15,6 +15,7 @@ from typing import Optional
 
 from groupvit_common.errors import CheckpointError, first_line
 from .convert_checkpoint import HF_WEIGHT_FILES
+from .safe_load import curl_command
 
 URL_PREFIXES = ('http://', 'https://')
 HUB_PREFIX = 'hf://'
@@ -41,7 +42,7 @@ def expected_hash(url: str) -> Optional[str]:
 
 def by_hand(url: str, dst: str) -> str:
     return (f'To place it by hand, download it where you have access, '
-            f'e.g. `curl -L -o {dst} {url}`, or pass a local file.')
+            f'e.g. `{curl_command(url, dst)}`, or pass a local file.')
 
 
 def download_url(url: str, entry: str) -> str:

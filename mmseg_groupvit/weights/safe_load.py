@@ -8,6 +8,7 @@ import io
 import math
 import os.path as osp
 import pickletools
+import shlex
 import struct
 import zipfile
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
@@ -46,6 +47,11 @@ _KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
            'torch 1.6), which the safe loader does not read (load it with '
            '--trust-pickle if you trust its source)'),
           (b'\x80', 'a Python pickle, not a torch.save zip file'))
+
+
+def curl_command(url: str, dst: str) -> str:
+    """The shell command that downloads ``url`` to ``dst``."""
+    return f'curl -L -o {shlex.quote(dst)} {shlex.quote(url)}'
 
 
 class Refused(Exception):
@@ -280,9 +286,9 @@ def read_file(path: str,
         how = (f'convert it once with `tools/convert_weights.py '
                f'--trust-pickle {path} OUT.pth` (or pass --trust-pickle to '
                f'tools/test.py)') if url is None else (
-                   f'download it (`curl -L -o FILE {url}`) and convert it '
-                   f'once with `tools/convert_weights.py --trust-pickle FILE '
-                   f'OUT.pth`')
+                   f'download it (`{curl_command(url, "FILE")}`) and '
+                   f'convert it once with `tools/convert_weights.py '
+                   f'--trust-pickle FILE OUT.pth`')
         raise CheckpointError(
             f'{name} was refused: it holds {e}, which the safe loader does '
             f'not rebuild (it reads tensors, plain containers, the NVlabs '

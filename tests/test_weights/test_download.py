@@ -6,6 +6,7 @@ folders pointed at a temporary directory."""
 import hashlib
 import os
 import os.path as osp
+import shlex
 import shutil
 import socket
 import sys
@@ -403,6 +404,19 @@ def test_offline_names_url_cache_and_what_to_do(torch_home, closed_port):
     assert f'looked for at {cache_entry(url)}' in message
     assert f'curl -L -o {cache_entry(url)} {url}' in message
     assert cached_files(torch_home) == []
+
+
+def test_the_curl_command_given_runs_as_written(tmp_path, monkeypatch,
+                                                closed_port):
+    """A URL with a query (``&`` would end the command in a shell) and a
+    cache folder with a space: the shell reads the command given back into
+    the URL and the cache file."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'my torch'))
+    url = f'http://127.0.0.1:{closed_port}/weights.pth?a=1&b=2'
+    with pytest.raises(CheckpointError) as error:
+        CheckpointLoader.load_checkpoint(url)
+    command = str(error.value).split('`')[1]
+    assert shlex.split(command) == ['curl', '-L', '-o', cache_entry(url), url]
 
 
 @pytest.fixture
