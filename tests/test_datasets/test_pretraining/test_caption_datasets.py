@@ -230,8 +230,9 @@ def test_a_pattern_with_missing_shards_is_refused(shards):
     assert str(error.value) == (
         f'8 of the 10 shards of {shards}/part-{{00000..00009}}.tar are '
         f'missing ({shards}/part-00002.tar, {shards}/part-00003.tar, '
-        f'{shards}/part-00004.tar, ...): download them, or narrow '
-        f'train_dataloader.dataset.datasets[0].prefix to the shards present.')
+        f'{shards}/part-00004.tar, ...): download them, or name only the '
+        f'shards present in train_dataloader.dataset.datasets[0].prefix (a '
+        f'brace list skips gaps: "part-{{00000..00009,00011}}.tar").')
 
 
 @pytest.mark.parametrize(
