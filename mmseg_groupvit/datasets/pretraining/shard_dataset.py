@@ -115,7 +115,7 @@ class CaptionShards(IterableDataset):
                 f'{len(missing)} of the {len(shards)} shards of {pattern} are '
                 f'missing ({_first(missing)}): download them, or name only '
                 f'the shards present in {key}.prefix (a brace list skips '
-                f'gaps: "part-{{00000..00009,00011}}.tar").')
+                f'gaps: "part-{{{{00000..00009}},00011}}.tar").')
         for shard in shards:
             if not tarfile.is_tarfile(shard):
                 raise TrainingDataError(

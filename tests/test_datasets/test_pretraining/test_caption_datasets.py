@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from braceexpand import braceexpand
 from mmengine.logging import MMLogger
 
 from groupvit_common.errors import (ConfigValueError, ImageLoadError,
@@ -232,7 +233,11 @@ def test_a_pattern_with_missing_shards_is_refused(shards):
         f'missing ({shards}/part-00002.tar, {shards}/part-00003.tar, '
         f'{shards}/part-00004.tar, ...): download them, or name only the '
         f'shards present in train_dataloader.dataset.datasets[0].prefix (a '
-        f'brace list skips gaps: "part-{{00000..00009,00011}}.tar").')
+        f'brace list skips gaps: "part-{{{{00000..00009}},00011}}.tar").')
+    example = str(error.value).split('"')[1]  # the advice works
+    assert list(braceexpand(example)) == [
+        f'part-{i:05d}.tar' for i in [*range(10), 11]
+    ]
 
 
 @pytest.mark.parametrize(
