@@ -84,7 +84,7 @@ def convert_instance_image(task, out_dir):
     from pycocotools import mask as mask_utils
     image, annotations = task
     height, width = image['height'], image['width']
-    masks = []
+    masks, areas = [], []
     for ann in annotations:
         if ann['category_id'] not in LABEL_OF:
             raise ValueError(
@@ -92,17 +92,17 @@ def convert_instance_image(task, out_dir):
                 f'{ann["category_id"]}, which is not one of the 80 COCO '
                 f'thing ids. Pass an instances_*.json file (not panoptic or '
                 f'stuff annotations).')
-        segm, area = ann['segmentation'], ann.get('area', 0)
+        segm = ann['segmentation']
         try:
             if isinstance(segm, list):  # polygons: one RLE per part, merged
                 segm = mask_utils.merge(
                     mask_utils.frPyObjects(segm, height, width))
             elif isinstance(segm.get('counts'), list):  # uncompressed RLE
                 segm = mask_utils.frPyObjects(segm, height, width)
-            masks.append(mask_utils.decode(segm).astype(bool))
-            if masks[-1].shape != (height, width):
-                raise ValueError(
-                    'its mask is {1}x{0}'.format(*masks[-1].shape))
+            mask = mask_utils.decode(segm).astype(bool)
+            if mask.shape != (height, width):
+                raise ValueError('its mask is {1}x{0}'.format(*mask.shape))
+            area = ann['area'] if 'area' in ann else int(mask.sum())
             if not is_number(area):
                 raise ValueError(f'its area is {shown(area)}, not a number')
         except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
@@ -110,10 +110,8 @@ def convert_instance_image(task, out_dir):
                 f'Annotation {shown(ann.get("id"))} of image '
                 f'{image["file_name"]!r} ({width}x{height}) cannot be read '
                 f'({first_line(e)}); pass an instances_*.json file.') from None
-    areas = [
-        ann['area'] if 'area' in ann else int(mask.sum())
-        for ann, mask in zip(annotations, masks)
-    ]
+        masks.append(mask)
+        areas.append(area)
     labels = np.zeros((height, width), dtype=np.uint8)
     for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
         labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
