@@ -260,21 +260,24 @@ def labelled_overlay(rgb: np.ndarray,
 
 
 def prediction_pictures(
-        kinds: Sequence[str],
-        rgb: np.ndarray,
-        labels: np.ndarray,
-        palette,
-        opacity: float,
-        with_bg: bool,
-        legend: list,
-        every_class: bool = False,
-        note: Optional[Sequence[str]] = None) -> Dict[str, Image.Image]:
-    """The pictures of ``kinds``: ``overlay`` (:func:`labelled_overlay`),
+    kinds: Sequence[str],
+    text: dict,
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    palette,
+    opacity: float,
+    with_bg: bool,
+    legend: list,
+    every_class: bool = False,
+    note: Optional[Sequence[str]] = None
+) -> Dict[str, Tuple[Image.Image, dict]]:
+    """The pictures of ``kinds`` for :func:`save_pngs`, with ``text`` and
+    the legend as PNG text: ``overlay`` (:func:`labelled_overlay`),
     ``prediction`` (:func:`palette_png`)."""
+    text = dict(text, legend=legend)
     return {
-        kind:
-        palette_png(labels, palette)
-        if kind == 'prediction' else labelled_overlay(
-            rgb, labels, palette, opacity, with_bg, legend, every_class, note)
+        kind: (palette_png(labels, palette) if kind == 'prediction' else
+               labelled_overlay(rgb, labels, palette, opacity, with_bg, legend,
+                                every_class, note), text)
         for kind in kinds
     }

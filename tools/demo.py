@@ -109,13 +109,8 @@ def segment(model, load, path, stem, args, note):
     show = set(args.show)
     every = args.legend == 'all'
     kinds = [k for k in ('overlay', 'prediction') if k in show]
-    meta = dict(base, legend=legend)
-    pictures = {
-        kind: (picture, meta)
-        for kind, picture in
-        prediction_pictures(kinds, rgb, labels, palette, args.opacity, with_bg,
-                            legend, every, note).items()
-    }
+    pictures = prediction_pictures(kinds, base, rgb, labels, palette,
+                                   args.opacity, with_bg, legend, every, note)
     panes, titles = [Image.fromarray(rgb)], ['image']
     if 'panel' in show:
         panes.append(

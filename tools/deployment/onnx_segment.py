@@ -101,15 +101,11 @@ def main(argv=None):
             continue
         legend = drawing.class_legend(names, synonyms, with_bg, labels,
                                       colours)
-        meta = dict(text, source=osp.abspath(path), legend=legend)
-        pictures = drawing.prediction_pictures(('prediction', 'overlay'), rgb,
-                                               labels, colours, args.opacity,
-                                               with_bg, legend, False, note)
+        pictures = drawing.prediction_pictures(
+            ('prediction', 'overlay'), dict(text, source=osp.abspath(path)),
+            rgb, labels, colours, args.opacity, with_bg, legend, False, note)
         try:
-            files = drawing.save_pngs(args.out, stem, {
-                k: (p, meta)
-                for k, p in pictures.items()
-            })
+            files = drawing.save_pngs(args.out, stem, pictures)
         except DataFileError as e:  # a file of the user's in the way
             unwritten.append(path)
             print(error_line(e), file=sys.stderr)
