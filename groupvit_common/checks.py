@@ -279,13 +279,8 @@ def check_classes(cfg: dict,
 
 
 def check_zero_shot_segmentor(model: dict, config: str) -> None:
-    """Raise unless ``model`` (a config's) is a zero-shot segmentor: a text
-    encoder whose vocabulary decides the classes, and a decode head.
-
-    Args:
-        model (dict): The config's ``model`` section.
-        config (str): How the message names the config (its file).
-    """
+    """Raise unless a config's ``model`` is a zero-shot segmentor (a text
+    encoder and a decode head); ``config`` names the config's file."""
     if 'text_encoder' in model and 'decode_head' in model:
         return
     kind = model.get('type')
