@@ -281,8 +281,13 @@ def file_sha256(path: str) -> str:
 
 def check_out_dir(path: str, option: str) -> None:
     """Create the folder of ``option`` (``--out``) and check that a file
-    can be written there: :class:`ConfigCheckError` if it is or lies under a
-    file or cannot be written, :class:`DataFileError` for a link in it."""
+    can be written there.
+
+    Raises:
+        ConfigCheckError: The path is or lies under a file, or cannot be
+            written.
+        DataFileError: A symbolic link lies in the folder.
+    """
     existing = os.path.abspath(path)  # or its nearest ancestor that exists
     while not os.path.lexists(existing) and os.path.dirname(
             existing) != existing:
