@@ -23,12 +23,17 @@ def is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def _must(key: str, what: str, value: Any, fix: str = '') -> ConfigValueError:
+    """``KEY must be WHAT, got VALUE.`` and the ``fix``."""
+    return ConfigValueError(
+        f'{key} must be {what}, got {value!r}. {fix}'.strip())
+
+
 def check_positive_int(value: Any, key: str, meaning: str) -> int:
     """Return ``value`` if it is an integer of at least 1."""
     if not is_int(value) or value < 1:
-        raise ConfigValueError(
-            f'{key} must be a positive integer ({meaning}), got {value!r}. '
-            f'Set it with --cfg-options {key}=N, N >= 1.')
+        raise _must(key, f'a positive integer ({meaning})', value,
+                    f'Set it with --cfg-options {key}=N, N >= 1.')
     return int(value)
 
 
@@ -39,9 +44,8 @@ def check_positive_pair(value: Any,
     """Return ``value`` as a pair if it is two integers of at least 1."""
     if not (isinstance(value, Sequence) and not isinstance(value, str)
             and len(value) == 2 and all(is_int(v) and v >= 1 for v in value)):
-        raise ConfigValueError(
-            f'{key} must be two positive integers ({meaning}), got '
-            f'{value!r}. Set it with --cfg-options "{key}={form}".')
+        raise _must(key, f'two positive integers ({meaning})', value,
+                    f'Set it with --cfg-options "{key}={form}".')
     return int(value[0]), int(value[1])
 
 
@@ -49,20 +53,18 @@ def check_bg_thresh(value: Any, key: str) -> float:
     """Return the background threshold ``value`` as a float in [0, 1]."""
     number = float(value) if is_number(value) else math.nan
     if not 0.0 <= number <= 1.0:
-        raise ConfigValueError(
-            f'{key} must be a number in [0, 1], got {value!r}. A pixel is '
-            f'background when its group\'s best class score is below it: 0 '
-            f'keeps every pixel foreground, 0.95 is the VOC and COCO value, '
-            f'0.35 the PASCAL Context one.')
+        raise _must(
+            key, 'a number in [0, 1]', value, 'A pixel is background when '
+            'its group\'s best class score is below it: 0 keeps every pixel '
+            'foreground, 0.95 is the VOC and COCO value, 0.35 the PASCAL '
+            'Context one.')
     return number
 
 
 def check_choice(value: Any, key: str, choices: Sequence) -> Any:
     """Return ``value`` if it is one of ``choices``."""
     if value not in choices:
-        raise ConfigValueError(
-            f'{key} must be one of {", ".join(map(repr, choices))}, got '
-            f'{value!r}.')
+        raise _must(key, f'one of {", ".join(map(repr, choices))}', value)
     return value
 
 
@@ -126,9 +128,10 @@ def check_test_cfg(test_cfg: Optional[dict],
     for key, meaning in BUDGETS.items():
         budget = test_cfg.get(key)
         if budget is not None and (not is_int(budget) or budget < 0):
-            raise ConfigValueError(
-                f'{_KEY}.{key} must be a number of bytes (an integer, 0 or '
-                f'more: {meaning}), got {budget!r}.')
+            raise _must(
+                f'{_KEY}.{key}',
+                f'a number of bytes (an integer, 0 or more: {meaning})',
+                budget)
     check_choice(
         test_cfg.get('autocast'), f'{_KEY}.autocast', AUTOCAST_CHOICES)
     if test_cfg.get('bg_thresh') is not None:
@@ -145,6 +148,8 @@ TEST_SECTIONS = {
     'test_dataloader.dataset.pipeline':
     ('a list of dicts (the test steps)', list),
 }
+#: What a training config sets up (mmengine's ``Runner.train`` reads them).
+TRAIN_SECTIONS = ('train_dataloader', 'train_cfg', 'optim_wrapper')
 MODEL_SECTIONS = ('model.test_cfg', 'model.text_encoder',
                   'model.image_encoder', 'model.decode_head',
                   'model.data_preprocessor')
@@ -161,18 +166,16 @@ def _lookup(cfg: dict, key: str) -> Tuple[bool, Any]:
 
 
 def _section_error(key: str, value: Any, what: str) -> ConfigValueError:
-    return ConfigValueError(
-        f'{key} must be {what}, got {value!r}. Check the config file and '
-        f'any --cfg-options that sets {key}.')
+    return _must(
+        key, what, value, f'Check the config file and any '
+        f'--cfg-options that sets {key}.')
 
 
 def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
     """The head's outputs, one per class plus background when ``with_bg``;
     a configured ``num_classes`` or ``out_channels`` must agree."""
     if not isinstance(with_bg, bool):
-        raise ConfigValueError(
-            f'model.decode_head.with_bg must be True or False, got '
-            f'{with_bg!r}.')
+        raise _must('model.decode_head.with_bg', 'True or False', with_bg)
     channels = vocabulary + with_bg
     for key in ('out_channels', 'num_classes'):
         value = head.get(key)
@@ -275,35 +278,9 @@ def check_classes(cfg: dict,
     check_class_count(outputs, len(names), source)
 
 
-#: What a training config sets up (mmengine's ``Runner.train`` reads them).
-TRAIN_SECTIONS = ('train_dataloader', 'train_cfg', 'optim_wrapper')
-
-
-def check_train_sections(cfg: dict) -> None:
-    """Raise unless ``cfg`` sets up training: :data:`TRAIN_SECTIONS` and the
-    training dataset, each a dict."""
-    missing = [key for key in TRAIN_SECTIONS if cfg.get(key) is None]
-    if missing:
-        raise ConfigCheckError(
-            f'the config has no {", ".join(missing)}: it does not set up '
-            f'training, so it cannot be trained (a zero-shot or '
-            f'classification config is evaluated with tools/test.py). Train '
-            f'with a config of configs/finetune/ (docs/finetune.md) or '
-            f'configs/pretrain/ (docs/pretrain.md).')
-    for key in (*TRAIN_SECTIONS, 'train_dataloader.dataset'):
-        value = _lookup(cfg, key)[1]
-        if not isinstance(value, dict):
-            raise _section_error(key, value, 'a dict')
-
-
 def check_zero_shot_segmentor(model: dict, config: str) -> None:
-    """Raise unless ``model`` (a config's) is a zero-shot segmentor: a text
-    encoder whose vocabulary decides the classes, and a decode head.
-
-    Args:
-        model (dict): The config's ``model`` section.
-        config (str): How the message names the config (its file).
-    """
+    """Raise unless a config's ``model`` is a zero-shot segmentor (a text
+    encoder and a decode head); ``config`` names the config's file."""
     if 'text_encoder' in model and 'decode_head' in model:
         return
     kind = model.get('type')
@@ -339,15 +316,26 @@ def check_config(cfg: dict,
             raise _section_error(key, value, 'a dict')
     if 'text_encoder' in model and 'decode_head' in model:
         check_test_cfg(model.get('test_cfg'))  # a zero-shot segmentor's
-    for key, (what, types) in TEST_SECTIONS.items() if test else ():
+    sections = dict(TEST_SECTIONS) if test else {}
+    if train:
+        missing = [key for key in TRAIN_SECTIONS if cfg.get(key) is None]
+        if missing:
+            raise ConfigCheckError(
+                f'the config has no {", ".join(missing)}: it does not set up '
+                f'training, so it cannot be trained (a zero-shot or '
+                f'classification config is evaluated with tools/test.py). '
+                f'Train with a config of configs/finetune/ (docs/finetune.md) '
+                f'or configs/pretrain/ (docs/pretrain.md).')
+        sections.update(
+            dict.fromkeys((*TRAIN_SECTIONS, 'train_dataloader.dataset'),
+                          ('a dict', dict)))
+    for key, (what, types) in sections.items():
         value = _lookup(cfg, key)[1]
         if not isinstance(value, types) or isinstance(value, list) and not (
                 value and all(isinstance(v, dict) for v in value)):
             raise _section_error(key, value, what)
     if test:
         check_test_dataloader(cfg)
-    if train:
-        check_train_sections(cfg)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 
@@ -371,6 +359,5 @@ def check_test_dataloader(cfg: dict) -> None:
         factors = factor if isinstance(factor, (list, tuple)) else [factor]
         if factor is not None and not all(
                 is_number(f) and f > 0 for f in factors):
-            raise ConfigValueError(
-                f'{key}.scale_factor ({step["type"]}) must be positive, got '
-                f'{factor!r}.')
+            raise _must(f'{key}.scale_factor ({step["type"]})', 'positive',
+                        factor)

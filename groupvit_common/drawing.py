@@ -181,21 +181,12 @@ def tile_panes(panes: Sequence[Image.Image],
     return canvas
 
 
-def png_text(meta: Dict[str, object]) -> PngInfo:
-    """PNG text chunks of ``meta`` (non-str values as JSON)."""
-    info = PngInfo()
-    for key, value in meta.items():
-        info.add_text(key,
-                      value if isinstance(value, str) else json.dumps(value))
-    return info
-
-
 def save_pngs(out_dir: str, stem: str,
               pictures: Dict[str, Tuple[Image.Image, dict]]) -> Dict[str, str]:
     """Write ``OUT_DIR/STEM_KIND.png`` of ``pictures`` (``{kind: (picture,
-    PNG text)}``, the text's ``Software`` naming the tool), none of them
-    unless every name is free or a picture of a tool of this package (an
-    empty file, a write cut short, is replaced).
+    PNG text)}``, non-str values as JSON, the text's ``Software`` naming the
+    tool), none of them unless every name is free or a picture of a tool of
+    this package (an empty file, a write cut short, is replaced).
 
     Returns:
         dict: ``{kind: path}``.
@@ -212,7 +203,11 @@ def save_pngs(out_dir: str, stem: str,
                 f'(a picture of your own?); it is not replaced. Give another '
                 f'--out, or move the file away.')
     for kind, (picture, text) in pictures.items():
-        picture.save(files[kind], pnginfo=png_text(text))
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(
+                key, value if isinstance(value, str) else json.dumps(value))
+        picture.save(files[kind], pnginfo=info)
     return files
 
 

@@ -38,11 +38,9 @@ def written_by_a_tool(path: str) -> bool:
 
 
 def list_images(paths: Sequence[str]) -> List[str]:
-    """Image files from files (taken as given) and folders (sorted, not
-    recursive, without the pictures of :func:`written_by_a_tool`, so a
-    second run into the same folder reads the photos only), in order; a
-    path neither file nor folder (a FIFO, ``/dev/zero``) is refused
-    unopened."""
+    """Image files from files (as given) and folders (sorted, not recursive,
+    without the pictures of :func:`written_by_a_tool`: a second run reads
+    the photos only); a FIFO or a device is refused unopened."""
     files = []
     for path in paths:
         if osp.isdir(path):

@@ -19,8 +19,7 @@ def distinct_colors(num: int, seed: int = 0) -> np.ndarray:
     sat = np.where(ids % 2 == 0, 0.85, 0.6)
     val = np.where(ids % 3 == 0, 0.95, 0.8)
     rgb = np.array(list(map(colorsys.hsv_to_rgb, hue, sat, val)))
-    rgb = rgb.reshape(num, 3)
-    colours = (rgb * 255).round().astype(np.int64)
+    colours = (rgb.reshape(num, 3) * 255).round().astype(np.int64)
     # Rounding can map two hues to one colour: nudge the later one.
     seen = set()
     for row in colours:

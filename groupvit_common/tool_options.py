@@ -177,12 +177,10 @@ def weights_label(checkpoint: Optional[str], seed: int) -> str:
     return checkpoint or f'random (seed {seed})'
 
 
-#: The environment torchrun sets for ``--launcher pytorch``.
-TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 #: Per launcher: what starts the processes, the environment mmengine reads
 #: and how to start a tool (``{tool}``) with it.
 LAUNCHERS = dict(
-    pytorch=('torchrun', TORCHRUN_ENV,
+    pytorch=('torchrun', ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
              'torchrun --nproc_per_node=N {tool} ... --launcher pytorch (or '
              '{dist})'),
     slurm=('srun', ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
@@ -247,9 +245,8 @@ def check_device(name):
             raise ValueError(f'--device {name}: this machine has {have}. '
                              f'{fix}')
     elif device.type != 'cpu':
-        # A meta tensor is made (it holds no data) but not copied back;
-        # a backend torch lacks fails in its own way (RuntimeError,
-        # AssertionError, ModuleNotFoundError, ...).
+        # A meta tensor is made but not copied back; a backend torch lacks
+        # fails in its own way (RuntimeError, AssertionError, ...).
         try:
             torch.zeros(1, device=device).cpu()
         except Exception as e:

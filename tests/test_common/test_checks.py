@@ -149,3 +149,21 @@ def test_a_zero_shot_test_cfg_is_checked_whatever_the_type_is_called():
                 ConfigValueError,
                 match='model.test_cfg.bg_thresh must be a number in'):
             check_config(config(model), False)
+
+
+def test_a_training_config_sets_up_training_with_dicts():
+    from groupvit_common.checks import check_config
+    model = dict(type='EncoderDecoder', decode_head=dict(num_classes=4))
+    cfg = dict(model=model, train_dataloader=dict(dataset=dict()), train_cfg=5)
+    with pytest.raises(ConfigCheckError, match='the config has no optim_'):
+        check_config(cfg, test=False, train=True)
+    cfg['optim_wrapper'] = dict()
+    with pytest.raises(ConfigValueError, match='train_cfg must be a dict, '):
+        check_config(cfg, test=False, train=True)
+    cfg['train_cfg'] = dict()
+    check_config(cfg, test=False, train=True)
+    cfg['train_dataloader'] = dict(dataset=[])
+    with pytest.raises(
+            ConfigValueError,
+            match=r'train_dataloader.dataset must be a dict, got \[\]'):
+        check_config(cfg, test=False, train=True)
