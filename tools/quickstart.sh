@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything on a fresh machine (Python 3.8+, nothing else needed),
+# Set up everything on a fresh machine (Python 3.11+, nothing else needed),
 # then segment a real photo and evaluate the real VOC val photos shipped in
 # samples/ zero-shot.
 #
@@ -22,6 +22,11 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "error: $PYTHON is not Python 3.11 or newer, which this package" \
+            "needs; run with PYTHON=python3.11 (or newer)." >&2
+        exit 1
+    fi
     "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"

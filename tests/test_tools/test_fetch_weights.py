@@ -59,6 +59,23 @@ def test_quickstart_runs_this_step():
         assert 'tools/fetch_weights.py configs/groupvit_voc.py' in f.read()
 
 
+def test_quickstart_refuses_an_old_python_before_making_anything(tmp_path):
+    """A ``python3`` older than 3.11 (this fake fails the version check, as
+    3.10 does) gets one error line, and no ``.venv`` is made."""
+    fake = tmp_path / 'python3.10'
+    fake.write_text('#!/bin/sh\nexit 1\n')
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'quickstart.sh')],
+        env=dict(os.environ, PYTHON=str(fake), VENV=str(tmp_path / 'venv')),
+        capture_output=True,
+        text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith('error: ') and result.stderr.count(
+        '\n') == 1 and 'PYTHON=python3.11' in result.stderr
+    assert not (tmp_path / 'venv').exists()
+
+
 @pytest.mark.slow
 def test_release_is_fetched_once_as_the_quick_start_does(site, tmp_path):
     """As quickstart.sh runs it, with a config whose load_from is the
