@@ -112,15 +112,19 @@ class ProgressWriter:
     """Append signed per-image counts to ``progress_dir/rank{rank}.jsonl``."""
 
     def __init__(self, progress_dir: str, rank: int = 0):
-        self.progress_dir = progress_dir
-        self.name = f'rank{rank}.jsonl'
         meta = _read_meta(progress_dir)
         if meta is None:
             raise ProgressError(
                 f'{progress_dir} has no {META_FILE}: prepare it with '
                 f'prepare_progress (tools/test.py does).')
         self._nonce = meta['nonce']
-        self._file = None
+        work_dir, folder = osp.split(osp.normpath(progress_dir))
+        name = f'{folder}/rank{rank}.jsonl'
+        if osp.isfile(osp.join(work_dir, name)):
+            with open_work_file(work_dir, name, 'r+b') as f:
+                data = f.read()  # cut a killed process's partial line
+                f.truncate(data.rfind(b'\n') + 1)
+        self._file = open_work_file(work_dir, name, 'a')
 
     def write(self,
               img_path: str,
@@ -129,14 +133,6 @@ class ProgressWriter:
               files: Sequence[str] = ()) -> None:
         """Record one image durably: ``counts`` ``[4, K]``, ``pixels`` of
         its label map, and the SHA-256 of ``files``."""
-        if self._file is None:
-            work_dir, folder = osp.split(osp.normpath(self.progress_dir))
-            name = f'{folder}/{self.name}'
-            if osp.isfile(osp.join(work_dir, name)):
-                with open_work_file(work_dir, name, 'r+b') as f:
-                    data = f.read()  # cut a killed process's partial line
-                    f.truncate(data.rfind(b'\n') + 1)
-            self._file = open_work_file(work_dir, name, 'a')
         record = _canonical(
             dict(
                 img_path=img_path,
@@ -150,9 +146,7 @@ class ProgressWriter:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._file.close()
 
 
 def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
