@@ -45,10 +45,9 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
     model, dataset = cfg.model, cfg.test_dataloader.dataset
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
+    vocabulary = dict(dataset_name=text.get('dataset_name', None))
     if text.get('vocabulary', None) is not None:
         vocabulary = dict(vocabulary=_plain(text['vocabulary']))
-    else:
-        vocabulary = dict(dataset_name=text.get('dataset_name', None))
     pipeline = list(
         dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
     steps = {step.get('type'): step for step in reversed(pipeline)}
