@@ -42,8 +42,8 @@ def key_path() -> str:
     """``$MMSEG_GROUPVIT_PROGRESS_KEY``, else
     ``$XDG_CACHE_HOME/mmseg_groupvit/progress.key``."""
     cache = os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache')
-    return os.environ.get(KEY_ENV) or osp.join(cache, 'mmseg_groupvit',
-                                               'progress.key')
+    default = osp.join(cache, 'mmseg_groupvit', 'progress.key')
+    return os.environ.get(KEY_ENV) or default
 
 
 @functools.lru_cache(maxsize=None)
@@ -290,12 +290,10 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
         changed = [
             text for key, text in _PARTS.items() if old.get(key) != run[key]
         ]
-        old_files = old.get('files', {})
+        old_files, new_files = old.get('files', {}), run['files']
         changed += [
-            f'content of {path}' for path in sorted({
-                **old_files,
-                **run['files']
-            }) if old_files.get(path) != run['files'].get(path)
+            f'content of {path}' for path in sorted({*old_files, *new_files})
+            if old_files.get(path) != new_files.get(path)
         ]
         if changed:
             raise ProgressError(
