@@ -19,8 +19,6 @@ from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import read_config
 from ..weights import resolve_load_from
 
-ConfigLike = Union[str, Path, Config]
-
 
 def resolve_weights(cfg: Config, checkpoint: Optional[str],
                     random_weights: bool, seed: int) -> Optional[str]:
@@ -57,7 +55,7 @@ def load_weights(model: nn.Module, checkpoint: Optional[str]) -> None:
             load_checkpoint(model, checkpoint, map_location='cpu')
 
 
-def init_groupvit(config: ConfigLike,
+def init_groupvit(config: Union[str, Path, Config],
                   checkpoint: Optional[str] = None,
                   device: str = 'cpu',
                   vocabulary=None,

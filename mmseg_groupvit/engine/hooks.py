@@ -66,19 +66,18 @@ class TestReportHook(Hook):
         self._start = time.perf_counter()
         loader = runner.test_dataloader
         total = len(loader.dataset)
-        todo = getattr(loader.sampler, 'todo', None)
-        self._todo = None if todo is None else len(todo)
+        # A resumed run's sampler holds only the images left to evaluate.
+        self._todo = len(getattr(loader.sampler, 'todo', loader.dataset))
         if runner.rank != 0 or not self.report:
             return
-        todo = total if self._todo is None else self._todo
         message = f'images      {total}'
-        if todo != total:
-            message += (f' ({total - todo} already evaluated in this work '
-                        f'dir, {todo} to go)')
+        if self._todo != total:
+            message += (f' ({total - self._todo} already evaluated in this '
+                        f'work dir, {self._todo} to go)')
         print(message, flush=True)
-        self._left = todo
+        self._left = self._todo
         self._step = (loader.batch_size or 1) * get_world_size()
-        self._bar = progress(todo, 'test', 'images').__enter__()
+        self._bar = progress(self._todo, 'test', 'images').__enter__()
 
     def after_test_iter(self,
                         runner,
@@ -125,16 +124,16 @@ class TestReportHook(Hook):
         if not self.report:
             return
         evaluator = cfg.get('test_evaluator')
-        written = [(what, path) for what, path in (
-            ('results', osp.join(cfg.work_dir, 'results.json')),
-            ('log', getattr(runner.logger, 'log_file', None)),
-            ('progress',
-             isinstance(evaluator, dict) and evaluator.get('progress_dir')),
-            ('predictions', self.args.out), ('pictures', self.args.show_dir))
-                   if path]
+        written = dict(
+            results=osp.join(cfg.work_dir, 'results.json'),
+            log=getattr(runner.logger, 'log_file', None),
+            progress=isinstance(evaluator, dict)
+            and evaluator.get('progress_dir'),
+            predictions=self.args.out,
+            pictures=self.args.show_dir)
+        written = [(what, path) for what, path in written.items() if path]
         width = max(len(what) for what, _ in written)
-        images = record['images']
-        run = images if self._todo is None else self._todo
+        images, run = record['images'], self._todo
         recorded = (f', {images - run} more from the records'
                     if run != images else '')
         summary = '  '.join(f'{k.split("/")[-1]} {v:.2f}'

@@ -46,7 +46,6 @@ class ZeroShotValLoop(ValLoop):
         self.classifier = None
         if classification is None:
             return
-        classification = dict(classification)
         missing = {'config', 'data_root'} - set(classification)
         if missing:
             raise ConfigValueError(

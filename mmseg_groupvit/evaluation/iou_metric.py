@@ -26,9 +26,7 @@ class PerClassIoUMetric(IoUMetric):
             K percentages (None for a class absent from both sides).
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.class_results: Optional[Dict[str, List]] = None
+    class_results: Optional[Dict[str, List]] = None
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         metrics = super().compute_metrics(results)
@@ -157,8 +155,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
             check_label_map(sample, num_classes, self.ignore_index)
         start = len(self.results)
         super().process(data_batch, data_samples)
-        for index, sample in zip(
-                range(start, len(self.results)), data_samples):
+        for index, sample in enumerate(data_samples, start):
             counts = torch.stack(self.results[index]).long().numpy()
             self.results[index] = (sample['img_path'], counts)
             if self.progress_dir is None:

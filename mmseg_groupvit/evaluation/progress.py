@@ -41,11 +41,9 @@ def _refuse(progress_dir: str, problem: str) -> ProgressError:
 def key_path() -> str:
     """``$MMSEG_GROUPVIT_PROGRESS_KEY``, else
     ``$XDG_CACHE_HOME/mmseg_groupvit/progress.key``."""
-    if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV]
-    cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
-        osp.expanduser('~'), '.cache')
-    return osp.join(cache, 'mmseg_groupvit', 'progress.key')
+    cache = os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache')
+    default = osp.join(cache, 'mmseg_groupvit', 'progress.key')
+    return os.environ.get(KEY_ENV) or default
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,15 +112,19 @@ class ProgressWriter:
     """Append signed per-image counts to ``progress_dir/rank{rank}.jsonl``."""
 
     def __init__(self, progress_dir: str, rank: int = 0):
-        self.progress_dir = progress_dir
-        self.name = f'rank{rank}.jsonl'
         meta = _read_meta(progress_dir)
         if meta is None:
             raise ProgressError(
                 f'{progress_dir} has no {META_FILE}: prepare it with '
                 f'prepare_progress (tools/test.py does).')
         self._nonce = meta['nonce']
-        self._file = None
+        work_dir, folder = osp.split(osp.normpath(progress_dir))
+        name = f'{folder}/rank{rank}.jsonl'
+        if osp.isfile(osp.join(work_dir, name)):
+            with open_work_file(work_dir, name, 'r+b') as f:
+                data = f.read()  # cut a killed process's partial line
+                f.truncate(data.rfind(b'\n') + 1)
+        self._file = open_work_file(work_dir, name, 'a')
 
     def write(self,
               img_path: str,
@@ -131,14 +133,6 @@ class ProgressWriter:
               files: Sequence[str] = ()) -> None:
         """Record one image durably: ``counts`` ``[4, K]``, ``pixels`` of
         its label map, and the SHA-256 of ``files``."""
-        if self._file is None:
-            work_dir, folder = osp.split(osp.normpath(self.progress_dir))
-            name = f'{folder}/{self.name}'
-            if osp.isfile(osp.join(work_dir, name)):
-                with open_work_file(work_dir, name, 'r+b') as f:
-                    data = f.read()  # cut a killed process's partial line
-                    f.truncate(data.rfind(b'\n') + 1)
-            self._file = open_work_file(work_dir, name, 'a')
         record = _canonical(
             dict(
                 img_path=img_path,
@@ -152,17 +146,13 @@ class ProgressWriter:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._file.close()
 
 
 def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
     """``img_path`` -> ``[4, K]`` int64 counts of every recorded image."""
-    return {
-        path: counts
-        for path, (counts, _) in read_records(progress_dir).items()
-    }
+    records = read_records(progress_dir).items()
+    return {path: counts for path, (counts, _) in records}
 
 
 def _check_counts(counts: np.ndarray, pixels) -> bool:
@@ -225,42 +215,35 @@ def read_records(progress_dir: Optional[str]) -> Dict[str, tuple]:
     return records
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(_canonical(obj).encode('utf-8')).hexdigest()[:16]
-
-
-def _checkpoint_digest(path: str) -> str:
-    """SHA-256 of a checkpoint file, or of the files of a transformers
-    folder (named, in order)."""
-    if not osp.isdir(path):
-        return file_sha256(path)
-    names = sorted(
-        n for n in os.listdir(path) if osp.isfile(osp.join(path, n)))
-    return hashlib.sha256(
-        _canonical({
-            n: file_sha256(osp.join(path, n))
-            for n in names
-        }).encode('utf-8')).hexdigest()
+def _digest(obj, length: int = 16) -> str:
+    return hashlib.sha256(_canonical(obj).encode('utf-8')).hexdigest()[:length]
 
 
 def describe_run(cfg, checkpoint: str) -> dict:
-    """Digests of what a test run evaluates (configs, checkpoint, files the
-    model names), its ``output_dir`` and ``checkpoint_path``."""
+    """Digests of what a test run evaluates (configs, checkpoint file or
+    the files of a transformers folder, files the model names), its
+    ``output_dir`` and ``checkpoint_path``."""
     evaluator = dict(cfg.test_evaluator)
     output_dir = evaluator.get('output_dir')
     for key in ('type', 'output_dir', 'progress_dir', 'keep_results',
                 'collect_device', 'collect_dir', 'format_only'):
         evaluator.pop(key, None)
-    model = cfg.model
-    random = f'random (seed {cfg.get("randomness", {}).get("seed")})'
+    weights = f'random (seed {cfg.get("randomness", {}).get("seed")})'
+    if checkpoint and osp.isdir(checkpoint):
+        paths = (osp.join(checkpoint, n) for n in os.listdir(checkpoint))
+        weights = _digest(
+            {osp.basename(p): file_sha256(p)
+             for p in paths if osp.isfile(p)}, 64)
+    elif checkpoint:
+        weights = file_sha256(checkpoint)
     return dict(
-        model=_digest(model),
+        model=_digest(cfg.model),
         dataset=_digest(cfg.test_dataloader.dataset),
         evaluator=_digest(evaluator),
-        checkpoint=_checkpoint_digest(checkpoint) if checkpoint else random,
-        files=named_file_digests(model),
+        checkpoint=weights,
+        files=named_file_digests(cfg.model),
         output_dir=osp.abspath(output_dir) if output_dir else None,
-        checkpoint_path=osp.abspath(checkpoint) if checkpoint else random)
+        checkpoint_path=osp.abspath(checkpoint) if checkpoint else weights)
 
 
 def named_file_digests(obj) -> Dict[str, str]:
@@ -288,26 +271,6 @@ def _first_five(names: list) -> str:
     return ', '.join(names[:5]) + more
 
 
-def _check_maps_written(progress_dir: str, records: dict,
-                        out_dir: str) -> None:
-    """Raise ``ProgressError`` if the label map of a recorded image (written
-    as mmseg's ``IoUMetric`` names it, ``OUT/IMAGE_STEM.png``) is missing
-    from ``out_dir``: the resumed run would not write it again."""
-    written = set(os.listdir(out_dir)) if osp.isdir(out_dir) else set()
-    missing = sorted({
-        name
-        for name in (osp.splitext(osp.basename(path))[0] + '.png'
-                     for path in records) if name not in written
-    })
-    if missing:
-        raise ProgressError(
-            f'Cannot resume from {progress_dir} with --out {out_dir}: the '
-            f'label maps of {len(missing)} of the {len(records)} images '
-            f'already evaluated are missing there ({_first_five(missing)}), '
-            f'and a resumed run does not write them again. Run without '
-            f'--resume to evaluate every image again.')
-
-
 def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
     """Start a new run in a progress folder or, with ``resume``, keep the
     records of the same ``run`` (:func:`describe_run`).
@@ -327,12 +290,10 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
         changed = [
             text for key, text in _PARTS.items() if old.get(key) != run[key]
         ]
-        old_files = old.get('files', {})
+        old_files, new_files = old.get('files', {}), run['files']
         changed += [
-            f'content of {path}'
-            for path in sorted(set(old_files)
-                               | set(run['files']))
-            if old_files.get(path) != run['files'].get(path)
+            f'content of {path}' for path in sorted({*old_files, *new_files})
+            if old_files.get(path) != new_files.get(path)
         ]
         if changed:
             raise ProgressError(
@@ -342,19 +303,33 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'or run without --resume to start over (this deletes the '
                 f'records).')
         records = read_records(progress_dir)
-        done, out, new_out = len(records), old.get(
-            'output_dir'), run['output_dir']
-        if done and new_out is not None and new_out != out:
-            where = f'in {out}' if out else \
-                'not written (the run had no --out)'
-            raise ProgressError(
-                f'Cannot resume from {progress_dir} with --out {new_out}: the '
-                f'label maps of the {done} images already evaluated are '
-                f'{where}, so {new_out} would miss them. Resume with ' +
-                (f'--out {out}' if out else 'no --out') +
-                ', or run without --resume to evaluate every image again.')
-        if done and new_out is not None:
-            _check_maps_written(progress_dir, records, new_out)
+        out, new_out = old.get('output_dir'), run['output_dir']
+        if records and new_out is not None:
+            if new_out != out:
+                where = f'in {out}' if out else \
+                    'not written (the run had no --out)'
+                raise ProgressError(
+                    f'Cannot resume from {progress_dir} with --out '
+                    f'{new_out}: the label maps of the {len(records)} images '
+                    f'already evaluated are {where}, so {new_out} would miss '
+                    f'them. Resume with ' +
+                    (f'--out {out}' if out else 'no --out') +
+                    ', or run without --resume to evaluate every image again.')
+            # As mmseg's IoUMetric names them; a resumed run writes only
+            # those of the images it evaluates.
+            written = set(os.listdir(out)) if osp.isdir(out) else set()
+            missing = sorted({
+                osp.splitext(osp.basename(path))[0] + '.png'
+                for path in records
+            } - written)
+            if missing:
+                raise ProgressError(
+                    f'Cannot resume from {progress_dir} with --out {out}: '
+                    f'the label maps of {len(missing)} of the {len(records)} '
+                    f'images already evaluated are missing there '
+                    f'({_first_five(missing)}), and a resumed run does not '
+                    f'write them again. Run without --resume to evaluate '
+                    f'every image again.')
         changed = sorted({
             p
             for _, files in records.values()
@@ -366,7 +341,7 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
                 f'label file(s) changed since they were counted: '
                 f'{_first_five(changed)}. Run without --resume to evaluate '
                 f'every image again.')
-        return done
+        return len(records)
     if resume:
         print_log(
             f'Nothing to resume in {progress_dir}: evaluating every image.',

@@ -45,10 +45,9 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
     model, dataset = cfg.model, cfg.test_dataloader.dataset
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
+    vocabulary = dict(dataset_name=text.get('dataset_name', None))
     if text.get('vocabulary', None) is not None:
         vocabulary = dict(vocabulary=_plain(text['vocabulary']))
-    else:
-        vocabulary = dict(dataset_name=text.get('dataset_name', None))
     pipeline = list(
         dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
     steps = {step.get('type'): step for step in reversed(pipeline)}
@@ -95,7 +94,7 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
     (``resize`` ``'short 448, long <= 2048'``, ``window`` ``'slide 448x448
     / 224x224'``, ...)."""
     templates, vocabulary = protocol['templates'], protocol['vocabulary']
-    if templates is not None and not isinstance(templates, str):
+    if isinstance(templates, list):
         templates = (
             repr(templates[0]) if len(templates) == 1 else
             f'{len(templates)} custom: ' + ' / '.join(templates))
@@ -118,66 +117,61 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
             resize=', '.join(shown) or 'none',
             window='-',
             bg_thresh='-')
-    classes = str(protocol['num_classes'])
-    if protocol['background']:
-        classes += ' (incl. background)'
-    window = protocol['window']
+    scale = resize and resize['scale']
     if not resize:
         resize_text = 'none'
-    elif resize['keep_ratio'] and isinstance(resize['scale'], list) and len(
-            resize['scale']) == 2:
-        resize_text = (f'short {min(resize["scale"])}, long <= '
-                       f'{max(resize["scale"])}')
+    elif resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
+        resize_text = f'short {min(scale)}, long <= {max(scale)}'
     else:
-        resize_text = f'{resize["scale"]} (keep_ratio={resize["keep_ratio"]})'
-    if window.get('mode') == 'slide':
-        crop, stride = window['crop_size'], window['stride']
-        window_text = f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
-    else:
-        window_text = window.get('mode', 'whole')
+        resize_text = f'{scale} (keep_ratio={resize["keep_ratio"]})'
+    window = protocol['window'].get('mode', 'whole')
+    if window == 'slide':
+        crop, stride = (protocol['window'][k] for k in ('crop_size', 'stride'))
+        window = f'slide {crop[0]}x{crop[1]} / {stride[0]}x{stride[1]}'
+    bg_thresh = protocol['bg_thresh']
     return dict(
         texts,
-        classes=classes,
+        classes=f'{protocol["num_classes"]}' +
+        ' (incl. background)' * protocol['background'],
         resize=resize_text,
-        window=window_text,
-        bg_thresh=('-' if protocol['bg_thresh'] is None else
-                   f'{protocol["bg_thresh"]:g}'))
+        window=window,
+        bg_thresh='-' if bg_thresh is None else f'{bg_thresh:g}')
 
 
 def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     """What a test run evaluates, one ``name  value`` line each."""
     protocol = describe_protocol(cfg)
+    texts = format_protocol(protocol)
     data = f'{protocol["dataset"]} in {protocol["data_root"]}'
     split = cfg.test_dataloader.dataset.get('ann_file', None)
     if split:
         data += f', split {osp.join(protocol["data_root"] or "", split)}'
     if protocol.get('task') == 'classification':
         names = protocol['vocabulary'].get('vocabulary')
-        vocabulary = (
-            f'{len(names)} classes from the config' if names is not None else
-            f'the classes of {protocol["vocabulary"]["dataset_name"]}')
+        classes = (f'{len(names)} classes from the config'
+                   if names is not None else
+                   f'the classes of {protocol["vocabulary"]["dataset_name"]}')
         resize, crop = protocol['resize'], protocol['crop']
-        steps = '; '.join([
+        steps = [
             f'resize {resize["edge"]} side {resize["scale"]}'
             if resize else 'no resize',
             f'center crop {crop}' if crop is not None else 'no crop',
             'top-' + ', top-'.join(str(k) for k in protocol['topk'])
-        ])
+        ]
         vocabulary = ('vocabulary',
-                      f'{vocabulary}; templates {protocol["templates"]}')
+                      f'{classes}; templates {protocol["templates"]}')
     else:
-        texts = format_protocol(protocol)
-        classes = (f'{protocol["num_classes"]} classes'
-                   f'{" incl. background" if protocol["background"] else ""}')
-        steps = f'resize {texts["resize"]}; {texts["window"]}'
+        classes = (f'{protocol["num_classes"]} classes' +
+                   ' incl. background' * protocol['background'])
+        steps = [f'resize {texts["resize"]}', texts['window']]
         if protocol['bg_thresh'] is not None:
-            steps += f'; bg_thresh {texts["bg_thresh"]}'
-        vocabulary = ('vocabulary', f'{texts["vocabulary"]}; {classes}; '
-                      f'templates {texts["templates"]}'
-                      ) if protocol['vocabulary'] is not None else ('classes',
-                                                                    classes)
+            steps.append(f'bg_thresh {texts["bg_thresh"]}')
+        vocabulary = ('classes', classes)
+        if protocol['vocabulary'] is not None:
+            vocabulary = ('vocabulary', f'{texts["vocabulary"]}; {classes}; '
+                          f'templates {texts["templates"]}')
     lines = [('config', config), ('checkpoint', checkpoint or 'none'),
-             ('data', data), vocabulary, ('protocol', steps)]
+             ('data', data), vocabulary, ('protocol', '; '.join(steps))]
     return [f'{name:<11} {value}' for name, value in lines]
 
 

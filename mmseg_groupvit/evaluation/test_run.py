@@ -55,8 +55,7 @@ def check_dataset_paths(dataset: dict, out: Optional[str] = None) -> None:
                 f'files. Give a folder outside the dataset.')
     ann_file = dataset.get('ann_file') or ''
     if ann_file and '://' not in ann_file:
-        path = ann_file if osp.isabs(ann_file) else osp.join(
-            data_root, ann_file)
+        path = osp.join(data_root, ann_file)  # ann_file if absolute
         if not osp.isfile(path):
             raise ConfigCheckError(
                 f'The split file {path} ({key}.ann_file) does not exist. '
@@ -109,10 +108,9 @@ def prepare_test_run(cfg,
                      checkpoint: str,
                      resume: bool = False,
                      rank: int = 0) -> Tuple[Optional[str], List[str]]:
-    """Switch to checked loading, lock the work dir
-    (rank 0) and, for an IoU evaluator, record progress in
-    ``WORK_DIR/progress`` (:class:`CheckedIoUMetric`,
-    :class:`SkipDoneSampler`), in place.
+    """Switch to checked loading, lock the work dir (rank 0) and, for an IoU
+    evaluator, record progress in ``WORK_DIR/progress``
+    (:class:`CheckedIoUMetric`, :class:`SkipDoneSampler`), in place.
 
     Returns:
         tuple: The progress folder (None if not recorded) and the ``KEY:

@@ -108,6 +108,23 @@ def test_a_classification_config_that_does_not_read_is_one_error_line(
     assert not glob.glob(str(tmp_path / 'train' / '*.pth'))
 
 
+def test_a_vocabulary_that_does_not_fit_the_classification_data_is_refused(
+        tmp_path):
+    """Before the first step. Reading the config cannot check it: the
+    config-time check does not know the classifier's ``imagenet``."""
+    config = tmp_path / 'folders.py'
+    config.write_text(f'''_base_ = [{CLASSIFICATION!r}]
+test_dataloader = dict(dataset=dict(type='CustomDataset'))
+''')
+    with pytest.raises(SystemExit) as info:
+        train(tmp_path / 'train', imagenet_folder(tmp_path / 'imagenet'),
+              f'val_cfg.classification.config={config}')
+    message = str(info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert 'scores 1000 classes but the dataset has 3' in message
+    assert not glob.glob(str(tmp_path / 'train' / '*.pth'))
+
+
 def test_the_loop_is_mmengines_with_the_classification_joined():
     """mmengine's ``ValLoop.run``: the losses a model returns in
     ``val_step`` are averaged per validation (``val_loss``) beside the
