@@ -20,9 +20,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # .venv in the repository), else the python on PATH.
 VENV=${VENV:-"$(dirname "$0")/../.venv"}
 PYTHON=python
-if [ -x "$VENV/bin/python" ]; then
-    PYTHON="$VENV/bin/python"
-fi
+[ -x "$VENV/bin/python" ] && PYTHON="$VENV/bin/python"
 
 # torchrun's own default, set here so that it does not print a notice
 # about it; set OMP_NUM_THREADS to use more threads per process.

@@ -11,9 +11,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # .venv in the repository), else the python on PATH.
 VENV=${VENV:-"$(dirname "$0")/../.venv"}
 PYTHON=python
-if [ -x "$VENV/bin/python" ]; then
-    PYTHON="$VENV/bin/python"
-fi
+[ -x "$VENV/bin/python" ] && PYTHON="$VENV/bin/python"
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \

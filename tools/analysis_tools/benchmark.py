@@ -174,13 +174,15 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
     slide = (
         MultimodalEncoderDecoder.whole_inference
         if whole else MultimodalEncoderDecoder.slide_inference)
-    shapes = {}
+    shapes, last = {}, {}
 
     def run(mode, i):
+        """Record the labels of image ``i`` in ``mode`` as ``last[mode]``."""
         if mode == 'onnxruntime':
             runner, *rest = modes[mode]
             path = dataset.get_data_info(i)['img_path']
-            return runner.predict_file(path, *rest)[1]
+            last[mode] = runner.predict_file(path, *rest)[1]
+            return
         batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
         inputs, samples = batch['inputs'], batch['data_samples']
         shapes[i] = inputs.shape[-2:]
@@ -196,16 +198,11 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
             with swapped_encode_decode(model, naive_encode_decode):
                 logits = slide(model, inputs, metas)
         out = model.postprocess_result(logits, samples)
-        return out[0].pred_sem_seg.data[0].cpu().numpy()
+        last[mode] = out[0].pred_sem_seg.data[0].cpu().numpy()
 
     seconds, labels = dict.fromkeys(modes, 0.), {m: [] for m in modes}
     for i in range(n):
-        last = {}
-
-        def call(mode, i=i):
-            last[mode] = run(mode, i)
-
-        fns = {m: functools.partial(call, m) for m in modes}
+        fns = {m: functools.partial(run, m, i) for m in modes}
         with torch.no_grad():
             times = time_interleaved(fns, repeat, int(i == 0), device)
         for m in modes:

@@ -26,13 +26,10 @@ def architecture(name: str) -> dict:
     model = read_config(
         osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py'),
         test=False).model
-    return {
-        part: {
-            k: model[part][k]
-            for k in FIELDS[part] if k in model[part]
-        }
-        for part in FIELDS
-    }
+    arch = {}
+    for part, fields in FIELDS.items():
+        arch[part] = {k: v for k, v in model[part].items() if k in fields}
+    return arch
 
 
 def _ours(arch):
