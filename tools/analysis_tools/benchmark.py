@@ -161,14 +161,10 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-#: The slide paths of :func:`image_throughput`.
-MODES = dict(ours=None, mmseg_loop=None, naive=None)
-
-
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of inference (the config's mode) on ``n`` real images, the
-    ``modes`` (:data:`MODES`, ``onnxruntime``, ``transformers``)
-    interleaved; labels."""
+    ``modes`` (``ours``, ``mmseg_loop``, ``naive``, ``onnxruntime``,
+    ``transformers``) interleaved; labels."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     whole = (model.test_cfg or {}).get('mode', 'whole') != 'slide'
     slide = (
@@ -325,9 +321,11 @@ def run(args, tmp: str) -> dict:
     print('benchmark: checking that they agree', file=sys.stderr)
     diffs, head = agreement(model, hf, window, tokens, metas)
     images = None
-    if dataset is not None and args.num_images > 0:
+    if dataset is not None:  # built when --num-images is not 0
         count = min(args.num_images, len(dataset))
-        modes = dict(MODES, onnxruntime=onnx) if onnx else MODES
+        modes = dict(ours=None, mmseg_loop=None, naive=None)
+        if onnx:
+            modes['onnxruntime'] = onnx
         with progress(count, 'whole images', 'images') as bar:
             images, _ = image_throughput(model, dataset, count,
                                          args.image_repeat, device, modes,
