@@ -123,11 +123,10 @@ def segment(model, load, path, stem, args, note):
     for index, (groups, num_groups) in enumerate(stages, 1):
         final = index == len(stages)
         colours = distinct_colors(num_groups, seed=index)
-        non_empty = int(len(np.unique(groups)))
+        non_empty = len(np.unique(groups))
         counts = dict(stage=index, groups=num_groups, non_empty=non_empty)
-        groups_summary.append(dict(counts, file=None))
+        groups_summary.append(dict(counts, file=f'groups_stage{index}'))
         if 'groups' in show or (final and 'final_groups' in show):
-            groups_summary[-1]['file'] = f'groups_stage{index}'
             pictures[f'groups_stage{index}'] = (palette_png(groups, colours),
                                                 dict(base, **counts))
         if 'panel' in show and (final or index == 1):

@@ -20,9 +20,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # .venv in the repository), else the python on PATH.
 VENV=${VENV:-"$(dirname "$0")/../.venv"}
 PYTHON=python
-if [ -x "$VENV/bin/python" ]; then
-    PYTHON="$VENV/bin/python"
-fi
+[ -x "$VENV/bin/python" ] && PYTHON="$VENV/bin/python"
 
 # torchrun's own default, set here so that it does not print a notice
 # about it; set OMP_NUM_THREADS to use more threads per process.
@@ -30,13 +28,6 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$NPROC \
-    --master_port=$PORT \
-    $(dirname "$0")/test.py \
-    $CONFIG \
-    $CHECKPOINT \
-    --launcher pytorch \
-    "$@"
+    --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$NPROC --master_port=$PORT \
+    $(dirname "$0")/test.py $CONFIG $CHECKPOINT --launcher pytorch "$@"

@@ -11,18 +11,10 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # .venv in the repository), else the python on PATH.
 VENV=${VENV:-"$(dirname "$0")/../.venv"}
 PYTHON=python
-if [ -x "$VENV/bin/python" ]; then
-    PYTHON="$VENV/bin/python"
-fi
+[ -x "$VENV/bin/python" ] && PYTHON="$VENV/bin/python"
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$NPROC \
-    --master_port=$PORT \
-    $(dirname "$0")/train.py \
-    $CONFIG \
-    --launcher pytorch \
-    ${@:3}
+    --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$NPROC --master_port=$PORT \
+    $(dirname "$0")/train.py $CONFIG --launcher pytorch ${@:3}

@@ -89,17 +89,10 @@ def run_key(row: dict) -> Tuple[str, ...]:
     """The row's key columns, its config and checkpoint as real absolute
     paths (from the working directory: a row written there by any spelling
     matches)."""
-    values = {k: str(row.get(k, '')) for k in KEY_COLUMNS}
+    values = [str(row.get(k, '')) for k in KEY_COLUMNS]
     return tuple(
-        osp.realpath(value) if value and k in KEY_COLUMNS[:2] else value
-        for k, value in values.items())
-
-
-def read_options(options: Sequence[str]) -> dict:
-    """``KEY=VALUE`` items as tools/test.py's ``--cfg-options`` reads them."""
-    parser = argparse.ArgumentParser()
-    add_cfg_options(parser)
-    return parser.parse_args(['--cfg-options', *options]).cfg_options
+        osp.realpath(value) if value and i < 2 else value
+        for i, value in enumerate(values))
 
 
 def config_sha256(config: str, options: Sequence[str]) -> str:
@@ -111,8 +104,11 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
     try:
         # Not read_config: a config failing its checks gets a key too.
         cfg = Config.fromfile(config)
-        if options:
-            cfg.merge_from_dict(read_options(options))
+        if options:  # read as tools/test.py's --cfg-options reads them
+            parser = argparse.ArgumentParser()
+            add_cfg_options(parser)
+            cfg.merge_from_dict(
+                parser.parse_args(['--cfg-options', *options]).cfg_options)
         text = json.dumps(
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,

@@ -1,9 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Fetch published GroupViT weights into the cache (checked, converted).
 
-Prints the cache file (one a line when a config names several); exit
-status 2 when the weights cannot be had (the quick start then uses random
-weights), 1 for a wrong hash."""
+Prints the cache file(s); exit status 2 when the weights cannot be had (the
+quick start then uses random weights), 1 for a wrong hash."""
 import argparse
 import os.path as osp
 import sys

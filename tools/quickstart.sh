@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
-# Set up everything on a fresh machine (Python 3.11+, nothing else needed),
-# then segment a real photo and evaluate the real VOC val photos shipped in
-# samples/ zero-shot.
+# Set up everything on a fresh machine (Python 3.11+), then segment a real
+# photo (outputs/demo/) and evaluate zero-shot on the VOC val photos shipped
+# in samples/ (work_dirs/quickstart/).
 #
 #   bash tools/quickstart.sh [CHECKPOINT | --random-weights]
 #
-# Creates .venv/ (reused when present), installs the CPU build of PyTorch
-# 2.13, MMSegmentation 1.2.2 and this package (with mmcv-lite, see
-# docs/installation.md), plus the test requirements. Then it writes the demo
-# pictures to outputs/demo/ and runs tools/test.py configs/groupvit_voc.py on
-# samples/voc2012_sample (results in work_dirs/quickstart/). Without
-# CHECKPOINT the config's published weights are downloaded once into torch
-# hub's cache (tools/fetch_weights.py); CHECKPOINT may be any form tools/test.py
-# takes (a file of any architecture, a transformers folder, a URL,
-# hf://OWNER/NAME). --random-weights runs offline with random weights, and the
-# output says so; so does a run whose download fails (offline), after the
-# error that says where to place the file by hand.
+# Creates .venv/ (reused when present) with the CPU build of PyTorch 2.13,
+# MMSegmentation 1.2.2 and this package (docs/installation.md). Without
+# CHECKPOINT (any form tools/test.py takes) the config's published weights
+# are fetched once (tools/fetch_weights.py); offline, or with
+# --random-weights, it runs with random weights and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

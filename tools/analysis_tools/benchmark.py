@@ -161,26 +161,24 @@ def agreement(model, hf, window, tokens, metas):
         label_agreement=labels_equal(ours, from_hf))
 
 
-#: The slide paths of :func:`image_throughput`.
-MODES = dict(ours=None, mmseg_loop=None, naive=None)
-
-
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of inference (the config's mode) on ``n`` real images, the
-    ``modes`` (:data:`MODES`, ``onnxruntime``, ``transformers``)
-    interleaved; labels."""
+    ``modes`` (``ours``, ``mmseg_loop``, ``naive``, ``onnxruntime``,
+    ``transformers``) interleaved; labels."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder
     whole = (model.test_cfg or {}).get('mode', 'whole') != 'slide'
     slide = (
         MultimodalEncoderDecoder.whole_inference
         if whole else MultimodalEncoderDecoder.slide_inference)
-    shapes = {}
+    shapes, last = {}, {}
 
     def run(mode, i):
+        """Record the labels of image ``i`` in ``mode`` as ``last[mode]``."""
         if mode == 'onnxruntime':
             runner, *rest = modes[mode]
             path = dataset.get_data_info(i)['img_path']
-            return runner.predict_file(path, *rest)[1]
+            last[mode] = runner.predict_file(path, *rest)[1]
+            return
         batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
         inputs, samples = batch['inputs'], batch['data_samples']
         shapes[i] = inputs.shape[-2:]
@@ -196,16 +194,11 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
             with swapped_encode_decode(model, naive_encode_decode):
                 logits = slide(model, inputs, metas)
         out = model.postprocess_result(logits, samples)
-        return out[0].pred_sem_seg.data[0].cpu().numpy()
+        last[mode] = out[0].pred_sem_seg.data[0].cpu().numpy()
 
     seconds, labels = dict.fromkeys(modes, 0.), {m: [] for m in modes}
     for i in range(n):
-        last = {}
-
-        def call(mode, i=i):
-            last[mode] = run(mode, i)
-
-        fns = {m: functools.partial(call, m) for m in modes}
+        fns = {m: functools.partial(run, m, i) for m in modes}
         with torch.no_grad():
             times = time_interleaved(fns, repeat, int(i == 0), device)
         for m in modes:
@@ -328,9 +321,11 @@ def run(args, tmp: str) -> dict:
     print('benchmark: checking that they agree', file=sys.stderr)
     diffs, head = agreement(model, hf, window, tokens, metas)
     images = None
-    if dataset is not None and args.num_images > 0:
+    if dataset is not None:  # built when --num-images is not 0
         count = min(args.num_images, len(dataset))
-        modes = dict(MODES, onnxruntime=onnx) if onnx else MODES
+        modes = dict(ours=None, mmseg_loop=None, naive=None)
+        if onnx:
+            modes['onnxruntime'] = onnx
         with progress(count, 'whole images', 'images') as bar:
             images, _ = image_throughput(model, dataset, count,
                                          args.image_repeat, device, modes,

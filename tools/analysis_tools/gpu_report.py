@@ -87,28 +87,20 @@ def fixture_check(device, fixture_dir, work_dir):
     return dict(images=images, passed=ok, atol=1e-3)
 
 
-def fit_reference(hf, model, shape):
-    """Make transformers' ``GroupViTModel`` take windows of ``shape``
-    ``(H, W)``: its input size check and position table, the table being
-    ours for that patch grid (its forward takes no
-    ``interpolate_pos_encoding``; whole mode gives it each image's shape).
-    """
-    embeddings = hf.vision_model.embeddings
-    if tuple(embeddings.patch_embeddings.image_size) == tuple(shape):
-        return
-    patch = model.image_encoder.patch_size
-    with torch.no_grad():
-        table = model.image_encoder.interpolate_pos_embed(
-            (shape[0] // patch, shape[1] // patch))
-    embeddings.position_embeddings = torch.nn.Parameter(
-        table.detach().clone(), requires_grad=False)
-    embeddings.patch_embeddings.image_size = tuple(shape)
-
-
 def hf_encode_decode(hf, tokens, precision, model, inputs, metas):
     """transformers' segmentation logits as window scores, a zero
-    background channel first."""
-    fit_reference(hf, model, inputs.shape[-2:])
+    background channel first. Its input size and position table become
+    ours for the window's shape (its forward takes no
+    ``interpolate_pos_encoding``; whole mode gives it each image's shape)."""
+    embeddings, shape = hf.vision_model.embeddings, tuple(inputs.shape[-2:])
+    if tuple(embeddings.patch_embeddings.image_size) != shape:
+        patch = model.image_encoder.patch_size
+        with torch.no_grad():
+            table = model.image_encoder.interpolate_pos_embed(
+                (shape[0] // patch, shape[1] // patch))
+        embeddings.position_embeddings = torch.nn.Parameter(
+            table.detach().clone(), requires_grad=False)
+        embeddings.patch_embeddings.image_size = shape
     dtype = DTYPES.get(precision)
     with torch.autocast(
             inputs.device.type, dtype=dtype, enabled=dtype is not None):

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
-# GroupViT GPU report in one command: correctness (CUDA against CPU on the
-# reference fixture, fp16/bf16 against fp32), then throughput (fp32, fp16,
-# bf16, ours against transformers, onnxruntime's CUDA provider when
-# installed). Writes outputs/gpu_report/report.json and report.md. Then
-# training throughput: one pretraining step at 256 images per GPU, fp32 and
-# AMP fp16/bf16, ours against plain PyTorch layers (images/s per GPU, peak
-# memory), written to outputs/gpu_report/train.json.
+# GroupViT GPU report in one command: correctness and inference throughput
+# (gpu_report.py: outputs/gpu_report/report.json, report.md), then one
+# pretraining step's throughput (pretrain_benchmark.py: train.json).
 #
 #   bash tools/analysis_tools/gpu_report.sh [CONFIG] [--checkpoint CKPT] [...]
 #

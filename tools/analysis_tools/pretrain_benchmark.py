@@ -26,13 +26,10 @@ def architecture(name: str) -> dict:
     model = read_config(
         osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py'),
         test=False).model
-    return {
-        part: {
-            k: model[part][k]
-            for k in FIELDS[part] if k in model[part]
-        }
-        for part in FIELDS
-    }
+    arch = {}
+    for part, fields in FIELDS.items():
+        arch[part] = {k: v for k, v in model[part].items() if k in fields}
+    return arch
 
 
 def _ours(arch):
@@ -92,20 +89,6 @@ def _plain(arch):
     return model, losses
 
 
-def batch_inputs(batch, device):
-    """Images ``[B, 3, 224, 224]`` and tokens ``[B, 1 + PROMPTS, 77]`` (a
-    caption and the prompts, 21 tokens each) from a generator of their own,
-    so that both variants see the same batch whatever their models drew."""
-    import torch
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randn(batch, 3, 224, 224, generator=gen)
-    tokens = torch.randint(1, 49406, (batch, 1 + PROMPTS, 77), generator=gen)
-    tokens[..., 0] = 49406
-    tokens[..., 20] = 49407
-    tokens[..., 21:] = 0
-    return images.to(device), tokens.to(device)
-
-
 def _measure(who, arch, batch, device, amp, repeat, threads, queue):
     import torch
     from bench_common import DTYPES, time_interleaved
@@ -114,7 +97,15 @@ def _measure(who, arch, batch, device, amp, repeat, threads, queue):
     model, losses = (_ours if who == 'ours' else _plain)(arch)
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    images, tokens = batch_inputs(batch, device)
+    # Images and tokens (a caption and the prompts, 21 tokens each) from a
+    # generator of their own: both variants see the same batch.
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, 224, 224, generator=gen).to(device)
+    tokens = torch.randint(1, 49406, (batch, 1 + PROMPTS, 77), generator=gen)
+    tokens[..., 0] = 49406
+    tokens[..., 20] = 49407
+    tokens[..., 21:] = 0
+    tokens = tokens.to(device)
     kind, dtype = device.split(':')[0], DTYPES.get(amp)
     scaler = torch.amp.GradScaler(kind, enabled=amp == 'fp16')
     cuda = kind == 'cuda'

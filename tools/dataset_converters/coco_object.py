@@ -17,14 +17,10 @@ from groupvit_common.checks import is_number
 from groupvit_common.errors import exit_on_user_error, first_line, shown
 from groupvit_common.files import MAX_IMAGE_PIXELS, read_json
 
+#: COCO category ids 1..91 that no thing class has.
+UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)
 #: COCO category ids of the 80 thing classes, in label order 1..80.
-COCO_THING_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
-                  19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36,
-                  37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52,
-                  53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70,
-                  72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
-                  88, 89, 90)
-UNUSED_THING_IDS = tuple(sorted(set(range(1, 92)) - set(COCO_THING_IDS)))
+COCO_THING_IDS = tuple(i for i in range(1, 91) if i not in UNUSED_THING_IDS)
 NUM_RAW_IDS = 182  # COCO-Stuff category ids 1..182, stored as 0..181
 RAW_UNLABELED = 255
 OUT_SUFFIX = '_instanceTrainIds.png'

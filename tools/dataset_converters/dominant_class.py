@@ -1,8 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """An image-classification list (``filename label`` lines) from
-segmentation ground truth: the images one class dominates.
-
-See docs/classification.md."""
+segmentation ground truth: the images one class dominates
+(docs/classification.md)."""
 import argparse
 import os.path as osp
 import sys

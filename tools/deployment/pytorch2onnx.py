@@ -61,12 +61,10 @@ def main(argv=None):
             model = init_groupvit(
                 args.config,
                 args.checkpoint,
-                'cpu',
-                vocabulary=text.vocabulary,
-                templates=text.templates,
                 bg_thresh=args.bg_thresh,
                 seed=args.seed,
-                random_weights=args.random_weights)
+                random_weights=args.random_weights,
+                **text._asdict())
         # The file init_groupvit loaded; none: random weights.
         weights = model.cfg.get('load_from')
         if not weights:

@@ -158,8 +158,8 @@ def read_export(export_dir: str) -> Tuple[dict, Dict[str, bytes]]:
     return meta, data
 
 
-#: Channels resized at a time in post-processing (bounds memory).
-CHANNELS_PER_STEP = 8
+#: Channels resized, prompts encoded at a time (bounds memory).
+CHANNELS_PER_STEP, PROMPTS_PER_STEP = 8, 256
 
 
 def _run(session, outputs: List[str], feeds: dict) -> list:
@@ -261,9 +261,8 @@ class OnnxSegmenter:
         self.tokenizer = ClipTokenizer(
             osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
 
-    def class_embeddings(self,
-                         classes: List[List[str]],
-                         chunk: int = 256) -> Tuple[np.ndarray, List[str]]:
+    def class_embeddings(
+            self, classes: List[List[str]]) -> Tuple[np.ndarray, List[str]]:
         """L2-normalised class embeddings ``[K, D]`` (synonym x template
         prompts averaged) and the prompts cut at the context length."""
         templates = self.protocol['templates']
@@ -274,8 +273,8 @@ class OnnxSegmenter:
                                             self.protocol['context_length'])
         tokens = np.asarray(rows, dtype=np.int64)
         feats = []
-        for start in range(0, len(flat), chunk):
-            part = tokens[start:start + chunk]
+        for start in range(0, len(flat), PROMPTS_PER_STEP):
+            part = tokens[start:start + PROMPTS_PER_STEP]
             # Positions after the longest prompt change nothing (causal).
             part = part[:, :int(part.argmax(-1).max()) + 1]
             feats.append(

@@ -67,13 +67,9 @@ def _width_map() -> Dict[int, str]:
 
 def _unescape_entity(match) -> str:
     text = match.group(0)
-    entities = _html_entities()
-    if text in entities:
-        return entities[text]
-    if text.startswith('&#'):
-        unescaped = html.unescape(text)
-        return text if ';' in unescaped else unescaped
-    return text
+    if text.startswith('&#') and ';' not in html.unescape(text):
+        return html.unescape(text)  # a numeric reference
+    return _html_entities().get(text, text)
 
 
 def fix_text(text: str) -> str:
