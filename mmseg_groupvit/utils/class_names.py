@@ -12,18 +12,10 @@ BACKGROUND = 'background'
 NUM_COCO_THINGS = 80
 
 #: Prompt renames per dataset family: ``{dataset class: prompt word}``.
-PROMPT_RENAMES: Dict[str, Dict[str, str]] = {
-    'voc': {
-        'diningtable': 'table',
-        'pottedplant': 'plant',
-        'tvmonitor': 'monitor',
-    },
-    'context': {
-        'aeroplane': 'airplane',
-        'pottedplant': 'plant',
-        'tvmonitor': 'monitor',
-    },
-}
+PROMPT_RENAMES: Dict[str, Dict[str, str]] = dict(
+    voc=dict(diningtable='table', pottedplant='plant', tvmonitor='monitor'),
+    context=dict(
+        aeroplane='airplane', pottedplant='plant', tvmonitor='monitor'))
 
 
 def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
