@@ -14,10 +14,6 @@ from groupvit_common.errors import ImageSizeError
 from groupvit_common.files import check_image, check_label_channels
 
 
-def _name(results: dict) -> str:
-    return results.get('img_path') or 'the image array'
-
-
 @TRANSFORMS.register_module()
 class CheckedResize(Resize):
     """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
@@ -25,9 +21,10 @@ class CheckedResize(Resize):
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
+        name = results.get('img_path') or 'the image array'
         if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
             raise ImageSizeError(
-                f'{_name(results)} is empty (shape {tuple(img.shape)}): there '
+                f'{name} is empty (shape {tuple(img.shape)}): there '
                 f'is nothing to segment. Give an image of at least one pixel '
                 f'on each side.')
         try:
@@ -35,7 +32,7 @@ class CheckedResize(Resize):
         except (cv2.error, ZeroDivisionError):
             height, width = img.shape[:2]
             raise ImageSizeError(
-                f'{_name(results)} ({height}x{width}) cannot be resized by '
+                f'{name} ({height}x{width}) cannot be resized by '
                 f'the test pipeline (Resize scale={self.scale}, '
                 f'keep_ratio={self.keep_ratio}): one side would be under one '
                 f'pixel. Crop the image into less elongated pieces, or '
