@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """mmcv's ``Resize`` and mmseg's ``LoadAnnotations`` naming the image sizes
 they cannot handle, and :func:`use_checked_steps`, the table of swaps."""
-import io
 from typing import List
 
 import cv2
@@ -10,14 +9,9 @@ from mmcv.transforms import Resize
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
-from PIL import Image
 
 from groupvit_common.errors import ImageSizeError
-from groupvit_common.files import check_label_channels
-
-
-def _name(results: dict) -> str:
-    return results.get('img_path') or 'the image array'
+from groupvit_common.files import check_image, check_label_channels
 
 
 @TRANSFORMS.register_module()
@@ -27,9 +21,10 @@ class CheckedResize(Resize):
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
+        name = results.get('img_path') or 'the image array'
         if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
             raise ImageSizeError(
-                f'{_name(results)} is empty (shape {tuple(img.shape)}): there '
+                f'{name} is empty (shape {tuple(img.shape)}): there '
                 f'is nothing to segment. Give an image of at least one pixel '
                 f'on each side.')
         try:
@@ -37,7 +32,7 @@ class CheckedResize(Resize):
         except (cv2.error, ZeroDivisionError):
             height, width = img.shape[:2]
             raise ImageSizeError(
-                f'{_name(results)} ({height}x{width}) cannot be resized by '
+                f'{name} ({height}x{width}) cannot be resized by '
                 f'the test pipeline (Resize scale={self.scale}, '
                 f'keep_ratio={self.keep_ratio}): one side would be under one '
                 f'pixel. Crop the image into less elongated pieces, or '
@@ -52,14 +47,12 @@ class CheckedLoadAnnotations(LoadAnnotations):
 
     def _load_seg_map(self, results: dict) -> None:
         super()._load_seg_map(results)
-        label = results['gt_seg_map']
-        check_label_channels(label, results['seg_map_path'])
+        label, path = results['gt_seg_map'], results['seg_map_path']
+        check_label_channels(label, path)
         if label.ndim == 2:
             return
-        content = fileio.get(
-            results['seg_map_path'], backend_args=self.backend_args)
-        with Image.open(io.BytesIO(content)) as picture:
-            width, height = picture.size
+        content = fileio.get(path, backend_args=self.backend_args)
+        width, height = check_image(content, path, max_aspect=None)
         results['gt_seg_map'] = np.ascontiguousarray(
             label.reshape(height, width))
 

@@ -35,15 +35,11 @@ class COCOObjectDataset(BaseSegDataset):
     def __init__(self,
                  img_suffix: str = '.jpg',
                  seg_map_suffix: str = '_instanceTrainIds.png',
-                 reduce_zero_label: bool = False,
                  **kwargs) -> None:
-        if reduce_zero_label:
+        if kwargs.get('reduce_zero_label'):
             raise ValueError(
                 'COCOObjectDataset needs reduce_zero_label=False: label 0 is '
                 'the background class, which COCO-Object evaluates (81 '
                 'classes). Remove reduce_zero_label from the dataset config.')
         super().__init__(
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=reduce_zero_label,
-            **kwargs)
+            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

@@ -161,8 +161,9 @@ class CustomDataset(BaseDataset):
                 f'Image folder {root} has no class folders. Expected '
                 f'{root}/<class>/<image>, or give an annotation file '
                 f'(ann_file) of "filename label" lines.')
+        names = self.folder_names or folders
+        index = {name: i for i, name in enumerate(names)}
         if self.folder_names is not None:
-            index = {name: i for i, name in enumerate(self.folder_names)}
             unknown = [d for d in folders if d not in index]
             if unknown:
                 raise ClassificationDataError(
@@ -171,10 +172,8 @@ class CustomDataset(BaseDataset):
                     f'wnids): {unknown[:5]}'
                     f'{" ..." * (len(unknown) > 5)}. Remove them or '
                     f'rename them to their ids.')
-        else:
-            index = {name: i for i, name in enumerate(folders)}
-            if self._metainfo.get('classes') is None:
-                self._metainfo['classes'] = tuple(folders)
+        elif self._metainfo.get('classes') is None:
+            self._metainfo['classes'] = tuple(folders)
         samples = []
         for folder in folders:
             for dirpath, dirnames, filenames in os.walk(

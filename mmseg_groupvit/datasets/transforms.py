@@ -18,11 +18,6 @@ from PIL import Image, UnidentifiedImageError
 from groupvit_common.errors import ImageLoadError
 from groupvit_common.files import check_image, file_kind
 
-_JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
-_PNG_SIGNATURE, _PNG_IEND = b'\x89PNG\r\n\x1a\n', b'IEND'
-_EXIF_ORIENTATION_TAG = 0x0112
-# Flags of mmcv.imfrombytes that apply the EXIF orientation.
-_ORIENTING_FLAGS = ('color', 'grayscale')
 _warned_exif = False
 
 
@@ -31,7 +26,7 @@ def exif_orientation(content: bytes) -> int:
     header; 1 when absent or unreadable."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
+            return int(img.getexif().get(0x0112, 1) or 1)
     except Exception:  # no EXIF is not an error
         return 1
 
@@ -39,10 +34,10 @@ def exif_orientation(content: bytes) -> int:
 def _missing_end_marker(content: bytes) -> bool:
     """Whether a JPEG or PNG lacks its end marker (trailing zeros ignored)."""
     tail = content.rstrip(b'\x00')
-    if content.startswith(_JPEG_SOI):
-        return not tail.endswith(_JPEG_EOI)
-    if content.startswith(_PNG_SIGNATURE):
-        return _PNG_IEND not in tail[-12:]
+    if content.startswith(b'\xff\xd8'):
+        return not tail.endswith(b'\xff\xd9')
+    if content.startswith(b'\x89PNG\r\n\x1a\n'):
+        return b'IEND' not in tail[-12:]
     return False
 
 
@@ -76,6 +71,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
     def transform(self, results: dict) -> Optional[dict]:
         global _warned_exif
         filename = results['img_path']
+        not_an_image = 'Name an image file, or remove the name from the ' \
+            'split file.'
         try:
             if self.file_client_args is None and '://' not in filename:
                 # Opening a FIFO would wait, /dev/zero would never end.
@@ -83,8 +80,7 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 if not stat.S_ISREG(mode):
                     return self._fail(
                         results, f'it is {file_kind(mode)}, not an image '
-                        f'file', 'Name an image file, or remove the name '
-                        'from the split file.')
+                        f'file', not_an_image)
             if self.file_client_args is not None:
                 content = fileio.FileClient.infer_client(
                     self.file_client_args, filename).get(filename)
@@ -96,9 +92,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 'Check data_root / data_prefix in the config, or remove the '
                 'name from the split file.')
         except IsADirectoryError:
-            return self._fail(
-                results, 'it is a folder, not an image file',
-                'Name an image file, or remove the name from the split file.')
+            return self._fail(results, 'it is a folder, not an image file',
+                              not_an_image)
         except OSError as e:
             return self._fail(results, f'it cannot be read ({e})',
                               'Check its permissions.')
@@ -130,7 +125,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                     'Set imdecode_backend="pillow" in the loading transform, '
                     'or convert the file to PNG or JPEG.')
         orientation = exif_orientation(content)
-        if orientation != 1 and self.color_type in _ORIENTING_FLAGS \
+        # Only these flags of mmcv.imfrombytes apply the orientation.
+        if orientation != 1 and self.color_type in ('color', 'grayscale') \
                 and not _warned_exif:
             _warned_exif = True
             warnings.warn(
@@ -141,8 +137,9 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 f'color_type="color_ignore_orientation".')
         if self.to_float32:
             img = img.astype(np.float32)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        results['exif_orientation'] = orientation
+        results.update(
+            img=img,
+            img_shape=img.shape[:2],
+            ori_shape=img.shape[:2],
+            exif_orientation=orientation)
         return results

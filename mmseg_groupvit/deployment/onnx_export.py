@@ -27,10 +27,16 @@ SCORE_ATOL = 1e-4
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
 #: An export's files besides deploy.json.
 FILES = ('image.onnx', 'text.onnx', BPE_FILE)
-#: Names of the graphs' inputs and outputs, read by the runner.
-IMAGE_INPUTS = ('pixels', 'class_embeds', 'bg_thresh')
-IMAGE_OUTPUTS = ('scores', 'group_embeds', 'pixel_group', 'assignments')
-TEXT_INPUTS, TEXT_OUTPUTS = ('tokens', ), ('text_features', )
+#: The graphs' inputs and outputs (named as the runner reads them) with
+#: their dynamic axes (the window is fixed at export).
+IMAGE_INPUTS = dict(pixels='batch', class_embeds='classes', bg_thresh='')
+IMAGE_OUTPUTS = dict(
+    scores='batch channels',
+    group_embeds='batch',
+    pixel_group='batch',
+    assignments='batch')
+TEXT_INPUTS = dict(tokens='prompts length')
+TEXT_OUTPUTS = dict(text_features='prompts')
 #: Resize steps of a test pipeline (``CheckedResize``: mmcv's ``Resize``).
 _RESIZES = ('Resize', 'mmseg.Resize', 'CheckedResize')
 
@@ -162,18 +168,6 @@ def _session(path):
         path, options, providers=['CPUExecutionProvider'])
 
 
-#: The graphs' dynamic axes (the window is fixed at export).
-_AXES = dict(
-    pixels='batch',
-    class_embeds='classes',
-    scores='batch channels',
-    group_embeds='batch',
-    pixel_group='batch',
-    assignments='batch',
-    tokens='prompts length',
-    text_features='prompts')
-
-
 def _export(module, args, path, inputs, outputs):
     with warnings.catch_warnings():
         # The tracer's notes on shape conditions: the window is fixed.
@@ -185,14 +179,15 @@ def _export(module, args, path, inputs, outputs):
             input_names=list(inputs),
             output_names=list(outputs),
             dynamic_axes={
-                name: dict(enumerate(_AXES[name].split()))
-                for name in inputs + outputs if name in _AXES
+                name: dict(enumerate(axes.split()))
+                for name, axes in dict(inputs, **outputs).items() if axes
             },
             opset_version=OPSET,
             dynamo=False)
 
 
-def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
+def check_graphs(model, out_dir: str, window: Tensor, atol: float,
+                 bg_thresh: float) -> dict:
     """Both graphs of ``out_dir`` with onnxruntime against PyTorch.
 
     Returns:
@@ -202,8 +197,6 @@ def check_graphs(model, out_dir: str, window: Tensor, atol: float) -> dict:
     Raises:
         ExportCheckError: A difference exceeds ``atol``.
     """
-    bg_thresh = float(
-        model.test_cfg.get('bg_thresh', model.decode_head.bg_thresh))
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
     ref = model.encode_decode(window, metas).numpy()
     session = _session(osp.join(out_dir, 'image.onnx'))
@@ -291,7 +284,7 @@ def export_onnx(model,
         _export(
             TextSide(text), (text.tokenize(['a photo of a cat.', 'a dog.']), ),
             osp.join(tmp, 'text.onnx'), TEXT_INPUTS, TEXT_OUTPUTS)
-        check = check_graphs(model, tmp, window, atol)
+        check = check_graphs(model, tmp, window, atol, protocol['bg_thresh'])
         check['image'] = osp.basename(check_image)
         from mmseg.utils import tokenizer as mmseg_tokenizer
         shutil.copyfile(

@@ -6,24 +6,11 @@ from typing import Dict, List, Sequence
 from mmseg.datasets import (ADE20KDataset, CityscapesDataset, COCOStuffDataset,
                             PascalContextDataset, PascalVOCDataset)
 
-BACKGROUND = 'background'
-
-#: Number of COCO thing classes; they come first in ``COCOStuffDataset``.
-NUM_COCO_THINGS = 80
-
 #: Prompt renames per dataset family: ``{dataset class: prompt word}``.
-PROMPT_RENAMES: Dict[str, Dict[str, str]] = {
-    'voc': {
-        'diningtable': 'table',
-        'pottedplant': 'plant',
-        'tvmonitor': 'monitor',
-    },
-    'context': {
-        'aeroplane': 'airplane',
-        'pottedplant': 'plant',
-        'tvmonitor': 'monitor',
-    },
-}
+PROMPT_RENAMES: Dict[str, Dict[str, str]] = dict(
+    voc=dict(diningtable='table', pottedplant='plant', tvmonitor='monitor'),
+    context=dict(
+        aeroplane='airplane', pottedplant='plant', tvmonitor='monitor'))
 
 
 def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
@@ -40,8 +27,9 @@ def _apply_renames(names: Sequence[str], renames: Dict[str, str]) -> List[str]:
 
 
 _COCO_STUFF_CLASSES = tuple(COCOStuffDataset.METAINFO['classes'])  # 171
-#: COCO-Object's classes: 'background' and the 80 COCO thing classes.
-COCO_OBJECT_CLASSES = (BACKGROUND, ) + _COCO_STUFF_CLASSES[:NUM_COCO_THINGS]
+#: COCO-Object's classes: 'background' and the 80 COCO thing classes (the
+#: first of COCO-Stuff's).
+COCO_OBJECT_CLASSES = ('background', ) + _COCO_STUFF_CLASSES[:80]
 
 _VOC_PROMPTS = _apply_renames(PascalVOCDataset.METAINFO['classes'],
                               PROMPT_RENAMES['voc'])

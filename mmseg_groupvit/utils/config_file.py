@@ -21,30 +21,26 @@ MAX_YAML_VALUES = 1_000_000
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 
-def _count_values(value, budget: int) -> int:
-    """``budget`` minus the values in ``value``; raise below zero."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise ValueError(f'the YAML expands to more than '
-                             f'{MAX_YAML_VALUES:,} values (aliases repeated)')
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return budget
-
-
 @register_handler(['yaml', 'yml'])
 class SafeYamlHandler(YamlHandler):
-    """mmengine's YAML handler with PyYAML's safe loader and a bound."""
+    """mmengine's YAML handler with PyYAML's safe loader and a bound of
+    :data:`MAX_YAML_VALUES` values."""
 
     def load_from_fileobj(self, file, **kwargs):
         value = yaml.load(file, Loader=_SAFE_LOADER)
-        _count_values(value, MAX_YAML_VALUES)
+        stack, budget = [value], MAX_YAML_VALUES
+        while stack:
+            item = stack.pop()
+            budget -= 1
+            if budget < 0:
+                raise ValueError(f'the YAML expands to more than '
+                                 f'{MAX_YAML_VALUES:,} values (aliases '
+                                 f'repeated)')
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple)):
+                stack.extend(item)
         return value
 
 

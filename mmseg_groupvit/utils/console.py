@@ -32,8 +32,7 @@ def quiet_warnings(verbose: bool = False) -> None:
 
 
 def quiet_profiler() -> None:
-    """Silence the lines PyTorch's profiler (Kineto) prints, unless the user
-    set ``KINETO_LOG_LEVEL``."""
+    """Silence PyTorch's profiler (Kineto) unless KINETO_LOG_LEVEL is set."""
     os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 
@@ -53,8 +52,7 @@ class ConsoleLogFilter(logging.Filter):
 
 
 def quiet_console_log(logger: logging.Logger, keep=()) -> None:
-    """Add a :class:`ConsoleLogFilter` to the console handlers of
-    ``logger``."""
+    """Add a :class:`ConsoleLogFilter` to ``logger``'s console handlers."""
     for handler in logger.handlers:
         if (isinstance(handler, logging.StreamHandler)
                 and not isinstance(handler, logging.FileHandler)):

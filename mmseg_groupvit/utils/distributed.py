@@ -38,17 +38,14 @@ def init_cpu_distributed(cfg) -> None:
 def replace_sync_bn(cfg) -> int:
     """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place;
     return how many."""
-    count = 0
-    if isinstance(cfg, dict):
-        if cfg.get('type') == 'SyncBN':
-            cfg['type'] = 'BN'
-            count += 1
-        for value in cfg.values():
-            count += replace_sync_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            count += replace_sync_bn(value)
-    return count
+    if isinstance(cfg, (list, tuple)):
+        return sum(replace_sync_bn(value) for value in cfg)
+    if not isinstance(cfg, dict):
+        return 0
+    count = int(cfg.get('type') == 'SyncBN')
+    if count:
+        cfg['type'] = 'BN'
+    return count + replace_sync_bn(list(cfg.values()))
 
 
 def init_cpu_training(cfg) -> None:

@@ -11,22 +11,15 @@ from groupvit_common.vocabulary import check_template
 
 __all__ = ['TEMPLATE_SETS', 'get_templates', 'check_template']
 
-# yapf: disable
-TEMPLATE_SETS: Dict[str, List[str]] = {
-    'simple': ['a photo of a {}.'],
-    'subset': [
-        'itap of a {}.',
-        'a bad photo of a {}.',
-        'a origami {}.',
-        'a photo of the large {}.',
-        'a {} in a video game.',
-        'art of the {}.',
-        'a photo of the small {}.',
+TEMPLATE_SETS: Dict[str, List[str]] = dict(
+    simple=['a photo of a {}.'],
+    subset=[
+        'itap of a {}.', 'a bad photo of a {}.', 'a origami {}.',
+        'a photo of the large {}.', 'a {} in a video game.', 'art of the {}.',
+        'a photo of the small {}.'
     ],
-    'full': PREDEFINED_TEMPLATES['imagenet'],
-    'identity': ['{}'],
-}
-# yapf: enable
+    full=PREDEFINED_TEMPLATES['imagenet'],
+    identity=['{}'])
 
 
 def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:

@@ -14,28 +14,23 @@ class TextOptions(NamedTuple):
     templates: Optional[List[str]]
 
 
-def read_templates(templates: Optional[Sequence[str]]) -> Optional[List[str]]:
-    """``--templates``: one set name, or templates with one ``{}`` each."""
-    if templates is None:
-        return None
-    if len(templates) == 1 and '{' not in templates[0]:
-        return get_templates(templates[0])
-    return get_templates(list(templates))
-
-
 def read_text_options(
         vocab: Optional[str] = None,
         vocab_file: Optional[str] = None,
         extra_classes: Optional[str] = None,
         templates: Optional[Sequence[str]] = None) -> TextOptions:
     """The text options of a command line, read and checked
-    (``--vocab-file`` only without ``--vocab``)."""
-    vocabulary = None
+    (``--vocab-file`` only without ``--vocab``; ``--templates`` one set
+    name, or templates with one ``{}`` each)."""
+    vocabulary = extra = None
     if vocab is not None:
         vocabulary = parse_class_list(vocab, '--vocab')
     elif vocab_file is not None:
         vocabulary = load_vocabulary(vocab_file)
-    extra = None
     if extra_classes is not None:
         extra = parse_class_list(extra_classes, '--extra-classes')
-    return TextOptions(vocabulary, extra, read_templates(templates))
+    if templates is not None:
+        one_name = len(templates) == 1 and '{' not in templates[0]
+        templates = get_templates(
+            templates[0] if one_name else list(templates))
+    return TextOptions(vocabulary, extra, templates)

@@ -3,7 +3,7 @@
 them (``--vocab "cat,dog|puppy"``, one set name or templates)."""
 import pytest
 
-from mmseg_groupvit.utils.text_options import read_templates, read_text_options
+from mmseg_groupvit.utils.text_options import read_text_options
 
 
 def test_nothing_given_keeps_the_config():
@@ -31,6 +31,10 @@ def test_vocab_file_is_read_when_no_vocab(tmp_path):
 
 
 def test_one_word_is_a_set_name_else_templates():
+
+    def read_templates(templates):
+        return read_text_options(templates=templates).templates
+
     assert read_templates(['identity']) == ['{}']
     assert read_templates(['a photo of a {}.']) == ['a photo of a {}.']
     assert read_templates(['a {}.',

@@ -55,9 +55,7 @@ class CaptionAnnotationDataset(BaseDataset):
             with open(path, encoding='utf-8-sig', newline='') as f:
                 if ext == '.csv':
                     reader = csv.DictReader(f)
-                    for row in reader:
-                        rows.append((reader.line_num, row))
-                    return rows
+                    return [(reader.line_num, row) for row in reader]
                 for line, text in enumerate(f, start=1):
                     if text.strip():
                         rows.append((line, json.loads(text)))

@@ -9,9 +9,10 @@ from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 from mmseg.utils import tokenize
 
+from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError
 from ...utils import get_templates
-from .nouns import build_noun_finder
+from .nouns import TAGGERS, NltkNouns, rule_nouns
 
 #: Pieces kept per token of context (each piece CLIP's tokenizer splits a
 #: text into, :data:`_PIECE`, gives at least one token).
@@ -57,7 +58,10 @@ class CaptionTokenize(BaseTransform):
         self.multi_label = multi_label
         self.templates = list(get_templates(templates))
         self.tagger = tagger
-        self.find_nouns = build_noun_finder(tagger) if multi_label else None
+        self.find_nouns = None
+        if multi_label:
+            check_choice(tagger, 'CaptionTokenize.tagger', TAGGERS)
+            self.find_nouns = NltkNouns() if tagger == 'nltk' else rule_nouns
         self.context_length = context_length
         self.max_tagged_words = max_tagged_words
 

@@ -5,7 +5,6 @@ closed-class words, ``-ly`` adverbs and a few adjective endings."""
 import re
 from typing import List
 
-from groupvit_common.checks import check_choice
 from groupvit_common.errors import ConfigValueError
 
 #: The Penn Treebank tags the original takes (``word_type='noun'``).
@@ -98,9 +97,3 @@ def _candidate(word: str) -> bool:
 def rule_nouns(caption: str) -> List[str]:
     """Open-class words of ``caption`` in order."""
     return [word for word in _WORDS.findall(caption) if _candidate(word)]
-
-
-def build_noun_finder(tagger: str):
-    """The caption -> candidate words function of ``tagger``."""
-    check_choice(tagger, 'CaptionTokenize.tagger', TAGGERS)
-    return NltkNouns() if tagger == 'nltk' else rule_nouns
