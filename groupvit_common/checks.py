@@ -214,8 +214,8 @@ def _vocabulary(text: dict, prompt_classes: Optional[Callable],
         if text.get('vocabulary') is not None:
             classes = load_vocabulary(text['vocabulary'])
         elif text.get('dataset_name') and prompt_classes:
-            classes = load_vocabulary(
-                list(prompt_classes(text['dataset_name'])))
+            # A builtin list, one class per name (ImageNet's has repeats).
+            classes = [[n] for n in prompt_classes(text['dataset_name'])]
         else:
             return None
         extra = text.get('extra_classes')

@@ -50,11 +50,16 @@ _PROMPT_CLASSES: Dict[str, List[str]] = {
 
 def get_prompt_classes(name: str) -> List[str]:
     """A new list of the prompt class names of ``name`` (``'voc'``,
-    ``'voc20'``, ``'context'``, ...) in label order."""
+    ``'voc20'``, ``'context'``, ..., ``'imagenet'``: the original's 1000,
+    two of them twice) in label order."""
     if not isinstance(name, str):
         raise TypeError(f'The prompt class set name must be a str, got '
                         f'{type(name).__name__}: {name!r}.')
+    if name == 'imagenet':
+        from ..datasets.imagenet import imagenet_classes
+        return imagenet_classes()
     if name not in _PROMPT_CLASSES:
         raise ValueError(f'Unknown prompt class set {name!r}. Valid names: '
-                         f'{", ".join(sorted(_PROMPT_CLASSES))}.')
+                         f'{", ".join(sorted([*_PROMPT_CLASSES, "imagenet"]))}'
+                         f'.')
     return list(_PROMPT_CLASSES[name])
