@@ -216,10 +216,9 @@ def test_missing_checkpoint_is_one_error_line(small):
         tool.main([small[0], 'nowhere.pth'])
 
 
-@pytest.mark.parametrize(
-    'option, classes',
-    [('model.text_encoder.vocabulary=[cat,dog]', 2),
-     ('model.text_encoder.dataset_name=imagenet', 1000)])
+@pytest.mark.parametrize('option, classes',
+                         [('model.text_encoder.vocabulary=[cat,dog]', 2),
+                          ('model.text_encoder.dataset_name=imagenet', 1000)])
 def test_vocabulary_of_another_size_is_refused_before_any_image(
         small, tmp_path, option, classes):
     """Top-1 of a 2-class vocabulary (or ImageNet's 1000) on the 20 VOC
@@ -228,9 +227,10 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     config, checkpoint, _ = small
     tool = load_script('tools/test.py')
     with pytest.raises(SystemExit) as exit_info:
-        tool.main(
-            [config, checkpoint, '--work-dir',
-             str(tmp_path), '--cfg-options', option])
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options', option
+        ])
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and '\n' not in message
     assert f'vocabulary has {classes} classes and the test dataset 20' \
