@@ -15,7 +15,9 @@ _release_registered = False
 
 def init_cpu_distributed(cfg) -> None:
     """Create the gloo process group for ``--launcher pytorch`` without
-    CUDA, and set ``cfg`` to gloo and DDP without device ids, in place."""
+    CUDA, and set ``cfg`` to gloo and mmengine's DDP (``broadcast_buffers``
+    off, the config's ``find_unused_parameters``) without device ids, in
+    place."""
     global _release_registered
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
@@ -29,10 +31,14 @@ def init_cpu_distributed(cfg) -> None:
     cfg.setdefault('env_cfg', {})
     cfg.env_cfg.setdefault('dist_cfg', {})
     cfg.env_cfg.dist_cfg['backend'] = 'gloo'
-    # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which
-    # DistributedDataParallel refuses for a CPU model.
-    cfg.setdefault('model_wrapper_cfg',
-                   dict(type='MMDistributedDataParallel', device_ids=None))
+    # mmengine's default wrapper, but device_ids=[LOCAL_RANK] (which mmengine
+    # passes to any wrapper) is refused by DistributedDataParallel on CPU.
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def replace_sync_bn(cfg) -> int:
@@ -49,8 +55,8 @@ def replace_sync_bn(cfg) -> int:
 
 
 def init_cpu_training(cfg) -> None:
-    """:func:`init_cpu_distributed` for ``tools/train.py``: also SyncBN
-    as BN (with a warning) and DDP without device ids."""
+    """:func:`init_cpu_distributed` for ``tools/train.py``, with SyncBN
+    built as BN (with a warning)."""
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
     init_cpu_distributed(cfg)
@@ -61,12 +67,6 @@ def init_cpu_training(cfg) -> None:
             'process).',
             logger='current',
             level=logging.WARNING)
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
 
 
 def release_group() -> None:

@@ -137,13 +137,15 @@ def test_cpu_training_builds_bn_and_ddp_without_device_ids(
         assert dist.is_initialized() and cfg.env_cfg.dist_cfg.backend == \
             'gloo'
         assert cfg.model.norm_cfg.type == 'BN'
+        # mmengine's own default wrapper (Runner.wrap_model), on CPU.
+        default = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=True,
+            device_ids=None)
         expected = dict(
-            default=dict(type='MMDistributedDataParallel', device_ids=None),
-            none=dict(
-                type='MMDistributedDataParallel',
-                broadcast_buffers=False,
-                find_unused_parameters=True,
-                device_ids=None),
+            default=default,
+            none=default,
             own=dict(
                 type='MMDistributedDataParallel',
                 device_ids=None,
