@@ -3,7 +3,6 @@
 architecture, in memory and as files (``tools/convert_weights.py``)."""
 import os
 import os.path as osp
-import tempfile
 from typing import Optional
 
 import torch
@@ -244,6 +243,11 @@ def to_mmseg_checkpoint(checkpoint, path: str, name: Optional[str] = None):
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
     """``torch.save`` to ``dst`` atomically."""
+    _write_atomically(dst, lambda f: torch.save(checkpoint, f))
+
+
+def _write_atomically(dst: str, write) -> None:
+    """``write(f)`` into a new temporary file, then renamed to ``dst``."""
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
@@ -252,7 +256,7 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
         os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
         # 'x': created here, never a file or link already at that name.
         with open(tmp, 'xb') as f:
-            torch.save(checkpoint, f)
+            write(f)
         os.replace(tmp, dst)
     except OSError as e:
         raise CheckpointError(
@@ -371,22 +375,10 @@ def convert_checkpoint(src: str,
                            ',\n'.join(f'        {k}={v!r}'
                                       for k, v in arch[part].items()) + ')'
                            for part in PARTS)  # plain values: check_arch
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(
-                '.partial', dir=osp.dirname(osp.abspath(config_path)))
-            with os.fdopen(fd, 'w') as f:
-                f.write(f'{_CONFIG_MARK}: the architecture of a non-default\n'
-                        f'# GroupViT checkpoint.\n_base_ = '
-                        f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
-                        f'{parts})\n')
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, config_path)  # a link there is replaced
-        except OSError as e:
-            if tmp and osp.exists(tmp):
-                os.remove(tmp)
-            raise CheckpointError(
-                f'cannot write {config_path}: {e.strerror or e}.') from None
+        text = (f'{_CONFIG_MARK}: the architecture of a non-default\n'
+                f'# GroupViT checkpoint.\n_base_ = '
+                f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n{parts})\n')
+        _write_atomically(config_path, lambda f: f.write(text.encode()))
     return dict(
         layout=layout,
         arch=arch,
