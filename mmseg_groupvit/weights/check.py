@@ -137,13 +137,12 @@ def check_state_dict(model,
     (a module or its state dict; :data:`TRAINING_KEYS` as it has them) or
     with values :func:`check_values` refuses."""
     own = model.state_dict() if isinstance(model, nn.Module) else model
-    state = {
-        k: v
-        for k, v in state.items() if k in own or k not in TRAINING_KEYS
-    }
-    state.update(
-        {k: own[k]
-         for k in TRAINING_KEYS if k not in state and k in own})
+    state = dict(state)
+    for key in TRAINING_KEYS:  # as the model has them
+        if key not in own:
+            state.pop(key, None)
+        elif key not in state:
+            state[key] = own[key]
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, source, own)
