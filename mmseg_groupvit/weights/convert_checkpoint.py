@@ -20,6 +20,7 @@ DEFAULT_BASE_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
     'groupvit_voc.py')
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
+_DAMAGED = 'The file is incomplete or damaged; download it again.'
 
 
 def weights_file(path: str) -> str:
@@ -200,16 +201,14 @@ def convert_source(layout: str,
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: it has no '
             f'{" and no ".join(p + ".*" for p in missing)} tensors (its keys '
-            f'start with {prefixes}). The file is incomplete or damaged; '
-            f'download it again.')
+            f'start with {prefixes}). {_DAMAGED}')
     declared = _declared(layout, config, arch_config, src)
     try:
         inferred = infer_arch(state)
     except (KeyError, IndexError) as e:
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: tensor {e} is '
-            f'missing. The file is incomplete or damaged; download it '
-            f'again.') from None
+            f'missing. {_DAMAGED}') from None
     if vision_heads is not None:
         declared.setdefault('image_encoder', {})[HEADS] = vision_heads
     diff = arch_diff(declared, inferred, says=('config says', 'tensors say'))
@@ -357,8 +356,7 @@ def convert_checkpoint(src: str,
         k: torch.empty((), device='meta')
         for k in TRAINING_KEYS if k in state
     })
-    check_state_dict(own, state, src, 'its architecture',
-                     'The file is incomplete or damaged; download it again.')
+    check_state_dict(own, state, src, 'its architecture', _DAMAGED)
     config_path = None
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
