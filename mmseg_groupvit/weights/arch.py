@@ -218,12 +218,11 @@ def arch_from_hf_config(config: dict) -> dict:
         if not isinstance(section, dict):
             raise TypeError(f'"{name}" is a {type(section).__name__}, not '
                             f'an object of fields')
-        section = dict(
-            section, **{
-                k: config[k]
-                for k in ('projection_dim', 'projection_intermediate_dim')
-                if k in config
-            })
+        shared = {
+            k: v
+            for k, v in config.items() if k.startswith('projection_')
+        }
+        section = dict(section, **shared)
         arch[part] = {k: section[k] for k in FIELDS[part] if k in section}
     return arch
 

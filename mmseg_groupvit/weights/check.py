@@ -39,6 +39,13 @@ def _listed(keys: List[str], limit: int = 5) -> str:
     return f'{keys[:limit]}{" ..." * (len(keys) > limit)}'
 
 
+def _refuse(source: str, keys: List[str], what: str, why: str) -> None:
+    """Raise, unless ``keys`` is empty, naming the first few of them."""
+    if keys:
+        raise CheckpointError(
+            f'{source}: {len(keys)} {what}: {_listed(keys)}. {why}')
+
+
 def _kind(dtype: torch.dtype) -> tuple:
     """Floating-point, boolean or integer."""
     return dtype.is_floating_point, dtype == torch.bool
@@ -46,17 +53,14 @@ def _kind(dtype: torch.dtype) -> tuple:
 
 def check_entries(state: dict, source: str) -> None:
     """Refuse keys that are not strings and values that are not tensors."""
-    for what, bad in (('key(s) of the state dict are not names',
-                       [shown(k) for k in state if not isinstance(k, str)]),
-                      ('entr(y/ies) of the state dict are not tensors', [
-                          f'{k} ({type(v).__name__})'
-                          for k, v in state.items()
-                          if not isinstance(v, torch.Tensor)
-                      ])):
-        if bad:
-            raise CheckpointError(
-                f'{source}: {len(bad)} {what}: {_listed(sorted(bad))}. The '
-                f'file is not a GroupViT checkpoint, or it is damaged.')
+    why = 'The file is not a GroupViT checkpoint, or it is damaged.'
+    _refuse(source, sorted(shown(k) for k in state if not isinstance(k, str)),
+            'key(s) of the state dict are not names', why)
+    _refuse(
+        source,
+        sorted(f'{k} ({type(v).__name__})' for k, v in state.items()
+               if not isinstance(v, torch.Tensor)),
+        'entr(y/ies) of the state dict are not tensors', why)
 
 
 def check_values(state: Dict[str, torch.Tensor],
@@ -67,14 +71,13 @@ def check_values(state: Dict[str, torch.Tensor],
     float64 without one), negative BatchNorm variances."""
     check_entries(state, source)
     own = own or {}
-    kinds = sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
-                   for k in set(own) & set(state)
-                   if _kind(own[k].dtype) != _kind(state[k].dtype))
-    if kinds:
-        raise CheckpointError(
-            f'{source}: {len(kinds)} tensor(s) have a dtype of another kind '
-            f'than the model\'s: {_listed(kinds)}. The file is damaged or '
-            f'from another model.')
+    _refuse(
+        source,
+        sorted(f'{k} ({state[k].dtype}, the model has {own[k].dtype})'
+               for k in set(own) & set(state)
+               if _kind(own[k].dtype) != _kind(state[k].dtype)),
+        'tensor(s) have a dtype of another kind than the model\'s',
+        'The file is damaged or from another model.')
     nonfinite, negative = [], []
     for key, value in sorted(state.items()):
         if not value.is_floating_point():
@@ -85,19 +88,15 @@ def check_values(state: Dict[str, torch.Tensor],
             nonfinite.append(key)
         elif key.endswith('running_var') and bool((value < 0).any()):
             negative.append(key)
-    if nonfinite:
-        raise CheckpointError(
-            f'{source}: {len(nonfinite)} tensor(s) hold NaN or Inf: '
-            f'{_listed(nonfinite)}. A model with these weights gives '
-            f'meaningless scores (typically one class everywhere); the '
-            f'training diverged or the file is damaged. Use another '
-            f'checkpoint.')
-    if negative:
-        raise CheckpointError(
-            f'{source}: {len(negative)} BatchNorm variance(s) hold negative '
-            f'values: {_listed(negative)}. A variance cannot be negative; '
-            f'the model would give NaN scores. The file is damaged; use '
-            f'another checkpoint.')
+    _refuse(
+        source, nonfinite, 'tensor(s) hold NaN or Inf',
+        'A model with these weights gives meaningless scores (typically one '
+        'class everywhere); the training diverged or the file is damaged. '
+        'Use another checkpoint.')
+    _refuse(
+        source, negative, 'BatchNorm variance(s) hold negative values',
+        'A variance cannot be negative; the model would give NaN scores. '
+        'The file is damaged; use another checkpoint.')
 
 
 def describe_mismatch(own: Dict, state: Dict, missing: List[str],
@@ -137,13 +136,12 @@ def check_state_dict(model,
     (a module or its state dict; :data:`TRAINING_KEYS` as it has them) or
     with values :func:`check_values` refuses."""
     own = model.state_dict() if isinstance(model, nn.Module) else model
-    state = {
-        k: v
-        for k, v in state.items() if k in own or k not in TRAINING_KEYS
-    }
-    state.update(
-        {k: own[k]
-         for k in TRAINING_KEYS if k not in state and k in own})
+    state = dict(state)
+    for key in TRAINING_KEYS:  # as the model has them
+        if key not in own:
+            state.pop(key, None)
+        elif key not in state:
+            state[key] = own[key]
     missing, unexpected, reshaped = compare_state_dicts(own, state)
     if not (missing or unexpected or reshaped):
         check_values(state, source, own)

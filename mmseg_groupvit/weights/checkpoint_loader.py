@@ -251,11 +251,10 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
         applied = merge_arch(model_cfg, arch, source)
     if not main:
         return local
-    model = {p: {k: models[0][p][k] for k in arch[p]} for p in arch}
     released = released_arch()
     changed = [
         f'{p}.{k}={v!r}'.replace(' ', '')
-        for p, values in canonical(model).items() for k, v in values.items()
+        for p, values in canonical(arch).items() for k, v in values.items()
         if f'{p}.{k}' in applied and v != released[p].get(k)
     ]
     if changed:

@@ -94,13 +94,11 @@ HF_DROPPED = ('text_model.embeddings.position_ids', )
 _HF_QKV = re.compile(r'^(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$')
 
 
-def _apply_rules(state: Dict[str, torch.Tensor], rules, dropped,
+def _apply_rules(state: Dict[str, torch.Tensor], rules,
                  source: str) -> Dict[str, torch.Tensor]:
     compiled = [(re.compile(p), r) for p, r in rules]
     out, unknown = {}, []
     for key, value in state.items():
-        if key in dropped:
-            continue
         for pattern, repl in compiled:
             if pattern.match(key):
                 out[pattern.sub(repl, key)] = value
@@ -122,7 +120,7 @@ def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         k[len('module.'):] if k.startswith('module.') else k: v
         for k, v in state.items()
     }
-    out = _apply_rules(state, NVLABS_RULES, (), 'NVlabs')
+    out = _apply_rules(state, NVLABS_RULES, 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:
             out[key] = value[..., 0]
@@ -139,7 +137,7 @@ def convert_hf(state: Dict[str, torch.Tensor],
         if match and '.downsample.' not in key:
             prefix, which, kind = match.groups()
             fused.setdefault((prefix, kind), {})[which] = value
-        else:
+        elif key not in HF_DROPPED:
             rest[key] = value
     for (prefix, kind), parts in fused.items():
         if set(parts) != {'q', 'k', 'v'}:
@@ -155,4 +153,4 @@ def convert_hf(state: Dict[str, torch.Tensor],
                 f'projection; the file is damaged.')
         rest[f'{prefix}.self_attn.qkv.{kind}'] = torch.cat(
             [parts['q'], parts['k'], parts['v']])
-    return _apply_rules(rest, HF_RULES, HF_DROPPED, 'transformers')
+    return _apply_rules(rest, HF_RULES, 'transformers')

@@ -3,7 +3,6 @@
 architecture, in memory and as files (``tools/convert_weights.py``)."""
 import os
 import os.path as osp
-import tempfile
 from typing import Optional
 
 import torch
@@ -21,6 +20,7 @@ DEFAULT_BASE_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
     'groupvit_voc.py')
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
+_DAMAGED = 'The file is incomplete or damaged; download it again.'
 
 
 def weights_file(path: str) -> str:
@@ -201,16 +201,14 @@ def convert_source(layout: str,
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: it has no '
             f'{" and no ".join(p + ".*" for p in missing)} tensors (its keys '
-            f'start with {prefixes}). The file is incomplete or damaged; '
-            f'download it again.')
+            f'start with {prefixes}). {_DAMAGED}')
     declared = _declared(layout, config, arch_config, src)
     try:
         inferred = infer_arch(state)
     except (KeyError, IndexError) as e:
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: tensor {e} is '
-            f'missing. The file is incomplete or damaged; download it '
-            f'again.') from None
+            f'missing. {_DAMAGED}') from None
     if vision_heads is not None:
         declared.setdefault('image_encoder', {})[HEADS] = vision_heads
     diff = arch_diff(declared, inferred, says=('config says', 'tensors say'))
@@ -244,6 +242,11 @@ def to_mmseg_checkpoint(checkpoint, path: str, name: Optional[str] = None):
 
 def save_checkpoint(checkpoint: dict, dst: str) -> None:
     """``torch.save`` to ``dst`` atomically."""
+    _write_atomically(dst, lambda f: torch.save(checkpoint, f))
+
+
+def _write_atomically(dst: str, write) -> None:
+    """``write(f)`` into a new temporary file, then renamed to ``dst``."""
     if osp.exists(dst) and not osp.isfile(dst):
         raise CheckpointError(f'{dst} is not a regular file; give a file '
                               f'path to write the checkpoint to.')
@@ -252,7 +255,7 @@ def save_checkpoint(checkpoint: dict, dst: str) -> None:
         os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
         # 'x': created here, never a file or link already at that name.
         with open(tmp, 'xb') as f:
-            torch.save(checkpoint, f)
+            write(f)
         os.replace(tmp, dst)
     except OSError as e:
         raise CheckpointError(
@@ -353,8 +356,7 @@ def convert_checkpoint(src: str,
         k: torch.empty((), device='meta')
         for k in TRAINING_KEYS if k in state
     })
-    check_state_dict(own, state, src, 'its architecture',
-                     'The file is incomplete or damaged; download it again.')
+    check_state_dict(own, state, src, 'its architecture', _DAMAGED)
     config_path = None
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
@@ -371,22 +373,10 @@ def convert_checkpoint(src: str,
                            ',\n'.join(f'        {k}={v!r}'
                                       for k, v in arch[part].items()) + ')'
                            for part in PARTS)  # plain values: check_arch
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(
-                '.partial', dir=osp.dirname(osp.abspath(config_path)))
-            with os.fdopen(fd, 'w') as f:
-                f.write(f'{_CONFIG_MARK}: the architecture of a non-default\n'
-                        f'# GroupViT checkpoint.\n_base_ = '
-                        f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n'
-                        f'{parts})\n')
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, config_path)  # a link there is replaced
-        except OSError as e:
-            if tmp and osp.exists(tmp):
-                os.remove(tmp)
-            raise CheckpointError(
-                f'cannot write {config_path}: {e.strerror or e}.') from None
+        text = (f'{_CONFIG_MARK}: the architecture of a non-default\n'
+                f'# GroupViT checkpoint.\n_base_ = '
+                f'[{osp.abspath(base_config)!r}]\n\nmodel = dict(\n{parts})\n')
+        _write_atomically(config_path, lambda f: f.write(text.encode()))
     return dict(
         layout=layout,
         arch=arch,

@@ -141,19 +141,17 @@ def _statistic(obj, name):
     raise Refused(f'builtins.getattr (attribute {shown(name)} of {owner})')
 
 
-def _list(items=()) -> list:
-    """``list`` of a list or tuple (``list(tensor)`` could make gigabytes
-    from a stride-0 tensor)."""
-    if not isinstance(items, (list, tuple)):
-        raise Refused(f'builtins.list of a {type(items).__name__}')
-    return list(items)
+def _container(kind: type, accepted: tuple):
+    """``kind`` of a value of the ``accepted`` types only (``list(tensor)``
+    could make gigabytes from a stride-0 tensor)."""
 
+    def build(items=()):
+        if not isinstance(items, accepted):
+            raise Refused(
+                f'builtins.{kind.__name__} of a {type(items).__name__}')
+        return kind(items)
 
-def _dict(items=()) -> dict:
-    """``dict`` of a dict or of pairs in a list or tuple (as :func:`_list`)."""
-    if not isinstance(items, (dict, list, tuple)):
-        raise Refused(f'builtins.dict of a {type(items).__name__}')
-    return dict(items)
+    return build
 
 
 def _defaultdict(factory=None) -> defaultdict:
@@ -179,7 +177,8 @@ _NUMPY = [(Array, 'numpy.ndarray'), (Dtype, 'numpy.dtype')] + [
 #: ``(stand-in, 'module.name')`` for ``torch.serialization.safe_globals``.
 SAFE_GLOBALS = [
     (type(n.rsplit('.', 1)[1], (ConfigNode, ), {}), n) for n in _OMEGACONF
-] + _NUMPY + [(_dict, 'builtins.dict'), (_list, 'builtins.list'),
+] + _NUMPY + [(_container(dict, (dict, list, tuple)), 'builtins.dict'),
+              (_container(list, (list, tuple)), 'builtins.list'),
               (int, 'builtins.int'), (_defaultdict, 'collections.defaultdict'),
               (Buffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
               (_statistic, 'builtins.getattr'),
