@@ -165,10 +165,8 @@ class GroupViT(BaseModule):
             stage. Defaults to (64, 8, 8).
         drop_path_rate (float): Stochastic depth of the last block, rising
             linearly from 0. Defaults to 0.
-        with_projector (bool): Build the projection head. Defaults to True.
-        projection_dim (int): Joint-space channels. Defaults to 256.
-        projection_intermediate_dim (int): Projection hidden channels.
-            Defaults to 4096.
+        with_projector (bool): Build the projection head (``projection_*``
+            channels). Defaults to True.
         out_indices (int | Sequence[int], optional): Stages whose dense
             maps are returned (:meth:`forward_dense`). Defaults to None.
         with_zero_shot (bool): With ``out_indices``, return the zero-shot
@@ -237,8 +235,6 @@ class GroupViT(BaseModule):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens}: only trailing stages '
                 f'may have no group tokens.')
-        self.hidden_size = hidden_size
-        self.image_size = image_size
         self.patch_size = patch_size
         self.num_channels = num_channels
         self.pos_grid = image_size // patch_size
@@ -391,7 +387,8 @@ class GroupViT(BaseModule):
                 f'array[..., :3] (mmseg\'s LoadImageFromFile does so with '
                 f'color_type="color").')
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def forward_features(self, x: torch.Tensor) -> dict:
+        """The encoder without the projection head."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(
                 f'GroupViT expects images as a [B, C, H, W] tensor, got '
@@ -401,10 +398,6 @@ class GroupViT(BaseModule):
             raise ImageSizeError(
                 f'Image {tuple(x.shape[2:])} is smaller than one '
                 f'{self.patch_size}x{self.patch_size} patch; resize it first.')
-
-    def forward_features(self, x: torch.Tensor) -> dict:
-        """The encoder without the projection head."""
-        self._check_input(x)
         x, grid = self.patch_embed(x)
         x = self.pos_drop(x + self.interpolate_pos_embed(grid))
         group_tokens = None

@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``.
-
-Each window is kept compact (a group per pixel and a ``[G, C]`` table); the
-dense canvas is painted only within ``test_cfg.max_dense_scores_bytes``,
-else labels come a few classes at a time, bit-identical either way."""
+"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``;
+windows stay compact (a group per pixel, a ``[G, C]`` table) unless the dense
+canvas fits ``test_cfg.max_dense_scores_bytes``."""
 import logging
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
