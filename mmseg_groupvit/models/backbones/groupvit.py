@@ -91,6 +91,7 @@ class GroupingStage(nn.Module):
                              layer_norm_eps, attn_drop, drop_path[i])
             for i in range(depth)
         ])
+        self.group_token = self.grouping = self.group_projector = None
         if num_group_tokens > 0:
             self.group_token = nn.Parameter(
                 torch.zeros(1, num_group_tokens, embed_dims))
@@ -104,17 +105,12 @@ class GroupingStage(nn.Module):
                 layer_norm_eps=layer_norm_eps,
                 attn_drop=attn_drop,
                 **grouping_cfg)
-        else:
-            self.group_token = None
-            self.grouping = None
         if num_group_tokens > 0 and num_prev_group_tokens > 0:
             self.group_projector = nn.Sequential(
                 OrderedDict(
                     norm=nn.LayerNorm(embed_dims, eps=layer_norm_eps),
                     mlp=MixerMLP(num_prev_group_tokens, embed_dims // 2,
                                  num_group_tokens, act)))
-        else:
-            self.group_projector = None
 
     def forward(
         self, x: torch.Tensor, prev_group_tokens: Optional[torch.Tensor]
