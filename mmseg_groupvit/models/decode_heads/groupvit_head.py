@@ -177,13 +177,9 @@ class GroupViTHead(BaseDecodeHead):
     def forward(self,
                 inputs: list,
                 bg_thresh: Optional[float] = None) -> Tensor:
-        """Class scores ``[B, num_classes, H, W]``.
-
-        Args:
-            inputs (list): Images ``[B, 3, H, W]``, the :class:`GroupViT`
-                output dict and class embeddings ``[K, D]``.
-            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-        """
+        """Class scores ``[B, num_classes, H, W]`` of ``inputs``: images
+        ``[B, 3, H, W]``, the :class:`GroupViT` output dict and class
+        embeddings ``[K, D]``; ``bg_thresh`` overrides ``self.bg_thresh``."""
         return paint_scores(*self.assign(inputs, bg_thresh))
 
     def predict(self, inputs: list, batch_img_metas: List[dict],
