@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """GroupViT's grouping block (paper Sec. 3.1), structured as the original
 ``GroupingBlock`` / ``AssignAttention`` so the published weights load."""
+import functools
 from typing import Sequence, Tuple
 
 import torch
@@ -21,11 +22,8 @@ def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
     """Chain the soft assignments ``[B, S_i, S_{i-1}]`` of each stage
     (``S_0 = h*w``) into ``A_1^T @ A_2^T @ ...`` ``[B, h*w, S_last]``."""
-    chained = None
-    for assign in soft_assigns:
-        assign = assign.transpose(1, 2)
-        chained = assign if chained is None else chained @ assign
-    return chained
+    return functools.reduce(
+        torch.matmul, [assign.transpose(1, 2) for assign in soft_assigns])
 
 
 class AssignAttention(CrossAttention):
