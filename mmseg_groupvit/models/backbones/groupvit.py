@@ -170,9 +170,8 @@ class GroupViT(BaseModule):
         frozen_stages (int): Freeze the patch embedding and position table
             (``>= 0``) and the first ``frozen_stages`` stages (all: the final
             LayerNorm too). Defaults to -1 (none).
-        freeze_group_tokens (bool): Freeze the group tokens.
-        freeze_projector (bool): Freeze the projection head.
-        frozen (bool): Freeze the whole encoder.
+        freeze_group_tokens, freeze_projector, frozen (bool): Freeze the
+            group tokens, the projection head, the whole encoder.
         init_cfg (dict | list[dict], optional): E.g. ``dict(type=
             'Pretrained', checkpoint=..., prefix='image_encoder.')``.
 
