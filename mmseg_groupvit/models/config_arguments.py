@@ -18,18 +18,15 @@ RESERVED = ('type', '_scope_')
 
 def _component(type_: Any):
     """The class ``type_`` names, if this package's or mmseg's."""
-    if isinstance(type_, type):
-        cls = type_
-    elif isinstance(type_, str):
+    cls = type_
+    if isinstance(type_, str):
         try:
             cls = MODELS.get(type_)
         except (KeyError, ValueError, ImportError):
             return None
-    else:
-        return None
-    if cls is None or not cls.__module__.startswith(CHECKED):
-        return None
-    return cls
+    if isinstance(cls, type) and cls.__module__.startswith(CHECKED):
+        return cls
+    return None
 
 
 def _arguments(cls) -> tuple:

@@ -91,6 +91,7 @@ class GroupingStage(nn.Module):
                              layer_norm_eps, attn_drop, drop_path[i])
             for i in range(depth)
         ])
+        self.group_token = self.grouping = self.group_projector = None
         if num_group_tokens > 0:
             self.group_token = nn.Parameter(
                 torch.zeros(1, num_group_tokens, embed_dims))
@@ -104,17 +105,12 @@ class GroupingStage(nn.Module):
                 layer_norm_eps=layer_norm_eps,
                 attn_drop=attn_drop,
                 **grouping_cfg)
-        else:
-            self.group_token = None
-            self.grouping = None
         if num_group_tokens > 0 and num_prev_group_tokens > 0:
             self.group_projector = nn.Sequential(
                 OrderedDict(
                     norm=nn.LayerNorm(embed_dims, eps=layer_norm_eps),
                     mlp=MixerMLP(num_prev_group_tokens, embed_dims // 2,
                                  num_group_tokens, act)))
-        else:
-            self.group_projector = None
 
     def forward(
         self, x: torch.Tensor, prev_group_tokens: Optional[torch.Tensor]
@@ -165,10 +161,8 @@ class GroupViT(BaseModule):
             stage. Defaults to (64, 8, 8).
         drop_path_rate (float): Stochastic depth of the last block, rising
             linearly from 0. Defaults to 0.
-        with_projector (bool): Build the projection head. Defaults to True.
-        projection_dim (int): Joint-space channels. Defaults to 256.
-        projection_intermediate_dim (int): Projection hidden channels.
-            Defaults to 4096.
+        with_projector (bool): Build the projection head (``projection_*``
+            channels). Defaults to True.
         out_indices (int | Sequence[int], optional): Stages whose dense
             maps are returned (:meth:`forward_dense`). Defaults to None.
         with_zero_shot (bool): With ``out_indices``, return the zero-shot
@@ -176,9 +170,8 @@ class GroupViT(BaseModule):
         frozen_stages (int): Freeze the patch embedding and position table
             (``>= 0``) and the first ``frozen_stages`` stages (all: the final
             LayerNorm too). Defaults to -1 (none).
-        freeze_group_tokens (bool): Freeze the group tokens.
-        freeze_projector (bool): Freeze the projection head.
-        frozen (bool): Freeze the whole encoder.
+        freeze_group_tokens, freeze_projector, frozen (bool): Freeze the
+            group tokens, the projection head, the whole encoder.
         init_cfg (dict | list[dict], optional): E.g. ``dict(type=
             'Pretrained', checkpoint=..., prefix='image_encoder.')``.
 
@@ -237,8 +230,6 @@ class GroupViT(BaseModule):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens}: only trailing stages '
                 f'may have no group tokens.')
-        self.hidden_size = hidden_size
-        self.image_size = image_size
         self.patch_size = patch_size
         self.num_channels = num_channels
         self.pos_grid = image_size // patch_size
@@ -391,7 +382,8 @@ class GroupViT(BaseModule):
                 f'array[..., :3] (mmseg\'s LoadImageFromFile does so with '
                 f'color_type="color").')
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def forward_features(self, x: torch.Tensor) -> dict:
+        """The encoder without the projection head."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(
                 f'GroupViT expects images as a [B, C, H, W] tensor, got '
@@ -401,10 +393,6 @@ class GroupViT(BaseModule):
             raise ImageSizeError(
                 f'Image {tuple(x.shape[2:])} is smaller than one '
                 f'{self.patch_size}x{self.patch_size} patch; resize it first.')
-
-    def forward_features(self, x: torch.Tensor) -> dict:
-        """The encoder without the projection head."""
-        self._check_input(x)
         x, grid = self.patch_embed(x)
         x = self.pos_drop(x + self.interpolate_pos_embed(grid))
         group_tokens = None

@@ -34,15 +34,14 @@ def check_finite_scores(scores: Tensor, maps: Tensor) -> None:
     ``[B, G, K]`` or maps ``[B, G, H, W]`` (an argmax would hide them)."""
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return
-    bad = [(name, int((~torch.isfinite(t)).sum()), t.numel())
-           for name, t in (('group-class scores', scores), ('group maps',
-                                                            maps))]
-    bad = [b for b in bad if b[1]]
+    bad = []
+    for name, t in (('group-class scores', scores), ('group maps', maps)):
+        count = int((~torch.isfinite(t)).sum())
+        if count:
+            bad.append(f'{name} ({count} of {t.numel()})')
     if bad:
         raise CheckpointError(
-            'The model computed NaN or Inf ' +
-            ' and '.join(f'{name} ({n} of {total})'
-                         for name, n, total in bad) +
+            'The model computed NaN or Inf ' + ' and '.join(bad) +
             ', so its labels would be meaningless. Its weights or '
             'architecture settings are broken (overflowing weights, a '
             'negative variance, an eps setting); use another checkpoint or '
@@ -178,21 +177,16 @@ class GroupViTHead(BaseDecodeHead):
     def forward(self,
                 inputs: list,
                 bg_thresh: Optional[float] = None) -> Tensor:
-        """Class scores ``[B, num_classes, H, W]``.
-
-        Args:
-            inputs (list): Images ``[B, 3, H, W]``, the :class:`GroupViT`
-                output dict and class embeddings ``[K, D]``.
-            bg_thresh (float, optional): Overrides ``self.bg_thresh``.
-        """
+        """Class scores ``[B, num_classes, H, W]`` of ``inputs``: images
+        ``[B, 3, H, W]``, the :class:`GroupViT` output dict and class
+        embeddings ``[K, D]``; ``bg_thresh`` overrides ``self.bg_thresh``."""
         return paint_scores(*self.assign(inputs, bg_thresh))
 
     def predict(self, inputs: list, batch_img_metas: List[dict],
                 test_cfg: Optional[dict]) -> Tensor:
         """:meth:`forward` (with ``test_cfg.bg_thresh``) resized to the
         metas' size: ``[B, num_classes, H, W]``."""
-        bg_thresh = (test_cfg or {}).get('bg_thresh', None)
-        seg_logits = self.forward(inputs, bg_thresh=bg_thresh)
+        seg_logits = self.forward(inputs, (test_cfg or {}).get('bg_thresh'))
         return self.predict_by_feat(seg_logits, batch_img_metas)
 
     def predict_by_feat(self, seg_logits: Tensor,

@@ -16,12 +16,11 @@ from torch import nn
 ACTIVATIONS = {
     'gelu': (dict(type='GELU'), ('gelu', 'none')),
     'gelu_new': (dict(type='GELU', approximate='tanh'), ('gelu', 'tanh')),
-    'gelu_pytorch_tanh': (dict(type='GELU',
-                               approximate='tanh'), ('gelu', 'tanh')),
     'quick_gelu': (dict(type='QuickGELU'), None),
     'relu': (dict(type='ReLU'), ('relu', '')),
     'silu': (dict(type='SiLU'), None),
 }
+ACTIVATIONS['gelu_pytorch_tanh'] = ACTIVATIONS['gelu_new']
 
 
 def build_activation(name: str) -> nn.Module:

@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """GroupViT's grouping block (paper Sec. 3.1), structured as the original
 ``GroupingBlock`` / ``AssignAttention`` so the published weights load."""
+import functools
 from typing import Sequence, Tuple
 
 import torch
@@ -21,33 +22,24 @@ def straight_through_one_hot(soft: torch.Tensor, dim: int) -> torch.Tensor:
 def chain_assignments(soft_assigns: Sequence[Tensor]) -> Tensor:
     """Chain the soft assignments ``[B, S_i, S_{i-1}]`` of each stage
     (``S_0 = h*w``) into ``A_1^T @ A_2^T @ ...`` ``[B, h*w, S_last]``."""
-    chained = None
-    for assign in soft_assigns:
-        assign = assign.transpose(1, 2)
-        chained = assign if chained is None else chained @ assign
-    return chained
+    return functools.reduce(
+        torch.matmul, [assign.transpose(1, 2) for assign in soft_assigns])
 
 
-class AssignAttention(nn.Module):
-    """Single-head attention assigning every token to one group: a hard
-    Gumbel-softmax sample in training (``gumbel``, ``gumbel_tau``), the
-    argmax in eval, straight-through; each group averages its members,
+class AssignAttention(CrossAttention):
+    """Single-head attention (:class:`CrossAttention`'s projections)
+    assigning every token to one group: a hard Gumbel-softmax sample in
+    training (``gumbel``, ``gumbel_tau``), the argmax in eval,
+    straight-through; each group averages its members,
     ``A / (sum_tokens A + assign_eps)``."""
 
-    def __init__(self,
-                 embed_dims: int,
-                 assign_eps: float = 1.,
-                 gumbel: bool = True,
-                 gumbel_tau: float = 1.):
-        super().__init__()
+    def __init__(self, embed_dims: int, assign_eps: float, gumbel: bool,
+                 gumbel_tau: float):
+        super().__init__(embed_dims, num_heads=1)
         self.scale = embed_dims**-0.5
         self.assign_eps = assign_eps
         self.gumbel = gumbel
         self.gumbel_tau = gumbel_tau
-        self.q_proj = nn.Linear(embed_dims, embed_dims)
-        self.k_proj = nn.Linear(embed_dims, embed_dims)
-        self.v_proj = nn.Linear(embed_dims, embed_dims)
-        self.proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, query: torch.Tensor,
                 key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -73,13 +65,8 @@ class CrossAttentionBlock(nn.Module):
     """Post-norm cross-attention block: ``q += attn(q, x); q += mlp(norm2(q));
     q = norm_post(q)``."""
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 mlp_dims: int,
-                 act: str = 'gelu',
-                 layer_norm_eps: float = 1e-5,
-                 attn_drop: float = 0.):
+    def __init__(self, embed_dims: int, num_heads: int, mlp_dims: int,
+                 act: str, layer_norm_eps: float, attn_drop: float):
         super().__init__()
         self.attn = CrossAttention(embed_dims, num_heads, attn_drop)
         self.norm2 = nn.LayerNorm(embed_dims, eps=layer_norm_eps)
@@ -104,19 +91,11 @@ class GroupingBlock(nn.Module):
         assign_eps, gumbel, gumbel_tau: See :class:`AssignAttention`.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 num_group_tokens: int,
-                 num_output_groups: int,
-                 mlp_dims: int,
-                 assign_mlp_ratio: Tuple[float, float] = (0.5, 4),
-                 assign_eps: float = 1.,
-                 gumbel: bool = True,
-                 gumbel_tau: float = 1.,
-                 act: str = 'gelu',
-                 layer_norm_eps: float = 1e-5,
-                 attn_drop: float = 0.):
+    def __init__(self, embed_dims: int, num_heads: int, num_group_tokens: int,
+                 num_output_groups: int, mlp_dims: int,
+                 assign_mlp_ratio: Tuple[float, float], assign_eps: float,
+                 gumbel: bool, gumbel_tau: float, act: str,
+                 layer_norm_eps: float, attn_drop: float):
         super().__init__()
         tokens_dims, channels_dims = (
             int(r * embed_dims) for r in assign_mlp_ratio)

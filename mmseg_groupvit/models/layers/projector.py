@@ -8,10 +8,7 @@ class ProjectionMLP(nn.Module):
     """``Linear -> BatchNorm1d -> ReLU -> Linear`` per token (the
     original's 1x1 ``Conv1d`` layers)."""
 
-    def __init__(self,
-                 in_dims: int,
-                 hidden_dims: int = 4096,
-                 out_dims: int = 256):
+    def __init__(self, in_dims: int, hidden_dims: int, out_dims: int):
         super().__init__()
         self.linear1 = nn.Linear(in_dims, hidden_dims)
         self.bn = nn.BatchNorm1d(hidden_dims)

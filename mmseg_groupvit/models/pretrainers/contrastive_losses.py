@@ -60,13 +60,7 @@ def multi_label_loss(image_x: Tensor, prompt_x: Tensor,
     logits_per_prompt = prompt_x @ gather_rows(image_x).t() * temperature
     # [B, W*B*K]: 1/K on this image's own prompts.
     own = torch.eye(batch, dtype=image_x.dtype, device=image_x.device)
-    target_image = torch.zeros(
-        batch,
-        world_size,
-        batch,
-        num_prompts,
-        dtype=image_x.dtype,
-        device=image_x.device)
+    target_image = image_x.new_zeros(batch, world_size, batch, num_prompts)
     target_image[:, rank] = own[:, :, None] / num_prompts
     # [B*K, W*B]: 1 on the prompt's own image.
     target_prompt = torch.zeros_like(target_image).permute(0, 3, 1, 2)

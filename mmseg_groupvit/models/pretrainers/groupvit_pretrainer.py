@@ -62,8 +62,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                 f'model.multi_label={multi_label!r} must be the number of '
                 f'noun prompts per caption (0 for none).')
         init_scale = math.log(1 / contrast_temperature)
-        decode_head = dict(decode_head)
-        decode_head.setdefault('logit_scale_init', init_scale)
+        decode_head = {'logit_scale_init': init_scale, **decode_head}
         super().__init__(image_encoder, text_encoder, decode_head, **kwargs)
         self.multi_label = multi_label
         self.share_temperature = share_temperature
@@ -84,13 +83,6 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                     if module is not encoder.projector and hasattr(
                             module, 'reset_parameters'):
                         module.reset_parameters()
-
-    @property
-    def multi_label_temperature(self) -> Tensor:
-        """``min(exp(multi_label_logit_scale), 100)`` (or shared)."""
-        if self.share_temperature:
-            return self.decode_head.temperature
-        return self.multi_label_logit_scale.exp().clamp(max=100)
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """
@@ -119,9 +111,13 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
             loss_contrastive=contrastive_loss(image_x, text_x[:, 0],
                                               self.decode_head.temperature))
         if self.multi_label:
+            if self.share_temperature:
+                temperature = self.decode_head.temperature
+            else:
+                temperature = self.multi_label_logit_scale.exp().clamp(max=100)
             losses['loss_multi_label'] = multi_label_loss(
                 image_x, text_x[:, 1:],
-                self.multi_label_temperature) * self.multi_label_loss_weight
+                temperature) * self.multi_label_loss_weight
         return losses
 
     def train_step(self,

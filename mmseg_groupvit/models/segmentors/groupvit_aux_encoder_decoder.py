@@ -50,11 +50,7 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
                  auxiliary_head: Union[dict, List[dict]],
                  contrastive_loss_weight: float = 0.,
                  **kwargs):
-        super().__init__(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            decode_head=decode_head,
-            **kwargs)
+        super().__init__(image_encoder, text_encoder, decode_head, **kwargs)
         if getattr(self.image_encoder, 'out_indices', None) is None or \
                 not getattr(self.image_encoder, 'with_zero_shot', False):
             raise ValueError(

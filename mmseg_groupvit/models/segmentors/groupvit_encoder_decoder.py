@@ -1,9 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``.
-
-Each window is kept compact (a group per pixel and a ``[G, C]`` table); the
-dense canvas is painted only within ``test_cfg.max_dense_scores_bytes``,
-else labels come a few classes at a time, bit-identical either way."""
+"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``;
+windows stay compact (a group per pixel, a ``[G, C]`` table) unless the dense
+canvas fits ``test_cfg.max_dense_scores_bytes``."""
 import logging
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -33,12 +31,11 @@ DEFAULT_WINDOW_BATCH = 2
 MAX_DENSE_SCORES_BYTES = MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
 #: Working memory for the resized channels of one step.
 CHUNK_BYTES = 64 << 20
-AUTOCAST_DTYPES = {
-    'fp16': torch.float16,
-    'float16': torch.float16,
-    'bf16': torch.bfloat16,
-    'bfloat16': torch.bfloat16
-}
+AUTOCAST_DTYPES = dict(
+    fp16=torch.float16,
+    float16=torch.float16,
+    bf16=torch.bfloat16,
+    bfloat16=torch.bfloat16)
 
 Box = Tuple[int, int, int, int]
 #: ``((y1, y2, x1, x2), pixel_group [B, h, w], table [B, G, C])``.
@@ -128,9 +125,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                                          None))
         self._test_cfg = test_cfg
 
-    def check_checkpoint(self, state_dict: dict) -> None:
-        """Refuse a state dict whose keys or shapes differ from the model."""
-        check_state_dict(self, state_dict)
+    #: Refuse a state dict whose keys or shapes differ from the model.
+    check_checkpoint = check_state_dict
 
     def set_vocabulary(self,
                        vocabulary=None,
@@ -463,11 +459,10 @@ def step_labels(scores: Callable[[int, int],
     return labels[None]
 
 
-def channels_per_step(size: Tuple[int, int],
-                      chunk_bytes: int = CHUNK_BYTES,
-                      element_size: int = 4) -> int:
-    """How many ``size`` float maps fit in ``chunk_bytes`` (at least 1)."""
-    return max(1, chunk_bytes // (int(size[0]) * int(size[1]) * element_size))
+def channels_per_step(size: Tuple[int, int]) -> int:
+    """How many fp32 maps of ``size`` fit in :data:`CHUNK_BYTES` (at least
+    1)."""
+    return max(1, CHUNK_BYTES // (int(size[0]) * int(size[1]) * 4))
 
 
 def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:

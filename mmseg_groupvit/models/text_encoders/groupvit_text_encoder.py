@@ -172,8 +172,6 @@ class GroupViTTextEncoder(BaseModule):
             _check_distinct_tokens(classes)
             if templates is not None:
                 templates = list(get_templates(templates))
-        except ConfigValueError:
-            raise
         except (FileNotFoundError, TypeError, ValueError) as error:
             raise ConfigValueError(str(error)) from None
         if templates is not None:
