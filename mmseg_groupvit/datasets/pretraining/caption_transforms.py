@@ -9,7 +9,7 @@ from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 from mmseg.utils import tokenize
 
-from groupvit_common.checks import check_choice
+from groupvit_common.checks import check_choice, is_int
 from groupvit_common.errors import ConfigValueError
 from ...utils import get_templates
 from .nouns import TAGGERS, NltkNouns, rule_nouns
@@ -51,7 +51,7 @@ class CaptionTokenize(BaseTransform):
                  tagger: str = 'nltk',
                  context_length: int = 77,
                  max_tagged_words: int = 1024):
-        if not isinstance(multi_label, int) or multi_label < 0:
+        if not is_int(multi_label) or multi_label < 0:
             raise ConfigValueError(
                 f'CaptionTokenize(multi_label={multi_label!r}) must be the '
                 f'number of noun prompts per caption (0 for none).')

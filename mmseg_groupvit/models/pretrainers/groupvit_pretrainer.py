@@ -15,7 +15,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from groupvit_common.checks import check_choice
+from groupvit_common.checks import check_choice, is_int
 from groupvit_common.errors import ConfigValueError, NonFiniteLossError
 from ..segmentors import GroupViTEncoderDecoder
 from .contrastive_losses import contrastive_loss, multi_label_loss
@@ -57,7 +57,7 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                  on_nonfinite: str = 'stop',
                  **kwargs):
         check_choice(on_nonfinite, 'model.on_nonfinite', ('stop', 'skip'))
-        if not isinstance(multi_label, int) or multi_label < 0:
+        if not is_int(multi_label) or multi_label < 0:
             raise ConfigValueError(
                 f'model.multi_label={multi_label!r} must be the number of '
                 f'noun prompts per caption (0 for none).')

@@ -15,6 +15,7 @@ from mmseg.utils import tokenize
 
 from groupvit_common.errors import (CheckpointError, ConfigValueError,
                                     NonFiniteLossError)
+from mmseg_groupvit.datasets.pretraining import CaptionTokenize
 from tests.conftest import SMALL_ARCH
 
 CAPTIONS = [['a dog on the grass', 'a photo of a dog.', 'a photo of grass.'],
@@ -150,6 +151,15 @@ def test_a_nan_gradient_is_caught_before_the_optimizer_step():
         model.train_step(batch(), optim_wrapper(model))
     assert 'the gradient of image_encoder.pos_embed' in str(error.value)
     assert unchanged(model, before)
+
+
+@pytest.mark.parametrize('value', [True, -1, 2.0])
+def test_multi_label_must_be_a_count(value):
+    """``multi_label=True`` would train with one prompt per caption."""
+    with pytest.raises(ConfigValueError, match='number of noun prompts'):
+        MODELS.build(dict(_config('GroupViTPretrainer'), multi_label=value))
+    with pytest.raises(ConfigValueError, match='number of noun prompts'):
+        CaptionTokenize(multi_label=value)
 
 
 def test_text_rows_must_match_multi_label():
