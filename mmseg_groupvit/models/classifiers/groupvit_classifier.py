@@ -12,7 +12,6 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from groupvit_common.vocabulary import split_background
-from ...datasets.imagenet import imagenet_classes
 from ...utils import get_prompt_classes, load_vocabulary
 from ...weights.check import check_on_load, check_state_dict
 
@@ -25,10 +24,8 @@ def resolve_classes(vocabulary=None,
     ``background``."""
     if vocabulary is not None:
         classes = load_vocabulary(vocabulary)
-    elif dataset_name == 'imagenet':
-        classes = [[name] for name in imagenet_classes()]
-    elif dataset_name is not None:
-        classes = load_vocabulary(get_prompt_classes(dataset_name))
+    elif dataset_name is not None:  # a builtin list (ImageNet's has repeats)
+        classes = [[name] for name in get_prompt_classes(dataset_name)]
     else:
         raise ValueError('GroupViTClassifier needs text_encoder.vocabulary '
                          '(class names, synonym lists or a vocabulary file) '
