@@ -27,6 +27,8 @@ SCORE_ATOL = 1e-4
 BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz'
 #: An export's files besides deploy.json.
 FILES = ('image.onnx', 'text.onnx', BPE_FILE)
+#: What file managers write into a folder they show (replaced with it).
+FILE_MANAGER_FILES = {'.DS_Store', 'Thumbs.db', 'desktop.ini'}
 #: The graphs' inputs and outputs (named as the runner reads them) with
 #: their dynamic axes (the window is fixed at export).
 IMAGE_INPUTS = dict(pixels='batch', class_embeds='classes', bg_thresh='')
@@ -253,7 +255,8 @@ def export_onnx(model,
     """
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--out {out_dir} is a file; pass a folder.')
-    found = set(os.listdir(out_dir)) if osp.isdir(out_dir) else set()
+    found = set(os.listdir(out_dir) if osp.isdir(out_dir) else ())
+    found -= FILE_MANAGER_FILES
     if found and export_format.DEPLOY_FILE not in found:
         raise ValueError(
             f'--out {out_dir} is a non-empty folder that is not an ONNX '

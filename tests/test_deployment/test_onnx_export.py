@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from groupvit_common.errors import ExportCheckError
+from groupvit_common.export_format import FORMAT
 from mmseg_groupvit.deployment import export_onnx, onnx_export
 from mmseg_groupvit.models.decode_heads.groupvit_head import group_maps
 from mmseg_groupvit.models.layers.grouping import chain_assignments
@@ -149,6 +150,20 @@ def test_an_export_holding_other_files_is_not_replaced(exported, tmp_path):
         f'(photo_overlay.png), which exporting again would delete; move them '
         f'away, or pass a new or empty folder.')
     assert sorted(os.listdir(out)) == before
+
+
+def test_an_export_a_file_manager_has_shown_is_replaced(exported, tmp_path):
+    """macOS Finder's ``.DS_Store`` is no file of the user's: exporting
+    again replaces the folder (before, it was refused as one)."""
+    out = tmp_path / 'export'
+    shutil.copytree(exported['dir'], out)
+    (out / '.DS_Store').write_bytes(b'Bud1')
+    (out / 'deploy.json').write_text('{}')  # replaced, so not read
+    export_onnx(exported['model'], exported['model'].cfg, str(out), PHOTO)
+    files = ['deploy.json', *onnx_export.FILES]
+    assert sorted(os.listdir(out)) == sorted(files)
+    with open(out / 'deploy.json') as f:
+        assert json.load(f)['format'] == FORMAT
 
 
 def test_whole_mode_is_refused(exported, tmp_path):
