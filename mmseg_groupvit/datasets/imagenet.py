@@ -54,7 +54,8 @@ class CustomDataset(BaseDataset):
         extensions (Sequence[str]): Image suffixes (case-insensitive) of
             the folder layout.
         metainfo (dict, optional): ``classes``: names in label order
-            (default: the sorted folder names).
+            (default: the sorted folder names); class folders are named
+            by them unless ``folder_names`` is given.
         folder_names (Sequence[str], optional): The class folder of each
             label (e.g. ImageNet's wnids); others are refused.
         **kwargs: mmengine ``BaseDataset`` arguments.
@@ -161,19 +162,20 @@ class CustomDataset(BaseDataset):
                 f'Image folder {root} has no class folders. Expected '
                 f'{root}/<class>/<image>, or give an annotation file '
                 f'(ann_file) of "filename label" lines.')
-        names = self.folder_names or folders
+        # A folder's label is its name's index among the known names (the
+        # folder names, else the class names), not its sorted position.
+        names = self.folder_names or self._metainfo.get('classes')
+        if names is None:
+            names = self._metainfo['classes'] = tuple(folders)
         index = {name: i for i, name in enumerate(names)}
-        if self.folder_names is not None:
-            unknown = [d for d in folders if d not in index]
-            if unknown:
-                raise ClassificationDataError(
-                    f'Image folder {root} has class folders that are not '
-                    f'among the {len(index)} known ones (e.g. ImageNet '
-                    f'wnids): {unknown[:5]}'
-                    f'{" ..." * (len(unknown) > 5)}. Remove them or '
-                    f'rename them to their ids.')
-        elif self._metainfo.get('classes') is None:
-            self._metainfo['classes'] = tuple(folders)
+        unknown = [d for d in folders if d not in index]
+        if unknown:
+            raise ClassificationDataError(
+                f'Image folder {root} has class folders that are not '
+                f'among the {len(index)} known ones (ImageNet wnids, the '
+                f'folder_names or the metainfo classes): {unknown[:5]}'
+                f'{" ..." * (len(unknown) > 5)}. Remove them or '
+                f'rename them to their ids or class names.')
         samples = []
         for folder in folders:
             for dirpath, dirnames, filenames in os.walk(

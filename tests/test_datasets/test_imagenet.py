@@ -51,6 +51,23 @@ def test_custom_folders_name_the_classes(tmp_path):
     assert sorted(d['gt_label'] for d in infos(ds)) == [0, 1]
 
 
+def test_class_folders_are_labelled_by_the_given_class_names(tmp_path):
+    """Classes given in another order than the sorted folders: a folder's
+    label is its name's place among them (the cat folder was labelled 0,
+    'dog'); a folder that is no class is refused."""
+    for cls in ('cat', 'dog'):
+        write_image(tmp_path / cls / 'a.png')
+    ds = CustomDataset(
+        data_prefix=str(tmp_path), metainfo=dict(classes=('dog', 'cat')))
+    assert sorted(
+        (ds.metainfo['classes'][d['gt_label']], d['img_path'].split('/')[-2])
+        for d in infos(ds)) == [('cat', 'cat'), ('dog', 'dog')]
+    write_image(tmp_path / 'cow' / 'a.png')
+    with pytest.raises(ClassificationDataError, match=r"known ones.*'cow'"):
+        CustomDataset(
+            data_prefix=str(tmp_path), metainfo=dict(classes=('dog', 'cat')))
+
+
 @pytest.mark.parametrize(
     'layout, match', [
         ('empty', 'no class folders'),
