@@ -147,10 +147,9 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     if split:
         data += f', split {osp.join(protocol["data_root"] or "", split)}'
     if protocol.get('task') == 'classification':
-        names = protocol['vocabulary'].get('vocabulary')
-        classes = (f'{len(names)} classes from the config'
-                   if names is not None else
-                   f'the classes of {protocol["vocabulary"]["dataset_name"]}')
+        classes = (
+            texts['vocabulary'] if 'vocabulary' in protocol['vocabulary'] else
+            f'the classes of {protocol["vocabulary"]["dataset_name"]}')
         resize, crop = protocol['resize'], protocol['crop']
         steps = [
             f'resize {resize["edge"]} side {resize["scale"]}'
