@@ -276,6 +276,36 @@ def check_classes(cfg: dict,
         source += (f'The test dataset ({dataset.get("type")}) has '
                    f'{len(names)} classes. ')
     check_class_count(outputs, len(names), source)
+    if text is not None:
+        check_class_order(classes, names, outputs - len(classes))
+
+
+def check_class_order(classes: List[List[str]], names: Sequence[str],
+                      first: int) -> None:
+    """Raise when a vocabulary class is named (its first name) as another
+    dataset class than the one of its label, which none of its names is
+    (``first``: the label of the first class, 1 after the head's
+    background): the same classes in another order."""
+
+    def key(name):
+        return str(name).strip().casefold()
+
+    labels = {}
+    for label, name in enumerate(names):
+        labels.setdefault(key(name), label)
+    for index, synonyms in enumerate(classes):
+        label = index + first
+        if label >= len(names) or key(names[label]) in map(key, synonyms):
+            continue
+        other = labels.get(key(synonyms[0]))
+        if other is not None:
+            raise ConfigCheckError(
+                f'vocabulary class {index + 1} ({synonyms[0]!r}) is named as '
+                f'the dataset\'s class {other} ({names[other]!r}), but it is '
+                f'scored as label {label} ({names[label]!r}): the metrics '
+                f'would count one class as another. List the vocabulary in '
+                f'the label order of the dataset\'s classes '
+                f'(metainfo.classes).')
 
 
 def check_zero_shot_segmentor(model: dict, config: str) -> None:

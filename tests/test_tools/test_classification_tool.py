@@ -21,6 +21,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from PIL import Image
 
+from mmseg_groupvit.utils import get_prompt_classes
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             run_main, varied_segmentor)
 
@@ -235,6 +236,41 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     assert message.startswith('error: ') and '\n' not in message
     assert f'vocabulary has {classes} classes and the test dataset 20' \
         in message
+    assert not (tmp_path / 'results.json').exists()
+
+
+def test_a_vocabulary_file_is_named_on_the_console(small, tmp_path, capsys):
+    """The console names the vocabulary file (it said "N classes from the
+    config", N the length of the file's path)."""
+    config, checkpoint, _ = small
+    vocabulary = tmp_path / 'voc20.txt'
+    vocabulary.write_text('\n'.join(get_prompt_classes('voc20')))
+    load_script('tools/test.py').main([
+        config, checkpoint, '--work-dir',
+        str(tmp_path / 'run'), '--cfg-options',
+        f'model.text_encoder.vocabulary={vocabulary}',
+        f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    ])
+    lines = capsys.readouterr().out.splitlines()
+    assert f'vocabulary  file {vocabulary}; templates subset' in lines, lines
+
+
+def test_a_vocabulary_in_another_order_is_refused(small, tmp_path):
+    """The 20 VOC names in reverse order (every label another class, top-1
+    plausible but wrong) are refused before any image."""
+    config, checkpoint, _ = small
+    vocabulary = tmp_path / 'reversed.txt'
+    vocabulary.write_text('\n'.join(reversed(get_prompt_classes('voc20'))))
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'model.text_encoder.vocabulary={vocabulary}'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert ("vocabulary class 2 ('train') is named as the dataset's class 18"
+            " ('train'), but it is scored as label 1 ('bicycle')") in message
     assert not (tmp_path / 'results.json').exists()
 
 
