@@ -101,5 +101,31 @@ def test_inference_model_takes_a_gray_array_as_three_channels(api_model):
     assert torch_equal(ours, stacked)
 
 
+@pytest.mark.parametrize(
+    'convert, dtype', [(lambda a: a.astype(np.uint16) * 257, 'uint16'),
+                       (lambda a: a.astype(np.float32) / 255, 'float32'),
+                       (lambda a: a > 127, 'bool')],
+    ids=['16_bit', 'float_0_1', 'bool'])
+def test_inference_model_names_an_array_of_other_values(
+        api_model, convert, dtype):
+    """The same picture as 16-bit values or floats in [0, 1] was normalised
+    as 0..255 pixels: other labels, silently. Refused, naming the fix."""
+    image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), np.uint8)
+    with pytest.raises(ValueError) as info:
+        inference_model(api_model, convert(image))
+    assert f'the image array ({dtype}, values' in str(info.value)
+    assert 'does not hold pixel values 0..255' in str(info.value)
+
+
+def test_inference_model_takes_pixel_values_of_any_dtype(api_model):
+    """Pixel values 0..255 as floats give the labels of uint8."""
+    image = np.random.default_rng(3).integers(0, 256, (40, 50, 3), np.uint8)
+    labels = inference_model(api_model, image).pred_sem_seg.data
+    for dtype in (np.float64, np.float32):
+        assert torch_equal(
+            inference_model(api_model, image.astype(dtype)).pred_sem_seg.data,
+            labels)
+
+
 def torch_equal(a, b):
     return bool((a == b).all()) and a.shape == b.shape
