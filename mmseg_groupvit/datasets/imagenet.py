@@ -113,7 +113,7 @@ class CustomDataset(BaseDataset):
                 f'{path}: an annotation file needs the class names '
                 f'(metainfo=dict(classes=[...])) to check its labels.')
         num_classes = len(classes)
-        samples = []
+        samples, lines = [], {}
         with open(path, encoding='utf-8') as f:
             for number, line in enumerate(f, 1):
                 text = line.strip()
@@ -139,11 +139,14 @@ class CustomDataset(BaseDataset):
                         f'{num_classes} classes (0..{num_classes - 1}). '
                         f'Check that the file and the class list belong '
                         f'together.')
-                samples.append(
-                    dict(
-                        img_path=osp.join(self.data_prefix['img_path'],
-                                          filename),
-                        gt_label=label))
+                img_path = osp.join(self.data_prefix['img_path'], filename)
+                seen = lines.setdefault(osp.normpath(img_path), number)
+                if seen != number:
+                    raise ClassificationDataError(
+                        f'{where} repeats the image of line {seen}: it would '
+                        f'be counted twice (or under two labels). List each '
+                        f'image once.')
+                samples.append(dict(img_path=img_path, gt_label=label))
         if not samples:
             raise ClassificationDataError(
                 f'Annotation file {path} lists no images.')

@@ -96,8 +96,9 @@ def test_folder_errors(tmp_path, layout, match):
         ('a.JPEG 1000', r'label 1000 is out of range for 1000 classes'),
         ('a.JPEG -1', 'label -1 is out of range'),
         ('a.JPEG cat', "label 'cat' is not an integer"),
+        ('./b.JPEG 4', r"line 2 \('./b.JPEG 4'\) repeats the image of line 1"),
     ],
-    ids=['no_label', 'too_large', 'negative', 'not_integer'])
+    ids=['no_label', 'too_large', 'negative', 'not_integer', 'repeated'])
 def test_annotation_errors(tmp_path, line, match):
     (tmp_path / 'val.txt').write_text(f'b.JPEG 3\n{line}\n')
     with pytest.raises(ClassificationDataError, match=match):
