@@ -305,7 +305,8 @@ def check_class_order(classes: List[List[str]], names: Sequence[str],
                 f'scored as label {label} ({names[label]!r}): the metrics '
                 f'would count one class as another. List the vocabulary in '
                 f'the label order of the dataset\'s classes '
-                f'(metainfo.classes).')
+                f'(metainfo.classes), or, if it is {names[label]!r}, give it '
+                f'that name first.')
 
 
 def check_zero_shot_segmentor(model: dict, config: str) -> None:
