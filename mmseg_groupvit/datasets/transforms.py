@@ -41,6 +41,16 @@ def _missing_end_marker(content: bytes) -> bool:
     return False
 
 
+def _is_16_bit_gray(content: bytes) -> bool:
+    """Whether Pillow reads ``content`` as 16-bit gray (mode ``I;16``),
+    which its conversion to 8 bits clips at 255 instead of scaling."""
+    try:
+        with Image.open(io.BytesIO(content)) as img:
+            return img.mode.startswith('I;16')
+    except Exception:  # not an image: the decoders name it
+        return False
+
+
 def _pillow_reason(content: bytes) -> Optional[str]:
     """Why Pillow cannot decode ``content``; None if it can."""
     try:
@@ -106,9 +116,12 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise
+        backend = self.imdecode_backend
+        if backend == 'pillow' and _is_16_bit_gray(content):
+            backend = 'cv2'  # 16 bits to 8 as value >> 8, as for colour
         try:
             img = mmcv.imfrombytes(
-                content, flag=self.color_type, backend=self.imdecode_backend)
+                content, flag=self.color_type, backend=backend)
         except Exception:  # diagnosed below
             img = None
         if img is None or _missing_end_marker(content):

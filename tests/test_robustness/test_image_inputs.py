@@ -59,13 +59,16 @@ def test_rgba_drops_alpha(tmp_path):
     np.testing.assert_array_equal(load(path)['img'], RGB[..., ::-1])
 
 
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
 @pytest.mark.parametrize('channels', [1, 3])
-def test_16_bit_png_is_scaled_to_8_bits(tmp_path, channels):
+def test_16_bit_png_is_scaled_to_8_bits(tmp_path, channels, backend):
+    """By either decoder (Pillow, the classification configs', clipped
+    16-bit gray at 255)."""
     shape = (24, 36) if channels == 1 else (24, 36, 3)
     deep = RNG.integers(0, 65536, shape, dtype=np.uint16)
     path = tmp_path / 'deep.png'
     assert cv2.imwrite(str(path), deep)  # cv2 writes (and keeps) BGR order
-    img = load(path)['img']
+    img = load(path, imdecode_backend=backend)['img']
     expected = (deep >> 8).astype(np.uint8)
     if channels == 1:
         expected = np.repeat(expected[..., None], 3, axis=2)
