@@ -41,12 +41,13 @@ def _missing_end_marker(content: bytes) -> bool:
     return False
 
 
-def _is_16_bit_gray(content: bytes) -> bool:
-    """Whether Pillow reads ``content`` as 16-bit gray (mode ``I;16``),
-    which its conversion to 8 bits clips at 255 instead of scaling."""
+def _pillow_changes_pixels(content: bytes) -> bool:
+    """Whether mmcv's Pillow decoding of ``content`` gives other pixels than
+    the rules (``value >> 8``, alpha dropped): 16-bit gray (mode ``I;16``)
+    is clipped at 255, gray with alpha (``LA``) laid on a coloured canvas."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            return img.mode.startswith('I;16')
+            return img.mode.startswith('I;16') or img.mode == 'LA'
     except Exception:  # not an image: the decoders name it
         return False
 
@@ -117,8 +118,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 return None
             raise
         backend = self.imdecode_backend
-        if backend == 'pillow' and _is_16_bit_gray(content):
-            backend = 'cv2'  # 16 bits to 8 as value >> 8, as for colour
+        if backend == 'pillow' and _pillow_changes_pixels(content):
+            backend = 'cv2'
         try:
             img = mmcv.imfrombytes(
                 content, flag=self.color_type, backend=backend)
