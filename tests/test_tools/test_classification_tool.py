@@ -274,6 +274,31 @@ def test_a_vocabulary_in_another_order_is_refused(small, tmp_path):
     assert not (tmp_path / 'results.json').exists()
 
 
+@pytest.mark.parametrize('evaluator', ['dict', 'list'])
+def test_topk_as_one_number_is_run_and_described(small, tmp_path, capsys,
+                                                 evaluator):
+    """Accuracy takes topk=5 (an int) as (5,), and an evaluator in a list:
+    the description of the run did not (a TypeError or AttributeError
+    traceback after the checkpoint loaded)."""
+    config, checkpoint, _ = small
+    leaf = tmp_path / 'topk.py'
+    metric = "dict(type='Accuracy', topk=5)"
+    leaf.write_text(f'_base_ = [{config!r}]\ntest_evaluator = ' +
+                    (f'[{metric}]' if evaluator == 'list' else metric) + '\n')
+    load_script('tools/test.py').main([
+        str(leaf), checkpoint, '--work-dir',
+        str(tmp_path), '--cfg-options',
+        f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    ])
+    lines = capsys.readouterr().out.splitlines()
+    assert ('protocol    resize short side 256; center crop 224; '
+            'top-5') in lines, lines
+    with open(tmp_path / 'results.json') as f:
+        record = json.load(f)
+    assert record['protocol']['topk'] == [5]
+    assert list(record['metrics']) == ['accuracy/top5']
+
+
 def test_a_link_in_the_work_dir_is_refused(tmp_path):
     """Classification checks its work dir as segmentation does: a link
     planted where results.json goes is refused before anything runs."""
