@@ -114,6 +114,10 @@ class CustomDataset(BaseDataset):
                 f'(metainfo=dict(classes=[...])) to check its labels.')
         num_classes = len(classes)
         samples, lines = [], {}
+        # A class folder an image is in names its label (as in the folders).
+        folders = {}
+        for i, name in enumerate(self.folder_names or classes):
+            folders.setdefault(name, i)
         with open(path, encoding='utf-8') as f:
             for number, line in enumerate(f, 1):
                 text = line.strip()
@@ -139,6 +143,13 @@ class CustomDataset(BaseDataset):
                         f'{num_classes} classes (0..{num_classes - 1}). '
                         f'Check that the file and the class list belong '
                         f'together.')
+                folder = osp.basename(osp.dirname(osp.normpath(filename)))
+                if folders.get(folder, label) != label:
+                    raise ClassificationDataError(
+                        f'{where}: the image is in the folder of class '
+                        f'{folders[folder]} ({folder}) but labelled {label}. '
+                        f'Check that the labels follow the class order of '
+                        f'the dataset (ImageNet: the sorted wnids).')
                 img_path = osp.join(self.data_prefix['img_path'], filename)
                 seen = lines.setdefault(osp.normpath(img_path), number)
                 if seen != number:

@@ -34,13 +34,15 @@ def test_wnid_folders_get_the_sorted_wnid_index(tmp_path):
 
 def test_annotation_file(tmp_path):
     (tmp_path / 'meta').mkdir()
-    (tmp_path / 'meta' / 'val.txt'
-     ).write_text('ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n')
+    (tmp_path / 'meta' / 'val.txt').write_text(
+        'ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n'
+        'n15075141/z.JPEG 999\n')
     ds = ImageNet(
         data_root=str(tmp_path), data_prefix='val', ann_file='meta/val.txt')
     assert [(d['img_path'], d['gt_label']) for d in infos(ds)
             ] == [(str(tmp_path / 'val' / 'ILSVRC2012_val_00000001.JPEG'), 65),
-                  (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999)]
+                  (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999),
+                  (str(tmp_path / 'val' / 'n15075141/z.JPEG'), 999)]
 
 
 def test_custom_folders_name_the_classes(tmp_path):
@@ -97,8 +99,13 @@ def test_folder_errors(tmp_path, layout, match):
         ('a.JPEG -1', 'label -1 is out of range'),
         ('a.JPEG cat', "label 'cat' is not an integer"),
         ('./b.JPEG 4', r"line 2 \('./b.JPEG 4'\) repeats the image of line 1"),
+        ('n01440764/x.JPEG 1', r'in the folder of class 0 \(n01440764\) but '
+         'labelled 1'),
     ],
-    ids=['no_label', 'too_large', 'negative', 'not_integer', 'repeated'])
+    ids=[
+        'no_label', 'too_large', 'negative', 'not_integer', 'repeated',
+        'other_folder'
+    ])
 def test_annotation_errors(tmp_path, line, match):
     (tmp_path / 'val.txt').write_text(f'b.JPEG 3\n{line}\n')
     with pytest.raises(ClassificationDataError, match=match):
