@@ -365,6 +365,18 @@ def check_config(cfg: dict,
         if not isinstance(value, types) or isinstance(value, list) and not (
                 value and all(isinstance(v, dict) for v in value)):
             raise _section_error(key, value, what)
+    loaders = ['test_dataloader'] if test else []
+    if train:
+        loaders += ['train_dataloader', 'val_dataloader']
+    for key in loaders:
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and loader.get('persistent_workers') \
+                and not loader.get('num_workers'):
+            raise ConfigValueError(
+                f'{key}.persistent_workers=True keeps worker processes, but '
+                f'{key}.num_workers is {loader.get("num_workers", 0)!r} (no '
+                f'workers: PyTorch refuses it). Add --cfg-options '
+                f'{key}.persistent_workers=False.')
     if test:
         check_test_dataloader(cfg)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
