@@ -188,8 +188,8 @@ class CustomDataset(BaseDataset):
                 f'Image folder {root} has class folders that are not '
                 f'among the {len(index)} known ones (ImageNet wnids, the '
                 f'folder_names or the metainfo classes): {unknown[:5]}'
-                f'{" ..." * (len(unknown) > 5)}. Remove them or '
-                f'rename them to their ids or class names.')
+                f'{" ..." * (len(unknown) > 5)}. Remove or rename them, '
+                f'or give the folder of each label as folder_names.')
         samples = []
         for folder in folders:
             for dirpath, dirnames, filenames in os.walk(
