@@ -30,6 +30,8 @@ class CheckedResize(Resize):
                 f'on each side.')
         if img is not None and img.dtype != np.uint8:
             check_pixel_values(img, name)
+            if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
+                results['img'] = img = img.astype(np.uint8)
         try:
             return super().transform(results)
         except (cv2.error, ZeroDivisionError):
