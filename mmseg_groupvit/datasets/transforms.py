@@ -67,7 +67,9 @@ def _pillow_reason(content: bytes) -> Optional[str]:
 @TRANSFORMS.register_module()
 class RobustLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` naming bad files (and
-    ``results['listed_in']``); also adds ``exif_orientation``."""
+    ``results['listed_in']``); also adds ``exif_orientation``. 16-bit gray
+    and gray-with-alpha files are decoded by cv2 also where Pillow is asked
+    for (Pillow's pixels break the rules of 16 bits and alpha)."""
 
     def _fail(self, results: dict, reason: str, fix: str):
         if self.ignore_empty:
