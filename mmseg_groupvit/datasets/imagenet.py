@@ -10,6 +10,7 @@ from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
 from groupvit_common.errors import ClassificationDataError
+from groupvit_common.files import read_text
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
@@ -118,46 +119,46 @@ class CustomDataset(BaseDataset):
         folders = {}
         for i, name in enumerate(self.folder_names or classes):
             folders.setdefault(name, i)
-        with open(path, encoding='utf-8') as f:
-            for number, line in enumerate(f, 1):
-                text = line.strip()
-                if not text:
-                    continue
-                parts = text.rsplit(maxsplit=1)
-                where = f'{path} line {number} ({text!r})'
-                if len(parts) != 2:
-                    raise ClassificationDataError(
-                        f'{where} has no label. Each line is "filename '
-                        f'label" with an integer label in [0, '
-                        f'{num_classes - 1}].')
-                filename, label = parts
-                try:
-                    label = int(label)
-                except ValueError:
-                    raise ClassificationDataError(
-                        f'{where}: the label {label!r} is not an integer. '
-                        f'Each line is "filename label".') from None
-                if not 0 <= label < num_classes:
-                    raise ClassificationDataError(
-                        f'{where}: label {label} is out of range for '
-                        f'{num_classes} classes (0..{num_classes - 1}). '
-                        f'Check that the file and the class list belong '
-                        f'together.')
-                folder = osp.basename(osp.dirname(osp.normpath(filename)))
-                if folders.get(folder, label) != label:
-                    raise ClassificationDataError(
-                        f'{where}: the image is in the folder of class '
-                        f'{folders[folder]} ({folder}) but labelled {label}. '
-                        f'Check that the labels follow the class order of '
-                        f'the dataset (ImageNet: the sorted wnids).')
-                img_path = osp.join(self.data_prefix['img_path'], filename)
-                seen = lines.setdefault(osp.normpath(img_path), number)
-                if seen != number:
-                    raise ClassificationDataError(
-                        f'{where} repeats the image of line {seen}: it would '
-                        f'be counted twice (or under two labels). List each '
-                        f'image once.')
-                samples.append(dict(img_path=img_path, gt_label=label))
+        text_lines = read_text(path, what='annotation file').splitlines()
+        for number, line in enumerate(text_lines, 1):
+            text = line.strip()
+            if not text:
+                continue
+            parts = text.rsplit(maxsplit=1)
+            where = f'{path} line {number} ({text!r})'
+            if len(parts) != 2:
+                raise ClassificationDataError(
+                    f'{where} has no label. Each line is "filename '
+                    f'label" with an integer label in [0, '
+                    f'{num_classes - 1}].')
+            filename, label = parts
+            try:
+                label = int(label)
+            except ValueError:
+                raise ClassificationDataError(
+                    f'{where}: the label {label!r} is not an integer. '
+                    f'Each line is "filename label".') from None
+            if not 0 <= label < num_classes:
+                raise ClassificationDataError(
+                    f'{where}: label {label} is out of range for '
+                    f'{num_classes} classes (0..{num_classes - 1}). '
+                    f'Check that the file and the class list belong '
+                    f'together.')
+            folder = osp.basename(osp.dirname(osp.normpath(filename)))
+            if folders.get(folder, label) != label:
+                raise ClassificationDataError(
+                    f'{where}: the image is in the folder of class '
+                    f'{folders[folder]} ({folder}) but labelled {label}. '
+                    f'Check that the labels follow the class order of '
+                    f'the dataset (ImageNet: the sorted wnids).')
+            img_path = osp.join(self.data_prefix['img_path'], filename)
+            seen = lines.setdefault(osp.normpath(img_path), number)
+            if seen != number:
+                raise ClassificationDataError(
+                    f'{where} repeats the image of line {seen}: it would '
+                    f'be counted twice (or under two labels). List each '
+                    f'image once.')
+            samples.append(dict(img_path=img_path, gt_label=label))
         if not samples:
             raise ClassificationDataError(
                 f'Annotation file {path} lists no images.')

@@ -45,6 +45,16 @@ def test_annotation_file(tmp_path):
                   (str(tmp_path / 'val' / 'n15075141/z.JPEG'), 999)]
 
 
+def test_annotation_file_saved_with_a_byte_order_mark(tmp_path):
+    """A list saved by a Windows editor (byte-order mark, CRLF): its first
+    image was looked for as '\ufeffa.JPEG', not found."""
+    (tmp_path / 'val.txt').write_bytes(b'\xef\xbb\xbfa.JPEG 3\r\nb.JPEG 4\r\n')
+    ds = ImageNet(data_root=str(tmp_path), ann_file='val.txt')
+    assert [(d['img_path'], d['gt_label'])
+            for d in infos(ds)] == [(str(tmp_path / 'a.JPEG'), 3),
+                                    (str(tmp_path / 'b.JPEG'), 4)]
+
+
 def test_custom_folders_name_the_classes(tmp_path):
     for cls in ('dog', 'cat'):
         write_image(tmp_path / cls / 'a.png')

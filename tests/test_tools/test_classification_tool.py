@@ -211,6 +211,21 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
     assert 'RANDOM' in capsys.readouterr().err
 
 
+def test_a_list_that_is_not_utf8_is_one_error_line(small, tmp_path):
+    """A Latin-1 list (it was a UnicodeDecodeError traceback)."""
+    config, checkpoint, _ = small
+    (tmp_path / 'list.txt').write_bytes(b'JPEGImages/caf\xe9.jpg 0\n')
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'test_dataloader.dataset.ann_file={tmp_path / "list.txt"}'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert f'annotation file {tmp_path / "list.txt"} is not UTF-8' in message
+
+
 def test_missing_checkpoint_is_one_error_line(small):
     tool = load_script('tools/test.py')
     with pytest.raises(SystemExit, match='^error: checkpoint not found'):
