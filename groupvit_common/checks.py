@@ -365,29 +365,33 @@ def check_config(cfg: dict,
         if not isinstance(value, types) or isinstance(value, list) and not (
                 value and all(isinstance(v, dict) for v in value)):
             raise _section_error(key, value, what)
-    loaders = ['test_dataloader'] if test else []
-    if train:
-        loaders += ['train_dataloader', 'val_dataloader']
-    for key in loaders:
-        loader = cfg.get(key)
-        if isinstance(loader, dict) and loader.get('persistent_workers') \
-                and not loader.get('num_workers'):
-            raise ConfigValueError(
-                f'{key}.persistent_workers=True keeps worker processes, but '
-                f'{key}.num_workers is {loader.get("num_workers", 0)!r} (no '
-                f'workers: PyTorch refuses it). Add --cfg-options '
-                f'{key}.persistent_workers=False.')
     if test:
         check_test_dataloader(cfg)
+    for key in ('train_dataloader', 'val_dataloader') if train else ():
+        if isinstance(cfg.get(key), dict):
+            check_dataloader(cfg[key], key)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 
+def check_dataloader(loader: dict, key: str) -> None:
+    """Raise unless a dataloader's ``batch_size`` (None: a batch sampler's,
+    outside the test) and its workers can work; ``key`` names it."""
+    batch_size = loader.get('batch_size', 1)
+    if batch_size is not None or key == 'test_dataloader':
+        check_positive_int(batch_size, f'{key}.batch_size', 'images per batch')
+    if loader.get('persistent_workers') and not loader.get('num_workers'):
+        raise ConfigValueError(
+            f'{key}.persistent_workers=True keeps worker processes, but '
+            f'{key}.num_workers is {loader.get("num_workers", 0)!r} (no '
+            f'workers: PyTorch refuses it). Add --cfg-options '
+            f'{key}.persistent_workers=False.')
+
+
 def check_test_dataloader(cfg: dict) -> None:
-    """Raise unless the test ``batch_size`` and ``Resize`` sizes can work."""
+    """Raise unless the test dataloader (:func:`check_dataloader`) and its
+    ``Resize`` sizes can work."""
     loader = cfg['test_dataloader']
-    check_positive_int(
-        loader.get('batch_size', 1), 'test_dataloader.batch_size',
-        'images per batch')
+    check_dataloader(loader, 'test_dataloader')
     for index, step in enumerate(loader['dataset']['pipeline']):
         if 'Resize' not in str(step.get('type', '')):
             continue
