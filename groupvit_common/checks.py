@@ -276,6 +276,37 @@ def check_classes(cfg: dict,
         source += (f'The test dataset ({dataset.get("type")}) has '
                    f'{len(names)} classes. ')
     check_class_count(outputs, len(names), source)
+    if text is not None:
+        check_class_order(classes, names, outputs - len(classes))
+
+
+def check_class_order(classes: List[List[str]], names: Sequence[str],
+                      first: int) -> None:
+    """Raise when a vocabulary class is named (its first name) as another
+    dataset class than the one of its label, which none of its names is
+    (``first``: the label of the first class, 1 after the head's
+    background): the same classes in another order."""
+
+    def key(name):
+        return str(name).strip().casefold()
+
+    labels = {}
+    for label, name in enumerate(names):
+        labels.setdefault(key(name), label)
+    for index, synonyms in enumerate(classes):
+        label = index + first
+        if label >= len(names) or key(names[label]) in map(key, synonyms):
+            continue
+        other = labels.get(key(synonyms[0]))
+        if other is not None:
+            raise ConfigCheckError(
+                f'vocabulary class {index + 1} ({synonyms[0]!r}) is named as '
+                f'the dataset\'s class {other} ({names[other]!r}), but it is '
+                f'scored as label {label} ({names[label]!r}): the metrics '
+                f'would count one class as another. List the vocabulary in '
+                f'the label order of the dataset\'s classes '
+                f'(metainfo.classes), or, if it is {names[label]!r}, give it '
+                f'that name first.')
 
 
 def check_zero_shot_segmentor(model: dict, config: str) -> None:
@@ -336,15 +367,31 @@ def check_config(cfg: dict,
             raise _section_error(key, value, what)
     if test:
         check_test_dataloader(cfg)
+    for key in ('train_dataloader', 'val_dataloader') if train else ():
+        if isinstance(cfg.get(key), dict):
+            check_dataloader(cfg[key], key)
     check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
 
 
+def check_dataloader(loader: dict, key: str) -> None:
+    """Raise unless a dataloader's ``batch_size`` (None: a batch sampler's,
+    outside the test) and its workers can work; ``key`` names it."""
+    batch_size = loader.get('batch_size', 1)
+    if batch_size is not None or key == 'test_dataloader':
+        check_positive_int(batch_size, f'{key}.batch_size', 'images per batch')
+    if loader.get('persistent_workers') and not loader.get('num_workers'):
+        raise ConfigValueError(
+            f'{key}.persistent_workers=True keeps worker processes, but '
+            f'{key}.num_workers is {loader.get("num_workers", 0)!r} (no '
+            f'workers: PyTorch refuses it). Add --cfg-options '
+            f'{key}.persistent_workers=False.')
+
+
 def check_test_dataloader(cfg: dict) -> None:
-    """Raise unless the test ``batch_size`` and ``Resize`` sizes can work."""
+    """Raise unless the test dataloader (:func:`check_dataloader`) and its
+    ``Resize`` sizes can work."""
     loader = cfg['test_dataloader']
-    check_positive_int(
-        loader.get('batch_size', 1), 'test_dataloader.batch_size',
-        'images per batch')
+    check_dataloader(loader, 'test_dataloader')
     for index, step in enumerate(loader['dataset']['pipeline']):
         if 'Resize' not in str(step.get('type', '')):
             continue

@@ -483,3 +483,26 @@ def test_train_tool_reads_a_bad_config_as_one_line(tmp_path, content, words):
     message = str(error.value.code)
     assert message.startswith('error: ') and '\n' not in message, message
     assert words in message, message
+
+
+@pytest.mark.parametrize('loader', ['train_dataloader', 'val_dataloader'])
+@pytest.mark.parametrize('option, words', [
+    ('num_workers=0', '{}.persistent_workers=True keeps worker processes, '
+     'but {}.num_workers is 0'),
+    ('batch_size=0', '{}.batch_size must be a positive integer'),
+])
+def test_dataloader_settings_that_cannot_work_are_one_line(
+        tmp_path, loader, option, words):
+    """--cfg-options LOADER.num_workers=0 on a config with persistent
+    workers, or LOADER.batch_size=0: one line naming the fix, not
+    PyTorch's ValueError traceback when the loader is built."""
+    train = load_script('tools/train.py', 'groupvit_train_tool')
+    path = [p for p in FINETUNE_CONFIGS if osp.basename(p).startswith('fcn')]
+    with pytest.raises(SystemExit) as error:
+        train.main([
+            path[0], '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options', f'{loader}.{option}'
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: ') and '\n' not in message, message
+    assert words.format(loader, loader) in message, message

@@ -17,7 +17,8 @@ from groupvit_common.files import check_image, check_label_channels
 @TRANSFORMS.register_module()
 class CheckedResize(Resize):
     """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
-    or a side under one pixel after the resize."""
+    or a side under one pixel after the resize, and ``ValueError`` for an
+    array of other values than pixels 0..255."""
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
@@ -27,6 +28,10 @@ class CheckedResize(Resize):
                 f'{name} is empty (shape {tuple(img.shape)}): there '
                 f'is nothing to segment. Give an image of at least one pixel '
                 f'on each side.')
+        if img is not None and img.dtype != np.uint8:
+            check_pixel_values(img, name)
+            if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
+                results['img'] = img = img.astype(np.uint8)
         try:
             return super().transform(results)
         except (cv2.error, ZeroDivisionError):
@@ -37,6 +42,22 @@ class CheckedResize(Resize):
                 f'keep_ratio={self.keep_ratio}): one side would be under one '
                 f'pixel. Crop the image into less elongated pieces, or '
                 f'remove it from the split file.') from None
+
+
+def check_pixel_values(img: np.ndarray, name: str) -> None:
+    """Raise unless the values of an image array that is not uint8 are
+    pixel values 0..255 (what the data preprocessor's mean and std take):
+    not bools, not 16-bit values, not floats in [0, 1]."""
+    low, high = img.min(), img.max()
+    if img.dtype == bool or low < 0 or high > 255 or (np.issubdtype(
+            img.dtype, np.floating) and 0 < high <= 1):
+        raise ValueError(
+            f'{name} ({img.dtype}, values {low} to {high}) does not hold '
+            f'pixel values 0..255, which GroupViT\'s mean and std take '
+            f'(uint8 BGR, as cv2.imread gives): its labels would be those '
+            f'of another image. Convert it first: 16-bit values with '
+            f'(array >> 8).astype(np.uint8), floats in [0, 1] with '
+            f'(array * 255).round().astype(np.uint8).')
 
 
 @TRANSFORMS.register_module()

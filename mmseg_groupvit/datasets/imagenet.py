@@ -10,6 +10,7 @@ from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
 from groupvit_common.errors import ClassificationDataError
+from groupvit_common.files import read_text
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
@@ -54,7 +55,8 @@ class CustomDataset(BaseDataset):
         extensions (Sequence[str]): Image suffixes (case-insensitive) of
             the folder layout.
         metainfo (dict, optional): ``classes``: names in label order
-            (default: the sorted folder names).
+            (default: the sorted folder names); class folders are named
+            by them unless ``folder_names`` is given.
         folder_names (Sequence[str], optional): The class folder of each
             label (e.g. ImageNet's wnids); others are refused.
         **kwargs: mmengine ``BaseDataset`` arguments.
@@ -112,37 +114,51 @@ class CustomDataset(BaseDataset):
                 f'{path}: an annotation file needs the class names '
                 f'(metainfo=dict(classes=[...])) to check its labels.')
         num_classes = len(classes)
-        samples = []
-        with open(path, encoding='utf-8') as f:
-            for number, line in enumerate(f, 1):
-                text = line.strip()
-                if not text:
-                    continue
-                parts = text.rsplit(maxsplit=1)
-                where = f'{path} line {number} ({text!r})'
-                if len(parts) != 2:
-                    raise ClassificationDataError(
-                        f'{where} has no label. Each line is "filename '
-                        f'label" with an integer label in [0, '
-                        f'{num_classes - 1}].')
-                filename, label = parts
-                try:
-                    label = int(label)
-                except ValueError:
-                    raise ClassificationDataError(
-                        f'{where}: the label {label!r} is not an integer. '
-                        f'Each line is "filename label".') from None
-                if not 0 <= label < num_classes:
-                    raise ClassificationDataError(
-                        f'{where}: label {label} is out of range for '
-                        f'{num_classes} classes (0..{num_classes - 1}). '
-                        f'Check that the file and the class list belong '
-                        f'together.')
-                samples.append(
-                    dict(
-                        img_path=osp.join(self.data_prefix['img_path'],
-                                          filename),
-                        gt_label=label))
+        samples, lines = [], {}
+        # A class folder an image is in names its label (as in the folders).
+        folders = {}
+        for i, name in enumerate(self.folder_names or classes):
+            folders.setdefault(name, i)
+        text_lines = read_text(path, what='annotation file').splitlines()
+        for number, line in enumerate(text_lines, 1):
+            text = line.strip()
+            if not text:
+                continue
+            parts = text.rsplit(maxsplit=1)
+            where = f'{path} line {number} ({text!r})'
+            if len(parts) != 2:
+                raise ClassificationDataError(
+                    f'{where} has no label. Each line is "filename '
+                    f'label" with an integer label in [0, '
+                    f'{num_classes - 1}].')
+            filename, label = parts
+            try:
+                label = int(label)
+            except ValueError:
+                raise ClassificationDataError(
+                    f'{where}: the label {label!r} is not an integer. '
+                    f'Each line is "filename label".') from None
+            if not 0 <= label < num_classes:
+                raise ClassificationDataError(
+                    f'{where}: label {label} is out of range for '
+                    f'{num_classes} classes (0..{num_classes - 1}). '
+                    f'Check that the file and the class list belong '
+                    f'together.')
+            folder = osp.basename(osp.dirname(osp.normpath(filename)))
+            if folders.get(folder, label) != label:
+                raise ClassificationDataError(
+                    f'{where}: the image is in the folder of class '
+                    f'{folders[folder]} ({folder}) but labelled {label}. '
+                    f'Check that the labels follow the class order of '
+                    f'the dataset (ImageNet: the sorted wnids).')
+            img_path = osp.join(self.data_prefix['img_path'], filename)
+            seen = lines.setdefault(osp.normpath(img_path), number)
+            if seen != number:
+                raise ClassificationDataError(
+                    f'{where} repeats the image of line {seen}: it would '
+                    f'be counted twice (or under two labels). List each '
+                    f'image once.')
+            samples.append(dict(img_path=img_path, gt_label=label))
         if not samples:
             raise ClassificationDataError(
                 f'Annotation file {path} lists no images.')
@@ -161,19 +177,20 @@ class CustomDataset(BaseDataset):
                 f'Image folder {root} has no class folders. Expected '
                 f'{root}/<class>/<image>, or give an annotation file '
                 f'(ann_file) of "filename label" lines.')
-        names = self.folder_names or folders
+        # A folder's label is its name's index among the known names (the
+        # folder names, else the class names), not its sorted position.
+        names = self.folder_names or self._metainfo.get('classes')
+        if names is None:
+            names = self._metainfo['classes'] = tuple(folders)
         index = {name: i for i, name in enumerate(names)}
-        if self.folder_names is not None:
-            unknown = [d for d in folders if d not in index]
-            if unknown:
-                raise ClassificationDataError(
-                    f'Image folder {root} has class folders that are not '
-                    f'among the {len(index)} known ones (e.g. ImageNet '
-                    f'wnids): {unknown[:5]}'
-                    f'{" ..." * (len(unknown) > 5)}. Remove them or '
-                    f'rename them to their ids.')
-        elif self._metainfo.get('classes') is None:
-            self._metainfo['classes'] = tuple(folders)
+        unknown = [d for d in folders if d not in index]
+        if unknown:
+            raise ClassificationDataError(
+                f'Image folder {root} has class folders that are not '
+                f'among the {len(index)} known ones (ImageNet wnids, the '
+                f'folder_names or the metainfo classes): {unknown[:5]}'
+                f'{" ..." * (len(unknown) > 5)}. Remove or rename them, '
+                f'or give the folder of each label as folder_names.')
         samples = []
         for folder in folders:
             for dirpath, dirnames, filenames in os.walk(

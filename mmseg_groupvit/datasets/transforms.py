@@ -41,6 +41,17 @@ def _missing_end_marker(content: bytes) -> bool:
     return False
 
 
+def _pillow_changes_pixels(content: bytes) -> bool:
+    """Whether mmcv's Pillow decoding of ``content`` gives other pixels than
+    the rules (``value >> 8``, alpha dropped): 16-bit gray (mode ``I;16``)
+    is clipped at 255, gray with alpha (``LA``) laid on a coloured canvas."""
+    try:
+        with Image.open(io.BytesIO(content)) as img:
+            return img.mode.startswith('I;16') or img.mode == 'LA'
+    except Exception:  # not an image: the decoders name it
+        return False
+
+
 def _pillow_reason(content: bytes) -> Optional[str]:
     """Why Pillow cannot decode ``content``; None if it can."""
     try:
@@ -56,7 +67,9 @@ def _pillow_reason(content: bytes) -> Optional[str]:
 @TRANSFORMS.register_module()
 class RobustLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` naming bad files (and
-    ``results['listed_in']``); also adds ``exif_orientation``."""
+    ``results['listed_in']``); also adds ``exif_orientation``. 16-bit gray
+    and gray-with-alpha files are decoded by cv2 also where Pillow is asked
+    for (Pillow's pixels break the rules of 16 bits and alpha)."""
 
     def _fail(self, results: dict, reason: str, fix: str):
         if self.ignore_empty:
@@ -106,9 +119,12 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise
+        backend = self.imdecode_backend
+        if backend == 'pillow' and _pillow_changes_pixels(content):
+            backend = 'cv2'
         try:
             img = mmcv.imfrombytes(
-                content, flag=self.color_type, backend=self.imdecode_backend)
+                content, flag=self.color_type, backend=backend)
         except Exception:  # diagnosed below
             img = None
         if img is None or _missing_end_marker(content):

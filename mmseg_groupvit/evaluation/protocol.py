@@ -59,6 +59,11 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         vocabulary=vocabulary if zero_shot else None)
     if is_classification_config(cfg):
         resize, crop = steps.get('ResizeEdge'), steps.get('CenterCrop')
+        # As Accuracy reads it: an int or a sequence, of any evaluator.
+        evaluators = cfg.get('test_evaluator', {})
+        if not isinstance(evaluators, list):
+            evaluators = [evaluators]
+        topk = next((e['topk'] for e in evaluators if 'topk' in e), (1, ))
         return dict(
             protocol,
             task='classification',
@@ -66,7 +71,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
             resize=resize and dict(
                 scale=resize.get('scale'), edge=resize.get('edge', 'short')),
             crop=None if crop is None else _plain(crop.get('crop_size')),
-            topk=_plain(cfg.get('test_evaluator', {}).get('topk', (1, ))))
+            topk=_plain((topk, ) if isinstance(topk, int) else topk))
     head = model.get('decode_head', {})
     test_cfg = model.get('test_cfg', None) or {}
     with_bg = zero_shot and bool(head_with_bg(head))
@@ -147,10 +152,9 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
     if split:
         data += f', split {osp.join(protocol["data_root"] or "", split)}'
     if protocol.get('task') == 'classification':
-        names = protocol['vocabulary'].get('vocabulary')
-        classes = (f'{len(names)} classes from the config'
-                   if names is not None else
-                   f'the classes of {protocol["vocabulary"]["dataset_name"]}')
+        classes = (
+            texts['vocabulary'] if 'vocabulary' in protocol['vocabulary'] else
+            f'the classes of {protocol["vocabulary"]["dataset_name"]}')
         resize, crop = protocol['resize'], protocol['crop']
         steps = [
             f'resize {resize["edge"]} side {resize["scale"]}'

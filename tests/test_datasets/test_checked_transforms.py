@@ -15,7 +15,7 @@ from groupvit_common.errors import ImageLoadError, ImageSizeError
 from mmseg_groupvit.datasets import (CheckedLoadAnnotations, CheckedResize,
                                      RobustLoadImageFromFile,
                                      use_checked_steps)
-from tests.conftest import REPO, build_small_segmentor
+from tests.conftest import REPO, build_small_segmentor, varied_segmentor
 
 VOC_RESIZE = dict(scale=(2048, 448), keep_ratio=True)
 
@@ -99,6 +99,47 @@ def test_inference_model_takes_a_gray_array_as_three_channels(api_model):
     stacked = inference_model(api_model, np.repeat(gray[..., None], 3,
                                                    2)).pred_sem_seg.data
     assert torch_equal(ours, stacked)
+
+
+@pytest.mark.parametrize(
+    'convert, dtype', [(lambda a: a.astype(np.uint16) * 257, 'uint16'),
+                       (lambda a: a.astype(np.float32) / 255, 'float32'),
+                       (lambda a: a > 127, 'bool')],
+    ids=['16_bit', 'float_0_1', 'bool'])
+def test_inference_model_names_an_array_of_other_values(
+        api_model, convert, dtype):
+    """The same picture as 16-bit values or floats in [0, 1] was normalised
+    as 0..255 pixels: other labels, silently. Refused, naming the fix."""
+    image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), np.uint8)
+    with pytest.raises(ValueError) as info:
+        inference_model(api_model, convert(image))
+    assert f'the image array ({dtype}, values' in str(info.value)
+    assert 'does not hold pixel values 0..255' in str(info.value)
+
+
+def test_inference_model_takes_pixel_values_of_any_dtype():
+    """Pixel values 0..255 as floats give the labels of uint8 (an image the
+    pipeline does not resize: no interpolation rounds); as other integers
+    too, also where it resizes (int64 was refused as "one side would be
+    under one pixel": cv2 does not resize it)."""
+    api_model = varied_segmentor(seed=4, text_encoder=True)
+    api_model.cfg = Config.fromfile(f'{REPO}/configs/groupvit_voc.py')
+    use_checked_steps(api_model.cfg.test_pipeline)
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (448, 560, 3), np.uint8)
+    labels = inference_model(api_model, image).pred_sem_seg.data
+    assert len(labels.unique()) > 1  # labels that can differ
+    for dtype in (np.float64, np.float32, np.int64):
+        assert torch_equal(
+            inference_model(api_model, image.astype(dtype)).pred_sem_seg.data,
+            labels)
+    small = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    labels = inference_model(api_model, small).pred_sem_seg.data
+    assert len(labels.unique()) > 1
+    for dtype in (np.int64, np.int32, np.uint16, np.int16):
+        assert torch_equal(
+            inference_model(api_model, small.astype(dtype)).pred_sem_seg.data,
+            labels), dtype
 
 
 def torch_equal(a, b):

@@ -34,13 +34,25 @@ def test_wnid_folders_get_the_sorted_wnid_index(tmp_path):
 
 def test_annotation_file(tmp_path):
     (tmp_path / 'meta').mkdir()
-    (tmp_path / 'meta' / 'val.txt'
-     ).write_text('ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n')
+    (tmp_path / 'meta' / 'val.txt').write_text(
+        'ILSVRC2012_val_00000001.JPEG 65\n\nsub dir/x y.JPEG 999\n'
+        'n15075141/z.JPEG 999\n')
     ds = ImageNet(
         data_root=str(tmp_path), data_prefix='val', ann_file='meta/val.txt')
     assert [(d['img_path'], d['gt_label']) for d in infos(ds)
             ] == [(str(tmp_path / 'val' / 'ILSVRC2012_val_00000001.JPEG'), 65),
-                  (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999)]
+                  (str(tmp_path / 'val' / 'sub dir/x y.JPEG'), 999),
+                  (str(tmp_path / 'val' / 'n15075141/z.JPEG'), 999)]
+
+
+def test_annotation_file_saved_with_a_byte_order_mark(tmp_path):
+    """A list saved by a Windows editor (byte-order mark, CRLF): its first
+    image was looked for as '\ufeffa.JPEG', not found."""
+    (tmp_path / 'val.txt').write_bytes(b'\xef\xbb\xbfa.JPEG 3\r\nb.JPEG 4\r\n')
+    ds = ImageNet(data_root=str(tmp_path), ann_file='val.txt')
+    assert [(d['img_path'], d['gt_label'])
+            for d in infos(ds)] == [(str(tmp_path / 'a.JPEG'), 3),
+                                    (str(tmp_path / 'b.JPEG'), 4)]
 
 
 def test_custom_folders_name_the_classes(tmp_path):
@@ -49,6 +61,23 @@ def test_custom_folders_name_the_classes(tmp_path):
     ds = CustomDataset(data_prefix=str(tmp_path))
     assert ds.metainfo['classes'] == ('cat', 'dog')
     assert sorted(d['gt_label'] for d in infos(ds)) == [0, 1]
+
+
+def test_class_folders_are_labelled_by_the_given_class_names(tmp_path):
+    """Classes given in another order than the sorted folders: a folder's
+    label is its name's place among them (the cat folder was labelled 0,
+    'dog'); a folder that is no class is refused."""
+    for cls in ('cat', 'dog'):
+        write_image(tmp_path / cls / 'a.png')
+    ds = CustomDataset(
+        data_prefix=str(tmp_path), metainfo=dict(classes=('dog', 'cat')))
+    assert sorted(
+        (ds.metainfo['classes'][d['gt_label']], d['img_path'].split('/')[-2])
+        for d in infos(ds)) == [('cat', 'cat'), ('dog', 'dog')]
+    write_image(tmp_path / 'cow' / 'a.png')
+    with pytest.raises(ClassificationDataError, match=r"known ones.*'cow'"):
+        CustomDataset(
+            data_prefix=str(tmp_path), metainfo=dict(classes=('dog', 'cat')))
 
 
 @pytest.mark.parametrize(
@@ -79,8 +108,14 @@ def test_folder_errors(tmp_path, layout, match):
         ('a.JPEG 1000', r'label 1000 is out of range for 1000 classes'),
         ('a.JPEG -1', 'label -1 is out of range'),
         ('a.JPEG cat', "label 'cat' is not an integer"),
+        ('./b.JPEG 4', r"line 2 \('./b.JPEG 4'\) repeats the image of line 1"),
+        ('n01440764/x.JPEG 1', r'in the folder of class 0 \(n01440764\) but '
+         'labelled 1'),
     ],
-    ids=['no_label', 'too_large', 'negative', 'not_integer'])
+    ids=[
+        'no_label', 'too_large', 'negative', 'not_integer', 'repeated',
+        'other_folder'
+    ])
 def test_annotation_errors(tmp_path, line, match):
     (tmp_path / 'val.txt').write_text(f'b.JPEG 3\n{line}\n')
     with pytest.raises(ClassificationDataError, match=match):

@@ -51,21 +51,39 @@ def test_grayscale_becomes_three_equal_channels(tmp_path, suffix):
         np.testing.assert_array_equal(img[..., 0], gray)
 
 
-def test_rgba_drops_alpha(tmp_path):
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_rgba_drops_alpha(tmp_path, backend):
     alpha = RNG.integers(0, 256, (24, 36, 1), dtype=np.uint8)
     path = tmp_path / 'rgba.png'
     Image.fromarray(np.concatenate([RGB, alpha], axis=2)).save(path)
     # BGR order, colour channels unchanged by the alpha values.
-    np.testing.assert_array_equal(load(path)['img'], RGB[..., ::-1])
+    np.testing.assert_array_equal(
+        load(path, imdecode_backend=backend)['img'], RGB[..., ::-1])
 
 
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_gray_with_alpha_drops_alpha(tmp_path, backend):
+    """As RGBA, by either decoder (mmcv's Pillow decoding laid it on a
+    (124, 117, 104) canvas where transparent)."""
+    gray = RGB[..., 0]
+    alpha = RNG.integers(0, 256, (24, 36), dtype=np.uint8)
+    path = tmp_path / 'gray_alpha.png'
+    Image.fromarray(np.stack([gray, alpha], axis=2), 'LA').save(path)
+    np.testing.assert_array_equal(
+        load(path, imdecode_backend=backend)['img'],
+        np.repeat(gray[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
 @pytest.mark.parametrize('channels', [1, 3])
-def test_16_bit_png_is_scaled_to_8_bits(tmp_path, channels):
+def test_16_bit_png_is_scaled_to_8_bits(tmp_path, channels, backend):
+    """By either decoder (Pillow, the classification configs', clipped
+    16-bit gray at 255)."""
     shape = (24, 36) if channels == 1 else (24, 36, 3)
     deep = RNG.integers(0, 65536, shape, dtype=np.uint16)
     path = tmp_path / 'deep.png'
     assert cv2.imwrite(str(path), deep)  # cv2 writes (and keeps) BGR order
-    img = load(path)['img']
+    img = load(path, imdecode_backend=backend)['img']
     expected = (deep >> 8).astype(np.uint8)
     if channels == 1:
         expected = np.repeat(expected[..., None], 3, axis=2)

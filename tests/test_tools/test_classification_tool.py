@@ -21,6 +21,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from PIL import Image
 
+from mmseg_groupvit.utils import get_prompt_classes
 from tests.conftest import (REPO, SMALL_ARCH, VOC_SAMPLE, load_script,
                             run_main, varied_segmentor)
 
@@ -210,6 +211,21 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
     assert 'RANDOM' in capsys.readouterr().err
 
 
+def test_a_list_that_is_not_utf8_is_one_error_line(small, tmp_path):
+    """A Latin-1 list (it was a UnicodeDecodeError traceback)."""
+    config, checkpoint, _ = small
+    (tmp_path / 'list.txt').write_bytes(b'JPEGImages/caf\xe9.jpg 0\n')
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'test_dataloader.dataset.ann_file={tmp_path / "list.txt"}'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert f'annotation file {tmp_path / "list.txt"} is not UTF-8' in message
+
+
 def test_missing_checkpoint_is_one_error_line(small):
     tool = load_script('tools/test.py')
     with pytest.raises(SystemExit, match='^error: checkpoint not found'):
@@ -236,6 +252,66 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     assert f'vocabulary has {classes} classes and the test dataset 20' \
         in message
     assert not (tmp_path / 'results.json').exists()
+
+
+def test_a_vocabulary_file_is_named_on_the_console(small, tmp_path, capsys):
+    """The console names the vocabulary file (it said "N classes from the
+    config", N the length of the file's path)."""
+    config, checkpoint, _ = small
+    vocabulary = tmp_path / 'voc20.txt'
+    vocabulary.write_text('\n'.join(get_prompt_classes('voc20')))
+    load_script('tools/test.py').main([
+        config, checkpoint, '--work-dir',
+        str(tmp_path / 'run'), '--cfg-options',
+        f'model.text_encoder.vocabulary={vocabulary}',
+        f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    ])
+    lines = capsys.readouterr().out.splitlines()
+    assert f'vocabulary  file {vocabulary}; templates subset' in lines, lines
+
+
+def test_a_vocabulary_in_another_order_is_refused(small, tmp_path):
+    """The 20 VOC names in reverse order (every label another class, top-1
+    plausible but wrong) are refused before any image."""
+    config, checkpoint, _ = small
+    vocabulary = tmp_path / 'reversed.txt'
+    vocabulary.write_text('\n'.join(reversed(get_prompt_classes('voc20'))))
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options',
+            f'model.text_encoder.vocabulary={vocabulary}'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert ("vocabulary class 2 ('train') is named as the dataset's class 18"
+            " ('train'), but it is scored as label 1 ('bicycle')") in message
+    assert not (tmp_path / 'results.json').exists()
+
+
+@pytest.mark.parametrize('evaluator', ['dict', 'list'])
+def test_topk_as_one_number_is_run_and_described(small, tmp_path, capsys,
+                                                 evaluator):
+    """Accuracy takes topk=5 (an int) as (5,), and an evaluator in a list:
+    the description of the run did not (a TypeError or AttributeError
+    traceback after the checkpoint loaded)."""
+    config, checkpoint, _ = small
+    leaf = tmp_path / 'topk.py'
+    metric = "dict(type='Accuracy', topk=5)"
+    leaf.write_text(f'_base_ = [{config!r}]\ntest_evaluator = ' +
+                    (f'[{metric}]' if evaluator == 'list' else metric) + '\n')
+    load_script('tools/test.py').main([
+        str(leaf), checkpoint, '--work-dir',
+        str(tmp_path), '--cfg-options',
+        f'test_dataloader.dataset.ann_file={two_image_list(tmp_path)}'
+    ])
+    lines = capsys.readouterr().out.splitlines()
+    assert ('protocol    resize short side 256; center crop 224; '
+            'top-5') in lines, lines
+    with open(tmp_path / 'results.json') as f:
+        record = json.load(f)
+    assert record['protocol']['topk'] == [5]
+    assert list(record['metrics']) == ['accuracy/top5']
 
 
 def test_a_link_in_the_work_dir_is_refused(tmp_path):

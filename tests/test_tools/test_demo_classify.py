@@ -76,6 +76,27 @@ def test_classify_prints_the_ranked_probabilities(small, tmp_path, capsys):
                 if c['name'] == 'dog')['synonyms'] == ['puppy']
 
 
+def test_a_16_bit_gray_png_is_classified_as_its_8_bit_picture(small, tmp_path):
+    """Pillow (the classification decoder) clipped 16-bit gray values at
+    255, so a dark picture was classified as a white one: the 16-bit and
+    8-bit files of one gray picture get the same probabilities."""
+    config, checkpoint = small
+    gray = np.asarray(
+        Image.open(osp.join(PHOTOS, 'groupvit_demo_voc.jpg')).convert('L'))
+    Image.fromarray(gray).save(tmp_path / 'gray8.png')
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / 'gray16.png')
+    assert Image.open(tmp_path / 'gray16.png').mode.startswith('I;16')
+    load_script('tools/demo.py').main([
+        str(tmp_path / 'gray8.png'),
+        str(tmp_path / 'gray16.png'), '--classify', '--config', config,
+        '--checkpoint', checkpoint, '--vocab', 'cat,dog,a red car', '--out',
+        str(tmp_path / 'out')
+    ])
+    with open(tmp_path / 'out' / 'classification.json') as f:
+        eight, sixteen = json.load(f)['images']
+    assert eight['classes'] == sixteen['classes']
+
+
 def test_classify_names_an_unreadable_image(small, tmp_path, capsys):
     config, _ = small
     bad = tmp_path / 'bad.jpg'

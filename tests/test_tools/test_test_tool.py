@@ -593,6 +593,13 @@ def test_an_error_from_the_command_line_is_one_line(small_model, tmp_path):
      f'Segmentation/val.txt', 'val.txt\' is a file, not a folder'),
     ('test_dataloader.dataset.pipeline.1.scale=(0,0)',
      'test_dataloader.dataset.pipeline.1.scale must be two positive'),
+    ('test_dataloader.num_workers=0',
+     'test_dataloader.persistent_workers=True keeps worker processes, but '
+     'test_dataloader.num_workers is 0'),
+    ('model.text_encoder.vocabulary=[bicycle,aeroplane,' +
+     ','.join(get_prompt_classes('voc20')[2:]) + ']',
+     "vocabulary class 1 ('bicycle') is named as the dataset's class 2 "
+     "('bicycle'), but it is scored as label 1 ('aeroplane')"),
 ])
 def test_bad_cfg_options_give_one_error(option, expected, small_model,
                                         tmp_path):

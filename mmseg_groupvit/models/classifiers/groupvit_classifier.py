@@ -103,10 +103,12 @@ class GroupViTClassifier(BaseModel):
                        templates=None,
                        dataset_name: Optional[str] = None,
                        extra_classes=None) -> None:
-        """Change the classes (and templates, unless None)."""
-        self.classes = resolve_classes(vocabulary, dataset_name, extra_classes)
-        unique, index = _unique(self.classes)
+        """Change the classes (and templates, unless None); a refused change
+        leaves the classifier as it was."""
+        classes = resolve_classes(vocabulary, dataset_name, extra_classes)
+        unique, index = _unique(classes)
         self.text_encoder.set_vocabulary(unique, templates)
+        self.classes = classes
         self.class_index = torch.tensor(index, device=self.class_index.device)
 
     @property

@@ -144,3 +144,21 @@ def test_loss_mode_is_refused():
     model = MODELS.build(classifier_cfg().model)
     with pytest.raises(RuntimeError, match='zero-shot'):
         model(torch.zeros(1, 3, 224, 224), mode='loss')
+
+
+def test_a_refused_vocabulary_change_leaves_the_classifier_as_it_was():
+    """set_vocabulary refused by the text encoder (a template without
+    ``{}``) had already renamed the classes: cat's probability was then
+    reported as dog's."""
+    from mmseg_groupvit.apis import classify_image, init_classifier
+    photo = osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+    model = init_classifier(
+        osp.join(REPO, 'configs', 'classification',
+                 'groupvit_voc-dominant-sample.py'),
+        random_weights=True,
+        vocabulary=['cat', 'dog'])
+    before = classify_image(model, photo)
+    with pytest.raises(ValueError, match='replacement field'):
+        model.set_vocabulary(['dog', 'cat', 'bird'], templates=['a photo'])
+    assert classify_image(model, photo) == before
+    assert model.class_names == ['cat', 'dog']
