@@ -78,6 +78,14 @@ class CheckedLoadAnnotations(LoadAnnotations):
             label.reshape(height, width))
 
 
+def step_kind(step: dict) -> str:
+    """A pipeline step's type without mmcv's or mmseg's registry scope
+    (``'mmcv.Resize'`` is ``'Resize'``)."""
+    kind = str(step.get('type'))
+    return kind.split('.', 1)[1] if kind.startswith(
+        ('mmcv.', 'mmseg.')) else kind
+
+
 def use_checked_steps(pipeline,
                       annotations: bool = False,
                       where: str = 'pipeline') -> List[str]:
@@ -89,21 +97,14 @@ def use_checked_steps(pipeline,
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
     """
-    swaps = {
-        'LoadImageFromFile': 'RobustLoadImageFromFile',
-        'mmcv.LoadImageFromFile': 'RobustLoadImageFromFile',
-        'Resize': 'CheckedResize',
-        'mmcv.Resize': 'CheckedResize'
-    }
+    swaps = dict(
+        LoadImageFromFile='RobustLoadImageFromFile', Resize='CheckedResize')
     if annotations:
-        swaps.update({
-            'LoadAnnotations': 'CheckedLoadAnnotations',
-            'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
-        })
+        swaps['LoadAnnotations'] = 'CheckedLoadAnnotations'
     lines = []
     for index, step in enumerate(pipeline or []):
         kind = step.get('type')
-        new = swaps.get(kind) if isinstance(kind, str) else None
+        new = swaps.get(step_kind(step)) if isinstance(kind, str) else None
         if new is not None:
             step['type'] = new
             lines.append(f'{where}.{index}: {kind} -> {new}')

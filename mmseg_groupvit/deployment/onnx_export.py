@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import image_feeds
+from ..datasets.checked_transforms import step_kind
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 OPSET = 17
@@ -40,7 +41,7 @@ IMAGE_OUTPUTS = dict(
 TEXT_INPUTS = dict(tokens='prompts length')
 TEXT_OUTPUTS = dict(text_features='prompts')
 #: Resize steps of a test pipeline (``CheckedResize``: mmcv's ``Resize``).
-_RESIZES = ('Resize', 'mmseg.Resize', 'CheckedResize')
+_RESIZES = ('Resize', 'CheckedResize')
 
 
 class ImageSide(nn.Module):
@@ -87,7 +88,7 @@ class TextSide(nn.Module):
 def _pipeline_resize(cfg) -> dict:
     """The test pipeline's one keep-ratio cv2 bilinear ``Resize``."""
     pipeline = cfg.test_dataloader.dataset.pipeline
-    resizes = [t for t in pipeline if t['type'] in _RESIZES]
+    resizes = [t for t in pipeline if step_kind(t) in _RESIZES]
     if len(resizes) != 1:
         raise ValueError(
             f'The config\'s test pipeline has {len(resizes)} Resize steps; '
@@ -103,7 +104,7 @@ def _pipeline_resize(cfg) -> dict:
             f'keep_ratio=True and cv2 bilinear interpolation.')
     known = ('LoadImageFromFile', 'RobustLoadImageFromFile', 'LoadAnnotations',
              'CheckedLoadAnnotations', 'PackSegInputs') + _RESIZES
-    other = [t['type'] for t in pipeline if t['type'] not in known]
+    other = [t['type'] for t in pipeline if step_kind(t) not in known]
     if other:
         raise ValueError(f'The test pipeline has steps the ONNX runtime does '
                          f'not reproduce: {", ".join(other)}.')

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
 
+from ..datasets.checked_transforms import step_kind
 from ..models.decode_heads.groupvit_head import head_with_bg
 from ..utils.config_file import dataset_classes
 
@@ -50,7 +51,7 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         vocabulary = dict(vocabulary=_plain(text['vocabulary']))
     pipeline = list(
         dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
-    steps = {step.get('type'): step for step in reversed(pipeline)}
+    steps = {step_kind(step): step for step in reversed(pipeline)}
     protocol = dict(
         dataset=dataset.get('type'),
         data_root=dataset.get('data_root', None),

@@ -37,3 +37,21 @@ def test_a_zero_shot_groupvit_says_its_prompts_and_threshold():
     assert lines['vocabulary'] == ('dataset_name=voc; 21 classes incl. '
                                    'background; templates simple')
     assert lines['protocol'].endswith('; bg_thresh 0.95')
+
+
+def test_a_resize_named_with_its_scope_is_described_and_exported():
+    """``mmcv.Resize`` is the same step as ``Resize``: the run's protocol
+    and the ONNX export read it alike (it was described as no resize)."""
+    from mmseg_groupvit.deployment.onnx_export import _pipeline_resize
+    plain, cfg = header('groupvit_voc.py')
+    resize = _pipeline_resize(cfg)
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] in ('Resize', 'CheckedResize'):
+            step['type'] = 'mmcv.Resize'
+    lines = {
+        line[:11].strip(): line[12:]
+        for line in run_lines(cfg, 'groupvit_voc.py', 'w.pth')
+    }
+    assert plain['protocol'].startswith('resize short 448')
+    assert lines['protocol'] == plain['protocol']
+    assert _pipeline_resize(cfg) == resize
