@@ -15,15 +15,20 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-if [ ! -x "$VENV/bin/python" ]; then
-    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-        echo "error: $PYTHON is not Python 3.11 or newer, which this package" \
-            "needs; run with PYTHON=python3.11 (or newer)." >&2
+need_python() {  # $1 must run as Python 3.11+; $2: the fix
+    if ! "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        2>/dev/null; then
+        echo "error: $1 did not run as Python 3.11 or newer, which this" \
+            "package needs; $2." >&2
         exit 1
     fi
+}
+if [ ! -x "$VENV/bin/python" ]; then
+    need_python "$PYTHON" "run with PYTHON=python3.11 (or newer)"
     "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+need_python "$PY" "delete $VENV, then run with PYTHON=python3.11 (or newer)"
 "$PY" -m pip install --quiet --upgrade pip 'setuptools<81' wheel
 "$PY" -m pip install --quiet 'torch==2.13.0'
 "$PY" -m pip install --quiet -e '.[lite,tests]'

@@ -97,14 +97,21 @@ def use_checked_steps(pipeline,
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
     """
-    swaps = dict(
-        LoadImageFromFile='RobustLoadImageFromFile', Resize='CheckedResize')
-    if annotations:
-        swaps['LoadAnnotations'] = 'CheckedLoadAnnotations'
+    swaps = {
+        'LoadImageFromFile': 'RobustLoadImageFromFile',
+        'mmcv.LoadImageFromFile': 'RobustLoadImageFromFile',
+        'Resize': 'CheckedResize',
+        'mmcv.Resize': 'CheckedResize'
+    }
+    if annotations:  # mmseg's, not mmcv's (other arguments)
+        swaps.update({
+            'LoadAnnotations': 'CheckedLoadAnnotations',
+            'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
+        })
     lines = []
     for index, step in enumerate(pipeline or []):
         kind = step.get('type')
-        new = swaps.get(step_kind(step)) if isinstance(kind, str) else None
+        new = swaps.get(kind) if isinstance(kind, str) else None
         if new is not None:
             step['type'] = new
             lines.append(f'{where}.{index}: {kind} -> {new}')

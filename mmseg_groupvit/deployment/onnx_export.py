@@ -254,10 +254,14 @@ def export_onnx(model,
     Returns:
         dict: The content of ``deploy.json``.
     """
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise ValueError(f'--out {out_dir} is a file; pass a folder.')
+    if osp.islink(out_dir) or osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise ValueError(f'--out {out_dir} is a file or a link; pass a '
+                         f'folder (an export replaces its folder).')
     found = set(os.listdir(out_dir) if osp.isdir(out_dir) else ())
-    found -= FILE_MANAGER_FILES
+    found -= {  # a folder of such a name is the user's
+        n
+        for n in FILE_MANAGER_FILES if not osp.isdir(osp.join(out_dir, n))
+    }
     if found and export_format.DEPLOY_FILE not in found:
         raise ValueError(
             f'--out {out_dir} is a non-empty folder that is not an ONNX '

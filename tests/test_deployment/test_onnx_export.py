@@ -166,6 +166,27 @@ def test_an_export_a_file_manager_has_shown_is_replaced(exported, tmp_path):
         assert json.load(f)['format'] == FORMAT
 
 
+@pytest.mark.parametrize('case', ['folder', 'link'])
+def test_a_folder_named_as_a_file_managers_file_is_kept(
+        case, exported, tmp_path):
+    """A *folder* named ``.DS_Store`` is the user's, and a linked ``--out``
+    would be replaced through its link: both refused, nothing deleted."""
+    out = tmp_path / 'export'
+    (out / '.DS_Store').mkdir(parents=True)
+    (out / '.DS_Store' / 'thesis.txt').write_text('mine')
+    if case == 'link':
+        (out / '.DS_Store' / 'thesis.txt').unlink()
+        (out / '.DS_Store').rmdir()
+        (out / '.DS_Store').write_bytes(b'Bud1')
+        (tmp_path / 'link').symlink_to(out)
+        out = tmp_path / 'link'
+    with pytest.raises(ValueError, match='not an ONNX export|is a file or a'):
+        export_onnx(exported['model'], exported['model'].cfg, str(out), PHOTO)
+    assert os.listdir(out) == ['.DS_Store']
+    if case == 'folder':
+        assert (out / '.DS_Store' / 'thesis.txt').read_text() == 'mine'
+
+
 def test_whole_mode_is_refused(exported, tmp_path):
     model = exported['model']
     mode = model.test_cfg['mode']

@@ -74,6 +74,20 @@ def test_quickstart_refuses_an_old_python_before_making_anything(tmp_path):
     assert result.stderr.startswith('error: ') and result.stderr.count(
         '\n') == 1 and 'PYTHON=python3.11' in result.stderr
     assert not (tmp_path / 'venv').exists()
+    # A missing command says the same in one line (no shell noise), and a
+    # .venv made by an older Python is named before pip fails on it.
+    (tmp_path / 'old' / 'bin').mkdir(parents=True)
+    (tmp_path / 'old' / 'bin' / 'python').symlink_to(fake)
+    for python, venv, fix in (('no-such-python', 'venv', 'PYTHON='),
+                              ('python3', 'old', f'delete {tmp_path}/old')):
+        result = subprocess.run(
+            ['bash', osp.join(REPO, 'tools', 'quickstart.sh')],
+            env=dict(os.environ, PYTHON=python, VENV=str(tmp_path / venv)),
+            capture_output=True,
+            text=True)
+        assert result.returncode == 1 and result.stderr.startswith(
+            'error: ') and result.stderr.count('\n') == 1, result.stderr
+        assert fix in result.stderr
 
 
 @pytest.mark.slow
