@@ -48,7 +48,7 @@ def read_cfg_option(key: str, value: str):
     """
     from mmengine.config import DictAction  # torch-free
     depth = itertools.accumulate((c in '[(') - (c in '])') for c in value)
-    if max(key.count('.') + 1, *depth) > MAX_OPTION_DEPTH:
+    if max([key.count('.') + 1, *depth]) > MAX_OPTION_DEPTH:
         raise ValueError(f'{key[:80]}: nested deeper than {MAX_OPTION_DEPTH} '
                          f'levels, which no config setting is; give the key '
                          f'and value of a real setting.')

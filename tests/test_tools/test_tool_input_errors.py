@@ -71,6 +71,8 @@ def test_an_error_line_keeps_names_and_cannot_be_forged(tmp_path):
      "read as '/data/myphotos'"),
     ('model.text_encoder.vocabulary=[cat, hot dog]',
      "'[cat, hot dog]' would be read as '[cat,hotdog]'"),
+    ('model.test_cfg.bg_thresh=',
+     "model.test_cfg.bg_thresh must be a number in [0, 1], got ''"),
 ])
 def test_an_impossible_cfg_option_is_refused(option, expected, tmp_path):
     """Deep ones would exhaust Python's recursion limit (mmengine parses the
