@@ -314,6 +314,20 @@ def test_topk_as_one_number_is_run_and_described(small, tmp_path, capsys,
     assert list(record['metrics']) == ['accuracy/top5']
 
 
+def test_a_dataset_name_that_is_no_name_is_one_error_line(small, tmp_path):
+    """As for a segmentor (the text encoder's message), not a traceback."""
+    config, checkpoint, _ = small
+    tool = load_script('tools/test.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options', 'model.text_encoder.dataset_name=5'
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    assert 'The prompt class set name must be a str, got int: 5.' in message
+
+
 def test_a_link_in_the_work_dir_is_refused(tmp_path):
     """Classification checks its work dir as segmentation does: a link
     planted where results.json goes is refused before anything runs."""

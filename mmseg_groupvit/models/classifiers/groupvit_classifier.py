@@ -11,6 +11,7 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from groupvit_common.errors import ConfigValueError
 from groupvit_common.vocabulary import split_background
 from ...utils import get_prompt_classes, load_vocabulary
 from ...weights.check import check_on_load, check_state_dict
@@ -21,20 +22,25 @@ def resolve_classes(vocabulary=None,
                     extra_classes=None) -> List[List[str]]:
     """The classes (synonym lists, label order) of a vocabulary or a
     dataset (``'imagenet'``: the original's 1000), without a leading
-    ``background``."""
-    if vocabulary is not None:
-        classes = load_vocabulary(vocabulary)
-    elif dataset_name is not None:  # a builtin list (ImageNet's has repeats)
-        classes = [[name] for name in get_prompt_classes(dataset_name)]
-    else:
-        raise ValueError('GroupViTClassifier needs text_encoder.vocabulary '
-                         '(class names, synonym lists or a vocabulary file) '
-                         'or text_encoder.dataset_name (e.g. "imagenet").')
-    classes, _ = split_background(classes)
-    if extra_classes is not None:
-        classes = classes + load_vocabulary(extra_classes)
+    ``background``; a bad one is a :class:`ConfigValueError`, as the text
+    encoder's."""
+    try:
+        if vocabulary is not None:
+            classes = load_vocabulary(vocabulary)
+        elif dataset_name is not None:  # builtin (ImageNet's has repeats)
+            classes = [[name] for name in get_prompt_classes(dataset_name)]
+        else:
+            raise ValueError(
+                'GroupViTClassifier needs text_encoder.vocabulary (class '
+                'names, synonym lists or a vocabulary file) or '
+                'text_encoder.dataset_name (e.g. "imagenet").')
+        classes, _ = split_background(classes)
+        if extra_classes is not None:
+            classes = classes + load_vocabulary(extra_classes)
+    except (FileNotFoundError, TypeError, ValueError) as error:
+        raise ConfigValueError(str(error)) from None
     if not classes:
-        raise ValueError('The classifier vocabulary has no classes.')
+        raise ConfigValueError('The classifier vocabulary has no classes.')
     return [list(c) for c in classes]
 
 
