@@ -194,6 +194,20 @@ def test_two_runs_in_one_second_each_log_their_own(small, tmp_path, capsys,
         assert log.read_text().count('Config:') == 1, work_dir
 
 
+def refusal(small, tmp_path, option: str) -> str:
+    """The one ``error:`` line of ``tools/test.py`` on the small config and
+    checkpoint with ``--cfg-options option``."""
+    config, checkpoint, _ = small
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            config, checkpoint, '--work-dir',
+            str(tmp_path), '--cfg-options', option
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    return message
+
+
 def test_bad_list_is_one_error_line_and_random_weights_are_said(
         small, tmp_path, capsys):
     config, _, _ = small
@@ -213,16 +227,10 @@ def test_bad_list_is_one_error_line_and_random_weights_are_said(
 
 def test_a_list_that_is_not_utf8_is_one_error_line(small, tmp_path):
     """A Latin-1 list (it was a UnicodeDecodeError traceback)."""
-    config, checkpoint, _ = small
     (tmp_path / 'list.txt').write_bytes(b'JPEGImages/caf\xe9.jpg 0\n')
-    with pytest.raises(SystemExit) as exit_info:
-        load_script('tools/test.py').main([
-            config, checkpoint, '--work-dir',
-            str(tmp_path), '--cfg-options',
-            f'test_dataloader.dataset.ann_file={tmp_path / "list.txt"}'
-        ])
-    message = str(exit_info.value.code)
-    assert message.startswith('error: ') and '\n' not in message
+    message = refusal(
+        small, tmp_path,
+        f'test_dataloader.dataset.ann_file={tmp_path / "list.txt"}')
     assert f'annotation file {tmp_path / "list.txt"} is not UTF-8' in message
 
 
@@ -240,15 +248,7 @@ def test_vocabulary_of_another_size_is_refused_before_any_image(
     """Top-1 of a 2-class vocabulary (or ImageNet's 1000) on the 20 VOC
     classes would be a plausible but wrong number: refused, nothing
     evaluated."""
-    config, checkpoint, _ = small
-    tool = load_script('tools/test.py')
-    with pytest.raises(SystemExit) as exit_info:
-        tool.main([
-            config, checkpoint, '--work-dir',
-            str(tmp_path), '--cfg-options', option
-        ])
-    message = str(exit_info.value.code)
-    assert message.startswith('error: ') and '\n' not in message
+    message = refusal(small, tmp_path, option)
     assert f'vocabulary has {classes} classes and the test dataset 20' \
         in message
     assert not (tmp_path / 'results.json').exists()
@@ -273,17 +273,10 @@ def test_a_vocabulary_file_is_named_on_the_console(small, tmp_path, capsys):
 def test_a_vocabulary_in_another_order_is_refused(small, tmp_path):
     """The 20 VOC names in reverse order (every label another class, top-1
     plausible but wrong) are refused before any image."""
-    config, checkpoint, _ = small
     vocabulary = tmp_path / 'reversed.txt'
     vocabulary.write_text('\n'.join(reversed(get_prompt_classes('voc20'))))
-    with pytest.raises(SystemExit) as exit_info:
-        load_script('tools/test.py').main([
-            config, checkpoint, '--work-dir',
-            str(tmp_path), '--cfg-options',
-            f'model.text_encoder.vocabulary={vocabulary}'
-        ])
-    message = str(exit_info.value.code)
-    assert message.startswith('error: ') and '\n' not in message
+    message = refusal(small, tmp_path,
+                      f'model.text_encoder.vocabulary={vocabulary}')
     assert ("vocabulary class 2 ('train') is named as the dataset's class 18"
             " ('train'), but it is scored as label 1 ('bicycle')") in message
     assert not (tmp_path / 'results.json').exists()
@@ -316,15 +309,7 @@ def test_topk_as_one_number_is_run_and_described(small, tmp_path, capsys,
 
 def test_a_dataset_name_that_is_no_name_is_one_error_line(small, tmp_path):
     """As for a segmentor (the text encoder's message), not a traceback."""
-    config, checkpoint, _ = small
-    tool = load_script('tools/test.py')
-    with pytest.raises(SystemExit) as exit_info:
-        tool.main([
-            config, checkpoint, '--work-dir',
-            str(tmp_path), '--cfg-options', 'model.text_encoder.dataset_name=5'
-        ])
-    message = str(exit_info.value.code)
-    assert message.startswith('error: ') and '\n' not in message
+    message = refusal(small, tmp_path, 'model.text_encoder.dataset_name=5')
     assert 'The prompt class set name must be a str, got int: 5.' in message
 
 
