@@ -31,8 +31,8 @@ def init_cpu_distributed(cfg) -> None:
     cfg.setdefault('env_cfg', {})
     cfg.env_cfg.setdefault('dist_cfg', {})
     cfg.env_cfg.dist_cfg['backend'] = 'gloo'
-    # mmengine's default wrapper, but device_ids=[LOCAL_RANK] (which mmengine
-    # passes to any wrapper) is refused by DistributedDataParallel on CPU.
+    # mmengine's default wrapper; the device_ids=[LOCAL_RANK] mmengine gives
+    # a DistributedDataParallel wrapper is refused for a CPU model.
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         broadcast_buffers=False,
