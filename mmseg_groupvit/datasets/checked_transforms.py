@@ -29,7 +29,7 @@ class CheckedResize(Resize):
                 f'is nothing to segment. Give an image of at least one pixel '
                 f'on each side.')
         if img is not None and img.dtype != np.uint8:
-            check_pixel_values(img, name)
+            _check_pixel_values(img, name)
             if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
                 results['img'] = img = img.astype(np.uint8)
         try:
@@ -44,10 +44,8 @@ class CheckedResize(Resize):
                 f'remove it from the split file.') from None
 
 
-def check_pixel_values(img: np.ndarray, name: str) -> None:
-    """Raise unless the values of an image array that is not uint8 are
-    pixel values 0..255 (what the data preprocessor's mean and std take):
-    not bools, not 16-bit values, not floats in [0, 1]."""
+def _check_pixel_values(img: np.ndarray, name: str) -> None:
+    """Refuse bools, 16-bit values and floats in [0, 1]."""
     low, high = img.min(), img.max()
     if img.dtype == bool or low < 0 or high > 255 or (np.issubdtype(
             img.dtype, np.floating) and 0 < high <= 1):
@@ -97,17 +95,13 @@ def use_checked_steps(pipeline,
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
     """
-    swaps = {
-        'LoadImageFromFile': 'RobustLoadImageFromFile',
-        'mmcv.LoadImageFromFile': 'RobustLoadImageFromFile',
-        'Resize': 'CheckedResize',
-        'mmcv.Resize': 'CheckedResize'
-    }
+    checked = [('mmcv.LoadImageFromFile', 'RobustLoadImageFromFile'),
+               ('mmcv.Resize', 'CheckedResize')]
     if annotations:  # mmseg's, not mmcv's (other arguments)
-        swaps.update({
-            'LoadAnnotations': 'CheckedLoadAnnotations',
-            'mmseg.LoadAnnotations': 'CheckedLoadAnnotations'
-        })
+        checked.append(('mmseg.LoadAnnotations', 'CheckedLoadAnnotations'))
+    swaps = {}
+    for scoped, new in checked:
+        swaps[scoped] = swaps[scoped.split('.')[1]] = new
     lines = []
     for index, step in enumerate(pipeline or []):
         kind = step.get('type')

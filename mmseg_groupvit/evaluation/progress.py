@@ -1,8 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Per-image evaluation progress in ``WORK_DIR/progress``: ``meta.json``
-(digests of what is evaluated, a run id) and fsynced ``rank{R}.jsonl`` lines
-``MAC {"img_path", "counts" [4, K], "pixels", "files"}``, each HMAC-signed
-with a key of the user kept outside the work dir (:func:`key_path`)."""
+"""Per-image evaluation progress in ``WORK_DIR/progress``: ``meta.json`` (what
+is evaluated, a run id) and fsynced ``rank{R}.jsonl`` lines ``MAC {"img_path",
+"counts" [4, K], "pixels", "files"}``, HMAC-signed with :func:`key_path`."""
 import functools
 import glob
 import hashlib
@@ -151,8 +150,7 @@ class ProgressWriter:
 
 def read_progress(progress_dir: Optional[str]) -> Dict[str, np.ndarray]:
     """``img_path`` -> ``[4, K]`` int64 counts of every recorded image."""
-    records = read_records(progress_dir).items()
-    return {path: counts for path, (counts, _) in records}
+    return {path: rec[0] for path, rec in read_records(progress_dir).items()}
 
 
 def _check_counts(counts: np.ndarray, pixels) -> bool:
@@ -266,7 +264,6 @@ _PARTS = dict(
 
 
 def _first_five(names: list) -> str:
-    """``a, b, c, d, e and N more``."""
     more = f' and {len(names) - 5} more' if len(names) > 5 else ''
     return ', '.join(names[:5]) + more
 
@@ -336,11 +333,9 @@ def prepare_progress(progress_dir: str, run: dict, resume: bool) -> int:
             for p, d in files.items() if _data_digest(p) != d
         })
         if changed:
-            raise ProgressError(
-                f'Cannot resume from {progress_dir}: {len(changed)} image or '
-                f'label file(s) changed since they were counted: '
-                f'{_first_five(changed)}. Run without --resume to evaluate '
-                f'every image again.')
+            raise _refuse(
+                progress_dir, f'{len(changed)} image or label file(s) changed '
+                f'since they were counted: {_first_five(changed)}')
         return len(records)
     if resume:
         print_log(

@@ -59,9 +59,9 @@ def quiet_console_log(logger: logging.Logger, keep=()) -> None:
             handler.addFilter(ConsoleLogFilter(keep))
 
 
-def format_seconds(seconds: float) -> str:
+def format_seconds(seconds: Optional[float]) -> str:
     """``'1:02:03'``, ``'2:03'``; ``'-'`` for an unknown time."""
-    if seconds is None or seconds != seconds or seconds == float('inf'):
+    if seconds is None:
         return '-'
     hours, rest = divmod(int(round(seconds)), 3600)
     minutes, seconds = divmod(rest, 60)
@@ -71,28 +71,21 @@ def format_seconds(seconds: float) -> str:
 
 
 class ProgressBar:
-    """A progress bar with an ETA, a context manager whose ``advance(n)``
-    counts ``n`` more done: rich's on a terminal, else a line per tenth.
+    """A progress bar with an ETA on standard error, a context manager whose
+    ``advance(n)`` counts ``n`` more done: rich's on a terminal, else a line
+    per tenth.
 
     Args:
         total (int): How many units the work has.
         description (str): What is done, e.g. ``'test'``.
-        unit (str): What is counted. Defaults to ``'images'``.
-        stream (file, optional): Defaults to ``sys.stderr``.
-        terminal (bool, optional): Force rich (True) or plain lines (False).
+        unit (str): What is counted, e.g. ``'images'``.
     """
 
-    def __init__(self,
-                 total: int,
-                 description: str,
-                 unit: str = 'images',
-                 stream=None,
-                 terminal: Optional[bool] = None) -> None:
-        stream = sys.stderr if stream is None else stream
+    def __init__(self, total: int, description: str, unit: str) -> None:
         self.total, self.description, self.unit = total, description, unit
-        self.stream, self.done, self._next = stream, 0, 1
+        self.done, self._next = 0, 1
         self.start = time.perf_counter()
-        console = Console(file=stream, force_terminal=terminal)
+        console = Console(file=sys.stderr)
         self._rich = None
         if console.is_terminal:
             self._rich = Progress(
@@ -120,7 +113,7 @@ class ProgressBar:
                 f'{self.description}: {self.done}/{self.total} {self.unit}, '
                 f'{format_seconds(elapsed)} elapsed, ETA '
                 f'{format_seconds(eta)}',
-                file=self.stream,
+                file=sys.stderr,
                 flush=True)
 
     def __enter__(self):
