@@ -1,22 +1,24 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""mmcv's ``LoadImageFromFile`` (same decoder, same pixels) that names bad
-files and the fix, checks the header's size before decoding and records
-the EXIF orientation."""
+"""mmcv's ``LoadImageFromFile`` and ``Resize`` and mmseg's ``LoadAnnotations``
+naming the files and sizes they cannot handle (same pixels where they work),
+and :func:`use_checked_steps`, the table of swaps."""
 import io
 import os
 import stat
 import warnings
-from typing import Optional
+from typing import List, Optional
 
+import cv2
 import mmcv
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import LoadImageFromFile, Resize
 from mmengine import fileio
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
-from groupvit_common.errors import ImageLoadError
-from groupvit_common.files import check_image, file_kind
+from groupvit_common.errors import ImageLoadError, ImageSizeError
+from groupvit_common.files import check_image, check_label_channels, file_kind
 
 _warned_exif = False
 
@@ -159,3 +161,101 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             ori_shape=img.shape[:2],
             exif_orientation=orientation)
         return results
+
+
+@TRANSFORMS.register_module()
+class CheckedResize(Resize):
+    """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
+    or a side under one pixel after the resize, and ``ValueError`` for an
+    array of other values than pixels 0..255."""
+
+    def transform(self, results: dict) -> dict:
+        img = results.get('img')
+        name = results.get('img_path') or 'the image array'
+        if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
+            raise ImageSizeError(
+                f'{name} is empty (shape {tuple(img.shape)}): there '
+                f'is nothing to segment. Give an image of at least one pixel '
+                f'on each side.')
+        if img is not None and img.dtype != np.uint8:
+            _check_pixel_values(img, name)
+            if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
+                results['img'] = img = img.astype(np.uint8)
+        try:
+            return super().transform(results)
+        except (cv2.error, ZeroDivisionError):
+            height, width = img.shape[:2]
+            raise ImageSizeError(
+                f'{name} ({height}x{width}) cannot be resized by '
+                f'the test pipeline (Resize scale={self.scale}, '
+                f'keep_ratio={self.keep_ratio}): one side would be under one '
+                f'pixel. Crop the image into less elongated pieces, or '
+                f'remove it from the split file.') from None
+
+
+def _check_pixel_values(img: np.ndarray, name: str) -> None:
+    """Refuse bools, 16-bit values and floats in [0, 1]."""
+    low, high = img.min(), img.max()
+    if img.dtype == bool or low < 0 or high > 255 or (np.issubdtype(
+            img.dtype, np.floating) and 0 < high <= 1):
+        raise ValueError(
+            f'{name} ({img.dtype}, values {low} to {high}) does not hold '
+            f'pixel values 0..255, which GroupViT\'s mean and std take '
+            f'(uint8 BGR, as cv2.imread gives): its labels would be those '
+            f'of another image. Convert it first: 16-bit values with '
+            f'(array >> 8).astype(np.uint8), floats in [0, 1] with '
+            f'(array * 255).round().astype(np.uint8).')
+
+
+@TRANSFORMS.register_module()
+class CheckedLoadAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` that keeps both dimensions of a label
+    map with a side of one pixel (mmseg squeezes them) and raises
+    :class:`LabelMapError` for one of several channels."""
+
+    def _load_seg_map(self, results: dict) -> None:
+        super()._load_seg_map(results)
+        label, path = results['gt_seg_map'], results['seg_map_path']
+        check_label_channels(label, path)
+        if label.ndim == 2:
+            return
+        content = fileio.get(path, backend_args=self.backend_args)
+        width, height = check_image(content, path, max_aspect=None)
+        results['gt_seg_map'] = np.ascontiguousarray(
+            label.reshape(height, width))
+
+
+def step_kind(step: dict) -> str:
+    """A pipeline step's type without mmcv's or mmseg's registry scope
+    (``'mmcv.Resize'`` is ``'Resize'``)."""
+    kind = str(step.get('type'))
+    return kind.split('.', 1)[1] if kind.startswith(
+        ('mmcv.', 'mmseg.')) else kind
+
+
+def use_checked_steps(pipeline,
+                      annotations: bool = False,
+                      where: str = 'pipeline') -> List[str]:
+    """Swap in place ``LoadImageFromFile``, ``Resize`` and, with
+    ``annotations`` (not for ``cfg.test_pipeline``, where
+    ``inference_model`` looks for the name), ``LoadAnnotations`` for their
+    checked versions.
+
+    Returns:
+        list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
+    """
+    checked = [('mmcv.LoadImageFromFile', 'RobustLoadImageFromFile'),
+               ('mmcv.Resize', 'CheckedResize')]
+    if annotations:  # mmseg's, not mmcv's (other arguments)
+        checked.append(('mmseg.LoadAnnotations', 'CheckedLoadAnnotations'))
+    swaps = {}
+    for scoped, new in checked:
+        swaps[scoped] = swaps[scoped.split('.')[1]] = new
+    lines = []
+    for index, step in enumerate(pipeline or []):
+        kind = step.get('type')
+        new = swaps.get(kind) if isinstance(kind, str) else None
+        if new is not None:
+            step['type'] = new
+            lines.append(f'{where}.{index}: {kind} -> {new}')
+    return lines

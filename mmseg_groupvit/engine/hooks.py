@@ -26,14 +26,9 @@ from ..weights.download import is_remote
 @HOOKS.register_module()
 class TestReportHook(Hook):
     """``tools/test.py``'s report: ``WORK_DIR/results.json`` and, without
-    ``--verbose``, what is run, a progress bar over the images (those a
-    resumed run skips are said once, not counted), the per-class table,
-    the metrics and the files written.
-
-    Args:
-        args (Namespace): ``tools/test.py``'s command line.
-        swaps (list[str]): The config values the tool swapped.
-    """
+    ``--verbose``, what is run (``args``, the config values ``swaps``), a
+    progress bar over the images left, the per-class table, the metrics and
+    the files written."""
 
     priority = 'LOWEST'
 
@@ -148,8 +143,7 @@ class TestReportHook(Hook):
 
 
 def model_arch(model) -> dict:
-    """The architecture of a built GroupViT model as ``meta.groupvit_arch``
-    records it."""
+    """A built GroupViT's architecture as ``meta.groupvit_arch`` records it."""
     arch = infer_arch(model.state_dict())
     arch['image_encoder'][HEADS] = (
         model.image_encoder.stages[0].blocks[0].attn.num_heads)

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
 
-from ..datasets.checked_transforms import step_kind
+from ..datasets.transforms import step_kind
 from ..models.decode_heads.groupvit_head import head_with_bg
 from ..utils.config_file import dataset_classes
 

@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 
 from groupvit_common.errors import ConfigCheckError, ProgressError
 from groupvit_common.files import open_work_file
-from ..datasets.checked_transforms import use_checked_steps
+from ..datasets.transforms import use_checked_steps
 from .progress import describe_run, prepare_progress
 
 
