@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import image_feeds
-from ..datasets.checked_transforms import step_kind
+from ..datasets.transforms import step_kind
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 OPSET = 17
