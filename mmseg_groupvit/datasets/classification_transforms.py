@@ -63,11 +63,7 @@ class ResizeEdge(BaseTransform):
 @TRANSFORMS.register_module()
 class PackInputs(PackSegInputs):
     """mmseg's ``PackSegInputs`` (``inputs`` ``[3, H, W]`` uint8) with the
-    sample's ``gt_label`` ``[1]`` when it has one.
-
-    Args:
-        meta_keys (Sequence[str]): Keys copied into the metainfo.
-    """
+    sample's ``gt_label`` ``[1]`` when it has one."""
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape',

@@ -70,7 +70,6 @@ class TestReportHook(Hook):
             message += (f' ({total - self._todo} already evaluated in this '
                         f'work dir, {self._todo} to go)')
         print(message, flush=True)
-        self._left = self._todo
         self._step = (loader.batch_size or 1) * get_world_size()
         self._bar = progress(self._todo, 'test', 'images').__enter__()
 
@@ -80,9 +79,7 @@ class TestReportHook(Hook):
                         data_batch=None,
                         outputs=None) -> None:
         if self._bar is not None:
-            count = min(self._step, self._left)
-            self._left -= count
-            self._bar.advance(count)
+            self._bar.advance(self._step)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         seconds = time.perf_counter() - self._start

@@ -62,15 +62,9 @@ def _exif_hint(img_path: str, label_shape, image_shape) -> str:
 
 
 def check_label_map(sample: dict, num_classes: int, ignore_index: int) -> None:
-    """Raise LabelMapError if a label map does not fit its image or holds
-    values that are neither a class nor ``ignore_index``.
-
-    Args:
-        sample (dict): A data sample with ``gt_sem_seg``, ``ori_shape``,
-            ``img_path`` and ``seg_map_path``.
-        num_classes (int): Classes of the dataset.
-        ignore_index (int): The evaluator's ignore index.
-    """
+    """Raise LabelMapError if the label map of ``sample`` (``gt_sem_seg``,
+    ``ori_shape``, ``img_path``, ``seg_map_path``) does not fit its image or
+    holds values that are neither a class nor ``ignore_index``."""
     label = sample['gt_sem_seg']['data']
     label = label.reshape(label.shape[-2:])
     seg_map = sample.get('seg_map_path', '<label map>')
@@ -106,12 +100,7 @@ class CheckedIoUMetric(PerClassIoUMetric):
     """:class:`PerClassIoUMetric` that checks every label map, counts
     exact integer histograms (an image counted twice counts once) and, with
     ``progress_dir``, records each image's counts and adds those recorded
-    earlier (:mod:`.progress`).
-
-    Args:
-        progress_dir (str, optional): Progress folder. Defaults to None.
-        **kwargs: Arguments of ``IoUMetric``.
-    """
+    earlier (:mod:`.progress`); other arguments are ``IoUMetric``'s."""
 
     def __init__(self, progress_dir: Optional[str] = None, **kwargs) -> None:
         super().__init__(**kwargs)

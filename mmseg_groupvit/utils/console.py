@@ -100,9 +100,11 @@ class ProgressBar:
             self._task = self._rich.add_task(description, total=total)
 
     def advance(self, count: int = 1) -> None:
+        """Count ``count`` more done, up to ``total``."""
+        count = min(count, self.total - self.done)
+        self.done += count
         if self._rich is not None:
             return self._rich.advance(self._task, count)
-        self.done = min(self.total, self.done + count)
         step = int(10 * self.done / max(self.total, 1))
         if step >= self._next or self.done == self.total:
             self._next = step + 1

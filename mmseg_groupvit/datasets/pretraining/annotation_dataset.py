@@ -16,15 +16,9 @@ from groupvit_common.files import file_kind
 @DATASETS.register_module()
 class CaptionAnnotationDataset(BaseDataset):
     """Image-caption pairs from a JSON Lines (``{"image": "dogs/1.jpg",
-    "caption": "two dogs"}`` per line) or CSV annotation file, image paths
-    relative to ``data_prefix['img_path']``.
-
-    Args:
-        ann_file (str): The annotation file.
-        image_key (str): Key of the image path. Defaults to 'image'.
-        caption_key (str): Key of the caption. Defaults to 'caption'.
-        **kwargs: mmengine ``BaseDataset`` arguments.
-    """
+    "caption": "two dogs"}`` per line) or CSV ``ann_file``, image paths
+    relative to ``data_prefix['img_path']``; ``image_key`` and
+    ``caption_key`` name the fields."""
 
     def __init__(self,
                  ann_file: str,

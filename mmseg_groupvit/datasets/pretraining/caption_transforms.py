@@ -108,11 +108,7 @@ class CaptionTokenize(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackCaptionInputs(PackSegInputs):
-    """mmseg's ``PackSegInputs`` adding ``text_tokens`` to the data sample.
-
-    Args:
-        meta_keys (tuple[str]): Meta keys copied when present.
-    """
+    """mmseg's ``PackSegInputs`` adding ``text_tokens`` to the data sample."""
 
     def __init__(self,
                  meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption',
