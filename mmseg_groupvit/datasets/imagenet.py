@@ -97,11 +97,8 @@ class CustomDataset(BaseDataset):
         return classes
 
     def load_data_list(self) -> List[dict]:
-        if self.ann_file:
-            return self._load_annotations()
-        return self._scan_folders()
-
-    def _load_annotations(self) -> List[dict]:
+        if not self.ann_file:
+            return self._scan_folders()
         path = self.ann_file
         if not osp.isfile(path):
             raise ClassificationDataError(
