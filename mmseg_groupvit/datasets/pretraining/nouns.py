@@ -37,12 +37,8 @@ class NltkNouns:
         self._nltk = nltk
 
     def __call__(self, caption: str) -> List[str]:
-        words = self._nltk.word_tokenize(caption)
-        if not words:
-            return []
-        return [
-            word for word, tag in self._nltk.pos_tag(words) if tag in NOUN_TAGS
-        ]
+        tagged = self._nltk.pos_tag(self._nltk.word_tokenize(caption))
+        return [word for word, tag in tagged if tag in NOUN_TAGS]
 
 
 # yapf: disable
