@@ -20,8 +20,7 @@ _TEXT_BLOCK = r'text_encoder.blocks.\1.'
 
 def _projector_rules(source: str, parts: Tuple[str, str, str],
                      tower: str) -> List[Tuple[str, str]]:
-    """Rules for a projection head: ``<source>.<part>.`` of its hidden
-    linear layer, batch norm and output linear layer."""
+    """Rules for a projection head's hidden linear, batch norm and output."""
     return [(rf'^{source}\.{part}\.', f'{tower}_encoder.projector.{ours}.')
             for part, ours in zip(parts, ('linear1', 'bn', 'linear2'))]
 
@@ -116,10 +115,7 @@ def _apply_rules(state: Dict[str, torch.Tensor], rules,
 def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Convert the ``model`` state dict of an NVlabs checkpoint (1x1
     ``Conv1d`` projector kernels become linear weights)."""
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
     out = _apply_rules(state, NVLABS_RULES, 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:

@@ -45,8 +45,7 @@ def weights_file(path: str) -> str:
 
 def _published(checkpoint, path: str):
     """``(layout, state, config)`` of an NVlabs or transformers checkpoint
-    read from ``path`` (config: its own, or the ``config.json`` beside it);
-    else None."""
+    read from ``path`` (config: its own or the ``config.json`` beside it)."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
@@ -194,9 +193,7 @@ def convert_source(layout: str,
             f'fine-tuned under its own head: it needs no conversion. Test it '
             f'with the config it was trained with: python tools/test.py '
             f'CONFIG {src}')
-    missing = [
-        p for p in PARTS if not any(k.startswith(p + '.') for k in state)
-    ]
+    missing = [p for p in PARTS if p not in prefixes]
     if missing:
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: it has no '
