@@ -343,8 +343,7 @@ def convert_checkpoint(src: str,
                 f'{option}--arch-config with the model\'s config.json to '
                 f'tools/convert_weights.py (one holding only {{"{key}": '
                 f'{{"num_attention_heads": N}}}} will do).')
-        heads = released[part][HEADS]
-        arch[part][HEADS] = heads
+        arch[part][HEADS] = heads = released[part][HEADS]
         assumed.append(f'{part}.{HEADS}={heads} (the released models\')')
     arch = canonical(arch)
     own = expected_state(arch)
@@ -358,13 +357,10 @@ def convert_checkpoint(src: str,
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
         _check_config_path(config_path, base_config)
+    state = {k: v.detach().clone() for k, v in state.items()}
     save_checkpoint(
-        dict(
-            state_dict={
-                k: v.detach().clone()
-                for k, v in state.items()
-            },
-            meta=dict(groupvit_arch=arch, dataset_meta={})), dst)
+        dict(state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={})),
+        dst)
     if config_path:
         parts = ',\n'.join(f'    {part}=dict(\n' +
                            ',\n'.join(f'        {k}={v!r}'
