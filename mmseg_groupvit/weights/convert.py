@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from groupvit_common.errors import CheckpointError
+from .check import listed
 
 # (pattern, replacement) applied in order, first match wins.
 _NV_STAGE = r'^img_encoder\.layers\.(\d+)\.'
@@ -107,8 +108,7 @@ def _apply_rules(state: Dict[str, torch.Tensor], rules,
     if unknown:
         raise CheckpointError(
             f'{len(unknown)} key(s) of the {source} checkpoint have no place '
-            f'in GroupViT: {unknown[:5]}{" ..." * (len(unknown) > 5)}. Is it '
-            f'a GroupViT checkpoint?')
+            f'in GroupViT: {listed(unknown)}. Is it a GroupViT checkpoint?')
     return out
 
 

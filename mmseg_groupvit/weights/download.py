@@ -185,7 +185,6 @@ def download_hub(source: str) -> str:
                 return path
             except Exception as e:  # not cached, no such repo or file
                 errors.append(e)
-        return None
 
     path = get(local_only=True)
     if path is not None:
