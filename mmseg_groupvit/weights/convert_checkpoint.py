@@ -45,7 +45,8 @@ def weights_file(path: str) -> str:
 
 def _published(checkpoint, path: str):
     """``(layout, state, config)`` of an NVlabs or transformers checkpoint
-    read from ``path`` (config: its own or the ``config.json`` beside it)."""
+    read from ``path`` (config: its own, or the ``config.json`` beside it);
+    else None."""
     if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint:
         return None
     model = checkpoint.get('model')
