@@ -211,17 +211,13 @@ def infer_arch(state: Dict[str, torch.Tensor]) -> dict:
 
 def arch_from_hf_config(config: dict) -> dict:
     """The fields a transformers ``GroupViTConfig`` dict sets."""
-    parts = dict(image_encoder='vision_config', text_encoder='text_config')
+    shared = {k: v for k, v in config.items() if k.startswith('projection_')}
     arch = {}
-    for part, name in parts.items():
+    for part, name in zip(PARTS, ('vision_config', 'text_config')):
         section = config.get(name) or {}
         if not isinstance(section, dict):
             raise TypeError(f'"{name}" is a {type(section).__name__}, not '
                             f'an object of fields')
-        shared = {
-            k: v
-            for k, v in config.items() if k.startswith('projection_')
-        }
         section = dict(section, **shared)
         arch[part] = {k: section[k] for k in FIELDS[part] if k in section}
     return arch

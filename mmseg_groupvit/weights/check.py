@@ -35,7 +35,7 @@ def compare_state_dicts(own: Dict, state: Dict) -> Tuple[List[str], ...]:
                 if tuple(own[k].shape) != tuple(state[k].shape)))
 
 
-def _listed(keys: List[str], limit: int = 5) -> str:
+def listed(keys: List[str], limit: int = 5) -> str:
     return f'{keys[:limit]}{" ..." * (len(keys) > limit)}'
 
 
@@ -43,7 +43,7 @@ def _refuse(source: str, keys: List[str], what: str, why: str) -> None:
     """Raise, unless ``keys`` is empty, naming the first few of them."""
     if keys:
         raise CheckpointError(
-            f'{source}: {len(keys)} {what}: {_listed(keys)}. {why}')
+            f'{source}: {len(keys)} {what}: {listed(keys)}. {why}')
 
 
 def _kind(dtype: torch.dtype) -> tuple:
@@ -104,7 +104,7 @@ def describe_mismatch(own: Dict, state: Dict, missing: List[str],
                       owner: str) -> List[str]:
     """Lines naming the first few missing, unexpected and reshaped keys."""
     lines = [
-        f'{len(keys)} key(s) {name} the checkpoint: {_listed(keys, 6)}'
+        f'{len(keys)} key(s) {name} the checkpoint: {listed(keys, 6)}'
         for name, keys in (('missing from', missing), ('unexpected in',
                                                        unexpected)) if keys
     ]

@@ -1,7 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """mmengine's loader of paths, URLs and ``hf://`` ids, the download cache
-(:func:`fetch`) and the checkpoint's architecture set in the model config
-(:func:`resolve_load_from`)."""
+(:func:`fetch`) and the checkpoint's architecture set in the model config."""
 import hashlib
 import os
 import os.path as osp
@@ -260,11 +259,8 @@ def resolve_load_from(cfg, checkpoint: Optional[str] = None) -> str:
     if changed:
         print_log(
             f'Architecture from the checkpoint {source} (where it differs '
-            f'from the config\'s defaults):\n' + textwrap.fill(
-                ', '.join(changed),
-                79,
-                initial_indent='  ',
-                subsequent_indent='  '),
+            f'from the config\'s defaults):\n' +
+            textwrap.indent(textwrap.fill(', '.join(changed), 77), '  '),
             logger='current')
     for part in PARTS:
         if HEADS in arch.get(part, {}):

@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from groupvit_common.errors import CheckpointError
+from .check import listed
 
 # (pattern, replacement) applied in order, first match wins.
 _NV_STAGE = r'^img_encoder\.layers\.(\d+)\.'
@@ -20,8 +21,7 @@ _TEXT_BLOCK = r'text_encoder.blocks.\1.'
 
 def _projector_rules(source: str, parts: Tuple[str, str, str],
                      tower: str) -> List[Tuple[str, str]]:
-    """Rules for a projection head: ``<source>.<part>.`` of its hidden
-    linear layer, batch norm and output linear layer."""
+    """Rules for a projection head's hidden linear, batch norm and output."""
     return [(rf'^{source}\.{part}\.', f'{tower}_encoder.projector.{ours}.')
             for part, ours in zip(parts, ('linear1', 'bn', 'linear2'))]
 
@@ -108,18 +108,14 @@ def _apply_rules(state: Dict[str, torch.Tensor], rules,
     if unknown:
         raise CheckpointError(
             f'{len(unknown)} key(s) of the {source} checkpoint have no place '
-            f'in GroupViT: {unknown[:5]}{" ..." * (len(unknown) > 5)}. Is it '
-            f'a GroupViT checkpoint?')
+            f'in GroupViT: {listed(unknown)}. Is it a GroupViT checkpoint?')
     return out
 
 
 def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Convert the ``model`` state dict of an NVlabs checkpoint (1x1
     ``Conv1d`` projector kernels become linear weights)."""
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
     out = _apply_rules(state, NVLABS_RULES, 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:

@@ -118,34 +118,29 @@ def _declared(layout: str, config, arch_config: Optional[str],
     declares, passed by :func:`check_arch`."""
     if arch_config is None and layout == 'mmseg':
         return recorded_arch(config, src) or {}
+    if arch_config is None and config is None:
+        return {}
     where = arch_config or f'the config in {src}'
     try:
         if arch_config is not None:
             config = read_config_json(arch_config)
-            hf = 'vision_config' in config or 'text_config' in config
-            arch = arch_from_hf_config(
-                config) if hf else arch_from_nvlabs_config(config)
-            if arch is None:
-                raise CheckpointError(
-                    f'--arch-config {arch_config} is not a GroupViT '
-                    f'architecture: give a transformers config.json (with '
-                    f'"vision_config") or an NVlabs config (with '
-                    f'"model.img_encoder"); this file has the keys '
-                    f'{sorted(config)[:6]}.')
-        elif config is None:
-            return {}
-        elif layout == 'hf':
-            arch = arch_from_hf_config(config)
-        else:
-            arch = arch_from_nvlabs_config(config) or {}
+        hf = layout == 'hf' if arch_config is None else (
+            'vision_config' in config or 'text_config' in config)
+        arch = (arch_from_hf_config if hf else arch_from_nvlabs_config)(config)
+        if arch is None and arch_config is not None:
+            raise CheckpointError(
+                f'--arch-config {arch_config} is not a GroupViT architecture: '
+                f'give a transformers config.json (with "vision_config") or '
+                f'an NVlabs config (with "model.img_encoder"); this file has '
+                f'the keys {sorted(config)[:6]}.')
     except CheckpointError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(
             f'{where} is malformed ({type(e).__name__}: {e}). Give the '
             f'model\'s own config.') from None
-    check_arch(arch, where)
-    return arch
+    check_arch(arch or {}, where)
+    return arch or {}
 
 
 def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
@@ -194,9 +189,7 @@ def convert_source(layout: str,
             f'fine-tuned under its own head: it needs no conversion. Test it '
             f'with the config it was trained with: python tools/test.py '
             f'CONFIG {src}')
-    missing = [
-        p for p in PARTS if not any(k.startswith(p + '.') for k in state)
-    ]
+    missing = [p for p in PARTS if p not in prefixes]
     if missing:
         raise CheckpointError(
             f'{src} does not hold a complete GroupViT: it has no '
@@ -346,8 +339,7 @@ def convert_checkpoint(src: str,
                 f'{option}--arch-config with the model\'s config.json to '
                 f'tools/convert_weights.py (one holding only {{"{key}": '
                 f'{{"num_attention_heads": N}}}} will do).')
-        heads = released[part][HEADS]
-        arch[part][HEADS] = heads
+        arch[part][HEADS] = heads = released[part][HEADS]
         assumed.append(f'{part}.{HEADS}={heads} (the released models\')')
     arch = canonical(arch)
     own = expected_state(arch)
@@ -361,13 +353,10 @@ def convert_checkpoint(src: str,
     if arch_diff(released, arch):
         config_path = osp.splitext(dst)[0] + '.py'
         _check_config_path(config_path, base_config)
+    state = {k: v.detach().clone() for k, v in state.items()}
     save_checkpoint(
-        dict(
-            state_dict={
-                k: v.detach().clone()
-                for k, v in state.items()
-            },
-            meta=dict(groupvit_arch=arch, dataset_meta={})), dst)
+        dict(state_dict=state, meta=dict(groupvit_arch=arch, dataset_meta={})),
+        dst)
     if config_path:
         parts = ',\n'.join(f'    {part}=dict(\n' +
                            ',\n'.join(f'        {k}={v!r}'

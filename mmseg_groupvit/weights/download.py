@@ -51,7 +51,6 @@ def download_url(url: str, entry: str) -> str:
     left on failure."""
     request = urllib.request.Request(
         url, headers={'Accept-Encoding': 'identity'})
-    length = None
     os.makedirs(osp.dirname(entry), exist_ok=True)
     # Nothing between the file's creation and the try (Ctrl-C would leave it)
     f = tempfile.NamedTemporaryFile(
@@ -186,7 +185,6 @@ def download_hub(source: str) -> str:
                 return path
             except Exception as e:  # not cached, no such repo or file
                 errors.append(e)
-        return None
 
     path = get(local_only=True)
     if path is not None:
