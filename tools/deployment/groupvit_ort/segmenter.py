@@ -259,7 +259,8 @@ class OnnxSegmenter:
         self.text = _session(data['text'], osp.join(export_dir, 'text.onnx'),
                              threads, providers, ['tokens'], ['text_features'])
         self.tokenizer = ClipTokenizer(
-            osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
+            osp.join(export_dir, self.meta['tokenizer']['bpe_file']),
+            data['bpe'])
 
     def class_embeddings(
             self, classes: List[List[str]]) -> Tuple[np.ndarray, List[str]]:
