@@ -196,3 +196,14 @@ def test_the_bpe_file_is_read_once(export, monkeypatch):
     monkeypatch.setattr(files, 'read_bytes', counted)
     OnnxSegmenter(export)
     assert reads.count(BPE) == 1, reads
+
+
+def test_a_protocol_that_is_no_mapping_is_one_error_line(export, tmp_path):
+    folder = edit(export, tmp_path)
+    meta = json.loads((folder / 'deploy.json').read_text())
+    meta['protocol'] = ['crop_size', 448]
+    data = {n: (folder / n).read_bytes() for n in ('image.onnx', 'text.onnx')}
+    data[BPE] = (folder / BPE).read_bytes()
+    meta['sha256'] = export_format.digests(meta['protocol'], data)
+    (folder / 'deploy.json').write_text(json.dumps(meta))
+    assert '"protocol" must be a mapping' in run_tool(folder, tmp_path)
