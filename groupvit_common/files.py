@@ -113,11 +113,15 @@ def _too_deep(value: Any, levels: int) -> bool:
     return levels < 1 or any(_too_deep(c, levels - 1) for c in children)
 
 
-def read_gzip(path: str, limit: int, what: str = 'gzip file') -> bytes:
-    """The content of a gzip file of text, refused as soon as it passes
-    ``limit`` bytes decompressed."""
-    # Deflate's worst case adds about 0.03 % plus the gzip header.
-    data = read_bytes(path, limit + limit // 100 + 1024, what)
+def read_gzip(path: str,
+              limit: int,
+              what: str = 'gzip file',
+              data: Optional[bytes] = None) -> bytes:
+    """The content of a gzip file of text (``data``: its bytes, if already
+    read), refused as soon as it passes ``limit`` bytes decompressed."""
+    if data is None:
+        # Deflate's worst case adds about 0.03 % plus the gzip header.
+        data = read_bytes(path, limit + limit // 100 + 1024, what)
     if not data.startswith(b'\x1f\x8b'):
         kind = 'a pickle' if data[:1] == b'\x80' else 'not gzip data'
         raise DataFileError(f'the {what} {path} is {kind}; it must be the '

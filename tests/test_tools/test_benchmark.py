@@ -165,7 +165,8 @@ def test_bad_config_is_one_clear_error():
     assert str(exit_.value.code).startswith('error: config not found')
 
 
-@pytest.mark.parametrize('option', [('--num-images', '-1'), ('--repeat', '0')])
+@pytest.mark.parametrize('option', [('--num-images', '-1'), ('--repeat', '0'),
+                                    ('--threads', '0')])
 def test_bad_counts_are_refused_by_the_parser(option, capsys):
     benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     with pytest.raises(SystemExit) as exit_:

@@ -8,11 +8,12 @@ import os
 import os.path as osp
 import pickle
 import shutil
+import sys
 
 import pytest
 
-from groupvit_common import export_format
-from tests.conftest import PHOTOS, load_script
+from groupvit_common import export_format, files
+from tests.conftest import PHOTOS, REPO, load_script
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -179,3 +180,30 @@ def test_threads_beyond_the_cores_are_capped(export, tmp_path, capsys):
     cores = os.cpu_count()
     assert (f'warning: --threads 100000 is more than the {cores} cores of '
             f'this machine; using {cores}.') in capsys.readouterr().out
+
+
+def test_the_bpe_file_is_read_once(export, monkeypatch):
+    """The tokenizer uses the bytes whose digest was checked: a second read
+    could see a file swapped in between."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    from groupvit_ort import OnnxSegmenter
+    read_bytes, reads = files.read_bytes, []
+
+    def counted(path, *args, **kwargs):
+        reads.append(osp.basename(path))
+        return read_bytes(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, 'read_bytes', counted)
+    OnnxSegmenter(export)
+    assert reads.count(BPE) == 1, reads
+
+
+def test_a_protocol_that_is_no_mapping_is_one_error_line(export, tmp_path):
+    folder = edit(export, tmp_path)
+    meta = json.loads((folder / 'deploy.json').read_text())
+    meta['protocol'] = ['crop_size', 448]
+    data = {n: (folder / n).read_bytes() for n in ('image.onnx', 'text.onnx')}
+    data[BPE] = (folder / BPE).read_bytes()
+    meta['sha256'] = export_format.digests(meta['protocol'], data)
+    (folder / 'deploy.json').write_text(json.dumps(meta))
+    assert '"protocol" must be a mapping' in run_tool(folder, tmp_path)

@@ -69,3 +69,14 @@ def test_threads_must_be_a_count(capsys):
         tool.main(['--threads', '0'])
     assert 'argument --threads: must be 1 or more, got 0' in \
         capsys.readouterr().err
+
+
+def test_a_device_this_machine_lacks_is_one_error_line():
+    """Refused before the variants' processes start (each failed with a
+    traceback of its own)."""
+    tool = load_script('tools/analysis_tools/pretrain_benchmark.py')
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(['--device', 'cuda:99', '--arch', 'small'])
+    message = str(exit_.value.code)
+    assert message.startswith('error: --device cuda:99: this machine has')
+    assert '\n' not in message

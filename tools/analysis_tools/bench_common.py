@@ -19,8 +19,7 @@ from torch import nn
 from groupvit_common.checks import check_zero_shot_segmentor
 from groupvit_common.errors import (ConfigValueError, error_line,
                                     exit_on_user_error)
-from groupvit_common.tool_options import (  # noqa: F401 (gpu_report's)
-    add_shape_option, bench_options, check_device, check_paths)
+from groupvit_common.tool_options import check_device, check_paths
 from mmseg_groupvit.utils.config_file import read_config
 from mmseg_groupvit.weights.convert import HF_DROPPED, convert_hf
 

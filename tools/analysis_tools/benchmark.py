@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import (add_shape_option, bench_options,
-                                          weights_label)
+                                          number_in, weights_label)
 from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH
@@ -143,9 +143,9 @@ def agreement(model, hf, window, tokens, metas):
                                   vision.last_hidden_state),
             segmentation_logits_over_scale2=max_diff(
                 seg, out.segmentation_logits / scale**2))
-        pairs = zip(feats['soft_assigns'], vision.attentions)
-        for i, (a, b) in enumerate(pairs, 1):
-            diffs[f'soft_grouping_{i}'] = max_diff(a, b)
+        for i, pair in enumerate(
+                zip(feats['soft_assigns'], vision.attentions), 1):
+            diffs[f'soft_grouping_{i}'] = max_diff(*pair)
         hf_feats = dict(
             soft_assigns=list(vision.attentions),
             grid=feats['grid'],
@@ -165,11 +165,10 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of inference (the config's mode) on ``n`` real images, the
     ``modes`` (``ours``, ``mmseg_loop``, ``naive``, ``onnxruntime``,
     ``transformers``) interleaved; labels."""
-    from mmseg.models.segmentors import MultimodalEncoderDecoder
-    whole = (model.test_cfg or {}).get('mode', 'whole') != 'slide'
-    slide = (
-        MultimodalEncoderDecoder.whole_inference
-        if whole else MultimodalEncoderDecoder.slide_inference)
+    from mmseg.models.segmentors import MultimodalEncoderDecoder as Loop
+    test_cfg = model.test_cfg or {}
+    whole = test_cfg.get('mode', 'whole') != 'slide'
+    slide = Loop.whole_inference if whole else Loop.slide_inference
     shapes, last = {}, {}
 
     def run(mode, i):
@@ -206,11 +205,9 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
             labels[m].append(last[m])
         if advance is not None:
             advance()
-    test_cfg, windows = model.test_cfg or {}, n  # whole: one per image
-    if test_cfg.get('mode') == 'slide':
-        windows = sum(
-            len(window_boxes(*hw, test_cfg['crop_size'], test_cfg['stride']))
-            for hw in shapes.values())
+    windows = n if whole else sum(
+        len(window_boxes(*hw, test_cfg['crop_size'], test_cfg['stride']))
+        for hw in shapes.values())
     first, *others = modes
     result = dict(num_images=n, windows_per_image=windows / max(n, 1))
     result['images_per_s'] = {m: n / t for m, t in seconds.items()}
@@ -240,7 +237,10 @@ def main(argv=None):
         parents=[bench_options()])
     add = parser.add_argument
     add('--image-repeat', type=int, default=1, help='rounds per image')
-    add('--threads', type=int, default=2, help='CPU threads')
+    add('--threads',
+        type=number_in(int, 1, 4096, 'must be 1 or more, got {text}'),
+        default=2,
+        help='CPU threads')
     add_shape_option(parser, square=True)
     add('--atol', type=float, default=1e-4, help='allowed difference')
     add('--onnx',

@@ -9,13 +9,13 @@ import os
 import os.path as osp
 
 import torch
-from bench_common import (DTYPES, REPO, bench_options, build_dataset,
-                          build_model, build_reference, machine, setup,
-                          share_equal, window_shape)
+from bench_common import (DTYPES, REPO, build_dataset, build_model,
+                          build_reference, machine, setup, share_equal,
+                          window_shape)
 from benchmark import image_throughput, onnx_runner
 
 from groupvit_common.errors import error_line, exit_on_user_error
-from groupvit_common.tool_options import weights_label
+from groupvit_common.tool_options import bench_options, weights_label
 from mmseg_groupvit.utils.config_file import read_config
 
 FIXTURE = os.environ.get(

@@ -9,8 +9,8 @@ import os.path as osp
 import resource
 import sys
 
-from groupvit_common.errors import error_line
-from groupvit_common.tool_options import number_in
+from groupvit_common.errors import error_line, exit_on_user_error
+from groupvit_common.tool_options import check_device, number_in
 
 PROMPTS = 3
 
@@ -184,6 +184,8 @@ def main(argv=None):
             args.amp = ['fp32', 'fp16', 'bf16']
         else:
             args.arch, args.batch = 'small', 2
+    with exit_on_user_error(ValueError):
+        check_device(args.device)
     arch = architecture(args.arch)
     results = {}
     for amp in args.amp:

@@ -43,6 +43,8 @@ def _pair(values: dict, key: str, name: Optional[str] = None) -> list:
 def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
     """Raise ``ValueError`` unless the runner can use every value of
     ``protocol``; ``window``: the image graph's fixed ``(h, w)``, if any."""
+    if not isinstance(protocol, dict):
+        raise ValueError('"protocol" must be a mapping')
     resize = protocol.get('resize')
     if not isinstance(resize, dict) or resize.get('keep_ratio') is not True:
         raise ValueError(
@@ -205,14 +207,9 @@ def _session(graph: bytes,
 
 
 class OnnxSegmenter:
-    """An export folder of ``tools/deployment/pytorch2onnx.py``.
-
-    Args:
-        export_dir (str): The folder.
-        threads (int, optional): onnxruntime threads (at most the cores).
-        providers (list, optional): Execution providers (default CPU).
-        window_batch (int): Windows per image-graph call. Defaults to 2.
-    """
+    """An export folder of ``tools/deployment/pytorch2onnx.py`` run with
+    ``threads`` onnxruntime threads (None: the cores), its execution
+    ``providers`` (None: CPU) and ``window_batch`` windows per call."""
 
     def __init__(self,
                  export_dir: str,
@@ -240,17 +237,15 @@ class OnnxSegmenter:
         inputs = [i.name for i in self.image.get_inputs()]
         window = self.image.get_inputs()[0].shape[2:]
         self.protocol = self.meta.get('protocol')
-        source = osp.join(export_dir, 'deploy.json')
-        if not isinstance(self.protocol, dict):
-            raise ExportError(
-                f'{source}: "protocol" must be a mapping; {AGAIN}')
         try:
             _check_values(
                 self.protocol,
                 window if all(isinstance(v, int) for v in window) else None)
         except ValueError as e:
-            raise ExportError(f'{source}: {str(e).rstrip(".")}; the export '
-                              f'is damaged or was edited: {AGAIN}') from None
+            raise ExportError(
+                f'{osp.join(export_dir, export_format.DEPLOY_FILE)}: '
+                f'{str(e).rstrip(".")}; the export is damaged or was edited: '
+                f'{AGAIN}') from None
         if self.protocol['with_bg'] != ('bg_thresh' in inputs):
             raise ExportError(
                 f'{export_dir}: protocol.with_bg is '
@@ -259,7 +254,8 @@ class OnnxSegmenter:
         self.text = _session(data['text'], osp.join(export_dir, 'text.onnx'),
                              threads, providers, ['tokens'], ['text_features'])
         self.tokenizer = ClipTokenizer(
-            osp.join(export_dir, self.meta['tokenizer']['bpe_file']))
+            osp.join(export_dir, self.meta['tokenizer']['bpe_file']),
+            data['bpe'])
 
     def class_embeddings(
             self, classes: List[List[str]]) -> Tuple[np.ndarray, List[str]]:

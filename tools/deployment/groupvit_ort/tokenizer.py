@@ -7,7 +7,7 @@ import re
 import sys
 import unicodedata
 from functools import lru_cache
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from groupvit_common import files
 from groupvit_common.errors import DataFileError
@@ -123,10 +123,11 @@ def _letter_number_classes() -> Tuple[str, str]:
 
 
 class ClipTokenizer:
-    """mmseg's ``SimpleTokenizer`` of ``bpe_simple_vocab_16e6.txt.gz``."""
+    """mmseg's ``SimpleTokenizer`` of ``bpe_simple_vocab_16e6.txt.gz``
+    (``data``: the file's bytes, if already read)."""
 
-    def __init__(self, bpe_path: str):
-        data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file')
+    def __init__(self, bpe_path: str, data: Optional[bytes] = None):
+        data = files.read_gzip(bpe_path, MAX_BPE_TEXT, 'BPE file', data)
         try:
             merges = data.decode('utf-8').split('\n')
         except UnicodeDecodeError:
