@@ -225,7 +225,7 @@ class GroupViT(BaseModule):
             raise ValueError(
                 f'num_output_groups {num_output_groups} needs an entry for '
                 f'every stage with group tokens ({num_group_tokens}).')
-        if any(n == 0 for n in num_group_tokens[:-1]) and any(
+        if 0 in num_group_tokens and any(
                 n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens}: only trailing stages '
@@ -412,9 +412,6 @@ class GroupViT(BaseModule):
 
     def forward_head(self, feats: dict) -> dict:
         """Add ``group_embeds`` and ``image_embeds`` to ``feats``."""
-        if self.projector is None:
-            raise RuntimeError('This GroupViT was built with '
-                               'with_projector=False.')
         feats['group_embeds'] = self.projector(feats['group_tokens'])
         feats['image_embeds'] = self.projector(feats['pooled'])
         return feats
