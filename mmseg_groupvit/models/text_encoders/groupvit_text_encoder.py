@@ -71,12 +71,10 @@ class GroupViTTextEncoder(BaseModule):
             ``'voc'``), when ``vocabulary`` is None.
         extra_classes (str | list, optional): Classes appended.
         templates (str | list[str]): Template-set name (``simple``,
-            ``subset``, ``full``, ``identity``) or templates with one
-            ``{}``. Defaults to 'simple'.
+            ``subset``, ``full``, ``identity``) or templates with one ``{}``.
         dropout (float): Unused; kept for config parity.
-        projection_dim (int): Output channels ``D``. Defaults to 256.
+        projection_dim (int): Output channels ``D``.
         frozen (bool): Freeze all weights and stay in eval mode.
-            Defaults to True.
         chunk_size (int): Prompts encoded per forward pass.
     """
 
