@@ -150,10 +150,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     def dataset_meta(self) -> dict:
         """``classes`` (``'background'`` first with ``with_bg``) and
         ``palette``."""
-        classes = list(self.text_encoder.class_names)
         with_bg = getattr(self.decode_head, 'with_bg', False)
-        if with_bg:
-            classes = ['background'] + classes
+        classes = ['background'] * with_bg + self.text_encoder.class_names
         palette = self._palette
         if palette is None or len(palette) != len(classes):
             palette = class_palette(len(classes), with_bg)
