@@ -178,8 +178,7 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
 
 
 def _agreed(bad: List[str]) -> List[str]:
-    """``bad`` made the same on every process, so all stop or skip
-    together."""
+    """``bad`` made the same on every process, so all stop or skip together."""
     if not (dist.is_available() and dist.is_initialized()):
         return bad
     flag = torch.tensor([float(bool(bad))])

@@ -209,8 +209,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             self.window_scores(inputs), inputs, batch_img_metas)
 
     def window_scores(self, inputs: Tensor) -> List[Window]:
-        """A :data:`Window` per window of ``[B, 3, H, W]``, in mmseg's
-        order."""
+        """A :data:`Window` per window of ``[B, 3, H, W]`` in mmseg's order."""
         test_cfg = self.test_cfg or {}
         batch_size, _, height, width = inputs.shape
         if test_cfg.get('mode', 'whole') == 'slide':
@@ -450,8 +449,7 @@ def step_labels(scores: Callable[[int, int],
 
 
 def channels_per_step(size: Tuple[int, int]) -> int:
-    """How many fp32 maps of ``size`` fit in :data:`CHUNK_BYTES` (at least
-    1)."""
+    """How many fp32 maps of ``size`` fit in :data:`CHUNK_BYTES`, >= 1."""
     return max(1, CHUNK_BYTES // (int(size[0]) * int(size[1]) * 4))
 
 
