@@ -8,8 +8,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from .errors import ConfigCheckError, ConfigValueError
 from .vocabulary import load_vocabulary, split_background
 
-#: ``test_cfg.autocast``'s half dtypes (torch's names); the other choices
-#: keep fp32.
+#: ``test_cfg.autocast``'s half dtypes (torch's names); the others keep fp32.
 HALF_DTYPES = dict(
     fp16='float16', float16='float16', bf16='bfloat16', bfloat16='bfloat16')
 AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', *HALF_DTYPES)
