@@ -8,9 +8,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from .errors import ConfigCheckError, ConfigValueError
 from .vocabulary import load_vocabulary, split_background
 
-#: Values of ``test_cfg.autocast``: fp32 or the image encoder's half dtype.
-AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', 'fp16', 'float16', 'bf16',
-                    'bfloat16')
+#: ``test_cfg.autocast``'s half dtypes (torch's names); the others keep fp32.
+HALF_DTYPES = dict(
+    fp16='float16', float16='float16', bf16='bfloat16', bfloat16='bfloat16')
+AUTOCAST_CHOICES = (None, False, 'fp32', 'float32', *HALF_DTYPES)
 
 
 def is_int(value: Any) -> bool:

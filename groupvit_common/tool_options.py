@@ -16,8 +16,7 @@ CHECKPOINT_HELP = ('checkpoint: a file (converted, NVlabs .pth or '
 
 
 def runner_options() -> argparse.ArgumentParser:
-    """A parent parser of the options of a tool that runs mmengine's runner.
-    """
+    """A parent parser of the options of a tool running mmengine's runner."""
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
     add('--work-dir', help='results and log (default: work_dirs/CONFIG_NAME)')
@@ -256,8 +255,7 @@ def check_device(name):
 
 
 def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
-    """A parent parser of the benchmark tools' options (``config``: a
-    default)."""
+    """The benchmark tools' parent parser (``config``: a default)."""
     parser = argparse.ArgumentParser(add_help=False)
     add = parser.add_argument
     add('config',

@@ -68,20 +68,15 @@ def init_groupvit(config: Union[str, Path, Config],
     """``mmseg.apis.init_model`` plus GroupViT's text options.
 
     Args:
-        config (str | Path | Config): Config file or object.
         checkpoint (str, optional): A checkpoint file or folder, a URL or
             ``hf://OWNER/NAME``; the config's ``load_from`` when None.
-        device (str): Device. Defaults to 'cpu'.
         vocabulary: Class names, synonym lists or a vocabulary file; the
-            config's when None.
+            config's when None (so are ``templates`` and ``bg_thresh``).
         templates (str | list[str], optional): Template-set name or
-            templates; the config's when None.
-        bg_thresh (float, optional): Background threshold in [0, 1]; the
-            config's when None.
+            templates.
+        bg_thresh (float, optional): Background threshold in [0, 1].
         extra_classes: Classes appended to the vocabulary.
-        cfg_options (dict, optional): Other config overrides.
-        seed (int): Seed of the random weights when there is no
-            checkpoint. Defaults to 0.
+        seed (int): Seed of the random weights without a checkpoint.
         random_weights (bool): Seeded random weights without a
             checkpoint (else that is a ``CheckpointError``).
 

@@ -257,10 +257,10 @@ def export_onnx(model,
     if osp.islink(out_dir) or osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--out {out_dir} is a file or a link; pass a '
                          f'folder (an export replaces its folder).')
-    found = set(os.listdir(out_dir) if osp.isdir(out_dir) else ())
-    found -= {  # a folder of such a name is the user's
+    found = {  # a folder named as a file manager's file is the user's
         n
-        for n in FILE_MANAGER_FILES if not osp.isdir(osp.join(out_dir, n))
+        for n in (os.listdir(out_dir) if osp.isdir(out_dir) else ())
+        if n not in FILE_MANAGER_FILES or osp.isdir(osp.join(out_dir, n))
     }
     if found and export_format.DEPLOY_FILE not in found:
         raise ValueError(

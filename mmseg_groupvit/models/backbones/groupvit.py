@@ -154,22 +154,20 @@ class GroupViT(BaseModule):
     (``num_hidden_layers`` is ignored there too).
 
     Args:
-        depths (Sequence[int]): Blocks per stage. Defaults to (6, 3, 3).
+        depths (Sequence[int]): Blocks per stage.
         num_group_tokens (Sequence[int]): Group tokens per stage (0 only in
-            trailing stages). Defaults to (64, 8, 0).
-        num_output_groups (Sequence[int]): Segments out of each grouping
-            stage. Defaults to (64, 8, 8).
+            trailing stages).
+        num_output_groups (Sequence[int]): Segments out of each grouping.
         drop_path_rate (float): Stochastic depth of the last block, rising
-            linearly from 0. Defaults to 0.
-        with_projector (bool): Build the projection head (``projection_*``
-            channels). Defaults to True.
+            linearly from 0.
+        with_projector (bool): Build the projection head (``projection_*``).
         out_indices (int | Sequence[int], optional): Stages whose dense
-            maps are returned (:meth:`forward_dense`). Defaults to None.
+            maps are returned (:meth:`forward_dense`).
         with_zero_shot (bool): With ``out_indices``, return the zero-shot
-            dict with the maps under ``dense``. Defaults to False.
+            dict with the maps under ``dense``.
         frozen_stages (int): Freeze the patch embedding and position table
             (``>= 0``) and the first ``frozen_stages`` stages (all: the final
-            LayerNorm too). Defaults to -1 (none).
+            LayerNorm too); -1: none.
         freeze_group_tokens, freeze_projector, frozen (bool): Freeze the
             group tokens, the projection head, the whole encoder.
         init_cfg (dict | list[dict], optional): E.g. ``dict(type=
@@ -225,7 +223,7 @@ class GroupViT(BaseModule):
             raise ValueError(
                 f'num_output_groups {num_output_groups} needs an entry for '
                 f'every stage with group tokens ({num_group_tokens}).')
-        if any(n == 0 for n in num_group_tokens[:-1]) and any(
+        if 0 in num_group_tokens and any(
                 n > 0 for n in num_group_tokens[num_group_tokens.index(0):]):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens}: only trailing stages '
@@ -412,9 +410,6 @@ class GroupViT(BaseModule):
 
     def forward_head(self, feats: dict) -> dict:
         """Add ``group_embeds`` and ``image_embeds`` to ``feats``."""
-        if self.projector is None:
-            raise RuntimeError('This GroupViT was built with '
-                               'with_projector=False.')
         feats['group_embeds'] = self.projector(feats['group_tokens'])
         feats['image_embeds'] = self.projector(feats['pooled'])
         return feats

@@ -39,8 +39,6 @@ def resolve_classes(vocabulary=None,
             classes = classes + load_vocabulary(extra_classes)
     except (FileNotFoundError, TypeError, ValueError) as error:
         raise ConfigValueError(str(error)) from None
-    if not classes:
-        raise ConfigValueError('The classifier vocabulary has no classes.')
     return [list(c) for c in classes]
 
 
@@ -68,9 +66,6 @@ class GroupViTClassifier(BaseModel):
             ``vocabulary`` / ``dataset_name`` / ``extra_classes`` name the
             classes.
         logit_scale_max (float): Clamp of ``s = exp(logit_scale)``.
-            Defaults to 100.
-        data_preprocessor (dict, optional): Data preprocessor config.
-        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,

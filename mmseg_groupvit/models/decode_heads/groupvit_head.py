@@ -70,13 +70,11 @@ class GroupViTHead(BaseDecodeHead):
 
     Args:
         num_classes (int): ``K + 1`` with background, ``K`` without.
-        with_bg (bool): Prepend the background channel. Defaults to True.
-        bg_thresh (float): Background threshold in [0, 1]. Defaults to 0.95.
-        topk (int): Classes kept by the image-level gate. Defaults to 5.
-        logit_scale_init (float): Initial log temperature. Defaults to
-            2.6592 (``ln(1/0.07)``).
+        with_bg (bool): Prepend the background channel.
+        bg_thresh (float): Background threshold in [0, 1].
+        topk (int): Classes kept by the image-level gate.
+        logit_scale_init (float): Initial log temperature (``ln(1/0.07)``).
         logit_scale_max (float): Clamp of ``exp(logit_scale)``.
-            Defaults to 100.
         **kwargs: Passed to :class:`BaseDecodeHead` (``in_channels`` and
             ``channels`` are unused).
     """

@@ -1,8 +1,8 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 from . import fast_linear
 from .grouping import GroupingBlock, chain_assignments
-from .projector import ProjectionMLP
-from .transformer import MLP, MixerMLP, SelfAttention, TransformerBlock
+from .transformer import (MLP, MixerMLP, ProjectionMLP, SelfAttention,
+                          TransformerBlock)
 
 __all__ = [
     'fast_linear', 'GroupingBlock', 'chain_assignments', 'ProjectionMLP',

@@ -132,7 +132,5 @@ def _onednn_linear(x, weight, bias, activation, residual):
         if residual.shape[:-1] != x.shape[:-1]:
             residual = residual.expand(*x.shape[:-1], weight.shape[0])
         return op.binary(x, residual.contiguous(), weight, bias, 'add')
-    if activation is None:
-        return op(x, weight, bias, 'none', [], '')
-    attr, algorithm = ACTIVATIONS[activation][1]
+    attr, algorithm = ACTIVATIONS.get(activation, (None, ('none', '')))[1]
     return op(x, weight, bias, attr, [], algorithm)

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""Pre-norm transformer blocks of GroupViT's image and text towers."""
+"""Pre-norm transformer blocks of GroupViT's image and text towers and the
+projection head into the joint image-text space."""
 from typing import Optional
 
 import torch
@@ -148,3 +149,21 @@ class TransformerBlock(nn.Module):
             return x + self.drop_path(self.mlp(self.norm2(x)))
         x = self.attn(self.norm1(x), is_causal=is_causal, residual=x)
         return self.mlp(self.norm2(x), residual=x)
+
+
+class ProjectionMLP(nn.Module):
+    """``Linear -> BatchNorm1d -> ReLU -> Linear`` per token (the
+    original's 1x1 ``Conv1d`` layers)."""
+
+    def __init__(self, in_dims: int, hidden_dims: int, out_dims: int):
+        super().__init__()
+        self.linear1 = nn.Linear(in_dims, hidden_dims)
+        self.bn = nn.BatchNorm1d(hidden_dims)
+        self.linear2 = nn.Linear(hidden_dims, out_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., in_dims]`` to ``[..., out_dims]``."""
+        shape = x.shape[:-1]
+        x = self.linear1(x.reshape(-1, x.shape[-1]))
+        x = torch.relu(self.bn(x))
+        return self.linear2(x).reshape(*shape, -1)

@@ -34,14 +34,11 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
     update and logs ``nonfinite_skips``.
 
     Args:
-        multi_label (int): Prompts per caption ``K`` (0: none). Defaults
-            to 3.
+        multi_label (int): Prompts per caption ``K`` (0: none).
         share_temperature (bool): Use the contrastive temperature for the
-            multi-label loss too. Defaults to False.
-        multi_label_loss_weight (float): Defaults to 1.
+            multi-label loss too.
         contrast_temperature (float): Initial temperature of both losses.
-            Defaults to 0.07.
-        on_nonfinite (str): ``'stop'`` or ``'skip'``. Defaults to 'stop'.
+        on_nonfinite (str): ``'stop'`` or ``'skip'``.
         **kwargs: Passed to :class:`GroupViTEncoderDecoder` (a text encoder
             with ``frozen=False`` is trained).
     """
@@ -181,8 +178,7 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
 
 
 def _agreed(bad: List[str]) -> List[str]:
-    """``bad`` made the same on every process, so all stop or skip
-    together."""
+    """``bad`` made the same on every process, so all stop or skip together."""
     if not (dist.is_available() and dist.is_initialized()):
         return bad
     flag = torch.tensor([float(bool(bad))])

@@ -16,7 +16,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
-from groupvit_common.checks import check_head_classes, check_test_cfg
+from groupvit_common.checks import (HALF_DTYPES, check_head_classes,
+                                    check_test_cfg)
 from groupvit_common.errors import ConfigValueError, ImageSizeError
 from groupvit_common.palette import class_palette
 from groupvit_common.vocabulary import split_background
@@ -31,11 +32,6 @@ DEFAULT_WINDOW_BATCH = 2
 MAX_DENSE_SCORES_BYTES = MAX_FULL_SIZE_SCORES_BYTES = 256 << 20
 #: Working memory for the resized channels of one step.
 CHUNK_BYTES = 64 << 20
-AUTOCAST_DTYPES = dict(
-    fp16=torch.float16,
-    float16=torch.float16,
-    bf16=torch.bfloat16,
-    bfloat16=torch.bfloat16)
 
 Box = Tuple[int, int, int, int]
 #: ``((y1, y2, x1, x2), pixel_group [B, h, w], table [B, G, C])``.
@@ -154,10 +150,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     def dataset_meta(self) -> dict:
         """``classes`` (``'background'`` first with ``with_bg``) and
         ``palette``."""
-        classes = list(self.text_encoder.class_names)
         with_bg = getattr(self.decode_head, 'with_bg', False)
-        if with_bg:
-            classes = ['background'] + classes
+        classes = ['background'] * with_bg + self.text_encoder.class_names
         palette = self._palette
         if palette is None or len(palette) != len(classes):
             palette = class_palette(len(classes), with_bg)
@@ -194,13 +188,9 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
         window scores: ``pred_sem_seg`` ``[1, H, W]`` and ``seg_logits``
         (or the metainfo ``score_channels``)."""
         if data_samples is None:
-            metas = [
-                dict(
-                    ori_shape=inputs.shape[2:],
-                    img_shape=inputs.shape[2:],
-                    pad_shape=inputs.shape[2:],
-                    padding_size=[0, 0, 0, 0])
-            ] * inputs.shape[0]
+            shape = inputs.shape[2:]
+            meta = dict(ori_shape=shape, img_shape=shape, pad_shape=shape)
+            metas = [meta] * inputs.shape[0]
         else:
             metas = [sample.metainfo for sample in data_samples]
         try:
@@ -219,8 +209,7 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             self.window_scores(inputs), inputs, batch_img_metas)
 
     def window_scores(self, inputs: Tensor) -> List[Window]:
-        """A :data:`Window` per window of ``[B, 3, H, W]``, in mmseg's
-        order."""
+        """A :data:`Window` per window of ``[B, 3, H, W]`` in mmseg's order."""
         test_cfg = self.test_cfg or {}
         batch_size, _, height, width = inputs.shape
         if test_cfg.get('mode', 'whole') == 'slide':
@@ -252,10 +241,10 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
 
     def extract_feat(self, inputs: Tensor) -> dict:
         """Image features; under ``test_cfg.autocast``, returned in fp32."""
-        dtype = AUTOCAST_DTYPES.get((self.test_cfg or {}).get('autocast'))
+        dtype = HALF_DTYPES.get((self.test_cfg or {}).get('autocast'))
         if dtype is None:
             return self.image_encoder(inputs)
-        with torch.autocast(device_type=inputs.device.type, dtype=dtype):
+        with torch.autocast(inputs.device.type, getattr(torch, dtype)):
             feats = self.image_encoder(inputs)
         return apply_to(
             feats, lambda x: isinstance(x, Tensor) and x.is_floating_point(),
@@ -460,8 +449,7 @@ def step_labels(scores: Callable[[int, int],
 
 
 def channels_per_step(size: Tuple[int, int]) -> int:
-    """How many fp32 maps of ``size`` fit in :data:`CHUNK_BYTES` (at least
-    1)."""
+    """How many fp32 maps of ``size`` fit in :data:`CHUNK_BYTES`, >= 1."""
     return max(1, CHUNK_BYTES // (int(size[0]) * int(size[1]) * 4))
 
 

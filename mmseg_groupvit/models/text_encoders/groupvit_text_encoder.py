@@ -42,17 +42,16 @@ def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
 def _check_distinct_tokens(classes: List[List[str]]) -> None:
     """Refuse names that tokenize the same (``t-shirt``, ``t - shirt``)."""
     seen = defaultdict(list)
-    for index, names in enumerate(classes):
-        for name in names:
-            seen[tuple(_tokenizer.encode(name))].append((index, name))
-    clashes = [entries for entries in seen.values() if len(entries) > 1]
+    for name in itertools.chain.from_iterable(classes):
+        seen[tuple(_tokenizer.encode(name))].append(repr(name))
+    clashes = [
+        ' and '.join(names) for names in seen.values() if len(names) > 1
+    ]
     if clashes:
-        listed = '; '.join(' and '.join(repr(name) for _, name in entries)
-                           for entries in clashes)
         raise ConfigValueError(
             f'Vocabulary names that differ only in spacing or case tokenize '
-            f'the same and would give identical prompts: {listed}. Keep one '
-            f'of each.')
+            f'the same and would give identical prompts: {"; ".join(clashes)}'
+            f'. Keep one of each.')
 
 
 @MODELS.register_module()
@@ -71,12 +70,10 @@ class GroupViTTextEncoder(BaseModule):
             ``'voc'``), when ``vocabulary`` is None.
         extra_classes (str | list, optional): Classes appended.
         templates (str | list[str]): Template-set name (``simple``,
-            ``subset``, ``full``, ``identity``) or templates with one
-            ``{}``. Defaults to 'simple'.
+            ``subset``, ``full``, ``identity``) or templates with one ``{}``.
         dropout (float): Unused; kept for config parity.
-        projection_dim (int): Output channels ``D``. Defaults to 256.
+        projection_dim (int): Output channels ``D``.
         frozen (bool): Freeze all weights and stay in eval mode.
-            Defaults to True.
         chunk_size (int): Prompts encoded per forward pass.
     """
 
