@@ -55,12 +55,12 @@ class StubEncoder(nn.Module):
 
 class StubSegmentor(nn.Module):
 
-    def __init__(self):
+    def __init__(self, annotations='LoadAnnotations'):
         super().__init__()
         self.cfg = Config(
             dict(test_pipeline=[
                 dict(type='LoadImageFromFile'),
-                dict(type='LoadAnnotations'),
+                dict(type=annotations),
                 dict(type='PackSegInputs'),
             ]))
         self.data_preprocessor = SegDataPreProcessor()
@@ -97,8 +97,12 @@ def test_hand_computed_groups_from_an_array(image):
     np.testing.assert_array_equal(encoded.permute(1, 2, 0).numpy(), image)
 
 
-def test_hand_computed_groups_from_a_file(image, tmp_path):
+@pytest.mark.parametrize(
+    'annotations',
+    ['LoadAnnotations', 'mmseg.LoadAnnotations', 'mmcv.LoadAnnotations'])
+def test_hand_computed_groups_from_a_file(image, tmp_path, annotations):
     path = str(tmp_path / 'image.png')
     mmcv.imwrite(image, path)
-    model = StubSegmentor()
+    # The step loading the label map is dropped whatever its scope.
+    model = StubSegmentor(annotations)
     check(image_group_maps(model, path), model)
