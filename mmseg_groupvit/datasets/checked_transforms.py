@@ -92,7 +92,7 @@ def use_checked_steps(pipeline,
     """Swap in place ``LoadImageFromFile``, ``Resize`` and, with
     ``annotations`` (not for ``cfg.test_pipeline``, where
     ``inference_model`` looks for the name), ``LoadAnnotations`` for their
-    checked versions.
+    checked versions, also in the stages of a ``TestTimeAug`` step.
 
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
@@ -110,6 +110,11 @@ def use_checked_steps(pipeline,
         })
     lines = []
     for index, step in enumerate(pipeline or []):
+        if step_kind(step) == 'TestTimeAug':  # each stage's choices
+            for number, stage in enumerate(step.get('transforms') or []):
+                lines += use_checked_steps(
+                    stage, annotations, f'{where}.{index}.transforms.{number}')
+            continue
         kind = step.get('type')
         new = swaps.get(kind) if isinstance(kind, str) else None
         if new is not None:
