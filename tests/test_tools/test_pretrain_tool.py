@@ -15,6 +15,8 @@ from tests.conftest import PHOTOS, REPO, load_script
 
 LOSS = re.compile(r'Iter\(train\) \[\s*(\d+)/\d+\].*?\sloss: ([\d.]+)')
 SMOKE = osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py')
+FCN_SMOKE = osp.join(REPO, 'configs', 'finetune',
+                     'fcn_groupvit_voc-sample_smoke.py')
 
 
 def train(argv):
@@ -241,3 +243,22 @@ def test_flexible_runner_is_left_to_models_without_their_own_step(
             tool.check_runner(cfg)
     else:
         tool.check_runner(cfg)
+
+
+@pytest.mark.parametrize('config, option, loop', [
+    (SMOKE, 'train_cfg.max_iters=5', 'EpochBasedTrainLoop'),
+    (FCN_SMOKE, 'train_cfg.max_epochs=5', 'IterBasedTrainLoop'),
+])
+def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
+                                                      loop):
+    """max_iters for an epoch-based config (max_epochs for an iteration-based
+    one) is refused when the config is read, naming the loop's settings (it
+    was mmengine's TypeError traceback when the loop was built)."""
+    with pytest.raises(SystemExit) as error:
+        train([config, '--work-dir', str(tmp_path), '--cfg-options', option])
+    message = str(error.value)
+    key = option.split('=')[0]
+    assert message.startswith(f'error: {key} is not a setting of {loop}: ')
+    assert '\n' not in message and not list(tmp_path.iterdir())
+    length = 'max_epochs' if 'Epoch' in loop else 'max_iters'
+    assert f' {length}, ' in message
