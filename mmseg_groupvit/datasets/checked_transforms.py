@@ -18,20 +18,13 @@ from groupvit_common.files import check_image, check_label_channels
 class CheckedResize(Resize):
     """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
     or a side under one pixel after the resize, and ``ValueError`` for an
-    array of other values than pixels 0..255."""
+    array of other values than pixels 0..255 (:func:`pixel_array`)."""
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
         name = results.get('img_path') or 'the image array'
-        if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
-            raise ImageSizeError(
-                f'{name} is empty (shape {tuple(img.shape)}): there '
-                f'is nothing to segment. Give an image of at least one pixel '
-                f'on each side.')
-        if img is not None and img.dtype != np.uint8:
-            check_pixel_values(img, name)
-            if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
-                results['img'] = img = img.astype(np.uint8)
+        if img is not None:
+            results['img'] = img = pixel_array(img, name)
         try:
             return super().transform(results)
         except (cv2.error, ZeroDivisionError):
@@ -42,6 +35,21 @@ class CheckedResize(Resize):
                 f'keep_ratio={self.keep_ratio}): one side would be under one '
                 f'pixel. Crop the image into less elongated pieces, or '
                 f'remove it from the split file.') from None
+
+
+def pixel_array(img: np.ndarray, name: str) -> np.ndarray:
+    """An image array as the test pipelines take it: integer pixel values
+    as uint8 (cv2 resizes uint8); :class:`ImageSizeError` for an empty one,
+    :func:`check_pixel_values` for one that is not uint8."""
+    if img.ndim < 2 or min(img.shape[:2]) < 1:
+        raise ImageSizeError(
+            f'{name} is empty (shape {tuple(img.shape)}): it has no pixels. '
+            f'Give an image of at least one pixel on each side.')
+    if img.dtype != np.uint8:
+        check_pixel_values(img, name)
+        if np.issubdtype(img.dtype, np.integer):
+            img = img.astype(np.uint8)
+    return img
 
 
 def check_pixel_values(img: np.ndarray, name: str) -> None:
