@@ -191,6 +191,23 @@ def check_head_classes(head: dict, vocabulary: int, with_bg: bool) -> int:
     return channels
 
 
+def check_aux_head_classes(aux_heads: Any, outputs: int) -> None:
+    """Raise unless each auxiliary head (trained on the labels the decode
+    head's ``outputs`` score) has ``outputs`` classes."""
+    heads = aux_heads if isinstance(aux_heads, list) else [aux_heads]
+    for index, aux in enumerate(heads):
+        value = aux.get('num_classes') if isinstance(aux, dict) else None
+        if not is_int(value) or value == outputs:
+            continue
+        key = (f'model.auxiliary_head.{index}'
+               if isinstance(aux_heads, list) else 'model.auxiliary_head')
+        raise ConfigValueError(
+            f'{key}.num_classes is {value} but the decode head scores '
+            f'{outputs} classes (the vocabulary\'s, plus background when it '
+            f'has it): the auxiliary head learns the same labels. Set '
+            f'--cfg-options {key}.num_classes={outputs}.')
+
+
 def check_class_count(model_classes: int,
                       dataset_classes: int,
                       source: str = '') -> None:
@@ -258,6 +275,7 @@ def check_classes(cfg: dict,
             return
         if 'decode_head' in model:
             outputs = check_head_classes(head, len(classes), with_bg)
+            check_aux_head_classes(model.get('auxiliary_head'), outputs)
             source = (f'The text encoder has {len(classes)} classes (first: '
                       f'{classes[0][0]!r}){" plus background" * with_bg}. ')
         else:

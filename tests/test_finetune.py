@@ -506,3 +506,23 @@ def test_dataloader_settings_that_cannot_work_are_one_line(
     message = str(error.value.code)
     assert message.startswith('error: ') and '\n' not in message, message
     assert words.format(loader, loader) in message, message
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in FINETUNE_CONFIGS if 'fcn-aux' in osp.basename(p)])
+def test_aux_head_of_another_class_count_is_one_line(tmp_path, path):
+    """The auxiliary FCN head learns the labels the zero-shot head scores
+    (VOC's 20 classes plus background): 20 is refused when the config is
+    read, with the count to set, before any data is looked for."""
+    train = load_script('tools/train.py', 'groupvit_train_tool')
+    with pytest.raises(SystemExit) as error:
+        train.main([
+            path, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            'model.auxiliary_head.num_classes=20'
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: model.auxiliary_head.num_classes is 20 '
+                              'but the decode head scores 21 classes')
+    assert message.endswith('model.auxiliary_head.num_classes=21.')
+    assert '\n' not in message and not (tmp_path / 'work').exists()

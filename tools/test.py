@@ -82,6 +82,11 @@ def build_config(args):
                     'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
                     'type=\'LocalVisBackend\')]).')
             cfg.visualizer['save_dir'] = args.show_dir
+    if args.tta and is_classification_config(cfg):
+        raise ConfigCheckError(
+            '--tta averages the segmentation scores of each augmentation '
+            '(mmseg\'s SegTTAModel), which a classification config '
+            '(GroupViTClassifier) does not give: drop --tta.')
     if args.tta:
         missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
         if missing:

@@ -4,6 +4,7 @@
 import copy
 from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
@@ -12,6 +13,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from groupvit_common.errors import ConfigCheckError
+from ..datasets.transforms import pixel_array
 from ..evaluation.protocol import is_classification_config
 from ..evaluation.test_run import use_checked_loading
 from ..utils.config_file import read_config
@@ -51,8 +53,10 @@ def init_classifier(config: Union[str, Config],
 
 
 @torch.no_grad()
-def classify_image(model: nn.Module, image: str) -> List[dict]:
-    """Rank the model's classes for one image file.
+def classify_image(model: nn.Module, image: Union[str,
+                                                  np.ndarray]) -> List[dict]:
+    """Rank the model's classes for one image file or BGR array (as
+    ``inference_model``).
 
     Returns:
         list[dict]: One per class, best first: ``name``, ``synonyms``,
@@ -60,9 +64,21 @@ def classify_image(model: nn.Module, image: str) -> List[dict]:
     """
     cfg = copy.deepcopy(model.cfg)
     use_checked_loading(cfg)
-    pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    steps = cfg.test_dataloader.dataset.pipeline
+    data = dict(img_path=image)
+    if isinstance(image, np.ndarray):
+        image = pixel_array(image, 'the image array')
+        if image.dtype != np.uint8 or image.shape[2:] != (3, ):
+            raise ValueError(
+                f'classify_image takes an image array as cv2.imread gives '
+                f'it, HxWx3 uint8 BGR (its resize is Pillow\'s, of uint8), '
+                f'got {image.dtype} of shape {image.shape}. Convert it first: '
+                f'pixel values 0..255 with array.round().astype(np.uint8), '
+                f'a gray image with cv2.cvtColor(array, cv2.COLOR_GRAY2BGR), '
+                f'BGRA with array[..., :3].')
+        steps[0], data = dict(type='LoadImageFromNDArray'), dict(img=image)
     data = model.data_preprocessor(
-        pseudo_collate([pipeline(dict(img_path=image))]), False)
+        pseudo_collate([Compose(steps)(data)]), False)
     sample = model.predict(data['inputs'], data['data_samples'])[0]
     order = sample.pred_score.argsort(descending=True).tolist()
     return [

@@ -167,20 +167,13 @@ class RobustLoadImageFromFile(LoadImageFromFile):
 class CheckedResize(Resize):
     """mmcv's ``Resize`` raising :class:`ImageSizeError` for an empty image
     or a side under one pixel after the resize, and ``ValueError`` for an
-    array of other values than pixels 0..255."""
+    array of other values than pixels 0..255 (:func:`pixel_array`)."""
 
     def transform(self, results: dict) -> dict:
         img = results.get('img')
         name = results.get('img_path') or 'the image array'
-        if img is not None and (img.ndim < 2 or min(img.shape[:2]) < 1):
-            raise ImageSizeError(
-                f'{name} is empty (shape {tuple(img.shape)}): there '
-                f'is nothing to segment. Give an image of at least one pixel '
-                f'on each side.')
-        if img is not None and img.dtype != np.uint8:
-            _check_pixel_values(img, name)
-            if np.issubdtype(img.dtype, np.integer):  # cv2 resizes uint8
-                results['img'] = img = img.astype(np.uint8)
+        if img is not None:
+            results['img'] = img = pixel_array(img, name)
         try:
             return super().transform(results)
         except (cv2.error, ZeroDivisionError):
@@ -191,6 +184,21 @@ class CheckedResize(Resize):
                 f'keep_ratio={self.keep_ratio}): one side would be under one '
                 f'pixel. Crop the image into less elongated pieces, or '
                 f'remove it from the split file.') from None
+
+
+def pixel_array(img: np.ndarray, name: str) -> np.ndarray:
+    """An image array as the test pipelines take it: integer pixel values
+    as uint8 (cv2 resizes uint8); :class:`ImageSizeError` for an empty one,
+    :func:`_check_pixel_values` for one that is not uint8."""
+    if img.ndim < 2 or min(img.shape[:2]) < 1:
+        raise ImageSizeError(
+            f'{name} is empty (shape {tuple(img.shape)}): it has no pixels. '
+            f'Give an image of at least one pixel on each side.')
+    if img.dtype != np.uint8:
+        _check_pixel_values(img, name)
+        if np.issubdtype(img.dtype, np.integer):
+            img = img.astype(np.uint8)
+    return img
 
 
 def _check_pixel_values(img: np.ndarray, name: str) -> None:
@@ -239,7 +247,7 @@ def use_checked_steps(pipeline,
     """Swap in place ``LoadImageFromFile``, ``Resize`` and, with
     ``annotations`` (not for ``cfg.test_pipeline``, where
     ``inference_model`` looks for the name), ``LoadAnnotations`` for their
-    checked versions.
+    checked versions, also in the stages of a ``TestTimeAug`` step.
 
     Returns:
         list[str]: One ``WHERE.INDEX: OLD -> NEW`` line per step swapped.
@@ -253,6 +261,11 @@ def use_checked_steps(pipeline,
         swaps[scoped] = swaps[scoped.split('.')[1]] = new
     lines = []
     for index, step in enumerate(pipeline or []):
+        if step_kind(step) == 'TestTimeAug':  # each stage's choices
+            for number, stage in enumerate(step.get('transforms') or []):
+                lines += use_checked_steps(
+                    stage, annotations, f'{where}.{index}.transforms.{number}')
+            continue
         kind = step.get('type')
         new = swaps.get(kind) if isinstance(kind, str) else None
         if new is not None:

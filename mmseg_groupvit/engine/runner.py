@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from mmengine.dist import master_only
 from mmengine.logging import MMLogger
 from mmengine.runner import EpochBasedTrainLoop, Runner
+from mmseg.registry import LOOPS
 
 from groupvit_common.files import open_work_file
 from ..utils.console import quiet_console_log
@@ -77,6 +78,8 @@ def tool_config(args, test: bool = True):
                                 osp.splitext(osp.basename(args.config))[0])
     # Under the keys the user wrote (--tta moves the model).
     check_model_arguments(cfg.model)
+    if not test:  # e.g. max_iters for EpochBasedTrainLoop
+        check_model_arguments(cfg.train_cfg, 'train_cfg', LOOPS)
     return cfg
 
 

@@ -2,9 +2,10 @@
 """The evaluation protocol of a config (what is measured, on which data,
 with which test-time settings) and the lines ``tools/test.py`` prints."""
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
+from mmengine.model import BaseTTAModel
 from mmseg.registry import MODELS
 
 from ..datasets.transforms import step_kind
@@ -33,6 +34,37 @@ def is_classification_config(cfg) -> bool:
                                                        GroupViTClassifier)
 
 
+def _tested(cfg: Config) -> Tuple[dict, list, list]:
+    """The model config and test steps that run, and the stages of a
+    ``TestTimeAug`` step with several choices, each of which runs
+    (``tools/test.py --tta`` moves the model to ``cfg.model.module``)."""
+    model = cfg.model
+    wrapper = model.get('type')
+    if isinstance(wrapper, str):
+        wrapper = MODELS.get(wrapper)
+    if isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel):
+        model = model['module']
+    dataset = cfg.test_dataloader.dataset
+    steps, choices = [], []
+    for step in dataset.get('pipeline', None) or cfg.get('test_pipeline', []):
+        if step_kind(step) != 'TestTimeAug':
+            steps.append(step)
+            continue
+        for stage in step.get('transforms') or []:
+            if len(stage) == 1:
+                steps.extend(stage)
+            else:
+                choices.append(stage)
+    return model, steps, choices
+
+
+def _step_text(step: dict) -> str:
+    """A pipeline step as ``Resize(scale=[2048, 448], keep_ratio=True)``."""
+    values = ', '.join(f'{k}={_plain(v)!r}' for k, v in step.items()
+                       if k != 'type')
+    return f'{step_kind(step)}({values})'
+
+
 def describe_protocol(cfg: Config) -> Dict[str, Any]:
     """The test-time protocol of a merged config, JSON-friendly.
 
@@ -41,23 +73,24 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         (None without a text encoder); for classification ``task``,
         ``pipeline``, ``resize``, ``crop`` and ``topk``; for segmentation
         ``num_classes``, ``background``, ``bg_thresh``, ``resize`` and
-        ``window``.
+        ``window``; ``tta``, the stages of test-time augmentation whose
+        choices each run (None without).
     """
-    model, dataset = cfg.model, cfg.test_dataloader.dataset
+    model, pipeline, choices = _tested(cfg)
+    dataset = cfg.test_dataloader.dataset
     zero_shot = 'text_encoder' in model
     text = model.get('text_encoder', {})
     vocabulary = dict(dataset_name=text.get('dataset_name', None))
     if text.get('vocabulary', None) is not None:
         vocabulary = dict(vocabulary=_plain(text['vocabulary']))
-    pipeline = list(
-        dataset.get('pipeline', None) or cfg.get('test_pipeline', []))
     steps = {step_kind(step): step for step in reversed(pipeline)}
     protocol = dict(
         dataset=dataset.get('type'),
         data_root=dataset.get('data_root', None),
         templates=_plain(text.get('templates', 'simple'))
         if zero_shot else None,
-        vocabulary=vocabulary if zero_shot else None)
+        vocabulary=vocabulary if zero_shot else None,
+        tta=[[_plain(s) for s in stage] for stage in choices] or None)
     if is_classification_config(cfg):
         resize, crop = steps.get('ResizeEdge'), steps.get('CenterCrop')
         # As Accuracy reads it: an int or a sequence, of any evaluator.
@@ -124,8 +157,11 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
             window='-',
             bg_thresh='-')
     scale = resize and resize['scale']
+    augmented = any(
+        step_kind(step) in ('Resize', 'CheckedResize')
+        for stage in protocol.get('tta') or [] for step in stage)
     if not resize:
-        resize_text = 'none'
+        resize_text = 'by test-time augmentation' if augmented else 'none'
     elif resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
         resize_text = f'short {min(scale)}, long <= {max(scale)}'
     else:
@@ -175,6 +211,8 @@ def run_lines(cfg, config: str, checkpoint: Optional[str]) -> List[str]:
         if protocol['vocabulary'] is not None:
             vocabulary = ('vocabulary', f'{texts["vocabulary"]}; {classes}; '
                           f'templates {texts["templates"]}')
+    for stage in protocol['tta'] or []:
+        steps.append('averaged over ' + ' | '.join(map(_step_text, stage)))
     lines = [('config', config), ('checkpoint', checkpoint or 'none'),
              ('data', data), vocabulary, ('protocol', '; '.join(steps))]
     return [f'{name:<11} {value}' for name, value in lines]

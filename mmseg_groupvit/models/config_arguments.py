@@ -1,27 +1,28 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """Refuse config keys that no constructor argument of their component (this
-package's or mmseg's) takes: a misspelled key would end in a ``TypeError``
-deep in mmengine's builder."""
+package's, mmseg's or mmengine's training loops) takes: a misspelled key
+would end in a ``TypeError`` deep in mmengine's builder."""
 import inspect
 from typing import Any
 
+from mmengine.registry import Registry
 from mmseg.registry import MODELS
 
 from groupvit_common.errors import ConfigValueError
 
 __all__ = ['check_model_arguments']
 
-CHECKED = (__name__.split('.')[0] + '.', 'mmseg.')
+CHECKED = (__name__.split('.')[0] + '.', 'mmseg.', 'mmengine.runner.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')
 
 
-def _component(type_: Any):
-    """The class ``type_`` names, if this package's or mmseg's."""
+def _component(type_: Any, registry: Registry):
+    """The class ``type_`` names in ``registry``, if of :data:`CHECKED`."""
     cls = type_
     if isinstance(type_, str):
         try:
-            cls = MODELS.get(type_)
+            cls = registry.get(type_)
         except (KeyError, ValueError, ImportError):
             return None
     if isinstance(cls, type) and cls.__module__.startswith(CHECKED):
@@ -49,21 +50,25 @@ def _arguments(cls) -> tuple:
     return None
 
 
-def check_model_arguments(cfg: Any, key: str = 'model') -> None:
+def check_model_arguments(cfg: Any,
+                          key: str = 'model',
+                          registry: Registry = MODELS) -> None:
     """Raise :class:`ConfigValueError` for a key, in ``cfg`` or nested in
     it, that its component's constructor does not take.
 
     Args:
         cfg: A model config (dict) or any value nested in one.
         key (str): Its config key, for the message.
+        registry (Registry): Where its types are (``LOOPS`` for
+            ``train_cfg``).
     """
     if isinstance(cfg, (list, tuple)):
         for i, value in enumerate(cfg):
-            check_model_arguments(value, f'{key}.{i}')
+            check_model_arguments(value, f'{key}.{i}', registry)
         return
     if not isinstance(cfg, dict):
         return
-    cls = _component(cfg.get('type'))
+    cls = _component(cfg.get('type'), registry)
     arguments = _arguments(cls) if cls is not None else None
     if arguments is not None:
         unknown = sorted(
@@ -74,4 +79,4 @@ def check_model_arguments(cfg: Any, key: str = 'model') -> None:
                 f'check its spelling in the config or the command\'s '
                 f'options. {cls.__name__} takes {", ".join(arguments)}.')
     for name, value in cfg.items():
-        check_model_arguments(value, f'{key}.{name}')
+        check_model_arguments(value, f'{key}.{name}', registry)

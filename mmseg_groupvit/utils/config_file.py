@@ -8,7 +8,7 @@ from typing import Optional, Union
 import yaml
 from mmengine.config import Config
 from mmengine.fileio.handlers import YamlHandler, register_handler
-from mmseg.registry import DATASETS
+from mmseg.registry import DATASETS, TRANSFORMS
 
 from groupvit_common.checks import check_config
 from groupvit_common.errors import ConfigCheckError
@@ -80,12 +80,44 @@ def read_config(path: Union[str, Config],
         cfg.merge_from_dict(cfg_options)
     check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes,
                  head_with_bg, train)
+    check_scoped_steps(cfg.to_dict())
     # Not formatted by yapf (0.5 s for every log, dump and checkpoint).
     return Config(
         cfg.to_dict(),
         cfg_text=cfg.text,
         filename=cfg.filename,
         format_python_code=False)
+
+
+def check_scoped_steps(value, key: str = '', steps: bool = False) -> None:
+    """Raise :class:`ConfigCheckError` for a pipeline step of another
+    package's scope (``mmpretrain.Resize``) whose transforms cannot be
+    imported here (mmpretrain's need torchvision): an ``ImportError``
+    traceback when the dataset is built."""
+    if isinstance(value, dict):
+        kind = value.get('type')
+        if steps and isinstance(kind, str) and '.' in kind:
+            try:
+                TRANSFORMS.get(kind)
+            except ImportError as error:
+                scope, name = kind.split('.', 1)
+                other = (f'write type=\'{name}\' if the step of that name '
+                         f'registered without {scope} is the one meant, or '
+                         if TRANSFORMS.get(name) else '')
+                raise ConfigCheckError(
+                    f'{key}.type {kind!r} cannot be built here: importing '
+                    f'{scope}\'s transforms fails ({error}). In the config, '
+                    f'{other}install {error.name or "what is missing"}.'
+                ) from None
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return
+    for name, item in items:
+        check_scoped_steps(
+            item, f'{key}.{name}'.lstrip('.'), steps or str(name).endswith(
+                ('pipeline', 'transforms')))
 
 
 def dataset_classes(cfg: dict) -> Optional[tuple]:

@@ -9,6 +9,8 @@ import logging
 import torch
 import torch.distributed as dist
 from mmengine.logging import print_log
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
 
 _release_registered = False
 
@@ -16,8 +18,8 @@ _release_registered = False
 def init_cpu_distributed(cfg) -> None:
     """Create the gloo process group for ``--launcher pytorch`` without
     CUDA, and set ``cfg`` to gloo and mmengine's DDP (``broadcast_buffers``
-    off, the config's ``find_unused_parameters``) without device ids, in
-    place."""
+    off, the config's ``find_unused_parameters``), a DDP wrapper without
+    device ids, in place."""
     global _release_registered
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
         return
@@ -32,12 +34,17 @@ def init_cpu_distributed(cfg) -> None:
     cfg.env_cfg.setdefault('dist_cfg', {})
     cfg.env_cfg.dist_cfg['backend'] = 'gloo'
     # mmengine's default wrapper; the device_ids=[LOCAL_RANK] mmengine gives
-    # a DistributedDataParallel wrapper is refused for a CPU model.
+    # a DistributedDataParallel wrapper is refused for a CPU model. Other
+    # wrappers (FSDP, the user's own) get none and take none: left alone.
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper['device_ids'] = None
+    kind = wrapper.get('type', 'MMDistributedDataParallel')
+    if isinstance(kind, str):
+        kind = MODEL_WRAPPERS.get(kind)
+    if isinstance(kind, type) and issubclass(kind, DistributedDataParallel):
+        wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 
 

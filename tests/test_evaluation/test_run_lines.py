@@ -7,8 +7,9 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from mmseg_groupvit.evaluation import describe_protocol, run_lines
-from tests.conftest import REPO
+from mmseg_groupvit.evaluation import (describe_protocol, prepare_test_run,
+                                       run_lines)
+from tests.conftest import REPO, VOC_SAMPLE, load_script
 
 
 def header(config):
@@ -55,3 +56,64 @@ def test_a_resize_named_with_its_scope_is_described_and_exported():
     assert plain['protocol'].startswith('resize short 448')
     assert lines['protocol'] == plain['protocol']
     assert _pipeline_resize(cfg) == resize
+
+
+def test_tta_records_the_segmentor_and_each_augmentation(tmp_path):
+    """``tools/test.py --tta`` wraps the segmentor in ``tta_model`` and the
+    steps in ``TestTimeAug``: the protocol is still the segmentor's (it was
+    recorded as no vocabulary, no background and no resize) and names each
+    scale and flip that is averaged; the nested steps are checked too."""
+    config = tmp_path / 'tta.py'
+    config.write_text(
+        f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
+        "tta_model = dict(type='SegTTAModel')\n"
+        'tta_pipeline = [\n'
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='TestTimeAug', transforms=[\n"
+        "    [dict(type='Resize', scale=(2048, 224), keep_ratio=True),\n"
+        "     dict(type='Resize', scale=(2048, 336), keep_ratio=True)],\n"
+        "    [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
+        "     dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
+        "    [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])\n"
+        ']\n')
+    test = load_script('tools/test.py')
+    args = test.parse_args([
+        str(config), '--tta', '--random-weights', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+    ])
+    cfg = test.build_config(args)
+    plain = describe_protocol(
+        Config.fromfile(osp.join(REPO, 'configs', 'groupvit_voc.py')))
+    _, swaps = prepare_test_run(cfg, None)
+    protocol = describe_protocol(cfg)
+    resized = [
+        dict(type='CheckedResize', scale=[2048, short], keep_ratio=True)
+        for short in (224, 336)
+    ]
+    flipped = [
+        dict(type='RandomFlip', prob=prob, direction='horizontal')
+        for prob in (0.0, 1.0)
+    ]
+    assert protocol == dict(
+        plain, data_root=VOC_SAMPLE, resize=None, tta=[resized, flipped])
+    assert plain['tta'] is None and plain['background']
+    assert (plain['templates'], plain['bg_thresh']) == ('simple', 0.95)
+    lines = {
+        line[:11].strip(): line[12:]
+        for line in run_lines(cfg, 'tta.py', None)
+    }
+    assert lines['vocabulary'].startswith('dataset_name=voc; 21 classes')
+    assert lines['protocol'] == (
+        'resize by test-time augmentation; slide 448x448 / 224x224; '
+        'bg_thresh 0.95; averaged over CheckedResize(scale=[2048, 224], '
+        'keep_ratio=True) | CheckedResize(scale=[2048, 336], '
+        "keep_ratio=True); averaged over RandomFlip(prob=0.0, "
+        "direction='horizontal') | RandomFlip(prob=1.0, "
+        "direction='horizontal')")
+    nested = 'test_dataloader.dataset.pipeline.1.transforms'
+    assert [s for s in swaps if s.startswith(nested)] == [
+        f'{nested}.0.0: Resize -> CheckedResize',
+        f'{nested}.0.1: Resize -> CheckedResize',
+        f'{nested}.2.0: LoadAnnotations -> CheckedLoadAnnotations'
+    ]

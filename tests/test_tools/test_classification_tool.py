@@ -333,3 +333,22 @@ def test_a_link_in_the_work_dir_is_refused(tmp_path):
     assert message.startswith('error: ') and '\n' not in message
     assert 'is a symbolic link in --work-dir' in message
     assert outside.read_text() == 'precious'
+
+
+def test_tta_with_a_classification_config_is_one_error_line(small, tmp_path):
+    """mmseg's SegTTAModel averages segmentation scores: around the
+    classifier it was described as a segmentation run and failed with an
+    AttributeError traceback after the checkpoint loaded."""
+    config, checkpoint, _ = small
+    leaf = tmp_path / 'tta.py'
+    leaf.write_text(f'_base_ = [{config!r}]\n'
+                    "tta_model = dict(type='SegTTAModel')\n"
+                    'tta_pipeline = _base_.test_pipeline\n')
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/test.py').main([
+            str(leaf), checkpoint, '--tta', '--work-dir',
+            str(tmp_path / 'work')
+        ])
+    message = str(exit_info.value.code)
+    assert message.startswith('error: --tta averages the segmentation scores')
+    assert '\n' not in message and not (tmp_path / 'work').exists()

@@ -163,3 +163,25 @@ def test_classify_with_a_segmentation_config_is_one_line(tmp_path):
     assert message.startswith('error: ') and '\n' not in message
     assert 'does not build a GroupViTClassifier' in message
     assert 'configs/classification/groupvit_imagenet.py' in message
+
+
+def test_an_extra_class_repeating_a_builtin_one_is_refused(small, tmp_path):
+    """``--extra-classes Goldfish`` over ImageNet's goldfish: refused by the
+    vocabulary's duplicate rule, as for a segmentor (the two shared one
+    embedding and split its probability); ImageNet's own repeats stay."""
+    config, _ = small
+    demo = load_script('tools/demo.py')
+    with pytest.raises(SystemExit) as error:
+        demo.main([
+            osp.join(PHOTOS, 'groupvit_demo_voc.jpg'), '--classify',
+            '--config', config, '--extra-classes', 'grass,Goldfish',
+            '--random-weights', '--out',
+            str(tmp_path / 'out')
+        ])
+    message = str(error.value.code)
+    assert message.startswith('error: Duplicate class names in the '
+                              'vocabulary ') and '\n' not in message
+    assert "'goldfish' (vocabulary entry 1), 'Goldfish'" in message
+    model = init_classifier(
+        config, random_weights=True, extra_classes=['grass'])
+    assert len(model.classes) == 1001 and model.class_names[-1] == 'grass'

@@ -3,6 +3,7 @@
 checkpoint is evaluated by tools/test.py with a zero-shot config as it is,
 and --resume continues the same curve."""
 import glob
+import importlib.util
 import io
 import json
 import os.path as osp
@@ -15,6 +16,8 @@ from tests.conftest import PHOTOS, REPO, load_script
 
 LOSS = re.compile(r'Iter\(train\) \[\s*(\d+)/\d+\].*?\sloss: ([\d.]+)')
 SMOKE = osp.join(REPO, 'configs', 'pretrain', 'groupvit_samples_smoke.py')
+FCN_SMOKE = osp.join(REPO, 'configs', 'finetune',
+                     'fcn_groupvit_voc-sample_smoke.py')
 
 
 def train(argv):
@@ -241,3 +244,51 @@ def test_flexible_runner_is_left_to_models_without_their_own_step(
             tool.check_runner(cfg)
     else:
         tool.check_runner(cfg)
+
+
+@pytest.mark.parametrize('config, option, loop', [
+    (SMOKE, 'train_cfg.max_iters=5', 'EpochBasedTrainLoop'),
+    (FCN_SMOKE, 'train_cfg.max_epochs=5', 'IterBasedTrainLoop'),
+])
+def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
+                                                      loop):
+    """max_iters for an epoch-based config (max_epochs for an iteration-based
+    one) is refused when the config is read, naming the loop's settings (it
+    was mmengine's TypeError traceback when the loop was built)."""
+    with pytest.raises(SystemExit) as error:
+        train([config, '--work-dir', str(tmp_path), '--cfg-options', option])
+    message = str(error.value)
+    key = option.split('=')[0]
+    assert message.startswith(f'error: {key} is not a setting of {loop}: ')
+    assert '\n' not in message and not list(tmp_path.iterdir())
+    length = 'max_epochs' if 'Epoch' in loop else 'max_iters'
+    assert f' {length}, ' in message
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('torchvision') is not None,
+    reason='needs a machine without torchvision (mmpretrain then imports)')
+def test_a_step_of_mmpretrain_without_torchvision_is_one_line(tmp_path):
+    """``mmpretrain.Resize`` makes mmengine import mmpretrain's transforms,
+    which need torchvision: refused when the config is read, naming the step
+    and the unscoped name (it was an ImportError traceback after the
+    runner started)."""
+    config = tmp_path / 'scoped.py'
+    config.write_text(
+        f'_base_ = [{SMOKE!r}]\n'
+        'train_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='RobustLoadImageFromFile'),\n"
+        "    dict(type='mmpretrain.Resize', scale=224),\n"
+        "    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),\n"
+        "    dict(type='PackCaptionInputs')]))\n")
+    work_dir = tmp_path / 'work'
+    with pytest.raises(SystemExit) as error:
+        train([str(config), '--work-dir', str(work_dir)])
+    message = str(error.value)
+    assert message == (
+        "error: train_dataloader.dataset.pipeline.1.type 'mmpretrain.Resize' "
+        "cannot be built here: importing mmpretrain's transforms fails (No "
+        "module named 'torchvision'). In the config, write type='Resize' if "
+        'the step of that name registered without mmpretrain is the one '
+        'meant, or install torchvision.')
+    assert not work_dir.exists()

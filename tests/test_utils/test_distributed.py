@@ -117,7 +117,8 @@ def test_sync_bn_is_replaced_everywhere_in_a_config():
 
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason='the CPU path only runs without CUDA')
-@pytest.mark.parametrize('wrapper', ['default', 'none', 'own'])
+@pytest.mark.parametrize('wrapper',
+                         ['default', 'none', 'own', 'torch', 'fsdp'])
 def test_cpu_training_builds_bn_and_ddp_without_device_ids(
         torchrun_env, wrapper):
     cfg = Config(
@@ -132,6 +133,12 @@ def test_cpu_training_builds_bn_and_ddp_without_device_ids(
             type='MMDistributedDataParallel',
             device_ids=[0],
             broadcast_buffers=True)
+    elif wrapper == 'torch':
+        cfg.model_wrapper_cfg = dict(type='DistributedDataParallel')
+    elif wrapper == 'fsdp':
+        # FSDP takes no device_ids (it was given device_ids=None: TypeError).
+        cfg.model_wrapper_cfg = dict(
+            type='MMFullyShardedDataParallel', use_orig_params=True)
     try:
         init_cpu_training(cfg)
         assert dist.is_initialized() and cfg.env_cfg.dist_cfg.backend == \
@@ -149,7 +156,10 @@ def test_cpu_training_builds_bn_and_ddp_without_device_ids(
             own=dict(
                 type='MMDistributedDataParallel',
                 device_ids=None,
-                broadcast_buffers=True))[wrapper]
+                broadcast_buffers=True),
+            torch=dict(type='DistributedDataParallel', device_ids=None),
+            fsdp=dict(type='MMFullyShardedDataParallel',
+                      use_orig_params=True))[wrapper]
         assert cfg.model_wrapper_cfg == expected
     finally:
         finish_distributed()

@@ -36,7 +36,11 @@ def resolve_classes(vocabulary=None,
                 'text_encoder.dataset_name (e.g. "imagenet").')
         classes, _ = split_background(classes)
         if extra_classes is not None:
-            classes = classes + load_vocabulary(extra_classes)
+            # The vocabulary's rule: no extra class repeats a name (the
+            # builtin ImageNet classes' own repeats stay).
+            extra = load_vocabulary(extra_classes)
+            load_vocabulary(_unique(classes)[0] + extra)
+            classes = classes + extra
     except (FileNotFoundError, TypeError, ValueError) as error:
         raise ConfigValueError(str(error)) from None
     return [list(c) for c in classes]

@@ -162,3 +162,34 @@ def test_a_refused_vocabulary_change_leaves_the_classifier_as_it_was():
         model.set_vocabulary(['dog', 'cat', 'bird'], templates=['a photo'])
     assert classify_image(model, photo) == before
     assert model.class_names == ['cat', 'dog']
+
+
+def test_classify_image_takes_an_array_as_inference_model():
+    """A BGR uint8 array (as cv2.imread gives) ranks as its file; arrays
+    the Pillow resize cannot take are refused as inference_model refuses
+    them (it was "embedded null character in path" for every array)."""
+    import cv2
+
+    from groupvit_common.errors import ImageSizeError
+    from mmseg_groupvit.apis import classify_image, init_classifier
+    photo = osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
+    model = init_classifier(
+        osp.join(REPO, 'configs', 'classification',
+                 'groupvit_voc-dominant-sample.py'),
+        random_weights=True,
+        vocabulary=['cat', 'dog', 'car'])
+    array = cv2.imread(photo)
+    assert classify_image(model, array) == classify_image(model, photo)
+    assert classify_image(model, array.astype(np.int64)) == \
+        classify_image(model, photo)
+    with pytest.raises(ValueError, match='does not hold pixel values 0..255'):
+        classify_image(model, array.astype(np.float32) / 255)
+    with pytest.raises(ImageSizeError, match='the image array is empty'):
+        classify_image(model, array[:0])
+    for other in (array[..., 0], np.dstack([array, array[..., :1]]),
+                  array.astype(np.float32)):
+        with pytest.raises(
+                ValueError,
+                match='^classify_image takes an image array as '
+                'cv2.imread gives it, HxWx3 uint8 BGR'):
+            classify_image(model, other)
