@@ -128,13 +128,15 @@ class TestReportHook(Hook):
         images, run = record['images'], self._todo
         recorded = (f', {images - run} more from the records'
                     if run != images else '')
+        per_image = (f'{seconds / run:.2f} s per image{recorded}'
+                     if run else f'all {images} from the records')
         summary = '  '.join(f'{k.split("/")[-1]} {v:.2f}'
                             for k, v in record['metrics'].items())
         lines = class_table_lines(per_class) + [
             f'metrics     {summary}' +
             '  [RANDOM WEIGHTS]' * bool(self.args.random_weights),
-            f'time        {seconds:.1f} s for {run} images '
-            f'({seconds / max(run, 1):.2f} s per image{recorded})', 'written'
+            f'time        {seconds:.1f} s for {run} images ({per_image})',
+            'written'
         ] + [f'  {what:<{width}}  {path}' for what, path in written]
         print('\n'.join(lines), flush=True)
 

@@ -20,7 +20,8 @@ NOISE_WARNINGS = (
     ('The draw is False', r'mmseg\.engine\.hooks\.visualization_hook$'), )
 
 #: mmengine log records that are warnings in form only (message starts).
-NOISE_LOGS = ('The prefix is not set in metric class', )
+NOISE_LOGS = ('The prefix is not set in metric class',
+              'CheckedIoUMetric got empty `self.results`')
 
 
 def quiet_warnings(verbose: bool = False) -> None:

@@ -410,6 +410,21 @@ def test_the_time_per_image_counts_the_images_run(inputs, work_dir, capsys):
     assert abs(per_image - seconds / 2) <= 0.025 + 0.005, line
 
 
+def test_a_resume_with_every_image_recorded_says_so(inputs, first_run,
+                                                    work_dir, capsys):
+    """Resuming a finished run evaluates no image: no time per image, and
+    no warning of mmengine that the metric received no results."""
+    _, _, config, checkpoint = inputs
+    capsys.readouterr()
+    assert main(config, checkpoint, '--work-dir', work_dir,
+                '--resume') == first_run[1]
+    captured = capsys.readouterr()
+    line = [x for x in captured.out.splitlines() if x.startswith('time')][0]
+    assert line.endswith(f' s for 0 images (all {len(IDS)} from the '
+                         f'records)'), line
+    assert 'got empty' not in captured.out + captured.err
+
+
 PAUSE_HOOK = '''
 import os, time
 from mmengine.hooks import Hook
