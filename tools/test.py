@@ -49,6 +49,7 @@ def build_config(args):
     from mmseg_groupvit.evaluation import (check_dataset_paths,
                                            is_classification_config)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
+    from mmseg_groupvit.utils.config_file import check_scoped_steps
     cfg = tool_config(args)
     if is_classification_config(cfg) and (args.out or args.show
                                           or args.show_dir):
@@ -96,6 +97,7 @@ def build_config(args):
                 f'configs have no test-time augmentation). Run without '
                 f'--tta, or define them as mmseg\'s configs do.')
         check_model_arguments(cfg.tta_model, 'tta_model')
+        check_scoped_steps(cfg.tta_pipeline, 'tta_pipeline', True)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
