@@ -34,15 +34,21 @@ def is_classification_config(cfg) -> bool:
                                                        GroupViTClassifier)
 
 
+def is_tta_model(model: dict) -> bool:
+    """Whether a model config is a test-time augmentation model (mmseg's
+    ``SegTTAModel``) whose ``module`` is the segmentor."""
+    wrapper = model.get('type')
+    if isinstance(wrapper, str):
+        wrapper = MODELS.get(wrapper)
+    return isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel)
+
+
 def _tested(cfg: Config) -> Tuple[dict, list, list]:
     """The model config and test steps that run, and the stages of a
     ``TestTimeAug`` step with several choices, each of which runs
     (``tools/test.py --tta`` moves the model to ``cfg.model.module``)."""
     model = cfg.model
-    wrapper = model.get('type')
-    if isinstance(wrapper, str):
-        wrapper = MODELS.get(wrapper)
-    if isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel):
+    if is_tta_model(model):
         model = model['module']
     dataset = cfg.test_dataloader.dataset
     steps, choices = [], []
