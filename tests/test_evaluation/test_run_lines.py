@@ -166,3 +166,41 @@ def test_tta_of_a_tta_model_or_of_a_tta_model_module_is_one_line(tmp_path):
     assert str(error.value).startswith(
         'error: tta_model.module is replaced by the config\'s model under '
         '--tta')
+
+
+def test_a_resize_by_scale_factor_is_recorded_with_it(tmp_path):
+    """mmseg's TTA resizes by ``scale_factor``; with one ratio its step is
+    the resize of every view: ratios 0.5 and 1.0 are two protocols (both
+    were recorded as scale None, printed 'resize None')."""
+    test = load_script('tools/test.py')
+    protocols = []
+    for ratio in (0.5, 1.0):
+        config = tmp_path / f'tta_{ratio}.py'
+        config.write_text(
+            f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
+            "tta_model = dict(type='SegTTAModel')\n"
+            'tta_pipeline = [\n'
+            "    dict(type='LoadImageFromFile'),\n"
+            "    dict(type='TestTimeAug', transforms=[\n"
+            f"  [dict(type='Resize', scale_factor={ratio}, keep_ratio=True)],"
+            '\n'
+            "  [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
+            "   dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
+            "  [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]"
+            '])\n'
+            ']\n')
+        cfg = test.build_config(
+            test.parse_args([
+                str(config), '--tta', '--random-weights', '--work-dir',
+                str(tmp_path / 'work'), '--cfg-options',
+                f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+            ]))
+        protocols.append(describe_protocol(cfg))
+        line = run_lines(cfg, config.name, None)[-1]
+        assert line.startswith(
+            f'protocol    resize scale_factor {ratio} (keep_ratio=True); '
+            f'slide 448x448 / 224x224'), line
+    assert [p['resize'] for p in protocols] == [
+        dict(scale=None, keep_ratio=True, scale_factor=ratio)
+        for ratio in (0.5, 1.0)
+    ]
