@@ -203,9 +203,8 @@ def check_aux_head_classes(aux_heads: Any, outputs: int) -> None:
                if isinstance(aux_heads, list) else 'model.auxiliary_head')
         raise ConfigValueError(
             f'{key}.num_classes is {value} but the decode head scores '
-            f'{outputs} classes (the vocabulary\'s, plus background when it '
-            f'has it): the auxiliary head learns the same labels. Set '
-            f'--cfg-options {key}.num_classes={outputs}.')
+            f'{outputs} classes: the auxiliary head learns the same labels. '
+            f'Set --cfg-options {key}.num_classes={outputs}.')
 
 
 def check_class_count(model_classes: int,
@@ -275,7 +274,6 @@ def check_classes(cfg: dict,
             return
         if 'decode_head' in model:
             outputs = check_head_classes(head, len(classes), with_bg)
-            check_aux_head_classes(model.get('auxiliary_head'), outputs)
             source = (f'The text encoder has {len(classes)} classes (first: '
                       f'{classes[0][0]!r}){" plus background" * with_bg}. ')
         else:
@@ -285,6 +283,7 @@ def check_classes(cfg: dict,
         outputs = head['num_classes']
     else:
         return
+    check_aux_head_classes(model.get('auxiliary_head'), outputs)
     dataset = cfg['test_dataloader']['dataset'] if test else None
     names = dataset_classes(dataset) if test and dataset_classes else None
     if names is None:

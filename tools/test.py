@@ -47,8 +47,10 @@ def build_config(args):
     from groupvit_common.files import check_out_dir
     from mmseg_groupvit.engine import tool_config
     from mmseg_groupvit.evaluation import (check_dataset_paths,
-                                           is_classification_config)
+                                           is_classification_config,
+                                           is_tta_model)
     from mmseg_groupvit.models.config_arguments import check_model_arguments
+    from mmseg_groupvit.utils.config_file import check_scoped_steps
     cfg = tool_config(args)
     if is_classification_config(cfg) and (args.out or args.show
                                           or args.show_dir):
@@ -87,6 +89,12 @@ def build_config(args):
             '--tta averages the segmentation scores of each augmentation '
             '(mmseg\'s SegTTAModel), which a classification config '
             '(GroupViTClassifier) does not give: drop --tta.')
+    if args.tta and is_tta_model(cfg.model):
+        raise ConfigCheckError(
+            f'model is already a test-time augmentation model '
+            f'({cfg.model.type}, as in the config a --tta run writes to its '
+            f'work dir): it averages its augmentations without --tta, and '
+            f'--tta would wrap it again. Drop --tta.')
     if args.tta:
         missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
         if missing:
@@ -95,7 +103,14 @@ def build_config(args):
                 f'{args.config} does not define (the shipped GroupViT '
                 f'configs have no test-time augmentation). Run without '
                 f'--tta, or define them as mmseg\'s configs do.')
+        if 'module' in cfg.tta_model:
+            raise ConfigCheckError(
+                'tta_model.module is replaced by the config\'s model under '
+                '--tta (as mmseg\'s tools/test.py does): its settings would '
+                'be ignored. Remove tta_model.module and set them under model '
+                '(e.g. --cfg-options model.text_encoder.vocabulary=...).')
         check_model_arguments(cfg.tta_model, 'tta_model')
+        check_scoped_steps(cfg.tta_pipeline, 'tta_pipeline', True)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

@@ -7,7 +7,7 @@ import torch
 from mmengine.dataset import Compose, pseudo_collate
 from torch import nn
 
-from ..datasets.transforms import step_kind
+from ..datasets.transforms import without_annotations
 from ..models.decode_heads import group_maps
 
 
@@ -32,9 +32,7 @@ def image_group_maps(model: nn.Module,
     Returns:
         list[StageGroups]: One entry per grouping stage, first to last.
     """
-    pipeline = [
-        t for t in model.cfg.test_pipeline if step_kind(t) != 'LoadAnnotations'
-    ]
+    pipeline = without_annotations(model.cfg.test_pipeline)
     if isinstance(image, str):
         data = dict(img_path=image)
     else:

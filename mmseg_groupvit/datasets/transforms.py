@@ -241,6 +241,15 @@ def step_kind(step: dict) -> str:
         ('mmcv.', 'mmseg.')) else kind
 
 
+def without_annotations(pipeline) -> list:
+    """The steps of ``pipeline`` but its ``LoadAnnotations`` of any scope
+    or checked version, for an image without a label map."""
+    return [
+        step for step in pipeline
+        if step_kind(step) not in ('LoadAnnotations', 'CheckedLoadAnnotations')
+    ]
+
+
 def use_checked_steps(pipeline,
                       annotations: bool = False,
                       where: str = 'pipeline') -> List[str]:

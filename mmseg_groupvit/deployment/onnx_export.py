@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import image_feeds
-from ..datasets.transforms import step_kind
+from ..datasets.transforms import step_kind, without_annotations
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 OPSET = 17
@@ -149,10 +149,7 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
 def check_window(model, cfg, image: str) -> Tensor:
     """The top-left window ``[1, 3, h, w]`` of ``image`` as slide inference
     sees it."""
-    steps = [
-        t for t in cfg.test_dataloader.dataset.pipeline
-        if 'LoadAnnotations' not in t['type']
-    ]
+    steps = without_annotations(cfg.test_dataloader.dataset.pipeline)
     data = Compose(steps)(dict(img_path=image))
     inputs = model.data_preprocessor(pseudo_collate([data]), False)['inputs']
     h, w = model.test_cfg['crop_size']

@@ -6,7 +6,7 @@ from .iou_metric import CheckedIoUMetric, PerClassIoUMetric, check_label_map
 from .progress import (ProgressWriter, SkipDoneSampler, describe_run,
                        prepare_progress, read_progress)
 from .protocol import (class_table_lines, describe_protocol, format_protocol,
-                       is_classification_config, run_lines)
+                       is_classification_config, is_tta_model, run_lines)
 from .test_run import (check_dataset_paths, prepare_test_run,
                        use_checked_loading)
 
@@ -15,5 +15,5 @@ __all__ = [
     'check_dataset_paths', 'ProgressWriter', 'SkipDoneSampler', 'describe_run',
     'prepare_progress', 'read_progress', 'class_table_lines',
     'describe_protocol', 'format_protocol', 'is_classification_config',
-    'run_lines', 'prepare_test_run', 'use_checked_loading'
+    'is_tta_model', 'run_lines', 'prepare_test_run', 'use_checked_loading'
 ]

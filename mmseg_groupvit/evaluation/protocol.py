@@ -34,15 +34,21 @@ def is_classification_config(cfg) -> bool:
                                                        GroupViTClassifier)
 
 
+def is_tta_model(model: dict) -> bool:
+    """Whether a model config is a test-time augmentation model (mmseg's
+    ``SegTTAModel``) whose ``module`` is the segmentor."""
+    wrapper = model.get('type')
+    if isinstance(wrapper, str):
+        wrapper = MODELS.get(wrapper)
+    return isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel)
+
+
 def _tested(cfg: Config) -> Tuple[dict, list, list]:
     """The model config and test steps that run, and the stages of a
     ``TestTimeAug`` step with several choices, each of which runs
     (``tools/test.py --tta`` moves the model to ``cfg.model.module``)."""
     model = cfg.model
-    wrapper = model.get('type')
-    if isinstance(wrapper, str):
-        wrapper = MODELS.get(wrapper)
-    if isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel):
+    if is_tta_model(model):
         model = model['module']
     dataset = cfg.test_dataloader.dataset
     steps, choices = [], []
@@ -115,16 +121,19 @@ def describe_protocol(cfg: Config) -> Dict[str, Any]:
         window.update(
             crop_size=_plain(test_cfg.get('crop_size')),
             stride=_plain(test_cfg.get('stride')))
-    resize = steps.get('Resize', steps.get('CheckedResize'))
+    step = steps.get('Resize', steps.get('CheckedResize'))
+    resize = step and dict(
+        scale=_plain(step.get('scale')),
+        keep_ratio=bool(step.get('keep_ratio', False)))
+    if step and step.get('scale') is None:  # mmcv's Resize then takes it
+        resize['scale_factor'] = _plain(step.get('scale_factor'))
     return dict(
         protocol,
         num_classes=head.get('num_classes', None)
         or len(dataset_classes(dataset) or ()),
         background=with_bg,
         bg_thresh=float(bg_thresh) if with_bg else None,
-        resize=resize and dict(
-            scale=_plain(resize.get('scale')),
-            keep_ratio=bool(resize.get('keep_ratio', False))),
+        resize=resize,
         window=window)
 
 
@@ -164,6 +173,9 @@ def format_protocol(protocol: Dict[str, Any]) -> Dict[str, str]:
         resize_text = 'by test-time augmentation' if augmented else 'none'
     elif resize['keep_ratio'] and isinstance(scale, list) and len(scale) == 2:
         resize_text = f'short {min(scale)}, long <= {max(scale)}'
+    elif resize.get('scale_factor') is not None:
+        resize_text = (f'scale_factor {resize["scale_factor"]} '
+                       f'(keep_ratio={resize["keep_ratio"]})')
     else:
         resize_text = f'{scale} (keep_ratio={resize["keep_ratio"]})'
     window = protocol['window'].get('mode', 'whole')

@@ -97,12 +97,14 @@ def test_hand_computed_groups_from_an_array(image):
     np.testing.assert_array_equal(encoded.permute(1, 2, 0).numpy(), image)
 
 
-@pytest.mark.parametrize(
-    'annotations',
-    ['LoadAnnotations', 'mmseg.LoadAnnotations', 'mmcv.LoadAnnotations'])
+@pytest.mark.parametrize('annotations', [
+    'LoadAnnotations', 'mmseg.LoadAnnotations', 'mmcv.LoadAnnotations',
+    'CheckedLoadAnnotations'
+])
 def test_hand_computed_groups_from_a_file(image, tmp_path, annotations):
     path = str(tmp_path / 'image.png')
     mmcv.imwrite(image, path)
-    # The step loading the label map is dropped whatever its scope.
+    # The step loading the label map is dropped whatever its scope, or
+    # its checked version (the rule of the ONNX export's check window).
     model = StubSegmentor(annotations)
     check(image_group_maps(model, path), model)

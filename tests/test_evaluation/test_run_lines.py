@@ -5,6 +5,7 @@ fine-tuned FCN head none of them (its 21 classes are trained ones,
 background included, with no threshold)."""
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 
 from mmseg_groupvit.evaluation import (describe_protocol, prepare_test_run,
@@ -116,4 +117,90 @@ def test_tta_records_the_segmentor_and_each_augmentation(tmp_path):
         f'{nested}.0.0: Resize -> CheckedResize',
         f'{nested}.0.1: Resize -> CheckedResize',
         f'{nested}.2.0: LoadAnnotations -> CheckedLoadAnnotations'
+    ]
+
+
+def test_tta_of_a_tta_model_or_of_a_tta_model_module_is_one_line(tmp_path):
+    """The config a --tta run writes (its model the TTA model) tests the
+    same protocol without --tta; with --tta it was wrapped again (a header
+    without vocabulary, then a TypeError traceback). A ``tta_model.module``
+    of the user's was replaced by the model without a word."""
+    config = tmp_path / 'tta.py'
+    config.write_text(
+        f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
+        "tta_model = dict(type='SegTTAModel')\n"
+        'tta_pipeline = [\n'
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='TestTimeAug', transforms=[\n"
+        "    [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
+        "     dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
+        "    [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])\n"
+        ']\n')
+    test = load_script('tools/test.py')
+
+    def run(path, *flags):
+        return [
+            str(path), *flags, '--random-weights', '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+        ]
+
+    cfg = test.build_config(test.parse_args(run(config, '--tta')))
+    written = tmp_path / 'written.py'
+    cfg.dump(str(written))
+    again = test.build_config(test.parse_args(run(written)))
+    assert describe_protocol(again) == describe_protocol(cfg)
+    with pytest.raises(SystemExit) as error:
+        test.main(run(written, '--tta'))
+    assert str(error.value) == (
+        'error: model is already a test-time augmentation model (SegTTAModel, '
+        'as in the config a --tta run writes to its work dir): it averages '
+        'its augmentations without --tta, and --tta would wrap it again. '
+        'Drop --tta.')
+    with pytest.raises(SystemExit) as error:
+        test.main(
+            run(config, '--tta') + [
+                "tta_model.module.text_encoder.vocabulary=['cat','dog']",
+                'tta_model.module.text_encoder.dataset_name=None'
+            ])
+    assert str(error.value).startswith(
+        'error: tta_model.module is replaced by the config\'s model under '
+        '--tta')
+
+
+def test_a_resize_by_scale_factor_is_recorded_with_it(tmp_path):
+    """mmseg's TTA resizes by ``scale_factor``; with one ratio its step is
+    the resize of every view: ratios 0.5 and 1.0 are two protocols (both
+    were recorded as scale None, printed 'resize None')."""
+    test = load_script('tools/test.py')
+    protocols = []
+    for ratio in (0.5, 1.0):
+        config = tmp_path / f'tta_{ratio}.py'
+        config.write_text(
+            f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
+            "tta_model = dict(type='SegTTAModel')\n"
+            'tta_pipeline = [\n'
+            "    dict(type='LoadImageFromFile'),\n"
+            "    dict(type='TestTimeAug', transforms=[\n"
+            f"  [dict(type='Resize', scale_factor={ratio}, keep_ratio=True)],"
+            '\n'
+            "  [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
+            "   dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
+            "  [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]"
+            '])\n'
+            ']\n')
+        cfg = test.build_config(
+            test.parse_args([
+                str(config), '--tta', '--random-weights', '--work-dir',
+                str(tmp_path / 'work'), '--cfg-options',
+                f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+            ]))
+        protocols.append(describe_protocol(cfg))
+        line = run_lines(cfg, config.name, None)[-1]
+        assert line.startswith(
+            f'protocol    resize scale_factor {ratio} (keep_ratio=True); '
+            f'slide 448x448 / 224x224'), line
+    assert [p['resize'] for p in protocols] == [
+        dict(scale=None, keep_ratio=True, scale_factor=ratio)
+        for ratio in (0.5, 1.0)
     ]

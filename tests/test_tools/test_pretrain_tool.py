@@ -292,3 +292,53 @@ def test_a_step_of_mmpretrain_without_torchvision_is_one_line(tmp_path):
         'the step of that name registered without mmpretrain is the one '
         'meant, or install torchvision.')
     assert not work_dir.exists()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('torchvision') is not None,
+    reason='needs a machine without torchvision (mmpretrain then imports)')
+def test_a_step_of_mmpretrain_is_refused_only_by_a_run_that_builds_it(
+        tmp_path):
+    """tools/test.py builds no training steps: the pretraining config with
+    ``mmpretrain.Resize`` in them is tested (it was refused). --tta builds
+    ``tta_pipeline``: ``mmpretrain.EfficientNetRandomCrop`` there is one
+    line whose fix is to install torchvision (no step of this package's
+    scopes has that name; it read "In the config, install torchvision")."""
+    config = tmp_path / 'scoped.py'
+    config.write_text(
+        f'_base_ = [{SMOKE!r}]\n'
+        'train_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='RobustLoadImageFromFile'),\n"
+        "    dict(type='mmpretrain.Resize', scale=224),\n"
+        "    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),\n"
+        "    dict(type='PackCaptionInputs')]))\n"
+        "tta_model = dict(type='SegTTAModel')\n"
+        'tta_pipeline = [\n'
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='TestTimeAug', transforms=[\n"
+        "      [dict(type='mmpretrain.EfficientNetRandomCrop', scale=224)],\n"
+        "      [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]]\n"
+        '    )\n'
+        ']\n')
+    test = load_script(osp.join(REPO, 'tools', 'test.py'), 'scoped_test_tool')
+    cfg = test.build_config(
+        test.parse_args([
+            str(config), '--random-weights', '--work-dir',
+            str(tmp_path / 'plain')
+        ]))
+    assert [s['type'] for s in cfg.test_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'CheckedResize', 'LoadAnnotations',
+        'PackSegInputs'
+    ]
+    work_dir = tmp_path / 'tta'
+    with pytest.raises(SystemExit) as error:
+        test.main([
+            str(config), '--tta', '--random-weights', '--work-dir',
+            str(work_dir)
+        ])
+    assert str(error.value) == (
+        "error: tta_pipeline.1.transforms.0.0.type 'mmpretrain."
+        "EfficientNetRandomCrop' cannot be built here: importing mmpretrain's "
+        "transforms fails (No module named 'torchvision'). Install "
+        'torchvision.')
+    assert not work_dir.exists()
