@@ -79,7 +79,11 @@ def tool_config(args, test: bool = True):
     # Under the keys the user wrote (--tta moves the model).
     check_model_arguments(cfg.model)
     if not test:  # e.g. max_iters for EpochBasedTrainLoop
-        check_model_arguments(cfg.train_cfg, 'train_cfg', LOOPS)
+        loop = dict(cfg.get('train_cfg') or {})
+        if 'type' not in loop and 'by_epoch' in loop:  # mmengine's choice
+            loop['type'] = ('EpochBasedTrainLoop'
+                            if loop.pop('by_epoch') else 'IterBasedTrainLoop')
+        check_model_arguments(loop, 'train_cfg', LOOPS)
     return cfg
 
 

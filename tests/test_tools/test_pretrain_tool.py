@@ -265,6 +265,27 @@ def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
     assert f' {length}, ' in message
 
 
+@pytest.mark.parametrize('by_epoch, loop, key', [
+    (True, 'EpochBasedTrainLoop', 'max_iters'),
+    (False, 'IterBasedTrainLoop', 'max_epochs'),
+])
+def test_a_loop_chosen_by_by_epoch_is_checked_as_well(tmp_path, by_epoch, loop,
+                                                      key):
+    """A ``train_cfg`` without ``type`` (mmengine picks the loop by
+    ``by_epoch``) is checked against the loop it gets (it was mmengine's
+    TypeError traceback)."""
+    config = tmp_path / 'by_epoch.py'
+    config.write_text(
+        f'_base_ = [{SMOKE!r}]\n'
+        f'train_cfg = dict(_delete_=True, by_epoch={by_epoch}, {key}=5)\n')
+    with pytest.raises(SystemExit) as error:
+        train([str(config), '--work-dir', str(tmp_path / 'work')])
+    message = str(error.value)
+    assert message.startswith(
+        f'error: train_cfg.{key} is not a setting of {loop}: ')
+    assert '\n' not in message and not (tmp_path / 'work').exists()
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec('torchvision') is not None,
     reason='needs a machine without torchvision (mmpretrain then imports)')
