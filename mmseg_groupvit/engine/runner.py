@@ -80,9 +80,9 @@ def tool_config(args, test: bool = True):
     check_model_arguments(cfg.model)
     if not test:  # e.g. max_iters for EpochBasedTrainLoop
         loop = dict(cfg.get('train_cfg') or {})
-        if 'type' not in loop and 'by_epoch' in loop:  # mmengine's choice
-            loop['type'] = ('EpochBasedTrainLoop'
-                            if loop.pop('by_epoch') else 'IterBasedTrainLoop')
+        if 'type' not in loop:  # mmengine's choice
+            loop['type'] = ('EpochBasedTrainLoop' if loop.pop(
+                'by_epoch', None) else 'IterBasedTrainLoop')
         check_model_arguments(loop, 'train_cfg', LOOPS)
     return cfg
 
