@@ -466,7 +466,7 @@ def test_text_options_reach_the_model(small_model, tmp_path):
 
 @pytest.mark.parametrize('case', [
     'config', 'checkpoint', 'data_root', 'vocabulary_file', 'template',
-    'vocabulary_size', 'tiny_image'
+    'vocabulary_size', 'tiny_image', 'batch_of_sizes'
 ])
 def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
     checkpoint, arch = small_model
@@ -481,7 +481,10 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
         template='has 0 replacement field',
         vocabulary_size='The text encoder has 3 classes',
         tiny_image='strip.jpg (10x640, 8x512 after the test pipeline): '
-        'Image (8, 448) is smaller than one 16x16 patch')[case]
+        'Image (8, 448) is smaller than one 16x16 patch',
+        batch_of_sizes='a batch of images of different sizes, which mmseg\'s '
+        'data preprocessor cannot stack. Set --cfg-options '
+        'test_dataloader.batch_size=1')[case]
     if case == 'config':
         config = str(tmp_path / 'missing.py')
     elif case == 'checkpoint':
@@ -509,6 +512,8 @@ def test_bad_input_gives_one_clear_error(case, small_model, tmp_path):
             f'test_dataloader.dataset.data_root={root}',
             'test_dataloader.dataset.pipeline.1.scale=(512,448)'
         ]
+    elif case == 'batch_of_sizes':  # mmseg asserted (500x375, 500x333)
+        options.append('test_dataloader.batch_size=25')
     else:
         vocabulary = write_vocabulary(tmp_path / 'v.txt',
                                       ['cat', 'dog', 'bird'], {})

@@ -175,12 +175,24 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
             f'with model.set_vocabulary(...).')
 
     def test_step(self, data) -> list:
-        """``test_step``, checking image channels before the preprocessor
-        (whose error would name neither)."""
+        """``test_step``, checking image channels and that a batch's images
+        have one size before the preprocessor (whose errors would name
+        neither)."""
         inputs = data.get('inputs') if isinstance(data, dict) else None
-        for image in inputs if isinstance(inputs, (list, tuple)) else []:
-            if isinstance(image, Tensor) and image.dim() == 3:
-                self.image_encoder.check_channels(image.shape, gray=True)
+        images = [
+            image
+            for image in (inputs if isinstance(inputs, (list, tuple)) else [])
+            if isinstance(image, Tensor) and image.dim() == 3
+        ]
+        for image in images:
+            self.image_encoder.check_channels(image.shape, gray=True)
+        if len({image.shape[1:] for image in images}) > 1:
+            raise ImageSizeError(
+                describe_images(data.get('data_samples')) +
+                'a batch of images of different sizes, which mmseg\'s data '
+                'preprocessor cannot stack. Set --cfg-options '
+                'test_dataloader.batch_size=1 (slide windows are batched by '
+                'model.test_cfg.window_batch).')
         return super().test_step(data)
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
