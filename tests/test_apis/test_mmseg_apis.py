@@ -212,3 +212,21 @@ def test_dataset_meta_follows_the_vocabulary():
     assert model.num_classes == model.decode_head.num_classes == 3
     with torch.no_grad():
         assert model._forward(torch.randn(1, 3, 64, 64)).shape[1] == 3
+
+
+def test_inference_model_names_a_batch_of_images_of_two_sizes(small):
+    """mmseg's ``inference_model`` stacks a list of images as one batch:
+    images of one size give a label map each, images of two sizes one error
+    naming both (mmseg asserted)."""
+    model = init_model(small.config, small.checkpoint, device='cpu')
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    tall = np.ascontiguousarray(wide.transpose(1, 0, 2))
+    results = inference_model(model, [wide, wide])
+    assert [labels_of(r).shape for r in results] == [(30, 40)] * 2
+    with pytest.raises(ValueError) as error:
+        inference_model(model, [wide, tall])
+    message = str(error.value)
+    assert message.startswith('an image array (30x40, ')
+    assert '; an image array (40x30, ' in message
+    assert message.endswith('or give inference_model one image per call.')

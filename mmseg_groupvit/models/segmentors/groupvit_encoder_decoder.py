@@ -49,7 +49,7 @@ def describe_images(data_samples) -> str:
         ]
         sizes = ', '.join(sizes[:1] +
                           [f'{s} after the test pipeline' for s in sizes[1:]])
-        names.append(f'{meta.get("img_path", "an image")} ({sizes})')
+        names.append(f'{meta.get("img_path") or "an image array"} ({sizes})')
     return '; '.join(names) + ': ' if names else ''
 
 
@@ -192,7 +192,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                 'a batch of images of different sizes, which mmseg\'s data '
                 'preprocessor cannot stack. Set --cfg-options '
                 'test_dataloader.batch_size=1 (slide windows are batched by '
-                'model.test_cfg.window_batch).')
+                'model.test_cfg.window_batch), or give inference_model one '
+                'image per call.')
         return super().test_step(data)
 
     def predict(self, inputs: Tensor, data_samples=None) -> list:
