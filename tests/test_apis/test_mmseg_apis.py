@@ -230,3 +230,19 @@ def test_inference_model_names_a_batch_of_images_of_two_sizes(small):
     assert message.startswith('an image array (30x40, ')
     assert '; an image array (40x30, ' in message
     assert message.endswith('or give inference_model one image per call.')
+
+
+def test_inferencer_names_its_batch_size_for_images_of_two_sizes(small):
+    """``MMSegInferencer(..., batch_size=2)`` stacks two images per batch:
+    images of two sizes give one error naming its ``batch_size``."""
+    inferencer = MMSegInferencer(small.config, small.checkpoint, device='cpu')
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    tall = np.ascontiguousarray(wide.transpose(1, 0, 2))
+    results = inferencer([wide, wide], batch_size=2)
+    assert [p.shape for p in results['predictions']] == [(30, 40)] * 2
+    with pytest.raises(ValueError) as error:
+        inferencer([wide, tall], batch_size=2)
+    message = str(error.value)
+    assert message.startswith('an image array (30x40, ')
+    assert 'call MMSegInferencer with batch_size=1' in message

@@ -192,7 +192,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                 'a batch of images of different sizes, which mmseg\'s data '
                 'preprocessor cannot stack. Set --cfg-options '
                 'test_dataloader.batch_size=1 (slide windows are batched by '
-                'model.test_cfg.window_batch), or give inference_model one '
+                'model.test_cfg.window_batch), call MMSegInferencer with '
+                'batch_size=1, or give inference_model one '
                 'image per call.')
         return super().test_step(data)
 
