@@ -67,7 +67,7 @@ class ToolRunner(Runner):
 def tool_config(args, test: bool = True):
     """The checked config of a runner tool's command line: of a test run,
     else (``test=False``) of a training run."""
-    from ..models.config_arguments import check_model_arguments
+    from ..models.config_arguments import RESERVED, check_model_arguments
     from ..utils.config_file import read_config
     cfg = read_config(args.config, args.cfg_options, test=test, train=not test)
     cfg.launcher = args.launcher
@@ -80,10 +80,12 @@ def tool_config(args, test: bool = True):
     check_model_arguments(cfg.model)
     if not test:  # e.g. max_iters for EpochBasedTrainLoop
         loop = dict(cfg.get('train_cfg') or {})
-        if 'type' not in loop:  # mmengine's choice
+        reserved = RESERVED
+        if 'type' not in loop:  # mmengine's choice, given _scope_ too
             loop['type'] = ('EpochBasedTrainLoop' if loop.pop(
                 'by_epoch', None) else 'IterBasedTrainLoop')
-        check_model_arguments(loop, 'train_cfg', LOOPS)
+            reserved = ('type', )
+        check_model_arguments(loop, 'train_cfg', LOOPS, reserved)
     return cfg
 
 

@@ -52,7 +52,8 @@ def _arguments(cls) -> tuple:
 
 def check_model_arguments(cfg: Any,
                           key: str = 'model',
-                          registry: Registry = MODELS) -> None:
+                          registry: Registry = MODELS,
+                          reserved: tuple = RESERVED) -> None:
     """Raise :class:`ConfigValueError` for a key, in ``cfg`` or nested in
     it, that its component's constructor does not take.
 
@@ -61,6 +62,7 @@ def check_model_arguments(cfg: Any,
         key (str): Its config key, for the message.
         registry (Registry): Where its types are (``LOOPS`` for
             ``train_cfg``).
+        reserved (tuple): Keys of ``cfg`` its builder reads itself.
     """
     if isinstance(cfg, (list, tuple)):
         for i, value in enumerate(cfg):
@@ -72,7 +74,7 @@ def check_model_arguments(cfg: Any,
     arguments = _arguments(cls) if cls is not None else None
     if arguments is not None:
         unknown = sorted(
-            str(k) for k in cfg if k not in RESERVED and k not in arguments)
+            str(k) for k in cfg if k not in reserved and k not in arguments)
         if unknown:
             raise ConfigValueError(
                 f'{key}.{unknown[0]} is not a setting of {cls.__name__}: '

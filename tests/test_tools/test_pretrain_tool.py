@@ -271,13 +271,15 @@ def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
     ('', 'IterBasedTrainLoop', 'max_epochs'),
     ("type='EpochBasedTrainLoop', max_epochs=1, ", 'EpochBasedTrainLoop',
      'by_epoch'),
+    ('by_epoch=True, max_epochs=1, ', 'EpochBasedTrainLoop', '_scope_'),
 ])
 def test_a_loop_chosen_by_by_epoch_is_checked_as_well(tmp_path, by_epoch, loop,
                                                       key):
     """A ``train_cfg`` without ``type`` (mmengine picks the loop by
     ``by_epoch``, iterations without it) is checked against the loop it
-    gets, and one with both is refused (they were mmengine's TypeError and
-    RuntimeError tracebacks)."""
+    gets, ``_scope_`` included (mmengine gives it to the loop), and one with
+    both is refused (they were mmengine's TypeError and RuntimeError
+    tracebacks)."""
     config = tmp_path / 'by_epoch.py'
     config.write_text(f'_base_ = [{SMOKE!r}]\n'
                       f'train_cfg = dict(_delete_=True, {by_epoch}{key}=5)\n')
