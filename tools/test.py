@@ -110,7 +110,7 @@ def build_config(args):
                 'be ignored. Remove tta_model.module and set them under model '
                 '(e.g. --cfg-options model.text_encoder.vocabulary=...).')
         check_model_arguments(cfg.tta_model, 'tta_model')
-        check_scoped_steps(cfg.tta_pipeline, 'tta_pipeline', True)
+        check_scoped_steps(cfg.tta_pipeline, 'tta_pipeline')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

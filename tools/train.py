@@ -14,6 +14,7 @@ from groupvit_common.errors import (error_line, exit_on_user_error,
                                     interruptible)
 from groupvit_common.tool_options import check_paths, runner_options
 from mmseg_groupvit.engine import TRAIN_LOG, build_runner, tool_config
+from mmseg_groupvit.utils.config_file import find_dicts
 from mmseg_groupvit.utils.console import quiet_warnings
 from mmseg_groupvit.utils.distributed import (finish_distributed,
                                               init_cpu_training)
@@ -57,23 +58,9 @@ def enable_amp(cfg) -> None:
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
-def _find(cfg, predicate, path=''):
-    """``(path, dict)`` for every dict in ``cfg`` that ``predicate`` takes."""
-    if isinstance(cfg, dict):
-        if predicate(cfg):
-            yield path, cfg
-        items = cfg.items()
-    elif isinstance(cfg, (list, tuple)):
-        items = enumerate(cfg)
-    else:
-        return
-    for key, value in items:
-        yield from _find(value, predicate, f'{path}.{key}'.lstrip('.'))
-
-
 def check_inputs(cfg) -> None:
     """Exit when a pretrained checkpoint or a training data root is missing."""
-    for path, init in _find(
+    for path, init in find_dicts(
             cfg.model, lambda d: d.get('type') == 'Pretrained' and isinstance(
                 d.get('checkpoint'), str)):
         checkpoint = init['checkpoint']
@@ -85,8 +72,9 @@ def check_inputs(cfg) -> None:
                     f'GroupViT weights with tools/convert_weights.py, or '
                     f'point to them with --cfg-options '
                     f'model.{path}.checkpoint=PATH.'))
-    for path, dataset in _find(cfg.train_dataloader.dataset,
-                               lambda d: isinstance(d.get('data_root'), str)):
+    for path, dataset in find_dicts(
+            cfg.train_dataloader.dataset,
+            lambda d: isinstance(d.get('data_root'), str)):
         if not osp.isdir(dataset['data_root']):
             key = f'train_dataloader.dataset.{path}'.rstrip('.')
             sys.exit(

@@ -96,36 +96,49 @@ def read_config(path: Union[str, Config],
         format_python_code=False)
 
 
-def check_scoped_steps(value, key: str = '', steps: bool = False) -> None:
-    """Raise :class:`ConfigCheckError` for a pipeline step of another
-    package's scope (``mmpretrain.Resize``) whose transforms cannot be
-    imported here (mmpretrain's need torchvision): an ``ImportError``
-    traceback when the dataset is built."""
-    if isinstance(value, dict):
-        kind = value.get('type')
-        if steps and isinstance(kind, str) and '.' in kind:
-            try:
-                TRANSFORMS.get(kind)
-            except ImportError as error:
-                scope, name = kind.split('.', 1)
-                missing = error.name or 'what is missing'
-                fix = f'Install {missing}.'
-                if TRANSFORMS.get(name):
-                    fix = (f'In the config, write type=\'{name}\' if the '
-                           f'step of that name registered without {scope} '
-                           f'is the one meant, or install {missing}.')
-                raise ConfigCheckError(
-                    f'{key}.type {kind!r} cannot be built here: importing '
-                    f'{scope}\'s transforms fails ({error}). {fix}') from None
-        items = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
+def find_dicts(cfg, predicate, path: str = ''):
+    """``(path, dict)`` for every dict in ``cfg``, nested in dicts and
+    lists, that ``predicate`` takes (``path`` as ``a.b.0``)."""
+    if isinstance(cfg, dict):
+        if predicate(cfg):
+            yield path, cfg
+        items = cfg.items()
+    elif isinstance(cfg, (list, tuple)):
+        items = enumerate(cfg)
     else:
         return
-    for name, item in items:
-        check_scoped_steps(
-            item, f'{key}.{name}'.lstrip('.'), steps or str(name).endswith(
-                ('pipeline', 'transforms')))
+    for key, value in items:
+        yield from find_dicts(value, predicate, f'{path}.{key}'.lstrip('.'))
+
+
+def check_scoped_steps(value, key: str = '') -> None:
+    """Raise :class:`ConfigCheckError` for a pipeline step (a dict under a
+    key ending in ``pipeline`` or ``transforms``) of another package's scope
+    (``mmpretrain.Resize``) whose transforms cannot be imported here
+    (mmpretrain's need torchvision): an ``ImportError`` traceback when the
+    dataset is built."""
+    scoped = find_dicts(
+        value, lambda d: isinstance(d.get('type'), str) and '.' in d['type'],
+        key)
+    for path, step in scoped:
+        if not any(
+                part.endswith(('pipeline', 'transforms'))
+                for part in path.split('.')):
+            continue
+        kind = step['type']
+        try:
+            TRANSFORMS.get(kind)
+        except ImportError as error:
+            scope, name = kind.split('.', 1)
+            missing = error.name or 'what is missing'
+            fix = f'Install {missing}.'
+            if TRANSFORMS.get(name):
+                fix = (f'In the config, write type=\'{name}\' if the step of '
+                       f'that name registered without {scope} is the one '
+                       f'meant, or install {missing}.')
+            raise ConfigCheckError(
+                f'{path}.type {kind!r} cannot be built here: importing '
+                f'{scope}\'s transforms fails ({error}). {fix}') from None
 
 
 def dataset_classes(cfg: dict) -> Optional[tuple]:
