@@ -19,6 +19,35 @@ def header(config):
     return {line[:11].strip(): line[12:] for line in lines}, cfg
 
 
+VOC = osp.join(REPO, 'configs', 'groupvit_voc.py')
+FLIPS = ("[dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
+         " dict(type='RandomFlip', prob=1.0, direction='horizontal')]")
+
+
+def tta_config(path, *stages):
+    """``path``, written as a user config over groupvit_voc.py with
+    ``tta_model`` and a ``TestTimeAug`` of ``stages`` (lists of steps, as
+    Python text), then the label loading and packing stages."""
+    stages = ',\n'.join(stages + ("[dict(type='LoadAnnotations')]",
+                                  "[dict(type='PackSegInputs')]"))
+    path.write_text(f'_base_ = [{VOC!r}]\n'
+                    "tta_model = dict(type='SegTTAModel')\n"
+                    'tta_pipeline = [\n'
+                    "    dict(type='LoadImageFromFile'),\n"
+                    f"    dict(type='TestTimeAug', transforms=[\n{stages}])\n"
+                    ']\n')
+    return path
+
+
+def tool_args(tmp_path, config, *flags):
+    """tools/test.py's arguments: random weights on the VOC sample."""
+    return [
+        str(config), *flags, '--random-weights', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
+    ]
+
+
 def test_a_fine_tuned_head_has_no_prompts_nor_threshold():
     lines, cfg = header('finetune/fcn_groupvit_voc-sample_smoke.py')
     assert list(lines) == [
@@ -64,28 +93,14 @@ def test_tta_records_the_segmentor_and_each_augmentation(tmp_path):
     steps in ``TestTimeAug``: the protocol is still the segmentor's (it was
     recorded as no vocabulary, no background and no resize) and names each
     scale and flip that is averaged; the nested steps are checked too."""
-    config = tmp_path / 'tta.py'
-    config.write_text(
-        f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
-        "tta_model = dict(type='SegTTAModel')\n"
-        'tta_pipeline = [\n'
-        "    dict(type='LoadImageFromFile'),\n"
-        "    dict(type='TestTimeAug', transforms=[\n"
-        "    [dict(type='Resize', scale=(2048, 224), keep_ratio=True),\n"
-        "     dict(type='Resize', scale=(2048, 336), keep_ratio=True)],\n"
-        "    [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
-        "     dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
-        "    [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])\n"
-        ']\n')
+    config = tta_config(
+        tmp_path / 'tta.py',
+        "[dict(type='Resize', scale=(2048, 224), keep_ratio=True),\n"
+        " dict(type='Resize', scale=(2048, 336), keep_ratio=True)]", FLIPS)
     test = load_script('tools/test.py')
-    args = test.parse_args([
-        str(config), '--tta', '--random-weights', '--work-dir',
-        str(tmp_path / 'work'), '--cfg-options',
-        f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
-    ])
+    args = test.parse_args(tool_args(tmp_path, config, '--tta'))
     cfg = test.build_config(args)
-    plain = describe_protocol(
-        Config.fromfile(osp.join(REPO, 'configs', 'groupvit_voc.py')))
+    plain = describe_protocol(Config.fromfile(VOC))
     _, swaps = prepare_test_run(cfg, None)
     protocol = describe_protocol(cfg)
     resized = [
@@ -125,33 +140,16 @@ def test_tta_of_a_tta_model_or_of_a_tta_model_module_is_one_line(tmp_path):
     same protocol without --tta; with --tta it was wrapped again (a header
     without vocabulary, then a TypeError traceback). A ``tta_model.module``
     of the user's was replaced by the model without a word."""
-    config = tmp_path / 'tta.py'
-    config.write_text(
-        f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
-        "tta_model = dict(type='SegTTAModel')\n"
-        'tta_pipeline = [\n'
-        "    dict(type='LoadImageFromFile'),\n"
-        "    dict(type='TestTimeAug', transforms=[\n"
-        "    [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
-        "     dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
-        "    [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])\n"
-        ']\n')
+    config = tta_config(tmp_path / 'tta.py', FLIPS)
     test = load_script('tools/test.py')
-
-    def run(path, *flags):
-        return [
-            str(path), *flags, '--random-weights', '--work-dir',
-            str(tmp_path / 'work'), '--cfg-options',
-            f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
-        ]
-
-    cfg = test.build_config(test.parse_args(run(config, '--tta')))
+    cfg = test.build_config(
+        test.parse_args(tool_args(tmp_path, config, '--tta')))
     written = tmp_path / 'written.py'
     cfg.dump(str(written))
-    again = test.build_config(test.parse_args(run(written)))
+    again = test.build_config(test.parse_args(tool_args(tmp_path, written)))
     assert describe_protocol(again) == describe_protocol(cfg)
     with pytest.raises(SystemExit) as error:
-        test.main(run(written, '--tta'))
+        test.main(tool_args(tmp_path, written, '--tta'))
     assert str(error.value) == (
         'error: model is already a test-time augmentation model (SegTTAModel, '
         'as in the config a --tta run writes to its work dir): it averages '
@@ -159,7 +157,7 @@ def test_tta_of_a_tta_model_or_of_a_tta_model_module_is_one_line(tmp_path):
         'Drop --tta.')
     with pytest.raises(SystemExit) as error:
         test.main(
-            run(config, '--tta') + [
+            tool_args(tmp_path, config, '--tta') + [
                 "tta_model.module.text_encoder.vocabulary=['cat','dog']",
                 'tta_model.module.text_encoder.dataset_name=None'
             ])
@@ -175,26 +173,12 @@ def test_a_resize_by_scale_factor_is_recorded_with_it(tmp_path):
     test = load_script('tools/test.py')
     protocols = []
     for ratio in (0.5, 1.0):
-        config = tmp_path / f'tta_{ratio}.py'
-        config.write_text(
-            f"_base_ = [{osp.join(REPO, 'configs', 'groupvit_voc.py')!r}]\n"
-            "tta_model = dict(type='SegTTAModel')\n"
-            'tta_pipeline = [\n'
-            "    dict(type='LoadImageFromFile'),\n"
-            "    dict(type='TestTimeAug', transforms=[\n"
-            f"  [dict(type='Resize', scale_factor={ratio}, keep_ratio=True)],"
-            '\n'
-            "  [dict(type='RandomFlip', prob=0.0, direction='horizontal'),\n"
-            "   dict(type='RandomFlip', prob=1.0, direction='horizontal')],\n"
-            "  [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]"
-            '])\n'
-            ']\n')
+        config = tta_config(
+            tmp_path / f'tta_{ratio}.py',
+            f"[dict(type='Resize', scale_factor={ratio}, keep_ratio=True)]",
+            FLIPS)
         cfg = test.build_config(
-            test.parse_args([
-                str(config), '--tta', '--random-weights', '--work-dir',
-                str(tmp_path / 'work'), '--cfg-options',
-                f'test_dataloader.dataset.data_root={VOC_SAMPLE}'
-            ]))
+            test.parse_args(tool_args(tmp_path, config, '--tta')))
         protocols.append(describe_protocol(cfg))
         line = run_lines(cfg, config.name, None)[-1]
         assert line.startswith(

@@ -291,6 +291,20 @@ def test_a_loop_chosen_by_by_epoch_is_checked_as_well(tmp_path, by_epoch, loop,
     assert '\n' not in message and not (tmp_path / 'work').exists()
 
 
+def scoped_config(tmp_path, more: str = ''):
+    """The smoke config training with ``mmpretrain.Resize``, then ``more``
+    config text."""
+    config = tmp_path / 'scoped.py'
+    config.write_text(
+        f'_base_ = [{SMOKE!r}]\n'
+        'train_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='RobustLoadImageFromFile'),\n"
+        "    dict(type='mmpretrain.Resize', scale=224),\n"
+        "    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),\n"
+        "    dict(type='PackCaptionInputs')]))\n" + more)
+    return config
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec('torchvision') is not None,
     reason='needs a machine without torchvision (mmpretrain then imports)')
@@ -299,14 +313,7 @@ def test_a_step_of_mmpretrain_without_torchvision_is_one_line(tmp_path):
     which need torchvision: refused when the config is read, naming the step
     and the unscoped name (it was an ImportError traceback after the
     runner started)."""
-    config = tmp_path / 'scoped.py'
-    config.write_text(
-        f'_base_ = [{SMOKE!r}]\n'
-        'train_dataloader = dict(dataset=dict(pipeline=[\n'
-        "    dict(type='RobustLoadImageFromFile'),\n"
-        "    dict(type='mmpretrain.Resize', scale=224),\n"
-        "    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),\n"
-        "    dict(type='PackCaptionInputs')]))\n")
+    config = scoped_config(tmp_path)
     work_dir = tmp_path / 'work'
     with pytest.raises(SystemExit) as error:
         train([str(config), '--work-dir', str(work_dir)])
@@ -330,15 +337,8 @@ def test_a_step_of_mmpretrain_is_refused_only_by_a_run_that_builds_it(
     ``tta_pipeline``: ``mmpretrain.EfficientNetRandomCrop`` there is one
     line whose fix is to install torchvision (no step of this package's
     scopes has that name; it read "In the config, install torchvision")."""
-    config = tmp_path / 'scoped.py'
-    config.write_text(
-        f'_base_ = [{SMOKE!r}]\n'
-        'train_dataloader = dict(dataset=dict(pipeline=[\n'
-        "    dict(type='RobustLoadImageFromFile'),\n"
-        "    dict(type='mmpretrain.Resize', scale=224),\n"
-        "    dict(type='CaptionTokenize', multi_label=3, tagger='rules'),\n"
-        "    dict(type='PackCaptionInputs')]))\n"
-        "tta_model = dict(type='SegTTAModel')\n"
+    config = scoped_config(
+        tmp_path, "tta_model = dict(type='SegTTAModel')\n"
         'tta_pipeline = [\n'
         "    dict(type='LoadImageFromFile'),\n"
         "    dict(type='TestTimeAug', transforms=[\n"
