@@ -6,9 +6,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseTTAModel
-from mmseg.registry import MODELS
 
 from ..datasets.transforms import step_kind
+from ..models.config_arguments import builds
 from ..models.decode_heads.groupvit_head import head_with_bg
 from ..utils.config_file import dataset_classes
 
@@ -27,20 +27,13 @@ def is_classification_config(cfg) -> bool:
     from ..models.classifiers import GroupViTClassifier
     if not isinstance(cfg, Config):
         cfg = Config.fromfile(cfg)
-    model_type = cfg.get('model', {}).get('type', None)
-    if isinstance(model_type, str):
-        model_type = MODELS.get(model_type)
-    return isinstance(model_type, type) and issubclass(model_type,
-                                                       GroupViTClassifier)
+    return builds(cfg.get('model', {}), GroupViTClassifier)
 
 
 def is_tta_model(model: dict) -> bool:
     """Whether a model config is a test-time augmentation model (mmseg's
     ``SegTTAModel``) whose ``module`` is the segmentor."""
-    wrapper = model.get('type')
-    if isinstance(wrapper, str):
-        wrapper = MODELS.get(wrapper)
-    return isinstance(wrapper, type) and issubclass(wrapper, BaseTTAModel)
+    return builds(model, BaseTTAModel)
 
 
 def _tested(cfg: Config) -> Tuple[dict, list, list]:

@@ -10,11 +10,20 @@ from mmseg.registry import MODELS
 
 from groupvit_common.errors import ConfigValueError
 
-__all__ = ['check_model_arguments']
+__all__ = ['builds', 'check_model_arguments']
 
 CHECKED = (__name__.split('.')[0] + '.', 'mmseg.', 'mmengine.runner.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')
+
+
+def builds(cfg: dict, base: type, registry: Registry = MODELS) -> bool:
+    """Whether a config's ``type`` (a name in ``registry`` or a class) is
+    ``base`` or a subclass of it."""
+    kind = cfg.get('type')
+    if isinstance(kind, str):
+        kind = registry.get(kind)
+    return isinstance(kind, type) and issubclass(kind, base)
 
 
 def _component(type_: Any, registry: Registry):

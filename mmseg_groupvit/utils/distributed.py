@@ -12,6 +12,8 @@ from mmengine.logging import print_log
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
 
+from ..models.config_arguments import builds
+
 _release_registered = False
 
 
@@ -40,10 +42,10 @@ def init_cpu_distributed(cfg) -> None:
         type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    kind = wrapper.get('type', 'MMDistributedDataParallel')
-    if isinstance(kind, str):
-        kind = MODEL_WRAPPERS.get(kind)
-    if isinstance(kind, type) and issubclass(kind, DistributedDataParallel):
+    if builds({
+            'type': 'MMDistributedDataParallel',
+            **wrapper
+    }, DistributedDataParallel, MODEL_WRAPPERS):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from groupvit_common.checks import check_bg_thresh, check_positive_int
 from groupvit_common.errors import CheckpointError
+from ..config_arguments import builds
 from ..layers import chain_assignments
 
 __all__ = ['GroupViTHead', 'group_maps', 'head_with_bg', 'paint_scores']
@@ -217,7 +218,4 @@ def head_with_bg(head: dict) -> Any:
     :class:`GroupViTHead`."""
     if 'with_bg' in head:
         return head['with_bg']
-    head_type = head.get('type')
-    if isinstance(head_type, str):
-        head_type = MODELS.get(head_type)
-    return isinstance(head_type, type) and issubclass(head_type, GroupViTHead)
+    return builds(head, GroupViTHead)
