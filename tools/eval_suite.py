@@ -98,12 +98,11 @@ def run_key(row: dict) -> Tuple[str, ...]:
 def config_sha256(config: str, options: Sequence[str]) -> str:
     """SHA-256 of the config resolved with ``options`` and of the files it
     names (of its bytes when it does not resolve)."""
-    from mmengine.config import Config
-
     from mmseg_groupvit.evaluation.progress import named_file_digests
+    from mmseg_groupvit.utils.config_file import load_config
     try:
         # Not read_config: a config failing its checks gets a key too.
-        cfg = Config.fromfile(config)
+        cfg = load_config(config)
         if options:  # read as tools/test.py's --cfg-options reads them
             parser = argparse.ArgumentParser()
             add_cfg_options(parser)

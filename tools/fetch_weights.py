@@ -20,8 +20,8 @@ DEFAULT_CONFIG = osp.join(
 def config_weights(path: str) -> list:
     """The weights a config names: its ``load_from``, else the checkpoints
     of its ``Pretrained`` init_cfg (a fine-tuning config's backbone)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path).to_dict()
+    from mmseg_groupvit.utils.config_file import load_config
+    cfg = load_config(path).to_dict()
     if cfg.get('load_from'):
         return [cfg['load_from']]
     found, todo = [], [cfg.get('model')]
@@ -46,7 +46,8 @@ def main(argv=None) -> str:
         'checkpoint), a URL or hf://OWNER/NAME (default: '
         'configs/groupvit_voc.py)')
     source = parser.parse_args(argv).source
-    from groupvit_common.errors import CheckpointError, error_line
+    from groupvit_common.errors import (CheckpointError, ConfigCheckError,
+                                        error_line)
     from mmseg_groupvit.utils.console import quiet_warnings
     from mmseg_groupvit.weights import fetch
     from mmseg_groupvit.weights.checkpoint_loader import WrongHash
@@ -54,18 +55,16 @@ def main(argv=None) -> str:
     quiet_warnings()
     try:
         sources = [source]
-        if source.endswith('.py'):
+        if source.endswith(('.py', '.json', '.yaml', '.yml')):
             if not osp.isfile(source):
                 raise CheckpointError(
                     f'config not found: {source}. Pass a config file (its '
                     f'load_from is fetched), a URL or hf://OWNER/NAME.')
             try:
                 sources = config_weights(source) or ['']
-            except Exception as e:  # any failure of a file that is no config
+            except ConfigCheckError as e:
                 raise CheckpointError(
-                    f'cannot read the config {source}: {type(e).__name__}: '
-                    f'{" ".join(str(e).split())}. Fix it, or pass a URL or '
-                    f'hf://OWNER/NAME.') from None
+                    f'{e} Or pass a URL or hf://OWNER/NAME.') from None
         for source in sources:
             if not is_remote(source):
                 raise CheckpointError(

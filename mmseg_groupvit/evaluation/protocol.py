@@ -10,7 +10,7 @@ from mmengine.model import BaseTTAModel
 from ..datasets.transforms import step_kind
 from ..models.config_arguments import builds
 from ..models.decode_heads.groupvit_head import head_with_bg
-from ..utils.config_file import dataset_classes
+from ..utils.config_file import dataset_classes, load_config
 
 
 def _plain(value: Any) -> Any:
@@ -26,7 +26,7 @@ def is_classification_config(cfg) -> bool:
     """Whether a config (object or file) builds a ``GroupViTClassifier``."""
     from ..models.classifiers import GroupViTClassifier
     if not isinstance(cfg, Config):
-        cfg = Config.fromfile(cfg)
+        cfg = load_config(cfg)
     return builds(cfg.get('model', {}), GroupViTClassifier)
 
 

@@ -188,8 +188,9 @@ def test_a_broken_config_is_one_error_line(tmp_path, capsys):
         fetch.main([str(path)])
     assert error.value.code == 2
     message = capsys.readouterr().err.strip()
-    assert message.startswith(f'error: cannot read the config {path}: '
-                              f'SyntaxError: ') and '\n' not in message
+    assert message == (f"error: cannot read the config {path}: line 1: '(' "
+                       f"was never closed; fix the Python syntax. Or pass a "
+                       f"URL or hf://OWNER/NAME.")
 
 
 def test_a_missing_config_is_one_error_line(tmp_path, capsys):
