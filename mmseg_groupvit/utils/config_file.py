@@ -7,17 +7,16 @@ import copy
 import os
 import os.path as osp
 import tempfile
-from importlib import import_module
 from typing import Optional, Union
 
 import mmengine.registry
+import mmseg.registry
 import yaml
 from mmengine.config import Config
 from mmengine.config.utils import MODULE2PACKAGE
-from mmengine.fileio import load
 from mmengine.fileio.handlers import YamlHandler, register_handler
 from mmengine.registry import Registry
-from mmengine.utils import get_installed_path
+from mmengine.utils import get_installed_path, import_modules_from_strings
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from groupvit_common.checks import check_config
@@ -78,37 +77,72 @@ def _unreadable(path: str, error: Exception) -> ConfigCheckError:
 #: The packages whose modules and registry scopes a YAML or JSON config may
 #: name: mmengine's OpenMMLab packages, mmcv and this one.
 PACKAGES = frozenset({'mmengine', 'mmcv', 'mmseg_groupvit', *MODULE2PACKAGE})
+#: The keys of components that mmengine and mmcv build by name (any other
+#: unregistered name fails once a YAML or JSON config is read).
+_NAMES = ('type', 'constructor', 'ema_type', 'resize_type', 'runner_type')
+#: Where mmengine's and mmseg's components write (a YAML or JSON config may
+#: name only places under the working directory).
+_OUTPUTS = ('work_dir', 'save_dir', 'out_dir', 'output_dir', 'img_save_dir',
+            'config_save_file', 'scalar_save_file', 'filename_tmpl',
+            'out_file_path', 'json_trace_path', 'out_suffix', 'show_dir')
 #: The configs a YAML or JSON config may inherit Python from, besides
-#: ``PACKAGE::path`` (installed packages' configs).
+#: ``PACKAGE::path`` (an installed package's ``.mim/configs``).
 _CONFIGS = osp.realpath(osp.join(osp.dirname(__file__), '..', '..', 'configs'))
 
 
 def load_config(path: str) -> Config:
-    """``Config.fromfile(path)``, reading a YAML or JSON config (and its
-    YAML and JSON bases) as data: it may not inherit Python other than
-    installed configs, import modules or name registry scopes outside
-    :data:`PACKAGES`, give a ``type`` that is not a registered component
-    (mmengine would import and call any dotted path) or name a pickle.
+    """``Config.fromfile(path)``, reading a YAML or JSON config as data: its
+    Python bases must be installed configs, its modules and scopes of
+    :data:`PACKAGES`, its component names (:data:`_NAMES`) registered, its
+    keys plain, its outputs (:data:`_OUTPUTS`) under the working directory,
+    and no value may name a pickle. From then on this process
+    builds no unregistered name (whatever key names it): mmengine's
+    ``Registry.get`` would import and return any dotted path
+    (``os.system``).
 
     Raises:
         ConfigCheckError: The file is no config, or one of the above.
     """
     path = str(path)
+    data = path.endswith(('.json', '.yaml', '.yml'))
     try:
-        if path.endswith(('.json', '.yaml', '.yml')):
-            _check_data_file(osp.abspath(osp.expanduser(path)), set())
-        return Config.fromfile(path)
+        if data:
+            _check_bases(path, set())
+        cfg = Config.fromfile(path, import_custom_modules=not data)
+        if data:
+            imports = cfg.get('custom_imports') or {}
+            modules = imports.get('imports') or []
+            for module in [modules] if isinstance(modules, str) else modules:
+                parts = str(module).split('.')
+                if parts[0] not in PACKAGES or any(
+                        p.startswith('_') for p in parts):
+                    raise ConfigCheckError(
+                        f'{path}: custom_imports imports {module!r}: a YAML '
+                        f'or JSON config imports only modules of OpenMMLab '
+                        f'packages (mmseg, mmdet, ...) and mmseg_groupvit. '
+                        f'Import it in a Python config instead.')
+            if imports:
+                import_modules_from_strings(**imports)
+            mmengine.registry.registry.get_object_from_string = _unregistered
+            _check_data(cfg.to_dict(), path, '')
     except ConfigCheckError:
         raise
     except Exception as e:  # any failure of a file that is no config
         raise _unreadable(path, e) from None
+    return cfg
 
 
-def _check_data_file(path: str, seen: set) -> None:
-    """Check a YAML or JSON config file and its bases (see
-    :func:`load_config`), after the substitutions ``Config.fromfile``
-    makes."""
-    if path in seen:  # a cycle: Config.fromfile reports it
+def _unregistered(name: str) -> None:
+    """mmengine's fallback for a name no registry holds, once a YAML or JSON
+    config is read: none (``Registry.build`` says it is not registered)."""
+
+
+def _check_bases(path: str, seen: set) -> None:
+    """Refuse a Python base of a YAML or JSON config (of its YAML and JSON
+    bases too) other than the installed configs, before ``Config.fromfile``
+    runs it; the files are read as ``Config.fromfile`` reads them."""
+    path = osp.abspath(osp.expanduser(path))
+    if path in seen or not osp.isfile(path):  # Config.fromfile says why
         return
     seen.add(path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,20 +150,17 @@ def _check_data_file(path: str, seen: set) -> None:
         Config._substitute_predefined_vars(path, text)
         Config._substitute_env_variables(text, text)
         Config._pre_substitute_base_vars(text, text)
-        cfg = load(text)
-    if not isinstance(cfg, dict):  # Config.fromfile says why
-        return
-    _check_data(cfg, path, '')
-    bases = cfg.get('_base_', [])
-    for base in bases if isinstance(bases, list) else [bases]:
+        bases = Config._get_base_files(text)
+    for base in bases:
         base, scope = Config._get_cfg_path(base, path)
-        root = _CONFIGS if scope is None else osp.realpath(
-            get_installed_path(MODULE2PACKAGE[scope]))
-        if not base.endswith('.py'):
-            _check_data_file(osp.abspath(base), seen)
-        elif not osp.realpath(base).startswith(root + os.sep):  # no ../
+        base = osp.abspath(osp.expanduser(base))  # as Config.fromfile does
+        root = _CONFIGS if scope is None else osp.join(
+            get_installed_path(MODULE2PACKAGE[scope]), '.mim', 'configs')
+        if base.endswith(('.json', '.yaml', '.yml')):
+            _check_bases(base, seen)
+        elif not osp.realpath(base).startswith(osp.realpath(root) + os.sep):
             raise ConfigCheckError(
-                f'{path}: _base_ {base} is Python, which runs as code; a YAML '
+                f'{path}: _base_ {base} is not a YAML or JSON config; a YAML '
                 f'or JSON config inherits Python only from installed configs '
                 f'(PACKAGE::path, or this package\'s configs/). Write the '
                 f'config in Python if you trust that file.')
@@ -142,36 +173,40 @@ def _check_data(value, path: str, key: str) -> None:
     if isinstance(value, dict):
         for name, item in value.items():
             at = f'{key}.{name}'.lstrip('.')
-            if name == 'custom_imports':
-                imports = item.get('imports') if isinstance(item, dict) else 0
-                for module in [imports] if isinstance(
-                        imports, str) else (imports or []):
-                    parts = str(module).split('.')
-                    if parts[0] not in PACKAGES or any(
-                            p.startswith('_') for p in parts):
-                        raise ConfigCheckError(
-                            f'{path}: {at} imports {module!r}: a YAML or '
-                            f'JSON config imports only modules of OpenMMLab '
-                            f'packages (mmseg, mmdet, ...) and mmseg_groupvit.'
-                            f' Import it in a Python config instead.')
-            elif name in ('_scope_', 'default_scope') and item is not None \
+            if isinstance(name, str) and not (name.isidentifier() if not key
+                                              else name.isprintable()
+                                              and not set('\'\\') & set(name)):
+                rule = ('is not a name' if not key else
+                        'holds a quote, backslash or control character')
+                raise ConfigCheckError(
+                    f'{path}: the key {at!r} {rule}: the copy of the config '
+                    f'a run writes (work dir, checkpoints) would run it.')
+            if name in ('_scope_', 'default_scope') and item is not None \
                     and str(item) not in PACKAGES:
                 raise ConfigCheckError(
                     f'{path}: {at} {item!r} is not the scope of an OpenMMLab '
                     f'package (mmengine would import {item}.registry). Use '
                     f'one (mmseg, mmdet, ...), or write the config in '
                     f'Python.')
-            elif name == 'type' and isinstance(item,
-                                               str) and not _registered(item):
+            elif isinstance(item,
+                            str) and name in _NAMES and not _registered(item):
                 last = item.rsplit('.', 1)[-1]
                 fix = (
-                    f'write type={last!r} if that registered component '
+                    f'write {name}={last!r} if that registered component '
                     f'is the one meant, or ') if _registered(last) else 'or '
                 raise ConfigCheckError(
-                    f'{path}: {at} {item!r} is not a registered component; '
-                    f'in a YAML or JSON config a type names one (mmengine '
-                    f'would import and call any dotted path). Check its '
-                    f'spelling, {fix}write the config in Python.')
+                    f'{path}: {at} {item!r} is not a registered component, '
+                    f'which a YAML or JSON config must name (mmengine would '
+                    f'import and call any dotted path). Check its spelling, '
+                    f'{fix}write the config in Python.')
+            elif name in _OUTPUTS and isinstance(
+                    item, str) and (osp.isabs(osp.expanduser(item)) or '..'
+                                    in item.replace('\\', '/').split('/')):
+                raise ConfigCheckError(
+                    f'{path}: {at} {item!r} is outside the working directory; '
+                    f'a YAML or JSON config writes only under it (a file '
+                    f'anywhere else could be code another program runs). '
+                    f'Give the place on the command line (--work-dir).')
             _check_data(item, path, at)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
@@ -186,30 +221,18 @@ def _check_data(value, path: str, key: str) -> None:
 
 
 def _registered(name: str) -> bool:
-    """Whether ``name`` (``Name`` or ``scope.Name``) is registered in
-    mmengine's registries or their children, without mmengine's fallback
-    of importing a dotted path; a scope only of :data:`PACKAGES`."""
-    scope, key = Registry.split_scope_key(name)
+    """Whether one of mmseg's registries builds ``name`` (``Name``, or
+    ``scope.Name`` of a scope of :data:`PACKAGES`) as mmengine resolves it,
+    its import fallback off."""
+    scope = Registry.split_scope_key(name)[0]
     if scope is not None and scope not in PACKAGES:
+        return False  # Registry.get would import SCOPE.registry
+    try:
+        return any(
+            r.get(name) is not None for r in vars(mmseg.registry).values()
+            if isinstance(r, Registry))
+    except ImportError:  # the scope's modules: check_scoped_steps says why
         return False
-    if scope is not None:
-        try:  # as Registry.get does
-            import_module(f'{scope}.registry')
-        except ImportError:
-            pass
-    todo = [
-        r for r in vars(mmengine.registry).values() if isinstance(r, Registry)
-    ]
-    for registry in todo:  # the modules a build would import first
-        if registry.scope in ('mmseg', scope):
-            try:
-                registry.import_from_location()
-            except ImportError:  # check_scoped_steps names what is missing
-                pass
-        todo.extend(registry._children.values())
-    return any(
-        key in r._module_dict for r in todo
-        if scope in (None, r.scope) or r.parent is None)
 
 
 #: The sections whose pipelines a training run builds, and those a test run
