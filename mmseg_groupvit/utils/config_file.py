@@ -95,16 +95,16 @@ def load_config(path: str) -> Config:
     Python bases must be installed configs, its modules and scopes of
     :data:`PACKAGES`, its component names (:data:`_NAMES`) registered, its
     keys plain, its outputs (:data:`_OUTPUTS`) under the working directory,
-    and no value may name a pickle. From then on this process
-    builds no unregistered name (whatever key names it): mmengine's
-    ``Registry.get`` would import and return any dotted path
-    (``os.system``).
+    and no value may name a pickle. From then on this process builds no
+    unregistered name (whatever key names it): mmengine's ``Registry.get``
+    would import and return any dotted path (``os.system``).
 
     Raises:
         ConfigCheckError: The file is no config, or one of the above.
     """
     path = str(path)
-    data = path.endswith(('.json', '.yaml', '.yml'))
+    data = osp.abspath(osp.expanduser(path)).endswith(  # as mmengine reads
+        ('.json', '.yaml', '.yml'))
     try:
         if data:
             _check_bases(path, set())
