@@ -124,7 +124,7 @@ def load_config(path: str) -> Config:
             if imports:
                 import_modules_from_strings(**imports)
             mmengine.registry.registry.get_object_from_string = _unregistered
-            _check_data(cfg.to_dict(), path, '')
+            _check_data(cfg.to_dict(), path)
     except ConfigCheckError:
         raise
     except Exception as e:  # any failure of a file that is no config
@@ -166,11 +166,19 @@ def _check_bases(path: str, seen: set) -> None:
                 f'config in Python if you trust that file.')
 
 
-def _check_data(value, path: str, key: str) -> None:
-    """Raise :class:`ConfigCheckError` for what in a YAML or JSON config
-    would run code (see :func:`load_config`); ``key`` is where ``value`` is
-    (``a.b.0``)."""
-    if isinstance(value, dict):
+def _check_data(cfg: dict, path: str) -> None:
+    """Raise :class:`ConfigCheckError` for what in the YAML or JSON config
+    ``path`` (read as ``cfg``) would run code (see :func:`load_config`)."""
+    for key, value in walk(cfg):
+        if isinstance(value, str) and (value in ('pickle', 'pkl')
+                                       or value.endswith(('.pkl', '.pickle'))):
+            raise ConfigCheckError(
+                f'{path}: {key} {value!r} names a pickle, which runs code '
+                f'when read (mmengine.load, mmseg\'s decode_backend); a YAML '
+                f'or JSON config may not. Convert the file to JSON or NumPy, '
+                f'or write the config in Python if you trust it.')
+        if not isinstance(value, dict):
+            continue
         for name, item in value.items():
             at = f'{key}.{name}'.lstrip('.')
             if isinstance(name, str) and not (name.isidentifier() if not key
@@ -207,17 +215,6 @@ def _check_data(value, path: str, key: str) -> None:
                     f'a YAML or JSON config writes only under it (a file '
                     f'anywhere else could be code another program runs). '
                     f'Give the place on the command line (--work-dir).')
-            _check_data(item, path, at)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_data(item, path, f'{key}.{index}'.lstrip('.'))
-    elif isinstance(value, str) and (value in ('pickle', 'pkl')
-                                     or value.endswith(('.pkl', '.pickle'))):
-        raise ConfigCheckError(
-            f'{path}: {key} {value!r} names a pickle, which runs code when '
-            f'read (mmengine.load, mmseg\'s decode_backend); a YAML or JSON '
-            f'config may not. Convert the file to JSON or NumPy, or write '
-            f'the config in Python if you trust it.')
 
 
 def _registered(name: str) -> bool:
@@ -257,10 +254,11 @@ def read_config(path: Union[str, Config],
                                             Config) else load_config(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    check_config(cfg.to_dict(), test, dataset_classes, get_prompt_classes,
+    plain = cfg.to_dict()
+    check_config(plain, test, dataset_classes, get_prompt_classes,
                  head_with_bg, train)
     built = BUILT_TRAIN if train else BUILT_TEST
-    check_scoped_steps({k: v for k, v in cfg.to_dict().items() if k in built})
+    check_scoped_steps({k: v for k, v in plain.items() if k in built})
     # Not formatted by yapf (0.5 s for every log, dump and checkpoint).
     return Config(
         cfg.to_dict(),
@@ -269,19 +267,25 @@ def read_config(path: Union[str, Config],
         format_python_code=False)
 
 
-def find_dicts(cfg, predicate, path: str = ''):
-    """``(path, dict)`` for every dict in ``cfg``, nested in dicts and
-    lists, that ``predicate`` takes (``path`` as ``a.b.0``)."""
+def walk(cfg, path: str = ''):
+    """``(path, value)`` for ``cfg`` and every value nested in its dicts and
+    lists (``path`` as ``a.b.0``)."""
+    yield path, cfg
     if isinstance(cfg, dict):
-        if predicate(cfg):
-            yield path, cfg
         items = cfg.items()
     elif isinstance(cfg, (list, tuple)):
         items = enumerate(cfg)
     else:
         return
     for key, value in items:
-        yield from find_dicts(value, predicate, f'{path}.{key}'.lstrip('.'))
+        yield from walk(value, f'{path}.{key}'.lstrip('.'))
+
+
+def find_dicts(cfg, predicate, path: str = ''):
+    """``(path, dict)`` for every dict in ``cfg``, nested in dicts and
+    lists, that ``predicate`` takes (``path`` as ``a.b.0``)."""
+    return ((at, value) for at, value in walk(cfg, path)
+            if isinstance(value, dict) and predicate(value))
 
 
 def check_scoped_steps(value, key: str = '') -> None:
