@@ -49,10 +49,19 @@ class CaptionAnnotationDataset(BaseDataset):
             with open(path, encoding='utf-8-sig', newline='') as f:
                 if ext == '.csv':
                     reader = csv.DictReader(f)
+                    self._unique(reader.fieldnames or [],
+                                 f'the header of annotation file {path}')
                     return [(reader.line_num, row) for row in reader]
+
+                def fields(pairs):
+                    self._unique([k for k, _ in pairs],
+                                 f'annotation file {path} line {line}')
+                    return dict(pairs)
+
                 for line, text in enumerate(f, start=1):
                     if text.strip():
-                        rows.append((line, json.loads(text)))
+                        rows.append(
+                            (line, json.loads(text, object_pairs_hook=fields)))
         except UnicodeDecodeError:
             raise TrainingDataError(
                 f'annotation file {path} is not UTF-8 text: save it as '
@@ -61,6 +70,8 @@ class CaptionAnnotationDataset(BaseDataset):
             raise TrainingDataError(
                 f'annotation file {path} after line {reader.line_num} is not '
                 f'CSV ({e}): shorten the caption, or quote it.') from None
+        except TrainingDataError:
+            raise
         except (ValueError, RecursionError) as e:
             # JSONDecodeError, a number of over 4300 digits, or nesting.
             reason = getattr(e, 'msg', None) or (str(e) if isinstance(
@@ -69,6 +80,17 @@ class CaptionAnnotationDataset(BaseDataset):
                 f'annotation file {path} line {line} is not JSON '
                 f'({reason}): write one object per line.') from None
         return rows
+
+    def _unique(self, names: List[str], where: str) -> None:
+        """Refuse an image or caption field named twice (the reader would
+        keep the last one without a word)."""
+        twice = [
+            k for k in (self.image_key, self.caption_key) if names.count(k) > 1
+        ]
+        if twice:
+            raise TrainingDataError(
+                f'{where} names "{twice[0]}" twice, so one of them would be '
+                f'ignored: keep one.')
 
     def load_data_list(self) -> List[dict]:
         folder = self.data_prefix.get('img_path', '') or self.data_root or ''

@@ -140,6 +140,26 @@ def test_an_unreadable_annotation_file_is_one_line(tmp_path, name, text,
             ann_file=str(tmp_path / name), data_root=str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    'name, text, where', [
+        ('twice.csv', f'image,caption,caption\n{PHOTO},a dog,a cat\n',
+         'the header of annotation file {ann}'),
+        ('twice.jsonl', f'{{"image": "{PHOTO}", "caption": "a dog"}}\n'
+         f'{{"image": "{PHOTO}", "caption": "a dog", "caption": "a cat"}}\n',
+         'annotation file {ann} line 2'),
+    ],
+    ids=['csv', 'jsonl'])
+def test_a_caption_field_named_twice_is_refused(tmp_path, name, text, where):
+    """csv.DictReader and json keep the last of two equal names silently:
+    one caption of each pair would be trained on without a word."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(TrainingDataError) as error:
+        CaptionAnnotationDataset(ann_file=str(tmp_path / name))
+    assert str(error.value) == (
+        where.format(ann=tmp_path / name) +
+        ' names "caption" twice, so one of them would be ignored: keep one.')
+
+
 def add(tar, name, data):
     info = tarfile.TarInfo(name)
     info.size = len(data)
