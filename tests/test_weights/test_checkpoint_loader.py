@@ -255,3 +255,29 @@ def test_a_transformers_file_without_its_config_records_no_head_count(
             match='the config\'s 3 does not '
             'divide its width 32'):
         checkpoint_loader.resolve_load_from(cfg, str(path))
+
+
+def test_an_nvlabs_checkpoint_saved_from_its_ddp_wrapper_loads(
+        fixture_a, tmp_path):
+    """Keys saved through DistributedDataParallel start with ``module.``;
+    the model loader reads them as the converter does (it strips them)."""
+    import os.path as osp
+
+    from mmseg_groupvit.weights import read_file
+    from mmseg_groupvit.weights.checkpoint_loader import load_checkpoint
+    path = osp.join(fixture_a, 'nvlabs_ckpt.pth')
+    model = read_file(path)['model']
+    wrapped = tmp_path / 'ddp.pth'
+    torch.save(
+        dict(model={
+            f'module.{k}': v
+            for k, v in model.items()
+        }), wrapped)
+    plain = tmp_path / 'plain.pth'
+    torch.save(dict(model=model), plain)
+    ours, theirs = (load_checkpoint(str(p)) for p in (wrapped, plain))
+    assert ours['state_dict'].keys() == theirs['state_dict'].keys()
+    assert all(
+        torch.equal(ours['state_dict'][k], v)
+        for k, v in theirs['state_dict'].items())
+    assert ours['meta'] == theirs['meta']
