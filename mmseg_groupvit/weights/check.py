@@ -40,14 +40,12 @@ def listed(keys: List[str], limit: int = 5) -> str:
 
 
 def _refuse(source: str, keys: List[str], what: str, why: str) -> None:
-    """Raise, unless ``keys`` is empty, naming the first few of them."""
     if keys:
         raise CheckpointError(
             f'{source}: {len(keys)} {what}: {listed(keys)}. {why}')
 
 
-def _kind(dtype: torch.dtype) -> tuple:
-    """Floating-point, boolean or integer."""
+def _kind(dtype: torch.dtype) -> tuple:  # floating-point, bool or integer
     return dtype.is_floating_point, dtype == torch.bool
 
 

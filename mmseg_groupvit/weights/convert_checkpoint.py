@@ -122,24 +122,22 @@ def _declared(layout: str, config, arch_config: Optional[str],
     if arch_config is None and config is None:
         return {}
     where = arch_config or f'the config in {src}'
+    if arch_config is not None:
+        config = read_config_json(arch_config)
+    hf = layout == 'hf' if arch_config is None else (
+        'vision_config' in config or 'text_config' in config)
     try:
-        if arch_config is not None:
-            config = read_config_json(arch_config)
-        hf = layout == 'hf' if arch_config is None else (
-            'vision_config' in config or 'text_config' in config)
         arch = (arch_from_hf_config if hf else arch_from_nvlabs_config)(config)
-        if arch is None and arch_config is not None:
-            raise CheckpointError(
-                f'--arch-config {arch_config} is not a GroupViT architecture: '
-                f'give a transformers config.json (with "vision_config") or '
-                f'an NVlabs config (with "model.img_encoder"); this file has '
-                f'the keys {sorted(config)[:6]}.')
-    except CheckpointError:
-        raise
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(
             f'{where} is malformed ({type(e).__name__}: {e}). Give the '
             f'model\'s own config.') from None
+    if arch is None and arch_config is not None:
+        raise CheckpointError(
+            f'--arch-config {arch_config} is not a GroupViT architecture: '
+            f'give a transformers config.json (with "vision_config") or '
+            f'an NVlabs config (with "model.img_encoder"); this file has '
+            f'the keys {sorted(config)[:6]}.')
     check_arch(arch or {}, where)
     return arch or {}
 
