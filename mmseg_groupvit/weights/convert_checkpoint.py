@@ -155,13 +155,11 @@ def recorded_arch(meta, source: str = 'the checkpoint') -> Optional[dict]:
         raise CheckpointError(
             f'the meta.groupvit_arch_assumed of {source} is not a list of '
             f'field names; the file is damaged.')
-    return {
-        part: {
-            k: v
-            for k, v in values.items() if f'{part}.{k}' not in assumed
-        }
-        for part, values in arch.items()
-    }
+    arch = {part: dict(values) for part, values in arch.items()}
+    for field in assumed:
+        part, _, key = field.partition('.')
+        arch.get(part, {}).pop(key, None)
+    return arch
 
 
 def convert_source(layout: str,
