@@ -76,7 +76,7 @@ def check_arch(arch, source: str) -> None:
             check, rule = _RULES.get(
                 key, (lambda v: is_int(v) and v > 0, 'a positive integer'))
             if key == 'hidden_act':
-                check = ACTIVATIONS.__contains__
+                check = (lambda v: isinstance(v, str) and v in ACTIVATIONS)
                 rule = f'one of {sorted(ACTIVATIONS)}'
             elif key == HEADS:
                 width = values.get('hidden_size')
@@ -84,11 +84,7 @@ def check_arch(arch, source: str) -> None:
                     width) and width > 0 and width % v))
                 rule = (f'a positive integer dividing {part}.hidden_size '
                         f'({width})')
-            try:
-                ok = bool(check(value))
-            except TypeError:  # e.g. a list as hidden_act
-                ok = False
-            if not ok:
+            if not check(value):
                 raise CheckpointError(f'{source}: {part}.{key}={shown(value)}'
                                       f' cannot work: it must be {rule}.')
 
