@@ -48,26 +48,20 @@ class CustomDataset(BaseDataset):
     """A classification dataset in mmpretrain's ``CustomDataset`` layouts.
 
     Args:
-        data_root (str): Root of ``data_prefix`` and ``ann_file``.
         data_prefix (str | dict): Image folder, or ``dict(img_path=...)``.
-        ann_file (str): ``filename label`` lines; empty to read the class
-            folders instead.
         extensions (Sequence[str]): Image suffixes (case-insensitive) of
             the folder layout.
-        metainfo (dict, optional): ``classes``: names in label order
-            (default: the sorted folder names); class folders are named
-            by them unless ``folder_names`` is given.
         folder_names (Sequence[str], optional): The class folder of each
             label (e.g. ImageNet's wnids); others are refused.
-        **kwargs: mmengine ``BaseDataset`` arguments.
+        **kwargs: mmengine ``BaseDataset``'s: ``ann_file`` of ``filename
+            label`` lines (empty: read the class folders), ``metainfo``
+            ``classes`` in label order (default: the sorted folder names,
+            which name the class folders unless ``folder_names`` is given).
     """
 
     def __init__(self,
-                 data_root: str = '',
                  data_prefix: Union[str, dict] = '',
-                 ann_file: str = '',
                  extensions: Sequence[str] = IMG_EXTENSIONS,
-                 metainfo: Optional[dict] = None,
                  folder_names: Optional[Sequence[str]] = None,
                  **kwargs):
         if isinstance(data_prefix, str):
@@ -75,12 +69,7 @@ class CustomDataset(BaseDataset):
         self.extensions = tuple(e.lower() for e in extensions)
         self.folder_names = list(folder_names) if folder_names else None
         kwargs.setdefault('test_mode', True)
-        super().__init__(
-            ann_file=ann_file,
-            metainfo=metainfo,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            **kwargs)
+        super().__init__(data_prefix=data_prefix, **kwargs)
 
     @classmethod
     def config_classes(cls, cfg: dict) -> Optional[tuple]:

@@ -189,20 +189,13 @@ class CheckedResize(Resize):
 def pixel_array(img: np.ndarray, name: str) -> np.ndarray:
     """An image array as the test pipelines take it: integer pixel values
     as uint8 (cv2 resizes uint8); :class:`ImageSizeError` for an empty one,
-    :func:`_check_pixel_values` for one that is not uint8."""
+    ``ValueError`` for bools, 16-bit values and floats in [0, 1]."""
     if img.ndim < 2 or min(img.shape[:2]) < 1:
         raise ImageSizeError(
             f'{name} is empty (shape {tuple(img.shape)}): it has no pixels. '
             f'Give an image of at least one pixel on each side.')
-    if img.dtype != np.uint8:
-        _check_pixel_values(img, name)
-        if np.issubdtype(img.dtype, np.integer):
-            img = img.astype(np.uint8)
-    return img
-
-
-def _check_pixel_values(img: np.ndarray, name: str) -> None:
-    """Refuse bools, 16-bit values and floats in [0, 1]."""
+    if img.dtype == np.uint8:
+        return img
     low, high = img.min(), img.max()
     if img.dtype == bool or low < 0 or high > 255 or (np.issubdtype(
             img.dtype, np.floating) and 0 < high <= 1):
@@ -213,6 +206,9 @@ def _check_pixel_values(img: np.ndarray, name: str) -> None:
             f'of another image. Convert it first: 16-bit values with '
             f'(array >> 8).astype(np.uint8), floats in [0, 1] with '
             f'(array * 255).round().astype(np.uint8).')
+    if np.issubdtype(img.dtype, np.integer):
+        img = img.astype(np.uint8)
+    return img
 
 
 @TRANSFORMS.register_module()

@@ -27,13 +27,10 @@ class ZeroShotValLoop(ValLoop):
     classification config, metrics prefixed (``imagenet/accuracy/top1``).
 
     Args:
-        runner (Runner): The runner.
-        dataloader (DataLoader | dict): The segmentation val data.
-        evaluator (Evaluator | dict | list): Its metrics.
         classification (dict, optional): ``config``, ``data_root``,
             ``prefix`` (default ``'imagenet'``) and optionally
             ``dataloader`` (merged into the config's ``test_dataloader``).
-        fp16 (bool): Validate under autocast. Defaults to False.
+        Others: as ``ValLoop``'s (``dataloader``: the segmentation data).
     """
 
     def __init__(self,
