@@ -20,20 +20,14 @@ DEFAULT_CONFIG = osp.join(
 def config_weights(path: str) -> list:
     """The weights a config names: its ``load_from``, else the checkpoints
     of its ``Pretrained`` init_cfg (a fine-tuning config's backbone)."""
-    from mmseg_groupvit.utils.config_file import load_config
+    from mmseg_groupvit.utils.config_file import find_dicts, load_config
     cfg = load_config(path).to_dict()
     if cfg.get('load_from'):
         return [cfg['load_from']]
-    found, todo = [], [cfg.get('model')]
-    while todo:
-        item = todo.pop(0)
-        if isinstance(item, dict):
-            if item.get('type') == 'Pretrained' and item.get('checkpoint'):
-                found.append(item['checkpoint'])
-            todo += item.values()
-        elif isinstance(item, (list, tuple)):
-            todo += item
-    return list(dict.fromkeys(found))
+    found = find_dicts(
+        cfg.get('model'),
+        lambda d: d.get('type') == 'Pretrained' and d.get('checkpoint'))
+    return list(dict.fromkeys(d['checkpoint'] for _, d in found))
 
 
 def main(argv=None) -> str:

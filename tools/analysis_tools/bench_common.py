@@ -3,7 +3,7 @@
 ``GroupViTModel`` with our weights, interleaved timing."""
 import contextlib
 import functools
-import importlib.util
+import importlib
 import os
 import os.path as osp
 import platform
@@ -11,6 +11,7 @@ import sys
 import time
 from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
+from unittest import mock
 
 import torch
 from mmengine.registry import init_default_scope
@@ -55,15 +56,9 @@ def window_shape(cfg) -> Tuple[int, int]:
 
 def load_runtime():
     """The torch-free runner ``tools/deployment/groupvit_ort``."""
-    if 'groupvit_ort' not in sys.modules:
-        folder = osp.join(REPO, 'tools', 'deployment', 'groupvit_ort')
-        spec = importlib.util.spec_from_file_location(
-            'groupvit_ort',
-            osp.join(folder, '__init__.py'),
-            submodule_search_locations=[folder])
-        sys.modules['groupvit_ort'] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules['groupvit_ort'])
-    return sys.modules['groupvit_ort']
+    folder = osp.join(REPO, 'tools', 'deployment')
+    with mock.patch.object(sys, 'path', [folder, *sys.path]):
+        return importlib.import_module('groupvit_ort')
 
 
 def hf_config(arch: dict, image_size: int):
@@ -217,10 +212,8 @@ def machine(device: torch.device) -> Dict[str, object]:
 
 
 def load_average() -> Optional[float]:
-    try:
+    with contextlib.suppress(OSError):
         return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def time_interleaved(fns: Dict[str, Callable],

@@ -29,7 +29,6 @@ from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
 from mmseg_groupvit.utils.console import (progress, quiet_profiler,
                                           quiet_warnings)
 
-MiB = 2.0**20
 #: How far the load may move (one core's worth) for trusted ratios.
 LOAD_SPREAD = 1.0
 #: The per-window rows of the report: label, ours, reference (the ratio is
@@ -332,7 +331,7 @@ def run(args, tmp: str) -> dict:
                                          bar.advance)
     max_abs = max(diffs.values())
     speedup = {r: ratio(times, r, o) for _, o, r in ROWS if r in times}
-    memory_mib = {k: v / MiB for k, v in memory.items()}
+    memory_mib = {k: v / 2**20 for k, v in memory.items()}
     return dict(
         config=args.config,
         window=list(shape),

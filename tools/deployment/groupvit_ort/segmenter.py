@@ -1,11 +1,12 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """An export folder, checked once when opened, and mmseg's zero-shot
 segmentation of whole images with it."""
+import functools
 import math
 import os
 import os.path as osp
 import stat
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnxruntime as ort
@@ -31,13 +32,31 @@ class ExportError(ValueError):
     """An export folder that cannot be used."""
 
 
-def _pair(values: dict, key: str, name: Optional[str] = None) -> list:
-    value = values.get(key)
-    if not (isinstance(value, list) and len(value) == 2
-            and all(is_int(v) and v >= 1 for v in value)):
-        raise ValueError(f'protocol.{name or key} must be two positive '
-                         f'integers, got {value!r}')
-    return value
+def _list_of(count: int, rule) -> Callable[[Any], bool]:
+    """A test: a list of ``count`` values that ``rule`` takes."""
+    return lambda value: (
+        isinstance(value, list) and len(value) == count and all(
+            rule(v) for v in value))
+
+
+_PAIR = _list_of(2, lambda v: is_int(v) and v >= 1)
+_RGB = _list_of(3, lambda v: is_number(v) and math.isfinite(v))
+#: The protocol's values the runner reads: key, test, what it must be.
+_VALUES = (
+    ('resize', lambda v: isinstance(v, dict) and v.get('keep_ratio') is True,
+     'a keep-ratio resize'),
+    ('resize.scale', _PAIR, 'two positive integers'),
+    ('crop_size', _PAIR, 'two positive integers'),
+    ('stride', _PAIR, 'two positive integers'),
+    ('mean', _RGB, 'three finite numbers (RGB)'),
+    ('std', _RGB, 'three finite numbers (RGB)'),
+    ('std', lambda v: all(x > 0 for x in v), 'positive'),
+    ('with_bg', lambda v: isinstance(v, bool), 'true or false'),
+    ('context_length', lambda v: is_int(v) and v >= 3,
+     'an integer of at least 3'),
+    ('templates', lambda v: isinstance(v, list) and v,
+     'a list of texts with one "{}" each'),
+)
 
 
 def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
@@ -45,42 +64,20 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
     ``protocol``; ``window``: the image graph's fixed ``(h, w)``, if any."""
     if not isinstance(protocol, dict):
         raise ValueError('"protocol" must be a mapping')
-    resize = protocol.get('resize')
-    if not isinstance(resize, dict) or resize.get('keep_ratio') is not True:
-        raise ValueError(
-            f'protocol.resize must be a keep-ratio resize, got {resize!r}')
-    scale = _pair(resize, 'scale', 'resize.scale')
+    for key, test, what in _VALUES:
+        value = functools.reduce(dict.get, key.split('.'), protocol)
+        if not test(value):
+            raise ValueError(f'protocol.{key} must be {what}, got {value!r}')
+    scale, crop = protocol['resize']['scale'], protocol['crop_size']
     if scale[0] * scale[1] > files.MAX_IMAGE_PIXELS:
         raise ValueError(
             f'protocol.resize.scale {scale} would resize a photo to more '
             f'than the {files.MAX_IMAGE_PIXELS:,} pixels an image may have')
-    crop = _pair(protocol, 'crop_size')
-    check_stride(crop, _pair(protocol, 'stride'), 'protocol')
+    check_stride(crop, protocol['stride'], 'protocol')
     if window is not None and list(window) != crop:
         raise ValueError(f'protocol.crop_size {crop} is not the image '
                          f'graph\'s window {list(window)}')
-    for key in ('mean', 'std'):
-        value = protocol.get(key)
-        if not (isinstance(value, list) and len(value) == 3
-                and all(is_number(v) and math.isfinite(v) for v in value)):
-            raise ValueError(f'protocol.{key} must be three finite numbers '
-                             f'(RGB), got {value!r}')
-    if not all(v > 0 for v in protocol['std']):
-        raise ValueError(
-            f'protocol.std must be positive, got {protocol["std"]!r}')
-    if not isinstance(protocol.get('with_bg'), bool):
-        raise ValueError(f'protocol.with_bg must be true or false, got '
-                         f'{protocol.get("with_bg")!r}')
-    context = protocol.get('context_length')
-    if not (is_int(context) and context >= 3):
-        raise ValueError(f'protocol.context_length must be an integer of at '
-                         f'least 3, got {context!r}')
-    templates = protocol.get('templates')
-    if not (isinstance(templates, list) and templates):
-        raise ValueError(
-            f'protocol.templates must be a list of texts with one "{{}}" '
-            f'each, got {templates!r}')
-    for template in templates:
+    for template in protocol['templates']:
         try:
             check_template(template)
         except (TypeError, ValueError) as e:
