@@ -108,9 +108,8 @@ def check_runner(cfg) -> None:
 @interruptible
 def main(argv=None):
     args = parse_args(argv)
-    problem = check_paths(
-        args.config, launcher=args.launcher, tool='tools/train.py')
-    if problem:
+    if problem := check_paths(
+            args.config, launcher=args.launcher, tool='tools/train.py'):
         sys.exit(error_line(problem))
     quiet_warnings(args.verbose)
     with exit_on_user_error():

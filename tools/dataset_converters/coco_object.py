@@ -222,12 +222,12 @@ def main(argv=None):
         return {args.split: count}
     written = {}
     for split in args.splits:
-        if not osp.isdir(osp.join(args.coco_path, 'annotations', split)):
+        folder = osp.join(args.coco_path, 'annotations', split)
+        if not osp.isdir(folder):
             print(f'{split}: no folder {args.coco_path}/annotations/{split}; '
                   f'skipped.')
             continue
-        files = sorted(
-            glob(osp.join(args.coco_path, 'annotations', split, '*.png')))
+        files = sorted(glob(osp.join(folder, '*.png')))
         raw_files = [f for f in files if 'TrainIds' not in osp.basename(f)]
         out_dir = osp.join(args.out_dir, 'annotations', split)
         mkdir_or_exist(out_dir)

@@ -91,9 +91,8 @@ def fix_text(text: str) -> str:
                     f'text decoded as {encoding} (it reads {decoded!r} when '
                     f're-decoded); fix the text\'s encoding (save the '
                     f'vocabulary as UTF-8).')
-        text = text.translate(_C1)
-        text = text.translate(_LIGATURES)
-        text = text.translate(_width_map())
+        text = text.translate(_C1).translate(_LIGATURES).translate(
+            _width_map())
         text = _SINGLE_QUOTE.sub("'", text)
         text = _DOUBLE_QUOTE.sub('"', text)
         text = _LINE_BREAK.sub('\n', text)
