@@ -6,7 +6,7 @@ import math
 import os
 import os.path as osp
 import stat
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import onnxruntime as ort
@@ -59,9 +59,9 @@ _VALUES = (
 )
 
 
-def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
+def _check_values(protocol: dict, image_inputs: list) -> None:
     """Raise ``ValueError`` unless the runner can use every value of
-    ``protocol``; ``window``: the image graph's fixed ``(h, w)``, if any."""
+    ``protocol`` with the image graph of ``image_inputs``."""
     if not isinstance(protocol, dict):
         raise ValueError('"protocol" must be a mapping')
     for key, test, what in _VALUES:
@@ -74,9 +74,14 @@ def _check_values(protocol: dict, window: Optional[Sequence]) -> None:
             f'protocol.resize.scale {scale} would resize a photo to more '
             f'than the {files.MAX_IMAGE_PIXELS:,} pixels an image may have')
     check_stride(crop, protocol['stride'], 'protocol')
-    if window is not None and list(window) != crop:
+    window = image_inputs[0].shape[2:]  # fixed, or names of sizes
+    if all(isinstance(v, int) for v in window) and window != crop:
         raise ValueError(f'protocol.crop_size {crop} is not the image '
-                         f'graph\'s window {list(window)}')
+                         f'graph\'s window {window}')
+    names = [i.name for i in image_inputs]
+    if protocol['with_bg'] != ('bg_thresh' in names):
+        raise ValueError(f'protocol.with_bg is {protocol["with_bg"]} but the '
+                         f'image graph takes {names}')
     for template in protocol['templates']:
         try:
             check_template(template)
@@ -231,23 +236,14 @@ class OnnxSegmenter:
                                                       'image.onnx'), threads,
                               providers, ['pixels', 'class_embeds'],
                               ['scores'], 'bg_thresh')
-        inputs = [i.name for i in self.image.get_inputs()]
-        window = self.image.get_inputs()[0].shape[2:]
         self.protocol = self.meta.get('protocol')
         try:
-            _check_values(
-                self.protocol,
-                window if all(isinstance(v, int) for v in window) else None)
+            _check_values(self.protocol, self.image.get_inputs())
         except ValueError as e:
             raise ExportError(
                 f'{osp.join(export_dir, export_format.DEPLOY_FILE)}: '
                 f'{str(e).rstrip(".")}; the export is damaged or was edited: '
                 f'{AGAIN}') from None
-        if self.protocol['with_bg'] != ('bg_thresh' in inputs):
-            raise ExportError(
-                f'{export_dir}: protocol.with_bg is '
-                f'{self.protocol["with_bg"]} but the image graph takes '
-                f'{inputs}; {AGAIN}')
         self.text = _session(data['text'], osp.join(export_dir, 'text.onnx'),
                              threads, providers, ['tokens'], ['text_features'])
         self.tokenizer = ClipTokenizer(
