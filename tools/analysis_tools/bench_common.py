@@ -11,7 +11,6 @@ import sys
 import time
 from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
-from unittest import mock
 
 import torch
 from mmengine.registry import init_default_scope
@@ -57,8 +56,11 @@ def window_shape(cfg) -> Tuple[int, int]:
 def load_runtime():
     """The torch-free runner ``tools/deployment/groupvit_ort``."""
     folder = osp.join(REPO, 'tools', 'deployment')
-    with mock.patch.object(sys, 'path', [folder, *sys.path]):
+    sys.path.insert(0, folder)
+    try:
         return importlib.import_module('groupvit_ort')
+    finally:
+        sys.path.remove(folder)
 
 
 def hf_config(arch: dict, image_size: int):
