@@ -7,7 +7,7 @@ import os.path as osp
 import string
 import unicodedata
 from collections import defaultdict
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import ConfigValueError
 from .files import read_text
@@ -39,9 +39,20 @@ def _code_points(chars) -> str:
                      for c in dict.fromkeys(chars))
 
 
-def check_words(texts: Sequence[str], where: str) -> None:
+def check_words(texts: Sequence[str],
+                where: str,
+                bar_fix: Optional[str] = None) -> None:
     """Raise ``ValueError`` (naming ``where``) for a text with too long a
-    word, too many words, or an invisible or control character."""
+    word, too many words, or an invisible or control character; with
+    ``bar_fix``, for a ``|`` (it separates synonyms on the command line
+    only, and would otherwise be prompted as part of one name)."""
+    bar = next((text for text in texts if _BAR in text), None)
+    if bar_fix is not None and bar is not None:
+        raise ValueError(
+            f'{where}: {bar[:80]!r} holds "|", which separates synonyms '
+            f'only on the command line (--vocab "cat,dog|puppy", where '
+            f'commas separate classes); it would be prompted as part of one '
+            f'class name. {bar_fix}')
     for text in texts:
         hidden = [
             c for c in text
@@ -66,19 +77,6 @@ def check_words(texts: Sequence[str], where: str) -> None:
                 f'the rest would be cut). Shorten it.')
 
 
-def _refuse_bar(names: Sequence[str], where: str, fix: str) -> None:
-    """Raise ``ValueError`` (naming ``where`` and ``fix``) if a name holds
-    ``|``: it separates synonyms on the command line only, and would
-    otherwise be prompted as part of one name."""
-    name = next((name for name in names if _BAR in name), None)
-    if name is not None:
-        raise ValueError(
-            f'{where}: {name[:80]!r} holds "|", which separates synonyms '
-            f'only on the command line (--vocab "cat,dog|puppy", where '
-            f'commas separate classes); it would be prompted as part of one '
-            f'class name. {fix}')
-
-
 def _split_line(line: str, where: str) -> List[str]:
     """The cleaned synonyms of one line (empty for a blank line)."""
     if not line.strip():
@@ -88,14 +86,11 @@ def _split_line(line: str, where: str) -> List[str]:
         raise ValueError(f'{where}: empty name in {line.strip()[:80]!r} (two '
                          f'commas in a row, or a leading/trailing comma). '
                          f'{_FORMAT_HINT}')
-    if any(_BAR in name for name in names):  # the fix, only when needed
-        synonyms = ', '.join(
-            filter(None, (_clean(part) for name in names
-                          for part in name.split(_BAR))))
-        _refuse_bar(
-            names, where,
-            f'Here commas separate synonyms: write {synonyms[:80]!r}.')
-    check_words(names, where)
+    synonyms = ', '.join(
+        filter(None,
+               (_clean(part) for name in names for part in name.split(_BAR))))
+    check_words(names, where,
+                f'Here commas separate synonyms: write {synonyms[:80]!r}.')
     return names
 
 
@@ -131,9 +126,8 @@ def _read_list(items: Sequence) -> Iterator[Tuple[List[str], str]]:
             if not all(names):
                 raise ValueError(f'{where} {list(item)!r} has a blank '
                                  f'synonym; remove it.')
-            _refuse_bar(names, where,
+            check_words(names, where,
                         'Give each synonym as an item of the list.')
-            check_words(names, where)
         else:
             raise TypeError(
                 f'{where} must be a str (synonyms separated by commas) or a '
