@@ -13,24 +13,21 @@ from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
 
 from ..models.config_arguments import builds
+from .config_file import find_dicts
 
-_release_registered = False
 
-
-def init_cpu_distributed(cfg) -> None:
+def init_cpu_distributed(cfg) -> bool:
     """Create the gloo process group for ``--launcher pytorch`` without
     CUDA, and set ``cfg`` to gloo and mmengine's DDP (``broadcast_buffers``
     off, the config's ``find_unused_parameters``), a DDP wrapper without
-    device ids, in place."""
-    global _release_registered
+    device ids, in place; whether it did."""
     if cfg.launcher != 'pytorch' or torch.cuda.is_available():
-        return
+        return False
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
-    if not _release_registered:
-        # atexit handlers run before finalization starts.
-        atexit.register(release_group)
-        _release_registered = True
+    # atexit handlers run before finalization starts; registered once.
+    atexit.unregister(release_group)
+    atexit.register(release_group)
     # ConfigDict.setdefault stores a copy of the default: read back.
     cfg.setdefault('env_cfg', {})
     cfg.env_cfg.setdefault('dist_cfg', {})
@@ -48,27 +45,24 @@ def init_cpu_distributed(cfg) -> None:
     }, DistributedDataParallel, MODEL_WRAPPERS):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+    return True
 
 
 def replace_sync_bn(cfg) -> int:
     """Turn every ``type='SyncBN'`` in ``cfg`` into ``'BN'`` in place;
     return how many."""
-    if isinstance(cfg, (list, tuple)):
-        return sum(replace_sync_bn(value) for value in cfg)
-    if not isinstance(cfg, dict):
-        return 0
-    count = int(cfg.get('type') == 'SyncBN')
-    if count:
-        cfg['type'] = 'BN'
-    return count + replace_sync_bn(list(cfg.values()))
+    count = 0
+    for _, layer in find_dicts(cfg, lambda d: d.get('type') == 'SyncBN'):
+        layer['type'] = 'BN'
+        count += 1
+    return count
 
 
 def init_cpu_training(cfg) -> None:
     """:func:`init_cpu_distributed` for ``tools/train.py``, with SyncBN
     built as BN (with a warning)."""
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+    if not init_cpu_distributed(cfg):
         return
-    init_cpu_distributed(cfg)
     # The runner's sync_bn would convert every BatchNorm after building.
     if replace_sync_bn(cfg.model) + bool(cfg.pop('sync_bn', None)):
         print_log(
