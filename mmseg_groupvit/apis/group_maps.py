@@ -21,25 +21,15 @@ class StageGroups(NamedTuple):
 @torch.no_grad()
 def image_group_maps(model: nn.Module,
                      image: Union[str, np.ndarray]) -> List[StageGroups]:
-    """Per grouping stage, the group every pixel of the whole image belongs
-    to (the chained soft assignments arg-maxed).
-
-    Args:
-        model (nn.Module): A GroupViT segmentor with ``model.cfg`` (from
-            :func:`init_groupvit` or ``mmseg.apis.init_model``).
-        image (str | ndarray): Image path or BGR array.
-
-    Returns:
-        list[StageGroups]: One entry per grouping stage, first to last.
-    """
+    """Per grouping stage, first to last, the group every pixel of an image
+    (path or BGR array) belongs to (the chained soft assignments arg-maxed);
+    ``model``: a GroupViT segmentor with ``model.cfg``."""
     pipeline = without_annotations(model.cfg.test_pipeline)
-    if isinstance(image, str):
-        data = dict(img_path=image)
-    else:
-        pipeline[0] = dict(type='LoadImageFromNDArray')
-        data = dict(img=image)
-    data = Compose(pipeline)(data)
-    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    data = dict(img_path=image)
+    if not isinstance(image, str):
+        pipeline[0], data = dict(type='LoadImageFromNDArray'), dict(img=image)
+    batch = model.data_preprocessor(
+        pseudo_collate([Compose(pipeline)(data)]), False)
     feats = model.image_encoder(batch['inputs'])
     ori_shape = batch['data_samples'][0].ori_shape
     stages = []
