@@ -46,8 +46,7 @@ def overlay_labels(image: np.ndarray,
         raise ValueError(f'Image {image.shape[:2]} and label map '
                          f'{labels.shape} differ in size.')
     colour = np.asarray(palette, dtype=np.float32)[labels]
-    mask = labels != skip_label if skip_label is not None else np.ones(
-        labels.shape, bool)
+    mask = labels != skip_label  # all True for None
     out = image.astype(np.float32)
     out[mask] = out[mask] * (1 - opacity) + colour[mask] * opacity
     return out.round().clip(0, 255).astype(np.uint8)
@@ -248,9 +247,7 @@ def labelled_overlay(rgb: np.ndarray,
     entries, footer = legend_entries(legend, every_class)
     picture = Image.fromarray(
         overlay_labels(rgb, labels, palette, opacity, 0 if with_bg else None))
-    top = 0
-    if note:
-        picture, top = draw_banner(picture, note)
+    picture, top = draw_banner(picture, note) if note else (picture, 0)
     return draw_legend(picture, entries, top, footer=footer)
 
 
