@@ -14,7 +14,7 @@ __all__ = [
     'ConfigValueError', 'DataFileError', 'ExportCheckError', 'ImageLoadError',
     'ImageSizeError', 'LabelMapError', 'NonFiniteLossError', 'ProgressError',
     'TrainingDataError', 'USER_ERRORS', 'user_error_message', 'error_line',
-    'exit_on_user_error', 'first_line', 'interruptible', 'shown'
+    'exit_on_user_error', 'first_few', 'first_line', 'interruptible', 'shown'
 ]
 
 
@@ -128,6 +128,11 @@ def first_line(error) -> str:
 def shown(value) -> str:
     """A short repr of an untrusted value, for a message."""
     return _SHOWN.repr(value)
+
+
+def first_few(names, limit: int = 3) -> str:
+    """The first ``limit`` of ``names`` for a message: ``a, b, c, ...``."""
+    return ', '.join(names[:limit]) + ', ...' * (len(names) > limit)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from torch import Tensor, nn
 
 from groupvit_common import export_format
-from groupvit_common.errors import ExportCheckError
+from groupvit_common.errors import ExportCheckError, first_few
 from groupvit_common.export_format import image_feeds
 from ..datasets.transforms import step_kind, without_annotations
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
@@ -268,9 +268,8 @@ def export_onnx(model,
     if others:  # e.g. the runner's pictures: the folder is replaced
         raise ValueError(
             f'--out {out_dir} is an ONNX export that also holds files of '
-            f'its own ({", ".join(others[:3])}{" ..." * (len(others) > 3)}),'
-            f' which exporting again would delete; move them away, or pass '
-            f'a new or empty folder.')
+            f'its own ({first_few(others)}), which exporting again would '
+            f'delete; move them away, or pass a new or empty folder.')
     model = model.cpu().eval()
     protocol = describe_protocol_for_runtime(model, cfg)
     window = check_window(model, cfg, check_image)
