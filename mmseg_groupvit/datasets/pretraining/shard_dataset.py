@@ -18,7 +18,7 @@ from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
 from groupvit_common.errors import (ConfigValueError, ImageLoadError,
-                                    TrainingDataError, shown)
+                                    TrainingDataError, first_few, shown)
 from groupvit_common.files import check_image
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
@@ -113,7 +113,7 @@ class CaptionShards(IterableDataset):
         if missing:
             raise TrainingDataError(
                 f'{len(missing)} of the {len(shards)} shards of {pattern} are '
-                f'missing ({_first(missing)}): download them, or name only '
+                f'missing ({first_few(missing)}): download them, or name only '
                 f'the shards present in {key}.prefix (a brace list skips '
                 f'gaps: "part-{{{{00000..00009}},00011}}.tar").')
         for shard in shards:
@@ -246,7 +246,7 @@ class CaptionShards(IterableDataset):
                             if n and not reason.startswith('_'))
         raise TrainingDataError(
             f'0 good samples in {len(self.shards)} shard(s) '
-            f'({_first(self.shards)}): '
+            f'({first_few(self.shards)}): '
             f'{reasons or "they hold no sample"}. Each sample needs an image '
             f'(.jpg, .png, .webp) that decodes and a caption (.txt): fix the '
             f'shards or train_dataloader.dataset.datasets.')
@@ -270,11 +270,6 @@ class CaptionShards(IterableDataset):
         stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))
         samples = (self.pipeline(s) for s in self._good(stream, tally))
         yield from itertools.islice(samples, count)
-
-
-def _first(paths: Sequence[str]) -> str:
-    """The first three of ``paths`` (``a, b, c, ...``)."""
-    return ', '.join(paths[:3]) + ', ...' * (len(paths) > 3)
 
 
 def count_samples(shards: Union[str, Sequence[str]]) -> int:
