@@ -183,16 +183,9 @@ def tile_panes(panes: Sequence[Image.Image],
 def save_pngs(out_dir: str, stem: str,
               pictures: Dict[str, Tuple[Image.Image, dict]]) -> Dict[str, str]:
     """Write ``OUT_DIR/STEM_KIND.png`` of ``pictures`` (``{kind: (picture,
-    PNG text)}``, non-str values as JSON, the text's ``Software`` naming the
-    tool), none of them unless every name is free or a picture of a tool of
-    this package (an empty file, a write cut short, is replaced).
-
-    Returns:
-        dict: ``{kind: path}``.
-
-    Raises:
-        DataFileError: A name is a file of the user's (or a link).
-    """
+    PNG text)}``, non-str values as JSON) and return ``{kind: path}``; none
+    of them (a ``DataFileError``) if a name is a link or a file of the
+    user's, not of a tool of this package (an empty file is replaced)."""
     files = {k: osp.join(out_dir, f'{stem}_{k}.png') for k in pictures}
     for path in files.values():
         if osp.islink(path) or (osp.lexists(path) and os.path.getsize(path)

@@ -152,12 +152,8 @@ def check_image(
     max_aspect: Optional[float] = MAX_IMAGE_ASPECT
 ) -> Optional[Tuple[int, int]]:
     """Refuse an image (a path or its bytes) whose header states over
-    :data:`MAX_IMAGE_PIXELS`, more elongation than ``max_aspect`` or nothing.
-
-    Returns:
-        tuple[int, int] | None: ``(width, height)``; None for a header Pillow
-        cannot read.
-    """
+    :data:`MAX_IMAGE_PIXELS`, more elongation than ``max_aspect`` or nothing;
+    its ``(width, height)``, None for a header Pillow cannot read."""
     from PIL import Image
     stream = io.BytesIO(content) if isinstance(content, bytes) else content
     with warnings.catch_warnings():
@@ -285,13 +281,8 @@ def file_sha256(path: str) -> str:
 
 def check_out_dir(path: str, option: str) -> None:
     """Create the folder of ``option`` (``--out``) and check that a file
-    can be written there.
-
-    Raises:
-        ConfigCheckError: The path is or lies under a file, or cannot be
-            written.
-        DataFileError: A symbolic link lies in the folder.
-    """
+    can be written there (``ConfigCheckError``) and that no symbolic link
+    lies in it (``DataFileError``)."""
     existing = os.path.abspath(path)  # or its nearest ancestor that exists
     while not os.path.lexists(existing) and os.path.dirname(
             existing) != existing:

@@ -29,12 +29,8 @@ def init_classifier(config: Union[str, Config],
                     cfg_options: Optional[dict] = None,
                     seed: int = 0,
                     random_weights: bool = False) -> nn.Module:
-    """Build a classifier from a classification config; the other
-    arguments as in :func:`~mmseg_groupvit.apis.init_groupvit`.
-
-    Returns:
-        nn.Module: The classifier in eval mode, ``model.cfg`` set.
-    """
+    """A classifier in eval mode, ``model.cfg`` set, from a classification
+    config; the arguments as in :func:`~mmseg_groupvit.apis.init_groupvit`."""
     cfg = read_config(config, cfg_options, test=False)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if not is_classification_config(cfg):
@@ -56,12 +52,8 @@ def init_classifier(config: Union[str, Config],
 def classify_image(model: nn.Module, image: Union[str,
                                                   np.ndarray]) -> List[dict]:
     """Rank the model's classes for one image file or BGR array (as
-    ``inference_model``).
-
-    Returns:
-        list[dict]: One per class, best first: ``name``, ``synonyms``,
-        ``label``, ``probability`` and ``cosine``.
-    """
+    ``inference_model``): one dict per class, best first, of ``name``,
+    ``synonyms``, ``label``, ``probability`` and ``cosine``."""
     cfg = copy.deepcopy(model.cfg)
     use_checked_loading(cfg)
     steps = cfg.test_dataloader.dataset.pipeline

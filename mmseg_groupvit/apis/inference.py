@@ -65,7 +65,8 @@ def init_groupvit(config: Union[str, Path, Config],
                   cfg_options: Optional[dict] = None,
                   seed: int = 0,
                   random_weights: bool = False) -> nn.Module:
-    """``mmseg.apis.init_model`` plus GroupViT's text options.
+    """``mmseg.apis.init_model`` plus GroupViT's text options: the
+    segmentor in eval mode, with ``model.cfg`` set.
 
     Args:
         checkpoint (str, optional): A checkpoint file or folder, a URL or
@@ -74,18 +75,12 @@ def init_groupvit(config: Union[str, Path, Config],
             config's when None (so are ``templates`` and ``bg_thresh``).
         templates (str | list[str], optional): Template-set name or
             templates.
-        bg_thresh (float, optional): Background threshold in [0, 1].
         extra_classes: Classes appended to the vocabulary.
-        seed (int): Seed of the random weights without a checkpoint.
-        random_weights (bool): Seeded random weights without a
-            checkpoint (else that is a ``CheckpointError``).
-
-    Returns:
-        nn.Module: The segmentor in eval mode, with ``model.cfg`` set.
+        random_weights (bool): Random weights seeded with ``seed`` without
+            a checkpoint (else that is a ``CheckpointError``).
 
     Raises:
-        ConfigCheckError: The config is no zero-shot segmentor (a
-            classifier, or a model without a text encoder).
+        ConfigCheckError: The config is no zero-shot segmentor.
     """
     if bg_thresh is not None:
         cfg_options = dict(cfg_options or {})

@@ -188,15 +188,10 @@ def _export(module, args, path, inputs, outputs):
 
 def check_graphs(model, out_dir: str, window: Tensor, atol: float,
                  bg_thresh: float) -> dict:
-    """Both graphs of ``out_dir`` with onnxruntime against PyTorch.
-
-    Returns:
-        dict: ``window_scores_max_abs_diff``, ``text_features_max_abs_diff``,
-        ``labels_equal`` (share of window pixels) and ``atol``.
-
-    Raises:
-        ExportCheckError: A difference exceeds ``atol``.
-    """
+    """Both graphs of ``out_dir`` with onnxruntime against PyTorch:
+    ``window_scores_max_abs_diff``, ``text_features_max_abs_diff``,
+    ``labels_equal`` (share of window pixels) and ``atol``; an
+    ``ExportCheckError`` when a difference exceeds ``atol``."""
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
     ref = model.encode_decode(window, metas).numpy()
     session = _session(osp.join(out_dir, 'image.onnx'))
@@ -237,20 +232,11 @@ def export_onnx(model,
                 check_image: str,
                 atol: float = SCORE_ATOL,
                 weights: Optional[str] = None) -> dict:
-    """Export ``model`` into ``out_dir`` (moved into place only when the
-    check against PyTorch passes).
-
-    Args:
-        model: A :class:`GroupViTEncoderDecoder`.
-        cfg (Config): Its config (the test pipeline is read).
-        out_dir (str): The export folder: new, empty or an export.
-        check_image (str): A photo whose top-left window is compared.
-        atol (float): Largest allowed difference. Defaults to 1e-4.
-        weights (str, optional): What the weights are, for ``deploy.json``.
-
-    Returns:
-        dict: The content of ``deploy.json``.
-    """
+    """Export a :class:`GroupViTEncoderDecoder` and its config into
+    ``out_dir`` (new, empty or an export), moved into place only when the
+    graphs agree with PyTorch within ``atol`` on the top-left window of the
+    photo ``check_image``; the content of ``deploy.json`` (``weights``: what
+    the weights are)."""
     if osp.islink(out_dir) or osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--out {out_dir} is a file or a link; pass a '
                          f'folder (an export replaces its folder).')

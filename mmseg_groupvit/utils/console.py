@@ -73,14 +73,9 @@ def format_seconds(seconds: Optional[float]) -> str:
 
 class ProgressBar:
     """A progress bar with an ETA on standard error, a context manager whose
-    ``advance(n)`` counts ``n`` more done: rich's on a terminal, else a line
-    per tenth.
-
-    Args:
-        total (int): How many units the work has.
-        description (str): What is done, e.g. ``'test'``.
-        unit (str): What is counted, e.g. ``'images'``.
-    """
+    ``advance(n)`` counts ``n`` more done of ``total`` ``unit`` (``'images'``)
+    of ``description`` (``'test'``): rich's on a terminal, else a line per
+    tenth."""
 
     def __init__(self, total: int, description: str, unit: str) -> None:
         self.total, self.description, self.unit = total, description, unit

@@ -24,12 +24,7 @@ TEMPLATE_SETS: Dict[str, List[str]] = dict(
 
 def get_templates(name_or_list: Union[str, Sequence[str]]) -> List[str]:
     """A template set by name, or a checked list of templates (each with
-    one ``{}``, none twice).
-
-    Raises:
-        ValueError: Unknown name, empty list, bad or repeated template.
-        TypeError: Neither a str nor a sequence of str.
-    """
+    one ``{}``, none twice)."""
     if isinstance(name_or_list, str):
         name = name_or_list
         if name in TEMPLATE_SETS:
