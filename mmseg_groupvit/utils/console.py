@@ -82,27 +82,26 @@ class ProgressBar:
         self.done, self._next = 0, 1
         self.start = time.perf_counter()
         console = Console(file=sys.stderr)
-        self._rich = None
-        if console.is_terminal:
-            self._rich = Progress(
-                TextColumn('{task.description}'),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(unit),
-                TimeElapsedColumn(),
-                TextColumn('ETA'),
-                TimeRemainingColumn(),
-                console=console)
-            self._task = self._rich.add_task(description, total=total)
+        self._rich = Progress(
+            TextColumn('{task.description}'),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+            TextColumn('ETA'),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal)
+        self._task = self._rich.add_task(description, total=total)
 
     def advance(self, count: int = 1) -> None:
         """Count ``count`` more done, up to ``total``."""
         count = min(count, self.total - self.done)
         self.done += count
-        if self._rich is not None:
-            return self._rich.advance(self._task, count)
+        self._rich.advance(self._task, count)
         step = int(10 * self.done / max(self.total, 1))
-        if step >= self._next or self.done == self.total:
+        if self._rich.disable and (step >= self._next
+                                   or self.done == self.total):
             self._next = step + 1
             elapsed = time.perf_counter() - self.start
             eta = elapsed / self.done * (self.total - self.done) \
@@ -115,13 +114,11 @@ class ProgressBar:
                 flush=True)
 
     def __enter__(self):
-        if self._rich is not None:
-            self._rich.start()
+        self._rich.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._rich is not None:
-            self._rich.stop()
+        self._rich.stop()
 
 
 progress = ProgressBar
