@@ -28,10 +28,7 @@ def init_cpu_distributed(cfg) -> bool:
     # atexit handlers run before finalization starts; registered once.
     atexit.unregister(release_group)
     atexit.register(release_group)
-    # ConfigDict.setdefault stores a copy of the default: read back.
-    cfg.setdefault('env_cfg', {})
-    cfg.env_cfg.setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg['backend'] = 'gloo'
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     # mmengine's default wrapper; the device_ids=[LOCAL_RANK] mmengine gives
     # a DistributedDataParallel wrapper is refused for a CPU model. Other
     # wrappers (FSDP, the user's own) get none and take none: left alone.
