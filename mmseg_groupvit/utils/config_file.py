@@ -123,18 +123,15 @@ def load_config(path: str) -> Config:
                         f'Import it in a Python config instead.')
             if imports:
                 import_modules_from_strings(**imports)
-            mmengine.registry.registry.get_object_from_string = _unregistered
+            # mmengine's import fallback for a name no registry holds: off
+            # (Registry.build then says it is not registered).
+            mmengine.registry.registry.get_object_from_string = lambda _: None
             _check_data(cfg.to_dict(), path)
     except ConfigCheckError:
         raise
     except Exception as e:  # any failure of a file that is no config
         raise _unreadable(path, e) from None
     return cfg
-
-
-def _unregistered(name: str) -> None:
-    """mmengine's fallback for a name no registry holds, once a YAML or JSON
-    config is read: none (``Registry.build`` says it is not registered)."""
 
 
 def _check_bases(path: str, seen: set) -> None:
@@ -232,12 +229,6 @@ def _registered(name: str) -> bool:
         return False
 
 
-#: The sections whose pipelines a training run builds, and those a test run
-#: or an API builds (``tools/test.py --tta`` checks its ``tta_pipeline``).
-BUILT_TRAIN = ('train_dataloader', 'val_dataloader')
-BUILT_TEST = ('test_dataloader', 'test_pipeline')
-
-
 def read_config(path: Union[str, Config],
                 cfg_options: Optional[dict] = None,
                 test: bool = True,
@@ -257,7 +248,10 @@ def read_config(path: Union[str, Config],
     plain = cfg.to_dict()
     check_config(plain, test, dataset_classes, get_prompt_classes,
                  head_with_bg, train)
-    built = BUILT_TRAIN if train else BUILT_TEST
+    # The sections a training run builds, or a test run or an API does
+    # (``tools/test.py --tta`` checks its ``tta_pipeline``).
+    built = (('train_dataloader', 'val_dataloader') if train else
+             ('test_dataloader', 'test_pipeline'))
     check_scoped_steps({k: v for k, v in plain.items() if k in built})
     # Not formatted by yapf (0.5 s for every log, dump and checkpoint).
     return Config(
