@@ -66,9 +66,8 @@ def format_seconds(seconds: Optional[float]) -> str:
         return '-'
     hours, rest = divmod(int(round(seconds)), 3600)
     minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f'{hours}:{minutes:02d}:{seconds:02d}'
-    return f'{minutes}:{seconds:02d}'
+    return (f'{hours}:{minutes:02d}:{seconds:02d}'
+            if hours else f'{minutes}:{seconds:02d}')
 
 
 class ProgressBar:
