@@ -117,17 +117,14 @@ class _Shown(reprlib.Repr):
 
 _SHOWN = _Shown()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 60, 60
+#: A short repr of an untrusted value, for a message.
+shown = _SHOWN.repr
 
 
 def first_line(error) -> str:
     """The first sentence of an error's message (or its type's name)."""
     text = str(error).strip().splitlines()
     return text[0].split('. ')[0].rstrip('.') if text else type(error).__name__
-
-
-def shown(value) -> str:
-    """A short repr of an untrusted value, for a message."""
-    return _SHOWN.repr(value)
 
 
 def first_few(names, limit: int = 3) -> str:
