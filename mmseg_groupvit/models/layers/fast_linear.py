@@ -60,15 +60,12 @@ def set_enabled(enabled: bool) -> bool:
 
 def available(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` takes the fused path for these tensors."""
-    if not _STATE['enabled'] or x.device.type != 'cpu' or x.dim() < 2:
-        return False
-    if x.dtype != torch.float32 or weight.dtype != torch.float32:
-        return False
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
-    return not torch.is_autocast_enabled('cpu')
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad
+                                              or weight.requires_grad)
+    return (_STATE['enabled'] and x.device.type == 'cpu' and x.dim() >= 2
+            and x.dtype == weight.dtype == torch.float32 and not needs_grad
+            and not (torch.jit.is_tracing() or torch.jit.is_scripting())
+            and not torch.is_autocast_enabled('cpu'))
 
 
 def linear(x: torch.Tensor,
@@ -104,12 +101,7 @@ def linear(x: torch.Tensor,
             _STATE['enabled'] = False
             warnings.warn(f'oneDNN fused linear failed ({e}); using '
                           f'F.linear from now on.')
-    out = F.linear(x, weight, bias)
-    if activation is not None:
-        out = _plain(activation)(out)
-    if residual is not None:
-        out = out + residual
-    return out
+    return _unfused(F.linear(x, weight, bias), activation, residual)
 
 
 def apply(module: nn.Linear,
@@ -120,10 +112,14 @@ def apply(module: nn.Linear,
     hooks) off the fused path."""
     if available(x, module.weight):
         return linear(x, module.weight, module.bias, activation, residual)
-    out = module(x)
+    return _unfused(module(x), activation, residual)
+
+
+def _unfused(out: torch.Tensor, activation: Optional[str],
+             residual: Optional[torch.Tensor]) -> torch.Tensor:
     if activation is not None:
         out = _plain(activation)(out)
-    return out if residual is None else residual + out
+    return out if residual is None else out + residual
 
 
 def _onednn_linear(x, weight, bias, activation, residual):
