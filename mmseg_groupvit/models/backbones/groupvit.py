@@ -69,8 +69,7 @@ class PatchEmbed(nn.Module):
         """Images ``[B, C_in, H, W]`` to tokens ``[B, h*w, C]`` and the
         grid ``(h, w)``."""
         x = self.proj(x)
-        grid = x.shape[-2:]
-        return self.norm(x.flatten(2).transpose(1, 2)), tuple(grid)
+        return self.norm(x.flatten(2).transpose(1, 2)), tuple(x.shape[-2:])
 
 
 class GroupingStage(nn.Module):
@@ -212,9 +211,8 @@ class GroupViT(BaseModule):
                  frozen: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        depths = list(depths)
-        num_group_tokens = list(num_group_tokens)
-        num_output_groups = list(num_output_groups)
+        depths, num_group_tokens, num_output_groups = map(
+            list, (depths, num_group_tokens, num_output_groups))
         if len(num_group_tokens) != len(depths):
             raise ValueError(
                 f'num_group_tokens {num_group_tokens} needs one entry per '
@@ -260,6 +258,7 @@ class GroupViT(BaseModule):
         self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
 
         num_stages = len(depths)
+        self.out_indices = out_indices
         if out_indices is not None:
             indices = (out_indices, ) if isinstance(
                 out_indices, int) else tuple(out_indices)
@@ -271,28 +270,26 @@ class GroupViT(BaseModule):
                     f'indices in [-{num_stages}, {num_stages - 1}] (this '
                     f'encoder has {num_stages} stages), e.g. '
                     f'out_indices=(0, 1, 2).')
-            out_indices = tuple(i % num_stages for i in indices)
-        self.out_indices = out_indices
-        if with_zero_shot and self.out_indices is None:
+            self.out_indices = tuple(i % num_stages for i in indices)
+        if with_zero_shot and out_indices is None:
             raise ValueError(
                 'GroupViT: with_zero_shot=True adds the dense maps to the '
                 'zero-shot output, so it needs out_indices (e.g. '
                 'out_indices=(0, 1, 2)).')
         self.with_zero_shot = with_zero_shot
-        if not -1 <= frozen_stages <= len(depths):
+        if not -1 <= frozen_stages <= num_stages:
             raise ValueError(
                 f'GroupViT: frozen_stages={frozen_stages} must be between -1 '
-                f'(nothing frozen) and {len(depths)} (all stages).')
+                f'(nothing frozen) and {num_stages} (all stages).')
         self.frozen_stages = frozen_stages
-        self.freeze_group_tokens = freeze_group_tokens
         self.freeze_projector = freeze_projector
         self.frozen = frozen
         for module in self._frozen_modules():
             module.eval()
             module.requires_grad_(False)
-        if self.frozen or self.frozen_stages >= 0:
+        if frozen_stages >= 0:
             self.pos_embed.requires_grad_(False)
-        if self.freeze_group_tokens:
+        if freeze_group_tokens:
             for stage in self.stages:
                 if stage.group_token is not None:
                     stage.group_token.requires_grad_(False)
@@ -419,20 +416,18 @@ class GroupViT(BaseModule):
         ``out_indices``: stage 1's patch tokens, a later stage's tokens
         spread back to the patches, ``(A_1^T @ ... @ A_i^T) @ tokens_i``."""
         grid, assigns = feats['grid'], feats['soft_assigns']
-        last = len(self.stages) - 1
-        maps = {}
+        maps = []
         for i in self.out_indices:
             if i == 0:
                 tokens = feats['stage_tokens'][0]
-            elif i == last:
+            elif i == len(self.stages) - 1:
                 tokens = chain_assignments(assigns) @ feats['group_tokens']
             else:
                 tokens = chain_assignments(
                     assigns[:i]) @ feats['stage_tokens'][i]
             # [B, h*w, C] -> [B, C, h, w]
-            maps[i] = tokens.transpose(1, 2).reshape(tokens.shape[0], -1,
-                                                     *grid)
-        return tuple(maps[i] for i in self.out_indices)
+            maps.append(tokens.transpose(1, 2).reshape(len(tokens), -1, *grid))
+        return tuple(maps)
 
     def forward(self,
                 x: torch.Tensor) -> Union[dict, Tuple[torch.Tensor, ...]]:

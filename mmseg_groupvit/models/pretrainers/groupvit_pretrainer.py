@@ -76,10 +76,8 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
         super().init_weights()
         for encoder in (self.image_encoder, self.text_encoder):
             if encoder.init_cfg is None and encoder.projector is not None:
-                for module in encoder.projector.modules():
-                    if module is not encoder.projector and hasattr(
-                            module, 'reset_parameters'):
-                        module.reset_parameters()
+                for module in encoder.projector.children():
+                    module.reset_parameters()
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """

@@ -72,12 +72,6 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
     _auxiliary_head_forward_train = \
         EncoderDecoder._auxiliary_head_forward_train
 
-    def train(self, mode: bool = True) -> 'GroupViTAuxEncoderDecoder':
-        super().train(mode)
-        if mode and getattr(self.text_encoder, 'frozen', False):
-            self.text_encoder.eval()
-        return self
-
     def check_checkpoint(self, state_dict: dict) -> None:
         """Check strictly; without auxiliary-head weights, the zero-shot
         parts only."""

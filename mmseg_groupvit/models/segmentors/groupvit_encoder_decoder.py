@@ -84,12 +84,8 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                 'model.asymetric_input=True is not supported by GroupViT, '
                 'which segments every window at its own resolution. Remove '
                 'it (and encoder_resolution) from the config.')
-        super().__init__(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            decode_head=decode_head,
-            asymetric_input=False,
-            **kwargs)
+        kwargs.update(asymetric_input=False)
+        super().__init__(image_encoder, text_encoder, decode_head, **kwargs)
         self._palette = None
         self.register_load_state_dict_pre_hook(check_on_load)
 
