@@ -10,8 +10,6 @@ from mmseg.registry import MODELS
 
 from groupvit_common.errors import ConfigValueError
 
-__all__ = ['builds', 'check_model_arguments']
-
 CHECKED = (__name__.split('.')[0] + '.', 'mmseg.', 'mmengine.runner.')
 #: Keys mmengine's builder reads itself (``_scope_``: the registry scope).
 RESERVED = ('type', '_scope_')

@@ -48,14 +48,12 @@ def resolve_classes(vocabulary=None,
 
 def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
     """Distinct classes (caseless) and each class's index among them."""
-    seen, unique, index = {}, [], []
-    for names in classes:
-        key = tuple(n.casefold() for n in names)
-        if key not in seen:
-            seen[key] = len(unique)
-            unique.append(names)
-        index.append(seen[key])
-    return unique, index
+    keys = [tuple(n.casefold() for n in names) for names in classes]
+    first = {}
+    for key, names in zip(keys, classes):
+        first.setdefault(key, names)
+    position = {key: i for i, key in enumerate(first)}
+    return list(first.values()), [position[key] for key in keys]
 
 
 @MODELS.register_module()

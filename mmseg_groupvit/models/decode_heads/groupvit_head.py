@@ -14,8 +14,6 @@ from groupvit_common.errors import CheckpointError
 from ..config_arguments import builds
 from ..layers import chain_assignments
 
-__all__ = ['GroupViTHead', 'group_maps', 'head_with_bg', 'paint_scores']
-
 
 def group_maps(soft_assigns: Sequence[Tensor], grid: Tuple[int, int],
                size: Tuple[int, int]) -> Tensor:

@@ -7,7 +7,7 @@ import math
 from typing import Dict, List, Optional
 
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
@@ -177,12 +177,8 @@ def _nonfinite_grads(model: nn.Module) -> List[str]:
 
 def _agreed(bad: List[str]) -> List[str]:
     """``bad`` made the same on every process, so all stop or skip together."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return bad
     flag = torch.tensor([float(bool(bad))])
-    if dist.get_backend() == 'nccl':
-        flag = flag.cuda()
-    dist.all_reduce(flag)
+    all_reduce(flag)  # on the backend's device; nothing in one process
     if flag.item() and not bad:
         return ['a loss term of another process']
     return bad
