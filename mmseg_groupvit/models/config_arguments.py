@@ -61,16 +61,11 @@ def check_model_arguments(cfg: Any,
                           key: str = 'model',
                           registry: Registry = MODELS,
                           reserved: tuple = RESERVED) -> None:
-    """Raise :class:`ConfigValueError` for a key, in ``cfg`` or nested in
-    it, that its component's constructor does not take.
-
-    Args:
-        cfg: A model config (dict) or any value nested in one.
-        key (str): Its config key, for the message.
-        registry (Registry): Where its types are (``LOOPS`` for
-            ``train_cfg``).
-        reserved (tuple): Keys of ``cfg`` its builder reads itself.
-    """
+    """Raise :class:`ConfigValueError` for a key, in ``cfg`` (a model
+    config at config key ``key``, or a value nested in one) or nested in it,
+    that its component's constructor does not take; ``registry`` holds the
+    types (``LOOPS`` for ``train_cfg``), ``reserved`` are the keys of
+    ``cfg`` its builder reads itself."""
     if isinstance(cfg, (list, tuple)):
         for i, value in enumerate(cfg):
             check_model_arguments(value, f'{key}.{i}', registry)

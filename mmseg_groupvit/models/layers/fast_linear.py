@@ -73,19 +73,9 @@ def linear(x: torch.Tensor,
            bias: Optional[torch.Tensor] = None,
            activation: Optional[str] = None,
            residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``act(x @ weight.T + bias)`` or ``x @ weight.T + bias + residual``.
-
-    Args:
-        x (Tensor): ``[..., in]``.
-        weight (Tensor): ``[out, in]``.
-        bias (Tensor, optional): ``[out]``.
-        activation (str, optional): A :func:`fusable` activation.
-        residual (Tensor, optional): ``[..., out]``; not with
-            ``activation``.
-
-    Returns:
-        Tensor: ``[..., out]``.
-    """
+    """``act(x @ weight.T + bias)`` or ``x @ weight.T + bias + residual``
+    ``[..., out]`` of ``x`` ``[..., in]`` and ``weight`` ``[out, in]``;
+    ``activation`` is :func:`fusable`, not given with ``residual``."""
     if activation is not None and residual is not None:
         raise ValueError('linear() fuses an activation or a residual '
                          'addition, not both.')

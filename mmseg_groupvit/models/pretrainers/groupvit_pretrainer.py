@@ -80,14 +80,9 @@ class GroupViTPretrainer(GroupViTEncoderDecoder):
                     module.reset_parameters()
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
-        """
-        Args:
-            inputs (Tensor): Normalised images ``[B, 3, H, W]``.
-            data_samples (list): With ``text_tokens`` ``[1 + K, L]``.
-
-        Returns:
-            dict: ``loss_contrastive`` (and ``loss_multi_label``).
-        """
+        """``loss_contrastive`` (and ``loss_multi_label``) of normalised
+        images ``[B, 3, H, W]`` and samples with ``text_tokens``
+        ``[1 + K, L]``."""
         tokens = torch.stack([s.text_tokens for s in data_samples])
         if tokens.dim() != 3 or tokens.shape[1] != 1 + self.multi_label:
             raise ConfigValueError(

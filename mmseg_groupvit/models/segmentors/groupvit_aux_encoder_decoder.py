@@ -82,15 +82,8 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
         super().check_checkpoint(state_dict)
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
-        """
-        Args:
-            inputs (Tensor): Images ``[B, 3, H, W]``.
-            data_samples (list[SegDataSample]): With ``gt_sem_seg``.
-
-        Returns:
-            dict[str, Tensor]: ``aux.*`` (``aux_{i}.*`` for a list of heads)
-            and ``loss_contrastive``.
-        """
+        """``aux.*`` (``aux_{i}.*`` for a list of heads) and
+        ``loss_contrastive`` of images ``[B, 3, H, W]`` and their labels."""
         feats = self.image_encoder(inputs)
         losses = self._auxiliary_head_forward_train(feats['dense'],
                                                     data_samples)

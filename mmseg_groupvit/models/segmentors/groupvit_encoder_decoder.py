@@ -365,19 +365,12 @@ class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
                     images: Tensor,
                     texts: Union[List[str], Tensor],
                     return_loss: bool = True) -> dict:
-        """Image-text matching as transformers' ``GroupViTModel``.
-
-        Args:
-            images (Tensor): ``[B_img, 3, H, W]``.
-            texts (list[str] | Tensor): Strings or token ids ``[B_txt, L]``.
-            return_loss (bool): Add the symmetric loss (pairs on the
-                diagonal).
-
-        Returns:
-            dict: ``image_embeds`` ``[B_img, D]``, ``text_embeds``
-            ``[B_txt, D]``, ``logits_per_image`` ``[B_img, B_txt]``,
-            ``logits_per_text`` and ``loss``.
-        """
+        """Image-text matching of ``images`` ``[B_img, 3, H, W]`` and
+        ``texts`` (strings or token ids ``[B_txt, L]``) as transformers'
+        ``GroupViTModel``: ``image_embeds`` ``[B_img, D]``, ``text_embeds``
+        ``[B_txt, D]``, ``logits_per_image`` ``[B_img, B_txt]``,
+        ``logits_per_text`` and the symmetric ``loss`` (pairs on the
+        diagonal) with ``return_loss``."""
         feats = self.image_encoder(images)
         if isinstance(texts, Tensor):
             text_embeds = self.text_encoder.encode_tokens(texts)
