@@ -2,7 +2,7 @@
 """GroupViT image encoder (Xu et al., CVPR 2022), after the original and
 transformers' ``modeling_groupvit.py``, whose argument names it follows."""
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -255,7 +255,7 @@ class GroupViT(BaseModule):
         self.projector = ProjectionMLP(
             hidden_size, projection_intermediate_dim,
             projection_dim) if with_projector else None
-        self._pos_embed_cache: Dict[tuple, torch.Tensor] = {}
+        self._pos_embed_cache = (None, None)  # (key, table) of one grid
 
         num_stages = len(depths)
         self.out_indices = out_indices
@@ -352,8 +352,8 @@ class GroupViT(BaseModule):
         cacheable = not (self.training or torch.is_grad_enabled())
         key = (tuple(grid), self.pos_embed.device, self.pos_embed.dtype,
                self.pos_embed._version)
-        if cacheable and key in self._pos_embed_cache:
-            return self._pos_embed_cache[key]
+        if cacheable and self._pos_embed_cache[0] == key:
+            return self._pos_embed_cache[1]
         # [1, g*g, C] -> [1, C, g, g] -> [1, C, h, w] -> [1, h*w, C]
         table = self.pos_embed.reshape(1, self.pos_grid, self.pos_grid,
                                        -1).permute(0, 3, 1, 2)
@@ -361,8 +361,7 @@ class GroupViT(BaseModule):
             table, size=tuple(grid), mode='bicubic', align_corners=False)
         table = table.flatten(2).transpose(1, 2)
         if cacheable:
-            self._pos_embed_cache.clear()
-            self._pos_embed_cache[key] = table
+            self._pos_embed_cache = (key, table)
         return table
 
     def check_channels(self, shape: tuple, gray: bool = False) -> None:

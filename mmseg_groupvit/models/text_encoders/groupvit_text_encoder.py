@@ -236,7 +236,7 @@ class GroupViTTextEncoder(BaseModule):
             for t in itertools.chain(self.parameters(), self.buffers()))
         key = (weight.device, weight.dtype, self.training, versions,
                tuple(map(tuple, self.classes)), tuple(self.templates))
-        if self._cache is not None and self._cache_key == key:
+        if self._cache_key == key:
             return self._cache
         prompts = self.prompts()
         flat = [p for class_prompts in prompts for p in class_prompts]
