@@ -110,8 +110,8 @@ class GroupViTAuxEncoderDecoder(GroupViTEncoderDecoder):
             present[i, labels] = 1
         present = present.to(logits)
         terms = []
-        for dim, log_probs in ((1, logits.log_softmax(dim=1)),
-                               (0, logits.log_softmax(dim=0))):
+        for dim in (1, 0):
+            log_probs = logits.log_softmax(dim=dim)
             count = present.sum(dim=dim)
             keep = count > 0
             if keep.any():

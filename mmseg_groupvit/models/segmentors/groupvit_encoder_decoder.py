@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
-"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``;
-windows stay compact (a group per pixel, a ``[G, C]`` table) unless the dense
-canvas fits ``test_cfg.max_dense_scores_bytes``."""
+"""GroupViT's zero-shot segmentor on mmseg's ``MultimodalEncoderDecoder``."""
 import logging
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -57,8 +55,9 @@ def describe_images(data_samples) -> str:
 class GroupViTEncoderDecoder(MultimodalEncoderDecoder):
     """GroupViT segmentor on mmseg's ``MultimodalEncoderDecoder``.
 
-    ``predict``: :meth:`window_scores` (compact, per window), then
-    :meth:`paint_windows` and mmseg's post-processing when the canvas fits
+    ``predict``: :meth:`window_scores` (compact, per window: a group per
+    pixel, a ``[G, C]`` table), then :meth:`paint_windows` and mmseg's
+    post-processing when the dense canvas fits
     ``test_cfg.max_dense_scores_bytes``, else :meth:`compact_results`. The
     head's ``num_classes`` follows the text encoder's vocabulary (plus
     background with ``with_bg``); ``test_cfg`` is checked when set and a
