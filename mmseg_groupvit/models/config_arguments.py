@@ -61,11 +61,10 @@ def check_model_arguments(cfg: Any,
                           key: str = 'model',
                           registry: Registry = MODELS,
                           reserved: tuple = RESERVED) -> None:
-    """Raise :class:`ConfigValueError` for a key, in ``cfg`` (a model
-    config at config key ``key``, or a value nested in one) or nested in it,
-    that its component's constructor does not take; ``registry`` holds the
-    types (``LOOPS`` for ``train_cfg``), ``reserved`` are the keys of
-    ``cfg`` its builder reads itself."""
+    """Raise :class:`ConfigValueError` for a key of ``cfg`` (the config at
+    key ``key``) or of a dict nested in it that its component's constructor
+    does not take; ``registry`` holds the types (``LOOPS`` for
+    ``train_cfg``), ``reserved`` the keys of ``cfg`` its builder reads."""
     if isinstance(cfg, (list, tuple)):
         for i, value in enumerate(cfg):
             check_model_arguments(value, f'{key}.{i}', registry)

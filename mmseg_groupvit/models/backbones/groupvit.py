@@ -425,7 +425,8 @@ class GroupViT(BaseModule):
                 tokens = chain_assignments(
                     assigns[:i]) @ feats['stage_tokens'][i]
             # [B, h*w, C] -> [B, C, h, w]
-            maps.append(tokens.transpose(1, 2).reshape(len(tokens), -1, *grid))
+            maps.append(
+                tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid))
         return tuple(maps)
 
     def forward(self,

@@ -51,11 +51,10 @@ def paint_scores(pixel_group: Tensor, table: Tensor) -> Tensor:
     """Scores ``[B, C, H, W]``: every pixel of ``pixel_group`` ``[B, H,
     W]`` (int64) takes its group's row of ``table`` ``[B, G, C]``."""
     batch, channels = table.shape[0], table.shape[-1]
-    height, width = pixel_group.shape[-2:]
     # [B, C, G] gathered along G by [B, C, H*W] -> [B, C, H, W]
     index = pixel_group.reshape(batch, 1, -1).expand(-1, channels, -1)
     seg = table.transpose(1, 2).gather(2, index)
-    return seg.view(batch, channels, height, width)
+    return seg.view(batch, channels, *pixel_group.shape[-2:])
 
 
 @MODELS.register_module()
