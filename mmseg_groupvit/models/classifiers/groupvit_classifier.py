@@ -67,13 +67,14 @@ class GroupViTClassifier(BaseModel):
         text_encoder (dict): :class:`GroupViTTextEncoder` config; its
             ``vocabulary`` / ``dataset_name`` / ``extra_classes`` name the
             classes.
-        logit_scale_max (float): Clamp of ``s = exp(logit_scale)``.
+        logit_scale_max (float, optional): Clamp of ``s = exp(logit_scale)``
+            (None: none).
     """
 
     def __init__(self,
                  image_encoder: dict,
                  text_encoder: dict,
-                 logit_scale_max: float = 100.,
+                 logit_scale_max: Optional[float] = 100.,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(
@@ -159,7 +160,9 @@ class GroupViTClassifier(BaseModel):
         data_samples: Optional[Sequence[BaseDataElement]] = None
     ) -> List[BaseDataElement]:
         logits = self.logits(inputs)
-        scale = self.logit_scale.exp().clamp(max=self.logit_scale_max)
+        scale = self.logit_scale.exp()
+        if self.logit_scale_max is not None:
+            scale = scale.clamp(max=self.logit_scale_max)
         scores = F.softmax(logits * scale, dim=-1)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(len(inputs))]

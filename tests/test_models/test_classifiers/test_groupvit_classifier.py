@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-groupvit contributors. All rights reserved.
 """GroupViTClassifier against the original code and transformers
 (reference fixture A), and the segmentor's checkpoints."""
+import math
 import os.path as osp
 
 import numpy as np
@@ -138,6 +139,20 @@ def test_repeated_names_share_one_embedding():
     assert embeds.shape[0] == 1000
     assert torch.equal(embeds[a], embeds[b])
     assert not torch.equal(embeds[a], embeds[a + 1])
+
+
+@pytest.mark.parametrize('clamp, scale', [(100., 100.), (None, 200.)])
+def test_the_temperature_is_clamped_only_when_a_clamp_is_set(clamp, scale):
+    """As the decode head: ``logit_scale_max=None`` keeps ``exp(s)``."""
+    cfg = classifier_cfg().model
+    cfg.logit_scale_max = clamp
+    model = MODELS.build(cfg).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(200.))
+        images = torch.randn(2, 3, 224, 224, generator=torch.manual_seed(0))
+        cosine = model.logits(images)
+        scores = torch.stack([s.pred_score for s in model.predict(images)])
+    assert torch.allclose(scores, torch.softmax(cosine * scale, dim=-1))
 
 
 def test_loss_mode_is_refused():
