@@ -8,12 +8,11 @@ import os
 import os.path as osp
 import pickle
 import shutil
-import sys
 
 import pytest
 
 from groupvit_common import export_format, files
-from tests.conftest import PHOTOS, REPO, load_script
+from tests.conftest import PHOTOS, load_script
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -185,7 +184,6 @@ def test_threads_beyond_the_cores_are_capped(export, tmp_path, capsys):
 def test_the_bpe_file_is_read_once(export, monkeypatch):
     """The tokenizer uses the bytes whose digest was checked: a second read
     could see a file swapped in between."""
-    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
     from groupvit_ort import OnnxSegmenter
     read_bytes, reads = files.read_bytes, []
 

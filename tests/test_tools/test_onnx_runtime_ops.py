@@ -4,7 +4,6 @@ replace: mmseg's CLIP tokenizer, mmcv's image decoding and rescale, OpenCV's
 and PyTorch's bilinear resizes."""
 import os
 import os.path as osp
-import sys
 
 import cv2
 import mmcv
@@ -16,13 +15,10 @@ from mmseg.utils import tokenize
 from mmseg.utils import tokenizer as mmseg_tokenizer
 from PIL import Image
 
-from tests.conftest import PHOTOS, REPO, VOC_SAMPLE
+from groupvit_ort import image_ops
+from groupvit_ort.tokenizer import ClipTokenizer
+from tests.conftest import PHOTOS, VOC_SAMPLE
 from tests.test_robustness.test_image_entries import HOSTILE, crafted_png
-
-sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-
-from groupvit_ort import image_ops  # noqa: E402
-from groupvit_ort.tokenizer import ClipTokenizer  # noqa: E402
 
 read_rgb, rescale_size = image_ops.read_rgb, image_ops.rescale_size
 resize_float_bilinear = image_ops.resize_float_bilinear

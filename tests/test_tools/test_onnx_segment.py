@@ -32,7 +32,6 @@ from tests.conftest import (ASSIGNMENT_ROUNDING, CONTEXT_SAMPLE, PHOTOS, REPO,
 pytestmark = pytest.mark.slow
 
 pytest.importorskip('onnxruntime')
-sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 
 from groupvit_common.window_grid import window_boxes  # noqa: E402
 from groupvit_ort import ExportError, OnnxSegmenter  # noqa: E402

@@ -135,12 +135,17 @@ def test_a_results_table_with_a_huge_field_is_refused(tmp_path):
         f'tool (field larger than field limit')
 
 
-def test_the_benchmarks_import_the_runtime_without_sys_path():
-    bench = load_script(osp.join(TOOLS, 'analysis_tools', 'bench_common.py'))
-    path = list(sys.path)
-    runtime = bench.load_runtime()
-    assert sys.path == path
-    assert runtime.OnnxSegmenter.__module__ == 'groupvit_ort.segmenter'
+def test_the_runtime_is_an_installed_package(tmp_path):
+    """The benchmarks and any user import the onnxruntime runner as they
+    import the package, from any folder, without editing sys.path."""
+    code = 'import groupvit_ort; print(groupvit_ort.__file__)'
+    out = subprocess.run([sys.executable, '-c', code],
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True,
+                         check=True)
+    assert out.stdout.strip() == osp.join(TOOLS, 'deployment', 'groupvit_ort',
+                                          '__init__.py')
 
 
 @pytest.mark.parametrize('inside', ['SegmentationClass', 'JPEGImages/maps'])

@@ -3,11 +3,9 @@
 ``GroupViTModel`` with our weights, interleaved timing."""
 import contextlib
 import functools
-import importlib
 import os
 import os.path as osp
 import platform
-import sys
 import time
 from statistics import median
 from typing import Callable, Dict, List, Optional, Tuple
@@ -51,16 +49,6 @@ def window_shape(cfg) -> Tuple[int, int]:
     if test_cfg.get('mode') == 'slide' and 'crop_size' in test_cfg:
         return tuple(test_cfg['crop_size'])
     return (448, 448)
-
-
-def load_runtime():
-    """The torch-free runner ``tools/deployment/groupvit_ort``."""
-    folder = osp.join(REPO, 'tools', 'deployment')
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module('groupvit_ort')
-    finally:
-        sys.path.remove(folder)
 
 
 def hf_config(arch: dict, image_size: int):

@@ -14,8 +14,8 @@ from typing import Callable, List
 import torch
 import torch.nn.functional as F
 from bench_common import (REPO, build_dataset, build_model, build_reference,
-                          load_average, load_runtime, machine, setup,
-                          share_equal, swapped_encode_decode, time_interleaved,
+                          load_average, machine, setup, share_equal,
+                          swapped_encode_decode, time_interleaved,
                           window_shape)
 from mmengine.dataset import pseudo_collate
 from torch.profiler import ProfilerActivity, profile
@@ -224,7 +224,8 @@ def onnx_runner(export, model, cfg, image, tmp, **options):
         export = osp.join(tmp, 'export')
         from mmseg_groupvit.deployment import export_onnx
         export_onnx(model, cfg, export, image)
-    runner = load_runtime().OnnxSegmenter(export, **options)
+    from groupvit_ort import OnnxSegmenter
+    runner = OnnxSegmenter(export, **options)
     class_embeds, _ = runner.class_embeddings(runner.protocol['classes'])
     return runner, class_embeds, runner.protocol['bg_thresh']
 
