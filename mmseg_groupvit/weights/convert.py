@@ -115,7 +115,16 @@ def _apply_rules(state: Dict[str, torch.Tensor], rules,
 def convert_nvlabs(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Convert the ``model`` state dict of an NVlabs checkpoint (1x1
     ``Conv1d`` projector kernels become linear weights)."""
-    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    plain = {k.removeprefix('module.'): v for k, v in state.items()}
+    if len(plain) < len(state):
+        twice = sorted(k for k in plain
+                       if k in state and f'module.{k}' in state)
+        raise CheckpointError(
+            f'the NVlabs checkpoint holds {listed(twice)} both with and '
+            f'without DistributedDataParallel\'s "module." prefix: which of '
+            f'each pair is the model is unknown. Save the state dict of the '
+            f'unwrapped model (model.module.state_dict()).')
+    state = plain
     out = _apply_rules(state, NVLABS_RULES, 'NVlabs')
     for key, value in out.items():
         if '.projector.linear' in key and value.dim() == 3:

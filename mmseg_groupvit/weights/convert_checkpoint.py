@@ -51,9 +51,11 @@ def _published(checkpoint, path: str):
         return None
     model = checkpoint.get('model')
     state = model if isinstance(model, dict) else checkpoint
+    names = [k for k in state if isinstance(k, str)]
     # DistributedDataParallel's keys start with module. (convert_nvlabs).
-    names = [k.removeprefix('module.') for k in state if isinstance(k, str)]
-    if any(k.startswith('img_encoder.') for k in names):
+    if any(
+            k.removeprefix('module.').startswith('img_encoder.')
+            for k in names):
         return 'nvlabs', state, checkpoint.get('config')
     if model is None and any(k.startswith('vision_model.') for k in names):
         config = osp.join(osp.dirname(path), 'config.json')

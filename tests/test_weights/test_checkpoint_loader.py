@@ -281,3 +281,30 @@ def test_an_nvlabs_checkpoint_saved_from_its_ddp_wrapper_loads(
         torch.equal(ours['state_dict'][k], v)
         for k, v in theirs['state_dict'].items())
     assert ours['meta'] == theirs['meta']
+
+
+def test_a_key_both_with_and_without_the_ddp_prefix_is_refused(
+        fixture_a, tmp_path):
+    """Stripping ``module.`` would make two tensors one: which is the model
+    cannot be told, so neither the loader nor the converter picks one."""
+    import os.path as osp
+
+    from mmseg_groupvit.weights import read_file
+    from mmseg_groupvit.weights.checkpoint_loader import load_checkpoint
+    from tests.test_weights.conftest import convert_error
+    model = read_file(osp.join(fixture_a, 'nvlabs_ckpt.pth'))['model']
+    model['module.img_encoder.pos_embed'] = torch.zeros_like(
+        model['img_encoder.pos_embed'])
+    path = tmp_path / 'both.pth'
+    torch.save(dict(model=model), path)
+    message = (
+        'the NVlabs checkpoint holds [\'img_encoder.pos_embed\'] both '
+        'with and without DistributedDataParallel\'s "module." '
+        'prefix: which of each pair is the model is unknown. Save the '
+        'state dict of the unwrapped model (model.module.state_dict()).')
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(str(path))
+    assert str(error.value) == message
+    assert convert_error(str(path), str(tmp_path / 'out.pth'), '--arch-config',
+                         osp.join(fixture_a, 'nvlabs_config.json')) == \
+        f'error: {message}\n'

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import os.path as osp
+import unicodedata
 from typing import List
 
 from mmengine.dataset import BaseDataset
@@ -53,15 +54,19 @@ class CaptionAnnotationDataset(BaseDataset):
                                  f'the header of annotation file {path}')
                     return [(reader.line_num, row) for row in reader]
 
+                names = []  # of the last object decoded: the outermost
+
                 def fields(pairs):
-                    self._unique([k for k, _ in pairs],
-                                 f'annotation file {path} line {line}')
+                    names[:] = [k for k, _ in pairs]
                     return dict(pairs)
 
                 for line, text in enumerate(f, start=1):
                     if text.strip():
-                        rows.append(
-                            (line, json.loads(text, object_pairs_hook=fields)))
+                        record = json.loads(text, object_pairs_hook=fields)
+                        if isinstance(record, dict):
+                            self._unique(
+                                names, f'annotation file {path} line {line}')
+                        rows.append((line, record))
         except UnicodeDecodeError:
             raise TrainingDataError(
                 f'annotation file {path} is not UTF-8 text: save it as '
@@ -82,15 +87,21 @@ class CaptionAnnotationDataset(BaseDataset):
         return rows
 
     def _unique(self, names: List[str], where: str) -> None:
-        """Refuse an image or caption field named twice (the reader would
-        keep the last one without a word)."""
-        twice = [
-            k for k in (self.image_key, self.caption_key) if names.count(k) > 1
-        ]
-        if twice:
-            raise TrainingDataError(
-                f'{where} names "{twice[0]}" twice, so one of them would be '
-                f'ignored: keep one.')
+        """Refuse two fields that would both be read as the image or the
+        caption (the reader keeps one without a word): equal names, or equal
+        but for case, spaces and invisible format characters."""
+
+        def plain(name):
+            return ''.join(c for c in name.strip().casefold()
+                           if unicodedata.category(c) != 'Cf')
+
+        for key in (self.image_key, self.caption_key):
+            same = [n for n in names if plain(n) == plain(key)]
+            if len(same) > 1:
+                same = ', '.join(map(repr, same))
+                raise TrainingDataError(
+                    f'{where} names "{key}" twice ({same}), so one of them '
+                    f'would be ignored: keep one.')
 
     def load_data_list(self) -> List[dict]:
         folder = self.data_prefix.get('img_path', '') or self.data_root or ''

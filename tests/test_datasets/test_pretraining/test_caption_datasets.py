@@ -141,23 +141,39 @@ def test_an_unreadable_annotation_file_is_one_line(tmp_path, name, text,
 
 
 @pytest.mark.parametrize(
-    'name, text, where', [
+    'name, text, where, same', [
         ('twice.csv', f'image,caption,caption\n{PHOTO},a dog,a cat\n',
-         'the header of annotation file {ann}'),
+         'the header of annotation file {ann}', "'caption', 'caption'"),
+        ('look_alike.csv', f'image,caption, Caption\n{PHOTO},a dog,a cat\n',
+         'the header of annotation file {ann}', "'caption', ' Caption'"),
+        ('invisible.csv', f'image,caption,\ufeffcaption\n{PHOTO},a,b\n',
+         'the header of annotation file {ann}', "'caption', '\\ufeffcaption'"),
         ('twice.jsonl', f'{{"image": "{PHOTO}", "caption": "a dog"}}\n'
          f'{{"image": "{PHOTO}", "caption": "a dog", "caption": "a cat"}}\n',
-         'annotation file {ann} line 2'),
+         'annotation file {ann} line 2', "'caption', 'caption'"),
     ],
-    ids=['csv', 'jsonl'])
-def test_a_caption_field_named_twice_is_refused(tmp_path, name, text, where):
-    """csv.DictReader and json keep the last of two equal names silently:
-    one caption of each pair would be trained on without a word."""
+    ids=['csv', 'csv_look_alike', 'csv_invisible', 'jsonl'])
+def test_a_caption_field_named_twice_is_refused(tmp_path, name, text, where,
+                                                same):
+    """csv.DictReader and json keep one of two equal names silently: one
+    caption of each pair would be trained on without a word."""
     (tmp_path / name).write_text(text)
     with pytest.raises(TrainingDataError) as error:
         CaptionAnnotationDataset(ann_file=str(tmp_path / name))
     assert str(error.value) == (
         where.format(ann=tmp_path / name) +
-        ' names "caption" twice, so one of them would be ignored: keep one.')
+        f' names "caption" twice ({same}), so one of them would be ignored: '
+        f'keep one.')
+
+
+def test_repeated_names_inside_a_field_are_the_field_s_own(tmp_path):
+    """Only the record's own fields are read: a nested object may repeat a
+    name."""
+    alt = '[{"caption": "machine", "caption": "human"}]'
+    (tmp_path / 'ann.jsonl').write_text(
+        f'{{"image": "{PHOTO}", "caption": "a dog", "alt": {alt}}}\n')
+    dataset = CaptionAnnotationDataset(ann_file=str(tmp_path / 'ann.jsonl'))
+    assert dataset.get_data_info(0)['caption'] == 'a dog'
 
 
 def add(tar, name, data):
