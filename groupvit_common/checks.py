@@ -6,7 +6,7 @@ from numbers import Integral, Real
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .errors import ConfigCheckError, ConfigValueError
-from .vocabulary import load_vocabulary, split_background
+from .vocabulary import resolve_classes
 
 #: ``test_cfg.autocast``'s half dtypes (torch's names); the others keep fp32.
 HALF_DTYPES = dict(
@@ -225,24 +225,13 @@ def check_class_count(model_classes: int,
 
 def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 with_bg: bool) -> Optional[List[list]]:
-    """The prompted classes of a text encoder config; None when unreadable
-    (the text encoder names the problem)."""
-    try:
-        if text.get('vocabulary') is not None:
-            classes = load_vocabulary(text['vocabulary'])
-        elif text.get('dataset_name') and prompt_classes:
-            # A builtin list, one class per name (ImageNet's has repeats).
-            classes = [[n] for n in prompt_classes(text['dataset_name'])]
-        else:
-            return None
-        extra = text.get('extra_classes')
-        extra = [] if extra is None else load_vocabulary(extra)
-    except (ValueError, TypeError, OSError):
+    """The prompted classes of a text encoder config; None without any."""
+    if text.get('vocabulary') is None and not (text.get('dataset_name')
+                                               and prompt_classes):
         return None
-    classes = split_background(classes, with_bg)[0] + extra
-    if any(n.casefold() == 'background' for names in classes for n in names):
-        return None  # the text encoder's rule, with its own message
-    return classes
+    return resolve_classes(
+        text.get('vocabulary'), text.get('dataset_name'),
+        text.get('extra_classes'), prompt_classes, with_bg)[0]
 
 
 def check_classes(cfg: dict,

@@ -7,7 +7,7 @@ import os.path as osp
 import string
 import unicodedata
 from collections import defaultdict
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import ConfigValueError
 from .files import read_text
@@ -211,6 +211,63 @@ def split_background(classes: List[List[str]],
             'The vocabulary has only "background", which is not prompted; '
             'add the classes to segment.')
     return (classes[1:] if first else classes), first
+
+
+def read_vocabulary(value: VocabularyInput, key: str) -> List[List[str]]:
+    """:func:`load_vocabulary` of ``model.text_encoder.KEY``, naming a bare
+    word given for a file."""
+    if isinstance(value, (str, os.PathLike)) and not osp.exists(value) and \
+            os.sep not in os.fspath(value) and \
+            not osp.splitext(os.fspath(value))[1]:
+        raise ConfigValueError(
+            f'model.text_encoder.{key} {os.fspath(value)!r} is neither a '
+            f'vocabulary file nor a list of class names. Give a list, e.g. '
+            f'--cfg-options "model.text_encoder.{key}=[{value}]", or the '
+            f'path of a text file with one class per line.')
+    return load_vocabulary(value)
+
+
+def distinct_classes(
+        classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
+    """Distinct classes (caseless) and each class's index among them."""
+    keys = [tuple(n.casefold() for n in names) for names in classes]
+    first = {}
+    for key, names in zip(keys, classes):
+        first.setdefault(key, names)
+    position = {key: i for i, key in enumerate(first)}
+    return list(first.values()), [position[key] for key in keys]
+
+
+def resolve_classes(vocabulary: Optional[VocabularyInput],
+                    dataset_name: Optional[str],
+                    extra_classes: Optional[VocabularyInput],
+                    builtin: Callable[[str], Sequence[str]],
+                    with_bg: bool = True) -> Tuple[List[List[str]], bool]:
+    """The one reading of a text encoder config's classes: ``vocabulary``,
+    else the ``builtin`` names of ``dataset_name`` (one class each, with
+    ImageNet's repeats), without a leading ``background``, then
+    ``extra_classes``, which repeat no name; and whether ``background``
+    led (refused without the head's background channel, ``with_bg``); a
+    :class:`ConfigValueError` for a bad one."""
+    if vocabulary is None and dataset_name is None:
+        raise ConfigValueError(
+            'The text encoder needs model.text_encoder.vocabulary (class '
+            'names, synonym lists or a vocabulary file) or '
+            'model.text_encoder.dataset_name (e.g. "voc" or "imagenet").')
+    try:
+        if vocabulary is None:
+            classes = [[name] for name in builtin(dataset_name)]
+        else:
+            classes = read_vocabulary(vocabulary, 'vocabulary')
+        classes, background_first = split_background(classes, with_bg)
+        if extra_classes is not None:
+            extra = read_vocabulary(extra_classes, 'extra_classes')
+            load_vocabulary(distinct_classes(classes)[0] + extra)
+            classes = classes + extra
+    except (FileNotFoundError, TypeError, ValueError) as error:
+        raise ConfigValueError(str(error)) from None
+    check_background(classes)
+    return [list(c) for c in classes], background_first
 
 
 def check_background(classes: List[List[str]]) -> None:

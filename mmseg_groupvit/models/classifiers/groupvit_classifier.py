@@ -2,7 +2,7 @@
 """Zero-shot image classification with GroupViT (the paper's ImageNet
 protocol), on the segmentor's encoders and checkpoints."""
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,49 +11,9 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from groupvit_common.errors import ConfigValueError
-from groupvit_common.vocabulary import split_background
-from ...utils import get_prompt_classes, load_vocabulary
+from groupvit_common.vocabulary import distinct_classes, resolve_classes
+from ...utils import get_prompt_classes
 from ...weights.check import check_on_load, check_state_dict
-
-
-def resolve_classes(vocabulary=None,
-                    dataset_name: Optional[str] = None,
-                    extra_classes=None) -> List[List[str]]:
-    """The classes (synonym lists, label order) of a vocabulary or a
-    dataset (``'imagenet'``: the original's 1000), without a leading
-    ``background``; a bad one is a :class:`ConfigValueError`, as the text
-    encoder's."""
-    try:
-        if vocabulary is not None:
-            classes = load_vocabulary(vocabulary)
-        elif dataset_name is not None:  # builtin (ImageNet's has repeats)
-            classes = [[name] for name in get_prompt_classes(dataset_name)]
-        else:
-            raise ValueError(
-                'GroupViTClassifier needs text_encoder.vocabulary (class '
-                'names, synonym lists or a vocabulary file) or '
-                'text_encoder.dataset_name (e.g. "imagenet").')
-        classes, _ = split_background(classes)
-        if extra_classes is not None:
-            # The vocabulary's rule: no extra class repeats a name (the
-            # builtin ImageNet classes' own repeats stay).
-            extra = load_vocabulary(extra_classes)
-            load_vocabulary(_unique(classes)[0] + extra)
-            classes = classes + extra
-    except (FileNotFoundError, TypeError, ValueError) as error:
-        raise ConfigValueError(str(error)) from None
-    return [list(c) for c in classes]
-
-
-def _unique(classes: List[List[str]]) -> Tuple[List[List[str]], List[int]]:
-    """Distinct classes (caseless) and each class's index among them."""
-    keys = [tuple(n.casefold() for n in names) for names in classes]
-    first = {}
-    for key, names in zip(keys, classes):
-        first.setdefault(key, names)
-    position = {key: i for i, key in enumerate(first)}
-    return list(first.values()), [position[key] for key in keys]
 
 
 @MODELS.register_module()
@@ -80,11 +40,11 @@ class GroupViTClassifier(BaseModel):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         text_cfg = dict(text_encoder)
-        self.classes = resolve_classes(
+        self.classes, _ = resolve_classes(
             text_cfg.pop('vocabulary', None),
             text_cfg.pop('dataset_name', None),
-            text_cfg.pop('extra_classes', None))
-        unique, index = _unique(self.classes)
+            text_cfg.pop('extra_classes', None), get_prompt_classes)
+        unique, index = distinct_classes(self.classes)
         text_cfg['vocabulary'] = unique
         self.image_encoder = MODELS.build(image_encoder)
         self.text_encoder = MODELS.build(text_cfg)
@@ -109,8 +69,9 @@ class GroupViTClassifier(BaseModel):
                        extra_classes=None) -> None:
         """Change the classes (and templates, unless None); a refused change
         leaves the classifier as it was."""
-        classes = resolve_classes(vocabulary, dataset_name, extra_classes)
-        unique, index = _unique(classes)
+        classes, _ = resolve_classes(vocabulary, dataset_name, extra_classes,
+                                     get_prompt_classes)
+        unique, index = distinct_classes(classes)
         self.text_encoder.set_vocabulary(unique, templates)
         self.classes = classes
         self.class_index = torch.tensor(index, device=self.class_index.device)

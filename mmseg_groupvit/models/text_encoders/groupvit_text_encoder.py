@@ -3,8 +3,6 @@
 vocabulary into class embeddings (``forward()``, as mmseg's
 ``CLIPTextEncoder``)."""
 import itertools
-import os
-import os.path as osp
 import warnings
 from collections import defaultdict
 from typing import List, Optional, Sequence, Union
@@ -19,24 +17,11 @@ from torch import nn
 
 from groupvit_common.checks import check_positive_int
 from groupvit_common.errors import ConfigValueError
-from groupvit_common.vocabulary import check_background, split_background
+from groupvit_common.vocabulary import resolve_classes
 from ...utils import get_prompt_classes, get_templates, load_vocabulary
 from ..layers import ProjectionMLP, TransformerBlock
 
 Vocabulary = Union[str, Sequence[Union[str, Sequence[str]]]]
-
-
-def _read_vocabulary(value: Vocabulary, key: str) -> List[List[str]]:
-    """:func:`load_vocabulary`, naming a bare word given for a file."""
-    if isinstance(value, (str, os.PathLike)) and not osp.exists(value) and \
-            os.sep not in os.fspath(value) and \
-            not osp.splitext(os.fspath(value))[1]:
-        raise ConfigValueError(
-            f'model.text_encoder.{key} {os.fspath(value)!r} is neither a '
-            f'vocabulary file nor a list of class names. Give a list, e.g. '
-            f'--cfg-options "model.text_encoder.{key}=[{value}]", or the '
-            f'path of a text file with one class per line.')
-    return load_vocabulary(value)
 
 
 def _check_distinct_tokens(classes: List[List[str]]) -> None:
@@ -151,21 +136,9 @@ class GroupViTTextEncoder(BaseModule):
                        extra_classes: Optional[Vocabulary] = None) -> None:
         """Change the vocabulary (and templates, unless None)."""
         try:
-            if vocabulary is None and dataset_name is None:
-                raise ValueError(
-                    'GroupViTTextEncoder needs a `vocabulary` (class names, '
-                    'synonym lists or a vocabulary file) or a `dataset_name` '
-                    '(e.g. "voc").')
-            if vocabulary is None:
-                classes = load_vocabulary(
-                    list(get_prompt_classes(dataset_name)))
-            else:
-                classes = _read_vocabulary(vocabulary, 'vocabulary')
-            classes, background_first = split_background(classes)
-            if extra_classes is not None:
-                classes = load_vocabulary(
-                    classes + _read_vocabulary(extra_classes, 'extra_classes'))
-            check_background(classes)
+            classes, background_first = resolve_classes(
+                vocabulary, dataset_name, extra_classes, get_prompt_classes)
+            load_vocabulary(classes)  # a builtin list may repeat a name
             _check_distinct_tokens(classes)
             if templates is not None:
                 templates = list(get_templates(templates))
@@ -175,7 +148,7 @@ class GroupViTTextEncoder(BaseModule):
             self.templates = templates
         #: Whether the vocabulary named ``background`` first.
         self.background_first = background_first
-        self.classes: List[List[str]] = [list(c) for c in classes]
+        self.classes: List[List[str]] = classes
 
     @property
     def class_names(self) -> List[str]:
