@@ -141,6 +141,24 @@ def _shown(name: str) -> str:
     return f'{name!r} ({_code_points(odd)})' if odd else repr(name)
 
 
+def refuse_repeats(entries: Sequence[Tuple[List[str], str]]) -> None:
+    """Raise ``ValueError`` for a name given twice among the synonyms of
+    ``entries`` (``(names, where)``), caseless, look-alikes as one."""
+    seen = defaultdict(list)
+    for names, where in entries:
+        for name in names:
+            seen[name.translate(_LOOK_ALIKES).casefold()].append((name, where))
+    listed = '; '.join(', '.join(f'{_shown(name)} ({where})'
+                                 for name, where in places)
+                       for places in seen.values() if len(places) > 1)
+    if listed:
+        raise ValueError(
+            f'Duplicate class names in the vocabulary (compared without '
+            f'case, look-alike letters as the same): {listed}. Each name may '
+            f'appear once; merge the lines into one class or drop the '
+            f'repeats.')
+
+
 def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
     """Load an open vocabulary from a text file or a list.
 
@@ -165,19 +183,7 @@ def load_vocabulary(path_or_list: VocabularyInput) -> List[List[str]]:
     if not entries:
         raise ValueError(f'The vocabulary {source} has no class names (only '
                          f'blank lines or comments). {_FORMAT_HINT}')
-    seen = defaultdict(list)
-    for names, where in entries:
-        for name in names:
-            seen[name.translate(_LOOK_ALIKES).casefold()].append((name, where))
-    listed = '; '.join(', '.join(f'{_shown(name)} ({where})'
-                                 for name, where in places)
-                       for places in seen.values() if len(places) > 1)
-    if listed:
-        raise ValueError(
-            f'Duplicate class names in the vocabulary (compared without '
-            f'case, look-alike letters as the same): {listed}. Each name may '
-            f'appear once; merge the lines into one class or drop the '
-            f'repeats.')
+    refuse_repeats(entries)
     return [names for names, _ in entries]
 
 
@@ -262,7 +268,11 @@ def resolve_classes(vocabulary: Optional[VocabularyInput],
         classes, background_first = split_background(classes, with_bg)
         if extra_classes is not None:
             extra = read_vocabulary(extra_classes, 'extra_classes')
-            load_vocabulary(distinct_classes(classes)[0] + extra)
+            unique, index = distinct_classes(classes)  # a builtin's repeats
+            refuse_repeats([(names, f'vocabulary entry {index.index(i)}')
+                            for i, names in enumerate(unique)] +
+                           [(names, f'extra class {i}')
+                            for i, names in enumerate(extra)])
             classes = classes + extra
     except (FileNotFoundError, TypeError, ValueError) as error:
         raise ConfigValueError(str(error)) from None

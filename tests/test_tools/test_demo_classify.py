@@ -181,7 +181,8 @@ def test_an_extra_class_repeating_a_builtin_one_is_refused(small, tmp_path):
     message = str(error.value.code)
     assert message.startswith('error: Duplicate class names in the '
                               'vocabulary ') and '\n' not in message
-    assert "'goldfish' (vocabulary entry 1), 'Goldfish'" in message
+    assert "'goldfish' (vocabulary entry 1), 'Goldfish' (extra class 1)" \
+        in message
     model = init_classifier(
         config, random_weights=True, extra_classes=['grass'])
     assert len(model.classes) == 1001 and model.class_names[-1] == 'grass'
