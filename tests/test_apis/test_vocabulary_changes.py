@@ -189,3 +189,19 @@ def test_bad_vocabularies_are_named(small, tmp_path):
         model.set_vocabulary(['background'])
     # A failed change leaves the model as it was.
     assert model.dataset_meta['classes'][1:3] == ['aeroplane', 'bicycle']
+
+
+def test_a_vocabulary_given_replaces_one_this_machine_lacks(small, tmp_path):
+    """A config naming a vocabulary file of another machine still serves
+    ``init_groupvit(..., vocabulary=...)`` (``tools/demo.py --vocab``): the
+    config's own vocabulary is never read; without one, it is named."""
+    from mmseg_groupvit.apis import init_groupvit
+    config = tmp_path / 'elsewhere.py'
+    config.write_text(f'_base_ = [{small.config!r}]\n'
+                      f'model = dict(text_encoder=dict(dataset_name=None, '
+                      f'vocabulary={str(tmp_path / "missing.txt")!r}))\n')
+    model = init_groupvit(
+        str(config), small.checkpoint, vocabulary=['cat', 'dog'])
+    assert model.dataset_meta['classes'] == ['background', 'cat', 'dog']
+    with pytest.raises(ConfigValueError, match='missing.txt.*does not exist'):
+        init_groupvit(str(config), small.checkpoint)
