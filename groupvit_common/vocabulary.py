@@ -268,7 +268,9 @@ def resolve_classes(
         if extra_classes is not None:
             extra = read_vocabulary(extra_classes, 'extra_classes')
             unique, index = distinct_classes(classes)  # a builtin's repeats
-            refuse_repeats([(names, f'vocabulary entry {index.index(i)}')
+            # Numbered as given, a leading background included.
+            refuse_repeats([(names, 'vocabulary entry '
+                             f'{index.index(i) + background_first}')
                             for i, names in enumerate(unique)] +
                            [(names, f'extra class {i}')
                             for i, names in enumerate(extra)])

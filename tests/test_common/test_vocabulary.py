@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from groupvit_common.errors import DataFileError
-from groupvit_common.vocabulary import parse_class_list
+from groupvit_common.errors import ConfigValueError, DataFileError
+from groupvit_common.vocabulary import parse_class_list, resolve_classes
 from mmseg_groupvit.utils import get_prompt_classes, load_vocabulary
 from mmseg_groupvit.utils.templates import check_template
 
@@ -229,3 +229,14 @@ def test_a_name_of_thousands_of_words_is_refused():
     parse_class_list(' '.join(['word'] * 1000))
     with pytest.raises(ValueError, match='1,001 words, more than the 1,000'):
         parse_class_list(' '.join(['word'] * 1001))
+
+
+def test_a_repeated_extra_class_is_numbered_as_given():
+    """Each side of the repeat is numbered in its own list as the user gave
+    it: the builtin list with its leading background (the label of a head
+    with a background channel), the extra classes from 0."""
+    label = list(get_prompt_classes('voc')).index('cat')
+    with pytest.raises(ConfigValueError) as error:
+        resolve_classes(None, 'voc', ['grass', 'Cat'], get_prompt_classes)
+    assert f"'cat' (vocabulary entry {label}), 'Cat' (extra class 1)" in str(
+        error.value)
