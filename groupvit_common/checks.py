@@ -6,7 +6,7 @@ from numbers import Integral, Real
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .errors import ConfigCheckError, ConfigValueError
-from .vocabulary import resolve_classes, split_background
+from .vocabulary import resolve_classes
 
 #: ``test_cfg.autocast``'s half dtypes (torch's names); the others keep fp32.
 HALF_DTYPES = dict(
@@ -225,21 +225,14 @@ def check_class_count(model_classes: int,
 
 def _vocabulary(text: dict, prompt_classes: Optional[Callable],
                 with_bg: bool) -> Optional[List[list]]:
-    """The prompted classes of a text encoder config; None without any or
-    when unreadable (the text encoder names the problem when built, after
-    any vocabulary an API or tool puts in its place)."""
+    """The prompted classes of a text encoder config (None without any),
+    by the text encoder's own rules."""
     if text.get('vocabulary') is None and not (text.get('dataset_name')
                                                and prompt_classes):
         return None
-    try:
-        classes, background_first = resolve_classes(
-            text.get('vocabulary'), text.get('dataset_name'),
-            text.get('extra_classes'), prompt_classes)
-    except ConfigValueError:
-        return None
-    if background_first:  # the rule's own words for a head without it
-        split_background([['background']] + classes, with_bg)
-    return classes
+    return resolve_classes(
+        text.get('vocabulary'), text.get('dataset_name'),
+        text.get('extra_classes'), prompt_classes, with_bg)[0]
 
 
 def check_classes(cfg: dict,

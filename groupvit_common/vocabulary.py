@@ -244,16 +244,17 @@ def distinct_classes(
     return list(first.values()), [position[key] for key in keys]
 
 
-def resolve_classes(
-        vocabulary: Optional[VocabularyInput], dataset_name: Optional[str],
-        extra_classes: Optional[VocabularyInput],
-        builtin: Callable[[str],
-                          Sequence[str]]) -> Tuple[List[List[str]], bool]:
+def resolve_classes(vocabulary: Optional[VocabularyInput],
+                    dataset_name: Optional[str],
+                    extra_classes: Optional[VocabularyInput],
+                    builtin: Callable[[str], Sequence[str]],
+                    with_bg: bool = True) -> Tuple[List[List[str]], bool]:
     """The one reading of a text encoder config's classes: ``vocabulary``,
     else the ``builtin`` names of ``dataset_name`` (one class each, with
     ImageNet's repeats), without a leading ``background``, then
     ``extra_classes``, which repeat no name; and whether ``background``
-    led; a :class:`ConfigValueError` for a bad one."""
+    led (refused for a head without a background channel, ``with_bg``); a
+    :class:`ConfigValueError` for a bad one."""
     if vocabulary is None and dataset_name is None:
         raise ConfigValueError(
             'The text encoder needs model.text_encoder.vocabulary (class '
@@ -264,7 +265,7 @@ def resolve_classes(
             classes = [[name] for name in builtin(dataset_name)]
         else:
             classes = read_vocabulary(vocabulary, 'vocabulary')
-        classes, background_first = split_background(classes)
+        classes, background_first = split_background(classes, with_bg)
         if extra_classes is not None:
             extra = read_vocabulary(extra_classes, 'extra_classes')
             unique, index = distinct_classes(classes)  # a builtin's repeats

@@ -16,8 +16,7 @@ from groupvit_common.errors import ConfigCheckError
 from ..datasets.transforms import pixel_array
 from ..evaluation.protocol import is_classification_config
 from ..evaluation.test_run import use_checked_loading
-from ..utils.config_file import read_config
-from .inference import load_weights, resolve_weights, set_text_options
+from .inference import load_weights, read_with_text, resolve_weights
 
 
 def init_classifier(config: Union[str, Config],
@@ -31,7 +30,8 @@ def init_classifier(config: Union[str, Config],
                     random_weights: bool = False) -> nn.Module:
     """A classifier in eval mode, ``model.cfg`` set, from a classification
     config; the arguments as in :func:`~mmseg_groupvit.apis.init_groupvit`."""
-    cfg = read_config(config, cfg_options, test=False)
+    cfg = read_with_text(config, cfg_options, vocabulary, templates,
+                         extra_classes)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     if not is_classification_config(cfg):
         raise ConfigCheckError(
@@ -40,7 +40,6 @@ def init_classifier(config: Union[str, Config],
             f'{cfg.model.get("type")!r}): classification needs a '
             f'classification config, e.g. configs/classification/'
             f'groupvit_imagenet.py.')
-    set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     model = MODELS.build(cfg.model)
     load_weights(model, checkpoint)

@@ -16,7 +16,7 @@ from torch import nn
 from groupvit_common.checks import check_zero_shot_segmentor
 from ..datasets import use_checked_steps
 from ..models.config_arguments import check_model_arguments
-from ..utils.config_file import read_config
+from ..utils.config_file import load_config, read_config
 from ..weights import resolve_load_from
 
 
@@ -34,18 +34,31 @@ def resolve_weights(cfg: Config, checkpoint: Optional[str],
     return None
 
 
-def set_text_options(cfg: Config, vocabulary, templates,
-                     extra_classes) -> None:
-    """Put the text options into ``cfg.model.text_encoder`` (None keeps the
-    config's) and check the model's arguments."""
-    text = cfg.model.text_encoder
+def read_with_text(config: Union[str, Path,
+                                 Config], cfg_options: Optional[dict],
+                   vocabulary, templates, extra_classes) -> Config:
+    """:func:`read_config` (``test=False``) with the text options put into
+    ``model.text_encoder`` first (None keeps the config's): the config is
+    checked with the vocabulary that is built, not one it replaces."""
+    text = {}
     if vocabulary is not None:
-        text.vocabulary = vocabulary
+        text['vocabulary'] = vocabulary
     if vocabulary is not None or extra_classes is not None:
-        text.extra_classes = extra_classes
+        text['extra_classes'] = extra_classes
     if templates is not None:
-        text.templates = templates
+        text['templates'] = templates
+    options = dict(cfg_options or {})
+    if text:
+        config = config if isinstance(config, Config) else load_config(
+            str(config))
+        model = config.get('model')
+        if isinstance(model, dict) and isinstance(
+                model.get('text_encoder'), dict):
+            options.update(
+                (f'model.text_encoder.{k}', v) for k, v in text.items())
+    cfg = read_config(config, options, test=False)
     check_model_arguments(cfg.model)
+    return cfg
 
 
 def load_weights(model: nn.Module, checkpoint: Optional[str]) -> None:
@@ -85,9 +98,9 @@ def init_groupvit(config: Union[str, Path, Config],
     if bg_thresh is not None:
         cfg_options = dict(cfg_options or {})
         cfg_options['model.test_cfg.bg_thresh'] = bg_thresh
-    cfg = read_config(config, cfg_options, test=False)
+    cfg = read_with_text(config, cfg_options, vocabulary, templates,
+                         extra_classes)
     check_zero_shot_segmentor(cfg.model, cfg.filename or 'the config')
-    set_text_options(cfg, vocabulary, templates, extra_classes)
     checkpoint = resolve_weights(cfg, checkpoint, random_weights, seed)
     # Not by init_model, which guesses class names without dataset_meta.
     model = init_model(cfg, None, device)

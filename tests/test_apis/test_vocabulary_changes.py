@@ -192,9 +192,11 @@ def test_bad_vocabularies_are_named(small, tmp_path):
 
 
 def test_a_vocabulary_given_replaces_one_this_machine_lacks(small, tmp_path):
-    """A config naming a vocabulary file of another machine still serves
-    ``init_groupvit(..., vocabulary=...)`` (``tools/demo.py --vocab``): the
-    config's own vocabulary is never read; without one, it is named."""
+    """The config is checked with the vocabulary that is built: one given
+    to ``init_groupvit`` (``tools/demo.py --vocab``) replaces the config's
+    (a file of another machine, or one that a head without a background
+    channel refuses); the config's own is named before any checkpoint is
+    looked for."""
     from mmseg_groupvit.apis import init_groupvit
     config = tmp_path / 'elsewhere.py'
     config.write_text(f'_base_ = [{small.config!r}]\n'
@@ -204,4 +206,14 @@ def test_a_vocabulary_given_replaces_one_this_machine_lacks(small, tmp_path):
         str(config), small.checkpoint, vocabulary=['cat', 'dog'])
     assert model.dataset_meta['classes'] == ['background', 'cat', 'dog']
     with pytest.raises(ConfigValueError, match='missing.txt.*does not exist'):
-        init_groupvit(str(config), small.checkpoint)
+        init_groupvit(str(config), 'http://127.0.0.1:9/unreachable.pth')
+    no_bg = dict(
+        cfg_options={
+            'model.text_encoder.vocabulary': ['background', 'cat', 'dog'],
+            'model.decode_head.with_bg': False
+        })
+    model = init_groupvit(
+        small.config, small.checkpoint, vocabulary=['cat', 'dog'], **no_bg)
+    assert model.dataset_meta['classes'] == ['cat', 'dog']
+    with pytest.raises(ConfigValueError, match='every label would shift'):
+        init_groupvit(small.config, small.checkpoint, **no_bg)
