@@ -34,9 +34,11 @@ def resolve_weights(cfg: Config, checkpoint: Optional[str],
     return None
 
 
-def read_with_text(config: Union[str, Path,
-                                 Config], cfg_options: Optional[dict],
-                   vocabulary, templates, extra_classes) -> Config:
+def read_with_text(config: Union[str, Path, Config],
+                   cfg_options: Optional[dict] = None,
+                   vocabulary=None,
+                   templates=None,
+                   extra_classes=None) -> Config:
     """:func:`read_config` (``test=False``) with the text options put into
     ``model.text_encoder`` first (None keeps the config's): the config is
     checked with the vocabulary that is built, not one it replaces."""
