@@ -54,27 +54,22 @@ def segmentor_flops(model: nn.Module, shape: Sequence[int]) -> Dict[str, Any]:
     embeddings cached), of the prompts (``text``), and the ``params``."""
     device = next(model.parameters()).device
     window = torch.zeros(1, 3, *shape, device=device)
-    encoder, text_encoder = model.image_encoder, model.text_encoder
+    text = model.text_encoder
     with torch.no_grad():
-        text_encoder()
+        text()
         whole = count_flops(model, window)
-        backbone = count_flops(encoder, window, encoder.forward_features)
-        feats = encoder.forward_features(window)
-        projection = count_flops(
-            encoder, (feats['group_tokens'], feats['pooled']),
-            lambda tokens, pooled: encoder.forward_head(
-                dict(group_tokens=tokens, pooled=pooled)))
-        prompts = [p for ps in text_encoder.prompts() for p in ps]
-        tokens = text_encoder.tokenize(prompts).to(device)
-        text = count_flops(text_encoder, tokens, text_encoder.encode_tokens)
-    params = parameter_count(model)
+        tokens = text.tokenize([p for ps in text.prompts() for p in ps])
+        text_flops = count_flops(text, tokens.to(device), text.encode_tokens)
+    # The image encoder's scope holds the backbone and the projector.
+    by_module, params = whole.by_module(), parameter_count(model)
+    projection = by_module['image_encoder.projector']
     return dict(
         window=whole.total(),
-        image_encoder=backbone.total(),
-        projection=projection.total(),
-        head=whole.total() - backbone.total() - projection.total(),
-        text=text.total(),
-        num_prompts=len(prompts),
+        image_encoder=by_module['image_encoder'] - projection,
+        projection=projection,
+        head=whole.total() - by_module['image_encoder'],
+        text=text_flops.total(),
+        num_prompts=len(tokens),
         params=dict(
             all=params[''],
             image_encoder=params['image_encoder'],
