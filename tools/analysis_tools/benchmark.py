@@ -162,12 +162,15 @@ def agreement(model, hf, window, tokens, metas):
 
 def image_throughput(model, dataset, n, repeat, device, modes, advance):
     """images/s of inference (the config's mode) on ``n`` real images, the
-    ``modes`` (``ours``, ``mmseg_loop``, ``naive``, ``onnxruntime``,
-    ``transformers``) interleaved; labels."""
+    ``modes`` interleaved; labels. A mode's value: an ``onnx_runner``
+    (``onnxruntime``), else None or what runs as ``encode_decode``
+    (``swapped_encode_decode``) in ours (``ours``, ``transformers``) or in
+    mmseg's window loop (``mmseg_loop``, ``naive``)."""
     from mmseg.models.segmentors import MultimodalEncoderDecoder as Loop
     test_cfg = model.test_cfg or {}
     whole = test_cfg.get('mode', 'whole') != 'slide'
-    slide = Loop.whole_inference if whole else Loop.slide_inference
+    loop = functools.partial(
+        Loop.whole_inference if whole else Loop.slide_inference, model)
     shapes, last = {}, {}
 
     def run(mode, i):
@@ -181,16 +184,9 @@ def image_throughput(model, dataset, n, repeat, device, modes, advance):
         inputs, samples = batch['inputs'], batch['data_samples']
         shapes[i] = inputs.shape[-2:]
         metas = [s.metainfo for s in samples]
-        if mode == 'ours':
-            logits = model.inference(inputs, metas)
-        elif mode == 'mmseg_loop':
-            logits = slide(model, inputs, metas)
-        elif mode == 'transformers':
-            with swapped_encode_decode(model, modes[mode]):
-                logits = model.inference(inputs, metas)
-        else:
-            with swapped_encode_decode(model, naive_encode_decode):
-                logits = slide(model, inputs, metas)
+        infer = loop if mode in ('mmseg_loop', 'naive') else model.inference
+        with swapped_encode_decode(model, modes[mode]):
+            logits = infer(inputs, metas)
         out = model.postprocess_result(logits, samples)
         last[mode] = out[0].pred_sem_seg.data[0].cpu().numpy()
 
@@ -269,8 +265,8 @@ def run(args, tmp: str) -> dict:
     dataset = build_dataset(cfg, args.data_root) if args.num_images else None
     window, source = first_window(dataset, model, shape, device, args.seed)
     metas = [dict(img_shape=window.shape[2:], pad_shape=window.shape[2:])]
-    prompts = [p for ps in model.text_encoder.prompts() for p in ps]
-    tokens = model.text_encoder.tokenize(prompts).to(device)
+    text = model.text_encoder
+    tokens = text.tokenize([p for ps in text.prompts() for p in ps]).to(device)
     longest = int(tokens.argmax(-1).max()) + 1
     short_tokens = tokens[:, :longest].contiguous()
     onnx = None
@@ -283,16 +279,14 @@ def run(args, tmp: str) -> dict:
             osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg')
         onnx = onnx_runner(
             args.onnx, model, cfg, image, tmp, threads=args.threads)
-
-    def hf_call(ids):
-        return hf(input_ids=ids, pixel_values=window, output_segmentation=True)
-
+    hf_call = functools.partial(
+        hf, pixel_values=window, output_segmentation=True)
     with torch.no_grad():
         model.text_encoder()  # cached, as for every window after the first
         fns = dict(
             ours_window=lambda: model.encode_decode(window, metas),
-            hf_window=lambda: hf_call(tokens),
-            hf_window_padded_longest=lambda: hf_call(short_tokens),
+            hf_window=lambda: hf_call(input_ids=tokens),
+            hf_window_padded_longest=lambda: hf_call(input_ids=short_tokens),
             ours_backbone=lambda: model.image_encoder.forward_features(window),
             hf_backbone=lambda: hf.vision_model(
                 pixel_values=window, output_attentions=True),
@@ -323,7 +317,7 @@ def run(args, tmp: str) -> dict:
     images = None
     if dataset is not None:  # built when --num-images is not 0
         count = min(args.num_images, len(dataset))
-        modes = dict(ours=None, mmseg_loop=None, naive=None)
+        modes = dict(ours=None, mmseg_loop=None, naive=naive_encode_decode)
         if onnx:
             modes['onnxruntime'] = onnx
         with progress(count, 'whole images', 'images') as bar:
@@ -337,7 +331,7 @@ def run(args, tmp: str) -> dict:
         config=args.config,
         window=list(shape),
         window_source=source,
-        num_prompts=len(prompts),
+        num_prompts=len(tokens),
         prompt_tokens=dict(padded=tokens.shape[1], longest=longest),
         autocast=model.test_cfg.get('autocast') or 'fp32',
         window_batch=model.test_cfg.get('window_batch')
