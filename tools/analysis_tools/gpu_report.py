@@ -4,10 +4,10 @@ fp32 labels, then images/s against transformers and onnxruntime's CUDA
 provider, into ``report.json`` and ``report.md`` (on a CPU: a dry run)."""
 import argparse
 import functools
-import json
 import os
 import os.path as osp
 
+import mmengine
 import torch
 from bench_common import (DTYPES, REPO, build_dataset, build_model,
                           build_reference, machine, setup, share_equal,
@@ -16,7 +16,6 @@ from benchmark import image_throughput, onnx_runner
 
 from groupvit_common.errors import error_line, exit_on_user_error
 from groupvit_common.tool_options import bench_options, weights_label
-from mmseg_groupvit.utils.config_file import read_config
 
 FIXTURE = os.environ.get(
     'GROUPVIT_FIXTURES',
@@ -54,18 +53,17 @@ def fixture_check(device, fixture_dir, work_dir):
     import numpy as np
     from mmseg.apis import inference_model
 
+    from mmseg_groupvit.apis import init_groupvit
     from mmseg_groupvit.weights.convert_checkpoint import convert_checkpoint
     if not osp.isdir(fixture_dir):
         return dict(skipped=f'reference fixture not found at {fixture_dir}')
     reference = np.load(osp.join(fixture_dir, 'reference.npz'))
     checkpoint = osp.join(work_dir, 'fixture.pth')
-    cfg = read_config(
-        convert_checkpoint(osp.join(fixture_dir, 'hf'), checkpoint)['config'])
-    models = [build_model(cfg, checkpoint, 'cpu', 0)]
-    if device.type != 'cpu':  # a dry run compares CPU to CPU
-        models.append(build_model(cfg, checkpoint, device, 0))
-    for model in models:
-        model.cfg = cfg
+    config = convert_checkpoint(osp.join(fixture_dir, 'hf'),
+                                checkpoint)['config']
+    # A dry run compares CPU to CPU.
+    devices = ['cpu'] if device.type == 'cpu' else ['cpu', str(device)]
+    models = [init_groupvit(config, checkpoint, d) for d in devices]
     shared = osp.dirname(osp.dirname(fixture_dir))
     images = []
     for index, name in enumerate(reference['image_files']):
@@ -213,18 +211,15 @@ def run(args):
         window_batch=args.window_batch)
     report['cuda_vs_cpu_fixture'] = fixture_check(device, args.fixture,
                                                   args.out)
-    model = build_model(cfg, args.checkpoint, 'cpu', args.seed)
+    model = build_model(cfg, args.checkpoint, device, args.seed)
     hf = build_reference(model, window_shape(cfg), cfg.model).to(device)
-    model.to(device)
     report['throughput'], report['precision'] = throughput(
         model, hf, dataset, num_images, device, args.repeat)
     report['onnxruntime'] = onnxruntime_cuda(model, cfg, dataset, num_images,
                                              args.out, device, args.repeat)
     report['machine'] = machine(device)
-    with open(osp.join(args.out, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=2)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write(table(report))
+    mmengine.dump(report, osp.join(args.out, 'report.json'), indent=2)
+    mmengine.put_text(table(report), osp.join(args.out, 'report.md'))
     return report
 
 
