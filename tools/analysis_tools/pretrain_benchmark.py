@@ -2,9 +2,7 @@
 """Time and peak memory of one GroupViT pretraining step, ours against
 transformers' ``GroupViTModel``, each variant in a fresh process."""
 import argparse
-import json
 import multiprocessing as mp
-import os
 import os.path as osp
 import resource
 import sys
@@ -216,9 +214,8 @@ def main(argv=None):
         dry_run=args.gpu_report and args.device == 'cpu',
         results=results)
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
+        import mmengine
+        mmengine.dump(report, args.out, file_format='json', indent=1)
     return report
 
 
