@@ -12,7 +12,7 @@ import torch
 from bench_common import (DTYPES, REPO, build_dataset, build_model,
                           build_reference, machine, setup, share_equal,
                           window_shape)
-from benchmark import image_throughput, onnx_runner
+from benchmark import image_throughput, max_diff, onnx_runner
 
 from groupvit_common.errors import error_line, exit_on_user_error
 from groupvit_common.tool_options import bench_options, weights_label
@@ -68,13 +68,12 @@ def fixture_check(device, fixture_dir, work_dir):
     images = []
     for index, name in enumerate(reference['image_files']):
         out = [inference_model(m, osp.join(shared, str(name))) for m in models]
-        scores = [o.seg_logits.data.float().cpu() for o in out]
+        scores = [o.seg_logits.data.cpu() for o in out]
         labels = [o.pred_sem_seg.data.cpu() for o in out]
         images.append(
             dict(
                 image=str(name),
-                scores_max_abs_diff=(scores[0] -
-                                     scores[-1]).abs().max().item(),
+                scores_max_abs_diff=max_diff(scores[0], scores[-1]),
                 labels_equal=bool(torch.equal(labels[0], labels[-1])),
                 labels_as_original=float((labels[-1].squeeze(
                     0).numpy() == reference[f'img{index}_label']).mean())))
