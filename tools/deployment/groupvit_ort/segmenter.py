@@ -5,7 +5,6 @@ import functools
 import math
 import os
 import os.path as osp
-import stat
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -103,12 +102,11 @@ def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
                           f'{name!r}, which is not a file of the export '
                           f'folder; {AGAIN}')
     path = osp.join(export_dir, name)
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise ExportError(f'{path} is a symbolic link; an export holds '
-                              f'its own files: {AGAIN}')
-    except OSError:
-        raise ExportError(f'{export_dir} lacks {name!r}; {AGAIN}') from None
+    if not osp.lexists(path):
+        raise ExportError(f'{export_dir} lacks {name!r}; {AGAIN}')
+    if osp.islink(path):
+        raise ExportError(f'{path} is a symbolic link; an export holds its '
+                          f'own files: {AGAIN}')
     return files.read_bytes(path, limit, 'export file')
 
 
