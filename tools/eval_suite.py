@@ -172,7 +172,6 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     """Run one evaluation, with a progress bar over its images (its log's
     ``images`` line, its progress records); its ``results.json``, or None if
     it failed."""
-    os.makedirs(work_dir, exist_ok=True)
     results = osp.join(work_dir, 'results.json')
     if osp.exists(results):
         os.remove(results)
