@@ -198,6 +198,15 @@ def parse_class_list(text: str, option: str = '--vocab') -> List[List[str]]:
     return load_vocabulary(classes)
 
 
+def read_vocab_options(vocab: Optional[str],
+                       vocab_file: Optional[str]) -> Optional[List[List[str]]]:
+    """The vocabulary of ``--vocab`` (:func:`parse_class_list`), else of
+    ``--vocab-file``; None when neither is given."""
+    if vocab is not None:
+        return parse_class_list(vocab, '--vocab')
+    return None if vocab_file is None else load_vocabulary(vocab_file)
+
+
 def split_background(classes: List[List[str]],
                      with_bg: bool = True) -> Tuple[List[List[str]], bool]:
     """The classes to prompt and whether ``background`` led: the one rule of

@@ -95,11 +95,14 @@ def run_key(row: dict) -> Tuple[str, ...]:
         for i, value in enumerate(values))
 
 
-def config_sha256(config: str, options: Sequence[str]) -> str:
+def inspect_config(config: str, options: Sequence[str]) -> Tuple[str, bool]:
     """SHA-256 of the config resolved with ``options`` and of the files it
-    names (of its bytes when it does not resolve)."""
+    names (of its bytes when it does not resolve), and whether it builds a
+    classifier (run in one process)."""
+    from mmseg_groupvit.evaluation import is_classification_config
     from mmseg_groupvit.evaluation.progress import named_file_digests
     from mmseg_groupvit.utils.config_file import load_config
+    classification = False
     try:
         # Not read_config: a config failing its checks gets a key too.
         cfg = load_config(config)
@@ -112,10 +115,11 @@ def config_sha256(config: str, options: Sequence[str]) -> str:
             [cfg.to_dict(), named_file_digests(cfg.model)],
             sort_keys=True,
             default=repr)
+        classification = is_classification_config(cfg)
     except Exception:  # noqa: B902 (any failure: the run reports it)
         with open(config, 'rb') as f:
             text = f.read().hex() + json.dumps(list(options))
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+    return hashlib.sha256(text.encode('utf-8')).hexdigest(), classification
 
 
 def save_table(out_dir: str, rows: Sequence[dict]) -> None:
@@ -143,11 +147,10 @@ def save_table(out_dir: str, rows: Sequence[dict]) -> None:
 def test_command(config: str, checkpoint: str, work_dir: str,
                  options: Sequence[str], nproc: int) -> List[str]:
     """The ``tools/test.py`` command line of one run."""
-    from mmseg_groupvit.evaluation import is_classification_config
     args = [config, checkpoint, '--work-dir', work_dir]
     if options:
         args += ['--cfg-options', *options]
-    if nproc <= 1 or is_classification_config(config):
+    if nproc <= 1:
         return [sys.executable, TEST_PY, *args]
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -169,7 +172,6 @@ def run_one(command: List[str], work_dir: str) -> Optional[dict]:
     """Run one evaluation, with a progress bar over its images (its log's
     ``images`` line, its progress records); its ``results.json``, or None if
     it failed."""
-    os.makedirs(work_dir, exist_ok=True)
     results = osp.join(work_dir, 'results.json')
     if osp.exists(results):
         os.remove(results)
@@ -285,13 +287,14 @@ def main(argv=None) -> int:
             options = list(args.cfg_options)
             if data_root:
                 options.append(f'{DATA_ROOT}={data_root}')
+            config_digest, classification = inspect_config(config, options)
             columns = dict(
                 config=config,
                 checkpoint=checkpoint,
                 data_root=data_root,
                 cfg_options=' '.join(args.cfg_options),
                 checkpoint_sha256=digest,
-                config_sha256=config_sha256(config, options))
+                config_sha256=config_digest)
             key = run_key(columns)
             label = f'{config} with {checkpoint}'
             if key in done:
@@ -305,7 +308,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             record = run_one(
                 test_command(config, checkpoint, work_dir, options,
-                             args.nproc), work_dir)
+                             1 if classification else args.nproc), work_dir)
             if record is None:
                 failed.append(label)
                 continue

@@ -52,13 +52,22 @@ def build_config(args):
     from mmseg_groupvit.models.config_arguments import check_model_arguments
     from mmseg_groupvit.utils.config_file import check_scoped_steps
     cfg = tool_config(args)
-    if is_classification_config(cfg) and (args.out or args.show
-                                          or args.show_dir):
+    classification = is_classification_config(cfg)
+    if classification and (args.out or args.show or args.show_dir):
         raise ConfigCheckError(
             '--out, --show and --show-dir write or draw label maps, which a '
             'classification config (GroupViTClassifier) does not predict: '
             'drop them (the metrics are in WORK_DIR/results.json; '
             'tools/demo.py --classify prints an image\'s ranked classes).')
+    if classification and args.tta:
+        raise ConfigCheckError(
+            '--tta averages the segmentation scores of each augmentation '
+            '(mmseg\'s SegTTAModel), which a classification config '
+            '(GroupViTClassifier) does not give: drop --tta.')
+    if classification and args.launcher != 'none':
+        raise ConfigCheckError(
+            'classification configs run in one process; drop --launcher '
+            '(and torchrun / --nproc).')
     if args.random_weights:
         cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)
@@ -84,11 +93,6 @@ def build_config(args):
                     'dict(type=\'SegLocalVisualizer\', vis_backends=[dict('
                     'type=\'LocalVisBackend\')]).')
             cfg.visualizer['save_dir'] = args.show_dir
-    if args.tta and is_classification_config(cfg):
-        raise ConfigCheckError(
-            '--tta averages the segmentation scores of each augmentation '
-            '(mmseg\'s SegTTAModel), which a classification config '
-            '(GroupViTClassifier) does not give: drop --tta.')
     if args.tta and is_tta_model(cfg.model):
         raise ConfigCheckError(
             f'model is already a test-time augmentation model '
@@ -114,16 +118,12 @@ def build_config(args):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    if not is_classification_config(cfg):
+    if not classification:
         check_dataset_paths(cfg.test_dataloader.dataset, args.out)
     if args.out is not None:
         check_out_dir(args.out, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    if args.launcher != 'none' and is_classification_config(cfg):
-        raise ConfigCheckError(
-            'classification configs run in one process; drop --launcher '
-            '(and torchrun / --nproc).')
     check_out_dir(cfg.work_dir, '--work-dir')
     return cfg
 

@@ -3,7 +3,7 @@
 :func:`mmseg_groupvit.apis.init_groupvit` takes."""
 from typing import List, NamedTuple, Optional, Sequence
 
-from groupvit_common.vocabulary import load_vocabulary, parse_class_list
+from groupvit_common.vocabulary import parse_class_list, read_vocab_options
 from .templates import get_templates
 
 
@@ -22,11 +22,7 @@ def read_text_options(
     """The text options of a command line, read and checked
     (``--vocab-file`` only without ``--vocab``; ``--templates`` one set
     name, or templates with one ``{}`` each)."""
-    vocabulary = extra = None
-    if vocab is not None:
-        vocabulary = parse_class_list(vocab, '--vocab')
-    elif vocab_file is not None:
-        vocabulary = load_vocabulary(vocab_file)
+    vocabulary, extra = read_vocab_options(vocab, vocab_file), None
     if extra_classes is not None:
         extra = parse_class_list(extra_classes, '--extra-classes')
     if templates is not None:

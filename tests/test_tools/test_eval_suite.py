@@ -541,7 +541,7 @@ def test_a_link_at_or_in_a_run_folder_is_refused(planted, tmp_path,
                 config=config,
                 checkpoint=str(checkpoint),
                 checkpoint_sha256=hashlib.sha256(b'weights').hexdigest(),
-                config_sha256=suite.config_sha256(config, []))))
+                config_sha256=suite.inspect_config(config, [])[0])))
     link = out_dir / planted.replace('NAME', name)
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside)
@@ -583,3 +583,29 @@ def test_changed_content_of_a_file_the_config_names_replaces_its_row(
         assert len(calls) == runs
         rows = read_csv(tmp_path / 'out' / 'results.csv')
         assert [row['mIoU'] for row in rows] == [f'{runs:.2f}']
+
+
+def test_a_config_that_does_not_load_is_run_with_nproc(tmp_path, monkeypatch):
+    """With ``--nproc 2``, a config that does not load is run like any
+    other (tools/test.py reports it as the run's failure; as without
+    ``--nproc``), and the configs after it still run; a classification
+    config runs in one process."""
+    suite, calls = stubbed_suite(monkeypatch)
+    commands = []
+    fake_run = suite.run_one
+    monkeypatch.setattr(suite, 'run_one',
+                        lambda c, w: commands.append(c) or fake_run(c, w))
+    broken = tmp_path / 'broken.py'
+    broken.write_text('model = dict(\n')
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    assert suite.main([
+        str(broken),
+        osp.join(REPO, 'configs', 'classification', 'groupvit_imagenet.py'),
+        '--checkpoints',
+        str(checkpoint), '--out-dir',
+        str(tmp_path / 'out'), '--nproc', '2'
+    ]) == 0
+    assert len(calls) == 2
+    assert '--nproc_per_node=2' in commands[0]
+    assert '--launcher' not in commands[1]

@@ -47,11 +47,7 @@ def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error(FileNotFoundError, ValueError, TypeError):
         images = image_files.list_images(args.images)
-        classes = None
-        if args.vocab is not None:
-            classes = vocabulary.parse_class_list(args.vocab, '--vocab')
-        elif args.vocab_file is not None:
-            classes = vocabulary.load_vocabulary(args.vocab_file)
+        classes = vocabulary.read_vocab_options(args.vocab, args.vocab_file)
         if args.bg_thresh is not None:
             check_bg_thresh(args.bg_thresh, '--bg-thresh')
         model = OnnxSegmenter(

@@ -5,7 +5,6 @@ import functools
 import math
 import os
 import os.path as osp
-import stat
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -14,7 +13,7 @@ import onnxruntime as ort
 from groupvit_common import export_format, files
 from groupvit_common.checks import (check_bg_thresh, check_stride, is_int,
                                     is_number)
-from groupvit_common.errors import DataFileError
+from groupvit_common.errors import DataFileError, shown
 from groupvit_common.vocabulary import check_template
 from groupvit_common.window_grid import window_boxes
 from .image_ops import (normalize, read_rgb, rescale_size,
@@ -56,6 +55,10 @@ _VALUES = (
      'an integer of at least 3'),
     ('templates', lambda v: isinstance(v, list) and v,
      'a list of texts with one "{}" each'),
+    ('classes', lambda v: isinstance(v, list) and v and all(
+        isinstance(c, list) and c and all(
+            isinstance(n, str) and n.strip() for n in c)
+        for c in v), 'a list of non-empty lists of names'),
 )
 
 
@@ -67,7 +70,8 @@ def _check_values(protocol: dict, image_inputs: list) -> None:
     for key, test, what in _VALUES:
         value = functools.reduce(dict.get, key.split('.'), protocol)
         if not test(value):
-            raise ValueError(f'protocol.{key} must be {what}, got {value!r}')
+            raise ValueError(f'protocol.{key} must be {what}, got '
+                             f'{shown(value)}')
     scale, crop = protocol['resize']['scale'], protocol['crop_size']
     if scale[0] * scale[1] > files.MAX_IMAGE_PIXELS:
         raise ValueError(
@@ -88,13 +92,6 @@ def _check_values(protocol: dict, image_inputs: list) -> None:
         except (TypeError, ValueError) as e:
             raise ValueError(f'protocol.templates: {e}') from None
     check_bg_thresh(protocol.get('bg_thresh'), 'protocol.bg_thresh')
-    classes = protocol.get('classes')
-    if not (isinstance(classes, list) and classes and all(
-            isinstance(c, list) and c and all(
-                isinstance(n, str) and n.strip() for n in c)
-            for c in classes)):
-        raise ValueError(
-            'protocol.classes must be a list of non-empty lists of names')
 
 
 def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
@@ -105,12 +102,11 @@ def _read_file(export_dir: str, name: Any, limit: int) -> bytes:
                           f'{name!r}, which is not a file of the export '
                           f'folder; {AGAIN}')
     path = osp.join(export_dir, name)
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise ExportError(f'{path} is a symbolic link; an export holds '
-                              f'its own files: {AGAIN}')
-    except OSError:
-        raise ExportError(f'{export_dir} lacks {name!r}; {AGAIN}') from None
+    if not osp.lexists(path):
+        raise ExportError(f'{export_dir} lacks {name!r}; {AGAIN}')
+    if osp.islink(path):
+        raise ExportError(f'{path} is a symbolic link; an export holds its '
+                          f'own files: {AGAIN}')
     return files.read_bytes(path, limit, 'export file')
 
 
@@ -327,16 +323,13 @@ class OnnxSegmenter:
         resized a few channels at a time; ties to the first class)."""
         rgb = read_rgb(path)
         logits = self.slide(self.preprocess(rgb), class_embeds, bg_thresh)
-        labels = best = None
+        labels = best = 0
         for first in range(0, len(logits), CHANNELS_PER_STEP):
             part = resize_float_bilinear(
                 logits[first:first + CHANNELS_PER_STEP], rgb.shape[:2])
             index = part.argmax(0)
             value = np.take_along_axis(part, index[None], 0)[0]
-            if best is None:
-                labels, best = index, value
-                continue
-            better = value > best
+            better = (value > best) | (first == 0)
             labels = np.where(better, index + first, labels)
             best = np.where(better, value, best)
         return rgb, labels.astype(np.int64)
