@@ -9,6 +9,7 @@ import os.path as osp
 import pickle
 import shutil
 
+import numpy as np
 import pytest
 
 from groupvit_common import export_format, files
@@ -205,3 +206,17 @@ def test_a_protocol_that_is_no_mapping_is_one_error_line(export, tmp_path):
     meta['sha256'] = export_format.digests(meta['protocol'], data)
     (folder / 'deploy.json').write_text(json.dumps(meta))
     assert '"protocol" must be a mapping' in run_tool(folder, tmp_path)
+
+
+def test_a_crafted_context_length_takes_no_memory(export, tmp_path):
+    """A context of 10**12 tokens in a crafted protocol: the prompts are
+    padded to the longest one, not to the context (10**12 ids each ran out
+    of memory), so the class embeddings are the export's own; a prompt
+    longer than the graph's position table would fail in onnxruntime."""
+    from groupvit_ort import OnnxSegmenter
+    honest = OnnxSegmenter(export)
+    crafted = OnnxSegmenter(edit(export, tmp_path, context_length=10**12))
+    classes = [['cat'], ['potted plant', 'flower pot']]
+    expected, _ = honest.class_embeddings(classes)
+    found, _ = crafted.class_embeddings(classes)
+    assert np.array_equal(found, expected)

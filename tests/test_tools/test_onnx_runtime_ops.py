@@ -51,11 +51,18 @@ def test_token_ids_equal_mmseg(tokenizer, text):
     assert tokenizer.encode(text) == mmseg_tokenizer._tokenizer.encode(text)
 
 
-def test_tokenize_pads_and_cuts_as_mmseg(tokenizer):
-    texts = ['a photo of a cat.', 'word ' * 100, 'x']
-    rows, cut = tokenizer.tokenize(texts, context_length=77)
-    assert np.array_equal(np.array(rows), tokenize(texts, 77).numpy())
-    assert cut == [1]
+@pytest.mark.parametrize('texts,cut', [
+    (['a photo of a cat.', 'word ' * 100, 'x'], [1]),
+    (['a photo of a cat.', 'x'], []),
+])
+def test_tokenize_pads_and_cuts_as_mmseg(tokenizer, texts, cut):
+    """mmseg's ids up to the longest text's end (the rest is padding)."""
+    rows, cut_texts = tokenizer.tokenize(texts, context_length=77)
+    ids = tokenize(texts, 77).numpy()
+    length = int(ids.argmax(-1).max()) + 1
+    assert np.array_equal(np.array(rows), ids[:, :length])
+    assert not ids[:, length:].any()
+    assert cut_texts == cut
 
 
 def test_mojibake_is_refused_not_mistokenised(tokenizer):

@@ -187,8 +187,9 @@ class ClipTokenizer:
         return ids
 
     def tokenize(self, texts: List[str], context_length: int = 77):
-        """``mmseg.utils.tokenize``: ``[N, context_length]`` ids (lists) and
-        the indices of the texts cut."""
+        """``mmseg.utils.tokenize``'s ids ``[N, L]`` (lists) up to the
+        longest text's end, ``L <= context_length`` (the rest is padding),
+        and the indices of the texts cut."""
         rows, cut = [], []
         for index, text in enumerate(texts):
             ids = [self.sot_id] + self.encode(text) + [self.eot_id]
@@ -196,5 +197,6 @@ class ClipTokenizer:
                 ids = ids[:context_length]
                 ids[-1] = self.eot_id
                 cut.append(index)
-            rows.append(ids + [0] * (context_length - len(ids)))
-        return rows, cut
+            rows.append(ids)
+        length = max(map(len, rows), default=0)
+        return [ids + [0] * (length - len(ids)) for ids in rows], cut
