@@ -355,10 +355,13 @@ class _FileHandler(http.server.SimpleHTTPRequestHandler):
                 pass
             self.close_connection = True
             return
-        self.wfile.write(body)
-        if mode == 'stall':
-            self.wfile.flush()
-            time.sleep(60)
+        try:
+            self.wfile.write(body)
+            if mode == 'stall':
+                self.wfile.flush()
+                time.sleep(60)
+        except OSError:  # a client that refused the file hung up
+            pass
         self.close_connection = True
 
     def log_message(self, *args):
