@@ -50,16 +50,43 @@ def check_positive_pair(value: Any,
     return int(value[0]), int(value[1])
 
 
+def check_number(value: Any,
+                 key: str,
+                 what: str,
+                 rule: Callable[[float], bool],
+                 fix: str = '') -> float:
+    """Return ``value`` as a float if it is a finite number that ``rule``
+    takes, else raise: ``key`` must be ``what``."""
+    if not (is_number(value) and math.isfinite(value) and rule(value)):
+        raise _must(key, what, value, fix)
+    return float(value)
+
+
 def check_bg_thresh(value: Any, key: str) -> float:
     """Return the background threshold ``value`` as a float in [0, 1]."""
-    number = float(value) if is_number(value) else math.nan
-    if not 0.0 <= number <= 1.0:
+    return check_number(
+        value, key, 'a number in [0, 1]', lambda v: 0 <= v <= 1,
+        'A pixel is background when its group\'s best class score is below '
+        'it: 0 keeps every pixel foreground, 0.95 is the VOC and COCO value, '
+        '0.35 the PASCAL Context one.')
+
+
+def check_topk(value: Any,
+               key: str,
+               classes: Optional[int] = None) -> Tuple[int, ...]:
+    """Return top-k accuracy's ``value`` (a k or a sequence of them) as a
+    tuple of integers from 1 to ``classes`` (the model's, when known)."""
+    ks = tuple(value) if isinstance(value, (list, tuple)) else (value, )
+    if not ks or not all(is_int(k) and k >= 1 for k in ks):
         raise _must(
-            key, 'a number in [0, 1]', value, 'A pixel is background when '
-            'its group\'s best class score is below it: 0 keeps every pixel '
-            'foreground, 0.95 is the VOC and COCO value, 0.35 the PASCAL '
-            'Context one.')
-    return number
+            key, 'a positive integer or a list of them (the k of top-k '
+            'accuracy)', value, f'Set it with --cfg-options "{key}=(1,5)".')
+    if classes is not None and max(ks) > classes:
+        raise ConfigValueError(
+            f'{key} asks for top-{max(ks)} accuracy, but the vocabulary has '
+            f'{classes} classes. Set values up to {classes}, e.g. '
+            f'--cfg-options "{key}=(1,{min(5, classes)})".')
+    return tuple(int(k) for k in ks)
 
 
 def check_choice(value: Any, key: str, choices: Sequence) -> Any:
@@ -239,7 +266,7 @@ def check_classes(cfg: dict,
                   test: bool = True,
                   dataset_classes: Optional[Callable] = None,
                   prompt_classes: Optional[Callable] = None,
-                  head_with_bg: Optional[Callable] = None) -> None:
+                  head_with_bg: Optional[Callable] = None) -> Optional[int]:
     """The one rule of class counts: the vocabulary (plus background when
     the head has it) decides the model's classes, and a test dataset must
     have as many.
@@ -251,6 +278,9 @@ def check_classes(cfg: dict,
         prompt_classes (callable, optional): A ``dataset_name``'s names.
         head_with_bg (callable, optional): Whether a decode head config has
             a background channel (None: its ``with_bg``, else False).
+
+    Returns:
+        int | None: The classes the model scores, when the config says.
     """
     model, source = cfg['model'], ''
     head = model.get('decode_head') or {}
@@ -261,7 +291,7 @@ def check_classes(cfg: dict,
         classes = _vocabulary(text, prompt_classes, with_bg
                               or 'decode_head' not in model)
         if classes is None:
-            return
+            return None
         if 'decode_head' in model:
             outputs = check_head_classes(head, len(classes), with_bg)
             source = (f'The text encoder has {len(classes)} classes (first: '
@@ -272,12 +302,12 @@ def check_classes(cfg: dict,
     elif is_int(head.get('num_classes')):
         outputs = head['num_classes']
     else:
-        return
+        return None
     check_aux_head_classes(model.get('auxiliary_head'), outputs)
     dataset = cfg['test_dataloader']['dataset'] if test else None
     names = dataset_classes(dataset) if test and dataset_classes else None
     if names is None:
-        return
+        return outputs
     if text is not None and 'decode_head' not in model:
         source += f'and the test dataset {len(names)}. '
     else:
@@ -286,6 +316,7 @@ def check_classes(cfg: dict,
     check_class_count(outputs, len(names), source)
     if text is not None:
         check_class_order(classes, names, outputs - len(classes))
+    return outputs
 
 
 def check_class_order(classes: List[List[str]], names: Sequence[str],
@@ -344,8 +375,9 @@ def check_config(cfg: dict,
                  head_with_bg: Optional[Callable] = None,
                  train: bool = False) -> None:
     """Raise unless the sections a tool reads (for a ``test`` the test
-    sections too, to ``train`` the training ones) have the right types,
-    then :func:`check_classes`."""
+    sections too, to ``train`` the training ones) have the right types and
+    the values of the dataloaders and ``test_evaluator``'s ``topk`` can
+    work, by :func:`check_classes` too."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')
@@ -378,7 +410,14 @@ def check_config(cfg: dict,
     for key in ('train_dataloader', 'val_dataloader') if train else ():
         if isinstance(cfg.get(key), dict):
             check_dataloader(cfg[key], key)
-    check_classes(cfg, test, dataset_classes, prompt_classes, head_with_bg)
+    classes = check_classes(cfg, test, dataset_classes, prompt_classes,
+                            head_with_bg)
+    evaluators = cfg['test_evaluator'] if test else []
+    many = isinstance(evaluators, list)
+    for index, evaluator in enumerate(evaluators if many else [evaluators]):
+        if 'topk' in evaluator:
+            check_topk(evaluator['topk'],
+                       f'test_evaluator{f".{index}" * many}.topk', classes)
 
 
 def check_dataloader(loader: dict, key: str) -> None:

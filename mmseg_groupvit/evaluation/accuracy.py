@@ -6,6 +6,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
+from groupvit_common.checks import check_topk
+
 
 @METRICS.register_module()
 class Accuracy(BaseMetric):
@@ -19,10 +21,7 @@ class Accuracy(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: str = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.topk = (topk, ) if isinstance(topk, int) else tuple(topk)
-        if not self.topk or any(int(k) < 1 for k in self.topk):
-            raise ValueError(f'Accuracy: topk must be positive integers, '
-                             f'got {topk!r}.')
+        self.topk = check_topk(topk, 'test_evaluator.topk')
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:

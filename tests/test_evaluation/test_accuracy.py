@@ -33,6 +33,9 @@ def test_topk_above_the_class_count_is_an_error():
             [dict(pred_score=torch.tensor([.2, .3, .5]), gt_label=0)])
 
 
-def test_topk_must_be_positive():
+@pytest.mark.parametrize('topk', [(0, ), True, (1, 2.0), 1.5, ()])
+def test_topk_must_be_positive(topk):
+    """A bool or a float is no k (torch's topk refused them after every
+    image was scored)."""
     with pytest.raises(ValueError, match='positive'):
-        Accuracy(topk=(0, ))
+        Accuracy(topk=topk)

@@ -307,6 +307,24 @@ def test_topk_as_one_number_is_run_and_described(small, tmp_path, capsys,
     assert list(record['metrics']) == ['accuracy/top5']
 
 
+@pytest.mark.parametrize('topk, words', [
+    ('1.5', 'must be a positive integer or a list of them'),
+    ('nan', 'must be a positive integer or a list of them'),
+    ('True', 'must be a positive integer or a list of them'),
+    ('(1,2.0)', 'must be a positive integer or a list of them'),
+    ('50', 'asks for top-50 accuracy, but the vocabulary has 20 classes'),
+])
+def test_a_topk_that_cannot_be_counted_is_refused_before_any_image(
+        small, tmp_path, topk, words):
+    """test_evaluator.topk of no integers (a TypeError traceback, after
+    every image for True and (1,2.0)) or above the vocabulary's 20 classes
+    (refused after every image): refused when the config is read."""
+    message = refusal(small, tmp_path, f'test_evaluator.topk={topk}')
+    assert message.startswith(f'error: test_evaluator.topk {words}'), message
+    assert 'test_evaluator.topk=(1,5)' in message
+    assert not (tmp_path / 'results.json').exists()
+
+
 def test_a_dataset_name_that_is_no_name_is_one_error_line(small, tmp_path):
     """As for a segmentor (the text encoder's message), not a traceback."""
     message = refusal(small, tmp_path, 'model.text_encoder.dataset_name=5')
