@@ -2,6 +2,7 @@
 """The rules of config values: each raises :class:`ConfigValueError` (or
 :class:`ConfigCheckError`) naming the key, the value and the fix."""
 import math
+from fnmatch import fnmatchcase
 from numbers import Integral, Real
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -87,6 +88,59 @@ def check_topk(value: Any,
             f'{classes} classes. Set values up to {classes}, e.g. '
             f'--cfg-options "{key}=(1,{min(5, classes)})".')
     return tuple(int(k) for k in ks)
+
+
+#: Rules of constructor arguments by name (``*``: any prefix): what a value
+#: must be, a finite number that the test takes.
+NUMBER_ARGUMENTS = {
+    '*temperature': ('a positive finite number', lambda v: v > 0),
+    'gumbel_tau': ('a positive finite number', lambda v: v > 0),
+    '*loss_weight': ('a finite number, 0 or more', lambda v: v >= 0),
+    'drop_path_rate': ('a number in [0, 1) (the probability of dropping a '
+                       'block)', lambda v: 0 <= v < 1),
+}
+
+
+def check_arguments(given: dict, arguments: dict, key: str) -> None:
+    """Raise for a value of ``given`` (the config at ``key`` of a component)
+    that its constructor's argument of that name cannot use (by
+    :data:`NUMBER_ARGUMENTS`, and ``frozen_stages``); ``arguments``: the
+    constructor's arguments and their defaults."""
+    for name, value in given.items():
+        rule = next((rule for pattern, rule in NUMBER_ARGUMENTS.items()
+                     if fnmatchcase(str(name), pattern)), None)
+        if rule is not None and name in arguments:
+            default = arguments[name]
+            fix = f'The default is {default!r}.' if is_number(
+                default) and rule[1](default) else ''
+            check_number(value, f'{key}.{name}', rule[0], rule[1], fix)
+    if 'frozen_stages' not in given or 'frozen_stages' not in arguments:
+        return
+    value = given['frozen_stages']
+    values = {**arguments, **given}
+    stages = values.get('num_stages')
+    if not is_int(stages) and isinstance(values.get('depths'), (list, tuple)):
+        stages = len(values['depths'])
+    if not is_int(value) or value < -1 or is_int(stages) and value > stages:
+        most = f' to {stages} (all stages)' if is_int(stages) else ' up'
+        raise _must(f'{key}.frozen_stages',
+                    f'an integer from -1 (nothing frozen){most}', value,
+                    f'Set it with --cfg-options {key}.frozen_stages=N.')
+
+
+def check_in_index(head: dict, key: str, outputs: int, source: str) -> None:
+    """Raise unless the ``in_index`` of ``head`` (the config at ``key`` of a
+    decode head, its default set) selects maps among the ``outputs`` that
+    ``source`` (the backbone's ``out_indices``) gives."""
+    index = head.get('in_index')
+    indices = index if isinstance(index, (list, tuple)) else [index]
+    if all(is_int(i) and -outputs <= i < outputs for i in indices):
+        return
+    raise ConfigValueError(
+        f'{key}.in_index is {index!r} but {source} gives {outputs} '
+        f'map{"s" * (outputs != 1)}: the head would read a map that does not '
+        f'exist. Give {key}.in_index indices in [-{outputs}, '
+        f'{outputs - 1}], or {source} more stages.')
 
 
 def check_choice(value: Any, key: str, choices: Sequence) -> Any:
@@ -376,8 +430,8 @@ def check_config(cfg: dict,
                  train: bool = False) -> None:
     """Raise unless the sections a tool reads (for a ``test`` the test
     sections too, to ``train`` the training ones) have the right types and
-    the values of the dataloaders and ``test_evaluator``'s ``topk`` can
-    work, by :func:`check_classes` too."""
+    the values of the dataloaders, the optimizer and ``test_evaluator``'s
+    ``topk`` can work, by :func:`check_classes` too."""
     model = cfg.get('model')
     if not isinstance(model, dict) or not model.get('type'):
         raise _section_error('model', model, 'a dict with a type')
@@ -410,6 +464,12 @@ def check_config(cfg: dict,
     for key in ('train_dataloader', 'val_dataloader') if train else ():
         if isinstance(cfg.get(key), dict):
             check_dataloader(cfg[key], key)
+    present, lr = _lookup(cfg, 'optim_wrapper.optimizer.lr')
+    if train and present:
+        check_number(
+            lr, 'optim_wrapper.optimizer.lr', 'a finite number, 0 or more',
+            lambda v: v >= 0, 'Set the learning rate with --cfg-options '
+            'optim_wrapper.optimizer.lr=VALUE.')
     classes = check_classes(cfg, test, dataset_classes, prompt_classes,
                             head_with_bg)
     evaluators = cfg['test_evaluator'] if test else []

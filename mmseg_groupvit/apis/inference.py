@@ -15,7 +15,6 @@ from torch import nn
 
 from groupvit_common.checks import check_zero_shot_segmentor
 from ..datasets import use_checked_steps
-from ..models.config_arguments import check_model_arguments
 from ..utils.config_file import load_config, read_config
 from ..weights import resolve_load_from
 
@@ -59,7 +58,6 @@ def read_with_text(config: Union[str, Path, Config],
             options.update(
                 (f'model.text_encoder.{k}', v) for k, v in text.items())
     cfg = read_config(config, options, test=False)
-    check_model_arguments(cfg.model)
     return cfg
 
 

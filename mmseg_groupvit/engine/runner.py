@@ -76,8 +76,6 @@ def tool_config(args, test: bool = True):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    # Under the keys the user wrote (--tta moves the model).
-    check_model_arguments(cfg.model)
     if not test:  # e.g. max_iters for EpochBasedTrainLoop
         loop = dict(cfg.get('train_cfg') or {})
         reserved = RESERVED

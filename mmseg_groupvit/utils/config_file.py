@@ -21,6 +21,7 @@ from mmseg.registry import DATASETS, TRANSFORMS
 
 from groupvit_common.checks import check_config
 from groupvit_common.errors import ConfigCheckError
+from ..models.config_arguments import check_model_arguments
 from ..models.decode_heads.groupvit_head import head_with_bg
 from .class_names import get_prompt_classes
 
@@ -235,11 +236,13 @@ def read_config(path: Union[str, Config],
                 train: bool = False) -> Config:
     """The config of ``path`` (a file, or a config that is copied) with
     ``cfg_options`` merged, checked (``test``: the test sections too;
-    ``train``: the training ones).
+    ``train``: the training ones; the model's keys and values by its
+    components' constructors).
 
     Raises:
         ConfigCheckError: The file is no config, or class counts disagree.
-        ConfigValueError: A section missing or of the wrong type.
+        ConfigValueError: A section missing or of the wrong type, a value
+            that cannot work.
     """
     cfg = copy.deepcopy(path) if isinstance(path,
                                             Config) else load_config(path)
@@ -248,6 +251,7 @@ def read_config(path: Union[str, Config],
     plain = cfg.to_dict()
     check_config(plain, test, dataset_classes, get_prompt_classes,
                  head_with_bg, train)
+    check_model_arguments(plain['model'])
     # The sections a training run builds, or a test run or an API does
     # (``tools/test.py --tta`` checks its ``tta_pipeline``).
     built = (('train_dataloader', 'val_dataloader') if train else

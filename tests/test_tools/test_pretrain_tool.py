@@ -265,6 +265,68 @@ def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
     assert f' {length}, ' in message
 
 
+@pytest.mark.parametrize('option, must', [
+    ('model.contrast_temperature=0', 'a positive finite number'),
+    ('model.contrast_temperature=-1', 'a positive finite number'),
+    ('model.contrast_temperature=nan', 'a positive finite number'),
+    ('model.multi_label_loss_weight=nan', 'a finite number, 0 or more'),
+    ('model.image_encoder.gumbel_tau=0', 'a positive finite number'),
+    ('model.image_encoder.gumbel_tau=nan', 'a positive finite number'),
+    ('model.image_encoder.drop_path_rate=1.5', 'a number in [0, 1)'),
+])
+def test_a_pretraining_value_that_cannot_train_is_one_line(
+        tmp_path, option, must):
+    """Temperatures of 0 (ZeroDivisionError), below 0 (math domain error) or
+    NaN, NaN loss weights, a Gumbel tau of 0 or NaN and a drop path rate
+    above 1 stopped at step 1 as "not finite ... lower the learning rate",
+    the wrong cause: refused when the config is read, with the default."""
+    with pytest.raises(SystemExit) as error:
+        train([SMOKE, '--work-dir', str(tmp_path), '--cfg-options', option])
+    message = str(error.value)
+    key, value = option.split('=')
+    assert message.startswith(f'error: {key} must be {must}'), message
+    assert message.endswith(f', got {value}. The default is ' +
+                            ('0.07.' if 'temperature' in key else
+                             '0.0.' if 'drop' in key else '1.0.')), message
+    assert '\n' not in message and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('option, words', [
+    ('model.backbone.frozen_stages=5',
+     'model.backbone.frozen_stages must be an integer from -1 (nothing '
+     'frozen) to 3 (all stages), got 5.'),
+    ('model.backbone.frozen_stages=-2',
+     'model.backbone.frozen_stages must be an integer'),
+    ('model.backbone.frozen_stages=1.5',
+     'model.backbone.frozen_stages must be an integer'),
+    ('model.backbone.out_indices=(-1,)',
+     'model.decode_head.in_index is [0, 1, 2] but '
+     'model.backbone.out_indices gives 1 map'),
+    ('optim_wrapper.optimizer.lr=nan',
+     'optim_wrapper.optimizer.lr must be a finite number, 0 or more'),
+    ('model.backbone.drop_path_rate=1.5',
+     'model.backbone.drop_path_rate must be a number in [0, 1)'),
+    ('model.backbone.drop_path_rate=nan',
+     'model.backbone.drop_path_rate must be a number in [0, 1)'),
+])
+def test_a_finetuning_value_that_cannot_train_is_one_line(
+        tmp_path, option, words):
+    """frozen_stages out of range (a ValueError traceback) or not an integer
+    (a TypeError), a head reading a map out_indices does not give (an
+    IndexError at step 1), a NaN learning rate (torch's ValueError) and a
+    drop path rate that trains silently (above 1, or NaN acting as 0):
+    refused when the config is read."""
+    with pytest.raises(SystemExit) as error:
+        train([
+            FCN_SMOKE, '--work-dir',
+            str(tmp_path), '--cfg-options', 'model.backbone.init_cfg=None',
+            option
+        ])
+    message = str(error.value)
+    assert message.startswith(f'error: {words}'), message
+    assert '\n' not in message and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize('by_epoch, loop, key', [
     ('by_epoch=True, ', 'EpochBasedTrainLoop', 'max_iters'),
     ('by_epoch=False, ', 'IterBasedTrainLoop', 'max_epochs'),

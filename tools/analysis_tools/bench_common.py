@@ -115,9 +115,6 @@ def build_model(cfg, checkpoint: Optional[str], device, seed: int):
     """The config's model (eval), the checkpoint's or seeded random weights."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
-
-    from mmseg_groupvit.models.config_arguments import check_model_arguments
-    check_model_arguments(cfg.model)
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     if checkpoint:
