@@ -28,6 +28,8 @@ MAX_EXPANSION = 100
 #: Most bytes the tar headers of one member may take (a long name, PAX
 #: records); tarfile reads them whole.
 MAX_HEADER_BYTES = 1 << 20
+#: Most shards a brace pattern may name (a million names take ~100 MB).
+MAX_SHARDS = 1_000_000
 
 
 class HeaderBombError(tarfile.TarError):
@@ -156,6 +158,12 @@ class CaptionShards(IterableDataset):
                 f'the shards, or leave it out to count them from the tar '
                 f'headers.')
         pattern = osp.join(spec.get('path', ''), prefix)
+        count = name_count(pattern)
+        if count > MAX_SHARDS:
+            raise TrainingDataError(
+                f'the pattern {pattern} names {count:,} shards, more than the '
+                f'{MAX_SHARDS:,} accepted: name the shards with a shorter '
+                f'brace range in {key}.prefix.')
         shards = list(braceexpand(pattern))
         missing = [p for p in shards if not osp.isfile(p)]
         if len(missing) == len(shards):
@@ -331,6 +339,43 @@ class CaptionShards(IterableDataset):
         stream = wds.shuffle(self.shuffle_buffer)(self._read(shards, tally))
         samples = (self.pipeline(s) for s in self._good(stream, tally))
         yield from itertools.islice(samples, count)
+
+
+def name_count(pattern: str, alternatives: bool = False) -> int:
+    """How many names ``braceexpand(pattern)`` makes, counted without making
+    them: the product of its brace groups' counts, a group of alternatives
+    (``alternatives``: ``pattern`` is the inside of one) the sum of
+    theirs."""
+    from braceexpand import char_range_re, int_range_re, make_char_range
+    groups, commas, depth, start, escaped = [], [], 0, 0, False
+    for pos, char in enumerate(pattern):
+        if escaped or char == '\\':
+            escaped = not escaped
+        elif char == '{':
+            depth += 1
+            start = pos + 1 if depth == 1 else start
+        elif char == '}':
+            depth -= 1
+            if depth == 0:
+                groups.append(pattern[start:pos])
+        elif char == ',' and depth == 0:
+            commas.append(pos)
+    if alternatives and commas:
+        ends = [-1, *commas, len(pattern)]
+        return sum(
+            name_count(pattern[a + 1:b]) for a, b in zip(ends, ends[1:]))
+    count = 1
+    for group in groups:
+        numbers = int_range_re.match(group)
+        letters = char_range_re.match(group)
+        if numbers:
+            first, last, step = numbers.groups()
+            count *= abs(int(last) - int(first)) // (int(step or 1) or 1) + 1
+        elif letters:
+            count *= len(make_char_range(*letters.groups()))
+        else:
+            count *= name_count(group, alternatives=True)
+    return count
 
 
 def count_samples(shards: Union[str, Sequence[str]]) -> int:
