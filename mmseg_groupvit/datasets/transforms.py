@@ -18,7 +18,8 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
 from groupvit_common.errors import ImageLoadError, ImageSizeError
-from groupvit_common.files import check_image, check_label_channels, file_kind
+from groupvit_common.files import (MAX_IMAGE_BYTES, check_image,
+                                   check_label_channels, file_kind)
 
 _warned_exif = False
 
@@ -91,11 +92,17 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         try:
             if self.file_client_args is None and '://' not in filename:
                 # Opening a FIFO would wait, /dev/zero would never end.
-                mode = os.stat(filename).st_mode
-                if not stat.S_ISREG(mode):
+                info = os.stat(filename)
+                if not stat.S_ISREG(info.st_mode):
                     return self._fail(
-                        results, f'it is {file_kind(mode)}, not an image '
-                        f'file', not_an_image)
+                        results, f'it is {file_kind(info.st_mode)}, not an '
+                        f'image file', not_an_image)
+                if info.st_size > MAX_IMAGE_BYTES:
+                    return self._fail(
+                        results, f'it is {info.st_size:,} bytes, more than '
+                        f'the {MAX_IMAGE_BYTES:,} an image file may take',
+                        'It is not an image, or it was damaged: remove the '
+                        'name from the split file.')
             if self.file_client_args is not None:
                 content = fileio.FileClient.infer_client(
                     self.file_client_args, filename).get(filename)

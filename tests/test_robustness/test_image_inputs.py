@@ -184,3 +184,23 @@ def test_format_opencv_cannot_read_names_the_fix(tmp_path, monkeypatch):
                         lambda *args, **kwargs: None)
     with pytest.raises(ImageLoadError, match='imdecode_backend="pillow"'):
         load(path)
+
+
+def test_an_image_larger_than_the_bound_is_refused_unread(
+        tmp_path, monkeypatch):
+    """A photo made 1.5 GB by a sparse tail (segmented as if fine after
+    reading it all): refused from its size, unread."""
+    from groupvit_common.files import MAX_IMAGE_BYTES
+    path = tmp_path / 'huge.jpg'
+    Image.fromarray(RGB).save(path)
+    os.truncate(path, MAX_IMAGE_BYTES + 1)  # sparse: no disk taken
+    monkeypatch.setattr(transforms_module.fileio, 'get',
+                        lambda *args, **kwargs: pytest.fail('read'))
+    with pytest.raises(ImageLoadError) as info:
+        load(path)
+    assert str(info.value) == (
+        f'Cannot load image {path}: it is {MAX_IMAGE_BYTES + 1:,} bytes, '
+        f'more than the {MAX_IMAGE_BYTES:,} an image file may take. It is '
+        f'not an image, or it was damaged: remove the name from the split '
+        f'file.')
+    assert load(path, ignore_empty=True) is None
