@@ -90,6 +90,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         not_an_image = 'Name an image file, or remove the name from the ' \
             'split file.'
         try:
+            if '\0' in filename:  # no file has such a name (not an OSError)
+                raise FileNotFoundError(filename)
             if self.file_client_args is None and '://' not in filename:
                 # Opening a FIFO would wait, /dev/zero would never end.
                 info = os.stat(filename)

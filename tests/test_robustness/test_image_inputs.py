@@ -204,3 +204,10 @@ def test_an_image_larger_than_the_bound_is_refused_unread(
         f'not an image, or it was damaged: remove the name from the split '
         f'file.')
     assert load(path, ignore_empty=True) is None
+
+
+def test_a_nul_byte_in_a_name_is_a_missing_file(tmp_path):
+    path = f'{tmp_path}/2007_000033\0.jpg'
+    with pytest.raises(ImageLoadError) as info:
+        load(path)
+    assert 'the file does not exist' in str(info.value)
