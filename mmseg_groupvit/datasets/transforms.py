@@ -44,15 +44,20 @@ def _missing_end_marker(content: bytes) -> bool:
     return False
 
 
-def _pillow_changes_pixels(content: bytes) -> bool:
-    """Whether mmcv's Pillow decoding of ``content`` gives other pixels than
-    the rules (``value >> 8``, alpha dropped): 16-bit gray (mode ``I;16``)
-    is clipped at 255, gray with alpha (``LA``) laid on a coloured canvas."""
+def _pillow_mode(content: bytes) -> str:
+    """Pillow's mode of an encoded image, the one rule of which modes load:
+    ``I`` (32-bit) and ``F`` (float) are clipped by both decoders; mmcv's
+    Pillow decoding breaks the rules (``value >> 8``, alpha dropped) of
+    16-bit gray (``I;16``, clipped at 255) and of gray with alpha (``LA``,
+    laid on a coloured canvas). ``''`` for no image (the decoders name
+    it)."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            return img.mode.startswith('I;16') or img.mode == 'LA'
-    except Exception:  # not an image: the decoders name it
-        return False
+            # Older Pillow opens a 16-bit gray PNG as 32-bit 'I'.
+            png_16 = img.mode == 'I' and img.format == 'PNG'
+            return 'I;16' if png_16 else img.mode
+    except Exception:  # not an image
+        return ''
 
 
 def _pillow_reason(content: bytes) -> Optional[str]:
@@ -130,8 +135,15 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise
+        mode = _pillow_mode(content)
+        if mode in ('I', 'F'):
+            return self._fail(
+                results, f'it is a {mode} (32-bit or float) image, which both '
+                f'decoders clip',
+                'Convert it to 8-bit RGB first, or remove it '
+                'from the split file.')
         backend = self.imdecode_backend
-        if backend == 'pillow' and _pillow_changes_pixels(content):
+        if backend == 'pillow' and (mode.startswith('I;16') or mode == 'LA'):
             backend = 'cv2'
         try:
             img = mmcv.imfrombytes(

@@ -211,3 +211,21 @@ def test_a_nul_byte_in_a_name_is_a_missing_file(tmp_path):
     with pytest.raises(ImageLoadError) as info:
         load(path)
     assert 'the file does not exist' in str(info.value)
+
+
+@pytest.mark.parametrize('mode', ['F', 'I'])
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_32_bit_and_float_pixels_are_refused(tmp_path, mode, backend):
+    """Both decoders clip them (Pillow classified a float image as a black
+    one): refused, whichever decoder is set."""
+    gray = RGB[..., 0].astype(np.float32) / 255
+    path = tmp_path / f'{mode}.tiff'
+    Image.fromarray(gray if mode == 'F' else (gray *
+                                              1e6).astype(np.int32)).save(path)
+    assert Image.open(path).mode == mode
+    with pytest.raises(ImageLoadError) as info:
+        load(path, imdecode_backend=backend)
+    assert str(info.value) == (
+        f'Cannot load image {path}: it is a {mode} (32-bit or float) image, '
+        f'which both decoders clip. Convert it to 8-bit RGB first, or remove '
+        f'it from the split file.')
