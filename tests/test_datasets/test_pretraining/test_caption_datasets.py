@@ -393,3 +393,19 @@ def test_a_pattern_of_too_many_shards_is_refused_unexpanded(
 def test_the_shard_count_of_a_pattern_is_braceexpand_s(pattern):
     from mmseg_groupvit.datasets.pretraining.shard_dataset import name_count
     assert name_count(pattern) == len(list(braceexpand(pattern)))
+
+
+@pytest.mark.parametrize('name', ['nul.jsonl', 'nul.csv'])
+def test_an_annotation_line_over_the_bound_is_refused(tmp_path, name):
+    """A sparse 2 GB file of one line of NULs took 4.7 GB to be called
+    "not JSON": a line is read no further than the bound."""
+    from mmseg_groupvit.datasets.pretraining.annotation_dataset import \
+        MAX_LINE_CHARS
+    header = 'image,caption\n' if name.endswith('.csv') else ''
+    (tmp_path / name).write_text(header + '\0' * (MAX_LINE_CHARS + 1))
+    with pytest.raises(TrainingDataError) as error:
+        CaptionAnnotationDataset(ann_file=str(tmp_path / name))
+    assert str(error.value) == (
+        f'annotation file {tmp_path / name} line {1 + bool(header)} is over '
+        f'{MAX_LINE_CHARS:,} characters long, more than a caption line can '
+        f'need: it is damaged, or not an annotation file.')
