@@ -23,6 +23,8 @@ MAX_TEXT_BYTES = 64 << 20
 MAX_JSON_DEPTH = 32
 #: Most pixels an image header may state (2**27 decode to 384 MiB of RGB).
 MAX_IMAGE_PIXELS = 1 << 27
+#: Most bytes of an image file (MAX_IMAGE_PIXELS of 16-bit RGBA, stored raw).
+MAX_IMAGE_BYTES = 1 << 30
 #: Most elongated image accepted (long side / short side).
 MAX_IMAGE_ASPECT = 64
 #: Most entries :func:`refuse_links` looks at.

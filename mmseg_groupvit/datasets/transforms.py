@@ -18,7 +18,8 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image, UnidentifiedImageError
 
 from groupvit_common.errors import ImageLoadError, ImageSizeError
-from groupvit_common.files import check_image, check_label_channels, file_kind
+from groupvit_common.files import (MAX_IMAGE_BYTES, check_image,
+                                   check_label_channels, file_kind)
 
 _warned_exif = False
 
@@ -43,15 +44,20 @@ def _missing_end_marker(content: bytes) -> bool:
     return False
 
 
-def _pillow_changes_pixels(content: bytes) -> bool:
-    """Whether mmcv's Pillow decoding of ``content`` gives other pixels than
-    the rules (``value >> 8``, alpha dropped): 16-bit gray (mode ``I;16``)
-    is clipped at 255, gray with alpha (``LA``) laid on a coloured canvas."""
+def _pillow_mode(content: bytes) -> str:
+    """Pillow's mode of an encoded image, the one rule of which modes load:
+    ``I`` (32-bit) and ``F`` (float) are clipped by both decoders; mmcv's
+    Pillow decoding breaks the rules (``value >> 8``, alpha dropped) of
+    16-bit gray (``I;16``, clipped at 255) and of gray with alpha (``LA``,
+    laid on a coloured canvas). ``''`` for no image (the decoders name
+    it)."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            return img.mode.startswith('I;16') or img.mode == 'LA'
-    except Exception:  # not an image: the decoders name it
-        return False
+            # Older Pillow opens a 16-bit gray PNG as 32-bit 'I'.
+            png_16 = img.mode == 'I' and img.format == 'PNG'
+            return 'I;16' if png_16 else img.mode
+    except Exception:  # not an image
+        return ''
 
 
 def _pillow_reason(content: bytes) -> Optional[str]:
@@ -89,13 +95,21 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         not_an_image = 'Name an image file, or remove the name from the ' \
             'split file.'
         try:
+            if '\0' in filename:  # no file has such a name (not an OSError)
+                raise FileNotFoundError(filename)
             if self.file_client_args is None and '://' not in filename:
                 # Opening a FIFO would wait, /dev/zero would never end.
-                mode = os.stat(filename).st_mode
-                if not stat.S_ISREG(mode):
+                info = os.stat(filename)
+                if not stat.S_ISREG(info.st_mode):
                     return self._fail(
-                        results, f'it is {file_kind(mode)}, not an image '
-                        f'file', not_an_image)
+                        results, f'it is {file_kind(info.st_mode)}, not an '
+                        f'image file', not_an_image)
+                if info.st_size > MAX_IMAGE_BYTES:
+                    return self._fail(
+                        results, f'it is {info.st_size:,} bytes, more than '
+                        f'the {MAX_IMAGE_BYTES:,} an image file may take',
+                        'It is not an image, or it was damaged: remove the '
+                        'name from the split file.')
             if self.file_client_args is not None:
                 content = fileio.FileClient.infer_client(
                     self.file_client_args, filename).get(filename)
@@ -121,8 +135,15 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise
+        mode = _pillow_mode(content)
+        if mode in ('I', 'F'):
+            return self._fail(
+                results, f'it is a {mode} (32-bit or float) image, which both '
+                f'decoders clip',
+                'Convert it to 8-bit RGB first, or remove it '
+                'from the split file.')
         backend = self.imdecode_backend
-        if backend == 'pillow' and _pillow_changes_pixels(content):
+        if backend == 'pillow' and (mode.startswith('I;16') or mode == 'LA'):
             backend = 'cv2'
         try:
             img = mmcv.imfrombytes(

@@ -184,3 +184,48 @@ def test_format_opencv_cannot_read_names_the_fix(tmp_path, monkeypatch):
                         lambda *args, **kwargs: None)
     with pytest.raises(ImageLoadError, match='imdecode_backend="pillow"'):
         load(path)
+
+
+def test_an_image_larger_than_the_bound_is_refused_unread(
+        tmp_path, monkeypatch):
+    """A photo made 1.5 GB by a sparse tail (segmented as if fine after
+    reading it all): refused from its size, unread."""
+    from groupvit_common.files import MAX_IMAGE_BYTES
+    path = tmp_path / 'huge.jpg'
+    Image.fromarray(RGB).save(path)
+    os.truncate(path, MAX_IMAGE_BYTES + 1)  # sparse: no disk taken
+    monkeypatch.setattr(transforms_module.fileio, 'get',
+                        lambda *args, **kwargs: pytest.fail('read'))
+    with pytest.raises(ImageLoadError) as info:
+        load(path)
+    assert str(info.value) == (
+        f'Cannot load image {path}: it is {MAX_IMAGE_BYTES + 1:,} bytes, '
+        f'more than the {MAX_IMAGE_BYTES:,} an image file may take. It is '
+        f'not an image, or it was damaged: remove the name from the split '
+        f'file.')
+    assert load(path, ignore_empty=True) is None
+
+
+def test_a_nul_byte_in_a_name_is_a_missing_file(tmp_path):
+    path = f'{tmp_path}/2007_000033\0.jpg'
+    with pytest.raises(ImageLoadError) as info:
+        load(path)
+    assert 'the file does not exist' in str(info.value)
+
+
+@pytest.mark.parametrize('mode', ['F', 'I'])
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_32_bit_and_float_pixels_are_refused(tmp_path, mode, backend):
+    """Both decoders clip them (Pillow classified a float image as a black
+    one): refused, whichever decoder is set."""
+    gray = RGB[..., 0].astype(np.float32) / 255
+    path = tmp_path / f'{mode}.tiff'
+    Image.fromarray(gray if mode == 'F' else (gray *
+                                              1e6).astype(np.int32)).save(path)
+    assert Image.open(path).mode == mode
+    with pytest.raises(ImageLoadError) as info:
+        load(path, imdecode_backend=backend)
+    assert str(info.value) == (
+        f'Cannot load image {path}: it is a {mode} (32-bit or float) image, '
+        f'which both decoders clip. Convert it to 8-bit RGB first, or remove '
+        f'it from the split file.')

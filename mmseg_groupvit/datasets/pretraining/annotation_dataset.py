@@ -5,13 +5,16 @@ import json
 import os
 import os.path as osp
 import unicodedata
-from typing import List
+from typing import Iterator, List, TextIO
 
 from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
 
 from groupvit_common.errors import TrainingDataError
 from groupvit_common.files import file_kind
+
+#: Longest line of an annotation file read (a caption takes a few hundred).
+MAX_LINE_CHARS = 1 << 20
 
 
 @DATASETS.register_module()
@@ -48,8 +51,9 @@ class CaptionAnnotationDataset(BaseDataset):
         rows, line = [], 0
         try:
             with open(path, encoding='utf-8-sig', newline='') as f:
+                lines = _lines(f, path)
                 if ext == '.csv':
-                    reader = csv.DictReader(f)
+                    reader = csv.DictReader(lines)
                     self._unique(reader.fieldnames or [],
                                  f'the header of annotation file {path}')
                     return [(reader.line_num, row) for row in reader]
@@ -60,7 +64,7 @@ class CaptionAnnotationDataset(BaseDataset):
                     names[:] = [k for k, _ in pairs]
                     return dict(pairs)
 
-                for line, text in enumerate(f, start=1):
+                for line, text in enumerate(lines, start=1):
                     if text.strip():
                         record = json.loads(text, object_pairs_hook=fields)
                         if isinstance(record, dict):
@@ -135,3 +139,16 @@ class CaptionAnnotationDataset(BaseDataset):
                 f'annotation file {self.ann_file} lists no image: add '
                 f'"{self.image_key}" / "{self.caption_key}" records.')
         return data_list
+
+
+def _lines(f: TextIO, path: str) -> Iterator[str]:
+    """The lines of the open annotation file ``path``, each read no further
+    than :data:`MAX_LINE_CHARS`."""
+    for number, text in enumerate(
+            iter(lambda: f.readline(MAX_LINE_CHARS + 1), ''), start=1):
+        if len(text) > MAX_LINE_CHARS:
+            raise TrainingDataError(
+                f'annotation file {path} line {number} is over '
+                f'{MAX_LINE_CHARS:,} characters long, more than a caption '
+                f'line can need: it is damaged, or not an annotation file.')
+        yield text

@@ -25,6 +25,62 @@ IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 CAPTION_EXTENSIONS = ('txt', 'text')
 #: Most a shard may expand over its size on disk (more: a compression bomb).
 MAX_EXPANSION = 100
+#: Most bytes the tar headers of one member may take (a long name, PAX
+#: records); tarfile reads them whole.
+MAX_HEADER_BYTES = 1 << 20
+#: Most shards a brace pattern may name (a million names take ~100 MB).
+MAX_SHARDS = 1_000_000
+
+
+class HeaderBombError(tarfile.TarError):
+    """Tar headers of one member over :data:`MAX_HEADER_BYTES`."""
+
+
+class _Budget:
+    """A shard's (decompressed) stream that refuses a read past ``left``
+    bytes, unread."""
+
+    def __init__(self, fileobj):
+        self.fileobj, self.left = fileobj, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > self.left:
+            raise HeaderBombError(
+                f'the tar headers of a member (a long name, PAX records) '
+                f'take over {MAX_HEADER_BYTES:,} bytes')
+        self.left -= size
+        return self.fileobj.read(size)
+
+    def __getattr__(self, name):
+        return getattr(self.fileobj, name)
+
+
+class _ShardTar(tarfile.TarFile):
+    """A tar (compressed or not) read within bounds: the headers of each
+    member to :data:`MAX_HEADER_BYTES`, its data to its size."""
+
+    @classmethod
+    def taropen(cls, name, mode='r', fileobj=None, **kwargs):
+        return super().taropen(name, mode, _Budget(fileobj), **kwargs)
+
+    def next(self):
+        self.fileobj.left = MAX_HEADER_BYTES
+        return super().next()
+
+    def extractfile(self, member):
+        self.fileobj.left = member.size
+        return super().extractfile(member)
+
+
+def _open_shard(f) -> tarfile.TarFile:
+    """The tar of the open shard ``f``, read within bounds."""
+    return _ShardTar.open(fileobj=f, mode='r:*')
+
+
+def _bomb(shard: str, error: HeaderBombError) -> TrainingDataError:
+    return TrainingDataError(
+        f'shard {shard}: {error}, a compression bomb or a damaged header: '
+        f'remove the shard.')
 
 
 @DATASETS.register_module()
@@ -102,6 +158,12 @@ class CaptionShards(IterableDataset):
                 f'the shards, or leave it out to count them from the tar '
                 f'headers.')
         pattern = osp.join(spec.get('path', ''), prefix)
+        count = name_count(pattern)
+        if count > MAX_SHARDS:
+            raise TrainingDataError(
+                f'the pattern {pattern} names {count:,} shards, more than the '
+                f'{MAX_SHARDS:,} accepted: name the shards with a shorter '
+                f'brace range in {key}.prefix.')
         shards = list(braceexpand(pattern))
         missing = [p for p in shards if not osp.isfile(p)]
         if len(missing) == len(shards):
@@ -117,12 +179,17 @@ class CaptionShards(IterableDataset):
                 f'the shards present in {key}.prefix (a brace list skips '
                 f'gaps: "part-{{{{00000..00009}},00011}}.tar").')
         for shard in shards:
-            if not tarfile.is_tarfile(shard):
+            try:
+                with open(shard, 'rb') as f, _open_shard(f):
+                    pass  # the first member read
+            except HeaderBombError as e:
+                raise _bomb(shard, e) from None
+            except tarfile.TarError:
                 raise TrainingDataError(
                     f'shard {shard} is not a tar file: write shards with '
                     f'img2dataset (output_format="webdataset") or '
                     f'webdataset\'s ShardWriter, or remove it from the '
-                    f'pattern {pattern}.')
+                    f'pattern {pattern}.') from None
         return shards
 
     def __len__(self) -> int:
@@ -194,8 +261,7 @@ class CaptionShards(IterableDataset):
         """``(key, extension, bytes)`` of the members of shard ``url``."""
         from webdataset.tariterators import base_plus_ext
         try:
-            with open(url, 'rb') as f, tarfile.open(
-                    fileobj=f, mode='r|*') as tar:
+            with open(url, 'rb') as f, _open_shard(f) as tar:
                 bound = MAX_EXPANSION * os.fstat(f.fileno()).st_size
                 for member in tar:
                     key, ext = base_plus_ext(member.name)
@@ -216,6 +282,9 @@ class CaptionShards(IterableDataset):
                         continue
                     yield key, ext.lower(), tar.extractfile(member).read(
                         self.max_member_bytes)
+        except HeaderBombError as e:
+            self._skip(url, f'{e} (the rest of the shard is left)', tally,
+                       first)
         except (OSError, EOFError, tarfile.TarError) as e:
             self._skip(f'{url} ({type(e).__name__}: {e})', 'a damaged tar',
                        tally, first)
@@ -272,6 +341,43 @@ class CaptionShards(IterableDataset):
         yield from itertools.islice(samples, count)
 
 
+def name_count(pattern: str, alternatives: bool = False) -> int:
+    """How many names ``braceexpand(pattern)`` makes, counted without making
+    them: the product of its brace groups' counts, a group of alternatives
+    (``alternatives``: ``pattern`` is the inside of one) the sum of
+    theirs."""
+    from braceexpand import char_range_re, int_range_re, make_char_range
+    groups, commas, depth, start, escaped = [], [], 0, 0, False
+    for pos, char in enumerate(pattern):
+        if escaped or char == '\\':
+            escaped = not escaped
+        elif char == '{':
+            depth += 1
+            start = pos + 1 if depth == 1 else start
+        elif char == '}':
+            depth -= 1
+            if depth == 0:
+                groups.append(pattern[start:pos])
+        elif char == ',' and depth == 0:
+            commas.append(pos)
+    if alternatives and commas:
+        ends = [-1, *commas, len(pattern)]
+        return sum(
+            name_count(pattern[a + 1:b]) for a, b in zip(ends, ends[1:]))
+    count = 1
+    for group in groups:
+        numbers = int_range_re.match(group)
+        letters = char_range_re.match(group)
+        if numbers:
+            first, last, step = numbers.groups()
+            count *= abs(int(last) - int(first)) // (int(step or 1) or 1) + 1
+        elif letters:
+            count *= len(make_char_range(*letters.groups()))
+        else:
+            count *= name_count(group, alternatives=True)
+    return count
+
+
 def count_samples(shards: Union[str, Sequence[str]]) -> int:
     """Samples (distinct keys, as the reader groups members) in tar shards,
     read from their headers."""
@@ -280,15 +386,19 @@ def count_samples(shards: Union[str, Sequence[str]]) -> int:
     for shard in [shards] if isinstance(shards, str) else shards:
         bound = MAX_EXPANSION * osp.getsize(shard)
         keys = set()
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                if member.offset_data + member.size > bound:
-                    raise TrainingDataError(
-                        f'shard {shard}: {member.name} would expand it over '
-                        f'{MAX_EXPANSION} times its size (a compression bomb '
-                        f'or a damaged header): remove the shard, or set the '
-                        f'dataset\'s length to read it as far as it goes.')
-                if member.isreg():
-                    keys.add(base_plus_ext(member.name)[0])
+        try:
+            with open(shard, 'rb') as f, _open_shard(f) as tar:
+                for member in tar:
+                    if member.offset_data + member.size > bound:
+                        raise TrainingDataError(
+                            f'shard {shard}: {member.name} would expand it '
+                            f'over {MAX_EXPANSION} times its size (a '
+                            f'compression bomb or a damaged header): remove '
+                            f'the shard, or set the dataset\'s length to '
+                            f'read it as far as it goes.')
+                    if member.isreg():
+                        keys.add(base_plus_ext(member.name)[0])
+        except HeaderBombError as e:
+            raise _bomb(shard, e) from None
         total += len(keys - {None})
     return total

@@ -366,3 +366,46 @@ def test_tools_train_refuses_only_an_epoch_without_a_batch(drop_last):
             TrainingDataError, match=r'\(3 samples per process '
             r'from list\)'):
         check_train_batches(loader, any_short=False)
+
+
+@pytest.mark.parametrize(
+    'prefix, count', [('good-{0..1}{0..99999999}.tar', '200,000,000'),
+                      ('x-{{0..999}{0..999}{0..999},y}.tar', '1,000,000,001'),
+                      ('x-{0..9}{a..z}{0..9999..1}.tar', '2,600,000')],
+    ids=['ranges', 'nested', 'letters'])
+def test_a_pattern_of_too_many_shards_is_refused_unexpanded(
+        tmp_path, prefix, count):
+    """The report's 30 characters named 200 million shards (9.5 GB when
+    expanded): refused from their count, before a name is made."""
+    with pytest.raises(TrainingDataError) as error:
+        CaptionShards([dict(path=str(tmp_path), prefix=prefix)])
+    assert str(error.value) == (
+        f'the pattern {tmp_path}/{prefix} names {count} shards, more than the '
+        f'1,000,000 accepted: name the shards with a shorter brace range in '
+        f'train_dataloader.dataset.datasets[0].prefix.')
+
+
+@pytest.mark.parametrize('pattern', [
+    'a', 'a{b,c}d', 'x{0..3}{a..c}', '{a,b{1..3},{c,d}e}', 'p{00..10..3}',
+    '{5..1}', r'\{a\}{0..3}', '{a}', '{x,{0..2}{y,z}}-{1..2}', 'a{,b}',
+    '{Z..a}', '{-2..2}'
+])
+def test_the_shard_count_of_a_pattern_is_braceexpand_s(pattern):
+    from mmseg_groupvit.datasets.pretraining.shard_dataset import name_count
+    assert name_count(pattern) == len(list(braceexpand(pattern)))
+
+
+@pytest.mark.parametrize('name', ['nul.jsonl', 'nul.csv'])
+def test_an_annotation_line_over_the_bound_is_refused(tmp_path, name):
+    """A sparse 2 GB file of one line of NULs took 4.7 GB to be called
+    "not JSON": a line is read no further than the bound."""
+    from mmseg_groupvit.datasets.pretraining.annotation_dataset import \
+        MAX_LINE_CHARS
+    header = 'image,caption\n' if name.endswith('.csv') else ''
+    (tmp_path / name).write_text(header + '\0' * (MAX_LINE_CHARS + 1))
+    with pytest.raises(TrainingDataError) as error:
+        CaptionAnnotationDataset(ann_file=str(tmp_path / name))
+    assert str(error.value) == (
+        f'annotation file {tmp_path / name} line {1 + bool(header)} is over '
+        f'{MAX_LINE_CHARS:,} characters long, more than a caption line can '
+        f'need: it is damaged, or not an annotation file.')

@@ -225,3 +225,60 @@ def test_an_image_is_refused_from_its_header(tmp_path):
     assert isinstance(error, TrainingDataError)
     assert ('the image states too many pixels or too elongated a shape: 1'
             in str(error)), error
+
+
+def long_name_bomb(size):
+    """A GNU long-name header (``././@LongLink``) declaring ``size`` bytes
+    of name, all zeros: tarfile reads a name in one piece."""
+    info = tarfile.TarInfo('././@LongLink')
+    info.type, info.size = tarfile.GNUTYPE_LONGNAME, size
+    return info.tobuf(tarfile.GNU_FORMAT) + bytes(size)
+
+
+@pytest.fixture
+def spied_reads(monkeypatch):
+    """The sizes asked of the decompressor of an .xz shard."""
+    import lzma
+    sizes, read = [], lzma.LZMAFile.read
+
+    def spy(self, size=-1):
+        sizes.append(size)
+        return read(self, size)
+
+    monkeypatch.setattr(lzma.LZMAFile, 'read', spy)
+    return sizes
+
+
+@pytest.mark.parametrize('length', [None, 3], ids=['counted', 'given'])
+def test_a_long_name_bomb_is_refused_unread(tmp_path, spied_reads, length):
+    """A header declaring a 2 MiB name (1.5 GB in the report, 230 KB of
+    xz) is refused before it is read, naming the shard and the bound."""
+    with lzma_open(tmp_path / 'bomb.tar.xz') as f:
+        f.write(
+            long_name_bomb(2 * MiB) + member('a.jpg', PHOTO) +
+            member('a.txt', b'a dog') + bytes(2 * tarfile.BLOCKSIZE))
+    with pytest.raises(TrainingDataError) as error:
+        CaptionShards(
+            [dict(path=str(tmp_path), prefix='bomb.tar.xz', length=length)])
+    assert str(error.value) == (
+        f'shard {tmp_path}/bomb.tar.xz: the tar headers of a member (a long '
+        f'name, PAX records) take over 1,048,576 bytes, a compression bomb '
+        f'or a damaged header: remove the shard.')
+    assert spied_reads and max(spied_reads) <= tarfile.BLOCKSIZE
+
+
+def test_a_long_name_bomb_after_a_sample_is_skipped(tmp_path):
+    """Found while streaming, the shard's rest is left as for a member
+    expanding the shard too far."""
+    write_tar(tmp_path / 'late.tar', member('a.jpg', b'not a jpeg'),
+              member('a.txt', b'a dog'), long_name_bomb(2 * MiB))
+    _, error = stream(shards(tmp_path, 'late.tar'))
+    assert isinstance(error, TrainingDataError), error
+    assert ('the tar headers of a member (a long name, PAX records) take '
+            'over 1,048,576 bytes (the rest of the shard is left): 1'
+            in str(error)), error
+
+
+def lzma_open(path):
+    import lzma
+    return lzma.open(path, 'wb', preset=1)
