@@ -2,6 +2,7 @@
 """COCO-Object label maps (0 background, 1..80 the COCO things) from
 COCO-Stuff raw maps or an instances JSON (pycocotools; smaller ones on top)."""
 import argparse
+import contextlib
 import os.path as osp
 import re
 import warnings
@@ -74,13 +75,26 @@ def _run(func, tasks, nproc):
     return track_progress(func, tasks)
 
 
+@contextlib.contextmanager
+def _reading(ann, image):
+    """Name the annotation and its image when reading it fails."""
+    try:
+        yield
+    except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
+        raise ValueError(
+            f'Annotation {shown(ann.get("id"))} of image '
+            f'{image["file_name"]!r} ({image["width"]}x{image["height"]}) '
+            f'cannot be read ({first_line(e)}); pass an instances_*.json '
+            f'file.') from None
+
+
 def convert_instance_image(task, out_dir):
     """Write the label map of one ``(image entry, annotations)``, the larger
-    ``area`` painted first."""
+    ``area`` painted first, each mask decoded when it is painted."""
     from pycocotools import mask as mask_utils
     image, annotations = task
     height, width = image['height'], image['width']
-    masks, areas = [], []
+    rles = []  # (-area, RLE, annotation): one mask decoded at a time
     for ann in annotations:
         if ann['category_id'] not in LABEL_OF:
             raise ValueError(
@@ -89,28 +103,24 @@ def convert_instance_image(task, out_dir):
                 f'thing ids. Pass an instances_*.json file (not panoptic or '
                 f'stuff annotations).')
         segm = ann['segmentation']
-        try:
+        with _reading(ann, image):
             if isinstance(segm, list):  # polygons: one RLE per part, merged
                 segm = mask_utils.merge(
                     mask_utils.frPyObjects(segm, height, width))
             elif isinstance(segm.get('counts'), list):  # uncompressed RLE
                 segm = mask_utils.frPyObjects(segm, height, width)
-            mask = mask_utils.decode(segm).astype(bool)
-            if mask.shape != (height, width):
-                raise ValueError('its mask is {1}x{0}'.format(*mask.shape))
-            area = ann['area'] if 'area' in ann else int(mask.sum())
+            if list(segm['size']) != [height, width]:
+                raise ValueError('its mask is {1}x{0}'.format(*segm['size']))
+            area = ann['area'] if 'area' in ann else int(mask_utils.area(segm))
             if not is_number(area):
                 raise ValueError(f'its area is {shown(area)}, not a number')
-        except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
-            raise ValueError(
-                f'Annotation {shown(ann.get("id"))} of image '
-                f'{image["file_name"]!r} ({width}x{height}) cannot be read '
-                f'({first_line(e)}); pass an instances_*.json file.') from None
-        masks.append(mask)
-        areas.append(area)
+        rles.append((-area, segm, ann))
     labels = np.zeros((height, width), dtype=np.uint8)
-    for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
-        labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
+    for _, segm, ann in sorted(rles, key=lambda rle: rle[0]):
+        with _reading(ann, image):  # 0 and 1 as uint8, viewed as bool
+            mask = mask_utils.decode(segm).view(bool)
+        labels[mask] = LABEL_OF[ann['category_id']]
+        mask = None  # freed before the next is decoded
     Image.fromarray(labels).save(
         osp.join(out_dir, label_map_name(image['file_name'])))
 
