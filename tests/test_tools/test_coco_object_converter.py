@@ -4,8 +4,10 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import struct
 import sys
 import weakref
+import zlib
 
 import mmseg
 import numpy as np
@@ -466,3 +468,34 @@ def test_instance_masks_are_painted_one_at_a_time(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         read_png(str(tmp_path / 'annotations/val2017/a_instanceTrainIds.png')),
         expected)
+
+
+def png_header(width, height):
+    """A PNG stating ``width`` x ``height`` grey pixels, without them."""
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data)))
+
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b'')
+
+
+@pytest.mark.parametrize('content, problem', [
+    (lambda good: good[:len(good) // 2], 'cannot decode the label map'),
+    (lambda good: b'', 'cannot decode the label map'),
+    (lambda good: png_header(15000, 15000), 'more than the 134,217,728'),
+])
+def test_a_damaged_raw_map_is_named(content, problem, tmp_path):
+    """A truncated, empty or huge raw map: a user error naming the file
+    (an OSError, UnidentifiedImageError or DecompressionBombError before,
+    which the tool printed as a traceback)."""
+    path = tmp_path / 'annotations/val2017/a.png'
+    write_png(str(path), np.arange(64 * 64).reshape(64, 64) % 181)
+    path.write_bytes(content(path.read_bytes()))
+    with pytest.raises(ValueError) as error:
+        converter.main([str(tmp_path), '--splits', 'val2017'])
+    message = str(error.value)
+    assert str(path) in message and problem in message, message
+    assert not (tmp_path / 'annotations/val2017/'
+                'a_instanceTrainIds.png').exists()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from groupvit_common.checks import is_number
 from groupvit_common.errors import exit_on_user_error, first_line, shown
-from groupvit_common.files import MAX_IMAGE_PIXELS, read_json
+from groupvit_common.files import MAX_IMAGE_PIXELS, read_json, read_label_map
 
 #: COCO category ids 1..91 that no thing class has.
 UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)
@@ -44,7 +44,7 @@ RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 def convert_raw_file(in_file, out_dir):
     """Convert one raw PNG (``[H, W]`` category id - 1, or 255) to labels
     0..80; its pixels of unused (background) category ids."""
-    raw = np.asarray(Image.open(in_file))
+    raw = read_label_map(in_file)
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{in_file}: expected a single-channel integer label map, got '

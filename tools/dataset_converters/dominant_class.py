@@ -8,11 +8,10 @@ import sys
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
-from groupvit_common.files import check_image, check_label_channels
+from groupvit_common.files import check_label_channels, read_label_map
 
 
 def dominant_class(labels: np.ndarray,
@@ -59,14 +58,7 @@ def main(argv=None):
                 raise DataFileError(
                     f'label map not found: {seg} (its name is in the split '
                     f'list); check --seg-dir and --seg-suffix.')
-            check_image(seg, f'label map {seg}')
-            try:
-                with Image.open(seg) as picture:
-                    labels = np.array(picture)
-            except (OSError, ValueError) as e:
-                raise DataFileError(
-                    f'cannot decode the label map {seg} ({e}); it is '
-                    f'damaged: copy it again.') from None
+            labels = read_label_map(seg)
             check_label_channels(labels, seg)
         found = dominant_class(labels, args.ignore, args.min_object,
                                args.min_share)
