@@ -6,6 +6,7 @@ import itertools
 import os
 import os.path as osp
 import re
+import sys
 from typing import Optional
 
 #: What a tool prints and records when the weights are random.
@@ -110,6 +111,11 @@ def number_in(kind: type, low, high, message: str):
         return value
 
     return parse
+
+
+#: An argparse type of ``--atol``: a finite number, 0 or more.
+tolerance = number_in(float, 0, sys.float_info.max,
+                      'must be a finite number, 0 or more, got {text}')
 
 
 def weight_options() -> argparse.ArgumentParser:
@@ -273,7 +279,9 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
         type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
         default=5,
         help='timed rounds')
-    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--window-batch',
+        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
+        help='windows per backbone pass')
     add('--seed', type=int, default=0)
     add_cfg_options(parser)
     return parser

@@ -289,3 +289,20 @@ def test_label_map_options_of_a_classification_test_are_refused(
         'a classification config (GroupViTClassifier) does not predict: '
         'drop them')
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('atol', ['nan', '-1', 'inf'])
+def test_an_export_tolerance_is_checked_when_parsed(atol, tmp_path, capsys):
+    """--atol nan or -1 ran the whole export, then asked for a bug report
+    because no difference is within it."""
+    tool = load_script(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'))
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([
+            VOC, '--random-weights', '--out',
+            str(tmp_path / 'x'), '--atol', atol
+        ])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith('error: argument --atol: must be a finite number, 0 '
+                        f'or more, got {atol}'), err
+    assert not (tmp_path / 'x').exists()
