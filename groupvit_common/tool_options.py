@@ -291,12 +291,17 @@ def add_shape_option(parser: argparse.ArgumentParser,
                      square: bool = False) -> None:
     """Add ``--shape H [W]`` (``args.shape``: ``(H, W)`` or None)."""
     from .errors import error_line
+    from .files import MAX_IMAGE_PIXELS
 
     class Shape(argparse.Action):
 
         def __call__(self, parser, namespace, values, option_string=None):
             if len(values) > 2 or min(values) < 1:
                 problem = '--shape takes H or H W, positive pixel counts.'
+            elif values[0] * values[-1] > MAX_IMAGE_PIXELS:
+                problem = (f'--shape {values[0]} {values[-1]} is more than '
+                           f'the {MAX_IMAGE_PIXELS:,} pixels of an image; '
+                           f'give a smaller window.')
             elif square and values[0] != values[-1]:
                 problem = (f'--shape {values[0]} {values[-1]}: transformers\' '
                            f'GroupViTModel only runs square windows; give '

@@ -26,6 +26,10 @@ def one_error_line(text, expected):
     ('benchmark.py', ['1', '2', '3'], '--shape takes H or H W'),
     ('get_flops.py', ['448', '448', '448'], '--shape takes H or H W'),
     ('get_flops.py', ['0'], 'positive pixel counts'),
+    ('get_flops.py', ['100000'], '--shape 100000 100000 is more than the '
+     '134,217,728 pixels of an image; give a smaller window.'),
+    ('get_flops.py', ['8'], '--shape 8 8 is smaller than one 16x16 patch of '
+     'the image encoder; give at least --shape 16.'),
 ])
 def test_a_window_shape_is_checked_when_parsed(tool, shape, expected):
     code, _ = run_main(
