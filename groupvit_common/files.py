@@ -188,6 +188,21 @@ def check_image(
     return width, height
 
 
+def read_label_map(path: str):
+    """The pixels of a label map file (an array), its header first checked
+    by :func:`check_image`; a file that does not decode is a
+    ``DataFileError``."""
+    import numpy as np
+    from PIL import Image
+    check_image(path, f'label map {path}')
+    try:
+        with Image.open(path) as picture:
+            return np.array(picture)
+    except (OSError, ValueError) as e:
+        raise DataFileError(f'cannot decode the label map {path} ({e}); it '
+                            f'is damaged: copy it again.') from None
+
+
 def check_label_channels(labels, path: str) -> None:
     """Refuse a decoded label map (an array) of several channels."""
     if labels.ndim > 2:

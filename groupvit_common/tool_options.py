@@ -6,6 +6,7 @@ import itertools
 import os
 import os.path as osp
 import re
+import sys
 from typing import Optional
 
 #: What a tool prints and records when the weights are random.
@@ -110,6 +111,11 @@ def number_in(kind: type, low, high, message: str):
         return value
 
     return parse
+
+
+#: An argparse type of ``--atol``: a finite number, 0 or more.
+tolerance = number_in(float, 0, sys.float_info.max,
+                      'must be a finite number, 0 or more, got {text}')
 
 
 def weight_options() -> argparse.ArgumentParser:
@@ -273,7 +279,9 @@ def bench_options(config: Optional[str] = None) -> argparse.ArgumentParser:
         type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
         default=5,
         help='timed rounds')
-    add('--window-batch', type=int, help='windows per backbone pass')
+    add('--window-batch',
+        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
+        help='windows per backbone pass')
     add('--seed', type=int, default=0)
     add_cfg_options(parser)
     return parser
@@ -283,12 +291,17 @@ def add_shape_option(parser: argparse.ArgumentParser,
                      square: bool = False) -> None:
     """Add ``--shape H [W]`` (``args.shape``: ``(H, W)`` or None)."""
     from .errors import error_line
+    from .files import MAX_IMAGE_PIXELS
 
     class Shape(argparse.Action):
 
         def __call__(self, parser, namespace, values, option_string=None):
             if len(values) > 2 or min(values) < 1:
                 problem = '--shape takes H or H W, positive pixel counts.'
+            elif values[0] * values[-1] > MAX_IMAGE_PIXELS:
+                problem = (f'--shape {values[0]} {values[-1]} is more than '
+                           f'the {MAX_IMAGE_PIXELS:,} pixels of an image; '
+                           f'give a smaller window.')
             elif square and values[0] != values[-1]:
                 problem = (f'--shape {values[0]} {values[-1]}: transformers\' '
                            f'GroupViTModel only runs square windows; give '

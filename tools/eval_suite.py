@@ -19,8 +19,8 @@ from typing import List, Optional, Sequence, Tuple
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error, interruptible, shown)
-from groupvit_common.files import (file_sha256, open_work_file, read_json,
-                                   read_text, refuse_links)
+from groupvit_common.files import (check_out_dir, file_sha256, open_work_file,
+                                   read_json, read_text, refuse_links)
 from groupvit_common.tool_options import add_cfg_options, read_cfg_option
 from mmseg_groupvit.evaluation.protocol import format_protocol
 from mmseg_groupvit.utils.console import progress
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
                            f'a path without spaces, commas, quotes or '
                            f'brackets.'))
         data_roots[name] = path
-    os.makedirs(args.out_dir, exist_ok=True)
+    check_out_dir(args.out_dir, '--out-dir')
     table = osp.join(args.out_dir, 'results.csv')
     rows = []
     if osp.lexists(table):

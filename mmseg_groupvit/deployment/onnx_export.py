@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from groupvit_common import export_format
 from groupvit_common.errors import ExportCheckError, first_few
 from groupvit_common.export_format import image_feeds
-from ..datasets.transforms import step_kind, without_annotations
+from ..datasets.transforms import (step_kind, use_checked_steps,
+                                   without_annotations)
 from ..models.decode_heads.groupvit_head import chain_assignments, paint_scores
 
 OPSET = 17
@@ -148,8 +149,12 @@ def describe_protocol_for_runtime(model, cfg) -> dict:
 
 def check_window(model, cfg, image: str) -> Tensor:
     """The top-left window ``[1, 3, h, w]`` of ``image`` as slide inference
-    sees it."""
-    steps = without_annotations(cfg.test_dataloader.dataset.pipeline)
+    sees it (an ``ImageLoadError`` for a file that is no image)."""
+    steps = [
+        dict(step)
+        for step in without_annotations(cfg.test_dataloader.dataset.pipeline)
+    ]
+    use_checked_steps(steps)  # a file that is no image named, as in tests
     data = Compose(steps)(dict(img_path=image))
     inputs = model.data_preprocessor(pseudo_collate([data]), False)['inputs']
     h, w = model.test_cfg['crop_size']

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from groupvit_common.errors import ExportCheckError
 from groupvit_common.export_format import FORMAT
@@ -198,16 +199,30 @@ def test_whole_mode_is_refused(exported, tmp_path):
         model.test_cfg['mode'] = mode
 
 
-@pytest.mark.parametrize('case', ['config', 'checkpoint', 'image', 'vocab'])
+@pytest.mark.parametrize(
+    'case',
+    ['config', 'checkpoint', 'image', 'vocab', 'empty', 'truncated', 'float'])
 def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
+    """Also a check image that is empty, truncated or of floats (a cv2 or
+    assertion traceback before), named before anything is exported."""
     tool = load_script('tools/deployment/pytorch2onnx.py')
+    image = tmp_path / ('bad.tif' if case == 'float' else 'bad.jpg')
+    if case == 'float':
+        Image.fromarray(np.zeros((8, 8), np.float32)).save(image)
+    else:
+        with open(PHOTO, 'rb') as f:
+            image.write_bytes(f.read(3000 if case == 'truncated' else 0))
     args = dict(
         config=[exported['config'], exported['checkpoint']],
         checkpoint=[exported['config'],
                     str(tmp_path / 'missing.pth')],
         image=[exported['config'], '--check-image',
                str(tmp_path / 'no.jpg')],
-        vocab=[exported['config'], '--vocab', 'cat,,dog'])[case]
+        vocab=[exported['config'], '--vocab', 'cat,,dog'],
+        **dict.fromkeys(['empty', 'truncated', 'float'], [
+            exported['config'], exported['checkpoint'], '--check-image',
+            str(image)
+        ]))[case]
     if case == 'config':
         args[0] = str(tmp_path / 'missing.py')
     with pytest.raises(SystemExit) as exit_info:
@@ -218,7 +233,10 @@ def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
         config='config not found',
         checkpoint='checkpoint not found',
         image='Check image not found',
-        vocab='empty class name')[case]
+        vocab='empty class name',
+        empty='the file is empty',
+        truncated='truncated or corrupt',
+        float='cannot read this format')[case]
     assert expected in message
     assert not (tmp_path / 'out').exists()
 

@@ -166,7 +166,10 @@ def test_bad_config_is_one_clear_error():
 
 
 @pytest.mark.parametrize('option', [('--num-images', '-1'), ('--repeat', '0'),
-                                    ('--threads', '0')])
+                                    ('--threads', '0'),
+                                    ('--window-batch', '0'),
+                                    ('--image-repeat', '0'), ('--atol', 'nan'),
+                                    ('--atol', '-1'), ('--atol', 'inf')])
 def test_bad_counts_are_refused_by_the_parser(option, capsys):
     benchmark = load_script(osp.join(TOOLS, 'benchmark.py'))
     with pytest.raises(SystemExit) as exit_:

@@ -4,7 +4,10 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import struct
 import sys
+import weakref
+import zlib
 
 import mmseg
 import numpy as np
@@ -416,3 +419,83 @@ def test_an_annotation_that_cannot_be_read_is_named(change, why, tmp_path):
     assert message.startswith("Annotation 7 of image 'a.jpg' (4x4) cannot "
                               "be read (") and '\n' not in message, message
     assert why in message
+
+
+@needs_pycocotools
+def test_instance_masks_are_painted_one_at_a_time(tmp_path, monkeypatch):
+    """Each decoded mask is painted and freed before the next is decoded
+    (all of them were kept first: 120 MB each for an 11000x12000 image),
+    painted in the same order as before: larger areas under smaller."""
+    from pycocotools import mask as mask_utils
+
+    decoded, most = [], []  # weak references to masks and their copies
+
+    class Tracked(np.ndarray):
+
+        def __array_finalize__(self, obj):
+            decoded.append(weakref.ref(self))
+
+    decode = mask_utils.decode
+
+    def tracked_decode(rle):
+        most.append(sum(ref() is not None for ref in decoded))
+        return decode(rle).view(Tracked)
+
+    monkeypatch.setattr(mask_utils, 'decode', tracked_decode)
+    annotations = [
+        dict(
+            id=i,
+            image_id=1,
+            category_id=cid,
+            area=area,
+            segmentation=[[0, 0, side, 0, side, side, 0, side]])
+        for i, (cid, area,
+                side) in enumerate([(1, 4, 2), (2, 16, 4), (3, 9, 3), (4, 16,
+                                                                       4)])
+    ]
+    json_file = tmp_path / 'instances_val2017.json'
+    json_file.write_text(
+        json.dumps(
+            dict(
+                images=[dict(IMAGE, height=6, width=6)],
+                annotations=annotations)))
+    converter.main(['--instances', str(json_file), '-o', str(tmp_path)])
+    assert most == [0, 0, 0, 0], most
+    expected = np.zeros((6, 6), np.uint8)
+    expected[:4, :4] = 4  # area 16, the later of two on top
+    expected[:3, :3] = 3
+    expected[:2, :2] = 1
+    np.testing.assert_array_equal(
+        read_png(str(tmp_path / 'annotations/val2017/a_instanceTrainIds.png')),
+        expected)
+
+
+def png_header(width, height):
+    """A PNG stating ``width`` x ``height`` grey pixels, without them."""
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data)))
+
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b'')
+
+
+@pytest.mark.parametrize('content, problem', [
+    (lambda good: good[:len(good) // 2], 'cannot decode the label map'),
+    (lambda good: b'', 'cannot decode the label map'),
+    (lambda good: png_header(15000, 15000), 'more than the 134,217,728'),
+])
+def test_a_damaged_raw_map_is_named(content, problem, tmp_path):
+    """A truncated, empty or huge raw map: a user error naming the file
+    (an OSError, UnidentifiedImageError or DecompressionBombError before,
+    which the tool printed as a traceback)."""
+    path = tmp_path / 'annotations/val2017/a.png'
+    write_png(str(path), np.arange(64 * 64).reshape(64, 64) % 181)
+    path.write_bytes(content(path.read_bytes()))
+    with pytest.raises(ValueError) as error:
+        converter.main([str(tmp_path), '--splits', 'val2017'])
+    message = str(error.value)
+    assert str(path) in message and problem in message, message
+    assert not (tmp_path / 'annotations/val2017/'
+                'a_instanceTrainIds.png').exists()

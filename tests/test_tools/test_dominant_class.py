@@ -57,3 +57,38 @@ def test_a_bad_label_map_is_one_error_line(tmp_path, case):
     assert str(error.value).startswith(expected)
     assert '\n' not in str(error.value)
     assert not (tmp_path / 'list.txt').exists()
+
+
+@pytest.mark.parametrize('options, expected', [
+    (['--min-share', 'nan'], 'argument --min-share: must be a share in '
+     '[0, 1], got nan'),
+    (['--min-object', '1.5'], 'argument --min-object: must be a share in '
+     '[0, 1], got 1.5'),
+    (['--offset', '100'], '--offset 100 would give class 1 the label -99; '
+     'give 0 to 1, the lowest class value not in --ignore.'),
+    (['-o', '.'], '-o . is a folder; give the path of the list to write'),
+    (['-o', 'no/list.txt'], 'which is no folder; give the path of the list'),
+])
+def test_bad_options_are_refused_before_reading(options, expected, tmp_path,
+                                                monkeypatch, capsys):
+    """A share of nan kept 22 images instead of 17, --offset 100 wrote
+    labels such as -99, an -o folder or missing folder a traceback."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as error:
+        tool.main([VOC_SAMPLE, '-o', 'list.txt', *options])
+    assert error.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ': error: ' in last and expected in last, last
+    assert not (tmp_path / 'list.txt').exists()
+
+
+def test_a_split_list_not_in_utf8_is_one_error_line(tmp_path):
+    (tmp_path / 'split.txt').write_bytes(b'caf\xe9\n')
+    with pytest.raises(SystemExit) as error:
+        tool.main([
+            str(tmp_path), '-o',
+            str(tmp_path / 'list.txt'), '--split', 'split.txt'
+        ])
+    assert str(error.value) == (
+        f'error: the split list {tmp_path / "split.txt"} is not UTF-8 text '
+        f'(byte 3); save it as UTF-8.')

@@ -22,7 +22,7 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-from groupvit_common.errors import DataFileError
+from groupvit_common.errors import ConfigCheckError, DataFileError
 from tests.conftest import (COCO_SAMPLE, REPO, SMALL_ARCH, VOC_SAMPLE,
                             build_small_segmentor, load_script, run_main,
                             shell_signals)
@@ -609,3 +609,26 @@ def test_a_config_that_does_not_load_is_run_with_nproc(tmp_path, monkeypatch):
     assert len(calls) == 2
     assert '--nproc_per_node=2' in commands[0]
     assert '--launcher' not in commands[1]
+
+
+@pytest.mark.parametrize('under', [False, True])
+def test_an_out_dir_that_is_a_file_is_refused(under, tmp_path):
+    """--out-dir naming a file, or a path under one (a FileExistsError or
+    NotADirectoryError traceback before): one message, the file kept."""
+    suite = load_script(SUITE_PY, 'groupvit_eval_suite')
+    checkpoint = tmp_path / 'weights.pth'
+    checkpoint.write_bytes(b'')
+    (tmp_path / 'notes.md').write_text('mine')
+    out = tmp_path / 'notes.md' / 'x' if under else tmp_path / 'notes.md'
+    with pytest.raises(ConfigCheckError) as error:
+        suite.main([
+            osp.join(REPO, 'configs', 'groupvit_voc.py'), '--checkpoints',
+            str(checkpoint), '--out-dir',
+            str(out)
+        ])
+    where = (f'lies under the file {tmp_path / "notes.md"}'
+             if under else 'is a file')
+    assert str(error.value) == (
+        f'--out-dir {out} {where}, not a folder. Give a folder path (it is '
+        f'created if missing).')
+    assert (tmp_path / 'notes.md').read_text() == 'mine'

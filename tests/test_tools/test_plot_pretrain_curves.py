@@ -43,7 +43,10 @@ def test_no_scalars_is_one_error(tmp_path):
         tool.main([str(tmp_path)])
 
 
-@pytest.mark.parametrize('line', ['{"step": 1, "loss"', '[1, 2]', '{"x": 1}'])
+@pytest.mark.parametrize('line', [
+    '{"step": 1, "loss"', '[1, 2]', '{"x": 1}', '{"step": [1], "loss": 1}',
+    '{"step": "2", "loss": 1}', '{"step": 2, "loss": "abc"}'
+])
 def test_a_damaged_line_is_one_error_line(tmp_path, line):
     folder = tmp_path / '20260101_000000' / 'vis_data'
     folder.mkdir(parents=True)
@@ -54,3 +57,22 @@ def test_a_damaged_line_is_one_error_line(tmp_path, line):
         f'error: {folder / "scalars.json"} line 2 is not a record of '
         f'mmengine\'s scalars (a JSON object with a step); the file was '
         f'damaged or cut: remove that line.')
+
+
+def test_a_file_not_in_utf8_or_an_out_without_folder_is_one_error(tmp_path):
+    """A scalars file of other bytes (a UnicodeDecodeError before), --out
+    in a missing folder (a FileNotFoundError after reading)."""
+    folder = tmp_path / '20260101_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_bytes(b'\xff\xfe')
+    with pytest.raises(SystemExit) as error:
+        tool.main([str(tmp_path), '--out', str(tmp_path / 'curves.png')])
+    assert str(error.value) == (
+        f'error: the scalars file {folder / "scalars.json"} is not UTF-8 '
+        f'text (byte 0); save it as UTF-8.')
+    out = tmp_path / 'no' / 'curves.png'
+    with pytest.raises(SystemExit) as error:
+        tool.main([str(tmp_path), '--out', str(out)])
+    assert str(error.value) == (
+        f'error: --out {out}: no folder {out.parent}; give a path in an '
+        f'existing folder.')

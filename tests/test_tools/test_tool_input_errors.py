@@ -26,6 +26,10 @@ def one_error_line(text, expected):
     ('benchmark.py', ['1', '2', '3'], '--shape takes H or H W'),
     ('get_flops.py', ['448', '448', '448'], '--shape takes H or H W'),
     ('get_flops.py', ['0'], 'positive pixel counts'),
+    ('get_flops.py', ['100000'], '--shape 100000 100000 is more than the '
+     '134,217,728 pixels of an image; give a smaller window.'),
+    ('get_flops.py', ['8'], '--shape 8 8 is smaller than one 16x16 patch of '
+     'the image encoder; give at least --shape 16.'),
 ])
 def test_a_window_shape_is_checked_when_parsed(tool, shape, expected):
     code, _ = run_main(
@@ -289,3 +293,20 @@ def test_label_map_options_of_a_classification_test_are_refused(
         'a classification config (GroupViTClassifier) does not predict: '
         'drop them')
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('atol', ['nan', '-1', 'inf'])
+def test_an_export_tolerance_is_checked_when_parsed(atol, tmp_path, capsys):
+    """--atol nan or -1 ran the whole export, then asked for a bug report
+    because no difference is within it."""
+    tool = load_script(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'))
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([
+            VOC, '--random-weights', '--out',
+            str(tmp_path / 'x'), '--atol', atol
+        ])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith('error: argument --atol: must be a finite number, 0 '
+                        f'or more, got {atol}'), err
+    assert not (tmp_path / 'x').exists()

@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from groupvit_common.errors import exit_on_user_error
 from groupvit_common.tool_options import (add_shape_option, bench_options,
-                                          number_in, weights_label)
+                                          number_in, tolerance, weights_label)
 from groupvit_common.window_grid import window_boxes
 from mmseg_groupvit.models.segmentors.groupvit_encoder_decoder import \
     DEFAULT_WINDOW_BATCH
@@ -232,13 +232,16 @@ def main(argv=None):
         'transformers\' GroupViTModel',
         parents=[bench_options()])
     add = parser.add_argument
-    add('--image-repeat', type=int, default=1, help='rounds per image')
+    add('--image-repeat',
+        type=number_in(int, 1, 10**6, 'must be 1 or more, got {text}'),
+        default=1,
+        help='rounds per image')
     add('--threads',
         type=number_in(int, 1, 4096, 'must be 1 or more, got {text}'),
         default=2,
         help='CPU threads')
     add_shape_option(parser, square=True)
-    add('--atol', type=float, default=1e-4, help='allowed difference')
+    add('--atol', type=tolerance, default=1e-4, help='allowed difference')
     add('--onnx',
         help='also time onnxruntime: an export folder of the same weights, '
         'or "auto" to export into a temporary folder')

@@ -14,7 +14,7 @@ from mmengine.analysis.print_helper import _format_size
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from groupvit_common.errors import exit_on_user_error
+from groupvit_common.errors import ImageSizeError, exit_on_user_error
 from groupvit_common.tool_options import add_cfg_options, add_shape_option
 from mmseg_groupvit.utils.console import quiet_warnings
 
@@ -97,6 +97,12 @@ def main(argv=None):
     shape = args.shape or window_shape(cfg)
     with exit_on_user_error():
         model = build_model(cfg, None, 'cpu', 0)
+        patch = model.image_encoder.patch_size
+        if min(shape) < patch:
+            raise ImageSizeError(
+                f'--shape {shape[0]} {shape[1]} is smaller than one '
+                f'{patch}x{patch} patch of the image encoder; give at least '
+                f'--shape {patch}.')
     flops = segmentor_flops(model, shape)
     params, line = flops['params'], '=' * 30
     print(f'{line}\nCompute type: one {shape[0]}x{shape[1]} window, '

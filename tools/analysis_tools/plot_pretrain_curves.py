@@ -7,7 +7,9 @@ import json
 import os.path as osp
 import sys
 
-from groupvit_common.errors import error_line
+from groupvit_common.checks import is_number
+from groupvit_common.errors import DataFileError, error_line
+from groupvit_common.files import read_text
 
 
 def plot(curves: dict, out: str) -> None:
@@ -39,21 +41,34 @@ def main(argv=None):
         sys.exit(
             error_line(f'no vis_data/scalars.json under {args.work_dir}: give '
                        f'the work dir of a tools/train.py run.'))
+    folder = osp.dirname(osp.abspath(args.out))
+    if not osp.isdir(folder):
+        sys.exit(
+            error_line(f'--out {args.out}: no folder {folder}; give a path '
+                       f'in an existing folder.'))
     for path in files:
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                    record['step']
-                except (ValueError, TypeError, KeyError):
-                    sys.exit(
-                        error_line(f'{path} line {number} is not a record '
-                                   f'of mmengine\'s scalars (a JSON object '
-                                   f'with a step); the file was damaged or '
-                                   f'cut: remove that line.'))
-                for name, value in record.items():
-                    if name == 'mIoU' or name.startswith('loss'):
-                        curves.setdefault(name, {})[record['step']] = value
+        try:
+            lines = read_text(path, what='scalars file').splitlines()
+        except DataFileError as e:
+            sys.exit(error_line(e))
+        for number, line in enumerate(lines, 1):
+            try:  # mmengine writes numbers only
+                record = json.loads(line)
+                values = [record['step']] + [
+                    v for k, v in record.items()
+                    if k == 'mIoU' or k.startswith('loss')
+                ]
+            except (ValueError, TypeError, KeyError, AttributeError):
+                values = [None]
+            if not all(map(is_number, values)):
+                sys.exit(
+                    error_line(f'{path} line {number} is not a record '
+                               f'of mmengine\'s scalars (a JSON object '
+                               f'with a step); the file was damaged or '
+                               f'cut: remove that line.'))
+            for name, value in record.items():
+                if name == 'mIoU' or name.startswith('loss'):
+                    curves.setdefault(name, {})[record['step']] = value
     plot(curves, args.out)
     print(f'wrote {args.out}')
     return curves

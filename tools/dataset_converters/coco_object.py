@@ -2,6 +2,7 @@
 """COCO-Object label maps (0 background, 1..80 the COCO things) from
 COCO-Stuff raw maps or an instances JSON (pycocotools; smaller ones on top)."""
 import argparse
+import contextlib
 import os.path as osp
 import re
 import warnings
@@ -15,7 +16,7 @@ from PIL import Image
 
 from groupvit_common.checks import is_number
 from groupvit_common.errors import exit_on_user_error, first_line, shown
-from groupvit_common.files import MAX_IMAGE_PIXELS, read_json
+from groupvit_common.files import MAX_IMAGE_PIXELS, read_json, read_label_map
 
 #: COCO category ids 1..91 that no thing class has.
 UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)
@@ -43,7 +44,7 @@ RAW_TO_OBJECT[np.array(COCO_THING_IDS) - 1] = np.arange(1, 81)
 def convert_raw_file(in_file, out_dir):
     """Convert one raw PNG (``[H, W]`` category id - 1, or 255) to labels
     0..80; its pixels of unused (background) category ids."""
-    raw = np.asarray(Image.open(in_file))
+    raw = read_label_map(in_file)
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
         raise ValueError(
             f'{in_file}: expected a single-channel integer label map, got '
@@ -74,13 +75,26 @@ def _run(func, tasks, nproc):
     return track_progress(func, tasks)
 
 
+@contextlib.contextmanager
+def _reading(ann, image):
+    """Name the annotation and its image when reading it fails."""
+    try:
+        yield
+    except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
+        raise ValueError(
+            f'Annotation {shown(ann.get("id"))} of image '
+            f'{image["file_name"]!r} ({image["width"]}x{image["height"]}) '
+            f'cannot be read ({first_line(e)}); pass an instances_*.json '
+            f'file.') from None
+
+
 def convert_instance_image(task, out_dir):
     """Write the label map of one ``(image entry, annotations)``, the larger
-    ``area`` painted first."""
+    ``area`` painted first, each mask decoded when it is painted."""
     from pycocotools import mask as mask_utils
     image, annotations = task
     height, width = image['height'], image['width']
-    masks, areas = [], []
+    rles = []  # (-area, RLE, annotation): one mask decoded at a time
     for ann in annotations:
         if ann['category_id'] not in LABEL_OF:
             raise ValueError(
@@ -89,28 +103,24 @@ def convert_instance_image(task, out_dir):
                 f'thing ids. Pass an instances_*.json file (not panoptic or '
                 f'stuff annotations).')
         segm = ann['segmentation']
-        try:
+        with _reading(ann, image):
             if isinstance(segm, list):  # polygons: one RLE per part, merged
                 segm = mask_utils.merge(
                     mask_utils.frPyObjects(segm, height, width))
             elif isinstance(segm.get('counts'), list):  # uncompressed RLE
                 segm = mask_utils.frPyObjects(segm, height, width)
-            mask = mask_utils.decode(segm).astype(bool)
-            if mask.shape != (height, width):
-                raise ValueError('its mask is {1}x{0}'.format(*mask.shape))
-            area = ann['area'] if 'area' in ann else int(mask.sum())
+            if list(segm['size']) != [height, width]:
+                raise ValueError('its mask is {1}x{0}'.format(*segm['size']))
+            area = ann['area'] if 'area' in ann else int(mask_utils.area(segm))
             if not is_number(area):
                 raise ValueError(f'its area is {shown(area)}, not a number')
-        except Exception as e:  # noqa: B902 (pycocotools: Exception, ...)
-            raise ValueError(
-                f'Annotation {shown(ann.get("id"))} of image '
-                f'{image["file_name"]!r} ({width}x{height}) cannot be read '
-                f'({first_line(e)}); pass an instances_*.json file.') from None
-        masks.append(mask)
-        areas.append(area)
+        rles.append((-area, segm, ann))
     labels = np.zeros((height, width), dtype=np.uint8)
-    for index in sorted(range(len(masks)), key=lambda i: -areas[i]):
-        labels[masks[index]] = LABEL_OF[annotations[index]['category_id']]
+    for _, segm, ann in sorted(rles, key=lambda rle: rle[0]):
+        with _reading(ann, image):  # 0 and 1 as uint8, viewed as bool
+            mask = mask_utils.decode(segm).view(bool)
+        labels[mask] = LABEL_OF[ann['category_id']]
+        mask = None  # freed before the next is decoded
     Image.fromarray(labels).save(
         osp.join(out_dir, label_map_name(image['file_name'])))
 

@@ -8,11 +8,12 @@ import sys
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from groupvit_common.errors import (DataFileError, error_line,
                                     exit_on_user_error)
-from groupvit_common.files import check_image, check_label_channels
+from groupvit_common.files import (check_label_channels, read_label_map,
+                                   read_text)
+from groupvit_common.tool_options import number_in
 
 
 def dominant_class(labels: np.ndarray,
@@ -42,15 +43,41 @@ def main(argv=None):
     parser.add_argument('--seg-dir', default='SegmentationClass')
     parser.add_argument('--seg-suffix', default='.png')
     parser.add_argument('--ignore', type=int, nargs='+', default=[0, 255])
-    parser.add_argument('--offset', type=int, default=1)
-    parser.add_argument('--min-object', type=float, default=0.05)
-    parser.add_argument('--min-share', type=float, default=0.75)
+    parser.add_argument(
+        '--offset',
+        type=int,
+        default=1,
+        help='subtracted from a class value to give its label (default 1: '
+        'VOC\'s class 1 is label 0)')
+    share = number_in(float, 0, 1, 'must be a share in [0, 1], got {text}')
+    parser.add_argument(
+        '--min-object',
+        type=share,
+        default=0.05,
+        help='least share of the image the counted pixels cover')
+    parser.add_argument(
+        '--min-share',
+        type=share,
+        default=0.75,
+        help='least share of the counted pixels the class covers')
     args = parser.parse_args(argv)
+    low = min(set(range(256)) - set(args.ignore), default=args.offset)
+    if args.offset > low:
+        parser.error(f'--offset {args.offset} would give class {low} the '
+                     f'label {low - args.offset}; give 0 to {low}, the '
+                     f'lowest class value not in --ignore.')
+    folder = osp.dirname(osp.abspath(args.out))
+    if osp.isdir(args.out) or not osp.isdir(folder):
+        problem = 'is a folder' if osp.isdir(
+            args.out) else (f'is in {folder}, which is no folder')
+        parser.error(f'-o {args.out} {problem}; give the path of the list '
+                     f'to write, in an existing folder.')
     split = osp.join(args.root, args.split)
     if not osp.isfile(split):
         sys.exit(error_line(f'split list not found: {split}'))
-    with open(split) as f:
-        names = [line.strip() for line in f if line.strip()]
+    with exit_on_user_error():
+        lines = read_text(split, what='split list').splitlines()
+    names = [line.strip() for line in lines if line.strip()]
     lines = []
     for name in names:
         seg = osp.join(args.root, args.seg_dir, name + args.seg_suffix)
@@ -59,14 +86,7 @@ def main(argv=None):
                 raise DataFileError(
                     f'label map not found: {seg} (its name is in the split '
                     f'list); check --seg-dir and --seg-suffix.')
-            check_image(seg, f'label map {seg}')
-            try:
-                with Image.open(seg) as picture:
-                    labels = np.array(picture)
-            except (OSError, ValueError) as e:
-                raise DataFileError(
-                    f'cannot decode the label map {seg} ({e}); it is '
-                    f'damaged: copy it again.') from None
+            labels = read_label_map(seg)
             check_label_channels(labels, seg)
         found = dominant_class(labels, args.ignore, args.min_object,
                                args.min_share)

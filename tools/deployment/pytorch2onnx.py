@@ -10,7 +10,7 @@ import warnings
 from groupvit_common.errors import (ExportCheckError, error_line,
                                     exit_on_user_error)
 from groupvit_common.tool_options import (CHECKPOINT_HELP, RANDOM_BANNER,
-                                          check_paths, text_options,
+                                          check_paths, text_options, tolerance,
                                           weight_options, weights_label)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -32,7 +32,7 @@ def parse_args(argv=None):
         default=osp.join(REPO, 'samples', 'images', 'groupvit_demo_voc.jpg'),
         help='photo whose first window is compared with PyTorch')
     add('--atol',
-        type=float,
+        type=tolerance,
         default=1e-4,
         help='largest allowed difference from PyTorch (default 1e-4)')
     return parser.parse_args(argv)
