@@ -90,12 +90,13 @@ def check_topk(value: Any,
     return tuple(int(k) for k in ks)
 
 
-#: Rules of constructor arguments by name (``*``: any prefix): what a value
-#: must be, a finite number that the test takes.
+#: Rules of number arguments of constructors by name (``*``: any prefix;
+#: one whose default is a bool is a flag): what a value must be, a finite
+#: number that the test takes.
 NUMBER_ARGUMENTS = {
     '*temperature': ('a positive finite number', lambda v: v > 0),
     'gumbel_tau': ('a positive finite number', lambda v: v > 0),
-    '*loss_weight': ('a finite number, 0 or more', lambda v: v >= 0),
+    '*loss_weight': ('a finite number', lambda v: True),
     'drop_path_rate': ('a number in [0, 1) (the probability of dropping a '
                        'block)', lambda v: 0 <= v < 1),
 }
@@ -109,8 +110,8 @@ def check_arguments(given: dict, arguments: dict, key: str) -> None:
     for name, value in given.items():
         rule = next((rule for pattern, rule in NUMBER_ARGUMENTS.items()
                      if fnmatchcase(str(name), pattern)), None)
-        if rule is not None and name in arguments:
-            default = arguments[name]
+        default = arguments.get(name, False)
+        if rule is not None and not isinstance(default, bool):
             fix = f'The default is {default!r}.' if is_number(
                 default) and rule[1](default) else ''
             check_number(value, f'{key}.{name}', rule[0], rule[1], fix)
@@ -465,7 +466,7 @@ def check_config(cfg: dict,
         if isinstance(cfg.get(key), dict):
             check_dataloader(cfg[key], key)
     present, lr = _lookup(cfg, 'optim_wrapper.optimizer.lr')
-    if train and present:
+    if train and present and lr is not None:  # None: Adafactor's own
         check_number(
             lr, 'optim_wrapper.optimizer.lr', 'a finite number, 0 or more',
             lambda v: v >= 0, 'Set the learning rate with --cfg-options '

@@ -53,9 +53,10 @@ def _pillow_mode(content: bytes) -> str:
     it)."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            # Older Pillow opens a 16-bit gray PNG as 32-bit 'I'.
-            png_16 = img.mode == 'I' and img.format == 'PNG'
-            return 'I;16' if png_16 else img.mode
+            # Pillow may open 16-bit gray as 32-bit 'I'; PNG and Netpbm
+            # hold 16 bits a sample at most.
+            gray_16 = img.mode == 'I' and img.format in ('PNG', 'PPM')
+            return 'I;16' if gray_16 else img.mode
     except Exception:  # not an image
         return ''
 
@@ -138,8 +139,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         mode = _pillow_mode(content)
         if mode in ('I', 'F'):
             return self._fail(
-                results, f'it is a {mode} (32-bit or float) image, which both '
-                f'decoders clip',
+                results, f'its pixels are 32-bit integers or floats (mode '
+                f'{mode}), which both decoders clip',
                 'Convert it to 8-bit RGB first, or remove it '
                 'from the split file.')
         backend = self.imdecode_backend

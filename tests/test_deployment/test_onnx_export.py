@@ -236,7 +236,7 @@ def test_tool_bad_input_gives_one_error_line(case, exported, tmp_path, capsys):
         vocab='empty class name',
         empty='the file is empty',
         truncated='truncated or corrupt',
-        float='(32-bit or float) image')[case]
+        float='32-bit integers or floats')[case]
     assert expected in message
     assert not (tmp_path / 'out').exists()
 

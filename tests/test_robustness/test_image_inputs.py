@@ -226,6 +226,20 @@ def test_32_bit_and_float_pixels_are_refused(tmp_path, mode, backend):
     with pytest.raises(ImageLoadError) as info:
         load(path, imdecode_backend=backend)
     assert str(info.value) == (
-        f'Cannot load image {path}: it is a {mode} (32-bit or float) image, '
-        f'which both decoders clip. Convert it to 8-bit RGB first, or remove '
-        f'it from the split file.')
+        f'Cannot load image {path}: its pixels are 32-bit integers or floats '
+        f'(mode {mode}), which both decoders clip. Convert it to 8-bit RGB '
+        f'first, or remove it from the split file.')
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_16_bit_netpbm_loads_as_the_png_of_its_pixels(tmp_path, backend):
+    """Pillow opens 16-bit gray PGM as 32-bit 'I': it holds 16 bits a
+    sample, so it loads as the 16-bit PNG of the same pixels does."""
+    gray = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    for ext in ('pgm', 'png'):
+        assert cv2.imwrite(str(tmp_path / f'g.{ext}'), gray)
+    assert Image.open(tmp_path / 'g.pgm').mode.startswith('I')
+    pgm = load(tmp_path / 'g.pgm', imdecode_backend=backend)['img']
+    png = load(tmp_path / 'g.png', imdecode_backend=backend)['img']
+    assert np.array_equal(pgm, png)
+    assert png.max() > 200  # not clipped at 255 from 16 bits

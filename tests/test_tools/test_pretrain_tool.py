@@ -269,7 +269,7 @@ def test_a_length_the_loop_does_not_count_is_one_line(tmp_path, config, option,
     ('model.contrast_temperature=0', 'a positive finite number'),
     ('model.contrast_temperature=-1', 'a positive finite number'),
     ('model.contrast_temperature=nan', 'a positive finite number'),
-    ('model.multi_label_loss_weight=nan', 'a finite number, 0 or more'),
+    ('model.multi_label_loss_weight=nan', 'a finite number, got nan'),
     ('model.image_encoder.gumbel_tau=0', 'a positive finite number'),
     ('model.image_encoder.gumbel_tau=nan', 'a positive finite number'),
     ('model.image_encoder.drop_path_rate=1.5', 'a number in [0, 1)'),
@@ -430,3 +430,19 @@ def test_a_step_of_mmpretrain_is_refused_only_by_a_run_that_builds_it(
         "transforms fails (No module named 'torchvision'). Install "
         'torchvision.')
     assert not work_dir.exists()
+
+
+def test_flags_negative_weights_and_adafactor_lr_are_taken():
+    """The rules by argument name check numbers: ``share_temperature`` is a
+    flag (its default is a bool), a negative loss weight is a choice
+    (gradient reversal), and ``lr=None`` is Adafactor's relative step."""
+    from mmseg_groupvit.utils.config_file import read_config
+    cfg = read_config(
+        SMOKE, {
+            'model.share_temperature': True,
+            'model.multi_label_loss_weight': -0.5,
+            'optim_wrapper.optimizer.lr': None
+        },
+        test=False,
+        train=True)
+    assert cfg.model.share_temperature is True
