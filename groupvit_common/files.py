@@ -188,6 +188,16 @@ def check_image(
     return width, height
 
 
+def image_mode(picture) -> str:
+    """The mode of an open Pillow ``picture``, the one rule of which pixels
+    load: ``'I;16'`` for 16-bit gray, which Pillow may open as 32-bit
+    ``'I'`` (PNG and Netpbm hold 16 bits a sample at most), so that ``'I'``
+    and ``'F'`` are 32-bit integers and floats, which decoders clip."""
+    if picture.mode == 'I' and picture.format in ('PNG', 'PPM'):
+        return 'I;16'
+    return picture.mode
+
+
 def read_label_map(path: str):
     """The pixels of a label map file (an array), its header first checked
     by :func:`check_image`; a file that does not decode is a

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from groupvit_common.errors import ImageLoadError, ImageSizeError
 from groupvit_common.files import (MAX_IMAGE_BYTES, check_image,
-                                   check_label_channels, file_kind)
+                                   check_label_channels, file_kind, image_mode)
 
 _warned_exif = False
 
@@ -53,10 +53,7 @@ def _pillow_mode(content: bytes) -> str:
     it)."""
     try:
         with Image.open(io.BytesIO(content)) as img:
-            # Pillow may open 16-bit gray as 32-bit 'I'; PNG and Netpbm
-            # hold 16 bits a sample at most.
-            gray_16 = img.mode == 'I' and img.format in ('PNG', 'PPM')
-            return 'I;16' if gray_16 else img.mode
+            return image_mode(img)
     except Exception:  # not an image
         return ''
 

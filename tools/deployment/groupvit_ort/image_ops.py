@@ -9,12 +9,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from groupvit_common.errors import ImageLoadError
-from groupvit_common.files import check_image, file_kind
+from groupvit_common.files import check_image, file_kind, image_mode
 
 #: OpenCV's fixed-point weights: 11 bits.
 _COEF_SCALE = 1 << 11
-#: Pillow's modes of 16-bit grey images.
-_GREY_16 = ('I;16', 'I;16B', 'I;16L')
 
 
 class UnreadableImage(ValueError):
@@ -35,18 +33,16 @@ def read_rgb(path: str) -> np.ndarray:
         raise UnreadableImage(str(e)) from None
     try:
         with Image.open(path) as picture:
-            # Older Pillow opens a 16-bit grey PNG as 32-bit 'I'.
-            grey_16 = picture.mode in _GREY_16 or (picture.mode == 'I'
-                                                   and picture.format == 'PNG')
+            mode = image_mode(picture)
             picture = ImageOps.exif_transpose(picture)
-            if grey_16:
+            if mode.startswith('I;16'):
                 # OpenCV's IMREAD_COLOR keeps the high byte of each level.
                 grey = np.asarray(picture).astype(np.uint32) >> 8
                 rgb = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
-            elif picture.mode in ('I', 'F'):
+            elif mode in ('I', 'F'):
                 raise UnreadableImage(
-                    f'{path} is a {picture.mode} (32-bit or float) image; '
-                    f'convert it to 8-bit RGB first.')
+                    f'{path}: its pixels are 32-bit integers or floats (mode '
+                    f'{mode}); convert it to 8-bit RGB first.')
             elif picture.mode == 'CMYK':
                 # OpenCV's formula (Pillow's is one level off).
                 raw = 255 - np.asarray(picture).astype(np.int32)
